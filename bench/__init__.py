@@ -1,0 +1,1 @@
+"""Benchmark cases run by `nbtrade bench` (installed as nbtrade.benchsuite)."""

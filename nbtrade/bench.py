@@ -1,0 +1,147 @@
+"""Benchmark harness behind ``nbtrade bench``: ratios against baselines, medians, one run.
+
+A suite is a module in ``bench/`` (installed as ``nbtrade.benchsuite``) holding
+``CASES``, a list of :class:`Case`. Each case builds, from a seeded setup, the
+nbtrade callable and its baselines (TA-Lib, bottleneck, pandas, numpy, a bare
+loop...). The harness checks that outputs agree, times the first call of the
+nbtrade callable apart (compilation or cache load), then reports the median of
+``repeat`` timed runs as ns per unit and as a ratio to nbtrade. Absolute times
+swing on shared machines; ratios from one run are what to read.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any, Callable
+
+SUITES = {
+    "kernels": ["bench_indicators", "bench_rolling"],
+    "engine": ["bench_engine"],
+    "data": ["bench_data"],
+    "ml": ["bench_ml"],
+}
+
+
+@dataclass
+class Case:
+    """One benchmark: ``setup(n)`` returns ``{impl_name: zero-arg callable}``.
+
+    The key ``"nbtrade"`` is the subject; every other key is a baseline.
+    ``check(a, b)`` compares a baseline's output with nbtrade's (skipped when None).
+    ``target`` documents the goal as text, e.g. ``"<= 1.0x talib"``.
+    """
+
+    name: str
+    setup: Callable[[int], dict[str, Callable[[], Any]]]
+    unit: str = "value"
+    units: Callable[[int], int] = lambda n: n
+    check: Callable[[Any, Any], None] | None = None
+    target: str = ""
+
+
+@dataclass
+class Timing:
+    impl: str
+    first_s: float
+    median_s: float
+    runs: list[float] = field(default_factory=list)
+
+
+def time_callable(fn: Callable[[], Any], repeat: int) -> Timing:
+    """First call timed apart, then the median of ``repeat`` calls."""
+    gc.collect()
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    runs = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t0)
+    return Timing("", first, statistics.median(runs), runs)
+
+
+def run_case(case: Case, n: int, repeat: int) -> dict[str, Any]:
+    impls = case.setup(n)
+    if "nbtrade" not in impls:
+        raise ValueError(f"bench case {case.name} has no 'nbtrade' implementation")
+    results: dict[str, Any] = {}
+    reference = None
+    if case.check is not None:
+        reference = impls["nbtrade"]()
+        for name, fn in impls.items():
+            if name != "nbtrade":
+                case.check(reference, fn())
+    timings = {}
+    for name, fn in impls.items():
+        timing = time_callable(fn, repeat)
+        timing.impl = name
+        timings[name] = timing
+    units = case.units(n)
+    base = timings["nbtrade"].median_s
+    for name, timing in timings.items():
+        results[name] = {
+            "median_s": timing.median_s,
+            "first_s": timing.first_s,
+            "ns_per_unit": timing.median_s / units * 1e9,
+            "ratio": timing.median_s / base if base > 0 else float("nan"),
+        }
+    return {"case": case.name, "n": n, "unit": case.unit, "units": units, "target": case.target,
+            "impls": results}
+
+
+def load_cases(suite: str) -> list[Case]:
+    names = [m for s in SUITES for m in SUITES[s]] if suite == "all" else SUITES[suite]
+    cases: list[Case] = []
+    for module in names:
+        try:
+            mod = import_module(f"nbtrade.benchsuite.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.endswith(module):
+                continue  # suite not written yet
+            raise
+        cases.extend(mod.CASES)
+    return cases
+
+
+def render(rows: list[dict[str, Any]], title: str) -> None:
+    """Print results as a rich table: one row per implementation, ratio to nbtrade."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for col in ("case", "impl", "median", "ns/unit", "x nbtrade", "first call", "target"):
+        table.add_column(col, justify="right" if col not in ("case", "impl", "target") else "left")
+    for row in rows:
+        first = True
+        for impl, r in sorted(row["impls"].items(), key=lambda kv: (kv[0] != "nbtrade", kv[1]["median_s"])):
+            table.add_row(
+                row["case"] if first else "", impl, f"{r['median_s'] * 1e3:.2f} ms",
+                f"{r['ns_per_unit']:.2f}", f"{r['ratio']:.2f}", f"{r['first_s'] * 1e3:.1f} ms",
+                row["target"] if first else "",
+            )
+            first = False
+        table.add_section()
+    Console().print(table)
+
+
+def run_bench(suite: str = "kernels", n: int | None = None, repeat: int = 5, quick: bool = False,
+              json_path: str | None = None, only: str | None = None) -> int:
+    """Run a suite, print the table, optionally write JSON. Returns a process exit code."""
+    if n is None:
+        n = 1_000_000 if quick else 10_000_000
+    repeat = max(1, min(repeat, 3) if quick else repeat)
+    cases = [c for c in load_cases(suite) if only is None or only in c.name]
+    if not cases:
+        print(f"no bench cases for suite {suite!r}" + (f" matching {only!r}" if only else ""))
+        return 1
+    rows = [run_case(case, n, repeat) for case in cases]
+    render(rows, f"nbtrade bench {suite}: n={n:,}, median of {repeat} (ratio = time / nbtrade's time)")
+    if json_path:
+        with open(json_path, "w") as fh:
+            json.dump({"suite": suite, "n": n, "repeat": repeat, "rows": rows}, fh, indent=1)
+    return 0
