@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from nbtrade.synthetic import grid, market
+from nbtrade.timeframes import index_to_ms, timeframe_ms
 
 
 def _digest(df: pd.DataFrame) -> str:
@@ -34,8 +35,7 @@ def test_bars_are_valid_and_on_grid(timeframe):
     assert np.all(v >= 0) and np.all(l > 0)
     assert np.isfinite(df.to_numpy()).all()
     assert str(df.index.tz) == "UTC" and df.index.name == "time"
-    step = pd.Timedelta(timeframe.replace("m", "min"))
-    assert (df.index.asi8 % step.value == 0).all()
+    assert (index_to_ms(df.index) % timeframe_ms(timeframe) == 0).all()
     assert df.index.is_monotonic_increasing and df.index.is_unique
 
 
