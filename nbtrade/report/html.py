@@ -1,0 +1,187 @@
+"""The self-contained HTML report: charts inline as SVG, no scripts, no network.
+
+``write_report`` takes plain pandas objects (what a backtest ``Result`` and a
+walk-forward run hold), so any stage can be reported on its own.
+"""
+from __future__ import annotations
+
+import html
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from . import svg
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f8fafc;color:#0f172a}
+header{background:#0f172a;color:#f8fafc;padding:18px 28px}header h1{margin:0;font-size:22px}
+header p{margin:4px 0 0;color:#cbd5e1;font-size:13px}
+main{max-width:1100px;margin:0 auto;padding:18px 28px}
+section{background:#fff;border:1px solid #e2e8f0;border-radius:8px;padding:14px 18px;margin:14px 0}
+h2{font-size:16px;margin:0 0 10px}
+table{border-collapse:collapse;font-size:13px;width:100%}
+th,td{padding:4px 8px;border-bottom:1px solid #f1f5f9;text-align:right}
+th:first-child,td:first-child{text-align:left}
+.grid{stroke:#e2e8f0;stroke-width:1}.tick{font-size:11px;fill:#64748b}.legend{font-size:12px;fill:#0f172a}
+.cell{font-size:10px;fill:#0f172a}.boxes{display:grid;grid-template-columns:1fr 1fr;gap:14px}
+.kv td{text-align:left}.kv td:first-child{color:#475569;width:40%}
+.pos{color:#15803d}.neg{color:#b91c1c}.scroll{max-height:420px;overflow:auto}
+"""
+
+
+def _t_ns(index: pd.Index) -> np.ndarray:
+    idx = pd.DatetimeIndex(index)
+    if idx.tz is not None:
+        idx = idx.tz_convert("UTC").tz_localize(None)
+    return idx.values.astype("datetime64[ns]").astype(np.int64)
+
+
+def _kv_table(items: Mapping[str, Any]) -> str:
+    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_fmt_value(v))}</td></tr>"
+                   for k, v in items.items())
+    return f'<table class="kv">{rows}</table>'
+
+
+def _fmt_value(v: Any) -> str:
+    if isinstance(v, (float, np.floating)):
+        return "nan" if not np.isfinite(v) else f"{v:,.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
+    if isinstance(v, pd.Timedelta):
+        return str(v).replace(" days ", "d ").replace(" days", "d")
+    if isinstance(v, (list, tuple)):
+        return ", ".join(map(str, v))
+    return str(v)
+
+
+def _frame_table(df: pd.DataFrame, max_rows: int = 500) -> str:
+    shown = df.head(max_rows)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in [shown.index.name or ""] + list(shown.columns))
+    signed = [any(k in str(c).lower() for k in ("pnl", "return", "[%]", "value")) for c in shown.columns]
+    body = []
+    for idx, row in shown.iterrows():
+        cells = [f"<td>{html.escape(_fmt_value(idx))}</td>"]
+        for v, colour in zip(row, signed):
+            cls = ""
+            if colour and isinstance(v, (float, np.floating)) and np.isfinite(v):
+                cls = ' class="pos"' if v > 0 else ' class="neg"' if v < 0 else ""
+            cells.append(f"<td{cls}>{html.escape(_fmt_value(v))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    more = f"<p>{len(df) - max_rows:,} more rows not shown.</p>" if len(df) > max_rows else ""
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>{more}'
+
+
+def monthly_returns(equity: pd.Series) -> pd.DataFrame:
+    """Compounded return per calendar month [%], years as rows and months as columns."""
+    eq = equity.dropna()
+    if eq.empty:
+        return pd.DataFrame()
+    idx = pd.DatetimeIndex(eq.index)
+    month_end = eq.groupby([idx.year, idx.month]).last()
+    prev = month_end.shift(1)
+    prev.iloc[0] = eq.iloc[0]
+    rets = (month_end / prev - 1.0) * 100.0
+    table = rets.unstack()
+    table.index.name, table.columns.name = "year", "month"
+    return table.reindex(columns=range(1, 13))
+
+
+def drawdown(equity: pd.Series) -> pd.Series:
+    """Drawdown from the running peak [%] (<= 0)."""
+    return (equity / equity.cummax() - 1.0) * 100.0
+
+
+def _section(title: str, body: str) -> str:
+    return f"<section><h2>{html.escape(title)}</h2>{body}</section>"
+
+
+def render_html(equity: pd.Series, *, title: str = "nbtrade report", benchmarks: Mapping[str, pd.Series] | None = None,
+                stats: pd.Series | pd.DataFrame | None = None, trades: pd.DataFrame | None = None,
+                price: pd.Series | None = None, exposure: pd.Series | None = None,
+                importances: pd.Series | None = None, folds: pd.DataFrame | None = None,
+                assumptions: Mapping[str, Any] | None = None, reproducibility: Mapping[str, Any] | None = None,
+                monitor: list[dict[str, Any]] | None = None) -> str:
+    """Build the report page as a string. See :func:`write_report`."""
+    parts = []
+    t = _t_ns(equity.index)
+    lines = {"strategy": equity.to_numpy(float)}
+    for name, bench in (benchmarks or {}).items():
+        lines[name] = bench.reindex(equity.index).to_numpy(float)
+    parts.append(_section("Equity", svg.line_chart(t, lines, "equity curve")))
+    parts.append(_section("Drawdown [%]", svg.line_chart(t, {"drawdown": drawdown(equity).to_numpy(float)},
+                                                        "drawdown", fill_zero=True)))
+    if exposure is not None:
+        parts.append(_section("Exposure [% of equity]", svg.line_chart(
+            _t_ns(exposure.index), {"exposure": exposure.to_numpy(float)}, "exposure", fill_zero=True)))
+    if price is not None:
+        markers = []
+        if trades is not None and len(trades) and {"entry_time", "exit_time"} <= set(trades.columns):
+            ent = trades.dropna(subset=["entry_time"])
+            ext = trades.dropna(subset=["exit_time"])
+            markers = [("entry", _t_ns(ent["entry_time"]), ent["entry_price"].to_numpy(float), "^"),
+                       ("exit", _t_ns(ext["exit_time"]), ext["exit_price"].to_numpy(float), "v")]
+        parts.append(_section(f"Price and trades: {price.name or ''}", svg.line_chart(
+            _t_ns(price.index), {str(price.name or "price"): price.to_numpy(float)}, "price", markers=markers)))
+    monthly = monthly_returns(equity)
+    if not monthly.empty:
+        cols = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        parts.append(_section("Monthly returns [%]", svg.heatmap([str(y) for y in monthly.index], cols,
+                                                                  monthly.to_numpy(float), "monthly returns")))
+    if stats is not None:
+        table = stats.to_frame("value") if isinstance(stats, pd.Series) else stats
+        parts.append(_section("Statistics", _frame_table(table)))
+    if importances is not None and len(importances):
+        top = importances.sort_values(ascending=False).head(30)
+        parts.append(_section("Feature importances", svg.bar_chart(list(map(str, top.index)), top.to_numpy(float),
+                                                                   "feature importances", y_fmt=lambda v: f"{v:.3f}")))
+    if folds is not None and len(folds):
+        score_col = next((c for c in ("score", "accuracy") if c in folds.columns), None)
+        if score_col:
+            parts.append(_section("Walk-forward fold scores", svg.bar_chart(
+                [str(i) for i in folds.index], folds[score_col].to_numpy(float), "fold scores",
+                y_fmt=lambda v: f"{v:.2f}")))
+        parts.append(_section("Walk-forward folds", _frame_table(folds)))
+    if trades is not None:
+        parts.append(_section(f"Trades ({len(trades):,})", _frame_table(trades)))
+    boxes = []
+    if assumptions:
+        boxes.append(_section("Assumptions", _kv_table(assumptions)))
+    repro = dict(reproducibility or {})
+    repro.setdefault("generated", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
+    boxes.append(_section("Reproducibility", _kv_table(repro)))
+    parts.append(f'<div class="boxes">{"".join(boxes)}</div>')
+    if monitor:
+        mon = pd.DataFrame(monitor).set_index("stage")
+        keep = [c for c in ("calls", "wall_s", "share", "cpu_s", "p95_s", "peak_delta_bytes") if c in mon.columns]
+        parts.append(_section("Performance monitor", _frame_table(mon[keep])))
+    span = f"{equity.index[0]} → {equity.index[-1]}" if len(equity) else "empty"
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{_CSS}</style></head>'
+            f'<body><header><h1>{html.escape(title)}</h1><p>{html.escape(span)}</p></header>'
+            f'<main>{"".join(parts)}</main></body></html>')
+
+
+def write_report(path: str, equity: pd.Series, **kwargs: Any) -> str:
+    """Write a self-contained HTML report and return its path.
+
+    Parameters
+    ----------
+    equity : pd.Series
+        Portfolio value over time (DatetimeIndex).
+    benchmarks : dict of name -> Series, optional
+        Other equity curves (e.g. buy-and-hold), reindexed to ``equity``.
+    stats, trades, price, exposure, importances, folds : optional
+        Statistics (Series or DataFrame with one column per strategy), the
+        trades table (``entry_time, entry_price, exit_time, exit_price`` columns
+        give markers on ``price``), exposure [%], feature importances and
+        walk-forward fold scores.
+    assumptions, reproducibility : dict, optional
+        Fill timing, fees, slippage, intrabar rule, data gaps met; seed,
+        package versions, data hash, command.
+    monitor : list of dict, optional
+        ``Monitor.summary()`` rows.
+    """
+    text = render_html(equity, **kwargs)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return path
