@@ -1,0 +1,377 @@
+"""Moving averages with TA-Lib's conventions: SMA, EMA, WMA, DEMA, TEMA, KAMA.
+
+Contract (see ``kernels/__init__.py``): time on axis 0; ``*_1d_nb`` take
+``(n,)`` float64 arrays, ``*_nb`` take ``(n, n_cols)`` arrays (C or F order)
+and run columns in parallel; results go into a caller-supplied ``out``.
+
+NaN policy, shared by every kernel here and in ``oscillators.py``: a NaN input
+*restarts* the indicator. The output is NaN at the NaN bar and through a fresh
+warm-up after it, exactly as if the series began right after the NaN. Leading
+NaNs are therefore skipped like TA-Lib does, and an inner NaN never poisons the
+rest of the series. For windowed indicators this is the same as "NaN while the
+NaN is inside the window".
+
+Every kernel is one pass over the data; recursive cascades (DEMA, TEMA) keep
+their intermediate EMAs in registers instead of arrays.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ._jit import jit, pjit
+
+NAN = np.nan
+
+
+@jit
+def copy_1d_nb(x, out):
+    """``out[:] = x``: the period-1 case of WMA and KAMA (TA-Lib returns the input)."""
+    for i in range(x.shape[0]):
+        out[i] = x[i]
+    return out
+
+
+# --------------------------------------------------------------------- SMA
+@jit
+def sma_1d_nb(x, timeperiod, out):
+    """Simple moving average: ``mean(x[t-timeperiod+1 : t+1])``; TA-Lib ``SMA``.
+
+    Warm-up ``timeperiod - 1`` NaNs (after the first valid bar). Equals
+    ``pd.Series(x).rolling(timeperiod).mean()`` on NaN-free input.
+    """
+    n = x.shape[0]
+    p = timeperiod
+    i = 0
+    while i < n:
+        if x[i] != x[i]:
+            out[i] = NAN
+            i += 1
+            continue
+        start = i
+        total = 0.0
+        while i < n and i < start + p - 1:
+            v = x[i]
+            if v != v:
+                break
+            total += v
+            out[i] = NAN
+            i += 1
+        if i < start + p - 1:
+            continue
+        while i < n:
+            v = x[i]
+            if v != v:
+                break
+            total += v
+            out[i] = total / p
+            total -= x[i - p + 1]
+            i += 1
+    return out
+
+
+@pjit
+def sma_nb(x, timeperiod, out):
+    """2-D :func:`sma_1d_nb`, columns in parallel."""
+    for j in prange(x.shape[1]):
+        sma_1d_nb(x[:, j], timeperiod, out[:, j])
+    return out
+
+
+# --------------------------------------------------------------------- EMA
+@jit
+def ema_1d_nb(x, timeperiod, seed_first, out):
+    """Exponential moving average, ``k = 2 / (timeperiod + 1)``; TA-Lib ``EMA``.
+
+    ``e_t = e_{t-1} + k * (x_t - e_{t-1})``. With ``seed_first=False`` (TA-Lib)
+    the first value is the SMA of the first ``timeperiod`` bars (warm-up
+    ``timeperiod - 1``); with ``seed_first=True`` it is the first bar (warm-up 0),
+    which equals pandas ``ewm(span=timeperiod, adjust=False).mean()``.
+    """
+    n = x.shape[0]
+    p = timeperiod
+    k = 2.0 / (p + 1)
+    i = 0
+    while i < n:
+        if x[i] != x[i]:
+            out[i] = NAN
+            i += 1
+            continue
+        start = i
+        if seed_first:
+            m = x[i]
+            out[i] = m
+            i += 1
+        else:
+            total = 0.0
+            while i < n and i < start + p:
+                v = x[i]
+                if v != v:
+                    break
+                total += v
+                out[i] = NAN
+                i += 1
+            if i < start + p:
+                continue
+            m = total / p
+            out[i - 1] = m
+        while i < n:
+            v = x[i]
+            if v != v:
+                break
+            m = (v - m) * k + m
+            out[i] = m
+            i += 1
+    return out
+
+
+@pjit
+def ema_nb(x, timeperiod, seed_first, out):
+    """2-D :func:`ema_1d_nb`, columns in parallel."""
+    for j in prange(x.shape[1]):
+        ema_1d_nb(x[:, j], timeperiod, seed_first, out[:, j])
+    return out
+
+
+# --------------------------------------------------------------------- WMA
+@jit
+def wma_1d_nb(x, timeperiod, out):
+    """Linearly weighted moving average (weights 1..timeperiod, newest heaviest); TA-Lib ``WMA``.
+
+    O(1) per bar: keeps the weighted sum and the plain window sum. Warm-up
+    ``timeperiod - 1``.
+    """
+    n = x.shape[0]
+    p = timeperiod
+    if p == 1:
+        return copy_1d_nb(x, out)
+    divider = p * (p + 1) / 2.0
+    i = 0
+    while i < n:
+        if x[i] != x[i]:
+            out[i] = NAN
+            i += 1
+            continue
+        start = i
+        wsum = 0.0
+        psum = 0.0
+        while i < n and i < start + p - 1:
+            v = x[i]
+            if v != v:
+                break
+            psum += v
+            wsum += v * (i - start + 1)
+            out[i] = NAN
+            i += 1
+        if i < start + p - 1:
+            continue
+        trailing = 0.0
+        while i < n:
+            v = x[i]
+            if v != v:
+                break
+            psum += v
+            psum -= trailing
+            wsum += v * p
+            trailing = x[i - p + 1]
+            out[i] = wsum / divider
+            wsum -= psum
+            i += 1
+    return out
+
+
+@pjit
+def wma_nb(x, timeperiod, out):
+    """2-D :func:`wma_1d_nb`, columns in parallel."""
+    for j in prange(x.shape[1]):
+        wma_1d_nb(x[:, j], timeperiod, out[:, j])
+    return out
+
+
+# ------------------------------------------------------------- DEMA / TEMA
+@jit
+def _ema_cascade_1d_nb(x, timeperiod, order, out):
+    """EMA of EMA (of EMA), each stage seeded with the SMA of its first
+    ``timeperiod`` inputs as TA-Lib's DEMA/TEMA; writes DEMA (order 2) or TEMA (3).
+    """
+    n = x.shape[0]
+    p = timeperiod
+    k = 2.0 / (p + 1)
+    i = 0
+    while i < n:
+        if x[i] != x[i]:
+            out[i] = NAN
+            i += 1
+            continue
+        start = i
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        e1 = 0.0
+        e2 = 0.0
+        e3 = 0.0
+        ready = False
+        # warm-up: stage s becomes valid s*(p-1) bars after the start
+        while i < n:
+            v = x[i]
+            if v != v:
+                break
+            r = i - start
+            if r < p:
+                s1 += v
+                if r == p - 1:
+                    e1 = s1 / p
+            else:
+                e1 = (v - e1) * k + e1
+            if r >= p - 1:
+                r2 = r - (p - 1)
+                if r2 < p:
+                    s2 += e1
+                    if r2 == p - 1:
+                        e2 = s2 / p
+                else:
+                    e2 = (e1 - e2) * k + e2
+                if order == 2:
+                    ready = r2 >= p - 1
+                elif r2 >= p - 1:
+                    r3 = r2 - (p - 1)
+                    if r3 < p:
+                        s3 += e2
+                        if r3 == p - 1:
+                            e3 = s3 / p
+                    else:
+                        e3 = (e2 - e3) * k + e3
+                    ready = r3 >= p - 1
+            i += 1
+            if ready:
+                if order == 2:
+                    out[i - 1] = 2.0 * e1 - e2
+                else:
+                    out[i - 1] = e3 + (3.0 * e1 - 3.0 * e2)
+                break
+            out[i - 1] = NAN
+        if not ready:
+            continue
+        if order == 2:
+            while i < n:
+                v = x[i]
+                if v != v:
+                    break
+                e1 = (v - e1) * k + e1
+                e2 = (e1 - e2) * k + e2
+                out[i] = 2.0 * e1 - e2
+                i += 1
+        else:
+            while i < n:
+                v = x[i]
+                if v != v:
+                    break
+                e1 = (v - e1) * k + e1
+                e2 = (e1 - e2) * k + e2
+                e3 = (e2 - e3) * k + e3
+                out[i] = e3 + (3.0 * e1 - 3.0 * e2)
+                i += 1
+    return out
+
+
+@jit
+def dema_1d_nb(x, timeperiod, out):
+    """Double EMA ``2*EMA(x) - EMA(EMA(x))``; TA-Lib ``DEMA``. Warm-up ``2*(timeperiod-1)``."""
+    return _ema_cascade_1d_nb(x, timeperiod, 2, out)
+
+
+@jit
+def tema_1d_nb(x, timeperiod, out):
+    """Triple EMA ``3*e1 - 3*e2 + e3``; TA-Lib ``TEMA``. Warm-up ``3*(timeperiod-1)``."""
+    return _ema_cascade_1d_nb(x, timeperiod, 3, out)
+
+
+@pjit
+def dema_nb(x, timeperiod, out):
+    """2-D :func:`dema_1d_nb`, columns in parallel."""
+    for j in prange(x.shape[1]):
+        _ema_cascade_1d_nb(x[:, j], timeperiod, 2, out[:, j])
+    return out
+
+
+@pjit
+def tema_nb(x, timeperiod, out):
+    """2-D :func:`tema_1d_nb`, columns in parallel."""
+    for j in prange(x.shape[1]):
+        _ema_cascade_1d_nb(x[:, j], timeperiod, 3, out[:, j])
+    return out
+
+
+# --------------------------------------------------------------------- KAMA
+@jit
+def kama_1d_nb(x, timeperiod, out):
+    """Kaufman adaptive moving average; TA-Lib ``KAMA`` (fast 2, slow 30).
+
+    ``er = |x_t - x_{t-p}| / sum(|x_i - x_{i-1}|, p)`` (1 when the path length is 0
+    or not larger than the net change), ``sc = (er*(2/3 - 2/31) + 2/31)**2``,
+    ``kama_t = kama_{t-1} + sc * (x_t - kama_{t-1})``, seeded with ``x_{p-1}``.
+    Warm-up ``timeperiod``. A flat window counts as path 0 exactly (a count of
+    non-zero steps guards the running sum against rounding residue).
+    """
+    n = x.shape[0]
+    p = timeperiod
+    if p == 1:
+        return copy_1d_nb(x, out)
+    const_max = 2.0 / (30.0 + 1.0)
+    const_diff = 2.0 / (2.0 + 1.0) - const_max
+    i = 0
+    while i < n:
+        if x[i] != x[i]:
+            out[i] = NAN
+            i += 1
+            continue
+        start = i
+        out[i] = NAN
+        i += 1
+        path = 0.0
+        moves = 0
+        while i < n and i < start + p:
+            v = x[i]
+            if v != v:
+                break
+            d = abs(v - x[i - 1])
+            path += d
+            moves += d != 0.0
+            out[i] = NAN
+            i += 1
+        if i < start + p or i >= n:
+            continue
+        kama = x[i - 1]
+        while i < n:
+            v = x[i]
+            if v != v:
+                break
+            if i > start + p:
+                d = abs(x[i - p] - x[i - p - 1])
+                path -= d
+                moves -= d != 0.0
+            d = abs(v - x[i - 1])
+            path += d
+            moves += d != 0.0
+            change = v - x[i - p]
+            if moves == 0:
+                path = 0.0
+                er = 1.0
+            elif path <= change:
+                er = 1.0
+            else:
+                er = abs(change / path)
+            sc = er * const_diff + const_max
+            sc *= sc
+            kama = (v - kama) * sc + kama
+            out[i] = kama
+            i += 1
+    return out
+
+
+@pjit
+def kama_nb(x, timeperiod, out):
+    """2-D :func:`kama_1d_nb`, columns in parallel."""
+    for j in prange(x.shape[1]):
+        kama_1d_nb(x[:, j], timeperiod, out[:, j])
+    return out

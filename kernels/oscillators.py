@@ -1,0 +1,624 @@
+"""Oscillators, bands and range indicators with TA-Lib's conventions.
+
+RSI, MACD, BBANDS, TRANGE, ATR, STOCH, OBV, ADX. Same contract and NaN policy
+as ``moving.py``: one pass, ``out`` supplied by the caller, and a NaN in any
+input restarts the indicator (NaN at that bar and through a fresh warm-up).
+
+Zero tests are exact (``== 0``), where TA-Lib uses an absolute band
+(``|v| < 1e-14``): results agree on ordinary prices, and stay right for
+micro-priced assets whose gains, ranges or variances fall below that band.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ._jit import jit, pjit
+
+NAN = np.nan
+
+
+# --------------------------------------------------------------------- RSI
+@jit
+def rsi_1d_nb(x, timeperiod, out):
+    """Relative strength index with Wilder's smoothing; TA-Lib ``RSI``.
+
+    Average gain and loss start as plain means of the first ``timeperiod``
+    changes, then ``avg = (avg * (p - 1) + change) / p``.
+    ``rsi = 100 * gain / (gain + loss)`` (0 when both are 0). Warm-up ``timeperiod``.
+    """
+    n = x.shape[0]
+    p = timeperiod
+    pm1 = p - 1.0
+    i = 0
+    while i < n:
+        if x[i] != x[i]:
+            out[i] = NAN
+            i += 1
+            continue
+        start = i
+        out[i] = NAN
+        prev = x[i]
+        i += 1
+        gain = 0.0
+        loss = 0.0
+        while i < n and i < start + p:
+            v = x[i]
+            if v != v:
+                break
+            d = v - prev
+            prev = v
+            if d < 0:
+                loss -= d
+            else:
+                gain += d
+            out[i] = NAN
+            i += 1
+        if i < start + p or i >= n:
+            continue
+        # bar start+p completes the first average
+        v = x[i]
+        if v != v:
+            continue
+        d = v - prev
+        prev = v
+        if d < 0:
+            loss -= d
+        else:
+            gain += d
+        gain /= p
+        loss /= p
+        total = gain + loss
+        out[i] = 100.0 * (gain / total) if total != 0.0 else 0.0
+        i += 1
+        while i < n:
+            v = x[i]
+            if v != v:
+                break
+            d = v - prev
+            prev = v
+            gain *= pm1
+            loss *= pm1
+            if d < 0:
+                loss -= d
+            else:
+                gain += d
+            gain /= p
+            loss /= p
+            total = gain + loss
+            out[i] = 100.0 * (gain / total) if total != 0.0 else 0.0
+            i += 1
+    return out
+
+
+@pjit
+def rsi_nb(x, timeperiod, out):
+    """2-D :func:`rsi_1d_nb`, columns in parallel."""
+    for j in prange(x.shape[1]):
+        rsi_1d_nb(x[:, j], timeperiod, out[:, j])
+    return out
+
+
+# --------------------------------------------------------------------- MACD
+@jit
+def macd_1d_nb(x, fastperiod, slowperiod, signalperiod, out_macd, out_signal, out_hist):
+    """MACD line, signal and histogram; TA-Lib ``MACD`` (requires fast <= slow).
+
+    ``macd = EMA_fast - EMA_slow``, ``signal = EMA_signal(macd)``, ``hist = macd - signal``.
+    As TA-Lib, the slow EMA is seeded with the SMA of bars ``0..slow-1`` and the fast
+    EMA with the SMA of bars ``slow-fast..slow-1`` (both seeds end on the same bar);
+    the signal is seeded with the SMA of the first ``signalperiod`` MACD values.
+    All three outputs start at ``slow + signal - 2``.
+    """
+    n = x.shape[0]
+    pf = fastperiod
+    ps = slowperiod
+    pg = signalperiod
+    kf = 2.0 / (pf + 1)
+    ks = 2.0 / (ps + 1)
+    kg = 2.0 / (pg + 1)
+    lookback = ps + pg - 2
+    i = 0
+    while i < n:
+        if x[i] != x[i]:
+            out_macd[i] = NAN
+            out_signal[i] = NAN
+            out_hist[i] = NAN
+            i += 1
+            continue
+        start = i
+        ss = 0.0
+        sf = 0.0
+        sg = 0.0
+        es = 0.0
+        ef = 0.0
+        eg = 0.0
+        ready = False
+        while i < n:
+            v = x[i]
+            if v != v:
+                break
+            r = i - start
+            if r < ps:
+                ss += v
+                if r >= ps - pf:
+                    sf += v
+                if r == ps - 1:
+                    es = ss / ps
+                    ef = sf / pf
+            else:
+                es = (v - es) * ks + es
+                ef = (v - ef) * kf + ef
+            if r >= ps - 1:
+                m = ef - es
+                rg = r - (ps - 1)
+                if rg < pg:
+                    sg += m
+                    if rg == pg - 1:
+                        eg = sg / pg
+                else:
+                    eg = (m - eg) * kg + eg
+                ready = r >= lookback
+            i += 1
+            if ready:
+                out_macd[i - 1] = m
+                out_signal[i - 1] = eg
+                out_hist[i - 1] = m - eg
+                break
+            out_macd[i - 1] = NAN
+            out_signal[i - 1] = NAN
+            out_hist[i - 1] = NAN
+        if not ready:
+            continue
+        while i < n:
+            v = x[i]
+            if v != v:
+                break
+            es = (v - es) * ks + es
+            ef = (v - ef) * kf + ef
+            m = ef - es
+            eg = (m - eg) * kg + eg
+            out_macd[i] = m
+            out_signal[i] = eg
+            out_hist[i] = m - eg
+            i += 1
+    return out_macd, out_signal, out_hist
+
+
+@pjit
+def macd_nb(x, fastperiod, slowperiod, signalperiod, out_macd, out_signal, out_hist):
+    """2-D :func:`macd_1d_nb`, columns in parallel."""
+    for j in prange(x.shape[1]):
+        macd_1d_nb(x[:, j], fastperiod, slowperiod, signalperiod, out_macd[:, j], out_signal[:, j], out_hist[:, j])
+    return out_macd, out_signal, out_hist
+
+
+# ------------------------------------------------------------------- BBANDS
+@jit
+def bbands_1d_nb(x, timeperiod, nbdevup, nbdevdn, out_upper, out_middle, out_lower):
+    """Bollinger bands on the SMA; TA-Lib ``BBANDS`` with ``matype=0``.
+
+    ``middle = SMA``, ``upper/lower = middle +/- nbdev * std`` with the population
+    standard deviation (ddof 0) of the same window. The deviation is computed
+    around the window mean in a second pass over the window (exact for flat
+    windows, no cancellation for large prices). Warm-up ``timeperiod - 1``.
+    """
+    n = x.shape[0]
+    p = timeperiod
+    i = 0
+    while i < n:
+        if x[i] != x[i]:
+            out_upper[i] = NAN
+            out_middle[i] = NAN
+            out_lower[i] = NAN
+            i += 1
+            continue
+        start = i
+        total = 0.0
+        while i < n and i < start + p - 1:
+            v = x[i]
+            if v != v:
+                break
+            total += v
+            out_upper[i] = NAN
+            out_middle[i] = NAN
+            out_lower[i] = NAN
+            i += 1
+        if i < start + p - 1:
+            continue
+        while i < n:
+            v = x[i]
+            if v != v:
+                break
+            total += v
+            mean = total / p
+            total -= x[i - p + 1]
+            acc = 0.0
+            for j in range(i - p + 1, i + 1):
+                d = x[j] - mean
+                acc += d * d
+            std = np.sqrt(acc / p)
+            out_middle[i] = mean
+            out_upper[i] = mean + std * nbdevup
+            out_lower[i] = mean - std * nbdevdn
+            i += 1
+    return out_upper, out_middle, out_lower
+
+
+@pjit
+def bbands_nb(x, timeperiod, nbdevup, nbdevdn, out_upper, out_middle, out_lower):
+    """2-D :func:`bbands_1d_nb`, columns in parallel."""
+    for j in prange(x.shape[1]):
+        bbands_1d_nb(x[:, j], timeperiod, nbdevup, nbdevdn, out_upper[:, j], out_middle[:, j], out_lower[:, j])
+    return out_upper, out_middle, out_lower
+
+
+# ------------------------------------------------------------------- TRANGE
+@jit
+def _true_range(h, l, prev_close):
+    tr = h - l
+    a = abs(h - prev_close)
+    if a > tr:
+        tr = a
+    b = abs(l - prev_close)
+    if b > tr:
+        tr = b
+    return tr
+
+
+@jit
+def _isnan3(a, b, c):
+    return a != a or b != b or c != c
+
+
+@jit
+def trange_1d_nb(high, low, close, out):
+    """True range ``max(h - l, |h - c_prev|, |l - c_prev|)``; TA-Lib ``TRANGE``. Warm-up 1."""
+    n = close.shape[0]
+    i = 0
+    while i < n:
+        out[i] = NAN
+        if _isnan3(high[i], low[i], close[i]):
+            i += 1
+            continue
+        i += 1
+        while i < n:
+            h = high[i]
+            lo = low[i]
+            c = close[i]
+            if _isnan3(h, lo, c):
+                break
+            out[i] = _true_range(h, lo, close[i - 1])
+            i += 1
+    return out
+
+
+@pjit
+def trange_nb(high, low, close, out):
+    """2-D :func:`trange_1d_nb`, columns in parallel."""
+    for j in prange(close.shape[1]):
+        trange_1d_nb(high[:, j], low[:, j], close[:, j], out[:, j])
+    return out
+
+
+# ---------------------------------------------------------------------- ATR
+@jit
+def atr_1d_nb(high, low, close, timeperiod, out):
+    """Average true range with Wilder's smoothing; TA-Lib ``ATR``.
+
+    Seeded with the mean of the first ``timeperiod`` true ranges (bars 1..p),
+    then ``atr = (atr * (p - 1) + tr) / p``. Warm-up ``timeperiod``
+    (``timeperiod=1`` gives TRANGE).
+    """
+    n = close.shape[0]
+    p = timeperiod
+    if p == 1:
+        return trange_1d_nb(high, low, close, out)
+    pm1 = p - 1.0
+    i = 0
+    while i < n:
+        out[i] = NAN
+        if _isnan3(high[i], low[i], close[i]):
+            i += 1
+            continue
+        start = i
+        i += 1
+        total = 0.0
+        while i < n and i < start + p:
+            h = high[i]
+            lo = low[i]
+            c = close[i]
+            if _isnan3(h, lo, c):
+                break
+            total += _true_range(h, lo, close[i - 1])
+            out[i] = NAN
+            i += 1
+        if i < start + p or i >= n:
+            continue
+        h = high[i]
+        lo = low[i]
+        c = close[i]
+        if _isnan3(h, lo, c):
+            continue
+        total += _true_range(h, lo, close[i - 1])
+        atr = total / p
+        out[i] = atr
+        i += 1
+        while i < n:
+            h = high[i]
+            lo = low[i]
+            c = close[i]
+            if _isnan3(h, lo, c):
+                break
+            atr *= pm1
+            atr += _true_range(h, lo, close[i - 1])
+            atr /= p
+            out[i] = atr
+            i += 1
+    return out
+
+
+@pjit
+def atr_nb(high, low, close, timeperiod, out):
+    """2-D :func:`atr_1d_nb`, columns in parallel."""
+    for j in prange(close.shape[1]):
+        atr_1d_nb(high[:, j], low[:, j], close[:, j], timeperiod, out[:, j])
+    return out
+
+
+# -------------------------------------------------------------------- STOCH
+@jit
+def stoch_1d_nb(high, low, close, fastk_period, slowk_period, slowd_period, out_slowk, out_slowd):
+    """Slow stochastic; TA-Lib ``STOCH`` with SMA smoothing (``matype=0``).
+
+    ``fastk = 100 * (c - LL) / (HH - LL)`` over ``fastk_period`` bars (0 when
+    ``HH == LL``), ``slowk = SMA(fastk, slowk_period)``, ``slowd = SMA(slowk, slowd_period)``.
+    Warm-up ``fastk_period + slowk_period + slowd_period - 3``.
+    """
+    n = close.shape[0]
+    pk = fastk_period
+    ps = slowk_period
+    pd = slowd_period
+    kbuf = np.empty(ps)
+    sbuf = np.empty(pd)
+    i = 0
+    while i < n:
+        out_slowk[i] = NAN
+        out_slowd[i] = NAN
+        if _isnan3(high[i], low[i], close[i]):
+            i += 1
+            continue
+        start = i
+        hh_idx = -1
+        ll_idx = -1
+        hh = 0.0
+        ll = 0.0
+        ksum = 0.0
+        ssum = 0.0
+        while i < n:
+            h = high[i]
+            lo = low[i]
+            c = close[i]
+            if _isnan3(h, lo, c):
+                break
+            r = i - start
+            w0 = i - pk + 1  # first bar of the fast-k window
+            if w0 < start:
+                w0 = start
+            # rolling highest high / lowest low; rescan when the extreme leaves the window
+            if hh_idx < w0:
+                hh_idx = w0
+                hh = high[w0]
+                for t in range(w0 + 1, i + 1):
+                    if high[t] >= hh:
+                        hh = high[t]
+                        hh_idx = t
+            elif h >= hh:
+                hh = h
+                hh_idx = i
+            if ll_idx < w0:
+                ll_idx = w0
+                ll = low[w0]
+                for t in range(w0 + 1, i + 1):
+                    if low[t] <= ll:
+                        ll = low[t]
+                        ll_idx = t
+            elif lo <= ll:
+                ll = lo
+                ll_idx = i
+            if r < pk - 1:
+                out_slowk[i] = NAN
+                out_slowd[i] = NAN
+                i += 1
+                continue
+            diff = (hh - ll) / 100.0
+            fk = (c - ll) / diff if diff != 0.0 else 0.0
+            rk = r - (pk - 1)  # index of this fast-k value
+            ksum += fk
+            slot = rk % ps
+            if rk >= ps:
+                ksum -= kbuf[slot]
+            kbuf[slot] = fk
+            if rk < ps - 1:
+                out_slowk[i] = NAN
+                out_slowd[i] = NAN
+                i += 1
+                continue
+            sk = ksum / ps
+            rs = rk - (ps - 1)
+            ssum += sk
+            slot = rs % pd
+            if rs >= pd:
+                ssum -= sbuf[slot]
+            sbuf[slot] = sk
+            if rs < pd - 1:
+                out_slowk[i] = NAN
+                out_slowd[i] = NAN
+            else:
+                out_slowk[i] = sk
+                out_slowd[i] = ssum / pd
+            i += 1
+    return out_slowk, out_slowd
+
+
+@pjit
+def stoch_nb(high, low, close, fastk_period, slowk_period, slowd_period, out_slowk, out_slowd):
+    """2-D :func:`stoch_1d_nb`, columns in parallel."""
+    for j in prange(close.shape[1]):
+        stoch_1d_nb(high[:, j], low[:, j], close[:, j], fastk_period, slowk_period, slowd_period,
+                    out_slowk[:, j], out_slowd[:, j])
+    return out_slowk, out_slowd
+
+
+# ---------------------------------------------------------------------- OBV
+@jit
+def obv_1d_nb(close, volume, out):
+    """On-balance volume; TA-Lib ``OBV``: starts at the first bar's volume, then
+    adds the volume on up closes and subtracts it on down closes. Warm-up 0.
+    """
+    n = close.shape[0]
+    i = 0
+    while i < n:
+        c = close[i]
+        v = volume[i]
+        if c != c or v != v:
+            out[i] = NAN
+            i += 1
+            continue
+        obv = v
+        prev = c
+        out[i] = obv
+        i += 1
+        while i < n:
+            c = close[i]
+            v = volume[i]
+            if c != c or v != v:
+                break
+            if c > prev:
+                obv += v
+            elif c < prev:
+                obv -= v
+            prev = c
+            out[i] = obv
+            i += 1
+    return out
+
+
+@pjit
+def obv_nb(close, volume, out):
+    """2-D :func:`obv_1d_nb`, columns in parallel."""
+    for j in prange(close.shape[1]):
+        obv_1d_nb(close[:, j], volume[:, j], out[:, j])
+    return out
+
+
+# ---------------------------------------------------------------------- ADX
+@jit
+def adx_1d_nb(high, low, close, timeperiod, out):
+    """Average directional index with Wilder's smoothing; TA-Lib ``ADX``.
+
+    ``+DM/-DM`` and ``TR`` are summed over the first ``p - 1`` changes, then
+    Wilder-smoothed (``s = s - s/p + new``); ``DI = 100 * DM / TR``,
+    ``DX = 100 * |+DI - -DI| / (+DI + -DI)``; the first ADX is the mean of the
+    first ``p`` DX values, then ``adx = (adx * (p - 1) + dx) / p``. A bar whose
+    TR or DI sum is 0 leaves the ADX unchanged. Warm-up ``2 * timeperiod - 1``.
+    """
+    n = close.shape[0]
+    p = timeperiod
+    pm1 = p - 1.0
+    i = 0
+    while i < n:
+        out[i] = NAN
+        if _isnan3(high[i], low[i], close[i]):
+            i += 1
+            continue
+        start = i
+        prev_h = high[i]
+        prev_l = low[i]
+        prev_c = close[i]
+        i += 1
+        pdm = 0.0
+        mdm = 0.0
+        tr = 0.0
+        sum_dx = 0.0
+        adx = 0.0
+        ready = False
+        while i < n:
+            h = high[i]
+            lo = low[i]
+            c = close[i]
+            if _isnan3(h, lo, c):
+                break
+            r = i - start
+            diff_p = h - prev_h
+            diff_m = prev_l - lo
+            if r >= p:
+                mdm -= mdm / p
+                pdm -= pdm / p
+            if diff_m > 0 and diff_p < diff_m:
+                mdm += diff_m
+            elif diff_p > 0 and diff_p > diff_m:
+                pdm += diff_p
+            t = _true_range(h, lo, prev_c)
+            if r >= p:
+                tr = tr - tr / p + t
+            else:
+                tr += t
+            prev_h = h
+            prev_l = lo
+            prev_c = c
+            if r >= p and tr != 0.0:
+                mdi = 100.0 * (mdm / tr)
+                pdi = 100.0 * (pdm / tr)
+                s = mdi + pdi
+                if s != 0.0:
+                    dx = 100.0 * (abs(mdi - pdi) / s)
+                    if r < 2 * p:
+                        sum_dx += dx
+                    else:
+                        adx = (adx * pm1 + dx) / p
+            if r == 2 * p - 1:
+                adx = sum_dx / p
+            i += 1
+            if r >= 2 * p - 1:
+                out[i - 1] = adx
+                ready = True
+                break
+            out[i - 1] = NAN
+        if not ready:
+            continue
+        while i < n:
+            h = high[i]
+            lo = low[i]
+            c = close[i]
+            if _isnan3(h, lo, c):
+                break
+            diff_p = h - prev_h
+            diff_m = prev_l - lo
+            mdm -= mdm / p
+            pdm -= pdm / p
+            if diff_m > 0 and diff_p < diff_m:
+                mdm += diff_m
+            elif diff_p > 0 and diff_p > diff_m:
+                pdm += diff_p
+            tr = tr - tr / p + _true_range(h, lo, prev_c)
+            prev_h = h
+            prev_l = lo
+            prev_c = c
+            if tr != 0.0:
+                mdi = 100.0 * (mdm / tr)
+                pdi = 100.0 * (pdm / tr)
+                s = mdi + pdi
+                if s != 0.0:
+                    adx = (adx * pm1 + 100.0 * (abs(mdi - pdi) / s)) / p
+            out[i] = adx
+            i += 1
+    return out
+
+
+@pjit
+def adx_nb(high, low, close, timeperiod, out):
+    """2-D :func:`adx_1d_nb`, columns in parallel."""
+    for j in prange(close.shape[1]):
+        adx_1d_nb(high[:, j], low[:, j], close[:, j], timeperiod, out[:, j])
+    return out

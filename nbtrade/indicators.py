@@ -1,0 +1,492 @@
+"""Technical indicators with TA-Lib's names, defaults and values, on numba kernels.
+
+Every function takes numpy arrays (any real dtype, any contiguity; converted
+once to float64) or pandas Series/DataFrames. A 2-D input is ``time x symbols``:
+columns run in parallel and a DataFrame comes back with the same index and
+columns. Results equal TA-Lib's (same warm-up NaNs, same seeding) within 1e-9
+relative.
+
+Conventions shared by all functions
+-----------------------------------
+Causality
+    The value at bar ``t`` uses bars up to ``t`` only.
+NaN policy
+    A NaN in any input *restarts* the indicator: the output is NaN at that bar
+    and through a fresh warm-up after it, exactly as if the series began right
+    after the NaN. So leading NaNs are skipped as TA-Lib does (the warm-up
+    starts at the first valid bar), and an inner NaN never poisons the rest of
+    the series (TA-Lib propagates it forever). For windowed indicators (SMA,
+    WMA, BBANDS, STOCH, TRANGE) this is the same as "NaN while the NaN is in the
+    window"; recursive ones (EMA, DEMA, TEMA, KAMA, RSI, MACD, ATR, ADX) are
+    re-seeded, and OBV restarts its running total.
+Lookback
+    :func:`lookback` gives each indicator's :class:`~nbtrade.lookback.Lookback`:
+    ``warmup`` leading NaNs and ``settle`` bars after which values no longer
+    depend on where the data started.
+Zero tests
+    Where TA-Lib treats ``|v| < 1e-14`` as zero (RSI, KAMA, ADX, BBANDS), the
+    kernels test ``v == 0`` exactly, so micro-priced assets keep correct
+    values; on ordinary prices the results are the same.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from numbers import Real
+from typing import Any, Callable
+
+import numpy as np
+
+from ._arrays import as_float_array, as_float_arrays, check_out, check_period, empty_like
+from .lookback import Lookback, decay_bars
+
+__all__ = [
+    "sma", "ema", "wma", "dema", "tema", "kama", "rsi", "macd", "bbands", "trange", "atr", "stoch", "obv",
+    "adx", "lookback",
+]
+
+#: ``Lookback.settle`` of indicators whose values never stop depending on the
+#: first bar (OBV is a running total): load the whole history.
+NEVER_SETTLES = sys.maxsize
+
+
+def _k():
+    # kernels import numba: load on first use so `import nbtrade.indicators` stays cheap
+    from .kernels import indicators as k
+    return k
+
+
+def _unary(name: str, x: Any, out: np.ndarray | None, args: tuple) -> Any:
+    arr, wrapper = as_float_array(x, "close")
+    res = check_out(out, arr)
+    k = _k()
+    if arr.ndim == 1:
+        getattr(k, f"{name}_1d_nb")(arr, *args, res)
+    else:
+        getattr(k, f"{name}_nb")(arr, *args, res)
+    return wrapper.wrap(res)
+
+
+def _call(kernel: str, arrays: list[np.ndarray], args: tuple, outs: list[np.ndarray]) -> None:
+    k = _k()
+    fn = getattr(k, f"{kernel}_1d_nb" if arrays[0].ndim == 1 else f"{kernel}_nb")
+    fn(*arrays, *args, *outs)
+
+
+def _check_real(value: Any, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real) or not math.isfinite(float(value)):
+        raise TypeError(f"{name} must be a finite real number, got {value!r}")
+    return float(value)
+
+
+# ------------------------------------------------------------------ moving averages
+def sma(close: Any, timeperiod: int = 30, *, out: np.ndarray | None = None) -> Any:
+    """Simple moving average (TA-Lib ``SMA``).
+
+    ``sma_t = mean(close[t-timeperiod+1 .. t])``.
+
+    Parameters
+    ----------
+    close : array-like or Series/DataFrame, prices (quote currency); 1-D or time x symbols.
+    timeperiod : int >= 1, bars in the window.
+    out : optional float64 array of the input's shape to write into.
+
+    Returns
+    -------
+    Same shape and type as ``close``, float64, price units.
+
+    Warm-up: the first ``timeperiod - 1`` values are NaN. Causal: ``sma_t`` uses
+    bars up to ``t``. NaN: NaN while a NaN is inside the window, then recovers.
+    Equals ``close.rolling(timeperiod).mean()`` on NaN-free data.
+
+    >>> sma(np.array([1.0, 2.0, 3.0, 4.0, 5.0]), timeperiod=3)
+    array([nan, nan,  2.,  3.,  4.])
+    """
+    p = check_period(timeperiod, "timeperiod", 1)
+    return _unary("sma", close, out, (p,))
+
+
+def ema(close: Any, timeperiod: int = 30, seed: str = "sma", *, out: np.ndarray | None = None) -> Any:
+    """Exponential moving average (TA-Lib ``EMA``).
+
+    ``ema_t = ema_{t-1} + k * (close_t - ema_{t-1})`` with ``k = 2 / (timeperiod + 1)``.
+
+    Parameters
+    ----------
+    close : array-like or Series/DataFrame, prices; 1-D or time x symbols.
+    timeperiod : int >= 1, span of the average.
+    seed : ``"sma"`` (default, TA-Lib): the first value is the SMA of the first
+        ``timeperiod`` bars, so the first ``timeperiod - 1`` values are NaN.
+        ``"first"``: seeded with the first bar, no warm-up; equals pandas
+        ``close.ewm(span=timeperiod, adjust=False).mean()``.
+    out : optional float64 array to write into.
+
+    Recursive: a value depends on all earlier bars, with weight ``(1-k)**age``;
+    ``lookback("ema", ...).settle`` says when the seed no longer matters. Causal.
+    NaN: re-seeded after a NaN (see module docstring).
+
+    >>> ema(np.array([1.0, 2.0, 3.0, 4.0, 5.0]), timeperiod=3)
+    array([nan, nan,  2.,  3.,  4.])
+    >>> ema(np.array([1.0, 2.0, 3.0]), timeperiod=3, seed="first")
+    array([1.  , 1.5 , 2.25])
+    """
+    p = check_period(timeperiod, "timeperiod", 1)
+    if seed not in ("sma", "first"):
+        raise ValueError(f"seed must be 'sma' or 'first', got {seed!r}")
+    return _unary("ema", close, out, (p, seed == "first"))
+
+
+def wma(close: Any, timeperiod: int = 30, *, out: np.ndarray | None = None) -> Any:
+    """Linearly weighted moving average (TA-Lib ``WMA``).
+
+    ``wma_t = sum(w_i * close_{t-p+i}) / sum(w_i)`` with weights ``w_i = i`` for
+    ``i = 1..p`` (the newest bar weighs most). Warm-up ``timeperiod - 1`` NaNs;
+    ``timeperiod=1`` returns the input. Causal; NaN while a NaN is in the window.
+
+    >>> wma(np.array([1.0, 2.0, 3.0, 4.0]), timeperiod=3)
+    array([       nan,        nan, 2.33333333, 3.33333333])
+    """
+    p = check_period(timeperiod, "timeperiod", 1)
+    return _unary("wma", close, out, (p,))
+
+
+def dema(close: Any, timeperiod: int = 30, *, out: np.ndarray | None = None) -> Any:
+    """Double exponential moving average (TA-Lib ``DEMA``).
+
+    ``dema = 2 * EMA(close) - EMA(EMA(close))``; each EMA stage is seeded with the
+    SMA of its first ``timeperiod`` inputs as TA-Lib, so the warm-up is
+    ``2 * (timeperiod - 1)`` NaNs. Recursive, causal; re-seeded after a NaN.
+
+    >>> dema(np.arange(1.0, 7.0), timeperiod=3)
+    array([nan, nan, nan, nan,  5.,  6.])
+    """
+    p = check_period(timeperiod, "timeperiod", 1)
+    return _unary("dema", close, out, (p,))
+
+
+def tema(close: Any, timeperiod: int = 30, *, out: np.ndarray | None = None) -> Any:
+    """Triple exponential moving average (TA-Lib ``TEMA``).
+
+    ``tema = 3*e1 - 3*e2 + e3`` with ``e1 = EMA(close)``, ``e2 = EMA(e1)``,
+    ``e3 = EMA(e2)``, each stage SMA-seeded; warm-up ``3 * (timeperiod - 1)``
+    NaNs. Recursive, causal; re-seeded after a NaN.
+
+    >>> tema(np.arange(1.0, 9.0), timeperiod=3)
+    array([nan, nan, nan, nan, nan, nan,  7.,  8.])
+    """
+    p = check_period(timeperiod, "timeperiod", 1)
+    return _unary("tema", close, out, (p,))
+
+
+def kama(close: Any, timeperiod: int = 30, *, out: np.ndarray | None = None) -> Any:
+    """Kaufman adaptive moving average (TA-Lib ``KAMA``, fast 2, slow 30).
+
+    Efficiency ratio ``er = |close_t - close_{t-p}| / sum(|close_i - close_{i-1}|)``
+    over ``p = timeperiod`` changes (1 for a flat window), smoothing
+    ``sc = (er * (2/3 - 2/31) + 2/31) ** 2``, ``kama_t = kama_{t-1} + sc * (close_t - kama_{t-1})``,
+    seeded with ``close_{p-1}``. Warm-up ``timeperiod`` NaNs (``timeperiod=1``
+    returns the input). Recursive with a smoothing of at least ``(2/31)**2``, so
+    it settles slowly (see :func:`lookback`). Causal; re-seeded after a NaN.
+
+    >>> kama(np.array([1.0, 2.0, 3.0, 4.0]), timeperiod=2)
+    array([       nan,        nan, 2.44444444, 3.13580247])
+    """
+    p = check_period(timeperiod, "timeperiod", 1)
+    return _unary("kama", close, out, (p,))
+
+
+# ------------------------------------------------------------------ oscillators
+def rsi(close: Any, timeperiod: int = 14, *, out: np.ndarray | None = None) -> Any:
+    """Relative strength index with Wilder's smoothing (TA-Lib ``RSI``), 0..100.
+
+    Average gain ``G`` and loss ``L`` start as plain means of the first
+    ``timeperiod`` changes, then ``G = (G * (p - 1) + gain) / p`` (Wilder, i.e. an
+    EMA with ``alpha = 1/p``); ``rsi = 100 * G / (G + L)``, 0 when both are 0.
+    Warm-up ``timeperiod`` NaNs. Recursive, causal; re-seeded after a NaN.
+    Charting tools that seed differently (e.g. with the first change) disagree
+    for the first few hundred bars; see :func:`lookback`.
+
+    >>> rsi(np.array([1.0, 2.0, 1.5, 2.5, 3.0]), timeperiod=2)
+    array([        nan,         nan, 66.66666667, 85.71428571, 90.90909091])
+    """
+    p = check_period(timeperiod, "timeperiod", 2)
+    return _unary("rsi", close, out, (p,))
+
+
+def macd(close: Any, fastperiod: int = 12, slowperiod: int = 26, signalperiod: int = 9) -> tuple[Any, Any, Any]:
+    """Moving average convergence/divergence (TA-Lib ``MACD``).
+
+    ``macd = EMA_fast(close) - EMA_slow(close)``, ``signal = EMA_signal(macd)``,
+    ``hist = macd - signal`` (price units). TA-Lib's seeding: the slow EMA is
+    seeded with the SMA of bars ``0..slow-1`` and the fast EMA with the SMA of
+    bars ``slow-fast..slow-1``, so both seeds end on the same bar (this is *not*
+    the difference of two independently seeded EMAs); the signal is seeded with
+    the SMA of its first ``signalperiod`` inputs. All three outputs have the
+    warm-up ``slowperiod + signalperiod - 2`` NaNs. If ``slowperiod < fastperiod``
+    the two are swapped, as TA-Lib does. Recursive, causal; re-seeded after a NaN.
+
+    Returns
+    -------
+    (macd, signal, hist), each shaped like ``close``.
+
+    >>> m, s, h = macd(np.arange(1.0, 9.0), fastperiod=2, slowperiod=3, signalperiod=2)
+    >>> m
+    array([nan, nan, nan, 0.5, 0.5, 0.5, 0.5, 0.5])
+    """
+    f = check_period(fastperiod, "fastperiod", 2)
+    s = check_period(slowperiod, "slowperiod", 2)
+    g = check_period(signalperiod, "signalperiod", 1)
+    if s < f:
+        f, s = s, f
+    arr, wrapper = as_float_array(close, "close")
+    outs = [empty_like(arr) for _ in range(3)]
+    _call("macd", [arr], (f, s, g), outs)
+    return tuple(wrapper.wrap(o, name=nm) for o, nm in zip(outs, ("macd", "macdsignal", "macdhist")))
+
+
+def bbands(close: Any, timeperiod: int = 5, nbdevup: float = 2.0, nbdevdn: float = 2.0) -> tuple[Any, Any, Any]:
+    """Bollinger bands on the simple moving average (TA-Lib ``BBANDS``, ``matype=0``).
+
+    ``middle = SMA(close, timeperiod)``, ``upper = middle + nbdevup * std``,
+    ``lower = middle - nbdevdn * std``, where ``std`` is the *population*
+    standard deviation (ddof 0) of the same window, as TA-Lib (pandas'
+    ``rolling().std()`` uses ddof 1 and gives wider bands). The deviation is
+    computed around the window mean, so it is exact for flat windows and free
+    of the cancellation that hits ``E[x^2] - mean^2`` at large prices. Warm-up
+    ``timeperiod - 1`` NaNs. Causal; NaN while a NaN is in the window.
+
+    Returns
+    -------
+    (upper, middle, lower), each shaped like ``close``.
+
+    >>> u, m, l = bbands(np.array([1.0, 2.0, 3.0]), timeperiod=3, nbdevup=1, nbdevdn=1)
+    >>> u
+    array([       nan,        nan, 2.81649658])
+    """
+    p = check_period(timeperiod, "timeperiod", 2)
+    up = _check_real(nbdevup, "nbdevup")
+    dn = _check_real(nbdevdn, "nbdevdn")
+    arr, wrapper = as_float_array(close, "close")
+    outs = [empty_like(arr) for _ in range(3)]
+    _call("bbands", [arr], (p, up, dn), outs)
+    return tuple(wrapper.wrap(o, name=nm) for o, nm in zip(outs, ("upperband", "middleband", "lowerband")))
+
+
+def trange(high: Any, low: Any, close: Any, *, out: np.ndarray | None = None) -> Any:
+    """True range (TA-Lib ``TRANGE``): ``max(high - low, |high - close_prev|, |low - close_prev|)``.
+
+    Warm-up 1 NaN (needs the previous close). Causal.
+
+    >>> trange(np.array([2.0, 3.0]), np.array([1.0, 2.5]), np.array([1.5, 2.8]))
+    array([nan, 1.5])
+    """
+    arrays, wrapper = as_float_arrays([("high", high), ("low", low), ("close", close)])
+    res = check_out(out, arrays[0])
+    _call("trange", arrays, (), [res])
+    return wrapper.wrap(res)
+
+
+def atr(high: Any, low: Any, close: Any, timeperiod: int = 14, *, out: np.ndarray | None = None) -> Any:
+    """Average true range with Wilder's smoothing (TA-Lib ``ATR``), price units.
+
+    Seeded with the mean of the first ``timeperiod`` true ranges, then
+    ``atr = (atr * (p - 1) + tr) / p``. Warm-up ``timeperiod`` NaNs
+    (``timeperiod=1`` gives :func:`trange`). Recursive, causal; re-seeded after a NaN.
+
+    >>> atr(np.array([2.0, 3.0, 4.0]), np.array([1.0, 2.0, 3.0]), np.array([1.5, 2.5, 3.5]), timeperiod=2)
+    array([nan, nan, 1.5])
+    """
+    p = check_period(timeperiod, "timeperiod", 1)
+    arrays, wrapper = as_float_arrays([("high", high), ("low", low), ("close", close)])
+    res = check_out(out, arrays[0])
+    _call("atr", arrays, (p,), [res])
+    return wrapper.wrap(res)
+
+
+def stoch(high: Any, low: Any, close: Any, fastk_period: int = 5, slowk_period: int = 3,
+          slowd_period: int = 3) -> tuple[Any, Any]:
+    """Slow stochastic oscillator (TA-Lib ``STOCH`` with SMA smoothing), 0..100.
+
+    ``fastk = 100 * (close - LL) / (HH - LL)`` over ``fastk_period`` bars (0 when
+    ``HH == LL``), ``slowk = SMA(fastk, slowk_period)``,
+    ``slowd = SMA(slowk, slowd_period)``. Warm-up
+    ``fastk_period + slowk_period + slowd_period - 3`` NaNs. Windowed, causal;
+    NaN while a NaN is inside any of the windows.
+
+    Returns
+    -------
+    (slowk, slowd), each shaped like ``close``.
+
+    >>> k, d = stoch(np.array([2.0, 3.0, 4.0]), np.array([1.0, 2.0, 3.0]), np.array([1.5, 2.5, 3.5]), 2, 1, 1)
+    >>> k
+    array([nan, 75., 75.])
+    """
+    pk = check_period(fastk_period, "fastk_period", 1)
+    ps = check_period(slowk_period, "slowk_period", 1)
+    pd_ = check_period(slowd_period, "slowd_period", 1)
+    arrays, wrapper = as_float_arrays([("high", high), ("low", low), ("close", close)])
+    outs = [empty_like(arrays[0]) for _ in range(2)]
+    _call("stoch", arrays, (pk, ps, pd_), outs)
+    return tuple(wrapper.wrap(o, name=nm) for o, nm in zip(outs, ("slowk", "slowd")))
+
+
+def obv(close: Any, volume: Any, *, out: np.ndarray | None = None) -> Any:
+    """On-balance volume (TA-Lib ``OBV``), base-currency units.
+
+    Starts at the first bar's volume, then adds the bar's volume when the close
+    rises and subtracts it when it falls. No warm-up. A running total: its level
+    depends on where the data starts (``lookback("obv").settle`` is
+    :data:`NEVER_SETTLES`); after a NaN it restarts from that bar's volume.
+
+    >>> obv(np.array([1.0, 2.0, 1.5, 1.5]), np.array([10.0, 3.0, 4.0, 5.0]))
+    array([10., 13.,  9.,  9.])
+    """
+    arrays, wrapper = as_float_arrays([("close", close), ("volume", volume)])
+    res = check_out(out, arrays[0])
+    _call("obv", arrays, (), [res])
+    return wrapper.wrap(res)
+
+
+def adx(high: Any, low: Any, close: Any, timeperiod: int = 14, *, out: np.ndarray | None = None) -> Any:
+    """Average directional movement index with Wilder's smoothing (TA-Lib ``ADX``), 0..100.
+
+    ``+DM``/``-DM`` and the true range are summed over the first ``p - 1``
+    changes, then Wilder-smoothed (``s = s - s/p + new``); ``DI = 100 * DM / TR``,
+    ``DX = 100 * |+DI - -DI| / (+DI + -DI)``. The first ADX is the mean of the
+    first ``p`` DX values, then ``adx = (adx * (p - 1) + dx) / p``; a bar with
+    zero range or no directional movement leaves it unchanged. Warm-up
+    ``2 * timeperiod - 1`` NaNs. Recursive, causal; re-seeded after a NaN.
+
+    >>> h = np.array([1.0, 2.0, 3.0, 2.5, 4.0])
+    >>> adx(h + 0.5, h - 0.5, h, timeperiod=2)
+    array([        nan,         nan,         nan, 60.        , 68.23529412])
+    """
+    p = check_period(timeperiod, "timeperiod", 2)
+    arrays, wrapper = as_float_arrays([("high", high), ("low", low), ("close", close)])
+    res = check_out(out, arrays[0])
+    _call("adx", arrays, (p,), [res])
+    return wrapper.wrap(res)
+
+
+# ------------------------------------------------------------------ lookbacks
+def _ema_settle(alpha: float, stages: int = 1) -> int:
+    # a cascade of EMAs forgets its start like m**(stages-1) * (1-alpha)**m: the
+    # polynomial factor is covered by waiting `stages` times the single-stage time
+    return stages * decay_bars(alpha)
+
+
+def _lb_sma(timeperiod: int = 30) -> Lookback:
+    p = check_period(timeperiod, "timeperiod", 1)
+    return Lookback(p - 1, p - 1)
+
+
+def _lb_ema(timeperiod: int = 30, seed: str = "sma") -> Lookback:
+    p = check_period(timeperiod, "timeperiod", 1)
+    if seed not in ("sma", "first"):
+        raise ValueError(f"seed must be 'sma' or 'first', got {seed!r}")
+    warm = p - 1 if seed == "sma" else 0
+    return Lookback(warm, warm + _ema_settle(2.0 / (p + 1)))
+
+
+def _lb_wma(timeperiod: int = 30) -> Lookback:
+    p = check_period(timeperiod, "timeperiod", 1)
+    return Lookback(p - 1, p - 1)
+
+
+def _lb_dema(timeperiod: int = 30) -> Lookback:
+    p = check_period(timeperiod, "timeperiod", 1)
+    warm = 2 * (p - 1)
+    return Lookback(warm, warm + _ema_settle(2.0 / (p + 1), 2))
+
+
+def _lb_tema(timeperiod: int = 30) -> Lookback:
+    p = check_period(timeperiod, "timeperiod", 1)
+    warm = 3 * (p - 1)
+    return Lookback(warm, warm + _ema_settle(2.0 / (p + 1), 3))
+
+
+def _lb_kama(timeperiod: int = 30) -> Lookback:
+    p = check_period(timeperiod, "timeperiod", 1)
+    if p == 1:
+        return Lookback(0, 0)
+    return Lookback(p, p + decay_bars((2.0 / 31.0) ** 2))
+
+
+def _lb_rsi(timeperiod: int = 14) -> Lookback:
+    p = check_period(timeperiod, "timeperiod", 2)
+    return Lookback(p, p + decay_bars(1.0 / p))
+
+
+def _lb_macd(fastperiod: int = 12, slowperiod: int = 26, signalperiod: int = 9) -> Lookback:
+    f = check_period(fastperiod, "fastperiod", 2)
+    s = check_period(slowperiod, "slowperiod", 2)
+    g = check_period(signalperiod, "signalperiod", 1)
+    f, s = min(f, s), max(f, s)
+    warm = s + g - 2
+    return Lookback(warm, warm + _ema_settle(min(2.0 / (s + 1), 2.0 / (g + 1)), 2))
+
+
+def _lb_bbands(timeperiod: int = 5, nbdevup: float = 2.0, nbdevdn: float = 2.0) -> Lookback:
+    p = check_period(timeperiod, "timeperiod", 2)
+    return Lookback(p - 1, p - 1)
+
+
+def _lb_trange() -> Lookback:
+    return Lookback(1, 1)
+
+
+def _lb_atr(timeperiod: int = 14) -> Lookback:
+    p = check_period(timeperiod, "timeperiod", 1)
+    if p == 1:
+        return Lookback(1, 1)
+    return Lookback(p, p + decay_bars(1.0 / p))
+
+
+def _lb_stoch(fastk_period: int = 5, slowk_period: int = 3, slowd_period: int = 3) -> Lookback:
+    pk = check_period(fastk_period, "fastk_period", 1)
+    ps = check_period(slowk_period, "slowk_period", 1)
+    pd_ = check_period(slowd_period, "slowd_period", 1)
+    warm = pk + ps + pd_ - 3
+    return Lookback(warm, warm)
+
+
+def _lb_obv() -> Lookback:
+    return Lookback(0, NEVER_SETTLES)
+
+
+def _lb_adx(timeperiod: int = 14) -> Lookback:
+    p = check_period(timeperiod, "timeperiod", 2)
+    warm = 2 * p - 1
+    return Lookback(warm, warm + _ema_settle(1.0 / p, 2))
+
+
+_LOOKBACKS: dict[str, Callable[..., Lookback]] = {
+    "sma": _lb_sma, "ema": _lb_ema, "wma": _lb_wma, "dema": _lb_dema, "tema": _lb_tema, "kama": _lb_kama,
+    "rsi": _lb_rsi, "macd": _lb_macd, "bbands": _lb_bbands, "trange": _lb_trange, "atr": _lb_atr,
+    "stoch": _lb_stoch, "obv": _lb_obv, "adx": _lb_adx,
+}
+
+
+def lookback(name: str, **params: Any) -> Lookback:
+    """History an indicator needs, for the parameters of its public function.
+
+    ``warmup`` is the number of leading NaNs (TA-Lib's lookback); ``settle`` the
+    bars after which a value no longer depends on where the input started
+    (within ``nbtrade.lookback.SETTLE_TOLERANCE``): the warm-up for windowed
+    indicators, plus the decay time of the seed for recursive ones.
+
+    >>> lookback("sma", timeperiod=20)
+    Lookback(warmup=19, settle=19)
+    >>> lookback("rsi").warmup
+    14
+    """
+    try:
+        fn = _LOOKBACKS[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown indicator {name!r}; known: {', '.join(_LOOKBACKS)}") from None
+    try:
+        return fn(**params)
+    except TypeError as exc:
+        if "unexpected keyword" in str(exc):
+            raise TypeError(f"lookback({name!r}): {exc}") from None
+        raise

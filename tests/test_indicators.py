@@ -1,0 +1,277 @@
+"""Public indicator API: TA-Lib parity, pandas in/out, NaN policy, lookbacks, bad input."""
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+import nbtrade.indicators as ind
+from nbtrade.synthetic import candles, market
+
+talib = pytest.importorskip("talib")
+talib_abstract = pytest.importorskip("talib.abstract")
+
+# name -> (nbtrade call, talib call, inputs); f(inputs, **params)
+CASES = {
+    "sma": (lambda d, p: ind.sma(d["close"], p), lambda d, p: talib.SMA(d["close"], p), 1),
+    "ema": (lambda d, p: ind.ema(d["close"], p), lambda d, p: talib.EMA(d["close"], p), 1),
+    "wma": (lambda d, p: ind.wma(d["close"], p), lambda d, p: talib.WMA(d["close"], p), 1),
+    "dema": (lambda d, p: ind.dema(d["close"], p), lambda d, p: talib.DEMA(d["close"], p), 1),
+    "tema": (lambda d, p: ind.tema(d["close"], p), lambda d, p: talib.TEMA(d["close"], p), 1),
+    "kama": (lambda d, p: ind.kama(d["close"], p), lambda d, p: talib.KAMA(d["close"], p), 1),
+    "rsi": (lambda d, p: ind.rsi(d["close"], p), lambda d, p: talib.RSI(d["close"], p), 2),
+    "macd": (lambda d, p: ind.macd(d["close"], p, 2 * p + 2, max(1, p - 3)),
+             lambda d, p: talib.MACD(d["close"], p, 2 * p + 2, max(1, p - 3)), 2),
+    "macd_swapped": (lambda d, p: ind.macd(d["close"], p + 5, p, 3),
+                     lambda d, p: talib.MACD(d["close"], p + 5, p, 3), 2),
+    "bbands": (lambda d, p: ind.bbands(d["close"], p, 2.0, 1.5), lambda d, p: talib.BBANDS(d["close"], p, 2.0, 1.5), 2),
+    "trange": (lambda d, p: ind.trange(d["high"], d["low"], d["close"]),
+               lambda d, p: talib.TRANGE(d["high"], d["low"], d["close"]), 1),
+    "atr": (lambda d, p: ind.atr(d["high"], d["low"], d["close"], p),
+            lambda d, p: talib.ATR(d["high"], d["low"], d["close"], p), 1),
+    "stoch": (lambda d, p: ind.stoch(d["high"], d["low"], d["close"], p, 3, 3),
+              lambda d, p: talib.STOCH(d["high"], d["low"], d["close"], p, 3, 0, 3, 0), 1),
+    "stoch_k1": (lambda d, p: ind.stoch(d["high"], d["low"], d["close"], p, 1, 2),
+                 lambda d, p: talib.STOCH(d["high"], d["low"], d["close"], p, 1, 0, 2, 0), 1),
+    "obv": (lambda d, p: ind.obv(d["close"], d["volume"]), lambda d, p: talib.OBV(d["close"], d["volume"]), 1),
+    "adx": (lambda d, p: ind.adx(d["high"], d["low"], d["close"], p),
+            lambda d, p: talib.ADX(d["high"], d["low"], d["close"], p), 2),
+}
+
+
+def as_tuple(x):
+    return x if isinstance(x, tuple) else (x,)
+
+
+def assert_parity(got, want, scale):
+    for g, w in zip(as_tuple(got), as_tuple(want)):
+        g = np.asarray(g)
+        assert_array_equal(np.isnan(g), np.isnan(w))
+        # MACD and its histogram cross zero: relative error is judged against the price scale
+        assert_allclose(g, w, rtol=1e-9, atol=1e-12 * scale, equal_nan=True)
+
+
+@pytest.fixture(scope="module")
+def btc():
+    return candles("BTC/USDT", "2024-01-01", "2024-01-02 12:00", "1m", seed=7)  # 2160 bars
+
+
+def scaled(d, factor, lead_nan=0):
+    out = {k: v * factor for k, v in d.items() if k != "time"}
+    for v in out.values():
+        v[:lead_nan] = np.nan
+    return out
+
+
+@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("period", ["min", 2, 14, 30, 5000])
+def test_talib_parity(btc, name, period):
+    ours, theirs, minimum = CASES[name]
+    p = minimum if period == "min" else period
+    for factor in (1.0, 1e12, 1e-12):
+        d = scaled(btc, factor)
+        assert_parity(ours(d, p), theirs(d, p), factor * 4e4)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_talib_parity_edge_cases(btc, name):
+    ours, theirs, minimum = CASES[name]
+    p = max(minimum, 5)
+    n = len(btc["close"])
+    cases = {
+        "leading_nans": scaled(btc, 1.0, lead_nan=37),
+        "short": {k: v[:p - 1].copy() for k, v in scaled(btc, 1.0).items()},
+        "all_nan": {k: np.full(50, np.nan) for k in ("high", "low", "close", "volume")},
+        "constant": {k: np.full(200, 7.3) for k in ("high", "low", "close", "volume")},
+        "flat_ohlc_after_moves": {k: np.concatenate([v[:300], np.full(100, 12345.5)]) for k, v in btc.items()
+                                  if k != "time"},
+        "empty": {k: np.empty(0) for k in ("high", "low", "close", "volume")},
+    }
+    assert n > 300
+    for case, d in cases.items():
+        assert_parity(ours(d, p), theirs(d, p), 4e4)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_frames_columns_run_like_series(name):
+    ours = CASES[name][0]
+    p = max(CASES[name][2], 6)
+    mk = market(["BTC/USDT", "ETH/USDT", "SOL/USDT"], "2024-01-01", "2024-01-01 06:00", "1m", seed=3)
+    frames = {col: pd.DataFrame({s: df[col] for s, df in mk.items()}) for col in ("high", "low", "close", "volume")}
+    frames["close"].iloc[50, 1] = np.nan
+    got = as_tuple(ours(frames, p))
+    for g in got:
+        assert isinstance(g, pd.DataFrame)
+        assert g.index.equals(frames["close"].index) and g.columns.equals(frames["close"].columns)
+    for sym in frames["close"].columns:
+        series = {k: v[sym] for k, v in frames.items()}
+        want = as_tuple(ours(series, p))
+        for g, w in zip(got, want):
+            assert isinstance(w, pd.Series) and w.index.equals(frames["close"].index)
+            assert_array_equal(g[sym].to_numpy(), w.to_numpy())
+    # numpy 2-D in C and F order gives the same values
+    for order in ("C", "F"):
+        arrays = {k: np.asarray(v.to_numpy(), order=order) for k, v in frames.items()}
+        for g, w in zip(got, as_tuple(ours(arrays, p))):
+            assert_array_equal(g.to_numpy(), w)
+
+
+def test_any_dtype_and_contiguity():
+    x = np.arange(200, dtype=np.int32)[::2]  # int, strided
+    assert_array_equal(ind.sma(x, 3), ind.sma(x.astype(float).copy(), 3))
+    assert_allclose(ind.ema(x.astype(np.float32), 5), talib.EMA(x.astype(float), 5), rtol=1e-9)
+    s = pd.Series(x, dtype="Int64", name="px")
+    r = ind.rsi(s)
+    assert r.name == "px" and r.index.equals(s.index)
+
+
+def test_out_argument():
+    x = np.linspace(1.0, 2.0, 50)
+    buf = np.empty(50)
+    res = ind.ema(x, 10, out=buf)
+    assert res is buf
+    assert_allclose(buf, talib.EMA(x, 10), rtol=1e-12)
+    h, lo = x + 0.1, x - 0.1
+    for fn, args in [(ind.sma, (x, 5)), (ind.wma, (x, 5)), (ind.dema, (x, 5)), (ind.tema, (x, 5)),
+                     (ind.kama, (x, 5)), (ind.rsi, (x, 5)), (ind.trange, (h, lo, x)), (ind.atr, (h, lo, x, 5)),
+                     (ind.obv, (x, x)), (ind.adx, (h, lo, x, 5))]:
+        buf = np.full(50, -1.0)
+        assert fn(*args, out=buf) is buf
+        assert_array_equal(buf, fn(*args))
+    buf2 = np.empty((50, 2), order="F")
+    two = np.column_stack([x, x[::-1]])
+    ind.sma(two, 4, out=buf2)
+    assert_array_equal(buf2, ind.sma(two, 4))
+    with pytest.raises(ValueError, match="out"):
+        ind.sma(x, 5, out=np.empty(49))
+
+
+def test_ema_seed_first_matches_pandas_ewm():
+    c = candles("ETH/USDT", "2024-01-01", "2024-01-02", "1m", seed=1)["close"]
+    for span in (1, 2, 12, 30, 200):
+        want = pd.Series(c).ewm(span=span, adjust=False).mean().to_numpy()
+        assert_allclose(ind.ema(c, span, seed="first"), want, rtol=1e-9)
+    x = np.concatenate([[np.nan, np.nan], c[:100]])  # leading NaNs are skipped by both
+    want = pd.Series(x).ewm(span=10, adjust=False).mean().to_numpy()
+    assert_allclose(ind.ema(x, 10, seed="first"), want, rtol=1e-9)
+
+
+def test_inner_nan_does_not_poison():
+    c = candles("BTC/USDT", "2024-01-01", "2024-01-02", "1m", seed=2)
+    h, lo, cl, v = c["high"], c["low"], c["close"].copy(), c["volume"]
+    cl[500] = np.nan
+    outs = [ind.sma(cl, 20), ind.ema(cl, 20), ind.wma(cl, 20), ind.dema(cl, 20), ind.tema(cl, 20), ind.kama(cl, 20),
+            ind.rsi(cl), *ind.macd(cl), *ind.bbands(cl, 20), ind.trange(h, lo, cl), ind.atr(h, lo, cl),
+            *ind.stoch(h, lo, cl), ind.obv(cl, v), ind.adx(h, lo, cl)]
+    for o in outs:
+        assert np.isnan(o[500])
+        assert np.isfinite(o[600:]).all()
+    # windowed: NaN exactly while the NaN is in the window
+    s = ind.sma(cl, 20)
+    assert np.isnan(s[500:520]).all() and np.isfinite(s[520]) and np.isfinite(s[499])
+    # recursive: re-seeded as if the series started after the NaN
+    assert_allclose(ind.ema(cl, 20)[501:], talib.EMA(cl[501:], 20), rtol=1e-12)
+    assert_allclose(ind.rsi(cl)[501:], talib.RSI(cl[501:]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name, params", [
+    ("sma", {"timeperiod": 20}), ("ema", {"timeperiod": 20}), ("ema", {"timeperiod": 20, "seed": "first"}),
+    ("wma", {"timeperiod": 20}), ("dema", {"timeperiod": 10}), ("tema", {"timeperiod": 10}),
+    ("kama", {"timeperiod": 10}), ("rsi", {"timeperiod": 14}), ("macd", {}), ("bbands", {"timeperiod": 20}),
+    ("trange", {}), ("atr", {"timeperiod": 14}), ("stoch", {}), ("adx", {"timeperiod": 14}),
+])
+def test_values_past_settle_do_not_depend_on_history(name, params):
+    lb = ind.lookback(name, **params)
+    d = candles("BTC/USDT", "2024-01-01", "2024-01-09", "1m", seed=5)  # 11520 bars
+    n_extra = 1500
+    assert lb.settle + 100 < len(d["close"]) - n_extra
+    fn = getattr(ind, name)
+    inputs = {"close": ["close"], "trange": ["high", "low", "close"], "atr": ["high", "low", "close"],
+              "stoch": ["high", "low", "close"], "adx": ["high", "low", "close"]}.get(name, ["close"])
+    long_ = as_tuple(fn(*[d[k] for k in inputs], **params))
+    short = as_tuple(fn(*[d[k][n_extra:] for k in inputs], **params))
+    for lo_, sh in zip(long_, short):
+        assert np.isnan(sh[:lb.warmup]).all() and not np.isnan(sh[lb.warmup:]).any()
+        assert_allclose(sh[lb.settle:], lo_[n_extra + lb.settle:], rtol=1e-9, atol=1e-9)
+
+
+def test_lookback_registry():
+    assert ind.lookback("sma") == (29, 29)
+    assert ind.lookback("EMA", timeperiod=10).warmup == 9
+    assert ind.lookback("ema", timeperiod=10, seed="first").warmup == 0
+    assert ind.lookback("macd").warmup == np.isnan(talib.MACD(np.arange(100.0))[0]).sum() == 33
+    assert ind.lookback("adx", timeperiod=14).warmup == 27
+    assert ind.lookback("stoch").warmup == 8
+    assert ind.lookback("obv").settle == ind.NEVER_SETTLES
+    assert ind.lookback("rsi").settle > ind.lookback("rsi").warmup
+    with pytest.raises(ValueError, match="unknown indicator"):
+        ind.lookback("foo")
+    with pytest.raises(TypeError, match="lookback"):
+        ind.lookback("sma", period=3)
+    with pytest.raises(ValueError, match="timeperiod"):
+        ind.lookback("rsi", timeperiod=1)
+
+
+@pytest.mark.parametrize("name, talib_name, params", [
+    ("sma", "SMA", {"timeperiod": 7}), ("ema", "EMA", {"timeperiod": 7}), ("wma", "WMA", {"timeperiod": 7}),
+    ("dema", "DEMA", {"timeperiod": 7}), ("tema", "TEMA", {"timeperiod": 7}), ("kama", "KAMA", {"timeperiod": 7}),
+    ("rsi", "RSI", {"timeperiod": 7}), ("macd", "MACD", {"fastperiod": 5, "slowperiod": 9, "signalperiod": 4}),
+    ("bbands", "BBANDS", {"timeperiod": 7}), ("trange", "TRANGE", {}), ("atr", "ATR", {"timeperiod": 7}),
+    ("stoch", "STOCH", {"fastk_period": 6, "slowk_period": 4, "slowd_period": 2}), ("obv", "OBV", {}),
+    ("adx", "ADX", {"timeperiod": 7}),
+])
+def test_warmup_is_talib_lookback(name, talib_name, params):
+    fn = talib_abstract.Function(talib_name)
+    fn.set_parameters(params)
+    assert ind.lookback(name, **params).warmup == fn.lookback
+
+
+def test_bad_input():
+    x = np.arange(10.0)
+    with pytest.raises(ValueError, match="timeperiod"):
+        ind.sma(x, 0)
+    with pytest.raises(ValueError, match="timeperiod"):
+        ind.rsi(x, 1)
+    with pytest.raises(ValueError, match="timeperiod"):
+        ind.adx(x, x, x, 1)
+    with pytest.raises(ValueError, match="timeperiod"):
+        ind.bbands(x, 1)
+    with pytest.raises(ValueError, match="fastperiod"):
+        ind.macd(x, 1)
+    with pytest.raises(ValueError, match="signalperiod"):
+        ind.macd(x, 12, 26, 0)
+    with pytest.raises(ValueError, match="slowk_period"):
+        ind.stoch(x, x, x, 5, 0)
+    with pytest.raises(TypeError, match="timeperiod"):
+        ind.ema(x, 2.5)
+    with pytest.raises(TypeError, match="nbdevup"):
+        ind.bbands(x, 5, "2")
+    with pytest.raises(ValueError, match="seed"):
+        ind.ema(x, 5, seed="pandas")
+    with pytest.raises(ValueError, match="low"):
+        ind.atr(x, x[:9], x)
+    with pytest.raises(ValueError, match="volume"):
+        ind.obv(x, x[:-1])
+    with pytest.raises(ValueError, match="close"):
+        ind.ema(np.zeros((2, 2, 2)))
+    with pytest.raises(TypeError, match="close"):
+        ind.sma(np.array(["a", "b"]))
+    with pytest.raises(TypeError, match="high"):
+        ind.trange(np.array([True, False]), x[:2], x[:2])
+
+
+def test_empty_input_gives_empty_output():
+    e = np.empty(0)
+    assert ind.sma(e).shape == (0,)
+    assert [o.shape for o in ind.macd(e)] == [(0,)] * 3
+    assert ind.adx(e, e, e).shape == (0,)
+    frame = pd.DataFrame({"a": [], "b": []}, dtype=float)
+    assert ind.rsi(frame).shape == (0, 2)
+
+
+def test_doctests():
+    res = doctest.testmod(ind, extraglobs={"np": np}, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert res.failed == 0 and res.attempted > 10
