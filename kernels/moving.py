@@ -172,6 +172,7 @@ def wma_1d_nb(x, timeperiod, out):
     if p == 1:
         return copy_1d_nb(x, out)
     inv = 2.0 / (p * (p + 1.0))
+    resum = 16 * p
     i = 0
     while i < n:
         if x[i] != x[i]:
@@ -200,14 +201,26 @@ def wma_1d_nb(x, timeperiod, out):
             wsum += v * p
             out[i] = wsum * inv
             i += 1
+        # wsum integrates psum's rounding error (drift grows like n**1.5), so both
+        # are recomputed exactly after every block of `resum` bars
         while i < n:
-            v = x[i]
-            if v != v:
+            stop = min(n, i + resum)
+            while i < stop:
+                v = x[i]
+                if v != v:
+                    break
+                wsum += v * p - psum
+                psum += v - x[i - p]
+                out[i] = wsum * inv
+                i += 1
+            if i < stop or i >= n:
                 break
-            wsum += v * p - psum
-            psum += v - x[i - p]
-            out[i] = wsum * inv
-            i += 1
+            wsum = 0.0
+            psum = 0.0
+            for j in range(p):
+                xj = x[i - p + j]
+                psum += xj
+                wsum += xj * (j + 1)
     return out
 
 

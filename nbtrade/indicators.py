@@ -56,9 +56,16 @@ def _k():
     return k
 
 
+def _unaliased(res: np.ndarray, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    # kernels read earlier inputs after writing earlier outputs: out=close needs a copy
+    return [a.copy() if np.may_share_memory(res, a) else a for a in arrays]
+
+
 def _unary(name: str, x: Any, out: np.ndarray | None, args: tuple) -> Any:
     arr, wrapper = as_float_array(x, "close")
     res = check_out(out, arr)
+    if out is not None:
+        arr = _unaliased(res, [arr])[0]
     k = _k()
     if arr.ndim == 1:
         getattr(k, f"{name}_1d_nb")(arr, *args, res)
@@ -282,6 +289,8 @@ def trange(high: Any, low: Any, close: Any, *, out: np.ndarray | None = None) ->
     """
     arrays, wrapper = as_float_arrays([("high", high), ("low", low), ("close", close)])
     res = check_out(out, arrays[0])
+    if out is not None:
+        arrays = _unaliased(res, arrays)
     _call("trange", arrays, (), [res])
     return wrapper.wrap(res)
 
@@ -299,6 +308,8 @@ def atr(high: Any, low: Any, close: Any, timeperiod: int = 14, *, out: np.ndarra
     p = check_period(timeperiod, "timeperiod", 1)
     arrays, wrapper = as_float_arrays([("high", high), ("low", low), ("close", close)])
     res = check_out(out, arrays[0])
+    if out is not None:
+        arrays = _unaliased(res, arrays)
     _call("atr", arrays, (p,), [res])
     return wrapper.wrap(res)
 
@@ -343,6 +354,8 @@ def obv(close: Any, volume: Any, *, out: np.ndarray | None = None) -> Any:
     """
     arrays, wrapper = as_float_arrays([("close", close), ("volume", volume)])
     res = check_out(out, arrays[0])
+    if out is not None:
+        arrays = _unaliased(res, arrays)
     _call("obv", arrays, (), [res])
     return wrapper.wrap(res)
 
@@ -364,6 +377,8 @@ def adx(high: Any, low: Any, close: Any, timeperiod: int = 14, *, out: np.ndarra
     p = check_period(timeperiod, "timeperiod", 2)
     arrays, wrapper = as_float_arrays([("high", high), ("low", low), ("close", close)])
     res = check_out(out, arrays[0])
+    if out is not None:
+        arrays = _unaliased(res, arrays)
     _call("adx", arrays, (p,), [res])
     return wrapper.wrap(res)
 

@@ -275,3 +275,57 @@ def test_empty_input_gives_empty_output():
 def test_doctests():
     res = doctest.testmod(ind, extraglobs={"np": np}, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert res.failed == 0 and res.attempted > 10
+
+
+def test_out_may_alias_the_input():
+    c = candles("BTC/USDT", "2024-01-01", "2024-01-01 06:00", "1m", seed=4)
+    for fn in (ind.sma, ind.wma, ind.ema, ind.kama, ind.rsi):
+        x = c["close"].copy()
+        want = fn(x, 10)
+        assert fn(x, 10, out=x) is x
+        assert_array_equal(x, want)
+    h, lo, cl = c["high"].copy(), c["low"].copy(), c["close"].copy()
+    want = ind.atr(h, lo, cl, 5)
+    ind.atr(h, lo, cl, 5, out=cl)
+    assert_array_equal(cl, want)
+
+
+def test_micro_prices_scale_exactly():
+    """Exact zero tests: a power-of-two rescale changes nothing (TA-Lib's |v| < 1e-14 band would)."""
+    c = candles("PEPE/USDT", "2024-01-01", "2024-01-02", "1m", seed=9)
+    f = 2.0 ** -70  # prices ~1e-21: ranges and variances far below TA-Lib's zero band
+    h, lo, cl = c["high"], c["low"], c["close"]
+    hs, ls, cs = h * f, lo * f, cl * f
+    assert_array_equal(ind.rsi(cs), ind.rsi(cl))
+    assert_array_equal(ind.adx(hs, ls, cs), ind.adx(h, lo, cl))
+    assert_array_equal(ind.kama(cs, 10), ind.kama(cl, 10) * f)
+    assert_array_equal(ind.atr(hs, ls, cs), ind.atr(h, lo, cl) * f)
+    for a, b in zip(ind.bbands(cs, 20), ind.bbands(cl, 20)):
+        assert_array_equal(a, b * f)
+    for a, b in zip(ind.stoch(hs, ls, cs), ind.stoch(h, lo, cl)):
+        assert_array_equal(a, b)
+
+
+def test_bbands_accurate_where_squares_cancel():
+    """Large price, tiny spread: E[x^2] - mean^2 would lose every digit."""
+    rng = np.random.default_rng(0)
+    x = 1e8 + rng.standard_normal(3000) * 1e-3
+    x = np.concatenate([x, np.full(30, 1e8 + 0.5)])  # then a flat stretch: exactly zero width
+    k = 1e6  # a wide band, so that u - m keeps the digits of the deviation
+    u, m, lo = ind.bbands(x, 20, k, 1.0)
+    win = np.lib.stride_tricks.sliding_window_view(x, 20)
+    assert_allclose((u - m)[19:] / k, win.std(axis=1), rtol=1e-8)
+    assert_allclose(m[19:], win.mean(axis=1), rtol=1e-15)
+    assert (u[-1] - m[-1]) == 0.0 and m[-1] == 1e8 + 0.5
+
+
+def test_running_sums_do_not_drift():
+    rng = np.random.default_rng(1)
+    x = 30_000.0 * np.exp(np.cumsum(rng.standard_normal(1_000_000) * 1e-3))
+    tail = x[-100:]
+    assert_allclose(ind.sma(x, 50)[-51:], np.lib.stride_tricks.sliding_window_view(x[-100:], 50).mean(axis=1),
+                    rtol=1e-12)
+    u, m, _ = ind.bbands(x, 50, 1e6, 1.0)
+    assert_allclose((u - m)[-51:] / 1e6, np.lib.stride_tricks.sliding_window_view(tail, 50).std(axis=1), rtol=1e-9)
+    w = np.arange(1.0, 31.0)
+    assert_allclose(ind.wma(x, 30)[-1], (x[-30:] * w).sum() / w.sum(), rtol=1e-12)
