@@ -352,8 +352,11 @@ def tema_nb(x, timeperiod, out):
 def _kama_step(kama, v, change, path, flat, const_diff, const_max):
     # er = |change| / path, 1 for a flat window; TA-Lib's "path <= change -> 1" is
     # the same as clipping at 1 (|change| <= path up to rounding)
-    r = abs(change) / path
-    er = 1.0 if flat or r > 1.0 else r
+    if flat:
+        er = 1.0
+    else:
+        r = abs(change) / path
+        er = 1.0 if r > 1.0 else r
     sc = er * const_diff + const_max
     sc *= sc
     return fma(kama, 1.0 - sc, v * sc)
