@@ -141,10 +141,11 @@ def test_out_argument():
         buf = np.full(50, -1.0)
         assert fn(*args, out=buf) is buf
         assert_array_equal(buf, fn(*args))
-    buf2 = np.empty((50, 2), order="F")
-    two = np.column_stack([x, x[::-1]])
-    ind.sma(two, 4, out=buf2)
-    assert_array_equal(buf2, ind.sma(two, 4))
+    two = np.column_stack([x, x[::-1]])  # row-major input: computed in Fortran order
+    for order in ("F", "C"):
+        buf2 = np.empty((50, 2), order=order)
+        assert ind.sma(two, 4, out=buf2) is buf2
+        assert_array_equal(buf2[:, 1], ind.sma(x[::-1], 4))
     with pytest.raises(ValueError, match="out"):
         ind.sma(x, 5, out=np.empty(49))
 
