@@ -330,3 +330,37 @@ def test_running_sums_do_not_drift():
     assert_allclose((u - m)[-51:] / 1e6, np.lib.stride_tricks.sliding_window_view(tail, 50).std(axis=1), rtol=1e-9)
     w = np.arange(1.0, 31.0)
     assert_allclose(ind.wma(x, 30)[-1], (x[-30:] * w).sum() / w.sum(), rtol=1e-12)
+
+
+_SUBJECTS = {
+    "sma": lambda d: ind.sma(d["close"], 20), "ema": lambda d: ind.ema(d["close"], 20),
+    "wma": lambda d: ind.wma(d["close"], 20), "dema": lambda d: ind.dema(d["close"], 10),
+    "tema": lambda d: ind.tema(d["close"], 10), "kama": lambda d: ind.kama(d["close"], 10),
+    "rsi": lambda d: ind.rsi(d["close"]), "macd": lambda d: ind.macd(d["close"]),
+    "bbands": lambda d: ind.bbands(d["close"], 20), "trange": lambda d: ind.trange(d["high"], d["low"], d["close"]),
+    "atr": lambda d: ind.atr(d["high"], d["low"], d["close"]),
+    "stoch": lambda d: ind.stoch(d["high"], d["low"], d["close"]),
+    "obv": lambda d: ind.obv(d["close"], d["volume"]), "adx": lambda d: ind.adx(d["high"], d["low"], d["close"]),
+}
+_PARAMS = {"sma": {"timeperiod": 20}, "ema": {"timeperiod": 20}, "wma": {"timeperiod": 20}, "dema": {"timeperiod": 10},
+           "tema": {"timeperiod": 10}, "kama": {"timeperiod": 10}, "bbands": {"timeperiod": 20}}
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return market(["BTC/USDT"], "2024-01-01", "2024-01-06", "1m", seed=11)["BTC/USDT"]  # 7200 bars
+
+
+@pytest.mark.parametrize("name", _SUBJECTS)
+def test_checks_no_lookahead_and_settle_within_lookback(frame, name):
+    from nbtrade.checks import check_lookahead, check_recursive
+
+    subject = _SUBJECTS[name]
+    assert check_lookahead(subject, frame, cuts=8).ok
+    lb = ind.lookback(name, **_PARAMS.get(name, {}))
+    report = check_recursive(subject, frame, starts=(150, 500), max_warmup=lb.settle, atol=1e-9)
+    if name == "obv":
+        assert not report.ok  # a running total never forgets its start
+    else:
+        assert report.ok, str(report)
+        assert max(report.warmup.values()) >= lb.warmup
