@@ -95,6 +95,13 @@ def _unary(name: str, x: Any, out: np.ndarray | None, args: tuple) -> Any:
     return wrapper.wrap(_run(name, [arr], args, out=out)[0])
 
 
+def _check_matype(value: Any, name: str) -> None:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value != 0:
+        raise ValueError(f"{name}={value} is not supported: only 0 (SMA) is implemented")
+
+
 def _check_real(value: Any, name: str) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real) or not math.isfinite(float(value)):
         raise TypeError(f"{name} must be a finite real number, got {value!r}")
@@ -265,7 +272,8 @@ def macd(close: Any, fastperiod: int = 12, slowperiod: int = 26, signalperiod: i
     return tuple(wrapper.wrap(o, name=nm) for o, nm in zip(outs, ("macd", "macdsignal", "macdhist")))
 
 
-def bbands(close: Any, timeperiod: int = 5, nbdevup: float = 2.0, nbdevdn: float = 2.0) -> tuple[Any, Any, Any]:
+def bbands(close: Any, timeperiod: int = 5, nbdevup: float = 2.0, nbdevdn: float = 2.0,
+           matype: int = 0) -> tuple[Any, Any, Any]:
     """Bollinger bands on the simple moving average (TA-Lib ``BBANDS``, ``matype=0``).
 
     ``middle = SMA(close, timeperiod)``, ``upper = middle + nbdevup * std``,
@@ -275,6 +283,7 @@ def bbands(close: Any, timeperiod: int = 5, nbdevup: float = 2.0, nbdevdn: float
     computed around the window mean, so it is exact for flat windows and free
     of the cancellation that hits ``E[x^2] - mean^2`` at large prices. Warm-up
     ``timeperiod - 1`` NaNs. Causal; NaN while a NaN is in the window.
+    ``matype`` is accepted for TA-Lib's argument order; only 0 (SMA) is supported.
 
     Returns
     -------
@@ -285,6 +294,7 @@ def bbands(close: Any, timeperiod: int = 5, nbdevup: float = 2.0, nbdevdn: float
     array([       nan,        nan, 2.81649658])
     """
     p = check_period(timeperiod, "timeperiod", 2)
+    _check_matype(matype, "matype")
     up = _check_real(nbdevup, "nbdevup")
     dn = _check_real(nbdevdn, "nbdevdn")
     arr, wrapper = as_float_array(close, "close")
@@ -319,8 +329,8 @@ def atr(high: Any, low: Any, close: Any, timeperiod: int = 14, *, out: np.ndarra
     return wrapper.wrap(_run("atr", arrays, (p,), out=out)[0])
 
 
-def stoch(high: Any, low: Any, close: Any, fastk_period: int = 5, slowk_period: int = 3,
-          slowd_period: int = 3) -> tuple[Any, Any]:
+def stoch(high: Any, low: Any, close: Any, fastk_period: int = 5, slowk_period: int = 3, slowk_matype: int = 0,
+          slowd_period: int = 3, slowd_matype: int = 0) -> tuple[Any, Any]:
     """Slow stochastic oscillator (TA-Lib ``STOCH`` with SMA smoothing), 0..100.
 
     ``fastk = 100 * (close - LL) / (HH - LL)`` over ``fastk_period`` bars (0 when
@@ -333,13 +343,15 @@ def stoch(high: Any, low: Any, close: Any, fastk_period: int = 5, slowk_period: 
     -------
     (slowk, slowd), each shaped like ``close``.
 
-    >>> k, d = stoch(np.array([2.0, 3.0, 4.0]), np.array([1.0, 2.0, 3.0]), np.array([1.5, 2.5, 3.5]), 2, 1, 1)
+    >>> k, d = stoch(np.array([2.0, 3.0, 4.0]), np.array([1.0, 2.0, 3.0]), np.array([1.5, 2.5, 3.5]), 2, 1, 0, 1)
     >>> k
     array([nan, 75., 75.])
     """
     pk = check_period(fastk_period, "fastk_period", 1)
     ps = check_period(slowk_period, "slowk_period", 1)
     pd_ = check_period(slowd_period, "slowd_period", 1)
+    _check_matype(slowk_matype, "slowk_matype")
+    _check_matype(slowd_matype, "slowd_matype")
     arrays, wrapper = as_float_arrays([("high", high), ("low", low), ("close", close)])
     outs = _run("stoch", arrays, (pk, ps, pd_), 2)
     return tuple(wrapper.wrap(o, name=nm) for o, nm in zip(outs, ("slowk", "slowd")))
@@ -437,7 +449,7 @@ def _lb_macd(fastperiod: int = 12, slowperiod: int = 26, signalperiod: int = 9) 
     return Lookback(warm, warm + _ema_settle(min(2.0 / (s + 1), 2.0 / (g + 1)), 2))
 
 
-def _lb_bbands(timeperiod: int = 5, nbdevup: float = 2.0, nbdevdn: float = 2.0) -> Lookback:
+def _lb_bbands(timeperiod: int = 5, nbdevup: float = 2.0, nbdevdn: float = 2.0, matype: int = 0) -> Lookback:
     p = check_period(timeperiod, "timeperiod", 2)
     return Lookback(p - 1, p - 1)
 
@@ -453,7 +465,8 @@ def _lb_atr(timeperiod: int = 14) -> Lookback:
     return Lookback(p, p + decay_bars(1.0 / p))
 
 
-def _lb_stoch(fastk_period: int = 5, slowk_period: int = 3, slowd_period: int = 3) -> Lookback:
+def _lb_stoch(fastk_period: int = 5, slowk_period: int = 3, slowk_matype: int = 0, slowd_period: int = 3,
+              slowd_matype: int = 0) -> Lookback:
     pk = check_period(fastk_period, "fastk_period", 1)
     ps = check_period(slowk_period, "slowk_period", 1)
     pd_ = check_period(slowd_period, "slowd_period", 1)

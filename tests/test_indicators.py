@@ -32,9 +32,9 @@ CASES = {
                lambda d, p: talib.TRANGE(d["high"], d["low"], d["close"]), 1),
     "atr": (lambda d, p: ind.atr(d["high"], d["low"], d["close"], p),
             lambda d, p: talib.ATR(d["high"], d["low"], d["close"], p), 1),
-    "stoch": (lambda d, p: ind.stoch(d["high"], d["low"], d["close"], p, 3, 3),
+    "stoch": (lambda d, p: ind.stoch(d["high"], d["low"], d["close"], p, 3, 0, 3, 0),
               lambda d, p: talib.STOCH(d["high"], d["low"], d["close"], p, 3, 0, 3, 0), 1),
-    "stoch_k1": (lambda d, p: ind.stoch(d["high"], d["low"], d["close"], p, 1, 2),
+    "stoch_k1": (lambda d, p: ind.stoch(d["high"], d["low"], d["close"], p, 1, slowd_period=2),
                  lambda d, p: talib.STOCH(d["high"], d["low"], d["close"], p, 1, 0, 2, 0), 1),
     "obv": (lambda d, p: ind.obv(d["close"], d["volume"]), lambda d, p: talib.OBV(d["close"], d["volume"]), 1),
     "adx": (lambda d, p: ind.adx(d["high"], d["low"], d["close"], p),
@@ -246,6 +246,10 @@ def test_bad_input():
         ind.macd(x, 12, 26, 0)
     with pytest.raises(ValueError, match="slowk_period"):
         ind.stoch(x, x, x, 5, 0)
+    with pytest.raises(ValueError, match="slowd_matype"):
+        ind.stoch(x, x, x, 5, 3, 0, 3, 1)
+    with pytest.raises(ValueError, match="matype"):
+        ind.bbands(x, 5, 2.0, 2.0, 1)
     with pytest.raises(TypeError, match="timeperiod"):
         ind.ema(x, 2.5)
     with pytest.raises(TypeError, match="nbdevup"):
@@ -364,3 +368,18 @@ def test_checks_no_lookahead_and_settle_within_lookback(frame, name):
     else:
         assert report.ok, str(report)
         assert max(report.warmup.values()) >= lb.warmup
+
+
+@pytest.mark.parametrize("name", ["sma", "ema", "wma", "dema", "tema", "kama", "rsi", "macd", "bbands", "trange",
+                                  "atr", "stoch", "obv", "adx"])
+def test_signature_follows_talib(name):
+    import inspect
+
+    fn = talib_abstract.Function(name.upper())
+    ours = inspect.signature(getattr(ind, name)).parameters
+    n_inputs = {"trange": 3, "atr": 3, "stoch": 3, "adx": 3, "obv": 2}.get(name, 1)
+    params = [p for p in list(ours)[n_inputs:] if p not in ("out", "seed")]
+    assert params == list(fn.parameters)
+    for p, default in fn.parameters.items():
+        if (name, p) != ("bbands", "timeperiod"):  # TA-Lib's C default is 5; the Python wrapper's metadata says 20
+            assert ours[p].default == default, p
