@@ -19,6 +19,29 @@ from .moving import fma
 NAN = np.nan
 
 
+@jit
+def _max(a, b):
+    # a plain select (maxsd); the builtin max() carries NaN handling that costs more
+    return a if a > b else b
+
+
+@jit
+def _min(a, b):
+    return a if a < b else b
+
+
+@jit
+def _true_range(h, l, prev_close):
+    return _max(h - l, _max(abs(h - prev_close), abs(l - prev_close)))
+
+
+@jit
+def _isnan3(a, b, c):
+    # one test for three values (a NaN, or +inf meeting -inf, makes the sum NaN)
+    t = a + b + c
+    return t != t
+
+
 # --------------------------------------------------------------------- RSI
 @jit
 def rsi_1d_nb(x, timeperiod, out):
@@ -79,8 +102,8 @@ def rsi_1d_nb(x, timeperiod, out):
                 break
             d = v - prev
             prev = v
-            gain = fma(gain, decay, max(d, 0.0) * inv)
-            loss = fma(loss, decay, max(-d, 0.0) * inv)
+            gain = fma(gain, decay, _max(d, 0.0) * inv)
+            loss = fma(loss, decay, _max(-d, 0.0) * inv)
             total = gain + loss
             out[i] = 100.0 * (gain / total) if total != 0.0 else 0.0
             i += 1
@@ -208,6 +231,7 @@ def bbands_1d_nb(x, timeperiod, nbdevup, nbdevdn, out_upper, out_middle, out_low
 
     ``middle = SMA``, ``upper/lower = middle +/- nbdev * std`` with the population
     standard deviation (ddof 0) of the same window. Warm-up ``timeperiod - 1``.
+    On NaN-free input: ``m = s.rolling(p).mean(); m +/- nbdev * s.rolling(p).std(ddof=0)``.
 
     O(1) per bar without the cancellation of ``E[x^2] - mean^2`` at large prices:
     running sums are kept of ``x - K`` for a shift ``K`` reset to the window mean
@@ -291,31 +315,12 @@ def bbands_nb(x, timeperiod, nbdevup, nbdevdn, out_upper, out_middle, out_lower)
 
 # ------------------------------------------------------------------- TRANGE
 @jit
-def _max(a, b):
-    # a plain select (maxsd); the builtin max() carries NaN handling that costs more
-    return a if a > b else b
-
-
-@jit
-def _min(a, b):
-    return a if a < b else b
-
-
-@jit
-def _true_range(h, l, prev_close):
-    return _max(h - l, _max(abs(h - prev_close), abs(l - prev_close)))
-
-
-@jit
-def _isnan3(a, b, c):
-    # one test for three values (a NaN, or +inf meeting -inf, makes the sum NaN)
-    t = a + b + c
-    return t != t
-
-
-@jit
 def trange_1d_nb(high, low, close, out):
-    """True range ``max(h - l, |h - c_prev|, |l - c_prev|)``; TA-Lib ``TRANGE``. Warm-up 1."""
+    """True range ``max(h - l, |h - c_prev|, |l - c_prev|)``; TA-Lib ``TRANGE``. Warm-up 1.
+
+    Equals ``pd.concat([h - l, (h - c.shift()).abs(), (l - c.shift()).abs()], axis=1).max(axis=1)``
+    from the second bar on.
+    """
     n = close.shape[0]
     if n > 0:
         out[0] = NAN
@@ -414,8 +419,10 @@ def stoch_1d_nb(high, low, close, fastk_period, slowk_period, slowd_period, out_
     """Slow stochastic; TA-Lib ``STOCH`` with SMA smoothing (``matype=0``).
 
     ``fastk = 100 * (c - LL) / (HH - LL)`` over ``fastk_period`` bars (0 when
-    ``HH == LL``), ``slowk = SMA(fastk, slowk_period)``, ``slowd = SMA(slowk, slowd_period)``.
-    Warm-up ``fastk_period + slowk_period + slowd_period - 3``.
+    ``HH == LL``), ``slowk = SMA(fastk, slowk_period)``, ``slowd = SMA(slowk, slowd_period)``,
+    i.e. ``fastk = 100 * (c - l.rolling(k).min()) / (h.rolling(k).max() - l.rolling(k).min())``
+    then two ``rolling().mean()``. Warm-up ``fastk_period + slowk_period + slowd_period - 3``
+    for both outputs.
     """
     n = close.shape[0]
     pk = fastk_period
@@ -535,6 +542,7 @@ def stoch_nb(high, low, close, fastk_period, slowk_period, slowd_period, out_slo
 def obv_1d_nb(close, volume, out):
     """On-balance volume; TA-Lib ``OBV``: starts at the first bar's volume, then
     adds the volume on up closes and subtracts it on down closes. Warm-up 0.
+    Equals ``(np.sign(c.diff()).fillna(0) * v).cumsum() + v[0]``.
     """
     n = close.shape[0]
     i = 0
