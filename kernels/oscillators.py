@@ -415,6 +415,41 @@ def atr_nb(high, low, close, timeperiod, out):
 _SCAN_MAX = 24
 
 @jit
+def _tracked_extremes(high, low, w0, i, hh, ll, hh_idx, ll_idx):
+    """Highest high and lowest low of bars ``w0..i`` for long windows: update the
+    tracked extremes, rescanning only when one has left the window."""
+    h = high[i]
+    lo = low[i]
+    if hh_idx < w0:
+        hh_idx = w0
+        hh = high[w0]
+        for t in range(w0 + 1, i + 1):
+            if high[t] >= hh:
+                hh = high[t]
+                hh_idx = t
+    elif h >= hh:
+        hh = h
+        hh_idx = i
+    if ll_idx < w0:
+        ll_idx = w0
+        ll = low[w0]
+        for t in range(w0 + 1, i + 1):
+            if low[t] <= ll:
+                ll = low[t]
+                ll_idx = t
+    elif lo <= ll:
+        ll = lo
+        ll_idx = i
+    return hh, ll, hh_idx, ll_idx
+
+
+@jit
+def _fastk(c, hh, ll):
+    rng = hh - ll
+    return 100.0 * (c - ll) / rng if rng != 0.0 else 0.0
+
+
+@jit
 def stoch_1d_nb(high, low, close, fastk_period, slowk_period, slowd_period, out_slowk, out_slowd):
     """Slow stochastic; TA-Lib ``STOCH`` with SMA smoothing (``matype=0``).
 
@@ -428,8 +463,9 @@ def stoch_1d_nb(high, low, close, fastk_period, slowk_period, slowd_period, out_
     pk = fastk_period
     ps = slowk_period
     pd = slowd_period
-    kbuf = np.empty(ps)
-    sbuf = np.empty(pd)
+    scan = pk <= _SCAN_MAX
+    kbuf = np.empty(ps)  # the last ps fast-k values, a ring
+    sbuf = np.empty(pd)  # the last pd slow-k values
     inv_k = 1.0 / ps
     inv_d = 1.0 / pd
     i = 0
@@ -448,53 +484,33 @@ def stoch_1d_nb(high, low, close, fastk_period, slowk_period, slowd_period, out_
         ssum = 0.0
         kslot = 0
         sslot = 0
+        ready = False
+        # warm-up: fill the fast-k ring, then the slow-k ring, up to the first output
         while i < n:
-            h = high[i]
-            lo = low[i]
             c = close[i]
-            if _isnan3(h, lo, c):
+            if _isnan3(high[i], low[i], c):
                 break
             r = i - start
-            w0 = i - pk + 1  # first bar of the fast-k window
-            if w0 < start:
-                w0 = start
-            if pk <= _SCAN_MAX:
-                # short windows: a branch-free rescan beats tracking the extremes
-                hh = h
-                ll = lo
-                for t in range(w0, i):
-                    hh = _max(hh, high[t])
-                    ll = _min(ll, low[t])
+            w0 = max(i - pk + 1, start)
+            if scan:
+                hh = high[i]
+                ll = low[i]
+                t = w0
+                while t < i:
+                    if high[t] > hh:
+                        hh = high[t]
+                    if low[t] < ll:
+                        ll = low[t]
+                    t += 1
             else:
-                # long windows: track the extremes, rescan only when one leaves the window
-                if hh_idx < w0:
-                    hh_idx = w0
-                    hh = high[w0]
-                    for t in range(w0 + 1, i + 1):
-                        if high[t] >= hh:
-                            hh = high[t]
-                            hh_idx = t
-                elif h >= hh:
-                    hh = h
-                    hh_idx = i
-                if ll_idx < w0:
-                    ll_idx = w0
-                    ll = low[w0]
-                    for t in range(w0 + 1, i + 1):
-                        if low[t] <= ll:
-                            ll = low[t]
-                            ll_idx = t
-                elif lo <= ll:
-                    ll = lo
-                    ll_idx = i
-            if r < pk - 1:
-                out_slowk[i] = NAN
-                out_slowd[i] = NAN
-                i += 1
-                continue
-            rng = hh - ll
-            fk = 100.0 * (c - ll) / rng if rng != 0.0 else 0.0
+                hh, ll, hh_idx, ll_idx = _tracked_extremes(high, low, w0, i, hh, ll, hh_idx, ll_idx)
+            out_slowk[i] = NAN
+            out_slowd[i] = NAN
+            i += 1
             rk = r - (pk - 1)  # index of this fast-k value
+            if rk < 0:
+                continue
+            fk = _fastk(c, hh, ll)
             if rk >= ps:
                 ksum += fk - kbuf[kslot]
             else:
@@ -504,26 +520,52 @@ def stoch_1d_nb(high, low, close, fastk_period, slowk_period, slowd_period, out_
             if kslot == ps:
                 kslot = 0
             if rk < ps - 1:
-                out_slowk[i] = NAN
-                out_slowd[i] = NAN
-                i += 1
                 continue
             sk = ksum * inv_k
-            rs = rk - (ps - 1)
-            if rs >= pd:
-                ssum += sk - sbuf[sslot]
-            else:
-                ssum += sk
+            ssum += sk  # the slow-k ring is not full before the first output
             sbuf[sslot] = sk
             sslot += 1
             if sslot == pd:
                 sslot = 0
-            if rs < pd - 1:
-                out_slowk[i] = NAN
-                out_slowd[i] = NAN
+            if rk - (ps - 1) == pd - 1:
+                out_slowk[i - 1] = sk
+                out_slowd[i - 1] = ssum * inv_d
+                ready = True
+                break
+        if not ready:
+            continue
+        # steady state: both rings full, their oldest entries at kslot / sslot
+        while i < n:
+            c = close[i]
+            if _isnan3(high[i], low[i], c):
+                break
+            if scan:
+                # short windows: rescanning (branch-free selects) beats tracking
+                hh = high[i]
+                ll = low[i]
+                t = i - pk + 1
+                while t < i:
+                    if high[t] > hh:
+                        hh = high[t]
+                    if low[t] < ll:
+                        ll = low[t]
+                    t += 1
             else:
-                out_slowk[i] = sk
-                out_slowd[i] = ssum * inv_d
+                hh, ll, hh_idx, ll_idx = _tracked_extremes(high, low, i - pk + 1, i, hh, ll, hh_idx, ll_idx)
+            fk = _fastk(c, hh, ll)
+            ksum += fk - kbuf[kslot]
+            kbuf[kslot] = fk
+            kslot += 1
+            if kslot == ps:
+                kslot = 0
+            sk = ksum * inv_k
+            ssum += sk - sbuf[sslot]
+            sbuf[sslot] = sk
+            sslot += 1
+            if sslot == pd:
+                sslot = 0
+            out_slowk[i] = sk
+            out_slowd[i] = ssum * inv_d
             i += 1
     return out_slowk, out_slowd
 

@@ -174,3 +174,16 @@ def test_kama_flat_window_after_moves_has_efficiency_one():
     got = K.kama_1d_nb(x, 5, np.empty_like(x))
     want = np.asarray(R.kama(x.tolist(), 5))
     assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("fastk", [24, 25, 40])
+def test_stoch_tracked_extremes_path(fastk):
+    # windows longer than _SCAN_MAX track their extremes instead of rescanning
+    spec = SPECS["stoch"]
+    inputs = make_inputs(3, 300, seed=fastk)
+    inputs[1][150] = np.nan
+    got = K.stoch_1d_nb(*inputs, fastk, 3, 2, np.empty(300), np.empty(300))
+    want = R.stoch(*[a.tolist() for a in inputs], fastk, 3, 2)
+    for g, w in zip(got, want):
+        assert_same(g, np.asarray(w))
+    assert spec.n_out == 2
