@@ -208,3 +208,17 @@ CASES += [
     Case(f"{name} 2-D x{N_SYMBOLS}", _setup_2d(name), check=_check(), target=">= 1.7x faster than the 1-D loop")
     for name in ("ema", "rsi", "kama", "bbands", "adx")
 ]
+
+
+def _setup_frame(n: int) -> dict[str, Callable[[], Any]]:
+    rows = max(n // N_SYMBOLS, 1)
+    close = _bars(n)["close"][:rows * N_SYMBOLS].reshape(N_SYMBOLS, rows).T
+    frame = pd.DataFrame(close, columns=[f"S{j}" for j in range(N_SYMBOLS)])
+    return {
+        "nbtrade": lambda: ind.ema(frame, 30, seed="first").to_numpy(),
+        "pandas": lambda: frame.ewm(span=30, adjust=False).mean().to_numpy(),
+    }
+
+
+CASES.append(Case(f"ema DataFrame x{N_SYMBOLS}", _setup_frame, check=_check(),
+                  target=">= 5x faster than pandas ewm"))
