@@ -4,7 +4,9 @@ Every function takes numpy arrays (any real dtype, any contiguity; converted
 once to float64) or pandas Series/DataFrames. A 2-D input is ``time x symbols``:
 columns run in parallel and a DataFrame comes back with the same index and
 columns. Results equal TA-Lib's (same warm-up NaNs, same seeding) within 1e-9
-relative.
+relative; for MACD, whose values cross zero, within 1e-12 of the price level.
+Recursions are written as fused multiply-adds (like TA-Lib 0.8's FMA builds),
+so the last bits can differ from an older TA-Lib.
 
 Conventions shared by all functions
 -----------------------------------
@@ -26,7 +28,13 @@ Lookback
 Zero tests
     Where TA-Lib treats ``|v| < 1e-14`` as zero (RSI, KAMA, ADX, BBANDS), the
     kernels test ``v == 0`` exactly, so micro-priced assets keep correct
-    values; on ordinary prices the results are the same.
+    values (any power-of-two rescale of the prices gives the same RSI); on
+    ordinary prices the results are the same.
+Numerics
+    Windowed sums are O(1) per bar and do not drift: BBANDS keeps its sums
+    around a shift reset to the window mean every window (exact for flat
+    windows, no ``E[x^2] - mean^2`` cancellation at large prices) and WMA
+    recomputes its sums every ``16 * timeperiod`` bars.
 """
 from __future__ import annotations
 
