@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import reference_rolling as ref
+from tests import reference_rolling as ref
 from nbtrade.kernels import batch as B
 
 SPANS = np.array([2, 3, 5, 9, 10, 20, 50, 200, 7, 4, 13], dtype=np.int64)  # > 8: two register groups

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import reference_rolling as ref
+from tests import reference_rolling as ref
 from nbtrade.kernels import returns as K_ret
 from nbtrade.kernels import rolling as K
 
