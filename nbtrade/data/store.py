@@ -527,12 +527,24 @@ def _search(grp: h5py.Group, t: int, rows: int) -> int:
 
 
 def _row_range(grp: h5py.Group, start: int | None, end: int | None) -> tuple[int, int]:
-    rows = int(grp.attrs["rows"])
+    """Rows ``[i0, i1)`` with time in ``[start, end)``: one read of the chunk index, then
+    one read of the time chunks holding both bounds (usually one or two chunks)."""
+    attrs = grp.attrs
+    rows = int(attrs["rows"])
     if rows == 0:
         return 0, 0
-    first, last = int(grp.attrs["first"]), int(grp.attrs["last"])
-    i0 = 0 if start is None or start <= first else rows if start > last else _search(grp, start, rows)
-    i1 = rows if end is None or end > last else 0 if end <= first else _search(grp, end, rows)
+    if start is None and end is None:
+        return 0, rows
+    chunk = int(attrs["chunk_rows"])
+    index = grp[INDEX_NAME][()]
+    bounds = [t for t in (start, end) if t is not None]
+    cs = np.searchsorted(index, bounds, side="right") - 1
+    lo = max(0, int(cs.min())) * chunk
+    hi = min(rows, (max(0, int(cs.max())) + 1) * chunk)
+    times = _read_rows(grp["time"], lo, hi)
+    found = lo + np.searchsorted(times, bounds, side="left")
+    i0 = 0 if start is None else int(found[0])
+    i1 = rows if end is None else int(found[-1])
     return i0, max(i0, i1)
 
 
