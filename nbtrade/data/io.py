@@ -22,6 +22,7 @@ import bz2
 import gzip
 import os
 import re
+import zlib
 import time as _time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -177,7 +178,7 @@ def iter_csv(path: str | os.PathLike, chunk_rows: int = 1_000_000, timeframe: st
     with _open(path, "rb") as fh:
         try:
             header = pd.read_csv(fh, nrows=0).columns
-        except (pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as exc:
+        except (pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError, RuntimeError, zlib.error) as exc:
             raise ValueError(f"path {path!r}: not a readable CSV file: {exc}") from None
     tcol = _time_column(list(header), path, ignore_extra)
     usecols = [tcol, *VALUE_COLUMNS]
@@ -185,8 +186,9 @@ def iter_csv(path: str | os.PathLike, chunk_rows: int = 1_000_000, timeframe: st
     row0 = 0
     with _open(path, "rb") as fh:
         try:
-            reader = pd.read_csv(fh, chunksize=int(chunk_rows), usecols=lambda c: c.strip() in usecols,
-                                 skipinitialspace=True, engine="c")
+            # usecols would silently drop surplus fields of malformed rows: only with ignore_extra
+            reader = pd.read_csv(fh, chunksize=int(chunk_rows), index_col=False, skipinitialspace=True,
+                                 usecols=(lambda c: c.strip() in usecols) if ignore_extra else None)
             for df in reader:
                 df.columns = [c.strip() for c in df.columns]
                 a = _chunk_to_arrays(df, tcol, path, row0)
@@ -203,8 +205,9 @@ def iter_csv(path: str | os.PathLike, chunk_rows: int = 1_000_000, timeframe: st
                 yield a
         except pd.errors.ParserError as exc:
             raise ValueError(f"path {path!r}: malformed CSV: {exc}") from None
-        except (UnicodeDecodeError, EOFError, OSError) as exc:
-            raise ValueError(f"path {path!r}: unreadable or truncated file: {exc}") from None
+        except (UnicodeDecodeError, EOFError, OSError, RuntimeError, zlib.error) as exc:
+            # RuntimeError: lz4.frame's report of a corrupt frame
+            raise ValueError(f"path {path!r}: unreadable, corrupt or truncated file: {exc}") from None
 
 
 def read_csv(path: str | os.PathLike, timeframe: str | None = None, chunk_rows: int = 1_000_000,
