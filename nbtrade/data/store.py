@@ -218,7 +218,8 @@ class Store:
         path = str(self.path(exchange))
         self.root.mkdir(parents=True, exist_ok=True)
         with locked(path, exclusive=True, durable=self.durable):
-            if not os.path.exists(path):
+            created = not os.path.exists(path)
+            if created:
                 self._create_file(path, exchange)
             jf = JournaledFile(path, durable=self.durable)
             try:
@@ -239,6 +240,8 @@ class Store:
                     jf.commit()
                 else:
                     jf.rollback()
+                    if created:  # leave no empty file behind a failed first write
+                        os.remove(path)
 
     def _create_file(self, path: str, exchange: str) -> None:
         tmp = f"{path}.tmp-{os.getpid()}"

@@ -161,7 +161,12 @@ def test_unknown_compression_missing_and_corrupt_files(tmp_path, data):
     fake.write_bytes(b"not an lz4 frame at all")
     with pytest.raises(ValueError, match="fake.csv.lz4"):
         io.import_csv(fake, store, EX, SYM, TF)
-    assert store.ls() == []
+    assert store.ls() == [] and not store.path(EX).exists()
+    gzbad = tmp_path / "late.csv"
+    write_text(gzbad, csv_text(data) + "1,2,3\n")
+    with pytest.raises(ValueError, match="late.csv"):
+        io.import_csv(gzbad, store, EX, SYM, TF, chunk_rows=500)  # fails after 5 chunks were appended
+    assert store.exchanges() == []
     with pytest.raises(ValueError, match="infer"):
         io.import_csv(tmp_path / "candles.csv", store)
 

@@ -398,3 +398,20 @@ def test_delete(tmp_path, data):
     assert store.ls() == []
     with pytest.raises(NotFound):
         store.delete(EX, SYM, TF)
+
+
+def test_durable_mode(tmp_path, data):
+    store = small_store(tmp_path, durable=True)
+    store.append(EX, SYM, TF, part(data, 0, 2000))
+    store.append(EX, SYM, TF, part(data, 1500, 2500))
+    assert_same(store.read(EX, SYM, TF, as_arrays=True), part(data, 0, 2500))
+    assert store.verify().ok
+
+
+def test_bench_cases_run_small():
+    from nbtrade.bench import run_case
+    from nbtrade.benchsuite.bench_data import CASES
+
+    for case in CASES:
+        row = run_case(case, 20_000, 1)
+        assert row["impls"]["nbtrade"]["median_s"] > 0
