@@ -303,21 +303,21 @@ class Store:
         Only the chunks overlapping the range are read: the row range comes from a
         binary search on the per-chunk first times, then on one or two time chunks.
         """
-        cols = _check_read_columns(columns)
-        lo, hi = to_ms(start, "start"), to_ms(end, "end")
-        if lo is not None and hi is not None and hi < lo:
-            raise ValueError(f"end ({end}) is before start ({start})")
         with self._reading(exchange) as f:
-            grp = _series(f, exchange, symbol, timeframe)
-            i0, i1 = _row_range(grp, lo, hi)
-            out = {c: _read_rows(grp[c], i0, i1) for c in ("time",) + cols}
-        if as_arrays:
-            return out
-        import pandas as pd
+            return _read_frame(f, exchange, symbol, timeframe, start, end, columns, as_arrays)
 
-        from ..timeframes import ms_to_index
+    @contextmanager
+    def reader(self, exchange: str) -> Iterator["Reader"]:
+        """Keep one exchange file open for many reads (saves the open per read).
 
-        return pd.DataFrame({c: out[c] for c in cols}, index=ms_to_index(out["time"]), columns=list(cols))
+        Holds the shared lock for the whole block, so writers wait until it ends.
+
+        >>> with store.reader("binance") as r:                    # doctest: +SKIP
+        ...     for day in days:
+        ...         frame = r.read("BTC/USDT", "1m", day, day + 86_400_000)
+        """
+        with self._reading(exchange) as f:
+            yield Reader(f, exchange)
 
     def iter_blocks(self, exchange: str, symbol: str, timeframe: str, start: Any = None, end: Any = None,
                     rows: int = 1_000_000, columns: Sequence[str] | None = None) -> Iterator[dict[str, np.ndarray]]:
@@ -329,7 +329,7 @@ class Store:
         lo, hi = to_ms(start, "start"), to_ms(end, "end")
         with self._reading(exchange) as f:
             grp = _series(f, exchange, symbol, timeframe)
-            i0, i1 = _row_range(grp, lo, hi)
+            i0, i1 = _row_range(grp, lo, hi)[:2]
             for a in range(i0, i1, max(1, int(rows))):
                 b = min(i1, a + int(rows))
                 yield {c: _read_rows(grp[c], a, b) for c in ("time",) + cols}
@@ -398,6 +398,22 @@ class Store:
             except (ValueError, OSError, KeyError) as exc:
                 report.file_problems[path] = [str(exc)]
         return report
+
+
+class Reader:
+    """Read access inside :meth:`Store.reader`: ``read`` and ``last_time`` as on :class:`Store`."""
+
+    def __init__(self, file: h5py.File, exchange: str):
+        self.file = file
+        self.exchange = exchange
+
+    def read(self, symbol: str, timeframe: str, start: Any = None, end: Any = None,
+             columns: Sequence[str] | None = None, as_arrays: bool = False):
+        return _read_frame(self.file, self.exchange, symbol, timeframe, start, end, columns, as_arrays)
+
+    def last_time(self, symbol: str, timeframe: str) -> int | None:
+        grp = _series(self.file, self.exchange, symbol, timeframe)
+        return int(grp.attrs["last"]) if int(grp.attrs["rows"]) else None
 
 
 class Writer:
@@ -470,6 +486,22 @@ def _prepare(symbol: str, timeframe: str, data: Any) -> dict[str, np.ndarray]:
     return a
 
 
+def _read_frame(f: h5py.File, exchange: str, symbol: str, timeframe: str, start: Any, end: Any,
+                columns: Sequence[str] | None, as_arrays: bool):
+    cols = _check_read_columns(columns)
+    lo, hi = to_ms(start, "start"), to_ms(end, "end")
+    if lo is not None and hi is not None and hi < lo:
+        raise ValueError(f"end ({end}) is before start ({start})")
+    out = _read_range(_series(f, exchange, symbol, timeframe), lo, hi, cols)
+    if as_arrays:
+        return out
+    import pandas as pd
+
+    from ..timeframes import ms_to_index
+
+    return pd.DataFrame({c: out[c] for c in cols}, index=ms_to_index(out["time"]), columns=list(cols))
+
+
 def _check_read_columns(columns: Sequence[str] | None) -> tuple[str, ...]:
     if columns is None:
         return VALUE_COLUMNS
@@ -482,9 +514,12 @@ def _check_read_columns(columns: Sequence[str] | None) -> tuple[str, ...]:
 
 
 def _check_format(f: h5py.File, path: str) -> None:
-    if f.attrs.get("format") != FORMAT:
+    try:  # one attribute read on the hot path; 'format' is checked when this one is missing
+        version = int(f.attrs["schema_version"])
+    except KeyError:
+        version = -1
+    if version < 0 or f.attrs.get("format") != FORMAT:
         raise ValueError(f"{path} is an HDF5 file but not an nbtrade candle store")
-    version = int(f.attrs.get("schema_version", -1))
     if version > SCHEMA_VERSION:
         raise ValueError(f"{path} has schema version {version}; this nbtrade reads up to {SCHEMA_VERSION}")
 
@@ -529,26 +564,45 @@ def _search(grp: h5py.Group, t: int, rows: int) -> int:
     return lo + int(np.searchsorted(times, t, side="left"))
 
 
-def _row_range(grp: h5py.Group, start: int | None, end: int | None) -> tuple[int, int]:
-    """Rows ``[i0, i1)`` with time in ``[start, end)``: one read of the chunk index, then
-    one read of the time chunks holding both bounds (usually one or two chunks)."""
-    attrs = grp.attrs
-    rows = int(attrs["rows"])
+def _row_range(grp: h5py.Group, start: int | None, end: int | None
+               ) -> tuple[int, int, np.ndarray | None, int]:
+    """Rows ``[i0, i1)`` with time in ``[start, end)``, plus the time rows read on the way
+    (``times`` holding rows from ``lo``) so callers need not read them again.
+
+    One read of the chunk index, then one read of the time chunks holding both
+    bounds (usually one or two chunks). Lengths come from the dataset itself
+    (kept equal to the ``rows`` attribute by the journaled transactions).
+    """
+    tds = grp["time"]
+    rows = tds.shape[0]
     if rows == 0:
-        return 0, 0
+        return 0, 0, None, 0
     if start is None and end is None:
-        return 0, rows
-    chunk = int(attrs["chunk_rows"])
+        return 0, rows, None, 0
+    chunk = tds.chunks[0]
     index = grp[INDEX_NAME][()]
     bounds = [t for t in (start, end) if t is not None]
     cs = np.searchsorted(index, bounds, side="right") - 1
     lo = max(0, int(cs.min())) * chunk
     hi = min(rows, (max(0, int(cs.max())) + 1) * chunk)
-    times = _read_rows(grp["time"], lo, hi)
+    times = _read_rows(tds, lo, hi)
     found = lo + np.searchsorted(times, bounds, side="left")
     i0 = 0 if start is None else int(found[0])
     i1 = rows if end is None else int(found[-1])
-    return i0, max(i0, i1)
+    return i0, max(i0, i1), times, lo
+
+
+def _read_range(grp: h5py.Group, start: int | None, end: int | None,
+                cols: Sequence[str]) -> dict[str, np.ndarray]:
+    i0, i1, times, lo = _row_range(grp, start, end)
+    out = {}
+    if times is not None and lo <= i0 and i1 <= lo + times.shape[0]:
+        out["time"] = times[i0 - lo:i1 - lo].copy()
+    else:
+        out["time"] = _read_rows(grp["time"], i0, i1)
+    for c in cols:
+        out[c] = _read_rows(grp[c], i0, i1)
+    return out
 
 
 def _batch_crc(a: Mapping[str, np.ndarray], lo: int = 0, hi: int | None = None) -> int:
@@ -767,5 +821,5 @@ def verify(root: str | os.PathLike | None = None, exchange: str | None = None, s
     return Store(root).verify(exchange, symbol, timeframe)
 
 
-__all__ = ["Store", "Writer", "AppendResult", "VerifyReport", "SeriesReport", "NotFound", "ls", "info", "verify",
+__all__ = ["Store", "Reader", "Writer", "AppendResult", "VerifyReport", "SeriesReport", "NotFound", "ls", "info", "verify",
            "to_ms"]

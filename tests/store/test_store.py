@@ -415,3 +415,16 @@ def test_bench_cases_run_small():
     for case in CASES:
         row = run_case(case, 20_000, 1)
         assert row["impls"]["nbtrade"]["median_s"] > 0
+
+
+def test_reader_session(tmp_path, data):
+    store = small_store(tmp_path)
+    store.append(EX, SYM, TF, data)
+    with store.reader(EX) as r:
+        for lo in range(0, 10_000, 1440):
+            day = r.read(SYM, TF, int(data["time"][lo]), int(data["time"][lo]) + 86_400_000, as_arrays=True)
+            assert_same(day, part(data, lo, lo + 1440))
+        assert r.last_time(SYM, TF) == data["time"][-1]
+        assert list(r.read(SYM, TF, columns="close").columns) == ["close"]
+        with pytest.raises(NotFound):
+            r.read("ETH/USDT", TF)
