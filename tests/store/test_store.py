@@ -428,3 +428,30 @@ def test_reader_session(tmp_path, data):
         assert list(r.read(SYM, TF, columns="close").columns) == ["close"]
         with pytest.raises(NotFound):
             r.read("ETH/USDT", TF)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(ops=st.lists(st.tuples(st.integers(0, 3000), st.integers(1, 900), st.integers(0, 2)), min_size=1,
+                    max_size=7))
+def test_random_append_sequences_equal_last_write_wins(ops):
+    import tempfile
+
+    base = candles(SYM, "2024-01-01", "2024-01-04", TF, seed=9)
+    expected_version = np.full(base["time"].size, -1)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(tmp, chunk_rows=256)
+        for lo, length, version in ops:
+            hi = min(base["time"].size, lo + length)
+            batch = part(base, lo, hi)
+            batch["volume"] = batch["volume"] + version
+            store.append(EX, SYM, TF, batch)
+            expected_version[lo:hi] = version
+        keep = expected_version >= 0
+        exp = {k: v[keep] for k, v in base.items()}
+        exp["volume"] = exp["volume"] + expected_version[keep]
+        assert_same(store.read(EX, SYM, TF, as_arrays=True), exp)
+        rep = store.verify()
+        assert rep.ok, rep.series[0].problems
