@@ -49,3 +49,31 @@ def test_bad_arguments():
         planted_market("BTC/USDT", START, END, "1h", strength=-1)
     with pytest.raises(ValueError, match="extra"):
         planted_features(market("BTC/USDT", START, END, "1h"), extra=-1)
+
+
+# ----------------------------------------------------------------------------- the pipeline finds real signal
+
+def _wf_score(strength, retrain="full", shuffle=False):
+    from sklearn.ensemble import RandomForestClassifier
+
+    from nbtrade.model.labels import sign_label
+    from nbtrade.model.walkforward import walk_forward
+
+    df = planted_market("SOL/USDT", "2024-01-01", "2024-05-01", "1h", seed=21, strength=strength)
+    X = planted_features(df, extra=6).iloc[48:]
+    y = sign_label(df["close"], 1).iloc[48:]
+    if shuffle:
+        y = pd.Series(np.random.default_rng(1).permutation(y.to_numpy()), index=y.index)
+        y.attrs["horizon"] = 1
+    rf = RandomForestClassifier(n_estimators=40, max_depth=6, n_jobs=1)
+    return walk_forward(rf, X, y, 1200, 168, retrain=retrain, refresh=8, seed=0).score
+
+
+@pytest.mark.parametrize("retrain", ["full", "incremental"])
+def test_planted_signal_found_out_of_sample(retrain):
+    assert _wf_score(1.0, retrain) > 0.56
+
+
+def test_no_signal_at_strength_zero_or_shuffled():
+    assert abs(_wf_score(0.0) - 0.5) < 0.035
+    assert abs(_wf_score(1.0, shuffle=True) - 0.5) < 0.035

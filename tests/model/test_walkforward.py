@@ -282,3 +282,54 @@ def test_nan_features_error_or_explicit_impute(market):
     assert f.predictions.iloc[349:].notna().all()
     m = walk_forward(small_rf(), X2, y, **KW, impute="median")
     assert m.predictions.iloc[301:].notna().all()
+
+
+# ----------------------------------------------------------------------------- sliding forest
+
+def test_sliding_forest_replaces_oldest_trees(data):
+    from nbtrade.model.forest import SlidingForest
+
+    X, y = data
+    Xa, ya = X.to_numpy()[:300], y.to_numpy()[:300]
+    Xb, yb = X.to_numpy()[300:600], y.to_numpy()[300:600]
+    sf = SlidingForest(small_rf(10), refresh=0.3, seed=2).fit(Xa, ya)
+    assert sf.refresh == 3 and len(sf.forest_.estimators_) == 10
+    before = list(sf.forest_.estimators_)
+    up = sf.update(Xb, yb)
+    assert sf.forest_.estimators_ == before                       # the old object is untouched
+    assert up.forest_.estimators_[:7] == before[3:]               # oldest 3 dropped
+    assert all(t not in before for t in up.forest_.estimators_[7:])
+    assert up.tree_batches_ == [0] * 7 + [1] * 3 and up.full_refits_ == 1
+    p = up.predict_proba(Xb)
+    assert p.shape == (300, 2) and np.allclose(p.sum(axis=1), 1)
+    # same seed, same data -> same trees; classes changing -> full refit fallback
+    again = SlidingForest(small_rf(10), refresh=3, seed=2).fit(Xa, ya).update(Xb, yb)
+    np.testing.assert_array_equal(again.predict_proba(Xb), p)
+    y3 = np.where(np.arange(300) % 3 == 0, 0.0, yb)
+    three = up.update(Xb, y3)
+    assert three.full_refits_ == 2 and len(three.classes_) == 3
+
+
+def test_sliding_forest_bad_args():
+    from nbtrade.model.forest import DriftPolicy, SlidingForest
+
+    with pytest.raises(TypeError, match="forest"):
+        SlidingForest(LogisticRegression())
+    with pytest.raises(ValueError, match="refresh"):
+        SlidingForest(small_rf(10), refresh=11)
+    with pytest.raises(ValueError, match="refresh"):
+        SlidingForest(small_rf(10), refresh=1.5)
+    with pytest.raises(ValueError, match="DriftPolicy"):
+        DriftPolicy(psi_threshold=0)
+
+
+def test_psi():
+    from nbtrade.model.forest import psi
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(5000, 2))
+    b = np.c_[rng.normal(size=5000), rng.normal(1.0, 1.0, 5000)]
+    v = psi(a, b)
+    assert v[0] < 0.02 and v[1] > 0.5
+    with pytest.raises(ValueError, match="columns"):
+        psi(a, b[:, :1])
