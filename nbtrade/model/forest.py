@@ -80,6 +80,7 @@ class SlidingForest:
         self.batches_ = 0
         self.full_refits_ = 0
         self.tree_batches_: list[int] = []  # batch index of each tree in forest_.estimators_
+        self._tree_imp: list = []           # per-tree importances, aligned with estimators_
 
     def _grow(self, n_trees: int, X: np.ndarray, y: np.ndarray) -> Any:
         from sklearn.base import clone
@@ -94,6 +95,7 @@ class SlidingForest:
         """Grow all ``n_estimators`` trees on (X, y)."""
         self.forest_ = self._grow(self.n_estimators, X, y)
         self.tree_batches_ = [self.batches_ - 1] * self.n_estimators
+        self._tree_imp = _tree_importances(self.forest_.estimators_)
         self.full_refits_ += 1
         return self
 
@@ -116,6 +118,7 @@ class SlidingForest:
         forest.estimators_ = list(old.estimators_[self.refresh:]) + list(small.estimators_)
         new.forest_ = forest
         new.tree_batches_ = self.tree_batches_[self.refresh:] + [new.batches_ - 1] * self.refresh
+        new._tree_imp = self._tree_imp[self.refresh:] + _tree_importances(small.estimators_)
         return new
 
     # delegation -------------------------------------------------------------
@@ -131,11 +134,20 @@ class SlidingForest:
 
     @property
     def feature_importances_(self) -> np.ndarray:
-        return self.forest_.feature_importances_
+        """Mean impurity importance over trees, as scikit-learn's forest (per-tree values kept, not recomputed)."""
+        imps = [v for v in self._tree_imp if v is not None]
+        if not imps:
+            return np.zeros(self.forest_.n_features_in_)
+        mean = np.mean(imps, axis=0, dtype=np.float64)
+        return mean / np.sum(mean)
 
     def __repr__(self) -> str:
         return (f"SlidingForest({type(self.estimator).__name__}, n_estimators={self.n_estimators}, "
                 f"refresh={self.refresh}, seed={self.seed}, batches={self.batches_})")
+
+
+def _tree_importances(trees: list) -> list:
+    return [t.feature_importances_ if t.tree_.node_count > 1 else None for t in trees]
 
 
 def _same_classes(a: Any, b: Any) -> bool:

@@ -333,3 +333,12 @@ def test_psi():
     assert v[0] < 0.02 and v[1] > 0.5
     with pytest.raises(ValueError, match="columns"):
         psi(a, b[:, :1])
+
+
+def test_sliding_forest_importances_match_sklearn(data):
+    from nbtrade.model.forest import SlidingForest
+
+    X, y = data
+    sf = SlidingForest(small_rf(10), refresh=4, seed=0).fit(X.to_numpy()[:300], y.to_numpy()[:300])
+    sf = sf.update(X.to_numpy()[300:600], y.to_numpy()[300:600])
+    np.testing.assert_allclose(sf.feature_importances_, sf.forest_.feature_importances_)
