@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SlidingForest", "DriftPolicy", "psi", "is_forest"]
+__all__ = ["SlidingForest", "DriftPolicy", "psi", "is_forest", "fast_predict_proba", "fast_importances"]
 
 
 def is_forest(estimator: Any) -> bool:
@@ -144,6 +144,40 @@ class SlidingForest:
     def __repr__(self) -> str:
         return (f"SlidingForest({type(self.estimator).__name__}, n_estimators={self.n_estimators}, "
                 f"refresh={self.refresh}, seed={self.seed}, batches={self.batches_})")
+
+
+def fast_predict_proba(model: Any, X: np.ndarray) -> np.ndarray | None:
+    """Class probabilities of a single-output forest classifier, trees summed in order on one thread.
+
+    Equals ``predict_proba`` (up to float summation order) without joblib's
+    thread-pool start-up, which dominates on small test segments (about 10 ms
+    per call). The fixed order also makes the result independent of ``n_jobs``.
+    Returns None for models it does not handle (use their ``predict_proba``).
+    """
+    forest = model.forest_ if isinstance(model, SlidingForest) else model
+    if not (is_forest(forest) and hasattr(forest, "classes_") and getattr(forest, "n_outputs_", 2) == 1):
+        return None
+    X32 = np.ascontiguousarray(X, dtype=np.float32)
+    out = np.zeros((X32.shape[0], int(forest.n_classes_)))
+    for tree in forest.estimators_:
+        out += tree.predict_proba(X32, check_input=False)
+    out /= len(forest.estimators_)
+    return out
+
+
+def fast_importances(model: Any) -> np.ndarray | None:
+    """``feature_importances_`` without a thread pool (same formula as scikit-learn's forests)."""
+    if isinstance(model, SlidingForest):
+        return model.feature_importances_
+    if is_forest(model) and hasattr(model, "estimators_"):
+        imps = _tree_importances(model.estimators_)
+        imps = [v for v in imps if v is not None]
+        if not imps:
+            return np.zeros(model.n_features_in_)
+        mean = np.mean(imps, axis=0, dtype=np.float64)
+        return mean / np.sum(mean)
+    imp = getattr(model, "feature_importances_", None)
+    return None if imp is None else np.asarray(imp, dtype=np.float64)
 
 
 def _tree_importances(trees: list) -> list:

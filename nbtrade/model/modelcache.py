@@ -63,6 +63,11 @@ class ModelCache:
             path = default_root() / "models"
         self.cache = Cache(path, maxsize=maxsize, maxbytes=maxbytes, ttl=ttl, disk_maxsize=disk_maxsize,
                            disk_maxbytes=disk_maxbytes, name="models")
+        #: Per-fold outputs (test-segment probabilities and importances) keyed by model key and
+        #: test-data fingerprint: a warm walk-forward re-run reads these and loads no model.
+        self.outputs = Cache(Path(path) / "outputs" if path not in (None, False) else None, maxsize=8192,
+                             maxbytes=256 << 20, ttl=ttl, disk_maxbytes=disk_maxbytes // 8 if disk_maxbytes else None,
+                             name="model-outputs")
 
     @property
     def path(self) -> Path | None:
@@ -111,6 +116,7 @@ class ModelCache:
 
     def clear(self) -> None:
         self.cache.clear()
+        self.outputs.clear()
 
     def __repr__(self) -> str:
         return f"Model{self.cache!r}"

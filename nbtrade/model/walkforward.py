@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..cache import fingerprint, make_key
-from .forest import DriftPolicy, SlidingForest, is_forest
+from .forest import DriftPolicy, SlidingForest, fast_importances, fast_predict_proba, is_forest
 from .labels import label_horizon
 from .modelcache import ModelCache, library_versions
 
@@ -322,85 +322,120 @@ def walk_forward(estimator: Any, X: Any, y: Any, train_window: int | str, test_w
     proba_parts: list[tuple[slice, np.ndarray, np.ndarray]] = []
     classes_all: list[Any] = []
     rows, importances = [], []
-    model: Any = None
-    model_key: Any = None
     ref_X: np.ndarray | None = None
     fit_fold = -1
     feat_fp = fingerprint((columns, features))
 
+    specs: dict[str, tuple[str, str | None, int, int]] = {}  # model key -> (kind, parent key, r0, r1)
+    loaded: dict[str, Any] = {}                                # the chain head, in memory
+
+    def train_set(r0: int, r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        keep = y_ok[r0:r1] & x_ok[r0:r1]
+        Xtr, ytr = Xv[r0:r1][keep], yv[r0:r1][keep]
+        med = None
+        if impute == "median" and len(Xtr):
+            med = np.nanmedian(Xtr, axis=0)
+            med = np.where(np.isnan(med), 0.0, med)
+            Xtr = np.where(np.isnan(Xtr), med, Xtr)
+        return Xtr, ytr, keep, med
+
+    def materialize(key: str) -> tuple[Any, bool]:
+        """The model of ``key``: in memory, from the cache, or fitted (replaying missing parents)."""
+        if key in loaded:
+            return loaded[key], True
+        if cache is not None:
+            got = cache.get(key)
+            if got is not None:
+                return got, True
+        kind, parent, r0, r1 = specs[key]
+        Xtr, ytr, _, _ = train_set(r0, r1)
+        t0 = time.perf_counter()
+        if kind == "full":
+            fitted = clone(base).fit(Xtr, ytr)
+        elif kind == "sliding":
+            fitted = SlidingForest(base, refresh=refresh, seed=int(seed or 0)).fit(Xtr, ytr)
+        else:
+            fitted = materialize(parent)[0].update(Xtr, ytr)
+        if cache is not None:
+            cache.put(key, fitted, cost=time.perf_counter() - t0)
+        return fitted, False
+
+    model_key: str | None = None
     for k, s in enumerate(starts):
         e = min(s + test_w, T)
         b = s - purge - embargo
         a = max(0, b - train_w) if window == "rolling" else 0
         r0, r1 = int(bounds[a]), int(bounds[b])
         q0, q1 = int(bounds[s]), int(bounds[e])
-        keep = y_ok[r0:r1] & x_ok[r0:r1]
-        Xtr, ytr = Xv[r0:r1][keep], yv[r0:r1][keep]
+        Xtr, ytr, keep, med = train_set(r0, r1)
         if len(ytr) < min_train:
             raise ValueError(f"fold {k}: only {len(ytr)} usable training rows (< min_train={min_train}); "
                              "use a longer train_window or fewer NaN labels/features")
-        if impute == "median":
-            med = np.nanmedian(Xtr, axis=0)
-            med = np.where(np.isnan(med), 0.0, med)
-            Xtr = np.where(np.isnan(Xtr), med, Xtr)
         if task == "classification" and len(np.unique(ytr)) < 2:
             raise ValueError(f"fold {k}: training labels hold a single class; a classifier needs two or more")
 
-        # retrain decision
-        retrained, reason = True, "first" if model is None else "scheduled"
-        if model is not None and policy is not None:
+        # retrain decision (the policy sees training windows and already-known outcomes only)
+        retrained, reason = True, "first" if model_key is None else "scheduled"
+        if model_key is not None and policy is not None:
             known_rows = np.arange(int(bounds[starts[fit_fold]]), r1)
             known_rows = known_rows[pred_set[known_rows] & y_ok[known_rows]]
             hits = (pred[known_rows] == yv[known_rows]).astype(float) if task == "classification" else \
                 -np.abs(pred[known_rows].astype(float) - yv[known_rows].astype(float))
             retrained, reason = policy.decide(ref_X, Xtr, k - fit_fold, hits)
-        hit = False
-        t0 = time.perf_counter()
         if retrained:
             win = (int(a), int(b), str(times[a]), str(times[b - 1]))
-            if retrain == "full" or model is None:
+            if retrain == "full" or model_key is None:
                 kind, parent = ("sliding", None) if retrain == "incremental" else ("full", None)
             else:
                 kind, parent = "update", model_key
-
-            def fit(kind: str = kind) -> Any:
-                if kind == "full":
-                    return clone(base).fit(Xtr, ytr)
-                if kind == "sliding":
-                    return SlidingForest(base, refresh=refresh, seed=int(seed or 0)).fit(Xtr, ytr)
-                return model.update(Xtr, ytr)
-
             if cache is not None:
-                new_key = cache.key(base, Xtr, ytr, times=tpos[r0:r1][keep], features=feat_fp, window=win,
-                                    extra=(kind, parent, refresh if retrain == "incremental" else None,
-                                           seed, impute))
-                model, hit, _ = cache.get_or_fit(new_key, fit)
-                model_key = new_key
+                model_key = cache.key(base, Xtr, ytr, times=tpos[r0:r1][keep], features=feat_fp, window=win,
+                                      extra=(kind, parent, refresh if retrain == "incremental" else None,
+                                             seed, impute))
             else:
-                model = fit()
                 model_key = make_key(kind, parent, k)
+            specs[model_key] = (kind, parent, r0, r1)
             ref_X, fit_fold = Xtr, k
-        fit_s = time.perf_counter() - t0
 
-        # one batched prediction for the test segment
-        t1 = time.perf_counter()
+        # one batched prediction for the test segment (outputs cached too: a warm run loads no model)
         Xte = Xv[q0:q1]
         ok_te = x_ok[q0:q1]
         if impute == "median":
-            Xte = np.where(np.isnan(Xte), med, Xte)
+            Xte = np.where(np.isnan(Xte), med if med is not None else 0.0, Xte)
             ok_te = np.ones(q1 - q0, dtype=bool)
         sel = np.flatnonzero(ok_te) + q0
+        Xq = Xte[ok_te]
+        out_key = make_key("wf-out", model_key, fingerprint(Xq), task) if cache is not None else None
+        out = cache.outputs.get(out_key) if cache is not None else None
+        fit_s = predict_s = 0.0
+        if out is not None:
+            hit = True
+        else:
+            t0 = time.perf_counter()
+            model, hit = materialize(model_key)
+            loaded = {model_key: model}
+            fit_s = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            out = {"imp": fast_importances(model)}
+            if sel.size:
+                if task == "classification" and hasattr(model, "predict_proba"):
+                    P = fast_predict_proba(model, Xq)
+                    out["P"] = model.predict_proba(Xq) if P is None else P
+                    out["classes"] = np.asarray(model.classes_)
+                else:
+                    out["p"] = model.predict(Xq)
+            predict_s = time.perf_counter() - t1
+            if cache is not None:
+                cache.outputs.set(out_key, out, cost=fit_s + predict_s)
         score = float("nan")
         if sel.size:
-            Xq = Xte[ok_te]
-            if task == "classification" and hasattr(model, "predict_proba"):
-                P = model.predict_proba(Xq)
-                cls = np.asarray(model.classes_)
+            if "P" in out:
+                cls, P = out["classes"], out["P"]
                 p = cls[np.argmax(P, axis=1)]
                 proba_parts.append((sel, cls, P))
                 classes_all.extend(c for c in cls.tolist() if c not in classes_all)
             else:
-                p = model.predict(Xq)
+                p = out["p"]
             pred[sel] = p
             pred_set[sel] = True
             known = y_ok[sel]
@@ -411,9 +446,7 @@ def walk_forward(estimator: Any, X: Any, y: Any, train_window: int | str, test_w
                     t_ = yv[sel][known].astype(float)
                     denom = np.sum((t_ - t_.mean()) ** 2)
                     score = float(1 - np.sum((t_ - p[known]) ** 2) / denom) if denom > 0 else float("nan")
-        predict_s = time.perf_counter() - t1
-        imp = getattr(model, "feature_importances_", None)
-        importances.append(np.asarray(imp, dtype=float) if imp is not None else np.full(len(columns), np.nan))
+        importances.append(out["imp"] if out.get("imp") is not None else np.full(len(columns), np.nan))
         row = {"fold": k, "train_start": times[a], "train_end": times[b - 1], "test_start": times[s],
                "test_end": times[e - 1], "n_train": int(len(ytr)), "n_test": int(sel.size), "score": score,
                "fit_s": fit_s, "predict_s": predict_s, "cache_hit": bool(hit), "retrained": bool(retrained),

@@ -34,13 +34,36 @@ def test_warm_rerun_hits_and_is_identical_after_restart(tmp_path, data, retrain)
     assert not cold.folds["cache_hit"].any()
     mc = ModelCache(tmp_path)            # a restarted process: empty memory, same disk
     warm = walk_forward(rf(), X, y, **KW, retrain=retrain, refresh=2, cache=mc)
-    assert warm.folds["cache_hit"].all()
-    s = mc.stats()
+    assert warm.folds["cache_hit"].all() and warm.folds["fit_s"].sum() == 0
+    s = mc.outputs.stats()   # fold outputs come from disk: no model is even loaded
     assert s.disk_hits == len(warm.folds) and s.misses == 0 and s.hit_rate == 1.0 and s.time_saved > 0
+    assert mc.stats().hits == mc.stats().misses == 0
     pd.testing.assert_frame_equal(cold.proba, warm.proba)
     pd.testing.assert_frame_equal(cold.feature_importances, warm.feature_importances)
     again = walk_forward(rf(), X, y, **KW, retrain=retrain, refresh=2, cache=mc)   # memory hits now
-    assert again.folds["cache_hit"].all() and mc.stats().memory_hits == len(again.folds)
+    assert again.folds["cache_hit"].all() and mc.outputs.stats().memory_hits == len(again.folds)
+    # models reload from disk after a restart when outputs are gone (e.g. new test data)
+    mc2 = ModelCache(tmp_path)
+    mc2.outputs.clear()
+    models = walk_forward(rf(), X, y, **KW, retrain=retrain, refresh=2, cache=mc2)
+    assert models.folds["cache_hit"].all() and mc2.stats().disk_hits >= 1 and mc2.stats().misses == 0
+    pd.testing.assert_frame_equal(cold.proba, models.proba)
+
+
+def test_sliding_chain_replayed_when_a_parent_model_is_gone(tmp_path, data):
+    X, y = data
+    kw = dict(**KW, retrain="incremental", refresh=2)
+    cold = walk_forward(rf(), X, y, **kw, cache=ModelCache(tmp_path))
+    mc = ModelCache(tmp_path)
+    mc.clear()                       # models and outputs gone...
+    longer = walk_forward(rf(), X, y, **kw, cache=mc)
+    pd.testing.assert_frame_equal(cold.proba, longer.proba)
+    mc3 = ModelCache(tmp_path)
+    mc3.outputs.clear()
+    for f in sorted(tmp_path.glob("*.nbc"))[:3]:
+        f.unlink()                   # some models of the chain evicted
+    replay = walk_forward(rf(), X, y, **kw, cache=mc3)
+    pd.testing.assert_frame_equal(cold.proba, replay.proba)
 
 
 def test_no_cache_equals_cache(tmp_path, data):
@@ -91,12 +114,27 @@ def test_tampered_model_file_refused_deleted_and_rebuilt(tmp_path, data, monkeyp
     real_loads = cache_mod.pickle.loads
     monkeypatch.setattr(cache_mod.pickle, "loads", lambda b, **k: seen.append(len(b)) or real_loads(b, **k))
     mc = ModelCache(tmp_path)
+    mc.outputs.clear()              # force the models to be read
     warm = walk_forward(rf(), X, y, **KW, cache=mc)
     assert mc.stats().corrupt == 1
     assert warm.folds["cache_hit"].sum() == len(warm.folds) - 1   # the tampered fold was refitted
     assert len(seen) == len(warm.folds) - 1                        # and never unpickled
     pd.testing.assert_frame_equal(cold.proba, warm.proba)
     assert len(list(tmp_path.glob("*.nbc"))) == len(cold.folds)    # rebuilt on disk
+
+
+def test_tampered_output_file_refused_and_recomputed(tmp_path, data):
+    X, y = data
+    cold = walk_forward(rf(), X, y, **KW, cache=ModelCache(tmp_path))
+    out_files = sorted((tmp_path / "outputs").glob("*.nbc"))
+    assert len(out_files) == len(cold.folds)
+    raw = bytearray(out_files[2].read_bytes())
+    raw[60] ^= 0x01
+    out_files[2].write_bytes(bytes(raw))
+    mc = ModelCache(tmp_path)
+    warm = walk_forward(rf(), X, y, **KW, cache=mc)
+    assert mc.outputs.stats().corrupt == 1 and mc.stats().disk_hits == 1
+    pd.testing.assert_frame_equal(cold.proba, warm.proba)
 
 
 def test_lru_by_count_and_bytes(tmp_path, data):

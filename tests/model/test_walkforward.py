@@ -88,7 +88,7 @@ def test_one_batched_predict_per_fold(data):
     X, y = data
     calls = []
 
-    class Counting(RandomForestClassifier):
+    class Counting(LogisticRegression):
         def predict_proba(self, X):
             calls.append(len(X))
             return super().predict_proba(X)
@@ -96,8 +96,24 @@ def test_one_batched_predict_per_fold(data):
         def predict(self, X):  # pragma: no cover - must not be used
             raise AssertionError("predict called: walk_forward should use one predict_proba per fold")
 
-    r = walk_forward(Counting(n_estimators=5, max_depth=3), X, y, **KW)
+    r = walk_forward(Counting(), X, y, **KW)
     assert len(calls) == len(r.folds) and sum(calls) == r.predictions.notna().sum()
+    # forests: every tree predicts each test segment once, in one batch
+    from sklearn.tree import DecisionTreeClassifier as DT
+
+    tree_calls = []
+    orig = DT.predict_proba
+
+    def counting(self, X, check_input=True):
+        tree_calls.append(len(X))
+        return orig(self, X, check_input)
+
+    DT.predict_proba = counting
+    try:
+        rf = walk_forward(small_rf(5, 3), X, y, **KW)
+    finally:
+        DT.predict_proba = orig
+    assert len(tree_calls) == 5 * len(rf.folds) and sum(tree_calls) == 5 * rf.predictions.notna().sum()
 
 
 def test_panel_multiindex_counts_timestamps():
@@ -342,3 +358,17 @@ def test_sliding_forest_importances_match_sklearn(data):
     sf = SlidingForest(small_rf(10), refresh=4, seed=0).fit(X.to_numpy()[:300], y.to_numpy()[:300])
     sf = sf.update(X.to_numpy()[300:600], y.to_numpy()[300:600])
     np.testing.assert_allclose(sf.feature_importances_, sf.forest_.feature_importances_)
+
+
+def test_fast_paths_equal_sklearn(data):
+    from nbtrade.model.forest import SlidingForest, fast_importances, fast_predict_proba
+
+    X, y = data
+    Xa, ya = X.to_numpy()[:300], y.to_numpy()[:300]
+    m = small_rf(10, n_jobs=2).fit(Xa, ya)
+    np.testing.assert_allclose(fast_predict_proba(m, X.to_numpy()[300:]), m.predict_proba(X.to_numpy()[300:]), atol=1e-12)
+    np.testing.assert_allclose(fast_importances(m), m.feature_importances_)
+    sf = SlidingForest(small_rf(10), refresh=2).fit(Xa, ya)
+    np.testing.assert_allclose(fast_predict_proba(sf, Xa), sf.predict_proba(Xa), atol=1e-12)
+    assert fast_predict_proba(LogisticRegression().fit(Xa, ya), Xa) is None
+    assert fast_importances(LogisticRegression().fit(Xa, ya)) is None
