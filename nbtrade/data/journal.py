@@ -111,13 +111,19 @@ class JournaledFile:
     def _save(self, lo: int, hi: int) -> None:
         """Copy original pages covering ``[lo, hi)`` to the journal, once each."""
         parts = []
-        for page in range(lo // PAGE, (hi - 1) // PAGE + 1):
-            if page in self._saved:
-                continue
-            self._saved.add(page)
-            off = page * PAGE
-            data = os.pread(self._fd, min(PAGE, self.orig_size - off), off)
-            parts.append(_RECORD.pack(off, len(data), zlib.crc32(data)) + data)
+        run_start = None
+        last = (hi - 1) // PAGE
+        for page in range(lo // PAGE, last + 2):
+            fresh = page <= last and page not in self._saved
+            if fresh:
+                self._saved.add(page)
+                if run_start is None:
+                    run_start = page
+            elif run_start is not None:  # one record per run of consecutive unsaved pages
+                off = run_start * PAGE
+                data = os.pread(self._fd, min(page * PAGE, self.orig_size) - off, off)
+                parts.append(_RECORD.pack(off, len(data), zlib.crc32(data)) + data)
+                run_start = None
         if parts:
             os.write(self._jfd, b"".join(parts))
             if self.durable:
