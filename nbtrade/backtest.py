@@ -47,6 +47,7 @@ import pandas as pd
 
 from .kernels.records import FillMode, Intrabar, SizeType, order_dt, trade_dt
 from .result import Result
+from .timeframes import index_to_ms
 
 _FIELDS = ("open", "high", "low", "close")
 _SIZE_TYPES = {"amount": SizeType.AMOUNT, "value": SizeType.VALUE, "percent": SizeType.PERCENT,
@@ -312,8 +313,8 @@ def _freq_ms(freq: Any, index: pd.Index) -> float | None:
             raise ValueError(f"freq must be positive, got {freq!r}")
         return td / pd.Timedelta(milliseconds=1)
     if isinstance(index, pd.DatetimeIndex) and len(index) > 1:
-        diffs = np.diff(index.asi8)
-        return float(np.median(diffs)) / 1e6
+        diffs = np.diff(index_to_ms(index))
+        return float(np.median(diffs))
     return None
 
 
@@ -322,7 +323,7 @@ def find_gaps(inputs: Inputs, freq_ms: float | None) -> pd.DataFrame:
     rows = []
     index = inputs.index
     if isinstance(index, pd.DatetimeIndex) and freq_ms and len(index) > 1:
-        step = np.diff(index.asi8) / 1e6
+        step = np.diff(index_to_ms(index)).astype(np.float64)
         for k in np.flatnonzero(step > freq_ms * 1.5):
             rows.append({"symbol": None, "kind": "missing_time", "start": index[k] + pd.Timedelta(milliseconds=freq_ms),
                          "end": index[k + 1] - pd.Timedelta(milliseconds=freq_ms),

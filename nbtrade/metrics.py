@@ -77,7 +77,9 @@ def compute_stats(equity: np.ndarray, index: pd.Index, init_cash: float, freq_ms
     out["Total Return [%]"] = total * 100.0
     bpy = YEAR_MS / freq_ms if freq_ms else np.nan
     years = n / bpy if freq_ms else np.nan
-    cagr = (final / init_cash) ** (1.0 / years) - 1.0 if years and years > 0 and final > 0 else np.nan
+    with np.errstate(over="ignore"):
+        # short samples annualise to huge (inf) numbers: that is what CAGR means there
+        cagr = float(np.float64(final / init_cash) ** (1.0 / years) - 1.0) if years > 0 and final > 0 else np.nan
     out["CAGR [%]"] = cagr * 100.0
     std = float(np.std(rets, ddof=1)) if n > 1 else np.nan
     mean = float(np.mean(rets)) if n else np.nan
