@@ -1,8 +1,11 @@
 """Bar loop of the signals backtest: one shared cash balance, symbols in column order.
 
 Arrays are ``(n_bars, n_cols)`` float64 (prices) or bool (signals), C-contiguous,
-time on axis 0. Per-column parameters are ``(n_cols,)`` float64 arrays, NaN for an
-unset stop. A bar is missing for a column when its close is NaN (the Python layer
+time on axis 0. Per-column parameters come packed in one ``(N_PARAMS, n_cols)``
+float64 array (rows ``P_SIZE`` ... ``P_MIN_NOTIONAL``), NaN for an unset stop;
+the per-column state likewise lives in one ``(N_STATE, n_cols)`` array. Packing
+matters: every array handed to a compiled call costs reference-count updates,
+which dominated the cost of an order before. A bar is missing for a column when its close is NaN (the Python layer
 makes all four prices NaN together); nothing fills on a missing bar.
 
 Events of bar ``i``, each phase over all columns in order before the next phase:
@@ -32,6 +35,14 @@ import numpy as np
 from ._jit import jit
 from .fills import entry_size_nb, order_fees_nb, slip_price_nb, stop_fill_nb
 from .records import Direction, ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
+
+#: Rows of the packed per-column parameter array.
+P_SIZE, P_FEES, P_FIXED_FEES, P_SLIPPAGE, P_SL, P_TP, P_TRAIL, P_LOT, P_MIN_QTY, P_MIN_NOTIONAL = range(10)
+N_PARAMS = 10
+#: Rows of the per-column state: signed position, mark (last valid close, valuation only),
+#: trailing extreme before the current bar, average entry price, entry bar, entry fees.
+S_POS, S_MARK, S_EXTREME, S_AVG, S_ENTRY_IDX, S_ENTRY_FEES = range(6)
+N_STATE = 6
 
 
 @jit
@@ -72,132 +83,156 @@ def write_trade_nb(trades, k, col, entry_idx, exit_idx, pos, entry_price, exit_p
 
 
 @jit
-def margin_state_nb(pos, mark, prices, i, use_prices, cash, leverage):
-    """Equity and free margin, valuing each position at ``prices[i]`` (if set and valid) else its mark."""
+def margin_state_nb(st, prices, i, cash, leverage):
+    """Equity and free margin, valuing each position at ``prices[i]`` (the price of the moment) if
+    valid, else at its mark (last valid close)."""
     equity = cash
     gross = 0.0
-    for j in range(pos.shape[0]):
-        if pos[j] != 0.0:
-            p = mark[j]
-            if use_prices:
-                q = prices[i, j]
-                if q == q:
-                    p = q
-            equity += pos[j] * p
-            gross += abs(pos[j]) * p
+    for j in range(st.shape[1]):
+        q = st[S_POS, j]
+        if q != 0.0:
+            p = prices[i, j]
+            if p != p:
+                p = st[S_MARK, j]
+            equity += q * p
+            gross += abs(q) * p
     return equity, equity - gross / leverage
 
 
 @jit
-def exit_position_nb(state, pos, orders, trades, counts, c, i, base_price, slippage, fee, fixed_fee,
-                     otype, exit_reason):
-    """Close column ``c``'s whole position at ``base_price`` (before slippage); returns new cash."""
-    cash = state[0]
-    p = pos[c]
+def exit_position_nb(st, acct, counts, orders, trades, params, c, i, base_price, otype, exit_reason):
+    """Close column ``c``'s whole position at ``base_price`` (before slippage)."""
+    p = st[S_POS, c]
     is_buy = p < 0.0
-    price = slip_price_nb(base_price, is_buy, slippage)
+    price = slip_price_nb(base_price, is_buy, params[P_SLIPPAGE, c])
     size = abs(p)
-    fees = order_fees_nb(size, price, fee, fixed_fee)
+    fees = order_fees_nb(size, price, params[P_FEES, c], params[P_FIXED_FEES, c])
     if is_buy:
-        cash -= size * price + fees
+        acct[0] -= size * price + fees
     else:
-        cash += size * price - fees
+        acct[0] += size * price - fees
     write_order_nb(orders, counts[0], c, i, Side.BUY if is_buy else Side.SELL, size, price, fees,
                    otype, Status.FILLED, RejectReason.NONE)
     counts[0] += 1
-    write_trade_nb(trades, counts[1], c, int(state[1 + 5 * c + 1]), i, p, state[1 + 5 * c], price,
-                   state[1 + 5 * c + 2], fees, exit_reason)
+    write_trade_nb(trades, counts[1], c, int(st[S_ENTRY_IDX, c]), i, p, st[S_AVG, c], price,
+                   st[S_ENTRY_FEES, c], fees, exit_reason)
     counts[1] += 1
-    pos[c] = 0.0
-    state[0] = cash
-    return cash
+    st[S_POS, c] = 0.0
 
 
 @jit
-def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, short_exits,
-                        size, size_type, fees, fixed_fees, slippage, sl_stop, tp_stop, trail_stop,
-                        lot_size, min_qty, min_notional, leverage, init_cash, fill_mode, intrabar,
+def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, short_exits, has_short,
+                        params, size_type, leverage, init_cash, fill_mode, intrabar,
                         orders, trades, cash_out, equity_out):
     """Run the signals backtest; fill ``orders``, ``trades``, ``cash_out``, ``equity_out``.
 
-    ``orders`` and ``trades`` are preallocated record buffers (``order_dt``,
-    ``trade_dt``) large enough for every order (3 per entry signal + 1 per exit
-    signal is an upper bound). Returns ``(n_orders, n_trades)``: the used prefix
-    of each buffer. Open positions at the end are reported as trades with exit
-    reason ``END`` at the last valid close, without exit fees.
+    ``params`` is ``(N_PARAMS, n_cols)``. ``orders`` and ``trades`` are preallocated
+    record buffers (``order_dt``, ``trade_dt``) large enough for every order (3 per
+    entry signal + 1 per exit signal is an upper bound). ``has_short`` False skips
+    reading the short signal arrays. Returns ``(n_orders, n_trades)``: the used
+    prefix of each buffer. Open positions at the end are reported as trades with
+    exit reason ``END`` at the last valid close, without exit fees.
     """
     n, m = close.shape
-    pos = np.zeros(m)
-    mark = np.zeros(m)          # last valid close: valuation only
-    last_valid = np.full(m, -1, dtype=np.int64)
-    extreme = np.zeros(m)       # trailing peak (long) / trough (short) before the current bar
-    # per column: avg entry price, entry idx, entry fees, spare, spare
-    state = np.zeros(1 + 5 * m)
-    state[0] = init_cash
+    st = np.zeros((N_STATE, m))
+    acct = np.full(1, init_cash)
     counts = np.zeros(2, dtype=np.int64)
     has_stops = np.zeros(m, dtype=np.bool_)
+    any_stops = False
     for c in range(m):
-        has_stops[c] = sl_stop[c] == sl_stop[c] or tp_stop[c] == tp_stop[c] or trail_stop[c] == trail_stop[c]
+        has_stops[c] = (params[P_SL, c] == params[P_SL, c] or params[P_TP, c] == params[P_TP, c]
+                        or params[P_TRAIL, c] == params[P_TRAIL, c])
+        any_stops = any_stops or has_stops[c]
     optimistic = intrabar == Intrabar.OPTIMISTIC
     at_open = fill_mode == FillMode.NEXT_OPEN
+    # Without stops nothing happens intrabar, so the phases of a bar fuse into one pass over
+    # the columns with identical results (sizing values other columns at prices[i], falling
+    # back to their mark). With stops, every column's open orders must precede any stop fill
+    # of the bar and stops precede close orders, so phases run as separate passes.
+    split = any_stops
+    lag = 1 if at_open else 0
+    prices = open_ if at_open else close
 
     for i in range(n):
-        # phase 1 (next_open): signals of bar i-1 fill at this bar's open
-        if at_open and i > 0:
+        acc = 0.0
+        s = i - lag
+        if not split:
             for c in range(m):
-                if entries[i - 1, c] or exits[i - 1, c] or short_entries[i - 1, c] or short_exits[i - 1, c]:
-                    process_signal_nb(open_, i, i - 1, c, entries, exits, short_entries, short_exits,
-                                      pos, mark, extreme, state, counts, orders, trades, size, size_type,
-                                      fees, fixed_fees, slippage, lot_size, min_qty, min_notional,
-                                      leverage, True)
-        # phase 2: intrabar stops, then marks move to the close
-        for c in range(m):
-            cl = close[i, c]
-            if cl != cl:
-                continue
-            if pos[c] != 0.0 and has_stops[c] and state[1 + 5 * c + 1] < i:
-                check_stops_nb(open_, high, low, i, c, pos, extreme, state, counts, orders, trades,
-                               sl_stop, tp_stop, trail_stop, slippage, fees, fixed_fees, optimistic)
-            mark[c] = cl
-            last_valid[c] = i
-        # phase 3 (close): signals of bar i fill at this bar's close
-        if not at_open:
+                if s >= 0:
+                    # read only the signals that can act on the position; kept inline: a call
+                    # here, once per bar-step, made the whole loop several times slower
+                    p = st[S_POS, c]
+                    if p > 0.0:
+                        want = exits[s, c] or (has_short and short_entries[s, c])
+                    elif p < 0.0:
+                        want = entries[s, c] or short_exits[s, c]
+                    else:
+                        want = entries[s, c] or (has_short and short_entries[s, c])
+                    if want:
+                        process_signal_nb(prices, i, c, entries[s, c], exits[s, c],
+                                          has_short and short_entries[s, c], has_short and short_exits[s, c],
+                                          st, acct, counts, orders, trades, params, size_type, leverage)
+                cl = close[i, c]
+                if cl == cl:
+                    st[S_MARK, c] = cl
+                acc += st[S_POS, c] * st[S_MARK, c]
+        else:
+            for phase in range(3):
+                if phase == 1:
+                    # intrabar stops, then marks move to the close
+                    for c in range(m):
+                        cl = close[i, c]
+                        if cl == cl:
+                            if st[S_POS, c] != 0.0 and has_stops[c] and st[S_ENTRY_IDX, c] < i:
+                                check_stops_nb(open_, high, low, i, c, st, acct, counts, orders, trades, params,
+                                               optimistic)
+                            st[S_MARK, c] = cl
+                    continue
+                # phase 0: signals of bar i-1 at the open; phase 2: signals of bar i at the close
+                if (phase == 0) != at_open or s < 0:
+                    continue
+                for c in range(m):
+                    p = st[S_POS, c]
+                    if p > 0.0:
+                        want = exits[s, c] or (has_short and short_entries[s, c])
+                    elif p < 0.0:
+                        want = entries[s, c] or short_exits[s, c]
+                    else:
+                        want = entries[s, c] or (has_short and short_entries[s, c])
+                    if want:
+                        process_signal_nb(prices, i, c, entries[s, c], exits[s, c],
+                                          has_short and short_entries[s, c], has_short and short_exits[s, c],
+                                          st, acct, counts, orders, trades, params, size_type, leverage)
             for c in range(m):
-                if entries[i, c] or exits[i, c] or short_entries[i, c] or short_exits[i, c]:
-                    process_signal_nb(close, i, i, c, entries, exits, short_entries, short_exits,
-                                      pos, mark, extreme, state, counts, orders, trades, size, size_type,
-                                      fees, fixed_fees, slippage, lot_size, min_qty, min_notional,
-                                      leverage, False)
-        cash = state[0]
-        equity = cash
-        for c in range(m):
-            if pos[c] != 0.0:
-                equity += pos[c] * mark[c]
-        cash_out[i] = cash
-        equity_out[i] = equity
+                acc += st[S_POS, c] * st[S_MARK, c]
+        cash_out[i] = acct[0]
+        equity_out[i] = acct[0] + acc
 
     for c in range(m):
-        if pos[c] != 0.0:
-            write_trade_nb(trades, counts[1], c, int(state[1 + 5 * c + 1]), last_valid[c], pos[c],
-                           state[1 + 5 * c], mark[c], state[1 + 5 * c + 2], 0.0, ExitReason.END)
+        if st[S_POS, c] != 0.0:
+            last = n - 1
+            while close[last, c] != close[last, c]:
+                last -= 1
+            write_trade_nb(trades, counts[1], c, int(st[S_ENTRY_IDX, c]), last, st[S_POS, c],
+                           st[S_AVG, c], st[S_MARK, c], st[S_ENTRY_FEES, c], 0.0, ExitReason.END)
             counts[1] += 1
     return counts[0], counts[1]
 
 
 @jit
-def check_stops_nb(open_, high, low, i, c, pos, extreme, state, counts, orders, trades,
-                   sl_stop, tp_stop, trail_stop, slippage, fees, fixed_fees, optimistic):
+def check_stops_nb(open_, high, low, i, c, st, acct, counts, orders, trades, params, optimistic):
     """Stops of column ``c`` at bar ``i``; exits on a hit, else moves the trailing extreme."""
-    avg = state[1 + 5 * c]
-    is_long = pos[c] > 0.0
+    avg = st[S_AVG, c]
+    extreme = st[S_EXTREME, c]
+    is_long = st[S_POS, c] > 0.0
     if is_long:
-        sl_level = avg * (1.0 - sl_stop[c])
-        tp_level = avg * (1.0 + tp_stop[c])
-        tr_level = extreme[c] * (1.0 - trail_stop[c])
+        sl_level = avg * (1.0 - params[P_SL, c])
+        tp_level = avg * (1.0 + params[P_TP, c])
+        tr_level = extreme * (1.0 - params[P_TRAIL, c])
     else:
-        sl_level = avg * (1.0 + sl_stop[c])
-        tp_level = avg * (1.0 - tp_stop[c])
-        tr_level = extreme[c] * (1.0 + trail_stop[c])
+        sl_level = avg * (1.0 + params[P_SL, c])
+        tp_level = avg * (1.0 - params[P_TP, c])
+        tr_level = extreme * (1.0 + params[P_TRAIL, c])
     price, reason = stop_fill_nb(is_long, open_[i, c], high[i, c], low[i, c], sl_level, tp_level,
                                  tr_level, optimistic)
     if reason >= 0:
@@ -207,38 +242,34 @@ def check_stops_nb(open_, high, low, i, c, pos, extreme, state, counts, orders, 
             otype = OrderType.TAKE_PROFIT
         else:
             otype = OrderType.TRAILING_STOP
-        exit_position_nb(state, pos, orders, trades, counts, c, i, price, slippage[c], fees[c],
-                         fixed_fees[c], otype, reason)
+        exit_position_nb(st, acct, counts, orders, trades, params, c, i, price, otype, reason)
     elif is_long:
-        if high[i, c] > extreme[c]:
-            extreme[c] = high[i, c]
-    elif low[i, c] < extreme[c]:
-        extreme[c] = low[i, c]
+        if high[i, c] > extreme:
+            st[S_EXTREME, c] = high[i, c]
+    elif low[i, c] < extreme:
+        st[S_EXTREME, c] = low[i, c]
 
 
 @jit
-def process_signal_nb(prices, i, s, c, entries, exits, short_entries, short_exits, pos, mark, extreme,
-                      state, counts, orders, trades, size, size_type, fees, fixed_fees, slippage,
-                      lot_size, min_qty, min_notional, leverage, at_open):
-    """Turn column ``c``'s signals of bar ``s`` into orders filling at ``prices[i, c]``."""
-    le = entries[s, c]
-    se = short_entries[s, c]
+def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, counts, orders, trades, params,
+                      size_type, leverage):
+    """Turn column ``c``'s signals (long entry/exit, short entry/exit) into orders at ``prices[i, c]``."""
     long_entry = le and not se
     short_entry = se and not le
-    p = pos[c]
+    p = st[S_POS, c]
     do_exit = False
     direction = 0
     if p > 0.0:
         if short_entry:
             do_exit = True
             direction = -1
-        elif exits[s, c]:
+        elif lx:
             do_exit = True
     elif p < 0.0:
         if long_entry:
             do_exit = True
             direction = 1
-        elif short_exits[s, c]:
+        elif sx:
             do_exit = True
     elif long_entry:
         direction = 1
@@ -259,33 +290,35 @@ def process_signal_nb(prices, i, s, c, entries, exits, short_entries, short_exit
             counts[0] += 1
         return
     if do_exit:
-        exit_position_nb(state, pos, orders, trades, counts, c, i, base, slippage[c], fees[c], fixed_fees[c],
-                         OrderType.MARKET, ExitReason.SIGNAL)
+        exit_position_nb(st, acct, counts, orders, trades, params, c, i, base, OrderType.MARKET,
+                         ExitReason.SIGNAL)
     if direction == 0:
         return
     is_buy = direction > 0
-    price = slip_price_nb(base, is_buy, slippage[c])
-    cash = state[0]
-    equity, available = margin_state_nb(pos, mark, prices, i, at_open, cash, leverage)
-    units, reason = entry_size_nb(size[c], size_type, price, fees[c], fixed_fees[c], leverage, available,
-                                  equity, lot_size[c], min_qty[c], min_notional[c])
+    price = slip_price_nb(base, is_buy, params[P_SLIPPAGE, c])
+    cash = acct[0]
+    equity, available = margin_state_nb(st, prices, i, cash, leverage)
+    fee_rate = params[P_FEES, c]
+    fixed = params[P_FIXED_FEES, c]
+    units, reason = entry_size_nb(params[P_SIZE, c], size_type, price, fee_rate, fixed, leverage, available,
+                                  equity, params[P_LOT, c], params[P_MIN_QTY, c], params[P_MIN_NOTIONAL, c])
     side = Side.BUY if is_buy else Side.SELL
     if reason != RejectReason.NONE:
         write_order_nb(orders, counts[0], c, i, side, units, price, 0.0, OrderType.MARKET,
                        Status.REJECTED, reason)
         counts[0] += 1
         return
-    fee = order_fees_nb(units, price, fees[c], fixed_fees[c])
+    fee = order_fees_nb(units, price, fee_rate, fixed)
     if is_buy:
-        state[0] = cash - units * price - fee
-        pos[c] = units
+        acct[0] = cash - units * price - fee
+        st[S_POS, c] = units
     else:
-        state[0] = cash + units * price - fee
-        pos[c] = -units
-    state[1 + 5 * c] = price
-    state[1 + 5 * c + 1] = i
-    state[1 + 5 * c + 2] = fee
-    extreme[c] = price
+        acct[0] = cash + units * price - fee
+        st[S_POS, c] = -units
+    st[S_AVG, c] = price
+    st[S_ENTRY_IDX, c] = i
+    st[S_ENTRY_FEES, c] = fee
+    st[S_EXTREME, c] = price
     write_order_nb(orders, counts[0], c, i, side, units, price, fee, OrderType.MARKET, Status.FILLED,
                    RejectReason.NONE)
     counts[0] += 1

@@ -65,7 +65,8 @@ def entry_size_nb(size, size_type, price, fee, fixed_fee, leverage, available, e
         units = (size * available - fixed_fee) / (1.0 / leverage + fee) / price
     else:
         units = size * (equity - fixed_fee) / (1.0 + size * fee) / price
-    if not units > 0.0:
+    # nothing (or only float dust of an all-in order) left to spend
+    if not units * price > EPS * max(abs(equity), 1.0):
         return units, RejectReason.INSUFFICIENT_CASH
     if lot_size > 0.0:
         units = np.floor(units / lot_size + EPS) * lot_size

@@ -61,8 +61,9 @@ class Inputs:
     """Validated, aligned arrays of a backtest: ``(n_bars, n_symbols)`` float64, C-contiguous."""
 
     def __init__(self, index: pd.Index, symbols: list, open_: np.ndarray, high: np.ndarray,
-                 low: np.ndarray, close: np.ndarray):
+                 low: np.ndarray, close: np.ndarray, n_missing: int = -1):
         self.index = index
+        self.n_missing = n_missing  # bars with no candle; -1 = not counted
         self.symbols = symbols
         self.open, self.high, self.low, self.close = open_, high, low, close
 
@@ -139,11 +140,12 @@ def prepare_data(data: Any) -> Inputs:
         f = _frame_fields(data, "data")
         return _from_fields({k: v.to_frame("asset") for k, v in f.items()}, "data")
     if _is_price_like(data):
-        return _from_fields({f: data for f in _FIELDS}, "data")
+        inputs = _from_fields({"close": data}, "data", close_only=True)
+        return inputs
     raise TypeError(f"data must be a dict of OHLCV DataFrames, a DataFrame or arrays, got {type(data).__name__}")
 
 
-def _from_fields(fields: dict[str, Any], name: str) -> Inputs:
+def _from_fields(fields: dict[str, Any], name: str, close_only: bool = False) -> Inputs:
     arrays, index, symbols = {}, None, None
     for f, value in fields.items():
         label = f"{name}[{f!r}]"
@@ -166,12 +168,14 @@ def _from_fields(fields: dict[str, Any], name: str) -> Inputs:
             arr = np.asarray(value)
             if arr.dtype.kind not in "iuf":
                 raise TypeError(f"{label} must be numeric, got dtype {arr.dtype}")
-            arr = arr.astype(np.float64)
+            arr = arr.astype(np.float64, copy=False)
         if arr.ndim == 1:
             arr = arr[:, None]
         if arr.ndim != 2:
             raise ValueError(f"{label} must be 1-D or 2-D (time x symbols), got shape {arr.shape}")
         arrays[f] = arr
+    if close_only:
+        arrays = {f: arrays["close"] for f in _FIELDS}
     shape = arrays["close"].shape
     for f, arr in arrays.items():
         if arr.shape != shape:
@@ -186,25 +190,28 @@ def _from_fields(fields: dict[str, Any], name: str) -> Inputs:
     if not (isinstance(index, pd.DatetimeIndex) or isinstance(index, pd.RangeIndex)
             or pd.api.types.is_numeric_dtype(index)):
         raise TypeError(f"{name} index must be a DatetimeIndex or numeric, got {type(index).__name__}")
-    o, h, l, c = (np.ascontiguousarray(arrays[f]) for f in _FIELDS)
-    missing = np.isnan(o) | np.isnan(h) | np.isnan(l) | np.isnan(c)
-    if missing.any():
-        # a partial candle is unusable: treat it as missing altogether
-        o, h, l, c = (np.where(missing, np.nan, a) for a in (o, h, l, c))
-    for f, arr in zip(_FIELDS, (o, h, l, c)):
-        if np.isinf(arr).any():
-            raise ValueError(f"{name} {f} prices contain inf")
-        bad = arr <= 0.0
-        if bad.any():
-            t, j = np.argwhere(bad)[0]
-            raise ValueError(f"{name} {f} prices must be > 0; got {arr[t, j]} at {index[t]} ({symbols[j]})")
-    with np.errstate(invalid="ignore"):
-        bad = (h < l) | (o > h) | (o < l) | (c > h) | (c < l)
-    if bad.any():
-        t, j = np.argwhere(bad)[0]
+    c = np.ascontiguousarray(arrays["close"])
+    o, h, l = (c if arrays[f] is arrays["close"] else np.ascontiguousarray(arrays[f]) for f in _FIELDS[:3])
+    from .kernels.checks import INCONSISTENT, NOT_FINITE, NOT_POSITIVE, check_close_nb, check_ohlc_nb
+
+    if o is c and h is c and l is c:
+        code, t, j, field, n_missing, n_partial = check_close_nb(c)  # close-only data
+    else:
+        code, t, j, field, n_missing, n_partial = check_ohlc_nb(o, h, l, c)
+    if code == NOT_FINITE:
+        raise ValueError(f"{name} prices contain inf at {index[t]} ({symbols[j]})")
+    if code == NOT_POSITIVE:
+        f = _FIELDS[field]
+        value = (o, h, l, c)[field][t, j]
+        raise ValueError(f"{name} {f} prices must be > 0; got {value} at {index[t]} ({symbols[j]})")
+    if code == INCONSISTENT:
         raise ValueError(f"{name} has an inconsistent candle at {index[t]} ({symbols[j]}): "
                          f"need low <= open, close <= high")
-    return Inputs(index, symbols, o, h, l, c)
+    if n_partial:
+        # a partial candle is unusable: treat it as missing altogether
+        missing = np.isnan(o) | np.isnan(h) | np.isnan(l) | np.isnan(c)
+        o, h, l, c = (np.where(missing, np.nan, a) for a in (o, h, l, c))
+    return Inputs(index, symbols, o, h, l, c, int(n_missing))
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,8 +219,6 @@ def _from_fields(fields: dict[str, Any], name: str) -> Inputs:
 
 def _signal(x: Any, name: str, inputs: Inputs) -> np.ndarray:
     n, m = inputs.shape
-    if x is None:
-        return np.zeros((n, m), dtype=np.bool_)
     if isinstance(x, pd.Series):
         x = x.to_frame(inputs.symbols[0] if m == 1 else x.name)
     if isinstance(x, pd.DataFrame):
@@ -241,14 +246,41 @@ def _signal(x: Any, name: str, inputs: Inputs) -> np.ndarray:
         if arr.dtype.kind not in "iu" or not np.isin(arr, (0, 1)).all():
             raise TypeError(f"{name} must be boolean (or 0/1 integers), got dtype {arr.dtype}")
         arr = arr.astype(np.bool_)
-    arr = np.ascontiguousarray(arr)
-    on_missing = arr & np.isnan(inputs.close)
-    if on_missing.any():
-        t, j = np.argwhere(on_missing)[0]
-        raise ValueError(f"{name} is True on {int(on_missing.sum())} bar(s) with no candle (NaN prices), "
-                         f"first at {inputs.index[t]} ({inputs.symbols[j]}); a signal needs a bar to be "
-                         f"computed from")
-    return arr
+    return np.ascontiguousarray(arr)
+
+
+def prepare_signals(inputs: Inputs, **signals: Any) -> tuple[dict[str, np.ndarray], dict[str, int], bool]:
+    """Convert, align and check the four signal arrays in one pass; count their True values.
+
+    Missing short signals are not allocated: the engine does not read them
+    (``has_short`` False) and gets ``entries`` as a stand-in.
+    """
+    from .kernels.checks import signal_stats_nb
+
+    n, m = inputs.shape
+    arrays = {}
+    for key in ("entries", "exits", "short_entries", "short_exits"):
+        x = signals.get(key)
+        if x is None and key in ("entries", "exits"):
+            arrays[key] = np.zeros((n, m), dtype=np.bool_)
+        elif x is not None:
+            arrays[key] = _signal(x, key, inputs)
+    has_short = "short_entries" in arrays or "short_exits" in arrays
+    if has_short:
+        for key in ("short_entries", "short_exits"):
+            arrays.setdefault(key, np.zeros((n, m), dtype=np.bool_))
+    else:
+        arrays["short_entries"] = arrays["short_exits"] = arrays["entries"]
+    counts = np.zeros(4, dtype=np.int64)
+    n_bad, k, t, j = signal_stats_nb(arrays["entries"], arrays["exits"], arrays["short_entries"],
+                                     arrays["short_exits"], has_short, inputs.close, counts)
+    if n_bad:
+        name = ("entries", "exits", "short_entries", "short_exits")[k]
+        raise ValueError(f"{name} is True on a bar with no candle (NaN prices) at {inputs.index[t]} "
+                         f"({inputs.symbols[j]}); {n_bad} signal(s) in all sit on missing bars. A signal "
+                         f"needs a bar to be computed from")
+    names = ("entries", "exits", "short_entries", "short_exits")
+    return arrays, {key: int(v) for key, v in zip(names, counts)}, has_short
 
 
 def _per_symbol(x: Any, name: str, symbols: list, default: float, *, positive: bool = False,
@@ -328,6 +360,8 @@ def find_gaps(inputs: Inputs, freq_ms: float | None) -> pd.DataFrame:
             rows.append({"symbol": None, "kind": "missing_time", "start": index[k] + pd.Timedelta(milliseconds=freq_ms),
                          "end": index[k + 1] - pd.Timedelta(milliseconds=freq_ms),
                          "bars": int(round(step[k] / freq_ms)) - 1})
+    if inputs.n_missing == 0:
+        return pd.DataFrame(rows, columns=["symbol", "kind", "start", "end", "bars"])
     missing = np.isnan(inputs.close)
     for j, sym in enumerate(inputs.symbols):
         col = missing[:, j]
@@ -407,7 +441,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     >>> res.equity.shape
     (48,)
     """
-    from .kernels.engine import simulate_signals_nb
+    from .kernels.engine import (N_PARAMS, P_FEES, P_FIXED_FEES, P_LOT, P_MIN_NOTIONAL, P_MIN_QTY, P_SIZE,
+                                 P_SL, P_SLIPPAGE, P_TP, P_TRAIL, simulate_signals_nb)
 
     inputs = prepare_data(data)
     n, m = inputs.shape
@@ -416,8 +451,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     fill_id = _choice(fill, "fill", _FILLS)
     intrabar_id = _choice(intrabar, "intrabar", _INTRABAR)
     on_gap = _choice(on_gap, "on_gap", _ON_GAP)
-    sig = {name: _signal(x, name, inputs) for name, x in
-           (("entries", entries), ("exits", exits), ("short_entries", short_entries), ("short_exits", short_exits))}
+    sig, counts, has_short = prepare_signals(inputs, entries=entries, exits=exits, short_entries=short_entries,
+                                             short_exits=short_exits)
     params = {
         "size": _per_symbol(size, "size", syms, 1.0, positive=True),
         "fees": _per_symbol(fees, "fees", syms, 0.0),
@@ -443,19 +478,22 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         if on_gap == "warn":
             warnings.warn(msg, stacklevel=2)
 
-    n_entry = int(sig["entries"].sum()) + int(sig["short_entries"].sum())
-    n_exit = int(sig["exits"].sum()) + int(sig["short_exits"].sum())
+    n_entry = counts["entries"] + counts["short_entries"]
+    n_exit = counts["exits"] + counts["short_exits"]
     orders = np.empty(3 * n_entry + n_exit, dtype=order_dt)
     trades = np.empty(n_entry, dtype=trade_dt)
     cash = np.empty(n)
     equity = np.empty(n)
+    packed = np.empty((N_PARAMS, m))
+    for row, key in ((P_SIZE, "size"), (P_FEES, "fees"), (P_FIXED_FEES, "fixed_fees"), (P_SLIPPAGE, "slippage"),
+                     (P_SL, "sl_stop"), (P_TP, "tp_stop"), (P_TRAIL, "trail_stop"), (P_LOT, "lot_size"),
+                     (P_MIN_QTY, "min_qty"), (P_MIN_NOTIONAL, "min_notional")):
+        packed[row] = params[key]
     n_orders, n_trades = simulate_signals_nb(
         inputs.open, inputs.high, inputs.low, inputs.close,
         sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"],
-        params["size"], size_type_id, params["fees"], params["fixed_fees"], params["slippage"],
-        params["sl_stop"], params["tp_stop"], params["trail_stop"],
-        params["lot_size"], params["min_qty"], params["min_notional"], leverage, init_cash,
-        fill_id, intrabar_id, orders, trades, cash, equity)
+        has_short,
+        packed, size_type_id, leverage, init_cash, fill_id, intrabar_id, orders, trades, cash, equity)
     assumptions = {
         "fill": fill,
         "fill_rule": ("signals at bar t fill at bar t+1's open" if fill == "next_open"

@@ -91,7 +91,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         else:
             qty = size[c] * (equity - fixed) / (1 + size[c] * fee_rate) / price
         reason = "none"
-        if not qty > 0:
+        if not qty * price > EPS * max(abs(equity), 1.0):  # nothing, or float dust, to spend
             reason = "insufficient_cash"
         else:
             if lot_size[c] > 0:
