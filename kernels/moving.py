@@ -17,11 +17,28 @@ their intermediate EMAs in registers instead of arrays.
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
+from numba import prange, types
+from numba.extending import intrinsic
 
 from ._jit import jit, pjit
 
 NAN = np.nan
+
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    """``a * b + c`` with one rounding (IEEE fused multiply-add, ``llvm.fma``).
+
+    Exact by definition, so results do not depend on the CPU; one hardware
+    instruction where FMA exists. Recursions written ``fma(prev, decay, new * k)``
+    carry a 4-cycle dependency chain instead of TA-Lib's sub-mul-add.
+    """
+    sig = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return sig, codegen
 
 
 @jit
@@ -42,6 +59,7 @@ def sma_1d_nb(x, timeperiod, out):
     """
     n = x.shape[0]
     p = timeperiod
+    inv = 1.0 / p
     i = 0
     while i < n:
         if x[i] != x[i]:
@@ -59,13 +77,20 @@ def sma_1d_nb(x, timeperiod, out):
             i += 1
         if i < start + p - 1:
             continue
+        # first full window, then add the new bar and drop the oldest in one step
+        if i < n:
+            v = x[i]
+            if v != v:
+                continue
+            total += v
+            out[i] = total * inv
+            i += 1
         while i < n:
             v = x[i]
             if v != v:
                 break
-            total += v
-            out[i] = total / p
-            total -= x[i - p + 1]
+            total += v - x[i - p]
+            out[i] = total * inv
             i += 1
     return out
 
@@ -91,6 +116,7 @@ def ema_1d_nb(x, timeperiod, seed_first, out):
     n = x.shape[0]
     p = timeperiod
     k = 2.0 / (p + 1)
+    c = 1.0 - k
     i = 0
     while i < n:
         if x[i] != x[i]:
@@ -119,7 +145,7 @@ def ema_1d_nb(x, timeperiod, seed_first, out):
             v = x[i]
             if v != v:
                 break
-            m = (v - m) * k + m
+            m = fma(m, c, v * k)
             out[i] = m
             i += 1
     return out
@@ -145,7 +171,7 @@ def wma_1d_nb(x, timeperiod, out):
     p = timeperiod
     if p == 1:
         return copy_1d_nb(x, out)
-    divider = p * (p + 1) / 2.0
+    inv = 2.0 / (p * (p + 1.0))
     i = 0
     while i < n:
         if x[i] != x[i]:
@@ -165,17 +191,22 @@ def wma_1d_nb(x, timeperiod, out):
             i += 1
         if i < start + p - 1:
             continue
-        trailing = 0.0
+        # wsum_t = wsum_{t-1} + p*x_t - psum_{t-1}; psum_t = psum_{t-1} + x_t - x_{t-p}
+        if i < n:
+            v = x[i]
+            if v != v:
+                continue
+            psum += v
+            wsum += v * p
+            out[i] = wsum * inv
+            i += 1
         while i < n:
             v = x[i]
             if v != v:
                 break
-            psum += v
-            psum -= trailing
-            wsum += v * p
-            trailing = x[i - p + 1]
-            out[i] = wsum / divider
-            wsum -= psum
+            wsum += v * p - psum
+            psum += v - x[i - p]
+            out[i] = wsum * inv
             i += 1
     return out
 
@@ -197,6 +228,7 @@ def _ema_cascade_1d_nb(x, timeperiod, order, out):
     n = x.shape[0]
     p = timeperiod
     k = 2.0 / (p + 1)
+    c = 1.0 - k
     i = 0
     while i < n:
         if x[i] != x[i]:
@@ -257,8 +289,8 @@ def _ema_cascade_1d_nb(x, timeperiod, order, out):
                 v = x[i]
                 if v != v:
                     break
-                e1 = (v - e1) * k + e1
-                e2 = (e1 - e2) * k + e2
+                e1 = fma(e1, c, v * k)
+                e2 = fma(e2, c, e1 * k)
                 out[i] = 2.0 * e1 - e2
                 i += 1
         else:
@@ -266,9 +298,9 @@ def _ema_cascade_1d_nb(x, timeperiod, order, out):
                 v = x[i]
                 if v != v:
                     break
-                e1 = (v - e1) * k + e1
-                e2 = (e1 - e2) * k + e2
-                e3 = (e2 - e3) * k + e3
+                e1 = fma(e1, c, v * k)
+                e2 = fma(e2, c, e1 * k)
+                e3 = fma(e3, c, e2 * k)
                 out[i] = e3 + (3.0 * e1 - 3.0 * e2)
                 i += 1
     return out
@@ -310,8 +342,8 @@ def kama_1d_nb(x, timeperiod, out):
     ``er = |x_t - x_{t-p}| / sum(|x_i - x_{i-1}|, p)`` (1 when the path length is 0
     or not larger than the net change), ``sc = (er*(2/3 - 2/31) + 2/31)**2``,
     ``kama_t = kama_{t-1} + sc * (x_t - kama_{t-1})``, seeded with ``x_{p-1}``.
-    Warm-up ``timeperiod``. A flat window counts as path 0 exactly (a count of
-    non-zero steps guards the running sum against rounding residue).
+    Warm-up ``timeperiod``. A flat window counts as path 0 exactly (tracking the
+    last non-zero step guards the running sum against rounding residue).
     """
     n = x.shape[0]
     p = timeperiod
@@ -329,32 +361,35 @@ def kama_1d_nb(x, timeperiod, out):
         out[i] = NAN
         i += 1
         path = 0.0
-        moves = 0
+        last_move = start - p  # bar of the latest non-zero change
         while i < n and i < start + p:
             v = x[i]
             if v != v:
                 break
             d = abs(v - x[i - 1])
             path += d
-            moves += d != 0.0
+            if d != 0.0:
+                last_move = i
             out[i] = NAN
             i += 1
         if i < start + p or i >= n:
             continue
         kama = x[i - 1]
+        first = True
         while i < n:
             v = x[i]
             if v != v:
                 break
-            if i > start + p:
-                d = abs(x[i - p] - x[i - p - 1])
-                path -= d
-                moves -= d != 0.0
             d = abs(v - x[i - 1])
-            path += d
-            moves += d != 0.0
+            if first:  # the first window's path is complete: only add
+                path += d
+                first = False
+            else:
+                path += d - abs(x[i - p] - x[i - p - 1])
+            if d != 0.0:
+                last_move = i
             change = v - x[i - p]
-            if moves == 0:
+            if last_move <= i - p:
                 path = 0.0
                 er = 1.0
             elif path <= change:
@@ -363,7 +398,7 @@ def kama_1d_nb(x, timeperiod, out):
                 er = abs(change / path)
             sc = er * const_diff + const_max
             sc *= sc
-            kama = (v - kama) * sc + kama
+            kama = fma(kama, 1.0 - sc, v * sc)
             out[i] = kama
             i += 1
     return out

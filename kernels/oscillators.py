@@ -14,6 +14,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit, pjit
+from .moving import fma
 
 NAN = np.nan
 
@@ -29,7 +30,8 @@ def rsi_1d_nb(x, timeperiod, out):
     """
     n = x.shape[0]
     p = timeperiod
-    pm1 = p - 1.0
+    inv = 1.0 / p
+    decay = (p - 1.0) / p
     i = 0
     while i < n:
         if x[i] != x[i]:
@@ -77,14 +79,8 @@ def rsi_1d_nb(x, timeperiod, out):
                 break
             d = v - prev
             prev = v
-            gain *= pm1
-            loss *= pm1
-            if d < 0:
-                loss -= d
-            else:
-                gain += d
-            gain /= p
-            loss /= p
+            gain = fma(gain, decay, max(d, 0.0) * inv)
+            loss = fma(loss, decay, max(-d, 0.0) * inv)
             total = gain + loss
             out[i] = 100.0 * (gain / total) if total != 0.0 else 0.0
             i += 1
@@ -174,10 +170,10 @@ def macd_1d_nb(x, fastperiod, slowperiod, signalperiod, out_macd, out_signal, ou
             v = x[i]
             if v != v:
                 break
-            es = (v - es) * ks + es
-            ef = (v - ef) * kf + ef
+            es = fma(es, 1.0 - ks, v * ks)
+            ef = fma(ef, 1.0 - kf, v * kf)
             m = ef - es
-            eg = (m - eg) * kg + eg
+            eg = fma(eg, 1.0 - kg, m * kg)
             out_macd[i] = m
             out_signal[i] = eg
             out_hist[i] = m - eg
@@ -195,16 +191,33 @@ def macd_nb(x, fastperiod, slowperiod, signalperiod, out_macd, out_signal, out_h
 
 # ------------------------------------------------------------------- BBANDS
 @jit
+def _shifted_sums(x, lo, hi, shift):
+    """``sum(x - shift)`` and ``sum((x - shift)**2)`` over ``x[lo:hi]``."""
+    s1 = 0.0
+    s2 = 0.0
+    for j in range(lo, hi):
+        d = x[j] - shift
+        s1 += d
+        s2 += d * d
+    return s1, s2
+
+
+@jit
 def bbands_1d_nb(x, timeperiod, nbdevup, nbdevdn, out_upper, out_middle, out_lower):
     """Bollinger bands on the SMA; TA-Lib ``BBANDS`` with ``matype=0``.
 
     ``middle = SMA``, ``upper/lower = middle +/- nbdev * std`` with the population
-    standard deviation (ddof 0) of the same window. The deviation is computed
-    around the window mean in a second pass over the window (exact for flat
-    windows, no cancellation for large prices). Warm-up ``timeperiod - 1``.
+    standard deviation (ddof 0) of the same window. Warm-up ``timeperiod - 1``.
+
+    O(1) per bar without the cancellation of ``E[x^2] - mean^2`` at large prices:
+    running sums are kept of ``x - K`` for a shift ``K`` reset to the window mean
+    every ``timeperiod`` bars (and the sums recomputed exactly then), so rounding
+    never accumulates over more than two windows and the squares stay of the size
+    of the variance. A window of identical values gives exactly 0.
     """
     n = x.shape[0]
     p = timeperiod
+    inv = 1.0 / p
     i = 0
     while i < n:
         if x[i] != x[i]:
@@ -214,33 +227,56 @@ def bbands_1d_nb(x, timeperiod, nbdevup, nbdevdn, out_upper, out_middle, out_low
             i += 1
             continue
         start = i
-        total = 0.0
+        shift = x[i]
+        s1 = 0.0
+        s2 = 0.0
+        last_move = start  # latest bar that differs from its predecessor
         while i < n and i < start + p - 1:
             v = x[i]
             if v != v:
                 break
-            total += v
+            d = v - shift
+            s1 += d
+            s2 += d * d
+            if i > start and v != x[i - 1]:
+                last_move = i
             out_upper[i] = NAN
             out_middle[i] = NAN
             out_lower[i] = NAN
             i += 1
         if i < start + p - 1:
             continue
+        since_rebase = 0
         while i < n:
             v = x[i]
             if v != v:
                 break
-            total += v
-            mean = total / p
-            total -= x[i - p + 1]
-            acc = 0.0
-            for j in range(i - p + 1, i + 1):
-                d = x[j] - mean
-                acc += d * d
-            std = np.sqrt(acc / p)
+            d = v - shift
+            if i - p >= start:
+                o = x[i - p] - shift
+                s1 += d - o
+                s2 += d * d - o * o
+            else:
+                s1 += d
+                s2 += d * d
+            if i > start and v != x[i - 1]:
+                last_move = i
+            m1 = s1 * inv
+            if last_move <= i - p + 1:
+                mean = v
+                std = 0.0
+            else:
+                mean = shift + m1
+                var = s2 * inv - m1 * m1
+                std = np.sqrt(var) if var > 0.0 else 0.0
             out_middle[i] = mean
             out_upper[i] = mean + std * nbdevup
             out_lower[i] = mean - std * nbdevdn
+            since_rebase += 1
+            if since_rebase == p:
+                since_rebase = 0
+                shift = mean
+                s1, s2 = _shifted_sums(x, i - p + 1, i + 1, shift)
             i += 1
     return out_upper, out_middle, out_lower
 
@@ -255,41 +291,43 @@ def bbands_nb(x, timeperiod, nbdevup, nbdevdn, out_upper, out_middle, out_lower)
 
 # ------------------------------------------------------------------- TRANGE
 @jit
+def _max(a, b):
+    # a plain select (maxsd); the builtin max() carries NaN handling that costs more
+    return a if a > b else b
+
+
+@jit
+def _min(a, b):
+    return a if a < b else b
+
+
+@jit
 def _true_range(h, l, prev_close):
-    tr = h - l
-    a = abs(h - prev_close)
-    if a > tr:
-        tr = a
-    b = abs(l - prev_close)
-    if b > tr:
-        tr = b
-    return tr
+    return _max(h - l, _max(abs(h - prev_close), abs(l - prev_close)))
 
 
 @jit
 def _isnan3(a, b, c):
-    return a != a or b != b or c != c
+    # one test for three values (a NaN, or +inf meeting -inf, makes the sum NaN)
+    t = a + b + c
+    return t != t
 
 
 @jit
 def trange_1d_nb(high, low, close, out):
     """True range ``max(h - l, |h - c_prev|, |l - c_prev|)``; TA-Lib ``TRANGE``. Warm-up 1."""
     n = close.shape[0]
-    i = 0
-    while i < n:
-        out[i] = NAN
-        if _isnan3(high[i], low[i], close[i]):
-            i += 1
-            continue
-        i += 1
-        while i < n:
-            h = high[i]
-            lo = low[i]
-            c = close[i]
-            if _isnan3(h, lo, c):
-                break
-            out[i] = _true_range(h, lo, close[i - 1])
-            i += 1
+    if n > 0:
+        out[0] = NAN
+    # branch-free so it vectorises: adding ``v - v`` (0, or NaN for a NaN v) of the
+    # six inputs gives NaN exactly at a NaN bar and the bar after it, as a restart does
+    for i in range(1, n):
+        h = high[i]
+        lo = low[i]
+        pc = close[i - 1]
+        z = ((h - h) + (lo - lo)) + ((close[i] - close[i]) + (pc - pc)) + (
+            (high[i - 1] - high[i - 1]) + (low[i - 1] - low[i - 1]))
+        out[i] = _true_range(h, lo, pc) + z
     return out
 
 
@@ -314,7 +352,8 @@ def atr_1d_nb(high, low, close, timeperiod, out):
     p = timeperiod
     if p == 1:
         return trange_1d_nb(high, low, close, out)
-    pm1 = p - 1.0
+    inv = 1.0 / p
+    decay = (p - 1.0) / p
     i = 0
     while i < n:
         out[i] = NAN
@@ -343,6 +382,7 @@ def atr_1d_nb(high, low, close, timeperiod, out):
         total += _true_range(h, lo, close[i - 1])
         atr = total / p
         out[i] = atr
+        prev_c = c
         i += 1
         while i < n:
             h = high[i]
@@ -350,9 +390,8 @@ def atr_1d_nb(high, low, close, timeperiod, out):
             c = close[i]
             if _isnan3(h, lo, c):
                 break
-            atr *= pm1
-            atr += _true_range(h, lo, close[i - 1])
-            atr /= p
+            atr = fma(atr, decay, _true_range(h, lo, prev_c) * inv)
+            prev_c = c
             out[i] = atr
             i += 1
     return out
@@ -367,6 +406,9 @@ def atr_nb(high, low, close, timeperiod, out):
 
 
 # -------------------------------------------------------------------- STOCH
+#: Longest fast-k window scanned in full each bar; longer ones track their extremes.
+_SCAN_MAX = 24
+
 @jit
 def stoch_1d_nb(high, low, close, fastk_period, slowk_period, slowd_period, out_slowk, out_slowd):
     """Slow stochastic; TA-Lib ``STOCH`` with SMA smoothing (``matype=0``).
@@ -381,6 +423,8 @@ def stoch_1d_nb(high, low, close, fastk_period, slowk_period, slowd_period, out_
     pd = slowd_period
     kbuf = np.empty(ps)
     sbuf = np.empty(pd)
+    inv_k = 1.0 / ps
+    inv_d = 1.0 / pd
     i = 0
     while i < n:
         out_slowk[i] = NAN
@@ -395,6 +439,8 @@ def stoch_1d_nb(high, low, close, fastk_period, slowk_period, slowd_period, out_
         ll = 0.0
         ksum = 0.0
         ssum = 0.0
+        kslot = 0
+        sslot = 0
         while i < n:
             h = high[i]
             lo = low[i]
@@ -405,58 +451,72 @@ def stoch_1d_nb(high, low, close, fastk_period, slowk_period, slowd_period, out_
             w0 = i - pk + 1  # first bar of the fast-k window
             if w0 < start:
                 w0 = start
-            # rolling highest high / lowest low; rescan when the extreme leaves the window
-            if hh_idx < w0:
-                hh_idx = w0
-                hh = high[w0]
-                for t in range(w0 + 1, i + 1):
-                    if high[t] >= hh:
-                        hh = high[t]
-                        hh_idx = t
-            elif h >= hh:
+            if pk <= _SCAN_MAX:
+                # short windows: a branch-free rescan beats tracking the extremes
                 hh = h
-                hh_idx = i
-            if ll_idx < w0:
-                ll_idx = w0
-                ll = low[w0]
-                for t in range(w0 + 1, i + 1):
-                    if low[t] <= ll:
-                        ll = low[t]
-                        ll_idx = t
-            elif lo <= ll:
                 ll = lo
-                ll_idx = i
+                for t in range(w0, i):
+                    hh = _max(hh, high[t])
+                    ll = _min(ll, low[t])
+            else:
+                # long windows: track the extremes, rescan only when one leaves the window
+                if hh_idx < w0:
+                    hh_idx = w0
+                    hh = high[w0]
+                    for t in range(w0 + 1, i + 1):
+                        if high[t] >= hh:
+                            hh = high[t]
+                            hh_idx = t
+                elif h >= hh:
+                    hh = h
+                    hh_idx = i
+                if ll_idx < w0:
+                    ll_idx = w0
+                    ll = low[w0]
+                    for t in range(w0 + 1, i + 1):
+                        if low[t] <= ll:
+                            ll = low[t]
+                            ll_idx = t
+                elif lo <= ll:
+                    ll = lo
+                    ll_idx = i
             if r < pk - 1:
                 out_slowk[i] = NAN
                 out_slowd[i] = NAN
                 i += 1
                 continue
-            diff = (hh - ll) / 100.0
-            fk = (c - ll) / diff if diff != 0.0 else 0.0
+            rng = hh - ll
+            fk = 100.0 * (c - ll) / rng if rng != 0.0 else 0.0
             rk = r - (pk - 1)  # index of this fast-k value
-            ksum += fk
-            slot = rk % ps
             if rk >= ps:
-                ksum -= kbuf[slot]
-            kbuf[slot] = fk
+                ksum += fk - kbuf[kslot]
+            else:
+                ksum += fk
+            kbuf[kslot] = fk
+            kslot += 1
+            if kslot == ps:
+                kslot = 0
             if rk < ps - 1:
                 out_slowk[i] = NAN
                 out_slowd[i] = NAN
                 i += 1
                 continue
-            sk = ksum / ps
+            sk = ksum * inv_k
             rs = rk - (ps - 1)
-            ssum += sk
-            slot = rs % pd
             if rs >= pd:
-                ssum -= sbuf[slot]
-            sbuf[slot] = sk
+                ssum += sk - sbuf[sslot]
+            else:
+                ssum += sk
+            sbuf[sslot] = sk
+            sslot += 1
+            if sslot == pd:
+                sslot = 0
             if rs < pd - 1:
                 out_slowk[i] = NAN
                 out_slowd[i] = NAN
             else:
                 out_slowk[i] = sk
-                out_slowd[i] = ssum / pd
+                out_slowd[i] = ssum * inv_d
             i += 1
     return out_slowk, out_slowd
 
@@ -494,10 +554,8 @@ def obv_1d_nb(close, volume, out):
             v = volume[i]
             if c != c or v != v:
                 break
-            if c > prev:
-                obv += v
-            elif c < prev:
-                obv -= v
+            # branch-free: up and down closes are a coin flip for the branch predictor
+            obv += v * ((c > prev) * 1.0 - (c < prev) * 1.0)
             prev = c
             out[i] = obv
             i += 1
@@ -526,6 +584,8 @@ def adx_1d_nb(high, low, close, timeperiod, out):
     n = close.shape[0]
     p = timeperiod
     pm1 = p - 1.0
+    inv = 1.0 / p
+    decay = (p - 1.0) / p
     i = 0
     while i < n:
         out[i] = NAN
@@ -587,6 +647,8 @@ def adx_1d_nb(high, low, close, timeperiod, out):
             out[i - 1] = NAN
         if not ready:
             continue
+        # Wilder's smoothing as fma(s, 1 - 1/p, new); DX from the smoothed DMs
+        # directly (the 100/TR factors of the DIs cancel)
         while i < n:
             h = high[i]
             lo = low[i]
@@ -595,22 +657,17 @@ def adx_1d_nb(high, low, close, timeperiod, out):
                 break
             diff_p = h - prev_h
             diff_m = prev_l - lo
-            mdm -= mdm / p
-            pdm -= pdm / p
-            if diff_m > 0 and diff_p < diff_m:
-                mdm += diff_m
-            elif diff_p > 0 and diff_p > diff_m:
-                pdm += diff_p
-            tr = tr - tr / p + _true_range(h, lo, prev_c)
+            dm_m = diff_m if (diff_m > 0) & (diff_p < diff_m) else 0.0
+            dm_p = diff_p if (diff_p > 0) & (diff_p > diff_m) else 0.0
+            mdm = fma(mdm, decay, dm_m)
+            pdm = fma(pdm, decay, dm_p)
+            tr = fma(tr, decay, _true_range(h, lo, prev_c))
             prev_h = h
             prev_l = lo
             prev_c = c
-            if tr != 0.0:
-                mdi = 100.0 * (mdm / tr)
-                pdi = 100.0 * (pdm / tr)
-                s = mdi + pdi
-                if s != 0.0:
-                    adx = (adx * pm1 + 100.0 * (abs(mdi - pdi) / s)) / p
+            dm_sum = mdm + pdm
+            if tr != 0.0 and dm_sum != 0.0:
+                adx = fma(adx, decay, (100.0 * inv) * (abs(mdm - pdm) / dm_sum))
             out[i] = adx
             i += 1
     return out

@@ -306,59 +306,68 @@ def rolling_zscore_1d_nb(x, window, minp, ddof, out):
 
 @jit
 def _rolling_minmax_core_1d_nb(x, window, minp, sign, out):
-    # Monotonic deque in a preallocated ring: values (times sign, so max is -min(-x))
-    # strictly increasing from front to back; the front is the window minimum.
+    # van Herk / Gil-Werman: cut the series into blocks of `window` bars; the window
+    # ending at t spans the tail of the previous block (its suffix minimum, from a
+    # backward scan into `hbuf`) and the head of t's block (the running prefix
+    # minimum g). Three comparisons per bar whatever the data and the window,
+    # branch-free, exact. A monotonic deque is also O(n) but branches on the data
+    # (11 ns/bar here vs ~2); TA-Lib's rescan-on-expiry is O(n * window) on
+    # trending data. Max is -min(-x) via `sign`; NaN never wins a `<` comparison,
+    # so NaNs are skipped as pandas does and `cnt` tracks the non-NaN count.
     n = x.shape[0]
-    cap = max(1, min(window, n))
-    vals = np.empty(cap, dtype=np.float64)
-    idxs = np.empty(cap, dtype=np.int64)
-    head = 0  # position of the front
-    size = 0
+    w = window
+    inf = np.inf
+    hbuf = np.empty(max(1, min(w, n)) + 1, dtype=np.float64)
     cnt = 0
-    for t in range(n):
-        xn = x[t]
-        if t >= window:
-            if x[t - window] == x[t - window]:
-                cnt -= 1
-            # at most one element (the oldest) leaves per bar
-            if size > 0 and idxs[head] <= t - window:
-                head += 1
-                if head == cap:
-                    head = 0
-                size -= 1
-        if xn == xn:
-            cnt += 1
-            v = sign * xn
-            back = head + size - 1
-            if back >= cap:
-                back -= cap
-            while size > 0 and vals[back] >= v:
-                size -= 1
-                back -= 1
-                if back < 0:
-                    back = cap - 1
-            back += 1
-            if back == cap:
-                back = 0
-            vals[back] = v
-            idxs[back] = t
-            size += 1
-        if cnt >= minp:
-            out[t] = sign * vals[head]
+    bs = 0
+    while bs < n:
+        be = min(bs + w, n)
+        have_h = bs >= w
+        if have_h:
+            acc = inf
+            prev = x[bs - w:bs]
+            for i in range(w - 1, -1, -1):
+                v = sign * prev[i]
+                if v < acc:
+                    acc = v
+                hbuf[i] = acc
+            hbuf[w] = inf
+        g = inf
+        xs = x[bs:be]
+        o = out[bs:be]
+        if have_h:
+            olds = x[bs - w:be - w]
+            for i in range(be - bs):
+                xv = xs[i]
+                v = sign * xv
+                if v < g:
+                    g = v
+                xo = olds[i]
+                cnt += np.int64(xv == xv) - np.int64(xo == xo)
+                h = hbuf[i + 1]
+                r = h if h < g else g
+                o[i] = sign * r if cnt >= minp else np.nan
         else:
-            out[t] = np.nan
+            for i in range(be - bs):
+                xv = xs[i]
+                v = sign * xv
+                if v < g:
+                    g = v
+                cnt += np.int64(xv == xv)
+                o[i] = sign * g if cnt >= minp else np.nan
+        bs = be
     return out
 
 
 @jit
 def rolling_min_1d_nb(x, window, minp, out):
-    """Rolling minimum in O(n) (monotonic deque); equals ``...rolling(window, min_periods=minp).min()``."""
+    """Rolling minimum in O(n) (van Herk/Gil-Werman); equals ``...rolling(window, min_periods=minp).min()``."""
     return _rolling_minmax_core_1d_nb(x, window, minp, 1.0, out)
 
 
 @jit
 def rolling_max_1d_nb(x, window, minp, out):
-    """Rolling maximum in O(n) (monotonic deque); equals ``...rolling(window, min_periods=minp).max()``."""
+    """Rolling maximum in O(n) (van Herk/Gil-Werman); equals ``...rolling(window, min_periods=minp).max()``."""
     return _rolling_minmax_core_1d_nb(x, window, minp, -1.0, out)
 
 

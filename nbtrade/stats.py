@@ -124,7 +124,7 @@ def rolling_std(x: Any, window: int, minp: int | None = None, ddof: int = 1,
 
 
 def rolling_min(x: Any, window: int, minp: int | None = None, out: np.ndarray | None = None) -> Any:
-    """Rolling minimum, O(n) whatever the window (monotonic deque).
+    """Rolling minimum, O(n) whatever the window and the data (van Herk/Gil-Werman blocks).
 
     Equals ``x.rolling(window, min_periods=minp).min()`` (NaNs skipped). Value
     ``t`` uses bars up to ``t``.
@@ -137,7 +137,7 @@ def rolling_min(x: Any, window: int, minp: int | None = None, out: np.ndarray | 
 
 
 def rolling_max(x: Any, window: int, minp: int | None = None, out: np.ndarray | None = None) -> Any:
-    """Rolling maximum, O(n) whatever the window (monotonic deque).
+    """Rolling maximum, O(n) whatever the window and the data (van Herk/Gil-Werman blocks).
 
     Equals ``x.rolling(window, min_periods=minp).max()`` (NaNs skipped). Value
     ``t`` uses bars up to ``t``.

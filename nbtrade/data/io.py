@@ -316,6 +316,16 @@ def _blocks(data: Any, chunk_rows: int) -> Iterator[Mapping[str, np.ndarray]]:
                     f"(e.g. Store.iter_blocks(...)), got {type(data).__name__}")
 
 
+def _format_rows(block: Mapping[str, np.ndarray], time_format: str) -> str:
+    """CSV lines; floats as ``repr`` (shortest round-trip form), twice as fast as ``to_csv``."""
+    if time_format == "ms":
+        times = block["time"].tolist()
+    else:
+        times = (np.datetime_as_string(block["time"].astype("datetime64[ms]")).astype(object) + "Z").tolist()
+    cols = [np.asarray(block[c], dtype=np.float64).tolist() for c in VALUE_COLUMNS]
+    return "".join(f"{t},{o!r},{h!r},{lo!r},{c!r},{v!r}\n" for t, o, h, lo, c, v in zip(times, *cols))
+
+
 def export_csv(data: Any, path: str | os.PathLike, *, time_format: str = "ms",
                chunk_rows: int = 1_000_000) -> ExportResult:
     """Write candles to a CSV (compressed by extension), chunk by chunk, atomically.
@@ -348,12 +358,7 @@ def export_csv(data: Any, path: str | os.PathLike, *, time_format: str = "ms",
                 n = block["time"].shape[0]
                 if not n:
                     continue
-                if time_format == "ms":
-                    times = block["time"]
-                else:
-                    times = np.char.add(np.datetime_as_string(block["time"].astype("datetime64[ms]")), "Z")
-                frame = pd.DataFrame({tname: times, **{c: block[c] for c in VALUE_COLUMNS}})
-                fh.write(frame.to_csv(index=False, header=False, lineterminator="\n").encode())
+                fh.write(_format_rows(block, time_format).encode())
                 res.rows += n
         os.replace(tmp, path)
     except BaseException:

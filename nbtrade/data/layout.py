@@ -20,9 +20,15 @@ unified symbol is kept in the group's ``symbol`` attribute)::
 
 All columns are chunked along time (``CHUNK_ROWS`` rows per chunk), resizable
 (``maxshape=(None,)``) and compressed with Blosc LZ4 + byte shuffle through
-hdf5plugin (gzip + shuffle when hdf5plugin is missing). One dataset per column
-compresses better than an (n, 5) or compound dataset (the shuffle then groups
-bytes of one column) and lets a read skip columns it does not need.
+hdf5plugin (gzip + shuffle when hdf5plugin is missing).
+
+One dataset per column rather than one (n, 5) dataset: measured on 3M rounded
+synthetic 1m rows, the (n, 5) layout with (16k, 5) chunks read a day in 0.53 ms
+instead of 0.87 and appended a day in 1.0 ms instead of 1.6 (fewer HDF5 calls),
+but took 69.8 % of the raw size instead of 66.3 % (interleaved columns shuffle
+worse) and cannot skip columns. Both meet the targets (range <= 2 ms, append
+<= 10 ms); size is the tighter one (<= 70 %), so columns stay separate.
+``codec="bitshuffle-lz4"`` trades read speed (3.4 vs 5.5 GB/s) for size (56 %).
 Group attributes: ``exchange, symbol, timeframe, timeframe_ms, rows, first,
 last, dtype, chunk_rows, codec, schema_version, created_ms, updated_ms``.
 """

@@ -27,6 +27,7 @@ Append semantics
 """
 from __future__ import annotations
 
+import glob
 import os
 import struct
 import time as _time
@@ -104,6 +105,20 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not self.file_problems and all(s.ok for s in self.series)
+
+    def summary(self) -> list[str]:
+        """Human-readable lines (what ``nbtrade data verify`` prints)."""
+        lines = [f"recovered an interrupted write (rolled back): {p}" for p in self.recovered]
+        for path, problems in self.file_problems.items():
+            lines += [f"{path}: {msg}" for msg in problems]
+        for s in self.series:
+            missing = sum(g[2] for g in s.gaps)
+            head = (f"{s.exchange} {s.symbol} {s.timeframe}: {s.rows:,} rows, {s.batches} batches, "
+                    f"{len(s.gaps)} gaps ({missing:,} bars missing)")
+            lines.append(head + (" OK" if s.ok else " FAILED"))
+            lines += [f"  {msg}" for msg in s.problems]
+        lines.append("OK" if self.ok else "FAILED")
+        return lines
 
 
 def to_ms(ts: Any, name: str) -> int | None:
@@ -218,6 +233,8 @@ class Store:
         path = str(self.path(exchange))
         self.root.mkdir(parents=True, exist_ok=True)
         with locked(path, exclusive=True, durable=self.durable):
+            for stale in glob.glob(glob.escape(path) + ".tmp-*"):  # a creator killed before its rename
+                os.remove(stale)
             created = not os.path.exists(path)
             if created:
                 self._create_file(path, exchange)

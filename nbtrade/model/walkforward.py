@@ -341,8 +341,8 @@ def walk_forward(estimator: Any, X: Any, y: Any, train_window: int | str, test_w
 
     def materialize(key: str) -> tuple[Any, bool]:
         """The model of ``key``: in memory, from the cache, or fitted (replaying missing parents)."""
-        if key in loaded:
-            return loaded[key], True
+        if key in loaded:  # the model kept from the previous fold: not a cache hit
+            return loaded[key], False
         if cache is not None:
             got = cache.get(key)
             if got is not None:

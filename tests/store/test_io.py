@@ -283,3 +283,22 @@ def test_memory_monitor_limit_and_bad_interval():
     del block
     with pytest.raises(ValueError, match="interval"):
         MemoryMonitor(interval=0)
+
+
+def test_chunked_import_memory_stays_bounded(tmp_path):
+    import sys
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from _crash_child import make_data
+
+    n = 500_000  # 24 MB as arrays, ~35 MB of CSV text
+    a = make_data(n)
+    path = tmp_path / "binance_BTC_USDT_1m.csv.lz4"
+    io.export_csv(a, path)
+    io.export_csv({k: v[:30_000] for k, v in a.items()}, tmp_path / "warm_BTC_USDT_1m.csv.lz4")
+    store = Store(tmp_path / "s")
+    io.import_csv(tmp_path / "warm_BTC_USDT_1m.csv.lz4", store, chunk_rows=10_000)  # imports, allocator pools
+    res = io.import_csv(path, store, chunk_rows=10_000)
+    assert res.rows == n and res.chunks == 50
+    assert res.peak_rss_growth_mb < 12, res.peak_rss_growth_mb  # the whole file would need > 24 MB
+    np.testing.assert_array_equal(store.read(EX, SYM, TF, columns=["close"], as_arrays=True)["close"], a["close"])

@@ -455,3 +455,22 @@ def test_random_append_sequences_equal_last_write_wins(ops):
         assert_same(store.read(EX, SYM, TF, as_arrays=True), exp)
         rep = store.verify()
         assert rep.ok, rep.series[0].problems
+
+
+def test_symbol_name_collision_and_summary(tmp_path, data):
+    store = small_store(tmp_path)
+    store.append(EX, "BTC/USDT", TF, part(data, 0, 10))
+    with pytest.raises(ValueError, match="already used"):
+        store.append(EX, "BTC-USDT", TF, part(data, 0, 10))
+    path = str(store.path(EX))
+    jf = JournaledFile(path)
+    jf.seek(0)
+    jf.write(b"\0" * 100)
+    jf._close_handles()  # killed writer
+    open(path + ".tmp-999", "wb").close()  # killed creator
+    rep = store.verify()
+    assert rep.ok and rep.recovered == [path]
+    lines = rep.summary()
+    assert lines[-1] == "OK" and "rolled back" in lines[0] and "10 rows" in lines[1]
+    store.append(EX, SYM, TF, part(data, 10, 20))
+    assert not os.path.exists(path + ".tmp-999")
