@@ -287,3 +287,17 @@ def test_threads_compute_once_and_stay_consistent(tmp_path):
     assert s.hits + s.misses == 240 and s.entries <= 4
     assert sorted(set(calls)) == list(range(6))
     assert calls.count(0) <= 1 + s.evictions  # single flight: no duplicate concurrent computes
+
+
+def test_print_summary(tmp_path, capsys):
+    from nbtrade.cache import print_summary
+
+    assert print_summary(tmp_path) == 0
+    assert "(empty)" in capsys.readouterr().out
+    c = Cache(tmp_path / "models")
+    c.set("a", np.zeros(1000))
+    c.get("a")
+    c.save_stats()
+    assert print_summary(tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "models" in out and "100.0 %" in out
