@@ -289,9 +289,10 @@ def test_threads_compute_once_and_stay_consistent(tmp_path):
     assert calls.count(0) <= 1 + s.evictions  # single flight: no duplicate concurrent computes
 
 
-def test_print_summary(tmp_path, capsys):
+def test_print_summary(tmp_path, capsys, monkeypatch):
     from nbtrade.cache import print_summary
 
+    monkeypatch.setenv("COLUMNS", "200")
     assert print_summary(tmp_path) == 0
     assert "(empty)" in capsys.readouterr().out
     c = Cache(tmp_path / "models")
