@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="2 symbols x 2 months, 30-day window")
     ap.add_argument("--symbols", type=int, default=None, help="symbols for the cold/warm runs (default 10; quick 2)")
     ap.add_argument("--json", default=None, help="write the rows as JSON")
+    ap.add_argument("--part", choices=["all", "modes", "cache"], default="all",
+                    help="modes: full vs incremental on 1 symbol; cache: cold vs warm on all symbols")
     args = ap.parse_args(argv)
     size = QUICK if args.quick else FULL
     n_sym = args.symbols or (2 if args.quick else 10)
@@ -138,28 +140,35 @@ def main(argv: list[str] | None = None) -> int:
               f"folds {res['folds']}  cache hits {res['cache_hits']}  model updates {res['retrained']}", flush=True)
 
     print(f"features (pandas, {n_sym} symbols x {len(next(iter(data.values()))[0])} bars x 30): {feat_s:.2f} s")
-    full = run(one, size, "full")
-    add("full refit each week (1 symbol)", full, 1)
-    inc = run(one, size, "incremental")
-    add("sliding forest 20/100 trees (1 symbol)", inc, 1)
-    drift = run(one, size, "incremental", policy=DriftPolicy(psi_threshold=0.1, acc_drop=0.03, perf_window=168))
-    add("sliding + retrain on drift only (1 symbol)", drift, 1)
-    with tempfile.TemporaryDirectory(prefix="nbtrade-bench-ml-") as tmp:
-        cold = run(data, size, "incremental", cache=ModelCache(tmp))
-        add("cold: sliding forest, empty model cache", cold, n_sym)
-        warm_disk = run(data, size, "incremental", cache=ModelCache(tmp))
-        add("warm: restart, models from disk cache", warm_disk, n_sym)
-        mc = ModelCache(tmp)
-        run(data, size, "incremental", cache=mc)
-        warm_mem = run(data, size, "incremental", cache=mc)
-        add("warm: models in memory", warm_mem, n_sym)
-        disk_mb = mc.stats().disk_bytes / 1e6
-    speed = full["seconds"] / inc["seconds"]
-    cpu_speed = full["cpu_seconds"] / inc["cpu_seconds"]
-    print(f"\nincremental speed-up {speed:.2f}x wall, {cpu_speed:.2f}x cpu (target >= 4x), "
-          f"accuracy {100 * (inc['accuracy'] - full['accuracy']):+.2f} pp "
-          f"(target within 1 pp); cold {cold['seconds']:.1f} s (target <= 60 s), warm {warm_disk['seconds']:.2f} s "
-          f"(target <= 3 s); model cache on disk {disk_mb:.0f} MB")
+    full = inc = cold = warm_disk = None
+    disk_mb = float("nan")
+    if args.part in ("all", "modes"):
+        full = run(one, size, "full")
+        add("full refit each week (1 symbol)", full, 1)
+        inc = run(one, size, "incremental")
+        add("sliding forest 20/100 trees (1 symbol)", inc, 1)
+        drift = run(one, size, "incremental", policy=DriftPolicy(psi_threshold=0.1, acc_drop=0.03, perf_window=168))
+        add("sliding + retrain on drift only (1 symbol)", drift, 1)
+    if args.part in ("all", "cache"):
+        with tempfile.TemporaryDirectory(prefix="nbtrade-bench-ml-") as tmp:
+            cold = run(data, size, "incremental", cache=ModelCache(tmp))
+            add("cold: sliding forest, empty model cache", cold, n_sym)
+            warm_disk = run(data, size, "incremental", cache=ModelCache(tmp))
+            add("warm: restart, fold outputs from disk cache", warm_disk, n_sym)
+            mc = ModelCache(tmp)
+            mc.outputs.clear()
+            models = run(data, size, "incremental", cache=mc)
+            add("warm: restart, new outputs, models from disk", models, n_sym)
+            disk_mb = mc.stats().disk_bytes / 1e6
+    speed = cpu_speed = float("nan")
+    if full and inc:
+        speed = full["seconds"] / inc["seconds"]
+        cpu_speed = full["cpu_seconds"] / inc["cpu_seconds"]
+        print(f"\nincremental speed-up {speed:.2f}x wall, {cpu_speed:.2f}x cpu (target >= 4x), "
+              f"accuracy {100 * (inc['accuracy'] - full['accuracy']):+.2f} pp (target within 1 pp)")
+    if cold and warm_disk:
+        print(f"cold {cold['seconds']:.1f} s (target <= 60 s), warm {warm_disk['seconds']:.2f} s (target <= 3 s); "
+              f"model cache on disk {disk_mb:.0f} MB")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"size": size, "symbols": n_sym, "features_s": feat_s, "rows": rows,

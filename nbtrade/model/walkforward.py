@@ -306,6 +306,8 @@ def walk_forward(estimator: Any, X: Any, y: Any, train_window: int | str, test_w
     base = clone(estimator)
     if seed is not None and "random_state" in base.get_params():
         base.set_params(random_state=int(seed))
+    if retrain == "incremental":
+        SlidingForest(base, refresh=refresh)  # validates refresh before any work
     if isinstance(cache, (str, bytes)) or hasattr(cache, "__fspath__"):
         cache = ModelCache(cache)
     elif cache is True:
