@@ -367,7 +367,7 @@ class Cache:
         self._flushed = {k: 0 for k in _COUNTERS}
         self._inflight: dict[str, threading.Lock] = {}
         if self.path is not None:
-            self.path.mkdir(parents=True, exist_ok=True)
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)  # private: entries are pickles
             _LIVE.add(self)
 
     # ---------------------------------------------------------------- public API

@@ -385,7 +385,7 @@ def walk_forward(estimator: Any, X: Any, y: Any, train_window: int | str, test_w
                 -np.abs(pred[known_rows].astype(float) - yv[known_rows].astype(float))
             retrained, reason = policy.decide(ref_X, Xtr, k - fit_fold, hits)
         if retrained:
-            win = (int(a), int(b), str(times[a]), str(times[b - 1]))
+            win = (str(times[a]), str(times[b - 1]))  # by time, so prepending history still hits
             if retrain == "full" or model_key is None:
                 kind, parent = ("sliding", None) if retrain == "incremental" else ("full", None)
             else:
