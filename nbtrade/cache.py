@@ -48,6 +48,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 import weakref
 from collections import OrderedDict
 from pathlib import Path
@@ -384,7 +385,10 @@ class Cache:
         blob = None
         if self.path is not None:
             blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-            self._write_disk(key, blob, expires, cost)
+            try:
+                self._write_disk(key, blob, expires, cost)
+            except OSError as exc:  # full or read-only disk: keep working from memory
+                warnings.warn(f"nbtrade cache {self.name!r}: could not write {self.path}: {exc}", stacklevel=2)
         nbytes = len(blob) if blob is not None else _sizeof(value)
         with self._lock:
             self._stats.sets += 1

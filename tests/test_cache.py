@@ -302,3 +302,15 @@ def test_print_summary(tmp_path, capsys, monkeypatch):
     assert print_summary(tmp_path) == 0
     out = capsys.readouterr().out
     assert "models" in out and "100.0 %" in out
+
+
+def test_unwritable_disk_warns_and_keeps_memory(tmp_path, monkeypatch):
+    c = Cache(tmp_path)
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(cache_mod, "_atomic_write", boom)
+    with pytest.warns(UserWarning, match="disk full"):
+        c.set("a", 1)
+    assert c.get("a") == 1 and not list(tmp_path.glob("*.nbc"))
