@@ -48,13 +48,14 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 import weakref
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-__all__ = ["Cache", "cached", "fingerprint", "make_key", "default_root", "disk_summary", "clear_disk",
-           "CODE_VERSION"]
+__all__ = ["Cache", "cached", "fingerprint", "make_key", "default_root", "nbtrade_home", "disk_summary",
+           "print_summary", "clear_disk", "CODE_VERSION"]
 
 #: Bumped when the on-disk format or key derivation changes: older entries then miss.
 CODE_VERSION = "1"
@@ -367,7 +368,7 @@ class Cache:
         self._flushed = {k: 0 for k in _COUNTERS}
         self._inflight: dict[str, threading.Lock] = {}
         if self.path is not None:
-            self.path.mkdir(parents=True, exist_ok=True)
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)  # private: entries are pickles
             _LIVE.add(self)
 
     # ---------------------------------------------------------------- public API
@@ -384,7 +385,10 @@ class Cache:
         blob = None
         if self.path is not None:
             blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-            self._write_disk(key, blob, expires, cost)
+            try:
+                self._write_disk(key, blob, expires, cost)
+            except OSError as exc:  # full or read-only disk: keep working from memory
+                warnings.warn(f"nbtrade cache {self.name!r}: could not write {self.path}: {exc}", stacklevel=2)
         nbytes = len(blob) if blob is not None else _sizeof(value)
         with self._lock:
             self._stats.sets += 1
@@ -787,6 +791,34 @@ def disk_summary(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
                      "evictions": saved.get("evictions", 0), "corrupt": saved.get("corrupt", 0),
                      "time_saved": saved.get("time_saved", 0.0)})
     return rows
+
+
+def print_summary(root: str | os.PathLike | None = None) -> int:
+    """Print :func:`disk_summary` as a table (``nbtrade cache stats``); returns an exit code."""
+    from rich.console import Console
+    from rich.table import Table
+
+    root_path = Path(root) if root is not None else default_root()
+    rows = disk_summary(root_path)
+    table = Table(title=f"nbtrade caches under {root_path}")
+    for col in ("cache", "entries", "size", "hits", "misses", "hit rate", "evictions", "corrupt", "time saved"):
+        table.add_column(col, justify="left" if col == "cache" else "right")
+    for r in rows:
+        table.add_row(r["cache"], f"{r['entries']:,}", _human(r["bytes"]), f"{r['hits']:,}", f"{r['misses']:,}",
+                      f"{100 * r['hit_rate']:.1f} %", f"{r['evictions']:,}", f"{r['corrupt']:,}",
+                      f"{r['time_saved']:.1f} s")
+    if not rows:
+        table.add_row("(empty)", "0", "0 B", "0", "0", "-", "0", "0", "0.0 s")
+    Console().print(table)
+    return 0
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
 
 
 def clear_disk(root: str | os.PathLike | None = None) -> int:

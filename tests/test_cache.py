@@ -287,3 +287,67 @@ def test_threads_compute_once_and_stay_consistent(tmp_path):
     assert s.hits + s.misses == 240 and s.entries <= 4
     assert sorted(set(calls)) == list(range(6))
     assert calls.count(0) <= 1 + s.evictions  # single flight: no duplicate concurrent computes
+
+
+def test_print_summary(tmp_path, capsys, monkeypatch):
+    from nbtrade.cache import print_summary
+
+    monkeypatch.setenv("COLUMNS", "200")
+    assert print_summary(tmp_path) == 0
+    assert "(empty)" in capsys.readouterr().out
+    c = Cache(tmp_path / "models")
+    c.set("a", np.zeros(1000))
+    c.get("a")
+    c.save_stats()
+    assert print_summary(tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "models" in out and "100.0 %" in out
+
+
+def test_unwritable_disk_warns_and_keeps_memory(tmp_path, monkeypatch):
+    c = Cache(tmp_path)
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(cache_mod, "_atomic_write", boom)
+    with pytest.warns(UserWarning, match="disk full"):
+        c.set("a", 1)
+    assert c.get("a") == 1 and not list(tmp_path.glob("*.nbc"))
+
+
+def test_lru_matches_reference_model():
+    """Random get/set/delete sequences against a plain OrderedDict LRU bounded by count and bytes."""
+    from collections import OrderedDict
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    ops = st.lists(st.tuples(st.sampled_from(["get", "set", "delete"]), st.integers(0, 7), st.integers(1, 5)),
+                   max_size=60)
+
+    @settings(max_examples=150, deadline=None)
+    @given(ops, st.integers(1, 5), st.integers(8, 40))
+    def check(seq, maxsize, maxbytes):
+        c = Cache(maxsize=maxsize, maxbytes=maxbytes)
+        ref: OrderedDict = OrderedDict()
+        for op, k, size in seq:
+            key = f"k{k}"
+            if op == "set":
+                value = b"x" * size
+                ref.pop(key, None)
+                ref[key] = value
+                while len(ref) > maxsize or sum(map(len, ref.values())) > maxbytes:
+                    ref.popitem(last=False)
+                c.set(key, value)
+            elif op == "get":
+                expect = ref.get(key)
+                if expect is not None:
+                    ref.move_to_end(key)
+                assert c.get(key) == expect
+            else:
+                assert c.delete(key) == (ref.pop(key, None) is not None)
+            assert c.keys() == list(ref)
+            assert c.stats().bytes == sum(map(len, ref.values()))
+
+    check()

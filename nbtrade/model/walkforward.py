@@ -306,6 +306,8 @@ def walk_forward(estimator: Any, X: Any, y: Any, train_window: int | str, test_w
     base = clone(estimator)
     if seed is not None and "random_state" in base.get_params():
         base.set_params(random_state=int(seed))
+    if retrain == "incremental":
+        SlidingForest(base, refresh=refresh)  # validates refresh before any work
     if isinstance(cache, (str, bytes)) or hasattr(cache, "__fspath__"):
         cache = ModelCache(cache)
     elif cache is True:
@@ -383,7 +385,7 @@ def walk_forward(estimator: Any, X: Any, y: Any, train_window: int | str, test_w
                 -np.abs(pred[known_rows].astype(float) - yv[known_rows].astype(float))
             retrained, reason = policy.decide(ref_X, Xtr, k - fit_fold, hits)
         if retrained:
-            win = (int(a), int(b), str(times[a]), str(times[b - 1]))
+            win = (str(times[a]), str(times[b - 1]))  # by time, so prepending history still hits
             if retrain == "full" or model_key is None:
                 kind, parent = ("sliding", None) if retrain == "incremental" else ("full", None)
             else:

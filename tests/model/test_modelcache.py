@@ -177,3 +177,15 @@ def test_threads_share_a_cache(data):
     assert not errors
     for r in out:
         pd.testing.assert_frame_equal(r.proba, ref.proba)
+
+
+@pytest.mark.parametrize("retrain", ["full", "incremental"])
+def test_appended_data_fits_only_new_folds(tmp_path, data, retrain):
+    X, y = data
+    mc = ModelCache(tmp_path)
+    short = walk_forward(rf(), X.iloc[:750], y.iloc[:750], **KW, retrain=retrain, refresh=2, cache=mc)
+    longer = walk_forward(rf(), X, y, **KW, retrain=retrain, refresh=2, cache=mc)
+    n_old = len(short.folds)
+    assert longer.folds["cache_hit"].iloc[:n_old].all() and not longer.folds["cache_hit"].iloc[n_old:].any()
+    ref = walk_forward(rf(), X, y, **KW, retrain=retrain, refresh=2)
+    pd.testing.assert_frame_equal(longer.proba, ref.proba)

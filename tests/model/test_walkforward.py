@@ -272,6 +272,8 @@ def test_bad_input(data):
         walk_forward(rf, X, y, **KW, retrain="partial")
     with pytest.raises(ValueError, match="incremental"):
         walk_forward(LogisticRegression(), X, y, **KW, retrain="incremental")
+    with pytest.raises(ValueError, match="refresh"):
+        walk_forward(rf, X, y, **KW, retrain="incremental", refresh=50)
     with pytest.raises(TypeError, match="estimator"):
         walk_forward(object(), X, y, **KW)
     with pytest.raises(ValueError, match="impute"):
@@ -372,3 +374,19 @@ def test_fast_paths_equal_sklearn(data):
     np.testing.assert_allclose(fast_predict_proba(sf, Xa), sf.predict_proba(Xa), atol=1e-12)
     assert fast_predict_proba(LogisticRegression().fit(Xa, ya), Xa) is None
     assert fast_importances(LogisticRegression().fit(Xa, ya)) is None
+
+
+def test_progress_string_labels_and_barrier_horizon(market, data):
+    from nbtrade.model.labels import triple_barrier
+
+    X, y = data
+    seen = []
+    r = walk_forward(small_rf(), X, y, **KW, progress=seen.append)
+    assert [d["fold"] for d in seen] == list(range(len(r.folds))) and seen[0]["folds"] == len(r.folds)
+    ys = pd.Series(np.where(y > 0, "up", "down"), index=y.index).where(y.notna())
+    rs = walk_forward(small_rf(), X, ys, **KW, horizon=1)
+    assert list(rs.proba.columns) == ["down", "up"]
+    assert set(rs.predictions.dropna()) <= {"down", "up"} and 0.3 < rs.score < 0.8
+    tb = triple_barrier(market["close"], 12, high=market["high"], low=market["low"]).iloc[48:]
+    rb = walk_forward(small_rf(), X, tb, 300, 60)
+    assert rb.meta["purge"] == 12 and list(rb.proba.columns) == [-1.0, 0.0, 1.0]
