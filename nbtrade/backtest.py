@@ -271,15 +271,17 @@ def prepare_signals(inputs: Inputs, **signals: Any) -> tuple[dict[str, np.ndarra
             arrays.setdefault(key, np.zeros((n, m), dtype=np.bool_))
     else:
         arrays["short_entries"] = arrays["short_exits"] = arrays["entries"]
-    counts = np.zeros(4, dtype=np.int64)
-    n_bad, k, t, j = signal_stats_nb(arrays["entries"], arrays["exits"], arrays["short_entries"],
-                                     arrays["short_exits"], has_short, inputs.close, counts)
-    if n_bad:
-        name = ("entries", "exits", "short_entries", "short_exits")[k]
-        raise ValueError(f"{name} is True on a bar with no candle (NaN prices) at {inputs.index[t]} "
-                         f"({inputs.symbols[j]}); {n_bad} signal(s) in all sit on missing bars. A signal "
-                         f"needs a bar to be computed from")
     names = ("entries", "exits", "short_entries", "short_exits")
+    if inputs.n_missing != 0:
+        counts = np.zeros(4, dtype=np.int64)
+        n_bad, k, t, j = signal_stats_nb(arrays["entries"], arrays["exits"], arrays["short_entries"],
+                                         arrays["short_exits"], has_short, inputs.close, counts)
+        if n_bad:
+            raise ValueError(f"{names[k]} is True on a bar with no candle (NaN prices) at {inputs.index[t]} "
+                             f"({inputs.symbols[j]}); {n_bad} signal(s) in all sit on missing bars. A signal "
+                             f"needs a bar to be computed from")
+    else:  # no missing bar: counting is all there is to do (SIMD count_nonzero)
+        counts = [np.count_nonzero(arrays[key]) if (has_short or key in names[:2]) else 0 for key in names]
     return arrays, {key: int(v) for key, v in zip(names, counts)}, has_short
 
 
@@ -388,7 +390,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
              fees: Any = 0.0, fixed_fees: Any = 0.0, slippage: Any = 0.0, init_cash: float = 10_000.0,
              fill: str = "next_open", intrabar: str = "pessimistic", freq: Any = None,
              lot_size: Any = 0.0, min_qty: Any = 0.0, min_notional: Any = 0.0, leverage: float = 1.0,
-             on_gap: str = "warn") -> Result:
+             cash_sharing: bool = True, on_gap: str = "warn") -> Result:
     """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
 
     Parameters
@@ -412,7 +414,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     slippage : float
         Adverse fraction applied to every fill price, stops included.
     init_cash : float
-        Starting cash in quote currency.
+        Starting cash in quote currency (per symbol when ``cash_sharing=False``).
     fill : {"next_open", "close"}
         When signals fill (module docstring). Governs entries, exits and stops alike.
     intrabar : {"pessimistic", "optimistic"}
@@ -424,6 +426,10 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         than ``min_qty`` (base) or ``min_notional`` (quote) are rejected.
     leverage : float
         Margin per unit of notional is ``1 / leverage`` (1 = cash account). Must be > 0.
+    cash_sharing : bool
+        True (default): all symbols trade one cash balance, in column order. False:
+        each symbol is an isolated account with its own ``init_cash`` (like running
+        one backtest per symbol); the portfolio is their sum.
     on_gap : {"warn", "error", "skip"}
         What to do when the input has gaps (listed in ``Result.gaps`` in any case).
 
@@ -467,6 +473,9 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     }
     init_cash = _scalar(init_cash, "init_cash")
     leverage = _scalar(leverage, "leverage")
+    if not isinstance(cash_sharing, (bool, np.bool_)):
+        raise TypeError(f"cash_sharing must be True or False, got {cash_sharing!r}")
+    cash_sharing = bool(cash_sharing)
     freq_ms = _freq_ms(freq, inputs.index)
     gaps = find_gaps(inputs, freq_ms)
     if len(gaps):
@@ -493,7 +502,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         inputs.open, inputs.high, inputs.low, inputs.close,
         sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"],
         has_short,
-        packed, size_type_id, leverage, init_cash, fill_id, intrabar_id, orders, trades, cash, equity)
+        packed, size_type_id, leverage, init_cash, not cash_sharing, fill_id, intrabar_id, orders, trades, cash,
+        equity)
     assumptions = {
         "fill": fill,
         "fill_rule": ("signals at bar t fill at bar t+1's open" if fill == "next_open"
@@ -504,14 +514,15 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "fees": _describe(params["fees"], syms), "fixed_fees": _describe(params["fixed_fees"], syms),
         "slippage": _describe(params["slippage"], syms),
         "size": _describe(params["size"], syms), "size_type": size_type,
-        "leverage": leverage, "init_cash": init_cash,
+        "leverage": leverage, "init_cash": init_cash, "cash_sharing": cash_sharing,
         "valuation": "last valid close (never used as a fill price)",
         "open_trades": "reported with exit_reason 'end' at the last valid close, no exit fees",
         "days_per_year": 365,
         "gaps": int(len(gaps)),
     }
     return Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
-                  init_cash=init_cash, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions)
+                  init_cash=init_cash if cash_sharing else init_cash * m, freq_ms=freq_ms, gaps=gaps,
+                  assumptions=assumptions, symbol_init_cash=None if cash_sharing else init_cash)
 
 
 def _scalar(x: Any, name: str) -> float:
