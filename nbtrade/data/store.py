@@ -50,6 +50,8 @@ from .layout import (BATCHES_NAME, CHUNK_ROWS, COLUMNS, DTYPES, FILE_SUFFIX, IND
 FORMAT = "nbtrade-ohlcv"
 LIBVER = ("v110", "v112")
 CONFLICT_POLICIES = ("replace", "keep", "raise")
+#: Largest append batch one checksum record covers (big imports get several).
+BATCH_MAX_ROWS = 1 << 20
 _BATCH_DT = np.dtype([("row0", "<i8"), ("rows", "<i8"), ("first", "<i8"), ("last", "<i8"),
                       ("crc", "<i8"), ("written_ms", "<i8")])
 
@@ -654,13 +656,20 @@ def _update_index(grp: h5py.Group, times: np.ndarray, times_row0: int, from_row:
 
 
 def _add_batch(grp: h5py.Group, row0: int, a: Mapping[str, np.ndarray], offset: int = 0) -> None:
-    b = grp[BATCHES_NAME]
-    n = b.shape[0]
-    rec = np.zeros(1, dtype=_BATCH_DT)
+    """Checksum records for rows ``a[offset:]`` stored from ``row0``, one per
+    ``BATCH_MAX_ROWS`` rows at most, so a later merge re-checksums little."""
     t = a["time"]
-    rec[0] = (row0, t.shape[0] - offset, t[offset], t[-1], _batch_crc(a, offset), _now_ms())
-    b.resize((n + 1,))
-    b[n:n + 1] = rec
+    n = t.shape[0]
+    now = _now_ms()
+    recs = []
+    for lo in range(offset, n, BATCH_MAX_ROWS):
+        hi = min(n, lo + BATCH_MAX_ROWS)
+        recs.append((row0 + lo - offset, hi - lo, t[lo], t[hi - 1], _batch_crc(a, lo, hi), now))
+    if recs:
+        b = grp[BATCHES_NAME]
+        m = b.shape[0]
+        b.resize((m + len(recs),))
+        b[m:] = np.array(recs, dtype=_BATCH_DT)
 
 
 def _append_tail(grp: h5py.Group, a: Mapping[str, np.ndarray], rows: int) -> None:

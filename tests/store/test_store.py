@@ -474,3 +474,18 @@ def test_symbol_name_collision_and_summary(tmp_path, data):
     assert lines[-1] == "OK" and "rolled back" in lines[0] and "10 rows" in lines[1]
     store.append(EX, SYM, TF, part(data, 10, 20))
     assert not os.path.exists(path + ".tmp-999")
+
+
+def test_big_batches_get_several_checksum_records(tmp_path, data, monkeypatch):
+    import nbtrade.data.store as store_mod
+
+    monkeypatch.setattr(store_mod, "BATCH_MAX_ROWS", 1000)
+    store = small_store(tmp_path)
+    store.append(EX, SYM, TF, part(data, 0, 3500))
+    store.append(EX, SYM, TF, part(data, 4000, 6000))
+    assert store.info(EX, SYM, TF)["batches"] == 6
+    res = store.append(EX, SYM, TF, part(data, 3000, 4500))
+    assert res.rewrite_from == 3072
+    rep = store.verify()
+    assert rep.ok and rep.series[0].batches == 7  # 3 kept + [3000, 3072) cut + 3 new
+    assert_same(store.read(EX, SYM, TF, as_arrays=True), part(data, 0, 6000))
