@@ -43,9 +43,9 @@ import numpy as np
 
 from . import integrity
 from .journal import JournaledFile, journal_path, locked
-from .layout import (BATCHES_NAME, CHUNK_ROWS, COLUMNS, DTYPES, FILE_SUFFIX, INDEX_NAME, SCHEMA_VERSION,
-                     VALUE_COLUMNS, check_exchange, check_symbol, check_timeframe, compression, default_root,
-                     group_path)
+from .layout import (BATCHES_NAME, CHUNK_ROWS, DTYPES, FILE_SUFFIX, FUNDING, INDEX_NAME, SCHEMA_VERSION,
+                     check_exchange, check_symbol, check_timeframe, compression, default_root, group_path,
+                     value_columns)
 
 FORMAT = "nbtrade-ohlcv"
 LIBVER = ("v110", "v112")
@@ -344,7 +344,7 @@ class Store:
 
         Holds the shared lock while iterating, so the series does not change underneath.
         """
-        cols = _check_read_columns(columns)
+        cols = _check_read_columns(columns, timeframe)
         lo, hi = to_ms(start, "start"), to_ms(end, "end")
         with self._reading(exchange) as f:
             grp = _series(f, exchange, symbol, timeframe)
@@ -373,8 +373,9 @@ class Store:
             grp = _series(f, exchange, symbol, timeframe)
             a = dict(grp.attrs)
             rows = int(a["rows"])
-            stored = sum(grp[c].id.get_storage_size() for c in COLUMNS)
-            raw = sum(rows * grp[c].dtype.itemsize for c in COLUMNS)
+            cols = _group_columns(grp)
+            stored = sum(grp[c].id.get_storage_size() for c in cols)
+            raw = sum(rows * grp[c].dtype.itemsize for c in cols)
             times = _read_rows(grp["time"], 0, rows)
             tf_ms = int(a["timeframe_ms"])
             gaps = integrity.find_gaps(times, tf_ms)
@@ -481,8 +482,9 @@ class Writer:
         codec, comp = compression(st.codec)
         grp = self.file.create_group(gpath)
         chunk = st.chunk_rows
-        for c in COLUMNS:
-            dt = np.int64 if c == "time" else np.dtype(st.dtype)
+        dtype = "float64" if timeframe == FUNDING else st.dtype  # rates are small: keep full precision
+        for c in ("time",) + value_columns(timeframe):
+            dt = np.int64 if c == "time" else np.dtype(dtype)
             grp.create_dataset(c, shape=(0,), maxshape=(None,), dtype=dt, chunks=(chunk,), **comp)
         grp.create_dataset(INDEX_NAME, shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
         grp.create_dataset(BATCHES_NAME, shape=(0,), maxshape=(None,), dtype=_BATCH_DT, chunks=(1024,))
@@ -490,7 +492,7 @@ class Writer:
         grp.attrs.update({
             "exchange": self.exchange, "symbol": symbol, "timeframe": timeframe,
             "timeframe_ms": check_timeframe(timeframe), "rows": 0, "first": 0, "last": 0,
-            "dtype": st.dtype, "chunk_rows": chunk, "codec": codec, "schema_version": SCHEMA_VERSION,
+            "dtype": dtype, "chunk_rows": chunk, "codec": codec, "schema_version": SCHEMA_VERSION,
             "created_ms": now, "updated_ms": now,
         })
         return grp
@@ -500,14 +502,14 @@ class Writer:
 def _prepare(symbol: str, timeframe: str, data: Any) -> dict[str, np.ndarray]:
     check_symbol(symbol)
     tf_ms = check_timeframe(timeframe)
-    a = integrity.to_arrays(data)
-    integrity.validate(a, tf_ms)
+    a = integrity.to_arrays(data, value_columns=value_columns(timeframe))
+    integrity.validate(a, tf_ms, timeframe=timeframe)
     return a
 
 
 def _read_frame(f: h5py.File, exchange: str, symbol: str, timeframe: str, start: Any, end: Any,
                 columns: Sequence[str] | None, as_arrays: bool):
-    cols = _check_read_columns(columns)
+    cols = _check_read_columns(columns, timeframe)
     lo, hi = to_ms(start, "start"), to_ms(end, "end")
     if lo is not None and hi is not None and hi < lo:
         raise ValueError(f"end ({end}) is before start ({start})")
@@ -521,15 +523,20 @@ def _read_frame(f: h5py.File, exchange: str, symbol: str, timeframe: str, start:
     return pd.DataFrame({c: out[c] for c in cols}, index=ms_to_index(out["time"]), columns=list(cols))
 
 
-def _check_read_columns(columns: Sequence[str] | None) -> tuple[str, ...]:
+def _check_read_columns(columns: Sequence[str] | None, timeframe: str) -> tuple[str, ...]:
+    allowed = value_columns(timeframe)
     if columns is None:
-        return VALUE_COLUMNS
+        return allowed
     if isinstance(columns, str):
         columns = [columns]
-    bad = [c for c in columns if c not in VALUE_COLUMNS]
+    bad = [c for c in columns if c not in allowed]
     if bad:
-        raise ValueError(f"columns must be a subset of {list(VALUE_COLUMNS)}, got unknown {bad}")
+        raise ValueError(f"columns must be a subset of {list(allowed)}, got unknown {bad}")
     return tuple(columns)
+
+
+def _group_columns(grp: h5py.Group) -> tuple[str, ...]:
+    return ("time",) + value_columns(str(grp.attrs["timeframe"]))
 
 
 def _check_format(f: h5py.File, path: str) -> None:
@@ -625,15 +632,16 @@ def _read_range(grp: h5py.Group, start: int | None, end: int | None,
 
 
 def _batch_crc(a: Mapping[str, np.ndarray], lo: int = 0, hi: int | None = None) -> int:
-    per_column = [zlib.crc32(np.ascontiguousarray(a[c][lo:hi]).data) for c in COLUMNS]
-    return zlib.crc32(struct.pack("<6I", *per_column))
+    """crc32 of the per-column crc32s (``time`` first, then value columns in order)."""
+    per_column = [zlib.crc32(np.ascontiguousarray(v[lo:hi]).data) for v in a.values()]
+    return zlib.crc32(struct.pack(f"<{len(per_column)}I", *per_column))
 
 
 def _write_rows(grp: h5py.Group, a: Mapping[str, np.ndarray], at: int, offset: int = 0) -> int:
     """Write ``a[c][offset:]`` at row ``at`` of every column; returns the new length."""
     n = a["time"].shape[0] - offset
     end = at + n
-    for c in COLUMNS:
+    for c in a:
         ds = grp[c]
         if ds.shape[0] != end:
             ds.resize((end,))
@@ -687,15 +695,17 @@ def _merge(grp: h5py.Group, a: dict[str, np.ndarray], rows: int, policy: str) ->
     last = int(grp.attrs["last"])
     k = _search(grp, int(a["time"][0]), rows)
     r0 = (k // chunk) * chunk
-    s = {c: _read_rows(grp[c], r0, rows) for c in COLUMNS}
+    cols = tuple(a)  # "time" then the value columns, as _prepare built them
+    s = {c: _read_rows(grp[c], r0, rows) for c in cols}
     st, nt = s["time"], a["time"]
     pos = np.searchsorted(st, nt)
     common = np.zeros(nt.shape[0], dtype=bool)
     inside = pos < st.shape[0]
     common[inside] = st[pos[inside]] == nt[inside]
     same = common.copy()
-    for c in VALUE_COLUMNS:
-        same[common] &= s[c][pos[common]] == a[c][common]
+    for c in cols[1:]:
+        x, y = s[c][pos[common]], a[c][common]
+        same[common] &= (x == y) | (np.isnan(x) & np.isnan(y))  # NaN: an unknown mark price
     conflict = common & ~same
     n_conflict = int(conflict.sum())
     result = AppendResult(duplicates=int(same.sum()))
@@ -713,7 +723,7 @@ def _merge(grp: h5py.Group, a: dict[str, np.ndarray], rows: int, policy: str) ->
         result.rows = rows
         return result
     if not replace.any() and (nt[fresh] > last).all():
-        tail = {c: a[c][fresh] for c in COLUMNS}
+        tail = {c: a[c][fresh] for c in cols}
         _append_tail(grp, tail, rows)
         result.rows = rows + result.added
         return result
@@ -721,11 +731,11 @@ def _merge(grp: h5py.Group, a: dict[str, np.ndarray], rows: int, policy: str) ->
     # Rewrite from the chunk holding the first changed row. Replaced rows before
     # the first inserted one keep their position, so the minimum is exact.
     first_changed = int(pos[replace].min()) if replace.any() else st.shape[0]
-    for c in VALUE_COLUMNS:
+    for c in cols[1:]:
         s[c][pos[replace]] = a[c][replace]
     if fresh.any():
         order = np.argsort(np.concatenate([st, nt[fresh]]), kind="stable")
-        merged = {c: np.concatenate([s[c], a[c][fresh]])[order] for c in COLUMNS}
+        merged = {c: np.concatenate([s[c], a[c][fresh]])[order] for c in cols}
         first_changed = min(first_changed, int(np.flatnonzero(order >= st.shape[0])[0]))
     else:
         merged = s
@@ -733,7 +743,7 @@ def _merge(grp: h5py.Group, a: dict[str, np.ndarray], rows: int, policy: str) ->
     offset = rc - r0
     new_rows = _write_rows(grp, merged, rc, offset)
     _update_index(grp, merged["time"], r0, rc, new_rows)
-    _truncate_batches(grp, rc)
+    _truncate_batches(grp, rc, cols)
     _add_batch(grp, rc, merged, offset)
     grp.attrs.update({"rows": new_rows, "first": min(int(grp.attrs["first"]), int(nt[0])),
                       "last": max(last, int(nt[-1])), "updated_ms": _now_ms()})
@@ -742,14 +752,14 @@ def _merge(grp: h5py.Group, a: dict[str, np.ndarray], rows: int, policy: str) ->
     return result
 
 
-def _truncate_batches(grp: h5py.Group, rc: int) -> None:
+def _truncate_batches(grp: h5py.Group, rc: int, cols: tuple[str, ...]) -> None:
     """Drop batch records at or after row ``rc``; cut the one spanning it and re-checksum it."""
     b = grp[BATCHES_NAME]
     recs = b[()]
     keep = recs[recs["row0"] < rc]
     if keep.shape[0] and keep["row0"][-1] + keep["rows"][-1] > rc:
         row0 = int(keep["row0"][-1])
-        part = {c: _read_rows(grp[c], row0, rc) for c in COLUMNS}
+        part = {c: _read_rows(grp[c], row0, rc) for c in cols}
         keep["rows"][-1] = rc - row0
         keep["last"][-1] = part["time"][-1]
         keep["crc"][-1] = _batch_crc(part)
@@ -772,7 +782,10 @@ def _verify_series(exchange: str, grp: h5py.Group, block_rows: int) -> SeriesRep
         p.append(f"missing attribute {exc}")
         return rep
     rep.rows = rows
-    for c in COLUMNS:
+    tf = str(a.get("timeframe", "?"))
+    cols = ("time",) + value_columns(tf)
+    check_rows = integrity.problems_for(tf)
+    for c in cols:
         if c not in grp:
             p.append(f"missing dataset {c!r}")
         elif grp[c].shape != (rows,):
@@ -798,15 +811,15 @@ def _verify_series(exchange: str, grp: h5py.Group, block_rows: int) -> SeriesRep
     prev_t: int | None = None
     for bi, rec in enumerate(batches if batches.shape[0] else [None]):
         lo, hi = (0, rows) if rec is None else (int(rec["row0"]), int(rec["row0"] + rec["rows"]))
-        crcs = [0] * len(COLUMNS)
+        crcs = [0] * len(cols)
         for blo in range(lo, hi, block_rows):
             bhi = min(hi, blo + block_rows)
-            blk = {c: _read_rows(grp[c], blo, bhi) for c in COLUMNS}
-            for j, c in enumerate(COLUMNS):
+            blk = {c: _read_rows(grp[c], blo, bhi) for c in cols}
+            for j, c in enumerate(cols):
                 crcs[j] = zlib.crc32(blk[c].data, crcs[j])
-            vals = {c: blk[c].astype(np.float64, copy=False) for c in VALUE_COLUMNS}
+            vals = {c: blk[c].astype(np.float64, copy=False) for c in cols[1:]}
             vals["time"] = blk["time"]
-            for msg in integrity.candle_problems(vals, tf_ms):
+            for msg in check_rows(vals, tf_ms):
                 p.append(f"rows {blo}..{bhi}: {msg}")
             t = blk["time"]
             if prev_t is not None and t.size and t[0] <= prev_t:
@@ -825,7 +838,7 @@ def _verify_series(exchange: str, grp: h5py.Group, block_rows: int) -> SeriesRep
                     p.append(f"attribute last={int(a['last'])} but last time is {t[-1]}")
                 prev_t = int(t[-1])
         if rec is not None:
-            crc = zlib.crc32(struct.pack("<6I", *crcs))
+            crc = zlib.crc32(struct.pack(f"<{len(crcs)}I", *crcs))
             if crc != int(rec["crc"]):
                 p.append(f"checksum mismatch in append batch {bi} (rows {lo}..{hi})")
     return rep

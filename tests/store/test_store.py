@@ -489,3 +489,38 @@ def test_big_batches_get_several_checksum_records(tmp_path, data, monkeypatch):
     rep = store.verify()
     assert rep.ok and rep.series[0].batches == 7  # 3 kept + [3000, 3072) cut + 3 new
     assert_same(store.read(EX, SYM, TF, as_arrays=True), part(data, 0, 6000))
+
+
+def _funding(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    t = 1_704_067_200_000 + 8 * 3_600_000 * np.arange(n, dtype=np.int64) + rng.integers(0, 9, n)  # ms strays
+    mark = 30_000 + rng.normal(0, 100, n)
+    mark[::7] = np.nan  # unknown on old rows
+    return {"time": t, "rate": rng.normal(1e-4, 2e-4, n), "mark_price": mark}
+
+
+def test_funding_rate_series(tmp_path):
+    """The fetcher's sink writes funding history under the pseudo-timeframe 'funding'."""
+    fr = _funding(500)
+    store = small_store(tmp_path, dtype="float32")  # funding stays float64 regardless
+    assert store.last_time("binance_futures", SYM, "funding") is None
+    store.append("binance_futures", SYM, "funding", {k: v[:300] for k, v in fr.items()})
+    res = store.append("binance_futures", SYM, "funding", {k: v[250:] for k, v in fr.items()})
+    assert (res.added, res.duplicates) == (200, 50)
+    got = store.read("binance_futures", SYM, "funding", as_arrays=True)
+    for c in fr:
+        np.testing.assert_array_equal(got[c], fr[c])
+    assert store.last_time("binance_futures", SYM, "funding") == fr["time"][-1]
+    df = store.read("binance_futures", SYM, "funding", columns=["rate"])
+    assert list(df.columns) == ["rate"] and len(df) == 500
+    rep = store.verify()
+    assert rep.ok and rep.series[0].gaps == []
+    assert store.info("binance_futures", SYM, "funding")["dtype"] == "float64"
+    bad = {k: v[:5].copy() for k, v in fr.items()}
+    bad["rate"][2] = np.nan
+    with pytest.raises(ValueError, match="rate"):
+        store.append("binance_futures", SYM, "funding", bad)
+    with pytest.raises(ValueError, match="wrong columns"):
+        store.append("binance_futures", SYM, "funding", part(candles(SYM, "2024-01-01", "2024-01-02", TF), 0, 5))
+    with pytest.raises(ValueError, match="columns"):
+        store.read("binance_futures", SYM, "funding", columns=["close"])
