@@ -127,7 +127,13 @@ def to_ms(ts: Any, name: str) -> int | None:
     """Epoch ms (UTC) from int ms, ISO string, datetime, ``pd.Timestamp`` or ``np.datetime64``."""
     if ts is None:
         return None
-    if isinstance(ts, (int, np.integer)) and not isinstance(ts, bool):
+    if isinstance(ts, bool):
+        raise TypeError(f"{name} must be a time, got {ts!r}")
+    if isinstance(ts, (int, np.integer)):
+        return int(ts)
+    if isinstance(ts, (float, np.floating)):  # pandas would read a float as nanoseconds
+        if not float(ts).is_integer():
+            raise ValueError(f"{name} as a number must be whole epoch milliseconds, got {ts!r}")
         return int(ts)
     if isinstance(ts, np.datetime64):
         return int(ts.astype("datetime64[ms]").astype(np.int64))
@@ -276,6 +282,9 @@ class Store:
     def append(self, exchange: str, symbol: str, timeframe: str, data: Any, *,
                on_conflict: str | None = None) -> AppendResult:
         """Store candles (DataFrame with UTC DatetimeIndex, or dict of ``time`` + OHLCV arrays).
+
+        ``timeframe="funding"`` stores funding-rate history instead: ``time``,
+        ``rate``, ``mark_price`` (what the fetcher's funding sink sends).
 
         One atomic transaction; see the module docstring for merge rules.
         Returns an :class:`AppendResult`.

@@ -524,3 +524,19 @@ def test_funding_rate_series(tmp_path):
         store.append("binance_futures", SYM, "funding", part(candles(SYM, "2024-01-01", "2024-01-02", TF), 0, 5))
     with pytest.raises(ValueError, match="columns"):
         store.read("binance_futures", SYM, "funding", columns=["close"])
+
+
+def test_time_bounds_forms(tmp_path, data):
+    store = small_store(tmp_path)
+    store.append(EX, SYM, TF, part(data, 0, 3000))
+    t = int(data["time"][100])
+    ref = store.read(EX, SYM, TF, t, t + 600_000, as_arrays=True)["time"]
+    for lo, hi in [(float(t), float(t + 600_000)), (np.int64(t), np.int64(t + 600_000)),
+                   (pd.Timestamp(t, unit="ms", tz="UTC"), pd.Timestamp(t + 600_000, unit="ms", tz="UTC")),
+                   (np.datetime64(t, "ms"), np.datetime64(t + 600_000, "ms")),
+                   (str(np.datetime64(t, "ms")), str(np.datetime64(t + 600_000, "ms")))]:
+        np.testing.assert_array_equal(store.read(EX, SYM, TF, lo, hi, as_arrays=True)["time"], ref)
+    with pytest.raises(ValueError, match="whole epoch"):
+        store.read(EX, SYM, TF, 1.5)
+    with pytest.raises(TypeError, match="start"):
+        store.read(EX, SYM, TF, True)
