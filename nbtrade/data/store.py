@@ -363,18 +363,26 @@ class Store:
                 yield {c: _read_rows(grp[c], a, b) for c in ("time",) + cols}
 
     def ls(self, exchange: str | None = None) -> list[dict[str, Any]]:
-        """One dict per stored series: exchange, symbol, timeframe, rows, first, last (epoch ms)."""
+        """One dict per stored series: exchange, symbol, timeframe, rows, first, last (epoch ms).
+
+        A file that cannot be read gets one entry with its ``error`` (and None
+        elsewhere) instead of stopping the listing; ``error`` is None otherwise.
+        """
         out = []
         for ex in ([exchange] if exchange else self.exchanges()):
-            with self._reading(ex, missing_ok=True) as f:
-                if f is None:
-                    continue
-                for grp in _iter_series(f):
-                    a = grp.attrs
-                    out.append({"exchange": ex, "symbol": str(a["symbol"]), "timeframe": str(a["timeframe"]),
-                                "rows": int(a["rows"]), "first": _opt(a["first"], a["rows"]),
-                                "last": _opt(a["last"], a["rows"])})
-        return sorted(out, key=lambda d: (d["exchange"], d["symbol"], d["timeframe"]))
+            try:
+                with self._reading(ex, missing_ok=True) as f:
+                    if f is None:
+                        continue
+                    for grp in _iter_series(f):
+                        a = grp.attrs
+                        out.append({"exchange": ex, "symbol": str(a["symbol"]), "timeframe": str(a["timeframe"]),
+                                    "rows": int(a["rows"]), "first": _opt(a["first"], a["rows"]),
+                                    "last": _opt(a["last"], a["rows"]), "error": None})
+            except (ValueError, OSError, KeyError) as exc:
+                out.append({"exchange": ex, "symbol": None, "timeframe": None, "rows": None, "first": None,
+                            "last": None, "error": str(exc)})
+        return sorted(out, key=lambda d: (d["exchange"], d["symbol"] or "", d["timeframe"] or ""))
 
     def info(self, exchange: str, symbol: str, timeframe: str) -> dict[str, Any]:
         """Metadata of one series: attributes, sizes, compression ratio, batches, gap count."""

@@ -285,7 +285,7 @@ def test_transaction_rolls_back_on_error(tmp_path, data):
             raise RuntimeError("boom")
     assert (tmp_path / "binance.h5").read_bytes() == before
     assert store.ls() == [{"exchange": EX, "symbol": SYM, "timeframe": TF, "rows": 1000,
-                           "first": int(data["time"][0]), "last": int(data["time"][999])}]
+                           "first": int(data["time"][0]), "last": int(data["time"][999]), "error": None}]
 
 
 def test_leftover_journal_is_rolled_back_on_next_access(tmp_path, data):
@@ -373,6 +373,8 @@ def test_not_hdf5_and_truncated_files(tmp_path, data):
         store.append(EX, SYM, TF, part(data, 0, 10))
     assert path.read_bytes() == before
     assert not store.verify().ok
+    listing = store.ls()
+    assert len(listing) == 1 and "not a readable HDF5" in listing[0]["error"]
 
     good = small_store(tmp_path / "t")
     good.append(EX, SYM, TF, part(data, 0, 5000))
