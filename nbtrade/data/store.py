@@ -362,6 +362,13 @@ class Store:
                 b = min(i1, a + int(rows))
                 yield {c: _read_rows(grp[c], a, b) for c in ("time",) + cols}
 
+    def count(self, exchange: str, symbol: str, timeframe: str, start: Any = None, end: Any = None) -> int:
+        """Rows with open time in ``[start, end)`` (reads the chunk index and at most two time chunks)."""
+        lo, hi = to_ms(start, "start"), to_ms(end, "end")
+        with self._reading(exchange) as f:
+            i0, i1 = _row_range(_series(f, exchange, symbol, timeframe), lo, hi)[:2]
+        return i1 - i0
+
     def ls(self, exchange: str | None = None) -> list[dict[str, Any]]:
         """One dict per stored series: exchange, symbol, timeframe, rows, first, last (epoch ms).
 
