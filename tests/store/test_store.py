@@ -542,3 +542,23 @@ def test_time_bounds_forms(tmp_path, data):
         store.read(EX, SYM, TF, 1.5)
     with pytest.raises(TypeError, match="start"):
         store.read(EX, SYM, TF, True)
+
+
+def test_read_only_folder(tmp_path, data, monkeypatch):
+    import nbtrade.data.journal as journal
+
+    store = small_store(tmp_path)
+    store.append(EX, SYM, TF, part(data, 0, 100))
+    real_open = os.open
+
+    def no_create(path, flags, *args):
+        if flags & os.O_CREAT:
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(journal.os, "open", no_create)
+    assert store.read(EX, SYM, TF, as_arrays=True)["time"].size == 100  # locks the existing lock file
+    os.remove(str(store.path(EX)) + ".lock")
+    assert store.read(EX, SYM, TF, as_arrays=True)["time"].size == 100  # no lock file: reads unlocked
+    with pytest.raises(PermissionError):
+        store.append(EX, SYM, TF, part(data, 100, 110))
