@@ -438,7 +438,12 @@ class Store:
                             continue
                         if timeframe is not None and str(a.get("timeframe")) != timeframe:
                             continue
-                        report.series.append(_verify_series(ex, grp, block_rows))
+                        try:
+                            report.series.append(_verify_series(ex, grp, block_rows))
+                        except (OSError, ValueError, KeyError) as exc:  # e.g. a chunk that fails to decompress
+                            bad = SeriesReport(ex, str(a.get("symbol", grp.name)), str(a.get("timeframe", "?")))
+                            bad.problems.append(f"unreadable data: {exc}")
+                            report.series.append(bad)
             except (ValueError, OSError, KeyError) as exc:
                 report.file_problems[path] = [str(exc)]
         return report

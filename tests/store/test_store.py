@@ -562,3 +562,18 @@ def test_read_only_folder(tmp_path, data, monkeypatch):
     assert store.read(EX, SYM, TF, as_arrays=True)["time"].size == 100  # no lock file: reads unlocked
     with pytest.raises(PermissionError):
         store.append(EX, SYM, TF, part(data, 100, 110))
+
+
+def test_verify_reports_a_corrupted_chunk_and_checks_other_series(tmp_path, data):
+    store = small_store(tmp_path)
+    store.append(EX, SYM, TF, part(data, 0, 3000))
+    store.append(EX, "ETH/USDT", TF, part(data, 0, 3000))
+    with h5py.File(store.path(EX), "r") as f:
+        info = f["BTC-USDT/1m/close"].id.get_chunk_info(1)
+    with open(store.path(EX), "r+b") as fh:
+        fh.seek(info.byte_offset + 16)
+        fh.write(os.urandom(info.size - 32))
+    rep = store.verify()
+    assert not rep.ok
+    by_symbol = {s.symbol: s for s in rep.series}
+    assert by_symbol["BTC/USDT"].problems and by_symbol["ETH/USDT"].ok
