@@ -334,6 +334,14 @@ class Store:
         with self._reading(exchange) as f:
             return _read_frame(f, exchange, symbol, timeframe, start, end, columns, as_arrays)
 
+    def read_many(self, exchange: str, symbols: Sequence[str], timeframe: str, start: Any = None,
+                  end: Any = None, columns: Sequence[str] | None = None, as_arrays: bool = False) -> dict[str, Any]:
+        """``{symbol: candles}`` for several symbols of one exchange, with one file open."""
+        if isinstance(symbols, str):
+            symbols = [symbols]
+        with self.reader(exchange) as r:
+            return {s: r.read(s, timeframe, start, end, columns, as_arrays) for s in symbols}
+
     @contextmanager
     def reader(self, exchange: str) -> Iterator["Reader"]:
         """Keep one exchange file open for many reads (saves the open per read).

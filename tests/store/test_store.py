@@ -415,7 +415,7 @@ def test_bench_cases_run_small():
     from nbtrade.benchsuite.bench_data import CASES
 
     for case in CASES:
-        row = run_case(case, 20_000, 1)
+        row = run_case(case, 5_000, 1)
         assert row["impls"]["nbtrade"]["median_s"] > 0
 
 
@@ -577,3 +577,12 @@ def test_verify_reports_a_corrupted_chunk_and_checks_other_series(tmp_path, data
     assert not rep.ok
     by_symbol = {s.symbol: s for s in rep.series}
     assert by_symbol["BTC/USDT"].problems and by_symbol["ETH/USDT"].ok
+
+
+def test_read_many(tmp_path, data):
+    store = small_store(tmp_path)
+    store.append(EX, SYM, TF, part(data, 0, 100))
+    store.append(EX, "ETH/USDT", TF, part(data, 50, 100))
+    got = store.read_many(EX, [SYM, "ETH/USDT"], TF, start=int(data["time"][60]))
+    assert list(got) == [SYM, "ETH/USDT"] and len(got[SYM]) == len(got["ETH/USDT"]) == 40
+    assert list(store.read_many(EX, SYM, TF)) == [SYM]
