@@ -550,14 +550,15 @@ def _read_frame(f: h5py.File, exchange: str, symbol: str, timeframe: str, start:
     lo, hi = to_ms(start, "start"), to_ms(end, "end")
     if lo is not None and hi is not None and hi < lo:
         raise ValueError(f"end ({end}) is before start ({start})")
-    out = _read_range(_series(f, exchange, symbol, timeframe), lo, hi, cols)
+    out = _read_range(_series(f, exchange, symbol, timeframe), lo, hi, cols, stacked=not as_arrays)
     if as_arrays:
         return out
     import pandas as pd
 
     from ..timeframes import ms_to_index
 
-    return pd.DataFrame({c: out[c] for c in cols}, index=ms_to_index(out["time"]), columns=list(cols))
+    # values.T is (n, k) Fortran-ordered: pandas keeps it as its block without a copy
+    return pd.DataFrame(out["values"].T, index=ms_to_index(out["time"]), columns=list(cols), copy=False)
 
 
 def _check_read_columns(columns: Sequence[str] | None, timeframe: str) -> tuple[str, ...]:
@@ -656,13 +657,26 @@ def _row_range(grp: h5py.Group, start: int | None, end: int | None
 
 
 def _read_range(grp: h5py.Group, start: int | None, end: int | None,
-                cols: Sequence[str]) -> dict[str, np.ndarray]:
+                cols: Sequence[str], stacked: bool = False) -> dict[str, np.ndarray]:
+    """Arrays of rows in ``[start, end)``. With ``stacked`` the value columns are rows
+    of one ``(len(cols), n)`` array under key ``"values"`` (a DataFrame wraps it without copying)."""
     i0, i1, times, lo = _row_range(grp, start, end)
     out = {}
     if times is not None and lo <= i0 and i1 <= lo + times.shape[0]:
         out["time"] = times[i0 - lo:i1 - lo].copy()
     else:
         out["time"] = _read_rows(grp["time"], i0, i1)
+    if stacked:
+        dss = [grp[c] for c in cols]
+        values = np.empty((len(cols), i1 - i0), dtype=np.result_type(*[ds.dtype for ds in dss]))
+        for j, ds in enumerate(dss):
+            if i1 > i0:
+                if ds.dtype == values.dtype:
+                    ds.read_direct(values[j], np.s_[i0:i1])
+                else:
+                    values[j] = _read_rows(ds, i0, i1)
+        out["values"] = values
+        return out
     for c in cols:
         out[c] = _read_rows(grp[c], i0, i1)
     return out
