@@ -231,7 +231,7 @@ def sma_many_1d_nb(x, windows, out):
         hi = min(n, lo + CHUNK)
         for j in range(k):
             w = windows[j]
-            col = out[:, j]
+            col = out.T[j]
             s = sums[j]
             cnt = cnts[j]
             t = lo
@@ -257,7 +257,7 @@ def sma_many_1d_nb(x, windows, out):
 def ema_many_nb(x, periods, seed_first, out):
     """:func:`ema_many_1d_nb` for each column of ``x`` ``(n, m)``; ``out`` is ``(n, m, k)``."""
     for c in prange(x.shape[1]):
-        ema_many_1d_nb(x[:, c], periods, seed_first, out[:, c, :])
+        ema_many_1d_nb(x.T[c], periods, seed_first, out[:, c, :])
     return out
 
 
@@ -265,5 +265,5 @@ def ema_many_nb(x, periods, seed_first, out):
 def sma_many_nb(x, windows, out):
     """:func:`sma_many_1d_nb` for each column of ``x`` ``(n, m)``; ``out`` is ``(n, m, k)``."""
     for c in prange(x.shape[1]):
-        sma_many_1d_nb(x[:, c], windows, out[:, c, :])
+        sma_many_1d_nb(x.T[c], windows, out[:, c, :])
     return out

@@ -100,17 +100,17 @@ def margin_state_nb(st, prices, i, cash, leverage):
 
 
 @jit
-def exit_position_nb(st, acct, counts, orders, trades, params, c, i, base_price, otype, exit_reason):
-    """Close column ``c``'s whole position at ``base_price`` (before slippage)."""
+def exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base_price, otype, exit_reason):
+    """Close column ``c``'s whole position at ``base_price`` (before slippage); cash in ``acct[ci]``."""
     p = st[S_POS, c]
     is_buy = p < 0.0
     price = slip_price_nb(base_price, is_buy, params[P_SLIPPAGE, c])
     size = abs(p)
     fees = order_fees_nb(size, price, params[P_FEES, c], params[P_FIXED_FEES, c])
     if is_buy:
-        acct[0] -= size * price + fees
+        acct[ci] -= size * price + fees
     else:
-        acct[0] += size * price - fees
+        acct[ci] += size * price - fees
     write_order_nb(orders, counts[0], c, i, Side.BUY if is_buy else Side.SELL, size, price, fees,
                    otype, Status.FILLED, RejectReason.NONE)
     counts[0] += 1
@@ -122,11 +122,12 @@ def exit_position_nb(st, acct, counts, orders, trades, params, c, i, base_price,
 
 @jit
 def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, short_exits, has_short,
-                        params, size_type, leverage, init_cash, fill_mode, intrabar,
+                        params, size_type, leverage, init_cash, isolated, fill_mode, intrabar,
                         orders, trades, cash_out, equity_out):
     """Run the signals backtest; fill ``orders``, ``trades``, ``cash_out``, ``equity_out``.
 
-    ``params`` is ``(N_PARAMS, n_cols)``. ``orders`` and ``trades`` are preallocated
+    ``params`` is ``(N_PARAMS, n_cols)``. ``isolated``: each column trades its own cash
+    (``init_cash`` each) instead of one shared balance. ``orders`` and ``trades`` are preallocated
     record buffers (``order_dt``, ``trade_dt``) large enough for every order (3 per
     entry signal + 1 per exit signal is an upper bound). ``has_short`` False skips
     reading the short signal arrays. Returns ``(n_orders, n_trades)``: the used
@@ -135,7 +136,7 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
     """
     n, m = close.shape
     st = np.zeros((N_STATE, m))
-    acct = np.full(1, init_cash)
+    acct = np.full(m if isolated else 1, init_cash)
     counts = np.zeros(2, dtype=np.int64)
     has_stops = np.zeros(m, dtype=np.bool_)
     any_stops = False
@@ -171,7 +172,8 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                     if want:
                         process_signal_nb(prices, i, c, entries[s, c], exits[s, c],
                                           has_short and short_entries[s, c], has_short and short_exits[s, c],
-                                          st, acct, counts, orders, trades, params, size_type, leverage)
+                                          st, acct, c if isolated else 0, counts, orders, trades, params,
+                                          size_type, leverage)
                 cl = close[i, c]
                 if cl == cl:
                     st[S_MARK, c] = cl
@@ -184,8 +186,8 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                         cl = close[i, c]
                         if cl == cl:
                             if st[S_POS, c] != 0.0 and has_stops[c] and st[S_ENTRY_IDX, c] < i:
-                                check_stops_nb(open_, high, low, i, c, st, acct, counts, orders, trades, params,
-                                               optimistic)
+                                check_stops_nb(open_, high, low, i, c, st, acct, c if isolated else 0, counts, orders,
+                                               trades, params, optimistic)
                             st[S_MARK, c] = cl
                     continue
                 # phase 0: signals of bar i-1 at the open; phase 2: signals of bar i at the close
@@ -202,11 +204,17 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                     if want:
                         process_signal_nb(prices, i, c, entries[s, c], exits[s, c],
                                           has_short and short_entries[s, c], has_short and short_exits[s, c],
-                                          st, acct, counts, orders, trades, params, size_type, leverage)
+                                          st, acct, c if isolated else 0, counts, orders, trades, params,
+                                          size_type, leverage)
             for c in range(m):
                 acc += st[S_POS, c] * st[S_MARK, c]
-        cash_out[i] = acct[0]
-        equity_out[i] = acct[0] + acc
+        cash = acct[0]
+        if isolated:
+            cash = 0.0
+            for c in range(m):
+                cash += acct[c]
+        cash_out[i] = cash
+        equity_out[i] = cash + acc
 
     for c in range(m):
         if st[S_POS, c] != 0.0:
@@ -220,7 +228,7 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
 
 
 @jit
-def check_stops_nb(open_, high, low, i, c, st, acct, counts, orders, trades, params, optimistic):
+def check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades, params, optimistic):
     """Stops of column ``c`` at bar ``i``; exits on a hit, else moves the trailing extreme."""
     avg = st[S_AVG, c]
     extreme = st[S_EXTREME, c]
@@ -242,7 +250,7 @@ def check_stops_nb(open_, high, low, i, c, st, acct, counts, orders, trades, par
             otype = OrderType.TAKE_PROFIT
         else:
             otype = OrderType.TRAILING_STOP
-        exit_position_nb(st, acct, counts, orders, trades, params, c, i, price, otype, reason)
+        exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, price, otype, reason)
     elif is_long:
         if high[i, c] > extreme:
             st[S_EXTREME, c] = high[i, c]
@@ -251,7 +259,7 @@ def check_stops_nb(open_, high, low, i, c, st, acct, counts, orders, trades, par
 
 
 @jit
-def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, counts, orders, trades, params,
+def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, ci, counts, orders, trades, params,
                       size_type, leverage):
     """Turn column ``c``'s signals (long entry/exit, short entry/exit) into orders at ``prices[i, c]``."""
     long_entry = le and not se
@@ -290,14 +298,17 @@ def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, counts, orders, tr
             counts[0] += 1
         return
     if do_exit:
-        exit_position_nb(st, acct, counts, orders, trades, params, c, i, base, OrderType.MARKET,
+        exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base, OrderType.MARKET,
                          ExitReason.SIGNAL)
     if direction == 0:
         return
     is_buy = direction > 0
     price = slip_price_nb(base, is_buy, params[P_SLIPPAGE, c])
-    cash = acct[0]
-    equity, available = margin_state_nb(st, prices, i, cash, leverage)
+    cash = acct[ci]
+    if ci == 0 and acct.shape[0] == 1:
+        equity, available = margin_state_nb(st, prices, i, cash, leverage)
+    else:  # isolated: only this (flat) column's cash counts
+        equity, available = cash, cash
     fee_rate = params[P_FEES, c]
     fixed = params[P_FIXED_FEES, c]
     units, reason = entry_size_nb(params[P_SIZE, c], size_type, price, fee_rate, fixed, leverage, available,
@@ -310,10 +321,10 @@ def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, counts, orders, tr
         return
     fee = order_fees_nb(units, price, fee_rate, fixed)
     if is_buy:
-        acct[0] = cash - units * price - fee
+        acct[ci] = cash - units * price - fee
         st[S_POS, c] = units
     else:
-        acct[0] = cash + units * price - fee
+        acct[ci] = cash + units * price - fee
         st[S_POS, c] = -units
     st[S_AVG, c] = price
     st[S_ENTRY_IDX, c] = i

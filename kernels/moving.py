@@ -172,6 +172,7 @@ def wma_1d_nb(x, timeperiod, out):
     if p == 1:
         return copy_1d_nb(x, out)
     inv = 2.0 / (p * (p + 1.0))
+    resum = 16 * p
     i = 0
     while i < n:
         if x[i] != x[i]:
@@ -200,14 +201,26 @@ def wma_1d_nb(x, timeperiod, out):
             wsum += v * p
             out[i] = wsum * inv
             i += 1
+        # wsum integrates psum's rounding error (drift grows like n**1.5), so both
+        # are recomputed exactly after every block of `resum` bars
         while i < n:
-            v = x[i]
-            if v != v:
+            stop = min(n, i + resum)
+            while i < stop:
+                v = x[i]
+                if v != v:
+                    break
+                wsum += v * p - psum
+                psum += v - x[i - p]
+                out[i] = wsum * inv
+                i += 1
+            if i < stop or i >= n:
                 break
-            wsum += v * p - psum
-            psum += v - x[i - p]
-            out[i] = wsum * inv
-            i += 1
+            wsum = 0.0
+            psum = 0.0
+            for j in range(p):
+                xj = x[i - p + j]
+                psum += xj
+                wsum += xj * (j + 1)
     return out
 
 
@@ -336,6 +349,20 @@ def tema_nb(x, timeperiod, out):
 
 # --------------------------------------------------------------------- KAMA
 @jit
+def _kama_step(kama, v, change, path, flat, const_diff, const_max):
+    # er = |change| / path, 1 for a flat window; TA-Lib's "path <= change -> 1" is
+    # the same as clipping at 1 (|change| <= path up to rounding)
+    if flat:
+        er = 1.0
+    else:
+        r = abs(change) / path
+        er = 1.0 if r > 1.0 else r
+    sc = er * const_diff + const_max
+    sc *= sc
+    return fma(kama, 1.0 - sc, v * sc)
+
+
+@jit
 def kama_1d_nb(x, timeperiod, out):
     """Kaufman adaptive moving average; TA-Lib ``KAMA`` (fast 2, slow 30).
 
@@ -375,31 +402,35 @@ def kama_1d_nb(x, timeperiod, out):
         if i < start + p or i >= n:
             continue
         kama = x[i - 1]
-        first = True
+        prev = kama
+        # first output bar: the path of the first window is complete, only add
+        v = x[i]
+        if v != v:
+            continue
+        d = abs(v - prev)
+        path += d
+        if d != 0.0:
+            last_move = i
+        old = x[i - p]  # x[t-p] of this bar is x[t-p-1] of the next
+        kama = _kama_step(kama, v, v - old, path, last_move <= i - p, const_diff, const_max)
+        out[i] = kama
+        prev = v
+        i += 1
         while i < n:
             v = x[i]
             if v != v:
                 break
-            d = abs(v - x[i - 1])
-            if first:  # the first window's path is complete: only add
-                path += d
-                first = False
-            else:
-                path += d - abs(x[i - p] - x[i - p - 1])
+            d = abs(v - prev)
+            new_old = x[i - p]
+            path += d - abs(new_old - old)
+            old = new_old
             if d != 0.0:
                 last_move = i
-            change = v - x[i - p]
-            if last_move <= i - p:
-                path = 0.0
-                er = 1.0
-            elif path <= change:
-                er = 1.0
-            else:
-                er = abs(change / path)
-            sc = er * const_diff + const_max
-            sc *= sc
-            kama = fma(kama, 1.0 - sc, v * sc)
+            # a flat window must give er = 1 whatever rounding residue the running
+            # path keeps (the residue is harmless once the window moves again)
+            kama = _kama_step(kama, v, v - old, path, last_move <= i - p, const_diff, const_max)
             out[i] = kama
+            prev = v
             i += 1
     return out
 

@@ -35,5 +35,5 @@ def ret_1d_nb(x, n, log, out):
 def ret_nb(x, n, log, out):
     """Column-wise :func:`ret_1d_nb` over ``(n_bars, n_cols)``."""
     for j in prange(x.shape[1]):
-        ret_1d_nb(x[:, j], n, log, out[:, j])
+        ret_1d_nb(x.T[j], n, log, out.T[j])
     return out

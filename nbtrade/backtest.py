@@ -271,15 +271,17 @@ def prepare_signals(inputs: Inputs, **signals: Any) -> tuple[dict[str, np.ndarra
             arrays.setdefault(key, np.zeros((n, m), dtype=np.bool_))
     else:
         arrays["short_entries"] = arrays["short_exits"] = arrays["entries"]
-    counts = np.zeros(4, dtype=np.int64)
-    n_bad, k, t, j = signal_stats_nb(arrays["entries"], arrays["exits"], arrays["short_entries"],
-                                     arrays["short_exits"], has_short, inputs.close, counts)
-    if n_bad:
-        name = ("entries", "exits", "short_entries", "short_exits")[k]
-        raise ValueError(f"{name} is True on a bar with no candle (NaN prices) at {inputs.index[t]} "
-                         f"({inputs.symbols[j]}); {n_bad} signal(s) in all sit on missing bars. A signal "
-                         f"needs a bar to be computed from")
     names = ("entries", "exits", "short_entries", "short_exits")
+    if inputs.n_missing != 0:
+        counts = np.zeros(4, dtype=np.int64)
+        n_bad, k, t, j = signal_stats_nb(arrays["entries"], arrays["exits"], arrays["short_entries"],
+                                         arrays["short_exits"], has_short, inputs.close, counts)
+        if n_bad:
+            raise ValueError(f"{names[k]} is True on a bar with no candle (NaN prices) at {inputs.index[t]} "
+                             f"({inputs.symbols[j]}); {n_bad} signal(s) in all sit on missing bars. A signal "
+                             f"needs a bar to be computed from")
+    else:  # no missing bar: counting is all there is to do (SIMD count_nonzero)
+        counts = [np.count_nonzero(arrays[key]) if (has_short or key in names[:2]) else 0 for key in names]
     return arrays, {key: int(v) for key, v in zip(names, counts)}, has_short
 
 
@@ -388,7 +390,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
              fees: Any = 0.0, fixed_fees: Any = 0.0, slippage: Any = 0.0, init_cash: float = 10_000.0,
              fill: str = "next_open", intrabar: str = "pessimistic", freq: Any = None,
              lot_size: Any = 0.0, min_qty: Any = 0.0, min_notional: Any = 0.0, leverage: float = 1.0,
-             on_gap: str = "warn") -> Result:
+             cash_sharing: bool = True, on_gap: str = "warn") -> Result:
     """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
 
     Parameters
@@ -412,7 +414,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     slippage : float
         Adverse fraction applied to every fill price, stops included.
     init_cash : float
-        Starting cash in quote currency.
+        Starting cash in quote currency (per symbol when ``cash_sharing=False``).
     fill : {"next_open", "close"}
         When signals fill (module docstring). Governs entries, exits and stops alike.
     intrabar : {"pessimistic", "optimistic"}
@@ -424,6 +426,10 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         than ``min_qty`` (base) or ``min_notional`` (quote) are rejected.
     leverage : float
         Margin per unit of notional is ``1 / leverage`` (1 = cash account). Must be > 0.
+    cash_sharing : bool
+        True (default): all symbols trade one cash balance, in column order. False:
+        each symbol is an isolated account with its own ``init_cash`` (like running
+        one backtest per symbol); the portfolio is their sum.
     on_gap : {"warn", "error", "skip"}
         What to do when the input has gaps (listed in ``Result.gaps`` in any case).
 
@@ -467,16 +473,11 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     }
     init_cash = _scalar(init_cash, "init_cash")
     leverage = _scalar(leverage, "leverage")
+    if not isinstance(cash_sharing, (bool, np.bool_)):
+        raise TypeError(f"cash_sharing must be True or False, got {cash_sharing!r}")
+    cash_sharing = bool(cash_sharing)
     freq_ms = _freq_ms(freq, inputs.index)
-    gaps = find_gaps(inputs, freq_ms)
-    if len(gaps):
-        msg = (f"data has {len(gaps)} gap(s) ({int(gaps['bars'].sum())} bars); nothing fills on a missing bar. "
-               f"First: {gaps.iloc[0].to_dict()}. Pass on_gap='skip' to silence or inspect Result.gaps")
-        if on_gap == "error":
-            raise ValueError(msg.replace("Pass on_gap='skip' to silence or inspect Result.gaps",
-                                         "Pass on_gap='warn' or 'skip' to run anyway"))
-        if on_gap == "warn":
-            warnings.warn(msg, stacklevel=2)
+    gaps = _handle_gaps(inputs, freq_ms, on_gap)
 
     n_entry = counts["entries"] + counts["short_entries"]
     n_exit = counts["exits"] + counts["short_exits"]
@@ -493,7 +494,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         inputs.open, inputs.high, inputs.low, inputs.close,
         sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"],
         has_short,
-        packed, size_type_id, leverage, init_cash, fill_id, intrabar_id, orders, trades, cash, equity)
+        packed, size_type_id, leverage, init_cash, not cash_sharing, fill_id, intrabar_id, orders, trades, cash,
+        equity)
     assumptions = {
         "fill": fill,
         "fill_rule": ("signals at bar t fill at bar t+1's open" if fill == "next_open"
@@ -504,14 +506,27 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "fees": _describe(params["fees"], syms), "fixed_fees": _describe(params["fixed_fees"], syms),
         "slippage": _describe(params["slippage"], syms),
         "size": _describe(params["size"], syms), "size_type": size_type,
-        "leverage": leverage, "init_cash": init_cash,
+        "leverage": leverage, "init_cash": init_cash, "cash_sharing": cash_sharing,
         "valuation": "last valid close (never used as a fill price)",
         "open_trades": "reported with exit_reason 'end' at the last valid close, no exit fees",
         "days_per_year": 365,
         "gaps": int(len(gaps)),
     }
     return Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
-                  init_cash=init_cash, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions)
+                  init_cash=init_cash if cash_sharing else init_cash * m, freq_ms=freq_ms, gaps=gaps,
+                  assumptions=assumptions, symbol_init_cash=None if cash_sharing else init_cash)
+
+
+def _handle_gaps(inputs: Inputs, freq_ms: float | None, on_gap: str) -> pd.DataFrame:
+    gaps = find_gaps(inputs, freq_ms)
+    if len(gaps):
+        msg = (f"data has {len(gaps)} gap(s) ({int(gaps['bars'].sum())} bars); nothing fills on a missing bar. "
+               f"First: {gaps.iloc[0].to_dict()}.")
+        if on_gap == "error":
+            raise ValueError(msg + " Pass on_gap='warn' or 'skip' to run anyway")
+        if on_gap == "warn":
+            warnings.warn(msg + " Pass on_gap='skip' to silence or inspect Result.gaps", stacklevel=3)
+    return gaps
 
 
 def _scalar(x: Any, name: str) -> float:
@@ -528,3 +543,124 @@ def _describe(arr: np.ndarray, symbols: list) -> Any:
         v = float(arr[0])
         return None if np.isnan(v) else v
     return {s: (None if np.isnan(v) else float(v)) for s, v in zip(symbols, arr)}
+
+
+def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees: Any = 0.0,
+                     fixed_fees: Any = 0.0, slippage: Any = 0.0, init_cash: float = 10_000.0,
+                     fill: str = "next_open", freq: Any = None, lot_size: Any = 0.0, min_qty: Any = 0.0,
+                     min_notional: Any = 0.0, leverage: float = 1.0, on_gap: str = "warn") -> Result:
+    """Backtest target portfolio weights, rebalanced on a schedule (one shared cash balance).
+
+    Parameters
+    ----------
+    data
+        As for :func:`backtest`.
+    weights : DataFrame (bars x symbols) or array
+        Target fraction of equity per symbol decided at each bar's close (negative =
+        short, NaN = leave the position as is). Weights of bar ``t`` fill at bar
+        ``t + 1``'s open (``fill="next_open"``) or at ``t``'s close (``fill="close"``).
+    rebalance_every : int or bool array
+        Act on the weights every that many bars (from bar 0), or on the bars where a
+        boolean array (n_bars,) is True.
+    fees, fixed_fees, slippage, init_cash, fill, freq, lot_size, min_qty, min_notional, leverage, on_gap
+        As for :func:`backtest`.
+
+    Notes
+    -----
+    Each rebalance values the portfolio once at the prices of the moment, then targets
+    ``w * equity / ((1 + fees) * (1 + slippage) * price)`` units per symbol, so a fully
+    invested rebalance pays its own costs. Orders that shrink positions go first, then
+    those that grow them; rejected orders are recorded with a reason (see
+    ``nbtrade.kernels.rebalance``). Trades are round trips from flat to flat with
+    quantity-weighted average entry and exit prices.
+
+    Examples
+    --------
+    >>> import nbtrade, pandas as pd
+    >>> d = nbtrade.market(["BTC/USDT", "ETH/USDT"], "2024-01-01", "2024-01-08", "1h", seed=1)
+    >>> w = pd.DataFrame(0.5, index=d["BTC/USDT"].index, columns=list(d))
+    >>> res = backtest_weights(d, w, rebalance_every=24, fees=0.001)
+    >>> res.orders["status"].eq("filled").all()
+    True
+    """
+    from .kernels.engine import N_PARAMS, P_FEES, P_FIXED_FEES, P_LOT, P_MIN_NOTIONAL, P_MIN_QTY, P_SLIPPAGE
+    from .kernels.rebalance import simulate_weights_nb
+
+    inputs = prepare_data(data)
+    n, m = inputs.shape
+    syms = inputs.symbols
+    fill_id = _choice(fill, "fill", _FILLS)
+    on_gap = _choice(on_gap, "on_gap", _ON_GAP)
+    w = _weights(weights, inputs)
+    if isinstance(rebalance_every, (bool, np.bool_)) or not isinstance(rebalance_every, (int, np.integer)):
+        mask = np.asarray(rebalance_every.to_numpy() if isinstance(rebalance_every, pd.Series) else rebalance_every)
+        if mask.dtype != np.bool_ or mask.shape != (n,):
+            raise ValueError(f"rebalance_every must be a positive integer or a boolean array of shape ({n},)")
+    else:
+        if rebalance_every < 1:
+            raise ValueError(f"rebalance_every must be >= 1, got {rebalance_every}")
+        mask = np.zeros(n, dtype=np.bool_)
+        mask[::int(rebalance_every)] = True
+    mask = np.ascontiguousarray(mask)
+    packed = np.zeros((N_PARAMS, m))
+    packed[P_FEES] = _per_symbol(fees, "fees", syms, 0.0)
+    packed[P_FIXED_FEES] = _per_symbol(fixed_fees, "fixed_fees", syms, 0.0)
+    packed[P_SLIPPAGE] = _per_symbol(slippage, "slippage", syms, 0.0, upper=1.0)
+    packed[P_LOT] = _per_symbol(lot_size, "lot_size", syms, 0.0)
+    packed[P_MIN_QTY] = _per_symbol(min_qty, "min_qty", syms, 0.0)
+    packed[P_MIN_NOTIONAL] = _per_symbol(min_notional, "min_notional", syms, 0.0)
+    init_cash = _scalar(init_cash, "init_cash")
+    leverage = _scalar(leverage, "leverage")
+    freq_ms = _freq_ms(freq, inputs.index)
+    gaps = _handle_gaps(inputs, freq_ms, on_gap)
+    bound = 2 * int(np.count_nonzero(~np.isnan(w[mask])))
+    orders = np.empty(bound, dtype=order_dt)
+    trades = np.empty(bound // 2 + m, dtype=trade_dt)
+    cash = np.empty(n)
+    equity = np.empty(n)
+    n_orders, n_trades = simulate_weights_nb(inputs.open, inputs.close, w, mask, packed, leverage, init_cash,
+                                             fill_id, orders, trades, cash, equity)
+    assumptions = {
+        "fill": fill,
+        "fill_rule": ("weights at bar t fill at bar t+1's open" if fill == "next_open"
+                      else "weights at bar t fill at bar t's close (optimistic)"),
+        "rebalance": "w * equity / ((1 + fees) * (1 + slippage) * price) units; shrinking orders first",
+        "fees": _describe(packed[P_FEES], syms), "fixed_fees": _describe(packed[P_FIXED_FEES], syms),
+        "slippage": _describe(packed[P_SLIPPAGE], syms),
+        "leverage": leverage, "init_cash": init_cash, "cash_sharing": True,
+        "valuation": "last valid close (never used as a fill price)",
+        "open_trades": "reported with exit_reason 'end' at the last valid close, no exit fees",
+        "days_per_year": 365,
+        "gaps": int(len(gaps)),
+    }
+    return Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
+                  init_cash=init_cash, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions)
+
+
+def _weights(x: Any, inputs: Inputs) -> np.ndarray:
+    n, m = inputs.shape
+    if isinstance(x, pd.Series):
+        x = x.to_frame(inputs.symbols[0] if m == 1 else x.name)
+    if isinstance(x, pd.DataFrame):
+        if x.shape != (n, m):
+            raise ValueError(f"weights has shape {x.shape} but data has shape {(n, m)} (bars, symbols)")
+        idx = x.index
+        if isinstance(idx, pd.DatetimeIndex) and idx.tz is None:
+            idx = idx.tz_localize("UTC")
+        if not idx.equals(inputs.index):
+            raise ValueError("weights index is not aligned with data's index")
+        if list(x.columns) != list(inputs.symbols) and not (m == 1 and x.shape[1] == 1):
+            raise ValueError(f"weights columns {list(x.columns)} differ from data's symbols {inputs.symbols}")
+        arr = x.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "iuf":
+            raise TypeError(f"weights must be numeric, got dtype {arr.dtype}")
+        arr = arr.astype(np.float64, copy=False)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.shape != (n, m):
+            raise ValueError(f"weights has shape {arr.shape} but data has shape {(n, m)} (bars, symbols)")
+    if np.isinf(arr).any():
+        raise ValueError("weights must be finite (NaN means: leave the position as is)")
+    return np.ascontiguousarray(arr)

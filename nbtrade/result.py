@@ -39,18 +39,20 @@ class Result:
 
     def __init__(self, inputs: Any, orders: np.ndarray, trades: np.ndarray, cash: np.ndarray,
                  equity: np.ndarray, init_cash: float, freq_ms: float | None, gaps: pd.DataFrame,
-                 assumptions: dict):
+                 assumptions: dict, symbol_init_cash: float | None = None):
         self._inputs = inputs
         self.index = inputs.index
         self.symbols = list(inputs.symbols)
         self.order_records = orders
         self.trade_records = trades
-        self.init_cash = init_cash
+        self.init_cash = init_cash  # the portfolio's (sum over symbols when isolated)
+        # a symbol's own starting cash when isolated; with shared cash its curve is a contribution
+        self.symbol_init_cash = init_cash if symbol_init_cash is None else symbol_init_cash
         self.freq_ms = freq_ms
         self.gaps = gaps
         self.assumptions = assumptions
-        self.cash = pd.Series(cash, index=self.index, name="cash")
-        self.equity = pd.Series(equity, index=self.index, name="equity")
+        self.cash = pd.Series(cash, index=self.index, name="cash", copy=False)
+        self.equity = pd.Series(equity, index=self.index, name="equity", copy=False)
 
     def __repr__(self) -> str:
         n, m = self._inputs.shape
@@ -124,14 +126,18 @@ class Result:
             raise KeyError(f"unknown symbol {symbol!r}; result has {self.symbols}") from None
 
     def symbol_equity(self, symbol: Any) -> pd.Series:
-        """One symbol's contribution: ``init_cash`` plus its cash flows and position value."""
+        """One symbol's curve: its starting cash plus its cash flows and position value.
+
+        With shared cash this is the symbol's contribution on top of the whole ``init_cash``;
+        with isolated accounts (``cash_sharing=False``) it is the symbol's own equity.
+        """
         c = self._col(symbol)
         r = self.order_records
         r = r[(r["status"] == Status.FILLED) & (r["col"] == c)]
         flow = np.where(r["side"] == Side.BUY, -r["size"] * r["price"], r["size"] * r["price"]) - r["fees"]
         cash = np.zeros(len(self.index))
         np.add.at(cash, r["idx"], flow)
-        eq = self.init_cash + np.cumsum(cash) + self.value.iloc[:, c].to_numpy()
+        eq = self.symbol_init_cash + np.cumsum(cash) + self.value.iloc[:, c].to_numpy()
         return pd.Series(eq, index=self.index, name=symbol)
 
     def stats(self, symbol: Any = None) -> pd.Series:
@@ -151,7 +157,8 @@ class Result:
             exposure = self._positions[:, c] != 0.0
             tr = tr[tr["col"] == c]
             orders = orders[orders["col"] == c]
-        s = compute_stats(equity, self.index, self.init_cash, self.freq_ms, tr["pnl"],
+        init = self.init_cash if symbol is None else self.symbol_init_cash
+        s = compute_stats(equity, self.index, init, self.freq_ms, tr["pnl"],
                           tr["exit_reason"] != ExitReason.END, float(orders["fees"].sum()), exposure)
         s.name = "portfolio" if symbol is None else symbol
         return s

@@ -54,6 +54,10 @@ def _run(name: str, inputs: Sequence[tuple[str, Any]], args: tuple, out: np.ndar
         arrays = [arr]
     else:
         arrays, wrapper = as_float_arrays(inputs)
+    if arrays[0].ndim == 2 and arrays[0].shape[1] > 1 and not arrays[0].flags.f_contiguous:
+        # kernels walk each column: make columns contiguous once (a blocked copy
+        # is ~3x cheaper than strided column walks); the result is F-ordered
+        arrays = [np.asfortranarray(a) for a in arrays]
     res = check_out(out, arrays[0])
     kernel = getattr(module, f"{name}_1d_nb" if arrays[0].ndim == 1 else f"{name}_nb")
     kernel(*arrays, *args, res)
@@ -261,6 +265,8 @@ def _many(kind: str, close: Any, periods: np.ndarray, seed_first: bool, out: np.
     from .kernels import batch
 
     arr, wrapper = as_float_array(close, "close")
+    if arr.ndim == 2 and arr.shape[1] > 1 and not arr.flags.f_contiguous:
+        arr = np.asfortranarray(arr)
     # each distinct period once, in order of first appearance
     _, first = np.unique(periods, return_index=True)
     uniq = periods[np.sort(first)]

@@ -32,9 +32,9 @@ CASES = {
                lambda d, p: talib.TRANGE(d["high"], d["low"], d["close"]), 1),
     "atr": (lambda d, p: ind.atr(d["high"], d["low"], d["close"], p),
             lambda d, p: talib.ATR(d["high"], d["low"], d["close"], p), 1),
-    "stoch": (lambda d, p: ind.stoch(d["high"], d["low"], d["close"], p, 3, 3),
+    "stoch": (lambda d, p: ind.stoch(d["high"], d["low"], d["close"], p, 3, 0, 3, 0),
               lambda d, p: talib.STOCH(d["high"], d["low"], d["close"], p, 3, 0, 3, 0), 1),
-    "stoch_k1": (lambda d, p: ind.stoch(d["high"], d["low"], d["close"], p, 1, 2),
+    "stoch_k1": (lambda d, p: ind.stoch(d["high"], d["low"], d["close"], p, 1, slowd_period=2),
                  lambda d, p: talib.STOCH(d["high"], d["low"], d["close"], p, 1, 0, 2, 0), 1),
     "obv": (lambda d, p: ind.obv(d["close"], d["volume"]), lambda d, p: talib.OBV(d["close"], d["volume"]), 1),
     "adx": (lambda d, p: ind.adx(d["high"], d["low"], d["close"], p),
@@ -141,10 +141,11 @@ def test_out_argument():
         buf = np.full(50, -1.0)
         assert fn(*args, out=buf) is buf
         assert_array_equal(buf, fn(*args))
-    buf2 = np.empty((50, 2), order="F")
-    two = np.column_stack([x, x[::-1]])
-    ind.sma(two, 4, out=buf2)
-    assert_array_equal(buf2, ind.sma(two, 4))
+    two = np.column_stack([x, x[::-1]])  # row-major input: computed in Fortran order
+    for order in ("F", "C"):
+        buf2 = np.empty((50, 2), order=order)
+        assert ind.sma(two, 4, out=buf2) is buf2
+        assert_array_equal(buf2[:, 1], ind.sma(x[::-1], 4))
     with pytest.raises(ValueError, match="out"):
         ind.sma(x, 5, out=np.empty(49))
 
@@ -245,6 +246,10 @@ def test_bad_input():
         ind.macd(x, 12, 26, 0)
     with pytest.raises(ValueError, match="slowk_period"):
         ind.stoch(x, x, x, 5, 0)
+    with pytest.raises(ValueError, match="slowd_matype"):
+        ind.stoch(x, x, x, 5, 3, 0, 3, 1)
+    with pytest.raises(ValueError, match="matype"):
+        ind.bbands(x, 5, 2.0, 2.0, 1)
     with pytest.raises(TypeError, match="timeperiod"):
         ind.ema(x, 2.5)
     with pytest.raises(TypeError, match="nbdevup"):
@@ -275,3 +280,106 @@ def test_empty_input_gives_empty_output():
 def test_doctests():
     res = doctest.testmod(ind, extraglobs={"np": np}, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert res.failed == 0 and res.attempted > 10
+
+
+def test_out_may_alias_the_input():
+    c = candles("BTC/USDT", "2024-01-01", "2024-01-01 06:00", "1m", seed=4)
+    for fn in (ind.sma, ind.wma, ind.ema, ind.kama, ind.rsi):
+        x = c["close"].copy()
+        want = fn(x, 10)
+        assert fn(x, 10, out=x) is x
+        assert_array_equal(x, want)
+    h, lo, cl = c["high"].copy(), c["low"].copy(), c["close"].copy()
+    want = ind.atr(h, lo, cl, 5)
+    ind.atr(h, lo, cl, 5, out=cl)
+    assert_array_equal(cl, want)
+
+
+def test_micro_prices_scale_exactly():
+    """Exact zero tests: a power-of-two rescale changes nothing (TA-Lib's |v| < 1e-14 band would)."""
+    c = candles("PEPE/USDT", "2024-01-01", "2024-01-02", "1m", seed=9)
+    f = 2.0 ** -70  # prices ~1e-21: ranges and variances far below TA-Lib's zero band
+    h, lo, cl = c["high"], c["low"], c["close"]
+    hs, ls, cs = h * f, lo * f, cl * f
+    assert_array_equal(ind.rsi(cs), ind.rsi(cl))
+    assert_array_equal(ind.adx(hs, ls, cs), ind.adx(h, lo, cl))
+    assert_array_equal(ind.kama(cs, 10), ind.kama(cl, 10) * f)
+    assert_array_equal(ind.atr(hs, ls, cs), ind.atr(h, lo, cl) * f)
+    for a, b in zip(ind.bbands(cs, 20), ind.bbands(cl, 20)):
+        assert_array_equal(a, b * f)
+    for a, b in zip(ind.stoch(hs, ls, cs), ind.stoch(h, lo, cl)):
+        assert_array_equal(a, b)
+
+
+def test_bbands_accurate_where_squares_cancel():
+    """Large price, tiny spread: E[x^2] - mean^2 would lose every digit."""
+    rng = np.random.default_rng(0)
+    x = 1e8 + rng.standard_normal(3000) * 1e-3
+    x = np.concatenate([x, np.full(30, 1e8 + 0.5)])  # then a flat stretch: exactly zero width
+    k = 1e6  # a wide band, so that u - m keeps the digits of the deviation
+    u, m, lo = ind.bbands(x, 20, k, 1.0)
+    win = np.lib.stride_tricks.sliding_window_view(x, 20)
+    assert_allclose((u - m)[19:] / k, win.std(axis=1), rtol=1e-8)
+    assert_allclose(m[19:], win.mean(axis=1), rtol=1e-15)
+    assert (u[-1] - m[-1]) == 0.0 and m[-1] == 1e8 + 0.5
+
+
+def test_running_sums_do_not_drift():
+    rng = np.random.default_rng(1)
+    x = 30_000.0 * np.exp(np.cumsum(rng.standard_normal(1_000_000) * 1e-3))
+    tail = x[-100:]
+    assert_allclose(ind.sma(x, 50)[-51:], np.lib.stride_tricks.sliding_window_view(x[-100:], 50).mean(axis=1),
+                    rtol=1e-12)
+    u, m, _ = ind.bbands(x, 50, 1e6, 1.0)
+    assert_allclose((u - m)[-51:] / 1e6, np.lib.stride_tricks.sliding_window_view(tail, 50).std(axis=1), rtol=1e-9)
+    w = np.arange(1.0, 31.0)
+    assert_allclose(ind.wma(x, 30)[-1], (x[-30:] * w).sum() / w.sum(), rtol=1e-12)
+
+
+_SUBJECTS = {
+    "sma": lambda d: ind.sma(d["close"], 20), "ema": lambda d: ind.ema(d["close"], 20),
+    "wma": lambda d: ind.wma(d["close"], 20), "dema": lambda d: ind.dema(d["close"], 10),
+    "tema": lambda d: ind.tema(d["close"], 10), "kama": lambda d: ind.kama(d["close"], 10),
+    "rsi": lambda d: ind.rsi(d["close"]), "macd": lambda d: ind.macd(d["close"]),
+    "bbands": lambda d: ind.bbands(d["close"], 20), "trange": lambda d: ind.trange(d["high"], d["low"], d["close"]),
+    "atr": lambda d: ind.atr(d["high"], d["low"], d["close"]),
+    "stoch": lambda d: ind.stoch(d["high"], d["low"], d["close"]),
+    "obv": lambda d: ind.obv(d["close"], d["volume"]), "adx": lambda d: ind.adx(d["high"], d["low"], d["close"]),
+}
+_PARAMS = {"sma": {"timeperiod": 20}, "ema": {"timeperiod": 20}, "wma": {"timeperiod": 20}, "dema": {"timeperiod": 10},
+           "tema": {"timeperiod": 10}, "kama": {"timeperiod": 10}, "bbands": {"timeperiod": 20}}
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return market(["BTC/USDT"], "2024-01-01", "2024-01-06", "1m", seed=11)["BTC/USDT"]  # 7200 bars
+
+
+@pytest.mark.parametrize("name", _SUBJECTS)
+def test_checks_no_lookahead_and_settle_within_lookback(frame, name):
+    from nbtrade.checks import check_lookahead, check_recursive
+
+    subject = _SUBJECTS[name]
+    assert check_lookahead(subject, frame, cuts=8).ok
+    lb = ind.lookback(name, **_PARAMS.get(name, {}))
+    report = check_recursive(subject, frame, starts=(150, 500), max_warmup=lb.settle, atol=1e-9)
+    if name == "obv":
+        assert not report.ok  # a running total never forgets its start
+    else:
+        assert report.ok, str(report)
+        assert max(report.warmup.values()) >= lb.warmup
+
+
+@pytest.mark.parametrize("name", ["sma", "ema", "wma", "dema", "tema", "kama", "rsi", "macd", "bbands", "trange",
+                                  "atr", "stoch", "obv", "adx"])
+def test_signature_follows_talib(name):
+    import inspect
+
+    fn = talib_abstract.Function(name.upper())
+    ours = inspect.signature(getattr(ind, name)).parameters
+    n_inputs = {"trange": 3, "atr": 3, "stoch": 3, "adx": 3, "obv": 2}.get(name, 1)
+    params = [p for p in list(ours)[n_inputs:] if p not in ("out", "seed")]
+    assert params == list(fn.parameters)
+    for p, default in fn.parameters.items():
+        if (name, p) != ("bbands", "timeperiod"):  # TA-Lib's C default is 5; the Python wrapper's metadata says 20
+            assert ours[p].default == default, p

@@ -367,7 +367,6 @@ class _Client:
 
     async def server_time(self) -> int:
         req = Request(self.adapter.time_path, {}, 1)
-        limiter = self.limiters["weight"]
         t0 = time.monotonic()
         server_ms = await self.get(req, self.adapter.server_time)
         t1 = time.monotonic()
@@ -375,7 +374,6 @@ class _Client:
             lim.sync_clock(server_ms, t0, t1)
         # server clock now = server_ms + (monotonic() - t1) * 1000, roughly
         self._server_anchor = (server_ms, 0.5 * (t0 + t1))
-        del limiter
         return server_ms
 
     def server_now(self) -> int:
@@ -393,8 +391,10 @@ class _Client:
 
         if cache is None:
             return await fetch()
-        material = {"exchange": self.adapter.name, "base_url": self.base_url, "path": path}
-        return await cache.get_or_fetch(material, fetch)
+        return await cache.get_or_fetch(self.info_key(), fetch)
+
+    def info_key(self) -> dict[str, str]:
+        return {"exchange": self.adapter.name, "base_url": self.base_url, "path": self.adapter.exchange_info_path}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -568,7 +568,7 @@ def _make_cache(cache: Any) -> Any:
 
 async def _open(exchange: Any, base_url: str | None, limiter: WeightLimiter | None, session: Any,
                 concurrency: int, timeout: float, backoff: BackoffPolicy | None, max_throttled: int,
-                report: FetchReport, cache: Any):
+                report: FetchReport, cache: Any, symbols: Sequence[str] = (), timeframe: str | None = None):
     import aiohttp
 
     adapter = get_adapter(exchange)
@@ -583,7 +583,20 @@ async def _open(exchange: Any, base_url: str | None, limiter: WeightLimiter | No
                      backoff or BackoffPolicy(), max_throttled, report)
     try:
         await client.server_time()
-        info = await client.exchange_info(_make_cache(cache))
+        meta = _make_cache(cache)
+        info = await client.exchange_info(meta)
+        listed = adapter.listed(info) if info else None
+        if listed is not None and symbols and not set(map(adapter.symbol_id, symbols)) <= listed \
+                and meta is not None:
+            info = await client.exchange_info(None)  # the cached list may predate a new listing
+            meta.put(client.info_key(), info)
+            listed = adapter.listed(info)
+        if listed is not None:
+            for s in symbols:
+                if adapter.symbol_id(s) not in listed:
+                    raise BadRequest(f"{adapter.name} {s} {timeframe or ''}: symbol {adapter.symbol_id(s)} is "
+                                     "not listed by the exchange (code -1121 Invalid symbol)",
+                                     exchange=adapter.name, code=-1121, symbol=s, timeframe=timeframe)
         budget = adapter.rate_limits(info) if info else None
         if budget is not None and getattr(limiter, "auto_configure", True):
             limiter.configure(*budget)
@@ -655,7 +668,7 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
         return FetchResult({s: _concat([]) for s in names}, report)
     t0 = time.monotonic()
     client, session, own = await _open(adapter, base_url, limiter, session, concurrency, timeout, backoff,
-                                       max_throttled, report, cache)
+                                       max_throttled, report, cache, names, timeframe)
     try:
         open_candle = floor_open(client.server_now(), timeframe)
         end_ms = open_candle if hi is None else min(hi, open_candle)
@@ -696,7 +709,7 @@ async def fetch_funding_rates(symbols: str | Sequence[str], start: Any = None, e
                             for s in names}, report)
     t0 = time.monotonic()
     client, session, own = await _open(adapter, base_url, limiter, session, 4, timeout, backoff, max_throttled,
-                                       report, cache)
+                                       report, cache, names, "funding")
 
     async def one(symbol: str) -> dict[str, np.ndarray]:
         rep = report.symbols[symbol]

@@ -13,14 +13,15 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .layout import COLUMNS, VALUE_COLUMNS
+from .layout import FUNDING_COLUMNS, VALUE_COLUMNS
 
 
 def _iso(ms: int) -> str:
     return str(np.datetime64(int(ms), "ms")) + "Z"
 
 
-def to_arrays(data: Any, name: str = "data") -> dict[str, np.ndarray]:
+def to_arrays(data: Any, name: str = "data", value_columns: tuple[str, ...] = VALUE_COLUMNS
+              ) -> dict[str, np.ndarray]:
     """``{'time': int64 ms, 'open'..'volume': float64}`` from a DataFrame or a dict of arrays.
 
     A DataFrame is keyed by a DatetimeIndex (naive means UTC) or has a ``time``
@@ -40,7 +41,7 @@ def to_arrays(data: Any, name: str = "data") -> dict[str, np.ndarray]:
         else:
             raise ValueError(f"{name}: a DataFrame needs a DatetimeIndex or a 'time' column, "
                              f"got index of type {type(frame.index).__name__}")
-        _check_columns(list(values.columns), VALUE_COLUMNS, name)
+        _check_columns(list(values.columns), value_columns, name)
         if isinstance(raw_time, pd.DatetimeIndex) or getattr(raw_time, "dtype", None) is not None and \
                 pd.api.types.is_datetime64_any_dtype(raw_time):
             from ..timeframes import index_to_ms
@@ -48,11 +49,11 @@ def to_arrays(data: Any, name: str = "data") -> dict[str, np.ndarray]:
             time = index_to_ms(pd.DatetimeIndex(raw_time))
         else:
             time = np.asarray(raw_time)
-        cols = {c: values[c].to_numpy() for c in VALUE_COLUMNS}
+        cols = {c: values[c].to_numpy() for c in value_columns}
     elif isinstance(data, Mapping):
-        _check_columns(list(data.keys()), COLUMNS, name)
+        _check_columns(list(data.keys()), ("time",) + value_columns, name)
         time = np.asarray(data["time"])
-        cols = {c: np.asarray(data[c]) for c in VALUE_COLUMNS}
+        cols = {c: np.asarray(data[c]) for c in value_columns}
     else:
         raise TypeError(f"{name} must be a DataFrame or a dict of arrays, got {type(data).__name__}")
 
@@ -65,7 +66,7 @@ def to_arrays(data: Any, name: str = "data") -> dict[str, np.ndarray]:
     n = out["time"].shape[0]
     if out["time"].ndim != 1:
         raise ValueError(f"{name}: 'time' must be 1-D, got shape {out['time'].shape}")
-    for c in VALUE_COLUMNS:
+    for c in value_columns:
         arr = cols[c]
         if arr.dtype.kind not in "iuf":
             raise TypeError(f"{name}: column {c!r} must be numeric, got dtype {arr.dtype}")
@@ -117,18 +118,38 @@ def candle_problems(a: Mapping[str, np.ndarray], tf_ms: int, limit: int = 5) -> 
     return problems
 
 
-def validate(a: Mapping[str, np.ndarray], tf_ms: int, name: str = "data") -> None:
+def funding_problems(a: Mapping[str, np.ndarray], tf_ms: int = 0, limit: int = 5) -> list[str]:
+    """Rule violations of funding-rate arrays: time strictly increasing, finite rate,
+    mark price positive or NaN (unknown)."""
+    t = a["time"]
+    problems: list[str] = []
+    if t.size > 1:
+        d = np.diff(t)
+        for mask, what in ((d < 0, "time not sorted"), (d == 0, "duplicate time")):
+            bad = np.flatnonzero(mask)[:limit] + 1
+            if bad.size:
+                problems.append(f"{what} at row " + ", ".join(f"{i} ({_iso(t[i])})" for i in bad))
+    rate, mark = a[FUNDING_COLUMNS[0]], a[FUNDING_COLUMNS[1]]
+    for mask, what in ((~np.isfinite(rate), "NaN or infinite rate"),
+                       (np.isinf(mark) | (mark <= 0), "non-positive or infinite mark price")):
+        bad = np.flatnonzero(mask)[:limit]
+        if bad.size:
+            problems.append(f"{what} at row " + ", ".join(f"{i} ({_iso(t[i])})" for i in bad))
+    return problems
+
+
+def problems_for(timeframe: str):
+    """The rule checker of a series kind: candles or funding rates."""
+    from .layout import FUNDING
+
+    return funding_problems if timeframe == FUNDING else candle_problems
+
+
+def validate(a: Mapping[str, np.ndarray], tf_ms: int, name: str = "data", timeframe: str = "") -> None:
     """Raise ``ValueError`` listing every rule ``a`` breaks."""
-    problems = candle_problems(a, tf_ms)
+    problems = problems_for(timeframe)(a, tf_ms)
     if problems:
-        raise ValueError(f"{name}: invalid candles, nothing written: " + "; ".join(problems))
-
-
-def crc(arrays: Mapping[str, np.ndarray], lo: int = 0, hi: int | None = None, value: int = 0) -> int:
-    """crc32 over the bytes of ``time`` then each value column, rows ``[lo, hi)``."""
-    for c in COLUMNS:
-        value = zlib.crc32(np.ascontiguousarray(arrays[c][lo:hi]).data, value)
-    return value
+        raise ValueError(f"{name}: invalid rows, nothing written: " + "; ".join(problems))
 
 
 def find_gaps(time: np.ndarray, tf_ms: int) -> list[tuple[int, int, int]]:

@@ -418,6 +418,61 @@ def load_npy(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
         raise ValueError(f"path {path!r} is not a valid .npy file: {exc}") from None
 
 
+def export_npy(store: Any, exchange: str, symbol: str, timeframe: str, folder: str | os.PathLike,
+               start: Any = None, end: Any = None, *, chunk_rows: int = 1_000_000) -> dict[str, Path]:
+    """Write one stored series as raw ``<folder>/<column>.npy`` files, streamed block by block.
+
+    Nothing is held in memory beyond one block; read them back memory-mapped with
+    :func:`load_npy_columns`. Returns ``{column: path}``.
+    """
+    from numpy.lib.format import open_memmap
+
+    from .layout import value_columns
+    from .store import Store
+
+    if not isinstance(store, Store):
+        store = Store(store)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    n = store.count(exchange, symbol, timeframe, start, end)
+    cols = ("time",) + value_columns(timeframe)
+    tmp = {c: folder / f".{c}.npy.tmp-{os.getpid()}" for c in cols}
+    try:
+        outs = None
+        at = 0
+        for block in store.iter_blocks(exchange, symbol, timeframe, start, end, rows=chunk_rows):
+            if outs is None:
+                outs = {c: open_memmap(tmp[c], mode="w+", dtype=block[c].dtype, shape=(n,)) for c in cols}
+            m = block["time"].shape[0]
+            for c in cols:
+                outs[c][at:at + m] = block[c]
+            at += m
+        if outs is None:
+            outs = {c: open_memmap(tmp[c], mode="w+", dtype=np.int64 if c == "time" else np.float64, shape=(0,))
+                    for c in cols}
+        for arr in outs.values():
+            arr.flush()
+        del outs
+        paths = {}
+        for c in cols:
+            paths[c] = folder / f"{c}.npy"
+            os.replace(tmp[c], paths[c])
+        return paths
+    finally:
+        for t in tmp.values():
+            if t.exists():
+                t.unlink()
+
+
+def load_npy_columns(folder: str | os.PathLike, mmap: bool = True) -> dict[str, np.ndarray]:
+    """``{column: array}`` from the ``.npy`` files of a folder (memory-mapped by default)."""
+    folder = Path(folder)
+    files = sorted(folder.glob("*.npy"))
+    if not files:
+        raise ValueError(f"folder {str(folder)!r} holds no .npy files")
+    return {f.stem: load_npy(f, mmap) for f in files}
+
+
 # --- dtype optimiser -----------------------------------------------------------
 def optimize_dtypes(df: pd.DataFrame, *, lossy: bool = False, rtol: float = 1e-6,
                     categorical_ratio: float = 0.5) -> tuple[pd.DataFrame, int]:
@@ -471,4 +526,4 @@ def optimize_dtypes(df: pd.DataFrame, *, lossy: bool = False, rtol: float = 1e-6
 
 
 __all__ = ["import_csv", "import_many", "iter_csv", "read_csv", "export_csv", "export_series", "save_npy",
-           "load_npy", "optimize_dtypes", "parse_name", "compression_of", "ImportResult", "ExportResult"]
+           "load_npy", "export_npy", "load_npy_columns", "optimize_dtypes", "parse_name", "compression_of", "ImportResult", "ExportResult"]

@@ -204,7 +204,16 @@ def _fsync_dir(path: str) -> None:
 @contextmanager
 def locked(path: str, exclusive: bool, durable: bool = False) -> Iterator[None]:
     """Hold ``<path>.lock`` (flock, shared or exclusive); recovers a dead writer's journal."""
-    fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError:
+        if exclusive:
+            raise
+        try:  # a read-only folder: lock an existing lock file, or read unlocked (no writer can write here)
+            fd = os.open(lock_path(path), os.O_RDONLY)
+        except FileNotFoundError:
+            yield
+            return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         while os.path.exists(journal_path(path)):

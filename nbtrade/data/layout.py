@@ -43,6 +43,11 @@ SCHEMA_VERSION = 1
 #: Value columns, in order; ``time`` comes first on disk and in arrays.
 VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
 COLUMNS = ("time",) + VALUE_COLUMNS
+#: Pseudo-timeframe of funding-rate history (the fetcher's ``FUNDING_TIMEFRAME``):
+#: ``time`` (funding time, ms, off-grid by a few ms on Binance), ``rate``
+#: (fraction per interval, longs pay when positive), ``mark_price`` (NaN when unknown).
+FUNDING = "funding"
+FUNDING_COLUMNS = ("rate", "mark_price")
 #: Rows per chunk. 16k rows balance range reads (one day of 1m candles
 #: decompresses at most two 128 KiB chunks per column), tail rewrites on append
 #: and full-read speed (measured 8k..256k in bench/bench_data.py's notes).
@@ -75,14 +80,19 @@ def check_symbol(symbol: str) -> str:
     return symbol
 
 
+def value_columns(timeframe: str) -> tuple[str, ...]:
+    """Value columns of a series: OHLCV for candles, ``rate, mark_price`` for ``"funding"``."""
+    return FUNDING_COLUMNS if timeframe == FUNDING else VALUE_COLUMNS
+
+
 def check_timeframe(timeframe: str) -> int:
-    """Timeframe length in ms; 0 for the calendar month ``1M`` (no fixed grid)."""
+    """Timeframe length in ms; 0 for the calendar month ``1M`` and ``"funding"`` (no grid)."""
     from ..timeframes import TIMEFRAME_MS, TIMEFRAMES
 
-    if timeframe == "1M":
+    if timeframe in ("1M", FUNDING):
         return 0
     if timeframe not in TIMEFRAME_MS:
-        raise ValueError(f"timeframe must be one of {', '.join(TIMEFRAMES)}, got {timeframe!r}")
+        raise ValueError(f"timeframe must be one of {', '.join(TIMEFRAMES)} or {FUNDING!r}, got {timeframe!r}")
     return TIMEFRAME_MS[timeframe]
 
 

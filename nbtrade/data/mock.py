@@ -99,7 +99,8 @@ class MockConfig:
     weight_limit, futures_weight_limit : weight per window per IP (spot 6000, futures 2400).
     window_s : length of the weight window in seconds (Binance: 60).
     funding_limit, funding_window_s : fundingRate requests per window per IP (500 per 300 s).
-    ban_after : requests tolerated before ``Retry-After`` has passed, then 418.
+    ban_after : 429s tolerated before the ``Retry-After`` of the first one has passed, then
+        418; requests arriving within ``ban_grace_s`` of that 429 (in flight) do not count.
     ban_s : length of a ban in seconds.
     """
 
@@ -116,6 +117,7 @@ class MockConfig:
     funding_limit: int = 500
     funding_window_s: float = 300.0
     ban_after: int = 10
+    ban_grace_s: float = 0.05
     ban_s: float = 120.0
     horizon_s: float = 6 * 3600.0
     faults: Faults = field(default_factory=Faults)
@@ -179,6 +181,7 @@ class MockExchange:
         self._funding: dict[str, dict[str, np.ndarray]] = {}
         self._windows: dict[tuple[str, str], _Window] = {}
         self._cooldown: dict[str, float] = {}     # ip -> server ms until which requests are violations
+        self._cooldown_from: dict[str, float] = {}
         self._violations: dict[str, int] = {}
         self._banned_until: dict[str, float] = {}
         self._storm_until = -math.inf
@@ -275,28 +278,38 @@ class MockExchange:
         self.stats.window_weight[key] = slot.used
         if slot.used > limit:
             retry = max(1, math.ceil(((win + 1) * wms - now) / 1000))
-            self._cooldown[ip] = max(self._cooldown.get(ip, 0), now + retry * 1000)
             label = f"{window_s:g}s" if window_s != 60 else "1m"
-            raise _Reply(429, -1003, _LIMIT_MSG.format(limit=limit, window=label),
-                         {"Retry-After": str(retry)})
+            raise self._too_many(ip, now, retry, _LIMIT_MSG.format(limit=limit, window=label))
         return slot.used
 
     def _gate(self, ip: str) -> None:
-        """418 for banned IPs and for those who keep sending during a Retry-After."""
+        """418 for banned IPs."""
         now = self.server_ms()
         if self._banned_until.get(ip, 0) > now:
             retry = math.ceil((self._banned_until[ip] - now) / 1000)
             raise _Reply(418, -1003, _BAN_MSG.format(until=int(self._banned_until[ip])), {"Retry-After": str(retry)})
+
+    def _too_many(self, ip: str, now: int, retry: int, msg: str) -> _Reply:
+        """The 429 to send, or a 418 when the IP keeps hitting the limit before its Retry-After."""
         if self._cooldown.get(ip, 0) > now:
-            self._violations[ip] = self._violations.get(ip, 0) + 1
-            if self._violations[ip] > self.config.ban_after:
-                self._banned_until[ip] = now + self.config.ban_s * 1000
-                raise _Reply(418, -1003, _BAN_MSG.format(until=int(self._banned_until[ip])),
-                             {"Retry-After": str(math.ceil(self.config.ban_s))})
+            # requests already in flight when the first 429 went out are not held against the client
+            if now - self._cooldown_from.get(ip, now) >= self.config.ban_grace_s * 1000:
+                self._violations[ip] = self._violations.get(ip, 0) + 1
+                if self._violations[ip] > self.config.ban_after:
+                    self._banned_until[ip] = now + self.config.ban_s * 1000
+                    return _Reply(418, -1003, _BAN_MSG.format(until=int(self._banned_until[ip])),
+                                  {"Retry-After": str(math.ceil(self.config.ban_s))})
         else:
             self._violations[ip] = 0
+        self._start_cooldown(ip, now, retry)
+        return _Reply(429, -1003, msg, {"Retry-After": str(retry)})
 
-    def _storm(self) -> None:
+    def _start_cooldown(self, ip: str, now: int, retry: int) -> None:
+        if self._cooldown.get(ip, 0) <= now:
+            self._cooldown_from[ip] = now
+        self._cooldown[ip] = max(self._cooldown.get(ip, 0), now + retry * 1000)
+
+    def _storm(self, ip: str) -> None:
         now = self.server_ms()
         while self._storms and self.stats.data_requests > self._storms[0][0]:
             _, seconds = self._storms.pop(0)
@@ -304,7 +317,7 @@ class MockExchange:
         if now < self._storm_until:
             retry = max(1, math.ceil((self._storm_until - now) / 1000))
             self.stats.faults["storm"] = self.stats.faults.get("storm", 0) + 1
-            raise _Reply(429, -1003, _LIMIT_MSG.format(limit="?", window="storm"), {"Retry-After": str(retry)})
+            raise self._too_many(ip, now, retry, _LIMIT_MSG.format(limit="?", window="storm"))
 
     def reset_limits(self) -> None:
         """Forget weight, cooldowns and bans (between test phases)."""
@@ -338,7 +351,7 @@ class MockExchange:
                 self._charge(ip, "funding", 1, self.config.funding_limit, self.config.funding_window_s)
             if is_data:
                 self.stats.data_requests += 1
-                self._storm()
+                self._storm(ip)
                 fault = self._draw_fault()
                 if fault == "slow":
                     await asyncio.sleep(self.config.faults.slow_s)

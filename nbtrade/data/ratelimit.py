@@ -130,6 +130,9 @@ class WeightLimiter:
         Window length in seconds; windows are aligned to multiples of it on the server clock.
     safety : float
         Fraction of ``limit`` never used (room for clock error and stray requests).
+    probe : float
+        Share of the budget sent in a window before any used-weight header has
+        come back when nothing is known about other clients (slow start).
     guard : float, optional
         Seconds to wait after the estimated window boundary before using the new
         window (clock error); default ``min(0.25, window / 50)``.
@@ -137,7 +140,7 @@ class WeightLimiter:
         Monotonic clock in seconds (``time.monotonic``); injectable for tests.
     """
 
-    def __init__(self, limit: int = 6000, window: float = 60.0, *, safety: float = 0.01,
+    def __init__(self, limit: int = 6000, window: float = 60.0, *, safety: float = 0.01, probe: float = 0.25,
                  guard: float | None = None, clock: Callable[[], float] = time.monotonic,
                  name: str = "") -> None:
         self.name = name
@@ -146,14 +149,19 @@ class WeightLimiter:
         self._offset = time.time() - clock()
         self._guard_arg = guard
         self.safety = float(safety)
+        self.probe = float(probe)
         self.configure(limit, window)
         self._lock: asyncio.Lock | None = None
+        self._news: asyncio.Event | None = None
         self._win: int | None = None
         self._used = 0.0        # best estimate of the weight used this window by the IP
         self._own = 0.0         # weight we admitted this window
         self._ext_seen = 0.0    # weight used by others this window (header - own)
         self._prev_ext = 0.0    # others' weight in the previous window
         self._inflight = 0.0
+        self._peak_inflight = 0.0
+        self._feedback = False  # a used-weight header arrived in this window
+        self._prev_known = False
         self._blocked_until = 0.0
         self._banned: IPBanned | None = None
         self._lat_base: float | None = None
@@ -195,7 +203,9 @@ class WeightLimiter:
     def _roll(self, now: float) -> None:
         win = self._window_of(now)
         if win != self._win:
-            self._prev_ext = self._ext_seen if self._win == win - 1 else 0.0
+            self._prev_known = self._win == win - 1 and self._feedback
+            self._prev_ext = self._ext_seen if self._prev_known else 0.0
+            self._feedback = False
             self._win = win
             # requests still in flight may be counted in this window by the server
             self._used = self._inflight
@@ -203,9 +213,16 @@ class WeightLimiter:
             self._ext_seen = 0.0
 
     def _allowance(self, now: float) -> float:
+        if not self._feedback and not self._prev_known:
+            # slow start: nothing is known yet about other clients on this IP
+            return self._used + max(0.0, max(self.capacity * self.probe, 2.0) - self._own)
         elapsed = now - self._window_start(self._win)
         projected = self._ext_seen * self.window / max(elapsed, self.window / 4.0)
         reserve = max(0.0, max(self._prev_ext, projected) - self._ext_seen)
+        if self._ext_seen > 0 or self._prev_ext > 0:
+            # others share the IP: their requests in flight are not in any header yet;
+            # assume they keep as much in flight as we do
+            reserve += self._peak_inflight
         return self.capacity - reserve
 
     @property
@@ -244,10 +261,11 @@ class WeightLimiter:
                     await asyncio.sleep(min(self._next_at, next_window) - now)
                     continue
                 allowed = self._allowance(now)
-                if self._used + cost <= allowed:
+                if self._used + cost <= allowed or (self._own == 0 and self._used + cost <= self.capacity):
                     self._used += cost
                     self._own += cost
                     self._inflight += cost
+                    self._peak_inflight = max(self._peak_inflight, self._inflight)
                     self._pace(now, next_window, cost)
                     self.stats["requests"] += 1
                     self.stats["weight"] += cost
@@ -258,8 +276,16 @@ class WeightLimiter:
                 waited = True
                 if self._used + cost > self.capacity:
                     await asyncio.sleep(max(0.0, next_window - now))
-                else:  # held back only by weight reserved for other clients: re-check soon
-                    await asyncio.sleep(max(0.0, min(next_window - now, self.window / 20.0)))
+                else:  # held back by slow start or by weight reserved for others: wait for news
+                    await self._wait_news(max(0.0, min(next_window - now, self.window / 10.0)))
+
+    async def _wait_news(self, timeout: float) -> None:
+        """Sleep until a reply reconciles the budget, or ``timeout`` seconds."""
+        self._news = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._news.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
 
     def _pace(self, now: float, next_window: float, cost: int) -> None:
         """In slow mode (latency well above baseline) spread the remaining budget evenly."""
@@ -276,6 +302,8 @@ class WeightLimiter:
         """Reconcile after a reply: ``used_header`` is the server's used weight (any client on the IP)."""
         now = self._clock()
         self._inflight = max(0.0, self._inflight - ticket.cost)
+        if self._news is not None:
+            self._news.set()
         latency = now - ticket.t0
         self._lat_ewma = latency if self._lat_ewma is None else 0.8 * self._lat_ewma + 0.2 * latency
         self._lat_base = latency if self._lat_base is None else min(self._lat_base * 1.01, latency)
@@ -285,6 +313,7 @@ class WeightLimiter:
         self._roll(now)
         if ticket.window != self._win:
             return  # the header may belong to either window: ignore it
+        self._feedback = True
         self._used = max(self._used, float(used_header))
         self._ext_seen = max(self._ext_seen, float(used_header) - self._own)
 
@@ -292,14 +321,16 @@ class WeightLimiter:
         """Forget an admitted request that got no reply (its weight stays counted)."""
         self._inflight = max(0.0, self._inflight - ticket.cost)
 
-    def penalize(self, retry_after: float | None) -> None:
-        """A 429 arrived: block every waiter for ``retry_after`` seconds and close this window."""
+    def penalize(self, retry_after: float | None, fallback: float = 1.0) -> None:
+        """A 429 arrived: block every waiter for ``retry_after`` seconds (``fallback`` if absent).
+
+        Binance's ``Retry-After`` points at the end of its window, which is what to
+        trust here: our own window estimate may still be the unconfigured default.
+        """
         now = self._clock()
         self.stats["throttled"] += 1
-        self._roll(now)
-        self._used = max(self._used, float(self.limit))
-        if retry_after:
-            self._blocked_until = max(self._blocked_until, now + retry_after)
+        wait = retry_after if retry_after is not None else fallback
+        self._blocked_until = max(self._blocked_until, now + wait)
 
     def ban(self, error: IPBanned) -> None:
         """A 418 arrived: every later acquire raises ``error``."""

@@ -43,13 +43,15 @@ import numpy as np
 
 from . import integrity
 from .journal import JournaledFile, journal_path, locked
-from .layout import (BATCHES_NAME, CHUNK_ROWS, COLUMNS, DTYPES, FILE_SUFFIX, INDEX_NAME, SCHEMA_VERSION,
-                     VALUE_COLUMNS, check_exchange, check_symbol, check_timeframe, compression, default_root,
-                     group_path)
+from .layout import (BATCHES_NAME, CHUNK_ROWS, DTYPES, FILE_SUFFIX, FUNDING, INDEX_NAME, SCHEMA_VERSION,
+                     check_exchange, check_symbol, check_timeframe, compression, default_root, group_path,
+                     value_columns)
 
 FORMAT = "nbtrade-ohlcv"
 LIBVER = ("v110", "v112")
 CONFLICT_POLICIES = ("replace", "keep", "raise")
+#: Largest append batch one checksum record covers (big imports get several).
+BATCH_MAX_ROWS = 1 << 20
 _BATCH_DT = np.dtype([("row0", "<i8"), ("rows", "<i8"), ("first", "<i8"), ("last", "<i8"),
                       ("crc", "<i8"), ("written_ms", "<i8")])
 
@@ -125,7 +127,13 @@ def to_ms(ts: Any, name: str) -> int | None:
     """Epoch ms (UTC) from int ms, ISO string, datetime, ``pd.Timestamp`` or ``np.datetime64``."""
     if ts is None:
         return None
-    if isinstance(ts, (int, np.integer)) and not isinstance(ts, bool):
+    if isinstance(ts, bool):
+        raise TypeError(f"{name} must be a time, got {ts!r}")
+    if isinstance(ts, (int, np.integer)):
+        return int(ts)
+    if isinstance(ts, (float, np.floating)):  # pandas would read a float as nanoseconds
+        if not float(ts).is_integer():
+            raise ValueError(f"{name} as a number must be whole epoch milliseconds, got {ts!r}")
         return int(ts)
     if isinstance(ts, np.datetime64):
         return int(ts.astype("datetime64[ms]").astype(np.int64))
@@ -275,6 +283,9 @@ class Store:
                on_conflict: str | None = None) -> AppendResult:
         """Store candles (DataFrame with UTC DatetimeIndex, or dict of ``time`` + OHLCV arrays).
 
+        ``timeframe="funding"`` stores funding-rate history instead: ``time``,
+        ``rate``, ``mark_price`` (what the fetcher's funding sink sends).
+
         One atomic transaction; see the module docstring for merge rules.
         Returns an :class:`AppendResult`.
         """
@@ -323,6 +334,14 @@ class Store:
         with self._reading(exchange) as f:
             return _read_frame(f, exchange, symbol, timeframe, start, end, columns, as_arrays)
 
+    def read_many(self, exchange: str, symbols: Sequence[str], timeframe: str, start: Any = None,
+                  end: Any = None, columns: Sequence[str] | None = None, as_arrays: bool = False) -> dict[str, Any]:
+        """``{symbol: candles}`` for several symbols of one exchange, with one file open."""
+        if isinstance(symbols, str):
+            symbols = [symbols]
+        with self.reader(exchange) as r:
+            return {s: r.read(s, timeframe, start, end, columns, as_arrays) for s in symbols}
+
     @contextmanager
     def reader(self, exchange: str) -> Iterator["Reader"]:
         """Keep one exchange file open for many reads (saves the open per read).
@@ -342,7 +361,7 @@ class Store:
 
         Holds the shared lock while iterating, so the series does not change underneath.
         """
-        cols = _check_read_columns(columns)
+        cols = _check_read_columns(columns, timeframe)
         lo, hi = to_ms(start, "start"), to_ms(end, "end")
         with self._reading(exchange) as f:
             grp = _series(f, exchange, symbol, timeframe)
@@ -351,19 +370,34 @@ class Store:
                 b = min(i1, a + int(rows))
                 yield {c: _read_rows(grp[c], a, b) for c in ("time",) + cols}
 
+    def count(self, exchange: str, symbol: str, timeframe: str, start: Any = None, end: Any = None) -> int:
+        """Rows with open time in ``[start, end)`` (reads the chunk index and at most two time chunks)."""
+        lo, hi = to_ms(start, "start"), to_ms(end, "end")
+        with self._reading(exchange) as f:
+            i0, i1 = _row_range(_series(f, exchange, symbol, timeframe), lo, hi)[:2]
+        return i1 - i0
+
     def ls(self, exchange: str | None = None) -> list[dict[str, Any]]:
-        """One dict per stored series: exchange, symbol, timeframe, rows, first, last (epoch ms)."""
+        """One dict per stored series: exchange, symbol, timeframe, rows, first, last (epoch ms).
+
+        A file that cannot be read gets one entry with its ``error`` (and None
+        elsewhere) instead of stopping the listing; ``error`` is None otherwise.
+        """
         out = []
         for ex in ([exchange] if exchange else self.exchanges()):
-            with self._reading(ex, missing_ok=True) as f:
-                if f is None:
-                    continue
-                for grp in _iter_series(f):
-                    a = grp.attrs
-                    out.append({"exchange": ex, "symbol": str(a["symbol"]), "timeframe": str(a["timeframe"]),
-                                "rows": int(a["rows"]), "first": _opt(a["first"], a["rows"]),
-                                "last": _opt(a["last"], a["rows"])})
-        return sorted(out, key=lambda d: (d["exchange"], d["symbol"], d["timeframe"]))
+            try:
+                with self._reading(ex, missing_ok=True) as f:
+                    if f is None:
+                        continue
+                    for grp in _iter_series(f):
+                        a = grp.attrs
+                        out.append({"exchange": ex, "symbol": str(a["symbol"]), "timeframe": str(a["timeframe"]),
+                                    "rows": int(a["rows"]), "first": _opt(a["first"], a["rows"]),
+                                    "last": _opt(a["last"], a["rows"]), "error": None})
+            except (ValueError, OSError, KeyError) as exc:
+                out.append({"exchange": ex, "symbol": None, "timeframe": None, "rows": None, "first": None,
+                            "last": None, "error": str(exc)})
+        return sorted(out, key=lambda d: (d["exchange"], d["symbol"] or "", d["timeframe"] or ""))
 
     def info(self, exchange: str, symbol: str, timeframe: str) -> dict[str, Any]:
         """Metadata of one series: attributes, sizes, compression ratio, batches, gap count."""
@@ -371,8 +405,9 @@ class Store:
             grp = _series(f, exchange, symbol, timeframe)
             a = dict(grp.attrs)
             rows = int(a["rows"])
-            stored = sum(grp[c].id.get_storage_size() for c in COLUMNS)
-            raw = sum(rows * grp[c].dtype.itemsize for c in COLUMNS)
+            cols = _group_columns(grp)
+            stored = sum(grp[c].id.get_storage_size() for c in cols)
+            raw = sum(rows * grp[c].dtype.itemsize for c in cols)
             times = _read_rows(grp["time"], 0, rows)
             tf_ms = int(a["timeframe_ms"])
             gaps = integrity.find_gaps(times, tf_ms)
@@ -411,7 +446,12 @@ class Store:
                             continue
                         if timeframe is not None and str(a.get("timeframe")) != timeframe:
                             continue
-                        report.series.append(_verify_series(ex, grp, block_rows))
+                        try:
+                            report.series.append(_verify_series(ex, grp, block_rows))
+                        except (OSError, ValueError, KeyError) as exc:  # e.g. a chunk that fails to decompress
+                            bad = SeriesReport(ex, str(a.get("symbol", grp.name)), str(a.get("timeframe", "?")))
+                            bad.problems.append(f"unreadable data: {exc}")
+                            report.series.append(bad)
             except (ValueError, OSError, KeyError) as exc:
                 report.file_problems[path] = [str(exc)]
         return report
@@ -479,8 +519,9 @@ class Writer:
         codec, comp = compression(st.codec)
         grp = self.file.create_group(gpath)
         chunk = st.chunk_rows
-        for c in COLUMNS:
-            dt = np.int64 if c == "time" else np.dtype(st.dtype)
+        dtype = "float64" if timeframe == FUNDING else st.dtype  # rates are small: keep full precision
+        for c in ("time",) + value_columns(timeframe):
+            dt = np.int64 if c == "time" else np.dtype(dtype)
             grp.create_dataset(c, shape=(0,), maxshape=(None,), dtype=dt, chunks=(chunk,), **comp)
         grp.create_dataset(INDEX_NAME, shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
         grp.create_dataset(BATCHES_NAME, shape=(0,), maxshape=(None,), dtype=_BATCH_DT, chunks=(1024,))
@@ -488,7 +529,7 @@ class Writer:
         grp.attrs.update({
             "exchange": self.exchange, "symbol": symbol, "timeframe": timeframe,
             "timeframe_ms": check_timeframe(timeframe), "rows": 0, "first": 0, "last": 0,
-            "dtype": st.dtype, "chunk_rows": chunk, "codec": codec, "schema_version": SCHEMA_VERSION,
+            "dtype": dtype, "chunk_rows": chunk, "codec": codec, "schema_version": SCHEMA_VERSION,
             "created_ms": now, "updated_ms": now,
         })
         return grp
@@ -498,36 +539,42 @@ class Writer:
 def _prepare(symbol: str, timeframe: str, data: Any) -> dict[str, np.ndarray]:
     check_symbol(symbol)
     tf_ms = check_timeframe(timeframe)
-    a = integrity.to_arrays(data)
-    integrity.validate(a, tf_ms)
+    a = integrity.to_arrays(data, value_columns=value_columns(timeframe))
+    integrity.validate(a, tf_ms, timeframe=timeframe)
     return a
 
 
 def _read_frame(f: h5py.File, exchange: str, symbol: str, timeframe: str, start: Any, end: Any,
                 columns: Sequence[str] | None, as_arrays: bool):
-    cols = _check_read_columns(columns)
+    cols = _check_read_columns(columns, timeframe)
     lo, hi = to_ms(start, "start"), to_ms(end, "end")
     if lo is not None and hi is not None and hi < lo:
         raise ValueError(f"end ({end}) is before start ({start})")
-    out = _read_range(_series(f, exchange, symbol, timeframe), lo, hi, cols)
+    out = _read_range(_series(f, exchange, symbol, timeframe), lo, hi, cols, stacked=not as_arrays)
     if as_arrays:
         return out
     import pandas as pd
 
     from ..timeframes import ms_to_index
 
-    return pd.DataFrame({c: out[c] for c in cols}, index=ms_to_index(out["time"]), columns=list(cols))
+    # values.T is (n, k) Fortran-ordered: pandas keeps it as its block without a copy
+    return pd.DataFrame(out["values"].T, index=ms_to_index(out["time"]), columns=list(cols), copy=False)
 
 
-def _check_read_columns(columns: Sequence[str] | None) -> tuple[str, ...]:
+def _check_read_columns(columns: Sequence[str] | None, timeframe: str) -> tuple[str, ...]:
+    allowed = value_columns(timeframe)
     if columns is None:
-        return VALUE_COLUMNS
+        return allowed
     if isinstance(columns, str):
         columns = [columns]
-    bad = [c for c in columns if c not in VALUE_COLUMNS]
+    bad = [c for c in columns if c not in allowed]
     if bad:
-        raise ValueError(f"columns must be a subset of {list(VALUE_COLUMNS)}, got unknown {bad}")
+        raise ValueError(f"columns must be a subset of {list(allowed)}, got unknown {bad}")
     return tuple(columns)
+
+
+def _group_columns(grp: h5py.Group) -> tuple[str, ...]:
+    return ("time",) + value_columns(str(grp.attrs["timeframe"]))
 
 
 def _check_format(f: h5py.File, path: str) -> None:
@@ -610,28 +657,42 @@ def _row_range(grp: h5py.Group, start: int | None, end: int | None
 
 
 def _read_range(grp: h5py.Group, start: int | None, end: int | None,
-                cols: Sequence[str]) -> dict[str, np.ndarray]:
+                cols: Sequence[str], stacked: bool = False) -> dict[str, np.ndarray]:
+    """Arrays of rows in ``[start, end)``. With ``stacked`` the value columns are rows
+    of one ``(len(cols), n)`` array under key ``"values"`` (a DataFrame wraps it without copying)."""
     i0, i1, times, lo = _row_range(grp, start, end)
     out = {}
     if times is not None and lo <= i0 and i1 <= lo + times.shape[0]:
         out["time"] = times[i0 - lo:i1 - lo].copy()
     else:
         out["time"] = _read_rows(grp["time"], i0, i1)
+    if stacked:
+        dss = [grp[c] for c in cols]
+        values = np.empty((len(cols), i1 - i0), dtype=np.result_type(*[ds.dtype for ds in dss]))
+        for j, ds in enumerate(dss):
+            if i1 > i0:
+                if ds.dtype == values.dtype:
+                    ds.read_direct(values[j], np.s_[i0:i1])
+                else:
+                    values[j] = _read_rows(ds, i0, i1)
+        out["values"] = values
+        return out
     for c in cols:
         out[c] = _read_rows(grp[c], i0, i1)
     return out
 
 
 def _batch_crc(a: Mapping[str, np.ndarray], lo: int = 0, hi: int | None = None) -> int:
-    per_column = [zlib.crc32(np.ascontiguousarray(a[c][lo:hi]).data) for c in COLUMNS]
-    return zlib.crc32(struct.pack("<6I", *per_column))
+    """crc32 of the per-column crc32s (``time`` first, then value columns in order)."""
+    per_column = [zlib.crc32(np.ascontiguousarray(v[lo:hi]).data) for v in a.values()]
+    return zlib.crc32(struct.pack(f"<{len(per_column)}I", *per_column))
 
 
 def _write_rows(grp: h5py.Group, a: Mapping[str, np.ndarray], at: int, offset: int = 0) -> int:
     """Write ``a[c][offset:]`` at row ``at`` of every column; returns the new length."""
     n = a["time"].shape[0] - offset
     end = at + n
-    for c in COLUMNS:
+    for c in a:
         ds = grp[c]
         if ds.shape[0] != end:
             ds.resize((end,))
@@ -654,13 +715,20 @@ def _update_index(grp: h5py.Group, times: np.ndarray, times_row0: int, from_row:
 
 
 def _add_batch(grp: h5py.Group, row0: int, a: Mapping[str, np.ndarray], offset: int = 0) -> None:
-    b = grp[BATCHES_NAME]
-    n = b.shape[0]
-    rec = np.zeros(1, dtype=_BATCH_DT)
+    """Checksum records for rows ``a[offset:]`` stored from ``row0``, one per
+    ``BATCH_MAX_ROWS`` rows at most, so a later merge re-checksums little."""
     t = a["time"]
-    rec[0] = (row0, t.shape[0] - offset, t[offset], t[-1], _batch_crc(a, offset), _now_ms())
-    b.resize((n + 1,))
-    b[n:n + 1] = rec
+    n = t.shape[0]
+    now = _now_ms()
+    recs = []
+    for lo in range(offset, n, BATCH_MAX_ROWS):
+        hi = min(n, lo + BATCH_MAX_ROWS)
+        recs.append((row0 + lo - offset, hi - lo, t[lo], t[hi - 1], _batch_crc(a, lo, hi), now))
+    if recs:
+        b = grp[BATCHES_NAME]
+        m = b.shape[0]
+        b.resize((m + len(recs),))
+        b[m:] = np.array(recs, dtype=_BATCH_DT)
 
 
 def _append_tail(grp: h5py.Group, a: Mapping[str, np.ndarray], rows: int) -> None:
@@ -678,15 +746,17 @@ def _merge(grp: h5py.Group, a: dict[str, np.ndarray], rows: int, policy: str) ->
     last = int(grp.attrs["last"])
     k = _search(grp, int(a["time"][0]), rows)
     r0 = (k // chunk) * chunk
-    s = {c: _read_rows(grp[c], r0, rows) for c in COLUMNS}
+    cols = tuple(a)  # "time" then the value columns, as _prepare built them
+    s = {c: _read_rows(grp[c], r0, rows) for c in cols}
     st, nt = s["time"], a["time"]
     pos = np.searchsorted(st, nt)
     common = np.zeros(nt.shape[0], dtype=bool)
     inside = pos < st.shape[0]
     common[inside] = st[pos[inside]] == nt[inside]
     same = common.copy()
-    for c in VALUE_COLUMNS:
-        same[common] &= s[c][pos[common]] == a[c][common]
+    for c in cols[1:]:
+        x, y = s[c][pos[common]], a[c][common]
+        same[common] &= (x == y) | (np.isnan(x) & np.isnan(y))  # NaN: an unknown mark price
     conflict = common & ~same
     n_conflict = int(conflict.sum())
     result = AppendResult(duplicates=int(same.sum()))
@@ -704,7 +774,7 @@ def _merge(grp: h5py.Group, a: dict[str, np.ndarray], rows: int, policy: str) ->
         result.rows = rows
         return result
     if not replace.any() and (nt[fresh] > last).all():
-        tail = {c: a[c][fresh] for c in COLUMNS}
+        tail = {c: a[c][fresh] for c in cols}
         _append_tail(grp, tail, rows)
         result.rows = rows + result.added
         return result
@@ -712,11 +782,11 @@ def _merge(grp: h5py.Group, a: dict[str, np.ndarray], rows: int, policy: str) ->
     # Rewrite from the chunk holding the first changed row. Replaced rows before
     # the first inserted one keep their position, so the minimum is exact.
     first_changed = int(pos[replace].min()) if replace.any() else st.shape[0]
-    for c in VALUE_COLUMNS:
+    for c in cols[1:]:
         s[c][pos[replace]] = a[c][replace]
     if fresh.any():
         order = np.argsort(np.concatenate([st, nt[fresh]]), kind="stable")
-        merged = {c: np.concatenate([s[c], a[c][fresh]])[order] for c in COLUMNS}
+        merged = {c: np.concatenate([s[c], a[c][fresh]])[order] for c in cols}
         first_changed = min(first_changed, int(np.flatnonzero(order >= st.shape[0])[0]))
     else:
         merged = s
@@ -724,7 +794,7 @@ def _merge(grp: h5py.Group, a: dict[str, np.ndarray], rows: int, policy: str) ->
     offset = rc - r0
     new_rows = _write_rows(grp, merged, rc, offset)
     _update_index(grp, merged["time"], r0, rc, new_rows)
-    _truncate_batches(grp, rc)
+    _truncate_batches(grp, rc, cols)
     _add_batch(grp, rc, merged, offset)
     grp.attrs.update({"rows": new_rows, "first": min(int(grp.attrs["first"]), int(nt[0])),
                       "last": max(last, int(nt[-1])), "updated_ms": _now_ms()})
@@ -733,14 +803,14 @@ def _merge(grp: h5py.Group, a: dict[str, np.ndarray], rows: int, policy: str) ->
     return result
 
 
-def _truncate_batches(grp: h5py.Group, rc: int) -> None:
+def _truncate_batches(grp: h5py.Group, rc: int, cols: tuple[str, ...]) -> None:
     """Drop batch records at or after row ``rc``; cut the one spanning it and re-checksum it."""
     b = grp[BATCHES_NAME]
     recs = b[()]
     keep = recs[recs["row0"] < rc]
     if keep.shape[0] and keep["row0"][-1] + keep["rows"][-1] > rc:
         row0 = int(keep["row0"][-1])
-        part = {c: _read_rows(grp[c], row0, rc) for c in COLUMNS}
+        part = {c: _read_rows(grp[c], row0, rc) for c in cols}
         keep["rows"][-1] = rc - row0
         keep["last"][-1] = part["time"][-1]
         keep["crc"][-1] = _batch_crc(part)
@@ -763,7 +833,10 @@ def _verify_series(exchange: str, grp: h5py.Group, block_rows: int) -> SeriesRep
         p.append(f"missing attribute {exc}")
         return rep
     rep.rows = rows
-    for c in COLUMNS:
+    tf = str(a.get("timeframe", "?"))
+    cols = ("time",) + value_columns(tf)
+    check_rows = integrity.problems_for(tf)
+    for c in cols:
         if c not in grp:
             p.append(f"missing dataset {c!r}")
         elif grp[c].shape != (rows,):
@@ -789,15 +862,15 @@ def _verify_series(exchange: str, grp: h5py.Group, block_rows: int) -> SeriesRep
     prev_t: int | None = None
     for bi, rec in enumerate(batches if batches.shape[0] else [None]):
         lo, hi = (0, rows) if rec is None else (int(rec["row0"]), int(rec["row0"] + rec["rows"]))
-        crcs = [0] * len(COLUMNS)
+        crcs = [0] * len(cols)
         for blo in range(lo, hi, block_rows):
             bhi = min(hi, blo + block_rows)
-            blk = {c: _read_rows(grp[c], blo, bhi) for c in COLUMNS}
-            for j, c in enumerate(COLUMNS):
+            blk = {c: _read_rows(grp[c], blo, bhi) for c in cols}
+            for j, c in enumerate(cols):
                 crcs[j] = zlib.crc32(blk[c].data, crcs[j])
-            vals = {c: blk[c].astype(np.float64, copy=False) for c in VALUE_COLUMNS}
+            vals = {c: blk[c].astype(np.float64, copy=False) for c in cols[1:]}
             vals["time"] = blk["time"]
-            for msg in integrity.candle_problems(vals, tf_ms):
+            for msg in check_rows(vals, tf_ms):
                 p.append(f"rows {blo}..{bhi}: {msg}")
             t = blk["time"]
             if prev_t is not None and t.size and t[0] <= prev_t:
@@ -816,7 +889,7 @@ def _verify_series(exchange: str, grp: h5py.Group, block_rows: int) -> SeriesRep
                     p.append(f"attribute last={int(a['last'])} but last time is {t[-1]}")
                 prev_t = int(t[-1])
         if rec is not None:
-            crc = zlib.crc32(struct.pack("<6I", *crcs))
+            crc = zlib.crc32(struct.pack(f"<{len(crcs)}I", *crcs))
             if crc != int(rec["crc"]):
                 p.append(f"checksum mismatch in append batch {bi} (rows {lo}..{hi})")
     return rep

@@ -98,7 +98,7 @@ async def test_exchange_info_rate_limits_and_filters(mock_exchange):
 
 
 async def test_429_then_418_for_clients_that_keep_going(mock_factory):
-    mock = await mock_factory(weight_limit=10, window_s=5.0, ban_after=3)
+    mock = await mock_factory(weight_limit=10, window_s=5.0, ban_after=3, ban_grace_s=0.0)
     statuses = []
     for _ in range(12):
         status, headers, text = await get(mock, "/api/v3/klines", symbol="BTCUSDT", interval="1m", limit=1)

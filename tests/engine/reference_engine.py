@@ -27,9 +27,13 @@ class Position:
 def run_reference(open_, high, low, close, entries, exits, short_entries, short_exits, *, size,
                   size_type="percent", fees, fixed_fees, slippage, sl_stop, tp_stop, trail_stop,
                   lot_size, min_qty, min_notional, leverage=1.0, init_cash=10_000.0,
-                  fill="next_open", intrabar="pessimistic"):
+                  fill="next_open", intrabar="pessimistic", cash_sharing=True):
     n, m = len(close), len(close[0])
-    cash = init_cash
+    # one balance, or one per column when isolated; `acct(c)` names the one column c uses
+    cash_of = [init_cash] * (1 if cash_sharing else m)
+
+    def acct(c):
+        return 0 if cash_sharing else c
     positions = [Position() for _ in range(m)]
     last_close = [None] * m
     last_valid = [-1] * m
@@ -47,16 +51,15 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                            status=status, reason=reason))
 
     def close_position(c, i, base, otype, why):
-        nonlocal cash
         pos = positions[c]
         buy = pos.size < 0
         price = fill_price(base, buy, c)
         qty = abs(pos.size)
         fee = qty * price * fees[c] + fixed_fees[c]
         if buy:
-            cash -= qty * price + fee
+            cash_of[acct(c)] -= qty * price + fee
         else:
-            cash += qty * price - fee
+            cash_of[acct(c)] += qty * price - fee
         add_order(c, i, "buy" if buy else "sell", qty, price, fee, otype)
         direction = 1 if pos.size > 0 else -1
         pnl = direction * (price - pos.entry_price) * qty - pos.entry_fees - fee
@@ -71,12 +74,12 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         return last_close[c]
 
     def open_position(c, i, base, direction, at_open):
-        nonlocal cash
         buy = direction > 0
         price = fill_price(base, buy, c)
+        cash = cash_of[acct(c)]
         equity, gross = cash, 0.0
         for j in range(m):
-            if positions[j].size != 0:
+            if positions[j].size != 0 and acct(j) == acct(c):
                 pj = value_price(i, j, at_open)
                 equity += positions[j].size * pj
                 gross += abs(positions[j].size) * pj
@@ -111,7 +114,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
             add_order(c, i, side, qty, price, 0.0, "market", "rejected", reason)
             return
         fee = qty * price * fee_rate + fixed
-        cash += -(qty * price) - fee if buy else qty * price - fee
+        cash_of[acct(c)] = cash - qty * price - fee if buy else cash + qty * price - fee
         positions[c] = Position(size=qty if buy else -qty, entry_price=price, entry_idx=i, entry_fees=fee,
                                 extreme=price)
         add_order(c, i, side, qty, price, fee, "market")
@@ -232,10 +235,12 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         if fill == "close":
             for c in range(m):
                 signals(i, i, c, close, False)
-        equity = cash
+        cash = sum(cash_of)
+        equity = 0.0
         for c in range(m):
             if positions[c].size != 0:
                 equity += positions[c].size * last_close[c]
+        equity = cash + equity
         cash_out.append(cash)
         equity_out.append(equity)
 

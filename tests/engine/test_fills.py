@@ -232,3 +232,14 @@ def test_stats_labels_and_values():
     assert s["# Trades"] == 1 and np.isnan(s["Win Rate [%]"])  # the only trade is still open
     for label in ("Sortino Ratio", "Calmar Ratio", "Profit Factor", "Expectancy [$]", "Fees Paid [$]"):
         assert label in s.index
+
+
+def test_isolated_accounts_each_trade_their_own_cash():
+    a, b = bars(FLAT, FLAT, (110, 111, 109, 110)), bars(FLAT, FLAT, (90, 91, 89, 90))
+    entries = pd.DataFrame({"A": sig(3, 0), "B": sig(3, 0)}, index=a.index)
+    res = backtest({"A": a, "B": b}, entries=entries, size=1.0, init_cash=1000.0, cash_sharing=False)
+    np.testing.assert_allclose(res.orders["size"], [10.0, 10.0])
+    assert res.equity.iloc[0] == 2000.0 and res.equity.iloc[-1] == pytest.approx(2000.0)
+    assert res.stats()["Total Return [%]"] == pytest.approx(0.0)
+    assert res.stats("A")["Total Return [%]"] == pytest.approx(10.0)
+    assert res.stats("B")["Total Return [%]"] == pytest.approx(-10.0)

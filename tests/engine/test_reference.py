@@ -38,6 +38,7 @@ case = st.fixed_dictionaries({
     "min_qty": st.sampled_from([0.0, 0.2]),
     "min_notional": st.sampled_from([0.0, 30.0]),
     "leverage": st.sampled_from([1.0, 1.0, 2.0, 0.5]),
+    "cash_sharing": st.sampled_from([True, True, False]),
 })
 
 
@@ -61,7 +62,7 @@ def test_engine_matches_reference(cfg):
               slippage=cfg["slippage"], sl_stop=cfg["sl_stop"], tp_stop=cfg["tp_stop"],
               trail_stop=cfg["trail_stop"], lot_size=cfg["lot_size"], min_qty=cfg["min_qty"],
               min_notional=cfg["min_notional"], leverage=cfg["leverage"], init_cash=1000.0,
-              fill=cfg["fill"], intrabar=cfg["intrabar"])
+              fill=cfg["fill"], intrabar=cfg["intrabar"], cash_sharing=cfg["cash_sharing"])
     res = backtest({"open": o, "high": h, "low": l, "close": c}, le, lx, se, sx, on_gap="skip", **kw)
     nan = float("nan")
     per = {k: [float(v)] * m if np.ndim(v) == 0 else list(v) for k, v in kw.items()
@@ -70,7 +71,7 @@ def test_engine_matches_reference(cfg):
         per[k] = [nan if kw[k] is None else kw[k]] * m
     ref = run_reference(o.tolist(), h.tolist(), l.tolist(), c.tolist(), le.tolist(), lx.tolist(), se.tolist(),
                         sx.tolist(), size_type=cfg["size_type"], leverage=cfg["leverage"], init_cash=1000.0,
-                        fill=cfg["fill"], intrabar=cfg["intrabar"], **per)
+                        fill=cfg["fill"], intrabar=cfg["intrabar"], cash_sharing=cfg["cash_sharing"], **per)
     compare_with_reference(res, *ref)
 
 

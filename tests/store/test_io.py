@@ -302,3 +302,21 @@ def test_chunked_import_memory_stays_bounded(tmp_path):
     assert res.rows == n and res.chunks == 50
     assert res.peak_rss_growth_mb < 12, res.peak_rss_growth_mb  # the whole file would need > 24 MB
     np.testing.assert_array_equal(store.read(EX, SYM, TF, columns=["close"], as_arrays=True)["close"], a["close"])
+
+
+def test_export_npy_streams_and_memory_maps(tmp_path, data):
+    store = Store(tmp_path / "s", chunk_rows=512)
+    store.append(EX, SYM, TF, data)
+    assert store.count(EX, SYM, TF, "2024-01-02", "2024-01-03") == 1440
+    paths = io.export_npy(store, EX, SYM, TF, tmp_path / "npy", chunk_rows=1000)
+    assert sorted(paths) == sorted(COLS)
+    cols = io.load_npy_columns(tmp_path / "npy")
+    assert all(isinstance(v, np.memmap) for v in cols.values())
+    assert_same(cols, data)
+    day = io.export_npy(store, EX, SYM, TF, tmp_path / "day", "2024-01-02", "2024-01-03")
+    assert np.load(day["close"]).shape == (1440,)
+    empty = io.export_npy(store, EX, SYM, TF, tmp_path / "none", "2030-01-01")
+    assert np.load(empty["time"]).shape == (0,)
+    assert sorted(os.listdir(tmp_path / "npy")) == sorted(c + ".npy" for c in COLS)
+    with pytest.raises(ValueError, match="no .npy"):
+        io.load_npy_columns(tmp_path / "s")

@@ -285,7 +285,7 @@ def test_transaction_rolls_back_on_error(tmp_path, data):
             raise RuntimeError("boom")
     assert (tmp_path / "binance.h5").read_bytes() == before
     assert store.ls() == [{"exchange": EX, "symbol": SYM, "timeframe": TF, "rows": 1000,
-                           "first": int(data["time"][0]), "last": int(data["time"][999])}]
+                           "first": int(data["time"][0]), "last": int(data["time"][999]), "error": None}]
 
 
 def test_leftover_journal_is_rolled_back_on_next_access(tmp_path, data):
@@ -373,6 +373,8 @@ def test_not_hdf5_and_truncated_files(tmp_path, data):
         store.append(EX, SYM, TF, part(data, 0, 10))
     assert path.read_bytes() == before
     assert not store.verify().ok
+    listing = store.ls()
+    assert len(listing) == 1 and "not a readable HDF5" in listing[0]["error"]
 
     good = small_store(tmp_path / "t")
     good.append(EX, SYM, TF, part(data, 0, 5000))
@@ -413,7 +415,7 @@ def test_bench_cases_run_small():
     from nbtrade.benchsuite.bench_data import CASES
 
     for case in CASES:
-        row = run_case(case, 20_000, 1)
+        row = run_case(case, 5_000, 1)
         assert row["impls"]["nbtrade"]["median_s"] > 0
 
 
@@ -474,3 +476,113 @@ def test_symbol_name_collision_and_summary(tmp_path, data):
     assert lines[-1] == "OK" and "rolled back" in lines[0] and "10 rows" in lines[1]
     store.append(EX, SYM, TF, part(data, 10, 20))
     assert not os.path.exists(path + ".tmp-999")
+
+
+def test_big_batches_get_several_checksum_records(tmp_path, data, monkeypatch):
+    import nbtrade.data.store as store_mod
+
+    monkeypatch.setattr(store_mod, "BATCH_MAX_ROWS", 1000)
+    store = small_store(tmp_path)
+    store.append(EX, SYM, TF, part(data, 0, 3500))
+    store.append(EX, SYM, TF, part(data, 4000, 6000))
+    assert store.info(EX, SYM, TF)["batches"] == 6
+    res = store.append(EX, SYM, TF, part(data, 3000, 4500))
+    assert res.rewrite_from == 3072
+    rep = store.verify()
+    assert rep.ok and rep.series[0].batches == 7  # 3 kept + [3000, 3072) cut + 3 new
+    assert_same(store.read(EX, SYM, TF, as_arrays=True), part(data, 0, 6000))
+
+
+def _funding(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    t = 1_704_067_200_000 + 8 * 3_600_000 * np.arange(n, dtype=np.int64) + rng.integers(0, 9, n)  # ms strays
+    mark = 30_000 + rng.normal(0, 100, n)
+    mark[::7] = np.nan  # unknown on old rows
+    return {"time": t, "rate": rng.normal(1e-4, 2e-4, n), "mark_price": mark}
+
+
+def test_funding_rate_series(tmp_path):
+    """The fetcher's sink writes funding history under the pseudo-timeframe 'funding'."""
+    fr = _funding(500)
+    store = small_store(tmp_path, dtype="float32")  # funding stays float64 regardless
+    assert store.last_time("binance_futures", SYM, "funding") is None
+    store.append("binance_futures", SYM, "funding", {k: v[:300] for k, v in fr.items()})
+    res = store.append("binance_futures", SYM, "funding", {k: v[250:] for k, v in fr.items()})
+    assert (res.added, res.duplicates) == (200, 50)
+    got = store.read("binance_futures", SYM, "funding", as_arrays=True)
+    for c in fr:
+        np.testing.assert_array_equal(got[c], fr[c])
+    assert store.last_time("binance_futures", SYM, "funding") == fr["time"][-1]
+    df = store.read("binance_futures", SYM, "funding", columns=["rate"])
+    assert list(df.columns) == ["rate"] and len(df) == 500
+    rep = store.verify()
+    assert rep.ok and rep.series[0].gaps == []
+    assert store.info("binance_futures", SYM, "funding")["dtype"] == "float64"
+    bad = {k: v[:5].copy() for k, v in fr.items()}
+    bad["rate"][2] = np.nan
+    with pytest.raises(ValueError, match="rate"):
+        store.append("binance_futures", SYM, "funding", bad)
+    with pytest.raises(ValueError, match="wrong columns"):
+        store.append("binance_futures", SYM, "funding", part(candles(SYM, "2024-01-01", "2024-01-02", TF), 0, 5))
+    with pytest.raises(ValueError, match="columns"):
+        store.read("binance_futures", SYM, "funding", columns=["close"])
+
+
+def test_time_bounds_forms(tmp_path, data):
+    store = small_store(tmp_path)
+    store.append(EX, SYM, TF, part(data, 0, 3000))
+    t = int(data["time"][100])
+    ref = store.read(EX, SYM, TF, t, t + 600_000, as_arrays=True)["time"]
+    for lo, hi in [(float(t), float(t + 600_000)), (np.int64(t), np.int64(t + 600_000)),
+                   (pd.Timestamp(t, unit="ms", tz="UTC"), pd.Timestamp(t + 600_000, unit="ms", tz="UTC")),
+                   (np.datetime64(t, "ms"), np.datetime64(t + 600_000, "ms")),
+                   (str(np.datetime64(t, "ms")), str(np.datetime64(t + 600_000, "ms")))]:
+        np.testing.assert_array_equal(store.read(EX, SYM, TF, lo, hi, as_arrays=True)["time"], ref)
+    with pytest.raises(ValueError, match="whole epoch"):
+        store.read(EX, SYM, TF, 1.5)
+    with pytest.raises(TypeError, match="start"):
+        store.read(EX, SYM, TF, True)
+
+
+def test_read_only_folder(tmp_path, data, monkeypatch):
+    import nbtrade.data.journal as journal
+
+    store = small_store(tmp_path)
+    store.append(EX, SYM, TF, part(data, 0, 100))
+    real_open = os.open
+
+    def no_create(path, flags, *args):
+        if flags & os.O_CREAT:
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(journal.os, "open", no_create)
+    assert store.read(EX, SYM, TF, as_arrays=True)["time"].size == 100  # locks the existing lock file
+    os.remove(str(store.path(EX)) + ".lock")
+    assert store.read(EX, SYM, TF, as_arrays=True)["time"].size == 100  # no lock file: reads unlocked
+    with pytest.raises(PermissionError):
+        store.append(EX, SYM, TF, part(data, 100, 110))
+
+
+def test_verify_reports_a_corrupted_chunk_and_checks_other_series(tmp_path, data):
+    store = small_store(tmp_path)
+    store.append(EX, SYM, TF, part(data, 0, 3000))
+    store.append(EX, "ETH/USDT", TF, part(data, 0, 3000))
+    with h5py.File(store.path(EX), "r") as f:
+        info = f["BTC-USDT/1m/close"].id.get_chunk_info(1)
+    with open(store.path(EX), "r+b") as fh:
+        fh.seek(info.byte_offset + 16)
+        fh.write(os.urandom(info.size - 32))
+    rep = store.verify()
+    assert not rep.ok
+    by_symbol = {s.symbol: s for s in rep.series}
+    assert by_symbol["BTC/USDT"].problems and by_symbol["ETH/USDT"].ok
+
+
+def test_read_many(tmp_path, data):
+    store = small_store(tmp_path)
+    store.append(EX, SYM, TF, part(data, 0, 100))
+    store.append(EX, "ETH/USDT", TF, part(data, 50, 100))
+    got = store.read_many(EX, [SYM, "ETH/USDT"], TF, start=int(data["time"][60]))
+    assert list(got) == [SYM, "ETH/USDT"] and len(got[SYM]) == len(got["ETH/USDT"]) == 40
+    assert list(store.read_many(EX, SYM, TF)) == [SYM]

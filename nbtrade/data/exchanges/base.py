@@ -120,6 +120,10 @@ class Adapter:
         """(weight limit, window seconds) from exchange info, or None."""
         return None
 
+    def listed(self, info: dict) -> set[str] | None:
+        """Exchange ids of the listed symbols in exchange info (None if unknown)."""
+        return None
+
     def server_time(self, payload: Any) -> int:
         return int(payload["serverTime"])
 

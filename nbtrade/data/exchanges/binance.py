@@ -99,6 +99,12 @@ class BinanceSpot(Adapter):
     def rate_limits(self, info: dict) -> tuple[int, float] | None:
         return parse_rate_limits(info)
 
+    def listed(self, info: dict) -> set[str] | None:
+        symbols = info.get("symbols") if isinstance(info, dict) else None
+        if not symbols:
+            return None
+        return {s["symbol"] for s in symbols if "symbol" in s}
+
     def used_weight(self, headers: Any) -> int | None:
         value = headers.get(self.weight_header)
         if value is None:
