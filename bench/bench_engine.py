@@ -4,7 +4,7 @@
 fill at the bar's close (``fill="close"``) so the three implementations do the
 same arithmetic:
 
-* ``nbtrade``: the public signals path ``nbtrade.backtest.backtest`` on close prices
+* ``nbtrade``: the public signals path ``nbtrade.backtesting.backtest`` on close prices
   (validation, engine kernel, order/trade records, Result), arrays in;
 * ``bare_loop``: a bare @njit loop doing only the trading arithmetic (the ceiling);
 * ``vectorbt``: ``Portfolio.from_signals(..., cash_sharing=True, group_by=True)``
@@ -129,7 +129,7 @@ def bare_loop_isolated_nb(close, entries, exits, fee, init_cash, out):
 
 
 def _run_nbtrade(d, cash_sharing=True):
-    from nbtrade.backtest import backtest
+    from nbtrade.backtesting import backtest
 
     # close prices only, like the baselines (open = high = low = close; fills at the close)
     res = backtest(d["close"], entries=d["entries"], exits=d["exits"],
@@ -205,7 +205,7 @@ _COMPILE_SNIPPET = """
 import time
 t0 = time.perf_counter()
 from nbtrade.benchsuite.bench_engine import make_inputs, _run_nbtrade
-import nbtrade.backtest
+import nbtrade.backtesting
 t1 = time.perf_counter()
 _run_nbtrade(make_inputs(200))
 t2 = time.perf_counter()

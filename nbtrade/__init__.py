@@ -44,7 +44,8 @@ _EXPORTS: dict[str, str] = {
     "triple_barrier": "nbtrade.model.labels",
     "proba_to_signals": "nbtrade.model.signals",
     # backtest
-    "backtest": "nbtrade.backtest",
+    "backtest": "nbtrade.backtesting",
+    "backtest_weights": "nbtrade.backtesting",
     "Result": "nbtrade.result",
     # report, caches, checks
     "Cache": "nbtrade.cache",

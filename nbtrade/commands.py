@@ -114,7 +114,7 @@ def _backtest(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .backtest import backtest
+    from .backtesting import backtest
     from .monitor import Monitor
     from .report.html import write_report
     from .strategies import load_strategy

@@ -153,7 +153,7 @@ def _walk_forward(cfg: DemoConfig, frames: dict, X: pd.DataFrame, settings: Any,
 
 def _backtests(cfg: DemoConfig, frames: dict, wf: Any, mon: Any) -> dict[str, Any]:
     from . import indicators as ind
-    from .backtest import backtest
+    from .backtesting import backtest
     from .model.signals import proba_to_signals
 
     close = pd.DataFrame({s: f["close"] for s, f in frames.items()})

@@ -5,7 +5,7 @@ DataFrame}`` and returning boolean DataFrames (bars x symbols) under any of
 ``entries, exits, short_entries, short_exits``. The signal at bar ``t`` may use
 bars up to ``t`` only; the engine fills it at ``t + 1``'s open by default.
 A strategy file is a Python file defining ``strategy(data)`` and, optionally,
-``BACKTEST = {...}`` keyword arguments for :func:`nbtrade.backtest.backtest`.
+``BACKTEST = {...}`` keyword arguments for :func:`nbtrade.backtesting.backtest`.
 """
 from __future__ import annotations
 

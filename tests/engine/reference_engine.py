@@ -1,6 +1,6 @@
 """A deliberately simple, obviously correct pure-Python signals engine.
 
-It restates the documented rules of ``nbtrade.backtest`` (module docstring) and
+It restates the documented rules of ``nbtrade.backtesting`` (module docstring) and
 ``nbtrade.kernels.fills`` with plain loops and plain objects, written apart from
 the numba kernels so the two can be checked against each other. Slow on purpose.
 

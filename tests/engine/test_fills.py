@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbtrade.backtest import backtest
+from nbtrade.backtesting import backtest
 
 
 def bars(*ohlc):

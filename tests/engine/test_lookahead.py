@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nbtrade.backtest import backtest
+from nbtrade.backtesting import backtest
 
 from .helpers import random_market, random_signals
 

@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nbtrade.backtest import backtest
+from nbtrade.backtesting import backtest
 
 from .helpers import compare_with_reference, random_market, random_signals
 from .reference_engine import run_reference

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbtrade.backtest import backtest
+from nbtrade.backtesting import backtest
 from nbtrade.synthetic import market
 
 #: vectorbt's final portfolio value: isolated columns (summed) and one shared-cash group.

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nbtrade.backtest import backtest_weights
+from nbtrade.backtesting import backtest_weights
 
 from .helpers import compare_with_reference, random_market
 from .reference_weights import run_reference_weights
