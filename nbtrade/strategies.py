@@ -22,15 +22,19 @@ def _close(data: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame({s: f["close"] for s, f in data.items()})
 
 
+def _crossings(fast: pd.DataFrame, slow: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Entries where ``fast`` crosses above ``slow`` (both defined), exits where it crosses below."""
+    above = fast > slow
+    was = above.shift(1, fill_value=False)
+    return {"entries": above & ~was & slow.notna(), "exits": ~above & was}
+
+
 def ema_cross(data: Mapping[str, pd.DataFrame], fast: int = 12, slow: int = 48) -> dict[str, pd.DataFrame]:
     """Long when the fast EMA crosses above the slow one, flat when it crosses below."""
     from .indicators import ema
 
     close = _close(data)
-    f, s = ema(close, fast), ema(close, slow)
-    above = f > s
-    was = above.shift(1, fill_value=False)
-    return {"entries": above & ~was & s.notna(), "exits": ~above & was}
+    return _crossings(ema(close, fast), ema(close, slow))
 
 
 def sma_cross(data: Mapping[str, pd.DataFrame], fast: int = 10, slow: int = 50) -> dict[str, pd.DataFrame]:
@@ -38,10 +42,7 @@ def sma_cross(data: Mapping[str, pd.DataFrame], fast: int = 10, slow: int = 50) 
     from .indicators import sma
 
     close = _close(data)
-    f, s = sma(close, fast), sma(close, slow)
-    above = f > s
-    was = above.shift(1, fill_value=False)
-    return {"entries": above & ~was & s.notna(), "exits": ~above & was}
+    return _crossings(sma(close, fast), sma(close, slow))
 
 
 def rsi_reversion(data: Mapping[str, pd.DataFrame], timeperiod: int = 14, lower: float = 30.0,
