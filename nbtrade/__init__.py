@@ -12,9 +12,50 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
-    "market": "nbtrade.synthetic",
+    # modules
     "indicators": "nbtrade.indicators",
+    "stats": "nbtrade.stats",
     "synthetic": "nbtrade.synthetic",
+    "cache": "nbtrade.cache",
+    "monitor": "nbtrade.monitor",
+    "model": "nbtrade.model",
+    # synthetic markets
+    "market": "nbtrade.synthetic",
+    "planted_market": "nbtrade.synthetic",
+    # features
+    "ema_many": "nbtrade.stats",
+    "sma_many": "nbtrade.stats",
+    "compute_features": "nbtrade.features",
+    "FeatureSet": "nbtrade.features",
+    "FeatureCache": "nbtrade.features",
+    # data
+    "fetch_ohlcv": "nbtrade.data.fetch",
+    "fetch_ohlcv_sync": "nbtrade.data.fetch",
+    "Store": "nbtrade.data.store",
+    "import_csv": "nbtrade.data.io",
+    "export_csv": "nbtrade.data.io",
+    "serve_in_thread": "nbtrade.data.mock",
+    # model
+    "walk_forward": "nbtrade.model.walkforward",
+    "ModelCache": "nbtrade.model.modelcache",
+    "SlidingForest": "nbtrade.model.forest",
+    "sign_label": "nbtrade.model.labels",
+    "forward_return": "nbtrade.model.labels",
+    "triple_barrier": "nbtrade.model.labels",
+    "proba_to_signals": "nbtrade.model.signals",
+    # backtest
+    "backtest": "nbtrade.backtesting",
+    "backtest_weights": "nbtrade.backtesting",
+    "Result": "nbtrade.result",
+    # report, caches, checks
+    "Cache": "nbtrade.cache",
+    "cached": "nbtrade.cache",
+    "Monitor": "nbtrade.monitor",
+    "Dashboard": "nbtrade.report.dashboard",
+    "write_report": "nbtrade.report.html",
+    "check_lookahead": "nbtrade.checks",
+    "check_recursive": "nbtrade.checks",
+    "load_settings": "nbtrade.config",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

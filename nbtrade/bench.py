@@ -21,7 +21,7 @@ from typing import Any, Callable
 SUITES = {
     "kernels": ["bench_indicators", "bench_rolling"],
     "engine": ["bench_engine"],
-    "data": ["bench_data"],
+    "data": ["bench_data", "bench_data_fetch"],
     "ml": ["bench_ml"],
 }
 
@@ -129,8 +129,34 @@ def render(rows: list[dict[str, Any]], title: str) -> None:
     Console().print(table)
 
 
+def compare_runs(rows: list[dict[str, Any]], previous: dict[str, Any], tolerance: float = 1.25
+                 ) -> list[dict[str, Any]]:
+    """Per case, nbtrade's median now vs in ``previous`` (a ``--json`` file's content).
+
+    Absolute times move with machine load, so each case's time is first taken
+    relative to its fastest baseline in the same run when one exists; a case
+    is flagged as a regression when that figure grew by more than ``tolerance``.
+    """
+    before = {r["case"]: r for r in previous.get("rows", [])}
+    out = []
+    for row in rows:
+        old = before.get(row["case"])
+        if old is None:
+            continue
+
+        def rel(r: dict[str, Any]) -> float:
+            impls = r["impls"]
+            base = [v["median_s"] for k, v in impls.items() if k != "nbtrade"]
+            return impls["nbtrade"]["median_s"] / (min(base) if base else 1.0)
+
+        change = rel(row) / rel(old) if rel(old) > 0 else float("nan")
+        out.append({"case": row["case"], "change": change, "regression": change > tolerance,
+                    "relative": any(k != "nbtrade" for k in row["impls"])})
+    return out
+
+
 def run_bench(suite: str = "kernels", n: int | None = None, repeat: int = 5, quick: bool = False,
-              json_path: str | None = None, only: str | None = None) -> int:
+              json_path: str | None = None, only: str | None = None, compare: str | None = None) -> int:
     """Run a suite, print the table, optionally write JSON. Returns a process exit code."""
     if n is None:
         n = 1_000_000 if quick else 10_000_000
@@ -144,4 +170,16 @@ def run_bench(suite: str = "kernels", n: int | None = None, repeat: int = 5, qui
     if json_path:
         with open(json_path, "w") as fh:
             json.dump({"suite": suite, "n": n, "repeat": repeat, "rows": rows}, fh, indent=1)
+    if compare:
+        with open(compare) as fh:
+            changes = compare_runs(rows, json.load(fh))
+        from rich.console import Console
+
+        console = Console()
+        for c in changes:
+            flag = "[bold red]REGRESSION[/]" if c["regression"] else "ok"
+            basis = "vs baselines" if c["relative"] else "absolute"
+            console.print(f"{c['case']}: {c['change']:.2f}x the previous time ({basis}) {flag}")
+        if any(c["regression"] for c in changes):
+            return 1
     return 0

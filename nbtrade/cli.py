@@ -1,7 +1,8 @@
 """The ``nbtrade`` command line: argument parsing only.
 
 Every command imports its implementation lazily, so ``nbtrade --help`` answers
-without loading numba, pandas or any kernel.
+without loading numba, pandas or any kernel. Exit codes: 0 success, 1 failure
+(one clear line; ``--debug`` shows the traceback), 2 usage error.
 """
 from __future__ import annotations
 
@@ -10,26 +11,106 @@ import sys
 from typing import Sequence
 
 
+def _data_args(p: argparse.ArgumentParser, symbols_default: str = "BTC/USDT,ETH/USDT") -> None:
+    """Where a command's candles come from: the HDF5 store, or the synthetic market."""
+    p.add_argument("--symbols", default=symbols_default, help="comma-separated symbols (default %(default)s)")
+    p.add_argument("--timeframe", default="1h", help="candle timeframe (default %(default)s)")
+    p.add_argument("--start", default="2024-01-01", help="first open time, UTC (default %(default)s)")
+    p.add_argument("--end", default="2024-04-01", help="end (exclusive), UTC (default %(default)s)")
+    p.add_argument("--exchange", default="binance", help="exchange in the store (default %(default)s)")
+    p.add_argument("--store", default=None, help="store folder (default $NBTRADE_HOME/data)")
+    p.add_argument("--synthetic", action="store_true", help="use the synthetic market instead of the store")
+    p.add_argument("--seed", type=int, default=42, help="seed of the synthetic market (default %(default)s)")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nbtrade",
         description="Numba-accelerated backtester and research pipeline for crypto trading.",
+        epilog="Settings: flags > NBTRADE_* environment variables > $NBTRADE_HOME/config.toml.",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--home", default=None, help="data, cache and reports folder (default $NBTRADE_HOME)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="run the pipeline on the embedded synthetic market (no internet)")
+    demo = sub.add_parser("demo", help="run the whole pipeline on the embedded synthetic market (no internet)")
     demo.add_argument("--quick", action="store_true", help="a smaller run")
     demo.add_argument("--seed", type=int, default=42, help="seed of the synthetic market (default 42)")
+    demo.add_argument("--report", default=None, help="HTML report path (default $NBTRADE_HOME/reports/demo.html)")
 
-    bench = sub.add_parser("bench", help="benchmark kernels and pipeline against baselines")
+    fetch = sub.add_parser("fetch", help="download OHLCV candles (rate-limited, resumable) into the store")
+    fetch.add_argument("exchange", choices=["binance", "binance_futures"])
+    fetch.add_argument("symbols", help="comma-separated unified symbols, e.g. BTC/USDT,ETH/USDT")
+    fetch.add_argument("--timeframe", default="1h")
+    fetch.add_argument("--start", default=None, help="first open time (UTC); default: the exchange's first")
+    fetch.add_argument("--end", default=None, help="end (exclusive, UTC); default: the last closed candle")
+    fetch.add_argument("--store", default=None, help="store folder (default $NBTRADE_HOME/data)")
+    fetch.add_argument("--base-url", default=None, help="another server with the same API (e.g. the mock)")
+    fetch.add_argument("--funding", action="store_true", help="also fetch funding rates (futures)")
+
+    mock = sub.add_parser("mock-exchange", help="serve the local mock exchange (Binance API) on 127.0.0.1")
+    mock.add_argument("--port", type=int, default=8080)
+    mock.add_argument("--host", default="127.0.0.1")
+    mock.add_argument("--seed", type=int, default=0)
+
+    data = sub.add_parser("data", help="inspect, verify, import and export the HDF5 store")
+    dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    for name, text in (("ls", "list stored series"), ("verify", "check integrity (sorted, unique, OHLC, checksums)")):
+        d = dsub.add_parser(name, help=text)
+        d.add_argument("--store", default=None)
+        d.add_argument("--exchange", default=None)
+    d = dsub.add_parser("info", help="metadata of one series")
+    d.add_argument("exchange")
+    d.add_argument("symbol")
+    d.add_argument("timeframe")
+    d.add_argument("--store", default=None)
+    d = dsub.add_parser("import", help="import CSV files (.csv, .csv.gz, .csv.bz2, .csv.lz4)")
+    d.add_argument("paths", nargs="+")
+    d.add_argument("--store", default=None)
+    d.add_argument("--exchange", default=None, help="default: from file names like binance_BTC_USDT_1m.csv")
+    d.add_argument("--symbol", default=None)
+    d.add_argument("--timeframe", default=None)
+    d = dsub.add_parser("export", help="export one series to CSV (compression by extension)")
+    d.add_argument("exchange")
+    d.add_argument("symbol")
+    d.add_argument("timeframe")
+    d.add_argument("path")
+    d.add_argument("--start", default=None)
+    d.add_argument("--end", default=None)
+    d.add_argument("--store", default=None)
+
+    bt = sub.add_parser("backtest", help="backtest a built-in strategy or a strategy file; print stats, write a report")
+    bt.add_argument("strategy", help="ema_cross, sma_cross, rsi_reversion, or a .py file defining strategy(data)")
+    _data_args(bt)
+    bt.add_argument("--fees", type=float, default=0.001, help="fee per order, fraction (default %(default)s)")
+    bt.add_argument("--slippage", type=float, default=0.0005, help="adverse fraction per fill (default %(default)s)")
+    bt.add_argument("--fill", choices=["next_open", "close"], default="next_open")
+    bt.add_argument("--sl-stop", type=float, default=None, help="stop-loss, fraction of entry")
+    bt.add_argument("--tp-stop", type=float, default=None, help="take-profit, fraction of entry")
+    bt.add_argument("--cash", type=float, default=10_000.0)
+    bt.add_argument("--report", default=None, help="HTML report path (default $NBTRADE_HOME/reports/backtest.html)")
+    bt.add_argument("--profile", action="store_true", help="show the performance monitor")
+
+    bench = sub.add_parser("bench", help="benchmark kernels and pipeline against baselines (ratios, medians)")
     bench.add_argument("suite", nargs="?", default="kernels", choices=["kernels", "engine", "data", "ml", "all"])
     bench.add_argument("--n", type=int, default=None, help="values per series (default 10,000,000; --quick 1,000,000)")
     bench.add_argument("--repeat", type=int, default=5, help="timed runs per case; medians are reported (default 5)")
     bench.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     bench.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON")
+    bench.add_argument("--compare", metavar="FILE", default=None,
+                       help="compare with a previous --json file and flag regressions")
     bench.add_argument("--only", metavar="NAME", default=None, help="run only cases whose name contains NAME")
+
+    cache = sub.add_parser("cache", help="result and model caches")
+    cache.add_argument("cache_command", choices=["stats", "clear"])
+
+    check = sub.add_parser("check", help="look-ahead and warm-up-dependence checks of a strategy")
+    check.add_argument("kind", choices=["lookahead", "recursive"])
+    check.add_argument("strategy", help="built-in name or strategy file (as for backtest)")
+    _data_args(check)
+    check.add_argument("--cuts", type=int, default=20, help="cut points for lookahead (default %(default)s)")
+    check.add_argument("--max-warmup", type=int, default=500, help="recursive: allowed warm-up bars")
     return parser
 
 
@@ -57,16 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    if args.command == "demo":
-        from .demo import run_demo
+    from . import commands
 
-        return run_demo(quick=args.quick, seed=args.seed)
-    if args.command == "bench":
-        from .bench import run_bench
-
-        return run_bench(args.suite, n=args.n, repeat=args.repeat, quick=args.quick,
-                         json_path=args.json, only=args.only)
-    raise AssertionError(f"unhandled command {args.command}")
+    return commands.run(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

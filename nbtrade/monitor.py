@@ -227,7 +227,7 @@ class Monitor:
         hot = {r["stage"] for r in self.bottlenecks()}
         table = Table(title=title)
         for col in ("stage", "calls", "wall", "share", "cpu", "p50", "p95", "mem Δ", "peak Δ"):
-            table.add_column(col, justify="left" if col == "stage" else "right")
+            table.add_column(col, justify="left" if col == "stage" else "right", no_wrap=True)
         for r in self.summary():
             table.add_row(
                 ("[bold red]" if r["stage"] in hot else "") + r["stage"], str(r["calls"]), _secs(r["wall_s"]),
@@ -238,7 +238,7 @@ class Monitor:
 
 
 def _secs(s: float) -> str:
-    return f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
+    return f"{s * 1e3:.0f}ms" if s < 1 else f"{s:.2f}s"
 
 
 def _bytes(b: int) -> str:
@@ -246,7 +246,7 @@ def _bytes(b: int) -> str:
     b = abs(b)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if b < 1024 or unit == "GiB":
-            return f"{sign}{b:.0f} {unit}" if unit == "B" else f"{sign}{b:.1f} {unit}"
+            return f"{sign}{b:.0f}{unit[0]}" if unit == "B" else f"{sign}{b:.1f}{unit[0]}"
         b /= 1024
     return f"{b}"
 

@@ -144,3 +144,159 @@ def market(symbols: str | Iterable[str], start: str | int | pd.Timestamp = "2024
         index = ms_to_index(raw.pop("time"))
         frames[name] = pd.DataFrame(raw, index=index, columns=list(COLUMNS))
     return frames[names[0]] if single else frames
+
+
+# --------------------------------------------------------------------------- planted signal
+
+#: Observable drivers of the planted drift, as computed by :func:`planted_features`.
+PLANTED_FEATURES = ("ret_z1", "ret_z6", "vol_ratio", "clv")
+
+_EWM_ALPHA = 0.06  # EWMA variance weight of the planted volatility estimate
+
+
+def _planted_drift(r: np.ndarray, wick_up: np.ndarray, wick_dn: np.ndarray, log_vol_ratio: np.ndarray,
+                   var0: float, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Add the planted drift to log returns ``r`` in place, sequentially (the drift reacts to itself).
+
+    Drift of bar t+1 = scale * sigma_t * g_t, with g a nonlinear function of the
+    observable state after bar t's close (see :func:`planted_market`).
+    Returns (r, g).
+    """
+    import math
+
+    n = r.shape[0]
+    g = np.zeros(n)
+    rl, wu, wd, lv = r.tolist(), wick_up.tolist(), wick_dn.tolist(), log_vol_ratio.tolist()
+    var = var0
+    window = [0.0] * 6
+    drift = 0.0
+    sqrt6 = math.sqrt(6.0)
+    for t in range(n):
+        rt = rl[t] + drift
+        rl[t] = rt
+        var = (1.0 - _EWM_ALPHA) * var + _EWM_ALPHA * rt * rt
+        s = math.sqrt(var)
+        window[t % 6] = rt
+        z1 = rt / s
+        z6 = sum(window) / (s * sqrt6)
+        c = math.exp(rt)
+        hi = max(1.0, c) * math.exp(wu[t])
+        lo = min(1.0, c) * math.exp(-wd[t])
+        clv = 2.0 * (c - lo) / (hi - lo) - 1.0 if hi > lo else 0.0
+        gt = (math.tanh(1.5 * z1) * math.tanh(2.0 * lv[t])
+              - (0.6 * math.tanh(z6) if abs(z6) > 1.0 else 0.0)
+              + 0.5 * clv * abs(clv))
+        g[t] = gt
+        drift = scale * s * gt
+    r[:] = rl
+    return r, g
+
+
+def planted_market(symbols: str | Iterable[str], start: str | int | pd.Timestamp = "2024-01-01",
+                   end: str | int | pd.Timestamp = "2025-01-01", timeframe: str = "1h", seed: int = 0,
+                   strength: float = 1.0, return_info: bool = False) -> object:
+    """Synthetic candles carrying a weak, known, nonlinear predictable component.
+
+    The noise is exactly :func:`market`'s (same seed, same symbols); on top of it,
+    the log return of bar t+1 gets a drift ``0.5 * strength * sigma_t * g_t``
+    where sigma_t is an EWMA (alpha 0.06) volatility of past returns and
+
+    ``g_t = tanh(1.5 z1) * tanh(2 vr) - 0.6 tanh(z6) [|z6| > 1] + 0.5 clv |clv|``
+
+    with, all observable at bar t's close: ``z1`` the last return over sigma_t
+    (momentum on high volume, reversal on low volume), ``vr`` the log volume over
+    its 24-bar mean, ``z6`` the 6-bar return in sigma units (reversal after large
+    moves) and ``clv`` the close location in the bar's range, in [-1, 1].
+    At ``strength=1`` a 100-tree depth-8 random forest on :func:`planted_features`
+    reaches about 0.6 out-of-sample accuracy on the next bar's direction.
+    ``strength=0`` gives :func:`market`'s candles exactly (pure noise).
+
+    Parameters
+    ----------
+    strength : float
+        Size of the planted drift (>= 0).
+    return_info : bool
+        Also return ``{"features": PLANTED_FEATURES, "g": {symbol: Series}}``,
+        ``g`` being the true signal (aligned: g at t drives the return of t+1).
+
+    Returns
+    -------
+    DataFrame for one symbol, dict of DataFrames for several, (and info).
+    """
+    from .kernels.synthetic import ohlc_from_returns_1d_nb
+
+    if not np.isfinite(strength) or strength < 0:
+        raise ValueError(f"strength must be a finite number >= 0, got {strength!r}")
+    single = isinstance(symbols, str)
+    names = [symbols] if single else list(symbols)
+    base = market(names, start, end, timeframe, seed=seed)
+    frames, signal = {}, {}
+    for name in names:
+        df = base[name]
+        if strength == 0.0 or len(df) == 0:
+            frames[name] = df
+            signal[name] = pd.Series(np.zeros(len(df)), index=df.index, name="g")
+            continue
+        o, h, l, c = (df[k].to_numpy() for k in ("open", "high", "low", "close"))
+        r = np.log(c / o)
+        wick_up = np.log(h / np.maximum(o, c))
+        wick_dn = np.log(np.minimum(o, c) / l)
+        logv = np.log(df["volume"].to_numpy())
+        lvr = logv - pd.Series(logv).rolling(24, min_periods=1).mean().to_numpy()
+        var0 = float(np.var(r))
+        r, g = _planted_drift(r.copy(), wick_up, wick_dn, lvr, var0, 0.5 * float(strength))
+        n = r.shape[0]
+        oo, hh, ll, cc = (np.empty(n) for _ in range(4))
+        ohlc_from_returns_1d_nb(float(o[0]), r, wick_up, wick_dn, np.zeros(n), oo, hh, ll, cc)
+        frames[name] = pd.DataFrame({"open": oo, "high": hh, "low": ll, "close": cc,
+                                     "volume": df["volume"].to_numpy()}, index=df.index, columns=list(COLUMNS))
+        signal[name] = pd.Series(g, index=df.index, name="g")
+    out = frames[names[0]] if single else frames
+    if return_info:
+        return out, {"features": PLANTED_FEATURES, "g": signal[names[0]] if single else signal}
+    return out
+
+
+def planted_features(df: pd.DataFrame, extra: int = 0, seed: int = 0) -> pd.DataFrame:
+    """Causal features of one OHLCV frame: the planted drivers, optional decoys.
+
+    Columns :data:`PLANTED_FEATURES` (value at t uses bars up to t), then
+    ``extra`` more: lagged copies, returns over other horizons, rolling
+    volatilities, range and volume statistics, which carry little or no
+    extra signal (to pad a realistic feature set, e.g. 30 columns). Warm-up
+    rows (about 48) hold NaN.
+    """
+    if extra < 0:
+        raise ValueError(f"extra must be >= 0, got {extra}")
+    o, h, l, c, v = (df[k] for k in COLUMNS)
+    r = np.log(c / o)
+    sigma = np.sqrt((r * r).ewm(alpha=_EWM_ALPHA, adjust=False).mean())
+    logv = np.log(v)
+    rng_ = (h - l).where(h > l)
+    feats = {
+        "ret_z1": r / sigma,
+        "ret_z6": r.rolling(6).sum() / (sigma * np.sqrt(6.0)),
+        "vol_ratio": logv - logv.rolling(24, min_periods=1).mean(),
+        "clv": (2.0 * (c - l) / rng_ - 1.0).fillna(0.0),
+    }
+    pool: list[tuple[str, pd.Series]] = []
+    for lag in (1, 2, 3):
+        pool += [(f"ret_z1_lag{lag}", feats["ret_z1"].shift(lag)), (f"vol_ratio_lag{lag}", feats["vol_ratio"].shift(lag)),
+                 (f"clv_lag{lag}", feats["clv"].shift(lag))]
+    for w in (3, 12, 24, 48):
+        pool += [(f"ret_z{w}", r.rolling(w).sum() / (sigma * np.sqrt(w))), (f"vol{w}", r.rolling(w).std() / sigma)]
+    for w in (12, 48):
+        pool += [(f"range{w}", (np.log(h / l)).rolling(w).mean() / sigma),
+                 (f"volume_z{w}", (logv - logv.rolling(w).mean()) / logv.rolling(w).std())]
+    pool += [("sigma_ratio", sigma / sigma.rolling(48).mean()), ("upper_wick", np.log(h / np.maximum(o, c)) / sigma),
+             ("lower_wick", np.log(np.minimum(o, c) / l) / sigma)]
+    rng = np.random.default_rng(seed)
+    k = 0
+    while len(pool) < extra:  # pure-noise decoys beyond the derived pool
+        pool.append((f"noise{k}", pd.Series(rng.standard_normal(len(df)), index=df.index)))
+        k += 1
+    for name, s in pool[:extra]:
+        feats[name] = s
+    out = pd.DataFrame(feats, index=df.index)
+    out.iloc[:48] = np.nan
+    return out.astype(np.float64)

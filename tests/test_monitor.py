@@ -48,12 +48,12 @@ def test_tracemalloc_peak():
 
 def test_bottlenecks_and_outputs(tmp_path):
     mon = Monitor(memory=False)
-    for name, secs in (("slow", 0.03), ("fast", 0.001)):
+    for name, secs in (("slow", 0.2), ("fast", 0.001)):
         with mon.stage(name):
             time.sleep(secs)
-    assert [r["stage"] for r in mon.bottlenecks()] == ["slow"]
+    assert [r["stage"] for r in mon.bottlenecks(min_share=0.5)] == ["slow"]
     data = json.loads(mon.to_json(str(tmp_path / "m.json")))
-    assert data["bottlenecks"] == ["slow"] and (tmp_path / "m.json").exists()
+    assert data["bottlenecks"][0] == "slow" and (tmp_path / "m.json").exists()
     console = Console(record=True, width=120)
     console.print(mon.table())
     assert "slow" in console.export_text()

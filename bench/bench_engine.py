@@ -1,0 +1,254 @@
+"""Engine benchmark: SMA(10/50) crossover, long-only, all-in, 0.1 % fee, 20 symbols sharing cash.
+
+``n`` counts bar-steps (bars x symbols): ``n // 20`` bars of 20 symbols. Signals
+fill at the bar's close (``fill="close"``) so the three implementations do the
+same arithmetic:
+
+* ``nbtrade``: the public signals path ``nbtrade.backtesting.backtest`` on close prices
+  (validation, engine kernel, order/trade records, Result), arrays in;
+* ``bare_loop``: a bare @njit loop doing only the trading arithmetic (the ceiling);
+* ``vectorbt``: ``Portfolio.from_signals(..., cash_sharing=True, group_by=True)``
+  when vectorbt is importable.
+
+A second case runs the 20 symbols as isolated all-in accounts (``cash_sharing=False``;
+vectorbt's default per-column cash), where no entry is rejected for lack of cash.
+
+Outputs (portfolio equity per bar) must agree to 1e-9 relative. Run directly for
+the table plus peak memory (tracemalloc) and compile times (cold/warm cache,
+fresh processes)::
+
+    python bench/bench_engine.py --quick          # 1,000,000 bar-steps
+    python bench/bench_engine.py --n 20000000     # the issue's 1,000,000 bars x 20 symbols
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+
+import numpy as np
+from numba import njit
+
+from nbtrade.bench import Case
+
+N_SYMBOLS = 20
+FEE = 0.001
+INIT_CASH = 100_000.0
+
+
+def _sma(x: np.ndarray, w: int) -> np.ndarray:
+    """Trailing mean over ``w`` bars along axis 0 (NaN warm-up), via cumulative sums."""
+    out = np.full_like(x, np.nan)
+    cs = np.cumsum(x, axis=0)
+    out[w - 1] = cs[w - 1] / w
+    out[w:] = (cs[w:] - cs[:-w]) / w
+    return out
+
+
+def make_inputs(n_bars: int, n_symbols: int = N_SYMBOLS, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random-walk candles ``(n_bars, n_symbols)`` and SMA(10/50) crossover signals."""
+    rng = np.random.default_rng(seed)
+    ret = rng.normal(0.0, 0.002, (n_bars, n_symbols))
+    close = 100.0 * np.exp(np.cumsum(ret, axis=0))
+    open_ = np.empty_like(close)
+    open_[0] = 100.0
+    open_[1:] = close[:-1]
+    wick = np.abs(rng.normal(0.0, 0.001, (n_bars, n_symbols)))
+    high = np.maximum(open_, close) * (1.0 + wick)
+    low = np.minimum(open_, close) * (1.0 - wick)
+    fast, slow = _sma(close, 10), _sma(close, 50)
+    above = fast > slow
+    below = fast < slow
+    entries = np.zeros_like(above)
+    exits = np.zeros_like(above)
+    entries[1:] = above[1:] & ~above[:-1]
+    exits[1:] = below[1:] & ~below[:-1]
+    return {"open": open_, "high": high, "low": low, "close": close, "entries": entries, "exits": exits}
+
+
+@njit(cache=True, nogil=True)
+def bare_loop_nb(close, entries, exits, fee, init_cash, out):
+    """Long-only all-in crossover on shared cash, fills at the close: the arithmetic alone."""
+    n, m = close.shape
+    pos = np.zeros(m)
+    cash = init_cash
+    for i in range(n):
+        equity = cash
+        for c in range(m):
+            p = close[i, c]
+            if pos[c] > 0.0:
+                if exits[i, c]:
+                    v = pos[c] * p
+                    cash += v - v * fee
+                    pos[c] = 0.0
+            elif entries[i, c]:
+                units = cash / (1.0 + fee) / p
+                if units * p > 1e-9 * max(abs(equity), 1.0):
+                    v = units * p
+                    cash -= v + v * fee
+                    pos[c] = units
+        equity = cash
+        for c in range(m):
+            if pos[c] != 0.0:
+                equity += pos[c] * close[i, c]
+        out[i] = equity
+    return out
+
+
+@njit(cache=True, nogil=True)
+def bare_loop_isolated_nb(close, entries, exits, fee, init_cash, out):
+    """Same arithmetic, each symbol trading its own cash (20 independent all-in accounts)."""
+    n, m = close.shape
+    pos = np.zeros(m)
+    cash = np.full(m, init_cash)
+    for i in range(n):
+        total = 0.0
+        for c in range(m):
+            p = close[i, c]
+            if pos[c] > 0.0:
+                if exits[i, c]:
+                    v = pos[c] * p
+                    cash[c] += v - v * fee
+                    pos[c] = 0.0
+            elif entries[i, c]:
+                units = cash[c] / (1.0 + fee) / p
+                if units * p > 1e-9 * max(abs(cash[c]), 1.0):
+                    v = units * p
+                    cash[c] -= v + v * fee
+                    pos[c] = units
+        acc = 0.0
+        for c in range(m):
+            total += cash[c]
+            acc += pos[c] * close[i, c]
+        out[i] = total + acc
+    return out
+
+
+def _run_nbtrade(d, cash_sharing=True):
+    from nbtrade.backtesting import backtest
+
+    # close prices only, like the baselines (open = high = low = close; fills at the close)
+    res = backtest(d["close"], entries=d["entries"], exits=d["exits"],
+                   size=1.0, size_type="percent", fees=FEE, init_cash=INIT_CASH, fill="close", freq="1m",
+                   on_gap="skip", cash_sharing=cash_sharing)
+    return res.equity.to_numpy()
+
+
+def _setup(n: int):
+    d = make_inputs(max(n // N_SYMBOLS, 100))
+    impls = {
+        "nbtrade": lambda: _run_nbtrade(d),
+        "bare_loop": lambda: bare_loop_nb(d["close"], d["entries"], d["exits"], FEE, INIT_CASH,
+                                          np.empty(d["close"].shape[0])),
+    }
+    try:
+        import vectorbt as vbt
+    except ImportError:
+        vbt = None
+    if vbt is not None:
+        impls["vectorbt"] = lambda: vbt.Portfolio.from_signals(
+            d["close"], d["entries"], d["exits"], size=np.inf, fees=FEE, init_cash=INIT_CASH,
+            cash_sharing=True, group_by=True, freq="1min").value().to_numpy()
+    return impls
+
+
+def _setup_isolated(n: int):
+    d = make_inputs(max(n // N_SYMBOLS, 100))
+    impls = {
+        "nbtrade": lambda: _run_nbtrade(d, cash_sharing=False),
+        "bare_loop": lambda: bare_loop_isolated_nb(d["close"], d["entries"], d["exits"], FEE, INIT_CASH,
+                                                   np.empty(d["close"].shape[0])),
+    }
+    try:
+        import vectorbt as vbt
+    except ImportError:
+        vbt = None
+    if vbt is not None:
+        impls["vectorbt"] = lambda: vbt.Portfolio.from_signals(
+            d["close"], d["entries"], d["exits"], size=np.inf, fees=FEE, init_cash=INIT_CASH,
+            freq="1min").value().to_numpy().sum(axis=1)
+    return impls
+
+
+def _check(ref, other):
+    # absolute floor: over a million bars the fees grind the all-in equity towards zero, where
+    # relative differences of dust-sized numbers mean nothing
+    np.testing.assert_allclose(np.asarray(other).ravel(), ref, rtol=1e-9, atol=1e-9 * INIT_CASH)
+
+
+CASES = [
+    Case("signals_sma_crossover_20sym", _setup, unit="bar-step", units=lambda n: max(n // N_SYMBOLS, 100) * N_SYMBOLS,
+         check=_check, target=">= 0.5x bare_loop speed, >= 10x vectorbt"),
+    Case("signals_sma_crossover_20sym_isolated", _setup_isolated, unit="bar-step",
+         units=lambda n: max(n // N_SYMBOLS, 100) * N_SYMBOLS, check=_check,
+         target=">= 0.5x bare_loop speed, >= 10x vectorbt"),
+]
+
+
+def peak_memory(n: int) -> tuple[float, float]:
+    """Peak extra memory of one signals run (tracemalloc) and the input arrays' size, bytes."""
+    d = make_inputs(max(n // N_SYMBOLS, 100))
+    _run_nbtrade(make_inputs(200))  # compile / load outside the measurement
+    inputs = sum(d[k].nbytes for k in d)
+    tracemalloc.start()
+    _run_nbtrade(d)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return float(peak), float(inputs)
+
+
+_COMPILE_SNIPPET = """
+import time
+t0 = time.perf_counter()
+from nbtrade.benchsuite.bench_engine import make_inputs, _run_nbtrade
+import nbtrade.backtesting
+t1 = time.perf_counter()
+_run_nbtrade(make_inputs(200))
+t2 = time.perf_counter()
+print(t1 - t0, t2 - t1)
+"""
+
+
+def compile_times() -> tuple[float, float]:
+    """First signals run in a fresh process: with an empty numba cache, then with it warm (s)."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        out = []
+        for _ in range(2):
+            res = subprocess.run([sys.executable, "-c", _COMPILE_SNIPPET], env=env, capture_output=True, text=True,
+                                 check=True)
+            out.append(float(res.stdout.split()[1]))
+    return out[0], out[1]
+
+
+def main(argv=None) -> int:
+    from nbtrade.bench import render, run_case
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=None, help="bar-steps (default 20,000,000; --quick 1,000,000)")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    n = args.n or (1_000_000 if args.quick else 20_000_000)
+    rows = [run_case(case, n, args.repeat) for case in CASES]
+    render(rows, f"nbtrade bench engine: n={n:,} bar-steps, median of {args.repeat}")
+    for row in rows:
+        base = row["impls"]["nbtrade"]["median_s"]
+        for name, r in row["impls"].items():
+            print(f"{name:>10}: {row['units'] / r['median_s'] / 1e6:8.1f} M bar-steps/s "
+                  f"(nbtrade speed = {r['median_s'] / base:.2f}x {name}'s)")
+    peak, inputs = peak_memory(n)
+    print(f"peak extra memory: {peak / 1e6:.1f} MB = {peak / inputs:.2f}x the input arrays ({inputs / 1e6:.1f} MB)")
+    t0 = time.perf_counter()
+    cold, warm = compile_times()
+    print(f"first run in a fresh process: cold cache {cold:.2f} s, warm cache {warm:.2f} s "
+          f"(measured in {time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,269 @@
+"""Several EMAs / SMAs of one series in a single pass: output ``(n_bars, n_spans)``.
+
+The series is walked in time chunks of ``CHUNK`` bars; inside a chunk every span
+is advanced, so the input is read from memory once and a chunk of the output
+(C order: the k values of a bar are contiguous) stays in cache while it is
+written. EMA spans are advanced eight at a time in scalar registers: one EMA
+step is a chain of three dependent flops, so eight independent chains keep the
+FPU busy in the time one TA-Lib EMA spends waiting on its single chain.
+Callers pass distinct spans (the wrapper deduplicates, as vectorbt's
+``ma_cache_nb``), each computed once.
+
+EMA (TA-Lib's formula and order of operations): ``k = 2 / (span + 1)``,
+``e = (x - e) * k + e``. ``seed_first=False`` (TA-Lib, ``seed="sma"``): the first
+value is the mean of the first ``span`` values, at index ``first + span - 1``
+where ``first`` is the first non-NaN bar (leading NaNs skipped as TA-Lib).
+``seed_first=True`` (pandas ``ewm(span, adjust=False)``): ``e = x[first]``.
+NaN policy: a NaN input bar gives a NaN output and leaves the state untouched
+(the bar is skipped); the EMA resumes at the next valid bar, it is not poisoned.
+
+SMA: mean of the last ``window`` bars, NaN unless all are non-NaN; equals
+TA-Lib's SMA on NaN-free data (within rounding: sums are re-summed exactly
+every ``resum_every(window)`` bars instead of drifting) and
+``rolling(window).mean()`` everywhere.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ._jit import jit, pjit
+from .rolling import _mean_steps, _resum, resum_every
+
+#: Bars per time chunk (k outputs per bar stay in L1/L2 while written).
+CHUNK = 2048
+#: EMA spans advanced together in registers.
+GROUP = 8
+
+
+@jit
+def _ema_warmup(x, periods, alphas, seed_first, out, state):
+    """Straightforward per-span pass until every span has its seed.
+
+    Returns the first bar after the warm-up; ``state`` holds each span's EMA there
+    (NaN if not seeded yet, which happens only when the data run out).
+    """
+    n = x.shape[0]
+    k = periods.shape[0]
+    need = 1
+    if not seed_first:
+        for j in range(k):
+            need = max(need, periods[j])
+    # end of warm-up: the bar holding the `need`-th valid value
+    end = n
+    seen = 0
+    for t in range(n):
+        if x[t] == x[t]:
+            seen += 1
+            if seen == need:
+                end = t + 1
+                break
+    for j in range(k):
+        p = periods[j]
+        a = alphas[j]
+        cnt = 0
+        total = 0.0
+        e = np.nan
+        for t in range(end):
+            v = x[t]
+            if v != v:
+                out[t, j] = np.nan
+                continue
+            cnt += 1
+            if seed_first:
+                e = v if cnt == 1 else (v - e) * a + e
+                out[t, j] = e
+            elif cnt < p:
+                total += v
+                out[t, j] = np.nan
+            elif cnt == p:
+                total += v
+                e = total / p
+                out[t, j] = e
+            else:
+                e = (v - e) * a + e
+                out[t, j] = e
+        state[j] = e
+    return end
+
+
+@jit
+def _ema_group(x, lo, hi, alphas, cols, state, out):
+    # eight EMA chains in registers; padded groups repeat their last column
+    a0, a1, a2, a3 = alphas[cols[0]], alphas[cols[1]], alphas[cols[2]], alphas[cols[3]]
+    a4, a5, a6, a7 = alphas[cols[4]], alphas[cols[5]], alphas[cols[6]], alphas[cols[7]]
+    e0, e1, e2, e3 = state[cols[0]], state[cols[1]], state[cols[2]], state[cols[3]]
+    e4, e5, e6, e7 = state[cols[4]], state[cols[5]], state[cols[6]], state[cols[7]]
+    c0, c1, c2, c3, c4, c5, c6, c7 = cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7]
+    xs = x[lo:hi]
+    o = out[lo:hi]
+    for i in range(hi - lo):
+        v = xs[i]
+        if v == v:
+            e0 = (v - e0) * a0 + e0
+            e1 = (v - e1) * a1 + e1
+            e2 = (v - e2) * a2 + e2
+            e3 = (v - e3) * a3 + e3
+            e4 = (v - e4) * a4 + e4
+            e5 = (v - e5) * a5 + e5
+            e6 = (v - e6) * a6 + e6
+            e7 = (v - e7) * a7 + e7
+            o[i, c0] = e0
+            o[i, c1] = e1
+            o[i, c2] = e2
+            o[i, c3] = e3
+            o[i, c4] = e4
+            o[i, c5] = e5
+            o[i, c6] = e6
+            o[i, c7] = e7
+        else:
+            o[i, c0] = np.nan
+            o[i, c1] = np.nan
+            o[i, c2] = np.nan
+            o[i, c3] = np.nan
+            o[i, c4] = np.nan
+            o[i, c5] = np.nan
+            o[i, c6] = np.nan
+            o[i, c7] = np.nan
+    state[c0], state[c1], state[c2], state[c3] = e0, e1, e2, e3
+    state[c4], state[c5], state[c6], state[c7] = e4, e5, e6, e7
+
+
+@jit
+def _ema_group4(x, lo, hi, alphas, cols, state, out):
+    c0, c1, c2, c3 = cols[0], cols[1], cols[2], cols[3]
+    a0, a1, a2, a3 = alphas[c0], alphas[c1], alphas[c2], alphas[c3]
+    e0, e1, e2, e3 = state[c0], state[c1], state[c2], state[c3]
+    xs = x[lo:hi]
+    o = out[lo:hi]
+    for i in range(hi - lo):
+        v = xs[i]
+        if v == v:
+            e0 = (v - e0) * a0 + e0
+            e1 = (v - e1) * a1 + e1
+            e2 = (v - e2) * a2 + e2
+            e3 = (v - e3) * a3 + e3
+            o[i, c0] = e0
+            o[i, c1] = e1
+            o[i, c2] = e2
+            o[i, c3] = e3
+        else:
+            o[i, c0] = np.nan
+            o[i, c1] = np.nan
+            o[i, c2] = np.nan
+            o[i, c3] = np.nan
+    state[c0], state[c1], state[c2], state[c3] = e0, e1, e2, e3
+
+
+@jit
+def _ema_one(x, lo, hi, alphas, c0, state, out):
+    a0 = alphas[c0]
+    e0 = state[c0]
+    xs = x[lo:hi]
+    o = out[lo:hi]
+    for i in range(hi - lo):
+        v = xs[i]
+        if v == v:
+            e0 = (v - e0) * a0 + e0
+            o[i, c0] = e0
+        else:
+            o[i, c0] = np.nan
+    state[c0] = e0
+
+
+@jit
+def ema_many_1d_nb(x, periods, seed_first, out):
+    """EMAs of ``x`` for several distinct spans ``periods`` (int64) into ``out`` of shape ``(n, k)``.
+
+    Column ``j`` equals ``talib.EMA(x, periods[j])`` (``seed_first=False``) or
+    ``pd.Series(x).ewm(span=periods[j], adjust=False).mean()`` (``seed_first=True``)
+    on NaN-free input. Value ``t`` uses bars up to ``t``.
+    """
+    n = x.shape[0]
+    k = periods.shape[0]
+    if n == 0 or k == 0:
+        return out
+    alphas = np.empty(k, dtype=np.float64)
+    for j in range(k):
+        alphas[j] = 2.0 / (periods[j] + 1)
+    state = np.empty(k, dtype=np.float64)
+    start = _ema_warmup(x, periods, alphas, seed_first, out, state)
+    cols = np.empty(GROUP, dtype=np.int64)
+    lo = start
+    while lo < n:
+        hi = min(n, lo + CHUNK)
+        j = 0
+        while j < k:
+            left = k - j
+            if left == 1:
+                _ema_one(x, lo, hi, alphas, j, state, out)
+                j += 1
+            elif left <= 4:
+                for q in range(4):
+                    cols[q] = min(j + q, k - 1)
+                _ema_group4(x, lo, hi, alphas, cols, state, out)
+                j += 4
+            else:
+                for q in range(GROUP):
+                    cols[q] = min(j + q, k - 1)
+                _ema_group(x, lo, hi, alphas, cols, state, out)
+                j += GROUP
+        lo = hi
+    return out
+
+
+@jit
+def sma_many_1d_nb(x, windows, out):
+    """Simple moving averages of ``x`` for several distinct ``windows`` (int64) into ``out`` ``(n, k)``.
+
+    Column ``j`` equals ``talib.SMA(x, windows[j])`` and
+    ``pd.Series(x).rolling(windows[j]).mean()`` (NaN unless the whole window is
+    non-NaN). Value ``t`` uses bars up to ``t``.
+    """
+    n = x.shape[0]
+    k = windows.shape[0]
+    sums = np.zeros(k, dtype=np.float64)
+    anchors = np.zeros(k, dtype=np.float64)
+    cnts = np.zeros(k, dtype=np.int64)
+    last = np.zeros(k, dtype=np.int64)
+    lo = 0
+    while lo < n:
+        hi = min(n, lo + CHUNK)
+        for j in range(k):
+            w = windows[j]
+            col = out.T[j]
+            s = sums[j]
+            cnt = cnts[j]
+            t = lo
+            # warm-up bars of this window: add only
+            while t < hi and t < w:
+                if x[t] == x[t]:
+                    s += x[t]
+                    cnt += 1
+                col[t] = s / w if cnt == w else np.nan
+                t += 1
+            if t < hi:
+                if t == w or t - last[j] >= resum_every(w):
+                    s, cnt, anchors[j] = _resum(x, t - w, t)
+                    last[j] = t
+                s, cnt = _mean_steps(x, w, w, t, hi, s, cnt, anchors[j], col)
+            sums[j] = s
+            cnts[j] = cnt
+        lo = hi
+    return out
+
+
+@pjit
+def ema_many_nb(x, periods, seed_first, out):
+    """:func:`ema_many_1d_nb` for each column of ``x`` ``(n, m)``; ``out`` is ``(n, m, k)``."""
+    for c in prange(x.shape[1]):
+        ema_many_1d_nb(x.T[c], periods, seed_first, out[:, c, :])
+    return out
+
+
+@pjit
+def sma_many_nb(x, windows, out):
+    """:func:`sma_many_1d_nb` for each column of ``x`` ``(n, m)``; ``out`` is ``(n, m, k)``."""
+    for c in prange(x.shape[1]):
+        sma_many_1d_nb(x.T[c], windows, out[:, c, :])
+    return out

@@ -1,0 +1,355 @@
+"""Bar loop of the signals backtest: one shared cash balance, symbols in column order.
+
+Arrays are ``(n_bars, n_cols)`` float64 (prices) or bool (signals), C-contiguous,
+time on axis 0. Per-column parameters come packed in one ``(N_PARAMS, n_cols)``
+float64 array (rows ``P_SIZE`` ... ``P_MIN_NOTIONAL``), NaN for an unset stop;
+the per-column state likewise lives in one ``(N_STATE, n_cols)`` array. Packing
+matters: every array handed to a compiled call costs reference-count updates,
+which dominated the cost of an order before. A bar is missing for a column when its close is NaN (the Python layer
+makes all four prices NaN together); nothing fills on a missing bar.
+
+Events of bar ``i``, each phase over all columns in order before the next phase:
+
+``fill_mode == NEXT_OPEN`` (default)
+    1. at the open: orders from the signals of bar ``i - 1`` fill at ``open[i]``
+       (an exit first, then an entry: a reversal is two orders);
+    2. intrabar: stops of positions entered before bar ``i`` (rules in ``fills.py``);
+    3. at the close: marks move to ``close[i]``, equity is recorded.
+``fill_mode == CLOSE``
+    1. intrabar: stops of positions entered before bar ``i``;
+    2. at the close: orders from the signals of bar ``i`` fill at ``close[i]``,
+       equity is recorded.
+
+Signals: when long, a short entry reverses and an exit closes; when short,
+mirrored; when flat, an entry opens (exits are ignored). Long and short entry
+together cancel each other. An entry while already in the same direction is
+ignored (no pyramiding). Sizing of an entry values the portfolio at the price
+of the moment (the bar's opens, or its closes) and the last valid close for a
+symbol with no candle. Equity at bar ``i`` is ``cash + sum(position * mark)``,
+``mark`` being the last valid close (valuation only; never a fill price).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import jit
+from .fills import entry_size_nb, order_fees_nb, slip_price_nb, stop_fill_nb
+from .records import Direction, ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
+
+#: Rows of the packed per-column parameter array.
+P_SIZE, P_FEES, P_FIXED_FEES, P_SLIPPAGE, P_SL, P_TP, P_TRAIL, P_LOT, P_MIN_QTY, P_MIN_NOTIONAL = range(10)
+N_PARAMS = 10
+#: Rows of the per-column state: signed position, mark (last valid close, valuation only),
+#: trailing extreme before the current bar, average entry price, entry bar, entry fees.
+S_POS, S_MARK, S_EXTREME, S_AVG, S_ENTRY_IDX, S_ENTRY_FEES = range(6)
+N_STATE = 6
+
+
+@jit
+def write_order_nb(orders, k, col, idx, side, size, price, fees, otype, status, reason):
+    rec = orders[k]
+    rec["id"] = k
+    rec["col"] = col
+    rec["idx"] = idx
+    rec["side"] = side
+    rec["size"] = size
+    rec["price"] = price
+    rec["fees"] = fees
+    rec["type"] = otype
+    rec["status"] = status
+    rec["reason"] = reason
+
+
+@jit
+def write_trade_nb(trades, k, col, entry_idx, exit_idx, pos, entry_price, exit_price,
+                   entry_fees, exit_fees, exit_reason):
+    rec = trades[k]
+    size = abs(pos)
+    sign = 1.0 if pos > 0.0 else -1.0
+    pnl = sign * (exit_price - entry_price) * size - entry_fees - exit_fees
+    rec["id"] = k
+    rec["col"] = col
+    rec["entry_idx"] = entry_idx
+    rec["exit_idx"] = exit_idx
+    rec["direction"] = Direction.LONG if pos > 0.0 else Direction.SHORT
+    rec["size"] = size
+    rec["entry_price"] = entry_price
+    rec["exit_price"] = exit_price
+    rec["entry_fees"] = entry_fees
+    rec["exit_fees"] = exit_fees
+    rec["pnl"] = pnl
+    rec["ret"] = pnl / (entry_price * size)
+    rec["exit_reason"] = exit_reason
+
+
+@jit
+def margin_state_nb(st, prices, i, cash, leverage):
+    """Equity and free margin, valuing each position at ``prices[i]`` (the price of the moment) if
+    valid, else at its mark (last valid close)."""
+    equity = cash
+    gross = 0.0
+    for j in range(st.shape[1]):
+        q = st[S_POS, j]
+        if q != 0.0:
+            p = prices[i, j]
+            if p != p:
+                p = st[S_MARK, j]
+            equity += q * p
+            gross += abs(q) * p
+    return equity, equity - gross / leverage
+
+
+@jit
+def exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base_price, otype, exit_reason):
+    """Close column ``c``'s whole position at ``base_price`` (before slippage); cash in ``acct[ci]``."""
+    p = st[S_POS, c]
+    is_buy = p < 0.0
+    price = slip_price_nb(base_price, is_buy, params[P_SLIPPAGE, c])
+    size = abs(p)
+    fees = order_fees_nb(size, price, params[P_FEES, c], params[P_FIXED_FEES, c])
+    if is_buy:
+        acct[ci] -= size * price + fees
+    else:
+        acct[ci] += size * price - fees
+    write_order_nb(orders, counts[0], c, i, Side.BUY if is_buy else Side.SELL, size, price, fees,
+                   otype, Status.FILLED, RejectReason.NONE)
+    counts[0] += 1
+    write_trade_nb(trades, counts[1], c, int(st[S_ENTRY_IDX, c]), i, p, st[S_AVG, c], price,
+                   st[S_ENTRY_FEES, c], fees, exit_reason)
+    counts[1] += 1
+    st[S_POS, c] = 0.0
+
+
+@jit
+def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, short_exits, has_short,
+                        params, size_type, leverage, init_cash, isolated, fill_mode, intrabar,
+                        orders, trades, cash_out, equity_out):
+    """Run the signals backtest; fill ``orders``, ``trades``, ``cash_out``, ``equity_out``.
+
+    ``params`` is ``(N_PARAMS, n_cols)``. ``isolated``: each column trades its own cash
+    (``init_cash`` each) instead of one shared balance. ``orders`` and ``trades`` are preallocated
+    record buffers (``order_dt``, ``trade_dt``) large enough for every order (3 per
+    entry signal + 1 per exit signal is an upper bound). ``has_short`` False skips
+    reading the short signal arrays. Returns ``(n_orders, n_trades)``: the used
+    prefix of each buffer. Open positions at the end are reported as trades with
+    exit reason ``END`` at the last valid close, without exit fees.
+    """
+    n, m = close.shape
+    st = np.zeros((N_STATE, m))
+    acct = np.full(m if isolated else 1, init_cash)
+    counts = np.zeros(2, dtype=np.int64)
+    has_stops = np.zeros(m, dtype=np.bool_)
+    any_stops = False
+    for c in range(m):
+        has_stops[c] = (params[P_SL, c] == params[P_SL, c] or params[P_TP, c] == params[P_TP, c]
+                        or params[P_TRAIL, c] == params[P_TRAIL, c])
+        any_stops = any_stops or has_stops[c]
+    optimistic = intrabar == Intrabar.OPTIMISTIC
+    at_open = fill_mode == FillMode.NEXT_OPEN
+    # Without stops nothing happens intrabar, so the phases of a bar fuse into one pass over
+    # the columns with identical results (sizing values other columns at prices[i], falling
+    # back to their mark). With stops, every column's open orders must precede any stop fill
+    # of the bar and stops precede close orders, so phases run as separate passes.
+    split = any_stops
+    lag = 1 if at_open else 0
+    prices = open_ if at_open else close
+
+    for i in range(n):
+        acc = 0.0
+        s = i - lag
+        if not split:
+            for c in range(m):
+                if s >= 0:
+                    # read only the signals that can act on the position; kept inline: a call
+                    # here, once per bar-step, made the whole loop several times slower
+                    p = st[S_POS, c]
+                    if p > 0.0:
+                        want = exits[s, c] or (has_short and short_entries[s, c])
+                    elif p < 0.0:
+                        want = entries[s, c] or short_exits[s, c]
+                    else:
+                        want = entries[s, c] or (has_short and short_entries[s, c])
+                    if want:
+                        process_signal_nb(prices, i, c, entries[s, c], exits[s, c],
+                                          has_short and short_entries[s, c], has_short and short_exits[s, c],
+                                          st, acct, c if isolated else 0, counts, orders, trades, params,
+                                          size_type, leverage)
+                cl = close[i, c]
+                if cl == cl:
+                    st[S_MARK, c] = cl
+                acc += st[S_POS, c] * st[S_MARK, c]
+        else:
+            for phase in range(3):
+                if phase == 1:
+                    # intrabar stops, then marks move to the close
+                    for c in range(m):
+                        cl = close[i, c]
+                        if cl == cl:
+                            if st[S_POS, c] != 0.0 and has_stops[c] and st[S_ENTRY_IDX, c] < i:
+                                check_stops_nb(open_, high, low, i, c, st, acct, c if isolated else 0, counts, orders,
+                                               trades, params, optimistic)
+                            st[S_MARK, c] = cl
+                    continue
+                # phase 0: signals of bar i-1 at the open; phase 2: signals of bar i at the close
+                if (phase == 0) != at_open or s < 0:
+                    continue
+                for c in range(m):
+                    p = st[S_POS, c]
+                    if p > 0.0:
+                        want = exits[s, c] or (has_short and short_entries[s, c])
+                    elif p < 0.0:
+                        want = entries[s, c] or short_exits[s, c]
+                    else:
+                        want = entries[s, c] or (has_short and short_entries[s, c])
+                    if want:
+                        process_signal_nb(prices, i, c, entries[s, c], exits[s, c],
+                                          has_short and short_entries[s, c], has_short and short_exits[s, c],
+                                          st, acct, c if isolated else 0, counts, orders, trades, params,
+                                          size_type, leverage)
+            for c in range(m):
+                acc += st[S_POS, c] * st[S_MARK, c]
+        cash = acct[0]
+        if isolated:
+            cash = 0.0
+            for c in range(m):
+                cash += acct[c]
+        cash_out[i] = cash
+        equity_out[i] = cash + acc
+
+    for c in range(m):
+        if st[S_POS, c] != 0.0:
+            last = n - 1
+            while close[last, c] != close[last, c]:
+                last -= 1
+            write_trade_nb(trades, counts[1], c, int(st[S_ENTRY_IDX, c]), last, st[S_POS, c],
+                           st[S_AVG, c], st[S_MARK, c], st[S_ENTRY_FEES, c], 0.0, ExitReason.END)
+            counts[1] += 1
+    return counts[0], counts[1]
+
+
+@jit
+def check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades, params, optimistic):
+    """Stops of column ``c`` at bar ``i``; exits on a hit, else moves the trailing extreme."""
+    avg = st[S_AVG, c]
+    extreme = st[S_EXTREME, c]
+    is_long = st[S_POS, c] > 0.0
+    if is_long:
+        sl_level = avg * (1.0 - params[P_SL, c])
+        tp_level = avg * (1.0 + params[P_TP, c])
+        tr_level = extreme * (1.0 - params[P_TRAIL, c])
+    else:
+        sl_level = avg * (1.0 + params[P_SL, c])
+        tp_level = avg * (1.0 - params[P_TP, c])
+        tr_level = extreme * (1.0 + params[P_TRAIL, c])
+    price, reason = stop_fill_nb(is_long, open_[i, c], high[i, c], low[i, c], sl_level, tp_level,
+                                 tr_level, optimistic)
+    if reason >= 0:
+        if reason == ExitReason.SL:
+            otype = OrderType.STOP_LOSS
+        elif reason == ExitReason.TP:
+            otype = OrderType.TAKE_PROFIT
+        else:
+            otype = OrderType.TRAILING_STOP
+        exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, price, otype, reason)
+    elif is_long:
+        if high[i, c] > extreme:
+            st[S_EXTREME, c] = high[i, c]
+    elif low[i, c] < extreme:
+        st[S_EXTREME, c] = low[i, c]
+
+
+@jit
+def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, ci, counts, orders, trades, params,
+                      size_type, leverage):
+    """Turn column ``c``'s signals (long entry/exit, short entry/exit) into orders at ``prices[i, c]``."""
+    long_entry = le and not se
+    short_entry = se and not le
+    p = st[S_POS, c]
+    do_exit = False
+    direction = 0
+    if p > 0.0:
+        if short_entry:
+            do_exit = True
+            direction = -1
+        elif lx:
+            do_exit = True
+    elif p < 0.0:
+        if long_entry:
+            do_exit = True
+            direction = 1
+        elif sx:
+            do_exit = True
+    elif long_entry:
+        direction = 1
+    elif short_entry:
+        direction = -1
+    if not do_exit and direction == 0:
+        return
+    base = prices[i, c]
+    if base != base:
+        # no candle to fill on: reject every intended leg
+        if do_exit:
+            write_order_nb(orders, counts[0], c, i, Side.BUY if p < 0.0 else Side.SELL, abs(p), np.nan, 0.0,
+                           OrderType.MARKET, Status.REJECTED, RejectReason.NO_DATA)
+            counts[0] += 1
+        if direction != 0:
+            write_order_nb(orders, counts[0], c, i, Side.BUY if direction > 0 else Side.SELL, np.nan, np.nan,
+                           0.0, OrderType.MARKET, Status.REJECTED, RejectReason.NO_DATA)
+            counts[0] += 1
+        return
+    if do_exit:
+        exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base, OrderType.MARKET,
+                         ExitReason.SIGNAL)
+    if direction == 0:
+        return
+    is_buy = direction > 0
+    price = slip_price_nb(base, is_buy, params[P_SLIPPAGE, c])
+    cash = acct[ci]
+    if ci == 0 and acct.shape[0] == 1:
+        equity, available = margin_state_nb(st, prices, i, cash, leverage)
+    else:  # isolated: only this (flat) column's cash counts
+        equity, available = cash, cash
+    fee_rate = params[P_FEES, c]
+    fixed = params[P_FIXED_FEES, c]
+    units, reason = entry_size_nb(params[P_SIZE, c], size_type, price, fee_rate, fixed, leverage, available,
+                                  equity, params[P_LOT, c], params[P_MIN_QTY, c], params[P_MIN_NOTIONAL, c])
+    side = Side.BUY if is_buy else Side.SELL
+    if reason != RejectReason.NONE:
+        write_order_nb(orders, counts[0], c, i, side, units, price, 0.0, OrderType.MARKET,
+                       Status.REJECTED, reason)
+        counts[0] += 1
+        return
+    fee = order_fees_nb(units, price, fee_rate, fixed)
+    if is_buy:
+        acct[ci] = cash - units * price - fee
+        st[S_POS, c] = units
+    else:
+        acct[ci] = cash + units * price - fee
+        st[S_POS, c] = -units
+    st[S_AVG, c] = price
+    st[S_ENTRY_IDX, c] = i
+    st[S_ENTRY_FEES, c] = fee
+    st[S_EXTREME, c] = price
+    write_order_nb(orders, counts[0], c, i, side, units, price, fee, OrderType.MARKET, Status.FILLED,
+                   RejectReason.NONE)
+    counts[0] += 1
+
+
+@jit
+def positions_from_orders_nb(idx, col, signed_size, out):
+    """Position per bar and column from filled orders (in execution order) into ``out`` ``(n_bars, n_cols)``.
+
+    Adding each order's signed size to the running position is exact here: an exit
+    negates exactly the size its entry set.
+    """
+    n, m = out.shape
+    pos = np.zeros(m)
+    k = 0
+    for i in range(n):
+        while k < idx.shape[0] and idx[k] == i:
+            c = col[k]
+            pos[c] += signed_size[k]
+            k += 1
+        for c in range(m):
+            out[i, c] = pos[c]
+    return out

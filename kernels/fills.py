@@ -1,0 +1,123 @@
+"""Fill rules of the engine: slippage, fees, entry sizing with exchange filters, stop triggers.
+
+Small scalar kernels, one rule each, called from the bar loop in ``engine.py``.
+The rules (the Python reference engine in ``tests/engine`` restates them):
+
+* slippage moves every fill price against the trader: buys at ``p * (1 + slip)``,
+  sells at ``p * (1 - slip)``, stop fills included;
+* fees per order: ``size * price * fee + fixed_fee``, on entries and exits;
+* stop levels come from the average entry price (slippage included): a long's
+  stop-loss sits at ``entry * (1 - sl)``, its take-profit at ``entry * (1 + tp)``,
+  its trailing stop at ``peak * (1 - trail)`` where ``peak`` is the highest of the
+  entry price and the highs of the bars after entry *before* the current bar
+  (the current bar's high cannot move the level it is checked against: no
+  same-bar look-ahead). Shorts mirror this with lows;
+* triggers are inclusive (``low <= level`` for a long stop); a bar that opens
+  beyond a level (a gap) fills at the open; when one bar touches the stop side
+  and the take-profit, the stop side is assumed first (pessimistic) unless the
+  optimistic rule is chosen. Trailing and fixed stop-loss: the tighter level
+  rules (the fixed one on ties).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import jit
+from .records import ExitReason, RejectReason, SizeType
+
+#: Tolerance of the cash check and of lot rounding (relative): absorbs float
+#: round-off of all-in sizing, e.g. ``0.3 / 0.1 = 2.9999999999999996`` lots.
+EPS = 1e-9
+
+
+@jit
+def slip_price_nb(price, is_buy, slippage):
+    """Fill price after slippage, adverse to the trader."""
+    if is_buy:
+        return price * (1.0 + slippage)
+    return price * (1.0 - slippage)
+
+
+@jit
+def order_fees_nb(size, price, fee, fixed_fee):
+    """Fees of one order in quote currency: percentage of notional plus a fixed amount."""
+    return size * price * fee + fixed_fee
+
+
+@jit
+def entry_size_nb(size, size_type, price, fee, fixed_fee, leverage, available, equity,
+                  lot_size, min_qty, min_notional):
+    """Size (base units) of an entry order and its rejection reason (``RejectReason.NONE`` if accepted).
+
+    ``available`` is the free margin: equity minus the margin (``|position| * price
+    / leverage``) of the open positions. An order costs ``notional / leverage +
+    fees``. Sizing: ``AMOUNT`` base units; ``VALUE`` quote notional;
+    ``PERCENT`` spends ``size`` of the free margin, fees included;
+    ``TARGET_PERCENT`` makes the position worth ``size`` of the equity left after
+    this order's fees. Then the size is rounded down to ``lot_size`` and checked
+    against ``min_qty``, ``min_notional`` and the free margin, in that order.
+    """
+    if size_type == SizeType.AMOUNT:
+        units = size
+    elif size_type == SizeType.VALUE:
+        units = size / price
+    elif size_type == SizeType.PERCENT:
+        units = (size * available - fixed_fee) / (1.0 / leverage + fee) / price
+    else:
+        units = size * (equity - fixed_fee) / (1.0 + size * fee) / price
+    # nothing (or only float dust of an all-in order) left to spend
+    if not units * price > EPS * max(abs(equity), 1.0):
+        return units, RejectReason.INSUFFICIENT_CASH
+    if lot_size > 0.0:
+        units = np.floor(units / lot_size + EPS) * lot_size
+        if units <= 0.0:
+            return units, RejectReason.LOT_SIZE
+    if units < min_qty:
+        return units, RejectReason.MIN_QTY
+    notional = units * price
+    if notional < min_notional:
+        return units, RejectReason.MIN_NOTIONAL
+    required = notional / leverage + notional * fee + fixed_fee
+    if required - available > EPS * max(abs(available), 1.0):
+        return units, RejectReason.INSUFFICIENT_CASH
+    return units, RejectReason.NONE
+
+
+@jit
+def stop_fill_nb(is_long, open_, high, low, sl_level, tp_level, trail_level, optimistic):
+    """Price (before slippage) and exit reason of a stop exit in one bar, or ``(nan, -1)``.
+
+    Levels are NaN when the stop is not set. The bar must be valid (no NaN).
+    """
+    # the stop side: the tighter of the fixed stop-loss and the trailing stop
+    stop = sl_level
+    reason = ExitReason.SL
+    if is_long:
+        if trail_level == trail_level and not trail_level <= stop:
+            stop = trail_level
+            reason = ExitReason.TRAIL
+        if open_ <= stop:
+            return open_, reason
+        if open_ >= tp_level:
+            return open_, ExitReason.TP
+        hit_stop = low <= stop
+        hit_tp = high >= tp_level
+    else:
+        if trail_level == trail_level and not trail_level >= stop:
+            stop = trail_level
+            reason = ExitReason.TRAIL
+        if open_ >= stop:
+            return open_, reason
+        if open_ <= tp_level:
+            return open_, ExitReason.TP
+        hit_stop = high >= stop
+        hit_tp = low <= tp_level
+    if hit_stop and hit_tp:
+        if optimistic:
+            return tp_level, ExitReason.TP
+        return stop, reason
+    if hit_stop:
+        return stop, reason
+    if hit_tp:
+        return tp_level, ExitReason.TP
+    return np.nan, -1

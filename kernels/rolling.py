@@ -1,0 +1,664 @@
+"""Rolling-window statistics, O(1) per bar: sum, mean, var/std, z-score, min/max,
+correlation/beta of two series, VWAP.
+
+Contract (shared with every kernel module, see ``kernels/__init__.py``): time on
+axis 0; ``*_1d_nb`` take ``(n,)`` arrays, ``*_nb`` take ``(n, k)`` arrays and run
+columns in parallel; results go to a caller-supplied ``out``.
+
+Window semantics are pandas' ``x.rolling(window, min_periods=minp)``: the window
+ending at ``t`` covers ``x[t - window + 1 : t + 1]``; NaNs inside it are skipped
+and the value is NaN unless at least ``minp`` non-NaN values remain
+(``1 <= minp <= window``; wrappers default ``minp`` to ``window``). Output ``t``
+uses bars up to ``t`` only.
+
+Numerics. Window sums are running totals of ``x - K`` around an anchor ``K``,
+updated by ``new - old`` (one rounding per bar, about bottleneck's cost), and
+re-summed exactly (compensated) from the window every
+``resum_every(window) = max(4096, 32 * window)`` bars, with ``K`` reset to the
+window mean. So rounding error is bounded, does not grow with the series length
+(bottleneck and TA-Lib keep one running total for the whole series and drift)
+and scales with the spread of the data, not its level. Second moments are sums
+of ``(x - K)`` and ``(x - K)**2``; their anchor also moves when the mean wanders far from ``K`` (when the
+cancellation in ``S2 - S1**2 / n`` would cost more than ~4 digits; at most once
+per ``window`` bars). So 1e9 + noise, or a price that doubles over 10M bars, is
+as exact as a two-pass computation on each window. Windows whose non-NaN values
+are all identical have variance exactly 0 (as pandas).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ._jit import jit, pjit
+
+#: Re-anchor second moments when S2 / (S2 - S1^2/n) exceeds this (digits lost ~ log10).
+_REANCHOR_RATIO = 1e4
+
+
+# --------------------------------------------------------------------------- sum / mean
+
+
+@jit
+def _first_valid(x):
+    for t in range(x.shape[0]):
+        if x[t] == x[t]:
+            return x[t]
+    return 0.0
+
+
+@jit
+def resum_every(window):
+    """Bars between exact re-summations of a running window sum."""
+    return max(4096, 32 * window)
+
+
+@jit
+def _window_sum(x, lo, hi, k):
+    # compensated (TwoSum) sum of x - k and count over the non-NaN values of x[lo:hi]
+    s = 0.0
+    c = 0.0
+    cnt = 0
+    for i in range(lo, hi):
+        v = x[i]
+        if v == v:
+            v -= k
+            tt = s + v
+            z = tt - s
+            c += (s - (tt - z)) + (v - z)
+            s = tt
+            cnt += 1
+    return s + c, cnt
+
+
+@jit
+def _sum_steps(x, window, minp, lo, hi, s, cnt, k, out):
+    # running updates of s = sum(x - k) for t in [lo, hi), lo >= window; branchy
+    # like bottleneck: the NaN branches are perfectly predicted on NaN-free data
+    # views indexed from 0 let LLVM drop numba's negative-index wraparound checks
+    base = cnt * k
+    xs = x[lo:hi]
+    olds = x[lo - window:hi - window]
+    o = out[lo:hi]
+    for i in range(hi - lo):
+        xn = xs[i]
+        xo = olds[i]
+        if xn == xn:
+            if xo == xo:
+                s += xn - xo
+            else:
+                s += xn - k
+                cnt += 1
+                base = cnt * k
+        elif xo == xo:
+            s -= xo - k
+            cnt -= 1
+            base = cnt * k
+            if cnt == 0:
+                s = 0.0
+        o[i] = s + base if cnt >= minp else np.nan
+    return s, cnt
+
+
+@jit
+def _mean_steps(x, window, minp, lo, hi, s, cnt, k, out):
+    # as _sum_steps, output s / cnt + k (inverse cached while the count is constant)
+    inv = 1.0 / cnt if cnt > 0 else 0.0
+    xs = x[lo:hi]
+    olds = x[lo - window:hi - window]
+    o = out[lo:hi]
+    for i in range(hi - lo):
+        xn = xs[i]
+        xo = olds[i]
+        if xn == xn:
+            if xo == xo:
+                s += xn - xo
+            else:
+                s += xn - k
+                cnt += 1
+                inv = 1.0 / cnt
+        elif xo == xo:
+            s -= xo - k
+            cnt -= 1
+            inv = 1.0 / cnt if cnt > 0 else 0.0
+            if cnt == 0:
+                s = 0.0
+        o[i] = s * inv + k if cnt >= minp else np.nan
+    return s, cnt
+
+
+@jit
+def _resum(x, lo, hi):
+    # exact window sum around the window mean: returns (sum(x - k), count, k)
+    s, cnt = _window_sum(x, lo, hi, 0.0)
+    k = s / cnt if cnt > 0 else 0.0
+    s, cnt = _window_sum(x, lo, hi, k)
+    return s, cnt, k
+
+
+@jit
+def _rolling_sum_core_1d_nb(x, window, minp, mean, out):
+    # Sums are kept around an anchor k (the window mean at the last re-sum), so
+    # rounding scales with the spread of the data, not its level (1e9 + noise).
+    # Warm-up, then blocks of resum_every(window) bars: an exact re-sum of the
+    # window at each block start, cheap running updates inside the block.
+    n = x.shape[0]
+    every = resum_every(window)
+    k = _first_valid(x)
+    s = 0.0
+    c = 0.0
+    cnt = 0
+    w0 = min(window, n)
+    for t in range(w0):
+        v = x[t]
+        if v == v:
+            v -= k
+            tt = s + v
+            z = tt - s
+            c += (s - (tt - z)) + (v - z)
+            s = tt
+            cnt += 1
+        if cnt >= minp:
+            out[t] = (s + c) / cnt + k if mean else (s + c) + cnt * k
+        else:
+            out[t] = np.nan
+    s += c
+    lo = w0
+    while lo < n:
+        hi = min(n, lo + every)
+        if lo > w0:
+            s, cnt, k = _resum(x, lo - window, lo)
+        if mean:
+            s, cnt = _mean_steps(x, window, minp, lo, hi, s, cnt, k, out)
+        else:
+            s, cnt = _sum_steps(x, window, minp, lo, hi, s, cnt, k, out)
+        lo = hi
+    return out
+
+
+@jit
+def rolling_sum_1d_nb(x, window, minp, out):
+    """Rolling sum; equals ``pd.Series(x).rolling(window, min_periods=minp).sum()``."""
+    return _rolling_sum_core_1d_nb(x, window, minp, False, out)
+
+
+@jit
+def rolling_mean_1d_nb(x, window, minp, out):
+    """Rolling mean; equals ``pd.Series(x).rolling(window, min_periods=minp).mean()``."""
+    return _rolling_sum_core_1d_nb(x, window, minp, True, out)
+
+
+# --------------------------------------------------------------------------- var / std / zscore
+
+#: ``mode`` values of the second-moment kernel
+VAR, STD, ZSCORE = 0, 1, 2
+
+
+@jit
+def _window_moments(x, lo, hi, k):
+    # sums of (x - k) and (x - k)**2 over the non-NaN values of x[lo:hi]
+    s1 = 0.0
+    s2 = 0.0
+    for i in range(lo, hi):
+        v = x[i]
+        if v == v:
+            v -= k
+            s1 += v
+            s2 += v * v
+    return s1, s2
+
+
+@jit
+def _rolling_var_core_1d_nb(x, window, minp, ddof, mode, out):
+    n = x.shape[0]
+    k = _first_valid(x)
+    s1 = 0.0
+    s2 = 0.0
+    cnt = 0
+    run = 0  # length of the current run of identical non-NaN values
+    prev = np.nan
+    every = resum_every(window)
+    nxt = every
+    last_anchor = -window
+    for t in range(n):
+        xn = x[t]
+        okn = xn == xn
+        if okn:
+            if xn == prev:
+                run += 1
+            else:
+                run = 1
+                prev = xn
+        xo = x[t - window] if t >= window else np.nan
+        oko = xo == xo
+        cnt += np.int64(okn) - np.int64(oko)
+        if t == nxt:
+            # periodic exact re-summation around the window mean: no drift
+            lo = max(0, t - window + 1)
+            if cnt > 0:
+                s1, s2 = _window_moments(x, lo, t + 1, k)
+                k += s1 / cnt
+            s1, s2 = _window_moments(x, lo, t + 1, k)
+            last_anchor = t
+            nxt += every
+        else:
+            a = xn - k if okn else 0.0
+            b = xo - k if oko else 0.0
+            d = a - b
+            s1 += d
+            s2 += d * (a + b)
+        if cnt >= minp and cnt > ddof:
+            m = s1 / cnt
+            if run >= cnt:
+                var = 0.0
+            else:
+                num = s2 - s1 * m
+                if num * _REANCHOR_RATIO < s2 and t - last_anchor >= window:
+                    # mean far from the anchor: re-sum the window around its mean
+                    k += m
+                    s1, s2 = _window_moments(x, max(0, t - window + 1), t + 1, k)
+                    last_anchor = t
+                    m = s1 / cnt
+                    num = s2 - s1 * m
+                var = num / (cnt - ddof)
+                if var < 0.0:
+                    var = 0.0
+            if mode == VAR:
+                out[t] = var
+            elif mode == STD:
+                out[t] = np.sqrt(var)
+            else:
+                out[t] = ((xn - k) - m) / np.sqrt(var) if var > 0.0 and okn else np.nan
+        else:
+            if cnt == 0:
+                s1 = 0.0
+                s2 = 0.0
+            out[t] = np.nan
+    return out
+
+
+@jit
+def rolling_var_1d_nb(x, window, minp, ddof, out):
+    """Rolling variance; equals ``pd.Series(x).rolling(window, min_periods=minp).var(ddof=ddof)``.
+
+    NaN also where the window holds ``<= ddof`` non-NaN values.
+    """
+    return _rolling_var_core_1d_nb(x, window, minp, ddof, VAR, out)
+
+
+@jit
+def rolling_std_1d_nb(x, window, minp, ddof, out):
+    """Rolling standard deviation; equals ``...rolling(window, min_periods=minp).std(ddof=ddof)``."""
+    return _rolling_var_core_1d_nb(x, window, minp, ddof, STD, out)
+
+
+@jit
+def rolling_zscore_1d_nb(x, window, minp, ddof, out):
+    """Rolling z-score ``(x[t] - mean) / std`` of the window ending at ``t`` (``t`` included).
+
+    Equals ``(s - r.mean()) / r.std(ddof=ddof)`` with ``r = s.rolling(window, min_periods=minp)``,
+    except that a zero standard deviation (constant window) or a NaN ``x[t]`` gives NaN.
+    """
+    return _rolling_var_core_1d_nb(x, window, minp, ddof, ZSCORE, out)
+
+
+# --------------------------------------------------------------------------- min / max
+
+
+@jit
+def _rolling_minmax_core_1d_nb(x, window, minp, sign, out):
+    # van Herk / Gil-Werman: cut the series into blocks of `window` bars; the window
+    # ending at t spans the tail of the previous block (its suffix minimum, from a
+    # backward scan into `hbuf`) and the head of t's block (the running prefix
+    # minimum g). Three comparisons per bar whatever the data and the window,
+    # branch-free, exact. A monotonic deque is also O(n) but branches on the data
+    # (11 ns/bar here vs ~2); TA-Lib's rescan-on-expiry is O(n * window) on
+    # trending data. Max is -min(-x) via `sign`; NaN never wins a `<` comparison,
+    # so NaNs are skipped as pandas does and `cnt` tracks the non-NaN count.
+    n = x.shape[0]
+    w = window
+    inf = np.inf
+    hbuf = np.empty(max(1, min(w, n)) + 1, dtype=np.float64)
+    cnt = 0
+    bs = 0
+    while bs < n:
+        be = min(bs + w, n)
+        have_h = bs >= w
+        if have_h:
+            acc = inf
+            prev = x[bs - w:bs]
+            for i in range(w - 1, -1, -1):
+                v = sign * prev[i]
+                if v < acc:
+                    acc = v
+                hbuf[i] = acc
+            hbuf[w] = inf
+        g = inf
+        xs = x[bs:be]
+        o = out[bs:be]
+        if have_h:
+            olds = x[bs - w:be - w]
+            for i in range(be - bs):
+                xv = xs[i]
+                v = sign * xv
+                if v < g:
+                    g = v
+                xo = olds[i]
+                cnt += np.int64(xv == xv) - np.int64(xo == xo)
+                h = hbuf[i + 1]
+                r = h if h < g else g
+                o[i] = sign * r if cnt >= minp else np.nan
+        else:
+            for i in range(be - bs):
+                xv = xs[i]
+                v = sign * xv
+                if v < g:
+                    g = v
+                cnt += np.int64(xv == xv)
+                o[i] = sign * g if cnt >= minp else np.nan
+        bs = be
+    return out
+
+
+@jit
+def rolling_min_1d_nb(x, window, minp, out):
+    """Rolling minimum in O(n) (van Herk/Gil-Werman); equals ``...rolling(window, min_periods=minp).min()``."""
+    return _rolling_minmax_core_1d_nb(x, window, minp, 1.0, out)
+
+
+@jit
+def rolling_max_1d_nb(x, window, minp, out):
+    """Rolling maximum in O(n) (van Herk/Gil-Werman); equals ``...rolling(window, min_periods=minp).max()``."""
+    return _rolling_minmax_core_1d_nb(x, window, minp, -1.0, out)
+
+
+# --------------------------------------------------------------------------- corr / beta / cov
+
+#: ``mode`` values of the two-series kernel
+CORR, BETA, COV = 0, 1, 2
+
+
+@jit
+def _resum_pair(x, y, lo, hi, kx, ky):
+    sx = 0.0
+    sy = 0.0
+    sxx = 0.0
+    syy = 0.0
+    sxy = 0.0
+    for i in range(lo, hi):
+        u = x[i]
+        v = y[i]
+        if u == u and v == v:
+            u -= kx
+            v -= ky
+            sx += u
+            sy += v
+            sxx += u * u
+            syy += v * v
+            sxy += u * v
+    return sx, sy, sxx, syy, sxy
+
+
+@jit
+def _rolling_pair_core_1d_nb(x, y, window, minp, ddof, mode, out):
+    # Pairwise-complete windows: a bar counts when both x and y are non-NaN
+    # (pandas aligns the NaN masks first: X = x + 0*y, Y = y + 0*x).
+    n = x.shape[0]
+    kx = 0.0
+    ky = 0.0
+    for t in range(n):
+        if x[t] == x[t] and y[t] == y[t]:
+            kx = x[t]
+            ky = y[t]
+            break
+    sx = sy = sxx = syy = sxy = 0.0
+    cnt = 0
+    runx = 0
+    runy = 0
+    prevx = np.nan
+    prevy = np.nan
+    every = resum_every(window)
+    nxt = every
+    last_anchor = -window
+    for t in range(n):
+        xn = x[t]
+        yn = y[t]
+        okn = xn == xn and yn == yn
+        if okn:
+            if xn == prevx:
+                runx += 1
+            else:
+                runx = 1
+                prevx = xn
+            if yn == prevy:
+                runy += 1
+            else:
+                runy = 1
+                prevy = yn
+        if t >= window:
+            xo = x[t - window]
+            yo = y[t - window]
+            oko = xo == xo and yo == yo
+        else:
+            xo = yo = 0.0
+            oko = False
+        cnt += np.int64(okn) - np.int64(oko)
+        if t == nxt:
+            lo = max(0, t - window + 1)
+            if cnt > 0:
+                sx, sy, sxx, syy, sxy = _resum_pair(x, y, lo, t + 1, kx, ky)
+                kx += sx / cnt
+                ky += sy / cnt
+            sx, sy, sxx, syy, sxy = _resum_pair(x, y, lo, t + 1, kx, ky)
+            last_anchor = t
+            nxt += every
+        else:
+            ax = xn - kx if okn else 0.0
+            ay = yn - ky if okn else 0.0
+            bx = xo - kx if oko else 0.0
+            by = yo - ky if oko else 0.0
+            dx = ax - bx
+            dy = ay - by
+            sx += dx
+            sy += dy
+            sxx += dx * (ax + bx)
+            syy += dy * (ay + by)
+            sxy += ax * ay - bx * by
+        if cnt >= minp and cnt > ddof and cnt >= 2:
+            mx = sx / cnt
+            my = sy / cnt
+            nx = sxx - sx * mx
+            ny = syy - sy * my
+            nxy = sxy - sx * my
+            if (nx * _REANCHOR_RATIO < sxx or ny * _REANCHOR_RATIO < syy) and t - last_anchor >= window:
+                kx += mx
+                ky += my
+                sx, sy, sxx, syy, sxy = _resum_pair(x, y, max(0, t - window + 1), t + 1, kx, ky)
+                last_anchor = t
+                mx = sx / cnt
+                my = sy / cnt
+                nx = sxx - sx * mx
+                ny = syy - sy * my
+                nxy = sxy - sx * my
+            if runx >= cnt:
+                nx = 0.0
+                nxy = 0.0
+            if runy >= cnt:
+                ny = 0.0
+                nxy = 0.0
+            if mode == CORR:
+                out[t] = nxy / np.sqrt(nx * ny) if nx > 0.0 and ny > 0.0 else np.nan
+            elif mode == BETA:
+                out[t] = nxy / nx if nx > 0.0 else np.nan
+            else:
+                out[t] = nxy / (cnt - ddof)
+        else:
+            if cnt == 0:
+                sx = sy = sxx = syy = sxy = 0.0
+            out[t] = np.nan
+    return out
+
+
+@jit
+def rolling_corr_1d_nb(x, y, window, minp, out):
+    """Rolling Pearson correlation of ``x`` and ``y``; equals ``x.rolling(window, minp).corr(y)``.
+
+    NaN where either window is constant (zero variance) or fewer than 2 pairs.
+    """
+    return _rolling_pair_core_1d_nb(x, y, window, minp, 1, CORR, out)
+
+
+@jit
+def rolling_beta_1d_nb(y, x, window, minp, out):
+    """Rolling OLS slope of ``y`` on ``x``: ``cov(x, y) / var(x)`` over pairwise-complete windows.
+
+    Equals ``y.rolling(window, minp).cov(x) / x.rolling(window, minp).var()`` when NaNs are aligned.
+    """
+    return _rolling_pair_core_1d_nb(x, y, window, minp, 1, BETA, out)
+
+
+@jit
+def rolling_cov_1d_nb(x, y, window, minp, ddof, out):
+    """Rolling covariance; equals ``x.rolling(window, minp).cov(y, ddof=ddof)``."""
+    return _rolling_pair_core_1d_nb(x, y, window, minp, ddof, COV, out)
+
+
+# --------------------------------------------------------------------------- vwap
+
+
+@jit
+def rolling_vwap_1d_nb(price, volume, window, minp, out):
+    """Rolling volume-weighted average price ``sum(p * v) / sum(v)`` over the window.
+
+    A bar counts when both price and volume are non-NaN; NaN when the window's
+    volume sums to 0 or fewer than ``minp`` bars count.
+    """
+    n = price.shape[0]
+    spv = 0.0
+    sv = 0.0
+    cnt = 0
+    nz = 0  # counted bars with non-zero volume: all-zero windows give NaN, not 0/residue
+    every = resum_every(window)
+    nxt = every
+    for t in range(n):
+        okn = price[t] == price[t] and volume[t] == volume[t]
+        if t >= window:
+            i = t - window
+            oko = price[i] == price[i] and volume[i] == volume[i]
+        else:
+            i = 0
+            oko = False
+        cnt += np.int64(okn) - np.int64(oko)
+        nz += np.int64(okn and volume[t] != 0.0) - np.int64(oko and volume[i] != 0.0)
+        if t == nxt or nz == 0:
+            spv = 0.0
+            sv = 0.0
+            if nz > 0:
+                for i in range(max(0, t - window + 1), t + 1):
+                    if price[i] == price[i] and volume[i] == volume[i]:
+                        spv += price[i] * volume[i]
+                        sv += volume[i]
+            if t == nxt:
+                nxt += every
+        else:
+            spv += (price[t] * volume[t] if okn else 0.0) - (price[i] * volume[i] if oko else 0.0)
+            sv += (volume[t] if okn else 0.0) - (volume[i] if oko else 0.0)
+        if cnt >= minp and nz > 0:
+            out[t] = spv / sv
+        else:
+            out[t] = np.nan
+    return out
+
+
+# --------------------------------------------------------------------------- 2-D forms
+# Each runs its 1-D twin over the columns of (n_bars, n_cols) arrays in parallel.
+# Columns are taken as rows of the transpose: for F-ordered input (DataFrames, and
+# what nbtrade.stats passes) numba then types them as contiguous 1-D arrays; C-ordered
+# input works too, with strided columns (about 3x slower: stats converts it first).
+
+
+@pjit
+def rolling_sum_nb(x, window, minp, out):
+    """Column-wise :func:`rolling_sum_1d_nb`; equals ``pd.DataFrame(x).rolling(window, minp).sum()``."""
+    for j in prange(x.shape[1]):
+        _rolling_sum_core_1d_nb(x.T[j], window, minp, False, out.T[j])
+    return out
+
+
+@pjit
+def rolling_mean_nb(x, window, minp, out):
+    """Column-wise :func:`rolling_mean_1d_nb`; equals ``pd.DataFrame(x).rolling(window, minp).mean()``."""
+    for j in prange(x.shape[1]):
+        _rolling_sum_core_1d_nb(x.T[j], window, minp, True, out.T[j])
+    return out
+
+
+@pjit
+def rolling_var_nb(x, window, minp, ddof, out):
+    """Column-wise :func:`rolling_var_1d_nb`."""
+    for j in prange(x.shape[1]):
+        _rolling_var_core_1d_nb(x.T[j], window, minp, ddof, VAR, out.T[j])
+    return out
+
+
+@pjit
+def rolling_std_nb(x, window, minp, ddof, out):
+    """Column-wise :func:`rolling_std_1d_nb`."""
+    for j in prange(x.shape[1]):
+        _rolling_var_core_1d_nb(x.T[j], window, minp, ddof, STD, out.T[j])
+    return out
+
+
+@pjit
+def rolling_zscore_nb(x, window, minp, ddof, out):
+    """Column-wise :func:`rolling_zscore_1d_nb`."""
+    for j in prange(x.shape[1]):
+        _rolling_var_core_1d_nb(x.T[j], window, minp, ddof, ZSCORE, out.T[j])
+    return out
+
+
+@pjit
+def rolling_min_nb(x, window, minp, out):
+    """Column-wise :func:`rolling_min_1d_nb`."""
+    for j in prange(x.shape[1]):
+        _rolling_minmax_core_1d_nb(x.T[j], window, minp, 1.0, out.T[j])
+    return out
+
+
+@pjit
+def rolling_max_nb(x, window, minp, out):
+    """Column-wise :func:`rolling_max_1d_nb`."""
+    for j in prange(x.shape[1]):
+        _rolling_minmax_core_1d_nb(x.T[j], window, minp, -1.0, out.T[j])
+    return out
+
+
+@pjit
+def rolling_corr_nb(x, y, window, minp, out):
+    """Column-wise :func:`rolling_corr_1d_nb` (column j of x with column j of y)."""
+    for j in prange(x.shape[1]):
+        _rolling_pair_core_1d_nb(x.T[j], y.T[j], window, minp, 1, CORR, out.T[j])
+    return out
+
+
+@pjit
+def rolling_beta_nb(y, x, window, minp, out):
+    """Column-wise :func:`rolling_beta_1d_nb` (column j of y on column j of x)."""
+    for j in prange(x.shape[1]):
+        _rolling_pair_core_1d_nb(x.T[j], y.T[j], window, minp, 1, BETA, out.T[j])
+    return out
+
+
+@pjit
+def rolling_cov_nb(x, y, window, minp, ddof, out):
+    """Column-wise :func:`rolling_cov_1d_nb`."""
+    for j in prange(x.shape[1]):
+        _rolling_pair_core_1d_nb(x.T[j], y.T[j], window, minp, ddof, COV, out.T[j])
+    return out
+
+
+@pjit
+def rolling_vwap_nb(price, volume, window, minp, out):
+    """Column-wise :func:`rolling_vwap_1d_nb`."""
+    for j in prange(price.shape[1]):
+        rolling_vwap_1d_nb(price.T[j], volume.T[j], window, minp, out.T[j])
+    return out

@@ -1,0 +1,666 @@
+"""Signals backtest: inputs to arrays, validation, the numba bar loop, records to a :class:`Result`.
+
+Fill timing (one setting for entries, exits and stops)
+    ``fill="next_open"`` (default): a signal at bar ``t`` (computed from its close)
+    fills at the open of bar ``t + 1``; a signal on the last bar does not trade.
+    ``fill="close"``: it fills at the close of bar ``t`` itself, which assumes you
+    could compute the signal and trade at that very price: optimistic, use with care.
+Intrabar rules
+    Stops (``sl_stop``, ``tp_stop``, ``trail_stop``, fractions of the average entry
+    price) are active from the bar after the entry bar, in both fill modes.
+    Triggers are inclusive (``low <= stop`` for a long stop-loss); a bar opening
+    beyond a level fills at the open (gap); when one bar touches both the stop
+    side and the take-profit, the stop fills first (``intrabar="pessimistic"``,
+    default) unless ``intrabar="optimistic"``. The trailing level uses the peak
+    (trough for shorts) of the entry price and the highs (lows) of the bars
+    *before* the current one, so a bar's own high never moves the level it is
+    checked against.
+Costs
+    Slippage (fraction) moves every fill against you, stops included; fees are
+    ``fees * notional + fixed_fees`` on every order, entry and exit.
+Sizing and rejections
+    ``size_type``: ``"amount"`` (base units), ``"value"`` (quote currency),
+    ``"percent"`` (fraction of the free margin, fees included; 1.0 = all-in),
+    ``"target_percent"`` (position worth that fraction of equity). Sizes are rounded
+    down to ``lot_size`` and checked against ``min_qty``, ``min_notional`` and the
+    free margin (equity minus ``|position| * price / leverage`` of open positions;
+    an order needs ``notional / leverage + fees``). A failing entry is recorded as a
+    REJECTED order with a reason code; nothing is ever silently resized. Exits
+    always fill.
+Missing data
+    A symbol whose bar is NaN (not listed yet, delisted, exchange outage) cannot
+    fill there: an order due on such a bar is recorded as rejected (``NO_DATA``),
+    stops wait for the next candle (and fill at its open if it gapped through).
+    Prices are never forward-filled into fills; equity values a position at its
+    last valid close. A signal set on a bar whose own candle is missing is an
+    error. Gaps (NaN runs inside a symbol's history, missing timestamps) are
+    listed in ``Result.gaps``; ``on_gap`` chooses ``"error"``, ``"warn"`` (default)
+    or ``"skip"``.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .kernels.records import FillMode, Intrabar, SizeType, order_dt, trade_dt
+from .result import Result
+from .timeframes import index_to_ms
+
+_FIELDS = ("open", "high", "low", "close")
+_SIZE_TYPES = {"amount": SizeType.AMOUNT, "value": SizeType.VALUE, "percent": SizeType.PERCENT,
+               "target_percent": SizeType.TARGET_PERCENT}
+_FILLS = {"next_open": FillMode.NEXT_OPEN, "close": FillMode.CLOSE}
+_INTRABAR = {"pessimistic": Intrabar.PESSIMISTIC, "optimistic": Intrabar.OPTIMISTIC}
+_ON_GAP = ("error", "warn", "skip")
+
+
+class Inputs:
+    """Validated, aligned arrays of a backtest: ``(n_bars, n_symbols)`` float64, C-contiguous."""
+
+    def __init__(self, index: pd.Index, symbols: list, open_: np.ndarray, high: np.ndarray,
+                 low: np.ndarray, close: np.ndarray, n_missing: int = -1):
+        self.index = index
+        self.n_missing = n_missing  # bars with no candle; -1 = not counted
+        self.symbols = symbols
+        self.open, self.high, self.low, self.close = open_, high, low, close
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.close.shape
+
+
+# --------------------------------------------------------------------------------------------
+# data
+
+def _frame_fields(df: pd.DataFrame, name: str) -> dict[str, Any]:
+    cols = {str(c).lower(): c for c in df.columns}
+    if all(f in cols for f in _FIELDS):
+        return {f: df[cols[f]] for f in _FIELDS}
+    if "close" in cols:
+        raise ValueError(f"{name} has a close column but lacks "
+                         f"{', '.join(f for f in _FIELDS if f not in cols)}")
+    raise ValueError(f"{name} needs columns open, high, low, close (got {list(df.columns)})")
+
+
+def _check_index(index: pd.Index, name: str) -> None:
+    if isinstance(index, pd.DatetimeIndex) or pd.api.types.is_numeric_dtype(index):
+        if index.has_duplicates:
+            dup = index[index.duplicated()][0]
+            raise ValueError(f"{name} has duplicate timestamps (first: {dup})")
+        if not index.is_monotonic_increasing:
+            raise ValueError(f"{name} index is not sorted in increasing time order")
+
+
+def _is_price_like(x: Any) -> bool:
+    return isinstance(x, (pd.Series, np.ndarray, list)) or (
+        isinstance(x, pd.DataFrame) and "close" not in {str(c).lower() for c in x.columns})
+
+
+def prepare_data(data: Any) -> Inputs:
+    """Turn ``data`` into aligned OHLC arrays.
+
+    Accepted forms: a dict ``{symbol: DataFrame with open/high/low/close}`` (indexes
+    are outer-joined; a symbol's missing bars become NaN); one such DataFrame (symbol
+    ``"asset"``); a dict of fields ``{"open": ..., "high": ..., "low": ..., "close": ...}``
+    whose values are ``(n_bars, n_symbols)`` DataFrames or arrays (or 1-D for one
+    symbol); or close prices alone (Series, DataFrame of symbols, array), in which case
+    open = high = low = close (a next-bar fill then happens at the next close).
+    """
+    if isinstance(data, Mapping) and len(data) and all(k in data for k in _FIELDS):
+        return _from_fields({f: data[f] for f in _FIELDS}, "data")
+    if isinstance(data, Mapping):
+        if not data:
+            raise ValueError("data is empty")
+        frames = {}
+        for sym, df in data.items():
+            if not isinstance(df, pd.DataFrame):
+                raise TypeError(f"data[{sym!r}] must be a DataFrame with open/high/low/close columns, "
+                                f"got {type(df).__name__}")
+            _check_index(df.index, f"data[{sym!r}]")
+            frames[sym] = _frame_fields(df, f"data[{sym!r}]")
+        index = None
+        for sym, f in frames.items():
+            idx = f["close"].index
+            index = idx if index is None else index.union(idx)
+        fields = {f: pd.DataFrame({sym: frames[sym][f].reindex(index) for sym in frames}, index=index)
+                  for f in _FIELDS}
+        return _from_fields(fields, "data")
+    if isinstance(data, pd.DataFrame) and isinstance(data.columns, pd.MultiIndex):
+        for level in range(data.columns.nlevels):
+            values = {str(v).lower() for v in data.columns.get_level_values(level)}
+            if set(_FIELDS) <= values:
+                fields = {f: data.xs(f, axis=1, level=level) for f in _FIELDS}
+                return _from_fields(fields, "data")
+        raise ValueError("data has MultiIndex columns but no level holds open/high/low/close")
+    if isinstance(data, pd.DataFrame) and not _is_price_like(data):
+        _check_index(data.index, "data")
+        f = _frame_fields(data, "data")
+        return _from_fields({k: v.to_frame("asset") for k, v in f.items()}, "data")
+    if _is_price_like(data):
+        inputs = _from_fields({"close": data}, "data", close_only=True)
+        return inputs
+    raise TypeError(f"data must be a dict of OHLCV DataFrames, a DataFrame or arrays, got {type(data).__name__}")
+
+
+def _from_fields(fields: dict[str, Any], name: str, close_only: bool = False) -> Inputs:
+    arrays, index, symbols = {}, None, None
+    for f, value in fields.items():
+        label = f"{name}[{f!r}]"
+        if isinstance(value, pd.Series):
+            value = value.to_frame("asset" if value.name is None else value.name)
+        if isinstance(value, pd.DataFrame):
+            _check_index(value.index, label)
+            if index is None:
+                index, symbols = value.index, list(value.columns)
+            else:
+                if not value.index.equals(index):
+                    raise ValueError(f"{label} index differs from {name}['open']'s")
+                if list(value.columns) != symbols:
+                    raise ValueError(f"{label} columns differ from {name}['open']'s")
+            for dtype in value.dtypes:
+                if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+                    raise TypeError(f"{label} must be numeric, got dtype {dtype}")
+            arr = value.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            arr = np.asarray(value)
+            if arr.dtype.kind not in "iuf":
+                raise TypeError(f"{label} must be numeric, got dtype {arr.dtype}")
+            arr = arr.astype(np.float64, copy=False)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2:
+            raise ValueError(f"{label} must be 1-D or 2-D (time x symbols), got shape {arr.shape}")
+        arrays[f] = arr
+    if close_only:
+        arrays = {f: arrays["close"] for f in _FIELDS}
+    shape = arrays["close"].shape
+    for f, arr in arrays.items():
+        if arr.shape != shape:
+            raise ValueError(f"{name}[{f!r}] has shape {arr.shape} but {name}['close'] has shape {shape}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {shape})")
+    if index is None:
+        index = pd.RangeIndex(shape[0])
+        symbols = list(range(shape[1])) if shape[1] > 1 else ["asset"]
+    if isinstance(index, pd.DatetimeIndex) and index.tz is None:
+        index = index.tz_localize("UTC")
+    if not (isinstance(index, pd.DatetimeIndex) or isinstance(index, pd.RangeIndex)
+            or pd.api.types.is_numeric_dtype(index)):
+        raise TypeError(f"{name} index must be a DatetimeIndex or numeric, got {type(index).__name__}")
+    c = np.ascontiguousarray(arrays["close"])
+    o, h, l = (c if arrays[f] is arrays["close"] else np.ascontiguousarray(arrays[f]) for f in _FIELDS[:3])
+    from .kernels.checks import INCONSISTENT, NOT_FINITE, NOT_POSITIVE, check_close_nb, check_ohlc_nb
+
+    if o is c and h is c and l is c:
+        code, t, j, field, n_missing, n_partial = check_close_nb(c)  # close-only data
+    else:
+        code, t, j, field, n_missing, n_partial = check_ohlc_nb(o, h, l, c)
+    if code == NOT_FINITE:
+        raise ValueError(f"{name} prices contain inf at {index[t]} ({symbols[j]})")
+    if code == NOT_POSITIVE:
+        f = _FIELDS[field]
+        value = (o, h, l, c)[field][t, j]
+        raise ValueError(f"{name} {f} prices must be > 0; got {value} at {index[t]} ({symbols[j]})")
+    if code == INCONSISTENT:
+        raise ValueError(f"{name} has an inconsistent candle at {index[t]} ({symbols[j]}): "
+                         f"need low <= open, close <= high")
+    if n_partial:
+        # a partial candle is unusable: treat it as missing altogether
+        missing = np.isnan(o) | np.isnan(h) | np.isnan(l) | np.isnan(c)
+        o, h, l, c = (np.where(missing, np.nan, a) for a in (o, h, l, c))
+    return Inputs(index, symbols, o, h, l, c, int(n_missing))
+
+
+# --------------------------------------------------------------------------------------------
+# signals and parameters
+
+def _signal(x: Any, name: str, inputs: Inputs) -> np.ndarray:
+    n, m = inputs.shape
+    if isinstance(x, pd.Series):
+        x = x.to_frame(inputs.symbols[0] if m == 1 else x.name)
+    if isinstance(x, pd.DataFrame):
+        if x.shape != (n, m):
+            raise ValueError(f"{name} has shape {x.shape} but data has shape {(n, m)} (bars, symbols)")
+        if not x.index.equals(inputs.index):
+            idx = x.index
+            if isinstance(idx, pd.DatetimeIndex) and idx.tz is None:
+                idx = idx.tz_localize("UTC")
+            if not idx.equals(inputs.index):
+                raise ValueError(f"{name} index is not aligned with data's index")
+        if m > 1 or list(x.columns) != [0]:
+            if list(x.columns) != list(inputs.symbols) and not (m == 1 and x.shape[1] == 1):
+                raise ValueError(f"{name} columns {list(x.columns)} differ from data's symbols {inputs.symbols}")
+        if x.isna().to_numpy().any():
+            raise ValueError(f"{name} contains NaN; signals must be boolean")
+        arr = x.to_numpy()
+    else:
+        arr = np.asarray(x)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.shape != (n, m):
+            raise ValueError(f"{name} has shape {arr.shape} but data has shape {(n, m)} (bars, symbols)")
+    if arr.dtype != np.bool_:
+        if arr.dtype.kind not in "iu" or not np.isin(arr, (0, 1)).all():
+            raise TypeError(f"{name} must be boolean (or 0/1 integers), got dtype {arr.dtype}")
+        arr = arr.astype(np.bool_)
+    return np.ascontiguousarray(arr)
+
+
+def prepare_signals(inputs: Inputs, **signals: Any) -> tuple[dict[str, np.ndarray], dict[str, int], bool]:
+    """Convert, align and check the four signal arrays in one pass; count their True values.
+
+    Missing short signals are not allocated: the engine does not read them
+    (``has_short`` False) and gets ``entries`` as a stand-in.
+    """
+    from .kernels.checks import signal_stats_nb
+
+    n, m = inputs.shape
+    arrays = {}
+    for key in ("entries", "exits", "short_entries", "short_exits"):
+        x = signals.get(key)
+        if x is None and key in ("entries", "exits"):
+            arrays[key] = np.zeros((n, m), dtype=np.bool_)
+        elif x is not None:
+            arrays[key] = _signal(x, key, inputs)
+    has_short = "short_entries" in arrays or "short_exits" in arrays
+    if has_short:
+        for key in ("short_entries", "short_exits"):
+            arrays.setdefault(key, np.zeros((n, m), dtype=np.bool_))
+    else:
+        arrays["short_entries"] = arrays["short_exits"] = arrays["entries"]
+    names = ("entries", "exits", "short_entries", "short_exits")
+    if inputs.n_missing != 0:
+        counts = np.zeros(4, dtype=np.int64)
+        n_bad, k, t, j = signal_stats_nb(arrays["entries"], arrays["exits"], arrays["short_entries"],
+                                         arrays["short_exits"], has_short, inputs.close, counts)
+        if n_bad:
+            raise ValueError(f"{names[k]} is True on a bar with no candle (NaN prices) at {inputs.index[t]} "
+                             f"({inputs.symbols[j]}); {n_bad} signal(s) in all sit on missing bars. A signal "
+                             f"needs a bar to be computed from")
+    else:  # no missing bar: counting is all there is to do (SIMD count_nonzero)
+        counts = [np.count_nonzero(arrays[key]) if (has_short or key in names[:2]) else 0 for key in names]
+    return arrays, {key: int(v) for key, v in zip(names, counts)}, has_short
+
+
+def _per_symbol(x: Any, name: str, symbols: list, default: float, *, positive: bool = False,
+                allow_none: bool = False, upper: float | None = None) -> np.ndarray:
+    """A parameter given as scalar, ``{symbol: value}``, Series or sequence -> ``(n_symbols,)`` float64."""
+    m = len(symbols)
+    if x is None:
+        if allow_none:
+            return np.full(m, np.nan)
+        x = default
+    if isinstance(x, Mapping):
+        unknown = set(x) - set(symbols)
+        if unknown:
+            raise ValueError(f"{name} names unknown symbols {sorted(map(str, unknown))}")
+        arr = np.array([np.nan if x.get(s) is None and allow_none else x.get(s, default) for s in symbols],
+                       dtype=np.float64)
+    elif isinstance(x, pd.Series):
+        if set(x.index) != set(symbols):
+            raise ValueError(f"{name} index must be data's symbols {symbols}")
+        arr = x.reindex(symbols).to_numpy(dtype=np.float64)
+    else:
+        if isinstance(x, (bool, np.bool_)):
+            raise TypeError(f"{name} must be a number, got {x!r}")
+        try:
+            arr = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be a number or one number per symbol, got {x!r}") from None
+        if arr.ndim == 0:
+            arr = np.full(m, float(arr))
+        elif arr.shape != (m,):
+            raise ValueError(f"{name} must be a scalar or have one value per symbol ({m}), got shape {arr.shape}")
+    if np.isinf(arr).any() or (np.isnan(arr).any() and not allow_none):
+        raise ValueError(f"{name} must be finite, got {arr}")
+    with np.errstate(invalid="ignore"):
+        if positive and (arr <= 0).any():
+            raise ValueError(f"{name} must be > 0, got {arr[arr <= 0][0]}")
+        if (arr < 0).any():
+            raise ValueError(f"{name} must be >= 0, got {arr[arr < 0][0]}")
+        if upper is not None and (arr >= upper).any():
+            raise ValueError(f"{name} must be < {upper}, got {arr[arr >= upper][0]}")
+    return np.ascontiguousarray(arr)
+
+
+def _choice(value: Any, name: str, options: Mapping | tuple) -> Any:
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(map(repr, options))}")
+    return options[value] if isinstance(options, Mapping) else value
+
+
+def _freq_ms(freq: Any, index: pd.Index) -> float | None:
+    """Bar length in ms: from ``freq`` (timeframe string, Timedelta, pandas offset) or the index."""
+    if freq is not None:
+        from .timeframes import TIMEFRAME_MS
+
+        if isinstance(freq, str) and freq in TIMEFRAME_MS:
+            return float(TIMEFRAME_MS[freq])
+        try:
+            td = pd.Timedelta(pd.tseries.frequencies.to_offset(freq)) if isinstance(freq, str) else pd.Timedelta(freq)
+        except (ValueError, TypeError):
+            raise ValueError(f"freq {freq!r} is not a timeframe ('1m', '1h', ...) or a timedelta") from None
+        if td <= pd.Timedelta(0):
+            raise ValueError(f"freq must be positive, got {freq!r}")
+        return td / pd.Timedelta(milliseconds=1)
+    if isinstance(index, pd.DatetimeIndex) and len(index) > 1:
+        diffs = np.diff(index_to_ms(index))
+        return float(np.median(diffs))
+    return None
+
+
+def find_gaps(inputs: Inputs, freq_ms: float | None) -> pd.DataFrame:
+    """Gaps in the input: missing timestamps (all symbols) and NaN runs inside a symbol's history."""
+    rows = []
+    index = inputs.index
+    if isinstance(index, pd.DatetimeIndex) and freq_ms and len(index) > 1:
+        step = np.diff(index_to_ms(index)).astype(np.float64)
+        for k in np.flatnonzero(step > freq_ms * 1.5):
+            rows.append({"symbol": None, "kind": "missing_time", "start": index[k] + pd.Timedelta(milliseconds=freq_ms),
+                         "end": index[k + 1] - pd.Timedelta(milliseconds=freq_ms),
+                         "bars": int(round(step[k] / freq_ms)) - 1})
+    if inputs.n_missing == 0:
+        return pd.DataFrame(rows, columns=["symbol", "kind", "start", "end", "bars"])
+    missing = np.isnan(inputs.close)
+    for j, sym in enumerate(inputs.symbols):
+        col = missing[:, j]
+        valid = np.flatnonzero(~col)
+        if valid.size == 0:
+            continue
+        inner = col[valid[0]:valid[-1] + 1]
+        if not inner.any():
+            continue
+        d = np.diff(np.concatenate(([0], inner.view(np.int8), [0])))
+        starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+        for s, e in zip(starts, ends):
+            rows.append({"symbol": sym, "kind": "nan", "start": index[valid[0] + s], "end": index[valid[0] + e - 1],
+                         "bars": int(e - s)})
+    return pd.DataFrame(rows, columns=["symbol", "kind", "start", "end", "bars"])
+
+
+# --------------------------------------------------------------------------------------------
+# entry point
+
+def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: Any = None,
+             short_exits: Any = None, *, size: Any = 1.0, size_type: str = "percent",
+             sl_stop: Any = None, tp_stop: Any = None, trail_stop: Any = None,
+             fees: Any = 0.0, fixed_fees: Any = 0.0, slippage: Any = 0.0, init_cash: float = 10_000.0,
+             fill: str = "next_open", intrabar: str = "pessimistic", freq: Any = None,
+             lot_size: Any = 0.0, min_qty: Any = 0.0, min_notional: Any = 0.0, leverage: float = 1.0,
+             cash_sharing: bool = True, on_gap: str = "warn") -> Result:
+    """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
+
+    Parameters
+    ----------
+    data : dict of DataFrames, DataFrame, dict of fields, or close prices
+        OHLC candles keyed by open time (see :func:`prepare_data`).
+    entries, exits, short_entries, short_exits : bool DataFrame (bars x symbols) or array
+        Signals aligned with ``data``; a signal at bar ``t`` uses information up to
+        ``t``'s close. ``None`` means never.
+    size : float, per symbol allowed
+        Entry size, read according to ``size_type`` (default ``1.0`` with
+        ``"percent"``: all the free margin, fees included). Must be > 0.
+    size_type : {"percent", "amount", "value", "target_percent"}
+    sl_stop, tp_stop, trail_stop : float, per symbol allowed
+        Stop-loss, take-profit and trailing stop as fractions of the entry price
+        (0.05 = 5 %); ``None`` disables. Must be > 0.
+    fees : float
+        Fee per order as a fraction of notional (0.001 = 10 bp), both legs.
+    fixed_fees : float
+        Fee per order in quote currency.
+    slippage : float
+        Adverse fraction applied to every fill price, stops included.
+    init_cash : float
+        Starting cash in quote currency (per symbol when ``cash_sharing=False``).
+    fill : {"next_open", "close"}
+        When signals fill (module docstring). Governs entries, exits and stops alike.
+    intrabar : {"pessimistic", "optimistic"}
+        Stop-loss or take-profit first when one bar touches both.
+    freq : str or Timedelta, optional
+        Bar length for annualisation (``"1h"``); inferred from a DatetimeIndex.
+    lot_size, min_qty, min_notional : float, per symbol allowed
+        Exchange filters: sizes round down to ``lot_size`` (0 = none); smaller orders
+        than ``min_qty`` (base) or ``min_notional`` (quote) are rejected.
+    leverage : float
+        Margin per unit of notional is ``1 / leverage`` (1 = cash account). Must be > 0.
+    cash_sharing : bool
+        True (default): all symbols trade one cash balance, in column order. False:
+        each symbol is an isolated account with its own ``init_cash`` (like running
+        one backtest per symbol); the portfolio is their sum.
+    on_gap : {"warn", "error", "skip"}
+        What to do when the input has gaps (listed in ``Result.gaps`` in any case).
+
+    Returns
+    -------
+    Result
+        Equity, positions, orders, trades, ``stats()`` and the ``assumptions`` made.
+
+    Examples
+    --------
+    >>> import nbtrade
+    >>> df = nbtrade.market("BTC/USDT", "2024-01-01", "2024-01-03", "1h", seed=1)
+    >>> fast, slow = df.close.rolling(5).mean(), df.close.rolling(20).mean()
+    >>> res = backtest(df, entries=fast > slow, exits=fast < slow, fees=0.001)
+    >>> res.equity.shape
+    (48,)
+    """
+    from .kernels.engine import (N_PARAMS, P_FEES, P_FIXED_FEES, P_LOT, P_MIN_NOTIONAL, P_MIN_QTY, P_SIZE,
+                                 P_SL, P_SLIPPAGE, P_TP, P_TRAIL, simulate_signals_nb)
+
+    inputs = prepare_data(data)
+    n, m = inputs.shape
+    syms = inputs.symbols
+    size_type_id = _choice(size_type, "size_type", _SIZE_TYPES)
+    fill_id = _choice(fill, "fill", _FILLS)
+    intrabar_id = _choice(intrabar, "intrabar", _INTRABAR)
+    on_gap = _choice(on_gap, "on_gap", _ON_GAP)
+    sig, counts, has_short = prepare_signals(inputs, entries=entries, exits=exits, short_entries=short_entries,
+                                             short_exits=short_exits)
+    params = {
+        "size": _per_symbol(size, "size", syms, 1.0, positive=True),
+        "fees": _per_symbol(fees, "fees", syms, 0.0),
+        "fixed_fees": _per_symbol(fixed_fees, "fixed_fees", syms, 0.0),
+        "slippage": _per_symbol(slippage, "slippage", syms, 0.0, upper=1.0),
+        "sl_stop": _per_symbol(sl_stop, "sl_stop", syms, np.nan, positive=True, allow_none=True),
+        "tp_stop": _per_symbol(tp_stop, "tp_stop", syms, np.nan, positive=True, allow_none=True),
+        "trail_stop": _per_symbol(trail_stop, "trail_stop", syms, np.nan, positive=True, allow_none=True),
+        "lot_size": _per_symbol(lot_size, "lot_size", syms, 0.0),
+        "min_qty": _per_symbol(min_qty, "min_qty", syms, 0.0),
+        "min_notional": _per_symbol(min_notional, "min_notional", syms, 0.0),
+    }
+    init_cash = _scalar(init_cash, "init_cash")
+    leverage = _scalar(leverage, "leverage")
+    if not isinstance(cash_sharing, (bool, np.bool_)):
+        raise TypeError(f"cash_sharing must be True or False, got {cash_sharing!r}")
+    cash_sharing = bool(cash_sharing)
+    freq_ms = _freq_ms(freq, inputs.index)
+    gaps = _handle_gaps(inputs, freq_ms, on_gap)
+
+    n_entry = counts["entries"] + counts["short_entries"]
+    n_exit = counts["exits"] + counts["short_exits"]
+    orders = np.empty(3 * n_entry + n_exit, dtype=order_dt)
+    trades = np.empty(n_entry, dtype=trade_dt)
+    cash = np.empty(n)
+    equity = np.empty(n)
+    packed = np.empty((N_PARAMS, m))
+    for row, key in ((P_SIZE, "size"), (P_FEES, "fees"), (P_FIXED_FEES, "fixed_fees"), (P_SLIPPAGE, "slippage"),
+                     (P_SL, "sl_stop"), (P_TP, "tp_stop"), (P_TRAIL, "trail_stop"), (P_LOT, "lot_size"),
+                     (P_MIN_QTY, "min_qty"), (P_MIN_NOTIONAL, "min_notional")):
+        packed[row] = params[key]
+    n_orders, n_trades = simulate_signals_nb(
+        inputs.open, inputs.high, inputs.low, inputs.close,
+        sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"],
+        has_short,
+        packed, size_type_id, leverage, init_cash, not cash_sharing, fill_id, intrabar_id, orders, trades, cash,
+        equity)
+    assumptions = {
+        "fill": fill,
+        "fill_rule": ("signals at bar t fill at bar t+1's open" if fill == "next_open"
+                      else "signals at bar t fill at bar t's close (optimistic)"),
+        "stops": "active from the bar after entry; inclusive triggers; gaps fill at the open; "
+                 "trailing level from the peak before the current bar",
+        "intrabar": intrabar,
+        "fees": _describe(params["fees"], syms), "fixed_fees": _describe(params["fixed_fees"], syms),
+        "slippage": _describe(params["slippage"], syms),
+        "size": _describe(params["size"], syms), "size_type": size_type,
+        "leverage": leverage, "init_cash": init_cash, "cash_sharing": cash_sharing,
+        "valuation": "last valid close (never used as a fill price)",
+        "open_trades": "reported with exit_reason 'end' at the last valid close, no exit fees",
+        "days_per_year": 365,
+        "gaps": int(len(gaps)),
+    }
+    return Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
+                  init_cash=init_cash if cash_sharing else init_cash * m, freq_ms=freq_ms, gaps=gaps,
+                  assumptions=assumptions, symbol_init_cash=None if cash_sharing else init_cash)
+
+
+def _handle_gaps(inputs: Inputs, freq_ms: float | None, on_gap: str) -> pd.DataFrame:
+    gaps = find_gaps(inputs, freq_ms)
+    if len(gaps):
+        msg = (f"data has {len(gaps)} gap(s) ({int(gaps['bars'].sum())} bars); nothing fills on a missing bar. "
+               f"First: {gaps.iloc[0].to_dict()}.")
+        if on_gap == "error":
+            raise ValueError(msg + " Pass on_gap='warn' or 'skip' to run anyway")
+        if on_gap == "warn":
+            warnings.warn(msg + " Pass on_gap='skip' to silence or inspect Result.gaps", stacklevel=3)
+    return gaps
+
+
+def _scalar(x: Any, name: str) -> float:
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {x!r}")
+    x = float(x)
+    if not np.isfinite(x) or x <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {x}")
+    return x
+
+
+def _describe(arr: np.ndarray, symbols: list) -> Any:
+    if np.all(arr == arr[0]) or np.all(np.isnan(arr)):
+        v = float(arr[0])
+        return None if np.isnan(v) else v
+    return {s: (None if np.isnan(v) else float(v)) for s, v in zip(symbols, arr)}
+
+
+def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees: Any = 0.0,
+                     fixed_fees: Any = 0.0, slippage: Any = 0.0, init_cash: float = 10_000.0,
+                     fill: str = "next_open", freq: Any = None, lot_size: Any = 0.0, min_qty: Any = 0.0,
+                     min_notional: Any = 0.0, leverage: float = 1.0, on_gap: str = "warn") -> Result:
+    """Backtest target portfolio weights, rebalanced on a schedule (one shared cash balance).
+
+    Parameters
+    ----------
+    data
+        As for :func:`backtest`.
+    weights : DataFrame (bars x symbols) or array
+        Target fraction of equity per symbol decided at each bar's close (negative =
+        short, NaN = leave the position as is). Weights of bar ``t`` fill at bar
+        ``t + 1``'s open (``fill="next_open"``) or at ``t``'s close (``fill="close"``).
+    rebalance_every : int or bool array
+        Act on the weights every that many bars (from bar 0), or on the bars where a
+        boolean array (n_bars,) is True.
+    fees, fixed_fees, slippage, init_cash, fill, freq, lot_size, min_qty, min_notional, leverage, on_gap
+        As for :func:`backtest`.
+
+    Notes
+    -----
+    Each rebalance values the portfolio once at the prices of the moment, then targets
+    ``w * equity / ((1 + fees) * (1 + slippage) * price)`` units per symbol, so a fully
+    invested rebalance pays its own costs. Orders that shrink positions go first, then
+    those that grow them; rejected orders are recorded with a reason (see
+    ``nbtrade.kernels.rebalance``). Trades are round trips from flat to flat with
+    quantity-weighted average entry and exit prices.
+
+    Examples
+    --------
+    >>> import nbtrade, pandas as pd
+    >>> d = nbtrade.market(["BTC/USDT", "ETH/USDT"], "2024-01-01", "2024-01-08", "1h", seed=1)
+    >>> w = pd.DataFrame(0.5, index=d["BTC/USDT"].index, columns=list(d))
+    >>> res = backtest_weights(d, w, rebalance_every=24, fees=0.001)
+    >>> res.orders["status"].eq("filled").all()
+    True
+    """
+    from .kernels.engine import N_PARAMS, P_FEES, P_FIXED_FEES, P_LOT, P_MIN_NOTIONAL, P_MIN_QTY, P_SLIPPAGE
+    from .kernels.rebalance import simulate_weights_nb
+
+    inputs = prepare_data(data)
+    n, m = inputs.shape
+    syms = inputs.symbols
+    fill_id = _choice(fill, "fill", _FILLS)
+    on_gap = _choice(on_gap, "on_gap", _ON_GAP)
+    w = _weights(weights, inputs)
+    if isinstance(rebalance_every, (bool, np.bool_)) or not isinstance(rebalance_every, (int, np.integer)):
+        mask = np.asarray(rebalance_every.to_numpy() if isinstance(rebalance_every, pd.Series) else rebalance_every)
+        if mask.dtype != np.bool_ or mask.shape != (n,):
+            raise ValueError(f"rebalance_every must be a positive integer or a boolean array of shape ({n},)")
+    else:
+        if rebalance_every < 1:
+            raise ValueError(f"rebalance_every must be >= 1, got {rebalance_every}")
+        mask = np.zeros(n, dtype=np.bool_)
+        mask[::int(rebalance_every)] = True
+    mask = np.ascontiguousarray(mask)
+    packed = np.zeros((N_PARAMS, m))
+    packed[P_FEES] = _per_symbol(fees, "fees", syms, 0.0)
+    packed[P_FIXED_FEES] = _per_symbol(fixed_fees, "fixed_fees", syms, 0.0)
+    packed[P_SLIPPAGE] = _per_symbol(slippage, "slippage", syms, 0.0, upper=1.0)
+    packed[P_LOT] = _per_symbol(lot_size, "lot_size", syms, 0.0)
+    packed[P_MIN_QTY] = _per_symbol(min_qty, "min_qty", syms, 0.0)
+    packed[P_MIN_NOTIONAL] = _per_symbol(min_notional, "min_notional", syms, 0.0)
+    init_cash = _scalar(init_cash, "init_cash")
+    leverage = _scalar(leverage, "leverage")
+    freq_ms = _freq_ms(freq, inputs.index)
+    gaps = _handle_gaps(inputs, freq_ms, on_gap)
+    bound = 2 * int(np.count_nonzero(~np.isnan(w[mask])))
+    orders = np.empty(bound, dtype=order_dt)
+    trades = np.empty(bound // 2 + m, dtype=trade_dt)
+    cash = np.empty(n)
+    equity = np.empty(n)
+    n_orders, n_trades = simulate_weights_nb(inputs.open, inputs.close, w, mask, packed, leverage, init_cash,
+                                             fill_id, orders, trades, cash, equity)
+    assumptions = {
+        "fill": fill,
+        "fill_rule": ("weights at bar t fill at bar t+1's open" if fill == "next_open"
+                      else "weights at bar t fill at bar t's close (optimistic)"),
+        "rebalance": "w * equity / ((1 + fees) * (1 + slippage) * price) units; shrinking orders first",
+        "fees": _describe(packed[P_FEES], syms), "fixed_fees": _describe(packed[P_FIXED_FEES], syms),
+        "slippage": _describe(packed[P_SLIPPAGE], syms),
+        "leverage": leverage, "init_cash": init_cash, "cash_sharing": True,
+        "valuation": "last valid close (never used as a fill price)",
+        "open_trades": "reported with exit_reason 'end' at the last valid close, no exit fees",
+        "days_per_year": 365,
+        "gaps": int(len(gaps)),
+    }
+    return Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
+                  init_cash=init_cash, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions)
+
+
+def _weights(x: Any, inputs: Inputs) -> np.ndarray:
+    n, m = inputs.shape
+    if isinstance(x, pd.Series):
+        x = x.to_frame(inputs.symbols[0] if m == 1 else x.name)
+    if isinstance(x, pd.DataFrame):
+        if x.shape != (n, m):
+            raise ValueError(f"weights has shape {x.shape} but data has shape {(n, m)} (bars, symbols)")
+        idx = x.index
+        if isinstance(idx, pd.DatetimeIndex) and idx.tz is None:
+            idx = idx.tz_localize("UTC")
+        if not idx.equals(inputs.index):
+            raise ValueError("weights index is not aligned with data's index")
+        if list(x.columns) != list(inputs.symbols) and not (m == 1 and x.shape[1] == 1):
+            raise ValueError(f"weights columns {list(x.columns)} differ from data's symbols {inputs.symbols}")
+        arr = x.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "iuf":
+            raise TypeError(f"weights must be numeric, got dtype {arr.dtype}")
+        arr = arr.astype(np.float64, copy=False)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.shape != (n, m):
+            raise ValueError(f"weights has shape {arr.shape} but data has shape {(n, m)} (bars, symbols)")
+    if np.isinf(arr).any():
+        raise ValueError("weights must be finite (NaN means: leave the position as is)")
+    return np.ascontiguousarray(arr)

@@ -1,0 +1,192 @@
+"""What each ``nbtrade`` command does (the CLI only parses arguments and calls :func:`run`)."""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, Callable
+
+
+def run(args: argparse.Namespace) -> int:
+    handler: Callable[[argparse.Namespace], int] = _HANDLERS[args.command]
+    return handler(args)
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from .config import load_settings
+
+    return load_settings(flags={"home": getattr(args, "home", None)})
+
+
+def _store_root(args: argparse.Namespace) -> str:
+    return args.store or str(_settings(args).store)
+
+
+def _symbols(text: str) -> list[str]:
+    out = [s.strip() for s in text.split(",") if s.strip()]
+    if not out:
+        raise ValueError("no symbols given")
+    return out
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(quick=args.quick, seed=args.seed, home=args.home, report=args.report)
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from .data.fetch import run_fetch
+
+    return run_fetch(args.exchange, _symbols(args.symbols), args.timeframe, args.start, args.end,
+                     store=_store_root(args), base_url=args.base_url, funding=args.funding)
+
+
+def _mock(args: argparse.Namespace) -> int:
+    from .data.mock import run_mock_exchange
+
+    return run_mock_exchange(port=args.port, host=args.host, seed=args.seed)
+
+
+def _data(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .data import store as st
+
+    console = Console()
+    root = _store_root(args)
+    action = args.data_command
+    if action == "ls":
+        rows = st.ls(root, args.exchange)
+        table = Table(title=f"series in {root}")
+        cols = list(rows[0]) if rows else ["exchange", "symbol", "timeframe", "rows"]
+        for c in cols:
+            table.add_column(str(c))
+        for r in rows:
+            table.add_row(*(str(r.get(c, "")) for c in cols))
+        console.print(table)
+        return 0
+    if action == "info":
+        info = st.info(args.exchange, args.symbol, args.timeframe, root)
+        console.print_json(json.dumps(info, default=str))
+        return 0
+    if action == "verify":
+        report = st.verify(root, args.exchange)
+        console.print(str(report))
+        return 0 if getattr(report, "ok", True) else 1
+    if action == "import":
+        from .data.io import import_many
+
+        results = import_many(args.paths, st.Store(root), exchange=args.exchange, symbol=args.symbol,
+                              timeframe=args.timeframe)
+        for r in (results if isinstance(results, list) else [results]):
+            console.print(str(r))
+        return 0
+    if action == "export":
+        from .data.io import export_series
+
+        res = export_series(st.Store(root), args.exchange, args.symbol, args.timeframe, args.path,
+                            start=args.start, end=args.end)
+        console.print(str(res))
+        return 0
+    raise AssertionError(action)
+
+
+def load_data(args: argparse.Namespace) -> dict[str, Any]:
+    """Candles for backtest/check: from the store, or the synthetic market with ``--synthetic``."""
+    symbols = _symbols(args.symbols)
+    if args.synthetic:
+        from .synthetic import market
+
+        return market(symbols, args.start, args.end, args.timeframe, seed=args.seed)
+    from .data.store import Store
+
+    store = Store(_store_root(args))
+    frames = {s: store.read(args.exchange, s, args.timeframe, args.start, args.end) for s in symbols}
+    empty = [s for s, f in frames.items() if len(f) == 0]
+    if empty:
+        raise ValueError(f"no stored candles for {', '.join(empty)} in [{args.start}, {args.end}); "
+                         f"run `nbtrade fetch` first or pass --synthetic")
+    return frames
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .backtesting import backtest
+    from .monitor import Monitor
+    from .report.html import write_report
+    from .strategies import load_strategy
+
+    console = Console()
+    mon = Monitor(enabled=True)
+    strategy, kwargs = load_strategy(args.strategy)
+    with mon.stage("load data"):
+        data = load_data(args)
+    with mon.stage("signals"):
+        signals = strategy(data)
+    params = dict(fees=args.fees, slippage=args.slippage, fill=args.fill, sl_stop=args.sl_stop,
+                  tp_stop=args.tp_stop, init_cash=args.cash, size=1.0 / len(data))
+    params.update(kwargs)
+    with mon.stage("backtest"):
+        result = backtest(data, **signals, **params)
+    stats = result.stats()
+    table = Table(title=f"{args.strategy} on {', '.join(data)} ({args.timeframe})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in stats.items():
+        table.add_row(str(k), f"{v:,.4g}" if isinstance(v, float) else str(v))
+    console.print(table)
+    path = args.report or str(_settings(args).reports / "backtest.html")
+    import os
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    first = next(iter(data))
+    write_report(path, result.equity, title=f"nbtrade backtest: {args.strategy}", stats=stats,
+                 trades=result.trades, price=data[first]["close"].rename(first), assumptions=result.assumptions,
+                 reproducibility={"command": "nbtrade backtest " + args.strategy, "seed": args.seed},
+                 monitor=mon.summary())
+    if args.profile:
+        console.print(mon.table())
+    console.print(f"report: {path}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    return run_bench(args.suite, n=args.n, repeat=args.repeat, quick=args.quick, json_path=args.json,
+                     only=args.only, compare=args.compare)
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from .config import load_settings
+    from . import cache
+
+    root = load_settings(flags={"home": args.home}).cache
+    if args.cache_command == "stats":
+        return cache.print_summary(root)
+    removed = cache.clear_disk(root)
+    print(f"removed {removed} cache file(s) under {root}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .checks import check_lookahead, check_recursive
+    from .strategies import load_strategy
+
+    strategy, _ = load_strategy(args.strategy)
+    data = load_data(args)
+    if args.kind == "lookahead":
+        report = check_lookahead(strategy, data, cuts=args.cuts)
+    else:
+        report = check_recursive(strategy, data, max_warmup=args.max_warmup)
+    print(report)
+    return 0 if report.ok else 1
+
+
+_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "demo": _demo, "fetch": _fetch, "mock-exchange": _mock, "data": _data, "backtest": _backtest,
+    "bench": _bench, "cache": _cache, "check": _check,
+}

@@ -1,0 +1,132 @@
+"""The exchange adapter contract: what the fetcher needs to know about one REST API.
+
+An adapter is a small stateless object. It turns unified symbols (``BTC/USDT``)
+and timeframes (``1m``) into the exchange's ids, builds the request for one page
+of candles (path, params, weight), parses a page into arrays, reads rate-limit
+facts from exchange info, and classifies errors. The fetcher owns the network,
+the cursor, retries and validation, so adding Bybit or OKX means writing one
+adapter: Binance pages forward from ``startTime``; an exchange that pages
+backwards (OKX ``after``, Bybit newest-first lists) returns rows in any order
+and the fetcher sorts them, and sets ``descending = True`` so the cursor walks back.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ...timeframes import TIMEFRAMES
+
+_SYMBOL_RE = re.compile(r"^[A-Za-z0-9]+(/[A-Za-z0-9]+(:[A-Za-z0-9]+)?)?$")
+
+
+class ExchangeError(Exception):
+    """An exchange request failed; names the exchange, symbol and timeframe when known."""
+
+    def __init__(self, message: str, *, exchange: str | None = None, status: int | None = None,
+                 code: int | None = None, symbol: str | None = None, timeframe: str | None = None) -> None:
+        super().__init__(message)
+        self.exchange = exchange
+        self.status = status
+        self.code = code
+        self.symbol = symbol
+        self.timeframe = timeframe
+
+
+class BadRequest(ExchangeError, ValueError):
+    """4xx client error (bad symbol, bad interval, missing parameter): never retried."""
+
+
+class ServerError(ExchangeError):
+    """5xx, network failure or malformed body that persisted after the allowed retries."""
+
+
+class MalformedResponse(ExchangeError):
+    """A body that is not valid JSON or not the documented layout (retried)."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP GET: ``path`` relative to the base URL, query ``params`` and its ``weight``."""
+
+    path: str
+    params: dict[str, Any]
+    weight: int
+    bucket: str = "weight"  # which limiter pays for it
+
+
+def best_page_limit(tiers: list[tuple[int, int]]) -> int:
+    """Page size with the most candles per weight from ``[(max_limit_of_tier, weight), ...]``.
+
+    Ties go to the larger page (fewer requests).
+
+    >>> best_page_limit([(99, 1), (499, 2), (1000, 5), (1500, 10)])
+    499
+    """
+    best = max(tiers, key=lambda t: (t[0] / t[1], t[0]))
+    return best[0]
+
+
+def unified_to_id(symbol: str) -> str:
+    """``"BTC/USDT"`` (or ccxt's ``"BTC/USDT:USDT"``, or ``"BTCUSDT"``) -> ``"BTCUSDT"``."""
+    if not isinstance(symbol, str) or not _SYMBOL_RE.match(symbol.strip()):
+        raise ValueError(f"symbol must look like 'BTC/USDT', got {symbol!r}")
+    base_quote = symbol.strip().upper().split(":")[0]
+    return base_quote.replace("/", "")
+
+
+class Adapter:
+    """Base adapter. Subclasses fill in the class attributes and the parse/build methods."""
+
+    name: ClassVar[str] = ""
+    default_base_url: ClassVar[str] = ""
+    kline_path: ClassVar[str] = ""
+    kline_max_limit: ClassVar[int] = 1000
+    exchange_info_path: ClassVar[str] = ""
+    time_path: ClassVar[str] = ""
+    weight_header: ClassVar[str] = ""
+    descending: ClassVar[bool] = False
+    #: default budget when exchange info says nothing: (limit, window seconds)
+    default_budget: ClassVar[tuple[int, float]] = (1200, 60.0)
+    timeframes: ClassVar[tuple[str, ...]] = TIMEFRAMES
+
+    def symbol_id(self, symbol: str) -> str:
+        return unified_to_id(symbol)
+
+    def interval(self, timeframe: str) -> str:
+        if timeframe not in self.timeframes:
+            raise ValueError(f"timeframe {timeframe!r} is not supported by {self.name}; "
+                             f"expected one of {', '.join(self.timeframes)}")
+        return timeframe
+
+    def page_limit(self) -> int:
+        return self.kline_max_limit
+
+    def kline_weight(self, limit: int) -> int:
+        raise NotImplementedError
+
+    def klines_request(self, symbol: str, timeframe: str, start_ms: int, end_ms: int,
+                       limit: int) -> Request:
+        """Request for candles with open time in ``[start_ms, end_ms]`` (both inclusive)."""
+        raise NotImplementedError
+
+    def parse_klines(self, payload: Any) -> dict[str, np.ndarray]:
+        """Arrays ``time`` (int64 ms), ``open, high, low, close, volume`` (float64)."""
+        raise NotImplementedError
+
+    def rate_limits(self, info: dict) -> tuple[int, float] | None:
+        """(weight limit, window seconds) from exchange info, or None."""
+        return None
+
+    def listed(self, info: dict) -> set[str] | None:
+        """Exchange ids of the listed symbols in exchange info (None if unknown)."""
+        return None
+
+    def server_time(self, payload: Any) -> int:
+        return int(payload["serverTime"])
+
+    def error(self, status: int, payload: Any, headers: Any) -> Exception | None:
+        """Classify a reply: a RateLimitError, a BadRequest, a ServerError, or None if fine."""
+        raise NotImplementedError

@@ -1,0 +1,802 @@
+"""Async, rate-limited, resumable OHLCV and funding-rate fetcher.
+
+``await fetch_ohlcv("binance", ["BTC/USDT", "ETH/USDT"], "1m", start, end)``
+(or :func:`fetch_ohlcv_sync`) downloads candles with open time in
+``[start, end)``:
+
+- pages of the exchange's best size (spot 1000; USD-M futures 499, the most
+  candles per weight), cursor = last open time + interval, each request bounded
+  by ``end``; a page that comes back empty or short ends the range;
+- symbols run concurrently, and a long range of one symbol is split into
+  segments fetched concurrently, all within one :class:`WeightLimiter` budget;
+- ``end`` is capped at the open time of the candle still open on the server
+  clock, so the open candle never enters the data;
+- every candle is validated (on the grid, in range, sorted, unique, finite,
+  ``high >= max(open, close)``, ``low <= min(open, close)``, ``volume >= 0``); bad
+  rows are dropped from the data and listed in the report, never kept silently;
+- gaps the exchange really has are listed per symbol as ``[start, end)`` ranges of
+  missing open times, never filled;
+- with a ``sink`` (an object with ``last_time(exchange, symbol, timeframe)`` and
+  ``append(exchange, symbol, timeframe, arrays)``, e.g. the HDF5 store or
+  :class:`MemorySink`), pages are appended in time order as they arrive and a
+  re-run continues after the last stored candle: an interrupted run loses nothing
+  already appended;
+- 429: wait ``Retry-After`` (all requests pause) with exponential backoff and
+  jitter; 418: raise :class:`~nbtrade.data.ratelimit.IPBanned` at once; 5xx,
+  network errors and malformed bodies: bounded retries; 4xx: raise
+  :class:`~nbtrade.data.exchanges.base.BadRequest` naming the symbol and timeframe.
+
+Times are int64 UTC ms inside; ``start``/``end`` accept anything pandas reads
+(naive means UTC) and results convert to frames with a UTC DatetimeIndex.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+import numpy as np
+
+from ._grid import ceil_open, floor_open, next_open, on_grid
+from .exchanges import get_adapter
+from .exchanges.base import Adapter, BadRequest, ExchangeError, MalformedResponse, Request, ServerError
+from .ratelimit import BackoffPolicy, IPBanned, RateLimitError, TooManyRequests, WeightLimiter
+
+OHLCV = ("open", "high", "low", "close", "volume")
+FUNDING_TIMEFRAME = "funding"  # the sink's "timeframe" key for funding-rate history
+
+__all__ = ["fetch_ohlcv", "fetch_ohlcv_sync", "fetch_funding_rates", "fetch_funding_rates_sync",
+           "FetchResult", "FetchReport", "SymbolReport", "MemorySink", "Sink", "validate_candles", "find_gaps",
+           "run_fetch"]
+
+
+# ------------------------------------------------------------------------------------------------
+# sinks
+class Sink(Protocol):
+    """Where pages go as they arrive (the HDF5 store implements this)."""
+
+    def last_time(self, exchange: str, symbol: str, timeframe: str) -> int | None: ...
+
+    def append(self, exchange: str, symbol: str, timeframe: str, arrays: dict[str, np.ndarray]) -> Any: ...
+
+
+class MemorySink:
+    """In-memory :class:`Sink`: ``data[(exchange, symbol, timeframe)]`` is a list of appended batches."""
+
+    def __init__(self) -> None:
+        self.batches: dict[tuple[str, str, str], list[dict[str, np.ndarray]]] = {}
+
+    def last_time(self, exchange: str, symbol: str, timeframe: str) -> int | None:
+        batches = self.batches.get((exchange, symbol, timeframe))
+        if not batches:
+            return None
+        return int(batches[-1]["time"][-1])
+
+    def append(self, exchange: str, symbol: str, timeframe: str, arrays: dict[str, np.ndarray]) -> None:
+        if arrays["time"].shape[0] == 0:
+            return
+        last = self.last_time(exchange, symbol, timeframe)
+        if last is not None and arrays["time"][0] <= last:
+            raise ValueError(f"append out of order for {symbol} {timeframe}: {arrays['time'][0]} <= {last}")
+        self.batches.setdefault((exchange, symbol, timeframe), []).append({k: v.copy() for k, v in arrays.items()})
+
+    def read(self, exchange: str, symbol: str, timeframe: str) -> dict[str, np.ndarray]:
+        batches = self.batches.get((exchange, symbol, timeframe), [])
+        if not batches:
+            return {}
+        return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+
+
+# ------------------------------------------------------------------------------------------------
+# reports
+@dataclass
+class SymbolReport:
+    """What happened to one symbol: rows kept, gaps found, bad rows dropped, requests made."""
+
+    symbol: str
+    timeframe: str
+    rows: int = 0
+    requests: int = 0
+    first: int | None = None
+    last: int | None = None
+    resumed_from: int | None = None
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+    bad_rows: list[tuple[int, str]] = field(default_factory=list)
+    duplicates: int = 0
+    unsorted_pages: int = 0
+    dropped_open: int = 0
+
+    @property
+    def missing(self) -> int:
+        """Number of missing candles across the gaps (fixed timeframes only)."""
+        from ..timeframes import TIMEFRAME_MS
+
+        step = TIMEFRAME_MS.get(self.timeframe)
+        return sum((b - a) // step for a, b in self.gaps) if step else len(self.gaps)
+
+
+@dataclass
+class FetchReport:
+    """Report of one fetch: per-symbol details plus request, retry and throttle counts."""
+
+    exchange: str
+    timeframe: str
+    start: int
+    end: int
+    symbols: dict[str, SymbolReport] = field(default_factory=dict)
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    elapsed_s: float = 0.0
+    limiter: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gaps(self) -> dict[str, list[tuple[int, int]]]:
+        return {s: r.gaps for s, r in self.symbols.items()}
+
+    @property
+    def bad_rows(self) -> dict[str, list[tuple[int, str]]]:
+        return {s: r.bad_rows for s, r in self.symbols.items() if r.bad_rows}
+
+    @property
+    def ok(self) -> bool:
+        """True when no bad row was found (gaps are facts, not errors)."""
+        return not self.bad_rows
+
+    def summary(self) -> str:
+        from ..timeframes import ms_to_index
+
+        def ts(ms: int | None) -> str:
+            return "-" if ms is None else str(ms_to_index([ms])[0])[:19]
+
+        lines = [f"{self.exchange} {self.timeframe}: {sum(r.rows for r in self.symbols.values()):,} candles, "
+                 f"{self.requests} requests, {self.retries} retries, {self.throttled} throttled, "
+                 f"{self.elapsed_s:.1f} s"]
+        for s, r in self.symbols.items():
+            lines.append(f"  {s}: {r.rows:,} rows {ts(r.first)} .. {ts(r.last)}, {len(r.gaps)} gaps "
+                         f"({r.missing} missing), {len(r.bad_rows)} bad rows"
+                         + (f", resumed after {ts(r.resumed_from)}" if r.resumed_from is not None else ""))
+        return "\n".join(lines)
+
+
+@dataclass
+class FetchResult:
+    """``data[symbol]``: arrays ``time`` (int64 ms) and float64 columns; ``report``: a :class:`FetchReport`."""
+
+    data: dict[str, dict[str, np.ndarray]]
+    report: FetchReport
+
+    def frame(self, symbol: str):
+        """One symbol as a DataFrame with a UTC DatetimeIndex named ``time``."""
+        import pandas as pd
+
+        from ..timeframes import ms_to_index
+
+        arrays = self.data[symbol]
+        cols = [k for k in arrays if k != "time"]
+        return pd.DataFrame({k: arrays[k] for k in cols}, index=ms_to_index(arrays["time"]), columns=cols)
+
+    def frames(self) -> dict[str, Any]:
+        return {s: self.frame(s) for s in self.data}
+
+    def __getitem__(self, symbol: str):
+        return self.frame(symbol)
+
+
+# ------------------------------------------------------------------------------------------------
+# validation
+def validate_candles(arrays: dict[str, np.ndarray], timeframe: str, start: int | None = None,
+                     end: int | None = None) -> tuple[dict[str, np.ndarray], list[tuple[int, str]], int, bool]:
+    """Keep the good candles of one page; report the rest.
+
+    Returns ``(clean, bad, duplicates, was_unsorted)``: ``clean`` sorted by time,
+    unique, on the grid, inside ``[start, end)``, finite, with
+    ``low <= min(open, close) <= max(open, close) <= high`` and ``volume >= 0``;
+    ``bad`` lists ``(open_time, reason)`` of each dropped row (duplicates are
+    counted, not listed: the first copy is kept).
+    """
+    t = np.asarray(arrays["time"], dtype=np.int64)
+    unsorted = bool(t.shape[0] > 1 and np.any(np.diff(t) < 0))
+    order = np.argsort(t, kind="stable") if unsorted else np.arange(t.shape[0])
+    t = t[order]
+    cols = {k: np.asarray(arrays[k], dtype=np.float64)[order] for k in OHLCV}
+    keep = np.ones(t.shape[0], dtype=bool)
+    dup = np.r_[False, t[1:] == t[:-1]] if t.shape[0] else np.zeros(0, dtype=bool)
+    n_dup = int(dup.sum())
+    keep &= ~dup
+    o, h, lo, c, v = (cols[k] for k in OHLCV)
+    checks = [
+        (~on_grid(t, timeframe), "open time off the timeframe grid"),
+        ((t < start) if start is not None else np.zeros_like(keep), "outside the requested range"),
+        ((t >= end) if end is not None else np.zeros_like(keep), "outside the requested range"),
+        (~(np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c) & np.isfinite(v)), "non-finite value"),
+        (h < np.maximum(o, c), "high < max(open, close)"),
+        (lo > np.minimum(o, c), "low > min(open, close)"),
+        (v < 0, "volume < 0"),
+    ]
+    bad: list[tuple[int, str]] = []
+    for mask, reason in checks:
+        hit = mask & keep
+        if hit.any():
+            bad.extend((int(x), reason) for x in t[hit].tolist())
+            keep &= ~mask
+    clean = {"time": t[keep]}
+    clean.update({k: cols[k][keep] for k in OHLCV})
+    return clean, bad, n_dup, unsorted
+
+
+def find_gaps(times: np.ndarray, timeframe: str, expected_first: int | None = None,
+              expected_end: int | None = None) -> list[tuple[int, int]]:
+    """``[start, end)`` ranges of missing open times in sorted ``times`` (and before/after them)."""
+    times = np.asarray(times, dtype=np.int64)
+    gaps: list[tuple[int, int]] = []
+    if times.shape[0] == 0:
+        if expected_first is not None and expected_end is not None and expected_first < expected_end:
+            gaps.append((int(expected_first), int(expected_end)))
+        return gaps
+    if expected_first is not None and times[0] > expected_first:
+        gaps.append((int(expected_first), int(times[0])))
+    if timeframe == "1M":
+        for a, b in zip(times[:-1].tolist(), times[1:].tolist()):
+            if next_open(a, "1M") < b:
+                gaps.append((next_open(a, "1M"), b))
+    else:
+        step = next_open(0, timeframe)
+        idx = np.flatnonzero(np.diff(times) > step)
+        gaps.extend((int(times[i]) + step, int(times[i + 1])) for i in idx.tolist())
+    if expected_end is not None:
+        after = next_open(int(times[-1]), timeframe)
+        if after < expected_end:
+            gaps.append((after, int(expected_end)))
+    return gaps
+
+
+def _to_ms(value: Any, name: str) -> int:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    import pandas as pd
+
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} must be a time (ms since epoch, string or Timestamp), got {value!r}") from exc
+    if stamp is pd.NaT:
+        raise ValueError(f"{name} must not be NaT")
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return int(stamp.value // 1_000_000)
+
+
+# ------------------------------------------------------------------------------------------------
+# the HTTP client
+class _Client:
+    """One session against one exchange: limiters per bucket, retries, error mapping."""
+
+    def __init__(self, adapter: Adapter, base_url: str, session: Any, limiter: WeightLimiter,
+                 backoff: BackoffPolicy, max_throttled: int, report: FetchReport) -> None:
+        self.adapter = adapter
+        self.base_url = base_url.rstrip("/")
+        self.session = session
+        self.limiters = {"weight": limiter}
+        self.backoff = backoff
+        self.max_throttled = max_throttled
+        self.report = report
+
+    def limiter(self, bucket: str) -> WeightLimiter:
+        if bucket not in self.limiters:
+            from .exchanges.binance_futures import FUNDING_BUDGET
+
+            limit, window = FUNDING_BUDGET if bucket == "funding" else self.adapter.default_budget
+            self.limiters[bucket] = WeightLimiter(limit, window, name=f"{self.adapter.name}:{bucket}")
+            self.limiters[bucket]._offset = self.limiters["weight"]._offset
+        return self.limiters[bucket]
+
+    async def get(self, req: Request, parse: Callable[[Any], Any], symbol: str | None = None,
+                  timeframe: str | None = None) -> Any:
+        import aiohttp
+
+        limiter = self.limiter(req.bucket)
+        weight_limiter = self.limiters["weight"]
+        url = self.base_url + req.path
+        where = " ".join(x for x in (self.adapter.name, symbol, timeframe) if x)
+        failures = 0
+        throttled = 0
+        while True:
+            ticket = await limiter.acquire(req.weight)
+            self.report.requests += 1
+            try:
+                async with self.session.get(url, params=req.params) as resp:
+                    status = resp.status
+                    headers = resp.headers
+                    text = await resp.text()
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                limiter.cancel(ticket)
+                error: Exception = ServerError(f"{where}: network error {type(exc).__name__}: {exc}",
+                                               exchange=self.adapter.name, symbol=symbol, timeframe=timeframe)
+                cause: BaseException | None = exc
+            else:
+                used = self.adapter.used_weight(headers)
+                if req.bucket == "weight":
+                    limiter.release(ticket, used)
+                else:
+                    limiter.release(ticket, None)
+                    if used is not None:
+                        weight_limiter._used = max(weight_limiter._used, float(used))
+                try:
+                    payload: Any = json.loads(text)
+                except ValueError:
+                    payload = None
+                error = self.adapter.error(status, payload, headers)
+                cause = None
+                if error is None:
+                    try:
+                        if payload is None:
+                            raise MalformedResponse(f"{where}: body is not valid JSON: {text[:60]!r}")
+                        return parse(payload)
+                    except MalformedResponse as exc:
+                        error = exc
+            if isinstance(error, IPBanned):
+                for lim in self.limiters.values():
+                    lim.ban(error)
+                raise IPBanned(f"{where}: {error} (stopping; retry after {error.retry_after} s)",
+                               status=error.status, code=error.code, retry_after=error.retry_after,
+                               exchange=self.adapter.name) from None
+            if isinstance(error, TooManyRequests):
+                throttled += 1
+                self.report.throttled += 1
+                limiter.penalize(error.retry_after)
+                if throttled > self.max_throttled:
+                    raise TooManyRequests(f"{where}: still rate limited after {throttled} waits: {error}",
+                                          status=error.status, code=error.code, retry_after=error.retry_after,
+                                          exchange=self.adapter.name)
+                await asyncio.sleep(self.backoff.delay(throttled - 1, error.retry_after))
+                continue
+            if isinstance(error, BadRequest):
+                raise BadRequest(f"{where}: {error}", exchange=self.adapter.name, status=error.status,
+                                 code=error.code, symbol=symbol, timeframe=timeframe) from None
+            failures += 1
+            if failures > self.backoff.max_retries:
+                raise ServerError(f"{where}: giving up after {failures} attempts: {error}",
+                                  exchange=self.adapter.name, symbol=symbol, timeframe=timeframe) from cause
+            self.report.retries += 1
+            await asyncio.sleep(self.backoff.delay(failures - 1))
+
+    async def server_time(self) -> int:
+        req = Request(self.adapter.time_path, {}, 1)
+        t0 = time.monotonic()
+        server_ms = await self.get(req, self.adapter.server_time)
+        t1 = time.monotonic()
+        for lim in self.limiters.values():
+            lim.sync_clock(server_ms, t0, t1)
+        # server clock now = server_ms + (monotonic() - t1) * 1000, roughly
+        self._server_anchor = (server_ms, 0.5 * (t0 + t1))
+        return server_ms
+
+    def server_now(self) -> int:
+        ms, mono = self._server_anchor
+        return int(ms + (time.monotonic() - mono) * 1000)
+
+    async def exchange_info(self, cache: Any) -> dict | None:
+        path = self.adapter.exchange_info_path
+        if not path:
+            return None
+        req = Request(path, {}, getattr(self.adapter, "exchange_info_weight", 1))
+
+        async def fetch() -> Any:
+            return await self.get(req, lambda p: p)
+
+        if cache is None:
+            return await fetch()
+        return await cache.get_or_fetch(self.info_key(), fetch)
+
+    def info_key(self) -> dict[str, str]:
+        return {"exchange": self.adapter.name, "base_url": self.base_url, "path": self.adapter.exchange_info_path}
+
+
+# ------------------------------------------------------------------------------------------------
+# ordered emission per symbol (segments finish in any order; the sink sees time order)
+class _Ordered:
+    def __init__(self, n: int, emit: Callable[[dict[str, np.ndarray]], Any]) -> None:
+        self.pages: list[list[dict[str, np.ndarray]]] = [[] for _ in range(n)]
+        self.done = [False] * n
+        self.head = 0
+        self.emit = emit
+        self.lock = asyncio.Lock()
+
+    async def add(self, i: int, page: dict[str, np.ndarray]) -> None:
+        self.pages[i].append(page)
+        await self.flush()
+
+    async def finish(self, i: int) -> None:
+        self.done[i] = True
+        await self.flush()
+
+    async def flush(self) -> None:
+        async with self.lock:
+            while self.head < len(self.pages):
+                queue = self.pages[self.head]
+                while queue:
+                    result = self.emit(queue.pop(0))
+                    if inspect.isawaitable(result):
+                        await result
+                if not self.done[self.head]:
+                    break
+                self.head += 1
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def _segments(start: int, end: int, timeframe: str, page: int, parts: int) -> list[tuple[int, int]]:
+    """Split ``[start, end)`` into up to ``parts`` ranges on page boundaries."""
+    if timeframe == "1M" or parts <= 1:
+        return [(start, end)]
+    step = next_open(0, timeframe)
+    n_pages = math.ceil((end - start) / (step * page))
+    parts = max(1, min(parts, n_pages))
+    per = math.ceil(n_pages / parts)
+    bounds = [start + i * per * page * step for i in range(parts)] + [end]
+    return [(a, min(b, end)) for a, b in zip(bounds[:-1], bounds[1:]) if a < min(b, end)]
+
+
+async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: str, start: int, end: int,
+                        sink: Any, keep: bool, rep: SymbolReport, parallel: int,
+                        on_page: Callable[[str, int, int], Any] | None) -> dict[str, np.ndarray]:
+    adapter = client.adapter
+    adapter.symbol_id(symbol)
+    cursor = ceil_open(start, timeframe)
+    expected = cursor
+    if sink is not None:
+        last = await _maybe_await(sink.last_time(exchange, symbol, timeframe))
+        if last is not None and int(last) >= cursor:
+            cursor = next_open(floor_open(int(last), timeframe), timeframe)
+            expected = cursor
+            rep.resumed_from = int(last)
+    kept: list[dict[str, np.ndarray]] = []
+    if cursor >= end:
+        return _concat(kept)
+    limit = adapter.page_limit()
+    state = {"expected": expected}
+
+    def emit(page: dict[str, np.ndarray]) -> Any:
+        t = page["time"]
+        if page.get("_raw_times") is not None:
+            raw = page.pop("_raw_times")
+        else:
+            raw = t
+        if raw.shape[0]:
+            rep.gaps.extend(find_gaps(raw, timeframe, expected_first=state["expected"]))
+            state["expected"] = next_open(int(raw[-1]), timeframe)
+        if t.shape[0] == 0:
+            return None
+        rep.rows += int(t.shape[0])
+        rep.first = int(t[0]) if rep.first is None else rep.first
+        rep.last = int(t[-1])
+        if keep:
+            kept.append(page)
+        if on_page is not None:
+            on_page(symbol, rep.rows, rep.last)
+        if sink is not None:
+            return sink.append(exchange, symbol, timeframe, page)
+        return None
+
+    segments = _segments(cursor, end, timeframe, limit, parallel)
+    ordered = _Ordered(len(segments), emit)
+
+    async def run_segment(i: int, lo: int, hi: int) -> None:
+        cur = lo
+        while cur < hi:
+            req = adapter.klines_request(symbol, timeframe, cur, hi - 1, limit)
+            arrays = await client.get(req, adapter.parse_klines, symbol, timeframe)
+            rep.requests += 1
+            n = arrays["time"].shape[0]
+            if n == 0:
+                break
+            clean, bad, dups, unsorted = validate_candles(arrays, timeframe, cur, hi)
+            rep.bad_rows.extend(bad)
+            rep.duplicates += dups
+            rep.unsorted_pages += int(unsorted)
+            raw_times = np.unique(arrays["time"][(arrays["time"] >= cur) & (arrays["time"] < hi)
+                                                 & on_grid(arrays["time"], timeframe)])
+            clean["_raw_times"] = raw_times
+            await ordered.add(i, clean)
+            last = int(arrays["time"].max())
+            if last < cur:
+                break
+            cur = next_open(floor_open(last, timeframe), timeframe)
+            if n < limit:
+                break
+        await ordered.finish(i)
+
+    tasks = [asyncio.ensure_future(run_segment(i, a, b)) for i, (a, b) in enumerate(segments)]
+    await _gather_or_cancel(tasks)
+    if state["expected"] < end:
+        rep.gaps.append((state["expected"], end))
+    return _concat(kept)
+
+
+def _concat(pages: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    if not pages:
+        return {"time": np.empty(0, dtype=np.int64), **{k: np.empty(0) for k in OHLCV}}
+    return {k: np.concatenate([p[k] for p in pages]) for k in pages[0]}
+
+
+async def _gather_or_cancel(tasks: list[asyncio.Future]) -> list[Any]:
+    """Wait for all; on the first error cancel the rest (a 418 stops everything at once)."""
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _symbols(symbols: str | Iterable[str]) -> list[str]:
+    if isinstance(symbols, str):
+        symbols = [s for s in symbols.split(",") if s.strip()]
+    out = []
+    for s in symbols:
+        if not isinstance(s, str) or not s.strip():
+            raise ValueError(f"symbols must be non-empty strings, got {s!r}")
+        s = s.strip().upper()
+        if s not in out:
+            out.append(s)
+    if not out:
+        raise ValueError("symbols must name at least one symbol")
+    return out
+
+
+def _make_cache(cache: Any) -> Any:
+    if cache is False:
+        return None
+    from .metacache import MetaCache
+
+    if cache is None or cache is True:
+        return MetaCache()
+    if isinstance(cache, MetaCache):
+        return cache
+    return MetaCache(cache)
+
+
+async def _open(exchange: Any, base_url: str | None, limiter: WeightLimiter | None, session: Any,
+                concurrency: int, timeout: float, backoff: BackoffPolicy | None, max_throttled: int,
+                report: FetchReport, cache: Any, symbols: Sequence[str] = (), timeframe: str | None = None):
+    import aiohttp
+
+    adapter = get_adapter(exchange)
+    own_session = session is None
+    if own_session:
+        connector = aiohttp.TCPConnector(limit=concurrency, ttl_dns_cache=300)
+        session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(
+            total=None, sock_connect=min(10.0, timeout), sock_read=timeout))
+    if limiter is None:
+        limiter = WeightLimiter(*adapter.default_budget, name=adapter.name)
+    client = _Client(adapter, base_url or adapter.default_base_url, session, limiter,
+                     backoff or BackoffPolicy(), max_throttled, report)
+    try:
+        await client.server_time()
+        meta = _make_cache(cache)
+        info = await client.exchange_info(meta)
+        listed = adapter.listed(info) if info else None
+        if listed is not None and symbols and not set(map(adapter.symbol_id, symbols)) <= listed \
+                and meta is not None:
+            info = await client.exchange_info(None)  # the cached list may predate a new listing
+            meta.put(client.info_key(), info)
+            listed = adapter.listed(info)
+        if listed is not None:
+            for s in symbols:
+                if adapter.symbol_id(s) not in listed:
+                    raise BadRequest(f"{adapter.name} {s} {timeframe or ''}: symbol {adapter.symbol_id(s)} is "
+                                     "not listed by the exchange (code -1121 Invalid symbol)",
+                                     exchange=adapter.name, code=-1121, symbol=s, timeframe=timeframe)
+        budget = adapter.rate_limits(info) if info else None
+        if budget is not None and getattr(limiter, "auto_configure", True):
+            limiter.configure(*budget)
+    except BaseException:
+        if own_session:
+            await session.close()
+        raise
+    return client, session, own_session
+
+
+def _check_range(timeframe: str, start: Any, end: Any) -> tuple[int, int | None]:
+    from ..timeframes import TIMEFRAMES
+
+    if timeframe not in TIMEFRAMES:
+        raise ValueError(f"timeframe {timeframe!r} is not supported; expected one of {', '.join(TIMEFRAMES)}")
+    lo = 0 if start is None else _to_ms(start, "start")
+    hi = None if end is None else _to_ms(end, "end")
+    if lo < 0:
+        raise ValueError(f"start must be >= 1970-01-01, got {start!r}")
+    if hi is not None and hi < lo:
+        raise ValueError(f"end ({end}) is before start ({start})")
+    return lo, hi
+
+
+async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], timeframe: str = "1m",
+                      start: Any = None, end: Any = None, *, base_url: str | None = None, sink: Any = None,
+                      keep: bool = True, limiter: WeightLimiter | None = None, session: Any = None,
+                      concurrency: int = 8, parallel: int | None = None, timeout: float = 30.0,
+                      backoff: BackoffPolicy | None = None, max_throttled: int = 20, cache: Any = None,
+                      on_page: Callable[[str, int, int], Any] | None = None) -> FetchResult:
+    """Download closed OHLCV candles with open time in ``[start, end)`` for several symbols.
+
+    Parameters
+    ----------
+    exchange : ``"binance"`` (spot) or ``"binance_futures"`` (USD-M), or an adapter.
+    symbols : unified symbols (``"BTC/USDT"``), a list or a comma-separated string.
+    timeframe : one of ``1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M``.
+    start, end : ms since epoch, strings or Timestamps (naive = UTC). ``start=None``
+        means the first candle the exchange has; ``end=None`` the last closed candle.
+        ``end`` is exclusive and capped at the open time of the still-open candle.
+    base_url : another server with the same API, e.g. the mock exchange's ``mock.url``.
+    sink : resumable destination (``last_time``/``append``); appends happen in time order per page.
+    keep : also return the candles (set False for very large downloads into a sink).
+    limiter : share one :class:`WeightLimiter` between calls; by default one per call,
+        seeded from exchangeInfo ``rateLimits`` and the used-weight header.
+    concurrency : HTTP connections; ``parallel`` segments per symbol (default
+        ``max(1, concurrency // len(symbols))``).
+    timeout : seconds without data from the server before a request is retried.
+    cache : :class:`~nbtrade.data.metacache.MetaCache`, a directory, None (default
+        cache dir) or False (no cache) for exchangeInfo.
+    on_page : ``callback(symbol, rows_so_far, last_open_time)`` after each page.
+
+    Returns
+    -------
+    FetchResult
+        ``data[symbol]`` arrays (``time`` int64 ms, float64 OHLCV) and ``report``
+        (gaps, bad rows, requests, retries, throttles).
+    """
+    names = _symbols(symbols)
+    lo, hi = _check_range(timeframe, start, end)
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    adapter = get_adapter(exchange)
+    for s in names:
+        adapter.symbol_id(s)
+    report = FetchReport(adapter.name, timeframe, lo, hi if hi is not None else -1)
+    report.symbols = {s: SymbolReport(s, timeframe) for s in names}
+    if hi is not None and hi == lo:
+        return FetchResult({s: _concat([]) for s in names}, report)
+    t0 = time.monotonic()
+    client, session, own = await _open(adapter, base_url, limiter, session, concurrency, timeout, backoff,
+                                       max_throttled, report, cache, names, timeframe)
+    try:
+        open_candle = floor_open(client.server_now(), timeframe)
+        end_ms = open_candle if hi is None else min(hi, open_candle)
+        report.end = end_ms
+        par = parallel if parallel is not None else max(1, concurrency // len(names))
+        tasks = [asyncio.ensure_future(_fetch_symbol(client, adapter.name, s, timeframe, lo, end_ms, sink, keep,
+                                                     report.symbols[s], par, on_page)) for s in names]
+        results = await _gather_or_cancel(tasks)
+    finally:
+        report.elapsed_s = time.monotonic() - t0
+        report.limiter = dict(client.limiters["weight"].stats)
+        if own:
+            await session.close()
+    return FetchResult(dict(zip(names, results)), report)
+
+
+async def fetch_funding_rates(symbols: str | Sequence[str], start: Any = None, end: Any = None, *,
+                              exchange: str | Adapter = "binance_futures", base_url: str | None = None,
+                              sink: Any = None, limiter: WeightLimiter | None = None, session: Any = None,
+                              timeout: float = 30.0, backoff: BackoffPolicy | None = None,
+                              max_throttled: int = 20, cache: Any = None) -> FetchResult:
+    """Funding-rate history (USD-M ``/fapi/v1/fundingRate``) with funding time in ``[start, end)``.
+
+    ``data[symbol]`` holds ``time`` (fundingTime, int64 ms; may stray a few ms from
+    the hour, as on Binance), ``rate`` (fraction per funding interval, paid by longs
+    when positive) and ``mark_price``. Pages of 1000 rows, cursor = last funding
+    time + 1 ms. With a ``sink`` rows go to timeframe key ``"funding"`` and a re-run resumes.
+    """
+    names = _symbols(symbols)
+    lo, hi = _check_range("8h", start, end)
+    adapter = get_adapter(exchange)
+    if not hasattr(adapter, "funding_request"):
+        raise ValueError(f"exchange {adapter.name!r} has no funding rates")
+    report = FetchReport(adapter.name, FUNDING_TIMEFRAME, lo, hi if hi is not None else -1)
+    report.symbols = {s: SymbolReport(s, FUNDING_TIMEFRAME) for s in names}
+    if hi is not None and hi == lo:
+        return FetchResult({s: {"time": np.empty(0, np.int64), "rate": np.empty(0), "mark_price": np.empty(0)}
+                            for s in names}, report)
+    t0 = time.monotonic()
+    client, session, own = await _open(adapter, base_url, limiter, session, 4, timeout, backoff, max_throttled,
+                                       report, cache, names, "funding")
+
+    async def one(symbol: str) -> dict[str, np.ndarray]:
+        rep = report.symbols[symbol]
+        cursor = lo
+        end_ms = client.server_now() + 1 if hi is None else hi
+        if sink is not None:
+            last = await _maybe_await(sink.last_time(adapter.name, symbol, FUNDING_TIMEFRAME))
+            if last is not None and int(last) >= cursor:
+                cursor = int(last) + 1
+                rep.resumed_from = int(last)
+        pages = []
+        from .exchanges.binance_futures import FUNDING_MAX_LIMIT
+
+        while cursor < end_ms:
+            req = adapter.funding_request(symbol, cursor, end_ms - 1, FUNDING_MAX_LIMIT)
+            page = await client.get(req, adapter.parse_funding, symbol, "funding")
+            rep.requests += 1
+            n = page["time"].shape[0]
+            if n == 0:
+                break
+            t = page["time"]
+            good = (t >= cursor) & (t < end_ms) & np.isfinite(page["rate"]) & np.r_[True, np.diff(t) > 0]
+            rep.bad_rows.extend((int(x), "unsorted, duplicate, non-finite or out of range")
+                                for x in t[~good].tolist())
+            page = {k: v[good] for k, v in page.items()}
+            if page["time"].shape[0]:
+                rep.rows += int(page["time"].shape[0])
+                rep.first = int(page["time"][0]) if rep.first is None else rep.first
+                rep.last = int(page["time"][-1])
+                pages.append(page)
+                if sink is not None:
+                    await _maybe_await(sink.append(adapter.name, symbol, FUNDING_TIMEFRAME, page))
+            cursor = int(t.max()) + 1
+            if n < FUNDING_MAX_LIMIT:
+                break
+        if not pages:
+            return {"time": np.empty(0, np.int64), "rate": np.empty(0), "mark_price": np.empty(0)}
+        return {k: np.concatenate([p[k] for p in pages]) for k in pages[0]}
+
+    try:
+        results = await _gather_or_cancel([asyncio.ensure_future(one(s)) for s in names])
+    finally:
+        report.elapsed_s = time.monotonic() - t0
+        report.limiter = dict(client.limiters["weight"].stats)
+        if own:
+            await session.close()
+    return FetchResult(dict(zip(names, results)), report)
+
+
+def _run_sync(coro: Any) -> Any:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    coro.close()
+    raise RuntimeError("an event loop is running here: use `await fetch_ohlcv(...)` instead of the sync wrapper")
+
+
+def fetch_ohlcv_sync(*args: Any, **kwargs: Any) -> FetchResult:
+    """Blocking :func:`fetch_ohlcv` (runs its own event loop)."""
+    return _run_sync(fetch_ohlcv(*args, **kwargs))
+
+
+def fetch_funding_rates_sync(*args: Any, **kwargs: Any) -> FetchResult:
+    """Blocking :func:`fetch_funding_rates`."""
+    return _run_sync(fetch_funding_rates(*args, **kwargs))
+
+
+def run_fetch(exchange: str, symbols: str | Sequence[str], timeframe: str = "1h", start: Any = None,
+              end: Any = None, store: str | None = None, base_url: str | None = None,
+              funding: bool = False) -> int:
+    """``nbtrade fetch EXCHANGE SYMBOLS --timeframe --start --end [--store PATH] [--base-url URL]``.
+
+    Prints the report summary; with ``store`` candles go to the HDF5 store and a
+    re-run resumes. Returns a process exit code (1 if bad rows were found).
+    """
+    sink = None
+    if store is not None:
+        from .store import Store  # the HDF5 store (nbtrade.data.store)
+
+        sink = Store(store)
+    result = fetch_ohlcv_sync(exchange, symbols, timeframe, start, end, base_url=base_url, sink=sink,
+                              keep=store is None)
+    print(result.report.summary())
+    if funding:
+        fr = fetch_funding_rates_sync(symbols, start, end, exchange=exchange, base_url=base_url, sink=sink)
+        print(fr.report.summary())
+    if sink is not None and hasattr(sink, "close"):
+        sink.close()
+    return 0 if result.report.ok else 1

@@ -1,0 +1,529 @@
+"""File I/O: chunked compressed CSV import/export, memory-mapped ``.npy``, dtype optimiser.
+
+CSV files hold one candle per row with a header. Accepted layouts:
+
+* ``timestamp_ms,open,high,low,close,volume`` (as in Binance dumps): integer
+  epoch milliseconds; any integer time column is read by magnitude
+  (seconds, ms, us or ns since the epoch);
+* ``time,open,high,low,close,volume`` where ``time`` (or ``timestamp``,
+  ``datetime``, ``date``, ``open_time``) holds ISO 8601 datetimes; naive means UTC.
+
+Compression follows the extension: ``.csv``, ``.csv.gz`` (gzip), ``.csv.bz2``
+(bz2), ``.csv.lz4`` (lz4 frame). Files are parsed ``chunk_rows`` rows at a time,
+so memory stays bounded whatever the file size; imports stream into a
+:class:`~nbtrade.data.store.Store` inside one transaction, so a bad row
+anywhere (malformed, wrong columns, unsorted or duplicate times, invalid
+candle) raises ``ValueError`` and leaves the store exactly as it was.
+Exports write to a temporary file renamed into place at the end.
+"""
+from __future__ import annotations
+
+import bz2
+import gzip
+import os
+import re
+import zlib
+import time as _time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import integrity
+from .layout import VALUE_COLUMNS, check_timeframe
+from .memory import MemoryMonitor
+
+COMPRESSIONS = {".csv": None, ".csv.gz": "gzip", ".csv.bz2": "bz2", ".csv.lz4": "lz4"}
+TIME_COLUMNS = ("timestamp_ms", "time", "timestamp", "datetime", "date", "open_time")
+_NAME_RE = re.compile(r"^(?P<exchange>[a-z0-9\-]+)_(?P<base>[A-Za-z0-9]+)_(?P<quote>[A-Za-z0-9]+)_(?P<tf>\w+?)"
+                      r"\.csv(\.gz|\.bz2|\.lz4)?$")
+
+
+@dataclass
+class ImportResult:
+    """One file's import: rows read, what the store did with them, time and memory."""
+
+    path: str
+    exchange: str | None = None
+    symbol: str | None = None
+    timeframe: str | None = None
+    rows: int = 0
+    added: int = 0
+    duplicates: int = 0
+    replaced: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    peak_rss_growth_mb: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class ExportResult:
+    path: str
+    rows: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+
+
+def compression_of(path: str | os.PathLike) -> str | None:
+    """``None``, ``"gzip"``, ``"bz2"`` or ``"lz4"`` from the file name; ValueError otherwise."""
+    name = os.path.basename(os.fspath(path)).lower()
+    for ext in sorted(COMPRESSIONS, key=len, reverse=True):
+        if name.endswith(ext):
+            return COMPRESSIONS[ext]
+    raise ValueError(f"path {os.fspath(path)!r}: unknown compression; expected one of "
+                     f"{', '.join(COMPRESSIONS)}")
+
+
+def _open(path: str, mode: str, comp: str | None | bool = False):
+    if comp is False:
+        comp = compression_of(path)
+    if comp is None:
+        return open(path, mode)
+    if comp == "gzip":
+        return gzip.open(path, mode, compresslevel=6) if "w" in mode else gzip.open(path, mode)
+    if comp == "bz2":
+        return bz2.open(path, mode)
+    import lz4.frame
+
+    return lz4.frame.open(path, mode)
+
+
+def parse_name(path: str | os.PathLike) -> dict[str, str]:
+    """``exchange, symbol, timeframe`` from a name like ``binance_BTC_USDT_1m.csv.gz``."""
+    m = _NAME_RE.match(os.path.basename(os.fspath(path)))
+    if not m:
+        raise ValueError(f"path {os.fspath(path)!r}: cannot infer exchange/symbol/timeframe from the name "
+                         "(expected exchange_BASE_QUOTE_timeframe.csv[.gz|.bz2|.lz4]); pass them explicitly")
+    return {"exchange": m["exchange"], "symbol": f"{m['base']}/{m['quote']}", "timeframe": m["tf"]}
+
+
+# --- reading -------------------------------------------------------------------
+def _time_column(columns: Sequence[str], path: str, ignore_extra: bool) -> str:
+    cols = [c.strip() for c in columns]
+    times = [c for c in cols if c.lower() in TIME_COLUMNS]
+    missing = [c for c in VALUE_COLUMNS if c not in cols]
+    extra = [c for c in cols if c not in VALUE_COLUMNS and c not in times[:1]]
+    if len(times) != 1 or missing or (extra and not ignore_extra):
+        raise ValueError(f"path {path!r}: wrong columns {cols}; expected a time column (one of "
+                         f"{', '.join(TIME_COLUMNS)}) and {', '.join(VALUE_COLUMNS)}")
+    return times[0]
+
+
+def _ms_from_ints(t: np.ndarray) -> np.ndarray:
+    """Epoch ms from integer seconds, ms, us or ns (decided by the largest magnitude)."""
+    if t.size == 0:
+        return t.astype(np.int64)
+    big = int(np.abs(t).max())
+    if big < 10**11:
+        return t * 1000
+    if big < 10**14:
+        return t
+    if big < 10**17:
+        return t // 1000
+    return t // 1_000_000
+
+
+def _chunk_to_arrays(df: pd.DataFrame, tcol: str, path: str, row0: int) -> dict[str, np.ndarray]:
+    raw = df[tcol]
+    if pd.api.types.is_float_dtype(raw.dtype):  # integers with holes or written as floats
+        x = raw.to_numpy()
+        bad = np.flatnonzero(~np.isfinite(x) | (x != np.round(x)))
+        if bad.size:
+            raise ValueError(f"path {path!r}: missing or fractional time at data row {row0 + int(bad[0]) + 1}")
+        raw = raw.astype(np.int64)
+    if pd.api.types.is_integer_dtype(raw.dtype):
+        t = _ms_from_ints(raw.to_numpy(np.int64))
+    else:
+        try:
+            stamps = pd.to_datetime(raw, utc=True, format="ISO8601")
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"path {path!r}: bad time value near data row {row0 + 1}: {exc}") from None
+        if stamps.isna().any():
+            bad = int(np.flatnonzero(stamps.isna().to_numpy())[0])
+            raise ValueError(f"path {path!r}: missing time at data row {row0 + bad + 1}")
+        t = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[ms]").astype(np.int64)
+    out = {"time": np.ascontiguousarray(t, dtype=np.int64)}
+    for c in VALUE_COLUMNS:
+        col = df[c]
+        if not pd.api.types.is_numeric_dtype(col.dtype):
+            num = pd.to_numeric(col, errors="coerce")
+            bad = np.flatnonzero(num.isna().to_numpy() & col.notna().to_numpy())
+            if bad.size:
+                raise ValueError(f"path {path!r}: malformed value {col.iloc[bad[0]]!r} in column {c!r} "
+                                 f"at data row {row0 + int(bad[0]) + 1}")
+            col = num
+        out[c] = np.ascontiguousarray(col.to_numpy(np.float64, na_value=np.nan))
+    return out
+
+
+def iter_csv(path: str | os.PathLike, chunk_rows: int = 1_000_000, timeframe: str | None = None,
+             ignore_extra: bool = False, monitor: MemoryMonitor | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """Validated candle arrays of at most ``chunk_rows`` rows each, in file order.
+
+    Raises ``ValueError`` (naming the file and the row) on a malformed row,
+    wrong columns, times unsorted or duplicated (also across chunks), off the
+    timeframe grid, or any invalid candle.
+    """
+    path = os.fspath(path)
+    if not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be a positive int, got {chunk_rows!r}")
+    tf_ms = check_timeframe(timeframe) if timeframe is not None else 0
+    compression_of(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"path {path!r} does not exist")
+    with _open(path, "rb") as fh:
+        try:
+            header = pd.read_csv(fh, nrows=0).columns
+        except (pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError, RuntimeError, zlib.error) as exc:
+            raise ValueError(f"path {path!r}: not a readable CSV file: {exc}") from None
+    tcol = _time_column(list(header), path, ignore_extra)
+    usecols = [tcol, *VALUE_COLUMNS]
+    prev_last: int | None = None
+    row0 = 0
+    with _open(path, "rb") as fh:
+        try:
+            # usecols would silently drop surplus fields of malformed rows: only with ignore_extra
+            reader = pd.read_csv(fh, chunksize=int(chunk_rows), index_col=False, skipinitialspace=True,
+                                 usecols=(lambda c: c.strip() in usecols) if ignore_extra else None)
+            for df in reader:
+                df.columns = [c.strip() for c in df.columns]
+                a = _chunk_to_arrays(df, tcol, path, row0)
+                problems = integrity.candle_problems(a, tf_ms)
+                if problems:
+                    raise ValueError(f"path {path!r} (data rows from {row0 + 1}): " + "; ".join(problems))
+                if prev_last is not None and a["time"].size and a["time"][0] <= prev_last:
+                    raise ValueError(f"path {path!r}: time not sorted or duplicated at data row {row0 + 1}")
+                if a["time"].size:
+                    prev_last = int(a["time"][-1])
+                row0 += a["time"].shape[0]
+                if monitor is not None:
+                    monitor.sample()
+                yield a
+        except pd.errors.ParserError as exc:
+            raise ValueError(f"path {path!r}: malformed CSV: {exc}") from None
+        except (UnicodeDecodeError, EOFError, OSError, RuntimeError, zlib.error) as exc:
+            # RuntimeError: lz4.frame's report of a corrupt frame
+            raise ValueError(f"path {path!r}: unreadable, corrupt or truncated file: {exc}") from None
+
+
+def read_csv(path: str | os.PathLike, timeframe: str | None = None, chunk_rows: int = 1_000_000,
+             ignore_extra: bool = False) -> pd.DataFrame:
+    """Whole validated CSV as a DataFrame with a UTC DatetimeIndex (see :func:`iter_csv`)."""
+    from ..timeframes import ms_to_index
+
+    parts = list(iter_csv(path, chunk_rows, timeframe, ignore_extra))
+    cols = {c: np.concatenate([p[c] for p in parts]) if parts else np.empty(0, np.int64 if c == "time" else float)
+            for c in ("time",) + VALUE_COLUMNS}
+    return pd.DataFrame({c: cols[c] for c in VALUE_COLUMNS}, index=ms_to_index(cols["time"]))
+
+
+def import_csv(path: str | os.PathLike, store: Any = None, exchange: str | None = None, symbol: str | None = None,
+               timeframe: str | None = None, *, chunk_rows: int = 1_000_000, on_conflict: str | None = None,
+               ignore_extra: bool = False, memory_limit_mb: float | None = None) -> ImportResult:
+    """Stream a (compressed) CSV into ``store`` in one atomic transaction.
+
+    Parameters
+    ----------
+    store : Store, path or None
+        Target store (a root folder is accepted; None means the default root).
+    exchange, symbol, timeframe : str, optional
+        Inferred from names like ``binance_BTC_USDT_1m.csv.gz`` when omitted.
+    chunk_rows : int
+        Rows parsed per chunk; memory stays at a few chunks whatever the file size.
+    memory_limit_mb : float, optional
+        Abort (and roll back) if RSS grows by more than this.
+
+    Returns an :class:`ImportResult` (rows, added, duplicates, replaced, seconds, peak RSS growth).
+    """
+    from .store import Store
+
+    path = os.fspath(path)
+    compression_of(path)
+    if exchange is None or symbol is None or timeframe is None:
+        guess = parse_name(path)
+        exchange = exchange or guess["exchange"]
+        symbol = symbol or guess["symbol"]
+        timeframe = timeframe or guess["timeframe"]
+    check_timeframe(timeframe)
+    if not isinstance(store, Store):
+        store = Store(store)
+    res = ImportResult(path, exchange, symbol, timeframe)
+    t0 = _time.perf_counter()
+    with MemoryMonitor(limit_mb=memory_limit_mb) as mem:
+        chunks = iter_csv(path, chunk_rows, timeframe, ignore_extra, monitor=mem)
+        part = next(chunks, None)  # parse (and fail) before taking the write lock
+        with store.transaction(exchange) as tx:
+            while part is not None:
+                r = tx.append(symbol, timeframe, part, on_conflict=on_conflict)
+                res.rows += part["time"].shape[0]
+                res.added += r.added
+                res.duplicates += r.duplicates
+                res.replaced += r.replaced
+                res.chunks += 1
+                mem.sample()
+                part = next(chunks, None)
+    res.seconds = _time.perf_counter() - t0
+    res.peak_rss_growth_mb = mem.peak_growth_mb
+    return res
+
+
+def import_many(paths: Iterable[str | os.PathLike], store: Any = None, *, threads: int = 4,
+                raise_errors: bool = False, **kwargs: Any) -> list[ImportResult]:
+    """Import many CSV files concurrently (a thread each, ``threads`` at a time).
+
+    Each file is its own transaction: a bad file is reported in its result's
+    ``error`` (or raised with ``raise_errors``) and changes nothing, the others
+    still import. Files of one exchange serialise on that exchange's write lock;
+    parsing overlaps.
+    """
+    from .store import Store
+
+    if not isinstance(store, Store):
+        store = Store(store)
+    paths = [os.fspath(p) for p in paths]
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads!r}")
+
+    def one(p: str) -> ImportResult:
+        try:
+            return import_csv(p, store, **kwargs)
+        except (ValueError, TypeError, OSError) as exc:
+            if raise_errors:
+                raise
+            return ImportResult(p, error=str(exc))
+
+    with ThreadPoolExecutor(max_workers=min(threads, max(1, len(paths)))) as pool:
+        return list(pool.map(one, paths))
+
+
+# --- writing -------------------------------------------------------------------
+def _blocks(data: Any, chunk_rows: int) -> Iterator[Mapping[str, np.ndarray]]:
+    if isinstance(data, (pd.DataFrame, Mapping)):
+        a = integrity.to_arrays(data)
+        n = a["time"].shape[0]
+        for lo in range(0, n, chunk_rows):
+            yield {c: v[lo:lo + chunk_rows] for c, v in a.items()}
+        return
+    if isinstance(data, Iterable) and not isinstance(data, (str, bytes)):
+        for block in data:
+            yield integrity.to_arrays(block)
+        return
+    raise TypeError(f"data must be a DataFrame, a dict of arrays or an iterable of them "
+                    f"(e.g. Store.iter_blocks(...)), got {type(data).__name__}")
+
+
+def _format_rows(block: Mapping[str, np.ndarray], time_format: str) -> str:
+    """CSV lines; floats as ``repr`` (shortest round-trip form), twice as fast as ``to_csv``."""
+    if time_format == "ms":
+        times = block["time"].tolist()
+    else:
+        times = (np.datetime_as_string(block["time"].astype("datetime64[ms]")).astype(object) + "Z").tolist()
+    cols = [np.asarray(block[c], dtype=np.float64).tolist() for c in VALUE_COLUMNS]
+    return "".join(f"{t},{o!r},{h!r},{lo!r},{c!r},{v!r}\n" for t, o, h, lo, c, v in zip(times, *cols))
+
+
+def export_csv(data: Any, path: str | os.PathLike, *, time_format: str = "ms",
+               chunk_rows: int = 1_000_000) -> ExportResult:
+    """Write candles to a CSV (compressed by extension), chunk by chunk, atomically.
+
+    Parameters
+    ----------
+    data : DataFrame, dict of arrays, or an iterable of arrays dicts
+        ``Store.iter_blocks(exchange, symbol, timeframe, start, end)`` streams a
+        stored series without loading it whole.
+    time_format : {"ms", "iso"}
+        ``timestamp_ms`` integer column, or ``time`` as ISO 8601 UTC
+        (``2024-01-01T00:00:00.000Z``).
+
+    Floats are written in their shortest round-trip form, so import(export(x)) == x.
+    """
+    path = os.fspath(path)
+    comp = compression_of(path)
+    if time_format not in ("ms", "iso"):
+        raise ValueError(f"time_format must be 'ms' or 'iso', got {time_format!r}")
+    if not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be a positive int, got {chunk_rows!r}")
+    res = ExportResult(path)
+    t0 = _time.perf_counter()
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    tname = "timestamp_ms" if time_format == "ms" else "time"
+    try:
+        with _open(tmp, "wb", comp) as fh:
+            fh.write((",".join((tname,) + VALUE_COLUMNS) + "\n").encode())
+            for block in _blocks(data, int(chunk_rows)):
+                n = block["time"].shape[0]
+                if not n:
+                    continue
+                fh.write(_format_rows(block, time_format).encode())
+                res.rows += n
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    res.bytes = os.path.getsize(path)
+    res.seconds = _time.perf_counter() - t0
+    return res
+
+
+def export_series(store: Any, exchange: str, symbol: str, timeframe: str, path: str | os.PathLike,
+                  start: Any = None, end: Any = None, *, time_format: str = "ms",
+                  chunk_rows: int = 1_000_000) -> ExportResult:
+    """``nbtrade data export``: one stored series (optionally a time range) to a CSV file."""
+    from .store import Store
+
+    if not isinstance(store, Store):
+        store = Store(store)
+    compression_of(path)
+    blocks = store.iter_blocks(exchange, symbol, timeframe, start, end, rows=chunk_rows)
+    return export_csv(blocks, path, time_format=time_format, chunk_rows=chunk_rows)
+
+
+# --- numpy files ---------------------------------------------------------------
+def save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Write ``array`` as ``.npy`` atomically (temporary file, then rename)."""
+    path = Path(path)
+    if path.suffix != ".npy":
+        raise ValueError(f"path must end in .npy, got {str(path)!r}")
+    arr = np.asarray(array)
+    if arr.dtype.hasobject:
+        raise TypeError("array must not hold Python objects (they cannot be memory-mapped)")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            np.save(fh, arr, allow_pickle=False)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_npy(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
+    """Array from a ``.npy`` file, memory-mapped read-only by default.
+
+    A memory-mapped array costs no RAM up front: pages load as they are touched,
+    so slices of arrays larger than memory are cheap.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"path {path!r} does not exist")
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"path {path!r} is not a valid .npy file: {exc}") from None
+
+
+def export_npy(store: Any, exchange: str, symbol: str, timeframe: str, folder: str | os.PathLike,
+               start: Any = None, end: Any = None, *, chunk_rows: int = 1_000_000) -> dict[str, Path]:
+    """Write one stored series as raw ``<folder>/<column>.npy`` files, streamed block by block.
+
+    Nothing is held in memory beyond one block; read them back memory-mapped with
+    :func:`load_npy_columns`. Returns ``{column: path}``.
+    """
+    from numpy.lib.format import open_memmap
+
+    from .layout import value_columns
+    from .store import Store
+
+    if not isinstance(store, Store):
+        store = Store(store)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    n = store.count(exchange, symbol, timeframe, start, end)
+    cols = ("time",) + value_columns(timeframe)
+    tmp = {c: folder / f".{c}.npy.tmp-{os.getpid()}" for c in cols}
+    try:
+        outs = None
+        at = 0
+        for block in store.iter_blocks(exchange, symbol, timeframe, start, end, rows=chunk_rows):
+            if outs is None:
+                outs = {c: open_memmap(tmp[c], mode="w+", dtype=block[c].dtype, shape=(n,)) for c in cols}
+            m = block["time"].shape[0]
+            for c in cols:
+                outs[c][at:at + m] = block[c]
+            at += m
+        if outs is None:
+            outs = {c: open_memmap(tmp[c], mode="w+", dtype=np.int64 if c == "time" else np.float64, shape=(0,))
+                    for c in cols}
+        for arr in outs.values():
+            arr.flush()
+        del outs
+        paths = {}
+        for c in cols:
+            paths[c] = folder / f"{c}.npy"
+            os.replace(tmp[c], paths[c])
+        return paths
+    finally:
+        for t in tmp.values():
+            if t.exists():
+                t.unlink()
+
+
+def load_npy_columns(folder: str | os.PathLike, mmap: bool = True) -> dict[str, np.ndarray]:
+    """``{column: array}`` from the ``.npy`` files of a folder (memory-mapped by default)."""
+    folder = Path(folder)
+    files = sorted(folder.glob("*.npy"))
+    if not files:
+        raise ValueError(f"folder {str(folder)!r} holds no .npy files")
+    return {f.stem: load_npy(f, mmap) for f in files}
+
+
+# --- dtype optimiser -----------------------------------------------------------
+def optimize_dtypes(df: pd.DataFrame, *, lossy: bool = False, rtol: float = 1e-6,
+                    categorical_ratio: float = 0.5) -> tuple[pd.DataFrame, int]:
+    """Smaller dtypes for a DataFrame; returns ``(new frame, bytes saved)``.
+
+    * floats -> float32 when every value survives the round trip exactly
+      (or, with ``lossy=True``, within relative tolerance ``rtol``);
+    * integers -> the smallest signed/unsigned type holding their range;
+    * strings / objects -> ``category`` when distinct values are at most
+      ``categorical_ratio`` of the rows.
+
+    The input frame is not modified. Bytes are counted with ``memory_usage(deep=True)``.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
+    if not 0.0 <= categorical_ratio <= 1.0:
+        raise ValueError(f"categorical_ratio must be in [0, 1], got {categorical_ratio!r}")
+    before = int(df.memory_usage(deep=True).sum())
+    out = df.copy()
+    for name in out.columns:
+        col = out[name]
+        dt = col.dtype
+        if pd.api.types.is_float_dtype(dt) and dt.itemsize > 4:
+            x = col.to_numpy()
+            with np.errstate(over="ignore", invalid="ignore"):
+                y = x.astype(np.float32)
+                back = y.astype(x.dtype)
+            same_nan = np.isnan(x) == np.isnan(back)
+            if lossy:
+                finite = np.isfinite(x)
+                ok = same_nan.all() and np.allclose(back[finite], x[finite], rtol=rtol, atol=0.0) and \
+                    np.array_equal(np.isinf(x), np.isinf(back))
+            else:
+                ok = same_nan.all() and np.array_equal(back[~np.isnan(x)], x[~np.isnan(x)])
+            if ok:
+                out[name] = y
+        elif pd.api.types.is_integer_dtype(dt) and not isinstance(dt, pd.CategoricalDtype) and len(col):
+            lo, hi = int(col.min()), int(col.max())
+            kinds = ("uint8", "uint16", "uint32", "uint64") if lo >= 0 else ("int8", "int16", "int32", "int64")
+            for kind in kinds:
+                info = np.iinfo(kind)
+                if info.min <= lo and hi <= info.max:
+                    if np.dtype(kind).itemsize < dt.itemsize:
+                        out[name] = col.astype(kind)
+                    break
+        elif (dt == object or pd.api.types.is_string_dtype(dt)) and len(col):
+            if col.nunique(dropna=False) <= categorical_ratio * len(col):
+                out[name] = col.astype("category")
+    after = int(out.memory_usage(deep=True).sum())
+    return out, before - after
+
+
+__all__ = ["import_csv", "import_many", "iter_csv", "read_csv", "export_csv", "export_series", "save_npy",
+           "load_npy", "export_npy", "load_npy_columns", "optimize_dtypes", "parse_name", "compression_of", "ImportResult", "ExportResult"]

@@ -1,0 +1,609 @@
+"""A local mock of Binance spot and USD-M futures REST, serving nbtrade.synthetic candles.
+
+A real ``aiohttp.web`` server bound to 127.0.0.1 with the endpoints, parameters,
+layouts, error codes, weights, headers and limits of the real API (see
+../shared/EXCHANGES.md), so the fetcher is tested exactly as it runs against
+Binance, without the internet:
+
+- ``GET /api/v3/klines`` (weight 2, limit <= 1000), ``/api/v3/exchangeInfo`` (20),
+  ``/api/v3/time`` and ``/api/v3/ping`` (1); ``GET /fapi/v1/klines`` (weight 1/2/5/10
+  by limit, limit <= 1500), ``/fapi/v1/exchangeInfo``, ``/fapi/v1/time``,
+  ``/fapi/v1/fundingRate`` (own budget of requests per window, limit <= 1000).
+- Kline rows: 12 fields, times and trade counts as ints, prices and volumes as
+  strings with 8 decimals, oldest first. ``startTime``/``endTime`` filter on open
+  time, inclusive; without bounds the newest ``limit`` rows, the last one still open.
+- Per-IP weight in fixed windows aligned to the server clock (configurable length
+  so tests run in seconds), ``X-MBX-USED-WEIGHT-1M`` on every reply, 429 with
+  ``Retry-After`` and code -1003 over the limit, 418 (ban) when a client keeps
+  sending before its ``Retry-After`` has passed. Weight is counted for every
+  request, rejected ones included, as Binance does.
+- Errors ``{"code", "msg"}`` with HTTP 400: -1121 bad symbol, -1120 bad interval,
+  -1102 missing or malformed parameter, -1023 start after end, -1130 bad limit.
+- The server clock starts at ``MockConfig.now`` and advances in real time, so a
+  test sees a fixed set of closed candles; the data are generated once from
+  ``MockConfig.origin`` and never change.
+- Fault injection (:class:`Faults`): 429 storms, 5xx, dropped connections,
+  truncated and malformed JSON, slow replies; maintenance gaps and corrupt rows
+  are data options of :class:`MockConfig`.
+
+Use ``async with serve(config) as mock: mock.url`` in async code, ``serve_in_thread``
+from synchronous code, and ``run_mock_exchange(port=8080)`` for the CLI.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from .. import synthetic
+from ..timeframes import DAY_MS
+from ._grid import next_open
+from .exchanges.base import unified_to_id
+from .exchanges.binance_futures import kline_weight as futures_kline_weight
+
+__all__ = ["Faults", "MockConfig", "MockExchange", "serve", "serve_in_thread", "run_mock_exchange"]
+
+INTERVALS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
+DEFAULT_SYMBOLS = ("BTC/USDT", "ETH/USDT", "BNB/USDT", "SOL/USDT", "XRP/USDT")
+_BAN_MSG = ("Way too much request weight used; IP banned until {until}. "
+            "Please use WebSocket Streams for live updates to avoid bans.")
+_LIMIT_MSG = ("Too much request weight used; current limit is {limit} request weight per {window}. "
+              "Please use WebSocket Streams for live updates to avoid polling the API.")
+
+
+def _ms(value: Any) -> int:
+    if value is None:
+        raise ValueError("time must not be None")
+    return synthetic._to_ms(value)
+
+
+@dataclass
+class Faults:
+    """Fault injection on data endpoints (klines, fundingRate); probabilities per request.
+
+    ``storms`` is a list of ``(after_requests, seconds)``: after that many data
+    requests, every request is answered 429 for that many seconds (``Retry-After``
+    tells the client when the storm ends). ``seed`` makes the draws reproducible.
+    """
+
+    seed: int = 0
+    p_5xx: float = 0.0
+    p_drop: float = 0.0
+    p_truncate: float = 0.0
+    p_malformed: float = 0.0
+    p_slow: float = 0.0
+    slow_s: float = 0.3
+    storms: Sequence[tuple[int, float]] = ()
+
+
+@dataclass
+class MockConfig:
+    """What the mock exchange serves and how strictly it limits.
+
+    Parameters
+    ----------
+    symbols : unified symbols listed on both markets.
+    origin : first candle time (data are generated from here once).
+    now : server clock at start-up; it then advances in real time.
+    seed, gaps : passed to :func:`nbtrade.synthetic.candles` (``gaps`` = random outages).
+    maintenance : ``[(start, end), ...]`` windows with no candles on any symbol.
+    bad_rows : ``{symbol: [open_time, ...]}`` rows served with ``high`` below ``open``.
+    weight_limit, futures_weight_limit : weight per window per IP (spot 6000, futures 2400).
+    window_s : length of the weight window in seconds (Binance: 60).
+    funding_limit, funding_window_s : fundingRate requests per window per IP (500 per 300 s).
+    ban_after : 429s tolerated before the ``Retry-After`` of the first one has passed, then
+        418; requests arriving within ``ban_grace_s`` of that 429 (in flight) do not count.
+    ban_s : length of a ban in seconds.
+    """
+
+    symbols: Sequence[str] = DEFAULT_SYMBOLS
+    origin: Any = "2024-01-01"
+    now: Any = "2024-03-01 00:00:30"
+    seed: int = 0
+    gaps: float = 0.0
+    maintenance: Sequence[tuple[Any, Any]] = ()
+    bad_rows: dict[str, Sequence[Any]] = field(default_factory=dict)
+    weight_limit: int = 6000
+    futures_weight_limit: int = 2400
+    window_s: float = 60.0
+    funding_limit: int = 500
+    funding_window_s: float = 300.0
+    ban_after: int = 10
+    ban_grace_s: float = 0.05
+    ban_s: float = 120.0
+    horizon_s: float = 6 * 3600.0
+    faults: Faults = field(default_factory=Faults)
+
+
+@dataclass
+class MockStats:
+    """What the server saw; ``window_weight[(market, window_id)]`` is the IP-total weight."""
+
+    requests: int = 0
+    data_requests: int = 0
+    by_path: dict[str, int] = field(default_factory=dict)
+    status: dict[int, int] = field(default_factory=dict)
+    window_weight: dict[tuple[str, int], int] = field(default_factory=dict)
+    faults: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n429(self) -> int:
+        return self.status.get(429, 0)
+
+    @property
+    def n418(self) -> int:
+        return self.status.get(418, 0)
+
+    def max_weight(self, market: str = "api") -> int:
+        return max((w for (m, _), w in self.window_weight.items() if m == market), default=0)
+
+
+class _Reply(Exception):
+    """Raised inside a handler to answer with an error body."""
+
+    def __init__(self, status: int, code: int, msg: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(msg)
+        self.status, self.code, self.msg, self.headers = status, code, msg, headers or {}
+
+
+class _Window:
+    __slots__ = ("win", "used")
+
+    def __init__(self) -> None:
+        self.win, self.used = None, 0
+
+
+class MockExchange:
+    """State and handlers of the mock; :func:`serve` runs it."""
+
+    def __init__(self, config: MockConfig | None = None, **overrides: Any) -> None:
+        config = config or MockConfig()
+        for key, value in overrides.items():
+            if not hasattr(config, key):
+                raise TypeError(f"unknown mock option {key!r}")
+            setattr(config, key, value)
+        self.config = config
+        self.ids = {unified_to_id(s): s for s in config.symbols}
+        self.origin = _ms(config.origin)
+        self.now0 = _ms(config.now)
+        if self.origin >= self.now0:
+            raise ValueError("origin must be before now")
+        self._t0 = time.monotonic()
+        self._data: dict[tuple[str, str, str], dict[str, np.ndarray]] = {}
+        self._funding: dict[str, dict[str, np.ndarray]] = {}
+        self._windows: dict[tuple[str, str], _Window] = {}
+        self._cooldown: dict[str, float] = {}     # ip -> server ms until which requests are violations
+        self._cooldown_from: dict[str, float] = {}
+        self._violations: dict[str, int] = {}
+        self._banned_until: dict[str, float] = {}
+        self._storm_until = -math.inf
+        self._storms = sorted(config.faults.storms)
+        self._rng = random.Random(config.faults.seed)
+        self.stats = MockStats()
+        self.url = ""
+        self.port = 0
+        self._maintenance = [(_ms(a), _ms(b)) for a, b in config.maintenance]
+
+    # -- clock and data --------------------------------------------------------------------------
+    def server_ms(self) -> int:
+        """Server clock in ms: ``config.now`` plus the real time elapsed since start-up."""
+        return self.now0 + int((time.monotonic() - self._t0) * 1000)
+
+    def candles(self, symbol: str, timeframe: str, market: str = "spot") -> dict[str, np.ndarray]:
+        """Every candle the mock has (beyond ``now`` too), as float64/int64 arrays before formatting."""
+        key = (symbol, timeframe, market)
+        if key not in self._data:
+            self._data[key] = self._generate(symbol, timeframe, market)
+        return self._data[key]
+
+    def _generate(self, symbol: str, timeframe: str, market: str) -> dict[str, np.ndarray]:
+        seed = self.config.seed + (7919 if market == "futures" else 0)
+        end = self.now0 + int(self.config.horizon_s * 1000)
+        if timeframe == "1M":
+            daily = self.candles(symbol, "1d", market)
+            month = daily["time"].astype("datetime64[ms]").astype("datetime64[M]")
+            starts = np.flatnonzero(np.r_[True, month[1:] != month[:-1]])
+            ends = np.r_[starts[1:], month.shape[0]]
+            out = {"time": month[starts].astype("datetime64[ms]").astype(np.int64),
+                   "open": daily["open"][starts], "close": daily["close"][ends - 1],
+                   "high": np.maximum.reduceat(daily["high"], starts),
+                   "low": np.minimum.reduceat(daily["low"], starts),
+                   "volume": np.add.reduceat(daily["volume"], starts)}
+            return out
+        shift = 4 * DAY_MS if timeframe == "1w" else 0
+        raw = synthetic.candles(symbol, self.origin - shift, end, timeframe, seed=seed, gaps=self.config.gaps)
+        raw["time"] = raw["time"] + shift
+        keep = np.ones(raw["time"].shape[0], dtype=bool)
+        for a, b in self._maintenance:
+            keep &= ~((raw["time"] >= a) & (raw["time"] < b))
+        keep &= raw["time"] >= self.origin
+        out = {k: v[keep] for k, v in raw.items()}
+        for t in self.config.bad_rows.get(symbol, ()):
+            i = np.searchsorted(out["time"], _ms(t))
+            if i < out["time"].shape[0] and out["time"][i] == _ms(t):
+                out["high"][i] = min(out["open"][i], out["close"][i]) * 0.99
+        return out
+
+    def funding(self, symbol: str) -> dict[str, np.ndarray]:
+        if symbol not in self._funding:
+            c = self.candles(symbol, "8h", "futures")
+            rng = np.random.default_rng(synthetic.symbol_seed(symbol, self.config.seed + 31))
+            n = c["time"].shape[0]
+            jitter = rng.integers(0, 10, n)  # real fundingTime values stray a few ms from the hour
+            rate = np.round(rng.normal(1e-4, 1.5e-4, n), 8)
+            self._funding[symbol] = {"time": c["time"] + jitter, "rate": rate, "mark_price": c["open"]}
+        return self._funding[symbol]
+
+    def expected(self, symbol: str, timeframe: str, start: Any = None, end: Any = None,
+                 market: str = "spot", closed_only: bool = True) -> dict[str, np.ndarray]:
+        """Candles with open time in ``[start, end)`` exactly as a client parses them (8 decimals).
+
+        With ``closed_only`` the candle still open at the current server time is left out.
+        """
+        c = self.candles(symbol, timeframe, market)
+        t = c["time"]
+        lo = t[0] if start is None else _ms(start)
+        hi = np.iinfo(np.int64).max if end is None else _ms(end)
+        now = self.server_ms()
+        mask = (t >= lo) & (t < hi) & (t <= now)
+        if closed_only:
+            closes = np.array([next_open(int(x), timeframe) for x in t[mask].tolist()], dtype=np.int64)
+            sel = np.flatnonzero(mask)[closes <= now]
+        else:
+            sel = np.flatnonzero(mask)
+        out = {"time": t[sel].copy()}
+        for col in ("open", "high", "low", "close", "volume"):
+            out[col] = np.array([float(f"{x:.8f}") for x in c[col][sel].tolist()])
+        return out
+
+    # -- limits ---------------------------------------------------------------------------------
+    def _charge(self, ip: str, market: str, weight: int, limit: int, window_s: float) -> int:
+        """Add ``weight`` to the IP's window; raise a 429/418 reply when over. Returns the used weight."""
+        now = self.server_ms()
+        wms = int(window_s * 1000)
+        win = now // wms
+        slot = self._windows.setdefault((ip, market), _Window())
+        if slot.win != win:
+            slot.win, slot.used = win, 0
+        slot.used += weight
+        key = (market, int(win))
+        self.stats.window_weight[key] = slot.used
+        if slot.used > limit:
+            retry = max(1, math.ceil(((win + 1) * wms - now) / 1000))
+            label = f"{window_s:g}s" if window_s != 60 else "1m"
+            raise self._too_many(ip, now, retry, _LIMIT_MSG.format(limit=limit, window=label))
+        return slot.used
+
+    def _gate(self, ip: str) -> None:
+        """418 for banned IPs."""
+        now = self.server_ms()
+        if self._banned_until.get(ip, 0) > now:
+            retry = math.ceil((self._banned_until[ip] - now) / 1000)
+            raise _Reply(418, -1003, _BAN_MSG.format(until=int(self._banned_until[ip])), {"Retry-After": str(retry)})
+
+    def _too_many(self, ip: str, now: int, retry: int, msg: str) -> _Reply:
+        """The 429 to send, or a 418 when the IP keeps hitting the limit before its Retry-After."""
+        if self._cooldown.get(ip, 0) > now:
+            # requests already in flight when the first 429 went out are not held against the client
+            if now - self._cooldown_from.get(ip, now) >= self.config.ban_grace_s * 1000:
+                self._violations[ip] = self._violations.get(ip, 0) + 1
+                if self._violations[ip] > self.config.ban_after:
+                    self._banned_until[ip] = now + self.config.ban_s * 1000
+                    return _Reply(418, -1003, _BAN_MSG.format(until=int(self._banned_until[ip])),
+                                  {"Retry-After": str(math.ceil(self.config.ban_s))})
+        else:
+            self._violations[ip] = 0
+        self._start_cooldown(ip, now, retry)
+        return _Reply(429, -1003, msg, {"Retry-After": str(retry)})
+
+    def _start_cooldown(self, ip: str, now: int, retry: int) -> None:
+        if self._cooldown.get(ip, 0) <= now:
+            self._cooldown_from[ip] = now
+        self._cooldown[ip] = max(self._cooldown.get(ip, 0), now + retry * 1000)
+
+    def _storm(self, ip: str) -> None:
+        now = self.server_ms()
+        while self._storms and self.stats.data_requests > self._storms[0][0]:
+            _, seconds = self._storms.pop(0)
+            self._storm_until = now + seconds * 1000
+        if now < self._storm_until:
+            retry = max(1, math.ceil((self._storm_until - now) / 1000))
+            self.stats.faults["storm"] = self.stats.faults.get("storm", 0) + 1
+            raise self._too_many(ip, now, retry, _LIMIT_MSG.format(limit="?", window="storm"))
+
+    def reset_limits(self) -> None:
+        """Forget weight, cooldowns and bans (between test phases)."""
+        self._windows.clear()
+        self._cooldown.clear()
+        self._violations.clear()
+        self._banned_until.clear()
+
+    # -- request handling -----------------------------------------------------------------------
+    async def handle(self, request: Any) -> Any:
+        from aiohttp import web
+
+        path = request.path
+        ip = request.remote or "?"
+        self.stats.requests += 1
+        self.stats.by_path[path] = self.stats.by_path.get(path, 0) + 1
+        market = "fapi" if path.startswith("/fapi/") else "api"
+        limit = self.config.futures_weight_limit if market == "fapi" else self.config.weight_limit
+        headers: dict[str, str] = {}
+        try:
+            route = _ROUTES.get(path)
+            if route is None:
+                raise _Reply(404, -1000, f"unknown path {path}")
+            method, weight_fn, is_data = route
+            q = request.query
+            self._gate(ip)
+            weight = weight_fn(q)
+            used = self._charge(ip, market, weight, limit, self.config.window_s)
+            headers["X-MBX-USED-WEIGHT-1M"] = str(used)
+            if path == "/fapi/v1/fundingRate":
+                self._charge(ip, "funding", 1, self.config.funding_limit, self.config.funding_window_s)
+            if is_data:
+                self.stats.data_requests += 1
+                self._storm(ip)
+                fault = self._draw_fault()
+                if fault == "slow":
+                    await asyncio.sleep(self.config.faults.slow_s)
+                elif fault == "drop":
+                    request.transport.close()
+                    return web.Response(status=500)
+                elif fault == "5xx":
+                    raise _Reply(self._rng.choice([500, 502, 503, 504]), -1001,
+                                 "Internal error; unable to process your request. Please try again.")
+            else:
+                fault = None
+            body = method(self, q)
+            text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
+            if fault == "truncate":
+                text = text[: max(1, len(text) // 2)]
+            elif fault == "malformed":
+                text = self._rng.choice(["<html><body>502 Bad Gateway</body></html>", text.replace("]", "}", 1),
+                                         '{"code":0,"msg":', "[[1704067200000,\"42\",]]"])
+            status = 200
+        except _Reply as reply:
+            status = reply.status
+            headers.update(reply.headers)
+            if market != "funding" and "X-MBX-USED-WEIGHT-1M" not in headers:
+                slot = self._windows.get((ip, market))
+                headers["X-MBX-USED-WEIGHT-1M"] = str(slot.used if slot else 0)
+            text = json.dumps({"code": reply.code, "msg": reply.msg})
+        self.stats.status[status] = self.stats.status.get(status, 0) + 1
+        return web.Response(status=status, text=text, content_type="application/json", headers=headers)
+
+    def _draw_fault(self) -> str | None:
+        f = self.config.faults
+        r = self._rng.random()
+        for name, p in (("5xx", f.p_5xx), ("drop", f.p_drop), ("truncate", f.p_truncate),
+                        ("malformed", f.p_malformed), ("slow", f.p_slow)):
+            if r < p:
+                self.stats.faults[name] = self.stats.faults.get(name, 0) + 1
+                return name
+            r -= p
+        return None
+
+    # -- endpoints ------------------------------------------------------------------------------
+    def _symbol(self, q: Any) -> str:
+        sym = q.get("symbol")
+        if not sym:
+            raise _Reply(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+        if sym not in self.ids:
+            raise _Reply(400, -1121, "Invalid symbol.")
+        return self.ids[sym]
+
+    @staticmethod
+    def _int(q: Any, name: str, default: int | None = None) -> int | None:
+        value = q.get(name)
+        if value is None or value == "":
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            raise _Reply(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, "
+                                     "or malformed.") from None
+
+    def _bounds(self, q: Any, max_limit: int, default_limit: int) -> tuple[int | None, int | None, int]:
+        start, end = self._int(q, "startTime"), self._int(q, "endTime")
+        limit = self._int(q, "limit", default_limit)
+        if not 1 <= limit <= max_limit:
+            raise _Reply(400, -1130, "Invalid data sent for a parameter.")
+        if start is not None and end is not None and start > end:
+            raise _Reply(400, -1023, "Start time is greater than end time.")
+        return start, end, limit
+
+    @staticmethod
+    def _select(t: np.ndarray, start: int | None, end: int | None, limit: int, now: int) -> slice:
+        hi_all = int(np.searchsorted(t, now, side="right"))  # nothing opens after the server clock
+        lo = 0 if start is None else int(np.searchsorted(t, start, side="left"))
+        hi = hi_all if end is None else min(hi_all, int(np.searchsorted(t, end, side="right")))
+        if start is None:
+            lo = max(lo, hi - limit)  # newest rows
+        hi = min(hi, lo + limit)
+        return slice(lo, max(lo, hi))
+
+    def klines(self, q: Any, market: str) -> str:
+        symbol = self._symbol(q)
+        interval = q.get("interval")
+        if not interval:
+            raise _Reply(400, -1102, "Mandatory parameter 'interval' was not sent, was empty/null, or malformed.")
+        if interval not in INTERVALS:
+            raise _Reply(400, -1120, "Invalid interval.")
+        if market == "spot" and q.get("timeZone", "0") not in ("0", "+0", "0:00", "+00:00", "00:00"):
+            raise _Reply(400, -1130, "Invalid data sent for a parameter.")  # only UTC boundaries served
+        start, end, limit = self._bounds(q, 1000 if market == "spot" else 1500, 500)
+        c = self.candles(symbol, interval, market)
+        sl = self._select(c["time"], start, end, limit, self.server_ms())
+        return _format_klines(c, sl, interval, market)
+
+    def funding_rate(self, q: Any) -> list[dict[str, Any]]:
+        symbol = self._symbol(q)
+        start, end, limit = self._bounds(q, 1000, 100)
+        f = self.funding(symbol)
+        sl = self._select(f["time"], start, end, limit, self.server_ms())
+        sid = unified_to_id(symbol)
+        return [{"symbol": sid, "fundingTime": int(t), "fundingRate": f"{r:.8f}", "markPrice": f"{m:.8f}"}
+                for t, r, m in zip(f["time"][sl].tolist(), f["rate"][sl].tolist(), f["mark_price"][sl].tolist())]
+
+    def exchange_info(self, market: str) -> dict[str, Any]:
+        w = self.config.window_s
+        if w % 60 == 0:
+            interval, num = "MINUTE", int(w // 60)
+        else:
+            interval, num = "SECOND", (int(w) if float(w).is_integer() else w)
+        limit = self.config.weight_limit if market == "spot" else self.config.futures_weight_limit
+        limits = [{"rateLimitType": "REQUEST_WEIGHT", "interval": interval, "intervalNum": num, "limit": limit},
+                  {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+                  {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000}]
+        symbols = []
+        for sid, unified in self.ids.items():
+            base, quote = unified.split("/")[0], unified.split("/")[1].split(":")[0]
+            price = float(self.candles(unified, "1d", market)["close"][0])
+            tick = 10.0 ** (math.floor(math.log10(price)) - 5)
+            entry = {"symbol": sid, "status": "TRADING", "baseAsset": base, "baseAssetPrecision": 8,
+                     "quoteAsset": quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
+                     "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
+                     "filters": [
+                         {"filterType": "PRICE_FILTER", "minPrice": f"{tick:.8f}", "maxPrice": "1000000.00000000",
+                          "tickSize": f"{tick:.8f}"},
+                         {"filterType": "LOT_SIZE", "minQty": "0.00001000", "maxQty": "9000.00000000",
+                          "stepSize": "0.00001000"},
+                         {"filterType": "NOTIONAL", "minNotional": "5.00000000", "applyMinToMarket": True,
+                          "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5}]}
+            if market == "futures":
+                entry.update({"pair": sid, "contractType": "PERPETUAL", "marginAsset": quote})
+            symbols.append(entry)
+        return {"timezone": "UTC", "serverTime": self.server_ms(), "rateLimits": limits,
+                "exchangeFilters": [], "symbols": symbols}
+
+
+def _format_klines(c: dict[str, np.ndarray], sl: slice, interval: str, market: str) -> str:
+    t = c["time"][sl]
+    o, h, l, cl, v = (c[k][sl].tolist() for k in ("open", "high", "low", "close", "volume"))
+    if interval == "1M":
+        close_t = [next_open(int(x), "1M") - 1 for x in t.tolist()]
+    else:
+        close_t = (t + next_open(0, interval) - 1).tolist()
+    fmt = '[%d,"%.8f","%.8f","%.8f","%.8f","%.8f",%d,"%.8f",%d,"%.8f","%.8f","0"]'
+    rows = []
+    for i, ot in enumerate(t.tolist()):
+        mid = (o[i] + cl[i]) * 0.5
+        vol = v[i]
+        rows.append(fmt % (ot, o[i], h[i], l[i], cl[i], vol, close_t[i], vol * mid, int(vol * 7.0) + 1,
+                           vol * 0.5, vol * 0.5 * mid))
+    return "[" + ",".join(rows) + "]"
+
+
+def _kline_weight_spot(q: Any) -> int:
+    return 2
+
+
+def _kline_weight_futures(q: Any) -> int:
+    try:
+        limit = int(q.get("limit", 500))
+    except ValueError:
+        return 1
+    return futures_kline_weight(min(max(limit, 1), 1500))
+
+
+_ROUTES: dict[str, tuple[Any, Any, bool]] = {
+    "/api/v3/klines": (lambda self, q: self.klines(q, "spot"), _kline_weight_spot, True),
+    "/api/v3/exchangeInfo": (lambda self, q: self.exchange_info("spot"), lambda q: 20, False),
+    "/api/v3/time": (lambda self, q: {"serverTime": self.server_ms()}, lambda q: 1, False),
+    "/api/v3/ping": (lambda self, q: {}, lambda q: 1, False),
+    "/fapi/v1/klines": (lambda self, q: self.klines(q, "futures"), _kline_weight_futures, True),
+    "/fapi/v1/exchangeInfo": (lambda self, q: self.exchange_info("futures"), lambda q: 1, False),
+    "/fapi/v1/time": (lambda self, q: {"serverTime": self.server_ms()}, lambda q: 1, False),
+    "/fapi/v1/ping": (lambda self, q: {}, lambda q: 1, False),
+    "/fapi/v1/fundingRate": (lambda self, q: self.funding_rate(q), lambda q: 0, True),
+}
+
+
+def make_app(mock: MockExchange) -> Any:
+    """The aiohttp.web application serving ``mock``."""
+    from aiohttp import web
+
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", mock.handle)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def serve(config: MockConfig | None = None, *, port: int = 0, host: str = "127.0.0.1",
+                **overrides: Any):
+    """Run the mock on ``host:port`` (0 = a free port) for the duration of the block.
+
+    >>> async def demo():  # doctest: +SKIP
+    ...     async with serve(window_s=1, weight_limit=1200) as mock:
+    ...         print(mock.url)   # http://127.0.0.1:<port>
+    """
+    from aiohttp import web
+
+    mock = MockExchange(config, **overrides)
+    runner = web.AppRunner(make_app(mock), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    mock.port = int(runner.addresses[0][1])
+    mock.url = f"http://{host}:{mock.port}"
+    try:
+        yield mock
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.contextmanager
+def serve_in_thread(config: MockConfig | None = None, *, port: int = 0, host: str = "127.0.0.1",
+                    **overrides: Any) -> Iterator[MockExchange]:
+    """:func:`serve` on a background thread with its own event loop, for synchronous callers."""
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+    loop = asyncio.new_event_loop()
+
+    async def main() -> None:
+        try:
+            async with serve(config, port=port, host=host, **overrides) as mock:
+                box["mock"] = mock
+                box["stop"] = asyncio.Event()
+                ready.set()
+                await box["stop"].wait()
+        except BaseException as exc:  # surface start-up errors to the caller
+            box["error"] = exc
+            ready.set()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True,
+                              name="nbtrade-mock-exchange")
+    thread.start()
+    ready.wait()
+    if "error" in box:
+        raise box["error"]
+    try:
+        yield box["mock"]
+    finally:
+        loop.call_soon_threadsafe(box["stop"].set)
+        thread.join(timeout=10)
+        loop.close()
+
+
+def run_mock_exchange(port: int = 8080, host: str = "127.0.0.1", **options: Any) -> int:
+    """Serve the mock until interrupted (``nbtrade mock-exchange --port 8080``). Returns an exit code."""
+
+    async def main() -> None:
+        async with serve(port=port, host=host, **options) as mock:
+            print(f"mock exchange on {mock.url} (spot /api/v3, futures /fapi/v1); Ctrl-C to stop", flush=True)
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    return 0

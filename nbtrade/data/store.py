@@ -1,0 +1,915 @@
+"""HDF5 candle store: crash-safe appends, merges, fast time-range reads, integrity checks.
+
+>>> store = Store("/tmp/candles")                                # doctest: +SKIP
+>>> store.append("binance", "BTC/USDT", "1m", frame)             # doctest: +SKIP
+>>> store.read("binance", "BTC/USDT", "1m", "2024-01-02", "2024-01-03")  # doctest: +SKIP
+
+Layout (one file per exchange, a group per symbol/timeframe, one compressed
+chunked dataset per column) is described in :mod:`nbtrade.data.layout`; crash
+safety and concurrency (rollback journal + flock lock file) in
+:mod:`nbtrade.data.journal`.
+
+Append semantics
+----------------
+* Candles after the stored last one are appended; full chunks are never
+  rewritten (HDF5 recompresses only the partial last chunk).
+* Candles overlapping the stored range are merged: rows identical to stored
+  ones are dropped; new open times (gap fills, older history) are inserted by
+  rewriting from the first affected chunk to the end, never before it.
+* Conflicting values for a stored open time follow ``on_conflict``:
+  ``"replace"`` (default: the newer download wins, as exchanges do correct
+  candles and re-fetching is how a user repairs data), ``"keep"`` (stored rows
+  win) or ``"raise"`` (``ValueError``, nothing written). Counts are returned.
+* Invalid input (wrong columns, unsorted or duplicate times, off-grid times,
+  NaN, non-positive prices, negative volume, high < low, open/close outside
+  [low, high]) raises ``ValueError`` and writes nothing.
+* Each call is one atomic transaction; ``Store.transaction`` groups several.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import struct
+import time as _time
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import h5py
+import hdf5plugin  # noqa: F401  (registers the Blosc/LZ4 filters for reading)
+import numpy as np
+
+from . import integrity
+from .journal import JournaledFile, journal_path, locked
+from .layout import (BATCHES_NAME, CHUNK_ROWS, DTYPES, FILE_SUFFIX, FUNDING, INDEX_NAME, SCHEMA_VERSION,
+                     check_exchange, check_symbol, check_timeframe, compression, default_root, group_path,
+                     value_columns)
+
+FORMAT = "nbtrade-ohlcv"
+LIBVER = ("v110", "v112")
+CONFLICT_POLICIES = ("replace", "keep", "raise")
+#: Largest append batch one checksum record covers (big imports get several).
+BATCH_MAX_ROWS = 1 << 20
+_BATCH_DT = np.dtype([("row0", "<i8"), ("rows", "<i8"), ("first", "<i8"), ("last", "<i8"),
+                      ("crc", "<i8"), ("written_ms", "<i8")])
+
+
+class NotFound(KeyError):
+    """No data stored for the exchange / symbol / timeframe asked for."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "not found"
+
+
+@dataclass
+class AppendResult:
+    """What one append did: rows ``added`` (new open times), ``replaced`` (conflicts won by
+    new data), ``duplicates`` (identical rows dropped), ``kept`` (conflicts won by stored
+    data) and the first row index rewritten (``rewrite_from``; None for a pure append)."""
+
+    added: int = 0
+    replaced: int = 0
+    duplicates: int = 0
+    kept: int = 0
+    rewrite_from: int | None = None
+    rows: int = 0
+
+
+@dataclass
+class SeriesReport:
+    exchange: str
+    symbol: str
+    timeframe: str
+    rows: int = 0
+    problems: list[str] = field(default_factory=list)
+    gaps: list[tuple[int, int, int]] = field(default_factory=list)
+    batches: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class VerifyReport:
+    """Result of :meth:`Store.verify`: ``ok`` is False when any file or series has a problem.
+
+    Gaps (missing bars on the grid) are listed, not counted as problems:
+    exchanges do have outages.
+    """
+
+    series: list[SeriesReport] = field(default_factory=list)
+    file_problems: dict[str, list[str]] = field(default_factory=dict)
+    recovered: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.file_problems and all(s.ok for s in self.series)
+
+    def summary(self) -> list[str]:
+        """Human-readable lines (what ``nbtrade data verify`` prints)."""
+        lines = [f"recovered an interrupted write (rolled back): {p}" for p in self.recovered]
+        for path, problems in self.file_problems.items():
+            lines += [f"{path}: {msg}" for msg in problems]
+        for s in self.series:
+            missing = sum(g[2] for g in s.gaps)
+            head = (f"{s.exchange} {s.symbol} {s.timeframe}: {s.rows:,} rows, {s.batches} batches, "
+                    f"{len(s.gaps)} gaps ({missing:,} bars missing)")
+            lines.append(head + (" OK" if s.ok else " FAILED"))
+            lines += [f"  {msg}" for msg in s.problems]
+        lines.append("OK" if self.ok else "FAILED")
+        return lines
+
+
+def to_ms(ts: Any, name: str) -> int | None:
+    """Epoch ms (UTC) from int ms, ISO string, datetime, ``pd.Timestamp`` or ``np.datetime64``."""
+    if ts is None:
+        return None
+    if isinstance(ts, bool):
+        raise TypeError(f"{name} must be a time, got {ts!r}")
+    if isinstance(ts, (int, np.integer)):
+        return int(ts)
+    if isinstance(ts, (float, np.floating)):  # pandas would read a float as nanoseconds
+        if not float(ts).is_integer():
+            raise ValueError(f"{name} as a number must be whole epoch milliseconds, got {ts!r}")
+        return int(ts)
+    if isinstance(ts, np.datetime64):
+        return int(ts.astype("datetime64[ms]").astype(np.int64))
+    import pandas as pd
+
+    try:
+        stamp = pd.Timestamp(ts)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} must be a time (epoch ms, ISO string, Timestamp), got {ts!r}") from exc
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return int(stamp.value // 1_000_000)
+
+
+def _now_ms() -> int:
+    return int(_time.time() * 1000)
+
+
+def _open_error(path: str, exc: Exception) -> ValueError:
+    return ValueError(f"{path} is not a readable HDF5 store file (not HDF5, truncated or corrupted): {exc}")
+
+
+class Store:
+    """Candles of many exchanges, symbols and timeframes in HDF5 files under ``root``.
+
+    Parameters
+    ----------
+    root : path, optional
+        Folder holding ``<exchange>.h5`` files; default :func:`nbtrade.data.layout.default_root`
+        (``$NBTRADE_DATA`` or ``~/.nbtrade/data``). Created on first write.
+    dtype : {"float64", "float32"}
+        Storage type of OHLCV columns for new series (existing series keep theirs).
+    codec : {"blosc-lz4", "blosc2-lz4", "bitshuffle-lz4", "gzip"}
+        Compression of new series.
+    chunk_rows : int
+        Rows per HDF5 chunk for new series.
+    on_conflict : {"replace", "keep", "raise"}
+        Default policy when an append carries different values for a stored open time.
+    durable : bool
+        Also survive power loss (fsync journal and file); a killed process is
+        survived either way.
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None, *, dtype: str = "float64",
+                 codec: str = "blosc-lz4", chunk_rows: int = CHUNK_ROWS, on_conflict: str = "replace",
+                 durable: bool = False):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        if not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 256:
+            raise ValueError(f"chunk_rows must be an int >= 256, got {chunk_rows!r}")
+        if on_conflict not in CONFLICT_POLICIES:
+            raise ValueError(f"on_conflict must be one of {CONFLICT_POLICIES}, got {on_conflict!r}")
+        compression(codec)
+        self.root = Path(root).expanduser() if root is not None else default_root()
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"root {str(self.root)!r} exists and is not a folder")
+        self.dtype = dtype
+        self.codec = codec
+        self.chunk_rows = int(chunk_rows)
+        self.on_conflict = on_conflict
+        self.durable = durable
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    def path(self, exchange: str) -> Path:
+        """File holding ``exchange``'s candles."""
+        return self.root / (check_exchange(exchange) + FILE_SUFFIX)
+
+    def exchanges(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name[:-len(FILE_SUFFIX)] for p in self.root.glob("*" + FILE_SUFFIX))
+
+    # --- opening ------------------------------------------------------------
+    @contextmanager
+    def _reading(self, exchange: str, missing_ok: bool = False) -> Iterator[h5py.File | None]:
+        path = str(self.path(exchange))
+        if not os.path.exists(path):
+            if missing_ok:
+                yield None
+                return
+            raise NotFound(f"no store file for exchange {exchange!r} at {path}")
+        with locked(path, exclusive=False, durable=self.durable):
+            try:
+                f = h5py.File(path, "r", locking=False)
+            except OSError as exc:
+                raise _open_error(path, exc) from None
+            try:
+                _check_format(f, path)
+                yield f
+            finally:
+                f.close()
+
+    @contextmanager
+    def transaction(self, exchange: str) -> Iterator["Writer"]:
+        """Atomic write session: every append inside commits together or not at all.
+
+        Holds the exchange file's exclusive lock until the block ends; readers wait.
+
+        >>> with store.transaction("binance") as tx:                  # doctest: +SKIP
+        ...     tx.append("BTC/USDT", "1m", part1)
+        ...     tx.append("BTC/USDT", "1m", part2)
+        """
+        path = str(self.path(exchange))
+        self.root.mkdir(parents=True, exist_ok=True)
+        with locked(path, exclusive=True, durable=self.durable):
+            for stale in glob.glob(glob.escape(path) + ".tmp-*"):  # a creator killed before its rename
+                os.remove(stale)
+            created = not os.path.exists(path)
+            if created:
+                self._create_file(path, exchange)
+            jf = JournaledFile(path, durable=self.durable)
+            try:
+                f = h5py.File(jf, "r+", libver=LIBVER)
+            except OSError as exc:
+                jf.rollback()
+                raise _open_error(path, exc) from None
+            ok = False
+            try:
+                try:
+                    _check_format(f, path)
+                    yield Writer(self, f, exchange)
+                finally:
+                    f.close()
+                ok = True
+            finally:
+                if ok:
+                    jf.commit()
+                else:
+                    jf.rollback()
+                    if created:  # leave no empty file behind a failed first write
+                        os.remove(path)
+
+    def _create_file(self, path: str, exchange: str) -> None:
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with h5py.File(tmp, "w", libver=LIBVER, fs_strategy="fsm", fs_persist=True, locking=False) as f:
+            f.attrs.update({"format": FORMAT, "schema_version": SCHEMA_VERSION, "exchange": exchange,
+                            "created_ms": _now_ms()})
+        if self.durable:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    # --- writing --------------------------------------------------------------
+    def append(self, exchange: str, symbol: str, timeframe: str, data: Any, *,
+               on_conflict: str | None = None) -> AppendResult:
+        """Store candles (DataFrame with UTC DatetimeIndex, or dict of ``time`` + OHLCV arrays).
+
+        ``timeframe="funding"`` stores funding-rate history instead: ``time``,
+        ``rate``, ``mark_price`` (what the fetcher's funding sink sends).
+
+        One atomic transaction; see the module docstring for merge rules.
+        Returns an :class:`AppendResult`.
+        """
+        arrays = _prepare(symbol, timeframe, data)
+        with self.transaction(exchange) as tx:
+            return tx._append_prepared(symbol, timeframe, arrays, on_conflict)
+
+    def delete(self, exchange: str, symbol: str, timeframe: str) -> None:
+        """Remove one series (its space is reused by later writes)."""
+        gpath = group_path(symbol, timeframe)
+        with self.transaction(exchange) as tx:
+            if gpath not in tx.file:
+                raise NotFound(f"no {symbol} {timeframe} in {exchange}")
+            del tx.file[gpath]
+            parent = gpath.split("/")[0]
+            if len(tx.file[parent]) == 0:
+                del tx.file[parent]
+
+    # --- reading --------------------------------------------------------------
+    def last_time(self, exchange: str, symbol: str, timeframe: str) -> int | None:
+        """Open time (epoch ms) of the last stored candle, or None when nothing is stored."""
+        gpath = group_path(symbol, timeframe)
+        with self._reading(exchange, missing_ok=True) as f:
+            if f is None or gpath not in f:
+                return None
+            grp = f[gpath]
+            return int(grp.attrs["last"]) if int(grp.attrs["rows"]) else None
+
+    def read(self, exchange: str, symbol: str, timeframe: str, start: Any = None, end: Any = None,
+             columns: Sequence[str] | None = None, as_arrays: bool = False):
+        """Candles with open time in ``[start, end)``.
+
+        Parameters
+        ----------
+        start, end : epoch ms, ISO string, Timestamp, optional
+            Bounds on the open time (naive means UTC); ``end`` is exclusive.
+        columns : subset of ``open, high, low, close, volume``, optional
+            Columns to read (all by default); others are not touched on disk.
+        as_arrays : bool
+            Return ``{'time': int64 ms, column: array}`` instead of a DataFrame
+            with a UTC DatetimeIndex named ``time``.
+
+        Only the chunks overlapping the range are read: the row range comes from a
+        binary search on the per-chunk first times, then on one or two time chunks.
+        """
+        with self._reading(exchange) as f:
+            return _read_frame(f, exchange, symbol, timeframe, start, end, columns, as_arrays)
+
+    def read_many(self, exchange: str, symbols: Sequence[str], timeframe: str, start: Any = None,
+                  end: Any = None, columns: Sequence[str] | None = None, as_arrays: bool = False) -> dict[str, Any]:
+        """``{symbol: candles}`` for several symbols of one exchange, with one file open."""
+        if isinstance(symbols, str):
+            symbols = [symbols]
+        with self.reader(exchange) as r:
+            return {s: r.read(s, timeframe, start, end, columns, as_arrays) for s in symbols}
+
+    @contextmanager
+    def reader(self, exchange: str) -> Iterator["Reader"]:
+        """Keep one exchange file open for many reads (saves the open per read).
+
+        Holds the shared lock for the whole block, so writers wait until it ends.
+
+        >>> with store.reader("binance") as r:                    # doctest: +SKIP
+        ...     for day in days:
+        ...         frame = r.read("BTC/USDT", "1m", day, day + 86_400_000)
+        """
+        with self._reading(exchange) as f:
+            yield Reader(f, exchange)
+
+    def iter_blocks(self, exchange: str, symbol: str, timeframe: str, start: Any = None, end: Any = None,
+                    rows: int = 1_000_000, columns: Sequence[str] | None = None) -> Iterator[dict[str, np.ndarray]]:
+        """Arrays dicts of at most ``rows`` candles each, in time order (for exports).
+
+        Holds the shared lock while iterating, so the series does not change underneath.
+        """
+        cols = _check_read_columns(columns, timeframe)
+        lo, hi = to_ms(start, "start"), to_ms(end, "end")
+        with self._reading(exchange) as f:
+            grp = _series(f, exchange, symbol, timeframe)
+            i0, i1 = _row_range(grp, lo, hi)[:2]
+            for a in range(i0, i1, max(1, int(rows))):
+                b = min(i1, a + int(rows))
+                yield {c: _read_rows(grp[c], a, b) for c in ("time",) + cols}
+
+    def count(self, exchange: str, symbol: str, timeframe: str, start: Any = None, end: Any = None) -> int:
+        """Rows with open time in ``[start, end)`` (reads the chunk index and at most two time chunks)."""
+        lo, hi = to_ms(start, "start"), to_ms(end, "end")
+        with self._reading(exchange) as f:
+            i0, i1 = _row_range(_series(f, exchange, symbol, timeframe), lo, hi)[:2]
+        return i1 - i0
+
+    def ls(self, exchange: str | None = None) -> list[dict[str, Any]]:
+        """One dict per stored series: exchange, symbol, timeframe, rows, first, last (epoch ms).
+
+        A file that cannot be read gets one entry with its ``error`` (and None
+        elsewhere) instead of stopping the listing; ``error`` is None otherwise.
+        """
+        out = []
+        for ex in ([exchange] if exchange else self.exchanges()):
+            try:
+                with self._reading(ex, missing_ok=True) as f:
+                    if f is None:
+                        continue
+                    for grp in _iter_series(f):
+                        a = grp.attrs
+                        out.append({"exchange": ex, "symbol": str(a["symbol"]), "timeframe": str(a["timeframe"]),
+                                    "rows": int(a["rows"]), "first": _opt(a["first"], a["rows"]),
+                                    "last": _opt(a["last"], a["rows"]), "error": None})
+            except (ValueError, OSError, KeyError) as exc:
+                out.append({"exchange": ex, "symbol": None, "timeframe": None, "rows": None, "first": None,
+                            "last": None, "error": str(exc)})
+        return sorted(out, key=lambda d: (d["exchange"], d["symbol"] or "", d["timeframe"] or ""))
+
+    def info(self, exchange: str, symbol: str, timeframe: str) -> dict[str, Any]:
+        """Metadata of one series: attributes, sizes, compression ratio, batches, gap count."""
+        with self._reading(exchange) as f:
+            grp = _series(f, exchange, symbol, timeframe)
+            a = dict(grp.attrs)
+            rows = int(a["rows"])
+            cols = _group_columns(grp)
+            stored = sum(grp[c].id.get_storage_size() for c in cols)
+            raw = sum(rows * grp[c].dtype.itemsize for c in cols)
+            times = _read_rows(grp["time"], 0, rows)
+            tf_ms = int(a["timeframe_ms"])
+            gaps = integrity.find_gaps(times, tf_ms)
+            batches = grp[BATCHES_NAME].shape[0]
+        return {
+            "exchange": exchange, "symbol": str(a["symbol"]), "timeframe": str(a["timeframe"]),
+            "rows": rows, "first": _opt(a["first"], rows), "last": _opt(a["last"], rows),
+            "first_iso": integrity._iso(a["first"]) if rows else None,
+            "last_iso": integrity._iso(a["last"]) if rows else None,
+            "dtype": str(a["dtype"]), "codec": str(a["codec"]), "chunk_rows": int(a["chunk_rows"]),
+            "schema_version": int(a["schema_version"]), "batches": int(batches),
+            "gaps": len(gaps), "missing_bars": int(sum(g[2] for g in gaps)),
+            "stored_bytes": int(stored), "raw_bytes": int(raw),
+            "ratio": stored / raw if raw else float("nan"),
+            "created_ms": int(a["created_ms"]), "updated_ms": int(a["updated_ms"]),
+            "path": str(self.path(exchange)),
+        }
+
+    def verify(self, exchange: str | None = None, symbol: str | None = None,
+               timeframe: str | None = None, block_rows: int = 1 << 20) -> VerifyReport:
+        """Check every (or the selected) series: see :func:`_verify_series`. Never raises on bad files."""
+        report = VerifyReport()
+        for ex in ([exchange] if exchange else self.exchanges()):
+            path = str(self.path(ex))
+            if not os.path.exists(path):
+                report.file_problems[path] = ["file does not exist"]
+                continue
+            had_journal = os.path.exists(journal_path(path))
+            try:
+                with self._reading(ex) as f:
+                    if had_journal:
+                        report.recovered.append(path)
+                    for grp in _iter_series(f):
+                        a = grp.attrs
+                        if symbol is not None and str(a.get("symbol")) != symbol:
+                            continue
+                        if timeframe is not None and str(a.get("timeframe")) != timeframe:
+                            continue
+                        try:
+                            report.series.append(_verify_series(ex, grp, block_rows))
+                        except (OSError, ValueError, KeyError) as exc:  # e.g. a chunk that fails to decompress
+                            bad = SeriesReport(ex, str(a.get("symbol", grp.name)), str(a.get("timeframe", "?")))
+                            bad.problems.append(f"unreadable data: {exc}")
+                            report.series.append(bad)
+            except (ValueError, OSError, KeyError) as exc:
+                report.file_problems[path] = [str(exc)]
+        return report
+
+
+class Reader:
+    """Read access inside :meth:`Store.reader`: ``read`` and ``last_time`` as on :class:`Store`."""
+
+    def __init__(self, file: h5py.File, exchange: str):
+        self.file = file
+        self.exchange = exchange
+
+    def read(self, symbol: str, timeframe: str, start: Any = None, end: Any = None,
+             columns: Sequence[str] | None = None, as_arrays: bool = False):
+        return _read_frame(self.file, self.exchange, symbol, timeframe, start, end, columns, as_arrays)
+
+    def last_time(self, symbol: str, timeframe: str) -> int | None:
+        grp = _series(self.file, self.exchange, symbol, timeframe)
+        return int(grp.attrs["last"]) if int(grp.attrs["rows"]) else None
+
+
+class Writer:
+    """Write access inside :meth:`Store.transaction`."""
+
+    def __init__(self, store: Store, file: h5py.File, exchange: str):
+        self.store = store
+        self.file = file
+        self.exchange = exchange
+
+    def append(self, symbol: str, timeframe: str, data: Any, *, on_conflict: str | None = None) -> AppendResult:
+        """As :meth:`Store.append`, inside the transaction."""
+        return self._append_prepared(symbol, timeframe, _prepare(symbol, timeframe, data), on_conflict)
+
+    def last_time(self, symbol: str, timeframe: str) -> int | None:
+        gpath = group_path(symbol, timeframe)
+        if gpath not in self.file or not int(self.file[gpath].attrs["rows"]):
+            return None
+        return int(self.file[gpath].attrs["last"])
+
+    def _append_prepared(self, symbol: str, timeframe: str, a: dict[str, np.ndarray],
+                         on_conflict: str | None) -> AppendResult:
+        policy = self.store.on_conflict if on_conflict is None else on_conflict
+        if policy not in CONFLICT_POLICIES:
+            raise ValueError(f"on_conflict must be one of {CONFLICT_POLICIES}, got {policy!r}")
+        gpath = group_path(symbol, timeframe)
+        grp = self.file.get(gpath)
+        if grp is None:
+            grp = self._create_series(gpath, symbol, timeframe)
+        elif str(grp.attrs["symbol"]) != symbol:
+            raise ValueError(f"symbol {symbol!r} maps to group {gpath!r} already used by "
+                             f"{str(grp.attrs['symbol'])!r}")
+        n_new = a["time"].shape[0]
+        rows = int(grp.attrs["rows"])
+        if n_new == 0:
+            return AppendResult(rows=rows)
+        dtype = np.dtype(str(grp.attrs["dtype"]))
+        a = {c: (v if c == "time" else v.astype(dtype, copy=False)) for c, v in a.items()}
+        if rows == 0 or a["time"][0] > int(grp.attrs["last"]):
+            _append_tail(grp, a, rows)
+            return AppendResult(added=n_new, rows=rows + n_new)
+        return _merge(grp, a, rows, policy)
+
+    def _create_series(self, gpath: str, symbol: str, timeframe: str) -> h5py.Group:
+        st = self.store
+        codec, comp = compression(st.codec)
+        grp = self.file.create_group(gpath)
+        chunk = st.chunk_rows
+        dtype = "float64" if timeframe == FUNDING else st.dtype  # rates are small: keep full precision
+        for c in ("time",) + value_columns(timeframe):
+            dt = np.int64 if c == "time" else np.dtype(dtype)
+            grp.create_dataset(c, shape=(0,), maxshape=(None,), dtype=dt, chunks=(chunk,), **comp)
+        grp.create_dataset(INDEX_NAME, shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
+        grp.create_dataset(BATCHES_NAME, shape=(0,), maxshape=(None,), dtype=_BATCH_DT, chunks=(1024,))
+        now = _now_ms()
+        grp.attrs.update({
+            "exchange": self.exchange, "symbol": symbol, "timeframe": timeframe,
+            "timeframe_ms": check_timeframe(timeframe), "rows": 0, "first": 0, "last": 0,
+            "dtype": dtype, "chunk_rows": chunk, "codec": codec, "schema_version": SCHEMA_VERSION,
+            "created_ms": now, "updated_ms": now,
+        })
+        return grp
+
+
+# --- helpers: preparation ------------------------------------------------------
+def _prepare(symbol: str, timeframe: str, data: Any) -> dict[str, np.ndarray]:
+    check_symbol(symbol)
+    tf_ms = check_timeframe(timeframe)
+    a = integrity.to_arrays(data, value_columns=value_columns(timeframe))
+    integrity.validate(a, tf_ms, timeframe=timeframe)
+    return a
+
+
+def _read_frame(f: h5py.File, exchange: str, symbol: str, timeframe: str, start: Any, end: Any,
+                columns: Sequence[str] | None, as_arrays: bool):
+    cols = _check_read_columns(columns, timeframe)
+    lo, hi = to_ms(start, "start"), to_ms(end, "end")
+    if lo is not None and hi is not None and hi < lo:
+        raise ValueError(f"end ({end}) is before start ({start})")
+    out = _read_range(_series(f, exchange, symbol, timeframe), lo, hi, cols, stacked=not as_arrays)
+    if as_arrays:
+        return out
+    import pandas as pd
+
+    from ..timeframes import ms_to_index
+
+    # values.T is (n, k) Fortran-ordered: pandas keeps it as its block without a copy
+    return pd.DataFrame(out["values"].T, index=ms_to_index(out["time"]), columns=list(cols), copy=False)
+
+
+def _check_read_columns(columns: Sequence[str] | None, timeframe: str) -> tuple[str, ...]:
+    allowed = value_columns(timeframe)
+    if columns is None:
+        return allowed
+    if isinstance(columns, str):
+        columns = [columns]
+    bad = [c for c in columns if c not in allowed]
+    if bad:
+        raise ValueError(f"columns must be a subset of {list(allowed)}, got unknown {bad}")
+    return tuple(columns)
+
+
+def _group_columns(grp: h5py.Group) -> tuple[str, ...]:
+    return ("time",) + value_columns(str(grp.attrs["timeframe"]))
+
+
+def _check_format(f: h5py.File, path: str) -> None:
+    try:  # one attribute read on the hot path; 'format' is checked when this one is missing
+        version = int(f.attrs["schema_version"])
+    except KeyError:
+        version = -1
+    if version < 0 or f.attrs.get("format") != FORMAT:
+        raise ValueError(f"{path} is an HDF5 file but not an nbtrade candle store")
+    if version > SCHEMA_VERSION:
+        raise ValueError(f"{path} has schema version {version}; this nbtrade reads up to {SCHEMA_VERSION}")
+
+
+def _series(f: h5py.File, exchange: str, symbol: str, timeframe: str) -> h5py.Group:
+    gpath = group_path(symbol, timeframe)
+    grp = f.get(gpath)
+    if grp is None:
+        raise NotFound(f"no {symbol} {timeframe} candles stored for {exchange}")
+    return grp
+
+
+def _iter_series(f: h5py.File) -> Iterator[h5py.Group]:
+    for sym in f.values():
+        if isinstance(sym, h5py.Group):
+            for grp in sym.values():
+                if isinstance(grp, h5py.Group) and "symbol" in grp.attrs:
+                    yield grp
+
+
+def _opt(value: Any, rows: Any) -> int | None:
+    return int(value) if int(rows) else None
+
+
+# --- helpers: rows -------------------------------------------------------------
+def _read_rows(ds: h5py.Dataset, lo: int, hi: int) -> np.ndarray:
+    out = np.empty(max(0, hi - lo), dtype=ds.dtype)
+    if hi > lo:
+        ds.read_direct(out, np.s_[lo:hi])
+    return out
+
+
+def _search(grp: h5py.Group, t: int, rows: int) -> int:
+    """First row whose time is >= ``t`` (reads the chunk index and one time chunk)."""
+    chunk = int(grp.attrs["chunk_rows"])
+    index = grp[INDEX_NAME][()]
+    c = int(np.searchsorted(index, t, side="right")) - 1
+    if c < 0:
+        return 0
+    lo = c * chunk
+    times = _read_rows(grp["time"], lo, min(rows, lo + chunk))
+    return lo + int(np.searchsorted(times, t, side="left"))
+
+
+def _row_range(grp: h5py.Group, start: int | None, end: int | None
+               ) -> tuple[int, int, np.ndarray | None, int]:
+    """Rows ``[i0, i1)`` with time in ``[start, end)``, plus the time rows read on the way
+    (``times`` holding rows from ``lo``) so callers need not read them again.
+
+    One read of the chunk index, then one read of the time chunks holding both
+    bounds (usually one or two chunks). Lengths come from the dataset itself
+    (kept equal to the ``rows`` attribute by the journaled transactions).
+    """
+    tds = grp["time"]
+    rows = tds.shape[0]
+    if rows == 0:
+        return 0, 0, None, 0
+    if start is None and end is None:
+        return 0, rows, None, 0
+    chunk = tds.chunks[0]
+    index = grp[INDEX_NAME][()]
+    bounds = [t for t in (start, end) if t is not None]
+    cs = np.searchsorted(index, bounds, side="right") - 1
+    lo = max(0, int(cs.min())) * chunk
+    hi = min(rows, (max(0, int(cs.max())) + 1) * chunk)
+    times = _read_rows(tds, lo, hi)
+    found = lo + np.searchsorted(times, bounds, side="left")
+    i0 = 0 if start is None else int(found[0])
+    i1 = rows if end is None else int(found[-1])
+    return i0, max(i0, i1), times, lo
+
+
+def _read_range(grp: h5py.Group, start: int | None, end: int | None,
+                cols: Sequence[str], stacked: bool = False) -> dict[str, np.ndarray]:
+    """Arrays of rows in ``[start, end)``. With ``stacked`` the value columns are rows
+    of one ``(len(cols), n)`` array under key ``"values"`` (a DataFrame wraps it without copying)."""
+    i0, i1, times, lo = _row_range(grp, start, end)
+    out = {}
+    if times is not None and lo <= i0 and i1 <= lo + times.shape[0]:
+        out["time"] = times[i0 - lo:i1 - lo].copy()
+    else:
+        out["time"] = _read_rows(grp["time"], i0, i1)
+    if stacked:
+        dss = [grp[c] for c in cols]
+        values = np.empty((len(cols), i1 - i0), dtype=np.result_type(*[ds.dtype for ds in dss]))
+        for j, ds in enumerate(dss):
+            if i1 > i0:
+                if ds.dtype == values.dtype:
+                    ds.read_direct(values[j], np.s_[i0:i1])
+                else:
+                    values[j] = _read_rows(ds, i0, i1)
+        out["values"] = values
+        return out
+    for c in cols:
+        out[c] = _read_rows(grp[c], i0, i1)
+    return out
+
+
+def _batch_crc(a: Mapping[str, np.ndarray], lo: int = 0, hi: int | None = None) -> int:
+    """crc32 of the per-column crc32s (``time`` first, then value columns in order)."""
+    per_column = [zlib.crc32(np.ascontiguousarray(v[lo:hi]).data) for v in a.values()]
+    return zlib.crc32(struct.pack(f"<{len(per_column)}I", *per_column))
+
+
+def _write_rows(grp: h5py.Group, a: Mapping[str, np.ndarray], at: int, offset: int = 0) -> int:
+    """Write ``a[c][offset:]`` at row ``at`` of every column; returns the new length."""
+    n = a["time"].shape[0] - offset
+    end = at + n
+    for c in a:
+        ds = grp[c]
+        if ds.shape[0] != end:
+            ds.resize((end,))
+        if n:
+            ds.write_direct(np.ascontiguousarray(a[c][offset:]), dest_sel=np.s_[at:end])
+    return end
+
+
+def _update_index(grp: h5py.Group, times: np.ndarray, times_row0: int, from_row: int, rows: int) -> None:
+    """Refresh the per-chunk first times for chunks starting at or after ``from_row``."""
+    chunk = int(grp.attrs["chunk_rows"])
+    c0 = -(-from_row // chunk)
+    c1 = -(-rows // chunk)
+    idx = grp[INDEX_NAME]
+    if idx.shape[0] != c1:
+        idx.resize((c1,))
+    if c1 > c0:
+        rows_at = np.arange(c0, c1, dtype=np.int64) * chunk - times_row0
+        idx[c0:c1] = times[rows_at]
+
+
+def _add_batch(grp: h5py.Group, row0: int, a: Mapping[str, np.ndarray], offset: int = 0) -> None:
+    """Checksum records for rows ``a[offset:]`` stored from ``row0``, one per
+    ``BATCH_MAX_ROWS`` rows at most, so a later merge re-checksums little."""
+    t = a["time"]
+    n = t.shape[0]
+    now = _now_ms()
+    recs = []
+    for lo in range(offset, n, BATCH_MAX_ROWS):
+        hi = min(n, lo + BATCH_MAX_ROWS)
+        recs.append((row0 + lo - offset, hi - lo, t[lo], t[hi - 1], _batch_crc(a, lo, hi), now))
+    if recs:
+        b = grp[BATCHES_NAME]
+        m = b.shape[0]
+        b.resize((m + len(recs),))
+        b[m:] = np.array(recs, dtype=_BATCH_DT)
+
+
+def _append_tail(grp: h5py.Group, a: Mapping[str, np.ndarray], rows: int) -> None:
+    new_rows = _write_rows(grp, a, rows)
+    _update_index(grp, a["time"], rows, rows, new_rows)
+    _add_batch(grp, rows, a)
+    attrs = {"rows": new_rows, "last": int(a["time"][-1]), "updated_ms": _now_ms()}
+    if rows == 0:
+        attrs["first"] = int(a["time"][0])
+    grp.attrs.update(attrs)
+
+
+def _merge(grp: h5py.Group, a: dict[str, np.ndarray], rows: int, policy: str) -> AppendResult:
+    chunk = int(grp.attrs["chunk_rows"])
+    last = int(grp.attrs["last"])
+    k = _search(grp, int(a["time"][0]), rows)
+    r0 = (k // chunk) * chunk
+    cols = tuple(a)  # "time" then the value columns, as _prepare built them
+    s = {c: _read_rows(grp[c], r0, rows) for c in cols}
+    st, nt = s["time"], a["time"]
+    pos = np.searchsorted(st, nt)
+    common = np.zeros(nt.shape[0], dtype=bool)
+    inside = pos < st.shape[0]
+    common[inside] = st[pos[inside]] == nt[inside]
+    same = common.copy()
+    for c in cols[1:]:
+        x, y = s[c][pos[common]], a[c][common]
+        same[common] &= (x == y) | (np.isnan(x) & np.isnan(y))  # NaN: an unknown mark price
+    conflict = common & ~same
+    n_conflict = int(conflict.sum())
+    result = AppendResult(duplicates=int(same.sum()))
+    if n_conflict and policy == "raise":
+        bad = nt[conflict][:5]
+        raise ValueError("data: conflicts with stored candles at " + ", ".join(integrity._iso(t) for t in bad)
+                         + f" ({n_conflict} rows); nothing written (on_conflict='raise')")
+    if policy == "keep":
+        result.kept, replace = n_conflict, np.zeros_like(conflict)
+    else:
+        result.replaced, replace = n_conflict, conflict
+    fresh = ~common
+    result.added = int(fresh.sum())
+    if not result.added and not result.replaced:
+        result.rows = rows
+        return result
+    if not replace.any() and (nt[fresh] > last).all():
+        tail = {c: a[c][fresh] for c in cols}
+        _append_tail(grp, tail, rows)
+        result.rows = rows + result.added
+        return result
+
+    # Rewrite from the chunk holding the first changed row. Replaced rows before
+    # the first inserted one keep their position, so the minimum is exact.
+    first_changed = int(pos[replace].min()) if replace.any() else st.shape[0]
+    for c in cols[1:]:
+        s[c][pos[replace]] = a[c][replace]
+    if fresh.any():
+        order = np.argsort(np.concatenate([st, nt[fresh]]), kind="stable")
+        merged = {c: np.concatenate([s[c], a[c][fresh]])[order] for c in cols}
+        first_changed = min(first_changed, int(np.flatnonzero(order >= st.shape[0])[0]))
+    else:
+        merged = s
+    rc = r0 + (first_changed // chunk) * chunk
+    offset = rc - r0
+    new_rows = _write_rows(grp, merged, rc, offset)
+    _update_index(grp, merged["time"], r0, rc, new_rows)
+    _truncate_batches(grp, rc, cols)
+    _add_batch(grp, rc, merged, offset)
+    grp.attrs.update({"rows": new_rows, "first": min(int(grp.attrs["first"]), int(nt[0])),
+                      "last": max(last, int(nt[-1])), "updated_ms": _now_ms()})
+    result.rewrite_from = rc
+    result.rows = new_rows
+    return result
+
+
+def _truncate_batches(grp: h5py.Group, rc: int, cols: tuple[str, ...]) -> None:
+    """Drop batch records at or after row ``rc``; cut the one spanning it and re-checksum it."""
+    b = grp[BATCHES_NAME]
+    recs = b[()]
+    keep = recs[recs["row0"] < rc]
+    if keep.shape[0] and keep["row0"][-1] + keep["rows"][-1] > rc:
+        row0 = int(keep["row0"][-1])
+        part = {c: _read_rows(grp[c], row0, rc) for c in cols}
+        keep["rows"][-1] = rc - row0
+        keep["last"][-1] = part["time"][-1]
+        keep["crc"][-1] = _batch_crc(part)
+    b.resize((keep.shape[0],))
+    if keep.shape[0]:
+        b[:] = keep
+
+
+# --- verification --------------------------------------------------------------
+def _verify_series(exchange: str, grp: h5py.Group, block_rows: int) -> SeriesReport:
+    """Lengths, dtypes, sortedness, uniqueness, grid, OHLC rules, chunk index, batch checksums."""
+    a = grp.attrs
+    rep = SeriesReport(exchange, str(a.get("symbol", grp.name)), str(a.get("timeframe", "?")))
+    p = rep.problems
+    try:
+        rows = int(a["rows"])
+        tf_ms = int(a["timeframe_ms"])
+        chunk = int(a["chunk_rows"])
+    except KeyError as exc:
+        p.append(f"missing attribute {exc}")
+        return rep
+    rep.rows = rows
+    tf = str(a.get("timeframe", "?"))
+    cols = ("time",) + value_columns(tf)
+    check_rows = integrity.problems_for(tf)
+    for c in cols:
+        if c not in grp:
+            p.append(f"missing dataset {c!r}")
+        elif grp[c].shape != (rows,):
+            p.append(f"dataset {c!r} has {grp[c].shape[0]} rows, attribute 'rows' says {rows}")
+    if p:
+        return rep
+    if grp["time"].dtype != np.int64:
+        p.append(f"time dtype is {grp['time'].dtype}, expected int64")
+    batches = grp[BATCHES_NAME][()]
+    rep.batches = int(batches.shape[0])
+    expected_row0 = np.concatenate([[0], np.cumsum(batches["rows"])[:-1]]) if batches.shape[0] else np.zeros(0)
+    if batches.shape[0] and (not np.array_equal(batches["row0"], expected_row0)
+                             or int(batches["rows"].sum()) != rows):
+        p.append("append batches do not cover the rows exactly once")
+        batches = batches[:0]
+    elif not batches.shape[0] and rows:
+        p.append("no append batch records")
+    index = grp[INDEX_NAME][()]
+    if index.shape[0] != -(-rows // chunk):
+        p.append(f"chunk index has {index.shape[0]} entries, expected {-(-rows // chunk)}")
+        index = None
+
+    prev_t: int | None = None
+    for bi, rec in enumerate(batches if batches.shape[0] else [None]):
+        lo, hi = (0, rows) if rec is None else (int(rec["row0"]), int(rec["row0"] + rec["rows"]))
+        crcs = [0] * len(cols)
+        for blo in range(lo, hi, block_rows):
+            bhi = min(hi, blo + block_rows)
+            blk = {c: _read_rows(grp[c], blo, bhi) for c in cols}
+            for j, c in enumerate(cols):
+                crcs[j] = zlib.crc32(blk[c].data, crcs[j])
+            vals = {c: blk[c].astype(np.float64, copy=False) for c in cols[1:]}
+            vals["time"] = blk["time"]
+            for msg in check_rows(vals, tf_ms):
+                p.append(f"rows {blo}..{bhi}: {msg}")
+            t = blk["time"]
+            if prev_t is not None and t.size and t[0] <= prev_t:
+                p.append(f"time not increasing at row {blo}")
+            if prev_t is not None and t.size:
+                rep.gaps.extend(integrity.find_gaps(np.array([prev_t, t[0]]), tf_ms))
+            rep.gaps.extend(integrity.find_gaps(t, tf_ms))
+            if index is not None and t.size:
+                starts = np.arange(-(-blo // chunk) * chunk, bhi, chunk)
+                if not np.array_equal(index[starts // chunk], t[starts - blo]):
+                    p.append(f"chunk index disagrees with time in rows {blo}..{bhi}")
+            if t.size:
+                if blo == 0 and int(a["first"]) != t[0]:
+                    p.append(f"attribute first={int(a['first'])} but first time is {t[0]}")
+                if bhi == rows and int(a["last"]) != t[-1]:
+                    p.append(f"attribute last={int(a['last'])} but last time is {t[-1]}")
+                prev_t = int(t[-1])
+        if rec is not None:
+            crc = zlib.crc32(struct.pack(f"<{len(crcs)}I", *crcs))
+            if crc != int(rec["crc"]):
+                p.append(f"checksum mismatch in append batch {bi} (rows {lo}..{hi})")
+    return rep
+
+
+def ls(root: str | os.PathLike | None = None, exchange: str | None = None) -> list[dict[str, Any]]:
+    """``nbtrade data ls``: every stored series under ``root``."""
+    return Store(root).ls(exchange)
+
+
+def info(exchange: str, symbol: str, timeframe: str, root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """``nbtrade data info``: metadata of one series."""
+    return Store(root).info(exchange, symbol, timeframe)
+
+
+def verify(root: str | os.PathLike | None = None, exchange: str | None = None, symbol: str | None = None,
+           timeframe: str | None = None) -> VerifyReport:
+    """``nbtrade data verify``: integrity report of the store (``report.ok``)."""
+    return Store(root).verify(exchange, symbol, timeframe)
+
+
+__all__ = ["Store", "Reader", "Writer", "AppendResult", "VerifyReport", "SeriesReport", "NotFound", "ls", "info", "verify",
+           "to_ms"]

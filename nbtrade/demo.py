@@ -1,0 +1,219 @@
+"""``nbtrade demo``: the whole pipeline on the embedded default market, no internet.
+
+1. start the mock exchange on a free 127.0.0.1 port (deterministic synthetic
+   markets with the Binance API, weights and limits);
+2. fetch the candles through the real fetcher and rate limiter (live
+   dashboard) into an HDF5 store;
+3. compute features on all symbols at once;
+4. train a walk-forward random forest (purged, incremental, model cache);
+5. backtest it, a classic indicator strategy and buy-and-hold with fees and
+   slippage, fills at the next open;
+6. print a comparison table and the performance monitor, write an HTML report.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT")
+FEATURES = [("ret", 1), ("ret", 3), ("ret", 6), ("ret", 24), ("vol", 24), ("vol", 96), ("rsi", 14), ("rsi", 6),
+            ("ema", 12), ("ema", 26), ("ema", 96), ("sma", 24), "macd", ("bbands", 20), ("atr", 14), ("adx", 14),
+            ("stoch", 14), ("zscore", {"window": 48}), ("volume_ratio", 24), ("volume_ratio", 6), "range",
+            ("corr", {"window": 72, "to": "BTC/USDT"})]
+FEES, SLIPPAGE = 0.001, 0.0005
+
+
+@dataclass
+class DemoConfig:
+    symbols: tuple[str, ...] = SYMBOLS
+    timeframe: str = "1h"
+    origin: str = "2023-07-01"
+    now: str = "2024-01-01 00:00:30"
+    train_window: str = "60D"
+    test_window: str = "7D"
+    seed: int = 42
+
+    @classmethod
+    def quick(cls, seed: int = 42) -> "DemoConfig":
+        return cls(symbols=SYMBOLS[:3], origin="2023-10-01", train_window="30D", test_window="7D", seed=seed)
+
+
+def run_demo(quick: bool = False, seed: int = 42, home: str | None = None, report: str | None = None,
+             live: bool | None = None, console: Any = None) -> int:
+    """Run the demo; returns a process exit code. ``home`` overrides ``NBTRADE_HOME``."""
+    from rich.console import Console
+
+    from .config import load_settings
+    from .monitor import Monitor
+
+    console = console or Console()
+    settings = load_settings(flags={"home": home})
+    cfg = DemoConfig.quick(seed) if quick else DemoConfig(seed=seed)
+    work = settings.home / "demo"
+    work.mkdir(parents=True, exist_ok=True)
+    mon = Monitor()
+    t0 = time.perf_counter()
+    console.rule("[bold]nbtrade demo[/bold]: mock exchange → HDF5 → features → walk-forward forest → backtest")
+
+    frames, fetch_summary = _fetch(cfg, work, mon, console, live)
+    with mon.stage("features"):
+        from .features import compute_features
+
+        X = compute_features(frames, FEATURES)
+    console.print(f"features: {X.shape[1] // len(cfg.symbols)} per symbol x {len(cfg.symbols)} symbols, "
+                  f"{len(X):,} bars")
+    wf = _walk_forward(cfg, frames, X, settings, mon, console, live)
+    results = _backtests(cfg, frames, wf, mon)
+    elapsed = time.perf_counter() - t0
+
+    table = _comparison(results)
+    console.print(table)
+    console.print(mon.table("Where the time went"))
+    out = Path(report) if report else settings.reports / "demo.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _report(out, cfg, results, frames, wf, mon, fetch_summary)
+    console.print(f"report: [bold]{out}[/bold]   total {elapsed:.1f} s")
+    return 0
+
+
+def _fetch(cfg: DemoConfig, work: Path, mon: Any, console: Any, live: bool | None) -> tuple[dict, str]:
+    from .data.fetch import fetch_ohlcv_sync
+    from .data.mock import serve_in_thread
+    from .data.store import Store
+    from .report.dashboard import Dashboard
+    from .timeframes import timeframe_ms
+
+    store_root = work / "store"
+    start = pd.Timestamp(cfg.origin, tz="UTC")
+    end = pd.Timestamp(cfg.now, tz="UTC").floor(cfg.timeframe.replace("m", "min"))
+    expected = int((end - start).value // 1_000_000 // timeframe_ms(cfg.timeframe))
+    store = Store(store_root)
+    with serve_in_thread(symbols=list(cfg.symbols), origin=cfg.origin, now=cfg.now, seed=cfg.seed) as mock, \
+            Dashboard("fetch", fields=("candles",), console=console, live=live, interval=2.0) as dash:
+        console.print(f"mock exchange: {mock.url}  store: {store_root}")
+        for s in cfg.symbols:
+            dash.add(s, total=expected)
+
+        def on_page(symbol: str, rows: int, last_open: int) -> None:
+            have = store.last_time("binance", symbol, cfg.timeframe)
+            done = 0 if have is None else int((have - start.value // 1_000_000) // timeframe_ms(cfg.timeframe)) + 1
+            dash.update(symbol, completed=max(done, rows), candles=rows)
+
+        with mon.stage("fetch"):
+            result = fetch_ohlcv_sync("binance", list(cfg.symbols), cfg.timeframe, start, end, base_url=mock.url,
+                                      sink=store, keep=False, on_page=on_page, cache=False)
+        for s in cfg.symbols:
+            dash.finish(s)
+        summary = result.report.summary()
+        dash.note(summary.splitlines()[0] if summary else "")
+        with mon.stage("store read"):
+            frames = {s: store.read("binance", s, cfg.timeframe, start, end) for s in cfg.symbols}
+    return frames, summary
+
+
+def _walk_forward(cfg: DemoConfig, frames: dict, X: pd.DataFrame, settings: Any, mon: Any, console: Any,
+                  live: bool | None) -> Any:
+    from .features import stack
+    from .model.labels import sign_label
+    from .model.modelcache import ModelCache
+    from .model.walkforward import default_estimator, walk_forward
+    from .report.dashboard import Dashboard
+
+    horizon = 1
+    y = pd.concat({s: pd.Series(np.asarray(sign_label(f["close"], n=horizon)), index=f.index)
+                   for s, f in frames.items()}, names=["symbol", "time"]).swaplevel().sort_index()
+    y.attrs["horizon"] = horizon
+    Xs = stack(X)
+    Xs.index = Xs.index.set_names(["time", "symbol"])
+    y = y.reindex(Xs.index)
+    y.attrs["horizon"] = horizon
+    cache = ModelCache(settings.cache / "models")
+    with Dashboard("walk-forward", fields=("fit", "cache", "score"), console=console, live=live,
+                   interval=5.0) as dash, mon.stage("walk-forward"):
+        dash.add("folds")
+
+        def progress(ev: dict) -> None:
+            dash.update("folds", completed=ev.get("fold", 0) + 1, total=ev.get("folds"),
+                        fit=f"{ev.get('fit_s', 0):.2f}s", cache="hit" if ev.get("cache_hit") else "miss",
+                        score=f"{ev.get('score', float('nan')):.3f}")
+
+        wf = walk_forward(default_estimator(seed=cfg.seed), Xs, y, cfg.train_window, cfg.test_window,
+                          retrain="incremental", seed=cfg.seed, cache=cache, progress=progress,
+                          impute="drop", features=FEATURES)
+    s = wf.summary()
+    console.print(f"walk-forward: {s['folds']} folds, out-of-sample accuracy {s['score']:.3f}, "
+                  f"fit {s['fit_s']:.1f} s, {s['cache_hits']} cache hits")
+    return wf
+
+
+def _backtests(cfg: DemoConfig, frames: dict, wf: Any, mon: Any) -> dict[str, Any]:
+    from . import indicators as ind
+    from .backtesting import backtest
+    from .model.signals import proba_to_signals
+
+    close = pd.DataFrame({s: f["close"] for s, f in frames.items()})
+    size = 1.0 / len(frames)
+    common = dict(fees=FEES, slippage=SLIPPAGE, fill="next_open", size=size, size_type="percent")
+    results = {}
+    with mon.stage("backtest"):
+        sig = proba_to_signals(wf.proba, long_threshold=0.55, exit_threshold=0.5)
+        entries = sig.entries.reindex(index=close.index, columns=close.columns, fill_value=False)
+        exits = sig.exits.reindex(index=close.index, columns=close.columns, fill_value=False)
+        first_oos = wf.predictions.dropna().index.get_level_values(0).min()
+        live = close.index >= first_oos
+        results["random forest"] = backtest(frames, entries & live[:, None], exits, **common)
+        fast, slow = ind.ema(close, 12), ind.ema(close, 48)
+        cross_up = (fast > slow) & (fast.shift(1) <= slow.shift(1))
+        cross_dn = (fast < slow) & (fast.shift(1) >= slow.shift(1))
+        results["ema 12/48 cross"] = backtest(frames, cross_up & live[:, None], cross_dn, sl_stop=0.05, **common)
+        first = pd.DataFrame(False, index=close.index, columns=close.columns)
+        first.iloc[int(np.argmax(live))] = True
+        results["buy & hold"] = backtest(frames, first, None, **common)
+    return results
+
+
+def _comparison(results: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    rows = ["Total Return [%]", "CAGR [%]", "Sharpe Ratio", "Sortino Ratio", "Max. Drawdown [%]", "Win Rate [%]",
+            "Profit Factor", "# Trades", "Exposure Time [%]", "Fees Paid [$]"]
+    stats = {name: r.stats() for name, r in results.items()}
+    table = Table(title="Strategies on the out-of-sample period (fees 10 bp, slippage 5 bp, next-open fills)")
+    table.add_column("metric")
+    for name in results:
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(row, *(_fmt(stats[name].get(row, float("nan"))) for name in results))
+    return table
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, (float, np.floating)):
+        return "-" if not np.isfinite(v) else f"{v:,.2f}"
+    return str(v)
+
+
+def _report(path: Path, cfg: DemoConfig, results: dict, frames: dict, wf: Any, mon: Any, fetch_summary: str) -> None:
+    from . import __version__
+    from .cache import fingerprint
+    from .report.html import write_report
+
+    main = results["random forest"]
+    stats = pd.DataFrame({name: r.stats() for name, r in results.items()})
+    first_sym = cfg.symbols[0]
+    trades = main.trades
+    sym_trades = trades[trades["symbol"] == first_sym] if "symbol" in trades.columns else trades
+    write_report(
+        str(path), main.equity, title="nbtrade demo: walk-forward random forest",
+        benchmarks={k: r.equity for k, r in results.items() if k != "random forest"},
+        stats=stats.astype(str), trades=sym_trades, price=frames[first_sym]["close"].rename(first_sym),
+        importances=wf.mean_importances, folds=wf.folds,
+        assumptions={**main.assumptions, "data": fetch_summary.splitlines()[0] if fetch_summary else ""},
+        reproducibility={"seed": cfg.seed, "nbtrade": __version__, "data hash": fingerprint(frames)[:16],
+                         "command": "nbtrade demo", **{k: v for k, v in wf.meta.get("versions", {}).items()}},
+        monitor=mon.summary())

@@ -1,0 +1,432 @@
+"""Declarative features: many indicators on many symbols, batched, parallel, cached.
+
+A feature set is a list of specs, each ``(kind, params)``, ``(kind, period)``
+or just ``kind``::
+
+    specs = [("ema", 20), ("ema", 50), ("rsi", 14), ("ret", 1), ("vol", 24),
+             ("zscore", {"window": 48}), ("volume_ratio", 24), ("corr", {"window": 72, "to": "BTC/USDT"})]
+    X = compute_features(frames, specs)       # columns: (symbol, feature)
+
+Every kind runs the 2-D kernels over a ``time x symbols`` panel, so symbols
+are computed in parallel (``prange``); all ``ema``/``sma`` spans of one set are
+computed in a single pass (``ema_many``/``sma_many``). Moving averages and
+ATR are expressed relative to the close (``close / ema - 1``, ``atr / close``)
+unless ``relative=False``, so features are comparable across symbols and
+time, as a model needs.
+
+Causality: every feature at bar ``t`` uses bars up to ``t`` only. Missing
+candles stay missing (NaN): they are never forward-filled.
+
+Caching: :class:`FeatureCache` keys results by (data fingerprint, specs, code
+version). When the same symbols gain new candles, only the tail is recomputed,
+starting ``settle`` bars (the largest lookback of the set) before the first
+new bar, and the result equals a full recompute to ~1e-11 relative: recursive
+indicators forget their start below 1e-12 by then, and running window sums
+round slightly differently from another starting bar.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .lookback import Lookback
+
+FIELDS = ("open", "high", "low", "close", "volume")
+Spec = str | tuple[str, Any]
+Panel = dict[str, np.ndarray]  # field -> (n_bars, n_symbols) float64, Fortran order
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One normalised spec: ``kind``, sorted ``params`` and the output column names."""
+
+    kind: str
+    params: tuple[tuple[str, Any], ...]
+
+    @property
+    def kw(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    def names(self) -> list[str]:
+        return _KINDS[self.kind].names(self.kw)
+
+    def lookback(self) -> Lookback:
+        return _KINDS[self.kind].lookback(self.kw)
+
+
+@dataclass(frozen=True)
+class _Kind:
+    defaults: dict[str, Any]
+    period_arg: str | None
+    names: Callable[[dict[str, Any]], list[str]]
+    lookback: Callable[[dict[str, Any]], Lookback]
+    compute: Callable[[Panel, dict[str, Any], list[str]], list[np.ndarray]]
+
+
+# --------------------------------------------------------------------------- kinds
+
+def _ind():
+    from . import indicators
+    return indicators
+
+
+def _st():
+    from . import stats
+    return stats
+
+
+def _rel(values: np.ndarray, close: np.ndarray, relative: bool) -> np.ndarray:
+    if not relative:
+        return values
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return close / values - 1.0
+
+
+def _ma_kind(name: str) -> _Kind:
+    def compute(p: Panel, kw: dict[str, Any], symbols: list[str]) -> list[np.ndarray]:
+        fn = getattr(_ind(), name)
+        src = p[kw["field"]]
+        return [_rel(fn(src, kw["timeperiod"]), p["close"], kw["relative"])]
+
+    return _Kind({"timeperiod": 30, "field": "close", "relative": True}, "timeperiod",
+                 lambda kw: [f"{name}_{kw['timeperiod']}" + ("" if kw["relative"] else "_abs")
+                             + ("" if kw["field"] == "close" else f"_{kw['field']}")],
+                 lambda kw: _ind().lookback(name, timeperiod=kw["timeperiod"]), compute)
+
+
+def _simple(fn_name: str, names: Callable[[dict], list[str]], defaults: dict[str, Any], period_arg: str | None,
+            inputs: tuple[str, ...], post: Callable[[Any, Panel, dict], list[np.ndarray]] | None = None,
+            lb: Callable[[dict], Lookback] | None = None) -> _Kind:
+    def compute(p: Panel, kw: dict[str, Any], symbols: list[str]) -> list[np.ndarray]:
+        args = {k: v for k, v in kw.items() if k != "relative"}
+        res = getattr(_ind(), fn_name)(*(p[f] for f in inputs), **args)
+        return post(res, p, kw) if post else [res]
+
+    return _Kind(defaults, period_arg, names,
+                 lb or (lambda kw: _ind().lookback(fn_name, **{k: v for k, v in kw.items() if k != "relative"})),
+                 compute)
+
+
+def _macd_post(res: tuple, p: Panel, kw: dict) -> list[np.ndarray]:
+    return [_rel_div(v, p["close"]) for v in res]
+
+
+def _rel_div(values: np.ndarray, close: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return values / close
+
+
+def _bb_post(res: tuple, p: Panel, kw: dict) -> list[np.ndarray]:
+    upper, middle, lower = res
+    with np.errstate(divide="ignore", invalid="ignore"):
+        width = upper - lower
+        return [(p["close"] - lower) / width, width / middle]
+
+
+def _log_returns(close: np.ndarray) -> np.ndarray:
+    return _st().ret(close, 1, log=True)
+
+
+def _window_lb(extra: int = 0) -> Callable[[dict], Lookback]:
+    return lambda kw: Lookback(kw["window"] - 1 + extra, kw["window"] - 1 + extra)
+
+
+def _compute_ret(p: Panel, kw: dict, symbols: list[str]) -> list[np.ndarray]:
+    return [_st().ret(p["close"], kw["n"], log=kw["log"])]
+
+
+def _compute_vol(p: Panel, kw: dict, symbols: list[str]) -> list[np.ndarray]:
+    return [_st().rolling_std(_log_returns(p["close"]), kw["window"])]
+
+
+def _compute_zscore(p: Panel, kw: dict, symbols: list[str]) -> list[np.ndarray]:
+    return [_st().rolling_zscore(p[kw["field"]], kw["window"])]
+
+
+def _compute_volume_ratio(p: Panel, kw: dict, symbols: list[str]) -> list[np.ndarray]:
+    mean = _st().rolling_mean(p["volume"], kw["window"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return [p["volume"] / mean]
+
+
+def _compute_corr(p: Panel, kw: dict, symbols: list[str]) -> list[np.ndarray]:
+    to = kw["to"]
+    if to not in symbols:
+        raise ValueError(f"corr feature refers to symbol {to!r}, which is not in the data ({symbols})")
+    r = _log_returns(p["close"])
+    ref = np.asfortranarray(np.repeat(r[:, [symbols.index(to)]], r.shape[1], axis=1))
+    return [_st().rolling_corr(r, ref, kw["window"])]
+
+
+def _compute_range(p: Panel, kw: dict, symbols: list[str]) -> list[np.ndarray]:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return [(p["high"] - p["low"]) / p["close"]]
+
+
+_KINDS: dict[str, _Kind] = {
+    **{k: _ma_kind(k) for k in ("sma", "ema", "wma", "dema", "tema", "kama")},
+    "rsi": _simple("rsi", lambda kw: [f"rsi_{kw['timeperiod']}"], {"timeperiod": 14}, "timeperiod", ("close",)),
+    "adx": _simple("adx", lambda kw: [f"adx_{kw['timeperiod']}"], {"timeperiod": 14}, "timeperiod",
+                   ("high", "low", "close")),
+    "atr": _simple("atr", lambda kw: [f"natr_{kw['timeperiod']}"], {"timeperiod": 14}, "timeperiod",
+                   ("high", "low", "close"), post=lambda r, p, kw: [_rel_div(r, p["close"])]),
+    "macd": _simple("macd", lambda kw: [f"macd_{kw['fastperiod']}_{kw['slowperiod']}_{kw['signalperiod']}{s}"
+                                        for s in ("", "_signal", "_hist")],
+                    {"fastperiod": 12, "slowperiod": 26, "signalperiod": 9}, None, ("close",), post=_macd_post),
+    "bbands": _simple("bbands", lambda kw: [f"bb_pctb_{kw['timeperiod']}", f"bb_width_{kw['timeperiod']}"],
+                      {"timeperiod": 20, "nbdevup": 2.0, "nbdevdn": 2.0}, "timeperiod", ("close",), post=_bb_post),
+    "stoch": _simple("stoch", lambda kw: [f"stoch_k_{kw['fastk_period']}", f"stoch_d_{kw['fastk_period']}"],
+                     {"fastk_period": 14, "slowk_period": 3, "slowd_period": 3}, "fastk_period",
+                     ("high", "low", "close"), post=lambda r, p, kw: list(r)),
+    "ret": _Kind({"n": 1, "log": False}, "n", lambda kw: [f"{'logret' if kw['log'] else 'ret'}_{kw['n']}"],
+                 lambda kw: Lookback(kw["n"], kw["n"]), _compute_ret),
+    "vol": _Kind({"window": 24}, "window", lambda kw: [f"vol_{kw['window']}"], _window_lb(1), _compute_vol),
+    "zscore": _Kind({"window": 50, "field": "close"}, "window", lambda kw: [f"zscore_{kw['field']}_{kw['window']}"],
+                    _window_lb(), _compute_zscore),
+    "volume_ratio": _Kind({"window": 24}, "window", lambda kw: [f"volume_ratio_{kw['window']}"], _window_lb(),
+                          _compute_volume_ratio),
+    "corr": _Kind({"window": 72, "to": None}, "window",
+                  lambda kw: [f"corr_{str(kw['to']).split('/')[0].lower()}_{kw['window']}"], _window_lb(1),
+                  _compute_corr),
+    "range": _Kind({}, None, lambda kw: ["range"], lambda kw: Lookback(0, 0), _compute_range),
+}
+
+KINDS: tuple[str, ...] = tuple(_KINDS)
+
+
+def parse_spec(spec: Spec) -> Feature:
+    """Normalise one spec: ``"rsi"``, ``("rsi", 14)`` or ``("rsi", {"timeperiod": 14})``."""
+    if isinstance(spec, Feature):
+        return spec
+    if isinstance(spec, str):
+        kind, arg = spec, None
+    elif isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[0], str):
+        kind, arg = spec
+    else:
+        raise TypeError(f"a feature spec is a kind or (kind, params), got {spec!r}")
+    if kind not in _KINDS:
+        raise ValueError(f"unknown feature kind {kind!r}; known: {', '.join(KINDS)}")
+    info = _KINDS[kind]
+    params = dict(info.defaults)
+    if isinstance(arg, Mapping):
+        unknown = set(arg) - set(params)
+        if unknown:
+            raise ValueError(f"feature {kind!r}: unknown parameters {sorted(unknown)}; known: {sorted(params)}")
+        params.update(arg)
+    elif arg is not None:
+        if info.period_arg is None:
+            raise ValueError(f"feature {kind!r} takes no period; pass a dict of parameters")
+        params[info.period_arg] = arg
+    for key, value in params.items():
+        if key in ("timeperiod", "window", "n", "fastperiod", "slowperiod", "signalperiod", "fastk_period",
+                   "slowk_period", "slowd_period"):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"feature {kind!r}: {key} must be an integer >= 1, got {value!r}")
+        if key == "field" and value not in FIELDS:
+            raise ValueError(f"feature {kind!r}: field must be one of {FIELDS}, got {value!r}")
+    if kind == "corr" and params["to"] is None:
+        raise ValueError("feature 'corr' needs the reference symbol: ('corr', {'window': 72, 'to': 'BTC/USDT'})")
+    return Feature(kind, tuple(sorted((k, int(v) if isinstance(v, np.integer) else v) for k, v in params.items())))
+
+
+class FeatureSet:
+    """An ordered, de-duplicated list of features."""
+
+    def __init__(self, specs: Iterable[Spec]) -> None:
+        feats: list[Feature] = []
+        for spec in specs:
+            f = parse_spec(spec)
+            if f not in feats:
+                feats.append(f)
+        if not feats:
+            raise ValueError("a feature set needs at least one spec")
+        self.features = feats
+        names = [n for f in feats for n in f.names()]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"feature names collide: {sorted(dup)}")
+
+    def names(self) -> list[str]:
+        return [n for f in self.features for n in f.names()]
+
+    def lookback(self) -> Lookback:
+        """The set's history needs: the largest warm-up and settle of its features."""
+        lbs = [f.lookback() for f in self.features]
+        return Lookback(max(lb.warmup for lb in lbs), max(lb.settle for lb in lbs))
+
+    def key(self) -> tuple:
+        return tuple((f.kind, f.params) for f in self.features)
+
+    def compute_panel(self, panel: Panel, symbols: list[str]) -> dict[str, np.ndarray]:
+        """Feature name -> ``(n_bars, n_symbols)`` array, batching EMA/SMA spans into one pass each."""
+        out: dict[str, np.ndarray] = {}
+        batched = self._batch_mas(panel, out)
+        for f in self.features:
+            if f in batched:
+                continue
+            for name, values in zip(f.names(), _KINDS[f.kind].compute(panel, f.kw, symbols)):
+                out[name] = np.asarray(values, dtype=np.float64)
+        return out
+
+    def _batch_mas(self, panel: Panel, out: dict[str, np.ndarray]) -> set[Feature]:
+        done: set[Feature] = set()
+        for kind in ("ema", "sma"):
+            group = [f for f in self.features if f.kind == kind and f.kw["field"] == "close"]
+            if len(group) < 2:
+                continue
+            periods = [f.kw["timeperiod"] for f in group]
+            many = _st().ema_many if kind == "ema" else _st().sma_many
+            res = many(panel["close"], periods)  # (n, m, k)
+            for j, f in enumerate(group):
+                out[f.names()[0]] = _rel(np.ascontiguousarray(res[:, :, j]), panel["close"], f.kw["relative"])
+                done.add(f)
+        return done
+
+
+# --------------------------------------------------------------------------- panels
+
+def to_panel(data: pd.DataFrame | Mapping[str, pd.DataFrame]) -> tuple[pd.DatetimeIndex, list[str], Panel]:
+    """Stack OHLCV frames per symbol into ``time x symbols`` arrays on the union of their indexes.
+
+    Bars a symbol lacks are NaN (never forward-filled). A single DataFrame is one symbol.
+    """
+    frames = {"data": data} if isinstance(data, pd.DataFrame) else dict(data)
+    if not frames:
+        raise ValueError("data has no symbols")
+    for sym, df in frames.items():
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"data[{sym!r}] must be a DataFrame, got {type(df).__name__}")
+        missing = [c for c in FIELDS if c not in df.columns]
+        if missing:
+            raise ValueError(f"data[{sym!r}] lacks columns {missing}")
+        if not df.index.is_monotonic_increasing or not df.index.is_unique:
+            raise ValueError(f"data[{sym!r}] index must be sorted and unique")
+    index = frames[next(iter(frames))].index
+    for df in frames.values():
+        if not df.index.equals(index):
+            index = index.union(df.index)
+    symbols = list(frames)
+    panel: Panel = {}
+    for field in FIELDS:
+        arr = np.empty((len(index), len(symbols)), dtype=np.float64, order="F")
+        for j, sym in enumerate(symbols):
+            col = frames[sym][field]
+            if not col.index.equals(index):
+                col = col.reindex(index)
+            arr[:, j] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        panel[field] = arr
+    return pd.DatetimeIndex(index), symbols, panel
+
+
+def _assemble(index: pd.Index, symbols: list[str], names: list[str], values: dict[str, np.ndarray],
+              dtype: Any) -> pd.DataFrame:
+    n, m, k = len(index), len(symbols), len(names)
+    block = np.empty((n, m * k), dtype=dtype)
+    for j in range(m):
+        for i, name in enumerate(names):
+            block[:, j * k + i] = values[name][:, j]
+    cols = pd.MultiIndex.from_product([symbols, names], names=["symbol", "feature"])
+    return pd.DataFrame(block, index=index, columns=cols, copy=False)
+
+
+def compute_features(data: pd.DataFrame | Mapping[str, pd.DataFrame], specs: Iterable[Spec] | FeatureSet,
+                     dtype: Any = np.float64, cache: "FeatureCache | None" = None,
+                     as_array: bool = False) -> pd.DataFrame | np.ndarray:
+    """Compute a feature set on one or many symbols.
+
+    Returns a DataFrame indexed by time with columns ``(symbol, feature)``
+    (float64 by default, ``dtype=np.float32`` halves memory), or with
+    ``as_array=True`` a ``(n_bars, n_symbols, n_features)`` array.
+    """
+    fs = specs if isinstance(specs, FeatureSet) else FeatureSet(specs)
+    if np.dtype(dtype) not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise ValueError(f"dtype must be float64 or float32, got {dtype}")
+    frame = cache.compute(data, fs) if cache is not None else _compute(data, fs)
+    if np.dtype(dtype) != np.float64:
+        frame = frame.astype(dtype)
+    if as_array:
+        n, (m, k) = len(frame), (frame.columns.levshape)
+        return frame.to_numpy().reshape(n, m, k)
+    return frame
+
+
+def _compute(data: Any, fs: FeatureSet) -> pd.DataFrame:
+    index, symbols, panel = to_panel(data)
+    return _assemble(index, symbols, fs.names(), fs.compute_panel(panel, symbols), np.float64)
+
+
+def stack(features: pd.DataFrame) -> pd.DataFrame:
+    """``(time, symbol)`` rows x feature columns: the pooled layout for one model over all symbols."""
+    return features.stack(level="symbol", future_stack=True).sort_index()
+
+
+# --------------------------------------------------------------------------- cache
+
+class FeatureCache:
+    """Feature results keyed by (data, feature set, code version), recomputing only new tails.
+
+    Backed by :class:`nbtrade.cache.Cache` (memory, and disk when ``path`` is
+    given). ``stats`` counts full hits, tail updates and full computations.
+    """
+
+    def __init__(self, cache: Any = None, path: Any = None, maxsize: int = 32) -> None:
+        from .cache import Cache
+
+        self.store = cache if cache is not None else Cache(path, maxsize=maxsize, name="features")
+        self.stats = {"hit": 0, "tail": 0, "full": 0}
+
+    def compute(self, data: Any, fs: FeatureSet) -> pd.DataFrame:
+        from .cache import fingerprint, make_key
+
+        frames = {"data": data} if isinstance(data, pd.DataFrame) else dict(data)
+        symbols = list(frames)
+        full_key = make_key("features", fs.key(), fingerprint(frames))
+        hit = self.store.get(full_key)
+        if hit is not None:
+            self.stats["hit"] += 1
+            return hit
+        series_key = make_key("features-series", fs.key(), symbols)
+        last = self.store.get(series_key)
+        result = self._extend(frames, fs, last) if last is not None else None
+        if result is None:
+            self.stats["full"] += 1
+            result = _compute(frames, fs)
+        else:
+            self.stats["tail"] += 1
+        self.store.set(full_key, result)
+        index = result.index
+        self.store.set(series_key, {"end": index[-1] if len(index) else None, "result": result,
+                                    "prefix": fingerprint({s: f.loc[:index[-1]] for s, f in frames.items()})
+                                    if len(index) else None})
+        return result
+
+    def _extend(self, frames: dict[str, pd.DataFrame], fs: FeatureSet, last: dict) -> pd.DataFrame | None:
+        from .cache import fingerprint
+
+        end, old = last["end"], last["result"]
+        if end is None:
+            return None
+        prefix = {s: f.loc[:end] for s, f in frames.items()}
+        if fingerprint(prefix) != last["prefix"]:
+            return None  # history changed (not just appended): recompute everything
+        index, symbols, panel = to_panel(frames)
+        pos = int(index.searchsorted(end, side="right"))
+        if pos >= len(index):
+            return old
+        settle = fs.lookback().settle
+        if settle >= sys.maxsize // 2:
+            return None  # an indicator that never settles (OBV): only a full recompute is exact
+        start = max(0, pos - settle - 1)
+        part = {f: a[start:] for f, a in panel.items()}
+        values = fs.compute_panel({f: np.asfortranarray(a) for f, a in part.items()}, symbols)
+        tail = _assemble(index[start:], symbols, fs.names(), values, np.float64).iloc[pos - start:]
+        return pd.concat([old, tail])
+
+
+def feature_lookback(specs: Sequence[Spec]) -> Lookback:
+    """The lookback of a list of specs (see :meth:`FeatureSet.lookback`)."""
+    return FeatureSet(specs).lookback()

@@ -1,0 +1,164 @@
+"""Result of a backtest: equity, positions, orders, trades, statistics and the assumptions made.
+
+Frames are built lazily from the engine's numpy record arrays
+(``order_records``, ``trade_records``, dtypes in ``nbtrade.kernels.records``);
+bar indices are mapped to the data's timestamps and column numbers to symbols.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .kernels.records import Direction, ExitReason, OrderType, RejectReason, Side, Status
+from .metrics import compute_stats
+
+
+def _names(enum: Any) -> np.ndarray:
+    return np.array([f.lower() for f in enum._fields], dtype=object)
+
+
+class Result:
+    """What a backtest produced.
+
+    Attributes
+    ----------
+    equity : Series
+        Portfolio equity per bar (quote currency): ``cash + sum(position * mark)``.
+    cash : Series
+        Cash per bar after the bar's orders.
+    order_records, trade_records : structured ndarray
+        Raw records (``order_dt``, ``trade_dt``).
+    gaps : DataFrame
+        Gaps met in the input (``symbol, kind, start, end, bars``).
+    assumptions : dict
+        Fill timing, costs, intrabar rule, valuation, gaps: for reports.
+    """
+
+    def __init__(self, inputs: Any, orders: np.ndarray, trades: np.ndarray, cash: np.ndarray,
+                 equity: np.ndarray, init_cash: float, freq_ms: float | None, gaps: pd.DataFrame,
+                 assumptions: dict, symbol_init_cash: float | None = None):
+        self._inputs = inputs
+        self.index = inputs.index
+        self.symbols = list(inputs.symbols)
+        self.order_records = orders
+        self.trade_records = trades
+        self.init_cash = init_cash  # the portfolio's (sum over symbols when isolated)
+        # a symbol's own starting cash when isolated; with shared cash its curve is a contribution
+        self.symbol_init_cash = init_cash if symbol_init_cash is None else symbol_init_cash
+        self.freq_ms = freq_ms
+        self.gaps = gaps
+        self.assumptions = assumptions
+        self.cash = pd.Series(cash, index=self.index, name="cash", copy=False)
+        self.equity = pd.Series(equity, index=self.index, name="equity", copy=False)
+
+    def __repr__(self) -> str:
+        n, m = self._inputs.shape
+        return (f"<Result {n} bars x {m} symbols, {len(self.trade_records)} trades, "
+                f"final equity {self.equity.iloc[-1]:.2f}>")
+
+    # ---------------------------------------------------------------- frames
+    @cached_property
+    def _positions(self) -> np.ndarray:
+        from .kernels.engine import positions_from_orders_nb
+
+        rec = self.order_records[self.order_records["status"] == Status.FILLED]
+        signed = np.where(rec["side"] == Side.BUY, rec["size"], -rec["size"])
+        out = np.empty(self._inputs.shape)
+        return positions_from_orders_nb(np.ascontiguousarray(rec["idx"]), np.ascontiguousarray(rec["col"]),
+                                        signed, out)
+
+    @property
+    def positions(self) -> pd.DataFrame:
+        """Position per bar and symbol in base units (after the bar's orders; shorts negative)."""
+        return pd.DataFrame(self._positions, index=self.index, columns=self.symbols)
+
+    @property
+    def marks(self) -> pd.DataFrame:
+        """Valuation price per bar: the last valid close (forward-filled for valuation only)."""
+        return pd.DataFrame(self._inputs.close, index=self.index, columns=self.symbols).ffill()
+
+    @property
+    def value(self) -> pd.DataFrame:
+        """Value of each symbol's position per bar (quote currency)."""
+        return (self.positions * self.marks.fillna(0.0)).rename_axis(columns=None)
+
+    @cached_property
+    def orders(self) -> pd.DataFrame:
+        """Every order, filled or rejected, in the order the engine saw them."""
+        r = self.order_records
+        return pd.DataFrame({
+            "time": self.index[r["idx"]] if len(r) else self.index[:0],
+            "symbol": np.array(self.symbols, dtype=object)[r["col"]],
+            "side": _names(Side)[r["side"]],
+            "size": r["size"], "price": r["price"], "fees": r["fees"],
+            "type": _names(OrderType)[r["type"]],
+            "status": _names(Status)[r["status"]],
+            "reason": _names(RejectReason)[r["reason"]],
+        }, index=pd.Index(r["id"], name="id"))
+
+    @cached_property
+    def trades(self) -> pd.DataFrame:
+        """Round trips: entry to exit, net PnL after both legs' fees, return on entry notional."""
+        r = self.trade_records
+        entry_time = self.index[r["entry_idx"]] if len(r) else self.index[:0]
+        exit_time = self.index[r["exit_idx"]] if len(r) else self.index[:0]
+        df = pd.DataFrame({
+            "symbol": np.array(self.symbols, dtype=object)[r["col"]],
+            "direction": _names(Direction)[r["direction"]],
+            "size": r["size"],
+            "entry_time": entry_time, "exit_time": exit_time,
+            "entry_price": r["entry_price"], "exit_price": r["exit_price"],
+            "fees": r["entry_fees"] + r["exit_fees"],
+            "pnl": r["pnl"], "return": r["ret"],
+            "exit_reason": _names(ExitReason)[r["exit_reason"]],
+        }, index=pd.Index(r["id"], name="id"))
+        df.insert(5, "duration", np.asarray(exit_time) - np.asarray(entry_time))
+        return df
+
+    # ---------------------------------------------------------------- stats
+    def _col(self, symbol: Any) -> int:
+        try:
+            return self.symbols.index(symbol)
+        except ValueError:
+            raise KeyError(f"unknown symbol {symbol!r}; result has {self.symbols}") from None
+
+    def symbol_equity(self, symbol: Any) -> pd.Series:
+        """One symbol's curve: its starting cash plus its cash flows and position value.
+
+        With shared cash this is the symbol's contribution on top of the whole ``init_cash``;
+        with isolated accounts (``cash_sharing=False``) it is the symbol's own equity.
+        """
+        c = self._col(symbol)
+        r = self.order_records
+        r = r[(r["status"] == Status.FILLED) & (r["col"] == c)]
+        flow = np.where(r["side"] == Side.BUY, -r["size"] * r["price"], r["size"] * r["price"]) - r["fees"]
+        cash = np.zeros(len(self.index))
+        np.add.at(cash, r["idx"], flow)
+        eq = self.symbol_init_cash + np.cumsum(cash) + self.value.iloc[:, c].to_numpy()
+        return pd.Series(eq, index=self.index, name=symbol)
+
+    def stats(self, symbol: Any = None) -> pd.Series:
+        """Portfolio statistics, or one symbol's (its trades and contribution curve).
+
+        Labels carry units (``"Total Return [%]"``, ``"Fees Paid [$]"``); annualised
+        with 365-day years and the bar length (``freq`` or inferred).
+        """
+        tr = self.trade_records
+        orders = self.order_records[self.order_records["status"] == Status.FILLED]
+        if symbol is None:
+            equity = self.equity.to_numpy()
+            exposure = (self._positions != 0.0).any(axis=1)
+        else:
+            c = self._col(symbol)
+            equity = self.symbol_equity(symbol).to_numpy()
+            exposure = self._positions[:, c] != 0.0
+            tr = tr[tr["col"] == c]
+            orders = orders[orders["col"] == c]
+        init = self.init_cash if symbol is None else self.symbol_init_cash
+        s = compute_stats(equity, self.index, init, self.freq_ms, tr["pnl"],
+                          tr["exit_reason"] != ExitReason.END, float(orders["fees"].sum()), exposure)
+        s.name = "portfolio" if symbol is None else symbol
+        return s

@@ -1,0 +1,257 @@
+"""A deliberately simple, obviously correct pure-Python signals engine.
+
+It restates the documented rules of ``nbtrade.backtesting`` (module docstring) and
+``nbtrade.kernels.fills`` with plain loops and plain objects, written apart from
+the numba kernels so the two can be checked against each other. Slow on purpose.
+
+Input: validated numpy arrays (n_bars, n_cols), per-column parameter lists (NaN =
+stop not set). Output: list of order dicts, list of trade dicts, cash and equity lists.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+EPS = 1e-9
+
+
+@dataclass
+class Position:
+    size: float = 0.0          # signed base units
+    entry_price: float = 0.0
+    entry_idx: int = -1
+    entry_fees: float = 0.0
+    extreme: float = 0.0       # best price since entry, before the current bar
+
+
+def run_reference(open_, high, low, close, entries, exits, short_entries, short_exits, *, size,
+                  size_type="percent", fees, fixed_fees, slippage, sl_stop, tp_stop, trail_stop,
+                  lot_size, min_qty, min_notional, leverage=1.0, init_cash=10_000.0,
+                  fill="next_open", intrabar="pessimistic", cash_sharing=True):
+    n, m = len(close), len(close[0])
+    # one balance, or one per column when isolated; `acct(c)` names the one column c uses
+    cash_of = [init_cash] * (1 if cash_sharing else m)
+
+    def acct(c):
+        return 0 if cash_sharing else c
+    positions = [Position() for _ in range(m)]
+    last_close = [None] * m
+    last_valid = [-1] * m
+    orders, trades = [], []
+    cash_out, equity_out = [], []
+
+    def missing(i, c):
+        return math.isnan(close[i][c])
+
+    def fill_price(p, buy, c):
+        return p * (1 + slippage[c]) if buy else p * (1 - slippage[c])
+
+    def add_order(c, i, side, sz, price, fee, otype, status="filled", reason="none"):
+        orders.append(dict(col=c, idx=i, side=side, size=sz, price=price, fees=fee, type=otype,
+                           status=status, reason=reason))
+
+    def close_position(c, i, base, otype, why):
+        pos = positions[c]
+        buy = pos.size < 0
+        price = fill_price(base, buy, c)
+        qty = abs(pos.size)
+        fee = qty * price * fees[c] + fixed_fees[c]
+        if buy:
+            cash_of[acct(c)] -= qty * price + fee
+        else:
+            cash_of[acct(c)] += qty * price - fee
+        add_order(c, i, "buy" if buy else "sell", qty, price, fee, otype)
+        direction = 1 if pos.size > 0 else -1
+        pnl = direction * (price - pos.entry_price) * qty - pos.entry_fees - fee
+        trades.append(dict(col=c, entry_idx=pos.entry_idx, exit_idx=i, direction="long" if direction > 0 else "short",
+                           size=qty, entry_price=pos.entry_price, exit_price=price, entry_fees=pos.entry_fees,
+                           exit_fees=fee, pnl=pnl, ret=pnl / (pos.entry_price * qty), exit_reason=why))
+        positions[c] = Position()
+
+    def value_price(i, c, at_open):
+        if at_open and not math.isnan(open_[i][c]):
+            return open_[i][c]
+        return last_close[c]
+
+    def open_position(c, i, base, direction, at_open):
+        buy = direction > 0
+        price = fill_price(base, buy, c)
+        cash = cash_of[acct(c)]
+        equity, gross = cash, 0.0
+        for j in range(m):
+            if positions[j].size != 0 and acct(j) == acct(c):
+                pj = value_price(i, j, at_open)
+                equity += positions[j].size * pj
+                gross += abs(positions[j].size) * pj
+        available = equity - gross / leverage
+        fee_rate, fixed = fees[c], fixed_fees[c]
+        if size_type == "amount":
+            qty = size[c]
+        elif size_type == "value":
+            qty = size[c] / price
+        elif size_type == "percent":
+            qty = (size[c] * available - fixed) / (1 / leverage + fee_rate) / price
+        else:
+            qty = size[c] * (equity - fixed) / (1 + size[c] * fee_rate) / price
+        reason = "none"
+        if not qty * price > EPS * max(abs(equity), 1.0):  # nothing, or float dust, to spend
+            reason = "insufficient_cash"
+        else:
+            if lot_size[c] > 0:
+                qty = math.floor(qty / lot_size[c] + EPS) * lot_size[c]
+            if lot_size[c] > 0 and qty <= 0:
+                reason = "lot_size"
+            elif qty < min_qty[c]:
+                reason = "min_qty"
+            elif qty * price < min_notional[c]:
+                reason = "min_notional"
+            else:
+                cost = qty * price / leverage + qty * price * fee_rate + fixed
+                if cost - available > EPS * max(abs(available), 1.0):
+                    reason = "insufficient_cash"
+        side = "buy" if buy else "sell"
+        if reason != "none":
+            add_order(c, i, side, qty, price, 0.0, "market", "rejected", reason)
+            return
+        fee = qty * price * fee_rate + fixed
+        cash_of[acct(c)] = cash - qty * price - fee if buy else cash + qty * price - fee
+        positions[c] = Position(size=qty if buy else -qty, entry_price=price, entry_idx=i, entry_fees=fee,
+                                extreme=price)
+        add_order(c, i, side, qty, price, fee, "market")
+
+    def signals(s, i, c, prices, at_open):
+        le, lx = entries[s][c], exits[s][c]
+        se, sx = short_entries[s][c], short_exits[s][c]
+        want_long = le and not se
+        want_short = se and not le
+        pos = positions[c].size
+        close_it, new_dir = False, 0
+        if pos > 0:
+            if want_short:
+                close_it, new_dir = True, -1
+            elif lx:
+                close_it = True
+        elif pos < 0:
+            if want_long:
+                close_it, new_dir = True, 1
+            elif sx:
+                close_it = True
+        else:
+            new_dir = 1 if want_long else (-1 if want_short else 0)
+        if not close_it and new_dir == 0:
+            return
+        base = prices[i][c]
+        if math.isnan(base):
+            if close_it:
+                add_order(c, i, "buy" if pos < 0 else "sell", abs(pos), math.nan, 0.0, "market", "rejected", "no_data")
+            if new_dir:
+                add_order(c, i, "buy" if new_dir > 0 else "sell", math.nan, math.nan, 0.0, "market", "rejected",
+                          "no_data")
+            return
+        if close_it:
+            close_position(c, i, base, "market", "signal")
+        if new_dir:
+            open_position(c, i, base, new_dir, at_open)
+
+    def stops(i, c):
+        pos = positions[c]
+        if pos.size == 0 or pos.entry_idx >= i or missing(i, c):
+            return
+        sl, tp, tr = sl_stop[c], tp_stop[c], trail_stop[c]
+        if math.isnan(sl) and math.isnan(tp) and math.isnan(tr):
+            return
+        o, h, lo = open_[i][c], high[i][c], low[i][c]
+        hit = None  # (price, reason)
+        if pos.size > 0:
+            candidates = []  # stop side levels: (level, reason)
+            if not math.isnan(sl):
+                candidates.append((pos.entry_price * (1 - sl), "sl"))
+            if not math.isnan(tr):
+                candidates.append((pos.extreme * (1 - tr), "trail"))
+            stop = None
+            if candidates:
+                # highest level is the tighter one; the fixed stop-loss wins ties
+                stop = candidates[0]
+                for cand in candidates[1:]:
+                    if cand[0] > stop[0]:
+                        stop = cand
+            take = pos.entry_price * (1 + tp) if not math.isnan(tp) else None
+            if stop is not None and o <= stop[0]:
+                hit = (o, stop[1])
+            elif take is not None and o >= take:
+                hit = (o, "tp")
+            else:
+                hit_stop = stop is not None and lo <= stop[0]
+                hit_take = take is not None and h >= take
+                if hit_stop and hit_take:
+                    hit = (take, "tp") if intrabar == "optimistic" else stop
+                elif hit_stop:
+                    hit = stop
+                elif hit_take:
+                    hit = (take, "tp")
+        else:
+            candidates = []
+            if not math.isnan(sl):
+                candidates.append((pos.entry_price * (1 + sl), "sl"))
+            if not math.isnan(tr):
+                candidates.append((pos.extreme * (1 + tr), "trail"))
+            stop = None
+            if candidates:
+                stop = candidates[0]
+                for cand in candidates[1:]:
+                    if cand[0] < stop[0]:
+                        stop = cand
+            take = pos.entry_price * (1 - tp) if not math.isnan(tp) else None
+            if stop is not None and o >= stop[0]:
+                hit = (o, stop[1])
+            elif take is not None and o <= take:
+                hit = (o, "tp")
+            else:
+                hit_stop = stop is not None and h >= stop[0]
+                hit_take = take is not None and lo <= take
+                if hit_stop and hit_take:
+                    hit = (take, "tp") if intrabar == "optimistic" else stop
+                elif hit_stop:
+                    hit = stop
+                elif hit_take:
+                    hit = (take, "tp")
+        if hit is not None:
+            otype = {"sl": "stop_loss", "tp": "take_profit", "trail": "trailing_stop"}[hit[1]]
+            close_position(c, i, hit[0], otype, hit[1])
+        elif pos.size > 0:
+            pos.extreme = max(pos.extreme, h)
+        else:
+            pos.extreme = min(pos.extreme, lo)
+
+    for i in range(n):
+        if fill == "next_open" and i > 0:
+            for c in range(m):
+                signals(i - 1, i, c, open_, True)
+        for c in range(m):
+            stops(i, c)
+            if not missing(i, c):
+                last_close[c] = close[i][c]
+                last_valid[c] = i
+        if fill == "close":
+            for c in range(m):
+                signals(i, i, c, close, False)
+        cash = sum(cash_of)
+        equity = 0.0
+        for c in range(m):
+            if positions[c].size != 0:
+                equity += positions[c].size * last_close[c]
+        equity = cash + equity
+        cash_out.append(cash)
+        equity_out.append(equity)
+
+    for c in range(m):
+        pos = positions[c]
+        if pos.size != 0:
+            qty = abs(pos.size)
+            direction = 1 if pos.size > 0 else -1
+            pnl = direction * (last_close[c] - pos.entry_price) * qty - pos.entry_fees
+            trades.append(dict(col=c, entry_idx=pos.entry_idx, exit_idx=last_valid[c],
+                               direction="long" if direction > 0 else "short", size=qty,
+                               entry_price=pos.entry_price, exit_price=last_close[c], entry_fees=pos.entry_fees,
+                               exit_fees=0.0, pnl=pnl, ret=pnl / (pos.entry_price * qty), exit_reason="end"))
+    return orders, trades, cash_out, equity_out

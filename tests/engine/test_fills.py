@@ -1,0 +1,245 @@
+"""Hand-computed scenarios pinned to exact fill prices (one symbol unless stated)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nbtrade.backtesting import backtest
+
+
+def bars(*ohlc):
+    """DataFrame of candles from (open, high, low, close) tuples, hourly from 2024-01-01 UTC."""
+    idx = pd.date_range("2024-01-01", periods=len(ohlc), freq="1h", tz="UTC")
+    return pd.DataFrame(ohlc, columns=["open", "high", "low", "close"], index=idx, dtype=float)
+
+
+def sig(n, *true_at):
+    s = np.zeros(n, dtype=bool)
+    s[list(true_at)] = True
+    return s
+
+
+FLAT = (100, 101, 99, 100)
+
+
+def test_next_open_fill_and_fees_on_both_legs():
+    df = bars(FLAT, (102, 104, 101, 103), (105, 106, 104, 105), (107, 108, 106, 107))
+    res = backtest(df, entries=sig(4, 0), exits=sig(4, 2), size=2.0, size_type="amount",
+                   fees=0.001, fixed_fees=1.0, init_cash=1000.0)
+    o = res.orders
+    assert list(o["side"]) == ["buy", "sell"] and list(o["status"]) == ["filled", "filled"]
+    assert list(o["time"]) == [df.index[1], df.index[3]]
+    assert o["price"].tolist() == [102.0, 107.0]
+    np.testing.assert_allclose(o["fees"], [2 * 102 * 0.001 + 1, 2 * 107 * 0.001 + 1])
+    t = res.trades.iloc[0]
+    assert t["exit_reason"] == "signal" and t["direction"] == "long"
+    pnl = 2 * (107 - 102) - (0.204 + 1) - (0.214 + 1)
+    assert t["pnl"] == pytest.approx(pnl, rel=1e-12)
+    assert t["return"] == pytest.approx(pnl / 204, rel=1e-12)
+    cash1 = 1000 - 204 - 1.204
+    np.testing.assert_allclose(res.cash, [1000, cash1, cash1, cash1 + 214 - 1.214])
+    np.testing.assert_allclose(res.equity, [1000, cash1 + 2 * 103, cash1 + 2 * 105, 1000 + pnl])
+    assert res.stats()["Fees Paid [$]"] == pytest.approx(2.418)
+
+
+def test_fill_close_fills_at_the_signal_bar_close():
+    df = bars(FLAT, (102, 104, 101, 103), (105, 106, 104, 105))
+    res = backtest(df, entries=sig(3, 0), exits=sig(3, 1), size=1.0, size_type="amount", fill="close")
+    assert res.orders["price"].tolist() == [100.0, 103.0]
+    assert res.orders["time"].tolist() == [df.index[0], df.index[1]]
+    assert res.trades["pnl"].iloc[0] == pytest.approx(3.0)
+
+
+def test_signal_on_last_bar_does_not_trade_with_next_open():
+    res = backtest(bars(FLAT, FLAT), entries=sig(2, 1), size=1.0, size_type="amount")
+    assert len(res.orders) == 0
+
+
+def test_stop_loss_hit_on_bar_after_entry_not_on_entry_bar():
+    # entry at bar 1's open (100); bar 1 dips to 90 (ignored: stops start the bar after entry)
+    df = bars(FLAT, (100, 101, 90, 100), (99, 100, 94, 96), FLAT)
+    res = backtest(df, entries=sig(4, 0), size=1.0, size_type="amount", sl_stop=0.05)
+    o = res.orders
+    assert o["price"].tolist() == [100.0, 95.0]
+    assert o["type"].tolist() == ["market", "stop_loss"]
+    assert o["time"].iloc[1] == df.index[2]
+    assert res.trades["exit_reason"].iloc[0] == "sl"
+
+
+def test_gap_through_stop_fills_at_open_with_slippage():
+    df = bars(FLAT, (100, 101, 99, 100), (90, 92, 88, 91))
+    res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount", sl_stop=0.05, slippage=0.01)
+    # entry at 100 * 1.01 = 101, stop level 101 * 0.95 = 95.95; bar 2 opens at 90 -> fills at 90 * 0.99
+    np.testing.assert_allclose(res.orders["price"], [101.0, 89.1])
+
+
+def test_gap_through_take_profit_fills_at_open():
+    df = bars(FLAT, (100, 101, 99, 100), (120, 122, 118, 121))
+    res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount", tp_stop=0.1)
+    assert res.orders["price"].tolist() == [100.0, 120.0]
+    assert res.trades["exit_reason"].iloc[0] == "tp"
+
+
+@pytest.mark.parametrize("intrabar,price,reason", [("pessimistic", 95.0, "sl"), ("optimistic", 110.0, "tp")])
+def test_sl_and_tp_in_one_bar(intrabar, price, reason):
+    df = bars(FLAT, (100, 101, 99, 100), (100, 111, 94, 100))
+    res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount", sl_stop=0.05, tp_stop=0.1,
+                   intrabar=intrabar)
+    assert res.orders["price"].iloc[1] == pytest.approx(price)
+    assert res.trades["exit_reason"].iloc[0] == reason
+
+
+def test_stop_trigger_is_inclusive():
+    df = bars(FLAT, (100, 101, 99, 100), (100, 101, 95, 100))
+    res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount", sl_stop=0.05)
+    assert res.orders["price"].tolist() == [100.0, 95.0]
+
+
+def test_trailing_stop_uses_peak_before_current_bar():
+    # bar 2: high 130 and low 115. Had bar 2's own high moved the level (to 117), the
+    # low of 115 would trigger; the rule checks against the peak before bar 2 (100 -> 90).
+    # bar 3: level 130 * 0.9 = 117, low 116 -> exit at 117.
+    df = bars(FLAT, (100, 101, 99, 100), (120, 130, 115, 125), (125, 126, 116, 120))
+    res = backtest(df, entries=sig(4, 0), size=1.0, size_type="amount", trail_stop=0.1)
+    o = res.orders
+    assert o["price"].tolist() == [100.0, pytest.approx(117.0)]
+    assert o["time"].iloc[1] == df.index[3] and o["type"].iloc[1] == "trailing_stop"
+
+
+def test_short_stop_loss_and_take_profit():
+    df = bars(FLAT, (100, 101, 99, 100), (100, 106, 99, 104), FLAT, (100, 101, 89, 95))
+    res = backtest(df, short_entries=sig(5, 0, 2), size=1.0, size_type="amount", sl_stop=0.05, tp_stop=0.1)
+    o = res.orders
+    assert o["side"].tolist() == ["sell", "buy", "sell", "buy"]
+    np.testing.assert_allclose(o["price"], [100, 105, 100, 90])
+    assert res.trades["exit_reason"].tolist() == ["sl", "tp"]
+    assert res.trades["pnl"].tolist() == pytest.approx([-5.0, 10.0])
+
+
+def test_reversal_is_exit_then_entry_in_one_bar():
+    df = bars(FLAT, (100, 101, 99, 100), (110, 111, 109, 110), (105, 106, 104, 105))
+    res = backtest(df, entries=sig(4, 0), short_entries=sig(4, 1), size=1.0, size_type="amount",
+                   fees=0.01)
+    o = res.orders
+    assert o["side"].tolist() == ["buy", "sell", "sell"]
+    assert o["time"].tolist() == [df.index[1], df.index[2], df.index[2]]
+    assert o["price"].tolist() == [100.0, 110.0, 110.0]
+    t = res.trades
+    assert t["direction"].tolist() == ["long", "short"]
+    assert t["exit_reason"].tolist() == ["signal", "end"]
+    # the open short is marked at the last close, no exit fee
+    assert t["pnl"].iloc[1] == pytest.approx((110 - 105) - 1.1)
+    assert res.positions.iloc[:, 0].tolist() == [0.0, 1.0, -1.0, -1.0]
+
+
+def test_all_in_percent_with_lot_rounding():
+    df = bars(FLAT, FLAT)
+    res = backtest(df, entries=sig(2, 0), size=1.0, size_type="percent", fees=0.001, init_cash=1000.0,
+                   lot_size=0.5)
+    # 1000 / (100 * 1.001) = 9.99 units -> 9.5 lots of 0.5
+    assert res.orders["size"].iloc[0] == 9.5
+    assert res.cash.iloc[-1] == pytest.approx(1000 - 950 - 0.95)
+
+
+def test_amount_lot_rounding_is_not_fooled_by_float_division():
+    res = backtest(bars(FLAT, FLAT), entries=sig(2, 0), size=0.3, size_type="amount", lot_size=0.1)
+    assert res.orders["size"].iloc[0] == pytest.approx(0.3)
+
+
+def test_value_and_target_percent_sizing():
+    df = bars(FLAT, (200, 201, 199, 200))
+    res = backtest(df, entries=sig(2, 0), size=500.0, size_type="value", init_cash=1000.0)
+    assert res.orders["size"].iloc[0] == 2.5
+    res = backtest(df, entries=sig(2, 0), size=0.5, size_type="target_percent", fees=0.01, init_cash=1000.0)
+    # position worth half the equity left after the fee: N = 0.5 * 1000 / (1 + 0.5 * 0.01)
+    n = 500 / 1.005
+    assert res.orders["size"].iloc[0] == pytest.approx(n / 200)
+    assert res.equity.iloc[-1] == pytest.approx(1000 - 0.01 * n)
+
+
+@pytest.mark.parametrize("kw,reason", [
+    (dict(size=20.0, size_type="amount"), "insufficient_cash"),
+    (dict(size=1.0, size_type="amount", lot_size=2.0), "lot_size"),
+    (dict(size=1.0, size_type="amount", min_qty=2.0), "min_qty"),
+    (dict(size=1.0, size_type="amount", min_notional=150.0), "min_notional"),
+])
+def test_rejection_reasons(kw, reason):
+    res = backtest(bars(FLAT, FLAT), entries=sig(2, 0), init_cash=1000.0, **kw)
+    o = res.orders.iloc[0]
+    assert o["status"] == "rejected" and o["reason"] == reason and o["fees"] == 0.0
+    assert len(res.trades) == 0 and res.equity.iloc[-1] == 1000.0
+
+
+def test_insufficient_cash_with_fees_is_rejected_not_resized():
+    # 10 units at 100 cost exactly the cash; the fee tips it over
+    res = backtest(bars(FLAT, FLAT), entries=sig(2, 0), size=10.0, size_type="amount", fees=0.001,
+                   init_cash=1000.0)
+    assert res.orders["reason"].tolist() == ["insufficient_cash"]
+
+
+def test_missing_bar_rejects_the_order_due_there():
+    df = bars(FLAT, (np.nan,) * 4, FLAT)
+    with pytest.warns(UserWarning, match="gap"):
+        res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount")
+    o = res.orders.iloc[0]
+    assert (o["status"], o["reason"]) == ("rejected", "no_data")
+    assert len(res.gaps) == 1 and res.gaps["bars"].iloc[0] == 1
+
+
+def test_stop_waits_over_missing_bar_then_fills_at_gap_open():
+    df = bars(FLAT, (100, 101, 99, 100), (np.nan,) * 4, (93, 94, 92, 93))
+    res = backtest(df, entries=sig(4, 0), size=1.0, size_type="amount", sl_stop=0.05, on_gap="skip")
+    assert res.orders["price"].tolist() == [100.0, 93.0]
+    assert res.orders["time"].iloc[1] == df.index[3]
+    # equity on the missing bar values the position at the last valid close
+    assert res.equity.iloc[2] == pytest.approx(900 + 100 + 9000)
+
+
+def test_leverage_allows_larger_position():
+    res = backtest(bars(FLAT, FLAT), entries=sig(2, 0), size=1.0, size_type="percent", leverage=2.0,
+                   init_cash=1000.0)
+    assert res.orders["size"].iloc[0] == pytest.approx(20.0)
+    assert res.cash.iloc[-1] == pytest.approx(-1000.0)
+
+
+def test_multi_asset_shared_cash_in_column_order():
+    a, b = bars(FLAT, FLAT, FLAT), bars(FLAT, FLAT, FLAT)
+    entries = pd.DataFrame({"A": sig(3, 0), "B": sig(3, 0)}, index=a.index)
+    res = backtest({"A": a, "B": b}, entries=entries, size=0.6, size_type="percent", init_cash=1000.0)
+    # A takes 60 % of the free margin first; B then 60 % of what is left
+    assert res.orders["symbol"].tolist() == ["A", "B"]
+    np.testing.assert_allclose(res.orders["size"], [6.0, 2.4])
+    s = res.stats("A")
+    assert s["# Trades"] == 1
+
+
+def test_stats_labels_and_values():
+    df = bars(FLAT, (100, 111, 99, 110), (110, 111, 98, 99), (99, 121, 98, 121))
+    res = backtest(df, entries=sig(4, 0), size=1.0, size_type="percent", init_cash=1000.0)
+    s = res.stats()
+    eq = np.array([1000, 1100, 990, 1210.0])
+    rets = eq / np.concatenate(([1000], eq[:-1])) - 1
+    bpy = 365 * 24
+    assert s["Total Return [%]"] == pytest.approx(21.0)
+    assert s["Max. Drawdown [%]"] == pytest.approx(-10.0)
+    assert s["Sharpe Ratio"] == pytest.approx(rets.mean() / rets.std(ddof=1) * np.sqrt(bpy))
+    assert s["Volatility (ann.) [%]"] == pytest.approx(rets.std(ddof=1) * np.sqrt(bpy) * 100)
+    years = 4 / bpy
+    assert s["CAGR [%]"] == pytest.approx((1.21 ** (1 / years) - 1) * 100)
+    assert s["Max. Drawdown Duration"] == pd.Timedelta("2h")
+    assert s["Exposure Time [%]"] == 75.0
+    assert s["# Trades"] == 1 and np.isnan(s["Win Rate [%]"])  # the only trade is still open
+    for label in ("Sortino Ratio", "Calmar Ratio", "Profit Factor", "Expectancy [$]", "Fees Paid [$]"):
+        assert label in s.index
+
+
+def test_isolated_accounts_each_trade_their_own_cash():
+    a, b = bars(FLAT, FLAT, (110, 111, 109, 110)), bars(FLAT, FLAT, (90, 91, 89, 90))
+    entries = pd.DataFrame({"A": sig(3, 0), "B": sig(3, 0)}, index=a.index)
+    res = backtest({"A": a, "B": b}, entries=entries, size=1.0, init_cash=1000.0, cash_sharing=False)
+    np.testing.assert_allclose(res.orders["size"], [10.0, 10.0])
+    assert res.equity.iloc[0] == 2000.0 and res.equity.iloc[-1] == pytest.approx(2000.0)
+    assert res.stats()["Total Return [%]"] == pytest.approx(0.0)
+    assert res.stats("A")["Total Return [%]"] == pytest.approx(10.0)
+    assert res.stats("B")["Total Return [%]"] == pytest.approx(-10.0)

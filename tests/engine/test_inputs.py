@@ -1,0 +1,156 @@
+"""Bad input gets a clear error naming the argument; accepted input forms agree."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nbtrade.backtesting import backtest
+from nbtrade.synthetic import market
+
+
+@pytest.fixture
+def df():
+    return market("BTC/USDT", "2024-01-01", "2024-01-02", "1h", seed=3)
+
+
+@pytest.fixture
+def entries(df):
+    return pd.Series(np.arange(len(df)) % 5 == 0, index=df.index)
+
+
+def test_signal_shape_mismatch(df):
+    with pytest.raises(ValueError, match="entries has shape"):
+        backtest(df, entries=np.zeros(len(df) - 1, dtype=bool))
+
+
+def test_signal_index_mismatch(df, entries):
+    with pytest.raises(ValueError, match="exits index is not aligned"):
+        backtest(df, entries=entries, exits=entries.shift(1, freq="1h"))
+
+
+def test_signal_columns_mismatch():
+    d = market(["A", "B"], "2024-01-01", "2024-01-02", "1h")
+    sig = pd.DataFrame(False, index=d["A"].index, columns=["A", "C"])
+    with pytest.raises(ValueError, match="entries columns"):
+        backtest(d, entries=sig)
+
+
+def test_signal_dtype(df):
+    with pytest.raises(TypeError, match="entries must be boolean"):
+        backtest(df, entries=np.full(len(df), 0.5))
+    with pytest.raises(ValueError, match="short_entries contains NaN"):
+        backtest(df, short_entries=pd.Series(np.nan, index=df.index))
+
+
+def test_signal_on_missing_bar_is_an_error(df, entries):
+    bad = df.copy()
+    bad.iloc[5] = np.nan
+    with pytest.raises(ValueError, match="entries is True on a bar with no candle"):
+        backtest(bad, entries=entries, on_gap="skip")
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0])
+def test_non_positive_prices(df, value):
+    bad = df.copy()
+    bad.iloc[3, bad.columns.get_loc("low")] = value
+    with pytest.raises(ValueError, match="low prices must be > 0"):
+        backtest(bad)
+
+
+def test_inconsistent_candle(df):
+    bad = df.copy()
+    bad.iloc[3, bad.columns.get_loc("high")] = bad["low"].iloc[3] * 0.5
+    with pytest.raises(ValueError, match="inconsistent candle"):
+        backtest(bad)
+
+
+def test_unsorted_and_duplicate_timestamps(df):
+    with pytest.raises(ValueError, match="not sorted"):
+        backtest(df.iloc[::-1])
+    with pytest.raises(ValueError, match="duplicate timestamps"):
+        backtest(pd.concat([df.iloc[:3], df.iloc[2:]]))
+    with pytest.raises(ValueError, match=r"data\['B'\] has duplicate"):
+        backtest({"A": df, "B": pd.concat([df.iloc[:3], df.iloc[2:]])})
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(fees=-0.001), "fees must be >= 0"),
+    (dict(fixed_fees=-1), "fixed_fees must be >= 0"),
+    (dict(slippage=-0.01), "slippage must be >= 0"),
+    (dict(slippage=1.0), "slippage must be < 1"),
+    (dict(sl_stop=0.0), "sl_stop must be > 0"),
+    (dict(tp_stop=-0.1), "tp_stop must be > 0"),
+    (dict(trail_stop=0), "trail_stop must be > 0"),
+    (dict(size=0.0), "size must be > 0"),
+    (dict(size=np.nan), "size must be finite"),
+    (dict(lot_size=-1.0), "lot_size must be >= 0"),
+    (dict(min_notional=-5.0), "min_notional must be >= 0"),
+    (dict(init_cash=0.0), "init_cash must be"),
+    (dict(leverage=-2.0), "leverage must be"),
+    (dict(size_type="shares"), "unknown size_type 'shares'"),
+    (dict(fill="open"), "unknown fill 'open'"),
+    (dict(intrabar="random"), "unknown intrabar"),
+    (dict(on_gap="ignore"), "unknown on_gap"),
+    (dict(freq="fortnightly"), "freq"),
+    (dict(fees={"ETH/USDT": 0.001}), "fees names unknown symbols"),
+    (dict(fees=[0.001, 0.002]), "fees must be a scalar or have one value per symbol"),
+])
+def test_bad_parameters(df, entries, kw, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        backtest(df, entries=entries, **kw)
+
+
+def test_bad_data_types():
+    with pytest.raises(TypeError, match="data must be"):
+        backtest("BTC/USDT")
+    with pytest.raises(TypeError, match=r"data\['A'\] must be a DataFrame"):
+        backtest({"A": [1, 2, 3]})
+    with pytest.raises(ValueError, match="lacks"):
+        backtest(pd.DataFrame({"close": [1.0, 2.0], "open": [1.0, 2.0]}, index=pd.RangeIndex(2)).assign(x=1.0)
+                 .rename(columns={"x": "vol"}).drop(columns="open").assign(high=2.0))
+    with pytest.raises(ValueError, match=r"data\['high'\] has shape"):
+        backtest({"open": np.ones(3), "high": np.ones(4), "low": np.ones(3), "close": np.ones(3)})
+
+
+def test_gaps_error_warn_skip(df, entries):
+    holed = df.drop(df.index[5:8])
+    with pytest.raises(ValueError, match="gap"):
+        backtest(holed, on_gap="error")
+    with pytest.warns(UserWarning, match="1 gap"):
+        res = backtest(holed)
+    assert res.gaps[["kind", "bars"]].values.tolist() == [["missing_time", 3]]
+    assert res.gaps["start"].iloc[0] == df.index[5] and res.gaps["end"].iloc[0] == df.index[7]
+    res = backtest(holed, on_gap="skip")
+    assert res.assumptions["gaps"] == 1
+
+
+def test_symbols_listed_later_are_not_gaps():
+    a = market("A", "2024-01-01", "2024-01-03", "1h")
+    b = market("B", "2024-01-02", "2024-01-03", "1h")
+    res = backtest({"A": a, "B": b}, on_gap="error")
+    assert len(res.gaps) == 0 and res.positions.shape == (48, 2)
+
+
+def test_input_forms_agree(df, entries):
+    exits = entries.shift(2, fill_value=False)
+    ref = backtest(df, entries=entries, exits=exits, fees=0.001)
+    as_dict = backtest({"BTC": df}, entries=entries.to_frame("BTC"), exits=exits.to_frame("BTC"), fees=0.001)
+    fields = {f: df[f].to_numpy() for f in ("open", "high", "low", "close")}
+    as_arrays = backtest(fields, entries=entries.to_numpy(), exits=exits.to_numpy(), fees=0.001, freq="1h")
+    panel = pd.concat({"BTC": df}, axis=1)
+    as_panel = backtest(panel, entries=entries.to_numpy(), exits=exits.to_numpy(), fees=0.001)
+    for other in (as_dict, as_arrays, as_panel):
+        np.testing.assert_array_equal(ref.equity.to_numpy(), other.equity.to_numpy())
+    assert as_arrays.stats()["Sharpe Ratio"] == pytest.approx(ref.stats()["Sharpe Ratio"])
+
+
+def test_close_only_input_fills_at_next_close(df, entries):
+    res = backtest(df["close"], entries=entries, size=1.0, size_type="amount")
+    first = res.orders.iloc[0]
+    assert first["price"] == df["close"].iloc[1]
+
+
+def test_stats_unknown_symbol(df):
+    with pytest.raises(KeyError, match="unknown symbol"):
+        backtest(df).stats("ETH")

@@ -1,0 +1,98 @@
+"""The numba engine equals the pure-Python reference engine on random cases (hypothesis)."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nbtrade.backtesting import backtest
+
+from .helpers import compare_with_reference, random_market, random_signals
+from .reference_engine import run_reference
+
+SIZES = {"amount": (0.05, 8.0), "value": (20.0, 1500.0), "percent": (0.05, 1.0), "target_percent": (0.05, 1.6)}
+
+
+def maybe(strategy):
+    return st.one_of(st.none(), strategy)
+
+
+case = st.fixed_dictionaries({
+    "seed": st.integers(0, 2**32 - 1),
+    "n": st.integers(1, 25),
+    "m": st.integers(1, 3),
+    "density": st.sampled_from([0.05, 0.2, 0.5]),
+    "nan_prob": st.sampled_from([0.0, 0.0, 0.1]),
+    "shorts": st.booleans(),
+    "fill": st.sampled_from(["next_open", "close"]),
+    "intrabar": st.sampled_from(["pessimistic", "optimistic"]),
+    "size_type": st.sampled_from(sorted(SIZES)),
+    "size_u": st.floats(0.0, 1.0),
+    "fees": st.sampled_from([0.0, 0.001, 0.01]),
+    "fixed_fees": st.sampled_from([0.0, 0.5]),
+    "slippage": st.sampled_from([0.0, 0.002]),
+    "sl_stop": maybe(st.sampled_from([0.01, 0.03, 0.1])),
+    "tp_stop": maybe(st.sampled_from([0.02, 0.05, 0.2])),
+    "trail_stop": maybe(st.sampled_from([0.02, 0.05])),
+    "lot_size": st.sampled_from([0.0, 0.01, 0.5]),
+    "min_qty": st.sampled_from([0.0, 0.2]),
+    "min_notional": st.sampled_from([0.0, 30.0]),
+    "leverage": st.sampled_from([1.0, 1.0, 2.0, 0.5]),
+    "cash_sharing": st.sampled_from([True, True, False]),
+})
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(case)
+def test_engine_matches_reference(cfg):
+    rng = np.random.default_rng(cfg["seed"])
+    n, m = cfg["n"], cfg["m"]
+    o, h, l, c = random_market(rng, n, m, nan_prob=cfg["nan_prob"])
+    p = cfg["density"]
+    le, lx = random_signals(rng, c, p), random_signals(rng, c, p)
+    if cfg["shorts"]:
+        se, sx = random_signals(rng, c, p), random_signals(rng, c, p)
+    else:
+        se = sx = np.zeros_like(le)
+    lo_, hi_ = SIZES[cfg["size_type"]]
+    size = lo_ + (hi_ - lo_) * cfg["size_u"]
+    # per-symbol variation on one parameter: the fees
+    fees = np.array([cfg["fees"] * (1 + 0.5 * j) for j in range(m)])
+    kw = dict(size=size, size_type=cfg["size_type"], fees=fees, fixed_fees=cfg["fixed_fees"],
+              slippage=cfg["slippage"], sl_stop=cfg["sl_stop"], tp_stop=cfg["tp_stop"],
+              trail_stop=cfg["trail_stop"], lot_size=cfg["lot_size"], min_qty=cfg["min_qty"],
+              min_notional=cfg["min_notional"], leverage=cfg["leverage"], init_cash=1000.0,
+              fill=cfg["fill"], intrabar=cfg["intrabar"], cash_sharing=cfg["cash_sharing"])
+    res = backtest({"open": o, "high": h, "low": l, "close": c}, le, lx, se, sx, on_gap="skip", **kw)
+    nan = float("nan")
+    per = {k: [float(v)] * m if np.ndim(v) == 0 else list(v) for k, v in kw.items()
+           if k in ("size", "fees", "fixed_fees", "slippage", "lot_size", "min_qty", "min_notional")}
+    for k in ("sl_stop", "tp_stop", "trail_stop"):
+        per[k] = [nan if kw[k] is None else kw[k]] * m
+    ref = run_reference(o.tolist(), h.tolist(), l.tolist(), c.tolist(), le.tolist(), lx.tolist(), se.tolist(),
+                        sx.tolist(), size_type=cfg["size_type"], leverage=cfg["leverage"], init_cash=1000.0,
+                        fill=cfg["fill"], intrabar=cfg["intrabar"], cash_sharing=cfg["cash_sharing"], **per)
+    compare_with_reference(res, *ref)
+
+
+def test_reference_exercises_every_path():
+    """The random cases above reach every exit reason, rejection reason and order type."""
+    seen_reasons, seen_exits, seen_types = set(), set(), set()
+    rng = np.random.default_rng(7)
+    for k in range(300):
+        n, m = 20, 2
+        o, h, l, c = random_market(rng, n, m, nan_prob=0.1)
+        sigs = [random_signals(rng, c, 0.3) for _ in range(4)]
+        st_ = ["amount", "value", "percent", "target_percent"][k % 4]
+        size = {"amount": 3.0, "value": 900.0, "percent": 0.9, "target_percent": 1.2}[st_]
+        res = backtest({"open": o, "high": h, "low": l, "close": c}, *sigs, size=size, size_type=st_,
+                       sl_stop=0.03, tp_stop=0.05 if k % 2 else None, trail_stop=0.02 if k % 3 else None,
+                       lot_size=[0.0, 0.5, 20.0][k % 3], min_qty=[0.0, 1.0][k % 3 == 0],
+                       min_notional=[0.0, 120.0][k % 5 == 0], fees=0.001, init_cash=1000.0, on_gap="skip",
+                       fill=["next_open", "close"][k % 2])
+        seen_reasons |= set(res.orders["reason"])
+        seen_exits |= set(res.trades["exit_reason"])
+        seen_types |= set(res.orders["type"])
+    assert seen_reasons >= {"none", "no_data", "insufficient_cash", "lot_size", "min_qty", "min_notional"}
+    assert seen_exits >= {"signal", "sl", "tp", "trail", "end"}
+    assert seen_types >= {"market", "stop_loss", "take_profit", "trailing_stop"}
