@@ -51,6 +51,9 @@ from .lookback import Lookback, decay_bars
 __all__ = [
     "sma", "ema", "wma", "dema", "tema", "kama", "rsi", "macd", "bbands", "trange", "atr", "stoch", "obv",
     "adx", "lookback",
+    # rolling statistics, returns and batched moving averages live in nbtrade.stats, re-exported here
+    "rolling_sum", "rolling_mean", "rolling_var", "rolling_std", "rolling_min", "rolling_max", "rolling_zscore",
+    "rolling_corr", "rolling_beta", "rolling_cov", "rolling_vwap", "ret", "ema_many", "sma_many",
 ]
 
 #: ``Lookback.settle`` of indicators whose values never stop depending on the
@@ -515,6 +518,8 @@ def lookback(name: str, **params: Any) -> Lookback:
     try:
         fn = _LOOKBACKS[name.lower()]
     except KeyError:
+        if name.lower() in _stats.__all__:
+            return _stats.lookback(name.lower(), **params)
         raise ValueError(f"unknown indicator {name!r}; known: {', '.join(_LOOKBACKS)}") from None
     try:
         return fn(**params)
@@ -522,3 +527,10 @@ def lookback(name: str, **params: Any) -> Lookback:
         if "unexpected keyword" in str(exc):
             raise TypeError(f"lookback({name!r}): {exc}") from None
         raise
+
+
+from . import stats as _stats  # noqa: E402
+from .stats import (  # noqa: E402,F401  re-exported: one namespace for every indicator
+    ema_many, ret, rolling_beta, rolling_corr, rolling_cov, rolling_max, rolling_mean, rolling_min, rolling_std,
+    rolling_sum, rolling_var, rolling_vwap, rolling_zscore, sma_many,
+)
