@@ -103,3 +103,37 @@ def test_reader_sees_consistent_data_while_writer_appends(tmp_path):
     assert len(sizes) > 5
     assert sizes[-1] > sizes[0]  # the writer made progress while we read
     assert Store(tmp_path).verify().ok
+
+
+def test_threads_of_one_process_read_while_another_writes(tmp_path):
+    import threading
+
+    data = make_data(60 * 500)
+    store = Store(tmp_path, chunk_rows=1024)
+    store.append("binance", "BTC/USDT", "1m", {k: v[:500] for k, v in data.items()})
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def writer():
+        try:
+            for i in range(1, 60):
+                store.append("binance", "BTC/USDT", "1m", {k: v[i * 500:(i + 1) * 500] for k, v in data.items()})
+                time.sleep(0.001)  # let the reader in (flock is not fair)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    seen = []
+    while not done.is_set():
+        got = store.read("binance", "BTC/USDT", "1m", as_arrays=True)
+        n = got["time"].size
+        assert n % 500 == 0  # whole batches only
+        np.testing.assert_array_equal(got["close"], data["close"][:n])
+        seen.append(n)
+    thread.join()
+    assert not errors
+    assert store.read("binance", "BTC/USDT", "1m", as_arrays=True)["time"].size == 30_000
+    assert len(set(seen)) > 1
