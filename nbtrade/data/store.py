@@ -346,7 +346,8 @@ class Store:
     def reader(self, exchange: str) -> Iterator["Reader"]:
         """Keep one exchange file open for many reads (saves the open per read).
 
-        Holds the shared lock for the whole block, so writers wait until it ends.
+        Holds the shared lock for the whole block, so writers wait until it ends
+        (do not append to the same exchange inside the block: it would wait forever).
 
         >>> with store.reader("binance") as r:                    # doctest: +SKIP
         ...     for day in days:
@@ -359,7 +360,8 @@ class Store:
                     rows: int = 1_000_000, columns: Sequence[str] | None = None) -> Iterator[dict[str, np.ndarray]]:
         """Arrays dicts of at most ``rows`` candles each, in time order (for exports).
 
-        Holds the shared lock while iterating, so the series does not change underneath.
+        Holds the shared lock while iterating, so the series does not change underneath
+        (do not append to the same exchange while iterating).
         """
         cols = _check_read_columns(columns, timeframe)
         lo, hi = to_ms(start, "start"), to_ms(end, "end")
