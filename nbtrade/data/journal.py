@@ -34,6 +34,7 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+import threading
 import zlib
 from contextlib import contextmanager
 from typing import Iterator
@@ -201,9 +202,33 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+_held = threading.local()  # paths this thread holds a lock on (to refuse a self-deadlock)
+
+
 @contextmanager
 def locked(path: str, exclusive: bool, durable: bool = False) -> Iterator[None]:
-    """Hold ``<path>.lock`` (flock, shared or exclusive); recovers a dead writer's journal."""
+    """Hold ``<path>.lock`` (flock, shared or exclusive); recovers a dead writer's journal.
+
+    Raises ``RuntimeError`` instead of deadlocking when this thread already holds
+    a lock on ``path`` and asks for the exclusive one (a write inside a read session).
+    """
+    held = _held.__dict__.setdefault("paths", {})
+    shared, excl = held.get(path, (0, 0))
+    if excl or (exclusive and shared):
+        raise RuntimeError(f"this thread already holds a lock on {path} (inside a Store.reader, iter_blocks "
+                           "or transaction block): use the block's own reader/writer, another access would "
+                           "deadlock")
+    held[path] = (shared + (not exclusive), excl + exclusive)
+    try:
+        with _locked(path, exclusive, durable):
+            yield
+    finally:
+        s_, e_ = held[path]
+        held[path] = (s_ - (not exclusive), e_ - exclusive)
+
+
+@contextmanager
+def _locked(path: str, exclusive: bool, durable: bool) -> Iterator[None]:
     try:
         fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
     except PermissionError:
