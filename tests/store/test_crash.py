@@ -28,7 +28,8 @@ def _spawn(root: Path, first: int, n_steps: int = 400) -> subprocess.Popen:
 def _acked_rows(steps, acked: int) -> dict[str, set[int]]:
     rows: dict[str, set[int]] = {}
     for sym, lo, hi in steps[:acked + 1]:
-        rows.setdefault(sym, set()).update(range(lo, hi))
+        for name in (("SOL/USDT", "XRP/USDT") if sym == "TX" else (sym,)):
+            rows.setdefault(name, set()).update(range(lo, hi))
     return rows
 
 
@@ -45,6 +46,11 @@ def _check_store(root: Path, data, steps, acked: int) -> None:
         # ... and nothing acknowledged is lost
         missing = rows - set(idx.tolist())
         assert not missing, f"{sym}: {len(missing)} acknowledged rows lost"
+    # a transaction is atomic: SOL and XRP always hold the same rows
+    present = {s: store.read("binance", s, "1m", columns="close", as_arrays=True)["time"]
+               if store.last_time("binance", s, "1m") is not None else np.empty(0, np.int64)
+               for s in ("SOL/USDT", "XRP/USDT")}
+    np.testing.assert_array_equal(present["SOL/USDT"], present["XRP/USDT"])
 
 
 def test_sigkill_during_appends_loses_nothing(tmp_path):
