@@ -66,7 +66,7 @@ class JournaledFile:
         jfd = os.open(journal_path(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self._jfd = jfd
         head = struct.pack("<8sQ", MAGIC, self.orig_size)
-        os.write(jfd, _HEADER.pack(MAGIC, self.orig_size, zlib.crc32(head)))
+        _write_all(jfd, _HEADER.pack(MAGIC, self.orig_size, zlib.crc32(head)))
         if durable:
             os.fsync(jfd)
             _fsync_dir(path)
@@ -99,7 +99,11 @@ class JournaledFile:
         size = memoryview(data).nbytes
         if pos < self.orig_size and size:
             self._save(pos, min(pos + size, self.orig_size))
-        return self._raw.write(data)
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < size:  # unbuffered writes may be short
+            done += self._raw.write(view[done:])
+        return size
 
     def truncate(self, size: int | None = None) -> int:
         if size is None:
@@ -129,7 +133,7 @@ class JournaledFile:
                 parts.append(_RECORD.pack(off, len(data), zlib.crc32(data)) + data)
                 run_start = None
         if parts:
-            os.write(self._jfd, b"".join(parts))
+            _write_all(self._jfd, b"".join(parts))
             if self.durable:
                 os.fsync(self._jfd)
 
@@ -192,6 +196,12 @@ def recover(path: str, durable: bool = False) -> bool:
     if durable:
         _fsync_dir(path)
     return True
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _fsync_dir(path: str) -> None:
