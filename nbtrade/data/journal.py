@@ -187,7 +187,10 @@ def recover(path: str, durable: bool = False) -> bool:
                 data = blob[pos + _RECORD.size:pos + _RECORD.size + length]
                 if len(data) != length or zlib.crc32(data) != crc:
                     break  # torn record: its overwrite never happened
-                os.pwrite(fd, data, off)
+                view = memoryview(data)
+                while view:
+                    n = os.pwrite(fd, view, off)
+                    view, off = view[n:], off + n
                 pos += _RECORD.size + length
             os.ftruncate(fd, orig_size)
             if durable:
