@@ -8,7 +8,6 @@ no NaN or infinity; prices > 0; ``volume >= 0``;
 from __future__ import annotations
 
 import sys
-import zlib
 from typing import Any, Mapping
 
 import numpy as np

@@ -6,7 +6,9 @@ CSV files hold one candle per row with a header. Accepted layouts:
   epoch milliseconds; any integer time column is read by magnitude
   (seconds, ms, us or ns since the epoch);
 * ``time,open,high,low,close,volume`` where ``time`` (or ``timestamp``,
-  ``datetime``, ``date``, ``open_time``) holds ISO 8601 datetimes; naive means UTC.
+  ``datetime``, ``date``, ``open_time``) holds ISO 8601 datetimes; naive means UTC;
+* no header and 6 or more numeric fields (Binance public kline dumps: open time
+  in ms, or us since 2025, then OHLCV; the other fields are ignored).
 
 Compression follows the extension: ``.csv``, ``.csv.gz`` (gzip), ``.csv.bz2``
 (bz2), ``.csv.lz4`` (lz4 frame). Files are parsed ``chunk_rows`` rows at a time,
@@ -113,6 +115,14 @@ def _time_column(columns: Sequence[str], path: str, ignore_extra: bool) -> str:
     return times[0]
 
 
+def _is_number(text: Any) -> bool:
+    try:
+        float(str(text))
+    except ValueError:
+        return False
+    return True
+
+
 def _ms_from_ints(t: np.ndarray) -> np.ndarray:
     """Epoch ms from integer seconds, ms, us or ns (decided by the largest magnitude)."""
     if t.size == 0:
@@ -180,15 +190,20 @@ def iter_csv(path: str | os.PathLike, chunk_rows: int = 1_000_000, timeframe: st
             header = pd.read_csv(fh, nrows=0).columns
         except (pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError, RuntimeError, zlib.error) as exc:
             raise ValueError(f"path {path!r}: not a readable CSV file: {exc}") from None
-    tcol = _time_column(list(header), path, ignore_extra)
-    usecols = [tcol, *VALUE_COLUMNS]
+    headerless = len(header) >= 6 and all(_is_number(c) for c in header)
+    if headerless:  # Binance public kline dumps: no header, open_time then OHLCV then 6 more fields
+        tcol = "time"
+        options: dict[str, Any] = {"header": None, "names": [tcol, *VALUE_COLUMNS], "usecols": range(6)}
+    else:
+        tcol = _time_column(list(header), path, ignore_extra)
+        usecols = [tcol, *VALUE_COLUMNS]
+        # usecols would silently drop surplus fields of malformed rows: only with ignore_extra
+        options = {"usecols": (lambda c: c.strip() in usecols) if ignore_extra else None}
     prev_last: int | None = None
     row0 = 0
     with _open(path, "rb") as fh:
         try:
-            # usecols would silently drop surplus fields of malformed rows: only with ignore_extra
-            reader = pd.read_csv(fh, chunksize=int(chunk_rows), index_col=False, skipinitialspace=True,
-                                 usecols=(lambda c: c.strip() in usecols) if ignore_extra else None)
+            reader = pd.read_csv(fh, chunksize=int(chunk_rows), index_col=False, skipinitialspace=True, **options)
             for df in reader:
                 df.columns = [c.strip() for c in df.columns]
                 a = _chunk_to_arrays(df, tcol, path, row0)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+import threading
 import zlib
 from contextlib import contextmanager
 from typing import Iterator
@@ -65,7 +66,7 @@ class JournaledFile:
         jfd = os.open(journal_path(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self._jfd = jfd
         head = struct.pack("<8sQ", MAGIC, self.orig_size)
-        os.write(jfd, _HEADER.pack(MAGIC, self.orig_size, zlib.crc32(head)))
+        _write_all(jfd, _HEADER.pack(MAGIC, self.orig_size, zlib.crc32(head)))
         if durable:
             os.fsync(jfd)
             _fsync_dir(path)
@@ -98,7 +99,11 @@ class JournaledFile:
         size = memoryview(data).nbytes
         if pos < self.orig_size and size:
             self._save(pos, min(pos + size, self.orig_size))
-        return self._raw.write(data)
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < size:  # unbuffered writes may be short
+            done += self._raw.write(view[done:])
+        return size
 
     def truncate(self, size: int | None = None) -> int:
         if size is None:
@@ -128,7 +133,7 @@ class JournaledFile:
                 parts.append(_RECORD.pack(off, len(data), zlib.crc32(data)) + data)
                 run_start = None
         if parts:
-            os.write(self._jfd, b"".join(parts))
+            _write_all(self._jfd, b"".join(parts))
             if self.durable:
                 os.fsync(self._jfd)
 
@@ -182,7 +187,10 @@ def recover(path: str, durable: bool = False) -> bool:
                 data = blob[pos + _RECORD.size:pos + _RECORD.size + length]
                 if len(data) != length or zlib.crc32(data) != crc:
                     break  # torn record: its overwrite never happened
-                os.pwrite(fd, data, off)
+                view = memoryview(data)
+                while view:
+                    n = os.pwrite(fd, view, off)
+                    view, off = view[n:], off + n
                 pos += _RECORD.size + length
             os.ftruncate(fd, orig_size)
             if durable:
@@ -193,6 +201,12 @@ def recover(path: str, durable: bool = False) -> bool:
     return True
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _fsync_dir(path: str) -> None:
     fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
     try:
@@ -201,9 +215,33 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+_held = threading.local()  # paths this thread holds a lock on (to refuse a self-deadlock)
+
+
 @contextmanager
 def locked(path: str, exclusive: bool, durable: bool = False) -> Iterator[None]:
-    """Hold ``<path>.lock`` (flock, shared or exclusive); recovers a dead writer's journal."""
+    """Hold ``<path>.lock`` (flock, shared or exclusive); recovers a dead writer's journal.
+
+    Raises ``RuntimeError`` instead of deadlocking when this thread already holds
+    a lock on ``path`` and asks for the exclusive one (a write inside a read session).
+    """
+    held = _held.__dict__.setdefault("paths", {})
+    shared, excl = held.get(path, (0, 0))
+    if excl or (exclusive and shared):
+        raise RuntimeError(f"this thread already holds a lock on {path} (inside a Store.reader, iter_blocks "
+                           "or transaction block): use the block's own reader/writer, another access would "
+                           "deadlock")
+    held[path] = (shared + (not exclusive), excl + exclusive)
+    try:
+        with _locked(path, exclusive, durable):
+            yield
+    finally:
+        s_, e_ = held[path]
+        held[path] = (s_ - (not exclusive), e_ - exclusive)
+
+
+@contextmanager
+def _locked(path: str, exclusive: bool, durable: bool) -> Iterator[None]:
     try:
         fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
     except PermissionError:

@@ -29,7 +29,8 @@ def make_data(n: int) -> dict[str, np.ndarray]:
 
 def schedule(n_steps: int) -> list[tuple[str, int, int]]:
     """(symbol, lo, hi) slices: mostly in order, every 4th slice skipped and filled 2 steps later
-    (a merge that rewrites chunks), plus a second symbol now and then (new groups)."""
+    (a merge that rewrites chunks), a second symbol now and then (new groups) and
+    two-symbol transactions (symbol "TX": SOL and XRP together)."""
     out: list[tuple[str, int, int]] = []
     pending: list[tuple[int, int]] = []
     k = 0
@@ -44,6 +45,8 @@ def schedule(n_steps: int) -> list[tuple[str, int, int]]:
             out.append(("BTC/USDT", plo - 50, phi + 50))  # overlaps both neighbours
         if k % 7 == 0:
             out.append(("ETH/USDT", lo, hi))
+        if k % 5 == 2:
+            out.append(("TX", lo, hi))  # one transaction writing SOL and XRP: both or neither
         k += 1
     return out[:n_steps]
 
@@ -58,7 +61,13 @@ def main() -> None:
     store = Store(root, chunk_rows=1024)
     for i in range(first, n_steps):
         sym, lo, hi = steps[i]
-        store.append("binance", sym, "1m", {k: v[lo:hi] for k, v in data.items()})
+        part = {k: v[lo:hi] for k, v in data.items()}
+        if sym == "TX":
+            with store.transaction("binance") as tx:
+                tx.append("SOL/USDT", "1m", part)
+                tx.append("XRP/USDT", "1m", part)
+        else:
+            store.append("binance", sym, "1m", part)
         sys.stdout.write(f"ACK {i}\n")
         sys.stdout.flush()
 

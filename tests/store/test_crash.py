@@ -28,7 +28,8 @@ def _spawn(root: Path, first: int, n_steps: int = 400) -> subprocess.Popen:
 def _acked_rows(steps, acked: int) -> dict[str, set[int]]:
     rows: dict[str, set[int]] = {}
     for sym, lo, hi in steps[:acked + 1]:
-        rows.setdefault(sym, set()).update(range(lo, hi))
+        for name in (("SOL/USDT", "XRP/USDT") if sym == "TX" else (sym,)):
+            rows.setdefault(name, set()).update(range(lo, hi))
     return rows
 
 
@@ -45,6 +46,11 @@ def _check_store(root: Path, data, steps, acked: int) -> None:
         # ... and nothing acknowledged is lost
         missing = rows - set(idx.tolist())
         assert not missing, f"{sym}: {len(missing)} acknowledged rows lost"
+    # a transaction is atomic: SOL and XRP always hold the same rows
+    present = {s: store.read("binance", s, "1m", columns="close", as_arrays=True)["time"]
+               if store.last_time("binance", s, "1m") is not None else np.empty(0, np.int64)
+               for s in ("SOL/USDT", "XRP/USDT")}
+    np.testing.assert_array_equal(present["SOL/USDT"], present["XRP/USDT"])
 
 
 def test_sigkill_during_appends_loses_nothing(tmp_path):
@@ -103,3 +109,37 @@ def test_reader_sees_consistent_data_while_writer_appends(tmp_path):
     assert len(sizes) > 5
     assert sizes[-1] > sizes[0]  # the writer made progress while we read
     assert Store(tmp_path).verify().ok
+
+
+def test_threads_of_one_process_read_while_another_writes(tmp_path):
+    import threading
+
+    data = make_data(60 * 500)
+    store = Store(tmp_path, chunk_rows=1024)
+    store.append("binance", "BTC/USDT", "1m", {k: v[:500] for k, v in data.items()})
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def writer():
+        try:
+            for i in range(1, 60):
+                store.append("binance", "BTC/USDT", "1m", {k: v[i * 500:(i + 1) * 500] for k, v in data.items()})
+                time.sleep(0.001)  # let the reader in (flock is not fair)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    seen = []
+    while not done.is_set():
+        got = store.read("binance", "BTC/USDT", "1m", as_arrays=True)
+        n = got["time"].size
+        assert n % 500 == 0  # whole batches only
+        np.testing.assert_array_equal(got["close"], data["close"][:n])
+        seen.append(n)
+    thread.join()
+    assert not errors
+    assert store.read("binance", "BTC/USDT", "1m", as_arrays=True)["time"].size == 30_000
+    assert len(set(seen)) > 1

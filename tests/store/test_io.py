@@ -320,3 +320,18 @@ def test_export_npy_streams_and_memory_maps(tmp_path, data):
     assert sorted(os.listdir(tmp_path / "npy")) == sorted(c + ".npy" for c in COLS)
     with pytest.raises(ValueError, match="no .npy"):
         io.load_npy_columns(tmp_path / "s")
+
+
+def test_binance_headerless_kline_dump(tmp_path, data):
+    n = 300
+    rows = []
+    for i in range(n):
+        t_us = int(data["time"][i]) * 1000  # Binance spot dumps switched to microseconds in 2025
+        ohlcv = ",".join(repr(float(data[c][i])) for c in COLS[1:])
+        rows.append(f"{t_us},{ohlcv},{t_us + 59_999_999},123.4,42,1.5,2.5,0")
+    p = tmp_path / "BTCUSDT-1m-2024-01.csv"
+    write_text(p, "\n".join(rows) + "\n")
+    store = Store(tmp_path / "s")
+    res = io.import_csv(p, store, EX, SYM, TF, chunk_rows=128)
+    assert res.rows == n
+    assert_same(store.read(EX, SYM, TF, as_arrays=True), {k: v[:n] for k, v in data.items()})

@@ -586,3 +586,30 @@ def test_read_many(tmp_path, data):
     got = store.read_many(EX, [SYM, "ETH/USDT"], TF, start=int(data["time"][60]))
     assert list(got) == [SYM, "ETH/USDT"] and len(got[SYM]) == len(got["ETH/USDT"]) == 40
     assert list(store.read_many(EX, SYM, TF)) == [SYM]
+
+
+@pytest.mark.parametrize("codec", ["blosc-lz4", "blosc2-lz4", "bitshuffle-lz4", "gzip"])
+def test_every_codec_appends_merges_and_verifies(tmp_path, data, codec):
+    store = small_store(tmp_path, codec=codec, chunk_rows=512)
+    for lo, hi in [(0, 700), (700, 1000), (1500, 2100), (1000, 1600), (2100, 2200)]:
+        store.append(EX, SYM, TF, part(data, lo, hi))
+    assert_same(store.read(EX, SYM, TF, as_arrays=True), part(data, 0, 2200))
+    assert store.info(EX, SYM, TF)["codec"] == codec
+    assert store.verify().ok
+
+
+def test_write_inside_own_read_session_raises_instead_of_deadlocking(tmp_path, data):
+    store = small_store(tmp_path)
+    store.append(EX, SYM, TF, part(data, 0, 100))
+    with store.reader(EX) as r:
+        r.read(SYM, TF)
+        with pytest.raises(RuntimeError, match="deadlock"):
+            store.append(EX, SYM, TF, part(data, 100, 200))
+        assert store.read(EX, SYM, TF, as_arrays=True)["time"].size == 100  # nested shared reads are fine
+    with store.transaction(EX) as tx:
+        with pytest.raises(RuntimeError, match="deadlock"):
+            store.append(EX, SYM, TF, part(data, 100, 200))
+        with pytest.raises(RuntimeError, match="deadlock"):
+            store.read(EX, SYM, TF)
+        tx.append(SYM, TF, part(data, 100, 200))
+    assert store.append(EX, SYM, TF, part(data, 200, 300)).added == 100
