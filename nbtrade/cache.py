@@ -72,12 +72,9 @@ _MISSING = object()
 
 def nbtrade_home() -> Path:
     """``$NBTRADE_HOME``, else ``$XDG_DATA_HOME/nbtrade``, else ``~/.local/share/nbtrade``."""
-    env = os.environ.get("NBTRADE_HOME")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
-    return base / "nbtrade"
+    from .config import home
+
+    return home()
 
 
 def default_root() -> Path:

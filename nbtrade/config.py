@@ -21,8 +21,15 @@ else:  # pragma: no cover
 
 
 def default_home() -> Path:
+    """The per-user data directory: ``$XDG_DATA_HOME/nbtrade`` or ``~/.local/share/nbtrade``."""
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(base) / "nbtrade"
+
+
+def home() -> Path:
+    """``$NBTRADE_HOME``, else :func:`default_home`: the root of data, caches and reports."""
+    env = os.environ.get("NBTRADE_HOME")
+    return Path(env).expanduser() if env else default_home()
 
 
 @dataclass(frozen=True)

@@ -62,9 +62,10 @@ _SYMBOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-/:.]*$")
 
 
 def default_root() -> Path:
-    """Store root: ``$NBTRADE_DATA`` if set, else ``~/.nbtrade/data``."""
-    env = os.environ.get("NBTRADE_DATA")
-    return Path(env).expanduser() if env else Path.home() / ".nbtrade" / "data"
+    """Store root: ``$NBTRADE_HOME/data`` (see :mod:`nbtrade.config`)."""
+    from ..config import home
+
+    return home() / "data"
 
 
 def check_exchange(exchange: str) -> str:

@@ -163,7 +163,7 @@ class Store:
     ----------
     root : path, optional
         Folder holding ``<exchange>.h5`` files; default :func:`nbtrade.data.layout.default_root`
-        (``$NBTRADE_DATA`` or ``~/.nbtrade/data``). Created on first write.
+        (``$NBTRADE_HOME/data``). Created on first write.
     dtype : {"float64", "float32"}
         Storage type of OHLCV columns for new series (existing series keep theirs).
     codec : {"blosc-lz4", "blosc2-lz4", "bitshuffle-lz4", "gzip"}
