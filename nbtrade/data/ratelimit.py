@@ -225,6 +225,14 @@ class WeightLimiter:
             reserve += self._peak_inflight
         return self.capacity - reserve
 
+    def available(self) -> float:
+        """Weight that could be admitted right now (after reserving for other clients)."""
+        now = self._clock()
+        self._roll(now)
+        if now < self._blocked_until or self._banned is not None:
+            return 0.0
+        return max(0.0, min(self._allowance(now), self.capacity) - self._used)
+
     @property
     def used(self) -> float:
         """Estimated weight used by the IP in the current window."""
