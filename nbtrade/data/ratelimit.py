@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 import random
 import time
 from dataclasses import dataclass, field
@@ -134,8 +135,9 @@ class WeightLimiter:
         Share of the budget sent in a window before any used-weight header has
         come back when nothing is known about other clients (slow start).
     guard : float, optional
-        Seconds to wait after the estimated window boundary before using the new
-        window (clock error); default ``min(0.25, window / 50)``.
+        Clock error allowance in seconds: nothing is sent in the first ``guard`` seconds
+        of a window, and weight sent in the last ``guard`` seconds of a window is also
+        counted in the next; default ``min(0.25, window / 50)``.
     clock : callable
         Monotonic clock in seconds (``time.monotonic``); injectable for tests.
     """
@@ -160,6 +162,7 @@ class WeightLimiter:
         self._prev_ext = 0.0    # others' weight in the previous window
         self._inflight = 0.0
         self._peak_inflight = 0.0
+        self._recent: deque[tuple[float, int]] = deque(maxlen=512)  # (admitted at, cost)
         self._feedback = False  # a used-weight header arrived in this window
         self._prev_known = False
         self._blocked_until = 0.0
@@ -180,6 +183,7 @@ class WeightLimiter:
         self.limit = int(limit)
         self.window = float(window)
         self.guard = float(self._guard_arg) if self._guard_arg is not None else min(0.25, self.window / 50.0)
+        self._win = None  # window numbering changed: recount from recent admissions
 
     @property
     def capacity(self) -> float:
@@ -195,10 +199,10 @@ class WeightLimiter:
 
     # -- helpers --------------------------------------------------------------------------------
     def _window_of(self, t: float) -> int:
-        return math.floor((t + self._offset - self.guard) / self.window)
+        return math.floor((t + self._offset) / self.window)
 
     def _window_start(self, win: int) -> float:
-        return win * self.window - self._offset + self.guard
+        return win * self.window - self._offset
 
     def _roll(self, now: float) -> None:
         win = self._window_of(now)
@@ -207,9 +211,13 @@ class WeightLimiter:
             self._prev_ext = self._ext_seen if self._prev_known else 0.0
             self._feedback = False
             self._win = win
-            # requests still in flight may be counted in this window by the server
-            self._used = self._inflight
-            self._own = self._inflight
+            # requests still in flight, and those sent just before the boundary (clock
+            # error), may be counted in this window by the server
+            since = self._window_start(win) - self.guard
+            recent = sum(c for t, c in self._recent if t >= since)
+            carry = self._inflight + recent
+            self._used = carry
+            self._own = carry
             self._ext_seen = 0.0
 
     def _allowance(self, now: float) -> float:
@@ -264,6 +272,11 @@ class WeightLimiter:
                     continue
                 self._roll(now)
                 next_window = self._window_start(self._win + 1)
+                opens = self._window_start(self._win) + self.guard
+                if now < opens:  # dead time after the boundary: our clock may run ahead of the server's
+                    waited = True
+                    await asyncio.sleep(opens - now)
+                    continue
                 if now < self._next_at:  # burst pacing
                     waited = True
                     await asyncio.sleep(min(self._next_at, next_window) - now)
@@ -274,6 +287,7 @@ class WeightLimiter:
                     self._own += cost
                     self._inflight += cost
                     self._peak_inflight = max(self._peak_inflight, self._inflight)
+                    self._recent.append((now, cost))
                     self._pace(now, next_window, cost)
                     self.stats["requests"] += 1
                     self.stats["weight"] += cost
