@@ -153,7 +153,8 @@ class FetchReport:
         def ts(ms: int | None) -> str:
             return "-" if ms is None else str(ms_to_index([ms])[0])[:19]
 
-        lines = [f"{self.exchange} {self.timeframe}: {sum(r.rows for r in self.symbols.values()):,} candles, "
+        what = "funding rows" if self.timeframe == FUNDING_TIMEFRAME else "candles"
+        lines = [f"{self.exchange} {self.timeframe}: {sum(r.rows for r in self.symbols.values()):,} {what}, "
                  f"{self.requests} requests, {self.retries} retries, {self.throttled} throttled, "
                  f"{self.elapsed_s:.1f} s"]
         for s, r in self.symbols.items():
@@ -463,7 +464,8 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
     if cursor >= end:
         return _concat(kept)
     limit = adapter.page_limit()
-    state = {"expected": expected}
+    # with no start (and nothing stored) the history begins at the first candle: no leading gap
+    state: dict[str, int | None] = {"expected": None if (start <= 0 and rep.resumed_from is None) else expected}
 
     def emit(page: dict[str, np.ndarray]) -> Any:
         t = page["time"]
@@ -517,7 +519,7 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
 
     tasks = [asyncio.ensure_future(run_segment(i, a, b)) for i, (a, b) in enumerate(segments)]
     await _gather_or_cancel(tasks)
-    if state["expected"] < end:
+    if state["expected"] is not None and state["expected"] < end:
         rep.gaps.append((state["expected"], end))
     return _concat(kept)
 
@@ -659,6 +661,10 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
     lo, hi = _check_range(timeframe, start, end)
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    if parallel is not None and parallel < 1:
+        raise ValueError(f"parallel must be >= 1, got {parallel}")
+    if not timeout > 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
     adapter = get_adapter(exchange)
     for s in names:
         adapter.symbol_id(s)

@@ -92,6 +92,7 @@ async def test_open_candle_is_dropped(mock_exchange):
     (dict(timeframe="7m"), "timeframe"), (dict(start="yesterday-ish"), "start"),
     (dict(symbols=["BTC/USDT", ""]), "symbols"), (dict(symbols="BTC-USDT"), "symbol"),
     (dict(concurrency=0), "concurrency"), (dict(exchange="kraken"), "exchange"),
+    (dict(end=[1, 2]), "end"), (dict(parallel=0), "parallel"), (dict(timeout=0), "timeout"),
 ])
 async def test_bad_arguments_fail_before_any_request(mock_exchange, bad, match):
     kw = dict(exchange="binance", symbols="BTC/USDT", timeframe="1m", start="2024-02-01", end="2024-02-02")
@@ -298,3 +299,21 @@ def test_find_gaps():
     assert find_gaps(t, "1m", expected_first=0, expected_end=10 * MIN) == [
         (0, 2 * MIN), (4 * MIN, 6 * MIN), (8 * MIN, 10 * MIN)]
     assert find_gaps(np.array([], dtype=np.int64), "1m", 0, MIN) == [(0, MIN)]
+
+
+async def test_no_start_means_from_the_first_candle_without_a_leading_gap(mock_exchange):
+    res = await fetch_ohlcv("binance", "ETH/USDT", "4h", None, "2024-02-05", base_url=mock_exchange.url)
+    rep = res.report.symbols["ETH/USDT"]
+    assert res.data["ETH/USDT"]["time"][0] == 1706745600000  # 2024-02-01, the mock's first candle
+    assert rep.gaps == [] and rep.rows == 24
+
+
+def test_run_fetch_prints_a_summary(capsys):
+    from nbtrade.data.fetch import run_fetch
+
+    config = MockConfig(symbols=("BTC/USDT", "ETH/USDT"), origin="2024-02-20", now="2024-03-01 00:00:30")
+    with serve_in_thread(config) as mock:
+        code = run_fetch("binance", "BTC/USDT,ETH/USDT", "1h", "2024-02-20", "2024-02-21", base_url=mock.url)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "BTC/USDT: 24 rows" in out and "ETH/USDT: 24 rows" in out
