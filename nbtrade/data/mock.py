@@ -607,3 +607,27 @@ def run_mock_exchange(port: int = 8080, host: str = "127.0.0.1", **options: Any)
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m nbtrade.data.mock --port 8080`` (the same as ``nbtrade mock-exchange``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="nbtrade mock-exchange", description="Local mock of Binance REST.")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--symbols", default=",".join(DEFAULT_SYMBOLS), help="comma-separated unified symbols")
+    parser.add_argument("--origin", default="2024-01-01", help="first candle time")
+    parser.add_argument("--now", default="2024-03-01 00:00:30", help="server clock at start-up")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--window", type=float, default=60.0, help="weight window in seconds (Binance: 60)")
+    parser.add_argument("--weight-limit", type=int, default=6000, help="spot weight per window")
+    parser.add_argument("--futures-weight-limit", type=int, default=2400)
+    args = parser.parse_args(argv)
+    return run_mock_exchange(port=args.port, host=args.host, symbols=tuple(args.symbols.split(",")),
+                             origin=args.origin, now=args.now, seed=args.seed, window_s=args.window,
+                             weight_limit=args.weight_limit, futures_weight_limit=args.futures_weight_limit)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
