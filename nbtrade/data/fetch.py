@@ -109,6 +109,9 @@ class SymbolReport:
     duplicates: int = 0
     unsorted_pages: int = 0
     dropped_open: int = 0
+    #: open times of flat zero-volume candles (o = h = l = c, volume 0): valid, kept, but
+    #: Binance prints them at the edges of outages, so they are worth a look
+    flat_zero_volume: list[int] = field(default_factory=list)
 
     @property
     def missing(self) -> int:
@@ -479,6 +482,9 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
         if t.shape[0] == 0:
             return None
         rep.rows += int(t.shape[0])
+        flat = (page["volume"] == 0) & (page["high"] == page["low"])
+        if flat.any():
+            rep.flat_zero_volume.extend(t[flat].tolist())
         rep.first = int(t[0]) if rep.first is None else rep.first
         rep.last = int(t[-1])
         if keep:

@@ -96,6 +96,8 @@ class MockConfig:
     seed, gaps : passed to :func:`nbtrade.synthetic.candles` (``gaps`` = random outages).
     maintenance : ``[(start, end), ...]`` windows with no candles on any symbol.
     bad_rows : ``{symbol: [open_time, ...]}`` rows served with ``high`` below ``open``.
+    flat_rows : ``{symbol: [open_time, ...]}`` rows served as Binance's outage fillers
+        (open = high = low = close, volume 0).
     weight_limit, futures_weight_limit : weight per window per IP (spot 6000, futures 2400).
     window_s : length of the weight window in seconds (Binance: 60).
     funding_limit, funding_window_s : fundingRate requests per window per IP (500 per 300 s).
@@ -111,6 +113,7 @@ class MockConfig:
     gaps: float = 0.0
     maintenance: Sequence[tuple[Any, Any]] = ()
     bad_rows: dict[str, Sequence[Any]] = field(default_factory=dict)
+    flat_rows: dict[str, Sequence[Any]] = field(default_factory=dict)
     weight_limit: int = 6000
     futures_weight_limit: int = 2400
     window_s: float = 60.0
@@ -230,6 +233,12 @@ class MockExchange:
             i = np.searchsorted(out["time"], _ms(t))
             if i < out["time"].shape[0] and out["time"][i] == _ms(t):
                 out["high"][i] = min(out["open"][i], out["close"][i]) * 0.99
+        for t in self.config.flat_rows.get(symbol, ()):
+            i = np.searchsorted(out["time"], _ms(t))
+            if i < out["time"].shape[0] and out["time"][i] == _ms(t):
+                for col in ("open", "high", "low", "close"):
+                    out[col][i] = out["open"][i]
+                out["volume"][i] = 0.0
         return out
 
     def funding(self, symbol: str) -> dict[str, np.ndarray]:

@@ -241,6 +241,15 @@ async def test_bad_rows_are_reported_not_kept(mock_factory):
     assert rep.gaps == [(FEB10, FEB10 + 180 * MIN)]  # a bad row is not a gap
 
 
+async def test_flat_zero_volume_candles_are_kept_and_flagged(mock_factory):
+    flat = [FEB10 - MIN, FEB10 + 180 * MIN]  # outage fillers at both edges of the maintenance
+    mock = await mock_factory(flat_rows={"ETH/USDT": flat})
+    res = await fetch_ohlcv("binance", "ETH/USDT", "1m", "2024-02-09", "2024-02-11", base_url=mock.url)
+    rep = res.report.symbols["ETH/USDT"]
+    assert rep.flat_zero_volume == flat and rep.bad_rows == []
+    assert np.isin(flat, res.data["ETH/USDT"]["time"]).all()
+
+
 async def test_funding_rate_pagination_and_resume(mock_factory):
     mock = await mock_factory(origin="2023-01-01")
     res = await fetch_funding_rates(["BTC/USDT"], "2023-01-01", None, base_url=mock.url)
