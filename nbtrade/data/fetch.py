@@ -498,24 +498,49 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
     segments = _segments(cursor, end, timeframe, limit, parallel)
     ordered = _Ordered(len(segments), emit)
 
+    async def page(lo: int, hi: int) -> tuple[dict[str, np.ndarray], int, np.ndarray]:
+        """One page of candles in ``[lo, hi)``: (clean rows, raw row count, raw open times)."""
+        req = adapter.klines_request(symbol, timeframe, lo, hi - 1, limit)
+        arrays = await client.get(req, adapter.parse_klines, symbol, timeframe)
+        rep.requests += 1
+        t = arrays["time"]
+        n = t.shape[0]
+        if adapter.descending:
+            # backward paging may overshoot below the range: those rows belong to no page
+            inside = t >= lo
+            arrays = {k: v[inside] for k, v in arrays.items()}
+        clean, bad, dups, unsorted = validate_candles(arrays, timeframe, lo, hi)
+        rep.bad_rows.extend(bad)
+        rep.duplicates += dups
+        rep.unsorted_pages += int(unsorted)
+        t = arrays["time"]
+        clean["_raw_times"] = np.unique(t[(t >= lo) & (t < hi) & on_grid(t, timeframe)])
+        return clean, n, t
+
     async def run_segment(i: int, lo: int, hi: int) -> None:
+        if adapter.descending:  # newest first (OKX ``after``, Bybit lists): walk back, emit in time order
+            pages = []
+            top = hi
+            while top > lo:
+                clean, n, t = await page(lo, top)
+                if n == 0 or t.shape[0] == 0:
+                    break
+                pages.append(clean)
+                first = int(t.min())
+                if n < limit or first <= lo:
+                    break
+                top = first
+            for clean in reversed(pages):
+                await ordered.add(i, clean)
+            await ordered.finish(i)
+            return
         cur = lo
         while cur < hi:
-            req = adapter.klines_request(symbol, timeframe, cur, hi - 1, limit)
-            arrays = await client.get(req, adapter.parse_klines, symbol, timeframe)
-            rep.requests += 1
-            n = arrays["time"].shape[0]
+            clean, n, t = await page(cur, hi)
             if n == 0:
                 break
-            clean, bad, dups, unsorted = validate_candles(arrays, timeframe, cur, hi)
-            rep.bad_rows.extend(bad)
-            rep.duplicates += dups
-            rep.unsorted_pages += int(unsorted)
-            raw_times = np.unique(arrays["time"][(arrays["time"] >= cur) & (arrays["time"] < hi)
-                                                 & on_grid(arrays["time"], timeframe)])
-            clean["_raw_times"] = raw_times
             await ordered.add(i, clean)
-            last = int(arrays["time"].max())
+            last = int(t.max())
             if last < cur:
                 break
             cur = next_open(floor_open(last, timeframe), timeframe)

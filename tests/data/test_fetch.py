@@ -326,3 +326,24 @@ def test_run_fetch_prints_a_summary(capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "BTC/USDT: 24 rows" in out and "ETH/USDT: 24 rows" in out
+
+
+async def test_backward_paging_adapter_gives_the_same_candles(mock_exchange):
+    """The adapter contract for newest-first exchanges (OKX, Bybit), exercised against the mock:
+    Binance without startTime returns the newest rows up to endTime."""
+    from nbtrade.data.exchanges.base import Request
+
+    class Backward(BinanceSpot):
+        descending = True
+
+        def klines_request(self, symbol, timeframe, start_ms, end_ms, limit):
+            params = {"symbol": self.symbol_id(symbol), "interval": timeframe, "endTime": int(end_ms),
+                      "limit": int(limit)}
+            return Request(self.kline_path, params, 2)
+
+    res = await fetch_ohlcv(Backward(), ["BTC/USDT", "ETH/USDT"], "1m", FEB10 - 2500 * MIN, FEB10 + 2000 * MIN,
+                            base_url=mock_exchange.url, parallel=2)
+    for sym in ("BTC/USDT", "ETH/USDT"):
+        assert_same(res.data[sym], mock_exchange.expected(sym, "1m", FEB10 - 2500 * MIN, FEB10 + 2000 * MIN))
+        rep = res.report.symbols[sym]
+        assert rep.gaps == [(FEB10, FEB10 + 180 * MIN)] and rep.bad_rows == []
