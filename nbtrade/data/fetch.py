@@ -36,6 +36,7 @@ import inspect
 import json
 import math
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
@@ -276,16 +277,33 @@ def _to_ms(value: Any, name: str) -> int:
 
 
 # ------------------------------------------------------------------------------------------------
+# limiters shared by every fetch in one event loop, per exchange and server
+_SHARED: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = weakref.WeakKeyDictionary()
+
+
+def shared_limiters(adapter: Adapter, base_url: str) -> dict[str, WeightLimiter]:
+    """The limiters (per budget bucket) that all fetches to this server in this event loop share."""
+    per_loop = _SHARED.setdefault(asyncio.get_running_loop(), {})
+    key = (adapter.name, base_url.rstrip("/"))
+    if key not in per_loop:
+        per_loop[key] = {"weight": WeightLimiter(*adapter.default_budget, name=adapter.name)}
+    return per_loop[key]
+
+
+# ------------------------------------------------------------------------------------------------
 # the HTTP client
 class _Client:
     """One session against one exchange: limiters per bucket, retries, error mapping."""
 
-    def __init__(self, adapter: Adapter, base_url: str, session: Any, limiter: WeightLimiter,
+    def __init__(self, adapter: Adapter, base_url: str, session: Any, limiter: WeightLimiter | None,
                  backoff: BackoffPolicy, max_throttled: int, report: FetchReport) -> None:
         self.adapter = adapter
         self.base_url = base_url.rstrip("/")
         self.session = session
-        self.limiters = {"weight": limiter}
+        if limiter is None:
+            self.limiters = shared_limiters(adapter, self.base_url)
+        else:
+            self.limiters = {"weight": limiter}
         self.backoff = backoff
         self.max_throttled = max_throttled
         self.report = report
@@ -610,10 +628,9 @@ async def _open(exchange: Any, base_url: str | None, limiter: WeightLimiter | No
         connector = aiohttp.TCPConnector(limit=concurrency, ttl_dns_cache=300)
         session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(
             total=None, sock_connect=min(10.0, timeout), sock_read=timeout))
-    if limiter is None:
-        limiter = WeightLimiter(*adapter.default_budget, name=adapter.name)
     client = _Client(adapter, base_url or adapter.default_base_url, session, limiter,
                      backoff or BackoffPolicy(), max_throttled, report)
+    limiter = client.limiters["weight"]
     try:
         await client.server_time()
         meta = _make_cache(cache)
@@ -673,8 +690,9 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
     base_url : another server with the same API, e.g. the mock exchange's ``mock.url``.
     sink : resumable destination (``last_time``/``append``); appends happen in time order per page.
     keep : also return the candles (set False for very large downloads into a sink).
-    limiter : share one :class:`WeightLimiter` between calls; by default one per call,
-        seeded from exchangeInfo ``rateLimits`` and the used-weight header.
+    limiter : a :class:`WeightLimiter` of your own; by default every fetch to the same
+        exchange and server in this event loop shares one, seeded from exchangeInfo
+        ``rateLimits`` and reconciled with the used-weight header.
     concurrency : HTTP connections; ``parallel`` segments per symbol (default
         ``max(1, concurrency // len(symbols))``).
     timeout : seconds without data from the server before a request is retried.

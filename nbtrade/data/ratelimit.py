@@ -167,6 +167,7 @@ class WeightLimiter:
         self._prev_known = False
         self._blocked_until = 0.0
         self._banned: IPBanned | None = None
+        self._ban_until = math.inf
         self._lat_base: float | None = None
         self._lat_ewma: float | None = None
         self._next_at = 0.0
@@ -237,7 +238,7 @@ class WeightLimiter:
         """Weight that could be admitted right now (after reserving for other clients)."""
         now = self._clock()
         self._roll(now)
-        if now < self._blocked_until or self._banned is not None:
+        if now < self._blocked_until or self.banned:
             return 0.0
         return max(0.0, min(self._allowance(now), self.capacity) - self._used)
 
@@ -248,6 +249,8 @@ class WeightLimiter:
 
     @property
     def banned(self) -> bool:
+        if self._banned is not None and self._clock() >= self._ban_until:
+            self._banned = None  # the ban has run out
         return self._banned is not None
 
     # -- admission ------------------------------------------------------------------------------
@@ -255,7 +258,7 @@ class WeightLimiter:
         """Wait until ``cost`` weight fits the budget, then take it (FIFO among waiters)."""
         if cost > self.capacity:
             raise ValueError(f"request cost {cost} exceeds the whole window budget {self.capacity:.0f}")
-        if self._banned is not None:
+        if self.banned:
             raise self._banned
         if self._lock is None:
             self._lock = asyncio.Lock()
@@ -263,7 +266,7 @@ class WeightLimiter:
         waited = False
         async with self._lock:
             while True:
-                if self._banned is not None:
+                if self.banned:
                     raise self._banned
                 now = self._clock()
                 if now < self._blocked_until:
@@ -355,9 +358,11 @@ class WeightLimiter:
         self._blocked_until = max(self._blocked_until, now + wait)
 
     def ban(self, error: IPBanned) -> None:
-        """A 418 arrived: every later acquire raises ``error``."""
+        """A 418 arrived: every acquire raises ``error`` until its ``Retry-After`` has passed."""
         self.stats["banned"] += 1
         self._banned = error
+        # a ban lasts Retry-After seconds (Binance: 2 min to 3 days); unknown means for good
+        self._ban_until = self._clock() + error.retry_after if error.retry_after else math.inf
 
     def __repr__(self) -> str:
         return (f"WeightLimiter({self.name!r}, limit={self.limit}, window={self.window}s, "

@@ -347,3 +347,28 @@ async def test_backward_paging_adapter_gives_the_same_candles(mock_exchange):
         assert_same(res.data[sym], mock_exchange.expected(sym, "1m", FEB10 - 2500 * MIN, FEB10 + 2000 * MIN))
         rep = res.report.symbols[sym]
         assert rep.gaps == [(FEB10, FEB10 + 180 * MIN)] and rep.bad_rows == []
+
+
+async def test_fetches_in_one_loop_share_the_exchange_limiter(mock_factory):
+    from nbtrade.data.exchanges import get_adapter
+    from nbtrade.data.fetch import shared_limiters
+
+    mock = await mock_factory(weight_limit=60, window_s=0.5)
+    await asyncio.gather(
+        fetch_ohlcv("binance", "BTC/USDT", "1m", "2024-02-01", "2024-02-08", base_url=mock.url, backoff=FAST),
+        fetch_ohlcv("binance", "ETH/USDT", "1m", "2024-02-01", "2024-02-08", base_url=mock.url, backoff=FAST))
+    limiter = shared_limiters(get_adapter("binance"), mock.url)["weight"]
+    assert limiter.stats["requests"] == mock.stats.requests
+    assert mock.stats.n429 == 0 and mock.stats.max_weight() <= 60
+
+
+async def test_a_ban_expires_after_its_retry_after():
+    import math
+
+    lim = WeightLimiter(100, 1.0)
+    lim.ban(IPBanned("banned", status=418, retry_after=0.01))
+    assert lim.banned
+    await asyncio.sleep(0.02)
+    assert not lim.banned
+    lim.ban(IPBanned("banned", status=418))
+    assert lim.banned and lim._ban_until == math.inf
