@@ -52,7 +52,9 @@ FUNDING_TIMEFRAME = "funding"  # the sink's "timeframe" key for funding-rate his
 
 __all__ = ["fetch_ohlcv", "fetch_ohlcv_sync", "fetch_funding_rates", "fetch_funding_rates_sync",
            "FetchResult", "FetchReport", "SymbolReport", "MemorySink", "Sink", "validate_candles", "find_gaps",
-           "run_fetch"]
+           "run_fetch", "shared_limiters",
+           # errors, re-exported so callers need one import
+           "ExchangeError", "BadRequest", "ServerError", "RateLimitError", "TooManyRequests", "IPBanned"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -109,7 +111,6 @@ class SymbolReport:
     bad_rows: list[tuple[int, str]] = field(default_factory=list)
     duplicates: int = 0
     unsorted_pages: int = 0
-    dropped_open: int = 0
     #: open times of flat zero-volume candles (o = h = l = c, volume 0): valid, kept, but
     #: Binance prints them at the edges of outages, so they are worth a look
     flat_zero_volume: list[int] = field(default_factory=list)
