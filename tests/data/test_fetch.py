@@ -163,7 +163,8 @@ async def test_persistent_5xx_gives_up_after_bounded_retries(mock_factory):
 
 
 async def test_no_418_under_a_429_storm(mock_factory):
-    mock = await mock_factory(faults=Faults(storms=[(5, 0.5), (40, 0.5)]), ban_after=2)
+    # 8 connections: at most 7 other requests are in flight when the first 429 comes back
+    mock = await mock_factory(faults=Faults(storms=[(5, 0.5), (40, 0.5)]), ban_after=8, ban_grace_s=0.0)
     res = await fetch_ohlcv("binance", ["BTC/USDT", "ETH/USDT"], "1m", "2024-02-01", "2024-02-20",
                             base_url=mock.url, backoff=FAST)
     assert mock.stats.n429 > 0 and mock.stats.n418 == 0
