@@ -36,6 +36,7 @@ import inspect
 import json
 import math
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
@@ -51,7 +52,9 @@ FUNDING_TIMEFRAME = "funding"  # the sink's "timeframe" key for funding-rate his
 
 __all__ = ["fetch_ohlcv", "fetch_ohlcv_sync", "fetch_funding_rates", "fetch_funding_rates_sync",
            "FetchResult", "FetchReport", "SymbolReport", "MemorySink", "Sink", "validate_candles", "find_gaps",
-           "run_fetch"]
+           "run_fetch", "shared_limiters",
+           # errors, re-exported so callers need one import
+           "ExchangeError", "BadRequest", "ServerError", "RateLimitError", "TooManyRequests", "IPBanned"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -108,7 +111,9 @@ class SymbolReport:
     bad_rows: list[tuple[int, str]] = field(default_factory=list)
     duplicates: int = 0
     unsorted_pages: int = 0
-    dropped_open: int = 0
+    #: open times of flat zero-volume candles (o = h = l = c, volume 0): valid, kept, but
+    #: Binance prints them at the edges of outages, so they are worth a look
+    flat_zero_volume: list[int] = field(default_factory=list)
 
     @property
     def missing(self) -> int:
@@ -153,7 +158,8 @@ class FetchReport:
         def ts(ms: int | None) -> str:
             return "-" if ms is None else str(ms_to_index([ms])[0])[:19]
 
-        lines = [f"{self.exchange} {self.timeframe}: {sum(r.rows for r in self.symbols.values()):,} candles, "
+        what = "funding rows" if self.timeframe == FUNDING_TIMEFRAME else "candles"
+        lines = [f"{self.exchange} {self.timeframe}: {sum(r.rows for r in self.symbols.values()):,} {what}, "
                  f"{self.requests} requests, {self.retries} retries, {self.throttled} throttled, "
                  f"{self.elapsed_s:.1f} s"]
         for s, r in self.symbols.items():
@@ -272,16 +278,33 @@ def _to_ms(value: Any, name: str) -> int:
 
 
 # ------------------------------------------------------------------------------------------------
+# limiters shared by every fetch in one event loop, per exchange and server
+_SHARED: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = weakref.WeakKeyDictionary()
+
+
+def shared_limiters(adapter: Adapter, base_url: str) -> dict[str, WeightLimiter]:
+    """The limiters (per budget bucket) that all fetches to this server in this event loop share."""
+    per_loop = _SHARED.setdefault(asyncio.get_running_loop(), {})
+    key = (adapter.name, base_url.rstrip("/"))
+    if key not in per_loop:
+        per_loop[key] = {"weight": WeightLimiter(*adapter.default_budget, name=adapter.name)}
+    return per_loop[key]
+
+
+# ------------------------------------------------------------------------------------------------
 # the HTTP client
 class _Client:
     """One session against one exchange: limiters per bucket, retries, error mapping."""
 
-    def __init__(self, adapter: Adapter, base_url: str, session: Any, limiter: WeightLimiter,
+    def __init__(self, adapter: Adapter, base_url: str, session: Any, limiter: WeightLimiter | None,
                  backoff: BackoffPolicy, max_throttled: int, report: FetchReport) -> None:
         self.adapter = adapter
         self.base_url = base_url.rstrip("/")
         self.session = session
-        self.limiters = {"weight": limiter}
+        if limiter is None:
+            self.limiters = shared_limiters(adapter, self.base_url)
+        else:
+            self.limiters = {"weight": limiter}
         self.backoff = backoff
         self.max_throttled = max_throttled
         self.report = report
@@ -463,7 +486,8 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
     if cursor >= end:
         return _concat(kept)
     limit = adapter.page_limit()
-    state = {"expected": expected}
+    # with no start (and nothing stored) the history begins at the first candle: no leading gap
+    state: dict[str, int | None] = {"expected": None if (start <= 0 and rep.resumed_from is None) else expected}
 
     def emit(page: dict[str, np.ndarray]) -> Any:
         t = page["time"]
@@ -477,6 +501,9 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
         if t.shape[0] == 0:
             return None
         rep.rows += int(t.shape[0])
+        flat = (page["volume"] == 0) & (page["high"] == page["low"])
+        if flat.any():
+            rep.flat_zero_volume.extend(t[flat].tolist())
         rep.first = int(t[0]) if rep.first is None else rep.first
         rep.last = int(t[-1])
         if keep:
@@ -490,24 +517,49 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
     segments = _segments(cursor, end, timeframe, limit, parallel)
     ordered = _Ordered(len(segments), emit)
 
+    async def page(lo: int, hi: int) -> tuple[dict[str, np.ndarray], int, np.ndarray]:
+        """One page of candles in ``[lo, hi)``: (clean rows, raw row count, raw open times)."""
+        req = adapter.klines_request(symbol, timeframe, lo, hi - 1, limit)
+        arrays = await client.get(req, adapter.parse_klines, symbol, timeframe)
+        rep.requests += 1
+        t = arrays["time"]
+        n = t.shape[0]
+        if adapter.descending:
+            # backward paging may overshoot below the range: those rows belong to no page
+            inside = t >= lo
+            arrays = {k: v[inside] for k, v in arrays.items()}
+        clean, bad, dups, unsorted = validate_candles(arrays, timeframe, lo, hi)
+        rep.bad_rows.extend(bad)
+        rep.duplicates += dups
+        rep.unsorted_pages += int(unsorted)
+        t = arrays["time"]
+        clean["_raw_times"] = np.unique(t[(t >= lo) & (t < hi) & on_grid(t, timeframe)])
+        return clean, n, t
+
     async def run_segment(i: int, lo: int, hi: int) -> None:
+        if adapter.descending:  # newest first (OKX ``after``, Bybit lists): walk back, emit in time order
+            pages = []
+            top = hi
+            while top > lo:
+                clean, n, t = await page(lo, top)
+                if n == 0 or t.shape[0] == 0:
+                    break
+                pages.append(clean)
+                first = int(t.min())
+                if n < limit or first <= lo:
+                    break
+                top = first
+            for clean in reversed(pages):
+                await ordered.add(i, clean)
+            await ordered.finish(i)
+            return
         cur = lo
         while cur < hi:
-            req = adapter.klines_request(symbol, timeframe, cur, hi - 1, limit)
-            arrays = await client.get(req, adapter.parse_klines, symbol, timeframe)
-            rep.requests += 1
-            n = arrays["time"].shape[0]
+            clean, n, t = await page(cur, hi)
             if n == 0:
                 break
-            clean, bad, dups, unsorted = validate_candles(arrays, timeframe, cur, hi)
-            rep.bad_rows.extend(bad)
-            rep.duplicates += dups
-            rep.unsorted_pages += int(unsorted)
-            raw_times = np.unique(arrays["time"][(arrays["time"] >= cur) & (arrays["time"] < hi)
-                                                 & on_grid(arrays["time"], timeframe)])
-            clean["_raw_times"] = raw_times
             await ordered.add(i, clean)
-            last = int(arrays["time"].max())
+            last = int(t.max())
             if last < cur:
                 break
             cur = next_open(floor_open(last, timeframe), timeframe)
@@ -517,7 +569,7 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
 
     tasks = [asyncio.ensure_future(run_segment(i, a, b)) for i, (a, b) in enumerate(segments)]
     await _gather_or_cancel(tasks)
-    if state["expected"] < end:
+    if state["expected"] is not None and state["expected"] < end:
         rep.gaps.append((state["expected"], end))
     return _concat(kept)
 
@@ -577,10 +629,9 @@ async def _open(exchange: Any, base_url: str | None, limiter: WeightLimiter | No
         connector = aiohttp.TCPConnector(limit=concurrency, ttl_dns_cache=300)
         session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(
             total=None, sock_connect=min(10.0, timeout), sock_read=timeout))
-    if limiter is None:
-        limiter = WeightLimiter(*adapter.default_budget, name=adapter.name)
     client = _Client(adapter, base_url or adapter.default_base_url, session, limiter,
                      backoff or BackoffPolicy(), max_throttled, report)
+    limiter = client.limiters["weight"]
     try:
         await client.server_time()
         meta = _make_cache(cache)
@@ -640,8 +691,9 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
     base_url : another server with the same API, e.g. the mock exchange's ``mock.url``.
     sink : resumable destination (``last_time``/``append``); appends happen in time order per page.
     keep : also return the candles (set False for very large downloads into a sink).
-    limiter : share one :class:`WeightLimiter` between calls; by default one per call,
-        seeded from exchangeInfo ``rateLimits`` and the used-weight header.
+    limiter : a :class:`WeightLimiter` of your own; by default every fetch to the same
+        exchange and server in this event loop shares one, seeded from exchangeInfo
+        ``rateLimits`` and reconciled with the used-weight header.
     concurrency : HTTP connections; ``parallel`` segments per symbol (default
         ``max(1, concurrency // len(symbols))``).
     timeout : seconds without data from the server before a request is retried.
@@ -659,6 +711,10 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
     lo, hi = _check_range(timeframe, start, end)
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    if parallel is not None and parallel < 1:
+        raise ValueError(f"parallel must be >= 1, got {parallel}")
+    if not timeout > 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
     adapter = get_adapter(exchange)
     for s in names:
         adapter.symbol_id(s)

@@ -96,6 +96,8 @@ class MockConfig:
     seed, gaps : passed to :func:`nbtrade.synthetic.candles` (``gaps`` = random outages).
     maintenance : ``[(start, end), ...]`` windows with no candles on any symbol.
     bad_rows : ``{symbol: [open_time, ...]}`` rows served with ``high`` below ``open``.
+    flat_rows : ``{symbol: [open_time, ...]}`` rows served as Binance's outage fillers
+        (open = high = low = close, volume 0).
     weight_limit, futures_weight_limit : weight per window per IP (spot 6000, futures 2400).
     window_s : length of the weight window in seconds (Binance: 60).
     funding_limit, funding_window_s : fundingRate requests per window per IP (500 per 300 s).
@@ -111,6 +113,7 @@ class MockConfig:
     gaps: float = 0.0
     maintenance: Sequence[tuple[Any, Any]] = ()
     bad_rows: dict[str, Sequence[Any]] = field(default_factory=dict)
+    flat_rows: dict[str, Sequence[Any]] = field(default_factory=dict)
     weight_limit: int = 6000
     futures_weight_limit: int = 2400
     window_s: float = 60.0
@@ -230,6 +233,12 @@ class MockExchange:
             i = np.searchsorted(out["time"], _ms(t))
             if i < out["time"].shape[0] and out["time"][i] == _ms(t):
                 out["high"][i] = min(out["open"][i], out["close"][i]) * 0.99
+        for t in self.config.flat_rows.get(symbol, ()):
+            i = np.searchsorted(out["time"], _ms(t))
+            if i < out["time"].shape[0] and out["time"][i] == _ms(t):
+                for col in ("open", "high", "low", "close"):
+                    out[col][i] = out["open"][i]
+                out["volume"][i] = 0.0
         return out
 
     def funding(self, symbol: str) -> dict[str, np.ndarray]:
@@ -607,3 +616,27 @@ def run_mock_exchange(port: int = 8080, host: str = "127.0.0.1", **options: Any)
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m nbtrade.data.mock --port 8080`` (the same as ``nbtrade mock-exchange``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="nbtrade mock-exchange", description="Local mock of Binance REST.")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--symbols", default=",".join(DEFAULT_SYMBOLS), help="comma-separated unified symbols")
+    parser.add_argument("--origin", default="2024-01-01", help="first candle time")
+    parser.add_argument("--now", default="2024-03-01 00:00:30", help="server clock at start-up")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--window", type=float, default=60.0, help="weight window in seconds (Binance: 60)")
+    parser.add_argument("--weight-limit", type=int, default=6000, help="spot weight per window")
+    parser.add_argument("--futures-weight-limit", type=int, default=2400)
+    args = parser.parse_args(argv)
+    return run_mock_exchange(port=args.port, host=args.host, symbols=tuple(args.symbols.split(",")),
+                             origin=args.origin, now=args.now, seed=args.seed, window_s=args.window,
+                             weight_limit=args.weight_limit, futures_weight_limit=args.futures_weight_limit)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

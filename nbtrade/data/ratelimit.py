@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 import random
 import time
 from dataclasses import dataclass, field
@@ -134,8 +135,9 @@ class WeightLimiter:
         Share of the budget sent in a window before any used-weight header has
         come back when nothing is known about other clients (slow start).
     guard : float, optional
-        Seconds to wait after the estimated window boundary before using the new
-        window (clock error); default ``min(0.25, window / 50)``.
+        Clock error allowance in seconds: nothing is sent in the first ``guard`` seconds
+        of a window, and weight sent in the last ``guard`` seconds of a window is also
+        counted in the next; default ``min(0.25, window / 50)``.
     clock : callable
         Monotonic clock in seconds (``time.monotonic``); injectable for tests.
     """
@@ -160,10 +162,12 @@ class WeightLimiter:
         self._prev_ext = 0.0    # others' weight in the previous window
         self._inflight = 0.0
         self._peak_inflight = 0.0
+        self._recent: deque[tuple[float, int]] = deque(maxlen=512)  # (admitted at, cost)
         self._feedback = False  # a used-weight header arrived in this window
         self._prev_known = False
         self._blocked_until = 0.0
         self._banned: IPBanned | None = None
+        self._ban_until = math.inf
         self._lat_base: float | None = None
         self._lat_ewma: float | None = None
         self._next_at = 0.0
@@ -180,6 +184,7 @@ class WeightLimiter:
         self.limit = int(limit)
         self.window = float(window)
         self.guard = float(self._guard_arg) if self._guard_arg is not None else min(0.25, self.window / 50.0)
+        self._win = None  # window numbering changed: recount from recent admissions
 
     @property
     def capacity(self) -> float:
@@ -195,10 +200,10 @@ class WeightLimiter:
 
     # -- helpers --------------------------------------------------------------------------------
     def _window_of(self, t: float) -> int:
-        return math.floor((t + self._offset - self.guard) / self.window)
+        return math.floor((t + self._offset) / self.window)
 
     def _window_start(self, win: int) -> float:
-        return win * self.window - self._offset + self.guard
+        return win * self.window - self._offset
 
     def _roll(self, now: float) -> None:
         win = self._window_of(now)
@@ -207,9 +212,13 @@ class WeightLimiter:
             self._prev_ext = self._ext_seen if self._prev_known else 0.0
             self._feedback = False
             self._win = win
-            # requests still in flight may be counted in this window by the server
-            self._used = self._inflight
-            self._own = self._inflight
+            # requests still in flight, and those sent just before the boundary (clock
+            # error), may be counted in this window by the server
+            since = self._window_start(win) - self.guard
+            recent = sum(c for t, c in self._recent if t >= since)
+            carry = self._inflight + recent
+            self._used = carry
+            self._own = carry
             self._ext_seen = 0.0
 
     def _allowance(self, now: float) -> float:
@@ -225,6 +234,14 @@ class WeightLimiter:
             reserve += self._peak_inflight
         return self.capacity - reserve
 
+    def available(self) -> float:
+        """Weight that could be admitted right now (after reserving for other clients)."""
+        now = self._clock()
+        self._roll(now)
+        if now < self._blocked_until or self.banned:
+            return 0.0
+        return max(0.0, min(self._allowance(now), self.capacity) - self._used)
+
     @property
     def used(self) -> float:
         """Estimated weight used by the IP in the current window."""
@@ -232,6 +249,8 @@ class WeightLimiter:
 
     @property
     def banned(self) -> bool:
+        if self._banned is not None and self._clock() >= self._ban_until:
+            self._banned = None  # the ban has run out
         return self._banned is not None
 
     # -- admission ------------------------------------------------------------------------------
@@ -239,7 +258,7 @@ class WeightLimiter:
         """Wait until ``cost`` weight fits the budget, then take it (FIFO among waiters)."""
         if cost > self.capacity:
             raise ValueError(f"request cost {cost} exceeds the whole window budget {self.capacity:.0f}")
-        if self._banned is not None:
+        if self.banned:
             raise self._banned
         if self._lock is None:
             self._lock = asyncio.Lock()
@@ -247,7 +266,7 @@ class WeightLimiter:
         waited = False
         async with self._lock:
             while True:
-                if self._banned is not None:
+                if self.banned:
                     raise self._banned
                 now = self._clock()
                 if now < self._blocked_until:
@@ -256,6 +275,11 @@ class WeightLimiter:
                     continue
                 self._roll(now)
                 next_window = self._window_start(self._win + 1)
+                opens = self._window_start(self._win) + self.guard
+                if now < opens:  # dead time after the boundary: our clock may run ahead of the server's
+                    waited = True
+                    await asyncio.sleep(opens - now)
+                    continue
                 if now < self._next_at:  # burst pacing
                     waited = True
                     await asyncio.sleep(min(self._next_at, next_window) - now)
@@ -266,6 +290,7 @@ class WeightLimiter:
                     self._own += cost
                     self._inflight += cost
                     self._peak_inflight = max(self._peak_inflight, self._inflight)
+                    self._recent.append((now, cost))
                     self._pace(now, next_window, cost)
                     self.stats["requests"] += 1
                     self.stats["weight"] += cost
@@ -333,9 +358,11 @@ class WeightLimiter:
         self._blocked_until = max(self._blocked_until, now + wait)
 
     def ban(self, error: IPBanned) -> None:
-        """A 418 arrived: every later acquire raises ``error``."""
+        """A 418 arrived: every acquire raises ``error`` until its ``Retry-After`` has passed."""
         self.stats["banned"] += 1
         self._banned = error
+        # a ban lasts Retry-After seconds (Binance: 2 min to 3 days); unknown means for good
+        self._ban_until = self._clock() + error.retry_after if error.retry_after else math.inf
 
     def __repr__(self) -> str:
         return (f"WeightLimiter({self.name!r}, limit={self.limit}, window={self.window}s, "

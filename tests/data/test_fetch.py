@@ -92,6 +92,7 @@ async def test_open_candle_is_dropped(mock_exchange):
     (dict(timeframe="7m"), "timeframe"), (dict(start="yesterday-ish"), "start"),
     (dict(symbols=["BTC/USDT", ""]), "symbols"), (dict(symbols="BTC-USDT"), "symbol"),
     (dict(concurrency=0), "concurrency"), (dict(exchange="kraken"), "exchange"),
+    (dict(end=[1, 2]), "end"), (dict(parallel=0), "parallel"), (dict(timeout=0), "timeout"),
 ])
 async def test_bad_arguments_fail_before_any_request(mock_exchange, bad, match):
     kw = dict(exchange="binance", symbols="BTC/USDT", timeframe="1m", start="2024-02-01", end="2024-02-02")
@@ -162,7 +163,8 @@ async def test_persistent_5xx_gives_up_after_bounded_retries(mock_factory):
 
 
 async def test_no_418_under_a_429_storm(mock_factory):
-    mock = await mock_factory(faults=Faults(storms=[(5, 0.5), (40, 0.5)]), ban_after=2)
+    # 8 connections: at most 7 other requests are in flight when the first 429 comes back
+    mock = await mock_factory(faults=Faults(storms=[(5, 0.5), (40, 0.5)]), ban_after=8, ban_grace_s=0.0)
     res = await fetch_ohlcv("binance", ["BTC/USDT", "ETH/USDT"], "1m", "2024-02-01", "2024-02-20",
                             base_url=mock.url, backoff=FAST)
     assert mock.stats.n429 > 0 and mock.stats.n418 == 0
@@ -240,6 +242,15 @@ async def test_bad_rows_are_reported_not_kept(mock_factory):
     assert rep.gaps == [(FEB10, FEB10 + 180 * MIN)]  # a bad row is not a gap
 
 
+async def test_flat_zero_volume_candles_are_kept_and_flagged(mock_factory):
+    flat = [FEB10 - MIN, FEB10 + 180 * MIN]  # outage fillers at both edges of the maintenance
+    mock = await mock_factory(flat_rows={"ETH/USDT": flat})
+    res = await fetch_ohlcv("binance", "ETH/USDT", "1m", "2024-02-09", "2024-02-11", base_url=mock.url)
+    rep = res.report.symbols["ETH/USDT"]
+    assert rep.flat_zero_volume == flat and rep.bad_rows == []
+    assert np.isin(flat, res.data["ETH/USDT"]["time"]).all()
+
+
 async def test_funding_rate_pagination_and_resume(mock_factory):
     mock = await mock_factory(origin="2023-01-01")
     res = await fetch_funding_rates(["BTC/USDT"], "2023-01-01", None, base_url=mock.url)
@@ -298,3 +309,67 @@ def test_find_gaps():
     assert find_gaps(t, "1m", expected_first=0, expected_end=10 * MIN) == [
         (0, 2 * MIN), (4 * MIN, 6 * MIN), (8 * MIN, 10 * MIN)]
     assert find_gaps(np.array([], dtype=np.int64), "1m", 0, MIN) == [(0, MIN)]
+
+
+async def test_no_start_means_from_the_first_candle_without_a_leading_gap(mock_exchange):
+    res = await fetch_ohlcv("binance", "ETH/USDT", "4h", None, "2024-02-05", base_url=mock_exchange.url)
+    rep = res.report.symbols["ETH/USDT"]
+    assert res.data["ETH/USDT"]["time"][0] == 1706745600000  # 2024-02-01, the mock's first candle
+    assert rep.gaps == [] and rep.rows == 24
+
+
+def test_run_fetch_prints_a_summary(capsys):
+    from nbtrade.data.fetch import run_fetch
+
+    config = MockConfig(symbols=("BTC/USDT", "ETH/USDT"), origin="2024-02-20", now="2024-03-01 00:00:30")
+    with serve_in_thread(config) as mock:
+        code = run_fetch("binance", "BTC/USDT,ETH/USDT", "1h", "2024-02-20", "2024-02-21", base_url=mock.url)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "BTC/USDT: 24 rows" in out and "ETH/USDT: 24 rows" in out
+
+
+async def test_backward_paging_adapter_gives_the_same_candles(mock_exchange):
+    """The adapter contract for newest-first exchanges (OKX, Bybit), exercised against the mock:
+    Binance without startTime returns the newest rows up to endTime."""
+    from nbtrade.data.exchanges.base import Request
+
+    class Backward(BinanceSpot):
+        descending = True
+
+        def klines_request(self, symbol, timeframe, start_ms, end_ms, limit):
+            params = {"symbol": self.symbol_id(symbol), "interval": timeframe, "endTime": int(end_ms),
+                      "limit": int(limit)}
+            return Request(self.kline_path, params, 2)
+
+    res = await fetch_ohlcv(Backward(), ["BTC/USDT", "ETH/USDT"], "1m", FEB10 - 2500 * MIN, FEB10 + 2000 * MIN,
+                            base_url=mock_exchange.url, parallel=2)
+    for sym in ("BTC/USDT", "ETH/USDT"):
+        assert_same(res.data[sym], mock_exchange.expected(sym, "1m", FEB10 - 2500 * MIN, FEB10 + 2000 * MIN))
+        rep = res.report.symbols[sym]
+        assert rep.gaps == [(FEB10, FEB10 + 180 * MIN)] and rep.bad_rows == []
+
+
+async def test_fetches_in_one_loop_share_the_exchange_limiter(mock_factory):
+    from nbtrade.data.exchanges import get_adapter
+    from nbtrade.data.fetch import shared_limiters
+
+    mock = await mock_factory(weight_limit=60, window_s=0.5)
+    await asyncio.gather(
+        fetch_ohlcv("binance", "BTC/USDT", "1m", "2024-02-01", "2024-02-08", base_url=mock.url, backoff=FAST),
+        fetch_ohlcv("binance", "ETH/USDT", "1m", "2024-02-01", "2024-02-08", base_url=mock.url, backoff=FAST))
+    limiter = shared_limiters(get_adapter("binance"), mock.url)["weight"]
+    assert limiter.stats["requests"] == mock.stats.requests
+    assert mock.stats.n429 == 0 and mock.stats.max_weight() <= 60
+
+
+async def test_a_ban_expires_after_its_retry_after():
+    import math
+
+    lim = WeightLimiter(100, 1.0)
+    lim.ban(IPBanned("banned", status=418, retry_after=0.01))
+    assert lim.banned
+    await asyncio.sleep(0.02)
+    assert not lim.banned
+    lim.ban(IPBanned("banned", status=418))
+    assert lim.banned and lim._ban_until == math.inf

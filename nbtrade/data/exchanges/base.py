@@ -5,9 +5,18 @@ and timeframes (``1m``) into the exchange's ids, builds the request for one page
 of candles (path, params, weight), parses a page into arrays, reads rate-limit
 facts from exchange info, and classifies errors. The fetcher owns the network,
 the cursor, retries and validation, so adding Bybit or OKX means writing one
-adapter: Binance pages forward from ``startTime``; an exchange that pages
-backwards (OKX ``after``, Bybit newest-first lists) returns rows in any order
-and the fetcher sorts them, and sets ``descending = True`` so the cursor walks back.
+adapter:
+
+- Binance pages forward: ``klines_request(start, end)`` returns the oldest
+  ``limit`` rows from ``start``; the next page starts after the last row.
+- An exchange that pages backwards (OKX ``after``, Bybit's newest-first lists)
+  sets ``descending = True``: ``klines_request(start, end)`` must return the
+  newest ``limit`` rows up to ``end`` (rows before ``start`` are ignored), and
+  the next page ends before the oldest row seen. Rows may come in any order; the
+  fetcher sorts, validates and emits pages in time order either way.
+- ``error()`` maps the exchange's failures (Bybit retCode 10006, OKX 50011, HTTP
+  403...) onto :class:`~nbtrade.data.ratelimit.RateLimitError`, :class:`BadRequest`
+  or :class:`ServerError`; ``used_weight()`` reads a used-budget header if there is one.
 """
 from __future__ import annotations
 
@@ -115,6 +124,10 @@ class Adapter:
     def parse_klines(self, payload: Any) -> dict[str, np.ndarray]:
         """Arrays ``time`` (int64 ms), ``open, high, low, close, volume`` (float64)."""
         raise NotImplementedError
+
+    def used_weight(self, headers: Any) -> int | None:
+        """Budget used by this IP so far in the window, from reply headers (None if unknown)."""
+        return None
 
     def rate_limits(self, info: dict) -> tuple[int, float] | None:
         """(weight limit, window seconds) from exchange info, or None."""
