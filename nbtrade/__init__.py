@@ -31,6 +31,8 @@ _EXPORTS: dict[str, str] = {
     # data
     "fetch_ohlcv": "nbtrade.data.fetch",
     "fetch_ohlcv_sync": "nbtrade.data.fetch",
+    "fetch_funding_rates": "nbtrade.data.fetch",
+    "fetch_funding_rates_sync": "nbtrade.data.fetch",
     "Store": "nbtrade.data.store",
     "import_csv": "nbtrade.data.io",
     "export_csv": "nbtrade.data.io",

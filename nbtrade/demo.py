@@ -1,7 +1,8 @@
 """``nbtrade demo``: the whole pipeline on the embedded default market, no internet.
 
 1. start the mock exchange on a free 127.0.0.1 port (deterministic synthetic
-   markets with the Binance API, weights and limits);
+   markets with the Binance API, weights and limits; the candles carry a weak,
+   planted predictable component so the model has something real to find);
 2. fetch the candles through the real fetcher and rate limiter (live
    dashboard) into an HDF5 store;
 3. compute features on all symbols at once;
@@ -37,6 +38,7 @@ class DemoConfig:
     train_window: str = "60D"
     test_window: str = "7D"
     seed: int = 42
+    strength: float = 0.6  # the mock's planted, weak predictable component (0 = pure noise)
 
     @classmethod
     def quick(cls, seed: int = 42) -> "DemoConfig":
@@ -93,7 +95,8 @@ def _fetch(cfg: DemoConfig, work: Path, mon: Any, console: Any, live: bool | Non
     end = pd.Timestamp(cfg.now, tz="UTC").floor(cfg.timeframe.replace("m", "min"))
     expected = int((end - start).value // 1_000_000 // timeframe_ms(cfg.timeframe))
     store = Store(store_root)
-    with serve_in_thread(symbols=list(cfg.symbols), origin=cfg.origin, now=cfg.now, seed=cfg.seed) as mock, \
+    with serve_in_thread(symbols=list(cfg.symbols), origin=cfg.origin, now=cfg.now, seed=cfg.seed,
+                         strength=cfg.strength) as mock, \
             Dashboard("fetch", fields=("candles",), console=console, live=live, interval=2.0) as dash:
         console.print(f"mock exchange: {mock.url}  store: {store_root}")
         for s in cfg.symbols:

@@ -1,7 +1,7 @@
 """On-disk cache of exchange metadata (exchangeInfo, symbol filters) with TTL and checksums.
 
-One JSON file per entry under ``root`` (default ``$NBTRADE_CACHE_DIR/meta`` or
-``~/.cache/nbtrade/meta``). The file name is a SHA-256 of the canonical JSON of
+One JSON file per entry under ``root`` (default ``$NBTRADE_HOME/cache/meta``).
+The file name is a SHA-256 of the canonical JSON of
 the key material (exchange, base URL, endpoint, params), so the same request
 always maps to the same file and different servers (the mock, the real API)
 never share entries. Each file stores the payload as canonical JSON text with
@@ -25,9 +25,10 @@ FORMAT_VERSION = 1
 
 
 def default_root() -> Path:
-    base = os.environ.get("NBTRADE_CACHE_DIR")
-    root = Path(base) if base else Path.home() / ".cache" / "nbtrade"
-    return root / "meta"
+    """``$NBTRADE_HOME/cache/meta`` (see :mod:`nbtrade.config`)."""
+    from ..config import home
+
+    return home() / "cache" / "meta"
 
 
 def cache_key(material: dict[str, Any]) -> str:

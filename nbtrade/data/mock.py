@@ -44,7 +44,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from .. import synthetic
-from ..timeframes import DAY_MS
+from ..timeframes import DAY_MS, index_to_ms
 from ._grid import next_open
 from .exchanges.base import unified_to_id
 from .exchanges.binance_futures import kline_weight as futures_kline_weight
@@ -94,6 +94,8 @@ class MockConfig:
     origin : first candle time (data are generated from here once).
     now : server clock at start-up; it then advances in real time.
     seed, gaps : passed to :func:`nbtrade.synthetic.candles` (``gaps`` = random outages).
+    strength : > 0 serves :func:`nbtrade.synthetic.planted_market` candles instead, carrying a
+        weak known predictable component of that strength (the demo's models have something to find).
     maintenance : ``[(start, end), ...]`` windows with no candles on any symbol.
     bad_rows : ``{symbol: [open_time, ...]}`` rows served with ``high`` below ``open``.
     flat_rows : ``{symbol: [open_time, ...]}`` rows served as Binance's outage fillers
@@ -111,6 +113,7 @@ class MockConfig:
     now: Any = "2024-03-01 00:00:30"
     seed: int = 0
     gaps: float = 0.0
+    strength: float = 0.0
     maintenance: Sequence[tuple[Any, Any]] = ()
     bad_rows: dict[str, Sequence[Any]] = field(default_factory=dict)
     flat_rows: dict[str, Sequence[Any]] = field(default_factory=dict)
@@ -222,7 +225,15 @@ class MockExchange:
                    "volume": np.add.reduceat(daily["volume"], starts)}
             return out
         shift = 4 * DAY_MS if timeframe == "1w" else 0
-        raw = synthetic.candles(symbol, self.origin - shift, end, timeframe, seed=seed, gaps=self.config.gaps)
+        if self.config.strength > 0:
+            frame = synthetic.planted_market(symbol, self.origin - shift, end, timeframe, seed=seed,
+                                             strength=self.config.strength)
+            raw = {"time": index_to_ms(frame.index), **{k: frame[k].to_numpy() for k in frame.columns}}
+            if self.config.gaps > 0:
+                keep = synthetic._gap_mask(np.random.default_rng(seed), raw["time"].shape[0], self.config.gaps)
+                raw = {k: v[keep] for k, v in raw.items()}
+        else:
+            raw = synthetic.candles(symbol, self.origin - shift, end, timeframe, seed=seed, gaps=self.config.gaps)
         raw["time"] = raw["time"] + shift
         keep = np.ones(raw["time"].shape[0], dtype=bool)
         for a, b in self._maintenance:

@@ -20,7 +20,7 @@ SMALL = dict(
 @pytest.fixture(autouse=True)
 def _cache_dir(tmp_path, monkeypatch):
     """Metadata cache in a temp dir, never the user's ~/.cache."""
-    monkeypatch.setenv("NBTRADE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NBTRADE_HOME", str(tmp_path / "home"))
 
 
 @pytest.fixture
