@@ -226,13 +226,12 @@ class Monitor:
 
         hot = {r["stage"] for r in self.bottlenecks()}
         table = Table(title=title)
-        for col in ("stage", "calls", "wall", "share", "cpu", "p50", "p95", "mem Δ", "peak Δ"):
+        for col in ("stage", "calls", "wall", "share", "cpu", "p95", "peak mem"):
             table.add_column(col, justify="left" if col == "stage" else "right", no_wrap=True)
         for r in self.summary():
             table.add_row(
                 ("[bold red]" if r["stage"] in hot else "") + r["stage"], str(r["calls"]), _secs(r["wall_s"]),
-                f"{r['share']:.0%}", _secs(r["cpu_s"]), _secs(r["p50_s"]), _secs(r["p95_s"]),
-                _bytes(r["rss_delta_bytes"]), _bytes(r["peak_delta_bytes"]),
+                f"{r['share']:.0%}", _secs(r["cpu_s"]), _secs(r["p95_s"]), "+" + _bytes(r["peak_delta_bytes"]),
             )
         return table
 
