@@ -165,7 +165,16 @@ def run_bench(suite: str = "kernels", n: int | None = None, repeat: int = 5, qui
     if not cases:
         print(f"no bench cases for suite {suite!r}" + (f" matching {only!r}" if only else ""))
         return 1
-    rows = [run_case(case, n, repeat) for case in cases]
+    from .report.dashboard import Dashboard
+
+    rows = []
+    with Dashboard(f"bench {suite}", fields=("nbtrade",), interval=0) as dash:
+        dash.add("cases", total=len(cases))
+        for case in cases:
+            dash.update("cases", case=case.name)
+            row = run_case(case, n, repeat)
+            rows.append(row)
+            dash.update("cases", advance=1, nbtrade=f"{row['impls']['nbtrade']['median_s'] * 1e3:.2f} ms")
     render(rows, f"nbtrade bench {suite}: n={n:,}, median of {repeat} (ratio = time / nbtrade's time)")
     if json_path:
         with open(json_path, "w") as fh:
