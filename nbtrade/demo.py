@@ -155,28 +155,37 @@ def _walk_forward(cfg: DemoConfig, frames: dict, X: pd.DataFrame, settings: Any,
 
 
 def _backtests(cfg: DemoConfig, frames: dict, wf: Any, mon: Any) -> dict[str, Any]:
+    """Every strategy on the model's out-of-sample period only, each symbol targeting 1/n of equity.
+
+    Signals are computed on the full history (indicators need their warm-up; all
+    are causal), then everything is cut to ``[first out-of-sample bar, end)`` so
+    the statistics compare like with like.
+    """
     from . import indicators as ind
     from .backtesting import backtest
     from .model.signals import proba_to_signals
 
     close = pd.DataFrame({s: f["close"] for s, f in frames.items()})
-    size = 1.0 / len(frames)
-    common = dict(fees=FEES, slippage=SLIPPAGE, fill="next_open", size=size, size_type="percent")
+    # 0.5 % of equity stays in cash so the last symbol's entry can pay fees and slippage
+    common = dict(fees=FEES, slippage=SLIPPAGE, fill="next_open", size=0.995 / len(frames),
+                  size_type="target_percent")
+    first_oos = wf.predictions.dropna().index.get_level_values(0).min()
+    oos = {s: f.loc[first_oos:] for s, f in frames.items()}
+
+    def cut(df: pd.DataFrame) -> pd.DataFrame:
+        return df.reindex(index=close.index, columns=close.columns, fill_value=False).loc[first_oos:]
+
     results = {}
     with mon.stage("backtest"):
         sig = proba_to_signals(wf.proba, long_threshold=0.55, exit_threshold=0.5)
-        entries = sig.entries.reindex(index=close.index, columns=close.columns, fill_value=False)
-        exits = sig.exits.reindex(index=close.index, columns=close.columns, fill_value=False)
-        first_oos = wf.predictions.dropna().index.get_level_values(0).min()
-        live = close.index >= first_oos
-        results["random forest"] = backtest(frames, entries & live[:, None], exits, **common)
+        results["random forest"] = backtest(oos, cut(sig.entries), cut(sig.exits), **common)
         fast, slow = ind.ema(close, 12), ind.ema(close, 48)
         cross_up = (fast > slow) & (fast.shift(1) <= slow.shift(1))
         cross_dn = (fast < slow) & (fast.shift(1) >= slow.shift(1))
-        results["ema 12/48 cross"] = backtest(frames, cross_up & live[:, None], cross_dn, sl_stop=0.05, **common)
-        first = pd.DataFrame(False, index=close.index, columns=close.columns)
-        first.iloc[int(np.argmax(live))] = True
-        results["buy & hold"] = backtest(frames, first, None, **common)
+        results["ema 12/48 cross"] = backtest(oos, cut(cross_up), cut(cross_dn), sl_stop=0.05, **common)
+        first = pd.DataFrame(False, index=close.index, columns=close.columns).loc[first_oos:]
+        first.iloc[0] = True
+        results["buy & hold"] = backtest(oos, first, None, **common)
     return results
 
 

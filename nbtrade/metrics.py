@@ -30,8 +30,17 @@ def drawdown(equity: np.ndarray) -> np.ndarray:
         return equity / peak - 1.0
 
 
-def max_drawdown_duration(equity: np.ndarray, index: pd.Index) -> object:
-    """Longest span from a peak to the bar the equity regains it (or to the end)."""
+def max_drawdown_duration(equity: np.ndarray, index: pd.Index, init_cash: float | None = None) -> object:
+    """Longest span from a peak to the bar the equity regains it (or to the end).
+
+    With ``init_cash`` the starting balance counts as the first peak (at the first
+    bar), so a curve that starts under water is measured from the start.
+    """
+    if init_cash is not None and len(equity):
+        equity = np.concatenate(([init_cash], equity))
+        index = index[:1].append(index) if isinstance(index, pd.Index) else index
+        if not isinstance(index, pd.DatetimeIndex):
+            index = pd.RangeIndex(-1, len(equity) - 1)
     peak = np.maximum.accumulate(equity)
     under = equity < peak
     if not under.any():
@@ -76,7 +85,10 @@ def compute_stats(equity: np.ndarray, index: pd.Index, init_cash: float, freq_ms
     total = final / init_cash - 1.0
     out["Total Return [%]"] = total * 100.0
     bpy = YEAR_MS / freq_ms if freq_ms else np.nan
-    years = n / bpy if freq_ms else np.nan
+    if isinstance(index, pd.DatetimeIndex) and n and freq_ms:
+        years = (out["Duration"] / pd.Timedelta(milliseconds=YEAR_MS))  # elapsed time, not bar count
+    else:
+        years = n / bpy if freq_ms else np.nan
     with np.errstate(over="ignore"):
         # short samples annualise to huge (inf) numbers: that is what CAGR means there
         cagr = float(np.float64(final / init_cash) ** (1.0 / years) - 1.0) if years > 0 and final > 0 else np.nan
@@ -91,7 +103,7 @@ def compute_stats(equity: np.ndarray, index: pd.Index, init_cash: float, freq_ms
     max_dd = float(dd.min()) if n else 0.0
     out["Max. Drawdown [%]"] = max_dd * 100.0
     out["Calmar Ratio"] = cagr / abs(max_dd) if max_dd < 0 else np.nan
-    out["Max. Drawdown Duration"] = max_drawdown_duration(equity, index) if n else 0
+    out["Max. Drawdown Duration"] = max_drawdown_duration(equity, index, init_cash) if n else 0
     out["Exposure Time [%]"] = float(exposure.mean()) * 100.0 if n else 0.0
     out["# Trades"] = int(len(pnl))
     done = pnl[closed]
