@@ -476,11 +476,19 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
     adapter.symbol_id(symbol)
     cursor = ceil_open(start, timeframe)
     expected = cursor
+    backfill: tuple[int, int] | None = None  # (first stored open time, resume cursor)
     if sink is not None:
         last = await _maybe_await(sink.last_time(exchange, symbol, timeframe))
         if last is not None and int(last) >= cursor:
-            cursor = next_open(floor_open(int(last), timeframe), timeframe)
-            expected = cursor
+            resume = next_open(floor_open(int(last), timeframe), timeframe)
+            first_fn = getattr(sink, "first_time", None)
+            first = await _maybe_await(first_fn(exchange, symbol, timeframe)) if first_fn is not None else None
+            if first is not None and int(first) > cursor:
+                # older history than stored was asked for: fetch [start, first) too, then resume
+                backfill = (int(first), resume)
+            else:
+                cursor = resume
+                expected = cursor
             rep.resumed_from = int(last)
     kept: list[dict[str, np.ndarray]] = []
     if cursor >= end:
@@ -489,12 +497,23 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
     # with no start (and nothing stored) the history begins at the first candle: no leading gap
     state: dict[str, int | None] = {"expected": None if (start <= 0 and rep.resumed_from is None) else expected}
 
+    def close_backfill() -> None:
+        """The backfilled range ends at the first stored candle: gaps before it, then jump to the resume point."""
+        if backfill is not None and not state.get("switched"):
+            first_stored, resume = backfill
+            rep.gaps.extend(find_gaps(np.array([min(first_stored, end)], dtype=np.int64), timeframe,
+                                      expected_first=state["expected"]))
+            state["expected"] = resume
+            state["switched"] = 1
+
     def emit(page: dict[str, np.ndarray]) -> Any:
         t = page["time"]
         if page.get("_raw_times") is not None:
             raw = page.pop("_raw_times")
         else:
             raw = t
+        if backfill is not None and raw.shape[0] and int(raw[0]) >= backfill[1]:
+            close_backfill()
         if raw.shape[0]:
             rep.gaps.extend(find_gaps(raw, timeframe, expected_first=state["expected"]))
             state["expected"] = next_open(int(raw[-1]), timeframe)
@@ -514,7 +533,11 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
             return sink.append(exchange, symbol, timeframe, page)
         return None
 
-    segments = _segments(cursor, end, timeframe, limit, parallel)
+    if backfill is None:
+        segments = _segments(cursor, end, timeframe, limit, parallel)
+    else:
+        segments = [seg for a, b in ((cursor, min(backfill[0], end)), (backfill[1], end)) if a < b
+                    for seg in _segments(a, b, timeframe, limit, parallel)]
     ordered = _Ordered(len(segments), emit)
 
     async def page(lo: int, hi: int) -> tuple[dict[str, np.ndarray], int, np.ndarray]:
@@ -569,6 +592,7 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
 
     tasks = [asyncio.ensure_future(run_segment(i, a, b)) for i, (a, b) in enumerate(segments)]
     await _gather_or_cancel(tasks)
+    close_backfill()
     if state["expected"] is not None and state["expected"] < end:
         rep.gaps.append((state["expected"], end))
     return _concat(kept)

@@ -314,6 +314,15 @@ class Store:
             grp = f[gpath]
             return int(grp.attrs["last"]) if int(grp.attrs["rows"]) else None
 
+    def first_time(self, exchange: str, symbol: str, timeframe: str) -> int | None:
+        """Open time (epoch ms) of the first stored candle, or None when nothing is stored."""
+        gpath = group_path(symbol, timeframe)
+        with self._reading(exchange, missing_ok=True) as f:
+            if f is None or gpath not in f:
+                return None
+            grp = f[gpath]
+            return int(grp.attrs["first"]) if int(grp.attrs["rows"]) else None
+
     def read(self, exchange: str, symbol: str, timeframe: str, start: Any = None, end: Any = None,
              columns: Sequence[str] | None = None, as_arrays: bool = False):
         """Candles with open time in ``[start, end)``.
