@@ -137,7 +137,8 @@ def check_recursive(subject: Callable[[Data], Any], data: Data, starts: tuple[in
     For each start ``k`` the subject runs on ``data[k:]``; for every output
     column, the bars after ``k`` until the values agree with the full run for
     good are that column's warm-up. A finding is reported when it exceeds
-    ``max_warmup`` or the values never agree.
+    ``max_warmup``, or when the values never agree over more than ``max_warmup``
+    bars (with fewer bars left after a start there is nothing to conclude).
     """
     n = _length(data)
     full = _flatten(subject(data))
@@ -152,8 +153,11 @@ def check_recursive(subject: Callable[[Data], Any], data: Data, starts: tuple[in
                 key = (name, col)
                 report.warmup[key] = max(report.warmup.get(key, 0), last)
                 if last >= len(flags) and len(flags):
+                    if len(flags) <= max_warmup:
+                        continue  # too little data after the new start to tell: not a finding
                     report.findings.append(Finding(name, col, diff.index[0],
-                                                   f"never agrees with the full run after dropping {k} bars"))
+                                                   f"never agrees with the full run after dropping {k} bars "
+                                                   f"({len(flags)} bars compared)"))
                 elif last > max_warmup:
                     report.findings.append(Finding(name, col, diff.index[last - 1],
                                                    f"differs for {last} bars after dropping {k} bars "

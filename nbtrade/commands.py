@@ -59,11 +59,13 @@ def _data(args: argparse.Namespace) -> int:
     if action == "ls":
         rows = st.ls(root, args.exchange)
         table = Table(title=f"series in {root}")
-        cols = list(rows[0]) if rows else ["exchange", "symbol", "timeframe", "rows"]
+        cols = ["exchange", "symbol", "timeframe", "rows", "first", "last"]
+        if any(r.get("error") for r in rows):
+            cols.append("error")
         for c in cols:
-            table.add_column(str(c))
+            table.add_column(c, justify="right" if c == "rows" else "left")
         for r in rows:
-            table.add_row(*(str(r.get(c, "")) for c in cols))
+            table.add_row(*(_cell(c, r.get(c)) for c in cols))
         console.print(table)
         return 0
     if action == "info":
@@ -92,6 +94,19 @@ def _data(args: argparse.Namespace) -> int:
     raise AssertionError(action)
 
 
+def _cell(column: str, value: Any) -> str:
+    """Table text: open times (epoch ms) as UTC timestamps, missing values as blanks."""
+    if value is None:
+        return ""
+    if column in ("first", "last") and isinstance(value, (int, float)):
+        import pandas as pd
+
+        return str(pd.Timestamp(int(value), unit="ms", tz="UTC"))
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
 def load_data(args: argparse.Namespace) -> dict[str, Any]:
     """Candles for backtest/check: from the store, or the synthetic market with ``--synthetic``."""
     symbols = _symbols(args.symbols)
@@ -107,6 +122,18 @@ def load_data(args: argparse.Namespace) -> dict[str, Any]:
     if empty:
         raise ValueError(f"no stored candles for {', '.join(empty)} in [{args.start}, {args.end}); "
                          f"run `nbtrade fetch` first or pass --synthetic")
+    import sys
+
+    import pandas as pd
+
+    from .timeframes import timeframe_ms
+
+    lo, hi = pd.Timestamp(args.start, tz="UTC"), pd.Timestamp(args.end, tz="UTC")
+    step = pd.Timedelta(milliseconds=timeframe_ms(args.timeframe))
+    for s, f in frames.items():
+        if f.index[0] - lo >= step or hi - f.index[-1] > step:
+            print(f"warning: {s} has candles only from {f.index[0]} to {f.index[-1]}, "
+                  f"not the whole [{lo}, {hi}) asked for", file=sys.stderr)
     return frames
 
 
