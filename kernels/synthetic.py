@@ -26,15 +26,15 @@ def garch_returns_1d_nb(z, jumps, omega, alpha, beta, var0, out):
 
 @jit
 def ohlc_from_returns_1d_nb(start_price, log_ret, wick_up, wick_dn, open_gap, out_open, out_high, out_low, out_close):
-    """Build consistent OHLC bars from log returns and non-negative wick sizes.
+    """Build consistent OHLC bars from close-to-close log returns and non-negative wick sizes.
 
-    open_t = close_{t-1} * exp(open_gap_t); close_t = open_t * exp(r_t);
+    close_t = close_{t-1} * exp(r_t); open_t = close_{t-1} * exp(open_gap_t);
     high = max(open, close) * exp(wick_up); low = min(open, close) * exp(-wick_dn).
     """
     close = start_price
     for t in range(log_ret.shape[0]):
         o = close * np.exp(open_gap[t])
-        c = o * np.exp(log_ret[t])
+        c = close * np.exp(log_ret[t])
         hi = o if o > c else c
         lo = o if o < c else c
         out_open[t] = o

@@ -91,13 +91,16 @@ def candles(symbol: str, start: str | int | pd.Timestamp, end: str | int | pd.Ti
     sigma = np.sqrt(bar_var)
     wick_up = np.abs(rng.normal(0.0, 0.6 * sigma, n))
     wick_dn = np.abs(rng.normal(0.0, 0.6 * sigma, n))
-    open_gap = np.zeros(n)
-    o, h, l, c = (np.empty(n) for _ in range(4))
-    ohlc_from_returns_1d_nb(start_price, log_ret, wick_up, wick_dn, open_gap, o, h, l, c)
 
     base_volume = 1e6 / start_price * timeframe_ms(timeframe) / DAY_MS
     activity = 1.0 + 20.0 * np.abs(log_ret) / sigma * 0.1
     volume = base_volume * season * activity * rng.lognormal(0.0, 0.5, n)
+    # real candles open a hair away from the previous close (trades between the two prints):
+    # fill="close" and fill="next_open" then differ as they do on real data. Drawn last so
+    # closes and volumes are the same as without gaps.
+    open_gap = np.concatenate(([0.0], rng.normal(0.0, 0.1 * sigma, max(n - 1, 0))))[:n]
+    o, h, l, c = (np.empty(n) for _ in range(4))
+    ohlc_from_returns_1d_nb(start_price, log_ret, wick_up, wick_dn, open_gap, o, h, l, c)
 
     out = {"time": times, "open": o, "high": h, "low": l, "close": c, "volume": volume}
     if gaps > 0.0 and n:
