@@ -71,11 +71,47 @@ def _window_sum(x, lo, hi, k):
 
 
 @jit
+def _has_nan(x, lo, hi):
+    # branch-free (vectorizable) scan: picks the NaN-free fast loops per block
+    v = x[lo:hi]
+    acc = False
+    for i in range(hi - lo):
+        acc |= v[i] != v[i]
+    return acc
+
+
+@jit
+def _sum_steps_nonan(x, window, lo, hi, s, k, out):
+    # x[lo - window:hi] holds no NaN: count == window throughout, no branches
+    base = window * k
+    xs = x[lo:hi]
+    olds = x[lo - window:hi - window]
+    o = out[lo:hi]
+    for i in range(hi - lo):
+        s += xs[i] - olds[i]
+        o[i] = s + base
+    return s
+
+
+@jit
+def _mean_steps_nonan(x, window, lo, hi, s, k, out):
+    inv = 1.0 / window
+    xs = x[lo:hi]
+    olds = x[lo - window:hi - window]
+    o = out[lo:hi]
+    for i in range(hi - lo):
+        s += xs[i] - olds[i]
+        o[i] = s * inv + k
+    return s
+
+
+@jit
 def _sum_steps(x, window, minp, lo, hi, s, cnt, k, out):
     # running updates of s = sum(x - k) for t in [lo, hi), lo >= window; branchy
-    # like bottleneck: the NaN branches are perfectly predicted on NaN-free data
-    # views indexed from 0 let LLVM drop numba's negative-index wraparound checks
-    base = cnt * k
+    # like bottleneck: the NaN branches are perfectly predicted on NaN-free data.
+    # `base` = cnt * k, or NaN below minp: the output needs no per-bar check.
+    # Views indexed from 0 let LLVM drop numba's negative-index wraparound checks.
+    base = cnt * k if cnt >= minp else np.nan
     xs = x[lo:hi]
     olds = x[lo - window:hi - window]
     o = out[lo:hi]
@@ -88,21 +124,21 @@ def _sum_steps(x, window, minp, lo, hi, s, cnt, k, out):
             else:
                 s += xn - k
                 cnt += 1
-                base = cnt * k
+                base = cnt * k if cnt >= minp else np.nan
         elif xo == xo:
             s -= xo - k
             cnt -= 1
-            base = cnt * k
+            base = cnt * k if cnt >= minp else np.nan
             if cnt == 0:
                 s = 0.0
-        o[i] = s + base if cnt >= minp else np.nan
+        o[i] = s + base
     return s, cnt
 
 
 @jit
 def _mean_steps(x, window, minp, lo, hi, s, cnt, k, out):
-    # as _sum_steps, output s / cnt + k (inverse cached while the count is constant)
-    inv = 1.0 / cnt if cnt > 0 else 0.0
+    # as _sum_steps, output s / cnt + k; the cached inverse is NaN below minp
+    inv = 1.0 / cnt if cnt >= minp else np.nan
     xs = x[lo:hi]
     olds = x[lo - window:hi - window]
     o = out[lo:hi]
@@ -115,14 +151,14 @@ def _mean_steps(x, window, minp, lo, hi, s, cnt, k, out):
             else:
                 s += xn - k
                 cnt += 1
-                inv = 1.0 / cnt
+                inv = 1.0 / cnt if cnt >= minp else np.nan
         elif xo == xo:
             s -= xo - k
             cnt -= 1
-            inv = 1.0 / cnt if cnt > 0 else 0.0
+            inv = 1.0 / cnt if cnt >= minp else np.nan
             if cnt == 0:
                 s = 0.0
-        o[i] = s * inv + k if cnt >= minp else np.nan
+        o[i] = s * inv + k
     return s, cnt
 
 
@@ -167,7 +203,12 @@ def _rolling_sum_core_1d_nb(x, window, minp, mean, out):
         hi = min(n, lo + every)
         if lo > w0:
             s, cnt, k = _resum(x, lo - window, lo)
-        if mean:
+        if not _has_nan(x, lo - window, hi):
+            if mean:
+                s = _mean_steps_nonan(x, window, lo, hi, s, k, out)
+            else:
+                s = _sum_steps_nonan(x, window, lo, hi, s, k, out)
+        elif mean:
             s, cnt = _mean_steps(x, window, minp, lo, hi, s, cnt, k, out)
         else:
             s, cnt = _sum_steps(x, window, minp, lo, hi, s, cnt, k, out)
@@ -208,71 +249,170 @@ def _window_moments(x, lo, hi, k):
 
 
 @jit
+def _var_out(x_t, ok, s1, s2, cnt, k, run, ddof, mode):
+    # variance / std / z-score from anchored sums; caller checked cnt >= minp, cnt > ddof
+    m = s1 / cnt
+    if run >= cnt:
+        var = 0.0
+    else:
+        var = (s2 - s1 * m) / (cnt - ddof)
+        if var < 0.0:
+            var = 0.0
+    if mode == VAR:
+        return var
+    if mode == STD:
+        return np.sqrt(var)
+    return ((x_t - k) - m) / np.sqrt(var) if var > 0.0 and ok else np.nan
+
+
+@jit
+def _var_steps(x, window, minp, ddof, mode, lo, hi, s1, s2, cnt, k, run, prev, last_anchor, out):
+    # running updates for t in [lo, hi), lo >= window (views: no wraparound checks);
+    # 1/cnt and 1/(cnt - ddof) are cached while the count is constant (two
+    # divisions per bar would cost more than everything else)
+    xs = x[lo:hi]
+    olds = x[lo - window:hi - window]
+    o = out[lo:hi]
+    inv = 1.0 / cnt if cnt > 0 else 0.0
+    inv_dof = 1.0 / (cnt - ddof) if cnt >= minp and cnt > ddof else np.nan
+    for i in range(hi - lo):
+        xn = xs[i]
+        xo = olds[i]
+        okn = xn == xn
+        if okn:
+            # branch-free run length of identical values (a branch here costs ~30%)
+            run = run * np.int64(xn == prev) + 1
+            prev = xn
+            a = xn - k
+            if xo == xo:
+                b = xo - k
+                d = a - b
+                s1 += d
+                s2 += d * (a + b)
+            else:
+                s1 += a
+                s2 += a * a
+                cnt += 1
+                inv = 1.0 / cnt
+                inv_dof = 1.0 / (cnt - ddof) if cnt >= minp and cnt > ddof else np.nan
+        elif xo == xo:
+            b = xo - k
+            s1 -= b
+            s2 -= b * b
+            cnt -= 1
+            inv = 1.0 / cnt if cnt > 0 else 0.0
+            inv_dof = 1.0 / (cnt - ddof) if cnt >= minp and cnt > ddof else np.nan
+            if cnt == 0:
+                s1 = 0.0
+                s2 = 0.0
+        # inv_dof is NaN below minp (or at most ddof values): no per-bar check
+        m = s1 * inv
+        num = s2 - s1 * m
+        if num * _REANCHOR_RATIO < s2 and lo + i - last_anchor >= window and run < cnt:
+            # the mean wandered far from the anchor: re-sum around it
+            t = lo + i
+            k += m
+            s1, s2 = _window_moments(x, t - window + 1, t + 1, k)
+            last_anchor = t
+            m = s1 * inv
+            num = s2 - s1 * m
+        if num < 0.0 or run >= cnt:
+            num = 0.0
+        var = num * inv_dof
+        if mode == VAR:
+            o[i] = var
+        elif mode == STD:
+            o[i] = np.sqrt(var)
+        else:
+            o[i] = ((xn - k) - m) / np.sqrt(var) if var > 0.0 and okn else np.nan
+    return s1, s2, cnt, k, run, prev, last_anchor
+
+
+@jit
+def _var_steps_nonan(x, window, ddof, mode, lo, hi, s1, s2, k, run, prev, last_anchor, out):
+    # x[lo - window:hi] holds no NaN: count == window, constant inverses, no NaN branches
+    xs = x[lo:hi]
+    olds = x[lo - window:hi - window]
+    o = out[lo:hi]
+    inv = 1.0 / window
+    inv_dof = 1.0 / (window - ddof) if window > ddof else np.nan
+    for i in range(hi - lo):
+        xn = xs[i]
+        run = run * np.int64(xn == prev) + 1
+        prev = xn
+        a = xn - k
+        b = olds[i] - k
+        d = a - b
+        s1 += d
+        s2 += d * (a + b)
+        m = s1 * inv
+        num = s2 - s1 * m
+        if num * _REANCHOR_RATIO < s2:
+            # rare: the mean wandered far from the anchor (or a constant window)
+            t = lo + i
+            if t - last_anchor >= window and run < window:
+                k += m
+                s1, s2 = _window_moments(x, t - window + 1, t + 1, k)
+                last_anchor = t
+                m = s1 * inv
+                num = s2 - s1 * m
+        if num < 0.0 or run >= window:
+            num = 0.0
+        var = num * inv_dof
+        if mode == VAR:
+            o[i] = var
+        elif mode == STD:
+            o[i] = np.sqrt(var)
+        else:
+            o[i] = ((xn - k) - m) / np.sqrt(var) if var > 0.0 else np.nan
+    return s1, s2, k, run, prev, last_anchor
+
+
+@jit
 def _rolling_var_core_1d_nb(x, window, minp, ddof, mode, out):
+    # Warm-up, then blocks of resum_every(window) bars, each starting with an exact
+    # two-pass re-sum of the window around its mean (see the module docstring).
     n = x.shape[0]
+    every = resum_every(window)
     k = _first_valid(x)
     s1 = 0.0
     s2 = 0.0
     cnt = 0
     run = 0  # length of the current run of identical non-NaN values
     prev = np.nan
-    every = resum_every(window)
-    nxt = every
     last_anchor = -window
-    for t in range(n):
+    w0 = min(window, n)
+    for t in range(w0):
         xn = x[t]
         okn = xn == xn
         if okn:
-            if xn == prev:
-                run += 1
-            else:
-                run = 1
-                prev = xn
-        xo = x[t - window] if t >= window else np.nan
-        oko = xo == xo
-        cnt += np.int64(okn) - np.int64(oko)
-        if t == nxt:
-            # periodic exact re-summation around the window mean: no drift
-            lo = max(0, t - window + 1)
-            if cnt > 0:
-                s1, s2 = _window_moments(x, lo, t + 1, k)
-                k += s1 / cnt
-            s1, s2 = _window_moments(x, lo, t + 1, k)
-            last_anchor = t
-            nxt += every
-        else:
-            a = xn - k if okn else 0.0
-            b = xo - k if oko else 0.0
-            d = a - b
-            s1 += d
-            s2 += d * (a + b)
+            run = run * np.int64(xn == prev) + 1
+            prev = xn
+            a = xn - k
+            s1 += a
+            s2 += a * a
+            cnt += 1
         if cnt >= minp and cnt > ddof:
-            m = s1 / cnt
-            if run >= cnt:
-                var = 0.0
-            else:
-                num = s2 - s1 * m
-                if num * _REANCHOR_RATIO < s2 and t - last_anchor >= window:
-                    # mean far from the anchor: re-sum the window around its mean
-                    k += m
-                    s1, s2 = _window_moments(x, max(0, t - window + 1), t + 1, k)
-                    last_anchor = t
-                    m = s1 / cnt
-                    num = s2 - s1 * m
-                var = num / (cnt - ddof)
-                if var < 0.0:
-                    var = 0.0
-            if mode == VAR:
-                out[t] = var
-            elif mode == STD:
-                out[t] = np.sqrt(var)
-            else:
-                out[t] = ((xn - k) - m) / np.sqrt(var) if var > 0.0 and okn else np.nan
+            out[t] = _var_out(xn, okn, s1, s2, cnt, k, run, ddof, mode)
         else:
-            if cnt == 0:
-                s1 = 0.0
-                s2 = 0.0
             out[t] = np.nan
+    lo = w0
+    while lo < n:
+        hi = min(n, lo + every)
+        if lo > w0 or w0 > 64:
+            # exact re-sum of the window ending at lo - 1 around its mean
+            s1, s2 = _window_moments(x, lo - window, lo, k)
+            if cnt > 0:
+                k += s1 / cnt
+                s1, s2 = _window_moments(x, lo - window, lo, k)
+            last_anchor = lo - 1
+        if not _has_nan(x, lo - window, hi):
+            s1, s2, k, run, prev, last_anchor = _var_steps_nonan(
+                x, window, ddof, mode, lo, hi, s1, s2, k, run, prev, last_anchor, out)
+        else:
+            s1, s2, cnt, k, run, prev, last_anchor = _var_steps(
+                x, window, minp, ddof, mode, lo, hi, s1, s2, cnt, k, run, prev, last_anchor, out)
+        lo = hi
     return out
 
 
@@ -399,83 +539,73 @@ def _resum_pair(x, y, lo, hi, kx, ky):
 
 
 @jit
-def _rolling_pair_core_1d_nb(x, y, window, minp, ddof, mode, out):
-    # Pairwise-complete windows: a bar counts when both x and y are non-NaN
-    # (pandas aligns the NaN masks first: X = x + 0*y, Y = y + 0*x).
-    n = x.shape[0]
-    kx = 0.0
-    ky = 0.0
-    for t in range(n):
-        if x[t] == x[t] and y[t] == y[t]:
-            kx = x[t]
-            ky = y[t]
-            break
-    sx = sy = sxx = syy = sxy = 0.0
-    cnt = 0
-    runx = 0
-    runy = 0
-    prevx = np.nan
-    prevy = np.nan
-    every = resum_every(window)
-    nxt = every
-    last_anchor = -window
-    for t in range(n):
-        xn = x[t]
-        yn = y[t]
+def _pair_steps(x, y, xo_v, yo_v, window, minp, ddof, mode, lo, hi, st, out):
+    # updates for t in [lo, hi); xo_v/yo_v hold the values leaving the window
+    # (NaN during warm-up); views indexed from 0 avoid numba's wraparound checks
+    sx, sy, sxx, syy, sxy, cnt, kx, ky, runx, runy, prevx, prevy, last_anchor = st
+    xs = x[lo:hi]
+    ys = y[lo:hi]
+    o = out[lo:hi]
+    inv = 1.0 / cnt if cnt > 0 else 0.0
+    for i in range(hi - lo):
+        xn = xs[i]
+        yn = ys[i]
+        xo = xo_v[i]
+        yo = yo_v[i]
         okn = xn == xn and yn == yn
+        oko = xo == xo and yo == yo
         if okn:
-            if xn == prevx:
-                runx += 1
+            # branch-free run lengths of identical values (exact zero variance)
+            runx = runx * np.int64(xn == prevx) + 1
+            runy = runy * np.int64(yn == prevy) + 1
+            prevx = xn
+            prevy = yn
+            ax = xn - kx
+            ay = yn - ky
+            if oko:
+                bx = xo - kx
+                by = yo - ky
+                dx = ax - bx
+                dy = ay - by
+                sx += dx
+                sy += dy
+                sxx += dx * (ax + bx)
+                syy += dy * (ay + by)
+                sxy += ax * ay - bx * by
             else:
-                runx = 1
-                prevx = xn
-            if yn == prevy:
-                runy += 1
-            else:
-                runy = 1
-                prevy = yn
-        if t >= window:
-            xo = x[t - window]
-            yo = y[t - window]
-            oko = xo == xo and yo == yo
-        else:
-            xo = yo = 0.0
-            oko = False
-        cnt += np.int64(okn) - np.int64(oko)
-        if t == nxt:
-            lo = max(0, t - window + 1)
-            if cnt > 0:
-                sx, sy, sxx, syy, sxy = _resum_pair(x, y, lo, t + 1, kx, ky)
-                kx += sx / cnt
-                ky += sy / cnt
-            sx, sy, sxx, syy, sxy = _resum_pair(x, y, lo, t + 1, kx, ky)
-            last_anchor = t
-            nxt += every
-        else:
-            ax = xn - kx if okn else 0.0
-            ay = yn - ky if okn else 0.0
-            bx = xo - kx if oko else 0.0
-            by = yo - ky if oko else 0.0
-            dx = ax - bx
-            dy = ay - by
-            sx += dx
-            sy += dy
-            sxx += dx * (ax + bx)
-            syy += dy * (ay + by)
-            sxy += ax * ay - bx * by
+                sx += ax
+                sy += ay
+                sxx += ax * ax
+                syy += ay * ay
+                sxy += ax * ay
+                cnt += 1
+                inv = 1.0 / cnt
+        elif oko:
+            bx = xo - kx
+            by = yo - ky
+            sx -= bx
+            sy -= by
+            sxx -= bx * bx
+            syy -= by * by
+            sxy -= bx * by
+            cnt -= 1
+            inv = 1.0 / cnt if cnt > 0 else 0.0
+            if cnt == 0:
+                sx = sy = sxx = syy = sxy = 0.0
         if cnt >= minp and cnt > ddof and cnt >= 2:
-            mx = sx / cnt
-            my = sy / cnt
+            mx = sx * inv
+            my = sy * inv
             nx = sxx - sx * mx
             ny = syy - sy * my
             nxy = sxy - sx * my
-            if (nx * _REANCHOR_RATIO < sxx or ny * _REANCHOR_RATIO < syy) and t - last_anchor >= window:
+            if (nx * _REANCHOR_RATIO < sxx or ny * _REANCHOR_RATIO < syy) and lo + i - last_anchor >= window:
+                t = lo + i
                 kx += mx
                 ky += my
                 sx, sy, sxx, syy, sxy = _resum_pair(x, y, max(0, t - window + 1), t + 1, kx, ky)
                 last_anchor = t
-                mx = sx / cnt
-                my = sy / cnt
+                mx = sx * inv
+                my = sy * inv
                 nx = sxx - sx * mx
                 ny = syy - sy * my
                 nxy = sxy - sx * my
@@ -486,15 +616,50 @@ def _rolling_pair_core_1d_nb(x, y, window, minp, ddof, mode, out):
                 ny = 0.0
                 nxy = 0.0
             if mode == CORR:
-                out[t] = nxy / np.sqrt(nx * ny) if nx > 0.0 and ny > 0.0 else np.nan
+                o[i] = nxy / np.sqrt(nx * ny) if nx > 0.0 and ny > 0.0 else np.nan
             elif mode == BETA:
-                out[t] = nxy / nx if nx > 0.0 else np.nan
+                o[i] = nxy / nx if nx > 0.0 else np.nan
             else:
-                out[t] = nxy / (cnt - ddof)
+                o[i] = nxy / (cnt - ddof)
         else:
-            if cnt == 0:
-                sx = sy = sxx = syy = sxy = 0.0
-            out[t] = np.nan
+            o[i] = np.nan
+    return sx, sy, sxx, syy, sxy, cnt, kx, ky, runx, runy, prevx, prevy, last_anchor
+
+
+@jit
+def _rolling_pair_core_1d_nb(x, y, window, minp, ddof, mode, out):
+    # Pairwise-complete windows: a bar counts when both x and y are non-NaN
+    # (pandas aligns the NaN masks first: X = x + 0*y, Y = y + 0*x).
+    # Warm-up, then blocks of resum_every(window) bars starting with an exact
+    # two-pass re-sum around the window means (see the module docstring).
+    n = x.shape[0]
+    kx = 0.0
+    ky = 0.0
+    for t in range(n):
+        if x[t] == x[t] and y[t] == y[t]:
+            kx = x[t]
+            ky = y[t]
+            break
+    st = (0.0, 0.0, 0.0, 0.0, 0.0, 0, kx, ky, 0, 0, np.nan, np.nan, -window)
+    w0 = min(window, n)
+    nans = np.full(w0, np.nan)
+    st = _pair_steps(x, y, nans, nans, window, minp, ddof, mode, 0, w0, st, out)
+    every = resum_every(window)
+    lo = w0
+    while lo < n:
+        hi = min(n, lo + every)
+        sx, sy, sxx, syy, sxy, cnt, kx, ky, runx, runy, prevx, prevy, last_anchor = st
+        if lo > w0 or w0 > 64:
+            sx, sy, sxx, syy, sxy = _resum_pair(x, y, lo - window, lo, kx, ky)
+            if cnt > 0:
+                kx += sx / cnt
+                ky += sy / cnt
+                sx, sy, sxx, syy, sxy = _resum_pair(x, y, lo - window, lo, kx, ky)
+            last_anchor = lo - 1
+        st = (sx, sy, sxx, syy, sxy, cnt, kx, ky, runx, runy, prevx, prevy, last_anchor)
+        st = _pair_steps(x, y, x[lo - window:hi - window], y[lo - window:hi - window], window, minp, ddof,
+                         mode, lo, hi, st, out)
+        lo = hi
     return out
 
 
