@@ -292,3 +292,27 @@ def test_2d_pairs_equal_per_column(name, k2, k1, order, rng):
     for j in range(x.shape[1]):
         a, b = np.ascontiguousarray(x[:, j]), np.ascontiguousarray(y[:, j])
         np.testing.assert_array_equal(out[:, j], k1(a, b, 9, 4, np.empty_like(a)))
+
+
+@pytest.mark.parametrize("window", [5, 300])
+def test_long_series_across_resum_blocks(window, rng):
+    # blocks of resum_every(window) bars, each NaN-free (fast loop) or not (general loop)
+    n = 25_000
+    x = 50.0 + rng.standard_normal(n).cumsum()
+    x[3000:3003] = np.nan
+    x[12_345] = np.nan
+    x[20_000:20_000 + window + 5] = np.nan  # a fully empty window
+    y = x * 0.3 + rng.standard_normal(n)
+    s = pd.Series(x)
+    mag = np.nanmax(np.abs(x))
+    for minp in (window, 2):
+        r = s.rolling(window, min_periods=minp)
+        for name, want in (("sum", r.sum()), ("mean", r.mean()), ("min", r.min()), ("max", r.max()),
+                           ("var", r.var(ddof=1)), ("std", r.std(ddof=1))):
+            atol = {"var": 1e-12 * mag**2, "std": 1e-6 * mag}.get(name, 1e-9 * mag * window)
+            np.testing.assert_allclose(_call(name, x, window, minp, 1), want.to_numpy(), rtol=1e-9, atol=atol,
+                                       equal_nan=True, err_msg=name)
+        out = np.empty(n)
+        K.rolling_corr_1d_nb(x, y, window, minp, out)
+        np.testing.assert_allclose(out, s.rolling(window, min_periods=minp).corr(pd.Series(y)).to_numpy(),
+                                   rtol=1e-7, atol=1e-9, equal_nan=True)
