@@ -33,7 +33,7 @@ from ._jit import jit, pjit
 #: (sub + fma instead of sub + mul + add) and, as the TA-Lib wheel is built the
 #: same way, bit-identical values to ``talib.EMA`` on x86-64 with FMA.
 jit_fma = njit(cache=True, nogil=True, fastmath={"contract"})
-from .rolling import _mean_steps, _resum, resum_every
+from .rolling import _has_nan, _mean_steps, _resum, resum_every
 
 #: Bars per time chunk (k outputs per bar stay in L1/L2 while written).
 CHUNK = 2048
@@ -218,22 +218,80 @@ def ema_many_1d_nb(x, periods, seed_first, out):
 
 
 @jit
+def _sma_group(x, lo, hi, windows, cols, sums, anchors, out):
+    # NaN-free chunk, every window full: eight running sums advanced per bar, the
+    # k outputs of a bar written side by side; padded groups repeat their last column
+    c0, c1, c2, c3, c4, c5, c6, c7 = cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7]
+    w0, w1, w2, w3 = windows[c0], windows[c1], windows[c2], windows[c3]
+    w4, w5, w6, w7 = windows[c4], windows[c5], windows[c6], windows[c7]
+    s0, s1, s2, s3 = sums[c0], sums[c1], sums[c2], sums[c3]
+    s4, s5, s6, s7 = sums[c4], sums[c5], sums[c6], sums[c7]
+    k0, k1, k2, k3 = anchors[c0], anchors[c1], anchors[c2], anchors[c3]
+    k4, k5, k6, k7 = anchors[c4], anchors[c5], anchors[c6], anchors[c7]
+    i0, i1, i2, i3, i4, i5, i6, i7 = 1.0 / w0, 1.0 / w1, 1.0 / w2, 1.0 / w3, 1.0 / w4, 1.0 / w5, 1.0 / w6, 1.0 / w7
+    xs = x[lo:hi]
+    x0, x1, x2, x3 = x[lo - w0:hi - w0], x[lo - w1:hi - w1], x[lo - w2:hi - w2], x[lo - w3:hi - w3]
+    x4, x5, x6, x7 = x[lo - w4:hi - w4], x[lo - w5:hi - w5], x[lo - w6:hi - w6], x[lo - w7:hi - w7]
+    o = out[lo:hi]
+    for i in range(hi - lo):
+        v = xs[i]
+        s0 += v - x0[i]
+        s1 += v - x1[i]
+        s2 += v - x2[i]
+        s3 += v - x3[i]
+        s4 += v - x4[i]
+        s5 += v - x5[i]
+        s6 += v - x6[i]
+        s7 += v - x7[i]
+        o[i, c0] = s0 * i0 + k0
+        o[i, c1] = s1 * i1 + k1
+        o[i, c2] = s2 * i2 + k2
+        o[i, c3] = s3 * i3 + k3
+        o[i, c4] = s4 * i4 + k4
+        o[i, c5] = s5 * i5 + k5
+        o[i, c6] = s6 * i6 + k6
+        o[i, c7] = s7 * i7 + k7
+    sums[c0], sums[c1], sums[c2], sums[c3] = s0, s1, s2, s3
+    sums[c4], sums[c5], sums[c6], sums[c7] = s4, s5, s6, s7
+
+
+@jit
 def sma_many_1d_nb(x, windows, out):
     """Simple moving averages of ``x`` for several distinct ``windows`` (int64) into ``out`` ``(n, k)``.
 
     Column ``j`` equals ``talib.SMA(x, windows[j])`` and
     ``pd.Series(x).rolling(windows[j]).mean()`` (NaN unless the whole window is
-    non-NaN). Value ``t`` uses bars up to ``t``.
+    non-NaN). Value ``t`` uses bars up to ``t``. Running sums around an anchor,
+    re-summed exactly every ``resum_every(window)`` bars (as ``rolling_mean``).
     """
     n = x.shape[0]
     k = windows.shape[0]
+    if k == 0:
+        return out
     sums = np.zeros(k, dtype=np.float64)
     anchors = np.zeros(k, dtype=np.float64)
     cnts = np.zeros(k, dtype=np.int64)
     last = np.zeros(k, dtype=np.int64)
+    wmax = 0
+    for j in range(k):
+        wmax = max(wmax, windows[j])
+    cols = np.empty(GROUP, dtype=np.int64)
     lo = 0
     while lo < n:
         hi = min(n, lo + CHUNK)
+        if lo > wmax and not _has_nan(x, lo - wmax, hi):
+            # fast path: all windows full and NaN-free over the chunk (counts == windows)
+            for j in range(k):
+                w = windows[j]
+                if lo - last[j] >= resum_every(w):
+                    sums[j], cnts[j], anchors[j] = _resum(x, lo - w, lo)
+                    last[j] = lo
+            for g in range(0, k, GROUP):
+                for q in range(GROUP):
+                    cols[q] = min(g + q, k - 1)
+                _sma_group(x, lo, hi, windows, cols, sums, anchors, out)
+            lo = hi
+            continue
         for j in range(k):
             w = windows[j]
             col = out.T[j]
