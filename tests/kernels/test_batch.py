@@ -132,3 +132,14 @@ def test_2d_equals_per_column(order, rng):
             want = np.empty((3000, 3))
             kernel1(col, *args, want)
             np.testing.assert_array_equal(out[:, c, :], want)
+
+
+def test_sma_many_long_series_mixed_chunks(rng):
+    # NaN-free chunks take the register-group path, others the per-window path
+    x = _walk(3 * B.CHUNK + 500, rng)
+    x[B.CHUNK + 100] = np.nan
+    x[2 * B.CHUNK + 7: 2 * B.CHUNK + 40] = np.nan
+    out = _sma(x, SPANS)
+    for j, p in enumerate(SPANS):
+        want = pd.Series(x).rolling(int(p)).mean().to_numpy()
+        np.testing.assert_allclose(out[:, j], want, rtol=1e-10, atol=1e-10, equal_nan=True)
