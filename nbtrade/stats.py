@@ -32,6 +32,10 @@ __all__ = [
 
 # --------------------------------------------------------------------------- helpers
 
+#: 2-D inputs with fewer values run column by column in one thread: below this, a
+#: parallel launch (and, on a busy machine, waiting for a second core) costs more.
+PARALLEL_MIN_SIZE = 200_000
+
 
 def _window_args(window: Any, minp: Any) -> tuple[int, int]:
     window = check_period(window, "window")
@@ -77,8 +81,15 @@ def _run(name: str, inputs: Sequence[tuple[str, Any]], args: tuple, out: np.ndar
         # is ~3x cheaper than strided column walks); the result is F-ordered
         arrays = [np.asfortranarray(a) for a in arrays]
     res = check_out(out, arrays[0])
-    kernel = getattr(module, f"{name}_1d_nb" if arrays[0].ndim == 1 else f"{name}_nb")
-    kernel(*arrays, *args, res)
+    one = getattr(module, f"{name}_1d_nb")
+    if arrays[0].ndim == 1:
+        one(*arrays, *args, res)
+    elif arrays[0].size < PARALLEL_MIN_SIZE or arrays[0].shape[1] == 1:
+        # small panels: a parallel launch costs more than it saves
+        for j in range(arrays[0].shape[1]):
+            one(*[a[:, j] for a in arrays], *args, res[:, j])
+    else:
+        getattr(module, f"{name}_nb")(*arrays, *args, res)
     return wrapper.wrap(res)
 
 

@@ -188,3 +188,16 @@ def test_lookback_values_settle(name, w, rng):
         # and it is not much shorter than needed
         short = lb.settle // 2
         assert not np.allclose(part[short], full[short], rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("func", [lambda a: S.rolling_std(a, 30), lambda a: S.rolling_max(a, 30),
+                                  lambda a: S.rolling_corr(a, np.cos(a), 30)])
+def test_parallel_panel_equals_columns(func, rng):
+    # above PARALLEL_MIN_SIZE the column-parallel kernels run; C input is made F once
+    rows = S.PARALLEL_MIN_SIZE // 8 + 1
+    x = 100 + rng.standard_normal((rows, 8)).cumsum(axis=0)
+    x[100:140, 3] = np.nan
+    for arr in (np.asfortranarray(x), np.ascontiguousarray(x), pd.DataFrame(x)):
+        res = _values(func(arr))
+        for j in range(8):
+            np.testing.assert_array_equal(res[:, j], func(np.ascontiguousarray(x[:, j])))
