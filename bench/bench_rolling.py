@@ -88,6 +88,20 @@ def _unary(stat: str) -> Callable[[int], dict[str, Callable[[], Any]]]:
     return setup
 
 
+def _min_trend_setup(n: int) -> dict[str, Callable[[], Any]]:
+    # a rising market: the window minimum is always the oldest bar, so TA-Lib's
+    # rescan-on-expiry does `window` comparisons per bar; van Herk/Gil-Werman does 3
+    x = np.linspace(100.0, 200.0, n)
+    impls: dict[str, Callable[[], Any]] = {"nbtrade": lambda: stats.rolling_min(x, 200)}
+    bn = _optional("bottleneck")
+    talib = _optional("talib")
+    if bn is not None:
+        impls["bottleneck"] = lambda: bn.move_min(x, 200)
+    if talib is not None:
+        impls["talib"] = lambda: talib.MIN(x, 200)
+    return impls
+
+
 def _corr_setup(n: int) -> dict[str, Callable[[], Any]]:
     x = _prices(n, 1)
     y = _prices(n, 2)
@@ -202,6 +216,8 @@ CASES = [
          target="<= 1.0x min(talib, bottleneck); >= 5x pandas"),
     Case("rolling_min w20", _unary("min"), check=_check(), target="<= 1.0x min(talib, bottleneck); >= 5x pandas"),
     Case("rolling_max w20", _unary("max"), check=_check(), target="<= 1.0x min(talib, bottleneck); >= 5x pandas"),
+    Case("rolling_min w200 rising", _min_trend_setup, check=_check(),
+         target="O(n) whatever the data (TA-Lib: O(n * window) here)"),
     Case("rolling_zscore w20", _unary("zscore"), check=None, target=">= 5x pandas"),
     Case("rolling_corr w20", _corr_setup, check=_check(1e-6), target="<= 1.0x talib; >= 5x pandas"),
     Case("rolling_vwap w20", _vwap_setup, check=_check(), target=">= 5x pandas"),

@@ -475,7 +475,15 @@ def _rolling_minmax_core_1d_nb(x, window, minp, sign, out):
         g = inf
         xs = x[bs:be]
         o = out[bs:be]
-        if have_h:
+        if have_h and not _has_nan(x, bs - w, be):
+            # NaN-free: every window is full, no counting
+            for i in range(be - bs):
+                v = sign * xs[i]
+                if v < g:
+                    g = v
+                h = hbuf[i + 1]
+                o[i] = sign * (h if h < g else g)
+        elif have_h:
             olds = x[bs - w:be - w]
             for i in range(be - bs):
                 xv = xs[i]
