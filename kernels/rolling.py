@@ -635,6 +635,66 @@ def _pair_steps(x, y, xo_v, yo_v, window, minp, ddof, mode, lo, hi, st, out):
 
 
 @jit
+def _pair_steps_nonan(x, y, window, ddof, mode, lo, hi, st, out):
+    # x and y hold no NaN over [lo - window, hi): count == window, no NaN branches
+    sx, sy, sxx, syy, sxy, cnt, kx, ky, runx, runy, prevx, prevy, last_anchor = st
+    xs = x[lo:hi]
+    ys = y[lo:hi]
+    xos = x[lo - window:hi - window]
+    yos = y[lo - window:hi - window]
+    o = out[lo:hi]
+    inv = 1.0 / window
+    for i in range(hi - lo):
+        xn = xs[i]
+        yn = ys[i]
+        runx = runx * np.int64(xn == prevx) + 1
+        runy = runy * np.int64(yn == prevy) + 1
+        prevx = xn
+        prevy = yn
+        ax = xn - kx
+        ay = yn - ky
+        bx = xos[i] - kx
+        by = yos[i] - ky
+        dx = ax - bx
+        dy = ay - by
+        sx += dx
+        sy += dy
+        sxx += dx * (ax + bx)
+        syy += dy * (ay + by)
+        sxy += ax * ay - bx * by
+        mx = sx * inv
+        my = sy * inv
+        nx = sxx - sx * mx
+        ny = syy - sy * my
+        nxy = sxy - sx * my
+        if nx * _REANCHOR_RATIO < sxx or ny * _REANCHOR_RATIO < syy:
+            t = lo + i
+            if t - last_anchor >= window:
+                kx += mx
+                ky += my
+                sx, sy, sxx, syy, sxy = _resum_pair(x, y, t - window + 1, t + 1, kx, ky)
+                last_anchor = t
+                mx = sx * inv
+                my = sy * inv
+                nx = sxx - sx * mx
+                ny = syy - sy * my
+                nxy = sxy - sx * my
+        if runx >= window:
+            nx = 0.0
+            nxy = 0.0
+        if runy >= window:
+            ny = 0.0
+            nxy = 0.0
+        if mode == CORR:
+            o[i] = nxy / np.sqrt(nx * ny) if nx > 0.0 and ny > 0.0 else np.nan
+        elif mode == BETA:
+            o[i] = nxy / nx if nx > 0.0 else np.nan
+        else:
+            o[i] = nxy / (window - ddof) if window > ddof else np.nan
+    return sx, sy, sxx, syy, sxy, cnt, kx, ky, runx, runy, prevx, prevy, last_anchor
+
+
+@jit
 def _rolling_pair_core_1d_nb(x, y, window, minp, ddof, mode, out):
     # Pairwise-complete windows: a bar counts when both x and y are non-NaN
     # (pandas aligns the NaN masks first: X = x + 0*y, Y = y + 0*x).
@@ -665,8 +725,11 @@ def _rolling_pair_core_1d_nb(x, y, window, minp, ddof, mode, out):
                 sx, sy, sxx, syy, sxy = _resum_pair(x, y, lo - window, lo, kx, ky)
             last_anchor = lo - 1
         st = (sx, sy, sxx, syy, sxy, cnt, kx, ky, runx, runy, prevx, prevy, last_anchor)
-        st = _pair_steps(x, y, x[lo - window:hi - window], y[lo - window:hi - window], window, minp, ddof,
-                         mode, lo, hi, st, out)
+        if window >= 2 and not (_has_nan(x, lo - window, hi) or _has_nan(y, lo - window, hi)):
+            st = _pair_steps_nonan(x, y, window, ddof, mode, lo, hi, st, out)
+        else:
+            st = _pair_steps(x, y, x[lo - window:hi - window], y[lo - window:hi - window], window, minp, ddof,
+                             mode, lo, hi, st, out)
         lo = hi
     return out
 
