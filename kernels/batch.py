@@ -102,6 +102,29 @@ def _ema_group(x, lo, hi, alphas, cols, state, out):
     c0, c1, c2, c3, c4, c5, c6, c7 = cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7]
     xs = x[lo:hi]
     o = out[lo:hi]
+    if not _has_nan(x, lo, hi):
+        # NaN-free chunk: no per-bar branch (it costs ~0.8 ns/bar)
+        for i in range(hi - lo):
+            v = xs[i]
+            e0 = (v - e0) * a0 + e0
+            e1 = (v - e1) * a1 + e1
+            e2 = (v - e2) * a2 + e2
+            e3 = (v - e3) * a3 + e3
+            e4 = (v - e4) * a4 + e4
+            e5 = (v - e5) * a5 + e5
+            e6 = (v - e6) * a6 + e6
+            e7 = (v - e7) * a7 + e7
+            o[i, c0] = e0
+            o[i, c1] = e1
+            o[i, c2] = e2
+            o[i, c3] = e3
+            o[i, c4] = e4
+            o[i, c5] = e5
+            o[i, c6] = e6
+            o[i, c7] = e7
+        state[c0], state[c1], state[c2], state[c3] = e0, e1, e2, e3
+        state[c4], state[c5], state[c6], state[c7] = e4, e5, e6, e7
+        return
     for i in range(hi - lo):
         v = xs[i]
         if v == v:
@@ -141,6 +164,19 @@ def _ema_group4(x, lo, hi, alphas, cols, state, out):
     e0, e1, e2, e3 = state[c0], state[c1], state[c2], state[c3]
     xs = x[lo:hi]
     o = out[lo:hi]
+    if not _has_nan(x, lo, hi):
+        for i in range(hi - lo):
+            v = xs[i]
+            e0 = (v - e0) * a0 + e0
+            e1 = (v - e1) * a1 + e1
+            e2 = (v - e2) * a2 + e2
+            e3 = (v - e3) * a3 + e3
+            o[i, c0] = e0
+            o[i, c1] = e1
+            o[i, c2] = e2
+            o[i, c3] = e3
+        state[c0], state[c1], state[c2], state[c3] = e0, e1, e2, e3
+        return
     for i in range(hi - lo):
         v = xs[i]
         if v == v:
@@ -166,6 +202,12 @@ def _ema_one(x, lo, hi, alphas, c0, state, out):
     e0 = state[c0]
     xs = x[lo:hi]
     o = out[lo:hi, c0]
+    if not _has_nan(x, lo, hi):
+        for i in range(hi - lo):
+            e0 = (xs[i] - e0) * a0 + e0
+            o[i] = e0
+        state[c0] = e0
+        return
     for i in range(hi - lo):
         v = xs[i]
         if v == v:
