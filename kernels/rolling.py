@@ -81,6 +81,17 @@ def _has_nan(x, lo, hi):
 
 
 @jit
+def has_inf_nb(x):
+    """True when ``x`` (any shape) holds +-inf; a vectorized scan the wrappers use
+    to route infinite inputs around the running sums (see nbtrade.stats)."""
+    v = x.ravel()
+    acc = False
+    for i in range(v.shape[0]):
+        acc |= np.abs(v[i]) == np.inf
+    return acc
+
+
+@jit
 def _sum_steps_nonan(x, window, lo, hi, s, k, out):
     # x[lo - window:hi] holds no NaN: count == window throughout, no branches.
     # Two bars per step: the running sum advances by (d0 + d1), halving the
