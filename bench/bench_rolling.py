@@ -212,14 +212,19 @@ def _two_d_setup(stat: str) -> Callable[[int], dict[str, Callable[[], Any]]]:
 CASES = [
     Case("rolling_mean w20", _unary("mean"), check=_check(), target="<= 1.0x min(talib, bottleneck); >= 5x pandas"),
     Case("rolling_sum w20", _unary("sum"), check=_check(), target="<= 1.0x min(talib, bottleneck); >= 5x pandas"),
-    Case("rolling_std w20", _unary("std"), check=_check(1e-6),
+    # bottleneck's running sums of x**2 drift: at 10M bars its std is off by up to ~1% on
+    # this series (nbtrade matches an exact two-pass to 1e-13, see the drift test), so the
+    # check here only makes sure the same statistic is computed
+    Case("rolling_std w20", _unary("std"), check=_check(5e-2),
          target="<= 1.0x min(talib, bottleneck); >= 5x pandas"),
     Case("rolling_min w20", _unary("min"), check=_check(), target="<= 1.0x min(talib, bottleneck); >= 5x pandas"),
     Case("rolling_max w20", _unary("max"), check=_check(), target="<= 1.0x min(talib, bottleneck); >= 5x pandas"),
     Case("rolling_min w200 rising", _min_trend_setup, check=_check(),
          target="O(n) whatever the data (TA-Lib: O(n * window) here)"),
     Case("rolling_zscore w20", _unary("zscore"), check=None, target=">= 5x pandas"),
-    Case("rolling_corr w20", _corr_setup, check=_check(1e-6), target="<= 1.0x talib; >= 5x pandas"),
+    # pandas computes corr from rolling means of x*y, x, y: off by up to ~1e-3 relative here at
+    # 10M bars (nbtrade and TA-Lib agree with an exact two-pass to ~1e-10)
+    Case("rolling_corr w20", _corr_setup, check=_check(1e-2), target="<= 1.0x talib; >= 5x pandas"),
     Case("rolling_vwap w20", _vwap_setup, check=_check(), target=">= 5x pandas"),
     Case("ret n=1", _ret_setup, check=_check(1e-12), target=">= 5x pandas"),
     Case("ema_many 5 spans", _many_setup("ema"), check=_many_check,

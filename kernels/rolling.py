@@ -81,10 +81,9 @@ def _has_nan(x, lo, hi):
 
 
 @jit
-def has_inf_nb(x):
-    """True when ``x`` (any shape) holds +-inf; a vectorized scan the wrappers use
-    to route infinite inputs around the running sums (see nbtrade.stats)."""
-    v = x.ravel()
+def has_inf_1d_nb(v):
+    """True when ``v`` holds +-inf; a vectorized scan the wrappers use to route
+    infinite inputs around the running sums (pass ``a.ravel(order="K")``, a view)."""
     acc = False
     for i in range(v.shape[0]):
         acc |= np.abs(v[i]) == np.inf

@@ -89,7 +89,7 @@ def _run(name: str, inputs: Sequence[tuple[str, Any]], args: tuple, out: np.ndar
         arrays = [np.asfortranarray(a) for a in arrays]
     res = check_out(out, arrays[0])
     inf_windows = None
-    if name in _INF_AWARE and any(rolling.has_inf_nb(a) for a in arrays):
+    if name in _INF_AWARE and any(rolling.has_inf_1d_nb(a.ravel(order="K")) for a in arrays):
         # running sums cannot take +-inf (inf - inf): compute without them and
         # mark every window that held one as NaN, as pandas does
         bad = np.zeros(arrays[0].shape, dtype=np.float64)
@@ -316,9 +316,9 @@ def _many(kind: str, close: Any, periods: np.ndarray, seed_first: bool, out: np.
     arr = _writeable(arr)
     if arr.ndim == 2 and arr.shape[1] > 1 and not arr.flags.f_contiguous:
         arr = np.asfortranarray(arr)
-    from .kernels.rolling import has_inf_nb
+    from .kernels.rolling import has_inf_1d_nb
 
-    if has_inf_nb(arr):  # +-inf bars are treated as missing, like NaN
+    if has_inf_1d_nb(arr.ravel(order="K")):  # +-inf bars are treated as missing, like NaN
         arr = np.where(np.isinf(arr), np.nan, arr)
     # each distinct period once, in order of first appearance
     _, first = np.unique(periods, return_index=True)
