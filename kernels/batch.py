@@ -33,7 +33,7 @@ from ._jit import jit, pjit
 #: (sub + fma instead of sub + mul + add) and, as the TA-Lib wheel is built the
 #: same way, bit-identical values to ``talib.EMA`` on x86-64 with FMA.
 jit_fma = njit(cache=True, nogil=True, fastmath={"contract"})
-from .rolling import _has_nan, _mean_steps, _resum, resum_every
+from .rolling import _blocks_have_inf, _has_nan, _inf_to_nan, _mean_steps, _resum, resum_every
 
 #: Bars per time chunk (k outputs per bar stay in L1/L2 while written).
 CHUNK = 2048
@@ -58,7 +58,7 @@ def _ema_warmup(x, periods, alphas, seed_first, out, state):
     end = n
     seen = 0
     for t in range(n):
-        if x[t] == x[t]:
+        if x[t] - x[t] == 0.0:
             seen += 1
             if seen == need:
                 end = t + 1
@@ -71,7 +71,7 @@ def _ema_warmup(x, periods, alphas, seed_first, out, state):
         e = np.nan
         for t in range(end):
             v = x[t]
-            if v != v:
+            if v - v != 0.0:  # NaN or +-inf: skipped
                 out[t, j] = np.nan
                 continue
             cnt += 1
@@ -127,7 +127,7 @@ def _ema_group(x, lo, hi, alphas, cols, state, out):
         return
     for i in range(hi - lo):
         v = xs[i]
-        if v == v:
+        if v - v == 0.0:  # finite (NaN and +-inf bars are skipped)
             e0 = (v - e0) * a0 + e0
             e1 = (v - e1) * a1 + e1
             e2 = (v - e2) * a2 + e2
@@ -179,7 +179,7 @@ def _ema_group4(x, lo, hi, alphas, cols, state, out):
         return
     for i in range(hi - lo):
         v = xs[i]
-        if v == v:
+        if v - v == 0.0:  # finite (NaN and +-inf bars are skipped)
             e0 = (v - e0) * a0 + e0
             e1 = (v - e1) * a1 + e1
             e2 = (v - e2) * a2 + e2
@@ -210,7 +210,7 @@ def _ema_one(x, lo, hi, alphas, c0, state, out):
         return
     for i in range(hi - lo):
         v = xs[i]
-        if v == v:
+        if v - v == 0.0:  # finite (NaN and +-inf bars are skipped)
             e0 = (v - e0) * a0 + e0
             o[i] = e0
         else:
@@ -306,10 +306,18 @@ def sma_many_1d_nb(x, windows, out):
     non-NaN). Value ``t`` uses bars up to ``t``. Running sums around an anchor,
     re-summed exactly every ``resum_every(window)`` bars (as ``rolling_mean``).
     """
+    # +-inf bars are missing values here (every window holding one is NaN, as pandas)
+    if not _sma_many_impl(x, windows, out):
+        _sma_many_impl(_inf_to_nan(x), windows, out)
+    return out
+
+
+@jit
+def _sma_many_impl(x, windows, out):
     n = x.shape[0]
     k = windows.shape[0]
     if k == 0:
-        return out
+        return True
     sums = np.zeros(k, dtype=np.float64)
     anchors = np.zeros(k, dtype=np.float64)
     cnts = np.zeros(k, dtype=np.int64)
@@ -321,6 +329,8 @@ def sma_many_1d_nb(x, windows, out):
     lo = 0
     while lo < n:
         hi = min(n, lo + CHUNK)
+        if _blocks_have_inf(x, max(0, lo - wmax), hi):
+            return False
         if lo > wmax and not _has_nan(x, lo - wmax, hi):
             # fast path: all windows full and NaN-free over the chunk (counts == windows)
             for j in range(k):
@@ -355,7 +365,7 @@ def sma_many_1d_nb(x, windows, out):
             sums[j] = s
             cnts[j] = cnt
         lo = hi
-    return out
+    return True
 
 
 @pjit

@@ -72,22 +72,37 @@ def _window_sum(x, lo, hi, k):
 
 @jit
 def _has_nan(x, lo, hi):
-    # branch-free (vectorizable) scan: picks the NaN-free fast loops per block
+    # branch-free (vectorizable) scan for NaN or +-inf (v - v is NaN for both):
+    # picks the all-finite fast loops per block, on data already in cache
     v = x[lo:hi]
     acc = False
     for i in range(hi - lo):
-        acc |= v[i] != v[i]
+        acc |= (v[i] - v[i]) != 0.0
     return acc
 
 
 @jit
-def has_inf_1d_nb(v):
-    """True when ``v`` holds +-inf; a vectorized scan the wrappers use to route
-    infinite inputs around the running sums (pass ``a.ravel(order="K")``, a view)."""
+def _has_inf(x, lo, hi):
+    v = x[lo:hi]
     acc = False
-    for i in range(v.shape[0]):
+    for i in range(hi - lo):
         acc |= np.abs(v[i]) == np.inf
     return acc
+
+
+@jit
+def _blocks_have_inf(x, lo, hi):
+    # only blocks that are not all finite are searched for +-inf
+    return _has_nan(x, lo, hi) and _has_inf(x, lo, hi)
+
+
+@jit
+def _inf_to_nan(x):
+    clean = x.copy()
+    for i in range(clean.shape[0]):
+        if np.abs(clean[i]) == np.inf:
+            clean[i] = np.nan
+    return clean
 
 
 @jit
@@ -199,12 +214,26 @@ def _resum(x, lo, hi):
 
 @jit
 def _rolling_sum_core_1d_nb(x, window, minp, mean, out):
+    # +-inf are missing values, as in pandas' rolling (which turns them into NaN
+    # first); running sums cannot take them (inf - inf), so a pass that meets one
+    # stops and reruns on a copy with NaN in their place. Finite data pays nothing:
+    # the per-block scan that picks the fast loops already reads every value, in cache.
+    if not _rolling_sum_impl(x, window, minp, mean, out):
+        _rolling_sum_impl(_inf_to_nan(x), window, minp, mean, out)
+    return out
+
+
+@jit
+def _rolling_sum_impl(x, window, minp, mean, out):
     # Sums are kept around an anchor k (the window mean at the last re-sum), so
     # rounding scales with the spread of the data, not its level (1e9 + noise).
     # Warm-up, then blocks of resum_every(window) bars: an exact re-sum of the
     # window at each block start, cheap running updates inside the block.
+    # Returns False (unfinished) on meeting +-inf.
     n = x.shape[0]
     every = resum_every(window)
+    if _blocks_have_inf(x, 0, min(window, n)):
+        return False
     k = _first_valid(x)
     s = 0.0
     c = 0.0
@@ -227,9 +256,12 @@ def _rolling_sum_core_1d_nb(x, window, minp, mean, out):
     lo = w0
     while lo < n:
         hi = min(n, lo + every)
+        nonfinite = _has_nan(x, lo - window, hi)
+        if nonfinite and _has_inf(x, lo - window, hi):
+            return False
         if lo > w0:
             s, cnt, k = _resum(x, lo - window, lo)
-        if not _has_nan(x, lo - window, hi):
+        if not nonfinite:
             if mean:
                 s = _mean_steps_nonan(x, window, lo, hi, s, k, out)
             else:
@@ -239,7 +271,7 @@ def _rolling_sum_core_1d_nb(x, window, minp, mean, out):
         else:
             s, cnt = _sum_steps(x, window, minp, lo, hi, s, cnt, k, out)
         lo = hi
-    return out
+    return True
 
 
 @jit
@@ -396,10 +428,21 @@ def _var_steps_nonan(x, window, ddof, mode, lo, hi, s1, s2, k, run, prev, last_a
 
 @jit
 def _rolling_var_core_1d_nb(x, window, minp, ddof, mode, out):
+    # +-inf are missing values: rerun on a cleaned copy (see _rolling_sum_core_1d_nb)
+    if not _rolling_var_impl(x, window, minp, ddof, mode, out):
+        _rolling_var_impl(_inf_to_nan(x), window, minp, ddof, mode, out)
+    return out
+
+
+@jit
+def _rolling_var_impl(x, window, minp, ddof, mode, out):
     # Warm-up, then blocks of resum_every(window) bars, each starting with an exact
     # two-pass re-sum of the window around its mean (see the module docstring).
+    # Returns False (unfinished) on meeting +-inf.
     n = x.shape[0]
     every = resum_every(window)
+    if _blocks_have_inf(x, 0, min(window, n)):
+        return False
     k = _first_valid(x)
     s1 = 0.0
     s2 = 0.0
@@ -425,6 +468,9 @@ def _rolling_var_core_1d_nb(x, window, minp, ddof, mode, out):
     lo = w0
     while lo < n:
         hi = min(n, lo + every)
+        nonfinite = _has_nan(x, lo - window, hi)
+        if nonfinite and _has_inf(x, lo - window, hi):
+            return False
         if lo > w0 or w0 > 64:
             # exact re-sum of the window ending at lo - 1 around its mean
             s1, s2 = _window_moments(x, lo - window, lo, k)
@@ -432,14 +478,14 @@ def _rolling_var_core_1d_nb(x, window, minp, ddof, mode, out):
                 k += s1 / cnt
                 s1, s2 = _window_moments(x, lo - window, lo, k)
             last_anchor = lo - 1
-        if not _has_nan(x, lo - window, hi):
+        if not nonfinite:
             s1, s2, k, run, prev, last_anchor = _var_steps_nonan(
                 x, window, ddof, mode, lo, hi, s1, s2, k, run, prev, last_anchor, out)
         else:
             s1, s2, cnt, k, run, prev, last_anchor = _var_steps(
                 x, window, minp, ddof, mode, lo, hi, s1, s2, cnt, k, run, prev, last_anchor, out)
         lo = hi
-    return out
+    return True
 
 
 @jit
@@ -472,6 +518,14 @@ def rolling_zscore_1d_nb(x, window, minp, ddof, out):
 
 @jit
 def _rolling_minmax_core_1d_nb(x, window, minp, sign, out):
+    # +-inf are missing values, as in pandas' rolling: rerun on a cleaned copy
+    if not _rolling_minmax_impl(x, window, minp, sign, out):
+        _rolling_minmax_impl(_inf_to_nan(x), window, minp, sign, out)
+    return out
+
+
+@jit
+def _rolling_minmax_impl(x, window, minp, sign, out):
     # van Herk / Gil-Werman: cut the series into blocks of `window` bars; the window
     # ending at t spans the tail of the previous block (its suffix minimum, from a
     # backward scan into `hbuf`) and the head of t's block (the running prefix
@@ -488,6 +542,8 @@ def _rolling_minmax_core_1d_nb(x, window, minp, sign, out):
     bs = 0
     while bs < n:
         be = min(bs + w, n)
+        if _blocks_have_inf(x, bs, be):
+            return False
         have_h = bs >= w
         if have_h:
             acc = inf
@@ -530,7 +586,7 @@ def _rolling_minmax_core_1d_nb(x, window, minp, sign, out):
                 cnt += np.int64(xv == xv)
                 o[i] = sign * g if cnt >= minp else np.nan
         bs = be
-    return out
+    return True
 
 
 @jit
@@ -722,11 +778,22 @@ def _pair_steps_nonan(x, y, window, ddof, mode, lo, hi, st, out):
 
 @jit
 def _rolling_pair_core_1d_nb(x, y, window, minp, ddof, mode, out):
+    # +-inf in x or y are missing values: rerun on cleaned copies (see _rolling_sum_core_1d_nb)
+    if not _rolling_pair_impl(x, y, window, minp, ddof, mode, out):
+        _rolling_pair_impl(_inf_to_nan(x), _inf_to_nan(y), window, minp, ddof, mode, out)
+    return out
+
+
+@jit
+def _rolling_pair_impl(x, y, window, minp, ddof, mode, out):
     # Pairwise-complete windows: a bar counts when both x and y are non-NaN
     # (pandas aligns the NaN masks first: X = x + 0*y, Y = y + 0*x).
     # Warm-up, then blocks of resum_every(window) bars starting with an exact
     # two-pass re-sum around the window means (see the module docstring).
+    # Returns False (unfinished) on meeting +-inf.
     n = x.shape[0]
+    if _blocks_have_inf(x, 0, min(window, n)) or _blocks_have_inf(y, 0, min(window, n)):
+        return False
     kx = 0.0
     ky = 0.0
     for t in range(n):
@@ -742,6 +809,9 @@ def _rolling_pair_core_1d_nb(x, y, window, minp, ddof, mode, out):
     lo = w0
     while lo < n:
         hi = min(n, lo + every)
+        nonfinite = _has_nan(x, lo - window, hi) or _has_nan(y, lo - window, hi)
+        if nonfinite and (_has_inf(x, lo - window, hi) or _has_inf(y, lo - window, hi)):
+            return False
         sx, sy, sxx, syy, sxy, cnt, kx, ky, runx, runy, prevx, prevy, last_anchor = st
         if lo > w0 or w0 > 64:
             sx, sy, sxx, syy, sxy = _resum_pair(x, y, lo - window, lo, kx, ky)
@@ -751,13 +821,13 @@ def _rolling_pair_core_1d_nb(x, y, window, minp, ddof, mode, out):
                 sx, sy, sxx, syy, sxy = _resum_pair(x, y, lo - window, lo, kx, ky)
             last_anchor = lo - 1
         st = (sx, sy, sxx, syy, sxy, cnt, kx, ky, runx, runy, prevx, prevy, last_anchor)
-        if window >= 2 and not (_has_nan(x, lo - window, hi) or _has_nan(y, lo - window, hi)):
+        if window >= 2 and not nonfinite:
             st = _pair_steps_nonan(x, y, window, ddof, mode, lo, hi, st, out)
         else:
             st = _pair_steps(x, y, x[lo - window:hi - window], y[lo - window:hi - window], window, minp, ddof,
                              mode, lo, hi, st, out)
         lo = hi
-    return out
+    return True
 
 
 @jit
@@ -792,9 +862,18 @@ def rolling_vwap_1d_nb(price, volume, window, minp, out):
     """Rolling volume-weighted average price ``sum(p * v) / sum(v)`` over the window.
 
     A bar counts when both price and volume are non-NaN; NaN when the window's
-    volume sums to 0 or fewer than ``minp`` bars count.
+    volume sums to 0 or fewer than ``minp`` bars count (+-inf count as missing).
     """
+    if not _rolling_vwap_impl(price, volume, window, minp, out):
+        _rolling_vwap_impl(_inf_to_nan(price), _inf_to_nan(volume), window, minp, out)
+    return out
+
+
+@jit
+def _rolling_vwap_impl(price, volume, window, minp, out):
     n = price.shape[0]
+    if _has_inf(price, 0, n) or _has_inf(volume, 0, n):
+        return False
     spv = 0.0
     sv = 0.0
     cnt = 0
@@ -828,7 +907,7 @@ def rolling_vwap_1d_nb(price, volume, window, minp, out):
             out[t] = spv / sv
         else:
             out[t] = np.nan
-    return out
+    return True
 
 
 # --------------------------------------------------------------------------- 2-D forms

@@ -8,9 +8,9 @@ index and columns), and an optional ``out`` float64 array to write into.
 Conventions (pandas' ``rolling``): the window ending at bar ``t`` covers bars
 ``t - window + 1 .. t``; NaNs inside it are skipped and the result is NaN unless
 at least ``minp`` non-NaN values remain; ``minp`` defaults to ``window``. Value
-``t`` uses bars up to ``t`` only (no look-ahead). A window holding +-inf gives
-NaN for the sum-based statistics (as pandas); min/max handle infinities
-exactly; ``ema_many``/``sma_many`` treat +-inf bars as missing. Sums are re-summed exactly
+``t`` uses bars up to ``t`` only (no look-ahead). +-inf count as missing values,
+as in pandas' rolling (which turns them into NaN), here and in ``ema_many``/
+``sma_many``. Sums are re-summed exactly
 every ``max(4096, 32 * window)`` bars, so results do not drift on long series
 (see :mod:`nbtrade.kernels.rolling`). :func:`lookback` gives each function's
 warm-up and settling length.
@@ -38,10 +38,6 @@ __all__ = [
 #: parallel launch (and, on a busy machine, waiting for a second core) costs more.
 PARALLEL_MIN_SIZE = 200_000
 
-#: Functions built on running sums: a window holding +-inf gives NaN (as pandas).
-#: min/max handle infinities exactly; ret follows IEEE (x / inf = 0).
-_INF_AWARE = {"rolling_sum", "rolling_mean", "rolling_var", "rolling_std", "rolling_zscore",
-              "rolling_corr", "rolling_beta", "rolling_cov", "rolling_vwap"}
 
 
 def _window_args(window: Any, minp: Any) -> tuple[int, int]:
@@ -88,15 +84,6 @@ def _run(name: str, inputs: Sequence[tuple[str, Any]], args: tuple, out: np.ndar
         # is ~3x cheaper than strided column walks); the result is F-ordered
         arrays = [np.asfortranarray(a) for a in arrays]
     res = check_out(out, arrays[0])
-    inf_windows = None
-    if name in _INF_AWARE and any(rolling.has_inf_1d_nb(a.ravel(order="K")) for a in arrays):
-        # running sums cannot take +-inf (inf - inf): compute without them and
-        # mark every window that held one as NaN, as pandas does
-        bad = np.zeros(arrays[0].shape, dtype=np.float64)
-        for a in arrays:
-            bad += np.isinf(a)
-        arrays = [np.where(np.isinf(a), np.nan, a) for a in arrays]
-        inf_windows = bad
     one = getattr(module, f"{name}_1d_nb")
     if arrays[0].ndim == 1:
         one(*arrays, *args, res)
@@ -106,9 +93,6 @@ def _run(name: str, inputs: Sequence[tuple[str, Any]], args: tuple, out: np.ndar
             one(*[a[:, j] for a in arrays], *args, res[:, j])
     else:
         getattr(module, f"{name}_nb")(*arrays, *args, res)
-    if inf_windows is not None:
-        counts = rolling_sum(inf_windows, args[0], minp=1)
-        res[counts > 0] = np.nan
     return wrapper.wrap(res)
 
 
@@ -316,10 +300,7 @@ def _many(kind: str, close: Any, periods: np.ndarray, seed_first: bool, out: np.
     arr = _writeable(arr)
     if arr.ndim == 2 and arr.shape[1] > 1 and not arr.flags.f_contiguous:
         arr = np.asfortranarray(arr)
-    from .kernels.rolling import has_inf_1d_nb
 
-    if has_inf_1d_nb(arr.ravel(order="K")):  # +-inf bars are treated as missing, like NaN
-        arr = np.where(np.isinf(arr), np.nan, arr)
     # each distinct period once, in order of first appearance
     _, first = np.unique(periods, return_index=True)
     uniq = periods[np.sort(first)]

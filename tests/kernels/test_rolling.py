@@ -321,3 +321,28 @@ def test_long_series_across_resum_blocks(window, rng):
         K.rolling_corr_1d_nb(x, y, window, minp, out)
         np.testing.assert_allclose(out, s.rolling(window, min_periods=minp).corr(pd.Series(y)).to_numpy(),
                                    rtol=1e-7, atol=1e-9, equal_nan=True)
+
+
+@pytest.mark.parametrize("where", [2, 9000])  # in the warm-up, in a later block
+def test_infinities_are_missing_values_like_pandas(where, rng):
+    # pandas' rolling turns +-inf into NaN before computing; so do the kernels
+    # (a pass that meets one reruns on a cleaned copy: finite data pays nothing)
+    n, window = 12_000, 10
+    x = 100 + rng.standard_normal(n).cumsum()
+    x[where] = np.inf
+    x[where + 3] = -np.inf
+    x[where + 50] = np.nan
+    y = np.cos(np.arange(n) * 0.1)
+    s = pd.Series(x)
+    r = s.rolling(window, min_periods=3)
+    for name, want in (("sum", r.sum()), ("mean", r.mean()), ("var", r.var()), ("std", r.std()),
+                       ("min", r.min()), ("max", r.max())):
+        np.testing.assert_allclose(_call(name, x, window, 3, 1), want.to_numpy(), rtol=1e-9, atol=1e-8,
+                                   equal_nan=True, err_msg=name)
+    out = np.empty(n)
+    K.rolling_corr_1d_nb(x, y, window, 3, out)
+    want = s.rolling(window, min_periods=3).corr(pd.Series(y)).to_numpy()
+    np.testing.assert_allclose(out, want, rtol=1e-7, atol=1e-9, equal_nan=True)
+    v = np.abs(y) + 1
+    K.rolling_vwap_1d_nb(x, v, window, 3, out)
+    np.testing.assert_allclose(out, ref.rolling_vwap(x, v, window, 3), rtol=1e-9, equal_nan=True)
