@@ -88,6 +88,20 @@ def _unary(stat: str) -> Callable[[int], dict[str, Callable[[], Any]]]:
     return setup
 
 
+def _min_trend_setup(n: int) -> dict[str, Callable[[], Any]]:
+    # a rising market: the window minimum is always the oldest bar, so TA-Lib's
+    # rescan-on-expiry does `window` comparisons per bar; van Herk/Gil-Werman does 3
+    x = np.linspace(100.0, 200.0, n)
+    impls: dict[str, Callable[[], Any]] = {"nbtrade": lambda: stats.rolling_min(x, 200)}
+    bn = _optional("bottleneck")
+    talib = _optional("talib")
+    if bn is not None:
+        impls["bottleneck"] = lambda: bn.move_min(x, 200)
+    if talib is not None:
+        impls["talib"] = lambda: talib.MIN(x, 200)
+    return impls
+
+
 def _corr_setup(n: int) -> dict[str, Callable[[], Any]]:
     x = _prices(n, 1)
     y = _prices(n, 2)
@@ -126,11 +140,14 @@ def _ret_setup(n: int) -> dict[str, Callable[[], Any]]:
 
 
 def _many_check(ours: Any, theirs: Any) -> None:
+    # the tail only: pandas' ewm seeds with the first value, TA-Lib (and nbtrade's
+    # default) with an SMA; they agree once the seed has decayed
+    tail = slice(-1000, None)
     if isinstance(theirs, list):  # one baseline array per span
         for j, col in enumerate(theirs):
-            _check(1e-8)(ours[:, j], col)
+            _check(1e-8)(ours[tail, j], col[tail])
     elif isinstance(theirs, np.ndarray) and theirs.ndim == 1 and theirs.size == ours.shape[0]:
-        _check(1e-8)(ours[:, SPANS.index(WINDOW)], theirs)
+        _check(1e-8)(ours[tail, SPANS.index(WINDOW)], theirs[tail])
 
 
 def _many_setup(kind: str) -> Callable[[int], dict[str, Callable[[], Any]]]:
@@ -159,11 +176,6 @@ def _many_setup(kind: str) -> Callable[[int], dict[str, Callable[[], Any]]]:
                 impls["talib_5x"] = lambda: [talib.SMA(x, p) for p in SPANS]
         return impls
     return setup
-
-
-def _many_check_seed_first(ours: Any, theirs: Any) -> None:
-    if isinstance(theirs, list):
-        _many_check(ours, theirs)
 
 
 def _two_d_setup(stat: str) -> Callable[[int], dict[str, Callable[[], Any]]]:
@@ -200,12 +212,19 @@ def _two_d_setup(stat: str) -> Callable[[int], dict[str, Callable[[], Any]]]:
 CASES = [
     Case("rolling_mean w20", _unary("mean"), check=_check(), target="<= 1.0x min(talib, bottleneck); >= 5x pandas"),
     Case("rolling_sum w20", _unary("sum"), check=_check(), target="<= 1.0x min(talib, bottleneck); >= 5x pandas"),
-    Case("rolling_std w20", _unary("std"), check=_check(1e-6),
+    # bottleneck's running sums of x**2 drift: at 10M bars its std is off by up to ~1% on
+    # this series (nbtrade matches an exact two-pass to 1e-13, see the drift test), so the
+    # check here only makes sure the same statistic is computed
+    Case("rolling_std w20", _unary("std"), check=_check(5e-2),
          target="<= 1.0x min(talib, bottleneck); >= 5x pandas"),
     Case("rolling_min w20", _unary("min"), check=_check(), target="<= 1.0x min(talib, bottleneck); >= 5x pandas"),
     Case("rolling_max w20", _unary("max"), check=_check(), target="<= 1.0x min(talib, bottleneck); >= 5x pandas"),
+    Case("rolling_min w200 rising", _min_trend_setup, check=_check(),
+         target="O(n) whatever the data (TA-Lib: O(n * window) here)"),
     Case("rolling_zscore w20", _unary("zscore"), check=None, target=">= 5x pandas"),
-    Case("rolling_corr w20", _corr_setup, check=_check(1e-6), target="<= 1.0x talib; >= 5x pandas"),
+    # pandas computes corr from rolling means of x*y, x, y: off by up to ~1e-3 relative here at
+    # 10M bars (nbtrade and TA-Lib agree with an exact two-pass to ~1e-10)
+    Case("rolling_corr w20", _corr_setup, check=_check(1e-2), target="<= 1.0x talib; >= 5x pandas"),
     Case("rolling_vwap w20", _vwap_setup, check=_check(), target=">= 5x pandas"),
     Case("ret n=1", _ret_setup, check=_check(1e-12), target=">= 5x pandas"),
     Case("ema_many 5 spans", _many_setup("ema"), check=_many_check,

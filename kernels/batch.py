@@ -10,7 +10,7 @@ Callers pass distinct spans (the wrapper deduplicates, as vectorbt's
 ``ma_cache_nb``), each computed once.
 
 EMA (TA-Lib's formula and order of operations): ``k = 2 / (span + 1)``,
-``e = (x - e) * k + e``. ``seed_first=False`` (TA-Lib, ``seed="sma"``): the first
+``e = (x - e) * k + e`` (FMA-contracted like the TA-Lib wheel: bit-identical). ``seed_first=False`` (TA-Lib, ``seed="sma"``): the first
 value is the mean of the first ``span`` values, at index ``first + span - 1``
 where ``first`` is the first non-NaN bar (leading NaNs skipped as TA-Lib).
 ``seed_first=True`` (pandas ``ewm(span, adjust=False)``): ``e = x[first]``.
@@ -25,10 +25,15 @@ every ``resum_every(window)`` bars instead of drifting) and
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
 from ._jit import jit, pjit
-from .rolling import _mean_steps, _resum, resum_every
+
+#: EMA steps may fuse ``(x - e) * k + e`` into one FMA: a shorter dependency chain
+#: (sub + fma instead of sub + mul + add) and, as the TA-Lib wheel is built the
+#: same way, bit-identical values to ``talib.EMA`` on x86-64 with FMA.
+jit_fma = njit(cache=True, nogil=True, fastmath={"contract"})
+from .rolling import _blocks_have_inf, _has_nan, _inf_to_nan, _mean_steps, _resum, resum_every
 
 #: Bars per time chunk (k outputs per bar stay in L1/L2 while written).
 CHUNK = 2048
@@ -36,7 +41,7 @@ CHUNK = 2048
 GROUP = 8
 
 
-@jit
+@jit_fma
 def _ema_warmup(x, periods, alphas, seed_first, out, state):
     """Straightforward per-span pass until every span has its seed.
 
@@ -53,7 +58,7 @@ def _ema_warmup(x, periods, alphas, seed_first, out, state):
     end = n
     seen = 0
     for t in range(n):
-        if x[t] == x[t]:
+        if x[t] - x[t] == 0.0:
             seen += 1
             if seen == need:
                 end = t + 1
@@ -66,7 +71,7 @@ def _ema_warmup(x, periods, alphas, seed_first, out, state):
         e = np.nan
         for t in range(end):
             v = x[t]
-            if v != v:
+            if v - v != 0.0:  # NaN or +-inf: skipped
                 out[t, j] = np.nan
                 continue
             cnt += 1
@@ -87,7 +92,7 @@ def _ema_warmup(x, periods, alphas, seed_first, out, state):
     return end
 
 
-@jit
+@jit_fma
 def _ema_group(x, lo, hi, alphas, cols, state, out):
     # eight EMA chains in registers; padded groups repeat their last column
     a0, a1, a2, a3 = alphas[cols[0]], alphas[cols[1]], alphas[cols[2]], alphas[cols[3]]
@@ -97,9 +102,32 @@ def _ema_group(x, lo, hi, alphas, cols, state, out):
     c0, c1, c2, c3, c4, c5, c6, c7 = cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7]
     xs = x[lo:hi]
     o = out[lo:hi]
+    if not _has_nan(x, lo, hi):
+        # NaN-free chunk: no per-bar branch (it costs ~0.8 ns/bar)
+        for i in range(hi - lo):
+            v = xs[i]
+            e0 = (v - e0) * a0 + e0
+            e1 = (v - e1) * a1 + e1
+            e2 = (v - e2) * a2 + e2
+            e3 = (v - e3) * a3 + e3
+            e4 = (v - e4) * a4 + e4
+            e5 = (v - e5) * a5 + e5
+            e6 = (v - e6) * a6 + e6
+            e7 = (v - e7) * a7 + e7
+            o[i, c0] = e0
+            o[i, c1] = e1
+            o[i, c2] = e2
+            o[i, c3] = e3
+            o[i, c4] = e4
+            o[i, c5] = e5
+            o[i, c6] = e6
+            o[i, c7] = e7
+        state[c0], state[c1], state[c2], state[c3] = e0, e1, e2, e3
+        state[c4], state[c5], state[c6], state[c7] = e4, e5, e6, e7
+        return
     for i in range(hi - lo):
         v = xs[i]
-        if v == v:
+        if v - v == 0.0:  # finite (NaN and +-inf bars are skipped)
             e0 = (v - e0) * a0 + e0
             e1 = (v - e1) * a1 + e1
             e2 = (v - e2) * a2 + e2
@@ -129,16 +157,29 @@ def _ema_group(x, lo, hi, alphas, cols, state, out):
     state[c4], state[c5], state[c6], state[c7] = e4, e5, e6, e7
 
 
-@jit
+@jit_fma
 def _ema_group4(x, lo, hi, alphas, cols, state, out):
     c0, c1, c2, c3 = cols[0], cols[1], cols[2], cols[3]
     a0, a1, a2, a3 = alphas[c0], alphas[c1], alphas[c2], alphas[c3]
     e0, e1, e2, e3 = state[c0], state[c1], state[c2], state[c3]
     xs = x[lo:hi]
     o = out[lo:hi]
+    if not _has_nan(x, lo, hi):
+        for i in range(hi - lo):
+            v = xs[i]
+            e0 = (v - e0) * a0 + e0
+            e1 = (v - e1) * a1 + e1
+            e2 = (v - e2) * a2 + e2
+            e3 = (v - e3) * a3 + e3
+            o[i, c0] = e0
+            o[i, c1] = e1
+            o[i, c2] = e2
+            o[i, c3] = e3
+        state[c0], state[c1], state[c2], state[c3] = e0, e1, e2, e3
+        return
     for i in range(hi - lo):
         v = xs[i]
-        if v == v:
+        if v - v == 0.0:  # finite (NaN and +-inf bars are skipped)
             e0 = (v - e0) * a0 + e0
             e1 = (v - e1) * a1 + e1
             e2 = (v - e2) * a2 + e2
@@ -155,19 +196,25 @@ def _ema_group4(x, lo, hi, alphas, cols, state, out):
     state[c0], state[c1], state[c2], state[c3] = e0, e1, e2, e3
 
 
-@jit
+@jit_fma
 def _ema_one(x, lo, hi, alphas, c0, state, out):
     a0 = alphas[c0]
     e0 = state[c0]
     xs = x[lo:hi]
-    o = out[lo:hi]
+    o = out[lo:hi, c0]
+    if not _has_nan(x, lo, hi):
+        for i in range(hi - lo):
+            e0 = (xs[i] - e0) * a0 + e0
+            o[i] = e0
+        state[c0] = e0
+        return
     for i in range(hi - lo):
         v = xs[i]
-        if v == v:
+        if v - v == 0.0:  # finite (NaN and +-inf bars are skipped)
             e0 = (v - e0) * a0 + e0
-            o[i, c0] = e0
+            o[i] = e0
         else:
-            o[i, c0] = np.nan
+            o[i] = np.nan
     state[c0] = e0
 
 
@@ -213,22 +260,90 @@ def ema_many_1d_nb(x, periods, seed_first, out):
 
 
 @jit
+def _sma_group(x, lo, hi, windows, cols, sums, anchors, out):
+    # NaN-free chunk, every window full: eight running sums advanced per bar, the
+    # k outputs of a bar written side by side; padded groups repeat their last column
+    c0, c1, c2, c3, c4, c5, c6, c7 = cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7]
+    w0, w1, w2, w3 = windows[c0], windows[c1], windows[c2], windows[c3]
+    w4, w5, w6, w7 = windows[c4], windows[c5], windows[c6], windows[c7]
+    s0, s1, s2, s3 = sums[c0], sums[c1], sums[c2], sums[c3]
+    s4, s5, s6, s7 = sums[c4], sums[c5], sums[c6], sums[c7]
+    k0, k1, k2, k3 = anchors[c0], anchors[c1], anchors[c2], anchors[c3]
+    k4, k5, k6, k7 = anchors[c4], anchors[c5], anchors[c6], anchors[c7]
+    i0, i1, i2, i3, i4, i5, i6, i7 = 1.0 / w0, 1.0 / w1, 1.0 / w2, 1.0 / w3, 1.0 / w4, 1.0 / w5, 1.0 / w6, 1.0 / w7
+    xs = x[lo:hi]
+    x0, x1, x2, x3 = x[lo - w0:hi - w0], x[lo - w1:hi - w1], x[lo - w2:hi - w2], x[lo - w3:hi - w3]
+    x4, x5, x6, x7 = x[lo - w4:hi - w4], x[lo - w5:hi - w5], x[lo - w6:hi - w6], x[lo - w7:hi - w7]
+    o = out[lo:hi]
+    for i in range(hi - lo):
+        v = xs[i]
+        s0 += v - x0[i]
+        s1 += v - x1[i]
+        s2 += v - x2[i]
+        s3 += v - x3[i]
+        s4 += v - x4[i]
+        s5 += v - x5[i]
+        s6 += v - x6[i]
+        s7 += v - x7[i]
+        o[i, c0] = s0 * i0 + k0
+        o[i, c1] = s1 * i1 + k1
+        o[i, c2] = s2 * i2 + k2
+        o[i, c3] = s3 * i3 + k3
+        o[i, c4] = s4 * i4 + k4
+        o[i, c5] = s5 * i5 + k5
+        o[i, c6] = s6 * i6 + k6
+        o[i, c7] = s7 * i7 + k7
+    sums[c0], sums[c1], sums[c2], sums[c3] = s0, s1, s2, s3
+    sums[c4], sums[c5], sums[c6], sums[c7] = s4, s5, s6, s7
+
+
+@jit
 def sma_many_1d_nb(x, windows, out):
     """Simple moving averages of ``x`` for several distinct ``windows`` (int64) into ``out`` ``(n, k)``.
 
     Column ``j`` equals ``talib.SMA(x, windows[j])`` and
     ``pd.Series(x).rolling(windows[j]).mean()`` (NaN unless the whole window is
-    non-NaN). Value ``t`` uses bars up to ``t``.
+    non-NaN). Value ``t`` uses bars up to ``t``. Running sums around an anchor,
+    re-summed exactly every ``resum_every(window)`` bars (as ``rolling_mean``).
     """
+    # +-inf bars are missing values here (every window holding one is NaN, as pandas)
+    if not _sma_many_impl(x, windows, out):
+        _sma_many_impl(_inf_to_nan(x), windows, out)
+    return out
+
+
+@jit
+def _sma_many_impl(x, windows, out):
     n = x.shape[0]
     k = windows.shape[0]
+    if k == 0:
+        return True
     sums = np.zeros(k, dtype=np.float64)
     anchors = np.zeros(k, dtype=np.float64)
     cnts = np.zeros(k, dtype=np.int64)
     last = np.zeros(k, dtype=np.int64)
+    wmax = 0
+    for j in range(k):
+        wmax = max(wmax, windows[j])
+    cols = np.empty(GROUP, dtype=np.int64)
     lo = 0
     while lo < n:
         hi = min(n, lo + CHUNK)
+        if _blocks_have_inf(x, max(0, lo - wmax), hi):
+            return False
+        if lo > wmax and not _has_nan(x, lo - wmax, hi):
+            # fast path: all windows full and NaN-free over the chunk (counts == windows)
+            for j in range(k):
+                w = windows[j]
+                if lo - last[j] >= resum_every(w):
+                    sums[j], cnts[j], anchors[j] = _resum(x, lo - w, lo)
+                    last[j] = lo
+            for g in range(0, k, GROUP):
+                for q in range(GROUP):
+                    cols[q] = min(g + q, k - 1)
+                _sma_group(x, lo, hi, windows, cols, sums, anchors, out)
+            lo = hi
+            continue
         for j in range(k):
             w = windows[j]
             col = out.T[j]
@@ -250,7 +365,7 @@ def sma_many_1d_nb(x, windows, out):
             sums[j] = s
             cnts[j] = cnt
         lo = hi
-    return out
+    return True
 
 
 @pjit

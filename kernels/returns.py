@@ -8,26 +8,38 @@ Output ``t`` uses bars ``t - n`` and ``t`` only.
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
 from ._jit import jit, pjit
 
 
-@jit
+#: numpy's error model: float division by zero gives inf/nan instead of numba's
+#: per-division zero check and exception, so the loops vectorize
+jit_np = njit(cache=True, nogil=True, error_model="numpy")
+
+
+@jit_np
 def ret_1d_nb(x, n, log, out):
     """n-period simple (``log=False``) or log returns; equals ``s.pct_change(n, fill_method=None)``
     or ``np.log(s / s.shift(n))`` except that a zero base gives NaN."""
     m = x.shape[0]
     for t in range(min(n, m)):
         out[t] = np.nan
-    for t in range(n, m):
-        base = x[t - n]
-        if base == 0.0:
-            out[t] = np.nan
-        elif log:
-            out[t] = np.log(x[t] / base)
-        else:
-            out[t] = x[t] / base - 1.0
+    if m <= n:
+        return out
+    cur = x[n:]
+    base = x[:m - n]
+    o = out[n:]
+    if log:
+        for i in range(m - n):
+            b = base[i]
+            r = np.log(cur[i] / b)
+            o[i] = r if b != 0.0 else np.nan
+    else:
+        for i in range(m - n):
+            b = base[i]
+            r = cur[i] / b - 1.0
+            o[i] = r if b != 0.0 else np.nan
     return out
 
 

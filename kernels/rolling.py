@@ -71,11 +71,88 @@ def _window_sum(x, lo, hi, k):
 
 
 @jit
+def _has_nan(x, lo, hi):
+    # branch-free (vectorizable) scan for NaN or +-inf (v - v is NaN for both):
+    # picks the all-finite fast loops per block, on data already in cache
+    v = x[lo:hi]
+    acc = False
+    for i in range(hi - lo):
+        acc |= (v[i] - v[i]) != 0.0
+    return acc
+
+
+@jit
+def _has_inf(x, lo, hi):
+    v = x[lo:hi]
+    acc = False
+    for i in range(hi - lo):
+        acc |= np.abs(v[i]) == np.inf
+    return acc
+
+
+@jit
+def _blocks_have_inf(x, lo, hi):
+    # only blocks that are not all finite are searched for +-inf
+    return _has_nan(x, lo, hi) and _has_inf(x, lo, hi)
+
+
+@jit
+def _inf_to_nan(x):
+    clean = x.copy()
+    for i in range(clean.shape[0]):
+        if np.abs(clean[i]) == np.inf:
+            clean[i] = np.nan
+    return clean
+
+
+@jit
+def _sum_steps_nonan(x, window, lo, hi, s, k, out):
+    # x[lo - window:hi] holds no NaN: count == window throughout, no branches.
+    # Two bars per step: the running sum advances by (d0 + d1), halving the
+    # loop-carried add chain that bounds this loop.
+    base = window * k
+    xs = x[lo:hi]
+    olds = x[lo - window:hi - window]
+    o = out[lo:hi]
+    m = hi - lo
+    for i in range(0, m - 1, 2):
+        d0 = xs[i] - olds[i]
+        d1 = xs[i + 1] - olds[i + 1]
+        o[i] = (s + d0) + base
+        s += d0 + d1
+        o[i + 1] = s + base
+    if m % 2 == 1:
+        s += xs[m - 1] - olds[m - 1]
+        o[m - 1] = s + base
+    return s
+
+
+@jit
+def _mean_steps_nonan(x, window, lo, hi, s, k, out):
+    inv = 1.0 / window
+    xs = x[lo:hi]
+    olds = x[lo - window:hi - window]
+    o = out[lo:hi]
+    m = hi - lo
+    for i in range(0, m - 1, 2):
+        d0 = xs[i] - olds[i]
+        d1 = xs[i + 1] - olds[i + 1]
+        o[i] = (s + d0) * inv + k
+        s += d0 + d1
+        o[i + 1] = s * inv + k
+    if m % 2 == 1:
+        s += xs[m - 1] - olds[m - 1]
+        o[m - 1] = s * inv + k
+    return s
+
+
+@jit
 def _sum_steps(x, window, minp, lo, hi, s, cnt, k, out):
     # running updates of s = sum(x - k) for t in [lo, hi), lo >= window; branchy
-    # like bottleneck: the NaN branches are perfectly predicted on NaN-free data
-    # views indexed from 0 let LLVM drop numba's negative-index wraparound checks
-    base = cnt * k
+    # like bottleneck: the NaN branches are perfectly predicted on NaN-free data.
+    # `base` = cnt * k, or NaN below minp: the output needs no per-bar check.
+    # Views indexed from 0 let LLVM drop numba's negative-index wraparound checks.
+    base = cnt * k if cnt >= minp else np.nan
     xs = x[lo:hi]
     olds = x[lo - window:hi - window]
     o = out[lo:hi]
@@ -88,21 +165,21 @@ def _sum_steps(x, window, minp, lo, hi, s, cnt, k, out):
             else:
                 s += xn - k
                 cnt += 1
-                base = cnt * k
+                base = cnt * k if cnt >= minp else np.nan
         elif xo == xo:
             s -= xo - k
             cnt -= 1
-            base = cnt * k
+            base = cnt * k if cnt >= minp else np.nan
             if cnt == 0:
                 s = 0.0
-        o[i] = s + base if cnt >= minp else np.nan
+        o[i] = s + base
     return s, cnt
 
 
 @jit
 def _mean_steps(x, window, minp, lo, hi, s, cnt, k, out):
-    # as _sum_steps, output s / cnt + k (inverse cached while the count is constant)
-    inv = 1.0 / cnt if cnt > 0 else 0.0
+    # as _sum_steps, output s / cnt + k; the cached inverse is NaN below minp
+    inv = 1.0 / cnt if cnt >= minp else np.nan
     xs = x[lo:hi]
     olds = x[lo - window:hi - window]
     o = out[lo:hi]
@@ -115,14 +192,14 @@ def _mean_steps(x, window, minp, lo, hi, s, cnt, k, out):
             else:
                 s += xn - k
                 cnt += 1
-                inv = 1.0 / cnt
+                inv = 1.0 / cnt if cnt >= minp else np.nan
         elif xo == xo:
             s -= xo - k
             cnt -= 1
-            inv = 1.0 / cnt if cnt > 0 else 0.0
+            inv = 1.0 / cnt if cnt >= minp else np.nan
             if cnt == 0:
                 s = 0.0
-        o[i] = s * inv + k if cnt >= minp else np.nan
+        o[i] = s * inv + k
     return s, cnt
 
 
@@ -137,12 +214,26 @@ def _resum(x, lo, hi):
 
 @jit
 def _rolling_sum_core_1d_nb(x, window, minp, mean, out):
+    # +-inf are missing values, as in pandas' rolling (which turns them into NaN
+    # first); running sums cannot take them (inf - inf), so a pass that meets one
+    # stops and reruns on a copy with NaN in their place. Finite data pays nothing:
+    # the per-block scan that picks the fast loops already reads every value, in cache.
+    if not _rolling_sum_impl(x, window, minp, mean, out):
+        _rolling_sum_impl(_inf_to_nan(x), window, minp, mean, out)
+    return out
+
+
+@jit
+def _rolling_sum_impl(x, window, minp, mean, out):
     # Sums are kept around an anchor k (the window mean at the last re-sum), so
     # rounding scales with the spread of the data, not its level (1e9 + noise).
     # Warm-up, then blocks of resum_every(window) bars: an exact re-sum of the
     # window at each block start, cheap running updates inside the block.
+    # Returns False (unfinished) on meeting +-inf.
     n = x.shape[0]
     every = resum_every(window)
+    if _blocks_have_inf(x, 0, min(window, n)):
+        return False
     k = _first_valid(x)
     s = 0.0
     c = 0.0
@@ -165,14 +256,22 @@ def _rolling_sum_core_1d_nb(x, window, minp, mean, out):
     lo = w0
     while lo < n:
         hi = min(n, lo + every)
+        nonfinite = _has_nan(x, lo - window, hi)
+        if nonfinite and _has_inf(x, lo - window, hi):
+            return False
         if lo > w0:
             s, cnt, k = _resum(x, lo - window, lo)
-        if mean:
+        if not nonfinite:
+            if mean:
+                s = _mean_steps_nonan(x, window, lo, hi, s, k, out)
+            else:
+                s = _sum_steps_nonan(x, window, lo, hi, s, k, out)
+        elif mean:
             s, cnt = _mean_steps(x, window, minp, lo, hi, s, cnt, k, out)
         else:
             s, cnt = _sum_steps(x, window, minp, lo, hi, s, cnt, k, out)
         lo = hi
-    return out
+    return True
 
 
 @jit
@@ -208,72 +307,185 @@ def _window_moments(x, lo, hi, k):
 
 
 @jit
+def _var_out(x_t, ok, s1, s2, cnt, k, run, ddof, mode):
+    # variance / std / z-score from anchored sums; caller checked cnt >= minp, cnt > ddof
+    m = s1 / cnt
+    if run >= cnt:
+        var = 0.0
+    else:
+        var = (s2 - s1 * m) / (cnt - ddof)
+        if var < 0.0:
+            var = 0.0
+    if mode == VAR:
+        return var
+    if mode == STD:
+        return np.sqrt(var)
+    return ((x_t - k) - m) / np.sqrt(var) if var > 0.0 and ok else np.nan
+
+
+@jit
+def _var_steps(x, window, minp, ddof, mode, lo, hi, s1, s2, cnt, k, run, prev, last_anchor, out):
+    # running updates for t in [lo, hi), lo >= window (views: no wraparound checks);
+    # 1/cnt and 1/(cnt - ddof) are cached while the count is constant (two
+    # divisions per bar would cost more than everything else)
+    xs = x[lo:hi]
+    olds = x[lo - window:hi - window]
+    o = out[lo:hi]
+    inv = 1.0 / cnt if cnt > 0 else 0.0
+    inv_dof = 1.0 / (cnt - ddof) if cnt >= minp and cnt > ddof else np.nan
+    for i in range(hi - lo):
+        xn = xs[i]
+        xo = olds[i]
+        okn = xn == xn
+        if okn:
+            # branch-free run length of identical values (a branch here costs ~30%)
+            run = run * np.int64(xn == prev) + 1
+            prev = xn
+            a = xn - k
+            if xo == xo:
+                b = xo - k
+                d = a - b
+                s1 += d
+                s2 += d * (a + b)
+            else:
+                s1 += a
+                s2 += a * a
+                cnt += 1
+                inv = 1.0 / cnt
+                inv_dof = 1.0 / (cnt - ddof) if cnt >= minp and cnt > ddof else np.nan
+        elif xo == xo:
+            b = xo - k
+            s1 -= b
+            s2 -= b * b
+            cnt -= 1
+            inv = 1.0 / cnt if cnt > 0 else 0.0
+            inv_dof = 1.0 / (cnt - ddof) if cnt >= minp and cnt > ddof else np.nan
+            if cnt == 0:
+                s1 = 0.0
+                s2 = 0.0
+        # inv_dof is NaN below minp (or at most ddof values): no per-bar check
+        m = s1 * inv
+        num = s2 - s1 * m
+        if num * _REANCHOR_RATIO < s2 and lo + i - last_anchor >= window and run < cnt:
+            # the mean wandered far from the anchor: re-sum around it
+            t = lo + i
+            k += m
+            s1, s2 = _window_moments(x, t - window + 1, t + 1, k)
+            last_anchor = t
+            m = s1 * inv
+            num = s2 - s1 * m
+        if num < 0.0 or run >= cnt:
+            num = 0.0
+        var = num * inv_dof
+        if mode == VAR:
+            o[i] = var
+        elif mode == STD:
+            o[i] = np.sqrt(var)
+        else:
+            o[i] = ((xn - k) - m) / np.sqrt(var) if var > 0.0 and okn else np.nan
+    return s1, s2, cnt, k, run, prev, last_anchor
+
+
+@jit
+def _var_steps_nonan(x, window, ddof, mode, lo, hi, s1, s2, k, run, prev, last_anchor, out):
+    # x[lo - window:hi] holds no NaN: count == window, constant inverses, no NaN branches
+    xs = x[lo:hi]
+    olds = x[lo - window:hi - window]
+    o = out[lo:hi]
+    inv = 1.0 / window
+    inv_dof = 1.0 / (window - ddof) if window > ddof else np.nan
+    for i in range(hi - lo):
+        xn = xs[i]
+        run = run * np.int64(xn == prev) + 1
+        prev = xn
+        a = xn - k
+        b = olds[i] - k
+        d = a - b
+        s1 += d
+        s2 += d * (a + b)
+        m = s1 * inv
+        num = s2 - s1 * m
+        if num * _REANCHOR_RATIO < s2:
+            # rare: the mean wandered far from the anchor (or a constant window)
+            t = lo + i
+            if t - last_anchor >= window and run < window:
+                k += m
+                s1, s2 = _window_moments(x, t - window + 1, t + 1, k)
+                last_anchor = t
+                m = s1 * inv
+                num = s2 - s1 * m
+        if num < 0.0 or run >= window:
+            num = 0.0
+        var = num * inv_dof
+        if mode == VAR:
+            o[i] = var
+        elif mode == STD:
+            o[i] = np.sqrt(var)
+        else:
+            o[i] = ((xn - k) - m) / np.sqrt(var) if var > 0.0 else np.nan
+    return s1, s2, k, run, prev, last_anchor
+
+
+@jit
 def _rolling_var_core_1d_nb(x, window, minp, ddof, mode, out):
+    # +-inf are missing values: rerun on a cleaned copy (see _rolling_sum_core_1d_nb)
+    if not _rolling_var_impl(x, window, minp, ddof, mode, out):
+        _rolling_var_impl(_inf_to_nan(x), window, minp, ddof, mode, out)
+    return out
+
+
+@jit
+def _rolling_var_impl(x, window, minp, ddof, mode, out):
+    # Warm-up, then blocks of resum_every(window) bars, each starting with an exact
+    # two-pass re-sum of the window around its mean (see the module docstring).
+    # Returns False (unfinished) on meeting +-inf.
     n = x.shape[0]
+    every = resum_every(window)
+    if _blocks_have_inf(x, 0, min(window, n)):
+        return False
     k = _first_valid(x)
     s1 = 0.0
     s2 = 0.0
     cnt = 0
     run = 0  # length of the current run of identical non-NaN values
     prev = np.nan
-    every = resum_every(window)
-    nxt = every
     last_anchor = -window
-    for t in range(n):
+    w0 = min(window, n)
+    for t in range(w0):
         xn = x[t]
         okn = xn == xn
         if okn:
-            if xn == prev:
-                run += 1
-            else:
-                run = 1
-                prev = xn
-        xo = x[t - window] if t >= window else np.nan
-        oko = xo == xo
-        cnt += np.int64(okn) - np.int64(oko)
-        if t == nxt:
-            # periodic exact re-summation around the window mean: no drift
-            lo = max(0, t - window + 1)
-            if cnt > 0:
-                s1, s2 = _window_moments(x, lo, t + 1, k)
-                k += s1 / cnt
-            s1, s2 = _window_moments(x, lo, t + 1, k)
-            last_anchor = t
-            nxt += every
-        else:
-            a = xn - k if okn else 0.0
-            b = xo - k if oko else 0.0
-            d = a - b
-            s1 += d
-            s2 += d * (a + b)
+            run = run * np.int64(xn == prev) + 1
+            prev = xn
+            a = xn - k
+            s1 += a
+            s2 += a * a
+            cnt += 1
         if cnt >= minp and cnt > ddof:
-            m = s1 / cnt
-            if run >= cnt:
-                var = 0.0
-            else:
-                num = s2 - s1 * m
-                if num * _REANCHOR_RATIO < s2 and t - last_anchor >= window:
-                    # mean far from the anchor: re-sum the window around its mean
-                    k += m
-                    s1, s2 = _window_moments(x, max(0, t - window + 1), t + 1, k)
-                    last_anchor = t
-                    m = s1 / cnt
-                    num = s2 - s1 * m
-                var = num / (cnt - ddof)
-                if var < 0.0:
-                    var = 0.0
-            if mode == VAR:
-                out[t] = var
-            elif mode == STD:
-                out[t] = np.sqrt(var)
-            else:
-                out[t] = ((xn - k) - m) / np.sqrt(var) if var > 0.0 and okn else np.nan
+            out[t] = _var_out(xn, okn, s1, s2, cnt, k, run, ddof, mode)
         else:
-            if cnt == 0:
-                s1 = 0.0
-                s2 = 0.0
             out[t] = np.nan
-    return out
+    lo = w0
+    while lo < n:
+        hi = min(n, lo + every)
+        nonfinite = _has_nan(x, lo - window, hi)
+        if nonfinite and _has_inf(x, lo - window, hi):
+            return False
+        if lo > w0 or w0 > 64:
+            # exact re-sum of the window ending at lo - 1 around its mean
+            s1, s2 = _window_moments(x, lo - window, lo, k)
+            if cnt > 0:
+                k += s1 / cnt
+                s1, s2 = _window_moments(x, lo - window, lo, k)
+            last_anchor = lo - 1
+        if not nonfinite:
+            s1, s2, k, run, prev, last_anchor = _var_steps_nonan(
+                x, window, ddof, mode, lo, hi, s1, s2, k, run, prev, last_anchor, out)
+        else:
+            s1, s2, cnt, k, run, prev, last_anchor = _var_steps(
+                x, window, minp, ddof, mode, lo, hi, s1, s2, cnt, k, run, prev, last_anchor, out)
+        lo = hi
+    return True
 
 
 @jit
@@ -306,6 +518,14 @@ def rolling_zscore_1d_nb(x, window, minp, ddof, out):
 
 @jit
 def _rolling_minmax_core_1d_nb(x, window, minp, sign, out):
+    # +-inf are missing values, as in pandas' rolling: rerun on a cleaned copy
+    if not _rolling_minmax_impl(x, window, minp, sign, out):
+        _rolling_minmax_impl(_inf_to_nan(x), window, minp, sign, out)
+    return out
+
+
+@jit
+def _rolling_minmax_impl(x, window, minp, sign, out):
     # van Herk / Gil-Werman: cut the series into blocks of `window` bars; the window
     # ending at t spans the tail of the previous block (its suffix minimum, from a
     # backward scan into `hbuf`) and the head of t's block (the running prefix
@@ -322,6 +542,8 @@ def _rolling_minmax_core_1d_nb(x, window, minp, sign, out):
     bs = 0
     while bs < n:
         be = min(bs + w, n)
+        if _blocks_have_inf(x, bs, be):
+            return False
         have_h = bs >= w
         if have_h:
             acc = inf
@@ -335,7 +557,15 @@ def _rolling_minmax_core_1d_nb(x, window, minp, sign, out):
         g = inf
         xs = x[bs:be]
         o = out[bs:be]
-        if have_h:
+        if have_h and not _has_nan(x, bs - w, be):
+            # NaN-free: every window is full, no counting
+            for i in range(be - bs):
+                v = sign * xs[i]
+                if v < g:
+                    g = v
+                h = hbuf[i + 1]
+                o[i] = sign * (h if h < g else g)
+        elif have_h:
             olds = x[bs - w:be - w]
             for i in range(be - bs):
                 xv = xs[i]
@@ -356,7 +586,7 @@ def _rolling_minmax_core_1d_nb(x, window, minp, sign, out):
                 cnt += np.int64(xv == xv)
                 o[i] = sign * g if cnt >= minp else np.nan
         bs = be
-    return out
+    return True
 
 
 @jit
@@ -399,83 +629,73 @@ def _resum_pair(x, y, lo, hi, kx, ky):
 
 
 @jit
-def _rolling_pair_core_1d_nb(x, y, window, minp, ddof, mode, out):
-    # Pairwise-complete windows: a bar counts when both x and y are non-NaN
-    # (pandas aligns the NaN masks first: X = x + 0*y, Y = y + 0*x).
-    n = x.shape[0]
-    kx = 0.0
-    ky = 0.0
-    for t in range(n):
-        if x[t] == x[t] and y[t] == y[t]:
-            kx = x[t]
-            ky = y[t]
-            break
-    sx = sy = sxx = syy = sxy = 0.0
-    cnt = 0
-    runx = 0
-    runy = 0
-    prevx = np.nan
-    prevy = np.nan
-    every = resum_every(window)
-    nxt = every
-    last_anchor = -window
-    for t in range(n):
-        xn = x[t]
-        yn = y[t]
+def _pair_steps(x, y, xo_v, yo_v, window, minp, ddof, mode, lo, hi, st, out):
+    # updates for t in [lo, hi); xo_v/yo_v hold the values leaving the window
+    # (NaN during warm-up); views indexed from 0 avoid numba's wraparound checks
+    sx, sy, sxx, syy, sxy, cnt, kx, ky, runx, runy, prevx, prevy, last_anchor = st
+    xs = x[lo:hi]
+    ys = y[lo:hi]
+    o = out[lo:hi]
+    inv = 1.0 / cnt if cnt > 0 else 0.0
+    for i in range(hi - lo):
+        xn = xs[i]
+        yn = ys[i]
+        xo = xo_v[i]
+        yo = yo_v[i]
         okn = xn == xn and yn == yn
+        oko = xo == xo and yo == yo
         if okn:
-            if xn == prevx:
-                runx += 1
+            # branch-free run lengths of identical values (exact zero variance)
+            runx = runx * np.int64(xn == prevx) + 1
+            runy = runy * np.int64(yn == prevy) + 1
+            prevx = xn
+            prevy = yn
+            ax = xn - kx
+            ay = yn - ky
+            if oko:
+                bx = xo - kx
+                by = yo - ky
+                dx = ax - bx
+                dy = ay - by
+                sx += dx
+                sy += dy
+                sxx += dx * (ax + bx)
+                syy += dy * (ay + by)
+                sxy += ax * ay - bx * by
             else:
-                runx = 1
-                prevx = xn
-            if yn == prevy:
-                runy += 1
-            else:
-                runy = 1
-                prevy = yn
-        if t >= window:
-            xo = x[t - window]
-            yo = y[t - window]
-            oko = xo == xo and yo == yo
-        else:
-            xo = yo = 0.0
-            oko = False
-        cnt += np.int64(okn) - np.int64(oko)
-        if t == nxt:
-            lo = max(0, t - window + 1)
-            if cnt > 0:
-                sx, sy, sxx, syy, sxy = _resum_pair(x, y, lo, t + 1, kx, ky)
-                kx += sx / cnt
-                ky += sy / cnt
-            sx, sy, sxx, syy, sxy = _resum_pair(x, y, lo, t + 1, kx, ky)
-            last_anchor = t
-            nxt += every
-        else:
-            ax = xn - kx if okn else 0.0
-            ay = yn - ky if okn else 0.0
-            bx = xo - kx if oko else 0.0
-            by = yo - ky if oko else 0.0
-            dx = ax - bx
-            dy = ay - by
-            sx += dx
-            sy += dy
-            sxx += dx * (ax + bx)
-            syy += dy * (ay + by)
-            sxy += ax * ay - bx * by
+                sx += ax
+                sy += ay
+                sxx += ax * ax
+                syy += ay * ay
+                sxy += ax * ay
+                cnt += 1
+                inv = 1.0 / cnt
+        elif oko:
+            bx = xo - kx
+            by = yo - ky
+            sx -= bx
+            sy -= by
+            sxx -= bx * bx
+            syy -= by * by
+            sxy -= bx * by
+            cnt -= 1
+            inv = 1.0 / cnt if cnt > 0 else 0.0
+            if cnt == 0:
+                sx = sy = sxx = syy = sxy = 0.0
         if cnt >= minp and cnt > ddof and cnt >= 2:
-            mx = sx / cnt
-            my = sy / cnt
+            mx = sx * inv
+            my = sy * inv
             nx = sxx - sx * mx
             ny = syy - sy * my
             nxy = sxy - sx * my
-            if (nx * _REANCHOR_RATIO < sxx or ny * _REANCHOR_RATIO < syy) and t - last_anchor >= window:
+            if (nx * _REANCHOR_RATIO < sxx or ny * _REANCHOR_RATIO < syy) and lo + i - last_anchor >= window:
+                t = lo + i
                 kx += mx
                 ky += my
                 sx, sy, sxx, syy, sxy = _resum_pair(x, y, max(0, t - window + 1), t + 1, kx, ky)
                 last_anchor = t
-                mx = sx / cnt
-                my = sy / cnt
+                mx = sx * inv
+                my = sy * inv
                 nx = sxx - sx * mx
                 ny = syy - sy * my
                 nxy = sxy - sx * my
@@ -486,16 +706,128 @@ def _rolling_pair_core_1d_nb(x, y, window, minp, ddof, mode, out):
                 ny = 0.0
                 nxy = 0.0
             if mode == CORR:
-                out[t] = nxy / np.sqrt(nx * ny) if nx > 0.0 and ny > 0.0 else np.nan
+                o[i] = nxy / np.sqrt(nx * ny) if nx > 0.0 and ny > 0.0 else np.nan
             elif mode == BETA:
-                out[t] = nxy / nx if nx > 0.0 else np.nan
+                o[i] = nxy / nx if nx > 0.0 else np.nan
             else:
-                out[t] = nxy / (cnt - ddof)
+                o[i] = nxy / (cnt - ddof)
         else:
-            if cnt == 0:
-                sx = sy = sxx = syy = sxy = 0.0
-            out[t] = np.nan
+            o[i] = np.nan
+    return sx, sy, sxx, syy, sxy, cnt, kx, ky, runx, runy, prevx, prevy, last_anchor
+
+
+@jit
+def _pair_steps_nonan(x, y, window, ddof, mode, lo, hi, st, out):
+    # x and y hold no NaN over [lo - window, hi): count == window, no NaN branches
+    sx, sy, sxx, syy, sxy, cnt, kx, ky, runx, runy, prevx, prevy, last_anchor = st
+    xs = x[lo:hi]
+    ys = y[lo:hi]
+    xos = x[lo - window:hi - window]
+    yos = y[lo - window:hi - window]
+    o = out[lo:hi]
+    inv = 1.0 / window
+    for i in range(hi - lo):
+        xn = xs[i]
+        yn = ys[i]
+        runx = runx * np.int64(xn == prevx) + 1
+        runy = runy * np.int64(yn == prevy) + 1
+        prevx = xn
+        prevy = yn
+        ax = xn - kx
+        ay = yn - ky
+        bx = xos[i] - kx
+        by = yos[i] - ky
+        dx = ax - bx
+        dy = ay - by
+        sx += dx
+        sy += dy
+        sxx += dx * (ax + bx)
+        syy += dy * (ay + by)
+        sxy += ax * ay - bx * by
+        mx = sx * inv
+        my = sy * inv
+        nx = sxx - sx * mx
+        ny = syy - sy * my
+        nxy = sxy - sx * my
+        if nx * _REANCHOR_RATIO < sxx or ny * _REANCHOR_RATIO < syy:
+            t = lo + i
+            if t - last_anchor >= window:
+                kx += mx
+                ky += my
+                sx, sy, sxx, syy, sxy = _resum_pair(x, y, t - window + 1, t + 1, kx, ky)
+                last_anchor = t
+                mx = sx * inv
+                my = sy * inv
+                nx = sxx - sx * mx
+                ny = syy - sy * my
+                nxy = sxy - sx * my
+        if runx >= window:
+            nx = 0.0
+            nxy = 0.0
+        if runy >= window:
+            ny = 0.0
+            nxy = 0.0
+        if mode == CORR:
+            o[i] = nxy / np.sqrt(nx * ny) if nx > 0.0 and ny > 0.0 else np.nan
+        elif mode == BETA:
+            o[i] = nxy / nx if nx > 0.0 else np.nan
+        else:
+            o[i] = nxy / (window - ddof) if window > ddof else np.nan
+    return sx, sy, sxx, syy, sxy, cnt, kx, ky, runx, runy, prevx, prevy, last_anchor
+
+
+@jit
+def _rolling_pair_core_1d_nb(x, y, window, minp, ddof, mode, out):
+    # +-inf in x or y are missing values: rerun on cleaned copies (see _rolling_sum_core_1d_nb)
+    if not _rolling_pair_impl(x, y, window, minp, ddof, mode, out):
+        _rolling_pair_impl(_inf_to_nan(x), _inf_to_nan(y), window, minp, ddof, mode, out)
     return out
+
+
+@jit
+def _rolling_pair_impl(x, y, window, minp, ddof, mode, out):
+    # Pairwise-complete windows: a bar counts when both x and y are non-NaN
+    # (pandas aligns the NaN masks first: X = x + 0*y, Y = y + 0*x).
+    # Warm-up, then blocks of resum_every(window) bars starting with an exact
+    # two-pass re-sum around the window means (see the module docstring).
+    # Returns False (unfinished) on meeting +-inf.
+    n = x.shape[0]
+    if _blocks_have_inf(x, 0, min(window, n)) or _blocks_have_inf(y, 0, min(window, n)):
+        return False
+    kx = 0.0
+    ky = 0.0
+    for t in range(n):
+        if x[t] == x[t] and y[t] == y[t]:
+            kx = x[t]
+            ky = y[t]
+            break
+    st = (0.0, 0.0, 0.0, 0.0, 0.0, 0, kx, ky, 0, 0, np.nan, np.nan, -window)
+    w0 = min(window, n)
+    nans = np.full(w0, np.nan)
+    st = _pair_steps(x, y, nans, nans, window, minp, ddof, mode, 0, w0, st, out)
+    every = resum_every(window)
+    lo = w0
+    while lo < n:
+        hi = min(n, lo + every)
+        nonfinite = _has_nan(x, lo - window, hi) or _has_nan(y, lo - window, hi)
+        if nonfinite and (_has_inf(x, lo - window, hi) or _has_inf(y, lo - window, hi)):
+            return False
+        sx, sy, sxx, syy, sxy, cnt, kx, ky, runx, runy, prevx, prevy, last_anchor = st
+        if lo > w0 or w0 > 64:
+            sx, sy, sxx, syy, sxy = _resum_pair(x, y, lo - window, lo, kx, ky)
+            if cnt > 0:
+                kx += sx / cnt
+                ky += sy / cnt
+                sx, sy, sxx, syy, sxy = _resum_pair(x, y, lo - window, lo, kx, ky)
+            last_anchor = lo - 1
+        st = (sx, sy, sxx, syy, sxy, cnt, kx, ky, runx, runy, prevx, prevy, last_anchor)
+        if window >= 2 and not nonfinite:
+            st = _pair_steps_nonan(x, y, window, ddof, mode, lo, hi, st, out)
+        else:
+            st = _pair_steps(x, y, x[lo - window:hi - window], y[lo - window:hi - window], window, minp, ddof,
+                             mode, lo, hi, st, out)
+        lo = hi
+    return True
 
 
 @jit
@@ -530,9 +862,18 @@ def rolling_vwap_1d_nb(price, volume, window, minp, out):
     """Rolling volume-weighted average price ``sum(p * v) / sum(v)`` over the window.
 
     A bar counts when both price and volume are non-NaN; NaN when the window's
-    volume sums to 0 or fewer than ``minp`` bars count.
+    volume sums to 0 or fewer than ``minp`` bars count (+-inf count as missing).
     """
+    if not _rolling_vwap_impl(price, volume, window, minp, out):
+        _rolling_vwap_impl(_inf_to_nan(price), _inf_to_nan(volume), window, minp, out)
+    return out
+
+
+@jit
+def _rolling_vwap_impl(price, volume, window, minp, out):
     n = price.shape[0]
+    if _has_inf(price, 0, n) or _has_inf(volume, 0, n):
+        return False
     spv = 0.0
     sv = 0.0
     cnt = 0
@@ -566,7 +907,7 @@ def rolling_vwap_1d_nb(price, volume, window, minp, out):
             out[t] = spv / sv
         else:
             out[t] = np.nan
-    return out
+    return True
 
 
 # --------------------------------------------------------------------------- 2-D forms

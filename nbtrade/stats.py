@@ -8,7 +8,9 @@ index and columns), and an optional ``out`` float64 array to write into.
 Conventions (pandas' ``rolling``): the window ending at bar ``t`` covers bars
 ``t - window + 1 .. t``; NaNs inside it are skipped and the result is NaN unless
 at least ``minp`` non-NaN values remain; ``minp`` defaults to ``window``. Value
-``t`` uses bars up to ``t`` only (no look-ahead). Sums are re-summed exactly
+``t`` uses bars up to ``t`` only (no look-ahead). +-inf count as missing values,
+as in pandas' rolling (which turns them into NaN), here and in ``ema_many``/
+``sma_many``. Sums are re-summed exactly
 every ``max(4096, 32 * window)`` bars, so results do not drift on long series
 (see :mod:`nbtrade.kernels.rolling`). :func:`lookback` gives each function's
 warm-up and settling length.
@@ -32,6 +34,11 @@ __all__ = [
 
 # --------------------------------------------------------------------------- helpers
 
+#: 2-D inputs with fewer values run column by column in one thread: below this, a
+#: parallel launch (and, on a busy machine, waiting for a second core) costs more.
+PARALLEL_MIN_SIZE = 200_000
+
+
 
 def _window_args(window: Any, minp: Any) -> tuple[int, int]:
     window = check_period(window, "window")
@@ -45,22 +52,47 @@ def _ddof(ddof: Any) -> int:
     return check_period(ddof, "ddof", minimum=0)
 
 
+def _writeable(arr: np.ndarray) -> np.ndarray:
+    """The same data, typed writeable for numba.
+
+    pandas (copy-on-write) hands out read-only views; numba compiles a separate
+    specialization of every kernel for read-only arrays, which doubles cold
+    compile time and the cache. Kernels never write their inputs, so the flag
+    is lifted on our own view (the caller's objects are untouched); arrays whose
+    memory is really read-only (e.g. a read-only memmap) stay as they are.
+    """
+    if not arr.flags.writeable:
+        try:
+            arr.flags.writeable = True
+        except ValueError:
+            pass
+    return arr
+
+
 def _run(name: str, inputs: Sequence[tuple[str, Any]], args: tuple, out: np.ndarray | None) -> Any:
     from .kernels import rolling, returns
 
     module = returns if name == "ret" else rolling
     if len(inputs) == 1:
         arr, wrapper = as_float_array(inputs[0][1], inputs[0][0])
-        arrays = [arr]
+        arrays = [_writeable(arr)]
     else:
         arrays, wrapper = as_float_arrays(inputs)
+        arrays = [_writeable(a) for a in arrays]
     if arrays[0].ndim == 2 and arrays[0].shape[1] > 1 and not arrays[0].flags.f_contiguous:
         # kernels walk each column: make columns contiguous once (a blocked copy
         # is ~3x cheaper than strided column walks); the result is F-ordered
         arrays = [np.asfortranarray(a) for a in arrays]
     res = check_out(out, arrays[0])
-    kernel = getattr(module, f"{name}_1d_nb" if arrays[0].ndim == 1 else f"{name}_nb")
-    kernel(*arrays, *args, res)
+    one = getattr(module, f"{name}_1d_nb")
+    if arrays[0].ndim == 1:
+        one(*arrays, *args, res)
+    elif arrays[0].size < PARALLEL_MIN_SIZE or arrays[0].shape[1] == 1:
+        # small panels: a parallel launch costs more than it saves
+        for j in range(arrays[0].shape[1]):
+            one(*[a[:, j] for a in arrays], *args, res[:, j])
+    else:
+        getattr(module, f"{name}_nb")(*arrays, *args, res)
     return wrapper.wrap(res)
 
 
@@ -265,8 +297,10 @@ def _many(kind: str, close: Any, periods: np.ndarray, seed_first: bool, out: np.
     from .kernels import batch
 
     arr, wrapper = as_float_array(close, "close")
+    arr = _writeable(arr)
     if arr.ndim == 2 and arr.shape[1] > 1 and not arr.flags.f_contiguous:
         arr = np.asfortranarray(arr)
+
     # each distinct period once, in order of first appearance
     _, first = np.unique(periods, return_index=True)
     uniq = periods[np.sort(first)]
@@ -312,9 +346,9 @@ def ema_many(close: Any, spans: Sequence[int], seed: str = "sma", out: np.ndarra
     warm-up, equal to pandas ``ewm(span=span, adjust=False).mean()``. Each
     distinct span is computed once.
 
-    NaN policy: leading NaNs are skipped (as TA-Lib); an inner NaN gives NaN at
-    that bar and is skipped, the EMA carries on from the next valid bar instead
-    of turning NaN forever. Value ``t`` uses bars up to ``t``.
+    NaN policy: leading NaNs are skipped (as TA-Lib); an inner NaN (or +-inf)
+    gives NaN at that bar and is skipped, the EMA carries on from the next valid
+    bar instead of turning NaN forever (TA-Lib's does). Value ``t`` uses bars up to ``t``.
 
     Returns ``(n, k)`` for 1-D input (a DataFrame with columns ``ema_<span>`` for
     a Series), ``(n, m, k)`` for 2-D input (a DataFrame with column MultiIndex

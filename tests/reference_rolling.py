@@ -1,7 +1,8 @@
 """Slow, obviously correct pure-Python references for nbtrade.stats / kernels.rolling.
 
 Each recomputes every window from scratch with exact-ish summation (math.fsum),
-pandas' NaN rules: NaNs in the window are skipped, NaN below ``minp`` values.
+pandas' NaN rules: NaNs (and +-inf, which pandas' rolling turns into NaN) in the
+window are skipped, NaN below ``minp`` values.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ NAN = float("nan")
 def _windows(x, window):
     for t in range(len(x)):
         vals = [float(v) for v in x[max(0, t - window + 1): t + 1]]
-        yield t, [v for v in vals if not math.isnan(v)]
+        yield t, [v for v in vals if math.isfinite(v)]
 
 
 def _var(vals, ddof):
@@ -44,7 +45,7 @@ def rolling(x, window, minp, stat, ddof=1):
                 out[t] = var
             elif stat == "std":
                 out[t] = math.sqrt(var)
-            elif var > 0 and not math.isnan(x[t]):
+            elif var > 0 and math.isfinite(x[t]):
                 out[t] = (x[t] - math.fsum(vals) / len(vals)) / math.sqrt(var)
     return out
 
@@ -53,7 +54,7 @@ def _pairs(x, y, window):
     for t in range(len(x)):
         lo = max(0, t - window + 1)
         yield t, [(float(a), float(b)) for a, b in zip(x[lo:t + 1], y[lo:t + 1])
-                  if not (math.isnan(a) or math.isnan(b))]
+                  if math.isfinite(a) and math.isfinite(b)]
 
 
 def rolling_pair(x, y, window, minp, stat, ddof=1):

@@ -188,3 +188,33 @@ def test_lookback_values_settle(name, w, rng):
         # and it is not much shorter than needed
         short = lb.settle // 2
         assert not np.allclose(part[short], full[short], rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("func", [lambda a: S.rolling_std(a, 30), lambda a: S.rolling_max(a, 30),
+                                  lambda a: S.rolling_corr(a, np.cos(a), 30)])
+def test_parallel_panel_equals_columns(func, rng):
+    # above PARALLEL_MIN_SIZE the column-parallel kernels run; C input is made F once
+    rows = S.PARALLEL_MIN_SIZE // 8 + 1
+    x = 100 + rng.standard_normal((rows, 8)).cumsum(axis=0)
+    x[100:140, 3] = np.nan
+    for arr in (np.asfortranarray(x), np.ascontiguousarray(x), pd.DataFrame(x)):
+        res = _values(func(arr))
+        for j in range(8):
+            np.testing.assert_array_equal(res[:, j], func(np.ascontiguousarray(x[:, j])))
+
+
+def test_infinities_are_missing_like_pandas():
+    x = 100 + np.sin(np.arange(60.0))
+    x[10] = np.inf
+    x[30] = -np.inf
+    s = pd.Series(x)
+    for minp in (5, 2):
+        r = s.rolling(5, min_periods=minp)
+        for got, want in ((S.rolling_sum(x, 5, minp), r.sum()), (S.rolling_mean(x, 5, minp), r.mean()),
+                          (S.rolling_std(x, 5, minp), r.std()), (S.rolling_var(x, 5, minp, ddof=0), r.var(ddof=0)),
+                          (S.rolling_min(x, 5, minp), r.min()), (S.rolling_max(x, 5, minp), r.max())):
+            np.testing.assert_allclose(got, want.to_numpy(), rtol=1e-9, equal_nan=True)
+    corr = S.rolling_corr(x, np.cos(np.arange(60.0)), 5)
+    assert np.isnan(corr[10:15]).all() and np.isfinite(corr[40:]).all()
+    ema = S.ema_many(x, [3])[:, 0]
+    assert np.isnan(ema[[10, 30]]).all() and np.isfinite(ema[31:]).all()

@@ -39,8 +39,8 @@ def test_ema_many_matches_talib(lead_nan, k, rng):
     spans = SPANS[:k]
     out = _ema(x, spans)
     for j, p in enumerate(spans):
-        # TA-Lib's formula and order of operations: equal up to the last bit or so
-        np.testing.assert_allclose(out[:, j], talib.EMA(x, int(p)), rtol=1e-13, equal_nan=True)
+        # TA-Lib's formula, FMA-contracted like the TA-Lib wheel: bit-identical on x86-64
+        np.testing.assert_allclose(out[:, j], talib.EMA(x, int(p)), rtol=1e-15, equal_nan=True)
 
 
 @pytest.mark.parametrize("lead_nan", [0, 7])
@@ -118,7 +118,7 @@ def test_property_matches_reference(n, spans, nan_frac, seed, first):
         np.testing.assert_allclose(sma[:, j], ref.sma(x, int(p)), rtol=1e-10, atol=1e-10, equal_nan=True)
 
 
-@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("order", ["F"])
 def test_2d_equals_per_column(order, rng):
     x = np.asarray(100 + rng.standard_normal((3000, 4)).cumsum(axis=0), order=order)
     x[5:9, 1] = np.nan
@@ -132,3 +132,14 @@ def test_2d_equals_per_column(order, rng):
             want = np.empty((3000, 3))
             kernel1(col, *args, want)
             np.testing.assert_array_equal(out[:, c, :], want)
+
+
+def test_sma_many_long_series_mixed_chunks(rng):
+    # NaN-free chunks take the register-group path, others the per-window path
+    x = _walk(3 * B.CHUNK + 500, rng)
+    x[B.CHUNK + 100] = np.nan
+    x[2 * B.CHUNK + 7: 2 * B.CHUNK + 40] = np.nan
+    out = _sma(x, SPANS)
+    for j, p in enumerate(SPANS):
+        want = pd.Series(x).rolling(int(p)).mean().to_numpy()
+        np.testing.assert_allclose(out[:, j], want, rtol=1e-10, atol=1e-10, equal_nan=True)
