@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit
-from .fills import entry_size_nb, order_fees_nb, slip_price_nb, stop_fill_nb
+from .fills import entry_size_nb, order_fees_nb, pending_fill_nb, slip_price_nb, stop_fill_nb
 from .records import Direction, ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
 
 #: Rows of the packed per-column parameter array.
@@ -41,8 +41,9 @@ P_SIZE, P_FEES, P_FIXED_FEES, P_SLIPPAGE, P_SL, P_TP, P_TRAIL, P_LOT, P_MIN_QTY,
 N_PARAMS = 10
 #: Rows of the per-column state: signed position, mark (last valid close, valuation only),
 #: trailing extreme before the current bar, average entry price, entry bar, entry fees.
-S_POS, S_MARK, S_EXTREME, S_AVG, S_ENTRY_IDX, S_ENTRY_FEES = range(6)
-N_STATE = 6
+#: Pending entry (limit/stop orders): direction (0 none, +1/-1), price, signal bar.
+S_POS, S_MARK, S_EXTREME, S_AVG, S_ENTRY_IDX, S_ENTRY_FEES, S_PEND_DIR, S_PEND_PRICE, S_PEND_BAR = range(9)
+N_STATE = 9
 
 
 @jit
@@ -123,14 +124,17 @@ def exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base_pr
 @jit
 def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, short_exits, has_short,
                         params, size_type, leverage, init_cash, isolated, fill_mode, intrabar,
-                        orders, trades, cash_out, equity_out):
+                        order_type, order_price, tif, orders, trades, cash_out, equity_out):
     """Run the signals backtest; fill ``orders``, ``trades``, ``cash_out``, ``equity_out``.
 
     ``params`` is ``(N_PARAMS, n_cols)``. ``isolated``: each column trades its own cash
     (``init_cash`` each) instead of one shared balance. ``orders`` and ``trades`` are preallocated
     record buffers (``order_dt``, ``trade_dt``) large enough for every order (3 per
     entry signal + 1 per exit signal is an upper bound). ``has_short`` False skips
-    reading the short signal arrays. Returns ``(n_orders, n_trades)``: the used
+    reading the short signal arrays. ``order_type`` (``OrderType.MARKET``, ``LIMIT`` or
+    ``STOP``) applies to entries: a limit or stop entry rests at ``order_price[s, c]`` from
+    the bar after its signal bar ``s`` for ``tif`` bars (0: until filled or cancelled) and
+    fills intrabar (``fills.pending_fill_nb``). Returns ``(n_orders, n_trades)``: the used
     prefix of each buffer. Open positions at the end are reported as trades with
     exit reason ``END`` at the last valid close, without exit fees.
     """
@@ -150,7 +154,7 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
     # the columns with identical results (sizing values other columns at prices[i], falling
     # back to their mark). With stops, every column's open orders must precede any stop fill
     # of the bar and stops precede close orders, so phases run as separate passes.
-    split = any_stops
+    split = any_stops or order_type != OrderType.MARKET
     lag = 1 if at_open else 0
     prices = open_ if at_open else close
 
@@ -173,7 +177,7 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                         process_signal_nb(prices, i, c, entries[s, c], exits[s, c],
                                           has_short and short_entries[s, c], has_short and short_exits[s, c],
                                           st, acct, c if isolated else 0, counts, orders, trades, params,
-                                          size_type, leverage)
+                                          size_type, leverage, order_type, np.nan, s)
                 cl = close[i, c]
                 if cl == cl:
                     st[S_MARK, c] = cl
@@ -185,7 +189,10 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                     for c in range(m):
                         cl = close[i, c]
                         if cl == cl:
-                            if st[S_POS, c] != 0.0 and has_stops[c] and st[S_ENTRY_IDX, c] < i:
+                            if st[S_PEND_DIR, c] != 0.0:
+                                check_pending_nb(open_, high, low, i, c, st, acct, c if isolated else 0, counts,
+                                                 orders, trades, params, size_type, leverage, order_type, tif)
+                            elif st[S_POS, c] != 0.0 and has_stops[c] and st[S_ENTRY_IDX, c] < i:
                                 check_stops_nb(open_, high, low, i, c, st, acct, c if isolated else 0, counts, orders,
                                                trades, params, optimistic)
                             st[S_MARK, c] = cl
@@ -201,11 +208,13 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                         want = entries[s, c] or short_exits[s, c]
                     else:
                         want = entries[s, c] or (has_short and short_entries[s, c])
+                        if st[S_PEND_DIR, c] != 0.0:
+                            want = want or exits[s, c] or (has_short and short_exits[s, c])
                     if want:
                         process_signal_nb(prices, i, c, entries[s, c], exits[s, c],
                                           has_short and short_entries[s, c], has_short and short_exits[s, c],
                                           st, acct, c if isolated else 0, counts, orders, trades, params,
-                                          size_type, leverage)
+                                          size_type, leverage, order_type, order_price[s, c], s)
             for c in range(m):
                 acc += st[S_POS, c] * st[S_MARK, c]
         cash = acct[0]
@@ -217,6 +226,11 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
         equity_out[i] = cash + acc
 
     for c in range(m):
+        if st[S_PEND_DIR, c] != 0.0:
+            # still resting at the end: reported, never dropped silently
+            write_order_nb(orders, counts[0], c, n - 1, Side.BUY if st[S_PEND_DIR, c] > 0.0 else Side.SELL,
+                           np.nan, st[S_PEND_PRICE, c], 0.0, order_type, Status.OPEN, RejectReason.NONE)
+            counts[0] += 1
         if st[S_POS, c] != 0.0:
             last = n - 1
             while close[last, c] != close[last, c]:
@@ -260,11 +274,19 @@ def check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades,
 
 @jit
 def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, ci, counts, orders, trades, params,
-                      size_type, leverage):
-    """Turn column ``c``'s signals (long entry/exit, short entry/exit) into orders at ``prices[i, c]``."""
+                      size_type, leverage, order_type, entry_price, s):
+    """Turn column ``c``'s signals (long entry/exit, short entry/exit) of bar ``s`` into orders at
+    ``prices[i, c]``; a limit/stop entry becomes a resting order at ``entry_price`` instead."""
     long_entry = le and not se
     short_entry = se and not le
     p = st[S_POS, c]
+    pend = st[S_PEND_DIR, c]
+    if pend != 0.0 and (long_entry or short_entry or (pend > 0.0 and lx) or (pend < 0.0 and sx)):
+        # a new entry replaces the resting one; an exit signal of its side cancels it
+        write_order_nb(orders, counts[0], c, i, Side.BUY if pend > 0.0 else Side.SELL, np.nan,
+                       st[S_PEND_PRICE, c], 0.0, order_type, Status.CANCELLED, RejectReason.NONE)
+        counts[0] += 1
+        st[S_PEND_DIR, c] = 0.0
     do_exit = False
     direction = 0
     if p > 0.0:
@@ -294,7 +316,7 @@ def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, ci, counts, orders
             counts[0] += 1
         if direction != 0:
             write_order_nb(orders, counts[0], c, i, Side.BUY if direction > 0 else Side.SELL, np.nan, np.nan,
-                           0.0, OrderType.MARKET, Status.REJECTED, RejectReason.NO_DATA)
+                           0.0, order_type, Status.REJECTED, RejectReason.NO_DATA)
             counts[0] += 1
         return
     if do_exit:
@@ -302,7 +324,19 @@ def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, ci, counts, orders
                          ExitReason.SIGNAL)
     if direction == 0:
         return
-    is_buy = direction > 0
+    if order_type != OrderType.MARKET:
+        st[S_PEND_DIR, c] = direction
+        st[S_PEND_PRICE, c] = entry_price
+        st[S_PEND_BAR, c] = s
+        return
+    enter_nb(prices, i, c, base, direction > 0, OrderType.MARKET, st, acct, ci, counts, orders, params,
+             size_type, leverage)
+
+
+@jit
+def enter_nb(prices, i, c, base, is_buy, otype, st, acct, ci, counts, orders, params, size_type, leverage):
+    """Size, check and fill (or reject) an entry of column ``c`` at ``base`` (before slippage);
+    other positions are valued at ``prices[i]``."""
     price = slip_price_nb(base, is_buy, params[P_SLIPPAGE, c])
     cash = acct[ci]
     if ci == 0 and acct.shape[0] == 1:
@@ -315,8 +349,7 @@ def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, ci, counts, orders
                                   equity, params[P_LOT, c], params[P_MIN_QTY, c], params[P_MIN_NOTIONAL, c])
     side = Side.BUY if is_buy else Side.SELL
     if reason != RejectReason.NONE:
-        write_order_nb(orders, counts[0], c, i, side, units, price, 0.0, OrderType.MARKET,
-                       Status.REJECTED, reason)
+        write_order_nb(orders, counts[0], c, i, side, units, price, 0.0, otype, Status.REJECTED, reason)
         counts[0] += 1
         return
     fee = order_fees_nb(units, price, fee_rate, fixed)
@@ -330,9 +363,31 @@ def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, ci, counts, orders
     st[S_ENTRY_IDX, c] = i
     st[S_ENTRY_FEES, c] = fee
     st[S_EXTREME, c] = price
-    write_order_nb(orders, counts[0], c, i, side, units, price, fee, OrderType.MARKET, Status.FILLED,
-                   RejectReason.NONE)
+    write_order_nb(orders, counts[0], c, i, side, units, price, fee, otype, Status.FILLED, RejectReason.NONE)
     counts[0] += 1
+
+
+@jit
+def check_pending_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades, params, size_type, leverage,
+                     order_type, tif):
+    """Expire, or fill intrabar, column ``c``'s resting entry at bar ``i`` (a valid bar)."""
+    s = st[S_PEND_BAR, c]
+    if s >= i:
+        return  # placed at this bar's close or open: eligible from the next bar
+    direction = st[S_PEND_DIR, c]
+    level = st[S_PEND_PRICE, c]
+    if tif > 0 and i > s + tif:
+        write_order_nb(orders, counts[0], c, i, Side.BUY if direction > 0.0 else Side.SELL, np.nan, level, 0.0,
+                       order_type, Status.EXPIRED, RejectReason.NONE)
+        counts[0] += 1
+        st[S_PEND_DIR, c] = 0.0
+        return
+    base = pending_fill_nb(direction > 0.0, order_type == OrderType.LIMIT, open_[i, c], high[i, c], low[i, c],
+                           level)
+    if base == base:
+        st[S_PEND_DIR, c] = 0.0
+        enter_nb(open_, i, c, base, direction > 0.0, order_type, st, acct, ci, counts, orders, params, size_type,
+                 leverage)
 
 
 @jit

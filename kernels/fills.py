@@ -16,7 +16,10 @@ The rules (the Python reference engine in ``tests/engine`` restates them):
   beyond a level (a gap) fills at the open; when one bar touches the stop side
   and the take-profit, the stop side is assumed first (pessimistic) unless the
   optimistic rule is chosen. Trailing and fixed stop-loss: the tighter level
-  rules (the fixed one on ties).
+  rules (the fixed one on ties);
+* resting entries (``pending_fill_nb``): a limit buy fills at ``min(open, limit)``
+  once ``low <= limit``; a stop buy at ``max(open, stop)`` once ``high >= stop``
+  (sells mirror this).
 """
 from __future__ import annotations
 
@@ -121,3 +124,26 @@ def stop_fill_nb(is_long, open_, high, low, sl_level, tp_level, trail_level, opt
     if hit_tp:
         return tp_level, ExitReason.TP
     return np.nan, -1
+
+
+@jit
+def pending_fill_nb(is_buy, is_limit, open_, high, low, level):
+    """Fill price (before slippage) of a resting entry in one bar, or NaN.
+
+    Limit buy: ``low <= level`` fills at ``min(open, level)``; limit sell: ``high >= level``
+    at ``max(open, level)``. Stop buy: ``high >= level`` fills at ``max(open, level)`` (a gap
+    above fills at the open); stop sell: ``low <= level`` at ``min(open, level)``.
+    """
+    if is_limit:
+        if is_buy:
+            if low <= level:
+                return min(open_, level)
+        elif high >= level:
+            return max(open_, level)
+    else:
+        if is_buy:
+            if high >= level:
+                return max(open_, level)
+        elif low <= level:
+            return min(open_, level)
+    return np.nan

@@ -45,7 +45,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from .kernels.records import FillMode, Intrabar, SizeType, order_dt, trade_dt
+from .kernels.records import FillMode, Intrabar, OrderType, SizeType, order_dt, trade_dt
 from .result import Result
 from .timeframes import index_to_ms
 
@@ -55,6 +55,7 @@ _SIZE_TYPES = {"amount": SizeType.AMOUNT, "value": SizeType.VALUE, "percent": Si
 _FILLS = {"next_open": FillMode.NEXT_OPEN, "close": FillMode.CLOSE}
 _INTRABAR = {"pessimistic": Intrabar.PESSIMISTIC, "optimistic": Intrabar.OPTIMISTIC}
 _ON_GAP = ("error", "warn", "skip")
+_ORDER_TYPES = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP}
 
 
 class Inputs:
@@ -390,7 +391,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
              fees: Any = 0.0, fixed_fees: Any = 0.0, slippage: Any = 0.0, init_cash: float = 10_000.0,
              fill: str = "next_open", intrabar: str = "pessimistic", freq: Any = None,
              lot_size: Any = 0.0, min_qty: Any = 0.0, min_notional: Any = 0.0, leverage: float = 1.0,
-             cash_sharing: bool = True, on_gap: str = "warn") -> Result:
+             cash_sharing: bool = True, order_type: str = "market", order_price: Any = None, tif: int = 0,
+             on_gap: str = "warn") -> Result:
     """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
 
     Parameters
@@ -430,6 +432,18 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         True (default): all symbols trade one cash balance, in column order. False:
         each symbol is an isolated account with its own ``init_cash`` (like running
         one backtest per symbol); the portfolio is their sum.
+    order_type : {"market", "limit", "stop"}
+        How entries execute. ``"limit"``/``"stop"``: an entry signal at bar ``t`` places a
+        resting order at ``order_price`` (bar ``t``'s value), eligible from bar ``t + 1``
+        in both fill modes: a limit buy fills at ``min(open, price)`` once ``low <= price``,
+        a stop buy at ``max(open, price)`` once ``high >= price`` (sells mirror). A new
+        entry signal replaces it, an exit signal of its side cancels it; both are
+        recorded (status ``cancelled``), as are expiries and orders left open at the end.
+        Exits and attached stops are unaffected.
+    order_price : DataFrame (bars x symbols) or array
+        Limit/stop prices; must be finite and > 0 wherever an entry signal is set.
+    tif : int
+        Time in force of resting entries in bars (0 = good till cancelled).
     on_gap : {"warn", "error", "skip"}
         What to do when the input has gaps (listed in ``Result.gaps`` in any case).
 
@@ -479,9 +493,27 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     freq_ms = _freq_ms(freq, inputs.index)
     gaps = _handle_gaps(inputs, freq_ms, on_gap)
 
+    otype_id = _choice(order_type, "order_type", _ORDER_TYPES)
+    if isinstance(tif, (bool, np.bool_)) or not isinstance(tif, (int, np.integer)) or tif < 0:
+        raise ValueError(f"tif must be an integer >= 0 (bars; 0 = good till cancelled), got {tif!r}")
+    if order_type == "market":
+        if order_price is not None:
+            raise ValueError("order_price is only used with order_type='limit' or 'stop'")
+        oprice = inputs.close
+    else:
+        if order_price is None:
+            raise ValueError(f"order_type={order_type!r} needs order_price (bars x symbols)")
+        oprice = _weights(order_price, inputs, "order_price")
+        at_entry = sig["entries"] | (sig["short_entries"] if has_short else False)
+        with np.errstate(invalid="ignore"):
+            bad = at_entry & ~(oprice > 0)
+        if bad.any():
+            t, j = np.argwhere(bad)[0]
+            raise ValueError(f"order_price must be finite and > 0 at every entry signal; got {oprice[t, j]} at "
+                             f"{inputs.index[t]} ({syms[j]})")
     n_entry = counts["entries"] + counts["short_entries"]
     n_exit = counts["exits"] + counts["short_exits"]
-    orders = np.empty(3 * n_entry + n_exit, dtype=order_dt)
+    orders = np.empty(4 * n_entry + n_exit + m, dtype=order_dt)
     trades = np.empty(n_entry, dtype=trade_dt)
     cash = np.empty(n)
     equity = np.empty(n)
@@ -494,8 +526,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         inputs.open, inputs.high, inputs.low, inputs.close,
         sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"],
         has_short,
-        packed, size_type_id, leverage, init_cash, not cash_sharing, fill_id, intrabar_id, orders, trades, cash,
-        equity)
+        packed, size_type_id, leverage, init_cash, not cash_sharing, fill_id, intrabar_id, otype_id, oprice, int(tif),
+        orders, trades, cash, equity)
     assumptions = {
         "fill": fill,
         "fill_rule": ("signals at bar t fill at bar t+1's open" if fill == "next_open"
@@ -507,6 +539,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "slippage": _describe(params["slippage"], syms),
         "size": _describe(params["size"], syms), "size_type": size_type,
         "leverage": leverage, "init_cash": init_cash, "cash_sharing": cash_sharing,
+        "order_type": order_type, "tif": int(tif),
         "valuation": "last valid close (never used as a fill price)",
         "open_trades": "reported with exit_reason 'end' at the last valid close, no exit fees",
         "days_per_year": 365,
@@ -637,30 +670,31 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
                   init_cash=init_cash, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions)
 
 
-def _weights(x: Any, inputs: Inputs) -> np.ndarray:
+def _weights(x: Any, inputs: Inputs, name: str = "weights") -> np.ndarray:
+    """A float (bars x symbols) input aligned with the data; NaN allowed, inf not."""
     n, m = inputs.shape
     if isinstance(x, pd.Series):
         x = x.to_frame(inputs.symbols[0] if m == 1 else x.name)
     if isinstance(x, pd.DataFrame):
         if x.shape != (n, m):
-            raise ValueError(f"weights has shape {x.shape} but data has shape {(n, m)} (bars, symbols)")
+            raise ValueError(f"{name} has shape {x.shape} but data has shape {(n, m)} (bars, symbols)")
         idx = x.index
         if isinstance(idx, pd.DatetimeIndex) and idx.tz is None:
             idx = idx.tz_localize("UTC")
         if not idx.equals(inputs.index):
-            raise ValueError("weights index is not aligned with data's index")
+            raise ValueError(f"{name} index is not aligned with data's index")
         if list(x.columns) != list(inputs.symbols) and not (m == 1 and x.shape[1] == 1):
-            raise ValueError(f"weights columns {list(x.columns)} differ from data's symbols {inputs.symbols}")
+            raise ValueError(f"{name} columns {list(x.columns)} differ from data's symbols {inputs.symbols}")
         arr = x.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
         arr = np.asarray(x)
         if arr.dtype.kind not in "iuf":
-            raise TypeError(f"weights must be numeric, got dtype {arr.dtype}")
+            raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
         arr = arr.astype(np.float64, copy=False)
         if arr.ndim == 1:
             arr = arr[:, None]
         if arr.shape != (n, m):
-            raise ValueError(f"weights has shape {arr.shape} but data has shape {(n, m)} (bars, symbols)")
+            raise ValueError(f"{name} has shape {arr.shape} but data has shape {(n, m)} (bars, symbols)")
     if np.isinf(arr).any():
-        raise ValueError("weights must be finite (NaN means: leave the position as is)")
+        raise ValueError(f"{name} must not contain inf")
     return np.ascontiguousarray(arr)

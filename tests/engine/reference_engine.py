@@ -27,7 +27,8 @@ class Position:
 def run_reference(open_, high, low, close, entries, exits, short_entries, short_exits, *, size,
                   size_type="percent", fees, fixed_fees, slippage, sl_stop, tp_stop, trail_stop,
                   lot_size, min_qty, min_notional, leverage=1.0, init_cash=10_000.0,
-                  fill="next_open", intrabar="pessimistic", cash_sharing=True):
+                  fill="next_open", intrabar="pessimistic", cash_sharing=True, order_type="market",
+                  order_price=None, tif=0):
     n, m = len(close), len(close[0])
     # one balance, or one per column when isolated; `acct(c)` names the one column c uses
     cash_of = [init_cash] * (1 if cash_sharing else m)
@@ -38,6 +39,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
     last_close = [None] * m
     last_valid = [-1] * m
     orders, trades = [], []
+    pending = [None] * m  # resting limit/stop entry per column: (direction, price, signal bar)
     cash_out, equity_out = [], []
 
     def missing(i, c):
@@ -73,7 +75,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
             return open_[i][c]
         return last_close[c]
 
-    def open_position(c, i, base, direction, at_open):
+    def open_position(c, i, base, direction, at_open, otype="market"):
         buy = direction > 0
         price = fill_price(base, buy, c)
         cash = cash_of[acct(c)]
@@ -111,19 +113,24 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                     reason = "insufficient_cash"
         side = "buy" if buy else "sell"
         if reason != "none":
-            add_order(c, i, side, qty, price, 0.0, "market", "rejected", reason)
+            add_order(c, i, side, qty, price, 0.0, otype, "rejected", reason)
             return
         fee = qty * price * fee_rate + fixed
         cash_of[acct(c)] = cash - qty * price - fee if buy else cash + qty * price - fee
         positions[c] = Position(size=qty if buy else -qty, entry_price=price, entry_idx=i, entry_fees=fee,
                                 extreme=price)
-        add_order(c, i, side, qty, price, fee, "market")
+        add_order(c, i, side, qty, price, fee, otype)
 
     def signals(s, i, c, prices, at_open):
         le, lx = entries[s][c], exits[s][c]
         se, sx = short_entries[s][c], short_exits[s][c]
         want_long = le and not se
         want_short = se and not le
+        if pending[c] is not None:
+            d, level, _ = pending[c]
+            if want_long or want_short or (d > 0 and lx) or (d < 0 and sx):
+                add_order(c, i, "buy" if d > 0 else "sell", math.nan, level, 0.0, order_type, "cancelled")
+                pending[c] = None
         pos = positions[c].size
         close_it, new_dir = False, 0
         if pos > 0:
@@ -145,13 +152,39 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
             if close_it:
                 add_order(c, i, "buy" if pos < 0 else "sell", abs(pos), math.nan, 0.0, "market", "rejected", "no_data")
             if new_dir:
-                add_order(c, i, "buy" if new_dir > 0 else "sell", math.nan, math.nan, 0.0, "market", "rejected",
+                add_order(c, i, "buy" if new_dir > 0 else "sell", math.nan, math.nan, 0.0, order_type, "rejected",
                           "no_data")
             return
         if close_it:
             close_position(c, i, base, "market", "signal")
-        if new_dir:
+        if new_dir and order_type != "market":
+            pending[c] = (new_dir, order_price[s][c], s)
+        elif new_dir:
             open_position(c, i, base, new_dir, at_open)
+
+    def resting(i, c):
+        d, level, s = pending[c]
+        if s >= i:
+            return
+        if tif > 0 and i > s + tif:
+            add_order(c, i, "buy" if d > 0 else "sell", math.nan, level, 0.0, order_type, "expired")
+            pending[c] = None
+            return
+        o, h, lo = open_[i][c], high[i][c], low[i][c]
+        price = None
+        if order_type == "limit":
+            if d > 0 and lo <= level:
+                price = min(o, level)
+            elif d < 0 and h >= level:
+                price = max(o, level)
+        else:
+            if d > 0 and h >= level:
+                price = max(o, level)
+            elif d < 0 and lo <= level:
+                price = min(o, level)
+        if price is not None:
+            pending[c] = None
+            open_position(c, i, price, d, True, order_type)
 
     def stops(i, c):
         pos = positions[c]
@@ -228,7 +261,10 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
             for c in range(m):
                 signals(i - 1, i, c, open_, True)
         for c in range(m):
-            stops(i, c)
+            if pending[c] is not None and not missing(i, c):
+                resting(i, c)
+            else:
+                stops(i, c)
             if not missing(i, c):
                 last_close[c] = close[i][c]
                 last_valid[c] = i
@@ -245,6 +281,9 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         equity_out.append(equity)
 
     for c in range(m):
+        if pending[c] is not None:
+            d, level, _ = pending[c]
+            add_order(c, n - 1, "buy" if d > 0 else "sell", math.nan, level, 0.0, order_type, "open")
         pos = positions[c]
         if pos.size != 0:
             qty = abs(pos.size)

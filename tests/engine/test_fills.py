@@ -243,3 +243,68 @@ def test_isolated_accounts_each_trade_their_own_cash():
     assert res.stats()["Total Return [%]"] == pytest.approx(0.0)
     assert res.stats("A")["Total Return [%]"] == pytest.approx(10.0)
     assert res.stats("B")["Total Return [%]"] == pytest.approx(-10.0)
+
+
+def _px(n, **at):
+    p = np.full(n, np.nan)
+    for k, v in at.items():
+        p[int(k[1:])] = v
+    return p
+
+
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+def test_limit_buy_rests_then_fills_at_limit_or_better_open(fill):
+    df = bars(FLAT, (100, 101, 96, 100), (97, 98, 94, 96), (90, 91, 89, 90))
+    res = backtest(df, entries=sig(4, 0), size=1.0, size_type="amount", order_type="limit",
+                   order_price=_px(4, b0=95.0), fill=fill)
+    o = res.orders
+    assert (o["type"].iloc[0], o["status"].iloc[0], o["price"].iloc[0]) == ("limit", "filled", 95.0)
+    assert o["time"].iloc[0] == df.index[2]
+    gap = bars(FLAT, (93, 94, 92, 93), FLAT)
+    res = backtest(gap, entries=sig(3, 0), size=1.0, size_type="amount", order_type="limit",
+                   order_price=_px(3, b0=95.0), fill=fill)
+    assert res.orders["price"].iloc[0] == 93.0  # opened below the limit: filled at the open
+
+
+def test_stop_buy_triggers_on_high_and_gaps_fill_at_open():
+    df = bars(FLAT, (100, 104, 99, 103), (103, 107, 102, 106))
+    res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount", order_type="stop",
+                   order_price=_px(3, b0=105.0))
+    assert res.orders["price"].tolist() == [105.0] and res.orders["time"].iloc[0] == df.index[2]
+    gap = bars(FLAT, (108, 109, 107, 108))
+    res = backtest(gap, entries=sig(2, 0), size=1.0, size_type="amount", order_type="stop",
+                   order_price=_px(2, b0=105.0))
+    assert res.orders["price"].tolist() == [108.0]
+
+
+def test_short_limit_sells_on_the_way_up():
+    df = bars(FLAT, (100, 106, 99, 104), FLAT)
+    res = backtest(df, short_entries=sig(3, 0), size=1.0, size_type="amount", order_type="limit",
+                   order_price=_px(3, b0=105.0))
+    assert res.orders[["side", "price"]].values.tolist() == [["sell", 105.0]]
+
+
+def test_resting_order_expires_is_cancelled_or_left_open():
+    df = bars(FLAT, FLAT, FLAT, FLAT)
+    res = backtest(df, entries=sig(4, 0), size=1.0, size_type="amount", order_type="limit",
+                   order_price=_px(4, b0=90.0), tif=2)
+    o = res.orders
+    assert o[["status", "price"]].values.tolist() == [["expired", 90.0]]
+    assert o["time"].iloc[0] == df.index[3]  # eligible on bars 1 and 2 only
+    res = backtest(df, entries=sig(4, 0), exits=sig(4, 1), size=1.0, size_type="amount", order_type="limit",
+                   order_price=_px(4, b0=90.0))
+    assert res.orders["status"].tolist() == ["cancelled"]
+    res = backtest(df, entries=sig(4, 0), size=1.0, size_type="amount", order_type="limit",
+                   order_price=_px(4, b0=90.0))
+    assert res.orders["status"].tolist() == ["open"]
+
+
+def test_order_price_validation():
+    with pytest.raises(ValueError, match="needs order_price"):
+        backtest(bars(FLAT, FLAT), entries=sig(2, 0), order_type="limit")
+    with pytest.raises(ValueError, match="order_price must be finite and > 0 at every entry"):
+        backtest(bars(FLAT, FLAT), entries=sig(2, 0), order_type="stop", order_price=_px(2, b1=3.0))
+    with pytest.raises(ValueError, match="unknown order_type"):
+        backtest(bars(FLAT, FLAT), entries=sig(2, 0), order_type="iceberg")
+    with pytest.raises(ValueError, match="tif must be"):
+        backtest(bars(FLAT, FLAT), entries=sig(2, 0), order_type="limit", order_price=_px(2, b0=1.0), tif=-1)

@@ -39,6 +39,8 @@ case = st.fixed_dictionaries({
     "min_notional": st.sampled_from([0.0, 30.0]),
     "leverage": st.sampled_from([1.0, 1.0, 2.0, 0.5]),
     "cash_sharing": st.sampled_from([True, True, False]),
+    "order_type": st.sampled_from(["market", "market", "limit", "stop"]),
+    "tif": st.sampled_from([0, 1, 3]),
 })
 
 
@@ -63,15 +65,22 @@ def test_engine_matches_reference(cfg):
               trail_stop=cfg["trail_stop"], lot_size=cfg["lot_size"], min_qty=cfg["min_qty"],
               min_notional=cfg["min_notional"], leverage=cfg["leverage"], init_cash=1000.0,
               fill=cfg["fill"], intrabar=cfg["intrabar"], cash_sharing=cfg["cash_sharing"])
+    order_price = None
+    if cfg["order_type"] != "market":
+        # resting entries a little away from the close, on either side
+        order_price = np.where(np.isnan(c), np.nan, c * rng.uniform(0.95, 1.05, c.shape))
+        kw.update(order_type=cfg["order_type"], order_price=order_price, tif=cfg["tif"])
     res = backtest({"open": o, "high": h, "low": l, "close": c}, le, lx, se, sx, on_gap="skip", **kw)
     nan = float("nan")
+    extra = {} if order_price is None else dict(order_type=cfg["order_type"], order_price=order_price.tolist(),
+                                                tif=cfg["tif"])
     per = {k: [float(v)] * m if np.ndim(v) == 0 else list(v) for k, v in kw.items()
            if k in ("size", "fees", "fixed_fees", "slippage", "lot_size", "min_qty", "min_notional")}
     for k in ("sl_stop", "tp_stop", "trail_stop"):
         per[k] = [nan if kw[k] is None else kw[k]] * m
     ref = run_reference(o.tolist(), h.tolist(), l.tolist(), c.tolist(), le.tolist(), lx.tolist(), se.tolist(),
                         sx.tolist(), size_type=cfg["size_type"], leverage=cfg["leverage"], init_cash=1000.0,
-                        fill=cfg["fill"], intrabar=cfg["intrabar"], cash_sharing=cfg["cash_sharing"], **per)
+                        fill=cfg["fill"], intrabar=cfg["intrabar"], cash_sharing=cfg["cash_sharing"], **per, **extra)
     compare_with_reference(res, *ref)
 
 
@@ -96,3 +105,18 @@ def test_reference_exercises_every_path():
     assert seen_reasons >= {"none", "no_data", "insufficient_cash", "lot_size", "min_qty", "min_notional"}
     assert seen_exits >= {"signal", "sl", "tp", "trail", "end"}
     assert seen_types >= {"market", "stop_loss", "take_profit", "trailing_stop"}
+
+
+def test_reference_cases_reach_every_resting_order_outcome():
+    seen = set()
+    rng = np.random.default_rng(11)
+    for k in range(60):
+        o, h, l, c = random_market(rng, 20, 2, nan_prob=0.05)
+        sigs = [random_signals(rng, c, 0.2) for _ in range(4)]
+        price = np.where(np.isnan(c), np.nan, c * rng.uniform(0.95, 1.05, c.shape))
+        res = backtest({"open": o, "high": h, "low": l, "close": c}, *sigs, size=0.5, order_type=["limit", "stop"][k % 2],
+                       order_price=price, tif=[0, 2][k % 2], on_gap="skip", init_cash=1000.0)
+        seen |= set(zip(res.orders["type"], res.orders["status"]))
+    for t in ("limit", "stop"):
+        assert {(t, "filled"), (t, "cancelled")} <= seen
+    assert ("stop", "expired") in seen and any(s == "open" for _, s in seen)
