@@ -392,7 +392,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
              fill: str = "next_open", intrabar: str = "pessimistic", freq: Any = None,
              lot_size: Any = 0.0, min_qty: Any = 0.0, min_notional: Any = 0.0, leverage: float = 1.0,
              cash_sharing: bool = True, order_type: str = "market", order_price: Any = None, tif: int = 0,
-             on_gap: str = "warn") -> Result:
+             on_gap: str = "warn", _on_bar: Any = None, _user: tuple = ()) -> Result:
     """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
 
     Parameters
@@ -471,8 +471,12 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     fill_id = _choice(fill, "fill", _FILLS)
     intrabar_id = _choice(intrabar, "intrabar", _INTRABAR)
     on_gap = _choice(on_gap, "on_gap", _ON_GAP)
-    sig, counts, has_short = prepare_signals(inputs, entries=entries, exits=exits, short_entries=short_entries,
-                                             short_exits=short_exits)
+    if _on_bar is None:
+        sig, counts, has_short = prepare_signals(inputs, entries=entries, exits=exits,
+                                                 short_entries=short_entries, short_exits=short_exits)
+    else:  # the callback writes the signals as the bars go by
+        sig = {k: np.zeros((n, m), dtype=np.bool_) for k in ("entries", "exits", "short_entries", "short_exits")}
+        counts, has_short = None, True
     params = {
         "size": _per_symbol(size, "size", syms, 1.0, positive=True),
         "fees": _per_symbol(fees, "fees", syms, 0.0),
@@ -507,14 +511,10 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         at_entry = sig["entries"] | (sig["short_entries"] if has_short else False)
         with np.errstate(invalid="ignore"):
             bad = at_entry & ~(oprice > 0)
-        if bad.any():
+        if _on_bar is None and bad.any():
             t, j = np.argwhere(bad)[0]
             raise ValueError(f"order_price must be finite and > 0 at every entry signal; got {oprice[t, j]} at "
                              f"{inputs.index[t]} ({syms[j]})")
-    n_entry = counts["entries"] + counts["short_entries"]
-    n_exit = counts["exits"] + counts["short_exits"]
-    orders = np.empty(4 * n_entry + n_exit + m, dtype=order_dt)
-    trades = np.empty(n_entry, dtype=trade_dt)
     cash = np.empty(n)
     equity = np.empty(n)
     packed = np.empty((N_PARAMS, m))
@@ -522,12 +522,21 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
                      (P_SL, "sl_stop"), (P_TP, "tp_stop"), (P_TRAIL, "trail_stop"), (P_LOT, "lot_size"),
                      (P_MIN_QTY, "min_qty"), (P_MIN_NOTIONAL, "min_notional")):
         packed[row] = params[key]
-    n_orders, n_trades = simulate_signals_nb(
-        inputs.open, inputs.high, inputs.low, inputs.close,
-        sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"],
-        has_short,
-        packed, size_type_id, leverage, init_cash, not cash_sharing, fill_id, intrabar_id, otype_id, oprice, int(tif),
-        orders, trades, cash, equity)
+    if _on_bar is not None:
+        orders, trades = _run_callback(_on_bar, _user, inputs, sig, packed, size_type_id, leverage, init_cash,
+                                       not cash_sharing, fill_id, intrabar_id, otype_id, oprice, int(tif), cash,
+                                       equity)
+        n_orders, n_trades = len(orders), len(trades)
+    else:
+        n_entry = counts["entries"] + counts["short_entries"]
+        n_exit = counts["exits"] + counts["short_exits"]
+        orders = np.empty(4 * n_entry + n_exit + m, dtype=order_dt)
+        trades = np.empty(n_entry, dtype=trade_dt)
+        n_orders, n_trades = simulate_signals_nb(
+            inputs.open, inputs.high, inputs.low, inputs.close,
+            sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"], has_short,
+            packed, size_type_id, leverage, init_cash, not cash_sharing, fill_id, intrabar_id, otype_id, oprice,
+            int(tif), orders, trades, cash, equity)
     assumptions = {
         "fill": fill,
         "fill_rule": ("signals at bar t fill at bar t+1's open" if fill == "next_open"
@@ -545,9 +554,87 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "days_per_year": 365,
         "gaps": int(len(gaps)),
     }
-    return Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
-                  init_cash=init_cash if cash_sharing else init_cash * m, freq_ms=freq_ms, gaps=gaps,
-                  assumptions=assumptions, symbol_init_cash=None if cash_sharing else init_cash)
+    res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
+                 init_cash=init_cash if cash_sharing else init_cash * m, freq_ms=freq_ms, gaps=gaps,
+                 assumptions=assumptions, symbol_init_cash=None if cash_sharing else init_cash)
+    if _on_bar is not None:
+        res.signals = {k: pd.DataFrame(v, index=inputs.index, columns=syms) for k, v in sig.items()}
+    return res
+
+
+def backtest_callback(data: Any, on_bar: Any, *, user: tuple = (), **kwargs: Any) -> Result:
+    """Backtest a strategy written as a numba-compiled callback ``on_bar(ctx, i)``.
+
+    After each bar's intrabar phase (stops) the engine calls ``on_bar(ctx, i)``; it reads
+    prices up to bar ``i``, live positions and cash, and your arrays in ``ctx.user``, and
+    sets signals for bar ``i`` with ``enter_long_nb(ctx, i, c)``, ``exit_long_nb``,
+    ``enter_short_nb``, ``exit_short_nb`` (from ``nbtrade.kernels.callback``). Those act
+    exactly like precomputed signals given to :func:`backtest` (same fill timing, stops,
+    costs, sizing and records); the signals written are in ``Result.signals``.
+
+    Parameters
+    ----------
+    data
+        As for :func:`backtest`.
+    on_bar : numba ``@njit`` function ``(ctx, i) -> None``
+        Compiled together with the engine (first run of a new callback compiles: seconds).
+        With ``NUMBA_DISABLE_JIT=1`` the same strategy runs as plain Python, for debugging.
+    user : tuple of arrays
+        Handed to the callback as ``ctx.user``.
+    **kwargs
+        Any keyword of :func:`backtest` except the signals.
+
+    Examples
+    --------
+    >>> from numba import njit
+    >>> from nbtrade.kernels.callback import enter_long_nb, exit_long_nb
+    >>> @njit
+    ... def on_bar(ctx, i):
+    ...     fast, slow = ctx.user
+    ...     for c in range(ctx.close.shape[1]):
+    ...         if ctx.position[c] == 0.0 and fast[i, c] > slow[i, c]:
+    ...             enter_long_nb(ctx, i, c)
+    ...         elif ctx.position[c] > 0.0 and fast[i, c] < slow[i, c]:
+    ...             exit_long_nb(ctx, i, c)
+    """
+    for key in ("entries", "exits", "short_entries", "short_exits"):
+        if key in kwargs:
+            raise TypeError(f"backtest_callback takes no {key}: on_bar writes the signals")
+    if not callable(on_bar):
+        raise TypeError(f"on_bar must be a numba @njit function (ctx, i) -> None, got {type(on_bar).__name__}")
+    if not isinstance(user, tuple):
+        raise TypeError("user must be a tuple of arrays (use (arr,) for one)")
+    res = backtest(data, _on_bar=on_bar, _user=user, **kwargs)
+    return res
+
+
+#: Initial record buffer of the callback path (orders); grown by doubling as needed.
+_CALLBACK_BUFFER = 1024
+
+
+def _run_callback(on_bar, user, inputs, sig, packed, size_type_id, leverage, init_cash, isolated, fill_id,
+                  intrabar_id, otype_id, oprice, tif, cash, equity):
+    """Drive the callback kernel, growing the record buffers when it asks for room."""
+    from .kernels.callback import simulate_callback_nb
+    from .kernels.engine import N_STATE
+
+    n, m = inputs.shape
+    st = np.zeros((N_STATE, m))
+    acct = np.full(m if isolated else 1, init_cash)
+    counts = np.zeros(2, dtype=np.int64)
+    orders = np.empty(max(_CALLBACK_BUFFER, 16 * m), dtype=order_dt)
+    trades = np.empty(max(_CALLBACK_BUFFER // 2, 8 * m), dtype=trade_dt)
+    start = 0
+    while True:
+        start = simulate_callback_nb(on_bar, user, inputs.open, inputs.high, inputs.low, inputs.close,
+                                     sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"],
+                                     packed, size_type_id, leverage, isolated, fill_id, intrabar_id, otype_id,
+                                     oprice, tif, start, st, acct, counts, orders, trades, cash, equity)
+        if start >= n:
+            break
+        orders = np.concatenate([orders[:counts[0]], np.empty(max(len(orders), 8 * m), dtype=order_dt)])
+        trades = np.concatenate([trades[:counts[1]], np.empty(max(len(trades), 4 * m), dtype=trade_dt)])
+    return orders[:counts[0]], trades[:counts[1]]
 
 
 def _handle_gaps(inputs: Inputs, freq_ms: float | None, on_gap: str) -> pd.DataFrame:
