@@ -15,7 +15,8 @@ at bar ``i``: filled at bar ``i + 1``'s open (``NEXT_OPEN``) or at bar ``i``'s c
 ``cash``
     cash balance(s): ``cash[0]`` (one per column when accounts are isolated).
 ``entries, exits, short_entries, short_exits``
-    ``(n_bars, n_cols)`` bool signals being written (use the helpers).
+    ``(n_bars, n_cols)`` bool signals being written (use the helpers, which also flag
+    the bar in ``touched`` so the engine skips bars without signals).
 ``user``
     the tuple of arrays passed as ``user=`` (indicators, parameters...).
 
@@ -33,37 +34,41 @@ from .engine import (P_SL, P_TP, P_TRAIL, S_AVG, S_ENTRY_FEES, S_ENTRY_IDX, S_MA
 from .records import ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
 
 BarContext = namedtuple("BarContext", ["open", "high", "low", "close", "position", "cash", "entries", "exits",
-                                       "short_entries", "short_exits", "user"])
+                                       "short_entries", "short_exits", "user", "touched"])
 
 
 @jit
 def enter_long_nb(ctx, i, c):
     """Signal a long entry (or a reversal from short) for column ``c`` at bar ``i``."""
     ctx.entries[i, c] = True
+    ctx.touched[i] = True
 
 
 @jit
 def exit_long_nb(ctx, i, c):
     """Signal the exit of column ``c``'s long position (cancels a resting long entry)."""
     ctx.exits[i, c] = True
+    ctx.touched[i] = True
 
 
 @jit
 def enter_short_nb(ctx, i, c):
     """Signal a short entry (or a reversal from long) for column ``c`` at bar ``i``."""
     ctx.short_entries[i, c] = True
+    ctx.touched[i] = True
 
 
 @jit
 def exit_short_nb(ctx, i, c):
     """Signal the exit of column ``c``'s short position (cancels a resting short entry)."""
     ctx.short_exits[i, c] = True
+    ctx.touched[i] = True
 
 
 @jit
 def simulate_callback_nb(on_bar, user, open_, high, low, close, entries, exits, short_entries, short_exits,
                          params, size_type, leverage, isolated, fill_mode, intrabar, order_type, order_price, tif,
-                         start, st, acct, counts, orders, trades, cash_out, equity_out):
+                         touched, start, st, acct, counts, orders, trades, cash_out, equity_out):
     """Run bars ``start..`` until the end or until the record buffers might overflow.
 
     State (``st``, ``acct``, ``counts``) lives in caller arrays so a run can resume
@@ -78,7 +83,8 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, entries, exits, 
     at_open = fill_mode == FillMode.NEXT_OPEN
     lag = 1 if at_open else 0
     prices = open_ if at_open else close
-    ctx = BarContext(open_, high, low, close, st[S_POS], acct, entries, exits, short_entries, short_exits, user)
+    ctx = BarContext(open_, high, low, close, st[S_POS], acct, entries, exits, short_entries, short_exits, user,
+                     touched)
     for i in range(start, n):
         # worst case of one bar: 3 orders and 2 trades per column (+ the end-of-data records)
         if counts[0] + 4 * m > orders.shape[0] or counts[1] + 3 * m > trades.shape[0]:
@@ -99,7 +105,7 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, entries, exits, 
                         st[S_MARK, c] = cl
                 on_bar(ctx, i)
                 continue
-            if (phase == 0) != at_open or s < 0:
+            if (phase == 0) != at_open or s < 0 or not touched[s]:
                 continue
             for c in range(m):
                 if entries[s, c] or exits[s, c] or short_entries[s, c] or short_exits[s, c]:

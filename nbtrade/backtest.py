@@ -622,6 +622,7 @@ def _run_callback(on_bar, user, inputs, sig, packed, size_type_id, leverage, ini
     st = np.zeros((N_STATE, m))
     acct = np.full(m if isolated else 1, init_cash)
     counts = np.zeros(2, dtype=np.int64)
+    touched = np.zeros(n, dtype=np.bool_)  # bars where the callback set a signal
     orders = np.empty(max(_CALLBACK_BUFFER, 16 * m), dtype=order_dt)
     trades = np.empty(max(_CALLBACK_BUFFER // 2, 8 * m), dtype=trade_dt)
     start = 0
@@ -629,7 +630,7 @@ def _run_callback(on_bar, user, inputs, sig, packed, size_type_id, leverage, ini
         start = simulate_callback_nb(on_bar, user, inputs.open, inputs.high, inputs.low, inputs.close,
                                      sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"],
                                      packed, size_type_id, leverage, isolated, fill_id, intrabar_id, otype_id,
-                                     oprice, tif, start, st, acct, counts, orders, trades, cash, equity)
+                                     oprice, tif, touched, start, st, acct, counts, orders, trades, cash, equity)
         if start >= n:
             break
         orders = np.concatenate([orders[:counts[0]], np.empty(max(len(orders), 8 * m), dtype=order_dt)])
