@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit
-from .fills import entry_size_nb, order_fees_nb, pending_fill_nb, slip_price_nb, stop_fill_nb
+from .fills import entry_size_nb, ijit, order_fees_nb, pending_fill_nb, slip_price_nb, stop_fill_nb
 from .records import Direction, ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
 
 #: Rows of the packed per-column parameter array.
@@ -46,7 +46,7 @@ S_POS, S_MARK, S_EXTREME, S_AVG, S_ENTRY_IDX, S_ENTRY_FEES, S_PEND_DIR, S_PEND_P
 N_STATE = 9
 
 
-@jit
+@ijit
 def write_order_nb(orders, k, col, idx, side, size, price, fees, otype, status, reason):
     rec = orders[k]
     rec["id"] = k
@@ -61,7 +61,7 @@ def write_order_nb(orders, k, col, idx, side, size, price, fees, otype, status, 
     rec["reason"] = reason
 
 
-@jit
+@ijit
 def write_trade_nb(trades, k, col, entry_idx, exit_idx, pos, entry_price, exit_price,
                    entry_fees, exit_fees, exit_reason):
     rec = trades[k]
@@ -83,7 +83,7 @@ def write_trade_nb(trades, k, col, entry_idx, exit_idx, pos, entry_price, exit_p
     rec["exit_reason"] = exit_reason
 
 
-@jit
+@ijit
 def margin_state_nb(st, prices, i, cash, leverage):
     """Equity and free margin, valuing each position at ``prices[i]`` (the price of the moment) if
     valid, else at its mark (last valid close)."""
@@ -100,7 +100,7 @@ def margin_state_nb(st, prices, i, cash, leverage):
     return equity, equity - gross / leverage
 
 
-@jit
+@ijit
 def exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base_price, otype, exit_reason):
     """Close column ``c``'s whole position at ``base_price`` (before slippage); cash in ``acct[ci]``."""
     p = st[S_POS, c]
@@ -333,7 +333,7 @@ def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, ci, counts, orders
              size_type, leverage)
 
 
-@jit
+@ijit
 def enter_nb(prices, i, c, base, is_buy, otype, st, acct, ci, counts, orders, params, size_type, leverage):
     """Size, check and fill (or reject) an entry of column ``c`` at ``base`` (before slippage);
     other positions are valued at ``prices[i]``."""

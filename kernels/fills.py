@@ -25,15 +25,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from numba import njit
+
 from ._jit import jit
 from .records import ExitReason, RejectReason, SizeType
+
+#: Small helpers called once per order: inlined into their callers at numba IR level, which
+#: saves the call (arguments, array structs) and made an order ~25 % cheaper. (Candidate for
+#: ``kernels/_jit.py``.)
+ijit = njit(inline="always", cache=True, nogil=True)
 
 #: Tolerance of the cash check and of lot rounding (relative): absorbs float
 #: round-off of all-in sizing, e.g. ``0.3 / 0.1 = 2.9999999999999996`` lots.
 EPS = 1e-9
 
 
-@jit
+@ijit
 def slip_price_nb(price, is_buy, slippage):
     """Fill price after slippage, adverse to the trader."""
     if is_buy:
@@ -41,13 +48,13 @@ def slip_price_nb(price, is_buy, slippage):
     return price * (1.0 - slippage)
 
 
-@jit
+@ijit
 def order_fees_nb(size, price, fee, fixed_fee):
     """Fees of one order in quote currency: percentage of notional plus a fixed amount."""
     return size * price * fee + fixed_fee
 
 
-@jit
+@ijit
 def entry_size_nb(size, size_type, price, fee, fixed_fee, leverage, available, equity,
                   lot_size, min_qty, min_notional):
     """Size (base units) of an entry order and its rejection reason (``RejectReason.NONE`` if accepted).

@@ -701,7 +701,7 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
     >>> d = nbtrade.market(["BTC/USDT", "ETH/USDT"], "2024-01-01", "2024-01-08", "1h", seed=1)
     >>> w = pd.DataFrame(0.5, index=d["BTC/USDT"].index, columns=list(d))
     >>> res = backtest_weights(d, w, rebalance_every=24, fees=0.001)
-    >>> res.orders["status"].eq("filled").all()
+    >>> bool(res.orders["status"].eq("filled").all())
     True
     """
     from .kernels.engine import N_PARAMS, P_FEES, P_FIXED_FEES, P_LOT, P_MIN_NOTIONAL, P_MIN_QTY, P_SLIPPAGE
