@@ -31,34 +31,35 @@ import numpy as np
 from ._jit import jit
 from .engine import (P_SL, P_TP, P_TRAIL, S_AVG, S_ENTRY_FEES, S_ENTRY_IDX, S_MARK, S_PEND_DIR, S_PEND_PRICE, S_POS,
                      check_pending_nb, check_stops_nb, process_signal_nb, write_order_nb, write_trade_nb)
+from .fills import ijit
 from .records import ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
 
 BarContext = namedtuple("BarContext", ["open", "high", "low", "close", "position", "cash", "entries", "exits",
                                        "short_entries", "short_exits", "user", "touched"])
 
 
-@jit
+@ijit
 def enter_long_nb(ctx, i, c):
     """Signal a long entry (or a reversal from short) for column ``c`` at bar ``i``."""
     ctx.entries[i, c] = True
     ctx.touched[i] = True
 
 
-@jit
+@ijit
 def exit_long_nb(ctx, i, c):
     """Signal the exit of column ``c``'s long position (cancels a resting long entry)."""
     ctx.exits[i, c] = True
     ctx.touched[i] = True
 
 
-@jit
+@ijit
 def enter_short_nb(ctx, i, c):
     """Signal a short entry (or a reversal from long) for column ``c`` at bar ``i``."""
     ctx.short_entries[i, c] = True
     ctx.touched[i] = True
 
 
-@jit
+@ijit
 def exit_short_nb(ctx, i, c):
     """Signal the exit of column ``c``'s short position (cancels a resting short entry)."""
     ctx.short_exits[i, c] = True
