@@ -42,8 +42,10 @@ N_PARAMS = 10
 #: Rows of the per-column state: signed position, mark (last valid close, valuation only),
 #: trailing extreme before the current bar, average entry price, entry bar, entry fees.
 #: Pending entry (limit/stop orders): direction (0 none, +1/-1), price, signal bar.
-S_POS, S_MARK, S_EXTREME, S_AVG, S_ENTRY_IDX, S_ENTRY_FEES, S_PEND_DIR, S_PEND_PRICE, S_PEND_BAR = range(9)
-N_STATE = 9
+#: Absolute stop levels of the current/next entry (NaN: use the percent stops).
+(S_POS, S_MARK, S_EXTREME, S_AVG, S_ENTRY_IDX, S_ENTRY_FEES, S_PEND_DIR, S_PEND_PRICE, S_PEND_BAR,
+ S_SL_ABS, S_TP_ABS) = range(11)
+N_STATE = 11
 
 
 @ijit
@@ -124,7 +126,8 @@ def exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base_pr
 @jit
 def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, short_exits, has_short,
                         params, size_type, leverage, init_cash, isolated, fill_mode, intrabar,
-                        order_type, order_price, tif, orders, trades, cash_out, equity_out):
+                        order_type, order_price, tif, abs_stops, sl_price, tp_price,
+                        orders, trades, cash_out, equity_out):
     """Run the signals backtest; fill ``orders``, ``trades``, ``cash_out``, ``equity_out``.
 
     ``params`` is ``(N_PARAMS, n_cols)``. ``isolated``: each column trades its own cash
@@ -134,7 +137,9 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
     reading the short signal arrays. ``order_type`` (``OrderType.MARKET``, ``LIMIT`` or
     ``STOP``) applies to entries: a limit or stop entry rests at ``order_price[s, c]`` from
     the bar after its signal bar ``s`` for ``tif`` bars (0: until filled or cancelled) and
-    fills intrabar (``fills.pending_fill_nb``). Returns ``(n_orders, n_trades)``: the used
+    fills intrabar (``fills.pending_fill_nb``). ``abs_stops`` True: ``sl_price[s, c]`` /
+    ``tp_price[s, c]`` (absolute levels, NaN = unset) of an entry's signal bar ``s`` replace
+    the percent stops for that trade. Returns ``(n_orders, n_trades)``: the used
     prefix of each buffer. Open positions at the end are reported as trades with
     exit reason ``END`` at the last valid close, without exit fees.
     """
@@ -145,7 +150,7 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
     has_stops = np.zeros(m, dtype=np.bool_)
     any_stops = False
     for c in range(m):
-        has_stops[c] = (params[P_SL, c] == params[P_SL, c] or params[P_TP, c] == params[P_TP, c]
+        has_stops[c] = (abs_stops or params[P_SL, c] == params[P_SL, c] or params[P_TP, c] == params[P_TP, c]
                         or params[P_TRAIL, c] == params[P_TRAIL, c])
         any_stops = any_stops or has_stops[c]
     optimistic = intrabar == Intrabar.OPTIMISTIC
@@ -177,7 +182,7 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                         process_signal_nb(prices, i, c, entries[s, c], exits[s, c],
                                           has_short and short_entries[s, c], has_short and short_exits[s, c],
                                           st, acct, c if isolated else 0, counts, orders, trades, params,
-                                          size_type, leverage, order_type, np.nan, s)
+                                          size_type, leverage, order_type, np.nan, s, np.nan, np.nan)
                 cl = close[i, c]
                 if cl == cl:
                     st[S_MARK, c] = cl
@@ -214,7 +219,9 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                         process_signal_nb(prices, i, c, entries[s, c], exits[s, c],
                                           has_short and short_entries[s, c], has_short and short_exits[s, c],
                                           st, acct, c if isolated else 0, counts, orders, trades, params,
-                                          size_type, leverage, order_type, order_price[s, c], s)
+                                          size_type, leverage, order_type, order_price[s, c], s,
+                                          sl_price[s, c] if abs_stops else np.nan,
+                                          tp_price[s, c] if abs_stops else np.nan)
             for c in range(m):
                 acc += st[S_POS, c] * st[S_MARK, c]
         cash = acct[0]
@@ -255,6 +262,10 @@ def check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades,
         sl_level = avg * (1.0 + params[P_SL, c])
         tp_level = avg * (1.0 - params[P_TP, c])
         tr_level = extreme * (1.0 + params[P_TRAIL, c])
+    if st[S_SL_ABS, c] == st[S_SL_ABS, c]:
+        sl_level = st[S_SL_ABS, c]
+    if st[S_TP_ABS, c] == st[S_TP_ABS, c]:
+        tp_level = st[S_TP_ABS, c]
     price, reason = stop_fill_nb(is_long, open_[i, c], high[i, c], low[i, c], sl_level, tp_level,
                                  tr_level, optimistic)
     if reason >= 0:
@@ -274,7 +285,7 @@ def check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades,
 
 @jit
 def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, ci, counts, orders, trades, params,
-                      size_type, leverage, order_type, entry_price, s):
+                      size_type, leverage, order_type, entry_price, s, sl_abs, tp_abs):
     """Turn column ``c``'s signals (long entry/exit, short entry/exit) of bar ``s`` into orders at
     ``prices[i, c]``; a limit/stop entry becomes a resting order at ``entry_price`` instead."""
     long_entry = le and not se
@@ -324,6 +335,9 @@ def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, ci, counts, orders
                          ExitReason.SIGNAL)
     if direction == 0:
         return
+    # absolute stop levels travel with the entry signal (to a resting order's fill too)
+    st[S_SL_ABS, c] = sl_abs
+    st[S_TP_ABS, c] = tp_abs
     if order_type != OrderType.MARKET:
         st[S_PEND_DIR, c] = direction
         st[S_PEND_PRICE, c] = entry_price

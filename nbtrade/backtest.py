@@ -392,7 +392,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
              fill: str = "next_open", intrabar: str = "pessimistic", freq: Any = None,
              lot_size: Any = 0.0, min_qty: Any = 0.0, min_notional: Any = 0.0, leverage: float = 1.0,
              cash_sharing: bool = True, order_type: str = "market", order_price: Any = None, tif: int = 0,
-             on_gap: str = "warn", _on_bar: Any = None, _user: tuple = ()) -> Result:
+             sl_price: Any = None, tp_price: Any = None, on_gap: str = "warn", _on_bar: Any = None,
+             _user: tuple = ()) -> Result:
     """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
 
     Parameters
@@ -444,6 +445,10 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         Limit/stop prices; must be finite and > 0 wherever an entry signal is set.
     tif : int
         Time in force of resting entries in bars (0 = good till cancelled).
+    sl_price, tp_price : DataFrame (bars x symbols) or array, optional
+        Absolute stop-loss / take-profit levels (quote currency) for the entry signalled
+        at each bar; where set (not NaN) they replace ``sl_stop`` / ``tp_stop`` for that
+        trade. Same trigger and gap rules.
     on_gap : {"warn", "error", "skip"}
         What to do when the input has gaps (listed in ``Result.gaps`` in any case).
 
@@ -522,6 +527,19 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
                      (P_SL, "sl_stop"), (P_TP, "tp_stop"), (P_TRAIL, "trail_stop"), (P_LOT, "lot_size"),
                      (P_MIN_QTY, "min_qty"), (P_MIN_NOTIONAL, "min_notional")):
         packed[row] = params[key]
+    abs_stops = sl_price is not None or tp_price is not None
+    if abs_stops and _on_bar is not None:
+        raise ValueError("sl_price / tp_price are not supported by backtest_callback; use sl_stop / tp_stop")
+    nan = np.full((1, 1), np.nan)
+    sl_abs = nan if sl_price is None else _weights(sl_price, inputs, "sl_price")
+    tp_abs = nan if tp_price is None else _weights(tp_price, inputs, "tp_price")
+    for name, arr in (("sl_price", sl_abs), ("tp_price", tp_abs)):
+        with np.errstate(invalid="ignore"):
+            if (arr <= 0).any():
+                raise ValueError(f"{name} must be > 0 where set (NaN = unset)")
+    if abs_stops:
+        sl_abs = np.full((n, m), np.nan) if sl_price is None else sl_abs
+        tp_abs = np.full((n, m), np.nan) if tp_price is None else tp_abs
     if _on_bar is not None:
         orders, trades = _run_callback(_on_bar, _user, inputs, sig, packed, size_type_id, leverage, init_cash,
                                        not cash_sharing, fill_id, intrabar_id, otype_id, oprice, int(tif), cash,
@@ -536,7 +554,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
             inputs.open, inputs.high, inputs.low, inputs.close,
             sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"], has_short,
             packed, size_type_id, leverage, init_cash, not cash_sharing, fill_id, intrabar_id, otype_id, oprice,
-            int(tif), orders, trades, cash, equity)
+            int(tif), abs_stops, sl_abs, tp_abs, orders, trades, cash, equity)
     assumptions = {
         "fill": fill,
         "fill_rule": ("signals at bar t fill at bar t+1's open" if fill == "next_open"
@@ -548,7 +566,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "slippage": _describe(params["slippage"], syms),
         "size": _describe(params["size"], syms), "size_type": size_type,
         "leverage": leverage, "init_cash": init_cash, "cash_sharing": cash_sharing,
-        "order_type": order_type, "tif": int(tif),
+        "order_type": order_type, "tif": int(tif), "absolute_stops": abs_stops,
         "valuation": "last valid close (never used as a fill price)",
         "open_trades": "reported with exit_reason 'end' at the last valid close, no exit fees",
         "days_per_year": 365,

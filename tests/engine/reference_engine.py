@@ -28,7 +28,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                   size_type="percent", fees, fixed_fees, slippage, sl_stop, tp_stop, trail_stop,
                   lot_size, min_qty, min_notional, leverage=1.0, init_cash=10_000.0,
                   fill="next_open", intrabar="pessimistic", cash_sharing=True, order_type="market",
-                  order_price=None, tif=0):
+                  order_price=None, tif=0, sl_price=None, tp_price=None):
     n, m = len(close), len(close[0])
     # one balance, or one per column when isolated; `acct(c)` names the one column c uses
     cash_of = [init_cash] * (1 if cash_sharing else m)
@@ -40,6 +40,8 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
     last_valid = [-1] * m
     orders, trades = [], []
     pending = [None] * m  # resting limit/stop entry per column: (direction, price, signal bar)
+    # absolute stop levels given with the latest entry signal per column (None = percent stops)
+    abs_levels = [(math.nan, math.nan)] * m
     cash_out, equity_out = [], []
 
     def missing(i, c):
@@ -157,6 +159,9 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
             return
         if close_it:
             close_position(c, i, base, "market", "signal")
+        if new_dir:
+            abs_levels[c] = (math.nan if sl_price is None else sl_price[s][c],
+                             math.nan if tp_price is None else tp_price[s][c])
         if new_dir and order_type != "market":
             pending[c] = (new_dir, order_price[s][c], s)
         elif new_dir:
@@ -191,13 +196,16 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         if pos.size == 0 or pos.entry_idx >= i or missing(i, c):
             return
         sl, tp, tr = sl_stop[c], tp_stop[c], trail_stop[c]
-        if math.isnan(sl) and math.isnan(tp) and math.isnan(tr):
+        sl_abs, tp_abs = abs_levels[c]
+        if math.isnan(sl) and math.isnan(tp) and math.isnan(tr) and math.isnan(sl_abs) and math.isnan(tp_abs):
             return
         o, h, lo = open_[i][c], high[i][c], low[i][c]
         hit = None  # (price, reason)
         if pos.size > 0:
             candidates = []  # stop side levels: (level, reason)
-            if not math.isnan(sl):
+            if not math.isnan(sl_abs):
+                candidates.append((sl_abs, "sl"))
+            elif not math.isnan(sl):
                 candidates.append((pos.entry_price * (1 - sl), "sl"))
             if not math.isnan(tr):
                 candidates.append((pos.extreme * (1 - tr), "trail"))
@@ -208,7 +216,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 for cand in candidates[1:]:
                     if cand[0] > stop[0]:
                         stop = cand
-            take = pos.entry_price * (1 + tp) if not math.isnan(tp) else None
+            take = tp_abs if not math.isnan(tp_abs) else (pos.entry_price * (1 + tp) if not math.isnan(tp) else None)
             if stop is not None and o <= stop[0]:
                 hit = (o, stop[1])
             elif take is not None and o >= take:
@@ -224,7 +232,9 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                     hit = (take, "tp")
         else:
             candidates = []
-            if not math.isnan(sl):
+            if not math.isnan(sl_abs):
+                candidates.append((sl_abs, "sl"))
+            elif not math.isnan(sl):
                 candidates.append((pos.entry_price * (1 + sl), "sl"))
             if not math.isnan(tr):
                 candidates.append((pos.extreme * (1 + tr), "trail"))
@@ -234,7 +244,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 for cand in candidates[1:]:
                     if cand[0] < stop[0]:
                         stop = cand
-            take = pos.entry_price * (1 - tp) if not math.isnan(tp) else None
+            take = tp_abs if not math.isnan(tp_abs) else (pos.entry_price * (1 - tp) if not math.isnan(tp) else None)
             if stop is not None and o >= stop[0]:
                 hit = (o, stop[1])
             elif take is not None and o <= take:

@@ -308,3 +308,17 @@ def test_order_price_validation():
         backtest(bars(FLAT, FLAT), entries=sig(2, 0), order_type="iceberg")
     with pytest.raises(ValueError, match="tif must be"):
         backtest(bars(FLAT, FLAT), entries=sig(2, 0), order_type="limit", order_price=_px(2, b0=1.0), tif=-1)
+
+
+def test_absolute_stop_levels_replace_percent_stops():
+    df = bars(FLAT, (100, 101, 99, 100), (99, 100, 97, 98), (98, 112, 97, 110))
+    # sl_price 97 at the signal bar replaces sl_stop 1 % (which would have fired at 99 on bar 2)
+    res = backtest(df, entries=sig(4, 0), size=1.0, size_type="amount", sl_stop=0.01,
+                   sl_price=_px(4, b0=97.0), tp_price=_px(4, b0=111.0))
+    o = res.orders
+    assert o["price"].tolist() == [100.0, 97.0] and o["type"].iloc[1] == "stop_loss"
+    assert o["time"].iloc[1] == df.index[2]
+    res = backtest(df, entries=sig(4, 0), size=1.0, size_type="amount", tp_price=_px(4, b0=111.0))
+    assert res.orders["price"].tolist() == [100.0, 111.0] and res.trades["exit_reason"].iloc[0] == "tp"
+    with pytest.raises(ValueError, match="sl_price must be > 0"):
+        backtest(df, entries=sig(4, 0), sl_price=_px(4, b0=-1.0))

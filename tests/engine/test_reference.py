@@ -41,6 +41,7 @@ case = st.fixed_dictionaries({
     "cash_sharing": st.sampled_from([True, True, False]),
     "order_type": st.sampled_from(["market", "market", "limit", "stop"]),
     "tif": st.sampled_from([0, 1, 3]),
+    "abs_stops": st.sampled_from([False, False, True]),
 })
 
 
@@ -74,6 +75,14 @@ def test_engine_matches_reference(cfg):
     nan = float("nan")
     extra = {} if order_price is None else dict(order_type=cfg["order_type"], order_price=order_price.tolist(),
                                                 tif=cfg["tif"])
+    if cfg["abs_stops"]:
+        sl_price = c * rng.uniform(0.9, 1.0, c.shape)
+        tp_price = c * rng.uniform(1.0, 1.1, c.shape)
+        sl_price[rng.random(c.shape) < 0.3] = np.nan
+        tp_price[rng.random(c.shape) < 0.3] = np.nan
+        res = backtest({"open": o, "high": h, "low": l, "close": c}, le, lx, se, sx, on_gap="skip",
+                       sl_price=sl_price, tp_price=tp_price, **kw)
+        extra.update(sl_price=sl_price.tolist(), tp_price=tp_price.tolist())
     per = {k: [float(v)] * m if np.ndim(v) == 0 else list(v) for k, v in kw.items()
            if k in ("size", "fees", "fixed_fees", "slippage", "lot_size", "min_qty", "min_notional")}
     for k in ("sl_stop", "tp_stop", "trail_stop"):
