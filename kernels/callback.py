@@ -112,8 +112,8 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, entries, exits, 
                 if entries[s, c] or exits[s, c] or short_entries[s, c] or short_exits[s, c]:
                     process_signal_nb(prices, i, c, entries[s, c], exits[s, c], short_entries[s, c],
                                       short_exits[s, c], st, acct, c if isolated else 0, counts, orders, trades,
-                                      params, size_type, leverage, order_type, order_price[s, c], s, np.nan,
-                                      np.nan)
+                                      params, size_type, leverage, order_type, order_price[s, c], np.nan, s,
+                                      np.nan, np.nan)
         acc = 0.0
         for c in range(m):
             acc += st[S_POS, c] * st[S_MARK, c]

@@ -33,7 +33,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit
-from .fills import entry_size_nb, ijit, order_fees_nb, pending_fill_nb, slip_price_nb, stop_fill_nb
+from .fills import (entry_size_nb, ijit, order_fees_nb, pending_fill_nb, slip_price_nb, stop_fill_nb,
+                    stop_limit_fill_nb)
 from .records import Direction, ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
 
 #: Rows of the packed per-column parameter array.
@@ -43,9 +44,10 @@ N_PARAMS = 10
 #: trailing extreme before the current bar, average entry price, entry bar, entry fees.
 #: Pending entry (limit/stop orders): direction (0 none, +1/-1), price, signal bar.
 #: Absolute stop levels of the current/next entry (NaN: use the percent stops).
+#: Stop-limit entries: limit price and triggered flag.
 (S_POS, S_MARK, S_EXTREME, S_AVG, S_ENTRY_IDX, S_ENTRY_FEES, S_PEND_DIR, S_PEND_PRICE, S_PEND_BAR,
- S_SL_ABS, S_TP_ABS) = range(11)
-N_STATE = 11
+ S_SL_ABS, S_TP_ABS, S_PEND_LIMIT, S_PEND_TRIG) = range(13)
+N_STATE = 13
 
 
 @ijit
@@ -126,7 +128,7 @@ def exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base_pr
 @jit
 def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, short_exits, has_short,
                         params, size_type, leverage, init_cash, isolated, fill_mode, intrabar,
-                        order_type, order_price, tif, abs_stops, sl_price, tp_price,
+                        order_type, order_price, limit_price, tif, abs_stops, sl_price, tp_price,
                         orders, trades, cash_out, equity_out):
     """Run the signals backtest; fill ``orders``, ``trades``, ``cash_out``, ``equity_out``.
 
@@ -134,8 +136,9 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
     (``init_cash`` each) instead of one shared balance. ``orders`` and ``trades`` are preallocated
     record buffers (``order_dt``, ``trade_dt``) large enough for every order (3 per
     entry signal + 1 per exit signal is an upper bound). ``has_short`` False skips
-    reading the short signal arrays. ``order_type`` (``OrderType.MARKET``, ``LIMIT`` or
-    ``STOP``) applies to entries: a limit or stop entry rests at ``order_price[s, c]`` from
+    reading the short signal arrays. ``order_type`` (``OrderType.MARKET``, ``LIMIT``, ``STOP``
+    or ``STOP_LIMIT``, whose limit is ``limit_price[s, c]``) applies to entries: a resting
+    entry waits at ``order_price[s, c]`` from
     the bar after its signal bar ``s`` for ``tif`` bars (0: until filled or cancelled) and
     fills intrabar (``fills.pending_fill_nb``). ``abs_stops`` True: ``sl_price[s, c]`` /
     ``tp_price[s, c]`` (absolute levels, NaN = unset) of an entry's signal bar ``s`` replace
@@ -182,7 +185,7 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                         process_signal_nb(prices, i, c, entries[s, c], exits[s, c],
                                           has_short and short_entries[s, c], has_short and short_exits[s, c],
                                           st, acct, c if isolated else 0, counts, orders, trades, params,
-                                          size_type, leverage, order_type, np.nan, s, np.nan, np.nan)
+                                          size_type, leverage, order_type, np.nan, np.nan, s, np.nan, np.nan)
                 cl = close[i, c]
                 if cl == cl:
                     st[S_MARK, c] = cl
@@ -219,7 +222,8 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                         process_signal_nb(prices, i, c, entries[s, c], exits[s, c],
                                           has_short and short_entries[s, c], has_short and short_exits[s, c],
                                           st, acct, c if isolated else 0, counts, orders, trades, params,
-                                          size_type, leverage, order_type, order_price[s, c], s,
+                                          size_type, leverage, order_type, order_price[s, c],
+                                          limit_price[s, c] if order_type == OrderType.STOP_LIMIT else np.nan, s,
                                           sl_price[s, c] if abs_stops else np.nan,
                                           tp_price[s, c] if abs_stops else np.nan)
             for c in range(m):
@@ -285,7 +289,7 @@ def check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades,
 
 @jit
 def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, ci, counts, orders, trades, params,
-                      size_type, leverage, order_type, entry_price, s, sl_abs, tp_abs):
+                      size_type, leverage, order_type, entry_price, entry_limit, s, sl_abs, tp_abs):
     """Turn column ``c``'s signals (long entry/exit, short entry/exit) of bar ``s`` into orders at
     ``prices[i, c]``; a limit/stop entry becomes a resting order at ``entry_price`` instead."""
     long_entry = le and not se
@@ -342,6 +346,8 @@ def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, ci, counts, orders
         st[S_PEND_DIR, c] = direction
         st[S_PEND_PRICE, c] = entry_price
         st[S_PEND_BAR, c] = s
+        st[S_PEND_LIMIT, c] = entry_limit
+        st[S_PEND_TRIG, c] = 0.0
         return
     enter_nb(prices, i, c, base, direction > 0, OrderType.MARKET, st, acct, ci, counts, orders, params,
              size_type, leverage)
@@ -396,8 +402,13 @@ def check_pending_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trade
         counts[0] += 1
         st[S_PEND_DIR, c] = 0.0
         return
-    base = pending_fill_nb(direction > 0.0, order_type == OrderType.LIMIT, open_[i, c], high[i, c], low[i, c],
-                           level)
+    if order_type == OrderType.STOP_LIMIT:
+        base, trig = stop_limit_fill_nb(direction > 0.0, st[S_PEND_TRIG, c] != 0.0, open_[i, c], high[i, c],
+                                        low[i, c], level, st[S_PEND_LIMIT, c])
+        st[S_PEND_TRIG, c] = 1.0 if trig else 0.0
+    else:
+        base = pending_fill_nb(direction > 0.0, order_type == OrderType.LIMIT, open_[i, c], high[i, c],
+                               low[i, c], level)
     if base == base:
         st[S_PEND_DIR, c] = 0.0
         enter_nb(open_, i, c, base, direction > 0.0, order_type, st, acct, ci, counts, orders, params, size_type,

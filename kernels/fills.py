@@ -19,7 +19,7 @@ The rules (the Python reference engine in ``tests/engine`` restates them):
   rules (the fixed one on ties);
 * resting entries (``pending_fill_nb``): a limit buy fills at ``min(open, limit)``
   once ``low <= limit``; a stop buy at ``max(open, stop)`` once ``high >= stop``
-  (sells mirror this).
+  (sells mirror this); stop-limit: ``stop_limit_fill_nb``.
 """
 from __future__ import annotations
 
@@ -154,3 +154,28 @@ def pending_fill_nb(is_buy, is_limit, open_, high, low, level):
         elif low <= level:
             return min(open_, level)
     return np.nan
+
+
+@jit
+def stop_limit_fill_nb(is_buy, triggered, open_, high, low, stop, limit):
+    """Fill price (before slippage, NaN if none) and triggered state of a stop-limit entry in one bar.
+
+    Untriggered, a buy arms when the bar reaches ``stop``: at the open (``open >= stop``)
+    the bar then acts as a limit buy at ``limit`` (``pending_fill_nb``); intrabar
+    (``high >= stop``) it fills at ``stop`` if ``limit >= stop``, else it waits: whether
+    the price came back to ``limit`` after the trigger within the bar is unknown, so no
+    fill is assumed (pessimistic). Once triggered it is a limit order. Sells mirror this.
+    """
+    if not triggered:
+        if is_buy:
+            if open_ >= stop:
+                return pending_fill_nb(True, True, open_, high, low, limit), True
+            if high >= stop:
+                return (stop if limit >= stop else np.nan), True
+        else:
+            if open_ <= stop:
+                return pending_fill_nb(False, True, open_, high, low, limit), True
+            if low <= stop:
+                return (stop if limit <= stop else np.nan), True
+        return np.nan, False
+    return pending_fill_nb(is_buy, True, open_, high, low, limit), True

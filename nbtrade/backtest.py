@@ -55,7 +55,8 @@ _SIZE_TYPES = {"amount": SizeType.AMOUNT, "value": SizeType.VALUE, "percent": Si
 _FILLS = {"next_open": FillMode.NEXT_OPEN, "close": FillMode.CLOSE}
 _INTRABAR = {"pessimistic": Intrabar.PESSIMISTIC, "optimistic": Intrabar.OPTIMISTIC}
 _ON_GAP = ("error", "warn", "skip")
-_ORDER_TYPES = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP}
+_ORDER_TYPES = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP,
+                "stop_limit": OrderType.STOP_LIMIT}
 
 
 class Inputs:
@@ -391,7 +392,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
              fees: Any = 0.0, fixed_fees: Any = 0.0, slippage: Any = 0.0, init_cash: float = 10_000.0,
              fill: str = "next_open", intrabar: str = "pessimistic", freq: Any = None,
              lot_size: Any = 0.0, min_qty: Any = 0.0, min_notional: Any = 0.0, leverage: float = 1.0,
-             cash_sharing: bool = True, order_type: str = "market", order_price: Any = None, tif: int = 0,
+             cash_sharing: bool = True, order_type: str = "market", order_price: Any = None,
+             limit_price: Any = None, tif: int = 0,
              sl_price: Any = None, tp_price: Any = None, on_gap: str = "warn", _on_bar: Any = None,
              _user: tuple = ()) -> Result:
     """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
@@ -433,16 +435,21 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         True (default): all symbols trade one cash balance, in column order. False:
         each symbol is an isolated account with its own ``init_cash`` (like running
         one backtest per symbol); the portfolio is their sum.
-    order_type : {"market", "limit", "stop"}
+    order_type : {"market", "limit", "stop", "stop_limit"}
         How entries execute. ``"limit"``/``"stop"``: an entry signal at bar ``t`` places a
         resting order at ``order_price`` (bar ``t``'s value), eligible from bar ``t + 1``
         in both fill modes: a limit buy fills at ``min(open, price)`` once ``low <= price``,
         a stop buy at ``max(open, price)`` once ``high >= price`` (sells mirror). A new
         entry signal replaces it, an exit signal of its side cancels it; both are
         recorded (status ``cancelled``), as are expiries and orders left open at the end.
-        Exits and attached stops are unaffected.
+        Exits and attached stops are unaffected. ``"stop_limit"``: arms at ``order_price``
+        (the stop), then rests as a limit at ``limit_price``; armed intrabar, it fills at
+        the stop if the limit allows, else waits for later bars (the path inside the bar
+        is unknown: pessimistic); armed at the open, that bar acts as a limit.
     order_price : DataFrame (bars x symbols) or array
         Limit/stop prices; must be finite and > 0 wherever an entry signal is set.
+    limit_price : DataFrame (bars x symbols) or array
+        Limit prices of ``"stop_limit"`` entries (same rules as ``order_price``).
     tif : int
         Time in force of resting entries in bars (0 = good till cancelled).
     sl_price, tp_price : DataFrame (bars x symbols) or array, optional
@@ -505,9 +512,24 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     otype_id = _choice(order_type, "order_type", _ORDER_TYPES)
     if isinstance(tif, (bool, np.bool_)) or not isinstance(tif, (int, np.integer)) or tif < 0:
         raise ValueError(f"tif must be an integer >= 0 (bars; 0 = good till cancelled), got {tif!r}")
+    if order_type == "stop_limit":
+        if _on_bar is not None:
+            raise ValueError("order_type='stop_limit' is not supported by backtest_callback")
+        if limit_price is None:
+            raise ValueError("order_type='stop_limit' needs limit_price (bars x symbols)")
+        lprice = _weights(limit_price, inputs, "limit_price")
+        at_entry = sig["entries"] | (sig["short_entries"] if has_short else False)
+        with np.errstate(invalid="ignore"):
+            bad = at_entry & ~(lprice > 0)
+        if bad.any():
+            raise ValueError("limit_price must be finite and > 0 at every entry signal")
+    elif limit_price is not None:
+        raise ValueError("limit_price is only used with order_type='stop_limit'")
+    else:
+        lprice = inputs.close
     if order_type == "market":
         if order_price is not None:
-            raise ValueError("order_price is only used with order_type='limit' or 'stop'")
+            raise ValueError("order_price is only used with order_type='limit', 'stop' or 'stop_limit'")
         oprice = inputs.close
     else:
         if order_price is None:
@@ -554,7 +576,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
             inputs.open, inputs.high, inputs.low, inputs.close,
             sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"], has_short,
             packed, size_type_id, leverage, init_cash, not cash_sharing, fill_id, intrabar_id, otype_id, oprice,
-            int(tif), abs_stops, sl_abs, tp_abs, orders, trades, cash, equity)
+            lprice, int(tif), abs_stops, sl_abs, tp_abs, orders, trades, cash, equity)
     assumptions = {
         "fill": fill,
         "fill_rule": ("signals at bar t fill at bar t+1's open" if fill == "next_open"

@@ -28,7 +28,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                   size_type="percent", fees, fixed_fees, slippage, sl_stop, tp_stop, trail_stop,
                   lot_size, min_qty, min_notional, leverage=1.0, init_cash=10_000.0,
                   fill="next_open", intrabar="pessimistic", cash_sharing=True, order_type="market",
-                  order_price=None, tif=0, sl_price=None, tp_price=None):
+                  order_price=None, tif=0, sl_price=None, tp_price=None, limit_price=None):
     n, m = len(close), len(close[0])
     # one balance, or one per column when isolated; `acct(c)` names the one column c uses
     cash_of = [init_cash] * (1 if cash_sharing else m)
@@ -39,7 +39,8 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
     last_close = [None] * m
     last_valid = [-1] * m
     orders, trades = [], []
-    pending = [None] * m  # resting limit/stop entry per column: (direction, price, signal bar)
+    # resting limit/stop entry per column: [direction, price, signal bar, limit price, triggered]
+    pending = [None] * m
     # absolute stop levels given with the latest entry signal per column (None = percent stops)
     abs_levels = [(math.nan, math.nan)] * m
     cash_out, equity_out = [], []
@@ -129,7 +130,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         want_long = le and not se
         want_short = se and not le
         if pending[c] is not None:
-            d, level, _ = pending[c]
+            d, level = pending[c][0], pending[c][1]
             if want_long or want_short or (d > 0 and lx) or (d < 0 and sx):
                 add_order(c, i, "buy" if d > 0 else "sell", math.nan, level, 0.0, order_type, "cancelled")
                 pending[c] = None
@@ -163,12 +164,20 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
             abs_levels[c] = (math.nan if sl_price is None else sl_price[s][c],
                              math.nan if tp_price is None else tp_price[s][c])
         if new_dir and order_type != "market":
-            pending[c] = (new_dir, order_price[s][c], s)
+            limit = limit_price[s][c] if order_type == "stop_limit" else math.nan
+            pending[c] = [new_dir, order_price[s][c], s, limit, False]
         elif new_dir:
             open_position(c, i, base, new_dir, at_open)
 
+    def limit_fill(d, o, h, lo, level):
+        if d > 0 and lo <= level:
+            return min(o, level)
+        if d < 0 and h >= level:
+            return max(o, level)
+        return None
+
     def resting(i, c):
-        d, level, s = pending[c]
+        d, level, s, limit, armed = pending[c]
         if s >= i:
             return
         if tif > 0 and i > s + tif:
@@ -177,11 +186,18 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
             return
         o, h, lo = open_[i][c], high[i][c], low[i][c]
         price = None
-        if order_type == "limit":
-            if d > 0 and lo <= level:
-                price = min(o, level)
-            elif d < 0 and h >= level:
-                price = max(o, level)
+        if order_type == "stop_limit":
+            if armed:
+                price = limit_fill(d, o, h, lo, limit)
+            elif (d > 0 and o >= level) or (d < 0 and o <= level):  # armed at the open
+                pending[c][4] = True
+                price = limit_fill(d, o, h, lo, limit)
+            elif (d > 0 and h >= level) or (d < 0 and lo <= level):  # armed inside the bar
+                pending[c][4] = True
+                if (d > 0 and limit >= level) or (d < 0 and limit <= level):
+                    price = level
+        elif order_type == "limit":
+            price = limit_fill(d, o, h, lo, level)
         else:
             if d > 0 and h >= level:
                 price = max(o, level)
@@ -292,7 +308,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
 
     for c in range(m):
         if pending[c] is not None:
-            d, level, _ = pending[c]
+            d, level = pending[c][0], pending[c][1]
             add_order(c, n - 1, "buy" if d > 0 else "sell", math.nan, level, 0.0, order_type, "open")
         pos = positions[c]
         if pos.size != 0:

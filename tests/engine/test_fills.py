@@ -322,3 +322,26 @@ def test_absolute_stop_levels_replace_percent_stops():
     assert res.orders["price"].tolist() == [100.0, 111.0] and res.trades["exit_reason"].iloc[0] == "tp"
     with pytest.raises(ValueError, match="sl_price must be > 0"):
         backtest(df, entries=sig(4, 0), sl_price=_px(4, b0=-1.0))
+
+
+def test_stop_limit_buy():
+    # armed intrabar at 105 with limit 106 >= stop: fills at the stop
+    df = bars(FLAT, (101, 107, 100, 106), FLAT)
+    res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount", order_type="stop_limit",
+                   order_price=_px(3, b0=105.0), limit_price=_px(3, b0=106.0))
+    assert res.orders[["type", "price"]].values.tolist() == [["stop_limit", 105.0]]
+    # limit 103 below the stop: armed in bar 1, not filled there (pessimistic), fills in bar 2 at 103
+    df = bars(FLAT, (101, 107, 100, 106), (104, 105, 102, 104))
+    res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount", order_type="stop_limit",
+                   order_price=_px(3, b0=105.0), limit_price=_px(3, b0=103.0))
+    assert res.orders[["price"]].values.ravel().tolist() == [103.0]
+    assert res.orders["time"].iloc[0] == df.index[2]
+    # gap above the stop and the limit: armed at the open, no fill while price stays above the limit
+    df = bars(FLAT, (110, 112, 108, 111))
+    res = backtest(df, entries=sig(2, 0), size=1.0, size_type="amount", order_type="stop_limit",
+                   order_price=_px(2, b0=105.0), limit_price=_px(2, b0=106.0))
+    assert res.orders["status"].tolist() == ["open"]
+    with pytest.raises(ValueError, match="needs limit_price"):
+        backtest(df, entries=sig(2, 0), order_type="stop_limit", order_price=_px(2, b0=105.0))
+    with pytest.raises(ValueError, match="limit_price is only used"):
+        backtest(df, entries=sig(2, 0), limit_price=_px(2, b0=105.0))

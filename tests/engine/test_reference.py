@@ -39,7 +39,7 @@ case = st.fixed_dictionaries({
     "min_notional": st.sampled_from([0.0, 30.0]),
     "leverage": st.sampled_from([1.0, 1.0, 2.0, 0.5]),
     "cash_sharing": st.sampled_from([True, True, False]),
-    "order_type": st.sampled_from(["market", "market", "limit", "stop"]),
+    "order_type": st.sampled_from(["market", "market", "limit", "stop", "stop_limit"]),
     "tif": st.sampled_from([0, 1, 3]),
     "abs_stops": st.sampled_from([False, False, True]),
 })
@@ -71,10 +71,14 @@ def test_engine_matches_reference(cfg):
         # resting entries a little away from the close, on either side
         order_price = np.where(np.isnan(c), np.nan, c * rng.uniform(0.95, 1.05, c.shape))
         kw.update(order_type=cfg["order_type"], order_price=order_price, tif=cfg["tif"])
+        if cfg["order_type"] == "stop_limit":
+            kw["limit_price"] = np.where(np.isnan(c), np.nan, order_price * rng.uniform(0.97, 1.03, c.shape))
     res = backtest({"open": o, "high": h, "low": l, "close": c}, le, lx, se, sx, on_gap="skip", **kw)
     nan = float("nan")
     extra = {} if order_price is None else dict(order_type=cfg["order_type"], order_price=order_price.tolist(),
                                                 tif=cfg["tif"])
+    if "limit_price" in kw:
+        extra["limit_price"] = kw["limit_price"].tolist()
     if cfg["abs_stops"]:
         sl_price = c * rng.uniform(0.9, 1.0, c.shape)
         tp_price = c * rng.uniform(1.0, 1.1, c.shape)
