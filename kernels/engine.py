@@ -38,8 +38,10 @@ from .fills import (entry_size_nb, ijit, order_fees_nb, pending_fill_nb, slip_pr
 from .records import Direction, ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
 
 #: Rows of the packed per-column parameter array.
-P_SIZE, P_FEES, P_FIXED_FEES, P_SLIPPAGE, P_SL, P_TP, P_TRAIL, P_LOT, P_MIN_QTY, P_MIN_NOTIONAL = range(10)
-N_PARAMS = 10
+#: ``P_MAKER_FEES``: fee rate of resting limit entries (NaN: use ``P_FEES``).
+(P_SIZE, P_FEES, P_FIXED_FEES, P_SLIPPAGE, P_SL, P_TP, P_TRAIL, P_LOT, P_MIN_QTY, P_MIN_NOTIONAL,
+ P_MAKER_FEES) = range(11)
+N_PARAMS = 11
 #: Rows of the per-column state: signed position, mark (last valid close, valuation only),
 #: trailing extreme before the current bar, average entry price, entry bar, entry fees.
 #: Pending entry (limit/stop orders): direction (0 none, +1/-1), price, signal bar.
@@ -364,6 +366,8 @@ def enter_nb(prices, i, c, base, is_buy, otype, st, acct, ci, counts, orders, pa
     else:  # isolated: only this (flat) column's cash counts
         equity, available = cash, cash
     fee_rate = params[P_FEES, c]
+    if otype == OrderType.LIMIT and params[P_MAKER_FEES, c] == params[P_MAKER_FEES, c]:
+        fee_rate = params[P_MAKER_FEES, c]
     fixed = params[P_FIXED_FEES, c]
     units, reason = entry_size_nb(params[P_SIZE, c], size_type, price, fee_rate, fixed, leverage, available,
                                   equity, params[P_LOT, c], params[P_MIN_QTY, c], params[P_MIN_NOTIONAL, c])

@@ -393,7 +393,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
              fill: str = "next_open", intrabar: str = "pessimistic", freq: Any = None,
              lot_size: Any = 0.0, min_qty: Any = 0.0, min_notional: Any = 0.0, leverage: float = 1.0,
              cash_sharing: bool = True, order_type: str = "market", order_price: Any = None,
-             limit_price: Any = None, tif: int = 0,
+             limit_price: Any = None, tif: int = 0, maker_fees: Any = None,
              sl_price: Any = None, tp_price: Any = None, on_gap: str = "warn", _on_bar: Any = None,
              _user: tuple = ()) -> Result:
     """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
@@ -452,6 +452,9 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         Limit prices of ``"stop_limit"`` entries (same rules as ``order_price``).
     tif : int
         Time in force of resting entries in bars (0 = good till cancelled).
+    maker_fees : float, per symbol allowed, optional
+        Fee rate of filled ``"limit"`` entries (they provide liquidity); ``fees`` (taker)
+        applies to every other order. Default: ``fees`` for all.
     sl_price, tp_price : DataFrame (bars x symbols) or array, optional
         Absolute stop-loss / take-profit levels (quote currency) for the entry signalled
         at each bar; where set (not NaN) they replace ``sl_stop`` / ``tp_stop`` for that
@@ -473,8 +476,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     >>> res.equity.shape
     (48,)
     """
-    from .kernels.engine import (N_PARAMS, P_FEES, P_FIXED_FEES, P_LOT, P_MIN_NOTIONAL, P_MIN_QTY, P_SIZE,
-                                 P_SL, P_SLIPPAGE, P_TP, P_TRAIL, simulate_signals_nb)
+    from .kernels.engine import (N_PARAMS, P_FEES, P_FIXED_FEES, P_LOT, P_MAKER_FEES, P_MIN_NOTIONAL, P_MIN_QTY,
+                                 P_SIZE, P_SL, P_SLIPPAGE, P_TP, P_TRAIL, simulate_signals_nb)
 
     inputs = prepare_data(data)
     n, m = inputs.shape
@@ -500,6 +503,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "lot_size": _per_symbol(lot_size, "lot_size", syms, 0.0),
         "min_qty": _per_symbol(min_qty, "min_qty", syms, 0.0),
         "min_notional": _per_symbol(min_notional, "min_notional", syms, 0.0),
+        "maker_fees": _per_symbol(maker_fees, "maker_fees", syms, np.nan, allow_none=True),
     }
     init_cash = _scalar(init_cash, "init_cash")
     leverage = _scalar(leverage, "leverage")
@@ -547,7 +551,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     packed = np.empty((N_PARAMS, m))
     for row, key in ((P_SIZE, "size"), (P_FEES, "fees"), (P_FIXED_FEES, "fixed_fees"), (P_SLIPPAGE, "slippage"),
                      (P_SL, "sl_stop"), (P_TP, "tp_stop"), (P_TRAIL, "trail_stop"), (P_LOT, "lot_size"),
-                     (P_MIN_QTY, "min_qty"), (P_MIN_NOTIONAL, "min_notional")):
+                     (P_MIN_QTY, "min_qty"), (P_MIN_NOTIONAL, "min_notional"), (P_MAKER_FEES, "maker_fees")):
         packed[row] = params[key]
     abs_stops = sl_price is not None or tp_price is not None
     if abs_stops and _on_bar is not None:
@@ -585,6 +589,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
                  "trailing level from the peak before the current bar",
         "intrabar": intrabar,
         "fees": _describe(params["fees"], syms), "fixed_fees": _describe(params["fixed_fees"], syms),
+        "maker_fees": _describe(params["maker_fees"], syms),
         "slippage": _describe(params["slippage"], syms),
         "size": _describe(params["size"], syms), "size_type": size_type,
         "leverage": leverage, "init_cash": init_cash, "cash_sharing": cash_sharing,

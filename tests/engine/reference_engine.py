@@ -28,7 +28,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                   size_type="percent", fees, fixed_fees, slippage, sl_stop, tp_stop, trail_stop,
                   lot_size, min_qty, min_notional, leverage=1.0, init_cash=10_000.0,
                   fill="next_open", intrabar="pessimistic", cash_sharing=True, order_type="market",
-                  order_price=None, tif=0, sl_price=None, tp_price=None, limit_price=None):
+                  order_price=None, tif=0, sl_price=None, tp_price=None, limit_price=None, maker_fees=None):
     n, m = len(close), len(close[0])
     # one balance, or one per column when isolated; `acct(c)` names the one column c uses
     cash_of = [init_cash] * (1 if cash_sharing else m)
@@ -90,6 +90,8 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 gross += abs(positions[j].size) * pj
         available = equity - gross / leverage
         fee_rate, fixed = fees[c], fixed_fees[c]
+        if otype == "limit" and maker_fees is not None and not math.isnan(maker_fees[c]):
+            fee_rate = maker_fees[c]
         if size_type == "amount":
             qty = size[c]
         elif size_type == "value":

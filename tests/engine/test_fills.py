@@ -345,3 +345,12 @@ def test_stop_limit_buy():
         backtest(df, entries=sig(2, 0), order_type="stop_limit", order_price=_px(2, b0=105.0))
     with pytest.raises(ValueError, match="limit_price is only used"):
         backtest(df, entries=sig(2, 0), limit_price=_px(2, b0=105.0))
+
+
+def test_maker_fees_apply_to_limit_entries_only():
+    df = bars(FLAT, (100, 101, 94, 96), (97, 98, 96, 97))
+    res = backtest(df, entries=sig(3, 0), exits=sig(3, 1), size=1.0, size_type="amount", order_type="limit",
+                   order_price=_px(3, b0=95.0), fees=0.001, maker_fees=0.0002)
+    o = res.orders
+    assert o["price"].tolist() == [95.0, 97.0]
+    np.testing.assert_allclose(o["fees"], [95 * 0.0002, 97 * 0.001])

@@ -70,13 +70,15 @@ def test_engine_matches_reference(cfg):
     if cfg["order_type"] != "market":
         # resting entries a little away from the close, on either side
         order_price = np.where(np.isnan(c), np.nan, c * rng.uniform(0.95, 1.05, c.shape))
-        kw.update(order_type=cfg["order_type"], order_price=order_price, tif=cfg["tif"])
+        kw.update(order_type=cfg["order_type"], order_price=order_price, tif=cfg["tif"], maker_fees=0.0002)
         if cfg["order_type"] == "stop_limit":
             kw["limit_price"] = np.where(np.isnan(c), np.nan, order_price * rng.uniform(0.97, 1.03, c.shape))
     res = backtest({"open": o, "high": h, "low": l, "close": c}, le, lx, se, sx, on_gap="skip", **kw)
     nan = float("nan")
     extra = {} if order_price is None else dict(order_type=cfg["order_type"], order_price=order_price.tolist(),
                                                 tif=cfg["tif"])
+    if "maker_fees" in kw:
+        extra["maker_fees"] = [0.0002] * m
     if "limit_price" in kw:
         extra["limit_price"] = kw["limit_price"].tolist()
     if cfg["abs_stops"]:
