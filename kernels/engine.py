@@ -129,29 +129,28 @@ def exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base_pr
 
 @jit
 def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, short_exits, has_short,
-                        params, size_type, leverage, init_cash, isolated, fill_mode, intrabar,
+                        params, size_type, leverage, isolated, fill_mode, intrabar,
                         order_type, order_price, limit_price, tif, abs_stops, sl_price, tp_price,
-                        orders, trades, cash_out, equity_out):
-    """Run the signals backtest; fill ``orders``, ``trades``, ``cash_out``, ``equity_out``.
+                        start, st, acct, counts, orders, trades, cash_out, equity_out):
+    """Run the signals backtest from bar ``start``; fill ``orders``, ``trades``, ``cash_out``, ``equity_out``.
 
     ``params`` is ``(N_PARAMS, n_cols)``. ``isolated``: each column trades its own cash
-    (``init_cash`` each) instead of one shared balance. ``orders`` and ``trades`` are preallocated
-    record buffers (``order_dt``, ``trade_dt``) large enough for every order (3 per
-    entry signal + 1 per exit signal is an upper bound). ``has_short`` False skips
+    (``acct[c]``) instead of one shared balance (``acct[0]``). The state
+    (``st`` ``(N_STATE, n_cols)`` zeros, ``acct``, ``counts`` ``[0, 0]``) lives in caller arrays:
+    when the preallocated record buffers (``order_dt``, ``trade_dt``) might overflow within the
+    next bar, the run stops and returns that bar, and the caller resumes it with larger
+    buffers (returns ``n_bars`` when done). ``has_short`` False skips
     reading the short signal arrays. ``order_type`` (``OrderType.MARKET``, ``LIMIT``, ``STOP``
     or ``STOP_LIMIT``, whose limit is ``limit_price[s, c]``) applies to entries: a resting
     entry waits at ``order_price[s, c]`` from
     the bar after its signal bar ``s`` for ``tif`` bars (0: until filled or cancelled) and
     fills intrabar (``fills.pending_fill_nb``). ``abs_stops`` True: ``sl_price[s, c]`` /
     ``tp_price[s, c]`` (absolute levels, NaN = unset) of an entry's signal bar ``s`` replace
-    the percent stops for that trade. Returns ``(n_orders, n_trades)``: the used
+    the percent stops for that trade. ``counts`` ends as ``(n_orders, n_trades)``: the used
     prefix of each buffer. Open positions at the end are reported as trades with
     exit reason ``END`` at the last valid close, without exit fees.
     """
     n, m = close.shape
-    st = np.zeros((N_STATE, m))
-    acct = np.full(m if isolated else 1, init_cash)
-    counts = np.zeros(2, dtype=np.int64)
     has_stops = np.zeros(m, dtype=np.bool_)
     any_stops = False
     for c in range(m):
@@ -168,7 +167,10 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
     lag = 1 if at_open else 0
     prices = open_ if at_open else close
 
-    for i in range(n):
+    for i in range(start, n):
+        # worst case of one bar: 3 orders and 2 trades per column, plus the end-of-data records
+        if counts[0] + 4 * m > orders.shape[0] or counts[1] + 3 * m > trades.shape[0]:
+            return i
         acc = 0.0
         s = i - lag
         if not split:
@@ -251,7 +253,7 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
             write_trade_nb(trades, counts[1], c, int(st[S_ENTRY_IDX, c]), last, st[S_POS, c],
                            st[S_AVG, c], st[S_MARK, c], st[S_ENTRY_FEES, c], 0.0, ExitReason.END)
             counts[1] += 1
-    return counts[0], counts[1]
+    return n
 
 
 @jit

@@ -476,8 +476,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     >>> res.equity.shape
     (48,)
     """
-    from .kernels.engine import (N_PARAMS, P_FEES, P_FIXED_FEES, P_LOT, P_MAKER_FEES, P_MIN_NOTIONAL, P_MIN_QTY,
-                                 P_SIZE, P_SL, P_SLIPPAGE, P_TP, P_TRAIL, simulate_signals_nb)
+    from .kernels.engine import (N_PARAMS, N_STATE, P_FEES, P_FIXED_FEES, P_LOT, P_MAKER_FEES, P_MIN_NOTIONAL,
+                                 P_MIN_QTY, P_SIZE, P_SL, P_SLIPPAGE, P_TP, P_TRAIL, simulate_signals_nb)
 
     inputs = prepare_data(data)
     n, m = inputs.shape
@@ -574,13 +574,26 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     else:
         n_entry = counts["entries"] + counts["short_entries"]
         n_exit = counts["exits"] + counts["short_exits"]
-        orders = np.empty(4 * n_entry + n_exit + m, dtype=order_dt)
-        trades = np.empty(n_entry, dtype=trade_dt)
-        n_orders, n_trades = simulate_signals_nb(
-            inputs.open, inputs.high, inputs.low, inputs.close,
-            sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"], has_short,
-            packed, size_type_id, leverage, init_cash, not cash_sharing, fill_id, intrabar_id, otype_id, oprice,
-            lprice, int(tif), abs_stops, sl_abs, tp_abs, orders, trades, cash, equity)
+        # an upper bound of the records, capped: state-like signals (True on half the bars)
+        # would otherwise reserve ~160 bytes per bar-step; the kernel asks for more room
+        cap = _SIGNAL_BUFFER + 8 * m
+        orders = np.empty(min(4 * n_entry + n_exit + 4 * m, cap), dtype=order_dt)
+        trades = np.empty(min(n_entry + 3 * m, cap // 2), dtype=trade_dt)
+        st = np.zeros((N_STATE, m))
+        acct = np.full(1 if cash_sharing else m, init_cash)
+        done = np.zeros(2, dtype=np.int64)
+        start = 0
+        while True:
+            start = simulate_signals_nb(
+                inputs.open, inputs.high, inputs.low, inputs.close,
+                sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"], has_short,
+                packed, size_type_id, leverage, not cash_sharing, fill_id, intrabar_id, otype_id, oprice,
+                lprice, int(tif), abs_stops, sl_abs, tp_abs, start, st, acct, done, orders, trades, cash, equity)
+            if start >= n:
+                break
+            orders = np.concatenate([orders[:done[0]], np.empty(max(len(orders), 8 * m), dtype=order_dt)])
+            trades = np.concatenate([trades[:done[1]], np.empty(max(len(trades), 4 * m), dtype=trade_dt)])
+        n_orders, n_trades = int(done[0]), int(done[1])
     assumptions = {
         "fill": fill,
         "fill_rule": ("signals at bar t fill at bar t+1's open" if fill == "next_open"
@@ -655,6 +668,8 @@ def backtest_callback(data: Any, on_bar: Any, *, user: tuple = (), **kwargs: Any
 
 #: Initial record buffer of the callback path (orders); grown by doubling as needed.
 _CALLBACK_BUFFER = 1024
+#: Largest initial order buffer of the signals path (records); grown by doubling as needed.
+_SIGNAL_BUFFER = 1 << 18
 
 
 def _run_callback(on_bar, user, inputs, sig, packed, size_type_id, leverage, init_cash, isolated, fill_id,

@@ -354,3 +354,21 @@ def test_maker_fees_apply_to_limit_entries_only():
     o = res.orders
     assert o["price"].tolist() == [95.0, 97.0]
     np.testing.assert_allclose(o["fees"], [95 * 0.0002, 97 * 0.001])
+
+
+def test_record_buffers_grow_for_state_like_signals(monkeypatch):
+    """Signals True on every bar (a state, not an event) no longer reserve a record per True:
+    the buffers start small and grow; results equal a run with ample room."""
+    import nbtrade.backtest as bt
+
+    rng = np.random.default_rng(3)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, (300, 2)), axis=0))
+    up = np.vstack([np.zeros((1, 2), bool), close[1:] > close[:-1]])
+    kw = dict(entries=up, exits=~up, fees=0.001, sl_stop=0.01, size=0.4)
+    big = backtest(close, **kw)
+    monkeypatch.setattr(bt, "_SIGNAL_BUFFER", 4)
+    small = backtest(close, **kw)
+    assert len(small.order_records) > 100
+    assert small.order_records.tobytes() == big.order_records.tobytes()
+    assert small.trade_records.tobytes() == big.trade_records.tobytes()
+    np.testing.assert_array_equal(small.equity.to_numpy(), big.equity.to_numpy())
