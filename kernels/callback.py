@@ -30,7 +30,7 @@ import numpy as np
 
 from ._jit import jit
 from .engine import (P_SL, P_TP, P_TRAIL, S_AVG, S_ENTRY_FEES, S_ENTRY_IDX, S_MARK, S_PEND_DIR, S_PEND_PRICE, S_POS,
-                     check_pending_nb, check_stops_nb, process_signal_nb, write_order_nb, write_trade_nb)
+                     S_RANGE, check_pending_nb, check_stops_nb, process_signal_nb, write_order_nb, write_trade_nb)
 from .fills import ijit
 from .records import ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
 
@@ -104,6 +104,7 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, entries, exits, 
                             check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades, params,
                                            optimistic)
                         st[S_MARK, c] = cl
+                        st[S_RANGE, c] = high[i, c] - low[i, c]
                 on_bar(ctx, i)
                 continue
             if (phase == 0) != at_open or s < 0 or not touched[s]:

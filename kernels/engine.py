@@ -39,17 +39,32 @@ from .records import Direction, ExitReason, FillMode, Intrabar, OrderType, Rejec
 
 #: Rows of the packed per-column parameter array.
 #: ``P_MAKER_FEES``: fee rate of resting limit entries (NaN: use ``P_FEES``).
+#: ``P_SLIP_RANGE``: extra adverse slippage as a fraction of the last complete bar's high - low.
 (P_SIZE, P_FEES, P_FIXED_FEES, P_SLIPPAGE, P_SL, P_TP, P_TRAIL, P_LOT, P_MIN_QTY, P_MIN_NOTIONAL,
- P_MAKER_FEES) = range(11)
-N_PARAMS = 11
+ P_MAKER_FEES, P_SLIP_RANGE) = range(12)
+N_PARAMS = 12
 #: Rows of the per-column state: signed position, mark (last valid close, valuation only),
 #: trailing extreme before the current bar, average entry price, entry bar, entry fees.
 #: Pending entry (limit/stop orders): direction (0 none, +1/-1), price, signal bar.
 #: Absolute stop levels of the current/next entry (NaN: use the percent stops).
 #: Stop-limit entries: limit price and triggered flag.
+#: ``S_RANGE``: high - low of the column's last complete valid bar (range slippage).
 (S_POS, S_MARK, S_EXTREME, S_AVG, S_ENTRY_IDX, S_ENTRY_FEES, S_PEND_DIR, S_PEND_PRICE, S_PEND_BAR,
- S_SL_ABS, S_TP_ABS, S_PEND_LIMIT, S_PEND_TRIG) = range(13)
-N_STATE = 13
+ S_SL_ABS, S_TP_ABS, S_PEND_LIMIT, S_PEND_TRIG, S_RANGE) = range(14)
+N_STATE = 14
+
+
+@ijit
+def fill_price_nb(st, params, c, base, is_buy):
+    """Fill price of column ``c`` at ``base``: percent slippage, then range slippage, both adverse.
+
+    The range is the last *complete* bar's (no look-ahead): the previous bar for fills at
+    the open or intrabar, the current bar for fills at its close.
+    """
+    extra = params[P_SLIP_RANGE, c] * st[S_RANGE, c]
+    if is_buy:
+        return slip_price_nb(base, True, params[P_SLIPPAGE, c]) + extra
+    return slip_price_nb(base, False, params[P_SLIPPAGE, c]) - extra
 
 
 @ijit
@@ -111,7 +126,7 @@ def exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base_pr
     """Close column ``c``'s whole position at ``base_price`` (before slippage); cash in ``acct[ci]``."""
     p = st[S_POS, c]
     is_buy = p < 0.0
-    price = slip_price_nb(base_price, is_buy, params[P_SLIPPAGE, c])
+    price = fill_price_nb(st, params, c, base_price, is_buy)
     size = abs(p)
     fees = order_fees_nb(size, price, params[P_FEES, c], params[P_FIXED_FEES, c])
     if is_buy:
@@ -175,6 +190,11 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
         s = i - lag
         if not split:
             for c in range(m):
+                cl = close[i, c]
+                valid = cl == cl
+                if valid and not at_open:  # fills at this close see this bar's range
+                    st[S_MARK, c] = cl
+                    st[S_RANGE, c] = high[i, c] - low[i, c]
                 if s >= 0:
                     # read only the signals that can act on the position; kept inline: a call
                     # here, once per bar-step, made the whole loop several times slower
@@ -190,9 +210,9 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                                           has_short and short_entries[s, c], has_short and short_exits[s, c],
                                           st, acct, c if isolated else 0, counts, orders, trades, params,
                                           size_type, leverage, order_type, np.nan, np.nan, s, np.nan, np.nan)
-                cl = close[i, c]
-                if cl == cl:
+                if valid and at_open:
                     st[S_MARK, c] = cl
+                    st[S_RANGE, c] = high[i, c] - low[i, c]
                 acc += st[S_POS, c] * st[S_MARK, c]
         else:
             for phase in range(3):
@@ -208,6 +228,7 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                                 check_stops_nb(open_, high, low, i, c, st, acct, c if isolated else 0, counts, orders,
                                                trades, params, optimistic)
                             st[S_MARK, c] = cl
+                            st[S_RANGE, c] = high[i, c] - low[i, c]
                     continue
                 # phase 0: signals of bar i-1 at the open; phase 2: signals of bar i at the close
                 if (phase == 0) != at_open or s < 0:
@@ -361,7 +382,7 @@ def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, ci, counts, orders
 def enter_nb(prices, i, c, base, is_buy, otype, st, acct, ci, counts, orders, params, size_type, leverage):
     """Size, check and fill (or reject) an entry of column ``c`` at ``base`` (before slippage);
     other positions are valued at ``prices[i]``."""
-    price = slip_price_nb(base, is_buy, params[P_SLIPPAGE, c])
+    price = fill_price_nb(st, params, c, base, is_buy)
     cash = acct[ci]
     if ci == 0 and acct.shape[0] == 1:
         equity, available = margin_state_nb(st, prices, i, cash, leverage)

@@ -393,7 +393,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
              fill: str = "next_open", intrabar: str = "pessimistic", freq: Any = None,
              lot_size: Any = 0.0, min_qty: Any = 0.0, min_notional: Any = 0.0, leverage: float = 1.0,
              cash_sharing: bool = True, order_type: str = "market", order_price: Any = None,
-             limit_price: Any = None, tif: int = 0, maker_fees: Any = None,
+             limit_price: Any = None, tif: int = 0, maker_fees: Any = None, slippage_range: Any = 0.0,
              sl_price: Any = None, tp_price: Any = None, on_gap: str = "warn", _on_bar: Any = None,
              _user: tuple = ()) -> Result:
     """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
@@ -418,6 +418,10 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         Fee per order in quote currency.
     slippage : float
         Adverse fraction applied to every fill price, stops included.
+    slippage_range : float, per symbol allowed
+        Extra adverse slippage as a fraction of the last complete bar's ``high - low``
+        (the previous bar for fills at the open or intrabar, the bar itself for fills at
+        its close): wider bars, worse fills. 0 (default) disables.
     init_cash : float
         Starting cash in quote currency (per symbol when ``cash_sharing=False``).
     fill : {"next_open", "close"}
@@ -477,7 +481,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     (48,)
     """
     from .kernels.engine import (N_PARAMS, N_STATE, P_FEES, P_FIXED_FEES, P_LOT, P_MAKER_FEES, P_MIN_NOTIONAL,
-                                 P_MIN_QTY, P_SIZE, P_SL, P_SLIPPAGE, P_TP, P_TRAIL, simulate_signals_nb)
+                                 P_MIN_QTY, P_SIZE, P_SL, P_SLIP_RANGE, P_SLIPPAGE, P_TP, P_TRAIL,
+                                 simulate_signals_nb)
 
     inputs = prepare_data(data)
     n, m = inputs.shape
@@ -504,6 +509,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "min_qty": _per_symbol(min_qty, "min_qty", syms, 0.0),
         "min_notional": _per_symbol(min_notional, "min_notional", syms, 0.0),
         "maker_fees": _per_symbol(maker_fees, "maker_fees", syms, np.nan, allow_none=True),
+        "slippage_range": _per_symbol(slippage_range, "slippage_range", syms, 0.0),
     }
     init_cash = _scalar(init_cash, "init_cash")
     leverage = _scalar(leverage, "leverage")
@@ -551,7 +557,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     packed = np.empty((N_PARAMS, m))
     for row, key in ((P_SIZE, "size"), (P_FEES, "fees"), (P_FIXED_FEES, "fixed_fees"), (P_SLIPPAGE, "slippage"),
                      (P_SL, "sl_stop"), (P_TP, "tp_stop"), (P_TRAIL, "trail_stop"), (P_LOT, "lot_size"),
-                     (P_MIN_QTY, "min_qty"), (P_MIN_NOTIONAL, "min_notional"), (P_MAKER_FEES, "maker_fees")):
+                     (P_MIN_QTY, "min_qty"), (P_MIN_NOTIONAL, "min_notional"), (P_MAKER_FEES, "maker_fees"),
+                     (P_SLIP_RANGE, "slippage_range")):
         packed[row] = params[key]
     abs_stops = sl_price is not None or tp_price is not None
     if abs_stops and _on_bar is not None:
@@ -604,6 +611,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "fees": _describe(params["fees"], syms), "fixed_fees": _describe(params["fixed_fees"], syms),
         "maker_fees": _describe(params["maker_fees"], syms),
         "slippage": _describe(params["slippage"], syms),
+        "slippage_range": _describe(params["slippage_range"], syms),
         "size": _describe(params["size"], syms), "size_type": size_type,
         "leverage": leverage, "init_cash": init_cash, "cash_sharing": cash_sharing,
         "order_type": order_type, "tif": int(tif), "absolute_stops": abs_stops,

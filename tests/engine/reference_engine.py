@@ -28,7 +28,8 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                   size_type="percent", fees, fixed_fees, slippage, sl_stop, tp_stop, trail_stop,
                   lot_size, min_qty, min_notional, leverage=1.0, init_cash=10_000.0,
                   fill="next_open", intrabar="pessimistic", cash_sharing=True, order_type="market",
-                  order_price=None, tif=0, sl_price=None, tp_price=None, limit_price=None, maker_fees=None):
+                  order_price=None, tif=0, sl_price=None, tp_price=None, limit_price=None, maker_fees=None,
+                  slippage_range=None):
     n, m = len(close), len(close[0])
     # one balance, or one per column when isolated; `acct(c)` names the one column c uses
     cash_of = [init_cash] * (1 if cash_sharing else m)
@@ -38,6 +39,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
     positions = [Position() for _ in range(m)]
     last_close = [None] * m
     last_valid = [-1] * m
+    last_range = [0.0] * m  # high - low of the last complete valid bar
     orders, trades = [], []
     # resting limit/stop entry per column: [direction, price, signal bar, limit price, triggered]
     pending = [None] * m
@@ -49,7 +51,8 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         return math.isnan(close[i][c])
 
     def fill_price(p, buy, c):
-        return p * (1 + slippage[c]) if buy else p * (1 - slippage[c])
+        extra = 0.0 if slippage_range is None else slippage_range[c] * last_range[c]
+        return p * (1 + slippage[c]) + extra if buy else p * (1 - slippage[c]) - extra
 
     def add_order(c, i, side, sz, price, fee, otype, status="filled", reason="none"):
         orders.append(dict(col=c, idx=i, side=side, size=sz, price=price, fees=fee, type=otype,
@@ -296,6 +299,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
             if not missing(i, c):
                 last_close[c] = close[i][c]
                 last_valid[c] = i
+                last_range[c] = high[i][c] - low[i][c]
         if fill == "close":
             for c in range(m):
                 signals(i, i, c, close, False)

@@ -372,3 +372,15 @@ def test_record_buffers_grow_for_state_like_signals(monkeypatch):
     assert small.order_records.tobytes() == big.order_records.tobytes()
     assert small.trade_records.tobytes() == big.trade_records.tobytes()
     np.testing.assert_array_equal(small.equity.to_numpy(), big.equity.to_numpy())
+
+
+def test_range_slippage_uses_the_last_complete_bar():
+    df = bars((100, 104, 98, 100), (100, 101, 99, 100), (100, 110, 90, 100))
+    # next_open: the entry at bar 1's open pays 10 % of bar 0's range (6); the exit at bar 2's
+    # open pays 10 % of bar 1's range (2)
+    res = backtest(df, entries=sig(3, 0), exits=sig(3, 1), size=1.0, size_type="amount", slippage_range=0.1)
+    np.testing.assert_allclose(res.orders["price"], [100.6, 99.8])
+    # close: fills at a bar's close pay that bar's own range
+    res = backtest(df, entries=sig(3, 0), exits=sig(3, 2), size=1.0, size_type="amount", slippage_range=0.1,
+                   fill="close")
+    np.testing.assert_allclose(res.orders["price"], [100.6, 98.0])

@@ -31,6 +31,7 @@ case = st.fixed_dictionaries({
     "fees": st.sampled_from([0.0, 0.001, 0.01]),
     "fixed_fees": st.sampled_from([0.0, 0.5]),
     "slippage": st.sampled_from([0.0, 0.002]),
+    "slippage_range": st.sampled_from([0.0, 0.0, 0.1]),
     "sl_stop": maybe(st.sampled_from([0.01, 0.03, 0.1])),
     "tp_stop": maybe(st.sampled_from([0.02, 0.05, 0.2])),
     "trail_stop": maybe(st.sampled_from([0.02, 0.05])),
@@ -62,7 +63,7 @@ def test_engine_matches_reference(cfg):
     # per-symbol variation on one parameter: the fees
     fees = np.array([cfg["fees"] * (1 + 0.5 * j) for j in range(m)])
     kw = dict(size=size, size_type=cfg["size_type"], fees=fees, fixed_fees=cfg["fixed_fees"],
-              slippage=cfg["slippage"], sl_stop=cfg["sl_stop"], tp_stop=cfg["tp_stop"],
+              slippage=cfg["slippage"], slippage_range=cfg["slippage_range"], sl_stop=cfg["sl_stop"], tp_stop=cfg["tp_stop"],
               trail_stop=cfg["trail_stop"], lot_size=cfg["lot_size"], min_qty=cfg["min_qty"],
               min_notional=cfg["min_notional"], leverage=cfg["leverage"], init_cash=1000.0,
               fill=cfg["fill"], intrabar=cfg["intrabar"], cash_sharing=cfg["cash_sharing"])
@@ -90,7 +91,7 @@ def test_engine_matches_reference(cfg):
                        sl_price=sl_price, tp_price=tp_price, **kw)
         extra.update(sl_price=sl_price.tolist(), tp_price=tp_price.tolist())
     per = {k: [float(v)] * m if np.ndim(v) == 0 else list(v) for k, v in kw.items()
-           if k in ("size", "fees", "fixed_fees", "slippage", "lot_size", "min_qty", "min_notional")}
+           if k in ("size", "fees", "fixed_fees", "slippage", "slippage_range", "lot_size", "min_qty", "min_notional")}
     for k in ("sl_stop", "tp_stop", "trail_stop"):
         per[k] = [nan if kw[k] is None else kw[k]] * m
     ref = run_reference(o.tolist(), h.tolist(), l.tolist(), c.tolist(), le.tolist(), lx.tolist(), se.tolist(),
