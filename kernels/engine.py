@@ -172,6 +172,9 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
         has_stops[c] = (abs_stops or params[P_SL, c] == params[P_SL, c] or params[P_TP, c] == params[P_TP, c]
                         or params[P_TRAIL, c] == params[P_TRAIL, c])
         any_stops = any_stops or has_stops[c]
+    use_range = False  # range slippage: track bar ranges only when asked (2 more arrays read)
+    for c in range(m):
+        use_range = use_range or params[P_SLIP_RANGE, c] != 0.0
     optimistic = intrabar == Intrabar.OPTIMISTIC
     at_open = fill_mode == FillMode.NEXT_OPEN
     # Without stops nothing happens intrabar, so the phases of a bar fuse into one pass over
@@ -194,7 +197,8 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                 valid = cl == cl
                 if valid and not at_open:  # fills at this close see this bar's range
                     st[S_MARK, c] = cl
-                    st[S_RANGE, c] = high[i, c] - low[i, c]
+                    if use_range:
+                        st[S_RANGE, c] = high[i, c] - low[i, c]
                 if s >= 0:
                     # read only the signals that can act on the position; kept inline: a call
                     # here, once per bar-step, made the whole loop several times slower
@@ -212,7 +216,8 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                                           size_type, leverage, order_type, np.nan, np.nan, s, np.nan, np.nan)
                 if valid and at_open:
                     st[S_MARK, c] = cl
-                    st[S_RANGE, c] = high[i, c] - low[i, c]
+                    if use_range:
+                        st[S_RANGE, c] = high[i, c] - low[i, c]
                 acc += st[S_POS, c] * st[S_MARK, c]
         else:
             for phase in range(3):
@@ -228,7 +233,8 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                                 check_stops_nb(open_, high, low, i, c, st, acct, c if isolated else 0, counts, orders,
                                                trades, params, optimistic)
                             st[S_MARK, c] = cl
-                            st[S_RANGE, c] = high[i, c] - low[i, c]
+                            if use_range:
+                                st[S_RANGE, c] = high[i, c] - low[i, c]
                     continue
                 # phase 0: signals of bar i-1 at the open; phase 2: signals of bar i at the close
                 if (phase == 0) != at_open or s < 0:
