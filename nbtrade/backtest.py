@@ -1,4 +1,11 @@
-"""Signals backtest: inputs to arrays, validation, the numba bar loop, records to a :class:`Result`.
+"""Backtests on numba bar loops: inputs to arrays, validation, the kernel, records to a :class:`Result`.
+
+Three ways to drive the engine, sharing one set of fill rules:
+
+* :func:`backtest`: boolean entry/exit signals (long and short), market, limit, stop or
+  stop-limit entries, attached stops in percent or absolute price;
+* :func:`backtest_weights`: target portfolio weights, rebalanced on a schedule;
+* :func:`backtest_callback`: a numba ``@njit`` ``on_bar(ctx, i)`` deciding bar by bar.
 
 Fill timing (one setting for entries, exits and stops)
     ``fill="next_open"`` (default): a signal at bar ``t`` (computed from its close)
@@ -15,9 +22,16 @@ Intrabar rules
     (trough for shorts) of the entry price and the highs (lows) of the bars
     *before* the current one, so a bar's own high never moves the level it is
     checked against.
+Resting entries
+    ``order_type="limit"|"stop"|"stop_limit"``: placed at the signal bar's close, eligible
+    from the next bar in both fill modes; a limit buy fills at ``min(open, limit)`` once
+    ``low <= limit``, a stop buy at ``max(open, stop)`` once ``high >= stop``; ``tif``
+    bars in force (0 = until cancelled). Cancellations, expiries and orders still open at
+    the end are recorded.
 Costs
-    Slippage (fraction) moves every fill against you, stops included; fees are
-    ``fees * notional + fixed_fees`` on every order, entry and exit.
+    Slippage (fraction, plus optionally a fraction of the last complete bar's range)
+    moves every fill against you, stops included; fees are ``fees * notional +
+    fixed_fees`` on every order, entry and exit (``maker_fees`` for limit entries).
 Sizing and rejections
     ``size_type``: ``"amount"`` (base units), ``"value"`` (quote currency),
     ``"percent"`` (fraction of the free margin, fees included; 1.0 = all-in),
