@@ -13,7 +13,7 @@ at bar ``i``: filled at bar ``i + 1``'s open (``NEXT_OPEN``) or at bar ``i``'s c
 ``position``
     ``(n_cols,)`` signed positions in base units, live.
 ``cash``
-    cash balance(s): ``cash[0]`` (one per column when accounts are isolated).
+    cash balance(s): ``cash[0]``, or one per cash group (``cash_sharing``).
 ``entries, exits, short_entries, short_exits``
     ``(n_bars, n_cols)`` bool signals being written (use the helpers, which also flag
     the bar in ``touched`` so the engine skips bars without signals).
@@ -30,7 +30,7 @@ import numpy as np
 
 from ._jit import jit
 from .engine import (P_SL, P_TP, P_TRAIL, S_AVG, S_ENTRY_FEES, S_ENTRY_IDX, S_MARK, S_PEND_DIR, S_PEND_PRICE, S_POS,
-                     S_RANGE, check_pending_nb, check_stops_nb, process_signal_nb, write_order_nb, write_trade_nb)
+                     S_GROUP, S_RANGE, check_pending_nb, check_stops_nb, process_signal_nb, write_order_nb, write_trade_nb)
 from .fills import ijit
 from .records import ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
 
@@ -68,7 +68,7 @@ def exit_short_nb(ctx, i, c):
 
 @jit
 def simulate_callback_nb(on_bar, user, open_, high, low, close, entries, exits, short_entries, short_exits,
-                         params, size_type, leverage, isolated, fill_mode, intrabar, order_type, order_price, tif,
+                         params, size_type, leverage, fill_mode, intrabar, order_type, order_price, tif,
                          touched, start, st, acct, counts, orders, trades, cash_out, equity_out):
     """Run bars ``start..`` until the end or until the record buffers might overflow.
 
@@ -96,7 +96,7 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, entries, exits, 
                 for c in range(m):
                     cl = close[i, c]
                     if cl == cl:
-                        ci = c if isolated else 0
+                        ci = int(st[S_GROUP, c])
                         if st[S_PEND_DIR, c] != 0.0:
                             check_pending_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades, params,
                                              size_type, leverage, order_type, tif)
@@ -112,7 +112,7 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, entries, exits, 
             for c in range(m):
                 if entries[s, c] or exits[s, c] or short_entries[s, c] or short_exits[s, c]:
                     process_signal_nb(prices, i, c, entries[s, c], exits[s, c], short_entries[s, c],
-                                      short_exits[s, c], st, acct, c if isolated else 0, counts, orders, trades,
+                                      short_exits[s, c], st, acct, int(st[S_GROUP, c]), counts, orders, trades,
                                       params, size_type, leverage, order_type, order_price[s, c], np.nan, s,
                                       np.nan, np.nan)
         acc = 0.0

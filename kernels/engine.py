@@ -49,9 +49,10 @@ N_PARAMS = 12
 #: Absolute stop levels of the current/next entry (NaN: use the percent stops).
 #: Stop-limit entries: limit price and triggered flag.
 #: ``S_RANGE``: high - low of the column's last complete valid bar (range slippage).
+#: ``S_GROUP``: the column's cash account (index into ``acct``; set by the caller).
 (S_POS, S_MARK, S_EXTREME, S_AVG, S_ENTRY_IDX, S_ENTRY_FEES, S_PEND_DIR, S_PEND_PRICE, S_PEND_BAR,
- S_SL_ABS, S_TP_ABS, S_PEND_LIMIT, S_PEND_TRIG, S_RANGE) = range(14)
-N_STATE = 14
+ S_SL_ABS, S_TP_ABS, S_PEND_LIMIT, S_PEND_TRIG, S_RANGE, S_GROUP) = range(15)
+N_STATE = 15
 
 
 @ijit
@@ -105,14 +106,14 @@ def write_trade_nb(trades, k, col, entry_idx, exit_idx, pos, entry_price, exit_p
 
 
 @ijit
-def margin_state_nb(st, prices, i, cash, leverage):
-    """Equity and free margin, valuing each position at ``prices[i]`` (the price of the moment) if
-    valid, else at its mark (last valid close)."""
+def margin_state_nb(st, prices, i, cash, leverage, group):
+    """Equity and free margin of cash account ``group``, valuing each of its positions at
+    ``prices[i]`` (the price of the moment) if valid, else at its mark (last valid close)."""
     equity = cash
     gross = 0.0
     for j in range(st.shape[1]):
         q = st[S_POS, j]
-        if q != 0.0:
+        if q != 0.0 and st[S_GROUP, j] == group:
             p = prices[i, j]
             if p != p:
                 p = st[S_MARK, j]
@@ -144,13 +145,13 @@ def exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base_pr
 
 @jit
 def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, short_exits, has_short,
-                        params, size_type, leverage, isolated, fill_mode, intrabar,
+                        params, size_type, leverage, fill_mode, intrabar,
                         order_type, order_price, limit_price, tif, abs_stops, sl_price, tp_price,
                         start, st, acct, counts, orders, trades, cash_out, equity_out):
     """Run the signals backtest from bar ``start``; fill ``orders``, ``trades``, ``cash_out``, ``equity_out``.
 
-    ``params`` is ``(N_PARAMS, n_cols)``. ``isolated``: each column trades its own cash
-    (``acct[c]``) instead of one shared balance (``acct[0]``). The state
+    ``params`` is ``(N_PARAMS, n_cols)``. Column ``c`` trades the cash of account
+    ``acct[st[S_GROUP, c]]`` (all 0: one shared balance; ``c``: isolated accounts). The state
     (``st`` ``(N_STATE, n_cols)`` zeros, ``acct``, ``counts`` ``[0, 0]``) lives in caller arrays:
     when the preallocated record buffers (``order_dt``, ``trade_dt``) might overflow within the
     next bar, the run stops and returns that bar, and the caller resumes it with larger
@@ -212,7 +213,7 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                     if want:
                         process_signal_nb(prices, i, c, entries[s, c], exits[s, c],
                                           has_short and short_entries[s, c], has_short and short_exits[s, c],
-                                          st, acct, c if isolated else 0, counts, orders, trades, params,
+                                          st, acct, int(st[S_GROUP, c]), counts, orders, trades, params,
                                           size_type, leverage, order_type, np.nan, np.nan, s, np.nan, np.nan)
                 if valid and at_open:
                     st[S_MARK, c] = cl
@@ -227,10 +228,10 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                         cl = close[i, c]
                         if cl == cl:
                             if st[S_PEND_DIR, c] != 0.0:
-                                check_pending_nb(open_, high, low, i, c, st, acct, c if isolated else 0, counts,
+                                check_pending_nb(open_, high, low, i, c, st, acct, int(st[S_GROUP, c]), counts,
                                                  orders, trades, params, size_type, leverage, order_type, tif)
                             elif st[S_POS, c] != 0.0 and has_stops[c] and st[S_ENTRY_IDX, c] < i:
-                                check_stops_nb(open_, high, low, i, c, st, acct, c if isolated else 0, counts, orders,
+                                check_stops_nb(open_, high, low, i, c, st, acct, int(st[S_GROUP, c]), counts, orders,
                                                trades, params, optimistic)
                             st[S_MARK, c] = cl
                             if use_range:
@@ -252,7 +253,7 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                     if want:
                         process_signal_nb(prices, i, c, entries[s, c], exits[s, c],
                                           has_short and short_entries[s, c], has_short and short_exits[s, c],
-                                          st, acct, c if isolated else 0, counts, orders, trades, params,
+                                          st, acct, int(st[S_GROUP, c]), counts, orders, trades, params,
                                           size_type, leverage, order_type, order_price[s, c],
                                           limit_price[s, c] if order_type == OrderType.STOP_LIMIT else np.nan, s,
                                           sl_price[s, c] if abs_stops else np.nan,
@@ -260,10 +261,8 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
             for c in range(m):
                 acc += st[S_POS, c] * st[S_MARK, c]
         cash = acct[0]
-        if isolated:
-            cash = 0.0
-            for c in range(m):
-                cash += acct[c]
+        for k in range(1, acct.shape[0]):
+            cash += acct[k]
         cash_out[i] = cash
         equity_out[i] = cash + acc
 
@@ -390,10 +389,7 @@ def enter_nb(prices, i, c, base, is_buy, otype, st, acct, ci, counts, orders, pa
     other positions are valued at ``prices[i]``."""
     price = fill_price_nb(st, params, c, base, is_buy)
     cash = acct[ci]
-    if ci == 0 and acct.shape[0] == 1:
-        equity, available = margin_state_nb(st, prices, i, cash, leverage)
-    else:  # isolated: only this (flat) column's cash counts
-        equity, available = cash, cash
+    equity, available = margin_state_nb(st, prices, i, cash, leverage, ci)
     fee_rate = params[P_FEES, c]
     if otype == OrderType.LIMIT and params[P_MAKER_FEES, c] == params[P_MAKER_FEES, c]:
         fee_rate = params[P_MAKER_FEES, c]

@@ -406,7 +406,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
              fees: Any = 0.0, fixed_fees: Any = 0.0, slippage: Any = 0.0, init_cash: float = 10_000.0,
              fill: str = "next_open", intrabar: str = "pessimistic", freq: Any = None,
              lot_size: Any = 0.0, min_qty: Any = 0.0, min_notional: Any = 0.0, leverage: float = 1.0,
-             cash_sharing: bool = True, order_type: str = "market", order_price: Any = None,
+             cash_sharing: Any = True, order_type: str = "market", order_price: Any = None,
              limit_price: Any = None, tif: int = 0, maker_fees: Any = None, slippage_range: Any = 0.0,
              sl_price: Any = None, tp_price: Any = None, on_gap: str = "warn", _on_bar: Any = None,
              _user: tuple = ()) -> Result:
@@ -437,7 +437,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         (the previous bar for fills at the open or intrabar, the bar itself for fills at
         its close): wider bars, worse fills. 0 (default) disables.
     init_cash : float
-        Starting cash in quote currency (per symbol when ``cash_sharing=False``).
+        Starting cash in quote currency (per account when ``cash_sharing`` splits them).
     fill : {"next_open", "close"}
         When signals fill (module docstring). Governs entries, exits and stops alike.
     intrabar : {"pessimistic", "optimistic"}
@@ -449,10 +449,12 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         than ``min_qty`` (base) or ``min_notional`` (quote) are rejected.
     leverage : float
         Margin per unit of notional is ``1 / leverage`` (1 = cash account). Must be > 0.
-    cash_sharing : bool
+    cash_sharing : bool, or a group label per symbol (dict or sequence)
         True (default): all symbols trade one cash balance, in column order. False:
         each symbol is an isolated account with its own ``init_cash`` (like running
-        one backtest per symbol); the portfolio is their sum.
+        one backtest per symbol). Labels (``{"BTC": "majors", "ETH": "majors", "DOGE":
+        "memes"}``): symbols with the same label share one account of ``init_cash``.
+        The portfolio is the sum of the accounts.
     order_type : {"market", "limit", "stop", "stop_limit"}
         How entries execute. ``"limit"``/``"stop"``: an entry signal at bar ``t`` places a
         resting order at ``order_price`` (bar ``t``'s value), eligible from bar ``t + 1``
@@ -494,7 +496,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     >>> res.equity.shape
     (48,)
     """
-    from .kernels.engine import (N_PARAMS, N_STATE, P_FEES, P_FIXED_FEES, P_LOT, P_MAKER_FEES, P_MIN_NOTIONAL,
+    from .kernels.engine import (N_PARAMS, N_STATE, S_GROUP, P_FEES, P_FIXED_FEES, P_LOT, P_MAKER_FEES, P_MIN_NOTIONAL,
                                  P_MIN_QTY, P_SIZE, P_SL, P_SLIP_RANGE, P_SLIPPAGE, P_TP, P_TRAIL,
                                  simulate_signals_nb)
 
@@ -527,9 +529,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     }
     init_cash = _scalar(init_cash, "init_cash")
     leverage = _scalar(leverage, "leverage")
-    if not isinstance(cash_sharing, (bool, np.bool_)):
-        raise TypeError(f"cash_sharing must be True or False, got {cash_sharing!r}")
-    cash_sharing = bool(cash_sharing)
+    groups = _cash_groups(cash_sharing, syms)
+    n_groups = int(groups.max()) + 1
     freq_ms = _freq_ms(freq, inputs.index)
     gaps = _handle_gaps(inputs, freq_ms, on_gap)
 
@@ -589,8 +590,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         tp_abs = np.full((n, m), np.nan) if tp_price is None else tp_abs
     if _on_bar is not None:
         orders, trades = _run_callback(_on_bar, _user, inputs, sig, packed, size_type_id, leverage, init_cash,
-                                       not cash_sharing, fill_id, intrabar_id, otype_id, oprice, int(tif), cash,
-                                       equity)
+                                       groups, fill_id, intrabar_id, otype_id, oprice, int(tif), cash, equity)
         n_orders, n_trades = len(orders), len(trades)
     else:
         n_entry = counts["entries"] + counts["short_entries"]
@@ -601,14 +601,15 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         orders = np.empty(min(4 * n_entry + n_exit + 4 * m, cap), dtype=order_dt)
         trades = np.empty(min(n_entry + 3 * m, cap // 2), dtype=trade_dt)
         st = np.zeros((N_STATE, m))
-        acct = np.full(1 if cash_sharing else m, init_cash)
+        st[S_GROUP] = groups
+        acct = np.full(n_groups, init_cash)
         done = np.zeros(2, dtype=np.int64)
         start = 0
         while True:
             start = simulate_signals_nb(
                 inputs.open, inputs.high, inputs.low, inputs.close,
                 sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"], has_short,
-                packed, size_type_id, leverage, not cash_sharing, fill_id, intrabar_id, otype_id, oprice,
+                packed, size_type_id, leverage, fill_id, intrabar_id, otype_id, oprice,
                 lprice, int(tif), abs_stops, sl_abs, tp_abs, start, st, acct, done, orders, trades, cash, equity)
             if start >= n:
                 break
@@ -627,7 +628,9 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "slippage": _describe(params["slippage"], syms),
         "slippage_range": _describe(params["slippage_range"], syms),
         "size": _describe(params["size"], syms), "size_type": size_type,
-        "leverage": leverage, "init_cash": init_cash, "cash_sharing": cash_sharing,
+        "leverage": leverage, "init_cash": init_cash,
+        "cash_sharing": (True if n_groups == 1 else
+                         {s: int(g) for s, g in zip(syms, groups)} if n_groups < m else False),
         "order_type": order_type, "tif": int(tif), "absolute_stops": abs_stops,
         "valuation": "last valid close (never used as a fill price)",
         "open_trades": "reported with exit_reason 'end' at the last valid close, no exit fees",
@@ -635,8 +638,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "gaps": int(len(gaps)),
     }
     res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
-                 init_cash=init_cash if cash_sharing else init_cash * m, freq_ms=freq_ms, gaps=gaps,
-                 assumptions=assumptions, symbol_init_cash=None if cash_sharing else init_cash)
+                 init_cash=init_cash * n_groups, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions,
+                 symbol_init_cash=None if n_groups == 1 else init_cash)
     if _on_bar is not None:
         res.signals = {k: pd.DataFrame(v, index=inputs.index, columns=syms) for k, v in sig.items()}
     return res
@@ -694,15 +697,16 @@ _CALLBACK_BUFFER = 1024
 _SIGNAL_BUFFER = 1 << 18
 
 
-def _run_callback(on_bar, user, inputs, sig, packed, size_type_id, leverage, init_cash, isolated, fill_id,
+def _run_callback(on_bar, user, inputs, sig, packed, size_type_id, leverage, init_cash, groups, fill_id,
                   intrabar_id, otype_id, oprice, tif, cash, equity):
     """Drive the callback kernel, growing the record buffers when it asks for room."""
     from .kernels.callback import simulate_callback_nb
-    from .kernels.engine import N_STATE
+    from .kernels.engine import N_STATE, S_GROUP
 
     n, m = inputs.shape
     st = np.zeros((N_STATE, m))
-    acct = np.full(m if isolated else 1, init_cash)
+    st[S_GROUP] = groups
+    acct = np.full(int(groups.max()) + 1, init_cash)
     counts = np.zeros(2, dtype=np.int64)
     touched = np.zeros(n, dtype=np.bool_)  # bars where the callback set a signal
     orders = np.empty(max(_CALLBACK_BUFFER, 16 * m), dtype=order_dt)
@@ -711,13 +715,33 @@ def _run_callback(on_bar, user, inputs, sig, packed, size_type_id, leverage, ini
     while True:
         start = simulate_callback_nb(on_bar, user, inputs.open, inputs.high, inputs.low, inputs.close,
                                      sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"],
-                                     packed, size_type_id, leverage, isolated, fill_id, intrabar_id, otype_id,
+                                     packed, size_type_id, leverage, fill_id, intrabar_id, otype_id,
                                      oprice, tif, touched, start, st, acct, counts, orders, trades, cash, equity)
         if start >= n:
             break
         orders = np.concatenate([orders[:counts[0]], np.empty(max(len(orders), 8 * m), dtype=order_dt)])
         trades = np.concatenate([trades[:counts[1]], np.empty(max(len(trades), 4 * m), dtype=trade_dt)])
     return orders[:counts[0]], trades[:counts[1]]
+
+
+def _cash_groups(cash_sharing: Any, symbols: list) -> np.ndarray:
+    """Account number per symbol (0..k-1, in order of first appearance)."""
+    m = len(symbols)
+    if isinstance(cash_sharing, (bool, np.bool_)):
+        return np.zeros(m, dtype=np.int64) if cash_sharing else np.arange(m, dtype=np.int64)
+    if isinstance(cash_sharing, Mapping):
+        missing = [s for s in symbols if s not in cash_sharing]
+        if missing or len(cash_sharing) != m:
+            raise ValueError(f"cash_sharing must give a group to every symbol and only to them; missing {missing}")
+        labels = [cash_sharing[s] for s in symbols]
+    elif isinstance(cash_sharing, (list, tuple, np.ndarray, pd.Series)):
+        labels = list(cash_sharing.reindex(symbols)) if isinstance(cash_sharing, pd.Series) else list(cash_sharing)
+        if len(labels) != m:
+            raise ValueError(f"cash_sharing has {len(labels)} group labels for {m} symbols")
+    else:
+        raise TypeError(f"cash_sharing must be True, False or a group label per symbol, got {cash_sharing!r}")
+    ids: dict = {}
+    return np.array([ids.setdefault(label, len(ids)) for label in labels], dtype=np.int64)
 
 
 def _handle_gaps(inputs: Inputs, freq_ms: float | None, on_gap: str) -> pd.DataFrame:

@@ -29,13 +29,15 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                   lot_size, min_qty, min_notional, leverage=1.0, init_cash=10_000.0,
                   fill="next_open", intrabar="pessimistic", cash_sharing=True, order_type="market",
                   order_price=None, tif=0, sl_price=None, tp_price=None, limit_price=None, maker_fees=None,
-                  slippage_range=None):
+                  slippage_range=None, groups=None):
     n, m = len(close), len(close[0])
     # one balance, or one per column when isolated; `acct(c)` names the one column c uses
-    cash_of = [init_cash] * (1 if cash_sharing else m)
+    if groups is None:
+        groups = [0] * m if cash_sharing else list(range(m))
+    cash_of = [init_cash] * (max(groups) + 1)
 
     def acct(c):
-        return 0 if cash_sharing else c
+        return groups[c]
     positions = [Position() for _ in range(m)]
     last_close = [None] * m
     last_valid = [-1] * m

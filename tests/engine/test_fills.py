@@ -384,3 +384,16 @@ def test_range_slippage_uses_the_last_complete_bar():
     res = backtest(df, entries=sig(3, 0), exits=sig(3, 2), size=1.0, size_type="amount", slippage_range=0.1,
                    fill="close")
     np.testing.assert_allclose(res.orders["price"], [100.6, 98.0])
+
+
+def test_cash_groups_share_cash_within_a_group_only():
+    d = {s: bars(FLAT, FLAT, FLAT) for s in ("A", "B", "C")}
+    entries = pd.DataFrame(True, index=d["A"].index, columns=list(d)).iloc[:, :] & np.array([True, False, False])[:, None]
+    res = backtest(d, entries=entries, size=0.5, init_cash=1000.0, cash_sharing={"A": "x", "B": "x", "C": "y"})
+    # A then B split account x (500 then 250 of cash), C has account y to itself (500)
+    np.testing.assert_allclose(res.orders["size"], [5.0, 2.5, 5.0])
+    assert res.equity.iloc[0] == 2000.0 and res.init_cash == 2000.0
+    with pytest.raises(ValueError, match="group to every symbol"):
+        backtest(d, cash_sharing={"A": 1})
+    with pytest.raises(ValueError, match="2 group labels for 3 symbols"):
+        backtest(d, cash_sharing=[0, 1])

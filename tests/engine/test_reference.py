@@ -39,7 +39,7 @@ case = st.fixed_dictionaries({
     "min_qty": st.sampled_from([0.0, 0.2]),
     "min_notional": st.sampled_from([0.0, 30.0]),
     "leverage": st.sampled_from([1.0, 1.0, 2.0, 0.5]),
-    "cash_sharing": st.sampled_from([True, True, False]),
+    "cash_sharing": st.sampled_from([True, True, False, "groups"]),
     "order_type": st.sampled_from(["market", "market", "limit", "stop", "stop_limit"]),
     "tif": st.sampled_from([0, 1, 3]),
     "abs_stops": st.sampled_from([False, False, True]),
@@ -66,7 +66,8 @@ def test_engine_matches_reference(cfg):
               slippage=cfg["slippage"], slippage_range=cfg["slippage_range"], sl_stop=cfg["sl_stop"], tp_stop=cfg["tp_stop"],
               trail_stop=cfg["trail_stop"], lot_size=cfg["lot_size"], min_qty=cfg["min_qty"],
               min_notional=cfg["min_notional"], leverage=cfg["leverage"], init_cash=1000.0,
-              fill=cfg["fill"], intrabar=cfg["intrabar"], cash_sharing=cfg["cash_sharing"])
+              fill=cfg["fill"], intrabar=cfg["intrabar"],
+              cash_sharing=[j % 2 for j in range(m)] if cfg["cash_sharing"] == "groups" else cfg["cash_sharing"])
     order_price = None
     if cfg["order_type"] != "market":
         # resting entries a little away from the close, on either side
@@ -96,7 +97,9 @@ def test_engine_matches_reference(cfg):
         per[k] = [nan if kw[k] is None else kw[k]] * m
     ref = run_reference(o.tolist(), h.tolist(), l.tolist(), c.tolist(), le.tolist(), lx.tolist(), se.tolist(),
                         sx.tolist(), size_type=cfg["size_type"], leverage=cfg["leverage"], init_cash=1000.0,
-                        fill=cfg["fill"], intrabar=cfg["intrabar"], cash_sharing=cfg["cash_sharing"], **per, **extra)
+                        fill=cfg["fill"], intrabar=cfg["intrabar"],
+                        groups=[j % 2 for j in range(m)] if cfg["cash_sharing"] == "groups" else None,
+                        cash_sharing=cfg["cash_sharing"] is not False, **per, **extra)
     compare_with_reference(res, *ref)
 
 
