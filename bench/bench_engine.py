@@ -10,7 +10,8 @@ same arithmetic:
 * ``vectorbt``: ``Portfolio.from_signals(..., cash_sharing=True, group_by=True)``
   when vectorbt is importable.
 
-A second case runs the 20 symbols as isolated all-in accounts (``cash_sharing=False``;
+``callback_sma_crossover_20sym`` runs the same strategy through ``backtest_callback`` (an
+@njit ``on_bar(ctx, i)`` setting the signals bar by bar). Another case runs the 20 symbols as isolated all-in accounts (``cash_sharing=False``;
 vectorbt's default per-column cash), where no entry is rejected for lack of cash.
 
 Outputs (portfolio equity per bar) must agree to 1e-9 relative. Run directly for
@@ -34,6 +35,7 @@ import numpy as np
 from numba import njit
 
 from nbtrade.bench import Case
+from nbtrade.kernels.callback import enter_long_nb, exit_long_nb
 
 N_SYMBOLS = 20
 FEE = 0.001
@@ -174,6 +176,31 @@ def _setup_isolated(n: int):
     return impls
 
 
+@njit(cache=True, nogil=True)
+def crossover_on_bar(ctx, i):
+    """The same long-only crossover as an event callback (reads the crossover flags it is given)."""
+    ups, downs = ctx.user
+    for c in range(ups.shape[1]):
+        if ctx.position[c] == 0.0:
+            if ups[i, c]:
+                enter_long_nb(ctx, i, c)
+        elif downs[i, c]:
+            exit_long_nb(ctx, i, c)
+
+
+def _setup_callback(n: int):
+    from nbtrade.backtest import backtest_callback
+
+    d = make_inputs(max(n // N_SYMBOLS, 100))
+    return {
+        "nbtrade": lambda: backtest_callback(d["close"], crossover_on_bar, user=(d["entries"], d["exits"]),
+                                             size=1.0, fees=FEE, init_cash=INIT_CASH, fill="close", freq="1m",
+                                             on_gap="skip").equity.to_numpy(),
+        "bare_loop": lambda: bare_loop_nb(d["close"], d["entries"], d["exits"], FEE, INIT_CASH,
+                                          np.empty(d["close"].shape[0])),
+    }
+
+
 def _check(ref, other):
     # absolute floor: over a million bars the fees grind the all-in equity towards zero, where
     # relative differences of dust-sized numbers mean nothing
@@ -183,6 +210,8 @@ def _check(ref, other):
 CASES = [
     Case("signals_sma_crossover_20sym", _setup, unit="bar-step", units=lambda n: max(n // N_SYMBOLS, 100) * N_SYMBOLS,
          check=_check, target=">= 0.5x bare_loop speed, >= 10x vectorbt"),
+    Case("callback_sma_crossover_20sym", _setup_callback, unit="bar-step",
+         units=lambda n: max(n // N_SYMBOLS, 100) * N_SYMBOLS, check=_check, target=">= 0.25x bare_loop speed"),
     Case("signals_sma_crossover_20sym_isolated", _setup_isolated, unit="bar-step",
          units=lambda n: max(n // N_SYMBOLS, 100) * N_SYMBOLS, check=_check,
          target=">= 0.5x bare_loop speed, >= 10x vectorbt"),

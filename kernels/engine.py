@@ -33,19 +33,42 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit
-from .fills import entry_size_nb, order_fees_nb, slip_price_nb, stop_fill_nb
+from .fills import (entry_size_nb, ijit, order_fees_nb, pending_fill_nb, slip_price_nb, stop_fill_nb,
+                    stop_limit_fill_nb)
 from .records import Direction, ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
 
 #: Rows of the packed per-column parameter array.
-P_SIZE, P_FEES, P_FIXED_FEES, P_SLIPPAGE, P_SL, P_TP, P_TRAIL, P_LOT, P_MIN_QTY, P_MIN_NOTIONAL = range(10)
-N_PARAMS = 10
+#: ``P_MAKER_FEES``: fee rate of resting limit entries (NaN: use ``P_FEES``).
+#: ``P_SLIP_RANGE``: extra adverse slippage as a fraction of the last complete bar's high - low.
+(P_SIZE, P_FEES, P_FIXED_FEES, P_SLIPPAGE, P_SL, P_TP, P_TRAIL, P_LOT, P_MIN_QTY, P_MIN_NOTIONAL,
+ P_MAKER_FEES, P_SLIP_RANGE) = range(12)
+N_PARAMS = 12
 #: Rows of the per-column state: signed position, mark (last valid close, valuation only),
 #: trailing extreme before the current bar, average entry price, entry bar, entry fees.
-S_POS, S_MARK, S_EXTREME, S_AVG, S_ENTRY_IDX, S_ENTRY_FEES = range(6)
-N_STATE = 6
+#: Pending entry (limit/stop orders): direction (0 none, +1/-1), price, signal bar.
+#: Absolute stop levels of the current/next entry (NaN: use the percent stops).
+#: Stop-limit entries: limit price and triggered flag.
+#: ``S_RANGE``: high - low of the column's last complete valid bar (range slippage).
+#: ``S_GROUP``: the column's cash account (index into ``acct``; set by the caller).
+(S_POS, S_MARK, S_EXTREME, S_AVG, S_ENTRY_IDX, S_ENTRY_FEES, S_PEND_DIR, S_PEND_PRICE, S_PEND_BAR,
+ S_SL_ABS, S_TP_ABS, S_PEND_LIMIT, S_PEND_TRIG, S_RANGE, S_GROUP) = range(15)
+N_STATE = 15
 
 
-@jit
+@ijit
+def fill_price_nb(st, params, c, base, is_buy):
+    """Fill price of column ``c`` at ``base``: percent slippage, then range slippage, both adverse.
+
+    The range is the last *complete* bar's (no look-ahead): the previous bar for fills at
+    the open or intrabar, the current bar for fills at its close.
+    """
+    extra = params[P_SLIP_RANGE, c] * st[S_RANGE, c]
+    if is_buy:
+        return slip_price_nb(base, True, params[P_SLIPPAGE, c]) + extra
+    return slip_price_nb(base, False, params[P_SLIPPAGE, c]) - extra
+
+
+@ijit
 def write_order_nb(orders, k, col, idx, side, size, price, fees, otype, status, reason):
     rec = orders[k]
     rec["id"] = k
@@ -60,7 +83,7 @@ def write_order_nb(orders, k, col, idx, side, size, price, fees, otype, status, 
     rec["reason"] = reason
 
 
-@jit
+@ijit
 def write_trade_nb(trades, k, col, entry_idx, exit_idx, pos, entry_price, exit_price,
                    entry_fees, exit_fees, exit_reason):
     rec = trades[k]
@@ -82,15 +105,15 @@ def write_trade_nb(trades, k, col, entry_idx, exit_idx, pos, entry_price, exit_p
     rec["exit_reason"] = exit_reason
 
 
-@jit
-def margin_state_nb(st, prices, i, cash, leverage):
-    """Equity and free margin, valuing each position at ``prices[i]`` (the price of the moment) if
-    valid, else at its mark (last valid close)."""
+@ijit
+def margin_state_nb(st, prices, i, cash, leverage, group):
+    """Equity and free margin of cash account ``group``, valuing each of its positions at
+    ``prices[i]`` (the price of the moment) if valid, else at its mark (last valid close)."""
     equity = cash
     gross = 0.0
     for j in range(st.shape[1]):
         q = st[S_POS, j]
-        if q != 0.0:
+        if q != 0.0 and st[S_GROUP, j] == group:
             p = prices[i, j]
             if p != p:
                 p = st[S_MARK, j]
@@ -99,12 +122,12 @@ def margin_state_nb(st, prices, i, cash, leverage):
     return equity, equity - gross / leverage
 
 
-@jit
+@ijit
 def exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base_price, otype, exit_reason):
     """Close column ``c``'s whole position at ``base_price`` (before slippage); cash in ``acct[ci]``."""
     p = st[S_POS, c]
     is_buy = p < 0.0
-    price = slip_price_nb(base_price, is_buy, params[P_SLIPPAGE, c])
+    price = fill_price_nb(st, params, c, base_price, is_buy)
     size = abs(p)
     fees = order_fees_nb(size, price, params[P_FEES, c], params[P_FIXED_FEES, c])
     if is_buy:
@@ -122,43 +145,61 @@ def exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base_pr
 
 @jit
 def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, short_exits, has_short,
-                        params, size_type, leverage, init_cash, isolated, fill_mode, intrabar,
-                        orders, trades, cash_out, equity_out):
-    """Run the signals backtest; fill ``orders``, ``trades``, ``cash_out``, ``equity_out``.
+                        params, size_type, leverage, fill_mode, intrabar,
+                        order_type, order_price, limit_price, tif, abs_stops, sl_price, tp_price,
+                        start, st, acct, counts, orders, trades, cash_out, equity_out):
+    """Run the signals backtest from bar ``start``; fill ``orders``, ``trades``, ``cash_out``, ``equity_out``.
 
-    ``params`` is ``(N_PARAMS, n_cols)``. ``isolated``: each column trades its own cash
-    (``init_cash`` each) instead of one shared balance. ``orders`` and ``trades`` are preallocated
-    record buffers (``order_dt``, ``trade_dt``) large enough for every order (3 per
-    entry signal + 1 per exit signal is an upper bound). ``has_short`` False skips
-    reading the short signal arrays. Returns ``(n_orders, n_trades)``: the used
+    ``params`` is ``(N_PARAMS, n_cols)``. Column ``c`` trades the cash of account
+    ``acct[st[S_GROUP, c]]`` (all 0: one shared balance; ``c``: isolated accounts). The state
+    (``st`` ``(N_STATE, n_cols)`` zeros, ``acct``, ``counts`` ``[0, 0]``) lives in caller arrays:
+    when the preallocated record buffers (``order_dt``, ``trade_dt``) might overflow within the
+    next bar, the run stops and returns that bar, and the caller resumes it with larger
+    buffers (returns ``n_bars`` when done). ``has_short`` False skips
+    reading the short signal arrays. ``order_type`` (``OrderType.MARKET``, ``LIMIT``, ``STOP``
+    or ``STOP_LIMIT``, whose limit is ``limit_price[s, c]``) applies to entries: a resting
+    entry waits at ``order_price[s, c]`` from
+    the bar after its signal bar ``s`` for ``tif`` bars (0: until filled or cancelled) and
+    fills intrabar (``fills.pending_fill_nb``). ``abs_stops`` True: ``sl_price[s, c]`` /
+    ``tp_price[s, c]`` (absolute levels, NaN = unset) of an entry's signal bar ``s`` replace
+    the percent stops for that trade. ``counts`` ends as ``(n_orders, n_trades)``: the used
     prefix of each buffer. Open positions at the end are reported as trades with
     exit reason ``END`` at the last valid close, without exit fees.
     """
     n, m = close.shape
-    st = np.zeros((N_STATE, m))
-    acct = np.full(m if isolated else 1, init_cash)
-    counts = np.zeros(2, dtype=np.int64)
     has_stops = np.zeros(m, dtype=np.bool_)
     any_stops = False
     for c in range(m):
-        has_stops[c] = (params[P_SL, c] == params[P_SL, c] or params[P_TP, c] == params[P_TP, c]
+        has_stops[c] = (abs_stops or params[P_SL, c] == params[P_SL, c] or params[P_TP, c] == params[P_TP, c]
                         or params[P_TRAIL, c] == params[P_TRAIL, c])
         any_stops = any_stops or has_stops[c]
+    use_range = False  # range slippage: track bar ranges only when asked (2 more arrays read)
+    for c in range(m):
+        use_range = use_range or params[P_SLIP_RANGE, c] != 0.0
     optimistic = intrabar == Intrabar.OPTIMISTIC
     at_open = fill_mode == FillMode.NEXT_OPEN
     # Without stops nothing happens intrabar, so the phases of a bar fuse into one pass over
     # the columns with identical results (sizing values other columns at prices[i], falling
     # back to their mark). With stops, every column's open orders must precede any stop fill
     # of the bar and stops precede close orders, so phases run as separate passes.
-    split = any_stops
+    split = any_stops or order_type != OrderType.MARKET
     lag = 1 if at_open else 0
     prices = open_ if at_open else close
 
-    for i in range(n):
+    for i in range(start, n):
+        # worst case of one bar: 3 orders and 2 trades per column, plus the end-of-data records
+        if counts[0] + 4 * m > orders.shape[0] or counts[1] + 3 * m > trades.shape[0]:
+            return i
         acc = 0.0
         s = i - lag
         if not split:
             for c in range(m):
+                cl = close[i, c]
+                valid = cl == cl
+                if valid and not at_open:  # fills at this close see this bar's range
+                    st[S_MARK, c] = cl
+                    if use_range:
+                        st[S_RANGE, c] = high[i, c] - low[i, c]
                 if s >= 0:
                     # read only the signals that can act on the position; kept inline: a call
                     # here, once per bar-step, made the whole loop several times slower
@@ -172,11 +213,12 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                     if want:
                         process_signal_nb(prices, i, c, entries[s, c], exits[s, c],
                                           has_short and short_entries[s, c], has_short and short_exits[s, c],
-                                          st, acct, c if isolated else 0, counts, orders, trades, params,
-                                          size_type, leverage)
-                cl = close[i, c]
-                if cl == cl:
+                                          st, acct, int(st[S_GROUP, c]), counts, orders, trades, params,
+                                          size_type, leverage, order_type, np.nan, np.nan, s, np.nan, np.nan)
+                if valid and at_open:
                     st[S_MARK, c] = cl
+                    if use_range:
+                        st[S_RANGE, c] = high[i, c] - low[i, c]
                 acc += st[S_POS, c] * st[S_MARK, c]
         else:
             for phase in range(3):
@@ -185,10 +227,15 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                     for c in range(m):
                         cl = close[i, c]
                         if cl == cl:
-                            if st[S_POS, c] != 0.0 and has_stops[c] and st[S_ENTRY_IDX, c] < i:
-                                check_stops_nb(open_, high, low, i, c, st, acct, c if isolated else 0, counts, orders,
+                            if st[S_PEND_DIR, c] != 0.0:
+                                check_pending_nb(open_, high, low, i, c, st, acct, int(st[S_GROUP, c]), counts,
+                                                 orders, trades, params, size_type, leverage, order_type, tif)
+                            elif st[S_POS, c] != 0.0 and has_stops[c] and st[S_ENTRY_IDX, c] < i:
+                                check_stops_nb(open_, high, low, i, c, st, acct, int(st[S_GROUP, c]), counts, orders,
                                                trades, params, optimistic)
                             st[S_MARK, c] = cl
+                            if use_range:
+                                st[S_RANGE, c] = high[i, c] - low[i, c]
                     continue
                 # phase 0: signals of bar i-1 at the open; phase 2: signals of bar i at the close
                 if (phase == 0) != at_open or s < 0:
@@ -201,22 +248,30 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                         want = entries[s, c] or short_exits[s, c]
                     else:
                         want = entries[s, c] or (has_short and short_entries[s, c])
+                        if st[S_PEND_DIR, c] != 0.0:
+                            want = want or exits[s, c] or (has_short and short_exits[s, c])
                     if want:
                         process_signal_nb(prices, i, c, entries[s, c], exits[s, c],
                                           has_short and short_entries[s, c], has_short and short_exits[s, c],
-                                          st, acct, c if isolated else 0, counts, orders, trades, params,
-                                          size_type, leverage)
+                                          st, acct, int(st[S_GROUP, c]), counts, orders, trades, params,
+                                          size_type, leverage, order_type, order_price[s, c],
+                                          limit_price[s, c] if order_type == OrderType.STOP_LIMIT else np.nan, s,
+                                          sl_price[s, c] if abs_stops else np.nan,
+                                          tp_price[s, c] if abs_stops else np.nan)
             for c in range(m):
                 acc += st[S_POS, c] * st[S_MARK, c]
         cash = acct[0]
-        if isolated:
-            cash = 0.0
-            for c in range(m):
-                cash += acct[c]
+        for k in range(1, acct.shape[0]):
+            cash += acct[k]
         cash_out[i] = cash
         equity_out[i] = cash + acc
 
     for c in range(m):
+        if st[S_PEND_DIR, c] != 0.0:
+            # still resting at the end: reported, never dropped silently
+            write_order_nb(orders, counts[0], c, n - 1, Side.BUY if st[S_PEND_DIR, c] > 0.0 else Side.SELL,
+                           np.nan, st[S_PEND_PRICE, c], 0.0, order_type, Status.OPEN, RejectReason.NONE)
+            counts[0] += 1
         if st[S_POS, c] != 0.0:
             last = n - 1
             while close[last, c] != close[last, c]:
@@ -224,7 +279,7 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
             write_trade_nb(trades, counts[1], c, int(st[S_ENTRY_IDX, c]), last, st[S_POS, c],
                            st[S_AVG, c], st[S_MARK, c], st[S_ENTRY_FEES, c], 0.0, ExitReason.END)
             counts[1] += 1
-    return counts[0], counts[1]
+    return n
 
 
 @jit
@@ -241,6 +296,10 @@ def check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades,
         sl_level = avg * (1.0 + params[P_SL, c])
         tp_level = avg * (1.0 - params[P_TP, c])
         tr_level = extreme * (1.0 + params[P_TRAIL, c])
+    if st[S_SL_ABS, c] == st[S_SL_ABS, c]:
+        sl_level = st[S_SL_ABS, c]
+    if st[S_TP_ABS, c] == st[S_TP_ABS, c]:
+        tp_level = st[S_TP_ABS, c]
     price, reason = stop_fill_nb(is_long, open_[i, c], high[i, c], low[i, c], sl_level, tp_level,
                                  tr_level, optimistic)
     if reason >= 0:
@@ -260,11 +319,19 @@ def check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades,
 
 @jit
 def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, ci, counts, orders, trades, params,
-                      size_type, leverage):
-    """Turn column ``c``'s signals (long entry/exit, short entry/exit) into orders at ``prices[i, c]``."""
+                      size_type, leverage, order_type, entry_price, entry_limit, s, sl_abs, tp_abs):
+    """Turn column ``c``'s signals (long entry/exit, short entry/exit) of bar ``s`` into orders at
+    ``prices[i, c]``; a limit/stop entry becomes a resting order at ``entry_price`` instead."""
     long_entry = le and not se
     short_entry = se and not le
     p = st[S_POS, c]
+    pend = st[S_PEND_DIR, c]
+    if pend != 0.0 and (long_entry or short_entry or (pend > 0.0 and lx) or (pend < 0.0 and sx)):
+        # a new entry replaces the resting one; an exit signal of its side cancels it
+        write_order_nb(orders, counts[0], c, i, Side.BUY if pend > 0.0 else Side.SELL, np.nan,
+                       st[S_PEND_PRICE, c], 0.0, order_type, Status.CANCELLED, RejectReason.NONE)
+        counts[0] += 1
+        st[S_PEND_DIR, c] = 0.0
     do_exit = False
     direction = 0
     if p > 0.0:
@@ -294,7 +361,7 @@ def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, ci, counts, orders
             counts[0] += 1
         if direction != 0:
             write_order_nb(orders, counts[0], c, i, Side.BUY if direction > 0 else Side.SELL, np.nan, np.nan,
-                           0.0, OrderType.MARKET, Status.REJECTED, RejectReason.NO_DATA)
+                           0.0, order_type, Status.REJECTED, RejectReason.NO_DATA)
             counts[0] += 1
         return
     if do_exit:
@@ -302,21 +369,36 @@ def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, ci, counts, orders
                          ExitReason.SIGNAL)
     if direction == 0:
         return
-    is_buy = direction > 0
-    price = slip_price_nb(base, is_buy, params[P_SLIPPAGE, c])
+    # absolute stop levels travel with the entry signal (to a resting order's fill too)
+    st[S_SL_ABS, c] = sl_abs
+    st[S_TP_ABS, c] = tp_abs
+    if order_type != OrderType.MARKET:
+        st[S_PEND_DIR, c] = direction
+        st[S_PEND_PRICE, c] = entry_price
+        st[S_PEND_BAR, c] = s
+        st[S_PEND_LIMIT, c] = entry_limit
+        st[S_PEND_TRIG, c] = 0.0
+        return
+    enter_nb(prices, i, c, base, direction > 0, OrderType.MARKET, st, acct, ci, counts, orders, params,
+             size_type, leverage)
+
+
+@ijit
+def enter_nb(prices, i, c, base, is_buy, otype, st, acct, ci, counts, orders, params, size_type, leverage):
+    """Size, check and fill (or reject) an entry of column ``c`` at ``base`` (before slippage);
+    other positions are valued at ``prices[i]``."""
+    price = fill_price_nb(st, params, c, base, is_buy)
     cash = acct[ci]
-    if ci == 0 and acct.shape[0] == 1:
-        equity, available = margin_state_nb(st, prices, i, cash, leverage)
-    else:  # isolated: only this (flat) column's cash counts
-        equity, available = cash, cash
+    equity, available = margin_state_nb(st, prices, i, cash, leverage, ci)
     fee_rate = params[P_FEES, c]
+    if otype == OrderType.LIMIT and params[P_MAKER_FEES, c] == params[P_MAKER_FEES, c]:
+        fee_rate = params[P_MAKER_FEES, c]
     fixed = params[P_FIXED_FEES, c]
     units, reason = entry_size_nb(params[P_SIZE, c], size_type, price, fee_rate, fixed, leverage, available,
                                   equity, params[P_LOT, c], params[P_MIN_QTY, c], params[P_MIN_NOTIONAL, c])
     side = Side.BUY if is_buy else Side.SELL
     if reason != RejectReason.NONE:
-        write_order_nb(orders, counts[0], c, i, side, units, price, 0.0, OrderType.MARKET,
-                       Status.REJECTED, reason)
+        write_order_nb(orders, counts[0], c, i, side, units, price, 0.0, otype, Status.REJECTED, reason)
         counts[0] += 1
         return
     fee = order_fees_nb(units, price, fee_rate, fixed)
@@ -330,9 +412,36 @@ def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, ci, counts, orders
     st[S_ENTRY_IDX, c] = i
     st[S_ENTRY_FEES, c] = fee
     st[S_EXTREME, c] = price
-    write_order_nb(orders, counts[0], c, i, side, units, price, fee, OrderType.MARKET, Status.FILLED,
-                   RejectReason.NONE)
+    write_order_nb(orders, counts[0], c, i, side, units, price, fee, otype, Status.FILLED, RejectReason.NONE)
     counts[0] += 1
+
+
+@jit
+def check_pending_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades, params, size_type, leverage,
+                     order_type, tif):
+    """Expire, or fill intrabar, column ``c``'s resting entry at bar ``i`` (a valid bar)."""
+    s = st[S_PEND_BAR, c]
+    if s >= i:
+        return  # placed at this bar's close or open: eligible from the next bar
+    direction = st[S_PEND_DIR, c]
+    level = st[S_PEND_PRICE, c]
+    if tif > 0 and i > s + tif:
+        write_order_nb(orders, counts[0], c, i, Side.BUY if direction > 0.0 else Side.SELL, np.nan, level, 0.0,
+                       order_type, Status.EXPIRED, RejectReason.NONE)
+        counts[0] += 1
+        st[S_PEND_DIR, c] = 0.0
+        return
+    if order_type == OrderType.STOP_LIMIT:
+        base, trig = stop_limit_fill_nb(direction > 0.0, st[S_PEND_TRIG, c] != 0.0, open_[i, c], high[i, c],
+                                        low[i, c], level, st[S_PEND_LIMIT, c])
+        st[S_PEND_TRIG, c] = 1.0 if trig else 0.0
+    else:
+        base = pending_fill_nb(direction > 0.0, order_type == OrderType.LIMIT, open_[i, c], high[i, c],
+                               low[i, c], level)
+    if base == base:
+        st[S_PEND_DIR, c] = 0.0
+        enter_nb(open_, i, c, base, direction > 0.0, order_type, st, acct, ci, counts, orders, params, size_type,
+                 leverage)
 
 
 @jit

@@ -16,21 +16,31 @@ The rules (the Python reference engine in ``tests/engine`` restates them):
   beyond a level (a gap) fills at the open; when one bar touches the stop side
   and the take-profit, the stop side is assumed first (pessimistic) unless the
   optimistic rule is chosen. Trailing and fixed stop-loss: the tighter level
-  rules (the fixed one on ties).
+  rules (the fixed one on ties);
+* resting entries (``pending_fill_nb``): a limit buy fills at ``min(open, limit)``
+  once ``low <= limit``; a stop buy at ``max(open, stop)`` once ``high >= stop``
+  (sells mirror this); stop-limit: ``stop_limit_fill_nb``.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from numba import njit
+
 from ._jit import jit
 from .records import ExitReason, RejectReason, SizeType
+
+#: Small helpers called once per order: inlined into their callers at numba IR level, which
+#: saves the call (arguments, array structs) and made an order ~25 % cheaper. (Candidate for
+#: ``kernels/_jit.py``.)
+ijit = njit(inline="always", cache=True, nogil=True)
 
 #: Tolerance of the cash check and of lot rounding (relative): absorbs float
 #: round-off of all-in sizing, e.g. ``0.3 / 0.1 = 2.9999999999999996`` lots.
 EPS = 1e-9
 
 
-@jit
+@ijit
 def slip_price_nb(price, is_buy, slippage):
     """Fill price after slippage, adverse to the trader."""
     if is_buy:
@@ -38,13 +48,13 @@ def slip_price_nb(price, is_buy, slippage):
     return price * (1.0 - slippage)
 
 
-@jit
+@ijit
 def order_fees_nb(size, price, fee, fixed_fee):
     """Fees of one order in quote currency: percentage of notional plus a fixed amount."""
     return size * price * fee + fixed_fee
 
 
-@jit
+@ijit
 def entry_size_nb(size, size_type, price, fee, fixed_fee, leverage, available, equity,
                   lot_size, min_qty, min_notional):
     """Size (base units) of an entry order and its rejection reason (``RejectReason.NONE`` if accepted).
@@ -121,3 +131,51 @@ def stop_fill_nb(is_long, open_, high, low, sl_level, tp_level, trail_level, opt
     if hit_tp:
         return tp_level, ExitReason.TP
     return np.nan, -1
+
+
+@jit
+def pending_fill_nb(is_buy, is_limit, open_, high, low, level):
+    """Fill price (before slippage) of a resting entry in one bar, or NaN.
+
+    Limit buy: ``low <= level`` fills at ``min(open, level)``; limit sell: ``high >= level``
+    at ``max(open, level)``. Stop buy: ``high >= level`` fills at ``max(open, level)`` (a gap
+    above fills at the open); stop sell: ``low <= level`` at ``min(open, level)``.
+    """
+    if is_limit:
+        if is_buy:
+            if low <= level:
+                return min(open_, level)
+        elif high >= level:
+            return max(open_, level)
+    else:
+        if is_buy:
+            if high >= level:
+                return max(open_, level)
+        elif low <= level:
+            return min(open_, level)
+    return np.nan
+
+
+@jit
+def stop_limit_fill_nb(is_buy, triggered, open_, high, low, stop, limit):
+    """Fill price (before slippage, NaN if none) and triggered state of a stop-limit entry in one bar.
+
+    Untriggered, a buy arms when the bar reaches ``stop``: at the open (``open >= stop``)
+    the bar then acts as a limit buy at ``limit`` (``pending_fill_nb``); intrabar
+    (``high >= stop``) it fills at ``stop`` if ``limit >= stop``, else it waits: whether
+    the price came back to ``limit`` after the trigger within the bar is unknown, so no
+    fill is assumed (pessimistic). Once triggered it is a limit order. Sells mirror this.
+    """
+    if not triggered:
+        if is_buy:
+            if open_ >= stop:
+                return pending_fill_nb(True, True, open_, high, low, limit), True
+            if high >= stop:
+                return (stop if limit >= stop else np.nan), True
+        else:
+            if open_ <= stop:
+                return pending_fill_nb(False, True, open_, high, low, limit), True
+            if low <= stop:
+                return (stop if limit <= stop else np.nan), True
+        return np.nan, False
+    return pending_fill_nb(is_buy, True, open_, high, low, limit), True

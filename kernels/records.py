@@ -41,10 +41,15 @@ OrderType = OrderTypeT(*range(7))
 class StatusT(NamedTuple):
     FILLED: int
     REJECTED: int
+    CANCELLED: int
+    EXPIRED: int
+    OPEN: int
 
 
-#: Outcome of an order.
-Status = StatusT(*range(2))
+#: Outcome of an order. ``CANCELLED``: a resting entry replaced by a new entry signal or
+#: cancelled by an exit signal of its side; ``EXPIRED``: its time in force ran out;
+#: ``OPEN``: still resting when the data ended.
+Status = StatusT(*range(5))
 
 
 class RejectReasonT(NamedTuple):

@@ -1,4 +1,11 @@
-"""Signals backtest: inputs to arrays, validation, the numba bar loop, records to a :class:`Result`.
+"""Backtests on numba bar loops: inputs to arrays, validation, the kernel, records to a :class:`Result`.
+
+Three ways to drive the engine, sharing one set of fill rules:
+
+* :func:`backtest`: boolean entry/exit signals (long and short), market, limit, stop or
+  stop-limit entries, attached stops in percent or absolute price;
+* :func:`backtest_weights`: target portfolio weights, rebalanced on a schedule;
+* :func:`backtest_callback`: a numba ``@njit`` ``on_bar(ctx, i)`` deciding bar by bar.
 
 Fill timing (one setting for entries, exits and stops)
     ``fill="next_open"`` (default): a signal at bar ``t`` (computed from its close)
@@ -15,9 +22,16 @@ Intrabar rules
     (trough for shorts) of the entry price and the highs (lows) of the bars
     *before* the current one, so a bar's own high never moves the level it is
     checked against.
+Resting entries
+    ``order_type="limit"|"stop"|"stop_limit"``: placed at the signal bar's close, eligible
+    from the next bar in both fill modes; a limit buy fills at ``min(open, limit)`` once
+    ``low <= limit``, a stop buy at ``max(open, stop)`` once ``high >= stop``; ``tif``
+    bars in force (0 = until cancelled). Cancellations, expiries and orders still open at
+    the end are recorded.
 Costs
-    Slippage (fraction) moves every fill against you, stops included; fees are
-    ``fees * notional + fixed_fees`` on every order, entry and exit.
+    Slippage (fraction, plus optionally a fraction of the last complete bar's range)
+    moves every fill against you, stops included; fees are ``fees * notional +
+    fixed_fees`` on every order, entry and exit (``maker_fees`` for limit entries).
 Sizing and rejections
     ``size_type``: ``"amount"`` (base units), ``"value"`` (quote currency),
     ``"percent"`` (fraction of the free margin, fees included; 1.0 = all-in),
@@ -45,7 +59,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from .kernels.records import FillMode, Intrabar, SizeType, order_dt, trade_dt
+from .kernels.records import FillMode, Intrabar, OrderType, SizeType, order_dt, trade_dt
 from .result import Result
 from .timeframes import index_to_ms
 
@@ -55,6 +69,8 @@ _SIZE_TYPES = {"amount": SizeType.AMOUNT, "value": SizeType.VALUE, "percent": Si
 _FILLS = {"next_open": FillMode.NEXT_OPEN, "close": FillMode.CLOSE}
 _INTRABAR = {"pessimistic": Intrabar.PESSIMISTIC, "optimistic": Intrabar.OPTIMISTIC}
 _ON_GAP = ("error", "warn", "skip")
+_ORDER_TYPES = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP,
+                "stop_limit": OrderType.STOP_LIMIT}
 
 
 class Inputs:
@@ -390,7 +406,10 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
              fees: Any = 0.0, fixed_fees: Any = 0.0, slippage: Any = 0.0, init_cash: float = 10_000.0,
              fill: str = "next_open", intrabar: str = "pessimistic", freq: Any = None,
              lot_size: Any = 0.0, min_qty: Any = 0.0, min_notional: Any = 0.0, leverage: float = 1.0,
-             cash_sharing: bool = True, on_gap: str = "warn") -> Result:
+             cash_sharing: Any = True, order_type: str = "market", order_price: Any = None,
+             limit_price: Any = None, tif: int = 0, maker_fees: Any = None, slippage_range: Any = 0.0,
+             sl_price: Any = None, tp_price: Any = None, on_gap: str = "warn", _on_bar: Any = None,
+             _user: tuple = ()) -> Result:
     """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
 
     Parameters
@@ -413,8 +432,12 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         Fee per order in quote currency.
     slippage : float
         Adverse fraction applied to every fill price, stops included.
+    slippage_range : float, per symbol allowed
+        Extra adverse slippage as a fraction of the last complete bar's ``high - low``
+        (the previous bar for fills at the open or intrabar, the bar itself for fills at
+        its close): wider bars, worse fills. 0 (default) disables.
     init_cash : float
-        Starting cash in quote currency (per symbol when ``cash_sharing=False``).
+        Starting cash in quote currency (per account when ``cash_sharing`` splits them).
     fill : {"next_open", "close"}
         When signals fill (module docstring). Governs entries, exits and stops alike.
     intrabar : {"pessimistic", "optimistic"}
@@ -426,10 +449,36 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         than ``min_qty`` (base) or ``min_notional`` (quote) are rejected.
     leverage : float
         Margin per unit of notional is ``1 / leverage`` (1 = cash account). Must be > 0.
-    cash_sharing : bool
+    cash_sharing : bool, or a group label per symbol (dict or sequence)
         True (default): all symbols trade one cash balance, in column order. False:
         each symbol is an isolated account with its own ``init_cash`` (like running
-        one backtest per symbol); the portfolio is their sum.
+        one backtest per symbol). Labels (``{"BTC": "majors", "ETH": "majors", "DOGE":
+        "memes"}``): symbols with the same label share one account of ``init_cash``.
+        The portfolio is the sum of the accounts.
+    order_type : {"market", "limit", "stop", "stop_limit"}
+        How entries execute. ``"limit"``/``"stop"``: an entry signal at bar ``t`` places a
+        resting order at ``order_price`` (bar ``t``'s value), eligible from bar ``t + 1``
+        in both fill modes: a limit buy fills at ``min(open, price)`` once ``low <= price``,
+        a stop buy at ``max(open, price)`` once ``high >= price`` (sells mirror). A new
+        entry signal replaces it, an exit signal of its side cancels it; both are
+        recorded (status ``cancelled``), as are expiries and orders left open at the end.
+        Exits and attached stops are unaffected. ``"stop_limit"``: arms at ``order_price``
+        (the stop), then rests as a limit at ``limit_price``; armed intrabar, it fills at
+        the stop if the limit allows, else waits for later bars (the path inside the bar
+        is unknown: pessimistic); armed at the open, that bar acts as a limit.
+    order_price : DataFrame (bars x symbols) or array
+        Limit/stop prices; must be finite and > 0 wherever an entry signal is set.
+    limit_price : DataFrame (bars x symbols) or array
+        Limit prices of ``"stop_limit"`` entries (same rules as ``order_price``).
+    tif : int
+        Time in force of resting entries in bars (0 = good till cancelled).
+    maker_fees : float, per symbol allowed, optional
+        Fee rate of filled ``"limit"`` entries (they provide liquidity); ``fees`` (taker)
+        applies to every other order. Default: ``fees`` for all.
+    sl_price, tp_price : DataFrame (bars x symbols) or array, optional
+        Absolute stop-loss / take-profit levels (quote currency) for the entry signalled
+        at each bar; where set (not NaN) they replace ``sl_stop`` / ``tp_stop`` for that
+        trade. Same trigger and gap rules.
     on_gap : {"warn", "error", "skip"}
         What to do when the input has gaps (listed in ``Result.gaps`` in any case).
 
@@ -447,8 +496,9 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     >>> res.equity.shape
     (48,)
     """
-    from .kernels.engine import (N_PARAMS, P_FEES, P_FIXED_FEES, P_LOT, P_MIN_NOTIONAL, P_MIN_QTY, P_SIZE,
-                                 P_SL, P_SLIPPAGE, P_TP, P_TRAIL, simulate_signals_nb)
+    from .kernels.engine import (N_PARAMS, N_STATE, S_GROUP, P_FEES, P_FIXED_FEES, P_LOT, P_MAKER_FEES, P_MIN_NOTIONAL,
+                                 P_MIN_QTY, P_SIZE, P_SL, P_SLIP_RANGE, P_SLIPPAGE, P_TP, P_TRAIL,
+                                 simulate_signals_nb)
 
     inputs = prepare_data(data)
     n, m = inputs.shape
@@ -457,8 +507,12 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     fill_id = _choice(fill, "fill", _FILLS)
     intrabar_id = _choice(intrabar, "intrabar", _INTRABAR)
     on_gap = _choice(on_gap, "on_gap", _ON_GAP)
-    sig, counts, has_short = prepare_signals(inputs, entries=entries, exits=exits, short_entries=short_entries,
-                                             short_exits=short_exits)
+    if _on_bar is None:
+        sig, counts, has_short = prepare_signals(inputs, entries=entries, exits=exits,
+                                                 short_entries=short_entries, short_exits=short_exits)
+    else:  # the callback writes the signals as the bars go by
+        sig = {k: np.zeros((n, m), dtype=np.bool_) for k in ("entries", "exits", "short_entries", "short_exits")}
+        counts, has_short = None, True
     params = {
         "size": _per_symbol(size, "size", syms, 1.0, positive=True),
         "fees": _per_symbol(fees, "fees", syms, 0.0),
@@ -470,32 +524,98 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "lot_size": _per_symbol(lot_size, "lot_size", syms, 0.0),
         "min_qty": _per_symbol(min_qty, "min_qty", syms, 0.0),
         "min_notional": _per_symbol(min_notional, "min_notional", syms, 0.0),
+        "maker_fees": _per_symbol(maker_fees, "maker_fees", syms, np.nan, allow_none=True),
+        "slippage_range": _per_symbol(slippage_range, "slippage_range", syms, 0.0),
     }
     init_cash = _scalar(init_cash, "init_cash")
     leverage = _scalar(leverage, "leverage")
-    if not isinstance(cash_sharing, (bool, np.bool_)):
-        raise TypeError(f"cash_sharing must be True or False, got {cash_sharing!r}")
-    cash_sharing = bool(cash_sharing)
+    groups = _cash_groups(cash_sharing, syms)
+    n_groups = int(groups.max()) + 1
     freq_ms = _freq_ms(freq, inputs.index)
     gaps = _handle_gaps(inputs, freq_ms, on_gap)
 
-    n_entry = counts["entries"] + counts["short_entries"]
-    n_exit = counts["exits"] + counts["short_exits"]
-    orders = np.empty(3 * n_entry + n_exit, dtype=order_dt)
-    trades = np.empty(n_entry, dtype=trade_dt)
+    otype_id = _choice(order_type, "order_type", _ORDER_TYPES)
+    if isinstance(tif, (bool, np.bool_)) or not isinstance(tif, (int, np.integer)) or tif < 0:
+        raise ValueError(f"tif must be an integer >= 0 (bars; 0 = good till cancelled), got {tif!r}")
+    if order_type == "stop_limit":
+        if _on_bar is not None:
+            raise ValueError("order_type='stop_limit' is not supported by backtest_callback")
+        if limit_price is None:
+            raise ValueError("order_type='stop_limit' needs limit_price (bars x symbols)")
+        lprice = _weights(limit_price, inputs, "limit_price")
+        at_entry = sig["entries"] | (sig["short_entries"] if has_short else False)
+        with np.errstate(invalid="ignore"):
+            bad = at_entry & ~(lprice > 0)
+        if bad.any():
+            raise ValueError("limit_price must be finite and > 0 at every entry signal")
+    elif limit_price is not None:
+        raise ValueError("limit_price is only used with order_type='stop_limit'")
+    else:
+        lprice = inputs.close
+    if order_type == "market":
+        if order_price is not None:
+            raise ValueError("order_price is only used with order_type='limit', 'stop' or 'stop_limit'")
+        oprice = inputs.close
+    else:
+        if order_price is None:
+            raise ValueError(f"order_type={order_type!r} needs order_price (bars x symbols)")
+        oprice = _weights(order_price, inputs, "order_price")
+        at_entry = sig["entries"] | (sig["short_entries"] if has_short else False)
+        with np.errstate(invalid="ignore"):
+            bad = at_entry & ~(oprice > 0)
+        if _on_bar is None and bad.any():
+            t, j = np.argwhere(bad)[0]
+            raise ValueError(f"order_price must be finite and > 0 at every entry signal; got {oprice[t, j]} at "
+                             f"{inputs.index[t]} ({syms[j]})")
     cash = np.empty(n)
     equity = np.empty(n)
     packed = np.empty((N_PARAMS, m))
     for row, key in ((P_SIZE, "size"), (P_FEES, "fees"), (P_FIXED_FEES, "fixed_fees"), (P_SLIPPAGE, "slippage"),
                      (P_SL, "sl_stop"), (P_TP, "tp_stop"), (P_TRAIL, "trail_stop"), (P_LOT, "lot_size"),
-                     (P_MIN_QTY, "min_qty"), (P_MIN_NOTIONAL, "min_notional")):
+                     (P_MIN_QTY, "min_qty"), (P_MIN_NOTIONAL, "min_notional"), (P_MAKER_FEES, "maker_fees"),
+                     (P_SLIP_RANGE, "slippage_range")):
         packed[row] = params[key]
-    n_orders, n_trades = simulate_signals_nb(
-        inputs.open, inputs.high, inputs.low, inputs.close,
-        sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"],
-        has_short,
-        packed, size_type_id, leverage, init_cash, not cash_sharing, fill_id, intrabar_id, orders, trades, cash,
-        equity)
+    abs_stops = sl_price is not None or tp_price is not None
+    if abs_stops and _on_bar is not None:
+        raise ValueError("sl_price / tp_price are not supported by backtest_callback; use sl_stop / tp_stop")
+    nan = np.full((1, 1), np.nan)
+    sl_abs = nan if sl_price is None else _weights(sl_price, inputs, "sl_price")
+    tp_abs = nan if tp_price is None else _weights(tp_price, inputs, "tp_price")
+    for name, arr in (("sl_price", sl_abs), ("tp_price", tp_abs)):
+        with np.errstate(invalid="ignore"):
+            if (arr <= 0).any():
+                raise ValueError(f"{name} must be > 0 where set (NaN = unset)")
+    if abs_stops:
+        sl_abs = np.full((n, m), np.nan) if sl_price is None else sl_abs
+        tp_abs = np.full((n, m), np.nan) if tp_price is None else tp_abs
+    if _on_bar is not None:
+        orders, trades = _run_callback(_on_bar, _user, inputs, sig, packed, size_type_id, leverage, init_cash,
+                                       groups, fill_id, intrabar_id, otype_id, oprice, int(tif), cash, equity)
+        n_orders, n_trades = len(orders), len(trades)
+    else:
+        n_entry = counts["entries"] + counts["short_entries"]
+        n_exit = counts["exits"] + counts["short_exits"]
+        # an upper bound of the records, capped: state-like signals (True on half the bars)
+        # would otherwise reserve ~160 bytes per bar-step; the kernel asks for more room
+        cap = _SIGNAL_BUFFER + 8 * m
+        orders = np.empty(min(4 * n_entry + n_exit + 4 * m, cap), dtype=order_dt)
+        trades = np.empty(min(n_entry + 3 * m, cap // 2), dtype=trade_dt)
+        st = np.zeros((N_STATE, m))
+        st[S_GROUP] = groups
+        acct = np.full(n_groups, init_cash)
+        done = np.zeros(2, dtype=np.int64)
+        start = 0
+        while True:
+            start = simulate_signals_nb(
+                inputs.open, inputs.high, inputs.low, inputs.close,
+                sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"], has_short,
+                packed, size_type_id, leverage, fill_id, intrabar_id, otype_id, oprice,
+                lprice, int(tif), abs_stops, sl_abs, tp_abs, start, st, acct, done, orders, trades, cash, equity)
+            if start >= n:
+                break
+            orders = np.concatenate([orders[:done[0]], np.empty(max(len(orders), 8 * m), dtype=order_dt)])
+            trades = np.concatenate([trades[:done[1]], np.empty(max(len(trades), 4 * m), dtype=trade_dt)])
+        n_orders, n_trades = int(done[0]), int(done[1])
     assumptions = {
         "fill": fill,
         "fill_rule": ("signals at bar t fill at bar t+1's open" if fill == "next_open"
@@ -504,17 +624,124 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
                  "trailing level from the peak before the current bar",
         "intrabar": intrabar,
         "fees": _describe(params["fees"], syms), "fixed_fees": _describe(params["fixed_fees"], syms),
+        "maker_fees": _describe(params["maker_fees"], syms),
         "slippage": _describe(params["slippage"], syms),
+        "slippage_range": _describe(params["slippage_range"], syms),
         "size": _describe(params["size"], syms), "size_type": size_type,
-        "leverage": leverage, "init_cash": init_cash, "cash_sharing": cash_sharing,
+        "leverage": leverage, "init_cash": init_cash,
+        "cash_sharing": (True if n_groups == 1 else
+                         {s: int(g) for s, g in zip(syms, groups)} if n_groups < m else False),
+        "order_type": order_type, "tif": int(tif), "absolute_stops": abs_stops,
         "valuation": "last valid close (never used as a fill price)",
         "open_trades": "reported with exit_reason 'end' at the last valid close, no exit fees",
         "days_per_year": 365,
         "gaps": int(len(gaps)),
     }
-    return Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
-                  init_cash=init_cash if cash_sharing else init_cash * m, freq_ms=freq_ms, gaps=gaps,
-                  assumptions=assumptions, symbol_init_cash=None if cash_sharing else init_cash)
+    res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
+                 init_cash=init_cash * n_groups, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions,
+                 symbol_init_cash=None if n_groups == 1 else init_cash)
+    if _on_bar is not None:
+        res.signals = {k: pd.DataFrame(v, index=inputs.index, columns=syms) for k, v in sig.items()}
+    return res
+
+
+def backtest_callback(data: Any, on_bar: Any, *, user: tuple = (), **kwargs: Any) -> Result:
+    """Backtest a strategy written as a numba-compiled callback ``on_bar(ctx, i)``.
+
+    After each bar's intrabar phase (stops) the engine calls ``on_bar(ctx, i)``; it reads
+    prices up to bar ``i``, live positions and cash, and your arrays in ``ctx.user``, and
+    sets signals for bar ``i`` with ``enter_long_nb(ctx, i, c)``, ``exit_long_nb``,
+    ``enter_short_nb``, ``exit_short_nb`` (from ``nbtrade.kernels.callback``). Those act
+    exactly like precomputed signals given to :func:`backtest` (same fill timing, stops,
+    costs, sizing and records); the signals written are in ``Result.signals``.
+
+    Parameters
+    ----------
+    data
+        As for :func:`backtest`.
+    on_bar : numba ``@njit`` function ``(ctx, i) -> None``
+        Compiled together with the engine (first run of a new callback compiles: seconds).
+        With ``NUMBA_DISABLE_JIT=1`` the same strategy runs as plain Python, for debugging.
+    user : tuple of arrays
+        Handed to the callback as ``ctx.user``.
+    **kwargs
+        Any keyword of :func:`backtest` except the signals.
+
+    Examples
+    --------
+    >>> from numba import njit
+    >>> from nbtrade.kernels.callback import enter_long_nb, exit_long_nb
+    >>> @njit
+    ... def on_bar(ctx, i):
+    ...     fast, slow = ctx.user
+    ...     for c in range(ctx.close.shape[1]):
+    ...         if ctx.position[c] == 0.0 and fast[i, c] > slow[i, c]:
+    ...             enter_long_nb(ctx, i, c)
+    ...         elif ctx.position[c] > 0.0 and fast[i, c] < slow[i, c]:
+    ...             exit_long_nb(ctx, i, c)
+    """
+    for key in ("entries", "exits", "short_entries", "short_exits"):
+        if key in kwargs:
+            raise TypeError(f"backtest_callback takes no {key}: on_bar writes the signals")
+    if not callable(on_bar):
+        raise TypeError(f"on_bar must be a numba @njit function (ctx, i) -> None, got {type(on_bar).__name__}")
+    if not isinstance(user, tuple):
+        raise TypeError("user must be a tuple of arrays (use (arr,) for one)")
+    res = backtest(data, _on_bar=on_bar, _user=user, **kwargs)
+    return res
+
+
+#: Initial record buffer of the callback path (orders); grown by doubling as needed.
+_CALLBACK_BUFFER = 1024
+#: Largest initial order buffer of the signals path (records); grown by doubling as needed.
+_SIGNAL_BUFFER = 1 << 18
+
+
+def _run_callback(on_bar, user, inputs, sig, packed, size_type_id, leverage, init_cash, groups, fill_id,
+                  intrabar_id, otype_id, oprice, tif, cash, equity):
+    """Drive the callback kernel, growing the record buffers when it asks for room."""
+    from .kernels.callback import simulate_callback_nb
+    from .kernels.engine import N_STATE, S_GROUP
+
+    n, m = inputs.shape
+    st = np.zeros((N_STATE, m))
+    st[S_GROUP] = groups
+    acct = np.full(int(groups.max()) + 1, init_cash)
+    counts = np.zeros(2, dtype=np.int64)
+    touched = np.zeros(n, dtype=np.bool_)  # bars where the callback set a signal
+    orders = np.empty(max(_CALLBACK_BUFFER, 16 * m), dtype=order_dt)
+    trades = np.empty(max(_CALLBACK_BUFFER // 2, 8 * m), dtype=trade_dt)
+    start = 0
+    while True:
+        start = simulate_callback_nb(on_bar, user, inputs.open, inputs.high, inputs.low, inputs.close,
+                                     sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"],
+                                     packed, size_type_id, leverage, fill_id, intrabar_id, otype_id,
+                                     oprice, tif, touched, start, st, acct, counts, orders, trades, cash, equity)
+        if start >= n:
+            break
+        orders = np.concatenate([orders[:counts[0]], np.empty(max(len(orders), 8 * m), dtype=order_dt)])
+        trades = np.concatenate([trades[:counts[1]], np.empty(max(len(trades), 4 * m), dtype=trade_dt)])
+    return orders[:counts[0]], trades[:counts[1]]
+
+
+def _cash_groups(cash_sharing: Any, symbols: list) -> np.ndarray:
+    """Account number per symbol (0..k-1, in order of first appearance)."""
+    m = len(symbols)
+    if isinstance(cash_sharing, (bool, np.bool_)):
+        return np.zeros(m, dtype=np.int64) if cash_sharing else np.arange(m, dtype=np.int64)
+    if isinstance(cash_sharing, Mapping):
+        missing = [s for s in symbols if s not in cash_sharing]
+        if missing or len(cash_sharing) != m:
+            raise ValueError(f"cash_sharing must give a group to every symbol and only to them; missing {missing}")
+        labels = [cash_sharing[s] for s in symbols]
+    elif isinstance(cash_sharing, (list, tuple, np.ndarray, pd.Series)):
+        labels = list(cash_sharing.reindex(symbols)) if isinstance(cash_sharing, pd.Series) else list(cash_sharing)
+        if len(labels) != m:
+            raise ValueError(f"cash_sharing has {len(labels)} group labels for {m} symbols")
+    else:
+        raise TypeError(f"cash_sharing must be True, False or a group label per symbol, got {cash_sharing!r}")
+    ids: dict = {}
+    return np.array([ids.setdefault(label, len(ids)) for label in labels], dtype=np.int64)
 
 
 def _handle_gaps(inputs: Inputs, freq_ms: float | None, on_gap: str) -> pd.DataFrame:
@@ -580,7 +807,7 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
     >>> d = nbtrade.market(["BTC/USDT", "ETH/USDT"], "2024-01-01", "2024-01-08", "1h", seed=1)
     >>> w = pd.DataFrame(0.5, index=d["BTC/USDT"].index, columns=list(d))
     >>> res = backtest_weights(d, w, rebalance_every=24, fees=0.001)
-    >>> res.orders["status"].eq("filled").all()
+    >>> bool(res.orders["status"].eq("filled").all())
     True
     """
     from .kernels.engine import N_PARAMS, P_FEES, P_FIXED_FEES, P_LOT, P_MIN_NOTIONAL, P_MIN_QTY, P_SLIPPAGE
@@ -637,30 +864,31 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
                   init_cash=init_cash, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions)
 
 
-def _weights(x: Any, inputs: Inputs) -> np.ndarray:
+def _weights(x: Any, inputs: Inputs, name: str = "weights") -> np.ndarray:
+    """A float (bars x symbols) input aligned with the data; NaN allowed, inf not."""
     n, m = inputs.shape
     if isinstance(x, pd.Series):
         x = x.to_frame(inputs.symbols[0] if m == 1 else x.name)
     if isinstance(x, pd.DataFrame):
         if x.shape != (n, m):
-            raise ValueError(f"weights has shape {x.shape} but data has shape {(n, m)} (bars, symbols)")
+            raise ValueError(f"{name} has shape {x.shape} but data has shape {(n, m)} (bars, symbols)")
         idx = x.index
         if isinstance(idx, pd.DatetimeIndex) and idx.tz is None:
             idx = idx.tz_localize("UTC")
         if not idx.equals(inputs.index):
-            raise ValueError("weights index is not aligned with data's index")
+            raise ValueError(f"{name} index is not aligned with data's index")
         if list(x.columns) != list(inputs.symbols) and not (m == 1 and x.shape[1] == 1):
-            raise ValueError(f"weights columns {list(x.columns)} differ from data's symbols {inputs.symbols}")
+            raise ValueError(f"{name} columns {list(x.columns)} differ from data's symbols {inputs.symbols}")
         arr = x.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
         arr = np.asarray(x)
         if arr.dtype.kind not in "iuf":
-            raise TypeError(f"weights must be numeric, got dtype {arr.dtype}")
+            raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
         arr = arr.astype(np.float64, copy=False)
         if arr.ndim == 1:
             arr = arr[:, None]
         if arr.shape != (n, m):
-            raise ValueError(f"weights has shape {arr.shape} but data has shape {(n, m)} (bars, symbols)")
+            raise ValueError(f"{name} has shape {arr.shape} but data has shape {(n, m)} (bars, symbols)")
     if np.isinf(arr).any():
-        raise ValueError("weights must be finite (NaN means: leave the position as is)")
+        raise ValueError(f"{name} must not contain inf")
     return np.ascontiguousarray(arr)

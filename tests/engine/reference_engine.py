@@ -27,24 +27,34 @@ class Position:
 def run_reference(open_, high, low, close, entries, exits, short_entries, short_exits, *, size,
                   size_type="percent", fees, fixed_fees, slippage, sl_stop, tp_stop, trail_stop,
                   lot_size, min_qty, min_notional, leverage=1.0, init_cash=10_000.0,
-                  fill="next_open", intrabar="pessimistic", cash_sharing=True):
+                  fill="next_open", intrabar="pessimistic", cash_sharing=True, order_type="market",
+                  order_price=None, tif=0, sl_price=None, tp_price=None, limit_price=None, maker_fees=None,
+                  slippage_range=None, groups=None):
     n, m = len(close), len(close[0])
     # one balance, or one per column when isolated; `acct(c)` names the one column c uses
-    cash_of = [init_cash] * (1 if cash_sharing else m)
+    if groups is None:
+        groups = [0] * m if cash_sharing else list(range(m))
+    cash_of = [init_cash] * (max(groups) + 1)
 
     def acct(c):
-        return 0 if cash_sharing else c
+        return groups[c]
     positions = [Position() for _ in range(m)]
     last_close = [None] * m
     last_valid = [-1] * m
+    last_range = [0.0] * m  # high - low of the last complete valid bar
     orders, trades = [], []
+    # resting limit/stop entry per column: [direction, price, signal bar, limit price, triggered]
+    pending = [None] * m
+    # absolute stop levels given with the latest entry signal per column (None = percent stops)
+    abs_levels = [(math.nan, math.nan)] * m
     cash_out, equity_out = [], []
 
     def missing(i, c):
         return math.isnan(close[i][c])
 
     def fill_price(p, buy, c):
-        return p * (1 + slippage[c]) if buy else p * (1 - slippage[c])
+        extra = 0.0 if slippage_range is None else slippage_range[c] * last_range[c]
+        return p * (1 + slippage[c]) + extra if buy else p * (1 - slippage[c]) - extra
 
     def add_order(c, i, side, sz, price, fee, otype, status="filled", reason="none"):
         orders.append(dict(col=c, idx=i, side=side, size=sz, price=price, fees=fee, type=otype,
@@ -73,7 +83,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
             return open_[i][c]
         return last_close[c]
 
-    def open_position(c, i, base, direction, at_open):
+    def open_position(c, i, base, direction, at_open, otype="market"):
         buy = direction > 0
         price = fill_price(base, buy, c)
         cash = cash_of[acct(c)]
@@ -85,6 +95,8 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 gross += abs(positions[j].size) * pj
         available = equity - gross / leverage
         fee_rate, fixed = fees[c], fixed_fees[c]
+        if otype == "limit" and maker_fees is not None and not math.isnan(maker_fees[c]):
+            fee_rate = maker_fees[c]
         if size_type == "amount":
             qty = size[c]
         elif size_type == "value":
@@ -111,19 +123,24 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                     reason = "insufficient_cash"
         side = "buy" if buy else "sell"
         if reason != "none":
-            add_order(c, i, side, qty, price, 0.0, "market", "rejected", reason)
+            add_order(c, i, side, qty, price, 0.0, otype, "rejected", reason)
             return
         fee = qty * price * fee_rate + fixed
         cash_of[acct(c)] = cash - qty * price - fee if buy else cash + qty * price - fee
         positions[c] = Position(size=qty if buy else -qty, entry_price=price, entry_idx=i, entry_fees=fee,
                                 extreme=price)
-        add_order(c, i, side, qty, price, fee, "market")
+        add_order(c, i, side, qty, price, fee, otype)
 
     def signals(s, i, c, prices, at_open):
         le, lx = entries[s][c], exits[s][c]
         se, sx = short_entries[s][c], short_exits[s][c]
         want_long = le and not se
         want_short = se and not le
+        if pending[c] is not None:
+            d, level = pending[c][0], pending[c][1]
+            if want_long or want_short or (d > 0 and lx) or (d < 0 and sx):
+                add_order(c, i, "buy" if d > 0 else "sell", math.nan, level, 0.0, order_type, "cancelled")
+                pending[c] = None
         pos = positions[c].size
         close_it, new_dir = False, 0
         if pos > 0:
@@ -145,26 +162,73 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
             if close_it:
                 add_order(c, i, "buy" if pos < 0 else "sell", abs(pos), math.nan, 0.0, "market", "rejected", "no_data")
             if new_dir:
-                add_order(c, i, "buy" if new_dir > 0 else "sell", math.nan, math.nan, 0.0, "market", "rejected",
+                add_order(c, i, "buy" if new_dir > 0 else "sell", math.nan, math.nan, 0.0, order_type, "rejected",
                           "no_data")
             return
         if close_it:
             close_position(c, i, base, "market", "signal")
         if new_dir:
+            abs_levels[c] = (math.nan if sl_price is None else sl_price[s][c],
+                             math.nan if tp_price is None else tp_price[s][c])
+        if new_dir and order_type != "market":
+            limit = limit_price[s][c] if order_type == "stop_limit" else math.nan
+            pending[c] = [new_dir, order_price[s][c], s, limit, False]
+        elif new_dir:
             open_position(c, i, base, new_dir, at_open)
+
+    def limit_fill(d, o, h, lo, level):
+        if d > 0 and lo <= level:
+            return min(o, level)
+        if d < 0 and h >= level:
+            return max(o, level)
+        return None
+
+    def resting(i, c):
+        d, level, s, limit, armed = pending[c]
+        if s >= i:
+            return
+        if tif > 0 and i > s + tif:
+            add_order(c, i, "buy" if d > 0 else "sell", math.nan, level, 0.0, order_type, "expired")
+            pending[c] = None
+            return
+        o, h, lo = open_[i][c], high[i][c], low[i][c]
+        price = None
+        if order_type == "stop_limit":
+            if armed:
+                price = limit_fill(d, o, h, lo, limit)
+            elif (d > 0 and o >= level) or (d < 0 and o <= level):  # armed at the open
+                pending[c][4] = True
+                price = limit_fill(d, o, h, lo, limit)
+            elif (d > 0 and h >= level) or (d < 0 and lo <= level):  # armed inside the bar
+                pending[c][4] = True
+                if (d > 0 and limit >= level) or (d < 0 and limit <= level):
+                    price = level
+        elif order_type == "limit":
+            price = limit_fill(d, o, h, lo, level)
+        else:
+            if d > 0 and h >= level:
+                price = max(o, level)
+            elif d < 0 and lo <= level:
+                price = min(o, level)
+        if price is not None:
+            pending[c] = None
+            open_position(c, i, price, d, True, order_type)
 
     def stops(i, c):
         pos = positions[c]
         if pos.size == 0 or pos.entry_idx >= i or missing(i, c):
             return
         sl, tp, tr = sl_stop[c], tp_stop[c], trail_stop[c]
-        if math.isnan(sl) and math.isnan(tp) and math.isnan(tr):
+        sl_abs, tp_abs = abs_levels[c]
+        if math.isnan(sl) and math.isnan(tp) and math.isnan(tr) and math.isnan(sl_abs) and math.isnan(tp_abs):
             return
         o, h, lo = open_[i][c], high[i][c], low[i][c]
         hit = None  # (price, reason)
         if pos.size > 0:
             candidates = []  # stop side levels: (level, reason)
-            if not math.isnan(sl):
+            if not math.isnan(sl_abs):
+                candidates.append((sl_abs, "sl"))
+            elif not math.isnan(sl):
                 candidates.append((pos.entry_price * (1 - sl), "sl"))
             if not math.isnan(tr):
                 candidates.append((pos.extreme * (1 - tr), "trail"))
@@ -175,7 +239,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 for cand in candidates[1:]:
                     if cand[0] > stop[0]:
                         stop = cand
-            take = pos.entry_price * (1 + tp) if not math.isnan(tp) else None
+            take = tp_abs if not math.isnan(tp_abs) else (pos.entry_price * (1 + tp) if not math.isnan(tp) else None)
             if stop is not None and o <= stop[0]:
                 hit = (o, stop[1])
             elif take is not None and o >= take:
@@ -191,7 +255,9 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                     hit = (take, "tp")
         else:
             candidates = []
-            if not math.isnan(sl):
+            if not math.isnan(sl_abs):
+                candidates.append((sl_abs, "sl"))
+            elif not math.isnan(sl):
                 candidates.append((pos.entry_price * (1 + sl), "sl"))
             if not math.isnan(tr):
                 candidates.append((pos.extreme * (1 + tr), "trail"))
@@ -201,7 +267,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 for cand in candidates[1:]:
                     if cand[0] < stop[0]:
                         stop = cand
-            take = pos.entry_price * (1 - tp) if not math.isnan(tp) else None
+            take = tp_abs if not math.isnan(tp_abs) else (pos.entry_price * (1 - tp) if not math.isnan(tp) else None)
             if stop is not None and o >= stop[0]:
                 hit = (o, stop[1])
             elif take is not None and o <= take:
@@ -228,10 +294,14 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
             for c in range(m):
                 signals(i - 1, i, c, open_, True)
         for c in range(m):
-            stops(i, c)
+            if pending[c] is not None and not missing(i, c):
+                resting(i, c)
+            else:
+                stops(i, c)
             if not missing(i, c):
                 last_close[c] = close[i][c]
                 last_valid[c] = i
+                last_range[c] = high[i][c] - low[i][c]
         if fill == "close":
             for c in range(m):
                 signals(i, i, c, close, False)
@@ -245,6 +315,9 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         equity_out.append(equity)
 
     for c in range(m):
+        if pending[c] is not None:
+            d, level = pending[c][0], pending[c][1]
+            add_order(c, n - 1, "buy" if d > 0 else "sell", math.nan, level, 0.0, order_type, "open")
         pos = positions[c]
         if pos.size != 0:
             qty = abs(pos.size)

@@ -243,3 +243,157 @@ def test_isolated_accounts_each_trade_their_own_cash():
     assert res.stats()["Total Return [%]"] == pytest.approx(0.0)
     assert res.stats("A")["Total Return [%]"] == pytest.approx(10.0)
     assert res.stats("B")["Total Return [%]"] == pytest.approx(-10.0)
+
+
+def _px(n, **at):
+    p = np.full(n, np.nan)
+    for k, v in at.items():
+        p[int(k[1:])] = v
+    return p
+
+
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+def test_limit_buy_rests_then_fills_at_limit_or_better_open(fill):
+    df = bars(FLAT, (100, 101, 96, 100), (97, 98, 94, 96), (90, 91, 89, 90))
+    res = backtest(df, entries=sig(4, 0), size=1.0, size_type="amount", order_type="limit",
+                   order_price=_px(4, b0=95.0), fill=fill)
+    o = res.orders
+    assert (o["type"].iloc[0], o["status"].iloc[0], o["price"].iloc[0]) == ("limit", "filled", 95.0)
+    assert o["time"].iloc[0] == df.index[2]
+    gap = bars(FLAT, (93, 94, 92, 93), FLAT)
+    res = backtest(gap, entries=sig(3, 0), size=1.0, size_type="amount", order_type="limit",
+                   order_price=_px(3, b0=95.0), fill=fill)
+    assert res.orders["price"].iloc[0] == 93.0  # opened below the limit: filled at the open
+
+
+def test_stop_buy_triggers_on_high_and_gaps_fill_at_open():
+    df = bars(FLAT, (100, 104, 99, 103), (103, 107, 102, 106))
+    res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount", order_type="stop",
+                   order_price=_px(3, b0=105.0))
+    assert res.orders["price"].tolist() == [105.0] and res.orders["time"].iloc[0] == df.index[2]
+    gap = bars(FLAT, (108, 109, 107, 108))
+    res = backtest(gap, entries=sig(2, 0), size=1.0, size_type="amount", order_type="stop",
+                   order_price=_px(2, b0=105.0))
+    assert res.orders["price"].tolist() == [108.0]
+
+
+def test_short_limit_sells_on_the_way_up():
+    df = bars(FLAT, (100, 106, 99, 104), FLAT)
+    res = backtest(df, short_entries=sig(3, 0), size=1.0, size_type="amount", order_type="limit",
+                   order_price=_px(3, b0=105.0))
+    assert res.orders[["side", "price"]].values.tolist() == [["sell", 105.0]]
+
+
+def test_resting_order_expires_is_cancelled_or_left_open():
+    df = bars(FLAT, FLAT, FLAT, FLAT)
+    res = backtest(df, entries=sig(4, 0), size=1.0, size_type="amount", order_type="limit",
+                   order_price=_px(4, b0=90.0), tif=2)
+    o = res.orders
+    assert o[["status", "price"]].values.tolist() == [["expired", 90.0]]
+    assert o["time"].iloc[0] == df.index[3]  # eligible on bars 1 and 2 only
+    res = backtest(df, entries=sig(4, 0), exits=sig(4, 1), size=1.0, size_type="amount", order_type="limit",
+                   order_price=_px(4, b0=90.0))
+    assert res.orders["status"].tolist() == ["cancelled"]
+    res = backtest(df, entries=sig(4, 0), size=1.0, size_type="amount", order_type="limit",
+                   order_price=_px(4, b0=90.0))
+    assert res.orders["status"].tolist() == ["open"]
+
+
+def test_order_price_validation():
+    with pytest.raises(ValueError, match="needs order_price"):
+        backtest(bars(FLAT, FLAT), entries=sig(2, 0), order_type="limit")
+    with pytest.raises(ValueError, match="order_price must be finite and > 0 at every entry"):
+        backtest(bars(FLAT, FLAT), entries=sig(2, 0), order_type="stop", order_price=_px(2, b1=3.0))
+    with pytest.raises(ValueError, match="unknown order_type"):
+        backtest(bars(FLAT, FLAT), entries=sig(2, 0), order_type="iceberg")
+    with pytest.raises(ValueError, match="tif must be"):
+        backtest(bars(FLAT, FLAT), entries=sig(2, 0), order_type="limit", order_price=_px(2, b0=1.0), tif=-1)
+
+
+def test_absolute_stop_levels_replace_percent_stops():
+    df = bars(FLAT, (100, 101, 99, 100), (99, 100, 97, 98), (98, 112, 97, 110))
+    # sl_price 97 at the signal bar replaces sl_stop 1 % (which would have fired at 99 on bar 2)
+    res = backtest(df, entries=sig(4, 0), size=1.0, size_type="amount", sl_stop=0.01,
+                   sl_price=_px(4, b0=97.0), tp_price=_px(4, b0=111.0))
+    o = res.orders
+    assert o["price"].tolist() == [100.0, 97.0] and o["type"].iloc[1] == "stop_loss"
+    assert o["time"].iloc[1] == df.index[2]
+    res = backtest(df, entries=sig(4, 0), size=1.0, size_type="amount", tp_price=_px(4, b0=111.0))
+    assert res.orders["price"].tolist() == [100.0, 111.0] and res.trades["exit_reason"].iloc[0] == "tp"
+    with pytest.raises(ValueError, match="sl_price must be > 0"):
+        backtest(df, entries=sig(4, 0), sl_price=_px(4, b0=-1.0))
+
+
+def test_stop_limit_buy():
+    # armed intrabar at 105 with limit 106 >= stop: fills at the stop
+    df = bars(FLAT, (101, 107, 100, 106), FLAT)
+    res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount", order_type="stop_limit",
+                   order_price=_px(3, b0=105.0), limit_price=_px(3, b0=106.0))
+    assert res.orders[["type", "price"]].values.tolist() == [["stop_limit", 105.0]]
+    # limit 103 below the stop: armed in bar 1, not filled there (pessimistic), fills in bar 2 at 103
+    df = bars(FLAT, (101, 107, 100, 106), (104, 105, 102, 104))
+    res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount", order_type="stop_limit",
+                   order_price=_px(3, b0=105.0), limit_price=_px(3, b0=103.0))
+    assert res.orders[["price"]].values.ravel().tolist() == [103.0]
+    assert res.orders["time"].iloc[0] == df.index[2]
+    # gap above the stop and the limit: armed at the open, no fill while price stays above the limit
+    df = bars(FLAT, (110, 112, 108, 111))
+    res = backtest(df, entries=sig(2, 0), size=1.0, size_type="amount", order_type="stop_limit",
+                   order_price=_px(2, b0=105.0), limit_price=_px(2, b0=106.0))
+    assert res.orders["status"].tolist() == ["open"]
+    with pytest.raises(ValueError, match="needs limit_price"):
+        backtest(df, entries=sig(2, 0), order_type="stop_limit", order_price=_px(2, b0=105.0))
+    with pytest.raises(ValueError, match="limit_price is only used"):
+        backtest(df, entries=sig(2, 0), limit_price=_px(2, b0=105.0))
+
+
+def test_maker_fees_apply_to_limit_entries_only():
+    df = bars(FLAT, (100, 101, 94, 96), (97, 98, 96, 97))
+    res = backtest(df, entries=sig(3, 0), exits=sig(3, 1), size=1.0, size_type="amount", order_type="limit",
+                   order_price=_px(3, b0=95.0), fees=0.001, maker_fees=0.0002)
+    o = res.orders
+    assert o["price"].tolist() == [95.0, 97.0]
+    np.testing.assert_allclose(o["fees"], [95 * 0.0002, 97 * 0.001])
+
+
+def test_record_buffers_grow_for_state_like_signals(monkeypatch):
+    """Signals True on every bar (a state, not an event) no longer reserve a record per True:
+    the buffers start small and grow; results equal a run with ample room."""
+    import nbtrade.backtest as bt
+
+    rng = np.random.default_rng(3)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, (300, 2)), axis=0))
+    up = np.vstack([np.zeros((1, 2), bool), close[1:] > close[:-1]])
+    kw = dict(entries=up, exits=~up, fees=0.001, sl_stop=0.01, size=0.4)
+    big = backtest(close, **kw)
+    monkeypatch.setattr(bt, "_SIGNAL_BUFFER", 4)
+    small = backtest(close, **kw)
+    assert len(small.order_records) > 100
+    assert small.order_records.tobytes() == big.order_records.tobytes()
+    assert small.trade_records.tobytes() == big.trade_records.tobytes()
+    np.testing.assert_array_equal(small.equity.to_numpy(), big.equity.to_numpy())
+
+
+def test_range_slippage_uses_the_last_complete_bar():
+    df = bars((100, 104, 98, 100), (100, 101, 99, 100), (100, 110, 90, 100))
+    # next_open: the entry at bar 1's open pays 10 % of bar 0's range (6); the exit at bar 2's
+    # open pays 10 % of bar 1's range (2)
+    res = backtest(df, entries=sig(3, 0), exits=sig(3, 1), size=1.0, size_type="amount", slippage_range=0.1)
+    np.testing.assert_allclose(res.orders["price"], [100.6, 99.8])
+    # close: fills at a bar's close pay that bar's own range
+    res = backtest(df, entries=sig(3, 0), exits=sig(3, 2), size=1.0, size_type="amount", slippage_range=0.1,
+                   fill="close")
+    np.testing.assert_allclose(res.orders["price"], [100.6, 98.0])
+
+
+def test_cash_groups_share_cash_within_a_group_only():
+    d = {s: bars(FLAT, FLAT, FLAT) for s in ("A", "B", "C")}
+    entries = pd.DataFrame(True, index=d["A"].index, columns=list(d)).iloc[:, :] & np.array([True, False, False])[:, None]
+    res = backtest(d, entries=entries, size=0.5, init_cash=1000.0, cash_sharing={"A": "x", "B": "x", "C": "y"})
+    # A then B split account x (500 then 250 of cash), C has account y to itself (500)
+    np.testing.assert_allclose(res.orders["size"], [5.0, 2.5, 5.0])
+    assert res.equity.iloc[0] == 2000.0 and res.init_cash == 2000.0
+    with pytest.raises(ValueError, match="group to every symbol"):
+        backtest(d, cash_sharing={"A": 1})
+    with pytest.raises(ValueError, match="2 group labels for 3 symbols"):
+        backtest(d, cash_sharing=[0, 1])

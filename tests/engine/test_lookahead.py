@@ -45,3 +45,70 @@ def test_perturbing_the_future_changes_nothing_before(fill, size_type):
         np.testing.assert_array_equal(closed_b[["col", "entry_idx", "exit_idx", "size", "pnl"]],
                                       closed_p[["col", "entry_idx", "exit_idx", "size", "pnl"]])
         np.testing.assert_array_equal(base.positions.to_numpy()[:t + 1], pert.positions.to_numpy()[:t + 1])
+
+
+def _assert_prefix_equal(base, pert, t):
+    np.testing.assert_array_equal(base.equity.to_numpy()[:t + 1], pert.equity.to_numpy()[:t + 1])
+    np.testing.assert_array_equal(base.cash.to_numpy()[:t + 1], pert.cash.to_numpy()[:t + 1])
+    ob, op = base.order_records, pert.order_records
+    # orders still resting at the end are stamped at the last bar, never before it
+    assert ob[ob["idx"] <= t].tobytes() == op[op["idx"] <= t].tobytes()
+
+
+def _perturbed(rng, arrays, t, nan_prob=0.05):
+    n, m = arrays[0].shape
+    fresh = random_market(rng, n, m, nan_prob=nan_prob)
+    out = [a.copy() for a in arrays]
+    for a, b in zip(out, fresh):
+        a[t + 1:] = b[t + 1:]
+    return out
+
+
+@pytest.mark.parametrize("order_type", ["limit", "stop", "stop_limit"])
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+def test_resting_orders_do_not_look_ahead(order_type, fill):
+    rng = np.random.default_rng(9)
+    n, m = 50, 2
+    for _ in range(10):
+        o, h, l, c = random_market(rng, n, m, nan_prob=0.05)
+        sigs = [random_signals(rng, c, 0.2) for _ in range(4)]
+        price = np.where(np.isnan(c), np.nan, c * rng.uniform(0.97, 1.03, c.shape))
+        extra = dict(limit_price=price * 1.01) if order_type == "stop_limit" else {}
+
+        def run(o, h, l, c, sigs, price, extra):
+            return backtest({"open": o, "high": h, "low": l, "close": c}, *sigs, size=0.5, order_type=order_type,
+                            order_price=price, tif=3, sl_stop=0.02, slippage_range=0.1, fill=fill,
+                            init_cash=1000.0, on_gap="skip", **extra)
+
+        base = run(o, h, l, c, sigs, price, extra)
+        t = int(rng.integers(0, n - 1))
+        o2, h2, l2, c2 = _perturbed(rng, (o, h, l, c), t)
+        sigs2 = [s.copy() for s in sigs]
+        for s in sigs2:
+            s[t + 1:] = random_signals(rng, c2, 0.3)[t + 1:]
+        price2 = np.where(np.isnan(c2), np.nan, c2 * 0.99)
+        price2[:t + 1] = price[:t + 1]
+        extra2 = dict(limit_price=price2 * 1.01) if extra else {}
+        if extra:
+            extra2["limit_price"][:t + 1] = extra["limit_price"][:t + 1]
+        _assert_prefix_equal(base, run(o2, h2, l2, c2, sigs2, price2, extra2), t)
+
+
+def test_weights_do_not_look_ahead():
+    from nbtrade.backtest import backtest_weights
+
+    rng = np.random.default_rng(4)
+    n, m = 50, 3
+    for fill in ("next_open", "close"):
+        for _ in range(10):
+            o, h, l, c = random_market(rng, n, m, nan_prob=0.05)
+            w = rng.uniform(-0.3, 0.4, (n, m))
+            base = backtest_weights({"open": o, "high": h, "low": l, "close": c}, w, rebalance_every=2, fees=0.001,
+                                    fill=fill, leverage=2.0, init_cash=1000.0, on_gap="skip")
+            t = int(rng.integers(0, n - 1))
+            o2, h2, l2, c2 = _perturbed(rng, (o, h, l, c), t)
+            w2 = w.copy()
+            w2[t + 1:] = rng.uniform(-0.3, 0.4, (n - t - 1, m))
+            pert = backtest_weights({"open": o2, "high": h2, "low": l2, "close": c2}, w2, rebalance_every=2,
+                                    fees=0.001, fill=fill, leverage=2.0, init_cash=1000.0, on_gap="skip")
+            _assert_prefix_equal(base, pert, t)

@@ -31,6 +31,7 @@ case = st.fixed_dictionaries({
     "fees": st.sampled_from([0.0, 0.001, 0.01]),
     "fixed_fees": st.sampled_from([0.0, 0.5]),
     "slippage": st.sampled_from([0.0, 0.002]),
+    "slippage_range": st.sampled_from([0.0, 0.0, 0.1]),
     "sl_stop": maybe(st.sampled_from([0.01, 0.03, 0.1])),
     "tp_stop": maybe(st.sampled_from([0.02, 0.05, 0.2])),
     "trail_stop": maybe(st.sampled_from([0.02, 0.05])),
@@ -38,7 +39,10 @@ case = st.fixed_dictionaries({
     "min_qty": st.sampled_from([0.0, 0.2]),
     "min_notional": st.sampled_from([0.0, 30.0]),
     "leverage": st.sampled_from([1.0, 1.0, 2.0, 0.5]),
-    "cash_sharing": st.sampled_from([True, True, False]),
+    "cash_sharing": st.sampled_from([True, True, False, "groups"]),
+    "order_type": st.sampled_from(["market", "market", "limit", "stop", "stop_limit"]),
+    "tif": st.sampled_from([0, 1, 3]),
+    "abs_stops": st.sampled_from([False, False, True]),
 })
 
 
@@ -59,19 +63,43 @@ def test_engine_matches_reference(cfg):
     # per-symbol variation on one parameter: the fees
     fees = np.array([cfg["fees"] * (1 + 0.5 * j) for j in range(m)])
     kw = dict(size=size, size_type=cfg["size_type"], fees=fees, fixed_fees=cfg["fixed_fees"],
-              slippage=cfg["slippage"], sl_stop=cfg["sl_stop"], tp_stop=cfg["tp_stop"],
+              slippage=cfg["slippage"], slippage_range=cfg["slippage_range"], sl_stop=cfg["sl_stop"], tp_stop=cfg["tp_stop"],
               trail_stop=cfg["trail_stop"], lot_size=cfg["lot_size"], min_qty=cfg["min_qty"],
               min_notional=cfg["min_notional"], leverage=cfg["leverage"], init_cash=1000.0,
-              fill=cfg["fill"], intrabar=cfg["intrabar"], cash_sharing=cfg["cash_sharing"])
+              fill=cfg["fill"], intrabar=cfg["intrabar"],
+              cash_sharing=[j % 2 for j in range(m)] if cfg["cash_sharing"] == "groups" else cfg["cash_sharing"])
+    order_price = None
+    if cfg["order_type"] != "market":
+        # resting entries a little away from the close, on either side
+        order_price = np.where(np.isnan(c), np.nan, c * rng.uniform(0.95, 1.05, c.shape))
+        kw.update(order_type=cfg["order_type"], order_price=order_price, tif=cfg["tif"], maker_fees=0.0002)
+        if cfg["order_type"] == "stop_limit":
+            kw["limit_price"] = np.where(np.isnan(c), np.nan, order_price * rng.uniform(0.97, 1.03, c.shape))
     res = backtest({"open": o, "high": h, "low": l, "close": c}, le, lx, se, sx, on_gap="skip", **kw)
     nan = float("nan")
+    extra = {} if order_price is None else dict(order_type=cfg["order_type"], order_price=order_price.tolist(),
+                                                tif=cfg["tif"])
+    if "maker_fees" in kw:
+        extra["maker_fees"] = [0.0002] * m
+    if "limit_price" in kw:
+        extra["limit_price"] = kw["limit_price"].tolist()
+    if cfg["abs_stops"]:
+        sl_price = c * rng.uniform(0.9, 1.0, c.shape)
+        tp_price = c * rng.uniform(1.0, 1.1, c.shape)
+        sl_price[rng.random(c.shape) < 0.3] = np.nan
+        tp_price[rng.random(c.shape) < 0.3] = np.nan
+        res = backtest({"open": o, "high": h, "low": l, "close": c}, le, lx, se, sx, on_gap="skip",
+                       sl_price=sl_price, tp_price=tp_price, **kw)
+        extra.update(sl_price=sl_price.tolist(), tp_price=tp_price.tolist())
     per = {k: [float(v)] * m if np.ndim(v) == 0 else list(v) for k, v in kw.items()
-           if k in ("size", "fees", "fixed_fees", "slippage", "lot_size", "min_qty", "min_notional")}
+           if k in ("size", "fees", "fixed_fees", "slippage", "slippage_range", "lot_size", "min_qty", "min_notional")}
     for k in ("sl_stop", "tp_stop", "trail_stop"):
         per[k] = [nan if kw[k] is None else kw[k]] * m
     ref = run_reference(o.tolist(), h.tolist(), l.tolist(), c.tolist(), le.tolist(), lx.tolist(), se.tolist(),
                         sx.tolist(), size_type=cfg["size_type"], leverage=cfg["leverage"], init_cash=1000.0,
-                        fill=cfg["fill"], intrabar=cfg["intrabar"], cash_sharing=cfg["cash_sharing"], **per)
+                        fill=cfg["fill"], intrabar=cfg["intrabar"],
+                        groups=[j % 2 for j in range(m)] if cfg["cash_sharing"] == "groups" else None,
+                        cash_sharing=cfg["cash_sharing"] is not False, **per, **extra)
     compare_with_reference(res, *ref)
 
 
@@ -96,3 +124,18 @@ def test_reference_exercises_every_path():
     assert seen_reasons >= {"none", "no_data", "insufficient_cash", "lot_size", "min_qty", "min_notional"}
     assert seen_exits >= {"signal", "sl", "tp", "trail", "end"}
     assert seen_types >= {"market", "stop_loss", "take_profit", "trailing_stop"}
+
+
+def test_reference_cases_reach_every_resting_order_outcome():
+    seen = set()
+    rng = np.random.default_rng(11)
+    for k in range(60):
+        o, h, l, c = random_market(rng, 20, 2, nan_prob=0.05)
+        sigs = [random_signals(rng, c, 0.2) for _ in range(4)]
+        price = np.where(np.isnan(c), np.nan, c * rng.uniform(0.95, 1.05, c.shape))
+        res = backtest({"open": o, "high": h, "low": l, "close": c}, *sigs, size=0.5, order_type=["limit", "stop"][k % 2],
+                       order_price=price, tif=[0, 2][k % 2], on_gap="skip", init_cash=1000.0)
+        seen |= set(zip(res.orders["type"], res.orders["status"]))
+    for t in ("limit", "stop"):
+        assert {(t, "filled"), (t, "cancelled")} <= seen
+    assert ("stop", "expired") in seen and any(s == "open" for _, s in seen)

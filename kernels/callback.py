@@ -1,0 +1,141 @@
+"""Event-callback backtest: a user ``@njit`` function ``on_bar(ctx, i)`` decides, bar by bar.
+
+The loop is the signals engine's (same fills, stops, sizing, records), with the
+signals written on the fly: after bar ``i``'s intrabar phase (stops, marks at the
+close) the engine calls ``on_bar(ctx, i)``, which reads the state and sets signals
+for bar ``i`` through the helpers below. They act exactly like precomputed signals
+at bar ``i``: filled at bar ``i + 1``'s open (``NEXT_OPEN``) or at bar ``i``'s close
+(``CLOSE``). ``ctx`` is a :data:`BarContext`:
+
+``open, high, low, close``
+    ``(n_bars, n_cols)`` prices; read rows ``<= i`` only (rows after ``i`` are the
+    future: the engine cannot stop you from peeking, tests should).
+``position``
+    ``(n_cols,)`` signed positions in base units, live.
+``cash``
+    cash balance(s): ``cash[0]``, or one per cash group (``cash_sharing``).
+``entries, exits, short_entries, short_exits``
+    ``(n_bars, n_cols)`` bool signals being written (use the helpers, which also flag
+    the bar in ``touched`` so the engine skips bars without signals).
+``user``
+    the tuple of arrays passed as ``user=`` (indicators, parameters...).
+
+The same strategy runs in plain Python with ``NUMBA_DISABLE_JIT=1`` for debugging.
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+
+from ._jit import jit
+from .engine import (P_SL, P_TP, P_TRAIL, S_AVG, S_ENTRY_FEES, S_ENTRY_IDX, S_MARK, S_PEND_DIR, S_PEND_PRICE, S_POS,
+                     S_GROUP, S_RANGE, check_pending_nb, check_stops_nb, process_signal_nb, write_order_nb, write_trade_nb)
+from .fills import ijit
+from .records import ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
+
+BarContext = namedtuple("BarContext", ["open", "high", "low", "close", "position", "cash", "entries", "exits",
+                                       "short_entries", "short_exits", "user", "touched"])
+
+
+@ijit
+def enter_long_nb(ctx, i, c):
+    """Signal a long entry (or a reversal from short) for column ``c`` at bar ``i``."""
+    ctx.entries[i, c] = True
+    ctx.touched[i] = True
+
+
+@ijit
+def exit_long_nb(ctx, i, c):
+    """Signal the exit of column ``c``'s long position (cancels a resting long entry)."""
+    ctx.exits[i, c] = True
+    ctx.touched[i] = True
+
+
+@ijit
+def enter_short_nb(ctx, i, c):
+    """Signal a short entry (or a reversal from long) for column ``c`` at bar ``i``."""
+    ctx.short_entries[i, c] = True
+    ctx.touched[i] = True
+
+
+@ijit
+def exit_short_nb(ctx, i, c):
+    """Signal the exit of column ``c``'s short position (cancels a resting short entry)."""
+    ctx.short_exits[i, c] = True
+    ctx.touched[i] = True
+
+
+@jit
+def simulate_callback_nb(on_bar, user, open_, high, low, close, entries, exits, short_entries, short_exits,
+                         params, size_type, leverage, fill_mode, intrabar, order_type, order_price, tif,
+                         touched, start, st, acct, counts, orders, trades, cash_out, equity_out):
+    """Run bars ``start..`` until the end or until the record buffers might overflow.
+
+    State (``st``, ``acct``, ``counts``) lives in caller arrays so a run can resume
+    with larger buffers. Returns the next bar to run (``n_bars`` when done).
+    """
+    n, m = close.shape
+    has_stops = np.zeros(m, dtype=np.bool_)
+    for c in range(m):
+        has_stops[c] = (params[P_SL, c] == params[P_SL, c] or params[P_TP, c] == params[P_TP, c]
+                        or params[P_TRAIL, c] == params[P_TRAIL, c])
+    optimistic = intrabar == Intrabar.OPTIMISTIC
+    at_open = fill_mode == FillMode.NEXT_OPEN
+    lag = 1 if at_open else 0
+    prices = open_ if at_open else close
+    ctx = BarContext(open_, high, low, close, st[S_POS], acct, entries, exits, short_entries, short_exits, user,
+                     touched)
+    for i in range(start, n):
+        # worst case of one bar: 3 orders and 2 trades per column (+ the end-of-data records)
+        if counts[0] + 4 * m > orders.shape[0] or counts[1] + 3 * m > trades.shape[0]:
+            return i
+        s = i - lag
+        for phase in range(3):
+            if phase == 1:
+                for c in range(m):
+                    cl = close[i, c]
+                    if cl == cl:
+                        ci = int(st[S_GROUP, c])
+                        if st[S_PEND_DIR, c] != 0.0:
+                            check_pending_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades, params,
+                                             size_type, leverage, order_type, tif)
+                        elif st[S_POS, c] != 0.0 and has_stops[c] and st[S_ENTRY_IDX, c] < i:
+                            check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades, params,
+                                           optimistic)
+                        st[S_MARK, c] = cl
+                        st[S_RANGE, c] = high[i, c] - low[i, c]
+                on_bar(ctx, i)
+                continue
+            if (phase == 0) != at_open or s < 0 or not touched[s]:
+                continue
+            for c in range(m):
+                if entries[s, c] or exits[s, c] or short_entries[s, c] or short_exits[s, c]:
+                    process_signal_nb(prices, i, c, entries[s, c], exits[s, c], short_entries[s, c],
+                                      short_exits[s, c], st, acct, int(st[S_GROUP, c]), counts, orders, trades,
+                                      params, size_type, leverage, order_type, order_price[s, c], np.nan, s,
+                                      np.nan, np.nan)
+        acc = 0.0
+        for c in range(m):
+            acc += st[S_POS, c] * st[S_MARK, c]
+        cash = 0.0
+        for k in range(acct.shape[0]):
+            cash += acct[k]
+        cash_out[i] = cash
+        equity_out[i] = cash + acc
+    for c in range(m):
+        if st[S_PEND_DIR, c] != 0.0:
+            write_order_nb(orders, counts[0], c, n - 1, Side.BUY if st[S_PEND_DIR, c] > 0.0 else Side.SELL,
+                           np.nan, st[S_PEND_PRICE, c], 0.0, order_type, Status.OPEN, RejectReason.NONE)
+            counts[0] += 1
+        if st[S_POS, c] != 0.0:
+            last = n - 1
+            while close[last, c] != close[last, c]:
+                last -= 1
+            write_trade_nb(trades, counts[1], c, int(st[S_ENTRY_IDX, c]), last, st[S_POS, c],
+                           st[S_AVG, c], st[S_MARK, c], st[S_ENTRY_FEES, c], 0.0, ExitReason.END)
+            counts[1] += 1
+    return n
+
+
+_ = OrderType  # re-exported for strategies: ``OrderType.LIMIT``

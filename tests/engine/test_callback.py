@@ -1,0 +1,87 @@
+"""Event-callback path: an @njit on_bar(ctx, i) strategy equals the same strategy as precomputed signals."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from numba import njit
+
+from nbtrade.backtest import backtest, backtest_callback
+from nbtrade.kernels.callback import enter_long_nb, enter_short_nb, exit_long_nb
+from nbtrade.synthetic import market
+
+
+@njit
+def crossover(ctx, i):
+    fast, slow = ctx.user
+    for c in range(ctx.close.shape[1]):
+        if i == 0 or fast[i - 1, c] != fast[i - 1, c]:
+            continue
+        up = fast[i, c] > slow[i, c] and fast[i - 1, c] <= slow[i - 1, c]
+        down = fast[i, c] < slow[i, c] and fast[i - 1, c] >= slow[i - 1, c]
+        if up:
+            enter_long_nb(ctx, i, c)
+        elif down:
+            exit_long_nb(ctx, i, c)
+            enter_short_nb(ctx, i, c)
+
+
+@pytest.fixture(scope="module")
+def case():
+    d = market(["A", "B", "C"], "2024-01-01", "2024-01-15", "1h", seed=5)
+    close = pd.DataFrame({k: v["close"] for k, v in d.items()})
+    fast, slow = close.rolling(5).mean(), close.rolling(20).mean()
+    return d, fast, slow
+
+
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+def test_callback_equals_precomputed_signals(case, fill):
+    d, fast, slow = case
+    kw = dict(fees=0.001, sl_stop=0.02, tp_stop=0.04, size=0.3, fill=fill)
+    res = backtest_callback(d, crossover, user=(fast.to_numpy(), slow.to_numpy()), **kw)
+    sig = res.signals
+    ref = backtest(d, entries=sig["entries"], exits=sig["exits"], short_entries=sig["short_entries"],
+                   short_exits=sig["short_exits"], **kw)
+    assert len(res.trade_records) > 10
+    assert res.order_records.tobytes() == ref.order_records.tobytes()
+    np.testing.assert_array_equal(res.equity.to_numpy(), ref.equity.to_numpy())
+    up = (fast > slow) & (fast.shift() <= slow.shift())
+    assert sig["entries"].equals(up.fillna(False).astype(bool))
+
+
+@njit
+def reads_state(ctx, i):
+    # buys when flat and cash allows, exits two bars after entry: state-dependent logic
+    counter = ctx.user[0]
+    for c in range(ctx.close.shape[1]):
+        if ctx.position[c] == 0.0 and ctx.cash[0] > 100.0:
+            enter_long_nb(ctx, i, c)
+            counter[c] = 0
+        elif ctx.position[c] > 0.0:
+            counter[c] += 1
+            if counter[c] >= 2:
+                exit_long_nb(ctx, i, c)
+
+
+def test_callback_reads_live_state_and_grows_buffers(case, monkeypatch):
+    import nbtrade.backtest as bt
+
+    d, _, _ = case
+    big = backtest_callback(d, reads_state, user=(np.zeros(3),), size=0.2, fees=0.001)
+    monkeypatch.setattr(bt, "_CALLBACK_BUFFER", 8)
+    small = backtest_callback(d, reads_state, user=(np.zeros(3),), size=0.2, fees=0.001)
+    assert len(small.order_records) > 100  # far beyond the first buffer: grown several times
+    assert small.order_records.tobytes() == big.order_records.tobytes()
+    assert small.trade_records.tobytes() == big.trade_records.tobytes()
+    pos = small.positions.to_numpy()
+    assert pos.max() > 0 and (pos >= 0).all()
+
+
+def test_callback_bad_arguments(case):
+    d, _, _ = case
+    with pytest.raises(TypeError, match="takes no entries"):
+        backtest_callback(d, crossover, entries=np.zeros(3))
+    with pytest.raises(TypeError, match="user must be a tuple"):
+        backtest_callback(d, crossover, user=[1])
+    with pytest.raises(TypeError, match="on_bar must be"):
+        backtest_callback(d, 3)
