@@ -189,7 +189,7 @@ def crossover_on_bar(ctx, i):
 
 
 def _setup_callback(n: int):
-    from nbtrade.backtest import backtest_callback
+    from nbtrade.backtesting import backtest_callback
 
     d = make_inputs(max(n // N_SYMBOLS, 100))
     return {

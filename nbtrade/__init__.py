@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     # backtest
     "backtest": "nbtrade.backtesting",
     "backtest_weights": "nbtrade.backtesting",
+    "backtest_callback": "nbtrade.backtesting",
     "Result": "nbtrade.result",
     # report, caches, checks
     "Cache": "nbtrade.cache",

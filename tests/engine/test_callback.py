@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from numba import njit
 
-from nbtrade.backtest import backtest, backtest_callback
+from nbtrade.backtesting import backtest, backtest_callback
 from nbtrade.kernels.callback import enter_long_nb, enter_short_nb, exit_long_nb
 from nbtrade.synthetic import market
 
@@ -64,7 +64,7 @@ def reads_state(ctx, i):
 
 
 def test_callback_reads_live_state_and_grows_buffers(case, monkeypatch):
-    import nbtrade.backtest as bt
+    import nbtrade.backtesting as bt
 
     d, _, _ = case
     big = backtest_callback(d, reads_state, user=(np.zeros(3),), size=0.2, fees=0.001)

@@ -8,7 +8,7 @@ import sys
 SCRIPT = r"""
 import numpy as np, pandas as pd
 from numba import njit
-from nbtrade.backtest import backtest_callback
+from nbtrade.backtesting import backtest_callback
 from nbtrade.kernels.callback import enter_long_nb, exit_long_nb
 from nbtrade.synthetic import market
 
@@ -40,5 +40,7 @@ def _run(disable_jit: bool) -> str:
 
 def test_same_result_with_jit_disabled():
     jitted, python = _run(False), _run(True)
-    assert python == jitted
-    assert int(python.split()[1]) > 4
+    # same orders; equity equal to the last bits (LLVM may fuse a multiply-add that Python rounds twice)
+    (eq_j, n_j), (eq_p, n_p) = jitted.split(), python.split()
+    assert n_p == n_j and int(n_p) > 4
+    assert abs(float(eq_p) - float(eq_j)) <= 1e-12 * abs(float(eq_j))

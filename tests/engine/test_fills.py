@@ -359,7 +359,7 @@ def test_maker_fees_apply_to_limit_entries_only():
 def test_record_buffers_grow_for_state_like_signals(monkeypatch):
     """Signals True on every bar (a state, not an event) no longer reserve a record per True:
     the buffers start small and grow; results equal a run with ample room."""
-    import nbtrade.backtest as bt
+    import nbtrade.backtesting as bt
 
     rng = np.random.default_rng(3)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, (300, 2)), axis=0))

@@ -95,7 +95,7 @@ def test_resting_orders_do_not_look_ahead(order_type, fill):
 
 
 def test_weights_do_not_look_ahead():
-    from nbtrade.backtest import backtest_weights
+    from nbtrade.backtesting import backtest_weights
 
     rng = np.random.default_rng(4)
     n, m = 50, 3
