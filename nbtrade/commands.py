@@ -143,7 +143,6 @@ def _backtest(args: argparse.Namespace) -> int:
 
     from .backtesting import backtest
     from .monitor import Monitor
-    from .report.html import write_report
     from .strategies import load_strategy
 
     console = Console()
@@ -169,11 +168,8 @@ def _backtest(args: argparse.Namespace) -> int:
     import os
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    first = next(iter(data))
-    write_report(path, result.equity, title=f"nbtrade backtest: {args.strategy}", stats=stats,
-                 trades=result.trades, price=data[first]["close"].rename(first), assumptions=result.assumptions,
-                 reproducibility={"command": "nbtrade backtest " + args.strategy, "seed": args.seed},
-                 monitor=mon.summary())
+    result.report(path, title=f"nbtrade backtest: {args.strategy}", monitor=mon.summary(),
+                  reproducibility={"command": "nbtrade backtest " + args.strategy, "seed": args.seed})
     if args.profile:
         console.print(mon.table())
     console.print(f"report: {path}")

@@ -213,19 +213,14 @@ def _fmt(v: Any) -> str:
 def _report(path: Path, cfg: DemoConfig, results: dict, frames: dict, wf: Any, mon: Any, fetch_summary: str) -> None:
     from . import __version__
     from .cache import fingerprint
-    from .report.html import write_report
 
     main = results["random forest"]
-    stats = pd.DataFrame({name: r.stats() for name, r in results.items()})
-    first_sym = cfg.symbols[0]
-    trades = main.trades
-    sym_trades = trades[trades["symbol"] == first_sym] if "symbol" in trades.columns else trades
-    write_report(
-        str(path), main.equity, title="nbtrade demo: walk-forward random forest",
+    main.report(
+        str(path), title="nbtrade demo: walk-forward random forest",
         benchmarks={k: r.equity for k, r in results.items() if k != "random forest"},
-        stats=stats.astype(str), trades=sym_trades, price=frames[first_sym]["close"].rename(first_sym),
+        stats=pd.DataFrame({name: r.stats() for name, r in results.items()}).astype(str),
         importances=wf.mean_importances, folds=wf.folds,
         assumptions={**main.assumptions, "data": fetch_summary.splitlines()[0] if fetch_summary else ""},
         reproducibility={"seed": cfg.seed, "nbtrade": __version__, "data hash": fingerprint(frames)[:16],
-                         "command": "nbtrade demo", **{k: v for k, v in wf.meta.get("versions", {}).items()}},
+                         "command": "nbtrade demo", **wf.meta.get("versions", {})},
         monitor=mon.summary())

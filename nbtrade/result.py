@@ -162,3 +162,30 @@ class Result:
                           tr["exit_reason"] != ExitReason.END, float(orders["fees"].sum()), exposure)
         s.name = "portfolio" if symbol is None else symbol
         return s
+
+    # ---------------------------------------------------------------- reporting
+    def exposure(self) -> pd.Series:
+        """Gross position value as a share of equity [%] per bar."""
+        gross = self.value.abs().sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (gross / self.equity * 100.0).rename("exposure")
+
+    def report(self, path: str, *, title: str = "nbtrade backtest", benchmarks: dict | None = None,
+               symbol: Any = None, **extra: Any) -> str:
+        """Write a self-contained HTML report (see :func:`nbtrade.report.html.write_report`).
+
+        Equity (with ``benchmarks``), drawdown, exposure, trades on ``symbol``'s price
+        (default: the first), monthly returns, statistics, trades and the assumptions.
+        """
+        from .report.html import write_report
+
+        sym = self.symbols[0] if symbol is None else symbol
+        c = self._col(sym)
+        price = pd.Series(self._inputs.close[:, c], index=self.index, name=str(sym))
+        trades = self.trades
+        if "symbol" in trades.columns:
+            trades = trades[trades["symbol"] == sym]
+        kwargs = dict(stats=self.stats(), trades=trades, price=price, exposure=self.exposure(),
+                      assumptions=self.assumptions)
+        kwargs.update(extra)
+        return write_report(path, self.equity, title=title, benchmarks=benchmarks, **kwargs)

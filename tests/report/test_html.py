@@ -85,3 +85,16 @@ def test_report_renders_in_headless_chromium(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert dom.stdout.count("<polyline") >= 3
     assert "Uncaught" not in dom.stderr and "CONSOLE" not in dom.stderr
+
+
+def test_result_report_has_exposure_and_assumptions(tmp_path):
+    import nbtrade
+    from nbtrade.strategies import ema_cross
+
+    data = nbtrade.market(["BTC/USDT", "ETH/USDT"], "2024-01-01", "2024-02-01", "1h", seed=1)
+    result = nbtrade.backtest(data, **ema_cross(data), size=0.5)
+    exposure = result.exposure()
+    assert exposure.min() >= 0 and exposure.max() <= 101 and exposure.max() > 0
+    path = result.report(str(tmp_path / "r.html"), title="t")
+    text = open(path, encoding="utf-8").read()
+    assert "Exposure [% of equity]" in text and "Assumptions" in text and "Price and trades: BTC/USDT" in text
