@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "serve_in_thread": "nbtrade.data.mock",
     # model
     "walk_forward": "nbtrade.model.walkforward",
+    "research": "nbtrade.pipeline",
     "ModelCache": "nbtrade.model.modelcache",
     "SlidingForest": "nbtrade.model.forest",
     "sign_label": "nbtrade.model.labels",

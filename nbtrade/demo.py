@@ -21,11 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .pipeline import DEFAULT_FEATURES
+
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT")
-FEATURES = [("ret", 1), ("ret", 3), ("ret", 6), ("ret", 24), ("vol", 24), ("vol", 96), ("rsi", 14), ("rsi", 6),
-            ("ema", 12), ("ema", 26), ("ema", 96), ("sma", 24), "macd", ("bbands", 20), ("atr", 14), ("adx", 14),
-            ("stoch", 14), ("zscore", {"window": 48}), ("volume_ratio", 24), ("volume_ratio", 6), "range",
-            ("corr", {"window": 72, "to": "BTC/USDT"})]
+FEATURES = [*DEFAULT_FEATURES, ("corr", {"window": 72, "to": "BTC/USDT"})]
 FEES, SLIPPAGE = 0.001, 0.0005
 
 
@@ -63,14 +62,9 @@ def run_demo(quick: bool = False, seed: int = 42, home: str | None = None, repor
     console.rule("[bold]nbtrade demo[/bold]: mock exchange → HDF5 → features → walk-forward forest → backtest")
 
     frames, fetch_summary = _fetch(cfg, work, mon, console, live)
-    with mon.stage("features"):
-        from .features import compute_features
-
-        X = compute_features(frames, FEATURES)
-    console.print(f"features: {X.shape[1] // len(cfg.symbols)} per symbol x {len(cfg.symbols)} symbols, "
-                  f"{len(X):,} bars")
-    wf = _walk_forward(cfg, frames, X, settings, mon, console, live)
-    results = _backtests(cfg, frames, wf, mon)
+    run = _research(cfg, frames, settings, mon, console, live)
+    results = {"random forest": run.backtest, **_baselines(frames, run.first_oos, mon)}
+    wf = run.walk_forward
     elapsed = time.perf_counter() - t0
 
     table = _comparison(results)
@@ -119,25 +113,13 @@ def _fetch(cfg: DemoConfig, work: Path, mon: Any, console: Any, live: bool | Non
     return frames, summary
 
 
-def _walk_forward(cfg: DemoConfig, frames: dict, X: pd.DataFrame, settings: Any, mon: Any, console: Any,
-                  live: bool | None) -> Any:
-    from .features import stack
-    from .model.labels import sign_label
+def _research(cfg: DemoConfig, frames: dict, settings: Any, mon: Any, console: Any, live: bool | None) -> Any:
     from .model.modelcache import ModelCache
-    from .model.walkforward import default_estimator, walk_forward
+    from .pipeline import research
     from .report.dashboard import Dashboard
 
-    horizon = 1
-    y = pd.concat({s: pd.Series(np.asarray(sign_label(f["close"], n=horizon)), index=f.index)
-                   for s, f in frames.items()}, names=["symbol", "time"]).swaplevel().sort_index()
-    y.attrs["horizon"] = horizon
-    Xs = stack(X)
-    Xs.index = Xs.index.set_names(["time", "symbol"])
-    y = y.reindex(Xs.index)
-    y.attrs["horizon"] = horizon
-    cache = ModelCache(settings.cache / "models")
     with Dashboard("walk-forward", fields=("fit", "cache", "score"), console=console, live=live,
-                   interval=5.0) as dash, mon.stage("walk-forward"):
+                   interval=5.0) as dash:
         dash.add("folds")
 
         def progress(ev: dict) -> None:
@@ -145,44 +127,37 @@ def _walk_forward(cfg: DemoConfig, frames: dict, X: pd.DataFrame, settings: Any,
                         fit=f"{ev.get('fit_s', 0):.2f}s", cache="hit" if ev.get("cache_hit") else "miss",
                         score=f"{ev.get('score', float('nan')):.3f}")
 
-        wf = walk_forward(default_estimator(seed=cfg.seed), Xs, y, cfg.train_window, cfg.test_window,
-                          retrain="incremental", seed=cfg.seed, cache=cache, progress=progress,
-                          impute="drop", features=FEATURES)
-    s = wf.summary()
+        run = research(frames, FEATURES, horizon=1, train_window=cfg.train_window, test_window=cfg.test_window,
+                       retrain="incremental", seed=cfg.seed, cache=ModelCache(settings.cache / "models"),
+                       progress=progress, monitor=mon, fees=FEES, slippage=SLIPPAGE)
+    n_feat = run.features.shape[1] // len(frames)
+    s = run.walk_forward.summary()
+    console.print(f"features: {n_feat} per symbol x {len(frames)} symbols, {len(run.features):,} bars")
     console.print(f"walk-forward: {s['folds']} folds, out-of-sample accuracy {s['score']:.3f}, "
                   f"fit {s['fit_s']:.1f} s, {s['cache_hits']} cache hits")
-    return wf
+    return run
 
 
-def _backtests(cfg: DemoConfig, frames: dict, wf: Any, mon: Any) -> dict[str, Any]:
-    """Every strategy on the model's out-of-sample period only, each symbol targeting 1/n of equity.
+def _baselines(frames: dict, first_oos: pd.Timestamp, mon: Any) -> dict[str, Any]:
+    """A classic indicator strategy and buy-and-hold on the same out-of-sample period and sizing.
 
     Signals are computed on the full history (indicators need their warm-up; all
-    are causal), then everything is cut to ``[first out-of-sample bar, end)`` so
-    the statistics compare like with like.
+    are causal), then cut to ``[first out-of-sample bar, end)``.
     """
     from . import indicators as ind
     from .backtesting import backtest
-    from .model.signals import proba_to_signals
 
     close = pd.DataFrame({s: f["close"] for s, f in frames.items()})
     # 0.5 % of equity stays in cash so the last symbol's entry can pay fees and slippage
     common = dict(fees=FEES, slippage=SLIPPAGE, fill="next_open", size=0.995 / len(frames),
                   size_type="target_percent")
-    first_oos = wf.predictions.dropna().index.get_level_values(0).min()
     oos = {s: f.loc[first_oos:] for s, f in frames.items()}
-
-    def cut(df: pd.DataFrame) -> pd.DataFrame:
-        return df.reindex(index=close.index, columns=close.columns, fill_value=False).loc[first_oos:]
-
     results = {}
     with mon.stage("backtest"):
-        sig = proba_to_signals(wf.proba, long_threshold=0.55, exit_threshold=0.5)
-        results["random forest"] = backtest(oos, cut(sig.entries), cut(sig.exits), **common)
         fast, slow = ind.ema(close, 12), ind.ema(close, 48)
-        cross_up = (fast > slow) & (fast.shift(1) <= slow.shift(1))
-        cross_dn = (fast < slow) & (fast.shift(1) >= slow.shift(1))
-        results["ema 12/48 cross"] = backtest(oos, cut(cross_up), cut(cross_dn), sl_stop=0.05, **common)
+        cross_up = ((fast > slow) & (fast.shift(1) <= slow.shift(1))).loc[first_oos:]
+        cross_dn = ((fast < slow) & (fast.shift(1) >= slow.shift(1))).loc[first_oos:]
+        results["ema 12/48 cross"] = backtest(oos, cross_up, cross_dn, sl_stop=0.05, **common)
         first = pd.DataFrame(False, index=close.index, columns=close.columns).loc[first_oos:]
         first.iloc[0] = True
         results["buy & hold"] = backtest(oos, first, None, **common)
