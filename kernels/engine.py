@@ -389,7 +389,11 @@ def enter_nb(prices, i, c, base, is_buy, otype, st, acct, ci, counts, orders, pa
     other positions are valued at ``prices[i]``."""
     price = fill_price_nb(st, params, c, base, is_buy)
     cash = acct[ci]
-    equity, available = margin_state_nb(st, prices, i, cash, leverage, ci)
+    if acct.shape[0] == st.shape[1]:
+        # one account per column and this column is flat: nothing else to value
+        equity, available = cash, cash
+    else:
+        equity, available = margin_state_nb(st, prices, i, cash, leverage, ci)
     fee_rate = params[P_FEES, c]
     if otype == OrderType.LIMIT and params[P_MAKER_FEES, c] == params[P_MAKER_FEES, c]:
         fee_rate = params[P_MAKER_FEES, c]

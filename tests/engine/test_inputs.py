@@ -154,3 +154,10 @@ def test_close_only_input_fills_at_next_close(df, entries):
 def test_stats_unknown_symbol(df):
     with pytest.raises(KeyError, match="unknown symbol"):
         backtest(df).stats("ETH")
+
+
+def test_module_is_callable_as_the_function(df, entries):
+    import nbtrade.backtest as mod
+
+    res = mod(df, entries=entries)
+    assert res.equity.iloc[-1] == backtest(df, entries=entries).equity.iloc[-1]
