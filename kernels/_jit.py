@@ -13,3 +13,9 @@ jit = njit(cache=True, nogil=True, error_model="numpy")
 def pjit(func):
     """Parallel kernels (``prange`` across columns)."""
     return njit(cache=True, nogil=True, parallel=True, error_model="numpy")(func)
+
+
+#: Small helpers inlined into their callers at numba IR level (order handling in the engine).
+#: Numba's cache tracks each function's own file only: after editing an inlined helper,
+#: touch the caller's file or clear the cache, or the caller keeps the old code.
+ijit = njit(inline="always", cache=True, nogil=True, error_model="numpy")

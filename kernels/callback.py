@@ -31,7 +31,7 @@ import numpy as np
 from ._jit import jit
 from .engine import (P_SL, P_TP, P_TRAIL, S_AVG, S_ENTRY_FEES, S_ENTRY_IDX, S_MARK, S_PEND_DIR, S_PEND_PRICE, S_POS,
                      S_GROUP, S_RANGE, check_pending_nb, check_stops_nb, process_signal_nb, write_order_nb, write_trade_nb)
-from .fills import ijit
+from ._jit import ijit
 from .records import ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
 
 BarContext = namedtuple("BarContext", ["open", "high", "low", "close", "position", "cash", "entries", "exits",

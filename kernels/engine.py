@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import jit
-from .fills import (entry_size_nb, ijit, order_fees_nb, pending_fill_nb, slip_price_nb, stop_fill_nb,
+from ._jit import ijit, jit
+from .fills import (entry_size_nb, order_fees_nb, pending_fill_nb, slip_price_nb, stop_fill_nb,
                     stop_limit_fill_nb)
 from .records import Direction, ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
 

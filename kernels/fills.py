@@ -25,15 +25,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from numba import njit
-
-from ._jit import jit
+from ._jit import ijit, jit
 from .records import ExitReason, RejectReason, SizeType
 
-#: Small helpers called once per order: inlined into their callers at numba IR level, which
-#: saves the call (arguments, array structs) and made an order ~25 % cheaper. (Candidate for
-#: ``kernels/_jit.py``.)
-ijit = njit(inline="always", cache=True, nogil=True)
+# Helpers called once per order are ``@ijit``: inlined into their callers at numba IR level,
+# which saves the call (arguments, array structs) and made an order ~25 % cheaper.
 
 #: Tolerance of the cash check and of lot rounding (relative): absorbs float
 #: round-off of all-in sizing, e.g. ``0.3 / 0.1 = 2.9999999999999996`` lots.

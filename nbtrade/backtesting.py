@@ -53,8 +53,6 @@ Missing data
 """
 from __future__ import annotations
 
-import sys
-import types
 import warnings
 from typing import Any, Mapping
 
@@ -894,15 +892,3 @@ def _weights(x: Any, inputs: Inputs, name: str = "weights") -> np.ndarray:
     if np.isinf(arr).any():
         raise ValueError(f"{name} must not contain inf")
     return np.ascontiguousarray(arr)
-
-
-class _CallableModule(types.ModuleType):
-    """``nbtrade.backtest`` is both this module and the function: importing a submodule binds
-    it on its package (``nbtrade.backtest`` becomes the module), so the module forwards calls
-    to :func:`backtest` and ``nbtrade.backtest(data, ...)`` works either way."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Result:
-        return backtest(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
