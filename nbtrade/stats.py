@@ -17,6 +17,7 @@ warm-up and settling length.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -31,6 +32,13 @@ __all__ = [
     "ema_many", "sma_many", "lookback",
 ]
 
+
+# GNU OpenMP (numba's "omp" threading layer) spins while waiting; on a busy machine
+# (more runnable threads than cores) the spinning workers steal the core from the one
+# doing the work and every 2-D call stalls for a scheduler slice (8 ms measured on
+# the 2-core dev box, for kernels that need 1 ms). Passive waiting costs microseconds
+# per launch. Must be set before the OpenMP runtime starts; the user's choice wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 # --------------------------------------------------------------------------- helpers
 
