@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._jit import jit, pjit
+from ._jit import pjit
 
 
 #: numpy's error model: float division by zero gives inf/nan instead of numba's

@@ -542,7 +542,8 @@ def _rolling_minmax_impl(x, window, minp, sign, out):
     bs = 0
     while bs < n:
         be = min(bs + w, n)
-        if _blocks_have_inf(x, bs, be):
+        nonfinite = _has_nan(x, max(0, bs - w), be)
+        if nonfinite and _has_inf(x, bs, be):
             return False
         have_h = bs >= w
         if have_h:
@@ -557,7 +558,7 @@ def _rolling_minmax_impl(x, window, minp, sign, out):
         g = inf
         xs = x[bs:be]
         o = out[bs:be]
-        if have_h and not _has_nan(x, bs - w, be):
+        if have_h and not nonfinite:
             # NaN-free: every window is full, no counting
             for i in range(be - bs):
                 v = sign * xs[i]

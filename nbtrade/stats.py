@@ -17,6 +17,7 @@ warm-up and settling length.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -31,6 +32,13 @@ __all__ = [
     "ema_many", "sma_many", "lookback",
 ]
 
+
+# GNU OpenMP (numba's "omp" threading layer) spins while waiting; on a busy machine
+# (more runnable threads than cores) the spinning workers steal the core from the one
+# doing the work and every 2-D call stalls for a scheduler slice (8 ms measured on
+# the 2-core dev box, for kernels that need 1 ms). Passive waiting costs microseconds
+# per launch. Must be set before the OpenMP runtime starts; the user's choice wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 # --------------------------------------------------------------------------- helpers
 
@@ -136,7 +144,8 @@ def rolling_var(x: Any, window: int, minp: int | None = None, ddof: int = 1,
     NaN where fewer than ``minp`` or at most ``ddof`` non-NaN values; exactly 0
     when they are all equal. Numerically stable (anchored sums, periodic exact
     re-summation): no drift on long series or large offsets such as 1e9 + noise.
-    Value ``t`` uses bars up to ``t``.
+    Warm-up: the first ``max(minp, ddof + 1) - 1`` values are NaN. Value ``t``
+    uses bars up to ``t``.
 
     >>> rolling_var(np.array([1.0, 2.0, 4.0]), 2)
     array([nan, 0.5, 2. ])
@@ -150,7 +159,8 @@ def rolling_std(x: Any, window: int, minp: int | None = None, ddof: int = 1,
     """Rolling standard deviation ``sqrt(rolling_var(x, window, minp, ddof))``.
 
     ``ddof=1`` as pandas (TA-Lib's STDDEV uses ``ddof=0``). Equals
-    ``x.rolling(window, min_periods=minp).std(ddof=ddof)``. Value ``t`` uses bars up to ``t``.
+    ``x.rolling(window, min_periods=minp).std(ddof=ddof)``. Warm-up and NaN rules
+    as :func:`rolling_var`. Value ``t`` uses bars up to ``t``.
 
     >>> rolling_std(np.array([1.0, 3.0, 5.0]), 2, ddof=0)
     array([nan,  1.,  1.])
@@ -162,8 +172,8 @@ def rolling_std(x: Any, window: int, minp: int | None = None, ddof: int = 1,
 def rolling_min(x: Any, window: int, minp: int | None = None, out: np.ndarray | None = None) -> Any:
     """Rolling minimum, O(n) whatever the window and the data (van Herk/Gil-Werman blocks).
 
-    Equals ``x.rolling(window, min_periods=minp).min()`` (NaNs skipped). Value
-    ``t`` uses bars up to ``t``.
+    Equals ``x.rolling(window, min_periods=minp).min()`` (NaNs skipped). Warm-up:
+    the first ``minp - 1`` values are NaN. Value ``t`` uses bars up to ``t``.
 
     >>> rolling_min(np.array([3.0, 1.0, 2.0, 5.0]), 2)
     array([nan,  1.,  1.,  2.])
@@ -175,8 +185,8 @@ def rolling_min(x: Any, window: int, minp: int | None = None, out: np.ndarray | 
 def rolling_max(x: Any, window: int, minp: int | None = None, out: np.ndarray | None = None) -> Any:
     """Rolling maximum, O(n) whatever the window and the data (van Herk/Gil-Werman blocks).
 
-    Equals ``x.rolling(window, min_periods=minp).max()`` (NaNs skipped). Value
-    ``t`` uses bars up to ``t``.
+    Equals ``x.rolling(window, min_periods=minp).max()`` (NaNs skipped). Warm-up:
+    the first ``minp - 1`` values are NaN. Value ``t`` uses bars up to ``t``.
 
     >>> rolling_max(np.array([3.0, 1.0, 2.0, 5.0]), 2)
     array([nan,  3.,  2.,  5.])
@@ -192,7 +202,7 @@ def rolling_zscore(x: Any, window: int, minp: int | None = None, ddof: int = 1,
     ``std`` uses ``ddof`` (default 1, as pandas' ``std``). Equals
     ``(x - r.mean()) / r.std(ddof=ddof)`` with ``r = x.rolling(window, min_periods=minp)``,
     except that a constant window (std 0) or a NaN ``x[t]`` gives NaN rather
-    than inf. Value ``t`` uses bars up to ``t``.
+    than inf. Warm-up as :func:`rolling_var`. Value ``t`` uses bars up to ``t``.
 
     >>> rolling_zscore(np.array([1.0, 2.0, 3.0, 3.0]), 3, ddof=0).round(4)
     array([   nan,    nan, 1.2247, 0.7071])
@@ -206,8 +216,9 @@ def rolling_corr(x: Any, y: Any, window: int, minp: int | None = None, out: np.n
 
     A bar counts only when both ``x`` and ``y`` are non-NaN. Equals
     ``x.rolling(window, min_periods=minp).corr(y)``; NaN where either window is
-    constant or fewer than ``max(minp, 2)`` pairs. 2-D inputs pair column ``j``
-    of ``x`` with column ``j`` of ``y``. Value ``t`` uses bars up to ``t``.
+    constant or fewer than ``max(minp, 2)`` pairs (warm-up: ``max(minp, 2) - 1``
+    NaNs). 2-D inputs pair column ``j`` of ``x`` with column ``j`` of ``y``.
+    Value ``t`` uses bars up to ``t``.
 
     >>> rolling_corr(np.array([1.0, 2.0, 3.0, 5.0]), np.array([2.0, 4.0, 6.0, 1.0]), 3).round(4)
     array([   nan,    nan,  1.   , -0.737])
@@ -222,7 +233,7 @@ def rolling_beta(y: Any, x: Any, window: int, minp: int | None = None, out: np.n
     Typically ``y`` = asset returns, ``x`` = market (e.g. BTC) returns. Equals
     ``y.rolling(window, minp).cov(x) / x.rolling(window, minp).var()`` when the
     NaNs of x and y are aligned; NaN where ``x`` is constant over the window.
-    Value ``t`` uses bars up to ``t``.
+    Warm-up as :func:`rolling_corr`. Value ``t`` uses bars up to ``t``.
 
     >>> rolling_beta(np.array([2.0, 4.0, 6.0, 7.0]), np.array([1.0, 2.0, 3.0, 4.0]), 3)
     array([nan, nan, 2. , 1.5])
@@ -248,8 +259,8 @@ def rolling_vwap(price: Any, volume: Any, window: int, minp: int | None = None,
 
     ``price`` in quote currency (typically close or (high + low + close) / 3),
     ``volume`` in base units. A bar counts when both are non-NaN; NaN where the
-    window's volume is 0 or fewer than ``minp`` bars count. Value ``t`` uses
-    bars up to ``t``.
+    window's volume is 0 or fewer than ``minp`` bars count (warm-up: ``minp - 1``
+    NaNs). Value ``t`` uses bars up to ``t``.
 
     >>> rolling_vwap(np.array([10.0, 20.0, 30.0]), np.array([1.0, 3.0, 0.0]), 2)
     array([ nan, 17.5, 20. ])

@@ -271,7 +271,7 @@ TWO_D = [
 
 # every kernel in F order (what DataFrames give and nbtrade.stats passes); C order
 # (strided columns) for a few, to keep cold-cache compile time down
-LAYOUTS = [(case, "F") for case in TWO_D] + [(case, "C") for case in TWO_D if case[0] in ("mean", "std", "max")]
+LAYOUTS = [(case, "F") for case in TWO_D] + [(case, "C") for case in TWO_D if case[0] == "mean"]
 
 
 @pytest.mark.parametrize("case,order", LAYOUTS, ids=[f"{c[0]}-{o}" for c, o in LAYOUTS])
@@ -286,7 +286,6 @@ def test_2d_equals_per_column(case, order, rng):
 
 
 @pytest.mark.parametrize("name,k2,k1", [("corr", K.rolling_corr_nb, K.rolling_corr_1d_nb),
-                                         ("beta", K.rolling_beta_nb, K.rolling_beta_1d_nb),
                                          ("vwap", K.rolling_vwap_nb, K.rolling_vwap_1d_nb)])
 @pytest.mark.parametrize("order", ["F"])
 def test_2d_pairs_equal_per_column(name, k2, k1, order, rng):
