@@ -25,14 +25,10 @@ every ``resum_every(window)`` bars instead of drifting) and
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from ._jit import jit, pjit
+from ._jit import jit, jit_fma, pjit
 
-#: EMA steps may fuse ``(x - e) * k + e`` into one FMA: a shorter dependency chain
-#: (sub + fma instead of sub + mul + add) and, as the TA-Lib wheel is built the
-#: same way, bit-identical values to ``talib.EMA`` on x86-64 with FMA.
-jit_fma = njit(cache=True, nogil=True, fastmath={"contract"})
 from .rolling import _blocks_have_inf, _has_nan, _inf_to_nan, _mean_steps, _resum, resum_every
 
 #: Bars per time chunk (k outputs per bar stay in L1/L2 while written).

@@ -8,17 +8,12 @@ Output ``t`` uses bars ``t - n`` and ``t`` only.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from ._jit import pjit
-
-
-#: numpy's error model: float division by zero gives inf/nan instead of numba's
-#: per-division zero check and exception, so the loops vectorize
-jit_np = njit(cache=True, nogil=True, error_model="numpy")
+from ._jit import jit, pjit
 
 
-@jit_np
+@jit
 def ret_1d_nb(x, n, log, out):
     """n-period simple (``log=False``) or log returns; equals ``s.pct_change(n, fill_method=None)``
     or ``np.log(s / s.shift(n))`` except that a zero base gives NaN."""

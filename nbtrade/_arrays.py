@@ -62,9 +62,28 @@ def as_float_array(x: Any, name: str, allow_2d: bool = True) -> tuple[np.ndarray
         raise ValueError(f"{name} must be {want}, got an array of shape {arr.shape}")
     if arr.dtype != np.float64:
         arr = arr.astype(np.float64)
-    if arr.ndim == 2 and arr.flags.f_contiguous and not arr.flags.c_contiguous:
-        return arr, wrapper
-    return np.ascontiguousarray(arr), wrapper
+    if not (arr.ndim == 2 and arr.flags.f_contiguous and not arr.flags.c_contiguous):
+        arr = np.ascontiguousarray(arr)
+    return _writeable(arr), wrapper
+
+
+def _writeable(arr: np.ndarray) -> np.ndarray:
+    """The same data as a view typed writeable, where the memory allows it.
+
+    pandas (copy-on-write) hands out read-only views; numba compiles a separate
+    specialization of every kernel for read-only arrays, doubling cold compile
+    time and the cache. Kernels never write their inputs, so the flag is lifted
+    on a view of our own (the caller's array keeps its flag); memory that is
+    really read-only (a read-only memmap, a user's read-only array) stays so.
+    """
+    if arr.flags.writeable:
+        return arr
+    view = arr.view()
+    try:
+        view.flags.writeable = True
+    except ValueError:
+        return arr
+    return view
 
 
 def _check_dtype(dtype: Any, name: str) -> None:

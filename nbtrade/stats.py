@@ -17,7 +17,6 @@ warm-up and settling length.
 """
 from __future__ import annotations
 
-import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -38,7 +37,6 @@ __all__ = [
 # doing the work and every 2-D call stalls for a scheduler slice (8 ms measured on
 # the 2-core dev box, for kernels that need 1 ms). Passive waiting costs microseconds
 # per launch. Must be set before the OpenMP runtime starts; the user's choice wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 # --------------------------------------------------------------------------- helpers
 
@@ -60,33 +58,15 @@ def _ddof(ddof: Any) -> int:
     return check_period(ddof, "ddof", minimum=0)
 
 
-def _writeable(arr: np.ndarray) -> np.ndarray:
-    """The same data, typed writeable for numba.
-
-    pandas (copy-on-write) hands out read-only views; numba compiles a separate
-    specialization of every kernel for read-only arrays, which doubles cold
-    compile time and the cache. Kernels never write their inputs, so the flag
-    is lifted on our own view (the caller's objects are untouched); arrays whose
-    memory is really read-only (e.g. a read-only memmap) stay as they are.
-    """
-    if not arr.flags.writeable:
-        try:
-            arr.flags.writeable = True
-        except ValueError:
-            pass
-    return arr
-
-
 def _run(name: str, inputs: Sequence[tuple[str, Any]], args: tuple, out: np.ndarray | None) -> Any:
     from .kernels import rolling, returns
 
     module = returns if name == "ret" else rolling
     if len(inputs) == 1:
         arr, wrapper = as_float_array(inputs[0][1], inputs[0][0])
-        arrays = [_writeable(arr)]
+        arrays = [arr]
     else:
         arrays, wrapper = as_float_arrays(inputs)
-        arrays = [_writeable(a) for a in arrays]
     if arrays[0].ndim == 2 and arrays[0].shape[1] > 1 and not arrays[0].flags.f_contiguous:
         # kernels walk each column: make columns contiguous once (a blocked copy
         # is ~3x cheaper than strided column walks); the result is F-ordered
@@ -308,7 +288,6 @@ def _many(kind: str, close: Any, periods: np.ndarray, seed_first: bool, out: np.
     from .kernels import batch
 
     arr, wrapper = as_float_array(close, "close")
-    arr = _writeable(arr)
     if arr.ndim == 2 and arr.shape[1] > 1 and not arr.flags.f_contiguous:
         arr = np.asfortranarray(arr)
 

@@ -156,8 +156,9 @@ def test_stats_unknown_symbol(df):
         backtest(df).stats("ETH")
 
 
-def test_module_is_callable_as_the_function(df, entries):
-    import nbtrade.backtest as mod
+def test_package_attribute_is_the_function(df, entries):
+    import nbtrade
+    import nbtrade.backtesting  # importing the module must not shadow the function
 
-    res = mod(df, entries=entries)
+    res = nbtrade.backtest(df, entries=entries)
     assert res.equity.iloc[-1] == backtest(df, entries=entries).equity.iloc[-1]
