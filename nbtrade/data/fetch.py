@@ -287,7 +287,8 @@ def shared_limiters(adapter: Adapter, base_url: str) -> dict[str, WeightLimiter]
     per_loop = _SHARED.setdefault(asyncio.get_running_loop(), {})
     key = (adapter.name, base_url.rstrip("/"))
     if key not in per_loop:
-        per_loop[key] = {"weight": WeightLimiter(*adapter.default_budget, name=adapter.name)}
+        per_loop[key] = {"weight": WeightLimiter(*adapter.default_budget, name=adapter.name,
+                                                 **adapter.limiter_options)}
     return per_loop[key]
 
 
@@ -407,7 +408,8 @@ class _Client:
         path = self.adapter.exchange_info_path
         if not path:
             return None
-        req = Request(path, {}, getattr(self.adapter, "exchange_info_weight", 1))
+        req = Request(path, dict(self.adapter.exchange_info_params),
+                      getattr(self.adapter, "exchange_info_weight", 1))
 
         async def fetch() -> Any:
             return await self.get(req, lambda p: p)
@@ -669,9 +671,10 @@ async def _open(exchange: Any, base_url: str | None, limiter: WeightLimiter | No
         if listed is not None:
             for s in symbols:
                 if adapter.symbol_id(s) not in listed:
+                    code, text = adapter.unlisted_error
                     raise BadRequest(f"{adapter.name} {s} {timeframe or ''}: symbol {adapter.symbol_id(s)} is "
-                                     "not listed by the exchange (code -1121 Invalid symbol)",
-                                     exchange=adapter.name, code=-1121, symbol=s, timeframe=timeframe)
+                                     f"not listed by the exchange (code {code} {text})",
+                                     exchange=adapter.name, code=code, symbol=s, timeframe=timeframe)
         budget = adapter.rate_limits(info) if info else None
         if budget is not None and getattr(limiter, "auto_configure", True):
             limiter.configure(*budget)
@@ -706,7 +709,8 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
 
     Parameters
     ----------
-    exchange : ``"binance"`` (spot) or ``"binance_futures"`` (USD-M), or an adapter.
+    exchange : ``"binance"`` (spot), ``"binance_futures"`` (USD-M), ``"bybit"`` (spot),
+        ``"bybit_linear"`` (USDT perpetuals), ``"okx"`` (spot), or an adapter.
     symbols : unified symbols (``"BTC/USDT"``), a list or a comma-separated string.
     timeframe : one of ``1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M``.
     start, end : ms since epoch, strings or Timestamps (naive = UTC). ``start=None``
@@ -742,6 +746,7 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
     adapter = get_adapter(exchange)
     for s in names:
         adapter.symbol_id(s)
+    adapter.interval(timeframe)  # a timeframe this exchange lacks fails before any request
     report = FetchReport(adapter.name, timeframe, lo, hi if hi is not None else -1)
     report.symbols = {s: SymbolReport(s, timeframe) for s in names}
     if hi is not None and hi == lo:

@@ -94,6 +94,14 @@ class Adapter:
     kline_path: ClassVar[str] = ""
     kline_max_limit: ClassVar[int] = 1000
     exchange_info_path: ClassVar[str] = ""
+    #: query of the exchange-info request (Bybit ``category``, OKX ``instType``)
+    exchange_info_params: ClassVar[dict[str, Any]] = {}
+    exchange_info_weight: ClassVar[int] = 1
+    #: (code, text) reported when a symbol is missing from exchange info
+    unlisted_error: ClassVar[tuple[int, str]] = (-1121, "Invalid symbol")
+    #: keyword arguments of the shared :class:`~nbtrade.data.ratelimit.WeightLimiter`
+    #: (``probe=1.0`` when the exchange sends no used-budget header to learn from)
+    limiter_options: ClassVar[dict[str, Any]] = {}
     time_path: ClassVar[str] = ""
     weight_header: ClassVar[str] = ""
     descending: ClassVar[bool] = False
