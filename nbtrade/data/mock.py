@@ -1,4 +1,4 @@
-"""A local mock of Binance spot and USD-M futures REST, serving nbtrade.synthetic candles.
+"""A local mock of Binance spot/USD-M, Bybit v5 and OKX v5 REST, serving nbtrade.synthetic candles.
 
 A real ``aiohttp.web`` server bound to 127.0.0.1 with the endpoints, parameters,
 layouts, error codes, weights, headers and limits of the real API (see
@@ -22,6 +22,19 @@ Binance, without the internet:
 - The server clock starts at ``MockConfig.now`` and advances in real time, so a
   test sees a fixed set of closed candles; the data are generated once from
   ``MockConfig.origin`` and never change.
+- Bybit v5 (``/v5/market/kline``, ``instruments-info``, ``time``): the same candles
+  (``category=spot`` = Binance spot's, ``linear`` = USD-M's) as 7-string rows, newest
+  first, the newest ``limit`` of ``[start, end]``; ``{retCode, retMsg, result,
+  retExtInfo, time}`` bodies, retCode 10001 (HTTP 200) for bad parameters;
+  ``X-Bapi-Limit``/``-Status``/``-Reset-Timestamp`` on every reply; over
+  ``bybit_limit`` requests per ``bybit_window_s`` (600 per 5 s) HTTP 403 "access too
+  frequent" and a ban of ``bybit_ban_s``; storms answer retCode 10006 "Too many visits!".
+- OKX v5 (``/api/v5/market/history-candles``, ``/api/v5/public/instruments``,
+  ``/api/v5/public/time``): spot candles as 9-string rows newest first (``after``/
+  ``before`` exclusive, ``limit`` <= 300, ``confirm`` "0" on the open candle), bars
+  ``1m..4H`` and the UTC ones ``6Hutc 12Hutc 1Dutc 1Wutc 1Mutc`` (51000 for others);
+  ``{code, msg, data}`` bodies, 51001 unknown instrument; over ``okx_limit`` requests
+  per ``okx_window_s`` (20 per 2 s), and in storms, HTTP 429 code 50011.
 - Fault injection (:class:`Faults`): 429 storms, 5xx, dropped connections,
   truncated and malformed JSON, slow replies; maintenance gaps and corrupt rows
   are data options of :class:`MockConfig`.
@@ -832,7 +845,8 @@ def run_mock_exchange(port: int = 8080, host: str = "127.0.0.1", **options: Any)
 
     async def main() -> None:
         async with serve(port=port, host=host, **options) as mock:
-            print(f"mock exchange on {mock.url} (spot /api/v3, futures /fapi/v1); Ctrl-C to stop", flush=True)
+            print(f"mock exchange on {mock.url} (Binance /api/v3 and /fapi/v1, Bybit /v5, OKX /api/v5); "
+                  "Ctrl-C to stop", flush=True)
             await asyncio.Event().wait()
 
     try:
@@ -846,7 +860,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m nbtrade.data.mock --port 8080`` (the same as ``nbtrade mock-exchange``)."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="nbtrade mock-exchange", description="Local mock of Binance REST.")
+    parser = argparse.ArgumentParser(prog="nbtrade mock-exchange",
+                                     description="Local mock of Binance, Bybit and OKX REST.")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--symbols", default=",".join(DEFAULT_SYMBOLS), help="comma-separated unified symbols")
