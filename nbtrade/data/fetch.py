@@ -497,7 +497,8 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
         return _concat(kept)
     limit = adapter.page_limit()
     # with no start (and nothing stored) the history begins at the first candle: no leading gap
-    state: dict[str, int | None] = {"expected": None if (start <= 0 and rep.resumed_from is None) else expected}
+    open_ended = start <= 0 and rep.resumed_from is None
+    state: dict[str, int | None] = {"expected": None if open_ended else expected}
 
     def close_backfill() -> None:
         """The backfilled range ends at the first stored candle: gaps before it, then jump to the resume point."""
@@ -567,9 +568,17 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
             top = hi
             while top > lo:
                 clean, n, t = await page(lo, top)
+                # a bounded window (Bybit) returned every candle of [covered, top): a short page is no end
+                covered = adapter.window_start(timeframe, lo, top - 1, limit)
+                if t.shape[0]:
+                    pages.append(clean)
+                if covered is not None and covered > lo:
+                    if n == 0 and open_ended:
+                        break  # no start given: the history begins here
+                    top = min(covered, int(t.min())) if t.shape[0] else covered
+                    continue
                 if n == 0 or t.shape[0] == 0:
                     break
-                pages.append(clean)
                 first = int(t.min())
                 if n < limit or first <= lo:
                     break

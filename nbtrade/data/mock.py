@@ -121,6 +121,8 @@ class MockConfig:
     ban_s : length of a ban in seconds.
     bybit_limit, bybit_window_s, bybit_ban_s : Bybit's IP limit (600 requests per 5 s); one
         request over it is answered 403 "access too frequent" and bans the IP for ``bybit_ban_s``.
+    bybit_from_start : serve the oldest ``limit`` rows from ``start`` instead of the newest up to
+        ``end`` (both behaviours are reported for the real API; the adapter must not care).
     okx_limit, okx_window_s : OKX's IP limit (20 requests per 2 s); over it, HTTP 429 code 50011.
     """
 
@@ -145,6 +147,7 @@ class MockConfig:
     bybit_limit: int = 600
     bybit_window_s: float = 5.0
     bybit_ban_s: float = 600.0
+    bybit_from_start: bool = False
     okx_limit: int = 20
     okx_window_s: float = 2.0
     faults: Faults = field(default_factory=Faults)
@@ -646,7 +649,10 @@ class MockExchange:
         if end is not None:
             hi = min(hi, int(np.searchsorted(t, end, side="right")))
         lo = 0 if start is None else int(np.searchsorted(t, start, side="left"))
-        lo = max(lo, hi - limit)  # the newest rows of the range
+        if self.config.bybit_from_start and start is not None:
+            hi = min(hi, lo + limit)  # the oldest rows from start
+        else:
+            lo = max(lo, hi - limit)  # the newest rows of the range
         rows = []
         for i in range(hi - 1, lo - 1, -1):
             o, h, l, cl, v = (float(c[k][i]) for k in ("open", "high", "low", "close", "volume"))

@@ -319,3 +319,29 @@ async def test_resume_after_an_interrupted_bybit_run(venue_mock):
         if partial[s] is not None:
             assert res.report.symbols[s].resumed_from == partial[s]
         assert_same(sink.read("bybit", s, "1m"), m.expected(s, "1m", "2024-02-02", "2024-02-20"))
+
+
+@pytest.mark.parametrize("from_start", [False, True])
+async def test_bybit_pages_are_right_whichever_rows_the_server_picks(mock_factory, from_start):
+    # a 2-day outage is longer than a page of 1m candles: a short or empty page is a gap, not the end
+    m = await mock_factory(bybit_from_start=from_start, maintenance=[("2024-02-10", "2024-02-12")], **FAST_LIMITS)
+    res = await fetch_ohlcv("bybit", "BTC/USDT", "1m", "2024-02-09 00:07", "2024-02-13 05:00", base_url=m.url,
+                            limiter=limiter("bybit", m), parallel=2)
+    assert_same(res.data["BTC/USDT"], m.expected("BTC/USDT", "1m", "2024-02-09 00:07", "2024-02-13 05:00"))
+    assert res.report.symbols["BTC/USDT"].gaps == [(FEB10, FEB10 + 2 * 1440 * MIN)]
+    # no start: from the first candle the exchange has, without a leading gap
+    res = await fetch_ohlcv("bybit", "ETH/USDT", "1h", None, "2024-02-20", base_url=m.url,
+                            limiter=limiter("bybit", m))
+    assert_same(res.data["ETH/USDT"], m.expected("ETH/USDT", "1h", None, "2024-02-20"))
+    assert res.report.symbols["ETH/USDT"].gaps == [(FEB10, FEB10 + 2 * 86400_000)]
+
+
+def test_bybit_window_holds_at_most_one_page():
+    a = BybitSpot()
+    end = FEB10 + 5000 * MIN - 1
+    assert a.window_start("1m", 0, end, 1000) == FEB10 + 4000 * MIN
+    assert a.window_start("1m", FEB10 + 4500 * MIN, end, 1000) == FEB10 + 4500 * MIN
+    req = a.klines_request("BTC/USDT", "1m", 0, end, 1000)
+    assert (req.params["start"], req.params["end"]) == (FEB10 + 4000 * MIN, end)
+    # months counted as 28 days: never more than ``limit`` candles (here Jan and Feb of 3)
+    assert a.window_start("1M", 0, FEB10, 3) == 1704067200000  # 2024-01-01

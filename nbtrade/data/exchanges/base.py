@@ -124,6 +124,16 @@ class Adapter:
     def kline_weight(self, limit: int) -> int:
         raise NotImplementedError
 
+    def window_start(self, timeframe: str, start_ms: int, end_ms: int, limit: int) -> int | None:
+        """Lowest open time a descending page request covers, when the adapter bounds it itself.
+
+        None (the default): the request spans ``[start_ms, end_ms]`` and returns its newest
+        ``limit`` rows, so a short page means the range is done. An adapter that narrows
+        each request to a window holding at most ``limit`` candles returns the window's
+        start: every candle in it came back, and a short page only means a gap.
+        """
+        return None
+
     def klines_request(self, symbol: str, timeframe: str, start_ms: int, end_ms: int,
                        limit: int) -> Request:
         """Request for candles with open time in ``[start_ms, end_ms]`` (both inclusive)."""

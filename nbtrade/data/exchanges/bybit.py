@@ -10,9 +10,13 @@ rate-limit.mdx, error.mdx):
   ``list`` is **newest first**, 7 strings per row ``[startTime, open, high, low,
   close, volume, turnover]``; the still-open candle is included (its close is the
   last trade), so the fetcher caps ``end`` at the server clock.
-- With more than ``limit`` candles in ``[start, end]`` the newest ``limit`` come
-  back: the adapter pages backwards (``descending``), each page ending before the
-  oldest row seen.
+- Which rows come back when ``[start, end]`` holds more than ``limit`` candles is
+  reported both ways (the newest ``limit``: ccxt/ccxt#16551; the oldest from ``start``:
+  a 2026 comment on bybit-exchange/pybit#186), and ``start`` also matches the candle
+  containing it (mirumirumi/ro-soku#3). So each request asks for a window on the grid
+  that holds at most ``limit`` candles, ``[end - (limit - 1) * interval, end]``: both
+  readings give the same rows. Pages go backwards (``descending``), each window ending
+  before the previous one; a short page is a gap, not the end.
 - Errors come as HTTP 200 with a non-zero ``retCode``: 10001 parameter error (bad
   symbol, interval, limit) -> :class:`BadRequest`, never retried; 10006 "Too many
   visits!" -> :class:`TooManyRequests`, waiting until ``X-Bapi-Limit-Reset-Timestamp``;
@@ -28,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from ...timeframes import DAY_MS, timeframe_ms
+from .._grid import ceil_open, floor_open
 from ..ratelimit import IPBanned, TooManyRequests
 from .base import Adapter, BadRequest, MalformedResponse, Request, ServerError
 
@@ -95,9 +101,16 @@ class BybitSpot(Adapter):
     def kline_weight(self, limit: int) -> int:
         return 1
 
+    def window_start(self, timeframe: str, start_ms: int, end_ms: int, limit: int) -> int:
+        """First open time of the window ``[.., end_ms]`` of at most ``limit`` candles (>= ``start_ms``)."""
+        step = 28 * DAY_MS if timeframe == "1M" else timeframe_ms(timeframe)  # 1M: the shortest month
+        last = floor_open(int(end_ms), timeframe)  # the newest candle the window may hold
+        return max(int(start_ms), ceil_open(last - (limit - 1) * step, timeframe))
+
     def klines_request(self, symbol: str, timeframe: str, start_ms: int, end_ms: int, limit: int) -> Request:
+        start = self.window_start(timeframe, start_ms, end_ms, limit)
         params = {"category": self.category, "symbol": self.symbol_id(symbol), "interval": self.interval(timeframe),
-                  "start": int(start_ms), "end": int(end_ms), "limit": int(limit)}
+                  "start": start, "end": int(end_ms), "limit": int(limit)}
         return Request(self.kline_path, params, 1)
 
     def parse_klines(self, payload: Any) -> dict[str, np.ndarray]:
