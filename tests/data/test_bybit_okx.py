@@ -345,3 +345,23 @@ def test_bybit_window_holds_at_most_one_page():
     assert (req.params["start"], req.params["end"]) == (FEB10 + 4000 * MIN, end)
     # months counted as 28 days: never more than ``limit`` candles (here Jan and Feb of 3)
     assert a.window_start("1M", 0, FEB10, 3) == 1704067200000  # 2024-01-01
+
+
+async def test_okx_without_start_walks_back_to_the_first_candle(venue_mock):
+    res = await fetch_ohlcv("okx", "ETH/USDT", "1h", None, "2024-02-20", base_url=venue_mock.url,
+                            limiter=limiter("okx", venue_mock))
+    assert_same(res.data["ETH/USDT"], venue_mock.expected("ETH/USDT", "1h", None, "2024-02-20"))
+    assert res.report.symbols["ETH/USDT"].gaps == [(FEB10, FEB10 + 3 * 3600_000)]
+
+
+@pytest.mark.parametrize("exchange", ["bybit", "bybit_linear", "okx"])
+def test_run_fetch_with_the_default_limits(exchange, capsys):
+    from nbtrade.data.fetch import run_fetch
+    from nbtrade.data.mock import MockConfig, serve_in_thread
+
+    from .conftest import SMALL
+
+    with serve_in_thread(MockConfig(**SMALL)) as m:  # the real budgets: 600 per 5 s, 20 per 2 s
+        code = run_fetch(exchange, "BTC/USDT,ETH/USDT", "1h", "2024-02-05", "2024-02-15", base_url=m.url)
+    out = capsys.readouterr().out
+    assert code == 0 and f"{exchange} 1h: 474 candles" in out and "1 gaps (3 missing)" in out
