@@ -372,7 +372,8 @@ class _Client:
             if isinstance(error, TooManyRequests):
                 throttled += 1
                 self.report.throttled += 1
-                limiter.penalize(error.retry_after)
+                # no Retry-After (OKX 50011): wait for the budget window to turn over
+                limiter.penalize(error.retry_after, fallback=min(limiter.window, 60.0))
                 if throttled > self.max_throttled:
                     raise TooManyRequests(f"{where}: still rate limited after {throttled} waits: {error}",
                                           status=error.status, code=error.code, retry_after=error.retry_after,

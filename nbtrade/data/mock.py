@@ -877,10 +877,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=60.0, help="weight window in seconds (Binance: 60)")
     parser.add_argument("--weight-limit", type=int, default=6000, help="spot weight per window")
     parser.add_argument("--futures-weight-limit", type=int, default=2400)
+    parser.add_argument("--bybit-limit", type=int, default=600, help="Bybit requests per window per IP")
+    parser.add_argument("--bybit-window", type=float, default=5.0, help="Bybit window in seconds (5)")
+    parser.add_argument("--okx-limit", type=int, default=20, help="OKX requests per window per IP")
+    parser.add_argument("--okx-window", type=float, default=2.0, help="OKX window in seconds (2)")
     args = parser.parse_args(argv)
     return run_mock_exchange(port=args.port, host=args.host, symbols=tuple(args.symbols.split(",")),
                              origin=args.origin, now=args.now, seed=args.seed, window_s=args.window,
-                             weight_limit=args.weight_limit, futures_weight_limit=args.futures_weight_limit)
+                             weight_limit=args.weight_limit, futures_weight_limit=args.futures_weight_limit,
+                             bybit_limit=args.bybit_limit, bybit_window_s=args.bybit_window,
+                             okx_limit=args.okx_limit, okx_window_s=args.okx_window)
 
 
 if __name__ == "__main__":
