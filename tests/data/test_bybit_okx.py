@@ -365,3 +365,22 @@ def test_run_fetch_with_the_default_limits(exchange, capsys):
         code = run_fetch(exchange, "BTC/USDT,ETH/USDT", "1h", "2024-02-05", "2024-02-15", base_url=m.url)
     out = capsys.readouterr().out
     assert code == 0 and f"{exchange} 1h: 474 candles" in out and "1 gaps (3 missing)" in out
+
+
+@pytest.mark.parametrize("exchange", ["bybit", "okx"])
+async def test_hdf5_store_resume_and_backfill(venue_mock, tmp_path, exchange):
+    from nbtrade.data.store import Store
+
+    m = venue_mock
+    store = Store(tmp_path / "store")
+    want = m.expected("BTC/USDT", "1h", "2024-02-05", "2024-02-24")
+    await fetch_ohlcv(exchange, "BTC/USDT", "1h", "2024-02-12", "2024-02-18", base_url=m.url, sink=store,
+                      limiter=limiter(exchange, m))
+    res = await fetch_ohlcv(exchange, "BTC/USDT", "1h", "2024-02-05", "2024-02-24", base_url=m.url, sink=store,
+                            limiter=limiter(exchange, m))
+    assert res.report.symbols["BTC/USDT"].gaps == [(FEB10, FEB10 + 3 * 3600_000)]
+    got = store.read(exchange, "BTC/USDT", "1h", as_arrays=True)
+    for k in ("time", "open", "close", "volume"):
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+    if hasattr(store, "close"):
+        store.close()
