@@ -6,7 +6,10 @@
 
 - pages of the exchange's best size (spot 1000; USD-M futures 499, the most
   candles per weight), cursor = last open time + interval, each request bounded
-  by ``end``; a page that comes back empty or short ends the range;
+  by ``end``; a page that comes back empty or short ends the range; newest-first
+  exchanges page backwards (OKX ``after``, 100 rows; Bybit windows of at most 1000
+  candles, where a short page is a gap and only an empty page with no ``start``
+  ends the history);
 - symbols run concurrently, and a long range of one symbol is split into
   segments fetched concurrently, all within one :class:`WeightLimiter` budget;
 - ``end`` is capped at the open time of the candle still open on the server
