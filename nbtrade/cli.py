@@ -40,7 +40,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--report", default=None, help="HTML report path (default $NBTRADE_HOME/reports/demo.html)")
 
     fetch = sub.add_parser("fetch", help="download OHLCV candles (rate-limited, resumable) into the store")
-    fetch.add_argument("exchange", choices=["binance", "binance_futures"])
+    fetch.add_argument("exchange", choices=["binance", "binance_futures", "bybit", "bybit_linear", "okx"])
     fetch.add_argument("symbols", help="comma-separated unified symbols, e.g. BTC/USDT,ETH/USDT")
     fetch.add_argument("--timeframe", default="1h")
     fetch.add_argument("--start", default=None, help="first open time (UTC); default: the exchange's first")

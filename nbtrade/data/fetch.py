@@ -6,7 +6,10 @@
 
 - pages of the exchange's best size (spot 1000; USD-M futures 499, the most
   candles per weight), cursor = last open time + interval, each request bounded
-  by ``end``; a page that comes back empty or short ends the range;
+  by ``end``; a page that comes back empty or short ends the range; newest-first
+  exchanges page backwards (OKX ``after``, 100 rows; Bybit windows of at most 1000
+  candles, where a short page is a gap and only an empty page with no ``start``
+  ends the history);
 - symbols run concurrently, and a long range of one symbol is split into
   segments fetched concurrently, all within one :class:`WeightLimiter` budget;
 - ``end`` is capped at the open time of the candle still open on the server
@@ -287,7 +290,8 @@ def shared_limiters(adapter: Adapter, base_url: str) -> dict[str, WeightLimiter]
     per_loop = _SHARED.setdefault(asyncio.get_running_loop(), {})
     key = (adapter.name, base_url.rstrip("/"))
     if key not in per_loop:
-        per_loop[key] = {"weight": WeightLimiter(*adapter.default_budget, name=adapter.name)}
+        per_loop[key] = {"weight": WeightLimiter(*adapter.default_budget, name=adapter.name,
+                                                 **adapter.limiter_options)}
     return per_loop[key]
 
 
@@ -371,7 +375,8 @@ class _Client:
             if isinstance(error, TooManyRequests):
                 throttled += 1
                 self.report.throttled += 1
-                limiter.penalize(error.retry_after)
+                # no Retry-After (OKX 50011): wait for the budget window to turn over
+                limiter.penalize(error.retry_after, fallback=min(limiter.window, 60.0))
                 if throttled > self.max_throttled:
                     raise TooManyRequests(f"{where}: still rate limited after {throttled} waits: {error}",
                                           status=error.status, code=error.code, retry_after=error.retry_after,
@@ -407,7 +412,8 @@ class _Client:
         path = self.adapter.exchange_info_path
         if not path:
             return None
-        req = Request(path, {}, getattr(self.adapter, "exchange_info_weight", 1))
+        req = Request(path, dict(self.adapter.exchange_info_params),
+                      getattr(self.adapter, "exchange_info_weight", 1))
 
         async def fetch() -> Any:
             return await self.get(req, lambda p: p)
@@ -495,7 +501,8 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
         return _concat(kept)
     limit = adapter.page_limit()
     # with no start (and nothing stored) the history begins at the first candle: no leading gap
-    state: dict[str, int | None] = {"expected": None if (start <= 0 and rep.resumed_from is None) else expected}
+    open_ended = start <= 0 and rep.resumed_from is None
+    state: dict[str, int | None] = {"expected": None if open_ended else expected}
 
     def close_backfill() -> None:
         """The backfilled range ends at the first stored candle: gaps before it, then jump to the resume point."""
@@ -565,9 +572,17 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
             top = hi
             while top > lo:
                 clean, n, t = await page(lo, top)
+                # a bounded window (Bybit) returned every candle of [covered, top): a short page is no end
+                covered = adapter.window_start(timeframe, lo, top - 1, limit)
+                if t.shape[0]:
+                    pages.append(clean)
+                if covered is not None and covered > lo:
+                    if n == 0 and open_ended:
+                        break  # no start given: the history begins here
+                    top = min(covered, int(t.min())) if t.shape[0] else covered
+                    continue
                 if n == 0 or t.shape[0] == 0:
                     break
-                pages.append(clean)
                 first = int(t.min())
                 if n < limit or first <= lo:
                     break
@@ -669,9 +684,10 @@ async def _open(exchange: Any, base_url: str | None, limiter: WeightLimiter | No
         if listed is not None:
             for s in symbols:
                 if adapter.symbol_id(s) not in listed:
+                    code, text = adapter.unlisted_error
                     raise BadRequest(f"{adapter.name} {s} {timeframe or ''}: symbol {adapter.symbol_id(s)} is "
-                                     "not listed by the exchange (code -1121 Invalid symbol)",
-                                     exchange=adapter.name, code=-1121, symbol=s, timeframe=timeframe)
+                                     f"not listed by the exchange (code {code} {text})",
+                                     exchange=adapter.name, code=code, symbol=s, timeframe=timeframe)
         budget = adapter.rate_limits(info) if info else None
         if budget is not None and getattr(limiter, "auto_configure", True):
             limiter.configure(*budget)
@@ -706,7 +722,8 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
 
     Parameters
     ----------
-    exchange : ``"binance"`` (spot) or ``"binance_futures"`` (USD-M), or an adapter.
+    exchange : ``"binance"`` (spot), ``"binance_futures"`` (USD-M), ``"bybit"`` (spot),
+        ``"bybit_linear"`` (USDT perpetuals), ``"okx"`` (spot), or an adapter.
     symbols : unified symbols (``"BTC/USDT"``), a list or a comma-separated string.
     timeframe : one of ``1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M``.
     start, end : ms since epoch, strings or Timestamps (naive = UTC). ``start=None``
@@ -742,6 +759,7 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
     adapter = get_adapter(exchange)
     for s in names:
         adapter.symbol_id(s)
+    adapter.interval(timeframe)  # a timeframe this exchange lacks fails before any request
     report = FetchReport(adapter.name, timeframe, lo, hi if hi is not None else -1)
     report.symbols = {s: SymbolReport(s, timeframe) for s in names}
     if hi is not None and hi == lo:

@@ -1,4 +1,4 @@
-"""A local mock of Binance spot and USD-M futures REST, serving nbtrade.synthetic candles.
+"""A local mock of Binance spot/USD-M, Bybit v5 and OKX v5 REST, serving nbtrade.synthetic candles.
 
 A real ``aiohttp.web`` server bound to 127.0.0.1 with the endpoints, parameters,
 layouts, error codes, weights, headers and limits of the real API (see
@@ -22,6 +22,19 @@ Binance, without the internet:
 - The server clock starts at ``MockConfig.now`` and advances in real time, so a
   test sees a fixed set of closed candles; the data are generated once from
   ``MockConfig.origin`` and never change.
+- Bybit v5 (``/v5/market/kline``, ``instruments-info``, ``time``): the same candles
+  (``category=spot`` = Binance spot's, ``linear`` = USD-M's) as 7-string rows, newest
+  first, the newest ``limit`` of ``[start, end]``; ``{retCode, retMsg, result,
+  retExtInfo, time}`` bodies, retCode 10001 (HTTP 200) for bad parameters;
+  ``X-Bapi-Limit``/``-Status``/``-Reset-Timestamp`` on every reply; over
+  ``bybit_limit`` requests per ``bybit_window_s`` (600 per 5 s) HTTP 403 "access too
+  frequent" and a ban of ``bybit_ban_s``; storms answer retCode 10006 "Too many visits!".
+- OKX v5 (``/api/v5/market/history-candles``, ``/api/v5/public/instruments``,
+  ``/api/v5/public/time``): spot candles as 9-string rows newest first (``after``/
+  ``before`` exclusive, ``limit`` <= 300, ``confirm`` "0" on the open candle), bars
+  ``1m..4H`` and the UTC ones ``6Hutc 12Hutc 1Dutc 1Wutc 1Mutc`` (51000 for others);
+  ``{code, msg, data}`` bodies, 51001 unknown instrument; over ``okx_limit`` requests
+  per ``okx_window_s`` (20 per 2 s), and in storms, HTTP 429 code 50011.
 - Fault injection (:class:`Faults`): 429 storms, 5xx, dropped connections,
   truncated and malformed JSON, slow replies; maintenance gaps and corrupt rows
   are data options of :class:`MockConfig`.
@@ -106,6 +119,11 @@ class MockConfig:
     ban_after : 429s tolerated before the ``Retry-After`` of the first one has passed, then
         418; requests arriving within ``ban_grace_s`` of that 429 (in flight) do not count.
     ban_s : length of a ban in seconds.
+    bybit_limit, bybit_window_s, bybit_ban_s : Bybit's IP limit (600 requests per 5 s); one
+        request over it is answered 403 "access too frequent" and bans the IP for ``bybit_ban_s``.
+    bybit_from_start : serve the oldest ``limit`` rows from ``start`` instead of the newest up to
+        ``end`` (both behaviours are reported for the real API; the adapter must not care).
+    okx_limit, okx_window_s : OKX's IP limit (20 requests per 2 s); over it, HTTP 429 code 50011.
     """
 
     symbols: Sequence[str] = DEFAULT_SYMBOLS
@@ -126,6 +144,12 @@ class MockConfig:
     ban_grace_s: float = 0.05
     ban_s: float = 120.0
     horizon_s: float = 6 * 3600.0
+    bybit_limit: int = 600
+    bybit_window_s: float = 5.0
+    bybit_ban_s: float = 600.0
+    bybit_from_start: bool = False
+    okx_limit: int = 20
+    okx_window_s: float = 2.0
     faults: Faults = field(default_factory=Faults)
 
 
@@ -197,6 +221,7 @@ class MockExchange:
         self.url = ""
         self.port = 0
         self._maintenance = [(_ms(a), _ms(b)) for a, b in config.maintenance]
+        self.okx_ids = {s.split(":")[0].upper().replace("/", "-"): s for s in config.symbols if "/" in s}
 
     # -- clock and data --------------------------------------------------------------------------
     def server_ms(self) -> int:
@@ -351,6 +376,10 @@ class MockExchange:
         from aiohttp import web
 
         path = request.path
+        if path.startswith("/v5/"):
+            return await self._handle_venue(request, "bybit")
+        if path.startswith("/api/v5/"):
+            return await self._handle_venue(request, "okx")
         ip = request.remote or "?"
         self.stats.requests += 1
         self.stats.by_path[path] = self.stats.by_path.get(path, 0) + 1
@@ -506,6 +535,194 @@ class MockExchange:
                 "exchangeFilters": [], "symbols": symbols}
 
 
+    # -- Bybit v5 and OKX v5 --------------------------------------------------------------------
+    async def _handle_venue(self, request: Any, venue: str) -> Any:
+        """Bybit (``/v5/...``) and OKX (``/api/v5/...``): their bodies, codes, headers and IP limits."""
+        from aiohttp import web
+
+        path = request.path
+        ip = request.remote or "?"
+        cfg = self.config
+        self.stats.requests += 1
+        self.stats.by_path[path] = self.stats.by_path.get(path, 0) + 1
+        headers: dict[str, str] = {}
+        bybit = venue == "bybit"
+        try:
+            route = _VENUE_ROUTES.get(path)
+            if route is None:
+                raise _Reply(404, 10001 if bybit else 50000, f"unknown path {path}")
+            method, is_data = route
+            now = self.server_ms()
+            if bybit and self._banned_until.get("bybit:" + ip, 0) > now:
+                raise _Reply(403, 0, "access too frequent")
+            limit, window_s = (cfg.bybit_limit, cfg.bybit_window_s) if bybit else (cfg.okx_limit, cfg.okx_window_s)
+            wms = int(window_s * 1000)
+            win = now // wms
+            slot = self._windows.setdefault((ip, venue), _Window())
+            if slot.win != win:
+                slot.win, slot.used = win, 0
+            slot.used += 1
+            self.stats.window_weight[(venue, int(win))] = slot.used
+            if bybit:
+                headers.update({"X-Bapi-Limit": str(limit), "X-Bapi-Limit-Status": str(max(0, limit - slot.used)),
+                                "X-Bapi-Limit-Reset-Timestamp": str((win + 1) * wms)})
+            if slot.used > limit:
+                if bybit:  # the IP limit: 403 and a ban of at least 10 minutes
+                    self._banned_until["bybit:" + ip] = now + cfg.bybit_ban_s * 1000
+                    raise _Reply(403, 0, "access too frequent")
+                raise _Reply(429, 50011, "Too Many Requests")
+            fault = None
+            if is_data:
+                self.stats.data_requests += 1
+                while self._storms and self.stats.data_requests > self._storms[0][0]:
+                    _, seconds = self._storms.pop(0)
+                    self._storm_until = now + seconds * 1000
+                if now < self._storm_until:
+                    self.stats.faults["storm"] = self.stats.faults.get("storm", 0) + 1
+                    if bybit:  # the per-UID limit: HTTP 200, retCode 10006, reset time in the header
+                        raise _Reply(200, 10006, "Too many visits!", {
+                            "X-Bapi-Limit-Status": "0", "X-Bapi-Limit-Reset-Timestamp": str(int(self._storm_until))})
+                    raise _Reply(429, 50011, "Too Many Requests")
+                fault = self._draw_fault()
+                if fault == "slow":
+                    await asyncio.sleep(cfg.faults.slow_s)
+                elif fault == "drop":
+                    request.transport.close()
+                    return web.Response(status=500)
+                elif fault == "5xx":
+                    raise _Reply(self._rng.choice([500, 502, 503, 504]), 10016 if bybit else 50001,
+                                 "Internal server error." if bybit else "Service temporarily unavailable")
+            text = method(self, request.query)
+            if fault == "truncate":
+                text = text[: max(1, len(text) // 2)]
+            elif fault == "malformed":
+                text = self._rng.choice(["<html><body>502 Bad Gateway</body></html>", text.replace("]", "}", 1)])
+            status = 200
+        except _Reply as reply:
+            status = reply.status
+            headers.update(reply.headers)
+            if status == 403:
+                self.stats.status[403] = self.stats.status.get(403, 0) + 1
+                return web.Response(status=403, text="access too frequent", content_type="text/plain",
+                                    headers=headers)
+            if bybit:
+                text = json.dumps({"retCode": reply.code, "retMsg": reply.msg, "result": {}, "retExtInfo": {},
+                                   "time": self.server_ms()})
+            else:
+                text = json.dumps({"code": str(reply.code), "msg": reply.msg, "data": []})
+        self.stats.status[status] = self.stats.status.get(status, 0) + 1
+        return web.Response(status=status, text=text, content_type="application/json", headers=headers)
+
+    def _bybit_ok(self, result: str) -> str:
+        return '{"retCode":0,"retMsg":"OK","result":%s,"retExtInfo":{},"time":%d}' % (result, self.server_ms())
+
+    @staticmethod
+    def _venue_int(q: Any, name: str, bybit: bool) -> int | None:
+        value = q.get(name)
+        if value is None or value == "":
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise (_Reply(200, 10001, f"params error: {name} invalid") if bybit
+                   else _Reply(400, 51000, f"Parameter {name} error")) from None
+
+    def bybit_kline(self, q: Any) -> str:
+        category = q.get("category") or "linear"
+        if category not in ("spot", "linear", "inverse"):
+            raise _Reply(200, 10001, "params error: category invalid")
+        sym = q.get("symbol")
+        if not sym:
+            raise _Reply(200, 10001, "params error: symbol is required")
+        if sym not in self.ids or category == "inverse":
+            raise _Reply(200, 10001, "params error: symbol invalid")
+        tf = _BYBIT_TF.get(q.get("interval", ""))
+        if tf is None:
+            raise _Reply(200, 10001, "params error: interval invalid")
+        start, end = self._venue_int(q, "start", True), self._venue_int(q, "end", True)
+        limit = self._venue_int(q, "limit", True) or 200
+        if not 1 <= limit <= 1000:
+            raise _Reply(200, 10001, "params error: limit invalid")
+        c = self.candles(self.ids[sym], tf, "spot" if category == "spot" else "futures")
+        t = c["time"]
+        hi = int(np.searchsorted(t, self.server_ms(), side="right"))  # the open candle included
+        if end is not None:
+            hi = min(hi, int(np.searchsorted(t, end, side="right")))
+        lo = 0 if start is None else int(np.searchsorted(t, start, side="left"))
+        if self.config.bybit_from_start and start is not None:
+            hi = min(hi, lo + limit)  # the oldest rows from start
+        else:
+            lo = max(lo, hi - limit)  # the newest rows of the range
+        rows = []
+        for i in range(hi - 1, lo - 1, -1):
+            o, h, l, cl, v = (float(c[k][i]) for k in ("open", "high", "low", "close", "volume"))
+            rows.append('["%d","%.8f","%.8f","%.8f","%.8f","%.8f","%.8f"]' % (t[i], o, h, l, cl, v,
+                                                                             v * (o + cl) * 0.5))
+        return self._bybit_ok('{"category":"%s","symbol":"%s","list":[%s]}' % (category, sym, ",".join(rows)))
+
+    def bybit_instruments(self, q: Any) -> str:
+        category = q.get("category")
+        if category not in ("spot", "linear", "inverse"):
+            raise _Reply(200, 10001, "params error: category invalid")
+        items = []
+        if category != "inverse":
+            for sid, unified in self.ids.items():
+                base, quote = unified.split("/")[0], unified.split("/")[1].split(":")[0]
+                item = {"symbol": sid, "baseCoin": base, "quoteCoin": quote, "status": "Trading"}
+                if category == "linear":
+                    item.update({"contractType": "LinearPerpetual", "settleCoin": quote})
+                items.append(item)
+        return self._bybit_ok(json.dumps({"category": category, "list": items, "nextPageCursor": ""}))
+
+    def bybit_time(self, q: Any) -> str:
+        now = self.server_ms()
+        return self._bybit_ok('{"timeSecond":"%d","timeNano":"%d"}' % (now // 1000, now * 1_000_000))
+
+    def okx_candles(self, q: Any) -> str:
+        inst = q.get("instId")
+        if not inst:
+            raise _Reply(400, 50014, "Parameter instId can not be empty.")
+        unified = self.okx_ids.get(inst)
+        if unified is None:
+            raise _Reply(200, 51001, "Instrument ID does not exist")
+        tf = _OKX_TF.get(q.get("bar") or "1m")
+        if tf is None:  # only UTC-opening bars are served (6Hutc, 1Dutc, ...), not the UTC+8 ones
+            raise _Reply(400, 51000, "Parameter bar error")
+        after, before = self._venue_int(q, "after", False), self._venue_int(q, "before", False)
+        limit = self._venue_int(q, "limit", False) or 100
+        if not 1 <= limit <= 300:
+            raise _Reply(400, 51000, "Parameter limit error")
+        c = self.candles(unified, tf, "spot")
+        t = c["time"]
+        now = self.server_ms()
+        hi = int(np.searchsorted(t, now, side="right"))
+        if after is not None:
+            hi = min(hi, int(np.searchsorted(t, after, side="left")))  # strictly older than ``after``
+        lo = 0 if before is None else int(np.searchsorted(t, before, side="right"))  # strictly newer
+        lo = max(lo, hi - limit)
+        rows = []
+        for i in range(hi - 1, lo - 1, -1):
+            o, h, l, cl, v = (float(c[k][i]) for k in ("open", "high", "low", "close", "volume"))
+            quote = v * (o + cl) * 0.5
+            confirm = "1" if next_open(int(t[i]), tf) <= now else "0"
+            rows.append('["%d","%.8f","%.8f","%.8f","%.8f","%.8f","%.8f","%.8f","%s"]'
+                        % (t[i], o, h, l, cl, v, quote, quote, confirm))
+        return '{"code":"0","msg":"","data":[%s]}' % ",".join(rows)
+
+    def okx_instruments(self, q: Any) -> str:
+        inst_type = q.get("instType")
+        if not inst_type:
+            raise _Reply(400, 50014, "Parameter instType can not be empty.")
+        data = []
+        if inst_type == "SPOT":
+            for iid in self.okx_ids:
+                base, quote = iid.split("-")
+                data.append({"instType": "SPOT", "instId": iid, "baseCcy": base, "quoteCcy": quote, "state": "live"})
+        return json.dumps({"code": "0", "msg": "", "data": data})
+
+    def okx_time(self, q: Any) -> str:
+        return '{"code":"0","msg":"","data":[{"ts":"%d"}]}' % self.server_ms()
+
 def _format_klines(c: dict[str, np.ndarray], sl: slice, interval: str, market: str) -> str:
     t = c["time"][sl]
     o, h, l, cl, v = (c[k][sl].tolist() for k in ("open", "high", "low", "close", "volume"))
@@ -545,6 +762,21 @@ _ROUTES: dict[str, tuple[Any, Any, bool]] = {
     "/fapi/v1/time": (lambda self, q: {"serverTime": self.server_ms()}, lambda q: 1, False),
     "/fapi/v1/ping": (lambda self, q: {}, lambda q: 1, False),
     "/fapi/v1/fundingRate": (lambda self, q: self.funding_rate(q), lambda q: 0, True),
+}
+
+
+_BYBIT_TF = {"1": "1m", "3": "3m", "5": "5m", "15": "15m", "30": "30m", "60": "1h", "120": "2h", "240": "4h",
+             "360": "6h", "720": "12h", "D": "1d", "W": "1w", "M": "1M"}
+_OKX_TF = {"1m": "1m", "3m": "3m", "5m": "5m", "15m": "15m", "30m": "30m", "1H": "1h", "2H": "2h", "4H": "4h",
+           "6Hutc": "6h", "12Hutc": "12h", "1Dutc": "1d", "1Wutc": "1w", "1Mutc": "1M"}
+#: path -> (handler returning the body text, is a data endpoint)
+_VENUE_ROUTES: dict[str, tuple[Any, bool]] = {
+    "/v5/market/kline": (MockExchange.bybit_kline, True),
+    "/v5/market/instruments-info": (MockExchange.bybit_instruments, False),
+    "/v5/market/time": (MockExchange.bybit_time, False),
+    "/api/v5/market/history-candles": (MockExchange.okx_candles, True),
+    "/api/v5/public/instruments": (MockExchange.okx_instruments, False),
+    "/api/v5/public/time": (MockExchange.okx_time, False),
 }
 
 
@@ -619,7 +851,8 @@ def run_mock_exchange(port: int = 8080, host: str = "127.0.0.1", **options: Any)
 
     async def main() -> None:
         async with serve(port=port, host=host, **options) as mock:
-            print(f"mock exchange on {mock.url} (spot /api/v3, futures /fapi/v1); Ctrl-C to stop", flush=True)
+            print(f"mock exchange on {mock.url} (Binance /api/v3 and /fapi/v1, Bybit /v5, OKX /api/v5); "
+                  "Ctrl-C to stop", flush=True)
             await asyncio.Event().wait()
 
     try:
@@ -633,7 +866,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m nbtrade.data.mock --port 8080`` (the same as ``nbtrade mock-exchange``)."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="nbtrade mock-exchange", description="Local mock of Binance REST.")
+    parser = argparse.ArgumentParser(prog="nbtrade mock-exchange",
+                                     description="Local mock of Binance, Bybit and OKX REST.")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--symbols", default=",".join(DEFAULT_SYMBOLS), help="comma-separated unified symbols")
@@ -643,10 +877,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=60.0, help="weight window in seconds (Binance: 60)")
     parser.add_argument("--weight-limit", type=int, default=6000, help="spot weight per window")
     parser.add_argument("--futures-weight-limit", type=int, default=2400)
+    parser.add_argument("--bybit-limit", type=int, default=600, help="Bybit requests per window per IP")
+    parser.add_argument("--bybit-window", type=float, default=5.0, help="Bybit window in seconds (5)")
+    parser.add_argument("--okx-limit", type=int, default=20, help="OKX requests per window per IP")
+    parser.add_argument("--okx-window", type=float, default=2.0, help="OKX window in seconds (2)")
     args = parser.parse_args(argv)
     return run_mock_exchange(port=args.port, host=args.host, symbols=tuple(args.symbols.split(",")),
                              origin=args.origin, now=args.now, seed=args.seed, window_s=args.window,
-                             weight_limit=args.weight_limit, futures_weight_limit=args.futures_weight_limit)
+                             weight_limit=args.weight_limit, futures_weight_limit=args.futures_weight_limit,
+                             bybit_limit=args.bybit_limit, bybit_window_s=args.bybit_window,
+                             okx_limit=args.okx_limit, okx_window_s=args.okx_window)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Exchange adapters: one module per exchange (endpoints, weights, parsing).
 
-``get_adapter("binance")`` (spot) and ``get_adapter("binance_futures")`` (USD-M,
-aliases ``binanceusdm``, ``binance-futures``).
+``get_adapter("binance")`` (spot), ``get_adapter("binance_futures")`` (USD-M,
+aliases ``binanceusdm``, ``binance-futures``), ``"bybit"`` (v5 spot),
+``"bybit_linear"`` (v5 USDT perpetuals) and ``"okx"`` (v5 spot).
 """
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ _ALIASES = {
     "binance": "binance", "binance_spot": "binance", "binance-spot": "binance",
     "binance_futures": "binance_futures", "binance-futures": "binance_futures", "binanceusdm": "binance_futures",
     "binance_usdm": "binance_futures",
+    "bybit": "bybit", "bybit_spot": "bybit", "bybit-spot": "bybit",
+    "bybit_linear": "bybit_linear", "bybit-linear": "bybit_linear",
+    "okx": "okx", "okx_spot": "okx", "okx-spot": "okx",
 }
 
-EXCHANGES = ("binance", "binance_futures")
+EXCHANGES = ("binance", "binance_futures", "bybit", "bybit_linear", "okx")
 
 
 def get_adapter(exchange: "str | Adapter") -> Adapter:
@@ -29,6 +33,18 @@ def get_adapter(exchange: "str | Adapter") -> Adapter:
         from .binance_futures import BinanceUSDM
 
         return BinanceUSDM()
+    if key == "bybit":
+        from .bybit import BybitSpot
+
+        return BybitSpot()
+    if key == "bybit_linear":
+        from .bybit import BybitLinear
+
+        return BybitLinear()
+    if key == "okx":
+        from .okx import OKXSpot
+
+        return OKXSpot()
     raise ValueError(f"exchange {exchange!r} is not supported; expected one of {', '.join(EXCHANGES)}")
 
 

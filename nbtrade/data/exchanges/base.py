@@ -94,6 +94,14 @@ class Adapter:
     kline_path: ClassVar[str] = ""
     kline_max_limit: ClassVar[int] = 1000
     exchange_info_path: ClassVar[str] = ""
+    #: query of the exchange-info request (Bybit ``category``, OKX ``instType``)
+    exchange_info_params: ClassVar[dict[str, Any]] = {}
+    exchange_info_weight: ClassVar[int] = 1
+    #: (code, text) reported when a symbol is missing from exchange info
+    unlisted_error: ClassVar[tuple[int, str]] = (-1121, "Invalid symbol")
+    #: keyword arguments of the shared :class:`~nbtrade.data.ratelimit.WeightLimiter`
+    #: (``probe=1.0`` when the exchange sends no used-budget header to learn from)
+    limiter_options: ClassVar[dict[str, Any]] = {}
     time_path: ClassVar[str] = ""
     weight_header: ClassVar[str] = ""
     descending: ClassVar[bool] = False
@@ -115,6 +123,16 @@ class Adapter:
 
     def kline_weight(self, limit: int) -> int:
         raise NotImplementedError
+
+    def window_start(self, timeframe: str, start_ms: int, end_ms: int, limit: int) -> int | None:
+        """Lowest open time a descending page request covers, when the adapter bounds it itself.
+
+        None (the default): the request spans ``[start_ms, end_ms]`` and returns its newest
+        ``limit`` rows, so a short page means the range is done. An adapter that narrows
+        each request to a window holding at most ``limit`` candles returns the window's
+        start: every candle in it came back, and a short page only means a gap.
+        """
+        return None
 
     def klines_request(self, symbol: str, timeframe: str, start_ms: int, end_ms: int,
                        limit: int) -> Request:

@@ -1,0 +1,178 @@
+"""Bybit v5 REST: ``/v5/market/kline``, ``/v5/market/instruments-info``, ``/v5/market/time``.
+
+Facts (../shared/EXCHANGES.md; bybit-exchange/docs docs/v5/market/kline.mdx,
+rate-limit.mdx, error.mdx):
+
+- ``GET /v5/market/kline?category=spot|linear&symbol=BTCUSDT&interval=1&start=&end=&limit=``;
+  intervals ``1 3 5 15 30 60 120 240 360 720 D W M`` (no 8h, no 3d); ``start``/``end``
+  in ms on the open time; ``limit`` 1..1000 (default 200; an older doc said 200 max).
+- Body ``{retCode, retMsg, result: {category, symbol, list}, retExtInfo, time}``;
+  ``list`` is **newest first**, 7 strings per row ``[startTime, open, high, low,
+  close, volume, turnover]``; the still-open candle is included (its close is the
+  last trade), so the fetcher caps ``end`` at the server clock.
+- Which rows come back when ``[start, end]`` holds more than ``limit`` candles is
+  reported both ways (the newest ``limit``: ccxt/ccxt#16551; the oldest from ``start``:
+  a 2026 comment on bybit-exchange/pybit#186), and ``start`` also matches the candle
+  containing it (mirumirumi/ro-soku#3). So each request asks for a window on the grid
+  that holds at most ``limit`` candles, ``[end - (limit - 1) * interval, end]``: both
+  readings give the same rows. Pages go backwards (``descending``), each window ending
+  before the previous one; a short page is a gap, not the end.
+- Errors come as HTTP 200 with a non-zero ``retCode``: 10001 parameter error (bad
+  symbol, interval, limit) -> :class:`BadRequest`, never retried; 10006 "Too many
+  visits!" -> :class:`TooManyRequests`, waiting until ``X-Bapi-Limit-Reset-Timestamp``;
+  10000/10016 (server timeout/error) -> retried. HTTP 403 "access too frequent" is
+  the IP limit (600 requests per 5 s) turning into a ban of at least 10 minutes ->
+  :class:`IPBanned`: stop, never continue into it.
+- ``X-Bapi-Limit`` (limit) and ``X-Bapi-Limit-Status`` (remaining) reconcile the
+  limiter: used = limit - remaining.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...timeframes import DAY_MS, timeframe_ms
+from .._grid import ceil_open, floor_open
+from ..ratelimit import IPBanned, TooManyRequests
+from .base import Adapter, BadRequest, MalformedResponse, Request, ServerError
+
+INTERVALS = {"1m": "1", "3m": "3", "5m": "5", "15m": "15", "30m": "30", "1h": "60", "2h": "120", "4h": "240",
+             "6h": "360", "12h": "720", "1d": "D", "1w": "W", "1M": "M"}
+#: a ban after the IP limit lasts at least 10 minutes
+BAN_S = 600.0
+RATE_LIMIT_CODES = (10006, 10018)
+SERVER_CODES = (10000, 10016)
+
+
+def parse_rows(rows: Any, width: int, where: str) -> dict[str, np.ndarray]:
+    """Newest-first rows of decimal strings ``[ts, o, h, l, c, v, ...]`` -> arrays (in the order given)."""
+    if not isinstance(rows, list):
+        raise MalformedResponse(f"{where}: expected a list of rows, got {type(rows).__name__}")
+    n = len(rows)
+    time = np.empty(n, dtype=np.int64)
+    ohlcv = np.empty((n, 5), dtype=np.float64)
+    try:
+        for i, row in enumerate(rows):
+            if not isinstance(row, list) or len(row) < width:
+                raise MalformedResponse(f"{where}: malformed row {i}: {row!r:.80}")
+            time[i] = int(row[0])
+            ohlcv[i] = (float(row[1]), float(row[2]), float(row[3]), float(row[4]), float(row[5]))
+    except (TypeError, ValueError) as exc:
+        raise MalformedResponse(f"{where}: malformed row: {exc}") from None
+    return {"time": time, "open": ohlcv[:, 0].copy(), "high": ohlcv[:, 1].copy(), "low": ohlcv[:, 2].copy(),
+            "close": ohlcv[:, 3].copy(), "volume": ohlcv[:, 4].copy()}
+
+
+def _int_header(headers: Any, name: str) -> int | None:
+    value = headers.get(name) if headers is not None else None
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+class BybitSpot(Adapter):
+    """Bybit v5 spot candles (``category=spot``)."""
+
+    name = "bybit"
+    category = "spot"
+    default_base_url = "https://api.bybit.com"
+    kline_path = "/v5/market/kline"
+    kline_max_limit = 1000
+    exchange_info_path = "/v5/market/instruments-info"
+    time_path = "/v5/market/time"
+    weight_header = "X-Bapi-Limit-Status"
+    descending = True
+    #: 600 requests per 5 s per IP, every request costs 1
+    default_budget = (600, 5.0)
+    unlisted_error = (10001, "params error: symbol invalid")
+    timeframes = tuple(INTERVALS)
+
+    @property
+    def exchange_info_params(self) -> dict[str, Any]:  # type: ignore[override]
+        return {"category": self.category, "limit": 1000} if self.category != "spot" else {"category": "spot"}
+
+    def interval(self, timeframe: str) -> str:
+        return INTERVALS[super().interval(timeframe)]
+
+    def kline_weight(self, limit: int) -> int:
+        return 1
+
+    def window_start(self, timeframe: str, start_ms: int, end_ms: int, limit: int) -> int:
+        """First open time of the window ``[.., end_ms]`` of at most ``limit`` candles (>= ``start_ms``)."""
+        step = 28 * DAY_MS if timeframe == "1M" else timeframe_ms(timeframe)  # 1M: the shortest month
+        last = floor_open(int(end_ms), timeframe)  # the newest candle the window may hold
+        return max(int(start_ms), ceil_open(last - (limit - 1) * step, timeframe))
+
+    def klines_request(self, symbol: str, timeframe: str, start_ms: int, end_ms: int, limit: int) -> Request:
+        start = self.window_start(timeframe, start_ms, end_ms, limit)
+        params = {"category": self.category, "symbol": self.symbol_id(symbol), "interval": self.interval(timeframe),
+                  "start": start, "end": int(end_ms), "limit": int(limit)}
+        return Request(self.kline_path, params, 1)
+
+    def parse_klines(self, payload: Any) -> dict[str, np.ndarray]:
+        result = payload.get("result") if isinstance(payload, dict) else None
+        if not isinstance(result, dict):
+            raise MalformedResponse(f"{self.name} kline: no 'result' object in the body")
+        return parse_rows(result.get("list"), 7, f"{self.name} kline")
+
+    def server_time(self, payload: Any) -> int:
+        try:
+            return int(payload["time"])
+        except (KeyError, TypeError, ValueError):
+            try:
+                return int(payload["result"]["timeSecond"]) * 1000
+            except (KeyError, TypeError, ValueError):
+                raise MalformedResponse(f"{self.name} time: unexpected body {payload!r:.80}") from None
+
+    def listed(self, info: dict) -> set[str] | None:
+        result = info.get("result") if isinstance(info, dict) else None
+        if not isinstance(result, dict) or not result.get("list") or result.get("nextPageCursor"):
+            return None  # unknown or only one page of many: let the kline endpoint judge
+        return {s["symbol"] for s in result["list"] if isinstance(s, dict) and "symbol" in s}
+
+    def used_weight(self, headers: Any) -> int | None:
+        limit = _int_header(headers, "X-Bapi-Limit")
+        remaining = _int_header(headers, "X-Bapi-Limit-Status")
+        if limit is None or remaining is None:
+            return None
+        return max(0, limit - remaining)
+
+    def error(self, status: int, payload: Any, headers: Any) -> Exception | None:
+        code = payload.get("retCode") if isinstance(payload, dict) else None
+        msg = str(payload.get("retMsg", "")) if isinstance(payload, dict) else ""
+        kw = dict(exchange=self.name, status=status, code=code)
+        if status == 403:
+            return IPBanned(f"{self.name}: HTTP 403 access too frequent (IP limit broken; banned for at least "
+                            f"{BAN_S / 60:.0f} min)", retry_after=BAN_S, **kw)
+        if status == 429 or code in RATE_LIMIT_CODES:
+            reset = _int_header(headers, "X-Bapi-Limit-Reset-Timestamp")
+            now = payload.get("time") if isinstance(payload, dict) else None
+            retry = None
+            if reset is not None and isinstance(now, (int, float)):
+                retry = max(0.0, (reset - now) / 1000.0)
+            return TooManyRequests(f"rate limit hit on {self.name}: retCode {code} {msg}".rstrip(),
+                                   retry_after=retry, **kw)
+        if status >= 500:
+            return ServerError(f"{self.name}: HTTP {status}" + (f", retCode {code}: {msg}" if code else ""), **kw)
+        if status >= 400:
+            return BadRequest(f"{self.name}: HTTP {status}" + (f", retCode {code}: {msg}" if code else ""), **kw)
+        if code is None:  # not JSON or not an object: the parser reports it (and it is retried)
+            return MalformedResponse(f"{self.name}: body without retCode: {str(payload)[:60]!r}") \
+                if isinstance(payload, dict) else None
+        if code == 0:
+            return None
+        text = f"{self.name}: retCode {code}: {msg}"
+        if code in SERVER_CODES:
+            return ServerError(text, **kw)
+        return BadRequest(text, **kw)
+
+
+class BybitLinear(BybitSpot):
+    """Bybit v5 USDT perpetuals (``category=linear``); symbols ``BTC/USDT:USDT`` or ``BTC/USDT``."""
+
+    name = "bybit_linear"
+    category = "linear"

@@ -1,0 +1,120 @@
+"""OKX v5 REST: ``/api/v5/market/history-candles``, ``/api/v5/public/instruments``, ``/api/v5/public/time``.
+
+Facts (../shared/EXCHANGES.md; okx.com/docs-v5 "Get candlesticks history"):
+
+- ``GET /api/v5/market/history-candles?instId=BTC-USDT&bar=1m&after=<ts>&limit=100``:
+  ``after`` returns records *older* than ``ts`` (exclusive), newest first, so the
+  adapter pages backwards (``descending``) with ``after = end + 1``.
+- ``bar``: ``1m 3m 5m 15m 30m 1H 2H 4H``; from 6 hours up the plain names open on
+  UTC+8, so ``6Hutc 12Hutc 1Dutc 1Wutc 1Mutc`` are requested (candles open on UTC
+  like every other exchange here). No 8h; 3d is left out (its grid is not documented).
+- ``limit``: the current doc allows up to 300 (default 100); older docs and clients
+  say 100, so 100 is requested.
+- Body ``{code: "0", msg: "", data: [...]}``; rows are all strings
+  ``[ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm]``; ``confirm == "0"`` marks
+  the still-open candle, which is dropped here.
+- Limit: 20 requests per 2 s per IP; breaking it gives code 50011 (HTTP 429) ->
+  :class:`TooManyRequests`. OKX sends no used-budget header, so the limiter trusts
+  its own count (``probe=1.0``). 51001 (instrument does not exist) and 51000
+  (parameter error, e.g. ``bar``) -> :class:`BadRequest`; 50001/50004/50013/50026
+  (service busy, timeout) -> retried.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..ratelimit import TooManyRequests
+from .base import Adapter, BadRequest, MalformedResponse, Request, ServerError, unified_to_id
+from .bybit import parse_rows
+
+BARS = {"1m": "1m", "3m": "3m", "5m": "5m", "15m": "15m", "30m": "30m", "1h": "1H", "2h": "2H", "4h": "4H",
+        "6h": "6Hutc", "12h": "12Hutc", "1d": "1Dutc", "1w": "1Wutc", "1M": "1Mutc"}
+RATE_LIMIT_CODES = (50011, 50061)
+SERVER_CODES = (50001, 50004, 50013, 50026)
+#: requested page size (the doc's current maximum is 300)
+PAGE_LIMIT = 100
+
+
+class OKXSpot(Adapter):
+    """OKX spot candles from the history endpoint (years of data, closed candles)."""
+
+    name = "okx"
+    default_base_url = "https://www.okx.com"
+    kline_path = "/api/v5/market/history-candles"
+    kline_max_limit = PAGE_LIMIT
+    exchange_info_path = "/api/v5/public/instruments"
+    exchange_info_params = {"instType": "SPOT"}
+    time_path = "/api/v5/public/time"
+    descending = True
+    #: 20 requests per 2 s per IP
+    default_budget = (20, 2.0)
+    limiter_options = {"probe": 1.0}
+    unlisted_error = (51001, "Instrument ID does not exist")
+    timeframes = tuple(BARS)
+
+    def symbol_id(self, symbol: str) -> str:
+        """``"BTC/USDT"`` -> ``"BTC-USDT"`` (spot only)."""
+        unified_to_id(symbol)  # same validation as everywhere
+        text = symbol.strip().upper()
+        if ":" in text:
+            raise ValueError(f"symbol {symbol!r} is a derivative; the okx adapter serves spot ('BTC/USDT')")
+        if "/" not in text:
+            raise ValueError(f"symbol must look like 'BTC/USDT' for okx (base and quote), got {symbol!r}")
+        return text.replace("/", "-")
+
+    def interval(self, timeframe: str) -> str:
+        return BARS[super().interval(timeframe)]
+
+    def kline_weight(self, limit: int) -> int:
+        return 1
+
+    def klines_request(self, symbol: str, timeframe: str, start_ms: int, end_ms: int, limit: int) -> Request:
+        # ``after`` is exclusive: the newest ``limit`` candles with ts <= end_ms
+        params = {"instId": self.symbol_id(symbol), "bar": self.interval(timeframe), "after": int(end_ms) + 1,
+                  "limit": int(limit)}
+        return Request(self.kline_path, params, 1)
+
+    def parse_klines(self, payload: Any) -> dict[str, np.ndarray]:
+        rows = payload.get("data") if isinstance(payload, dict) else None
+        if not isinstance(rows, list):
+            raise MalformedResponse(f"{self.name} candles: no 'data' list in the body")
+        bad = [r for r in rows if not isinstance(r, list) or len(r) < 9]
+        if bad:
+            raise MalformedResponse(f"{self.name} candles: malformed row {bad[0]!r:.80}")
+        closed = [r for r in rows if r[8] != "0"]  # confirm "0": the candle is still open
+        return parse_rows(closed, 9, f"{self.name} candles")
+
+    def server_time(self, payload: Any) -> int:
+        try:
+            return int(payload["data"][0]["ts"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise MalformedResponse(f"{self.name} time: unexpected body {payload!r:.80}") from None
+
+    def listed(self, info: dict) -> set[str] | None:
+        data = info.get("data") if isinstance(info, dict) else None
+        if not data:
+            return None
+        return {s["instId"] for s in data if isinstance(s, dict) and "instId" in s}
+
+    def error(self, status: int, payload: Any, headers: Any) -> Exception | None:
+        raw = payload.get("code") if isinstance(payload, dict) else None
+        try:
+            code = int(raw) if raw is not None else None
+        except (TypeError, ValueError):
+            code = None
+        msg = str(payload.get("msg", "")) if isinstance(payload, dict) else ""
+        kw = dict(exchange=self.name, status=status, code=code)
+        if status == 429 or code in RATE_LIMIT_CODES:
+            return TooManyRequests(f"rate limit hit on {self.name}: code {code} {msg}".rstrip(), retry_after=None,
+                                   **kw)
+        text = f"{self.name}: HTTP {status}" + (f", code {code}: {msg}" if code is not None else "")
+        if code in SERVER_CODES or status >= 500:
+            return ServerError(text, **kw)
+        if status >= 400 or (code is not None and code != 0):
+            return BadRequest(text, **kw)
+        if code is None:  # not JSON or not an object: the parser reports it (and it is retried)
+            return MalformedResponse(f"{self.name}: body without code: {str(payload)[:60]!r}") \
+                if isinstance(payload, dict) else None
+        return None
