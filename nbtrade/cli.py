@@ -49,7 +49,7 @@ def _build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--base-url", default=None, help="another server with the same API (e.g. the mock)")
     fetch.add_argument("--funding", action="store_true", help="also fetch funding rates (futures)")
 
-    mock = sub.add_parser("mock-exchange", help="serve the local mock exchange (Binance API) on 127.0.0.1")
+    mock = sub.add_parser("mock-exchange", help="serve the local mock exchange (Binance, Bybit, OKX APIs) on 127.0.0.1")
     mock.add_argument("--port", type=int, default=8080)
     mock.add_argument("--host", default="127.0.0.1")
     mock.add_argument("--seed", type=int, default=0)
