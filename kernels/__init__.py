@@ -11,38 +11,59 @@ Contract shared by every kernel module:
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import sys
 import tempfile
 
 
-def _ensure_writable_cache_dir() -> None:
-    """Point numba at a writable cache directory before numba is imported.
+def _sources_digest() -> str:
+    """Digest of every kernel source file: it names the cache directory."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.blake2b(digest_size=6)
+    for name in sorted(os.listdir(here)):
+        if name.endswith(".py"):
+            h.update(name.encode())
+            with open(os.path.join(here, name), "rb") as fh:
+                h.update(fh.read())
+    return h.hexdigest()
 
-    Numba already falls back from the source tree to a per-user directory when
-    the tree is read-only, but a ``NUMBA_CACHE_DIR`` that is set and not
-    writable makes every cached kernel fail. Replace such a value with a
-    per-user directory instead of failing.
+
+def _configure_cache_dir() -> None:
+    """Choose numba's cache directory before any kernel compiles.
+
+    Numba invalidates a cached function when its own file changes, not when a
+    kernel it calls (or inlines) from another file does, which would leave stale
+    machine code after an edit or an upgrade. Unless the user set
+    ``NUMBA_CACHE_DIR`` to a writable folder, kernels cache under a per-user
+    folder named by a digest of all kernel sources, so any change starts a fresh
+    cache. A ``NUMBA_CACHE_DIR`` that is set but not writable is replaced the
+    same way instead of failing.
     """
     configured = os.environ.get("NUMBA_CACHE_DIR")
-    if not configured:
-        return
-    try:
-        os.makedirs(configured, exist_ok=True)
-        if os.access(configured, os.W_OK | os.X_OK):
-            return
-    except OSError:
-        pass
+    if configured:
+        try:
+            os.makedirs(configured, exist_ok=True)
+            if os.access(configured, os.W_OK | os.X_OK):
+                return
+        except OSError:
+            pass
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    fallback = os.path.join(base, "nbtrade", "numba")
+    target = os.path.join(base, "nbtrade", "numba", _sources_digest())
     try:
-        os.makedirs(fallback, exist_ok=True)
+        os.makedirs(target, exist_ok=True)
+        if not os.access(target, os.W_OK | os.X_OK):
+            raise OSError(target)
     except OSError:
-        fallback = os.path.join(tempfile.gettempdir(), f"nbtrade-numba-{os.getuid()}")
-        os.makedirs(fallback, exist_ok=True)
-    os.environ["NUMBA_CACHE_DIR"] = fallback
+        target = os.path.join(tempfile.gettempdir(), f"nbtrade-numba-{os.getuid()}", _sources_digest())
+        os.makedirs(target, exist_ok=True)
+    os.environ["NUMBA_CACHE_DIR"] = target
+    numba = sys.modules.get("numba")
+    if numba is not None:  # imported before nbtrade: its config was already read
+        numba.core.config.CACHE_DIR = target
 
 
-_ensure_writable_cache_dir()
+_configure_cache_dir()
 # numba's OpenMP threads spin while they wait for work; on a busy (shared) machine
 # every parallel kernel then stalls for a scheduler tick (~4-8 ms measured). Passive
 # waiting costs nothing measurable when the machine is idle. A user's setting wins.

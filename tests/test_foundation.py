@@ -117,3 +117,14 @@ def test_public_api_resolves_lazily():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "MISSING []" in out.stdout
+
+
+def test_cache_dir_named_by_kernel_sources(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path)
+    code = ("import numba, os, nbtrade.kernels as k; "
+            "print(os.environ['NUMBA_CACHE_DIR'], numba.core.config.CACHE_DIR, k._sources_digest())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    env_dir, numba_dir, digest = out.stdout.split()
+    assert env_dir == numba_dir == str(tmp_path / "nbtrade" / "numba" / digest)
