@@ -100,7 +100,7 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, entries, exits, 
                         if st[S_PEND_DIR, c] != 0.0:
                             check_pending_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades, params,
                                              size_type, leverage, order_type, tif)
-                        elif st[S_POS, c] != 0.0 and has_stops[c] and st[S_ENTRY_IDX, c] < i:
+                        elif st[S_POS, c] != 0.0 and has_stops[c] and (at_open or st[S_ENTRY_IDX, c] < i):
                             check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades, params,
                                            optimistic)
                         st[S_MARK, c] = cl

@@ -13,7 +13,8 @@ Events of bar ``i``, each phase over all columns in order before the next phase:
 ``fill_mode == NEXT_OPEN`` (default)
     1. at the open: orders from the signals of bar ``i - 1`` fill at ``open[i]``
        (an exit first, then an entry: a reversal is two orders);
-    2. intrabar: stops of positions entered before bar ``i`` (rules in ``fills.py``);
+    2. intrabar: stops of open positions, those entered at this open included (the whole
+       bar happens after an open fill; rules in ``fills.py``);
     3. at the close: marks move to ``close[i]``, equity is recorded.
 ``fill_mode == CLOSE``
     1. intrabar: stops of positions entered before bar ``i``;
@@ -230,7 +231,7 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                             if st[S_PEND_DIR, c] != 0.0:
                                 check_pending_nb(open_, high, low, i, c, st, acct, int(st[S_GROUP, c]), counts,
                                                  orders, trades, params, size_type, leverage, order_type, tif)
-                            elif st[S_POS, c] != 0.0 and has_stops[c] and st[S_ENTRY_IDX, c] < i:
+                            elif st[S_POS, c] != 0.0 and has_stops[c] and (at_open or st[S_ENTRY_IDX, c] < i):
                                 check_stops_nb(open_, high, low, i, c, st, acct, int(st[S_GROUP, c]), counts, orders,
                                                trades, params, optimistic)
                             st[S_MARK, c] = cl

@@ -14,14 +14,19 @@ Fill timing (one setting for entries, exits and stops)
     could compute the signal and trade at that very price: optimistic, use with care.
 Intrabar rules
     Stops (``sl_stop``, ``tp_stop``, ``trail_stop``, fractions of the average entry
-    price) are active from the bar after the entry bar, in both fill modes.
+    price): with ``fill="next_open"`` a market entry fills at the open, so the whole
+    entry bar happens after the fill and its stops are checked on that bar too (its
+    low/high; a stop level beyond the open, e.g. slippage wider than the stop, exits
+    at the open). With ``fill="close"`` (entry at the close) and for resting entries
+    (filled inside a bar, path after the fill unknown) stops start the bar after.
     Triggers are inclusive (``low <= stop`` for a long stop-loss); a bar opening
     beyond a level fills at the open (gap); when one bar touches both the stop
     side and the take-profit, the stop fills first (``intrabar="pessimistic"``,
     default) unless ``intrabar="optimistic"``. The trailing level uses the peak
     (trough for shorts) of the entry price and the highs (lows) of the bars
     *before* the current one, so a bar's own high never moves the level it is
-    checked against.
+    checked against (on the entry bar the peak is the entry price; that bar's high
+    moves it after the bar's check).
 Resting entries
     ``order_type="limit"|"stop"|"stop_limit"``: placed at the signal bar's close, eligible
     from the next bar in both fill modes; a limit buy fills at ``min(open, limit)`` once
@@ -620,8 +625,11 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "fill": fill,
         "fill_rule": ("signals at bar t fill at bar t+1's open" if fill == "next_open"
                       else "signals at bar t fill at bar t's close (optimistic)"),
-        "stops": "active from the bar after entry; inclusive triggers; gaps fill at the open; "
-                 "trailing level from the peak before the current bar",
+        "stops": (("checked from the entry bar itself for entries at the open (the whole bar follows the "
+                   "fill), " if fill == "next_open" else "active from the bar after entry, ")
+                  + "and from the bar after a resting entry's fill; inclusive triggers; SL before TP in one bar "
+                  "unless optimistic; gaps fill at the open; trailing level from the peak (entry price included) "
+                  "before the current bar"),
         "intrabar": intrabar,
         "fees": _describe(params["fees"], syms), "fixed_fees": _describe(params["fixed_fees"], syms),
         "maker_fees": _describe(params["maker_fees"], syms),

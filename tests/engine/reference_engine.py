@@ -216,7 +216,10 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
 
     def stops(i, c):
         pos = positions[c]
-        if pos.size == 0 or pos.entry_idx >= i or missing(i, c):
+        if pos.size == 0 or missing(i, c):
+            return
+        if fill == "close" and pos.entry_idx >= i:  # entered at this close: stops start next bar
+            return
             return
         sl, tp, tr = sl_stop[c], tp_stop[c], trail_stop[c]
         sl_abs, tp_abs = abs_levels[c]

@@ -56,15 +56,40 @@ def test_signal_on_last_bar_does_not_trade_with_next_open():
     assert len(res.orders) == 0
 
 
-def test_stop_loss_hit_on_bar_after_entry_not_on_entry_bar():
-    # entry at bar 1's open (100); bar 1 dips to 90 (ignored: stops start the bar after entry)
+def test_stop_loss_checked_on_entry_bar_with_next_open_fills():
+    # entry at bar 1's open (100): the whole of bar 1 follows the fill, its dip to 90 hits the stop at 95
     df = bars(FLAT, (100, 101, 90, 100), (99, 100, 94, 96), FLAT)
     res = backtest(df, entries=sig(4, 0), size=1.0, size_type="amount", sl_stop=0.05)
     o = res.orders
     assert o["price"].tolist() == [100.0, 95.0]
     assert o["type"].tolist() == ["market", "stop_loss"]
-    assert o["time"].iloc[1] == df.index[2]
+    assert o["time"].iloc[1] == df.index[1]
     assert res.trades["exit_reason"].iloc[0] == "sl"
+    assert res.trades["entry_time"].iloc[0] == res.trades["exit_time"].iloc[0] == df.index[1]
+
+
+def test_stop_loss_not_on_entry_bar_with_close_fills():
+    # entry at bar 0's close (100): bar 0's low is before the fill; bar 1 dips to 94 -> stop at 95
+    df = bars((100, 101, 90, 100), (99, 100, 94, 96), FLAT)
+    res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount", sl_stop=0.05, fill="close")
+    assert res.orders["price"].tolist() == [100.0, 95.0]
+    assert res.orders["time"].iloc[1] == df.index[1]
+
+
+def test_entry_bar_sl_before_tp_pessimistic_and_trailing_peak():
+    # next_open entry at 100 on bar 1, which spans 94..106: SL 95 and TP 105 both touched -> SL (pessimistic)
+    df = bars(FLAT, (100, 106, 94, 100), FLAT)
+    res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount", sl_stop=0.05, tp_stop=0.05)
+    assert res.orders["price"].tolist() == [100.0, 95.0] and res.trades["exit_reason"].tolist() == ["sl"]
+    res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount", sl_stop=0.05, tp_stop=0.05,
+                   intrabar="optimistic")
+    assert res.orders["price"].tolist() == [100.0, 105.0] and res.trades["exit_reason"].tolist() == ["tp"]
+    # trailing 10 %: on the entry bar the peak is the entry price (level 90, low 95: no exit);
+    # the entry bar's high 120 then moves the peak: bar 2's level is 108, its low 107 exits at 108
+    df = bars(FLAT, (100, 120, 95, 118), (118, 119, 107, 110))
+    res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount", trail_stop=0.1)
+    assert res.orders["price"].tolist() == [100.0, pytest.approx(108.0)]
+    assert res.orders["time"].iloc[1] == df.index[2] and res.trades["exit_reason"].iloc[0] == "trail"
 
 
 def test_gap_through_stop_fills_at_open_with_slippage():
