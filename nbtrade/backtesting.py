@@ -40,7 +40,10 @@ Costs
 Sizing and rejections
     ``size_type``: ``"amount"`` (base units), ``"value"`` (quote currency),
     ``"percent"`` (fraction of the free margin, fees included; 1.0 = all-in),
-    ``"target_percent"`` (position worth that fraction of equity). Sizes are rounded
+    ``"target_percent"`` (position worth that fraction of equity). ``size > 1`` with
+    ``"percent"`` or ``size > leverage`` with ``"target_percent"`` can never fill and
+    raises a ValueError, as does ``sl_stop >= 1`` when only long positions are
+    possible (no short signals given). Sizes are rounded
     down to ``lot_size`` and checked against ``min_qty``, ``min_notional`` and the
     free margin (equity minus ``|position| * price / leverage`` of open positions;
     an order needs ``notional / leverage + fees``). A failing entry is recorded as a
@@ -426,11 +429,13 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         ``t``'s close. ``None`` means never.
     size : float, per symbol allowed
         Entry size, read according to ``size_type`` (default ``1.0`` with
-        ``"percent"``: all the free margin, fees included). Must be > 0.
+        ``"percent"``: all the free margin, fees included). Must be > 0; at most 1
+        with ``"percent"`` and at most ``leverage`` with ``"target_percent"``.
     size_type : {"percent", "amount", "value", "target_percent"}
     sl_stop, tp_stop, trail_stop : float, per symbol allowed
         Stop-loss, take-profit and trailing stop as fractions of the entry price
-        (0.05 = 5 %); ``None`` disables. Must be > 0.
+        (0.05 = 5 %); ``None`` disables. Must be > 0; ``sl_stop`` must be < 1 unless
+        short signals are given (a long's stop would sit at or below 0).
     fees : float
         Fee per order as a fraction of notional (0.001 = 10 bp), both legs.
     fixed_fees : float
@@ -534,6 +539,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     }
     init_cash = _scalar(init_cash, "init_cash")
     leverage = _scalar(leverage, "leverage")
+    _check_sizing(params["size"], size_type, leverage, syms)
+    _check_sl_stop(params["sl_stop"], has_short, syms)
     groups = _cash_groups(cash_sharing, syms)
     n_groups = int(groups.max()) + 1
     freq_ms = _freq_ms(freq, inputs.index)
@@ -771,6 +778,31 @@ def _scalar(x: Any, name: str) -> float:
     if not np.isfinite(x) or x <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {x}")
     return x
+
+
+def _check_sizing(size: np.ndarray, size_type: str, leverage: float, symbols: list) -> None:
+    """Sizes that no order could ever satisfy are an error, not a run of rejected orders."""
+    if size_type == "percent" and (size > 1.0).any():
+        j = int(np.argmax(size > 1.0))
+        raise ValueError(f"size must be <= 1 with size_type='percent' (a fraction of the free margin, 1.0 = all-in); "
+                         f"got {size[j]} ({symbols[j]}): every entry would be rejected for insufficient cash. "
+                         f"For more exposure raise leverage")
+    if size_type == "target_percent" and (size > leverage).any():
+        j = int(np.argmax(size > leverage))
+        raise ValueError(f"size must be <= leverage ({leverage}) with size_type='target_percent'; got {size[j]} "
+                         f"({symbols[j]}): such a position needs more margin than the equity and every entry "
+                         f"would be rejected. Raise leverage or lower size")
+
+
+def _check_sl_stop(sl: np.ndarray, has_short: bool, symbols: list) -> None:
+    """``sl_stop >= 1`` puts a long's stop at or below a price of 0: it can never trigger."""
+    with np.errstate(invalid="ignore"):
+        bad = sl >= 1.0
+    if bad.any() and not has_short:
+        j = int(np.argmax(bad))
+        raise ValueError(f"sl_stop must be < 1 for long positions (a fraction of the entry price: {sl[j]} puts the "
+                         f"stop at or below 0, it can never trigger) ({symbols[j]}). Only short positions can "
+                         f"use sl_stop >= 1 (stop above twice the entry price)")
 
 
 def _describe(arr: np.ndarray, symbols: list) -> Any:
