@@ -51,11 +51,19 @@ Sizing and rejections
     always fill.
 Missing data
     A symbol whose bar is NaN (not listed yet, delisted, exchange outage) cannot
-    fill there: an order due on such a bar is recorded as rejected (``NO_DATA``),
-    stops wait for the next candle (and fill at its open if it gapped through).
-    Prices are never forward-filled into fills; equity values a position at its
-    last valid close. A signal set on a bar whose own candle is missing is an
-    error. Gaps (NaN runs inside a symbol's history, missing timestamps) are
+    fill there. With ``fill="next_open"``, a market order (entry, exit, reversal)
+    due on such a bar waits for the symbol's next candle and fills at its open;
+    the order records the bar it filled and ``assumptions["delayed_signals"]``
+    counts the delayed signals. If no candle comes before the data ends, the order
+    is recorded as rejected (``NO_DATA``) on the last bar. Resting entry types
+    (``order_type`` other than ``"market"``) delay exits only: a signal bar holding
+    an entry whose next bar has no candle is rejected (``NO_DATA``) there, as is any
+    order of :func:`backtest_callback` due on a bar with no candle. Stops wait for
+    the next candle (and fill at its open if it gapped through). Prices are never
+    forward-filled into fills; equity values a position at its last valid close.
+    Exits (and short exits) on a bar whose own candle is missing are ignored
+    (``exits=~entries`` works on symbols listed later); an entry there is an error
+    (mask it with ``close.notna()``). Gaps (NaN runs inside a symbol's history, missing timestamps) are
     listed in ``Result.gaps``; ``on_gap`` chooses ``"error"``, ``"warn"`` (default)
     or ``"skip"``.
 """
@@ -273,11 +281,17 @@ def _signal(x: Any, name: str, inputs: Inputs) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def prepare_signals(inputs: Inputs, **signals: Any) -> tuple[dict[str, np.ndarray], dict[str, int], bool]:
-    """Convert, align and check the four signal arrays in one pass; count their True values.
+def prepare_signals(inputs: Inputs, *, delay: bool = False, delay_entries: bool = True,
+                    **signals: Any) -> tuple[dict[str, np.ndarray], dict[str, int], bool, np.ndarray]:
+    """Convert, align and check the four signal arrays; count their True values.
 
     Missing short signals are not allocated: the engine does not read them
-    (``has_short`` False) and gets ``entries`` as a stand-in.
+    (``has_short`` False) and gets ``entries`` as a stand-in. Exits on a bar with no
+    candle are dropped (nothing can be computed or exited there); an entry there is an
+    error. ``delay`` (``fill="next_open"``): signals whose fill bar has no candle move
+    to the bar before the symbol's next candle, so they fill at its open (entries only
+    with ``delay_entries``; a cell holding an entry stays put otherwise). The last
+    element returned is the ``(k, 3)`` int64 moves ``(from bar, to bar, column)``.
     """
     from .kernels.checks import signal_stats_nb
 
@@ -296,17 +310,67 @@ def prepare_signals(inputs: Inputs, **signals: Any) -> tuple[dict[str, np.ndarra
     else:
         arrays["short_entries"] = arrays["short_exits"] = arrays["entries"]
     names = ("entries", "exits", "short_entries", "short_exits")
+    moves = np.zeros((0, 3), dtype=np.int64)
     if inputs.n_missing != 0:
         counts = np.zeros(4, dtype=np.int64)
         n_bad, k, t, j = signal_stats_nb(arrays["entries"], arrays["exits"], arrays["short_entries"],
                                          arrays["short_exits"], has_short, inputs.close, counts)
+        missing = np.isnan(inputs.close)
         if n_bad:
-            raise ValueError(f"{names[k]} is True on a bar with no candle (NaN prices) at {inputs.index[t]} "
-                             f"({inputs.symbols[j]}); {n_bad} signal(s) in all sit on missing bars. A signal "
-                             f"needs a bar to be computed from")
+            for key in (("exits", "short_exits") if has_short else ("exits",)):
+                if (arrays[key] & missing).any():  # e.g. exits=~entries: nothing to exit on a missing bar
+                    arrays[key] = arrays[key] & ~missing
+            for key in (("entries", "short_entries") if has_short else ("entries",)):
+                bad = arrays[key] & missing
+                if bad.any():
+                    t, j = np.argwhere(bad)[0]
+                    raise ValueError(
+                        f"{key} is True on a bar with no candle (NaN prices) at {inputs.index[t]} "
+                        f"({inputs.symbols[j]}); {int(bad.sum())} such {key} in all (symbol not listed yet, "
+                        f"delisted, or a gap). A signal needs a candle to be computed from: mask them, e.g. "
+                        f"{key} & close.notna() (exits on such bars are ignored)")
+        if delay and n > 2:
+            arrays, moves = _delay_signals(arrays, missing, has_short, delay_entries)
+        counts = [np.count_nonzero(arrays[key]) if (has_short or key in names[:2]) else 0 for key in names]
     else:  # no missing bar: counting is all there is to do (SIMD count_nonzero)
         counts = [np.count_nonzero(arrays[key]) if (has_short or key in names[:2]) else 0 for key in names]
-    return arrays, {key: int(v) for key, v in zip(names, counts)}, has_short
+    return arrays, {key: int(v) for key, v in zip(names, counts)}, has_short, moves
+
+
+def _delay_signals(arrays: dict, missing: np.ndarray, has_short: bool,
+                   delay_entries: bool) -> tuple[dict, np.ndarray]:
+    """Move each signal at bar ``s`` whose fill bar ``s + 1`` has no candle to the bar before the
+    symbol's next candle ``k`` (a missing bar, free of signals): it then fills at ``open[k]``.
+    With no later candle it moves to bar ``n - 2`` and is rejected (``NO_DATA``) on the last bar."""
+    n, m = missing.shape
+    keys = ("entries", "exits", "short_entries", "short_exits") if has_short else ("entries", "exits")
+    exit_keys = ("exits", "short_exits") if has_short else ("exits",)
+    any_sig = np.zeros((n - 1, m), dtype=np.bool_)
+    for key in (keys if delay_entries else exit_keys):
+        any_sig |= arrays[key][:-1]
+    if not delay_entries:  # resting entries: a cell holding an entry is not delayed
+        for key in keys:
+            if key not in exit_keys:
+                any_sig &= ~arrays[key][:-1]
+    src, col = np.nonzero(any_sig & missing[1:])
+    if src.size == 0:
+        return arrays, np.zeros((0, 3), dtype=np.int64)
+    # next bar with a candle at or after each bar (n: none)
+    nxt = np.where(missing, n, np.arange(n)[:, None])
+    nxt = np.minimum.accumulate(nxt[::-1], axis=0)[::-1]
+    dst = np.minimum(nxt[src + 1, col], n - 1) - 1
+    keep = dst > src
+    src, dst, col = src[keep], dst[keep], col[keep]
+    out = dict(arrays)
+    for key in (keys if delay_entries else exit_keys):
+        a = arrays[key].copy()
+        vals = a[src, col]
+        a[src, col] = False
+        a[dst, col] = vals
+        out[key] = a
+    if not has_short:
+        out["short_entries"] = out["short_exits"] = out["entries"]
+    return out, np.stack([src, dst, col], axis=1).astype(np.int64)
 
 
 def _per_symbol(x: Any, name: str, symbols: list, default: float, *, positive: bool = False,
@@ -518,11 +582,12 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     intrabar_id = _choice(intrabar, "intrabar", _INTRABAR)
     on_gap = _choice(on_gap, "on_gap", _ON_GAP)
     if _on_bar is None:
-        sig, counts, has_short = prepare_signals(inputs, entries=entries, exits=exits,
-                                                 short_entries=short_entries, short_exits=short_exits)
+        sig, counts, has_short, moves = prepare_signals(
+            inputs, delay=fill == "next_open", delay_entries=order_type == "market", entries=entries, exits=exits,
+            short_entries=short_entries, short_exits=short_exits)
     else:  # the callback writes the signals as the bars go by
         sig = {k: np.zeros((n, m), dtype=np.bool_) for k in ("entries", "exits", "short_entries", "short_exits")}
-        counts, has_short = None, True
+        counts, has_short, moves = None, True, np.zeros((0, 3), dtype=np.int64)
     params = {
         "size": _per_symbol(size, "size", syms, 1.0, positive=True),
         "fees": _per_symbol(fees, "fees", syms, 0.0),
@@ -600,6 +665,11 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     if abs_stops:
         sl_abs = np.full((n, m), np.nan) if sl_price is None else sl_abs
         tp_abs = np.full((n, m), np.nan) if tp_price is None else tp_abs
+        if len(moves):  # absolute levels travel with their delayed entry signal
+            src, dst, col = moves.T
+            sl_abs, tp_abs = sl_abs.copy(), tp_abs.copy()
+            sl_abs[dst, col] = sl_abs[src, col]
+            tp_abs[dst, col] = tp_abs[src, col]
     if _on_bar is not None:
         orders, trades = _run_callback(_on_bar, _user, inputs, sig, packed, size_type_id, leverage, init_cash,
                                        groups, fill_id, intrabar_id, otype_id, oprice, int(tif), cash, equity)
@@ -651,6 +721,10 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "open_trades": "reported with exit_reason 'end' at the last valid close, no exit fees",
         "days_per_year": 365,
         "gaps": int(len(gaps)),
+        "missing_data": ("an order due on a bar with no candle waits for the symbol's next candle and fills at "
+                         "its open (orders record the fill bar); exits on bars with no candle are ignored"
+                         if fill == "next_open" else "exits on bars with no candle are ignored"),
+        "delayed_signals": int(len(moves)),
     }
     res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
                  init_cash=init_cash * n_groups, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions,

@@ -203,13 +203,55 @@ def test_insufficient_cash_with_fees_is_rejected_not_resized():
     assert res.orders["reason"].tolist() == ["insufficient_cash"]
 
 
-def test_missing_bar_rejects_the_order_due_there():
-    df = bars(FLAT, (np.nan,) * 4, FLAT)
+def test_order_due_on_missing_bar_waits_for_the_next_candle():
+    df = bars(FLAT, (np.nan,) * 4, (104, 105, 103, 104))
     with pytest.warns(UserWarning, match="gap"):
         res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount")
     o = res.orders.iloc[0]
-    assert (o["status"], o["reason"]) == ("rejected", "no_data")
+    assert (o["status"], o["price"], o["time"]) == ("filled", 104.0, df.index[2])
     assert len(res.gaps) == 1 and res.gaps["bars"].iloc[0] == 1
+    assert res.assumptions["delayed_signals"] == 1
+
+
+def test_exit_over_missing_bar_fills_at_next_open_not_at_the_end():
+    # close 100 101 102 103 nan 90 80 70; long from bar 1, exit signal at bar 3, bar 4 has no candle:
+    # the sell waits and fills at bar 5's open (95), the trade does not run to the end at 70
+    c = [100, 101, 102, 103, np.nan, 90, 80, 70]
+    o = [100, 100, 101, 102, np.nan, 95, 90, 80]
+    df = bars(*[(op, max(op, cl), min(op, cl), cl) for op, cl in zip(o, c)])
+    res = backtest(df, entries=sig(8, 0), exits=sig(8, 3), size=1.0, size_type="amount", on_gap="skip")
+    assert res.orders["status"].tolist() == ["filled", "filled"]
+    assert res.orders["price"].tolist() == [100.0, 95.0]
+    assert res.orders["time"].tolist() == [df.index[1], df.index[5]]
+    t = res.trades.iloc[0]
+    assert (t["exit_reason"], t["exit_time"], t["pnl"]) == ("signal", df.index[5], -5.0)
+    assert res.assumptions["delayed_signals"] == 1
+    np.testing.assert_allclose(res.equity, [10000, 10001, 10002, 10003, 10003, 9995, 9995, 9995])
+
+
+def test_reversal_over_missing_bars_and_no_candle_before_the_end():
+    # short entry (reversal) at bar 1, bars 2-3 missing: both legs at bar 4's open (110)
+    df = bars(FLAT, FLAT, (np.nan,) * 4, (np.nan,) * 4, (110, 111, 109, 110), FLAT)
+    res = backtest(df, entries=sig(6, 0), short_entries=sig(6, 1), size=1.0, size_type="amount", on_gap="skip")
+    assert res.orders["side"].tolist() == ["buy", "sell", "sell"]
+    assert res.orders["price"].tolist() == [100.0, 110.0, 110.0]
+    assert res.orders["time"].tolist() == [df.index[1], df.index[4], df.index[4]]
+    # the symbol is delisted after bar 1: the exit never finds a candle, rejected on the last bar
+    df = bars(FLAT, FLAT, (np.nan,) * 4, (np.nan,) * 4)
+    res = backtest(df, entries=sig(4, 0), exits=sig(4, 1), size=1.0, size_type="amount", on_gap="skip")
+    o = res.orders.iloc[1]
+    assert (o["status"], o["reason"], o["time"]) == ("rejected", "no_data", df.index[3])
+    assert res.trades["exit_reason"].tolist() == ["end"]
+
+
+def test_exits_on_bars_without_candle_are_ignored():
+    # symbol 1 lists at bar 2; exits=~entries is True on its missing bars: ignored, no error
+    idx = pd.date_range("2024-01-01", periods=4, freq="1h", tz="UTC")
+    close = pd.DataFrame({"A": [100.0, 101, 102, 103], "B": [np.nan, np.nan, 50, 51]}, index=idx)
+    entries = pd.DataFrame({"A": [True, False, False, False], "B": [False, False, True, False]}, index=idx)
+    res = backtest(close, entries=entries, exits=~entries, size=100.0, size_type="value", on_gap="skip")
+    assert res.orders["status"].eq("filled").all()
+    assert len(res.orders) == 3  # A buys at bar 1 and sells at bar 2; B buys at bar 3
 
 
 def test_stop_waits_over_missing_bar_then_fills_at_gap_open():

@@ -46,8 +46,10 @@ def test_signal_dtype(df):
 def test_signal_on_missing_bar_is_an_error(df, entries):
     bad = df.copy()
     bad.iloc[5] = np.nan
-    with pytest.raises(ValueError, match="entries is True on a bar with no candle"):
+    with pytest.raises(ValueError, match=r"entries is True on a bar with no candle .* \(asset\).*close.notna\(\)"):
         backtest(bad, entries=entries, on_gap="skip")
+    # exits there are ignored
+    backtest(bad, entries=entries & bad["close"].notna().to_numpy(), exits=entries, on_gap="skip")
 
 
 @pytest.mark.parametrize("value", [0.0, -1.0])

@@ -22,7 +22,7 @@ case = st.fixed_dictionaries({
     "n": st.integers(1, 25),
     "m": st.integers(1, 3),
     "density": st.sampled_from([0.05, 0.2, 0.5]),
-    "nan_prob": st.sampled_from([0.0, 0.0, 0.1]),
+    "nan_prob": st.sampled_from([0.0, 0.0, 0.1, 0.3]),
     "shorts": st.booleans(),
     "fill": st.sampled_from(["next_open", "close"]),
     "intrabar": st.sampled_from(["pessimistic", "optimistic"]),
