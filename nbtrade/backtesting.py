@@ -48,7 +48,8 @@ Sizing and rejections
     free margin (equity minus ``|position| * price / leverage`` of open positions;
     an order needs ``notional / leverage + fees``). A failing entry is recorded as a
     REJECTED order with a reason code; nothing is ever silently resized. Exits
-    always fill.
+    always fill. When any order is rejected, one :class:`RejectedOrdersWarning`
+    sums them up by reason, and ``Result.stats()`` reports ``"# Rejected Orders"``.
 Missing data
     A symbol whose bar is NaN (not listed yet, delisted, exchange outage) cannot
     fill there. With ``fill="next_open"``, a market order (entry, exit, reversal)
@@ -87,6 +88,29 @@ _INTRABAR = {"pessimistic": Intrabar.PESSIMISTIC, "optimistic": Intrabar.OPTIMIS
 _ON_GAP = ("error", "warn", "skip")
 _ORDER_TYPES = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP,
                 "stop_limit": OrderType.STOP_LIMIT}
+
+
+class RejectedOrdersWarning(UserWarning):
+    """Some orders of a backtest were rejected (insufficient cash, exchange filters, no candle)."""
+
+
+def _warn_rejected(orders: np.ndarray) -> None:
+    """One summary warning when orders were rejected, so sizing surprises are never silent."""
+    from .kernels.records import RejectReason, Status
+
+    status = orders["status"]
+    rejected = orders["reason"][status == Status.REJECTED]
+    if rejected.size == 0:
+        return
+    total = int(np.count_nonzero((status == Status.FILLED) | (status == Status.REJECTED)))
+    reasons = np.bincount(rejected, minlength=len(RejectReason))
+    detail = ", ".join(f"{RejectReason._fields[k].lower()}: {int(v)}"
+                       for k, v in sorted(enumerate(reasons), key=lambda kv: -kv[1]) if v)
+    hint = (" Shared cash with size=1.0 'percent' (the default) spends all free cash on the first entry: "
+            "consider size=1/n_symbols or size_type='target_percent'." if reasons[RejectReason.INSUFFICIENT_CASH]
+            else "")
+    warnings.warn(f"{rejected.size} of {total} orders rejected ({detail}); see Result.orders (status "
+                  f"'rejected').{hint}", RejectedOrdersWarning, stacklevel=3)
 
 
 class Inputs:
@@ -731,6 +755,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
                  symbol_init_cash=None if n_groups == 1 else init_cash)
     if _on_bar is not None:
         res.signals = {k: pd.DataFrame(v, index=inputs.index, columns=syms) for k, v in sig.items()}
+    _warn_rejected(res.order_records)
     return res
 
 
@@ -974,6 +999,7 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
         "days_per_year": 365,
         "gaps": int(len(gaps)),
     }
+    _warn_rejected(orders[:n_orders])
     return Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
                   init_cash=init_cash, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions)
 

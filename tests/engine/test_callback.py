@@ -10,6 +10,9 @@ from nbtrade.backtesting import backtest, backtest_callback
 from nbtrade.kernels.callback import enter_long_nb, enter_short_nb, exit_long_nb
 from nbtrade.synthetic import market
 
+# rejections are expected in these cases; the warning itself is tested in test_fills
+pytestmark = pytest.mark.filterwarnings("ignore::nbtrade.backtesting.RejectedOrdersWarning")
+
 
 @njit
 def crossover(ctx, i):

@@ -7,6 +7,9 @@ import pytest
 
 from nbtrade.backtesting import backtest
 
+# rejections are expected in these cases; the warning itself is tested in test_fills
+pytestmark = pytest.mark.filterwarnings("ignore::nbtrade.backtesting.RejectedOrdersWarning")
+
 
 def bars(*ohlc):
     """DataFrame of candles from (open, high, low, close) tuples, hourly from 2024-01-01 UTC."""
@@ -464,3 +467,23 @@ def test_cash_groups_share_cash_within_a_group_only():
         backtest(d, cash_sharing={"A": 1})
     with pytest.raises(ValueError, match="2 group labels for 3 symbols"):
         backtest(d, cash_sharing=[0, 1])
+
+
+def test_rejected_orders_are_counted_and_warned_about_once():
+    # two symbols share 1000 of cash; the default size=1.0 'percent' spends it all on A, B's entry is rejected
+    idx = pd.date_range("2024-01-01", periods=3, freq="1h", tz="UTC")
+    close = pd.DataFrame({"A": [100.0, 100, 100], "B": [50.0, 50, 50]}, index=idx)
+    entries = pd.DataFrame(True, index=idx, columns=["A", "B"])
+    entries.iloc[1:] = False
+    with pytest.warns(UserWarning, match=r"1 of 2 orders rejected \(insufficient_cash: 1\).*size=1/n_symbols") as rec:
+        res = backtest(close, entries=entries, init_cash=1000.0)
+    assert sum("rejected" in str(w.message) for w in rec) == 1
+    assert res.stats()["# Rejected Orders"] == 1
+    assert res.stats("A")["# Rejected Orders"] == 0 and res.stats("B")["# Rejected Orders"] == 1
+    assert res.orders["status"].tolist() == ["filled", "rejected"]
+    # none rejected: no warning, count 0
+    import warnings as _w
+    with _w.catch_warnings():
+        _w.simplefilter("error")
+        res = backtest(close, entries=entries, size=0.4, init_cash=1000.0)
+    assert res.stats()["# Rejected Orders"] == 0

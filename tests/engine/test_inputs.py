@@ -8,6 +8,9 @@ import pytest
 from nbtrade.backtesting import backtest
 from nbtrade.synthetic import market
 
+# rejections are expected in these cases; the warning itself is tested in test_fills
+pytestmark = pytest.mark.filterwarnings("ignore::nbtrade.backtesting.RejectedOrdersWarning")
+
 
 @pytest.fixture
 def df():

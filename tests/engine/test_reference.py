@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -9,6 +10,9 @@ from nbtrade.backtesting import backtest
 
 from .helpers import compare_with_reference, random_market, random_signals
 from .reference_engine import run_reference
+
+# rejections are expected in these cases; the warning itself is tested in test_fills
+pytestmark = pytest.mark.filterwarnings("ignore::nbtrade.backtesting.RejectedOrdersWarning")
 
 SIZES = {"amount": (0.05, 8.0), "value": (20.0, 1500.0), "percent": (0.05, 1.0), "target_percent": (0.05, 1.6)}
 
