@@ -51,9 +51,10 @@ N_PARAMS = 12
 #: Stop-limit entries: limit price and triggered flag.
 #: ``S_RANGE``: high - low of the column's last complete valid bar (range slippage).
 #: ``S_GROUP``: the column's cash account (index into ``acct``; set by the caller).
+#: ``S_WAIT``: callback path: 1 + the signal bar of signals waiting for the column's next candle (0: none).
 (S_POS, S_MARK, S_EXTREME, S_AVG, S_ENTRY_IDX, S_ENTRY_FEES, S_PEND_DIR, S_PEND_PRICE, S_PEND_BAR,
- S_SL_ABS, S_TP_ABS, S_PEND_LIMIT, S_PEND_TRIG, S_RANGE, S_GROUP) = range(15)
-N_STATE = 15
+ S_SL_ABS, S_TP_ABS, S_PEND_LIMIT, S_PEND_TRIG, S_RANGE, S_GROUP, S_WAIT) = range(16)
+N_STATE = 16
 
 
 @ijit

@@ -58,8 +58,11 @@ Missing data
     counts the delayed signals. If no candle comes before the data ends, the order
     is recorded as rejected (``NO_DATA``) on the last bar. Resting entry types
     (``order_type`` other than ``"market"``) delay exits only: a signal bar holding
-    an entry whose next bar has no candle is rejected (``NO_DATA``) there, as is any
-    order of :func:`backtest_callback` due on a bar with no candle. Stops wait for
+    an entry whose next bar has no candle is rejected (``NO_DATA``) there.
+    :func:`backtest_callback` applies the same waiting in both fill modes (with
+    ``fill="close"`` a signal set on a bar with no candle fills at the next candle's
+    close); signals it sets for a column while one waits, on bars with no candle,
+    are ignored; its delays are not counted. Stops wait for
     the next candle (and fill at its open if it gapped through). Prices are never
     forward-filled into fills; equity values a position at its last valid close.
     Exits (and short exits) on a bar whose own candle is missing are ignored
