@@ -382,10 +382,13 @@ def _delay_signals(arrays: dict, missing: np.ndarray, has_short: bool,
     src, col = np.nonzero(any_sig & missing[1:])
     if src.size == 0:
         return arrays, np.zeros((0, 3), dtype=np.int64)
-    # next bar with a candle at or after each bar (n: none)
-    nxt = np.where(missing, n, np.arange(n)[:, None])
-    nxt = np.minimum.accumulate(nxt[::-1], axis=0)[::-1]
-    dst = np.minimum(nxt[src + 1, col], n - 1) - 1
+    # the column's next bar with a candle after the (missing) fill bar; n - 1 when none
+    nxt = np.empty_like(src)
+    for j in np.unique(col):
+        sel = col == j
+        valid = np.append(np.flatnonzero(~missing[:, j]), n - 1)
+        nxt[sel] = valid[np.searchsorted(valid, src[sel] + 1)]
+    dst = nxt - 1
     keep = dst > src
     src, dst, col = src[keep], dst[keep], col[keep]
     out = dict(arrays)
