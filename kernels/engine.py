@@ -355,8 +355,9 @@ def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, ci, counts, orders
     if not do_exit and direction == 0:
         return
     base = prices[i, c]
-    if base != base:
-        # no candle to fill on: reject every intended leg
+    if base != base and (do_exit or order_type == OrderType.MARKET):
+        # no candle to fill on: reject every intended leg (a resting entry alone is placed: it
+        # needs no price now and only fills on bars with a candle)
         if do_exit:
             write_order_nb(orders, counts[0], c, i, Side.BUY if p < 0.0 else Side.SELL, abs(p), np.nan, 0.0,
                            OrderType.MARKET, Status.REJECTED, RejectReason.NO_DATA)

@@ -57,8 +57,9 @@ Missing data
     the order records the bar it filled and ``assumptions["delayed_signals"]``
     counts the delayed signals. If no candle comes before the data ends, the order
     is recorded as rejected (``NO_DATA``) on the last bar. Resting entry types
-    (``order_type`` other than ``"market"``) delay exits only: a signal bar holding
-    an entry whose next bar has no candle is rejected (``NO_DATA``) there.
+    (``order_type`` other than ``"market"``) delay exits only: a lone resting entry
+    is placed anyway (it needs no price then and fills only on bars with a candle),
+    a reversal whose next bar has no candle is rejected (``NO_DATA``) there.
     :func:`backtest_callback` applies the same waiting in both fill modes (with
     ``fill="close"`` a signal set on a bar with no candle fills at the next candle's
     close); signals it sets for a column while one waits, on bars with no candle,

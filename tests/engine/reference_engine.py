@@ -162,7 +162,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         if not close_it and new_dir == 0:
             return
         base = prices[i][c]
-        if math.isnan(base):
+        if math.isnan(base) and (close_it or order_type == "market"):  # a lone resting entry is placed
             if close_it:
                 add_order(c, i, "buy" if pos < 0 else "sell", abs(pos), math.nan, 0.0, "market", "rejected", "no_data")
             if new_dir:

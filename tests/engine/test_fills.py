@@ -487,3 +487,12 @@ def test_rejected_orders_are_counted_and_warned_about_once():
         _w.simplefilter("error")
         res = backtest(close, entries=entries, size=0.4, init_cash=1000.0)
     assert res.stats()["# Rejected Orders"] == 0
+
+
+def test_resting_entry_is_placed_over_a_missing_bar():
+    # limit buy at 97 signalled at bar 0; bar 1 has no candle; bar 2 dips to 96 -> fills at 97
+    df = bars(FLAT, (np.nan,) * 4, (99, 100, 96, 98))
+    res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount", order_type="limit",
+                   order_price=np.full(3, 97.0), on_gap="skip")
+    o = res.orders.iloc[0]
+    assert (o["status"], o["price"], o["time"], o["type"]) == ("filled", 97.0, df.index[2], "limit")
