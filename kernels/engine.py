@@ -6,7 +6,9 @@ float64 array (rows ``P_SIZE`` ... ``P_MIN_NOTIONAL``), NaN for an unset stop;
 the per-column state likewise lives in one ``(N_STATE, n_cols)`` array. Packing
 matters: every array handed to a compiled call costs reference-count updates,
 which dominated the cost of an order before. A bar is missing for a column when its close is NaN (the Python layer
-makes all four prices NaN together); nothing fills on a missing bar.
+makes all four prices NaN together); nothing fills on a missing bar. An order due on a
+missing bar is rejected here (``NO_DATA``): the Python layer first moves signals whose
+fill bar has no candle to the bar before the column's next candle, so they wait for it.
 
 Events of bar ``i``, each phase over all columns in order before the next phase:
 
