@@ -5,7 +5,9 @@ signals written on the fly: after bar ``i``'s intrabar phase (stops, marks at th
 close) the engine calls ``on_bar(ctx, i)``, which reads the state and sets signals
 for bar ``i`` through the helpers below. They act exactly like precomputed signals
 at bar ``i``: filled at bar ``i + 1``'s open (``NEXT_OPEN``) or at bar ``i``'s close
-(``CLOSE``). ``ctx`` is a :data:`BarContext`:
+(``CLOSE``); when that bar has no candle for the column, the order waits for the
+column's next candle (state ``S_WAIT``; resting entry types: exits only; rejected
+``NO_DATA`` if none comes before the last bar). ``ctx`` is a :data:`BarContext`:
 
 ``open, high, low, close``
     ``(n_bars, n_cols)`` prices; read rows ``<= i`` only (rows after ``i`` are the
@@ -30,7 +32,7 @@ import numpy as np
 
 from ._jit import jit
 from .engine import (P_SL, P_TP, P_TRAIL, S_AVG, S_ENTRY_FEES, S_ENTRY_IDX, S_MARK, S_PEND_DIR, S_PEND_PRICE, S_POS,
-                     S_GROUP, S_RANGE, check_pending_nb, check_stops_nb, process_signal_nb, write_order_nb, write_trade_nb)
+                     S_GROUP, S_RANGE, S_WAIT, check_pending_nb, check_stops_nb, process_signal_nb, write_order_nb, write_trade_nb)
 from ._jit import ijit
 from .records import ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
 
@@ -86,6 +88,10 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, entries, exits, 
     prices = open_ if at_open else close
     ctx = BarContext(open_, high, low, close, st[S_POS], acct, entries, exits, short_entries, short_exits, user,
                      touched)
+    n_wait = 0  # columns whose signals wait for their next candle (state survives a resumed run)
+    for c in range(m):
+        if st[S_WAIT, c] > 0.0:
+            n_wait += 1
     for i in range(start, n):
         # worst case of one bar: 3 orders and 2 trades per column (+ the end-of-data records)
         if counts[0] + 4 * m > orders.shape[0] or counts[1] + 3 * m > trades.shape[0]:
@@ -100,21 +106,37 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, entries, exits, 
                         if st[S_PEND_DIR, c] != 0.0:
                             check_pending_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades, params,
                                              size_type, leverage, order_type, tif)
-                        elif st[S_POS, c] != 0.0 and has_stops[c] and st[S_ENTRY_IDX, c] < i:
+                        elif st[S_POS, c] != 0.0 and has_stops[c] and (at_open or st[S_ENTRY_IDX, c] < i):
                             check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades, params,
                                            optimistic)
                         st[S_MARK, c] = cl
                         st[S_RANGE, c] = high[i, c] - low[i, c]
                 on_bar(ctx, i)
                 continue
-            if (phase == 0) != at_open or s < 0 or not touched[s]:
+            if (phase == 0) != at_open or s < 0 or not (touched[s] or n_wait > 0):
                 continue
             for c in range(m):
-                if entries[s, c] or exits[s, c] or short_entries[s, c] or short_exits[s, c]:
-                    process_signal_nb(prices, i, c, entries[s, c], exits[s, c], short_entries[s, c],
-                                      short_exits[s, c], st, acct, int(st[S_GROUP, c]), counts, orders, trades,
-                                      params, size_type, leverage, order_type, order_price[s, c], np.nan, s,
-                                      np.nan, np.nan)
+                # an order due on a bar with no candle waits for the column's next candle; signals set
+                # meanwhile (on bars with no candle) are ignored. Resting entry types: exits only wait.
+                d = s
+                if st[S_WAIT, c] > 0.0:
+                    d = int(st[S_WAIT, c]) - 1
+                elif not touched[s] or not (entries[s, c] or exits[s, c] or short_entries[s, c]
+                                            or short_exits[s, c]):
+                    continue
+                if (prices[i, c] != prices[i, c] and i < n - 1
+                        and (order_type == OrderType.MARKET or not (entries[d, c] or short_entries[d, c]))):
+                    if st[S_WAIT, c] == 0.0:
+                        st[S_WAIT, c] = d + 1.0
+                        n_wait += 1
+                    continue
+                if st[S_WAIT, c] > 0.0:
+                    st[S_WAIT, c] = 0.0
+                    n_wait -= 1
+                process_signal_nb(prices, i, c, entries[d, c], exits[d, c], short_entries[d, c],
+                                  short_exits[d, c], st, acct, int(st[S_GROUP, c]), counts, orders, trades,
+                                  params, size_type, leverage, order_type, order_price[d, c], np.nan, d,
+                                  np.nan, np.nan)
         acc = 0.0
         for c in range(m):
             acc += st[S_POS, c] * st[S_MARK, c]

@@ -6,14 +6,17 @@ float64 array (rows ``P_SIZE`` ... ``P_MIN_NOTIONAL``), NaN for an unset stop;
 the per-column state likewise lives in one ``(N_STATE, n_cols)`` array. Packing
 matters: every array handed to a compiled call costs reference-count updates,
 which dominated the cost of an order before. A bar is missing for a column when its close is NaN (the Python layer
-makes all four prices NaN together); nothing fills on a missing bar.
+makes all four prices NaN together); nothing fills on a missing bar. An order due on a
+missing bar is rejected here (``NO_DATA``): the Python layer first moves signals whose
+fill bar has no candle to the bar before the column's next candle, so they wait for it.
 
 Events of bar ``i``, each phase over all columns in order before the next phase:
 
 ``fill_mode == NEXT_OPEN`` (default)
     1. at the open: orders from the signals of bar ``i - 1`` fill at ``open[i]``
        (an exit first, then an entry: a reversal is two orders);
-    2. intrabar: stops of positions entered before bar ``i`` (rules in ``fills.py``);
+    2. intrabar: stops of open positions, those entered at this open included (the whole
+       bar happens after an open fill; rules in ``fills.py``);
     3. at the close: marks move to ``close[i]``, equity is recorded.
 ``fill_mode == CLOSE``
     1. intrabar: stops of positions entered before bar ``i``;
@@ -50,9 +53,10 @@ N_PARAMS = 12
 #: Stop-limit entries: limit price and triggered flag.
 #: ``S_RANGE``: high - low of the column's last complete valid bar (range slippage).
 #: ``S_GROUP``: the column's cash account (index into ``acct``; set by the caller).
+#: ``S_WAIT``: callback path: 1 + the signal bar of signals waiting for the column's next candle (0: none).
 (S_POS, S_MARK, S_EXTREME, S_AVG, S_ENTRY_IDX, S_ENTRY_FEES, S_PEND_DIR, S_PEND_PRICE, S_PEND_BAR,
- S_SL_ABS, S_TP_ABS, S_PEND_LIMIT, S_PEND_TRIG, S_RANGE, S_GROUP) = range(15)
-N_STATE = 15
+ S_SL_ABS, S_TP_ABS, S_PEND_LIMIT, S_PEND_TRIG, S_RANGE, S_GROUP, S_WAIT) = range(16)
+N_STATE = 16
 
 
 @ijit
@@ -230,7 +234,7 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                             if st[S_PEND_DIR, c] != 0.0:
                                 check_pending_nb(open_, high, low, i, c, st, acct, int(st[S_GROUP, c]), counts,
                                                  orders, trades, params, size_type, leverage, order_type, tif)
-                            elif st[S_POS, c] != 0.0 and has_stops[c] and st[S_ENTRY_IDX, c] < i:
+                            elif st[S_POS, c] != 0.0 and has_stops[c] and (at_open or st[S_ENTRY_IDX, c] < i):
                                 check_stops_nb(open_, high, low, i, c, st, acct, int(st[S_GROUP, c]), counts, orders,
                                                trades, params, optimistic)
                             st[S_MARK, c] = cl
@@ -353,8 +357,9 @@ def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, ci, counts, orders
     if not do_exit and direction == 0:
         return
     base = prices[i, c]
-    if base != base:
-        # no candle to fill on: reject every intended leg
+    if base != base and (do_exit or order_type == OrderType.MARKET):
+        # no candle to fill on: reject every intended leg (a resting entry alone is placed: it
+        # needs no price now and only fills on bars with a candle)
         if do_exit:
             write_order_nb(orders, counts[0], c, i, Side.BUY if p < 0.0 else Side.SELL, abs(p), np.nan, 0.0,
                            OrderType.MARKET, Status.REJECTED, RejectReason.NO_DATA)

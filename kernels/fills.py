@@ -9,7 +9,7 @@ The rules (the Python reference engine in ``tests/engine`` restates them):
 * stop levels come from the average entry price (slippage included): a long's
   stop-loss sits at ``entry * (1 - sl)``, its take-profit at ``entry * (1 + tp)``,
   its trailing stop at ``peak * (1 - trail)`` where ``peak`` is the highest of the
-  entry price and the highs of the bars after entry *before* the current bar
+  entry price and the highs of the bars from entry *before* the current bar
   (the current bar's high cannot move the level it is checked against: no
   same-bar look-ahead). Shorts mirror this with lows;
 * triggers are inclusive (``low <= level`` for a long stop); a bar that opens

@@ -62,7 +62,8 @@ class RejectReasonT(NamedTuple):
 
 
 #: Why an order was rejected (``NONE`` for filled orders).
-#: ``NO_DATA``: the bar that should fill it has no candle (NaN);
+#: ``NO_DATA``: the bar that should fill it has no candle (NaN) and the order could not wait
+#: for the next one (none before the data ends, a reversal with resting entries, a rebalance);
 #: ``INSUFFICIENT_CASH``: cost + fees exceed the available margin;
 #: ``LOT_SIZE``: the size rounds down to zero lots; ``MIN_QTY`` / ``MIN_NOTIONAL``:
 #: below the exchange filters.

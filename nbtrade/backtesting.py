@@ -14,14 +14,19 @@ Fill timing (one setting for entries, exits and stops)
     could compute the signal and trade at that very price: optimistic, use with care.
 Intrabar rules
     Stops (``sl_stop``, ``tp_stop``, ``trail_stop``, fractions of the average entry
-    price) are active from the bar after the entry bar, in both fill modes.
+    price): with ``fill="next_open"`` a market entry fills at the open, so the whole
+    entry bar happens after the fill and its stops are checked on that bar too (its
+    low/high; a stop level beyond the open, e.g. slippage wider than the stop, exits
+    at the open). With ``fill="close"`` (entry at the close) and for resting entries
+    (filled inside a bar, path after the fill unknown) stops start the bar after.
     Triggers are inclusive (``low <= stop`` for a long stop-loss); a bar opening
     beyond a level fills at the open (gap); when one bar touches both the stop
     side and the take-profit, the stop fills first (``intrabar="pessimistic"``,
     default) unless ``intrabar="optimistic"``. The trailing level uses the peak
     (trough for shorts) of the entry price and the highs (lows) of the bars
     *before* the current one, so a bar's own high never moves the level it is
-    checked against.
+    checked against (on the entry bar the peak is the entry price; that bar's high
+    moves it after the bar's check).
 Resting entries
     ``order_type="limit"|"stop"|"stop_limit"``: placed at the signal bar's close, eligible
     from the next bar in both fill modes; a limit buy fills at ``min(open, limit)`` once
@@ -35,19 +40,35 @@ Costs
 Sizing and rejections
     ``size_type``: ``"amount"`` (base units), ``"value"`` (quote currency),
     ``"percent"`` (fraction of the free margin, fees included; 1.0 = all-in),
-    ``"target_percent"`` (position worth that fraction of equity). Sizes are rounded
+    ``"target_percent"`` (position worth that fraction of equity). ``size > 1`` with
+    ``"percent"`` or ``size > leverage`` with ``"target_percent"`` can never fill and
+    raises a ValueError, as does ``sl_stop >= 1`` when only long positions are
+    possible (no short signals given). Sizes are rounded
     down to ``lot_size`` and checked against ``min_qty``, ``min_notional`` and the
     free margin (equity minus ``|position| * price / leverage`` of open positions;
     an order needs ``notional / leverage + fees``). A failing entry is recorded as a
     REJECTED order with a reason code; nothing is ever silently resized. Exits
-    always fill.
+    always fill. When any order is rejected, one :class:`RejectedOrdersWarning`
+    sums them up by reason, and ``Result.stats()`` reports ``"# Rejected Orders"``.
 Missing data
     A symbol whose bar is NaN (not listed yet, delisted, exchange outage) cannot
-    fill there: an order due on such a bar is recorded as rejected (``NO_DATA``),
-    stops wait for the next candle (and fill at its open if it gapped through).
-    Prices are never forward-filled into fills; equity values a position at its
-    last valid close. A signal set on a bar whose own candle is missing is an
-    error. Gaps (NaN runs inside a symbol's history, missing timestamps) are
+    fill there. With ``fill="next_open"``, a market order (entry, exit, reversal)
+    due on such a bar waits for the symbol's next candle and fills at its open;
+    the order records the bar it filled and ``assumptions["delayed_signals"]``
+    counts the delayed signals. If no candle comes before the data ends, the order
+    is recorded as rejected (``NO_DATA``) on the last bar. Resting entry types
+    (``order_type`` other than ``"market"``) delay exits only: a lone resting entry
+    is placed anyway (it needs no price then and fills only on bars with a candle),
+    a reversal whose next bar has no candle is rejected (``NO_DATA``) there.
+    :func:`backtest_callback` applies the same waiting in both fill modes (with
+    ``fill="close"`` a signal set on a bar with no candle fills at the next candle's
+    close); signals it sets for a column while one waits, on bars with no candle,
+    are ignored; its delays are not counted. Stops wait for
+    the next candle (and fill at its open if it gapped through). Prices are never
+    forward-filled into fills; equity values a position at its last valid close.
+    Exits (and short exits) on a bar whose own candle is missing are ignored
+    (``exits=~entries`` works on symbols listed later); an entry there is an error
+    (mask it with ``close.notna()``). Gaps (NaN runs inside a symbol's history, missing timestamps) are
     listed in ``Result.gaps``; ``on_gap`` chooses ``"error"``, ``"warn"`` (default)
     or ``"skip"``.
 """
@@ -71,6 +92,29 @@ _INTRABAR = {"pessimistic": Intrabar.PESSIMISTIC, "optimistic": Intrabar.OPTIMIS
 _ON_GAP = ("error", "warn", "skip")
 _ORDER_TYPES = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP,
                 "stop_limit": OrderType.STOP_LIMIT}
+
+
+class RejectedOrdersWarning(UserWarning):
+    """Some orders of a backtest were rejected (insufficient cash, exchange filters, no candle)."""
+
+
+def _warn_rejected(orders: np.ndarray) -> None:
+    """One summary warning when orders were rejected, so sizing surprises are never silent."""
+    from .kernels.records import RejectReason, Status
+
+    status = orders["status"]
+    rejected = orders["reason"][status == Status.REJECTED]
+    if rejected.size == 0:
+        return
+    total = int(np.count_nonzero((status == Status.FILLED) | (status == Status.REJECTED)))
+    reasons = np.bincount(rejected, minlength=len(RejectReason))
+    detail = ", ".join(f"{RejectReason._fields[k].lower()}: {int(v)}"
+                       for k, v in sorted(enumerate(reasons), key=lambda kv: -kv[1]) if v)
+    hint = (" Shared cash with size=1.0 'percent' (the default) spends all free cash on the first entry: "
+            "consider size=1/n_symbols or size_type='target_percent'." if reasons[RejectReason.INSUFFICIENT_CASH]
+            else "")
+    warnings.warn(f"{rejected.size} of {total} orders rejected ({detail}); see Result.orders (status "
+                  f"'rejected').{hint}", RejectedOrdersWarning, stacklevel=3)
 
 
 class Inputs:
@@ -265,11 +309,17 @@ def _signal(x: Any, name: str, inputs: Inputs) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def prepare_signals(inputs: Inputs, **signals: Any) -> tuple[dict[str, np.ndarray], dict[str, int], bool]:
-    """Convert, align and check the four signal arrays in one pass; count their True values.
+def prepare_signals(inputs: Inputs, *, delay: bool = False, delay_entries: bool = True,
+                    **signals: Any) -> tuple[dict[str, np.ndarray], dict[str, int], bool, np.ndarray]:
+    """Convert, align and check the four signal arrays; count their True values.
 
     Missing short signals are not allocated: the engine does not read them
-    (``has_short`` False) and gets ``entries`` as a stand-in.
+    (``has_short`` False) and gets ``entries`` as a stand-in. Exits on a bar with no
+    candle are dropped (nothing can be computed or exited there); an entry there is an
+    error. ``delay`` (``fill="next_open"``): signals whose fill bar has no candle move
+    to the bar before the symbol's next candle, so they fill at its open (entries only
+    with ``delay_entries``; a cell holding an entry stays put otherwise). The last
+    element returned is the ``(k, 3)`` int64 moves ``(from bar, to bar, column)``.
     """
     from .kernels.checks import signal_stats_nb
 
@@ -288,17 +338,70 @@ def prepare_signals(inputs: Inputs, **signals: Any) -> tuple[dict[str, np.ndarra
     else:
         arrays["short_entries"] = arrays["short_exits"] = arrays["entries"]
     names = ("entries", "exits", "short_entries", "short_exits")
+    moves = np.zeros((0, 3), dtype=np.int64)
     if inputs.n_missing != 0:
         counts = np.zeros(4, dtype=np.int64)
         n_bad, k, t, j = signal_stats_nb(arrays["entries"], arrays["exits"], arrays["short_entries"],
                                          arrays["short_exits"], has_short, inputs.close, counts)
+        missing = np.isnan(inputs.close)
         if n_bad:
-            raise ValueError(f"{names[k]} is True on a bar with no candle (NaN prices) at {inputs.index[t]} "
-                             f"({inputs.symbols[j]}); {n_bad} signal(s) in all sit on missing bars. A signal "
-                             f"needs a bar to be computed from")
+            for key in (("exits", "short_exits") if has_short else ("exits",)):
+                if (arrays[key] & missing).any():  # e.g. exits=~entries: nothing to exit on a missing bar
+                    arrays[key] = arrays[key] & ~missing
+            for key in (("entries", "short_entries") if has_short else ("entries",)):
+                bad = arrays[key] & missing
+                if bad.any():
+                    t, j = np.argwhere(bad)[0]
+                    raise ValueError(
+                        f"{key} is True on a bar with no candle (NaN prices) at {inputs.index[t]} "
+                        f"({inputs.symbols[j]}); {int(bad.sum())} such {key} in all (symbol not listed yet, "
+                        f"delisted, or a gap). A signal needs a candle to be computed from: mask them, e.g. "
+                        f"{key} & close.notna() (exits on such bars are ignored)")
+        if delay and n > 2:
+            arrays, moves = _delay_signals(arrays, missing, has_short, delay_entries)
+        counts = [np.count_nonzero(arrays[key]) if (has_short or key in names[:2]) else 0 for key in names]
     else:  # no missing bar: counting is all there is to do (SIMD count_nonzero)
         counts = [np.count_nonzero(arrays[key]) if (has_short or key in names[:2]) else 0 for key in names]
-    return arrays, {key: int(v) for key, v in zip(names, counts)}, has_short
+    return arrays, {key: int(v) for key, v in zip(names, counts)}, has_short, moves
+
+
+def _delay_signals(arrays: dict, missing: np.ndarray, has_short: bool,
+                   delay_entries: bool) -> tuple[dict, np.ndarray]:
+    """Move each signal at bar ``s`` whose fill bar ``s + 1`` has no candle to the bar before the
+    symbol's next candle ``k`` (a missing bar, free of signals): it then fills at ``open[k]``.
+    With no later candle it moves to bar ``n - 2`` and is rejected (``NO_DATA``) on the last bar."""
+    n, m = missing.shape
+    keys = ("entries", "exits", "short_entries", "short_exits") if has_short else ("entries", "exits")
+    exit_keys = ("exits", "short_exits") if has_short else ("exits",)
+    any_sig = np.zeros((n - 1, m), dtype=np.bool_)
+    for key in (keys if delay_entries else exit_keys):
+        any_sig |= arrays[key][:-1]
+    if not delay_entries:  # resting entries: a cell holding an entry is not delayed
+        for key in keys:
+            if key not in exit_keys:
+                any_sig &= ~arrays[key][:-1]
+    src, col = np.nonzero(any_sig & missing[1:])
+    if src.size == 0:
+        return arrays, np.zeros((0, 3), dtype=np.int64)
+    # the column's next bar with a candle after the (missing) fill bar; n - 1 when none
+    nxt = np.empty_like(src)
+    for j in np.unique(col):
+        sel = col == j
+        valid = np.append(np.flatnonzero(~missing[:, j]), n - 1)
+        nxt[sel] = valid[np.searchsorted(valid, src[sel] + 1)]
+    dst = nxt - 1
+    keep = dst > src
+    src, dst, col = src[keep], dst[keep], col[keep]
+    out = dict(arrays)
+    for key in (keys if delay_entries else exit_keys):
+        a = arrays[key].copy()
+        vals = a[src, col]
+        a[src, col] = False
+        a[dst, col] = vals
+        out[key] = a
+    if not has_short:
+        out["short_entries"] = out["short_exits"] = out["entries"]
+    return out, np.stack([src, dst, col], axis=1).astype(np.int64)
 
 
 def _per_symbol(x: Any, name: str, symbols: list, default: float, *, positive: bool = False,
@@ -421,11 +524,13 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         ``t``'s close. ``None`` means never.
     size : float, per symbol allowed
         Entry size, read according to ``size_type`` (default ``1.0`` with
-        ``"percent"``: all the free margin, fees included). Must be > 0.
+        ``"percent"``: all the free margin, fees included). Must be > 0; at most 1
+        with ``"percent"`` and at most ``leverage`` with ``"target_percent"``.
     size_type : {"percent", "amount", "value", "target_percent"}
     sl_stop, tp_stop, trail_stop : float, per symbol allowed
         Stop-loss, take-profit and trailing stop as fractions of the entry price
-        (0.05 = 5 %); ``None`` disables. Must be > 0.
+        (0.05 = 5 %); ``None`` disables. Must be > 0; ``sl_stop`` must be < 1 unless
+        short signals are given (a long's stop would sit at or below 0).
     fees : float
         Fee per order as a fraction of notional (0.001 = 10 bp), both legs.
     fixed_fees : float
@@ -508,11 +613,12 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     intrabar_id = _choice(intrabar, "intrabar", _INTRABAR)
     on_gap = _choice(on_gap, "on_gap", _ON_GAP)
     if _on_bar is None:
-        sig, counts, has_short = prepare_signals(inputs, entries=entries, exits=exits,
-                                                 short_entries=short_entries, short_exits=short_exits)
+        sig, counts, has_short, moves = prepare_signals(
+            inputs, delay=fill == "next_open", delay_entries=order_type == "market", entries=entries, exits=exits,
+            short_entries=short_entries, short_exits=short_exits)
     else:  # the callback writes the signals as the bars go by
         sig = {k: np.zeros((n, m), dtype=np.bool_) for k in ("entries", "exits", "short_entries", "short_exits")}
-        counts, has_short = None, True
+        counts, has_short, moves = None, True, np.zeros((0, 3), dtype=np.int64)
     params = {
         "size": _per_symbol(size, "size", syms, 1.0, positive=True),
         "fees": _per_symbol(fees, "fees", syms, 0.0),
@@ -529,6 +635,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     }
     init_cash = _scalar(init_cash, "init_cash")
     leverage = _scalar(leverage, "leverage")
+    _check_sizing(params["size"], size_type, leverage, syms)
+    _check_sl_stop(params["sl_stop"], has_short, syms)
     groups = _cash_groups(cash_sharing, syms)
     n_groups = int(groups.max()) + 1
     freq_ms = _freq_ms(freq, inputs.index)
@@ -588,6 +696,11 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     if abs_stops:
         sl_abs = np.full((n, m), np.nan) if sl_price is None else sl_abs
         tp_abs = np.full((n, m), np.nan) if tp_price is None else tp_abs
+        if len(moves):  # absolute levels travel with their delayed entry signal
+            src, dst, col = moves.T
+            sl_abs, tp_abs = sl_abs.copy(), tp_abs.copy()
+            sl_abs[dst, col] = sl_abs[src, col]
+            tp_abs[dst, col] = tp_abs[src, col]
     if _on_bar is not None:
         orders, trades = _run_callback(_on_bar, _user, inputs, sig, packed, size_type_id, leverage, init_cash,
                                        groups, fill_id, intrabar_id, otype_id, oprice, int(tif), cash, equity)
@@ -620,8 +733,11 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "fill": fill,
         "fill_rule": ("signals at bar t fill at bar t+1's open" if fill == "next_open"
                       else "signals at bar t fill at bar t's close (optimistic)"),
-        "stops": "active from the bar after entry; inclusive triggers; gaps fill at the open; "
-                 "trailing level from the peak before the current bar",
+        "stops": (("checked from the entry bar itself for entries at the open (the whole bar follows the "
+                   "fill), " if fill == "next_open" else "active from the bar after entry, ")
+                  + "and from the bar after a resting entry's fill; inclusive triggers; SL before TP in one bar "
+                  "unless optimistic; gaps fill at the open; trailing level from the peak (entry price included) "
+                  "before the current bar"),
         "intrabar": intrabar,
         "fees": _describe(params["fees"], syms), "fixed_fees": _describe(params["fixed_fees"], syms),
         "maker_fees": _describe(params["maker_fees"], syms),
@@ -636,12 +752,17 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "open_trades": "reported with exit_reason 'end' at the last valid close, no exit fees",
         "days_per_year": 365,
         "gaps": int(len(gaps)),
+        "missing_data": ("an order due on a bar with no candle waits for the symbol's next candle and fills at "
+                         "its open (orders record the fill bar); exits on bars with no candle are ignored"
+                         if fill == "next_open" else "exits on bars with no candle are ignored"),
+        "delayed_signals": int(len(moves)),
     }
     res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
                  init_cash=init_cash * n_groups, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions,
                  symbol_init_cash=None if n_groups == 1 else init_cash)
     if _on_bar is not None:
         res.signals = {k: pd.DataFrame(v, index=inputs.index, columns=syms) for k, v in sig.items()}
+    _warn_rejected(res.order_records)
     return res
 
 
@@ -765,6 +886,31 @@ def _scalar(x: Any, name: str) -> float:
     return x
 
 
+def _check_sizing(size: np.ndarray, size_type: str, leverage: float, symbols: list) -> None:
+    """Sizes that no order could ever satisfy are an error, not a run of rejected orders."""
+    if size_type == "percent" and (size > 1.0).any():
+        j = int(np.argmax(size > 1.0))
+        raise ValueError(f"size must be <= 1 with size_type='percent' (a fraction of the free margin, 1.0 = all-in); "
+                         f"got {size[j]} ({symbols[j]}): every entry would be rejected for insufficient cash. "
+                         f"For more exposure raise leverage")
+    if size_type == "target_percent" and (size > leverage).any():
+        j = int(np.argmax(size > leverage))
+        raise ValueError(f"size must be <= leverage ({leverage}) with size_type='target_percent'; got {size[j]} "
+                         f"({symbols[j]}): such a position needs more margin than the equity and every entry "
+                         f"would be rejected. Raise leverage or lower size")
+
+
+def _check_sl_stop(sl: np.ndarray, has_short: bool, symbols: list) -> None:
+    """``sl_stop >= 1`` puts a long's stop at or below a price of 0: it can never trigger."""
+    with np.errstate(invalid="ignore"):
+        bad = sl >= 1.0
+    if bad.any() and not has_short:
+        j = int(np.argmax(bad))
+        raise ValueError(f"sl_stop must be < 1 for long positions (a fraction of the entry price: {sl[j]} puts the "
+                         f"stop at or below 0, it can never trigger) ({symbols[j]}). Only short positions can "
+                         f"use sl_stop >= 1 (stop above twice the entry price)")
+
+
 def _describe(arr: np.ndarray, symbols: list) -> Any:
     if np.all(arr == arr[0]) or np.all(np.isnan(arr)):
         v = float(arr[0])
@@ -860,6 +1006,7 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
         "days_per_year": 365,
         "gaps": int(len(gaps)),
     }
+    _warn_rejected(orders[:n_orders])
     return Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
                   init_cash=init_cash, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions)
 

@@ -144,7 +144,8 @@ class Result:
         """Portfolio statistics, or one symbol's (its trades and contribution curve).
 
         Labels carry units (``"Total Return [%]"``, ``"Fees Paid [$]"``); annualised
-        with 365-day years and the bar length (``freq`` or inferred).
+        with 365-day years and the bar length (``freq`` or inferred). ``"# Rejected
+        Orders"`` counts the orders refused (reasons in :attr:`orders`).
         """
         tr = self.trade_records
         orders = self.order_records[self.order_records["status"] == Status.FILLED]
@@ -160,6 +161,10 @@ class Result:
         init = self.init_cash if symbol is None else self.symbol_init_cash
         s = compute_stats(equity, self.index, init, self.freq_ms, tr["pnl"],
                           tr["exit_reason"] != ExitReason.END, float(orders["fees"].sum()), exposure)
+        rejected = self.order_records["status"] == Status.REJECTED
+        if symbol is not None:
+            rejected &= self.order_records["col"] == c
+        s["# Rejected Orders"] = int(np.count_nonzero(rejected))
         s.name = "portfolio" if symbol is None else symbol
         return s
 

@@ -131,9 +131,13 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                                 extreme=price)
         add_order(c, i, side, qty, price, fee, otype)
 
+    def flags(s, c):
+        # exits on a bar with no candle are ignored (nothing was computed there)
+        ok = not missing(s, c)
+        return entries[s][c], exits[s][c] and ok, short_entries[s][c], short_exits[s][c] and ok
+
     def signals(s, i, c, prices, at_open):
-        le, lx = entries[s][c], exits[s][c]
-        se, sx = short_entries[s][c], short_exits[s][c]
+        le, lx, se, sx = flags(s, c)
         want_long = le and not se
         want_short = se and not le
         if pending[c] is not None:
@@ -158,7 +162,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         if not close_it and new_dir == 0:
             return
         base = prices[i][c]
-        if math.isnan(base):
+        if math.isnan(base) and (close_it or order_type == "market"):  # a lone resting entry is placed
             if close_it:
                 add_order(c, i, "buy" if pos < 0 else "sell", abs(pos), math.nan, 0.0, "market", "rejected", "no_data")
             if new_dir:
@@ -216,7 +220,10 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
 
     def stops(i, c):
         pos = positions[c]
-        if pos.size == 0 or pos.entry_idx >= i or missing(i, c):
+        if pos.size == 0 or missing(i, c):
+            return
+        if fill == "close" and pos.entry_idx >= i:  # entered at this close: stops start next bar
+            return
             return
         sl, tp, tr = sl_stop[c], tp_stop[c], trail_stop[c]
         sl_abs, tp_abs = abs_levels[c]
@@ -289,10 +296,27 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         else:
             pos.extreme = min(pos.extreme, lo)
 
+    # next_open: signal bar of signals waiting for the column's next candle (None: nothing waits)
+    deferred = [None] * m
+
+    def delayable(s, c):
+        le, lx, se, sx = flags(s, c)
+        if order_type == "market":
+            return le or lx or se or sx
+        return (lx or sx) and not (le or se)  # resting entries: only exits wait
+
     for i in range(n):
         if fill == "next_open" and i > 0:
             for c in range(m):
-                signals(i - 1, i, c, open_, True)
+                if deferred[c] is not None:
+                    # bars since the deferred signal have no candle, hence no signals of their own
+                    if not missing(i, c) or i == n - 1:
+                        signals(deferred[c], i, c, open_, True)
+                        deferred[c] = None
+                elif missing(i, c) and i < n - 1 and delayable(i - 1, c):
+                    deferred[c] = i - 1
+                else:
+                    signals(i - 1, i, c, open_, True)
         for c in range(m):
             if pending[c] is not None and not missing(i, c):
                 resting(i, c)

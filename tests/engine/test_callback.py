@@ -10,6 +10,9 @@ from nbtrade.backtesting import backtest, backtest_callback
 from nbtrade.kernels.callback import enter_long_nb, enter_short_nb, exit_long_nb
 from nbtrade.synthetic import market
 
+# rejections are expected in these cases; the warning itself is tested in test_fills
+pytestmark = pytest.mark.filterwarnings("ignore::nbtrade.backtesting.RejectedOrdersWarning")
+
 
 @njit
 def crossover(ctx, i):
@@ -85,3 +88,46 @@ def test_callback_bad_arguments(case):
         backtest_callback(d, crossover, user=[1])
     with pytest.raises(TypeError, match="on_bar must be"):
         backtest_callback(d, 3)
+
+
+@njit
+def enter0_exit3(ctx, i):
+    if i == 0:
+        enter_long_nb(ctx, i, 0)
+    elif i == 3:
+        exit_long_nb(ctx, i, 0)
+
+
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+def test_callback_exit_over_missing_bar_waits_for_the_next_candle(fill):
+    # close 100 101 102 103 nan 90 80 70 (open 95 at bar 5): the exit of bar 3 is due on bar 4 (no candle)
+    # with next_open fills: it fills at bar 5's open, never left to run to the end
+    c = [100, 101, 102, 103, np.nan, 90, 80, 70]
+    o = [100, 100, 101, 102, np.nan, 95, 90, 80]
+    idx = pd.date_range("2024-01-01", periods=8, freq="1h", tz="UTC")
+    df = pd.DataFrame({"open": o, "high": np.fmax(o, c), "low": np.fmin(o, c), "close": c}, index=idx)
+    res = backtest_callback(df, enter0_exit3, size=1.0, size_type="amount", fill=fill, on_gap="skip")
+    assert res.orders["status"].tolist() == ["filled", "filled"]
+    if fill == "next_open":
+        assert res.orders["price"].tolist() == [100.0, 95.0]
+        assert res.orders["time"].tolist() == [idx[1], idx[5]]
+    else:
+        assert res.orders["price"].tolist() == [100.0, 103.0]
+    assert res.trades["exit_reason"].tolist() == ["signal"]
+
+
+@njit
+def exit_on_missing_bar(ctx, i):
+    if i == 0:
+        enter_long_nb(ctx, i, 0)
+    elif i == 4:  # bar 4 has no candle
+        exit_long_nb(ctx, i, 0)
+
+
+def test_callback_close_fill_on_missing_bar_waits_for_the_next_close():
+    c = [100, 101, 102, 103, np.nan, 90, 80, 70]
+    idx = pd.date_range("2024-01-01", periods=8, freq="1h", tz="UTC")
+    res = backtest_callback(pd.Series(c, index=idx), exit_on_missing_bar, size=1.0, size_type="amount",
+                            fill="close", on_gap="skip")
+    assert res.orders["price"].tolist() == [100.0, 90.0]
+    assert res.orders["time"].tolist() == [idx[0], idx[5]]

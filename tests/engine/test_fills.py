@@ -7,6 +7,9 @@ import pytest
 
 from nbtrade.backtesting import backtest
 
+# rejections are expected in these cases; the warning itself is tested in test_fills
+pytestmark = pytest.mark.filterwarnings("ignore::nbtrade.backtesting.RejectedOrdersWarning")
+
 
 def bars(*ohlc):
     """DataFrame of candles from (open, high, low, close) tuples, hourly from 2024-01-01 UTC."""
@@ -56,15 +59,40 @@ def test_signal_on_last_bar_does_not_trade_with_next_open():
     assert len(res.orders) == 0
 
 
-def test_stop_loss_hit_on_bar_after_entry_not_on_entry_bar():
-    # entry at bar 1's open (100); bar 1 dips to 90 (ignored: stops start the bar after entry)
+def test_stop_loss_checked_on_entry_bar_with_next_open_fills():
+    # entry at bar 1's open (100): the whole of bar 1 follows the fill, its dip to 90 hits the stop at 95
     df = bars(FLAT, (100, 101, 90, 100), (99, 100, 94, 96), FLAT)
     res = backtest(df, entries=sig(4, 0), size=1.0, size_type="amount", sl_stop=0.05)
     o = res.orders
     assert o["price"].tolist() == [100.0, 95.0]
     assert o["type"].tolist() == ["market", "stop_loss"]
-    assert o["time"].iloc[1] == df.index[2]
+    assert o["time"].iloc[1] == df.index[1]
     assert res.trades["exit_reason"].iloc[0] == "sl"
+    assert res.trades["entry_time"].iloc[0] == res.trades["exit_time"].iloc[0] == df.index[1]
+
+
+def test_stop_loss_not_on_entry_bar_with_close_fills():
+    # entry at bar 0's close (100): bar 0's low is before the fill; bar 1 dips to 94 -> stop at 95
+    df = bars((100, 101, 90, 100), (99, 100, 94, 96), FLAT)
+    res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount", sl_stop=0.05, fill="close")
+    assert res.orders["price"].tolist() == [100.0, 95.0]
+    assert res.orders["time"].iloc[1] == df.index[1]
+
+
+def test_entry_bar_sl_before_tp_pessimistic_and_trailing_peak():
+    # next_open entry at 100 on bar 1, which spans 94..106: SL 95 and TP 105 both touched -> SL (pessimistic)
+    df = bars(FLAT, (100, 106, 94, 100), FLAT)
+    res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount", sl_stop=0.05, tp_stop=0.05)
+    assert res.orders["price"].tolist() == [100.0, 95.0] and res.trades["exit_reason"].tolist() == ["sl"]
+    res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount", sl_stop=0.05, tp_stop=0.05,
+                   intrabar="optimistic")
+    assert res.orders["price"].tolist() == [100.0, 105.0] and res.trades["exit_reason"].tolist() == ["tp"]
+    # trailing 10 %: on the entry bar the peak is the entry price (level 90, low 95: no exit);
+    # the entry bar's high 120 then moves the peak: bar 2's level is 108, its low 107 exits at 108
+    df = bars(FLAT, (100, 120, 95, 118), (118, 119, 107, 110))
+    res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount", trail_stop=0.1)
+    assert res.orders["price"].tolist() == [100.0, pytest.approx(108.0)]
+    assert res.orders["time"].iloc[1] == df.index[2] and res.trades["exit_reason"].iloc[0] == "trail"
 
 
 def test_gap_through_stop_fills_at_open_with_slippage():
@@ -178,13 +206,55 @@ def test_insufficient_cash_with_fees_is_rejected_not_resized():
     assert res.orders["reason"].tolist() == ["insufficient_cash"]
 
 
-def test_missing_bar_rejects_the_order_due_there():
-    df = bars(FLAT, (np.nan,) * 4, FLAT)
+def test_order_due_on_missing_bar_waits_for_the_next_candle():
+    df = bars(FLAT, (np.nan,) * 4, (104, 105, 103, 104))
     with pytest.warns(UserWarning, match="gap"):
         res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount")
     o = res.orders.iloc[0]
-    assert (o["status"], o["reason"]) == ("rejected", "no_data")
+    assert (o["status"], o["price"], o["time"]) == ("filled", 104.0, df.index[2])
     assert len(res.gaps) == 1 and res.gaps["bars"].iloc[0] == 1
+    assert res.assumptions["delayed_signals"] == 1
+
+
+def test_exit_over_missing_bar_fills_at_next_open_not_at_the_end():
+    # close 100 101 102 103 nan 90 80 70; long from bar 1, exit signal at bar 3, bar 4 has no candle:
+    # the sell waits and fills at bar 5's open (95), the trade does not run to the end at 70
+    c = [100, 101, 102, 103, np.nan, 90, 80, 70]
+    o = [100, 100, 101, 102, np.nan, 95, 90, 80]
+    df = bars(*[(op, max(op, cl), min(op, cl), cl) for op, cl in zip(o, c)])
+    res = backtest(df, entries=sig(8, 0), exits=sig(8, 3), size=1.0, size_type="amount", on_gap="skip")
+    assert res.orders["status"].tolist() == ["filled", "filled"]
+    assert res.orders["price"].tolist() == [100.0, 95.0]
+    assert res.orders["time"].tolist() == [df.index[1], df.index[5]]
+    t = res.trades.iloc[0]
+    assert (t["exit_reason"], t["exit_time"], t["pnl"]) == ("signal", df.index[5], -5.0)
+    assert res.assumptions["delayed_signals"] == 1
+    np.testing.assert_allclose(res.equity, [10000, 10001, 10002, 10003, 10003, 9995, 9995, 9995])
+
+
+def test_reversal_over_missing_bars_and_no_candle_before_the_end():
+    # short entry (reversal) at bar 1, bars 2-3 missing: both legs at bar 4's open (110)
+    df = bars(FLAT, FLAT, (np.nan,) * 4, (np.nan,) * 4, (110, 111, 109, 110), FLAT)
+    res = backtest(df, entries=sig(6, 0), short_entries=sig(6, 1), size=1.0, size_type="amount", on_gap="skip")
+    assert res.orders["side"].tolist() == ["buy", "sell", "sell"]
+    assert res.orders["price"].tolist() == [100.0, 110.0, 110.0]
+    assert res.orders["time"].tolist() == [df.index[1], df.index[4], df.index[4]]
+    # the symbol is delisted after bar 1: the exit never finds a candle, rejected on the last bar
+    df = bars(FLAT, FLAT, (np.nan,) * 4, (np.nan,) * 4)
+    res = backtest(df, entries=sig(4, 0), exits=sig(4, 1), size=1.0, size_type="amount", on_gap="skip")
+    o = res.orders.iloc[1]
+    assert (o["status"], o["reason"], o["time"]) == ("rejected", "no_data", df.index[3])
+    assert res.trades["exit_reason"].tolist() == ["end"]
+
+
+def test_exits_on_bars_without_candle_are_ignored():
+    # symbol 1 lists at bar 2; exits=~entries is True on its missing bars: ignored, no error
+    idx = pd.date_range("2024-01-01", periods=4, freq="1h", tz="UTC")
+    close = pd.DataFrame({"A": [100.0, 101, 102, 103], "B": [np.nan, np.nan, 50, 51]}, index=idx)
+    entries = pd.DataFrame({"A": [True, False, False, False], "B": [False, False, True, False]}, index=idx)
+    res = backtest(close, entries=entries, exits=~entries, size=100.0, size_type="value", on_gap="skip")
+    assert res.orders["status"].eq("filled").all()
+    assert len(res.orders) == 3  # A buys at bar 1 and sells at bar 2; B buys at bar 3
 
 
 def test_stop_waits_over_missing_bar_then_fills_at_gap_open():
@@ -397,3 +467,32 @@ def test_cash_groups_share_cash_within_a_group_only():
         backtest(d, cash_sharing={"A": 1})
     with pytest.raises(ValueError, match="2 group labels for 3 symbols"):
         backtest(d, cash_sharing=[0, 1])
+
+
+def test_rejected_orders_are_counted_and_warned_about_once():
+    # two symbols share 1000 of cash; the default size=1.0 'percent' spends it all on A, B's entry is rejected
+    idx = pd.date_range("2024-01-01", periods=3, freq="1h", tz="UTC")
+    close = pd.DataFrame({"A": [100.0, 100, 100], "B": [50.0, 50, 50]}, index=idx)
+    entries = pd.DataFrame(True, index=idx, columns=["A", "B"])
+    entries.iloc[1:] = False
+    with pytest.warns(UserWarning, match=r"1 of 2 orders rejected \(insufficient_cash: 1\).*size=1/n_symbols") as rec:
+        res = backtest(close, entries=entries, init_cash=1000.0)
+    assert sum("rejected" in str(w.message) for w in rec) == 1
+    assert res.stats()["# Rejected Orders"] == 1
+    assert res.stats("A")["# Rejected Orders"] == 0 and res.stats("B")["# Rejected Orders"] == 1
+    assert res.orders["status"].tolist() == ["filled", "rejected"]
+    # none rejected: no warning, count 0
+    import warnings as _w
+    with _w.catch_warnings():
+        _w.simplefilter("error")
+        res = backtest(close, entries=entries, size=0.4, init_cash=1000.0)
+    assert res.stats()["# Rejected Orders"] == 0
+
+
+def test_resting_entry_is_placed_over_a_missing_bar():
+    # limit buy at 97 signalled at bar 0; bar 1 has no candle; bar 2 dips to 96 -> fills at 97
+    df = bars(FLAT, (np.nan,) * 4, (99, 100, 96, 98))
+    res = backtest(df, entries=sig(3, 0), size=1.0, size_type="amount", order_type="limit",
+                   order_price=np.full(3, 97.0), on_gap="skip")
+    o = res.orders.iloc[0]
+    assert (o["status"], o["price"], o["time"], o["type"]) == ("filled", 97.0, df.index[2], "limit")

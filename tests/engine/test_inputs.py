@@ -8,6 +8,9 @@ import pytest
 from nbtrade.backtesting import backtest
 from nbtrade.synthetic import market
 
+# rejections are expected in these cases; the warning itself is tested in test_fills
+pytestmark = pytest.mark.filterwarnings("ignore::nbtrade.backtesting.RejectedOrdersWarning")
+
 
 @pytest.fixture
 def df():
@@ -46,8 +49,10 @@ def test_signal_dtype(df):
 def test_signal_on_missing_bar_is_an_error(df, entries):
     bad = df.copy()
     bad.iloc[5] = np.nan
-    with pytest.raises(ValueError, match="entries is True on a bar with no candle"):
+    with pytest.raises(ValueError, match=r"entries is True on a bar with no candle .* \(asset\).*close.notna\(\)"):
         backtest(bad, entries=entries, on_gap="skip")
+    # exits there are ignored
+    backtest(bad, entries=entries & bad["close"].notna().to_numpy(), exits=entries, on_gap="skip")
 
 
 @pytest.mark.parametrize("value", [0.0, -1.0])
@@ -83,6 +88,10 @@ def test_unsorted_and_duplicate_timestamps(df):
     (dict(tp_stop=-0.1), "tp_stop must be > 0"),
     (dict(trail_stop=0), "trail_stop must be > 0"),
     (dict(size=0.0), "size must be > 0"),
+    (dict(size=1.5), "size must be <= 1 with size_type='percent'"),
+    (dict(size=1.5, size_type="target_percent"), r"size must be <= leverage \(1.0\) with size_type='target_percent'"),
+    (dict(size=2.5, size_type="target_percent", leverage=2.0), "size must be <= leverage"),
+    (dict(sl_stop=1.0), "sl_stop must be < 1 for long positions"),
     (dict(size=np.nan), "size must be finite"),
     (dict(lot_size=-1.0), "lot_size must be >= 0"),
     (dict(min_notional=-5.0), "min_notional must be >= 0"),
@@ -162,3 +171,12 @@ def test_package_attribute_is_the_function(df, entries):
 
     res = nbtrade.backtest(df, entries=entries)
     assert res.equity.iloc[-1] == backtest(df, entries=entries).equity.iloc[-1]
+
+
+def test_sizes_at_the_limits_and_short_sl_above_one_are_accepted(df, entries):
+    backtest(df, entries=entries, size=1.0)
+    backtest(df, entries=entries, size=1.5, size_type="target_percent", leverage=2.0)
+    backtest(df, entries=entries, size=5.0, size_type="amount")
+    # a short's stop at entry * (1 + 1.5) is reachable: allowed when short signals are given
+    res = backtest(df, short_entries=entries, sl_stop=1.5)
+    assert res.assumptions["size_type"] == "percent"

@@ -8,6 +8,9 @@ from nbtrade.backtesting import backtest
 
 from .helpers import random_market, random_signals
 
+# rejections are expected in these cases; the warning itself is tested in test_fills
+pytestmark = pytest.mark.filterwarnings("ignore::nbtrade.backtesting.RejectedOrdersWarning")
+
 
 def _run(o, h, l, c, sigs, fill, size_type):
     return backtest({"open": o, "high": h, "low": l, "close": c}, *sigs, size=0.8 if "percent" in size_type else 2.0,

@@ -16,6 +16,9 @@ import pytest
 from nbtrade.backtesting import backtest
 from nbtrade.synthetic import market
 
+# rejections are expected in these cases; the warning itself is tested in test_fills
+pytestmark = pytest.mark.filterwarnings("ignore::nbtrade.backtesting.RejectedOrdersWarning")
+
 #: vectorbt's final portfolio value: isolated columns (summed) and one shared-cash group.
 VECTORBT_FINAL = {False: 38253.705807012884, True: 7506.8787906742455}
 

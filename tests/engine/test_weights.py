@@ -12,6 +12,9 @@ from nbtrade.backtesting import backtest_weights
 from .helpers import compare_with_reference, random_market
 from .reference_weights import run_reference_weights
 
+# rejections are expected in these cases; the warning itself is tested in test_fills
+pytestmark = pytest.mark.filterwarnings("ignore::nbtrade.backtesting.RejectedOrdersWarning")
+
 
 def _frame(rows, symbols=("A",)):
     idx = pd.date_range("2024-01-01", periods=len(rows), freq="1h", tz="UTC")
