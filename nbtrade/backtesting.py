@@ -98,7 +98,7 @@ class RejectedOrdersWarning(UserWarning):
     """Some orders of a backtest were rejected (insufficient cash, exchange filters, no candle)."""
 
 
-def _warn_rejected(orders: np.ndarray) -> None:
+def _warn_rejected(orders: np.ndarray, size_type: str | None = None) -> None:
     """One summary warning when orders were rejected, so sizing surprises are never silent."""
     from .kernels.records import RejectReason, Status
 
@@ -110,9 +110,13 @@ def _warn_rejected(orders: np.ndarray) -> None:
     reasons = np.bincount(rejected, minlength=len(RejectReason))
     detail = ", ".join(f"{RejectReason._fields[k].lower()}: {int(v)}"
                        for k, v in sorted(enumerate(reasons), key=lambda kv: -kv[1]) if v)
-    hint = (" Shared cash with size=1.0 'percent' (the default) spends all free cash on the first entry: "
-            "consider size=1/n_symbols or size_type='target_percent'." if reasons[RejectReason.INSUFFICIENT_CASH]
-            else "")
+    if not reasons[RejectReason.INSUFFICIENT_CASH]:
+        hint = ""
+    elif size_type == "percent":
+        hint = (" Shared cash with size=1.0 'percent' (the default) spends all free cash on the first entry: "
+                "consider size=1/n_symbols or size_type='target_percent'.")
+    else:
+        hint = " Leave some cash free for fees, slippage and positions that grew (e.g. size a little below 1/n)."
     warnings.warn(f"{rejected.size} of {total} orders rejected ({detail}); see Result.orders (status "
                   f"'rejected').{hint}", RejectedOrdersWarning, stacklevel=3)
 
@@ -762,7 +766,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
                  symbol_init_cash=None if n_groups == 1 else init_cash)
     if _on_bar is not None:
         res.signals = {k: pd.DataFrame(v, index=inputs.index, columns=syms) for k, v in sig.items()}
-    _warn_rejected(res.order_records)
+    _warn_rejected(res.order_records, size_type)
     return res
 
 

@@ -1,10 +1,12 @@
 import pandas as pd
+import pytest
 
 import nbtrade
 from nbtrade.monitor import Monitor
 from nbtrade.pipeline import research
 
 
+@pytest.mark.filterwarnings("ignore::nbtrade.backtesting.RejectedOrdersWarning")
 def test_research_one_call_out_of_sample():
     data = nbtrade.planted_market(["BTC/USDT", "ETH/USDT"], "2024-01-01", "2024-03-01", "1h", seed=3, strength=1.0)
     mon = Monitor(memory=False)
