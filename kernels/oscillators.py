@@ -324,15 +324,25 @@ def trange_1d_nb(high, low, close, out):
     n = close.shape[0]
     if n > 0:
         out[0] = NAN
+    if n < 2:
+        return out
     # branch-free so it vectorises: adding ``v - v`` (0, or NaN for a NaN v) of the
-    # six inputs gives NaN exactly at a NaN bar and the bar after it, as a restart does
-    for i in range(1, n):
-        h = high[i]
-        lo = low[i]
-        pc = close[i - 1]
-        z = ((h - h) + (lo - lo)) + ((close[i] - close[i]) + (pc - pc)) + (
-            (high[i - 1] - high[i - 1]) + (low[i - 1] - low[i - 1]))
-        out[i] = _true_range(h, lo, pc) + z
+    # inputs of this bar and the previous one gives NaN exactly at a NaN bar and the
+    # bar after it, as a restart does. The previous bar's sum is carried, not
+    # recomputed; views from 0 drop numba's negative-index checks.
+    hs = high[1:]
+    ls = low[1:]
+    cs = close[1:]
+    pcs = close[:n - 1]
+    o = out[1:]
+    zp = (high[0] - high[0]) + (low[0] - low[0]) + (close[0] - close[0])
+    for i in range(n - 1):
+        h = hs[i]
+        lo = ls[i]
+        c = cs[i]
+        z = (h - h) + (lo - lo) + (c - c)
+        o[i] = _true_range(h, lo, pcs[i]) + (z + zp)
+        zp = z
     return out
 
 
