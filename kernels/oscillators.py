@@ -397,19 +397,29 @@ def atr_1d_nb(high, low, close, timeperiod, out):
         total += _true_range(h, lo, close[i - 1])
         atr = total / p
         out[i] = atr
-        prev_c = c
-        i += 1
-        while i < n:
-            h = high[i]
-            lo = low[i]
-            c = close[i]
-            if _isnan3(h, lo, c):
-                break
-            atr = fma(atr, decay, _true_range(h, lo, prev_c) * inv)
-            prev_c = c
-            out[i] = atr
-            i += 1
+        i = _atr_run(high, low, close, i + 1, atr, c, decay, inv, out)
     return out
+
+
+@jit
+def _atr_run(high, low, close, start, atr, prev_c, decay, inv, out):
+    # Wilder steps from bar `start` until a NaN bar (returned) or the end. Views
+    # indexed from 0 by a range() let LLVM drop numba's negative-index checks (one
+    # compare-and-select per load otherwise).
+    hs = high[start:]
+    ls = low[start:]
+    cs = close[start:]
+    o = out[start:]
+    for j in range(hs.shape[0]):
+        h = hs[j]
+        lo = ls[j]
+        c = cs[j]
+        if _isnan3(h, lo, c):
+            return start + j
+        atr = fma(atr, decay, _true_range(h, lo, prev_c) * inv)
+        prev_c = c
+        o[j] = atr
+    return start + hs.shape[0]
 
 
 @pjit
