@@ -618,8 +618,8 @@ def _rolling_minmax_impl(x, window, minp, sign, out):
     hb2 = np.empty(2 * (w + 1) if n >= 3 * w else 0, dtype=np.float64)
     cnt = 0
     bs = 0
-    # spans of ~4096 bars (whole groups) computed as if finite, then checked
-    span = 2 * w * max(1, 2048 // w)
+    # spans of ~16k bars (whole groups, in L2) computed as if finite, then checked
+    span = 2 * w * max(1, 8192 // w)
     retry = 0
     while bs < n:
         if bs >= w and bs + 2 * w <= n:
