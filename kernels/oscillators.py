@@ -410,6 +410,37 @@ def _atr_run(high, low, close, start, atr, prev_c, decay, inv, out):
     ls = low[start:]
     cs = close[start:]
     o = out[start:]
+    m = hs.shape[0]
+    # two bars a step: atr2 = d^2 * atr0 + (d * u1 + u2) leaves one fma per two
+    # bars on the loop-carried chain, whose latency bounds the one-bar loop
+    decay2 = decay * decay
+    for k in range(m // 2):
+        j = 2 * k
+        h = hs[j]
+        lo = ls[j]
+        c = cs[j]
+        h1 = hs[j + 1]
+        lo1 = ls[j + 1]
+        c1 = cs[j + 1]
+        if _isnan3(h, lo, c) or _isnan3(h1, lo1, c1):
+            return _atr_run1(high, low, close, start + j, atr, prev_c, decay, inv, out)
+        u0 = _true_range(h, lo, prev_c) * inv
+        u1 = _true_range(h1, lo1, c) * inv
+        o[j] = fma(atr, decay, u0)
+        atr = fma(atr, decay2, fma(u0, decay, u1))
+        o[j + 1] = atr
+        prev_c = c1
+    j = m - m % 2
+    return _atr_run1(high, low, close, start + j, atr, prev_c, decay, inv, out)
+
+
+@jit
+def _atr_run1(high, low, close, start, atr, prev_c, decay, inv, out):
+    # one bar a step (the tail, and a pair with a NaN bar)
+    hs = high[start:]
+    ls = low[start:]
+    cs = close[start:]
+    o = out[start:]
     for j in range(hs.shape[0]):
         h = hs[j]
         lo = ls[j]
