@@ -256,16 +256,20 @@ def _rolling_sum_impl(x, window, minp, mean, out):
     lo = w0
     while lo < n:
         hi = min(n, lo + every)
+        if lo > w0:
+            s, cnt, k = _resum(x, lo - window, lo)
+        # run the NaN-free loop first and check the block after, from cache:
+        # checking first would serialise a DRAM pass before the work. A block
+        # that holds a NaN or inf is then redone from its starting state.
+        if mean:
+            s1 = _mean_steps_nonan(x, window, lo, hi, s, k, out)
+        else:
+            s1 = _sum_steps_nonan(x, window, lo, hi, s, k, out)
         nonfinite = _has_nan(x, lo - window, hi)
         if nonfinite and _has_inf(x, lo - window, hi):
             return False
-        if lo > w0:
-            s, cnt, k = _resum(x, lo - window, lo)
         if not nonfinite:
-            if mean:
-                s = _mean_steps_nonan(x, window, lo, hi, s, k, out)
-            else:
-                s = _sum_steps_nonan(x, window, lo, hi, s, k, out)
+            s = s1
         elif mean:
             s, cnt = _mean_steps(x, window, minp, lo, hi, s, cnt, k, out)
         else:
