@@ -324,15 +324,25 @@ def trange_1d_nb(high, low, close, out):
     n = close.shape[0]
     if n > 0:
         out[0] = NAN
+    if n < 2:
+        return out
     # branch-free so it vectorises: adding ``v - v`` (0, or NaN for a NaN v) of the
-    # six inputs gives NaN exactly at a NaN bar and the bar after it, as a restart does
-    for i in range(1, n):
-        h = high[i]
-        lo = low[i]
-        pc = close[i - 1]
-        z = ((h - h) + (lo - lo)) + ((close[i] - close[i]) + (pc - pc)) + (
-            (high[i - 1] - high[i - 1]) + (low[i - 1] - low[i - 1]))
-        out[i] = _true_range(h, lo, pc) + z
+    # inputs of this bar and the previous one gives NaN exactly at a NaN bar and the
+    # bar after it, as a restart does. The previous bar's sum is carried, not
+    # recomputed; views from 0 drop numba's negative-index checks.
+    hs = high[1:]
+    ls = low[1:]
+    cs = close[1:]
+    pcs = close[:n - 1]
+    o = out[1:]
+    zp = (high[0] - high[0]) + (low[0] - low[0]) + (close[0] - close[0])
+    for i in range(n - 1):
+        h = hs[i]
+        lo = ls[i]
+        c = cs[i]
+        z = (h - h) + (lo - lo) + (c - c)
+        o[i] = _true_range(h, lo, pcs[i]) + (z + zp)
+        zp = z
     return out
 
 
@@ -387,19 +397,60 @@ def atr_1d_nb(high, low, close, timeperiod, out):
         total += _true_range(h, lo, close[i - 1])
         atr = total / p
         out[i] = atr
-        prev_c = c
-        i += 1
-        while i < n:
-            h = high[i]
-            lo = low[i]
-            c = close[i]
-            if _isnan3(h, lo, c):
-                break
-            atr = fma(atr, decay, _true_range(h, lo, prev_c) * inv)
-            prev_c = c
-            out[i] = atr
-            i += 1
+        i = _atr_run(high, low, close, i + 1, atr, c, decay, inv, out)
     return out
+
+
+@jit
+def _atr_run(high, low, close, start, atr, prev_c, decay, inv, out):
+    # Wilder steps from bar `start` until a NaN bar (returned) or the end. Views
+    # indexed from 0 by a range() let LLVM drop numba's negative-index checks (one
+    # compare-and-select per load otherwise).
+    hs = high[start:]
+    ls = low[start:]
+    cs = close[start:]
+    o = out[start:]
+    m = hs.shape[0]
+    # two bars a step: atr2 = d^2 * atr0 + (d * u1 + u2) leaves one fma per two
+    # bars on the loop-carried chain, whose latency bounds the one-bar loop
+    decay2 = decay * decay
+    for k in range(m // 2):
+        j = 2 * k
+        h = hs[j]
+        lo = ls[j]
+        c = cs[j]
+        h1 = hs[j + 1]
+        lo1 = ls[j + 1]
+        c1 = cs[j + 1]
+        if _isnan3(h, lo, c) or _isnan3(h1, lo1, c1):
+            return _atr_run1(high, low, close, start + j, atr, prev_c, decay, inv, out)
+        u0 = _true_range(h, lo, prev_c) * inv
+        u1 = _true_range(h1, lo1, c) * inv
+        o[j] = fma(atr, decay, u0)
+        atr = fma(atr, decay2, fma(u0, decay, u1))
+        o[j + 1] = atr
+        prev_c = c1
+    j = m - m % 2
+    return _atr_run1(high, low, close, start + j, atr, prev_c, decay, inv, out)
+
+
+@jit
+def _atr_run1(high, low, close, start, atr, prev_c, decay, inv, out):
+    # one bar a step (the tail, and a pair with a NaN bar)
+    hs = high[start:]
+    ls = low[start:]
+    cs = close[start:]
+    o = out[start:]
+    for j in range(hs.shape[0]):
+        h = hs[j]
+        lo = ls[j]
+        c = cs[j]
+        if _isnan3(h, lo, c):
+            return start + j
+        atr = fma(atr, decay, _true_range(h, lo, prev_c) * inv)
+        prev_c = c
+        o[j] = atr
+    return start + hs.shape[0]
 
 
 @pjit

@@ -345,3 +345,26 @@ def test_infinities_are_missing_values_like_pandas(where, rng):
     v = np.abs(y) + 1
     K.rolling_vwap_1d_nb(x, v, window, 3, out)
     np.testing.assert_allclose(out, ref.rolling_vwap(x, v, window, 3), rtol=1e-9, equal_nan=True)
+
+
+@pytest.mark.parametrize("window", [1, 3, 20, 200])
+@pytest.mark.parametrize("kind", ["rising", "falling", "walk_sparse_nan"])
+def test_min_max_exact_on_trends_and_across_block_groups(window, kind, rng):
+    # NaN-free stretches run 4 van Herk/Gil-Werman blocks at a time; groups that
+    # meet a NaN fall back to one block: results equal pandas exactly either way,
+    # on trends (extreme always the oldest or newest bar) and on lengths that are
+    # not a multiple of 4 * window
+    n = 9 * window * 4 + 7 * window + 3
+    if kind == "rising":
+        x = np.linspace(100.0, 200.0, n)
+    elif kind == "falling":
+        x = np.linspace(200.0, 100.0, n)
+    else:
+        x = 100.0 + rng.standard_normal(n).cumsum()
+        x[rng.random(n) < 0.01] = np.nan
+        x[5 * window + 1] = np.nan
+    s = pd.Series(x)
+    for minp in _minps(window):
+        r = s.rolling(window, min_periods=minp)
+        np.testing.assert_array_equal(_call("min", x, window, minp, 1), r.min().to_numpy())
+        np.testing.assert_array_equal(_call("max", x, window, minp, 1), r.max().to_numpy())
