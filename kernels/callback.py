@@ -30,11 +30,10 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._jit import jit
-from .engine import (P_SL, P_TP, P_TRAIL, S_AVG, S_ENTRY_FEES, S_ENTRY_IDX, S_MARK, S_PEND_DIR, S_PEND_PRICE, S_POS,
-                     S_GROUP, S_RANGE, S_WAIT, check_pending_nb, check_stops_nb, process_signal_nb, write_order_nb, write_trade_nb)
-from ._jit import ijit
-from .records import ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
+from ._jit import ijit, jit
+from .engine import (P_SL, P_TP, P_TRAIL, S_ENTRY_IDX, S_GROUP, S_MARK, S_PEND_DIR, S_POS, S_RANGE, S_WAIT,
+                     check_pending_nb, check_stops_nb, close_books_nb, process_signal_nb)
+from .records import FillMode, Intrabar, OrderType
 
 BarContext = namedtuple("BarContext", ["open", "high", "low", "close", "position", "cash", "entries", "exits",
                                        "short_entries", "short_exits", "user", "touched"])
@@ -145,18 +144,7 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, entries, exits, 
             cash += acct[k]
         cash_out[i] = cash
         equity_out[i] = cash + acc
-    for c in range(m):
-        if st[S_PEND_DIR, c] != 0.0:
-            write_order_nb(orders, counts[0], c, n - 1, Side.BUY if st[S_PEND_DIR, c] > 0.0 else Side.SELL,
-                           np.nan, st[S_PEND_PRICE, c], 0.0, order_type, Status.OPEN, RejectReason.NONE)
-            counts[0] += 1
-        if st[S_POS, c] != 0.0:
-            last = n - 1
-            while close[last, c] != close[last, c]:
-                last -= 1
-            write_trade_nb(trades, counts[1], c, int(st[S_ENTRY_IDX, c]), last, st[S_POS, c],
-                           st[S_AVG, c], st[S_MARK, c], st[S_ENTRY_FEES, c], 0.0, ExitReason.END)
-            counts[1] += 1
+    close_books_nb(close, st, counts, orders, trades, order_type)
     return n
 
 

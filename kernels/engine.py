@@ -270,9 +270,19 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
         cash_out[i] = cash
         equity_out[i] = cash + acc
 
+    close_books_nb(close, st, counts, orders, trades, order_type)
+    return n
+
+
+@jit
+def close_books_nb(close, st, counts, orders, trades, order_type):
+    """End of the run: resting orders recorded as OPEN, open positions as trades ending at the last valid close.
+
+    Shared by the signals and the callback loops; nothing is dropped silently.
+    """
+    n, m = close.shape
     for c in range(m):
         if st[S_PEND_DIR, c] != 0.0:
-            # still resting at the end: reported, never dropped silently
             write_order_nb(orders, counts[0], c, n - 1, Side.BUY if st[S_PEND_DIR, c] > 0.0 else Side.SELL,
                            np.nan, st[S_PEND_PRICE, c], 0.0, order_type, Status.OPEN, RejectReason.NONE)
             counts[0] += 1
@@ -283,7 +293,6 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
             write_trade_nb(trades, counts[1], c, int(st[S_ENTRY_IDX, c]), last, st[S_POS, c],
                            st[S_AVG, c], st[S_MARK, c], st[S_ENTRY_FEES, c], 0.0, ExitReason.END)
             counts[1] += 1
-    return n
 
 
 @jit
