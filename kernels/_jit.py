@@ -24,3 +24,10 @@ ijit = njit(inline="always", cache=True, nogil=True, error_model="numpy")
 #: a shorter dependency chain and, as the TA-Lib wheel is built the same way, bit-identical
 #: values to TA-Lib's EMA on x86-64.
 jit_fma = njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+
+#: Order handlers called from the bar loops, once per order: compiled without NRT reference
+#: counting (``_nrt=False``; they never allocate). Otherwise each array argument costs an
+#: atomic incref at entry and a decref at every exit: 7 arrays made ~80 % of a rejected
+#: order's cost (90 -> 23 ns measured). Arguments are borrowed from the caller, which keeps
+#: them alive for the call.
+jit_borrow = njit(cache=True, nogil=True, error_model="numpy", _nrt=False)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import ijit, jit
+from ._jit import ijit, jit, jit_borrow
 from .fills import (entry_size_nb, order_fees_nb, pending_fill_nb, slip_price_nb, stop_fill_nb,
                     stop_limit_fill_nb)
 from .records import Direction, ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
@@ -147,6 +147,13 @@ def exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base_pr
     st[S_POS, c] = 0.0
 
 
+@ijit
+def has_stops_nb(params, c, abs_stops):
+    """Whether column ``c`` has attached stops (percent, trailing, or absolute levels)."""
+    return (abs_stops or params[P_SL, c] == params[P_SL, c] or params[P_TP, c] == params[P_TP, c]
+            or params[P_TRAIL, c] == params[P_TRAIL, c])
+
+
 @jit
 def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, short_exits, has_short,
                         params, size_type, leverage, fill_mode, intrabar,
@@ -171,12 +178,9 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
     exit reason ``END`` at the last valid close, without exit fees.
     """
     n, m = close.shape
-    has_stops = np.zeros(m, dtype=np.bool_)
     any_stops = False
     for c in range(m):
-        has_stops[c] = (abs_stops or params[P_SL, c] == params[P_SL, c] or params[P_TP, c] == params[P_TP, c]
-                        or params[P_TRAIL, c] == params[P_TRAIL, c])
-        any_stops = any_stops or has_stops[c]
+        any_stops = any_stops or has_stops_nb(params, c, abs_stops)
     use_range = False  # range slippage: track bar ranges only when asked (2 more arrays read)
     for c in range(m):
         use_range = use_range or params[P_SLIP_RANGE, c] != 0.0
@@ -234,7 +238,7 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                             if st[S_PEND_DIR, c] != 0.0:
                                 check_pending_nb(open_, high, low, i, c, st, acct, int(st[S_GROUP, c]), counts,
                                                  orders, trades, params, size_type, leverage, order_type, tif)
-                            elif st[S_POS, c] != 0.0 and has_stops[c] and (at_open or st[S_ENTRY_IDX, c] < i):
+                            elif st[S_POS, c] != 0.0 and has_stops_nb(params, c, abs_stops) and (at_open or st[S_ENTRY_IDX, c] < i):
                                 check_stops_nb(open_, high, low, i, c, st, acct, int(st[S_GROUP, c]), counts, orders,
                                                trades, params, optimistic)
                             st[S_MARK, c] = cl
@@ -274,7 +278,7 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
     return n
 
 
-@jit
+@jit_borrow
 def close_books_nb(close, st, counts, orders, trades, order_type):
     """End of the run: resting orders recorded as OPEN, open positions as trades ending at the last valid close.
 
@@ -295,7 +299,7 @@ def close_books_nb(close, st, counts, orders, trades, order_type):
             counts[1] += 1
 
 
-@jit
+@jit_borrow
 def check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades, params, optimistic):
     """Stops of column ``c`` at bar ``i``; exits on a hit, else moves the trailing extreme."""
     avg = st[S_AVG, c]
@@ -330,7 +334,7 @@ def check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades,
         st[S_EXTREME, c] = low[i, c]
 
 
-@jit
+@jit_borrow
 def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, ci, counts, orders, trades, params,
                       size_type, leverage, order_type, entry_price, entry_limit, s, sl_abs, tp_abs):
     """Turn column ``c``'s signals (long entry/exit, short entry/exit) of bar ``s`` into orders at
@@ -434,7 +438,7 @@ def enter_nb(prices, i, c, base, is_buy, otype, st, acct, ci, counts, orders, pa
     counts[0] += 1
 
 
-@jit
+@jit_borrow
 def check_pending_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades, params, size_type, leverage,
                      order_type, tif):
     """Expire, or fill intrabar, column ``c``'s resting entry at bar ``i`` (a valid bar)."""
