@@ -192,7 +192,6 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
     # of the bar and stops precede close orders, so phases run as separate passes.
     split = any_stops or order_type != OrderType.MARKET
     lag = 1 if at_open else 0
-    prices = open_ if at_open else close
 
     for i in range(start, n):
         # worst case of one bar: 3 orders and 2 trades per column, plus the end-of-data records
@@ -219,7 +218,7 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                     else:
                         want = entries[s, c] or (has_short and short_entries[s, c])
                     if want:
-                        process_signal_nb(prices, i, c, entries[s, c], exits[s, c],
+                        process_signal_nb(open_, close, at_open, i, c, entries[s, c], exits[s, c],
                                           has_short and short_entries[s, c], has_short and short_exits[s, c],
                                           st, acct, int(st[S_GROUP, c]), counts, orders, trades, params,
                                           size_type, leverage, order_type, np.nan, np.nan, s, np.nan, np.nan)
@@ -259,7 +258,7 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                         if st[S_PEND_DIR, c] != 0.0:
                             want = want or exits[s, c] or (has_short and short_exits[s, c])
                     if want:
-                        process_signal_nb(prices, i, c, entries[s, c], exits[s, c],
+                        process_signal_nb(open_, close, at_open, i, c, entries[s, c], exits[s, c],
                                           has_short and short_entries[s, c], has_short and short_exits[s, c],
                                           st, acct, int(st[S_GROUP, c]), counts, orders, trades, params,
                                           size_type, leverage, order_type, order_price[s, c],
@@ -335,10 +334,13 @@ def check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades,
 
 
 @jit_borrow
-def process_signal_nb(prices, i, c, le, lx, se, sx, st, acct, ci, counts, orders, trades, params,
-                      size_type, leverage, order_type, entry_price, entry_limit, s, sl_abs, tp_abs):
+def process_signal_nb(open_, close, at_open, i, c, le, lx, se, sx, st, acct, ci, counts, orders, trades,
+                      params, size_type, leverage, order_type, entry_price, entry_limit, s, sl_abs, tp_abs):
     """Turn column ``c``'s signals (long entry/exit, short entry/exit) of bar ``s`` into orders at
-    ``prices[i, c]``; a limit/stop entry becomes a resting order at ``entry_price`` instead."""
+    ``open_[i, c]`` (``at_open``) or ``close[i, c]``; a limit/stop entry becomes a resting order
+    at ``entry_price`` instead. Both price arrays come in: choosing one in the caller makes a new
+    array variable there, reference-counted around every call."""
+    prices = open_ if at_open else close
     long_entry = le and not se
     short_entry = se and not le
     p = st[S_POS, c]

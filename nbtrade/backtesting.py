@@ -712,10 +712,14 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     else:
         n_entry = counts["entries"] + counts["short_entries"]
         n_exit = counts["exits"] + counts["short_exits"]
-        # an upper bound of the records, capped: state-like signals (True on half the bars)
-        # would otherwise reserve ~160 bytes per bar-step; the kernel asks for more room
-        cap = _SIGNAL_BUFFER + 8 * m
-        orders = np.empty(min(4 * n_entry + n_exit + 4 * m, cap), dtype=order_dt)
+        # an upper bound of the records (an entry signal makes at most an exit and an entry, or
+        # with resting entries a cancel, an exit and an entry; a stop exit follows an entry),
+        # capped at about half the input's bytes: state-like signals (True on half the bars)
+        # would reserve ~160 bytes per bar-step for orders that mostly never happen. Growing
+        # the buffer copies it (~20 ms for 20M bar-steps), so the cap is generous.
+        per_entry = (2 if order_type == "market" else 4) + (1 if _has_stops(params, abs_stops) else 0)
+        cap = max(_SIGNAL_BUFFER, (n * m * 8) // (2 * order_dt.itemsize)) + 8 * m
+        orders = np.empty(min(per_entry * n_entry + n_exit + 4 * m, cap), dtype=order_dt)
         trades = np.empty(min(n_entry + 3 * m, cap // 2), dtype=trade_dt)
         st = np.zeros((N_STATE, m))
         st[S_GROUP] = groups
@@ -820,6 +824,11 @@ def backtest_callback(data: Any, on_bar: Any, *, user: tuple = (), **kwargs: Any
 _CALLBACK_BUFFER = 1024
 #: Largest initial order buffer of the signals path (records); grown by doubling as needed.
 _SIGNAL_BUFFER = 1 << 18
+
+
+def _has_stops(params: dict, abs_stops: bool) -> bool:
+    """Whether any symbol has attached stops (each entry may then end in one more order)."""
+    return abs_stops or any(bool(np.isfinite(params[k]).any()) for k in ("sl_stop", "tp_stop", "trail_stop"))
 
 
 def _run_callback(on_bar, user, inputs, sig, packed, size_type_id, leverage, init_cash, groups, fill_id,
