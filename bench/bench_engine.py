@@ -10,7 +10,8 @@ same arithmetic:
 * ``vectorbt``: ``Portfolio.from_signals(..., cash_sharing=True, group_by=True)``
   when vectorbt is importable.
 
-``callback_sma_crossover_20sym`` runs the same strategy through ``backtest_callback`` (an
+``signals_sma_crossover_20sym_prepared`` runs the first case on data validated once with
+``nbtrade.prepare`` (as a parameter sweep would). ``callback_sma_crossover_20sym`` runs the same strategy through ``backtest_callback`` (an
 @njit ``on_bar(ctx, i)`` setting the signals bar by bar). Another case runs the 20 symbols as isolated all-in accounts (``cash_sharing=False``;
 vectorbt's default per-column cash), where no entry is rejected for lack of cash.
 
@@ -130,11 +131,11 @@ def bare_loop_isolated_nb(close, entries, exits, fee, init_cash, out):
     return out
 
 
-def _run_nbtrade(d, cash_sharing=True):
+def _run_nbtrade(d, cash_sharing=True, data=None):
     from nbtrade.backtesting import backtest
 
     # close prices only, like the baselines (open = high = low = close; fills at the close)
-    res = backtest(d["close"], entries=d["entries"], exits=d["exits"],
+    res = backtest(d["close"] if data is None else data, entries=d["entries"], exits=d["exits"],
                    size=1.0, size_type="percent", fees=FEE, init_cash=INIT_CASH, fill="close", freq="1m",
                    on_gap="skip", cash_sharing=cash_sharing)
     return res.equity.to_numpy()
@@ -156,6 +157,19 @@ def _setup(n: int):
             d["close"], d["entries"], d["exits"], size=np.inf, fees=FEE, init_cash=INIT_CASH,
             cash_sharing=True, group_by=True, freq="1min").value().to_numpy()
     return impls
+
+
+def _setup_prepared(n: int):
+    """The shared-cash case on data validated once by ``nbtrade.prepare`` (parameter sweeps)."""
+    from nbtrade.backtesting import prepare
+
+    d = make_inputs(max(n // N_SYMBOLS, 100))
+    data = prepare(d["close"])
+    return {
+        "nbtrade": lambda: _run_nbtrade(d, data=data),
+        "bare_loop": lambda: bare_loop_nb(d["close"], d["entries"], d["exits"], FEE, INIT_CASH,
+                                          np.empty(d["close"].shape[0])),
+    }
 
 
 def _setup_isolated(n: int):
@@ -210,6 +224,8 @@ def _check(ref, other):
 CASES = [
     Case("signals_sma_crossover_20sym", _setup, unit="bar-step", units=lambda n: max(n // N_SYMBOLS, 100) * N_SYMBOLS,
          check=_check, target=">= 0.5x bare_loop speed, >= 10x vectorbt"),
+    Case("signals_sma_crossover_20sym_prepared", _setup_prepared, unit="bar-step",
+         units=lambda n: max(n // N_SYMBOLS, 100) * N_SYMBOLS, check=_check, target=">= 0.5x bare_loop speed"),
     Case("callback_sma_crossover_20sym", _setup_callback, unit="bar-step",
          units=lambda n: max(n // N_SYMBOLS, 100) * N_SYMBOLS, check=_check, target=">= 0.25x bare_loop speed"),
     Case("signals_sma_crossover_20sym_isolated", _setup_isolated, unit="bar-step",

@@ -50,6 +50,8 @@ _EXPORTS: dict[str, str] = {
     "backtest": "nbtrade.backtesting",
     "backtest_weights": "nbtrade.backtesting",
     "backtest_callback": "nbtrade.backtesting",
+    "prepare": "nbtrade.backtesting",
+    "Inputs": "nbtrade.backtesting",
     "RejectedOrdersWarning": "nbtrade.backtesting",
     "Result": "nbtrade.result",
     # report, caches, checks

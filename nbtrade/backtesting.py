@@ -122,7 +122,11 @@ def _warn_rejected(orders: np.ndarray, size_type: str | None = None) -> None:
 
 
 class Inputs:
-    """Validated, aligned arrays of a backtest: ``(n_bars, n_symbols)`` float64, C-contiguous."""
+    """Validated, aligned arrays of a backtest: ``(n_bars, n_symbols)`` float64, C-contiguous.
+
+    Made by :func:`prepare` (read-only copies: validated once, reusable across runs) or
+    inside each backtest call (may view the caller's arrays for that call only).
+    """
 
     def __init__(self, index: pd.Index, symbols: list, open_: np.ndarray, high: np.ndarray,
                  low: np.ndarray, close: np.ndarray, n_missing: int = -1):
@@ -130,10 +134,51 @@ class Inputs:
         self.n_missing = n_missing  # bars with no candle; -1 = not counted
         self.symbols = symbols
         self.open, self.high, self.low, self.close = open_, high, low, close
+        self.frozen = False
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.close.shape
+
+    def __repr__(self) -> str:
+        n, m = self.shape
+        span = f"{self.index[0]} .. {self.index[-1]}" if n else "empty"
+        return (f"<nbtrade Inputs: {n} bars x {m} symbols ({span}), {max(self.n_missing, 0)} bar-steps without a "
+                f"candle{', frozen' if self.frozen else ''}>")
+
+
+def prepare(data: Any) -> Inputs:
+    """Validate and align ``data`` once, for many backtests on the same market (parameter sweeps).
+
+    Accepts every form :func:`backtest` accepts. The result holds private float64 copies
+    (your arrays can change afterwards without invalidating it; do not write into its own) and is passed as ``data``
+    to :func:`backtest`, :func:`backtest_weights` or :func:`backtest_callback`, which then
+    skip the conversion and the checks of every price (a pass over all of them: about a
+    fifth of a 20M bar-step signals run).
+
+    Examples
+    --------
+    >>> import nbtrade
+    >>> df = nbtrade.market("BTC/USDT", "2024-01-01", "2024-01-03", "1h", seed=1)
+    >>> data = nbtrade.prepare(df)
+    >>> fast = df.close.rolling(5).mean()
+    >>> runs = [nbtrade.backtest(data, entries=fast > df.close.rolling(w).mean(),
+    ...                          exits=fast < df.close.rolling(w).mean()) for w in (10, 20)]
+    """
+    inputs = prepare_data(data)
+    if inputs.frozen:
+        return inputs
+    copies: dict[int, np.ndarray] = {}
+    arrays = []
+    for arr in (inputs.open, inputs.high, inputs.low, inputs.close):
+        if id(arr) not in copies:  # close-only data: one array serves all four fields
+            # private copies, left writeable: numba compiles read-only arrays as another type
+            # (a second cold compile of every kernel); nbtrade never writes into them
+            copies[id(arr)] = arr.copy()
+        arrays.append(copies[id(arr)])
+    out = Inputs(inputs.index, list(inputs.symbols), *arrays, n_missing=inputs.n_missing)
+    out.frozen = True
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -171,8 +216,11 @@ def prepare_data(data: Any) -> Inputs:
     ``"asset"``); a dict of fields ``{"open": ..., "high": ..., "low": ..., "close": ...}``
     whose values are ``(n_bars, n_symbols)`` DataFrames or arrays (or 1-D for one
     symbol); or close prices alone (Series, DataFrame of symbols, array), in which case
-    open = high = low = close (a next-bar fill then happens at the next close).
+    open = high = low = close (a next-bar fill then happens at the next close); or the
+    :class:`Inputs` of :func:`prepare`, returned as they are.
     """
+    if isinstance(data, Inputs):
+        return data
     if isinstance(data, Mapping) and len(data) and all(k in data for k in _FIELDS):
         return _from_fields({f: data[f] for f in _FIELDS}, "data")
     if isinstance(data, Mapping):
