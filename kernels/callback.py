@@ -31,8 +31,8 @@ from collections import namedtuple
 import numpy as np
 
 from ._jit import ijit, jit
-from .engine import (P_SL, P_TP, P_TRAIL, S_ENTRY_IDX, S_GROUP, S_MARK, S_PEND_DIR, S_POS, S_RANGE, S_WAIT,
-                     check_pending_nb, check_stops_nb, close_books_nb, process_signal_nb)
+from .engine import (P_SL, P_SLIP_RANGE, P_TP, P_TRAIL, S_ENTRY_IDX, S_GROUP, S_MARK, S_PEND_DIR, S_POS,
+                     S_RANGE, S_WAIT, check_pending_nb, check_stops_nb, close_books_nb, process_signal_nb)
 from .records import FillMode, Intrabar, OrderType
 
 BarContext = namedtuple("BarContext", ["open", "high", "low", "close", "position", "cash", "entries", "exits",
@@ -81,6 +81,9 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, entries, exits, 
     for c in range(m):
         has_stops[c] = (params[P_SL, c] == params[P_SL, c] or params[P_TP, c] == params[P_TP, c]
                         or params[P_TRAIL, c] == params[P_TRAIL, c])
+    use_range = False  # range slippage: read highs and lows only when asked
+    for c in range(m):
+        use_range = use_range or params[P_SLIP_RANGE, c] != 0.0
     optimistic = intrabar == Intrabar.OPTIMISTIC
     at_open = fill_mode == FillMode.NEXT_OPEN
     lag = 1 if at_open else 0
@@ -109,7 +112,8 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, entries, exits, 
                             check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades, params,
                                            optimistic)
                         st[S_MARK, c] = cl
-                        st[S_RANGE, c] = high[i, c] - low[i, c]
+                        if use_range:
+                            st[S_RANGE, c] = high[i, c] - low[i, c]
                 on_bar(ctx, i)
                 continue
             if (phase == 0) != at_open or s < 0 or not (touched[s] or n_wait > 0):

@@ -817,7 +817,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
                  init_cash=init_cash * n_groups, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions,
                  symbol_init_cash=None if n_groups == 1 else init_cash)
     if _on_bar is not None:
-        res.signals = {k: pd.DataFrame(v, index=inputs.index, columns=syms) for k, v in sig.items()}
+        res._signal_arrays = sig  # DataFrames built on first access of Result.signals
     _warn_rejected(res.order_records, size_type)
     return res
 
@@ -891,8 +891,10 @@ def _run_callback(on_bar, user, inputs, sig, packed, size_type_id, leverage, ini
     acct = np.full(int(groups.max()) + 1, init_cash)
     counts = np.zeros(2, dtype=np.int64)
     touched = np.zeros(n, dtype=np.bool_)  # bars where the callback set a signal
-    orders = np.empty(max(_CALLBACK_BUFFER, 16 * m), dtype=order_dt)
-    trades = np.empty(max(_CALLBACK_BUFFER // 2, 8 * m), dtype=trade_dt)
+    # the number of orders is unknown beforehand: start at one per 64 bar-steps (untouched pages
+    # of np.empty cost nothing), so that long runs do not copy their records over and over
+    orders = np.empty(max(_CALLBACK_BUFFER, 16 * m, n * m // 64), dtype=order_dt)
+    trades = np.empty(max(_CALLBACK_BUFFER // 2, 8 * m, n * m // 128), dtype=trade_dt)
     start = 0
     while True:
         start = simulate_callback_nb(on_bar, user, inputs.open, inputs.high, inputs.low, inputs.close,

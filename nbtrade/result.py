@@ -53,6 +53,16 @@ class Result:
         self.assumptions = assumptions
         self.cash = pd.Series(cash, index=self.index, name="cash", copy=False)
         self.equity = pd.Series(equity, index=self.index, name="equity", copy=False)
+        self._signal_arrays: dict[str, np.ndarray] | None = None  # backtest_callback: the signals written
+
+    @cached_property
+    def signals(self) -> dict[str, pd.DataFrame] | None:
+        """Signals an ``on_bar`` callback wrote (``entries``, ``exits``, ``short_entries``,
+        ``short_exits``; bars x symbols), or None for the other ways of running."""
+        if self._signal_arrays is None:
+            return None
+        return {k: pd.DataFrame(v, index=self.index, columns=self.symbols, copy=False)
+                for k, v in self._signal_arrays.items()}
 
     def __repr__(self) -> str:
         n, m = self._inputs.shape
