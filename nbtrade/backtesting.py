@@ -62,8 +62,11 @@ Missing data
     a reversal whose next bar has no candle is rejected (``NO_DATA``) there.
     :func:`backtest_callback` applies the same waiting in both fill modes (with
     ``fill="close"`` a signal set on a bar with no candle fills at the next candle's
-    close); signals it sets for a column while one waits, on bars with no candle,
-    are ignored; its delays are not counted. Stops wait for
+    close) and counts its delayed signals alike; signals it sets for a column while
+    one waits, on bars with no candle, are ignored. :func:`backtest_weights` waits
+    likewise in both fill modes: a target weight whose fill bar has no candle trades
+    at the symbol's next candle, sized then; a newer weight replaces it while it waits
+    (``assumptions["delayed_orders"]`` counts the waits). Stops wait for
     the next candle (and fill at its open if it gapped through). Prices are never
     forward-filled into fills; equity values a position at its last valid close.
     Exits (and short exits) on a bar whose own candle is missing are ignored
@@ -951,6 +954,16 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
     ``nbtrade.kernels.rebalance``). Trades are round trips from flat to flat with
     quantity-weighted average entry and exit prices.
 
+    Missing data: a symbol with no candle at the fill bar (not listed yet, delisted, a
+    gap) cannot trade there. Its target weight waits for the symbol's next candle and
+    trades at its open (``fill="next_open"``; at its close with ``fill="close"``),
+    sized then from the equity of that moment, together with any rebalance due there;
+    the orders record the bar they filled. A newer rebalance with a weight for the
+    symbol before that candle replaces the waiting target (a NaN weight leaves it
+    waiting; a weight of 0 while flat cancels it). With no candle before the data ends
+    the order is rejected (``NO_DATA``) on the last bar. ``assumptions["delayed_orders"]``
+    counts the targets that waited. Prices are never forward-filled into fills.
+
     Examples
     --------
     >>> import nbtrade, pandas as pd
@@ -995,8 +1008,8 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
     trades = np.empty(bound // 2 + m, dtype=trade_dt)
     cash = np.empty(n)
     equity = np.empty(n)
-    n_orders, n_trades = simulate_weights_nb(inputs.open, inputs.close, w, mask, packed, leverage, init_cash,
-                                             fill_id, orders, trades, cash, equity)
+    n_orders, n_trades, n_delayed = simulate_weights_nb(inputs.open, inputs.close, w, mask, packed, leverage,
+                                                        init_cash, fill_id, orders, trades, cash, equity)
     assumptions = {
         "fill": fill,
         "fill_rule": ("weights at bar t fill at bar t+1's open" if fill == "next_open"
@@ -1009,6 +1022,10 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
         "open_trades": "reported with exit_reason 'end' at the last valid close, no exit fees",
         "days_per_year": 365,
         "gaps": int(len(gaps)),
+        "missing_data": ("a target whose fill bar has no candle waits for the symbol's next candle and is sized and "
+                         f"filled at its {'open' if fill == 'next_open' else 'close'} (orders record the fill bar); "
+                         "a newer weight replaces it; none before the end: rejected no_data on the last bar"),
+        "delayed_orders": int(n_delayed),
     }
     _warn_rejected(orders[:n_orders])
     return Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
