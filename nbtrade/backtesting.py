@@ -709,8 +709,9 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
             sl_abs[dst, col] = sl_abs[src, col]
             tp_abs[dst, col] = tp_abs[src, col]
     if _on_bar is not None:
-        orders, trades = _run_callback(_on_bar, _user, inputs, sig, packed, size_type_id, leverage, init_cash,
-                                       groups, fill_id, intrabar_id, otype_id, oprice, int(tif), cash, equity)
+        orders, trades, n_delayed = _run_callback(_on_bar, _user, inputs, sig, packed, size_type_id, leverage,
+                                                  init_cash, groups, fill_id, intrabar_id, otype_id, oprice,
+                                                  int(tif), cash, equity)
         n_orders, n_trades = len(orders), len(trades)
     else:
         n_entry = counts["entries"] + counts["short_entries"]
@@ -736,6 +737,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
             orders = np.concatenate([orders[:done[0]], np.empty(max(len(orders), 8 * m), dtype=order_dt)])
             trades = np.concatenate([trades[:done[1]], np.empty(max(len(trades), 4 * m), dtype=trade_dt)])
         n_orders, n_trades = int(done[0]), int(done[1])
+        n_delayed = len(moves)
     assumptions = {
         "fill": fill,
         "fill_rule": ("signals at bar t fill at bar t+1's open" if fill == "next_open"
@@ -761,8 +763,12 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "gaps": int(len(gaps)),
         "missing_data": ("an order due on a bar with no candle waits for the symbol's next candle and fills at "
                          "its open (orders record the fill bar); exits on bars with no candle are ignored"
-                         if fill == "next_open" else "exits on bars with no candle are ignored"),
-        "delayed_signals": int(len(moves)),
+                         if fill == "next_open" else "exits on bars with no candle are ignored")
+                        if _on_bar is None else
+                        (f"an order due on a bar with no candle waits for the symbol's next candle and fills at its "
+                         f"{'open' if fill == 'next_open' else 'close'} (orders record the fill bar); signals set "
+                         "while one waits, on bars with no candle, are ignored"),
+        "delayed_signals": int(n_delayed),
     }
     res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
                  init_cash=init_cash * n_groups, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions,
@@ -835,7 +841,7 @@ def _run_callback(on_bar, user, inputs, sig, packed, size_type_id, leverage, ini
     st = np.zeros((N_STATE, m))
     st[S_GROUP] = groups
     acct = np.full(int(groups.max()) + 1, init_cash)
-    counts = np.zeros(2, dtype=np.int64)
+    counts = np.zeros(3, dtype=np.int64)  # orders, trades, delayed signals
     touched = np.zeros(n, dtype=np.bool_)  # bars where the callback set a signal
     orders = np.empty(max(_CALLBACK_BUFFER, 16 * m), dtype=order_dt)
     trades = np.empty(max(_CALLBACK_BUFFER // 2, 8 * m), dtype=trade_dt)
@@ -849,7 +855,7 @@ def _run_callback(on_bar, user, inputs, sig, packed, size_type_id, leverage, ini
             break
         orders = np.concatenate([orders[:counts[0]], np.empty(max(len(orders), 8 * m), dtype=order_dt)])
         trades = np.concatenate([trades[:counts[1]], np.empty(max(len(trades), 4 * m), dtype=trade_dt)])
-    return orders[:counts[0]], trades[:counts[1]]
+    return orders[:counts[0]], trades[:counts[1]], int(counts[2])
 
 
 def _cash_groups(cash_sharing: Any, symbols: list) -> np.ndarray:
