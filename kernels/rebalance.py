@@ -232,7 +232,14 @@ def simulate_weights_nb(open_, close, weights, rebalance, params, leverage, init
     for i in range(n):
         s = i - lag
         due = s >= 0 and rebalance[s]
-        if due or n_wait > 0:
+        run = due or (n_wait > 0 and i == n - 1)
+        if not run and n_wait > 0:
+            # the waiting targets alone: a rebalance only when one of their columns has a candle
+            for c in range(m):
+                if st[R_PEND_W, c] == st[R_PEND_W, c] and prices[i, c] == prices[i, c]:
+                    run = True
+                    break
+        if run:
             n_wait += rebalance_nb(prices, i, s if due else -1, weights, st, acct, counts, orders, trades, params,
                                    leverage, i == n - 1)
         acc = 0.0
