@@ -74,9 +74,7 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, entries, exits, 
     """Run bars ``start..`` until the end or until the record buffers might overflow.
 
     State (``st``, ``acct``, ``counts``) lives in caller arrays so a run can resume
-    with larger buffers; ``counts`` holds orders, trades and delayed signals (signals
-    that began waiting for their column's next candle). Returns the next bar to run
-    (``n_bars`` when done).
+    with larger buffers. Returns the next bar to run (``n_bars`` when done).
     """
     n, m = close.shape
     has_stops = np.zeros(m, dtype=np.bool_)
@@ -130,7 +128,7 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, entries, exits, 
                     if st[S_WAIT, c] == 0.0:
                         st[S_WAIT, c] = d + 1.0
                         n_wait += 1
-                        counts[2] += 1  # delayed signals (counted like the signals path's moves)
+                        counts[2] += 1  # delayed signals: counts = (orders, trades, delayed signals)
                     continue
                 if st[S_WAIT, c] > 0.0:
                     st[S_WAIT, c] = 0.0
