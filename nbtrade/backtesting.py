@@ -738,6 +738,12 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
             trades = np.concatenate([trades[:done[1]], np.empty(max(len(trades), 4 * m), dtype=trade_dt)])
         n_orders, n_trades = int(done[0]), int(done[1])
         n_delayed = len(moves)
+    waits = (f"an order due on a bar with no candle waits for the symbol's next candle and fills at its "
+             f"{'open' if fill == 'next_open' else 'close'} (orders record the fill bar); ")
+    if _on_bar is not None:  # the callback waits in both fill modes
+        missing_rule = waits + "signals set while one waits, on bars with no candle, are ignored"
+    else:
+        missing_rule = (waits if fill == "next_open" else "") + "exits on bars with no candle are ignored"
     assumptions = {
         "fill": fill,
         "fill_rule": ("signals at bar t fill at bar t+1's open" if fill == "next_open"
@@ -761,13 +767,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "open_trades": "reported with exit_reason 'end' at the last valid close, no exit fees",
         "days_per_year": 365,
         "gaps": int(len(gaps)),
-        "missing_data": ("an order due on a bar with no candle waits for the symbol's next candle and fills at "
-                         "its open (orders record the fill bar); exits on bars with no candle are ignored"
-                         if fill == "next_open" else "exits on bars with no candle are ignored")
-                        if _on_bar is None else
-                        (f"an order due on a bar with no candle waits for the symbol's next candle and fills at its "
-                         f"{'open' if fill == 'next_open' else 'close'} (orders record the fill bar); signals set "
-                         "while one waits, on bars with no candle, are ignored"),
+        "missing_data": missing_rule,
         "delayed_signals": int(n_delayed),
     }
     res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
