@@ -943,7 +943,7 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
         As for :func:`backtest`.
     weights : DataFrame (bars x symbols) or array
         Target fraction of equity per symbol decided at each bar's close (negative =
-        short, NaN = leave the position as is). Weights of bar ``t`` fill at bar
+        short, NaN = leave the position, or a target waiting for a candle, as is). Weights of bar ``t`` fill at bar
         ``t + 1``'s open (``fill="next_open"``) or at ``t``'s close (``fill="close"``).
     rebalance_every : int or bool array
         Act on the weights every that many bars (from bar 0), or on the bars where a
@@ -964,9 +964,9 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
     gap) cannot trade there. Its target weight waits for the symbol's next candle and
     trades at its open (``fill="next_open"``; at its close with ``fill="close"``),
     sized then from the equity of that moment, together with any rebalance due there;
-    the orders record the bar they filled. A newer rebalance with a weight for the
-    symbol before that candle replaces the waiting target (a NaN weight leaves it
-    waiting; a weight of 0 while flat cancels it). With no candle before the data ends
+    the orders record the bar they filled. A newer rebalance due at or before that
+    candle with a weight for the symbol replaces the waiting target (a NaN weight
+    leaves it waiting; a weight of 0 while flat cancels it). With no candle before the data ends
     the order is rejected (``NO_DATA``) on the last bar. ``assumptions["delayed_orders"]``
     counts the targets that waited. Prices are never forward-filled into fills.
 
