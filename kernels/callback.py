@@ -132,6 +132,7 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, entries, exits, 
                     if st[S_WAIT, c] == 0.0:
                         st[S_WAIT, c] = d + 1.0
                         n_wait += 1
+                        counts[2] += 1  # delayed signals: counts = (orders, trades, delayed signals)
                     continue
                 if st[S_WAIT, c] > 0.0:
                     st[S_WAIT, c] = 0.0

@@ -14,6 +14,15 @@ Sizes round down to ``lot_size``; partial changes below ``min_qty``/``min_notion
 and purchases beyond the free margin are rejected with a reason; full closes always
 fill; changes worth less than ``EPS`` of equity are skipped (no order).
 
+Missing data: a column with no candle at the fill bar (NaN price) cannot fill there; its
+target weight waits for the column's next candle ``k`` and joins whatever rebalance runs
+at ``prices[k]`` (one then runs for the waiting columns alone if none is due): it is sized
+then, from the equity at ``k``'s prices, like any target of that bar, and its orders record
+bar ``k``. A newer non-NaN weight for the column (a rebalance whose fill bar is ``<= k``)
+replaces the waiting one; a NaN weight leaves it waiting; a target of 0 while flat ends the
+wait (nothing to do). With no candle up to the last bar the order is rejected ``NO_DATA``
+there. Prices are never forward-filled into fills (marks only value the portfolio).
+
 Trades are round trips from flat to flat: ``size`` is the quantity entered,
 ``entry_price``/``exit_price`` the quantity-weighted averages of entry and exit fills,
 ``pnl = direction * (exit notional - entry notional) - all fees``.
@@ -28,9 +37,12 @@ from .engine import (N_PARAMS, P_FEES, P_FIXED_FEES, P_LOT, P_MIN_NOTIONAL, P_MI
 from .fills import EPS, order_fees_nb, slip_price_nb
 from .records import ExitReason, FillMode, OrderType, RejectReason, Side, Status
 
-#: Rows of the per-column state of the weights loop.
-R_POS, R_MARK, R_ENTRY_IDX, R_ENTRY_NOTIONAL, R_ENTRY_QTY, R_EXIT_NOTIONAL, R_ENTRY_FEES, R_EXIT_FEES = range(8)
-N_RSTATE = 8
+#: Rows of the per-column state of the weights loop: position, mark (last valid close), books of
+#: the open trade; ``R_PEND_W``: target weight waiting for the column's next candle (NaN: none);
+#: ``R_TARGET``: the weight traded by the rebalance being run (scratch, NaN: none).
+(R_POS, R_MARK, R_ENTRY_IDX, R_ENTRY_NOTIONAL, R_ENTRY_QTY, R_EXIT_NOTIONAL, R_ENTRY_FEES, R_EXIT_FEES, R_PEND_W,
+ R_TARGET) = range(10)
+N_RSTATE = 10
 
 _ = N_PARAMS  # the parameter rows are shared with the signals engine
 
@@ -85,8 +97,52 @@ def fill_change_nb(st, acct, counts, orders, trades, params, c, i, base, q, is_b
 
 
 @jit
-def rebalance_nb(prices, i, s, weights, st, acct, counts, orders, trades, params, leverage):
-    """Move every column towards its target weight of bar ``s``, filling at ``prices[i]``."""
+def targets_nb(prices, i, s, weights, st, counts, orders, last):
+    """Set ``R_TARGET``, the weight column ``c`` trades at ``prices[i]`` (NaN: none); returns the
+    change in the number of waiting columns.
+
+    The weight is bar ``s``'s (``s < 0``: no rebalance due), else the column's waiting one. A
+    column with no candle at ``prices[i]`` waits (``R_PEND_W``; a newer weight replaces the
+    waiting one; ``counts[2]`` counts the waits begun) unless there is nothing to do (flat and
+    target 0) or no later candle can come (``last``: rejected ``NO_DATA``).
+    """
+    dw = 0
+    for c in range(st.shape[1]):
+        w = weights[s, c] if s >= 0 else np.nan
+        waiting = st[R_PEND_W, c] == st[R_PEND_W, c]
+        if w != w:
+            w = st[R_PEND_W, c]
+        st[R_TARGET, c] = np.nan
+        if w != w:
+            continue
+        pos = st[R_POS, c]
+        if prices[i, c] == prices[i, c]:
+            st[R_TARGET, c] = w
+        elif w != 0.0 or pos != 0.0:
+            if not last:
+                if not waiting:
+                    counts[2] += 1
+                    dw += 1
+                st[R_PEND_W, c] = w
+                continue
+            if w == 0.0:
+                side = Side.BUY if pos < 0.0 else Side.SELL
+            else:
+                side = Side.BUY if w > 0.0 else Side.SELL
+            write_order_nb(orders, counts[0], c, i, side, np.nan, np.nan, 0.0, OrderType.MARKET,
+                           Status.REJECTED, RejectReason.NO_DATA)
+            counts[0] += 1
+        if waiting:
+            st[R_PEND_W, c] = np.nan
+            dw -= 1
+    return dw
+
+
+@jit
+def rebalance_nb(prices, i, s, weights, st, acct, counts, orders, trades, params, leverage, last):
+    """Move every column towards its target weight (bar ``s``'s, or a waiting one), filling at
+    ``prices[i]``; returns the change in the number of waiting columns (see :func:`targets_nb`)."""
+    dw = targets_nb(prices, i, s, weights, st, counts, orders, last)
     m = st.shape[1]
     equity = acct[0]
     for j in range(m):
@@ -98,21 +154,11 @@ def rebalance_nb(prices, i, s, weights, st, acct, counts, orders, trades, params
     floor = EPS * max(abs(equity), 1.0)
     for phase in range(2):
         for c in range(m):
-            w = weights[s, c]
+            w = st[R_TARGET, c]
             if w != w:
                 continue
             pos = st[R_POS, c]
             p = prices[i, c]
-            if p != p:
-                if phase == 0 and (w != 0.0 or pos != 0.0):
-                    if w == 0.0:
-                        side = Side.BUY if pos < 0.0 else Side.SELL
-                    else:
-                        side = Side.BUY if w > 0.0 else Side.SELL
-                    write_order_nb(orders, counts[0], c, i, side, np.nan, np.nan, 0.0, OrderType.MARKET,
-                                   Status.REJECTED, RejectReason.NO_DATA)
-                    counts[0] += 1
-                continue
             target = w * equity / ((1.0 + params[P_FEES, c]) * (1.0 + params[P_SLIPPAGE, c]) * p)
             same_side = target * pos > 0.0
             if phase == 0:
@@ -163,26 +209,39 @@ def rebalance_nb(prices, i, s, weights, st, acct, counts, orders, trades, params
                     counts[0] += 1
                     continue
             fill_change_nb(st, acct, counts, orders, trades, params, c, i, p, q, is_buy)
+    return dw
 
 
 @jit
 def simulate_weights_nb(open_, close, weights, rebalance, params, leverage, init_cash, fill_mode,
                         orders, trades, cash_out, equity_out):
-    """Run the weights backtest; returns ``(n_orders, n_trades)`` used in the record buffers.
+    """Run the weights backtest; returns ``(n_orders, n_trades, n_delayed)``.
 
-    ``orders`` must hold ``2 * n_cols`` orders per rebalance bar, ``trades`` one per order.
+    ``orders`` must hold 2 orders per non-NaN weight of a rebalance bar, ``trades`` half that
+    plus one per column; ``n_delayed`` counts the targets that waited for a later candle.
     """
     n, m = close.shape
     st = np.zeros((N_RSTATE, m))
+    st[R_PEND_W] = np.nan
     acct = np.full(1, init_cash)
-    counts = np.zeros(2, dtype=np.int64)
+    counts = np.zeros(3, dtype=np.int64)
     at_open = fill_mode == FillMode.NEXT_OPEN
     lag = 1 if at_open else 0
     prices = open_ if at_open else close
+    n_wait = 0  # columns whose target waits for their next candle
     for i in range(n):
         s = i - lag
-        if s >= 0 and rebalance[s]:
-            rebalance_nb(prices, i, s, weights, st, acct, counts, orders, trades, params, leverage)
+        due = s >= 0 and rebalance[s]
+        run = due or (n_wait > 0 and i == n - 1)
+        if not run and n_wait > 0:
+            # the waiting targets alone: a rebalance only when one of their columns has a candle
+            for c in range(m):
+                if st[R_PEND_W, c] == st[R_PEND_W, c] and prices[i, c] == prices[i, c]:
+                    run = True
+                    break
+        if run:
+            n_wait += rebalance_nb(prices, i, s if due else -1, weights, st, acct, counts, orders, trades, params,
+                                   leverage, i == n - 1)
         acc = 0.0
         for c in range(m):
             cl = close[i, c]
@@ -200,4 +259,4 @@ def simulate_weights_nb(open_, close, weights, rebalance, params, leverage, init
             sign = 1.0 if pos > 0.0 else -1.0
             close_trade_nb(st, trades, counts, c, last, sign,
                            st[R_EXIT_NOTIONAL, c] + abs(pos) * st[R_MARK, c], ExitReason.END)
-    return counts[0], counts[1]
+    return counts[0], counts[1], counts[2]

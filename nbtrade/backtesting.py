@@ -62,8 +62,11 @@ Missing data
     a reversal whose next bar has no candle is rejected (``NO_DATA``) there.
     :func:`backtest_callback` applies the same waiting in both fill modes (with
     ``fill="close"`` a signal set on a bar with no candle fills at the next candle's
-    close); signals it sets for a column while one waits, on bars with no candle,
-    are ignored; its delays are not counted. Stops wait for
+    close) and counts its delayed signals alike; signals it sets for a column while
+    one waits, on bars with no candle, are ignored. :func:`backtest_weights` waits
+    likewise in both fill modes: a target weight whose fill bar has no candle trades
+    at the symbol's next candle, sized then; a newer weight replaces it while it waits
+    (``assumptions["delayed_orders"]`` counts the waits). Stops wait for
     the next candle (and fill at its open if it gapped through). Prices are never
     forward-filled into fills; equity values a position at its last valid close.
     Exits (and short exits) on a bar whose own candle is missing are ignored
@@ -754,8 +757,9 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
             sl_abs[dst, col] = sl_abs[src, col]
             tp_abs[dst, col] = tp_abs[src, col]
     if _on_bar is not None:
-        orders, trades = _run_callback(_on_bar, _user, inputs, sig, packed, size_type_id, leverage, init_cash,
-                                       groups, fill_id, intrabar_id, otype_id, oprice, int(tif), cash, equity)
+        orders, trades, n_delayed = _run_callback(_on_bar, _user, inputs, sig, packed, size_type_id, leverage,
+                                                  init_cash, groups, fill_id, intrabar_id, otype_id, oprice,
+                                                  int(tif), cash, equity)
         n_orders, n_trades = len(orders), len(trades)
     else:
         n_entry = counts["entries"] + counts["short_entries"]
@@ -785,6 +789,13 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
             orders = np.concatenate([orders[:done[0]], np.empty(max(len(orders), 8 * m), dtype=order_dt)])
             trades = np.concatenate([trades[:done[1]], np.empty(max(len(trades), 4 * m), dtype=trade_dt)])
         n_orders, n_trades = int(done[0]), int(done[1])
+        n_delayed = len(moves)
+    waits = (f"an order due on a bar with no candle waits for the symbol's next candle and fills at its "
+             f"{'open' if fill == 'next_open' else 'close'} (orders record the fill bar); ")
+    if _on_bar is not None:  # the callback waits in both fill modes
+        missing_rule = waits + "signals set while one waits, on bars with no candle, are ignored"
+    else:
+        missing_rule = (waits if fill == "next_open" else "") + "exits on bars with no candle are ignored"
     assumptions = {
         "fill": fill,
         "fill_rule": ("signals at bar t fill at bar t+1's open" if fill == "next_open"
@@ -808,10 +819,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "open_trades": "reported with exit_reason 'end' at the last valid close, no exit fees",
         "days_per_year": 365,
         "gaps": int(len(gaps)),
-        "missing_data": ("an order due on a bar with no candle waits for the symbol's next candle and fills at "
-                         "its open (orders record the fill bar); exits on bars with no candle are ignored"
-                         if fill == "next_open" else "exits on bars with no candle are ignored"),
-        "delayed_signals": int(len(moves)),
+        "missing_data": missing_rule,
+        "delayed_signals": int(n_delayed),
     }
     res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
                  init_cash=init_cash * n_groups, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions,
@@ -889,7 +898,7 @@ def _run_callback(on_bar, user, inputs, sig, packed, size_type_id, leverage, ini
     st = np.zeros((N_STATE, m))
     st[S_GROUP] = groups
     acct = np.full(int(groups.max()) + 1, init_cash)
-    counts = np.zeros(2, dtype=np.int64)
+    counts = np.zeros(3, dtype=np.int64)  # orders, trades, delayed signals
     touched = np.zeros(n, dtype=np.bool_)  # bars where the callback set a signal
     # the number of orders is unknown beforehand: start at one per 64 bar-steps (untouched pages
     # of np.empty cost nothing), so that long runs do not copy their records over and over
@@ -905,7 +914,7 @@ def _run_callback(on_bar, user, inputs, sig, packed, size_type_id, leverage, ini
             break
         orders = np.concatenate([orders[:counts[0]], np.empty(max(len(orders), 8 * m), dtype=order_dt)])
         trades = np.concatenate([trades[:counts[1]], np.empty(max(len(trades), 4 * m), dtype=trade_dt)])
-    return orders[:counts[0]], trades[:counts[1]]
+    return orders[:counts[0]], trades[:counts[1]], int(counts[2])
 
 
 def _cash_groups(cash_sharing: Any, symbols: list) -> np.ndarray:
@@ -993,7 +1002,7 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
         As for :func:`backtest`.
     weights : DataFrame (bars x symbols) or array
         Target fraction of equity per symbol decided at each bar's close (negative =
-        short, NaN = leave the position as is). Weights of bar ``t`` fill at bar
+        short, NaN = leave the position, or a target waiting for a candle, as is). Weights of bar ``t`` fill at bar
         ``t + 1``'s open (``fill="next_open"``) or at ``t``'s close (``fill="close"``).
     rebalance_every : int or bool array
         Act on the weights every that many bars (from bar 0), or on the bars where a
@@ -1009,6 +1018,16 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
     those that grow them; rejected orders are recorded with a reason (see
     ``nbtrade.kernels.rebalance``). Trades are round trips from flat to flat with
     quantity-weighted average entry and exit prices.
+
+    Missing data: a symbol with no candle at the fill bar (not listed yet, delisted, a
+    gap) cannot trade there. Its target weight waits for the symbol's next candle and
+    trades at its open (``fill="next_open"``; at its close with ``fill="close"``),
+    sized then from the equity of that moment, together with any rebalance due there;
+    the orders record the bar they filled. A newer rebalance due at or before that
+    candle with a weight for the symbol replaces the waiting target (a NaN weight
+    leaves it waiting; a weight of 0 while flat cancels it). With no candle before the data ends
+    the order is rejected (``NO_DATA``) on the last bar. ``assumptions["delayed_orders"]``
+    counts the targets that waited. Prices are never forward-filled into fills.
 
     Examples
     --------
@@ -1054,8 +1073,8 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
     trades = np.empty(bound // 2 + m, dtype=trade_dt)
     cash = np.empty(n)
     equity = np.empty(n)
-    n_orders, n_trades = simulate_weights_nb(inputs.open, inputs.close, w, mask, packed, leverage, init_cash,
-                                             fill_id, orders, trades, cash, equity)
+    n_orders, n_trades, n_delayed = simulate_weights_nb(inputs.open, inputs.close, w, mask, packed, leverage,
+                                                        init_cash, fill_id, orders, trades, cash, equity)
     assumptions = {
         "fill": fill,
         "fill_rule": ("weights at bar t fill at bar t+1's open" if fill == "next_open"
@@ -1068,6 +1087,10 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
         "open_trades": "reported with exit_reason 'end' at the last valid close, no exit fees",
         "days_per_year": 365,
         "gaps": int(len(gaps)),
+        "missing_data": ("a target whose fill bar has no candle waits for the symbol's next candle and is sized and "
+                         f"filled at its {'open' if fill == 'next_open' else 'close'} (orders record the fill bar); "
+                         "a newer weight replaces it; none before the end: rejected no_data on the last bar"),
+        "delayed_orders": int(n_delayed),
     }
     _warn_rejected(orders[:n_orders])
     return Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,

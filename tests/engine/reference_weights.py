@@ -1,4 +1,8 @@
-"""Pure-Python reference of the target-weights backtest (rules in ``nbtrade.kernels.rebalance``)."""
+"""Pure-Python reference of the target-weights backtest (rules in ``nbtrade.kernels.rebalance``).
+
+Missing data: a target whose fill bar has no candle waits (``waiting[c]``) for the column's next
+candle, where it trades with that bar's rebalance (or alone); a newer non-NaN weight replaces it.
+"""
 from __future__ import annotations
 
 import math
@@ -8,11 +12,14 @@ EPS = 1e-9
 
 def run_reference_weights(open_, close, weights, rebalance, *, fees, fixed_fees, slippage, lot_size, min_qty,
                           min_notional, leverage=1.0, init_cash=10_000.0, fill="next_open"):
+    """Returns ``(orders, trades, cash, equity, n_delayed)``: records as dicts, curves as lists."""
     n, m = len(close), len(close[0])
     cash = init_cash
     pos = [0.0] * m
     mark = [0.0] * m
     book = [None] * m  # open trade per column: dict of entry/exit totals
+    waiting = [None] * m  # target weight waiting for the column's next candle
+    delayed = 0
     orders, trades, cash_out, equity_out = [], [], [], []
 
     def value_at(i, j, prices):
@@ -61,7 +68,29 @@ def run_reference_weights(open_, close, weights, rebalance, *, fees, fixed_fees,
         orders.append(dict(col=c, idx=i, side=side, size=q, price=price, fees=0.0, type="market",
                            status="rejected", reason=reason))
 
-    def rebalance_at(i, s, prices):
+    def rebalance_at(i, s, prices, last):
+        nonlocal delayed
+        # the weight each column trades now: bar s's, else the one waiting for a candle
+        now = [None] * m
+        for c in range(m):
+            w = weights[s][c] if s is not None else math.nan
+            if math.isnan(w) and waiting[c] is not None:
+                w = waiting[c]
+            if math.isnan(w):
+                continue
+            if not math.isnan(prices[i][c]):
+                now[c] = w
+                waiting[c] = None
+            elif w == 0 and pos[c] == 0:
+                waiting[c] = None  # flat and told to stay flat: nothing to wait for
+            elif not last:
+                if waiting[c] is None:
+                    delayed += 1
+                waiting[c] = w
+            else:
+                side = ("buy" if pos[c] < 0 else "sell") if w == 0 else ("buy" if w > 0 else "sell")
+                reject(c, i, side, math.nan, math.nan, "no_data")
+                waiting[c] = None
         equity = cash
         for j in range(m):
             if pos[j] != 0:
@@ -69,15 +98,10 @@ def run_reference_weights(open_, close, weights, rebalance, *, fees, fixed_fees,
         smallest = EPS * max(abs(equity), 1.0)
         for shrinking in (True, False):
             for c in range(m):
-                w = weights[s][c]
-                if math.isnan(w):
+                w = now[c]
+                if w is None:
                     continue
                 p = prices[i][c]
-                if math.isnan(p):
-                    if shrinking and (w != 0 or pos[c] != 0):
-                        side = ("buy" if pos[c] < 0 else "sell") if w == 0 else ("buy" if w > 0 else "sell")
-                        reject(c, i, side, math.nan, math.nan, "no_data")
-                    continue
                 target = w * equity / ((1 + fees[c]) * (1 + slippage[c]) * p)
                 same_side = target * pos[c] > 0
                 if shrinking:
@@ -123,8 +147,9 @@ def run_reference_weights(open_, close, weights, rebalance, *, fees, fixed_fees,
     lag = 1 if fill == "next_open" else 0
     for i in range(n):
         s = i - lag
-        if s >= 0 and rebalance[s]:
-            rebalance_at(i, s, prices)
+        due = s >= 0 and rebalance[s]
+        if due or any(w is not None for w in waiting):
+            rebalance_at(i, s if due else None, prices, i == n - 1)
         value = 0.0
         for c in range(m):
             if not math.isnan(close[i][c]):
@@ -136,4 +161,4 @@ def run_reference_weights(open_, close, weights, rebalance, *, fees, fixed_fees,
         if pos[c] != 0:
             last = max(t for t in range(n) if not math.isnan(close[t][c]))
             write_trade(c, last, book[c]["exit_notional"] + abs(pos[c]) * mark[c], "end")
-    return orders, trades, cash_out, equity_out
+    return orders, trades, cash_out, equity_out, delayed

@@ -7,7 +7,7 @@ import pytest
 from numba import njit
 
 from nbtrade.backtesting import backtest, backtest_callback
-from nbtrade.kernels.callback import enter_long_nb, enter_short_nb, exit_long_nb
+from nbtrade.kernels.callback import enter_long_nb, enter_short_nb, exit_long_nb, exit_short_nb
 from nbtrade.synthetic import market
 
 # rejections are expected in these cases; the warning itself is tested in test_fills
@@ -114,6 +114,7 @@ def test_callback_exit_over_missing_bar_waits_for_the_next_candle(fill):
     else:
         assert res.orders["price"].tolist() == [100.0, 103.0]
     assert res.trades["exit_reason"].tolist() == ["signal"]
+    assert res.assumptions["delayed_signals"] == (1 if fill == "next_open" else 0)
 
 
 @njit
@@ -131,3 +132,37 @@ def test_callback_close_fill_on_missing_bar_waits_for_the_next_close():
                             fill="close", on_gap="skip")
     assert res.orders["price"].tolist() == [100.0, 90.0]
     assert res.orders["time"].tolist() == [idx[0], idx[5]]
+    assert res.assumptions["delayed_signals"] == 1
+
+
+@njit
+def from_arrays(ctx, i):
+    # replays precomputed signals (ctx.user) bar by bar
+    ent, ex, sent, sex = ctx.user
+    for c in range(ctx.close.shape[1]):
+        if ent[i, c]:
+            enter_long_nb(ctx, i, c)
+        if ex[i, c]:
+            exit_long_nb(ctx, i, c)
+        if sent[i, c]:
+            enter_short_nb(ctx, i, c)
+        if sex[i, c]:
+            exit_short_nb(ctx, i, c)
+
+
+def test_callback_counts_delayed_signals_like_the_signals_path():
+    from .helpers import random_market, random_signals
+
+    rng = np.random.default_rng(3)
+    total = 0
+    for _ in range(6):
+        o, h, l, c = random_market(rng, 60, 3, nan_prob=0.25)
+        sigs = [random_signals(rng, c, 0.15) for _ in range(4)]
+        d = {"open": o, "high": h, "low": l, "close": c}
+        kw = dict(size=0.3, fees=0.001, on_gap="skip")
+        res = backtest_callback(d, from_arrays, user=tuple(sigs), **kw)
+        ref = backtest(d, *sigs, **kw)
+        assert res.order_records.tobytes() == ref.order_records.tobytes()
+        assert res.assumptions["delayed_signals"] == ref.assumptions["delayed_signals"]
+        total += ref.assumptions["delayed_signals"]
+    assert total > 10

@@ -115,3 +115,37 @@ def test_weights_do_not_look_ahead():
             pert = backtest_weights({"open": o2, "high": h2, "low": l2, "close": c2}, w2, rebalance_every=2,
                                     fees=0.001, fill=fill, leverage=2.0, init_cash=1000.0, on_gap="skip")
             _assert_prefix_equal(base, pert, t)
+
+
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+def test_waiting_weights_do_not_look_ahead(fill):
+    # many missing bars (late listings, delistings, gaps): targets wait for candles; whether and
+    # when a candle comes after t must not change anything up to t
+    from nbtrade.backtesting import backtest_weights
+
+    rng = np.random.default_rng(11)
+    n, m = 40, 3
+    waited = 0
+    for _ in range(12):
+        o, h, l, c = random_market(rng, n, m, nan_prob=0.3)
+        late, gone = int(rng.integers(0, 10)), int(rng.integers(n - 10, n))
+        for a in (o, h, l, c):
+            a[:late, 0] = np.nan
+            a[gone:, 1] = np.nan
+        w = rng.uniform(-0.3, 0.4, (n, m))
+        w[rng.random((n, m)) < 0.3] = np.nan
+
+        def run(o, h, l, c, w):
+            return backtest_weights({"open": o, "high": h, "low": l, "close": c}, w, rebalance_every=3,
+                                    fees=0.001, fill=fill, leverage=2.0, init_cash=1000.0, on_gap="skip")
+
+        base = run(o, h, l, c, w)
+        waited += base.assumptions["delayed_orders"]
+        t = int(rng.integers(0, n - 1))
+        o2, h2, l2, c2 = _perturbed(rng, (o, h, l, c), t, nan_prob=0.5)
+        w2 = w.copy()
+        w2[t + 1:] = rng.uniform(-0.3, 0.4, (n - t - 1, m))
+        pert = run(o2, h2, l2, c2, w2)
+        _assert_prefix_equal(base, pert, t)
+        np.testing.assert_array_equal(base.positions.to_numpy()[:t + 1], pert.positions.to_numpy()[:t + 1])
+    assert waited > 20  # the rule was exercised

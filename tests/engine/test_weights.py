@@ -76,7 +76,7 @@ case = st.fixed_dictionaries({
     "n": st.integers(1, 20),
     "m": st.integers(1, 3),
     "every": st.integers(1, 3),
-    "nan_prob": st.sampled_from([0.0, 0.1]),
+    "nan_prob": st.sampled_from([0.0, 0.1, 0.3]),
     "shorts": st.booleans(),
     "fill": st.sampled_from(["next_open", "close"]),
     "fees": st.sampled_from([0.0, 0.001, 0.01]),
@@ -107,8 +107,115 @@ def test_weights_engine_matches_reference(cfg):
     mask[::cfg["every"]] = True
     ref = run_reference_weights(o.tolist(), c.tolist(), w.tolist(), mask.tolist(), init_cash=1000.0,
                                 fill=cfg["fill"], leverage=cfg["leverage"], **per)
-    compare_with_reference(res, *ref)
+    compare_with_reference(res, *ref[:4])
+    assert res.assumptions["delayed_orders"] == ref[4]
     # positions rebuilt from the orders agree with the engine's equity
     marks = res.marks.fillna(0.0).to_numpy()
     np.testing.assert_allclose(res.cash.to_numpy() + (res.positions.to_numpy() * marks).sum(axis=1),
                                res.equity.to_numpy(), rtol=1e-9, atol=1e-9)
+
+
+# --------------------------------------------------------------------------------------------
+# missing data: a target whose fill bar has no candle waits for the symbol's next candle
+
+def _bars(opens, closes, symbols):
+    """Candles with high/low spanning open and close; NaN opens/closes are missing bars."""
+    idx = pd.date_range("2024-01-01", periods=len(opens[0]), freq="1h", tz="UTC")
+    out = {}
+    for s, o, c in zip(symbols, opens, closes):
+        o, c = np.asarray(o, dtype=float), np.asarray(c, dtype=float)
+        out[s] = pd.DataFrame({"open": o, "high": np.fmax(o, c), "low": np.fmin(o, c), "close": c}, index=idx)
+    return out
+
+
+@pytest.mark.parametrize("every_bar", [False, True])
+def test_symbol_listed_late_waits_for_its_first_candle(every_bar):
+    # B is listed at bar 3 (open 50). Weights 0.4 / 0.4 from bar 0: A buys 4 at bar 1's open (100);
+    # B's order waits and fills at bar 3's open, sized then: equity = 600 cash + 4 * 110 = 1040,
+    # 0.4 * 1040 / 50 = 8.32 units. Repeating the weights every bar replaces the waiting target.
+    nan = np.nan
+    d = _bars([[100, 100, 100, 110, 110], [nan, nan, nan, 50, 50]],
+              [[100, 100, 100, 110, 110], [nan, nan, nan, 50, 50]], ("A", "B"))
+    w = np.full((5, 2), 0.4) if every_bar else np.array([[0.4, 0.4]] + [[nan, nan]] * 4)
+    res = backtest_weights(d, w, init_cash=1000.0, on_gap="skip")
+    o = res.orders
+    assert (o["status"] == "filled").all()
+    b = o[o["symbol"] == "B"]
+    assert len(b) == 1 and b["time"].iloc[0] == d["A"].index[3]
+    assert (b["side"].iloc[0], b["price"].iloc[0]) == ("buy", 50.0)
+    assert b["size"].iloc[0] == pytest.approx(8.32)
+    if every_bar:  # at bar 3, A (440 > 416) is trimmed first, in the same rebalance
+        a3 = o[(o["symbol"] == "A") & (o["time"] == d["A"].index[3])]
+        assert a3["side"].tolist() == ["sell"] and a3["size"].iloc[0] == pytest.approx(24 / 110)
+        assert o.loc[o["time"] == d["A"].index[3], "symbol"].tolist() == ["A", "B"]  # the sale came first
+    assert res.assumptions["delayed_orders"] == 1
+    assert res.equity.iloc[3] == pytest.approx(1040.0)
+
+
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+def test_gap_mid_history_delays_the_exit_to_the_next_candle(fill):
+    # A: bars 2-3 missing, bar 4 opens at 120 and closes at 125. Long 5 units at 100 first; then
+    # a target of 0 whose fill bar has no candle: sold at bar 4's open (next_open) or close (close)
+    nan = np.nan
+    d = _bars([[100, 100, nan, nan, 120, 130]], [[100, 100, nan, nan, 125, 130]], ("A",))
+    if fill == "next_open":  # weights of bar 1 fill at bar 2's open: no candle
+        w = np.array([0.5, 0.0, nan, nan, nan, nan])
+    else:  # weights set on bar 2 (no candle) fill at the next close
+        w = np.array([0.5, nan, 0.0, nan, nan, nan])
+    res = backtest_weights(d, w, init_cash=1000.0, fill=fill, on_gap="skip")
+    exit_price = 120.0 if fill == "next_open" else 125.0
+    o = res.orders
+    assert o["side"].tolist() == ["buy", "sell"] and o["status"].tolist() == ["filled", "filled"]
+    assert o["size"].tolist() == pytest.approx([5.0, 5.0])
+    assert o["price"].tolist() == [100.0, exit_price] and o["time"].iloc[1] == d["A"].index[4]
+    t = res.trades.iloc[0]
+    assert (t["exit_reason"], t["pnl"]) == ("signal", pytest.approx(5 * (exit_price - 100)))
+    assert res.assumptions["delayed_orders"] == 1
+    # the gap is valued at the last close, never filled at it
+    np.testing.assert_allclose(res.equity.iloc[2:4], 1000.0)
+    assert res.equity.iloc[-1] == pytest.approx(1000.0 + 5 * (exit_price - 100))
+
+
+def test_newer_rebalance_replaces_the_waiting_target():
+    # A holds 5 units (bought at 100); bar 1's target 0 for A waits (bars 2-3 missing), bar 2's
+    # target 0.25 replaces it; at bar 4 (A opens at 120): equity 500 + 5 * 120 = 1100,
+    # 0.25 * 1100 / 120 units wanted: one sale of 5 - 275 / 120, nothing of the replaced target
+    nan = np.nan
+    d = _bars([[100, 100, nan, nan, 120, 120], [10] * 6], [[100, 100, nan, nan, 120, 120], [10] * 6], ("A", "B"))
+    w = np.array([[0.5, nan], [0.0, nan], [0.25, nan], [nan, nan], [nan, nan], [nan, nan]])
+    res = backtest_weights(d, w, init_cash=1000.0, on_gap="skip")
+    o = res.orders
+    assert o["side"].tolist() == ["buy", "sell"] and o["time"].iloc[1] == d["A"].index[4]
+    assert o["size"].iloc[1] == pytest.approx(5 - 275 / 120)
+    assert res.positions["A"].iloc[-1] == pytest.approx(275 / 120)
+    assert res.assumptions["delayed_orders"] == 1
+    # a newer target of 0 while flat ends the wait: nothing to do
+    w = np.array([[nan, nan], [0.5, nan], [0.0, nan], [nan, nan], [nan, nan], [nan, nan]])
+    res = backtest_weights(d, w, init_cash=1000.0, on_gap="skip")
+    assert len(res.orders) == 0 and res.assumptions["delayed_orders"] == 1
+
+
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+def test_no_candle_before_the_end_is_rejected_on_the_last_bar(fill):
+    # A is delisted after bar 2: the exit decided at bar 2 (next_open) / bar 3 (close) never finds
+    # a candle: rejected no_data on the last bar; the trade is reported open at the last close
+    nan = np.nan
+    d = _bars([[100, 100, 110, nan, nan, nan]], [[100, 100, 110, nan, nan, nan]], ("A",))
+    w = np.array([0.5, nan, 0.0, nan, nan, nan]) if fill == "next_open" else np.array([0.5, nan, nan, 0.0, nan, nan])
+    res = backtest_weights(d, w, init_cash=1000.0, fill=fill, on_gap="skip")
+    o = res.orders
+    assert o["status"].tolist() == ["filled", "rejected"]
+    rej = o.iloc[1]
+    assert (rej["side"], rej["reason"], rej["time"]) == ("sell", "no_data", d["A"].index[5])
+    assert np.isnan(rej["size"]) and np.isnan(rej["price"])
+    t = res.trades.iloc[0]
+    assert (t["exit_reason"], t["exit_time"]) == ("end", d["A"].index[2])
+    assert res.assumptions["delayed_orders"] == 1
+
+
+def test_missing_fill_bar_on_the_last_bar_is_rejected_at_once():
+    nan = np.nan
+    d = _bars([[100, 100, nan]], [[100, 100, nan]], ("A",))
+    res = backtest_weights(d, np.array([nan, 0.5, nan]), init_cash=1000.0, on_gap="skip")
+    assert res.orders["reason"].tolist() == ["no_data"] and res.orders["side"].tolist() == ["buy"]
+    assert res.assumptions["delayed_orders"] == 0
