@@ -23,7 +23,8 @@ Events of bar ``i``, each phase over all columns in order before the next phase:
     2. at the close: orders from the signals of bar ``i`` fill at ``close[i]``,
        equity is recorded.
 
-Signals: when long, a short entry reverses and an exit closes; when short,
+Signals: when long, a short entry reverses and an exit closes (all of the position, or the
+fraction ``exit_size`` gives: a partial close, a trade of its own); when short,
 mirrored; when flat, an entry opens (exits are ignored). Long and short entry
 together cancel each other. An entry while already in the same direction is
 ignored (no pyramiding). Sizing of an entry values the portfolio at the price
@@ -36,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import ijit, jit, jit_borrow
-from .fills import (entry_size_nb, order_fees_nb, pending_fill_nb, slip_price_nb, stop_fill_nb,
+from .fills import (EPS, entry_size_nb, order_fees_nb, pending_fill_nb, slip_price_nb, stop_fill_nb,
                     stop_limit_fill_nb)
 from .records import Direction, ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
 
@@ -127,24 +128,64 @@ def margin_state_nb(st, prices, i, cash, leverage, group):
 
 
 @ijit
-def exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base_price, otype, exit_reason):
-    """Close column ``c``'s whole position at ``base_price`` (before slippage); cash in ``acct[ci]``."""
+def exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base_price, otype, exit_reason,
+                     fraction=1.0):
+    """Close column ``c``'s position, or ``fraction`` of it, at ``base_price`` (before slippage);
+    cash in ``acct[ci]``.
+
+    A partial exit (``fraction < 1``) rounds down to the lot size and is rejected below one lot,
+    ``min_qty`` or ``min_notional``; if it rounds to the whole position it closes it. It is a
+    trade of its own, carrying its share of the entry fees; the rest keeps its average price.
+    """
     p = st[S_POS, c]
     is_buy = p < 0.0
     price = fill_price_nb(st, params, c, base_price, is_buy)
-    size = abs(p)
+    held = abs(p)
+    size = held
+    side = Side.BUY if is_buy else Side.SELL
+    if fraction < 1.0:
+        size = held * fraction
+        lot = params[P_LOT, c]
+        if lot > 0.0:
+            size = np.floor(size / lot + EPS) * lot
+        reason = RejectReason.NONE
+        if size >= held:
+            size = held
+        elif lot > 0.0 and size <= 0.0:
+            reason = RejectReason.LOT_SIZE
+        elif size < params[P_MIN_QTY, c]:
+            reason = RejectReason.MIN_QTY
+        elif size * price < params[P_MIN_NOTIONAL, c]:
+            reason = RejectReason.MIN_NOTIONAL
+        if reason != RejectReason.NONE:
+            write_order_nb(orders, counts[0], c, i, side, size, price, 0.0, otype, Status.REJECTED, reason)
+            counts[0] += 1
+            return
     fees = order_fees_nb(size, price, params[P_FEES, c], params[P_FIXED_FEES, c])
     if is_buy:
         acct[ci] -= size * price + fees
     else:
         acct[ci] += size * price - fees
-    write_order_nb(orders, counts[0], c, i, Side.BUY if is_buy else Side.SELL, size, price, fees,
-                   otype, Status.FILLED, RejectReason.NONE)
+    write_order_nb(orders, counts[0], c, i, side, size, price, fees, otype, Status.FILLED, RejectReason.NONE)
     counts[0] += 1
-    write_trade_nb(trades, counts[1], c, int(st[S_ENTRY_IDX, c]), i, p, st[S_AVG, c], price,
-                   st[S_ENTRY_FEES, c], fees, exit_reason)
+    entry_fees = st[S_ENTRY_FEES, c]
+    if size == held:
+        write_trade_nb(trades, counts[1], c, int(st[S_ENTRY_IDX, c]), i, p, st[S_AVG, c], price,
+                       entry_fees, fees, exit_reason)
+        st[S_POS, c] = 0.0
+    else:
+        share = entry_fees * (size / held)
+        write_trade_nb(trades, counts[1], c, int(st[S_ENTRY_IDX, c]), i, size if p > 0.0 else -size,
+                       st[S_AVG, c], price, share, fees, exit_reason)
+        st[S_ENTRY_FEES, c] = entry_fees - share
+        st[S_POS, c] = p - size if p > 0.0 else p + size
     counts[1] += 1
-    st[S_POS, c] = 0.0
+
+
+@ijit
+def exit_fraction_nb(exit_size, s, c):
+    """Fraction of the position an exit signal at bar ``s`` closes: ``(n_bars, n_cols)`` or one row."""
+    return exit_size[s if exit_size.shape[0] > 1 else 0, c]
 
 
 @ijit
@@ -158,7 +199,7 @@ def has_stops_nb(params, c, abs_stops):
 def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, short_exits, has_short,
                         params, size_type, leverage, fill_mode, intrabar,
                         order_type, order_price, limit_price, tif, abs_stops, sl_price, tp_price,
-                        start, st, acct, counts, orders, trades, cash_out, equity_out):
+                        partial, exit_size, start, st, acct, counts, orders, trades, cash_out, equity_out):
     """Run the signals backtest from bar ``start``; fill ``orders``, ``trades``, ``cash_out``, ``equity_out``.
 
     ``params`` is ``(N_PARAMS, n_cols)``. Column ``c`` trades the cash of account
@@ -173,7 +214,9 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
     the bar after its signal bar ``s`` for ``tif`` bars (0: until filled or cancelled) and
     fills intrabar (``fills.pending_fill_nb``). ``abs_stops`` True: ``sl_price[s, c]`` /
     ``tp_price[s, c]`` (absolute levels, NaN = unset) of an entry's signal bar ``s`` replace
-    the percent stops for that trade. ``counts`` ends as ``(n_orders, n_trades)``: the used
+    the percent stops for that trade. ``partial`` True: an exit signal at bar ``s`` closes the
+    fraction ``exit_size[s, c]`` of the position (one row: per column), else all of it.
+    ``counts`` ends as ``(n_orders, n_trades)``: the used
     prefix of each buffer. Open positions at the end are reported as trades with
     exit reason ``END`` at the last valid close, without exit fees.
     """
@@ -221,7 +264,8 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                         process_signal_nb(open_, close, at_open, i, c, entries[s, c], exits[s, c],
                                           has_short and short_entries[s, c], has_short and short_exits[s, c],
                                           st, acct, int(st[S_GROUP, c]), counts, orders, trades, params,
-                                          size_type, leverage, order_type, np.nan, np.nan, s, np.nan, np.nan)
+                                          size_type, leverage, order_type, np.nan, np.nan, s, np.nan, np.nan,
+                                          exit_fraction_nb(exit_size, s, c) if partial else 1.0)
                 if valid and at_open:
                     st[S_MARK, c] = cl
                     if use_range:
@@ -264,7 +308,8 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                                           size_type, leverage, order_type, order_price[s, c],
                                           limit_price[s, c] if order_type == OrderType.STOP_LIMIT else np.nan, s,
                                           sl_price[s, c] if abs_stops else np.nan,
-                                          tp_price[s, c] if abs_stops else np.nan)
+                                          tp_price[s, c] if abs_stops else np.nan,
+                                          exit_fraction_nb(exit_size, s, c) if partial else 1.0)
             for c in range(m):
                 acc += st[S_POS, c] * st[S_MARK, c]
         cash = acct[0]
@@ -335,10 +380,12 @@ def check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades,
 
 @jit_borrow
 def process_signal_nb(open_, close, at_open, i, c, le, lx, se, sx, st, acct, ci, counts, orders, trades,
-                      params, size_type, leverage, order_type, entry_price, entry_limit, s, sl_abs, tp_abs):
+                      params, size_type, leverage, order_type, entry_price, entry_limit, s, sl_abs, tp_abs,
+                      exit_frac):
     """Turn column ``c``'s signals (long entry/exit, short entry/exit) of bar ``s`` into orders at
     ``open_[i, c]`` (``at_open``) or ``close[i, c]``; a limit/stop entry becomes a resting order
-    at ``entry_price`` instead. Both price arrays come in: choosing one in the caller makes a new
+    at ``entry_price`` instead. An exit signal closes ``exit_frac`` of the position (a reversal
+    closes all of it). Both price arrays come in: choosing one in the caller makes a new
     array variable there, reference-counted around every call."""
     prices = open_ if at_open else close
     long_entry = le and not se
@@ -386,7 +433,7 @@ def process_signal_nb(open_, close, at_open, i, c, le, lx, se, sx, st, acct, ci,
         return
     if do_exit:
         exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base, OrderType.MARKET,
-                         ExitReason.SIGNAL)
+                         ExitReason.SIGNAL, 1.0 if direction != 0 else exit_frac)
     if direction == 0:
         return
     # absolute stop levels travel with the entry signal (to a resting order's fill too)

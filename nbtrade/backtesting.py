@@ -47,8 +47,9 @@ Sizing and rejections
     down to ``lot_size`` and checked against ``min_qty``, ``min_notional`` and the
     free margin (equity minus ``|position| * price / leverage`` of open positions;
     an order needs ``notional / leverage + fees``). A failing entry is recorded as a
-    REJECTED order with a reason code; nothing is ever silently resized. Exits
-    always fill. When any order is rejected, one :class:`RejectedOrdersWarning`
+    REJECTED order with a reason code; nothing is ever silently resized. Full exits
+    always fill; a partial exit (``exit_size`` < 1) rounds down to ``lot_size`` and
+    passes ``min_qty``/``min_notional`` or is rejected, keeping the position. When any order is rejected, one :class:`RejectedOrdersWarning`
     sums them up by reason, and ``Result.stats()`` reports ``"# Rejected Orders"``.
 Missing data
     A symbol whose bar is NaN (not listed yet, delisted, exchange outage) cannot
@@ -566,8 +567,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
              lot_size: Any = 0.0, min_qty: Any = 0.0, min_notional: Any = 0.0, leverage: float = 1.0,
              cash_sharing: Any = True, order_type: str = "market", order_price: Any = None,
              limit_price: Any = None, tif: int = 0, maker_fees: Any = None, slippage_range: Any = 0.0,
-             sl_price: Any = None, tp_price: Any = None, on_gap: str = "warn", _on_bar: Any = None,
-             _user: tuple = ()) -> Result:
+             sl_price: Any = None, tp_price: Any = None, exit_size: Any = 1.0, on_gap: str = "warn",
+             _on_bar: Any = None, _user: tuple = ()) -> Result:
     """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
 
     Parameters
@@ -639,6 +640,13 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         Absolute stop-loss / take-profit levels (quote currency) for the entry signalled
         at each bar; where set (not NaN) they replace ``sl_stop`` / ``tp_stop`` for that
         trade. Same trigger and gap rules.
+    exit_size : float in (0, 1], per symbol, or DataFrame (bars x symbols)
+        Fraction of the open position an exit signal closes (partial close); per bar, the
+        value at the exit signal's bar counts. 1 (default) closes all. A partial exit rounds
+        down to ``lot_size`` and is rejected (recorded) below one lot, ``min_qty`` or
+        ``min_notional``; one that rounds to the whole position closes it. Each partial exit
+        is a trade of its own (its share of the entry fees included); the rest keeps its
+        average entry price, entry bar and stops. Reversals, stops and the end close all.
     on_gap : {"warn", "error", "skip"}
         What to do when the input has gaps (listed in ``Result.gaps`` in any case).
 
@@ -756,6 +764,13 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
             sl_abs, tp_abs = sl_abs.copy(), tp_abs.copy()
             sl_abs[dst, col] = sl_abs[src, col]
             tp_abs[dst, col] = tp_abs[src, col]
+    partial, exit_frac = _exit_size(exit_size, inputs, sig, has_short)
+    if partial and _on_bar is not None:
+        raise ValueError("exit_size is not supported by backtest_callback")
+    if partial and exit_frac.shape[0] > 1 and len(moves):  # fractions travel with their delayed exit
+        src, dst, col = moves.T
+        exit_frac = exit_frac.copy()
+        exit_frac[dst, col] = exit_frac[src, col]
     if _on_bar is not None:
         orders, trades, n_delayed = _run_callback(_on_bar, _user, inputs, sig, packed, size_type_id, leverage,
                                                   init_cash, groups, fill_id, intrabar_id, otype_id, oprice,
@@ -772,7 +787,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         per_entry = (2 if order_type == "market" else 4) + (1 if _has_stops(params, abs_stops) else 0)
         cap = max(_SIGNAL_BUFFER, (n * m * 8) // (2 * order_dt.itemsize)) + 8 * m
         orders = np.empty(min(per_entry * n_entry + n_exit + 4 * m, cap), dtype=order_dt)
-        trades = np.empty(min(n_entry + 3 * m, cap // 2), dtype=trade_dt)
+        trades = np.empty(min(n_entry + (n_exit if partial else 0) + 3 * m, cap // 2), dtype=trade_dt)
         st = np.zeros((N_STATE, m))
         st[S_GROUP] = groups
         acct = np.full(n_groups, init_cash)
@@ -783,7 +798,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
                 inputs.open, inputs.high, inputs.low, inputs.close,
                 sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"], has_short,
                 packed, size_type_id, leverage, fill_id, intrabar_id, otype_id, oprice,
-                lprice, int(tif), abs_stops, sl_abs, tp_abs, start, st, acct, done, orders, trades, cash, equity)
+                lprice, int(tif), abs_stops, sl_abs, tp_abs, partial, exit_frac, start, st, acct, done, orders, trades, cash, equity)
             if start >= n:
                 break
             orders = np.concatenate([orders[:done[0]], np.empty(max(len(orders), 8 * m), dtype=order_dt)])
@@ -815,6 +830,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "cash_sharing": (True if n_groups == 1 else
                          {s: int(g) for s, g in zip(syms, groups)} if n_groups < m else False),
         "order_type": order_type, "tif": int(tif), "absolute_stops": abs_stops,
+        "exit_size": ("all" if not partial else "per bar" if exit_frac.shape[0] > 1
+                      else _describe(exit_frac[0], syms)),
         "valuation": "last valid close (never used as a fill price)",
         "open_trades": "reported with exit_reason 'end' at the last valid close, no exit fees",
         "days_per_year": 365,
@@ -881,6 +898,33 @@ def backtest_callback(data: Any, on_bar: Any, *, user: tuple = (), **kwargs: Any
 _CALLBACK_BUFFER = 1024
 #: Largest initial order buffer of the signals path (records); grown by doubling as needed.
 _SIGNAL_BUFFER = 1 << 18
+
+
+def _exit_size(x: Any, inputs: Inputs, sig: dict, has_short: bool) -> tuple[bool, np.ndarray]:
+    """``exit_size`` as ``(partial, fractions)``: ``(1, n_symbols)`` per symbol or ``(n_bars, n_symbols)``
+    per bar (NaN where no exit signal means 1); every value at an exit signal in (0, 1]."""
+    n, m = inputs.shape
+    one_series = m == 1 and n > 1 and (
+        (isinstance(x, np.ndarray) and x.ndim == 1 and len(x) == n)
+        or (isinstance(x, pd.Series) and len(x) == n and not set(x.index) <= set(inputs.symbols)))
+    if isinstance(x, pd.DataFrame) or (isinstance(x, np.ndarray) and x.ndim == 2) or one_series:
+        arr = _weights(x, inputs, "exit_size")
+        at_exit = sig["exits"] | (sig["short_exits"] if has_short else False)
+        with np.errstate(invalid="ignore"):
+            bad = at_exit & ~((arr > 0) & (arr <= 1))
+        if bad.any():
+            t, j = np.argwhere(bad)[0]
+            raise ValueError(f"exit_size must be in (0, 1] at every exit signal; got {arr[t, j]} at "
+                             f"{inputs.index[t]} ({inputs.symbols[j]})")
+        arr = np.where(np.isnan(arr), 1.0, arr)
+    else:
+        arr = _per_symbol(x, "exit_size", inputs.symbols, 1.0, positive=True)
+        if (arr > 1).any():
+            raise ValueError(f"exit_size must be a fraction in (0, 1] of the position, got {arr[arr > 1][0]}")
+        arr = arr[None, :]
+    if (arr == 1.0).all():
+        return False, np.ones((1, 1))
+    return True, np.ascontiguousarray(arr)
 
 
 def _has_stops(params: dict, abs_stops: bool) -> bool:

@@ -29,7 +29,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                   lot_size, min_qty, min_notional, leverage=1.0, init_cash=10_000.0,
                   fill="next_open", intrabar="pessimistic", cash_sharing=True, order_type="market",
                   order_price=None, tif=0, sl_price=None, tp_price=None, limit_price=None, maker_fees=None,
-                  slippage_range=None, groups=None):
+                  slippage_range=None, groups=None, exit_size=None):
     n, m = len(close), len(close[0])
     # one balance, or one per column when isolated; `acct(c)` names the one column c uses
     if groups is None:
@@ -60,23 +60,46 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         orders.append(dict(col=c, idx=i, side=side, size=sz, price=price, fees=fee, type=otype,
                            status=status, reason=reason))
 
-    def close_position(c, i, base, otype, why):
+    def close_position(c, i, base, otype, why, fraction=1.0):
         pos = positions[c]
         buy = pos.size < 0
+        side = "buy" if buy else "sell"
         price = fill_price(base, buy, c)
-        qty = abs(pos.size)
+        held = abs(pos.size)
+        qty = held
+        if fraction < 1.0:  # partial exit: lot rounding and exchange filters apply
+            qty = held * fraction
+            if lot_size[c] > 0:
+                qty = math.floor(qty / lot_size[c] + EPS) * lot_size[c]
+            reason = None
+            if qty >= held:
+                qty = held
+            elif lot_size[c] > 0 and qty <= 0:
+                reason = "lot_size"
+            elif qty < min_qty[c]:
+                reason = "min_qty"
+            elif qty * price < min_notional[c]:
+                reason = "min_notional"
+            if reason is not None:
+                add_order(c, i, side, qty, price, 0.0, otype, "rejected", reason)
+                return
         fee = qty * price * fees[c] + fixed_fees[c]
         if buy:
             cash_of[acct(c)] -= qty * price + fee
         else:
             cash_of[acct(c)] += qty * price - fee
-        add_order(c, i, "buy" if buy else "sell", qty, price, fee, otype)
+        add_order(c, i, side, qty, price, fee, otype)
         direction = 1 if pos.size > 0 else -1
-        pnl = direction * (price - pos.entry_price) * qty - pos.entry_fees - fee
+        entry_fees = pos.entry_fees if qty == held else pos.entry_fees * (qty / held)
+        pnl = direction * (price - pos.entry_price) * qty - entry_fees - fee
         trades.append(dict(col=c, entry_idx=pos.entry_idx, exit_idx=i, direction="long" if direction > 0 else "short",
-                           size=qty, entry_price=pos.entry_price, exit_price=price, entry_fees=pos.entry_fees,
+                           size=qty, entry_price=pos.entry_price, exit_price=price, entry_fees=entry_fees,
                            exit_fees=fee, pnl=pnl, ret=pnl / (pos.entry_price * qty), exit_reason=why))
-        positions[c] = Position()
+        if qty == held:
+            positions[c] = Position()
+        else:  # the rest keeps its entry price, bar, trailing extreme and its share of the fees
+            pos.entry_fees = pos.entry_fees - entry_fees
+            pos.size = pos.size - qty if pos.size > 0 else pos.size + qty
 
     def value_price(i, c, at_open):
         if at_open and not math.isnan(open_[i][c]):
@@ -170,7 +193,8 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                           "no_data")
             return
         if close_it:
-            close_position(c, i, base, "market", "signal")
+            frac = 1.0 if new_dir or exit_size is None else exit_size[s][c]
+            close_position(c, i, base, "market", "signal", frac)
         if new_dir:
             abs_levels[c] = (math.nan if sl_price is None else sl_price[s][c],
                              math.nan if tp_price is None else tp_price[s][c])

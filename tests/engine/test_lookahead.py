@@ -149,3 +149,24 @@ def test_waiting_weights_do_not_look_ahead(fill):
         _assert_prefix_equal(base, pert, t)
         np.testing.assert_array_equal(base.positions.to_numpy()[:t + 1], pert.positions.to_numpy()[:t + 1])
     assert waited > 20  # the rule was exercised
+
+
+def test_partial_exits_do_not_look_ahead():
+    """Per-bar exit fractions after bar t change nothing up to t."""
+    rng = np.random.default_rng(5)
+    n, m = 60, 3
+    for trial in range(10):
+        o, h, l, c = random_market(rng, n, m, nan_prob=0.05)
+        sigs = [random_signals(rng, c, 0.25) for _ in range(2)]
+        frac = rng.uniform(0.1, 1.0, (n, m))
+        t = int(rng.integers(0, n - 1))
+        frac2 = frac.copy()
+        frac2[t + 1:] = rng.uniform(0.1, 1.0, (n - t - 1, m))
+        new = _perturbed(rng, (o, h, l, c), t)
+        sigs2 = [s.copy() for s in sigs]
+        for s in sigs2:
+            s[t + 1:] = random_signals(rng, new[3], 0.3)[t + 1:]
+        kw = dict(size=0.4, fees=0.001, sl_stop=0.05, init_cash=1000.0, on_gap="skip")
+        base = backtest({"open": o, "high": h, "low": l, "close": c}, *sigs, exit_size=frac, **kw)
+        pert = backtest(dict(zip(("open", "high", "low", "close"), new)), *sigs2, exit_size=frac2, **kw)
+        _assert_prefix_equal(base, pert, t)

@@ -47,6 +47,7 @@ case = st.fixed_dictionaries({
     "order_type": st.sampled_from(["market", "market", "limit", "stop", "stop_limit"]),
     "tif": st.sampled_from([0, 1, 3]),
     "abs_stops": st.sampled_from([False, False, True]),
+    "exit_size": st.sampled_from([None, None, "scalar", "per_bar"]),
 })
 
 
@@ -82,6 +83,13 @@ def test_engine_matches_reference(cfg):
         kw.update(order_type=cfg["order_type"], order_price=order_price, tif=cfg["tif"], maker_fees=0.0002)
         if cfg["order_type"] == "stop_limit":
             kw["limit_price"] = np.where(np.isnan(c), np.nan, order_price * rng.uniform(0.97, 1.03, c.shape))
+    exit_size = None
+    if cfg["exit_size"] == "scalar":
+        exit_size = np.full((n, m), 0.5)
+        kw["exit_size"] = 0.5
+    elif cfg["exit_size"] == "per_bar":  # partial closes; 1 (close all) now and then
+        exit_size = np.where(rng.random(c.shape) < 0.2, 1.0, rng.uniform(0.05, 1.0, c.shape))
+        kw["exit_size"] = exit_size
     res = backtest({"open": o, "high": h, "low": l, "close": c}, le, lx, se, sx, on_gap="skip", **kw)
     nan = float("nan")
     extra = {} if order_price is None else dict(order_type=cfg["order_type"], order_price=order_price.tolist(),
@@ -90,6 +98,8 @@ def test_engine_matches_reference(cfg):
         extra["maker_fees"] = [0.0002] * m
     if "limit_price" in kw:
         extra["limit_price"] = kw["limit_price"].tolist()
+    if exit_size is not None:
+        extra["exit_size"] = exit_size.tolist()
     if cfg["abs_stops"]:
         sl_price = c * rng.uniform(0.9, 1.0, c.shape)
         tp_price = c * rng.uniform(1.0, 1.1, c.shape)
