@@ -31,8 +31,9 @@ from collections import namedtuple
 import numpy as np
 
 from ._jit import ijit, jit
-from .engine import (P_SL, P_SLIP_RANGE, P_TP, P_TRAIL, S_ENTRY_IDX, S_GROUP, S_MARK, S_PEND_DIR, S_POS,
-                     S_RANGE, S_WAIT, check_pending_nb, check_stops_nb, close_books_nb, process_signal_nb)
+from .engine import (P_SL, P_SLIP_RANGE, P_SLIP_VOLUME, P_TP, P_TRAIL, S_ENTRY_IDX, S_GROUP, S_MARK,
+                     S_PEND_DIR, S_POS, S_WAIT, check_pending_nb, check_stops_nb, close_books_nb, process_signal_nb,
+                     track_bar_nb)
 from .records import FillMode, Intrabar, OrderType
 
 BarContext = namedtuple("BarContext", ["open", "high", "low", "close", "position", "cash", "entries", "exits",
@@ -68,7 +69,7 @@ def exit_short_nb(ctx, i, c):
 
 
 @jit
-def simulate_callback_nb(on_bar, user, open_, high, low, close, entries, exits, short_entries, short_exits,
+def simulate_callback_nb(on_bar, user, open_, high, low, close, volume, entries, exits, short_entries, short_exits,
                          params, size_type, leverage, fill_mode, intrabar, order_type, order_price, tif,
                          touched, start, st, acct, counts, orders, trades, cash_out, equity_out):
     """Run bars ``start..`` until the end or until the record buffers might overflow.
@@ -81,9 +82,12 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, entries, exits, 
     for c in range(m):
         has_stops[c] = (params[P_SL, c] == params[P_SL, c] or params[P_TP, c] == params[P_TP, c]
                         or params[P_TRAIL, c] == params[P_TRAIL, c])
-    use_range = False  # range slippage: read highs and lows only when asked
+    use_range = False  # range and volume slippage: read those arrays only when asked
+    use_volume = False
     for c in range(m):
         use_range = use_range or params[P_SLIP_RANGE, c] != 0.0
+        use_volume = use_volume or params[P_SLIP_VOLUME, c] != 0.0
+    track = use_range or use_volume
     optimistic = intrabar == Intrabar.OPTIMISTIC
     at_open = fill_mode == FillMode.NEXT_OPEN
     lag = 1 if at_open else 0
@@ -112,8 +116,8 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, entries, exits, 
                             check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades, params,
                                            optimistic)
                         st[S_MARK, c] = cl
-                        if use_range:
-                            st[S_RANGE, c] = high[i, c] - low[i, c]
+                        if track:
+                            track_bar_nb(high, low, volume, i, c, st, use_range, use_volume)
                 on_bar(ctx, i)
                 continue
             if (phase == 0) != at_open or s < 0 or not (touched[s] or n_wait > 0):

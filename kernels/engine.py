@@ -37,16 +37,17 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import ijit, jit, jit_borrow
-from .fills import (EPS, entry_size_nb, order_fees_nb, pending_fill_nb, slip_price_nb, stop_fill_nb,
-                    stop_limit_fill_nb)
+from .fills import (EPS, entry_size_nb, impact_price_nb, order_fees_nb, pending_fill_nb, slip_price_nb,
+                    stop_fill_nb, stop_limit_fill_nb)
 from .records import Direction, ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
 
 #: Rows of the packed per-column parameter array.
 #: ``P_MAKER_FEES``: fee rate of resting limit entries (NaN: use ``P_FEES``).
 #: ``P_SLIP_RANGE``: extra adverse slippage as a fraction of the last complete bar's high - low.
+#: ``P_SLIP_VOLUME``: volume impact coefficient (square-root law, ``fills.impact_price_nb``).
 (P_SIZE, P_FEES, P_FIXED_FEES, P_SLIPPAGE, P_SL, P_TP, P_TRAIL, P_LOT, P_MIN_QTY, P_MIN_NOTIONAL,
- P_MAKER_FEES, P_SLIP_RANGE) = range(12)
-N_PARAMS = 12
+ P_MAKER_FEES, P_SLIP_RANGE, P_SLIP_VOLUME) = range(13)
+N_PARAMS = 13
 #: Rows of the per-column state: signed position, mark (last valid close, valuation only),
 #: trailing extreme before the current bar, average entry price, entry bar, entry fees.
 #: Pending entry (limit/stop orders): direction (0 none, +1/-1), price, signal bar.
@@ -55,22 +56,45 @@ N_PARAMS = 12
 #: ``S_RANGE``: high - low of the column's last complete valid bar (range slippage).
 #: ``S_GROUP``: the column's cash account (index into ``acct``; set by the caller).
 #: ``S_WAIT``: callback path: 1 + the signal bar of signals waiting for the column's next candle (0: none).
+#: ``S_VOLUME``: volume of the column's last complete bar with volume > 0 (volume impact; 0: none yet).
 (S_POS, S_MARK, S_EXTREME, S_AVG, S_ENTRY_IDX, S_ENTRY_FEES, S_PEND_DIR, S_PEND_PRICE, S_PEND_BAR,
- S_SL_ABS, S_TP_ABS, S_PEND_LIMIT, S_PEND_TRIG, S_RANGE, S_GROUP, S_WAIT) = range(16)
-N_STATE = 16
+ S_SL_ABS, S_TP_ABS, S_PEND_LIMIT, S_PEND_TRIG, S_RANGE, S_GROUP, S_WAIT, S_VOLUME) = range(17)
+N_STATE = 17
 
 
 @ijit
 def fill_price_nb(st, params, c, base, is_buy):
-    """Fill price of column ``c`` at ``base``: percent slippage, then range slippage, both adverse.
+    """Fill price of column ``c`` at ``base`` before volume impact: percent slippage, then range
+    slippage, both adverse.
 
-    The range is the last *complete* bar's (no look-ahead): the previous bar for fills at
-    the open or intrabar, the current bar for fills at its close.
+    The range (and the volume of ``impact_nb``) is the last *complete* bar's (no look-ahead):
+    the previous bar for fills at the open or intrabar, the current bar for fills at its close.
     """
     extra = params[P_SLIP_RANGE, c] * st[S_RANGE, c]
     if is_buy:
         return slip_price_nb(base, True, params[P_SLIPPAGE, c]) + extra
     return slip_price_nb(base, False, params[P_SLIPPAGE, c]) - extra
+
+
+@ijit
+def impact_nb(st, params, c):
+    """Volume impact coefficient of column ``c``: ``slippage_volume / sqrt(volume)`` (0: none)."""
+    k = params[P_SLIP_VOLUME, c]
+    v = st[S_VOLUME, c]
+    if k == 0.0 or not v > 0.0:
+        return 0.0
+    return k / np.sqrt(v)
+
+
+@ijit
+def track_bar_nb(high, low, volume, i, c, st, use_range, use_volume):
+    """Remember bar ``i``'s range and volume for column ``c``'s later fills (slippage models)."""
+    if use_range:
+        st[S_RANGE, c] = high[i, c] - low[i, c]
+    if use_volume:
+        v = volume[i, c]
+        if v > 0.0:
+            st[S_VOLUME, c] = v
 
 
 @ijit
@@ -139,7 +163,6 @@ def exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base_pr
     """
     p = st[S_POS, c]
     is_buy = p < 0.0
-    price = fill_price_nb(st, params, c, base_price, is_buy)
     held = abs(p)
     size = held
     side = Side.BUY if is_buy else Side.SELL
@@ -148,10 +171,16 @@ def exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base_pr
         lot = params[P_LOT, c]
         if lot > 0.0:
             size = np.floor(size / lot + EPS) * lot
-        reason = RejectReason.NONE
         if size >= held:
             size = held
-        elif lot > 0.0 and size <= 0.0:
+    price = fill_price_nb(st, params, c, base_price, is_buy)
+    impact = impact_nb(st, params, c)
+    if impact > 0.0:
+        price = impact_price_nb(price, base_price, impact, size, is_buy)
+    if size < held:
+        lot = params[P_LOT, c]
+        reason = RejectReason.NONE
+        if lot > 0.0 and size <= 0.0:
             reason = RejectReason.LOT_SIZE
         elif size < params[P_MIN_QTY, c]:
             reason = RejectReason.MIN_QTY
@@ -196,13 +225,14 @@ def has_stops_nb(params, c, abs_stops):
 
 
 @jit
-def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, short_exits, has_short,
+def simulate_signals_nb(open_, high, low, close, volume, entries, exits, short_entries, short_exits, has_short,
                         params, size_type, leverage, fill_mode, intrabar,
                         order_type, order_price, limit_price, tif, abs_stops, sl_price, tp_price,
                         partial, exit_size, start, st, acct, counts, orders, trades, cash_out, equity_out):
     """Run the signals backtest from bar ``start``; fill ``orders``, ``trades``, ``cash_out``, ``equity_out``.
 
-    ``params`` is ``(N_PARAMS, n_cols)``. Column ``c`` trades the cash of account
+    ``volume`` ``(n_bars, n_cols)`` is read only for volume impact (``P_SLIP_VOLUME``; else any
+    2-D array). ``params`` is ``(N_PARAMS, n_cols)``. Column ``c`` trades the cash of account
     ``acct[st[S_GROUP, c]]`` (all 0: one shared balance; ``c``: isolated accounts). The state
     (``st`` ``(N_STATE, n_cols)`` zeros, ``acct``, ``counts`` ``[0, 0]``) lives in caller arrays:
     when the preallocated record buffers (``order_dt``, ``trade_dt``) might overflow within the
@@ -224,9 +254,12 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
     any_stops = False
     for c in range(m):
         any_stops = any_stops or has_stops_nb(params, c, abs_stops)
-    use_range = False  # range slippage: track bar ranges only when asked (2 more arrays read)
+    use_range = False  # range and volume slippage: track bars only when asked (more arrays read)
+    use_volume = False
     for c in range(m):
         use_range = use_range or params[P_SLIP_RANGE, c] != 0.0
+        use_volume = use_volume or params[P_SLIP_VOLUME, c] != 0.0
+    track = use_range or use_volume
     optimistic = intrabar == Intrabar.OPTIMISTIC
     at_open = fill_mode == FillMode.NEXT_OPEN
     # Without stops nothing happens intrabar, so the phases of a bar fuse into one pass over
@@ -248,8 +281,8 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                 valid = cl == cl
                 if valid and not at_open:  # fills at this close see this bar's range
                     st[S_MARK, c] = cl
-                    if use_range:
-                        st[S_RANGE, c] = high[i, c] - low[i, c]
+                    if track:
+                        track_bar_nb(high, low, volume, i, c, st, use_range, use_volume)
                 if s >= 0:
                     # read only the signals that can act on the position; kept inline: a call
                     # here, once per bar-step, made the whole loop several times slower
@@ -268,8 +301,8 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                                           exit_fraction_nb(exit_size, s, c) if partial else 1.0)
                 if valid and at_open:
                     st[S_MARK, c] = cl
-                    if use_range:
-                        st[S_RANGE, c] = high[i, c] - low[i, c]
+                    if track:
+                        track_bar_nb(high, low, volume, i, c, st, use_range, use_volume)
                 acc += st[S_POS, c] * st[S_MARK, c]
         else:
             for phase in range(3):
@@ -285,8 +318,8 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
                                 check_stops_nb(open_, high, low, i, c, st, acct, int(st[S_GROUP, c]), counts, orders,
                                                trades, params, optimistic)
                             st[S_MARK, c] = cl
-                            if use_range:
-                                st[S_RANGE, c] = high[i, c] - low[i, c]
+                            if track:
+                                track_bar_nb(high, low, volume, i, c, st, use_range, use_volume)
                     continue
                 # phase 0: signals of bar i-1 at the open; phase 2: signals of bar i at the close
                 if (phase == 0) != at_open or s < 0:
@@ -455,6 +488,7 @@ def enter_nb(prices, i, c, base, is_buy, otype, st, acct, ci, counts, orders, pa
     """Size, check and fill (or reject) an entry of column ``c`` at ``base`` (before slippage);
     other positions are valued at ``prices[i]``."""
     price = fill_price_nb(st, params, c, base, is_buy)
+    impact = impact_nb(st, params, c)
     cash = acct[ci]
     if acct.shape[0] == st.shape[1]:
         # one account per column and this column is flat: nothing else to value
@@ -465,8 +499,9 @@ def enter_nb(prices, i, c, base, is_buy, otype, st, acct, ci, counts, orders, pa
     if otype == OrderType.LIMIT and params[P_MAKER_FEES, c] == params[P_MAKER_FEES, c]:
         fee_rate = params[P_MAKER_FEES, c]
     fixed = params[P_FIXED_FEES, c]
-    units, reason = entry_size_nb(params[P_SIZE, c], size_type, price, fee_rate, fixed, leverage, available,
-                                  equity, params[P_LOT, c], params[P_MIN_QTY, c], params[P_MIN_NOTIONAL, c])
+    units, price, reason = entry_size_nb(params[P_SIZE, c], size_type, price, fee_rate, fixed, leverage,
+                                         available, equity, params[P_LOT, c], params[P_MIN_QTY, c],
+                                         params[P_MIN_NOTIONAL, c], base, impact, is_buy)
     side = Side.BUY if is_buy else Side.SELL
     if reason != RejectReason.NONE:
         write_order_nb(orders, counts[0], c, i, side, units, price, 0.0, otype, Status.REJECTED, reason)

@@ -50,18 +50,63 @@ def order_fees_nb(size, price, fee, fixed_fee):
     return size * price * fee + fixed_fee
 
 
+#: Cap of the volume impact as a fraction of the price: the square-root law describes orders
+#: that are a modest part of what trades; past the cap the order dwarfs the bar's volume.
+MAX_IMPACT = 0.5
+
+
+@ijit
+def impact_price_nb(price, base, impact, qty, is_buy):
+    """``price`` moved against the trader by the volume impact ``base * min(impact * sqrt(qty), MAX_IMPACT)``.
+
+    ``impact`` is ``slippage_volume / sqrt(volume)`` of the last complete bar (0: none), so the
+    move is ``slippage_volume * sqrt(qty / volume)`` of the price: the square-root law.
+    """
+    move = base * min(impact * np.sqrt(qty), MAX_IMPACT)
+    if is_buy:
+        return price + move
+    return price - move
+
+
+@ijit
+def impact_units_nb(notional, price, base, impact):
+    """Units ``q`` of a buy worth ``notional`` at its own impacted price, solving
+    ``q * (price + base * min(impact * sqrt(q), MAX_IMPACT)) = notional``.
+
+    Newton's method from ``notional / price`` (above the root; the left side is convex and
+    increasing in ``q``), until it stops decreasing: converged to the last float.
+    """
+    q_cap = (MAX_IMPACT / impact) ** 2
+    if q_cap * (price + base * MAX_IMPACT) <= notional:
+        return notional / (price + base * MAX_IMPACT)
+    beta = base * impact
+    q = notional / price
+    for _ in range(200):
+        r = np.sqrt(q)
+        q_new = q - (q * (price + beta * r) - notional) / (price + 1.5 * beta * r)
+        if not q_new < q:
+            break
+        q = q_new
+    return q
+
+
 @ijit
 def entry_size_nb(size, size_type, price, fee, fixed_fee, leverage, available, equity,
-                  lot_size, min_qty, min_notional):
-    """Size (base units) of an entry order and its rejection reason (``RejectReason.NONE`` if accepted).
+                  lot_size, min_qty, min_notional, base, impact, is_buy):
+    """Size (base units), fill price and rejection reason (``RejectReason.NONE`` if accepted) of an entry.
 
     ``available`` is the free margin: equity minus the margin (``|position| * price
     / leverage``) of the open positions. An order costs ``notional / leverage +
     fees``. Sizing: ``AMOUNT`` base units; ``VALUE`` quote notional;
     ``PERCENT`` spends ``size`` of the free margin, fees included;
     ``TARGET_PERCENT`` makes the position worth ``size`` of the equity left after
-    this order's fees. Then the size is rounded down to ``lot_size`` and checked
-    against ``min_qty``, ``min_notional`` and the free margin, in that order.
+    this order's fees. With volume impact (``impact`` > 0, see ``impact_price_nb``) a buy
+    sized in quote terms gets the units whose impacted price spends that notional; sells
+    are sized at ``price`` (their impact lowers the proceeds, never the margin needed).
+    Then the size is rounded down to ``lot_size``, the price gets the impact of that
+    size, and the order is checked against ``min_qty``, ``min_notional`` and the free
+    margin, in that order. ``price`` is the fill price before volume impact, ``base``
+    the price before any slippage.
     """
     if size_type == SizeType.AMOUNT:
         units = size
@@ -73,20 +118,24 @@ def entry_size_nb(size, size_type, price, fee, fixed_fee, leverage, available, e
         units = size * (equity - fixed_fee) / (1.0 + size * fee) / price
     # nothing (or only float dust of an all-in order) left to spend
     if not units * price > EPS * max(abs(equity), 1.0):
-        return units, RejectReason.INSUFFICIENT_CASH
+        return units, price, RejectReason.INSUFFICIENT_CASH
+    if impact > 0.0 and is_buy and size_type != SizeType.AMOUNT:
+        units = impact_units_nb(units * price, price, base, impact)
     if lot_size > 0.0:
         units = np.floor(units / lot_size + EPS) * lot_size
         if units <= 0.0:
-            return units, RejectReason.LOT_SIZE
+            return units, price, RejectReason.LOT_SIZE
+    if impact > 0.0:
+        price = impact_price_nb(price, base, impact, units, is_buy)
     if units < min_qty:
-        return units, RejectReason.MIN_QTY
+        return units, price, RejectReason.MIN_QTY
     notional = units * price
     if notional < min_notional:
-        return units, RejectReason.MIN_NOTIONAL
+        return units, price, RejectReason.MIN_NOTIONAL
     required = notional / leverage + notional * fee + fixed_fee
     if required - available > EPS * max(abs(available), 1.0):
-        return units, RejectReason.INSUFFICIENT_CASH
-    return units, RejectReason.NONE
+        return units, price, RejectReason.INSUFFICIENT_CASH
+    return units, price, RejectReason.NONE
 
 
 @jit

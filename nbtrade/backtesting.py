@@ -34,7 +34,8 @@ Resting entries
     bars in force (0 = until cancelled). Cancellations, expiries and orders still open at
     the end are recorded.
 Costs
-    Slippage (fraction, plus optionally a fraction of the last complete bar's range)
+    Slippage (fraction, plus optionally a fraction of the last complete bar's range and a
+    volume impact ``slippage_volume * sqrt(quantity / volume)`` of the last complete bar)
     moves every fill against you, stops included; fees are ``fees * notional +
     fixed_fees`` on every order, entry and exit (``maker_fees`` for limit entries).
 Sizing and rejections
@@ -133,11 +134,12 @@ class Inputs:
     """
 
     def __init__(self, index: pd.Index, symbols: list, open_: np.ndarray, high: np.ndarray,
-                 low: np.ndarray, close: np.ndarray, n_missing: int = -1):
+                 low: np.ndarray, close: np.ndarray, n_missing: int = -1, volume: np.ndarray | None = None):
         self.index = index
         self.n_missing = n_missing  # bars with no candle; -1 = not counted
         self.symbols = symbols
         self.open, self.high, self.low, self.close = open_, high, low, close
+        self.volume = volume  # base units per bar, when the data has it (checked where used)
         self.frozen = False
 
     @property
@@ -180,7 +182,8 @@ def prepare(data: Any) -> Inputs:
             # (a second cold compile of every kernel); nbtrade never writes into them
             copies[id(arr)] = arr.copy()
         arrays.append(copies[id(arr)])
-    out = Inputs(inputs.index, list(inputs.symbols), *arrays, n_missing=inputs.n_missing)
+    volume = None if inputs.volume is None else inputs.volume.copy()
+    out = Inputs(inputs.index, list(inputs.symbols), *arrays, n_missing=inputs.n_missing, volume=volume)
     out.frozen = True
     return out
 
@@ -191,7 +194,7 @@ def prepare(data: Any) -> Inputs:
 def _frame_fields(df: pd.DataFrame, name: str) -> dict[str, Any]:
     cols = {str(c).lower(): c for c in df.columns}
     if all(f in cols for f in _FIELDS):
-        return {f: df[cols[f]] for f in _FIELDS}
+        return {f: df[cols[f]] for f in _FIELDS + (("volume",) if "volume" in cols else ())}
     if "close" in cols:
         raise ValueError(f"{name} has a close column but lacks "
                          f"{', '.join(f for f in _FIELDS if f not in cols)}")
@@ -226,7 +229,7 @@ def prepare_data(data: Any) -> Inputs:
     if isinstance(data, Inputs):
         return data
     if isinstance(data, Mapping) and len(data) and all(k in data for k in _FIELDS):
-        return _from_fields({f: data[f] for f in _FIELDS}, "data")
+        return _from_fields({f: data[f] for f in _FIELDS + (("volume",) if "volume" in data else ())}, "data")
     if isinstance(data, Mapping):
         if not data:
             raise ValueError("data is empty")
@@ -241,14 +244,16 @@ def prepare_data(data: Any) -> Inputs:
         for sym, f in frames.items():
             idx = f["close"].index
             index = idx if index is None else index.union(idx)
+        names = _FIELDS + (("volume",) if all("volume" in f for f in frames.values()) else ())
         fields = {f: pd.DataFrame({sym: frames[sym][f].reindex(index) for sym in frames}, index=index)
-                  for f in _FIELDS}
+                  for f in names}
         return _from_fields(fields, "data")
     if isinstance(data, pd.DataFrame) and isinstance(data.columns, pd.MultiIndex):
         for level in range(data.columns.nlevels):
             values = {str(v).lower() for v in data.columns.get_level_values(level)}
             if set(_FIELDS) <= values:
-                fields = {f: data.xs(f, axis=1, level=level) for f in _FIELDS}
+                names = _FIELDS + (("volume",) if "volume" in values else ())
+                fields = {f: data.xs(f, axis=1, level=level) for f in names}
                 return _from_fields(fields, "data")
         raise ValueError("data has MultiIndex columns but no level holds open/high/low/close")
     if isinstance(data, pd.DataFrame) and not _is_price_like(data):
@@ -290,10 +295,11 @@ def _from_fields(fields: dict[str, Any], name: str, close_only: bool = False) ->
         if arr.ndim != 2:
             raise ValueError(f"{label} must be 1-D or 2-D (time x symbols), got shape {arr.shape}")
         arrays[f] = arr
+    volume = arrays.pop("volume", None)
     if close_only:
         arrays = {f: arrays["close"] for f in _FIELDS}
     shape = arrays["close"].shape
-    for f, arr in arrays.items():
+    for f, arr in list(arrays.items()) + ([("volume", volume)] if volume is not None else []):
         if arr.shape != shape:
             raise ValueError(f"{name}[{f!r}] has shape {arr.shape} but {name}['close'] has shape {shape}")
     if shape[0] == 0 or shape[1] == 0:
@@ -327,7 +333,9 @@ def _from_fields(fields: dict[str, Any], name: str, close_only: bool = False) ->
         # a partial candle is unusable: treat it as missing altogether
         missing = np.isnan(o) | np.isnan(h) | np.isnan(l) | np.isnan(c)
         o, h, l, c = (np.where(missing, np.nan, a) for a in (o, h, l, c))
-    return Inputs(index, symbols, o, h, l, c, int(n_missing))
+    if volume is not None:
+        volume = np.ascontiguousarray(volume)
+    return Inputs(index, symbols, o, h, l, c, int(n_missing), volume=volume)
 
 
 # --------------------------------------------------------------------------------------------
@@ -567,7 +575,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
              lot_size: Any = 0.0, min_qty: Any = 0.0, min_notional: Any = 0.0, leverage: float = 1.0,
              cash_sharing: Any = True, order_type: str = "market", order_price: Any = None,
              limit_price: Any = None, tif: int = 0, maker_fees: Any = None, slippage_range: Any = 0.0,
-             sl_price: Any = None, tp_price: Any = None, exit_size: Any = 1.0, on_gap: str = "warn",
+             slippage_volume: Any = 0.0, sl_price: Any = None, tp_price: Any = None, exit_size: Any = 1.0, on_gap: str = "warn",
              _on_bar: Any = None, _user: tuple = ()) -> Result:
     """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
 
@@ -597,6 +605,15 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         Extra adverse slippage as a fraction of the last complete bar's ``high - low``
         (the previous bar for fills at the open or intrabar, the bar itself for fills at
         its close): wider bars, worse fills. 0 (default) disables.
+    slippage_volume : float, per symbol allowed
+        Market impact by the square-root law: every fill moves a further
+        ``slippage_volume * sqrt(quantity / volume)`` of the price against you, ``volume``
+        being the last complete bar's (the previous bar for fills at the open or
+        intrabar, the bar itself for fills at its close; bars with zero volume are
+        skipped; none seen yet: no impact), capped at 50 % of the price. Typical
+        values 0.1-1. Buys sized in quote terms (``value``, ``percent``,
+        ``target_percent``) get the quantity whose impacted price spends the budget.
+        Needs a ``volume`` field in ``data``. 0 (default) disables.
     init_cash : float
         Starting cash in quote currency (per account when ``cash_sharing`` splits them).
     fill : {"next_open", "close"}
@@ -665,7 +682,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     (48,)
     """
     from .kernels.engine import (N_PARAMS, N_STATE, S_GROUP, P_FEES, P_FIXED_FEES, P_LOT, P_MAKER_FEES, P_MIN_NOTIONAL,
-                                 P_MIN_QTY, P_SIZE, P_SL, P_SLIP_RANGE, P_SLIPPAGE, P_TP, P_TRAIL,
+                                 P_MIN_QTY, P_SIZE, P_SL, P_SLIP_RANGE, P_SLIP_VOLUME, P_SLIPPAGE, P_TP, P_TRAIL,
                                  simulate_signals_nb)
 
     inputs = prepare_data(data)
@@ -695,6 +712,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "min_notional": _per_symbol(min_notional, "min_notional", syms, 0.0),
         "maker_fees": _per_symbol(maker_fees, "maker_fees", syms, np.nan, allow_none=True),
         "slippage_range": _per_symbol(slippage_range, "slippage_range", syms, 0.0),
+        "slippage_volume": _per_symbol(slippage_volume, "slippage_volume", syms, 0.0),
     }
     init_cash = _scalar(init_cash, "init_cash")
     leverage = _scalar(leverage, "leverage")
@@ -744,8 +762,9 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     for row, key in ((P_SIZE, "size"), (P_FEES, "fees"), (P_FIXED_FEES, "fixed_fees"), (P_SLIPPAGE, "slippage"),
                      (P_SL, "sl_stop"), (P_TP, "tp_stop"), (P_TRAIL, "trail_stop"), (P_LOT, "lot_size"),
                      (P_MIN_QTY, "min_qty"), (P_MIN_NOTIONAL, "min_notional"), (P_MAKER_FEES, "maker_fees"),
-                     (P_SLIP_RANGE, "slippage_range")):
+                     (P_SLIP_RANGE, "slippage_range"), (P_SLIP_VOLUME, "slippage_volume")):
         packed[row] = params[key]
+    volume = _volume(inputs) if (params["slippage_volume"] > 0).any() else inputs.close  # else never read
     abs_stops = sl_price is not None or tp_price is not None
     if abs_stops and _on_bar is not None:
         raise ValueError("sl_price / tp_price are not supported by backtest_callback; use sl_stop / tp_stop")
@@ -772,9 +791,9 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         exit_frac = exit_frac.copy()
         exit_frac[dst, col] = exit_frac[src, col]
     if _on_bar is not None:
-        orders, trades, n_delayed = _run_callback(_on_bar, _user, inputs, sig, packed, size_type_id, leverage,
-                                                  init_cash, groups, fill_id, intrabar_id, otype_id, oprice,
-                                                  int(tif), cash, equity)
+        orders, trades, n_delayed = _run_callback(_on_bar, _user, inputs, volume, sig, packed, size_type_id,
+                                                  leverage, init_cash, groups, fill_id, intrabar_id, otype_id,
+                                                  oprice, int(tif), cash, equity)
         n_orders, n_trades = len(orders), len(trades)
     else:
         n_entry = counts["entries"] + counts["short_entries"]
@@ -795,7 +814,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         start = 0
         while True:
             start = simulate_signals_nb(
-                inputs.open, inputs.high, inputs.low, inputs.close,
+                inputs.open, inputs.high, inputs.low, inputs.close, volume,
                 sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"], has_short,
                 packed, size_type_id, leverage, fill_id, intrabar_id, otype_id, oprice,
                 lprice, int(tif), abs_stops, sl_abs, tp_abs, partial, exit_frac, start, st, acct, done, orders, trades, cash, equity)
@@ -825,6 +844,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "maker_fees": _describe(params["maker_fees"], syms),
         "slippage": _describe(params["slippage"], syms),
         "slippage_range": _describe(params["slippage_range"], syms),
+        "slippage_volume": _describe(params["slippage_volume"], syms),
         "size": _describe(params["size"], syms), "size_type": size_type,
         "leverage": leverage, "init_cash": init_cash,
         "cash_sharing": (True if n_groups == 1 else
@@ -900,6 +920,22 @@ _CALLBACK_BUFFER = 1024
 _SIGNAL_BUFFER = 1 << 18
 
 
+def _volume(inputs: Inputs) -> np.ndarray:
+    """The data's volume, checked: finite and >= 0 on every bar with a candle (for volume impact)."""
+    if inputs.volume is None:
+        raise ValueError("slippage_volume needs volume: give data with a 'volume' column (OHLCV DataFrames) "
+                         "or a 'volume' field")
+    v = inputs.volume
+    valid = ~np.isnan(inputs.close)
+    with np.errstate(invalid="ignore"):
+        bad = valid & ~((v >= 0) & np.isfinite(v))
+    if bad.any():
+        t, j = np.argwhere(bad)[0]
+        raise ValueError(f"volume must be finite and >= 0 on every bar with a candle; got {v[t, j]} at "
+                         f"{inputs.index[t]} ({inputs.symbols[j]})")
+    return v
+
+
 def _exit_size(x: Any, inputs: Inputs, sig: dict, has_short: bool) -> tuple[bool, np.ndarray]:
     """``exit_size`` as ``(partial, fractions)``: ``(1, n_symbols)`` per symbol or ``(n_bars, n_symbols)``
     per bar (NaN where no exit signal means 1); every value at an exit signal in (0, 1]."""
@@ -932,7 +968,7 @@ def _has_stops(params: dict, abs_stops: bool) -> bool:
     return abs_stops or any(bool(np.isfinite(params[k]).any()) for k in ("sl_stop", "tp_stop", "trail_stop"))
 
 
-def _run_callback(on_bar, user, inputs, sig, packed, size_type_id, leverage, init_cash, groups, fill_id,
+def _run_callback(on_bar, user, inputs, volume, sig, packed, size_type_id, leverage, init_cash, groups, fill_id,
                   intrabar_id, otype_id, oprice, tif, cash, equity):
     """Drive the callback kernel, growing the record buffers when it asks for room."""
     from .kernels.callback import simulate_callback_nb
@@ -950,7 +986,7 @@ def _run_callback(on_bar, user, inputs, sig, packed, size_type_id, leverage, ini
     trades = np.empty(max(_CALLBACK_BUFFER // 2, 8 * m, n * m // 128), dtype=trade_dt)
     start = 0
     while True:
-        start = simulate_callback_nb(on_bar, user, inputs.open, inputs.high, inputs.low, inputs.close,
+        start = simulate_callback_nb(on_bar, user, inputs.open, inputs.high, inputs.low, inputs.close, volume,
                                      sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"],
                                      packed, size_type_id, leverage, fill_id, intrabar_id, otype_id,
                                      oprice, tif, touched, start, st, acct, counts, orders, trades, cash, equity)

@@ -29,7 +29,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                   lot_size, min_qty, min_notional, leverage=1.0, init_cash=10_000.0,
                   fill="next_open", intrabar="pessimistic", cash_sharing=True, order_type="market",
                   order_price=None, tif=0, sl_price=None, tp_price=None, limit_price=None, maker_fees=None,
-                  slippage_range=None, groups=None, exit_size=None):
+                  slippage_range=None, groups=None, exit_size=None, volume=None, slippage_volume=None):
     n, m = len(close), len(close[0])
     # one balance, or one per column when isolated; `acct(c)` names the one column c uses
     if groups is None:
@@ -42,6 +42,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
     last_close = [None] * m
     last_valid = [-1] * m
     last_range = [0.0] * m  # high - low of the last complete valid bar
+    last_volume = [0.0] * m  # volume of the last complete bar that had volume (0: none yet)
     orders, trades = [], []
     # resting limit/stop entry per column: [direction, price, signal bar, limit price, triggered]
     pending = [None] * m
@@ -56,6 +57,28 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         extra = 0.0 if slippage_range is None else slippage_range[c] * last_range[c]
         return p * (1 + slippage[c]) + extra if buy else p * (1 - slippage[c]) - extra
 
+    def impact(c):
+        # volume impact coefficient: slippage_volume / sqrt(volume) (square-root law)
+        if slippage_volume is None or slippage_volume[c] == 0 or last_volume[c] <= 0:
+            return 0.0
+        return slippage_volume[c] / math.sqrt(last_volume[c])
+
+    def impacted(price, base, imp, qty, buy):
+        move = base * min(imp * math.sqrt(qty), 0.5)
+        return price + move if buy else price - move
+
+    def impact_qty(notional, price, base, imp):
+        # the buy quantity whose impacted price spends `notional` (bisection: a different method
+        # from the kernel's Newton iteration, same root)
+        lo, hi = 0.0, notional / price
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            if mid * (price + base * min(imp * math.sqrt(mid), 0.5)) > notional:
+                hi = mid
+            else:
+                lo = mid
+        return lo
+
     def add_order(c, i, side, sz, price, fee, otype, status="filled", reason="none"):
         orders.append(dict(col=c, idx=i, side=side, size=sz, price=price, fees=fee, type=otype,
                            status=status, reason=reason))
@@ -64,17 +87,19 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         pos = positions[c]
         buy = pos.size < 0
         side = "buy" if buy else "sell"
-        price = fill_price(base, buy, c)
         held = abs(pos.size)
         qty = held
         if fraction < 1.0:  # partial exit: lot rounding and exchange filters apply
             qty = held * fraction
             if lot_size[c] > 0:
                 qty = math.floor(qty / lot_size[c] + EPS) * lot_size[c]
+            qty = min(qty, held)
+        price = fill_price(base, buy, c)
+        if impact(c) > 0:
+            price = impacted(price, base, impact(c), qty, buy)
+        if qty < held:
             reason = None
-            if qty >= held:
-                qty = held
-            elif lot_size[c] > 0 and qty <= 0:
+            if lot_size[c] > 0 and qty <= 0:
                 reason = "lot_size"
             elif qty < min_qty[c]:
                 reason = "min_qty"
@@ -129,11 +154,16 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         else:
             qty = size[c] * (equity - fixed) / (1 + size[c] * fee_rate) / price
         reason = "none"
+        imp = impact(c)
         if not qty * price > EPS * max(abs(equity), 1.0):  # nothing, or float dust, to spend
             reason = "insufficient_cash"
         else:
+            if imp > 0 and buy and size_type != "amount":
+                qty = impact_qty(qty * price, price, base, imp)
             if lot_size[c] > 0:
                 qty = math.floor(qty / lot_size[c] + EPS) * lot_size[c]
+            if imp > 0 and not (lot_size[c] > 0 and qty <= 0):
+                price = impacted(price, base, imp, qty, buy)
             if lot_size[c] > 0 and qty <= 0:
                 reason = "lot_size"
             elif qty < min_qty[c]:
@@ -350,6 +380,8 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 last_close[c] = close[i][c]
                 last_valid[c] = i
                 last_range[c] = high[i][c] - low[i][c]
+                if volume is not None and volume[i][c] > 0:
+                    last_volume[c] = volume[i][c]
         if fill == "close":
             for c in range(m):
                 signals(i, i, c, close, False)

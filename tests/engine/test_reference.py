@@ -48,6 +48,7 @@ case = st.fixed_dictionaries({
     "tif": st.sampled_from([0, 1, 3]),
     "abs_stops": st.sampled_from([False, False, True]),
     "exit_size": st.sampled_from([None, None, "scalar", "per_bar"]),
+    "slippage_volume": st.sampled_from([0.0, 0.0, 0.3, 2.0]),
 })
 
 
@@ -90,7 +91,14 @@ def test_engine_matches_reference(cfg):
     elif cfg["exit_size"] == "per_bar":  # partial closes; 1 (close all) now and then
         exit_size = np.where(rng.random(c.shape) < 0.2, 1.0, rng.uniform(0.05, 1.0, c.shape))
         kw["exit_size"] = exit_size
-    res = backtest({"open": o, "high": h, "low": l, "close": c}, le, lx, se, sx, on_gap="skip", **kw)
+    data = {"open": o, "high": h, "low": l, "close": c}
+    volume = None
+    if cfg["slippage_volume"]:
+        # base-unit volumes comparable to the order sizes (and some bars without trades)
+        volume = np.where(rng.random(c.shape) < 0.15, 0.0, rng.uniform(0.5, 40.0, c.shape))
+        data["volume"] = volume
+        kw["slippage_volume"] = cfg["slippage_volume"]
+    res = backtest(data, le, lx, se, sx, on_gap="skip", **kw)
     nan = float("nan")
     extra = {} if order_price is None else dict(order_type=cfg["order_type"], order_price=order_price.tolist(),
                                                 tif=cfg["tif"])
@@ -100,13 +108,14 @@ def test_engine_matches_reference(cfg):
         extra["limit_price"] = kw["limit_price"].tolist()
     if exit_size is not None:
         extra["exit_size"] = exit_size.tolist()
+    if volume is not None:
+        extra.update(volume=volume.tolist(), slippage_volume=[cfg["slippage_volume"]] * m)
     if cfg["abs_stops"]:
         sl_price = c * rng.uniform(0.9, 1.0, c.shape)
         tp_price = c * rng.uniform(1.0, 1.1, c.shape)
         sl_price[rng.random(c.shape) < 0.3] = np.nan
         tp_price[rng.random(c.shape) < 0.3] = np.nan
-        res = backtest({"open": o, "high": h, "low": l, "close": c}, le, lx, se, sx, on_gap="skip",
-                       sl_price=sl_price, tp_price=tp_price, **kw)
+        res = backtest(data, le, lx, se, sx, on_gap="skip", sl_price=sl_price, tp_price=tp_price, **kw)
         extra.update(sl_price=sl_price.tolist(), tp_price=tp_price.tolist())
     per = {k: [float(v)] * m if np.ndim(v) == 0 else list(v) for k, v in kw.items()
            if k in ("size", "fees", "fixed_fees", "slippage", "slippage_range", "lot_size", "min_qty", "min_notional")}
