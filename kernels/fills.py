@@ -4,7 +4,8 @@ Small scalar kernels, one rule each, called from the bar loop in ``engine.py``.
 The rules (the Python reference engine in ``tests/engine`` restates them):
 
 * slippage moves every fill price against the trader: buys at ``p * (1 + slip)``,
-  sells at ``p * (1 - slip)``, stop fills included;
+  sells at ``p * (1 - slip)``, stop fills included; volume impact adds
+  ``p * min(k * sqrt(qty / volume), MAX_IMPACT)`` (``impact_price_nb``);
 * fees per order: ``size * price * fee + fixed_fee``, on entries and exits;
 * stop levels come from the average entry price (slippage included): a long's
   stop-loss sits at ``entry * (1 - sl)``, its take-profit at ``entry * (1 + tp)``,
