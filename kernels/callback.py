@@ -144,7 +144,7 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, volume, entries,
                 process_signal_nb(open_, close, at_open, i, c, entries[d, c], exits[d, c], short_entries[d, c],
                                   short_exits[d, c], st, acct, int(st[S_GROUP, c]), counts, orders, trades,
                                   params, size_type, leverage, order_type, order_price[d, c], np.nan, d,
-                                  np.nan, np.nan, 1.0)
+                                  np.nan, np.nan, False, order_price)
         acc = 0.0
         for c in range(m):
             acc += st[S_POS, c] * st[S_MARK, c]

@@ -212,12 +212,6 @@ def exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base_pr
 
 
 @ijit
-def exit_fraction_nb(exit_size, s, c):
-    """Fraction of the position an exit signal at bar ``s`` closes: ``(n_bars, n_cols)`` or one row."""
-    return exit_size[s if exit_size.shape[0] > 1 else 0, c]
-
-
-@ijit
 def has_stops_nb(params, c, abs_stops):
     """Whether column ``c`` has attached stops (percent, trailing, or absolute levels)."""
     return (abs_stops or params[P_SL, c] == params[P_SL, c] or params[P_TP, c] == params[P_TP, c]
@@ -281,8 +275,10 @@ def simulate_signals_nb(open_, high, low, close, volume, entries, exits, short_e
                 valid = cl == cl
                 if valid and not at_open:  # fills at this close see this bar's range
                     st[S_MARK, c] = cl
-                    if track:
-                        track_bar_nb(high, low, volume, i, c, st, use_range, use_volume)
+                    if use_range:
+                        st[S_RANGE, c] = high[i, c] - low[i, c]
+                    if use_volume and volume[i, c] > 0.0:
+                        st[S_VOLUME, c] = volume[i, c]
                 if s >= 0:
                     # read only the signals that can act on the position; kept inline: a call
                     # here, once per bar-step, made the whole loop several times slower
@@ -298,11 +294,13 @@ def simulate_signals_nb(open_, high, low, close, volume, entries, exits, short_e
                                           has_short and short_entries[s, c], has_short and short_exits[s, c],
                                           st, acct, int(st[S_GROUP, c]), counts, orders, trades, params,
                                           size_type, leverage, order_type, np.nan, np.nan, s, np.nan, np.nan,
-                                          exit_fraction_nb(exit_size, s, c) if partial else 1.0)
+                                          partial, exit_size)
                 if valid and at_open:
                     st[S_MARK, c] = cl
-                    if track:
-                        track_bar_nb(high, low, volume, i, c, st, use_range, use_volume)
+                    if use_range:
+                        st[S_RANGE, c] = high[i, c] - low[i, c]
+                    if use_volume and volume[i, c] > 0.0:
+                        st[S_VOLUME, c] = volume[i, c]
                 acc += st[S_POS, c] * st[S_MARK, c]
         else:
             for phase in range(3):
@@ -318,8 +316,10 @@ def simulate_signals_nb(open_, high, low, close, volume, entries, exits, short_e
                                 check_stops_nb(open_, high, low, i, c, st, acct, int(st[S_GROUP, c]), counts, orders,
                                                trades, params, optimistic)
                             st[S_MARK, c] = cl
-                            if track:
-                                track_bar_nb(high, low, volume, i, c, st, use_range, use_volume)
+                            if use_range:
+                                st[S_RANGE, c] = high[i, c] - low[i, c]
+                            if use_volume and volume[i, c] > 0.0:
+                                st[S_VOLUME, c] = volume[i, c]
                     continue
                 # phase 0: signals of bar i-1 at the open; phase 2: signals of bar i at the close
                 if (phase == 0) != at_open or s < 0:
@@ -342,7 +342,7 @@ def simulate_signals_nb(open_, high, low, close, volume, entries, exits, short_e
                                           limit_price[s, c] if order_type == OrderType.STOP_LIMIT else np.nan, s,
                                           sl_price[s, c] if abs_stops else np.nan,
                                           tp_price[s, c] if abs_stops else np.nan,
-                                          exit_fraction_nb(exit_size, s, c) if partial else 1.0)
+                                          partial, exit_size)
             for c in range(m):
                 acc += st[S_POS, c] * st[S_MARK, c]
         cash = acct[0]
@@ -414,11 +414,11 @@ def check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades,
 @jit_borrow
 def process_signal_nb(open_, close, at_open, i, c, le, lx, se, sx, st, acct, ci, counts, orders, trades,
                       params, size_type, leverage, order_type, entry_price, entry_limit, s, sl_abs, tp_abs,
-                      exit_frac):
+                      partial, exit_size):
     """Turn column ``c``'s signals (long entry/exit, short entry/exit) of bar ``s`` into orders at
     ``open_[i, c]`` (``at_open``) or ``close[i, c]``; a limit/stop entry becomes a resting order
-    at ``entry_price`` instead. An exit signal closes ``exit_frac`` of the position (a reversal
-    closes all of it). Both price arrays come in: choosing one in the caller makes a new
+    at ``entry_price`` instead. An exit signal closes all of the position, or with ``partial``
+    the fraction ``exit_size[s, c]`` of it (one row: per column); a reversal closes all of it. Both price arrays come in: choosing one in the caller makes a new
     array variable there, reference-counted around every call."""
     prices = open_ if at_open else close
     long_entry = le and not se
@@ -466,7 +466,8 @@ def process_signal_nb(open_, close, at_open, i, c, le, lx, se, sx, st, acct, ci,
         return
     if do_exit:
         exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base, OrderType.MARKET,
-                         ExitReason.SIGNAL, 1.0 if direction != 0 else exit_frac)
+                         ExitReason.SIGNAL,
+                         exit_size[s if exit_size.shape[0] > 1 else 0, c] if partial and direction == 0 else 1.0)
     if direction == 0:
         return
     # absolute stop levels travel with the entry signal (to a resting order's fill too)
