@@ -141,8 +141,8 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, volume, entries,
                 if st[S_WAIT, c] > 0.0:
                     st[S_WAIT, c] = 0.0
                     n_wait -= 1
-                process_signal_nb(open_, close, at_open, i, c, entries[d, c], exits[d, c], short_entries[d, c],
-                                  short_exits[d, c], st, acct, int(st[S_GROUP, c]), counts, orders, trades,
+                process_signal_nb(open_, close, at_open, i, c, entries, exits, short_entries, short_exits, True,
+                                  st, acct, int(st[S_GROUP, c]), counts, orders, trades,
                                   params, size_type, leverage, order_type, order_price[d, c], np.nan, d,
                                   np.nan, np.nan, False, order_price)
         acc = 0.0

@@ -290,9 +290,8 @@ def simulate_signals_nb(open_, high, low, close, volume, entries, exits, short_e
                     else:
                         want = entries[s, c] or (has_short and short_entries[s, c])
                     if want:
-                        process_signal_nb(open_, close, at_open, i, c, entries[s, c], exits[s, c],
-                                          has_short and short_entries[s, c], has_short and short_exits[s, c],
-                                          st, acct, int(st[S_GROUP, c]), counts, orders, trades, params,
+                        process_signal_nb(open_, close, at_open, i, c, entries, exits, short_entries, short_exits,
+                                          has_short, st, acct, int(st[S_GROUP, c]), counts, orders, trades, params,
                                           size_type, leverage, order_type, np.nan, np.nan, s, np.nan, np.nan,
                                           partial, exit_size)
                 if valid and at_open:
@@ -335,9 +334,8 @@ def simulate_signals_nb(open_, high, low, close, volume, entries, exits, short_e
                         if st[S_PEND_DIR, c] != 0.0:
                             want = want or exits[s, c] or (has_short and short_exits[s, c])
                     if want:
-                        process_signal_nb(open_, close, at_open, i, c, entries[s, c], exits[s, c],
-                                          has_short and short_entries[s, c], has_short and short_exits[s, c],
-                                          st, acct, int(st[S_GROUP, c]), counts, orders, trades, params,
+                        process_signal_nb(open_, close, at_open, i, c, entries, exits, short_entries, short_exits,
+                                          has_short, st, acct, int(st[S_GROUP, c]), counts, orders, trades, params,
                                           size_type, leverage, order_type, order_price[s, c],
                                           limit_price[s, c] if order_type == OrderType.STOP_LIMIT else np.nan, s,
                                           sl_price[s, c] if abs_stops else np.nan,
@@ -412,15 +410,21 @@ def check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades,
 
 
 @jit_borrow
-def process_signal_nb(open_, close, at_open, i, c, le, lx, se, sx, st, acct, ci, counts, orders, trades,
-                      params, size_type, leverage, order_type, entry_price, entry_limit, s, sl_abs, tp_abs,
-                      partial, exit_size):
+def process_signal_nb(open_, close, at_open, i, c, entries, exits, short_entries, short_exits, has_short, st, acct,
+                      ci, counts, orders, trades, params, size_type, leverage, order_type, entry_price, entry_limit,
+                      s, sl_abs, tp_abs, partial, exit_size):
     """Turn column ``c``'s signals (long entry/exit, short entry/exit) of bar ``s`` into orders at
     ``open_[i, c]`` (``at_open``) or ``close[i, c]``; a limit/stop entry becomes a resting order
     at ``entry_price`` instead. An exit signal closes all of the position, or with ``partial``
     the fraction ``exit_size[s, c]`` of it (one row: per column); a reversal closes all of it. Both price arrays come in: choosing one in the caller makes a new
     array variable there, reference-counted around every call."""
     prices = open_ if at_open else close
+    # the signals are read here, not in the caller: conditional expressions among a call's
+    # arguments in the bar loop cost more than the whole rest of a rejected order
+    le = entries[s, c]
+    lx = exits[s, c]
+    se = has_short and short_entries[s, c]
+    sx = has_short and short_exits[s, c]
     long_entry = le and not se
     short_entry = se and not le
     p = st[S_POS, c]
