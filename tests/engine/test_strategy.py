@@ -1,0 +1,335 @@
+"""Class API: Strategy/Backtest in compiled and Python modes equal the signals engine; params, optimize, errors."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from numba import njit
+
+from nbtrade import indicators as ind
+from nbtrade.backtesting import backtest
+from nbtrade.kernels.callback import enter_long_nb, enter_short_nb
+from nbtrade.strategy import Backtest, Strategy, crossover
+from nbtrade.synthetic import market
+
+pytestmark = pytest.mark.filterwarnings("ignore::nbtrade.backtesting.RejectedOrdersWarning")
+
+
+class PyCross(Strategy):
+    """Python next: long on a cross up, short on a cross down (reversals)."""
+    fast = 5
+    slow = 20
+
+    def init(self):
+        self.f = self.I(ind.sma, self.data.close, self.fast)
+        self.s = self.I(ind.sma, self.data.close, self.slow)
+
+    def next(self):
+        if crossover(self.f, self.s):
+            self.buy()
+        elif crossover(self.s, self.f):
+            self.sell()
+
+
+class NbCross(PyCross):
+    """The same decisions, compiled."""
+
+    @staticmethod
+    @njit
+    def next(ctx, i):
+        f, s, params = ctx.user
+        if i < 1:
+            return
+        for c in range(ctx.close.shape[1]):
+            if f[i - 1, c] < s[i - 1, c] and f[i, c] > s[i, c]:
+                enter_long_nb(ctx, i, c)
+            elif s[i - 1, c] < f[i - 1, c] and s[i, c] > f[i, c]:
+                enter_short_nb(ctx, i, c)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return market(["A", "B", "C"], "2024-01-01", "2024-01-21", "1h", seed=11)
+
+
+def _close(d):
+    return pd.DataFrame({k: v["close"] for k, v in d.items()})
+
+
+def _reference(d, fast, slow, **kw):
+    f, s = ind.sma(_close(d), fast), ind.sma(_close(d), slow)
+    up = (f > s) & (f.shift() < s.shift())
+    down = (s > f) & (s.shift() < f.shift())
+    return backtest(d, entries=up, short_entries=down, exits=None, short_exits=None, **kw)
+
+
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+@pytest.mark.parametrize("strategy", [PyCross, NbCross], ids=["python", "compiled"])
+def test_sma_cross_equals_signals_engine(data, strategy, fill):
+    kw = dict(fees=0.001, size=0.3, sl_stop=0.03, fill=fill)
+    res = Backtest(data, strategy, **kw).run(fast=4, slow=15)
+    ref = _reference(data, 4, 15, **kw)
+    assert len(res.trade_records) > 10
+    np.testing.assert_allclose(res.equity.to_numpy(), ref.equity.to_numpy(), rtol=0, atol=1e-9)
+    assert res.order_records.tobytes() == ref.order_records.tobytes()
+    assert (res.trades["exit_reason"] == "sl").any()
+    assert "Sharpe Ratio" in res.stats().index
+
+
+def test_backtesting_py_aliases(data):
+    a = Backtest(data, PyCross, cash=5_000, commission=0.002, trade_on_close=True, size=0.3).run()
+    b = _reference(data, 5, 20, init_cash=5_000, fees=0.002, fill="close", size=0.3)
+    np.testing.assert_allclose(a.equity.to_numpy(), b.equity.to_numpy(), rtol=0, atol=1e-9)
+
+
+def test_parameters_override_per_run(data):
+    bt = Backtest(data, PyCross, size=0.3)
+    default, tuned = bt.run(), bt.run(fast=8)
+    assert default.params == {"fast": 5, "slow": 20} and tuned.params == {"fast": 8, "slow": 20}
+    assert PyCross.fast == 5  # the class is left alone
+    np.testing.assert_allclose(tuned.equity.to_numpy(), _reference(data, 8, 20, size=0.3).equity.to_numpy(),
+                               rtol=0, atol=1e-9)
+    assert "PyCross(fast=8, slow=20)" in tuned.assumptions["strategy"]
+    # after the run the strategy's indicators read as whole arrays (for plots)
+    assert tuned.strategy.f.shape == (len(tuned.equity), 3)
+
+
+def test_compiled_next_reads_named_indicators_and_params(data):
+    class Thresh(Strategy):
+        level = 1.0
+
+        def init(self):
+            self.ratio = self.I(lambda c: c / c.rolling(10).mean(), self.data.close)
+
+        @staticmethod
+        @njit
+        def next(ctx, i):
+            u = ctx.user
+            for c in range(ctx.close.shape[1]):
+                if ctx.position[c] == 0.0 and u.ratio[i, c] > u.params.level:
+                    enter_long_nb(ctx, i, c)
+
+    res = Backtest(data, Thresh, size=0.3).run(level=1.01)
+    ratio = _close(data) / _close(data).rolling(10).mean()
+    ref = backtest(data, entries=ratio > 1.01, size=0.3)
+    np.testing.assert_allclose(res.equity.to_numpy(), ref.equity.to_numpy(), rtol=0, atol=1e-9)
+
+
+def test_optimize_picks_the_best_of_the_grid(data):
+    bt = Backtest(data, PyCross, size=0.3, fees=0.001)
+    best, table = bt.optimize(fast=[3, 5], slow=[12, 20, 30], constraint=lambda p: p.fast < p.slow)
+    assert len(table) == 6 and list(table.columns[:2]) == ["fast", "slow"]
+    sharpe = {(f, s): bt.run(fast=f, slow=s).stats()["Sharpe Ratio"] for f in (3, 5) for s in (12, 20, 30)}
+    top = max(sharpe, key=sharpe.get)
+    assert (best.params["fast"], best.params["slow"]) == top
+    assert table["Sharpe Ratio"].iloc[0] == pytest.approx(sharpe[top])
+    assert table["Sharpe Ratio"].is_monotonic_decreasing
+    best2, _ = bt.optimize(fast=[3, 5], slow=20, maximize=lambda r: -r.stats()["Total Return [%]"])
+    worst = min((3, 5), key=lambda f: bt.run(fast=f).stats()["Total Return [%]"])
+    assert best2.params["fast"] == worst
+    with pytest.raises(ValueError, match="not a statistic"):
+        bt.optimize(fast=[3], maximize="Sharpe")
+    with pytest.raises(ValueError, match="constraint rejects"):
+        bt.optimize(fast=[3], constraint=lambda p: False)
+    with pytest.raises(ValueError, match="grid"):
+        bt.optimize()
+
+
+def test_python_next_sees_no_future(data):
+    seen = []
+
+    class Peek(Strategy):
+        def init(self):
+            assert isinstance(self.data.close, pd.DataFrame) and self.data.close.shape == (480, 3)
+            self.c = self.I(lambda x: x, self.data.close)
+
+        def next(self):
+            i = self.i
+            assert len(self.c) == len(self.data.close) == len(self.data.index) == i + 1
+            assert self.c[-1] == self.data.close[-1] == self.data.close[i]
+            assert np.asarray(self.c).shape == (i + 1,) and self.c[-3:].shape == (min(3, i + 1),)
+            with pytest.raises(IndexError, match="future"):
+                self.c[i + 1]
+            with pytest.raises(IndexError, match="future"):
+                self.data.high[i + 5]
+            with pytest.raises(ValueError):  # views are read-only
+                np.asarray(self.c)[0] = 0.0
+            seen.append((i, self.symbol))
+
+    Backtest(data, Peek).run()
+    assert len(seen) == 480 * 3 and seen[:3] == [(0, "A"), (0, "B"), (0, "C")]
+
+
+def test_python_next_perturbing_the_future_changes_nothing_before(data):
+    t = 200
+    late = {k: v.copy() for k, v in data.items()}
+    for v in late.values():
+        v.iloc[t + 1:, :4] *= 1.3
+    a = Backtest(data, PyCross, size=0.3).run()
+    b = Backtest(late, PyCross, size=0.3).run()
+    np.testing.assert_array_equal(a.equity.to_numpy()[:t + 1], b.equity.to_numpy()[:t + 1])
+    assert not np.array_equal(a.equity.to_numpy(), b.equity.to_numpy())
+
+
+def test_python_next_reads_live_position_cash_and_volume(data):
+    class HoldTwo(Strategy):
+        def init(self):
+            self.vol = self.I(lambda v: v, self.data.volume)
+            self.held = {}
+
+        def next(self):
+            assert self.data.volume[-1] == self.vol[-1] > 0
+            if not self.position:
+                if self.cash > 100.0:
+                    self.buy()
+                    self.held[self.symbol] = 0
+            else:
+                assert self.position.is_long and self.position.size > 0 and self.equity > self.cash
+                self.held[self.symbol] += 1
+                if self.held[self.symbol] >= 2:
+                    self.position.close()
+
+    res = Backtest(data, HoldTwo, size=0.2).run()
+    trades = res.trades
+    assert len(trades) > 100
+    bars = (trades["exit_time"] - trades["entry_time"]) / pd.Timedelta("1h")
+    assert (bars[trades["exit_reason"] == "signal"] == 2).all()
+
+
+def test_warm_up_skips_bars_until_indicators_are_defined(data):
+    first = {}
+
+    class Warm(Strategy):
+        def init(self):
+            self.s = self.I(ind.sma, self.data.close, 30)
+
+        def next(self):
+            first.setdefault(self.symbol, self.i)
+            assert not np.isnan(self.s[-1])
+
+    Backtest(data, Warm).run()
+    assert first == {"A": 29, "B": 29, "C": 29}
+
+
+def test_errors_in_next_are_raised(data):
+    class Boom(Strategy):
+        def init(self):
+            pass
+
+        def next(self):
+            if self.i == 7:
+                raise RuntimeError("boom at 7")
+
+    with pytest.raises(RuntimeError, match="boom at 7"):
+        Backtest(data, Boom).run()
+
+    class Calls(Strategy):
+        def init(self):
+            pass
+
+        def next(self):
+            self.buy(size=0.5)
+
+    with pytest.raises(TypeError, match="set per run"):
+        Backtest(data, Calls).run()
+
+    class LateI(Strategy):
+        def init(self):
+            pass
+
+        def next(self):
+            self.I(ind.sma, self.data.close, 3)
+
+    with pytest.raises(RuntimeError, match="in init"):
+        Backtest(data, LateI).run()
+
+
+def test_bad_strategies_raise_clear_errors(data):
+    class NoInit(Strategy):
+        def next(self):
+            pass
+
+    class NoNext(Strategy):
+        def init(self):
+            pass
+
+    class WrongNext(Strategy):
+        def init(self):
+            pass
+
+        def next(self, i):
+            pass
+
+    class NotJitted(Strategy):
+        def init(self):
+            pass
+
+        @staticmethod
+        def next(ctx, i):
+            pass
+
+    class JitArity(Strategy):
+        def init(self):
+            pass
+
+        @staticmethod
+        @njit
+        def next(ctx):
+            pass
+
+    for cls, msg in ((NoInit, "must define init"), (NoNext, "must define next"),
+                     (WrongNext, r"def next\(self\)"), (NotJitted, "not numba-compiled"),
+                     (JitArity, r"next\(ctx, i\)")):
+        with pytest.raises(TypeError, match=msg):
+            Backtest(data, cls)
+    with pytest.raises(TypeError, match="Strategy subclass"):
+        Backtest(data, object)
+    with pytest.raises(TypeError, match="no parameter 'fsat'"):
+        Backtest(data, PyCross).run(fsat=3)
+    with pytest.raises(TypeError, match="unexpected keyword 'feez'"):
+        Backtest(data, PyCross, feez=0.1)
+    with pytest.raises(TypeError, match="twice"):
+        Backtest(data, PyCross, cash=1.0, init_cash=2.0)
+    with pytest.raises(TypeError, match="no entries"):
+        Backtest(data, PyCross, entries=None)
+
+    class BadShape(Strategy):
+        def init(self):
+            self.x = self.I(lambda c: c.to_numpy()[:-1], self.data.close)
+
+        def next(self):
+            pass
+
+    with pytest.raises(ValueError, match="has shape"):
+        Backtest(data, BadShape).run()
+
+    class BadCols(Strategy):
+        def init(self):
+            self.x = self.I(lambda c: c.rename(columns={"A": "Z"}), self.data.close)
+
+        def next(self):
+            pass
+
+    with pytest.raises(ValueError, match="columns"):
+        Backtest(data, BadCols).run()
+
+
+def test_one_symbol_frame_and_multi_output_indicator():
+    df = market("BTC/USDT", "2024-01-01", "2024-01-11", "1h", seed=3)
+
+    class Bands(Strategy):
+        def init(self):
+            self.up, self.mid, self.lo = self.I(ind.bbands, self.data.close, 20)
+
+        def next(self):
+            price = self.data.close[-1]
+            if not self.position and price < self.lo[-1]:
+                self.buy()
+            elif self.position and price > self.mid[-1]:
+                self.position.close()
+
+    res = Backtest(df, Bands, commission=0.001).run()
+    up, mid, lo = ind.bbands(df["close"], 20)
+    ref = backtest(df, entries=df["close"] < lo, exits=df["close"] > mid, fees=0.001)
+    assert len(ref.trade_records) > 2
+    np.testing.assert_allclose(res.equity.to_numpy(), ref.equity.to_numpy(), rtol=0, atol=1e-9)
