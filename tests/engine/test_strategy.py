@@ -333,3 +333,56 @@ def test_one_symbol_frame_and_multi_output_indicator():
     ref = backtest(df, entries=df["close"] < lo, exits=df["close"] > mid, fees=0.001)
     assert len(ref.trade_records) > 2
     np.testing.assert_allclose(res.equity.to_numpy(), ref.equity.to_numpy(), rtol=0, atol=1e-9)
+
+
+_SCRIPT = r"""
+import numpy as np
+from numba import njit
+from nbtrade import indicators as ind
+from nbtrade.kernels.callback import enter_long_nb, exit_long_nb
+from nbtrade.strategy import Backtest, Strategy, crossover
+from nbtrade.synthetic import market
+
+class Py(Strategy):
+    def init(self):
+        self.f = self.I(ind.sma, self.data.close, 3)
+        self.s = self.I(ind.sma, self.data.close, 12)
+    def next(self):
+        if crossover(self.f, self.s):
+            self.buy()
+        elif crossover(self.s, self.f):
+            self.position.close()
+
+class Nb(Py):
+    @staticmethod
+    @njit
+    def next(ctx, i):
+        f, s, params = ctx.user
+        for c in range(ctx.close.shape[1]):
+            if i > 0 and f[i - 1, c] < s[i - 1, c] and f[i, c] > s[i, c]:
+                enter_long_nb(ctx, i, c)
+            elif i > 0 and s[i - 1, c] < f[i - 1, c] and s[i, c] > f[i, c]:
+                exit_long_nb(ctx, i, c)
+
+d = market(["A", "B"], "2024-01-01", "2024-01-05", "1h", seed=2)
+for S in (Py, Nb):
+    res = Backtest(d, S, fees=0.001, size=0.5).run()
+    print(repr(float(res.equity.iloc[-1])), len(res.order_records))
+"""
+
+
+def test_both_modes_run_with_jit_disabled():
+    import os
+    import subprocess
+    import sys
+
+    out = {}
+    for disable in ("0", "1"):
+        env = {**os.environ, "NUMBA_DISABLE_JIT": disable}
+        proc = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        out[disable] = [line.split() for line in proc.stdout.split("\n") if line]
+    assert len(out["1"]) == 2 and out["1"][0] == out["1"][1]  # Python and compiled next agree
+    for (eq_j, n_j), (eq_p, n_p) in zip(out["0"], out["1"]):
+        assert n_p == n_j and int(n_p) > 2
+        assert abs(float(eq_p) - float(eq_j)) <= 1e-12 * abs(float(eq_j))
