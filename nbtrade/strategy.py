@@ -189,14 +189,16 @@ class _Position:
         return self.size != 0.0
 
     def close(self) -> None:
-        """Exit the position at the engine's next fill (flat: cancels resting entries)."""
+        """Exit the position with the engine's next fill (nothing when flat)."""
         s = self._s
         c = s._cur.c
         p = s._pos[c]
-        if p >= 0.0:
+        if p > 0.0:
             s._flags[1, c] = True
-        if p <= 0.0:
+        elif p < 0.0:
             s._flags[3, c] = True
+        else:
+            return
         s._flagged = True
 
     def __repr__(self) -> str:
@@ -250,6 +252,7 @@ class Strategy:
         self.data = data
         self._cur = cur
         self._indicators: list[_Indicator] = []
+        self._names: dict[int, str] = {}  # id(indicator) -> explicit I(name=...)
         self._n = len(data._index)
         self._m = len(data.symbols)
         self._pos = np.zeros(self._m)
@@ -278,8 +281,14 @@ class Strategy:
             raise RuntimeError("I() declares indicators in init(), not in next()")
         if not callable(func):
             raise TypeError(f"I() needs a callable first, got {type(func).__name__}")
+        if name is not None and not (isinstance(name, str) and name.isidentifier()):
+            raise ValueError(f"I() name must be an identifier (it names the field of ctx.user), got {name!r}")
         label = name or getattr(func, "__name__", "indicator")
         out = func(*args, **kwargs)
+        if name is not None and not isinstance(out, (tuple, list)):
+            ind = self._declare(out, label)
+            self._names[id(ind)] = name
+            return ind
         if isinstance(out, (tuple, list)):
             return tuple(self._declare(o, f"{label}[{k}]") for k, o in enumerate(out))
         return self._declare(out, label)
@@ -306,6 +315,15 @@ class Strategy:
         if kwargs:
             _no_order_args("sell", kwargs)
         self._flags[2, self._cur.c] = True
+        self._flagged = True
+
+    def cancel(self) -> None:
+        """Cancel the current symbol's resting limit/stop entry (``order_type``), if any.
+
+        Sends both exit signals: an open position of either side is closed too.
+        """
+        c = self._cur.c
+        self._flags[1, c] = self._flags[3, c] = True
         self._flagged = True
 
     @property
@@ -478,7 +496,7 @@ def _namedtuple(typename: str, fields: tuple[str, ...]) -> type:
 
 def _user_tuple(strategy: Strategy) -> tuple:
     """``ctx.user`` of a compiled next: indicators (named after their attributes) then ``params``."""
-    names = {}
+    names = dict(strategy._names)
     for attr, v in vars(strategy).items():
         if isinstance(v, _Indicator) and id(v) not in names:
             names[id(v)] = attr

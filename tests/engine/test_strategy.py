@@ -386,3 +386,55 @@ def test_both_modes_run_with_jit_disabled():
     for (eq_j, n_j), (eq_p, n_p) in zip(out["0"], out["1"]):
         assert n_p == n_j and int(n_p) > 2
         assert abs(float(eq_p) - float(eq_j)) <= 1e-12 * abs(float(eq_j))
+
+
+def test_symbol_listed_later_and_limit_entries_cancelled(data):
+    late = {k: v.copy() for k, v in data.items()}
+    late["C"].iloc[:100] = np.nan  # C is listed at bar 100
+    calls = {}
+
+    class Dip(Strategy):
+        def init(self):
+            self.lvl = self.I(lambda c: c * 0.995, self.data.close)
+
+        def next(self):
+            calls.setdefault(self.symbol, self.i)
+            if not self.position:
+                if self.i % 3 == 2:
+                    self.cancel()
+                else:
+                    self.buy()
+            elif self.i % 5 == 0:
+                self.position.close()
+                self.position.close()  # twice is the same signal
+
+    kw = dict(size=0.3, order_type="limit", on_gap="skip")
+    close = pd.DataFrame({k: v["close"] for k, v in late.items()})
+    res = Backtest(late, Dip, order_price=(close * 0.995).to_numpy(), **kw).run()
+    assert calls == {"A": 0, "B": 0, "C": 100}
+    assert (res.orders["status"] == "cancelled").any() and (res.orders["status"] == "filled").any()
+    assert res.positions["C"].iloc[:101].eq(0).all()
+
+
+def test_compiled_next_without_parameters_and_named_indicator(data):
+    class Bare(Strategy):
+        def init(self):
+            keep = [self.I(lambda c: c.rolling(3).mean(), self.data.close, name="m3")]
+            self.keep = keep
+
+        @staticmethod
+        @njit
+        def next(ctx, i):
+            if i == 10:
+                for c in range(ctx.close.shape[1]):
+                    if ctx.user.m3[i, c] > 0:
+                        enter_long_nb(ctx, i, c)
+
+    res = Backtest(data, Bare, size=0.3).run()
+    assert len(res.trade_records) == 3 and res.params == {}
+    with pytest.raises(ValueError, match="identifier"):
+        class BadName(Bare):
+            def init(self):
+                self.I(lambda c: c, self.data.close, name="not valid")
+
+        Backtest(data, BadName).run()
