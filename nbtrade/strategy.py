@@ -256,7 +256,9 @@ class Strategy:
         self._n = len(data._index)
         self._m = len(data.symbols)
         self._pos = np.zeros(self._m)
-        self._cash = np.zeros(1)
+        self._cash = np.zeros(1)  # one per account, sized by the run (cash_sharing)
+        self._groups = np.zeros(self._m, dtype=np.int64)
+        self._members: list[np.ndarray] = []
         self._flags = np.zeros((4, self._m), dtype=np.bool_)
         self._flagged = False
         self._marks: np.ndarray | None = None
@@ -343,15 +345,20 @@ class Strategy:
 
     @property
     def cash(self) -> float:
-        """Cash of all accounts, after this bar's fills (quote currency)."""
-        return float(self._cash.sum())
+        """Cash of the current symbol's account after this bar's fills (quote currency).
+
+        The whole portfolio's cash with ``cash_sharing=True`` (the default).
+        """
+        return float(self._cash[self._groups[self._cur.c]])
 
     @property
     def equity(self) -> float:
-        """Cash plus positions valued at their last close (quote currency)."""
-        pos = self._pos
-        marks = self._marks[self._cur.i]
-        return float(self._cash.sum() + np.dot(pos[pos != 0.0], marks[pos != 0.0]))
+        """The current symbol's account: cash plus its positions at their last close (quote)."""
+        g = self._groups[self._cur.c]
+        members = self._members[g]
+        pos = self._pos[members]
+        held = pos != 0.0
+        return float(self._cash[g] + np.dot(pos[held], self._marks[self._cur.i, members][held]))
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={getattr(self, k)!r}" for k in _params(type(self)))
@@ -718,6 +725,12 @@ class Backtest:
         n, m = inp.shape
         start = _warmup(strat._indicators, m, n)
         strat._marks = pd.DataFrame(inp.close).ffill().to_numpy()
+        from .backtesting import _cash_groups
+
+        groups = _cash_groups(self._kwargs.get("cash_sharing", True), list(inp.symbols))
+        strat._groups = groups
+        strat._cash = np.zeros(int(groups.max()) + 1)
+        strat._members = [np.flatnonzero(groups == g) for g in range(len(strat._cash))]
         driver = _PythonDriver(strat, inp.close, start)
         cb = _py_callback(driver)
         first = np.array([min(int(start.min()), n)], dtype=np.int64)
