@@ -33,6 +33,11 @@ Two honest ways to write ``next``, both driving the same compiled engine
   engine's live state after the bar's fills. Precomputing signals with a Python loop
   and running the signals engine would not be equivalent: a ``next`` that reads its
   position or cash depends on fills, which only the bar-by-bar engine knows.
+
+Compilation: the first run of a strategy in a process compiles the engine around its
+``next`` (compiled mode) or around the Python bridge (Python mode): about 1.5 s. The
+engine takes ``on_bar`` as an argument, which numba's disk cache cannot reuse across
+processes; later runs in the same process (``run``, ``optimize``) do not compile.
 """
 from __future__ import annotations
 
@@ -447,7 +452,7 @@ def _params(cls: type) -> dict[str, Any]:
         for k, v in vars(klass).items():
             if k.startswith("_") or k in ("init", "next"):
                 continue
-            if isinstance(v, (staticmethod, classmethod, property, types.FunctionType)) or callable(v):
+            if isinstance(v, (staticmethod, classmethod, property)) or callable(v):
                 continue
             out[k] = v
     return out
@@ -510,12 +515,13 @@ def _user_tuple(strategy: Strategy) -> tuple:
     fields: list[str] = []
     for k, ind in enumerate(strategy._indicators):
         f = names.get(id(ind), "").lstrip("_")
-        if not f.isidentifier() or keyword.iskeyword(f) or f in fields or f == "params":
+        if not f.isidentifier() or keyword.iskeyword(f):
             f = f"ind{k}"
+        while f in fields or f == "params":
+            f += "_"
         fields.append(f)
-    params = {k: v for k, v in _params(type(strategy)).items()}
-    params = {k: getattr(strategy, k) for k in params
-              if isinstance(getattr(strategy, k), (int, float, bool, np.integer, np.floating, np.bool_))}
+    params = {k: getattr(strategy, k) for k in _params(type(strategy))}
+    params = {k: v for k, v in params.items() if isinstance(v, (int, float, np.integer, np.floating, np.bool_))}
     ptype = _namedtuple("Params", tuple(params))
     utype = _namedtuple("Indicators", tuple(fields) + ("params",))
     return utype(*(ind._a for ind in strategy._indicators), ptype(**params))

@@ -450,3 +450,27 @@ def test_python_next_cash_and_equity_per_account(data):
 
     Backtest(data, Shared, init_cash=1_000.0, size=0.5).run()
     assert shared[0] == shared[1] == shared[2] and 499.0 < shared[0] < 500.001
+
+
+def test_ctx_user_field_names(data):
+    from nbtrade.strategy import _user_tuple
+
+    class Names(Strategy):
+        n = 3
+        scale = 0.5
+        label = "text"  # not numeric: not in params
+
+        def init(self):
+            self.params = self.I(ind.sma, self.data.close, self.n)
+            self._hidden = self.I(ind.sma, self.data.close, 4)
+            self.other = [self.I(ind.sma, self.data.close, 5)]
+            self.ind2 = self.I(ind.sma, self.data.close, 6)
+            self.again = self.params
+
+        def next(self):
+            pass
+
+    user = _user_tuple(Backtest(data, Names).run(scale=2.0).strategy)
+    assert user._fields == ("params_", "hidden", "ind2", "ind2_", "params")
+    assert user.params._asdict() == {"n": 3, "scale": 2.0}
+    assert user.hidden.shape == (480, 3) and np.isnan(user.hidden[2]).all() and not np.isnan(user.hidden[3]).any()
