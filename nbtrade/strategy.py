@@ -748,8 +748,8 @@ class Backtest:
         return res
 
     def optimize(self, *, maximize: str | Callable[[Result], float] = "Sharpe Ratio",
-                 constraint: Callable[[Any], bool] | None = None,
-                 **grid: Any) -> tuple[Result, pd.DataFrame]:
+                 constraint: Callable[[Any], bool] | None = None, max_tries: int | None = None,
+                 random_state: int | None = None, **grid: Any) -> tuple[Result, pd.DataFrame]:
         """Run every combination of the parameter ``grid`` and keep the best.
 
         Parameters
@@ -788,6 +788,12 @@ class Backtest:
             combos = [p for p in combos if constraint(types.SimpleNamespace(**{**self._defaults, **p}))]
             if not combos:
                 raise ValueError("constraint rejects every combination of the grid")
+        if max_tries is not None:
+            if isinstance(max_tries, bool) or not isinstance(max_tries, (int, np.integer)) or max_tries < 1:
+                raise ValueError(f"max_tries must be an integer >= 1, got {max_tries!r}")
+            if max_tries < len(combos):
+                pick = np.random.default_rng(random_state).choice(len(combos), int(max_tries), replace=False)
+                combos = [combos[k] for k in sorted(pick)]
         rows, best, best_score = [], None, -np.inf
         for p in combos:
             res = self.run(**p)

@@ -127,6 +127,10 @@ def test_optimize_picks_the_best_of_the_grid(data):
     best2, _ = bt.optimize(fast=[3, 5], slow=20, maximize=lambda r: -r.stats()["Total Return [%]"])
     worst = min((3, 5), key=lambda f: bt.run(fast=f).stats()["Total Return [%]"])
     assert best2.params["fast"] == worst
+    sample, table3 = bt.optimize(fast=[3, 5], slow=[12, 20, 30], max_tries=3, random_state=1)
+    assert len(table3) == 3 and len(table3.drop_duplicates(["fast", "slow"])) == 3
+    with pytest.raises(ValueError, match="max_tries"):
+        bt.optimize(fast=[3], max_tries=0)
     with pytest.raises(ValueError, match="not a statistic"):
         bt.optimize(fast=[3], maximize="Sharpe")
     with pytest.raises(ValueError, match="constraint rejects"):
