@@ -46,6 +46,7 @@ import inspect
 import itertools
 import keyword
 import types
+import warnings
 from collections import namedtuple
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -713,12 +714,17 @@ class Backtest:
         used = {**self._defaults, **params}
         strat = self.strategy(data, cur, used)
         strat.init()
-        if self.mode == "compiled":
-            res = backtest_callback(self._data, self._next, user=_user_tuple(strat), **self._kwargs)
-            note = "compiled next (numba, engine speed)"
-        else:
-            res = self._run_python(strat, inp)
-            note = "Python next (bar by bar, Python speed)"
+        # the engine's warnings (rejected orders, gaps) are re-issued at the caller's line
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if self.mode == "compiled":
+                res = backtest_callback(self._data, self._next, user=_user_tuple(strat), **self._kwargs)
+                note = "compiled next (numba, engine speed)"
+            else:
+                res = self._run_python(strat, inp)
+                note = "Python next (bar by bar, Python speed)"
+        for w in caught:
+            warnings.warn(w.message, w.category, stacklevel=2)
         cur.i = None  # after the run the indicators read as whole arrays again
         res.strategy = strat
         res.params = used

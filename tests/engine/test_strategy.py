@@ -478,3 +478,11 @@ def test_ctx_user_field_names(data):
     assert user._fields == ("params_", "hidden", "ind2", "ind2_", "params")
     assert user.params._asdict() == {"n": 3, "scale": 2.0}
     assert user.hidden.shape == (480, 3) and np.isnan(user.hidden[2]).all() and not np.isnan(user.hidden[3]).any()
+
+
+def test_engine_warnings_point_at_the_callers_line(data):
+    from nbtrade.backtesting import RejectedOrdersWarning
+
+    with pytest.warns(RejectedOrdersWarning) as rec:
+        Backtest(data, PyCross).run()  # size=1.0 all-in on 3 symbols: later entries lack cash
+    assert rec[0].filename == __file__
