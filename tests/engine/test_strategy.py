@@ -8,7 +8,7 @@ from numba import njit
 
 from nbtrade import indicators as ind
 from nbtrade.backtesting import backtest
-from nbtrade.kernels.callback import enter_long_nb, enter_short_nb
+from nbtrade.kernels.callback import enter_long_nb, enter_short_nb, exit_long_nb, exit_short_nb
 from nbtrade.strategy import Backtest, Strategy, crossover
 from nbtrade.synthetic import market
 
@@ -45,6 +45,55 @@ class NbCross(PyCross):
                 enter_long_nb(ctx, i, c)
             elif s[i - 1, c] < f[i - 1, c] and s[i, c] > f[i, c]:
                 enter_short_nb(ctx, i, c)
+
+
+class PyRandom(Strategy):
+    """State-dependent random decisions (long, short, reversals, exits) read from a table."""
+    seed = 0
+
+    def init(self):
+        rng = np.random.default_rng(self.seed)
+        self.r = self.I(lambda c: rng.random(c.shape), self.data.close)
+
+    def next(self):
+        r, pos = self.r[-1], self.position
+        if not pos:
+            if r < 0.1:
+                self.buy()
+            elif r < 0.2:
+                self.sell()
+        elif r > 0.85:
+            pos.close()
+        elif r < 0.03:
+            self.sell() if pos.is_long else self.buy()
+
+
+@njit
+def _random_nb(ctx, i, r):
+    for c in range(ctx.close.shape[1]):
+        p, x = ctx.position[c], r[i, c]
+        if p == 0.0:
+            if x < 0.1:
+                enter_long_nb(ctx, i, c)
+            elif x < 0.2:
+                enter_short_nb(ctx, i, c)
+        elif x > 0.85:
+            if p > 0.0:
+                exit_long_nb(ctx, i, c)
+            else:
+                exit_short_nb(ctx, i, c)
+        elif x < 0.03:
+            if p > 0.0:
+                enter_short_nb(ctx, i, c)
+            else:
+                enter_long_nb(ctx, i, c)
+
+
+class NbRandom(PyRandom):
+    @staticmethod
+    @njit
+    def next(ctx, i):
+        _random_nb(ctx, i, ctx.user.r)
 
 
 @pytest.fixture(scope="module")
@@ -486,3 +535,16 @@ def test_engine_warnings_point_at_the_callers_line(data):
     with pytest.warns(RejectedOrdersWarning) as rec:
         Backtest(data, PyCross).run()  # size=1.0 all-in on 3 symbols: later entries lack cash
     assert rec[0].filename == __file__
+
+
+@pytest.mark.parametrize("seed,fill,extra", [(0, "next_open", {}), (1, "close", {}),
+                                             (2, "next_open", {"cash_sharing": False, "tp_stop": 0.02}),
+                                             (3, "next_open", {"size_type": "value", "size": 2_000.0})])
+def test_python_and_compiled_next_agree_on_random_state_dependent_decisions(data, seed, fill, extra):
+    kw = {"fees": 0.001, "size": 0.4, "sl_stop": 0.02, "fill": fill, "slippage": 0.0005, **extra}
+    py = Backtest(data, PyRandom, **kw).run(seed=seed)
+    nb = Backtest(data, NbRandom, **kw).run(seed=seed)
+    assert len(py.trade_records) > 50 and (py.trades["direction"] == "short").any()
+    assert py.order_records.tobytes() == nb.order_records.tobytes()
+    assert py.trade_records.tobytes() == nb.trade_records.tobytes()
+    np.testing.assert_array_equal(py.equity.to_numpy(), nb.equity.to_numpy())
