@@ -339,6 +339,11 @@ def test_bad_strategies_raise_clear_errors(data):
         Backtest(data, object)
     with pytest.raises(TypeError, match="no parameter 'fsat'"):
         Backtest(data, PyCross).run(fsat=3)
+    with pytest.raises(TypeError, match="no parameter 'fsat'"):
+        Backtest(data, PyCross).optimize(fsat=[3])
+    with pytest.raises(ValueError, match="margin"):
+        Backtest(data, PyCross, margin=0)
+    assert Backtest(data, PyCross, margin=0.5)._kwargs == {"leverage": 2.0}
     with pytest.raises(TypeError, match="unexpected keyword 'feez'"):
         Backtest(data, PyCross, feez=0.1)
     with pytest.raises(TypeError, match="twice"):
