@@ -105,7 +105,9 @@ class _Indicator(NDArrayOperatorsMixin):
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         v = self.values
-        return v if dtype is None else v.astype(dtype)
+        if dtype is not None:
+            return v.astype(dtype, copy=bool(copy))
+        return v.copy() if copy else v
 
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         inputs = tuple(x.values if isinstance(x, _Indicator) else x for x in inputs)
