@@ -31,3 +31,8 @@ jit_fma = njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"
 #: order's cost (90 -> 23 ns measured). Arguments are borrowed from the caller, which keeps
 #: them alive for the call.
 jit_borrow = njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
+
+#: Loops that take a user's compiled function as an argument (``backtest_callback``): not cached.
+#: Numba cannot reuse such entries across processes (each run compiled and appended anew), and
+#: once it drops the function objects behind old entries, saving fails with ``ReferenceError``.
+jit_uncached = njit(nogil=True, error_model="numpy")

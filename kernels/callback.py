@@ -30,7 +30,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._jit import ijit, jit
+from ._jit import ijit, jit_uncached
 from .engine import (P_SL, P_SLIP_RANGE, P_SLIP_VOLUME, P_TP, P_TRAIL, S_ENTRY_IDX, S_GROUP, S_MARK,
                      S_PEND_DIR, S_POS, S_WAIT, check_pending_nb, check_stops_nb, close_books_nb, process_signal_nb,
                      track_bar_nb)
@@ -68,7 +68,7 @@ def exit_short_nb(ctx, i, c):
     ctx.touched[i] = True
 
 
-@jit
+@jit_uncached
 def simulate_callback_nb(on_bar, user, open_, high, low, close, volume, entries, exits, short_entries, short_exits,
                          params, size_type, leverage, fill_mode, intrabar, order_type, order_price, tif,
                          touched, start, st, acct, counts, orders, trades, cash_out, equity_out):
