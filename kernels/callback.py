@@ -31,7 +31,7 @@ from collections import namedtuple
 import numpy as np
 
 from ._jit import ijit, jit_uncached
-from .engine import (P_SL, P_SLIP_RANGE, P_SLIP_VOLUME, P_TP, P_TRAIL, S_ENTRY_IDX, S_GROUP, S_MARK,
+from .engine import (C_DELAYED, P_SL, P_SLIP_RANGE, P_SLIP_VOLUME, P_TP, P_TRAIL, S_ENTRY_IDX, S_GROUP, S_MARK,
                      S_PEND_DIR, S_POS, S_WAIT, check_pending_nb, check_stops_nb, close_books_nb, process_signal_nb,
                      track_bar_nb)
 from .records import FillMode, Intrabar, OrderType
@@ -136,7 +136,7 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, volume, entries,
                     if st[S_WAIT, c] == 0.0:
                         st[S_WAIT, c] = d + 1.0
                         n_wait += 1
-                        counts[2] += 1  # delayed signals: counts = (orders, trades, delayed signals)
+                        counts[C_DELAYED] += 1  # delayed signals
                     continue
                 if st[S_WAIT, c] > 0.0:
                     st[S_WAIT, c] = 0.0

@@ -62,6 +62,13 @@ N_PARAMS = 13
 N_STATE = 17
 
 
+#: Slots of the ``counts`` array of the bar loops: orders and trades written (the used prefix of
+#: each record buffer), signals delayed to a later candle (callback loop), then rejected orders
+#: by ``RejectReason`` from ``C_REJECTED`` on: the Python layer warns without a pass over the records.
+C_ORDERS, C_TRADES, C_DELAYED, C_REJECTED = range(4)
+N_COUNTS = C_REJECTED + len(RejectReason)
+
+
 @ijit
 def fill_price_nb(st, params, c, base, is_buy):
     """Fill price of column ``c`` at ``base`` before volume impact: percent slippage, then range
@@ -110,6 +117,14 @@ def write_order_nb(orders, k, col, idx, side, size, price, fees, otype, status, 
     rec["type"] = otype
     rec["status"] = status
     rec["reason"] = reason
+
+
+@ijit
+def reject_order_nb(orders, counts, col, idx, side, size, price, otype, reason):
+    """Record a rejected order (no fill, no fees) and count it by reason."""
+    write_order_nb(orders, counts[C_ORDERS], col, idx, side, size, price, 0.0, otype, Status.REJECTED, reason)
+    counts[C_ORDERS] += 1
+    counts[C_REJECTED + reason] += 1
 
 
 @ijit
@@ -187,8 +202,7 @@ def exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base_pr
         elif size * price < params[P_MIN_NOTIONAL, c]:
             reason = RejectReason.MIN_NOTIONAL
         if reason != RejectReason.NONE:
-            write_order_nb(orders, counts[0], c, i, side, size, price, 0.0, otype, Status.REJECTED, reason)
-            counts[0] += 1
+            reject_order_nb(orders, counts, c, i, side, size, price, otype, reason)
             return
     fees = order_fees_nb(size, price, params[P_FEES, c], params[P_FIXED_FEES, c])
     if is_buy:
@@ -460,13 +474,11 @@ def process_signal_nb(open_, close, at_open, i, c, entries, exits, short_entries
         # no candle to fill on: reject every intended leg (a resting entry alone is placed: it
         # needs no price now and only fills on bars with a candle)
         if do_exit:
-            write_order_nb(orders, counts[0], c, i, Side.BUY if p < 0.0 else Side.SELL, abs(p), np.nan, 0.0,
-                           OrderType.MARKET, Status.REJECTED, RejectReason.NO_DATA)
-            counts[0] += 1
+            reject_order_nb(orders, counts, c, i, Side.BUY if p < 0.0 else Side.SELL, abs(p), np.nan,
+                            OrderType.MARKET, RejectReason.NO_DATA)
         if direction != 0:
-            write_order_nb(orders, counts[0], c, i, Side.BUY if direction > 0 else Side.SELL, np.nan, np.nan,
-                           0.0, order_type, Status.REJECTED, RejectReason.NO_DATA)
-            counts[0] += 1
+            reject_order_nb(orders, counts, c, i, Side.BUY if direction > 0 else Side.SELL, np.nan, np.nan,
+                            order_type, RejectReason.NO_DATA)
         return
     if do_exit:
         exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base, OrderType.MARKET,
@@ -509,8 +521,7 @@ def enter_nb(prices, i, c, base, is_buy, otype, st, acct, ci, counts, orders, pa
                                          params[P_MIN_NOTIONAL, c], base, impact, is_buy)
     side = Side.BUY if is_buy else Side.SELL
     if reason != RejectReason.NONE:
-        write_order_nb(orders, counts[0], c, i, side, units, price, 0.0, otype, Status.REJECTED, reason)
-        counts[0] += 1
+        reject_order_nb(orders, counts, c, i, side, units, price, otype, reason)
         return
     fee = order_fees_nb(units, price, fee_rate, fixed)
     if is_buy:

@@ -103,16 +103,25 @@ class RejectedOrdersWarning(UserWarning):
     """Some orders of a backtest were rejected (insufficient cash, exchange filters, no candle)."""
 
 
-def _warn_rejected(orders: np.ndarray, size_type: str | None = None) -> None:
-    """One summary warning when orders were rejected, so sizing surprises are never silent."""
+def _warn_rejected(orders: np.ndarray, size_type: str | None = None, reasons: np.ndarray | None = None,
+                   market_only: bool = False) -> None:
+    """One summary warning when orders were rejected, so sizing surprises are never silent.
+
+    ``reasons``: rejections counted by the kernel per ``RejectReason`` (spares a pass over the records).
+    """
     from .kernels.records import RejectReason, Status
 
-    status = orders["status"]
-    rejected = orders["reason"][status == Status.REJECTED]
-    if rejected.size == 0:
+    if reasons is None:
+        status = orders["status"]
+        reasons = np.bincount(orders["reason"][status == Status.REJECTED], minlength=len(RejectReason))
+    n_rejected = int(reasons.sum())
+    if n_rejected == 0:
         return
-    total = int(np.count_nonzero((status == Status.FILLED) | (status == Status.REJECTED)))
-    reasons = np.bincount(rejected, minlength=len(RejectReason))
+    if market_only:  # every record is filled or rejected
+        total = len(orders)
+    else:  # resting orders also leave cancelled/expired/open records
+        status = orders["status"]
+        total = int(np.count_nonzero((status == Status.FILLED) | (status == Status.REJECTED)))
     detail = ", ".join(f"{RejectReason._fields[k].lower()}: {int(v)}"
                        for k, v in sorted(enumerate(reasons), key=lambda kv: -kv[1]) if v)
     if not reasons[RejectReason.INSUFFICIENT_CASH]:
@@ -122,7 +131,7 @@ def _warn_rejected(orders: np.ndarray, size_type: str | None = None) -> None:
                 "consider size=1/n_symbols or size_type='target_percent'.")
     else:
         hint = " Leave some cash free for fees, slippage and positions that grew (e.g. size a little below 1/n)."
-    warnings.warn(f"{rejected.size} of {total} orders rejected ({detail}); see Result.orders (status "
+    warnings.warn(f"{n_rejected} of {total} orders rejected ({detail}); see Result.orders (status "
                   f"'rejected').{hint}", RejectedOrdersWarning, stacklevel=3)
 
 
@@ -681,9 +690,9 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     >>> res.equity.shape
     (48,)
     """
-    from .kernels.engine import (N_PARAMS, N_STATE, S_GROUP, P_FEES, P_FIXED_FEES, P_LOT, P_MAKER_FEES, P_MIN_NOTIONAL,
-                                 P_MIN_QTY, P_SIZE, P_SL, P_SLIP_RANGE, P_SLIP_VOLUME, P_SLIPPAGE, P_TP, P_TRAIL,
-                                 simulate_signals_nb)
+    from .kernels.engine import (C_REJECTED, N_COUNTS, N_PARAMS, N_STATE, S_GROUP, P_FEES, P_FIXED_FEES, P_LOT,
+                                 P_MAKER_FEES, P_MIN_NOTIONAL, P_MIN_QTY, P_SIZE, P_SL, P_SLIP_RANGE,
+                                 P_SLIP_VOLUME, P_SLIPPAGE, P_TP, P_TRAIL, simulate_signals_nb)
 
     inputs = prepare_data(data)
     n, m = inputs.shape
@@ -791,9 +800,9 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         exit_frac = exit_frac.copy()
         exit_frac[dst, col] = exit_frac[src, col]
     if _on_bar is not None:
-        orders, trades, n_delayed = _run_callback(_on_bar, _user, inputs, volume, sig, packed, size_type_id,
-                                                  leverage, init_cash, groups, fill_id, intrabar_id, otype_id,
-                                                  oprice, int(tif), cash, equity)
+        orders, trades, n_delayed, rejections = _run_callback(
+            _on_bar, _user, inputs, volume, sig, packed, size_type_id, leverage, init_cash, groups, fill_id,
+            intrabar_id, otype_id, oprice, int(tif), cash, equity)
         n_orders, n_trades = len(orders), len(trades)
     else:
         n_entry = counts["entries"] + counts["short_entries"]
@@ -810,7 +819,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         st = np.zeros((N_STATE, m))
         st[S_GROUP] = groups
         acct = np.full(n_groups, init_cash)
-        done = np.zeros(2, dtype=np.int64)
+        done = np.zeros(N_COUNTS, dtype=np.int64)
         start = 0
         while True:
             start = simulate_signals_nb(
@@ -824,6 +833,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
             trades = np.concatenate([trades[:done[1]], np.empty(max(len(trades), 4 * m), dtype=trade_dt)])
         n_orders, n_trades = int(done[0]), int(done[1])
         n_delayed = len(moves)
+        rejections = done[C_REJECTED:]
     waits = (f"an order due on a bar with no candle waits for the symbol's next candle and fills at its "
              f"{'open' if fill == 'next_open' else 'close'} (orders record the fill bar); ")
     if _on_bar is not None:  # the callback waits in both fill modes
@@ -864,7 +874,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
                  symbol_init_cash=None if n_groups == 1 else init_cash)
     if _on_bar is not None:
         res._signal_arrays = sig  # DataFrames built on first access of Result.signals
-    _warn_rejected(res.order_records, size_type)
+    _warn_rejected(res.order_records, size_type, reasons=rejections, market_only=order_type == "market")
     return res
 
 
@@ -972,13 +982,13 @@ def _run_callback(on_bar, user, inputs, volume, sig, packed, size_type_id, lever
                   intrabar_id, otype_id, oprice, tif, cash, equity):
     """Drive the callback kernel, growing the record buffers when it asks for room."""
     from .kernels.callback import simulate_callback_nb
-    from .kernels.engine import N_STATE, S_GROUP
+    from .kernels.engine import C_REJECTED, N_COUNTS, N_STATE, S_GROUP
 
     n, m = inputs.shape
     st = np.zeros((N_STATE, m))
     st[S_GROUP] = groups
     acct = np.full(int(groups.max()) + 1, init_cash)
-    counts = np.zeros(3, dtype=np.int64)  # orders, trades, delayed signals
+    counts = np.zeros(N_COUNTS, dtype=np.int64)  # orders, trades, delayed signals, rejections by reason
     touched = np.zeros(n, dtype=np.bool_)  # bars where the callback set a signal
     # the number of orders is unknown beforehand: start at one per 64 bar-steps (untouched pages
     # of np.empty cost nothing), so that long runs do not copy their records over and over
@@ -994,7 +1004,7 @@ def _run_callback(on_bar, user, inputs, volume, sig, packed, size_type_id, lever
             break
         orders = np.concatenate([orders[:counts[0]], np.empty(max(len(orders), 8 * m), dtype=order_dt)])
         trades = np.concatenate([trades[:counts[1]], np.empty(max(len(trades), 4 * m), dtype=trade_dt)])
-    return orders[:counts[0]], trades[:counts[1]], int(counts[2])
+    return orders[:counts[0]], trades[:counts[1]], int(counts[2]), counts[C_REJECTED:]
 
 
 def _cash_groups(cash_sharing: Any, symbols: list) -> np.ndarray:

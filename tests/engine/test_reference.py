@@ -165,3 +165,35 @@ def test_reference_cases_reach_every_resting_order_outcome():
     for t in ("limit", "stop"):
         assert {(t, "filled"), (t, "cancelled")} <= seen
     assert ("stop", "expired") in seen and any(s == "open" for _, s in seen)
+
+
+def test_kernel_rejection_counts_match_the_records():
+    """The warning's figures come from the kernel's counters: they equal the records'."""
+    import re
+    import warnings
+
+    from nbtrade.backtesting import RejectedOrdersWarning
+
+    rng = np.random.default_rng(3)
+    for k in range(40):
+        o, h, l, c = random_market(rng, 30, 3, nan_prob=0.1)
+        sigs = [random_signals(rng, c, 0.3) for _ in range(4)]
+        kw = dict(size=0.9, lot_size=[0.0, 0.5][k % 2], min_notional=[0.0, 150.0][k % 3 == 0], init_cash=1000.0,
+                  exit_size=[1.0, 0.4][k % 2], sl_stop=0.05, on_gap="skip", fill=["next_open", "close"][k % 2])
+        if k % 4 == 3:
+            kw.update(order_type="limit", order_price=np.where(np.isnan(c), np.nan, c * 0.99))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = backtest({"open": o, "high": h, "low": l, "close": c}, *sigs, **kw)
+        rec = res.order_records
+        rejected = rec[rec["status"] == 1]
+        msgs = [str(w.message) for w in caught if issubclass(w.category, RejectedOrdersWarning)]
+        if len(rejected) == 0:
+            assert not msgs
+            continue
+        n, total = map(int, re.match(r"(\d+) of (\d+) orders rejected", msgs[0]).groups())
+        assert n == len(rejected)
+        assert total == int(np.count_nonzero(rec["status"] <= 1))
+        for reason, count in zip(*np.unique(res.orders.loc[res.orders.status == "rejected", "reason"],
+                                            return_counts=True)):
+            assert f"{reason}: {count}" in msgs[0]
