@@ -271,11 +271,19 @@ def simulate_signals_nb(open_, high, low, close, volume, entries, exits, short_e
     optimistic = intrabar == Intrabar.OPTIMISTIC
     at_open = fill_mode == FillMode.NEXT_OPEN
     # Without stops nothing happens intrabar, so the phases of a bar fuse into one pass over
-    # the columns with identical results (sizing values other columns at prices[i], falling
-    # back to their mark). With stops, every column's open orders must precede any stop fill
-    # of the bar and stops precede close orders, so phases run as separate passes.
+    # the columns with identical results (fused_bars_nb). With stops, every column's open
+    # orders must precede any stop fill of the bar and stops precede close orders, so phases
+    # run as separate passes.
     split = any_stops or order_type != OrderType.MARKET
     lag = 1 if at_open else 0
+    if not split:
+        done = fused_bars_nb(open_, high, low, close, volume, entries, exits, short_entries, short_exits, has_short,
+                             params, size_type, leverage, at_open, use_range, use_volume, order_type, partial,
+                             exit_size, start, st, acct, counts, orders, trades, cash_out, equity_out)
+        if done < n:
+            return done
+        close_books_nb(close, st, counts, orders, trades, order_type)
+        return n
 
     for i in range(start, n):
         # worst case of one bar: 3 orders and 2 trades per column, plus the end-of-data records
@@ -283,80 +291,47 @@ def simulate_signals_nb(open_, high, low, close, volume, entries, exits, short_e
             return i
         acc = 0.0
         s = i - lag
-        if not split:
-            for c in range(m):
-                cl = close[i, c]
-                valid = cl == cl
-                if valid and not at_open:  # fills at this close see this bar's range
-                    st[S_MARK, c] = cl
-                    if use_range:
-                        st[S_RANGE, c] = high[i, c] - low[i, c]
-                    if use_volume and volume[i, c] > 0.0:
-                        st[S_VOLUME, c] = volume[i, c]
-                if s >= 0:
-                    # read only the signals that can act on the position; kept inline: a call
-                    # here, once per bar-step, made the whole loop several times slower
-                    p = st[S_POS, c]
-                    if p > 0.0:
-                        want = exits[s, c] or (has_short and short_entries[s, c])
-                    elif p < 0.0:
-                        want = entries[s, c] or short_exits[s, c]
-                    else:
-                        want = entries[s, c] or (has_short and short_entries[s, c])
-                    if want:
-                        process_signal_nb(open_, close, at_open, i, c, entries, exits, short_entries, short_exits,
-                                          has_short, st, acct, int(st[S_GROUP, c]), counts, orders, trades, params,
-                                          size_type, leverage, order_type, np.nan, np.nan, s, np.nan, np.nan,
-                                          partial, exit_size)
-                if valid and at_open:
-                    st[S_MARK, c] = cl
-                    if use_range:
-                        st[S_RANGE, c] = high[i, c] - low[i, c]
-                    if use_volume and volume[i, c] > 0.0:
-                        st[S_VOLUME, c] = volume[i, c]
-                acc += st[S_POS, c] * st[S_MARK, c]
-        else:
-            for phase in range(3):
-                if phase == 1:
-                    # intrabar stops, then marks move to the close
-                    for c in range(m):
-                        cl = close[i, c]
-                        if cl == cl:
-                            if st[S_PEND_DIR, c] != 0.0:
-                                check_pending_nb(open_, high, low, i, c, st, acct, int(st[S_GROUP, c]), counts,
-                                                 orders, trades, params, size_type, leverage, order_type, tif)
-                            elif st[S_POS, c] != 0.0 and has_stops_nb(params, c, abs_stops) and (at_open or st[S_ENTRY_IDX, c] < i):
-                                check_stops_nb(open_, high, low, i, c, st, acct, int(st[S_GROUP, c]), counts, orders,
-                                               trades, params, optimistic)
-                            st[S_MARK, c] = cl
-                            if use_range:
-                                st[S_RANGE, c] = high[i, c] - low[i, c]
-                            if use_volume and volume[i, c] > 0.0:
-                                st[S_VOLUME, c] = volume[i, c]
-                    continue
-                # phase 0: signals of bar i-1 at the open; phase 2: signals of bar i at the close
-                if (phase == 0) != at_open or s < 0:
-                    continue
+        for phase in range(3):
+            if phase == 1:
+                # intrabar stops, then marks move to the close
                 for c in range(m):
-                    p = st[S_POS, c]
-                    if p > 0.0:
-                        want = exits[s, c] or (has_short and short_entries[s, c])
-                    elif p < 0.0:
-                        want = entries[s, c] or short_exits[s, c]
-                    else:
-                        want = entries[s, c] or (has_short and short_entries[s, c])
+                    cl = close[i, c]
+                    if cl == cl:
                         if st[S_PEND_DIR, c] != 0.0:
-                            want = want or exits[s, c] or (has_short and short_exits[s, c])
-                    if want:
-                        process_signal_nb(open_, close, at_open, i, c, entries, exits, short_entries, short_exits,
-                                          has_short, st, acct, int(st[S_GROUP, c]), counts, orders, trades, params,
-                                          size_type, leverage, order_type, order_price[s, c],
-                                          limit_price[s, c] if order_type == OrderType.STOP_LIMIT else np.nan, s,
-                                          sl_price[s, c] if abs_stops else np.nan,
-                                          tp_price[s, c] if abs_stops else np.nan,
-                                          partial, exit_size)
+                            check_pending_nb(open_, high, low, i, c, st, acct, int(st[S_GROUP, c]), counts,
+                                             orders, trades, params, size_type, leverage, order_type, tif)
+                        elif st[S_POS, c] != 0.0 and has_stops_nb(params, c, abs_stops) and (at_open or st[S_ENTRY_IDX, c] < i):
+                            check_stops_nb(open_, high, low, i, c, st, acct, int(st[S_GROUP, c]), counts, orders,
+                                           trades, params, optimistic)
+                        st[S_MARK, c] = cl
+                        if use_range:
+                            st[S_RANGE, c] = high[i, c] - low[i, c]
+                        if use_volume and volume[i, c] > 0.0:
+                            st[S_VOLUME, c] = volume[i, c]
+                continue
+            # phase 0: signals of bar i-1 at the open; phase 2: signals of bar i at the close
+            if (phase == 0) != at_open or s < 0:
+                continue
             for c in range(m):
-                acc += st[S_POS, c] * st[S_MARK, c]
+                p = st[S_POS, c]
+                if p > 0.0:
+                    want = exits[s, c] or (has_short and short_entries[s, c])
+                elif p < 0.0:
+                    want = entries[s, c] or short_exits[s, c]
+                else:
+                    want = entries[s, c] or (has_short and short_entries[s, c])
+                    if st[S_PEND_DIR, c] != 0.0:
+                        want = want or exits[s, c] or (has_short and short_exits[s, c])
+                if want:
+                    process_signal_nb(open_, close, at_open, i, c, entries, exits, short_entries, short_exits,
+                                      has_short, st, acct, int(st[S_GROUP, c]), counts, orders, trades, params,
+                                      size_type, leverage, order_type, order_price[s, c],
+                                      limit_price[s, c] if order_type == OrderType.STOP_LIMIT else np.nan, s,
+                                      sl_price[s, c] if abs_stops else np.nan,
+                                      tp_price[s, c] if abs_stops else np.nan,
+                                      partial, exit_size)
+        for c in range(m):
+            acc += st[S_POS, c] * st[S_MARK, c]
         cash = acct[0]
         for k in range(1, acct.shape[0]):
             cash += acct[k]
@@ -364,6 +339,64 @@ def simulate_signals_nb(open_, high, low, close, volume, entries, exits, short_e
         equity_out[i] = cash + acc
 
     close_books_nb(close, st, counts, orders, trades, order_type)
+    return n
+
+
+@jit
+def fused_bars_nb(open_, high, low, close, volume, entries, exits, short_entries, short_exits, has_short, params,
+                  size_type, leverage, at_open, use_range, use_volume, order_type, partial, exit_size, start, st,
+                  acct, counts, orders, trades, cash_out, equity_out):
+    """The signals loop without stops or resting orders: a bar's phases fuse into one pass over the columns.
+
+    Same results as the phased loop: nothing happens intrabar, and sizing values other
+    columns at the bar's prices (their mark only where the bar has no candle, which leaves
+    the mark as it was). Returns the bar to resume from when the record buffers may
+    overflow, else ``n_bars``.
+    """
+    n, m = close.shape
+    lag = 1 if at_open else 0
+    for i in range(start, n):
+        # worst case of one bar: 2 orders and 1 trade per column, plus the end-of-data records
+        if counts[0] + 4 * m > orders.shape[0] or counts[1] + 3 * m > trades.shape[0]:
+            return i
+        acc = 0.0
+        s = i - lag
+        for c in range(m):
+            cl = close[i, c]
+            valid = cl == cl
+            if valid and not at_open:  # fills at this close see this bar's range and volume
+                st[S_MARK, c] = cl
+                if use_range:
+                    st[S_RANGE, c] = high[i, c] - low[i, c]
+                if use_volume and volume[i, c] > 0.0:
+                    st[S_VOLUME, c] = volume[i, c]
+            if s >= 0:
+                # read only the signals that can act on the position; kept inline: a call
+                # here, once per bar-step, made the whole loop several times slower
+                p = st[S_POS, c]
+                if p > 0.0:
+                    want = exits[s, c] or (has_short and short_entries[s, c])
+                elif p < 0.0:
+                    want = entries[s, c] or short_exits[s, c]
+                else:
+                    want = entries[s, c] or (has_short and short_entries[s, c])
+                if want:
+                    process_signal_nb(open_, close, at_open, i, c, entries, exits, short_entries, short_exits,
+                                      has_short, st, acct, int(st[S_GROUP, c]), counts, orders, trades, params,
+                                      size_type, leverage, order_type, np.nan, np.nan, s, np.nan, np.nan,
+                                      partial, exit_size)
+            if valid and at_open:
+                st[S_MARK, c] = cl
+                if use_range:
+                    st[S_RANGE, c] = high[i, c] - low[i, c]
+                if use_volume and volume[i, c] > 0.0:
+                    st[S_VOLUME, c] = volume[i, c]
+            acc += st[S_POS, c] * st[S_MARK, c]
+        cash = acct[0]
+        for k in range(1, acct.shape[0]):
+            cash += acct[k]
+        cash_out[i] = cash
+        equity_out[i] = cash + acc
     return n
 
 
