@@ -304,10 +304,8 @@ def simulate_signals_nb(open_, high, low, close, volume, entries, exits, short_e
                             check_stops_nb(open_, high, low, i, c, st, acct, int(st[S_GROUP, c]), counts, orders,
                                            trades, params, optimistic)
                         st[S_MARK, c] = cl
-                        if use_range:
-                            st[S_RANGE, c] = high[i, c] - low[i, c]
-                        if use_volume and volume[i, c] > 0.0:
-                            st[S_VOLUME, c] = volume[i, c]
+                        if track:
+                            track_bar_nb(high, low, volume, i, c, st, use_range, use_volume)
                 continue
             # phase 0: signals of bar i-1 at the open; phase 2: signals of bar i at the close
             if (phase == 0) != at_open or s < 0:
@@ -354,6 +352,7 @@ def fused_bars_nb(open_, high, low, close, volume, entries, exits, short_entries
     overflow, else ``n_bars``.
     """
     n, m = close.shape
+    track = use_range or use_volume
     lag = 1 if at_open else 0
     for i in range(start, n):
         # worst case of one bar: 2 orders and 1 trade per column, plus the end-of-data records
@@ -366,10 +365,8 @@ def fused_bars_nb(open_, high, low, close, volume, entries, exits, short_entries
             valid = cl == cl
             if valid and not at_open:  # fills at this close see this bar's range and volume
                 st[S_MARK, c] = cl
-                if use_range:
-                    st[S_RANGE, c] = high[i, c] - low[i, c]
-                if use_volume and volume[i, c] > 0.0:
-                    st[S_VOLUME, c] = volume[i, c]
+                if track:
+                    track_bar_nb(high, low, volume, i, c, st, use_range, use_volume)
             if s >= 0:
                 # read only the signals that can act on the position; kept inline: a call
                 # here, once per bar-step, made the whole loop several times slower
@@ -387,10 +384,8 @@ def fused_bars_nb(open_, high, low, close, volume, entries, exits, short_entries
                                       partial, exit_size)
             if valid and at_open:
                 st[S_MARK, c] = cl
-                if use_range:
-                    st[S_RANGE, c] = high[i, c] - low[i, c]
-                if use_volume and volume[i, c] > 0.0:
-                    st[S_VOLUME, c] = volume[i, c]
+                if track:
+                    track_bar_nb(high, low, volume, i, c, st, use_range, use_volume)
             acc += st[S_POS, c] * st[S_MARK, c]
         cash = acct[0]
         for k in range(1, acct.shape[0]):
