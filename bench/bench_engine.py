@@ -24,7 +24,6 @@ fresh processes)::
 """
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -271,21 +270,9 @@ def compile_times() -> tuple[float, float]:
 
 
 def main(argv=None) -> int:
-    from nbtrade.bench import render, run_case
+    from nbtrade.bench import script_main
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=None, help="bar-steps (default 20,000,000; --quick 1,000,000)")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args(argv)
-    n = args.n or (1_000_000 if args.quick else 20_000_000)
-    rows = [run_case(case, n, args.repeat) for case in CASES]
-    render(rows, f"nbtrade bench engine: n={n:,} bar-steps, median of {args.repeat}")
-    for row in rows:
-        base = row["impls"]["nbtrade"]["median_s"]
-        for name, r in row["impls"].items():
-            print(f"{name:>10}: {row['units'] / r['median_s'] / 1e6:8.1f} M bar-steps/s "
-                  f"(nbtrade speed = {r['median_s'] / base:.2f}x {name}'s)")
+    _, n = script_main(CASES, "nbtrade bench engine", __doc__.split("\n")[0], argv)
     peak, inputs = peak_memory(n)
     print(f"peak extra memory: {peak / 1e6:.1f} MB = {peak / inputs:.2f}x the input arrays ({inputs / 1e6:.1f} MB)")
     t0 = time.perf_counter()

@@ -17,7 +17,6 @@ Equity must agree to 1e-9. Run directly::
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 import numpy as np
@@ -119,19 +118,10 @@ CASES = [
 
 
 def main(argv=None) -> int:
-    from nbtrade.bench import render, run_case
+    from nbtrade.bench import script_main
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=None, help="bar-steps (default 500,000; --quick 100,000)")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args(argv)
-    n = args.n or (100_000 if args.quick else 500_000)
-    rows = [run_case(case, n, args.repeat) for case in CASES]
-    render(rows, f"nbtrade bench strategy: n={n:,} bar-steps, median of {args.repeat}")
-    for row in rows:
-        for name, r in row["impls"].items():
-            print(f"{name:>12}: {row['units'] / r['median_s'] / 1e6:8.3f} M bar-steps/s")
+    script_main(CASES, "nbtrade bench strategy", __doc__.split("\n")[0], argv, default_n=500_000,
+                quick_n=100_000)
     return 0
 
 

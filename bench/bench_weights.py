@@ -14,7 +14,6 @@ Outputs (portfolio equity per bar) must agree to 1e-9 relative. Run directly::
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 import numpy as np
@@ -96,21 +95,9 @@ CASES = [
 
 
 def main(argv=None) -> int:
-    from nbtrade.bench import render, run_case
+    from nbtrade.bench import script_main
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=None, help="bar-steps (default 20,000,000; --quick 1,000,000)")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args(argv)
-    n = args.n or (1_000_000 if args.quick else 20_000_000)
-    rows = [run_case(case, n, args.repeat) for case in CASES]
-    render(rows, f"nbtrade bench weights: n={n:,} bar-steps, median of {args.repeat}")
-    for row in rows:
-        base = row["impls"]["nbtrade"]["median_s"]
-        for name, r in row["impls"].items():
-            print(f"{name:>10}: {row['units'] / r['median_s'] / 1e6:8.1f} M bar-steps/s "
-                  f"(nbtrade speed = {r['median_s'] / base:.2f}x {name}'s)")
+    script_main(CASES, "nbtrade bench weights", __doc__.split("\n")[0], argv)
     return 0
 
 

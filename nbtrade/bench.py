@@ -129,6 +129,29 @@ def render(rows: list[dict[str, Any]], title: str) -> None:
     Console().print(table)
 
 
+def script_main(cases: list[Case], title: str, description: str, argv: list[str] | None = None,
+                default_n: int = 20_000_000, quick_n: int = 1_000_000) -> tuple[list[dict[str, Any]], int]:
+    """``python bench/bench_X.py [--n N] [--quick] [--repeat R]``: run ``cases``, print the table
+    and each implementation's throughput against nbtrade's; returns the rows and ``n``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--n", type=int, default=None,
+                        help=f"units of work (default {default_n:,}; --quick {quick_n:,})")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    n = args.n or (quick_n if args.quick else default_n)
+    rows = [run_case(case, n, args.repeat) for case in cases]
+    render(rows, f"{title}: n={n:,}, median of {args.repeat}")
+    for row in rows:
+        base = row["impls"]["nbtrade"]["median_s"]
+        for name, r in row["impls"].items():
+            print(f"{name:>12}: {row['units'] / r['median_s'] / 1e6:9.3f} M {row['unit']}s/s "
+                  f"(nbtrade speed = {r['median_s'] / base:.2f}x {name}'s)")
+    return rows, n
+
+
 def compare_runs(rows: list[dict[str, Any]], previous: dict[str, Any], tolerance: float = 1.25
                  ) -> list[dict[str, Any]]:
     """Per case, nbtrade's median now vs in ``previous`` (a ``--json`` file's content).
