@@ -79,6 +79,16 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 lo = mid
         return lo
 
+    def filter_reason(c, qty, price):
+        # exchange filters, in order: whole lots, min quantity, min notional (None: passes)
+        if lot_size[c] > 0 and qty <= 0:
+            return "lot_size"
+        if qty < min_qty[c]:
+            return "min_qty"
+        if qty * price < min_notional[c]:
+            return "min_notional"
+        return None
+
     def add_order(c, i, side, sz, price, fee, otype, status="filled", reason="none"):
         orders.append(dict(col=c, idx=i, side=side, size=sz, price=price, fees=fee, type=otype,
                            status=status, reason=reason))
@@ -98,13 +108,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         if impact(c) > 0:
             price = impacted(price, base, impact(c), qty, buy)
         if qty < held:
-            reason = None
-            if lot_size[c] > 0 and qty <= 0:
-                reason = "lot_size"
-            elif qty < min_qty[c]:
-                reason = "min_qty"
-            elif qty * price < min_notional[c]:
-                reason = "min_notional"
+            reason = filter_reason(c, qty, price)
             if reason is not None:
                 add_order(c, i, side, qty, price, 0.0, otype, "rejected", reason)
                 return
@@ -164,13 +168,8 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 qty = math.floor(qty / lot_size[c] + EPS) * lot_size[c]
             if imp > 0 and not (lot_size[c] > 0 and qty <= 0):
                 price = impacted(price, base, imp, qty, buy)
-            if lot_size[c] > 0 and qty <= 0:
-                reason = "lot_size"
-            elif qty < min_qty[c]:
-                reason = "min_qty"
-            elif qty * price < min_notional[c]:
-                reason = "min_notional"
-            else:
+            reason = filter_reason(c, qty, price) or "none"
+            if reason == "none":
                 cost = qty * price / leverage + qty * price * fee_rate + fixed
                 if cost - available > EPS * max(abs(available), 1.0):
                     reason = "insufficient_cash"
