@@ -323,12 +323,9 @@ def _from_fields(fields: dict[str, Any], name: str, close_only: bool = False) ->
         raise TypeError(f"{name} index must be a DatetimeIndex or numeric, got {type(index).__name__}")
     c = np.ascontiguousarray(arrays["close"])
     o, h, l = (c if arrays[f] is arrays["close"] else np.ascontiguousarray(arrays[f]) for f in _FIELDS[:3])
-    from .kernels.checks import INCONSISTENT, NOT_FINITE, NOT_POSITIVE, check_close_nb, check_ohlc_nb
+    code, t, j, field, n_missing, n_partial = _check_prices(o, h, l, c)
+    from .kernels.checks import INCONSISTENT, NOT_FINITE, NOT_POSITIVE
 
-    if o is c and h is c and l is c:
-        code, t, j, field, n_missing, n_partial = check_close_nb(c)  # close-only data
-    else:
-        code, t, j, field, n_missing, n_partial = check_ohlc_nb(o, h, l, c)
     if code == NOT_FINITE:
         raise ValueError(f"{name} prices contain inf at {index[t]} ({symbols[j]})")
     if code == NOT_POSITIVE:
@@ -345,6 +342,25 @@ def _from_fields(fields: dict[str, Any], name: str, close_only: bool = False) ->
     if volume is not None:
         volume = np.ascontiguousarray(volume)
     return Inputs(index, symbols, o, h, l, c, int(n_missing), volume=volume)
+
+
+def _check_prices(o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray) -> tuple[int, ...]:
+    """``(code, bar, column, field, n_missing, n_partial)`` of one scan of the prices (close only
+    when all four are one array); large inputs are scanned in blocks on all cores."""
+    from .kernels.checks import OK, check_blocks_nb, check_close_nb, check_ohlc_nb
+
+    close_only = o is c and h is c and l is c
+    if c.size < _PARALLEL_CHECK:
+        return check_close_nb(c) if close_only else check_ohlc_nb(o, h, l, c)
+    blocks = check_blocks_nb(o, h, l, c, close_only, np.zeros((16, 6), dtype=np.int64))
+    bad = np.flatnonzero(blocks[:, 0] != OK)
+    if len(bad):
+        return tuple(int(v) for v in blocks[bad[0]][:4]) + (0, 0)
+    return (OK, -1, -1, 0, int(blocks[:, 4].sum()), int(blocks[:, 5].sum()))
+
+
+#: Price arrays of at least this many values are checked in parallel blocks.
+_PARALLEL_CHECK = 1 << 20
 
 
 # --------------------------------------------------------------------------------------------

@@ -180,3 +180,27 @@ def test_sizes_at_the_limits_and_short_sl_above_one_are_accepted(df, entries):
     # a short's stop at entry * (1 + 1.5) is reachable: allowed when short signals are given
     res = backtest(df, short_entries=entries, sl_stop=1.5)
     assert res.assumptions["size_type"] == "percent"
+
+
+def test_large_inputs_are_checked_in_parallel_blocks_with_the_same_answers():
+    from nbtrade.backtesting import _PARALLEL_CHECK, _check_prices
+    from nbtrade.kernels.checks import check_close_nb, check_ohlc_nb
+
+    rng = np.random.default_rng(1)
+    n, m = _PARALLEL_CHECK // 50 + 7, 50
+    c = 100 + rng.random((n, m))
+    c[rng.random((n, m)) < 0.01] = np.nan
+    o, h, l = c.copy(), c * 1.01, c * 0.99
+    h[5, 3] = np.nan  # a partial candle
+    assert _check_prices(c, c, c, c) == tuple(check_close_nb(c))
+    assert _check_prices(o, h, l, c) == tuple(check_ohlc_nb(o, h, l, c))
+    for t, j in ((n - 3, 7), (n // 2, 0), (3, 49)):  # the first problem in time order wins
+        bad = c.copy()
+        bad[t, j] = -1.0
+        bad[n - 2, 1] = np.inf
+        assert _check_prices(bad, bad, bad, bad)[:4] == tuple(check_close_nb(bad))[:4]
+        hi = h.copy()
+        hi[t, j] = 50.0
+        assert _check_prices(o, hi, l, c)[:4] == tuple(check_ohlc_nb(o, hi, l, c))[:4]
+    with pytest.raises(ValueError, match="must be > 0"):
+        backtest(np.where(np.arange(n)[:, None] == n - 5, -1.0, c))
