@@ -21,6 +21,9 @@ column's next candle (state ``S_WAIT``; resting entry types: exits only; rejecte
     the bar in ``touched`` so the engine skips bars without signals).
 ``user``
     the tuple of arrays passed as ``user=`` (indicators, parameters...).
+``exit_size``
+    ``(n_cols,)`` fraction of the position each column's latest exit signal closes (set by
+    the helpers: ``reduce_long_nb``/``reduce_short_nb`` close a part, the exits all).
 
 The same strategy runs in plain Python with ``NUMBA_DISABLE_JIT=1`` for debugging.
 """
@@ -37,7 +40,7 @@ from .engine import (C_DELAYED, P_SL, P_SLIP_RANGE, P_SLIP_VOLUME, P_TP, P_TRAIL
 from .records import FillMode, Intrabar, OrderType
 
 BarContext = namedtuple("BarContext", ["open", "high", "low", "close", "position", "cash", "entries", "exits",
-                                       "short_entries", "short_exits", "user", "touched"])
+                                       "short_entries", "short_exits", "user", "touched", "exit_size"])
 
 
 @ijit
@@ -51,6 +54,18 @@ def enter_long_nb(ctx, i, c):
 def exit_long_nb(ctx, i, c):
     """Signal the exit of column ``c``'s long position (cancels a resting long entry)."""
     ctx.exits[i, c] = True
+    ctx.exit_size[c] = 1.0
+    ctx.touched[i] = True
+
+
+@ijit
+def reduce_long_nb(ctx, i, c, fraction):
+    """Signal the exit of ``fraction`` (0 < fraction <= 1) of column ``c``'s long position: a
+    partial close, with the rules of ``backtest(exit_size=...)`` (lot rounding, filters)."""
+    if not (fraction > 0.0 and fraction <= 1.0):
+        raise ValueError("reduce_long_nb: fraction must be in (0, 1]")
+    ctx.exits[i, c] = True
+    ctx.exit_size[c] = fraction
     ctx.touched[i] = True
 
 
@@ -65,17 +80,31 @@ def enter_short_nb(ctx, i, c):
 def exit_short_nb(ctx, i, c):
     """Signal the exit of column ``c``'s short position (cancels a resting short entry)."""
     ctx.short_exits[i, c] = True
+    ctx.exit_size[c] = 1.0
+    ctx.touched[i] = True
+
+
+@ijit
+def reduce_short_nb(ctx, i, c, fraction):
+    """Signal the exit of ``fraction`` (0 < fraction <= 1) of column ``c``'s short position."""
+    if not (fraction > 0.0 and fraction <= 1.0):
+        raise ValueError("reduce_short_nb: fraction must be in (0, 1]")
+    ctx.short_exits[i, c] = True
+    ctx.exit_size[c] = fraction
     ctx.touched[i] = True
 
 
 @jit_uncached
 def simulate_callback_nb(on_bar, user, open_, high, low, close, volume, entries, exits, short_entries, short_exits,
                          params, size_type, leverage, fill_mode, intrabar, order_type, order_price, tif,
-                         touched, start, st, acct, counts, orders, trades, cash_out, equity_out):
+                         touched, fractions, start, st, acct, counts, orders, trades, cash_out, equity_out):
     """Run bars ``start..`` until the end or until the record buffers might overflow.
 
-    State (``st``, ``acct``, ``counts``) lives in caller arrays so a run can resume
-    with larger buffers. Returns the next bar to run (``n_bars`` when done).
+    State (``st``, ``acct``, ``counts``, ``fractions``) lives in caller arrays so a run can
+    resume with larger buffers. ``fractions`` ``(3, n_cols)`` ones: row 0 is ``ctx.exit_size``
+    (the fraction of each column's latest exit signal), row 1 its copy for a signal that
+    waits for a candle, row 2 the fraction handed to the order handler.
+    Returns the next bar to run (``n_bars`` when done).
     """
     n, m = close.shape
     has_stops = np.zeros(m, dtype=np.bool_)
@@ -93,7 +122,8 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, volume, entries,
     lag = 1 if at_open else 0
     prices = open_ if at_open else close
     ctx = BarContext(open_, high, low, close, st[S_POS], acct, entries, exits, short_entries, short_exits, user,
-                     touched)
+                     touched, fractions[0])
+    handed = fractions[2:]  # (1, n_cols): one row, read per column by the handler
     n_wait = 0  # columns whose signals wait for their next candle (state survives a resumed run)
     for c in range(m):
         if st[S_WAIT, c] > 0.0:
@@ -135,16 +165,20 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, volume, entries,
                         and (order_type == OrderType.MARKET or not (entries[d, c] or short_entries[d, c]))):
                     if st[S_WAIT, c] == 0.0:
                         st[S_WAIT, c] = d + 1.0
+                        fractions[1, c] = fractions[0, c]  # later signals must not change it
                         n_wait += 1
                         counts[C_DELAYED] += 1  # delayed signals
                     continue
                 if st[S_WAIT, c] > 0.0:
                     st[S_WAIT, c] = 0.0
                     n_wait -= 1
+                    handed[0, c] = fractions[1, c]
+                else:
+                    handed[0, c] = fractions[0, c]
                 process_signal_nb(open_, close, at_open, i, c, entries, exits, short_entries, short_exits, True,
                                   st, acct, int(st[S_GROUP, c]), counts, orders, trades,
                                   params, size_type, leverage, order_type, order_price[d, c], np.nan, d,
-                                  np.nan, np.nan, False, order_price)
+                                  np.nan, np.nan, True, handed)
         acc = 0.0
         for c in range(m):
             acc += st[S_POS, c] * st[S_MARK, c]

@@ -810,7 +810,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
             tp_abs[dst, col] = tp_abs[src, col]
     partial, exit_frac = _exit_size(exit_size, inputs, sig, has_short)
     if partial and _on_bar is not None:
-        raise ValueError("exit_size is not supported by backtest_callback")
+        raise ValueError("exit_size is not supported by backtest_callback: close a part with reduce_long_nb / "
+                         "reduce_short_nb(ctx, i, c, fraction) in on_bar")
     if partial and exit_frac.shape[0] > 1 and len(moves):  # fractions travel with their delayed exit
         src, dst, col = moves.T
         exit_frac = exit_frac.copy()
@@ -900,7 +901,8 @@ def backtest_callback(data: Any, on_bar: Any, *, user: tuple = (), **kwargs: Any
     After each bar's intrabar phase (stops) the engine calls ``on_bar(ctx, i)``; it reads
     prices up to bar ``i``, live positions and cash, and your arrays in ``ctx.user``, and
     sets signals for bar ``i`` with ``enter_long_nb(ctx, i, c)``, ``exit_long_nb``,
-    ``enter_short_nb``, ``exit_short_nb`` (from ``nbtrade.kernels.callback``). Those act
+    ``enter_short_nb``, ``exit_short_nb`` and, to close a part, ``reduce_long_nb(ctx, i, c,
+    fraction)`` / ``reduce_short_nb`` (from ``nbtrade.kernels.callback``). Those act
     exactly like precomputed signals given to :func:`backtest` (same fill timing, stops,
     costs, sizing and records); the signals written are in ``Result.signals``.
 
@@ -1006,6 +1008,7 @@ def _run_callback(on_bar, user, inputs, volume, sig, packed, size_type_id, lever
     acct = np.full(int(groups.max()) + 1, init_cash)
     counts = np.zeros(N_COUNTS, dtype=np.int64)  # orders, trades, delayed signals, rejections by reason
     touched = np.zeros(n, dtype=np.bool_)  # bars where the callback set a signal
+    fractions = np.ones((3, m))  # exit fractions (partial closes); rows in simulate_callback_nb
     # the number of orders is unknown beforehand: start at one per 64 bar-steps (untouched pages
     # of np.empty cost nothing), so that long runs do not copy their records over and over
     orders = np.empty(max(_CALLBACK_BUFFER, 16 * m, n * m // 64), dtype=order_dt)
@@ -1015,7 +1018,8 @@ def _run_callback(on_bar, user, inputs, volume, sig, packed, size_type_id, lever
         start = simulate_callback_nb(on_bar, user, inputs.open, inputs.high, inputs.low, inputs.close, volume,
                                      sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"],
                                      packed, size_type_id, leverage, fill_id, intrabar_id, otype_id,
-                                     oprice, tif, touched, start, st, acct, counts, orders, trades, cash, equity)
+                                     oprice, tif, touched, fractions, start, st, acct, counts, orders, trades, cash,
+                                     equity)
         if start >= n:
             break
         orders = np.concatenate([orders[:counts[0]], np.empty(max(len(orders), 8 * m), dtype=order_dt)])

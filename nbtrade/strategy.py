@@ -196,8 +196,11 @@ class _Position:
     def __bool__(self) -> bool:
         return self.size != 0.0
 
-    def close(self) -> None:
-        """Exit the position with the engine's next fill (nothing when flat)."""
+    def close(self, portion: float = 1.0) -> None:
+        """Exit the position, or ``portion`` (0 < portion <= 1) of it, with the engine's next
+        fill (nothing when flat). A partial close follows ``backtest(exit_size=...)``'s rules."""
+        if not 0.0 < portion <= 1.0:
+            raise ValueError(f"portion must be in (0, 1], got {portion!r}")
         s = self._s
         c = s._cur.c
         p = s._pos[c]
@@ -207,6 +210,7 @@ class _Position:
             s._flags[3, c] = True
         else:
             return
+        s._portions[c] = portion
         s._flagged = True
 
     def __repr__(self) -> str:
@@ -268,6 +272,7 @@ class Strategy:
         self._groups = np.zeros(self._m, dtype=np.int64)
         self._members: list[np.ndarray] = []
         self._flags = np.zeros((4, self._m), dtype=np.bool_)
+        self._portions = np.ones(self._m)  # fraction closed by an exit flag (Position.close(portion))
         self._flagged = False
         self._marks: np.ndarray | None = None
         self.position = _Position(self)
@@ -748,7 +753,7 @@ class Backtest:
         driver = _PythonDriver(strat, inp.close, start)
         cb = _py_callback(driver)
         first = np.array([min(int(start.min()), n)], dtype=np.int64)
-        user = (strat._pos, strat._cash, strat._flags, first, cb)
+        user = (strat._pos, strat._cash, strat._flags, first, cb, strat._portions)
         # the engine cannot stop early: after an error the callback is no longer called
         res = backtest_callback(self._data, _python_on_bar(), user=user, **self._kwargs)
         if driver.error is not None:

@@ -124,5 +124,67 @@ def test_callback_refuses_exit_size():
     def on_bar(ctx, i):
         exit_long_nb(ctx, i, 0)
 
-    with pytest.raises(ValueError, match="exit_size is not supported by backtest_callback"):
+    with pytest.raises(ValueError, match="exit_size is not supported by backtest_callback: close a part"):
         backtest_callback(CLOSE, on_bar, exit_size=0.5)
+
+
+def test_callback_partial_closes_equal_the_signals_path():
+    """reduce_long_nb / reduce_short_nb in on_bar = exit signals with per-bar exit_size, missing bars included."""
+    from numba import njit
+
+    from nbtrade.kernels.callback import enter_short_nb, exit_short_nb, reduce_long_nb, reduce_short_nb
+
+    from .helpers import random_market, random_signals
+
+    @njit
+    def on_bar(ctx, i):
+        le, lx, se, sx, frac = ctx.user
+        for c in range(le.shape[1]):
+            if le[i, c]:
+                enter_long_nb(ctx, i, c)
+            if se[i, c]:
+                enter_short_nb(ctx, i, c)
+            if lx[i, c]:
+                if frac[i, c] < 1.0:
+                    reduce_long_nb(ctx, i, c, frac[i, c])
+                else:
+                    exit_long_nb(ctx, i, c)
+            if sx[i, c]:
+                if frac[i, c] < 1.0:
+                    reduce_short_nb(ctx, i, c, frac[i, c])
+                else:
+                    exit_short_nb(ctx, i, c)
+
+    from nbtrade.kernels.callback import enter_long_nb  # noqa: F401 (used by on_bar)
+
+    rng = np.random.default_rng(4)
+    for k in range(6):
+        o, h, l, c = random_market(rng, 40, 2, nan_prob=0.15)
+        le, se = random_signals(rng, c, 0.2), random_signals(rng, c, 0.1)
+        valid = ~np.isnan(c)
+        lx, sx = (rng.random(c.shape) < 0.3) & valid, (rng.random(c.shape) < 0.2) & valid
+        frac = np.where(rng.random(c.shape) < 0.3, 1.0, rng.uniform(0.1, 1.0, c.shape))
+        data = {"open": o, "high": h, "low": l, "close": c}
+        kw = dict(size=0.4, fees=0.001, lot_size=[0.0, 0.01][k % 2], init_cash=1000.0, on_gap="skip",
+                  fill=["next_open", "close"][k % 2], sl_stop=0.05 if k % 3 == 0 else None)
+        a = backtest(data, le, lx, se, sx, exit_size=frac, **kw)
+        b = backtest_callback(data, on_bar, user=(le, lx, se, sx, frac), **kw)
+        np.testing.assert_allclose(a.equity, b.equity, rtol=1e-12)
+        assert a.order_records.tobytes() == b.order_records.tobytes()
+        assert a.assumptions["delayed_signals"] == b.assumptions["delayed_signals"]
+
+
+def test_reduce_helpers_refuse_bad_fractions():
+    from numba import njit
+
+    from nbtrade.kernels.callback import enter_long_nb, reduce_long_nb
+
+    @njit
+    def on_bar(ctx, i):
+        if i == 0:
+            enter_long_nb(ctx, i, 0)
+        elif i == 1:
+            reduce_long_nb(ctx, i, 0, 1.5)
+
+    with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\]"):
+        backtest_callback(CLOSE, on_bar)

@@ -553,3 +553,41 @@ def test_python_and_compiled_next_agree_on_random_state_dependent_decisions(data
     assert py.order_records.tobytes() == nb.order_records.tobytes()
     assert py.trade_records.tobytes() == nb.trade_records.tobytes()
     np.testing.assert_array_equal(py.equity.to_numpy(), nb.equity.to_numpy())
+
+
+class PyPartial(Strategy):
+    """Python next with backtesting.py's ``position.close(portion)``: half now, the rest later."""
+
+    def init(self):
+        self.f = self.I(ind.sma, self.data.close, 5)
+        self.s = self.I(ind.sma, self.data.close, 20)
+
+    def next(self):
+        if crossover(self.f, self.s):
+            self.buy()
+        elif crossover(self.s, self.f):
+            self.position.close(0.5)
+        elif self.f[-1] < self.s[-1] * 0.99:
+            self.position.close()
+
+
+def test_python_next_partial_close_equals_the_signals_path():
+    data = market(["A", "B"], "2024-01-01", "2024-01-20", "1h", seed=11)
+    res = Backtest(data, PyPartial, size=0.4).run()
+    close = pd.DataFrame({k: v.close for k, v in data.items()})
+    f, s = close.rolling(5).mean(), close.rolling(20).mean()
+    up = (f > s) & (f.shift(1) < s.shift(1))
+    down = (s > f) & (s.shift(1) < f.shift(1))
+    full = ~down & (f < s * 0.99)
+    # the exits a flat symbol sends are dropped by the engine either way
+    ref = backtest(data, entries=up, exits=down | full, exit_size=np.where(down, 0.5, 1.0), size=0.4)
+    np.testing.assert_allclose(res.equity, ref.equity, rtol=1e-9)
+    assert (res.trades.groupby(["symbol", "entry_time"]).size() > 1).any()  # some closed in parts
+    with pytest.raises(ValueError, match="portion"):
+        class Bad(PyPartial):
+            def next(self):
+                if self.position:
+                    self.position.close(0.0)
+                elif crossover(self.f, self.s):
+                    self.buy()
+        Backtest(data, Bad).run()
