@@ -22,8 +22,8 @@ column's next candle (state ``S_WAIT``; resting entry types: exits only; rejecte
 ``user``
     the tuple of arrays passed as ``user=`` (indicators, parameters...).
 ``exit_size``
-    ``(n_cols,)`` fraction of the position each column's latest exit signal closes (set by
-    the helpers: ``reduce_long_nb``/``reduce_short_nb`` close a part, the exits all).
+    ``(n_cols,)`` fraction of the position the column's pending exit signal closes: 1 unless
+    ``reduce_long_nb``/``reduce_short_nb`` set it (back to 1 once the signal is acted on).
 
 The same strategy runs in plain Python with ``NUMBA_DISABLE_JIT=1`` for debugging.
 """
@@ -54,14 +54,18 @@ def enter_long_nb(ctx, i, c):
 def exit_long_nb(ctx, i, c):
     """Signal the exit of column ``c``'s long position (cancels a resting long entry)."""
     ctx.exits[i, c] = True
-    ctx.exit_size[c] = 1.0
     ctx.touched[i] = True
 
 
 @ijit
 def reduce_long_nb(ctx, i, c, fraction):
     """Signal the exit of ``fraction`` (0 < fraction <= 1) of column ``c``'s long position: a
-    partial close, with the rules of ``backtest(exit_size=...)`` (lot rounding, filters)."""
+    partial close, with the rules of ``backtest(exit_size=...)`` (lot rounding, filters).
+
+    The fraction holds for the column's signals of bar ``i`` (an ``exit_long_nb`` on the same
+    bar does not make it a full exit). The exit helpers do not write ``ctx.exit_size``: a
+    write there, in every strategy, made numba reference-count the context on every bar.
+    """
     if not (fraction > 0.0 and fraction <= 1.0):
         raise ValueError("reduce_long_nb: fraction must be in (0, 1]")
     ctx.exits[i, c] = True
@@ -80,7 +84,6 @@ def enter_short_nb(ctx, i, c):
 def exit_short_nb(ctx, i, c):
     """Signal the exit of column ``c``'s short position (cancels a resting short entry)."""
     ctx.short_exits[i, c] = True
-    ctx.exit_size[c] = 1.0
     ctx.touched[i] = True
 
 
@@ -97,13 +100,14 @@ def reduce_short_nb(ctx, i, c, fraction):
 @jit_uncached
 def simulate_callback_nb(on_bar, user, open_, high, low, close, volume, entries, exits, short_entries, short_exits,
                          params, size_type, leverage, fill_mode, intrabar, order_type, order_price, tif,
-                         touched, fractions, start, st, acct, counts, orders, trades, cash_out, equity_out):
+                         touched, exit_frac, wait_frac, handed, start, st, acct, counts, orders, trades, cash_out,
+                         equity_out):
     """Run bars ``start..`` until the end or until the record buffers might overflow.
 
-    State (``st``, ``acct``, ``counts``, ``fractions``) lives in caller arrays so a run can
-    resume with larger buffers. ``fractions`` ``(3, n_cols)`` ones: row 0 is ``ctx.exit_size``
-    (the fraction of each column's latest exit signal), row 1 its copy for a signal that
-    waits for a candle, row 2 the fraction handed to the order handler.
+    State (``st``, ``acct``, ``counts``, the fractions) lives in caller arrays so a run can
+    resume with larger buffers. Exit fractions, ones ``(n_cols,)``: ``exit_frac`` is
+    ``ctx.exit_size`` (each column's latest exit signal), ``wait_frac`` its copy for a signal
+    that waits for a candle; ``handed`` ``(1, n_cols)`` is what the order handler reads.
     Returns the next bar to run (``n_bars`` when done).
     """
     n, m = close.shape
@@ -122,8 +126,7 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, volume, entries,
     lag = 1 if at_open else 0
     prices = open_ if at_open else close
     ctx = BarContext(open_, high, low, close, st[S_POS], acct, entries, exits, short_entries, short_exits, user,
-                     touched, fractions[0])
-    handed = fractions[2:]  # (1, n_cols): one row, read per column by the handler
+                     touched, exit_frac)
     n_wait = 0  # columns whose signals wait for their next candle (state survives a resumed run)
     for c in range(m):
         if st[S_WAIT, c] > 0.0:
@@ -165,16 +168,18 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, volume, entries,
                         and (order_type == OrderType.MARKET or not (entries[d, c] or short_entries[d, c]))):
                     if st[S_WAIT, c] == 0.0:
                         st[S_WAIT, c] = d + 1.0
-                        fractions[1, c] = fractions[0, c]  # later signals must not change it
+                        wait_frac[c] = exit_frac[c]  # later signals must not change it
+                        exit_frac[c] = 1.0
                         n_wait += 1
                         counts[C_DELAYED] += 1  # delayed signals
                     continue
                 if st[S_WAIT, c] > 0.0:
                     st[S_WAIT, c] = 0.0
                     n_wait -= 1
-                    handed[0, c] = fractions[1, c]
+                    handed[0, c] = wait_frac[c]
                 else:
-                    handed[0, c] = fractions[0, c]
+                    handed[0, c] = exit_frac[c]
+                    exit_frac[c] = 1.0  # consumed: the next exit closes all unless reduced again
                 process_signal_nb(open_, close, at_open, i, c, entries, exits, short_entries, short_exits, True,
                                   st, acct, int(st[S_GROUP, c]), counts, orders, trades,
                                   params, size_type, leverage, order_type, order_price[d, c], np.nan, d,

@@ -1008,7 +1008,7 @@ def _run_callback(on_bar, user, inputs, volume, sig, packed, size_type_id, lever
     acct = np.full(int(groups.max()) + 1, init_cash)
     counts = np.zeros(N_COUNTS, dtype=np.int64)  # orders, trades, delayed signals, rejections by reason
     touched = np.zeros(n, dtype=np.bool_)  # bars where the callback set a signal
-    fractions = np.ones((3, m))  # exit fractions (partial closes); rows in simulate_callback_nb
+    exit_frac, wait_frac, handed = np.ones(m), np.ones(m), np.ones((1, m))  # partial closes
     # the number of orders is unknown beforehand: start at one per 64 bar-steps (untouched pages
     # of np.empty cost nothing), so that long runs do not copy their records over and over
     orders = np.empty(max(_CALLBACK_BUFFER, 16 * m, n * m // 64), dtype=order_dt)
@@ -1018,7 +1018,7 @@ def _run_callback(on_bar, user, inputs, volume, sig, packed, size_type_id, lever
         start = simulate_callback_nb(on_bar, user, inputs.open, inputs.high, inputs.low, inputs.close, volume,
                                      sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"],
                                      packed, size_type_id, leverage, fill_id, intrabar_id, otype_id,
-                                     oprice, tif, touched, fractions, start, st, acct, counts, orders, trades, cash,
+                                     oprice, tif, touched, exit_frac, wait_frac, handed, start, st, acct, counts, orders, trades, cash,
                                      equity)
         if start >= n:
             break
