@@ -290,17 +290,7 @@ def _from_fields(fields: dict[str, Any], name: str, close_only: bool = False) ->
                     raise ValueError(f"{label} index differs from {name}['open']'s")
                 if list(value.columns) != symbols:
                     raise ValueError(f"{label} columns differ from {name}['open']'s")
-            for dtype in value.dtypes:
-                if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
-                    raise TypeError(f"{label} must be numeric, got dtype {dtype}")
-            arr = value.to_numpy(dtype=np.float64, na_value=np.nan)
-        else:
-            arr = np.asarray(value)
-            if arr.dtype.kind not in "iuf":
-                raise TypeError(f"{label} must be numeric, got dtype {arr.dtype}")
-            arr = arr.astype(np.float64, copy=False)
-        if arr.ndim == 1:
-            arr = arr[:, None]
+        arr = _float_2d(value, label)
         if arr.ndim != 2:
             raise ValueError(f"{label} must be 1-D or 2-D (time x symbols), got shape {arr.shape}")
         arrays[f] = arr
@@ -1207,6 +1197,21 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
                   init_cash=init_cash, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions)
 
 
+def _float_2d(x: Any, label: str) -> np.ndarray:
+    """A numeric DataFrame or array as float64 (NaN kept), a 1-D one as a column; ``label`` names
+    it in the error for other dtypes (booleans included: prices and weights are numbers)."""
+    if isinstance(x, pd.DataFrame):
+        for dtype in x.dtypes:
+            if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+                raise TypeError(f"{label} must be numeric, got dtype {dtype}")
+        return x.to_numpy(dtype=np.float64, na_value=np.nan)
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{label} must be numeric, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
+    return arr[:, None] if arr.ndim == 1 else arr
+
+
 def _weights(x: Any, inputs: Inputs, name: str = "weights") -> np.ndarray:
     """A float (bars x symbols) input aligned with the data; NaN allowed, inf not."""
     n, m = inputs.shape
@@ -1222,16 +1227,9 @@ def _weights(x: Any, inputs: Inputs, name: str = "weights") -> np.ndarray:
             raise ValueError(f"{name} index is not aligned with data's index")
         if list(x.columns) != list(inputs.symbols) and not (m == 1 and x.shape[1] == 1):
             raise ValueError(f"{name} columns {list(x.columns)} differ from data's symbols {inputs.symbols}")
-        arr = x.to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        arr = np.asarray(x)
-        if arr.dtype.kind not in "iuf":
-            raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
-        arr = arr.astype(np.float64, copy=False)
-        if arr.ndim == 1:
-            arr = arr[:, None]
-        if arr.shape != (n, m):
-            raise ValueError(f"{name} has shape {arr.shape} but data has shape {(n, m)} (bars, symbols)")
+    arr = _float_2d(x, name)
+    if arr.shape != (n, m):
+        raise ValueError(f"{name} has shape {arr.shape} but data has shape {(n, m)} (bars, symbols)")
     if np.isinf(arr).any():
         raise ValueError(f"{name} must not contain inf")
     return np.ascontiguousarray(arr)

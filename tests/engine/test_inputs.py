@@ -204,3 +204,13 @@ def test_large_inputs_are_checked_in_parallel_blocks_with_the_same_answers():
         assert _check_prices(o, hi, l, c)[:4] == tuple(check_ohlc_nb(o, hi, l, c))[:4]
     with pytest.raises(ValueError, match="must be > 0"):
         backtest(np.where(np.arange(n)[:, None] == n - 5, -1.0, c))
+
+
+def test_float_inputs_refuse_booleans_and_text(df):
+    from nbtrade.backtesting import backtest_weights
+
+    with pytest.raises(TypeError, match="weights must be numeric"):
+        backtest_weights(df, pd.DataFrame(True, index=df.index, columns=["asset"]))
+    with pytest.raises(TypeError, match="order_price must be numeric"):
+        backtest(df, entries=np.ones(len(df), dtype=bool), order_type="limit",
+                 order_price=np.array(["x"] * len(df)))
