@@ -34,9 +34,8 @@ from collections import namedtuple
 import numpy as np
 
 from ._jit import ijit, jit_uncached
-from .engine import (C_DELAYED, P_SL, P_SLIP_RANGE, P_SLIP_VOLUME, P_TP, P_TRAIL, S_ENTRY_IDX, S_GROUP, S_MARK,
-                     S_PEND_DIR, S_POS, S_WAIT, check_pending_nb, check_stops_nb, close_books_nb, process_signal_nb,
-                     track_bar_nb)
+from .engine import (C_DELAYED, S_ENTRY_IDX, S_GROUP, S_MARK, S_PEND_DIR, S_POS, S_WAIT, check_pending_nb,
+                     check_stops_nb, close_books_nb, has_stops_nb, process_signal_nb, track_bar_nb, tracking_nb)
 from .records import FillMode, Intrabar, OrderType
 
 BarContext = namedtuple("BarContext", ["open", "high", "low", "close", "position", "cash", "entries", "exits",
@@ -111,15 +110,7 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, volume, entries,
     Returns the next bar to run (``n_bars`` when done).
     """
     n, m = close.shape
-    has_stops = np.zeros(m, dtype=np.bool_)
-    for c in range(m):
-        has_stops[c] = (params[P_SL, c] == params[P_SL, c] or params[P_TP, c] == params[P_TP, c]
-                        or params[P_TRAIL, c] == params[P_TRAIL, c])
-    use_range = False  # range and volume slippage: read those arrays only when asked
-    use_volume = False
-    for c in range(m):
-        use_range = use_range or params[P_SLIP_RANGE, c] != 0.0
-        use_volume = use_volume or params[P_SLIP_VOLUME, c] != 0.0
+    use_range, use_volume = tracking_nb(params)
     track = use_range or use_volume
     optimistic = intrabar == Intrabar.OPTIMISTIC
     at_open = fill_mode == FillMode.NEXT_OPEN
@@ -145,7 +136,8 @@ def simulate_callback_nb(on_bar, user, open_, high, low, close, volume, entries,
                         if st[S_PEND_DIR, c] != 0.0:
                             check_pending_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades, params,
                                              size_type, leverage, order_type, tif)
-                        elif st[S_POS, c] != 0.0 and has_stops[c] and (at_open or st[S_ENTRY_IDX, c] < i):
+                        elif (st[S_POS, c] != 0.0 and has_stops_nb(params, c, False)
+                              and (at_open or st[S_ENTRY_IDX, c] < i)):
                             check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades, params,
                                            optimistic)
                         st[S_MARK, c] = cl

@@ -37,8 +37,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import ijit, jit, jit_borrow
-from .fills import (EPS, entry_size_nb, impact_price_nb, order_fees_nb, pending_fill_nb, slip_price_nb,
-                    stop_fill_nb, stop_limit_fill_nb)
+from .fills import (EPS, entry_size_nb, exchange_filter_nb, impact_price_nb, order_fees_nb, pending_fill_nb,
+                    slip_price_nb, stop_fill_nb, stop_limit_fill_nb)
 from .records import Direction, ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
 
 #: Rows of the packed per-column parameter array.
@@ -91,6 +91,18 @@ def impact_nb(st, params, c):
     if k == 0.0 or not v > 0.0:
         return 0.0
     return k / np.sqrt(v)
+
+
+@ijit
+def tracking_nb(params):
+    """``(use_range, use_volume)``: whether any column asks for range or volume slippage, so the
+    bar loops read highs/lows or volumes only then."""
+    use_range = False
+    use_volume = False
+    for c in range(params.shape[1]):
+        use_range = use_range or params[P_SLIP_RANGE, c] != 0.0
+        use_volume = use_volume or params[P_SLIP_VOLUME, c] != 0.0
+    return use_range, use_volume
 
 
 @ijit
@@ -193,14 +205,7 @@ def exit_position_nb(st, acct, ci, counts, orders, trades, params, c, i, base_pr
     if impact > 0.0:
         price = impact_price_nb(price, base_price, impact, size, is_buy)
     if size < held:
-        lot = params[P_LOT, c]
-        reason = RejectReason.NONE
-        if lot > 0.0 and size <= 0.0:
-            reason = RejectReason.LOT_SIZE
-        elif size < params[P_MIN_QTY, c]:
-            reason = RejectReason.MIN_QTY
-        elif size * price < params[P_MIN_NOTIONAL, c]:
-            reason = RejectReason.MIN_NOTIONAL
+        reason = exchange_filter_nb(size, price, params[P_LOT, c], params[P_MIN_QTY, c], params[P_MIN_NOTIONAL, c])
         if reason != RejectReason.NONE:
             reject_order_nb(orders, counts, c, i, side, size, price, otype, reason)
             return
@@ -262,11 +267,7 @@ def simulate_signals_nb(open_, high, low, close, volume, entries, exits, short_e
     any_stops = False
     for c in range(m):
         any_stops = any_stops or has_stops_nb(params, c, abs_stops)
-    use_range = False  # range and volume slippage: track bars only when asked (more arrays read)
-    use_volume = False
-    for c in range(m):
-        use_range = use_range or params[P_SLIP_RANGE, c] != 0.0
-        use_volume = use_volume or params[P_SLIP_VOLUME, c] != 0.0
+    use_range, use_volume = tracking_nb(params)
     track = use_range or use_volume
     optimistic = intrabar == Intrabar.OPTIMISTIC
     at_open = fill_mode == FillMode.NEXT_OPEN
@@ -300,7 +301,8 @@ def simulate_signals_nb(open_, high, low, close, volume, entries, exits, short_e
                         if st[S_PEND_DIR, c] != 0.0:
                             check_pending_nb(open_, high, low, i, c, st, acct, int(st[S_GROUP, c]), counts,
                                              orders, trades, params, size_type, leverage, order_type, tif)
-                        elif st[S_POS, c] != 0.0 and has_stops_nb(params, c, abs_stops) and (at_open or st[S_ENTRY_IDX, c] < i):
+                        elif (st[S_POS, c] != 0.0 and has_stops_nb(params, c, abs_stops)
+                              and (at_open or st[S_ENTRY_IDX, c] < i)):
                             check_stops_nb(open_, high, low, i, c, st, acct, int(st[S_GROUP, c]), counts, orders,
                                            trades, params, optimistic)
                         st[S_MARK, c] = cl
@@ -458,8 +460,9 @@ def process_signal_nb(open_, close, at_open, i, c, entries, exits, short_entries
     """Turn column ``c``'s signals (long entry/exit, short entry/exit) of bar ``s`` into orders at
     ``open_[i, c]`` (``at_open``) or ``close[i, c]``; a limit/stop entry becomes a resting order
     at ``entry_price`` instead. An exit signal closes all of the position, or with ``partial``
-    the fraction ``exit_size[s, c]`` of it (one row: per column); a reversal closes all of it. Both price arrays come in: choosing one in the caller makes a new
-    array variable there, reference-counted around every call."""
+    the fraction ``exit_size[s, c]`` of it (one row: per column); a reversal closes all of it.
+    Both price arrays come in: choosing one in the caller makes a new array variable there,
+    reference-counted around every call."""
     prices = open_ if at_open else close
     # the signals are read here, not in the caller: conditional expressions among a call's
     # arguments in the bar loop cost more than the whole rest of a rejected order

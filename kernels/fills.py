@@ -92,6 +92,19 @@ def impact_units_nb(notional, price, base, impact):
 
 
 @ijit
+def exchange_filter_nb(units, price, lot_size, min_qty, min_notional):
+    """Reason an order of ``units`` (already rounded down to ``lot_size``) at ``price`` breaks the
+    exchange filters, checked in order: no whole lot, ``min_qty``, ``min_notional``; else ``NONE``."""
+    if lot_size > 0.0 and units <= 0.0:
+        return RejectReason.LOT_SIZE
+    if units < min_qty:
+        return RejectReason.MIN_QTY
+    if units * price < min_notional:
+        return RejectReason.MIN_NOTIONAL
+    return RejectReason.NONE
+
+
+@ijit
 def entry_size_nb(size, size_type, price, fee, fixed_fee, leverage, available, equity,
                   lot_size, min_qty, min_notional, base, impact, is_buy):
     """Size (base units), fill price and rejection reason (``RejectReason.NONE`` if accepted) of an entry.
@@ -124,15 +137,12 @@ def entry_size_nb(size, size_type, price, fee, fixed_fee, leverage, available, e
         units = impact_units_nb(units * price, price, base, impact)
     if lot_size > 0.0:
         units = np.floor(units / lot_size + EPS) * lot_size
-        if units <= 0.0:
-            return units, price, RejectReason.LOT_SIZE
     if impact > 0.0:
-        price = impact_price_nb(price, base, impact, units, is_buy)
-    if units < min_qty:
-        return units, price, RejectReason.MIN_QTY
+        price = impact_price_nb(price, base, impact, units, is_buy)  # no move for 0 units
+    reason = exchange_filter_nb(units, price, lot_size, min_qty, min_notional)
+    if reason != RejectReason.NONE:
+        return units, price, reason
     notional = units * price
-    if notional < min_notional:
-        return units, price, RejectReason.MIN_NOTIONAL
     required = notional / leverage + notional * fee + fixed_fee
     if required - available > EPS * max(abs(available), 1.0):
         return units, price, RejectReason.INSUFFICIENT_CASH

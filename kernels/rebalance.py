@@ -32,9 +32,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit
-from .engine import (N_PARAMS, P_FEES, P_FIXED_FEES, P_LOT, P_MIN_NOTIONAL, P_MIN_QTY, P_SLIPPAGE,
-                     write_order_nb, write_trade_nb)
-from .fills import EPS, order_fees_nb, slip_price_nb
+from .engine import (C_DELAYED, N_COUNTS, N_PARAMS, P_FEES, P_FIXED_FEES, P_LOT, P_MIN_NOTIONAL, P_MIN_QTY,
+                     P_SLIPPAGE, reject_order_nb, write_order_nb, write_trade_nb)
+from .fills import EPS, exchange_filter_nb, order_fees_nb, slip_price_nb
 from .records import ExitReason, FillMode, OrderType, RejectReason, Side, Status
 
 #: Rows of the per-column state of the weights loop: position, mark (last valid close), books of
@@ -103,7 +103,7 @@ def targets_nb(prices, i, s, weights, st, counts, orders, last):
 
     The weight is bar ``s``'s (``s < 0``: no rebalance due), else the column's waiting one. A
     column with no candle at ``prices[i]`` waits (``R_PEND_W``; a newer weight replaces the
-    waiting one; ``counts[2]`` counts the waits begun) unless there is nothing to do (flat and
+    waiting one; ``counts[C_DELAYED]`` counts the waits begun) unless there is nothing to do (flat and
     target 0) or no later candle can come (``last``: rejected ``NO_DATA``).
     """
     dw = 0
@@ -121,7 +121,7 @@ def targets_nb(prices, i, s, weights, st, counts, orders, last):
         elif w != 0.0 or pos != 0.0:
             if not last:
                 if not waiting:
-                    counts[2] += 1
+                    counts[C_DELAYED] += 1
                     dw += 1
                 st[R_PEND_W, c] = w
                 continue
@@ -129,9 +129,7 @@ def targets_nb(prices, i, s, weights, st, counts, orders, last):
                 side = Side.BUY if pos < 0.0 else Side.SELL
             else:
                 side = Side.BUY if w > 0.0 else Side.SELL
-            write_order_nb(orders, counts[0], c, i, side, np.nan, np.nan, 0.0, OrderType.MARKET,
-                           Status.REJECTED, RejectReason.NO_DATA)
-            counts[0] += 1
+            reject_order_nb(orders, counts, c, i, side, np.nan, np.nan, OrderType.MARKET, RejectReason.NO_DATA)
         if waiting:
             st[R_PEND_W, c] = np.nan
             dw -= 1
@@ -179,12 +177,9 @@ def rebalance_nb(prices, i, s, weights, st, acct, counts, orders, trades, params
             if q * p <= floor:
                 continue
             if not full:
-                reason = RejectReason.NONE
-                if q < params[P_MIN_QTY, c]:
-                    reason = RejectReason.MIN_QTY
-                elif q * p < params[P_MIN_NOTIONAL, c]:
-                    reason = RejectReason.MIN_NOTIONAL
-                elif phase == 1:
+                # q > 0 here (changes below EPS of equity were skipped): the lot check cannot fire
+                reason = exchange_filter_nb(q, p, lot, params[P_MIN_QTY, c], params[P_MIN_NOTIONAL, c])
+                if reason == RejectReason.NONE and phase == 1:
                     # free margin at this moment: equity less the margin of open positions
                     eq = acct[0]
                     gross = 0.0
@@ -203,10 +198,8 @@ def rebalance_nb(prices, i, s, weights, st, acct, counts, orders, trades, params
                     if required - available > EPS * max(abs(available), 1.0):
                         reason = RejectReason.INSUFFICIENT_CASH
                 if reason != RejectReason.NONE:
-                    write_order_nb(orders, counts[0], c, i, Side.BUY if is_buy else Side.SELL, q,
-                                   slip_price_nb(p, is_buy, params[P_SLIPPAGE, c]), 0.0, OrderType.MARKET,
-                                   Status.REJECTED, reason)
-                    counts[0] += 1
+                    reject_order_nb(orders, counts, c, i, Side.BUY if is_buy else Side.SELL, q,
+                                    slip_price_nb(p, is_buy, params[P_SLIPPAGE, c]), OrderType.MARKET, reason)
                     continue
             fill_change_nb(st, acct, counts, orders, trades, params, c, i, p, q, is_buy)
     return dw
@@ -215,16 +208,17 @@ def rebalance_nb(prices, i, s, weights, st, acct, counts, orders, trades, params
 @jit
 def simulate_weights_nb(open_, close, weights, rebalance, params, leverage, init_cash, fill_mode,
                         orders, trades, cash_out, equity_out):
-    """Run the weights backtest; returns ``(n_orders, n_trades, n_delayed)``.
+    """Run the weights backtest; returns the counts (``engine.N_COUNTS`` slots: orders, trades,
+    targets that waited for a later candle, rejections by reason).
 
     ``orders`` must hold 2 orders per non-NaN weight of a rebalance bar, ``trades`` half that
-    plus one per column; ``n_delayed`` counts the targets that waited for a later candle.
+    plus one per column.
     """
     n, m = close.shape
     st = np.zeros((N_RSTATE, m))
     st[R_PEND_W] = np.nan
     acct = np.full(1, init_cash)
-    counts = np.zeros(3, dtype=np.int64)
+    counts = np.zeros(N_COUNTS, dtype=np.int64)
     at_open = fill_mode == FillMode.NEXT_OPEN
     lag = 1 if at_open else 0
     prices = open_ if at_open else close
@@ -259,4 +253,4 @@ def simulate_weights_nb(open_, close, weights, rebalance, params, leverage, init
             sign = 1.0 if pos > 0.0 else -1.0
             close_trade_nb(st, trades, counts, c, last, sign,
                            st[R_EXIT_NOTIONAL, c] + abs(pos) * st[R_MARK, c], ExitReason.END)
-    return counts[0], counts[1], counts[2]
+    return counts

@@ -103,17 +103,15 @@ class RejectedOrdersWarning(UserWarning):
     """Some orders of a backtest were rejected (insufficient cash, exchange filters, no candle)."""
 
 
-def _warn_rejected(orders: np.ndarray, size_type: str | None = None, reasons: np.ndarray | None = None,
+def _warn_rejected(orders: np.ndarray, reasons: np.ndarray, size_type: str | None = None,
                    market_only: bool = False) -> None:
     """One summary warning when orders were rejected, so sizing surprises are never silent.
 
-    ``reasons``: rejections counted by the kernel per ``RejectReason`` (spares a pass over the records).
+    ``reasons``: rejections counted by the kernel per ``RejectReason`` (spares a pass over the
+    records); ``market_only``: every record is filled or rejected (no resting orders).
     """
     from .kernels.records import RejectReason, Status
 
-    if reasons is None:
-        status = orders["status"]
-        reasons = np.bincount(orders["reason"][status == Status.REJECTED], minlength=len(RejectReason))
     n_rejected = int(reasons.sum())
     if n_rejected == 0:
         return
@@ -590,8 +588,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
              lot_size: Any = 0.0, min_qty: Any = 0.0, min_notional: Any = 0.0, leverage: float = 1.0,
              cash_sharing: Any = True, order_type: str = "market", order_price: Any = None,
              limit_price: Any = None, tif: int = 0, maker_fees: Any = None, slippage_range: Any = 0.0,
-             slippage_volume: Any = 0.0, sl_price: Any = None, tp_price: Any = None, exit_size: Any = 1.0, on_gap: str = "warn",
-             _on_bar: Any = None, _user: tuple = ()) -> Result:
+             slippage_volume: Any = 0.0, sl_price: Any = None, tp_price: Any = None, exit_size: Any = 1.0,
+             on_gap: str = "warn", _on_bar: Any = None, _user: tuple = ()) -> Result:
     """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
 
     Parameters
@@ -833,7 +831,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
                 inputs.open, inputs.high, inputs.low, inputs.close, volume,
                 sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"], has_short,
                 packed, size_type_id, leverage, fill_id, intrabar_id, otype_id, oprice,
-                lprice, int(tif), abs_stops, sl_abs, tp_abs, partial, exit_frac, start, st, acct, done, orders, trades, cash, equity)
+                lprice, int(tif), abs_stops, sl_abs, tp_abs, partial, exit_frac, start, st, acct, done, orders, trades,
+                cash, equity)
             if start >= n:
                 break
             orders = np.concatenate([orders[:done[0]], np.empty(max(len(orders), 8 * m), dtype=order_dt)])
@@ -881,7 +880,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
                  symbol_init_cash=None if n_groups == 1 else init_cash)
     if _on_bar is not None:
         res._signal_arrays = sig  # DataFrames built on first access of Result.signals
-    _warn_rejected(res.order_records, size_type, reasons=rejections, market_only=order_type == "market")
+    _warn_rejected(res.order_records, rejections, size_type, market_only=order_type == "market")
     return res
 
 
@@ -1008,8 +1007,8 @@ def _run_callback(on_bar, user, inputs, volume, sig, packed, size_type_id, lever
         start = simulate_callback_nb(on_bar, user, inputs.open, inputs.high, inputs.low, inputs.close, volume,
                                      sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"],
                                      packed, size_type_id, leverage, fill_id, intrabar_id, otype_id,
-                                     oprice, tif, touched, exit_frac, wait_frac, handed, start, st, acct, counts, orders, trades, cash,
-                                     equity)
+                                     oprice, tif, touched, exit_frac, wait_frac, handed, start, st, acct, counts,
+                                     orders, trades, cash, equity)
         if start >= n:
             break
         orders = np.concatenate([orders[:counts[0]], np.empty(max(len(orders), 8 * m), dtype=order_dt)])
@@ -1139,6 +1138,7 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
     True
     """
     from .kernels.engine import N_PARAMS, P_FEES, P_FIXED_FEES, P_LOT, P_MIN_NOTIONAL, P_MIN_QTY, P_SLIPPAGE
+    from .kernels.engine import C_DELAYED, C_ORDERS, C_REJECTED, C_TRADES
     from .kernels.rebalance import simulate_weights_nb
 
     inputs = prepare_data(data)
@@ -1173,8 +1173,9 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
     trades = np.empty(bound // 2 + m, dtype=trade_dt)
     cash = np.empty(n)
     equity = np.empty(n)
-    n_orders, n_trades, n_delayed = simulate_weights_nb(inputs.open, inputs.close, w, mask, packed, leverage,
-                                                        init_cash, fill_id, orders, trades, cash, equity)
+    counts = simulate_weights_nb(inputs.open, inputs.close, w, mask, packed, leverage, init_cash, fill_id,
+                                 orders, trades, cash, equity)
+    n_orders, n_trades, n_delayed = (int(counts[k]) for k in (C_ORDERS, C_TRADES, C_DELAYED))
     assumptions = {
         "fill": fill,
         "fill_rule": ("weights at bar t fill at bar t+1's open" if fill == "next_open"
@@ -1192,7 +1193,7 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
                          "a newer weight replaces it; none before the end: rejected no_data on the last bar"),
         "delayed_orders": int(n_delayed),
     }
-    _warn_rejected(orders[:n_orders])
+    _warn_rejected(orders[:n_orders], counts[C_REJECTED:], market_only=True)
     return Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
                   init_cash=init_cash, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions)
 

@@ -219,3 +219,32 @@ def test_missing_fill_bar_on_the_last_bar_is_rejected_at_once():
     res = backtest_weights(d, np.array([nan, 0.5, nan]), init_cash=1000.0, on_gap="skip")
     assert res.orders["reason"].tolist() == ["no_data"] and res.orders["side"].tolist() == ["buy"]
     assert res.assumptions["delayed_orders"] == 0
+
+
+def test_weights_rejection_counts_match_the_records():
+    """The warning's figures (kernel counters) equal the weights path's records."""
+    import re
+    import warnings
+
+    from nbtrade.backtesting import RejectedOrdersWarning
+
+    rng = np.random.default_rng(8)
+    seen = 0
+    for k in range(20):
+        o, h, l, c = random_market(rng, 30, 3, nan_prob=0.2)
+        w = rng.uniform(-0.6, 0.9, c.shape)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = backtest_weights({"open": o, "high": h, "low": l, "close": c}, w, rebalance_every=3,
+                                   min_notional=[0.0, 120.0][k % 2], lot_size=0.5, init_cash=1000.0,
+                                   leverage=1.0, on_gap="skip")
+        rec = res.order_records
+        n_rejected = int(np.count_nonzero(rec["status"] == 1))
+        msgs = [str(x.message) for x in caught if issubclass(x.category, RejectedOrdersWarning)]
+        if n_rejected == 0:
+            assert not msgs
+            continue
+        seen += 1
+        n, total = map(int, re.match(r"(\d+) of (\d+) orders rejected", msgs[0]).groups())
+        assert (n, total) == (n_rejected, len(rec))
+    assert seen
