@@ -791,19 +791,14 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     if abs_stops:
         sl_abs = np.full((n, m), np.nan) if sl_price is None else sl_abs
         tp_abs = np.full((n, m), np.nan) if tp_price is None else tp_abs
-        if len(moves):  # absolute levels travel with their delayed entry signal
-            src, dst, col = moves.T
-            sl_abs, tp_abs = sl_abs.copy(), tp_abs.copy()
-            sl_abs[dst, col] = sl_abs[src, col]
-            tp_abs[dst, col] = tp_abs[src, col]
+        # absolute levels travel with their delayed entry signal
+        sl_abs, tp_abs = _follow_moves(sl_abs, moves), _follow_moves(tp_abs, moves)
     partial, exit_frac = _exit_size(exit_size, inputs, sig, has_short)
     if partial and _on_bar is not None:
         raise ValueError("exit_size is not supported by backtest_callback: close a part with reduce_long_nb / "
                          "reduce_short_nb(ctx, i, c, fraction) in on_bar")
-    if partial and exit_frac.shape[0] > 1 and len(moves):  # fractions travel with their delayed exit
-        src, dst, col = moves.T
-        exit_frac = exit_frac.copy()
-        exit_frac[dst, col] = exit_frac[src, col]
+    if partial and exit_frac.shape[0] > 1:  # fractions travel with their delayed exit
+        exit_frac = _follow_moves(exit_frac, moves)
     if _on_bar is not None:
         orders, trades, n_delayed, rejections = _run_callback(
             _on_bar, _user, inputs, volume, sig, packed, size_type_id, leverage, init_cash, groups, fill_id,
@@ -835,8 +830,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
                 cash, equity)
             if start >= n:
                 break
-            orders = np.concatenate([orders[:done[0]], np.empty(max(len(orders), 8 * m), dtype=order_dt)])
-            trades = np.concatenate([trades[:done[1]], np.empty(max(len(trades), 4 * m), dtype=trade_dt)])
+            orders, trades = _grow(orders, trades, done, m)
         n_orders, n_trades = int(done[0]), int(done[1])
         n_delayed = len(moves)
         rejections = done[C_REJECTED:]
@@ -980,6 +974,24 @@ def _exit_size(x: Any, inputs: Inputs, sig: dict, has_short: bool) -> tuple[bool
     return True, np.ascontiguousarray(arr)
 
 
+def _follow_moves(arr: np.ndarray, moves: np.ndarray) -> np.ndarray:
+    """``arr`` (bars x symbols) with each delayed signal's value moved along with it (``moves``:
+    ``(from bar, to bar, column)`` rows of :func:`prepare_signals`); ``arr`` itself is left alone."""
+    if not len(moves):
+        return arr
+    src, dst, col = moves.T
+    out = arr.copy()
+    out[dst, col] = arr[src, col]
+    return out
+
+
+def _grow(orders: np.ndarray, trades: np.ndarray, counts: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Record buffers at least twice as large, keeping the ``counts[:2]`` records written so far."""
+    orders = np.concatenate([orders[:counts[0]], np.empty(max(len(orders), 8 * m), dtype=order_dt)])
+    trades = np.concatenate([trades[:counts[1]], np.empty(max(len(trades), 4 * m), dtype=trade_dt)])
+    return orders, trades
+
+
 def _has_stops(params: dict, abs_stops: bool) -> bool:
     """Whether any symbol has attached stops (each entry may then end in one more order)."""
     return abs_stops or any(bool(np.isfinite(params[k]).any()) for k in ("sl_stop", "tp_stop", "trail_stop"))
@@ -1011,8 +1023,7 @@ def _run_callback(on_bar, user, inputs, volume, sig, packed, size_type_id, lever
                                      orders, trades, cash, equity)
         if start >= n:
             break
-        orders = np.concatenate([orders[:counts[0]], np.empty(max(len(orders), 8 * m), dtype=order_dt)])
-        trades = np.concatenate([trades[:counts[1]], np.empty(max(len(trades), 4 * m), dtype=trade_dt)])
+        orders, trades = _grow(orders, trades, counts, m)
     return orders[:counts[0]], trades[:counts[1]], int(counts[2]), counts[C_REJECTED:]
 
 
