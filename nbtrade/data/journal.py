@@ -19,6 +19,15 @@ journal left behind by a dead writer is played back (original pages restored,
 file truncated to its original size), which returns the file to the last
 committed state byte for byte.
 
+Write errors (ENOSPC, EIO) are never raised into HDF5: an exception raised
+inside h5py's ``fileobj`` driver callbacks stays set while HDF5 goes on calling
+the driver (flush, truncate at close), which gave ``SystemError ... returned a
+result with an exception set`` and, once the half-closed ``h5py.File`` was
+released from the traceback, a segfault (4 of 7 disk-full runs). So the first
+failed write is kept in :attr:`JournaledFile.error`, every later write or
+truncate becomes a no-op (nothing unjournaled reaches the file) and the
+transaction raises that error after HDF5 closed the file, then rolls back.
+
 Ordering makes this safe against a killed process (SIGKILL, OOM killer):
 journal and file are written unbuffered, so a page reaches the OS before the
 write that overwrites it. Against power loss, ``durable=True`` also fsyncs the
@@ -31,6 +40,7 @@ running reads to end (reads of a day take about a millisecond).
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import struct
@@ -63,13 +73,25 @@ class JournaledFile:
         self._fd = self._raw.fileno()
         self.orig_size = os.fstat(self._fd).st_size
         self._saved: set[int] = set()
-        jfd = os.open(journal_path(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        #: First OSError of a write, truncate or journal write; the transaction must roll back.
+        self.error: OSError | None = None
+        try:
+            jfd = os.open(journal_path(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError:
+            self._raw.close()
+            raise
         self._jfd = jfd
-        head = struct.pack("<8sQ", MAGIC, self.orig_size)
-        _write_all(jfd, _HEADER.pack(MAGIC, self.orig_size, zlib.crc32(head)))
-        if durable:
-            os.fsync(jfd)
-            _fsync_dir(path)
+        try:
+            head = struct.pack("<8sQ", MAGIC, self.orig_size)
+            _write_all(jfd, _HEADER.pack(MAGIC, self.orig_size, zlib.crc32(head)))
+            if durable:
+                os.fsync(jfd)
+                _fsync_dir(path)
+        except OSError:  # e.g. a full disk: nothing was touched, leave no journal behind
+            self._raw.close()
+            os.close(jfd)
+            os.unlink(journal_path(path))
+            raise
         self.closed = False
 
     # --- file protocol used by h5py ------------------------------------------
@@ -95,22 +117,33 @@ class JournaledFile:
         return self._raw.readinto(buf)
 
     def write(self, data) -> int:
-        pos = self._raw.tell()
         size = memoryview(data).nbytes
-        if pos < self.orig_size and size:
-            self._save(pos, min(pos + size, self.orig_size))
-        view = memoryview(data).cast("B")
-        done = 0
-        while done < size:  # unbuffered writes may be short
-            done += self._raw.write(view[done:])
+        if self.error is not None:
+            return size  # the transaction is lost already: write nothing more
+        try:
+            pos = self._raw.tell()
+            if pos < self.orig_size and size:
+                self._save(pos, min(pos + size, self.orig_size))
+            view = memoryview(data).cast("B")
+            done = 0
+            while done < size:  # unbuffered writes may be short
+                done += self._raw.write(view[done:])
+        except OSError as exc:
+            self.error = exc
         return size
 
     def truncate(self, size: int | None = None) -> int:
         if size is None:
             size = self._raw.tell()
-        if size < self.orig_size:
-            self._save(size, self.orig_size)
-        return self._raw.truncate(size)
+        if self.error is not None:
+            return size
+        try:
+            if size < self.orig_size:
+                self._save(size, self.orig_size)
+            return self._raw.truncate(size)
+        except OSError as exc:
+            self.error = exc
+            return size
 
     def flush(self) -> None:
         pass  # unbuffered: every write is already with the OS
@@ -138,7 +171,12 @@ class JournaledFile:
                 os.fsync(self._jfd)
 
     def commit(self) -> None:
-        """Make the transaction permanent: the file is complete, drop the journal."""
+        """Make the transaction permanent: the file is complete, drop the journal.
+
+        Raises the kept write error instead (the caller then rolls back).
+        """
+        if self.error is not None:
+            raise self.error
         if self.durable:
             os.fsync(self._fd)
         self._close_handles()
@@ -215,6 +253,8 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+#: errno of a folder or filesystem we may read but not write: permission denied, read-only filesystem.
+_READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
 _held = threading.local()  # paths this thread holds a lock on (to refuse a self-deadlock)
 
 
@@ -244,9 +284,13 @@ def locked(path: str, exclusive: bool, durable: bool = False) -> Iterator[None]:
 def _locked(path: str, exclusive: bool, durable: bool) -> Iterator[None]:
     try:
         fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
-    except PermissionError:
-        if exclusive:
+    except OSError as exc:
+        if exc.errno not in _READ_ONLY:
             raise
+        if exclusive:
+            raise OSError(exc.errno, f"cannot write to the store at {path}: {exc.strerror} (a read-only "
+                                     "folder or filesystem); reading works, writing needs a writable folder") \
+                from None
         try:  # a read-only folder: lock an existing lock file, or read unlocked (no writer can write here)
             fd = os.open(lock_path(path), os.O_RDONLY)
         except FileNotFoundError:

@@ -27,6 +27,7 @@ Append semantics
 """
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import struct
@@ -152,6 +153,28 @@ def _now_ms() -> int:
     return int(_time.time() * 1000)
 
 
+def _close_quietly(f: h5py.File) -> BaseException | None:
+    """Close an HDF5 file; return (never raise) what went wrong.
+
+    A failed close must not leave the ``h5py.File`` alive in a traceback: the
+    exception is turned into text here and the object released by the caller.
+    """
+    try:
+        f.close()
+    except BaseException as exc:  # noqa: BLE001 - reported by the caller as one OSError
+        return OSError(getattr(exc, "errno", None) or 0, f"closing the HDF5 file failed: {exc}")
+    return None
+
+
+def _write_error(path: str, exc: BaseException) -> OSError:
+    """One clear error for a write that failed and was rolled back (disk full, I/O error)."""
+    code = getattr(exc, "errno", None) or 0
+    reason = getattr(exc, "strerror", None) or str(exc)
+    hint = " (free some space and retry)" if code == errno.ENOSPC else ""
+    return OSError(code, f"{reason} while writing {path}; the write was rolled back and the store "
+                         f"is unchanged{hint}")
+
+
 def _open_error(path: str, exc: Exception) -> ValueError:
     return ValueError(f"{path} is not a readable HDF5 store file (not HDF5, truncated or corrupted): {exc}")
 
@@ -246,27 +269,36 @@ class Store:
             created = not os.path.exists(path)
             if created:
                 self._create_file(path, exchange)
-            jf = JournaledFile(path, durable=self.durable)
+            try:
+                jf = JournaledFile(path, durable=self.durable)
+            except OSError as exc:
+                if created:
+                    os.remove(path)
+                raise _write_error(path, exc) from None
             try:
                 f = h5py.File(jf, "r+", libver=LIBVER)
             except OSError as exc:
                 jf.rollback()
                 raise _open_error(path, exc) from None
-            ok = False
+            error: BaseException | None = None
+            writer = Writer(self, f, exchange, jf)
             try:
-                try:
-                    _check_format(f, path)
-                    yield Writer(self, f, exchange)
-                finally:
-                    f.close()
-                ok = True
-            finally:
-                if ok:
-                    jf.commit()
-                else:
-                    jf.rollback()
-                    if created:  # leave no empty file behind a failed first write
-                        os.remove(path)
+                _check_format(f, path)
+                yield writer
+            except BaseException as exc:
+                error = exc
+            failure = _close_quietly(f)
+            writer.file = None  # type: ignore[assignment]  # nothing may keep the file alive
+            del f, writer
+            if error is None and jf.error is None and failure is None:
+                jf.commit()
+                return
+            jf.rollback()
+            if created:  # leave no empty file behind a failed first write
+                os.remove(path)
+            if error is not None and (jf.error is None or not isinstance(error, OSError)):
+                raise error
+            raise _write_error(path, jf.error or failure) from None
 
     def _create_file(self, path: str, exchange: str) -> None:
         tmp = f"{path}.tmp-{os.getpid()}"
@@ -487,14 +519,20 @@ class Reader:
 class Writer:
     """Write access inside :meth:`Store.transaction`."""
 
-    def __init__(self, store: Store, file: h5py.File, exchange: str):
+    def __init__(self, store: Store, file: h5py.File, exchange: str, journal: JournaledFile | None = None):
         self.store = store
         self.file = file
         self.exchange = exchange
+        self._journal = journal
 
     def append(self, symbol: str, timeframe: str, data: Any, *, on_conflict: str | None = None) -> AppendResult:
         """As :meth:`Store.append`, inside the transaction."""
         return self._append_prepared(symbol, timeframe, _prepare(symbol, timeframe, data), on_conflict)
+
+    def _check_io(self) -> None:
+        """Stop the transaction at the first failed write (e.g. disk full) instead of at commit."""
+        if self._journal is not None and self._journal.error is not None:
+            raise self._journal.error
 
     def last_time(self, symbol: str, timeframe: str) -> int | None:
         gpath = group_path(symbol, timeframe)
@@ -518,12 +556,14 @@ class Writer:
         rows = int(grp.attrs["rows"])
         if n_new == 0:
             return AppendResult(rows=rows)
-        dtype = np.dtype(str(grp.attrs["dtype"]))
-        a = {c: (v if c == "time" else v.astype(dtype, copy=False)) for c, v in a.items()}
+        a = _cast(a, np.dtype(str(grp.attrs["dtype"])), symbol)
         if rows == 0 or a["time"][0] > int(grp.attrs["last"]):
             _append_tail(grp, a, rows)
-            return AppendResult(added=n_new, rows=rows + n_new)
-        return _merge(grp, a, rows, policy)
+            result = AppendResult(added=n_new, rows=rows + n_new)
+        else:
+            result = _merge(grp, a, rows, policy)
+        self._check_io()
+        return result
 
     def _create_series(self, gpath: str, symbol: str, timeframe: str) -> h5py.Group:
         st = self.store
@@ -553,6 +593,30 @@ def _prepare(symbol: str, timeframe: str, data: Any) -> dict[str, np.ndarray]:
     a = integrity.to_arrays(data, value_columns=value_columns(timeframe))
     integrity.validate(a, tf_ms, timeframe=timeframe)
     return a
+
+
+def _cast(a: dict[str, np.ndarray], dtype: np.dtype, symbol: str) -> dict[str, np.ndarray]:
+    """Value columns in the series' storage dtype; refuses values that dtype cannot hold.
+
+    Validation ran on float64. A narrower dtype would store 1e300 as inf and
+    1e-50 as 0.0, values the validation refuses; rounding is monotone, so the
+    OHLC order rules hold after the cast and only overflow and underflow remain.
+    """
+    out = {}
+    for c, v in a.items():
+        if c == "time" or v.dtype == dtype:
+            out[c] = v
+            continue
+        with np.errstate(over="ignore", under="ignore"):
+            w = v.astype(dtype)
+        bad = np.flatnonzero((np.isinf(w) & np.isfinite(v)) | ((w == 0) & (v != 0)))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"data: {symbol} column {c!r} holds {v[i]!r} at {integrity._iso(a['time'][i])} "
+                             f"({bad.size} such rows), which {dtype} cannot store (it would become {w[i]!r}); "
+                             f"nothing written. Use Store(dtype='float64') for this series")
+        out[c] = w
+    return out
 
 
 def _read_frame(f: h5py.File, exchange: str, symbol: str, timeframe: str, start: Any, end: Any,
