@@ -60,6 +60,7 @@ def _build_parser() -> argparse.ArgumentParser:
         d = dsub.add_parser(name, help=text)
         d.add_argument("--store", default=None)
         d.add_argument("--exchange", default=None)
+    d.add_argument("--upgrade", action="store_true", help="add per-chunk checksums to series written before them")
     d = dsub.add_parser("info", help="metadata of one series")
     d.add_argument("exchange")
     d.add_argument("symbol")

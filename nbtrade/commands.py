@@ -73,8 +73,9 @@ def _data(args: argparse.Namespace) -> int:
         console.print_json(json.dumps(info, default=str))
         return 0
     if action == "verify":
-        report = st.verify(root, args.exchange)
-        console.print(str(report))
+        report = st.verify(root, args.exchange, upgrade=args.upgrade)
+        for line in report.summary():
+            console.print(line, markup=False, highlight=False)
         return 0 if getattr(report, "ok", True) else 1
     if action == "import":
         from .data.io import import_many
