@@ -13,7 +13,7 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 from nbtrade import indicators as ind
-from nbtrade import stats as rolling
+from nbtrade import rolling
 from nbtrade.model.labels import ewm_volatility, forward_return, sign_label, triple_barrier
 from nbtrade.model.modelcache import ModelCache
 from nbtrade.model.signals import predictions_to_signals, proba_to_signals, proba_to_weights
