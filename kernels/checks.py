@@ -131,3 +131,19 @@ def signal_stats_nb(entries, exits, short_entries, short_exits, has_short, close
     counts[2] = c2
     counts[3] = c3
     return n_bad, first_k, first_i, first_j
+
+
+@jit
+def first_below_nb(high, low):
+    """First position ``i`` of two aligned 1-D arrays where ``high[i] < low[i]``, or ``-1``.
+
+    Pairs with a NaN or +-inf never count (a missing bar is not an inconsistent one).
+    Used by indicators that take both high and low (ATR, ADX, STOCH, TRANGE) to
+    catch swapped arguments: one memory-bound pass, no temporary arrays.
+    """
+    for i in range(high.shape[0]):
+        h = high[i]
+        lo = low[i]
+        if h < lo and (h - h) + (lo - lo) == 0.0:
+            return i
+    return -1

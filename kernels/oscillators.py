@@ -14,7 +14,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit, pjit
-from .moving import fma
+from .moving import fma, is_missing
 
 NAN = np.nan
 
@@ -37,9 +37,10 @@ def _true_range(h, l, prev_close):
 
 @jit
 def _isnan3(a, b, c):
-    # one test for three values (a NaN, or +inf meeting -inf, makes the sum NaN)
-    t = a + b + c
-    return t != t
+    # one test for three values: any NaN or +-inf (missing, see moving.is_missing) makes the sum NaN;
+    # each term is 0 for a finite value, so no overflow of large prices can fake one
+    t = (a - a) + (b - b) + (c - c)
+    return t != 0.0
 
 
 # --------------------------------------------------------------------- RSI
@@ -57,7 +58,7 @@ def rsi_1d_nb(x, timeperiod, out):
     decay = (p - 1.0) / p
     i = 0
     while i < n:
-        if x[i] != x[i]:
+        if is_missing(x[i]):
             out[i] = NAN
             i += 1
             continue
@@ -69,7 +70,7 @@ def rsi_1d_nb(x, timeperiod, out):
         loss = 0.0
         while i < n and i < start + p:
             v = x[i]
-            if v != v:
+            if is_missing(v):
                 break
             d = v - prev
             prev = v
@@ -83,7 +84,7 @@ def rsi_1d_nb(x, timeperiod, out):
             continue
         # bar start+p completes the first average
         v = x[i]
-        if v != v:
+        if is_missing(v):
             continue
         d = v - prev
         prev = v
@@ -98,7 +99,7 @@ def rsi_1d_nb(x, timeperiod, out):
         i += 1
         while i < n:
             v = x[i]
-            if v != v:
+            if is_missing(v):
                 break
             d = v - prev
             prev = v
@@ -139,7 +140,7 @@ def macd_1d_nb(x, fastperiod, slowperiod, signalperiod, out_macd, out_signal, ou
     lookback = ps + pg - 2
     i = 0
     while i < n:
-        if x[i] != x[i]:
+        if is_missing(x[i]):
             out_macd[i] = NAN
             out_signal[i] = NAN
             out_hist[i] = NAN
@@ -155,7 +156,7 @@ def macd_1d_nb(x, fastperiod, slowperiod, signalperiod, out_macd, out_signal, ou
         ready = False
         while i < n:
             v = x[i]
-            if v != v:
+            if is_missing(v):
                 break
             r = i - start
             if r < ps:
@@ -191,7 +192,7 @@ def macd_1d_nb(x, fastperiod, slowperiod, signalperiod, out_macd, out_signal, ou
             continue
         while i < n:
             v = x[i]
-            if v != v:
+            if is_missing(v):
                 break
             es = fma(es, 1.0 - ks, v * ks)
             ef = fma(ef, 1.0 - kf, v * kf)
@@ -244,7 +245,7 @@ def bbands_1d_nb(x, timeperiod, nbdevup, nbdevdn, out_upper, out_middle, out_low
     inv = 1.0 / p
     i = 0
     while i < n:
-        if x[i] != x[i]:
+        if is_missing(x[i]):
             out_upper[i] = NAN
             out_middle[i] = NAN
             out_lower[i] = NAN
@@ -257,7 +258,7 @@ def bbands_1d_nb(x, timeperiod, nbdevup, nbdevdn, out_upper, out_middle, out_low
         last_move = start  # latest bar that differs from its predecessor
         while i < n and i < start + p - 1:
             v = x[i]
-            if v != v:
+            if is_missing(v):
                 break
             d = v - shift
             s1 += d
@@ -273,7 +274,7 @@ def bbands_1d_nb(x, timeperiod, nbdevup, nbdevdn, out_upper, out_middle, out_low
         since_rebase = 0
         while i < n:
             v = x[i]
-            if v != v:
+            if is_missing(v):
                 break
             d = v - shift
             if i - p >= start:
@@ -642,7 +643,7 @@ def obv_1d_nb(close, volume, out):
     while i < n:
         c = close[i]
         v = volume[i]
-        if c != c or v != v:
+        if is_missing(c) or is_missing(v):
             out[i] = NAN
             i += 1
             continue
@@ -653,7 +654,7 @@ def obv_1d_nb(close, volume, out):
         while i < n:
             c = close[i]
             v = volume[i]
-            if c != c or v != v:
+            if is_missing(c) or is_missing(v):
                 break
             # branch-free: up and down closes are a coin flip for the branch predictor
             obv += v * ((c > prev) * 1.0 - (c < prev) * 1.0)

@@ -1,8 +1,8 @@
 """Simple and log returns over ``n`` bars.
 
 ``out[t] = x[t] / x[t - n] - 1`` (simple) or ``log(x[t] / x[t - n])`` (log); the
-first ``n`` values are NaN; a NaN on either side gives NaN; a zero base price
-gives NaN (a return from a zero price is undefined; pandas would give inf).
+first ``n`` values are NaN; a NaN or +-inf (missing, as in every indicator) on
+either side gives NaN; a zero base price gives NaN (a return from a zero price is undefined; pandas would give inf).
 Output ``t`` uses bars ``t - n`` and ``t`` only.
 """
 from __future__ import annotations
@@ -29,12 +29,12 @@ def ret_1d_nb(x, n, log, out):
         for i in range(m - n):
             b = base[i]
             r = np.log(cur[i] / b)
-            o[i] = r if b != 0.0 else np.nan
+            o[i] = r if (b != 0.0 and (b - b) + (cur[i] - cur[i]) == 0.0) else np.nan
     else:
         for i in range(m - n):
             b = base[i]
             r = cur[i] / b - 1.0
-            o[i] = r if b != 0.0 else np.nan
+            o[i] = r if (b != 0.0 and (b - b) + (cur[i] - cur[i]) == 0.0) else np.nan
     return out
 
 

@@ -15,6 +15,7 @@ _EXPORTS: dict[str, str] = {
     # modules
     "indicators": "nbtrade.indicators",
     "stats": "nbtrade.stats",
+    "rolling": "nbtrade.rolling",
     "synthetic": "nbtrade.synthetic",
     "cache": "nbtrade.cache",
     "monitor": "nbtrade.monitor",

@@ -12,8 +12,10 @@ Conventions shared by all functions
 -----------------------------------
 Causality
     The value at bar ``t`` uses bars up to ``t`` only.
-NaN policy
-    A NaN in any input *restarts* the indicator: the output is NaN at that bar
+Missing values (NaN policy)
+    NaN and +-inf are both missing values (one rule for every indicator, the
+    rolling statistics and the batched averages, as pandas' rolling treats inf):
+    a missing value in any input *restarts* the indicator: the output is NaN at that bar
     and through a fresh warm-up after it, exactly as if the series began right
     after the NaN. So leading NaNs are skipped as TA-Lib does (the warm-up
     starts at the first valid bar), and an inner NaN never poisons the rest of
@@ -21,6 +23,15 @@ NaN policy
     WMA, BBANDS, STOCH, TRANGE) this is the same as "NaN while the NaN is in the
     window"; recursive ones (EMA, DEMA, TEMA, KAMA, RSI, MACD, ATR, ADX) are
     re-seeded, and OBV restarts its running total.
+Input checks
+    Where a function takes both ``high`` and ``low`` (TRANGE, ATR, STOCH, ADX),
+    ``high < low`` on any bar is an error naming the bar (swapped arguments are
+    the usual cause). A 2-D numpy array is time x symbols, so a ``(1, n)`` array
+    (one bar of n symbols) is refused with the two ways to say what was meant;
+    a one-row DataFrame is accepted. Periods are integers in
+    ``[minimum, 2**32]`` (``nbtrade._arrays.MAX_PERIOD``); errors name the parameter
+    and the range. Unknown keyword arguments get "did you mean" (``period=`` ->
+    ``timeperiod=``).
 Lookback
     :func:`lookback` gives each indicator's :class:`~nbtrade.lookback.Lookback`:
     ``warmup`` leading NaNs and ``settle`` bars after which values no longer
@@ -45,13 +56,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._arrays import as_float_array, as_float_arrays, check_out, check_period, empty_like
+from ._arrays import apply_kernel, check_period
 from .lookback import Lookback, decay_bars
 
 __all__ = [
     "sma", "ema", "wma", "dema", "tema", "kama", "rsi", "macd", "bbands", "trange", "atr", "stoch", "obv",
     "adx", "lookback",
-    # rolling statistics, returns and batched moving averages live in nbtrade.stats, re-exported here
+    # rolling statistics, returns and batched moving averages live in nbtrade.rolling, re-exported here
     "rolling_sum", "rolling_mean", "rolling_var", "rolling_std", "rolling_min", "rolling_max", "rolling_zscore",
     "rolling_corr", "rolling_beta", "rolling_cov", "rolling_vwap", "ret", "ema_many", "sma_many",
 ]
@@ -61,49 +72,21 @@ __all__ = [
 NEVER_SETTLES = sys.maxsize
 
 
-def _k():
-    # kernels import numba: load on first use so `import nbtrade.indicators` stays cheap
-    from .kernels import indicators as k
-    return k
-
-
-def _strided_2d(a: np.ndarray) -> bool:
-    return a.ndim == 2 and a.shape[1] > 1 and not a.flags.f_contiguous
-
-
-def _run(kernel: str, arrays: list[np.ndarray], args: tuple, n_out: int = 1,
-         out: np.ndarray | None = None) -> list[np.ndarray]:
-    """Call the 1-D or 2-D kernel on validated float64 inputs; return its outputs.
-
-    2-D kernels walk each column in time order, so a C-ordered (row-major)
-    time x symbols array is copied to Fortran order first: a strided column walk
-    touches a cache line per value and was measured 5-10x slower than the copy.
-    A caller's ``out`` is written in place (through a Fortran buffer if it is
-    row-major), and may be one of the inputs.
-    """
-    k = _k()
-    fn = getattr(k, f"{kernel}_1d_nb" if arrays[0].ndim == 1 else f"{kernel}_nb")
-    if _strided_2d(arrays[0]):
-        arrays = [np.asfortranarray(a) for a in arrays]
-    if out is None:
-        outs = [empty_like(arrays[0]) for _ in range(n_out)]
-        fn(*arrays, *args, *outs)
-        return outs
-    res = check_out(out, arrays[0])
-    if _strided_2d(res):
-        tmp = empty_like(arrays[0])
-        fn(*arrays, *args, tmp)
-        np.copyto(res, tmp)
-        return [res]
-    # kernels read earlier inputs after writing earlier outputs: out=close needs a copy
-    arrays = [a.copy() if np.may_share_memory(res, a) else a for a in arrays]
-    fn(*arrays, *args, res)
-    return [res]
-
-
 def _unary(name: str, x: Any, out: np.ndarray | None, args: tuple) -> Any:
-    arr, wrapper = as_float_array(x, "close")
-    return wrapper.wrap(_run(name, [arr], args, out=out)[0])
+    return apply_kernel(name, [("close", x)], args, out=out, fn=name)
+
+
+def _n_bars(x: Any) -> int:
+    try:
+        return len(x)
+    except TypeError:  # not a sequence: the conversion names the problem
+        return 0
+
+
+def _hlc(name: str, high: Any, low: Any, close: Any, args: tuple, out: np.ndarray | None = None, n_out: int = 1,
+         out_names: tuple[str, ...] | None = None) -> Any:
+    return apply_kernel(name, [("high", high), ("low", low), ("close", close)], args, n_out=n_out, out=out,
+                        out_names=out_names, fn=name)
 
 
 def _check_matype(value: Any, name: str) -> None:
@@ -278,9 +261,8 @@ def macd(close: Any, fastperiod: int = 12, slowperiod: int = 26, signalperiod: i
     g = check_period(signalperiod, "signalperiod", 1)
     if s < f:
         f, s = s, f
-    arr, wrapper = as_float_array(close, "close")
-    outs = _run("macd", [arr], (f, s, g), 3)
-    return tuple(wrapper.wrap(o, name=nm) for o, nm in zip(outs, ("macd", "macdsignal", "macdhist")))
+    return apply_kernel("macd", [("close", close)], (f, s, g), n_out=3, out_names=("macd", "macdsignal", "macdhist"),
+                        fn="macd")
 
 
 def bbands(close: Any, timeperiod: int = 5, nbdevup: float = 2.0, nbdevdn: float = 2.0,
@@ -308,9 +290,8 @@ def bbands(close: Any, timeperiod: int = 5, nbdevup: float = 2.0, nbdevdn: float
     _check_matype(matype, "matype")
     up = _check_real(nbdevup, "nbdevup")
     dn = _check_real(nbdevdn, "nbdevdn")
-    arr, wrapper = as_float_array(close, "close")
-    outs = _run("bbands", [arr], (p, up, dn), 3)
-    return tuple(wrapper.wrap(o, name=nm) for o, nm in zip(outs, ("upperband", "middleband", "lowerband")))
+    return apply_kernel("bbands", [("close", close)], (p, up, dn), n_out=3,
+                        out_names=("upperband", "middleband", "lowerband"), fn="bbands")
 
 
 def trange(high: Any, low: Any, close: Any, *, out: np.ndarray | None = None) -> Any:
@@ -321,8 +302,7 @@ def trange(high: Any, low: Any, close: Any, *, out: np.ndarray | None = None) ->
     >>> trange(np.array([2.0, 3.0]), np.array([1.0, 2.5]), np.array([1.5, 2.8]))
     array([nan, 1.5])
     """
-    arrays, wrapper = as_float_arrays([("high", high), ("low", low), ("close", close)])
-    return wrapper.wrap(_run("trange", arrays, (), out=out)[0])
+    return _hlc("trange", high, low, close, (), out)
 
 
 def atr(high: Any, low: Any, close: Any, timeperiod: int = 14, *, out: np.ndarray | None = None) -> Any:
@@ -336,8 +316,7 @@ def atr(high: Any, low: Any, close: Any, timeperiod: int = 14, *, out: np.ndarra
     array([nan, nan, 1.5])
     """
     p = check_period(timeperiod, "timeperiod", 1)
-    arrays, wrapper = as_float_arrays([("high", high), ("low", low), ("close", close)])
-    return wrapper.wrap(_run("atr", arrays, (p,), out=out)[0])
+    return _hlc("atr", high, low, close, (p,), out)
 
 
 def stoch(high: Any, low: Any, close: Any, fastk_period: int = 5, slowk_period: int = 3, slowk_matype: int = 0,
@@ -363,9 +342,11 @@ def stoch(high: Any, low: Any, close: Any, fastk_period: int = 5, slowk_period: 
     pd_ = check_period(slowd_period, "slowd_period", 1)
     _check_matype(slowk_matype, "slowk_matype")
     _check_matype(slowd_matype, "slowd_matype")
-    arrays, wrapper = as_float_arrays([("high", high), ("low", low), ("close", close)])
-    outs = _run("stoch", arrays, (pk, ps, pd_), 2)
-    return tuple(wrapper.wrap(o, name=nm) for o, nm in zip(outs, ("slowk", "slowd")))
+    # the kernel keeps rings of slowk_period and slowd_period values: past the data's
+    # length no value completes either way, so longer periods are clamped (same all-NaN result)
+    n = _n_bars(close)
+    return _hlc("stoch", high, low, close, (pk, min(ps, n + 1), min(pd_, n + 1)), n_out=2,
+                out_names=("slowk", "slowd"))
 
 
 def obv(close: Any, volume: Any, *, out: np.ndarray | None = None) -> Any:
@@ -379,8 +360,7 @@ def obv(close: Any, volume: Any, *, out: np.ndarray | None = None) -> Any:
     >>> obv(np.array([1.0, 2.0, 1.5, 1.5]), np.array([10.0, 3.0, 4.0, 5.0]))
     array([10., 13.,  9.,  9.])
     """
-    arrays, wrapper = as_float_arrays([("close", close), ("volume", volume)])
-    return wrapper.wrap(_run("obv", arrays, (), out=out)[0])
+    return apply_kernel("obv", [("close", close), ("volume", volume)], (), out=out, fn="obv")
 
 
 def adx(high: Any, low: Any, close: Any, timeperiod: int = 14, *, out: np.ndarray | None = None) -> Any:
@@ -398,8 +378,7 @@ def adx(high: Any, low: Any, close: Any, timeperiod: int = 14, *, out: np.ndarra
     array([        nan,         nan,         nan, 60.        , 68.23529412])
     """
     p = check_period(timeperiod, "timeperiod", 2)
-    arrays, wrapper = as_float_arrays([("high", high), ("low", low), ("close", close)])
-    return wrapper.wrap(_run("adx", arrays, (p,), out=out)[0])
+    return _hlc("adx", high, low, close, (p,), out)
 
 
 # ------------------------------------------------------------------ lookbacks
@@ -518,8 +497,8 @@ def lookback(name: str, **params: Any) -> Lookback:
     try:
         fn = _LOOKBACKS[name.lower()]
     except KeyError:
-        if name.lower() in _stats.__all__:
-            return _stats.lookback(name.lower(), **params)
+        if name.lower() in _rolling.__all__:
+            return _rolling.lookback(name.lower(), **params)
         raise ValueError(f"unknown indicator {name!r}; known: {', '.join(_LOOKBACKS)}") from None
     try:
         return fn(**params)
@@ -529,8 +508,8 @@ def lookback(name: str, **params: Any) -> Lookback:
         raise
 
 
-from . import stats as _stats  # noqa: E402
-from .stats import (  # noqa: E402,F401  re-exported: one namespace for every indicator
+from . import rolling as _rolling  # noqa: E402
+from .rolling import (  # noqa: E402,F401  re-exported: one namespace for every indicator
     ema_many, ret, rolling_beta, rolling_corr, rolling_cov, rolling_max, rolling_mean, rolling_min, rolling_std,
     rolling_sum, rolling_var, rolling_vwap, rolling_zscore, sma_many,
 )

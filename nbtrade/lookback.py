@@ -36,4 +36,5 @@ def decay_bars(alpha: float, tol: float = SETTLE_TOLERANCE) -> int:
         raise ValueError(f"alpha must be in (0, 1], got {alpha}")
     if alpha == 1.0:
         return 0
-    return int(math.ceil(math.log(tol) / math.log(1.0 - alpha)))
+    # log1p: for tiny alpha (periods near 2**32) log(1 - alpha) rounds to 0
+    return int(math.ceil(math.log(tol) / math.log1p(-alpha)))

@@ -383,3 +383,98 @@ def test_signature_follows_talib(name):
     for p, default in fn.parameters.items():
         if (name, p) != ("bbands", "timeperiod"):  # TA-Lib's C default is 5; the Python wrapper's metadata says 20
             assert ours[p].default == default, p
+
+
+# ------------------------------------------------------------------ hostile input (issue 14)
+_ALL_CALLS = {
+    "sma": lambda h, lo, c, v: ind.sma(c, 10), "ema": lambda h, lo, c, v: ind.ema(c, 10),
+    "ema_first": lambda h, lo, c, v: ind.ema(c, 10, seed="first"), "wma": lambda h, lo, c, v: ind.wma(c, 10),
+    "dema": lambda h, lo, c, v: ind.dema(c, 5), "tema": lambda h, lo, c, v: ind.tema(c, 5),
+    "kama": lambda h, lo, c, v: ind.kama(c, 10), "rsi": lambda h, lo, c, v: ind.rsi(c),
+    "macd": lambda h, lo, c, v: ind.macd(c, 5, 10, 4), "bbands": lambda h, lo, c, v: ind.bbands(c, 10),
+    "trange": lambda h, lo, c, v: ind.trange(h, lo, c), "atr": lambda h, lo, c, v: ind.atr(h, lo, c),
+    "stoch": lambda h, lo, c, v: ind.stoch(h, lo, c), "obv": lambda h, lo, c, v: ind.obv(c, v),
+    "adx": lambda h, lo, c, v: ind.adx(h, lo, c),
+    "rolling_mean": lambda h, lo, c, v: ind.rolling_mean(c, 10), "rolling_std": lambda h, lo, c, v: ind.rolling_std(c, 10),
+    "rolling_max": lambda h, lo, c, v: ind.rolling_max(c, 10), "ret": lambda h, lo, c, v: ind.ret(c, 2),
+    "rolling_vwap": lambda h, lo, c, v: ind.rolling_vwap(c, v, 10),
+    "ema_many": lambda h, lo, c, v: ind.ema_many(c, [3, 10]), "sma_many": lambda h, lo, c, v: ind.sma_many(c, [3, 10]),
+}
+
+
+@pytest.mark.parametrize("name", _ALL_CALLS)
+@pytest.mark.parametrize("bad", [np.inf, -np.inf])
+def test_inf_is_a_missing_value_like_nan(name, bad):
+    """One policy: +-inf anywhere (any input) gives exactly what NaN there gives; never poisons later bars."""
+    c = candles("BTC/USDT", "2024-01-01", "2024-01-01 04:00", "1m", seed=8)
+    base = [c["high"], c["low"], c["close"], c["volume"]]
+    for k, pos in ((2, 100), (0, 50), (1, 70), (3, 90), (2, 0)):
+        if name in ("trange", "atr", "stoch", "adx") and k == 3 or name in ("obv", "rolling_vwap") and k in (0, 1):
+            continue
+        with_inf = [a.copy() for a in base]
+        with_nan = [a.copy() for a in base]
+        with_inf[k][pos] = bad
+        with_nan[k][pos] = np.nan
+        for g, w in zip(as_tuple(_ALL_CALLS[name](*with_inf)), as_tuple(_ALL_CALLS[name](*with_nan))):
+            assert_array_equal(np.asarray(g), np.asarray(w))
+            assert not np.isinf(np.asarray(g)).any()
+            assert np.isfinite(np.asarray(g)[-1]).all()
+
+
+def test_one_inf_no_longer_poisons_an_ema():
+    x = np.linspace(100.0, 110.0, 50)
+    x[10] = np.inf
+    out = ind.ema(x, 5)
+    assert np.isinf(out).sum() == 0 and np.isfinite(out[20:]).all()
+    assert_allclose(out[11:], talib.EMA(x[11:], 5), rtol=1e-12)
+
+
+@pytest.mark.parametrize("fn", [lambda h, lo, c: ind.atr(h, lo, c), lambda h, lo, c: ind.adx(h, lo, c),
+                                lambda h, lo, c: ind.stoch(h, lo, c), lambda h, lo, c: ind.trange(h, lo, c)])
+def test_high_below_low_is_refused_naming_the_arguments(fn):
+    c = candles("BTC/USDT", "2024-01-01", "2024-01-01 02:00", "1m", seed=3)
+    h, lo, cl = c["high"], c["low"], c["close"]
+    with pytest.raises(ValueError, match=r"high < low at bar 0 .*swapped.*\(high, low, close"):
+        fn(lo, h, cl)  # swapped
+    h2 = h.copy()
+    h2[37] = lo[37] - 1.0
+    with pytest.raises(ValueError, match="at bar 37"):
+        fn(h2, lo, cl)
+    frame = {k: pd.DataFrame({"A": v, "B": v}, index=pd.date_range("2024-01-01", periods=len(v), freq="min"))
+             for k, v in (("h", h2), ("lo", lo), ("c", cl))}
+    frame["h"]["A"] = h
+    with pytest.raises(ValueError, match=r"2024-01-01 00:37:00.*column 'B'"):
+        fn(frame["h"], frame["lo"], frame["c"])
+    h3, lo3 = h.copy(), lo.copy()
+    h3[5], lo3[6] = np.nan, np.nan  # missing bars are not inconsistent ones
+    fn(h3, lo3, cl)
+
+
+def test_one_row_2d_array_is_explained():
+    x = np.arange(1.0, 51.0)[None, :]
+    for call in (lambda: ind.ema(x, 5), lambda: ind.rolling_mean(x, 5), lambda: ind.atr(x, x, x)):
+        with pytest.raises(ValueError, match=r"shape \(1, 50\): 2-D inputs are time x symbols.*ravel"):
+            call()
+    one_bar = pd.DataFrame(x, columns=[f"S{i}" for i in range(50)])  # one bar of 50 symbols: allowed, labelled
+    assert ind.sma(one_bar, 1).shape == (1, 50)
+    assert ind.sma(x.T, 5).shape == (50, 1)  # one symbol as a column
+
+
+@pytest.mark.parametrize("call, arg", [
+    (lambda x: ind.ema(x, 2 ** 64), "timeperiod"), (lambda x: ind.sma(x, 2 ** 33), "timeperiod"),
+    (lambda x: ind.macd(x, 12, 2 ** 63), "slowperiod"), (lambda x: ind.rolling_mean(x, 2 ** 40), "window"),
+    (lambda x: ind.ema_many(x, [5, 2 ** 64]), "spans"), (lambda x: ind.ret(x, -1), "n"),
+    (lambda x: ind.lookback("ema", timeperiod=2 ** 62), "timeperiod"),
+    (lambda x: ind.lookback("rolling_std", window=2 ** 62), "window"),
+])
+def test_huge_periods_name_the_parameter_and_range(call, arg):
+    with pytest.raises(ValueError, match=rf"{arg} must be an integer in \[\d+, 4294967296\]"):
+        call(np.arange(10.0))
+
+
+def test_largest_period_runs_and_settles():
+    x = np.arange(1.0, 11.0)
+    assert np.isnan(ind.ema(x, 2 ** 32)).all() and np.isnan(ind.stoch(x + 1, x, x, 3, 2 ** 32)[0]).all()
+    lb = ind.lookback("ema", timeperiod=2 ** 32)
+    assert lb.warmup == 2 ** 32 - 1 and lb.settle > lb.warmup
+    assert ind.rolling_max(x, 2 ** 32, minp=1)[-1] == 10.0

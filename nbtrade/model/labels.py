@@ -46,8 +46,12 @@ def _prices(x: Any, arg: str) -> np.ndarray:
     if arr.ndim not in (1, 2):
         raise ValueError(f"{arg} must be 1-D or 2-D (time on axis 0), got {arr.ndim}-D")
     with np.errstate(invalid="ignore"):
-        if np.any(arr <= 0):
-            raise ValueError(f"{arg} must be positive prices")
+        bad = (arr <= 0) | np.isinf(arr)
+    if bad.any():
+        i = np.unravel_index(int(np.argmax(bad)), arr.shape)
+        where = f"row {i[0]}" + (f", column {i[1]}" if arr.ndim == 2 else "")
+        raise ValueError(f"{arg} must be positive finite prices (NaN marks a missing bar), got {float(arr[i])!r} at "
+                         f"{where}")
     return arr
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..cache import fingerprint, make_key
+from ..timeframes import to_epoch_ms
 from .forest import DriftPolicy, SlidingForest, fast_importances, fast_predict_proba, is_forest
 from .labels import label_horizon
 from .modelcache import ModelCache, library_versions
@@ -134,9 +135,30 @@ def _time_positions(index: pd.Index) -> tuple[np.ndarray, pd.Index]:
 
 
 def _spacing(times: pd.Index) -> pd.Timedelta | None:
+    """Smallest distance between bars; the index's own unit (s, ms, us or ns) read as such."""
     if isinstance(times, pd.DatetimeIndex) and len(times) > 1:
-        return pd.Timedelta(np.min(np.diff(times.asi8)), unit="ns")
+        return pd.Timedelta(np.min(np.diff(times.asi8)), unit=times.unit)
     return None
+
+
+def _utc(index: pd.Index) -> pd.Index:
+    """A DatetimeIndex as UTC instants (naive means UTC); other indexes unchanged."""
+    if isinstance(index, pd.DatetimeIndex):
+        return index.tz_convert("UTC") if index.tz is not None else index.tz_localize("UTC")
+    return index
+
+
+def _time_key(index: pd.Index) -> Any:
+    """Content key of an index: times as UTC epoch ms, whatever their resolution or time zone."""
+    if isinstance(index, pd.MultiIndex):
+        return [_time_key(index.get_level_values(i)) for i in range(index.nlevels)]
+    if isinstance(index, pd.DatetimeIndex):
+        return to_epoch_ms(index, "X's index")
+    return index.to_numpy()
+
+
+def _stamp_key(stamp: Any) -> Any:
+    return to_epoch_ms(stamp) if isinstance(stamp, pd.Timestamp) else str(stamp)
 
 
 def _prepare_xy(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray, pd.Index, list[str], pd.Series]:
@@ -162,7 +184,7 @@ def _prepare_xy(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray, pd.Index, list[
     if isinstance(y, pd.Series):
         if len(y) != len(index):
             raise ValueError(f"X and y are misaligned: {len(index)} rows vs {len(y)} labels")
-        if isinstance(X, pd.DataFrame) and not y.index.equals(index):
+        if isinstance(X, pd.DataFrame) and not _utc(y.index).equals(_utc(index)):
             raise ValueError("X and y are misaligned: their indexes differ (align them, e.g. y = y.reindex(X.index))")
         ys = pd.Series(y.to_numpy(), index=index, name=y.name or "label")
     else:
@@ -385,7 +407,8 @@ def walk_forward(estimator: Any, X: Any, y: Any, train_window: int | str, test_w
                 -np.abs(pred[known_rows].astype(float) - yv[known_rows].astype(float))
             retrained, reason = policy.decide(ref_X, Xtr, k - fit_fold, hits)
         if retrained:
-            win = (str(times[a]), str(times[b - 1]))  # by time, so prepending history still hits
+            # by time (epoch ms, any resolution or zone), so prepending history still hits
+            win = (_stamp_key(times[a]), _stamp_key(times[b - 1]))
             if retrain == "full" or model_key is None:
                 kind, parent = ("sliding", None) if retrain == "incremental" else ("full", None)
             else:
@@ -485,7 +508,7 @@ def walk_forward(estimator: Any, X: Any, y: Any, train_window: int | str, test_w
         "train_window": train_w, "test_window": test_w, "step": step_w, "purge": purge, "embargo": embargo,
         "horizon": horizon, "impute": impute, "policy": repr(policy) if policy else None,
         "n_rows": n, "n_times": T, "n_features": len(columns), "features": columns,
-        "data_hash": fingerprint((Xv, ys, index)), "versions": {**library_versions(),
+        "data_hash": fingerprint((Xv, ys.to_numpy(), _time_key(index))), "versions": {**library_versions(),
                                                                 "pandas": pd.__version__,
                                                                 "python": platform.python_version()},
         "cache": str(cache.path) if cache is not None and cache.path is not None else (

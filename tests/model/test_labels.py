@@ -105,3 +105,19 @@ def test_bad_input(df):
         triple_barrier(df["close"], 5, high=df["high"].iloc[:-1])
     with pytest.raises(TypeError, match="close"):
         forward_return(["a", "b"], 1)
+
+
+def test_infinite_or_non_positive_prices_are_refused_with_their_position():
+    import numpy as np
+    import pytest
+
+    from nbtrade.model.labels import forward_return, triple_barrier
+
+    x = np.linspace(100.0, 110.0, 40)
+    x[7] = np.inf
+    with pytest.raises(ValueError, match=r"close must be positive finite prices.*inf at row 7"):
+        forward_return(x)
+    two = np.column_stack([np.linspace(1.0, 2.0, 40), np.linspace(1.0, 2.0, 40)])
+    two[3, 1] = -1.0
+    with pytest.raises(ValueError, match="row 3, column 1"):
+        triple_barrier(two, 5)

@@ -1,4 +1,4 @@
-"""nbtrade.stats: input handling, pandas round trips, errors, look-ahead and lookback."""
+"""nbtrade.rolling (formerly nbtrade.stats): input handling, pandas round trips, errors, look-ahead and lookback."""
 from __future__ import annotations
 
 import doctest
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import nbtrade.stats as S
+import nbtrade.rolling as S
 from nbtrade.synthetic import market
 
 # name -> callable(x, y, **params) using a 1- or 2-D x (y: a second aligned input)
@@ -218,3 +218,14 @@ def test_infinities_are_missing_like_pandas():
     assert np.isnan(corr[10:15]).all() and np.isfinite(corr[40:]).all()
     ema = S.ema_many(x, [3])[:, 0]
     assert np.isnan(ema[[10, 30]]).all() and np.isfinite(ema[31:]).all()
+
+
+def test_old_module_name_keeps_working():
+    import nbtrade
+    import nbtrade.stats as old
+    from nbtrade.stats import ema_many, rolling_mean  # noqa: F401
+
+    assert old.rolling_mean is S.rolling_mean and old.ema_many is S.ema_many and old.lookback is S.lookback
+    assert old.PARALLEL_MIN_SIZE == S.PARALLEL_MIN_SIZE and old.__all__ == S.__all__
+    assert nbtrade.stats.rolling_std is nbtrade.rolling.rolling_std
+    assert sorted(dir(old)) == sorted(S.__all__)
