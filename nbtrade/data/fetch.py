@@ -47,7 +47,7 @@ import numpy as np
 
 from ._grid import ceil_open, floor_open, next_open, on_grid
 from .exchanges import get_adapter
-from .exchanges.base import Adapter, BadRequest, ExchangeError, MalformedResponse, Request, ServerError
+from .exchanges.base import Adapter, BadRequest, ExchangeError, MalformedResponse, RawBody, Request, ServerError
 from .ratelimit import BackoffPolicy, IPBanned, RateLimitError, TooManyRequests, WeightLimiter
 
 OHLCV = ("open", "high", "low", "close", "volume")
@@ -117,6 +117,12 @@ class SymbolReport:
     #: open times of flat zero-volume candles (o = h = l = c, volume 0): valid, kept, but
     #: Binance prints them at the edges of outages, so they are worth a look
     flat_zero_volume: list[int] = field(default_factory=list)
+    #: open time of the symbol's first candle when the range started before it (the time
+    #: before is not a gap: nothing was listed); ``unlisted``: no candle before ``end`` at all
+    listed: int | None = None
+    unlisted: bool = False
+    #: candles left out because their close was not safely past on the server clock
+    open_dropped: int = 0
 
     @property
     def missing(self) -> int:
@@ -168,6 +174,8 @@ class FetchReport:
         for s, r in self.symbols.items():
             lines.append(f"  {s}: {r.rows:,} rows {ts(r.first)} .. {ts(r.last)}, {len(r.gaps)} gaps "
                          f"({r.missing} missing), {len(r.bad_rows)} bad rows"
+                         + (f", listed at {ts(r.listed)}" if r.listed is not None else "")
+                         + (", not listed before the end" if r.unlisted else "")
                          + (f", resumed after {ts(r.resumed_from)}" if r.resumed_from is not None else ""))
         return "\n".join(lines)
 
@@ -313,17 +321,24 @@ class _Client:
         self.max_throttled = max_throttled
         self.report = report
 
+        #: the open-candle cut keeps only candles closed this long before the server clock:
+        #: max(1 s, the round trip of the time request)
+        self.margin_ms = 1000
+
     def limiter(self, bucket: str) -> WeightLimiter:
         if bucket not in self.limiters:
             from .exchanges.binance_futures import FUNDING_BUDGET
 
             limit, window = FUNDING_BUDGET if bucket == "funding" else self.adapter.default_budget
-            self.limiters[bucket] = WeightLimiter(limit, window, name=f"{self.adapter.name}:{bucket}")
+            # no reply of a separate bucket (fundingRate: 500 per 5 min, shared with fundingInfo)
+            # reports its use, so pace by the documented budget instead of a slow-start probe
+            self.limiters[bucket] = WeightLimiter(limit, window, name=f"{self.adapter.name}:{bucket}", probe=1.0)
             self.limiters[bucket]._offset = self.limiters["weight"]._offset
         return self.limiters[bucket]
 
     async def get(self, req: Request, parse: Callable[[Any], Any], symbol: str | None = None,
-                  timeframe: str | None = None) -> Any:
+                  timeframe: str | None = None, with_time: bool = False) -> Any:
+        """Parsed reply; with ``with_time`` a pair ``(parsed, server ms of the reply or None)``."""
         import aiohttp
 
         limiter = self.limiter(req.bucket)
@@ -356,14 +371,17 @@ class _Client:
                 try:
                     payload: Any = json.loads(text)
                 except ValueError:
-                    payload = None
+                    payload = RawBody(text)
                 error = self.adapter.error(status, payload, headers)
                 cause = None
                 if error is None:
                     try:
-                        if payload is None:
+                        if isinstance(payload, RawBody):
                             raise MalformedResponse(f"{where}: body is not valid JSON: {text[:60]!r}")
-                        return parse(payload)
+                        parsed = parse(payload)
+                        if with_time:
+                            return parsed, self.adapter.reply_time(payload, headers)
+                        return parsed
                     except MalformedResponse as exc:
                         error = exc
             if isinstance(error, IPBanned):
@@ -398,6 +416,7 @@ class _Client:
         t0 = time.monotonic()
         server_ms = await self.get(req, self.adapter.server_time)
         t1 = time.monotonic()
+        self.margin_ms = max(1000, int(math.ceil((t1 - t0) * 1000)))
         for lim in self.limiters.values():
             lim.sync_clock(server_ms, t0, t1)
         # server clock now = server_ms + (monotonic() - t1) * 1000, roughly
@@ -502,7 +521,11 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
     limit = adapter.page_limit()
     # with no start (and nothing stored) the history begins at the first candle: no leading gap
     open_ended = start <= 0 and rep.resumed_from is None
-    state: dict[str, int | None] = {"expected": None if open_ended else expected}
+    state: dict[str, Any] = {"expected": None if open_ended else expected,
+                             # the range begins at ``start``: a leading gap may be the time before listing
+                             "lead": not open_ended and (rep.resumed_from is None or backfill is not None),
+                             "lead_start": expected,
+                             "cut_from": end}  # open time of the first candle left out as still open
 
     def close_backfill() -> None:
         """The backfilled range ends at the first stored candle: gaps before it, then jump to the resume point."""
@@ -513,7 +536,31 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
             state["expected"] = resume
             state["switched"] = 1
 
-    def emit(page: dict[str, np.ndarray]) -> Any:
+    async def any_candle(lo: int, hi: int) -> bool:
+        """Does a candle open in ``[lo, hi]``? (one one-row request)"""
+        req = adapter.probe_request(symbol, timeframe, lo, hi)
+        arrays = await client.get(req, adapter.parse_klines, symbol, timeframe)
+        rep.requests += 1
+        t = arrays["time"]
+        return bool(np.any((t >= lo) & (t <= hi)))
+
+    async def settle_lead(first: int | None) -> None:
+        """The range starts before its first candle (``first``; None: no candle at all): listing or gap?"""
+        state["lead"] = False
+        lead = state["lead_start"]
+        if (first is not None and first <= lead) or lead <= 0:
+            return
+        if await any_candle(0, lead - 1):
+            return  # candles before ``start``: the missing ones are a real gap
+        if first is None:
+            rep.unlisted = True
+            state["expected"] = None
+        else:
+            rep.listed = int(first)
+            if state["expected"] == lead:
+                state["expected"] = int(first)
+
+    async def emit(page: dict[str, np.ndarray]) -> Any:
         t = page["time"]
         if page.get("_raw_times") is not None:
             raw = page.pop("_raw_times")
@@ -521,6 +568,8 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
             raw = t
         if backfill is not None and raw.shape[0] and int(raw[0]) >= backfill[1]:
             close_backfill()
+        if raw.shape[0] and state["lead"]:
+            await settle_lead(int(raw[0]))
         if raw.shape[0]:
             rep.gaps.extend(find_gaps(raw, timeframe, expected_first=state["expected"]))
             state["expected"] = next_open(int(raw[-1]), timeframe)
@@ -537,7 +586,7 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
         if on_page is not None:
             on_page(symbol, rep.rows, rep.last)
         if sink is not None:
-            return sink.append(exchange, symbol, timeframe, page)
+            return await _maybe_await(sink.append(exchange, symbol, timeframe, page))
         return None
 
     if backfill is None:
@@ -550,20 +599,28 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
     async def page(lo: int, hi: int) -> tuple[dict[str, np.ndarray], int, np.ndarray]:
         """One page of candles in ``[lo, hi)``: (clean rows, raw row count, raw open times)."""
         req = adapter.klines_request(symbol, timeframe, lo, hi - 1, limit)
-        arrays = await client.get(req, adapter.parse_klines, symbol, timeframe)
+        arrays, reply_ms = await client.get(req, adapter.parse_klines, symbol, timeframe, with_time=True)
         rep.requests += 1
         t = arrays["time"]
-        n = t.shape[0]
+        n = t.shape[0]  # raw rows, open candles included: paging decisions count these
+        still_open = ~arrays.pop("closed") if "closed" in arrays else np.zeros(n, dtype=bool)
+        if reply_ms is not None and n:
+            # never keep a candle whose close is not safely past on the server's own clock
+            still_open |= _close_times(t, timeframe) > reply_ms - client.margin_ms
+        if still_open.any():
+            rep.open_dropped += int(still_open.sum())
+            state["cut_from"] = min(state["cut_from"], int(t[still_open].min()))
+            arrays = {k: v[~still_open] for k, v in arrays.items()}
         if adapter.descending:
             # backward paging may overshoot below the range: those rows belong to no page
-            inside = t >= lo
+            inside = arrays["time"] >= lo
             arrays = {k: v[inside] for k, v in arrays.items()}
         clean, bad, dups, unsorted = validate_candles(arrays, timeframe, lo, hi)
         rep.bad_rows.extend(bad)
         rep.duplicates += dups
         rep.unsorted_pages += int(unsorted)
-        t = arrays["time"]
-        clean["_raw_times"] = np.unique(t[(t >= lo) & (t < hi) & on_grid(t, timeframe)])
+        kept_t = arrays["time"]
+        clean["_raw_times"] = np.unique(kept_t[(kept_t >= lo) & (kept_t < hi) & on_grid(kept_t, timeframe)])
         return clean, n, t
 
     async def run_segment(i: int, lo: int, hi: int) -> None:
@@ -577,8 +634,8 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
                 if t.shape[0]:
                     pages.append(clean)
                 if covered is not None and covered > lo:
-                    if n == 0 and open_ended:
-                        break  # no start given: the history begins here
+                    if n == 0 and not await any_candle(lo, covered - 1):
+                        break  # nothing older in the range (before listing, or a gap to ``lo``): stop walking
                     top = min(covered, int(t.min())) if t.shape[0] else covered
                     continue
                 if n == 0 or t.shape[0] == 0:
@@ -608,9 +665,20 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
     tasks = [asyncio.ensure_future(run_segment(i, a, b)) for i, (a, b) in enumerate(segments)]
     await _gather_or_cancel(tasks)
     close_backfill()
-    if state["expected"] is not None and state["expected"] < end:
-        rep.gaps.append((state["expected"], end))
+    if state["lead"]:  # not one candle in the range
+        await settle_lead(None)
+    stop = min(end, state["cut_from"])  # candles from ``cut_from`` on were still open: not a gap
+    if state["expected"] is not None and state["expected"] < stop:
+        rep.gaps.append((state["expected"], stop))
     return _concat(kept)
+
+
+def _close_times(t: np.ndarray, timeframe: str) -> np.ndarray:
+    """Close instants (the next open time) of candles opening at ``t``."""
+    if timeframe == "1M":
+        months = t.astype("datetime64[ms]").astype("datetime64[M]") + 1
+        return months.astype("datetime64[ms]").astype(np.int64)
+    return t + next_open(0, timeframe)
 
 
 def _concat(pages: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -768,7 +836,8 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
     client, session, own = await _open(adapter, base_url, limiter, session, concurrency, timeout, backoff,
                                        max_throttled, report, cache, names, timeframe)
     try:
-        open_candle = floor_open(client.server_now(), timeframe)
+        # the candle still open on the server, with a safety margin for clock error
+        open_candle = floor_open(client.server_now() - client.margin_ms, timeframe)
         end_ms = open_candle if hi is None else min(hi, open_candle)
         report.end = end_ms
         par = parallel if parallel is not None else max(1, concurrency // len(names))

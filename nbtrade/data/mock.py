@@ -25,9 +25,10 @@ Binance, without the internet:
 - Bybit v5 (``/v5/market/kline``, ``instruments-info``, ``time``): the same candles
   (``category=spot`` = Binance spot's, ``linear`` = USD-M's) as 7-string rows, newest
   first, the newest ``limit`` of ``[start, end]``; ``{retCode, retMsg, result,
-  retExtInfo, time}`` bodies, retCode 10001 (HTTP 200) for bad parameters;
-  ``X-Bapi-Limit``/``-Status``/``-Reset-Timestamp`` on every reply; over
-  ``bybit_limit`` requests per ``bybit_window_s`` (600 per 5 s) HTTP 403 "access too
+  retExtInfo, time}`` bodies, retCode 10001 (HTTP 200) for bad parameters; no
+  ``X-Bapi-Limit*`` headers (the docs give them per UID and endpoint for private
+  endpoints; the public market endpoints have only the IP budget, which has no header);
+  over ``bybit_limit`` requests per ``bybit_window_s`` (600 per 5 s) HTTP 403 "access too
   frequent" and a ban of ``bybit_ban_s``; storms answer retCode 10006 "Too many visits!".
 - OKX v5 (``/api/v5/market/history-candles``, ``/api/v5/public/instruments``,
   ``/api/v5/public/time``): spot candles as 9-string rows newest first (``after``/
@@ -35,7 +36,10 @@ Binance, without the internet:
   ``1m..4H`` and the UTC ones ``6Hutc 12Hutc 1Dutc 1Wutc 1Mutc`` (51000 for others);
   ``{code, msg, data}`` bodies, 51001 unknown instrument; over ``okx_limit`` requests
   per ``okx_window_s`` (20 per 2 s), and in storms, HTTP 429 code 50011.
-- Fault injection (:class:`Faults`): 429 storms, 5xx, dropped connections,
+- Every reply carries a ``Date`` header from the mock's clock (whole seconds); the time
+  endpoints can be skewed (``time_skew_s``) to test the open-candle cut.
+- Weights are the mock's own tables, each with its source (not imported from the adapters).
+- Fault injection (:class:`Faults`): 429 storms, WAF 403 blocks, 5xx, dropped connections,
   truncated and malformed JSON, slow replies; maintenance gaps and corrupt rows
   are data options of :class:`MockConfig`.
 
@@ -59,17 +63,33 @@ import numpy as np
 from .. import synthetic
 from ..timeframes import DAY_MS, index_to_ms
 from ._grid import next_open
-from .exchanges.base import unified_to_id
-from .exchanges.binance_futures import kline_weight as futures_kline_weight
 
 __all__ = ["Faults", "MockConfig", "MockExchange", "serve", "serve_in_thread", "run_mock_exchange"]
 
 INTERVALS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
 DEFAULT_SYMBOLS = ("BTC/USDT", "ETH/USDT", "BNB/USDT", "SOL/USDT", "XRP/USDT")
+#: USD-M ``/fapi/v1/klines`` weight by ``limit``, read from Binance's "Kline/Candlestick Data" page
+#: (developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Kline-Candlestick-Data):
+#: [1, 100) -> 1, [100, 500) -> 2, [500, 1000] -> 5, > 1000 -> 10. Written here on purpose, not
+#: imported from the adapter: the mock is an independent reading of the docs.
+FUTURES_KLINE_WEIGHT = ((99, 1), (499, 2), (1000, 5), (1500, 10))
+#: spot ``/api/v3/klines``: a flat weight of 2 (binance-spot-api-docs rest-api.md, "Kline/Candlestick data")
+SPOT_KLINE_WEIGHT = 2
+#: spot ``/api/v3/exchangeInfo`` weight 20 (rest-api.md); USD-M exchangeInfo 1 ("Exchange Information")
+SPOT_INFO_WEIGHT, FUTURES_INFO_WEIGHT = 20, 1
+#: the body of a Binance WAF block (HTTP 403; rest-api.md "HTTP Return Codes": "the WAF limit
+#: (Web Application Firewall) has been violated"); CloudFront serves it as HTML
+_WAF_BODY = ("<html><head><title>403 Forbidden</title></head><body><h1>403 ERROR</h1>"
+             "<h2>The request could not be satisfied.</h2>Request blocked.</body></html>")
 _BAN_MSG = ("Way too much request weight used; IP banned until {until}. "
             "Please use WebSocket Streams for live updates to avoid bans.")
 _LIMIT_MSG = ("Too much request weight used; current limit is {limit} request weight per {window}. "
               "Please use WebSocket Streams for live updates to avoid polling the API.")
+
+
+def _exchange_id(symbol: str) -> str:
+    """Binance/Bybit id of a unified symbol as the exchanges spell it: ``BTC/USDT(:USDT)`` -> ``BTCUSDT``."""
+    return symbol.split(":")[0].upper().replace("/", "")
 
 
 def _ms(value: Any) -> int:
@@ -95,6 +115,9 @@ class Faults:
     p_slow: float = 0.0
     slow_s: float = 0.3
     storms: Sequence[tuple[int, float]] = ()
+    #: ``(after_requests, seconds)``: Binance data requests answered HTTP 403 by the WAF (no
+    #: Retry-After, an HTML body) for that many seconds
+    waf: Sequence[tuple[int, float]] = ()
 
 
 @dataclass
@@ -124,6 +147,9 @@ class MockConfig:
     bybit_from_start : serve the oldest ``limit`` rows from ``start`` instead of the newest up to
         ``end`` (both behaviours are reported for the real API; the adapter must not care).
     okx_limit, okx_window_s : OKX's IP limit (20 requests per 2 s); over it, HTTP 429 code 50011.
+    listed : ``{symbol: time}``: the symbol's first candle (no candles before it on any market).
+    time_skew_s : the time endpoints report the server clock plus this many seconds (a client whose
+        clock estimate runs ahead); data replies and ``Date`` headers keep the true clock.
     """
 
     symbols: Sequence[str] = DEFAULT_SYMBOLS
@@ -150,6 +176,8 @@ class MockConfig:
     bybit_from_start: bool = False
     okx_limit: int = 20
     okx_window_s: float = 2.0
+    listed: dict[str, Any] = field(default_factory=dict)
+    time_skew_s: float = 0.0
     faults: Faults = field(default_factory=Faults)
 
 
@@ -201,7 +229,7 @@ class MockExchange:
                 raise TypeError(f"unknown mock option {key!r}")
             setattr(config, key, value)
         self.config = config
-        self.ids = {unified_to_id(s): s for s in config.symbols}
+        self.ids = {_exchange_id(s): s for s in config.symbols}
         self.origin = _ms(config.origin)
         self.now0 = _ms(config.now)
         if self.origin >= self.now0:
@@ -216,6 +244,8 @@ class MockExchange:
         self._banned_until: dict[str, float] = {}
         self._storm_until = -math.inf
         self._storms = sorted(config.faults.storms)
+        self._wafs = sorted(config.faults.waf)
+        self._waf_until = -math.inf
         self._rng = random.Random(config.faults.seed)
         self.stats = MockStats()
         self.url = ""
@@ -227,6 +257,16 @@ class MockExchange:
     def server_ms(self) -> int:
         """Server clock in ms: ``config.now`` plus the real time elapsed since start-up."""
         return self.now0 + int((time.monotonic() - self._t0) * 1000)
+
+    def reported_ms(self) -> int:
+        """What the time endpoints say: the server clock plus ``time_skew_s``."""
+        return self.server_ms() + int(self.config.time_skew_s * 1000)
+
+    def date_header(self) -> str:
+        """RFC 7231 ``Date`` of the server clock (whole seconds, as real servers send it)."""
+        from email.utils import formatdate
+
+        return formatdate(self.server_ms() // 1000, usegmt=True)
 
     def candles(self, symbol: str, timeframe: str, market: str = "spot") -> dict[str, np.ndarray]:
         """Every candle the mock has (beyond ``now`` too), as float64/int64 arrays before formatting."""
@@ -264,6 +304,8 @@ class MockExchange:
         for a, b in self._maintenance:
             keep &= ~((raw["time"] >= a) & (raw["time"] < b))
         keep &= raw["time"] >= self.origin
+        if symbol in self.config.listed:
+            keep &= raw["time"] >= _ms(self.config.listed[symbol])
         out = {k: v[keep] for k, v in raw.items()}
         for t in self.config.bad_rows.get(symbol, ()):
             i = np.searchsorted(out["time"], _ms(t))
@@ -364,6 +406,16 @@ class MockExchange:
             self.stats.faults["storm"] = self.stats.faults.get("storm", 0) + 1
             raise self._too_many(ip, now, retry, _LIMIT_MSG.format(limit="?", window="storm"))
 
+    def _waf_blocked(self) -> bool:
+        now = self.server_ms()
+        while self._wafs and self.stats.data_requests > self._wafs[0][0]:
+            _, seconds = self._wafs.pop(0)
+            self._waf_until = now + seconds * 1000
+        if now < self._waf_until:
+            self.stats.faults["waf"] = self.stats.faults.get("waf", 0) + 1
+            return True
+        return False
+
     def reset_limits(self) -> None:
         """Forget weight, cooldowns and bans (between test phases)."""
         self._windows.clear()
@@ -385,7 +437,7 @@ class MockExchange:
         self.stats.by_path[path] = self.stats.by_path.get(path, 0) + 1
         market = "fapi" if path.startswith("/fapi/") else "api"
         limit = self.config.futures_weight_limit if market == "fapi" else self.config.weight_limit
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = {"Date": self.date_header()}
         try:
             route = _ROUTES.get(path)
             if route is None:
@@ -400,6 +452,9 @@ class MockExchange:
                 self._charge(ip, "funding", 1, self.config.funding_limit, self.config.funding_window_s)
             if is_data:
                 self.stats.data_requests += 1
+                if self._waf_blocked():
+                    self.stats.status[403] = self.stats.status.get(403, 0) + 1
+                    return web.Response(status=403, text=_WAF_BODY, content_type="text/html", headers=headers)
                 self._storm(ip)
                 fault = self._draw_fault()
                 if fault == "slow":
@@ -499,7 +554,7 @@ class MockExchange:
         start, end, limit = self._bounds(q, 1000, 100)
         f = self.funding(symbol)
         sl = self._select(f["time"], start, end, limit, self.server_ms())
-        sid = unified_to_id(symbol)
+        sid = _exchange_id(symbol)
         return [{"symbol": sid, "fundingTime": int(t), "fundingRate": f"{r:.8f}", "markPrice": f"{m:.8f}"}
                 for t, r, m in zip(f["time"][sl].tolist(), f["rate"][sl].tolist(), f["mark_price"][sl].tolist())]
 
@@ -545,7 +600,7 @@ class MockExchange:
         cfg = self.config
         self.stats.requests += 1
         self.stats.by_path[path] = self.stats.by_path.get(path, 0) + 1
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = {"Date": self.date_header()}
         bybit = venue == "bybit"
         try:
             route = _VENUE_ROUTES.get(path)
@@ -563,9 +618,9 @@ class MockExchange:
                 slot.win, slot.used = win, 0
             slot.used += 1
             self.stats.window_weight[(venue, int(win))] = slot.used
-            if bybit:
-                headers.update({"X-Bapi-Limit": str(limit), "X-Bapi-Limit-Status": str(max(0, limit - slot.used)),
-                                "X-Bapi-Limit-Reset-Timestamp": str((win + 1) * wms)})
+            # Bybit's X-Bapi-Limit* headers describe per-UID, per-endpoint, per-second limits of the
+            # private endpoints (docs/v5/rate-limit.mdx); public market endpoints are not in that
+            # table and the IP budget has no header, so these replies carry none.
             if slot.used > limit:
                 if bybit:  # the IP limit: 403 and a ban of at least 10 minutes
                     self._banned_until["bybit:" + ip] = now + cfg.bybit_ban_s * 1000
@@ -579,9 +634,9 @@ class MockExchange:
                     self._storm_until = now + seconds * 1000
                 if now < self._storm_until:
                     self.stats.faults["storm"] = self.stats.faults.get("storm", 0) + 1
-                    if bybit:  # the per-UID limit: HTTP 200, retCode 10006, reset time in the header
+                    if bybit:  # an API limit: HTTP 200, retCode 10006, the reset time in the header
                         raise _Reply(200, 10006, "Too many visits!", {
-                            "X-Bapi-Limit-Status": "0", "X-Bapi-Limit-Reset-Timestamp": str(int(self._storm_until))})
+                            "X-Bapi-Limit-Reset-Timestamp": str(int(self._storm_until))})
                     raise _Reply(429, 50011, "Too Many Requests")
                 fault = self._draw_fault()
                 if fault == "slow":
@@ -675,8 +730,9 @@ class MockExchange:
         return self._bybit_ok(json.dumps({"category": category, "list": items, "nextPageCursor": ""}))
 
     def bybit_time(self, q: Any) -> str:
-        now = self.server_ms()
-        return self._bybit_ok('{"timeSecond":"%d","timeNano":"%d"}' % (now // 1000, now * 1_000_000))
+        now = self.reported_ms()
+        return ('{"retCode":0,"retMsg":"OK","result":{"timeSecond":"%d","timeNano":"%d"},"retExtInfo":{},"time":%d}'
+                % (now // 1000, now * 1_000_000, now))
 
     def okx_candles(self, q: Any) -> str:
         inst = q.get("instId")
@@ -721,7 +777,7 @@ class MockExchange:
         return json.dumps({"code": "0", "msg": "", "data": data})
 
     def okx_time(self, q: Any) -> str:
-        return '{"code":"0","msg":"","data":[{"ts":"%d"}]}' % self.server_ms()
+        return '{"code":"0","msg":"","data":[{"ts":"%d"}]}' % self.reported_ms()
 
 def _format_klines(c: dict[str, np.ndarray], sl: slice, interval: str, market: str) -> str:
     t = c["time"][sl]
@@ -741,25 +797,25 @@ def _format_klines(c: dict[str, np.ndarray], sl: slice, interval: str, market: s
 
 
 def _kline_weight_spot(q: Any) -> int:
-    return 2
+    return SPOT_KLINE_WEIGHT
 
 
 def _kline_weight_futures(q: Any) -> int:
     try:
-        limit = int(q.get("limit", 500))
+        limit = min(max(int(q.get("limit", 500)), 1), 1500)
     except ValueError:
         return 1
-    return futures_kline_weight(min(max(limit, 1), 1500))
+    return next(w for top, w in FUTURES_KLINE_WEIGHT if limit <= top)
 
 
 _ROUTES: dict[str, tuple[Any, Any, bool]] = {
     "/api/v3/klines": (lambda self, q: self.klines(q, "spot"), _kline_weight_spot, True),
-    "/api/v3/exchangeInfo": (lambda self, q: self.exchange_info("spot"), lambda q: 20, False),
-    "/api/v3/time": (lambda self, q: {"serverTime": self.server_ms()}, lambda q: 1, False),
+    "/api/v3/exchangeInfo": (lambda self, q: self.exchange_info("spot"), lambda q: SPOT_INFO_WEIGHT, False),
+    "/api/v3/time": (lambda self, q: {"serverTime": self.reported_ms()}, lambda q: 1, False),
     "/api/v3/ping": (lambda self, q: {}, lambda q: 1, False),
     "/fapi/v1/klines": (lambda self, q: self.klines(q, "futures"), _kline_weight_futures, True),
-    "/fapi/v1/exchangeInfo": (lambda self, q: self.exchange_info("futures"), lambda q: 1, False),
-    "/fapi/v1/time": (lambda self, q: {"serverTime": self.server_ms()}, lambda q: 1, False),
+    "/fapi/v1/exchangeInfo": (lambda self, q: self.exchange_info("futures"), lambda q: FUTURES_INFO_WEIGHT, False),
+    "/fapi/v1/time": (lambda self, q: {"serverTime": self.reported_ms()}, lambda q: 1, False),
     "/fapi/v1/ping": (lambda self, q: {}, lambda q: 1, False),
     "/fapi/v1/fundingRate": (lambda self, q: self.funding_rate(q), lambda q: 0, True),
 }

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nbtrade.data.exchanges import get_adapter
-from nbtrade.data.exchanges.base import BadRequest, MalformedResponse, ServerError
+from nbtrade.data.exchanges.base import BadRequest, MalformedResponse, RawBody, ServerError
 from nbtrade.data.exchanges.bybit import BybitSpot
 from nbtrade.data.exchanges.okx import OKXSpot
 from nbtrade.data.fetch import MemorySink, fetch_ohlcv
@@ -123,7 +123,7 @@ async def test_open_candle_is_dropped(venue_mock, exchange):
     assert len(t) == 60 and t[-1] + MIN <= now and t[-1] == (now // MIN) * MIN - MIN
 
 
-async def test_okx_confirm_zero_row_is_dropped_by_the_parser(venue_mock):
+async def test_okx_confirm_zero_row_is_marked_open_by_the_parser(venue_mock):
     import aiohttp
 
     async with aiohttp.ClientSession() as session:
@@ -134,7 +134,9 @@ async def test_okx_confirm_zero_row_is_dropped_by_the_parser(venue_mock):
     assert [r[8] for r in rows] == ["0", "1", "1"]  # newest first, the open candle unconfirmed
     assert all(isinstance(x, str) for r in rows for x in r) and int(rows[0][0]) > int(rows[1][0])
     parsed = OKXSpot().parse_klines(payload)
-    assert parsed["time"].tolist() == [int(rows[1][0]), int(rows[2][0])]
+    # every row stays (paging counts raw rows); the open one is marked and the fetcher drops it
+    assert parsed["time"].tolist() == [int(r[0]) for r in rows]
+    assert parsed["closed"].tolist() == [False, True, True]
 
 
 async def test_bybit_layout_is_newest_first_strings(venue_mock):
@@ -152,7 +154,9 @@ async def test_bybit_layout_is_newest_first_strings(venue_mock):
     assert len(rows) == 5 and all(len(r) == 7 and all(isinstance(x, str) for x in r) for r in rows)
     assert int(rows[0][0]) == FEB10 + 3600_000 * 10  # the newest rows of the range, newest first
     assert [int(r[0]) for r in rows] == sorted((int(r[0]) for r in rows), reverse=True)
-    assert BybitSpot().used_weight(headers) == 1
+    # public market endpoints: no per-UID X-Bapi-Limit* headers, and none is read as the IP budget
+    assert not any(h.lower().startswith("x-bapi-limit") for h in headers)
+    assert BybitSpot().used_weight(headers) is None
 
 
 @pytest.mark.parametrize("exchange, code", [("bybit", 10001), ("okx", 51001)])
@@ -201,7 +205,7 @@ def test_rate_limit_signals_map_to_one_error_family():
     err = bybit.error(200, {"retCode": 10006, "retMsg": "Too many visits!", "time": 1_000},
                       {"X-Bapi-Limit-Status": "0", "X-Bapi-Limit": "600", "X-Bapi-Limit-Reset-Timestamp": "3500"})
     assert isinstance(err, TooManyRequests) and err.retry_after == 2.5 and err.code == 10006
-    ban = bybit.error(403, None, {})
+    ban = bybit.error(403, RawBody("access too frequent"), {})
     assert isinstance(ban, IPBanned) and ban.banned and ban.retry_after >= 600
     err = okx.error(429, {"code": "50011", "msg": "Too Many Requests", "data": []}, {})
     assert isinstance(err, TooManyRequests) and err.code == 50011
@@ -213,8 +217,8 @@ def test_rate_limit_signals_map_to_one_error_family():
     assert isinstance(okx.error(200, {"code": "51001", "msg": "Instrument ID does not exist"}, {}), BadRequest)
     assert isinstance(okx.error(503, {"code": "50001", "msg": "Service temporarily unavailable"}, {}), ServerError)
     assert okx.error(200, {"code": "0", "msg": "", "data": []}, {}) is None
-    assert bybit.used_weight({"X-Bapi-Limit": "600", "X-Bapi-Limit-Status": "590"}) == 10
-    assert bybit.used_weight({}) is None
+    # per-UID, per-endpoint, per-second headers are not the IP budget
+    assert bybit.used_weight({"X-Bapi-Limit": "600", "X-Bapi-Limit-Status": "590"}) is None
 
 
 @pytest.mark.parametrize("exchange", ["bybit", "okx"])

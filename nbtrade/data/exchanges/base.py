@@ -56,6 +56,10 @@ class MalformedResponse(ExchangeError):
     """A body that is not valid JSON or not the documented layout (retried)."""
 
 
+class RawBody(str):
+    """A reply body that is not JSON, handed to :meth:`Adapter.error` as ``payload`` (its text)."""
+
+
 @dataclass(frozen=True)
 class Request:
     """One HTTP GET: ``path`` relative to the base URL, query ``params`` and its ``weight``."""
@@ -84,6 +88,22 @@ def unified_to_id(symbol: str) -> str:
         raise ValueError(f"symbol must look like 'BTC/USDT', got {symbol!r}")
     base_quote = symbol.strip().upper().split(":")[0]
     return base_quote.replace("/", "")
+
+
+def http_date_ms(headers: Any) -> int | None:
+    """The reply's ``Date`` header as epoch ms (whole seconds: a lower bound of the server clock), or None."""
+    value = headers.get("Date") if headers is not None else None
+    if not value:
+        return None
+    from email.utils import parsedate_to_datetime
+
+    try:
+        stamp = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if stamp.tzinfo is None:
+        return None
+    return int(stamp.timestamp()) * 1000
 
 
 class Adapter:
@@ -139,9 +159,25 @@ class Adapter:
         """Request for candles with open time in ``[start_ms, end_ms]`` (both inclusive)."""
         raise NotImplementedError
 
+    def probe_request(self, symbol: str, timeframe: str, start_ms: int, end_ms: int) -> Request:
+        """Request whose reply holds a candle iff one opens in ``[start_ms, end_ms]`` (a one-row page)."""
+        return self.klines_request(symbol, timeframe, start_ms, end_ms, 1)
+
     def parse_klines(self, payload: Any) -> dict[str, np.ndarray]:
-        """Arrays ``time`` (int64 ms), ``open, high, low, close, volume`` (float64)."""
+        """Arrays ``time`` (int64 ms), ``open, high, low, close, volume`` (float64).
+
+        Every row of the reply is returned (paging counts them); an exchange that marks
+        unfinished candles adds a boolean ``closed`` array and the fetcher drops the rest.
+        """
         raise NotImplementedError
+
+    def reply_time(self, payload: Any, headers: Any) -> int | None:
+        """Server clock (ms) when the reply was made, a lower bound; None if unknown.
+
+        The fetcher keeps only candles whose close is at least its safety margin before
+        this instant. The default reads the HTTP ``Date`` header (whole seconds).
+        """
+        return http_date_ms(headers)
 
     def used_weight(self, headers: Any) -> int | None:
         """Budget used by this IP so far in the window, from reply headers (None if unknown)."""

@@ -4,7 +4,8 @@ Facts (../shared/EXCHANGES.md, binance-spot-api-docs rest-api.md): klines weight
 ``limit`` max 1000, rows of 12 fields (times and counts as ints, prices and volumes
 as strings), oldest first; ``startTime``/``endTime`` filter on open time, inclusive.
 exchangeInfo weight 20, ``REQUEST_WEIGHT`` 6000 per minute per IP, every reply
-carries ``X-MBX-USED-WEIGHT-1M``. 429 then 418 with ``Retry-After``; errors are
+carries ``X-MBX-USED-WEIGHT-1M``. 429 then 418 with ``Retry-After``; 403 is a WAF block
+(treated as a rate-limit signal: the shared limiter backs off); errors are
 ``{"code": <negative int>, "msg": ...}`` (-1121 bad symbol, -1120 bad interval,
 -1102 missing parameter).
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..ratelimit import classify_rate_limit, parse_retry_after
+from ..ratelimit import TooManyRequests, classify_rate_limit, parse_retry_after
 from .base import Adapter, BadRequest, MalformedResponse, Request, ServerError
 
 _WINDOW_S = {"SECOND": 1.0, "MINUTE": 60.0, "HOUR": 3600.0, "DAY": 86400.0}
@@ -120,6 +121,13 @@ class BinanceSpot(Adapter):
         code = payload.get("code") if isinstance(payload, dict) else None
         msg = payload.get("msg", "") if isinstance(payload, dict) else ""
         retry_after = parse_retry_after(headers.get("Retry-After"))
+        if status == 403:
+            # rest-api.md "HTTP Return Codes": 403 is the WAF limit (Web Application Firewall)
+            # being violated. It is a traffic signal, not a bad request: the shared limiter
+            # backs off (exponentially when there is no Retry-After) and every fetch waits.
+            return TooManyRequests(f"{self.name}: HTTP 403, request blocked by Binance's web application "
+                                   f"firewall (WAF)" + (f", code {code}: {msg}" if code is not None else ""),
+                                   status=status, code=code, retry_after=retry_after, exchange=self.name)
         limited = classify_rate_limit(status, code, retry_after, str(msg), exchange=self.name)
         if limited is not None:
             return limited

@@ -20,11 +20,18 @@ rate-limit.mdx, error.mdx):
 - Errors come as HTTP 200 with a non-zero ``retCode``: 10001 parameter error (bad
   symbol, interval, limit) -> :class:`BadRequest`, never retried; 10006 "Too many
   visits!" -> :class:`TooManyRequests`, waiting until ``X-Bapi-Limit-Reset-Timestamp``;
-  10000/10016 (server timeout/error) -> retried. HTTP 403 "access too frequent" is
-  the IP limit (600 requests per 5 s) turning into a ban of at least 10 minutes ->
-  :class:`IPBanned`: stop, never continue into it.
-- ``X-Bapi-Limit`` (limit) and ``X-Bapi-Limit-Status`` (remaining) reconcile the
-  limiter: used = limit - remaining.
+  10000/10016 (server timeout/error) -> retried.
+- HTTP 403, one rule (docs/v5/rate-limit.mdx, docs/v5/error.mdx): "access too frequent" is
+  the IP limit (600 requests per 5 s) broken, a ban of at least 10 minutes ->
+  :class:`IPBanned`: stop, never continue into it. Any other 403 has one of the causes
+  error.mdx names (the IP limit, a GET with a body, a U.S. IP): :class:`BadRequest`, never
+  retried, with those causes in the message.
+- ``X-Bapi-Limit``, ``-Status``, ``-Reset-Timestamp`` describe per-UID, per-endpoint,
+  per-second limits of private endpoints (rate-limit.mdx); the public market endpoints used
+  here are not in that table, so they do not measure the IP budget and are not read as
+  such. The limiter paces by the documented IP budget alone (``probe=1.0``: no header will
+  correct it). The reset timestamp still times a 10006 wait.
+- Each body's ``time`` (server ms) times the open-candle cut.
 """
 from __future__ import annotations
 
@@ -86,8 +93,9 @@ class BybitSpot(Adapter):
     time_path = "/v5/market/time"
     weight_header = "X-Bapi-Limit-Status"
     descending = True
-    #: 600 requests per 5 s per IP, every request costs 1
+    #: 600 requests per 5 s per IP, every request costs 1; no header reports its use
     default_budget = (600, 5.0)
+    limiter_options = {"probe": 1.0}
     unlisted_error = (10001, "params error: symbol invalid")
     timeframes = tuple(INTERVALS)
 
@@ -113,6 +121,18 @@ class BybitSpot(Adapter):
                   "start": start, "end": int(end_ms), "limit": int(limit)}
         return Request(self.kline_path, params, 1)
 
+    def probe_request(self, symbol: str, timeframe: str, start_ms: int, end_ms: int) -> Request:
+        # one row of [start, end]: whichever row Bybit picks (newest or oldest), it is there iff any is
+        params = {"category": self.category, "symbol": self.symbol_id(symbol), "interval": self.interval(timeframe),
+                  "start": int(start_ms), "end": int(end_ms), "limit": 1}
+        return Request(self.kline_path, params, 1)
+
+    def reply_time(self, payload: Any, headers: Any) -> int | None:
+        t = payload.get("time") if isinstance(payload, dict) else None
+        if isinstance(t, int) and not isinstance(t, bool) and t > 0:
+            return t
+        return super().reply_time(payload, headers)
+
     def parse_klines(self, payload: Any) -> dict[str, np.ndarray]:
         result = payload.get("result") if isinstance(payload, dict) else None
         if not isinstance(result, dict):
@@ -135,19 +155,21 @@ class BybitSpot(Adapter):
         return {s["symbol"] for s in result["list"] if isinstance(s, dict) and "symbol" in s}
 
     def used_weight(self, headers: Any) -> int | None:
-        limit = _int_header(headers, "X-Bapi-Limit")
-        remaining = _int_header(headers, "X-Bapi-Limit-Status")
-        if limit is None or remaining is None:
-            return None
-        return max(0, limit - remaining)
+        """None: Bybit sends no header measuring the IP budget (``X-Bapi-Limit*`` are per UID and endpoint)."""
+        return None
 
     def error(self, status: int, payload: Any, headers: Any) -> Exception | None:
         code = payload.get("retCode") if isinstance(payload, dict) else None
         msg = str(payload.get("retMsg", "")) if isinstance(payload, dict) else ""
         kw = dict(exchange=self.name, status=status, code=code)
         if status == 403:
-            return IPBanned(f"{self.name}: HTTP 403 access too frequent (IP limit broken; banned for at least "
-                            f"{BAN_S / 60:.0f} min)", retry_after=BAN_S, **kw)
+            text = str(payload) if payload is not None else ""  # the body is plain text, not JSON
+            if "too frequent" in (msg + " " + text).lower():
+                return IPBanned(f"{self.name}: HTTP 403 access too frequent (IP limit broken; banned for at least "
+                                f"{BAN_S / 60:.0f} min)", retry_after=BAN_S, **kw)
+            return BadRequest(f"{self.name}: HTTP 403 Forbidden" + (f" ({msg})" if msg else "") +
+                              "; Bybit documents three causes: the IP limit (600 requests per 5 s) broken, "
+                              "a GET request with a body, or a U.S. IP address (not served)", **kw)
         if status == 429 or code in RATE_LIMIT_CODES:
             reset = _int_header(headers, "X-Bapi-Limit-Reset-Timestamp")
             now = payload.get("time") if isinstance(payload, dict) else None

@@ -12,7 +12,8 @@ Facts (../shared/EXCHANGES.md; okx.com/docs-v5 "Get candlesticks history"):
   say 100, so 100 is requested.
 - Body ``{code: "0", msg: "", data: [...]}``; rows are all strings
   ``[ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm]``; ``confirm == "0"`` marks
-  the still-open candle, which is dropped here.
+  the still-open candle: parsed with ``closed=False`` (the page length still counts it,
+  EXCHANGES.md "OKX confirm") and dropped by the fetcher.
 - Limit: 20 requests per 2 s per IP; breaking it gives code 50011 (HTTP 429) ->
   :class:`TooManyRequests`. OKX sends no used-budget header, so the limiter trusts
   its own count (``probe=1.0``). 51001 (instrument does not exist) and 51000
@@ -83,8 +84,11 @@ class OKXSpot(Adapter):
         bad = [r for r in rows if not isinstance(r, list) or len(r) < 9]
         if bad:
             raise MalformedResponse(f"{self.name} candles: malformed row {bad[0]!r:.80}")
-        closed = [r for r in rows if r[8] != "0"]  # confirm "0": the candle is still open
-        return parse_rows(closed, 9, f"{self.name} candles")
+        out = parse_rows(rows, 9, f"{self.name} candles")
+        # confirm "0": the candle is still open. The row stays in the page (paging counts raw
+        # rows: a page of 100 with one open row is a full page) and the fetcher drops it.
+        out["closed"] = np.array([r[8] != "0" for r in rows], dtype=bool)
+        return out
 
     def server_time(self, payload: Any) -> int:
         try:
