@@ -162,8 +162,8 @@ def _backtest(args: argparse.Namespace) -> int:
     table = Table(title=f"{args.strategy} on {', '.join(data)} ({args.timeframe})")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for k, v in stats.items():
-        table.add_row(str(k), f"{v:,.4g}" if isinstance(v, float) else str(v))
+    for k, v in stats.formatted().items():
+        table.add_row(str(k), v)
     console.print(table)
     path = args.report or str(_settings(args).reports / "backtest.html")
     import os

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from .pipeline import DEFAULT_FEATURES
@@ -173,6 +172,8 @@ def _baselines(frames: dict, first_oos: pd.Timestamp, mon: Any) -> dict[str, Any
 def _comparison(results: dict[str, Any]) -> Any:
     from rich.table import Table
 
+    from .format import stat
+
     rows = ["Total Return [%]", "CAGR [%]", "Sharpe Ratio", "Sortino Ratio", "Max. Drawdown [%]", "Win Rate [%]",
             "Profit Factor", "# Trades", "# Rejected Orders", "Exposure Time [%]", "Fees Paid [$]"]
     stats = {name: r.stats() for name, r in results.items()}
@@ -181,14 +182,8 @@ def _comparison(results: dict[str, Any]) -> Any:
     for name in results:
         table.add_column(name, justify="right")
     for row in rows:
-        table.add_row(row, *(_fmt(stats[name].get(row, float("nan"))) for name in results))
+        table.add_row(row, *(stat(row, stats[name].get(row, float("nan"))) for name in results))
     return table
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, (float, np.floating)):
-        return "-" if not np.isfinite(v) else f"{v:,.2f}"
-    return str(v)
 
 
 def _report(path: Path, cfg: DemoConfig, results: dict, frames: dict, wf: Any, mon: Any, fetch_summary: str) -> None:
@@ -199,7 +194,7 @@ def _report(path: Path, cfg: DemoConfig, results: dict, frames: dict, wf: Any, m
     main.report(
         str(path), title="nbtrade demo: walk-forward random forest",
         benchmarks={k: r.equity for k, r in results.items() if k != "random forest"},
-        stats=pd.DataFrame({name: r.stats() for name, r in results.items()}).astype(str),
+        stats=pd.DataFrame({name: r.stats().full() for name, r in results.items()}),
         importances=wf.mean_importances, folds=wf.folds,
         assumptions={**main.assumptions, "data": fetch_summary.splitlines()[0] if fetch_summary else ""},
         reproducibility={"seed": cfg.seed, "nbtrade": __version__, "data hash": fingerprint(frames)[:16],

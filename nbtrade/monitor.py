@@ -237,7 +237,9 @@ class Monitor:
 
 
 def _secs(s: float) -> str:
-    return f"{s * 1e3:.0f}ms" if s < 1 else f"{s:.2f}s"
+    from .format import seconds
+
+    return seconds(s)
 
 
 def _bytes(b: int) -> str:

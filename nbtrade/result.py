@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .kernels.records import Direction, ExitReason, OrderType, RejectReason, Side, Status
-from .metrics import compute_stats
+from .metrics import Stats, compute_stats
 
 
 def _names(enum: Any) -> np.ndarray:
@@ -150,12 +150,33 @@ class Result:
         eq = self.symbol_init_cash + np.cumsum(cash) + self.value.iloc[:, c].to_numpy()
         return pd.Series(eq, index=self.index, name=symbol)
 
-    def stats(self, symbol: Any = None) -> pd.Series:
+    def market(self, symbol: Any = None) -> pd.Series:
+        """Buy and hold from the first bar: equal parts of each symbol (or ``symbol`` alone), 1.0 at the start.
+
+        Each symbol's close over its first valid close (1.0 before it lists), averaged:
+        the value of a never-rebalanced equal split. Used for Buy & Hold, Alpha and Beta.
+        """
+        close = pd.DataFrame(self._inputs.close, index=self.index, columns=self.symbols).ffill()
+        if symbol is not None:
+            close = close[[symbol]] if symbol in close.columns else close.iloc[:, [self._col(symbol)]]
+        first = close.bfill().iloc[0]
+        rel = (close / first).fillna(1.0)
+        return rel.mean(axis=1).rename("buy & hold")
+
+    def stats(self, symbol: Any = None) -> Stats:
         """Portfolio statistics, or one symbol's (its trades and contribution curve).
 
         Labels carry units (``"Total Return [%]"``, ``"Fees Paid [$]"``); annualised
         with 365-day years and the bar length (``freq`` or inferred). ``"# Rejected
-        Orders"`` counts the orders refused (reasons in :attr:`orders`).
+        Orders"`` counts the orders refused (reasons in :attr:`orders`). Every label's
+        definition, and where it differs from backtesting.py's, is in
+        :func:`nbtrade.metrics.compute_stats`.
+
+        Returns
+        -------
+        Stats
+            A float64 Series (``.round(2)``, arithmetic and comparisons work); timestamps
+            and durations are in ``.times`` and answer by label too (``s["Start"]``).
         """
         tr = self.trade_records
         orders = self.order_records[self.order_records["status"] == Status.FILLED]
@@ -169,8 +190,13 @@ class Result:
             tr = tr[tr["col"] == c]
             orders = orders[orders["col"] == c]
         init = self.init_cash if symbol is None else self.symbol_init_cash
+        if isinstance(self.index, pd.DatetimeIndex):
+            durations = np.asarray(self.index[tr["exit_idx"]]) - np.asarray(self.index[tr["entry_idx"]])
+        else:
+            durations = tr["exit_idx"] - tr["entry_idx"]
         s = compute_stats(equity, self.index, init, self.freq_ms, tr["pnl"],
-                          tr["exit_reason"] != ExitReason.END, float(orders["fees"].sum()), exposure)
+                          tr["exit_reason"] != ExitReason.END, float(orders["fees"].sum()), exposure,
+                          returns=tr["ret"], durations=durations, market=self.market(symbol).to_numpy())
         rejected = self.order_records["status"] == Status.REJECTED
         if symbol is not None:
             rejected &= self.order_records["col"] == c
@@ -197,10 +223,7 @@ class Result:
         sym = self.symbols[0] if symbol is None else symbol
         c = self._col(sym)
         price = pd.Series(self._inputs.close[:, c], index=self.index, name=str(sym))
-        trades = self.trades
-        if "symbol" in trades.columns:
-            trades = trades[trades["symbol"] == sym]
-        kwargs = dict(stats=self.stats(), trades=trades, price=price, exposure=self.exposure(),
+        kwargs = dict(stats=self.stats(), trades=self.trades, price=price, exposure=self.exposure(),
                       assumptions=self.assumptions)
         kwargs.update(extra)
         return write_report(path, self.equity, title=title, benchmarks=benchmarks, **kwargs)

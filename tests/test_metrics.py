@@ -25,3 +25,97 @@ def test_cagr_uses_elapsed_time_not_bar_count():
     b = _stats(np.linspace(100.0, 200.0, len(gappy)), gappy)["CAGR [%]"]
     assert a == pytest.approx(b, rel=1e-9)
     assert a == pytest.approx((2.0 ** (365 / 731) - 1) * 100, rel=1e-9)
+
+
+# ---------------------------------------------------------------- the statistics backtesting.py users expect
+
+def _scenario():
+    """Six daily bars, init cash 100, two closed trades and one open; a market that doubles."""
+    idx = pd.date_range("2024-01-01", periods=6, freq="D", tz="UTC")
+    equity = np.array([100.0, 110.0, 99.0, 121.0, 108.9, 115.0])
+    market = np.array([1.0, 1.2, 1.1, 1.5, 1.4, 2.0])
+    pnl = np.array([10.0, -5.0, 3.0])
+    ret = np.array([0.10, -0.05, 0.02])
+    closed = np.array([True, True, False])
+    durations = np.array([pd.Timedelta("2D"), pd.Timedelta("1D"), pd.Timedelta("1D")], dtype="timedelta64[ns]")
+    s = compute_stats(equity, idx, 100.0, 86_400_000.0, pnl, closed, 1.5, np.ones(6, bool),
+                      returns=ret, durations=durations, market=market)
+    return s, idx, equity, market
+
+
+def test_new_statistics_by_hand():
+    s, idx, equity, market = _scenario()
+    assert s["Buy & Hold Return [%]"] == pytest.approx(100.0)
+    # drawdowns from the cash: 110 -> 99 (-10 %, regained at 121 one bar later: 2 days peak to
+    # recovery) and 121 -> 108.9 -> 115 (-10 %, not regained: 2 days to the end)
+    assert s["Max. Drawdown [%]"] == pytest.approx(-10.0)
+    assert s["Avg. Drawdown [%]"] == pytest.approx(-10.0)
+    assert s["Max. Drawdown Duration"] == pd.Timedelta("2D")
+    assert s["Avg. Drawdown Duration"] == pd.Timedelta("2D")
+    assert s["# Trades"] == 3 and s["Win Rate [%]"] == pytest.approx(50.0)
+    assert s["Best Trade [%]"] == pytest.approx(10.0) and s["Worst Trade [%]"] == pytest.approx(-5.0)
+    assert s["Avg. Trade [%]"] == pytest.approx((np.sqrt(1.10 * 0.95) - 1) * 100)
+    assert s["Expectancy [%]"] == pytest.approx(2.5) and s["Expectancy [$]"] == pytest.approx(2.5)
+    assert s["Max. Trade Duration"] == pd.Timedelta("2D") and s["Avg. Trade Duration"] == pd.Timedelta("36h")
+    assert s["Profit Factor"] == pytest.approx(2.0)
+    assert s["SQN"] == pytest.approx(np.sqrt(2) * 2.5 / np.std([10.0, -5.0], ddof=1))
+    assert s["Kelly Criterion"] == pytest.approx(0.5 - 0.5 / (10.0 / 5.0))
+    a, b = np.log(equity[1:] / equity[:-1]), np.log(market[1:] / market[:-1])
+    beta = np.cov(a, b)[0, 1] / np.var(b, ddof=1)
+    assert s["Beta"] == pytest.approx(beta)
+    assert s["Alpha [%]"] == pytest.approx(15.0 - beta * 100.0)
+    daily = equity[1:] / equity[:-1] - 1
+    g = np.prod(1 + daily) ** (1 / 5) - 1
+    assert s["Return (Ann.) [%]"] == pytest.approx(((1 + g) ** 365 - 1) * 100)
+
+
+def test_stats_stay_numeric():
+    s, *_ = _scenario()
+    assert s.dtype == np.float64
+    r = s.round(2)
+    assert r["Total Return [%]"] == 15.0 and r["Start"] == pd.Timestamp("2024-01-01", tz="UTC")
+    assert (s * 2)["Equity Final [$]"] == 230.0 and (s > 0)["Profit Factor"]
+    assert s.times["Duration"] == pd.Timedelta("6D")
+    text = repr(s)
+    assert "Start" in text and "Max. Drawdown Duration" in text and "Kelly Criterion" in text
+    assert list(s.full().index[:3]) == ["Start", "End", "Duration"]
+
+
+def test_no_trades_and_no_market_give_nan_not_errors():
+    idx = pd.date_range("2024-01-01", periods=3, freq="D")
+    s = _stats([100.0, 100.0, 100.0], idx)
+    for label in ("Best Trade [%]", "SQN", "Kelly Criterion", "Beta", "Buy & Hold Return [%]", "Avg. Drawdown [%]"):
+        assert np.isnan(s[label]), label
+    assert s["Max. Drawdown Duration"] == pd.Timedelta(0) and s["Avg. Trade Duration"] is pd.NaT
+
+
+def test_same_definitions_as_backtesting_py():
+    """Where the definitions are the same, the numbers equal backtesting.py 0.6.6's."""
+    bt_stats = pytest.importorskip("backtesting._stats")
+    rng = np.random.default_rng(3)
+    n = 24 * 40  # hourly bars with weekends, so backtesting.py uses 365-day years too
+    idx = pd.date_range("2024-01-01", periods=n, freq="h")
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    equity = 1000 * np.exp(np.cumsum(rng.normal(0.0002, 0.005, n)))
+    equity[0] = 1000.0  # our returns start at the cash, backtesting.py's at the first bar
+    entry = np.array([5, 100, 300, 600])
+    exit_ = np.array([50, 250, 301, 900])
+    pnl = np.array([12.0, -7.5, 3.25, -1.0])
+    ret = np.array([0.012, -0.0075, 0.00325, -0.001])
+    trades = pd.DataFrame({"PnL": pnl, "ReturnPct": ret, "EntryBar": entry, "ExitBar": exit_,
+                           "Duration": idx[exit_] - idx[entry]})
+    ohlc = pd.DataFrame({"Close": close}, index=idx)
+    ref = bt_stats.compute_stats(trades, equity, ohlc, None)
+    s = compute_stats(equity, idx, 1000.0, 3_600_000.0, pnl, np.ones(4, bool), 0.0, np.ones(n, bool),
+                      returns=ret, durations=np.asarray(trades["Duration"]), market=close)
+    for label in ("Buy & Hold Return [%]", "Return (Ann.) [%]", "Alpha [%]", "Beta", "Max. Drawdown [%]",
+                  "Avg. Drawdown [%]", "Win Rate [%]", "Best Trade [%]", "Worst Trade [%]", "Avg. Trade [%]",
+                  "Expectancy [%]", "SQN", "Kelly Criterion", "Equity Final [$]"):
+        assert s[label] == pytest.approx(ref[label], rel=1e-9), label
+    assert s["Total Return [%]"] == pytest.approx(ref["Return [%]"])
+    # backtesting.py rounds durations up to whole bars
+    for label in ("Max. Drawdown Duration", "Avg. Drawdown Duration", "Max. Trade Duration", "Avg. Trade Duration"):
+        assert abs(s[label] - ref[label]) < pd.Timedelta("1h"), label
+    # the definitions that differ, as the docstring says
+    assert s["Profit Factor"] == pytest.approx(15.25 / 8.5)
+    assert ref["Profit Factor"] == pytest.approx(0.01525 / 0.0085)

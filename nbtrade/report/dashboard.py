@@ -22,6 +22,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from .. import format as F
+
 
 @dataclass
 class _Task:
@@ -47,21 +49,24 @@ class _Task:
 
 
 def _fmt_secs(s: float | None) -> str:
-    if s is None:
-        return "-"
-    if s < 60:
-        return f"{s:.0f}s"
-    if s < 3600:
-        return f"{s // 60:.0f}m{s % 60:02.0f}s"
-    return f"{s // 3600:.0f}h{(s % 3600) // 60:02.0f}m"
+    return "-" if s is None else F.seconds(s)
 
 
 def _fmt_num(x: Any) -> str:
-    if isinstance(x, float):
-        return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
-    if isinstance(x, int):
-        return f"{x:,}"
-    return str(x)
+    return F.number(x) if isinstance(x, (int, float)) else str(x)
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console for command output: the terminal's width on a terminal; off one (pipes, files,
+    CI logs) the ``COLUMNS`` width or 200 columns, so tables are not wrapped into slivers."""
+    import os
+    import sys
+
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    width = int(os.environ.get("COLUMNS", "0") or 0) or 200
+    return Console(stderr=stderr, width=width)
 
 
 class Dashboard:

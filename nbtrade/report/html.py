@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from .. import format as F
 from . import svg
 
 _CSS = """
@@ -39,35 +40,44 @@ def _t_ns(index: pd.Index) -> np.ndarray:
 
 
 def _kv_table(items: Mapping[str, Any]) -> str:
-    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_fmt_value(v))}</td></tr>"
+    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_fmt_value(v, k))}</td></tr>"
                    for k, v in items.items())
     return f'<table class="kv">{rows}</table>'
 
 
-def _fmt_value(v: Any) -> str:
-    if isinstance(v, (float, np.floating)):
-        return "nan" if not np.isfinite(v) else f"{v:,.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
-    if isinstance(v, pd.Timedelta):
-        return str(v).replace(" days ", "d ").replace(" days", "d")
+def _fmt_value(v: Any, label: Any = "") -> str:
     if isinstance(v, (list, tuple)):
         return ", ".join(map(str, v))
-    return str(v)
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={x}" for k, x in v.items())
+    return F.stat(label, v)
 
 
-def _frame_table(df: pd.DataFrame, max_rows: int = 500) -> str:
+def _display(df: pd.DataFrame) -> pd.DataFrame:
+    """Trade returns are fractions in :attr:`Result.trades`; the report shows them in % like the stats."""
+    if "return" in df.columns:
+        df = df.rename(columns={"return": "return [%]"})
+        df["return [%]"] = df["return [%]"] * 100.0
+    return df
+
+
+def _frame_table(df: pd.DataFrame, max_rows: int = 500, what: str = "rows") -> str:
+    """An HTML table; values through :mod:`nbtrade.format`, row labels as the stat labels when a
+    column holds one statistic per row (the Statistics table)."""
+    df = _display(df)
     shown = df.head(max_rows)
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in [shown.index.name or ""] + list(shown.columns))
-    signed = [any(k in str(c).lower() for k in ("pnl", "return", "[%]", "value")) for c in shown.columns]
+    by_row = all(isinstance(i, str) for i in shown.index) and not {"entry_time", "symbol"} & set(shown.columns)
     body = []
     for idx, row in shown.iterrows():
-        cells = [f"<td>{html.escape(_fmt_value(idx))}</td>"]
-        for v, colour in zip(row, signed):
-            cls = ""
-            if colour and isinstance(v, (float, np.floating)) and np.isfinite(v):
-                cls = ' class="pos"' if v > 0 else ' class="neg"' if v < 0 else ""
-            cells.append(f"<td{cls}>{html.escape(_fmt_value(v))}</td>")
+        cells = [f"<td>{html.escape(F.stat(shown.index.name or '', idx))}</td>"]
+        for col, v in row.items():
+            label = idx if by_row else col
+            cls = F.tone(label, v)
+            cls = f' class="{cls}"' if cls else ""
+            cells.append(f"<td{cls}>{html.escape(_fmt_value(v, label))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    more = f"<p>{len(df) - max_rows:,} more rows not shown.</p>" if len(df) > max_rows else ""
+    more = (f"<p>First {max_rows:,} of {len(df):,} {what} shown.</p>" if len(df) > max_rows else "")
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>{more}'
 
 
@@ -109,15 +119,16 @@ def render_html(equity: pd.Series, *, title: str = "nbtrade report", benchmarks:
         lines[name] = bench.reindex(equity.index).to_numpy(float)
     parts.append(_section("Equity", svg.line_chart(t, lines, "equity curve")))
     parts.append(_section("Drawdown [%]", svg.line_chart(t, {"drawdown": drawdown(equity).to_numpy(float)},
-                                                        "drawdown", fill_zero=True)))
+                                                        "drawdown", fill_zero=True, y_fmt=svg.pct)))
     if exposure is not None:
         parts.append(_section("Exposure [% of equity]", svg.line_chart(
-            _t_ns(exposure.index), {"exposure": exposure.to_numpy(float)}, "exposure", fill_zero=True)))
+            _t_ns(exposure.index), {"exposure": exposure.to_numpy(float)}, "exposure", fill_zero=True, y_fmt=svg.pct)))
     if price is not None:
         markers = []
         if trades is not None and len(trades) and {"entry_time", "exit_time"} <= set(trades.columns):
-            ent = trades.dropna(subset=["entry_time"])
-            ext = trades.dropna(subset=["exit_time"])
+            mine = trades[trades["symbol"] == price.name] if "symbol" in trades.columns else trades
+            ent = mine.dropna(subset=["entry_time"])
+            ext = mine.dropna(subset=["exit_time"])
             markers = [("entry", _t_ns(ent["entry_time"]), ent["entry_price"].to_numpy(float), "^"),
                        ("exit", _t_ns(ext["exit_time"]), ext["exit_price"].to_numpy(float), "v")]
         parts.append(_section(f"Price and trades: {price.name or ''}", svg.line_chart(
@@ -128,6 +139,8 @@ def render_html(equity: pd.Series, *, title: str = "nbtrade report", benchmarks:
         parts.append(_section("Monthly returns [%]", svg.heatmap([str(y) for y in monthly.index], cols,
                                                                   monthly.to_numpy(float), "monthly returns")))
     if stats is not None:
+        if hasattr(stats, "full"):
+            stats = stats.full()
         table = stats.to_frame("value") if isinstance(stats, pd.Series) else stats
         parts.append(_section("Statistics", _frame_table(table)))
     if importances is not None and len(importances):
@@ -142,7 +155,7 @@ def render_html(equity: pd.Series, *, title: str = "nbtrade report", benchmarks:
                 y_fmt=lambda v: f"{v:.2f}")))
         parts.append(_section("Walk-forward folds", _frame_table(folds)))
     if trades is not None:
-        parts.append(_section(f"Trades ({len(trades):,})", _frame_table(trades)))
+        parts.append(_section(f"Trades ({len(trades):,})", _frame_table(trades, what="trades")))
     boxes = []
     if assumptions:
         boxes.append(_section("Assumptions", _kv_table(assumptions)))

@@ -13,6 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .. import format as F
+
 PALETTE = ("#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#0ea5e9", "#64748b", "#db2777")
 W, H = 900, 280
 PAD_L, PAD_R, PAD_T, PAD_B = 64, 16, 24, 28
@@ -53,16 +55,12 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 
 
 def _fmt(v: float) -> str:
-    a = abs(v)
-    if a >= 1e6:
-        return f"{v / 1e6:.1f}M"
-    if a >= 1e4:
-        return f"{v / 1e3:.0f}k"
-    if a >= 100:
-        return f"{v:.0f}"
-    if a >= 1:
-        return f"{v:.2f}"
-    return f"{v:.3g}"
+    return F.axis_tick(v)
+
+
+def pct(v: float) -> str:
+    """Axis ticks of percent charts (drawdown, exposure): ``-2%``."""
+    return F.axis_tick(v, "percent")
 
 
 class _Frame:
@@ -194,7 +192,7 @@ def heatmap(rows: Sequence[str], cols: Sequence[str], values: np.ndarray, title:
             else:
                 a = min(abs(v) / vmax, 1.0)
                 color = (f"rgba(22,163,74,{0.15 + 0.75 * a:.2f})" if v >= 0 else f"rgba(220,38,38,{0.15 + 0.75 * a:.2f})")
-                label = f"{v:.1f}"
+                label = f"{v:.1f}"  # cells are narrow: one decimal, the title carries the unit
             body.append(f'<rect x="{PAD_L + j * cw:.1f}" y="{y}" width="{cw - 1:.1f}" height="{ch - 1}" fill="{color}"/>'
                         f'<text x="{PAD_L + (j + 0.5) * cw:.1f}" y="{y + 15}" class="cell" text-anchor="middle">{label}</text>')
     return _svg("".join(body), title, width=W, height=height)

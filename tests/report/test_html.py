@@ -98,3 +98,27 @@ def test_result_report_has_exposure_and_assumptions(tmp_path):
     path = result.report(str(tmp_path / "r.html"), title="t")
     text = open(path, encoding="utf-8").read()
     assert "Exposure [% of equity]" in text and "Assumptions" in text and "Price and trades: BTC/USDT" in text
+
+
+def test_trades_table_lists_every_symbol_and_says_when_cut(tmp_path):
+    import nbtrade
+    from nbtrade.report.html import _frame_table
+    from nbtrade.strategies import ema_cross
+
+    data = nbtrade.market(["BTC/USDT", "ETH/USDT"], "2024-01-01", "2024-02-01", "1h", seed=1)
+    result = nbtrade.backtest(data, **ema_cross(data), size=0.5)
+    text = open(result.report(str(tmp_path / "r.html")), encoding="utf-8").read()
+    assert "<td>ETH/USDT</td>" in text and "<td>BTC/USDT</td>" in text
+    assert "return [%]" in text and "e+0" not in text
+    cut = _frame_table(result.trades, max_rows=3, what="trades")
+    assert f"First 3 of {len(result.trades):,} trades shown." in cut
+
+
+def test_stat_table_numbers_are_formatted_and_only_gains_coloured():
+    from nbtrade.report.html import _frame_table
+
+    stats = pd.Series({"Equity Final [$]": 13624.83860586427, "Volatility (ann.) [%]": 54.48,
+                       "Total Return [%]": -2.0, "Max. Drawdown Duration": pd.Timedelta(hours=292)}, dtype=object)
+    text = _frame_table(stats.to_frame("value"))
+    assert "13,624.84" in text and '<td class="neg">-2.00%</td>' in text and "12d 4h" in text
+    assert "<td>54.48%</td>" in text  # volatility is not a gain
