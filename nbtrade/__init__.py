@@ -55,6 +55,7 @@ _EXPORTS: dict[str, str] = {
     "crossover": "nbtrade.strategy",
     "prepare": "nbtrade.backtesting",
     "Inputs": "nbtrade.backtesting",
+    "Market": "nbtrade.panel",
     "RejectedOrdersWarning": "nbtrade.backtesting",
     "Result": "nbtrade.result",
     # report, caches, checks
