@@ -56,6 +56,7 @@ _EXPORTS: dict[str, str] = {
     "crossover": "nbtrade.strategy",
     "prepare": "nbtrade.backtesting",
     "Inputs": "nbtrade.backtesting",
+    "Market": "nbtrade.panel",
     "RejectedOrdersWarning": "nbtrade.backtesting",
     "Result": "nbtrade.result",
     # report, caches, checks

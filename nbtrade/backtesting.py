@@ -86,10 +86,9 @@ import numpy as np
 import pandas as pd
 
 from .kernels.records import FillMode, Intrabar, OrderType, SizeType, order_dt, trade_dt
+from .panel import PARALLEL_CHECK, Market, Prices, align, as_market, check_prices
 from .result import Result
-from .timeframes import index_to_ms
 
-_FIELDS = ("open", "high", "low", "close")
 _SIZE_TYPES = {"amount": SizeType.AMOUNT, "value": SizeType.VALUE, "percent": SizeType.PERCENT,
                "target_percent": SizeType.TARGET_PERCENT}
 _FILLS = {"next_open": FillMode.NEXT_OPEN, "close": FillMode.CLOSE}
@@ -133,41 +132,21 @@ def _warn_rejected(orders: np.ndarray, reasons: np.ndarray, size_type: str | Non
                   f"'rejected').{hint}", RejectedOrdersWarning, stacklevel=3)
 
 
-class Inputs:
-    """Validated, aligned arrays of a backtest: ``(n_bars, n_symbols)`` float64, C-contiguous.
-
-    Made by :func:`prepare` (read-only copies: validated once, reusable across runs) or
-    inside each backtest call (may view the caller's arrays for that call only).
-    """
-
-    def __init__(self, index: pd.Index, symbols: list, open_: np.ndarray, high: np.ndarray,
-                 low: np.ndarray, close: np.ndarray, n_missing: int = -1, volume: np.ndarray | None = None):
-        self.index = index
-        self.n_missing = n_missing  # bars with no candle; -1 = not counted
-        self.symbols = symbols
-        self.open, self.high, self.low, self.close = open_, high, low, close
-        self.volume = volume  # base units per bar, when the data has it (checked where used)
-        self.frozen = False
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.close.shape
-
-    def __repr__(self) -> str:
-        n, m = self.shape
-        span = f"{self.index[0]} .. {self.index[-1]}" if n else "empty"
-        return (f"<nbtrade Inputs: {n} bars x {m} symbols ({span}), {max(self.n_missing, 0)} bar-steps without a "
-                f"candle{', frozen' if self.frozen else ''}>")
+#: The market panel of a backtest (the former ``Inputs`` of :func:`prepare`).
+Inputs = Market
+#: Price arrays of at least this many values are checked in parallel blocks.
+_PARALLEL_CHECK = PARALLEL_CHECK
+_check_prices = check_prices
 
 
-def prepare(data: Any) -> Inputs:
+def prepare(data: Any) -> Market:
     """Validate and align ``data`` once, for many backtests on the same market (parameter sweeps).
 
-    Accepts every form :func:`backtest` accepts. The result holds private float64 copies
-    (your arrays can change afterwards without invalidating it; do not write into its own) and is passed as ``data``
-    to :func:`backtest`, :func:`backtest_weights` or :func:`backtest_callback`, which then
-    skip the conversion and the checks of every price (a pass over all of them: about a
-    fifth of a 20M bar-step signals run).
+    The same as :class:`nbtrade.Market` (``data`` itself when it is one already): a panel
+    holding private float64 copies (your arrays can change afterwards without invalidating
+    it), converted and checked field by field on first use, then reused by every run of
+    :func:`backtest`, :func:`backtest_weights` or :func:`backtest_callback` given it as
+    ``data``, which skip the conversion, the price checks and the gap search.
 
     Examples
     --------
@@ -178,215 +157,32 @@ def prepare(data: Any) -> Inputs:
     >>> runs = [nbtrade.backtest(data, entries=fast > df.close.rolling(w).mean(),
     ...                          exits=fast < df.close.rolling(w).mean()) for w in (10, 20)]
     """
-    inputs = prepare_data(data)
-    if inputs.frozen:
-        return inputs
-    copies: dict[int, np.ndarray] = {}
-    arrays = []
-    for arr in (inputs.open, inputs.high, inputs.low, inputs.close):
-        if id(arr) not in copies:  # close-only data: one array serves all four fields
-            # private copies, left writeable: numba compiles read-only arrays as another type
-            # (a second cold compile of every kernel); nbtrade never writes into them
-            copies[id(arr)] = arr.copy()
-        arrays.append(copies[id(arr)])
-    volume = None if inputs.volume is None else inputs.volume.copy()
-    out = Inputs(inputs.index, list(inputs.symbols), *arrays, n_missing=inputs.n_missing, volume=volume)
-    out.frozen = True
-    return out
+    return data if isinstance(data, Market) else Market(data).validate()
 
 
-# --------------------------------------------------------------------------------------------
-# data
-
-def _frame_fields(df: pd.DataFrame, name: str) -> dict[str, Any]:
-    cols = {str(c).lower(): c for c in df.columns}
-    if all(f in cols for f in _FIELDS):
-        return {f: df[cols[f]] for f in _FIELDS + (("volume",) if "volume" in cols else ())}
-    if "close" in cols:
-        raise ValueError(f"{name} has a close column but lacks "
-                         f"{', '.join(f for f in _FIELDS if f not in cols)}")
-    raise ValueError(f"{name} needs columns open, high, low, close (got {list(df.columns)})")
-
-
-def _check_index(index: pd.Index, name: str) -> None:
-    if isinstance(index, pd.DatetimeIndex) or pd.api.types.is_numeric_dtype(index):
-        if index.has_duplicates:
-            dup = index[index.duplicated()][0]
-            raise ValueError(f"{name} has duplicate timestamps (first: {dup})")
-        if not index.is_monotonic_increasing:
-            raise ValueError(f"{name} index is not sorted in increasing time order")
-
-
-def _is_price_like(x: Any) -> bool:
-    return isinstance(x, (pd.Series, np.ndarray, list)) or (
-        isinstance(x, pd.DataFrame) and "close" not in {str(c).lower() for c in x.columns})
-
-
-def prepare_data(data: Any) -> Inputs:
-    """Turn ``data`` into aligned OHLC arrays.
+def prepare_data(data: Any) -> Market:
+    """``data`` as a :class:`~nbtrade.Market` (itself when it is one; else viewing the caller's arrays).
 
     Accepted forms: a dict ``{symbol: DataFrame with open/high/low/close}`` (indexes
     are outer-joined; a symbol's missing bars become NaN); one such DataFrame (symbol
-    ``"asset"``); a dict of fields ``{"open": ..., "high": ..., "low": ..., "close": ...}``
-    whose values are ``(n_bars, n_symbols)`` DataFrames or arrays (or 1-D for one
-    symbol); or close prices alone (Series, DataFrame of symbols, array), in which case
-    open = high = low = close (a next-bar fill then happens at the next close); or the
-    :class:`Inputs` of :func:`prepare`, returned as they are.
+    ``"asset"``); a ``(field, symbol)`` or ``(symbol, field)`` MultiIndex frame; a dict of
+    fields ``{"open": ..., "high": ..., "low": ..., "close": ...}`` whose values are
+    ``(n_bars, n_symbols)`` DataFrames or arrays (or 1-D for one symbol); or close prices
+    alone (Series, DataFrame of symbols, array), in which case open = high = low = close
+    (a next-bar fill then happens at the next close).
     """
-    if isinstance(data, Inputs):
-        return data
-    if isinstance(data, Mapping) and len(data) and all(k in data for k in _FIELDS):
-        return _from_fields({f: data[f] for f in _FIELDS + (("volume",) if "volume" in data else ())}, "data")
-    if isinstance(data, Mapping):
-        if not data:
-            raise ValueError("data is empty")
-        frames = {}
-        for sym, df in data.items():
-            if not isinstance(df, pd.DataFrame):
-                raise TypeError(f"data[{sym!r}] must be a DataFrame with open/high/low/close columns, "
-                                f"got {type(df).__name__}")
-            _check_index(df.index, f"data[{sym!r}]")
-            frames[sym] = _frame_fields(df, f"data[{sym!r}]")
-        index = None
-        for sym, f in frames.items():
-            idx = f["close"].index
-            index = idx if index is None else index.union(idx)
-        names = _FIELDS + (("volume",) if all("volume" in f for f in frames.values()) else ())
-        fields = {f: pd.DataFrame({sym: frames[sym][f].reindex(index) for sym in frames}, index=index)
-                  for f in names}
-        return _from_fields(fields, "data")
-    if isinstance(data, pd.DataFrame) and isinstance(data.columns, pd.MultiIndex):
-        for level in range(data.columns.nlevels):
-            values = {str(v).lower() for v in data.columns.get_level_values(level)}
-            if set(_FIELDS) <= values:
-                names = _FIELDS + (("volume",) if "volume" in values else ())
-                fields = {f: data.xs(f, axis=1, level=level) for f in names}
-                return _from_fields(fields, "data")
-        raise ValueError("data has MultiIndex columns but no level holds open/high/low/close")
-    if isinstance(data, pd.DataFrame) and not _is_price_like(data):
-        _check_index(data.index, "data")
-        f = _frame_fields(data, "data")
-        return _from_fields({k: v.to_frame("asset") for k, v in f.items()}, "data")
-    if _is_price_like(data):
-        inputs = _from_fields({"close": data}, "data", close_only=True)
-        return inputs
-    raise TypeError(f"data must be a dict of OHLCV DataFrames, a DataFrame or arrays, got {type(data).__name__}")
-
-
-def _from_fields(fields: dict[str, Any], name: str, close_only: bool = False) -> Inputs:
-    arrays, index, symbols = {}, None, None
-    for f, value in fields.items():
-        label = f"{name}[{f!r}]"
-        if isinstance(value, pd.Series):
-            value = value.to_frame("asset" if value.name is None else value.name)
-        if isinstance(value, pd.DataFrame):
-            _check_index(value.index, label)
-            if index is None:
-                index, symbols = value.index, list(value.columns)
-            else:
-                if not value.index.equals(index):
-                    raise ValueError(f"{label} index differs from {name}['open']'s")
-                if list(value.columns) != symbols:
-                    raise ValueError(f"{label} columns differ from {name}['open']'s")
-        arr = _float_2d(value, label)
-        if arr.ndim != 2:
-            raise ValueError(f"{label} must be 1-D or 2-D (time x symbols), got shape {arr.shape}")
-        arrays[f] = arr
-    volume = arrays.pop("volume", None)
-    if close_only:
-        arrays = {f: arrays["close"] for f in _FIELDS}
-    shape = arrays["close"].shape
-    for f, arr in list(arrays.items()) + ([("volume", volume)] if volume is not None else []):
-        if arr.shape != shape:
-            raise ValueError(f"{name}[{f!r}] has shape {arr.shape} but {name}['close'] has shape {shape}")
-    if shape[0] == 0 or shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {shape})")
-    if index is None:
-        index = pd.RangeIndex(shape[0])
-        symbols = list(range(shape[1])) if shape[1] > 1 else ["asset"]
-    if isinstance(index, pd.DatetimeIndex) and index.tz is None:
-        index = index.tz_localize("UTC")
-    if not (isinstance(index, pd.DatetimeIndex) or isinstance(index, pd.RangeIndex)
-            or pd.api.types.is_numeric_dtype(index)):
-        raise TypeError(f"{name} index must be a DatetimeIndex or numeric, got {type(index).__name__}")
-    c = np.ascontiguousarray(arrays["close"])
-    o, h, l = (c if arrays[f] is arrays["close"] else np.ascontiguousarray(arrays[f]) for f in _FIELDS[:3])
-    code, t, j, field, n_missing, n_partial = _check_prices(o, h, l, c)
-    from .kernels.checks import INCONSISTENT, NOT_FINITE, NOT_POSITIVE
-
-    if code == NOT_FINITE:
-        raise ValueError(f"{name} prices contain inf at {index[t]} ({symbols[j]})")
-    if code == NOT_POSITIVE:
-        f = _FIELDS[field]
-        value = (o, h, l, c)[field][t, j]
-        raise ValueError(f"{name} {f} prices must be > 0; got {value} at {index[t]} ({symbols[j]})")
-    if code == INCONSISTENT:
-        raise ValueError(f"{name} has an inconsistent candle at {index[t]} ({symbols[j]}): "
-                         f"need low <= open, close <= high")
-    if n_partial:
-        # a partial candle is unusable: treat it as missing altogether
-        missing = np.isnan(o) | np.isnan(h) | np.isnan(l) | np.isnan(c)
-        o, h, l, c = (np.where(missing, np.nan, a) for a in (o, h, l, c))
-    if volume is not None:
-        volume = np.ascontiguousarray(volume)
-    return Inputs(index, symbols, o, h, l, c, int(n_missing), volume=volume)
-
-
-def _check_prices(o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray) -> tuple[int, ...]:
-    """``(code, bar, column, field, n_missing, n_partial)`` of one scan of the prices (close only
-    when all four are one array); large inputs are scanned in blocks on all cores."""
-    from .kernels.checks import OK, check_blocks_nb, check_close_nb, check_ohlc_nb
-
-    close_only = o is c and h is c and l is c
-    if c.size < _PARALLEL_CHECK:
-        return check_close_nb(c) if close_only else check_ohlc_nb(o, h, l, c)
-    blocks = check_blocks_nb(o, h, l, c, close_only, np.zeros((16, 6), dtype=np.int64))
-    bad = np.flatnonzero(blocks[:, 0] != OK)
-    if len(bad):
-        return tuple(int(v) for v in blocks[bad[0]][:4]) + (0, 0)
-    return (OK, -1, -1, 0, int(blocks[:, 4].sum()), int(blocks[:, 5].sum()))
-
-
-#: Price arrays of at least this many values are checked in parallel blocks.
-_PARALLEL_CHECK = 1 << 20
+    return as_market(data)
 
 
 # --------------------------------------------------------------------------------------------
 # signals and parameters
 
-def _signal(x: Any, name: str, inputs: Inputs) -> np.ndarray:
-    n, m = inputs.shape
-    if isinstance(x, pd.Series):
-        x = x.to_frame(inputs.symbols[0] if m == 1 else x.name)
-    if isinstance(x, pd.DataFrame):
-        if x.shape != (n, m):
-            raise ValueError(f"{name} has shape {x.shape} but data has shape {(n, m)} (bars, symbols)")
-        if not x.index.equals(inputs.index):
-            idx = x.index
-            if isinstance(idx, pd.DatetimeIndex) and idx.tz is None:
-                idx = idx.tz_localize("UTC")
-            if not idx.equals(inputs.index):
-                raise ValueError(f"{name} index is not aligned with data's index")
-        if m > 1 or list(x.columns) != [0]:
-            if list(x.columns) != list(inputs.symbols) and not (m == 1 and x.shape[1] == 1):
-                raise ValueError(f"{name} columns {list(x.columns)} differ from data's symbols {inputs.symbols}")
-        if x.isna().to_numpy().any():
-            raise ValueError(f"{name} contains NaN; signals must be boolean")
-        arr = x.to_numpy()
-    else:
-        arr = np.asarray(x)
-        if arr.ndim == 1:
-            arr = arr[:, None]
-        if arr.shape != (n, m):
-            raise ValueError(f"{name} has shape {arr.shape} but data has shape {(n, m)} (bars, symbols)")
-    if arr.dtype != np.bool_:
-        if arr.dtype.kind not in "iu" or not np.isin(arr, (0, 1)).all():
-            raise TypeError(f"{name} must be boolean (or 0/1 integers), got dtype {arr.dtype}")
-        arr = arr.astype(np.bool_)
-    return np.ascontiguousarray(arr)
+def _signal(x: Any, name: str, market: Market) -> np.ndarray:
+    """A signal as a ``(n_bars, n_symbols)`` bool array matched to the data by label (see ``panel.align``)."""
+    return align(x, market, name, "bool")
 
 
-def prepare_signals(inputs: Inputs, *, delay: bool = False, delay_entries: bool = True,
+def prepare_signals(inputs: Market | Prices, *, delay: bool = False, delay_entries: bool = True,
                     **signals: Any) -> tuple[dict[str, np.ndarray], dict[str, int], bool, np.ndarray]:
     """Convert, align and check the four signal arrays; count their True values.
 
@@ -400,14 +196,15 @@ def prepare_signals(inputs: Inputs, *, delay: bool = False, delay_entries: bool 
     """
     from .kernels.checks import signal_stats_nb
 
-    n, m = inputs.shape
+    market = inputs.market if isinstance(inputs, Prices) else as_market(inputs)
+    n, m = market.shape
     arrays = {}
     for key in ("entries", "exits", "short_entries", "short_exits"):
         x = signals.get(key)
         if x is None and key in ("entries", "exits"):
             arrays[key] = np.zeros((n, m), dtype=np.bool_)
         elif x is not None:
-            arrays[key] = _signal(x, key, inputs)
+            arrays[key] = _signal(x, key, market)
     has_short = "short_entries" in arrays or "short_exits" in arrays
     if has_short:
         for key in ("short_entries", "short_exits"):
@@ -416,11 +213,11 @@ def prepare_signals(inputs: Inputs, *, delay: bool = False, delay_entries: bool 
         arrays["short_entries"] = arrays["short_exits"] = arrays["entries"]
     names = ("entries", "exits", "short_entries", "short_exits")
     moves = np.zeros((0, 3), dtype=np.int64)
-    if inputs.n_missing != 0:
+    if market.n_missing != 0:
         counts = np.zeros(4, dtype=np.int64)
         n_bad, k, t, j = signal_stats_nb(arrays["entries"], arrays["exits"], arrays["short_entries"],
-                                         arrays["short_exits"], has_short, inputs.close, counts)
-        missing = np.isnan(inputs.close)
+                                         arrays["short_exits"], has_short, market.array("close"), counts)
+        missing = market.missing
         if n_bad:
             for key in (("exits", "short_exits") if has_short else ("exits",)):
                 if (arrays[key] & missing).any():  # e.g. exits=~entries: nothing to exit on a missing bar
@@ -430,8 +227,8 @@ def prepare_signals(inputs: Inputs, *, delay: bool = False, delay_entries: bool 
                 if bad.any():
                     t, j = np.argwhere(bad)[0]
                     raise ValueError(
-                        f"{key} is True on a bar with no candle (NaN prices) at {inputs.index[t]} "
-                        f"({inputs.symbols[j]}); {int(bad.sum())} such {key} in all (symbol not listed yet, "
+                        f"{key} is True on a bar with no candle (NaN prices) at {market.index[t]} "
+                        f"({market.symbols[j]}); {int(bad.sum())} such {key} in all (symbol not listed yet, "
                         f"delisted, or a gap). A signal needs a candle to be computed from: mask them, e.g. "
                         f"{key} & close.notna() (exits on such bars are ignored)")
         if delay and n > 2:
@@ -528,8 +325,8 @@ def _choice(value: Any, name: str, options: Mapping | tuple) -> Any:
     return options[value] if isinstance(options, Mapping) else value
 
 
-def _freq_ms(freq: Any, index: pd.Index) -> float | None:
-    """Bar length in ms: from ``freq`` (timeframe string, Timedelta, pandas offset) or the index."""
+def _freq_ms(freq: Any, market: Market) -> float | None:
+    """Bar length in ms: from ``freq`` (timeframe string, Timedelta, pandas offset) or the market's index."""
     if freq is not None:
         from .timeframes import TIMEFRAME_MS
 
@@ -542,39 +339,14 @@ def _freq_ms(freq: Any, index: pd.Index) -> float | None:
         if td <= pd.Timedelta(0):
             raise ValueError(f"freq must be positive, got {freq!r}")
         return td / pd.Timedelta(milliseconds=1)
-    if isinstance(index, pd.DatetimeIndex) and len(index) > 1:
-        diffs = np.diff(index_to_ms(index))
-        return float(np.median(diffs))
-    return None
+    return market.freq_ms
 
 
-def find_gaps(inputs: Inputs, freq_ms: float | None) -> pd.DataFrame:
-    """Gaps in the input: missing timestamps (all symbols) and NaN runs inside a symbol's history."""
-    rows = []
-    index = inputs.index
-    if isinstance(index, pd.DatetimeIndex) and freq_ms and len(index) > 1:
-        step = np.diff(index_to_ms(index)).astype(np.float64)
-        for k in np.flatnonzero(step > freq_ms * 1.5):
-            rows.append({"symbol": None, "kind": "missing_time", "start": index[k] + pd.Timedelta(milliseconds=freq_ms),
-                         "end": index[k + 1] - pd.Timedelta(milliseconds=freq_ms),
-                         "bars": int(round(step[k] / freq_ms)) - 1})
-    if inputs.n_missing == 0:
-        return pd.DataFrame(rows, columns=["symbol", "kind", "start", "end", "bars"])
-    missing = np.isnan(inputs.close)
-    for j, sym in enumerate(inputs.symbols):
-        col = missing[:, j]
-        valid = np.flatnonzero(~col)
-        if valid.size == 0:
-            continue
-        inner = col[valid[0]:valid[-1] + 1]
-        if not inner.any():
-            continue
-        d = np.diff(np.concatenate(([0], inner.view(np.int8), [0])))
-        starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
-        for s, e in zip(starts, ends):
-            rows.append({"symbol": sym, "kind": "nan", "start": index[valid[0] + s], "end": index[valid[0] + e - 1],
-                         "bars": int(e - s)})
-    return pd.DataFrame(rows, columns=["symbol", "kind", "start", "end", "bars"])
+def find_gaps(inputs: Market | Prices, freq_ms: float | None) -> pd.DataFrame:
+    """Gaps in the input: missing timestamps (all symbols) and NaN runs inside a symbol's history
+    (computed once per market and bar length, vectorised: see ``Market.gaps``)."""
+    market = inputs.market if isinstance(inputs, Prices) else as_market(inputs)
+    return market.gaps(freq_ms)
 
 
 # --------------------------------------------------------------------------------------------
@@ -698,16 +470,16 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
                                  P_MAKER_FEES, P_MIN_NOTIONAL, P_MIN_QTY, P_SIZE, P_SL, P_SLIP_RANGE,
                                  P_SLIP_VOLUME, P_SLIPPAGE, P_TP, P_TRAIL, simulate_signals_nb)
 
-    inputs = prepare_data(data)
-    n, m = inputs.shape
-    syms = inputs.symbols
+    market = prepare_data(data)
+    n, m = market.shape
+    syms = market.symbols
     size_type_id = _choice(size_type, "size_type", _SIZE_TYPES)
     fill_id = _choice(fill, "fill", _FILLS)
     intrabar_id = _choice(intrabar, "intrabar", _INTRABAR)
     on_gap = _choice(on_gap, "on_gap", _ON_GAP)
     if _on_bar is None:
         sig, counts, has_short, moves = prepare_signals(
-            inputs, delay=fill == "next_open", delay_entries=order_type == "market", entries=entries, exits=exits,
+            market, delay=fill == "next_open", delay_entries=order_type == "market", entries=entries, exits=exits,
             short_entries=short_entries, short_exits=short_exits)
     else:  # the callback writes the signals as the bars go by
         sig = {k: np.zeros((n, m), dtype=np.bool_) for k in ("entries", "exits", "short_entries", "short_exits")}
@@ -733,8 +505,11 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     _check_sl_stop(params["sl_stop"], has_short, syms)
     groups = _cash_groups(cash_sharing, syms)
     n_groups = int(groups.max()) + 1
-    freq_ms = _freq_ms(freq, inputs.index)
-    gaps = _handle_gaps(inputs, freq_ms, on_gap)
+    freq_ms = _freq_ms(freq, market)
+    gaps = _handle_gaps(market, freq_ms, on_gap)
+    # only the fields this run reads are converted and checked (the close stands in for the others)
+    inputs = market.prices(ohlc=_reads_ohlc(fill, order_type, params, sl_price, tp_price, _on_bar is not None),
+                           volume=bool((params["slippage_volume"] > 0).any()))
 
     otype_id = _choice(order_type, "order_type", _ORDER_TYPES)
     if isinstance(tif, (bool, np.bool_)) or not isinstance(tif, (int, np.integer)) or tif < 0:
@@ -992,6 +767,13 @@ def _grow(orders: np.ndarray, trades: np.ndarray, counts: np.ndarray, m: int) ->
     return orders, trades
 
 
+def _reads_ohlc(fill: str, order_type: str, params: dict, sl_price: Any, tp_price: Any, callback: bool) -> bool:
+    """Whether a run reads open, high or low: fills at the open, resting entries, stops (checked on
+    highs and lows, gaps filled at the open), range slippage, or a callback (``ctx`` shows them)."""
+    return (callback or fill != "close" or order_type != "market" or sl_price is not None or tp_price is not None
+            or _has_stops(params, False) or bool((params["slippage_range"] != 0).any()))
+
+
 def _has_stops(params: dict, abs_stops: bool) -> bool:
     """Whether any symbol has attached stops (each entry may then end in one more order)."""
     return abs_stops or any(bool(np.isfinite(params[k]).any()) for k in ("sl_stop", "tp_stop", "trail_stop"))
@@ -1047,8 +829,8 @@ def _cash_groups(cash_sharing: Any, symbols: list) -> np.ndarray:
     return np.array([ids.setdefault(label, len(ids)) for label in labels], dtype=np.int64)
 
 
-def _handle_gaps(inputs: Inputs, freq_ms: float | None, on_gap: str) -> pd.DataFrame:
-    gaps = find_gaps(inputs, freq_ms)
+def _handle_gaps(market: Market, freq_ms: float | None, on_gap: str) -> pd.DataFrame:
+    gaps = market.gaps(freq_ms)
     if len(gaps):
         msg = (f"data has {len(gaps)} gap(s) ({int(gaps['bars'].sum())} bars); nothing fills on a missing bar. "
                f"First: {gaps.iloc[0].to_dict()}.")
@@ -1152,12 +934,12 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
     from .kernels.engine import C_DELAYED, C_ORDERS, C_REJECTED, C_TRADES
     from .kernels.rebalance import simulate_weights_nb
 
-    inputs = prepare_data(data)
-    n, m = inputs.shape
-    syms = inputs.symbols
+    market = prepare_data(data)
+    n, m = market.shape
+    syms = market.symbols
     fill_id = _choice(fill, "fill", _FILLS)
     on_gap = _choice(on_gap, "on_gap", _ON_GAP)
-    w = _weights(weights, inputs)
+    w = _weights(weights, market)
     if isinstance(rebalance_every, (bool, np.bool_)) or not isinstance(rebalance_every, (int, np.integer)):
         mask = np.asarray(rebalance_every.to_numpy() if isinstance(rebalance_every, pd.Series) else rebalance_every)
         if mask.dtype != np.bool_ or mask.shape != (n,):
@@ -1177,8 +959,9 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
     packed[P_MIN_NOTIONAL] = _per_symbol(min_notional, "min_notional", syms, 0.0)
     init_cash = _scalar(init_cash, "init_cash")
     leverage = _scalar(leverage, "leverage")
-    freq_ms = _freq_ms(freq, inputs.index)
-    gaps = _handle_gaps(inputs, freq_ms, on_gap)
+    freq_ms = _freq_ms(freq, market)
+    gaps = _handle_gaps(market, freq_ms, on_gap)
+    inputs = market.prices(ohlc=fill == "next_open")  # fills at the close read no open
     bound = 2 * int(np.count_nonzero(~np.isnan(w[mask])))
     orders = np.empty(bound, dtype=order_dt)
     trades = np.empty(bound // 2 + m, dtype=trade_dt)
@@ -1209,39 +992,11 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
                   init_cash=init_cash, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions)
 
 
-def _float_2d(x: Any, label: str) -> np.ndarray:
-    """A numeric DataFrame or array as float64 (NaN kept), a 1-D one as a column; ``label`` names
-    it in the error for other dtypes (booleans included: prices and weights are numbers)."""
-    if isinstance(x, pd.DataFrame):
-        for dtype in x.dtypes:
-            if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
-                raise TypeError(f"{label} must be numeric, got dtype {dtype}")
-        return x.to_numpy(dtype=np.float64, na_value=np.nan)
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "iuf":
-        raise TypeError(f"{label} must be numeric, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64, copy=False)
-    return arr[:, None] if arr.ndim == 1 else arr
-
-
-def _weights(x: Any, inputs: Inputs, name: str = "weights") -> np.ndarray:
-    """A float (bars x symbols) input aligned with the data; NaN allowed, inf not."""
-    n, m = inputs.shape
-    if isinstance(x, pd.Series):
-        x = x.to_frame(inputs.symbols[0] if m == 1 else x.name)
-    if isinstance(x, pd.DataFrame):
-        if x.shape != (n, m):
-            raise ValueError(f"{name} has shape {x.shape} but data has shape {(n, m)} (bars, symbols)")
-        idx = x.index
-        if isinstance(idx, pd.DatetimeIndex) and idx.tz is None:
-            idx = idx.tz_localize("UTC")
-        if not idx.equals(inputs.index):
-            raise ValueError(f"{name} index is not aligned with data's index")
-        if list(x.columns) != list(inputs.symbols) and not (m == 1 and x.shape[1] == 1):
-            raise ValueError(f"{name} columns {list(x.columns)} differ from data's symbols {inputs.symbols}")
-    arr = _float_2d(x, name)
-    if arr.shape != (n, m):
-        raise ValueError(f"{name} has shape {arr.shape} but data has shape {(n, m)} (bars, symbols)")
+def _weights(x: Any, inputs: Market | Prices, name: str = "weights") -> np.ndarray:
+    """A float (bars x symbols) input matched to the data by label (``panel.align``; symbols it lacks
+    get NaN); NaN allowed, inf not."""
+    market = inputs.market if isinstance(inputs, Prices) else inputs
+    arr = align(x, market, name, "float")
     if np.isinf(arr).any():
         raise ValueError(f"{name} must not contain inf")
-    return np.ascontiguousarray(arr)
+    return arr

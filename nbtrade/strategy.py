@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
+from .panel import Market
 from .result import Result
 
 __all__ = ["Strategy", "Backtest", "crossover"]
@@ -669,7 +670,7 @@ class Backtest:
     """
 
     def __init__(self, data: Any, strategy: type, **kwargs: Any):
-        from .backtesting import backtest, prepare_data
+        from .backtesting import backtest
 
         self.mode, self._next = _next_mode(strategy)
         self.strategy = strategy
@@ -697,9 +698,13 @@ class Backtest:
         if kw.get("order_type", "market") == "stop_limit":
             raise ValueError("order_type='stop_limit' is not supported by the class API (nor backtest_callback)")
         self._kwargs = kw
-        self._data = data
-        self._inputs = prepare_data(data)
-        self._volume = _volume(data, self._inputs)
+        # the panel is built, converted and checked once; every run (and optimize) reuses it
+        self._market = Market(data, copy=False) if not isinstance(data, Market) else data
+        self._data = self._market
+        self._inputs = self._market.prices(ohlc=True)
+        self._volume = self._market.array("volume") if self._market.has("volume") and \
+            not self._market.close_only else None
+        _check_options(self._market, kw)
 
     def run(self, **params: Any) -> Result:
         """Run the strategy with parameters overriding its class attributes.
@@ -826,34 +831,39 @@ class Backtest:
         return best, table
 
 
-def _volume(data: Any, inputs: Any) -> np.ndarray | None:
-    """Volume aligned with the prepared prices, or None when the data has none."""
-    from .backtesting import _weights
+def _check_options(market: Market, kw: dict) -> None:
+    """Refuse at construction what every run would refuse: options the callback engine does not
+    support, and parameters that fail :func:`nbtrade.backtest`'s checks (one dry validation)."""
+    for key in ("sl_price", "tp_price", "limit_price"):
+        if kw.get(key) is not None:
+            hint = "use sl_stop / tp_stop" if key != "limit_price" else "order_type='stop_limit' is not supported"
+            raise ValueError(f"Backtest does not take {key} (not supported by the callback engine): {hint}")
+    exit_size = kw.get("exit_size", 1.0)
+    if not (isinstance(exit_size, (int, float)) and not isinstance(exit_size, bool) and exit_size == 1.0):
+        raise ValueError("Backtest does not take exit_size: close a part with self.position.close(portion) "
+                         "(or reduce_long_nb / reduce_short_nb in a compiled next)")
+    from .backtesting import _cash_groups, _choice, _FILLS, _INTRABAR, _ON_GAP, _ORDER_TYPES, _per_symbol, _scalar
+    from .backtesting import _SIZE_TYPES, _check_sizing, _freq_ms
 
-    def col(df: pd.DataFrame) -> Any:
-        cols = {str(c).lower(): c for c in df.columns}
-        return df[cols["volume"]] if "volume" in cols else None
-
-    n, m = inputs.shape
-    if isinstance(data, Mapping) and "close" in data:
-        return None if data.get("volume") is None else _weights(data["volume"], inputs, "volume")
-    if isinstance(data, Mapping):
-        vols = {s: col(df) for s, df in data.items()}
-        if any(v is None for v in vols.values()):
-            return None
-        out = np.empty((n, m))
-        for j, v in enumerate(vols.values()):
-            idx = v.index
-            if isinstance(idx, pd.DatetimeIndex) and idx.tz is None:
-                idx = idx.tz_localize("UTC")
-            out[:, j] = pd.Series(v.to_numpy(dtype=np.float64), index=idx).reindex(inputs.index).to_numpy()
-        return out
-    if isinstance(data, pd.DataFrame) and isinstance(data.columns, pd.MultiIndex):
-        for level in range(data.columns.nlevels):
-            if "volume" in {str(v).lower() for v in data.columns.get_level_values(level)}:
-                return np.ascontiguousarray(data.xs("volume", axis=1, level=level).to_numpy(dtype=np.float64))
-        return None
-    if isinstance(data, pd.DataFrame):
-        v = col(data)
-        return None if v is None else np.ascontiguousarray(v.to_numpy(dtype=np.float64)[:, None])
-    return None
+    syms = market.symbols
+    _choice(kw.get("size_type", "percent"), "size_type", _SIZE_TYPES)
+    _choice(kw.get("fill", "next_open"), "fill", _FILLS)
+    _choice(kw.get("intrabar", "pessimistic"), "intrabar", _INTRABAR)
+    _choice(kw.get("on_gap", "warn"), "on_gap", _ON_GAP)
+    _choice(kw.get("order_type", "market"), "order_type", _ORDER_TYPES)
+    for key, default, extra in (("size", 1.0, {"positive": True}), ("fees", 0.0, {}), ("fixed_fees", 0.0, {}),
+                                ("slippage", 0.0, {"upper": 1.0}), ("lot_size", 0.0, {}), ("min_qty", 0.0, {}),
+                                ("min_notional", 0.0, {}), ("slippage_range", 0.0, {}), ("slippage_volume", 0.0, {}),
+                                ("sl_stop", np.nan, {"positive": True, "allow_none": True}),
+                                ("tp_stop", np.nan, {"positive": True, "allow_none": True}),
+                                ("trail_stop", np.nan, {"positive": True, "allow_none": True}),
+                                ("maker_fees", np.nan, {"allow_none": True})):
+        if key in kw:
+            _per_symbol(kw[key], key, syms, default, **extra)
+    leverage = _scalar(kw.get("leverage", 1.0), "leverage")
+    _scalar(kw.get("init_cash", 10_000.0), "init_cash")
+    if "size" in kw:
+        _check_sizing(_per_symbol(kw["size"], "size", syms, 1.0, positive=True), kw.get("size_type", "percent"),
+                      leverage, syms)
+    _cash_groups(kw.get("cash_sharing", True), syms)
+    _freq_ms(kw.get("freq"), market)

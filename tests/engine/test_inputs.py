@@ -214,3 +214,115 @@ def test_float_inputs_refuse_booleans_and_text(df):
     with pytest.raises(TypeError, match="order_price must be numeric"):
         backtest(df, entries=np.ones(len(df), dtype=bool), order_type="limit",
                  order_price=np.array(["x"] * len(df)))
+
+
+# ------------------------------------------------------------------ label alignment (one rule for every input)
+
+@pytest.fixture
+def two():
+    d = market(["A", "B"], "2024-01-01", "2024-01-04", "1h", seed=4)
+    close = pd.DataFrame({s: f.close for s, f in d.items()})
+    fast, slow = close.rolling(4).mean(), close.rolling(12).mean()
+    return d, fast > slow, fast < slow
+
+
+def test_columns_match_by_symbol_in_any_order(two):
+    d, entries, exits = two
+    ref = backtest(d, entries=entries, exits=exits, size=0.4, fees=0.001)
+    res = backtest(d, entries=entries[["B", "A"]], exits=exits[["B", "A"]], size=0.4, fees=0.001)
+    pd.testing.assert_series_equal(ref.equity, res.equity)
+
+
+def test_a_subset_of_symbols_gets_signals_the_others_none(two):
+    d, entries, exits = two
+    none = entries.assign(B=False), exits.assign(B=False)
+    ref = backtest(d, entries=none[0], exits=none[1], size=0.4)
+    res = backtest(d, entries=entries[["A"]], exits=exits[["A"]], size=0.4)
+    pd.testing.assert_series_equal(ref.equity, res.equity)
+    assert (res.orders["symbol"] == "A").all() if "symbol" in res.orders else True
+
+
+def test_unknown_symbol_is_named_also_with_one_symbol(two):
+    d, entries, exits = two
+    with pytest.raises(ValueError, match=r"entries columns .* not in the data: \['ETH'\]"):
+        backtest(d, entries=entries.rename(columns={"B": "ETH"}))
+    one = {"BTC": d["A"]}
+    with pytest.raises(ValueError, match=r"entries columns \['ETH'\] name symbol\(s\) not in the data: \['ETH'\]"):
+        backtest(one, entries=entries[["A"]].rename(columns={"A": "ETH"}))
+    with pytest.raises(ValueError, match=r"exits is a Series named 'ETH' but the data's symbol is 'BTC'"):
+        backtest(one, exits=exits["A"].rename("ETH"))
+
+
+def test_timestamps_match_as_instants_whatever_the_zone_or_resolution(two):
+    d, entries, exits = two
+    ref = backtest(d, entries=entries, exits=exits, size=0.4)
+    for idx in (entries.index.tz_convert("Asia/Tokyo"), entries.index.tz_localize(None),
+                entries.index.as_unit("ms"), entries.index.as_unit("s").tz_convert("America/New_York")):
+        res = backtest(d, entries=entries.set_axis(idx), exits=exits.set_axis(idx), size=0.4)
+        pd.testing.assert_series_equal(ref.equity, res.equity)
+    naive = {s: f.tz_localize(None) for s, f in d.items()}  # naive data = UTC, aware signals
+    pd.testing.assert_series_equal(ref.equity, backtest(naive, entries=entries, exits=exits, size=0.4).equity)
+    mixed = {"A": d["A"].tz_localize(None), "B": d["B"].tz_convert("Europe/Paris")}
+    pd.testing.assert_series_equal(ref.equity, backtest(mixed, entries=entries, exits=exits, size=0.4).equity)
+
+
+def test_rows_in_another_order_are_matched_by_time(two):
+    d, entries, exits = two
+    ref = backtest(d, entries=entries, exits=exits, size=0.4)
+    res = backtest(d, entries=entries.iloc[::-1], exits=exits.iloc[::-1], size=0.4)
+    pd.testing.assert_series_equal(ref.equity, res.equity)
+
+
+def test_signal_timestamps_not_in_the_data_are_named(two):
+    d, entries, exits = two
+    late = entries.set_axis(entries.index + pd.Timedelta("30min"))
+    with pytest.raises(ValueError, match=r"entries index is not aligned .* first 2024-01-01 00:30:00\+00:00"):
+        backtest(d, entries=late)
+    with pytest.raises(ValueError, match=r"exits index is not aligned .* lacks 5 of the data's bars, first 2024-01-01"):
+        backtest(d, exits=exits.iloc[5:])
+
+
+@pytest.mark.parametrize("values", [[-1, 0, 1], [0.0, 0.5, 1.0]])
+def test_non_boolean_signals_say_how_to_make_entries_and_exits(two, values):
+    d, entries, _ = two
+    sig = pd.DataFrame(np.resize(values, entries.shape).reshape(entries.shape), index=entries.index,
+                       columns=entries.columns)
+    with pytest.raises(TypeError, match=r"entries must be boolean.*entries = sig == 1, exits = sig != 1"):
+        backtest(d, entries=sig)
+    with pytest.raises(TypeError, match=r"short_entries must be boolean.*sig == -1"):
+        backtest(d, short_entries=sig.to_numpy())
+
+
+def test_weights_sizes_and_prices_align_by_label(two):
+    from nbtrade.backtesting import backtest_weights
+
+    d, entries, exits = two
+    w = pd.DataFrame({"A": 0.3, "B": 0.5}, index=entries.index)
+    ref = backtest_weights(d, w, rebalance_every=12)
+    res = backtest_weights(d, w[["B", "A"]].tz_convert("Asia/Tokyo"), rebalance_every=12)
+    pd.testing.assert_series_equal(ref.equity, res.equity)
+    close = pd.DataFrame({s: f.close for s, f in d.items()})
+    kw = dict(entries=entries, exits=exits, size=0.4)
+    a = backtest(d, sl_price=close * 0.97, exit_size=pd.DataFrame(0.5, index=close.index, columns=["A", "B"]), **kw)
+    b = backtest(d, sl_price=(close * 0.97)[["B", "A"]],
+                 exit_size=pd.DataFrame(0.5, index=close.index, columns=["B", "A"]), **kw)
+    pd.testing.assert_series_equal(a.equity, b.equity)
+    only_a = backtest(d, sl_price=(close * 0.97)[["A"]], **kw)  # B: no absolute stop
+    no_b = backtest(d, sl_price=(close * 0.97).assign(B=np.nan), **kw)
+    pd.testing.assert_series_equal(only_a.equity, no_b.equity)
+    with pytest.raises(ValueError, match=r"sl_price columns .* not in the data: \['C'\]"):
+        backtest(d, sl_price=(close * 0.97).rename(columns={"B": "C"}), **kw)
+
+
+def test_fill_close_runs_read_only_the_close(two):
+    """A close-fill market-order run without stops converts (and checks) the closes alone, with the
+    same result as the full OHLC run."""
+    from nbtrade.panel import Market
+
+    d, entries, exits = two
+    m = Market(d)
+    res = backtest(m, entries=entries, exits=exits, size=0.4, fill="close", fees=0.001)
+    assert set(m._arrays) == {"close"}
+    full = Market(d).validate()
+    pd.testing.assert_series_equal(res.equity, backtest(full, entries=entries, exits=exits, size=0.4,
+                                                        fill="close", fees=0.001).equity)

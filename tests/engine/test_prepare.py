@@ -57,7 +57,7 @@ def test_prepared_weights(data):
     prepared = prepare(data)
     idx = prepared.index
     w = pd.DataFrame(0.3, index=idx, columns=prepared.symbols)
-    w["C"] = w["C"].where(prepared.close[:, 2] == prepared.close[:, 2])
+    w["C"] = w["C"].where(prepared.close["C"].notna())  # Market.close: a DataFrame (bars x symbols)
     a = backtest_weights(data, w, rebalance_every=24)
     b = backtest_weights(prepared, w, rebalance_every=24)
     pd.testing.assert_series_equal(a.equity, b.equity)
