@@ -45,7 +45,6 @@ import pickle
 import secrets
 import struct
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -53,6 +52,8 @@ import weakref
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+from ._files import atomic_write
 
 __all__ = ["Cache", "cached", "fingerprint", "make_key", "default_root", "nbtrade_home", "disk_summary",
            "print_summary", "clear_disk", "CODE_VERSION"]
@@ -513,7 +514,7 @@ class Cache:
                 total = {}
             for k, v in delta.items():
                 total[k] = total.get(k, 0) + v
-            _atomic_write(file, json.dumps(total, indent=1).encode())
+            atomic_write(file, json.dumps(total, indent=1).encode())
             self._flushed = {k: getattr(self._stats, k) for k in _COUNTERS}
 
     def __repr__(self) -> str:
@@ -618,7 +619,7 @@ class Cache:
         with self._lock:
             digest = self._sign(key, meta, payload)
         data = _HEADER.pack(_MAGIC, digest, len(meta)) + meta + payload
-        _atomic_write(self._file(key), data)
+        atomic_write(self._file(key), data)
         with self._lock:
             self._load_index()
             self._disk[key] = (len(data), time.time())
@@ -720,20 +721,6 @@ def _unlink(f: Path) -> bool:
         return True
     except FileNotFoundError:
         return False
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _load_or_create_key(file: Path) -> bytes:

@@ -310,7 +310,7 @@ def test_unwritable_disk_warns_and_keeps_memory(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(cache_mod, "_atomic_write", boom)
+    monkeypatch.setattr(cache_mod, "atomic_write", boom)
     with pytest.warns(UserWarning, match="disk full"):
         c.set("a", 1)
     assert c.get("a") == 1 and not list(tmp_path.glob("*.nbc"))
