@@ -31,6 +31,7 @@ import bz2
 import gzip
 import os
 import re
+import zipfile
 import zlib
 import time as _time
 from concurrent.futures import ThreadPoolExecutor
@@ -304,7 +305,8 @@ def iter_csv_stream(opener: Any, name: str, chunk_rows: int = 1_000_000, timefra
     try:
         with opener() as fh:
             first, second = _first_lines(fh)
-    except (pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError, RuntimeError, zlib.error) as exc:
+    except (pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError, RuntimeError, zlib.error,
+            zipfile.BadZipFile) as exc:
         raise ValueError(f"path {path!r}: not a readable CSV file: {exc}") from None
     layout = _layout(first, second, path)
     if layout_out is not None:
@@ -343,8 +345,8 @@ def _iter_chunks(opener: Any, layout: CsvLayout, path: str, chunk_rows: int, tf_
                 yield a
         except pd.errors.ParserError as exc:
             raise ValueError(f"path {path!r}: malformed CSV (a row with more fields than the first): {exc}") from None
-        except (UnicodeDecodeError, EOFError, OSError, RuntimeError, zlib.error) as exc:
-            # RuntimeError: lz4.frame's report of a corrupt frame
+        except (UnicodeDecodeError, EOFError, OSError, RuntimeError, zlib.error, zipfile.BadZipFile) as exc:
+            # RuntimeError: lz4.frame's report of a corrupt frame; BadZipFile: a zip member's bad CRC
             raise ValueError(f"path {path!r}: unreadable, corrupt or truncated file: {exc}") from None
 
 
