@@ -242,7 +242,7 @@ def _chunk_to_arrays(df: pd.DataFrame, layout: CsvLayout, unit: _TimeUnit, path:
         t = unit.to_ms(raw.to_numpy(np.int64), row0)
     else:
         try:
-            stamps = pd.to_datetime(raw, utc=True, format="ISO8601")
+            stamps = pd.to_datetime(raw.astype("string"), utc=True, format="ISO8601")
         except (ValueError, TypeError, OverflowError) as exc:
             raise ValueError(f"path {path!r}: bad time value near data row {row0 + 1}: {exc} (expected integer "
                              f"epoch times or ISO 8601 dates)") from None
