@@ -15,7 +15,19 @@ Cases (``n`` = rows; the default run uses 10M, ``--quick`` 1M):
 * appending one day of 1m candles to that store (crash-safe journaled
   transaction) vs a bare h5py append without crash safety;
 * gzip CSV import of ``n / 10`` rows (validated, streamed into the store) vs
-  ``pandas.read_csv`` alone.
+  ``pandas.read_csv`` alone;
+* Binance bulk files: a year of 1m candles as 12 monthly zips (generated in the
+  setup, Binance's layout and names) imported with ``import_bulk`` vs pandas
+  ``read_csv`` of each zip + ``Store.append`` by hand; 5 symbols x 3 months
+  imported in parallel threads vs one after another (``threads=1``).
+
+Figures of this session (``nbtrade bench data --quick --repeat 3``, shared
+2-core machine under load, wall-clock medians): bulk import 525,600 rows in
+1.82 s (~290k rows/s; by hand 1.66 s: ours 1.10x the time, parsing all 12
+fields so a malformed row cannot be dropped silently, and validating every
+candle); 5 symbols in parallel 1.72x faster than one after another. 1-day range
+read: CPU time 1.5 ms vs 0.85 ms for the npy memory map (1.75x; 2.7x before the
+low-level read path); wall-clock ratios swung 1.9x-2.5x under load.
 
 On this shared 2-core machine wall times swing 2-5x between runs (other
 jobs); CPU-time medians of the same operations (10M rows, 5.26M-row store)
@@ -319,4 +331,116 @@ def _check_rows(a: int, b: int) -> None:
 CSV = Case("csv.gz import into store", _setup_csv, unit="row", units=lambda n: max(10_000, n // 10),
            check=_check_rows)
 
-CASES = [FULL, RANGE, APPEND, CSV]
+# --- Binance bulk files ----------------------------------------------------------------
+YEAR_1M = 525_600
+
+
+def _bulk_months(folder: str, symbol_id: str, symbol: str, months: int, seed: int, time_unit: str = "ms") -> int:
+    """Write ``months`` monthly 1m zips (Binance's layout and names) from 2024-01; returns rows.
+    ``months=0`` writes one daily file instead (the small sizes of the test suite)."""
+    import pandas as pd
+
+    from nbtrade.data.bulk import write_bulk_file
+    from nbtrade.synthetic import candles
+
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    spans = ([(start, start + pd.Timedelta("1D"), f"{start:%Y-%m-%d}")] if months == 0 else
+             [(start + pd.DateOffset(months=m), start + pd.DateOffset(months=m + 1),
+               f"{start + pd.DateOffset(months=m):%Y-%m}") for m in range(months)])
+    rows = 0
+    for k, (lo, hi, label) in enumerate(spans):
+        a = candles(symbol, lo, hi, "1m", seed=seed + k)
+        for c in ("open", "high", "low", "close"):
+            a[c] = np.round(a[c], 2)
+        a["volume"] = np.round(a["volume"], 5)
+        write_bulk_file(os.path.join(folder, f"{symbol_id}-1m-{label}.zip"), a, "1m", time_unit=time_unit)
+        rows += a["time"].size
+    return rows
+
+
+def _bulk_size(n: int) -> int:
+    """Months of 1m files for size ``n``: a year from 525,600 values, 0 (one day) for test sizes."""
+    return 12 if n >= YEAR_1M else (max(1, n // 44_000) if n >= 44_000 else 0)
+
+
+def _bulk_by_hand(paths: list[str], store) -> int:
+    """What a user writes without nbtrade's importer: pandas read_csv of each zip, then Store.append."""
+    import pandas as pd
+
+    rows = 0
+    for p in sorted(paths):
+        df = pd.read_csv(p, header=None, usecols=range(6), names=["time", "open", "high", "low", "close", "volume"])
+        store.append("binance", "BTC/USDT", "1m", {c: df[c].to_numpy() for c in df.columns})
+        rows += len(df)
+    return rows
+
+
+def _setup_bulk(n: int) -> dict:
+    from nbtrade.data.bulk import import_bulk
+    from nbtrade.data.store import Store
+
+    months = _bulk_size(n)
+    tmp = _tmpdir()
+    folder = os.path.join(tmp, "dl")
+    os.makedirs(folder)
+    rows = _bulk_months(folder, "BTCUSDT", "BTC/USDT", months, seed=1)
+    paths = sorted(os.path.join(folder, f) for f in os.listdir(folder))
+    count = {"i": 0}
+
+    def fresh() -> Store:
+        count["i"] += 1
+        root = os.path.join(tmp, f"s{count['i']}")
+        return Store(root)
+
+    def ours():
+        store = fresh()
+        res = import_bulk(folder, store)
+        shutil.rmtree(store.root)
+        return res.rows
+
+    def by_hand():
+        store = fresh()
+        out = _bulk_by_hand(paths, store)
+        shutil.rmtree(store.root)
+        return out
+
+    BULK.target = (f"{months or 'one daily'} monthly zips, {rows:,} 1m rows; ours validates every row (by hand: read_csv of "
+                   "6 columns + Store.append)")
+    return {"nbtrade": ours, "read_csv+append by hand": by_hand}
+
+
+BULK = Case("bulk import 1m zips (1 symbol)", _setup_bulk, unit="row",
+            units=lambda n: YEAR_1M if n >= YEAR_1M else _bulk_size(n) * 44_640 or 1440, check=_check_rows)
+
+
+def _setup_parallel(n: int) -> dict:
+    from nbtrade.data.bulk import import_bulk
+    from nbtrade.data.store import Store
+
+    months = 3 if n >= YEAR_1M else min(1, _bulk_size(n))
+    tmp = _tmpdir()
+    folder = os.path.join(tmp, "dl")
+    os.makedirs(folder)
+    rows = 0
+    for k, base in enumerate(("BTC", "ETH", "SOL", "XRP", "BNB")):
+        rows += _bulk_months(folder, f"{base}USDT", f"{base}/USDT", months, seed=10 * k)
+    count = {"i": 0}
+
+    def run(threads: int):
+        def go():
+            count["i"] += 1
+            root = os.path.join(tmp, f"s{count['i']}")
+            res = import_bulk(folder, Store(root), threads=threads)
+            shutil.rmtree(root)
+            return res.rows
+        return go
+
+    PARALLEL.target = f">= 1.6x on 2 cores; 5 symbols x {months} monthly zips, {rows:,} rows"
+    return {"nbtrade": run(os.cpu_count() or 2), "one after another (threads=1)": run(1)}
+
+
+PARALLEL = Case("bulk import 5 symbols in parallel", _setup_parallel, unit="row",
+                units=lambda n: 5 * ((3 if n >= YEAR_1M else min(1, _bulk_size(n))) * 44_000 or 1440),
+                check=_check_rows)
+
+CASES = [FULL, RANGE, APPEND, CSV, BULK, PARALLEL]

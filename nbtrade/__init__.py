@@ -37,6 +37,10 @@ _EXPORTS: dict[str, str] = {
     "Store": "nbtrade.data.store",
     "import_csv": "nbtrade.data.io",
     "export_csv": "nbtrade.data.io",
+    "import_bulk": "nbtrade.data.bulk",
+    "import_table": "nbtrade.data.formats",
+    "export_table": "nbtrade.data.formats",
+    "resample_store": "nbtrade.data.resample",
     "serve_in_thread": "nbtrade.data.mock",
     # model
     "walk_forward": "nbtrade.model.walkforward",

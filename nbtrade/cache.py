@@ -10,9 +10,14 @@ recently used entry of a level that is over its count or byte budget; memory and
 disk evict independently, so a model pushed out of memory is still reloaded from
 disk after a restart.
 
-Keys are deterministic digests (:func:`fingerprint`): numpy arrays and pandas
-objects hash by content (bytes, shape, dtype, index, columns), never by ``id``;
-dict/kwargs order does not matter; functions hash by qualified name and code.
+Keys are deterministic digests (:func:`fingerprint`) of content, never of an
+``id``, a ``repr`` or a class alone: numpy arrays and pandas objects by bytes,
+shape, dtype, index and columns (times as instants: the same index in s, ms, us
+or ns resolution gives one key); dict/kwargs order does not matter; functions by
+qualified name, source, defaults and the values their closure captured; other
+objects by what pickle would store of them (``__reduce_ex__``: state held in C,
+such as a ``random.Random``'s or a fitted model's, included). An argument whose
+content cannot be read (a lock, an open file) raises ``TypeError`` naming it.
 
 Disk safety: values are pickled, so the disk level is for trusted local data.
 Every file carries an HMAC-SHA256 over its header and payload (and the key it
@@ -42,10 +47,10 @@ import inspect
 import json
 import os
 import pickle
+import random
 import secrets
 import struct
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -53,6 +58,8 @@ import weakref
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+from ._files import atomic_write
 
 __all__ = ["Cache", "cached", "fingerprint", "make_key", "default_root", "nbtrade_home", "disk_summary",
            "print_summary", "clear_disk", "CODE_VERSION"]
@@ -131,26 +138,82 @@ def _feed(h: "hashlib._Hash", obj: Any, depth: int = 0) -> None:
     elif hasattr(obj, "__nbtrade_fingerprint__"):
         h.update(b"U" + _qualname(type(obj)).encode())
         _feed(h, obj.__nbtrade_fingerprint__(), d)
-    elif hasattr(obj, "get_params") and callable(obj.get_params):  # scikit-learn estimator (unfitted view)
-        h.update(b"K" + _qualname(type(obj)).encode())
-        _feed(h, obj.get_params(deep=False), d)
     elif isinstance(obj, functools.partial):
         h.update(b"p")
         _feed(h, (obj.func, obj.args, obj.keywords), d)
-    elif inspect.isfunction(obj) or inspect.ismethod(obj) or inspect.isbuiltin(obj) or inspect.isclass(obj):
+    elif inspect.ismethod(obj):  # a bound method: its function and the instance it is bound to
+        h.update(b"M")
+        _feed(h, (obj.__func__, obj.__self__), d)
+    elif inspect.isfunction(obj):
+        _feed_function(h, obj, d)
+    elif inspect.isbuiltin(obj) or inspect.isclass(obj):
         h.update(b"F" + _qualname(obj).encode() + _code_digest(obj).encode())
+        owner = getattr(obj, "__self__", None)  # a C method bound to an instance (Random(1).random)
+        if owner is not None and not inspect.ismodule(owner) and not inspect.isclass(obj):
+            _feed(h, owner, d)
+    elif isinstance(obj, random.Random):  # its state lives in C, not in vars()
+        h.update(b"r" + _qualname(type(obj)).encode())
+        _feed(h, obj.getstate(), d)
     elif dataclasses.is_dataclass(obj):
         h.update(b"d" + _qualname(type(obj)).encode())
         _feed(h, {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}, d)
-    elif hasattr(obj, "__dict__") and not inspect.ismodule(obj):
-        h.update(b"O" + _qualname(type(obj)).encode())
-        _feed(h, vars(obj), d)
     else:
-        try:
-            b = pickle.dumps(obj, protocol=4)
-        except Exception as exc:
-            raise TypeError(f"fingerprint: cannot hash object of type {type(obj).__name__}") from exc
-        h.update(b"X" + _qualname(type(obj)).encode() + b":" + b)
+        _feed_reduced(h, obj, d)
+
+
+def _unkeyable(obj: Any, why: Any) -> TypeError:
+    return TypeError(f"fingerprint: cannot key an object of type {_qualname(type(obj))}: its content cannot be "
+                     f"read ({why}). Pass plain values (numbers, strings, arrays, DataFrames, dataclasses), give "
+                     f"its class a __nbtrade_fingerprint__() method returning its content, or leave the argument "
+                     f"out of the key with @cached(ignore=[...])")
+
+
+def _feed_reduced(h: Any, obj: Any, d: int) -> None:
+    """Any other object by content, through the pickle protocol (``__reduce_ex__``).
+
+    ``vars(obj)`` alone keyed objects whose state lives in C or in slots by their
+    class (two ``pd.Period``s, two ``random.Random`` seeds, two fitted
+    estimators with equal parameters collided). The reduction is what pickle
+    would store: the constructor, its arguments and the state, fed recursively.
+    """
+    if inspect.ismodule(obj):
+        raise _unkeyable(obj, "a module")
+    try:
+        red = obj.__reduce_ex__(4)
+    except Exception as exc:  # noqa: BLE001 - locks, sockets, generators, open files ...
+        raise _unkeyable(obj, exc) from None
+    if isinstance(red, str):  # a module-level singleton, pickled by name
+        h.update(b"G" + _qualname(type(obj)).encode() + b":" + red.encode())
+        return
+    func, args, *rest = tuple(red) + (None,) * (6 - len(red))
+    h.update(b"O" + _qualname(type(obj)).encode() + b"|" + _qualname(func).encode())
+    state, items, dict_items = rest[0], rest[1], rest[2]
+    _feed(h, (args, state, list(items) if items is not None else None,
+              dict(dict_items) if dict_items is not None else None), d)
+
+
+_ACTIVE = threading.local()  # functions being fed on this thread (a recursive closure holds itself)
+
+
+def _feed_function(h: Any, fn: Any, d: int) -> None:
+    """A Python function by name, source, defaults and the values its closure captured
+    (``make(2)`` and ``make(3)`` differ although they share name and code)."""
+    h.update(b"F" + _qualname(fn).encode() + _code_digest(fn).encode())
+    active = _ACTIVE.__dict__.setdefault("ids", set())
+    if id(fn) in active:
+        h.update(b"@cycle")
+        return
+    active.add(id(fn))
+    try:
+        cells = []
+        for cell in fn.__closure__ or ():
+            try:
+                cells.append(cell.cell_contents)
+            except ValueError:  # an empty cell (a name assigned later)
+                cells.append(Ellipsis)
+        _feed(h, (fn.__defaults__, fn.__kwdefaults__, tuple(cells)), d)
+    finally:
+        active.discard(id(fn))
 
 
 def _is_numpy(obj: Any) -> bool:
@@ -160,16 +223,19 @@ def _is_numpy(obj: Any) -> bool:
 
 def _is_pandas(obj: Any) -> bool:
     pd = sys.modules.get("pandas")
-    return pd is not None and isinstance(obj, (pd.DataFrame, pd.Series, pd.Index, pd.Timestamp, pd.Timedelta))
+    return pd is not None and isinstance(obj, (pd.DataFrame, pd.Series, pd.Index, pd.Timestamp, pd.Timedelta,
+                                               pd.Period, pd.Categorical))
 
 
 def _feed_numpy(h: Any, obj: Any, d: int) -> None:
     import numpy as np
 
     if isinstance(obj, np.dtype):
-        h.update(b"y" + obj.str.encode() + repr(obj.descr).encode())
+        h.update(b"y" + _dtype_text(obj).encode() + repr(obj.descr if obj.kind not in "mM" else "").encode())
         return
     arr = np.asarray(obj)
+    if arr.dtype.kind in "mM":  # same instants in any resolution (s, ms, us, ns) give one key
+        arr = arr.astype("datetime64[ns]" if arr.dtype.kind == "M" else "timedelta64[ns]")
     h.update(b"A" + arr.dtype.str.encode() + b"|" + repr(arr.shape).encode() + b"|")
     if arr.dtype.hasobject:
         _feed(h, arr.ravel().tolist(), d)
@@ -177,23 +243,46 @@ def _feed_numpy(h: Any, obj: Any, d: int) -> None:
         h.update(np.ascontiguousarray(arr).view(np.uint8).reshape(-1).data if arr.size else b"")
 
 
+def _dtype_text(dtype: Any) -> str:
+    """A dtype's name without its time resolution: ``datetime64[us, UTC]`` -> ``datetime64[UTC]``."""
+    import re
+
+    return re.sub(r"\[(s|ms|us|ns)(, )?", "[", str(dtype)).replace("[]", "")
+
+
+def _ns(values: Any) -> Any:
+    """int64 nanoseconds of datetime-like values in any resolution (the unit's own ints if out of range)."""
+    try:
+        return values.as_unit("ns").asi8
+    except (ValueError, OverflowError):  # beyond the ns range (years < 1677 or > 2262)
+        return values.asi8
+
+
 def _feed_pandas(h: Any, obj: Any, d: int) -> None:
     import pandas as pd
 
     if isinstance(obj, (pd.Timestamp, pd.Timedelta)):
-        h.update(b"t" + type(obj).__name__.encode() + repr(obj).encode())
+        tz = str(obj.tz) if isinstance(obj, pd.Timestamp) else ""
+        h.update(b"t" + type(obj).__name__.encode() + str(obj.value).encode() + b"|" + tz.encode())  # .value: ns
+    elif isinstance(obj, pd.Period):
+        h.update(b"o" + obj.freqstr.encode() + b":" + str(obj.ordinal).encode())
+    elif isinstance(obj, pd.Categorical):
+        h.update(b"C" + (b"o" if obj.ordered else b"u"))
+        _feed(h, (obj.categories, obj.codes), d)
     elif isinstance(obj, pd.Index):
-        h.update(b"I" + type(obj).__name__.encode() + str(obj.dtype).encode())
+        h.update(b"I" + type(obj).__name__.encode() + _dtype_text(obj.dtype).encode())
         _feed(h, obj.name if not isinstance(obj, pd.MultiIndex) else list(obj.names), d)
         if isinstance(obj, pd.MultiIndex):
             _feed(h, [obj.get_level_values(i) for i in range(obj.nlevels)], d)
-        elif isinstance(obj, pd.DatetimeIndex):
-            h.update(str(obj.tz).encode())
-            _feed(h, obj.asi8, d)
+        elif isinstance(obj, (pd.DatetimeIndex, pd.TimedeltaIndex)):
+            h.update(str(getattr(obj, "tz", "")).encode())
+            _feed(h, _ns(obj), d)
+        elif isinstance(obj, pd.CategoricalIndex):
+            _feed(h, obj.array, d)
         else:
             _feed(h, obj.to_numpy(), d)
     elif isinstance(obj, pd.Series):
-        h.update(b"R" + str(obj.dtype).encode())
+        h.update(b"R" + _dtype_text(obj.dtype).encode())
         _feed(h, obj.name, d)
         _feed(h, obj.index, d)
         _feed(h, _column_values(obj), d)
@@ -203,15 +292,19 @@ def _feed_pandas(h: Any, obj: Any, d: int) -> None:
         _feed(h, obj.index, d)
         for i in range(obj.shape[1]):
             col = obj.iloc[:, i]
-            h.update(str(col.dtype).encode())
+            h.update(_dtype_text(col.dtype).encode())
             _feed(h, _column_values(col), d)
 
 
 def _column_values(s: Any) -> Any:
+    """What keys a Series' values: ns for datetimes (any resolution), the Categorical itself
+    (categories, order and codes), else the numpy values."""
     import pandas as pd
 
-    if isinstance(s.dtype, pd.DatetimeTZDtype) or str(s.dtype).startswith("datetime64"):
-        return s.array.asi8 if hasattr(s.array, "asi8") else s.to_numpy()
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return s.array
+    if isinstance(s.dtype, pd.DatetimeTZDtype) or str(s.dtype).startswith(("datetime64", "timedelta64")):
+        return _ns(pd.Index(s.array)) if hasattr(s.array, "asi8") else s.to_numpy()
     return s.to_numpy()
 
 
@@ -513,7 +606,7 @@ class Cache:
                 total = {}
             for k, v in delta.items():
                 total[k] = total.get(k, 0) + v
-            _atomic_write(file, json.dumps(total, indent=1).encode())
+            atomic_write(file, json.dumps(total, indent=1).encode())
             self._flushed = {k: getattr(self._stats, k) for k in _COUNTERS}
 
     def __repr__(self) -> str:
@@ -618,7 +711,7 @@ class Cache:
         with self._lock:
             digest = self._sign(key, meta, payload)
         data = _HEADER.pack(_MAGIC, digest, len(meta)) + meta + payload
-        _atomic_write(self._file(key), data)
+        atomic_write(self._file(key), data)
         with self._lock:
             self._load_index()
             self._disk[key] = (len(data), time.time())
@@ -720,20 +813,6 @@ def _unlink(f: Path) -> bool:
         return True
     except FileNotFoundError:
         return False
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _load_or_create_key(file: Path) -> bytes:
@@ -875,7 +954,16 @@ def cached(fn: Callable | None = None, *, ttl: float | None = None, maxsize: int
         bound = sig.bind(*args, **kwargs)
         bound.apply_defaults()
         named = {k: v for k, v in bound.arguments.items() if k not in skip}
-        return make_key(qual, code, **named)
+        try:
+            return make_key(qual, code, **named)
+        except TypeError as exc:  # name the argument that cannot be keyed
+            for name, value in named.items():
+                try:
+                    fingerprint(value)
+                except TypeError:
+                    raise TypeError(f"@cached {qual}: argument {name!r} cannot be part of a cache key: "
+                                    f"{exc}") from None
+            raise
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -48,6 +48,7 @@ def _mock(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
+    """``nbtrade data ...``: tables or one line per result, never object reprs; errors exit 1."""
     from rich.console import Console
     from rich.table import Table
 
@@ -67,10 +68,15 @@ def _data(args: argparse.Namespace) -> int:
         for r in rows:
             table.add_row(*(_cell(c, r.get(c)) for c in cols))
         console.print(table)
-        return 0
+        return 1 if any(r.get("error") for r in rows) else 0
     if action == "info":
         info = st.info(args.exchange, args.symbol, args.timeframe, root)
-        console.print_json(json.dumps(info, default=str))
+        table = Table(title=f"{info['exchange']} {info['symbol']} {info['timeframe']}", show_header=False)
+        table.add_column("field")
+        table.add_column("value")
+        for k, v in info.items():
+            table.add_row(k, f"{v:.3f}" if isinstance(v, float) else _cell(k, v))
+        console.print(table)
         return 0
     if action == "verify":
         report = st.verify(root, args.exchange, upgrade=args.upgrade)
@@ -78,19 +84,37 @@ def _data(args: argparse.Namespace) -> int:
             console.print(line, markup=False, highlight=False)
         return 0 if getattr(report, "ok", True) else 1
     if action == "import":
-        from .data.io import import_many
+        from .data.imports import import_paths
 
-        results = import_many(args.paths, st.Store(root), exchange=args.exchange, symbol=args.symbol,
-                              timeframe=args.timeframe)
-        for r in (results if isinstance(results, list) else [results]):
-            console.print(str(r))
+        rows = import_paths(args.paths, st.Store(root), exchange=args.exchange, symbol=args.symbol,
+                            timeframe=args.timeframe)
+        table = Table(title=f"imported into {root}")
+        cols = ["source", "exchange", "symbol", "timeframe", "rows", "added", "duplicates", "replaced"]
+        for c in cols:
+            table.add_column(c, justify="right" if c in ("rows", "added", "duplicates", "replaced") else "left")
+        for r in rows:
+            table.add_row(*(_cell(c, getattr(r, c)) for c in cols))
+        console.print(table)
+        ignored = sorted({c for r in rows for c in r.ignored_columns})
+        if ignored:
+            console.print(f"columns ignored: {', '.join(ignored)}", markup=False, highlight=False)
         return 0
     if action == "export":
-        from .data.io import export_series
+        from .data.imports import export_path
 
-        res = export_series(st.Store(root), args.exchange, args.symbol, args.timeframe, args.path,
-                            start=args.start, end=args.end)
-        console.print(str(res))
+        res = export_path(st.Store(root), args.exchange, args.symbol, args.timeframe, args.path,
+                          start=args.start, end=args.end)
+        console.print(f"exported {res.rows:,} rows to {res.path} ({res.bytes / 2**20:.1f} MiB, {res.seconds:.2f} s)",
+                      markup=False, highlight=False)
+        return 0
+    if action == "resample":
+        from .data.resample import resample_store
+
+        res, _ = resample_store(st.Store(root), args.exchange, args.symbol, args.source, args.target,
+                                args.start, args.end)
+        console.print(f"{args.exchange} {res.symbol}: {res.rows:,} {res.target} candles from {res.source} "
+                      f"({res.added:,} new; {res.partial} built with source candles missing; {res.dropped} "
+                      f"unfinished at the ends left out)", markup=False, highlight=False)
         return 0
     raise AssertionError(action)
 

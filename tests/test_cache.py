@@ -310,7 +310,7 @@ def test_unwritable_disk_warns_and_keeps_memory(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(cache_mod, "_atomic_write", boom)
+    monkeypatch.setattr(cache_mod, "atomic_write", boom)
     with pytest.warns(UserWarning, match="disk full"):
         c.set("a", 1)
     assert c.get("a") == 1 and not list(tmp_path.glob("*.nbc"))
@@ -351,3 +351,108 @@ def test_lru_matches_reference_model():
             assert c.stats().bytes == sum(map(len, ref.values()))
 
     check()
+
+
+# --- keys on content (issue 14) ------------------------------------------------------------
+def _make_scaler(k):
+    def scale(x):
+        return x * k
+    return scale
+
+
+def _fitted(slope):
+    from sklearn.linear_model import LinearRegression
+
+    X = np.arange(20.0).reshape(-1, 1)
+    return LinearRegression().fit(X, slope * X[:, 0])
+
+
+CONTENT_PAIRS = {
+    "closures": lambda: (_make_scaler(2), _make_scaler(3)),
+    "random.Random": lambda: (__import__("random").Random(1), __import__("random").Random(2)),
+    "numpy Generator": lambda: (np.random.default_rng(1), np.random.default_rng(2)),
+    "pd.Period": lambda: (pd.Period("2024-01", "M"), pd.Period("2024-02", "M")),
+    "pd.Period freq": lambda: (pd.Period("2024-01", "M"), pd.Period("2024-01", "D")),
+    "pd.Categorical order": lambda: (pd.Categorical(["a", "b"]), pd.Categorical(["b", "a"])),
+    "categories order": lambda: (pd.Categorical(["a", "b"], categories=["a", "b"]),
+                                 pd.Categorical(["a", "b"], categories=["b", "a"])),
+    "categorical Series": lambda: (pd.Series(["a", "b"], dtype="category"),
+                                   pd.Series(["b", "a"], dtype="category")),
+    "fitted models, equal params": lambda: (_fitted(1.0), _fitted(2.0)),
+    "bound methods": lambda: (__import__("random").Random(1).random, __import__("random").Random(2).random),
+    "defaults": lambda: ((lambda x, k=1: x * k), (lambda x, k=2: x * k)),
+    "slots": lambda: (_Slotted(1), _Slotted(2)),
+}
+
+
+class _Slotted:
+    __slots__ = ("v",)
+
+    def __init__(self, v):
+        self.v = v
+
+    def __reduce__(self):
+        return (_Slotted, (self.v,))
+
+
+@pytest.mark.parametrize("case", sorted(CONTENT_PAIRS))
+def test_cached_keys_on_content_not_repr_or_class(case):
+    a, b = CONTENT_PAIRS[case]()
+    assert fingerprint(a) != fingerprint(b), case
+    calls = []
+
+    @cached
+    def f(x):
+        calls.append(1)
+        return len(calls)
+
+    assert f(a) == 1 and f(b) == 2 and f(a) == 1  # no stale value for b
+    a2, _ = CONTENT_PAIRS[case]()
+    if case not in ("numpy Generator",):  # rebuilt equal: same key
+        assert fingerprint(a2) == fingerprint(a), case
+
+
+def test_recursive_closure_keys():
+    def outer(n):
+        def fact(k):
+            return 1 if k <= 1 else k * fact(k - 1) * n
+        return fact
+
+    assert fingerprint(outer(1)) != fingerprint(outer(2))
+    assert fingerprint(outer(1)) == fingerprint(outer(1))
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us"])
+def test_keys_do_not_depend_on_time_resolution(unit):
+    idx = pd.date_range("2024-01-01", periods=48, freq="h", tz="UTC")
+    df = pd.DataFrame({"close": np.arange(48.0), "t": idx}, index=idx)
+    other = pd.DataFrame({"close": np.arange(48.0), "t": idx.as_unit(unit)}, index=idx.as_unit(unit))
+    assert fingerprint(df) == fingerprint(other)
+    assert fingerprint(df["close"]) == fingerprint(other["close"])
+    assert fingerprint(idx) == fingerprint(idx.as_unit(unit))
+    assert fingerprint(idx[3]) == fingerprint(idx.as_unit(unit)[3])
+    assert fingerprint(idx.to_numpy()) == fingerprint(idx.as_unit(unit).to_numpy())
+    assert fingerprint(idx) != fingerprint(idx.tz_convert("Asia/Tokyo"))  # another zone is another index
+    assert fingerprint(idx) != fingerprint(idx + pd.Timedelta("1s"))
+
+
+def test_arguments_that_cannot_be_keyed_are_refused_by_name():
+    import threading
+
+    @cached
+    def g(data, lock):
+        return 1
+
+    with pytest.raises(TypeError, match=r"argument 'lock' cannot be part of a cache key.*_thread.lock.*ignore"):
+        g(1, threading.Lock())
+
+    @cached(ignore=["lock"])
+    def h(data, lock):
+        return 2
+
+    assert h(1, threading.Lock()) == 2
+    with pytest.raises(TypeError, match="module"):
+        fingerprint(np)
+    gen = (i for i in range(3))
+    with pytest.raises(TypeError, match="generator"):
+        fingerprint(gen)

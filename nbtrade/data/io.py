@@ -1,14 +1,20 @@
 """File I/O: chunked compressed CSV import/export, memory-mapped ``.npy``, dtype optimiser.
 
-CSV files hold one candle per row with a header. Accepted layouts:
+CSV files hold one candle per row. Accepted layouts:
 
-* ``timestamp_ms,open,high,low,close,volume`` (as in Binance dumps): integer
-  epoch milliseconds; any integer time column is read by magnitude
-  (seconds, ms, us or ns since the epoch);
-* ``time,open,high,low,close,volume`` where ``time`` (or ``timestamp``,
-  ``datetime``, ``date``, ``open_time``) holds ISO 8601 datetimes; naive means UTC;
-* no header and 6 or more numeric fields (Binance public kline dumps: open time
-  in ms, or us since 2025, then OHLCV; the other fields are ignored).
+* a header naming a time column (``time``, ``timestamp``, ``timestamp_ms``,
+  ``date``, ``datetime``, ``open time``, ...) and ``open, high, low, close,
+  volume``, in any case and order (``Date,Open,High,Low,Close,Adj Close,Volume``;
+  ``Open time,Open,...,Ignore``); other columns are ignored and listed in
+  :attr:`ImportResult.ignored_columns`;
+* no header: ``time,open,high,low,close,volume`` (6 fields) or Binance's
+  12-field kline layout (:data:`KLINE_FIELDS`); any other count is ambiguous
+  and refused.
+
+Times are integers since the epoch, their unit (s, ms, us or ns) recognised by
+magnitude and the same for the whole file (mixed units are refused), or ISO
+8601 strings (an offset is respected, naive means UTC). Times at or before the
+epoch are refused, as are rows with more fields than the header or first row.
 
 Compression follows the extension: ``.csv``, ``.csv.gz`` (gzip), ``.csv.bz2``
 (bz2), ``.csv.lz4`` (lz4 frame). Files are parsed ``chunk_rows`` rows at a time,
@@ -16,7 +22,8 @@ so memory stays bounded whatever the file size; imports stream into a
 :class:`~nbtrade.data.store.Store` inside one transaction, so a bad row
 anywhere (malformed, wrong columns, unsorted or duplicate times, invalid
 candle) raises ``ValueError`` and leaves the store exactly as it was.
-Exports write to a temporary file renamed into place at the end.
+Exports check every row against the same rules (a file its own import would
+refuse is not written) and write to a temporary file renamed into place.
 """
 from __future__ import annotations
 
@@ -24,22 +31,23 @@ import bz2
 import gzip
 import os
 import re
+import zipfile
 import zlib
 import time as _time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from .._files import atomic_path, temp_name
 from . import integrity
 from .layout import VALUE_COLUMNS, check_timeframe
 from .memory import MemoryMonitor
 
 COMPRESSIONS = {".csv": None, ".csv.gz": "gzip", ".csv.bz2": "bz2", ".csv.lz4": "lz4"}
-TIME_COLUMNS = ("timestamp_ms", "time", "timestamp", "datetime", "date", "open_time")
 _NAME_RE = re.compile(r"^(?P<exchange>[a-z0-9\-]+)_(?P<base>[A-Za-z0-9]+)_(?P<quote>[A-Za-z0-9]+)_(?P<tf>\w+?)"
                       r"\.csv(\.gz|\.bz2|\.lz4)?$")
 
@@ -60,6 +68,8 @@ class ImportResult:
     seconds: float = 0.0
     peak_rss_growth_mb: float = 0.0
     error: str | None = None
+    #: Columns of the file that are not the time or OHLCV (read, then dropped).
+    ignored_columns: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -104,15 +114,31 @@ def parse_name(path: str | os.PathLike) -> dict[str, str]:
 
 
 # --- reading -------------------------------------------------------------------
-def _time_column(columns: Sequence[str], path: str, ignore_extra: bool) -> str:
-    cols = [c.strip() for c in columns]
-    times = [c for c in cols if c.lower() in TIME_COLUMNS]
-    missing = [c for c in VALUE_COLUMNS if c not in cols]
-    extra = [c for c in cols if c not in VALUE_COLUMNS and c not in times[:1]]
-    if len(times) != 1 or missing or (extra and not ignore_extra):
-        raise ValueError(f"path {path!r}: wrong columns {cols}; expected a time column (one of "
-                         f"{', '.join(TIME_COLUMNS)}) and {', '.join(VALUE_COLUMNS)}")
-    return times[0]
+#: Accepted names of the open-time column (compared lowercase, spaces and dashes as ``_``).
+TIME_NAMES = ("timestamp_ms", "time", "timestamp", "datetime", "date", "open_time", "opentime", "date_time",
+              "ts", "time_ms", "unix")
+#: Magnitude bounds of integer epoch times: below 1e11 seconds, 1e14 ms, 1e17 us, else ns
+#: (1e11 s is the year 5138; 1e11 ms is 1973: every real candle falls clearly in one band).
+_UNIT_BOUNDS = np.array([10**11, 10**14, 10**17], dtype=np.int64)
+_UNIT_NAMES = ("seconds", "milliseconds", "microseconds", "nanoseconds")
+#: Binance public kline files (data.binance.vision): no header, these 12 fields.
+KLINE_FIELDS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "trades",
+                "taker_buy_base", "taker_buy_quote", "ignore")
+
+
+def _norm(name: Any) -> str:
+    return re.sub(r"[\s_\-]+", "_", str(name).strip().lower())
+
+
+@dataclass
+class CsvLayout:
+    """How a CSV file's fields map to candles (found from its first two lines)."""
+
+    header: bool
+    names: list[str]            # every field, as named in the file (or KLINE_FIELDS / positions)
+    time: str                   # the field holding the open time
+    values: dict[str, str]      # open..volume -> field name
+    ignored: list[str]          # fields read and dropped (listed in ImportResult.ignored_columns)
 
 
 def _is_number(text: Any) -> bool:
@@ -123,22 +149,89 @@ def _is_number(text: Any) -> bool:
     return True
 
 
-def _ms_from_ints(t: np.ndarray) -> np.ndarray:
-    """Epoch ms from integer seconds, ms, us or ns (decided by the largest magnitude)."""
-    if t.size == 0:
-        return t.astype(np.int64)
-    big = int(np.abs(t).max())
-    if big < 10**11:
-        return t * 1000
-    if big < 10**14:
-        return t
-    if big < 10**17:
-        return t // 1000
-    return t // 1_000_000
+def _layout(first: list[str], second: list[str] | None, path: str) -> CsvLayout:
+    """Layout from the first line (a header, or the first data row) and the second line."""
+    if first and all(_is_number(c) for c in first):
+        n = len(first)
+        if n == len(KLINE_FIELDS):
+            names = list(KLINE_FIELDS)
+        elif n == 6:
+            names = ["time", *VALUE_COLUMNS]
+        else:
+            raise ValueError(f"path {path!r}: no header and {n} fields per row: cannot tell which field is the "
+                             f"volume (headerless files must be time,open,high,low,close,volume or Binance's "
+                             f"12-field kline layout); add a header row naming the columns")
+        return CsvLayout(False, names, names[0], dict(zip(VALUE_COLUMNS, names[1:6])), names[6:])
+    names = [c.strip() for c in first]
+    norm = [_norm(c) for c in names]
+    times = [names[i] for i, c in enumerate(norm) if c in TIME_NAMES]
+    values = {v: names[norm.index(v)] for v in VALUE_COLUMNS if v in norm}
+    missing = [v for v in VALUE_COLUMNS if v not in values]
+    if len(times) != 1 or missing:
+        what = (f"no time column (one of {', '.join(TIME_NAMES)})" if not times else
+                f"several time columns {times}" if len(times) > 1 else f"missing {missing}")
+        raise ValueError(f"path {path!r}: wrong columns {names}: {what}; expected a time column and "
+                         f"{', '.join(VALUE_COLUMNS)} (names in any case; other columns are ignored)")
+    dup = sorted({c for c in norm if norm.count(c) > 1 and (c in VALUE_COLUMNS or c in TIME_NAMES)})
+    if dup:
+        raise ValueError(f"path {path!r}: columns {dup} appear more than once in the header")
+    if second is not None and len(second) > len(names):
+        raise ValueError(f"path {path!r}: data row 1 has {len(second)} fields but the header names {len(names)} "
+                         f"columns; fix the header or the rows")
+    used = {times[0], *values.values()}
+    return CsvLayout(True, names, times[0], values, [c for c in names if c not in used])
 
 
-def _chunk_to_arrays(df: pd.DataFrame, tcol: str, path: str, row0: int) -> dict[str, np.ndarray]:
-    raw = df[tcol]
+def _first_lines(fh) -> tuple[list[str], list[str] | None]:
+    """The first two lines of a binary CSV stream, split into fields."""
+    import csv
+    import io as _io
+
+    text = _io.TextIOWrapper(fh, encoding="utf-8", newline="")
+    rows = []
+    for row in csv.reader(text):
+        if row:
+            rows.append(row)
+        if len(rows) == 2:
+            break
+    if not rows:
+        raise pd.errors.EmptyDataError("no lines")
+    return rows[0], rows[1] if len(rows) > 1 else None
+
+
+class _TimeUnit:
+    """The epoch unit of a file's integer times, decided by magnitude and kept for the whole file."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.unit: int | None = None
+        self.row: int = 0
+        self.value: int = 0
+
+    def to_ms(self, t: np.ndarray, row0: int) -> np.ndarray:
+        if not t.size:
+            return t.astype(np.int64)
+        bad = _epoch_problems(t)
+        if bad:
+            raise ValueError(f"path {self.path!r} (data rows from {row0 + 1}): {bad[0]}")
+        units = np.searchsorted(_UNIT_BOUNDS, t, side="right")
+        first = int(units[0])
+        if self.unit is None:
+            self.unit, self.row, self.value = first, row0 + 1, int(t[0])
+        other = np.flatnonzero(units != self.unit)
+        if other.size:
+            i = int(other[0])
+            raise ValueError(f"path {self.path!r}: mixed timestamp units: data row {self.row} holds {self.value} "
+                             f"({_UNIT_NAMES[self.unit]}), data row {row0 + i + 1} holds {int(t[i])} "
+                             f"({_UNIT_NAMES[int(units[i])]}); one file must use one unit")
+        if self.unit == 0:
+            return t * 1000
+        return t // (1000 ** (self.unit - 1))
+
+
+def _chunk_to_arrays(df: pd.DataFrame, layout: CsvLayout, unit: _TimeUnit, path: str, row0: int
+                     ) -> dict[str, np.ndarray]:
+    raw = df[layout.time]
     if pd.api.types.is_float_dtype(raw.dtype):  # integers with holes or written as floats
         x = raw.to_numpy()
         bad = np.flatnonzero(~np.isfinite(x) | (x != np.round(x)))
@@ -146,19 +239,23 @@ def _chunk_to_arrays(df: pd.DataFrame, tcol: str, path: str, row0: int) -> dict[
             raise ValueError(f"path {path!r}: missing or fractional time at data row {row0 + int(bad[0]) + 1}")
         raw = raw.astype(np.int64)
     if pd.api.types.is_integer_dtype(raw.dtype):
-        t = _ms_from_ints(raw.to_numpy(np.int64))
+        t = unit.to_ms(raw.to_numpy(np.int64), row0)
     else:
         try:
-            stamps = pd.to_datetime(raw, utc=True, format="ISO8601")
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"path {path!r}: bad time value near data row {row0 + 1}: {exc}") from None
+            stamps = pd.to_datetime(raw.astype("string"), utc=True, format="ISO8601")
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ValueError(f"path {path!r}: bad time value near data row {row0 + 1}: {exc} (expected integer "
+                             f"epoch times or ISO 8601 dates)") from None
         if stamps.isna().any():
             bad = int(np.flatnonzero(stamps.isna().to_numpy())[0])
             raise ValueError(f"path {path!r}: missing time at data row {row0 + bad + 1}")
         t = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[ms]").astype(np.int64)
+        problems = _epoch_problems(t)
+        if problems:
+            raise ValueError(f"path {path!r} (data rows from {row0 + 1}): {problems[0]}")
     out = {"time": np.ascontiguousarray(t, dtype=np.int64)}
     for c in VALUE_COLUMNS:
-        col = df[c]
+        col = df[layout.values[c]]
         if not pd.api.types.is_numeric_dtype(col.dtype):
             num = pd.to_numeric(col, errors="coerce")
             bad = np.flatnonzero(num.isna().to_numpy() & col.notna().to_numpy())
@@ -167,46 +264,74 @@ def _chunk_to_arrays(df: pd.DataFrame, tcol: str, path: str, row0: int) -> dict[
                                  f"at data row {row0 + int(bad[0]) + 1}")
             col = num
         out[c] = np.ascontiguousarray(col.to_numpy(np.float64, na_value=np.nan))
+    if not layout.header:  # a headerless row must be complete (Binance rows have all 12 fields)
+        short = df.isna().to_numpy().any(axis=1)
+        if short.any():
+            i = int(np.flatnonzero(short)[0])
+            raise ValueError(f"path {path!r}: data row {row0 + i + 1} has missing fields "
+                             f"(expected {len(layout.names)})")
     return out
 
 
 def iter_csv(path: str | os.PathLike, chunk_rows: int = 1_000_000, timeframe: str | None = None,
-             ignore_extra: bool = False, monitor: MemoryMonitor | None = None) -> Iterator[dict[str, np.ndarray]]:
+             ignore_extra: bool = False, monitor: MemoryMonitor | None = None,
+             layout_out: list | None = None) -> Iterator[dict[str, np.ndarray]]:
     """Validated candle arrays of at most ``chunk_rows`` rows each, in file order.
 
-    Raises ``ValueError`` (naming the file and the row) on a malformed row,
-    wrong columns, times unsorted or duplicated (also across chunks), off the
-    timeframe grid, or any invalid candle.
+    Raises ``ValueError`` (naming the file and the row) on a malformed row (more
+    fields than the header or the first row), wrong columns, an ambiguous
+    headerless layout, times unsorted or duplicated (also across chunks), at or
+    before the epoch, in mixed units, off the timeframe grid, or any invalid
+    candle. Columns besides the time and OHLCV are ignored (``ignore_extra`` is
+    kept for compatibility: they always are); ``layout_out`` (a list) receives
+    the file's :class:`CsvLayout`.
     """
     path = os.fspath(path)
-    if not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
-        raise ValueError(f"chunk_rows must be a positive int, got {chunk_rows!r}")
-    tf_ms = check_timeframe(timeframe) if timeframe is not None else 0
     compression_of(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"path {path!r} does not exist")
-    with _open(path, "rb") as fh:
-        try:
-            header = pd.read_csv(fh, nrows=0).columns
-        except (pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError, RuntimeError, zlib.error) as exc:
-            raise ValueError(f"path {path!r}: not a readable CSV file: {exc}") from None
-    headerless = len(header) >= 6 and all(_is_number(c) for c in header)
-    if headerless:  # Binance public kline dumps: no header, open_time then OHLCV then 6 more fields
-        tcol = "time"
-        options: dict[str, Any] = {"header": None, "names": [tcol, *VALUE_COLUMNS], "usecols": range(6)}
+    return iter_csv_stream(lambda: _open(path, "rb"), path, chunk_rows, timeframe, monitor, layout_out)
+
+
+def iter_csv_stream(opener: Any, name: str, chunk_rows: int = 1_000_000, timeframe: str | None = None,
+                    monitor: MemoryMonitor | None = None, layout_out: list | None = None
+                    ) -> Iterator[dict[str, np.ndarray]]:
+    """:func:`iter_csv` on any binary stream: ``opener()`` returns a fresh one each call (it is
+    read twice: the first two lines decide the layout); ``name`` names it in errors."""
+    if not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be a positive int, got {chunk_rows!r}")
+    tf_ms = check_timeframe(timeframe) if timeframe is not None else 0
+    path = name
+    try:
+        with opener() as fh:
+            first, second = _first_lines(fh)
+    except (pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError, RuntimeError, zlib.error,
+            zipfile.BadZipFile) as exc:
+        raise ValueError(f"path {path!r}: not a readable CSV file: {exc}") from None
+    layout = _layout(first, second, path)
+    if layout_out is not None:
+        layout_out.append(layout)
+    return _iter_chunks(opener, layout, path, int(chunk_rows), tf_ms, monitor)
+
+
+def _iter_chunks(opener: Any, layout: CsvLayout, path: str, chunk_rows: int, tf_ms: int,
+                 monitor: MemoryMonitor | None) -> Iterator[dict[str, np.ndarray]]:
+    # Every field is parsed (no usecols): with usecols pandas silently drops surplus
+    # fields of malformed rows; without, its tokenizer refuses them.
+    if layout.header:
+        options: dict[str, Any] = {"header": 0}
     else:
-        tcol = _time_column(list(header), path, ignore_extra)
-        usecols = [tcol, *VALUE_COLUMNS]
-        # usecols would silently drop surplus fields of malformed rows: only with ignore_extra
-        options = {"usecols": (lambda c: c.strip() in usecols) if ignore_extra else None}
+        options = {"header": None, "names": layout.names}
+    unit = _TimeUnit(path)
     prev_last: int | None = None
     row0 = 0
-    with _open(path, "rb") as fh:
+    with opener() as fh:
         try:
-            reader = pd.read_csv(fh, chunksize=int(chunk_rows), index_col=False, skipinitialspace=True, **options)
+            reader = pd.read_csv(fh, chunksize=chunk_rows, index_col=False, skipinitialspace=True, **options)
             for df in reader:
-                df.columns = [c.strip() for c in df.columns]
-                a = _chunk_to_arrays(df, tcol, path, row0)
+                if layout.header:
+                    df.columns = [str(c).strip() for c in df.columns]
+                a = _chunk_to_arrays(df, layout, unit, path, row0)
                 problems = integrity.candle_problems(a, tf_ms)
                 if problems:
                     raise ValueError(f"path {path!r} (data rows from {row0 + 1}): " + "; ".join(problems))
@@ -219,9 +344,9 @@ def iter_csv(path: str | os.PathLike, chunk_rows: int = 1_000_000, timeframe: st
                     monitor.sample()
                 yield a
         except pd.errors.ParserError as exc:
-            raise ValueError(f"path {path!r}: malformed CSV: {exc}") from None
-        except (UnicodeDecodeError, EOFError, OSError, RuntimeError, zlib.error) as exc:
-            # RuntimeError: lz4.frame's report of a corrupt frame
+            raise ValueError(f"path {path!r}: malformed CSV (a row with more fields than the first): {exc}") from None
+        except (UnicodeDecodeError, EOFError, OSError, RuntimeError, zlib.error, zipfile.BadZipFile) as exc:
+            # RuntimeError: lz4.frame's report of a corrupt frame; BadZipFile: a zip member's bad CRC
             raise ValueError(f"path {path!r}: unreadable, corrupt or truncated file: {exc}") from None
 
 
@@ -269,7 +394,9 @@ def import_csv(path: str | os.PathLike, store: Any = None, exchange: str | None 
     res = ImportResult(path, exchange, symbol, timeframe)
     t0 = _time.perf_counter()
     with MemoryMonitor(limit_mb=memory_limit_mb) as mem:
-        chunks = iter_csv(path, chunk_rows, timeframe, ignore_extra, monitor=mem)
+        layout: list[CsvLayout] = []
+        chunks = iter_csv(path, chunk_rows, timeframe, ignore_extra, monitor=mem, layout_out=layout)
+        res.ignored_columns = list(layout[0].ignored)
         part = next(chunks, None)  # parse (and fail) before taking the write lock
         with store.transaction(exchange) as tx:
             while part is not None:
@@ -331,6 +458,40 @@ def _blocks(data: Any, chunk_rows: int) -> Iterator[Mapping[str, np.ndarray]]:
                     f"(e.g. Store.iter_blocks(...)), got {type(data).__name__}")
 
 
+def _checked_blocks(blocks: Iterable[Mapping[str, np.ndarray]], path: str) -> Iterator[Mapping[str, np.ndarray]]:
+    """Non-empty blocks, each checked against the rules :func:`iter_csv` applies on import.
+
+    An export that its own import would refuse (unsorted, NaN, non-positive,
+    high < low, times at or before the epoch) raises ``ValueError`` instead; the
+    caller's temporary file is then removed and ``path`` is untouched.
+    """
+    prev: int | None = None
+    row0 = 0
+    for block in blocks:
+        n = block["time"].shape[0]
+        if not n:
+            continue
+        problems = integrity.candle_problems(block, 0) + _epoch_problems(block["time"])
+        if prev is not None and block["time"][0] <= prev:
+            problems.append(f"time not sorted or duplicated at row 0 ({integrity._iso(block['time'][0])})")
+        if problems:
+            raise ValueError(f"data: not exported to {path!r}, the file would not import back (rows from {row0}): "
+                             + "; ".join(problems) + "; nothing written")
+        prev = int(block["time"][-1])
+        row0 += n
+        yield block
+
+
+def _epoch_problems(t: np.ndarray, limit: int = 5) -> list[str]:
+    """Open times at or before the epoch: a zero, negative or missing time, not a 1970 candle."""
+    bad = np.flatnonzero(t <= 0)
+    if not bad.size:
+        return []
+    rows = ", ".join(f"{i} ({int(t[i])})" for i in bad[:limit])
+    return [f"time at or before 1970-01-01 (zero or negative epoch time) at row {rows}"
+            + (f" and {bad.size - limit} more" if bad.size > limit else "")]
+
+
 def _format_rows(block: Mapping[str, np.ndarray], time_format: str) -> str:
     """CSV lines; floats as ``repr`` (shortest round-trip form), twice as fast as ``to_csv``."""
     if time_format == "ms":
@@ -364,22 +525,13 @@ def export_csv(data: Any, path: str | os.PathLike, *, time_format: str = "ms",
         raise ValueError(f"chunk_rows must be a positive int, got {chunk_rows!r}")
     res = ExportResult(path)
     t0 = _time.perf_counter()
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp-{os.getpid()}")
     tname = "timestamp_ms" if time_format == "ms" else "time"
-    try:
-        with _open(tmp, "wb", comp) as fh:
+    with atomic_path(path) as tmp:
+        with _open(str(tmp), "wb", comp) as fh:
             fh.write((",".join((tname,) + VALUE_COLUMNS) + "\n").encode())
-            for block in _blocks(data, int(chunk_rows)):
-                n = block["time"].shape[0]
-                if not n:
-                    continue
+            for block in _checked_blocks(_blocks(data, int(chunk_rows)), path):
                 fh.write(_format_rows(block, time_format).encode())
-                res.rows += n
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+                res.rows += block["time"].shape[0]
     res.bytes = os.path.getsize(path)
     res.seconds = _time.perf_counter() - t0
     return res
@@ -407,14 +559,9 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
     arr = np.asarray(array)
     if arr.dtype.hasobject:
         raise TypeError("array must not hold Python objects (they cannot be memory-mapped)")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, arr, allow_pickle=False)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -451,7 +598,7 @@ def export_npy(store: Any, exchange: str, symbol: str, timeframe: str, folder: s
     folder.mkdir(parents=True, exist_ok=True)
     n = store.count(exchange, symbol, timeframe, start, end)
     cols = ("time",) + value_columns(timeframe)
-    tmp = {c: folder / f".{c}.npy.tmp-{os.getpid()}" for c in cols}
+    tmp = {c: temp_name(folder / f"{c}.npy") for c in cols}
     try:
         outs = None
         at = 0

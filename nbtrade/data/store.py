@@ -43,6 +43,7 @@ import hdf5plugin  # noqa: F401  (registers the Blosc/LZ4 filters for reading)
 import numpy as np
 from h5py import h5a, h5d, h5f, h5g, h5p, h5s, h5z
 
+from .._files import atomic_path, remove_stale
 from . import integrity
 from .journal import JournaledFile, journal_path, locked
 from .layout import (BATCHES_NAME, CHUNK_ROWS, DTYPES, FILE_SUFFIX, FUNDING, INDEX_NAME, SCHEMA_VERSION,
@@ -286,7 +287,8 @@ class Store:
         self.root.mkdir(parents=True, exist_ok=True)
         with locked(path, exclusive=True, durable=self.durable):
             for stale in glob.glob(glob.escape(path) + ".tmp-*"):  # a creator killed before its rename
-                os.remove(stale)
+                os.remove(stale)  # (temporary names of earlier versions)
+            remove_stale(path)
             created = not os.path.exists(path)
             if created:
                 self._create_file(path, exchange)
@@ -322,14 +324,10 @@ class Store:
             raise _write_error(path, jf.error or failure) from None
 
     def _create_file(self, path: str, exchange: str) -> None:
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with h5py.File(tmp, "w", libver=LIBVER, fs_strategy="fsm", fs_persist=True, locking=False) as f:
-            f.attrs.update({"format": FORMAT, "schema_version": SCHEMA_VERSION, "exchange": exchange,
-                            "created_ms": _now_ms()})
-        if self.durable:
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        with atomic_path(path, durable=self.durable) as tmp:
+            with h5py.File(tmp, "w", libver=LIBVER, fs_strategy="fsm", fs_persist=True, locking=False) as f:
+                f.attrs.update({"format": FORMAT, "schema_version": SCHEMA_VERSION, "exchange": exchange,
+                                "created_ms": _now_ms()})
 
     # --- writing --------------------------------------------------------------
     def append(self, exchange: str, symbol: str, timeframe: str, data: Any, *,

@@ -1,0 +1,125 @@
+"""Higher timeframes from stored lower ones: first open, max high, min low, last close, sum volume.
+
+Buckets follow the exchange grid of the target timeframe (:mod:`nbtrade.data._grid`:
+epoch multiples, Monday weeks, calendar months), labelled by their open time,
+closed on the left, as ``DataFrame.resample(rule, label="left", closed="left")``.
+A bucket without any source candle is not produced (a gap stays a gap, nothing
+is forward-filled). A bucket the source only partly covers at either end of the
+range read (its first or last source candle missing because the read starts or
+ends inside it, e.g. the hour still running) is left out: it would be a candle
+that is not finished. Inside the range, a bucket with some source candles
+missing (an exchange outage) is built from the candles there are and counted in
+``partial``.
+
+>>> resample_store(store, "binance", "BTC/USDT", "1m", "1h")     # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from . import _grid
+from .layout import VALUE_COLUMNS, check_timeframe
+
+
+@dataclass
+class ResampleResult:
+    """What :func:`resample_store` did: target rows built and stored, buckets with missing source
+    candles inside the range (``partial``), unfinished buckets left out at the ends (``dropped``)."""
+
+    symbol: str
+    source: str
+    target: str
+    rows: int = 0
+    added: int = 0
+    partial: int = 0
+    dropped: int = 0
+
+
+def _bucket(times: np.ndarray, timeframe: str) -> np.ndarray:
+    """Open time of the target candle holding each source open time (vectorised ``floor_open``)."""
+    if timeframe == "1M":
+        return times.astype("datetime64[ms]").astype("datetime64[M]").astype("datetime64[ms]").astype(np.int64)
+    step = check_timeframe(timeframe)
+    off = _grid.WEEK_OFFSET_MS if timeframe == "1w" else 0
+    return (times - off) // step * step + off
+
+
+def _check_pair(source: str, target: str) -> None:
+    src, dst = check_timeframe(source), check_timeframe(target)
+    if source == "1M" or not src:
+        raise ValueError(f"source timeframe {source!r} cannot be resampled (no fixed length)")
+    if target == "1M":
+        if 86_400_000 % src:
+            raise ValueError(f"timeframe {source!r} does not divide a day, so not a month; pick a source such as 1d")
+        return
+    if dst <= src or dst % src:
+        raise ValueError(f"target timeframe {target!r} must be a whole multiple of the source {source!r} "
+                         f"(e.g. 1m -> 5m, 1h -> 1d)")
+    off = _grid.WEEK_OFFSET_MS if target == "1w" else 0
+    if off % src:
+        raise ValueError(f"{target!r} candles open on Mondays, which is not on the {source!r} grid")
+
+
+def resample(a: Mapping[str, np.ndarray], source: str, target: str) -> tuple[dict[str, np.ndarray], int, int]:
+    """Resample candle arrays (``time`` ms + OHLCV, sorted, on the ``source`` grid).
+
+    Returns ``(arrays, partial, dropped)``: the target candles, how many were
+    built from a bucket with source candles missing inside it, and how many
+    unfinished buckets at the two ends were left out.
+    """
+    _check_pair(source, target)
+    t = np.asarray(a["time"], dtype=np.int64)
+    empty = {c: np.empty(0, np.int64 if c == "time" else np.float64) for c in ("time",) + VALUE_COLUMNS}
+    if not t.size:
+        return empty, 0, 0
+    b = _bucket(t, target)
+    starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+    ends = np.r_[starts[1:], t.size]
+    opens = b[starts]
+    nexts = np.array([_grid.next_open(int(x), target) for x in opens], dtype=np.int64) if target == "1M" \
+        else opens + check_timeframe(target)
+    src = check_timeframe(source)
+    expected = (nexts - opens) // src
+    have = ends - starts
+    keep = np.ones(starts.size, dtype=bool)
+    # unfinished buckets at the ends of what was read: the first must start at its bucket's open,
+    # the last must reach its bucket's last source slot
+    if t[0] != opens[0]:
+        keep[0] = False
+    if t[-1] != nexts[-1] - src:
+        keep[-1] = False
+    partial = int(((have < expected) & keep).sum())
+    dropped = int((~keep).sum())
+    out = {
+        "time": opens,
+        "open": np.asarray(a["open"], dtype=np.float64)[starts],
+        "high": np.maximum.reduceat(np.asarray(a["high"], dtype=np.float64), starts),
+        "low": np.minimum.reduceat(np.asarray(a["low"], dtype=np.float64), starts),
+        "close": np.asarray(a["close"], dtype=np.float64)[ends - 1],
+        "volume": np.add.reduceat(np.asarray(a["volume"], dtype=np.float64), starts),
+    }
+    return {c: np.ascontiguousarray(v[keep]) for c, v in out.items()}, partial, dropped
+
+
+def resample_store(store: Any, exchange: str, symbol: str, source: str, target: str, start: Any = None,
+                   end: Any = None, *, write: bool = True, on_conflict: str | None = None
+                   ) -> tuple[ResampleResult, dict[str, np.ndarray]]:
+    """Build ``target`` candles from the stored ``source`` series (``[start, end)``) and, with
+    ``write``, append them to the store as their own series. Returns the report and the arrays."""
+    from .store import Store
+
+    _check_pair(source, target)
+    if not isinstance(store, Store):
+        store = Store(store)
+    a = store.read(exchange, symbol, source, start, end, as_arrays=True)
+    out, partial, dropped = resample(a, source, target)
+    res = ResampleResult(symbol, source, target, rows=int(out["time"].shape[0]), partial=partial, dropped=dropped)
+    if write and res.rows:
+        res.added = store.append(exchange, symbol, target, out, on_conflict=on_conflict).added
+    return res, out
+
+
+__all__ = ["resample", "resample_store", "ResampleResult"]
