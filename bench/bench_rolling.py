@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from nbtrade import stats
+from nbtrade import rolling
 from nbtrade.bench import Case
 
 WINDOW = 20
@@ -55,12 +55,12 @@ def _unary(stat: str) -> Callable[[int], dict[str, Callable[[], Any]]]:
         bn = _optional("bottleneck")
         talib = _optional("talib")
         ours = {
-            "sum": lambda: stats.rolling_sum(x, WINDOW),
-            "mean": lambda: stats.rolling_mean(x, WINDOW),
-            "std": lambda: stats.rolling_std(x, WINDOW, ddof=0),
-            "min": lambda: stats.rolling_min(x, WINDOW),
-            "max": lambda: stats.rolling_max(x, WINDOW),
-            "zscore": lambda: stats.rolling_zscore(x, WINDOW, ddof=0),
+            "sum": lambda: rolling.rolling_sum(x, WINDOW),
+            "mean": lambda: rolling.rolling_mean(x, WINDOW),
+            "std": lambda: rolling.rolling_std(x, WINDOW, ddof=0),
+            "min": lambda: rolling.rolling_min(x, WINDOW),
+            "max": lambda: rolling.rolling_max(x, WINDOW),
+            "zscore": lambda: rolling.rolling_zscore(x, WINDOW, ddof=0),
         }[stat]
         impls: dict[str, Callable[[], Any]] = {"nbtrade": ours}
         r = s.rolling(WINDOW)
@@ -92,7 +92,7 @@ def _min_trend_setup(n: int) -> dict[str, Callable[[], Any]]:
     # a rising market: the window minimum is always the oldest bar, so TA-Lib's
     # rescan-on-expiry does `window` comparisons per bar; van Herk/Gil-Werman does 3
     x = np.linspace(100.0, 200.0, n)
-    impls: dict[str, Callable[[], Any]] = {"nbtrade": lambda: stats.rolling_min(x, 200)}
+    impls: dict[str, Callable[[], Any]] = {"nbtrade": lambda: rolling.rolling_min(x, 200)}
     bn = _optional("bottleneck")
     talib = _optional("talib")
     if bn is not None:
@@ -107,7 +107,7 @@ def _corr_setup(n: int) -> dict[str, Callable[[], Any]]:
     y = _prices(n, 2)
     sx, sy = pd.Series(x), pd.Series(y)
     impls: dict[str, Callable[[], Any]] = {
-        "nbtrade": lambda: stats.rolling_corr(x, y, WINDOW),
+        "nbtrade": lambda: rolling.rolling_corr(x, y, WINDOW),
         "pandas": lambda: sx.rolling(WINDOW).corr(sy).to_numpy(),
     }
     talib = _optional("talib")
@@ -122,7 +122,7 @@ def _vwap_setup(n: int) -> dict[str, Callable[[], Any]]:
     v = np.random.default_rng(3).exponential(10.0, n)
     sp, sv = pd.Series(p), pd.Series(v)
     return {
-        "nbtrade": lambda: stats.rolling_vwap(p, v, WINDOW),
+        "nbtrade": lambda: rolling.rolling_vwap(p, v, WINDOW),
         "pandas": lambda: ((sp * sv).rolling(WINDOW).sum() / sv.rolling(WINDOW).sum()).to_numpy(),
         "memcpy": _floor(p),
     }
@@ -132,7 +132,7 @@ def _ret_setup(n: int) -> dict[str, Callable[[], Any]]:
     x = _prices(n)
     s = pd.Series(x)
     return {
-        "nbtrade": lambda: stats.ret(x),
+        "nbtrade": lambda: rolling.ret(x),
         "pandas": lambda: s.pct_change(fill_method=None).to_numpy(),
         "numpy": lambda: np.concatenate(([np.nan], x[1:] / x[:-1] - 1.0)),
         "memcpy": _floor(x),
@@ -157,7 +157,7 @@ def _many_setup(kind: str) -> Callable[[int], dict[str, Callable[[], Any]]]:
         talib = _optional("talib")
         if kind == "ema":
             impls: dict[str, Callable[[], Any]] = {
-                "nbtrade": lambda: stats.ema_many(x, SPANS),
+                "nbtrade": lambda: rolling.ema_many(x, SPANS),
                 "pandas_5x": lambda: [s.ewm(span=p, adjust=False).mean().to_numpy() for p in SPANS],
             }
             if talib is not None:
@@ -165,7 +165,7 @@ def _many_setup(kind: str) -> Callable[[int], dict[str, Callable[[], Any]]]:
                 impls["talib_5x"] = lambda: [talib.EMA(x, p) for p in SPANS]
         else:
             impls = {
-                "nbtrade": lambda: stats.sma_many(x, SPANS),
+                "nbtrade": lambda: rolling.sma_many(x, SPANS),
                 "pandas_5x": lambda: [s.rolling(p).mean().to_numpy() for p in SPANS],
             }
             bn = _optional("bottleneck")
@@ -189,9 +189,9 @@ def _two_d_setup(stat: str) -> Callable[[int], dict[str, Callable[[], Any]]]:
         frame = pd.DataFrame(x)
         one = {"mean": (K.rolling_mean_1d_nb, ()), "std": (K.rolling_std_1d_nb, (0,)),
                "max": (K.rolling_max_1d_nb, ())}[stat]
-        wrapper = {"mean": lambda a: stats.rolling_mean(a, WINDOW),
-                   "std": lambda a: stats.rolling_std(a, WINDOW, ddof=0),
-                   "max": lambda a: stats.rolling_max(a, WINDOW)}[stat]
+        wrapper = {"mean": lambda a: rolling.rolling_mean(a, WINDOW),
+                   "std": lambda a: rolling.rolling_std(a, WINDOW, ddof=0),
+                   "max": lambda a: rolling.rolling_max(a, WINDOW)}[stat]
 
         def loop_1d() -> np.ndarray:
             out = np.empty_like(x)

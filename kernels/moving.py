@@ -60,9 +60,10 @@ def is_missing(v):
 
 @jit
 def copy_1d_nb(x, out):
-    """``out[:] = x``: the period-1 case of WMA and KAMA (TA-Lib returns the input)."""
+    """``out[:] = x``, missing values (+-inf) as NaN: the period-1 case of WMA and KAMA (TA-Lib returns the input)."""
     for i in range(x.shape[0]):
-        out[i] = x[i]
+        v = x[i]
+        out[i] = NAN if is_missing(v) else v
     return out
 
 

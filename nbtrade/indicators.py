@@ -49,6 +49,7 @@ Numerics
 """
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 from numbers import Real
@@ -57,11 +58,12 @@ from typing import Any, Callable
 import numpy as np
 
 from ._arrays import apply_kernel, check_period
+from ._names import check_kwargs, did_you_mean, public_dir, suggest_kwargs
 from .lookback import Lookback, decay_bars
 
 __all__ = [
     "sma", "ema", "wma", "dema", "tema", "kama", "rsi", "macd", "bbands", "trange", "atr", "stoch", "obv",
-    "adx", "lookback",
+    "adx", "lookback", "NEVER_SETTLES",
     # rolling statistics, returns and batched moving averages live in nbtrade.rolling, re-exported here
     "rolling_sum", "rolling_mean", "rolling_var", "rolling_std", "rolling_min", "rolling_max", "rolling_zscore",
     "rolling_corr", "rolling_beta", "rolling_cov", "rolling_vwap", "ret", "ema_many", "sma_many",
@@ -103,6 +105,7 @@ def _check_real(value: Any, name: str) -> float:
 
 
 # ------------------------------------------------------------------ moving averages
+@suggest_kwargs
 def sma(close: Any, timeperiod: int = 30, *, out: np.ndarray | None = None) -> Any:
     """Simple moving average (TA-Lib ``SMA``).
 
@@ -129,6 +132,7 @@ def sma(close: Any, timeperiod: int = 30, *, out: np.ndarray | None = None) -> A
     return _unary("sma", close, out, (p,))
 
 
+@suggest_kwargs
 def ema(close: Any, timeperiod: int = 30, seed: str = "sma", *, out: np.ndarray | None = None) -> Any:
     """Exponential moving average (TA-Lib ``EMA``).
 
@@ -159,6 +163,7 @@ def ema(close: Any, timeperiod: int = 30, seed: str = "sma", *, out: np.ndarray 
     return _unary("ema", close, out, (p, seed == "first"))
 
 
+@suggest_kwargs
 def wma(close: Any, timeperiod: int = 30, *, out: np.ndarray | None = None) -> Any:
     """Linearly weighted moving average (TA-Lib ``WMA``).
 
@@ -173,6 +178,7 @@ def wma(close: Any, timeperiod: int = 30, *, out: np.ndarray | None = None) -> A
     return _unary("wma", close, out, (p,))
 
 
+@suggest_kwargs
 def dema(close: Any, timeperiod: int = 30, *, out: np.ndarray | None = None) -> Any:
     """Double exponential moving average (TA-Lib ``DEMA``).
 
@@ -187,6 +193,7 @@ def dema(close: Any, timeperiod: int = 30, *, out: np.ndarray | None = None) -> 
     return _unary("dema", close, out, (p,))
 
 
+@suggest_kwargs
 def tema(close: Any, timeperiod: int = 30, *, out: np.ndarray | None = None) -> Any:
     """Triple exponential moving average (TA-Lib ``TEMA``).
 
@@ -201,6 +208,7 @@ def tema(close: Any, timeperiod: int = 30, *, out: np.ndarray | None = None) -> 
     return _unary("tema", close, out, (p,))
 
 
+@suggest_kwargs
 def kama(close: Any, timeperiod: int = 30, *, out: np.ndarray | None = None) -> Any:
     """Kaufman adaptive moving average (TA-Lib ``KAMA``, fast 2, slow 30).
 
@@ -219,6 +227,7 @@ def kama(close: Any, timeperiod: int = 30, *, out: np.ndarray | None = None) -> 
 
 
 # ------------------------------------------------------------------ oscillators
+@suggest_kwargs
 def rsi(close: Any, timeperiod: int = 14, *, out: np.ndarray | None = None) -> Any:
     """Relative strength index with Wilder's smoothing (TA-Lib ``RSI``), 0..100.
 
@@ -236,6 +245,7 @@ def rsi(close: Any, timeperiod: int = 14, *, out: np.ndarray | None = None) -> A
     return _unary("rsi", close, out, (p,))
 
 
+@suggest_kwargs
 def macd(close: Any, fastperiod: int = 12, slowperiod: int = 26, signalperiod: int = 9) -> tuple[Any, Any, Any]:
     """Moving average convergence/divergence (TA-Lib ``MACD``).
 
@@ -265,6 +275,7 @@ def macd(close: Any, fastperiod: int = 12, slowperiod: int = 26, signalperiod: i
                         fn="macd")
 
 
+@suggest_kwargs
 def bbands(close: Any, timeperiod: int = 5, nbdevup: float = 2.0, nbdevdn: float = 2.0,
            matype: int = 0) -> tuple[Any, Any, Any]:
     """Bollinger bands on the simple moving average (TA-Lib ``BBANDS``, ``matype=0``).
@@ -294,6 +305,7 @@ def bbands(close: Any, timeperiod: int = 5, nbdevup: float = 2.0, nbdevdn: float
                         out_names=("upperband", "middleband", "lowerband"), fn="bbands")
 
 
+@suggest_kwargs
 def trange(high: Any, low: Any, close: Any, *, out: np.ndarray | None = None) -> Any:
     """True range (TA-Lib ``TRANGE``): ``max(high - low, |high - close_prev|, |low - close_prev|)``.
 
@@ -305,6 +317,7 @@ def trange(high: Any, low: Any, close: Any, *, out: np.ndarray | None = None) ->
     return _hlc("trange", high, low, close, (), out)
 
 
+@suggest_kwargs
 def atr(high: Any, low: Any, close: Any, timeperiod: int = 14, *, out: np.ndarray | None = None) -> Any:
     """Average true range with Wilder's smoothing (TA-Lib ``ATR``), price units.
 
@@ -319,6 +332,7 @@ def atr(high: Any, low: Any, close: Any, timeperiod: int = 14, *, out: np.ndarra
     return _hlc("atr", high, low, close, (p,), out)
 
 
+@suggest_kwargs
 def stoch(high: Any, low: Any, close: Any, fastk_period: int = 5, slowk_period: int = 3, slowk_matype: int = 0,
           slowd_period: int = 3, slowd_matype: int = 0) -> tuple[Any, Any]:
     """Slow stochastic oscillator (TA-Lib ``STOCH`` with SMA smoothing), 0..100.
@@ -349,6 +363,7 @@ def stoch(high: Any, low: Any, close: Any, fastk_period: int = 5, slowk_period: 
                 out_names=("slowk", "slowd"))
 
 
+@suggest_kwargs
 def obv(close: Any, volume: Any, *, out: np.ndarray | None = None) -> Any:
     """On-balance volume (TA-Lib ``OBV``), base-currency units.
 
@@ -363,6 +378,7 @@ def obv(close: Any, volume: Any, *, out: np.ndarray | None = None) -> Any:
     return apply_kernel("obv", [("close", close), ("volume", volume)], (), out=out, fn="obv")
 
 
+@suggest_kwargs
 def adx(high: Any, low: Any, close: Any, timeperiod: int = 14, *, out: np.ndarray | None = None) -> Any:
     """Average directional movement index with Wilder's smoothing (TA-Lib ``ADX``), 0..100.
 
@@ -494,18 +510,19 @@ def lookback(name: str, **params: Any) -> Lookback:
     >>> lookback("rsi").warmup
     14
     """
-    try:
-        fn = _LOOKBACKS[name.lower()]
-    except KeyError:
-        if name.lower() in _rolling.__all__:
-            return _rolling.lookback(name.lower(), **params)
-        raise ValueError(f"unknown indicator {name!r}; known: {', '.join(_LOOKBACKS)}") from None
-    try:
-        return fn(**params)
-    except TypeError as exc:
-        if "unexpected keyword" in str(exc):
-            raise TypeError(f"lookback({name!r}): {exc}") from None
-        raise
+    if not isinstance(name, str):
+        raise TypeError(f"name must be an indicator's name (a str such as 'ema'), got {type(name).__name__}")
+    key = name.lower()
+    fn = _LOOKBACKS.get(key)
+    if fn is None:
+        if key in _rolling.__all__:
+            return _rolling.lookback(key, **params)
+        known = [*_LOOKBACKS, *(n for n in _rolling.__all__ if n != "lookback")]
+        hint = did_you_mean(key, known)
+        raise ValueError(f"unknown indicator {name!r}" + (f"; did you mean {hint!r}?" if hint else "")
+                         + f" Known: {', '.join(known)}")
+    check_kwargs(f"lookback({name!r})", params, inspect.signature(fn).parameters)
+    return fn(**params)
 
 
 from . import rolling as _rolling  # noqa: E402
@@ -513,3 +530,5 @@ from .rolling import (  # noqa: E402,F401  re-exported: one namespace for every 
     ema_many, ret, rolling_beta, rolling_corr, rolling_cov, rolling_max, rolling_mean, rolling_min, rolling_std,
     rolling_sum, rolling_var, rolling_vwap, rolling_zscore, sma_many,
 )
+
+__dir__ = public_dir(__all__)

@@ -9,6 +9,10 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+__all__ = ["Lookback", "decay_bars", "SETTLE_TOLERANCE"]
+
+from ._names import public_dir
+
 #: Relative influence of the starting point below which a recursive value counts as settled.
 SETTLE_TOLERANCE = 1e-12
 
@@ -38,3 +42,6 @@ def decay_bars(alpha: float, tol: float = SETTLE_TOLERANCE) -> int:
         return 0
     # log1p: for tiny alpha (periods near 2**32) log(1 - alpha) rounds to 0
     return int(math.ceil(math.log(tol) / math.log1p(-alpha)))
+
+
+__dir__ = public_dir(__all__)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ._arrays import PARALLEL_MIN_SIZE, apply_kernel, as_float_array, check_period, columns_contiguous
+from ._names import check_kwargs, did_you_mean, public_dir, suggest_kwargs
 from .lookback import Lookback, decay_bars
 
 __all__ = [
@@ -53,6 +54,7 @@ def _run(name: str, inputs: Sequence[tuple[str, Any]], args: tuple, out: np.ndar
 # --------------------------------------------------------------------------- rolling statistics
 
 
+@suggest_kwargs
 def rolling_sum(x: Any, window: int, minp: int | None = None, out: np.ndarray | None = None) -> Any:
     """Rolling sum over ``window`` bars.
 
@@ -67,6 +69,7 @@ def rolling_sum(x: Any, window: int, minp: int | None = None, out: np.ndarray | 
     return _run("rolling_sum", [("x", x)], (window, minp), out)
 
 
+@suggest_kwargs
 def rolling_mean(x: Any, window: int, minp: int | None = None, out: np.ndarray | None = None) -> Any:
     """Rolling mean ``sum / count`` of the non-NaN values of the window.
 
@@ -81,6 +84,7 @@ def rolling_mean(x: Any, window: int, minp: int | None = None, out: np.ndarray |
     return _run("rolling_mean", [("x", x)], (window, minp), out)
 
 
+@suggest_kwargs
 def rolling_var(x: Any, window: int, minp: int | None = None, ddof: int = 1,
                 out: np.ndarray | None = None) -> Any:
     """Rolling variance ``sum((x - mean)**2) / (count - ddof)``.
@@ -100,6 +104,7 @@ def rolling_var(x: Any, window: int, minp: int | None = None, ddof: int = 1,
     return _run("rolling_var", [("x", x)], (window, minp, _ddof(ddof)), out)
 
 
+@suggest_kwargs
 def rolling_std(x: Any, window: int, minp: int | None = None, ddof: int = 1,
                 out: np.ndarray | None = None) -> Any:
     """Rolling standard deviation ``sqrt(rolling_var(x, window, minp, ddof))``.
@@ -115,6 +120,7 @@ def rolling_std(x: Any, window: int, minp: int | None = None, ddof: int = 1,
     return _run("rolling_std", [("x", x)], (window, minp, _ddof(ddof)), out)
 
 
+@suggest_kwargs
 def rolling_min(x: Any, window: int, minp: int | None = None, out: np.ndarray | None = None) -> Any:
     """Rolling minimum, O(n) whatever the window and the data (van Herk/Gil-Werman blocks).
 
@@ -128,6 +134,7 @@ def rolling_min(x: Any, window: int, minp: int | None = None, out: np.ndarray | 
     return _run("rolling_min", [("x", x)], (window, minp), out)
 
 
+@suggest_kwargs
 def rolling_max(x: Any, window: int, minp: int | None = None, out: np.ndarray | None = None) -> Any:
     """Rolling maximum, O(n) whatever the window and the data (van Herk/Gil-Werman blocks).
 
@@ -141,6 +148,7 @@ def rolling_max(x: Any, window: int, minp: int | None = None, out: np.ndarray | 
     return _run("rolling_max", [("x", x)], (window, minp), out)
 
 
+@suggest_kwargs
 def rolling_zscore(x: Any, window: int, minp: int | None = None, ddof: int = 1,
                    out: np.ndarray | None = None) -> Any:
     """Rolling z-score ``(x[t] - mean) / std`` of the window ending at ``t`` (bar ``t`` included).
@@ -157,6 +165,7 @@ def rolling_zscore(x: Any, window: int, minp: int | None = None, ddof: int = 1,
     return _run("rolling_zscore", [("x", x)], (window, minp, _ddof(ddof)), out)
 
 
+@suggest_kwargs
 def rolling_corr(x: Any, y: Any, window: int, minp: int | None = None, out: np.ndarray | None = None) -> Any:
     """Rolling Pearson correlation of ``x`` and ``y`` over pairwise-complete bars.
 
@@ -173,6 +182,7 @@ def rolling_corr(x: Any, y: Any, window: int, minp: int | None = None, out: np.n
     return _run("rolling_corr", [("x", x), ("y", y)], (window, minp), out)
 
 
+@suggest_kwargs
 def rolling_beta(y: Any, x: Any, window: int, minp: int | None = None, out: np.ndarray | None = None) -> Any:
     """Rolling OLS slope of ``y`` on ``x``: ``cov(x, y) / var(x)`` over pairwise-complete bars.
 
@@ -188,6 +198,7 @@ def rolling_beta(y: Any, x: Any, window: int, minp: int | None = None, out: np.n
     return _run("rolling_beta", [("y", y), ("x", x)], (window, minp), out)
 
 
+@suggest_kwargs
 def rolling_cov(x: Any, y: Any, window: int, minp: int | None = None, ddof: int = 1,
                 out: np.ndarray | None = None) -> Any:
     """Rolling covariance over pairwise-complete bars; equals ``x.rolling(window, minp).cov(y, ddof=ddof)``.
@@ -199,6 +210,7 @@ def rolling_cov(x: Any, y: Any, window: int, minp: int | None = None, ddof: int 
     return _run("rolling_cov", [("x", x), ("y", y)], (window, minp, _ddof(ddof)), out)
 
 
+@suggest_kwargs
 def rolling_vwap(price: Any, volume: Any, window: int, minp: int | None = None,
                  out: np.ndarray | None = None) -> Any:
     """Rolling volume-weighted average price ``sum(price * volume) / sum(volume)``.
@@ -218,6 +230,7 @@ def rolling_vwap(price: Any, volume: Any, window: int, minp: int | None = None,
 # --------------------------------------------------------------------------- returns
 
 
+@suggest_kwargs
 def ret(close: Any, n: int = 1, log: bool = False, out: np.ndarray | None = None) -> Any:
     """``n``-bar returns: ``close[t] / close[t - n] - 1``, or ``log(close[t] / close[t - n])``.
 
@@ -291,6 +304,7 @@ def _many(kind: str, close: Any, periods: np.ndarray, seed_first: bool, out: np.
     return out
 
 
+@suggest_kwargs
 def ema_many(close: Any, spans: Sequence[int], seed: str = "sma", out: np.ndarray | None = None) -> Any:
     """Exponential moving averages for several spans in one pass over ``close``.
 
@@ -320,6 +334,7 @@ def ema_many(close: Any, spans: Sequence[int], seed: str = "sma", out: np.ndarra
     return _many("ema", close, _spans(spans, "spans"), seed == "first", out)
 
 
+@suggest_kwargs
 def sma_many(close: Any, windows: Sequence[int], out: np.ndarray | None = None) -> Any:
     """Simple moving averages for several windows in one pass over ``close``.
 
@@ -343,6 +358,13 @@ def sma_many(close: Any, windows: Sequence[int], out: np.ndarray | None = None) 
 _WINDOWED = {"rolling_sum", "rolling_mean", "rolling_var", "rolling_std", "rolling_min", "rolling_max",
              "rolling_zscore", "rolling_corr", "rolling_beta", "rolling_cov", "rolling_vwap"}
 
+#: Parameters each function's lookback reads (those of the function, less its inputs and ``out``).
+_LOOKBACK_PARAMS: dict[str, tuple[str, ...]] = {
+    **{n: ("window", "minp") for n in _WINDOWED},
+    **{n: ("window", "minp", "ddof") for n in ("rolling_var", "rolling_std", "rolling_zscore", "rolling_cov")},
+    "ret": ("n", "log"), "sma_many": ("windows",), "ema_many": ("spans", "seed"),
+}
+
 
 def lookback(name: str, **params: Any) -> Lookback:
     """Warm-up and settling length of a function of this module, for given parameters.
@@ -357,7 +379,15 @@ def lookback(name: str, **params: Any) -> Lookback:
     >>> lookback("rolling_mean", window=20)
     Lookback(warmup=19, settle=19)
     """
+    if not isinstance(name, str) or name not in _LOOKBACK_PARAMS:
+        known = sorted(_LOOKBACK_PARAMS)
+        hint = did_you_mean(str(name), known)
+        raise ValueError(f"unknown function name {name!r}" + (f"; did you mean {hint!r}?" if hint else "")
+                         + f"; expected one of {known}")
+    check_kwargs(f"lookback({name!r})", params, _LOOKBACK_PARAMS[name])
     if name in _WINDOWED:
+        if "window" not in params:
+            raise TypeError(f"lookback({name!r}) needs window= (bars in the window)")
         window, minp = _window_args(params.get("window"), params.get("minp"))
         first = max(minp, 2) if name in ("rolling_corr", "rolling_beta", "rolling_cov") else minp
         if name in ("rolling_var", "rolling_std", "rolling_zscore"):
@@ -377,4 +407,7 @@ def lookback(name: str, **params: Any) -> Lookback:
         warm = int(spans.max()) - 1 if seed == "sma" else 0
         settle = max((int(p) - 1 if seed == "sma" else 0) + decay_bars(2.0 / (int(p) + 1)) for p in spans)
         return Lookback(warm, max(warm, settle))
-    raise ValueError(f"unknown function name {name!r}; expected one of {sorted(_WINDOWED | {'ret', 'sma_many', 'ema_many'})}")
+    raise AssertionError(name)  # pragma: no cover - every name of _LOOKBACK_PARAMS is handled above
+
+
+__dir__ = public_dir(__all__)

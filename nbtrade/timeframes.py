@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._names import public_dir
+
 __all__ = ["MINUTE_MS", "HOUR_MS", "DAY_MS", "TIMEFRAME_MS", "TIMEFRAMES", "timeframe_ms", "bars_per_year",
            "to_epoch_ms", "ms_to_index", "index_to_ms"]
 
@@ -138,3 +140,6 @@ def to_epoch_ms(value: Any, name: str = "time") -> Any:
         return to_epoch_ms(times, name).reshape(arr.shape)
     raise TypeError(f"{name} must be a time or times (epoch ms, ISO strings, Timestamps, DatetimeIndex), "
                     f"got {type(value).__name__} of dtype {arr.dtype}")
+
+
+__dir__ = public_dir(__all__)

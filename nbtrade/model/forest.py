@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from .._names import public_dir
 
 __all__ = ["SlidingForest", "DriftPolicy", "psi", "is_forest", "fast_predict_proba", "fast_importances"]
 
@@ -264,3 +265,6 @@ class DriftPolicy:
             if base - recent > self.acc_drop:
                 return True, f"accuracy {recent:.3f} < {base:.3f} - {self.acc_drop}"
         return False, ""
+
+
+__dir__ = public_dir(__all__)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from .._names import public_dir
 
 __all__ = ["forward_return", "sign_label", "triple_barrier", "label_horizon", "ewm_volatility"]
 
@@ -172,3 +173,6 @@ def triple_barrier(close: ArrayLike, horizon: int = 24, tp: float = 2.0, sl: flo
         out[:k] = lab
     out = out if two_d else out[:, 0]
     return _wrap(out, close, horizon, f"barrier_{horizon}")
+
+
+__dir__ = public_dir(__all__)

@@ -26,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..cache import CODE_VERSION, Cache, CacheStats, default_root, fingerprint, make_key
+from .._names import public_dir
 
 __all__ = ["ModelCache", "library_versions"]
 
@@ -120,3 +121,6 @@ class ModelCache:
 
     def __repr__(self) -> str:
         return f"Model{self.cache!r}"
+
+
+__dir__ = public_dir(__all__)

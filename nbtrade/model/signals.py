@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from .._names import public_dir
 
 __all__ = ["Signals", "proba_to_signals", "proba_to_weights", "predictions_to_signals"]
 
@@ -136,3 +137,6 @@ def predictions_to_signals(predictions: pd.Series, long_class: Any = 1, short_cl
     return Signals(entries.fillna(False).astype(bool), exits.fillna(False).astype(bool),
                    None if se is None else se.fillna(False).astype(bool),
                    None if sx is None else sx.fillna(False).astype(bool))
+
+
+__dir__ = public_dir(__all__)

@@ -35,6 +35,7 @@ from ..timeframes import to_epoch_ms
 from .forest import DriftPolicy, SlidingForest, fast_importances, fast_predict_proba, is_forest
 from .labels import label_horizon
 from .modelcache import ModelCache, library_versions
+from .._names import public_dir, suggest_kwargs
 
 __all__ = ["walk_forward", "WalkForwardResult", "default_estimator"]
 
@@ -208,6 +209,7 @@ def _impute_ffill(Xv: np.ndarray, index: pd.Index) -> np.ndarray:
     return df.ffill().to_numpy()
 
 
+@suggest_kwargs
 def walk_forward(estimator: Any, X: Any, y: Any, train_window: int | str, test_window: int | str,
                  step: int | str | None = None, purge: int | None = None, embargo: int = 0,
                  window: str = "rolling", retrain: str = "full", horizon: int | None = None,
@@ -516,3 +518,6 @@ def walk_forward(estimator: Any, X: Any, y: Any, train_window: int | str, test_w
         "elapsed_s": time.perf_counter() - t_start,
     }
     return WalkForwardResult(pred_out, proba, folds, fi, meta, ys)
+
+
+__dir__ = public_dir(__all__)
