@@ -24,10 +24,18 @@
   :class:`MemorySink`), pages are appended in time order as they arrive and a
   re-run continues after the last stored candle: an interrupted run loses nothing
   already appended;
-- 429: wait ``Retry-After`` (all requests pause) with exponential backoff and
-  jitter; 418: raise :class:`~nbtrade.data.ratelimit.IPBanned` at once; 5xx,
-  network errors and malformed bodies: bounded retries; 4xx: raise
-  :class:`~nbtrade.data.exchanges.base.BadRequest` naming the symbol and timeframe.
+- 429: wait ``Retry-After`` (all requests pause), or without one back off
+  exponentially from 0.2 s with jitter, and give up after ``BackoffPolicy.give_up_s``
+  (5 minutes) of waiting; 418: raise :class:`~nbtrade.data.ratelimit.IPBanned` at once;
+  5xx, network errors and malformed bodies: bounded retries; 4xx, and error bodies sent
+  with HTTP 200: raise :class:`~nbtrade.data.exchanges.base.BadRequest` naming the
+  symbol and timeframe and carrying the exchange's own message;
+- every request has a total deadline (``timeout``), body included;
+- the still-open candle never enters the data: ``end`` is capped at the server clock
+  minus a margin of max(1 s, round trip), and each page is cut again by the server
+  clock of its own reply (``Date`` header, Bybit ``time``, OKX ``confirm``);
+- a range that starts before the symbol's first candle reports ``listed`` (one probe
+  request finds whether anything exists before ``start``), not a gap.
 
 Times are int64 UTC ms inside; ``start``/``end`` accept anything pandas reads
 (naive means UTC) and results convert to frames with a UTC DatetimeIndex.
@@ -211,7 +219,7 @@ def validate_candles(arrays: dict[str, np.ndarray], timeframe: str, start: int |
     """Keep the good candles of one page; report the rest.
 
     Returns ``(clean, bad, duplicates, was_unsorted)``: ``clean`` sorted by time,
-    unique, on the grid, inside ``[start, end)``, finite, with
+    unique, on the grid, inside ``[start, end)``, finite, prices > 0, with
     ``low <= min(open, close) <= max(open, close) <= high`` and ``volume >= 0``;
     ``bad`` lists ``(open_time, reason)`` of each dropped row (duplicates are
     counted, not listed: the first copy is kept).
@@ -231,6 +239,7 @@ def validate_candles(arrays: dict[str, np.ndarray], timeframe: str, start: int |
         ((t < start) if start is not None else np.zeros_like(keep), "outside the requested range"),
         ((t >= end) if end is not None else np.zeros_like(keep), "outside the requested range"),
         (~(np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c) & np.isfinite(v)), "non-finite value"),
+        ((o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0), "price <= 0"),
         (h < np.maximum(o, c), "high < max(open, close)"),
         (lo > np.minimum(o, c), "low > min(open, close)"),
         (v < 0, "volume < 0"),
@@ -309,7 +318,7 @@ class _Client:
     """One session against one exchange: limiters per bucket, retries, error mapping."""
 
     def __init__(self, adapter: Adapter, base_url: str, session: Any, limiter: WeightLimiter | None,
-                 backoff: BackoffPolicy, max_throttled: int, report: FetchReport) -> None:
+                 backoff: BackoffPolicy, max_throttled: int, report: FetchReport, timeout: float = 30.0) -> None:
         self.adapter = adapter
         self.base_url = base_url.rstrip("/")
         self.session = session
@@ -320,6 +329,9 @@ class _Client:
         self.backoff = backoff
         self.max_throttled = max_throttled
         self.report = report
+        #: every request ends within ``timeout`` seconds (connect, headers and body): a server
+        #: trickling bytes cannot hold a fetch forever
+        self.timeout = float(timeout)
 
         #: the open-candle cut keeps only candles closed this long before the server clock:
         #: max(1 s, the round trip of the time request)
@@ -347,11 +359,13 @@ class _Client:
         where = " ".join(x for x in (self.adapter.name, symbol, timeframe) if x)
         failures = 0
         throttled = 0
+        throttle_waited = 0.0
+        deadline = aiohttp.ClientTimeout(total=self.timeout, sock_connect=min(10.0, self.timeout))
         while True:
             ticket = await limiter.acquire(req.weight)
             self.report.requests += 1
             try:
-                async with self.session.get(url, params=req.params) as resp:
+                async with self.session.get(url, params=req.params, timeout=deadline) as resp:
                     status = resp.status
                     headers = resp.headers
                     text = await resp.text()
@@ -379,6 +393,7 @@ class _Client:
                         if isinstance(payload, RawBody):
                             raise MalformedResponse(f"{where}: body is not valid JSON: {text[:60]!r}")
                         parsed = parse(payload)
+                        limiter.succeeded(ticket)
                         if with_time:
                             return parsed, self.adapter.reply_time(payload, headers)
                         return parsed
@@ -393,13 +408,19 @@ class _Client:
             if isinstance(error, TooManyRequests):
                 throttled += 1
                 self.report.throttled += 1
-                # no Retry-After (OKX 50011): wait for the budget window to turn over
-                limiter.penalize(error.retry_after, fallback=min(limiter.window, 60.0))
-                if throttled > self.max_throttled:
-                    raise TooManyRequests(f"{where}: still rate limited after {throttled} waits: {error}",
+                # Retry-After when given, else exponential from a short base with jitter; every
+                # waiter on the limiter pauses as long
+                wait = self.backoff.delay(limiter.strike(ticket) - 1, error.retry_after)
+                give_up = self.backoff.give_up_s
+                if throttled > self.max_throttled or throttle_waited + wait > give_up:
+                    raise TooManyRequests(f"{where}: still rate limited after {throttled} replies and "
+                                          f"{throttle_waited:.1f} s of waiting (the next wait, {wait:.1f} s, would "
+                                          f"pass the {give_up:g} s limit of BackoffPolicy.give_up_s): {error}",
                                           status=error.status, code=error.code, retry_after=error.retry_after,
                                           exchange=self.adapter.name)
-                await asyncio.sleep(self.backoff.delay(throttled - 1, error.retry_after))
+                limiter.penalize(wait)
+                throttle_waited += wait
+                await asyncio.sleep(wait)
                 continue
             if isinstance(error, BadRequest):
                 raise BadRequest(f"{where}: {error}", exchange=self.adapter.name, status=error.status,
@@ -435,7 +456,8 @@ class _Client:
                       getattr(self.adapter, "exchange_info_weight", 1))
 
         async def fetch() -> Any:
-            return await self.get(req, lambda p: p)
+            # checked before it is cached: a malformed list or limit never lands in the cache
+            return await self.get(req, self.adapter.check_info)
 
         if cache is None:
             return await fetch()
@@ -737,7 +759,7 @@ async def _open(exchange: Any, base_url: str | None, limiter: WeightLimiter | No
         session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(
             total=None, sock_connect=min(10.0, timeout), sock_read=timeout))
     client = _Client(adapter, base_url or adapter.default_base_url, session, limiter,
-                     backoff or BackoffPolicy(), max_throttled, report)
+                     backoff or BackoffPolicy(), max_throttled, report, timeout)
     limiter = client.limiters["weight"]
     try:
         await client.server_time()
@@ -805,7 +827,12 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
         ``rateLimits`` and reconciled with the used-weight header.
     concurrency : HTTP connections; ``parallel`` segments per symbol (default
         ``max(1, concurrency // len(symbols))``).
-    timeout : seconds without data from the server before a request is retried.
+    timeout : seconds one request may take in all (connect, headers, body) before it is
+        retried; a server that trickles its reply cannot hold the fetch longer.
+    backoff : retry and rate-limit policy (:class:`~nbtrade.data.ratelimit.BackoffPolicy`):
+        5xx, network and malformed replies are retried ``max_retries`` times; a request
+        throttled (429 and the like) fails once its waits would pass ``give_up_s``
+        (default 300 s) or after ``max_throttled`` waits.
     cache : :class:`~nbtrade.data.metacache.MetaCache`, a directory, None (default
         cache dir) or False (no cache) for exchangeInfo.
     on_page : ``callback(symbol, rows_so_far, last_open_time)`` after each page.

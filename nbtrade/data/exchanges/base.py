@@ -56,6 +56,22 @@ class MalformedResponse(ExchangeError):
     """A body that is not valid JSON or not the documented layout (retried)."""
 
 
+#: epoch-ms bounds a server clock or candle open time must lie in (2009-01-03, the first
+#: bitcoin block, to 2200-01-01): anything outside is a malformed reply, not a time
+MIN_EPOCH_MS, MAX_EPOCH_MS = 1_230_940_800_000, 7_258_118_400_000
+
+
+def checked_epoch_ms(value: Any, where: str) -> int:
+    """``value`` as epoch ms, or :class:`MalformedResponse` naming ``where`` (endpoint and field)."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise MalformedResponse(f"{where}: expected epoch milliseconds (an integer), got {value!r:.60}")
+    if not MIN_EPOCH_MS <= value < MAX_EPOCH_MS:
+        raise MalformedResponse(f"{where}: {value} ms is not a plausible time (expected 2009..2200 in epoch ms)")
+    return value
+
+
 class RawBody(str):
     """A reply body that is not JSON, handed to :meth:`Adapter.error` as ``payload`` (its text)."""
 
@@ -192,7 +208,18 @@ class Adapter:
         return None
 
     def server_time(self, payload: Any) -> int:
-        return int(payload["serverTime"])
+        """Server clock (epoch ms) from the time endpoint's body (Binance ``{"serverTime": ms}``)."""
+        value = payload.get("serverTime") if isinstance(payload, dict) else None
+        return checked_epoch_ms(value, f"{self.name} {self.time_path}: field 'serverTime'")
+
+    def check_info(self, info: Any) -> Any:
+        """Exchange info as received, after checking the fields the fetcher reads (MalformedResponse if not)."""
+        if not isinstance(info, dict):
+            raise MalformedResponse(f"{self.name} {self.exchange_info_path}: expected a JSON object, "
+                                    f"got {type(info).__name__}")
+        self.listed(info)
+        self.rate_limits(info)
+        return info
 
     def error(self, status: int, payload: Any, headers: Any) -> Exception | None:
         """Classify a reply: a RateLimitError, a BadRequest, a ServerError, or None if fine."""
