@@ -79,13 +79,22 @@ class Sink(Protocol):
 
 
 class MemorySink:
-    """In-memory :class:`Sink`: ``data[(exchange, symbol, timeframe)]`` is a list of appended batches."""
+    """In-memory :class:`Sink`: ``batches[(exchange, unified symbol, timeframe)]`` is a list of appended batches.
+
+    Symbols go through the one symbol rule, as in the HDF5 store: any spelling finds its series.
+    """
 
     def __init__(self) -> None:
         self.batches: dict[tuple[str, str, str], list[dict[str, np.ndarray]]] = {}
 
+    @staticmethod
+    def _key(exchange: str, symbol: str, timeframe: str) -> tuple[str, str, str]:
+        from .symbols import unified_symbol
+
+        return exchange, unified_symbol(symbol, exchange, strict=False), timeframe
+
     def last_time(self, exchange: str, symbol: str, timeframe: str) -> int | None:
-        batches = self.batches.get((exchange, symbol, timeframe))
+        batches = self.batches.get(self._key(exchange, symbol, timeframe))
         if not batches:
             return None
         return int(batches[-1]["time"][-1])
@@ -96,10 +105,11 @@ class MemorySink:
         last = self.last_time(exchange, symbol, timeframe)
         if last is not None and arrays["time"][0] <= last:
             raise ValueError(f"append out of order for {symbol} {timeframe}: {arrays['time'][0]} <= {last}")
-        self.batches.setdefault((exchange, symbol, timeframe), []).append({k: v.copy() for k, v in arrays.items()})
+        self.batches.setdefault(self._key(exchange, symbol, timeframe), []).append(
+            {k: v.copy() for k, v in arrays.items()})
 
     def read(self, exchange: str, symbol: str, timeframe: str) -> dict[str, np.ndarray]:
-        batches = self.batches.get((exchange, symbol, timeframe), [])
+        batches = self.batches.get(self._key(exchange, symbol, timeframe), [])
         if not batches:
             return {}
         return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
@@ -720,19 +730,43 @@ async def _gather_or_cancel(tasks: list[asyncio.Future]) -> list[Any]:
         raise
 
 
-def _symbols(symbols: str | Iterable[str]) -> list[str]:
+def _symbols(symbols: str | Iterable[str], adapter: Adapter) -> list[str]:
+    """Unified symbols (one rule, :mod:`nbtrade.data.symbols`), each once: ``BTCUSDT`` and ``BTC/USDT`` are one."""
     if isinstance(symbols, str):
         symbols = [s for s in symbols.split(",") if s.strip()]
     out = []
     for s in symbols:
         if not isinstance(s, str) or not s.strip():
             raise ValueError(f"symbols must be non-empty strings, got {s!r}")
-        s = s.strip().upper()
-        if s not in out:
-            out.append(s)
+        unified = adapter.unified(s)
+        if unified not in out:
+            out.append(unified)
     if not out:
         raise ValueError("symbols must name at least one symbol")
     return out
+
+
+class SymbolDict(dict):
+    """A dict keyed by unified symbols that also finds an entry by any other spelling of it."""
+
+    def __init__(self, items: Any, resolve: Callable[[str], str]) -> None:
+        super().__init__(items)
+        self._resolve = resolve
+
+    def _unified(self, key: Any) -> Any:
+        try:
+            return self._resolve(key)
+        except (ValueError, TypeError):
+            return None
+
+    def __missing__(self, key: Any) -> Any:
+        unified = self._unified(key)
+        if unified is not None and dict.__contains__(self, unified):
+            return dict.__getitem__(self, unified)
+        raise KeyError(key)
+
+    def __contains__(self, key: Any) -> bool:
+        return dict.__contains__(self, key) or dict.__contains__(self, self._unified(key))
 
 
 def _make_cache(cache: Any) -> Any:
@@ -843,7 +877,8 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
         ``data[symbol]`` arrays (``time`` int64 ms, float64 OHLCV) and ``report``
         (gaps, bad rows, requests, retries, throttles).
     """
-    names = _symbols(symbols)
+    adapter = get_adapter(exchange)
+    names = _symbols(symbols, adapter)
     lo, hi = _check_range(timeframe, start, end)
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -851,14 +886,11 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
         raise ValueError(f"parallel must be >= 1, got {parallel}")
     if not timeout > 0:
         raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-    adapter = get_adapter(exchange)
-    for s in names:
-        adapter.symbol_id(s)
     adapter.interval(timeframe)  # a timeframe this exchange lacks fails before any request
     report = FetchReport(adapter.name, timeframe, lo, hi if hi is not None else -1)
-    report.symbols = {s: SymbolReport(s, timeframe) for s in names}
+    report.symbols = SymbolDict({s: SymbolReport(s, timeframe) for s in names}, adapter.unified)
     if hi is not None and hi == lo:
-        return FetchResult({s: _concat([]) for s in names}, report)
+        return FetchResult(SymbolDict({s: _concat([]) for s in names}, adapter.unified), report)
     t0 = time.monotonic()
     client, session, own = await _open(adapter, base_url, limiter, session, concurrency, timeout, backoff,
                                        max_throttled, report, cache, names, timeframe)
@@ -876,7 +908,7 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
         report.limiter = dict(client.limiters["weight"].stats)
         if own:
             await session.close()
-    return FetchResult(dict(zip(names, results)), report)
+    return FetchResult(SymbolDict(zip(names, results), adapter.unified), report)
 
 
 async def fetch_funding_rates(symbols: str | Sequence[str], start: Any = None, end: Any = None, *,
@@ -891,13 +923,13 @@ async def fetch_funding_rates(symbols: str | Sequence[str], start: Any = None, e
     when positive) and ``mark_price``. Pages of 1000 rows, cursor = last funding
     time + 1 ms. With a ``sink`` rows go to timeframe key ``"funding"`` and a re-run resumes.
     """
-    names = _symbols(symbols)
-    lo, hi = _check_range("8h", start, end)
     adapter = get_adapter(exchange)
     if not hasattr(adapter, "funding_request"):
         raise ValueError(f"exchange {adapter.name!r} has no funding rates")
+    names = _symbols(symbols, adapter)
+    lo, hi = _check_range("8h", start, end)
     report = FetchReport(adapter.name, FUNDING_TIMEFRAME, lo, hi if hi is not None else -1)
-    report.symbols = {s: SymbolReport(s, FUNDING_TIMEFRAME) for s in names}
+    report.symbols = SymbolDict({s: SymbolReport(s, FUNDING_TIMEFRAME) for s in names}, adapter.unified)
     if hi is not None and hi == lo:
         return FetchResult({s: {"time": np.empty(0, np.int64), "rate": np.empty(0), "mark_price": np.empty(0)}
                             for s in names}, report)
@@ -950,7 +982,7 @@ async def fetch_funding_rates(symbols: str | Sequence[str], start: Any = None, e
         report.limiter = dict(client.limiters["weight"].stats)
         if own:
             await session.close()
-    return FetchResult(dict(zip(names, results)), report)
+    return FetchResult(SymbolDict(zip(names, results), adapter.unified), report)
 
 
 def _run_sync(coro: Any) -> Any:

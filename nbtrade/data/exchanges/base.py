@@ -20,15 +20,14 @@ adapter:
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ...timeframes import TIMEFRAMES
+from ..symbols import split_symbol, unified_symbol
 
-_SYMBOL_RE = re.compile(r"^[A-Za-z0-9]+(/[A-Za-z0-9]+(:[A-Za-z0-9]+)?)?$")
 
 
 class ExchangeError(Exception):
@@ -99,11 +98,9 @@ def best_page_limit(tiers: list[tuple[int, int]]) -> int:
 
 
 def unified_to_id(symbol: str) -> str:
-    """``"BTC/USDT"`` (or ccxt's ``"BTC/USDT:USDT"``, or ``"BTCUSDT"``) -> ``"BTCUSDT"``."""
-    if not isinstance(symbol, str) or not _SYMBOL_RE.match(symbol.strip()):
-        raise ValueError(f"symbol must look like 'BTC/USDT', got {symbol!r}")
-    base_quote = symbol.strip().upper().split(":")[0]
-    return base_quote.replace("/", "")
+    """``"BTC/USDT"`` (or ``"BTC/USDT:USDT"``, ``"BTCUSDT"``, ``"btc-usdt"``) -> ``"BTCUSDT"`` (Binance-style id)."""
+    base, quote, _ = split_symbol(unified_symbol(symbol))
+    return base + quote
 
 
 def http_date_ms(headers: Any) -> int | None:
@@ -145,8 +142,14 @@ class Adapter:
     default_budget: ClassVar[tuple[int, float]] = (1200, 60.0)
     timeframes: ClassVar[tuple[str, ...]] = TIMEFRAMES
 
+    def unified(self, symbol: str) -> str:
+        """The unified symbol of any spelling on this exchange (:func:`nbtrade.data.symbols.unified_symbol`)."""
+        return unified_symbol(symbol, self.name)
+
     def symbol_id(self, symbol: str) -> str:
-        return unified_to_id(symbol)
+        """The exchange's id of any spelling: ``BTC/USDT``, ``BTCUSDT``, ``btc-usdt`` -> ``BTCUSDT``."""
+        base, quote, _ = split_symbol(self.unified(symbol))
+        return base + quote
 
     def interval(self, timeframe: str) -> str:
         if timeframe not in self.timeframes:

@@ -42,6 +42,7 @@ import numpy as np
 from ...timeframes import DAY_MS, timeframe_ms
 from .._grid import ceil_open, floor_open
 from ..ratelimit import IPBanned, TooManyRequests
+from ..symbols import split_symbol
 from .base import MAX_EPOCH_MS, Adapter, BadRequest, MalformedResponse, Request, ServerError, checked_epoch_ms
 
 INTERVALS = {"1m": "1", "3m": "3", "5m": "5", "15m": "15", "30m": "30", "1h": "60", "2h": "120", "4h": "240",
@@ -215,7 +216,12 @@ class BybitSpot(Adapter):
 
 
 class BybitLinear(BybitSpot):
-    """Bybit v5 USDT perpetuals (``category=linear``); symbols ``BTC/USDT:USDT`` or ``BTC/USDT``."""
+    """Bybit v5 linear perpetuals (``category=linear``): ``BTC/USDT:USDT`` (id ``BTCUSDT``; ``BTC/USDT``
+    and ``BTCUSDT`` mean the same) and USDC perpetuals ``ETH/USDC:USDC`` (id ``ETHPERP``)."""
 
     name = "bybit_linear"
     category = "linear"
+
+    def symbol_id(self, symbol: str) -> str:
+        base, quote, settle = split_symbol(self.unified(symbol))
+        return base + "PERP" if settle == "USDC" else base + quote

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from ..ratelimit import TooManyRequests
-from .base import Adapter, BadRequest, MalformedResponse, Request, ServerError, checked_epoch_ms, unified_to_id
+from ..symbols import split_symbol
+from .base import Adapter, BadRequest, MalformedResponse, Request, ServerError, checked_epoch_ms
 from .bybit import parse_rows
 
 BARS = {"1m": "1m", "3m": "3m", "5m": "5m", "15m": "15m", "30m": "30m", "1h": "1H", "2h": "2H", "4h": "4H",
@@ -56,14 +57,9 @@ class OKXSpot(Adapter):
     timeframes = tuple(BARS)
 
     def symbol_id(self, symbol: str) -> str:
-        """``"BTC/USDT"`` -> ``"BTC-USDT"`` (spot only)."""
-        unified_to_id(symbol)  # same validation as everywhere
-        text = symbol.strip().upper()
-        if ":" in text:
-            raise ValueError(f"symbol {symbol!r} is a derivative; the okx adapter serves spot ('BTC/USDT')")
-        if "/" not in text:
-            raise ValueError(f"symbol must look like 'BTC/USDT' for okx (base and quote), got {symbol!r}")
-        return text.replace("/", "-")
+        """``"BTC/USDT"`` (or ``BTC-USDT``, ``BTCUSDT``) -> ``"BTC-USDT"`` (spot only)."""
+        base, quote, _ = split_symbol(self.unified(symbol))
+        return f"{base}-{quote}"
 
     def interval(self, timeframe: str) -> str:
         return BARS[super().interval(timeframe)]
