@@ -24,10 +24,18 @@
   :class:`MemorySink`), pages are appended in time order as they arrive and a
   re-run continues after the last stored candle: an interrupted run loses nothing
   already appended;
-- 429: wait ``Retry-After`` (all requests pause) with exponential backoff and
-  jitter; 418: raise :class:`~nbtrade.data.ratelimit.IPBanned` at once; 5xx,
-  network errors and malformed bodies: bounded retries; 4xx: raise
-  :class:`~nbtrade.data.exchanges.base.BadRequest` naming the symbol and timeframe.
+- 429: wait ``Retry-After`` (all requests pause), or without one back off
+  exponentially from 0.2 s with jitter, and give up after ``BackoffPolicy.give_up_s``
+  (5 minutes) of waiting; 418: raise :class:`~nbtrade.data.ratelimit.IPBanned` at once;
+  5xx, network errors and malformed bodies: bounded retries; 4xx, and error bodies sent
+  with HTTP 200: raise :class:`~nbtrade.data.exchanges.base.BadRequest` naming the
+  symbol and timeframe and carrying the exchange's own message;
+- every request has a total deadline (``timeout``), body included;
+- the still-open candle never enters the data: ``end`` is capped at the server clock
+  minus a margin of max(1 s, round trip), and each page is cut again by the server
+  clock of its own reply (``Date`` header, Bybit ``time``, OKX ``confirm``);
+- a range that starts before the symbol's first candle reports ``listed`` (one probe
+  request finds whether anything exists before ``start``), not a gap.
 
 Times are int64 UTC ms inside; ``start``/``end`` accept anything pandas reads
 (naive means UTC) and results convert to frames with a UTC DatetimeIndex.
@@ -71,13 +79,22 @@ class Sink(Protocol):
 
 
 class MemorySink:
-    """In-memory :class:`Sink`: ``data[(exchange, symbol, timeframe)]`` is a list of appended batches."""
+    """In-memory :class:`Sink`: ``batches[(exchange, unified symbol, timeframe)]`` is a list of appended batches.
+
+    Symbols go through the one symbol rule, as in the HDF5 store: any spelling finds its series.
+    """
 
     def __init__(self) -> None:
         self.batches: dict[tuple[str, str, str], list[dict[str, np.ndarray]]] = {}
 
+    @staticmethod
+    def _key(exchange: str, symbol: str, timeframe: str) -> tuple[str, str, str]:
+        from .symbols import unified_symbol
+
+        return exchange, unified_symbol(symbol, exchange, strict=False), timeframe
+
     def last_time(self, exchange: str, symbol: str, timeframe: str) -> int | None:
-        batches = self.batches.get((exchange, symbol, timeframe))
+        batches = self.batches.get(self._key(exchange, symbol, timeframe))
         if not batches:
             return None
         return int(batches[-1]["time"][-1])
@@ -88,10 +105,11 @@ class MemorySink:
         last = self.last_time(exchange, symbol, timeframe)
         if last is not None and arrays["time"][0] <= last:
             raise ValueError(f"append out of order for {symbol} {timeframe}: {arrays['time'][0]} <= {last}")
-        self.batches.setdefault((exchange, symbol, timeframe), []).append({k: v.copy() for k, v in arrays.items()})
+        self.batches.setdefault(self._key(exchange, symbol, timeframe), []).append(
+            {k: v.copy() for k, v in arrays.items()})
 
     def read(self, exchange: str, symbol: str, timeframe: str) -> dict[str, np.ndarray]:
-        batches = self.batches.get((exchange, symbol, timeframe), [])
+        batches = self.batches.get(self._key(exchange, symbol, timeframe), [])
         if not batches:
             return {}
         return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
@@ -211,7 +229,7 @@ def validate_candles(arrays: dict[str, np.ndarray], timeframe: str, start: int |
     """Keep the good candles of one page; report the rest.
 
     Returns ``(clean, bad, duplicates, was_unsorted)``: ``clean`` sorted by time,
-    unique, on the grid, inside ``[start, end)``, finite, with
+    unique, on the grid, inside ``[start, end)``, finite, prices > 0, with
     ``low <= min(open, close) <= max(open, close) <= high`` and ``volume >= 0``;
     ``bad`` lists ``(open_time, reason)`` of each dropped row (duplicates are
     counted, not listed: the first copy is kept).
@@ -231,6 +249,7 @@ def validate_candles(arrays: dict[str, np.ndarray], timeframe: str, start: int |
         ((t < start) if start is not None else np.zeros_like(keep), "outside the requested range"),
         ((t >= end) if end is not None else np.zeros_like(keep), "outside the requested range"),
         (~(np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c) & np.isfinite(v)), "non-finite value"),
+        ((o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0), "price <= 0"),
         (h < np.maximum(o, c), "high < max(open, close)"),
         (lo > np.minimum(o, c), "low > min(open, close)"),
         (v < 0, "volume < 0"),
@@ -309,7 +328,7 @@ class _Client:
     """One session against one exchange: limiters per bucket, retries, error mapping."""
 
     def __init__(self, adapter: Adapter, base_url: str, session: Any, limiter: WeightLimiter | None,
-                 backoff: BackoffPolicy, max_throttled: int, report: FetchReport) -> None:
+                 backoff: BackoffPolicy, max_throttled: int, report: FetchReport, timeout: float = 30.0) -> None:
         self.adapter = adapter
         self.base_url = base_url.rstrip("/")
         self.session = session
@@ -320,6 +339,9 @@ class _Client:
         self.backoff = backoff
         self.max_throttled = max_throttled
         self.report = report
+        #: every request ends within ``timeout`` seconds (connect, headers and body): a server
+        #: trickling bytes cannot hold a fetch forever
+        self.timeout = float(timeout)
 
         #: the open-candle cut keeps only candles closed this long before the server clock:
         #: max(1 s, the round trip of the time request)
@@ -347,11 +369,13 @@ class _Client:
         where = " ".join(x for x in (self.adapter.name, symbol, timeframe) if x)
         failures = 0
         throttled = 0
+        throttle_waited = 0.0
+        deadline = aiohttp.ClientTimeout(total=self.timeout, sock_connect=min(10.0, self.timeout))
         while True:
             ticket = await limiter.acquire(req.weight)
             self.report.requests += 1
             try:
-                async with self.session.get(url, params=req.params) as resp:
+                async with self.session.get(url, params=req.params, timeout=deadline) as resp:
                     status = resp.status
                     headers = resp.headers
                     text = await resp.text()
@@ -379,6 +403,7 @@ class _Client:
                         if isinstance(payload, RawBody):
                             raise MalformedResponse(f"{where}: body is not valid JSON: {text[:60]!r}")
                         parsed = parse(payload)
+                        limiter.succeeded(ticket)
                         if with_time:
                             return parsed, self.adapter.reply_time(payload, headers)
                         return parsed
@@ -393,13 +418,19 @@ class _Client:
             if isinstance(error, TooManyRequests):
                 throttled += 1
                 self.report.throttled += 1
-                # no Retry-After (OKX 50011): wait for the budget window to turn over
-                limiter.penalize(error.retry_after, fallback=min(limiter.window, 60.0))
-                if throttled > self.max_throttled:
-                    raise TooManyRequests(f"{where}: still rate limited after {throttled} waits: {error}",
+                # Retry-After when given, else exponential from a short base with jitter; every
+                # waiter on the limiter pauses as long
+                wait = self.backoff.delay(limiter.strike(ticket) - 1, error.retry_after)
+                give_up = self.backoff.give_up_s
+                if throttled > self.max_throttled or throttle_waited + wait > give_up:
+                    raise TooManyRequests(f"{where}: still rate limited after {throttled} replies and "
+                                          f"{throttle_waited:.1f} s of waiting (the next wait, {wait:.1f} s, would "
+                                          f"pass the {give_up:g} s limit of BackoffPolicy.give_up_s): {error}",
                                           status=error.status, code=error.code, retry_after=error.retry_after,
                                           exchange=self.adapter.name)
-                await asyncio.sleep(self.backoff.delay(throttled - 1, error.retry_after))
+                limiter.penalize(wait)
+                throttle_waited += wait
+                await asyncio.sleep(wait)
                 continue
             if isinstance(error, BadRequest):
                 raise BadRequest(f"{where}: {error}", exchange=self.adapter.name, status=error.status,
@@ -435,7 +466,8 @@ class _Client:
                       getattr(self.adapter, "exchange_info_weight", 1))
 
         async def fetch() -> Any:
-            return await self.get(req, lambda p: p)
+            # checked before it is cached: a malformed list or limit never lands in the cache
+            return await self.get(req, self.adapter.check_info)
 
         if cache is None:
             return await fetch()
@@ -698,19 +730,43 @@ async def _gather_or_cancel(tasks: list[asyncio.Future]) -> list[Any]:
         raise
 
 
-def _symbols(symbols: str | Iterable[str]) -> list[str]:
+def _symbols(symbols: str | Iterable[str], adapter: Adapter) -> list[str]:
+    """Unified symbols (one rule, :mod:`nbtrade.data.symbols`), each once: ``BTCUSDT`` and ``BTC/USDT`` are one."""
     if isinstance(symbols, str):
         symbols = [s for s in symbols.split(",") if s.strip()]
     out = []
     for s in symbols:
         if not isinstance(s, str) or not s.strip():
             raise ValueError(f"symbols must be non-empty strings, got {s!r}")
-        s = s.strip().upper()
-        if s not in out:
-            out.append(s)
+        unified = adapter.unified(s)
+        if unified not in out:
+            out.append(unified)
     if not out:
         raise ValueError("symbols must name at least one symbol")
     return out
+
+
+class SymbolDict(dict):
+    """A dict keyed by unified symbols that also finds an entry by any other spelling of it."""
+
+    def __init__(self, items: Any, resolve: Callable[[str], str]) -> None:
+        super().__init__(items)
+        self._resolve = resolve
+
+    def _unified(self, key: Any) -> Any:
+        try:
+            return self._resolve(key)
+        except (ValueError, TypeError):
+            return None
+
+    def __missing__(self, key: Any) -> Any:
+        unified = self._unified(key)
+        if unified is not None and dict.__contains__(self, unified):
+            return dict.__getitem__(self, unified)
+        raise KeyError(key)
+
+    def __contains__(self, key: Any) -> bool:
+        return dict.__contains__(self, key) or dict.__contains__(self, self._unified(key))
 
 
 def _make_cache(cache: Any) -> Any:
@@ -737,7 +793,7 @@ async def _open(exchange: Any, base_url: str | None, limiter: WeightLimiter | No
         session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(
             total=None, sock_connect=min(10.0, timeout), sock_read=timeout))
     client = _Client(adapter, base_url or adapter.default_base_url, session, limiter,
-                     backoff or BackoffPolicy(), max_throttled, report)
+                     backoff or BackoffPolicy(), max_throttled, report, timeout)
     limiter = client.limiters["weight"]
     try:
         await client.server_time()
@@ -805,7 +861,12 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
         ``rateLimits`` and reconciled with the used-weight header.
     concurrency : HTTP connections; ``parallel`` segments per symbol (default
         ``max(1, concurrency // len(symbols))``).
-    timeout : seconds without data from the server before a request is retried.
+    timeout : seconds one request may take in all (connect, headers, body) before it is
+        retried; a server that trickles its reply cannot hold the fetch longer.
+    backoff : retry and rate-limit policy (:class:`~nbtrade.data.ratelimit.BackoffPolicy`):
+        5xx, network and malformed replies are retried ``max_retries`` times; a request
+        throttled (429 and the like) fails once its waits would pass ``give_up_s``
+        (default 300 s) or after ``max_throttled`` waits.
     cache : :class:`~nbtrade.data.metacache.MetaCache`, a directory, None (default
         cache dir) or False (no cache) for exchangeInfo.
     on_page : ``callback(symbol, rows_so_far, last_open_time)`` after each page.
@@ -816,7 +877,8 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
         ``data[symbol]`` arrays (``time`` int64 ms, float64 OHLCV) and ``report``
         (gaps, bad rows, requests, retries, throttles).
     """
-    names = _symbols(symbols)
+    adapter = get_adapter(exchange)
+    names = _symbols(symbols, adapter)
     lo, hi = _check_range(timeframe, start, end)
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -824,14 +886,11 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
         raise ValueError(f"parallel must be >= 1, got {parallel}")
     if not timeout > 0:
         raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-    adapter = get_adapter(exchange)
-    for s in names:
-        adapter.symbol_id(s)
     adapter.interval(timeframe)  # a timeframe this exchange lacks fails before any request
     report = FetchReport(adapter.name, timeframe, lo, hi if hi is not None else -1)
-    report.symbols = {s: SymbolReport(s, timeframe) for s in names}
+    report.symbols = SymbolDict({s: SymbolReport(s, timeframe) for s in names}, adapter.unified)
     if hi is not None and hi == lo:
-        return FetchResult({s: _concat([]) for s in names}, report)
+        return FetchResult(SymbolDict({s: _concat([]) for s in names}, adapter.unified), report)
     t0 = time.monotonic()
     client, session, own = await _open(adapter, base_url, limiter, session, concurrency, timeout, backoff,
                                        max_throttled, report, cache, names, timeframe)
@@ -849,7 +908,7 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
         report.limiter = dict(client.limiters["weight"].stats)
         if own:
             await session.close()
-    return FetchResult(dict(zip(names, results)), report)
+    return FetchResult(SymbolDict(zip(names, results), adapter.unified), report)
 
 
 async def fetch_funding_rates(symbols: str | Sequence[str], start: Any = None, end: Any = None, *,
@@ -864,13 +923,13 @@ async def fetch_funding_rates(symbols: str | Sequence[str], start: Any = None, e
     when positive) and ``mark_price``. Pages of 1000 rows, cursor = last funding
     time + 1 ms. With a ``sink`` rows go to timeframe key ``"funding"`` and a re-run resumes.
     """
-    names = _symbols(symbols)
-    lo, hi = _check_range("8h", start, end)
     adapter = get_adapter(exchange)
     if not hasattr(adapter, "funding_request"):
         raise ValueError(f"exchange {adapter.name!r} has no funding rates")
+    names = _symbols(symbols, adapter)
+    lo, hi = _check_range("8h", start, end)
     report = FetchReport(adapter.name, FUNDING_TIMEFRAME, lo, hi if hi is not None else -1)
-    report.symbols = {s: SymbolReport(s, FUNDING_TIMEFRAME) for s in names}
+    report.symbols = SymbolDict({s: SymbolReport(s, FUNDING_TIMEFRAME) for s in names}, adapter.unified)
     if hi is not None and hi == lo:
         return FetchResult({s: {"time": np.empty(0, np.int64), "rate": np.empty(0), "mark_price": np.empty(0)}
                             for s in names}, report)
@@ -923,7 +982,7 @@ async def fetch_funding_rates(symbols: str | Sequence[str], start: Any = None, e
         report.limiter = dict(client.limiters["weight"].stats)
         if own:
             await session.close()
-    return FetchResult(dict(zip(names, results)), report)
+    return FetchResult(SymbolDict(zip(names, results), adapter.unified), report)
 
 
 def _run_sync(coro: Any) -> Any:

@@ -15,7 +15,10 @@ relies on a 429 to learn the limit:
   budget is spread over the remaining window instead of being sent at once;
 - waiters queue FIFO on one asyncio lock and sleep until the instant they may
   go (no polling loop);
-- a 429 blocks every waiter until ``Retry-After`` has passed; a 418 (IP ban)
+- a 429 blocks every waiter until ``Retry-After`` has passed (or, without one, for
+  an exponential backoff that grows with each wave of throttled replies, see
+  :meth:`WeightLimiter.strike`), then one request probes alone until one succeeds;
+  a 418 (IP ban)
   makes every later :meth:`acquire` raise at once: never continue into a ban.
 
 Every rate-limit signal (Binance 429/418, Bybit 10006/403, OKX 50011) maps to
@@ -92,7 +95,12 @@ class BackoffPolicy:
 
     ``delay(attempt)`` is ``min(max_delay, base * factor**attempt)`` stretched by a
     random factor in ``[1, 1 + jitter)``; with a ``retry_after`` it is never shorter
-    than that. ``max_retries`` bounds retries of 5xx, network and malformed replies.
+    than that. ``max_retries`` bounds retries of 5xx, network and malformed replies;
+    ``give_up_s`` bounds the time one request waits out rate limits (429 and the like):
+    a request still throttled when the next wait would pass it raises. A ``Retry-After``
+    longer than ``give_up_s`` raises at once. With the defaults, a request that keeps
+    getting 429 without ``Retry-After`` waits about 0.2, 0.4, 0.8, ... s (capped at 30 s)
+    and fails within 5 minutes.
     """
 
     base: float = 0.2
@@ -100,6 +108,7 @@ class BackoffPolicy:
     max_delay: float = 30.0
     jitter: float = 0.25
     max_retries: int = 6
+    give_up_s: float = 300.0
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
@@ -171,6 +180,8 @@ class WeightLimiter:
         self._lat_base: float | None = None
         self._lat_ewma: float | None = None
         self._next_at = 0.0
+        self._strikes = 0              # throttle waves since the last success
+        self._penalized_at = -math.inf  # clock time of the last strike
         self.stats: dict[str, Any] = {"requests": 0, "weight": 0, "waits": 0, "waited_s": 0.0,
                                       "throttled": 0, "banned": 0, "max_header": 0, "slow_mode": 0}
 
@@ -273,6 +284,11 @@ class WeightLimiter:
                     waited = True
                     await asyncio.sleep(self._blocked_until - now)
                     continue
+                if self._strikes and self._inflight > 0:
+                    # after a throttle one request probes alone; the rest follow its success
+                    waited = True
+                    await self._wait_news(0.5)
+                    continue
                 self._roll(now)
                 next_window = self._window_start(self._win + 1)
                 opens = self._window_start(self._win) + self.guard
@@ -345,17 +361,37 @@ class WeightLimiter:
     def cancel(self, ticket: Ticket) -> None:
         """Forget an admitted request that got no reply (its weight stays counted)."""
         self._inflight = max(0.0, self._inflight - ticket.cost)
+        if self._news is not None:
+            self._news.set()
 
     def penalize(self, retry_after: float | None, fallback: float = 1.0) -> None:
         """A 429 arrived: block every waiter for ``retry_after`` seconds (``fallback`` if absent).
 
         Binance's ``Retry-After`` points at the end of its window, which is what to
         trust here: our own window estimate may still be the unconfigured default.
+        The fetcher passes its backoff delay (never shorter than ``Retry-After``), so
+        a 429 without one blocks for an exponentially growing, jittered time.
         """
         now = self._clock()
         self.stats["throttled"] += 1
         wait = retry_after if retry_after is not None else fallback
         self._blocked_until = max(self._blocked_until, now + wait)
+
+    def strike(self, ticket: Ticket) -> int:
+        """A throttle reply to ``ticket``: the number of throttle waves so far (>= 1).
+
+        Replies to requests admitted before the last strike belong to the same wave (they
+        were in flight when the first one came back) and do not escalate the backoff.
+        """
+        if self._strikes == 0 or ticket.t0 > self._penalized_at:
+            self._strikes += 1
+            self._penalized_at = self._clock()
+        return self._strikes
+
+    def succeeded(self, ticket: Ticket) -> None:
+        """A good reply to a request admitted after the last strike: throttling is over."""
+        if ticket.t0 > self._penalized_at:
+            self._strikes = 0
 
     def ban(self, error: IPBanned) -> None:
         """A 418 arrived: every acquire raises ``error`` until its ``Retry-After`` has passed."""

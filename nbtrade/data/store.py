@@ -46,6 +46,7 @@ from h5py import h5a, h5d, h5f, h5g, h5p, h5s, h5z
 from .._files import atomic_path, remove_stale
 from . import integrity
 from .journal import JournaledFile, journal_path, locked
+from .symbols import unified_symbol
 from .layout import (BATCHES_NAME, CHUNK_ROWS, DTYPES, FILE_SUFFIX, FUNDING, INDEX_NAME, SCHEMA_VERSION,
                      check_exchange, check_symbol, check_timeframe, compression, default_root, group_path,
                      value_columns)
@@ -358,7 +359,7 @@ class Store:
     # --- reading --------------------------------------------------------------
     def last_time(self, exchange: str, symbol: str, timeframe: str) -> int | None:
         """Open time (epoch ms) of the last stored candle, or None when nothing is stored."""
-        gpath = group_path(symbol, timeframe)
+        gpath = group_path(unified_symbol(symbol, exchange, strict=False), timeframe)
         with self._reading(exchange, missing_ok=True) as f:
             if f is None or gpath not in f:
                 return None
@@ -367,7 +368,7 @@ class Store:
 
     def first_time(self, exchange: str, symbol: str, timeframe: str) -> int | None:
         """Open time (epoch ms) of the first stored candle, or None when nothing is stored."""
-        gpath = group_path(symbol, timeframe)
+        gpath = group_path(unified_symbol(symbol, exchange, strict=False), timeframe)
         with self._reading(exchange, missing_ok=True) as f:
             if f is None or gpath not in f:
                 return None
@@ -591,6 +592,7 @@ class Writer:
         policy = self.store.on_conflict if on_conflict is None else on_conflict
         if policy not in CONFLICT_POLICIES:
             raise ValueError(f"on_conflict must be one of {CONFLICT_POLICIES}, got {policy!r}")
+        symbol = unified_symbol(symbol, self.exchange, strict=False)  # one symbol rule (data/symbols.py)
         gpath = group_path(symbol, timeframe)
         grp = self.file.get(gpath)
         if grp is None:
@@ -734,8 +736,9 @@ def _check_format(fid: h5f.FileID, path: str) -> None:
 
 
 def _series(f: h5py.File, exchange: str, symbol: str, timeframe: str) -> h5py.Group:
-    gpath = group_path(symbol, timeframe)
-    grp = f.get(gpath)
+    unified = unified_symbol(symbol, exchange, strict=False)  # one symbol rule (data/symbols.py)
+    grp = f.get(group_path(unified, timeframe))
+    grp = grp if grp is not None else f.get(group_path(symbol, timeframe))  # stored before the rule
     if grp is None:
         raise NotFound(f"no {symbol} {timeframe} candles stored for {exchange}")
     return grp

@@ -87,10 +87,10 @@ def test_interval_and_symbol_ids():
             bybit.interval(bad)
         with pytest.raises(ValueError, match="not supported by"):
             okx.interval(bad)
-    with pytest.raises(ValueError, match="derivative"):
+    with pytest.raises(ValueError, match="perpetual .* okx serves spot"):
         okx.symbol_id("BTC/USDT:USDT")
-    with pytest.raises(ValueError, match="BTC/USDT"):
-        okx.symbol_id("BTCUSDT")
+    # one symbol rule: every spelling of the spot pair is the spot pair
+    assert okx.symbol_id("BTCUSDT") == okx.symbol_id("btc_usdt") == "BTC-USDT"
 
 
 @pytest.mark.parametrize("exchange, page", [("bybit", 1000), ("okx", 100)])

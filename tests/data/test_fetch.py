@@ -90,7 +90,8 @@ async def test_open_candle_is_dropped(mock_exchange):
 
 @pytest.mark.parametrize("bad, match", [
     (dict(timeframe="7m"), "timeframe"), (dict(start="yesterday-ish"), "start"),
-    (dict(symbols=["BTC/USDT", ""]), "symbols"), (dict(symbols="BTC-USDT"), "symbol"),
+    (dict(symbols=["BTC/USDT", ""]), "symbols"), (dict(symbols="BTC/USDT:USDT"), "symbol"),
+    (dict(symbols="FOO"), "base from the quote"), (dict(symbols="BTC USDT"), "symbol"),
     (dict(concurrency=0), "concurrency"), (dict(exchange="kraken"), "exchange"),
     (dict(end=[1, 2]), "end"), (dict(parallel=0), "parallel"), (dict(timeout=0), "timeout"),
 ])

@@ -165,3 +165,50 @@ def test_futures_page_size_and_weights():
     assert [kline_weight(n) for n in (1, 99, 100, 499, 500, 1000, 1001, 1500)] == [1, 1, 2, 2, 5, 5, 10, 10]
     with pytest.raises(ValueError, match="1500"):
         kline_weight(1501)
+
+
+async def test_throttle_waves_escalate_once_and_a_success_resets_them():
+    clock = FakeClock()
+    lim = WeightLimiter(100, 1.0, clock=clock, probe=1.0)
+    first = [await lim.acquire(1) for _ in range(4)]   # four requests in flight
+    clock.t += 0.01
+    assert [lim.strike(t) for t in first] == [1, 1, 1, 1]  # one wave: in flight when the first 429 came
+    clock.t += 0.1
+    lim.release(first[0])
+    for t in first[1:]:
+        lim.release(t)
+    retry = await lim.acquire(1)
+    clock.t += 0.01
+    assert lim.strike(retry) == 2                      # the next wave escalates
+    clock.t += 0.1
+    lim.release(retry)
+    ok = await lim.acquire(1)
+    clock.t += 0.01
+    lim.release(ok)
+    lim.succeeded(ok)
+    again = await lim.acquire(1)
+    clock.t += 0.01
+    assert lim.strike(again) == 1
+
+
+async def test_after_a_throttle_one_request_probes_alone():
+    clock = FakeClock()
+    lim = WeightLimiter(100, 1.0, clock=clock, probe=1.0)
+    probe = await lim.acquire(1)
+    clock.t += 0.01
+    lim.strike(probe)
+    clock.t += 0.01
+    lim.release(probe)
+    alone = await lim.acquire(1)
+    clock.t += 0.01
+    waiter = asyncio.ensure_future(lim.acquire(1))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()                           # held back while the probe is in flight
+    lim.release(alone)
+    lim.succeeded(alone)
+    await asyncio.wait_for(waiter, 1.0)
+
+
+def test_backoff_gives_up_within_its_documented_time():
+    policy = BackoffPolicy()
+    assert policy.give_up_s == 300.0 and policy.base == 0.2

@@ -462,8 +462,9 @@ def test_random_append_sequences_equal_last_write_wins(ops):
 def test_symbol_name_collision_and_summary(tmp_path, data):
     store = small_store(tmp_path)
     store.append(EX, "BTC/USDT", TF, part(data, 0, 10))
-    with pytest.raises(ValueError, match="already used"):
-        store.append(EX, "BTC-USDT", TF, part(data, 0, 10))
+    # the one symbol rule (data/symbols.py): BTC-USDT is BTC/USDT, one series, not a refused alias
+    assert store.append(EX, "BTC-USDT", TF, part(data, 0, 10)).duplicates == 10
+    assert [d["symbol"] for d in store.ls()] == ["BTC/USDT"]
     path = str(store.path(EX))
     jf = JournaledFile(path)
     jf.seek(0)

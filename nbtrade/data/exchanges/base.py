@@ -20,15 +20,14 @@ adapter:
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ...timeframes import TIMEFRAMES
+from ..symbols import split_symbol, unified_symbol
 
-_SYMBOL_RE = re.compile(r"^[A-Za-z0-9]+(/[A-Za-z0-9]+(:[A-Za-z0-9]+)?)?$")
 
 
 class ExchangeError(Exception):
@@ -54,6 +53,22 @@ class ServerError(ExchangeError):
 
 class MalformedResponse(ExchangeError):
     """A body that is not valid JSON or not the documented layout (retried)."""
+
+
+#: epoch-ms bounds a server clock or candle open time must lie in (2009-01-03, the first
+#: bitcoin block, to 2200-01-01): anything outside is a malformed reply, not a time
+MIN_EPOCH_MS, MAX_EPOCH_MS = 1_230_940_800_000, 7_258_118_400_000
+
+
+def checked_epoch_ms(value: Any, where: str) -> int:
+    """``value`` as epoch ms, or :class:`MalformedResponse` naming ``where`` (endpoint and field)."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise MalformedResponse(f"{where}: expected epoch milliseconds (an integer), got {value!r:.60}")
+    if not MIN_EPOCH_MS <= value < MAX_EPOCH_MS:
+        raise MalformedResponse(f"{where}: {value} ms is not a plausible time (expected 2009..2200 in epoch ms)")
+    return value
 
 
 class RawBody(str):
@@ -83,11 +98,9 @@ def best_page_limit(tiers: list[tuple[int, int]]) -> int:
 
 
 def unified_to_id(symbol: str) -> str:
-    """``"BTC/USDT"`` (or ccxt's ``"BTC/USDT:USDT"``, or ``"BTCUSDT"``) -> ``"BTCUSDT"``."""
-    if not isinstance(symbol, str) or not _SYMBOL_RE.match(symbol.strip()):
-        raise ValueError(f"symbol must look like 'BTC/USDT', got {symbol!r}")
-    base_quote = symbol.strip().upper().split(":")[0]
-    return base_quote.replace("/", "")
+    """``"BTC/USDT"`` (or ``"BTC/USDT:USDT"``, ``"BTCUSDT"``, ``"btc-usdt"``) -> ``"BTCUSDT"`` (Binance-style id)."""
+    base, quote, _ = split_symbol(unified_symbol(symbol))
+    return base + quote
 
 
 def http_date_ms(headers: Any) -> int | None:
@@ -129,8 +142,14 @@ class Adapter:
     default_budget: ClassVar[tuple[int, float]] = (1200, 60.0)
     timeframes: ClassVar[tuple[str, ...]] = TIMEFRAMES
 
+    def unified(self, symbol: str) -> str:
+        """The unified symbol of any spelling on this exchange (:func:`nbtrade.data.symbols.unified_symbol`)."""
+        return unified_symbol(symbol, self.name)
+
     def symbol_id(self, symbol: str) -> str:
-        return unified_to_id(symbol)
+        """The exchange's id of any spelling: ``BTC/USDT``, ``BTCUSDT``, ``btc-usdt`` -> ``BTCUSDT``."""
+        base, quote, _ = split_symbol(self.unified(symbol))
+        return base + quote
 
     def interval(self, timeframe: str) -> str:
         if timeframe not in self.timeframes:
@@ -192,7 +211,18 @@ class Adapter:
         return None
 
     def server_time(self, payload: Any) -> int:
-        return int(payload["serverTime"])
+        """Server clock (epoch ms) from the time endpoint's body (Binance ``{"serverTime": ms}``)."""
+        value = payload.get("serverTime") if isinstance(payload, dict) else None
+        return checked_epoch_ms(value, f"{self.name} {self.time_path}: field 'serverTime'")
+
+    def check_info(self, info: Any) -> Any:
+        """Exchange info as received, after checking the fields the fetcher reads (MalformedResponse if not)."""
+        if not isinstance(info, dict):
+            raise MalformedResponse(f"{self.name} {self.exchange_info_path}: expected a JSON object, "
+                                    f"got {type(info).__name__}")
+        self.listed(info)
+        self.rate_limits(info)
+        return info
 
     def error(self, status: int, payload: Any, headers: Any) -> Exception | None:
         """Classify a reply: a RateLimitError, a BadRequest, a ServerError, or None if fine."""

@@ -17,36 +17,68 @@ from typing import Any
 import numpy as np
 
 from ..ratelimit import TooManyRequests, classify_rate_limit, parse_retry_after
-from .base import Adapter, BadRequest, MalformedResponse, Request, ServerError
+from .base import MAX_EPOCH_MS, Adapter, BadRequest, MalformedResponse, Request, ServerError
 
 _WINDOW_S = {"SECOND": 1.0, "MINUTE": 60.0, "HOUR": 3600.0, "DAY": 86400.0}
+#: errors.md "10xx - General Server or Network issues" that are worth a retry: -1000 UNKNOWN,
+#: -1001 DISCONNECTED, -1006 UNEXPECTED_RESP, -1007 TIMEOUT, -1008 SERVER_BUSY
+SERVER_CODES = (-1000, -1001, -1006, -1007, -1008)
 
 
-def parse_kline_rows(payload: Any) -> dict[str, np.ndarray]:
-    """Binance kline rows -> arrays; ``MalformedResponse`` if the layout is wrong."""
+_FIELDS = ("open time", "open", "high", "low", "close", "volume")
+
+
+def parse_kline_rows(payload: Any, where: str = "klines") -> dict[str, np.ndarray]:
+    """Binance kline rows -> arrays; ``MalformedResponse`` naming the row and field if the layout is wrong."""
     if not isinstance(payload, list):
-        raise MalformedResponse(f"klines: expected a JSON array, got {type(payload).__name__}")
+        raise MalformedResponse(f"{where}: expected a JSON array of rows, got {type(payload).__name__} "
+                                f"{str(payload)[:80]!r}")
     n = len(payload)
     time = np.empty(n, dtype=np.int64)
     ohlcv = np.empty((n, 5), dtype=np.float64)
-    try:
-        for i, row in enumerate(payload):
-            if len(row) < 6 or isinstance(row[0], (str, float)):
-                raise MalformedResponse(f"klines: malformed row {i}: {row!r:.80}")
-            time[i] = row[0]
-            ohlcv[i] = (float(row[1]), float(row[2]), float(row[3]), float(row[4]), float(row[5]))
-    except (TypeError, ValueError) as exc:
-        raise MalformedResponse(f"klines: malformed row: {exc}") from None
+    for i, row in enumerate(payload):
+        if not isinstance(row, list) or len(row) < 6:
+            kind = "a JSON object" if isinstance(row, dict) else f"{row!r:.60}"
+            raise MalformedResponse(f"{where}: row {i} is {kind}; expected an array of 12 fields "
+                                    "[openTime, open, high, low, close, volume, ...]")
+        t = row[0]
+        if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < MAX_EPOCH_MS:
+            raise MalformedResponse(f"{where}: row {i} field 0 (open time) is {t!r:.40}; expected epoch "
+                                    "milliseconds (an integer before 2200)")
+        time[i] = t
+        for j in range(1, 6):
+            try:
+                ohlcv[i, j - 1] = float(row[j])
+            except (TypeError, ValueError, OverflowError):
+                raise MalformedResponse(f"{where}: row {i} field {j} ({_FIELDS[j]}) is {row[j]!r:.40}; expected "
+                                        "a decimal string") from None
     return {"time": time, "open": ohlcv[:, 0].copy(), "high": ohlcv[:, 1].copy(), "low": ohlcv[:, 2].copy(),
             "close": ohlcv[:, 3].copy(), "volume": ohlcv[:, 4].copy()}
 
 
-def parse_rate_limits(info: dict) -> tuple[int, float] | None:
-    """The ``REQUEST_WEIGHT`` entry of exchangeInfo ``rateLimits`` as (limit, window seconds)."""
-    for entry in info.get("rateLimits", []) or []:
+def parse_rate_limits(info: dict, where: str = "exchangeInfo") -> tuple[int, float] | None:
+    """The ``REQUEST_WEIGHT`` entry of exchangeInfo ``rateLimits`` as (limit, window seconds).
+
+    ``MalformedResponse`` naming the field when the entry is there but unusable.
+    """
+    entries = info.get("rateLimits")
+    if entries is None:
+        return None
+    if not isinstance(entries, list):
+        raise MalformedResponse(f"{where}: field 'rateLimits' is {type(entries).__name__}; expected a list")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise MalformedResponse(f"{where}: rateLimits[{i}] is {entry!r:.40}; expected an object")
         if entry.get("rateLimitType") == "REQUEST_WEIGHT":
-            window = _WINDOW_S.get(entry.get("interval"), 60.0) * float(entry.get("intervalNum", 1))
-            return int(entry["limit"]), window
+            limit, num, unit = entry.get("limit"), entry.get("intervalNum", 1), entry.get("interval")
+            if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
+                raise MalformedResponse(f"{where}: rateLimits[{i}].limit (REQUEST_WEIGHT) is {limit!r:.40}; "
+                                        "expected a positive integer")
+            if not isinstance(num, (int, float)) or isinstance(num, bool) or not 0 < num < 1e6 \
+                    or unit not in _WINDOW_S:
+                raise MalformedResponse(f"{where}: rateLimits[{i}] (REQUEST_WEIGHT) has interval {unit!r:.20} x "
+                                        f"{num!r:.20}; expected SECOND/MINUTE/HOUR/DAY and a positive intervalNum")
+            return limit, _WINDOW_S[unit] * num
     return None
 
 
@@ -95,16 +127,23 @@ class BinanceSpot(Adapter):
         return Request(self.kline_path, params, self.kline_weight(limit))
 
     def parse_klines(self, payload: Any) -> dict[str, np.ndarray]:
-        return parse_kline_rows(payload)
+        return parse_kline_rows(payload, f"{self.name} {self.kline_path}")
 
     def rate_limits(self, info: dict) -> tuple[int, float] | None:
-        return parse_rate_limits(info)
+        return parse_rate_limits(info, f"{self.name} {self.exchange_info_path}")
 
     def listed(self, info: dict) -> set[str] | None:
         symbols = info.get("symbols") if isinstance(info, dict) else None
         if not symbols:
             return None
-        return {s["symbol"] for s in symbols if "symbol" in s}
+        where = f"{self.name} {self.exchange_info_path}"
+        if not isinstance(symbols, list):
+            raise MalformedResponse(f"{where}: field 'symbols' is {type(symbols).__name__}; expected a list")
+        for i, s in enumerate(symbols):
+            if not isinstance(s, dict) or not isinstance(s.get("symbol"), str):
+                raise MalformedResponse(f"{where}: symbols[{i}] is {s!r:.60}; expected an object with a "
+                                        "'symbol' string")
+        return {s["symbol"] for s in symbols}
 
     def used_weight(self, headers: Any) -> int | None:
         value = headers.get(self.weight_header)
@@ -116,10 +155,15 @@ class BinanceSpot(Adapter):
             return None
 
     def error(self, status: int, payload: Any, headers: Any) -> Exception | None:
-        if status < 400:
-            return None
         code = payload.get("code") if isinstance(payload, dict) else None
         msg = payload.get("msg", "") if isinstance(payload, dict) else ""
+        sent = status
+        if status < 400:
+            # an error body sent with HTTP 200 ({"code": -1121, "msg": "Invalid symbol."}) is an
+            # error: classify it by its code, never parse or retry it as malformed data
+            if not (isinstance(code, int) and not isinstance(code, bool) and code < 0 and "msg" in payload):
+                return None
+            status = 429 if code == -1003 else (500 if code in SERVER_CODES else 400)
         retry_after = parse_retry_after(headers.get("Retry-After"))
         if status == 403:
             # rest-api.md "HTTP Return Codes": 403 is the WAF limit (Web Application Firewall)
@@ -131,7 +175,7 @@ class BinanceSpot(Adapter):
         limited = classify_rate_limit(status, code, retry_after, str(msg), exchange=self.name)
         if limited is not None:
             return limited
-        text = f"{self.name}: HTTP {status}" + (f", code {code}: {msg}" if code is not None else "")
+        text = f"{self.name}: HTTP {sent}" + (f", code {code}: {msg}" if code is not None else "")
         if 400 <= status < 500:
             return BadRequest(text, exchange=self.name, status=status, code=code)
         return ServerError(text, exchange=self.name, status=status, code=code)

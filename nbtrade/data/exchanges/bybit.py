@@ -42,7 +42,8 @@ import numpy as np
 from ...timeframes import DAY_MS, timeframe_ms
 from .._grid import ceil_open, floor_open
 from ..ratelimit import IPBanned, TooManyRequests
-from .base import Adapter, BadRequest, MalformedResponse, Request, ServerError
+from ..symbols import split_symbol
+from .base import MAX_EPOCH_MS, Adapter, BadRequest, MalformedResponse, Request, ServerError, checked_epoch_ms
 
 INTERVALS = {"1m": "1", "3m": "3", "5m": "5", "15m": "15", "30m": "30", "1h": "60", "2h": "120", "4h": "240",
              "6h": "360", "12h": "720", "1d": "D", "1w": "W", "1M": "M"}
@@ -59,14 +60,26 @@ def parse_rows(rows: Any, width: int, where: str) -> dict[str, np.ndarray]:
     n = len(rows)
     time = np.empty(n, dtype=np.int64)
     ohlcv = np.empty((n, 5), dtype=np.float64)
-    try:
-        for i, row in enumerate(rows):
-            if not isinstance(row, list) or len(row) < width:
-                raise MalformedResponse(f"{where}: malformed row {i}: {row!r:.80}")
-            time[i] = int(row[0])
-            ohlcv[i] = (float(row[1]), float(row[2]), float(row[3]), float(row[4]), float(row[5]))
-    except (TypeError, ValueError) as exc:
-        raise MalformedResponse(f"{where}: malformed row: {exc}") from None
+    names = ("open", "high", "low", "close", "volume")
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) < width:
+            kind = "a JSON object" if isinstance(row, dict) else f"{row!r:.60}"
+            raise MalformedResponse(f"{where}: row {i} is {kind}; expected an array of {width} strings "
+                                    "[ts, open, high, low, close, volume, ...]")
+        try:
+            t = int(row[0]) if isinstance(row[0], (str, int)) and not isinstance(row[0], bool) else None
+        except ValueError:
+            t = None
+        if t is None or not 0 <= t < MAX_EPOCH_MS:
+            raise MalformedResponse(f"{where}: row {i} field 0 (start time) is {row[0]!r:.40}; expected epoch "
+                                    "milliseconds before 2200")
+        time[i] = t
+        for j in range(1, 6):
+            try:
+                ohlcv[i, j - 1] = float(row[j])
+            except (TypeError, ValueError, OverflowError):
+                raise MalformedResponse(f"{where}: row {i} field {j} ({names[j - 1]}) is {row[j]!r:.40}; "
+                                        "expected a decimal string") from None
     return {"time": time, "open": ohlcv[:, 0].copy(), "high": ohlcv[:, 1].copy(), "low": ohlcv[:, 2].copy(),
             "close": ohlcv[:, 3].copy(), "volume": ohlcv[:, 4].copy()}
 
@@ -140,19 +153,28 @@ class BybitSpot(Adapter):
         return parse_rows(result.get("list"), 7, f"{self.name} kline")
 
     def server_time(self, payload: Any) -> int:
-        try:
-            return int(payload["time"])
-        except (KeyError, TypeError, ValueError):
-            try:
-                return int(payload["result"]["timeSecond"]) * 1000
-            except (KeyError, TypeError, ValueError):
-                raise MalformedResponse(f"{self.name} time: unexpected body {payload!r:.80}") from None
+        where = f"{self.name} {self.time_path}"
+        if isinstance(payload, dict) and "time" in payload:
+            return checked_epoch_ms(payload["time"], f"{where}: field 'time'")
+        result = payload.get("result") if isinstance(payload, dict) else None
+        seconds = result.get("timeSecond") if isinstance(result, dict) else None
+        if isinstance(seconds, str) and seconds.isdigit():
+            return checked_epoch_ms(int(seconds) * 1000, f"{where}: field 'result.timeSecond'")
+        raise MalformedResponse(f"{where}: no field 'time' or 'result.timeSecond' in {payload!r:.80}")
 
     def listed(self, info: dict) -> set[str] | None:
         result = info.get("result") if isinstance(info, dict) else None
         if not isinstance(result, dict) or not result.get("list") or result.get("nextPageCursor"):
             return None  # unknown or only one page of many: let the kline endpoint judge
-        return {s["symbol"] for s in result["list"] if isinstance(s, dict) and "symbol" in s}
+        where = f"{self.name} {self.exchange_info_path}"
+        if not isinstance(result["list"], list):
+            raise MalformedResponse(f"{where}: field 'result.list' is {type(result['list']).__name__}; "
+                                    "expected a list")
+        for i, s in enumerate(result["list"]):
+            if not isinstance(s, dict) or not isinstance(s.get("symbol"), str):
+                raise MalformedResponse(f"{where}: result.list[{i}] is {s!r:.60}; expected an object with a "
+                                        "'symbol' string")
+        return {s["symbol"] for s in result["list"]}
 
     def used_weight(self, headers: Any) -> int | None:
         """None: Bybit sends no header measuring the IP budget (``X-Bapi-Limit*`` are per UID and endpoint)."""
@@ -194,7 +216,12 @@ class BybitSpot(Adapter):
 
 
 class BybitLinear(BybitSpot):
-    """Bybit v5 USDT perpetuals (``category=linear``); symbols ``BTC/USDT:USDT`` or ``BTC/USDT``."""
+    """Bybit v5 linear perpetuals (``category=linear``): ``BTC/USDT:USDT`` (id ``BTCUSDT``; ``BTC/USDT``
+    and ``BTCUSDT`` mean the same) and USDC perpetuals ``ETH/USDC:USDC`` (id ``ETHPERP``)."""
 
     name = "bybit_linear"
     category = "linear"
+
+    def symbol_id(self, symbol: str) -> str:
+        base, quote, settle = split_symbol(self.unified(symbol))
+        return base + "PERP" if settle == "USDC" else base + quote

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from ..ratelimit import TooManyRequests
-from .base import Adapter, BadRequest, MalformedResponse, Request, ServerError, unified_to_id
+from ..symbols import split_symbol
+from .base import Adapter, BadRequest, MalformedResponse, Request, ServerError, checked_epoch_ms
 from .bybit import parse_rows
 
 BARS = {"1m": "1m", "3m": "3m", "5m": "5m", "15m": "15m", "30m": "30m", "1h": "1H", "2h": "2H", "4h": "4H",
@@ -56,14 +57,9 @@ class OKXSpot(Adapter):
     timeframes = tuple(BARS)
 
     def symbol_id(self, symbol: str) -> str:
-        """``"BTC/USDT"`` -> ``"BTC-USDT"`` (spot only)."""
-        unified_to_id(symbol)  # same validation as everywhere
-        text = symbol.strip().upper()
-        if ":" in text:
-            raise ValueError(f"symbol {symbol!r} is a derivative; the okx adapter serves spot ('BTC/USDT')")
-        if "/" not in text:
-            raise ValueError(f"symbol must look like 'BTC/USDT' for okx (base and quote), got {symbol!r}")
-        return text.replace("/", "-")
+        """``"BTC/USDT"`` (or ``BTC-USDT``, ``BTCUSDT``) -> ``"BTC-USDT"`` (spot only)."""
+        base, quote, _ = split_symbol(self.unified(symbol))
+        return f"{base}-{quote}"
 
     def interval(self, timeframe: str) -> str:
         return BARS[super().interval(timeframe)]
@@ -92,15 +88,22 @@ class OKXSpot(Adapter):
 
     def server_time(self, payload: Any) -> int:
         try:
-            return int(payload["data"][0]["ts"])
-        except (KeyError, IndexError, TypeError, ValueError):
-            raise MalformedResponse(f"{self.name} time: unexpected body {payload!r:.80}") from None
+            value = payload["data"][0]["ts"]
+        except (KeyError, IndexError, TypeError):
+            raise MalformedResponse(f"{self.name} {self.time_path}: no field 'data[0].ts' in {payload!r:.80}") from None
+        return checked_epoch_ms(value, f"{self.name} {self.time_path}: field 'data[0].ts'")
 
     def listed(self, info: dict) -> set[str] | None:
         data = info.get("data") if isinstance(info, dict) else None
         if not data:
             return None
-        return {s["instId"] for s in data if isinstance(s, dict) and "instId" in s}
+        where = f"{self.name} {self.exchange_info_path}"
+        if not isinstance(data, list):
+            raise MalformedResponse(f"{where}: field 'data' is {type(data).__name__}; expected a list")
+        for i, s in enumerate(data):
+            if not isinstance(s, dict) or not isinstance(s.get("instId"), str):
+                raise MalformedResponse(f"{where}: data[{i}] is {s!r:.60}; expected an object with an 'instId' string")
+        return {s["instId"] for s in data}
 
     def error(self, status: int, payload: Any, headers: Any) -> Exception | None:
         raw = payload.get("code") if isinstance(payload, dict) else None
