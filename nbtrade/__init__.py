@@ -57,6 +57,7 @@ _EXPORTS: dict[str, str] = {
     "Inputs": "nbtrade.backtesting",
     "RejectedOrdersWarning": "nbtrade.backtesting",
     "Result": "nbtrade.result",
+    "load_result": "nbtrade.saved",
     # report, caches, checks
     "Cache": "nbtrade.cache",
     "cached": "nbtrade.cache",

@@ -271,6 +271,16 @@ class Result:
             webbrowser.open("file://" + str(Path(path).resolve()))
         return path
 
+    def save(self, path: str) -> str:
+        """Save to a ``.npz`` file (arrays and a JSON header; no pickled objects).
+
+        ``nbtrade.load_result(path)`` gives back a Result with the same frames, statistics
+        and report.
+        """
+        from .saved import save_result
+
+        return str(save_result(self, path))
+
     def _repr_html_(self) -> str:
         """Notebooks: the interactive report in an isolated frame (its styles and scripts stay inside)."""
         import html as _html
