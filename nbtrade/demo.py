@@ -132,9 +132,13 @@ def _research(cfg: DemoConfig, frames: dict, settings: Any, mon: Any, console: A
                         fit=f"{ev.get('fit_s', 0):.2f}s", cache="hit" if ev.get("cache_hit") else "miss",
                         score=f"{ev.get('score', float('nan')):.3f}")
 
+        models = ModelCache(settings.cache / "models")
         run = research(frames, FEATURES, horizon=1, train_window=cfg.train_window, test_window=cfg.test_window,
-                       retrain="incremental", seed=cfg.seed, cache=ModelCache(settings.cache / "models"),
+                       retrain="incremental", seed=cfg.seed, cache=models,
                        progress=progress, monitor=mon, fees=FEES, slippage=SLIPPAGE)
+    # counters to disk now (the cache may be collected before the exit hook): `nbtrade cache stats`
+    models.cache.save_stats()
+    models.outputs.save_stats()
     n_feat = run.features.shape[1] // len(frames)
     s = run.walk_forward.summary()
     console.print(f"features: {n_feat} per symbol x {len(frames)} symbols, {len(run.features):,} bars")

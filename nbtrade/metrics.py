@@ -68,6 +68,22 @@ class Stats(pd.Series):
 
         return pd.Series({k: stat(k, v) for k, v in self.full().items()}, dtype=object, name=self.name)
 
+    def to_json_dict(self) -> dict[str, Any]:
+        """Plain JSON values: numbers (NaN and infinities as None), times in ISO 8601
+        (``2024-01-01T00:00:00+00:00``, durations ``P12DT4H0M0S``)."""
+        out: dict[str, Any] = {}
+        for k, v in self.full().items():
+            if isinstance(v, (pd.Timestamp, pd.Timedelta)):
+                out[str(k)] = v.isoformat()
+            elif v is None or v is pd.NaT:
+                out[str(k)] = None
+            elif isinstance(v, (int, np.integer)):
+                out[str(k)] = int(v)
+            else:
+                f = float(v)
+                out[str(k)] = f if np.isfinite(f) else None
+        return out
+
     def to_string(self, *args: Any, **kwargs: Any) -> str:
         return self.full().to_string(*args, **kwargs)
 

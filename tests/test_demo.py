@@ -5,7 +5,7 @@ from rich.console import Console
 from nbtrade.demo import run_demo
 
 
-def test_demo_quick_runs_the_pipeline(tmp_path):
+def test_demo_quick_runs_the_pipeline(tmp_path, capsys):
     buf = io.StringIO()
     console = Console(file=buf, width=140, force_terminal=False)
     report = tmp_path / "demo.html"
@@ -22,3 +22,9 @@ def test_demo_quick_runs_the_pipeline(tmp_path):
     run_demo(quick=True, home=str(tmp_path), report=str(report), live=False,
              console=Console(file=buf2, width=140, force_terminal=False))
     assert "0 cache hits" not in buf2.getvalue()
+    # `nbtrade cache stats` shows the model-cache hits the second run reported
+    from nbtrade.cache import disk_summary
+    from nbtrade.config import load_settings
+
+    rows = {r["cache"]: r for r in disk_summary(load_settings(flags={"home": str(tmp_path)}).cache)}
+    assert any(r["hits"] > 0 for name, r in rows.items() if name.startswith("models")), rows
