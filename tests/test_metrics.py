@@ -119,3 +119,10 @@ def test_same_definitions_as_backtesting_py():
     # the definitions that differ, as the docstring says
     assert s["Profit Factor"] == pytest.approx(15.25 / 8.5)
     assert ref["Profit Factor"] == pytest.approx(0.01525 / 0.0085)
+
+
+def test_selections_drop_the_times_element_wise_results_keep_them():
+    s, *_ = _scenario()
+    part = s[["Sharpe Ratio", "SQN"]]
+    assert "Start" not in repr(part) and part.times is None
+    assert (s * 1).times is not None and s.copy()["Avg. Trade Duration"] == pd.Timedelta("36h")

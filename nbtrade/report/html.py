@@ -78,7 +78,8 @@ def _frame_table(df: pd.DataFrame, max_rows: int = 500, what: str = "rows") -> s
             cells.append(f"<td{cls}>{html.escape(_fmt_value(v, label))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     more = (f"<p>First {max_rows:,} of {len(df):,} {what} shown.</p>" if len(df) > max_rows else "")
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>{more}'
+    wrap = "scroll" if len(shown) > 40 else "plain"  # short tables (statistics) are shown whole
+    return f'<div class="{wrap}"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>{more}'
 
 
 def monthly_returns(equity: pd.Series) -> pd.DataFrame:

@@ -17,9 +17,9 @@
   const num = (v) => (v === null || v === undefined ? "–" : v.toLocaleString("en-US", { maximumSignificantDigits: 6 }));
   const pct = (v) => (v === null || v === undefined ? "–" : v.toFixed(Math.abs(v) >= 10 ? 0 : 1) + "%");
 
+  const numFormat = { type: "custom", formatter: num, minMove: 1e-8 };
   const chart = LWC.createChart(box, {
     autoSize: true,
-    localization: { priceFormatter: num },
     layout: { background: { color: "#ffffff" }, textColor: "#334155", fontSize: 11,
               panes: { separatorColor: "#cbd5e1", enableResize: true } },
     grid: { vertLines: { color: "#f1f5f9" }, horzLines: { color: "#f1f5f9" } },
@@ -31,8 +31,9 @@
   // pane 0: price (candles, or a line when only closes are known) and volume on an overlay scale
   const candle = D.ohlc
     ? chart.addSeries(LWC.CandlestickSeries, { upColor: "#16a34a", downColor: "#dc2626", borderVisible: false,
-                                               wickUpColor: "#16a34a", wickDownColor: "#dc2626" }, 0)
-    : chart.addSeries(LWC.LineSeries, { color: "#2563eb", lineWidth: 1 }, 0);
+                                               wickUpColor: "#16a34a", wickDownColor: "#dc2626",
+                                               priceFormat: numFormat }, 0)
+    : chart.addSeries(LWC.LineSeries, { color: "#2563eb", lineWidth: 1, priceFormat: numFormat }, 0);
   const volume = chart.addSeries(LWC.HistogramSeries, { priceFormat: { type: "volume" }, priceScaleId: "vol",
                                                         color: "rgba(100,116,139,0.35)", lastValueVisible: false,
                                                         priceLineVisible: false }, 0);
@@ -44,7 +45,8 @@
   const line = (values) => values.map((v, i) => (v === null ? { time: t[i] } : { time: t[i], value: v }));
   Object.entries(D.equity).forEach(([name, values], k) => {
     const s = chart.addSeries(LWC.LineSeries, { color: palette[k % palette.length], lineWidth: k ? 1 : 2,
-                                                title: name, priceLineVisible: false }, 1);
+                                                title: name, priceLineVisible: false,
+                                                priceFormat: numFormat }, 1);
     s.setData(line(values));
   });
   const pctFormat = { type: "custom", formatter: pct, minMove: 0.01 };
