@@ -218,8 +218,16 @@ def write_report(path: str, equity: pd.Series, **kwargs: Any) -> str:
     stats, trades, price, exposure, importances, folds : optional
         Statistics (Series or DataFrame with one column per strategy), the
         trades table (``entry_time, entry_price, exit_time, exit_price`` columns
-        give markers on ``price``), exposure [%], feature importances and
-        walk-forward fold scores.
+        give markers; ``symbol`` assigns them), exposure [%], feature importances
+        and walk-forward fold scores. ``price``: one close series, when no candles.
+    candles : dict of symbol -> DataFrame, optional
+        ``open, high, low, close[, volume]`` per symbol on the equity's index: the
+        interactive chart's candles and its symbol selector.
+    interactive : bool
+        True (default): the chart panes as an interactive chart (scripts inlined, no
+        network; the static pictures inside ``<noscript>``); False: static pictures only.
+    subtitle : str, optional
+        A line under the title (e.g. what the data are).
     assumptions, reproducibility : dict, optional
         Fill timing, fees, slippage, intrabar rule, data gaps met; seed,
         package versions, data hash, command.
