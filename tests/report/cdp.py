@@ -105,6 +105,15 @@ class Page:
             raise RuntimeError(f"{expression}: {res['exceptionDetails']}")
         return res["result"].get("value")
 
+    async def wait_for(self, expression: str, timeout: float = 5.0) -> Any:
+        """Poll ``expression`` until it is truthy (animation frames, crosshair updates); returns its value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = await self.eval(expression)
+            if value or time.monotonic() > deadline:
+                return value
+            await asyncio.sleep(0.05)
+
     async def screenshot(self, path: Path) -> Path:
         res = await self.send("Page.captureScreenshot", format="png")
         path.write_bytes(base64.b64decode(res["data"]))

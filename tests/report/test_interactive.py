@@ -92,13 +92,14 @@ def test_report_in_headless_chromium(tmp_path):
                 return {x: box.left + r.chart.timeScale().timeToCoordinate(e.time),
                         y: box.top + r.candle.priceToCoordinate(e.price), kind: e.kind, trade: e.trade}; })()""")
             hidden = await page.eval("getComputedStyle(document.getElementById('nbtrade-tooltip')).display")
+            shown = "getComputedStyle(document.getElementById('nbtrade-tooltip')).display === 'block'"
             await page.move_mouse(target["x"], target["y"])
-            await asyncio.sleep(0.3)
+            await page.wait_for(shown)
             tip = await page.eval("(() => { const t = document.getElementById('nbtrade-tooltip');"
                                   " return [getComputedStyle(t).display, t.innerText]; })()")
             # moving away hides it
             await page.move_mouse(target["x"], max(target["y"] - 200, box[1] + 5))
-            await asyncio.sleep(0.3)
+            await page.wait_for(f"!({shown})")
             after = await page.eval("getComputedStyle(document.getElementById('nbtrade-tooltip')).display")
             # the symbol selector switches candles and markers
             await page.eval("(() => { const s = document.getElementById('nbtrade-symbol'); s.value = 'ETH/USDT';"
@@ -152,8 +153,7 @@ def test_markers_cluster_when_zoomed_out(tmp_path):
             await page.eval(frame)
             wide = await page.eval("window.nbtradeReport.mode()")
             await page.eval("window.nbtradeReport.chart.timeScale().setVisibleLogicalRange({from: 100, to: 160})")
-            await page.eval(frame)
-            narrow = await page.eval("window.nbtradeReport.mode()")
+            narrow = await page.wait_for("window.nbtradeReport.mode() === 'events' && 'events'")
             return wide, narrow, page.errors
 
     wide, narrow, errors = asyncio.run(drive())
