@@ -145,6 +145,7 @@ def _without_signal(cfg: DemoConfig, frames: dict) -> dict:
 
 def _research(cfg: DemoConfig, frames: dict, settings: Any, mon: Any, console: Any, live: bool | None,
               label: str = "planted signal") -> Any:
+    from .format import number, seconds
     from .model.modelcache import ModelCache
     from .pipeline import research
     from .report.dashboard import Dashboard
@@ -155,8 +156,8 @@ def _research(cfg: DemoConfig, frames: dict, settings: Any, mon: Any, console: A
 
         def progress(ev: dict) -> None:
             dash.update("folds", completed=ev.get("fold", 0) + 1, total=ev.get("folds"),
-                        fit=f"{ev.get('fit_s', 0):.2f}s", cache="hit" if ev.get("cache_hit") else "miss",
-                        score=f"{ev.get('score', float('nan')):.3f}")
+                        fit=seconds(ev.get("fit_s", 0.0)), cache="hit" if ev.get("cache_hit") else "miss",
+                        score=number(ev.get("score", float("nan"))))
 
         models = ModelCache(settings.cache / "models")
         run = research(frames, FEATURES, horizon=1, train_window=cfg.train_window, test_window=cfg.test_window,
