@@ -157,12 +157,15 @@ class Result:
         Each symbol's close over its first valid close (1.0 before it lists), averaged:
         the value of a never-rebalanced equal split. Used for Buy & Hold, Alpha and Beta.
         """
-        close = pd.DataFrame(self._inputs.close, index=self.index, columns=self.symbols).ffill()
+        close = np.asarray(self._inputs.close, dtype=float)
         if symbol is not None:
-            close = close[[symbol]] if symbol in close.columns else close.iloc[:, [self._col(symbol)]]
-        first = close.bfill().iloc[0]
-        rel = (close / first).fillna(1.0)
-        return rel.mean(axis=1).rename("buy & hold")
+            close = close[:, [self._col(symbol)]]
+        close = pd.DataFrame(close).ffill().to_numpy()
+        listed = np.isfinite(close)
+        first = close[listed.argmax(axis=0), np.arange(close.shape[1])]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = np.where(listed, close / first, 1.0)
+        return pd.Series(rel.mean(axis=1), index=self.index, name="buy & hold")
 
     def stats(self, symbol: Any = None) -> Stats:
         """Portfolio statistics, or one symbol's (its trades and contribution curve).
@@ -192,7 +195,8 @@ class Result:
             orders = orders[orders["col"] == c]
         init = self.init_cash if symbol is None else self.symbol_init_cash
         if isinstance(self.index, pd.DatetimeIndex):
-            durations = np.asarray(self.index[tr["exit_idx"]]) - np.asarray(self.index[tr["entry_idx"]])
+            ns = self.index.asi8  # int64 ns: an object array of Timestamps would cost seconds per 100k trades
+            durations = (ns[tr["exit_idx"]] - ns[tr["entry_idx"]]).astype("timedelta64[ns]")
         else:
             durations = tr["exit_idx"] - tr["entry_idx"]
         s = compute_stats(equity, self.index, init, self.freq_ms, tr["pnl"],
