@@ -147,4 +147,4 @@ def test_result_market_is_equal_parts_buy_and_hold():
     np.testing.assert_allclose(res.market("B"), [1.0, 1.0, 0.5, 0.5])
     s = res.stats()
     assert s["Buy & Hold Return [%]"] == pytest.approx(-10.0) and res.stats("A")["Buy & Hold Return [%]"] == pytest.approx(30.0)
-    assert np.isnan(s["Beta"])  # a flat equity has no beta
+    assert s["Beta"] == 0.0 and s["Alpha [%]"] == 0.0  # cash moves with nothing
