@@ -63,6 +63,7 @@ _EXPORTS: dict[str, str] = {
     "Market": "nbtrade.panel",
     "RejectedOrdersWarning": "nbtrade.backtesting",
     "Result": "nbtrade.result",
+    "load_result": "nbtrade.saved",
     # report, caches, checks
     "Cache": "nbtrade.cache",
     "cached": "nbtrade.cache",

@@ -108,25 +108,30 @@ def load_cases(suite: str) -> list[Case]:
     return cases
 
 
-def render(rows: list[dict[str, Any]], title: str) -> None:
-    """Print results as a rich table: one row per implementation, ratio to nbtrade."""
-    from rich.console import Console
+def render(rows: list[dict[str, Any]], title: str, console: Any = None) -> None:
+    """Print results as a rich table: one row per implementation, ratio to nbtrade.
+
+    Off a terminal the table keeps its width (see :func:`nbtrade.report.dashboard.make_console`)."""
     from rich.table import Table
+
+    from .format import number
+    from .report.dashboard import make_console
 
     table = Table(title=title, show_lines=False)
     for col in ("case", "impl", "median", "ns/unit", "x nbtrade", "first call", "target"):
-        table.add_column(col, justify="right" if col not in ("case", "impl", "target") else "left")
+        table.add_column(col, justify="right" if col not in ("case", "impl", "target") else "left",
+                         no_wrap=col != "target")
     for row in rows:
         first = True
         for impl, r in sorted(row["impls"].items(), key=lambda kv: (kv[0] != "nbtrade", kv[1]["median_s"])):
             table.add_row(
-                row["case"] if first else "", impl, f"{r['median_s'] * 1e3:.2f} ms",
-                f"{r['ns_per_unit']:.2f}", f"{r['ratio']:.2f}", f"{r['first_s'] * 1e3:.1f} ms",
+                row["case"] if first else "", impl, f"{number(r['median_s'] * 1e3, 4)} ms",
+                number(r["ns_per_unit"], 4), number(r["ratio"], 3), f"{number(r['first_s'] * 1e3, 4)} ms",
                 row["target"] if first else "",
             )
             first = False
         table.add_section()
-    Console().print(table)
+    (console or make_console()).print(table)
 
 
 def script_main(cases: list[Case], title: str, description: str, argv: list[str] | None = None,
@@ -188,26 +193,29 @@ def run_bench(suite: str = "kernels", n: int | None = None, repeat: int = 5, qui
     if not cases:
         print(f"no bench cases for suite {suite!r}" + (f" matching {only!r}" if only else ""))
         return 1
-    from .report.dashboard import Dashboard
+    from .report.dashboard import Dashboard, make_console
 
+    to_stdout = json_path == "-"  # --json without a file: stdout is the JSON alone
+    console = make_console(stderr=to_stdout)
     rows = []
-    with Dashboard(f"bench {suite}", fields=("nbtrade",), interval=0) as dash:
+    with Dashboard(f"bench {suite}", fields=("nbtrade",), interval=0, console=console) as dash:
         dash.add("cases", total=len(cases))
         for case in cases:
             dash.update("cases", case=case.name)
             row = run_case(case, n, repeat)
             rows.append(row)
             dash.update("cases", advance=1, nbtrade=f"{row['impls']['nbtrade']['median_s'] * 1e3:.2f} ms")
-    render(rows, f"nbtrade bench {suite}: n={n:,}, median of {repeat} (ratio = time / nbtrade's time)")
-    if json_path:
-        with open(json_path, "w") as fh:
-            json.dump({"suite": suite, "n": n, "repeat": repeat, "rows": rows}, fh, indent=1)
+    payload = {"suite": suite, "n": n, "repeat": repeat, "rows": rows}
+    if to_stdout:
+        print(json.dumps(payload, indent=1))
+    else:
+        render(rows, f"nbtrade bench {suite}: n={n:,}, median of {repeat} (ratio = time / nbtrade's time)", console)
+        if json_path:
+            with open(json_path, "w") as fh:
+                json.dump(payload, fh, indent=1)
     if compare:
         with open(compare) as fh:
             changes = compare_runs(rows, json.load(fh))
-        from rich.console import Console
-
-        console = Console()
         for c in changes:
             flag = "[bold red]REGRESSION[/]" if c["regression"] else "ok"
             basis = "vs baselines" if c["relative"] else "absolute"

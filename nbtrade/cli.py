@@ -23,6 +23,29 @@ def _data_args(p: argparse.ArgumentParser, symbols_default: str = "BTC/USDT,ETH/
     p.add_argument("--seed", type=int, default=42, help="seed of the synthetic market (default %(default)s)")
 
 
+#: ``nbtrade backtest`` settings when neither a flag nor the strategy file's ``BACKTEST`` gives one
+BACKTEST_DEFAULTS = {"fees": 0.001, "slippage": 0.0005, "fill": "next_open", "init_cash": 10_000.0}
+
+STRATEGY_FILE_HELP = """\
+Backtest a built-in strategy or your own strategy file; print the statistics, write an HTML report.
+
+A strategy file is a Python file defining
+
+    def strategy(data):   # data: {symbol: OHLCV DataFrame, UTC open-time index}
+        ...
+        return {"entries": ..., "exits": ...}
+
+returning boolean DataFrames (bars x symbols) under any of entries, exits, short_entries,
+short_exits. A signal at bar t may use bars up to t only; it fills at bar t+1's open
+(--fill close: at t's close). Optionally the file sets
+
+    BACKTEST = {"sl_stop": 0.05, "size": 0.5}   # keyword arguments of nbtrade.backtest
+
+as its defaults. Precedence: flags given here > the file's BACKTEST > nbtrade's defaults.
+An error in the file is reported with its file name and line.
+"""
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nbtrade",
@@ -91,24 +114,36 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("--end", default=None)
     d.add_argument("--store", default=None)
 
-    bt = sub.add_parser("backtest", help="backtest a built-in strategy or a strategy file; print stats, write a report")
+    bt = sub.add_parser("backtest", help="backtest a built-in strategy or a strategy file; print stats, write a report",
+                        description=STRATEGY_FILE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     bt.add_argument("strategy", help="ema_cross, sma_cross, rsi_reversion, or a .py file defining strategy(data)")
     _data_args(bt)
-    bt.add_argument("--fees", type=float, default=0.001, help="fee per order, fraction (default %(default)s)")
-    bt.add_argument("--slippage", type=float, default=0.0005, help="adverse fraction per fill (default %(default)s)")
-    bt.add_argument("--fill", choices=["next_open", "close"], default="next_open")
+    # default None: a flag given on the command line beats the file's BACKTEST, which beats BACKTEST_DEFAULTS
+    d = BACKTEST_DEFAULTS
+    bt.add_argument("--fees", type=float, default=None, help=f"fee per order, fraction (default {d['fees']})")
+    bt.add_argument("--slippage", type=float, default=None, help=f"adverse fraction per fill (default {d['slippage']})")
+    bt.add_argument("--fill", choices=["next_open", "close"], default=None, help=f"default {d['fill']}")
     bt.add_argument("--sl-stop", type=float, default=None, help="stop-loss, fraction of entry")
     bt.add_argument("--tp-stop", type=float, default=None, help="take-profit, fraction of entry")
-    bt.add_argument("--cash", type=float, default=10_000.0)
+    bt.add_argument("--cash", type=float, default=None, help=f"initial cash (default {d['init_cash']:,.0f})")
     bt.add_argument("--report", default=None, help="HTML report path (default $NBTRADE_HOME/reports/backtest.html)")
+    bt.add_argument("--save", default=None, metavar="FILE.npz", help="also save the result (nbtrade.load_result)")
+    bt.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                    help="statistics as JSON: to FILE, or to stdout instead of the table")
     bt.add_argument("--profile", action="store_true", help="show the performance monitor")
+
+    rep = sub.add_parser("report", help="rebuild the HTML report of a saved result (backtest --save)")
+    rep.add_argument("path", help="a .npz file written by Result.save or backtest --save")
+    rep.add_argument("--out", default=None, help="HTML path (default: the saved file's name with .html)")
+    rep.add_argument("--title", default="nbtrade backtest")
 
     bench = sub.add_parser("bench", help="benchmark kernels and pipeline against baselines (ratios, medians)")
     bench.add_argument("suite", nargs="?", default="kernels", choices=["kernels", "engine", "data", "ml", "all"])
     bench.add_argument("--n", type=int, default=None, help="values per series (default 10,000,000; --quick 1,000,000)")
     bench.add_argument("--repeat", type=int, default=5, help="timed runs per case; medians are reported (default 5)")
     bench.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    bench.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON")
+    bench.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                       help="also write the results as JSON to FILE; without FILE, print JSON instead of the table")
     bench.add_argument("--compare", metavar="FILE", default=None,
                        help="compare with a previous --json file and flag regressions")
     bench.add_argument("--only", metavar="NAME", default=None, help="run only cases whose name contains NAME")
@@ -133,9 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(__version__)
         return 0
-    if args.command is None:
-        parser.print_help()
-        return 0
+    if args.command is None:  # a usage error: say what the commands are
+        parser.print_help(sys.stderr)
+        return 2
     try:
         return _dispatch(args)
     except KeyboardInterrupt:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +45,7 @@ def _fetch(args: argparse.Namespace) -> int:
 def _mock(args: argparse.Namespace) -> int:
     from .data.mock import run_mock_exchange
 
+    print(f"fetch from it: nbtrade fetch binance BTC/USDT,ETH/USDT --base-url http://{args.host}:{args.port} --start 2024-01-01 --end 2024-03-01", flush=True)  # noqa: E501
     return run_mock_exchange(port=args.port, host=args.host, seed=args.seed)
 
 
@@ -162,42 +164,116 @@ def load_data(args: argparse.Namespace) -> dict[str, Any]:
     return frames
 
 
+@contextmanager
+def user_code(path: str | None) -> Iterator[None]:
+    """Errors raised inside a user's strategy file name the file and line (the one-line CLI error
+    otherwise hides where they came from); ``--debug`` still shows the whole traceback."""
+    try:
+        yield
+    except Exception as exc:
+        where = _user_frame(exc, path) if path else None
+        if where is None:
+            raise
+        raise UserCodeError(f"{type(exc).__name__}: {exc} (at {where})") from exc
+
+
+class UserCodeError(Exception):
+    """An exception from a user's strategy file, with its file and line in the message."""
+
+
+def _user_frame(exc: BaseException, path: str) -> str | None:
+    import os
+    import traceback
+
+    target = os.path.realpath(path)
+    if isinstance(exc, SyntaxError) and exc.filename and os.path.realpath(exc.filename) == target:
+        return f"{path}, line {exc.lineno}"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if os.path.realpath(f.filename) == target]
+    if not frames:
+        return None
+    f = frames[-1]
+    return f"{path}, line {f.lineno}, in {f.name}: {(f.line or '').strip()}"
+
+
+def _strategy(args: argparse.Namespace) -> tuple[Callable, dict[str, Any], str | None]:
+    from .strategies import BUILTIN, load_strategy
+
+    path = None if args.strategy in BUILTIN else args.strategy
+    with user_code(path):
+        strategy, kwargs = load_strategy(args.strategy)
+    return strategy, kwargs, path
+
+
+def backtest_params(args: argparse.Namespace, file_kwargs: dict[str, Any], n_symbols: int) -> dict[str, Any]:
+    """Backtest keywords: flags given on the command line > the file's ``BACKTEST`` > the CLI defaults."""
+    from .cli import BACKTEST_DEFAULTS
+
+    params = {**BACKTEST_DEFAULTS, "size": 1.0 / n_symbols, **file_kwargs}
+    flags = {"fees": args.fees, "slippage": args.slippage, "fill": args.fill, "sl_stop": args.sl_stop,
+             "tp_stop": args.tp_stop, "init_cash": args.cash}
+    params.update({k: v for k, v in flags.items() if v is not None})
+    return params
+
+
 def _backtest(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    import os
+    import sys
+
     from rich.table import Table
 
     from .backtesting import backtest
     from .monitor import Monitor
-    from .strategies import load_strategy
+    from .report.dashboard import make_console
 
-    console = Console()
+    as_json = args.json == "-"
+    console = make_console(stderr=as_json)  # stdout carries only the JSON then
     mon = Monitor(enabled=True)
-    strategy, kwargs = load_strategy(args.strategy)
+    strategy, file_kwargs, path = _strategy(args)
     with mon.stage("load data"):
         data = load_data(args)
-    with mon.stage("signals"):
+    with mon.stage("signals"), user_code(path):
         signals = strategy(data)
-    params = dict(fees=args.fees, slippage=args.slippage, fill=args.fill, sl_stop=args.sl_stop,
-                  tp_stop=args.tp_stop, init_cash=args.cash, size=1.0 / len(data))
-    params.update(kwargs)
+    params = backtest_params(args, file_kwargs, len(data))
     with mon.stage("backtest"):
         result = backtest(data, **signals, **params)
     stats = result.stats()
-    table = Table(title=f"{args.strategy} on {', '.join(data)} ({args.timeframe})")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for k, v in stats.formatted().items():
-        table.add_row(str(k), v)
-    console.print(table)
-    path = args.report or str(_settings(args).reports / "backtest.html")
-    import os
-
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    result.report(path, title=f"nbtrade backtest: {args.strategy}", monitor=mon.summary(),
-                  reproducibility={"command": "nbtrade backtest " + args.strategy, "seed": args.seed})
+    if args.json:
+        text = json.dumps({"strategy": args.strategy, "symbols": list(data), "timeframe": args.timeframe,
+                           "params": params, "stats": stats.to_json_dict()}, indent=1, default=str)
+        if as_json:
+            print(text)
+        else:
+            with open(args.json, "w") as fh:
+                fh.write(text + "\n")
+    if not as_json:
+        table = Table(title=f"{args.strategy} on {', '.join(data)} ({args.timeframe})")
+        table.add_column("metric", no_wrap=True)
+        table.add_column("value", justify="right", no_wrap=True)
+        for k, v in stats.formatted().items():
+            table.add_row(str(k), v)
+        console.print(table)
+    report = args.report or str(_settings(args).reports / "backtest.html")
+    os.makedirs(os.path.dirname(os.path.abspath(report)), exist_ok=True)
+    result.report(report, title=f"nbtrade backtest: {args.strategy}", monitor=mon.summary(),
+                  reproducibility={"command": "nbtrade " + " ".join(sys.argv[1:]) if sys.argv[1:] else
+                                   "nbtrade backtest " + args.strategy, "seed": args.seed})
+    if args.save:
+        console.print(f"saved: {result.save(args.save)}")
     if args.profile:
         console.print(mon.table())
-    console.print(f"report: {path}")
+    console.print(f"report: {report}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .saved import load_result
+
+    result = load_result(args.path)
+    out = args.out or str(Path(args.path).with_suffix(".html"))
+    result.report(out, title=args.title)
+    print(f"report: {out}")
     return 0
 
 
@@ -222,19 +298,19 @@ def _cache(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from .checks import check_lookahead, check_recursive
-    from .strategies import load_strategy
 
-    strategy, _ = load_strategy(args.strategy)
+    strategy, _, path = _strategy(args)
     data = load_data(args)
-    if args.kind == "lookahead":
-        report = check_lookahead(strategy, data, cuts=args.cuts)
-    else:
-        report = check_recursive(strategy, data, max_warmup=args.max_warmup)
+    with user_code(path):
+        if args.kind == "lookahead":
+            report = check_lookahead(strategy, data, cuts=args.cuts)
+        else:
+            report = check_recursive(strategy, data, max_warmup=args.max_warmup)
     print(report)
     return 0 if report.ok else 1
 
 
 _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _demo, "fetch": _fetch, "mock-exchange": _mock, "data": _data, "backtest": _backtest,
-    "bench": _bench, "cache": _cache, "check": _check,
+    "bench": _bench, "cache": _cache, "check": _check, "report": _report,
 }

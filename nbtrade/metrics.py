@@ -47,6 +47,14 @@ class Stats(pd.Series):
     def _constructor(self) -> type:
         return Stats
 
+    def __finalize__(self, other: Any, method: str | None = None, **kwargs: Any) -> "Stats":
+        out = super().__finalize__(other, method=method, **kwargs)
+        # times belong to the whole set of statistics: element-wise results (round, arithmetic,
+        # comparisons, copies) keep them, selections of some labels do not
+        if isinstance(other, Stats) and not other.index.equals(out.index):
+            out.times = None
+        return out
+
     def __getitem__(self, key: Any) -> Any:
         times = getattr(self, "times", None)
         if isinstance(key, str) and times is not None and key not in self.index and key in times.index:
@@ -68,11 +76,28 @@ class Stats(pd.Series):
 
         return pd.Series({k: stat(k, v) for k, v in self.full().items()}, dtype=object, name=self.name)
 
+    def to_json_dict(self) -> dict[str, Any]:
+        """Plain JSON values: numbers (NaN and infinities as None), times in ISO 8601
+        (``2024-01-01T00:00:00+00:00``, durations ``P12DT4H0M0S``)."""
+        out: dict[str, Any] = {}
+        for k, v in self.full().items():
+            if isinstance(v, (pd.Timestamp, pd.Timedelta)):
+                out[str(k)] = v.isoformat()
+            elif v is None or v is pd.NaT:
+                out[str(k)] = None
+            elif isinstance(v, (int, np.integer)):
+                out[str(k)] = int(v)
+            else:
+                f = float(v)
+                out[str(k)] = f if np.isfinite(f) else None
+        return out
+
     def to_string(self, *args: Any, **kwargs: Any) -> str:
         return self.full().to_string(*args, **kwargs)
 
     def __repr__(self) -> str:
-        return self.full().to_string() + f"\nName: {self.name}"
+        name = f"Name: {self.name}, " if self.name is not None else ""
+        return self.full().to_string() + f"\n{name}dtype: {self.dtype} (times in .times)"
 
 
 def bar_returns(equity: np.ndarray, init_cash: float) -> np.ndarray:

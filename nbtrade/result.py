@@ -7,6 +7,7 @@ bar indices are mapped to the data's timestamps and column numbers to symbols.
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -156,12 +157,15 @@ class Result:
         Each symbol's close over its first valid close (1.0 before it lists), averaged:
         the value of a never-rebalanced equal split. Used for Buy & Hold, Alpha and Beta.
         """
-        close = pd.DataFrame(self._inputs.close, index=self.index, columns=self.symbols).ffill()
+        close = np.asarray(self._inputs.close, dtype=float)
         if symbol is not None:
-            close = close[[symbol]] if symbol in close.columns else close.iloc[:, [self._col(symbol)]]
-        first = close.bfill().iloc[0]
-        rel = (close / first).fillna(1.0)
-        return rel.mean(axis=1).rename("buy & hold")
+            close = close[:, [self._col(symbol)]]
+        close = pd.DataFrame(close).ffill().to_numpy()
+        listed = np.isfinite(close)
+        first = close[listed.argmax(axis=0), np.arange(close.shape[1])]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = np.where(listed, close / first, 1.0)
+        return pd.Series(rel.mean(axis=1), index=self.index, name="buy & hold")
 
     def stats(self, symbol: Any = None) -> Stats:
         """Portfolio statistics, or one symbol's (its trades and contribution curve).
@@ -191,7 +195,8 @@ class Result:
             orders = orders[orders["col"] == c]
         init = self.init_cash if symbol is None else self.symbol_init_cash
         if isinstance(self.index, pd.DatetimeIndex):
-            durations = np.asarray(self.index[tr["exit_idx"]]) - np.asarray(self.index[tr["entry_idx"]])
+            ns = self.index.asi8  # int64 ns: an object array of Timestamps would cost seconds per 100k trades
+            durations = (ns[tr["exit_idx"]] - ns[tr["entry_idx"]]).astype("timedelta64[ns]")
         else:
             durations = tr["exit_idx"] - tr["entry_idx"]
         s = compute_stats(equity, self.index, init, self.freq_ms, tr["pnl"],
@@ -211,19 +216,79 @@ class Result:
         with np.errstate(divide="ignore", invalid="ignore"):
             return (gross / self.equity * 100.0).rename("exposure")
 
+    def _candles(self) -> dict[Any, pd.DataFrame]:
+        """Per symbol, the OHLC(V) the backtest saw (NaN where a symbol had no candle)."""
+        fields = {"open": "open", "high": "high", "low": "low", "close": "close", "volume": "volume"}
+        arrays = {k: getattr(self._inputs, a, None) for k, a in fields.items()}
+        arrays = {k: np.asarray(v) for k, v in arrays.items() if v is not None}
+        return {s: pd.DataFrame({k: v[:, c] for k, v in arrays.items()}, index=self.index)
+                for c, s in enumerate(self.symbols)}
+
+    def to_html(self, *, title: str = "nbtrade backtest", benchmarks: dict | None = None, symbol: Any = None,
+                interactive: bool = True, **extra: Any) -> str:
+        """The report page as a string (see :meth:`report`)."""
+        from .report.html import render_html
+
+        candles = self._candles()
+        if symbol is not None:
+            self._col(symbol)
+            candles = {symbol: candles.pop(symbol), **candles}
+        if benchmarks is None:
+            benchmarks = {"buy & hold": self.market() * self.init_cash}
+        kwargs = dict(stats=self.stats(), trades=self.trades, candles=candles, exposure=self.exposure(),
+                      assumptions=self.assumptions, interactive=interactive)
+        kwargs.update(extra)
+        return render_html(self.equity, title=title, benchmarks=benchmarks, **kwargs)
+
     def report(self, path: str, *, title: str = "nbtrade backtest", benchmarks: dict | None = None,
                symbol: Any = None, **extra: Any) -> str:
-        """Write a self-contained HTML report (see :func:`nbtrade.report.html.write_report`).
+        """Write a self-contained HTML report and return its path.
 
-        Equity (with ``benchmarks``), drawdown, exposure, trades on ``symbol``'s price
-        (default: the first), monthly returns, statistics, trades and the assumptions.
+        Interactive (scripts inlined, no network): candles with volume and every trade
+        marked (tooltips), equity against ``benchmarks`` (default: equal-weight buy and
+        hold), drawdown and exposure panes with linked zoom, a symbol selector; static
+        pictures when scripts are off; monthly returns, statistics, all trades and the
+        assumptions. ``symbol`` picks the symbol shown first; other keywords go to
+        :func:`nbtrade.report.html.render_html` (``interactive=False`` for a page without scripts).
         """
-        from .report.html import write_report
+        text = self.to_html(title=title, benchmarks=benchmarks, symbol=symbol, **extra)
+        Path(path).write_text(text, encoding="utf-8")
+        return path
 
-        sym = self.symbols[0] if symbol is None else symbol
-        c = self._col(sym)
-        price = pd.Series(self._inputs.close[:, c], index=self.index, name=str(sym))
-        kwargs = dict(stats=self.stats(), trades=self.trades, price=price, exposure=self.exposure(),
-                      assumptions=self.assumptions)
-        kwargs.update(extra)
-        return write_report(path, self.equity, title=title, benchmarks=benchmarks, **kwargs)
+    def plot(self, path: str | None = None, *, open_browser: bool | None = None, **kwargs: Any) -> str:
+        """Write the interactive report (see :meth:`report`) and open it in a browser.
+
+        ``path`` defaults to a new file in the temporary folder; ``open_browser`` defaults
+        to True when no ``path`` was given. Returns the path.
+        """
+        import tempfile
+        import webbrowser
+
+        if path is None:
+            fd, path = tempfile.mkstemp(prefix="nbtrade-report-", suffix=".html")
+            import os
+
+            os.close(fd)
+            open_browser = True if open_browser is None else open_browser
+        self.report(path, **kwargs)
+        if open_browser:
+            webbrowser.open("file://" + str(Path(path).resolve()))
+        return path
+
+    def save(self, path: str) -> str:
+        """Save to a ``.npz`` file (arrays and a JSON header; no pickled objects).
+
+        ``nbtrade.load_result(path)`` gives back a Result with the same frames, statistics
+        and report.
+        """
+        from .saved import save_result
+
+        return str(save_result(self, path))
+
+    def _repr_html_(self) -> str:
+        """Notebooks: the interactive report in an isolated frame (its styles and scripts stay inside)."""
+        import html as _html
+
+        page = self.to_html()
+        return (f'<iframe srcdoc="{_html.escape(page, quote=True)}" style="width:100%;height:1000px;border:0" '
+                f'sandbox="allow-scripts"></iframe>')

@@ -14,9 +14,9 @@ def test_help_is_fast_and_lazy():
     assert out.stdout.strip() == "[]"
 
 
-def test_help_exit_code(capsys):
-    assert main([]) == 0
-    assert "demo" in capsys.readouterr().out
+def test_no_command_is_a_usage_error_with_help(capsys):
+    assert main([]) == 2
+    assert "demo" in capsys.readouterr().err
 
 
 def test_usage_error_exit_2():
@@ -44,7 +44,7 @@ def test_every_subcommand_help_is_lazy():
     for name, p in sub.choices.items():
         assert p.format_help()
     code = ("import sys; from nbtrade.cli import main\n"
-            "for c in ['demo','fetch','mock-exchange','data','backtest','bench','cache','check']:\n"
+            "for c in ['demo','fetch','mock-exchange','data','backtest','bench','cache','check','report']:\n"
             "    try: main([c, '--help'])\n"
             "    except SystemExit: pass\n"
             "heavy=[m for m in ('numba','pandas','sklearn','h5py','aiohttp') if m in sys.modules]\n"
@@ -84,3 +84,88 @@ def test_cache_stats_and_clear(tmp_path):
     assert _run("cache", "stats", env=home).returncode == 0
     proc = _run("cache", "clear", env=home)
     assert proc.returncode == 0 and "removed" in proc.stdout
+
+
+def test_strategy_file_flags_beat_its_defaults_json_save_and_report(tmp_path):
+    import json
+
+    home = {"NBTRADE_HOME": str(tmp_path)}
+    strat = tmp_path / "mine.py"
+    strat.write_text("from nbtrade.strategies import ema_cross\n"
+                     "BACKTEST = {'sl_stop': 0.5, 'fees': 0.002}\n"
+                     "def strategy(data):\n"
+                     "    return ema_cross(data)\n")
+    saved = tmp_path / "run.npz"
+    proc = _run("backtest", str(strat), "--synthetic", "--start", "2024-01-01", "--end", "2024-01-20",
+                "--sl-stop", "0.01", "--json", "--save", str(saved), env=home)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)  # stdout is the JSON alone
+    assert out["params"]["sl_stop"] == 0.01 and out["params"]["fees"] == 0.002  # flag > file > default
+    assert out["params"]["slippage"] == 0.0005
+    assert isinstance(out["stats"]["Sharpe Ratio"], float) and out["stats"]["Start"].startswith("2024-01-01")
+    assert "report:" in proc.stderr and saved.exists()
+    proc = _run("report", str(saved), "--out", str(tmp_path / "again.html"), env=home)
+    assert proc.returncode == 0, proc.stderr
+    assert "nbtrade-chart" in (tmp_path / "again.html").read_text()
+
+
+def test_piped_tables_are_not_wrapped(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env["NBTRADE_HOME"] = str(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "nbtrade", "backtest", "ema_cross", "--synthetic", "--start",
+                           "2024-01-01", "--end", "2024-01-20"], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    row = next(ln for ln in lines if "Equity Final [$]" in ln)
+    assert any(ch.isdigit() for ch in row.split("Equity Final [$]")[1])  # the value on the label's line
+    assert "Avg. Drawdown Duration" in proc.stdout and "e+0" not in proc.stdout
+
+
+def test_error_in_strategy_file_names_file_and_line(tmp_path):
+    home = {"NBTRADE_HOME": str(tmp_path)}
+    bad = tmp_path / "bad.py"
+    bad.write_text("def strategy(data):\n"
+                   "    return {'entries': data['NOPE']}\n")
+    proc = _run("backtest", str(bad), "--synthetic", "--start", "2024-01-01", "--end", "2024-01-05", env=home)
+    assert proc.returncode == 1
+    err = proc.stderr.strip()
+    assert err.count("\n") == 0 and f"{bad}, line 2, in strategy" in err and "KeyError" in err
+    syntax = tmp_path / "syntax.py"
+    syntax.write_text("def strategy(data)\n    pass\n")
+    proc = _run("check", "lookahead", str(syntax), "--synthetic", "--start", "2024-01-01", "--end", "2024-01-05",
+                env=home)
+    assert proc.returncode == 1 and f"{syntax}, line 1" in proc.stderr and "SyntaxError" in proc.stderr
+
+
+def test_backtest_params_precedence():
+    import argparse
+
+    from nbtrade.commands import backtest_params
+
+    ns = argparse.Namespace(fees=None, slippage=0.0, fill=None, sl_stop=None, tp_stop=0.1, cash=None)
+    p = backtest_params(ns, {"fees": 0.002, "slippage": 0.01, "size": 0.3}, 2)
+    assert p == {"fees": 0.002, "slippage": 0.0, "fill": "next_open", "init_cash": 10_000.0, "size": 0.3,
+                 "tp_stop": 0.1}
+
+
+def test_mock_exchange_prints_the_fetch_command():
+    proc = subprocess.Popen([sys.executable, "-m", "nbtrade", "mock-exchange", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "nbtrade fetch binance" in first and "--base-url http://127.0.0.1:" in first
+
+
+def test_bench_json_to_stdout(capsys):
+    import json
+
+    from nbtrade.bench import run_bench
+
+    assert run_bench("kernels", n=20_000, repeat=1, quick=True, json_path="-", only="rolling_mean w20") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["rows"] and data["rows"][0]["impls"]["nbtrade"]["median_s"] > 0

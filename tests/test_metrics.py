@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -119,3 +121,30 @@ def test_same_definitions_as_backtesting_py():
     # the definitions that differ, as the docstring says
     assert s["Profit Factor"] == pytest.approx(15.25 / 8.5)
     assert ref["Profit Factor"] == pytest.approx(0.01525 / 0.0085)
+
+
+def test_selections_drop_the_times_element_wise_results_keep_them():
+    s, *_ = _scenario()
+    part = s[["Sharpe Ratio", "SQN"]]
+    assert "Start" not in repr(part) and part.times is None
+    assert (s * 1).times is not None and s.copy()["Avg. Trade Duration"] == pd.Timedelta("36h")
+
+
+def test_result_market_is_equal_parts_buy_and_hold():
+    import nbtrade
+
+    idx = pd.date_range("2024-01-01", periods=4, freq="h", tz="UTC")
+    def bars(close):
+        c = pd.Series(close, index=idx)
+        return pd.DataFrame({"open": c, "high": c, "low": c, "close": c})
+
+    a, b = bars([100.0, 110.0, 120.0, 130.0]), bars([np.nan, 10.0, 5.0, np.nan])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # B's missing bars are reported as gaps
+        res = nbtrade.backtest({"A": a, "B": b}, entries=pd.DataFrame(False, index=idx, columns=["A", "B"]))
+    # B counts as cash (1.0) until it lists, then its close over its first close, carried over its gap
+    np.testing.assert_allclose(res.market(), [1.0, (1.1 + 1.0) / 2, (1.2 + 0.5) / 2, (1.3 + 0.5) / 2])
+    np.testing.assert_allclose(res.market("B"), [1.0, 1.0, 0.5, 0.5])
+    s = res.stats()
+    assert s["Buy & Hold Return [%]"] == pytest.approx(-10.0) and res.stats("A")["Buy & Hold Return [%]"] == pytest.approx(30.0)
+    assert s["Beta"] == 0.0 and s["Alpha [%]"] == 0.0  # cash moves with nothing

@@ -89,7 +89,7 @@ class Dashboard:
                  live: bool | None = None, interval: float = 5.0) -> None:
         self.title = title
         self.fields = tuple(fields)
-        self.console = console or Console(stderr=False)
+        self.console = console or make_console()
         self.live = self.console.is_terminal if live is None else live
         self.interval = interval
         self.notes: list[str] = []

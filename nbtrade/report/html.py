@@ -78,7 +78,8 @@ def _frame_table(df: pd.DataFrame, max_rows: int = 500, what: str = "rows") -> s
             cells.append(f"<td{cls}>{html.escape(_fmt_value(v, label))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     more = (f"<p>First {max_rows:,} of {len(df):,} {what} shown.</p>" if len(df) > max_rows else "")
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>{more}'
+    wrap = "scroll" if len(shown) > 40 else "plain"  # short tables (statistics) are shown whole
+    return f'<div class="{wrap}"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>{more}'
 
 
 def monthly_returns(equity: pd.Series) -> pd.DataFrame:
@@ -110,29 +111,24 @@ def render_html(equity: pd.Series, *, title: str = "nbtrade report", benchmarks:
                 price: pd.Series | None = None, exposure: pd.Series | None = None,
                 importances: pd.Series | None = None, folds: pd.DataFrame | None = None,
                 assumptions: Mapping[str, Any] | None = None, reproducibility: Mapping[str, Any] | None = None,
-                monitor: list[dict[str, Any]] | None = None) -> str:
+                monitor: list[dict[str, Any]] | None = None, candles: Mapping[str, pd.DataFrame] | None = None,
+                interactive: bool = True, subtitle: str | None = None) -> str:
     """Build the report page as a string. See :func:`write_report`."""
     parts = []
-    t = _t_ns(equity.index)
-    lines = {"strategy": equity.to_numpy(float)}
-    for name, bench in (benchmarks or {}).items():
-        lines[name] = bench.reindex(equity.index).to_numpy(float)
-    parts.append(_section("Equity", svg.line_chart(t, lines, "equity curve")))
-    parts.append(_section("Drawdown [%]", svg.line_chart(t, {"drawdown": drawdown(equity).to_numpy(float)},
-                                                        "drawdown", fill_zero=True, y_fmt=svg.pct)))
-    if exposure is not None:
-        parts.append(_section("Exposure [% of equity]", svg.line_chart(
-            _t_ns(exposure.index), {"exposure": exposure.to_numpy(float)}, "exposure", fill_zero=True, y_fmt=svg.pct)))
-    if price is not None:
-        markers = []
-        if trades is not None and len(trades) and {"entry_time", "exit_time"} <= set(trades.columns):
-            mine = trades[trades["symbol"] == price.name] if "symbol" in trades.columns else trades
-            ent = mine.dropna(subset=["entry_time"])
-            ext = mine.dropna(subset=["exit_time"])
-            markers = [("entry", _t_ns(ent["entry_time"]), ent["entry_price"].to_numpy(float), "^"),
-                       ("exit", _t_ns(ext["exit_time"]), ext["exit_price"].to_numpy(float), "v")]
-        parts.append(_section(f"Price and trades: {price.name or ''}", svg.line_chart(
-            _t_ns(price.index), {str(price.name or "price"): price.to_numpy(float)}, "price", markers=markers)))
+    if price is None and candles:
+        sym, frame = next(iter(candles.items()))
+        price = frame["close"].rename(str(sym))
+    static = _static_charts(equity, benchmarks, price, trades, exposure)
+    if interactive:
+        from . import interactive as ix
+
+        data = ix.payload(equity, benchmarks=benchmarks, candles=candles, price=price, trades=trades,
+                          exposure=exposure)
+        parts.append(_section("Price, trades, equity, drawdown and exposure", ix.section(data)))
+        # scripts off: the same views as static pictures
+        parts.append(f"<noscript>{static}</noscript>")
+    else:
+        parts.append(static)
     monthly = monthly_returns(equity)
     if not monthly.empty:
         cols = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -167,11 +163,47 @@ def render_html(equity: pd.Series, *, title: str = "nbtrade report", benchmarks:
         mon = pd.DataFrame(monitor).set_index("stage")
         keep = [c for c in ("calls", "wall_s", "share", "cpu_s", "p95_s", "peak_delta_bytes") if c in mon.columns]
         parts.append(_section("Performance monitor", _frame_table(mon[keep])))
-    span = f"{equity.index[0]} → {equity.index[-1]}" if len(equity) else "empty"
+    span = f"{F.timestamp(equity.index[0])} → {F.timestamp(equity.index[-1])}" if len(equity) else "empty"
+    sub = f"{html.escape(subtitle)}<br>" if subtitle else ""
+    css = _CSS + (_ix_css() if interactive else "")
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{_CSS}</style></head>'
-            f'<body><header><h1>{html.escape(title)}</h1><p>{html.escape(span)}</p></header>'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{css}</style></head>'
+            f'<body><header><h1>{html.escape(title)}</h1><p>{sub}{html.escape(span)}</p></header>'
             f'<main>{"".join(parts)}</main></body></html>')
+
+
+def _ix_css() -> str:
+    from .interactive import CSS
+
+    return CSS
+
+
+def _static_charts(equity: pd.Series, benchmarks: Mapping[str, pd.Series] | None, price: pd.Series | None,
+                   trades: pd.DataFrame | None, exposure: pd.Series | None) -> str:
+    """Equity, drawdown, exposure and price with trades as inline SVG (no scripts needed)."""
+    parts = []
+    t = _t_ns(equity.index)
+    lines = {"strategy": equity.to_numpy(float)}
+    for name, bench in (benchmarks or {}).items():
+        lines[name] = bench.reindex(equity.index).to_numpy(float)
+    parts.append(_section("Equity", svg.line_chart(t, lines, "equity curve")))
+    parts.append(_section("Drawdown [%]", svg.line_chart(t, {"drawdown": drawdown(equity).to_numpy(float)},
+                                                        "drawdown", fill_zero=True, y_fmt=svg.pct)))
+    if exposure is not None:
+        parts.append(_section("Exposure [% of equity]", svg.line_chart(
+            _t_ns(exposure.index), {"exposure": exposure.to_numpy(float)}, "exposure", fill_zero=True,
+            y_fmt=svg.pct)))
+    if price is not None:
+        markers = []
+        if trades is not None and len(trades) and {"entry_time", "exit_time"} <= set(trades.columns):
+            mine = trades[trades["symbol"] == price.name] if "symbol" in trades.columns else trades
+            ent = mine.dropna(subset=["entry_time"])
+            ext = mine.dropna(subset=["exit_time"])
+            markers = [("entry", _t_ns(ent["entry_time"]), ent["entry_price"].to_numpy(float), "^"),
+                       ("exit", _t_ns(ext["exit_time"]), ext["exit_price"].to_numpy(float), "v")]
+        parts.append(_section(f"Price and trades: {price.name or ''}", svg.line_chart(
+            _t_ns(price.index), {str(price.name or "price"): price.to_numpy(float)}, "price", markers=markers)))
+    return "".join(parts)
 
 
 def write_report(path: str, equity: pd.Series, **kwargs: Any) -> str:
@@ -186,8 +218,16 @@ def write_report(path: str, equity: pd.Series, **kwargs: Any) -> str:
     stats, trades, price, exposure, importances, folds : optional
         Statistics (Series or DataFrame with one column per strategy), the
         trades table (``entry_time, entry_price, exit_time, exit_price`` columns
-        give markers on ``price``), exposure [%], feature importances and
-        walk-forward fold scores.
+        give markers; ``symbol`` assigns them), exposure [%], feature importances
+        and walk-forward fold scores. ``price``: one close series, when no candles.
+    candles : dict of symbol -> DataFrame, optional
+        ``open, high, low, close[, volume]`` per symbol on the equity's index: the
+        interactive chart's candles and its symbol selector.
+    interactive : bool
+        True (default): the chart panes as an interactive chart (scripts inlined, no
+        network; the static pictures inside ``<noscript>``); False: static pictures only.
+    subtitle : str, optional
+        A line under the title (e.g. what the data are).
     assumptions, reproducibility : dict, optional
         Fill timing, fees, slippage, intrabar rule, data gaps met; seed,
         package versions, data hash, command.

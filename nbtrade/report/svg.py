@@ -163,11 +163,14 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], title: str, y_fmt=
         x = PAD_L + i * bw
         y = frame.py(v)
         body.append(f'<rect x="{x + bw * 0.1:.1f}" y="{min(y, z):.1f}" width="{bw * 0.8:.1f}" '
-                    f'height="{abs(z - y):.1f}" fill="{PALETTE[0]}"><title>{html.escape(str(lab))}: {v:.4g}</title></rect>')
-        if n <= 40:
+                    f'height="{abs(z - y):.1f}" fill="{PALETTE[0]}"><title>{html.escape(str(lab))}: {F.number(v)}</title></rect>')
+        if n <= 12:
             body.append(f'<text x="{x + bw / 2:.1f}" y="{H - 8}" class="tick" text-anchor="middle">'
                         f'{html.escape(str(lab))[:10]}</text>')
-    return _svg("".join(body), title)
+        elif n <= 60:  # many bars: labels slanted so neighbours do not overlap
+            body.append(f'<text x="{x + bw / 2:.1f}" y="{H - PAD_B + 12}" class="tick" text-anchor="end" '
+                        f'transform="rotate(-40 {x + bw / 2:.1f} {H - PAD_B + 12})">{html.escape(str(lab))[:14]}</text>')
+    return _svg("".join(body), title, height=H + 60 if 12 < n <= 60 else H)
 
 
 def heatmap(rows: Sequence[str], cols: Sequence[str], values: np.ndarray, title: str) -> str:

@@ -1,5 +1,4 @@
-import shutil
-import subprocess
+import re
 
 import numpy as np
 import pandas as pd
@@ -30,11 +29,16 @@ def test_report_is_self_contained(tmp_path):
         folds=pd.DataFrame({"score": [0.55, 0.6]}), exposure=pd.Series(50.0, index=eq.index),
         assumptions={"fill": "next_open", "fees": 0.001}, reproducibility={"seed": 42},
         monitor=[{"stage": "fit", "calls": 1, "wall_s": 1.0, "share": 1.0, "cpu_s": 1.0, "p95_s": 1.0,
-                  "peak_delta_bytes": 0}])
+                  "peak_delta_bytes": 0}], interactive=False)
     text = open(path, encoding="utf-8").read()
     assert text.count("<svg") >= 6
     assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
     assert "https://" not in text and "<script" not in text
+    # the interactive page inlines everything: nothing to fetch at view time
+    live = open(write_report(str(tmp_path / "i.html"), eq, price=price, trades=trades), encoding="utf-8").read()
+    assert "<script" in live and "<noscript>" in live and "LightweightCharts" in live
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", live) and "<link" not in live
+    assert "@import" not in live
     for needle in ("Assumptions", "next_open", "Reproducibility", "Monthly returns", "Feature importances",
                    "Performance monitor", "Trades (2)"):
         assert needle in text
@@ -56,35 +60,38 @@ def test_reduce_keeps_extremes():
     assert len(xr) <= 810 and yr.min() == -5.0 and yr.max() == y.max()
 
 
-def _chromium():
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+def test_static_fallback_renders_with_scripts_off(tmp_path):
+    """With scripts disabled the <noscript> pictures are drawn instead of the interactive chart."""
+    import asyncio
 
+    from .cdp import Page, chromium
 
-def _screenshot(browser, flags, url, shot):
-    subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1200,1600", url],
-                   capture_output=True, timeout=120)
-    assert shot.exists(), "chromium wrote no screenshot"
-    return shot.stat().st_size
-
-
-def test_report_renders_in_headless_chromium(tmp_path):
-    browser = _chromium()
+    browser = chromium()
     if browser is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium); render check skipped")
+    pytest.importorskip("PIL")
+    from PIL import Image
+
     eq, bench, price, trades = _inputs()
     path = write_report(str(tmp_path / "r.html"), eq, benchmarks={"buy & hold": bench}, price=price, trades=trades)
-    blank = tmp_path / "blank.html"
-    blank.write_text("<!DOCTYPE html><html><body></body></html>")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]
-    size = _screenshot(browser, flags, f"file://{path}", tmp_path / "shot.png")
-    blank_size = _screenshot(browser, flags, f"file://{blank}", tmp_path / "blank.png")
-    assert size > 5 * blank_size  # charts were drawn: far more detail than an empty page
-    dom = subprocess.run([browser, *flags, "--dump-dom", "--enable-logging=stderr", "--v=0", f"file://{path}"],
-                         capture_output=True, text=True, timeout=120)
-    assert dom.stdout.count("<polyline") >= 3
-    assert "Uncaught" not in dom.stderr and "CONSOLE" not in dom.stderr
+
+    async def drive():
+        async with Page(browser, tmp_path / "profile") as page:
+            await page.send("Emulation.setScriptExecutionDisabled", value=True)
+            await page.send("Emulation.setDeviceMetricsOverride", width=1200, height=1600, deviceScaleFactor=1,
+                            mobile=False)
+            await page.goto(f"file://{path}")
+            root = await page.send("DOM.getDocument", depth=-1)
+            dom = (await page.send("DOM.getOuterHTML", nodeId=root["root"]["nodeId"]))["outerHTML"]
+            shot = await page.screenshot(tmp_path / "shot.png")
+            return dom, shot, page.errors
+
+    dom, shot, errors = asyncio.run(drive())
+    assert errors == []
+    assert dom.count("<polyline") >= 3  # the static charts are part of the page now
+    px = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3)
+    blue = (abs(px[:, 0].astype(int) - 0x25) < 30) & (abs(px[:, 1].astype(int) - 0x63) < 30) & (px[:, 2] > 200)
+    assert blue.sum() > 300  # the equity line was drawn
 
 
 def test_result_report_has_exposure_and_assumptions(tmp_path):
