@@ -170,3 +170,41 @@ def test_bad_forms(frames):
         Market.from_arrays(np.arange(3) * 60_000, ["A"], close=np.ones(3), open=np.ones(3))
     with pytest.raises(ValueError, match="close has shape"):
         Market.from_arrays(np.arange(3) * 60_000, ["A", "B"], close=np.ones(3))
+
+
+# ------------------------------------------------------------------ consumers take a Market
+
+def test_features_and_checks_take_a_market(frames):
+    from nbtrade.checks import check_lookahead
+    from nbtrade.features import compute_features
+
+    specs = [("rsi", 14), ("ema", 10), ("atr", 14), ("volume_ratio", 6)]
+    m = Market(frames)
+    pd.testing.assert_frame_equal(compute_features(m, specs), compute_features(frames, specs))
+    report = check_lookahead(lambda d: compute_features(d, specs), m, cuts=4, min_bars=20)
+    assert report.ok, str(report)
+
+
+def test_every_engine_mode_takes_a_market(frames):
+    from numba import njit
+
+    from nbtrade.kernels.callback import enter_long_nb
+
+    @njit
+    def buy_first(ctx, i):
+        if i == 1:
+            for c in range(ctx.close.shape[1]):
+                enter_long_nb(ctx, i, c)
+
+    m = Market(frames)
+    close = m.close
+    entries, exits = close > close.rolling(5).mean(), close < close.rolling(5).mean()
+    kw = dict(size=0.4, fees=0.001)
+    pd.testing.assert_series_equal(nbtrade.backtest(m, entries, exits, **kw).equity,
+                                   nbtrade.backtest(frames, entries, exits, **kw).equity)
+    w = pd.DataFrame(0.4, index=m.index, columns=m.symbols)
+    pd.testing.assert_series_equal(nbtrade.backtest_weights(m, w, rebalance_every=6).equity,
+                                   nbtrade.backtest_weights(frames, w, rebalance_every=6).equity)
+    pd.testing.assert_series_equal(nbtrade.backtest_callback(m, buy_first, **kw).equity,
+                                   nbtrade.backtest_callback(frames, buy_first, **kw).equity)
+    assert nbtrade.prepare(m) is m and nbtrade.Inputs is Market

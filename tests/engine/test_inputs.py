@@ -326,3 +326,23 @@ def test_fill_close_runs_read_only_the_close(two):
     full = Market(d).validate()
     pd.testing.assert_series_equal(res.equity, backtest(full, entries=entries, exits=exits, size=0.4,
                                                         fill="close", fees=0.001).equity)
+
+
+def test_backtest_class_refuses_at_construction_what_run_would_refuse(df):
+    from nbtrade.strategy import Backtest, Strategy
+
+    class Noop(Strategy):
+        def init(self):
+            pass
+
+        def next(self):
+            pass
+
+    for kw, match in ((dict(sl_price=df["close"] * 0.9), "does not take sl_price"),
+                      (dict(exit_size=0.5), "does not take exit_size"),
+                      (dict(fees=-1.0), "fees must be >= 0"),
+                      (dict(size=2.0), "size must be <= 1"),
+                      (dict(fill="open"), "unknown fill"),
+                      (dict(cash_sharing=[1, 2]), "cash_sharing has 2 group labels")):
+        with pytest.raises((ValueError, TypeError), match=match):
+            Backtest(df, Noop, **kw)
