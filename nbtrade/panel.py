@@ -82,6 +82,7 @@ class Market:
             self.__dict__.update(data.__dict__)
             self._arrays = dict(data._arrays)
             self._cache = dict(data._cache)
+            self._checked = set(data._checked)
             return
         index, symbols, sources, close_only = _parse(data, symbol, copy)
         self._init(index, symbols, sources, close_only, copy)
@@ -404,8 +405,8 @@ def align(x: Any, market: Market, name: str, kind: str = "float", fill: Any = No
 
     DataFrame columns are matched by symbol in any order; a subset of the symbols is allowed
     (the others get ``fill``: False for signals, NaN for numbers); a column for a symbol not in
-    the market is an error naming it. A Series is one symbol (its name, or the market's only
-    one). Timestamps are matched as instants (any time zone or resolution; tz-naive means
+    the market is an error naming it. A Series is the market's only symbol, or with several
+    the symbol it is named after. Timestamps are matched as instants (any time zone or resolution; tz-naive means
     UTC): every bar of the data must be there, and no other. Arrays are matched by position
     and must have the data's shape (``(n_bars,)`` for one symbol).
 
@@ -419,13 +420,10 @@ def align(x: Any, market: Market, name: str, kind: str = "float", fill: Any = No
         raise TypeError(f"{name} must be bars x symbols values, got a Market")
     if isinstance(x, pd.Series):
         sym = x.name
-        if m == 1 and (sym is None or sym == 0 or _key(sym) == _key(market.symbols[0]) or market.symbols[0] == "asset"):
+        if m == 1:  # one symbol: a Series is its column, whatever its name ("close" from df.close > ...)
             x = x.to_frame(market.symbols[0])
         elif sym is not None and _key(sym) in {_key(s) for s in market.symbols}:
             x = x.to_frame(sym)
-        elif m == 1:
-            raise ValueError(f"{name} is a Series named {sym!r} but the data's symbol is {market.symbols[0]!r}: "
-                             f"rename it or pass the values")
         else:
             raise ValueError(f"{name} is a Series (named {sym!r}) but the data has {m} symbols: pass a DataFrame "
                              f"with one column per symbol ({market.symbols[:3]}...)")
