@@ -11,7 +11,11 @@ same arithmetic:
   when vectorbt is importable.
 
 ``signals_sma_crossover_20sym_prepared`` runs the first case on data validated once with
-``nbtrade.prepare`` (as a parameter sweep would). ``callback_sma_crossover_20sym`` runs the same strategy through ``backtest_callback`` (an
+``nbtrade.prepare`` (as a parameter sweep would). ``signals_sma_crossover_20sym_frames`` is the whole
+user-facing call: the candles as a dict of 20 OHLCV DataFrames, the signals as DataFrames matched by label
+(vectorbt gets the close frame); ``..._market`` runs it on a ``nbtrade.Market`` built beforehand;
+``market_build_20sym`` builds that Market (and converts and checks the close, all an SMA close-fill run
+reads) against the run's kernel alone (``kernel`` replays the engine kernel's recorded call). ``callback_sma_crossover_20sym`` runs the same strategy through ``backtest_callback`` (an
 @njit ``on_bar(ctx, i)`` setting the signals bar by bar). Another case runs the 20 symbols as isolated all-in accounts (``cash_sharing=False``;
 vectorbt's default per-column cash), where no entry is rejected for lack of cash.
 
@@ -189,6 +193,121 @@ def _setup_isolated(n: int):
     return impls
 
 
+def make_frames(n_bars: int, n_symbols: int = N_SYMBOLS, seed: int = 0):
+    """The same candles as a user holds them: ``{symbol: OHLCV DataFrame}`` on one 1-minute UTC index,
+    and the crossover signals as boolean DataFrames (bars x symbols)."""
+    import pandas as pd
+
+    d = make_inputs(n_bars, n_symbols, seed)
+    index = pd.date_range("2024-01-01", periods=n_bars, freq="1min", tz="UTC", name="time")
+    symbols = [f"S{j:02d}/USDT" for j in range(n_symbols)]
+    volume = np.abs(np.random.default_rng(seed + 1).normal(100.0, 20.0, (n_bars, n_symbols)))
+    frames = {s: pd.DataFrame({"open": d["open"][:, j], "high": d["high"][:, j], "low": d["low"][:, j],
+                               "close": d["close"][:, j], "volume": volume[:, j]}, index=index)
+              for j, s in enumerate(symbols)}
+    entries = pd.DataFrame(d["entries"], index=index, columns=symbols)
+    exits = pd.DataFrame(d["exits"], index=index, columns=symbols)
+    return d, frames, entries, exits
+
+
+def _run_frames(data, entries, exits):
+    """The whole user-facing call: ``nbtrade.backtest`` on a dict of OHLCV DataFrames (or a Market)."""
+    import warnings
+
+    import nbtrade
+
+    with warnings.catch_warnings():  # all-in entries on shared cash: most are rejected (as in vectorbt)
+        warnings.simplefilter("ignore")
+        res = nbtrade.backtest(data, entries, exits, size=1.0, size_type="percent", fees=FEE,
+                               init_cash=INIT_CASH, fill="close", cash_sharing=True, on_gap="skip")
+    return res.equity.to_numpy()
+
+
+def _vectorbt_frames(frames, entries, exits):
+    import pandas as pd
+
+    try:
+        import vectorbt as vbt
+    except ImportError:
+        return None
+    # vectorbt's fastest form: numpy arrays (on DataFrames with a DatetimeIndex it was measured ~10x slower)
+    close = pd.DataFrame({s: f["close"] for s, f in frames.items()}).to_numpy()
+    ent, ex = entries.to_numpy(), exits.to_numpy()
+    return lambda: vbt.Portfolio.from_signals(close, ent, ex, size=np.inf, fees=FEE, init_cash=INIT_CASH,
+                                              cash_sharing=True, group_by=True, freq="1min").value().to_numpy()
+
+
+def _setup_frames(n: int):
+    """Whole call from a dict of 20 OHLCV DataFrames (panel build, label alignment, checks, kernel, Result)."""
+    _, frames, entries, exits = make_frames(max(n // N_SYMBOLS, 100))
+    impls = {"nbtrade": lambda: _run_frames(frames, entries, exits)}
+    vbt = _vectorbt_frames(frames, entries, exits)
+    if vbt is not None:
+        impls["vectorbt"] = vbt
+    return impls
+
+
+def _setup_market(n: int):
+    """The same call on a ``nbtrade.Market`` built beforehand (its close converted and checked on the first run)."""
+    from nbtrade.panel import Market
+
+    _, frames, entries, exits = make_frames(max(n // N_SYMBOLS, 100))
+    market = Market(frames)
+    impls = {"nbtrade": lambda: _run_frames(market, entries, exits)}
+    vbt = _vectorbt_frames(frames, entries, exits)
+    if vbt is not None:
+        impls["vectorbt"] = vbt
+    return impls
+
+
+def capture_kernel(run, name: str = "simulate_signals_nb"):
+    """A zero-argument callable running only the engine kernel of ``run()``: the kernel is wrapped,
+    its arguments recorded on one run, then replayed with fresh copies of every small array (state,
+    counters), so that each replay starts from the same state. None when the kernel is not found."""
+    from nbtrade.kernels import engine
+
+    kernel = getattr(engine, name, None)
+    if kernel is None:
+        return None
+    calls = []
+
+    def snapshot(x):
+        if isinstance(x, np.ndarray):
+            return x.copy() if x.size < 1 << 16 else x
+        if isinstance(x, tuple):
+            items = [snapshot(v) for v in x]
+            return type(x)(*items) if hasattr(x, "_fields") else tuple(items)
+        return x
+
+    def spy(*args):
+        calls.append(tuple(snapshot(a) for a in args))
+        return kernel(*args)
+
+    setattr(engine, name, spy)
+    try:
+        run()
+    finally:
+        setattr(engine, name, kernel)
+    if len(calls) != 1:
+        return None
+    args = calls[0]
+    return lambda: kernel(*(snapshot(a) for a in args))
+
+
+def _setup_build(n: int):
+    """Building the panel from the dict of DataFrames, with the fields an SMA close-fill run reads
+    (the close) converted and checked, against that backtest's kernel alone."""
+    from nbtrade.panel import Market
+
+    _, frames, entries, exits = make_frames(max(n // N_SYMBOLS, 100))
+    impls = {"nbtrade": lambda: Market(frames).array("close")}
+    market = Market(frames)
+    kernel = capture_kernel(lambda: _run_frames(market, entries, exits))
+    if kernel is not None:
+        impls["kernel"] = kernel
+    return impls
+
+
 @njit(cache=True, nogil=True)
 def crossover_on_bar(ctx, i):
     """The same long-only crossover as an event callback (reads the crossover flags it is given)."""
@@ -227,6 +346,13 @@ CASES = [
          units=lambda n: max(n // N_SYMBOLS, 100) * N_SYMBOLS, check=_check, target=">= 0.5x bare_loop speed"),
     Case("callback_sma_crossover_20sym", _setup_callback, unit="bar-step",
          units=lambda n: max(n // N_SYMBOLS, 100) * N_SYMBOLS, check=_check, target=">= 0.25x bare_loop speed"),
+    Case("signals_sma_crossover_20sym_frames", _setup_frames, unit="bar-step",
+         units=lambda n: max(n // N_SYMBOLS, 100) * N_SYMBOLS, check=_check,
+         target=">= 10x vectorbt (whole call from a dict of OHLCV DataFrames)"),
+    Case("signals_sma_crossover_20sym_market", _setup_market, unit="bar-step",
+         units=lambda n: max(n // N_SYMBOLS, 100) * N_SYMBOLS, check=_check, target=">= 30x vectorbt"),
+    Case("market_build_20sym", _setup_build, unit="bar-step", units=lambda n: max(n // N_SYMBOLS, 100) * N_SYMBOLS,
+         target="build <= 2x the kernel (kernel ratio >= 0.5)"),
     Case("signals_sma_crossover_20sym_isolated", _setup_isolated, unit="bar-step",
          units=lambda n: max(n // N_SYMBOLS, 100) * N_SYMBOLS, check=_check,
          target=">= 0.5x bare_loop speed, >= 10x vectorbt"),

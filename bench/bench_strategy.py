@@ -10,6 +10,10 @@
 * ``python_next``: the Strategy with a plain ``def next(self)`` (backtesting.py style,
   called per bar and symbol from the compiled engine): Python speed.
 
+``optimize_goog_quickstart_grid``: ``Backtest(GOOG, SmaCross).optimize(n1=range(5, 30, 5), n2=range(10, 70, 5),
+constraint=n1 < n2)`` (50 runs, compiled ``next``) against backtesting.py's ``optimize`` of its Quick Start
+strategy on the same data, when backtesting.py is installed (a bench-only baseline).
+
 Equity must agree to 1e-9. Run directly::
 
     python bench/bench_strategy.py --quick        # 100,000 bar-steps
@@ -17,6 +21,7 @@ Equity must agree to 1e-9. Run directly::
 """
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -107,6 +112,78 @@ def _setup(n: int):
     }
 
 
+class SmaCrossGoog(Strategy):
+    """backtesting.py's Quick Start strategy (``n1``/``n2`` SMA cross) with a compiled ``next``."""
+
+    n1 = 10
+    n2 = 20
+
+    def init(self):
+        self.sma1 = self.I(ind.sma, self.data.close, self.n1)
+        self.sma2 = self.I(ind.sma, self.data.close, self.n2)
+
+    @staticmethod
+    @njit(cache=True)
+    def next(ctx, i):
+        _cross_nb(ctx, i, ctx.user.sma1, ctx.user.sma2)
+
+
+#: backtesting.py's Quick Start grid: 50 combinations once the constraint is applied.
+GRID = dict(n1=range(5, 30, 5), n2=range(10, 70, 5), constraint=lambda p: p.n1 < p.n2)
+
+
+try:  # backtesting.py, a bench-only baseline; its strategy lives at module level (its process pool pickles it)
+    os.environ.setdefault("TQDM_DISABLE", "1")  # its progress bars
+    import backtesting as _bt
+    from backtesting.lib import crossover as _bt_crossover
+    from backtesting.test import SMA as _BT_SMA
+except ImportError:
+    _bt = None
+
+if _bt is not None:
+    class BtSmaCross(_bt.Strategy):
+        """backtesting.py's Quick Start strategy."""
+
+        n1 = 10
+        n2 = 20
+
+        def init(self):
+            self.sma1 = self.I(_BT_SMA, self.data.Close, self.n1)
+            self.sma2 = self.I(_BT_SMA, self.data.Close, self.n2)
+
+        def next(self):
+            if _bt_crossover(self.sma1, self.sma2):
+                self.buy()
+            elif _bt_crossover(self.sma2, self.sma1):
+                self.position.close()
+
+
+def _setup_optimize(n: int):
+    """``Backtest(GOOG, SmaCross).optimize(grid)`` against backtesting.py's own (bench-only baseline,
+    with its default process pool), both on backtesting.py's GOOG daily candles. ``n`` is ignored."""
+    import warnings
+
+    try:
+        import backtesting
+        from backtesting.test import GOOG
+    except ImportError:  # no baseline: time nbtrade alone on synthetic daily candles of the same length
+        import nbtrade
+
+        goog = nbtrade.market("GOOG", "2004-08-19", "2010-06-28", "1d", seed=1).rename(columns=str.title)
+        ours = Backtest(goog, SmaCrossGoog, cash=10_000, commission=0.002, on_gap="skip")
+        return {"nbtrade": lambda: ours.optimize(**GRID)[1]}
+
+    ours = Backtest(GOOG, SmaCrossGoog, cash=10_000, commission=0.002, on_gap="skip")
+    theirs = backtesting.Backtest(GOOG, BtSmaCross, cash=10_000, commission=0.002)
+
+    def run_theirs():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return theirs.optimize(**GRID)
+
+    return {"nbtrade": lambda: ours.optimize(**GRID)[1], "backtesting.py": run_theirs}
+
+
 def _check(ref, other):
     np.testing.assert_allclose(other, ref, rtol=1e-9)
 
@@ -114,6 +191,8 @@ def _check(ref, other):
 CASES = [
     Case("class_api_sma_cross_5sym", _setup, unit="bar-step", check=_check,
          target="compiled next >= 0.9x callback; python next: honest Python speed"),
+    Case("optimize_goog_quickstart_grid", _setup_optimize, unit="run", units=lambda n: 50,
+         target=">= 5x backtesting.py's optimize"),
 ]
 
 

@@ -366,11 +366,18 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
 
     Parameters
     ----------
-    data : dict of DataFrames, DataFrame, dict of fields, or close prices
-        OHLC candles keyed by open time (see :func:`prepare_data`).
+    data : Market, dict of DataFrames, DataFrame, dict of fields, or close prices
+        OHLC candles keyed by open time (see :class:`nbtrade.Market`; build one beforehand
+        to reuse its converted, checked arrays across runs). A run converts only the fields
+        it reads: a market-order run filling at the close without stops reads closes alone.
     entries, exits, short_entries, short_exits : bool DataFrame (bars x symbols) or array
-        Signals aligned with ``data``; a signal at bar ``t`` uses information up to
-        ``t``'s close. ``None`` means never.
+        Signals; a signal at bar ``t`` uses information up to ``t``'s close. ``None`` means
+        never. DataFrames are matched to ``data`` by label: columns by symbol in any order
+        (a subset of the symbols is allowed, the others get no signal; an unknown symbol is
+        an error), rows by instant (any time zone or resolution; tz-naive means UTC; every
+        bar of the data must be there). Arrays are matched by position. The same rule holds
+        for every bars x symbols input (``order_price``, ``sl_price``, ``exit_size``,
+        weights...; symbols left out get NaN there).
     size : float, per symbol allowed
         Entry size, read according to ``size_type`` (default ``1.0`` with
         ``"percent"``: all the free margin, fees included). Must be > 0; at most 1

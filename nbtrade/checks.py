@@ -1,7 +1,7 @@
 """Look-ahead and warm-up-dependence checks for any strategy, indicator or model.
 
-A *subject* is a callable taking market data (a DataFrame, or a dict of
-DataFrames per symbol) and returning outputs indexed by time: a Series, a
+A *subject* is a callable taking market data (a :class:`~nbtrade.Market`, a
+DataFrame, or a dict of DataFrames per symbol: it gets cuts of the same kind) and returning outputs indexed by time: a Series, a
 DataFrame, a dict or a tuple of those (signals, indicator values, predictions).
 
 * :func:`check_lookahead` reruns the subject on data cut at many points ``t``
@@ -20,17 +20,21 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-Data = pd.DataFrame | Mapping[str, pd.DataFrame]
+from .panel import Market
+
+Data = Market | pd.DataFrame | Mapping[str, pd.DataFrame]
 
 
 def _slice(data: Data, lo: int, hi: int) -> Data:
+    if isinstance(data, Market):
+        return data[lo:hi]  # a view of the same panel
     if isinstance(data, pd.DataFrame):
         return data.iloc[lo:hi]
     return {k: v.iloc[lo:hi] for k, v in data.items()}
 
 
 def _length(data: Data) -> int:
-    if isinstance(data, pd.DataFrame):
+    if isinstance(data, (pd.DataFrame, Market)):
         return len(data)
     lengths = {len(v) for v in data.values()}
     if len(lengths) != 1:

@@ -34,10 +34,11 @@ import numpy as np
 import pandas as pd
 
 from .lookback import Lookback
+from .panel import Market
 
 FIELDS = ("open", "high", "low", "close", "volume")
 Spec = str | tuple[str, Any]
-Panel = dict[str, np.ndarray]  # field -> (n_bars, n_symbols) float64, Fortran order
+Panel = Mapping[str, np.ndarray]  # field -> (n_bars, n_symbols) float64, Fortran order
 
 
 @dataclass(frozen=True)
@@ -289,37 +290,37 @@ class FeatureSet:
 
 # --------------------------------------------------------------------------- panels
 
-def to_panel(data: pd.DataFrame | Mapping[str, pd.DataFrame]) -> tuple[pd.DatetimeIndex, list[str], Panel]:
-    """Stack OHLCV frames per symbol into ``time x symbols`` arrays on the union of their indexes.
+class _Panel(Mapping):
+    """Field -> ``(n_bars, n_symbols)`` float64 Fortran-order array (each symbol's history contiguous, as
+    the column-walking indicator kernels want), converted from the market on first use."""
 
-    Bars a symbol lacks are NaN (never forward-filled). A single DataFrame is one symbol.
-    """
-    frames = {"data": data} if isinstance(data, pd.DataFrame) else dict(data)
-    if not frames:
-        raise ValueError("data has no symbols")
-    for sym, df in frames.items():
-        if not isinstance(df, pd.DataFrame):
-            raise TypeError(f"data[{sym!r}] must be a DataFrame, got {type(df).__name__}")
-        missing = [c for c in FIELDS if c not in df.columns]
-        if missing:
-            raise ValueError(f"data[{sym!r}] lacks columns {missing}")
-        if not df.index.is_monotonic_increasing or not df.index.is_unique:
-            raise ValueError(f"data[{sym!r}] index must be sorted and unique")
-    index = frames[next(iter(frames))].index
-    for df in frames.values():
-        if not df.index.equals(index):
-            index = index.union(df.index)
-    symbols = list(frames)
-    panel: Panel = {}
-    for field in FIELDS:
-        arr = np.empty((len(index), len(symbols)), dtype=np.float64, order="F")
-        for j, sym in enumerate(symbols):
-            col = frames[sym][field]
-            if not col.index.equals(index):
-                col = col.reindex(index)
-            arr[:, j] = col.to_numpy(dtype=np.float64, na_value=np.nan)
-        panel[field] = arr
-    return pd.DatetimeIndex(index), symbols, panel
+    def __init__(self, market: Market):
+        self.market = market
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, field: str) -> np.ndarray:
+        if field not in self._arrays:
+            self._arrays[field] = np.asfortranarray(self.market.array(field))
+        return self._arrays[field]
+
+    def __iter__(self):
+        return iter(f for f in FIELDS if self.market.has(f))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _market(data: Any) -> Market:
+    """``data`` as a Market (a single DataFrame is the symbol ``"data"``)."""
+    return data if isinstance(data, Market) else Market(data, symbol="data", copy=False)
+
+
+def to_panel(data: Any) -> tuple[pd.Index, list, Panel]:
+    """``(index, symbols, {field: (n_bars, n_symbols) array})`` of a :class:`~nbtrade.Market` (or of
+    anything it accepts: frames are joined on the union of their indexes, bars a symbol lacks are
+    NaN, never forward-filled). Fields are converted on first use; volume only where a feature reads it."""
+    m = _market(data)
+    return m.index, list(m.symbols), _Panel(m)
 
 
 def _assemble(index: pd.Index, symbols: list[str], names: list[str], values: dict[str, np.ndarray],
@@ -333,10 +334,11 @@ def _assemble(index: pd.Index, symbols: list[str], names: list[str], values: dic
     return pd.DataFrame(block, index=index, columns=cols, copy=False)
 
 
-def compute_features(data: pd.DataFrame | Mapping[str, pd.DataFrame], specs: Iterable[Spec] | FeatureSet,
+def compute_features(data: "Market | pd.DataFrame | Mapping[str, pd.DataFrame]", specs: Iterable[Spec] | FeatureSet,
                      dtype: Any = np.float64, cache: "FeatureCache | None" = None,
                      as_array: bool = False) -> pd.DataFrame | np.ndarray:
-    """Compute a feature set on one or many symbols.
+    """Compute a feature set on one or many symbols: a :class:`~nbtrade.Market`, or anything it
+    accepts (a dict of OHLCV DataFrames, one DataFrame...).
 
     Returns a DataFrame indexed by time with columns ``(symbol, feature)``
     (float64 by default, ``dtype=np.float32`` halves memory), or with
@@ -382,6 +384,8 @@ class FeatureCache:
     def compute(self, data: Any, fs: FeatureSet) -> pd.DataFrame:
         from .cache import fingerprint, make_key
 
+        if isinstance(data, Market):
+            data = data.to_frames()
         frames = {"data": data} if isinstance(data, pd.DataFrame) else dict(data)
         symbols = list(frames)
         full_key = make_key("features", fs.key(), fingerprint(frames))

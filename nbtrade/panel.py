@@ -82,6 +82,7 @@ class Market:
             self.__dict__.update(data.__dict__)
             self._arrays = dict(data._arrays)
             self._cache = dict(data._cache)
+            self._checked = set(data._checked)
             return
         index, symbols, sources, close_only = _parse(data, symbol, copy)
         self._init(index, symbols, sources, close_only, copy)
@@ -202,10 +203,11 @@ class Market:
         if field not in self._sources:
             hint = " (give OHLCV frames with a 'volume' column)" if field == "volume" else ""
             raise AttributeError(f"the market has no field {field!r}{hint}; fields: {', '.join(self.fields)}")
-        arr = _convert(self._sources[field], self.shape, field)
+        scan: list = [] if field == "close" else None  # the close is scanned while it is converted
+        arr = _convert(self._sources[field], self.shape, field, scan)
         self._arrays[field] = arr
         if field == "close":
-            self._check("close")
+            self._check("close", scan[0] if scan else None)
         return arr
 
     def validate(self) -> "Market":
@@ -253,14 +255,14 @@ class Market:
                 self._arrays[f] = _convert(self._sources[f], self.shape, f)
         self._check("ohlc")
 
-    def _check(self, what: str) -> None:
+    def _check(self, what: str, scan: tuple | None = None) -> None:
         if what in self._checked:
             return
         from .kernels.checks import INCONSISTENT, NOT_FINITE, NOT_POSITIVE
 
         c = self._arrays["close"]
         o, h, l = (c, c, c) if what == "close" else (self._arrays[f] for f in ("open", "high", "low"))
-        code, t, j, field, n_missing, n_partial = check_prices(o, h, l, c)
+        code, t, j, field, n_missing, n_partial = scan if scan is not None else check_prices(o, h, l, c)
         at = f"at {self.index[t]} ({self.symbols[j]})" if t >= 0 else ""
         if code == NOT_FINITE:
             raise ValueError(f"data prices contain inf {at}: mark a bar without a candle with NaN")
@@ -403,8 +405,8 @@ def align(x: Any, market: Market, name: str, kind: str = "float", fill: Any = No
 
     DataFrame columns are matched by symbol in any order; a subset of the symbols is allowed
     (the others get ``fill``: False for signals, NaN for numbers); a column for a symbol not in
-    the market is an error naming it. A Series is one symbol (its name, or the market's only
-    one). Timestamps are matched as instants (any time zone or resolution; tz-naive means
+    the market is an error naming it. A Series is the market's only symbol, or with several
+    the symbol it is named after. Timestamps are matched as instants (any time zone or resolution; tz-naive means
     UTC): every bar of the data must be there, and no other. Arrays are matched by position
     and must have the data's shape (``(n_bars,)`` for one symbol).
 
@@ -418,13 +420,10 @@ def align(x: Any, market: Market, name: str, kind: str = "float", fill: Any = No
         raise TypeError(f"{name} must be bars x symbols values, got a Market")
     if isinstance(x, pd.Series):
         sym = x.name
-        if m == 1 and (sym is None or sym == 0 or _key(sym) == _key(market.symbols[0]) or market.symbols[0] == "asset"):
+        if m == 1:  # one symbol: a Series is its column, whatever its name ("close" from df.close > ...)
             x = x.to_frame(market.symbols[0])
         elif sym is not None and _key(sym) in {_key(s) for s in market.symbols}:
             x = x.to_frame(sym)
-        elif m == 1:
-            raise ValueError(f"{name} is a Series named {sym!r} but the data's symbol is {market.symbols[0]!r}: "
-                             f"rename it or pass the values")
         else:
             raise ValueError(f"{name} is a Series (named {sym!r}) but the data has {m} symbols: pass a DataFrame "
                              f"with one column per symbol ({market.symbols[:3]}...)")
@@ -529,11 +528,13 @@ def _check_values(arr: np.ndarray, name: str, kind: str) -> np.ndarray:
 
 
 def _instants(idx: pd.Index) -> pd.Index:
-    """A DatetimeIndex as UTC nanoseconds (naive = UTC); other indexes unchanged."""
+    """A DatetimeIndex in UTC (naive = UTC); other indexes unchanged."""
     if not isinstance(idx, pd.DatetimeIndex):
         return idx
-    idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
-    return idx.as_unit("ns") if idx.unit != "ns" else idx
+    if idx.tz is not None and str(idx.tz) == "UTC":
+        return idx  # already UTC: keep the object (frames sharing it then compare by identity)
+    # any resolution is kept: pandas compares, joins and looks up instants across units
+    return idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
 
 
 def _utc(t: Any) -> Any:
@@ -661,15 +662,16 @@ def _from_frames(frames: dict, single: bool = False) -> tuple[pd.Index, list, di
     if all("volume" in c for c in fieldcols):
         names.append("volume")
     extra = set.intersection(*(set(c) for c in fieldcols)) - set(FIELDS)
-    names += sorted(e for e in extra if all(pd.api.types.is_numeric_dtype(df[c[e]]) and
-                                            not pd.api.types.is_bool_dtype(df[c[e]])
+    names += sorted(e for e in extra if all(pd.api.types.is_numeric_dtype(df.dtypes[c[e]]) and
+                                            not pd.api.types.is_bool_dtype(df.dtypes[c[e]])
                                             for df, c in zip(frames.values(), fieldcols)))
     sources = {}
     for f in names:
         cols = []
         for (sym, df), c in zip(frames.items(), fieldcols):
             s = df[c[f]]
-            _check_dtype(s.dtype, f"{label(sym)}[{c[f]!r}]")
+            if s.dtype != np.float64:
+                _check_dtype(s.dtype, f"{label(sym)}[{c[f]!r}]")
             cols.append(s)
         sources[f] = _Columns(cols, positions, [f"{label(sym)}[{c[f]!r}]" for sym, c in zip(frames, fieldcols)])
     if isinstance(index, pd.DatetimeIndex):
@@ -749,8 +751,9 @@ def _check_dtype(dtype: Any, label: str) -> None:
 # --------------------------------------------------------------------------------------------
 # conversion
 
-def _convert(src: Any, shape: tuple[int, int], field: str) -> np.ndarray:
-    """A source as a new (or, for a C-contiguous float64 array, the same) C-contiguous array."""
+def _convert(src: Any, shape: tuple[int, int], field: str, scan: list | None = None) -> np.ndarray:
+    """A source as a new (or, for a C-contiguous float64 array, the same) C-contiguous array; when the
+    transposing kernel runs and ``scan`` is a list, the close check's result is appended to it."""
     n, m = shape
     if isinstance(src, np.ndarray):
         return _writeable(np.ascontiguousarray(src))
@@ -758,14 +761,28 @@ def _convert(src: Any, shape: tuple[int, int], field: str) -> np.ndarray:
             else c.to_numpy() for c in src.cols]
     if all(p is None for p in src.pos):
         # one shared index: stack the columns (contiguous copies), then one transposing copy
-        return np.ascontiguousarray(np.stack(cols).T)
+        return _transpose(np.stack(cols), scan)
     out = np.full((m, n), np.nan)
     for j, (c, p) in enumerate(zip(cols, src.pos)):
         if p is None:
             out[j] = c
         else:
             out[j, p] = c
-    return np.ascontiguousarray(out.T)
+    return _transpose(out)
+
+
+def _transpose(src: np.ndarray, scan: list | None = None) -> np.ndarray:
+    """``(n_symbols, n_bars)`` -> C-contiguous ``(n_bars, n_symbols)`` (in parallel blocks when large,
+    scanning the block just written with the close check when ``scan`` is a list)."""
+    if src.size < PARALLEL_CHECK:
+        return np.ascontiguousarray(src.T)
+    from .kernels.panel import transpose_check_nb
+
+    out = np.empty(src.shape[::-1])
+    blocks = transpose_check_nb(src, out, scan is not None, np.zeros((16, 6), dtype=np.int64))
+    if scan is not None:
+        scan.append(_reduce_blocks(blocks))
+    return out
 
 
 def _slice_source(src: Any, lo: int, hi: int, shape: tuple[int, int], field: str) -> Any:
@@ -785,12 +802,18 @@ def _take_source(src: Any, cols: list[int]) -> Any:
 def check_prices(o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray) -> tuple[int, ...]:
     """``(code, bar, column, field, n_missing, n_partial)`` of one scan of the prices (close only
     when all four are one array); large inputs are scanned in blocks on all cores."""
-    from .kernels.checks import OK, check_blocks_nb, check_close_nb, check_ohlc_nb
+    from .kernels.checks import check_blocks_nb, check_close_nb, check_ohlc_nb
 
     close_only = o is c and h is c and l is c
     if c.size < PARALLEL_CHECK:
         return tuple(int(v) for v in (check_close_nb(c) if close_only else check_ohlc_nb(o, h, l, c)))
-    blocks = check_blocks_nb(o, h, l, c, close_only, np.zeros((16, 6), dtype=np.int64))
+    return _reduce_blocks(check_blocks_nb(o, h, l, c, close_only, np.zeros((16, 6), dtype=np.int64)))
+
+
+def _reduce_blocks(blocks: np.ndarray) -> tuple[int, ...]:
+    """One check result from per-block results (the first block with a problem wins)."""
+    from .kernels.checks import OK
+
     bad = np.flatnonzero(blocks[:, 0] != OK)
     if len(bad):
         return tuple(int(v) for v in blocks[bad[0]][:4]) + (0, 0)

@@ -19,6 +19,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .panel import Market
+
 #: A general-purpose feature set: scale-free returns, volatility, oscillators, volume and cross-asset terms.
 DEFAULT_FEATURES: list = [
     ("ret", 1), ("ret", 3), ("ret", 6), ("ret", 24), ("vol", 24), ("vol", 96), ("rsi", 14), ("rsi", 6),
@@ -50,7 +52,7 @@ def pooled_labels(frames: Mapping[str, pd.DataFrame], horizon: int = 1, dead_zon
     return y
 
 
-def research(data: Mapping[str, pd.DataFrame] | pd.DataFrame, features: Sequence | None = None, *,
+def research(data: Market | Mapping[str, pd.DataFrame] | pd.DataFrame, features: Sequence | None = None, *,
              horizon: int = 1, dead_zone: float = 0.0, estimator: Any = None, train_window: int | str = "60D",
              test_window: int | str = "7D", retrain: str = "incremental", seed: int = 0, cache: Any = None,
              long_threshold: float = 0.55, exit_threshold: float = 0.5, size: float | None = None,
@@ -60,7 +62,7 @@ def research(data: Mapping[str, pd.DataFrame] | pd.DataFrame, features: Sequence
 
     Parameters
     ----------
-    data : dict of OHLCV DataFrames (or one DataFrame)
+    data : a :class:`~nbtrade.Market`, a dict of OHLCV DataFrames or one DataFrame
     features : feature specs (see :mod:`nbtrade.features`); default :data:`DEFAULT_FEATURES`
         (plus each symbol's correlation to the first symbol when there are several).
     horizon, dead_zone : the label: sign of the ``horizon``-bar forward return, 0 inside the dead zone.
@@ -81,12 +83,13 @@ def research(data: Mapping[str, pd.DataFrame] | pd.DataFrame, features: Sequence
     def stage(name: str) -> Any:
         return monitor.stage(name) if monitor is not None else nullcontext()
 
-    frames = {"asset": data} if isinstance(data, pd.DataFrame) else dict(data)
+    market = data if isinstance(data, Market) else Market(data, copy=False)
+    frames = market.to_frames()  # one UTC index for features, labels and the backtest
     specs = list(features) if features is not None else list(DEFAULT_FEATURES)
     if features is None and len(frames) > 1:
         specs.append(("corr", {"window": 72, "to": next(iter(frames))}))
     with stage("features"):
-        X = compute_features(frames, specs)
+        X = compute_features(market, specs)
         Xs = stack(X)
         Xs.index = Xs.index.set_names(["time", "symbol"])
         y = pooled_labels(frames, horizon, dead_zone).reindex(Xs.index)
@@ -98,7 +101,7 @@ def research(data: Mapping[str, pd.DataFrame] | pd.DataFrame, features: Sequence
     if wf.proba is None:
         raise ValueError("research() needs a classifier with predict_proba (labels are classes)")
     first_oos = wf.predictions.dropna().index.get_level_values(0).min()
-    close = pd.DataFrame({s: f["close"] for s, f in frames.items()})
+    close = market.close
     sig = proba_to_signals(wf.proba, long_threshold=long_threshold, exit_threshold=exit_threshold)
 
     def cut(df: pd.DataFrame) -> pd.DataFrame:
@@ -108,5 +111,5 @@ def research(data: Mapping[str, pd.DataFrame] | pd.DataFrame, features: Sequence
     params = dict(fill="next_open", size=0.995 / len(frames) if size is None else size, size_type="target_percent")
     params.update(backtest_kwargs)
     with stage("backtest"):
-        result = backtest({s: f.loc[first_oos:] for s, f in frames.items()}, entries, exits, **params)
+        result = backtest(market[first_oos:], entries, exits, **params)
     return ResearchRun(X, y, wf, entries, exits, result, first_oos)

@@ -93,8 +93,10 @@ def test_bad_specs(spec, err, match):
 def test_bad_data(data):
     with pytest.raises(ValueError, match="not in the data"):
         compute_features(data, [("corr", {"window": 10, "to": "XRP/USDT"})])
-    with pytest.raises(ValueError, match="lacks columns"):
-        compute_features({"A": data["BTC/USDT"].drop(columns="volume")}, ["rsi"])
+    no_volume = {"A": data["BTC/USDT"].drop(columns="volume")}
+    with pytest.raises(AttributeError, match="no field 'volume'"):  # volume is needed by volume features only
+        compute_features(no_volume, ["volume_ratio"])
+    assert compute_features(no_volume, ["rsi"]).shape == (len(data["BTC/USDT"]), 1)
     with pytest.raises(ValueError, match="sorted"):
         compute_features({"A": data["BTC/USDT"].iloc[::-1]}, ["rsi"])
     with pytest.raises(ValueError, match="at least one"):

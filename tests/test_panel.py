@@ -170,3 +170,80 @@ def test_bad_forms(frames):
         Market.from_arrays(np.arange(3) * 60_000, ["A"], close=np.ones(3), open=np.ones(3))
     with pytest.raises(ValueError, match="close has shape"):
         Market.from_arrays(np.arange(3) * 60_000, ["A", "B"], close=np.ones(3))
+
+
+# ------------------------------------------------------------------ consumers take a Market
+
+def test_features_and_checks_take_a_market(frames):
+    from nbtrade.checks import check_lookahead
+    from nbtrade.features import compute_features
+
+    specs = [("rsi", 14), ("ema", 10), ("atr", 14), ("volume_ratio", 6)]
+    m = Market(frames)
+    pd.testing.assert_frame_equal(compute_features(m, specs), compute_features(frames, specs))
+    report = check_lookahead(lambda d: compute_features(d, specs), m, cuts=4, min_bars=20)
+    assert report.ok, str(report)
+
+
+def test_every_engine_mode_takes_a_market(frames):
+    from numba import njit
+
+    from nbtrade.kernels.callback import enter_long_nb
+
+    @njit
+    def buy_first(ctx, i):
+        if i == 1:
+            for c in range(ctx.close.shape[1]):
+                enter_long_nb(ctx, i, c)
+
+    m = Market(frames)
+    close = m.close
+    entries, exits = close > close.rolling(5).mean(), close < close.rolling(5).mean()
+    kw = dict(size=0.4, fees=0.001)
+    pd.testing.assert_series_equal(nbtrade.backtest(m, entries, exits, **kw).equity,
+                                   nbtrade.backtest(frames, entries, exits, **kw).equity)
+    w = pd.DataFrame(0.4, index=m.index, columns=m.symbols)
+    pd.testing.assert_series_equal(nbtrade.backtest_weights(m, w, rebalance_every=6).equity,
+                                   nbtrade.backtest_weights(frames, w, rebalance_every=6).equity)
+    pd.testing.assert_series_equal(nbtrade.backtest_callback(m, buy_first, **kw).equity,
+                                   nbtrade.backtest_callback(frames, buy_first, **kw).equity)
+    assert nbtrade.prepare(m) is m and nbtrade.Inputs is Market
+
+
+def _gaps_reference(index, close, symbols, freq_ms):
+    """The gap list as the engine used to build it: one row at a time (missing times, then NaN runs)."""
+    rows = []
+    ms = index.as_unit("ms").asi8
+    for k in np.flatnonzero(np.diff(ms) > freq_ms * 1.5):
+        rows.append((None, "missing_time", index[k] + pd.Timedelta(milliseconds=freq_ms),
+                     index[k + 1] - pd.Timedelta(milliseconds=freq_ms), int(round((ms[k + 1] - ms[k]) / freq_ms)) - 1))
+    for j, sym in enumerate(symbols):
+        valid = np.flatnonzero(~np.isnan(close[:, j]))
+        if valid.size == 0:
+            continue
+        i = valid[0]
+        while i <= valid[-1]:
+            if np.isnan(close[i, j]):
+                s = i
+                while np.isnan(close[i, j]):
+                    i += 1
+                rows.append((sym, "nan", index[s], index[i - 1], i - s))
+            i += 1
+    return rows
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_vectorised_gaps_equal_a_row_by_row_search(seed):
+    rng = np.random.default_rng(seed)
+    n, m = 300, 4
+    index = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC")
+    index = index[rng.random(n) > 0.05]  # missing timestamps
+    close = 100 + rng.random((len(index), m))
+    close[rng.random(close.shape) < 0.1] = np.nan
+    close[:20, 1] = np.nan  # listed later
+    close[-15:, 2] = np.nan  # delisted
+    close[:, 3] = np.nan  # never listed
+    mk = Market(pd.DataFrame(close, index=index, columns=list("ABCD")))
+    got = [tuple(None if isinstance(v, float) and np.isnan(v) else v for v in r)
+           for r in mk.gaps(3_600_000.0).itertuples(index=False)]
+    assert got == _gaps_reference(index, close, list("ABCD"), 3_600_000.0)

@@ -239,7 +239,7 @@ def test_a_subset_of_symbols_gets_signals_the_others_none(two):
     ref = backtest(d, entries=none[0], exits=none[1], size=0.4)
     res = backtest(d, entries=entries[["A"]], exits=exits[["A"]], size=0.4)
     pd.testing.assert_series_equal(ref.equity, res.equity)
-    assert (res.orders["symbol"] == "A").all() if "symbol" in res.orders else True
+    assert set(res.orders["symbol"]) == {"A"}
 
 
 def test_unknown_symbol_is_named_also_with_one_symbol(two):
@@ -249,8 +249,10 @@ def test_unknown_symbol_is_named_also_with_one_symbol(two):
     one = {"BTC": d["A"]}
     with pytest.raises(ValueError, match=r"entries columns \['ETH'\] name symbol\(s\) not in the data: \['ETH'\]"):
         backtest(one, entries=entries[["A"]].rename(columns={"A": "ETH"}))
-    with pytest.raises(ValueError, match=r"exits is a Series named 'ETH' but the data's symbol is 'BTC'"):
-        backtest(one, exits=exits["A"].rename("ETH"))
+    with pytest.raises(ValueError, match=r"exits is a Series \(named 'ETH'\) but the data has 2 symbols"):
+        backtest(d, exits=exits["A"].rename("ETH"))
+    res = backtest(d, entries=entries["B"], exits=exits["B"], size=0.4)  # a Series named after a symbol
+    assert set(res.orders["symbol"]) == {"B"}
 
 
 def test_timestamps_match_as_instants_whatever_the_zone_or_resolution(two):
@@ -326,3 +328,23 @@ def test_fill_close_runs_read_only_the_close(two):
     full = Market(d).validate()
     pd.testing.assert_series_equal(res.equity, backtest(full, entries=entries, exits=exits, size=0.4,
                                                         fill="close", fees=0.001).equity)
+
+
+def test_backtest_class_refuses_at_construction_what_run_would_refuse(df):
+    from nbtrade.strategy import Backtest, Strategy
+
+    class Noop(Strategy):
+        def init(self):
+            pass
+
+        def next(self):
+            pass
+
+    for kw, match in ((dict(sl_price=df["close"] * 0.9), "does not take sl_price"),
+                      (dict(exit_size=0.5), "does not take exit_size"),
+                      (dict(fees=-1.0), "fees must be >= 0"),
+                      (dict(size=2.0), "size must be <= 1"),
+                      (dict(fill="open"), "unknown fill"),
+                      (dict(cash_sharing=[1, 2]), "cash_sharing has 2 group labels")):
+        with pytest.raises((ValueError, TypeError), match=match):
+            Backtest(df, Noop, **kw)
