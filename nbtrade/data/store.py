@@ -745,12 +745,18 @@ def _series(f: h5py.File, exchange: str, symbol: str, timeframe: str) -> h5py.Gr
 
 
 def _series_id(f: h5py.File | h5f.FileID, exchange: str, symbol: str, timeframe: str) -> h5g.GroupID:
-    """Low-level id of a series group (the read fast path); NotFound when absent."""
-    gpath = group_path(symbol, timeframe).encode()
-    try:
-        return h5g.open(f.id if isinstance(f, h5py.File) else f, gpath)
-    except (KeyError, ValueError):
-        raise NotFound(f"no {symbol} {timeframe} candles stored for {exchange}") from None
+    """Low-level id of a series group (the read fast path); NotFound when absent.
+
+    Resolves ``symbol`` by the one symbol rule (data/symbols.py), then tries the name as
+    given for series stored before the rule, like :func:`_series`."""
+    fid = f.id if isinstance(f, h5py.File) else f
+    unified = unified_symbol(symbol, exchange, strict=False)
+    for gpath in dict.fromkeys(group_path(name, timeframe).encode() for name in (unified, symbol)):
+        try:
+            return h5g.open(fid, gpath)
+        except (KeyError, ValueError):
+            continue
+    raise NotFound(f"no {symbol} {timeframe} candles stored for {exchange}")
 
 
 def _iter_series(f: h5py.File) -> Iterator[h5py.Group]:
