@@ -126,7 +126,7 @@ class Result:
             "pnl": r["pnl"], "return": r["ret"],
             "exit_reason": _names(ExitReason)[r["exit_reason"]],
         }, index=pd.Index(r["id"], name="id"))
-        df.insert(5, "duration", np.asarray(exit_time) - np.asarray(entry_time))
+        df.insert(5, "duration", np.asarray(exit_time - entry_time))  # vectorised (no Timestamp objects)
         return df
 
     # ---------------------------------------------------------------- stats

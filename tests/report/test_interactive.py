@@ -158,3 +158,20 @@ def test_markers_cluster_when_zoomed_out(tmp_path):
 
     wide, narrow, errors = asyncio.run(drive())
     assert errors == [] and wide == "clusters" and narrow == "events"
+
+
+def test_budgets_keep_big_runs_light():
+    idx = pd.date_range("2024-01-01", periods=5000, freq="min", tz="UTC")
+    rng = np.random.default_rng(0)
+    close = pd.Series(100 * np.exp(np.cumsum(rng.normal(0, 1e-3, len(idx)))), index=idx)
+    frame = pd.DataFrame({"open": close, "high": close, "low": close, "close": close})
+    eq = pd.Series(1000.0, index=idx)
+    entry = np.arange(0, 4990, 2)
+    trades = pd.DataFrame({"symbol": "X", "entry_time": idx[entry], "entry_price": close.iloc[entry].to_numpy(),
+                           "exit_time": idx[entry + 1], "exit_price": close.iloc[entry + 1].to_numpy()})
+    data = ix.payload(eq, candles={"X": frame}, trades=trades, max_bars=2000, max_trades=500)
+    assert data["merged"] == 3 and len(data["t"]) == 1667
+    step, shown, total = data["trades_cut"]
+    assert (step, shown, total) == (5, 499, 2495) and len(data["trades"]["X"]["entry_t"]) == shown
+    assert data["trades"]["X"]["entry_t"][-1] > data["t"][len(data["t"]) * 9 // 10]  # markers span the run
+    assert "every 5th trade (499 of 2,495)" in ix.section(data)
