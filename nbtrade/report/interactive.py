@@ -108,7 +108,14 @@ def _trade_texts(trades: pd.DataFrame, symbol: str) -> list[str]:
 
     ids = trades.index.tolist() if pd.api.types.is_integer_dtype(trades.index) else [None] * n
     out = []
-    times = {c: F.timestamps(trades[c]) if c in trades.columns else [None] * n for c in ("entry_time", "exit_time")}
+    def when(c: str) -> list:
+        if c not in trades.columns:
+            return [None] * n
+        if pd.api.types.is_datetime64_any_dtype(trades[c]):
+            return F.timestamps(trades[c])
+        return [f"bar {F.number(v)}" for v in trades[c].tolist()]  # data without timestamps
+
+    times = {c: when(c) for c in ("entry_time", "exit_time")}
     for tid, d, size, et, ep, xt, xp, reason, pnl, ret, dur in zip(
             ids, col("direction", "long"), col("size"), times["entry_time"], col("entry_price"), times["exit_time"],
             col("exit_price"), col("exit_reason", ""), col("pnl"), col("return"), col("duration")):

@@ -175,3 +175,16 @@ def test_budgets_keep_big_runs_light():
     assert (step, shown, total) == (5, 499, 2495) and len(data["trades"]["X"]["entry_t"]) == shown
     assert data["trades"]["X"]["entry_t"][-1] > data["t"][len(data["t"]) * 9 // 10]  # markers span the run
     assert "every 5th trade (499 of 2,495)" in ix.section(data)
+
+
+def test_data_without_timestamps_report_bars():
+    rng = np.random.default_rng(0)
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 300)))
+    fields = {"open": c, "high": c * 1.01, "low": c * 0.99, "close": c}
+    e = np.zeros(300, bool)
+    e[::20] = True
+    res = nbtrade.backtest(fields, entries=e, exits=np.roll(e, 10), freq="1h")
+    data = ix.payload(res.equity, candles=res._candles(), trades=res.trades)
+    text = data["trades"][res.symbols[0]]["text"][0]
+    assert "in bar 1 @" in text and "1970" not in text
+    assert res.stats().formatted()["Avg. Trade Duration"] == "10 bars"
