@@ -186,7 +186,7 @@ def _static_charts(equity: pd.Series, benchmarks: Mapping[str, pd.Series] | None
     """Equity, drawdown, exposure and price with trades as inline SVG (no scripts needed)."""
     parts = []
     t = _t_ns(equity.index)
-    lines = {"strategy": equity.to_numpy(float)}
+    lines = {str(equity.name or "strategy"): equity.to_numpy(float)}
     for name, bench in (benchmarks or {}).items():
         lines[name] = bench.reindex(equity.index).to_numpy(float)
     parts.append(_section("Equity", svg.line_chart(t, lines, "equity curve")))

@@ -150,7 +150,7 @@ def payload(equity: pd.Series, *, benchmarks: Mapping[str, pd.Series] | None = N
     bins = _Bins(len(index), min(max_bars, max(1_000, max_values // (5 * n_symbols))))
     t_all = _seconds(index)
     out: dict[str, Any] = {"t": t_all[bins.starts].tolist(), "merged": bins.k}
-    eq = {"strategy": _values(bins.last(equity.to_numpy(float)))}
+    eq = {str(equity.name or "strategy"): _values(bins.last(equity.to_numpy(float)))}
     for name, bench in (benchmarks or {}).items():
         eq[str(name)] = _values(bins.last(bench.reindex(index).to_numpy(float)))
     out["equity"] = eq
