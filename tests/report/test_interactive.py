@@ -24,7 +24,7 @@ def test_payload_has_candles_trades_and_tooltips():
     data = ix.payload(res.equity, candles=res._candles(), trades=res.trades, exposure=res.exposure(),
                       benchmarks={"buy & hold": res.market() * res.init_cash})
     assert data["symbols"] == ["BTC/USDT", "ETH/USDT"] and data["ohlc"] and data["merged"] == 1
-    assert len(data["t"]) == len(res.equity) and set(data["equity"]) == {"strategy", "buy & hold"}
+    assert len(data["t"]) == len(res.equity) and set(data["equity"]) == {"equity", "buy & hold"}
     btc = res.trades[res.trades["symbol"] == "BTC/USDT"]
     tr = data["trades"]["BTC/USDT"]
     assert len(tr["entry_t"]) == len(btc)
