@@ -217,7 +217,6 @@ def backtest_params(args: argparse.Namespace, file_kwargs: dict[str, Any], n_sym
 
 def _backtest(args: argparse.Namespace) -> int:
     import os
-    import sys
 
     from rich.table import Table
 
@@ -255,8 +254,7 @@ def _backtest(args: argparse.Namespace) -> int:
     report = args.report or str(_settings(args).reports / "backtest.html")
     os.makedirs(os.path.dirname(os.path.abspath(report)), exist_ok=True)
     result.report(report, title=f"nbtrade backtest: {args.strategy}", monitor=mon.summary(),
-                  reproducibility={"command": "nbtrade " + " ".join(sys.argv[1:]) if sys.argv[1:] else
-                                   "nbtrade backtest " + args.strategy, "seed": args.seed})
+                  reproducibility={"command": "nbtrade backtest " + args.strategy, "seed": args.seed})
     if args.save:
         console.print(f"saved: {result.save(args.save)}")
     if args.profile:

@@ -225,7 +225,7 @@ def _report(path: Path, cfg: DemoConfig, results: dict, frames: dict, wf: Any, m
     main = results[MAIN]
     main.report(
         str(path), title="nbtrade demo: walk-forward random forest on a market with a planted, learnable signal",
-        subtitle=HONESTY.format(strength=cfg.strength),
+        subtitle=HONESTY.format(strength=cfg.strength), label=MAIN,
         benchmarks={k: r.equity for k, r in results.items() if k != MAIN},
         stats=pd.DataFrame({name: r.stats().full() for name, r in results.items()}),
         importances=wf.mean_importances, folds=wf.folds,

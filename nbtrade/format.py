@@ -138,6 +138,16 @@ def timestamp(v: Any) -> str:
     return ts.strftime("%Y-%m-%d %H:%M:%S" if ts.second else "%Y-%m-%d %H:%M")
 
 
+def timestamps(values: Any) -> list[str]:
+    """:func:`timestamp` of many times at once (vectorised; NaT as ``–``)."""
+    idx = pd.DatetimeIndex(values)
+    if idx.tz is not None:
+        idx = idx.tz_convert("UTC")
+    fmt = "%Y-%m-%d %H:%M:%S" if (idx.second[~idx.isna()] != 0).any() else "%Y-%m-%d %H:%M"
+    return [NA if t is None or (isinstance(t, float) and math.isnan(t)) else t
+            for t in idx.strftime(fmt).to_numpy(dtype=object, na_value=None)]
+
+
 def seconds(s: Any) -> str:
     """Wall times: ``850ms``, ``2.41s``, ``3m 5s``."""
     bad = _bad(s)

@@ -126,7 +126,7 @@ class Result:
             "pnl": r["pnl"], "return": r["ret"],
             "exit_reason": _names(ExitReason)[r["exit_reason"]],
         }, index=pd.Index(r["id"], name="id"))
-        df.insert(5, "duration", np.asarray(exit_time) - np.asarray(entry_time))
+        df.insert(5, "duration", np.asarray(exit_time - entry_time))  # vectorised (no Timestamp objects)
         return df
 
     # ---------------------------------------------------------------- stats
@@ -226,7 +226,7 @@ class Result:
 
     def to_html(self, *, title: str = "nbtrade backtest", benchmarks: dict | None = None, symbol: Any = None,
                 interactive: bool = True, **extra: Any) -> str:
-        """The report page as a string (see :meth:`report`)."""
+        """The report page as a string (see :meth:`report`); ``label=`` names the equity curve."""
         from .report.html import render_html
 
         candles = self._candles()
@@ -238,7 +238,8 @@ class Result:
         kwargs = dict(stats=self.stats(), trades=self.trades, candles=candles, exposure=self.exposure(),
                       assumptions=self.assumptions, interactive=interactive)
         kwargs.update(extra)
-        return render_html(self.equity, title=title, benchmarks=benchmarks, **kwargs)
+        label = kwargs.pop("label", "strategy")  # the equity curve's name in the charts
+        return render_html(self.equity.rename(label), title=title, benchmarks=benchmarks, **kwargs)
 
     def report(self, path: str, *, title: str = "nbtrade backtest", benchmarks: dict | None = None,
                symbol: Any = None, **extra: Any) -> str:

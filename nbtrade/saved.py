@@ -27,7 +27,8 @@ class SavedInputs:
     def __init__(self, index: pd.Index, symbols: list, arrays: dict[str, np.ndarray], n_missing: int = -1) -> None:
         self.index = index
         self.symbols = symbols
-        self.open, self.high, self.low, self.close = (arrays[k] for k in ("open", "high", "low", "close"))
+        self.close = arrays["close"]
+        self.open, self.high, self.low = (arrays.get(k) for k in ("open", "high", "low"))
         self.volume = arrays.get("volume")
         self.n_missing = n_missing
 

@@ -39,6 +39,9 @@ def _t_ns(index: pd.Index) -> np.ndarray:
     return idx.values.astype("datetime64[ns]").astype(np.int64)
 
 
+STATIC_MARKERS = 2_000
+
+
 def _kv_table(items: Mapping[str, Any]) -> str:
     rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_fmt_value(v, k))}</td></tr>"
                    for k, v in items.items())
@@ -183,7 +186,7 @@ def _static_charts(equity: pd.Series, benchmarks: Mapping[str, pd.Series] | None
     """Equity, drawdown, exposure and price with trades as inline SVG (no scripts needed)."""
     parts = []
     t = _t_ns(equity.index)
-    lines = {"strategy": equity.to_numpy(float)}
+    lines = {str(equity.name or "strategy"): equity.to_numpy(float)}
     for name, bench in (benchmarks or {}).items():
         lines[name] = bench.reindex(equity.index).to_numpy(float)
     parts.append(_section("Equity", svg.line_chart(t, lines, "equity curve")))
@@ -194,14 +197,17 @@ def _static_charts(equity: pd.Series, benchmarks: Mapping[str, pd.Series] | None
             _t_ns(exposure.index), {"exposure": exposure.to_numpy(float)}, "exposure", fill_zero=True,
             y_fmt=svg.pct)))
     if price is not None:
-        markers = []
+        markers, cut = [], ""
         if trades is not None and len(trades) and {"entry_time", "exit_time"} <= set(trades.columns):
             mine = trades[trades["symbol"] == price.name] if "symbol" in trades.columns else trades
+            if len(mine) > STATIC_MARKERS:  # each marker is a polygon: keep the picture light
+                cut = f" (markers of the first {STATIC_MARKERS:,} of {len(mine):,} trades)"
+                mine = mine.iloc[:STATIC_MARKERS]
             ent = mine.dropna(subset=["entry_time"])
             ext = mine.dropna(subset=["exit_time"])
             markers = [("entry", _t_ns(ent["entry_time"]), ent["entry_price"].to_numpy(float), "^"),
                        ("exit", _t_ns(ext["exit_time"]), ext["exit_price"].to_numpy(float), "v")]
-        parts.append(_section(f"Price and trades: {price.name or ''}", svg.line_chart(
+        parts.append(_section(f"Price and trades: {price.name or ''}{cut}", svg.line_chart(
             _t_ns(price.index), {str(price.name or "price"): price.to_numpy(float)}, "price", markers=markers)))
     return "".join(parts)
 

@@ -147,7 +147,8 @@
 
   function describe(e) {
     if (e.count !== undefined) {
-      return `<b>${e.count} trade events</b><br>${fmtTime(e.from)} – ${fmtTime(e.to)}<br><i>zoom in to see each</i>`;
+      const what = D.trades_cut ? `marked trade events (every ${D.trades_cut[0]}th trade)` : "trade events";
+      return `<b>${e.count} ${what}</b><br>${fmtTime(e.from)} – ${fmtTime(e.to)}<br><i>zoom in to see each</i>`;
     }
     return `<b>${e.kind === 0 ? "entry" : "exit"}</b> · ${esc(D.trades[sym].text[e.trade])}`;
   }

@@ -24,7 +24,7 @@ def test_payload_has_candles_trades_and_tooltips():
     data = ix.payload(res.equity, candles=res._candles(), trades=res.trades, exposure=res.exposure(),
                       benchmarks={"buy & hold": res.market() * res.init_cash})
     assert data["symbols"] == ["BTC/USDT", "ETH/USDT"] and data["ohlc"] and data["merged"] == 1
-    assert len(data["t"]) == len(res.equity) and set(data["equity"]) == {"strategy", "buy & hold"}
+    assert len(data["t"]) == len(res.equity) and set(data["equity"]) == {"equity", "buy & hold"}
     btc = res.trades[res.trades["symbol"] == "BTC/USDT"]
     tr = data["trades"]["BTC/USDT"]
     assert len(tr["entry_t"]) == len(btc)
@@ -158,3 +158,33 @@ def test_markers_cluster_when_zoomed_out(tmp_path):
 
     wide, narrow, errors = asyncio.run(drive())
     assert errors == [] and wide == "clusters" and narrow == "events"
+
+
+def test_budgets_keep_big_runs_light():
+    idx = pd.date_range("2024-01-01", periods=5000, freq="min", tz="UTC")
+    rng = np.random.default_rng(0)
+    close = pd.Series(100 * np.exp(np.cumsum(rng.normal(0, 1e-3, len(idx)))), index=idx)
+    frame = pd.DataFrame({"open": close, "high": close, "low": close, "close": close})
+    eq = pd.Series(1000.0, index=idx)
+    entry = np.arange(0, 4990, 2)
+    trades = pd.DataFrame({"symbol": "X", "entry_time": idx[entry], "entry_price": close.iloc[entry].to_numpy(),
+                           "exit_time": idx[entry + 1], "exit_price": close.iloc[entry + 1].to_numpy()})
+    data = ix.payload(eq, candles={"X": frame}, trades=trades, max_bars=2000, max_trades=500)
+    assert data["merged"] == 3 and len(data["t"]) == 1667
+    step, shown, total = data["trades_cut"]
+    assert (step, shown, total) == (5, 499, 2495) and len(data["trades"]["X"]["entry_t"]) == shown
+    assert data["trades"]["X"]["entry_t"][-1] > data["t"][len(data["t"]) * 9 // 10]  # markers span the run
+    assert "every 5th trade (499 of 2,495)" in ix.section(data)
+
+
+def test_data_without_timestamps_report_bars():
+    rng = np.random.default_rng(0)
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 300)))
+    fields = {"open": c, "high": c * 1.01, "low": c * 0.99, "close": c}
+    e = np.zeros(300, bool)
+    e[::20] = True
+    res = nbtrade.backtest(fields, entries=e, exits=np.roll(e, 10), freq="1h")
+    data = ix.payload(res.equity, candles=res._candles(), trades=res.trades)
+    text = data["trades"][res.symbols[0]]["text"][0]
+    assert "in bar 1 @" in text and "1970" not in text
+    assert res.stats().formatted()["Avg. Trade Duration"] == "10 bars"
