@@ -23,7 +23,7 @@ This module imports the check kernels and pandas only: no engine, features, mode
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd

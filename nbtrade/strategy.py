@@ -48,7 +48,6 @@ import keyword
 import types
 import warnings
 from collections import namedtuple
-from collections.abc import Mapping
 from typing import Any, Callable
 
 import numpy as np
