@@ -247,3 +247,12 @@ def test_vectorised_gaps_equal_a_row_by_row_search(seed):
     got = [tuple(None if isinstance(v, float) and np.isnan(v) else v for v in r)
            for r in mk.gaps(3_600_000.0).itertuples(index=False)]
     assert got == _gaps_reference(index, close, list("ABCD"), 3_600_000.0)
+
+
+def test_doctests():
+    import doctest
+
+    import nbtrade.panel
+
+    res = doctest.testmod(nbtrade.panel, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert res.failed == 0 and res.attempted > 0
