@@ -281,5 +281,6 @@ def test_large_panels_take_the_parallel_path_with_the_same_answers():
         bad[f"S{j}"].iloc[t, 3] = -1.0
         bad["S1"] = frames["S1"].copy()
         bad["S1"].iloc[n - 1, 3] = 0.0  # a later problem elsewhere: the first in time order is reported
-        with pytest.raises(ValueError, match=rf"close prices must be > 0; got -1.0 at {re.escape(str(index[t]))} \(S{j}\)"):
+        at = re.escape(str(index[t]))
+        with pytest.raises(ValueError, match=rf"close prices must be > 0; got -1.0 at {at} \(S{j}\)"):
             Market(bad).array("close")
