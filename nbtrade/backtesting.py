@@ -286,6 +286,12 @@ def _per_symbol(x: Any, name: str, symbols: list, default: float, *, positive: b
         if allow_none:
             return np.full(m, np.nan)
         x = default
+    if type(x) is float or type(x) is int:  # the common case, without the pandas type checks below
+        v = float(x)
+        if not np.isfinite(v) or (positive and v <= 0) or v < 0 or (upper is not None and v >= upper):
+            return _per_symbol(np.float64(v), name, symbols, default, positive=positive, allow_none=allow_none,
+                               upper=upper)  # the general path words the error
+        return np.full(m, v)
     if isinstance(x, Mapping):
         unknown = set(x) - set(symbols)
         if unknown:

@@ -1,8 +1,9 @@
 """Look-ahead and warm-up-dependence checks for any strategy, indicator or model.
 
 A *subject* is a callable taking market data (a :class:`~nbtrade.Market`, a
-DataFrame, or a dict of DataFrames per symbol: it gets cuts of the same kind) and returning outputs indexed by time: a Series, a
-DataFrame, a dict or a tuple of those (signals, indicator values, predictions).
+DataFrame, or a dict of DataFrames per symbol: it gets cuts of the same kind)
+and returning outputs indexed by time: a Series, a DataFrame, a dict or a tuple
+of those (signals, indicator values, predictions).
 
 * :func:`check_lookahead` reruns the subject on data cut at many points ``t``
   and reports every output at or before ``t`` that changes when the bars after

@@ -23,7 +23,7 @@ This module imports the check kernels and pandas only: no engine, features, mode
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -93,8 +93,8 @@ class Market:
         n, m = len(index), len(symbols)
         if n == 0 or m == 0:
             raise ValueError(f"data is empty ({n} bars x {m} symbols)")
-        if len(set(map(_key, symbols))) != m:
-            dup = next(s for s in symbols if [_key(t) for t in symbols].count(_key(s)) > 1)
+        if len(set(symbols)) != m:
+            dup = next(s for s in symbols if symbols.count(s) > 1)
             raise ValueError(f"data names symbol {dup!r} twice")
         self.index = index
         self.symbols = list(symbols)
@@ -405,9 +405,10 @@ def align(x: Any, market: Market, name: str, kind: str = "float", fill: Any = No
 
     DataFrame columns are matched by symbol in any order; a subset of the symbols is allowed
     (the others get ``fill``: False for signals, NaN for numbers); a column for a symbol not in
-    the market is an error naming it. A Series is the market's only symbol, or with several
-    the symbol it is named after. Timestamps are matched as instants (any time zone or resolution; tz-naive means
-    UTC): every bar of the data must be there, and no other. Arrays are matched by position
+    the market is an error naming it (symbols compare exactly: "btc" is not "BTC"). A Series is
+    the market's only symbol, or with several the symbol it is named after. Timestamps are
+    matched as instants (any time zone or resolution; tz-naive means UTC): every bar of the data
+    must be there, and no other. Arrays are matched by position
     and must have the data's shape (``(n_bars,)`` for one symbol).
 
     ``kind="bool"`` (signals): booleans, or integers 0/1; ``kind="float"``: real numbers (NaN
@@ -422,7 +423,7 @@ def align(x: Any, market: Market, name: str, kind: str = "float", fill: Any = No
         sym = x.name
         if m == 1:  # one symbol: a Series is its column, whatever its name ("close" from df.close > ...)
             x = x.to_frame(market.symbols[0])
-        elif sym is not None and _key(sym) in {_key(s) for s in market.symbols}:
+        elif sym is not None and sym in market.symbols:
             x = x.to_frame(sym)
         else:
             raise ValueError(f"{name} is a Series (named {sym!r}) but the data has {m} symbols: pass a DataFrame "
@@ -434,12 +435,11 @@ def align(x: Any, market: Market, name: str, kind: str = "float", fill: Any = No
         if rows is None and cols is None:
             return np.ascontiguousarray(values)
         out = np.full((n, m), fill, dtype=values.dtype)
-        r = slice(None) if rows is None else rows
         c = np.arange(m) if cols is None else cols
         if rows is None:
             out[:, c] = values
         else:
-            out[np.ix_(r, c)] = values
+            out[np.ix_(rows, c)] = values
         return out
     arr = np.asarray(x)
     if arr.ndim == 1 and m == 1:
@@ -479,17 +479,15 @@ def _columns(cols: pd.Index, market: Market, name: str) -> np.ndarray | None:
     if list(cols) == syms:
         return None
     if len(cols) == 1 and len(syms) == 1 and (syms[0] == "asset" or isinstance(cols, pd.RangeIndex)):
-        return None  # one unnamed symbol: the only column is it
-    if isinstance(cols, pd.RangeIndex) and len(syms) == len(cols) and len(syms) == 1:
-        return None
-    keys = {_key(s): j for j, s in enumerate(syms)}
-    unknown = [c for c in cols if _key(c) not in keys]
+        return None  # one unnamed symbol (or an unnamed column): the only column is it
+    keys = {s: j for j, s in enumerate(syms)}
+    unknown = [c for c in cols if c not in keys]
     if unknown:
         raise ValueError(f"{name} columns {list(cols)} name symbol(s) not in the data: {unknown} (data's symbols: "
                          f"{syms}); drop those columns or add the symbols to the data")
     if cols.has_duplicates:
         raise ValueError(f"{name} has duplicate columns {list(cols[cols.duplicated()])}")
-    return np.array([keys[_key(c)] for c in cols], dtype=np.int64)
+    return np.array([keys[c] for c in cols], dtype=np.int64)
 
 
 def _values(x: pd.DataFrame, name: str, kind: str) -> np.ndarray:
@@ -542,11 +540,6 @@ def _utc(t: Any) -> Any:
         return t
     ts = pd.Timestamp(t)
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
-def _key(s: Any) -> Any:
-    """Symbols compare as given (``"BTC/USDT"`` and ``"btc/usdt"`` are different symbols)."""
-    return s
 
 
 # --------------------------------------------------------------------------------------------

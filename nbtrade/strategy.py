@@ -48,14 +48,13 @@ import keyword
 import types
 import warnings
 from collections import namedtuple
-from collections.abc import Mapping
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
-from .panel import Market
+from .panel import Market, align
 from .result import Result
 
 __all__ = ["Strategy", "Backtest", "crossover"]
@@ -149,7 +148,9 @@ class _Indicator(NDArrayOperatorsMixin):
 class _Data:
     """``Strategy.data``: prices (and volume) as DataFrames in ``init``, cursor views in ``next``."""
 
-    def __init__(self, arrays: dict[str, np.ndarray | None], index: pd.Index, symbols: list, cur: _Cursor):
+    def __init__(self, arrays: dict[str, np.ndarray | None], index: pd.Index, symbols: list, cur: _Cursor,
+                 market: Market | None = None):
+        self._market = market
         self._arrays = arrays
         self._index = index
         self.symbols = symbols
@@ -408,45 +409,25 @@ def _last_two(x: Any) -> tuple[Any, Any]:
 
 
 def _aligned(x: Any, data: _Data, label: str) -> np.ndarray:
-    """An indicator output as a C-contiguous ``(n_bars, n_symbols)`` float64 (or bool) array."""
-    n, m = len(data._index), len(data.symbols)
+    """An indicator output as a C-contiguous ``(n_bars, n_symbols)`` float64 (or bool) array, matched
+    to the data by label like every other input (``panel.align``)."""
     if isinstance(x, _Indicator):
         x = x._a
-    if isinstance(x, pd.Series):
-        if m != 1:
-            raise ValueError(f"indicator {label} returned a Series but data has {m} symbols: return a DataFrame "
-                             f"(bars x symbols)")
-        if len(x) != n or not _same_index(x.index, data._index):
-            raise ValueError(f"indicator {label} index is not aligned with the data's")
-        x = x.to_numpy()
-    elif isinstance(x, pd.DataFrame):
-        if len(x) != n or not _same_index(x.index, data._index):
-            raise ValueError(f"indicator {label} index is not aligned with the data's")
-        if list(x.columns) != list(data.symbols):
-            if m == 1 and x.shape[1] == 1:
-                pass
-            elif set(x.columns) == set(data.symbols) and x.shape[1] == m:
-                x = x[data.symbols]
-            else:
-                raise ValueError(f"indicator {label} columns {list(x.columns)} differ from the symbols "
-                                 f"{list(data.symbols)}")
-        x = x.to_numpy()
+    market = data._market
+    if isinstance(x, pd.Series) and len(data.symbols) != 1:
+        raise ValueError(f"indicator {label} returned a Series but data has {len(data.symbols)} symbols: return a "
+                         f"DataFrame (bars x symbols)")
+    is_bool = (x.dtype == np.bool_) if isinstance(x, (np.ndarray, pd.Series)) else (
+        isinstance(x, pd.DataFrame) and len(x.columns) > 0 and all(dt == np.bool_ for dt in x.dtypes))
+    name = f"indicator {label}"
+    if isinstance(x, (pd.Series, pd.DataFrame)):
+        return align(x, market, name, "bool" if is_bool else "float")
     arr = np.asarray(x)
-    if arr.ndim == 1 and m == 1:
-        arr = arr[:, None]
-    if arr.shape != (n, m):
-        raise ValueError(f"indicator {label} has shape {arr.shape}; expected {(n, m)} (bars, symbols)")
     if arr.dtype == np.bool_:
-        return np.ascontiguousarray(arr)
+        return align(arr, market, name, "bool")
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"indicator {label} must be numeric or boolean, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=np.float64)
-
-
-def _same_index(a: pd.Index, b: pd.Index) -> bool:
-    if isinstance(a, pd.DatetimeIndex) and a.tz is None and isinstance(b, pd.DatetimeIndex):
-        a = a.tz_localize("UTC")
-    return a.equals(b)
+    return align(arr, market, name, "float")
 
 
 # --------------------------------------------------------------------------------------------
@@ -722,7 +703,7 @@ class Backtest:
         inp = self._inputs
         cur = _Cursor()
         arrays = {"open": inp.open, "high": inp.high, "low": inp.low, "close": inp.close, "volume": self._volume}
-        data = _Data(arrays, inp.index, list(inp.symbols), cur)
+        data = _Data(arrays, inp.index, list(inp.symbols), cur, self._market)
         used = {**self._defaults, **params}
         strat = self.strategy(data, cur, used)
         strat.init()

@@ -1,6 +1,8 @@
 """``nbtrade.Market``: one panel built from every candle layout, validated once, sliced as views."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -247,3 +249,38 @@ def test_vectorised_gaps_equal_a_row_by_row_search(seed):
     got = [tuple(None if isinstance(v, float) and np.isnan(v) else v for v in r)
            for r in mk.gaps(3_600_000.0).itertuples(index=False)]
     assert got == _gaps_reference(index, close, list("ABCD"), 3_600_000.0)
+
+
+def test_doctests():
+    import doctest
+
+    import nbtrade.panel
+
+    res = doctest.testmod(nbtrade.panel, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert res.failed == 0 and res.attempted > 0
+
+
+def test_large_panels_take_the_parallel_path_with_the_same_answers():
+    from nbtrade.panel import PARALLEL_CHECK
+
+    n, m = PARALLEL_CHECK // 16 + 11, 16
+    rng = np.random.default_rng(3)
+    index = pd.date_range("2024-01-01", periods=n, freq="1min", tz="UTC")
+    close = 100 + rng.random((n, m))
+    close[rng.random((n, m)) < 0.01] = np.nan
+    frames = {f"S{j}": pd.DataFrame({"open": close[:, j], "high": close[:, j], "low": close[:, j],
+                                     "close": close[:, j]}, index=index) for j in range(m)}
+    mk = Market(frames)
+    np.testing.assert_array_equal(mk.array("close"), close)
+    assert mk.array("close").flags.c_contiguous and mk.n_missing == int(np.isnan(close).sum())
+    late = dict(frames, S3=frames["S3"].iloc[1000:])  # a joined index: the scatter path
+    np.testing.assert_array_equal(Market(late).array("close")[1000:, 3], close[1000:, 3])
+    for t, j in ((n - 2, 15), (n // 2 + 1, 0), (5, 7)):
+        bad = dict(frames)
+        bad[f"S{j}"] = frames[f"S{j}"].copy()
+        bad[f"S{j}"].iloc[t, 3] = -1.0
+        bad["S1"] = frames["S1"].copy()
+        bad["S1"].iloc[n - 1, 3] = 0.0  # a later problem elsewhere: the first in time order is reported
+        at = re.escape(str(index[t]))
+        with pytest.raises(ValueError, match=rf"close prices must be > 0; got -1.0 at {at} \(S{j}\)"):
+            Market(bad).array("close")

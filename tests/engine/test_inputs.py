@@ -348,3 +348,28 @@ def test_backtest_class_refuses_at_construction_what_run_would_refuse(df):
                       (dict(cash_sharing=[1, 2]), "cash_sharing has 2 group labels")):
         with pytest.raises((ValueError, TypeError), match=match):
             Backtest(df, Noop, **kw)
+
+
+def test_strategy_indicators_align_by_label(two):
+    from nbtrade.strategy import Backtest, Strategy, crossover
+
+    d, _, _ = two
+
+    class Cross(Strategy):
+        flip = False
+
+        def init(self):
+            close = self.data.close
+            fast, slow = close.rolling(4).mean(), close.rolling(12).mean()
+            if self.flip:  # columns in another order, rows in another time zone
+                fast = fast[["B", "A"]].tz_convert("Asia/Tokyo")
+            self.fast, self.slow = self.I(lambda: fast), self.I(lambda: slow)
+
+        def next(self):
+            if crossover(self.fast, self.slow):
+                self.buy()
+            elif crossover(self.slow, self.fast):
+                self.position.close()
+
+    bt = Backtest(d, Cross, size=0.4)
+    pd.testing.assert_series_equal(bt.run().equity, bt.run(flip=True).equity)
