@@ -6,8 +6,8 @@ close) the engine calls ``on_bar(ctx, i)``, which reads the state and sets signa
 for bar ``i`` through the helpers below. They act exactly like precomputed signals
 at bar ``i``: filled at bar ``i + 1``'s open (``NEXT_OPEN``) or at bar ``i``'s close
 (``CLOSE``); when that bar has no candle for the column, the order waits for the
-column's next candle (state ``S_WAIT``; resting entry types: exits only; rejected
-``NO_DATA`` if none comes before the last bar). ``ctx`` is a :data:`BarContext`:
+column's next candle (``engine.wait_for_candle_nb``; resting entry types: exits only;
+rejected ``NO_DATA`` if none comes before the last bar). ``ctx`` is a :data:`BarContext`:
 
 ``open, high, low, close``
     ``(n_bars, n_cols)`` prices; read rows ``<= i`` only (rows after ``i`` are the
@@ -31,12 +31,10 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-import numpy as np
-
-from ._jit import ijit, jit_uncached
-from .engine import (C_DELAYED, S_ENTRY_IDX, S_GROUP, S_MARK, S_PEND_DIR, S_POS, S_WAIT, check_pending_nb,
-                     check_stops_nb, close_books_nb, has_stops_nb, process_signal_nb, track_bar_nb, tracking_nb)
-from .records import FillMode, Intrabar, OrderType
+from ._jit import ijit, jit_borrow, jit_uncached
+from .engine import (close_bar_nb, close_books_nb, intrabar_phase_nb, process_signal_nb, quiet_intrabar_nb, room_nb,
+                     wait_for_candle_nb)
+from .records import FillMode, OrderType
 
 BarContext = namedtuple("BarContext", ["open", "high", "low", "close", "position", "cash", "entries", "exits",
                                        "short_entries", "short_exits", "user", "touched", "exit_size"])
@@ -97,95 +95,78 @@ def reduce_short_nb(ctx, i, c, fraction):
 
 
 @jit_uncached
-def simulate_callback_nb(on_bar, user, open_, high, low, close, volume, entries, exits, short_entries, short_exits,
-                         params, size_type, leverage, fill_mode, intrabar, order_type, order_price, tif,
-                         touched, exit_frac, wait_frac, handed, start, st, acct, counts, orders, trades, cash_out,
-                         equity_out):
+def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, touched, exit_frac, start, books,
+                         cash_out, equity_out):
     """Run bars ``start..`` until the end or until the record buffers might overflow.
 
-    State (``st``, ``acct``, ``counts``, the fractions) lives in caller arrays so a run can
-    resume with larger buffers. Exit fractions, ones ``(n_cols,)``: ``exit_frac`` is
-    ``ctx.exit_size`` (each column's latest exit signal), ``wait_frac`` its copy for a signal
-    that waits for a candle; ``handed`` ``(1, n_cols)`` is what the order handler reads.
-    Returns the next bar to run (``n_bars`` when done).
+    Inputs are grouped as for ``engine.simulate_signals_nb``; ``signals`` are the (zeroed)
+    arrays ``on_bar`` writes, ``touched`` ``(n_bars,)`` flags the bars where it set one.
+    ``levels.exit_size`` ``(1, n_cols)`` is what the order handler reads as the exit fraction
+    (``cfg.partial`` True): ``exit_frac`` ``(n_cols,)`` ones is ``ctx.exit_size`` (each column's
+    latest exit signal), copied to the column's ``wait_frac`` when its signal waits for a candle.
+    The books live in caller arrays so a run can resume with larger buffers. Returns the next
+    bar to run (``n_bars`` when done).
     """
+    open_, high, low, close, volume = prices
+    entries, exits, short_entries, short_exits = signals
+    st, acct, counts, orders, trades = books
     n, m = close.shape
-    use_range, use_volume = tracking_nb(params)
-    track = use_range or use_volume
-    optimistic = intrabar == Intrabar.OPTIMISTIC
-    at_open = fill_mode == FillMode.NEXT_OPEN
+    quiet = quiet_intrabar_nb(params, cfg, False)
+    at_open = cfg.fill_mode == FillMode.NEXT_OPEN
     lag = 1 if at_open else 0
-    prices = open_ if at_open else close
-    ctx = BarContext(open_, high, low, close, st[S_POS], acct, entries, exits, short_entries, short_exits, user,
+    ctx = BarContext(open_, high, low, close, st["pos"], acct, entries, exits, short_entries, short_exits, user,
                      touched, exit_frac)
-    n_wait = 0  # columns whose signals wait for their next candle (state survives a resumed run)
-    for c in range(m):
-        if st[S_WAIT, c] > 0.0:
-            n_wait += 1
+    cnt = counts[0]
     for i in range(start, n):
-        # worst case of one bar: 3 orders and 2 trades per column (+ the end-of-data records)
-        if counts[0] + 4 * m > orders.shape[0] or counts[1] + 3 * m > trades.shape[0]:
+        if not room_nb(counts, orders, trades, m):
             return i
         s = i - lag
-        for phase in range(3):
-            if phase == 1:
-                for c in range(m):
-                    cl = close[i, c]
-                    if cl == cl:
-                        ci = int(st[S_GROUP, c])
-                        if st[S_PEND_DIR, c] != 0.0:
-                            check_pending_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades, params,
-                                             size_type, leverage, order_type, tif)
-                        elif (st[S_POS, c] != 0.0 and has_stops_nb(params, c, False)
-                              and (at_open or st[S_ENTRY_IDX, c] < i)):
-                            check_stops_nb(open_, high, low, i, c, st, acct, ci, counts, orders, trades, params,
-                                           optimistic)
-                        st[S_MARK, c] = cl
-                        if track:
-                            track_bar_nb(high, low, volume, i, c, st, use_range, use_volume)
-                on_bar(ctx, i)
-                continue
-            if (phase == 0) != at_open or s < 0 or not (touched[s] or n_wait > 0):
-                continue
-            for c in range(m):
-                # an order due on a bar with no candle waits for the column's next candle; signals set
-                # meanwhile (on bars with no candle) are ignored. Resting entry types: exits only wait.
-                d = s
-                if st[S_WAIT, c] > 0.0:
-                    d = int(st[S_WAIT, c]) - 1
-                elif not touched[s] or not (entries[s, c] or exits[s, c] or short_entries[s, c]
-                                            or short_exits[s, c]):
-                    continue
-                if (prices[i, c] != prices[i, c] and i < n - 1
-                        and (order_type == OrderType.MARKET or not (entries[d, c] or short_entries[d, c]))):
-                    if st[S_WAIT, c] == 0.0:
-                        st[S_WAIT, c] = d + 1.0
-                        wait_frac[c] = exit_frac[c]  # later signals must not change it
-                        exit_frac[c] = 1.0
-                        n_wait += 1
-                        counts[C_DELAYED] += 1  # delayed signals
-                    continue
-                if st[S_WAIT, c] > 0.0:
-                    st[S_WAIT, c] = 0.0
-                    n_wait -= 1
-                    handed[0, c] = wait_frac[c]
-                else:
-                    handed[0, c] = exit_frac[c]
-                    exit_frac[c] = 1.0  # consumed: the next exit closes all unless reduced again
-                process_signal_nb(open_, close, at_open, i, c, entries, exits, short_entries, short_exits, True,
-                                  st, acct, int(st[S_GROUP, c]), counts, orders, trades,
-                                  params, size_type, leverage, order_type, order_price[d, c], np.nan, d,
-                                  np.nan, np.nan, True, handed)
-        acc = 0.0
-        for c in range(m):
-            acc += st[S_POS, c] * st[S_MARK, c]
-        cash = 0.0
-        for k in range(acct.shape[0]):
-            cash += acct[k]
-        cash_out[i] = cash
-        equity_out[i] = cash + acc
-    close_books_nb(close, st, counts, orders, trades, order_type)
+        if at_open and s >= 0 and (touched[s] or cnt["waiting"] > 0):
+            callback_orders_nb(open_, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
+        if not quiet:
+            intrabar_phase_nb(prices, cfg, params, books, i, False)
+        on_bar(ctx, i)
+        if not at_open and (touched[s] or cnt["waiting"] > 0):
+            callback_orders_nb(close, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
+        close_bar_nb(close, st, acct, i, cash_out, equity_out)
+    close_books_nb(close, books, cfg.order_type)
     return n
+
+
+@jit_borrow
+def callback_orders_nb(px, prices, signals, levels, cfg, params, books, i, s, touched_s, exit_frac):
+    """The callback's signals of bar ``s`` acted on at ``px[i]``, through the waiting rule: an
+    order due on a bar with no candle waits for the column's next candle; signals set meanwhile
+    (on bars with no candle) are ignored; resting entry types: a cell holding an entry is placed
+    at once. Each column's exit fraction is consumed by its signal (back to 1)."""
+    entries, exits, short_entries, short_exits = signals
+    st = books.state
+    counts = books.counts
+    handed = levels.exit_size
+    n, m = px.shape
+    last = i == n - 1
+    for c in range(m):
+        sc = st[c]
+        waiting = sc["wait"] >= 0
+        new = -1
+        can_wait = True
+        if touched_s and (entries[s, c] or exits[s, c] or short_entries[s, c] or short_exits[s, c]):
+            new = s
+            can_wait = cfg.order_type == OrderType.MARKET or not (entries[s, c] or short_entries[s, c])
+        elif not waiting:
+            continue
+        d = wait_for_candle_nb(sc, counts, new, px[i, c] == px[i, c], last, can_wait, False)
+        if d < 0:
+            if not waiting and sc["wait"] >= 0:  # a wait began: later signals must not change its fraction
+                sc["wait_frac"] = exit_frac[c]
+                exit_frac[c] = 1.0
+            continue
+        if waiting:
+            handed[0, c] = sc["wait_frac"]
+        else:
+            handed[0, c] = exit_frac[c]
+            exit_frac[c] = 1.0  # consumed: the next exit closes all unless reduced again
+        process_signal_nb(prices.open, prices.close, signals, levels, cfg, params, books, i, c, d)
 
 
 _ = OrderType  # re-exported for strategies: ``OrderType.LIMIT``

@@ -15,7 +15,8 @@ and purchases beyond the free margin are rejected with a reason; full closes alw
 fill; changes worth less than ``EPS`` of equity are skipped (no order).
 
 Missing data: a column with no candle at the fill bar (NaN price) cannot fill there; its
-target weight waits for the column's next candle ``k`` and joins whatever rebalance runs
+target weight waits for the column's next candle ``k`` (``engine.wait_for_candle_nb``, the rule
+of all three bar loops) and joins whatever rebalance runs
 at ``prices[k]`` (one then runs for the waiting columns alone if none is due): it is sized
 then, from the equity at ``k``'s prices, like any target of that bar, and its orders record
 bar ``k``. A newer non-NaN weight for the column (a rebalance whose fill bar is ``<= k``)
@@ -32,132 +33,127 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit
-from .engine import (C_DELAYED, N_COUNTS, N_PARAMS, P_FEES, P_FIXED_FEES, P_LOT, P_MIN_NOTIONAL, P_MIN_QTY,
-                     P_SLIPPAGE, reject_order_nb, write_order_nb, write_trade_nb)
+from .engine import close_bar_nb, record_order_nb, record_trade_nb, reject_order_nb, wait_for_candle_nb
 from .fills import EPS, exchange_filter_nb, order_fees_nb, slip_price_nb
 from .records import ExitReason, FillMode, OrderType, RejectReason, Side, Status
 
-#: Rows of the per-column state of the weights loop: position, mark (last valid close), books of
-#: the open trade; ``R_PEND_W``: target weight waiting for the column's next candle (NaN: none);
-#: ``R_TARGET``: the weight traded by the rebalance being run (scratch, NaN: none).
-(R_POS, R_MARK, R_ENTRY_IDX, R_ENTRY_NOTIONAL, R_ENTRY_QTY, R_EXIT_NOTIONAL, R_ENTRY_FEES, R_EXIT_FEES, R_PEND_W,
- R_TARGET) = range(10)
-N_RSTATE = 10
-
-_ = N_PARAMS  # the parameter rows are shared with the signals engine
-
 
 @jit
-def close_trade_nb(st, trades, counts, c, exit_idx, sign, exit_notional, exit_reason):
-    """Write column ``c``'s round trip; ``exit_notional`` covers the whole entered quantity."""
-    qty = st[R_ENTRY_QTY, c]
-    entry_price = st[R_ENTRY_NOTIONAL, c] / qty
+def close_trade_nb(sc, trades, counts, c, exit_idx, sign, exit_notional, exit_reason):
+    """Write column ``c``'s round trip (state ``sc``); ``exit_notional`` covers the whole entered quantity."""
+    qty = sc["entry_qty"]
+    entry_price = sc["entry_notional"] / qty
     exit_price = exit_notional / qty
-    write_trade_nb(trades, counts[1], c, int(st[R_ENTRY_IDX, c]), exit_idx, sign * qty, entry_price,
-                   exit_price, st[R_ENTRY_FEES, c], st[R_EXIT_FEES, c], exit_reason)
-    counts[1] += 1
+    record_trade_nb(trades, counts, c, sc["entry_idx"], exit_idx, sign * qty, entry_price, exit_price,
+                    sc["entry_fees"], sc["exit_fees"], exit_reason)
 
 
 @jit
-def fill_change_nb(st, acct, counts, orders, trades, params, c, i, base, q, is_buy):
+def fill_change_nb(books, params, c, i, base, q, is_buy):
     """Fill ``q`` units of column ``c`` at ``base`` (before slippage), updating the trade's books."""
-    price = slip_price_nb(base, is_buy, params[P_SLIPPAGE, c])
-    fee = order_fees_nb(q, price, params[P_FEES, c], params[P_FIXED_FEES, c])
-    pos = st[R_POS, c]
+    st, acct, counts, orders, trades = books
+    sc = st[c]
+    pc = params[c]
+    price = slip_price_nb(base, is_buy, pc["slippage"])
+    fee = order_fees_nb(q, price, pc["fees"], pc["fixed_fees"])
+    pos = sc["pos"]
     signed = q if is_buy else -q
     if is_buy:
         acct[0] -= q * price + fee
     else:
         acct[0] += q * price - fee
-    write_order_nb(orders, counts[0], c, i, Side.BUY if is_buy else Side.SELL, q, price, fee,
-                   OrderType.MARKET, Status.FILLED, RejectReason.NONE)
-    counts[0] += 1
+    record_order_nb(orders, counts, c, i, Side.BUY if is_buy else Side.SELL, q, price, fee, OrderType.MARKET,
+                    Status.FILLED, RejectReason.NONE)
     if pos == 0.0:
-        st[R_ENTRY_IDX, c] = i
-        st[R_ENTRY_NOTIONAL, c] = q * price
-        st[R_ENTRY_QTY, c] = q
-        st[R_EXIT_NOTIONAL, c] = 0.0
-        st[R_ENTRY_FEES, c] = fee
-        st[R_EXIT_FEES, c] = 0.0
-        st[R_POS, c] = signed
+        sc["entry_idx"] = i
+        sc["entry_notional"] = q * price
+        sc["entry_qty"] = q
+        sc["exit_notional"] = 0.0
+        sc["entry_fees"] = fee
+        sc["exit_fees"] = 0.0
+        sc["pos"] = signed
     elif (pos > 0.0) == is_buy:  # grows the position
-        st[R_ENTRY_NOTIONAL, c] += q * price
-        st[R_ENTRY_QTY, c] += q
-        st[R_ENTRY_FEES, c] += fee
-        st[R_POS, c] = pos + signed
+        sc["entry_notional"] += q * price
+        sc["entry_qty"] += q
+        sc["entry_fees"] += fee
+        sc["pos"] = pos + signed
     else:  # shrinks it (never past zero: flips are split by the caller)
-        st[R_EXIT_NOTIONAL, c] += q * price
-        st[R_EXIT_FEES, c] += fee
+        sc["exit_notional"] += q * price
+        sc["exit_fees"] += fee
         if q == abs(pos):
-            st[R_POS, c] = 0.0
+            sc["pos"] = 0.0
             sign = 1.0 if pos > 0.0 else -1.0
-            close_trade_nb(st, trades, counts, c, i, sign, st[R_EXIT_NOTIONAL, c], ExitReason.SIGNAL)
+            close_trade_nb(sc, trades, counts, c, i, sign, sc["exit_notional"], ExitReason.SIGNAL)
         else:
-            st[R_POS, c] = pos + signed
+            sc["pos"] = pos + signed
 
 
 @jit
-def targets_nb(prices, i, s, weights, st, counts, orders, last):
-    """Set ``R_TARGET``, the weight column ``c`` trades at ``prices[i]`` (NaN: none); returns the
-    change in the number of waiting columns.
+def targets_nb(prices, i, s, weights, books):
+    """Set each column's ``target``, the weight it trades at ``prices[i]`` (NaN: none).
 
     The weight is bar ``s``'s (``s < 0``: no rebalance due), else the column's waiting one. A
-    column with no candle at ``prices[i]`` waits (``R_PEND_W``; a newer weight replaces the
-    waiting one; ``counts[C_DELAYED]`` counts the waits begun) unless there is nothing to do (flat and
-    target 0) or no later candle can come (``last``: rejected ``NO_DATA``).
+    column with no candle at ``prices[i]`` waits for its next candle (``wait_for_candle_nb``; a
+    newer weight replaces the waiting one) unless there is nothing to do (flat and target 0:
+    that also ends a wait) or no later candle can come (the last bar: rejected ``NO_DATA``).
     """
-    dw = 0
-    for c in range(st.shape[1]):
-        w = weights[s, c] if s >= 0 else np.nan
-        waiting = st[R_PEND_W, c] == st[R_PEND_W, c]
-        if w != w:
-            w = st[R_PEND_W, c]
-        st[R_TARGET, c] = np.nan
-        if w != w:
+    st, acct, counts, orders, trades = books
+    last = i == prices.shape[0] - 1
+    for c in range(st.shape[0]):
+        sc = st[c]
+        sc["target"] = np.nan
+        new = -1
+        if s >= 0 and weights[s, c] == weights[s, c]:
+            new = s
+        elif sc["wait"] < 0:
             continue
-        pos = st[R_POS, c]
-        if prices[i, c] == prices[i, c]:
-            st[R_TARGET, c] = w
-        elif w != 0.0 or pos != 0.0:
-            if not last:
-                if not waiting:
-                    counts[C_DELAYED] += 1
-                    dw += 1
-                st[R_PEND_W, c] = w
-                continue
+        valid = prices[i, c] == prices[i, c]
+        pos = sc["pos"]
+        if new >= 0 and not valid and weights[new, c] == 0.0 and pos == 0.0:
+            # nothing to do: no wait (and a waiting target is replaced by this one)
+            if sc["wait"] >= 0:
+                sc["wait"] = -1
+                counts[0]["waiting"] -= 1
+            continue
+        d = wait_for_candle_nb(sc, counts, new, valid, last, True, True)
+        if d < 0:
+            continue
+        w = weights[d, c]
+        if valid:
+            sc["target"] = w
+        elif w != 0.0 or pos != 0.0:  # the last bar, no candle
             if w == 0.0:
                 side = Side.BUY if pos < 0.0 else Side.SELL
             else:
                 side = Side.BUY if w > 0.0 else Side.SELL
             reject_order_nb(orders, counts, c, i, side, np.nan, np.nan, OrderType.MARKET, RejectReason.NO_DATA)
-        if waiting:
-            st[R_PEND_W, c] = np.nan
-            dw -= 1
-    return dw
 
 
 @jit
-def rebalance_nb(prices, i, s, weights, st, acct, counts, orders, trades, params, leverage, last):
+def rebalance_nb(prices, i, s, weights, books, params, leverage):
     """Move every column towards its target weight (bar ``s``'s, or a waiting one), filling at
-    ``prices[i]``; returns the change in the number of waiting columns (see :func:`targets_nb`)."""
-    dw = targets_nb(prices, i, s, weights, st, counts, orders, last)
-    m = st.shape[1]
+    ``prices[i]`` (see :func:`targets_nb`)."""
+    targets_nb(prices, i, s, weights, books)
+    st, acct, counts, orders, trades = books
+    m = st.shape[0]
     equity = acct[0]
     for j in range(m):
-        if st[R_POS, j] != 0.0:
+        if st[j]["pos"] != 0.0:
             p = prices[i, j]
             if p != p:
-                p = st[R_MARK, j]
-            equity += st[R_POS, j] * p
+                p = st[j]["mark"]
+            equity += st[j]["pos"] * p
     floor = EPS * max(abs(equity), 1.0)
     for phase in range(2):
         for c in range(m):
-            w = st[R_TARGET, c]
+            sc = st[c]
+            pc = params[c]
+            w = sc["target"]
             if w != w:
                 continue
-            pos = st[R_POS, c]
+            pos = sc["pos"]
             p = prices[i, c]
-            target = w * equity / ((1.0 + params[P_FEES, c]) * (1.0 + params[P_SLIPPAGE, c]) * p)
+            target = w * equity / ((1.0 + pc["fees"]) * (1.0 + pc["slippage"]) * p)
             same_side = target * pos > 0.0
             if phase == 0:
                 if pos == 0.0 or (same_side and abs(target) >= abs(pos)):
@@ -171,86 +167,73 @@ def rebalance_nb(prices, i, s, weights, st, acct, counts, orders, trades, params
                     continue
                 is_buy = target > 0.0
                 full = False
-            lot = params[P_LOT, c]
+            lot = pc["lot"]
             if not full and lot > 0.0:
                 q = np.floor(q / lot + EPS) * lot
             if q * p <= floor:
                 continue
             if not full:
                 # q > 0 here (changes below EPS of equity were skipped): the lot check cannot fire
-                reason = exchange_filter_nb(q, p, lot, params[P_MIN_QTY, c], params[P_MIN_NOTIONAL, c])
+                reason = exchange_filter_nb(q, p, lot, pc["min_qty"], pc["min_notional"])
                 if reason == RejectReason.NONE and phase == 1:
                     # free margin at this moment: equity less the margin of open positions
                     eq = acct[0]
                     gross = 0.0
                     for j in range(m):
-                        qj = st[R_POS, j]
+                        qj = st[j]["pos"]
                         if qj != 0.0:
                             pj = prices[i, j]
                             if pj != pj:
-                                pj = st[R_MARK, j]
+                                pj = st[j]["mark"]
                             eq += qj * pj
                             gross += abs(qj) * pj
                     available = eq - gross / leverage
-                    fill = slip_price_nb(p, is_buy, params[P_SLIPPAGE, c])
-                    required = q * fill / leverage + order_fees_nb(q, fill, params[P_FEES, c],
-                                                                   params[P_FIXED_FEES, c])
+                    fill = slip_price_nb(p, is_buy, pc["slippage"])
+                    required = q * fill / leverage + order_fees_nb(q, fill, pc["fees"], pc["fixed_fees"])
                     if required - available > EPS * max(abs(available), 1.0):
                         reason = RejectReason.INSUFFICIENT_CASH
                 if reason != RejectReason.NONE:
                     reject_order_nb(orders, counts, c, i, Side.BUY if is_buy else Side.SELL, q,
-                                    slip_price_nb(p, is_buy, params[P_SLIPPAGE, c]), OrderType.MARKET, reason)
+                                    slip_price_nb(p, is_buy, pc["slippage"]), OrderType.MARKET, reason)
                     continue
-            fill_change_nb(st, acct, counts, orders, trades, params, c, i, p, q, is_buy)
-    return dw
+            fill_change_nb(books, params, c, i, p, q, is_buy)
 
 
 @jit
-def simulate_weights_nb(open_, close, weights, rebalance, params, leverage, init_cash, fill_mode,
-                        orders, trades, cash_out, equity_out):
-    """Run the weights backtest; returns the counts (``engine.N_COUNTS`` slots: orders, trades,
-    targets that waited for a later candle, rejections by reason).
+def simulate_weights_nb(open_, close, weights, rebalance, params, leverage, fill_mode, books, cash_out, equity_out):
+    """Run the weights backtest, filling ``books`` (``rebalance_state_dt`` state with ``wait`` -1,
+    one cash account, a zeroed ``counts_dt`` record, record buffers) and ``cash_out``, ``equity_out``.
 
-    ``orders`` must hold 2 orders per non-NaN weight of a rebalance bar, ``trades`` half that
-    plus one per column.
+    ``params`` is ``(n_cols,)`` ``param_dt`` (fees, fixed fees, slippage, lot, min qty, min notional
+    read). ``orders`` must hold 2 orders per non-NaN weight of a rebalance bar, ``trades`` half
+    that plus one per column.
     """
+    st, acct, counts, orders, trades = books
     n, m = close.shape
-    st = np.zeros((N_RSTATE, m))
-    st[R_PEND_W] = np.nan
-    acct = np.full(1, init_cash)
-    counts = np.zeros(N_COUNTS, dtype=np.int64)
     at_open = fill_mode == FillMode.NEXT_OPEN
     lag = 1 if at_open else 0
     prices = open_ if at_open else close
-    n_wait = 0  # columns whose target waits for their next candle
+    cnt = counts[0]
     for i in range(n):
         s = i - lag
         due = s >= 0 and rebalance[s]
-        run = due or (n_wait > 0 and i == n - 1)
-        if not run and n_wait > 0:
+        run = due or (cnt["waiting"] > 0 and i == n - 1)
+        if not run and cnt["waiting"] > 0:
             # the waiting targets alone: a rebalance only when one of their columns has a candle
             for c in range(m):
-                if st[R_PEND_W, c] == st[R_PEND_W, c] and prices[i, c] == prices[i, c]:
+                if st[c]["wait"] >= 0 and prices[i, c] == prices[i, c]:
                     run = True
                     break
         if run:
-            n_wait += rebalance_nb(prices, i, s if due else -1, weights, st, acct, counts, orders, trades, params,
-                                   leverage, i == n - 1)
-        acc = 0.0
-        for c in range(m):
-            cl = close[i, c]
-            if cl == cl:
-                st[R_MARK, c] = cl
-            acc += st[R_POS, c] * st[R_MARK, c]
-        cash_out[i] = acct[0]
-        equity_out[i] = acct[0] + acc
+            rebalance_nb(prices, i, s if due else -1, weights, books, params, leverage)
+        close_bar_nb(close, st, acct, i, cash_out, equity_out)
     for c in range(m):
-        pos = st[R_POS, c]
+        sc = st[c]
+        pos = sc["pos"]
         if pos != 0.0:
             last = n - 1
             while close[last, c] != close[last, c]:
                 last -= 1
             sign = 1.0 if pos > 0.0 else -1.0
-            close_trade_nb(st, trades, counts, c, last, sign,
-                           st[R_EXIT_NOTIONAL, c] + abs(pos) * st[R_MARK, c], ExitReason.END)
-    return counts
+            close_trade_nb(sc, trades, counts, c, last, sign, sc["exit_notional"] + abs(pos) * sc["mark"],
+                           ExitReason.END)

@@ -5,9 +5,17 @@ store bar indices (``idx``) and column numbers (``col``), the Python layer maps
 them to timestamps and symbols. Enums are NamedTuples of ints, usable inside
 ``@njit`` code (numba freezes them as constants) and from Python
 (``Side.BUY``, ``Side._fields[rec["side"]]``).
+
+The bar loops take their inputs in a few groups, in the spirit of vectorbt's
+``execute_order_nb(state, order)``: :class:`Prices` and :class:`Signals` (named tuples
+of ``(n_bars, n_cols)`` arrays), :class:`Levels` (per-bar order inputs), :class:`Config`
+(scalar settings), ``params`` (one :data:`param_dt` record per column), the per-column
+state (:data:`col_state_dt`, :data:`rebalance_state_dt`) and :data:`counts_dt` counters.
+Named tuples and records are cacheable numba types; both are built by the Python layer.
 """
 from __future__ import annotations
 
+from collections import namedtuple
 from typing import NamedTuple
 
 import numpy as np
@@ -135,3 +143,80 @@ trade_dt = np.dtype([
 ], align=True)
 """One round trip: entry to full exit. ``pnl`` is net of both legs' fees,
 ``ret`` = ``pnl / (entry_price * size)``."""
+
+
+param_dt = np.dtype([
+    ("size", f8), ("fees", f8), ("fixed_fees", f8), ("slippage", f8), ("sl", f8), ("tp", f8), ("trail", f8),
+    ("lot", f8), ("min_qty", f8), ("min_notional", f8), ("maker_fees", f8), ("slip_range", f8),
+    ("slip_volume", f8),
+], align=True)
+"""Order parameters of one column. Stops ``sl``, ``tp``, ``trail`` are fractions of the entry price
+(NaN: unset); ``maker_fees``: fee rate of resting limit entries (NaN: use ``fees``); ``slip_range``:
+extra adverse slippage as a fraction of the last complete bar's high - low; ``slip_volume``: volume
+impact coefficient (square-root law, ``fills.impact_price_nb``)."""
+
+col_state_dt = np.dtype([
+    ("pos", f8), ("mark", f8), ("group", i8), ("wait", i8), ("pend_dir", i8),  # read every bar: one cache line
+    ("avg", f8), ("extreme", f8), ("entry_fees", f8), ("entry_idx", i8), ("sl_abs", f8), ("tp_abs", f8),
+    ("pend_bar", i8), ("pend_trig", np.bool_), ("pend_price", f8), ("pend_limit", f8),
+    ("range", f8), ("volume", f8), ("wait_frac", f8),
+], align=True)
+"""State of one column in the signals and callback loops: signed position ``pos``; ``mark``, the
+last valid close (valuation only); ``avg``, ``entry_idx``, ``entry_fees`` of the open position;
+``extreme``: trailing peak (trough) before the current bar; ``sl_abs``/``tp_abs``: absolute stop
+levels of the current/next entry (NaN: use the percent stops). Resting entry: ``pend_dir`` (0 none,
++1/-1), ``pend_bar`` (signal bar), ``pend_trig`` (stop-limit armed), ``pend_price``, ``pend_limit``.
+``range``/``volume``: high - low and volume (> 0) of the last complete bar (slippage models);
+``group``: the column's cash account (index into ``acct``); ``wait``: the signal bar of an order
+waiting for the column's next candle (-1: none), ``wait_frac`` its exit fraction (callback)."""
+
+rebalance_state_dt = np.dtype([
+    ("pos", f8), ("mark", f8), ("entry_idx", i8), ("entry_notional", f8), ("entry_qty", f8),
+    ("exit_notional", f8), ("entry_fees", f8), ("exit_fees", f8), ("wait", i8), ("target", f8),
+], align=True)
+"""State of one column in the weights loop: position, mark (last valid close), books of the open
+round trip; ``wait``: the bar whose target weight waits for the column's next candle (-1: none);
+``target``: the weight traded by the rebalance being run (scratch, NaN: none)."""
+
+counts_dt = np.dtype([
+    ("orders", i8), ("trades", i8), ("delayed", i8), ("waiting", i8), ("rejected", i8, (len(RejectReason),)),
+], align=True)
+"""Counters of a bar loop (one record): orders and trades written (the used prefix of each record
+buffer), orders that waited for a later candle (``delayed``; ``waiting``: columns waiting now),
+rejected orders by ``RejectReason`` (the Python layer warns without a pass over the records)."""
+
+#: Bars x symbols price arrays of a run; ``volume`` is read only for volume impact (else any array).
+Prices = namedtuple("Prices", ["open", "high", "low", "close", "volume"])
+#: Bars x symbols bool signals; without short signals the short fields alias ``entries`` (not read).
+Signals = namedtuple("Signals", ["entries", "exits", "short_entries", "short_exits"])
+#: Per-bar order inputs read at a signal's bar ``s``: resting entries' ``order_price`` and
+#: ``limit_price`` (stop-limit), absolute ``sl_price``/``tp_price`` (NaN: unset) and ``exit_size``,
+#: the fraction an exit closes (one row: per column). Unused ones may be ``(1, 1)`` placeholders.
+Levels = namedtuple("Levels", ["order_price", "limit_price", "sl_price", "tp_price", "exit_size"])
+#: A run's mutable books: per-column ``state`` (:data:`col_state_dt` or :data:`rebalance_state_dt`),
+#: ``acct`` cash per account, ``counts`` (one :data:`counts_dt` record), ``orders`` and ``trades``
+#: record buffers (``order_dt``, ``trade_dt``). Kept by the caller so that a run can resume with
+#: larger buffers.
+Books = namedtuple("Books", ["state", "acct", "counts", "orders", "trades"])
+#: Scalar settings of a run: ``size_type`` (``SizeType``), ``leverage``, ``fill_mode`` (``FillMode``),
+#: ``intrabar`` (``Intrabar``), ``order_type`` (``OrderType`` of entries), ``tif`` (bars a resting
+#: entry lives, 0: until filled), ``has_short`` (short signals given), ``abs_stops`` (``sl_price``/
+#: ``tp_price`` given), ``partial`` (``exit_size`` given).
+Config = namedtuple("Config", ["size_type", "leverage", "fill_mode", "intrabar", "order_type", "tif", "has_short",
+                               "abs_stops", "partial"])
+
+
+def make_config(size_type: int, leverage: float, fill_mode: int, intrabar: int, order_type: int, tif: int,
+                has_short: bool, abs_stops: bool, partial: bool) -> Config:
+    """A :class:`Config` with fixed scalar types (one compiled signature whatever the caller passed)."""
+    return Config(int(size_type), float(leverage), int(fill_mode), int(intrabar), int(order_type), int(tif),
+                  bool(has_short), bool(abs_stops), bool(partial))
+
+
+def new_state(groups) -> np.ndarray:
+    """Initial :data:`col_state_dt` state of the columns; ``groups`` their cash accounts."""
+    st = np.zeros(len(groups), dtype=col_state_dt)
+    st["group"] = groups
+    st["wait"] = -1
+    st["wait_frac"] = 1.0
+    return st

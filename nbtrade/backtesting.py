@@ -182,17 +182,13 @@ def _signal(x: Any, name: str, market: Market) -> np.ndarray:
     return align(x, market, name, "bool")
 
 
-def prepare_signals(inputs: Market | Prices, *, delay: bool = False, delay_entries: bool = True,
-                    **signals: Any) -> tuple[dict[str, np.ndarray], dict[str, int], bool, np.ndarray]:
+def prepare_signals(inputs: Market | Prices, **signals: Any) -> tuple[dict[str, np.ndarray], dict[str, int], bool]:
     """Convert, align and check the four signal arrays; count their True values.
 
     Missing short signals are not allocated: the engine does not read them
     (``has_short`` False) and gets ``entries`` as a stand-in. Exits on a bar with no
     candle are dropped (nothing can be computed or exited there); an entry there is an
-    error. ``delay`` (``fill="next_open"``): signals whose fill bar has no candle move
-    to the bar before the symbol's next candle, so they fill at its open (entries only
-    with ``delay_entries``; a cell holding an entry stays put otherwise). The last
-    element returned is the ``(k, 3)`` int64 moves ``(from bar, to bar, column)``.
+    error. (Signals whose fill bar has no candle wait for the next one in the engine.)
     """
     from .kernels.checks import signal_stats_nb
 
@@ -212,7 +208,6 @@ def prepare_signals(inputs: Market | Prices, *, delay: bool = False, delay_entri
     else:
         arrays["short_entries"] = arrays["short_exits"] = arrays["entries"]
     names = ("entries", "exits", "short_entries", "short_exits")
-    moves = np.zeros((0, 3), dtype=np.int64)
     if market.n_missing != 0:
         counts = np.zeros(4, dtype=np.int64)
         n_bad, k, t, j = signal_stats_nb(arrays["entries"], arrays["exits"], arrays["short_entries"],
@@ -231,51 +226,10 @@ def prepare_signals(inputs: Market | Prices, *, delay: bool = False, delay_entri
                         f"({market.symbols[j]}); {int(bad.sum())} such {key} in all (symbol not listed yet, "
                         f"delisted, or a gap). A signal needs a candle to be computed from: mask them, e.g. "
                         f"{key} & close.notna() (exits on such bars are ignored)")
-        if delay and n > 2:
-            arrays, moves = _delay_signals(arrays, missing, has_short, delay_entries)
         counts = [np.count_nonzero(arrays[key]) if (has_short or key in names[:2]) else 0 for key in names]
     else:  # no missing bar: counting is all there is to do (SIMD count_nonzero)
         counts = [np.count_nonzero(arrays[key]) if (has_short or key in names[:2]) else 0 for key in names]
-    return arrays, {key: int(v) for key, v in zip(names, counts)}, has_short, moves
-
-
-def _delay_signals(arrays: dict, missing: np.ndarray, has_short: bool,
-                   delay_entries: bool) -> tuple[dict, np.ndarray]:
-    """Move each signal at bar ``s`` whose fill bar ``s + 1`` has no candle to the bar before the
-    symbol's next candle ``k`` (a missing bar, free of signals): it then fills at ``open[k]``.
-    With no later candle it moves to bar ``n - 2`` and is rejected (``NO_DATA``) on the last bar."""
-    n, m = missing.shape
-    keys = ("entries", "exits", "short_entries", "short_exits") if has_short else ("entries", "exits")
-    exit_keys = ("exits", "short_exits") if has_short else ("exits",)
-    any_sig = np.zeros((n - 1, m), dtype=np.bool_)
-    for key in (keys if delay_entries else exit_keys):
-        any_sig |= arrays[key][:-1]
-    if not delay_entries:  # resting entries: a cell holding an entry is not delayed
-        for key in keys:
-            if key not in exit_keys:
-                any_sig &= ~arrays[key][:-1]
-    src, col = np.nonzero(any_sig & missing[1:])
-    if src.size == 0:
-        return arrays, np.zeros((0, 3), dtype=np.int64)
-    # the column's next bar with a candle after the (missing) fill bar; n - 1 when none
-    nxt = np.empty_like(src)
-    for j in np.unique(col):
-        sel = col == j
-        valid = np.append(np.flatnonzero(~missing[:, j]), n - 1)
-        nxt[sel] = valid[np.searchsorted(valid, src[sel] + 1)]
-    dst = nxt - 1
-    keep = dst > src
-    src, dst, col = src[keep], dst[keep], col[keep]
-    out = dict(arrays)
-    for key in (keys if delay_entries else exit_keys):
-        a = arrays[key].copy()
-        vals = a[src, col]
-        a[src, col] = False
-        a[dst, col] = vals
-        out[key] = a
-    if not has_short:
-        out["short_entries"] = out["short_exits"] = out["entries"]
-    return out, np.stack([src, dst, col], axis=1).astype(np.int64)
+    return arrays, {key: int(v) for key, v in zip(names, counts)}, has_short
 
 
 def _per_symbol(x: Any, name: str, symbols: list, default: float, *, positive: bool = False,
@@ -479,9 +433,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     >>> res.equity.shape
     (48,)
     """
-    from .kernels.engine import (C_REJECTED, N_COUNTS, N_PARAMS, N_STATE, S_GROUP, P_FEES, P_FIXED_FEES, P_LOT,
-                                 P_MAKER_FEES, P_MIN_NOTIONAL, P_MIN_QTY, P_SIZE, P_SL, P_SLIP_RANGE,
-                                 P_SLIP_VOLUME, P_SLIPPAGE, P_TP, P_TRAIL, simulate_signals_nb)
+    from .kernels.engine import simulate_signals_nb
+    from .kernels.records import Books, Levels, Prices as PriceArrays, Signals, counts_dt, make_config, new_state
 
     market = prepare_data(data)
     n, m = market.shape
@@ -491,12 +444,11 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     intrabar_id = _choice(intrabar, "intrabar", _INTRABAR)
     on_gap = _choice(on_gap, "on_gap", _ON_GAP)
     if _on_bar is None:
-        sig, counts, has_short, moves = prepare_signals(
-            market, delay=fill == "next_open", delay_entries=order_type == "market", entries=entries, exits=exits,
-            short_entries=short_entries, short_exits=short_exits)
+        sig, counts, has_short = prepare_signals(
+            market, entries=entries, exits=exits, short_entries=short_entries, short_exits=short_exits)
     else:  # the callback writes the signals as the bars go by
         sig = {k: np.zeros((n, m), dtype=np.bool_) for k in ("entries", "exits", "short_entries", "short_exits")}
-        counts, has_short, moves = None, True, np.zeros((0, 3), dtype=np.int64)
+        counts, has_short = None, True
     params = {
         "size": _per_symbol(size, "size", syms, 1.0, positive=True),
         "fees": _per_symbol(fees, "fees", syms, 0.0),
@@ -559,12 +511,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
                              f"{inputs.index[t]} ({syms[j]})")
     cash = np.empty(n)
     equity = np.empty(n)
-    packed = np.empty((N_PARAMS, m))
-    for row, key in ((P_SIZE, "size"), (P_FEES, "fees"), (P_FIXED_FEES, "fixed_fees"), (P_SLIPPAGE, "slippage"),
-                     (P_SL, "sl_stop"), (P_TP, "tp_stop"), (P_TRAIL, "trail_stop"), (P_LOT, "lot_size"),
-                     (P_MIN_QTY, "min_qty"), (P_MIN_NOTIONAL, "min_notional"), (P_MAKER_FEES, "maker_fees"),
-                     (P_SLIP_RANGE, "slippage_range"), (P_SLIP_VOLUME, "slippage_volume")):
-        packed[row] = params[key]
+    packed = _param_records(params)
     volume = _volume(inputs) if (params["slippage_volume"] > 0).any() else inputs.close  # else never read
     abs_stops = sl_price is not None or tp_price is not None
     if abs_stops and _on_bar is not None:
@@ -579,14 +526,10 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     if abs_stops:
         sl_abs = np.full((n, m), np.nan) if sl_price is None else sl_abs
         tp_abs = np.full((n, m), np.nan) if tp_price is None else tp_abs
-        # absolute levels travel with their delayed entry signal
-        sl_abs, tp_abs = _follow_moves(sl_abs, moves), _follow_moves(tp_abs, moves)
     partial, exit_frac = _exit_size(exit_size, inputs, sig, has_short)
     if partial and _on_bar is not None:
         raise ValueError("exit_size is not supported by backtest_callback: close a part with reduce_long_nb / "
                          "reduce_short_nb(ctx, i, c, fraction) in on_bar")
-    if partial and exit_frac.shape[0] > 1:  # fractions travel with their delayed exit
-        exit_frac = _follow_moves(exit_frac, moves)
     if _on_bar is not None:
         orders, trades, n_delayed, rejections = _run_callback(
             _on_bar, _user, inputs, volume, sig, packed, size_type_id, leverage, init_cash, groups, fill_id,
@@ -604,24 +547,21 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         cap = max(_SIGNAL_BUFFER, (n * m * 8) // (2 * order_dt.itemsize)) + 8 * m
         orders = np.empty(min(per_entry * n_entry + n_exit + 4 * m, cap), dtype=order_dt)
         trades = np.empty(min(n_entry + (n_exit if partial else 0) + 3 * m, cap // 2), dtype=trade_dt)
-        st = np.zeros((N_STATE, m))
-        st[S_GROUP] = groups
-        acct = np.full(n_groups, init_cash)
-        done = np.zeros(N_COUNTS, dtype=np.int64)
+        prices = PriceArrays(inputs.open, inputs.high, inputs.low, inputs.close, volume)
+        signals = Signals(sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"])
+        levels = Levels(oprice, lprice, sl_abs, tp_abs, exit_frac)
+        cfg = make_config(size_type_id, leverage, fill_id, intrabar_id, otype_id, tif, has_short, abs_stops, partial)
+        state, acct, done = new_state(groups), np.full(n_groups, init_cash), np.zeros(1, dtype=counts_dt)
         start = 0
         while True:
-            start = simulate_signals_nb(
-                inputs.open, inputs.high, inputs.low, inputs.close, volume,
-                sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"], has_short,
-                packed, size_type_id, leverage, fill_id, intrabar_id, otype_id, oprice,
-                lprice, int(tif), abs_stops, sl_abs, tp_abs, partial, exit_frac, start, st, acct, done, orders, trades,
-                cash, equity)
+            start = simulate_signals_nb(prices, signals, levels, cfg, packed, start,
+                                        Books(state, acct, done, orders, trades), cash, equity)
             if start >= n:
                 break
             orders, trades = _grow(orders, trades, done, m)
-        n_orders, n_trades = int(done[0]), int(done[1])
-        n_delayed = len(moves)
-        rejections = done[C_REJECTED:]
+        n_orders, n_trades = int(done[0]["orders"]), int(done[0]["trades"])
+        n_delayed = int(done[0]["delayed"])
+        rejections = done[0]["rejected"]
     waits = (f"an order due on a bar with no candle waits for the symbol's next candle and fills at its "
              f"{'open' if fill == 'next_open' else 'close'} (orders record the fill bar); ")
     if _on_bar is not None:  # the callback waits in both fill modes
@@ -762,21 +702,12 @@ def _exit_size(x: Any, inputs: Inputs, sig: dict, has_short: bool) -> tuple[bool
     return True, np.ascontiguousarray(arr)
 
 
-def _follow_moves(arr: np.ndarray, moves: np.ndarray) -> np.ndarray:
-    """``arr`` (bars x symbols) with each delayed signal's value moved along with it (``moves``:
-    ``(from bar, to bar, column)`` rows of :func:`prepare_signals`); ``arr`` itself is left alone."""
-    if not len(moves):
-        return arr
-    src, dst, col = moves.T
-    out = arr.copy()
-    out[dst, col] = arr[src, col]
-    return out
-
-
 def _grow(orders: np.ndarray, trades: np.ndarray, counts: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """Record buffers at least twice as large, keeping the ``counts[:2]`` records written so far."""
-    orders = np.concatenate([orders[:counts[0]], np.empty(max(len(orders), 8 * m), dtype=order_dt)])
-    trades = np.concatenate([trades[:counts[1]], np.empty(max(len(trades), 4 * m), dtype=trade_dt)])
+    """Record buffers at least twice as large, keeping the records written so far (``counts``: the
+    kernel's ``counts_dt`` record array)."""
+    n_orders, n_trades = int(counts[0]["orders"]), int(counts[0]["trades"])
+    orders = np.concatenate([orders[:n_orders], np.empty(max(len(orders), 8 * m), dtype=order_dt)])
+    trades = np.concatenate([trades[:n_trades], np.empty(max(len(trades), 4 * m), dtype=trade_dt)])
     return orders, trades
 
 
@@ -785,6 +716,22 @@ def _reads_ohlc(fill: str, order_type: str, params: dict, sl_price: Any, tp_pric
     highs and lows, gaps filled at the open), range slippage, or a callback (``ctx`` shows them)."""
     return (callback or fill != "close" or order_type != "market" or sl_price is not None or tp_price is not None
             or _has_stops(params, False) or bool((params["slippage_range"] != 0).any()))
+
+
+def _param_records(params: dict) -> np.ndarray:
+    """The per-symbol parameters (``(n_symbols,)`` arrays by keyword name; missing ones 0) as the
+    kernels' ``param_dt`` records."""
+    from .kernels.records import param_dt
+
+    m = len(next(iter(params.values())))
+    packed = np.zeros(m, dtype=param_dt)
+    for field, key in (("size", "size"), ("fees", "fees"), ("fixed_fees", "fixed_fees"), ("slippage", "slippage"),
+                       ("sl", "sl_stop"), ("tp", "tp_stop"), ("trail", "trail_stop"), ("lot", "lot_size"),
+                       ("min_qty", "min_qty"), ("min_notional", "min_notional"), ("maker_fees", "maker_fees"),
+                       ("slip_range", "slippage_range"), ("slip_volume", "slippage_volume")):
+        if key in params:
+            packed[field] = params[key]
+    return packed
 
 
 def _has_stops(params: dict, abs_stops: bool) -> bool:
@@ -796,30 +743,30 @@ def _run_callback(on_bar, user, inputs, volume, sig, packed, size_type_id, lever
                   intrabar_id, otype_id, oprice, tif, cash, equity):
     """Drive the callback kernel, growing the record buffers when it asks for room."""
     from .kernels.callback import simulate_callback_nb
-    from .kernels.engine import C_REJECTED, N_COUNTS, N_STATE, S_GROUP
+    from .kernels.records import Books, Levels, Prices as PriceArrays, Signals, counts_dt, make_config, new_state
 
     n, m = inputs.shape
-    st = np.zeros((N_STATE, m))
-    st[S_GROUP] = groups
-    acct = np.full(int(groups.max()) + 1, init_cash)
-    counts = np.zeros(N_COUNTS, dtype=np.int64)  # orders, trades, delayed signals, rejections by reason
+    state, acct, counts = new_state(groups), np.full(int(groups.max()) + 1, init_cash), np.zeros(1, dtype=counts_dt)
     touched = np.zeros(n, dtype=np.bool_)  # bars where the callback set a signal
-    exit_frac, wait_frac, handed = np.ones(m), np.ones(m), np.ones((1, m))  # partial closes
+    exit_frac, handed = np.ones(m), np.ones((1, m))  # partial closes: ctx.exit_size, what the handler reads
+    nan = np.full((1, 1), np.nan)
+    prices = PriceArrays(inputs.open, inputs.high, inputs.low, inputs.close, volume)
+    signals = Signals(sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"])
+    levels = Levels(oprice, nan, nan, nan, handed)
+    cfg = make_config(size_type_id, leverage, fill_id, intrabar_id, otype_id, tif, True, False, True)
     # the number of orders is unknown beforehand: start at one per 64 bar-steps (untouched pages
     # of np.empty cost nothing), so that long runs do not copy their records over and over
     orders = np.empty(max(_CALLBACK_BUFFER, 16 * m, n * m // 64), dtype=order_dt)
     trades = np.empty(max(_CALLBACK_BUFFER // 2, 8 * m, n * m // 128), dtype=trade_dt)
     start = 0
     while True:
-        start = simulate_callback_nb(on_bar, user, inputs.open, inputs.high, inputs.low, inputs.close, volume,
-                                     sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"],
-                                     packed, size_type_id, leverage, fill_id, intrabar_id, otype_id,
-                                     oprice, tif, touched, exit_frac, wait_frac, handed, start, st, acct, counts,
-                                     orders, trades, cash, equity)
+        start = simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, packed, touched, exit_frac, start,
+                                     Books(state, acct, counts, orders, trades), cash, equity)
         if start >= n:
             break
         orders, trades = _grow(orders, trades, counts, m)
-    return orders[:counts[0]], trades[:counts[1]], int(counts[2]), counts[C_REJECTED:]
+    k = counts[0]
+    return orders[:k["orders"]], trades[:k["trades"]], int(k["delayed"]), k["rejected"]
 
 
 def _cash_groups(cash_sharing: Any, symbols: list) -> np.ndarray:
@@ -943,9 +890,8 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
     >>> bool(res.orders["status"].eq("filled").all())
     True
     """
-    from .kernels.engine import N_PARAMS, P_FEES, P_FIXED_FEES, P_LOT, P_MIN_NOTIONAL, P_MIN_QTY, P_SLIPPAGE
-    from .kernels.engine import C_DELAYED, C_ORDERS, C_REJECTED, C_TRADES
     from .kernels.rebalance import simulate_weights_nb
+    from .kernels.records import Books, counts_dt, rebalance_state_dt
 
     market = prepare_data(data)
     n, m = market.shape
@@ -963,13 +909,13 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
         mask = np.zeros(n, dtype=np.bool_)
         mask[::int(rebalance_every)] = True
     mask = np.ascontiguousarray(mask)
-    packed = np.zeros((N_PARAMS, m))
-    packed[P_FEES] = _per_symbol(fees, "fees", syms, 0.0)
-    packed[P_FIXED_FEES] = _per_symbol(fixed_fees, "fixed_fees", syms, 0.0)
-    packed[P_SLIPPAGE] = _per_symbol(slippage, "slippage", syms, 0.0, upper=1.0)
-    packed[P_LOT] = _per_symbol(lot_size, "lot_size", syms, 0.0)
-    packed[P_MIN_QTY] = _per_symbol(min_qty, "min_qty", syms, 0.0)
-    packed[P_MIN_NOTIONAL] = _per_symbol(min_notional, "min_notional", syms, 0.0)
+    packed = _param_records({
+        "fees": _per_symbol(fees, "fees", syms, 0.0),
+        "fixed_fees": _per_symbol(fixed_fees, "fixed_fees", syms, 0.0),
+        "slippage": _per_symbol(slippage, "slippage", syms, 0.0, upper=1.0),
+        "lot_size": _per_symbol(lot_size, "lot_size", syms, 0.0),
+        "min_qty": _per_symbol(min_qty, "min_qty", syms, 0.0),
+        "min_notional": _per_symbol(min_notional, "min_notional", syms, 0.0)})
     init_cash = _scalar(init_cash, "init_cash")
     leverage = _scalar(leverage, "leverage")
     freq_ms = _freq_ms(freq, market)
@@ -980,16 +926,18 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
     trades = np.empty(bound // 2 + m, dtype=trade_dt)
     cash = np.empty(n)
     equity = np.empty(n)
-    counts = simulate_weights_nb(inputs.open, inputs.close, w, mask, packed, leverage, init_cash, fill_id,
-                                 orders, trades, cash, equity)
-    n_orders, n_trades, n_delayed = (int(counts[k]) for k in (C_ORDERS, C_TRADES, C_DELAYED))
+    state, counts = np.zeros(m, dtype=rebalance_state_dt), np.zeros(1, dtype=counts_dt)
+    state["wait"] = -1
+    simulate_weights_nb(inputs.open, inputs.close, w, mask, packed, float(leverage), int(fill_id),
+                        Books(state, np.full(1, init_cash), counts, orders, trades), cash, equity)
+    n_orders, n_trades, n_delayed = (int(counts[0][k]) for k in ("orders", "trades", "delayed"))
     assumptions = {
         "fill": fill,
         "fill_rule": ("weights at bar t fill at bar t+1's open" if fill == "next_open"
                       else "weights at bar t fill at bar t's close (optimistic)"),
         "rebalance": "w * equity / ((1 + fees) * (1 + slippage) * price) units; shrinking orders first",
-        "fees": _describe(packed[P_FEES], syms), "fixed_fees": _describe(packed[P_FIXED_FEES], syms),
-        "slippage": _describe(packed[P_SLIPPAGE], syms),
+        "fees": _describe(packed["fees"], syms), "fixed_fees": _describe(packed["fixed_fees"], syms),
+        "slippage": _describe(packed["slippage"], syms),
         "leverage": leverage, "init_cash": init_cash, "cash_sharing": True,
         "valuation": "last valid close (never used as a fill price)",
         "open_trades": "reported with exit_reason 'end' at the last valid close, no exit fees",
@@ -1000,7 +948,7 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
                          "a newer weight replaces it; none before the end: rejected no_data on the last bar"),
         "delayed_orders": int(n_delayed),
     }
-    _warn_rejected(orders[:n_orders], counts[C_REJECTED:], market_only=True)
+    _warn_rejected(orders[:n_orders], counts[0]["rejected"], market_only=True)
     return Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
                   init_cash=init_cash, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions)
 

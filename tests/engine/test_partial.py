@@ -188,3 +188,18 @@ def test_reduce_helpers_refuse_bad_fractions():
 
     with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\]"):
         backtest_callback(CLOSE, on_bar)
+
+
+def test_a_delayed_exit_keeps_its_own_fraction():
+    # next-open fills: the exit at bar 1 is due at bar 2, which has no candle; it waits for bar 3's
+    # open and closes the fraction given at bar 1 (a fraction only at the signal's bar is enough)
+    close = np.array([100.0, 100.0, np.nan, 120.0, 120.0, 130.0])
+    sizes = np.array([np.nan, 0.25, np.nan, np.nan, np.nan, np.nan])
+    exits = np.array([0, 1, 0, 0, 0, 0], dtype=bool)
+    res = backtest(close, entries=ENTRIES, exits=exits, exit_size=sizes, size=1000.0, size_type="value",
+                   fill="next_open", on_gap="skip")
+    assert res.assumptions["delayed_signals"] == 1
+    o = res.orders
+    assert o["size"].tolist() == [10.0, 2.5]
+    assert o["price"].tolist() == [100.0, 120.0]
+    assert o["time"].iloc[1] == res.equity.index[3]
