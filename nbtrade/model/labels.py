@@ -46,6 +46,10 @@ def _prices(x: Any, arg: str) -> np.ndarray:
             raise TypeError(f"{arg} must be numeric (Series, DataFrame or array)") from exc
     if arr.ndim not in (1, 2):
         raise ValueError(f"{arg} must be 1-D or 2-D (time on axis 0), got {arr.ndim}-D")
+    if arr.ndim == 2 and arr.shape[0] == 1 and arr.shape[1] > 1 and not isinstance(x, pd.DataFrame):
+        raise ValueError(f"{arg} has shape {arr.shape}: 2-D inputs are time x symbols, so this is ONE bar of "
+                         f"{arr.shape[1]} symbols. For {arr.shape[1]} bars of one series pass a 1-D array "
+                         f"({arg}.ravel()); for one bar of many symbols pass a one-row DataFrame")
     with np.errstate(invalid="ignore"):
         bad = (arr <= 0) | np.isinf(arr)
     if bad.any():
