@@ -202,6 +202,18 @@ def check_high_low(arrays: list[np.ndarray], names: Sequence[str], wrapper: Wrap
                      f"the arguments swapped? The order is {fn}({', '.join(names)}, ...)")
 
 
+_KERNELS: dict[str, Any] = {}
+
+
+def _kernels() -> dict[str, Any]:
+    # kernels import numba: loaded on first use (a module global, not an import per call: ~1 us)
+    if not _KERNELS:
+        from .kernels.indicators import KERNELS
+
+        _KERNELS.update(KERNELS)
+    return _KERNELS
+
+
 def apply_kernel(name: str, inputs: Sequence[tuple[str, Any]], args: tuple = (), n_out: int = 1,
                  out: np.ndarray | None = None, out_names: Sequence[str] | None = None, fn: str | None = None) -> Any:
     """Run the same-shape kernel ``name`` on named inputs; results come back in the input's type.
@@ -229,8 +241,6 @@ def apply_kernel(name: str, inputs: Sequence[tuple[str, Any]], args: tuple = (),
     gets that input copied first (kernels read inputs after writing outputs).
     Where the inputs hold both ``high`` and ``low``, ``high < low`` on any bar is an error.
     """
-    from .kernels.indicators import KERNELS
-
     names = [nm for nm, _ in inputs]
     if len(inputs) == 1:
         arr, wrapper = as_float_array(inputs[0][1], names[0])
@@ -253,7 +263,7 @@ def apply_kernel(name: str, inputs: Sequence[tuple[str, Any]], args: tuple = (),
         else:
             outs = [target]
             arrays = [a.copy() if np.may_share_memory(target, a) else a for a in arrays]
-    pair = KERNELS[name]
+    pair = _kernels()[name]
     if like.ndim == 1:
         pair.one(*arrays, *args, *outs)
     elif like.shape[1] == 1 or like.size < PARALLEL_MIN_SIZE:
