@@ -37,10 +37,11 @@ def _true_range(h, l, prev_close):
 
 @jit
 def _isnan3(a, b, c):
-    # one test for three values: any NaN or +-inf (missing, see moving.is_missing) makes the sum NaN;
-    # each term is 0 for a finite value, so no overflow of large prices can fake one
-    t = (a - a) + (b - b) + (c - c)
-    return t != 0.0
+    # one test for three values: any NaN or +-inf (missing, see moving.is_missing) makes t - t NaN.
+    # One subtraction more than a NaN-only test (three per value cost ATR ~25 %); a sum that
+    # overflows (prices above ~6e307) also reads as missing: a NaN out, never a wrong value
+    t = a + b + c
+    return t - t != 0.0
 
 
 # --------------------------------------------------------------------- RSI

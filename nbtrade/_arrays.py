@@ -175,7 +175,12 @@ def columns_contiguous(arrays: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def check_high_low(arrays: list[np.ndarray], names: Sequence[str], wrapper: Wrapper, fn: str) -> None:
-    """Refuse ``high < low`` on any bar (NaN bars are skipped), naming the arguments and the bar."""
+    """Refuse ``high < low`` on any bar (NaN/inf bars are skipped), naming the arguments and the bar.
+
+    One memory-bound pass over high and low (0.55 ms per million bars measured): about
+    +60 % on TRANGE, +40 % on ATR, +5 % on ADX and STOCH. Kept for every call: swapped
+    arguments otherwise give plausible, wrong values.
+    """
     from .kernels.checks import first_below_nb
 
     ih, il = names.index("high"), names.index("low")
@@ -195,6 +200,18 @@ def check_high_low(arrays: list[np.ndarray], names: Sequence[str], wrapper: Wrap
     lo = low[(i,) if low.ndim == 1 else (i, j)]
     raise ValueError(f"{fn}: high < low at bar {bar}{where} (high={float(h)!r}, low={float(lo)!r}); high must be >= low: are "
                      f"the arguments swapped? The order is {fn}({', '.join(names)}, ...)")
+
+
+_KERNELS: dict[str, Any] = {}
+
+
+def _kernels() -> dict[str, Any]:
+    # kernels import numba: loaded on first use (a module global, not an import per call: ~1 us)
+    if not _KERNELS:
+        from .kernels.indicators import KERNELS
+
+        _KERNELS.update(KERNELS)
+    return _KERNELS
 
 
 def apply_kernel(name: str, inputs: Sequence[tuple[str, Any]], args: tuple = (), n_out: int = 1,
@@ -224,8 +241,6 @@ def apply_kernel(name: str, inputs: Sequence[tuple[str, Any]], args: tuple = (),
     gets that input copied first (kernels read inputs after writing outputs).
     Where the inputs hold both ``high`` and ``low``, ``high < low`` on any bar is an error.
     """
-    from .kernels.indicators import KERNELS
-
     names = [nm for nm, _ in inputs]
     if len(inputs) == 1:
         arr, wrapper = as_float_array(inputs[0][1], names[0])
@@ -248,7 +263,7 @@ def apply_kernel(name: str, inputs: Sequence[tuple[str, Any]], args: tuple = (),
         else:
             outs = [target]
             arrays = [a.copy() if np.may_share_memory(target, a) else a for a in arrays]
-    pair = KERNELS[name]
+    pair = _kernels()[name]
     if like.ndim == 1:
         pair.one(*arrays, *args, *outs)
     elif like.shape[1] == 1 or like.size < PARALLEL_MIN_SIZE:

@@ -23,7 +23,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Groups of names people use for the same thing (other libraries' spellings).
 SYNONYMS: tuple[frozenset[str], ...] = (
     frozenset({"timeperiod", "period", "periods", "span", "window", "length", "lookback", "len", "n", "w",
-               "win", "time_period", "timeperiods"}),
+               "win", "time_period", "timeperiods", "horizon", "lookahead", "bars"}),
     frozenset({"windows", "spans", "periods", "timeperiods", "lengths"}),
     frozenset({"minp", "min_periods", "min_count"}),
     frozenset({"fastperiod", "fast", "fast_period", "short_period", "fast_window"}),
@@ -41,6 +41,7 @@ SYNONYMS: tuple[frozenset[str], ...] = (
     frozenset({"seed", "random_state", "random_seed"}),
     frozenset({"ddof", "dof"}),
     frozenset({"log", "log_returns", "logarithmic"}),
+    frozenset({"long_threshold", "threshold", "entry_threshold", "buy_threshold"}),
 )
 
 

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ._arrays import PARALLEL_MIN_SIZE, apply_kernel, as_float_array, check_period, columns_contiguous
+from ._arrays import PARALLEL_MIN_SIZE, apply_kernel, as_float_array, check_period, columns_contiguous  # noqa: F401
 from ._names import check_kwargs, did_you_mean, public_dir, suggest_kwargs
 from .lookback import Lookback, decay_bars
 

@@ -104,3 +104,19 @@ def test_public_namespaces_are_clean(module):
         assert private not in listed
     for name in mod.__all__:
         assert hasattr(mod, name), name
+
+
+def test_labels_and_signals_suggest():
+    import pandas as pd
+
+    from nbtrade.model.labels import forward_return, triple_barrier
+    from nbtrade.model.signals import proba_to_signals
+
+    with pytest.raises(TypeError, match=r"forward_return\(\) got an unexpected keyword argument 'horizon'; "
+                                        r"did you mean n=\?"):
+        forward_return(X, horizon=3)
+    with pytest.raises(TypeError, match=r"did you mean horizon=\?"):
+        triple_barrier(X, n=3)
+    proba = pd.DataFrame({0: [0.4, 0.6], 1: [0.6, 0.4]})
+    with pytest.raises(TypeError, match=r"did you mean long_threshold=\?"):
+        proba_to_signals(proba, threshold=0.6)

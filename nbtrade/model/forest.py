@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 from .._names import public_dir
 
-__all__ = ["SlidingForest", "DriftPolicy", "psi", "is_forest", "fast_predict_proba", "fast_importances"]
+__all__ = ["SlidingForest", "ForestDelta", "DriftPolicy", "psi", "is_forest", "fast_predict_proba",
+           "fast_importances"]
 
 
 def is_forest(estimator: Any) -> bool:
@@ -82,6 +83,7 @@ class SlidingForest:
         self.full_refits_ = 0
         self.tree_batches_: list[int] = []  # batch index of each tree in forest_.estimators_
         self._tree_imp: list = []           # per-tree importances, aligned with estimators_
+        self.delta_: ForestDelta | None = None  # what the last update added (None after a full fit)
 
     def _grow(self, n_trees: int, X: np.ndarray, y: np.ndarray) -> Any:
         from sklearn.base import clone
@@ -98,6 +100,7 @@ class SlidingForest:
         self.tree_batches_ = [self.batches_ - 1] * self.n_estimators
         self._tree_imp = _tree_importances(self.forest_.estimators_)
         self.full_refits_ += 1
+        self.delta_ = None
         return self
 
     def update(self, X: Any, y: Any) -> "SlidingForest":
@@ -105,9 +108,11 @@ class SlidingForest:
 
         The previous object is left untouched (so a cached model stays valid).
         Falls back to a full fit when the classes seen in (X, y) differ from the
-        forest's.
+        forest's. The new object's :attr:`delta_` holds just what this step added
+        (what the model cache stores for it).
         """
         new = copy.copy(self)
+        new.delta_ = None
         if self.forest_ is None:
             return new.fit(X, y)
         small = new._grow(self.refresh, X, y)
@@ -115,12 +120,32 @@ class SlidingForest:
         if hasattr(old, "classes_") and not _same_classes(old.classes_, small.classes_):
             new.batches_ -= 1
             return new.fit(X, y)
-        forest = copy.copy(old)
-        forest.estimators_ = list(old.estimators_[self.refresh:]) + list(small.estimators_)
+        return self.apply(ForestDelta(list(small.estimators_), new.batches_, _tree_importances(small.estimators_),
+                                      self.batches_, self.n_estimators))
+
+    def apply(self, delta: "ForestDelta") -> "SlidingForest":
+        """The forest after the step ``delta`` (from :meth:`update`): its trees appended, as many oldest dropped.
+
+        Refuses a delta made for another forest (different batch count or size),
+        so a cached step is never applied to the wrong parent.
+        """
+        if delta.parent_batches != self.batches_ or delta.n_estimators != self.n_estimators \
+                or len(delta.trees) != self.refresh:
+            raise ValueError(f"this forest step was made for a parent with {delta.parent_batches} batches of "
+                             f"{delta.n_estimators} trees, not {self.batches_} of {self.n_estimators}")
+        new = copy.copy(self)
+        forest = copy.copy(self.forest_)
+        forest.estimators_ = list(self.forest_.estimators_[self.refresh:]) + list(delta.trees)
         new.forest_ = forest
-        new.tree_batches_ = self.tree_batches_[self.refresh:] + [new.batches_ - 1] * self.refresh
-        new._tree_imp = self._tree_imp[self.refresh:] + _tree_importances(small.estimators_)
+        new.batches_ = delta.batches
+        new.tree_batches_ = self.tree_batches_[self.refresh:] + [delta.batches - 1] * self.refresh
+        new._tree_imp = self._tree_imp[self.refresh:] + list(delta.tree_imp)
+        new.delta_ = delta
         return new
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a pickled forest holds its trees once; the last step's delta is only for the cache
+        return {**self.__dict__, "delta_": None}
 
     # delegation -------------------------------------------------------------
     def predict(self, X: Any) -> np.ndarray:
@@ -145,6 +170,21 @@ class SlidingForest:
     def __repr__(self) -> str:
         return (f"SlidingForest({type(self.estimator).__name__}, n_estimators={self.n_estimators}, "
                 f"refresh={self.refresh}, seed={self.seed}, batches={self.batches_})")
+
+
+@dataclass(frozen=True)
+class ForestDelta:
+    """One :meth:`SlidingForest.update` step: the ``refresh`` new trees and what identifies the parent.
+
+    The model cache stores this (about ``refresh / n_estimators`` of a whole forest)
+    under the step's key, beside the key of the parent model it applies to.
+    """
+
+    trees: list
+    batches: int           # the forest's batch count after the step
+    tree_imp: list         # per-tree importances of the new trees
+    parent_batches: int    # the parent's batch count: a delta applies to that parent only
+    n_estimators: int
 
 
 def fast_predict_proba(model: Any, X: np.ndarray) -> np.ndarray | None:

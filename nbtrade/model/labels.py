@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from .._names import public_dir
+from .._names import public_dir, suggest_kwargs
 
 __all__ = ["forward_return", "sign_label", "triple_barrier", "label_horizon", "ewm_volatility"]
 
@@ -46,6 +46,10 @@ def _prices(x: Any, arg: str) -> np.ndarray:
             raise TypeError(f"{arg} must be numeric (Series, DataFrame or array)") from exc
     if arr.ndim not in (1, 2):
         raise ValueError(f"{arg} must be 1-D or 2-D (time on axis 0), got {arr.ndim}-D")
+    if arr.ndim == 2 and arr.shape[0] == 1 and arr.shape[1] > 1 and not isinstance(x, pd.DataFrame):
+        raise ValueError(f"{arg} has shape {arr.shape}: 2-D inputs are time x symbols, so this is ONE bar of "
+                         f"{arr.shape[1]} symbols. For {arr.shape[1]} bars of one series pass a 1-D array "
+                         f"({arg}.ravel()); for one bar of many symbols pass a one-row DataFrame")
     with np.errstate(invalid="ignore"):
         bad = (arr <= 0) | np.isinf(arr)
     if bad.any():
@@ -68,6 +72,7 @@ def label_horizon(y: Any, default: int | None = None) -> int | None:
     return int(h) if h is not None else default
 
 
+@suggest_kwargs
 def forward_return(close: ArrayLike, n: int = 1, log: bool = False) -> Any:
     """Return from the close of bar t to the close of bar t+n.
 
@@ -83,6 +88,7 @@ def forward_return(close: ArrayLike, n: int = 1, log: bool = False) -> Any:
     return _wrap(out, close, n, f"fwd_ret_{n}")
 
 
+@suggest_kwargs
 def sign_label(close: ArrayLike, n: int = 1, dead_zone: float | ArrayLike = 0.0) -> Any:
     """Three classes from the forward n-bar return: 1 up, -1 down, 0 inside the dead zone.
 
@@ -107,6 +113,7 @@ def sign_label(close: ArrayLike, n: int = 1, dead_zone: float | ArrayLike = 0.0)
     return _wrap(out, close, n, f"sign_{n}")
 
 
+@suggest_kwargs
 def ewm_volatility(close: ArrayLike, span: int = 24) -> Any:
     """Causal EWMA standard deviation of log returns (fraction per bar); value at t uses bars up to t."""
     span = _check_horizon(span, "span")
@@ -122,6 +129,7 @@ def ewm_volatility(close: ArrayLike, span: int = 24) -> Any:
     return vol
 
 
+@suggest_kwargs
 def triple_barrier(close: ArrayLike, horizon: int = 24, tp: float = 2.0, sl: float = 1.0,
                    high: ArrayLike | None = None, low: ArrayLike | None = None,
                    vol: ArrayLike | None = None, vol_span: int = 24, time_label: str = "zero") -> Any:

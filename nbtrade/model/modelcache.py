@@ -15,11 +15,16 @@ used evicted first; on disk (default ``$NBTRADE_HOME/cache/models``), at most
 used evicted first; optionally a ``ttl``. Disk files are lz4-compressed pickles
 signed with HMAC-SHA256 (per-cache key in ``.hmac-key``, mode 0600); a tampered
 or corrupted file is refused, deleted and the model refitted, never unpickled.
+
+Incremental models (sliding-forest updates) are stored as a :class:`ModelStep`:
+the parent's key and only the trees the step added, so a walk-forward of k folds
+stores about one forest plus k small steps instead of k forests.
 """
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,7 +33,7 @@ import numpy as np
 from ..cache import CODE_VERSION, Cache, CacheStats, default_root, fingerprint, make_key
 from .._names import public_dir
 
-__all__ = ["ModelCache", "library_versions"]
+__all__ = ["ModelCache", "ModelStep", "library_versions"]
 
 #: Estimator parameters that do not change a fitted model (left out of keys).
 _NEUTRAL = frozenset({"n_jobs", "verbose"})
@@ -42,6 +47,20 @@ def library_versions() -> dict[str, str]:
 
     return {"sklearn": sklearn.__version__, "numpy": np.__version__, "nbtrade": __version__,
             "cache": CODE_VERSION}
+
+
+@dataclass(frozen=True)
+class ModelStep:
+    """Cache entry of an incremental model: the key of the model it updates and what the update added.
+
+    A sliding forest's step stores only its new trees (a
+    :class:`~nbtrade.model.forest.ForestDelta`), not the whole forest again; the
+    reader rebuilds the model from its parent (in memory, cached, or refitted).
+    Like every entry it is signed on disk; ``parent`` binds it to one parent key.
+    """
+
+    parent: str
+    delta: Any
 
 
 class ModelCache:
@@ -97,6 +116,10 @@ class ModelCache:
     def put(self, key: str, model: Any, cost: float = 0.0) -> None:
         """Store a fitted model; ``cost`` = seconds the fit took (reported as time saved on hits)."""
         self.cache.set(key, model, cost=cost)
+
+    def put_step(self, key: str, parent: str, delta: Any, cost: float = 0.0) -> None:
+        """Store an incremental update as a :class:`ModelStep` (``delta`` applied to model ``parent``)."""
+        self.cache.set(key, ModelStep(parent, delta), cost=cost)
 
     def get_or_fit(self, key: str, fit: Callable[[], Any]) -> tuple[Any, bool, float]:
         """(model, hit, seconds): the cached model, or ``fit()``'s result, stored."""

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from .._names import public_dir
+from .._names import public_dir, suggest_kwargs
 
 __all__ = ["Signals", "proba_to_signals", "proba_to_weights", "predictions_to_signals"]
 
@@ -53,6 +53,7 @@ def _check_threshold(value: float, arg: str) -> float:
     return float(value)
 
 
+@suggest_kwargs
 def proba_to_signals(proba: pd.DataFrame, long_threshold: float = 0.55, exit_threshold: float = 0.5,
                      short_threshold: float | None = None, short_exit_threshold: float = 0.5,
                      up_class: Any = None, down_class: Any = None, symbol: str | None = None) -> Signals:
@@ -96,6 +97,7 @@ def proba_to_signals(proba: pd.DataFrame, long_threshold: float = 0.55, exit_thr
                    None if sx is None else sx.fillna(False).astype(bool))
 
 
+@suggest_kwargs
 def proba_to_weights(proba: pd.DataFrame, up_class: Any = None, down_class: Any = None, min_edge: float = 0.05,
                      long_only: bool = False, gross: float = 1.0, symbol: str | None = None) -> pd.DataFrame:
     """Target weights from probabilities: ``w = P(up) - P(down)`` where the edge exceeds ``min_edge``.
@@ -122,6 +124,7 @@ def proba_to_weights(proba: pd.DataFrame, up_class: Any = None, down_class: Any 
     return w.mul(scale, axis=0)
 
 
+@suggest_kwargs
 def predictions_to_signals(predictions: pd.Series, long_class: Any = 1, short_class: Any = None,
                            symbol: str | None = None) -> Signals:
     """Entries where the predicted class is ``long_class``, exits where it is anything else (not NaN)."""

@@ -34,7 +34,7 @@ from ..cache import fingerprint, make_key
 from ..timeframes import to_epoch_ms
 from .forest import DriftPolicy, SlidingForest, fast_importances, fast_predict_proba, is_forest
 from .labels import label_horizon
-from .modelcache import ModelCache, library_versions
+from .modelcache import ModelCache, ModelStep, library_versions
 from .._names import public_dir, suggest_kwargs
 
 __all__ = ["walk_forward", "WalkForwardResult", "default_estimator"]
@@ -365,14 +365,8 @@ def walk_forward(estimator: Any, X: Any, y: Any, train_window: int | str, test_w
             Xtr = np.where(np.isnan(Xtr), med, Xtr)
         return Xtr, ytr, keep, med
 
-    def materialize(key: str) -> tuple[Any, bool]:
-        """The model of ``key``: in memory, from the cache, or fitted (replaying missing parents)."""
-        if key in loaded:  # the model kept from the previous fold: not a cache hit
-            return loaded[key], False
-        if cache is not None:
-            got = cache.get(key)
-            if got is not None:
-                return got, True
+    def fit(key: str) -> Any:
+        """Fit the model of ``key`` from its spec (an update first materializes its parent) and cache it."""
         kind, parent, r0, r1 = specs[key]
         Xtr, ytr, _, _ = train_set(r0, r1)
         t0 = time.perf_counter()
@@ -383,8 +377,39 @@ def walk_forward(estimator: Any, X: Any, y: Any, train_window: int | str, test_w
         else:
             fitted = materialize(parent)[0].update(Xtr, ytr)
         if cache is not None:
-            cache.put(key, fitted, cost=time.perf_counter() - t0)
-        return fitted, False
+            delta = getattr(fitted, "delta_", None)
+            if kind == "update" and delta is not None:  # store what the step added, not the forest again
+                cache.put_step(key, parent, delta, cost=time.perf_counter() - t0)
+            else:
+                cache.put(key, fitted, cost=time.perf_counter() - t0)
+        return fitted
+
+    def materialize(key: str) -> tuple[Any, bool]:
+        """The model of ``key``: in memory, from the cache (a step applied to its parent), or fitted."""
+        steps: list[Any] = []  # cached steps from ``key`` back towards a model we hold
+        k = key
+        while True:
+            if k in loaded:  # the model kept from the previous fold
+                model, hit = loaded[k], False
+                break
+            got = cache.get(k) if cache is not None else None
+            if isinstance(got, ModelStep) and got.parent == specs[k][1]:
+                steps.append(got.delta)
+                k = got.parent
+                continue
+            if got is not None and not isinstance(got, ModelStep):
+                model, hit = got, True
+                break
+            if not steps:
+                return fit(key), False
+            model, hit = fit(k), False  # a parent that is gone: refit it, then replay the cached steps
+            break
+        try:
+            for delta in reversed(steps):
+                model = model.apply(delta)
+        except (AttributeError, ValueError):  # a step that does not fit its parent: never use it
+            return fit(key), False
+        return model, hit or bool(steps)
 
     model_key: str | None = None
     for k, s in enumerate(starts):

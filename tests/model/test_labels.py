@@ -121,3 +121,13 @@ def test_infinite_or_non_positive_prices_are_refused_with_their_position():
     two[3, 1] = -1.0
     with pytest.raises(ValueError, match="row 3, column 1"):
         triple_barrier(two, 5)
+
+
+def test_one_row_array_is_explained():
+    import numpy as np
+    import pytest
+
+    from nbtrade.model.labels import sign_label
+
+    with pytest.raises(ValueError, match=r"shape \(1, 30\): 2-D inputs are time x symbols"):
+        sign_label(np.linspace(1.0, 2.0, 30)[None, :])

@@ -189,3 +189,58 @@ def test_appended_data_fits_only_new_folds(tmp_path, data, retrain):
     assert longer.folds["cache_hit"].iloc[:n_old].all() and not longer.folds["cache_hit"].iloc[n_old:].any()
     ref = walk_forward(rf(), X, y, **KW, retrain=retrain, refresh=2)
     pd.testing.assert_frame_equal(longer.proba, ref.proba)
+
+
+def test_sliding_updates_store_only_their_new_trees(tmp_path, data):
+    """A sliding forest's steps are cached as ModelStep (new trees + parent key), not whole forests."""
+    from nbtrade.model.forest import ForestDelta
+    from nbtrade.model.modelcache import ModelStep
+
+    X, y = data
+    kw = dict(**KW, retrain="incremental", refresh=2)
+    inc = ModelCache(tmp_path / "inc")
+    cold = walk_forward(rf(n_estimators=16), X, y, **kw, cache=inc)
+    entries = [inc.cache.get(k) for k in inc.cache.keys()]
+    steps = [e for e in entries if isinstance(e, ModelStep)]
+    assert len(steps) == len(cold.folds) - 1 and len(entries) == len(cold.folds)
+    assert all(isinstance(s.delta, ForestDelta) and len(s.delta.trees) == 2 for s in steps)
+    full = ModelCache(tmp_path / "full")
+    walk_forward(rf(n_estimators=16), X, y, **{**kw, "retrain": "full"}, cache=full)
+    assert inc.stats().disk_bytes < 0.5 * full.stats().disk_bytes
+    # restart without fold outputs: every model rebuilt from its parent and steps, same predictions
+    mc = ModelCache(tmp_path / "inc")
+    mc.outputs.clear()
+    warm = walk_forward(rf(n_estimators=16), X, y, **kw, cache=mc)
+    assert warm.folds["cache_hit"].all() and mc.stats().misses == 0
+    pd.testing.assert_frame_equal(cold.proba, warm.proba)
+    pd.testing.assert_frame_equal(cold.feature_importances, warm.feature_importances)
+
+
+def test_a_step_without_its_parent_replays_the_parent(tmp_path, data):
+    from nbtrade.model.modelcache import ModelStep
+
+    X, y = data
+    kw = dict(**KW, retrain="incremental", refresh=2)
+    cold = walk_forward(rf(), X, y, **kw, cache=ModelCache(tmp_path))
+    mc = ModelCache(tmp_path)
+    mc.outputs.clear()
+    first = [k for k in mc.cache.keys() if not isinstance(mc.cache.get(k), ModelStep)]
+    assert len(first) == 1 and mc.cache.delete(first[0])  # the full forest every step builds on is gone
+    mc = ModelCache(tmp_path)
+    warm = walk_forward(rf(), X, y, **kw, cache=mc)
+    pd.testing.assert_frame_equal(cold.proba, warm.proba)
+
+
+def test_a_step_refuses_the_wrong_parent(data):
+    from nbtrade.model.forest import SlidingForest
+
+    X, y = (a.to_numpy() for a in data)
+    a = SlidingForest(rf(), refresh=2, seed=1).fit(X[:200], y[:200])
+    b = a.update(X[200:400], y[200:400])
+    assert b.delta_ is not None and len(b.delta_.trees) == 2
+    np.testing.assert_array_equal(a.apply(b.delta_).predict_proba(X[:50]), b.predict_proba(X[:50]))
+    with pytest.raises(ValueError, match="made for a parent with 1 batches"):
+        b.apply(b.delta_)  # b already holds that step: applying it twice would be wrong
+    import pickle
+
+    assert pickle.loads(pickle.dumps(b)).delta_ is None  # a pickled forest holds its trees once
