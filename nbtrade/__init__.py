@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "fetch_ohlcv_sync": "nbtrade.data.fetch",
     "fetch_funding_rates": "nbtrade.data.fetch",
     "fetch_funding_rates_sync": "nbtrade.data.fetch",
+    "unified_symbol": "nbtrade.data.symbols",
     "Store": "nbtrade.data.store",
     "import_csv": "nbtrade.data.io",
     "export_csv": "nbtrade.data.io",

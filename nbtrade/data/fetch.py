@@ -332,6 +332,8 @@ class _Client:
         self.adapter = adapter
         self.base_url = base_url.rstrip("/")
         self.session = session
+        #: a library client that runs requests itself (ccxt): ``await conn.execute(req)``
+        self.conn = session if hasattr(session, "execute") else None
         if limiter is None:
             self.limiters = shared_limiters(adapter, self.base_url)
         else:
@@ -374,17 +376,26 @@ class _Client:
         while True:
             ticket = await limiter.acquire(req.weight)
             self.report.requests += 1
+            error: Exception | None = None
+            direct: Any = None  # a library client's reply, already decoded
             try:
-                async with self.session.get(url, params=req.params, timeout=deadline) as resp:
-                    status = resp.status
-                    headers = resp.headers
-                    text = await resp.text()
+                if self.conn is not None:
+                    direct, headers = await asyncio.wait_for(self.conn.execute(req), self.timeout)
+                    status, text = 200, ""
+                else:
+                    async with self.session.get(url, params=req.params, timeout=deadline) as resp:
+                        status = resp.status
+                        headers = resp.headers
+                        text = await resp.text()
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 limiter.cancel(ticket)
-                error: Exception = ServerError(f"{where}: network error {type(exc).__name__}: {exc}",
-                                               exchange=self.adapter.name, symbol=symbol, timeframe=timeframe)
+                error = ServerError(f"{where}: network error {type(exc).__name__}: {exc}",
+                                    exchange=self.adapter.name, symbol=symbol, timeframe=timeframe)
                 cause: BaseException | None = exc
-            else:
+            except (ExchangeError, RateLimitError) as exc:  # raised by a library client, already mapped
+                limiter.release(ticket, None)
+                error, cause = exc, None
+            if error is None:
                 used = self.adapter.used_weight(headers)
                 if req.bucket == "weight":
                     limiter.release(ticket, used)
@@ -393,7 +404,7 @@ class _Client:
                     if used is not None:
                         weight_limiter._used = max(weight_limiter._used, float(used))
                 try:
-                    payload: Any = json.loads(text)
+                    payload: Any = direct if self.conn is not None else json.loads(text)
                 except ValueError:
                     payload = RawBody(text)
                 error = self.adapter.error(status, payload, headers)
@@ -690,7 +701,7 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
             if last < cur:
                 break
             cur = next_open(floor_open(last, timeframe), timeframe)
-            if n < limit:
+            if n < limit and getattr(adapter, "short_page_ends", True):
                 break
         await ordered.finish(i)
 
@@ -788,7 +799,9 @@ async def _open(exchange: Any, base_url: str | None, limiter: WeightLimiter | No
 
     adapter = get_adapter(exchange)
     own_session = session is None
-    if own_session:
+    if own_session and hasattr(adapter, "connect"):  # ccxt: the library's own client (execute/close)
+        session = adapter.connect(base_url)
+    elif own_session:
         connector = aiohttp.TCPConnector(limit=concurrency, ttl_dns_cache=300)
         session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(
             total=None, sock_connect=min(10.0, timeout), sock_read=timeout))
@@ -847,8 +860,11 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
     Parameters
     ----------
     exchange : ``"binance"`` (spot), ``"binance_futures"`` (USD-M), ``"bybit"`` (spot),
-        ``"bybit_linear"`` (USDT perpetuals), ``"okx"`` (spot), or an adapter.
-    symbols : unified symbols (``"BTC/USDT"``), a list or a comma-separated string.
+        ``"bybit_linear"`` (linear perpetuals), ``"okx"`` (spot), ``"ccxt:<id>"`` (any
+        exchange ccxt supports, extra ``nbtrade[ccxt]``), or an adapter.
+    symbols : symbols in any spelling (``"BTC/USDT"``, ``"BTCUSDT"``, ``"btc-usdt"``), a list or a
+        comma-separated string; each resolves to its unified symbol
+        (:func:`nbtrade.data.symbols.unified_symbol`), which keys the results and the sink.
     timeframe : one of ``1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M``.
     start, end : ms since epoch, strings or Timestamps (naive = UTC). ``start=None``
         means the first candle the exchange has; ``end=None`` the last closed candle.
