@@ -34,6 +34,8 @@ _EXPORTS: dict[str, str] = {
     "fetch_funding_rates": "nbtrade.data.fetch",
     "fetch_funding_rates_sync": "nbtrade.data.fetch",
     "unified_symbol": "nbtrade.data.symbols",
+    "fetch_filters": "nbtrade.data.fetch",
+    "fetch_filters_sync": "nbtrade.data.fetch",
     "Store": "nbtrade.data.store",
     "import_csv": "nbtrade.data.io",
     "export_csv": "nbtrade.data.io",

@@ -62,6 +62,7 @@ OHLCV = ("open", "high", "low", "close", "volume")
 FUNDING_TIMEFRAME = "funding"  # the sink's "timeframe" key for funding-rate history
 
 __all__ = ["fetch_ohlcv", "fetch_ohlcv_sync", "fetch_funding_rates", "fetch_funding_rates_sync",
+           "fetch_filters", "fetch_filters_sync",
            "FetchResult", "FetchReport", "SymbolReport", "MemorySink", "Sink", "validate_candles", "find_gaps",
            "run_fetch", "shared_limiters",
            # errors, re-exported so callers need one import
@@ -334,6 +335,9 @@ class _Client:
         self.session = session
         #: a library client that runs requests itself (ccxt): ``await conn.execute(req)``
         self.conn = session if hasattr(session, "execute") else None
+        #: exchange info and the metadata cache, once :func:`_open` has read them
+        self.info: Any = None
+        self.meta: Any = None
         if limiter is None:
             self.limiters = shared_limiters(adapter, self.base_url)
         else:
@@ -828,6 +832,7 @@ async def _open(exchange: Any, base_url: str | None, limiter: WeightLimiter | No
         budget = adapter.rate_limits(info) if info else None
         if budget is not None and getattr(limiter, "auto_configure", True):
             limiter.configure(*budget)
+        client.info, client.meta = info, meta
     except BaseException:
         if own_session:
             await session.close()
@@ -999,6 +1004,70 @@ async def fetch_funding_rates(symbols: str | Sequence[str], start: Any = None, e
         if own:
             await session.close()
     return FetchResult(SymbolDict(zip(names, results), adapter.unified), report)
+
+
+async def fetch_filters(exchange: str | Adapter, symbols: str | Sequence[str] | None = None, *,
+                        base_url: str | None = None, session: Any = None, cache: Any = None,
+                        timeout: float = 30.0) -> Any:
+    """Each symbol's exchange filters, from the exchange's metadata endpoint, as a table.
+
+    Binance/USD-M ``exchangeInfo`` (PRICE_FILTER, LOT_SIZE, NOTIONAL / MIN_NOTIONAL), Bybit
+    ``instruments-info`` (priceFilter, lotSizeFilter), OKX ``instruments`` (tickSz, lotSz,
+    minSz, maxMktSz) and ccxt's markets (precision and limits). The metadata reply is kept
+    in the metadata cache (:class:`~nbtrade.data.metacache.MetaCache`, TTL one hour), which
+    is where the table's provenance comes from.
+
+    Parameters
+    ----------
+    exchange : as for :func:`fetch_ohlcv`.
+    symbols : any spellings; None for every symbol the exchange lists. A symbol the exchange
+        does not list raises :class:`BadRequest` naming it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``symbol`` (unified); float columns ``tick_size`` (price step), ``step_size``
+        (quantity step, base units), ``min_qty``, ``max_qty``, ``min_notional`` (quote
+        currency), NaN where the exchange has no such rule; provenance columns ``exchange``,
+        ``source`` (the metadata URL) and ``fetched_at`` (UTC time of the metadata reply).
+    """
+    import pandas as pd
+
+    from .exchanges.base import FILTER_COLUMNS
+
+    adapter = get_adapter(exchange)
+    names = _symbols(symbols, adapter) if symbols is not None else None
+    report = FetchReport(adapter.name, "filters", 0, 0)
+    client, session, own = await _open(adapter, base_url, None, session, 2, timeout, None, 20, report, cache,
+                                       names or (), "filters")
+    try:
+        info = client.info
+        if info is None:
+            raise ValueError(f"{adapter.name} has no metadata endpoint to read filters from")
+        table = adapter.symbol_filters(info)
+        created = client.meta.created(client.info_key()) if client.meta is not None else None
+    finally:
+        if own:
+            await session.close()
+    if names is not None:
+        missing = [s for s in names if s not in table]
+        if missing:
+            raise BadRequest(f"{adapter.name}: no filters for {', '.join(missing)} in "
+                             f"{adapter.exchange_info_path} (listed but not trading, or not a symbol it trades)",
+                             exchange=adapter.name, symbol=missing[0])
+        table = {s: table[s] for s in names}
+    frame = pd.DataFrame.from_dict(table, orient="index", columns=list(FILTER_COLUMNS)).astype(float)
+    frame.index.name = "symbol"
+    frame["exchange"] = adapter.name
+    frame["source"] = client.base_url + adapter.exchange_info_path
+    stamp = pd.Timestamp(created, unit="s", tz="UTC") if created is not None else pd.Timestamp.now(tz="UTC")
+    frame["fetched_at"] = stamp
+    return frame
+
+
+def fetch_filters_sync(*args: Any, **kwargs: Any) -> Any:
+    """Blocking :func:`fetch_filters`."""
+    return _run_sync(fetch_filters(*args, **kwargs))
 
 
 def _run_sync(coro: Any) -> Any:

@@ -33,7 +33,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..ratelimit import TooManyRequests
-from .base import MAX_EPOCH_MS, Adapter, BadRequest, MalformedResponse, Request, ServerError, checked_epoch_ms
+from .base import (FILTER_COLUMNS, MAX_EPOCH_MS, Adapter, BadRequest, MalformedResponse, Request, ServerError,
+                   checked_epoch_ms, filter_row)
 
 #: the ccxt version the extra pins (pyproject ``[ccxt]``) and the tests run against
 CCXT_VERSION = "4.5.90"
@@ -98,7 +99,7 @@ class CcxtConnection:
                 return ex.milliseconds(), {}
             if req.path == "markets":
                 await ex.load_markets()
-                return {"symbols": sorted(ex.symbols or [])}, {}
+                return {"symbols": sorted(ex.symbols or []), "filters": self._filters()}, {}
             p = req.params
             rows = await ex.fetch_ohlcv(p["symbol"], p["timeframe"], p["since"], p["limit"])
             # read at once (no await in between): the Date of this reply times the open-candle cut
@@ -115,6 +116,26 @@ class CcxtConnection:
         # rows stay, for the parser to report)
         rows = [r for r in rows if not (isinstance(r, list) and r and isinstance(r[0], int) and r[0] > p["end"])]
         return rows, headers
+
+    def _filters(self) -> dict[str, dict[str, float]]:
+        """Per-symbol filters from ccxt's markets (``precision`` as tick sizes, ``limits``)."""
+        import ccxt
+
+        ex = self.exchange
+        ticks = ex.precisionMode == ccxt.TICK_SIZE
+
+        def size(p: Any) -> Any:
+            if p is None:
+                return None
+            return p if ticks else 10.0 ** -float(p)
+
+        out = {}
+        for symbol, m in (ex.markets or {}).items():
+            prec, lim = m.get("precision") or {}, m.get("limits") or {}
+            out[symbol] = filter_row(size(prec.get("price")), size(prec.get("amount")),
+                                     (lim.get("amount") or {}).get("min"), (lim.get("amount") or {}).get("max"),
+                                     (lim.get("cost") or {}).get("min"))
+        return {k: {c: (None if v != v else v) for c, v in row.items()} for k, row in out.items()}  # JSON: NaN -> null
 
     def _headers(self) -> dict[str, str]:
         return dict(self.exchange.last_response_headers or {})
@@ -206,6 +227,10 @@ class CcxtAdapter(Adapter):
     def listed(self, info: dict) -> set[str] | None:
         symbols = info.get("symbols") if isinstance(info, dict) else None
         return set(symbols) if isinstance(symbols, list) and symbols else None
+
+    def symbol_filters(self, info: dict) -> dict[str, dict[str, float]]:
+        rows = info.get("filters") if isinstance(info, dict) else None
+        return {s: filter_row(*(r.get(c) for c in FILTER_COLUMNS)) for s, r in (rows or {}).items()}
 
     def error(self, status: int, payload: Any, headers: Any) -> Exception | None:
         return None  # ccxt raised already (mapped in CcxtConnection.execute)
