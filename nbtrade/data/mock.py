@@ -695,6 +695,7 @@ class MockExchange:
         sym = q.get("symbol")
         if not sym:
             raise _Reply(200, 10001, "params error: symbol is required")
+        sym = self._bybit_symbol(sym, category)
         if sym not in self.ids or category == "inverse":
             raise _Reply(200, 10001, "params error: symbol invalid")
         tf = _BYBIT_TF.get(q.get("interval", ""))
@@ -721,6 +722,15 @@ class MockExchange:
                                                                              v * (o + cl) * 0.5))
         return self._bybit_ok('{"category":"%s","symbol":"%s","list":[%s]}' % (category, sym, ",".join(rows)))
 
+    @staticmethod
+    def _bybit_symbol(sym: str, category: str) -> str:
+        """Bybit's linear USDC perpetuals are ``ETHPERP`` (docs/v5/market/instrument.mdx), not ``ETHUSDC``."""
+        if category != "linear":
+            return sym
+        if sym.endswith("PERP"):
+            return sym[:-4] + "USDC"
+        return "?" if sym.endswith("USDC") else sym
+
     def bybit_instruments(self, q: Any) -> str:
         category = q.get("category")
         if category not in ("spot", "linear", "inverse"):
@@ -733,6 +743,8 @@ class MockExchange:
                 item = {"symbol": sid, "baseCoin": base, "quoteCoin": quote, "status": "Trading",
                         "priceFilter": {"tickSize": f"{tick:.8f}"}}
                 if category == "linear":  # docs/v5/market/instrument.mdx: lotSizeFilter per category
+                    if quote == "USDC":
+                        item["symbol"] = base + "PERP"
                     item.update({"contractType": "LinearPerpetual", "settleCoin": quote,
                                  "lotSizeFilter": {"qtyStep": "0.001", "minOrderQty": "0.001",
                                                    "maxOrderQty": "1190.000", "minNotionalValue": "5"}})

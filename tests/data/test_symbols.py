@@ -156,3 +156,15 @@ def test_property_perpetual_venues_add_the_settle_currency(base, quote, sep, exc
     spelled = f"{base}{sep}{quote}"
     assert unified_symbol(spelled, exchange) == unified_symbol(f"{base}/{quote}:{quote}", exchange) \
         == f"{base}/{quote}:{quote}"
+
+
+async def test_bybit_usdc_perpetual_end_to_end(mock_factory):
+    # Bybit's linear USDC perpetual is ETHPERP: not ETHUSDC (which Bybit's linear category does not have)
+    m = await mock_factory(symbols=("BTC/USDT", "ETH/USDC"))
+    res = await fetch_ohlcv("bybit_linear", ["ETHPERP", "btcusdt"], "1h", "2024-02-20", "2024-02-22",
+                            base_url=m.url)
+    assert list(res.data) == ["ETH/USDC:USDC", "BTC/USDT:USDT"]
+    want = m.expected("ETH/USDC", "1h", "2024-02-20", "2024-02-22", market="futures")
+    np.testing.assert_array_equal(res.data["ETH/USDC:USDC"]["close"], want["close"])
+    spot = await fetch_ohlcv("bybit", "ETH/USDC", "1h", "2024-02-20", "2024-02-21", base_url=m.url)
+    assert list(spot.data) == ["ETH/USDC"]
