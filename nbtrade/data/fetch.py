@@ -372,7 +372,8 @@ class _Client:
         limiter = self.limiter(req.bucket)
         weight_limiter = self.limiters["weight"]
         url = self.base_url + req.path
-        where = " ".join(x for x in (self.adapter.name, symbol, timeframe) if x)
+        where = " ".join(x for x in (self.adapter.name, symbol, timeframe) if x) if symbol else \
+            f"{self.adapter.name} {req.path}"
         failures = 0
         throttled = 0
         throttle_waited = 0.0
