@@ -62,6 +62,7 @@ OHLCV = ("open", "high", "low", "close", "volume")
 FUNDING_TIMEFRAME = "funding"  # the sink's "timeframe" key for funding-rate history
 
 __all__ = ["fetch_ohlcv", "fetch_ohlcv_sync", "fetch_funding_rates", "fetch_funding_rates_sync",
+           "fetch_filters", "fetch_filters_sync",
            "FetchResult", "FetchReport", "SymbolReport", "MemorySink", "Sink", "validate_candles", "find_gaps",
            "run_fetch", "shared_limiters",
            # errors, re-exported so callers need one import
@@ -332,6 +333,11 @@ class _Client:
         self.adapter = adapter
         self.base_url = base_url.rstrip("/")
         self.session = session
+        #: a library client that runs requests itself (ccxt): ``await conn.execute(req)``
+        self.conn = session if hasattr(session, "execute") else None
+        #: exchange info and the metadata cache, once :func:`_open` has read them
+        self.info: Any = None
+        self.meta: Any = None
         if limiter is None:
             self.limiters = shared_limiters(adapter, self.base_url)
         else:
@@ -366,7 +372,8 @@ class _Client:
         limiter = self.limiter(req.bucket)
         weight_limiter = self.limiters["weight"]
         url = self.base_url + req.path
-        where = " ".join(x for x in (self.adapter.name, symbol, timeframe) if x)
+        where = " ".join(x for x in (self.adapter.name, symbol, timeframe) if x) if symbol else \
+            f"{self.adapter.name} {req.path}"
         failures = 0
         throttled = 0
         throttle_waited = 0.0
@@ -374,17 +381,26 @@ class _Client:
         while True:
             ticket = await limiter.acquire(req.weight)
             self.report.requests += 1
+            error: Exception | None = None
+            direct: Any = None  # a library client's reply, already decoded
             try:
-                async with self.session.get(url, params=req.params, timeout=deadline) as resp:
-                    status = resp.status
-                    headers = resp.headers
-                    text = await resp.text()
+                if self.conn is not None:
+                    direct, headers = await asyncio.wait_for(self.conn.execute(req), self.timeout)
+                    status, text = 200, ""
+                else:
+                    async with self.session.get(url, params=req.params, timeout=deadline) as resp:
+                        status = resp.status
+                        headers = resp.headers
+                        text = await resp.text()
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 limiter.cancel(ticket)
-                error: Exception = ServerError(f"{where}: network error {type(exc).__name__}: {exc}",
-                                               exchange=self.adapter.name, symbol=symbol, timeframe=timeframe)
+                error = ServerError(f"{where}: network error {type(exc).__name__}: {exc}",
+                                    exchange=self.adapter.name, symbol=symbol, timeframe=timeframe)
                 cause: BaseException | None = exc
-            else:
+            except (ExchangeError, RateLimitError) as exc:  # raised by a library client, already mapped
+                limiter.release(ticket, None)
+                error, cause = exc, None
+            if error is None:
                 used = self.adapter.used_weight(headers)
                 if req.bucket == "weight":
                     limiter.release(ticket, used)
@@ -393,7 +409,7 @@ class _Client:
                     if used is not None:
                         weight_limiter._used = max(weight_limiter._used, float(used))
                 try:
-                    payload: Any = json.loads(text)
+                    payload: Any = direct if self.conn is not None else json.loads(text)
                 except ValueError:
                     payload = RawBody(text)
                 error = self.adapter.error(status, payload, headers)
@@ -690,7 +706,7 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
             if last < cur:
                 break
             cur = next_open(floor_open(last, timeframe), timeframe)
-            if n < limit:
+            if n < limit and getattr(adapter, "short_page_ends", True):
                 break
         await ordered.finish(i)
 
@@ -788,7 +804,9 @@ async def _open(exchange: Any, base_url: str | None, limiter: WeightLimiter | No
 
     adapter = get_adapter(exchange)
     own_session = session is None
-    if own_session:
+    if own_session and hasattr(adapter, "connect"):  # ccxt: the library's own client (execute/close)
+        session = adapter.connect(base_url)
+    elif own_session:
         connector = aiohttp.TCPConnector(limit=concurrency, ttl_dns_cache=300)
         session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(
             total=None, sock_connect=min(10.0, timeout), sock_read=timeout))
@@ -815,6 +833,7 @@ async def _open(exchange: Any, base_url: str | None, limiter: WeightLimiter | No
         budget = adapter.rate_limits(info) if info else None
         if budget is not None and getattr(limiter, "auto_configure", True):
             limiter.configure(*budget)
+        client.info, client.meta = info, meta
     except BaseException:
         if own_session:
             await session.close()
@@ -847,8 +866,11 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
     Parameters
     ----------
     exchange : ``"binance"`` (spot), ``"binance_futures"`` (USD-M), ``"bybit"`` (spot),
-        ``"bybit_linear"`` (USDT perpetuals), ``"okx"`` (spot), or an adapter.
-    symbols : unified symbols (``"BTC/USDT"``), a list or a comma-separated string.
+        ``"bybit_linear"`` (linear perpetuals), ``"okx"`` (spot), ``"ccxt:<id>"`` (any
+        exchange ccxt supports, extra ``nbtrade[ccxt]``), or an adapter.
+    symbols : symbols in any spelling (``"BTC/USDT"``, ``"BTCUSDT"``, ``"btc-usdt"``), a list or a
+        comma-separated string; each resolves to its unified symbol
+        (:func:`nbtrade.data.symbols.unified_symbol`), which keys the results and the sink.
     timeframe : one of ``1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M``.
     start, end : ms since epoch, strings or Timestamps (naive = UTC). ``start=None``
         means the first candle the exchange has; ``end=None`` the last closed candle.
@@ -983,6 +1005,70 @@ async def fetch_funding_rates(symbols: str | Sequence[str], start: Any = None, e
         if own:
             await session.close()
     return FetchResult(SymbolDict(zip(names, results), adapter.unified), report)
+
+
+async def fetch_filters(exchange: str | Adapter, symbols: str | Sequence[str] | None = None, *,
+                        base_url: str | None = None, session: Any = None, cache: Any = None,
+                        timeout: float = 30.0) -> Any:
+    """Each symbol's exchange filters, from the exchange's metadata endpoint, as a table.
+
+    Binance/USD-M ``exchangeInfo`` (PRICE_FILTER, LOT_SIZE, NOTIONAL / MIN_NOTIONAL), Bybit
+    ``instruments-info`` (priceFilter, lotSizeFilter), OKX ``instruments`` (tickSz, lotSz,
+    minSz, maxMktSz) and ccxt's markets (precision and limits). The metadata reply is kept
+    in the metadata cache (:class:`~nbtrade.data.metacache.MetaCache`, TTL one hour), which
+    is where the table's provenance comes from.
+
+    Parameters
+    ----------
+    exchange : as for :func:`fetch_ohlcv`.
+    symbols : any spellings; None for every symbol the exchange lists. A symbol the exchange
+        does not list raises :class:`BadRequest` naming it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``symbol`` (unified); float columns ``tick_size`` (price step), ``step_size``
+        (quantity step, base units), ``min_qty``, ``max_qty``, ``min_notional`` (quote
+        currency), NaN where the exchange has no such rule; provenance columns ``exchange``,
+        ``source`` (the metadata URL) and ``fetched_at`` (UTC time of the metadata reply).
+    """
+    import pandas as pd
+
+    from .exchanges.base import FILTER_COLUMNS
+
+    adapter = get_adapter(exchange)
+    names = _symbols(symbols, adapter) if symbols is not None else None
+    report = FetchReport(adapter.name, "filters", 0, 0)
+    client, session, own = await _open(adapter, base_url, None, session, 2, timeout, None, 20, report, cache,
+                                       names or (), "filters")
+    try:
+        info = client.info
+        if info is None:
+            raise ValueError(f"{adapter.name} has no metadata endpoint to read filters from")
+        table = adapter.symbol_filters(info)
+        created = client.meta.created(client.info_key()) if client.meta is not None else None
+    finally:
+        if own:
+            await session.close()
+    if names is not None:
+        missing = [s for s in names if s not in table]
+        if missing:
+            raise BadRequest(f"{adapter.name}: no filters for {', '.join(missing)} in "
+                             f"{adapter.exchange_info_path} (listed but not trading, or not a symbol it trades)",
+                             exchange=adapter.name, symbol=missing[0])
+        table = {s: table[s] for s in names}
+    frame = pd.DataFrame.from_dict(table, orient="index", columns=list(FILTER_COLUMNS)).astype(float)
+    frame.index.name = "symbol"
+    frame["exchange"] = adapter.name
+    frame["source"] = client.base_url + adapter.exchange_info_path
+    stamp = pd.Timestamp(created, unit="s", tz="UTC") if created is not None else pd.Timestamp.now(tz="UTC")
+    frame["fetched_at"] = stamp
+    return frame
+
+
+def fetch_filters_sync(*args: Any, **kwargs: Any) -> Any:
+    """Blocking :func:`fetch_filters`."""
+    return _run_sync(fetch_filters(*args, **kwargs))
 
 
 def _run_sync(coro: Any) -> Any:

@@ -91,6 +91,13 @@ class MetaCache:
         self.events.append((key, "hit"))
         return payload
 
+    def created(self, material: dict[str, Any]) -> float | None:
+        """Wall-clock time (s) the entry was written (its provenance), or None if absent or unreadable."""
+        try:
+            return float(json.loads(self.path(material).read_bytes())["created"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def put(self, material: dict[str, Any], payload: Any) -> Path:
         """Write an entry atomically; returns its path."""
         path = self.path(material)

@@ -558,6 +558,11 @@ class MockExchange:
         return [{"symbol": sid, "fundingTime": int(t), "fundingRate": f"{r:.8f}", "markPrice": f"{m:.8f}"}
                 for t, r, m in zip(f["time"][sl].tolist(), f["rate"][sl].tolist(), f["mark_price"][sl].tolist())]
 
+    def _tick(self, unified: str, market: str) -> float:
+        """The mock's tick size of a symbol: five significant digits of its first daily close."""
+        price = float(self.candles(unified, "1d", market)["close"][0])
+        return 10.0 ** (math.floor(math.log10(price)) - 5)
+
     def exchange_info(self, market: str) -> dict[str, Any]:
         w = self.config.window_s
         if w % 60 == 0:
@@ -571,8 +576,7 @@ class MockExchange:
         symbols = []
         for sid, unified in self.ids.items():
             base, quote = unified.split("/")[0], unified.split("/")[1].split(":")[0]
-            price = float(self.candles(unified, "1d", market)["close"][0])
-            tick = 10.0 ** (math.floor(math.log10(price)) - 5)
+            tick = self._tick(unified, market)
             entry = {"symbol": sid, "status": "TRADING", "baseAsset": base, "baseAssetPrecision": 8,
                      "quoteAsset": quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
                      "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
@@ -585,6 +589,8 @@ class MockExchange:
                           "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5}]}
             if market == "futures":
                 entry.update({"pair": sid, "contractType": "PERPETUAL", "marginAsset": quote})
+                # USD-M "Exchange Information": MIN_NOTIONAL carries ``notional``
+                entry["filters"][2] = {"filterType": "MIN_NOTIONAL", "notional": "100"}
             symbols.append(entry)
         return {"timezone": "UTC", "serverTime": self.server_ms(), "rateLimits": limits,
                 "exchangeFilters": [], "symbols": symbols}
@@ -689,6 +695,7 @@ class MockExchange:
         sym = q.get("symbol")
         if not sym:
             raise _Reply(200, 10001, "params error: symbol is required")
+        sym = self._bybit_symbol(sym, category)
         if sym not in self.ids or category == "inverse":
             raise _Reply(200, 10001, "params error: symbol invalid")
         tf = _BYBIT_TF.get(q.get("interval", ""))
@@ -715,6 +722,15 @@ class MockExchange:
                                                                              v * (o + cl) * 0.5))
         return self._bybit_ok('{"category":"%s","symbol":"%s","list":[%s]}' % (category, sym, ",".join(rows)))
 
+    @staticmethod
+    def _bybit_symbol(sym: str, category: str) -> str:
+        """Bybit's linear USDC perpetuals are ``ETHPERP`` (docs/v5/market/instrument.mdx), not ``ETHUSDC``."""
+        if category != "linear":
+            return sym
+        if sym.endswith("PERP"):
+            return sym[:-4] + "USDC"
+        return "?" if sym.endswith("USDC") else sym
+
     def bybit_instruments(self, q: Any) -> str:
         category = q.get("category")
         if category not in ("spot", "linear", "inverse"):
@@ -723,9 +739,18 @@ class MockExchange:
         if category != "inverse":
             for sid, unified in self.ids.items():
                 base, quote = unified.split("/")[0], unified.split("/")[1].split(":")[0]
-                item = {"symbol": sid, "baseCoin": base, "quoteCoin": quote, "status": "Trading"}
-                if category == "linear":
-                    item.update({"contractType": "LinearPerpetual", "settleCoin": quote})
+                tick = self._tick(unified, "spot" if category == "spot" else "futures")
+                item = {"symbol": sid, "baseCoin": base, "quoteCoin": quote, "status": "Trading",
+                        "priceFilter": {"tickSize": f"{tick:.8f}"}}
+                if category == "linear":  # docs/v5/market/instrument.mdx: lotSizeFilter per category
+                    if quote == "USDC":
+                        item["symbol"] = base + "PERP"
+                    item.update({"contractType": "LinearPerpetual", "settleCoin": quote,
+                                 "lotSizeFilter": {"qtyStep": "0.001", "minOrderQty": "0.001",
+                                                   "maxOrderQty": "1190.000", "minNotionalValue": "5"}})
+                else:
+                    item["lotSizeFilter"] = {"basePrecision": "0.000001", "minOrderQty": "0.000048",
+                                             "maxOrderQty": "71.73956243", "minOrderAmt": "1"}
                 items.append(item)
         return self._bybit_ok(json.dumps({"category": category, "list": items, "nextPageCursor": ""}))
 
@@ -771,9 +796,11 @@ class MockExchange:
             raise _Reply(400, 50014, "Parameter instType can not be empty.")
         data = []
         if inst_type == "SPOT":
-            for iid in self.okx_ids:
+            for iid, unified in self.okx_ids.items():
                 base, quote = iid.split("-")
-                data.append({"instType": "SPOT", "instId": iid, "baseCcy": base, "quoteCcy": quote, "state": "live"})
+                data.append({"instType": "SPOT", "instId": iid, "baseCcy": base, "quoteCcy": quote, "state": "live",
+                             "tickSz": f"{self._tick(unified, 'spot'):.8f}", "lotSz": "0.00000001",
+                             "minSz": "0.00001", "maxMktSz": "1000000"})
         return json.dumps({"code": "0", "msg": "", "data": data})
 
     def okx_time(self, q: Any) -> str:

@@ -11,7 +11,6 @@ import pytest
 from nbtrade.data import mock as mock_module
 from nbtrade.data.exchanges import get_adapter
 from nbtrade.data.exchanges.base import BadRequest, RawBody
-from nbtrade.data.exchanges.bybit import BybitSpot
 from nbtrade.data.fetch import FetchReport, _Client, fetch_ohlcv
 from nbtrade.data.ratelimit import BackoffPolicy, IPBanned, TooManyRequests, WeightLimiter
 
@@ -97,8 +96,6 @@ async def test_funding_limiter_paces_by_the_documented_budget():
 
 # -- 5: one 403 rule per exchange ---------------------------------------------------------------
 async def test_binance_waf_403_makes_the_shared_limiter_back_off(mock_factory):
-    from nbtrade.data.fetch import shared_limiters
-
     m = await mock_factory(faults=mock_module.Faults(waf=[(6, 0.4)]))
     res = await fetch_ohlcv("binance", ["BTC/USDT", "ETH/USDT"], "1m", "2024-02-01", "2024-02-09",
                             base_url=m.url, backoff=FAST)

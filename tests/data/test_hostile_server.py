@@ -334,3 +334,116 @@ async def test_a_reply_that_never_ends_hits_the_request_deadline(hostile, path, 
         await fetch(hostile)
     # three attempts; aiohttp itself resends once when a kept-alive connection was dropped
     assert 3 <= hostile.hits[path] <= 6
+
+
+# -- the same classes on Bybit and OKX ------------------------------------------------------------
+def bybit_ok(result: Any) -> dict[str, Any]:
+    return {"retCode": 0, "retMsg": "OK", "result": result, "retExtInfo": {}, "time": NOW}
+
+
+def okx_ok(data: Any) -> dict[str, Any]:
+    return {"code": "0", "msg": "", "data": data}
+
+
+async def bybit_klines(request):
+    q = request.query
+    start, end = int(q["start"]), min(int(q["end"]), NOW - HOUR)
+    first = max(FIRST, -(-start // HOUR) * HOUR)
+    rows = [[str(t), "100", "100", "100", "100", "1", "100"] for t in range(first, end + 1, HOUR)]
+    return reply(bybit_ok({"category": "spot", "symbol": "BTCUSDT", "list": rows[::-1][: int(q["limit"])]}))
+
+
+async def okx_candles(request):
+    after = int(request.query.get("after", NOW))
+    rows = [[str(t), "100", "100", "100", "100", "1", "100", "100", "1"]
+            for t in range(min(after - 1, NOW - HOUR) // HOUR * HOUR, FIRST - 1, -HOUR)]
+    return reply(okx_ok(rows[: int(request.query.get("limit", 100))]))
+
+
+VENUES = {
+    "bybit": {"/v5/market/time": constant(bybit_ok({"timeSecond": str(NOW // 1000)})),
+              "/v5/market/instruments-info": constant(bybit_ok({"category": "spot", "list": [
+                  {"symbol": "BTCUSDT", "baseCoin": "BTC", "quoteCoin": "USDT", "status": "Trading"}],
+                  "nextPageCursor": ""})),
+              "/v5/market/kline": bybit_klines},
+    "okx": {"/api/v5/public/time": constant(okx_ok([{"ts": str(NOW)}])),
+            "/api/v5/public/instruments": constant(okx_ok([{"instId": "BTC-USDT", "state": "live"}])),
+            "/api/v5/market/history-candles": okx_candles},
+}
+KLINE_PATH = {"bybit": "/v5/market/kline", "okx": "/api/v5/market/history-candles"}
+TIME_PATH = {"bybit": "/v5/market/time", "okx": "/api/v5/public/time"}
+
+
+async def venue_fetch(server: Hostile, venue: str, **kw):
+    keep = kw.pop("keep", ())  # the handlers the test set; the rest are the venue's good ones
+    server.handlers = {**VENUES[venue], **{p: h for p, h in server.handlers.items() if p in keep}}
+    return await asyncio.wait_for(fetch_ohlcv(venue, "BTC/USDT", "1h", "2024-02-01", "2024-02-10",
+                                              base_url=server.url, **{**QUICK, **kw}), BOUND_S)
+
+
+@pytest.mark.parametrize("venue", ["bybit", "okx"])
+async def test_venue_clean_fetch_through_the_hostile_harness(hostile, venue):
+    res = await venue_fetch(hostile, venue)
+    assert res.report.symbols["BTC/USDT"].rows == 216 and res.report.ok
+
+
+@pytest.mark.parametrize("venue, body, kind, match", [
+    ("bybit", {"retCode": 10001, "retMsg": "params error: symbol invalid", "result": {}, "time": NOW}, BadRequest,
+     "retCode 10001: params error: symbol invalid"),
+    ("okx", {"code": "51001", "msg": "Instrument ID does not exist", "data": []}, BadRequest,
+     "code 51001: Instrument ID does not exist"),
+    ("okx", {"code": "51000", "msg": "Parameter bar error", "data": []}, BadRequest, "Parameter bar error"),
+])
+async def test_venue_error_body_with_200_fails_at_once(hostile, venue, body, kind, match):
+    res_handlers = {KLINE_PATH[venue]: constant(body)}
+    hostile.handlers.update(res_handlers)
+    with pytest.raises(kind, match=match):
+        await venue_fetch(hostile, venue, keep=tuple(res_handlers), parallel=1)
+    assert hostile.hits[KLINE_PATH[venue]] == 1  # never retried
+
+
+@pytest.mark.parametrize("venue, body, status, match", [
+    ("bybit", {"retCode": 10006, "retMsg": "Too many visits!", "result": {}, "time": NOW}, 200, "Too many visits"),
+    ("okx", {"code": "50011", "msg": "Too Many Requests", "data": []}, 429, "Too Many Requests"),
+])
+async def test_venue_endless_rate_limit_gives_up_in_time(hostile, venue, body, status, match):
+    hostile.handlers[KLINE_PATH[venue]] = constant(body, status=status)
+    with pytest.raises(TooManyRequests, match=f"still rate limited.*{match}"):
+        await venue_fetch(hostile, venue, keep=(KLINE_PATH[venue],))
+
+
+@pytest.mark.parametrize("venue, body, match", [
+    ("bybit", bybit_ok({"list": [{"start": FIRST}]}), r"row 0 is a JSON object"),
+    ("bybit", bybit_ok({"list": [[str(2 ** 70), "1", "1", "1", "1", "1", "1"]]}), r"row 0 field 0 \(start time\)"),
+    ("bybit", bybit_ok({"list": [[str(FIRST), "x", "1", "1", "1", "1", "1"]]}), r"row 0 field 1 \(open\) is 'x'"),
+    ("bybit", {"retMsg": "OK"}, r"body without retCode"),
+    ("okx", okx_ok([[str(2 ** 70), "1", "1", "1", "1", "1", "1", "1", "1"]]), r"row 0 field 0 \(start time\)"),
+    ("okx", okx_ok([{"ts": str(FIRST)}]), r"malformed row"),
+    ("okx", {"msg": ""}, r"body without code"),
+])
+async def test_venue_malformed_candles_name_row_and_field(hostile, venue, body, match):
+    hostile.handlers[KLINE_PATH[venue]] = constant(body)
+    with pytest.raises(ServerError, match=match):
+        await venue_fetch(hostile, venue, keep=(KLINE_PATH[venue],))
+
+
+@pytest.mark.parametrize("venue, body, match", [
+    ("bybit", {"retCode": 0, "retMsg": "OK", "result": {"foo": 1}},
+     r"/v5/market/time: no field 'time' or 'result.timeSecond'"),
+    ("bybit", {"retCode": 0, "retMsg": "OK", "result": {}, "time": 0},
+     r"/v5/market/time: field 'time': 0 ms is not a plausible time"),
+    ("bybit", {"foo": 1}, r"bybit /v5/market/time: giving up .* body without retCode"),
+    ("okx", {"code": "0", "data": []}, r"/api/v5/public/time: no field 'data\[0\].ts'"),
+    ("okx", okx_ok([{"ts": "0"}]), r"field 'data\[0\].ts': 0 ms is not a plausible time"),
+])
+async def test_venue_malformed_server_time(hostile, venue, body, match):
+    hostile.handlers[TIME_PATH[venue]] = constant(body)
+    with pytest.raises(ServerError, match=match):
+        await venue_fetch(hostile, venue, keep=(TIME_PATH[venue],))
+
+
+@pytest.mark.parametrize("venue", ["bybit", "okx"])
+async def test_venue_slowloris_hits_the_deadline(hostile, venue):
+    hostile.handlers[KLINE_PATH[venue]] = slowloris
+    with pytest.raises(ServerError, match="network error"):
+        await venue_fetch(hostile, venue, keep=(KLINE_PATH[venue],))

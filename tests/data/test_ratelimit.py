@@ -169,7 +169,7 @@ def test_futures_page_size_and_weights():
 
 async def test_throttle_waves_escalate_once_and_a_success_resets_them():
     clock = FakeClock()
-    lim = WeightLimiter(100, 1.0, clock=clock, probe=1.0)
+    lim = WeightLimiter(100, 1.0, clock=clock, probe=1.0, guard=0.0)  # no dead time: the fake clock stands still
     first = [await lim.acquire(1) for _ in range(4)]   # four requests in flight
     clock.t += 0.01
     assert [lim.strike(t) for t in first] == [1, 1, 1, 1]  # one wave: in flight when the first 429 came
@@ -193,7 +193,7 @@ async def test_throttle_waves_escalate_once_and_a_success_resets_them():
 
 async def test_after_a_throttle_one_request_probes_alone():
     clock = FakeClock()
-    lim = WeightLimiter(100, 1.0, clock=clock, probe=1.0)
+    lim = WeightLimiter(100, 1.0, clock=clock, probe=1.0, guard=0.0)  # no dead time: the fake clock stands still
     probe = await lim.acquire(1)
     clock.t += 0.01
     lim.strike(probe)

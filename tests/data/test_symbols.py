@@ -132,3 +132,39 @@ def test_cli_fetch_resolves_spellings(tmp_path, capsys):
     err = capsys.readouterr().err
     assert bad == 1 and "perpetual" in err
     assert sorted(d["symbol"] for d in Store(tmp_path / "st").ls()) == ["BTC/USDT", "ETH/USDT"]
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_BASES = st.sampled_from(["BTC", "ETH", "SOL", "XRP", "DOGE", "1INCH", "PEPE", "AVAX"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(base=_BASES, quote=st.sampled_from(["USDT", "USDC", "BTC"]), exchange=st.sampled_from(["binance", "okx"]),
+       case=st.sampled_from([str.upper, str.lower]), sep=st.sampled_from(["/", "-", "_", ""]))
+def test_property_every_spot_spelling_is_one_symbol(base, quote, exchange, case, sep):
+    if base == quote or (quote == "BTC" and exchange == "okx" and base == "BTC"):
+        return
+    assert unified_symbol(case(f"{base}{sep}{quote}"), exchange) == f"{base}/{quote}"
+
+
+@settings(max_examples=40, deadline=None)
+@given(base=_BASES, quote=st.sampled_from(["USDT", "USDC"]), sep=st.sampled_from(["/", "-", ""]),
+       exchange=st.sampled_from(["binance_futures", "bybit_linear"]))
+def test_property_perpetual_venues_add_the_settle_currency(base, quote, sep, exchange):
+    spelled = f"{base}{sep}{quote}"
+    assert unified_symbol(spelled, exchange) == unified_symbol(f"{base}/{quote}:{quote}", exchange) \
+        == f"{base}/{quote}:{quote}"
+
+
+async def test_bybit_usdc_perpetual_end_to_end(mock_factory):
+    # Bybit's linear USDC perpetual is ETHPERP: not ETHUSDC (which Bybit's linear category does not have)
+    m = await mock_factory(symbols=("BTC/USDT", "ETH/USDC"))
+    res = await fetch_ohlcv("bybit_linear", ["ETHPERP", "btcusdt"], "1h", "2024-02-20", "2024-02-22",
+                            base_url=m.url)
+    assert list(res.data) == ["ETH/USDC:USDC", "BTC/USDT:USDT"]
+    want = m.expected("ETH/USDC", "1h", "2024-02-20", "2024-02-22", market="futures")
+    np.testing.assert_array_equal(res.data["ETH/USDC:USDC"]["close"], want["close"])
+    spot = await fetch_ohlcv("bybit", "ETH/USDC", "1h", "2024-02-20", "2024-02-21", base_url=m.url)
+    assert list(spot.data) == ["ETH/USDC"]

@@ -2,7 +2,8 @@
 
 ``get_adapter("binance")`` (spot), ``get_adapter("binance_futures")`` (USD-M,
 aliases ``binanceusdm``, ``binance-futures``), ``"bybit"`` (v5 spot),
-``"bybit_linear"`` (v5 USDT perpetuals) and ``"okx"`` (v5 spot).
+``"bybit_linear"`` (v5 USDT perpetuals) and ``"okx"`` (v5 spot); ``"ccxt:<id>"``
+(e.g. ``ccxt:kraken``) reaches any exchange ccxt supports through the optional extra.
 """
 from __future__ import annotations
 
@@ -45,7 +46,13 @@ def get_adapter(exchange: "str | Adapter") -> Adapter:
         from .okx import OKXSpot
 
         return OKXSpot()
-    raise ValueError(f"exchange {exchange!r} is not supported; expected one of {', '.join(EXCHANGES)}")
+    text = str(exchange)
+    if text.lower()[:5] in ("ccxt:", "ccxt-") and len(text) > 5:
+        from .ccxt_adapter import CcxtAdapter
+
+        return CcxtAdapter(text[5:])
+    raise ValueError(f"exchange {exchange!r} is not supported; expected one of {', '.join(EXCHANGES)}, "
+                     "or 'ccxt:<id>' for any exchange ccxt supports (pip install 'nbtrade[ccxt]')")
 
 
 __all__ = ["Adapter", "BadRequest", "ExchangeError", "MalformedResponse", "ServerError", "get_adapter", "EXCHANGES"]

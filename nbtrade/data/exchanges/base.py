@@ -71,6 +71,24 @@ def checked_epoch_ms(value: Any, where: str) -> int:
     return value
 
 
+#: columns of an exchange filter table (floats; NaN where the exchange has no such rule)
+FILTER_COLUMNS = ("tick_size", "step_size", "min_qty", "max_qty", "min_notional")
+
+
+def filter_row(tick: Any = None, step: Any = None, min_qty: Any = None, max_qty: Any = None,
+               min_notional: Any = None) -> dict[str, float]:
+    """One symbol's filters as floats; missing, unparsable or non-positive values (0 disables a rule on
+    Binance) are NaN."""
+    out = {}
+    for name, value in zip(FILTER_COLUMNS, (tick, step, min_qty, max_qty, min_notional)):
+        try:
+            x = float(value) if value is not None and not isinstance(value, bool) else float("nan")
+        except (TypeError, ValueError):
+            x = float("nan")
+        out[name] = x if x > 0 else float("nan")
+    return out
+
+
 class RawBody(str):
     """A reply body that is not JSON, handed to :meth:`Adapter.error` as ``payload`` (its text)."""
 
@@ -209,6 +227,10 @@ class Adapter:
     def listed(self, info: dict) -> set[str] | None:
         """Exchange ids of the listed symbols in exchange info (None if unknown)."""
         return None
+
+    def symbol_filters(self, info: dict) -> dict[str, dict[str, float]]:
+        """``{unified symbol: filter_row(...)}`` from exchange info (tick, step, min/max qty, min notional)."""
+        raise NotImplementedError(f"{self.name} has no exchange filters")
 
     def server_time(self, payload: Any) -> int:
         """Server clock (epoch ms) from the time endpoint's body (Binance ``{"serverTime": ms}``)."""

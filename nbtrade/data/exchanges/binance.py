@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..ratelimit import TooManyRequests, classify_rate_limit, parse_retry_after
-from .base import MAX_EPOCH_MS, Adapter, BadRequest, MalformedResponse, Request, ServerError
+from .base import MAX_EPOCH_MS, Adapter, BadRequest, MalformedResponse, Request, ServerError, filter_row
 
 _WINDOW_S = {"SECOND": 1.0, "MINUTE": 60.0, "HOUR": 3600.0, "DAY": 86400.0}
 #: errors.md "10xx - General Server or Network issues" that are worth a retry: -1000 UNKNOWN,
@@ -144,6 +144,24 @@ class BinanceSpot(Adapter):
                 raise MalformedResponse(f"{where}: symbols[{i}] is {s!r:.60}; expected an object with a "
                                         "'symbol' string")
         return {s["symbol"] for s in symbols}
+
+    def symbol_filters(self, info: dict) -> dict[str, dict[str, float]]:
+        """exchangeInfo ``filters`` (filters.md): PRICE_FILTER tickSize, LOT_SIZE stepSize/minQty/maxQty,
+        NOTIONAL or MIN_NOTIONAL minNotional (USD-M: MIN_NOTIONAL ``notional``)."""
+        out = {}
+        for entry in info.get("symbols") or []:
+            if not isinstance(entry, dict) or entry.get("status", "TRADING") != "TRADING":
+                continue
+            base, quote = entry.get("baseAsset"), entry.get("quoteAsset")
+            if not (isinstance(base, str) and isinstance(quote, str)):
+                continue
+            flt = {f.get("filterType"): f for f in entry.get("filters") or [] if isinstance(f, dict)}
+            price, lot = flt.get("PRICE_FILTER", {}), flt.get("LOT_SIZE", {})
+            notional = flt.get("NOTIONAL") or flt.get("MIN_NOTIONAL") or {}
+            out[self.unified(f"{base}/{quote}")] = filter_row(
+                price.get("tickSize"), lot.get("stepSize"), lot.get("minQty"), lot.get("maxQty"),
+                notional.get("minNotional", notional.get("notional")))
+        return out
 
     def used_weight(self, headers: Any) -> int | None:
         value = headers.get(self.weight_header)

@@ -43,7 +43,8 @@ from ...timeframes import DAY_MS, timeframe_ms
 from .._grid import ceil_open, floor_open
 from ..ratelimit import IPBanned, TooManyRequests
 from ..symbols import split_symbol
-from .base import MAX_EPOCH_MS, Adapter, BadRequest, MalformedResponse, Request, ServerError, checked_epoch_ms
+from .base import (MAX_EPOCH_MS, Adapter, BadRequest, MalformedResponse, Request, ServerError, checked_epoch_ms,
+                   filter_row)
 
 INTERVALS = {"1m": "1", "3m": "3", "5m": "5", "15m": "15", "30m": "30", "1h": "60", "2h": "120", "4h": "240",
              "6h": "360", "12h": "720", "1d": "D", "1w": "W", "1M": "M"}
@@ -175,6 +176,25 @@ class BybitSpot(Adapter):
                 raise MalformedResponse(f"{where}: result.list[{i}] is {s!r:.60}; expected an object with a "
                                         "'symbol' string")
         return {s["symbol"] for s in result["list"]}
+
+    def symbol_filters(self, info: dict) -> dict[str, dict[str, float]]:
+        """instruments-info ``priceFilter.tickSize`` and ``lotSizeFilter`` (spot: ``basePrecision``,
+        ``minOrderQty``, ``maxOrderQty``, ``minOrderAmt``; linear: ``qtyStep``, ..., ``minNotionalValue``)."""
+        result = info.get("result") if isinstance(info, dict) else None
+        out = {}
+        for item in (result.get("list") if isinstance(result, dict) else None) or []:
+            if not isinstance(item, dict) or item.get("status", "Trading") != "Trading":
+                continue
+            price, lot = item.get("priceFilter") or {}, item.get("lotSizeFilter") or {}
+            base, quote = item.get("baseCoin"), item.get("quoteCoin")
+            if not (isinstance(base, str) and isinstance(quote, str)):
+                continue
+            settle = item.get("settleCoin")
+            name = f"{base}/{quote}" + (f":{settle}" if self.category != "spot" and settle else "")
+            out[self.unified(name)] = filter_row(
+                price.get("tickSize"), lot.get("qtyStep", lot.get("basePrecision")), lot.get("minOrderQty"),
+                lot.get("maxOrderQty"), lot.get("minNotionalValue", lot.get("minOrderAmt")))
+        return out
 
     def used_weight(self, headers: Any) -> int | None:
         """None: Bybit sends no header measuring the IP budget (``X-Bapi-Limit*`` are per UID and endpoint)."""

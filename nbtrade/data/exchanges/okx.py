@@ -28,7 +28,7 @@ import numpy as np
 
 from ..ratelimit import TooManyRequests
 from ..symbols import split_symbol
-from .base import Adapter, BadRequest, MalformedResponse, Request, ServerError, checked_epoch_ms
+from .base import Adapter, BadRequest, MalformedResponse, Request, ServerError, checked_epoch_ms, filter_row
 from .bybit import parse_rows
 
 BARS = {"1m": "1m", "3m": "3m", "5m": "5m", "15m": "15m", "30m": "30m", "1h": "1H", "2h": "2H", "4h": "4H",
@@ -104,6 +104,16 @@ class OKXSpot(Adapter):
             if not isinstance(s, dict) or not isinstance(s.get("instId"), str):
                 raise MalformedResponse(f"{where}: data[{i}] is {s!r:.60}; expected an object with an 'instId' string")
         return {s["instId"] for s in data}
+
+    def symbol_filters(self, info: dict) -> dict[str, dict[str, float]]:
+        """instruments ``tickSz``, ``lotSz``, ``minSz``, ``maxMktSz`` (OKX states no minimum notional: NaN)."""
+        out = {}
+        for item in (info.get("data") if isinstance(info, dict) else None) or []:
+            if not isinstance(item, dict) or item.get("state", "live") != "live" or "instId" not in item:
+                continue
+            out[self.unified(item["instId"])] = filter_row(item.get("tickSz"), item.get("lotSz"), item.get("minSz"),
+                                                           item.get("maxMktSz"), None)
+        return out
 
     def error(self, status: int, payload: Any, headers: Any) -> Exception | None:
         raw = payload.get("code") if isinstance(payload, dict) else None
