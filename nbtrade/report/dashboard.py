@@ -34,14 +34,26 @@ class _Task:
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     last_emit: float | None = None
+    #: (time, completed) at the first progress: the rate is measured from there, as the time before
+    #: it holds one-off start-up work (kernel compiles, connections) that later steps do not repeat
+    first: tuple[float, float] | None = None
 
     def elapsed(self) -> float:
         return (self.finished or time.monotonic()) - self.started
 
+    def progress(self, completed: float) -> None:
+        if self.first is None and completed > 0:
+            self.first = (time.monotonic(), completed)
+        self.completed = completed
+
     def eta(self) -> float | None:
-        if self.total is None or self.completed <= 0 or self.finished is not None:
+        """Seconds left at the rate since the first progress; None until two steps have been seen."""
+        if self.total is None or self.first is None or self.finished is not None:
             return None
-        rate = self.completed / max(self.elapsed(), 1e-9)
+        t1, c1 = self.first
+        if self.completed <= c1:
+            return None
+        rate = (self.completed - c1) / max(time.monotonic() - t1, 1e-9)
         return max(self.total - self.completed, 0.0) / rate
 
     def done(self) -> bool:
@@ -133,7 +145,7 @@ class Dashboard:
                 task = self._tasks[key] = _Task(key, total)
             if total is not None:
                 task.total = total
-            task.completed = completed if completed is not None else task.completed + advance
+            task.progress(completed if completed is not None else task.completed + advance)
             task.fields.update(fields)
             if task.total is not None and task.completed >= task.total:
                 task.finished = task.finished or time.monotonic()

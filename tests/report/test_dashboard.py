@@ -46,3 +46,21 @@ def test_unknown_total_and_finish():
         dash.update("ema", advance=1)
         dash.finish("ema", ratio=0.8)
     assert "ratio=0.8" in buf.getvalue()
+
+
+def test_no_eta_until_two_steps_and_rate_from_the_first_step(monkeypatch):
+    """A slow first step (kernel compiles) neither shows an ETA nor inflates later ones."""
+    import nbtrade.report.dashboard as D
+
+    now = [0.0]
+    monkeypatch.setattr(D.time, "monotonic", lambda: now[0])
+    console, buf = _console(False)
+    with Dashboard("walk-forward", console=console, interval=0) as dash:
+        dash.add("folds", total=10)
+        now[0] = 40.0  # the first fold took 40 s, mostly compiling
+        dash.update("folds", completed=1)
+        now[0] = 42.0
+        dash.update("folds", completed=2)  # 2 s per fold since the first
+    first, second = [ln for ln in buf.getvalue().splitlines() if "folds:" in ln][:2]
+    assert first.endswith("eta -")
+    assert second.endswith("eta 16s") or "eta 16" in second, second
