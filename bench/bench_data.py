@@ -26,8 +26,10 @@ Figures of this session (``nbtrade bench data --quick --repeat 3``, shared
 1.82 s (~290k rows/s; by hand 1.66 s: ours 1.10x the time, parsing all 12
 fields so a malformed row cannot be dropped silently, and validating every
 candle); 5 symbols in parallel 1.72x faster than one after another. 1-day range
-read: CPU time 1.5 ms vs 0.85 ms for the npy memory map (1.75x; 2.7x before the
-low-level read path); wall-clock ratios swung 1.9x-2.5x under load.
+read from the 5.26M-row store with per-chunk checksums (``--only range --repeat
+15``): 0.89 ms vs 1.07 ms for the npy memory map (0.83x; 2.2x before: low-level
+reads, 4k-row chunks, the read handle kept between reads); a run under heavy
+load gave 6.1 vs 1.3 ms, so compare ratios of quiet runs only.
 
 On this shared 2-core machine wall times swing 2-5x between runs (other
 jobs); CPU-time medians of the same operations (10M rows, 5.26M-row store)
