@@ -64,6 +64,9 @@ from .layout import (BATCHES_NAME, CHUNK_ROWS, DTYPES, FILE_SUFFIX, FUNDING, IND
 FORMAT = "nbtrade-ohlcv"
 LIBVER = ("v110", "v112")
 CONFLICT_POLICIES = ("replace", "keep", "raise")
+#: Series per file whose open datasets a Store keeps between range reads (each holds
+#: HDF5's chunk cache of the chunks last read: a few hundred KiB).
+KEPT_SERIES = 32
 #: Largest append batch one checksum record covers (big imports get several).
 BATCH_MAX_ROWS = 1 << 20
 _BATCH_DT = np.dtype([("row0", "<i8"), ("rows", "<i8"), ("first", "<i8"), ("last", "<i8"),
@@ -341,7 +344,7 @@ class Store:
     def _reading(self, exchange: str, missing_ok: bool = False, low_level: bool = False
                  ) -> Iterator[Any]:
         """The exchange file open for reading under the shared lock: an ``h5py.File``, or with
-        ``low_level`` a ``(FileID, index cache)`` pair kept between range reads (see ``_read_handle``)."""
+        ``low_level`` a ``(h5py.File, index cache)`` pair kept between range reads (see ``_read_handle``)."""
         path = str(self.path(exchange))
         if not os.path.exists(path):
             if missing_ok:
@@ -352,7 +355,7 @@ class Store:
             if low_level:
                 fid, cache = self._read_handle(path, lock.generation)
                 try:
-                    yield fid, cache
+                    yield cache["_keep"][1], cache
                 finally:
                     if lock.generation is None:  # not kept: close now
                         cache["_keep"][1].close()
@@ -525,8 +528,8 @@ class Store:
         Only the chunks overlapping the range are read: the row range comes from a
         binary search on the per-chunk first times, then on one or two time chunks.
         """
-        with self._reading(exchange, low_level=True) as (fid, cache):
-            return _read_frame(fid, exchange, symbol, timeframe, start, end, columns, as_arrays, cache)
+        with self._reading(exchange, low_level=True) as (f, cache):
+            return _read_frame(f, exchange, symbol, timeframe, start, end, columns, as_arrays, cache)
 
     def read_many(self, exchange: str, symbols: Sequence[str], timeframe: str, start: Any = None,
                   end: Any = None, columns: Sequence[str] | None = None, as_arrays: bool = False) -> dict[str, Any]:
@@ -804,15 +807,25 @@ def _cast(a: dict[str, np.ndarray], dtype: np.dtype, symbol: str) -> dict[str, n
     return out
 
 
-def _read_frame(f: h5py.File | h5f.FileID, exchange: str, symbol: str, timeframe: str, start: Any, end: Any,
+def _read_frame(f: h5py.File, exchange: str, symbol: str, timeframe: str, start: Any, end: Any,
                 columns: Sequence[str] | None, as_arrays: bool, cache: dict | None = None):
     cols = _check_read_columns(columns, timeframe)
     lo, hi = to_ms(start, "start"), to_ms(end, "end")
     if lo is not None and hi is not None and hi < lo:
         raise ValueError(f"end ({end}) is before start ({start})")
-    series_cache = None if cache is None else cache.setdefault(group_path(symbol, timeframe), {})
-    out = _read_range(_series_id(f, exchange, symbol, timeframe), lo, hi, cols, stacked=not as_arrays,
-                      cache=series_cache)
+    if cache is None:
+        series_cache, gid = None, _series_id(f, exchange, symbol, timeframe)
+    else:  # an unchanged file: the group and its datasets found before are still the ones
+        series_cache = cache.get((symbol, timeframe))
+        if series_cache is None:
+            kept = [k for k in cache if isinstance(k, tuple)]
+            if len(kept) >= KEPT_SERIES:  # open datasets hold HDF5 chunk caches: bound them
+                del cache[kept[0]]
+            series_cache = cache[(symbol, timeframe)] = {}
+        gid = series_cache.get("gid")
+        if gid is None:
+            gid = series_cache["gid"] = _series_id(f, exchange, symbol, timeframe)
+    out = _read_range(gid, lo, hi, cols, stacked=not as_arrays, cache=series_cache)
     if as_arrays:
         return out
     import pandas as pd
@@ -877,13 +890,9 @@ def _series(f: h5py.File, exchange: str, symbol: str, timeframe: str) -> h5py.Gr
     return grp
 
 
-def _series_id(f: h5py.File | h5f.FileID, exchange: str, symbol: str, timeframe: str) -> h5g.GroupID:
-    """Low-level id of a series group (the read fast path); NotFound when absent."""
-    gpath = group_path(symbol, timeframe).encode()
-    try:
-        return h5g.open(f.id if isinstance(f, h5py.File) else f, gpath)
-    except (KeyError, ValueError):
-        raise NotFound(f"no {symbol} {timeframe} candles stored for {exchange}") from None
+def _series_id(f: h5py.File, exchange: str, symbol: str, timeframe: str) -> h5g.GroupID:
+    """Low-level id of a series group (the read fast path): found as :func:`_series` finds it."""
+    return _series(f, exchange, symbol, timeframe).id
 
 
 def _iter_series(f: h5py.File) -> Iterator[h5py.Group]:
@@ -930,7 +939,7 @@ def _row_range(grp: h5py.Group | h5g.GroupID, start: int | None, end: int | None
     (kept equal to the ``rows`` attribute by the journaled transactions).
     """
     gid = grp.id if isinstance(grp, h5py.Group) else grp
-    tds = h5d.open(gid, b"time")
+    tds = _dataset(gid, "time", cache)
     rows = tds.shape[0]
     if rows == 0:
         return 0, 0, None, 0
@@ -955,6 +964,16 @@ def _row_range(grp: h5py.Group | h5g.GroupID, start: int | None, end: int | None
     return i0, max(i0, i1), times, lo
 
 
+def _dataset(gid: h5g.GroupID, name: str, cache: dict | None) -> h5d.DatasetID:
+    """A column's dataset id, kept in ``cache`` (a series' entry of an unchanged file) when given."""
+    if cache is None:
+        return h5d.open(gid, name.encode())
+    ds = cache.get(name)
+    if ds is None:
+        ds = cache[name] = h5d.open(gid, name.encode())
+    return ds
+
+
 def _read_range(gid: h5g.GroupID, start: int | None, end: int | None,
                 cols: Sequence[str], stacked: bool = False, cache: dict | None = None) -> dict[str, np.ndarray]:
     """Arrays of rows in ``[start, end)``. With ``stacked`` the value columns are rows
@@ -968,8 +987,8 @@ def _read_range(gid: h5g.GroupID, start: int | None, end: int | None,
         if times is not None and lo <= i0 and i1 <= lo + times.shape[0]:
             out["time"] = times[i0 - lo:i1 - lo].copy()
         else:
-            out["time"] = _read_rows(h5d.open(gid, b"time"), i0, i1)
-        dss = [h5d.open(gid, c.encode()) for c in cols]
+            out["time"] = _read_rows(_dataset(gid, "time", cache), i0, i1)
+        dss = [_dataset(gid, c, cache) for c in cols]
         if not stacked:
             for c, ds in zip(cols, dss):
                 out[c] = _read_rows(ds, i0, i1)

@@ -108,3 +108,19 @@ def test_threads_share_a_kept_handle(tmp_path):
 
     with ThreadPoolExecutor(4) as pool:
         assert all(pool.map(one, spans))
+
+
+def test_kept_series_are_bounded(tmp_path, monkeypatch):
+    import nbtrade.data.store as store_mod
+
+    monkeypatch.setattr(store_mod, "KEPT_SERIES", 3)
+    a = candles(SYM, "2024-01-01", "2024-01-02", TF, seed=7)
+    store = Store(tmp_path)
+    names = [f"C{i}/USDT" for i in range(6)]
+    with store.transaction(EX) as tx:
+        for n in names:
+            tx.append(n, TF, a)
+    for n in names + names[:2]:
+        np.testing.assert_array_equal(store.read(EX, n, TF, as_arrays=True)["close"], a["close"])
+    cache = next(iter(store._handles.values()))[2]
+    assert sum(isinstance(k, tuple) for k in cache) == 3
