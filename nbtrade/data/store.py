@@ -428,7 +428,10 @@ class Store:
             remove_stale(path)
             created = not os.path.exists(path)
             if created:
-                self._create_file(path, exchange)
+                try:
+                    self._create_file(path, exchange)
+                except OSError as exc:  # e.g. a full disk: no file is left behind
+                    raise _write_error(path, exc) from None
             try:
                 jf = JournaledFile(path, durable=self.durable)
             except OSError as exc:
