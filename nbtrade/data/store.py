@@ -781,6 +781,12 @@ class Writer:
 def _prepare(symbol: str, timeframe: str, data: Any) -> dict[str, np.ndarray]:
     check_symbol(symbol)
     tf_ms = check_timeframe(timeframe)
+    if isinstance(data, Mapping) and "time" in data:  # unsigned times past int64 would wrap negative
+        raw = np.asarray(data["time"])
+        if raw.dtype.kind == "u" and raw.size and int(raw.max()) > np.iinfo(np.int64).max:
+            i = int(np.argmax(raw > np.iinfo(np.int64).max))
+            raise ValueError(f"data: 'time' holds {int(raw[i])} at row {i}, beyond int64 epoch milliseconds; "
+                             "nothing written")
     a = integrity.to_arrays(data, value_columns=value_columns(timeframe))
     integrity.validate(a, tf_ms, timeframe=timeframe)
     return a

@@ -160,3 +160,12 @@ def test_disk_full_on_the_first_write_leaves_no_file(tmp_path):
         assert info.value.errno == errno.ENOSPC
         assert not store.path(EX).exists()
         assert not [p for p in os.listdir(mount / "s") if p.endswith(".h5") or ".tmp-" in p]
+
+
+def test_unsigned_times_past_int64_are_refused_not_wrapped(tmp_path):
+    a = candles(SYM, "2024-01-01", "2024-01-01 00:02", TF, seed=1)
+    a["time"] = np.array([2**63 + 60_000, 2**63 + 120_000], dtype=np.uint64)
+    store = Store(tmp_path)
+    with pytest.raises(ValueError, match=r"beyond int64 epoch milliseconds"):
+        store.append(EX, SYM, TF, a)
+    assert not store.path(EX).exists()
