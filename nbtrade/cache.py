@@ -94,7 +94,8 @@ def default_root() -> Path:
 def _feed(h: "hashlib._Hash", obj: Any, depth: int = 0) -> None:
     """Feed a type-tagged, deterministic encoding of ``obj`` into the hasher."""
     if depth > 50:
-        raise ValueError("fingerprint: structure nested too deeply (cycle?)")
+        raise TypeError("fingerprint: cannot key a structure nested more than 50 levels deep (does it contain "
+                        "itself?); pass its content in a flatter form or leave it out with @cached(ignore=[...])")
     d = depth + 1
     if obj is None or obj is Ellipsis:
         h.update(b"N" + repr(obj).encode())

@@ -456,3 +456,16 @@ def test_arguments_that_cannot_be_keyed_are_refused_by_name():
     gen = (i for i in range(3))
     with pytest.raises(TypeError, match="generator"):
         fingerprint(gen)
+
+
+def test_self_containing_arguments_are_refused_by_name():
+    loop = [1]
+    loop.append(loop)
+
+    @cached
+    def f(x, y=0):
+        return 1
+
+    with pytest.raises(TypeError, match=r"argument 'x'.*nested more than 50 levels"):
+        f(loop)
+    assert f([1, [2]]) == 1

@@ -265,7 +265,7 @@ def _chunk_to_arrays(df: pd.DataFrame, layout: CsvLayout, unit: _TimeUnit, path:
             col = num
         out[c] = np.ascontiguousarray(col.to_numpy(np.float64, na_value=np.nan))
     if not layout.header:  # a headerless row must be complete (Binance rows have all 12 fields)
-        short = df.isna().to_numpy().any(axis=1)
+        short = df[layout.names[-1]].isna().to_numpy()  # a short row leaves its last fields empty
         if short.any():
             i = int(np.flatnonzero(short)[0])
             raise ValueError(f"path {path!r}: data row {row0 + i + 1} has missing fields "
@@ -320,8 +320,9 @@ def _iter_chunks(opener: Any, layout: CsvLayout, path: str, chunk_rows: int, tf_
     # fields of malformed rows; without, its tokenizer refuses them.
     if layout.header:
         options: dict[str, Any] = {"header": 0}
-    else:
-        options = {"header": None, "names": layout.names}
+    else:  # value columns typed up front: no inference pass (times stay inferred: ns exceed float64)
+        options = {"header": None, "names": layout.names,
+                   "dtype": {layout.values[c]: np.float64 for c in VALUE_COLUMNS}}
     unit = _TimeUnit(path)
     prev_last: int | None = None
     row0 = 0
@@ -345,6 +346,11 @@ def _iter_chunks(opener: Any, layout: CsvLayout, path: str, chunk_rows: int, tf_
                 yield a
         except pd.errors.ParserError as exc:
             raise ValueError(f"path {path!r}: malformed CSV (a row with more fields than the first): {exc}") from None
+        except ValueError as exc:
+            if str(exc).startswith("path "):
+                raise
+            # pandas' own conversion errors (a typed column holding text) do not name the file
+            raise ValueError(f"path {path!r}: malformed value in data rows from {row0 + 1}: {exc}") from None
         except (UnicodeDecodeError, EOFError, OSError, RuntimeError, zlib.error, zipfile.BadZipFile) as exc:
             # RuntimeError: lz4.frame's report of a corrupt frame; BadZipFile: a zip member's bad CRC
             raise ValueError(f"path {path!r}: unreadable, corrupt or truncated file: {exc}") from None

@@ -36,7 +36,9 @@ journal before overwriting and the file before committing.
 Concurrency: ``<file>.lock`` is locked with ``flock``; a writer holds it
 exclusively for its whole transaction, readers hold it shared while they read.
 Readers therefore never see a half-written file, and a writer waits for
-running reads to end (reads of a day take about a millisecond).
+running reads to end (reads of a day take about a millisecond). The lock
+file's first 8 bytes count write sessions (:class:`LockState`): a reader that
+finds the count it saw before may keep using what it read from the file then.
 """
 from __future__ import annotations
 
@@ -258,12 +260,43 @@ _READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
 _held = threading.local()  # paths this thread holds a lock on (to refuse a self-deadlock)
 
 
+class LockState:
+    """What a lock holder knows: the file's write ``generation`` (None without a readable lock file).
+
+    Every exclusive lock bumps the counter kept in the lock file's first 8 bytes
+    as soon as it is taken, before the file can change (so also for a writer that
+    is then killed, and for a journal played back). A reader holding the shared
+    lock that sees the generation it saw before knows the file is byte for byte
+    the one it read then, and may reuse what it kept from it.
+    """
+
+    __slots__ = ("generation",)
+
+    def __init__(self, generation: int | None = None):
+        self.generation = generation
+
+
+_GEN = struct.Struct("<Q")
+
+
+def _read_generation(fd: int) -> int:
+    raw = os.pread(fd, _GEN.size, 0)
+    return _GEN.unpack(raw)[0] if len(raw) == _GEN.size else 0
+
+
+def _bump_generation(fd: int) -> int:
+    gen = (_read_generation(fd) + 1) % (1 << 64)
+    os.pwrite(fd, _GEN.pack(gen), 0)
+    return gen
+
+
 @contextmanager
-def locked(path: str, exclusive: bool, durable: bool = False) -> Iterator[None]:
+def locked(path: str, exclusive: bool, durable: bool = False) -> Iterator[LockState]:
     """Hold ``<path>.lock`` (flock, shared or exclusive); recovers a dead writer's journal.
 
-    Raises ``RuntimeError`` instead of deadlocking when this thread already holds
-    a lock on ``path`` and asks for the exclusive one (a write inside a read session).
+    Yields a :class:`LockState`. Raises ``RuntimeError`` instead of deadlocking
+    when this thread already holds a lock on ``path`` and asks for the exclusive
+    one (a write inside a read session).
     """
     held = _held.__dict__.setdefault("paths", {})
     shared, excl = held.get(path, (0, 0))
@@ -273,15 +306,16 @@ def locked(path: str, exclusive: bool, durable: bool = False) -> Iterator[None]:
                            "deadlock")
     held[path] = (shared + (not exclusive), excl + exclusive)
     try:
-        with _locked(path, exclusive, durable):
-            yield
+        with _locked(path, exclusive, durable) as state:
+            yield state
     finally:
         s_, e_ = held[path]
         held[path] = (s_ - (not exclusive), e_ - exclusive)
 
 
 @contextmanager
-def _locked(path: str, exclusive: bool, durable: bool) -> Iterator[None]:
+def _locked(path: str, exclusive: bool, durable: bool) -> Iterator[LockState]:
+    writable = True
     try:
         fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
@@ -293,19 +327,24 @@ def _locked(path: str, exclusive: bool, durable: bool) -> Iterator[None]:
                 from None
         try:  # a read-only folder: lock an existing lock file, or read unlocked (no writer can write here)
             fd = os.open(lock_path(path), os.O_RDONLY)
+            writable = False
         except FileNotFoundError:
-            yield
+            yield LockState()
             return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        if exclusive:
+            _bump_generation(fd)
         while os.path.exists(journal_path(path)):
             # A journal seen under the lock belongs to a writer that died.
             if exclusive:
                 recover(path, durable=durable)
             else:  # flock upgrades are not atomic: look again after each switch
                 fcntl.flock(fd, fcntl.LOCK_EX)
+                if writable:
+                    _bump_generation(fd)
                 recover(path, durable=durable)
                 fcntl.flock(fd, fcntl.LOCK_SH)
-        yield
+        yield LockState(_read_generation(fd) if writable or exclusive else None)
     finally:
         os.close(fd)  # releases the lock

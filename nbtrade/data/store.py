@@ -24,6 +24,16 @@ Append semantics
   NaN, non-positive prices, negative volume, high < low, open/close outside
   [low, high]) raises ``ValueError`` and writes nothing.
 * Each call is one atomic transaction; ``Store.transaction`` groups several.
+
+Reads
+-----
+Range reads go through h5py's low-level API and keep the exchange file open
+between calls (one read-only handle per file and Store); it is reused only
+while the lock file's write generation, bumped by every writer as it takes the
+exclusive lock, and the file's identity, size and mtime are unchanged. Every
+chunk carries a fletcher32 checksum that HDF5 verifies as it reads: a damaged
+chunk raises :class:`ChecksumError`, never wrong candles. ``Store.close()``
+releases the handles.
 """
 from __future__ import annotations
 
@@ -31,6 +41,7 @@ import errno
 import glob
 import os
 import struct
+import threading
 import time as _time
 import zlib
 from contextlib import contextmanager
@@ -54,6 +65,9 @@ from .layout import (BATCHES_NAME, CHUNK_ROWS, DTYPES, FILE_SUFFIX, FUNDING, IND
 FORMAT = "nbtrade-ohlcv"
 LIBVER = ("v110", "v112")
 CONFLICT_POLICIES = ("replace", "keep", "raise")
+#: Series per file whose open datasets a Store keeps between range reads (each holds
+#: HDF5's chunk cache of the chunks last read: a few hundred KiB).
+KEPT_SERIES = 32
 #: Largest append batch one checksum record covers (big imports get several).
 BATCH_MAX_ROWS = 1 << 20
 _BATCH_DT = np.dtype([("row0", "<i8"), ("rows", "<i8"), ("first", "<i8"), ("last", "<i8"),
@@ -165,6 +179,72 @@ def _now_ms() -> int:
     return int(_time.time() * 1000)
 
 
+class _ReadOnlyFile:
+    """Read-only file object for h5py's ``fileobj`` driver that never raises into HDF5.
+
+    An exception raised inside a driver callback stays set while HDF5 goes on (see
+    :mod:`nbtrade.data.journal`); a failed read returns no bytes instead, which
+    HDF5 reports as a damaged chunk or header (a ``ChecksumError`` or an open error).
+    """
+
+    def __init__(self, path: str):
+        self._raw = open(path, "rb", buffering=0)
+        self._fd = self._raw.fileno()
+        self._pos = 0  # own position + pread: threads sharing a kept handle never race on the fd's offset
+        self.name = path
+        self.error: OSError | None = None
+
+    def __repr__(self) -> str:  # h5py names the file by it (in errors: the path)
+        return self.name
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence == 0:
+            self._pos = pos
+        elif whence == 1:
+            self._pos += pos
+        else:
+            self._pos = os.fstat(self._fd).st_size + pos
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buf) -> int:
+        try:
+            n = os.preadv(self._fd, [buf], self._pos)
+        except OSError as exc:
+            self.error = exc
+            return 0
+        self._pos += n
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            if size is None or size < 0:
+                size = max(0, os.fstat(self._fd).st_size - self._pos)
+            data = os.pread(self._fd, size, self._pos)
+        except OSError as exc:
+            self.error = exc
+            return b""
+        self._pos += len(data)
+        return data
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._raw.close()
+
+
 def _close_quietly(f: h5py.File) -> BaseException | None:
     """Close an HDF5 file; return (never raise) what went wrong.
 
@@ -230,6 +310,23 @@ class Store:
         self.chunk_rows = int(chunk_rows)
         self.on_conflict = on_conflict
         self.durable = durable
+        self._init_handles()
+
+    def _init_handles(self) -> None:
+        # Read handles kept open between range reads: {path: (file identity, FileID, {group: index})}.
+        # Reused only while the lock file's write generation and the file's identity are unchanged.
+        self._handles: dict[str, tuple[tuple, Any, dict]] = {}
+        self._handles_lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_handles", None)
+        state.pop("_handles_lock", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._init_handles()
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -248,31 +345,71 @@ class Store:
     def _reading(self, exchange: str, missing_ok: bool = False, low_level: bool = False
                  ) -> Iterator[Any]:
         """The exchange file open for reading under the shared lock: an ``h5py.File``, or with
-        ``low_level`` its ``FileID`` (range reads: skips h5py's wrapper and its costly close)."""
+        ``low_level`` a ``(h5py.File, index cache)`` pair kept between range reads (see ``_read_handle``)."""
         path = str(self.path(exchange))
         if not os.path.exists(path):
             if missing_ok:
                 yield None
                 return
             raise NotFound(f"no store file for exchange {exchange!r} at {path}")
-        with locked(path, exclusive=False, durable=self.durable):
+        with locked(path, exclusive=False, durable=self.durable) as lock:
+            if low_level:
+                fid, cache = self._read_handle(path, lock.generation)
+                try:
+                    yield cache["_keep"][1], cache
+                finally:
+                    if lock.generation is None:  # not kept: close now
+                        cache["_keep"][1].close()
+                        cache["_keep"][0].close()
+                return
             try:  # low-level open with a shared access list: half the cost of h5py.File(path)
                 fid = h5f.open(os.fsencode(path), h5f.ACC_RDONLY, fapl=_read_fapl())
             except OSError as exc:
                 raise _open_error(path, exc) from None
-            if low_level:
-                try:
-                    _check_format(fid, path)
-                    yield fid
-                finally:
-                    fid.close()
-                return
             f = h5py.File(fid)
             try:
                 _check_format(fid, path)
                 yield f
             finally:
                 f.close()
+
+    def _read_handle(self, path: str, generation: int | None) -> tuple[Any, dict]:
+        """``(FileID, index cache)`` of ``path`` for range reads; the caller holds the shared lock.
+
+        The handle of an earlier read is reused when nothing can have changed the
+        file since: the lock file's write generation (bumped by every writer as
+        it takes the exclusive lock) and the file's device, inode, size and mtime
+        are the same. That saves the open, the format check, the close and the
+        chunk-index reads (a third of a 1-day read). Otherwise a fresh handle.
+        """
+        st = os.stat(path)
+        key = (generation, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        if generation is not None:
+            with self._handles_lock:
+                entry = self._handles.get(path)
+            if entry is not None and entry[0] == key:
+                return entry[1], entry[2]
+        # Through h5py's fileobj driver: HDF5 then does not take this handle for the file that
+        # other sec2 opens in this process name (h5py.File(path), with any locking flags), so
+        # keeping it open never makes theirs fail with "file locking flag values don't match".
+        raw = _ReadOnlyFile(path)
+        try:
+            f = h5py.File(raw, "r")
+        except OSError as exc:
+            raw.close()
+            raise _open_error(path, exc) from None
+        fid = f.id
+        _check_format(fid, path)
+        cache: dict = {"_keep": (raw, f)}
+        if generation is not None:
+            with self._handles_lock:  # the old handle closes when its last reader drops it
+                self._handles[path] = (key, fid, cache)
+        return fid, cache
+
+    def close(self) -> None:
+        """Release the read handles kept between range reads (also done when the Store is collected)."""
+        with self._handles_lock:
+            self._handles.clear()
 
     @contextmanager
     def transaction(self, exchange: str) -> Iterator["Writer"]:
@@ -292,7 +429,10 @@ class Store:
             remove_stale(path)
             created = not os.path.exists(path)
             if created:
-                self._create_file(path, exchange)
+                try:
+                    self._create_file(path, exchange)
+                except OSError as exc:  # e.g. a full disk: no file is left behind
+                    raise _write_error(path, exc) from None
             try:
                 jf = JournaledFile(path, durable=self.durable)
             except OSError as exc:
@@ -392,8 +532,8 @@ class Store:
         Only the chunks overlapping the range are read: the row range comes from a
         binary search on the per-chunk first times, then on one or two time chunks.
         """
-        with self._reading(exchange, low_level=True) as fid:
-            return _read_frame(fid, exchange, symbol, timeframe, start, end, columns, as_arrays)
+        with self._reading(exchange, low_level=True) as (f, cache):
+            return _read_frame(f, exchange, symbol, timeframe, start, end, columns, as_arrays, cache)
 
     def read_many(self, exchange: str, symbols: Sequence[str], timeframe: str, start: Any = None,
                   end: Any = None, columns: Sequence[str] | None = None, as_arrays: bool = False) -> dict[str, Any]:
@@ -643,6 +783,12 @@ class Writer:
 def _prepare(symbol: str, timeframe: str, data: Any) -> dict[str, np.ndarray]:
     check_symbol(symbol)
     tf_ms = check_timeframe(timeframe)
+    if isinstance(data, Mapping) and "time" in data:  # unsigned times past int64 would wrap negative
+        raw = np.asarray(data["time"])
+        if raw.dtype.kind == "u" and raw.size and int(raw.max()) > np.iinfo(np.int64).max:
+            i = int(np.argmax(raw > np.iinfo(np.int64).max))
+            raise ValueError(f"data: 'time' holds {int(raw[i])} at row {i}, beyond int64 epoch milliseconds; "
+                             "nothing written")
     a = integrity.to_arrays(data, value_columns=value_columns(timeframe))
     integrity.validate(a, tf_ms, timeframe=timeframe)
     return a
@@ -672,13 +818,25 @@ def _cast(a: dict[str, np.ndarray], dtype: np.dtype, symbol: str) -> dict[str, n
     return out
 
 
-def _read_frame(f: h5py.File | h5f.FileID, exchange: str, symbol: str, timeframe: str, start: Any, end: Any,
-                columns: Sequence[str] | None, as_arrays: bool):
+def _read_frame(f: h5py.File, exchange: str, symbol: str, timeframe: str, start: Any, end: Any,
+                columns: Sequence[str] | None, as_arrays: bool, cache: dict | None = None):
     cols = _check_read_columns(columns, timeframe)
     lo, hi = to_ms(start, "start"), to_ms(end, "end")
     if lo is not None and hi is not None and hi < lo:
         raise ValueError(f"end ({end}) is before start ({start})")
-    out = _read_range(_series_id(f, exchange, symbol, timeframe), lo, hi, cols, stacked=not as_arrays)
+    if cache is None:
+        series_cache, gid = None, _series_id(f, exchange, symbol, timeframe)
+    else:  # an unchanged file: the group and its datasets found before are still the ones
+        series_cache = cache.get((symbol, timeframe))
+        if series_cache is None:
+            kept = [k for k in cache if isinstance(k, tuple)]
+            if len(kept) >= KEPT_SERIES:  # open datasets hold HDF5 chunk caches: bound them
+                del cache[kept[0]]
+            series_cache = cache[(symbol, timeframe)] = {}
+        gid = series_cache.get("gid")
+        if gid is None:
+            gid = series_cache["gid"] = _series_id(f, exchange, symbol, timeframe)
+    out = _read_range(gid, lo, hi, cols, stacked=not as_arrays, cache=series_cache)
     if as_arrays:
         return out
     import pandas as pd
@@ -744,19 +902,9 @@ def _series(f: h5py.File, exchange: str, symbol: str, timeframe: str) -> h5py.Gr
     return grp
 
 
-def _series_id(f: h5py.File | h5f.FileID, exchange: str, symbol: str, timeframe: str) -> h5g.GroupID:
-    """Low-level id of a series group (the read fast path); NotFound when absent.
-
-    Resolves ``symbol`` by the one symbol rule (data/symbols.py), then tries the name as
-    given for series stored before the rule, like :func:`_series`."""
-    fid = f.id if isinstance(f, h5py.File) else f
-    unified = unified_symbol(symbol, exchange, strict=False)
-    for gpath in dict.fromkeys(group_path(name, timeframe).encode() for name in (unified, symbol)):
-        try:
-            return h5g.open(fid, gpath)
-        except (KeyError, ValueError):
-            continue
-    raise NotFound(f"no {symbol} {timeframe} candles stored for {exchange}")
+def _series_id(f: h5py.File, exchange: str, symbol: str, timeframe: str) -> h5g.GroupID:
+    """Low-level id of a series group (the read fast path): found as :func:`_series` finds it."""
+    return _series(f, exchange, symbol, timeframe).id
 
 
 def _iter_series(f: h5py.File) -> Iterator[h5py.Group]:
@@ -793,7 +941,7 @@ def _search(grp: h5py.Group, t: int, rows: int) -> int:
     return _row_range(grp, t, None)[0]
 
 
-def _row_range(grp: h5py.Group | h5g.GroupID, start: int | None, end: int | None
+def _row_range(grp: h5py.Group | h5g.GroupID, start: int | None, end: int | None, cache: dict | None = None
                ) -> tuple[int, int, np.ndarray | None, int]:
     """Rows ``[i0, i1)`` with time in ``[start, end)``, plus the time rows read on the way
     (``times`` holding rows from ``lo``) so callers need not read them again.
@@ -803,15 +951,20 @@ def _row_range(grp: h5py.Group | h5g.GroupID, start: int | None, end: int | None
     (kept equal to the ``rows`` attribute by the journaled transactions).
     """
     gid = grp.id if isinstance(grp, h5py.Group) else grp
-    tds = h5d.open(gid, b"time")
+    tds = _dataset(gid, "time", cache)
     rows = tds.shape[0]
     if rows == 0:
         return 0, 0, None, 0
     if start is None and end is None:
         return 0, rows, None, 0
-    chunk = tds.get_create_plist().get_chunk()[0]
-    ids = h5d.open(gid, INDEX_NAME.encode())
-    index = _read_rows(ids, 0, ids.shape[0])
+    if cache is not None and "index" in cache:  # an unchanged file (see Store._read_handle)
+        chunk, index = cache["index"]
+    else:
+        chunk = tds.get_create_plist().get_chunk()[0]
+        ids = h5d.open(gid, INDEX_NAME.encode())
+        index = _read_rows(ids, 0, ids.shape[0])
+        if cache is not None:
+            cache["index"] = (chunk, index)
     bounds = [t for t in (start, end) if t is not None]
     cs = np.searchsorted(index, bounds, side="right") - 1
     lo = max(0, int(cs.min())) * chunk
@@ -823,21 +976,31 @@ def _row_range(grp: h5py.Group | h5g.GroupID, start: int | None, end: int | None
     return i0, max(i0, i1), times, lo
 
 
+def _dataset(gid: h5g.GroupID, name: str, cache: dict | None) -> h5d.DatasetID:
+    """A column's dataset id, kept in ``cache`` (a series' entry of an unchanged file) when given."""
+    if cache is None:
+        return h5d.open(gid, name.encode())
+    ds = cache.get(name)
+    if ds is None:
+        ds = cache[name] = h5d.open(gid, name.encode())
+    return ds
+
+
 def _read_range(gid: h5g.GroupID, start: int | None, end: int | None,
-                cols: Sequence[str], stacked: bool = False) -> dict[str, np.ndarray]:
+                cols: Sequence[str], stacked: bool = False, cache: dict | None = None) -> dict[str, np.ndarray]:
     """Arrays of rows in ``[start, end)``. With ``stacked`` the value columns are rows
     of one ``(len(cols), n)`` array under key ``"values"`` (a DataFrame wraps it without copying).
 
     Raises :class:`ChecksumError` when a chunk read fails its checksum or does not decompress.
     """
     try:
-        i0, i1, times, lo = _row_range(gid, start, end)
+        i0, i1, times, lo = _row_range(gid, start, end, cache)
         out = {}
         if times is not None and lo <= i0 and i1 <= lo + times.shape[0]:
             out["time"] = times[i0 - lo:i1 - lo].copy()
         else:
-            out["time"] = _read_rows(h5d.open(gid, b"time"), i0, i1)
-        dss = [h5d.open(gid, c.encode()) for c in cols]
+            out["time"] = _read_rows(_dataset(gid, "time", cache), i0, i1)
+        dss = [_dataset(gid, c, cache) for c in cols]
         if not stacked:
             for c, ds in zip(cols, dss):
                 out[c] = _read_rows(ds, i0, i1)

@@ -170,3 +170,9 @@ def test_export_across_blocks_refuses_unsorted(tmp_path, data):
     with pytest.raises(ValueError, match="not sorted"):
         io.export_csv(blocks, tmp_path / "x.csv")
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_headerless_malformed_value_names_the_file(tmp_path, data):
+    text = rows(data, 0, 5) + "1704067500000,abc,2,0.5,1.5,3\n"
+    with pytest.raises(ValueError, match=r"x\.csv.*malformed value.*abc"):
+        io.read_csv(write(tmp_path, text))

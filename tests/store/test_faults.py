@@ -143,3 +143,29 @@ def test_float32_refuses_values_it_cannot_hold(tmp_path, value, column):
     assert column in str(info.value) and "2024-01-01T00:07" in str(info.value)
     assert not store.path(EX).exists()
     Store(tmp_path).append(EX, SYM, TF, a)  # float64 holds it
+
+
+def test_disk_full_on_the_first_write_leaves_no_file(tmp_path):
+    a = candles(SYM, "2024-01-01", "2024-01-02", TF, seed=1)
+    with tmpfs(tmp_path / "mnt", "64k") as mount:
+        filler = mount / "filler"
+        with open(filler, "wb") as fh:  # leave almost nothing free
+            try:
+                fh.write(b"\0" * (64 * 1024))
+            except OSError:
+                pass
+        store = Store(mount / "s")
+        with pytest.raises(OSError, match="rolled back|No space") as info:
+            store.append(EX, SYM, TF, a)
+        assert info.value.errno == errno.ENOSPC
+        assert not store.path(EX).exists()
+        assert not [p for p in os.listdir(mount / "s") if p.endswith(".h5") or ".tmp-" in p]
+
+
+def test_unsigned_times_past_int64_are_refused_not_wrapped(tmp_path):
+    a = candles(SYM, "2024-01-01", "2024-01-01 00:02", TF, seed=1)
+    a["time"] = np.array([2**63 + 60_000, 2**63 + 120_000], dtype=np.uint64)
+    store = Store(tmp_path)
+    with pytest.raises(ValueError, match=r"beyond int64 epoch milliseconds"):
+        store.append(EX, SYM, TF, a)
+    assert not store.path(EX).exists()
