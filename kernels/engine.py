@@ -335,24 +335,24 @@ def simulate_signals_nb(prices, signals, levels, cfg, params, start, books, cash
     if not (any_stops or cfg.order_type != OrderType.MARKET):
         done = fused_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, equity_out)
     else:
-        done = phased_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, equity_out)
+        done = phased_bars_nb(prices, signals, levels, cfg, params, start, n, books, cash_out, equity_out)
     if done < n:
         return done
     close_books_nb(prices.close, books, cfg.order_type)
     return n
 
 
-@jit
-def phased_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, equity_out):
-    """The signals loop as phases: orders at the open, intrabar (stops, resting entries, marks),
-    orders at the close, equity. Returns the bar to resume from when the record buffers may
-    overflow, else ``n_bars``."""
+@jit_borrow
+def phased_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cash_out, equity_out):
+    """Bars ``start..stop - 1`` of the signals loop as phases: orders at the open, intrabar (stops,
+    resting entries), orders at the close, marks and equity at the close. Returns the bar to
+    resume from when the record buffers may overflow, else ``stop``."""
     open_, high, low, close, volume = prices
     st, acct, counts, orders, trades = books
-    n, m = close.shape
+    m = close.shape[1]
     at_open = cfg.fill_mode == FillMode.NEXT_OPEN
     lag = 1 if at_open else 0
-    for i in range(start, n):
+    for i in range(start, stop):
         if not room_nb(counts, orders, trades, m):
             return i
         s = i - lag
@@ -362,7 +362,7 @@ def phased_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out,
         if not at_open:
             orders_phase_nb(close, prices, signals, levels, cfg, params, books, i, s)
         close_bar_nb(close, st, acct, i, cash_out, equity_out)
-    return n
+    return stop
 
 
 @jit_borrow
@@ -449,9 +449,10 @@ def fused_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, 
         if not room_nb(counts, orders, trades, m):
             return i
         s = i - lag
-        if counts[0]["waiting"] > 0:  # rare: a column waits for a candle since an earlier bar
-            record_equity_nb(acct, i, waiting_pass_nb(prices, signals, levels, cfg, params, books, i, s),
-                             cash_out, equity_out)
+        if counts[0]["waiting"] > 0:
+            # rare: a column waits for a candle since an earlier bar; phases give the same results
+            # (a column's orders read only its own range and volume), without a test per bar-step
+            phased_bars_nb(prices, signals, levels, cfg, params, i, i + 1, books, cash_out, equity_out)
             continue
         value = 0.0
         for c in range(m):
@@ -484,34 +485,6 @@ def fused_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, 
             value += sc["pos"] * sc["mark"]
         record_equity_nb(acct, i, value, cash_out, equity_out)
     return n
-
-
-@jit_borrow
-def waiting_pass_nb(prices, signals, levels, cfg, params, books, i, s):
-    """One bar of the fused loop while some column waits for a candle (kept out of the fast pass:
-    one more test per bar-step there cost ~5 %). Returns the value of the positions at their marks."""
-    open_, high, low, close, volume = prices
-    st = books.state
-    use_range, use_volume = tracking_nb(params)
-    at_open = cfg.fill_mode == FillMode.NEXT_OPEN
-    value = 0.0
-    for c in range(close.shape[1]):
-        sc = st[c]
-        cl = close[i, c]
-        valid = cl == cl
-        if valid and not at_open:
-            sc["mark"] = cl
-            track_bar_nb(high, low, volume, i, c, st, use_range, use_volume)
-        if valid and sc["wait"] < 0:
-            if s >= 0 and wants_nb(signals, s, c, sc["pos"], sc["pend_dir"], cfg.has_short):
-                process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s)
-        else:
-            orders_column_nb(open_, close, signals, levels, cfg, params, books, i, c, s, valid)
-        if valid and at_open:
-            sc["mark"] = cl
-            track_bar_nb(high, low, volume, i, c, st, use_range, use_volume)
-        value += sc["pos"] * sc["mark"]
-    return value
 
 
 @jit_borrow
