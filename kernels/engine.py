@@ -369,28 +369,15 @@ def phased_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cas
 def orders_phase_nb(px, prices, signals, levels, cfg, params, books, i, s):
     """Every column's signals of bar ``s`` (``s < 0``: none) acted on at ``px[i]`` (the opens or
     the closes of bar ``i``), or made to wait for the column's next candle."""
-    entries, exits, short_entries, short_exits = signals
-    has_short = cfg.has_short
     st = books.state
-    counts = books.counts
-    n, m = px.shape
-    last = i == n - 1
-    for c in range(m):
+    for c in range(px.shape[1]):
         sc = st[c]
         valid = px[i, c] == px[i, c]
         if valid and sc["wait"] < 0:
-            if s >= 0 and wants_nb(signals, s, c, sc["pos"], sc["pend_dir"], has_short):
+            if s >= 0 and wants_nb(signals, s, c, sc["pos"], sc["pend_dir"], cfg.has_short):
                 process_signal_nb(prices.open, prices.close, signals, levels, cfg, params, books, i, c, s)
-            continue
-        new = -1
-        can_wait = True
-        if s >= 0 and (entries[s, c] or exits[s, c] or (has_short and (short_entries[s, c] or short_exits[s, c]))):
-            new = s
-            # resting entry types: a cell holding an entry is placed at once (it needs no price now)
-            can_wait = cfg.order_type == OrderType.MARKET or not (entries[s, c] or (has_short and short_entries[s, c]))
-        d = wait_for_candle_nb(sc, counts, new, valid, last, can_wait, False)
-        if d >= 0 and wants_nb(signals, d, c, sc["pos"], sc["pend_dir"], has_short):
-            process_signal_nb(prices.open, prices.close, signals, levels, cfg, params, books, i, c, d)
+        else:
+            orders_column_nb(prices.open, prices.close, signals, levels, cfg, params, books, i, c, s, valid)
 
 
 @jit_borrow
@@ -489,15 +476,18 @@ def fused_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, 
 
 @jit_borrow
 def orders_column_nb(open_, close, signals, levels, cfg, params, books, i, c, s, valid):
-    """Column ``c``'s signals of bar ``s`` at bar ``i`` through the waiting rule (the fused loop's
-    rare case: no candle at the fill bar, or an order waiting for this candle)."""
+    """Column ``c``'s signals of bar ``s`` (``s < 0``: none) at bar ``i`` through the waiting rule
+    (the rare case: no candle at the fill bar, or an order waiting for this candle)."""
     entries, exits, short_entries, short_exits = signals
     has_short = cfg.has_short
     sc = books.state[c]
     new = -1
+    can_wait = True
     if s >= 0 and (entries[s, c] or exits[s, c] or (has_short and (short_entries[s, c] or short_exits[s, c]))):
         new = s
-    d = wait_for_candle_nb(sc, books.counts, new, valid, i == close.shape[0] - 1, True, False)
+        # resting entry types: a cell holding an entry is placed at once (it needs no price now)
+        can_wait = cfg.order_type == OrderType.MARKET or not (entries[s, c] or (has_short and short_entries[s, c]))
+    d = wait_for_candle_nb(sc, books.counts, new, valid, i == close.shape[0] - 1, can_wait, False)
     if d >= 0 and wants_nb(signals, d, c, sc["pos"], sc["pend_dir"], has_short):
         process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, d)
 
