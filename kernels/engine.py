@@ -352,13 +352,14 @@ def phased_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cas
     m = close.shape[1]
     at_open = cfg.fill_mode == FillMode.NEXT_OPEN
     lag = 1 if at_open else 0
+    use_range, use_volume = tracking_nb(params)
     for i in range(start, stop):
         if not room_nb(counts, orders, trades, m):
             return i
         s = i - lag
         if at_open:
             orders_phase_nb(open_, prices, signals, levels, cfg, params, books, i, s)
-        intrabar_phase_nb(prices, cfg, params, books, i, cfg.abs_stops)
+        intrabar_phase_nb(prices, cfg, params, books, i, cfg.abs_stops, use_range, use_volume)
         if not at_open:
             orders_phase_nb(close, prices, signals, levels, cfg, params, books, i, s)
         close_bar_nb(close, st, acct, i, cash_out, equity_out)
@@ -381,16 +382,15 @@ def orders_phase_nb(px, prices, signals, levels, cfg, params, books, i, s):
 
 
 @jit_borrow
-def intrabar_phase_nb(prices, cfg, params, books, i, abs_stops):
+def intrabar_phase_nb(prices, cfg, params, books, i, abs_stops, use_range, use_volume):
     """Bar ``i`` inside, every column with a candle: resting entries expire or fill, stops of open
     positions fire (with fills at the close only for positions entered before bar ``i``), then
-    the bar's range/volume are remembered (slippage models). Marks move at the close
-    (:func:`close_bar_nb`): nothing reads them in between."""
+    the bar's range/volume are remembered (slippage models; ``tracking_nb``). Marks move at the
+    close (:func:`close_bar_nb`): nothing reads them in between."""
     open_, high, low, close, volume = prices
     st = books.state
     at_open = cfg.fill_mode == FillMode.NEXT_OPEN
     optimistic = cfg.intrabar == Intrabar.OPTIMISTIC
-    use_range, use_volume = tracking_nb(params)
     for c in range(close.shape[1]):
         cl = close[i, c]
         if cl == cl:
