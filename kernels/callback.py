@@ -33,7 +33,7 @@ from collections import namedtuple
 
 from ._jit import ijit, jit_borrow, jit_uncached
 from .engine import (close_bar_nb, close_books_nb, intrabar_phase_nb, process_signal_nb, quiet_intrabar_nb, room_nb,
-                     wait_for_candle_nb)
+                     tracking_nb, wait_for_candle_nb)
 from .records import FillMode, OrderType
 
 BarContext = namedtuple("BarContext", ["open", "high", "low", "close", "position", "cash", "entries", "exits",
@@ -112,6 +112,7 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
     st, acct, counts, orders, trades = books
     n, m = close.shape
     quiet = quiet_intrabar_nb(params, cfg, False)
+    use_range, use_volume = tracking_nb(params)
     at_open = cfg.fill_mode == FillMode.NEXT_OPEN
     lag = 1 if at_open else 0
     ctx = BarContext(open_, high, low, close, st["pos"], acct, entries, exits, short_entries, short_exits, user,
@@ -124,7 +125,7 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
         if at_open and s >= 0 and (touched[s] or cnt["waiting"] > 0):
             callback_orders_nb(open_, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
         if not quiet:
-            intrabar_phase_nb(prices, cfg, params, books, i, False)
+            intrabar_phase_nb(prices, cfg, params, books, i, False, use_range, use_volume)
         on_bar(ctx, i)
         if not at_open and (touched[s] or cnt["waiting"] > 0):
             callback_orders_nb(close, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)

@@ -335,75 +335,62 @@ def simulate_signals_nb(prices, signals, levels, cfg, params, start, books, cash
     if not (any_stops or cfg.order_type != OrderType.MARKET):
         done = fused_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, equity_out)
     else:
-        done = phased_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, equity_out)
+        done = phased_bars_nb(prices, signals, levels, cfg, params, start, n, books, cash_out, equity_out)
     if done < n:
         return done
     close_books_nb(prices.close, books, cfg.order_type)
     return n
 
 
-@jit
-def phased_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, equity_out):
-    """The signals loop as phases: orders at the open, intrabar (stops, resting entries, marks),
-    orders at the close, equity. Returns the bar to resume from when the record buffers may
-    overflow, else ``n_bars``."""
+@jit_borrow
+def phased_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cash_out, equity_out):
+    """Bars ``start..stop - 1`` of the signals loop as phases: orders at the open, intrabar (stops,
+    resting entries), orders at the close, marks and equity at the close. Returns the bar to
+    resume from when the record buffers may overflow, else ``stop``."""
     open_, high, low, close, volume = prices
     st, acct, counts, orders, trades = books
-    n, m = close.shape
+    m = close.shape[1]
     at_open = cfg.fill_mode == FillMode.NEXT_OPEN
     lag = 1 if at_open else 0
-    for i in range(start, n):
+    use_range, use_volume = tracking_nb(params)
+    for i in range(start, stop):
         if not room_nb(counts, orders, trades, m):
             return i
         s = i - lag
         if at_open:
             orders_phase_nb(open_, prices, signals, levels, cfg, params, books, i, s)
-        intrabar_phase_nb(prices, cfg, params, books, i, cfg.abs_stops)
+        intrabar_phase_nb(prices, cfg, params, books, i, cfg.abs_stops, use_range, use_volume)
         if not at_open:
             orders_phase_nb(close, prices, signals, levels, cfg, params, books, i, s)
         close_bar_nb(close, st, acct, i, cash_out, equity_out)
-    return n
+    return stop
 
 
 @jit_borrow
 def orders_phase_nb(px, prices, signals, levels, cfg, params, books, i, s):
     """Every column's signals of bar ``s`` (``s < 0``: none) acted on at ``px[i]`` (the opens or
     the closes of bar ``i``), or made to wait for the column's next candle."""
-    entries, exits, short_entries, short_exits = signals
-    has_short = cfg.has_short
     st = books.state
-    counts = books.counts
-    n, m = px.shape
-    last = i == n - 1
-    for c in range(m):
+    for c in range(px.shape[1]):
         sc = st[c]
         valid = px[i, c] == px[i, c]
         if valid and sc["wait"] < 0:
-            if s >= 0 and wants_nb(signals, s, c, sc["pos"], sc["pend_dir"], has_short):
+            if s >= 0 and wants_nb(signals, s, c, sc["pos"], sc["pend_dir"], cfg.has_short):
                 process_signal_nb(prices.open, prices.close, signals, levels, cfg, params, books, i, c, s)
-            continue
-        new = -1
-        can_wait = True
-        if s >= 0 and (entries[s, c] or exits[s, c] or (has_short and (short_entries[s, c] or short_exits[s, c]))):
-            new = s
-            # resting entry types: a cell holding an entry is placed at once (it needs no price now)
-            can_wait = cfg.order_type == OrderType.MARKET or not (entries[s, c] or (has_short and short_entries[s, c]))
-        d = wait_for_candle_nb(sc, counts, new, valid, last, can_wait, False)
-        if d >= 0 and wants_nb(signals, d, c, sc["pos"], sc["pend_dir"], has_short):
-            process_signal_nb(prices.open, prices.close, signals, levels, cfg, params, books, i, c, d)
+        else:
+            orders_column_nb(prices.open, prices.close, signals, levels, cfg, params, books, i, c, s, valid)
 
 
 @jit_borrow
-def intrabar_phase_nb(prices, cfg, params, books, i, abs_stops):
+def intrabar_phase_nb(prices, cfg, params, books, i, abs_stops, use_range, use_volume):
     """Bar ``i`` inside, every column with a candle: resting entries expire or fill, stops of open
     positions fire (with fills at the close only for positions entered before bar ``i``), then
-    the bar's range/volume are remembered (slippage models). Marks move at the close
-    (:func:`close_bar_nb`): nothing reads them in between."""
+    the bar's range/volume are remembered (slippage models; ``tracking_nb``). Marks move at the
+    close (:func:`close_bar_nb`): nothing reads them in between."""
     open_, high, low, close, volume = prices
     st = books.state
     at_open = cfg.fill_mode == FillMode.NEXT_OPEN
     optimistic = cfg.intrabar == Intrabar.OPTIMISTIC
-    use_range, use_volume = tracking_nb(params)
     for c in range(close.shape[1]):
         cl = close[i, c]
         if cl == cl:
@@ -449,9 +436,10 @@ def fused_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, 
         if not room_nb(counts, orders, trades, m):
             return i
         s = i - lag
-        if counts[0]["waiting"] > 0:  # rare: a column waits for a candle since an earlier bar
-            record_equity_nb(acct, i, waiting_pass_nb(prices, signals, levels, cfg, params, books, i, s),
-                             cash_out, equity_out)
+        if counts[0]["waiting"] > 0:
+            # rare: a column waits for a candle since an earlier bar; phases give the same results
+            # (a column's orders read only its own range and volume), without a test per bar-step
+            phased_bars_nb(prices, signals, levels, cfg, params, i, i + 1, books, cash_out, equity_out)
             continue
         value = 0.0
         for c in range(m):
@@ -487,44 +475,19 @@ def fused_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, 
 
 
 @jit_borrow
-def waiting_pass_nb(prices, signals, levels, cfg, params, books, i, s):
-    """One bar of the fused loop while some column waits for a candle (kept out of the fast pass:
-    one more test per bar-step there cost ~5 %). Returns the value of the positions at their marks."""
-    open_, high, low, close, volume = prices
-    st = books.state
-    use_range, use_volume = tracking_nb(params)
-    at_open = cfg.fill_mode == FillMode.NEXT_OPEN
-    value = 0.0
-    for c in range(close.shape[1]):
-        sc = st[c]
-        cl = close[i, c]
-        valid = cl == cl
-        if valid and not at_open:
-            sc["mark"] = cl
-            track_bar_nb(high, low, volume, i, c, st, use_range, use_volume)
-        if valid and sc["wait"] < 0:
-            if s >= 0 and wants_nb(signals, s, c, sc["pos"], sc["pend_dir"], cfg.has_short):
-                process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s)
-        else:
-            orders_column_nb(open_, close, signals, levels, cfg, params, books, i, c, s, valid)
-        if valid and at_open:
-            sc["mark"] = cl
-            track_bar_nb(high, low, volume, i, c, st, use_range, use_volume)
-        value += sc["pos"] * sc["mark"]
-    return value
-
-
-@jit_borrow
 def orders_column_nb(open_, close, signals, levels, cfg, params, books, i, c, s, valid):
-    """Column ``c``'s signals of bar ``s`` at bar ``i`` through the waiting rule (the fused loop's
-    rare case: no candle at the fill bar, or an order waiting for this candle)."""
+    """Column ``c``'s signals of bar ``s`` (``s < 0``: none) at bar ``i`` through the waiting rule
+    (the rare case: no candle at the fill bar, or an order waiting for this candle)."""
     entries, exits, short_entries, short_exits = signals
     has_short = cfg.has_short
     sc = books.state[c]
     new = -1
+    can_wait = True
     if s >= 0 and (entries[s, c] or exits[s, c] or (has_short and (short_entries[s, c] or short_exits[s, c]))):
         new = s
-    d = wait_for_candle_nb(sc, books.counts, new, valid, i == close.shape[0] - 1, True, False)
+        # resting entry types: a cell holding an entry is placed at once (it needs no price now)
+        can_wait = cfg.order_type == OrderType.MARKET or not (entries[s, c] or (has_short and short_entries[s, c]))
+    d = wait_for_candle_nb(sc, books.counts, new, valid, i == close.shape[0] - 1, can_wait, False)
     if d >= 0 and wants_nb(signals, d, c, sc["pos"], sc["pend_dir"], has_short):
         process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, d)
 
