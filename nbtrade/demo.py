@@ -73,7 +73,10 @@ def run_demo(quick: bool = False, seed: int = 42, home: str | None = None, repor
     t0 = time.perf_counter()
     console.rule("[bold]nbtrade demo[/bold]: mock exchange → HDF5 → features → walk-forward forest → backtest")
 
+    warm = _start_warmup()  # compiles in other processes while this one fetches
     frames, fetch_summary = _fetch(cfg, work, mon, console, live)
+    if warm is not None:
+        _finish_warmup(warm, mon, console, live)
     with warnings.catch_warnings():
         # rejected orders (an entry that cash no longer covers once other positions gained) are
         # counted in the comparison table instead
@@ -130,6 +133,32 @@ def _fetch(cfg: DemoConfig, work: Path, mon: Any, console: Any, live: bool | Non
         with mon.stage("store read"):
             frames = {s: store.read("binance", s, cfg.timeframe, start, end) for s in cfg.symbols}
     return frames, summary
+
+
+def _start_warmup() -> Any:
+    """On a cold numba cache (a first run), start compiling the demo's kernels in the background."""
+    import os
+
+    from . import warmup
+
+    if not warmup.is_cold():
+        return None
+    return warmup.Warmup(warmup.DEMO_STEPS, jobs=min(2, os.cpu_count() or 1))
+
+
+def _finish_warmup(warm: Any, mon: Any, console: Any, live: bool | None) -> None:
+    """Wait for the background compile, with its progress: a stage of its own, so the walk-forward's
+    folds and ETA measure the folds."""
+    from .report.dashboard import Dashboard
+
+    title = "compiling kernels (first run only)"
+    with mon.stage(title), Dashboard(title, fields=("kernels",), console=console, live=live, interval=5.0) as dash:
+        dash.add("steps", total=len(warm.steps), kernels=0)
+        dash.note(f"numba compiles each kernel on first use, here in {warm.jobs} processes since the fetch "
+                  "began; later runs load them from the cache (`nbtrade warmup` compiles every kernel ahead)")
+        seconds = warm.wait(lambda name, done, total, compiled: dash.update("steps", completed=done,
+                                                                            kernels=compiled))
+        dash.note(f"{warm.compiled} kernels compiled and cached in {seconds:.1f} s")
 
 
 def _without_signal(cfg: DemoConfig, frames: dict) -> dict:
@@ -196,7 +225,9 @@ def _baselines(frames: dict, first_oos: pd.Timestamp, mon: Any) -> dict[str, Any
         results["ema 12/48 cross"] = backtest(oos, cross_up, cross_dn, sl_stop=0.05, **common)
         first = pd.DataFrame(False, index=close.index, columns=close.columns).loc[first_oos:]
         first.iloc[0] = True
-        results["buy & hold"] = backtest(oos, first, None, **common)
+        # exits as a frame like the entries (not None): the engine then runs the specialization the
+        # forest's backtest compiled; None passes a writable stand-in, a third compile on a cold run
+        results["buy & hold"] = backtest(oos, first, first & False, **common)
     return results
 
 

@@ -1,0 +1,244 @@
+"""Compile numba kernels before they are needed: ``nbtrade warmup`` and the demo's cold start.
+
+Every kernel is compiled on its first call and cached on disk (``cache=True``), so
+only a process on a cold cache pays the compile. A *step* here calls the public
+layer on a tiny synthetic market exactly as a real run does (same dtypes, layouts
+and options), so the signatures compiled are the ones the run then loads.
+
+Steps run in worker processes (``jobs``): numba compiles under one process-wide
+lock, so threads compile one kernel at a time, while two processes compile on two
+cores. The caller's process then loads each kernel from the cache in milliseconds.
+
+>>> from nbtrade.warmup import STEPS, DEMO_STEPS
+>>> set(DEMO_STEPS) <= set(STEPS)
+True
+"""
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Callable, Iterable, Sequence
+
+__all__ = ["STEPS", "DEMO_STEPS", "warm", "is_cold", "Warmup"]
+
+_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT")
+
+
+def _market(n_symbols: int = 4):
+    from .synthetic import market
+
+    return market(list(_SYMBOLS[:n_symbols]), "2024-01-01", "2024-01-21", "1h", seed=1)  # 480 bars
+
+
+def _features() -> None:
+    """The demo's features and labels."""
+    from .demo import FEATURES
+    from .features import compute_features
+    from .pipeline import pooled_labels
+
+    frames = _market()
+    compute_features(frames, FEATURES)
+    pooled_labels(frames, 1)
+
+
+def _backtests() -> None:
+    """The demo's backtests, through the demo's own calls (the engine compiles one specialization per
+    argument layout, read-only flags included): the forest's signals via ``research`` (with one
+    cheap feature and a two-tree forest: the features are the other step's), and the indicator
+    baselines (an EMA cross with a stop, buy-and-hold)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from .demo import FEES, SLIPPAGE
+    from .demo import _baselines as demo_baselines
+    from .monitor import Monitor
+    from .pipeline import research
+
+    frames = _market()
+    run = research(frames, [("ret", 1)], horizon=1, train_window=200, test_window=100, retrain="incremental",
+                   seed=0, estimator=RandomForestClassifier(n_estimators=2, max_depth=2, random_state=0),
+                   fees=FEES, slippage=SLIPPAGE)
+    demo_baselines(frames, run.first_oos, Monitor(enabled=False))
+
+
+def _control_market() -> None:
+    from .synthetic import planted_market
+
+    planted_market(list(_SYMBOLS), "2024-01-01", "2024-01-03", "1h", seed=0, strength=0.0)
+
+
+def _indicators() -> None:
+    """Every public indicator and rolling statistic on a Series and on a DataFrame."""
+    import inspect
+
+    from . import indicators as ind
+
+    frames = _market(2)
+    close = frames["BTC/USDT"]["close"]
+    panel = {k: __import__("pandas").DataFrame({s: f[k] for s, f in frames.items()})
+             for k in ("high", "low", "close", "volume")}
+    for name in ind.__all__:
+        fn = getattr(ind, name)
+        if not callable(fn) or name in ("lookback",):
+            continue
+        params = list(inspect.signature(fn).parameters)
+        for x in (close, panel["close"]):
+            p = panel if x is panel["close"] else frames["BTC/USDT"]
+            args = {"high": p["high"], "low": p["low"], "close": p["close"], "volume": p["volume"],
+                    "x": x, "y": x, "price": p["close"]}
+            try:
+                pos = [args[n] for n in params if n in args]
+                if not pos:
+                    pos = [x]
+                if name.startswith("rolling") or name in ("ema_many", "sma_many"):
+                    extra = [[5, 10]] if name.endswith("_many") else [5]
+                else:
+                    extra = []
+                fn(*pos, *extra)
+            except Exception:  # an indicator whose signature this step does not know: compiled on first use
+                pass
+
+
+def _engine() -> None:
+    """The backtest engine's other paths: shorts, both stops, close fills, fixed sizes."""
+    import pandas as pd
+
+    from .backtesting import backtest
+
+    frames = _market(2)
+    close = pd.DataFrame({s: f["close"] for s, f in frames.items()})
+    up = close > close.rolling(5).mean()
+    backtest(frames, up, ~up, short_entries=~up, short_exits=up, sl_stop=0.02, tp_stop=0.03, fill="close",
+             fees=0.001, slippage=0.0005, size=0.4)
+    backtest(frames, up, ~up, fees=0.001, size=0.5, size_type="target_percent")
+
+
+#: name -> a step compiling the kernels one part of a run uses
+STEPS: dict[str, Callable[[], None]] = {
+    "features": _features, "backtests": _backtests, "control market": _control_market, "indicators": _indicators, "engine paths": _engine,
+}
+#: what ``nbtrade demo`` calls, slowest first (so two workers finish together). The steps compile
+#: disjoint kernels: two processes compiling the same kernel would each pay for it, and could each
+#: rewrite its cache index without the other's entry
+DEMO_STEPS: tuple[str, ...] = ("backtests", "features", "control market")
+
+#: kernels the demo always calls: when one has no cache entry, the cache is cold
+_PROBES = ("nbtrade.kernels.engine", "nbtrade.kernels.rolling", "nbtrade.kernels.moving")
+
+
+def is_cold() -> bool:
+    """True when the numba cache holds no entry for some of the engine and feature kernels' files
+    (a fresh machine, a new ``NUMBA_CACHE_DIR`` or edited kernel files): a warm-up is worth it."""
+    import importlib
+
+    from numba.core.registry import CPUDispatcher
+
+    for module_name in _PROBES:
+        module = importlib.import_module(module_name)
+        dispatchers = [v for v in vars(module).values() if isinstance(v, CPUDispatcher) and v._cache is not None]
+        if not dispatchers:
+            continue
+        for d in dispatchers:
+            index = d._cache._cache_file._index_path  # numba's per-function index of cached signatures
+            if os.path.exists(index):
+                break
+        else:
+            return True
+    return False
+
+
+def _run_step(name: str) -> tuple[str, float, int]:
+    """Run one step (in a worker process); returns its name, seconds and kernels compiled."""
+    import warnings
+
+    from numba.core import event
+
+    counter = _CompileCounter()
+    event.register("numba:compile", counter)
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            STEPS[name]()
+    finally:
+        event.unregister("numba:compile", counter)
+    return name, time.perf_counter() - t0, counter.compiled
+
+
+def _listener_base():
+    from numba.core.event import Listener
+
+    return Listener
+
+
+class _CompileCounter(_listener_base()):
+    """A numba event listener counting top-level compiles (nested ones are part of their caller)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.compiled = 0
+
+    def on_start(self, ev) -> None:
+        self.depth += 1
+
+    def on_end(self, ev) -> None:
+        self.depth -= 1
+        if self.depth == 0:
+            self.compiled += 1
+
+
+class Warmup:
+    """Steps running in ``jobs`` worker processes in the background (``jobs=0``: one thread in this
+    process); :meth:`wait` reports progress.
+
+    >>> w = Warmup(["control market"], jobs=1)     # doctest: +SKIP
+    >>> w.wait(lambda name, done, total, compiled: print(done, total))   # doctest: +SKIP
+    """
+
+    def __init__(self, steps: Sequence[str], jobs: int = 2) -> None:
+        import multiprocessing
+
+        unknown = [s for s in steps if s not in STEPS]
+        if unknown:
+            raise ValueError(f"unknown warm-up step(s) {unknown}; known: {', '.join(STEPS)}")
+        self.steps = list(steps)
+        self.jobs = max(0, min(jobs, len(self.steps)))
+        self.started = time.perf_counter()
+        if jobs <= 0:  # one background thread in this process (measured slower: see the module docstring)
+            self._pool = ThreadPoolExecutor(max_workers=1)
+        else:  # spawn: a forked child would inherit the caller's threads (the mock exchange, rich's refresher)
+            self._pool = ProcessPoolExecutor(max_workers=max(1, min(jobs, len(self.steps))),
+                                             mp_context=multiprocessing.get_context("spawn"))
+        self._futures: list[Future] = [self._pool.submit(_run_step, s) for s in self.steps]
+        self.compiled = 0
+        self.errors: list[str] = []
+
+    def wait(self, on_step: Callable[[str, int, int, int], None] | None = None) -> float:
+        """Block until every step ran; ``on_step(name, done, total, compiled)`` after each.
+        Returns the seconds since the warm-up started. A failed step is ignored (its kernels then
+        compile on first use), so a warm-up never breaks a run."""
+        from concurrent.futures import as_completed
+
+        done = 0
+        for fut in as_completed(self._futures):
+            done += 1
+            try:
+                name, _, compiled = fut.result()
+            except Exception as exc:
+                name, compiled = f"failed: {type(exc).__name__}: {exc}", 0
+                self.errors.append(name)
+            self.compiled += compiled
+            if on_step is not None:
+                on_step(name, done, len(self._futures), self.compiled)
+        self._pool.shutdown()
+        return time.perf_counter() - self.started
+
+
+def warm(steps: Iterable[str] | None = None, jobs: int | None = None,
+         on_step: Callable[[str, int, int, int], None] | None = None) -> tuple[float, int]:
+    """Compile and cache the kernels of ``steps`` (default: all). Returns (seconds, kernels compiled)."""
+    steps = list(STEPS if steps is None else steps)
+    jobs = jobs or min(len(steps), os.cpu_count() or 1)
+    w = Warmup(steps, jobs=jobs)
+    seconds = w.wait(on_step)
+    return seconds, w.compiled
