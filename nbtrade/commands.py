@@ -331,7 +331,8 @@ def _warmup(args: argparse.Namespace) -> int:
         w = warmup.Warmup(steps, jobs=jobs)
         seconds = w.wait(lambda name, done, total, compiled: dash.update("steps", completed=done, kernels=compiled))
     where = os.environ.get("NUMBA_CACHE_DIR") or "the package's __pycache__ folders"
-    console.print(f"{w.compiled} kernels compiled ({len(steps)} steps, {w.jobs} processes) in {seconds:.1f} s; "
+    console.print(f"{w.compiled} kernels compiled ({len(steps)} steps, {w.jobs} processes) in {seconds:.1f} s "
+                  f"({w.cpu:.1f} s of CPU); "
                   f"cached in {where}", markup=False, highlight=False)
     for err in w.errors:
         console.print(f"warning: a step {err}; its kernels compile on first use", markup=False, highlight=False)

@@ -137,13 +137,11 @@ def _fetch(cfg: DemoConfig, work: Path, mon: Any, console: Any, live: bool | Non
 
 def _start_warmup() -> Any:
     """On a cold numba cache (a first run), start compiling the demo's kernels in the background."""
-    import os
-
     from . import warmup
 
     if not warmup.is_cold():
         return None
-    return warmup.Warmup(warmup.DEMO_STEPS, jobs=min(2, os.cpu_count() or 1))
+    return warmup.Warmup(warmup.DEMO_STEPS, jobs=warmup.idle_jobs(2))
 
 
 def _finish_warmup(warm: Any, mon: Any, console: Any, live: bool | None) -> None:
@@ -154,11 +152,12 @@ def _finish_warmup(warm: Any, mon: Any, console: Any, live: bool | None) -> None
     title = "compiling kernels (first run only)"
     with mon.stage(title), Dashboard(title, fields=("kernels",), console=console, live=live, interval=5.0) as dash:
         dash.add("steps", total=len(warm.steps), kernels=0)
-        dash.note(f"numba compiles each kernel on first use, here in {warm.jobs} processes since the fetch "
-                  "began; later runs load them from the cache (`nbtrade warmup` compiles every kernel ahead)")
+        where = f"in {warm.jobs} processes" if warm.jobs else "in a background thread"
+        dash.note(f"numba compiles each kernel on first use, here {where} since the fetch began; later runs "
+                  "load them from the cache (`nbtrade warmup` compiles every kernel ahead)")
         seconds = warm.wait(lambda name, done, total, compiled: dash.update("steps", completed=done,
                                                                             kernels=compiled))
-        dash.note(f"{warm.compiled} kernels compiled and cached in {seconds:.1f} s")
+        dash.note(f"{warm.compiled} kernels compiled and cached in {seconds:.1f} s ({warm.cpu:.1f} s of CPU)")
 
 
 def _without_signal(cfg: DemoConfig, frames: dict) -> dict:

@@ -70,3 +70,15 @@ def test_warmup_command(tmp_path, monkeypatch, capsys):
     assert "kernels compiled (1 steps, 1 processes)" in out and "cached in" in out
     assert main(["warmup", "--jobs", "0"]) == 1
     assert "--jobs must be at least 1" in capsys.readouterr().err
+
+
+def test_idle_jobs_follow_the_idle_cores(monkeypatch):
+    monkeypatch.setattr(warmup.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(warmup.os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+    assert warmup.idle_jobs(2) == 2  # an idle 2-core machine: two processes
+    monkeypatch.setattr(warmup.os, "getloadavg", lambda: (0.9, 0.0, 0.0))
+    assert warmup.idle_jobs(2) == 0  # one idle core: a thread
+    monkeypatch.setattr(warmup.os, "cpu_count", lambda: 8)
+    assert warmup.idle_jobs(2) == 2
+    monkeypatch.setattr(warmup.os, "getloadavg", lambda: (7.5, 0.0, 0.0))
+    assert warmup.idle_jobs(2) == 0
