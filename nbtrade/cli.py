@@ -161,7 +161,9 @@ def _build_parser() -> argparse.ArgumentParser:
                                       "each kernel on its first call (about a minute for a first demo on 2 "
                                       "cores); afterwards runs load them in milliseconds. Run it again after "
                                       "upgrading nbtrade.")
-    warm.add_argument("--jobs", type=int, default=None, help="worker processes (default: the number of cores)")
+    warm.add_argument("--jobs", type=int, default=None,
+                      help="worker processes, 0 to compile in this process (default: one per idle core when "
+                           "two or more are idle, else 0)")
     warm.add_argument("--demo", action="store_true", help="only the kernels `nbtrade demo` uses")
 
     cache = sub.add_parser("cache", help="result and model caches")

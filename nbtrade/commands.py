@@ -322,16 +322,17 @@ def _warmup(args: argparse.Namespace) -> int:
     from .report.dashboard import Dashboard, make_console
 
     steps = list(warmup.DEMO_STEPS if args.demo else warmup.STEPS)
-    jobs = args.jobs if args.jobs is not None else min(len(steps), os.cpu_count() or 1)
-    if jobs < 1:
-        raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    jobs = args.jobs if args.jobs is not None else warmup.idle_jobs(len(steps))
+    if jobs < 0:
+        raise ValueError(f"--jobs must be 0 (compile in this process) or more worker processes, got {jobs}")
     console = make_console()
     with Dashboard("compiling kernels", fields=("kernels",), console=console, interval=5.0) as dash:
         dash.add("steps", total=len(steps), kernels=0)
         w = warmup.Warmup(steps, jobs=jobs)
         seconds = w.wait(lambda name, done, total, compiled: dash.update("steps", completed=done, kernels=compiled))
     where = os.environ.get("NUMBA_CACHE_DIR") or "the package's __pycache__ folders"
-    console.print(f"{w.compiled} kernels compiled ({len(steps)} steps, {w.jobs} processes) in {seconds:.1f} s "
+    how = f"{w.jobs} processes" if w.jobs else "in this process"
+    console.print(f"{w.compiled} kernels compiled ({len(steps)} steps, {how}) in {seconds:.1f} s "
                   f"({w.cpu:.1f} s of CPU); "
                   f"cached in {where}", markup=False, highlight=False)
     for err in w.errors:

@@ -110,13 +110,15 @@ def _engine() -> None:
     backtest(frames, up, ~up, fees=0.001, size=0.5, size_type="target_percent")
 
 
-#: name -> a step compiling the kernels one part of a run uses
+#: name -> a step compiling the kernels one part of a run uses. Steps may share kernels (a shared one
+#: compiles in each process running it, and two processes may each rewrite its cache index without
+#: the other's entry: a later run then compiles that one again; nothing is wrong, only slower)
 STEPS: dict[str, Callable[[], None]] = {
-    "features": _features, "backtests": _backtests, "control market": _control_market, "indicators": _indicators, "engine paths": _engine,
+    "features": _features, "backtests": _backtests, "control market": _control_market,
+    "indicators": _indicators, "engine paths": _engine,
 }
-#: what ``nbtrade demo`` calls, slowest first (so two workers finish together). The steps compile
-#: disjoint kernels: two processes compiling the same kernel would each pay for it, and could each
-#: rewrite its cache index without the other's entry
+#: what ``nbtrade demo`` calls, slowest first (so two workers finish together); these steps compile
+#: disjoint kernels
 DEMO_STEPS: tuple[str, ...] = ("backtests", "features", "control market")
 
 #: kernels the demo always calls: when one has no cache entry, the cache is cold
@@ -124,8 +126,9 @@ _PROBES = ("nbtrade.kernels.engine", "nbtrade.kernels.rolling", "nbtrade.kernels
 
 
 def is_cold() -> bool:
-    """True when the numba cache holds no entry for some of the engine and feature kernels' files
-    (a fresh machine, a new ``NUMBA_CACHE_DIR`` or edited kernel files): a warm-up is worth it."""
+    """True when the numba cache holds no entry for any kernel of the engine's or the features' files
+    (a fresh machine, a new ``NUMBA_CACHE_DIR``): a warm-up is worth it. Stale entries (edited
+    kernel files) count as warm: those kernels recompile where they are used."""
     import importlib
 
     from numba.core.registry import CPUDispatcher
@@ -252,7 +255,7 @@ def warm(steps: Iterable[str] | None = None, jobs: int | None = None,
          on_step: Callable[[str, int, int, int], None] | None = None) -> tuple[float, int]:
     """Compile and cache the kernels of ``steps`` (default: all). Returns (seconds, kernels compiled)."""
     steps = list(STEPS if steps is None else steps)
-    jobs = jobs or min(len(steps), os.cpu_count() or 1)
+    jobs = idle_jobs(len(steps)) if jobs is None else jobs
     w = Warmup(steps, jobs=jobs)
     seconds = w.wait(on_step)
     return seconds, w.compiled

@@ -68,8 +68,10 @@ def test_warmup_command(tmp_path, monkeypatch, capsys):
     assert main(["warmup", "--demo", "--jobs", "1"]) == 0
     out = capsys.readouterr().out
     assert "kernels compiled (1 steps, 1 processes)" in out and "cached in" in out
-    assert main(["warmup", "--jobs", "0"]) == 1
-    assert "--jobs must be at least 1" in capsys.readouterr().err
+    assert main(["warmup", "--demo", "--jobs", "0"]) == 0
+    assert "(1 steps, in this process)" in capsys.readouterr().out
+    assert main(["warmup", "--jobs", "-1"]) == 1
+    assert "--jobs must be 0 (compile in this process) or more" in capsys.readouterr().err
 
 
 def test_idle_jobs_follow_the_idle_cores(monkeypatch):
