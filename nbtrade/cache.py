@@ -872,8 +872,9 @@ def disk_summary(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
 
 def print_summary(root: str | os.PathLike | None = None) -> int:
     """Print :func:`disk_summary` as a table (``nbtrade cache stats``); returns an exit code."""
-    from rich.console import Console
     from rich.table import Table
+
+    from .report.dashboard import make_console
 
     root_path = Path(root) if root is not None else default_root()
     rows = disk_summary(root_path)
@@ -886,7 +887,7 @@ def print_summary(root: str | os.PathLike | None = None) -> int:
                       f"{r['time_saved']:.1f} s")
     if not rows:
         table.add_row("(empty)", "0", "0 B", "0", "0", "-", "0", "0", "0.0 s")
-    Console().print(table)
+    make_console().print(table)
     return 0
 
 

@@ -37,7 +37,13 @@ A strategy file is a Python file defining
 
 returning boolean DataFrames (bars x symbols) under any of entries, exits, short_entries,
 short_exits. A signal at bar t may use bars up to t only; it fills at bar t+1's open
-(--fill close: at t's close). Optionally the file sets
+(--fill close: at t's close). Or it defines a class-API strategy, run by nbtrade.Backtest:
+
+    class MyStrategy(nbtrade.Strategy):   # with several subclasses: strategy = MyStrategy
+        def init(self): ...                # indicators: self.I(...)
+        def next(self): ...                # self.buy(), self.sell(), self.position.close()
+
+Optionally the file sets
 
     BACKTEST = {"sl_stop": 0.05, "size": 0.5}   # keyword arguments of nbtrade.backtest
 
@@ -116,7 +122,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     bt = sub.add_parser("backtest", help="backtest a built-in strategy or a strategy file; print stats, write a report",
                         description=STRATEGY_FILE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    bt.add_argument("strategy", help="ema_cross, sma_cross, rsi_reversion, or a .py file defining strategy(data)")
+    bt.add_argument("strategy", help="ema_cross, sma_cross, rsi_reversion, or a .py file defining strategy(data) or a "
+                                    "Strategy subclass")
     _data_args(bt)
     # default None: a flag given on the command line beats the file's BACKTEST, which beats BACKTEST_DEFAULTS
     d = BACKTEST_DEFAULTS
@@ -147,6 +154,17 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--compare", metavar="FILE", default=None,
                        help="compare with a previous --json file and flag regressions")
     bench.add_argument("--only", metavar="NAME", default=None, help="run only cases whose name contains NAME")
+
+    warm = sub.add_parser("warmup", help="compile and cache the numba kernels now, so first runs start fast",
+                          description="Compile every kernel nbtrade's commands and demo use and cache it on disk "
+                                      "($NUMBA_CACHE_DIR, else next to the package). Numba otherwise compiles "
+                                      "each kernel on its first call (about a minute for a first demo on 2 "
+                                      "cores); afterwards runs load them in milliseconds. Run it again after "
+                                      "upgrading nbtrade.")
+    warm.add_argument("--jobs", type=int, default=None,
+                      help="worker processes, 0 to compile in this process (default: one per idle core when "
+                           "two or more are idle, else 0)")
+    warm.add_argument("--demo", action="store_true", help="only the kernels `nbtrade demo` uses")
 
     cache = sub.add_parser("cache", help="result and model caches")
     cache.add_argument("cache_command", choices=["stats", "clear"])

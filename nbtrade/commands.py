@@ -43,20 +43,35 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _mock(args: argparse.Namespace) -> int:
-    from .data.mock import run_mock_exchange
+    """Serve the mock; its first line is the fetch command using it, with the port it really got
+    (``--port 0`` picks a free one)."""
+    import asyncio
 
-    print(f"fetch from it: nbtrade fetch binance BTC/USDT,ETH/USDT --base-url http://{args.host}:{args.port} --start 2024-01-01 --end 2024-03-01", flush=True)  # noqa: E501
-    return run_mock_exchange(port=args.port, host=args.host, seed=args.seed)
+    from .data.mock import serve
+
+    async def main() -> None:
+        async with serve(port=args.port, host=args.host, seed=args.seed) as mock:
+            print(f"fetch from it: nbtrade fetch binance BTC/USDT,ETH/USDT --base-url {mock.url} "
+                  "--start 2024-01-01 --end 2024-03-01", flush=True)
+            print(f"mock exchange on {mock.url} (Binance /api/v3 and /fapi/v1, Bybit /v5, OKX /api/v5); "
+                  "Ctrl-C to stop", flush=True)
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def _data(args: argparse.Namespace) -> int:
     """``nbtrade data ...``: tables or one line per result, never object reprs; errors exit 1."""
-    from rich.console import Console
     from rich.table import Table
 
     from .data import store as st
+    from .report.dashboard import make_console
 
-    console = Console()
+    console = make_console()
     root = _store_root(args)
     action = args.data_command
     if action == "ls":
@@ -223,6 +238,7 @@ def _backtest(args: argparse.Namespace) -> int:
     from .backtesting import backtest
     from .monitor import Monitor
     from .report.dashboard import make_console
+    from .strategies import ClassStrategy
 
     as_json = args.json == "-"
     console = make_console(stderr=as_json)  # stdout carries only the JSON then
@@ -230,11 +246,15 @@ def _backtest(args: argparse.Namespace) -> int:
     strategy, file_kwargs, path = _strategy(args)
     with mon.stage("load data"):
         data = load_data(args)
-    with mon.stage("signals"), user_code(path):
-        signals = strategy(data)
     params = backtest_params(args, file_kwargs, len(data))
-    with mon.stage("backtest"):
-        result = backtest(data, **signals, **params)
+    if isinstance(strategy, ClassStrategy):  # orders from its next(): signals and engine in one run
+        with mon.stage("backtest"), user_code(path):
+            result = strategy.backtest(data, **params)
+    else:
+        with mon.stage("signals"), user_code(path):
+            signals = strategy(data)
+        with mon.stage("backtest"):
+            result = backtest(data, **signals, **params)
     stats = result.stats()
     if args.json:
         text = json.dumps({"strategy": args.strategy, "symbols": list(data), "timeframe": args.timeframe,
@@ -294,6 +314,32 @@ def _cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warmup(args: argparse.Namespace) -> int:
+    """``nbtrade warmup``: compile and cache the kernels, one progress row per step."""
+    import os
+
+    from . import warmup
+    from .report.dashboard import Dashboard, make_console
+
+    steps = list(warmup.DEMO_STEPS if args.demo else warmup.STEPS)
+    jobs = args.jobs if args.jobs is not None else warmup.idle_jobs(len(steps))
+    if jobs < 0:
+        raise ValueError(f"--jobs must be 0 (compile in this process) or more worker processes, got {jobs}")
+    console = make_console()
+    with Dashboard("compiling kernels", fields=("kernels",), console=console, interval=5.0) as dash:
+        dash.add("steps", total=len(steps), kernels=0)
+        w = warmup.Warmup(steps, jobs=jobs)
+        seconds = w.wait(lambda name, done, total, compiled: dash.update("steps", completed=done, kernels=compiled))
+    where = os.environ.get("NUMBA_CACHE_DIR") or "the package's __pycache__ folders"
+    how = f"{w.jobs} processes" if w.jobs else "in this process"
+    console.print(f"{w.compiled} kernels compiled ({len(steps)} steps, {how}) in {seconds:.1f} s "
+                  f"({w.cpu:.1f} s of CPU); "
+                  f"cached in {where}", markup=False, highlight=False)
+    for err in w.errors:
+        console.print(f"warning: a step {err}; its kernels compile on first use", markup=False, highlight=False)
+    return 0
+
+
 def _check(args: argparse.Namespace) -> int:
     from .checks import check_lookahead, check_recursive
 
@@ -310,5 +356,5 @@ def _check(args: argparse.Namespace) -> int:
 
 _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _demo, "fetch": _fetch, "mock-exchange": _mock, "data": _data, "backtest": _backtest,
-    "bench": _bench, "cache": _cache, "check": _check, "report": _report,
+    "bench": _bench, "cache": _cache, "check": _check, "report": _report, "warmup": _warmup,
 }

@@ -4,7 +4,9 @@ A strategy is a callable ``strategy(data) -> dict`` taking ``{symbol: OHLCV
 DataFrame}`` and returning boolean DataFrames (bars x symbols) under any of
 ``entries, exits, short_entries, short_exits``. The signal at bar ``t`` may use
 bars up to ``t`` only; the engine fills it at ``t + 1``'s open by default.
-A strategy file is a Python file defining ``strategy(data)`` and, optionally,
+A strategy file is a Python file defining ``strategy(data)`` or a class-API
+:class:`nbtrade.Strategy` subclass (``init``/``next``, run by :class:`nbtrade.Backtest`;
+with several subclasses, ``strategy = TheOne`` names it) and, optionally,
 ``BACKTEST = {...}`` keyword arguments for :func:`nbtrade.backtesting.backtest`.
 """
 from __future__ import annotations
@@ -58,8 +60,44 @@ def rsi_reversion(data: Mapping[str, pd.DataFrame], timeperiod: int = 14, lower:
 BUILTIN: dict[str, Strategy] = {"ema_cross": ema_cross, "sma_cross": sma_cross, "rsi_reversion": rsi_reversion}
 
 
-def load_strategy(name_or_path: str) -> tuple[Strategy, dict[str, Any]]:
-    """A built-in strategy by name, or ``strategy`` (and ``BACKTEST`` kwargs) from a Python file."""
+class ClassStrategy:
+    """A strategy file's :class:`nbtrade.Strategy` subclass: its orders come from ``next``, so it runs
+    through :class:`nbtrade.Backtest` instead of a signals backtest.
+
+    Called as ``strategy(data)`` (what ``check_lookahead`` and ``check_recursive`` test) it returns,
+    per bar and symbol, the positions after each bar and every indicator declared in ``init``:
+    with no look-ahead, none of them changes at or before bar ``t`` when later bars are removed.
+    """
+
+    def __init__(self, cls: type, kwargs: Mapping[str, Any] | None = None) -> None:
+        self.cls = cls
+        self.kwargs = dict(kwargs or {})
+        self.__name__ = cls.__name__
+
+    def backtest(self, data: Any, **kwargs: Any) -> Any:
+        """``Backtest(data, cls, **kwargs).run()``: a :class:`nbtrade.Result`."""
+        from .strategy import Backtest
+
+        return Backtest(data, self.cls, **kwargs).run()
+
+    def __call__(self, data: Any) -> dict[str, pd.DataFrame]:
+        import numpy as np
+
+        res = self.backtest(data, **self.kwargs)
+        out = {"positions": res.positions}
+        for ind in res.strategy._indicators:
+            arr = np.asarray(ind, dtype=np.float64)
+            arr = arr.reshape(len(res.index), -1)
+            out[f"indicator {ind.name}"] = pd.DataFrame(arr, index=res.index, columns=res.symbols[:arr.shape[1]])
+        return out
+
+    def __repr__(self) -> str:
+        return f"ClassStrategy({self.cls.__name__})"
+
+
+def load_strategy(name_or_path: str) -> tuple[Strategy | ClassStrategy, dict[str, Any]]:
+    """A built-in strategy by name, or from a Python file: ``strategy(data)`` or a class-API
+    :class:`nbtrade.Strategy` subclass (a :class:`ClassStrategy`), and the file's ``BACKTEST`` kwargs."""
     if name_or_path in BUILTIN:
         return BUILTIN[name_or_path], {}
     path = Path(name_or_path)
@@ -70,10 +108,34 @@ def load_strategy(name_or_path: str) -> tuple[Strategy, dict[str, Any]]:
         raise ValueError(f"cannot load strategy file {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    fn = getattr(module, "strategy", None)
-    if not callable(fn):
-        raise ValueError(f"strategy file {path} must define a function strategy(data)")
     kwargs = getattr(module, "BACKTEST", {}) or {}
     if not isinstance(kwargs, dict):
         raise ValueError(f"BACKTEST in {path} must be a dict of backtest() keyword arguments")
+    fn = getattr(module, "strategy", None)
+    cls = _strategy_class(module, fn, path)
+    if cls is not None:
+        return ClassStrategy(cls, kwargs), dict(kwargs)
+    if not callable(fn):
+        raise ValueError(f"strategy file {path} must define a function strategy(data) or a subclass of "
+                         f"nbtrade.Strategy")
     return fn, dict(kwargs)
+
+
+def _strategy_class(module: Any, fn: Any, path: Path) -> type | None:
+    """The file's class-API strategy: ``strategy`` when it is a Strategy subclass, else the one
+    subclass the file defines (None when it defines none, or defines a ``strategy`` function)."""
+    from .strategy import Strategy as ClassAPI
+
+    def is_subclass(x: Any) -> bool:
+        return isinstance(x, type) and issubclass(x, ClassAPI) and x is not ClassAPI
+
+    if is_subclass(fn):
+        return fn
+    if fn is not None:
+        return None
+    found = [v for v in vars(module).values() if is_subclass(v) and v.__module__ == module.__name__]
+    if len(found) > 1:
+        raise ValueError(f"strategy file {path} defines {len(found)} Strategy subclasses "
+                         f"({', '.join(c.__name__ for c in found)}): name the one to run with "
+                         f"`strategy = {found[0].__name__}`")
+    return found[0] if found else None

@@ -2,6 +2,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from nbtrade.cli import main
 
 
@@ -44,7 +46,7 @@ def test_every_subcommand_help_is_lazy():
     for name, p in sub.choices.items():
         assert p.format_help()
     code = ("import sys; from nbtrade.cli import main\n"
-            "for c in ['demo','fetch','mock-exchange','data','backtest','bench','cache','check','report']:\n"
+            "for c in ['demo','fetch','mock-exchange','data','backtest','bench','cache','check','report','warmup']:\n"
             "    try: main([c, '--help'])\n"
             "    except SystemExit: pass\n"
             "heavy=[m for m in ('numba','pandas','sklearn','h5py','aiohttp') if m in sys.modules]\n"
@@ -159,6 +161,34 @@ def test_mock_exchange_prints_the_fetch_command():
         proc.terminate()
         proc.wait(timeout=30)
     assert "nbtrade fetch binance" in first and "--base-url http://127.0.0.1:" in first
+    port = first.split("--base-url http://127.0.0.1:")[1].split()[0]
+    assert port.isdigit() and int(port) > 0  # the port it got, not the ':0' asked for
+
+
+def _piped(*args, home):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # as in a CI log: no terminal, no width
+    env["NBTRADE_HOME"] = str(home)
+    return subprocess.run([sys.executable, "-m", "nbtrade", *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def test_cache_stats_and_data_ls_are_not_wrapped_when_piped(tmp_path):
+    from nbtrade.synthetic import market
+
+    proc = _piped("cache", "stats", home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    header = next(ln for ln in proc.stdout.splitlines() if "cache" in ln and "entries" in ln)
+    assert "hit rate" in header and "time saved" in header  # one header line, not 80-column slivers
+    from nbtrade.data.store import Store
+
+    store = Store(tmp_path / "data")
+    store.append("binance", "BTC/USDT", "1h", market("BTC/USDT", "2024-01-01", "2024-01-03", "1h", seed=0))
+    proc = _piped("data", "ls", home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    row = next(ln for ln in proc.stdout.splitlines() if "BTC/USDT" in ln)
+    assert "binance" in row and "48" in row and "2024-01-01 00:00:00+00:00" in row
 
 
 def test_bench_json_to_stdout(capsys):
@@ -169,3 +199,63 @@ def test_bench_json_to_stdout(capsys):
     assert run_bench("kernels", n=20_000, repeat=1, quick=True, json_path="-", only="rolling_mean w20") == 0
     data = json.loads(capsys.readouterr().out)
     assert data["rows"] and data["rows"][0]["impls"]["nbtrade"]["median_s"] > 0
+
+
+CLASS_STRATEGY = """\
+import nbtrade
+from nbtrade import indicators as ind
+
+BACKTEST = {{"fees": 0.002}}
+
+
+class SmaCross(nbtrade.Strategy):
+    fast, slow = 5, 20
+
+    def init(self):
+        self.f = self.I(ind.sma, self.data.close, self.fast)
+        self.s = self.I({slow}, self.data.close, self.slow)
+
+    def next(self):
+        if nbtrade.crossover(self.f, self.s):
+            self.buy()
+        elif nbtrade.crossover(self.s, self.f):
+            self.position.close()
+"""
+
+
+def test_strategy_file_with_a_class_api_strategy(tmp_path):
+    """A file defining a Strategy subclass runs through Backtest; check lookahead tests its positions and
+    indicators (a leaking indicator is caught)."""
+    import json
+
+    home = {"NBTRADE_HOME": str(tmp_path)}
+    clean = tmp_path / "cls.py"
+    clean.write_text(CLASS_STRATEGY.format(slow="ind.sma"))
+    span = ("--synthetic", "--symbols", "BTC/USDT", "--start", "2024-01-01", "--end", "2024-01-15")
+    proc = _run("backtest", str(clean), *span, "--sl-stop", "0.05", "--json", env=home)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["params"]["fees"] == 0.002 and out["params"]["sl_stop"] == 0.05  # file and flag settings
+    assert out["stats"]["# Trades"] > 0
+    proc = _run("check", "lookahead", str(clean), *span, "--cuts", "5", env=home)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    leaky = tmp_path / "leaky.py"
+    leaky.write_text(CLASS_STRATEGY.format(slow="lambda c, n: __import__('numpy').roll(ind.sma(c, n), -3)"))
+    proc = _run("check", "lookahead", str(leaky), *span, "--cuts", "5", env=home)
+    assert proc.returncode == 1 and "indicator" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_strategy_file_with_two_classes_must_name_one(tmp_path):
+    from nbtrade.strategies import ClassStrategy, load_strategy
+
+    two = tmp_path / "two.py"
+    two.write_text(CLASS_STRATEGY.format(slow="ind.sma") + "\n\nclass Other(SmaCross):\n    fast = 3\n")
+    with pytest.raises(ValueError, match=r"defines 2 Strategy subclasses \(SmaCross, Other\).*strategy = SmaCross"):
+        load_strategy(str(two))
+    two.write_text(two.read_text() + "\nstrategy = Other\n")
+    strat, kwargs = load_strategy(str(two))
+    assert isinstance(strat, ClassStrategy) and strat.cls.__name__ == "Other" and kwargs == {"fees": 0.002}
+    none = tmp_path / "none.py"
+    none.write_text("x = 1\n")
+    with pytest.raises(ValueError, match="must define a function strategy\\(data\\) or a subclass of nbtrade.Strategy"):
+        load_strategy(str(none))
