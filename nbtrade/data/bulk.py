@@ -75,9 +75,28 @@ class BulkResult:
     seconds: float = 0.0
     ignored_columns: list[str] = field(default_factory=list)
 
+    #: The store written to (for :meth:`to_market`).
+    store: Any = field(default=None, repr=False, compare=False)
+
     @property
     def rows_per_s(self) -> float:
         return self.rows / self.seconds if self.seconds else float("nan")
+
+    def to_market(self, timeframe: str | None = None, start: Any = None, end: Any = None) -> Any:
+        """The imported symbols read back from the store as one :class:`nbtrade.Market` (all their
+        stored candles in ``[start, end)``); ``timeframe`` picks one when the import held several."""
+        tfs = sorted({s.timeframe for s in self.series})
+        if timeframe is None:
+            if len(tfs) != 1:
+                raise ValueError(f"the import holds timeframes {tfs}: pass timeframe= to pick one")
+            timeframe = tfs[0]
+        symbols = [s.symbol for s in self.series if s.timeframe == timeframe and s.rows]
+        if not symbols:
+            raise ValueError(f"the import added no candles of timeframe {timeframe!r} (it holds {tfs})")
+        if self.store is None:
+            raise ValueError(f"this result does not know its store; use Store(...).read_market"
+                             f"({self.exchange!r}, {symbols!r}, {timeframe!r})")
+        return self.store.read_market(self.exchange, symbols, timeframe, start, end)
 
 
 def split_symbol(symbol_id: str) -> str:
@@ -205,7 +224,7 @@ def import_bulk(paths: Any, store: Any = None, exchange: str = "binance", *, sym
     with ThreadPoolExecutor(max_workers=max(1, min(n_threads, len(files)))) as pool:
         arrays = list(pool.map(lambda k: read_bulk_file(files[k].path, files[k].timeframe, layouts[k]),
                                range(len(files))))
-    result = BulkResult(exchange, files=len(files))
+    result = BulkResult(exchange, files=len(files), store=store)
     ignored = {c for lay in layouts for layout in lay for c in layout.ignored}
     result.ignored_columns = [c for c in io.KLINE_FIELDS if c in ignored] + sorted(ignored - set(io.KLINE_FIELDS))
     by_series: dict[tuple[str, str], BulkSeries] = {}

@@ -219,6 +219,16 @@ class FetchResult:
     def frames(self) -> dict[str, Any]:
         return {s: self.frame(s) for s in self.data}
 
+    def to_market(self) -> Any:
+        """All symbols as one :class:`nbtrade.Market` on the union of their open times (NaN where a
+        symbol has no candle, nothing filled; ``meta["exchange"]`` set). Raises ``ValueError`` naming
+        symbols that got no candle."""
+        from .panels import market_from_series
+
+        r = self.report
+        return market_from_series(self.data, exchange=r.exchange,
+                                  what=f"fetch result {r.exchange} {r.timeframe}")
+
     def __getitem__(self, symbol: str):
         return self.frame(symbol)
 

@@ -70,6 +70,18 @@ class ImportResult:
     error: str | None = None
     #: Columns of the file that are not the time or OHLCV (read, then dropped).
     ignored_columns: list[str] = field(default_factory=list)
+    #: The store written to (for :meth:`to_market`).
+    store: Any = field(default=None, repr=False, compare=False)
+
+    def to_market(self, start: Any = None, end: Any = None) -> Any:
+        """The imported series read back from the store as a one-symbol :class:`nbtrade.Market`
+        (all its stored candles in ``[start, end)``, not only this file's)."""
+        if self.error is not None:
+            raise ValueError(f"{self.path}: the import failed ({self.error}), so there is nothing to read back")
+        if self.store is None:
+            raise ValueError(f"{self.path}: this result does not know its store; use "
+                             f"Store(...).read_market({self.exchange!r}, [{self.symbol!r}], {self.timeframe!r})")
+        return self.store.read_market(self.exchange, [self.symbol], self.timeframe, start, end)
 
 
 @dataclass
@@ -397,7 +409,7 @@ def import_csv(path: str | os.PathLike, store: Any = None, exchange: str | None 
     check_timeframe(timeframe)
     if not isinstance(store, Store):
         store = Store(store)
-    res = ImportResult(path, exchange, symbol, timeframe)
+    res = ImportResult(path, exchange, symbol, timeframe, store=store)
     t0 = _time.perf_counter()
     with MemoryMonitor(limit_mb=memory_limit_mb) as mem:
         layout: list[CsvLayout] = []

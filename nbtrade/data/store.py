@@ -536,12 +536,47 @@ class Store:
             return _read_frame(f, exchange, symbol, timeframe, start, end, columns, as_arrays, cache)
 
     def read_many(self, exchange: str, symbols: Sequence[str], timeframe: str, start: Any = None,
-                  end: Any = None, columns: Sequence[str] | None = None, as_arrays: bool = False) -> dict[str, Any]:
-        """``{symbol: candles}`` for several symbols of one exchange, with one file open."""
+                  end: Any = None, columns: Sequence[str] | None = None, as_arrays: bool = False,
+                  as_market: bool = False) -> Any:
+        """``{symbol: candles}`` for several symbols of one exchange, with one file open.
+
+        With ``as_market`` the result is one :class:`nbtrade.Market` instead (see :meth:`read_market`).
+        """
+        if as_market:
+            return self.read_market(exchange, symbols, timeframe, start, end, columns)
         if isinstance(symbols, str):
             symbols = [symbols]
         with self.reader(exchange) as r:
             return {s: r.read(s, timeframe, start, end, columns, as_arrays) for s in symbols}
+
+    def read_market(self, exchange: str, symbols: Sequence[str] | str, timeframe: str, start: Any = None,
+                    end: Any = None, columns: Sequence[str] | None = None) -> Any:
+        """Candles of several symbols with open time in ``[start, end)`` as one :class:`nbtrade.Market`.
+
+        The arrays go from HDF5 straight into preallocated ``(n_bars, n_symbols)`` float64
+        arrays on the union of the symbols' open times: NaN where a symbol has no candle
+        (nothing is forward-filled), no DataFrame per symbol. Symbols keep the names given;
+        ``meta["exchange"]`` is ``exchange``. ``columns`` as in :meth:`read` (close required).
+
+        Raises ``KeyError`` for a series that is not stored and ``ValueError`` naming the
+        symbols without a candle in the range.
+
+        >>> m = store.read_market("binance", ["BTC/USDT", "ETH/USDT"], "1h", "2024-01-01")  # doctest: +SKIP
+        >>> m.close                                     # bars x symbols DataFrame
+        """
+        from .panels import market_from_series
+
+        if isinstance(symbols, str):
+            symbols = [symbols]
+        symbols = list(symbols)
+        if len(set(symbols)) != len(symbols):
+            dup = next(s for s in symbols if symbols.count(s) > 1)
+            raise ValueError(f"symbols names {dup!r} twice")
+        cols = _check_read_columns(columns, timeframe)
+        with self._reading(exchange, low_level=True) as (f, cache):
+            parts = {s: _read_frame(f, exchange, s, timeframe, start, end, cols, True, cache) for s in symbols}
+        return market_from_series(parts, exchange=exchange, columns=cols,
+                                  what=f"store {exchange} {timeframe} [{start}, {end})")
 
     @contextmanager
     def reader(self, exchange: str) -> Iterator["Reader"]:
