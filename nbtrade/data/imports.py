@@ -69,7 +69,7 @@ def import_paths(paths: Sequence[str], store: Any = None, *, exchange: str | Non
     kinds = {f: kind_of(f) for f in files}
     bulk_files = [f for f in files if kinds[f] == "bulk"]
     for f in bulk_files:  # names parse (or flags given) before anything is written
-        bulk.parse_bulk_name(f, symbol, timeframe)
+        bulk.parse_bulk_name(f, symbol, timeframe, exchange or "binance")
     for f in files:
         if kinds[f] == "csv" and (exchange is None or symbol is None or timeframe is None):
             io.parse_name(f)

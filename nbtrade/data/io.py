@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from .._files import atomic_path, temp_name
+from ..timeframes import to_epoch_ms
 from . import integrity
 from .layout import VALUE_COLUMNS, check_timeframe
 from .memory import MemoryMonitor
@@ -261,7 +262,7 @@ def _chunk_to_arrays(df: pd.DataFrame, layout: CsvLayout, unit: _TimeUnit, path:
         if stamps.isna().any():
             bad = int(np.flatnonzero(stamps.isna().to_numpy())[0])
             raise ValueError(f"path {path!r}: missing time at data row {row0 + bad + 1}")
-        t = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[ms]").astype(np.int64)
+        t = to_epoch_ms(stamps, "time")
         problems = _epoch_problems(t)
         if problems:
             raise ValueError(f"path {path!r} (data rows from {row0 + 1}): {problems[0]}")

@@ -57,6 +57,7 @@ from h5py import h5a, h5d, h5f, h5g, h5p, h5s, h5z
 from .._files import atomic_path, remove_stale
 from . import integrity
 from .journal import JournaledFile, journal_path, locked
+from ..timeframes import to_epoch_ms
 from .symbols import unified_symbol
 from .layout import (BATCHES_NAME, CHUNK_ROWS, DTYPES, FILE_SUFFIX, FUNDING, INDEX_NAME, SCHEMA_VERSION,
                      check_exchange, check_symbol, check_timeframe, compression, default_root, group_path,
@@ -151,28 +152,14 @@ class VerifyReport:
 
 
 def to_ms(ts: Any, name: str) -> int | None:
-    """Epoch ms (UTC) from int ms, ISO string, datetime, ``pd.Timestamp`` or ``np.datetime64``."""
+    """Epoch ms (UTC) of one optional bound: None stays None, the rest goes through
+    :func:`nbtrade.timeframes.to_epoch_ms` (int ms, ISO string, datetime, Timestamp, datetime64)."""
     if ts is None:
         return None
-    if isinstance(ts, bool):
-        raise TypeError(f"{name} must be a time, got {ts!r}")
-    if isinstance(ts, (int, np.integer)):
-        return int(ts)
-    if isinstance(ts, (float, np.floating)):  # pandas would read a float as nanoseconds
-        if not float(ts).is_integer():
-            raise ValueError(f"{name} as a number must be whole epoch milliseconds, got {ts!r}")
-        return int(ts)
-    if isinstance(ts, np.datetime64):
-        return int(ts.astype("datetime64[ms]").astype(np.int64))
-    import pandas as pd
-
-    try:
-        stamp = pd.Timestamp(ts)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{name} must be a time (epoch ms, ISO string, Timestamp), got {ts!r}") from exc
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize("UTC")
-    return int(stamp.value // 1_000_000)
+    if np.ndim(ts):
+        raise ValueError(f"{name} must be a time (epoch ms, ISO string, Timestamp), got {type(ts).__name__} "
+                         f"of {np.size(ts)} values")
+    return to_epoch_ms(ts, name)
 
 
 def _now_ms() -> int:
