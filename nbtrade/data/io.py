@@ -35,6 +35,7 @@ import zipfile
 import zlib
 import time as _time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -42,7 +43,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .._files import atomic_path, temp_name
+from .._files import atomic_path
 from ..timeframes import to_epoch_ms
 from . import integrity
 from .layout import VALUE_COLUMNS, check_timeframe
@@ -617,8 +618,9 @@ def export_npy(store: Any, exchange: str, symbol: str, timeframe: str, folder: s
     folder.mkdir(parents=True, exist_ok=True)
     n = store.count(exchange, symbol, timeframe, start, end)
     cols = ("time",) + value_columns(timeframe)
-    tmp = {c: temp_name(folder / f"{c}.npy") for c in cols}
-    try:
+    paths = {c: folder / f"{c}.npy" for c in cols}
+    with ExitStack() as stack:  # an error before the end replaces no column
+        tmp = {c: stack.enter_context(atomic_path(paths[c])) for c in cols}
         outs = None
         at = 0
         for block in store.iter_blocks(exchange, symbol, timeframe, start, end, rows=chunk_rows):
@@ -634,15 +636,7 @@ def export_npy(store: Any, exchange: str, symbol: str, timeframe: str, folder: s
         for arr in outs.values():
             arr.flush()
         del outs
-        paths = {}
-        for c in cols:
-            paths[c] = folder / f"{c}.npy"
-            os.replace(tmp[c], paths[c])
-        return paths
-    finally:
-        for t in tmp.values():
-            if t.exists():
-                t.unlink()
+    return paths
 
 
 def load_npy_columns(folder: str | os.PathLike, mmap: bool = True) -> dict[str, np.ndarray]:
