@@ -41,14 +41,15 @@ def market_from_series(series: Mapping[Any, Mapping[str, np.ndarray]], *, exchan
     if "close" not in cols:
         raise ValueError(f"{what}: a market needs the close column, got columns {cols}")
     times = [np.asarray(series[s]["time"], dtype=np.int64) for s in names]
-    grid = times[0] if all(t.shape == times[0].shape and np.array_equal(t, times[0]) for t in times[1:]) \
-        else np.unique(np.concatenate(times))
+    shared = all(t.shape == times[0].shape and np.array_equal(t, times[0]) for t in times[1:])
+    grid = times[0] if shared else np.unique(np.concatenate(times))
     n, m = grid.shape[0], len(names)
-    out = {c: np.full((n, m), np.nan) for c in cols}
-    for j, (s, t) in enumerate(zip(names, times)):
-        rows = slice(None) if t.shape[0] == n else np.searchsorted(grid, t)
-        for c in cols:
-            out[c][rows, j] = series[s][c]
+    rows = [slice(None) if t.shape[0] == n else np.searchsorted(grid, t) for t in times]
+    out = {}
+    for c in cols:  # one output array at a time stays in cache; NaN only where a symbol can lack bars
+        arr = out[c] = np.empty((n, m)) if shared else np.full((n, m), np.nan)
+        for j, s in enumerate(names):
+            arr[rows[j], j] = series[s][c]
     market = Market.from_arrays(grid, names, **out)
     if exchange is not None:
         market.meta["exchange"] = exchange
