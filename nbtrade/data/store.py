@@ -562,8 +562,8 @@ class Store:
         cols = _check_read_columns(columns, timeframe)
         with self._reading(exchange, low_level=True) as (f, cache):
             parts = {s: _read_frame(f, exchange, s, timeframe, start, end, cols, True, cache) for s in symbols}
-        return market_from_series(parts, exchange=exchange, columns=cols,
-                                  what=f"store {exchange} {timeframe} [{start}, {end})")
+        span = "" if start is None and end is None else f" [{start}, {end})"
+        return market_from_series(parts, exchange=exchange, columns=cols, what=f"store {exchange} {timeframe}{span}")
 
     @contextmanager
     def reader(self, exchange: str) -> Iterator["Reader"]:

@@ -53,7 +53,7 @@ def test_one_symbol_spelling_reads_the_unified_series(store):
 
 
 def test_read_market_refusals_name_the_fault(store):
-    with pytest.raises(ValueError, match="no candles for ETH/USDT"):
+    with pytest.raises(ValueError, match=r"store binance 1h \[2024-01-01, 2024-01-01 03:00\): no candles for ETH/USDT"):
         store.read_market(EX, ["BTC/USDT", "ETH/USDT"], TF, "2024-01-01", "2024-01-01 03:00")
     with pytest.raises(ValueError, match="names 'BTC/USDT' twice"):
         store.read_market(EX, ["BTC/USDT", "BTC/USDT"], TF)
@@ -67,3 +67,14 @@ def test_read_market_refusals_name_the_fault(store):
         store.read_market(EX, ["BTC/USDT", "SOL/USDT"], TF)
     with pytest.raises(NotFound):
         store.read_market("okx", ["BTC/USDT"], TF)
+
+
+def test_float32_store_gives_float64_panel(tmp_path):
+    s = Store(tmp_path, dtype="float32")
+    a = candles("BTC/USDT", "2024-01-01", "2024-01-02", TF, seed=5)
+    s.append(EX, "BTC/USDT", TF, a)
+    m = s.read_market(EX, ["BTC/USDT"], TF)
+    assert m.array("close").dtype == np.float64 and m.array("close").flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(m.array("close")[:, 0], a["close"].astype(np.float32).astype(np.float64))
+    with pytest.raises(KeyError):
+        s.read_market(EX, ["BTC/USDT"], "4h")
