@@ -13,7 +13,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from .timeframes import DAY_MS, ms_to_index, timeframe_ms
+from .timeframes import DAY_MS, ms_to_index, timeframe_ms, to_epoch_ms
 
 COLUMNS = ("open", "high", "low", "close", "volume")
 
@@ -25,13 +25,8 @@ _START_PRICES = {"BTC": 30_000.0, "ETH": 2_000.0, "BNB": 300.0, "SOL": 40.0, "XR
 _YEAR_MS = 365 * DAY_MS
 
 
-def _to_ms(ts: str | int | pd.Timestamp) -> int:
-    if isinstance(ts, (int, np.integer)):
-        return int(ts)
-    stamp = pd.Timestamp(ts)
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize("UTC")
-    return int(stamp.value // 1_000_000)
+#: Old private name of the time conversion, still used by ``data/mock.py`` and ``bench/``.
+_to_ms = to_epoch_ms
 
 
 def symbol_seed(symbol: str, seed: int) -> np.random.SeedSequence:
@@ -42,7 +37,7 @@ def symbol_seed(symbol: str, seed: int) -> np.random.SeedSequence:
 def grid(start: str | int | pd.Timestamp, end: str | int | pd.Timestamp, timeframe: str) -> np.ndarray:
     """Open times (int64 ms, UTC) of the bars in ``[start, end)``, aligned to the timeframe."""
     step = timeframe_ms(timeframe)
-    lo, hi = _to_ms(start), _to_ms(end)
+    lo, hi = to_epoch_ms(start, "start"), to_epoch_ms(end, "end")
     if hi < lo:
         raise ValueError(f"end ({end}) is before start ({start})")
     first = -(-lo // step) * step

@@ -436,6 +436,26 @@ def test_keys_do_not_depend_on_time_resolution(unit):
     assert fingerprint(idx) != fingerprint(idx + pd.Timedelta("1s"))
 
 
+def test_cached_calls_with_any_time_resolution_hit_one_key(tmp_path):
+    """@cached (memory and disk): the same instants in s, ms, us and ns are one entry, one call."""
+    calls = []
+
+    @cached(maxsize=8, disk=tmp_path)
+    def total(df, when):
+        calls.append(df.index.unit)
+        return float(df["close"].sum())
+
+    idx = pd.date_range("2024-01-01", periods=24, freq="h", tz="UTC")
+    for unit in ("ns", "s", "ms", "us"):
+        i = idx.as_unit(unit)
+        df = pd.DataFrame({"close": np.arange(24.0), "t": i.tz_localize(None)}, index=i)
+        assert total(df, i[5]) == 276.0
+    assert calls == ["ns"]
+    df = pd.DataFrame({"close": np.arange(24.0)}, index=idx.as_unit("s") + pd.Timedelta("1s"))
+    total(df, idx[5])  # other instants: another key
+    assert len(calls) == 2
+
+
 def test_arguments_that_cannot_be_keyed_are_refused_by_name():
     import threading
 

@@ -4,9 +4,9 @@ Binance publishes klines as monthly and daily files (``BTCUSDT-1m-2024-01.zip``,
 ``BTCUSDT-1m-2024-01-15.zip``), each a CSV of the 12-field kline layout
 (:data:`nbtrade.data.io.KLINE_FIELDS`); spot files have no header, futures files
 may have one; open times are in ms, or (spot, since 2025) in us. Symbol and
-timeframe come from the file name (``BTCUSDT`` -> ``BTC/USDT`` by its quote
-asset, :data:`QUOTES`); a name that does not parse asks for ``symbol=`` and
-``timeframe=``.
+timeframe come from the file name (``BTCUSDT`` -> ``BTC/USDT`` by the one symbol
+rule of :mod:`nbtrade.data.symbols`); a name that does not parse asks for
+``symbol=`` and ``timeframe=``.
 
 :func:`import_bulk` imports files, folders and globs: files are parsed in
 parallel threads (pandas' tokenizer and zlib release the GIL), then every
@@ -30,11 +30,8 @@ import numpy as np
 
 from . import io
 from .layout import check_timeframe
+from .symbols import SymbolError, unified_symbol
 
-#: Quote assets recognised when splitting an exchange symbol id (longest first wins).
-QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDP", "DAI", "BTC", "ETH", "BNB", "EUR", "TRY", "BRL",
-          "GBP", "JPY", "AUD", "RUB", "UAH", "BIDR", "IDRT", "ZAR", "PLN", "RON", "ARS", "MXN", "COP", "CZK",
-          "XRP", "TRX", "DOGE", "DOT", "USD")
 _NAME_RE = re.compile(r"^(?P<id>[A-Z0-9]+)-(?P<tf>\d+[smhdwM])-(?P<period>\d{4}-\d{2}(?:-\d{2})?)"
                       r"\.(?P<ext>csv|zip)$")
 
@@ -75,25 +72,45 @@ class BulkResult:
     seconds: float = 0.0
     ignored_columns: list[str] = field(default_factory=list)
 
+    #: The store written to (for :meth:`to_market`).
+    store: Any = field(default=None, repr=False, compare=False)
+
     @property
     def rows_per_s(self) -> float:
         return self.rows / self.seconds if self.seconds else float("nan")
 
+    def to_market(self, timeframe: str | None = None, start: Any = None, end: Any = None) -> Any:
+        """The imported symbols read back from the store as one :class:`nbtrade.Market` (all their
+        stored candles in ``[start, end)``); ``timeframe`` picks one when the import held several."""
+        tfs = sorted({s.timeframe for s in self.series})
+        if timeframe is None:
+            if len(tfs) != 1:
+                raise ValueError(f"the import holds timeframes {tfs}: pass timeframe= to pick one")
+            timeframe = tfs[0]
+        symbols = [s.symbol for s in self.series if s.timeframe == timeframe and s.rows]
+        if not symbols:
+            raise ValueError(f"the import added no candles of timeframe {timeframe!r} (it holds {tfs})")
+        if self.store is None:
+            raise ValueError(f"this result does not know its store; use Store(...).read_market"
+                             f"({self.exchange!r}, {symbols!r}, {timeframe!r})")
+        return self.store.read_market(self.exchange, symbols, timeframe, start, end)
 
-def split_symbol(symbol_id: str) -> str:
-    """Unified symbol of a Binance spot id by its quote asset: ``BTCUSDT`` -> ``BTC/USDT``.
 
-    Raises ``ValueError`` when no known quote asset ends the id.
+def split_symbol(symbol_id: str, exchange: str = "binance") -> str:
+    """Unified symbol of an exchange id by the one symbol rule (:func:`~nbtrade.data.symbols.unified_symbol`):
+    ``BTCUSDT`` -> ``BTC/USDT`` on ``binance``, ``BTC/USDT:USDT`` on ``binance_futures``.
+
+    Raises ``ValueError`` when no known quote asset ends the id, or more than one could.
     """
-    for quote in sorted(QUOTES, key=len, reverse=True):
-        if symbol_id.endswith(quote) and len(symbol_id) > len(quote):
-            return f"{symbol_id[:-len(quote)]}/{quote}"
-    raise ValueError(f"cannot tell base and quote asset of {symbol_id!r} (known quotes: {', '.join(QUOTES)}); "
-                     "pass symbol= (--symbol) explicitly")
+    try:
+        return unified_symbol(symbol_id, exchange, strict=True)
+    except SymbolError as exc:
+        raise SymbolError(f"cannot tell base and quote asset of {symbol_id!r} ({exc}); "
+                          "pass symbol= (--symbol) explicitly", exc.candidates) from None
 
 
-def parse_bulk_name(path: str | os.PathLike, symbol: str | None = None, timeframe: str | None = None
-                    ) -> BulkFile:
+def parse_bulk_name(path: str | os.PathLike, symbol: str | None = None, timeframe: str | None = None,
+                    exchange: str = "binance") -> BulkFile:
     """Symbol and timeframe of a bulk file from its name, unless given.
 
     Raises ``ValueError`` naming the file when the name does not parse and they are not given.
@@ -103,7 +120,7 @@ def parse_bulk_name(path: str | os.PathLike, symbol: str | None = None, timefram
     if m is None and (symbol is None or timeframe is None):
         raise ValueError(f"file {path!r}: name is not SYMBOL-INTERVAL-YYYY-MM[-DD].zip|csv (Binance's bulk "
                          "naming); pass symbol= and timeframe= (--symbol/--timeframe)")
-    sym = symbol if symbol is not None else split_symbol(m["id"])
+    sym = symbol if symbol is not None else split_symbol(m["id"], exchange)
     tf = timeframe if timeframe is not None else m["tf"]
     check_timeframe(tf)
     return BulkFile(path, sym, tf, m["period"] if m else "")
@@ -192,7 +209,7 @@ def import_bulk(paths: Any, store: Any = None, exchange: str = "binance", *, sym
     from .store import Store
 
     t0 = _time.perf_counter()
-    files = [parse_bulk_name(p, symbol, timeframe) for p in expand(paths)]
+    files = [parse_bulk_name(p, symbol, timeframe, exchange) for p in expand(paths)]
     if not isinstance(store, Store):
         store = Store(store)
     n_threads = threads if threads is not None else min(8, os.cpu_count() or 1)
@@ -205,7 +222,7 @@ def import_bulk(paths: Any, store: Any = None, exchange: str = "binance", *, sym
     with ThreadPoolExecutor(max_workers=max(1, min(n_threads, len(files)))) as pool:
         arrays = list(pool.map(lambda k: read_bulk_file(files[k].path, files[k].timeframe, layouts[k]),
                                range(len(files))))
-    result = BulkResult(exchange, files=len(files))
+    result = BulkResult(exchange, files=len(files), store=store)
     ignored = {c for lay in layouts for layout in lay for c in layout.ignored}
     result.ignored_columns = [c for c in io.KLINE_FIELDS if c in ignored] + sorted(ignored - set(io.KLINE_FIELDS))
     by_series: dict[tuple[str, str], BulkSeries] = {}
@@ -265,4 +282,4 @@ def write_bulk_file(path: str | os.PathLike, a: dict[str, np.ndarray], timeframe
 
 
 __all__ = ["import_bulk", "write_bulk_file", "read_bulk_file", "parse_bulk_name", "split_symbol", "expand", "BulkResult",
-           "BulkSeries", "BulkFile", "QUOTES"]
+           "BulkSeries", "BulkFile"]

@@ -53,6 +53,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
+from ..timeframes import to_epoch_ms
 from ._grid import ceil_open, floor_open, next_open, on_grid
 from .exchanges import get_adapter
 from .exchanges.base import Adapter, BadRequest, ExchangeError, MalformedResponse, RawBody, Request, ServerError
@@ -219,6 +220,16 @@ class FetchResult:
     def frames(self) -> dict[str, Any]:
         return {s: self.frame(s) for s in self.data}
 
+    def to_market(self) -> Any:
+        """All symbols as one :class:`nbtrade.Market` on the union of their open times (NaN where a
+        symbol has no candle, nothing filled; ``meta["exchange"]`` set). Raises ``ValueError`` naming
+        symbols that got no candle."""
+        from .panels import market_from_series
+
+        r = self.report
+        return market_from_series(self.data, exchange=r.exchange,
+                                  what=f"fetch result {r.exchange} {r.timeframe}")
+
     def __getitem__(self, symbol: str):
         return self.frame(symbol)
 
@@ -293,19 +304,11 @@ def find_gaps(times: np.ndarray, timeframe: str, expected_first: int | None = No
 
 
 def _to_ms(value: Any, name: str) -> int:
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value)
-    import pandas as pd
-
-    try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{name} must be a time (ms since epoch, string or Timestamp), got {value!r}") from exc
-    if stamp is pd.NaT:
-        raise ValueError(f"{name} must not be NaT")
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize("UTC")
-    return int(stamp.value // 1_000_000)
+    """Epoch ms of one ``start``/``end`` (through :func:`nbtrade.timeframes.to_epoch_ms`)."""
+    if np.ndim(value):
+        raise ValueError(f"{name} must be a time (ms since epoch, string or Timestamp), got "
+                         f"{type(value).__name__} of {np.size(value)} values")
+    return to_epoch_ms(value, name)
 
 
 # ------------------------------------------------------------------------------------------------

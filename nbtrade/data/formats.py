@@ -103,7 +103,7 @@ def import_table(path: str | os.PathLike, store: Any = None, exchange: str | Non
                          "for parquet and feather files")
     if not isinstance(store, Store):
         store = Store(store)
-    res = io.ImportResult(path, exchange, symbol, timeframe)
+    res = io.ImportResult(path, exchange, symbol, timeframe, store=store)
     t0 = _time.perf_counter()
     a = read_table(path, timeframe, res.ignored_columns)
     r = store.append(exchange, symbol, timeframe, a, on_conflict=on_conflict)

@@ -32,6 +32,15 @@ class ImportRow:
     duplicates: int = 0
     replaced: int = 0
     ignored_columns: list[str] = field(default_factory=list)
+    #: The store written to (for :meth:`to_market`).
+    store: Any = field(default=None, repr=False, compare=False)
+
+    def to_market(self, start: Any = None, end: Any = None) -> Any:
+        """This series read back from the store as a one-symbol :class:`nbtrade.Market`."""
+        if self.store is None:
+            raise ValueError(f"{self.source}: this row does not know its store; use Store(...).read_market"
+                             f"({self.exchange!r}, [{self.symbol!r}], {self.timeframe!r})")
+        return self.store.read_market(self.exchange, [self.symbol], self.timeframe, start, end)
 
 
 def kind_of(path: str) -> str:
@@ -60,7 +69,7 @@ def import_paths(paths: Sequence[str], store: Any = None, *, exchange: str | Non
     kinds = {f: kind_of(f) for f in files}
     bulk_files = [f for f in files if kinds[f] == "bulk"]
     for f in bulk_files:  # names parse (or flags given) before anything is written
-        bulk.parse_bulk_name(f, symbol, timeframe)
+        bulk.parse_bulk_name(f, symbol, timeframe, exchange or "binance")
     for f in files:
         if kinds[f] == "csv" and (exchange is None or symbol is None or timeframe is None):
             io.parse_name(f)
@@ -71,7 +80,7 @@ def import_paths(paths: Sequence[str], store: Any = None, *, exchange: str | Non
         res = bulk.import_bulk(bulk_files, store, exchange or "binance", symbol=symbol, timeframe=timeframe)
         for s in res.series:
             rows.append(ImportRow(f"{s.files} bulk file(s)", res.exchange, s.symbol, s.timeframe, s.files, s.rows,
-                                  s.added, s.duplicates, s.replaced, res.ignored_columns))
+                                  s.added, s.duplicates, s.replaced, res.ignored_columns, store))
     for f in files:
         if kinds[f] == "table":
             r = formats.import_table(f, store, exchange or "binance", symbol, timeframe)
@@ -80,7 +89,7 @@ def import_paths(paths: Sequence[str], store: Any = None, *, exchange: str | Non
         else:
             continue
         rows.append(ImportRow(f, r.exchange, r.symbol, r.timeframe, 1, r.rows, r.added, r.duplicates,
-                              r.replaced, r.ignored_columns))
+                              r.replaced, r.ignored_columns, store))
     return rows
 
 

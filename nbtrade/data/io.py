@@ -35,6 +35,7 @@ import zipfile
 import zlib
 import time as _time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -42,7 +43,8 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .._files import atomic_path, temp_name
+from .._files import atomic_path
+from ..timeframes import to_epoch_ms
 from . import integrity
 from .layout import VALUE_COLUMNS, check_timeframe
 from .memory import MemoryMonitor
@@ -70,6 +72,18 @@ class ImportResult:
     error: str | None = None
     #: Columns of the file that are not the time or OHLCV (read, then dropped).
     ignored_columns: list[str] = field(default_factory=list)
+    #: The store written to (for :meth:`to_market`).
+    store: Any = field(default=None, repr=False, compare=False)
+
+    def to_market(self, start: Any = None, end: Any = None) -> Any:
+        """The imported series read back from the store as a one-symbol :class:`nbtrade.Market`
+        (all its stored candles in ``[start, end)``, not only this file's)."""
+        if self.error is not None:
+            raise ValueError(f"{self.path}: the import failed ({self.error}), so there is nothing to read back")
+        if self.store is None:
+            raise ValueError(f"{self.path}: this result does not know its store; use "
+                             f"Store(...).read_market({self.exchange!r}, [{self.symbol!r}], {self.timeframe!r})")
+        return self.store.read_market(self.exchange, [self.symbol], self.timeframe, start, end)
 
 
 @dataclass
@@ -249,7 +263,7 @@ def _chunk_to_arrays(df: pd.DataFrame, layout: CsvLayout, unit: _TimeUnit, path:
         if stamps.isna().any():
             bad = int(np.flatnonzero(stamps.isna().to_numpy())[0])
             raise ValueError(f"path {path!r}: missing time at data row {row0 + bad + 1}")
-        t = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[ms]").astype(np.int64)
+        t = to_epoch_ms(stamps, "time")
         problems = _epoch_problems(t)
         if problems:
             raise ValueError(f"path {path!r} (data rows from {row0 + 1}): {problems[0]}")
@@ -397,7 +411,7 @@ def import_csv(path: str | os.PathLike, store: Any = None, exchange: str | None 
     check_timeframe(timeframe)
     if not isinstance(store, Store):
         store = Store(store)
-    res = ImportResult(path, exchange, symbol, timeframe)
+    res = ImportResult(path, exchange, symbol, timeframe, store=store)
     t0 = _time.perf_counter()
     with MemoryMonitor(limit_mb=memory_limit_mb) as mem:
         layout: list[CsvLayout] = []
@@ -604,8 +618,9 @@ def export_npy(store: Any, exchange: str, symbol: str, timeframe: str, folder: s
     folder.mkdir(parents=True, exist_ok=True)
     n = store.count(exchange, symbol, timeframe, start, end)
     cols = ("time",) + value_columns(timeframe)
-    tmp = {c: temp_name(folder / f"{c}.npy") for c in cols}
-    try:
+    paths = {c: folder / f"{c}.npy" for c in cols}
+    with ExitStack() as stack:  # an error before the end replaces no column
+        tmp = {c: stack.enter_context(atomic_path(paths[c])) for c in cols}
         outs = None
         at = 0
         for block in store.iter_blocks(exchange, symbol, timeframe, start, end, rows=chunk_rows):
@@ -621,15 +636,7 @@ def export_npy(store: Any, exchange: str, symbol: str, timeframe: str, folder: s
         for arr in outs.values():
             arr.flush()
         del outs
-        paths = {}
-        for c in cols:
-            paths[c] = folder / f"{c}.npy"
-            os.replace(tmp[c], paths[c])
-        return paths
-    finally:
-        for t in tmp.values():
-            if t.exists():
-                t.unlink()
+    return paths
 
 
 def load_npy_columns(folder: str | os.PathLike, mmap: bool = True) -> dict[str, np.ndarray]:

@@ -16,10 +16,11 @@ import hashlib
 import inspect
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
+
+from .._files import atomic_write
 
 FORMAT_VERSION = 1
 
@@ -105,17 +106,7 @@ class MetaCache:
         entry = {"version": FORMAT_VERSION, "key": path.stem, "material": material, "created": self._clock(),
                  "sha256": hashlib.sha256(text.encode()).hexdigest(), "payload": text}
         self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(entry, fh, separators=(",", ":"))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write(path, json.dumps(entry, separators=(",", ":")).encode(), durable=True)
 
     def remove(self, material: dict[str, Any]) -> None:
         self.path(material).unlink(missing_ok=True)

@@ -57,6 +57,7 @@ from h5py import h5a, h5d, h5f, h5g, h5p, h5s, h5z
 from .._files import atomic_path, remove_stale
 from . import integrity
 from .journal import JournaledFile, journal_path, locked
+from ..timeframes import to_epoch_ms
 from .symbols import unified_symbol
 from .layout import (BATCHES_NAME, CHUNK_ROWS, DTYPES, FILE_SUFFIX, FUNDING, INDEX_NAME, SCHEMA_VERSION,
                      check_exchange, check_symbol, check_timeframe, compression, default_root, group_path,
@@ -151,28 +152,14 @@ class VerifyReport:
 
 
 def to_ms(ts: Any, name: str) -> int | None:
-    """Epoch ms (UTC) from int ms, ISO string, datetime, ``pd.Timestamp`` or ``np.datetime64``."""
+    """Epoch ms (UTC) of one optional bound: None stays None, the rest goes through
+    :func:`nbtrade.timeframes.to_epoch_ms` (int ms, ISO string, datetime, Timestamp, datetime64)."""
     if ts is None:
         return None
-    if isinstance(ts, bool):
-        raise TypeError(f"{name} must be a time, got {ts!r}")
-    if isinstance(ts, (int, np.integer)):
-        return int(ts)
-    if isinstance(ts, (float, np.floating)):  # pandas would read a float as nanoseconds
-        if not float(ts).is_integer():
-            raise ValueError(f"{name} as a number must be whole epoch milliseconds, got {ts!r}")
-        return int(ts)
-    if isinstance(ts, np.datetime64):
-        return int(ts.astype("datetime64[ms]").astype(np.int64))
-    import pandas as pd
-
-    try:
-        stamp = pd.Timestamp(ts)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{name} must be a time (epoch ms, ISO string, Timestamp), got {ts!r}") from exc
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize("UTC")
-    return int(stamp.value // 1_000_000)
+    if np.ndim(ts):
+        raise ValueError(f"{name} must be a time (epoch ms, ISO string, Timestamp), got {type(ts).__name__} "
+                         f"of {np.size(ts)} values")
+    return to_epoch_ms(ts, name)
 
 
 def _now_ms() -> int:
@@ -536,12 +523,47 @@ class Store:
             return _read_frame(f, exchange, symbol, timeframe, start, end, columns, as_arrays, cache)
 
     def read_many(self, exchange: str, symbols: Sequence[str], timeframe: str, start: Any = None,
-                  end: Any = None, columns: Sequence[str] | None = None, as_arrays: bool = False) -> dict[str, Any]:
-        """``{symbol: candles}`` for several symbols of one exchange, with one file open."""
+                  end: Any = None, columns: Sequence[str] | None = None, as_arrays: bool = False,
+                  as_market: bool = False) -> Any:
+        """``{symbol: candles}`` for several symbols of one exchange, with one file open.
+
+        With ``as_market`` the result is one :class:`nbtrade.Market` instead (see :meth:`read_market`).
+        """
+        if as_market:
+            return self.read_market(exchange, symbols, timeframe, start, end, columns)
         if isinstance(symbols, str):
             symbols = [symbols]
         with self.reader(exchange) as r:
             return {s: r.read(s, timeframe, start, end, columns, as_arrays) for s in symbols}
+
+    def read_market(self, exchange: str, symbols: Sequence[str] | str, timeframe: str, start: Any = None,
+                    end: Any = None, columns: Sequence[str] | None = None) -> Any:
+        """Candles of several symbols with open time in ``[start, end)`` as one :class:`nbtrade.Market`.
+
+        The arrays go from HDF5 straight into preallocated ``(n_bars, n_symbols)`` float64
+        arrays on the union of the symbols' open times: NaN where a symbol has no candle
+        (nothing is forward-filled), no DataFrame per symbol. Symbols keep the names given;
+        ``meta["exchange"]`` is ``exchange``. ``columns`` as in :meth:`read` (close required).
+
+        Raises ``KeyError`` for a series that is not stored and ``ValueError`` naming the
+        symbols without a candle in the range.
+
+        >>> m = store.read_market("binance", ["BTC/USDT", "ETH/USDT"], "1h", "2024-01-01")  # doctest: +SKIP
+        >>> m.close                                     # bars x symbols DataFrame
+        """
+        from .panels import market_from_series
+
+        if isinstance(symbols, str):
+            symbols = [symbols]
+        symbols = list(symbols)
+        if len(set(symbols)) != len(symbols):
+            dup = next(s for s in symbols if symbols.count(s) > 1)
+            raise ValueError(f"symbols names {dup!r} twice")
+        cols = _check_read_columns(columns, timeframe)
+        with self._reading(exchange, low_level=True) as (f, cache):
+            parts = {s: _read_frame(f, exchange, s, timeframe, start, end, cols, True, cache) for s in symbols}
+        span = "" if start is None and end is None else f" [{start}, {end})"
+        return market_from_series(parts, exchange=exchange, columns=cols, what=f"store {exchange} {timeframe}{span}")
 
     @contextmanager
     def reader(self, exchange: str) -> Iterator["Reader"]:

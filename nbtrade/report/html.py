@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .. import format as F
+from ..timeframes import to_epoch_ms
 from . import svg
 
 _CSS = """
@@ -33,10 +34,12 @@ th:first-child,td:first-child{text-align:left}
 
 
 def _t_ns(index: pd.Index) -> np.ndarray:
-    idx = pd.DatetimeIndex(index)
-    if idx.tz is not None:
-        idx = idx.tz_convert("UTC").tz_localize(None)
-    return idx.values.astype("datetime64[ns]").astype(np.int64)
+    """Chart x positions in epoch ns (the svg module's axis) for times in any resolution or zone;
+    an integer index is used as it is."""
+    idx = pd.Index(index)
+    if idx.dtype.kind in "iu":
+        return idx.to_numpy(np.int64)
+    return to_epoch_ms(pd.DatetimeIndex(idx), "index") * 1_000_000
 
 
 STATIC_MARKERS = 2_000

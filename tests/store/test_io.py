@@ -322,6 +322,24 @@ def test_export_npy_streams_and_memory_maps(tmp_path, data):
         io.load_npy_columns(tmp_path / "s")
 
 
+def test_export_npy_failing_midway_leaves_the_old_files(tmp_path, data, monkeypatch):
+    store = Store(tmp_path / "s", chunk_rows=512)
+    store.append(EX, SYM, TF, data)
+    io.export_npy(store, EX, SYM, TF, tmp_path / "npy", "2024-01-02", "2024-01-03")
+    real = Store.iter_blocks
+
+    def broken(self, *a, **kw):
+        it = real(self, *a, **kw)
+        yield next(it)
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(Store, "iter_blocks", broken)
+    with pytest.raises(OSError, match="disk gone"):
+        io.export_npy(store, EX, SYM, TF, tmp_path / "npy", chunk_rows=100)
+    assert sorted(os.listdir(tmp_path / "npy")) == sorted(c + ".npy" for c in COLS)  # no temporary left
+    assert np.load(tmp_path / "npy" / "close.npy").shape == (1440,)
+
+
 def test_binance_headerless_kline_dump(tmp_path, data):
     n = 300
     rows = []
