@@ -233,8 +233,10 @@ def prepare_signals(inputs: Market | Prices, **signals: Any) -> tuple[dict[str, 
 
 
 def _per_symbol(x: Any, name: str, symbols: list, default: float, *, positive: bool = False,
-                allow_none: bool = False, upper: float | None = None) -> np.ndarray:
-    """A parameter given as scalar, ``{symbol: value}``, Series or sequence -> ``(n_symbols,)`` float64."""
+                allow_none: bool = False, upper: float | None = None, hint: str = "") -> np.ndarray:
+    """A parameter given as scalar, ``{symbol: value}``, Series or sequence -> ``(n_symbols,)`` float64.
+
+    ``hint`` ends the message of a value out of range (e.g. what the valid range means)."""
     m = len(symbols)
     if x is None:
         if allow_none:
@@ -244,7 +246,7 @@ def _per_symbol(x: Any, name: str, symbols: list, default: float, *, positive: b
         v = float(x)
         if not np.isfinite(v) or (positive and v <= 0) or v < 0 or (upper is not None and v >= upper):
             return _per_symbol(np.float64(v), name, symbols, default, positive=positive, allow_none=allow_none,
-                               upper=upper)  # the general path words the error
+                               upper=upper, hint=hint)  # the general path words the error
         return np.full(m, v)
     if isinstance(x, Mapping):
         unknown = set(x) - set(symbols)
@@ -271,11 +273,11 @@ def _per_symbol(x: Any, name: str, symbols: list, default: float, *, positive: b
         raise ValueError(f"{name} must be finite, got {arr}")
     with np.errstate(invalid="ignore"):
         if positive and (arr <= 0).any():
-            raise ValueError(f"{name} must be > 0, got {arr[arr <= 0][0]}")
+            raise ValueError(f"{name} must be > 0, got {arr[arr <= 0][0]}{hint}")
         if (arr < 0).any():
-            raise ValueError(f"{name} must be >= 0, got {arr[arr < 0][0]}")
+            raise ValueError(f"{name} must be >= 0, got {arr[arr < 0][0]}{hint}")
         if upper is not None and (arr >= upper).any():
-            raise ValueError(f"{name} must be < {upper}, got {arr[arr >= upper][0]}")
+            raise ValueError(f"{name} must be < {upper}, got {arr[arr >= upper][0]}{hint}")
     return np.ascontiguousarray(arr)
 
 
@@ -348,9 +350,9 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         (0.05 = 5 %); ``None`` disables. Must be > 0; ``sl_stop`` must be < 1 unless
         short signals are given (a long's stop would sit at or below 0).
     fees : float
-        Fee per order as a fraction of notional (0.001 = 10 bp), both legs.
+        Fee per order as a fraction of notional (0.001 = 10 bp), both legs; in [0, 1).
     fixed_fees : float
-        Fee per order in quote currency.
+        Fee per order in quote currency; below ``init_cash``.
     slippage : float
         Adverse fraction applied to every fill price, stops included.
     slippage_range : float, per symbol allowed
@@ -451,8 +453,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         counts, has_short = None, True
     params = {
         "size": _per_symbol(size, "size", syms, 1.0, positive=True),
-        "fees": _per_symbol(fees, "fees", syms, 0.0),
-        "fixed_fees": _per_symbol(fixed_fees, "fixed_fees", syms, 0.0),
+        **_fee_params(fees, fixed_fees, maker_fees, _scalar(init_cash, "init_cash"), syms),
         "slippage": _per_symbol(slippage, "slippage", syms, 0.0, upper=1.0),
         "sl_stop": _per_symbol(sl_stop, "sl_stop", syms, np.nan, positive=True, allow_none=True),
         "tp_stop": _per_symbol(tp_stop, "tp_stop", syms, np.nan, positive=True, allow_none=True),
@@ -460,7 +461,6 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "lot_size": _per_symbol(lot_size, "lot_size", syms, 0.0),
         "min_qty": _per_symbol(min_qty, "min_qty", syms, 0.0),
         "min_notional": _per_symbol(min_notional, "min_notional", syms, 0.0),
-        "maker_fees": _per_symbol(maker_fees, "maker_fees", syms, np.nan, allow_none=True),
         "slippage_range": _per_symbol(slippage_range, "slippage_range", syms, 0.0),
         "slippage_volume": _per_symbol(slippage_volume, "slippage_volume", syms, 0.0),
     }
@@ -471,10 +471,12 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     groups = _cash_groups(cash_sharing, syms)
     n_groups = int(groups.max()) + 1
     freq_ms = _freq_ms(freq, market)
+    no_candles = _check_candles(market)
     gaps = _handle_gaps(market, freq_ms, on_gap)
     # only the fields this run reads are converted and checked (the close stands in for the others)
     inputs = market.prices(ohlc=_reads_ohlc(fill, order_type, params, sl_price, tp_price, _on_bar is not None),
                            volume=bool((params["slippage_volume"] > 0).any()))
+    _check_price_range(inputs, params, syms)
 
     otype_id = _choice(order_type, "order_type", _ORDER_TYPES)
     if isinstance(tif, (bool, np.bool_)) or not isinstance(tif, (int, np.integer)) or tif < 0:
@@ -597,11 +599,14 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "missing_data": missing_rule,
         "delayed_signals": int(n_delayed),
     }
+    if no_candles:
+        assumptions["symbols_without_candles"] = no_candles
     res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
                  init_cash=init_cash * n_groups, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions,
                  symbol_init_cash=None if n_groups == 1 else init_cash)
     if _on_bar is not None:
         res._signal_arrays = sig  # DataFrames built on first access of Result.signals
+    _warn_no_candles(no_candles)
     _warn_rejected(res.order_records, rejections, size_type, market_only=order_type == "market")
     return res
 
@@ -835,6 +840,73 @@ def _check_sl_stop(sl: np.ndarray, has_short: bool, symbols: list) -> None:
                          f"use sl_stop >= 1 (stop above twice the entry price)")
 
 
+#: Valid range of a fee rate, said in every message about one.
+_FEE_RANGE = " (valid range [0, 1): a fraction of the order's notional, 0.001 = 0.1 %)"
+#: Largest price a run accepts: fills multiply prices by (1 + slippage) (1 + fees) and sum them into
+#: equity, so prices near float64's largest value (1.8e308) would overflow to inf inside the engine.
+_MAX_PRICE = float(np.finfo(np.float64).max) / 64
+
+
+def _fee_params(fees: Any, fixed_fees: Any, maker_fees: Any, init_cash: float, symbols: list) -> dict:
+    """Fee rates in [0, 1) per symbol, and fixed fees below the starting cash (else no order can fill)."""
+    out = {"fees": _per_symbol(fees, "fees", symbols, 0.0, upper=1.0, hint=_FEE_RANGE),
+           "fixed_fees": _per_symbol(fixed_fees, "fixed_fees", symbols, 0.0)}
+    if maker_fees is not _NO_MAKER:
+        out["maker_fees"] = _per_symbol(maker_fees, "maker_fees", symbols, np.nan, allow_none=True, upper=1.0,
+                                        hint=_FEE_RANGE)
+    bad = out["fixed_fees"] >= init_cash
+    if bad.any():
+        j = int(np.argmax(bad))
+        raise ValueError(f"fixed_fees ({out['fixed_fees'][j]}, {symbols[j]}) must be below init_cash ({init_cash}): "
+                         f"it is a fee per order in quote currency, and no order could ever pay it")
+    return out
+
+
+_NO_MAKER = object()
+
+
+def _check_candles(market: Market) -> list:
+    """Refuse data without a single candle; return the symbols that have none (the caller reports them)."""
+    if market.n_missing == 0:
+        return []
+    empty = market.missing.all(axis=0)
+    if empty.all():
+        raise ValueError(f"data has no candle at all: every price of {_few(market.symbols)} is NaN "
+                         f"({market.shape[0]} bars), so nothing could trade. Check the data source or the "
+                         f"date range")
+    return [s for s, e in zip(market.symbols, empty) if e]
+
+
+def _few(symbols: list, k: int = 5) -> str:
+    names = ", ".join(map(str, symbols[:k]))
+    return names + (f" and {len(symbols) - k} more" if len(symbols) > k else "")
+
+
+def _warn_no_candles(symbols: list) -> None:
+    if symbols:
+        warnings.warn(f"{len(symbols)} symbol(s) have no candle at all in the data ({_few(symbols)}): they cannot "
+                      f"trade in this run (listed in Result.assumptions['symbols_without_candles']). Drop them or "
+                      f"check the date range", stacklevel=3)
+
+
+def _check_price_range(inputs: Prices, params: dict, symbols: list) -> None:
+    """Prices whose worst fill (slippage, fees) would overflow float64 are refused, blaming the price."""
+    hi = np.fmax.reduce(inputs.high, axis=0) if inputs.high.shape[0] else np.zeros(len(symbols))
+    if not (hi > _MAX_PRICE / 16).any():  # the common case: nothing near the limit
+        return
+    fee = np.fmax(params["fees"], params.get("maker_fees", params["fees"]))
+    worst = hi * (1.0 + params["slippage"]) * (1.0 + fee)
+    worst = worst * (1.0 + params.get("slippage_range", 0.0)) * np.where(params.get("slippage_volume", 0.0) > 0, 1.5, 1)
+    with np.errstate(invalid="ignore"):
+        bad = ~(worst <= _MAX_PRICE)
+    if bad.any():
+        j = int(np.argmax(bad))
+        raise ValueError(f"prices of {symbols[j]} reach {hi[j]:.4g}: a fill there with slippage and fees "
+                         f"({worst[j]:.4g}) is too close to float64's largest value (1.8e308): notionals, fees and equity "
+                         f"would overflow to inf (fill prices up to {_MAX_PRICE:.3g} are accepted). The price scale is the problem, not cash: rescale the prices "
+                         f"(e.g. quote per 1e-6 unit)")
+
+
 def _describe(arr: np.ndarray, symbols: list) -> Any:
     if np.all(arr == arr[0]) or np.all(np.isnan(arr)):
         v = float(arr[0])
@@ -909,18 +981,20 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
         mask = np.zeros(n, dtype=np.bool_)
         mask[::int(rebalance_every)] = True
     mask = np.ascontiguousarray(mask)
-    packed = _param_records({
-        "fees": _per_symbol(fees, "fees", syms, 0.0),
-        "fixed_fees": _per_symbol(fixed_fees, "fixed_fees", syms, 0.0),
+    wparams = {
+        **_fee_params(fees, fixed_fees, _NO_MAKER, _scalar(init_cash, "init_cash"), syms),
         "slippage": _per_symbol(slippage, "slippage", syms, 0.0, upper=1.0),
         "lot_size": _per_symbol(lot_size, "lot_size", syms, 0.0),
         "min_qty": _per_symbol(min_qty, "min_qty", syms, 0.0),
-        "min_notional": _per_symbol(min_notional, "min_notional", syms, 0.0)})
+        "min_notional": _per_symbol(min_notional, "min_notional", syms, 0.0)}
+    packed = _param_records(wparams)
     init_cash = _scalar(init_cash, "init_cash")
     leverage = _scalar(leverage, "leverage")
     freq_ms = _freq_ms(freq, market)
+    no_candles = _check_candles(market)
     gaps = _handle_gaps(market, freq_ms, on_gap)
     inputs = market.prices(ohlc=fill == "next_open")  # fills at the close read no open
+    _check_price_range(inputs, wparams, syms)
     bound = 2 * int(np.count_nonzero(~np.isnan(w[mask])))
     orders = np.empty(bound, dtype=order_dt)
     trades = np.empty(bound // 2 + m, dtype=trade_dt)
@@ -948,6 +1022,9 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
                          "a newer weight replaces it; none before the end: rejected no_data on the last bar"),
         "delayed_orders": int(n_delayed),
     }
+    if no_candles:
+        assumptions["symbols_without_candles"] = no_candles
+    _warn_no_candles(no_candles)
     _warn_rejected(orders[:n_orders], counts[0]["rejected"], market_only=True)
     return Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
                   init_cash=init_cash, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions)
