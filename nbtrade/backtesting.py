@@ -79,6 +79,8 @@ Missing data
 """
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from typing import Any, Mapping
 
@@ -87,6 +89,7 @@ import pandas as pd
 
 from .kernels.records import FillMode, Intrabar, OrderType, SizeType, order_dt, trade_dt
 from .panel import PARALLEL_CHECK, Market, Prices, align, as_market, check_prices
+from ._names import check_kwargs, suggest_kwargs
 from .result import Result
 
 _SIZE_TYPES = {"amount": SizeType.AMOUNT, "value": SizeType.VALUE, "percent": SizeType.PERCENT,
@@ -96,6 +99,19 @@ _INTRABAR = {"pessimistic": Intrabar.PESSIMISTIC, "optimistic": Intrabar.OPTIMIS
 _ON_GAP = ("error", "warn", "skip")
 _ORDER_TYPES = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP,
                 "stop_limit": OrderType.STOP_LIMIT}
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning issued by the caller point at the first frame outside
+    nbtrade (the user's line), however deep inside the package it is raised (Python 3.11 has no
+    ``skip_file_prefixes``)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class RejectedOrdersWarning(UserWarning):
@@ -124,12 +140,13 @@ def _warn_rejected(orders: np.ndarray, reasons: np.ndarray, size_type: str | Non
     if not reasons[RejectReason.INSUFFICIENT_CASH]:
         hint = ""
     elif size_type == "percent":
-        hint = (" Shared cash with size=1.0 'percent' (the default) spends all free cash on the first entry: "
+        hint = (" Shared cash with size_type='percent' and a large size (1.0 = all-in) spends the free cash on "
+                "the first entries: "
                 "consider size=1/n_symbols or size_type='target_percent'.")
     else:
         hint = " Leave some cash free for fees, slippage and positions that grew (e.g. size a little below 1/n)."
     warnings.warn(f"{n_rejected} of {total} orders rejected ({detail}); see Result.orders (status "
-                  f"'rejected').{hint}", RejectedOrdersWarning, stacklevel=3)
+                  f"'rejected').{hint}", RejectedOrdersWarning, stacklevel=user_stacklevel())
 
 
 #: The market panel of a backtest (the former ``Inputs`` of :func:`prepare`).
@@ -314,8 +331,9 @@ def find_gaps(inputs: Market | Prices, freq_ms: float | None) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # entry point
 
+@suggest_kwargs
 def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: Any = None,
-             short_exits: Any = None, *, size: Any = 1.0, size_type: str = "percent",
+             short_exits: Any = None, *, size: Any = None, size_type: str = "percent",
              sl_stop: Any = None, tp_stop: Any = None, trail_stop: Any = None,
              fees: Any = 0.0, fixed_fees: Any = 0.0, slippage: Any = 0.0, init_cash: float = 10_000.0,
              fill: str = "next_open", intrabar: str = "pessimistic", freq: Any = None,
@@ -341,9 +359,12 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         for every bars x symbols input (``order_price``, ``sl_price``, ``exit_size``,
         weights...; symbols left out get NaN there).
     size : float, per symbol allowed
-        Entry size, read according to ``size_type`` (default ``1.0`` with
-        ``"percent"``: all the free margin, fees included). Must be > 0; at most 1
-        with ``"percent"`` and at most ``leverage`` with ``"target_percent"``.
+        Entry size, read according to ``size_type``. Must be > 0; at most 1 with
+        ``"percent"`` and at most ``leverage`` with ``"target_percent"``. Default:
+        ``1 / k`` for a symbol whose account ``k`` symbols share (``cash_sharing``), read
+        as ``"percent"`` (of the free margin, fees included) or ``"target_percent"``, and
+        1 unit for ``"amount"`` / ``"value"``; so a lone symbol goes all-in and symbols
+        sharing cash each find some free cash for their entries.
     size_type : {"percent", "amount", "value", "target_percent"}
     sl_stop, tp_stop, trail_stop : float, per symbol allowed
         Stop-loss, take-profit and trailing stop as fractions of the entry price
@@ -451,8 +472,9 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     else:  # the callback writes the signals as the bars go by
         sig = {k: np.zeros((n, m), dtype=np.bool_) for k in ("entries", "exits", "short_entries", "short_exits")}
         counts, has_short = None, True
+    groups = _cash_groups(cash_sharing, syms)
     params = {
-        "size": _per_symbol(size, "size", syms, 1.0, positive=True),
+        "size": _default_size(size, size_type, groups, syms),
         **_fee_params(fees, fixed_fees, maker_fees, _scalar(init_cash, "init_cash"), syms),
         "slippage": _per_symbol(slippage, "slippage", syms, 0.0, upper=1.0),
         "sl_stop": _per_symbol(sl_stop, "sl_stop", syms, np.nan, positive=True, allow_none=True),
@@ -468,7 +490,6 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     leverage = _scalar(leverage, "leverage")
     _check_sizing(params["size"], size_type, leverage, syms)
     _check_sl_stop(params["sl_stop"], has_short, syms)
-    groups = _cash_groups(cash_sharing, syms)
     n_groups = int(groups.max()) + 1
     freq_ms = _freq_ms(freq, market)
     no_candles = _check_candles(market)
@@ -654,6 +675,9 @@ def backtest_callback(data: Any, on_bar: Any, *, user: tuple = (), **kwargs: Any
         raise TypeError(f"on_bar must be a numba @njit function (ctx, i) -> None, got {type(on_bar).__name__}")
     if not isinstance(user, tuple):
         raise TypeError("user must be a tuple of arrays (use (arr,) for one)")
+    import inspect
+
+    check_kwargs("backtest_callback()", kwargs, inspect.signature(backtest).parameters)
     res = backtest(data, _on_bar=on_bar, _user=user, **kwargs)
     return res
 
@@ -802,7 +826,7 @@ def _handle_gaps(market: Market, freq_ms: float | None, on_gap: str) -> pd.DataF
         if on_gap == "error":
             raise ValueError(msg + " Pass on_gap='warn' or 'skip' to run anyway")
         if on_gap == "warn":
-            warnings.warn(msg + " Pass on_gap='skip' to silence or inspect Result.gaps", stacklevel=3)
+            warnings.warn(msg + " Pass on_gap='skip' to silence or inspect Result.gaps", stacklevel=user_stacklevel())
     return gaps
 
 
@@ -813,6 +837,13 @@ def _scalar(x: Any, name: str) -> float:
     if not np.isfinite(x) or x <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {x}")
     return x
+
+
+def _default_size(size: Any, size_type: str, groups: np.ndarray, symbols: list) -> np.ndarray:
+    """``size`` per symbol; None: 1 / (symbols sharing its account) for the percent types, else 1."""
+    if size is not None or size_type not in ("percent", "target_percent"):
+        return _per_symbol(size, "size", symbols, 1.0, positive=True)
+    return 1.0 / np.bincount(groups)[groups].astype(np.float64)
 
 
 def _check_sizing(size: np.ndarray, size_type: str, leverage: float, symbols: list) -> None:
@@ -886,7 +917,7 @@ def _warn_no_candles(symbols: list) -> None:
     if symbols:
         warnings.warn(f"{len(symbols)} symbol(s) have no candle at all in the data ({_few(symbols)}): they cannot "
                       f"trade in this run (listed in Result.assumptions['symbols_without_candles']). Drop them or "
-                      f"check the date range", stacklevel=3)
+                      f"check the date range", stacklevel=user_stacklevel())
 
 
 def _check_price_range(inputs: Prices, params: dict, symbols: list) -> None:
@@ -902,8 +933,9 @@ def _check_price_range(inputs: Prices, params: dict, symbols: list) -> None:
     if bad.any():
         j = int(np.argmax(bad))
         raise ValueError(f"prices of {symbols[j]} reach {hi[j]:.4g}: a fill there with slippage and fees "
-                         f"({worst[j]:.4g}) is too close to float64's largest value (1.8e308): notionals, fees and equity "
-                         f"would overflow to inf (fill prices up to {_MAX_PRICE:.3g} are accepted). The price scale is the problem, not cash: rescale the prices "
+                         f"({worst[j]:.4g}) is too close to float64's largest value (1.8e308): notionals, fees "
+                         f"and equity would overflow to inf (fill prices up to {_MAX_PRICE:.3g} are accepted). "
+                         f"The price scale is the problem, not cash: rescale the prices "
                          f"(e.g. quote per 1e-6 unit)")
 
 
@@ -914,6 +946,7 @@ def _describe(arr: np.ndarray, symbols: list) -> Any:
     return {s: (None if np.isnan(v) else float(v)) for s, v in zip(symbols, arr)}
 
 
+@suggest_kwargs
 def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees: Any = 0.0,
                      fixed_fees: Any = 0.0, slippage: Any = 0.0, init_cash: float = 10_000.0,
                      fill: str = "next_open", freq: Any = None, lot_size: Any = 0.0, min_qty: Any = 0.0,
