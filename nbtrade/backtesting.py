@@ -88,7 +88,7 @@ import numpy as np
 import pandas as pd
 
 from .kernels.records import FillMode, Intrabar, OrderType, SizeType, order_dt, trade_dt
-from .panel import PARALLEL_CHECK, Market, Prices, align, as_market, check_prices
+from .panel import FILTER_COLUMNS, PARALLEL_CHECK, Market, Prices, align, as_market, check_prices
 from ._names import check_kwargs, suggest_kwargs
 from .result import Result
 
@@ -341,7 +341,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
              cash_sharing: Any = True, order_type: str = "market", order_price: Any = None,
              limit_price: Any = None, tif: int = 0, maker_fees: Any = None, slippage_range: Any = 0.0,
              slippage_volume: Any = 0.0, sl_price: Any = None, tp_price: Any = None, exit_size: Any = 1.0,
-             on_gap: str = "warn", _on_bar: Any = None, _user: tuple = ()) -> Result:
+             on_gap: str = "warn", filters: Any = None, _on_bar: Any = None, _user: tuple = ()) -> Result:
     """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
 
     Parameters
@@ -441,6 +441,17 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         average entry price, entry bar and stops. Reversals, stops and the end close all.
     on_gap : {"warn", "error", "skip"}
         What to do when the input has gaps (listed in ``Result.gaps`` in any case).
+    filters : None, "exchange" or a filters table
+        None (default): only the filters given by hand (``lot_size``, ``min_qty``,
+        ``min_notional``). ``"exchange"``: each symbol's exchange filters from the market's
+        metadata (``Market(data).with_filters(nbtrade.fetch_filters_sync(exchange, symbols))``;
+        a table here attaches it in one go): quantities round down to ``step_size``, orders
+        below ``min_qty`` or ``min_notional`` are rejected, and the order prices
+        (``order_price``, ``limit_price``, ``sl_price``, ``tp_price``) round to ``tick_size``
+        in the direction that does not improve the order (buy limits and short take-profits
+        down, sell limits and long take-profits up, buy stops up, sell stops down); fill prices
+        after slippage are not rounded. A symbol without filters is refused, by name.
+        ``max_qty`` is listed but not enforced. ``Result.assumptions["filters"]`` lists them.
 
     Returns
     -------
@@ -462,6 +473,9 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     market = prepare_data(data)
     n, m = market.shape
     syms = market.symbols
+    exch = _exchange_filters(market, filters, dict(lot_size=lot_size, min_qty=min_qty, min_notional=min_notional))
+    if exch is not None:
+        lot_size, min_qty, min_notional = exch["step_size"], exch["min_qty"], exch["min_notional"]
     size_type_id = _choice(size_type, "size_type", _SIZE_TYPES)
     fill_id = _choice(fill, "fill", _FILLS)
     intrabar_id = _choice(intrabar, "intrabar", _INTRABAR)
@@ -549,6 +563,20 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     if abs_stops:
         sl_abs = np.full((n, m), np.nan) if sl_price is None else sl_abs
         tp_abs = np.full((n, m), np.nan) if tp_price is None else tp_abs
+    if exch is not None:
+        if _on_bar is not None and (order_type != "market" or abs_stops):
+            raise ValueError("filters='exchange' rounds order prices by the side of each entry signal, which a "
+                             "callback decides as it runs: use order_type='market' without sl_price/tp_price, or "
+                             "round the prices in on_bar")
+        long_side = sig["entries"] if has_short else None
+        tick = exch["tick_size"]
+        if order_type != "market":  # the entry's own price: limit buys down, stop buys up (sells mirror)
+            oprice = _round_tick(oprice, tick, long_side, up_for_long=order_type != "limit", symbols=syms)
+        if order_type == "stop_limit":
+            lprice = _round_tick(lprice, tick, long_side, up_for_long=False, name="limit_price", symbols=syms)
+        if abs_stops:  # a long's stop-loss is a sell stop (down), its take-profit a sell limit (up)
+            sl_abs = _round_tick(sl_abs, tick, long_side, up_for_long=False, name="sl_price", symbols=syms)
+            tp_abs = _round_tick(tp_abs, tick, long_side, up_for_long=True, name="tp_price", symbols=syms)
     partial, exit_frac = _exit_size(exit_size, inputs, sig, has_short)
     if partial and _on_bar is not None:
         raise ValueError("exit_size is not supported by backtest_callback: close a part with reduce_long_nb / "
@@ -622,6 +650,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     }
     if no_candles:
         assumptions["symbols_without_candles"] = no_candles
+    if exch is not None:
+        assumptions["filters"] = exch["describe"]
     res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
                  init_cash=init_cash * n_groups, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions,
                  symbol_init_cash=None if n_groups == 1 else init_cash)
@@ -837,6 +867,62 @@ def _scalar(x: Any, name: str) -> float:
     if not np.isfinite(x) or x <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {x}")
     return x
+
+
+def _exchange_filters(market: Market, filters: Any, by_hand: dict) -> dict | None:
+    """The per-symbol exchange filters a run applies (``filters="exchange"`` or a table), or None."""
+    if filters is None:
+        return None
+    if isinstance(filters, str):
+        if filters != "exchange":
+            raise ValueError(f"unknown filters {filters!r}; expected None, 'exchange' or a filters table "
+                             f"(nbtrade.fetch_filters(exchange, symbols))")
+    else:
+        market = market.with_filters(filters)
+    given = [k for k, v in by_hand.items() if not (isinstance(v, (int, float)) and v == 0)]
+    if given:
+        raise ValueError(f"{', '.join(given)} and filters='exchange' both set the exchange filters: give one "
+                         f"(the exchange's filters are in Result.assumptions['filters'])")
+    meta = market.meta
+    has = meta["has_filters"].to_numpy(dtype=bool) if "has_filters" in meta else np.zeros(len(market.symbols), bool)
+    if not has.all():
+        lacking = [s for s, h in zip(market.symbols, has) if not h]
+        raise ValueError(f"filters='exchange' but no exchange filters for {_few(lacking)}: attach them with "
+                         f"Market(data).with_filters(nbtrade.fetch_filters_sync(exchange, symbols)) or pass "
+                         f"filters=<table>; nbtrade does not guess a symbol's filters")
+    out = {c: np.nan_to_num(meta[c].to_numpy(dtype=np.float64), nan=0.0) for c in FILTER_COLUMNS}
+    prov = [c for c in ("exchange", "filters_source", "filters_fetched_at") if c in meta]
+    out["describe"] = {s: {**{c: (None if np.isnan(v) else float(v)) for c, v in
+                              zip(FILTER_COLUMNS, meta.loc[s, list(FILTER_COLUMNS)].to_numpy(dtype=np.float64))},
+                           **{c.replace("filters_", ""): (None if meta.loc[s, c] is None else str(meta.loc[s, c]))
+                              for c in prov},
+                           "max_qty_enforced": False}
+                       for s in market.symbols}
+    return out
+
+
+def _round_tick(price: np.ndarray, tick: np.ndarray, long_side: np.ndarray | None, *, up_for_long: bool,
+                name: str = "order_price", symbols: list = ()) -> np.ndarray:
+    """``price`` (bars x symbols) on each symbol's tick grid: up where ``up_for_long`` applies to a long entry
+    (``long_side`` True, or everywhere when None), down for a short's mirror order; tick 0 leaves a symbol as is."""
+    if price.ndim != 2 or price.shape[1] != len(tick):
+        return price  # a (1, 1) NaN stand-in: nothing set
+    safe = np.where(tick > 0, tick, 1.0)
+    q = price / safe
+    # a relative tolerance so that prices already on the grid (0.3 / 0.1 = 2.9999999999999996) stay put
+    up, down = np.ceil(q - 1e-9) * safe, np.floor(q + 1e-9) * safe
+    if long_side is None:
+        use_up = np.full(price.shape, up_for_long)
+    else:
+        use_up = long_side if up_for_long else ~long_side
+    out = np.where(tick > 0, np.where(use_up, up, down), price)
+    with np.errstate(invalid="ignore"):
+        vanished = (price > 0) & (out <= 0)
+    if vanished.any():
+        t, j = np.argwhere(vanished)[0]
+        raise ValueError(f"{name} {price[t, j]} (bar {t}, symbol {symbols[j]}) is below one tick ({tick[j]}) of "
+                         f"the exchange's price grid: rounded against the order it would be 0")
+    return np.ascontiguousarray(out)
 
 
 def _default_size(size: Any, size_type: str, groups: np.ndarray, symbols: list) -> np.ndarray:
