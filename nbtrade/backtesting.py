@@ -1036,7 +1036,8 @@ def _describe(arr: np.ndarray, symbols: list) -> Any:
 def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees: Any = 0.0,
                      fixed_fees: Any = 0.0, slippage: Any = 0.0, init_cash: float = 10_000.0,
                      fill: str = "next_open", freq: Any = None, lot_size: Any = 0.0, min_qty: Any = 0.0,
-                     min_notional: Any = 0.0, leverage: float = 1.0, on_gap: str = "warn") -> Result:
+                     min_notional: Any = 0.0, leverage: float = 1.0, on_gap: str = "warn",
+                     filters: Any = None) -> Result:
     """Backtest target portfolio weights, rebalanced on a schedule (one shared cash balance).
 
     Parameters
@@ -1052,6 +1053,9 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
         boolean array (n_bars,) is True.
     fees, fixed_fees, slippage, init_cash, fill, freq, lot_size, min_qty, min_notional, leverage, on_gap
         As for :func:`backtest`.
+    filters : None, "exchange" or a filters table
+        As for :func:`backtest` (weights place market orders: step size, ``min_qty`` and
+        ``min_notional`` apply; there is no order price to round).
 
     Notes
     -----
@@ -1087,6 +1091,9 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
     market = prepare_data(data)
     n, m = market.shape
     syms = market.symbols
+    exch = _exchange_filters(market, filters, dict(lot_size=lot_size, min_qty=min_qty, min_notional=min_notional))
+    if exch is not None:
+        lot_size, min_qty, min_notional = exch["step_size"], exch["min_qty"], exch["min_notional"]
     fill_id = _choice(fill, "fill", _FILLS)
     on_gap = _choice(on_gap, "on_gap", _ON_GAP)
     w = _weights(weights, market)
@@ -1143,6 +1150,8 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
     }
     if no_candles:
         assumptions["symbols_without_candles"] = no_candles
+    if exch is not None:
+        assumptions["filters"] = exch["describe"]
     _warn_no_candles(no_candles)
     _warn_rejected(orders[:n_orders], counts[0]["rejected"], market_only=True)
     return Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,

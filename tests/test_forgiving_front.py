@@ -33,8 +33,8 @@ class Cross(Strategy):
     fast, slow = 5, 20
 
     def init(self):
-        self.f = self.I(lambda c: pd.Series(c).rolling(self.fast).mean().to_numpy(), self.data.close)
-        self.s = self.I(lambda c: pd.Series(c).rolling(self.slow).mean().to_numpy(), self.data.close)
+        self.f = self.I(lambda c: pd.DataFrame(np.asarray(c)).rolling(self.fast).mean().to_numpy(), self.data.close)
+        self.s = self.I(lambda c: pd.DataFrame(np.asarray(c)).rolling(self.slow).mean().to_numpy(), self.data.close)
 
     def next(self):
         if crossover(self.f, self.s):
@@ -110,3 +110,24 @@ def test_warnings_point_at_the_users_line(df):
         warnings.simplefilter("always")
         backtest(gappy, e.drop(e.index[10:12]), ~e.drop(e.index[10:12]))  # the user's line
     assert caught and all(w.filename == __file__ for w in caught), [(w.filename, str(w.message)[:60]) for w in caught]
+
+
+def test_optimize_warnings_point_at_the_users_line(df):
+    d = nbtrade.market(["BTC/USDT", "ETH/USDT", "SOL/USDT"], "2024-01-01", "2024-01-06", "1h", seed=2)
+    bt = Backtest(d, Cross, size=1.0)  # all-in on 3 symbols: later entries are rejected (and warned about)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bt.optimize(fast=[3, 5])  # the user's line
+    assert caught and all(w.filename == __file__ for w in caught), [(w.filename, str(w.message)[:60]) for w in caught]
+
+
+def test_default_size_does_not_trip_rejections_on_several_symbols():
+    d = nbtrade.market(["BTC/USDT", "ETH/USDT", "SOL/USDT"], "2024-01-01", "2024-01-10", "1h", seed=1)
+    close = pd.DataFrame({s: f.close for s, f in d.items()})
+    e = close > close.rolling(5).mean()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = backtest(d, e, ~e, fees=0.001)
+        Backtest(d, Cross, commission=0.001).run()
+    assert res.assumptions["size"] == pytest.approx(1 / 3)
+    assert backtest(d, e, ~e, fees=0.001, cash_sharing=False).assumptions["size"] == 1.0

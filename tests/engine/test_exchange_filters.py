@@ -125,3 +125,27 @@ def test_price_below_one_tick_refused(data):
     tiny = close * 0 + 0.3  # below BTC's tick of 0.5: a long limit would round to 0
     with pytest.raises(ValueError, match=r"order_price 0.3 \(bar \d+, symbol BTC/USDT\) is below one tick \(0.5\)"):
         backtest(data, e, x, size=0.4, order_type="limit", order_price=tiny, filters=TABLE)
+
+
+def test_weights_and_class_api_take_the_filters(data):
+    from nbtrade import Backtest, Strategy, backtest_weights
+
+    w = np.full((len(data["BTC/USDT"]), 2), 0.45)
+    lots = dict(lot_size=TABLE["step_size"].to_dict(), min_qty=TABLE["min_qty"].to_dict(),
+                min_notional=TABLE["min_notional"].to_dict())
+    res = backtest_weights(data, w, rebalance_every=24, filters=TABLE)
+    ref = backtest_weights(data, w, rebalance_every=24, **lots)
+    assert res.order_records.tobytes() == ref.order_records.tobytes()
+    assert res.assumptions["filters"]["ETH/USDT"]["step_size"] == 0.1
+
+    class Hold(Strategy):
+        def init(self):
+            pass
+
+        def next(self):
+            if not self.position:
+                self.buy()
+
+    a = Backtest(Market(data).with_filters(TABLE), Hold, size=0.4, filters="exchange").run()
+    b = Backtest(data, Hold, size=0.4, **lots).run()
+    assert a.order_records.tobytes() == b.order_records.tobytes() and "filters" in a.assumptions
