@@ -863,7 +863,7 @@ def _check_options(market: Market, kw: dict) -> None:
         raise ValueError("Backtest does not take exit_size: close a part with self.position.close(portion) "
                          "(or reduce_long_nb / reduce_short_nb in a compiled next)")
     from .backtesting import _cash_groups, _choice, _FILLS, _INTRABAR, _ON_GAP, _ORDER_TYPES, _per_symbol, _scalar
-    from .backtesting import _SIZE_TYPES, _check_sizing, _freq_ms
+    from .backtesting import _SIZE_TYPES, _check_sizing, _fee_params, _freq_ms
 
     syms = market.symbols
     _choice(kw.get("size_type", "percent"), "size_type", _SIZE_TYPES)
@@ -871,18 +871,18 @@ def _check_options(market: Market, kw: dict) -> None:
     _choice(kw.get("intrabar", "pessimistic"), "intrabar", _INTRABAR)
     _choice(kw.get("on_gap", "warn"), "on_gap", _ON_GAP)
     _choice(kw.get("order_type", "market"), "order_type", _ORDER_TYPES)
-    for key, default, extra in (("size", 1.0, {"positive": True}), ("fees", 0.0, {}), ("fixed_fees", 0.0, {}),
+    for key, default, extra in (("size", 1.0, {"positive": True}),
                                 ("slippage", 0.0, {"upper": 1.0}), ("lot_size", 0.0, {}), ("min_qty", 0.0, {}),
                                 ("min_notional", 0.0, {}), ("slippage_range", 0.0, {}), ("slippage_volume", 0.0, {}),
                                 ("sl_stop", np.nan, {"positive": True, "allow_none": True}),
                                 ("tp_stop", np.nan, {"positive": True, "allow_none": True}),
-                                ("trail_stop", np.nan, {"positive": True, "allow_none": True}),
-                                ("maker_fees", np.nan, {"allow_none": True})):
-        if key in kw:
+                                ("trail_stop", np.nan, {"positive": True, "allow_none": True})):
+        if key in kw and kw[key] is not None:
             _per_symbol(kw[key], key, syms, default, **extra)
     leverage = _scalar(kw.get("leverage", 1.0), "leverage")
-    _scalar(kw.get("init_cash", 10_000.0), "init_cash")
-    if "size" in kw:
+    _fee_params(kw.get("fees", 0.0), kw.get("fixed_fees", 0.0), kw.get("maker_fees"),
+                _scalar(kw.get("init_cash", 10_000.0), "init_cash"), syms)
+    if kw.get("size") is not None:
         _check_sizing(_per_symbol(kw["size"], "size", syms, 1.0, positive=True), kw.get("size_type", "percent"),
                       leverage, syms)
     _cash_groups(kw.get("cash_sharing", True), syms)

@@ -131,3 +131,19 @@ def test_default_size_does_not_trip_rejections_on_several_symbols():
         Backtest(d, Cross, commission=0.001).run()
     assert res.assumptions["size"] == pytest.approx(1 / 3)
     assert backtest(d, e, ~e, fees=0.001, cash_sharing=False).assumptions["size"] == 1.0
+
+
+def test_class_api_refuses_bad_fees_at_construction(df):
+    with pytest.raises(ValueError, match=r"fees must be < 1.0, got 5.0 \(valid range \[0, 1\)"):
+        Backtest(df, Cross, commission=5.0)
+    with pytest.raises(ValueError, match="fixed_fees .* must be below init_cash"):
+        Backtest(df, Cross, fixed_fees=50.0, cash=10.0)
+
+
+def test_research_default_size_trips_no_rejection():
+    data = nbtrade.planted_market(["BTC/USDT", "ETH/USDT"], "2024-01-01", "2024-03-01", "1h", seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", nbtrade.backtesting.RejectedOrdersWarning)
+        run = nbtrade.research(data, features=[("ret", 1), ("rsi", 6)], train_window="20D", test_window="10D",
+                               fees=0.001, slippage=0.0005)
+    assert run.backtest.assumptions["size"] == pytest.approx(0.45)
