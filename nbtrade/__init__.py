@@ -74,6 +74,7 @@ _EXPORTS: dict[str, str] = {
     "Dashboard": "nbtrade.report.dashboard",
     "write_report": "nbtrade.report.html",
     "check_lookahead": "nbtrade.checks",
+    "LookaheadError": "nbtrade.checks",
     "check_recursive": "nbtrade.checks",
     "load_settings": "nbtrade.config",
 }

@@ -79,6 +79,8 @@ Missing data
 """
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from typing import Any, Mapping
 
@@ -86,7 +88,8 @@ import numpy as np
 import pandas as pd
 
 from .kernels.records import FillMode, Intrabar, OrderType, SizeType, order_dt, trade_dt
-from .panel import PARALLEL_CHECK, Market, Prices, align, as_market, check_prices
+from .panel import FILTER_COLUMNS, PARALLEL_CHECK, Market, Prices, align, as_market, check_prices
+from ._names import check_kwargs, suggest_kwargs
 from .result import Result
 
 _SIZE_TYPES = {"amount": SizeType.AMOUNT, "value": SizeType.VALUE, "percent": SizeType.PERCENT,
@@ -96,6 +99,19 @@ _INTRABAR = {"pessimistic": Intrabar.PESSIMISTIC, "optimistic": Intrabar.OPTIMIS
 _ON_GAP = ("error", "warn", "skip")
 _ORDER_TYPES = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP,
                 "stop_limit": OrderType.STOP_LIMIT}
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning issued by the caller point at the first frame outside
+    nbtrade (the user's line), however deep inside the package it is raised (Python 3.11 has no
+    ``skip_file_prefixes``)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class RejectedOrdersWarning(UserWarning):
@@ -124,12 +140,13 @@ def _warn_rejected(orders: np.ndarray, reasons: np.ndarray, size_type: str | Non
     if not reasons[RejectReason.INSUFFICIENT_CASH]:
         hint = ""
     elif size_type == "percent":
-        hint = (" Shared cash with size=1.0 'percent' (the default) spends all free cash on the first entry: "
+        hint = (" Shared cash with size_type='percent' and a large size (1.0 = all-in) spends the free cash on "
+                "the first entries: "
                 "consider size=1/n_symbols or size_type='target_percent'.")
     else:
         hint = " Leave some cash free for fees, slippage and positions that grew (e.g. size a little below 1/n)."
     warnings.warn(f"{n_rejected} of {total} orders rejected ({detail}); see Result.orders (status "
-                  f"'rejected').{hint}", RejectedOrdersWarning, stacklevel=3)
+                  f"'rejected').{hint}", RejectedOrdersWarning, stacklevel=user_stacklevel())
 
 
 #: The market panel of a backtest (the former ``Inputs`` of :func:`prepare`).
@@ -233,8 +250,10 @@ def prepare_signals(inputs: Market | Prices, **signals: Any) -> tuple[dict[str, 
 
 
 def _per_symbol(x: Any, name: str, symbols: list, default: float, *, positive: bool = False,
-                allow_none: bool = False, upper: float | None = None) -> np.ndarray:
-    """A parameter given as scalar, ``{symbol: value}``, Series or sequence -> ``(n_symbols,)`` float64."""
+                allow_none: bool = False, upper: float | None = None, hint: str = "") -> np.ndarray:
+    """A parameter given as scalar, ``{symbol: value}``, Series or sequence -> ``(n_symbols,)`` float64.
+
+    ``hint`` ends the message of a value out of range (e.g. what the valid range means)."""
     m = len(symbols)
     if x is None:
         if allow_none:
@@ -244,7 +263,7 @@ def _per_symbol(x: Any, name: str, symbols: list, default: float, *, positive: b
         v = float(x)
         if not np.isfinite(v) or (positive and v <= 0) or v < 0 or (upper is not None and v >= upper):
             return _per_symbol(np.float64(v), name, symbols, default, positive=positive, allow_none=allow_none,
-                               upper=upper)  # the general path words the error
+                               upper=upper, hint=hint)  # the general path words the error
         return np.full(m, v)
     if isinstance(x, Mapping):
         unknown = set(x) - set(symbols)
@@ -271,11 +290,11 @@ def _per_symbol(x: Any, name: str, symbols: list, default: float, *, positive: b
         raise ValueError(f"{name} must be finite, got {arr}")
     with np.errstate(invalid="ignore"):
         if positive and (arr <= 0).any():
-            raise ValueError(f"{name} must be > 0, got {arr[arr <= 0][0]}")
+            raise ValueError(f"{name} must be > 0, got {arr[arr <= 0][0]}{hint}")
         if (arr < 0).any():
-            raise ValueError(f"{name} must be >= 0, got {arr[arr < 0][0]}")
+            raise ValueError(f"{name} must be >= 0, got {arr[arr < 0][0]}{hint}")
         if upper is not None and (arr >= upper).any():
-            raise ValueError(f"{name} must be < {upper}, got {arr[arr >= upper][0]}")
+            raise ValueError(f"{name} must be < {upper}, got {arr[arr >= upper][0]}{hint}")
     return np.ascontiguousarray(arr)
 
 
@@ -312,8 +331,9 @@ def find_gaps(inputs: Market | Prices, freq_ms: float | None) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # entry point
 
+@suggest_kwargs
 def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: Any = None,
-             short_exits: Any = None, *, size: Any = 1.0, size_type: str = "percent",
+             short_exits: Any = None, *, size: Any = None, size_type: str = "percent",
              sl_stop: Any = None, tp_stop: Any = None, trail_stop: Any = None,
              fees: Any = 0.0, fixed_fees: Any = 0.0, slippage: Any = 0.0, init_cash: float = 10_000.0,
              fill: str = "next_open", intrabar: str = "pessimistic", freq: Any = None,
@@ -321,7 +341,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
              cash_sharing: Any = True, order_type: str = "market", order_price: Any = None,
              limit_price: Any = None, tif: int = 0, maker_fees: Any = None, slippage_range: Any = 0.0,
              slippage_volume: Any = 0.0, sl_price: Any = None, tp_price: Any = None, exit_size: Any = 1.0,
-             on_gap: str = "warn", _on_bar: Any = None, _user: tuple = ()) -> Result:
+             on_gap: str = "warn", filters: Any = None, _on_bar: Any = None, _user: tuple = ()) -> Result:
     """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
 
     Parameters
@@ -339,18 +359,21 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         for every bars x symbols input (``order_price``, ``sl_price``, ``exit_size``,
         weights...; symbols left out get NaN there).
     size : float, per symbol allowed
-        Entry size, read according to ``size_type`` (default ``1.0`` with
-        ``"percent"``: all the free margin, fees included). Must be > 0; at most 1
-        with ``"percent"`` and at most ``leverage`` with ``"target_percent"``.
+        Entry size, read according to ``size_type``. Must be > 0; at most 1 with
+        ``"percent"`` and at most ``leverage`` with ``"target_percent"``. Default:
+        ``1 / k`` for a symbol whose account ``k`` symbols share (``cash_sharing``), read
+        as ``"percent"`` (of the free margin, fees included) or ``"target_percent"``, and
+        1 unit for ``"amount"`` / ``"value"``; so a lone symbol goes all-in and symbols
+        sharing cash each find some free cash for their entries.
     size_type : {"percent", "amount", "value", "target_percent"}
     sl_stop, tp_stop, trail_stop : float, per symbol allowed
         Stop-loss, take-profit and trailing stop as fractions of the entry price
         (0.05 = 5 %); ``None`` disables. Must be > 0; ``sl_stop`` must be < 1 unless
         short signals are given (a long's stop would sit at or below 0).
     fees : float
-        Fee per order as a fraction of notional (0.001 = 10 bp), both legs.
+        Fee per order as a fraction of notional (0.001 = 10 bp), both legs; in [0, 1).
     fixed_fees : float
-        Fee per order in quote currency.
+        Fee per order in quote currency; below ``init_cash``.
     slippage : float
         Adverse fraction applied to every fill price, stops included.
     slippage_range : float, per symbol allowed
@@ -418,6 +441,17 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         average entry price, entry bar and stops. Reversals, stops and the end close all.
     on_gap : {"warn", "error", "skip"}
         What to do when the input has gaps (listed in ``Result.gaps`` in any case).
+    filters : None, "exchange" or a filters table
+        None (default): only the filters given by hand (``lot_size``, ``min_qty``,
+        ``min_notional``). ``"exchange"``: each symbol's exchange filters from the market's
+        metadata (``Market(data).with_filters(nbtrade.fetch_filters_sync(exchange, symbols))``;
+        a table here attaches it in one go): quantities round down to ``step_size``, orders
+        below ``min_qty`` or ``min_notional`` are rejected, and the order prices
+        (``order_price``, ``limit_price``, ``sl_price``, ``tp_price``) round to ``tick_size``
+        in the direction that does not improve the order (buy limits and short take-profits
+        down, sell limits and long take-profits up, buy stops up, sell stops down); fill prices
+        after slippage are not rounded. A symbol without filters is refused, by name.
+        ``max_qty`` is listed but not enforced. ``Result.assumptions["filters"]`` lists them.
 
     Returns
     -------
@@ -439,6 +473,9 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     market = prepare_data(data)
     n, m = market.shape
     syms = market.symbols
+    exch = _exchange_filters(market, filters, dict(lot_size=lot_size, min_qty=min_qty, min_notional=min_notional))
+    if exch is not None:
+        lot_size, min_qty, min_notional = exch["step_size"], exch["min_qty"], exch["min_notional"]
     size_type_id = _choice(size_type, "size_type", _SIZE_TYPES)
     fill_id = _choice(fill, "fill", _FILLS)
     intrabar_id = _choice(intrabar, "intrabar", _INTRABAR)
@@ -449,10 +486,10 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     else:  # the callback writes the signals as the bars go by
         sig = {k: np.zeros((n, m), dtype=np.bool_) for k in ("entries", "exits", "short_entries", "short_exits")}
         counts, has_short = None, True
+    groups = _cash_groups(cash_sharing, syms)
     params = {
-        "size": _per_symbol(size, "size", syms, 1.0, positive=True),
-        "fees": _per_symbol(fees, "fees", syms, 0.0),
-        "fixed_fees": _per_symbol(fixed_fees, "fixed_fees", syms, 0.0),
+        "size": _default_size(size, size_type, groups, syms),
+        **_fee_params(fees, fixed_fees, maker_fees, _scalar(init_cash, "init_cash"), syms),
         "slippage": _per_symbol(slippage, "slippage", syms, 0.0, upper=1.0),
         "sl_stop": _per_symbol(sl_stop, "sl_stop", syms, np.nan, positive=True, allow_none=True),
         "tp_stop": _per_symbol(tp_stop, "tp_stop", syms, np.nan, positive=True, allow_none=True),
@@ -460,7 +497,6 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "lot_size": _per_symbol(lot_size, "lot_size", syms, 0.0),
         "min_qty": _per_symbol(min_qty, "min_qty", syms, 0.0),
         "min_notional": _per_symbol(min_notional, "min_notional", syms, 0.0),
-        "maker_fees": _per_symbol(maker_fees, "maker_fees", syms, np.nan, allow_none=True),
         "slippage_range": _per_symbol(slippage_range, "slippage_range", syms, 0.0),
         "slippage_volume": _per_symbol(slippage_volume, "slippage_volume", syms, 0.0),
     }
@@ -468,13 +504,14 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     leverage = _scalar(leverage, "leverage")
     _check_sizing(params["size"], size_type, leverage, syms)
     _check_sl_stop(params["sl_stop"], has_short, syms)
-    groups = _cash_groups(cash_sharing, syms)
     n_groups = int(groups.max()) + 1
     freq_ms = _freq_ms(freq, market)
+    no_candles = _check_candles(market)
     gaps = _handle_gaps(market, freq_ms, on_gap)
     # only the fields this run reads are converted and checked (the close stands in for the others)
     inputs = market.prices(ohlc=_reads_ohlc(fill, order_type, params, sl_price, tp_price, _on_bar is not None),
                            volume=bool((params["slippage_volume"] > 0).any()))
+    _check_price_range(inputs, params, syms)
 
     otype_id = _choice(order_type, "order_type", _ORDER_TYPES)
     if isinstance(tif, (bool, np.bool_)) or not isinstance(tif, (int, np.integer)) or tif < 0:
@@ -526,6 +563,20 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     if abs_stops:
         sl_abs = np.full((n, m), np.nan) if sl_price is None else sl_abs
         tp_abs = np.full((n, m), np.nan) if tp_price is None else tp_abs
+    if exch is not None:
+        if _on_bar is not None and (order_type != "market" or abs_stops):
+            raise ValueError("filters='exchange' rounds order prices by the side of each entry signal, which a "
+                             "callback decides as it runs: use order_type='market' without sl_price/tp_price, or "
+                             "round the prices in on_bar")
+        long_side = sig["entries"] if has_short else None
+        tick = exch["tick_size"]
+        if order_type != "market":  # the entry's own price: limit buys down, stop buys up (sells mirror)
+            oprice = _round_tick(oprice, tick, long_side, up_for_long=order_type != "limit", symbols=syms)
+        if order_type == "stop_limit":
+            lprice = _round_tick(lprice, tick, long_side, up_for_long=False, name="limit_price", symbols=syms)
+        if abs_stops:  # a long's stop-loss is a sell stop (down), its take-profit a sell limit (up)
+            sl_abs = _round_tick(sl_abs, tick, long_side, up_for_long=False, name="sl_price", symbols=syms)
+            tp_abs = _round_tick(tp_abs, tick, long_side, up_for_long=True, name="tp_price", symbols=syms)
     partial, exit_frac = _exit_size(exit_size, inputs, sig, has_short)
     if partial and _on_bar is not None:
         raise ValueError("exit_size is not supported by backtest_callback: close a part with reduce_long_nb / "
@@ -597,11 +648,16 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         "missing_data": missing_rule,
         "delayed_signals": int(n_delayed),
     }
+    if no_candles:
+        assumptions["symbols_without_candles"] = no_candles
+    if exch is not None:
+        assumptions["filters"] = exch["describe"]
     res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
                  init_cash=init_cash * n_groups, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions,
                  symbol_init_cash=None if n_groups == 1 else init_cash)
     if _on_bar is not None:
         res._signal_arrays = sig  # DataFrames built on first access of Result.signals
+    _warn_no_candles(no_candles)
     _warn_rejected(res.order_records, rejections, size_type, market_only=order_type == "market")
     return res
 
@@ -649,6 +705,9 @@ def backtest_callback(data: Any, on_bar: Any, *, user: tuple = (), **kwargs: Any
         raise TypeError(f"on_bar must be a numba @njit function (ctx, i) -> None, got {type(on_bar).__name__}")
     if not isinstance(user, tuple):
         raise TypeError("user must be a tuple of arrays (use (arr,) for one)")
+    import inspect
+
+    check_kwargs("backtest_callback()", kwargs, inspect.signature(backtest).parameters)
     res = backtest(data, _on_bar=on_bar, _user=user, **kwargs)
     return res
 
@@ -797,7 +856,7 @@ def _handle_gaps(market: Market, freq_ms: float | None, on_gap: str) -> pd.DataF
         if on_gap == "error":
             raise ValueError(msg + " Pass on_gap='warn' or 'skip' to run anyway")
         if on_gap == "warn":
-            warnings.warn(msg + " Pass on_gap='skip' to silence or inspect Result.gaps", stacklevel=3)
+            warnings.warn(msg + " Pass on_gap='skip' to silence or inspect Result.gaps", stacklevel=user_stacklevel())
     return gaps
 
 
@@ -808,6 +867,69 @@ def _scalar(x: Any, name: str) -> float:
     if not np.isfinite(x) or x <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {x}")
     return x
+
+
+def _exchange_filters(market: Market, filters: Any, by_hand: dict) -> dict | None:
+    """The per-symbol exchange filters a run applies (``filters="exchange"`` or a table), or None."""
+    if filters is None:
+        return None
+    if isinstance(filters, str):
+        if filters != "exchange":
+            raise ValueError(f"unknown filters {filters!r}; expected None, 'exchange' or a filters table "
+                             f"(nbtrade.fetch_filters(exchange, symbols))")
+    else:
+        market = market.with_filters(filters)
+    given = [k for k, v in by_hand.items() if not (isinstance(v, (int, float)) and v == 0)]
+    if given:
+        raise ValueError(f"{', '.join(given)} and filters='exchange' both set the exchange filters: give one "
+                         f"(the exchange's filters are in Result.assumptions['filters'])")
+    meta = market.meta
+    has = meta["has_filters"].to_numpy(dtype=bool) if "has_filters" in meta else np.zeros(len(market.symbols), bool)
+    if not has.all():
+        lacking = [s for s, h in zip(market.symbols, has) if not h]
+        raise ValueError(f"filters='exchange' but no exchange filters for {_few(lacking)}: attach them with "
+                         f"Market(data).with_filters(nbtrade.fetch_filters_sync(exchange, symbols)) or pass "
+                         f"filters=<table>; nbtrade does not guess a symbol's filters")
+    out = {c: np.nan_to_num(meta[c].to_numpy(dtype=np.float64), nan=0.0) for c in FILTER_COLUMNS}
+    prov = [c for c in ("exchange", "filters_source", "filters_fetched_at") if c in meta]
+    out["describe"] = {s: {**{c: (None if np.isnan(v) else float(v)) for c, v in
+                              zip(FILTER_COLUMNS, meta.loc[s, list(FILTER_COLUMNS)].to_numpy(dtype=np.float64))},
+                           **{c.replace("filters_", ""): (None if meta.loc[s, c] is None else str(meta.loc[s, c]))
+                              for c in prov},
+                           "max_qty_enforced": False}
+                       for s in market.symbols}
+    return out
+
+
+def _round_tick(price: np.ndarray, tick: np.ndarray, long_side: np.ndarray | None, *, up_for_long: bool,
+                name: str = "order_price", symbols: list = ()) -> np.ndarray:
+    """``price`` (bars x symbols) on each symbol's tick grid: up where ``up_for_long`` applies to a long entry
+    (``long_side`` True, or everywhere when None), down for a short's mirror order; tick 0 leaves a symbol as is."""
+    if price.ndim != 2 or price.shape[1] != len(tick):
+        return price  # a (1, 1) NaN stand-in: nothing set
+    safe = np.where(tick > 0, tick, 1.0)
+    q = price / safe
+    # a relative tolerance so that prices already on the grid (0.3 / 0.1 = 2.9999999999999996) stay put
+    up, down = np.ceil(q - 1e-9) * safe, np.floor(q + 1e-9) * safe
+    if long_side is None:
+        use_up = np.full(price.shape, up_for_long)
+    else:
+        use_up = long_side if up_for_long else ~long_side
+    out = np.where(tick > 0, np.where(use_up, up, down), price)
+    with np.errstate(invalid="ignore"):
+        vanished = (price > 0) & (out <= 0)
+    if vanished.any():
+        t, j = np.argwhere(vanished)[0]
+        raise ValueError(f"{name} {price[t, j]} (bar {t}, symbol {symbols[j]}) is below one tick ({tick[j]}) of "
+                         f"the exchange's price grid: rounded against the order it would be 0")
+    return np.ascontiguousarray(out)
+
+
+def _default_size(size: Any, size_type: str, groups: np.ndarray, symbols: list) -> np.ndarray:
+    """``size`` per symbol; None: 1 / (symbols sharing its account) for the percent types, else 1."""
+    if size is not None or size_type not in ("percent", "target_percent"):
+        return _per_symbol(size, "size", symbols, 1.0, positive=True)
+    return 1.0 / np.bincount(groups)[groups].astype(np.float64)
 
 
 def _check_sizing(size: np.ndarray, size_type: str, leverage: float, symbols: list) -> None:
@@ -835,6 +957,74 @@ def _check_sl_stop(sl: np.ndarray, has_short: bool, symbols: list) -> None:
                          f"use sl_stop >= 1 (stop above twice the entry price)")
 
 
+#: Valid range of a fee rate, said in every message about one.
+_FEE_RANGE = " (valid range [0, 1): a fraction of the order's notional, 0.001 = 0.1 %)"
+#: Largest price a run accepts: fills multiply prices by (1 + slippage) (1 + fees) and sum them into
+#: equity, so prices near float64's largest value (1.8e308) would overflow to inf inside the engine.
+_MAX_PRICE = float(np.finfo(np.float64).max) / 64
+
+
+def _fee_params(fees: Any, fixed_fees: Any, maker_fees: Any, init_cash: float, symbols: list) -> dict:
+    """Fee rates in [0, 1) per symbol, and fixed fees below the starting cash (else no order can fill)."""
+    out = {"fees": _per_symbol(fees, "fees", symbols, 0.0, upper=1.0, hint=_FEE_RANGE),
+           "fixed_fees": _per_symbol(fixed_fees, "fixed_fees", symbols, 0.0)}
+    if maker_fees is not _NO_MAKER:
+        out["maker_fees"] = _per_symbol(maker_fees, "maker_fees", symbols, np.nan, allow_none=True, upper=1.0,
+                                        hint=_FEE_RANGE)
+    bad = out["fixed_fees"] >= init_cash
+    if bad.any():
+        j = int(np.argmax(bad))
+        raise ValueError(f"fixed_fees ({out['fixed_fees'][j]}, {symbols[j]}) must be below init_cash ({init_cash}): "
+                         f"it is a fee per order in quote currency, and no order could ever pay it")
+    return out
+
+
+_NO_MAKER = object()
+
+
+def _check_candles(market: Market) -> list:
+    """Refuse data without a single candle; return the symbols that have none (the caller reports them)."""
+    if market.n_missing == 0:
+        return []
+    empty = market.missing.all(axis=0)
+    if empty.all():
+        raise ValueError(f"data has no candle at all: every price of {_few(market.symbols)} is NaN "
+                         f"({market.shape[0]} bars), so nothing could trade. Check the data source or the "
+                         f"date range")
+    return [s for s, e in zip(market.symbols, empty) if e]
+
+
+def _few(symbols: list, k: int = 5) -> str:
+    names = ", ".join(map(str, symbols[:k]))
+    return names + (f" and {len(symbols) - k} more" if len(symbols) > k else "")
+
+
+def _warn_no_candles(symbols: list) -> None:
+    if symbols:
+        warnings.warn(f"{len(symbols)} symbol(s) have no candle at all in the data ({_few(symbols)}): they cannot "
+                      f"trade in this run (listed in Result.assumptions['symbols_without_candles']). Drop them or "
+                      f"check the date range", stacklevel=user_stacklevel())
+
+
+def _check_price_range(inputs: Prices, params: dict, symbols: list) -> None:
+    """Prices whose worst fill (slippage, fees) would overflow float64 are refused, blaming the price."""
+    hi = np.fmax.reduce(inputs.high, axis=0) if inputs.high.shape[0] else np.zeros(len(symbols))
+    if not (hi > _MAX_PRICE / 16).any():  # the common case: nothing near the limit
+        return
+    fee = np.fmax(params["fees"], params.get("maker_fees", params["fees"]))
+    worst = hi * (1.0 + params["slippage"]) * (1.0 + fee)
+    worst = worst * (1.0 + params.get("slippage_range", 0.0)) * np.where(params.get("slippage_volume", 0.0) > 0, 1.5, 1)
+    with np.errstate(invalid="ignore"):
+        bad = ~(worst <= _MAX_PRICE)
+    if bad.any():
+        j = int(np.argmax(bad))
+        raise ValueError(f"prices of {symbols[j]} reach {hi[j]:.4g}: a fill there with slippage and fees "
+                         f"({worst[j]:.4g}) is too close to float64's largest value (1.8e308): notionals, fees "
+                         f"and equity would overflow to inf (fill prices up to {_MAX_PRICE:.3g} are accepted). "
+                         f"The price scale is the problem, not cash: rescale the prices "
+                         f"(e.g. quote per 1e-6 unit)")
+
+
 def _describe(arr: np.ndarray, symbols: list) -> Any:
     if np.all(arr == arr[0]) or np.all(np.isnan(arr)):
         v = float(arr[0])
@@ -842,10 +1032,12 @@ def _describe(arr: np.ndarray, symbols: list) -> Any:
     return {s: (None if np.isnan(v) else float(v)) for s, v in zip(symbols, arr)}
 
 
+@suggest_kwargs
 def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees: Any = 0.0,
                      fixed_fees: Any = 0.0, slippage: Any = 0.0, init_cash: float = 10_000.0,
                      fill: str = "next_open", freq: Any = None, lot_size: Any = 0.0, min_qty: Any = 0.0,
-                     min_notional: Any = 0.0, leverage: float = 1.0, on_gap: str = "warn") -> Result:
+                     min_notional: Any = 0.0, leverage: float = 1.0, on_gap: str = "warn",
+                     filters: Any = None) -> Result:
     """Backtest target portfolio weights, rebalanced on a schedule (one shared cash balance).
 
     Parameters
@@ -861,6 +1053,9 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
         boolean array (n_bars,) is True.
     fees, fixed_fees, slippage, init_cash, fill, freq, lot_size, min_qty, min_notional, leverage, on_gap
         As for :func:`backtest`.
+    filters : None, "exchange" or a filters table
+        As for :func:`backtest` (weights place market orders: step size, ``min_qty`` and
+        ``min_notional`` apply; there is no order price to round).
 
     Notes
     -----
@@ -896,6 +1091,9 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
     market = prepare_data(data)
     n, m = market.shape
     syms = market.symbols
+    exch = _exchange_filters(market, filters, dict(lot_size=lot_size, min_qty=min_qty, min_notional=min_notional))
+    if exch is not None:
+        lot_size, min_qty, min_notional = exch["step_size"], exch["min_qty"], exch["min_notional"]
     fill_id = _choice(fill, "fill", _FILLS)
     on_gap = _choice(on_gap, "on_gap", _ON_GAP)
     w = _weights(weights, market)
@@ -909,18 +1107,20 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
         mask = np.zeros(n, dtype=np.bool_)
         mask[::int(rebalance_every)] = True
     mask = np.ascontiguousarray(mask)
-    packed = _param_records({
-        "fees": _per_symbol(fees, "fees", syms, 0.0),
-        "fixed_fees": _per_symbol(fixed_fees, "fixed_fees", syms, 0.0),
+    wparams = {
+        **_fee_params(fees, fixed_fees, _NO_MAKER, _scalar(init_cash, "init_cash"), syms),
         "slippage": _per_symbol(slippage, "slippage", syms, 0.0, upper=1.0),
         "lot_size": _per_symbol(lot_size, "lot_size", syms, 0.0),
         "min_qty": _per_symbol(min_qty, "min_qty", syms, 0.0),
-        "min_notional": _per_symbol(min_notional, "min_notional", syms, 0.0)})
+        "min_notional": _per_symbol(min_notional, "min_notional", syms, 0.0)}
+    packed = _param_records(wparams)
     init_cash = _scalar(init_cash, "init_cash")
     leverage = _scalar(leverage, "leverage")
     freq_ms = _freq_ms(freq, market)
+    no_candles = _check_candles(market)
     gaps = _handle_gaps(market, freq_ms, on_gap)
     inputs = market.prices(ohlc=fill == "next_open")  # fills at the close read no open
+    _check_price_range(inputs, wparams, syms)
     bound = 2 * int(np.count_nonzero(~np.isnan(w[mask])))
     orders = np.empty(bound, dtype=order_dt)
     trades = np.empty(bound // 2 + m, dtype=trade_dt)
@@ -948,6 +1148,11 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
                          "a newer weight replaces it; none before the end: rejected no_data on the last bar"),
         "delayed_orders": int(n_delayed),
     }
+    if no_candles:
+        assumptions["symbols_without_candles"] = no_candles
+    if exch is not None:
+        assumptions["filters"] = exch["describe"]
+    _warn_no_candles(no_candles)
     _warn_rejected(orders[:n_orders], counts[0]["rejected"], market_only=True)
     return Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
                   init_cash=init_cash, freq_ms=freq_ms, gaps=gaps, assumptions=assumptions)

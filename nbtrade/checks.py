@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from ._names import suggest_kwargs
 from .panel import Market
 
 Data = Market | pd.DataFrame | Mapping[str, pd.DataFrame]
@@ -94,6 +95,10 @@ class CheckReport:
     def ok(self) -> bool:
         return not self.findings
 
+    def __bool__(self) -> bool:
+        """Falsy when something was found, so ``assert check_lookahead(f, data)`` fails on leaking code."""
+        return self.ok
+
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame([f.__dict__ for f in self.findings], columns=["output", "column", "time", "detail"])
 
@@ -105,12 +110,19 @@ class CheckReport:
         return "\n".join(lines)
 
 
+class LookaheadError(AssertionError):
+    """``check_lookahead(..., strict=True)`` found outputs that use future bars."""
+
+
+@suggest_kwargs
 def check_lookahead(subject: Callable[[Data], Any], data: Data, cuts: int = 20, min_bars: int = 50,
-                    rtol: float = 1e-9, atol: float = 1e-12) -> CheckReport:
+                    rtol: float = 1e-9, atol: float = 1e-12, strict: bool = False) -> CheckReport:
     """Report outputs at or before ``t`` that change when bars after ``t`` are removed.
 
     ``cuts`` evenly spaced cut points between ``min_bars`` and the end are tried.
     One finding per (output, column): the earliest changed bar over all cuts.
+    The report is falsy when it has findings (``assert check_lookahead(f, data)``
+    fails on leaking code); ``strict=True`` raises :class:`LookaheadError` instead.
     """
     n = _length(data)
     if n <= min_bars:
@@ -132,9 +144,12 @@ def check_lookahead(subject: Callable[[Data], Any], data: Data, cuts: int = 20, 
                     first[key] = (idx[0], t, int(diff[col].sum()))
     for (name, col), (when, t, count) in first.items():
         report.findings.append(Finding(name, col, when, f"{count} value(s) change when data ends at bar {t}"))
+    if strict and report.findings:
+        raise LookaheadError(str(report))
     return report
 
 
+@suggest_kwargs
 def check_recursive(subject: Callable[[Data], Any], data: Data, starts: tuple[int, ...] = (0, 100, 200, 400),
                     max_warmup: int = 500, rtol: float = 1e-9, atol: float = 1e-12) -> CheckReport:
     """Measure how long outputs depend on where the history starts.

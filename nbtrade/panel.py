@@ -34,6 +34,8 @@ FIELDS = ("open", "high", "low", "close", "volume")
 PRICES = ("open", "high", "low", "close")
 #: Per-symbol metadata columns, filled by later layers (exchange filters, margin tiers).
 META_COLUMNS = ("kind", "exchange", "tick_size", "lot_size", "min_notional")
+#: Exchange filter columns of ``Market.with_filters`` (``nbtrade.fetch_filters``' table).
+FILTER_COLUMNS = ("tick_size", "step_size", "min_qty", "max_qty", "min_notional")
 #: Price arrays of at least this many values are checked in parallel blocks.
 PARALLEL_CHECK = 1 << 20
 
@@ -350,6 +352,58 @@ class Market:
                   self.meta.iloc[cols])
         out._arrays = {f: np.ascontiguousarray(a[:, cols]) for f, a in self._arrays.items()}
         out._checked = set(self._checked)
+        return out
+
+    # ---------------------------------------------------------------- metadata
+    def with_filters(self, table: Any) -> "Market":
+        """A market sharing this one's arrays whose ``meta`` holds each symbol's exchange filters.
+
+        Parameters
+        ----------
+        table : DataFrame or ``{symbol: {column: value}}``
+            One row per symbol (index ``symbol``), as :func:`nbtrade.fetch_filters` returns it:
+            ``tick_size`` (price step, quote), ``step_size`` (quantity step, base), ``min_qty``,
+            ``max_qty`` (base), ``min_notional`` (quote); NaN or 0 = no such rule. Provenance
+            columns (``exchange``, ``source``, ``fetched_at``) are kept when present. Rows of
+            other symbols are ignored; symbols without a row keep no filters (a backtest with
+            ``filters="exchange"`` then refuses, naming them).
+
+        Examples
+        --------
+        >>> import nbtrade, pandas as pd
+        >>> m = nbtrade.Market(nbtrade.market("BTC/USDT", "2024-01-01", "2024-01-02", "1h"), symbol="BTC/USDT")
+        >>> t = pd.DataFrame({"tick_size": [0.01], "step_size": [1e-5], "min_qty": [1e-5],
+        ...                   "max_qty": [9000.0], "min_notional": [5.0]}, index=["BTC/USDT"])
+        >>> float(m.with_filters(t).meta.loc["BTC/USDT", "step_size"])
+        1e-05
+        """
+        if isinstance(table, Mapping):
+            table = pd.DataFrame.from_dict(dict(table), orient="index")
+        if not isinstance(table, pd.DataFrame):
+            raise TypeError(f"filters table must be a DataFrame indexed by symbol (nbtrade.fetch_filters(exchange, "
+                            f"symbols)) or a dict {{symbol: {{column: value}}}}, got {type(table).__name__}")
+        missing = [c for c in FILTER_COLUMNS if c not in table.columns]
+        if missing:
+            raise ValueError(f"filters table lacks column(s) {missing}; expected {list(FILTER_COLUMNS)} "
+                             f"(as nbtrade.fetch_filters returns them)")
+        rows = table.reindex([s for s in self.symbols])
+        values = rows[list(FILTER_COLUMNS)].to_numpy(dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            bad = np.isinf(values) | (values < 0)
+        if bad.any():
+            i, k = np.argwhere(bad)[0]
+            raise ValueError(f"filters table: {FILTER_COLUMNS[k]} of {self.symbols[i]} is {values[i, k]}; filters "
+                             f"must be finite and >= 0 (NaN or 0 = no rule)")
+        out = Market(self)
+        meta = self.meta.copy()
+        for k, col in enumerate(FILTER_COLUMNS):
+            meta[col] = values[:, k]
+        meta["lot_size"] = meta["step_size"]
+        for col in ("exchange", "source", "fetched_at"):
+            if col in rows.columns:
+                meta["filters_" + col if col != "exchange" else col] = rows[col].to_numpy(dtype=object)
+        meta["has_filters"] = np.array([s in table.index for s in self.symbols])
+        out.meta = meta
         return out
 
     # ---------------------------------------------------------------- conversions

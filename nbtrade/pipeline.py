@@ -29,6 +29,11 @@ DEFAULT_FEATURES: list = [
 ]
 
 
+#: Default target share of equity of all symbols together: the rest stays free so that a symbol's
+#: entry still finds cash after the other positions grew (else the engine rejects it, and warns).
+_SIZE_SHARE = 0.9
+
+
 @dataclass
 class ResearchRun:
     """What :func:`research` produced, stage by stage."""
@@ -54,7 +59,7 @@ def pooled_labels(frames: Mapping[str, pd.DataFrame], horizon: int = 1, dead_zon
 
 def research(data: Market | Mapping[str, pd.DataFrame] | pd.DataFrame, features: Sequence | None = None, *,
              horizon: int = 1, dead_zone: float = 0.0, estimator: Any = None, train_window: int | str = "60D",
-             test_window: int | str = "7D", retrain: str = "incremental", seed: int = 0, cache: Any = None,
+             test_window: int | str = "7D", retrain: str | None = None, seed: int = 0, cache: Any = None,
              long_threshold: float = 0.55, exit_threshold: float = 0.5, size: float | None = None,
              progress: Callable[[dict], None] | None = None, monitor: Any = None,
              **backtest_kwargs: Any) -> ResearchRun:
@@ -68,15 +73,31 @@ def research(data: Market | Mapping[str, pd.DataFrame] | pd.DataFrame, features:
     horizon, dead_zone : the label: sign of the ``horizon``-bar forward return, 0 inside the dead zone.
     estimator, train_window, test_window, retrain, seed, cache, progress : passed to
         :func:`nbtrade.model.walkforward.walk_forward` (default estimator: a 100-tree depth-8 forest).
+        ``retrain`` defaults to ``"incremental"`` for forests and ``"full"`` for any other estimator
+        (e.g. ``LogisticRegression()``); ``run.walk_forward.meta["retrain"]`` says which ran.
     long_threshold, exit_threshold : P(up) at which to enter and below which to exit.
-    size : target share of equity per symbol (default ``0.995 / n_symbols``).
+    size : target share of equity per symbol (default ``0.9 / n_symbols``: 10 % stays free for positions
+        that grew, so re-entries are not rejected for cash).
     monitor : a :class:`nbtrade.monitor.Monitor` recording the stages (features, walk-forward, backtest).
-    **backtest_kwargs : fees, slippage, stops... for :func:`nbtrade.backtesting.backtest`.
+    **backtest_kwargs : fees, slippage, stops... for :func:`nbtrade.backtesting.backtest`; an unknown
+        name is refused before any work (with "did you mean", e.g. ``stop_loss=`` -> ``sl_stop=``).
     """
+    import inspect
+
+    from ._names import check_kwargs
     from .backtesting import backtest
     from .features import compute_features, stack
     from .model.signals import proba_to_signals
-    from .model.walkforward import default_estimator, walk_forward
+    from .model.walkforward import default_estimator, is_forest, walk_forward
+
+    own = [k for k in inspect.signature(research).parameters if k != "backtest_kwargs"]
+    engine = [k for k in inspect.signature(backtest).parameters
+              if k not in ("data", "entries", "exits", "short_entries", "short_exits") and not k.startswith("_")]
+    check_kwargs("research()", backtest_kwargs, own + engine)
+    if estimator is None:
+        estimator = default_estimator(seed=seed)
+    if retrain is None:  # incremental refits exist for forests only: anything else retrains in full
+        retrain = "incremental" if is_forest(estimator) else "full"
 
     from contextlib import nullcontext
 
@@ -95,7 +116,7 @@ def research(data: Market | Mapping[str, pd.DataFrame] | pd.DataFrame, features:
         y = pooled_labels(frames, horizon, dead_zone).reindex(Xs.index)
         y.attrs["horizon"] = horizon
     with stage("walk-forward"):
-        wf = walk_forward(estimator if estimator is not None else default_estimator(seed=seed), Xs, y,
+        wf = walk_forward(estimator, Xs, y,
                           train_window, test_window, retrain=retrain, seed=seed, cache=cache, progress=progress,
                           impute="drop", features=specs)
     if wf.proba is None:
@@ -108,7 +129,8 @@ def research(data: Market | Mapping[str, pd.DataFrame] | pd.DataFrame, features:
         return df.reindex(index=close.index, columns=close.columns, fill_value=False).loc[first_oos:]
 
     entries, exits = cut(sig.entries), cut(sig.exits)
-    params = dict(fill="next_open", size=0.995 / len(frames) if size is None else size, size_type="target_percent")
+    params = dict(fill="next_open", size=_SIZE_SHARE / len(frames) if size is None else size,
+                  size_type="target_percent")
     params.update(backtest_kwargs)
     with stage("backtest"):
         result = backtest(market[first_oos:], entries, exits, **params)

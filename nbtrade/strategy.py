@@ -48,12 +48,13 @@ import keyword
 import types
 import warnings
 from collections import namedtuple
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
+from ._names import check_kwargs, did_you_mean
 from .panel import Market, align
 from .result import Result
 
@@ -380,18 +381,34 @@ class Strategy:
         return f"{type(self).__name__}({params})"
 
 
+def _engine_keys() -> list[str]:
+    from .backtesting import backtest
+
+    return [k for k in inspect.signature(backtest).parameters if k not in ("data", *_SIGNAL_KEYS)]
+
+
 def _no_order_args(name: str, kwargs: dict) -> None:
     raise TypeError(f"{name}() takes no arguments (got {', '.join(kwargs)}): size, size_type, sl_stop, tp_stop "
                     f"and trail_stop apply to every entry and are set per run, e.g. "
                     f"Backtest(data, MyStrategy, size=0.5, sl_stop=0.02)")
 
 
-def crossover(a: Any, b: Any) -> bool:
-    """True when ``a`` crossed above ``b`` on the current bar: ``a[-2] < b[-2]`` and ``a[-1] > b[-1]``.
+def crossover(a: Any, b: Any) -> Any:
+    """True when ``a`` crossed above ``b`` on the last bar: ``a[-2] < b[-2]`` and ``a[-1] > b[-1]``.
 
-    ``a`` and ``b`` are indicators or numbers, as in ``backtesting.lib.crossover``; False
-    on the first bar.
+    ``a`` and ``b`` are indicators, numbers, arrays or pandas Series (positions, not labels,
+    as in ``backtesting.lib.crossover``): a bool, False with fewer than two bars. With a
+    DataFrame (bars x symbols) on either side the answer is per column: a bool Series
+    (the other side broadcast: a number, a Series with the same index, or a DataFrame
+    with the same columns).
     """
+    if isinstance(a, pd.DataFrame) or isinstance(b, pd.DataFrame):
+        frame = a if isinstance(a, pd.DataFrame) else b
+        if len(frame) < 2:
+            return pd.Series(False, index=frame.columns)
+        a2, a1 = _last_two_frame(a, frame)
+        b2, b1 = _last_two_frame(b, frame)
+        return pd.Series((a2 < b2) & (a1 > b1), index=frame.columns)
     a2, a1 = _last_two(a)
     b2, b1 = _last_two(b)
     return bool(a2 < b2 and a1 > b1)
@@ -403,9 +420,23 @@ def _last_two(x: Any) -> tuple[Any, Any]:
         return (x._a[i - 1, c], x._a[i, c]) if i > 0 else (np.nan, np.nan)
     if isinstance(x, (int, float, np.integer, np.floating)):
         return x, x
+    if isinstance(x, (pd.Series, pd.Index)):
+        x = x.to_numpy()
     if len(x) < 2:
         return np.nan, np.nan
     return x[-2], x[-1]
+
+
+def _last_two_frame(x: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The last two rows of ``x`` broadcast to ``frame``'s columns (float arrays)."""
+    if isinstance(x, pd.DataFrame):
+        if list(x.columns) != list(frame.columns):
+            x = x.reindex(columns=frame.columns)
+        v = x.to_numpy(dtype=np.float64)
+        return v[-2], v[-1]
+    a2, a1 = _last_two(x)
+    m = frame.shape[1]
+    return np.full(m, a2, dtype=np.float64), np.full(m, a1, dtype=np.float64)
 
 
 def _aligned(x: Any, data: _Data, label: str) -> np.ndarray:
@@ -670,8 +701,7 @@ class Backtest:
             else:
                 k = _ALIASES.get(k, k)
             if k not in allowed:
-                raise TypeError(f"Backtest got an unexpected keyword {k!r}; engine keywords: "
-                                f"{', '.join(sorted(a for a in allowed if not a.startswith('_')))}")
+                check_kwargs("Backtest()", [k], sorted(allowed) + ["cash", "commission", "trade_on_close", "margin"])
             if k in kw:
                 raise TypeError(f"Backtest got {k!r} twice (through an alias: cash/init_cash, commission/fees, "
                                 f"trade_on_close/fill, margin/leverage)")
@@ -694,10 +724,7 @@ class Backtest:
         ``result.strategy`` the strategy instance (its indicators as whole arrays) and
         ``result.params`` the parameters used.
         """
-        unknown = [k for k in params if k not in self._defaults]
-        if unknown:
-            raise TypeError(f"{self.strategy.__name__} has no parameter {unknown[0]!r}; parameters: "
-                            f"{', '.join(self._defaults) or '(none)'} (declare them as class attributes)")
+        self._check_params(params)
         from .backtesting import backtest_callback
 
         inp = self._inputs
@@ -716,13 +743,28 @@ class Backtest:
             else:
                 res = self._run_python(strat, inp)
                 note = "Python next (bar by bar, Python speed)"
+        from .backtesting import user_stacklevel
+
         for w in caught:
-            warnings.warn(w.message, w.category, stacklevel=2)
+            warnings.warn(w.message, w.category, stacklevel=user_stacklevel())
         cur.i = None  # after the run the indicators read as whole arrays again
         res.strategy = strat
         res.params = used
         res.assumptions["strategy"] = f"{strat!r}: {note}"
         return res
+
+    def _check_params(self, params: Mapping[str, Any]) -> None:
+        """Strategy parameters must be its class attributes; a near miss gets "did you mean"."""
+        for k in params:
+            if k not in self._defaults:
+                hint = did_you_mean(k, self._defaults)
+                engine = did_you_mean(k, _engine_keys()) if hint is None else None
+                msg = (f"{self.strategy.__name__} has no parameter {k!r}" +
+                       (f"; did you mean {hint}=?" if hint else "") +
+                       f" (parameters: {', '.join(self._defaults) or '(none)'}; declare them as class attributes)")
+                if engine:
+                    msg += f". Engine settings such as {engine}= go to Backtest(data, strategy, {engine}=...)"
+                raise TypeError(msg)
 
     def _run_python(self, strat: Strategy, inp: Any) -> Result:
         from .backtesting import backtest_callback
@@ -771,10 +813,7 @@ class Backtest:
         """
         if not grid:
             raise ValueError("optimize needs a parameter grid, e.g. optimize(fast=[5, 10], slow=[20, 50])")
-        unknown = [k for k in grid if k not in self._defaults]
-        if unknown:
-            raise TypeError(f"{self.strategy.__name__} has no parameter {unknown[0]!r}; parameters: "
-                            f"{', '.join(self._defaults) or '(none)'}")
+        self._check_params(grid)
         if not (isinstance(maximize, str) or callable(maximize)):
             raise TypeError(f"maximize must be a stats label or a callable, got {maximize!r}")
         values = {k: (list(v) if isinstance(v, (list, tuple, range, np.ndarray, pd.Index)) else [v])
@@ -824,7 +863,7 @@ def _check_options(market: Market, kw: dict) -> None:
         raise ValueError("Backtest does not take exit_size: close a part with self.position.close(portion) "
                          "(or reduce_long_nb / reduce_short_nb in a compiled next)")
     from .backtesting import _cash_groups, _choice, _FILLS, _INTRABAR, _ON_GAP, _ORDER_TYPES, _per_symbol, _scalar
-    from .backtesting import _SIZE_TYPES, _check_sizing, _freq_ms
+    from .backtesting import _SIZE_TYPES, _check_sizing, _fee_params, _freq_ms
 
     syms = market.symbols
     _choice(kw.get("size_type", "percent"), "size_type", _SIZE_TYPES)
@@ -832,18 +871,18 @@ def _check_options(market: Market, kw: dict) -> None:
     _choice(kw.get("intrabar", "pessimistic"), "intrabar", _INTRABAR)
     _choice(kw.get("on_gap", "warn"), "on_gap", _ON_GAP)
     _choice(kw.get("order_type", "market"), "order_type", _ORDER_TYPES)
-    for key, default, extra in (("size", 1.0, {"positive": True}), ("fees", 0.0, {}), ("fixed_fees", 0.0, {}),
+    for key, default, extra in (("size", 1.0, {"positive": True}),
                                 ("slippage", 0.0, {"upper": 1.0}), ("lot_size", 0.0, {}), ("min_qty", 0.0, {}),
                                 ("min_notional", 0.0, {}), ("slippage_range", 0.0, {}), ("slippage_volume", 0.0, {}),
                                 ("sl_stop", np.nan, {"positive": True, "allow_none": True}),
                                 ("tp_stop", np.nan, {"positive": True, "allow_none": True}),
-                                ("trail_stop", np.nan, {"positive": True, "allow_none": True}),
-                                ("maker_fees", np.nan, {"allow_none": True})):
-        if key in kw:
+                                ("trail_stop", np.nan, {"positive": True, "allow_none": True})):
+        if key in kw and kw[key] is not None:
             _per_symbol(kw[key], key, syms, default, **extra)
     leverage = _scalar(kw.get("leverage", 1.0), "leverage")
-    _scalar(kw.get("init_cash", 10_000.0), "init_cash")
-    if "size" in kw:
+    _fee_params(kw.get("fees", 0.0), kw.get("fixed_fees", 0.0), kw.get("maker_fees"),
+                _scalar(kw.get("init_cash", 10_000.0), "init_cash"), syms)
+    if kw.get("size") is not None:
         _check_sizing(_per_symbol(kw["size"], "size", syms, 1.0, positive=True), kw.get("size_type", "percent"),
                       leverage, syms)
     _cash_groups(kw.get("cash_sharing", True), syms)

@@ -470,13 +470,13 @@ def test_cash_groups_share_cash_within_a_group_only():
 
 
 def test_rejected_orders_are_counted_and_warned_about_once():
-    # two symbols share 1000 of cash; the default size=1.0 'percent' spends it all on A, B's entry is rejected
+    # two symbols share 1000 of cash; size=1.0 'percent' spends it all on A, B's entry is rejected
     idx = pd.date_range("2024-01-01", periods=3, freq="1h", tz="UTC")
     close = pd.DataFrame({"A": [100.0, 100, 100], "B": [50.0, 50, 50]}, index=idx)
     entries = pd.DataFrame(True, index=idx, columns=["A", "B"])
     entries.iloc[1:] = False
     with pytest.warns(UserWarning, match=r"1 of 2 orders rejected \(insufficient_cash: 1\).*size=1/n_symbols") as rec:
-        res = backtest(close, entries=entries, init_cash=1000.0)
+        res = backtest(close, entries=entries, size=1.0, init_cash=1000.0)
     assert sum("rejected" in str(w.message) for w in rec) == 1
     assert res.stats()["# Rejected Orders"] == 1
     assert res.stats("A")["# Rejected Orders"] == 0 and res.stats("B")["# Rejected Orders"] == 1
@@ -487,6 +487,11 @@ def test_rejected_orders_are_counted_and_warned_about_once():
         _w.simplefilter("error")
         res = backtest(close, entries=entries, size=0.4, init_cash=1000.0)
     assert res.stats()["# Rejected Orders"] == 0
+    # nor with the default size (1 / symbols sharing the cash): each entry finds free cash
+    with _w.catch_warnings():
+        _w.simplefilter("error")
+        res = backtest(close, entries=entries, init_cash=1000.0)
+    assert res.stats()["# Rejected Orders"] == 0 and res.assumptions["size"] == 0.5
 
 
 def test_resting_entry_is_placed_over_a_missing_bar():

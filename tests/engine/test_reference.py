@@ -77,6 +77,10 @@ def test_engine_matches_reference(cfg):
               min_notional=cfg["min_notional"], leverage=cfg["leverage"], init_cash=1000.0,
               fill=cfg["fill"], intrabar=cfg["intrabar"],
               cash_sharing=[j % 2 for j in range(m)] if cfg["cash_sharing"] == "groups" else cfg["cash_sharing"])
+    if np.isnan(c).all():  # no candle at all: refused, never a silent run of 0 trades
+        with pytest.raises(ValueError, match="no candle at all"):
+            backtest({"open": o, "high": h, "low": l, "close": c}, entries=le, exits=lx, **kw)
+        return
     order_price = None
     if cfg["order_type"] != "market":
         # resting entries a little away from the close, on either side

@@ -344,7 +344,7 @@ def test_bad_strategies_raise_clear_errors(data):
     with pytest.raises(ValueError, match="margin"):
         Backtest(data, PyCross, margin=0)
     assert Backtest(data, PyCross, margin=0.5)._kwargs == {"leverage": 2.0}
-    with pytest.raises(TypeError, match="unexpected keyword 'feez'"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'feez'; did you mean fees="):
         Backtest(data, PyCross, feez=0.1)
     with pytest.raises(TypeError, match="twice"):
         Backtest(data, PyCross, cash=1.0, init_cash=2.0)
@@ -538,7 +538,7 @@ def test_engine_warnings_point_at_the_callers_line(data):
     from nbtrade.backtesting import RejectedOrdersWarning
 
     with pytest.warns(RejectedOrdersWarning) as rec:
-        Backtest(data, PyCross).run()  # size=1.0 all-in on 3 symbols: later entries lack cash
+        Backtest(data, PyCross, size=1.0).run()  # all-in on 3 symbols: later entries lack cash
     assert rec[0].filename == __file__
 
 

@@ -36,7 +36,7 @@ def _case():
 @pytest.mark.parametrize("cash_sharing", [False, True])
 def test_final_equity_equals_recorded_vectorbt(cash_sharing):
     d, _, entries, exits = _case()
-    res = backtest(d, entries=entries, exits=exits, fees=0.001, init_cash=10_000.0, fill="close",
+    res = backtest(d, entries=entries, exits=exits, fees=0.001, init_cash=10_000.0, fill="close", size=1.0,
                    cash_sharing=cash_sharing)
     assert res.equity.iloc[-1] == pytest.approx(VECTORBT_FINAL[cash_sharing], rel=1e-9)
 
@@ -52,7 +52,7 @@ def test_equity_curve_equals_live_vectorbt(cash_sharing):
                                     freq="1h", **kw)
     value = pf.value()
     value = value.to_numpy() if cash_sharing else value.sum(axis=1).to_numpy()
-    res = backtest(d, entries=entries, exits=exits, fees=0.001, init_cash=10_000.0, fill="close",
+    res = backtest(d, entries=entries, exits=exits, fees=0.001, init_cash=10_000.0, fill="close", size=1.0,
                    cash_sharing=cash_sharing)
     np.testing.assert_allclose(res.equity.to_numpy(), value, rtol=1e-9)
     assert (res.orders["status"] == "filled").sum() == len(pf.orders.records)

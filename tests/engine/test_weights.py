@@ -100,6 +100,10 @@ def test_weights_engine_matches_reference(cfg):
     w[rng.random((n, m)) < 0.3] = np.nan
     w[rng.random((n, m)) < 0.1] = 0.0
     per = {k: [cfg[k]] * m for k in ("fees", "fixed_fees", "slippage", "lot_size", "min_qty", "min_notional")}
+    if np.isnan(c).all():  # no candle at all: refused, never a silent run of 0 trades
+        with pytest.raises(ValueError, match="no candle at all"):
+            backtest_weights({"open": o, "high": h, "low": l, "close": c}, w)
+        return
     res = backtest_weights({"open": o, "high": h, "low": l, "close": c}, w, rebalance_every=cfg["every"],
                            init_cash=1000.0, fill=cfg["fill"], leverage=cfg["leverage"], on_gap="skip",
                            **{k: cfg[k] for k in per})
