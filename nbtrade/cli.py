@@ -10,6 +10,8 @@ import argparse
 import sys
 from typing import Sequence
 
+from .commands import BACKTEST_DEFAULTS
+
 
 def _data_args(p: argparse.ArgumentParser, symbols_default: str = "BTC/USDT,ETH/USDT") -> None:
     """Where a command's candles come from: the HDF5 store, or the synthetic market."""
@@ -23,8 +25,17 @@ def _data_args(p: argparse.ArgumentParser, symbols_default: str = "BTC/USDT,ETH/
     p.add_argument("--seed", type=int, default=42, help="seed of the synthetic market (default %(default)s)")
 
 
-#: ``nbtrade backtest`` settings when neither a flag nor the strategy file's ``BACKTEST`` gives one
-BACKTEST_DEFAULTS = {"fees": 0.001, "slippage": 0.0005, "fill": "next_open", "init_cash": 10_000.0}
+#: the exchanges with a native adapter (others through ``ccxt:<id>``)
+NATIVE_EXCHANGES = ("binance", "binance_futures", "bybit", "bybit_linear", "okx")
+
+
+def _exchange(value: str) -> str:
+    """The fetch command's exchange: a native adapter's name or ``ccxt:<id>``."""
+    if value in NATIVE_EXCHANGES or (value.startswith("ccxt:") and len(value) > 5):
+        return value
+    raise argparse.ArgumentTypeError(f"unknown exchange {value!r}: use one of {', '.join(NATIVE_EXCHANGES)}, "
+                                     "or ccxt:<id> (e.g. ccxt:kraken) for an exchange ccxt supports")
+
 
 STRATEGY_FILE_HELP = """\
 Backtest a built-in strategy or your own strategy file; print the statistics, write an HTML report.
@@ -69,7 +80,9 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--report", default=None, help="HTML report path (default $NBTRADE_HOME/reports/demo.html)")
 
     fetch = sub.add_parser("fetch", help="download OHLCV candles (rate-limited, resumable) into the store")
-    fetch.add_argument("exchange", choices=["binance", "binance_futures", "bybit", "bybit_linear", "okx"])
+    fetch.add_argument("exchange", type=_exchange, metavar="EXCHANGE",
+                       help=f"one of {', '.join(NATIVE_EXCHANGES)}, or ccxt:<id> for any exchange ccxt supports "
+                            "(pip install -e '.[ccxt]')")
     fetch.add_argument("symbols", help="comma-separated unified symbols, e.g. BTC/USDT,ETH/USDT")
     fetch.add_argument("--timeframe", default="1h")
     fetch.add_argument("--start", default=None, help="first open time (UTC); default: the exchange's first")

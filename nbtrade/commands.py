@@ -6,6 +6,9 @@ import json
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
+#: the CLI's backtest defaults (a flag beats a strategy file's BACKTEST, which beats these)
+BACKTEST_DEFAULTS = {"fees": 0.001, "slippage": 0.0005, "fill": "next_open", "init_cash": 10_000.0}
+
 
 def run(args: argparse.Namespace) -> int:
     handler: Callable[[argparse.Namespace], int] = _HANDLERS[args.command]
@@ -221,8 +224,6 @@ def _strategy(args: argparse.Namespace) -> tuple[Callable, dict[str, Any], str |
 
 def backtest_params(args: argparse.Namespace, file_kwargs: dict[str, Any], n_symbols: int) -> dict[str, Any]:
     """Backtest keywords: flags given on the command line > the file's ``BACKTEST`` > the CLI defaults."""
-    from .cli import BACKTEST_DEFAULTS
-
     params = {**BACKTEST_DEFAULTS, "size": 1.0 / n_symbols, **file_kwargs}
     flags = {"fees": args.fees, "slippage": args.slippage, "fill": args.fill, "sl_stop": args.sl_stop,
              "tp_stop": args.tp_stop, "init_cash": args.cash}

@@ -259,3 +259,14 @@ def test_strategy_file_with_two_classes_must_name_one(tmp_path):
     none.write_text("x = 1\n")
     with pytest.raises(ValueError, match="must define a function strategy\\(data\\) or a subclass of nbtrade.Strategy"):
         load_strategy(str(none))
+
+
+def test_fetch_takes_ccxt_exchanges_and_names_the_choices(capsys):
+    from nbtrade.cli import _build_parser
+
+    args = _build_parser().parse_args(["fetch", "ccxt:kraken", "BTC/USD"])
+    assert args.exchange == "ccxt:kraken"
+    with pytest.raises(SystemExit) as err:
+        _build_parser().parse_args(["fetch", "krakken", "BTC/USD"])
+    assert err.value.code == 2
+    assert "ccxt:<id>" in capsys.readouterr().err
