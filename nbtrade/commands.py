@@ -46,25 +46,10 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _mock(args: argparse.Namespace) -> int:
-    """Serve the mock; its first line is the fetch command using it, with the port it really got
-    (``--port 0`` picks a free one)."""
-    import asyncio
+    """Serve the mock; its first line is the fetch command using it (see ``run_mock_exchange``)."""
+    from .data.mock import run_mock_exchange
 
-    from .data.mock import serve
-
-    async def main() -> None:
-        async with serve(port=args.port, host=args.host, seed=args.seed) as mock:
-            print(f"fetch from it: nbtrade fetch binance BTC/USDT,ETH/USDT --base-url {mock.url} "
-                  "--start 2024-01-01 --end 2024-03-01", flush=True)
-            print(f"mock exchange on {mock.url} (Binance /api/v3 and /fapi/v1, Bybit /v5, OKX /api/v5); "
-                  "Ctrl-C to stop", flush=True)
-            await asyncio.Event().wait()
-
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return run_mock_exchange(port=args.port, host=args.host, seed=args.seed)
 
 
 def _data(args: argparse.Namespace) -> int:

@@ -930,10 +930,15 @@ def serve_in_thread(config: MockConfig | None = None, *, port: int = 0, host: st
 
 
 def run_mock_exchange(port: int = 8080, host: str = "127.0.0.1", **options: Any) -> int:
-    """Serve the mock until interrupted (``nbtrade mock-exchange --port 8080``). Returns an exit code."""
+    """Serve the mock until interrupted (``nbtrade mock-exchange --port 8080``). Returns an exit code.
+
+    Its first line is the fetch command that uses it, with the port it really got (``port=0``
+    picks a free one)."""
 
     async def main() -> None:
         async with serve(port=port, host=host, **options) as mock:
+            print(f"fetch from it: nbtrade fetch binance BTC/USDT,ETH/USDT --base-url {mock.url} "
+                  "--start 2024-01-01 --end 2024-03-01", flush=True)
             print(f"mock exchange on {mock.url} (Binance /api/v3 and /fapi/v1, Bybit /v5, OKX /api/v5); "
                   "Ctrl-C to stop", flush=True)
             await asyncio.Event().wait()
