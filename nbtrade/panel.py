@@ -486,8 +486,8 @@ def align(x: Any, market: Market, name: str, kind: str = "float", fill: Any = No
         rows = _rows(x.index, market, name)
         cols = _columns(x.columns, market, name)
         values = _values(x, name, kind)
-        if rows is None and cols is None:
-            return np.ascontiguousarray(values)
+        if rows is None and cols is None:  # writeable-typed like the copies below: one kernel specialization
+            return _writeable(np.ascontiguousarray(values))
         out = np.full((n, m), fill, dtype=values.dtype)
         c = np.arange(m) if cols is None else cols
         if rows is None:
@@ -501,7 +501,7 @@ def align(x: Any, market: Market, name: str, kind: str = "float", fill: Any = No
     if arr.shape != (n, m):
         raise ValueError(f"{name} has shape {arr.shape} but data has shape {(n, m)} (bars, symbols); "
                          f"pass a DataFrame to match symbols and timestamps by label")
-    return np.ascontiguousarray(_check_values(arr, name, kind))
+    return _writeable(np.ascontiguousarray(_check_values(arr, name, kind)))
 
 
 def _rows(idx: pd.Index, market: Market, name: str) -> np.ndarray | None:
