@@ -75,6 +75,26 @@ def checked_epoch_ms(value: Any, where: str) -> int:
 FILTER_COLUMNS = ("tick_size", "step_size", "min_qty", "max_qty", "min_notional")
 
 
+#: the five price and volume fields of a candle row, after its time
+OHLCV_FIELDS = ("open", "high", "low", "close", "volume")
+
+
+def read_ohlcv_fields(row: list, i: int, out: np.ndarray, where: str) -> None:
+    """Fields 1..5 of kline row ``i`` (decimal strings or numbers) into ``out[i]``; ``MalformedResponse``
+    naming the row and field when one is not a number."""
+    for j in range(1, 6):
+        try:
+            out[i, j - 1] = float(row[j])
+        except (TypeError, ValueError, OverflowError):
+            raise MalformedResponse(f"{where}: row {i} field {j} ({OHLCV_FIELDS[j - 1]}) is {row[j]!r:.40}; "
+                                    "expected a decimal string") from None
+
+
+def ohlcv_columns(time: np.ndarray, ohlcv: np.ndarray) -> dict[str, np.ndarray]:
+    """``{"time": ..., "open": ..., ...}`` with contiguous columns of an ``(n, 5)`` OHLCV block."""
+    return {"time": time, **{name: ohlcv[:, k].copy() for k, name in enumerate(OHLCV_FIELDS)}}
+
+
 def filter_row(tick: Any = None, step: Any = None, min_qty: Any = None, max_qty: Any = None,
                min_notional: Any = None) -> dict[str, float]:
     """One symbol's filters as floats; missing, unparsable or non-positive values (0 disables a rule on

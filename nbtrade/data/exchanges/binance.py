@@ -17,15 +17,13 @@ from typing import Any
 import numpy as np
 
 from ..ratelimit import TooManyRequests, classify_rate_limit, parse_retry_after
-from .base import MAX_EPOCH_MS, Adapter, BadRequest, MalformedResponse, Request, ServerError, filter_row
+from .base import (MAX_EPOCH_MS, Adapter, BadRequest, MalformedResponse, Request, ServerError, filter_row,
+                   ohlcv_columns, read_ohlcv_fields)
 
 _WINDOW_S = {"SECOND": 1.0, "MINUTE": 60.0, "HOUR": 3600.0, "DAY": 86400.0}
 #: errors.md "10xx - General Server or Network issues" that are worth a retry: -1000 UNKNOWN,
 #: -1001 DISCONNECTED, -1006 UNEXPECTED_RESP, -1007 TIMEOUT, -1008 SERVER_BUSY
 SERVER_CODES = (-1000, -1001, -1006, -1007, -1008)
-
-
-_FIELDS = ("open time", "open", "high", "low", "close", "volume")
 
 
 def parse_kline_rows(payload: Any, where: str = "klines") -> dict[str, np.ndarray]:
@@ -46,14 +44,8 @@ def parse_kline_rows(payload: Any, where: str = "klines") -> dict[str, np.ndarra
             raise MalformedResponse(f"{where}: row {i} field 0 (open time) is {t!r:.40}; expected epoch "
                                     "milliseconds (an integer before 2200)")
         time[i] = t
-        for j in range(1, 6):
-            try:
-                ohlcv[i, j - 1] = float(row[j])
-            except (TypeError, ValueError, OverflowError):
-                raise MalformedResponse(f"{where}: row {i} field {j} ({_FIELDS[j]}) is {row[j]!r:.40}; expected "
-                                        "a decimal string") from None
-    return {"time": time, "open": ohlcv[:, 0].copy(), "high": ohlcv[:, 1].copy(), "low": ohlcv[:, 2].copy(),
-            "close": ohlcv[:, 3].copy(), "volume": ohlcv[:, 4].copy()}
+        read_ohlcv_fields(row, i, ohlcv, where)
+    return ohlcv_columns(time, ohlcv)
 
 
 def parse_rate_limits(info: dict, where: str = "exchangeInfo") -> tuple[int, float] | None:

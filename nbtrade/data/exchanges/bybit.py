@@ -44,7 +44,7 @@ from .._grid import ceil_open, floor_open
 from ..ratelimit import IPBanned, TooManyRequests
 from ..symbols import split_symbol
 from .base import (MAX_EPOCH_MS, Adapter, BadRequest, MalformedResponse, Request, ServerError, checked_epoch_ms,
-                   filter_row)
+                   filter_row, ohlcv_columns, read_ohlcv_fields)
 
 INTERVALS = {"1m": "1", "3m": "3", "5m": "5", "15m": "15", "30m": "30", "1h": "60", "2h": "120", "4h": "240",
              "6h": "360", "12h": "720", "1d": "D", "1w": "W", "1M": "M"}
@@ -61,7 +61,6 @@ def parse_rows(rows: Any, width: int, where: str) -> dict[str, np.ndarray]:
     n = len(rows)
     time = np.empty(n, dtype=np.int64)
     ohlcv = np.empty((n, 5), dtype=np.float64)
-    names = ("open", "high", "low", "close", "volume")
     for i, row in enumerate(rows):
         if not isinstance(row, list) or len(row) < width:
             kind = "a JSON object" if isinstance(row, dict) else f"{row!r:.60}"
@@ -75,14 +74,8 @@ def parse_rows(rows: Any, width: int, where: str) -> dict[str, np.ndarray]:
             raise MalformedResponse(f"{where}: row {i} field 0 (start time) is {row[0]!r:.40}; expected epoch "
                                     "milliseconds before 2200")
         time[i] = t
-        for j in range(1, 6):
-            try:
-                ohlcv[i, j - 1] = float(row[j])
-            except (TypeError, ValueError, OverflowError):
-                raise MalformedResponse(f"{where}: row {i} field {j} ({names[j - 1]}) is {row[j]!r:.40}; "
-                                        "expected a decimal string") from None
-    return {"time": time, "open": ohlcv[:, 0].copy(), "high": ohlcv[:, 1].copy(), "low": ohlcv[:, 2].copy(),
-            "close": ohlcv[:, 3].copy(), "volume": ohlcv[:, 4].copy()}
+        read_ohlcv_fields(row, i, ohlcv, where)
+    return ohlcv_columns(time, ohlcv)
 
 
 def _int_header(headers: Any, name: str) -> int | None:

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..ratelimit import TooManyRequests
 from .base import (FILTER_COLUMNS, MAX_EPOCH_MS, Adapter, BadRequest, MalformedResponse, Request, ServerError,
-                   checked_epoch_ms, filter_row)
+                   checked_epoch_ms, filter_row, ohlcv_columns)
 
 #: the ccxt version the extra pins (pyproject ``[ccxt]``) and the tests run against
 CCXT_VERSION = "4.5.90"
@@ -217,8 +217,7 @@ class CcxtAdapter(Adapter):
             except (TypeError, ValueError):
                 raise MalformedResponse(f"{self.name} fetch_ohlcv: row {i} has a non-numeric price or volume: "
                                         f"{row!r:.80}") from None
-        return {"time": time, "open": ohlcv[:, 0].copy(), "high": ohlcv[:, 1].copy(), "low": ohlcv[:, 2].copy(),
-                "close": ohlcv[:, 3].copy(), "volume": ohlcv[:, 4].copy()}
+        return ohlcv_columns(time, ohlcv)
 
     def server_time(self, payload: Any) -> int:
         return checked_epoch_ms(payload, f"{self.name} fetch_time")
