@@ -80,7 +80,10 @@ def _data(args: argparse.Namespace) -> int:
         table.add_column("field")
         table.add_column("value")
         for k, v in info.items():
-            table.add_row(k, f"{v:.3f}" if isinstance(v, float) else _cell(k, v))
+            if k == "ratio":
+                table.add_row("compression ratio", _ratio_text(v))
+            else:
+                table.add_row(k, f"{v:.3f}" if isinstance(v, float) else _cell(k, v))
         console.print(table)
         return 0
     if action == "verify":
@@ -122,6 +125,15 @@ def _data(args: argparse.Namespace) -> int:
                       f"unfinished at the ends left out)", markup=False, highlight=False)
         return 0
     raise AssertionError(action)
+
+
+def _ratio_text(ratio: float) -> str:
+    """``data info``'s compression ratio with what it means: stored / raw bytes."""
+    import math
+
+    if not math.isfinite(ratio) or ratio <= 0:
+        return "– (no rows)"
+    return f"{ratio:.3f} (bytes on disk / uncompressed bytes; the file is {1 / ratio:.1f}x smaller than raw)"
 
 
 def _cell(column: str, value: Any) -> str:
