@@ -63,44 +63,87 @@ def _check_pair(source: str, target: str) -> None:
         raise ValueError(f"{target!r} candles open on Mondays, which is not on the {source!r} grid")
 
 
+def resample_panel(time: np.ndarray, fields: Mapping[str, np.ndarray], source: str, target: str
+                   ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Resample ``(n_bars, n_symbols)`` candle arrays on the ``source`` grid to ``target`` buckets.
+
+    ``time`` holds int64 epoch-ms open times (sorted); ``fields`` any of open/high/low/close/
+    volume (close required), NaN where a symbol has no candle. Per symbol and bucket: first
+    open, max high, min low and last close of the candles there are (NaN ignored), summed volume;
+    NaN when the bucket holds none of its candles.
+
+    Returns ``(opens, arrays, n_candles, expected)``: each bucket's open time ``(k,)`` (one per
+    bucket holding at least one source time), the target arrays ``(k, n_symbols)``, how many
+    source candles each bucket holds per symbol (int64 ``(k, n_symbols)``) and how many it
+    should hold (``(k,)``, source slots in the bucket). Nothing is dropped or flagged here.
+    """
+    _check_pair(source, target)
+    t = np.asarray(time, dtype=np.int64)
+    close = np.asarray(fields["close"], dtype=np.float64)
+    n, m = close.shape
+    if not n:
+        return np.empty(0, np.int64), {f: np.empty((0, m)) for f in fields}, np.empty((0, m), np.int64), \
+            np.empty(0, np.int64)
+    b = _bucket(t, target)
+    starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+    opens = b[starts]
+    nexts = np.array([_grid.next_open(int(x), target) for x in opens], dtype=np.int64) if target == "1M" \
+        else opens + check_timeframe(target)
+    expected = (nexts - opens) // check_timeframe(source)
+    valid = ~np.isnan(close)
+    n_candles = np.add.reduceat(valid.astype(np.int64), starts, axis=0)
+    has = n_candles > 0
+    rows = np.arange(n)[:, None]
+    cols = np.arange(m)[None, :]
+    first = np.minimum.reduceat(np.where(valid, rows, n - 1), starts, axis=0)
+    last = np.maximum.reduceat(np.where(valid, rows, 0), starts, axis=0)
+    out = {}
+    for f, v in fields.items():
+        v = np.asarray(v, dtype=np.float64)
+        if f == "open":
+            r = v[first, cols]
+        elif f == "high":
+            r = np.fmax.reduceat(v, starts, axis=0)
+        elif f == "low":
+            r = np.fmin.reduceat(v, starts, axis=0)
+        elif f == "close":
+            r = v[last, cols]
+        elif f == "volume":
+            r = np.add.reduceat(np.where(valid, np.nan_to_num(v), 0.0), starts, axis=0)
+        else:
+            raise ValueError(f"cannot resample field {f!r}: candles aggregate open, high, low, close and volume")
+        out[f] = np.ascontiguousarray(np.where(has, r, np.nan))
+    return opens, out, n_candles, expected
+
+
 def resample(a: Mapping[str, np.ndarray], source: str, target: str) -> tuple[dict[str, np.ndarray], int, int]:
     """Resample candle arrays (``time`` ms + OHLCV, sorted, on the ``source`` grid).
 
     Returns ``(arrays, partial, dropped)``: the target candles, how many were
     built from a bucket with source candles missing inside it, and how many
-    unfinished buckets at the two ends were left out.
+    unfinished buckets at the two ends were left out. One symbol of :func:`resample_panel`.
     """
     _check_pair(source, target)
     t = np.asarray(a["time"], dtype=np.int64)
     empty = {c: np.empty(0, np.int64 if c == "time" else np.float64) for c in ("time",) + VALUE_COLUMNS}
     if not t.size:
         return empty, 0, 0
-    b = _bucket(t, target)
-    starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
-    ends = np.r_[starts[1:], t.size]
-    opens = b[starts]
-    nexts = np.array([_grid.next_open(int(x), target) for x in opens], dtype=np.int64) if target == "1M" \
-        else opens + check_timeframe(target)
+    opens, cols, have, expected = resample_panel(
+        t, {c: np.asarray(a[c], dtype=np.float64)[:, None] for c in VALUE_COLUMNS}, source, target)
+    have = have[:, 0]
     src = check_timeframe(source)
-    expected = (nexts - opens) // src
-    have = ends - starts
-    keep = np.ones(starts.size, dtype=bool)
+    last_open = _bucket(t[-1:], target)[0]
+    last_next = _grid.next_open(int(last_open), target) if target == "1M" else last_open + check_timeframe(target)
+    keep = np.ones(opens.size, dtype=bool)
     # unfinished buckets at the ends of what was read: the first must start at its bucket's open,
     # the last must reach its bucket's last source slot
     if t[0] != opens[0]:
         keep[0] = False
-    if t[-1] != nexts[-1] - src:
+    if t[-1] != last_next - src:
         keep[-1] = False
     partial = int(((have < expected) & keep).sum())
     dropped = int((~keep).sum())
-    out = {
-        "time": opens,
-        "open": np.asarray(a["open"], dtype=np.float64)[starts],
-        "high": np.maximum.reduceat(np.asarray(a["high"], dtype=np.float64), starts),
-        "low": np.minimum.reduceat(np.asarray(a["low"], dtype=np.float64), starts),
-        "close": np.asarray(a["close"], dtype=np.float64)[ends - 1],
-        "volume": np.add.reduceat(np.asarray(a["volume"], dtype=np.float64), starts),
-    }
+    out = {"time": opens, **{c: cols[c][:, 0] for c in VALUE_COLUMNS}}
     return {c: np.ascontiguousarray(v[keep]) for c, v in out.items()}, partial, dropped
 
 
@@ -122,4 +165,4 @@ def resample_store(store: Any, exchange: str, symbol: str, source: str, target: 
     return res, out
 
 
-__all__ = ["resample", "resample_store", "ResampleResult"]
+__all__ = ["resample", "resample_panel", "resample_store", "ResampleResult"]
