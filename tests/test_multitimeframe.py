@@ -277,3 +277,19 @@ def test_bad_arguments_are_named(frames):
     odd = pd.Series(1.0, index=pd.date_range("2024-01-01", periods=10, freq="7min"))
     with pytest.raises(ValueError, match="bars are 0 days 00:07:00 apart.*not a timeframe nbtrade knows"):
         resample_market(Market(odd), "1h")
+
+
+def test_features_on_a_higher_timeframe(frames):
+    m = Market(frames)
+    specs = [("rsi", 5), ("ema", 3), ("ret", 1)]
+    x = nbtrade.compute_features(m, specs, timeframe="4h")
+    assert x.index.equals(m.index) and list(x.columns.get_level_values("feature")[:3]) == ["rsi_5@4h", "ema_3@4h",
+                                                                                          "ret_1@4h"]
+    higher = nbtrade.compute_features(m.resample("4h"), specs)
+    np.testing.assert_array_equal(x.to_numpy(), informative(higher, m, "4h").to_numpy())
+    np.testing.assert_array_equal(x.loc["2024-01-02 03:00"].to_numpy(), higher.loc["2024-01-02 00:00"].to_numpy())
+    assert nbtrade.check_lookahead(lambda d: nbtrade.compute_features(d, specs, timeframe="4h"), frames)
+    cache = nbtrade.FeatureCache()
+    y = nbtrade.compute_features(frames, specs, timeframe="4h", cache=cache, dtype=np.float32)
+    assert y.dtypes.iloc[0] == np.float32 and cache.stats["full"] == 1
+    np.testing.assert_allclose(y.to_numpy(), x.to_numpy(), rtol=1e-6)
