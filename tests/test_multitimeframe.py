@@ -293,3 +293,16 @@ def test_features_on_a_higher_timeframe(frames):
     y = nbtrade.compute_features(frames, specs, timeframe="4h", cache=cache, dtype=np.float32)
     assert y.dtypes.iloc[0] == np.float32 and cache.stats["full"] == 1
     np.testing.assert_allclose(y.to_numpy(), x.to_numpy(), rtol=1e-6)
+
+
+def test_readme_block_runs():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("## Several timeframes without look-ahead"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    ns = {"nbtrade": nbtrade}
+    exec(code, ns)
+    assert ns["entries"].shape == ns["m"].shape and ns["X"].columns[0] == ("BTC/USDT", "rsi_14@4h")
+    assert ns["atr4h"].iloc[-1].notna().all()
