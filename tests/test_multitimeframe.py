@@ -306,3 +306,16 @@ def test_readme_block_runs():
     exec(code, ns)
     assert ns["entries"].shape == ns["m"].shape and ns["X"].columns[0] == ("BTC/USDT", "rsi_14@4h")
     assert ns["atr4h"].iloc[-1].notna().all()
+
+
+def test_calendar_months_and_monday_weeks():
+    m = Market(market(["BTC"], "2024-01-01", "2024-03-01", "1h", seed=1), symbol="BTC")
+    mo = m.resample("1M")
+    assert [str(d.date()) for d in mo.index] == ["2024-01-01", "2024-02-01"]
+    assert mo.array("n_candles")[:, 0].tolist() == [744, 696]  # 31 and 29 days of hours
+    v = m.informative("1M")
+    assert np.isnan(v.loc[:"2024-01-31 22:00"].to_numpy()).all()
+    assert (v.loc["2024-01-31 23:00":"2024-02-29 22:00"].to_numpy() == mo.array("close")[0]).all()
+    w = m.resample("1d").informative("1w")                  # daily bars, Monday weeks: on the Sunday bar
+    assert w.first_valid_index() == pd.Timestamp("2024-01-07", tz="UTC")
+    assert nbtrade.higher_timeframes("1d") == ["3d", "1w", "1M"]
