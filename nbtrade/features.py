@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .lookback import Lookback
-from .panel import Market
+from .panel import Market, _instants
 
 FIELDS = ("open", "high", "low", "close", "volume")
 Spec = str | tuple[str, Any]
@@ -402,6 +402,10 @@ class FeatureCache:
         if isinstance(data, Market):
             data = data.to_frames()
         frames = {"data": data} if isinstance(data, pd.DataFrame) else dict(data)
+        # key on instants: the same bars in another zone (or naive = UTC) are the same data
+        frames = {s: f.set_axis(_instants(f.index)) if isinstance(f, pd.DataFrame) and
+                  isinstance(f.index, pd.DatetimeIndex) and not (f.index.tz is not None and str(f.index.tz) == "UTC")
+                  else f for s, f in frames.items()}
         symbols = list(frames)
         full_key = make_key("features", fs.key(), fingerprint(frames))
         hit = self.store.get(full_key)
