@@ -175,6 +175,7 @@ def resample_market(market: Market, timeframe: str, *, incomplete: str = "nan") 
     out.meta = market.meta.copy()
     if timeframe in TIMEFRAME_MS:
         out._cache["freq_ms"] = float(TIMEFRAME_MS[timeframe])  # the index may skip empty buckets
+    out._cache["timeframe"] = timeframe
     market._cache[key] = out
     return out
 

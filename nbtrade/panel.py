@@ -169,6 +169,8 @@ class Market:
     @property
     def timeframe(self) -> str | None:
         """The bar length as a timeframe string (``"1m"``, ``"1h"``...), a pandas offset for others."""
+        if "timeframe" in self._cache:  # set by resample (calendar months have no fixed length)
+            return self._cache["timeframe"]
         f = self.freq_ms
         if f is None:
             return None

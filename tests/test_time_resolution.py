@@ -1,8 +1,8 @@
 """Same instants in any resolution (s, ms, us, ns) and zone (naive, UTC, Tokyo, New York): same answers.
 
 Every public entry point that takes a time index runs on each variant of one small market and is
-compared with the nanosecond-UTC run: the panel, the three backtest drivers, indicators on a
-Series, features (and their cache keys), the store (append, read, idempotent re-append in another
+compared with the nanosecond-UTC run: the panel, the backtest drivers (signals, weights, callback,
+class API), indicators on a Series, features (and their cache keys), the store (append, read, idempotent re-append in another
 unit), labels and walk-forward through ``research``, the look-ahead check, and the multi-timeframe
 alignment. (The model package's own functions are covered one by one in
 ``tests/model/test_time_resolution.py``.)
@@ -14,7 +14,11 @@ import pandas as pd
 import pytest
 
 import nbtrade
+from numba import njit
+
 from nbtrade import indicators as ind
+from nbtrade.kernels.callback import enter_long_nb, exit_long_nb
+from nbtrade.strategy import Backtest, Strategy
 from nbtrade.panel import Market
 from nbtrade.synthetic import market
 from nbtrade.timeframes import to_epoch_ms
@@ -67,6 +71,28 @@ def _signals(close: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return fast > slow, fast < slow
 
 
+@njit
+def _on_bar(ctx, i):
+    fast, slow = ctx.user
+    for c in range(ctx.close.shape[1]):
+        if ctx.position[c] == 0.0 and fast[i, c] > slow[i, c]:
+            enter_long_nb(ctx, i, c)
+        elif ctx.position[c] > 0.0 and fast[i, c] < slow[i, c]:
+            exit_long_nb(ctx, i, c)
+
+
+class _Cross(Strategy):
+    def init(self):
+        self.fast = self.I(ind.sma, self.data.close, 5)
+        self.slow = self.I(nbtrade.resample_apply, "4h", ind.sma, self.data.close, 5)
+
+    def next(self):
+        if self.fast[-1] > self.slow[-1]:
+            self.buy()
+        elif self.position:
+            self.position.close()
+
+
 def run_all(frames: dict) -> dict:
     """Every entry point on ``frames`` (whatever their index's unit and zone)."""
     m = Market(frames)
@@ -78,6 +104,11 @@ def run_all(frames: dict) -> dict:
     w = pd.DataFrame(0.4, index=entries.index, columns=entries.columns).where(entries, 0.0)
     rw = nbtrade.backtest_weights(frames, w, rebalance_every=6, on_gap="skip")
     out["w_equity"], out["w_orders"] = rw.equity, rw.orders
+    fast, slow = ind.sma(close, 5), ind.sma(close, 20)
+    rc = nbtrade.backtest_callback(frames, _on_bar, user=(fast.to_numpy(), slow.to_numpy()), on_gap="skip")
+    out["cb_equity"], out["cb_trades"] = rc.equity, rc.trades
+    rs = Backtest(frames, _Cross, cash=10_000, size=0.5, on_gap="skip").run()
+    out["cls_equity"], out["cls_trades"] = rs.equity, rs.trades
     out["sma_series"] = ind.sma(frames["BTC"]["close"], 7)
     out["rsi_series"] = ind.rsi(frames["BTC"]["close"], 7)
     out["features"] = nbtrade.compute_features(frames, [("ema", 5), ("rsi", 7), ("ret", 1)])
@@ -96,7 +127,7 @@ def reference(frames):
 def _compare(got: dict, ref: dict) -> None:
     for key, want in ref.items():
         have = got[key]
-        if key in ("bt_trades", "w_orders"):
+        if key in ("bt_trades", "w_orders", "cb_trades", "cls_trades"):
             same_times(have, want)
         elif key == "bt_stats":
             pd.testing.assert_series_equal(have.astype(str), want.astype(str))
