@@ -260,15 +260,14 @@ def informative(values: Any, lower: Any, timeframe: str | None = None, *, availa
     src = values.to_numpy()
     if src.ndim == 1:
         src = src[:, None]
-    if src.dtype == np.bool_:
-        out = np.zeros((len(lms), src.shape[1]), dtype=np.bool_)
-    else:
+    if src.dtype != np.bool_:
         if src.dtype.kind not in "iuf":
             raise TypeError(f"values must be numeric or boolean, got dtype {src.dtype}")
         src = src.astype(np.float64, copy=False)
-        out = np.full((len(lms), src.shape[1]), np.nan)
-    ok = k >= 0
-    out[ok] = src[k[ok]]
+    out = src[np.maximum(k, 0)]  # one gather; k is non-decreasing, so bars before the first close lead
+    before = int(np.searchsorted(k, 0))
+    if before:
+        out[:before] = False if src.dtype == np.bool_ else np.nan
     if isinstance(values, pd.Series):
         return pd.Series(out[:, 0], index=label, name=values.name)
     return pd.DataFrame(out, index=label, columns=values.columns)

@@ -319,3 +319,23 @@ def test_calendar_months_and_monday_weeks():
     w = m.resample("1d").informative("1w")                  # daily bars, Monday weeks: on the Sunday bar
     assert w.first_valid_index() == pd.Timestamp("2024-01-07", tz="UTC")
     assert nbtrade.higher_timeframes("1d") == ["3d", "1w", "1M"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2 ** 16), holes=st.floats(0.0, 0.9), tf=st.sampled_from(["2h", "4h", "1d"]))
+def test_resample_kernel_equals_pandas_with_missing_candles(seed, holes, tf):
+    rng = np.random.default_rng(seed)
+    f = market(["A", "B", "C"], "2024-01-01", "2024-01-04", "1h", seed=seed % 97)
+    for d in f.values():
+        d.loc[rng.random(len(d)) < holes] = np.nan           # whole candles missing, volume too
+    h = Market(f).resample(tf, incomplete="keep")
+    rule = {"2h": "2h", "4h": "4h", "1d": "1D"}[tf]
+    for j, s in enumerate(h.symbols):
+        r = f[s].resample(rule, label="left", closed="left")
+        want = r.agg({"open": "first", "high": "max", "low": "min", "close": "last"})
+        want["volume"] = r["volume"].sum(min_count=1)
+        want["n"] = r["close"].count()
+        want = want.reindex(h.index)
+        for fld in AGG:
+            np.testing.assert_allclose(h.array(fld)[:, j], want[fld].to_numpy(), rtol=1e-12, err_msg=fld)
+        np.testing.assert_array_equal(h.array("n_candles")[:, j], want["n"].to_numpy())

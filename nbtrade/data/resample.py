@@ -90,29 +90,24 @@ def resample_panel(time: np.ndarray, fields: Mapping[str, np.ndarray], source: s
     nexts = np.array([_grid.next_open(int(x), target) for x in opens], dtype=np.int64) if target == "1M" \
         else opens + check_timeframe(target)
     expected = (nexts - opens) // check_timeframe(source)
-    valid = ~np.isnan(close)
-    n_candles = np.add.reduceat(valid.astype(np.int64), starts, axis=0)
-    has = n_candles > 0
-    rows = np.arange(n)[:, None]
-    cols = np.arange(m)[None, :]
-    first = np.minimum.reduceat(np.where(valid, rows, n - 1), starts, axis=0)
-    last = np.maximum.reduceat(np.where(valid, rows, 0), starts, axis=0)
-    out = {}
-    for f, v in fields.items():
-        v = np.asarray(v, dtype=np.float64)
-        if f == "open":
-            r = v[first, cols]
-        elif f == "high":
-            r = np.fmax.reduceat(v, starts, axis=0)
-        elif f == "low":
-            r = np.fmin.reduceat(v, starts, axis=0)
-        elif f == "close":
-            r = v[last, cols]
-        elif f == "volume":
-            r = np.add.reduceat(np.where(valid, np.nan_to_num(v), 0.0), starts, axis=0)
-        else:
-            raise ValueError(f"cannot resample field {f!r}: candles aggregate open, high, low, close and volume")
-        out[f] = np.ascontiguousarray(np.where(has, r, np.nan))
+    from ..kernels.panel import resample_ohlcv_nb
+
+    unknown = [f for f in fields if f not in VALUE_COLUMNS]
+    if unknown:
+        raise ValueError(f"cannot resample field {unknown[0]!r}: candles aggregate open, high, low, close and volume")
+    have_ohlc = all(f in fields for f in ("open", "high", "low"))
+    if not have_ohlc and any(f in fields for f in ("open", "high", "low")):
+        raise ValueError("resample needs open, high and low together (or the close alone)")
+    none = np.empty((0, m))
+    src = {f: np.ascontiguousarray(fields[f], dtype=np.float64) if f in fields and (f == "volume" or have_ohlc)
+           else none for f in VALUE_COLUMNS}
+    src["close"] = np.ascontiguousarray(close)
+    k = opens.shape[0]
+    out = {f: np.empty((k, m)) if src[f] is not none else none for f in VALUE_COLUMNS}
+    n_candles = np.empty((k, m), dtype=np.int64)
+    resample_ohlcv_nb(starts.astype(np.int64), src["open"], src["high"], src["low"], src["close"], src["volume"],
+                      out["open"], out["high"], out["low"], out["close"], out["volume"], n_candles)
+    out = {f: out[f] for f in fields}
     return opens, out, n_candles, expected
 
 
