@@ -129,7 +129,8 @@ def gappy(frames):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(t=st.integers(0, 230), tf=st.sampled_from(["2h", "4h", "8h", "1d"]), available=st.sampled_from(["close", "next"]),
+@given(t=st.integers(0, 230), tf=st.sampled_from(["2h", "4h", "8h", "1d"]),
+       available=st.sampled_from(["close", "next"]),
        incomplete=st.sampled_from(["nan", "keep"]), seed=st.integers(0, 2 ** 16))
 def test_prices_after_t_change_no_higher_value_used_at_or_before_t(gappy, t, tf, available, incomplete, seed):
     n = len(next(iter(gappy.values())))
@@ -245,7 +246,7 @@ def test_bad_timeframes_say_which_work(frames):
     with pytest.raises(ValueError, match="'30m' is not higher"):
         m.informative("30m", ind.sma, 3)
     h4 = m.resample("4h")
-    with pytest.raises(ValueError, match=r"'6h' is not a whole number of '4h' bars.*these work: 8h, 12h, 1d, 3d, 1w, 1M"):
+    with pytest.raises(ValueError, match=r"'6h' is not a whole number of '4h' bars.*work: 8h, 12h, 1d, 3d, 1w, 1M"):
         h4.resample("6h")
     assert higher_timeframes("3d") == [] and "1w" not in higher_timeframes("3d")
     with pytest.raises(ValueError, match="from 3d bars these work: none"):

@@ -2,10 +2,10 @@
 
 Every public entry point that takes a time index runs on each variant of one small market and is
 compared with the nanosecond-UTC run: the panel, the backtest drivers (signals, weights, callback,
-class API), indicators on a Series, features (and their cache keys), the store (append, read, idempotent re-append in another
-unit), labels and walk-forward through ``research``, the look-ahead check, and the multi-timeframe
-alignment. (The model package's own functions are covered one by one in
-``tests/model/test_time_resolution.py``.)
+class API), indicators on a Series, features (and their cache keys), the store (append, read,
+idempotent re-append in another unit), labels and walk-forward through ``research``, the
+look-ahead check, and the multi-timeframe alignment. (The model package's own functions are
+covered one by one in ``tests/model/test_time_resolution.py``.)
 """
 from __future__ import annotations
 
