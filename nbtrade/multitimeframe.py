@@ -77,13 +77,23 @@ def _check_timeframe(timeframe: Any, name: str = "timeframe") -> str:
         raise TypeError(f"{name} must be a timeframe string such as '4h' or '1d', got {type(timeframe).__name__}")
     if timeframe in TIMEFRAMES:
         return timeframe
-    hint = ""
-    low = timeframe.lower()
-    if low in TIMEFRAMES:
-        hint = f" (did you mean {low!r}?)"
-    elif low.endswith("min") and low[:-3] + "m" in TIMEFRAMES:
-        hint = f" (did you mean {low[:-3] + 'm'!r}?)"
-    raise ValueError(f"unknown {name} {timeframe!r}{hint}; expected one of {', '.join(TIMEFRAMES)}")
+    raise ValueError(f"unknown {name} {timeframe!r}{_hint(timeframe)}; expected one of {', '.join(TIMEFRAMES)}")
+
+
+def _hint(timeframe: str) -> str:
+    """A suggestion for a pandas rule or a mis-cased timeframe (``"4H"``, ``"D"``, ``"240min"``, ``"W-FRI"``)."""
+    if timeframe.lower() in TIMEFRAMES:
+        return f" (did you mean {timeframe.lower()!r}?)"
+    if timeframe.upper().startswith("W"):
+        return " (did you mean '1w'? nbtrade weeks open on Mondays 00:00 UTC, as exchanges' do)"
+    if timeframe in ("M", "MS", "ME"):
+        return " (did you mean '1M', calendar months?)"
+    try:
+        ms = pd.Timedelta(pd.tseries.frequencies.to_offset(timeframe)) // pd.Timedelta(milliseconds=1)
+    except (ValueError, TypeError):
+        return ""
+    name = next((k for k, v in TIMEFRAME_MS.items() if v == ms), None)
+    return f" (did you mean {name!r}?)" if name else ""
 
 
 def _lower_timeframe(index: pd.Index, freq_ms: float | None, name: str) -> str:

@@ -237,8 +237,11 @@ def test_bad_timeframes_say_which_work(frames):
     m = Market(frames)
     with pytest.raises(ValueError, match=r"unknown timeframe '4H' \(did you mean '4h'\?\)"):
         m.resample("4H")
-    with pytest.raises(ValueError, match="unknown timeframe '240min'"):
-        m.resample("240min")
+    for rule, hint in (("240min", "'4h'"), ("D", "'1d'"), ("W-FRI", "'1w'.*Mondays"), ("MS", "'1M'")):
+        with pytest.raises(ValueError, match=f"unknown timeframe '{rule}' \\(did you mean {hint}"):
+            m.resample(rule)
+    with pytest.raises(ValueError, match=r"unknown timeframe 'fortnight'; expected one of 1m, 3m"):
+        m.resample("fortnight")
     with pytest.raises(TypeError, match="timeframe must be a timeframe string"):
         m.resample(4)
     with pytest.raises(ValueError, match="'1h' is not higher than the market's '1h' bars; from 1h bars these work: 2h"):
