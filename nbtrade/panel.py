@@ -169,6 +169,8 @@ class Market:
     @property
     def timeframe(self) -> str | None:
         """The bar length as a timeframe string (``"1m"``, ``"1h"``...), a pandas offset for others."""
+        if "timeframe" in self._cache:  # set by resample (calendar months have no fixed length)
+            return self._cache["timeframe"]
         f = self.freq_ms
         if f is None:
             return None
@@ -353,6 +355,27 @@ class Market:
         out._arrays = {f: np.ascontiguousarray(a[:, cols]) for f, a in self._arrays.items()}
         out._checked = set(self._checked)
         return out
+
+    # ---------------------------------------------------------------- higher timeframes
+    def resample(self, timeframe: str, *, incomplete: str = "nan") -> "Market":
+        """The candles on ``timeframe`` bars (``"4h"``, ``"1d"``...: a whole multiple of these bars),
+        labelled by their open time; a higher bar missing lower candles is NaN (``incomplete="nan"``)
+        or built from those there are (``"keep"``); field ``n_candles`` counts them. Cached.
+        See :mod:`nbtrade.multitimeframe`."""
+        from .multitimeframe import resample_market
+
+        return resample_market(self, timeframe, incomplete=incomplete)
+
+    def informative(self, timeframe: str, func: Any = None, *args: Any, field: Any = "close",
+                    available: str = "close", incomplete: str = "nan", **kwargs: Any) -> Any:
+        """``func(self.resample(timeframe).<field>, *args, **kwargs)`` aligned back to these bars without
+        look-ahead: a higher bar's value is used from the lower bar that closes with it on
+        (``available="next"``: one bar later, as backtesting.py). Returns bars x symbols DataFrame(s).
+        See :func:`nbtrade.resample_apply`."""
+        from .multitimeframe import resample_apply
+
+        return resample_apply(timeframe, func, self, *args, field=field, available=available,
+                              incomplete=incomplete, **kwargs)
 
     # ---------------------------------------------------------------- metadata
     def with_filters(self, table: Any) -> "Market":
