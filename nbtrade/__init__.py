@@ -74,9 +74,9 @@ _EXPORTS: dict[str, str] = {
     "Monitor": "nbtrade.monitor",
     "Dashboard": "nbtrade.report.dashboard",
     "write_report": "nbtrade.report.html",
-    "check_lookahead": "nbtrade.checks",
-    "LookaheadError": "nbtrade.checks",
-    "check_recursive": "nbtrade.checks",
+    "check_lookahead": "nbtrade.lookahead",
+    "LookaheadError": "nbtrade.lookahead",
+    "check_recursive": "nbtrade.lookahead",
     "load_settings": "nbtrade.config",
 }
 

@@ -593,7 +593,7 @@ def _python_on_bar() -> Any:
     """The compiled on_bar of Python strategies (built on first use: no compilation at import)."""
     global _ON_BAR
     if _ON_BAR is None:
-        from ..kernels.strategy import python_next_nb
+        from ..kernels.python_next import python_next_nb
 
         _ON_BAR = python_next_nb
     return _ON_BAR

@@ -268,7 +268,7 @@ def prepare_signals(inputs: Market | Prices, **signals: Any) -> tuple[dict[str, 
     candle are dropped (nothing can be computed or exited there); an entry there is an
     error. (Signals whose fill bar has no candle wait for the next one in the engine.)
     """
-    from ..kernels.checks import signal_stats_nb
+    from ..kernels.input_checks import signal_stats_nb
 
     market = inputs.market if isinstance(inputs, Prices) else as_market(inputs)
     n, m = market.shape

@@ -181,3 +181,10 @@ def test_old_paths_are_aliases(monkeypatch):
     assert "backtest" in dir(old)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         old.nope  # noqa: B018
+
+
+def test_python_next_bridge_kept_its_old_name():
+    import nbtrade.kernels.python_next as bridge
+    import nbtrade.kernels.strategy as old
+
+    assert old.python_next_nb is bridge.python_next_nb
