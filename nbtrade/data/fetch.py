@@ -37,6 +37,11 @@
 - a range that starts before the symbol's first candle reports ``listed`` (one probe
   request finds whether anything exists before ``start``), not a gap.
 
+Perpetuals (``binance_futures``, ``bybit_linear``, ``okx_swap``): :func:`fetch_funding_rates`
+and :func:`fetch_mark_ohlcv`, or ``fetch_ohlcv(..., funding=True, mark=True)`` for candles, funding
+rates and mark-price candles of one range in one call; ``result.to_market()`` carries them as
+panel fields (:func:`nbtrade.data.panels.perp_fields`).
+
 Times are int64 UTC ms inside; ``start``/``end`` accept anything pandas reads
 (naive means UTC) and results convert to frames with a UTC DatetimeIndex.
 """

@@ -36,6 +36,14 @@ Binance, without the internet:
   ``1m..4H`` and the UTC ones ``6Hutc 12Hutc 1Dutc 1Wutc 1Mutc`` (51000 for others);
   ``{code, msg, data}`` bodies, 51001 unknown instrument; over ``okx_limit`` requests
   per ``okx_window_s`` (20 per 2 s), and in storms, HTTP 429 code 50011.
+- Perpetuals (issue 17; each endpoint's docstring gives the rules it follows): Binance
+  ``/fapi/v1/markPriceKlines`` (kline parameters and weights, mark prices, volumes "0"), Bybit
+  ``/v5/market/mark-price-kline`` (5-string rows) and ``/v5/market/funding/history`` (limit <= 200,
+  newest first, startTime alone refused), OKX swaps ``BTC-USDT-SWAP`` (``instType=SWAP``; candles,
+  ``history-mark-price-candles`` and ``mark-price-candles`` (latest 1440), ``funding-rate-history``,
+  limit <= 100; the first and the last charged 2 in the 20-per-2-s window). Mark candles are the
+  futures candles times a small smooth basis; funding is 8-hourly (Binance times a few ms past
+  the hour). ``bad_marks`` and ``funding_dupes`` inject a mark price of 0 and duplicated fundings.
 - Every reply carries a ``Date`` header from the mock's clock (whole seconds); the time
   endpoints can be skewed (``time_skew_s``) to test the open-candle cut.
 - Weights are the mock's own tables, each with its source (not imported from the adapters).
