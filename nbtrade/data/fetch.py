@@ -58,7 +58,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
-from ..timeframes import to_epoch_ms
+from ..timeframes import DAY_MS, to_epoch_ms
 from ._grid import ceil_open, floor_open, next_open, on_grid
 from .exchanges import get_adapter
 from .exchanges.base import Adapter, BadRequest, ExchangeError, MalformedResponse, RawBody, Request, ServerError
@@ -1109,6 +1109,9 @@ async def fetch_funding_rates(symbols: str | Sequence[str], start: Any = None, e
                 cursor = int(t.max()) + 1
                 if n < limit:
                     break
+        if rep.first is not None and rep.resumed_from is None and rep.first - cursor > DAY_MS:
+            # the exchange's history begins after ``start`` (a later listing; OKX keeps three months)
+            rep.listed = rep.first
         if not pages:
             return _empty_funding()
         return {k: np.concatenate([p[k] for p in pages]) for k in pages[0]}

@@ -40,8 +40,8 @@ Binance, without the internet:
   ``/fapi/v1/markPriceKlines`` (kline parameters and weights, mark prices, volumes "0"), Bybit
   ``/v5/market/mark-price-kline`` (5-string rows) and ``/v5/market/funding/history`` (limit <= 200,
   newest first, startTime alone refused), OKX swaps ``BTC-USDT-SWAP`` (``instType=SWAP``; candles,
-  ``history-mark-price-candles`` and ``mark-price-candles`` (latest 1440), ``funding-rate-history``,
-  limit <= 100; the first and the last charged 2 in the 20-per-2-s window). Mark candles are the
+  ``history-mark-price-candles`` and ``mark-price-candles`` (latest 1440), ``funding-rate-history``
+  (limit <= 400, the last 90 days only); the first and the last charged 2 in the 20-per-2-s window). Mark candles are the
   futures candles times a small smooth basis; funding is 8-hourly (Binance times a few ms past
   the hour). ``bad_marks`` and ``funding_dupes`` inject a mark price of 0 and duplicated fundings.
 - Every reply carries a ``Date`` header from the mock's clock (whole seconds); the time
@@ -82,6 +82,8 @@ DEFAULT_SYMBOLS = ("BTC/USDT", "ETH/USDT", "BNB/USDT", "SOL/USDT", "XRP/USDT")
 #: [1, 100) -> 1, [100, 500) -> 2, [500, 1000] -> 5, > 1000 -> 10. Written here on purpose, not
 #: imported from the adapter: the mock is an independent reading of the docs.
 FUTURES_KLINE_WEIGHT = ((99, 1), (499, 2), (1000, 5), (1500, 10))
+#: OKX funding-rate-history "can return data up to three months" (okx.com/docs-v5, Get funding rate history)
+OKX_FUNDING_DAYS = 90
 #: spot ``/api/v3/klines``: a flat weight of 2 (binance-spot-api-docs rest-api.md, "Kline/Candlestick data")
 SPOT_KLINE_WEIGHT = 2
 #: spot ``/api/v3/exchangeInfo`` weight 20 (rest-api.md); USD-M exchangeInfo 1 ("Exchange Information")
@@ -399,6 +401,8 @@ class MockExchange:
         f = self.funding_rows(symbol, venue)
         t = f["time"]
         lo = -1 if start is None else _ms(start)
+        if venue == "okx":  # OKX serves the last three months only
+            lo = max(lo, self.server_ms() - OKX_FUNDING_DAYS * DAY_MS)
         hi = self.server_ms() + 1 if end is None else min(_ms(end), self.server_ms() + 1)
         sel = np.flatnonzero((t >= lo) & (t < hi) & np.r_[True, t[1:] != t[:-1]])
         out = {"time": t[sel].copy(), "rate": np.array([float(f"{x:.8f}") for x in f["rate"][sel].tolist()])}
@@ -987,11 +991,11 @@ class MockExchange:
 
     def okx_funding(self, q: Any) -> str:
         """``/api/v5/public/funding-rate-history``: newest first, ``after`` = older than fundingTime,
-        ``before`` = newer (both exclusive), ``limit`` <= 100 (default 100)."""
+        ``before`` = newer (both exclusive), ``limit`` <= 400 (default 400, the current doc)."""
         unified = self._okx_swap(q)
         after, before = self._venue_int(q, "after", False), self._venue_int(q, "before", False)
-        limit = self._venue_int(q, "limit", False) or 100
-        if not 1 <= limit <= 100:
+        limit = self._venue_int(q, "limit", False) or 400
+        if not 1 <= limit <= 400:
             raise _Reply(400, 51000, "Parameter limit error")
         f = self.funding_rows(unified, "okx")
         t = f["time"]
@@ -999,6 +1003,7 @@ class MockExchange:
         if after is not None:
             hi = min(hi, int(np.searchsorted(t, after, side="left")))
         lo = 0 if before is None else int(np.searchsorted(t, before, side="right"))
+        lo = max(lo, int(np.searchsorted(t, self.server_ms() - OKX_FUNDING_DAYS * DAY_MS, side="left")))
         lo = max(lo, hi - limit)
         inst = q.get("instId")
         rows = ['{"instType":"SWAP","instId":"%s","formulaType":"withRate","fundingRate":"%.8f",'

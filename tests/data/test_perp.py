@@ -73,6 +73,11 @@ async def test_funding_history_pages_through_every_venue(long_mock, exchange):
     n = want["time"].shape[0]
     assert m.stats.by_path[FUNDING_PATH[exchange]] == len(SYMS) * (n // FUNDING_PAGE[exchange] + 1)
     no_limit_errors(m)
+    # OKX keeps three months: the history begins after ``start``, reported as such, not as missing data
+    listed = res.report.symbols[SYMS[0]].listed
+    assert (listed is not None) == (exchange == "okx_swap")
+    if exchange == "okx_swap":
+        assert listed == want["time"][0] and listed >= m.server_ms() - 90 * 24 * HOUR
     if exchange != "binance_futures":  # Bybit and OKX give no mark price at funding
         assert np.isnan(res.data[SYMS[0]]["mark_price"]).all()
     else:
@@ -82,11 +87,13 @@ async def test_funding_history_pages_through_every_venue(long_mock, exchange):
 @pytest.mark.parametrize("exchange", PERPS)
 async def test_funding_range_inside_the_history_uses_the_cursor(long_mock, exchange):
     m = long_mock
-    res = await fetch_funding_rates("BTC/USDT:USDT", "2023-01-01", "2023-07-01 00:00:05", exchange=exchange,
+    # inside the last 90 days (all OKX keeps): the walk starts at ``end`` and stops at ``start``
+    res = await fetch_funding_rates("BTC/USDT:USDT", "2024-01-01", "2024-02-15 00:00:05", exchange=exchange,
                                     base_url=m.url, limiter=limiter(exchange, m))
-    want = m.expected_funding("BTC/USDT", "2023-01-01", "2023-07-01 00:00:05", VENUE[exchange])
+    want = m.expected_funding("BTC/USDT", "2024-01-01", "2024-02-15 00:00:05", VENUE[exchange])
     same(res.data["BTC/USDT:USDT"], want)
-    assert want["time"][-1] >= 1688169600000  # the funding of 2023-07-01 00:00 is inside [start, end)
+    assert want["time"][0] < 1704067200000 + HOUR and want["time"][-1] >= 1707955200000  # both ends inside
+    assert res.report.symbols["BTC/USDT:USDT"].listed is None
     pages = math.ceil(want["time"].shape[0] / FUNDING_PAGE[exchange])
     assert m.stats.by_path[FUNDING_PATH[exchange]] <= pages + 1
     no_limit_errors(m)
@@ -151,18 +158,18 @@ async def test_resume_after_an_interrupted_run(long_mock, exchange):
     m = long_mock
     sink = MemorySink()
     kw = dict(base_url=m.url, limiter=limiter(exchange, m))
-    await fetch_funding_rates("BTC/USDT:USDT", "2023-06-01", "2023-09-01", exchange=exchange, sink=sink, **kw)
+    await fetch_funding_rates("BTC/USDT:USDT", "2023-12-10", "2024-01-10", exchange=exchange, sink=sink, **kw)
     await fetch_mark_ohlcv(exchange, "BTC/USDT:USDT", "1h", "2024-02-05", "2024-02-10", sink=sink, **kw)
     before = dict(m.stats.by_path)
-    fr = await fetch_funding_rates("BTC/USDT:USDT", "2023-06-01", "2023-12-01", exchange=exchange, sink=sink, **kw)
+    fr = await fetch_funding_rates("BTC/USDT:USDT", "2023-12-10", "2024-02-20", exchange=exchange, sink=sink, **kw)
     mk = await fetch_mark_ohlcv(exchange, "BTC/USDT:USDT", "1h", "2024-02-05", "2024-02-15", sink=sink, **kw)
     assert fr.report.symbols["BTC/USDT:USDT"].resumed_from is not None
     assert mk.report.symbols["BTC/USDT:USDT"].resumed_from is not None
-    new = m.expected_funding("BTC/USDT", "2023-09-01", "2023-12-01", VENUE[exchange])["time"].shape[0]
+    new = m.expected_funding("BTC/USDT", "2024-01-10", "2024-02-20", VENUE[exchange])["time"].shape[0]
     made = m.stats.by_path[FUNDING_PATH[exchange]] - before[FUNDING_PATH[exchange]]
     assert made <= new // FUNDING_PAGE[exchange] + 1  # only the part after the last stored funding
     same(sink.read(exchange, "BTC/USDT:USDT", "funding"),
-         m.expected_funding("BTC/USDT", "2023-06-01", "2023-12-01", VENUE[exchange]))
+         m.expected_funding("BTC/USDT", "2023-12-10", "2024-02-20", VENUE[exchange]))
     stored = sink.read(exchange, "BTC/USDT:USDT", "mark_1h")
     same(stored, m.expected_mark("BTC/USDT", "1h", "2024-02-05", "2024-02-15"))
 

@@ -137,21 +137,25 @@ class OKXSpot(Adapter):
         return None
 
 
-#: OKX perpetual swaps (issue 17). Facts used, with their sources:
+#: OKX perpetual swaps (issue 17). Facts used, with their sources (okx.com/docs-v5/en, "Public data"
+#: pages, read in the rosssaunders/coincise mirror; ccxt okx.py ``api`` costs, rateLimit 100 ms):
 #: - instruments: ``instType=SWAP``, ids ``BTC-USDT-SWAP`` (linear: settled in the quote currency);
 #:   candles of the swap come from the same ``history-candles`` endpoint with the swap's instId.
-#: - ``GET /api/v5/market/history-mark-price-candles?instId=&bar=&after=&before=&limit=``: rows of 6
-#:   strings ``[ts, o, h, l, c, confirm]`` newest first, ``after``/``before`` exclusive cursors on
-#:   ``ts``, ``limit`` max 100 (default 100). ccxt okx.py prices it 2 where ``history-candles`` is 1
-#:   (rateLimit 100 ms: 10 requests per 2 s); ``mark-price-candles`` (cost 1) serves only the
-#:   latest 1440 bars, so the history endpoint is used for every page (one cursor rule, whole range).
-#: - ``GET /api/v5/public/funding-rate-history?instId=&before=&after=&limit=``: rows
-#:   ``{instType, instId, formulaType, fundingRate, realizedRate, fundingTime, method}`` newest
-#:   first, ``after`` = older than ``fundingTime`` (exclusive); ``limit`` max 100 in the docs
-#:   ccxt and older clients follow (a newer doc says 400): 100 is requested. ``realizedRate`` is
-#:   the rate actually settled and is used when present, else ``fundingRate``. ccxt prices the
-#:   endpoint 1 (20 per 2 s); OKX's page gives 10 requests per 2 s per IP and instrument (EXCHANGES.md
-#:   lists it for checking): charged 2 here, the stricter reading, in the shared 20-per-2-s budget.
+#: - ``GET /api/v5/market/history-mark-price-candles?instId=&bar=&after=&before=&limit=`` ("from recent
+#:   years"): rows ``[ts, o, h, l, c, confirm]`` newest first, ``after`` = records earlier than ``ts``,
+#:   ``before`` = newer (exclusive), ``limit`` max 100 (default 100), bars as the candles (UTC ones:
+#:   ``1Dutc``...). The doc gives 20 requests per 2 s per IP; ccxt prices it 2 (10 per 2 s): charged
+#:   2 here, the stricter of the two. ``mark-price-candles`` (20 per 2 s) returns "the latest 1,440
+#:   data entries" only, so the history endpoint serves every page (one cursor rule, whole range).
+#: - ``GET /api/v5/public/funding-rate-history?instId=&before=&after=&limit=``: "data up to three
+#:   months" back; rows ``{instType, instId, formulaType, fundingRate (predicted), realizedRate
+#:   (actual), fundingTime, method}`` newest first; ``after`` = earlier than ``fundingTime``
+#:   (exclusive). 10 requests per 2 s, rule "IP + Instrument ID": charged 2 of the 20-per-2-s IP
+#:   budget, so all instruments together stay within one instrument's limit. ``limit``: the current
+#:   doc says max and default 400, older docs and clients 100; 100 is requested, because a server
+#:   capping at 100 would make a 400-row request look like a short page and end the walk early.
+#:   ``realizedRate`` (what was settled) is the rate when present, else ``fundingRate``. The funding
+#:   interval may drop from 8 h to 6, 4, 2 or 1 h for volatile swaps: nothing assumes 8 h.
 MARK_HISTORY_PATH = "/api/v5/market/history-mark-price-candles"
 MARK_RECENT_PATH = "/api/v5/market/mark-price-candles"
 FUNDING_PATH = "/api/v5/public/funding-rate-history"
