@@ -1176,6 +1176,8 @@ def run_mock_exchange(port: int = 8080, host: str = "127.0.0.1", **options: Any)
         async with serve(port=port, host=host, **options) as mock:
             print(f"fetch from it: nbtrade fetch binance BTC/USDT,ETH/USDT --base-url {mock.url} "
                   "--start 2024-01-01 --end 2024-03-01", flush=True)
+            print(f"perpetuals: nbtrade fetch binance_futures BTC/USDT --base-url {mock.url} --funding --mark "
+                  "(or bybit_linear, okx_swap)", flush=True)
             print(f"mock exchange on {mock.url} (Binance /api/v3 and /fapi/v1, Bybit /v5, OKX /api/v5; "
                   "perpetuals: funding history and mark-price candles); "
                   "Ctrl-C to stop", flush=True)

@@ -152,7 +152,8 @@ def perp_fields(grid: np.ndarray, names: Sequence[Any], *, funding: Mapping[Any,
     - ``funding_time``: the exact funding timestamp (epoch ms, float64: exact below 2**53) at
       the same bar, the last one when several fall in the bar; NaN elsewhere. The full list of
       events per symbol, with the mark price at funding when the exchange gives it, is
-      ``Market.funding_events(symbol)`` (kept in ``meta["funding_events"]``).
+      ``Market.funding_events(symbol)`` (kept in ``meta["funding_events"]``), and all symbols'
+      events flattened for a kernel, each with its bar, :func:`funding_schedule`.
 
     A funding timestamp in no bar (before the first, after the last bar's close, in a missing
     bar) enters no field. Bad input raises ``ValueError`` naming the field and the symbol:
@@ -211,4 +212,40 @@ def _attach_events(market: Any, funding: Mapping[Any, Mapping[str, np.ndarray]])
     market.meta["funding_events"] = pd.Series(events, index=market.meta.index, dtype=object)
 
 
-__all__ = ["market_from_series", "perp_fields", "FundingEvents", "MARK_FIELDS", "FUNDING_FIELDS"]
+def funding_schedule(market: Any) -> dict[str, np.ndarray]:
+    """Every funding event of ``market`` that falls in one of its bars, flattened for a kernel.
+
+    Returns arrays sorted by time (ties by symbol column): ``bar`` (int64 row of the bar whose
+    ``[open, close)`` contains the event), ``symbol`` (int64 column), ``time`` (int64 epoch ms),
+    ``rate`` and ``mark_price`` (float64; NaN where the exchange gives no mark price at funding:
+    use the mark candle of the bar, or the price if there is none). Several events in one bar stay
+    separate, in time order. Empty arrays when the market has no funding.
+    """
+    empty = {"bar": np.empty(0, np.int64), "symbol": np.empty(0, np.int64), "time": np.empty(0, np.int64),
+             "rate": np.empty(0), "mark_price": np.empty(0)}
+    if "funding_events" not in market.meta.columns or market.time_ms is None or not len(market.time_ms):
+        return empty
+    grid = market.time_ms
+    ends = _bar_ends(grid, market.timeframe if market.timeframe in _timeframes() else None)
+    parts = []
+    for j, ev in enumerate(market.meta["funding_events"].tolist()):
+        if ev is None or not ev.time.shape[0]:
+            continue
+        i = np.searchsorted(grid, ev.time, side="right") - 1
+        ok = (i >= 0) & (ev.time < ends[np.maximum(i, 0)])
+        parts.append((i[ok], np.full(int(ok.sum()), j, dtype=np.int64), ev.time[ok], ev.rate[ok], ev.mark_price[ok]))
+    if not parts:
+        return empty
+    cols = [np.concatenate(c) for c in zip(*parts)]
+    order = np.lexsort((cols[1], cols[2]))
+    return {k: v[order] for k, v in zip(("bar", "symbol", "time", "rate", "mark_price"), cols)}
+
+
+def _timeframes() -> tuple[str, ...]:
+    from ..timeframes import TIMEFRAMES
+
+    return TIMEFRAMES
+
+
+__all__ = ["market_from_series", "perp_fields", "funding_schedule", "FundingEvents", "MARK_FIELDS",
+           "FUNDING_FIELDS"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nbtrade.data.layout import check_timeframe, mark_timeframe, value_columns
-from nbtrade.data.panels import market_from_series
+from nbtrade.data.panels import funding_schedule, market_from_series
 from nbtrade.data.store import Store
 from nbtrade.synthetic import candles
 
@@ -132,3 +132,20 @@ def test_read_market_flags(tmp_path, c):
         st.read_market(EX, [SYM], "1h", funding=True)
     with pytest.raises(ValueError, match="funding must be None"):
         st.read_market(EX, [SYM], "1h", funding="yes")
+
+
+def test_funding_schedule_flattens_events_with_their_bars(c):
+    e = candles("ETH/USDT:USDT", T0, T0 + 48 * H, "1h", seed=4)
+    fb, fe = funding_at([0, 8, 16], offset_ms=7), funding_at([4, 8, 60], rate=-2e-4, offset_ms=1)
+    m = market_from_series({SYM: c, "ETH/USDT:USDT": e}, funding={SYM: fb, "ETH/USDT:USDT": fe})
+    sch = funding_schedule(m)
+    assert sch["bar"].tolist() == [0, 4, 8, 8, 16]  # hour 60 is past the last bar: left out
+    assert sch["symbol"].tolist() == [0, 1, 1, 0, 0]  # the same bar in time order (ETH at +1 ms first)
+    np.testing.assert_array_equal(sch["rate"], [1e-4, -2e-4, -2e-4, 1e-4, 1e-4])
+    assert (np.diff(sch["time"]) > 0).all()
+    # daily bars: several events in one bar stay separate
+    d = candles(SYM, T0, T0 + 2 * 24 * H, "1d", seed=5)
+    md = market_from_series({SYM: d}, funding={SYM: funding_at(range(0, 48, 8))}, timeframe="1d")
+    assert funding_schedule(md)["bar"].tolist() == [0, 0, 0, 1, 1, 1]
+    plain = market_from_series({SYM: c})
+    assert funding_schedule(plain)["time"].shape == (0,)
