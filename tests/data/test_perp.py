@@ -261,3 +261,44 @@ def test_cli_fetch_funding_and_mark_into_the_store(tmp_path, capsys):
     assert "okx_swap funding: 30 funding rows" in out and "okx_swap mark_4h: 60 candles" in out
     market = Store(tmp_path / "s").read_market("okx_swap", ["BTC/USDT:USDT"], "4h")
     assert market.has_mark and market.has_funding and len(market) == 60
+
+
+@pytest.mark.parametrize("exchange", PERPS)
+async def test_faults_are_retried_and_the_data_stays_exact(mock_factory, exchange):
+    from nbtrade.data.mock import Faults
+    from nbtrade.data.ratelimit import BackoffPolicy
+
+    m = await mock_factory(faults=Faults(seed=3, p_5xx=0.15, p_malformed=0.1, p_truncate=0.05), **FAST)
+    kw = dict(base_url=m.url, limiter=limiter(exchange, m), backoff=BackoffPolicy(base=0.01, max_delay=0.05,
+                                                                                 max_retries=12))
+    fr = await fetch_funding_rates("BTC/USDT", "2024-01-01", "2024-02-20", exchange=exchange, **kw)
+    same(fr.data["BTC/USDT:USDT"], m.expected_funding("BTC/USDT", "2024-01-01", "2024-02-20", VENUE[exchange]))
+    mk = await fetch_mark_ohlcv(exchange, "BTC/USDT", "15m", "2024-02-12", "2024-02-16", **kw)
+    same(mk.data["BTC/USDT:USDT"], m.expected_mark("BTC/USDT", "15m", "2024-02-12", "2024-02-16"))
+    assert fr.report.retries + mk.report.retries > 0 and sum(m.stats.faults.values()) > 0
+
+
+@pytest.mark.parametrize("exchange, payload, field", [
+    ("binance_futures", [{"fundingTime": 1704067200000, "fundingRate": "x"}], "'fundingRate'"),
+    ("binance_futures", [{"fundingRate": "0.0001"}], "'fundingTime'"),
+    ("bybit_linear", {"retCode": 0, "result": {"list": [{"fundingRateTimestamp": "abc", "fundingRate": "0"}]}},
+     "'fundingRateTimestamp'"),
+    ("okx_swap", {"code": "0", "data": [{"fundingTime": "1704067200000"}]}, "'realizedRate'"),
+])
+def test_malformed_funding_rows_name_the_field(exchange, payload, field):
+    from nbtrade.data.exchanges.base import MalformedResponse
+
+    with pytest.raises(MalformedResponse, match=field):
+        get_adapter(exchange).parse_funding(payload)
+
+
+@pytest.mark.parametrize("exchange, payload", [
+    ("bybit_linear", {"retCode": 0, "result": {"list": [["1704067200000", "1", "1", "1"]]}}),
+    ("okx_swap", {"code": "0", "data": [["1704067200000", "1", "1", "1", "1"]]}),
+    ("binance_futures", [[1704067200000, "1", "1"]]),
+])
+def test_short_mark_rows_are_malformed(exchange, payload):
+    from nbtrade.data.exchanges.base import MalformedResponse
+
+    with pytest.raises(MalformedResponse, match="row 0"):
+        get_adapter(exchange).for_mark().parse_klines(payload)
