@@ -34,6 +34,8 @@ _EXPORTS: dict[str, str] = {
     "fetch_ohlcv_sync": "nbtrade.data.fetch",
     "fetch_funding_rates": "nbtrade.data.fetch",
     "fetch_funding_rates_sync": "nbtrade.data.fetch",
+    "fetch_mark_ohlcv": "nbtrade.data.fetch",
+    "fetch_mark_ohlcv_sync": "nbtrade.data.fetch",
     "unified_symbol": "nbtrade.data.symbols",
     "fetch_filters": "nbtrade.data.fetch",
     "fetch_filters_sync": "nbtrade.data.fetch",

@@ -26,7 +26,7 @@ def _data_args(p: argparse.ArgumentParser, symbols_default: str = "BTC/USDT,ETH/
 
 
 #: the exchanges with a native adapter (others through ``ccxt:<id>``)
-NATIVE_EXCHANGES = ("binance", "binance_futures", "bybit", "bybit_linear", "okx")
+NATIVE_EXCHANGES = ("binance", "binance_futures", "bybit", "bybit_linear", "okx", "okx_swap")
 
 
 def _exchange(value: str) -> str:
@@ -89,7 +89,10 @@ def _build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--end", default=None, help="end (exclusive, UTC); default: the last closed candle")
     fetch.add_argument("--store", default=None, help="store folder (default $NBTRADE_HOME/data)")
     fetch.add_argument("--base-url", default=None, help="another server with the same API (e.g. the mock)")
-    fetch.add_argument("--funding", action="store_true", help="also fetch funding rates (futures)")
+    fetch.add_argument("--funding", action="store_true",
+                       help="also fetch funding-rate history (perpetuals: binance_futures, bybit_linear, okx_swap)")
+    fetch.add_argument("--mark", action="store_true",
+                       help="also fetch mark-price candles (perpetuals), stored beside the candles")
 
     mock = sub.add_parser("mock-exchange", help="serve the local mock exchange (Binance, Bybit, OKX APIs) on 127.0.0.1")
     mock.add_argument("--port", type=int, default=8080)

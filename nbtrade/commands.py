@@ -42,7 +42,8 @@ def _fetch(args: argparse.Namespace) -> int:
     from .data.fetch import run_fetch
 
     return run_fetch(args.exchange, _symbols(args.symbols), args.timeframe, args.start, args.end,
-                     store=_store_root(args), base_url=args.base_url, funding=args.funding)
+                     store=_store_root(args), base_url=args.base_url, funding=args.funding,
+                     mark=getattr(args, "mark", False))
 
 
 def _mock(args: argparse.Namespace) -> int:

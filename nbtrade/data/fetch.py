@@ -37,6 +37,11 @@
 - a range that starts before the symbol's first candle reports ``listed`` (one probe
   request finds whether anything exists before ``start``), not a gap.
 
+Perpetuals (``binance_futures``, ``bybit_linear``, ``okx_swap``): :func:`fetch_funding_rates`
+and :func:`fetch_mark_ohlcv`, or ``fetch_ohlcv(..., funding=True, mark=True)`` for candles, funding
+rates and mark-price candles of one range in one call; ``result.to_market()`` carries them as
+panel fields (:func:`nbtrade.data.panels.perp_fields`).
+
 Times are int64 UTC ms inside; ``start``/``end`` accept anything pandas reads
 (naive means UTC) and results convert to frames with a UTC DatetimeIndex.
 """
@@ -53,16 +58,18 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
-from ..timeframes import to_epoch_ms
+from ..timeframes import DAY_MS, to_epoch_ms
 from ._grid import ceil_open, floor_open, next_open, on_grid
 from .exchanges import get_adapter
 from .exchanges.base import Adapter, BadRequest, ExchangeError, MalformedResponse, RawBody, Request, ServerError
+from .layout import mark_timeframe
 from .ratelimit import BackoffPolicy, IPBanned, RateLimitError, TooManyRequests, WeightLimiter
 
 OHLCV = ("open", "high", "low", "close", "volume")
 FUNDING_TIMEFRAME = "funding"  # the sink's "timeframe" key for funding-rate history
 
 __all__ = ["fetch_ohlcv", "fetch_ohlcv_sync", "fetch_funding_rates", "fetch_funding_rates_sync",
+           "fetch_mark_ohlcv", "fetch_mark_ohlcv_sync",
            "fetch_filters", "fetch_filters_sync",
            "FetchResult", "FetchReport", "SymbolReport", "MemorySink", "Sink", "validate_candles", "find_gaps",
            "run_fetch", "shared_limiters",
@@ -202,10 +209,19 @@ class FetchReport:
 
 @dataclass
 class FetchResult:
-    """``data[symbol]``: arrays ``time`` (int64 ms) and float64 columns; ``report``: a :class:`FetchReport`."""
+    """``data[symbol]``: arrays ``time`` (int64 ms) and float64 columns; ``report``: a :class:`FetchReport`.
+
+    Perpetuals (``fetch_ohlcv(..., funding=True, mark=True)``): ``funding[symbol]`` (``time, rate,
+    mark_price``) and ``mark[symbol]`` (``time, open, high, low, close``), with their own reports
+    in ``funding_report`` and ``mark_report``; None when not fetched.
+    """
 
     data: dict[str, dict[str, np.ndarray]]
     report: FetchReport
+    funding: dict[str, dict[str, np.ndarray]] | None = None
+    mark: dict[str, dict[str, np.ndarray]] | None = None
+    funding_report: FetchReport | None = None
+    mark_report: FetchReport | None = None
 
     def frame(self, symbol: str):
         """One symbol as a DataFrame with a UTC DatetimeIndex named ``time``."""
@@ -223,12 +239,19 @@ class FetchResult:
     def to_market(self) -> Any:
         """All symbols as one :class:`nbtrade.Market` on the union of their open times (NaN where a
         symbol has no candle, nothing filled; ``meta["exchange"]`` set). Raises ``ValueError`` naming
-        symbols that got no candle."""
+        symbols that got no candle.
+
+        Funding rates and mark-price candles, when fetched, become the panel fields ``funding_rate``,
+        ``funding_time`` and ``mark_open`` .. ``mark_close`` (:func:`nbtrade.data.panels.perp_fields`);
+        nothing is invented where they are missing."""
         from .panels import market_from_series
 
         r = self.report
+        funding = {s: a for s, a in (self.funding or {}).items() if a["time"].shape[0]} or None
+        mark = {s: a for s, a in (self.mark or {}).items() if a["time"].shape[0]} or None
         return market_from_series(self.data, exchange=r.exchange,
-                                  what=f"fetch result {r.exchange} {r.timeframe}")
+                                  what=f"fetch result {r.exchange} {r.timeframe}", funding=funding, mark=mark,
+                                  timeframe=r.timeframe)
 
     def __getitem__(self, symbol: str):
         return self.frame(symbol)
@@ -863,7 +886,8 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
                       keep: bool = True, limiter: WeightLimiter | None = None, session: Any = None,
                       concurrency: int = 8, parallel: int | None = None, timeout: float = 30.0,
                       backoff: BackoffPolicy | None = None, max_throttled: int = 20, cache: Any = None,
-                      on_page: Callable[[str, int, int], Any] | None = None) -> FetchResult:
+                      on_page: Callable[[str, int, int], Any] | None = None, funding: bool = False,
+                      mark: bool = False) -> FetchResult:
     """Download closed OHLCV candles with open time in ``[start, end)`` for several symbols.
 
     Parameters
@@ -895,6 +919,10 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
     cache : :class:`~nbtrade.data.metacache.MetaCache`, a directory, None (default
         cache dir) or False (no cache) for exchangeInfo.
     on_page : ``callback(symbol, rows_so_far, last_open_time)`` after each page.
+    funding, mark : perpetual exchanges (``binance_futures``, ``bybit_linear``, ``okx_swap``): also
+        fetch the funding-rate history (:func:`fetch_funding_rates`) and the mark-price candles
+        (:func:`fetch_mark_ohlcv`) of the same symbols over the range the candles cover (into the
+        same ``sink``); they land in ``result.funding`` / ``result.mark`` and in ``to_market()``.
 
     Returns
     -------
@@ -902,6 +930,25 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
         ``data[symbol]`` arrays (``time`` int64 ms, float64 OHLCV) and ``report``
         (gaps, bad rows, requests, retries, throttles).
     """
+    if funding or mark:
+        perp = get_adapter(exchange)
+        if funding and not perp.funding_page_limit or mark and not perp.mark_path:
+            raise ValueError(f"funding/mark need a perpetual exchange (binance_futures, bybit_linear, okx_swap), "
+                             f"got {perp.name!r}")
+        common = dict(base_url=base_url, sink=sink, limiter=limiter, session=session, timeout=timeout,
+                      backoff=backoff, max_throttled=max_throttled, cache=cache)
+        result = await fetch_ohlcv(perp, symbols, timeframe, start, end, keep=keep, concurrency=concurrency,
+                                   parallel=parallel, on_page=on_page, **common)
+        lo, _ = _check_range(timeframe, start, end)
+        stop = result.report.end  # the candles' end: the open-candle cut applies to funding and marks too
+        if funding:
+            fr = await fetch_funding_rates(list(result.data), lo, max(lo, stop), exchange=perp, **common)
+            result.funding, result.funding_report = fr.data, fr.report
+        if mark:
+            mk = await fetch_mark_ohlcv(perp, list(result.data), timeframe, start, max(lo, stop), keep=keep,
+                                        concurrency=concurrency, parallel=parallel, **common)
+            result.mark, result.mark_report = mk.data, mk.report
+        return result
     adapter = get_adapter(exchange)
     names = _symbols(symbols, adapter)
     lo, hi = _check_range(timeframe, start, end)
@@ -936,31 +983,78 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
     return FetchResult(SymbolDict(zip(names, results), adapter.unified), report)
 
 
+def _empty_funding() -> dict[str, np.ndarray]:
+    return {"time": np.empty(0, np.int64), "rate": np.empty(0), "mark_price": np.empty(0)}
+
+
+def _clean_funding(page: dict[str, np.ndarray], lo: int, hi: int, rep: SymbolReport,
+                   descending: bool) -> dict[str, np.ndarray]:
+    """One reply's funding rows, checked: in ``[lo, hi)``, sorted, each time once, finite rate,
+    mark price > 0 or NaN. Dropped rows are listed in ``rep.bad_rows`` naming the field;
+    duplicates are counted (the first copy is kept), a reply out of its documented order counts
+    in ``rep.unsorted_pages`` and is sorted."""
+    t = page["time"]
+    step = np.diff(t)
+    if t.shape[0] > 1 and np.any(step > 0 if descending else step < 0):
+        rep.unsorted_pages += 1
+    order = np.argsort(t, kind="stable")
+    page = {k: v[order] for k, v in page.items()}
+    t = page["time"]
+    dup = np.r_[False, t[1:] == t[:-1]] if t.shape[0] else np.zeros(0, dtype=bool)
+    rep.duplicates += int(dup.sum())
+    keep = ~dup
+    rate, mark = page["rate"], page["mark_price"]
+    for mask, reason in (((t < lo) | (t >= hi), "funding 'time' outside the requested range"),
+                         (~np.isfinite(rate), "funding 'rate' not a finite number"),
+                         (np.isinf(mark) | (mark <= 0), "funding 'mark_price' <= 0 or infinite")):
+        hit = mask & keep
+        if hit.any():
+            rep.bad_rows.extend((int(x), reason) for x in t[hit].tolist())
+            keep &= ~mask
+    return {k: v[keep] for k, v in page.items()}
+
+
 async def fetch_funding_rates(symbols: str | Sequence[str], start: Any = None, end: Any = None, *,
                               exchange: str | Adapter = "binance_futures", base_url: str | None = None,
                               sink: Any = None, limiter: WeightLimiter | None = None, session: Any = None,
                               timeout: float = 30.0, backoff: BackoffPolicy | None = None,
                               max_throttled: int = 20, cache: Any = None) -> FetchResult:
-    """Funding-rate history (USD-M ``/fapi/v1/fundingRate``) with funding time in ``[start, end)``.
+    """Funding-rate history with funding time in ``[start, end)``.
 
-    ``data[symbol]`` holds ``time`` (fundingTime, int64 ms; may stray a few ms from
-    the hour, as on Binance), ``rate`` (fraction per funding interval, paid by longs
-    when positive) and ``mark_price``. Pages of 1000 rows, cursor = last funding
-    time + 1 ms. With a ``sink`` rows go to timeframe key ``"funding"`` and a re-run resumes.
+    Exchanges (each adapter's module docstring cites the docs it follows): Binance USD-M
+    ``/fapi/v1/fundingRate`` (pages of 1000 oldest first, cursor = last funding time + 1 ms,
+    its own budget of 500 requests per 5 min), Bybit linear ``/v5/market/funding/history``
+    (pages of 200 newest first, ``endTime`` = oldest seen - 1) and OKX swaps
+    ``/api/v5/public/funding-rate-history`` (pages of 100 newest first, ``after`` = oldest seen).
+    A short page ends the walk (the start of the history).
+
+    ``data[symbol]`` holds ``time`` (funding time, int64 ms; may stray a few ms from the hour,
+    as on Binance), ``rate`` (fraction of the notional per funding, paid by longs when positive)
+    and ``mark_price`` (the mark price at funding; NaN where the exchange does not give it:
+    Bybit, OKX). Rows out of range, duplicated, with a non-finite rate or a mark price <= 0 are
+    dropped and listed in the report. With a ``sink`` rows go to timeframe key ``"funding"`` in
+    time order and a re-run resumes after the last stored funding time.
     """
     adapter = get_adapter(exchange)
-    if not hasattr(adapter, "funding_request"):
-        raise ValueError(f"exchange {adapter.name!r} has no funding rates")
+    if not adapter.funding_page_limit:
+        raise ValueError(f"exchange {adapter.name!r} has no funding rates; use one of binance_futures, "
+                         "bybit_linear, okx_swap")
     names = _symbols(symbols, adapter)
     lo, hi = _check_range("8h", start, end)
     report = FetchReport(adapter.name, FUNDING_TIMEFRAME, lo, hi if hi is not None else -1)
     report.symbols = SymbolDict({s: SymbolReport(s, FUNDING_TIMEFRAME) for s in names}, adapter.unified)
     if hi is not None and hi == lo:
-        return FetchResult({s: {"time": np.empty(0, np.int64), "rate": np.empty(0), "mark_price": np.empty(0)}
-                            for s in names}, report)
+        return FetchResult(SymbolDict({s: _empty_funding() for s in names}, adapter.unified), report)
     t0 = time.monotonic()
     client, session, own = await _open(adapter, base_url, limiter, session, 4, timeout, backoff, max_throttled,
                                        report, cache, names, "funding")
+    limit = adapter.funding_page_limit
+
+    async def get_page(symbol: str, a: int, b: int) -> dict[str, np.ndarray]:
+        page = await client.get(adapter.funding_request(symbol, a, b, limit), adapter.parse_funding, symbol,
+                                "funding")
+        report.symbols[symbol].requests += 1
+        return page
 
     async def one(symbol: str) -> dict[str, np.ndarray]:
         rep = report.symbols[symbol]
@@ -971,33 +1065,55 @@ async def fetch_funding_rates(symbols: str | Sequence[str], start: Any = None, e
             if last is not None and int(last) >= cursor:
                 cursor = int(last) + 1
                 rep.resumed_from = int(last)
-        pages = []
-        from .exchanges.binance_futures import FUNDING_MAX_LIMIT
+        pages: list[dict[str, np.ndarray]] = []
 
-        while cursor < end_ms:
-            req = adapter.funding_request(symbol, cursor, end_ms - 1, FUNDING_MAX_LIMIT)
-            page = await client.get(req, adapter.parse_funding, symbol, "funding")
-            rep.requests += 1
-            n = page["time"].shape[0]
-            if n == 0:
-                break
-            t = page["time"]
-            good = (t >= cursor) & (t < end_ms) & np.isfinite(page["rate"]) & np.r_[True, np.diff(t) > 0]
-            rep.bad_rows.extend((int(x), "unsorted, duplicate, non-finite or out of range")
-                                for x in t[~good].tolist())
-            page = {k: v[good] for k, v in page.items()}
-            if page["time"].shape[0]:
-                rep.rows += int(page["time"].shape[0])
-                rep.first = int(page["time"][0]) if rep.first is None else rep.first
-                rep.last = int(page["time"][-1])
-                pages.append(page)
-                if sink is not None:
-                    await _maybe_await(sink.append(adapter.name, symbol, FUNDING_TIMEFRAME, page))
-            cursor = int(t.max()) + 1
-            if n < FUNDING_MAX_LIMIT:
-                break
+        async def keep(page: dict[str, np.ndarray]) -> None:
+            if page["time"].shape[0] and pages and page["time"][0] <= pages[-1]["time"][-1]:
+                page = {k: v[page["time"] > pages[-1]["time"][-1]] for k, v in page.items()}
+            if not page["time"].shape[0]:
+                return
+            rep.rows += int(page["time"].shape[0])
+            rep.first = int(page["time"][0]) if rep.first is None else rep.first
+            rep.last = int(page["time"][-1])
+            pages.append(page)
+            if sink is not None:
+                await _maybe_await(sink.append(adapter.name, symbol, FUNDING_TIMEFRAME, page))
+
+        if adapter.funding_descending:
+            # newest first: walk back from the end, then hand the rows on in time order
+            raw: list[dict[str, np.ndarray]] = []
+            top = end_ms - 1
+            while top >= cursor:
+                page = await get_page(symbol, cursor, top)
+                t = page["time"]
+                if t.shape[0] == 0:
+                    break
+                inside = t >= cursor  # a page reaching below the range is the walk's end, not a fault
+                raw.append(_clean_funding({k: v[inside] for k, v in page.items()}, cursor, end_ms, rep,
+                                          descending=True))
+                oldest = int(t.min())
+                if t.shape[0] < limit or oldest <= cursor or oldest > top:
+                    break  # the start of the history, the range covered, or a server ignoring the cursor
+                top = oldest - 1
+            if raw:
+                merged = {k: np.concatenate([p[k] for p in reversed(raw)]) for k in raw[0]}
+                await keep(_clean_funding(merged, cursor, end_ms, SymbolReport(symbol, FUNDING_TIMEFRAME), False))
+        else:
+            while cursor < end_ms:
+                page = await get_page(symbol, cursor, end_ms - 1)
+                t = page["time"]
+                n = t.shape[0]
+                if n == 0:
+                    break
+                await keep(_clean_funding(page, cursor, end_ms, rep, descending=False))
+                cursor = int(t.max()) + 1
+                if n < limit:
+                    break
+        if rep.first is not None and rep.resumed_from is None and rep.first - cursor > DAY_MS:
+            # the exchange's history begins after ``start`` (a later listing; OKX keeps three months)
+            rep.listed = rep.first
         if not pages:
-            return {"time": np.empty(0, np.int64), "rate": np.empty(0), "mark_price": np.empty(0)}
+            return _empty_funding()
         return {k: np.concatenate([p[k] for p in pages]) for k in pages[0]}
 
     try:
@@ -1008,6 +1124,53 @@ async def fetch_funding_rates(symbols: str | Sequence[str], start: Any = None, e
         if own:
             await session.close()
     return FetchResult(SymbolDict(zip(names, results), adapter.unified), report)
+
+
+class _MarkSink:
+    """A sink view that files mark-price candles under ``"mark_<timeframe>"`` without the volume."""
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+
+    def last_time(self, exchange: str, symbol: str, timeframe: str) -> Any:
+        return self.sink.last_time(exchange, symbol, mark_timeframe(timeframe))
+
+    def first_time(self, exchange: str, symbol: str, timeframe: str) -> Any:
+        fn = getattr(self.sink, "first_time", None)
+        return None if fn is None else fn(exchange, symbol, mark_timeframe(timeframe))
+
+    def append(self, exchange: str, symbol: str, timeframe: str, arrays: dict[str, np.ndarray]) -> Any:
+        return self.sink.append(exchange, symbol, mark_timeframe(timeframe),
+                                {k: v for k, v in arrays.items() if k != "volume"})
+
+
+async def fetch_mark_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], timeframe: str = "1m",
+                           start: Any = None, end: Any = None, *, sink: Any = None, **kwargs: Any) -> FetchResult:
+    """Mark-price candles with open time in ``[start, end)``: Binance USD-M ``/fapi/v1/markPriceKlines``,
+    Bybit linear ``/v5/market/mark-price-kline``, OKX swaps ``/api/v5/market/history-mark-price-candles``.
+
+    Everything :func:`fetch_ohlcv` does (paging, limits, open-candle cut, validation, gaps, resume)
+    applies: mark candles page with the candles' own cursor rules (see each adapter). ``data[symbol]``
+    holds ``time`` and ``open, high, low, close`` (mark prices; no volume). A mark price <= 0 is
+    dropped and listed in the report's bad rows (``mark price <= 0``). With a ``sink`` they go to the
+    pseudo-timeframe ``"mark_<timeframe>"`` (:func:`nbtrade.data.layout.mark_timeframe`) and a
+    re-run resumes. Other keyword arguments are those of :func:`fetch_ohlcv`.
+    """
+    adapter = get_adapter(exchange).for_mark()
+    result = await fetch_ohlcv(adapter, symbols, timeframe, start, end,
+                               sink=None if sink is None else _MarkSink(sink), **kwargs)
+    for s, arrays in result.data.items():
+        arrays.pop("volume", None)
+    for rep in result.report.symbols.values():
+        rep.flat_zero_volume = []  # mark candles have no volume: "flat zero-volume" means nothing here
+        rep.bad_rows = [(t, "mark " + reason) for t, reason in rep.bad_rows]
+    result.report.timeframe = mark_timeframe(timeframe)
+    return result
+
+
+def fetch_mark_ohlcv_sync(*args: Any, **kwargs: Any) -> FetchResult:
+    """Blocking :func:`fetch_mark_ohlcv`."""
+    return _run_sync(fetch_mark_ohlcv(*args, **kwargs))
 
 
 async def fetch_filters(exchange: str | Adapter, symbols: str | Sequence[str] | None = None, *,
@@ -1095,23 +1258,25 @@ def fetch_funding_rates_sync(*args: Any, **kwargs: Any) -> FetchResult:
 
 def run_fetch(exchange: str, symbols: str | Sequence[str], timeframe: str = "1h", start: Any = None,
               end: Any = None, store: str | None = None, base_url: str | None = None,
-              funding: bool = False) -> int:
-    """``nbtrade fetch EXCHANGE SYMBOLS --timeframe --start --end [--store PATH] [--base-url URL]``.
+              funding: bool = False, mark: bool = False) -> int:
+    """``nbtrade fetch EXCHANGE SYMBOLS --timeframe --start --end [--store PATH] [--base-url URL]
+    [--funding] [--mark]``.
 
-    Prints the report summary; with ``store`` candles go to the HDF5 store and a
-    re-run resumes. Returns a process exit code (1 if bad rows were found).
+    Prints the report summaries; with ``store`` candles (and funding rates, mark-price candles)
+    go to the HDF5 store and a re-run resumes. Returns a process exit code (1 if bad rows were found).
     """
     sink = None
     if store is not None:
         from .store import Store  # the HDF5 store (nbtrade.data.store)
 
         sink = Store(store)
-    result = fetch_ohlcv_sync(exchange, symbols, timeframe, start, end, base_url=base_url, sink=sink,
-                              keep=store is None)
-    print(result.report.summary())
-    if funding:
-        fr = fetch_funding_rates_sync(symbols, start, end, exchange=exchange, base_url=base_url, sink=sink)
-        print(fr.report.summary())
-    if sink is not None and hasattr(sink, "close"):
-        sink.close()
-    return 0 if result.report.ok else 1
+    try:
+        result = fetch_ohlcv_sync(exchange, symbols, timeframe, start, end, base_url=base_url, sink=sink,
+                                  keep=store is None, funding=funding, mark=mark)
+    finally:
+        if sink is not None and hasattr(sink, "close"):
+            sink.close()
+    reports = [r for r in (result.report, result.funding_report, result.mark_report) if r is not None]
+    for r in reports:
+        print(r.summary())
+    return 0 if all(r.ok for r in reports) else 1

@@ -59,7 +59,7 @@ from . import integrity
 from .journal import JournaledFile, journal_path, locked
 from ..timeframes import to_epoch_ms
 from .symbols import unified_symbol
-from .layout import (BATCHES_NAME, CHUNK_ROWS, DTYPES, FILE_SUFFIX, FUNDING, INDEX_NAME, SCHEMA_VERSION,
+from .layout import (BATCHES_NAME, CHUNK_ROWS, DTYPES, FILE_SUFFIX, FUNDING, INDEX_NAME, SCHEMA_VERSION, mark_timeframe,
                      check_exchange, check_symbol, check_timeframe, compression, default_root, group_path,
                      value_columns)
 
@@ -463,7 +463,10 @@ class Store:
         """Store candles (DataFrame with UTC DatetimeIndex, or dict of ``time`` + OHLCV arrays).
 
         ``timeframe="funding"`` stores funding-rate history instead: ``time``,
-        ``rate``, ``mark_price`` (what the fetcher's funding sink sends).
+        ``rate``, ``mark_price`` (what the fetcher's funding sink sends); ``timeframe="mark_1h"``
+        (:func:`~nbtrade.data.layout.mark_timeframe`) mark-price candles ``time, open, high, low,
+        close``. Funding times out of order or duplicated, and mark prices <= 0, are refused
+        with an error naming the field.
 
         One atomic transaction; see the module docstring for merge rules.
         Returns an :class:`AppendResult`.
@@ -537,13 +540,22 @@ class Store:
             return {s: r.read(s, timeframe, start, end, columns, as_arrays) for s in symbols}
 
     def read_market(self, exchange: str, symbols: Sequence[str] | str, timeframe: str, start: Any = None,
-                    end: Any = None, columns: Sequence[str] | None = None) -> Any:
+                    end: Any = None, columns: Sequence[str] | None = None, *, funding: bool | None = None,
+                    mark: bool | None = None) -> Any:
         """Candles of several symbols with open time in ``[start, end)`` as one :class:`nbtrade.Market`.
 
         The arrays go from HDF5 straight into preallocated ``(n_bars, n_symbols)`` float64
         arrays on the union of the symbols' open times: NaN where a symbol has no candle
         (nothing is forward-filled), no DataFrame per symbol. Symbols keep the names given;
         ``meta["exchange"]`` is ``exchange``. ``columns`` as in :meth:`read` (close required).
+
+        Perpetuals: the funding-rate history (``"funding"``) and mark-price candles
+        (``"mark_<timeframe>"``) stored beside the candles become the panel fields
+        ``funding_rate``/``funding_time`` and ``mark_open``/``mark_high``/``mark_low``/``mark_close``
+        (see :func:`nbtrade.data.panels.market_from_series` for the representation). ``funding``
+        and ``mark``: None (default) adds them when any symbol has them stored, True requires them
+        for every symbol (``KeyError`` naming the missing ones), False leaves them out. Nothing is
+        invented where they are missing: the fields are NaN there.
 
         Raises ``KeyError`` for a series that is not stored and ``ValueError`` naming the
         symbols without a candle in the range.
@@ -560,10 +572,29 @@ class Store:
             dup = next(s for s in symbols if symbols.count(s) > 1)
             raise ValueError(f"symbols names {dup!r} twice")
         cols = _check_read_columns(columns, timeframe)
+        for name, flag in (("funding", funding), ("mark", mark)):
+            if flag not in (None, True, False):
+                raise ValueError(f"{name} must be None (when stored), True (required) or False, got {flag!r}")
+        extra: dict[str, dict] = {}
         with self._reading(exchange, low_level=True) as (f, cache):
             parts = {s: _read_frame(f, exchange, s, timeframe, start, end, cols, True, cache) for s in symbols}
+            for name, key, flag in (("funding", FUNDING, funding), ("mark", mark_timeframe(timeframe), mark)):
+                if flag is False:
+                    continue
+                got, missing = {}, []
+                for s in symbols:
+                    try:
+                        got[s] = _read_frame(f, exchange, s, key, start, end, None, True, cache)
+                    except NotFound:
+                        missing.append(s)
+                if flag and missing:
+                    raise NotFound(f"{name}={flag}: no {key} series stored for {', '.join(missing)} on {exchange}; "
+                                   f"fetch them first (nbtrade fetch ... --{name})")
+                if got:
+                    extra[name] = got
         span = "" if start is None and end is None else f" [{start}, {end})"
-        return market_from_series(parts, exchange=exchange, columns=cols, what=f"store {exchange} {timeframe}{span}")
+        return market_from_series(parts, exchange=exchange, columns=cols, what=f"store {exchange} {timeframe}{span}",
+                                  funding=extra.get("funding"), mark=extra.get("mark"), timeframe=timeframe)
 
     @contextmanager
     def reader(self, exchange: str) -> Iterator["Reader"]:
