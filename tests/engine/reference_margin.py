@@ -1,0 +1,132 @@
+"""Pure-Python reference of the margin rules of ``nbtrade.margin`` (module docstring), written
+apart from ``nbtrade.kernels.margin`` so the two can be checked against each other; the random
+engine comparison will reuse it. Slow and plain on purpose.
+
+Tiers are lists of ``(floor, cap, mmr, cum, max_leverage)`` rows. The liquidation price is
+found differently from the kernel: the margin surplus ``f(P) = balance(P) - MM(qty * P)`` is
+piecewise linear in ``P`` with kinks at the tier caps, so walk the kinks in price order, find
+the segment where ``f`` changes sign and solve the line there.
+"""
+from __future__ import annotations
+
+import math
+
+
+def tier_of(tiers, notional):
+    """Index of the tier holding ``notional``: ``floor < notional <= cap``; the last tier beyond it."""
+    for k, (_, cap, _, _, _) in enumerate(tiers):
+        if notional <= cap:
+            return k
+    return len(tiers) - 1
+
+
+def maintenance(tiers, notional):
+    _, _, mmr, cum, _ = tiers[tier_of(tiers, notional)]
+    return notional * mmr - cum
+
+
+def max_leverage(tiers, notional):
+    if notional > tiers[-1][1]:
+        return 0.0
+    return tiers[tier_of(tiers, notional)][4]
+
+
+def initial_margin(notional, leverage):
+    return notional / leverage
+
+
+def surplus(side, qty, entry, wallet, other, tiers, price):
+    """Margin balance minus maintenance margin if the position's mark were ``price``."""
+    return wallet + other + side * qty * (price - entry) - maintenance(tiers, qty * price)
+
+
+def liquidation_price(side, qty, entry, wallet, other, tiers):
+    """Price where the surplus is zero (0.0: never for a long, already for a short)."""
+    f0 = wallet + other - side * qty * entry
+    if (side > 0 and f0 >= 0) or (side < 0 and f0 <= 0):
+        return 0.0
+    # kinks of f in price, then one far point; f is linear between consecutive points
+    points = [0.0] + [cap / qty for (_, cap, _, _, _) in tiers if math.isfinite(cap)]
+    points.append(max(points[-1], entry) * 4.0 + (abs(wallet) + abs(other)) / qty * 4.0 + 1.0)
+    for a, b in zip(points, points[1:]):
+        fa = surplus(side, qty, entry, wallet, other, tiers, a) if a > 0 else f0
+        # the line of the tier holding the notionals strictly inside (a, b]
+        _, _, mmr, cum, _ = tiers[tier_of(tiers, qty * b)]
+        slope = side * qty - qty * mmr
+        fb = fa + slope * (b - a)
+        if (fa <= 0.0 <= fb) or (fb <= 0.0 <= fa):
+            if slope == 0.0:
+                return a
+            return a - fa / slope
+    # beyond the far point: the last tier's line
+    _, _, mmr, cum, _ = tiers[-1]
+    return max((wallet + other + cum - side * qty * entry) / (qty * mmr - side * qty), 0.0)
+
+
+def bankruptcy_price(side, qty, entry, wallet, other):
+    return max(entry - side * (wallet + other) / qty, 0.0)
+
+
+def margin_balance(positions, wallet):
+    """``positions``: list of dicts with ``size``, ``entry``, ``mark``, ``tiers``."""
+    return wallet + sum(p["size"] * (p["mark"] - p["entry"]) for p in positions if p["size"] != 0)
+
+
+def total_maintenance(positions):
+    return sum(maintenance(p["tiers"], abs(p["size"]) * p["mark"]) for p in positions if p["size"] != 0)
+
+
+def cross_liquidated(positions, wallet):
+    if not any(p["size"] != 0 for p in positions):
+        return False
+    return margin_balance(positions, wallet) <= total_maintenance(positions)
+
+
+def cross_liquidation_price(j, positions, wallet):
+    p = positions[j]
+    if p["size"] == 0:
+        return math.nan
+    others = [q for i, q in enumerate(positions) if i != j]
+    other = (margin_balance(others, 0.0)) - total_maintenance(others)
+    side = 1 if p["size"] > 0 else -1
+    return liquidation_price(side, abs(p["size"]), p["entry"], wallet, other, p["tiers"])
+
+
+def adverse_mark(size, high, low):
+    return high if size < 0 else low
+
+
+def liquidation_fill(side, liq, mark_open, mark_high, mark_low):
+    """Fill price of a liquidation in one bar (gap -> the open), NaN if the bar does not reach it."""
+    if math.isnan(liq):
+        return math.nan
+    if side > 0:
+        return mark_open if mark_open <= liq else (liq if mark_low <= liq else math.nan)
+    return mark_open if mark_open >= liq else (liq if mark_high >= liq else math.nan)
+
+
+def liquidation_first(side, liq, stop):
+    if math.isnan(stop):
+        return True
+    return liq >= stop if side > 0 else liq <= stop
+
+
+def liquidation_fee(qty, fill, fee_rate, maint, remaining):
+    fee = maint if math.isnan(fee_rate) else fee_rate * qty * fill
+    return min(max(fee, 0.0), max(remaining, 0.0))
+
+
+def settle_isolated(size, entry, margin, fill, fee_rate, maint):
+    pnl = size * (fill - entry)
+    remaining = margin + pnl
+    fee = liquidation_fee(abs(size), fill, fee_rate, maint, remaining)
+    return max(remaining - fee, 0.0), pnl, fee, max(-remaining, 0.0)
+
+
+def funding_flow(size, mark, rate):
+    """Cash to the account: a long (size > 0) pays a positive rate."""
+    return -(size * mark * rate)
+
+
+def funding_check_margin(margin, flows):
+    return margin + sum(f for f in flows if f < 0)
