@@ -50,8 +50,9 @@ def liquidation_price(side, qty, entry, wallet, other, tiers):
     points.append(max(points[-1], entry) * 4.0 + (abs(wallet) + abs(other)) / qty * 4.0 + 1.0)
     for a, b in zip(points, points[1:]):
         fa = surplus(side, qty, entry, wallet, other, tiers, a) if a > 0 else f0
-        # the line of the tier holding the notionals strictly inside (a, b]
-        _, _, mmr, cum, _ = tiers[tier_of(tiers, qty * b)]
+        # the line of the tier holding the notionals strictly inside (a, b) (the midpoint's:
+        # qty * (cap / qty) may round past the cap)
+        _, _, mmr, cum, _ = tiers[tier_of(tiers, qty * (a + b) / 2.0)]
         slope = side * qty - qty * mmr
         fb = fa + slope * (b - a)
         if (fa <= 0.0 <= fb) or (fb <= 0.0 <= fa):
@@ -68,12 +69,20 @@ def bankruptcy_price(side, qty, entry, wallet, other):
 
 
 def margin_balance(positions, wallet):
-    """``positions``: list of dicts with ``size``, ``entry``, ``mark``, ``tiers``."""
-    return wallet + sum(p["size"] * (p["mark"] - p["entry"]) for p in positions if p["size"] != 0)
+    """``positions``: list of dicts with ``size``, ``entry``, ``mark``, ``tiers`` (summed in list order)."""
+    total = wallet
+    for p in positions:
+        if p["size"] != 0:
+            total += p["size"] * (p["mark"] - p["entry"])
+    return total
 
 
 def total_maintenance(positions):
-    return sum(maintenance(p["tiers"], abs(p["size"]) * p["mark"]) for p in positions if p["size"] != 0)
+    total = 0.0
+    for p in positions:
+        if p["size"] != 0:
+            total += maintenance(p["tiers"], abs(p["size"]) * p["mark"])
+    return total
 
 
 def cross_liquidated(positions, wallet):
@@ -87,7 +96,7 @@ def cross_liquidation_price(j, positions, wallet):
     if p["size"] == 0:
         return math.nan
     others = [q for i, q in enumerate(positions) if i != j]
-    other = (margin_balance(others, 0.0)) - total_maintenance(others)
+    other = margin_balance(others, 0.0) - total_maintenance(others)
     side = 1 if p["size"] > 0 else -1
     return liquidation_price(side, abs(p["size"]), p["entry"], wallet, other, p["tiers"])
 
