@@ -69,6 +69,10 @@ _EXPORTS: dict[str, str] = {
     "higher_timeframes": "nbtrade.multitimeframe",
     "RejectedOrdersWarning": "nbtrade.backtesting",
     "Result": "nbtrade.result",
+    # margin, liquidation, funding (perpetuals; leveraged spot)
+    "Tiers": "nbtrade.margin",
+    "DEFAULT_TIERS": "nbtrade.margin",
+    "liquidation_price": "nbtrade.margin",
     "load_result": "nbtrade.saved",
     # report, caches, checks
     "Cache": "nbtrade.cache",
