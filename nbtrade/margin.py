@@ -1,9 +1,11 @@
 """Margin rules of leveraged positions: maintenance tiers, liquidation, funding (issue #17).
 
 Building blocks, not yet wired into the bar loops: :class:`Tiers` (a validated maintenance
-table per symbol), the option resolvers (:func:`margin_settings`) and, in
-``nbtrade.kernels.margin``, the scalar kernels the loops will call. This docstring is the
-spec the integration follows.
+table per symbol), the option resolver (:func:`margin_settings`), input checks
+(:func:`check_funding`, :func:`check_mark`), the funding-to-bar mapping
+(:func:`funding_schedule`) and, in ``nbtrade.kernels.margin``, the scalar kernels the loops
+will call. The pure-Python twin of the rules is ``tests/engine/reference_margin.py``. This
+docstring is the spec the integration follows.
 
 Instruments and modes
     Each symbol is ``"spot"`` or ``"perp"`` (a USD-margined linear perpetual). A perpetual
@@ -98,7 +100,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 __all__ = ["Tiers", "DEFAULT_TIERS", "MarginSettings", "margin_settings", "pack_tiers", "liquidation_price",
-           "INSTRUMENTS", "MARGIN_MODES"]
+           "check_funding", "check_mark", "funding_schedule", "INSTRUMENTS", "MARGIN_MODES"]
 
 INSTRUMENTS = ("spot", "perp")
 MARGIN_MODES = ("isolated", "cross")
@@ -441,3 +443,101 @@ def liquidation_price(side: int, qty: float, entry: float, margin: float, tiers:
     f, c, m, cum, _ = tiers.arrays()
     return float(liquidation_price_nb(float(side), float(qty), float(entry), float(margin), float(other),
                                       f, c, m, cum, len(tiers)))
+
+
+def check_funding(funding: Mapping[str, Any], symbols: Sequence[str], *, argument: str = "funding") -> dict:
+    """Validate funding series: ``{symbol: (times, rates)}`` or ``(times, rates, marks)``.
+
+    ``times`` datetime64 (or int64 ns), strictly increasing (out of order or duplicated
+    timestamps are refused), ``rates`` finite fractions per period (0.0001 = 0.01 %),
+    ``marks`` > 0 or NaN (then the bar's mark open is used). Every symbol must be in
+    ``symbols``. Returns ``{symbol: (times int64 ns, rates float64, marks float64)}``.
+    """
+    import numpy as np
+    if not isinstance(funding, Mapping):
+        raise ValueError(f"{argument} must be a mapping symbol -> (times, rates[, marks]); "
+                         f"got {type(funding).__name__}")
+    unknown = [k for k in funding if k not in symbols]
+    if unknown:
+        raise ValueError(f"{argument} has series for symbols not in the data: {unknown}; symbols: {list(symbols)}")
+    out = {}
+    for sym, series in funding.items():
+        a = f"{argument}[{sym!r}]"
+        if not isinstance(series, (tuple, list)) or len(series) not in (2, 3):
+            raise ValueError(f"{a} must be (times, rates) or (times, rates, marks)")
+        times = np.asarray(series[0])
+        if times.dtype.kind == "M":
+            times = times.astype("datetime64[ns]").astype(np.int64)
+        elif times.dtype.kind not in "iu":
+            raise ValueError(f"{a} times must be datetime64 or int64 nanoseconds; got dtype {times.dtype}")
+        times = times.astype(np.int64)
+        rates = np.asarray(series[1], dtype=np.float64)
+        marks = (np.asarray(series[2], dtype=np.float64) if len(series) == 3
+                 else np.full(rates.shape, np.nan))
+        if times.ndim != 1 or rates.shape != times.shape or marks.shape != times.shape:
+            raise ValueError(f"{a}: times, rates and marks must be 1-D of one length; got {times.shape}, "
+                             f"{rates.shape}, {marks.shape}")
+        steps = np.diff(times)
+        if (steps <= 0).any():
+            k = int(np.argmax(steps <= 0)) + 1
+            what = "duplicated" if steps[k - 1] == 0 else "out of order"
+            raise ValueError(f"{a}: funding timestamps must be strictly increasing; row {k} is {what}")
+        if not np.isfinite(rates).all():
+            raise ValueError(f"{a}: rates must be finite; row {int(np.argmax(~np.isfinite(rates)))} is not")
+        bad = marks <= 0
+        if bad.any():
+            raise ValueError(f"{a}: mark prices must be > 0; row {int(np.argmax(bad))} is {marks[bad][0]}")
+        out[sym] = (times, rates, marks)
+    return out
+
+
+def check_mark(open_, high, low, close, *, argument: str = "mark") -> None:
+    """Refuse mark candles with a price <= 0 or an inconsistent range (``high`` below the open or
+    close, ``low`` above them); NaN marks a missing candle. Arrays of one shape."""
+    import numpy as np
+    arrs = [np.asarray(x, dtype=np.float64) for x in (open_, high, low, close)]
+    if len({a.shape for a in arrs}) != 1:
+        raise ValueError(f"{argument} open, high, low and close must have one shape; got {[a.shape for a in arrs]}")
+    for name, a in zip(("open", "high", "low", "close"), arrs):
+        bad = a <= 0
+        if bad.any():
+            at = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"{argument} prices must be > 0; {name} at {at} is {a[at]}")
+    o, h, lo, c = arrs
+    with np.errstate(invalid="ignore"):
+        bad = (h < np.fmax(o, c)) | (lo > np.fmin(o, c)) | (h < lo)
+    if bad.any():
+        at = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{argument} candle at {at} is inconsistent: open {o[at]}, high {h[at]}, low {lo[at]}, "
+                         f"close {c[at]}")
+
+
+def funding_schedule(bar_open, bar_ns: int, times):
+    """Bar of each funding timestamp, without look-ahead: ``(bar, at_open)`` int64 / bool arrays.
+
+    ``bar_open``: the bars' open times (datetime64 or int64 ns, increasing), ``bar_ns`` the bar
+    length in ns. A timestamp in ``[open, open + bar_ns)`` belongs to that bar (``at_open`` when
+    equal to the open: step 1 of the per-bar order, else inside: step 4); one falling in a gap
+    between bars (missing candles) is applied at the next bar's open, never earlier than it
+    happened; one before the first bar or after the last bar's end gets bar -1 (dropped).
+    """
+    import numpy as np
+
+    def ns(x):
+        x = np.asarray(x)
+        return x.astype("datetime64[ns]").astype(np.int64) if x.dtype.kind == "M" else x.astype(np.int64)
+
+    opens = ns(bar_open)
+    t = ns(times)
+    i = np.searchsorted(opens, t, side="right") - 1
+    bar = i.copy()
+    at_open = np.zeros(t.shape, dtype=np.bool_)
+    valid = i >= 0
+    inside = valid & (t < opens[np.maximum(i, 0)] + bar_ns)
+    at_open[inside] = t[inside] == opens[i[inside]]
+    late = valid & ~inside
+    bar[late] = i[late] + 1
+    at_open[late] = True
+    bar[bar >= opens.shape[0]] = -1
+    at_open[bar < 0] = False
+    return bar.astype(np.int64), at_open
