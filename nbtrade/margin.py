@@ -31,6 +31,24 @@ Margins (Binance USD-M, one-way mode)
       cross wallet balance as ``WB``. Source: Binance FAQ "How to Calculate Liquidation Price
       of USDⓈ-M Futures Contracts" (binance.com/en/support/faq/b3c689c1f50a44cabb3a84e663b81d93).
     * Bankruptcy price: where the margin balance is zero (``EP - side * WB / qty``).
+    * Isolated margin ``WB`` of a position: its initial margin, plus the funding it received,
+      minus the funding it paid (fees are paid from the wallet). An increase (weights
+      rebalancing) adds the increase's initial margin and averages the entry price by size; a
+      partial close releases margin in proportion to the size closed, its realized PnL going to
+      the wallet. These three are nbtrade's bookkeeping choices, stated here so the engine and
+      the reference agree.
+
+Accounting
+    The engine's cash bookkeeping (a fill moves ``-size * price`` of cash, equity is
+    ``cash + sum(size * mark)``) already gives a perpetual's equity ``wallet + sum(UPNL)``:
+    margin is a constraint, not a cash movement. A liquidation books the close at its fill
+    price and the fee like any exit, then adds back ``absorbed`` (``settle_isolated_nb``), so
+    an isolated position loses at most its margin; a cross wallet whose balance would end
+    below zero is brought back to zero the same way. Free margin for sizing on perpetuals:
+    isolated, ``wallet - sum(WB)`` with ``wallet = equity - sum(UPNL)`` (an isolated position's
+    profit is not free until closed, its loss stays inside its margin); cross, ``margin
+    balance - sum(initial margins at the mark)``, which is today's ``margin_state_nb`` with one
+    leverage.
 
 Liquidation
     Checked every bar against the mark candle, pessimistically: a long at the mark low, a
