@@ -139,3 +139,67 @@ def funding_flow(size, mark, rate):
 
 def funding_check_margin(margin, flows):
     return margin + sum(f for f in flows if f < 0)
+
+
+def walk_isolated(side, qty, entry, margin, tiers, bars, *, stop=math.nan, fee_rate=math.nan, funding=()):
+    """One isolated perpetual position through the per-bar order of ``nbtrade.margin`` (mark = price).
+
+    Entered at the open of bar 0 (``fill="next_open"``), so bar 0 starts at step 4. ``bars``:
+    ``(open, high, low, close)`` per bar; ``funding``: ``(bar, at_open, rate, mark)`` rows in time
+    order (``mark`` NaN: the bar's open); ``stop``: an absolute stop-loss level (NaN: none).
+    Returns a dict: ``bar``, ``reason`` (``"liquidation"``, ``"stop"`` or ``"open"``), ``fill``,
+    ``pnl``, ``fee``, ``returned`` (margin + PnL - fee back to the wallet, >= 0), ``absorbed``,
+    ``funding`` (net cash received through funding) and ``margin`` (the isolated margin at the end).
+    """
+    size = side * qty
+    received = 0.0
+
+    def result(bar, reason, fill, pnl=0.0, fee=0.0, returned=None, absorbed=0.0):
+        return dict(bar=bar, reason=reason, fill=fill, pnl=pnl, fee=fee,
+                    returned=margin + pnl if returned is None else returned, absorbed=absorbed,
+                    funding=received, margin=margin)
+
+    def liquidate(bar, fill):
+        returned, pnl, fee, absorbed = settle_isolated(size, entry, margin, fill, fee_rate,
+                                                       maintenance(tiers, qty * fill))
+        return result(bar, "liquidation", fill, pnl, fee, returned, absorbed)
+
+    for i, (o, h, lo, c) in enumerate(bars):
+        rows = [f for f in funding if f[0] == i]
+        if i > 0:
+            # 1. funding due at the open, on the position carried in
+            for _, at_open, rate, mark in rows:
+                if at_open:
+                    flow = funding_flow(size, o if math.isnan(mark) else mark, rate)
+                    margin += flow
+                    received += flow
+            # 2. liquidation at the open (gap through the level)
+            lp = liquidation_price(side, qty, entry, margin, 0.0, tiers)
+            if (side > 0 and o <= lp) or (side < 0 and o >= lp):
+                return liquidate(i, o)
+        # 3. (orders at the open: the entry on bar 0)
+        # 4. intrabar: funding inside the bar pessimistically, then liquidation vs the stop
+        inside = [funding_flow(size, o if math.isnan(mark) else mark, rate)
+                  for _, at_open, rate, mark in rows if not at_open]
+        lp = liquidation_price(side, qty, entry, funding_check_margin(margin, inside), 0.0, tiers)
+        liq_fill = liquidation_fill(side, lp, o, h, lo)
+        stop_fill = math.nan
+        if not math.isnan(stop):
+            if side > 0 and lo <= stop:
+                stop_fill = min(o, stop)
+            elif side < 0 and h >= stop:
+                stop_fill = max(o, stop)
+        liq_hit = not math.isnan(liq_fill)
+        stop_hit = not math.isnan(stop_fill)
+        if liq_hit or stop_hit:
+            payments = [f for f in inside if f < 0]
+            margin += sum(payments)
+            received += sum(payments)
+            if liq_hit and (not stop_hit or liquidation_first(side, lp, stop)):
+                return liquidate(i, liq_fill)
+            return result(i, "stop", stop_fill, size * (stop_fill - entry))
+        margin += sum(inside)
+        received += sum(inside)
+        # 5. at the close: equity (not modelled here)
+    last = bars[-1][3]
+    return result(len(bars) - 1, "open", last, size * (last - entry))
