@@ -57,7 +57,10 @@ Liquidation
     it (gap rule of stops); the trade's exit reason is ``liquidation``. Cross: when the wallet
     is liquidated at the adverse extremes, every position of the wallet closes, each at its
     cross liquidation price computed with the others at their adverse extremes (this price
-    always lies in its own bar, or beyond the open: then the open), all in one event.
+    always lies in its own bar, or beyond the open: then the open), all in one event. A bar
+    with no mark candle for a symbol (NaN) liquidates nothing there, as nothing fills on a
+    missing bar (``liquidation_fill_nb`` gives NaN); the next candle's open applies the gap
+    rule. Cross positions without a candle keep their last valid mark in the wallet check.
     Fee: ``liquidation_fee`` NaN (default) forfeits the remaining maintenance margin (the
     outcome of closing at the bankruptcy price, Binance's documented path when a position is
     still margin-deficient; "Liquidation Protocols"), a number charges ``rate * notional``;
@@ -71,7 +74,8 @@ Funding
     ``-size * mark * rate`` (longs pay a positive rate, shorts receive it; negative rates
     reverse both; Binance: "Funding Amount = Nominal Value of Positions x Funding Rate",
     nominal value = mark * size). The mark is the funding row's ``markPrice`` when the data
-    has it, else the mark open of the bar holding the timestamp. Isolated: the flow goes into
+    has it, else the mark open of the bar holding the timestamp (the symbol's last valid mark
+    when that bar has no candle for it). Isolated: the flow goes into
     the position's margin (moving its liquidation price); cross: into the wallet. The
     statistic ``Funding Paid`` is ``-sum(flows)``, per symbol and in total. Only positions
     open at the timestamp pay: an order filling at an open equal to the timestamp fills after

@@ -333,3 +333,9 @@ def test_pack_tiers_pads_with_the_last_tier():
     assert c[1].tolist() == [math.inf, math.inf] and m[1].tolist() == [0.01, 0.01]
     # a padded row gives the same answers as the unpadded table
     assert km.maintenance_margin_nb(f[1], c[1], m[1], cum[1], counts[1], 1e12) == pytest.approx(1e10)
+
+
+def test_missing_mark_candle_liquidates_nothing():
+    lp = liquidation_price(1, 1, 30_000, 3_000)
+    assert math.isnan(km.liquidation_fill_nb(1.0, lp, np.nan, np.nan, np.nan))
+    assert math.isnan(km.liquidation_fill_nb(-1.0, lp, np.nan, np.nan, np.nan))
