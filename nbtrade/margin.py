@@ -61,10 +61,12 @@ Liquidation
     with no mark candle for a symbol (NaN) liquidates nothing there, as nothing fills on a
     missing bar (``liquidation_fill_nb`` gives NaN); the next candle's open applies the gap
     rule. Cross positions without a candle keep their last valid mark in the wallet check.
-    Fee: ``liquidation_fee`` NaN (default) forfeits the remaining maintenance margin (the
-    outcome of closing at the bankruptcy price, Binance's documented path when a position is
-    still margin-deficient; "Liquidation Protocols"), a number charges ``rate * notional``;
-    either is capped by what is left. Isolated balances never go below zero: a loss past
+    Fee: ``liquidation_fee`` NaN (default) forfeits the remaining maintenance margin, the
+    outcome of closing at the bankruptcy price: the pessimistic reading of Binance's
+    liquidation protocol (a position still margin-deficient after its IOC orders "will be
+    closed at the bankruptcy price", a portion of the remaining collateral going to the
+    insurance fund; Binance publishes no single clearance-fee rate to default to). A number
+    charges ``rate * notional``. Either is capped by what is left. Isolated balances never go below zero: a loss past
     the bankruptcy price (a gap) is absorbed (the insurance fund's role); a cross wallet is
     floored at zero likewise ("If an account becomes bankrupt (negative wallet balance),
     the Insurance Fund will balance the account back to 0").
