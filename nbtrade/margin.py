@@ -65,7 +65,7 @@ Liquidation
     outcome of closing at the bankruptcy price: the pessimistic reading of Binance's
     liquidation protocol (a position still margin-deficient after its IOC orders "will be
     closed at the bankruptcy price", a portion of the remaining collateral going to the
-    insurance fund; Binance publishes no single clearance-fee rate to default to). A number
+    insurance fund; no single published clearance-fee rate was found to default to). A number
     charges ``rate * notional``. Either is capped by what is left. Isolated balances never go below zero: a loss past
     the bankruptcy price (a gap) is absorbed (the insurance fund's role); a cross wallet is
     floored at zero likewise ("If an account becomes bankrupt (negative wallet balance),
