@@ -339,3 +339,20 @@ def test_missing_mark_candle_liquidates_nothing():
     lp = liquidation_price(1, 1, 30_000, 3_000)
     assert math.isnan(km.liquidation_fill_nb(1.0, lp, np.nan, np.nan, np.nan))
     assert math.isnan(km.liquidation_fill_nb(-1.0, lp, np.nan, np.nan, np.nan))
+
+
+def test_kernels_compose_inside_a_jitted_loop():
+    # how the bar loop will call them: one long, liquidated on the first bar whose low reaches its price
+    from numba import njit
+
+    @njit
+    def walk(low, f, c, m, cum, n):
+        lp = km.liquidation_price_nb(1.0, 1.0, 30_000.0, 3_000.0, 0.0, f, c, m, cum, n)
+        for i in range(low.shape[0]):
+            px = km.liquidation_fill_nb(1.0, lp, 30_000.0, 30_000.0, low[i])
+            if px == px:
+                return i, px
+        return -1, np.nan
+
+    i, px = walk(np.array([29_000.0, 28_000.0, 27_000.0, 26_000.0]), F, C, M, CUM, N)
+    assert i == 2 and px == pytest.approx(27_000 / 0.996)
