@@ -72,6 +72,10 @@ _EXPORTS: dict[str, str] = {
     "higher_timeframes": "nbtrade.multitimeframe",
     "RejectedOrdersWarning": "nbtrade.engine",
     "Result": "nbtrade.result",
+    # margin, liquidation, funding (perpetuals; leveraged spot)
+    "Tiers": "nbtrade.margin",
+    "DEFAULT_TIERS": "nbtrade.margin",
+    "liquidation_price": "nbtrade.margin",
     "load_result": "nbtrade.saved",
     # report, caches, checks
     "Cache": "nbtrade.cache",
