@@ -13,6 +13,7 @@ range) plus its keyword in :data:`MODE_OPTIONS`; anything else is a field of :cl
 from __future__ import annotations
 
 import dataclasses
+import types
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -105,9 +106,9 @@ class RunConfig:
     mode: str
     symbols: tuple
     #: per-symbol numeric options as the kernels' ``param_dt`` records
-    params: np.ndarray
-    #: per-symbol options by keyword (``(n_symbols,)`` float64), as given or defaulted
-    values: Mapping[str, np.ndarray]
+    params: np.ndarray = dataclasses.field(repr=False)
+    #: per-symbol options by keyword (``(n_symbols,)`` float64), as given or defaulted (read-only mapping)
+    values: Mapping[str, np.ndarray] = dataclasses.field(repr=False)
     size_type: str = "percent"
     fill: str = "next_open"
     intrabar: str = "pessimistic"
@@ -118,17 +119,17 @@ class RunConfig:
     leverage: float = 1.0
     freq_ms: float | None = None
     #: cash account per symbol (0..k-1) and their number
-    groups: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    groups: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
     n_groups: int = 1
     #: exchange filters applied (``filters=``), or None
-    filters: dict | None = None
+    filters: dict | None = dataclasses.field(default=None, repr=False)
     #: aligned bars x symbols levels (None when not given)
-    order_price: np.ndarray | None = None
-    limit_price: np.ndarray | None = None
-    sl_price: np.ndarray | None = None
-    tp_price: np.ndarray | None = None
+    order_price: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    limit_price: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    sl_price: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    tp_price: np.ndarray | None = dataclasses.field(default=None, repr=False)
     #: exit fractions ``(1, n_symbols)`` or ``(n_bars, n_symbols)`` (NaN: 1); None: whole exits only
-    exit_size: np.ndarray | None = None
+    exit_size: np.ndarray | None = dataclasses.field(default=None, repr=False)
     exit_size_per_bar: bool = False
 
     # ------------------------------------------------------------------ building
@@ -177,7 +178,7 @@ class RunConfig:
         freq_ms = resolve_freq_ms(opt["freq"], market)
         params = param_records(values, len(syms))
         fields: dict[str, Any] = dict(
-            mode=mode, symbols=tuple(syms), params=params, values=values, size_type=size_type, fill=fill,
+            mode=mode, symbols=tuple(syms), params=params, values=types.MappingProxyType(values), size_type=size_type, fill=fill,
             intrabar=intrabar, on_gap=on_gap, init_cash=init_cash, leverage=leverage, freq_ms=freq_ms,
             groups=groups, n_groups=int(groups.max()) + 1 if len(groups) else 1, filters=exch)
         if mode != "weights":
