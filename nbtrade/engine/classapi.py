@@ -153,8 +153,9 @@ class _Data:
     """``Strategy.data``: prices (and volume) as DataFrames in ``init``, cursor views in ``next``."""
 
     def __init__(self, arrays: dict[str, np.ndarray | None], index: pd.Index, symbols: list, cur: _Cursor,
-                 market: Market | None = None):
+                 market: Market | None = None, frames: dict[str, pd.DataFrame] | None = None):
         self._market = market
+        self._frames = {} if frames is None else frames  # built once per Backtest, handed out as shallow copies
         self._arrays = arrays
         self._index = index
         self.symbols = symbols
@@ -168,7 +169,11 @@ class _Data:
         if self._arrays.get(key) is None:
             raise AttributeError("data has no volume (give OHLCV frames with a 'volume' column)")
         if self._cur.i is None:
-            return pd.DataFrame(self._arrays[key], index=self._index, columns=self.symbols, copy=False)
+            frame = self._frames.get(key)
+            if frame is None:
+                frame = self._frames[key] = pd.DataFrame(self._arrays[key], index=self._index, columns=self.symbols,
+                                                         copy=False)
+            return frame.copy(deep=False)
         return self._views[key]
 
     @property
@@ -718,6 +723,7 @@ class Backtest:
         self._volume = self._market.array("volume") if self._market.has("volume") and \
             not self._market.close_only else None
         self.config = _check_options(self._market, kw)
+        self._frames: dict[str, pd.DataFrame] = {}  # Strategy.data's DataFrames, shared by the runs
 
     def run(self, **params: Any) -> Result:
         """Run the strategy with parameters overriding its class attributes.
@@ -730,7 +736,7 @@ class Backtest:
         inp = self._inputs
         cur = _Cursor()
         arrays = {"open": inp.open, "high": inp.high, "low": inp.low, "close": inp.close, "volume": self._volume}
-        data = _Data(arrays, inp.index, list(inp.symbols), cur, self._market)
+        data = _Data(arrays, inp.index, list(inp.symbols), cur, self._market, self._frames)
         used = {**self._defaults, **params}
         strat = self.strategy(data, cur, used)
         strat.init()

@@ -13,6 +13,7 @@ range) plus its keyword in :data:`MODE_OPTIONS`; anything else is a field of :cl
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -260,7 +261,25 @@ class RunConfig:
                     no_candles: list = ()) -> dict:
         """``Result.assumptions`` of a run with this configuration (``gaps`` found, orders ``delayed``
         waiting for a candle, the fractions partial exits close (None: whole exits), symbols without any
-        candle)."""
+        candle). The parts that depend on the configuration alone are computed once."""
+        out = dict(self._fixed_assumptions)
+        key = "delayed_orders" if self.mode == "weights" else "delayed_signals"
+        out["gaps"], out[key] = int(gaps), int(delayed)
+        if self.mode != "weights":
+            out["exit_size"] = ("all" if exit_frac is None else "per bar" if exit_frac.shape[0] > 1
+                                else describe(exit_frac[0], list(self.symbols)))
+        if no_candles:
+            out["symbols_without_candles"] = list(no_candles)
+        if self.filters is not None:
+            out["filters"] = self.filters["describe"]
+        return out
+
+    @functools.cached_property
+    def _fixed_assumptions(self) -> dict:
+        """The assumptions of every run with this configuration (in their reported order; the per-run
+        entries hold placeholders)."""
+        gaps = delayed = 0
+        exit_frac = None
         fill = self.fill
         at = "open" if fill == "next_open" else "close"
         if self.mode == "weights":
@@ -319,10 +338,6 @@ class RunConfig:
                 "missing_data": missing_rule,
                 "delayed_signals": int(delayed),
             }
-        if no_candles:
-            out["symbols_without_candles"] = list(no_candles)
-        if self.filters is not None:
-            out["filters"] = self.filters["describe"]
         return out
 
 
