@@ -1,4 +1,4 @@
-"""RunConfig (nbtrade/engine/options.py): options validated once, frozen, kernel records and assumptions;
+"""nbtrade/engine/options.py (RunConfig): options validated once, frozen, kernel records and assumptions;
 the front ends and the class API run from it; old module paths are aliases."""
 from __future__ import annotations
 
@@ -188,3 +188,16 @@ def test_python_next_bridge_kept_its_old_name():
     import nbtrade.kernels.strategy as old
 
     assert old.python_next_nb is bridge.python_next_nb
+
+
+def test_defaults_are_the_front_ends_defaults():
+    """RunConfig.build's defaults (options not given) equal the public signatures' defaults."""
+    import inspect
+
+    from nbtrade.engine.options import DEFAULTS
+
+    for fn, mode in ((backtest, "signals"), (backtest_weights, "weights")):
+        params = inspect.signature(fn).parameters
+        for key in MODE_OPTIONS[mode]:
+            assert params[key].default == DEFAULTS[key] or (params[key].default is None and DEFAULTS[key] is None), key
+    assert set(MODE_OPTIONS["callback"]) <= set(inspect.signature(backtest).parameters)
