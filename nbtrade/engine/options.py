@@ -6,9 +6,16 @@ ids, aligned price levels) and described in ``Result.assumptions``. The front en
 ``callback``, ``weights``) build a config, then only do what depends on the run's own inputs (signals,
 weights, the callback). :class:`nbtrade.Backtest` builds one config for all its runs.
 
-Adding an option: a per-symbol number is one line in :data:`PER_SYMBOL` (its ``param_dt`` field, default,
-range) plus its keyword in :data:`MODE_OPTIONS`; anything else is a field of :class:`RunConfig`, set in
-:meth:`RunConfig.build`, and a line in :meth:`RunConfig.assumptions`.
+Adding an option (then add the keyword to the front end's signature and docstring):
+
+* a per-symbol number: one line in :data:`PER_SYMBOL` (its ``param_dt`` field, default, range), its keyword in
+  :data:`MODE_OPTIONS` (the modes that take it) and :data:`DEFAULTS`; it is validated, packed into the kernels'
+  ``param_dt`` records (:func:`param_records`) and reported (``describe``) with no other change;
+* anything else (a choice, a flag, a bars x symbols level): a field of :class:`RunConfig`, validated and set
+  in :meth:`RunConfig.build` (levels in ``_levels``), handed to the kernels by :meth:`RunConfig.kernel_config`
+  (scalars) or the front ends (arrays), and reported in :meth:`RunConfig._fixed_assumptions`.
+
+``tests/engine/test_options.py`` checks that the defaults here equal the public signatures'.
 """
 from __future__ import annotations
 
