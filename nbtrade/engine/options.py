@@ -193,6 +193,19 @@ class RunConfig:
             fields.update(_levels(market, mode, opt))
         return cls(**fields)
 
+    def check_market(self, market: Market, mode: str) -> None:
+        """Refuse to run with a configuration built for another mode or market (other symbols or bars)."""
+        if self.mode != mode:
+            raise ValueError(f"this RunConfig was built for mode {self.mode!r}, not {mode!r}: "
+                             f"RunConfig.build(market, {mode!r}, ...)")
+        if self.symbols != tuple(market.symbols):
+            raise ValueError(f"this RunConfig was built for symbols {list(self.symbols)[:5]}, the market has "
+                             f"{list(market.symbols)[:5]}: build it on the market it runs on")
+        for level in (self.order_price, self.limit_price, self.sl_price, self.tp_price):
+            if level is not None and level.shape[0] != market.shape[0]:
+                raise ValueError(f"this RunConfig's price levels have {level.shape[0]} bars, the market "
+                                 f"{market.shape[0]}: build it on the market it runs on")
+
     def replace(self, **changes: Any) -> "RunConfig":
         """A copy with some fields changed (no validation: for callers that validated them)."""
         return dataclasses.replace(self, **changes)

@@ -172,6 +172,7 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     from ..kernels import engine
     from ..kernels.records import Books, Levels, Prices as PriceArrays, Signals, counts_dt, new_state
 
+    cfg.check_market(market, "signals")
     n, m = market.shape
     syms = market.symbols
     sig, counts, has_short = prepare_signals(
