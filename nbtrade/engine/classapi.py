@@ -724,6 +724,7 @@ class Backtest:
             not self._market.close_only else None
         self.config = _check_options(self._market, kw)
         self._frames: dict[str, pd.DataFrame] = {}  # Strategy.data's DataFrames, shared by the runs
+        self._marks: np.ndarray | None = None
 
     def run(self, **params: Any) -> Result:
         """Run the strategy with parameters overriding its class attributes.
@@ -773,7 +774,9 @@ class Backtest:
     def _run_python(self, strat: Strategy, inp: Any) -> Result:
         n, m = inp.shape
         start = _warmup(strat._indicators, m, n)
-        strat._marks = pd.DataFrame(inp.close).ffill().to_numpy()
+        if self._marks is None:  # last valid closes (Strategy.equity), the same for every run
+            self._marks = pd.DataFrame(inp.close).ffill().to_numpy()
+        strat._marks = self._marks
         groups = self.config.groups
         strat._groups = groups
         strat._cash = np.zeros(int(groups.max()) + 1)
