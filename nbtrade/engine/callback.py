@@ -81,6 +81,7 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple) -> Re
     from ..kernels import callback
     from ..kernels.records import Books, Levels, Prices as PriceArrays, Signals, counts_dt, new_state
 
+    cfg.check_market(market, "callback")
     n, m = market.shape
     # the callback writes the signals as the bars go by
     sig = {k: np.zeros((n, m), dtype=np.bool_) for k in ("entries", "exits", "short_entries", "short_exits")}

@@ -153,8 +153,9 @@ class _Data:
     """``Strategy.data``: prices (and volume) as DataFrames in ``init``, cursor views in ``next``."""
 
     def __init__(self, arrays: dict[str, np.ndarray | None], index: pd.Index, symbols: list, cur: _Cursor,
-                 market: Market | None = None):
+                 market: Market | None = None, frames: dict[str, pd.DataFrame] | None = None):
         self._market = market
+        self._frames = {} if frames is None else frames  # built once per Backtest, handed out as shallow copies
         self._arrays = arrays
         self._index = index
         self.symbols = symbols
@@ -168,7 +169,11 @@ class _Data:
         if self._arrays.get(key) is None:
             raise AttributeError("data has no volume (give OHLCV frames with a 'volume' column)")
         if self._cur.i is None:
-            return pd.DataFrame(self._arrays[key], index=self._index, columns=self.symbols, copy=False)
+            frame = self._frames.get(key)
+            if frame is None:
+                frame = self._frames[key] = pd.DataFrame(self._arrays[key], index=self._index, columns=self.symbols,
+                                                         copy=False)
+            return frame.copy(deep=False)
         return self._views[key]
 
     @property
@@ -718,6 +723,8 @@ class Backtest:
         self._volume = self._market.array("volume") if self._market.has("volume") and \
             not self._market.close_only else None
         self.config = _check_options(self._market, kw)
+        self._frames: dict[str, pd.DataFrame] = {}  # Strategy.data's DataFrames, shared by the runs
+        self._marks: np.ndarray | None = None
 
     def run(self, **params: Any) -> Result:
         """Run the strategy with parameters overriding its class attributes.
@@ -730,7 +737,7 @@ class Backtest:
         inp = self._inputs
         cur = _Cursor()
         arrays = {"open": inp.open, "high": inp.high, "low": inp.low, "close": inp.close, "volume": self._volume}
-        data = _Data(arrays, inp.index, list(inp.symbols), cur, self._market)
+        data = _Data(arrays, inp.index, list(inp.symbols), cur, self._market, self._frames)
         used = {**self._defaults, **params}
         strat = self.strategy(data, cur, used)
         strat.init()
@@ -767,7 +774,9 @@ class Backtest:
     def _run_python(self, strat: Strategy, inp: Any) -> Result:
         n, m = inp.shape
         start = _warmup(strat._indicators, m, n)
-        strat._marks = pd.DataFrame(inp.close).ffill().to_numpy()
+        if self._marks is None:  # last valid closes (Strategy.equity), the same for every run
+            self._marks = pd.DataFrame(inp.close).ffill().to_numpy()
+        strat._marks = self._marks
         groups = self.config.groups
         strat._groups = groups
         strat._cash = np.zeros(int(groups.max()) + 1)

@@ -6,13 +6,22 @@ ids, aligned price levels) and described in ``Result.assumptions``. The front en
 ``callback``, ``weights``) build a config, then only do what depends on the run's own inputs (signals,
 weights, the callback). :class:`nbtrade.Backtest` builds one config for all its runs.
 
-Adding an option: a per-symbol number is one line in :data:`PER_SYMBOL` (its ``param_dt`` field, default,
-range) plus its keyword in :data:`MODE_OPTIONS`; anything else is a field of :class:`RunConfig`, set in
-:meth:`RunConfig.build`, and a line in :meth:`RunConfig.assumptions`.
+Adding an option (then add the keyword to the front end's signature and docstring):
+
+* a per-symbol number: one line in :data:`PER_SYMBOL` (its ``param_dt`` field, default, range), its keyword in
+  :data:`MODE_OPTIONS` (the modes that take it) and :data:`DEFAULTS`; it is validated, packed into the kernels'
+  ``param_dt`` records (:func:`param_records`) and reported (``describe``) with no other change;
+* anything else (a choice, a flag, a bars x symbols level): a field of :class:`RunConfig`, validated and set
+  in :meth:`RunConfig.build` (levels in ``_levels``), handed to the kernels by :meth:`RunConfig.kernel_config`
+  (scalars) or the front ends (arrays), and reported in :meth:`RunConfig._fixed_assumptions`.
+
+``tests/engine/test_options.py`` checks that the defaults here equal the public signatures'.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
+import types
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -105,9 +114,9 @@ class RunConfig:
     mode: str
     symbols: tuple
     #: per-symbol numeric options as the kernels' ``param_dt`` records
-    params: np.ndarray
-    #: per-symbol options by keyword (``(n_symbols,)`` float64), as given or defaulted
-    values: Mapping[str, np.ndarray]
+    params: np.ndarray = dataclasses.field(repr=False)
+    #: per-symbol options by keyword (``(n_symbols,)`` float64), as given or defaulted (read-only mapping)
+    values: Mapping[str, np.ndarray] = dataclasses.field(repr=False)
     size_type: str = "percent"
     fill: str = "next_open"
     intrabar: str = "pessimistic"
@@ -118,17 +127,17 @@ class RunConfig:
     leverage: float = 1.0
     freq_ms: float | None = None
     #: cash account per symbol (0..k-1) and their number
-    groups: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    groups: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
     n_groups: int = 1
     #: exchange filters applied (``filters=``), or None
-    filters: dict | None = None
+    filters: dict | None = dataclasses.field(default=None, repr=False)
     #: aligned bars x symbols levels (None when not given)
-    order_price: np.ndarray | None = None
-    limit_price: np.ndarray | None = None
-    sl_price: np.ndarray | None = None
-    tp_price: np.ndarray | None = None
+    order_price: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    limit_price: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    sl_price: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    tp_price: np.ndarray | None = dataclasses.field(default=None, repr=False)
     #: exit fractions ``(1, n_symbols)`` or ``(n_bars, n_symbols)`` (NaN: 1); None: whole exits only
-    exit_size: np.ndarray | None = None
+    exit_size: np.ndarray | None = dataclasses.field(default=None, repr=False)
     exit_size_per_bar: bool = False
 
     # ------------------------------------------------------------------ building
@@ -177,12 +186,25 @@ class RunConfig:
         freq_ms = resolve_freq_ms(opt["freq"], market)
         params = param_records(values, len(syms))
         fields: dict[str, Any] = dict(
-            mode=mode, symbols=tuple(syms), params=params, values=values, size_type=size_type, fill=fill,
+            mode=mode, symbols=tuple(syms), params=params, values=types.MappingProxyType(values), size_type=size_type, fill=fill,
             intrabar=intrabar, on_gap=on_gap, init_cash=init_cash, leverage=leverage, freq_ms=freq_ms,
             groups=groups, n_groups=int(groups.max()) + 1 if len(groups) else 1, filters=exch)
         if mode != "weights":
             fields.update(_levels(market, mode, opt))
         return cls(**fields)
+
+    def check_market(self, market: Market, mode: str) -> None:
+        """Refuse to run with a configuration built for another mode or market (other symbols or bars)."""
+        if self.mode != mode:
+            raise ValueError(f"this RunConfig was built for mode {self.mode!r}, not {mode!r}: "
+                             f"RunConfig.build(market, {mode!r}, ...)")
+        if self.symbols != tuple(market.symbols):
+            raise ValueError(f"this RunConfig was built for symbols {list(self.symbols)[:5]}, the market has "
+                             f"{list(market.symbols)[:5]}: build it on the market it runs on")
+        for level in (self.order_price, self.limit_price, self.sl_price, self.tp_price):
+            if level is not None and level.shape[0] != market.shape[0]:
+                raise ValueError(f"this RunConfig's price levels have {level.shape[0]} bars, the market "
+                                 f"{market.shape[0]}: build it on the market it runs on")
 
     def replace(self, **changes: Any) -> "RunConfig":
         """A copy with some fields changed (no validation: for callers that validated them)."""
@@ -259,7 +281,25 @@ class RunConfig:
                     no_candles: list = ()) -> dict:
         """``Result.assumptions`` of a run with this configuration (``gaps`` found, orders ``delayed``
         waiting for a candle, the fractions partial exits close (None: whole exits), symbols without any
-        candle)."""
+        candle). The parts that depend on the configuration alone are computed once."""
+        out = dict(self._fixed_assumptions)
+        key = "delayed_orders" if self.mode == "weights" else "delayed_signals"
+        out["gaps"], out[key] = int(gaps), int(delayed)
+        if self.mode != "weights":
+            out["exit_size"] = ("all" if exit_frac is None else "per bar" if exit_frac.shape[0] > 1
+                                else describe(exit_frac[0], list(self.symbols)))
+        if no_candles:
+            out["symbols_without_candles"] = list(no_candles)
+        if self.filters is not None:
+            out["filters"] = self.filters["describe"]
+        return out
+
+    @functools.cached_property
+    def _fixed_assumptions(self) -> dict:
+        """The assumptions of every run with this configuration (in their reported order; the per-run
+        entries hold placeholders)."""
+        gaps = delayed = 0
+        exit_frac = None
         fill = self.fill
         at = "open" if fill == "next_open" else "close"
         if self.mode == "weights":
@@ -318,10 +358,6 @@ class RunConfig:
                 "missing_data": missing_rule,
                 "delayed_signals": int(delayed),
             }
-        if no_candles:
-            out["symbols_without_candles"] = list(no_candles)
-        if self.filters is not None:
-            out["filters"] = self.filters["describe"]
         return out
 
 

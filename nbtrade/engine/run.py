@@ -152,7 +152,7 @@ def warn_no_candles(symbols: list) -> None:
 def handle_gaps(market: Market, freq_ms: float | None, on_gap: str) -> pd.DataFrame:
     """The market's gaps; an error or a warning when there are some (``on_gap``)."""
     gaps = market.gaps(freq_ms)
-    if len(gaps):
+    if len(gaps) and on_gap != "skip":
         msg = (f"data has {len(gaps)} gap(s) ({int(gaps['bars'].sum())} bars); nothing fills on a missing bar. "
                f"First: {gaps.iloc[0].to_dict()}.")
         if on_gap == "error":

@@ -79,7 +79,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     init_cash : float
         Starting cash in quote currency (per account when ``cash_sharing`` splits them).
     fill : {"next_open", "close"}
-        When signals fill (module docstring). Governs entries, exits and stops alike.
+        When signals fill (see :mod:`nbtrade.engine`). Governs entries, exits and stops alike.
     intrabar : {"pessimistic", "optimistic"}
         Stop-loss or take-profit first when one bar touches both.
     freq : str or Timedelta, optional
@@ -172,6 +172,7 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     from ..kernels import engine
     from ..kernels.records import Books, Levels, Prices as PriceArrays, Signals, counts_dt, new_state
 
+    cfg.check_market(market, "signals")
     n, m = market.shape
     syms = market.symbols
     sig, counts, has_short = prepare_signals(

@@ -95,6 +95,7 @@ def run_weights(market: Market, cfg: RunConfig, weights: Any, rebalance_every: A
     from ..kernels import rebalance
     from ..kernels.records import Books, counts_dt, rebalance_state_dt
 
+    cfg.check_market(market, "weights")
     n, m = market.shape
     w = float_levels(weights, market, "weights")
     mask = rebalance_mask(rebalance_every, n)

@@ -1,4 +1,4 @@
-"""RunConfig (nbtrade/engine/options.py): options validated once, frozen, kernel records and assumptions;
+"""nbtrade/engine/options.py (RunConfig): options validated once, frozen, kernel records and assumptions;
 the front ends and the class API run from it; old module paths are aliases."""
 from __future__ import annotations
 
@@ -188,3 +188,30 @@ def test_python_next_bridge_kept_its_old_name():
     import nbtrade.kernels.strategy as old
 
     assert old.python_next_nb is bridge.python_next_nb
+
+
+def test_defaults_are_the_front_ends_defaults():
+    """RunConfig.build's defaults (options not given) equal the public signatures' defaults."""
+    import inspect
+
+    from nbtrade.engine.options import DEFAULTS
+
+    for fn, mode in ((backtest, "signals"), (backtest_weights, "weights")):
+        params = inspect.signature(fn).parameters
+        for key in MODE_OPTIONS[mode]:
+            assert params[key].default == DEFAULTS[key] or (params[key].default is None and DEFAULTS[key] is None), key
+    assert set(MODE_OPTIONS["callback"]) <= set(inspect.signature(backtest).parameters)
+
+
+def test_a_config_runs_only_on_its_market_and_mode(data, signals):
+    from nbtrade.engine import run_signals, run_weights
+
+    entries, exits = signals
+    cfg = RunConfig.build(data, "signals")
+    with pytest.raises(ValueError, match="built for symbols"):
+        run_signals(data["BTC/USDT"], cfg, entries[["BTC/USDT"]], exits[["BTC/USDT"]])
+    with pytest.raises(ValueError, match="built for mode 'signals', not 'weights'"):
+        run_weights(data, cfg, entries.astype(float) * 0.1)
+    limit = RunConfig.build(data, "signals", order_type="limit", order_price=data.close * 0.99)
+    with pytest.raises(ValueError, match="price levels have 96 bars, the market 48"):
+        run_signals(data[:48], limit, entries.iloc[:48], exits.iloc[:48])
