@@ -486,6 +486,16 @@ class Store:
             if len(tx.file[parent]) == 0:
                 del tx.file[parent]
 
+    def page_journal(self, exchange: str, symbol: str, timeframe: str) -> Any:
+        """On-disk journal of an unfinished newest-first fetch (Bybit, OKX) of one series:
+        ``<root>/<exchange>.pending/<symbol>/<timeframe>/`` (:mod:`nbtrade.data.pending`). The fetcher
+        writes each page there as it arrives and commits the pages in time order, so a killed or
+        interrupted fetch resumes without losing or refetching a page."""
+        from .pending import FilePageJournal, journal_dir
+
+        return FilePageJournal(journal_dir(self.root, check_exchange(exchange),
+                                           unified_symbol(symbol, exchange, strict=False), timeframe))
+
     # --- reading --------------------------------------------------------------
     def last_time(self, exchange: str, symbol: str, timeframe: str) -> int | None:
         """Open time (epoch ms) of the last stored candle, or None when nothing is stored."""
