@@ -148,3 +148,41 @@ def test_a_torn_journal_page_is_dropped(tmp_path):
     (j.folder / "10_20.npz").write_bytes(b"PK\x03\x04 torn")
     assert list(j.load()) == [(0, 10)]
     assert not (j.folder / "10_20.npz").exists()
+
+
+@pytest.mark.parametrize("exchange", ["bybit_linear", "okx_swap"])
+async def test_killed_process_resumes_from_the_journal_on_disk(mock_factory, tmp_path, exchange):
+    """SIGKILL a fetching process mid-walk: the pages it received are on disk, the resumed run asks only
+    for the rest (and the page in flight) and the store ends up identical to an uninterrupted fetch."""
+    import os
+    import sys
+
+    start, end = "2023-06-01", "2024-02-20"
+    m = await mock_factory(origin=start, **FAST)
+    path = FUNDING_PATH[exchange]
+    full = (await fetch_funding_rates(SYM, start, end, exchange=exchange, base_url=m.url,
+                                      limiter=limiter(exchange, m), sink=MemorySink())).report.symbols[SYM].requests
+    root = tmp_path / "store"
+    child = os.path.join(os.path.dirname(__file__), "_fetch_child.py")
+    n0 = requests(m, path)
+    proc = await asyncio.create_subprocess_exec(sys.executable, child, m.url, str(root), exchange, start, end,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        while requests(m, path) - n0 < 2 and proc.returncode is None:
+            await asyncio.sleep(0.001)
+        assert proc.returncode is None, (await proc.communicate())
+        proc.kill()
+    finally:
+        await proc.wait()
+    first = requests(m, path) - n0
+    assert first < full
+    store = Store(root)
+    assert store.last_time(exchange, SYM, "funding") is None  # newest first: nothing joined yet
+    res = await fetch_funding_rates(SYM, start, end, exchange=exchange, base_url=m.url,
+                                    limiter=limiter(exchange, m), sink=store)
+    rep = res.report.symbols[SYM]
+    assert rep.journaled_pages >= 1
+    assert full <= first + rep.requests <= full + 1
+    same(store.read(exchange, SYM, "funding", as_arrays=True), m.expected_funding("BTC/USDT", start, end,
+                                                                                VENUE[exchange]))
+    assert not (root / f"{exchange}.pending").exists()
