@@ -8,6 +8,15 @@ exchange has exactly these rows with a time in ``[a, b)``) in a :class:`PageJour
 as soon as it arrives, and :class:`Walk` commits the journal to the sink in time order
 as soon as the covered intervals join up with the commit point (the last stored time).
 
+Why not walk forward instead: Bybit's ``/v5/market/funding/history`` refuses ``startTime`` alone
+and answers ``endTime`` (with or without ``startTime``) with the newest rows before it (docs/v5/market/
+history-fund-rate.mdx; the adapter sends ``endTime`` alone, tests/data/test_perp.py checks the mock
+refuses ``startTime`` alone); OKX's ``before`` alone returns the latest data, not the rows after it
+(/work/shared/EXCHANGES.md, [O]; ccxt sends ``before = since - 1`` with an ``after`` bound). A forward
+walk would need windows small enough to hold at most one page whatever the funding interval
+(1 h to 8 h): up to 8x the requests for 8-hourly funding. Journaling keeps the request count of
+the backward walk.
+
 An interrupted run (exception, cancellation, killed process with the on-disk journal)
 loses no page already received: the next run loads the journal, fetches only the parts of
 the range no journaled page covers (the same requests the first run would have made next),
