@@ -157,8 +157,11 @@ async def test_killed_process_resumes_from_the_journal_on_disk(mock_factory, tmp
     import os
     import sys
 
+    from nbtrade.data.mock import Faults
+
     start, end = "2023-06-01", "2024-02-20"
-    m = await mock_factory(origin=start, **FAST)
+    # every reply 0.3 s late: the kill lands while the second page is in flight, however busy the machine
+    m = await mock_factory(origin=start, faults=Faults(p_slow=1.0, slow_s=0.3), **FAST)
     path = FUNDING_PATH[exchange]
     full = (await fetch_funding_rates(SYM, start, end, exchange=exchange, base_url=m.url,
                                       limiter=limiter(exchange, m), sink=MemorySink())).report.symbols[SYM].requests
