@@ -58,7 +58,7 @@ class PageJournal:
 
     def add(self, a: int, b: int, page: Page) -> None:
         """Record ``page`` as the exchange's rows with time in ``[a, b)``."""
-        self.entries[(int(a), int(b))] = {k: np.asarray(v).copy() for k, v in page.items()}
+        self.entries[(int(a), int(b))] = dict(page)  # the walk never changes a page's arrays: no copy
 
     def remove(self, a: int, b: int) -> None:
         self.entries.pop((int(a), int(b)), None)
