@@ -189,3 +189,23 @@ async def test_killed_process_resumes_from_the_journal_on_disk(mock_factory, tmp
     same(store.read(exchange, SYM, "funding", as_arrays=True), m.expected_funding("BTC/USDT", start, end,
                                                                                 VENUE[exchange]))
     assert not (root / f"{exchange}.pending").exists()
+
+
+async def test_resume_with_a_later_end_and_the_store_listings_ignore_the_journal(mock_factory, tmp_path):
+    """The journal holds facts about the history, not about one call: a resumed run over a longer range
+    uses them and fetches the rest; ls and verify never see the journal folder."""
+    exchange = "bybit_linear"
+    start = "2023-06-01"
+    m = await mock_factory(origin=start, **FAST)
+    path = FUNDING_PATH[exchange]
+    store = Store(tmp_path / "store")
+    await interrupted(m, path, 2, fetch_funding_rates(SYM, start, "2024-01-20", exchange=exchange, base_url=m.url,
+                                                      limiter=limiter(exchange, m), sink=store))
+    assert (store.root / f"{exchange}.pending").is_dir()
+    assert store.ls() == [] and store.verify().ok
+    res = await fetch_funding_rates(SYM, start, "2024-02-20", exchange=exchange, base_url=m.url,
+                                    limiter=limiter(exchange, m), sink=store)
+    assert res.report.symbols[SYM].journaled_pages >= 1
+    same(store.read(exchange, SYM, "funding", as_arrays=True),
+         m.expected_funding("BTC/USDT", start, "2024-02-20", VENUE[exchange]))
+    assert [r["timeframe"] for r in store.ls()] == ["funding"]
