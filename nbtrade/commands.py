@@ -66,7 +66,9 @@ def _data(args: argparse.Namespace) -> int:
     if action == "ls":
         rows = st.ls(root, args.exchange)
         table = Table(title=f"series in {root}")
-        cols = ["exchange", "symbol", "timeframe", "rows", "first", "last"]
+        cols = ["exchange", "symbol", "timeframe", "kind", "rows", "first", "last"]
+        for r in rows:  # mark_1h and funding sit beside the candles: say what each series holds
+            r["kind"] = st.series_kind(str(r.get("timeframe")))
         if any(r.get("error") for r in rows):
             cols.append("error")
         for c in cols:

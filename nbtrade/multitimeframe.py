@@ -11,7 +11,11 @@ Three steps, each usable alone:
   ``incomplete="keep"`` builds it from the candles there are. Either way the count is kept in the
   field ``n_candles`` (lower candles per higher bar, per symbol). Buckets without any lower candle
   of any symbol are not produced (a gap stays a gap: the index skips it, as the store's resampling
-  and backtesting.py's ``resample_apply`` do). Other fields (funding...) are not carried over.
+  and backtesting.py's ``resample_apply`` do). Perpetual fields (:func:`nbtrade.data.panels.perp_fields`)
+  come along: ``mark_open..mark_close`` as OHLC (same incomplete rule, on the mark candles' own
+  count), ``funding_rate`` summed over the higher bar (NaN when no funding falls in it),
+  ``funding_time`` the last funding's time, and the exact events (``meta["funding_events"]``)
+  unchanged. Other fields are not carried over.
 * :func:`informative`: values computed on higher bars, aligned back to the lower bars. The value of
   the higher bar opening at ``H`` (length ``L``) closes at ``H + L`` and is used only from then on:
 
@@ -181,12 +185,44 @@ def resample_market(market: Market, timeframe: str, *, incomplete: str = "nan") 
                 a[short] = np.nan
     if not len(opens):
         raise ValueError(f"market has no candle to resample to {timeframe}")
+    arrays.update(_perp_resampled(market, t, lower, timeframe, any_candle, incomplete))
     out = Market.from_arrays(opens, market.symbols, **arrays, n_candles=n_candles.astype(np.float64))
     out.meta = market.meta.copy()
     if timeframe in TIMEFRAME_MS:
         out._cache["freq_ms"] = float(TIMEFRAME_MS[timeframe])  # the index may skip empty buckets
     out._cache["timeframe"] = timeframe
     market._cache[key] = out
+    return out
+
+
+def _perp_resampled(market: Market, t: np.ndarray, lower: str, timeframe: str, keep: np.ndarray,
+                    incomplete: str) -> dict[str, np.ndarray]:
+    """Perpetual fields on the higher bars (``keep``: the buckets produced): mark OHLC (NaN for an
+    incomplete bucket under ``incomplete="nan"``), funding rate summed (NaN when none), last funding time."""
+    from .data.panels import FUNDING_FIELDS, MARK_FIELDS
+    from .data.resample import _bucket
+
+    out: dict[str, np.ndarray] = {}
+    if all(market.has(f) for f in MARK_FIELDS):
+        _, mk, have, expected = resample_panel(t, {f[5:]: market.array(f) for f in MARK_FIELDS}, lower, timeframe)
+        have, expected = have[keep], expected[keep]
+        for f in MARK_FIELDS:
+            a = np.ascontiguousarray(mk[f[5:]][keep])
+            if incomplete == "nan":
+                a[have < expected[:, None]] = np.nan
+            out[f] = a
+    if all(market.has(f) for f in FUNDING_FIELDS):
+        b = _bucket(t, timeframe)
+        starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+        rate, when = market.array("funding_rate"), market.array("funding_time")
+        hit = ~np.isnan(rate)
+        total = np.add.reduceat(np.where(hit, rate, 0.0), starts, axis=0)
+        count = np.add.reduceat(hit.astype(np.int64), starts, axis=0)
+        rows = np.where(hit, np.arange(t.shape[0])[:, None], -1)
+        last = np.maximum.reduceat(rows, starts, axis=0)
+        cols = np.arange(rate.shape[1])[None, :]
+        out["funding_rate"] = np.where(count > 0, total, np.nan)[keep]
+        out["funding_time"] = np.where(last >= 0, when[np.maximum(last, 0), cols], np.nan)[keep]
     return out
 
 

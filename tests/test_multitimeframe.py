@@ -346,3 +346,61 @@ def test_resample_kernel_equals_pandas_with_missing_candles(seed, holes, tf):
         for fld in AGG:
             np.testing.assert_allclose(h.array(fld)[:, j], want[fld].to_numpy(), rtol=1e-12, err_msg=fld)
         np.testing.assert_array_equal(h.array("n_candles")[:, j], want["n"].to_numpy())
+
+
+# ------------------------------------------------------------------------------------------------ perpetuals
+
+def _perp_market(incomplete_mark: bool = False):
+    """Two perps on 1h bars for 3 days: mark candles (one missing on BTC), 8-hourly funding a few ms
+    past the hour on BTC, none on ETH."""
+    from nbtrade.data.panels import market_from_series
+    from nbtrade.synthetic import candles
+
+    t0, h = 1_704_067_200_000, 3_600_000
+    c = {s: candles(s, t0, t0 + 72 * h, "1h", seed=i) for i, s in enumerate(["BTC/USDT:USDT", "ETH/USDT:USDT"])}
+    mark = {s: {"time": a["time"], **{k: a[k] * 1.001 for k in ("open", "high", "low", "close")}} for s, a in c.items()}
+    if incomplete_mark:
+        drop = np.ones(72, dtype=bool)
+        drop[5] = False
+        mark["BTC/USDT:USDT"] = {k: v[drop] for k, v in mark["BTC/USDT:USDT"].items()}
+    ft = t0 + np.arange(0, 72, 8, dtype=np.int64) * h + 7
+    funding = {"BTC/USDT:USDT": {"time": ft, "rate": np.linspace(-1e-4, 3e-4, ft.size),
+                                 "mark_price": np.full(ft.size, np.nan)}}
+    return Market(market_from_series(c, funding=funding, mark=mark, timeframe="1h")), funding, t0, h
+
+
+@pytest.mark.parametrize("tf", ["4h", "1d"])
+def test_resample_carries_mark_ohlc_and_funding(tf):
+    m, funding, t0, h = _perp_market()
+    r = m.resample(tf)
+    rule = {"4h": "4h", "1d": "1D"}[tf]
+    for j, s in enumerate(m.symbols):
+        mark = pd.DataFrame({f: m.array("mark_" + f)[:, j] for f in ("open", "high", "low", "close")}, index=m.index)
+        want = mark.resample(rule, label="left", closed="left").agg({k: AGG[k] for k in mark})
+        for f in mark:
+            np.testing.assert_allclose(r.array("mark_" + f)[:, j], want[f].to_numpy(), rtol=1e-12, err_msg=f)
+    # funding: summed over the higher bar, NaN without one; the last funding's exact time
+    f = funding["BTC/USDT:USDT"]
+    step = 4 * h if tf == "4h" else 24 * h
+    bucket = (f["time"] - t0) // step
+    rate, when = r.array("funding_rate")[:, 0], r.array("funding_time")[:, 0]
+    for k in range(len(r.index)):
+        inside = bucket == k
+        if inside.any():
+            assert rate[k] == pytest.approx(f["rate"][inside].sum(), abs=1e-18)
+            assert when[k] == f["time"][inside][-1]
+        else:
+            assert np.isnan(rate[k]) and np.isnan(when[k])
+    assert np.isnan(r.array("funding_rate")[:, 1]).all()  # ETH: no funding, never 0
+    assert np.nansum(rate) == pytest.approx(f["rate"].sum())
+    # the exact events are the same objects' content, unchanged
+    pd.testing.assert_frame_equal(r.funding_events("BTC/USDT:USDT"), m.funding_events("BTC/USDT:USDT"))
+    assert r.has_mark and r.has_funding
+
+
+def test_resample_mark_follows_the_incomplete_rule():
+    m, _, _, _ = _perp_market(incomplete_mark=True)
+    assert np.isnan(m.resample("4h").array("mark_close")[1, 0])  # 1h mark candle 5 missing: bar 4h..8h
+    kept = m.resample("4h", incomplete="keep").array("mark_close")[1, 0]
+    assert kept == m.array("mark_close")[7, 0]
+    assert not np.isnan(m.resample("4h").array("close")[1, 0])  # the price candles are complete

@@ -22,8 +22,10 @@
 - with a ``sink`` (an object with ``last_time(exchange, symbol, timeframe)`` and
   ``append(exchange, symbol, timeframe, arrays)``, e.g. the HDF5 store or
   :class:`MemorySink`), pages are appended in time order as they arrive and a
-  re-run continues after the last stored candle: an interrupted run loses nothing
-  already appended;
+  re-run continues after the last stored candle; pages that cannot be appended yet
+  (newest-first venues, later segments) wait in the sink's journal
+  (:mod:`nbtrade.data.pending`), so an interrupted run loses at most the pages in
+  flight and a re-run fetches only what no stored or journaled page covers;
 - 429: wait ``Retry-After`` (all requests pause), or without one back off
   exponentially from 0.2 s with jitter, and give up after ``BackoffPolicy.give_up_s``
   (5 minutes) of waiting; 418: raise :class:`~nbtrade.data.ratelimit.IPBanned` at once;
@@ -63,6 +65,7 @@ from ._grid import ceil_open, floor_open, next_open, on_grid
 from .exchanges import get_adapter
 from .exchanges.base import Adapter, BadRequest, ExchangeError, MalformedResponse, RawBody, Request, ServerError
 from .layout import mark_timeframe
+from .pending import PageJournal, Walk
 from .ratelimit import BackoffPolicy, IPBanned, RateLimitError, TooManyRequests, WeightLimiter
 
 OHLCV = ("open", "high", "low", "close", "volume")
@@ -95,6 +98,11 @@ class MemorySink:
 
     def __init__(self) -> None:
         self.batches: dict[tuple[str, str, str], list[dict[str, np.ndarray]]] = {}
+        self.journals: dict[tuple[str, str, str], PageJournal] = {}
+
+    def page_journal(self, exchange: str, symbol: str, timeframe: str) -> PageJournal:
+        """Pages of an unfinished newest-first walk (kept in memory; :mod:`nbtrade.data.pending`)."""
+        return self.journals.setdefault(self._key(exchange, symbol, timeframe), PageJournal())
 
     @staticmethod
     def _key(exchange: str, symbol: str, timeframe: str) -> tuple[str, str, str]:
@@ -150,6 +158,9 @@ class SymbolReport:
     unlisted: bool = False
     #: candles left out because their close was not safely past on the server clock
     open_dropped: int = 0
+    #: pages of an interrupted newest-first walk (Bybit, OKX) taken from the sink's journal
+    #: instead of being fetched again (:mod:`nbtrade.data.pending`)
+    journaled_pages: int = 0
 
     @property
     def missing(self) -> int:
@@ -426,6 +437,11 @@ class _Client:
             except (ExchangeError, RateLimitError) as exc:  # raised by a library client, already mapped
                 limiter.release(ticket, None)
                 error, cause = exc, None
+            except BaseException:
+                # cancelled (an interrupted fetch): the request got no reply; a limiter shared with
+                # the next run must not count it in flight for ever
+                limiter.cancel(ticket)
+                raise
             if error is None:
                 used = self.adapter.used_weight(headers)
                 if req.bucket == "weight":
@@ -517,37 +533,6 @@ class _Client:
 
     def info_key(self) -> dict[str, str]:
         return {"exchange": self.adapter.name, "base_url": self.base_url, "path": self.adapter.exchange_info_path}
-
-
-# ------------------------------------------------------------------------------------------------
-# ordered emission per symbol (segments finish in any order; the sink sees time order)
-class _Ordered:
-    def __init__(self, n: int, emit: Callable[[dict[str, np.ndarray]], Any]) -> None:
-        self.pages: list[list[dict[str, np.ndarray]]] = [[] for _ in range(n)]
-        self.done = [False] * n
-        self.head = 0
-        self.emit = emit
-        self.lock = asyncio.Lock()
-
-    async def add(self, i: int, page: dict[str, np.ndarray]) -> None:
-        self.pages[i].append(page)
-        await self.flush()
-
-    async def finish(self, i: int) -> None:
-        self.done[i] = True
-        await self.flush()
-
-    async def flush(self) -> None:
-        async with self.lock:
-            while self.head < len(self.pages):
-                queue = self.pages[self.head]
-                while queue:
-                    result = self.emit(queue.pop(0))
-                    if inspect.isawaitable(result):
-                        await result
-                if not self.done[self.head]:
-                    break
-                self.head += 1
 
 
 async def _maybe_await(value: Any) -> Any:
@@ -663,12 +648,18 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
             return await _maybe_await(sink.append(exchange, symbol, timeframe, page))
         return None
 
-    if backfill is None:
-        segments = _segments(cursor, end, timeframe, limit, parallel)
-    else:
-        segments = [seg for a, b in ((cursor, min(backfill[0], end)), (backfill[1], end)) if a < b
-                    for seg in _segments(a, b, timeframe, limit, parallel)]
-    ordered = _Ordered(len(segments), emit)
+    ranges = [(cursor, end)] if backfill is None else [(a, b) for a, b in ((cursor, min(backfill[0], end)),
+                                                                           (backfill[1], end)) if a < b]
+    # every page is recorded with the interval it covers and committed in time order as soon as it
+    # joins the last stored candle (nbtrade.data.pending): at once for the first segment of an oldest-
+    # first walk; journaled first for later segments and for newest-first walks (OKX ``after``, Bybit
+    # lists). A resumed fetch takes the journaled pages and fetches only what they do not cover.
+    walk = Walk(_page_journal(sink, exchange, symbol, timeframe), ranges, emit)
+    rep.journaled_pages = walk.loaded
+    # a resumed walk's gaps are what each interrupted segment had left: walked as they are, they make
+    # the very requests the first run would have made next (split again, they would cost extra pages)
+    segments = [seg for a, b in walk.gaps()
+                for seg in ([(a, b)] if walk.loaded else _segments(a, b, timeframe, limit, parallel))]
 
     async def page(lo: int, hi: int) -> tuple[dict[str, np.ndarray], int, np.ndarray]:
         """One page of candles in ``[lo, hi)``: (clean rows, raw row count, raw open times)."""
@@ -681,9 +672,11 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
         if reply_ms is not None and n:
             # never keep a candle whose close is not safely past on the server's own clock
             still_open |= _close_times(t, timeframe) > reply_ms - client.margin_ms
+        cut = None
         if still_open.any():
             rep.open_dropped += int(still_open.sum())
-            state["cut_from"] = min(state["cut_from"], int(t[still_open].min()))
+            cut = int(t[still_open].min())
+            state["cut_from"] = min(state["cut_from"], cut)
             arrays = {k: v[~still_open] for k, v in arrays.items()}
         if adapter.descending:
             # backward paging may overshoot below the range: those rows belong to no page
@@ -695,49 +688,58 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
         rep.unsorted_pages += int(unsorted)
         kept_t = arrays["time"]
         clean["_raw_times"] = np.unique(kept_t[(kept_t >= lo) & (kept_t < hi) & on_grid(kept_t, timeframe)])
-        return clean, n, t
+        return clean, n, t, cut
 
-    async def run_segment(i: int, lo: int, hi: int) -> None:
-        if adapter.descending:  # newest first (OKX ``after``, Bybit lists): walk back, emit in time order
-            pages = []
+    async def run_segment(lo: int, hi: int) -> None:
+        if adapter.descending:  # newest first (OKX ``after``, Bybit lists): walk back, journal, commit in order
             top = hi
+
+            async def add(a: int, clean: dict[str, np.ndarray], cut: int | None) -> None:
+                # a candle left out as still open is no fact about the history: not covered
+                await walk.add(max(a, lo), top if cut is None else min(top, cut), clean)
+
             while top > lo:
-                clean, n, t = await page(lo, top)
+                clean, n, t, cut = await page(lo, top)
                 # a bounded window (Bybit) returned every candle of [covered, top): a short page is no end
                 covered = adapter.window_start(timeframe, lo, top - 1, limit)
-                if t.shape[0]:
-                    pages.append(clean)
                 if covered is not None and covered > lo:
                     if n == 0 and not await any_candle(lo, covered - 1):
+                        await add(lo, clean, cut)
                         break  # nothing older in the range (before listing, or a gap to ``lo``): stop walking
-                    top = min(covered, int(t.min())) if t.shape[0] else covered
+                    nxt = min(covered, int(t.min())) if t.shape[0] else covered
+                    await add(nxt, clean, cut)
+                    top = nxt
                     continue
                 if n == 0 or t.shape[0] == 0:
+                    await add(lo, clean, cut)
                     break
                 first = int(t.min())
                 if n < limit or first <= lo:
+                    await add(lo, clean, cut)
                     break
+                await add(first, clean, cut)
                 top = first
-            for clean in reversed(pages):
-                await ordered.add(i, clean)
-            await ordered.finish(i)
             return
         cur = lo
         while cur < hi:
-            clean, n, t = await page(cur, hi)
+            clean, n, t, cut = await page(cur, hi)
             if n == 0:
+                await walk.add(cur, hi, clean)  # nothing in [cur, hi)
                 break
-            await ordered.add(i, clean)
             last = int(t.max())
             if last < cur:
+                break  # a server ignoring the cursor
+            nxt = next_open(floor_open(last, timeframe), timeframe)
+            ends = n < limit and getattr(adapter, "short_page_ends", True)
+            b = hi if ends else min(nxt, hi)
+            await walk.add(cur, b if cut is None else min(b, cut), clean)
+            cur = nxt
+            if ends:
                 break
-            cur = next_open(floor_open(last, timeframe), timeframe)
-            if n < limit and getattr(adapter, "short_page_ends", True):
-                break
-        await ordered.finish(i)
 
-    tasks = [asyncio.ensure_future(run_segment(i, a, b)) for i, (a, b) in enumerate(segments)]
+    tasks = [asyncio.ensure_future(run_segment(a, b)) for a, b in segments]
     await _gather_or_cancel(tasks)
+    await walk.finish()
     close_backfill()
     if state["lead"]:  # not one candle in the range
         await settle_lead(None)
@@ -1033,7 +1035,9 @@ async def fetch_funding_rates(symbols: str | Sequence[str], start: Any = None, e
     and ``mark_price`` (the mark price at funding; NaN where the exchange does not give it:
     Bybit, OKX). Rows out of range, duplicated, with a non-finite rate or a mark price <= 0 are
     dropped and listed in the report. With a ``sink`` rows go to timeframe key ``"funding"`` in
-    time order and a re-run resumes after the last stored funding time.
+    time order and a re-run resumes after the last stored funding time; on the newest-first
+    venues each page waits in the sink's journal (:mod:`nbtrade.data.pending`) until it joins
+    the stored rows, so an interrupted walk resumes with the request it would have made next.
     """
     adapter = get_adapter(exchange)
     if not adapter.funding_page_limit:
@@ -1080,24 +1084,31 @@ async def fetch_funding_rates(symbols: str | Sequence[str], start: Any = None, e
                 await _maybe_await(sink.append(adapter.name, symbol, FUNDING_TIMEFRAME, page))
 
         if adapter.funding_descending:
-            # newest first: walk back from the end, then hand the rows on in time order
-            raw: list[dict[str, np.ndarray]] = []
-            top = end_ms - 1
-            while top >= cursor:
-                page = await get_page(symbol, cursor, top)
-                t = page["time"]
-                if t.shape[0] == 0:
-                    break
-                inside = t >= cursor  # a page reaching below the range is the walk's end, not a fault
-                raw.append(_clean_funding({k: v[inside] for k, v in page.items()}, cursor, end_ms, rep,
-                                          descending=True))
-                oldest = int(t.min())
-                if t.shape[0] < limit or oldest <= cursor or oldest > top:
-                    break  # the start of the history, the range covered, or a server ignoring the cursor
-                top = oldest - 1
-            if raw:
-                merged = {k: np.concatenate([p[k] for p in reversed(raw)]) for k in raw[0]}
-                await keep(_clean_funding(merged, cursor, end_ms, SymbolReport(symbol, FUNDING_TIMEFRAME), False))
+            # newest first: each page is journaled with the interval it covers as it arrives and
+            # committed in time order once it joins the last stored row (nbtrade.data.pending); an
+            # interrupted walk resumes from the journal with the very request it would have made next
+            walk = Walk(_page_journal(sink, adapter.name, symbol, FUNDING_TIMEFRAME), [(cursor, end_ms)], keep)
+            rep.journaled_pages = walk.loaded
+            for a, b in walk.gaps():
+                top = b - 1
+                while top >= a:
+                    page = await get_page(symbol, a, top)
+                    t = page["time"]
+                    if t.shape[0] == 0:
+                        await walk.add(a, top + 1, _empty_funding())
+                        break
+                    oldest = int(t.min())
+                    if oldest > top:
+                        break  # a server ignoring the cursor: nothing of this page is trusted
+                    inside = t >= a  # a page reaching below the range is the walk's end, not a fault
+                    clean = _clean_funding({k: v[inside] for k, v in page.items()}, a, top + 1, rep,
+                                           descending=True)
+                    if t.shape[0] < limit or oldest <= a:
+                        await walk.add(a, top + 1, clean)  # the start of the history, or the range covered
+                        break
+                    await walk.add(oldest, top + 1, clean)
+                    top = oldest - 1
+            await walk.finish()
         else:
             while cursor < end_ms:
                 page = await get_page(symbol, cursor, end_ms - 1)
@@ -1126,6 +1137,12 @@ async def fetch_funding_rates(symbols: str | Sequence[str], start: Any = None, e
     return FetchResult(SymbolDict(zip(names, results), adapter.unified), report)
 
 
+def _page_journal(sink: Any, exchange: str, symbol: str, timeframe: str) -> PageJournal:
+    """The sink's journal of newest-first pages (``sink.page_journal``), or one in memory."""
+    fn = getattr(sink, "page_journal", None) if sink is not None else None
+    return fn(exchange, symbol, timeframe) if fn is not None else PageJournal()
+
+
 class _MarkSink:
     """A sink view that files mark-price candles under ``"mark_<timeframe>"`` without the volume."""
 
@@ -1142,6 +1159,9 @@ class _MarkSink:
     def append(self, exchange: str, symbol: str, timeframe: str, arrays: dict[str, np.ndarray]) -> Any:
         return self.sink.append(exchange, symbol, mark_timeframe(timeframe),
                                 {k: v for k, v in arrays.items() if k != "volume"})
+
+    def page_journal(self, exchange: str, symbol: str, timeframe: str) -> PageJournal:
+        return _page_journal(self.sink, exchange, symbol, mark_timeframe(timeframe))
 
 
 async def fetch_mark_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], timeframe: str = "1m",

@@ -11,6 +11,10 @@ that is not finished. Inside the range, a bucket with some source candles
 missing (an exchange outage) is built from the candles there are and counted in
 ``partial``.
 
+Mark-price candles (``mark_1m`` -> ``mark_1h``; the target may be named ``1h``) resample the
+same way without a volume (first open, max high, min low, last close). Funding rows have no
+grid and are refused here: the panel sums them per bar (:func:`nbtrade.data.panels.perp_fields`).
+
 >>> resample_store(store, "binance", "BTC/USDT", "1m", "1h")     # doctest: +SKIP
 """
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import _grid
-from .layout import VALUE_COLUMNS, check_timeframe
+from .layout import FUNDING, VALUE_COLUMNS, check_timeframe, is_mark, mark_timeframe
 
 
 @dataclass
@@ -111,20 +115,36 @@ def resample_panel(time: np.ndarray, fields: Mapping[str, np.ndarray], source: s
     return opens, out, n_candles, expected
 
 
+def _bare(source: str, target: str) -> tuple[str, str, bool]:
+    """``(source, target, mark)`` with the mark prefix taken off (both or neither are mark keys)."""
+    if source == FUNDING or target == FUNDING:
+        raise ValueError("funding rows have no timeframe grid and are not resampled; Market.resample sums "
+                         "them per higher bar (funding_rate) and keeps the exact events")
+    if is_mark(source):
+        return source[len("mark_"):], target[len("mark_"):] if is_mark(target) else target, True
+    if is_mark(target):
+        raise ValueError(f"target {target!r} is a mark-price key but source {source!r} is not: resample "
+                         f"{mark_timeframe(source)!r} to it")
+    return source, target, False
+
+
 def resample(a: Mapping[str, np.ndarray], source: str, target: str) -> tuple[dict[str, np.ndarray], int, int]:
     """Resample candle arrays (``time`` ms + OHLCV, sorted, on the ``source`` grid).
 
-    Returns ``(arrays, partial, dropped)``: the target candles, how many were
+    Mark-price candles (no ``volume``; ``source`` ``"mark_1m"`` or ``"1m"``) give OHLC without
+    volume. Returns ``(arrays, partial, dropped)``: the target candles, how many were
     built from a bucket with source candles missing inside it, and how many
     unfinished buckets at the two ends were left out. One symbol of :func:`resample_panel`.
     """
+    source, target, _ = _bare(source, target)
     _check_pair(source, target)
+    names = tuple(c for c in VALUE_COLUMNS if c in a) if "volume" not in a else VALUE_COLUMNS
     t = np.asarray(a["time"], dtype=np.int64)
-    empty = {c: np.empty(0, np.int64 if c == "time" else np.float64) for c in ("time",) + VALUE_COLUMNS}
+    empty = {c: np.empty(0, np.int64 if c == "time" else np.float64) for c in ("time",) + names}
     if not t.size:
         return empty, 0, 0
     opens, cols, have, expected = resample_panel(
-        t, {c: np.asarray(a[c], dtype=np.float64)[:, None] for c in VALUE_COLUMNS}, source, target)
+        t, {c: np.asarray(a[c], dtype=np.float64)[:, None] for c in names}, source, target)
     have = have[:, 0]
     src = check_timeframe(source)
     last_open = _bucket(t[-1:], target)[0]
@@ -138,7 +158,7 @@ def resample(a: Mapping[str, np.ndarray], source: str, target: str) -> tuple[dic
         keep[-1] = False
     partial = int(((have < expected) & keep).sum())
     dropped = int((~keep).sum())
-    out = {"time": opens, **{c: cols[c][:, 0] for c in VALUE_COLUMNS}}
+    out = {"time": opens, **{c: cols[c][:, 0] for c in names}}
     return {c: np.ascontiguousarray(v[keep]) for c, v in out.items()}, partial, dropped
 
 
@@ -149,7 +169,10 @@ def resample_store(store: Any, exchange: str, symbol: str, source: str, target: 
     ``write``, append them to the store as their own series. Returns the report and the arrays."""
     from .store import Store
 
-    _check_pair(source, target)
+    bare_src, bare_dst, mark = _bare(source, target)
+    _check_pair(bare_src, bare_dst)
+    if mark:
+        target = mark_timeframe(bare_dst)  # mark candles are filed beside their own kind
     if not isinstance(store, Store):
         store = Store(store)
     a = store.read(exchange, symbol, source, start, end, as_arrays=True)

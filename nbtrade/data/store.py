@@ -61,7 +61,7 @@ from ..timeframes import to_epoch_ms
 from .symbols import unified_symbol
 from .layout import (BATCHES_NAME, CHUNK_ROWS, DTYPES, FILE_SUFFIX, FUNDING, INDEX_NAME, SCHEMA_VERSION, mark_timeframe,
                      check_exchange, check_symbol, check_timeframe, compression, default_root, group_path,
-                     value_columns)
+                     is_mark, value_columns)
 
 FORMAT = "nbtrade-ohlcv"
 LIBVER = ("v110", "v112")
@@ -486,6 +486,16 @@ class Store:
             if len(tx.file[parent]) == 0:
                 del tx.file[parent]
 
+    def page_journal(self, exchange: str, symbol: str, timeframe: str) -> Any:
+        """On-disk journal of an unfinished newest-first fetch (Bybit, OKX) of one series:
+        ``<root>/<exchange>.pending/<symbol>/<timeframe>/`` (:mod:`nbtrade.data.pending`). The fetcher
+        writes each page there as it arrives and commits the pages in time order, so a killed or
+        interrupted fetch resumes without losing or refetching a page."""
+        from .pending import FilePageJournal, journal_dir
+
+        return FilePageJournal(journal_dir(self.root, check_exchange(exchange),
+                                           unified_symbol(symbol, exchange, strict=False), timeframe))
+
     # --- reading --------------------------------------------------------------
     def last_time(self, exchange: str, symbol: str, timeframe: str) -> int | None:
         """Open time (epoch ms) of the last stored candle, or None when nothing is stored."""
@@ -666,16 +676,25 @@ class Store:
             raw = sum(rows * grp[c].dtype.itemsize for c in cols)
             times = _read_rows(grp["time"], 0, rows)
             tf_ms = int(a["timeframe_ms"])
-            gaps = integrity.find_gaps(times, tf_ms)
+            funding = str(a["timeframe"]) == FUNDING
+            gaps = [] if funding else integrity.find_gaps(times, tf_ms)
             batches = grp[BATCHES_NAME].shape[0]
+        kind = series_kind(str(a["timeframe"]))
+        if funding:  # events, not bars: no grid, so no gaps; the spacing says the funding interval
+            spacing = np.diff(times)
+            grid = {"funding_interval": (f"{np.median(spacing) / 3_600_000:g}h (median spacing; "
+                                         f"{np.min(spacing) / 3_600_000:g}h..{np.max(spacing) / 3_600_000:g}h)")
+                    if spacing.size else "-"}
+        else:
+            grid = {"gaps": len(gaps), "missing_bars": int(sum(g[2] for g in gaps))}
         return {
             "exchange": exchange, "symbol": str(a["symbol"]), "timeframe": str(a["timeframe"]),
+            "kind": kind, "columns": ", ".join(cols[1:] if cols and cols[0] == "time" else cols),
             "rows": rows, "first": _opt(a["first"], rows), "last": _opt(a["last"], rows),
             "first_iso": integrity._iso(a["first"]) if rows else None,
             "last_iso": integrity._iso(a["last"]) if rows else None,
             "dtype": str(a["dtype"]), "codec": str(a["codec"]), "chunk_rows": int(a["chunk_rows"]),
-            "schema_version": int(a["schema_version"]), "batches": int(batches),
-            "gaps": len(gaps), "missing_bars": int(sum(g[2] for g in gaps)),
+            "schema_version": int(a["schema_version"]), "batches": int(batches), **grid,
             "stored_bytes": int(stored), "raw_bytes": int(raw),
             "ratio": stored / raw if raw else float("nan"),
             "created_ms": int(a["created_ms"]), "updated_ms": int(a["updated_ms"]),
@@ -833,6 +852,13 @@ class Writer:
 
 
 # --- helpers: preparation ------------------------------------------------------
+def series_kind(timeframe: str) -> str:
+    """What a series holds, for listings: ``candles``, ``mark-price candles`` or ``funding rates``."""
+    if timeframe == FUNDING:
+        return "funding rates"
+    return "mark-price candles" if is_mark(timeframe) else "candles"
+
+
 def _prepare(symbol: str, timeframe: str, data: Any) -> dict[str, np.ndarray]:
     check_symbol(symbol)
     tf_ms = check_timeframe(timeframe)

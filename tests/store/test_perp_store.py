@@ -149,3 +149,86 @@ def test_funding_schedule_flattens_events_with_their_bars(c):
     assert funding_schedule(md)["bar"].tolist() == [0, 0, 0, 1, 1, 1]
     plain = market_from_series({SYM: c})
     assert funding_schedule(plain)["time"].shape == (0,)
+
+
+# -- export, resample, ls/info of the perp series --------------------------------------------------
+def _perp_store(tmp_path, c):
+    st = Store(tmp_path / "s")
+    st.append(EX, SYM, "1h", c)
+    st.append(EX, SYM, "mark_1h", mark_of(c))
+    st.append(EX, SYM, "funding", funding_at(range(0, 48, 8)))
+    return st
+
+
+@pytest.mark.parametrize("ext", ["csv", "csv.gz", "parquet"])
+def test_export_writes_the_columns_each_series_has(tmp_path, c, ext):
+    import pandas as pd
+
+    from nbtrade.data.imports import export_path
+
+    st = _perp_store(tmp_path, c)
+    res = export_path(st, EX, SYM, "mark_1h", str(tmp_path / f"m.{ext}"))
+    assert res.rows == 48
+    read = pd.read_parquet if ext == "parquet" else pd.read_csv
+    m = read(tmp_path / f"m.{ext}")
+    assert list(m.columns)[1:] == ["open", "high", "low", "close"]  # no volume invented
+    np.testing.assert_array_equal(m["low"].to_numpy(), mark_of(c)["low"])
+    export_path(st, EX, SYM, "funding", str(tmp_path / f"f.{ext}"))
+    f = read(tmp_path / f"f.{ext}")
+    assert list(f.columns)[1:] == ["rate", "mark_price"]
+    want = funding_at(range(0, 48, 8))
+    t = f.iloc[:, 0]
+    got_t = t.to_numpy() if ext != "parquet" else t.astype("datetime64[ms, UTC]").astype("int64").to_numpy()
+    np.testing.assert_array_equal(got_t, want["time"])  # exact times, ms off the hour kept
+    np.testing.assert_array_equal(f["rate"].to_numpy(), want["rate"])
+    assert f["mark_price"].isna().all()
+
+
+def test_export_refuses_bad_funding_rows_naming_the_field(tmp_path):
+    from nbtrade.data.io import export_csv
+
+    bad = funding_at([0, 8])
+    bad["rate"][1] = np.nan
+    with pytest.raises(ValueError, match="funding rate not a finite number"):
+        export_csv(bad, tmp_path / "f.csv")
+    assert not (tmp_path / "f.csv").exists()
+
+
+def test_resample_mark_candles_and_refuse_funding(tmp_path, c):
+    import pandas as pd
+
+    from nbtrade.data.resample import resample_store
+
+    st = _perp_store(tmp_path, c)
+    res, out = resample_store(st, EX, SYM, "mark_1h", "4h")
+    assert res.target == "mark_4h" and res.rows == 12 and "volume" not in out
+    frame = pd.DataFrame({k: mark_of(c)[k] for k in ("open", "high", "low", "close")},
+                         index=pd.to_datetime(c["time"], unit="ms", utc=True))
+    want = frame.resample("4h").agg({"open": "first", "high": "max", "low": "min", "close": "last"})
+    got = st.read(EX, SYM, "mark_4h", as_arrays=True)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k].to_numpy(), err_msg=k)
+    with pytest.raises(ValueError, match="funding rows have no timeframe grid"):
+        resample_store(st, EX, SYM, "funding", "4h")
+    with pytest.raises(ValueError, match="mark-price key"):
+        resample_store(st, EX, SYM, "1h", "mark_4h")
+
+
+def test_cli_ls_info_export_resample_of_perp_series(tmp_path, c, capsys):
+    from nbtrade.cli import main
+
+    st = _perp_store(tmp_path, c)
+    root = str(st.root)
+    assert main(["data", "ls", "--store", root]) == 0
+    out = capsys.readouterr().out
+    assert "funding rates" in out and "mark-price candles" in out
+    assert main(["data", "info", EX, SYM, "funding", "--store", root]) == 0
+    out = capsys.readouterr().out
+    assert "rate, mark_price" in out and "8h (median spacing" in out and "missing_bars" not in out
+    assert main(["data", "info", EX, SYM, "mark_1h", "--store", root]) == 0
+    assert "open, high, low, close" in capsys.readouterr().out
+    assert main(["data", "export", EX, SYM, "funding", str(tmp_path / "f.csv"), "--store", root]) == 0
+    assert (tmp_path / "f.csv").read_text().splitlines()[0] == "timestamp_ms,rate,mark_price"
+    assert main(["data", "resample", EX, SYM, "--from", "mark_1h", "--to", "1d", "--store", root]) == 0
+    assert "mark_1d" in capsys.readouterr().out
+    assert main(["data", "resample", EX, SYM, "--from", "funding", "--to", "1d", "--store", root]) == 1
