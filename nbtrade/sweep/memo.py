@@ -1,0 +1,126 @@
+"""Indicators computed once per distinct parameter value within a chunk of a sweep.
+
+Inside a signal function run by :func:`nbtrade.sweep`, ``nbtrade.sweep.sma(market,
+fast)`` returns the memoised array when another combination of the same chunk
+already asked for it: a 10 x 10 grid of SMA crosses computes 20 averages, not 200.
+Outside a sweep the same calls simply compute. Each thread (and each Dask worker
+task) has its own memo, dropped when its chunk ends, so memory stays bounded by one
+chunk's distinct indicators (and by ``MAX_BYTES``: oldest entries go first).
+
+Values equal ``nbtrade.indicators.sma`` / ``ema`` (TA-Lib conventions, the same 1-D
+kernels), computed serially per column (threads run side by side; no nested
+parallel loops). Returned arrays are read-only ``(n_bars, n_symbols)`` float64 (or
+``(n_bars,)`` for 1-D input). Causal: value ``t`` uses bars up to ``t``.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+#: Byte budget of one chunk's memo; beyond it the oldest entries are dropped.
+MAX_BYTES = 1 << 30
+
+_local = threading.local()
+
+
+class Memo:
+    """A per-chunk cache of computed arrays keyed by ``(name, source id, args)``."""
+
+    def __init__(self, max_bytes: int = MAX_BYTES):
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._d: OrderedDict[tuple, tuple[Any, np.ndarray]] = OrderedDict()
+
+    def get(self, key: tuple, source: Any, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        got = self._d.get(key)
+        if got is not None and got[0] is source:
+            self.hits += 1
+            return got[1]
+        self.misses += 1
+        val = compute()
+        val.flags.writeable = False
+        self._d[key] = (source, val)  # the source is kept alive: its id cannot be reused meanwhile
+        self.nbytes += val.nbytes
+        while self.nbytes > self.max_bytes and len(self._d) > 1:
+            _, (_, old) = self._d.popitem(last=False)
+            self.nbytes -= old.nbytes
+        return val
+
+
+def current() -> Memo | None:
+    """The memo of the chunk running on this thread (None outside a sweep)."""
+    return getattr(_local, "memo", None)
+
+
+@contextmanager
+def chunk_memo(max_bytes: int = MAX_BYTES) -> Iterator[Memo]:
+    """Run a block with a fresh memo on this thread (restored afterwards)."""
+    prev = current()
+    _local.memo = Memo(max_bytes)
+    try:
+        yield _local.memo
+    finally:
+        _local.memo = prev
+
+
+def _source(x: Any) -> Any:
+    from ..panel import Market
+
+    if isinstance(x, Market):
+        return x.array("close")
+    return x
+
+
+def _as_float(x: Any) -> np.ndarray:
+    arr = x.to_numpy() if hasattr(x, "to_numpy") else x
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim not in (1, 2):
+        raise ValueError(f"expected a (n_bars,) or (n_bars, n_symbols) array, got shape {arr.shape}")
+    return arr
+
+
+def _fortran(src: Any, memo: Memo | None) -> np.ndarray:
+    def conv() -> np.ndarray:
+        a = _as_float(src)
+        return np.asfortranarray(a if a.ndim == 2 else a[:, None])
+
+    return memo.get(("F",), src, conv) if memo is not None else conv()
+
+
+def _moving(name: str, x: Any, timeperiod: Any) -> np.ndarray:
+    from ..kernels.sweep import ema_cols_nb, sma_cols_nb
+    from .._arrays import check_period
+
+    p = check_period(timeperiod, "timeperiod", 1)
+    src = _source(x)
+    memo = current()
+
+    def compute() -> np.ndarray:
+        xf = _fortran(src, memo)
+        out = np.empty(xf.shape, order="F")
+        (sma_cols_nb if name == "sma" else ema_cols_nb)(xf, p, out)
+        return out if _as_float(src).ndim == 2 else out[:, 0]
+
+    if memo is None:
+        return compute()
+    return memo.get((name, p), src, compute)
+
+
+def sma(x: Any, timeperiod: int) -> np.ndarray:
+    """TA-Lib SMA of ``x`` (a Market's close, a DataFrame or an array), memoised within a sweep chunk.
+
+    First ``timeperiod - 1`` values NaN; equals ``nbtrade.indicators.sma(x, timeperiod)``."""
+    return _moving("sma", x, timeperiod)
+
+
+def ema(x: Any, timeperiod: int) -> np.ndarray:
+    """TA-Lib EMA (seeded with the first window's mean), memoised within a sweep chunk.
+
+    First ``timeperiod - 1`` values NaN; equals ``nbtrade.indicators.ema(x, timeperiod)``."""
+    return _moving("ema", x, timeperiod)
