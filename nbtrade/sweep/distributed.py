@@ -27,12 +27,13 @@ def _import_distributed() -> Any:
     return distributed
 
 
-def connect(address: str, timeout: float = CONNECT_TIMEOUT) -> Any:
+def connect(address: str, timeout: float | None = None) -> Any:
     """A ``distributed.Client`` connected to the scheduler at ``address``; ``ConnectionError``
-    naming the address when it does not answer within ``timeout`` seconds."""
+    naming the address when it does not answer within ``timeout`` seconds (``CONNECT_TIMEOUT``)."""
     if not isinstance(address, str) or not address.strip():
         raise ValueError(f"a scheduler address must be a string like 'tcp://host:8786', got {address!r}")
     distributed = _import_distributed()
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
     try:
         return distributed.Client(address, timeout=f"{timeout}s", set_as_default=False)
     except (OSError, TimeoutError, ValueError) as e:
@@ -65,7 +66,7 @@ def run_on_dask(client: Any, market: Any, fn: Callable, chunks: list, spec: Any,
     data = client.scatter(market, broadcast=True)
     futures = [client.submit(run_chunk, data, fn, chunk, start, spec, pure=False) for start, chunk in chunks]
     try:
-        for fut in distributed.as_completed(futures):
+        for fut in distributed.as_completed(futures, loop=client.loop):
             collect(fut.result())
     finally:
         for f in futures:
