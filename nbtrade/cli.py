@@ -158,7 +158,7 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--title", default="nbtrade backtest")
 
     bench = sub.add_parser("bench", help="benchmark kernels and pipeline against baselines (ratios, medians)")
-    bench.add_argument("suite", nargs="?", default="kernels", choices=["kernels", "engine", "data", "ml", "all"])
+    bench.add_argument("suite", nargs="?", default="kernels", choices=["kernels", "engine", "data", "ml", "sweep", "all"])
     bench.add_argument("--n", type=int, default=None, help="values per series (default 10,000,000; --quick 1,000,000)")
     bench.add_argument("--repeat", type=int, default=5, help="timed runs per case; medians are reported (default 5)")
     bench.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
@@ -188,6 +188,11 @@ def _build_parser() -> argparse.ArgumentParser:
     _data_args(check)
     check.add_argument("--cuts", type=int, default=20, help="cut points for lookahead (default %(default)s)")
     check.add_argument("--max-warmup", type=int, default=500, help="recursive: allowed warm-up bars")
+
+    # nbtrade sweep STRATEGY --param fast=5:50:5 ... (arguments defined next to the command)
+    from .sweep.cli import add_parser as _add_sweep_parser
+
+    _add_sweep_parser(sub)
     return parser
 
 
