@@ -64,7 +64,7 @@ def run_on_dask(client: Any, market: Any, fn: Callable, chunks: list, spec: Any,
     if not chunks:
         return
     data = client.scatter(market, broadcast=True)
-    futures = [client.submit(run_chunk, data, fn, chunk, start, spec, pure=False) for start, chunk in chunks]
+    futures = [client.submit(run_chunk, data, fn, chunk, start, spec, True, pure=False) for start, chunk in chunks]
     try:
         for fut in distributed.as_completed(futures, loop=client.loop):
             collect(fut.result())
@@ -72,3 +72,10 @@ def run_on_dask(client: Any, market: Any, fn: Callable, chunks: list, spec: Any,
         for f in futures:
             f.release()
         data.release()
+        if spec.token is not None:
+            from .memo import release
+
+            try:
+                client.run(release, spec.token)  # drop the workers' indicator memos of this sweep
+            except Exception:  # noqa: BLE001 - a worker gone: its memo went with it
+                pass

@@ -1,11 +1,12 @@
 """Indicators computed once per distinct parameter value within a chunk of a sweep.
 
 Inside a signal function run by :func:`nbtrade.sweep`, ``nbtrade.sweep.sma(market,
-fast)`` returns the memoised array when another combination of the same chunk
-already asked for it: a 10 x 10 grid of SMA crosses computes 20 averages, not 200.
-Outside a sweep the same calls simply compute. Each thread (and each Dask worker
-task) has its own memo, dropped when its chunk ends, so memory stays bounded by one
-chunk's distinct indicators (and by ``MAX_BYTES``: oldest entries go first).
+fast)`` returns the memoised array when another combination already asked for it: a
+10 x 10 grid of SMA crosses computes 20 averages, not 200. Outside a sweep the same
+calls simply compute. The chunks of one sweep running in one process (its threads,
+or the tasks a Dask worker runs) share one memo, dropped when the sweep ends (on a
+worker: when a newer sweep arrives or the sweep releases it); its size is bounded by
+``MAX_BYTES`` (oldest entries go first), so memory stays the inputs plus that budget.
 
 Values equal ``nbtrade.indicators.sma`` / ``ema`` (TA-Lib conventions, the same 1-D
 kernels), computed serially per column (threads run side by side; no nested
@@ -28,7 +29,9 @@ _local = threading.local()
 
 
 class Memo:
-    """A per-chunk cache of computed arrays keyed by ``(name, source id, args)``."""
+    """A cache of computed arrays keyed by ``(name, args)`` and the source array (by identity).
+
+    Thread-safe: two threads asking for the same missing entry may both compute it (same value)."""
 
     def __init__(self, max_bytes: int = MAX_BYTES):
         self.max_bytes = max_bytes
@@ -36,20 +39,27 @@ class Memo:
         self.hits = 0
         self.misses = 0
         self._d: OrderedDict[tuple, tuple[Any, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, key: tuple, source: Any, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        got = self._d.get(key)
-        if got is not None and got[0] is source:
-            self.hits += 1
-            return got[1]
-        self.misses += 1
+        key = (id(source), *key)
+        with self._lock:
+            got = self._d.get(key)
+            if got is not None and got[0] is source:
+                self.hits += 1
+                return got[1]
+            self.misses += 1
         val = compute()
         val.flags.writeable = False
-        self._d[key] = (source, val)  # the source is kept alive: its id cannot be reused meanwhile
-        self.nbytes += val.nbytes
-        while self.nbytes > self.max_bytes and len(self._d) > 1:
-            _, (_, old) = self._d.popitem(last=False)
-            self.nbytes -= old.nbytes
+        with self._lock:
+            old = self._d.pop(key, None)
+            if old is not None:
+                self.nbytes -= old[1].nbytes
+            self._d[key] = (source, val)  # the source is kept alive: its id cannot be reused meanwhile
+            self.nbytes += val.nbytes
+            while self.nbytes > self.max_bytes and len(self._d) > 1:
+                _, (_, dropped) = self._d.popitem(last=False)
+                self.nbytes -= dropped.nbytes
         return val
 
 
@@ -58,11 +68,34 @@ def current() -> Memo | None:
     return getattr(_local, "memo", None)
 
 
+#: Memos of the sweeps running in this process, by token (at most ``KEEP`` kept).
+_shared: OrderedDict[str, Memo] = OrderedDict()
+_shared_lock = threading.Lock()
+KEEP = 2
+
+
+def shared(token: str) -> Memo:
+    """The memo of sweep ``token`` in this process (created on first use; older sweeps' dropped)."""
+    with _shared_lock:
+        memo = _shared.get(token)
+        if memo is None:
+            memo = _shared[token] = Memo()
+            while len(_shared) > KEEP:
+                _shared.popitem(last=False)
+        return memo
+
+
+def release(token: str) -> None:
+    """Drop sweep ``token``'s memo in this process."""
+    with _shared_lock:
+        _shared.pop(token, None)
+
+
 @contextmanager
-def chunk_memo(max_bytes: int = MAX_BYTES) -> Iterator[Memo]:
-    """Run a block with a fresh memo on this thread (restored afterwards)."""
+def chunk_memo(token: str | None = None, max_bytes: int = MAX_BYTES) -> Iterator[Memo]:
+    """Run a block with sweep ``token``'s memo on this thread (a fresh one without token)."""
     prev = current()
-    _local.memo = Memo(max_bytes)
+    _local.memo = Memo(max_bytes) if token is None else shared(token)
     try:
         yield _local.memo
     finally:
@@ -105,7 +138,8 @@ def _moving(name: str, x: Any, timeperiod: Any) -> np.ndarray:
         xf = _fortran(src, memo)
         out = np.empty(xf.shape, order="F")
         (sma_cols_nb if name == "sma" else ema_cols_nb)(xf, p, out)
-        return out if _as_float(src).ndim == 2 else out[:, 0]
+        # row-major for what follows (comparisons, then the engine's bar loop): one copy per value
+        return np.ascontiguousarray(out) if _as_float(src).ndim == 2 else out[:, 0].copy()
 
     if memo is None:
         return compute()

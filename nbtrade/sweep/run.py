@@ -16,16 +16,18 @@ from __future__ import annotations
 import math
 import os
 import time
+import uuid
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .grid import check_names, grid
-from .memo import chunk_memo
+from .memo import chunk_memo, release
 
 #: Contiguous blocks of bars kept per combination for the PBO (CSCV) statistic.
 N_BLOCKS = 16
@@ -45,6 +47,7 @@ class Spec:
     years: float
     n_cols: int
     n_blocks: int = N_BLOCKS
+    token: str | None = None  # the sweep's shared indicator memo in each process
 
 
 @dataclass
@@ -100,16 +103,20 @@ def _reduce(res: Any, spec: Spec, out: ChunkOut, j: int) -> None:
         out.extra[j] = objective(res, spec.extra)
 
 
-def run_chunk(market: Any, fn: Callable, combos: Sequence[dict], start: int, spec: Spec) -> ChunkOut:
+def run_chunk(market: Any, fn: Callable, combos: Sequence[dict], start: int, spec: Spec,
+              quiet: bool = False) -> ChunkOut:
     """Evaluate ``combos`` (numbered from ``start``) on this thread; a combination that raises is
-    recorded with its message and leaves NaN in its row."""
+    recorded with its message and leaves NaN in its row. ``quiet``: silence rejected-order warnings
+    here (a Dask task; local threads are silenced once by the caller: ``catch_warnings`` is
+    process-wide, not thread-safe)."""
     from ..backtesting import RejectedOrdersWarning
 
     t0 = time.perf_counter()
     out = _empty(len(combos), spec)
     out.start = start
-    with chunk_memo(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RejectedOrdersWarning)  # counted in "# Rejected Orders"
+    with chunk_memo(spec.token), (warnings.catch_warnings() if quiet else _nothing()):
+        if quiet:
+            warnings.simplefilter("ignore", RejectedOrdersWarning)  # counted in "# Rejected Orders"
         for j, p in enumerate(combos):
             try:
                 _reduce(_evaluate(market, spec.options, as_signals(fn(market, **p))), spec, out, j)
@@ -118,6 +125,11 @@ def run_chunk(market: Any, fn: Callable, combos: Sequence[dict], start: int, spe
                 out.errors.append((start + j, f"{type(e).__name__}: {e}"))
     out.seconds = time.perf_counter() - t0
     return out
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 def objective(res: Any, extra: Any) -> float:
@@ -258,65 +270,70 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
     probe = None
     from ..backtesting import RejectedOrdersWarning
 
-    with chunk_memo(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RejectedOrdersWarning)
-        for i, p in enumerate(combos):
-            try:
-                probe = (i, _evaluate(market, backtest_options, as_signals(signals_fn(market, **p))))
-                break
-            except Exception as e:  # noqa: BLE001
-                errors.append((i, f"{type(e).__name__}: {e}"))
-                if i >= 9 and len(errors) == i + 1:
+    client_obj, owned = resolve_client(client)  # first: an unreachable scheduler fails before any work
+    token = uuid.uuid4().hex
+    try:  # the sweep's indicator memo is released (and a client we opened closed) however it ends
+        with chunk_memo(token), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RejectedOrdersWarning)
+            for i, p in enumerate(combos):
+                try:
+                    probe = (i, _evaluate(market, backtest_options, as_signals(signals_fn(market, **p))))
                     break
-        if probe is None:
-            raise RuntimeError(f"every combination tried failed; first: {combos[errors[0][0]]} -> {errors[0][1]}")
-        first, res0 = probe
-        bpy, years = _annualisation(res0)
-        spec = Spec(dict(backtest_options), extra, float(res0.init_cash), bpy, years, n_cols)
-        head = _empty(1, spec)
-        head.start = first
-        try:
-            _reduce(res0, spec, head, 0)
-        except Exception as e:  # noqa: BLE001 - the Python-side objective failed
-            head.rows[0] = np.nan
-            head.errors.append((first, f"{type(e).__name__}: {e}"))
-        del res0, probe
-    timings["warmup_s"] = time.perf_counter() - t0
+                except Exception as e:  # noqa: BLE001
+                    errors.append((i, f"{type(e).__name__}: {e}"))
+                    if i >= 9 and len(errors) == i + 1:
+                        break
+            if probe is None:
+                raise RuntimeError(f"every combination tried failed; first: {combos[errors[0][0]]} -> {errors[0][1]}")
+            first, res0 = probe
+            bpy, years = _annualisation(res0)
+            spec = Spec(dict(backtest_options), extra, float(res0.init_cash), bpy, years, n_cols, token=token)
+            head = _empty(1, spec)
+            head.start = first
+            try:
+                _reduce(res0, spec, head, 0)
+            except Exception as e:  # noqa: BLE001 - the Python-side objective failed
+                head.rows[0] = np.nan
+                head.errors.append((first, f"{type(e).__name__}: {e}"))
+            del res0, probe
+        timings["warmup_s"] = time.perf_counter() - t0
 
-    total = len(combos)
-    outs = [head]
-    rest = list(range(first + 1, total))
-    client_obj, owned = resolve_client(client)
-    workers = jobs if client_obj is None else max(1, sum(client_obj.nthreads().values()))
-    size = chunk_size or max(1, math.ceil(len(rest) / (4 * workers)))
-    chunks = [(rest[a], combos[rest[a]:rest[a] + size]) for a in range(0, len(rest), size)]
-    best = [np.nan]
-    done = [1 + first]
+        total = len(combos)
+        outs = [head]
+        rest = list(range(first + 1, total))
+        workers = jobs if client_obj is None else max(1, sum(client_obj.nthreads().values()))
+        size = chunk_size or max(1, math.ceil(len(rest) / (4 * workers)))
+        chunks = [(rest[a], combos[rest[a]:rest[a] + size]) for a in range(0, len(rest), size)]
+        best = [np.nan]
+        done = [1 + first]
 
-    def collect(out: ChunkOut) -> None:
-        outs.append(out)
-        done[0] += len(out.rows)
-        if progress is not None:
-            vals = out.extra if extra is not None else out.rows[:, METRICS.index(col)]
-            if np.isfinite(vals).any():
-                best[0] = np.nanmax(np.r_[best[0], vals]) if np.isfinite(best[0]) else np.nanmax(vals)
-            progress(done[0], total, best[0])
+        def collect(out: ChunkOut) -> None:
+            outs.append(out)
+            done[0] += len(out.rows)
+            if progress is not None:
+                vals = out.extra if extra is not None else out.rows[:, METRICS.index(col)]
+                if np.isfinite(vals).any():
+                    best[0] = np.nanmax(np.r_[best[0], vals]) if np.isfinite(best[0]) else np.nanmax(vals)
+                progress(done[0], total, best[0])
 
-    t1 = time.perf_counter()
-    try:
-        if client_obj is not None:
-            from .distributed import run_on_dask
+        t1 = time.perf_counter()
+        # rejected orders are counted in the table: silenced here, for the worker threads too
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RejectedOrdersWarning)
+            if client_obj is not None:
+                from .distributed import run_on_dask
 
-            run_on_dask(client_obj, market, signals_fn, chunks, spec, collect)
-        elif jobs == 1 or len(chunks) <= 1:
-            for start, chunk in chunks:
-                collect(run_chunk(market, signals_fn, chunk, start, spec))
-        else:
-            with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nbtrade-sweep") as pool:
-                futs = [pool.submit(run_chunk, market, signals_fn, chunk, start, spec) for start, chunk in chunks]
-                for f in futs:
-                    collect(f.result())
+                run_on_dask(client_obj, market, signals_fn, chunks, spec, collect)
+            elif jobs == 1 or len(chunks) <= 1:
+                for start, chunk in chunks:
+                    collect(run_chunk(market, signals_fn, chunk, start, spec))
+            else:
+                with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nbtrade-sweep") as pool:
+                    futs = [pool.submit(run_chunk, market, signals_fn, chunk, start, spec) for start, chunk in chunks]
+                    for f in futs:
+                        collect(f.result())
     finally:
+        release(token)
         if owned:
             client_obj.close()
     timings["run_s"] = time.perf_counter() - t1

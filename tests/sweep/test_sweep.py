@@ -93,10 +93,11 @@ def test_memo_computes_each_distinct_window_once(small_market):
         seen.append((memo.current().misses, memo.current().hits))
         return out
 
-    nbtrade.sweep(small_market, fn, {"fast": [5, 10, 15], "slow": [30, 40, 50]}, n_jobs=1, chunk_size=8)
-    # chunk 1 is the warm-up combination alone; chunk 2 the other 8: 3 fast + 3 slow windows + 1 layout copy
+    nbtrade.sweep(small_market, fn, {"fast": [5, 10, 15], "slow": [30, 40, 50]}, n_jobs=1, chunk_size=3)
+    # the sweep's chunks share one memo: 18 window lookups, 6 computed (+ 1 column-major copy of the close)
     misses, hits = seen[-1]
-    assert (misses, hits) == (3 + 3 + 1, 2 * 8 - 6 + 5)  # 16 lookups, 6 windows computed; 5 F-copy hits
+    assert len(seen) == 9 and (misses, hits) == (6 + 1, 18 - 6 + 5)
+    assert not memo._shared  # released when the sweep ended
 
 
 def test_memo_values_equal_indicators(small_market):
