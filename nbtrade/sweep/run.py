@@ -48,6 +48,7 @@ class Spec:
     n_cols: int
     n_blocks: int = N_BLOCKS
     token: str | None = None  # the sweep's shared indicator memo in each process
+    fast: bool = True  # use the validated-once engine call when the options allow
 
 
 @dataclass
@@ -110,6 +111,7 @@ def run_chunk(market: Any, fn: Callable, combos: Sequence[dict], start: int, spe
     here (a Dask task; local threads are silenced once by the caller: ``catch_warnings`` is
     process-wide, not thread-safe)."""
     from ..backtesting import RejectedOrdersWarning
+    from ..kernels.sweep import sweep_metrics_nb
 
     t0 = time.perf_counter()
     out = _empty(len(combos), spec)
@@ -117,14 +119,34 @@ def run_chunk(market: Any, fn: Callable, combos: Sequence[dict], start: int, spe
     with chunk_memo(spec.token), (warnings.catch_warnings() if quiet else _nothing()):
         if quiet:
             warnings.simplefilter("ignore", RejectedOrdersWarning)  # counted in "# Rejected Orders"
+        engine = _fast_engine(market, spec)
         for j, p in enumerate(combos):
             try:
-                _reduce(_evaluate(market, spec.options, as_signals(fn(market, **p))), spec, out, j)
+                signals = as_signals(fn(market, **p))
+                if engine is not None:  # validated once: only the signals and the kernels per combination
+                    equity, orders, trades = engine.run(signals)
+                    sweep_metrics_nb(equity, spec.init_cash, spec.bpy, spec.years, orders, trades, spec.n_cols,
+                                     out.rows[j], out.moments[j], out.blocks[j])
+                else:
+                    _reduce(_evaluate(market, spec.options, signals), spec, out, j)
             except Exception as e:  # noqa: BLE001 - reported with the combination's parameters
                 out.rows[j] = np.nan
                 out.errors.append((start + j, f"{type(e).__name__}: {e}"))
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _fast_engine(market: Any, spec: Spec) -> Any:
+    """The validated-once engine call (:class:`nbtrade.sweep.engine.FastEngine`), or None: the
+    options need ``nbtrade.backtest`` itself, or a Python-side objective needs each Result."""
+    from .engine import FastEngine
+
+    if spec.extra is not None or not spec.fast:
+        return None
+    try:
+        return FastEngine.build(market, spec.options)
+    except Exception:  # noqa: BLE001 - backtest() itself reports the problem per combination
+        return None
 
 
 @contextmanager
