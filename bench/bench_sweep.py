@@ -23,6 +23,7 @@ LocalCluster comparison (2 single-threaded workers vs 1)::
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 import tracemalloc
@@ -121,7 +122,11 @@ def sma_cross_arrays(f: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return _crossings(f, s)
 
 
-def _setup(n: int, with_vbt: bool = True):
+def _setup(n: int, with_vbt: bool | None = None):
+    if with_vbt is None:  # NBTRADE_BENCH_VECTORBT=0 leaves vectorbt out (its broadcast is the slow part)
+        import os
+
+        with_vbt = os.environ.get("NBTRADE_BENCH_VECTORBT", "1") != "0"
     close = make_close(max(n // N_SYMBOLS, 300))
     market = _market(close)
     market.validate()
@@ -188,7 +193,7 @@ if __name__ == "__main__":
     rows, n = script_main(CASES, "nbtrade.sweep vs loops and vectorbt", __doc__, argv=argv, default_n=100_000,
                           quick_n=20_000)
     row = rows[0]["impls"]
-    print(f"parallel efficiency (sweep_1thread / nbtrade on {__import__('os').cpu_count()} cores): "
+    print(f"parallel efficiency (sweep_1thread / nbtrade on {os.cpu_count()} cores): "
           f"{row['sweep_1thread']['median_s'] / row['nbtrade']['median_s']:.2f}x")
     if "--memory" in sys.argv:
         impls = _setup(n)
