@@ -78,3 +78,22 @@ def test_unreachable_scheduler_fails_fast(small_market, monkeypatch):
 def test_bad_client(small_market):
     with pytest.raises(TypeError, match="client must be"):
         nbtrade.sweep(small_market, cross, GRID, client=42)
+
+
+def _dies_once(marker):
+    def fn(market, fast, slow):
+        import os
+
+        if fast == 10 and slow == 60 and not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)  # the worker process dies mid-sweep
+        return cross(market, fast, slow)
+
+    return fn
+
+
+def test_worker_dying_mid_sweep_is_recomputed(small_market, client, local, tmp_path):
+    marker = str(tmp_path / "died")
+    got = nbtrade.sweep(small_market, _dies_once(marker), GRID, fees=0.001, client=client, chunk_size=1)
+    assert (tmp_path / "died").exists() and len(got.errors) == 0
+    pd.testing.assert_frame_equal(got.table, local.table)
