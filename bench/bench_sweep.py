@@ -19,6 +19,7 @@ LocalCluster comparison (2 single-threaded workers vs 1)::
 
     python bench/bench_sweep.py --n 100000            # 5,000 bars x 20 symbols x 100 combinations
     python bench/bench_sweep.py --n 100000 --dask     # plus LocalCluster 2 vs 1 worker
+    python bench/bench_sweep.py --big 5000            # 10,000 combinations: time and peak RSS
     nbtrade bench sweep --n 100000 --repeat 3
 """
 from __future__ import annotations
@@ -186,9 +187,35 @@ def _dask(n: int, repeat: int) -> None:
                   f"{float(np.median(runs)):.3f} s of {repeat}; identical to local: yes")
 
 
+def _big(n_bars: int, n_jobs: int = -1) -> None:
+    """A 10,000-combination sweep (fast 1..100 x slow 101..200) over 20 symbols x ``n_bars``:
+    time and peak RSS of the process (inputs, then after)."""
+    import resource
+
+    import nbtrade
+
+    close = make_close(n_bars)
+    market = _market(close)
+    market.validate()
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    t0 = time.perf_counter()
+    res = nbtrade.sweep(market, sma_cross, {"fast": list(range(1, 101)), "slow": list(range(101, 201))},
+                        n_jobs=n_jobs, **OPTS)
+    secs = time.perf_counter() - t0
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    steps = 10_000 * n_bars * N_SYMBOLS
+    print(f"10,000 combinations x {n_bars:,} bars x {N_SYMBOLS} symbols: {secs:.1f} s "
+          f"(warm-up {res.timings['warmup_s']:.2f} s, {steps / secs / 1e6:.0f} M bar-steps/s), peak RSS "
+          f"{rss1:.0f} MiB (after loading the inputs: {rss0:.0f} MiB; close {close.nbytes / 2**20:.1f} MiB); "
+          f"best {res.best_params}, DSR {res.deflated_sharpe():.3f}")
+
+
 if __name__ == "__main__":
     from nbtrade.bench import script_main
 
+    if "--big" in sys.argv:
+        _big(int(sys.argv[sys.argv.index("--big") + 1]))
+        sys.exit(0)
     argv = [a for a in sys.argv[1:] if a not in ("--dask", "--memory")]
     rows, n = script_main(CASES, "nbtrade.sweep vs loops and vectorbt", __doc__, argv=argv, default_n=100_000,
                           quick_n=20_000)

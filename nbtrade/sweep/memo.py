@@ -6,7 +6,7 @@ fast)`` returns the memoised array when another combination already asked for it
 calls simply compute. The chunks of one sweep running in one process (its threads,
 or the tasks a Dask worker runs) share one memo, dropped when the sweep ends (on a
 worker: when a newer sweep arrives or the sweep releases it); its size is bounded by
-``MAX_BYTES`` (oldest entries go first), so memory stays the inputs plus that budget.
+``MAX_BYTES`` (least recently used entries go first), so memory stays the inputs plus that budget.
 
 Values equal ``nbtrade.indicators.sma`` / ``ema`` (TA-Lib conventions, the same 1-D
 kernels), computed serially per column (threads run side by side; no nested
@@ -40,6 +40,7 @@ class Memo:
         self.misses = 0
         self._d: OrderedDict[tuple, tuple[Any, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
+        self.extras: dict[Any, Any] = {}  # other per-sweep objects (the validated engine call)
 
     def get(self, key: tuple, source: Any, compute: Callable[[], np.ndarray]) -> np.ndarray:
         key = (id(source), *key)
@@ -47,6 +48,7 @@ class Memo:
             got = self._d.get(key)
             if got is not None and got[0] is source:
                 self.hits += 1
+                self._d.move_to_end(key)  # least recently used first out
                 return got[1]
             self.misses += 1
         val = compute()

@@ -143,10 +143,19 @@ def _fast_engine(market: Any, spec: Spec) -> Any:
 
     if spec.extra is not None or not spec.fast:
         return None
+    from .memo import shared
+
+    holder = shared(spec.token) if spec.token is not None else None
+    key = ("engine", id(market))
+    if holder is not None and key in holder.extras and holder.extras[key][0] is market:
+        return holder.extras[key][1]  # built once per sweep and process, shared by its chunks
     try:
-        return FastEngine.build(market, spec.options)
+        engine = FastEngine.build(market, spec.options)
     except Exception:  # noqa: BLE001 - backtest() itself reports the problem per combination
-        return None
+        engine = None
+    if holder is not None:
+        holder.extras[key] = (market, engine)
+    return engine
 
 
 @contextmanager
