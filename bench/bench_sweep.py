@@ -18,7 +18,7 @@ for the table, peak traced memory of each implementation against the inputs, and
 LocalCluster comparison (2 single-threaded workers vs 1)::
 
     python bench/bench_sweep.py --n 100000            # 5,000 bars x 20 symbols x 100 combinations
-    python bench/bench_sweep.py --n 100000 --dask     # plus LocalCluster 2 vs 1 worker
+    python bench/bench_sweep.py --n 100000 --dask     # only: LocalCluster 2 vs 1 worker
     python bench/bench_sweep.py --big 5000            # 10,000 combinations: time and peak RSS
     nbtrade bench sweep --n 100000 --repeat 3
 """
@@ -216,6 +216,10 @@ if __name__ == "__main__":
     if "--big" in sys.argv:
         _big(int(sys.argv[sys.argv.index("--big") + 1]))
         sys.exit(0)
+    if "--dask" in sys.argv:  # only the LocalCluster comparison
+        n_dask = int(sys.argv[sys.argv.index("--n") + 1]) if "--n" in sys.argv else 100_000
+        _dask(n_dask, 3)
+        sys.exit(0)
     argv = [a for a in sys.argv[1:] if a not in ("--dask", "--memory")]
     rows, n = script_main(CASES, "nbtrade.sweep vs loops and vectorbt", __doc__, argv=argv, default_n=100_000,
                           quick_n=20_000)
@@ -227,5 +231,3 @@ if __name__ == "__main__":
         inputs = max(n // N_SYMBOLS, 300) * N_SYMBOLS * 8 / 2**20
         for name, fn in impls.items():
             print(f"peak traced memory {name}: {_peak(fn):.1f} MiB (close input {inputs:.1f} MiB)")
-    if "--dask" in sys.argv:
-        _dask(n, 3)

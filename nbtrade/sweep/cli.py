@@ -79,6 +79,7 @@ def add_parser(sub: Any) -> None:
     sw.add_argument("--tp-stop", type=float, default=None)
     sw.add_argument("--cash", type=float, default=None)
     sw.add_argument("--csv", default=None, metavar="FILE", help="write the whole table as CSV")
+    sw.add_argument("--report", default=None, metavar="FILE.html", help="write the heat map and top rows as HTML")
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
@@ -142,4 +143,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if args.csv:
         res.table.to_csv(args.csv)
         console.print(f"table: {args.csv}")
+    if args.report:
+        res.report(args.report, title=f"nbtrade sweep: {os.path.basename(args.strategy)}")
+        console.print(f"report: {args.report}")
     return 0

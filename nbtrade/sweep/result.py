@@ -213,6 +213,46 @@ class SweepResult:
 
         (console or Console()).print(self.heatmap_table(x, y, metric))
 
+    def to_html(self, *, title: str = "nbtrade sweep", x: str | None = None, y: str | None = None,
+                metric: str | None = None) -> str:
+        """A self-contained HTML page: summary, the heat map of two parameters (cells shaded worst red
+        to best green) and the top rows."""
+        import html
+
+        s = self.summary()
+        parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
+                 "<style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
+                 "td,th{padding:3px 8px;border:1px solid #ddd;text-align:right}th{background:#f4f4f4}</style>",
+                 f"<h1>{html.escape(title)}</h1><p>{len(self.table)} combinations of {html.escape(', '.join(self.params))}"
+                 f" ranked by {html.escape(self.maximize)}; best {html.escape(str(self.best_params))}; deflated Sharpe "
+                 f"ratio {s['deflated_sharpe']:.3f}; PBO {s['pbo'] if s['pbo'] is None else round(s['pbo'], 3)}; "
+                 f"{len(self.errors)} failed.</p>"]
+        if len(self.params) >= 2 or (x and y):
+            hm = self.heatmap(x, y, metric)
+            vals = hm.to_numpy(dtype=float)
+            ok = np.isfinite(vals)
+            lo, hi = (np.nanmin(vals), np.nanmax(vals)) if ok.any() else (0.0, 1.0)
+            rows = ["<table class='heatmap'><tr><th>" + html.escape(f"{hm.index.name} \\ {hm.columns.name}") + "</th>"
+                    + "".join(f"<th>{html.escape(str(c))}</th>" for c in hm.columns) + "</tr>"]
+            for r, row in zip(hm.index, vals):
+                cells = []
+                for v in row:
+                    if not np.isfinite(v):
+                        cells.append("<td></td>")
+                        continue
+                    f = (v - lo) / (hi - lo) if hi > lo else 1.0
+                    cells.append(f"<td style='background:rgb({int(255 * (1 - f))},{int(200 * f + 55)},90)'>{v:.3g}</td>")
+                rows.append(f"<tr><th>{html.escape(str(r))}</th>{''.join(cells)}</tr>")
+            parts.append(f"<h2>{html.escape(metric or self.maximize)}</h2>" + "".join(rows) + "</table>")
+        parts.append("<h2>Top combinations</h2>" + self.head().to_html(float_format=lambda v: f"{v:.4g}"))
+        return "".join(parts)
+
+    def report(self, path: str, **kwargs: Any) -> str:
+        """Write :meth:`to_html` to ``path``; returns the path."""
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(self.to_html(**kwargs))
+        return path
+
     def summary(self) -> dict[str, Any]:
         """Counts, timings, best parameters and the overfitting statistics."""
         pbo = self.pbo() if np.isfinite(self.moments[:, 0]).sum() >= 2 else None

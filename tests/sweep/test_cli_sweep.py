@@ -24,7 +24,8 @@ def test_native_builtins_equal_strategies(native, builtin):
 def test_cli_sweep_builtin(tmp_path, capsys):
     out = tmp_path / "t.csv"
     assert main(["sweep", "sma_cross", "--param", "fast=5:15:5", "--param", "slow=30,40", *ARGS,
-                 "--csv", str(out), "--top", "3"]) == 0
+                 "--csv", str(out), "--top", "3", "--report", str(tmp_path / "r.html")]) == 0
+    assert "class='heatmap'" in (tmp_path / "r.html").read_text()
     text = capsys.readouterr().out
     assert "top 3 of 6 combinations by Sharpe Ratio" in text and "deflated Sharpe ratio" in text
     table = pd.read_csv(out, index_col=0)

@@ -62,6 +62,13 @@ def test_heatmap(swept):
         swept.heatmap("fast", "nope")
 
 
+def test_html_report(swept, tmp_path):
+    path = swept.report(str(tmp_path / "sweep.html"), title="grid")
+    text = open(path).read()
+    assert "<h1>grid</h1>" in text and "class='heatmap'" in text and text.count("<td style=") == 6
+    assert "Top combinations" in text and "deflated Sharpe" in text
+
+
 def test_overfitting_statistics_present(swept):
     s = swept.summary()
     assert 0.0 <= s["deflated_sharpe"] <= 1.0
