@@ -193,3 +193,24 @@ def ema_cols_nb(x, timeperiod, out):
     for c in range(x.shape[1]):
         ema_1d_nb(x[:, c], timeperiod, False, out[:, c])
     return out
+
+
+@jit
+def crossings_nb(fast, slow, entries, exits):
+    """Entries where ``fast`` crosses above ``slow`` (``slow`` defined), exits where it crosses below.
+
+    ``above[t] = fast[t] > slow[t]`` (False with a NaN), ``above[-1] = False``;
+    ``entries[t] = above[t] & ~above[t-1] & ~isnan(slow[t])``, ``exits[t] = ~above[t] & above[t-1]``:
+    ``nbtrade.strategies``' crossing rule in one row-major pass over ``(n_bars, n_cols)`` arrays.
+    """
+    n, m = fast.shape
+    prev = np.zeros(m, dtype=np.bool_)
+    for i in range(n):
+        for c in range(m):
+            s = slow[i, c]
+            a = fast[i, c] > s
+            p = prev[c]
+            entries[i, c] = a and not p and s == s
+            exits[i, c] = p and not a
+            prev[c] = a
+    return entries, exits

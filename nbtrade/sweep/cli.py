@@ -15,11 +15,14 @@ import numpy as np
 
 
 def _crossings(f: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The built-in strategies' rule: enter when fast crosses above slow (both defined), exit below."""
-    above = f > s
-    was = np.zeros_like(above)
-    was[1:] = above[:-1]
-    return above & ~was & ~np.isnan(s), ~above & was
+    """The built-in strategies' rule: enter when fast crosses above slow (both defined), exit below
+    (one compiled pass, ``kernels.sweep.crossings_nb``; GIL released)."""
+    from ..kernels.sweep import crossings_nb
+
+    f2, s2 = (f, s) if f.ndim == 2 else (f[:, None], s[:, None])
+    entries, exits = np.empty(f2.shape, dtype=np.bool_), np.empty(f2.shape, dtype=np.bool_)
+    crossings_nb(np.ascontiguousarray(f2), np.ascontiguousarray(s2), entries, exits)
+    return (entries, exits) if f.ndim == 2 else (entries[:, 0], exits[:, 0])
 
 
 def sma_cross(market: Any, fast: int = 10, slow: int = 50) -> tuple[np.ndarray, np.ndarray]:
