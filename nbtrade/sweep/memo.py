@@ -76,12 +76,12 @@ _shared_lock = threading.Lock()
 KEEP = 2
 
 
-def shared(token: str) -> Memo:
+def shared(token: str, max_bytes: int = MAX_BYTES) -> Memo:
     """The memo of sweep ``token`` in this process (created on first use; older sweeps' dropped)."""
     with _shared_lock:
         memo = _shared.get(token)
         if memo is None:
-            memo = _shared[token] = Memo()
+            memo = _shared[token] = Memo(max_bytes)
             while len(_shared) > KEEP:
                 _shared.popitem(last=False)
         return memo
@@ -97,7 +97,7 @@ def release(token: str) -> None:
 def chunk_memo(token: str | None = None, max_bytes: int = MAX_BYTES) -> Iterator[Memo]:
     """Run a block with sweep ``token``'s memo on this thread (a fresh one without token)."""
     prev = current()
-    _local.memo = Memo(max_bytes) if token is None else shared(token)
+    _local.memo = Memo(max_bytes) if token is None else shared(token, max_bytes)
     try:
         yield _local.memo
     finally:

@@ -41,6 +41,11 @@ def test_threads_equal_one_thread_bit_for_bit(small_market, swept):
     assert_array_equal(one.blocks, swept.blocks)
 
 
+def test_tiny_memo_budget_same_table(small_market, swept):
+    tiny = nbtrade.sweep(small_market, cross, GRID, fees=0.001, n_jobs=2, chunk_size=2, memo_bytes=0)
+    pd.testing.assert_frame_equal(tiny.table, swept.table)
+
+
 def test_best_result_rebuilt(small_market, swept):
     best = swept.best
     assert isinstance(best, nbtrade.Result)
@@ -155,6 +160,7 @@ def test_every_combination_failing(small_market):
     (dict(n_jobs=0), ValueError, "n_jobs"),
     (dict(top=0), ValueError, "top"),
     (dict(chunk_size=0), ValueError, "chunk_size"),
+    (dict(memo_bytes=-1), ValueError, "memo_bytes"),
     (dict(constraint=lambda p: False), ValueError, "constraint rejects every"),
     (dict(params={"fast": range(1, 2001), "slow": range(1, 1001)}), ValueError, r"2,000,000 combinations.*GiB"),
 ])
