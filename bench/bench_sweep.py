@@ -50,7 +50,7 @@ def make_close(n_bars: int, n_symbols: int = N_SYMBOLS, seed: int = 0) -> np.nda
 
 def sma_cross(market, fast, slow):
     """Crossing events of two memoised SMAs (the sweep-native ``sma_cross``)."""
-    from nbtrade.sweep.cli import sma_cross as native
+    from nbtrade.sweep.native import sma_cross as native
 
     return native(market, fast, slow)
 
@@ -118,7 +118,7 @@ def _vectorbt(close: np.ndarray):
 
 
 def sma_cross_arrays(f: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from nbtrade.sweep.cli import _crossings
+    from nbtrade.sweep.native import _crossings
 
     return _crossings(f, s)
 

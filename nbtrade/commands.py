@@ -347,7 +347,7 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from .sweep.cli import run_sweep_command
+    from .sweep.command import run_sweep_command
 
     return run_sweep_command(args)
 

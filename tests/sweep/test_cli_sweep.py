@@ -6,7 +6,7 @@ import pytest
 import nbtrade
 from nbtrade import strategies
 from nbtrade.cli import main
-from nbtrade.sweep.cli import ema_cross, sma_cross
+from nbtrade.sweep.native import ema_cross, sma_cross
 
 ARGS = ["--synthetic", "--symbols", "BTC/USDT,ETH/USDT", "--start", "2024-01-01", "--end", "2024-01-15",
         "--jobs", "1"]
