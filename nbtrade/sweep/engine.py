@@ -9,6 +9,10 @@ with signals; the options in :data:`SUPPORTED`), and per combination aligns the 
 bit-for-bit what ``backtest`` gives (tested). Other options (resting orders, absolute stops,
 exit sizes, exchange filters) fall back to ``nbtrade.backtest`` itself.
 
+When the engine offers a validated run configuration (``nbtrade.engine.RunConfig`` with
+``run_signals``), :class:`ConfigEngine` uses it instead: the options validated once into the
+config, every option supported, ``run_signals`` per combination.
+
 This module and ``run._evaluate`` are the only places a sweep calls the engine.
 """
 from __future__ import annotations
@@ -26,12 +30,38 @@ SUPPORTED = frozenset({
 })
 
 
+def _config_api() -> tuple[Any, Any] | None:
+    """``(RunConfig, run_signals)`` of an engine that validates options once, or None."""
+    try:
+        from ..engine import RunConfig, run_signals  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return RunConfig, run_signals
+
+
+class ConfigEngine:
+    """The engine's own validated-once path: ``RunConfig.build`` once, ``run_signals`` per combination."""
+
+    def __init__(self, market: Any, options: Mapping[str, Any], api: tuple[Any, Any]):
+        run_config, self._run = api
+        self.market = market
+        self.cfg = run_config.build(market, "signals", **options)
+
+    def run(self, signals: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        res = self._run(self.market, self.cfg, **signals)
+        return res.equity.to_numpy(), res.order_records, res.trade_records
+
+
 class FastEngine:
     """One sweep's engine inputs, validated once; :meth:`run` takes a combination's signals."""
 
     @classmethod
-    def build(cls, market: Any, options: Mapping[str, Any]) -> "FastEngine | None":
-        """The fast path for ``options``, or None when they need ``nbtrade.backtest`` itself."""
+    def build(cls, market: Any, options: Mapping[str, Any]) -> "FastEngine | ConfigEngine | None":
+        """The engine's config path when it has one, else the fast path for ``options``, or None when
+        they need ``nbtrade.backtest`` itself."""
+        api = _config_api()
+        if api is not None:
+            return ConfigEngine(market, options, api)
         if set(options) - SUPPORTED or options.get("order_type", "market") != "market":
             return None
         return cls(market, options)
