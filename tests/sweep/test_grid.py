@@ -81,3 +81,14 @@ def test_parse_param(text, expected):
 def test_parse_param_bad(text):
     with pytest.raises(ValueError, match="--param"):
         parse_param(text)
+
+
+def test_doctests():
+    import doctest
+    import importlib
+
+    grid_module = importlib.import_module("nbtrade.sweep.grid")
+    run = importlib.import_module("nbtrade.sweep.run")
+
+    assert doctest.testmod(grid_module).failed == 0
+    assert doctest.testmod(run).failed == 0
