@@ -32,7 +32,7 @@ def test_fast_engine_equals_backtest(small_market, k, fn):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = nbtrade.backtest(small_market, **sig, **opts)
-        eq, orders, trades = eng.run(sig)
+            eq, orders, trades = eng.run(sig)
         assert_array_equal(eq, res.equity.to_numpy())
         assert_array_equal(orders, res.order_records)
         assert_array_equal(trades, res.trade_records)
