@@ -17,6 +17,7 @@ on the cluster; folds themselves run one after another.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -36,7 +37,8 @@ class WalkForwardOptimizeResult:
         objective, Sharpe ratio and total return, trials, the in-sample deflated Sharpe
         ratio and PBO.
     oos_equity : Series
-        Out-of-sample equity stitched over the folds (quote currency, from ``init_cash``).
+        Out-of-sample equity stitched over the folds (quote currency, from the portfolio's initial
+        cash): each fold's growth compounded on the previous folds' end value.
     results : list of Result
         Each fold's out-of-sample backtest.
     sweeps : list of SweepResult
@@ -97,8 +99,6 @@ def walk_forward_optimize(market: Any, signals_fn: Callable, params: Mapping[str
     from .run import _check_maximize, _evaluate, as_signals, objective
     from .run import sweep as run_sweep
 
-    import warnings
-
     market = prepare(market)
     T = market.shape[0]
     spacing = _spacing(market.index) if isinstance(market.index, pd.DatetimeIndex) else None
@@ -121,8 +121,7 @@ def walk_forward_optimize(market: Any, signals_fn: Callable, params: Mapping[str
     col, extra = _check_maximize(maximize)
     client_obj, owned = resolve_client(client)
     rows, results, sweeps, pieces = [], [], [], []
-    level = float(backtest_options.get("init_cash", 10_000.0))
-    init = level
+    level = None  # the stitched curve's value: starts at the portfolio's initial cash
     try:
         for k, s in enumerate(range(first, T, step_w)):
             e = min(s + test_w, T)
@@ -154,6 +153,7 @@ def walk_forward_optimize(market: Any, signals_fn: Callable, params: Mapping[str
                          "OOS Total Return [%]": float(st["Total Return [%]"]),
                          "trials": len(sw.table) - len(sw.errors), "deflated_sharpe": dsr, "pbo": pbo})
             growth = res.equity.to_numpy() / res.init_cash
+            level = float(res.init_cash) if level is None else level
             pieces.append(pd.Series(level * growth, index=res.index))
             level = level * float(growth[-1])
             results.append(res)
@@ -163,5 +163,4 @@ def walk_forward_optimize(market: Any, signals_fn: Callable, params: Mapping[str
             client_obj.close()
     folds = pd.DataFrame(rows).set_index("fold")
     eq = pd.concat(pieces).rename("oos_equity") if pieces else pd.Series(dtype=float, name="oos_equity")
-    del init
     return WalkForwardOptimizeResult(folds, eq, results, sweeps, list(sweeps[0].params) if sweeps else [])
