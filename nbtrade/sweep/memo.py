@@ -31,7 +31,7 @@ _local = threading.local()
 class Memo:
     """A cache of computed arrays keyed by ``(name, args)`` and the source array (by identity).
 
-    Thread-safe: two threads asking for the same missing entry may both compute it (same value)."""
+    Thread-safe: a thread asking for an entry another thread is computing waits for it."""
 
     def __init__(self, max_bytes: int = MAX_BYTES):
         self.max_bytes = max_bytes
@@ -40,28 +40,40 @@ class Memo:
         self.misses = 0
         self._d: OrderedDict[tuple, tuple[Any, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
+        self._pending: dict[tuple, threading.Event] = {}  # entries being computed by some thread
         self.extras: dict[Any, Any] = {}  # other per-sweep objects (the validated engine call)
 
     def get(self, key: tuple, source: Any, compute: Callable[[], np.ndarray]) -> np.ndarray:
         key = (id(source), *key)
-        with self._lock:
-            got = self._d.get(key)
-            if got is not None and got[0] is source:
-                self.hits += 1
-                self._d.move_to_end(key)  # least recently used first out
-                return got[1]
-            self.misses += 1
-        val = compute()
-        val.flags.writeable = False
-        with self._lock:
-            old = self._d.pop(key, None)
-            if old is not None:
-                self.nbytes -= old[1].nbytes
-            self._d[key] = (source, val)  # the source is kept alive: its id cannot be reused meanwhile
-            self.nbytes += val.nbytes
-            while self.nbytes > self.max_bytes and len(self._d) > 1:
-                _, (_, dropped) = self._d.popitem(last=False)
-                self.nbytes -= dropped.nbytes
+        while True:
+            with self._lock:
+                got = self._d.get(key)
+                if got is not None and got[0] is source:
+                    self.hits += 1
+                    self._d.move_to_end(key)  # least recently used first out
+                    return got[1]
+                pending = self._pending.get(key)
+                if pending is None:  # this thread computes it; others asking meanwhile wait for it
+                    self.misses += 1
+                    done = self._pending[key] = threading.Event()
+                    break
+            pending.wait()
+        try:
+            val = compute()
+            val.flags.writeable = False
+            with self._lock:
+                old = self._d.pop(key, None)
+                if old is not None:
+                    self.nbytes -= old[1].nbytes
+                self._d[key] = (source, val)  # the source is kept alive: its id cannot be reused meanwhile
+                self.nbytes += val.nbytes
+                while self.nbytes > self.max_bytes and len(self._d) > 1:
+                    _, (_, dropped) = self._d.popitem(last=False)
+                    self.nbytes -= dropped.nbytes
+        finally:
+            with self._lock:
+                del self._pending[key]
+            done.set()
         return val
 
 
