@@ -31,8 +31,9 @@ from .memo import MAX_BYTES, chunk_memo, release
 
 #: Contiguous blocks of bars kept per combination for the PBO (CSCV) statistic.
 N_BLOCKS = 16
-#: With ``n_jobs=-1``, combinations of fewer bar-steps (bars x symbols) run on one thread: measured
-#: on 2 cores, 100k bar-steps ran 0.8x as fast on two threads as on one, 1M 1.45x.
+#: With ``n_jobs=-1``, combinations of fewer bar-steps (bars x symbols) run on one thread: measured on
+#: 2 shared cores (medians), 100k bar-steps per combination ran 0.8x as fast on two threads as on one
+#: (the Python between kernels holds the GIL), 1M bar-steps 1.59x.
 THREADS_MIN_STEPS = 500_000
 #: Labels of ``Result.stats()`` that are times, not numbers (cannot be maximised).
 TIME_LABELS = ("Start", "End", "Duration", "Max. Drawdown Duration", "Avg. Drawdown Duration",
