@@ -187,24 +187,26 @@ class SweepResult:
         """The heat map as a ``rich`` Table (cells shaded from red, worst, to green, best)."""
         from rich.table import Table
 
-        hm = self.heatmap(x, y, metric)
-        vals = hm.to_numpy(dtype=float)
-        lo, hi = np.nanmin(vals) if np.isfinite(vals).any() else 0, np.nanmax(vals) if np.isfinite(vals).any() else 1
+        hm, shades = self._shaded(x, y, metric)
         t = Table(title=f"{metric or self.maximize} by {hm.index.name} (rows) x {hm.columns.name} (columns)")
         t.add_column(f"{hm.index.name} \\ {hm.columns.name}", justify="right", style="bold")
         for c in hm.columns:
             t.add_column(str(c), justify="right")
-        for r, row in zip(hm.index, vals):
-            cells = []
-            for v in row:
-                if not np.isfinite(v):
-                    cells.append("")
-                    continue
-                f = (v - lo) / (hi - lo) if hi > lo else 1.0
-                red, green = int(255 * (1 - f)), int(255 * f)
-                cells.append(f"[black on rgb({red},{green},80)]{v:.3g}[/]")
-            t.add_row(str(r), *cells)
+        for r, row in zip(hm.index, shades):
+            t.add_row(str(r), *("" if f is None else f"[black on rgb({int(255 * (1 - f))},{int(255 * f)},80)]{v:.3g}[/]"
+                                for v, f in row))
         return t
+
+    def _shaded(self, x: str | None, y: str | None, metric: str | None) -> tuple[pd.DataFrame, list]:
+        """The heat map and, per cell, ``(value, shade)``: 0 for the worst value, 1 for the best
+        (None where the value is missing)."""
+        hm = self.heatmap(x, y, metric)
+        vals = hm.to_numpy(dtype=float)
+        ok = np.isfinite(vals)
+        lo, hi = (np.nanmin(vals), np.nanmax(vals)) if ok.any() else (0.0, 1.0)
+        span = hi - lo
+        return hm, [[(v, ((v - lo) / span if span > 0 else 1.0) if np.isfinite(v) else None) for v in row]
+                    for row in vals]
 
     def print_heatmap(self, x: str | None = None, y: str | None = None, metric: str | None = None,
                       console: Any = None) -> None:
@@ -228,20 +230,13 @@ class SweepResult:
                  f"ratio {s['deflated_sharpe']:.3f}; PBO {s['pbo'] if s['pbo'] is None else round(s['pbo'], 3)}; "
                  f"{len(self.errors)} failed.</p>"]
         if len(self.params) >= 2 or (x and y):
-            hm = self.heatmap(x, y, metric)
-            vals = hm.to_numpy(dtype=float)
-            ok = np.isfinite(vals)
-            lo, hi = (np.nanmin(vals), np.nanmax(vals)) if ok.any() else (0.0, 1.0)
+            hm, shades = self._shaded(x, y, metric)
             rows = ["<table class='heatmap'><tr><th>" + html.escape(f"{hm.index.name} \\ {hm.columns.name}") + "</th>"
                     + "".join(f"<th>{html.escape(str(c))}</th>" for c in hm.columns) + "</tr>"]
-            for r, row in zip(hm.index, vals):
-                cells = []
-                for v in row:
-                    if not np.isfinite(v):
-                        cells.append("<td></td>")
-                        continue
-                    f = (v - lo) / (hi - lo) if hi > lo else 1.0
-                    cells.append(f"<td style='background:rgb({int(255 * (1 - f))},{int(200 * f + 55)},90)'>{v:.3g}</td>")
+            for r, row in zip(hm.index, shades):
+                cells = ("<td></td>" if f is None else
+                         f"<td style='background:rgb({int(255 * (1 - f))},{int(200 * f + 55)},90)'>{v:.3g}</td>"
+                         for v, f in row)
                 rows.append(f"<tr><th>{html.escape(str(r))}</th>{''.join(cells)}</tr>")
             parts.append(f"<h2>{html.escape(metric or self.maximize)}</h2>" + "".join(rows) + "</table>")
         parts.append("<h2>Top combinations</h2>" + self.head().to_html(float_format=lambda v: f"{v:.4g}"))
