@@ -278,7 +278,7 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
     >>> res.table.shape
     (4, 15)
     """
-    from ..backtesting import prepare
+    from ..backtesting import RejectedOrdersWarning, prepare
     from ..kernels.sweep import METRICS
     from .distributed import resolve_client
     from .result import SweepResult
@@ -314,8 +314,6 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
     # warm-up: the first combinations run alone until one succeeds (compiles or loads the kernels)
     errors: list = []
     probe = None
-    from ..backtesting import RejectedOrdersWarning
-
     client_obj, owned = resolve_client(client)  # first: an unreachable scheduler fails before any work
     token = uuid.uuid4().hex
     try:  # the sweep's indicator memo is released (and a client we opened closed) however it ends
@@ -330,7 +328,8 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
                     if i >= 9 and len(errors) == i + 1:
                         break
             if probe is None:
-                raise RuntimeError(f"every combination tried failed; first: {combos[errors[0][0]]} -> {errors[0][1]}")
+                raise RuntimeError(f"the first {len(errors)} combinations all failed (the sweep stops there); first: "
+                                   f"{combos[errors[0][0]]} -> {errors[0][1]}")
             first, res0 = probe
             bpy, years = _annualisation(res0)
             spec = Spec(dict(backtest_options), extra, float(res0.init_cash), bpy, years, n_cols, token=token,
