@@ -6,5 +6,5 @@ def test_bench_case_small(monkeypatch):
     monkeypatch.setenv("NBTRADE_BENCH_VECTORBT", "0")
     from nbtrade.benchsuite.bench_sweep import CASES
 
-    row = run_case(CASES[0], 6_000, 1)  # checks every implementation's final equities against the sweep's
+    row = run_case(CASES[0], 600_000, 1)  # 300 bars  # checks every implementation's final equities against the sweep's
     assert {"nbtrade", "sweep_1thread", "loop_prepared", "loop_prepared_stats"} <= set(row["impls"])
