@@ -97,3 +97,11 @@ def test_worker_dying_mid_sweep_is_recomputed(small_market, client, local, tmp_p
     got = nbtrade.sweep(small_market, _dies_once(marker), GRID, fees=0.001, client=client, chunk_size=1)
     assert (tmp_path / "died").exists() and len(got.errors) == 0
     pd.testing.assert_frame_equal(got.table, local.table)
+
+
+def test_walk_forward_optimize_on_dask(small_market, client):
+    args = (small_market, cross, {"fast": [5, 10], "slow": [30]}, 600, 400)
+    local = nbtrade.walk_forward_optimize(*args, n_jobs=1, fees=0.001)
+    got = nbtrade.walk_forward_optimize(*args, client=client, fees=0.001)
+    pd.testing.assert_frame_equal(got.folds, local.folds)
+    pd.testing.assert_series_equal(got.oos_equity, local.oos_equity)
