@@ -68,28 +68,37 @@ class ChunkOut:
 
 
 def _evaluate(market: Any, options: Mapping[str, Any], signals: Mapping[str, Any]) -> Any:
-    """Run the engine on one combination's signals: the only call into the engine here.
+    """Run the engine on one combination's signals: the only call into the engine's front ends here.
 
     ``market`` is a prepared :class:`~nbtrade.Market`; ``options`` the backtest options
-    (fees, sizing...); ``signals`` ``entries``/``exits`` (and short ones). Returns a
+    (fees, sizing...); ``signals`` ``entries``/``exits`` (and short ones) for
+    :func:`nbtrade.backtest`, or ``weights`` for :func:`nbtrade.backtest_weights`. Returns a
     :class:`~nbtrade.Result` (its frames are built lazily and never touched here)."""
-    from ..backtesting import backtest
+    from ..backtesting import backtest, backtest_weights
 
+    if "weights" in signals:
+        return backtest_weights(market, signals["weights"], **options)
     return backtest(market, **signals, **options)
 
 
 def as_signals(out: Any) -> dict[str, Any]:
-    """A signal function's output -> ``{"entries": ..., "exits": ..., ...}``."""
+    """A signal function's output -> ``{"entries": ..., "exits": ..., ...}`` (a tuple of 2 or 4, or a
+    dict of them), or ``{"weights": ...}`` (target weights: a DataFrame or array, or that dict)."""
     keys = ("entries", "exits", "short_entries", "short_exits")
     if isinstance(out, Mapping):
+        if set(out) == {"weights"}:
+            return dict(out)
         bad = [k for k in out if k not in keys]
         if bad:
-            raise ValueError(f"signals_fn returned a dict with unknown key {bad[0]!r}; keys are {', '.join(keys)}")
+            raise ValueError(f"signals_fn returned a dict with unknown key {bad[0]!r}; keys are {', '.join(keys)} "
+                             "(or weights alone)")
         return dict(out)
     if isinstance(out, tuple) and len(out) in (2, 4):
         return dict(zip(keys, out))
-    raise TypeError("signals_fn must return (entries, exits), (entries, exits, short_entries, short_exits) "
-                    f"or a dict of them, got {type(out).__name__}")
+    if hasattr(out, "shape") and not isinstance(out, tuple):  # target weights, bars x symbols
+        return {"weights": out}
+    raise TypeError("signals_fn must return (entries, exits), (entries, exits, short_entries, short_exits), "
+                    f"target weights (bars x symbols) or a dict of them, got {type(out).__name__}")
 
 
 def _empty(k: int, spec: Spec) -> ChunkOut:
@@ -128,7 +137,7 @@ def run_chunk(market: Any, fn: Callable, combos: Sequence[dict], start: int, spe
         for j, p in enumerate(combos):
             try:
                 signals = as_signals(fn(market, **p))
-                if engine is not None:  # validated once: only the signals and the kernels per combination
+                if engine is not None and "weights" not in signals:  # validated once: signals and kernels only
                     equity, orders, trades = engine.run(signals)
                     sweep_metrics_nb(equity, spec.init_cash, spec.bpy, spec.years, orders, trades, spec.n_cols,
                                      out.rows[j], out.moments[j], out.blocks[j])
@@ -225,7 +234,8 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
     signals_fn : callable
         ``signals_fn(market, **params) -> (entries, exits)`` or ``(entries, exits,
         short_entries, short_exits)`` (or a dict of them); bars x symbols bool arrays
-        or DataFrames, as :func:`nbtrade.backtest` takes. Use ``nbtrade.sweep.sma`` /
+        or DataFrames, as :func:`nbtrade.backtest` takes. Or target weights (bars x
+        symbols, a DataFrame or array), run by :func:`nbtrade.backtest_weights`. Use ``nbtrade.sweep.sma`` /
         ``ema`` inside for indicators computed once per distinct value in a chunk.
         Must be picklable (cloudpickle) with ``client``.
     params : dict of value lists, or list of dicts
@@ -258,7 +268,8 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
         first): peak memory is about the inputs plus this plus, per thread, one run's arrays.
         A smaller budget trades memory for recomputed indicators.
     **backtest_options
-        Passed to :func:`nbtrade.backtest` (``fees=0.001``, ``init_cash``, ``size``...).
+        Passed to :func:`nbtrade.backtest` (``fees=0.001``, ``init_cash``, ``size``...), or to
+        :func:`nbtrade.backtest_weights` (``rebalance_every``...) for target weights.
 
     Returns
     -------

@@ -176,3 +176,22 @@ def test_signals_fn_bad_output(small_market):
         nbtrade.sweep(small_market, lambda market, fast: 1, {"fast": [1]})
     with pytest.raises(TypeError, match="signals_fn must be a callable"):
         nbtrade.sweep(small_market, None, {"fast": [1]})
+
+
+@pytest.mark.filterwarnings("ignore::nbtrade.RejectedOrdersWarning")
+def test_target_weights_sweep(small_market):
+    def momentum(market, lookback, top):
+        close = market.close
+        score = close / close.shift(lookback) - 1.0
+        rank = score.rank(axis=1, ascending=False)
+        return (rank <= top).astype(float).div(top).fillna(0.0)
+
+    r = nbtrade.sweep(small_market, momentum, {"lookback": [12, 48], "top": [1, 2]}, fees=0.001,
+                      rebalance_every=12, n_jobs=2)
+    assert len(r.table) == 4 and len(r.errors) == 0
+    for i, p in enumerate(nbtrade.sweep.grid({"lookback": [12, 48], "top": [1, 2]})):
+        res = nbtrade.backtest_weights(small_market, momentum(small_market, **p), fees=0.001, rebalance_every=12)
+        st = res.stats()
+        for label in METRICS:
+            assert_allclose(r.table.loc[i, label], st[label], rtol=1e-9, err_msg=label)
+    assert isinstance(r.best, nbtrade.Result)
