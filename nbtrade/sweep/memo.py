@@ -6,7 +6,9 @@ fast)`` returns the memoised array when another combination already asked for it
 calls simply compute. The chunks of one sweep running in one process (its threads,
 or the tasks a Dask worker runs) share one memo, dropped when the sweep ends (on a
 worker: when a newer sweep arrives or the sweep releases it); its size is bounded by
-``MAX_BYTES`` (least recently used entries go first), so memory stays the inputs plus that budget.
+``MAX_BYTES``: once full it keeps what it holds and computes the rest on demand (a grid scan
+revisits values cyclically, where evicting old entries would always miss), so memory stays the
+inputs plus that budget.
 
 Values equal ``nbtrade.indicators.sma`` / ``ema`` (TA-Lib conventions, the same 1-D
 kernels), computed serially per column (threads run side by side; no nested
@@ -50,7 +52,6 @@ class Memo:
                 got = self._d.get(key)
                 if got is not None and got[0] is source:
                     self.hits += 1
-                    self._d.move_to_end(key)  # least recently used first out
                     return got[1]
                 pending = self._pending.get(key)
                 if pending is None:  # this thread computes it; others asking meanwhile wait for it
@@ -62,14 +63,11 @@ class Memo:
             val = compute()
             val.flags.writeable = False
             with self._lock:
-                old = self._d.pop(key, None)
-                if old is not None:
-                    self.nbytes -= old[1].nbytes
-                self._d[key] = (source, val)  # the source is kept alive: its id cannot be reused meanwhile
-                self.nbytes += val.nbytes
-                while self.nbytes > self.max_bytes and len(self._d) > 1:
-                    _, (_, dropped) = self._d.popitem(last=False)
-                    self.nbytes -= dropped.nbytes
+                # a full memo keeps what it holds: a grid scan revisits values cyclically (each fast
+                # value meets every slow one), where evicting the least recently used would miss always
+                if self.nbytes + val.nbytes <= self.max_bytes or not self._d:
+                    self._d[key] = (source, val)  # the source is kept alive: its id cannot be reused meanwhile
+                    self.nbytes += val.nbytes
         finally:
             with self._lock:
                 del self._pending[key]

@@ -264,8 +264,9 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
     progress : callable, optional
         ``progress(done, total, best_so_far)`` after each chunk.
     memo_bytes : int
-        Budget of the indicator memo per process (bytes; least recently used entries go
-        first): peak memory is about the inputs plus this plus, per thread, one run's arrays.
+        Budget of the indicator memo per process (bytes; once full, further indicators are
+        computed on demand): peak memory is about the inputs plus this plus, per thread, one
+        run's arrays.
         A smaller budget trades memory for recomputed indicators.
     **backtest_options
         Passed to :func:`nbtrade.backtest` (``fees=0.001``, ``init_cash``, ``size``...), or to
