@@ -72,7 +72,7 @@ def test_unreachable_scheduler_fails_fast(small_market, monkeypatch):
     t0 = time.monotonic()
     with pytest.raises(ConnectionError, match=r"cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
         nbtrade.sweep(small_market, cross, GRID, client="tcp://127.0.0.1:9")
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 10  # 1 s connect timeout, plus start-up on a busy machine
 
 
 def test_bad_client(small_market):
