@@ -79,6 +79,7 @@ class SweepResult:
             python_cols.append(col)
         table.index.name = "combination"
         table = table.sort_values(col, ascending=False, kind="stable", na_position="last")
+        table.attrs["python_columns"] = list(python_cols)  # computed in Python from each Result, not the kernel
         errs.sort()
         err_df = pd.DataFrame([{**combos[i], "error": msg} for i, msg in errs],
                               index=pd.Index([i for i, _ in errs], name="combination"),

@@ -83,7 +83,7 @@ def test_overfitting_statistics_present(swept):
 
 def test_long_short_and_python_side_metric(small_market):
     r = nbtrade.sweep(small_market, cross_ls, {"fast": [8, 16], "slow": [40]}, maximize="SQN", n_jobs=2, fees=0.001)
-    assert r.python_columns == ["SQN"] and r.maximize == "SQN"
+    assert r.python_columns == ["SQN"] and r.maximize == "SQN" and r.table.attrs["python_columns"] == ["SQN"]
     for i, p in enumerate(nbtrade.sweep.grid({"fast": [8, 16], "slow": [40]})):
         res = nbtrade.backtest(small_market, *cross_ls(small_market, **p), fees=0.001)
         assert_allclose(r.table.loc[i, "SQN"], res.stats()["SQN"], rtol=1e-12)
