@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit
-from .moving import ema_1d_nb, sma_1d_nb
+from .moving import ema_1d_nb, is_missing, sma_1d_nb
 from .records import ExitReason, Side, Status
 
 #: Labels of the row :func:`sweep_metrics_nb` writes, in order (``Result.stats()`` labels).
@@ -214,3 +214,37 @@ def crossings_nb(fast, slow, entries, exits):
             exits[i, c] = p and not a
             prev[c] = a
     return entries, exits
+
+
+@jit
+def sma_rows_nb(x, timeperiod, out):
+    """:func:`sma_cols_nb` walking rows: the same values (``sma_1d_nb``'s state machine per column,
+    the same additions in the same order) on row-major ``(n_bars, n_cols)`` arrays, without a
+    column-major copy of the input or the output. A missing value (NaN, +-inf) gives NaN and
+    restarts that column's warm-up."""
+    n, m = x.shape
+    p = timeperiod
+    inv = 1.0 / p
+    start = np.full(m, -1, dtype=np.int64)  # first bar of the current valid run (-1: none)
+    total = np.zeros(m)
+    for i in range(n):
+        for c in range(m):
+            v = x[i, c]
+            if is_missing(v):
+                out[i, c] = np.nan
+                start[c] = -1
+                continue
+            if start[c] < 0:
+                start[c] = i
+                total[c] = 0.0
+            k = i - start[c]
+            if k < p - 1:
+                total[c] += v
+                out[i, c] = np.nan
+            elif k == p - 1:
+                total[c] += v
+                out[i, c] = total[c] * inv
+            else:
+                total[c] += v - x[i - p, c]
+                out[i, c] = total[c] * inv
+    return out

@@ -139,19 +139,24 @@ def _fortran(src: Any, memo: Memo | None) -> np.ndarray:
 
 
 def _moving(name: str, x: Any, timeperiod: Any) -> np.ndarray:
-    from ..kernels.sweep import ema_cols_nb, sma_cols_nb
     from .._arrays import check_period
+    from ..kernels.sweep import ema_cols_nb, sma_rows_nb
 
     p = check_period(timeperiod, "timeperiod", 1)
     src = _source(x)
     memo = current()
 
     def compute() -> np.ndarray:
+        a = _as_float(src)
+        if name == "sma":  # row-major in and out: no layout copies
+            a2 = np.ascontiguousarray(a if a.ndim == 2 else a[:, None])
+            out = sma_rows_nb(a2, p, np.empty(a2.shape))
+            return out if a.ndim == 2 else out[:, 0].copy()
         xf = _fortran(src, memo)
         out = np.empty(xf.shape, order="F")
-        (sma_cols_nb if name == "sma" else ema_cols_nb)(xf, p, out)
+        ema_cols_nb(xf, p, out)
         # row-major for what follows (comparisons, then the engine's bar loop): one copy per value
-        return np.ascontiguousarray(out) if _as_float(src).ndim == 2 else out[:, 0].copy()
+        return np.ascontiguousarray(out) if a.ndim == 2 else out[:, 0].copy()
 
     if memo is None:
         return compute()

@@ -106,9 +106,9 @@ def test_memo_computes_each_distinct_window_once(small_market):
         return out
 
     nbtrade.sweep(small_market, fn, {"fast": [5, 10, 15], "slow": [30, 40, 50]}, n_jobs=1, chunk_size=3)
-    # the sweep's chunks share one memo: 18 window lookups, 6 computed (+ 1 column-major copy of the close)
+    # the sweep's chunks share one memo: 18 window lookups, 6 computed
     misses, hits = seen[-1]
-    assert len(seen) == 9 and (misses, hits) == (6 + 1, 18 - 6 + 5)
+    assert len(seen) == 9 and (misses, hits) == (6, 18 - 6)
     assert not memo._shared  # released when the sweep ended
 
 
@@ -195,3 +195,18 @@ def test_target_weights_sweep(small_market):
         for label in METRICS:
             assert_allclose(r.table.loc[i, label], st[label], rtol=1e-9, err_msg=label)
     assert isinstance(r.best, nbtrade.Result)
+
+
+@pytest.mark.parametrize("window", [1, 2, 5, 30])
+def test_row_major_sma_equals_indicator_with_missing_values(window):
+    from nbtrade.kernels.sweep import sma_rows_nb
+
+    rng = np.random.default_rng(window)
+    x = 100 + rng.normal(0, 1, (200, 4)).cumsum(axis=0)
+    x[10:13, 0] = np.nan
+    x[50, 1] = np.inf
+    x[:20, 2] = np.nan
+    x[199, 3] = np.nan
+    got = sma_rows_nb(x, window, np.empty_like(x))
+    want = np.column_stack([nbtrade.indicators.sma(x[:, c].copy(), window) for c in range(4)])
+    assert_array_equal(got, want)  # bit for bit, NaN where the indicator is NaN
