@@ -87,6 +87,12 @@ _EXPORTS: dict[str, str] = {
     "LookaheadError": "nbtrade.lookahead",
     "check_recursive": "nbtrade.lookahead",
     "load_settings": "nbtrade.config",
+    # parameter sweeps (nbtrade.sweep is a callable module: nbtrade.sweep(market, fn, params))
+    "sweep": "nbtrade.sweep",
+    "SweepResult": "nbtrade.sweep.result",
+    "walk_forward_optimize": "nbtrade.sweep.walkforward",
+    "deflated_sharpe_ratio": "nbtrade.sweep.overfit",
+    "pbo_cscv": "nbtrade.sweep.overfit",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

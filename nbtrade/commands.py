@@ -359,3 +359,12 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _demo, "fetch": _fetch, "mock-exchange": _mock, "data": _data, "backtest": _backtest,
     "bench": _bench, "cache": _cache, "check": _check, "report": _report, "warmup": _warmup,
 }
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .sweep.command import run_sweep_command
+
+    return run_sweep_command(args)
+
+
+_HANDLERS["sweep"] = _sweep
