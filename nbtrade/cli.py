@@ -13,6 +13,18 @@ from typing import Sequence
 from .commands import BACKTEST_DEFAULTS
 
 
+def _run_args(p: argparse.ArgumentParser) -> None:
+    """Costs, fills, stops and cash of a run (backtest, sweep). Defaults None: a flag given on the command
+    line beats a strategy file's BACKTEST, which beats BACKTEST_DEFAULTS."""
+    d = BACKTEST_DEFAULTS
+    p.add_argument("--fees", type=float, default=None, help=f"fee per order, fraction (default {d['fees']})")
+    p.add_argument("--slippage", type=float, default=None, help=f"adverse fraction per fill (default {d['slippage']})")
+    p.add_argument("--fill", choices=["next_open", "close"], default=None, help=f"default {d['fill']}")
+    p.add_argument("--sl-stop", type=float, default=None, help="stop-loss, fraction of entry")
+    p.add_argument("--tp-stop", type=float, default=None, help="take-profit, fraction of entry")
+    p.add_argument("--cash", type=float, default=None, help=f"initial cash (default {d['init_cash']:,.0f})")
+
+
 def _data_args(p: argparse.ArgumentParser, symbols_default: str = "BTC/USDT,ETH/USDT") -> None:
     """Where a command's candles come from: the HDF5 store, or the synthetic market."""
     p.add_argument("--symbols", default=symbols_default, help="comma-separated symbols (default %(default)s)")
@@ -141,14 +153,7 @@ def _build_parser() -> argparse.ArgumentParser:
     bt.add_argument("strategy", help="ema_cross, sma_cross, rsi_reversion, or a .py file defining strategy(data) or a "
                                     "Strategy subclass")
     _data_args(bt)
-    # default None: a flag given on the command line beats the file's BACKTEST, which beats BACKTEST_DEFAULTS
-    d = BACKTEST_DEFAULTS
-    bt.add_argument("--fees", type=float, default=None, help=f"fee per order, fraction (default {d['fees']})")
-    bt.add_argument("--slippage", type=float, default=None, help=f"adverse fraction per fill (default {d['slippage']})")
-    bt.add_argument("--fill", choices=["next_open", "close"], default=None, help=f"default {d['fill']}")
-    bt.add_argument("--sl-stop", type=float, default=None, help="stop-loss, fraction of entry")
-    bt.add_argument("--tp-stop", type=float, default=None, help="take-profit, fraction of entry")
-    bt.add_argument("--cash", type=float, default=None, help=f"initial cash (default {d['init_cash']:,.0f})")
+    _run_args(bt)
     bt.add_argument("--report", default=None, help="HTML report path (default $NBTRADE_HOME/reports/backtest.html)")
     bt.add_argument("--save", default=None, metavar="FILE.npz", help="also save the result (nbtrade.load_result)")
     bt.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
@@ -215,19 +220,13 @@ def _sweep_parser(sub: argparse._SubParsersAction) -> None:
     sw.add_argument("--param", action="append", default=[], metavar="NAME=SPEC", required=True,
                     help="a parameter's values: START:STOP[:STEP] (inclusive) or V1,V2,...; repeat per parameter")
     _data_args(sw)
-    d = BACKTEST_DEFAULTS
     sw.add_argument("--maximize", default="Sharpe Ratio", help="stats label to rank by (default %(default)s)")
     sw.add_argument("--top", type=int, default=10, help="rows shown (default %(default)s)")
     sw.add_argument("--max-tries", type=int, default=None, help="sample this many combinations at random")
     sw.add_argument("--jobs", type=int, default=-1, help="threads (default -1: every core)")
     sw.add_argument("--chunk-size", type=int, default=None, help="combinations per task")
     sw.add_argument("--scheduler", default=None, help="Dask scheduler address tcp://host:8786 (or NBTRADE_SCHEDULER)")
-    sw.add_argument("--fees", type=float, default=None, help=f"fee per order, fraction (default {d['fees']})")
-    sw.add_argument("--slippage", type=float, default=None, help=f"adverse fraction per fill (default {d['slippage']})")
-    sw.add_argument("--fill", choices=["next_open", "close"], default=None, help=f"default {d['fill']}")
-    sw.add_argument("--sl-stop", type=float, default=None, help="stop-loss, fraction of entry")
-    sw.add_argument("--tp-stop", type=float, default=None, help="take-profit, fraction of entry")
-    sw.add_argument("--cash", type=float, default=None, help=f"initial cash (default {d['init_cash']:,.0f})")
+    _run_args(sw)
     sw.add_argument("--csv", default=None, metavar="FILE", help="write the whole table as CSV")
     sw.add_argument("--report", default=None, metavar="FILE.html", help="write the heat map and top rows as HTML")
 
