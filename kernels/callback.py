@@ -125,7 +125,7 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
         if at_open and s >= 0 and (touched[s] or cnt["waiting"] > 0):
             callback_orders_nb(open_, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
         if not quiet:
-            intrabar_phase_nb(prices, cfg, params, books, i, False, use_range, use_volume)
+            intrabar_phase_nb(prices, levels, cfg, params, books, i, False, use_range, use_volume)
         on_bar(ctx, i)
         if not at_open and (touched[s] or cnt["waiting"] > 0):
             callback_orders_nb(close, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)

@@ -125,14 +125,14 @@ def reject_order_nb(orders, counts, col, idx, side, size, price, otype, reason):
 
 @ijit
 def record_trade_nb(trades, counts, col, entry_idx, exit_idx, pos, entry_price, exit_price,
-                    entry_fees, exit_fees, exit_reason):
-    """Append a round trip of signed size ``pos`` and count it."""
+                    entry_fees, exit_fees, exit_reason, borrow=0.0):
+    """Append a round trip of signed size ``pos`` and count it (``borrow``: its borrow cost, quote)."""
     cnt = counts[0]
     k = cnt["trades"]
     rec = trades[k]
     size = abs(pos)
     sign = 1.0 if pos > 0.0 else -1.0
-    pnl = sign * (exit_price - entry_price) * size - entry_fees - exit_fees
+    pnl = sign * (exit_price - entry_price) * size - entry_fees - exit_fees - borrow
     rec["id"] = k
     rec["col"] = col
     rec["entry_idx"] = entry_idx
@@ -146,6 +146,7 @@ def record_trade_nb(trades, counts, col, entry_idx, exit_idx, pos, entry_price, 
     rec["pnl"] = pnl
     rec["ret"] = pnl / (entry_price * size)
     rec["exit_reason"] = exit_reason
+    rec["borrow"] = borrow
     cnt["trades"] = k + 1
 
 
@@ -270,33 +271,47 @@ def exit_position_nb(books, params, c, i, base_price, otype, exit_reason, fracti
         acct[ci] += size * price - fees
     record_order_nb(orders, counts, c, i, side, size, price, fees, otype, Status.FILLED, RejectReason.NONE)
     entry_fees = sc["entry_fees"]
+    borrow = sc["borrow"]
     if size == held:
-        record_trade_nb(trades, counts, c, sc["entry_idx"], i, p, sc["avg"], price, entry_fees, fees, exit_reason)
+        record_trade_nb(trades, counts, c, sc["entry_idx"], i, p, sc["avg"], price, entry_fees, fees, exit_reason,
+                        borrow)
         sc["pos"] = 0.0
+        sc["borrow"] = 0.0
     else:
         share = entry_fees * (size / held)
+        bshare = borrow * (size / held)
         record_trade_nb(trades, counts, c, sc["entry_idx"], i, size if p > 0.0 else -size, sc["avg"], price, share,
-                        fees, exit_reason)
+                        fees, exit_reason, bshare)
         sc["entry_fees"] = entry_fees - share
+        sc["borrow"] = borrow - bshare
         sc["pos"] = p - size if p > 0.0 else p + size
 
 
 @ijit
 def has_stops_nb(params, c, abs_stops):
-    """Whether column ``c`` has attached stops (percent, trailing, or absolute levels)."""
+    """Whether column ``c`` has attached exits checked inside a bar (percent, trailing, time stops, or
+    run-level ones: ``abs_stops`` is :func:`run_stops_nb`)."""
     pc = params[c]
-    return abs_stops or pc["sl"] == pc["sl"] or pc["tp"] == pc["tp"] or pc["trail"] == pc["trail"]
+    return abs_stops or pc["sl"] == pc["sl"] or pc["tp"] == pc["tp"] or pc["trail"] == pc["trail"] or pc["td"] > 0.0
 
 
 @ijit
-def wants_nb(signals, s, c, pos, pend, has_short):
+def run_stops_nb(cfg):
+    """Whether the run gives exits for every column: absolute stop levels, an indicator stop, a
+    minimal-ROI table."""
+    return cfg.abs_stops or cfg.ind_stop or cfg.roi
+
+
+@ijit
+def wants_nb(signals, s, c, pos, pend, has_short, accumulate=False):
     """Whether column ``c``'s signals of bar ``s`` can act on its position ``pos`` (or on a
-    resting entry ``pend`` != 0, which an exit of its side cancels)."""
+    resting entry ``pend`` != 0, which an exit of its side cancels); ``accumulate``: an entry of
+    the position's direction adds to it."""
     entries, exits, short_entries, short_exits = signals
     if pos > 0.0:
-        return exits[s, c] or (has_short and short_entries[s, c])
+        return exits[s, c] or (has_short and short_entries[s, c]) or (accumulate and entries[s, c])
     if pos < 0.0:
-        return entries[s, c] or short_exits[s, c]
+        return entries[s, c] or short_exits[s, c] or (accumulate and has_short and short_entries[s, c])
     want = entries[s, c] or (has_short and short_entries[s, c])
     if pend != 0:
         want = want or exits[s, c] or (has_short and short_exits[s, c])
@@ -327,19 +342,61 @@ def simulate_signals_nb(prices, signals, levels, cfg, params, start, books, cash
     """
     n, m = prices.close.shape
     any_stops = False
+    run_stops = run_stops_nb(cfg)
     for c in range(m):
-        any_stops = any_stops or has_stops_nb(params, c, cfg.abs_stops)
+        any_stops = any_stops or has_stops_nb(params, c, run_stops)
     # Without stops nothing happens intrabar, so the phases of a bar fuse into one pass over the
     # columns with identical results (fused_bars_nb). With stops, every column's open orders must
     # precede any stop fill of the bar and stops precede close orders, so phases run as passes.
-    if not (any_stops or cfg.order_type != OrderType.MARKET):
+    # Accumulation, same-bar re-entry and borrow costs take the phased loop too (the fused one
+    # keeps only the rules of plain runs, unchanged).
+    if not (any_stops or cfg.order_type != OrderType.MARKET or cfg.accumulate or cfg.reenter or cfg.borrow):
         done = fused_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, equity_out)
     else:
         done = phased_bars_nb(prices, signals, levels, cfg, params, start, n, books, cash_out, equity_out)
     if done < n:
         return done
+    if cfg.finalize:
+        finalize_nb(prices.close, params, books, cash_out, equity_out)
     close_books_nb(prices.close, books, cfg.order_type)
     return n
+
+
+@jit_borrow
+def finalize_nb(close, params, books, cash_out, equity_out):
+    """``finalize_trades``: close every open position with a market order at its last valid close
+    (its mark; slippage and fees apply), recorded at the last bar with exit reason ``FINAL``; the
+    last bar's cash and equity are recorded again."""
+    st, acct, counts, orders, trades = books
+    n = close.shape[0]
+    for c in range(st.shape[0]):
+        sc = st[c]
+        if sc["pos"] != 0.0:
+            exit_position_nb(books, params, c, n - 1, sc["mark"], OrderType.MARKET, ExitReason.FINAL)
+    value = 0.0
+    for c in range(st.shape[0]):
+        value += st[c]["pos"] * st[c]["mark"]
+    record_equity_nb(acct, n - 1, value, cash_out, equity_out)
+
+
+@jit_borrow
+def borrow_phase_nb(close, params, books, i):
+    """Borrow cost of the shorts held at bar ``i``'s close (before the orders at that close):
+    ``|position| * close * params.borrow`` (the last valid close on a bar with no candle), paid
+    from the column's cash account and accrued on the position (``state.borrow``, then the trade's)."""
+    st = books.state
+    acct = books.acct
+    for c in range(st.shape[0]):
+        sc = st[c]
+        p = sc["pos"]
+        rate = params[c]["borrow"]
+        if p < 0.0 and rate > 0.0:
+            px = close[i, c]
+            if px != px:
+                px = sc["mark"]
+            cost = -p * px * rate
+            acct[sc["group"]] -= cost
+            sc["borrow"] += cost
 
 
 @jit_borrow
@@ -359,7 +416,9 @@ def phased_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cas
         s = i - lag
         if at_open:
             orders_phase_nb(open_, prices, signals, levels, cfg, params, books, i, s)
-        intrabar_phase_nb(prices, cfg, params, books, i, cfg.abs_stops, use_range, use_volume)
+        intrabar_phase_nb(prices, levels, cfg, params, books, i, run_stops_nb(cfg), use_range, use_volume)
+        if cfg.borrow:
+            borrow_phase_nb(close, params, books, i)
         if not at_open:
             orders_phase_nb(close, prices, signals, levels, cfg, params, books, i, s)
         close_bar_nb(close, st, acct, i, cash_out, equity_out)
@@ -375,14 +434,14 @@ def orders_phase_nb(px, prices, signals, levels, cfg, params, books, i, s):
         sc = st[c]
         valid = px[i, c] == px[i, c]
         if valid and sc["wait"] < 0:
-            if s >= 0 and wants_nb(signals, s, c, sc["pos"], sc["pend_dir"], cfg.has_short):
+            if s >= 0 and wants_nb(signals, s, c, sc["pos"], sc["pend_dir"], cfg.has_short, cfg.accumulate):
                 process_signal_nb(prices.open, prices.close, signals, levels, cfg, params, books, i, c, s)
         else:
             orders_column_nb(prices.open, prices.close, signals, levels, cfg, params, books, i, c, s, valid)
 
 
 @jit_borrow
-def intrabar_phase_nb(prices, cfg, params, books, i, abs_stops, use_range, use_volume):
+def intrabar_phase_nb(prices, levels, cfg, params, books, i, abs_stops, use_range, use_volume):
     """Bar ``i`` inside, every column with a candle: resting entries expire or fill, stops of open
     positions fire (with fills at the close only for positions entered before bar ``i``), then
     the bar's range/volume are remembered (slippage models; ``tracking_nb``). Marks move at the
@@ -398,7 +457,7 @@ def intrabar_phase_nb(prices, cfg, params, books, i, abs_stops, use_range, use_v
             if sc["pend_dir"] != 0:
                 check_pending_nb(prices, cfg, params, books, i, c)
             elif sc["pos"] != 0.0 and has_stops_nb(params, c, abs_stops) and (at_open or sc["entry_idx"] < i):
-                check_stops_nb(prices, params, books, i, c, optimistic)
+                check_stops_nb(prices, levels, cfg, params, books, i, c, optimistic)
             if use_range or use_volume:
                 track_bar_nb(high, low, volume, i, c, st, use_range, use_volume)
 
@@ -488,7 +547,7 @@ def orders_column_nb(open_, close, signals, levels, cfg, params, books, i, c, s,
         # resting entry types: a cell holding an entry is placed at once (it needs no price now)
         can_wait = cfg.order_type == OrderType.MARKET or not (entries[s, c] or (has_short and short_entries[s, c]))
     d = wait_for_candle_nb(sc, books.counts, new, valid, i == close.shape[0] - 1, can_wait, False)
-    if d >= 0 and wants_nb(signals, d, c, sc["pos"], sc["pend_dir"], has_short):
+    if d >= 0 and wants_nb(signals, d, c, sc["pos"], sc["pend_dir"], has_short, cfg.accumulate):
         process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, d)
 
 
@@ -510,16 +569,29 @@ def close_books_nb(close, books, order_type):
             while close[last, c] != close[last, c]:
                 last -= 1
             record_trade_nb(trades, counts, c, sc["entry_idx"], last, sc["pos"], sc["avg"], sc["mark"],
-                            sc["entry_fees"], 0.0, ExitReason.END)
+                            sc["entry_fees"], 0.0, ExitReason.END, sc["borrow"])
 
 
 @jit_borrow
-def check_stops_nb(prices, params, books, i, c, optimistic):
-    """Stops of column ``c`` at bar ``i``; exits on a hit, else moves the trailing extreme."""
+def check_stops_nb(prices, levels, cfg, params, books, i, c, optimistic):
+    """Exits of column ``c``'s position inside bar ``i``: the time stop at the open, then the stops;
+    exits on a hit, else moves the trailing extreme and ratchets the indicator stop.
+
+    Time stop (``params.td`` > 0): a trade whose age ``i - entry_idx`` (bars, from its first entry)
+    reached ``td`` exits at the open (exit reason ``TIME``). Stop side: the tightest of the stop-loss
+    (percent or absolute), the trailing stop and the indicator stop (``cfg.ind_stop``: the level
+    ratcheted from ``levels.stop_price``), earlier ones winning ties. Take side: the nearer of the
+    take-profit and the minimal-ROI level ``avg * (1 +/- roi)`` (``cfg.roi``: ``roi`` the table's return
+    for the trade's age at bar ``i``), the take-profit winning ties. Then ``fills.stop_fill_nb``.
+    """
     high = prices.high
     low = prices.low
     sc = books.state[c]
     pc = params[c]
+    td = pc["td"]
+    if td > 0.0 and i - sc["entry_idx"] >= td:
+        exit_position_nb(books, params, c, i, prices.open[i, c], OrderType.MARKET, ExitReason.TIME)
+        return
     avg = sc["avg"]
     extreme = sc["extreme"]
     is_long = sc["pos"] > 0.0
@@ -535,21 +607,96 @@ def check_stops_nb(prices, params, books, i, c, optimistic):
         sl_level = sc["sl_abs"]
     if sc["tp_abs"] == sc["tp_abs"]:
         tp_level = sc["tp_abs"]
-    price, reason = stop_fill_nb(is_long, prices.open[i, c], high[i, c], low[i, c], sl_level, tp_level,
-                                 tr_level, optimistic)
+    if cfg.ind_stop or cfg.roi:
+        price, reason = extra_stops_nb(prices, levels, cfg, sc, i, c, is_long, sl_level, tp_level, tr_level,
+                                       optimistic)
+    else:
+        price, reason = stop_fill_nb(is_long, prices.open[i, c], high[i, c], low[i, c], sl_level, tp_level,
+                                     tr_level, optimistic)
     if reason >= 0:
-        if reason == ExitReason.SL:
+        if reason == ExitReason.SL or reason == ExitReason.IND_STOP:
             otype = OrderType.STOP_LOSS
-        elif reason == ExitReason.TP:
+        elif reason == ExitReason.TP or reason == ExitReason.ROI:
             otype = OrderType.TAKE_PROFIT
         else:
             otype = OrderType.TRAILING_STOP
         exit_position_nb(books, params, c, i, price, otype, reason)
-    elif is_long:
+        return
+    if is_long:
         if high[i, c] > extreme:
             sc["extreme"] = high[i, c]
     elif low[i, c] < extreme:
         sc["extreme"] = low[i, c]
+    if cfg.ind_stop:  # bar i's indicator stop (known at its close) applies from bar i + 1
+        ratchet_nb(sc, levels.stop_price[i, c], is_long)
+
+
+@ijit
+def ratchet_nb(sc, level, is_long):
+    """Move the indicator stop of state ``sc`` to ``level`` if it is set (not NaN) and tighter: up
+    for a long, down for a short (never back)."""
+    if level == level:
+        cur = sc["ind_stop"]
+        if is_long:
+            if not level <= cur:
+                sc["ind_stop"] = level
+        elif not level >= cur:
+            sc["ind_stop"] = level
+
+
+@ijit
+def roi_level_nb(roi, age, avg, is_long):
+    """Minimal-ROI exit level of a trade of age ``age`` (bars) and average entry price ``avg``: the
+    return of the table's last row ``(age_k, roi_k)`` with ``age_k <= age`` (rows by increasing age),
+    as ``avg * (1 + roi_k)`` for a long, ``avg * (1 - roi_k)`` for a short; NaN before the first row."""
+    r = np.nan
+    for k in range(roi.shape[0]):
+        if roi[k, 0] <= age:
+            r = roi[k, 1]
+        else:
+            break
+    if is_long:
+        return avg * (1.0 + r)
+    return avg * (1.0 - r)
+
+
+@ijit
+def extra_stops_nb(prices, levels, cfg, sc, i, c, is_long, sl_level, tp_level, tr_level, optimistic):
+    """:func:`fills.stop_fill_nb` with the indicator stop on the stop side and the minimal-ROI level
+    on the take side (rules in :func:`check_stops_nb`); returns ``(price, exit reason)``."""
+    stop = sl_level
+    sreason = ExitReason.SL
+    take = tp_level
+    treason = ExitReason.TP
+    ind = sc["ind_stop"] if cfg.ind_stop else np.nan
+    roi = roi_level_nb(levels.roi, i - sc["entry_idx"], sc["avg"], is_long) if cfg.roi else np.nan
+    if is_long:
+        if tr_level == tr_level and not tr_level <= stop:
+            stop = tr_level
+            sreason = ExitReason.TRAIL
+        if ind == ind and not ind <= stop:
+            stop = ind
+            sreason = ExitReason.IND_STOP
+        if roi == roi and not roi >= take:
+            take = roi
+            treason = ExitReason.ROI
+    else:
+        if tr_level == tr_level and not tr_level >= stop:
+            stop = tr_level
+            sreason = ExitReason.TRAIL
+        if ind == ind and not ind >= stop:
+            stop = ind
+            sreason = ExitReason.IND_STOP
+        if roi == roi and not roi <= take:
+            take = roi
+            treason = ExitReason.ROI
+    price, reason = stop_fill_nb(is_long, prices.open[i, c], prices.high[i, c], prices.low[i, c], stop, take,
+                                 np.nan, optimistic)
+    if reason == ExitReason.SL:
+        reason = sreason
+    elif reason == ExitReason.TP:
+        reason = treason
+    return price, reason
 
 
 @jit_borrow
@@ -586,12 +733,20 @@ def process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s
             direction = -1
         elif lx:
             do_exit = True
+            if cfg.reenter and long_entry:
+                direction = 1
+        elif cfg.accumulate and long_entry:
+            direction = 1
     elif p < 0.0:
         if long_entry:
             do_exit = True
             direction = 1
         elif sx:
             do_exit = True
+            if cfg.reenter and short_entry:
+                direction = -1
+        elif cfg.accumulate and short_entry:
+            direction = -1
     elif long_entry:
         direction = 1
     elif short_entry:
@@ -617,6 +772,25 @@ def process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s
         exit_position_nb(books, params, c, i, base, OrderType.MARKET, ExitReason.SIGNAL, fraction)
     if direction == 0:
         return
+    size = params[c]["size"]
+    if cfg.sizes:  # the entry's own size (NaN: the column's)
+        v = levels.size[s, c]
+        if v == v:
+            size = v
+    if sc["pos"] != 0.0:
+        # accumulation: the add fills at market; the combined position keeps its stops unless this
+        # entry brings its own (absolute levels set here replace, the indicator stop ratchets)
+        if enter_nb(px, i, c, base, direction > 0, OrderType.MARKET, books, params, cfg, size):
+            if cfg.abs_stops:
+                v = levels.sl_price[s, c]
+                if v == v:
+                    sc["sl_abs"] = v
+                v = levels.tp_price[s, c]
+                if v == v:
+                    sc["tp_abs"] = v
+            if cfg.ind_stop:
+                ratchet_nb(sc, levels.stop_price[s, c], direction > 0)
+        return
     # absolute stop levels travel with the entry signal (to a resting order's fill too)
     if cfg.abs_stops:
         sc["sl_abs"] = levels.sl_price[s, c]
@@ -624,20 +798,29 @@ def process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s
     else:
         sc["sl_abs"] = np.nan
         sc["tp_abs"] = np.nan
+    if cfg.ind_stop:  # the signal bar's indicator stop is the trade's first level
+        sc["ind_stop"] = levels.stop_price[s, c]
     if order_type != OrderType.MARKET:
         sc["pend_dir"] = direction
         sc["pend_price"] = levels.order_price[s, c]
         sc["pend_bar"] = s
         sc["pend_limit"] = levels.limit_price[s, c] if order_type == OrderType.STOP_LIMIT else np.nan
         sc["pend_trig"] = False
+        sc["pend_size"] = size
         return
-    enter_nb(px, i, c, base, direction > 0, OrderType.MARKET, books, params, cfg)
+    enter_nb(px, i, c, base, direction > 0, OrderType.MARKET, books, params, cfg, size)
 
 
 @ijit
-def enter_nb(px, i, c, base, is_buy, otype, books, params, cfg):
-    """Size, check and fill (or reject) an entry of column ``c`` at ``base`` (before slippage);
-    other positions are valued at ``px[i]``."""
+def enter_nb(px, i, c, base, is_buy, otype, books, params, cfg, size):
+    """Size, check and fill (or reject) an entry of ``size`` (read as ``cfg.size_type``) of column
+    ``c`` at ``base`` (before slippage); other positions are valued at ``px[i]``. Returns whether it
+    filled.
+
+    Column ``c`` flat: the entry opens a trade. In a position of the entry's direction
+    (accumulation): the units add to it; its average entry price becomes the size-weighted mean of
+    the fill prices, its entry fees the sum; its entry bar (age of time exits and ROI) and its borrow
+    stay; its trailing extreme becomes the better of the extreme and this fill price."""
     st, acct, counts, orders, trades = books
     sc = st[c]
     pc = params[c]
@@ -646,7 +829,8 @@ def enter_nb(px, i, c, base, is_buy, otype, books, params, cfg):
     ci = sc["group"]
     cash = acct[ci]
     leverage = cfg.leverage
-    if acct.shape[0] == st.shape[0]:
+    held = sc["pos"]
+    if acct.shape[0] == st.shape[0] and held == 0.0:
         # one account per column and this column is flat: nothing else to value
         equity, available = cash, cash
     else:
@@ -655,24 +839,38 @@ def enter_nb(px, i, c, base, is_buy, otype, books, params, cfg):
     if otype == OrderType.LIMIT and pc["maker_fees"] == pc["maker_fees"]:
         fee_rate = pc["maker_fees"]
     fixed = pc["fixed_fees"]
-    units, price, reason = entry_size_nb(pc["size"], cfg.size_type, price, fee_rate, fixed, leverage, available,
+    units, price, reason = entry_size_nb(size, cfg.size_type, price, fee_rate, fixed, leverage, available,
                                          equity, pc["lot"], pc["min_qty"], pc["min_notional"], base, impact, is_buy)
     side = Side.BUY if is_buy else Side.SELL
     if reason != RejectReason.NONE:
         reject_order_nb(orders, counts, c, i, side, units, price, otype, reason)
-        return
+        return False
     fee = order_fees_nb(units, price, fee_rate, fixed)
     if is_buy:
         acct[ci] = cash - units * price - fee
-        sc["pos"] = units
     else:
         acct[ci] = cash + units * price - fee
-        sc["pos"] = -units
-    sc["avg"] = price
-    sc["entry_idx"] = i
-    sc["entry_fees"] = fee
-    sc["extreme"] = price
+    if held != 0.0:
+        q = abs(held)
+        sc["avg"] = (sc["avg"] * q + price * units) / (q + units)
+        sc["entry_fees"] += fee
+        if is_buy:
+            sc["pos"] = held + units
+            if price > sc["extreme"]:
+                sc["extreme"] = price
+        else:
+            sc["pos"] = held - units
+            if price < sc["extreme"]:
+                sc["extreme"] = price
+    else:
+        sc["pos"] = units if is_buy else -units
+        sc["avg"] = price
+        sc["entry_idx"] = i
+        sc["entry_fees"] = fee
+        sc["extreme"] = price
+        sc["borrow"] = 0.0
     record_order_nb(orders, counts, c, i, side, units, price, fee, otype, Status.FILLED, RejectReason.NONE)
+    return True
 
 
 @jit_borrow
@@ -701,7 +899,7 @@ def check_pending_nb(prices, cfg, params, books, i, c):
                                prices.low[i, c], level)
     if base == base:
         sc["pend_dir"] = 0
-        enter_nb(open_, i, c, base, is_buy, order_type, books, params, cfg)
+        enter_nb(open_, i, c, base, is_buy, order_type, books, params, cfg, sc["pend_size"])
 
 
 @jit
