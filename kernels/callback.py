@@ -24,6 +24,18 @@ rejected ``NO_DATA`` if none comes before the last bar). ``ctx`` is a :data:`Bar
 ``exit_size``
     ``(n_cols,)`` fraction of the position the column's pending exit signal closes: 1 unless
     ``reduce_long_nb``/``reduce_short_nb`` set it (back to 1 once the signal is acted on).
+``levels``
+    the run's ``records.Levels``: per-order fields of the entries signalled at bar ``i`` are
+    written there by :func:`order_nb` (``size``, ``sl_price``, ``tp_price``, ``stop_price``); only
+    when the run allocated them (``(n_bars, n_cols)``: ``Config.sizes``, ``abs_stops``, ``ind_stop``).
+``ind_stop``
+    ``(n_cols,)`` live indicator stop levels of the open positions (NaN: none), ratcheted by
+    :func:`trail_stop_nb`.
+
+Options of the signals engine that also hold here (``records.Config``): ``accumulate`` (an entry
+signal in the position's direction adds), ``reenter`` (an exit and an entry of the position's
+direction on one bar close it and open a new trade: backtesting.py's ``position.close(); buy()``),
+``finalize``, ``borrow``, ``time_stop``, ``roi``.
 
 The same strategy runs in plain Python with ``NUMBA_DISABLE_JIT=1`` for debugging.
 """
@@ -32,12 +44,57 @@ from __future__ import annotations
 from collections import namedtuple
 
 from ._jit import ijit, jit_borrow, jit_uncached
-from .engine import (close_bar_nb, close_books_nb, intrabar_phase_nb, process_signal_nb, quiet_intrabar_nb, room_nb,
-                     tracking_nb, wait_for_candle_nb)
+from .engine import (borrow_phase_nb, close_bar_nb, close_books_nb, finalize_nb, intrabar_phase_nb, process_signal_nb,
+                     quiet_intrabar_nb, room_nb, run_stops_nb, tracking_nb, wait_for_candle_nb)
 from .records import FillMode, OrderType
 
 BarContext = namedtuple("BarContext", ["open", "high", "low", "close", "position", "cash", "entries", "exits",
-                                       "short_entries", "short_exits", "user", "touched", "exit_size"])
+                                       "short_entries", "short_exits", "user", "touched", "exit_size", "levels",
+                                       "ind_stop"])
+
+
+@ijit
+def order_nb(ctx, i, c, size, sl, tp, stop):
+    """Per-order fields of column ``c``'s entry signalled at bar ``i`` (call it with the entry
+    helper; NaN: unset): ``size`` (read as the run's ``size_type``; NaN: the column's size), absolute
+    stop-loss ``sl`` and take-profit ``tp`` levels (quote), and the first indicator stop level
+    ``stop``. Setting a field the run did not allocate (``(n_bars, n_cols)`` arrays in ``ctx.levels``)
+    raises."""
+    lv = ctx.levels
+    if size == size:
+        if not size > 0.0:
+            raise ValueError("order_nb: size must be > 0 (NaN: the run's size)")
+        if lv.size.shape[0] <= i:
+            raise ValueError("order_nb: per-order sizes are not enabled for this run")
+        lv.size[i, c] = size
+    if sl == sl or tp == tp:
+        if lv.sl_price.shape[0] <= i:
+            raise ValueError("order_nb: per-order sl/tp are not enabled for this run")
+        lv.sl_price[i, c] = sl
+        lv.tp_price[i, c] = tp
+    if stop == stop:
+        if lv.stop_price.shape[0] <= i:
+            raise ValueError("order_nb: indicator stops are not enabled for this run")
+        lv.stop_price[i, c] = stop
+
+
+@ijit
+def trail_stop_nb(ctx, i, c, level):
+    """Indicator stop of column ``c`` at bar ``i``: ratchets the open position's level to ``level``
+    if tighter (up for a long, down for a short), effective from bar ``i + 1``; also the first level
+    of an entry signalled at bar ``i``. Needs the run's indicator stops enabled."""
+    lv = ctx.levels
+    if lv.stop_price.shape[0] <= i:
+        raise ValueError("trail_stop_nb: indicator stops are not enabled for this run")
+    lv.stop_price[i, c] = level
+    p = ctx.position[c]
+    if level == level and p != 0.0:
+        cur = ctx.ind_stop[c]
+        if p > 0.0:
+            if not level <= cur:
+                ctx.ind_stop[c] = level
+        elif not level >= cur:
+            ctx.ind_stop[c] = level
 
 
 @ijit
@@ -111,12 +168,13 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
     entries, exits, short_entries, short_exits = signals
     st, acct, counts, orders, trades = books
     n, m = close.shape
-    quiet = quiet_intrabar_nb(params, cfg, False)
+    run_stops = run_stops_nb(cfg)
+    quiet = quiet_intrabar_nb(params, cfg, run_stops)
     use_range, use_volume = tracking_nb(params)
     at_open = cfg.fill_mode == FillMode.NEXT_OPEN
     lag = 1 if at_open else 0
     ctx = BarContext(open_, high, low, close, st["pos"], acct, entries, exits, short_entries, short_exits, user,
-                     touched, exit_frac)
+                     touched, exit_frac, levels, st["ind_stop"])
     cnt = counts[0]
     for i in range(start, n):
         if not room_nb(counts, orders, trades, m):
@@ -125,11 +183,15 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
         if at_open and s >= 0 and (touched[s] or cnt["waiting"] > 0):
             callback_orders_nb(open_, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
         if not quiet:
-            intrabar_phase_nb(prices, levels, cfg, params, books, i, False, use_range, use_volume)
+            intrabar_phase_nb(prices, levels, cfg, params, books, i, run_stops, use_range, use_volume)
+        if cfg.borrow:
+            borrow_phase_nb(close, params, books, i)
         on_bar(ctx, i)
         if not at_open and (touched[s] or cnt["waiting"] > 0):
             callback_orders_nb(close, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
         close_bar_nb(close, st, acct, i, cash_out, equity_out)
+    if cfg.finalize:
+        finalize_nb(close, params, books, cash_out, equity_out)
     close_books_nb(close, books, cfg.order_type)
     return n
 

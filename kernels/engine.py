@@ -26,10 +26,50 @@ Signals: when long, a short entry reverses and an exit closes (all of the positi
 fraction ``exit_size`` gives: a partial close, a trade of its own); when short,
 mirrored; when flat, an entry opens (exits are ignored). Long and short entry
 together cancel each other. An entry while already in the same direction is
-ignored (no pyramiding). Sizing of an entry values the portfolio at the price
+ignored (no pyramiding) unless ``cfg.accumulate``. Sizing of an entry values the portfolio at the price
 of the moment (the bar's opens, or its closes) and the last valid close for a
 symbol with no candle. Equity at bar ``i`` is ``cash + sum(position * mark)``,
 ``mark`` being the last valid close (valuation only; never a fill price).
+
+Options (:class:`records.Config`, all off by default; a run without them takes the same paths and
+gives the same records as before they existed):
+
+``accumulate``
+    An entry signal in the position's direction adds a market order to it (a resting entry type
+    does not apply to adds: the front end refuses ``accumulate`` with resting entries). The
+    combined position: average entry price = size-weighted mean of the fill prices (fees apart),
+    entry fees summed, entry bar and borrow kept (time exits and ROI count from the first entry),
+    trailing extreme = the better of the extreme and the new fill; percent stops follow the new
+    average; absolute levels given with the add replace the old ones (NaN keeps them); partial
+    exits (``exit_size``) take their share of the fees and borrow, the rest keeps the average.
+    Each add is sized alone (``size_type`` of its own size; ``TARGET_PERCENT`` is refused upstream).
+``reenter``
+    When in a position, an exit signal with an entry of the position's direction on the same bar
+    closes all of it and opens a new trade (backtesting.py's ``position.close(); buy()``); without
+    it the exit alone acts.
+``sizes``
+    ``levels.size[s, c]``: the size of the entry signalled at bar ``s`` (NaN: the column's size).
+``ind_stop``
+    Indicator stop: ``levels.stop_price[s, c]`` of the entry's signal bar starts the level; after
+    each bar's stop check the bar's own value ratchets it (up for a long, down for a short; NaN is
+    skipped), so bar ``i``'s value applies from bar ``i + 1``. On the stop side with the stop-loss
+    and the trailing stop: the tightest rules (exit reason ``IND_STOP``, a ``STOP_LOSS`` order).
+``time_stop`` (``params.td`` > 0)
+    A trade aged ``i - entry_idx >= td`` bars exits at bar ``i``'s open (reason ``TIME``), before
+    other stops of that bar.
+``roi``
+    Minimal-ROI table ``levels.roi`` (rows ``(age in bars, return)``, increasing age): the row of
+    the largest age ``<= i - entry_idx`` gives a take-side level ``avg * (1 + r)`` (long) or
+    ``avg * (1 - r)`` (short), gross of fees; the nearer of it and the take-profit rules (the
+    take-profit on ties); reason ``ROI``, a ``TAKE_PROFIT`` order.
+``borrow`` (``params.borrow`` > 0, a rate per bar)
+    At each bar's close, before the orders at that close, a short pays ``|pos| * close * rate``
+    (the mark without a candle) from its cash account; the trade carries it (``trade_dt.borrow``,
+    pro rata to partial exits) and its ``pnl`` is net of it.
+``finalize``
+    After the last bar open positions close with a market order at their last valid close
+    (slippage and fees apply), recorded at the last bar with reason ``FINAL``; the last bar's
+    cash and equity are recorded again. Without it they are reported as ``END`` trades.
 
 Missing candles: a signal at bar ``s`` whose fill bar has no candle waits for the column's
 next candle and acts there, with bar ``s``'s values (exit fraction, absolute stops);
