@@ -24,13 +24,12 @@ rejected ``NO_DATA`` if none comes before the last bar). ``ctx`` is a :data:`Bar
 ``exit_size``
     ``(n_cols,)`` fraction of the position the column's pending exit signal closes: 1 unless
     ``reduce_long_nb``/``reduce_short_nb`` set it (back to 1 once the signal is acted on).
-``levels``
-    the run's ``records.Levels``: per-order fields of the entries signalled at bar ``i`` are
-    written there by :func:`order_nb` (``size``, ``sl_price``, ``tp_price``, ``stop_price``); only
-    when the run allocated them (``(n_bars, n_cols)``: ``Config.sizes``, ``abs_stops``, ``ind_stop``).
-``ind_stop``
-    ``(n_cols,)`` live indicator stop levels of the open positions (NaN: none), ratcheted by
-    :func:`trail_stop_nb`.
+``orders``
+    None, or when the run has per-order fields (``Levels.extra`` given) an :data:`OrderFields`:
+    ``size``, ``sl_price``, ``tp_price``, ``stop_price`` ``(n_bars, n_cols)`` written by
+    :func:`order_nb` / :func:`trail_stop_nb` for the entries signalled at bar ``i``, and
+    ``ind_stop`` ``(n_cols,)``, the live indicator stop levels of the open positions (NaN: none).
+    Without them (None: no cost to runs that do not use them) the helpers do not compile.
 
 Options of the signals engine that also hold here (``records.Config``): ``accumulate`` (an entry
 signal in the position's direction adds), ``reenter`` (an exit and an entry of the position's
@@ -43,14 +42,34 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+from numba import types
+from numba.extending import overload
+
 from ._jit import ijit, jit_borrow, jit_uncached
-from .engine import (borrow_phase_nb, close_bar_nb, close_books_nb, finalize_nb, intrabar_phase_nb, process_signal_nb,
-                     quiet_intrabar_nb, room_nb, run_stops_nb, tracking_nb, wait_for_candle_nb)
+from .engine import (borrow_phase_nb, close_bar_nb, close_books_nb, extra_arrays, finalize_nb, intrabar_extra_nb,
+                     intrabar_phase_nb, process_signal_nb, quiet_intrabar_nb, room_nb, run_stops_nb, tracking_nb,
+                     wait_for_candle_nb)
 from .records import FillMode, OrderType
 
 BarContext = namedtuple("BarContext", ["open", "high", "low", "close", "position", "cash", "entries", "exits",
-                                       "short_entries", "short_exits", "user", "touched", "exit_size", "levels",
-                                       "ind_stop"])
+                                       "short_entries", "short_exits", "user", "touched", "exit_size", "orders"])
+#: ``ctx.orders`` of a run with per-order fields.
+OrderFields = namedtuple("OrderFields", ["size", "sl_price", "tp_price", "stop_price", "ind_stop"])
+
+
+def order_fields(extra, sl_price, tp_price, ind_stop):
+    """``ctx.orders``: None without per-order fields (``extra`` None), else an :data:`OrderFields`."""
+    if extra is None:
+        return None
+    return OrderFields(extra.size, sl_price, tp_price, extra.stop_price, ind_stop)
+
+
+@overload(order_fields)
+def _order_fields_ov(extra, sl_price, tp_price, ind_stop):
+    if isinstance(extra, types.NoneType):
+        return lambda extra, sl_price, tp_price, ind_stop: None
+    return lambda extra, sl_price, tp_price, ind_stop: OrderFields(extra.size, sl_price, tp_price, extra.stop_price,
+                                                                   ind_stop)
 
 
 @ijit
@@ -60,7 +79,7 @@ def order_nb(ctx, i, c, size, sl, tp, stop):
     stop-loss ``sl`` and take-profit ``tp`` levels (quote), and the first indicator stop level
     ``stop``. Setting a field the run did not allocate (``(n_bars, n_cols)`` arrays in ``ctx.levels``)
     raises."""
-    lv = ctx.levels
+    lv = ctx.orders
     if size == size:
         if not size > 0.0:
             raise ValueError("order_nb: size must be > 0 (NaN: the run's size)")
@@ -83,18 +102,18 @@ def trail_stop_nb(ctx, i, c, level):
     """Indicator stop of column ``c`` at bar ``i``: ratchets the open position's level to ``level``
     if tighter (up for a long, down for a short), effective from bar ``i + 1``; also the first level
     of an entry signalled at bar ``i``. Needs the run's indicator stops enabled."""
-    lv = ctx.levels
+    lv = ctx.orders
     if lv.stop_price.shape[0] <= i:
         raise ValueError("trail_stop_nb: indicator stops are not enabled for this run")
     lv.stop_price[i, c] = level
     p = ctx.position[c]
     if level == level and p != 0.0:
-        cur = ctx.ind_stop[c]
+        cur = lv.ind_stop[c]
         if p > 0.0:
             if not level <= cur:
-                ctx.ind_stop[c] = level
+                lv.ind_stop[c] = level
         elif not level >= cur:
-            ctx.ind_stop[c] = level
+            lv.ind_stop[c] = level
 
 
 @ijit
@@ -174,7 +193,7 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
     at_open = cfg.fill_mode == FillMode.NEXT_OPEN
     lag = 1 if at_open else 0
     ctx = BarContext(open_, high, low, close, st["pos"], acct, entries, exits, short_entries, short_exits, user,
-                     touched, exit_frac, levels, st["ind_stop"])
+                     touched, exit_frac, order_fields(levels.extra, levels.sl_price, levels.tp_price, st["ind_stop"]))
     cnt = counts[0]
     for i in range(start, n):
         if not room_nb(counts, orders, trades, m):
@@ -183,7 +202,11 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
         if at_open and s >= 0 and (touched[s] or cnt["waiting"] > 0):
             callback_orders_nb(open_, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
         if not quiet:
-            intrabar_phase_nb(prices, levels, cfg, params, books, i, run_stops, use_range, use_volume)
+            if cfg.ind_stop or cfg.roi:
+                stop_price, roi = extra_arrays(levels.extra, close)
+                intrabar_extra_nb(prices, stop_price, roi, cfg, params, books, i, True, use_range, use_volume)
+            else:
+                intrabar_phase_nb(prices, cfg, params, books, i, run_stops, use_range, use_volume)
         if cfg.borrow:
             borrow_phase_nb(close, params, books, i)
         on_bar(ctx, i)

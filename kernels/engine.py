@@ -48,9 +48,9 @@ gives the same records as before they existed):
     closes all of it and opens a new trade (backtesting.py's ``position.close(); buy()``); without
     it the exit alone acts.
 ``sizes``
-    ``levels.size[s, c]``: the size of the entry signalled at bar ``s`` (NaN: the column's size).
+    ``levels.extra.size[s, c]``: the size of the entry signalled at bar ``s`` (NaN: the column's size).
 ``ind_stop``
-    Indicator stop: ``levels.stop_price[s, c]`` of the entry's signal bar starts the level; after
+    Indicator stop: ``levels.extra.stop_price[s, c]`` of the entry's signal bar starts the level; after
     each bar's stop check the bar's own value ratchets it (up for a long, down for a short; NaN is
     skipped), so bar ``i``'s value applies from bar ``i + 1``. On the stop side with the stop-loss
     and the trailing stop: the tightest rules (exit reason ``IND_STOP``, a ``STOP_LOSS`` order).
@@ -58,7 +58,7 @@ gives the same records as before they existed):
     A trade aged ``i - entry_idx >= td`` bars exits at bar ``i``'s open (reason ``TIME``), before
     other stops of that bar.
 ``roi``
-    Minimal-ROI table ``levels.roi`` (rows ``(age in bars, return)``, increasing age): the row of
+    Minimal-ROI table ``levels.extra.roi`` (rows ``(age in bars, return)``, increasing age): the row of
     the largest age ``<= i - entry_idx`` gives a take-side level ``avg * (1 + r)`` (long) or
     ``avg * (1 - r)`` (short), gross of fees; the nearer of it and the take-profit rules (the
     take-profit on ties); reason ``ROI``, a ``TAKE_PROFIT`` order.
@@ -79,11 +79,70 @@ orders are rejected ``NO_DATA`` there.
 from __future__ import annotations
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from ._jit import ijit, jit, jit_borrow
 from .fills import (EPS, entry_size_nb, exchange_filter_nb, impact_price_nb, order_fees_nb, pending_fill_nb,
                     slip_price_nb, stop_fill_nb, stop_limit_fill_nb)
 from .records import Direction, ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
+
+
+# ------------------------------------------------------------------------------------------------
+# per-order inputs (``Levels.extra``): None in runs without them, an ``OrderLevels`` otherwise. The
+# readers below are overloaded on that type, so a run without them compiles without the reads (and
+# passes no extra arguments); in plain Python (NUMBA_DISABLE_JIT) the Python bodies run.
+# Not ``@overload(..., inline="always")``: with numba 0.68 that inlining made the callers' inlined
+# ``counts[0]["rejected"][reason] += 1`` (reject_order_nb) a no-op (rejections went uncounted).
+
+def entry_size_at(extra, s, c, default):
+    """Size of the entry signalled at bar ``s`` for column ``c``: ``extra.size[s, c]``, or ``default``
+    where that is NaN or ``extra`` is None."""
+    if extra is None:
+        return default
+    v = extra.size[s, c]
+    return v if v == v else default
+
+
+def stop_price_at(extra, s, c):
+    """Indicator stop value of bar ``s`` for column ``c`` (NaN when ``extra`` is None)."""
+    if extra is None:
+        return np.nan
+    return extra.stop_price[s, c]
+
+
+def extra_arrays(extra, fallback):
+    """``(stop_price, roi)`` of ``extra``, or ``(fallback, fallback)`` when it is None."""
+    if extra is None:
+        return fallback, fallback
+    return extra.stop_price, extra.roi
+
+
+@overload(entry_size_at)
+def _entry_size_at_ov(extra, s, c, default):
+    if isinstance(extra, types.NoneType):
+        return lambda extra, s, c, default: default
+
+    def impl(extra, s, c, default):
+        v = extra.size[s, c]
+        if v == v:
+            return v
+        return default
+    return impl
+
+
+@overload(stop_price_at)
+def _stop_price_at_ov(extra, s, c):
+    if isinstance(extra, types.NoneType):
+        return lambda extra, s, c: np.nan
+    return lambda extra, s, c: extra.stop_price[s, c]
+
+
+@overload(extra_arrays)
+def _extra_arrays_ov(extra, fallback):
+    if isinstance(extra, types.NoneType):
+        return lambda extra, fallback: (fallback, fallback)
+    return lambda extra, fallback: (extra.stop_price, extra.roi)
 
 
 @ijit
@@ -456,7 +515,11 @@ def phased_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cas
         s = i - lag
         if at_open:
             orders_phase_nb(open_, prices, signals, levels, cfg, params, books, i, s)
-        intrabar_phase_nb(prices, levels, cfg, params, books, i, run_stops_nb(cfg), use_range, use_volume)
+        if cfg.ind_stop or cfg.roi:
+            stop_price, roi = extra_arrays(levels.extra, close)
+            intrabar_extra_nb(prices, stop_price, roi, cfg, params, books, i, True, use_range, use_volume)
+        else:
+            intrabar_phase_nb(prices, cfg, params, books, i, cfg.abs_stops, use_range, use_volume)
         if cfg.borrow:
             borrow_phase_nb(close, params, books, i)
         if not at_open:
@@ -481,12 +544,31 @@ def orders_phase_nb(px, prices, signals, levels, cfg, params, books, i, s):
 
 
 @jit_borrow
-def intrabar_phase_nb(prices, levels, cfg, params, books, i, abs_stops, use_range, use_volume):
+def intrabar_phase_nb(prices, cfg, params, books, i, abs_stops, use_range, use_volume):
     """Bar ``i`` inside, every column with a candle: resting entries expire or fill, stops of open
     positions fire (with fills at the close only for positions entered before bar ``i``), then
     the bar's range/volume are remembered (slippage models; ``tracking_nb``). Marks move at the
-    close (:func:`close_bar_nb`): nothing reads them in between."""
+    close (:func:`close_bar_nb`): nothing reads them in between. Runs with an indicator stop or a
+    minimal-ROI table take :func:`intrabar_extra_nb` (this one's arguments stay those of plain runs:
+    each array argument is copied on every call)."""
+    intrabar_core_nb(prices, prices.close, prices.close, False, False, cfg, params, books, i, abs_stops, use_range,
+                     use_volume)
+
+
+@jit_borrow
+def intrabar_extra_nb(prices, stop_price, roi, cfg, params, books, i, abs_stops, use_range, use_volume):
+    """:func:`intrabar_phase_nb` of runs with an indicator stop (``stop_price``, ``cfg.ind_stop``) or a
+    minimal-ROI table (``roi``, ``cfg.roi``)."""
+    intrabar_core_nb(prices, stop_price, roi, cfg.ind_stop, cfg.roi, cfg, params, books, i, abs_stops, use_range,
+                     use_volume)
+
+
+@ijit
+def intrabar_core_nb(prices, stop_price, roi, ind_on, roi_on, cfg, params, books, i, abs_stops, use_range,
+                     use_volume):
+    """Body of :func:`intrabar_phase_nb` and :func:`intrabar_extra_nb`."""
     open_, high, low, close, volume = prices
+    extra = ind_on or roi_on
     st = books.state
     at_open = cfg.fill_mode == FillMode.NEXT_OPEN
     optimistic = cfg.intrabar == Intrabar.OPTIMISTIC
@@ -497,7 +579,10 @@ def intrabar_phase_nb(prices, levels, cfg, params, books, i, abs_stops, use_rang
             if sc["pend_dir"] != 0:
                 check_pending_nb(prices, cfg, params, books, i, c)
             elif sc["pos"] != 0.0 and has_stops_nb(params, c, abs_stops) and (at_open or sc["entry_idx"] < i):
-                check_stops_nb(prices, levels, cfg, params, books, i, c, optimistic)
+                if extra:
+                    check_stops_extra_nb(prices, stop_price, roi, ind_on, roi_on, params, books, i, c, optimistic)
+                else:
+                    check_stops_nb(prices, params, books, i, c, optimistic)
             if use_range or use_volume:
                 track_bar_nb(high, low, volume, i, c, st, use_range, use_volume)
 
@@ -613,14 +698,28 @@ def close_books_nb(close, books, order_type):
 
 
 @jit_borrow
-def check_stops_nb(prices, levels, cfg, params, books, i, c, optimistic):
+def check_stops_nb(prices, params, books, i, c, optimistic):
+    """Exits of column ``c``'s position inside bar ``i`` (:func:`stops_core_nb` without indicator stop
+    and minimal ROI)."""
+    stops_core_nb(prices, prices.close, prices.close, False, False, params, books, i, c, optimistic)
+
+
+@jit_borrow
+def check_stops_extra_nb(prices, stop_price, roi, ind_on, roi_on, params, books, i, c, optimistic):
+    """:func:`check_stops_nb` with the indicator stop (``ind_on``: ``stop_price``) and the minimal-ROI
+    table (``roi_on``: ``roi``)."""
+    stops_core_nb(prices, stop_price, roi, ind_on, roi_on, params, books, i, c, optimistic)
+
+
+@ijit
+def stops_core_nb(prices, stop_price, roi, ind_on, roi_on, params, books, i, c, optimistic):
     """Exits of column ``c``'s position inside bar ``i``: the time stop at the open, then the stops;
     exits on a hit, else moves the trailing extreme and ratchets the indicator stop.
 
     Time stop (``params.td`` > 0): a trade whose age ``i - entry_idx`` (bars, from its first entry)
     reached ``td`` exits at the open (exit reason ``TIME``). Stop side: the tightest of the stop-loss
     (percent or absolute), the trailing stop and the indicator stop (``cfg.ind_stop``: the level
-    ratcheted from ``levels.stop_price``), earlier ones winning ties. Take side: the nearer of the
+    ratcheted from ``stop_price``), earlier ones winning ties. Take side: the nearer of the
     take-profit and the minimal-ROI level ``avg * (1 +/- roi)`` (``cfg.roi``: ``roi`` the table's return
     for the trade's age at bar ``i``), the take-profit winning ties. Then ``fills.stop_fill_nb``.
     """
@@ -647,9 +746,9 @@ def check_stops_nb(prices, levels, cfg, params, books, i, c, optimistic):
         sl_level = sc["sl_abs"]
     if sc["tp_abs"] == sc["tp_abs"]:
         tp_level = sc["tp_abs"]
-    if cfg.ind_stop or cfg.roi:
-        price, reason = extra_stops_nb(prices, levels, cfg, sc, i, c, is_long, sl_level, tp_level, tr_level,
-                                       optimistic)
+    if ind_on or roi_on:
+        price, reason = extra_stops_nb(prices, stop_price, roi, ind_on, roi_on, sc, i, c, is_long, sl_level,
+                                       tp_level, tr_level, optimistic)
     else:
         price, reason = stop_fill_nb(is_long, prices.open[i, c], high[i, c], low[i, c], sl_level, tp_level,
                                      tr_level, optimistic)
@@ -667,8 +766,8 @@ def check_stops_nb(prices, levels, cfg, params, books, i, c, optimistic):
             sc["extreme"] = high[i, c]
     elif low[i, c] < extreme:
         sc["extreme"] = low[i, c]
-    if cfg.ind_stop:  # bar i's indicator stop (known at its close) applies from bar i + 1
-        ratchet_nb(sc, levels.stop_price[i, c], is_long)
+    if ind_on:  # bar i's indicator stop (known at its close) applies from bar i + 1
+        ratchet_nb(sc, stop_price[i, c], is_long)
 
 
 @ijit
@@ -701,15 +800,16 @@ def roi_level_nb(roi, age, avg, is_long):
 
 
 @ijit
-def extra_stops_nb(prices, levels, cfg, sc, i, c, is_long, sl_level, tp_level, tr_level, optimistic):
+def extra_stops_nb(prices, stop_price, roi_table, ind_on, roi_on, sc, i, c, is_long, sl_level, tp_level, tr_level,
+                   optimistic):
     """:func:`fills.stop_fill_nb` with the indicator stop on the stop side and the minimal-ROI level
     on the take side (rules in :func:`check_stops_nb`); returns ``(price, exit reason)``."""
     stop = sl_level
     sreason = ExitReason.SL
     take = tp_level
     treason = ExitReason.TP
-    ind = sc["ind_stop"] if cfg.ind_stop else np.nan
-    roi = roi_level_nb(levels.roi, i - sc["entry_idx"], sc["avg"], is_long) if cfg.roi else np.nan
+    ind = sc["ind_stop"] if ind_on else np.nan
+    roi = roi_level_nb(roi_table, i - sc["entry_idx"], sc["avg"], is_long) if roi_on else np.nan
     if is_long:
         if tr_level == tr_level and not tr_level <= stop:
             stop = tr_level
@@ -814,41 +914,39 @@ def process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s
         return
     size = params[c]["size"]
     if cfg.sizes:  # the entry's own size (NaN: the column's)
-        v = levels.size[s, c]
-        if v == v:
-            size = v
-    if sc["pos"] != 0.0:
-        # accumulation: the add fills at market; the combined position keeps its stops unless this
-        # entry brings its own (absolute levels set here replace, the indicator stop ratchets)
-        if enter_nb(px, i, c, base, direction > 0, OrderType.MARKET, books, params, cfg, size):
-            if cfg.abs_stops:
-                v = levels.sl_price[s, c]
-                if v == v:
-                    sc["sl_abs"] = v
-                v = levels.tp_price[s, c]
-                if v == v:
-                    sc["tp_abs"] = v
-            if cfg.ind_stop:
-                ratchet_nb(sc, levels.stop_price[s, c], direction > 0)
-        return
-    # absolute stop levels travel with the entry signal (to a resting order's fill too)
-    if cfg.abs_stops:
-        sc["sl_abs"] = levels.sl_price[s, c]
-        sc["tp_abs"] = levels.tp_price[s, c]
-    else:
-        sc["sl_abs"] = np.nan
-        sc["tp_abs"] = np.nan
-    if cfg.ind_stop:  # the signal bar's indicator stop is the trade's first level
-        sc["ind_stop"] = levels.stop_price[s, c]
-    if order_type != OrderType.MARKET:
-        sc["pend_dir"] = direction
-        sc["pend_price"] = levels.order_price[s, c]
-        sc["pend_bar"] = s
-        sc["pend_limit"] = levels.limit_price[s, c] if order_type == OrderType.STOP_LIMIT else np.nan
-        sc["pend_trig"] = False
-        sc["pend_size"] = size
-        return
-    enter_nb(px, i, c, base, direction > 0, OrderType.MARKET, books, params, cfg, size)
+        size = entry_size_at(levels.extra, s, c, size)
+    adding = sc["pos"] != 0.0  # accumulation: the add fills at market (one enter_nb call site: inlined)
+    if not adding:
+        # absolute stop levels travel with the entry signal (to a resting order's fill too)
+        if cfg.abs_stops:
+            sc["sl_abs"] = levels.sl_price[s, c]
+            sc["tp_abs"] = levels.tp_price[s, c]
+        else:
+            sc["sl_abs"] = np.nan
+            sc["tp_abs"] = np.nan
+        if cfg.ind_stop:  # the signal bar's indicator stop is the trade's first level
+            sc["ind_stop"] = stop_price_at(levels.extra, s, c)
+        if order_type != OrderType.MARKET:
+            sc["pend_dir"] = direction
+            sc["pend_price"] = levels.order_price[s, c]
+            sc["pend_bar"] = s
+            sc["pend_limit"] = levels.limit_price[s, c] if order_type == OrderType.STOP_LIMIT else np.nan
+            sc["pend_trig"] = False
+            sc["pend_size"] = size
+            return
+    filled = enter_nb(px, i, c, base, direction > 0, OrderType.MARKET, books, params, cfg, size)
+    if adding and filled:
+        # the combined position keeps its stops unless this entry brings its own (absolute levels
+        # given replace, the indicator stop ratchets)
+        if cfg.abs_stops:
+            v = levels.sl_price[s, c]
+            if v == v:
+                sc["sl_abs"] = v
+            v = levels.tp_price[s, c]
+            if v == v:
+                sc["tp_abs"] = v
+        if cfg.ind_stop:
+            ratchet_nb(sc, stop_price_at(levels.extra, s, c), direction > 0)
 
 
 @ijit

@@ -202,15 +202,19 @@ rejected orders by ``RejectReason`` (the Python layer warns without a pass over 
 Prices = namedtuple("Prices", ["open", "high", "low", "close", "volume"])
 #: Bars x symbols bool signals; without short signals the short fields alias ``entries`` (not read).
 Signals = namedtuple("Signals", ["entries", "exits", "short_entries", "short_exits"])
-_NAN11 = np.full((1, 1), np.nan)
 #: Per-bar order inputs read at a signal's bar ``s``: resting entries' ``order_price`` and
 #: ``limit_price`` (stop-limit), absolute ``sl_price``/``tp_price`` (NaN: unset) and ``exit_size``,
-#: the fraction an exit closes (one row: per column); ``size``: the entry's size (NaN: the column's
-#: ``param_dt.size``; read with ``Config.sizes``); ``stop_price``: the indicator stop, read at every bar
-#: (``Config.ind_stop``); ``roi``: the minimal-ROI table, ``(k, 2)`` rows ``(age in bars, return)``
-#: by increasing age (``Config.roi``). Unused ones may be ``(1, 1)`` placeholders (the defaults).
-Levels = namedtuple("Levels", ["order_price", "limit_price", "sl_price", "tp_price", "exit_size", "size",
-                               "stop_price", "roi"], defaults=(_NAN11, _NAN11, _NAN11))
+#: the fraction an exit closes (one row: per column). Unused ones may be ``(1, 1)`` placeholders.
+#: ``extra``: None (default), or the :class:`OrderLevels` of a run using them. None has no size:
+#: a run without them passes the kernels the same arguments as before they existed (each array
+#: argument of a kernel call is copied on every call), and numba compiles it apart.
+Levels = namedtuple("Levels", ["order_price", "limit_price", "sl_price", "tp_price", "exit_size", "extra"],
+                    defaults=(None,))
+#: Per-order inputs of issue 15: ``size``, the entry's size at its signal bar (NaN: the column's
+#: ``param_dt.size``; read with ``Config.sizes``); ``stop_price``, the indicator stop read at every bar
+#: (``Config.ind_stop``); ``roi``, the minimal-ROI table, ``(k, 2)`` rows ``(age in bars, return)`` by
+#: increasing age (``Config.roi``). Unused ones may be ``(1, 1)`` placeholders.
+OrderLevels = namedtuple("OrderLevels", ["size", "stop_price", "roi"])
 #: A run's mutable books: per-column ``state`` (:data:`col_state_dt` or :data:`rebalance_state_dt`),
 #: ``acct`` cash per account, ``counts`` (one :data:`counts_dt` record), ``orders`` and ``trades``
 #: record buffers (``order_dt``, ``trade_dt``). Kept by the caller so that a run can resume with
@@ -228,8 +232,8 @@ Config = namedtuple("Config", ["size_type", "leverage", "fill_mode", "intrabar",
 #: Options of :class:`Config` beyond the first nine, all bools: ``accumulate`` (an entry in the direction
 #: of the position adds to it), ``reenter`` (an exit and an entry of the position's direction on one bar
 #: close it and open a new trade), ``finalize`` (close open positions at the last valid close, exit reason
-#: ``FINAL``), ``sizes`` (``Levels.size`` given), ``ind_stop`` (``Levels.stop_price`` given), ``roi``
-#: (``Levels.roi`` given), ``borrow`` (a column has ``param_dt.borrow`` > 0), ``time_stop`` (a column has
+#: ``FINAL``), ``sizes`` (``OrderLevels.size`` given), ``ind_stop`` (``OrderLevels.stop_price`` given),
+#: ``roi`` (``OrderLevels.roi`` given), ``borrow`` (a column has ``param_dt.borrow`` > 0), ``time_stop`` (a column has
 #: ``param_dt.td``).
 EXTRA_CONFIG = ("accumulate", "reenter", "finalize", "sizes", "ind_stop", "roi", "borrow", "time_stop")
 

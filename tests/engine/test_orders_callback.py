@@ -8,7 +8,7 @@ from numba import njit
 
 from nbtrade.kernels.callback import (enter_long_nb, enter_short_nb, exit_long_nb, exit_short_nb, order_nb,
                                       simulate_callback_nb, trail_stop_nb)
-from nbtrade.kernels.records import (Books, FillMode, Intrabar, Levels, OrderType, Prices, Signals, SizeType,
+from nbtrade.kernels.records import (Books, FillMode, Intrabar, Levels, OrderLevels, OrderType, Prices, Signals, SizeType,
                                      counts_dt, make_config, new_state, order_dt, param_dt, trade_dt)
 
 from .helpers import random_market, random_signals
@@ -44,8 +44,8 @@ def run_callback(o, h, l, c, le, lx, se, sx, *, size, entry_size, sl_price, tp_p
     params["td"] = td
     params["borrow"] = borrow
     full = lambda: np.full((n, m), np.nan)  # noqa: E731
-    levels = Levels(c, c, full(), full(), np.ones((1, m)), full(), full(),
-                    np.ones((1, 2)) if roi is None else np.asarray(roi, dtype=np.float64))
+    levels = Levels(c, c, full(), full(), np.ones((1, m)),
+                    OrderLevels(full(), full(), np.ones((1, 2)) if roi is None else np.asarray(roi, dtype=np.float64)))
     cfg = make_config(int(getattr(SizeType, size_type.upper())), 1.0,
                       FillMode.NEXT_OPEN if fill == "next_open" else FillMode.CLOSE, Intrabar.PESSIMISTIC,
                       OrderType.MARKET, 0, True, True, True, accumulate=accumulate, reenter=reenter, finalize=finalize,
@@ -113,12 +113,21 @@ def test_order_nb_refuses_fields_the_run_did_not_allocate():
     params["size"] = 1.0
     params["sl"] = params["tp"] = params["trail"] = np.nan
     nan = np.full((1, 1), np.nan)
-    levels = Levels(c, c, nan, nan, np.ones((1, m)))
     cfg = make_config(SizeType.AMOUNT, 1.0, FillMode.NEXT_OPEN, Intrabar.PESSIMISTIC, OrderType.MARKET, 0, True,
                       False, True)
     sig = Signals(*(np.zeros((n, m), dtype=np.bool_) for _ in range(4)))
-    books = Books(new_state(np.zeros(m, dtype=np.int64)), np.full(1, 100.0), np.zeros(1, counts_dt),
-                  np.empty(64, dtype=order_dt), np.empty(64, dtype=trade_dt))
-    with pytest.raises(ValueError, match="per-order sizes are not enabled"):
+
+    def run(levels):
+        books = Books(new_state(np.zeros(m, dtype=np.int64)), np.full(1, 100.0), np.zeros(1, counts_dt),
+                      np.empty(64, dtype=order_dt), np.empty(64, dtype=trade_dt))
         simulate_callback_nb(bad_on_bar, (), Prices(c, c, c, c, c), sig, levels, cfg, params, np.zeros(n, np.bool_),
                              np.ones(m), 0, books, np.empty(n), np.empty(n))
+
+    # per-order fields given, sizes not allocated: a clear error, no write out of bounds
+    with pytest.raises(ValueError, match="per-order sizes are not enabled"):
+        run(Levels(c, c, nan, nan, np.ones((1, m)), OrderLevels(nan, np.full((n, m), np.nan), np.ones((1, 2)))))
+    # no per-order fields at all (ctx.orders is None): the strategy does not compile
+    from numba.core.errors import TypingError
+
+    with pytest.raises(TypingError):
+        run(Levels(c, c, nan, nan, np.ones((1, m))))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from nbtrade.kernels.engine import simulate_signals_nb
-from nbtrade.kernels.records import (Books, Direction, ExitReason, FillMode, Intrabar, Levels, OrderType, Prices,
+from nbtrade.kernels.records import (Books, Direction, ExitReason, FillMode, Intrabar, Levels, OrderLevels, OrderType, Prices,
                                      RejectReason, Side, Signals, SizeType, Status, counts_dt, make_config, new_state,
                                      order_dt, param_dt, trade_dt)
 
@@ -60,9 +60,11 @@ def run_kernel(o, h, l, c, le, lx, se=None, sx=None, *, size=1.0, size_type="amo
                     c if limit_price is None else _arr(limit_price, n, m),
                     _arr(sl_price, n, m) if (sl_price is not None or tp_price is not None) else _arr(None, n, m),
                     _arr(tp_price, n, m) if (sl_price is not None or tp_price is not None) else _arr(None, n, m),
-                    _arr(exit_size, n, m) if partial else np.ones((1, 1)),
-                    _arr(entry_size, n, m), _arr(stop_price, n, m),
-                    np.ones((1, 2)) if roi is None else np.ascontiguousarray(np.asarray(roi, dtype=np.float64)))
+                    _arr(exit_size, n, m) if partial else np.ones((1, 1)))
+    if entry_size is not None or stop_price is not None or roi is not None:
+        levels = levels._replace(extra=OrderLevels(
+            _arr(entry_size, n, m), _arr(stop_price, n, m),
+            np.ones((1, 2)) if roi is None else np.ascontiguousarray(np.asarray(roi, dtype=np.float64))))
     abs_stops = sl_price is not None or tp_price is not None
     if abs_stops:
         levels = levels._replace(sl_price=np.full((n, m), np.nan) if sl_price is None else levels.sl_price,
