@@ -46,10 +46,10 @@ from numba import types
 from numba.extending import overload
 
 from ._jit import ijit, jit_borrow, jit_uncached
-from .engine import (borrow_phase_nb, close_bar_nb, close_books_nb, extra_arrays, finalize_nb, intrabar_extra_nb,
-                     intrabar_phase_nb, process_signal_nb, quiet_intrabar_nb, room_nb, run_stops_nb, tracking_nb,
-                     wait_for_candle_nb)
-from .records import FillMode, OrderType
+from .engine import (EXTRA_EXITS, borrow_phase_nb, close_bar_nb, close_books_nb, extra_arrays, finalize_nb,
+                     has_option_nb, intrabar_extra_nb, intrabar_phase_nb, process_signal_nb, quiet_intrabar_nb, room_nb,
+                     run_stops_nb, tracking_nb, wait_for_candle_nb)
+from .records import FillMode, Option, OrderType
 
 BarContext = namedtuple("BarContext", ["open", "high", "low", "close", "position", "cash", "entries", "exits",
                                        "short_entries", "short_exits", "user", "touched", "exit_size", "orders"])
@@ -202,18 +202,18 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
         if at_open and s >= 0 and (touched[s] or cnt["waiting"] > 0):
             callback_orders_nb(open_, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
         if not quiet:
-            if cfg.ind_stop or cfg.roi:
+            if has_option_nb(cfg, EXTRA_EXITS):
                 stop_price, roi = extra_arrays(levels.extra, close)
                 intrabar_extra_nb(prices, stop_price, roi, cfg, params, books, i, True, use_range, use_volume)
             else:
                 intrabar_phase_nb(prices, cfg, params, books, i, run_stops, use_range, use_volume)
-        if cfg.borrow:
+        if has_option_nb(cfg, Option.BORROW):
             borrow_phase_nb(close, params, books, i)
         on_bar(ctx, i)
         if not at_open and (touched[s] or cnt["waiting"] > 0):
             callback_orders_nb(close, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
         close_bar_nb(close, st, acct, i, cash_out, equity_out)
-    if cfg.finalize:
+    if has_option_nb(cfg, Option.FINALIZE):
         finalize_nb(close, params, books, cash_out, equity_out)
     close_books_nb(close, books, cfg.order_type)
     return n

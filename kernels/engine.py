@@ -26,7 +26,7 @@ Signals: when long, a short entry reverses and an exit closes (all of the positi
 fraction ``exit_size`` gives: a partial close, a trade of its own); when short,
 mirrored; when flat, an entry opens (exits are ignored). Long and short entry
 together cancel each other. An entry while already in the same direction is
-ignored (no pyramiding) unless ``cfg.accumulate``. Sizing of an entry values the portfolio at the price
+ignored (no pyramiding) unless ``Option.ACCUMULATE``. Sizing of an entry values the portfolio at the price
 of the moment (the bar's opens, or its closes) and the last valid close for a
 symbol with no candle. Equity at bar ``i`` is ``cash + sum(position * mark)``,
 ``mark`` being the last valid close (valuation only; never a fill price).
@@ -85,7 +85,7 @@ from numba.extending import overload
 from ._jit import ijit, jit, jit_borrow
 from .fills import (EPS, entry_size_nb, exchange_filter_nb, impact_price_nb, order_fees_nb, pending_fill_nb,
                     slip_price_nb, stop_fill_nb, stop_limit_fill_nb)
-from .records import Direction, ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
+from .records import Direction, ExitReason, FillMode, Intrabar, Option, OrderType, RejectReason, Side, Status
 
 
 # ------------------------------------------------------------------------------------------------
@@ -143,6 +143,12 @@ def _extra_arrays_ov(extra, fallback):
     if isinstance(extra, types.NoneType):
         return lambda extra, fallback: (fallback, fallback)
     return lambda extra, fallback: (extra.stop_price, extra.roi)
+
+
+@ijit
+def has_option_nb(cfg, bit):
+    """Whether the run's ``Config.options`` has the :data:`records.Option` ``bit``."""
+    return (cfg.options & bit) != 0
 
 
 @ijit
@@ -388,17 +394,21 @@ def exit_position_nb(books, params, c, i, base_price, otype, exit_reason, fracti
 
 @ijit
 def has_stops_nb(params, c, abs_stops):
-    """Whether column ``c`` has attached exits checked inside a bar (percent, trailing, time stops, or
-    run-level ones: ``abs_stops`` is :func:`run_stops_nb`)."""
+    """Whether column ``c`` has attached exits checked inside a bar (percent, trailing, or run-level
+    ones: ``abs_stops`` is :func:`run_stops_nb`)."""
     pc = params[c]
-    return abs_stops or pc["sl"] == pc["sl"] or pc["tp"] == pc["tp"] or pc["trail"] == pc["trail"] or pc["td"] > 0.0
+    return abs_stops or pc["sl"] == pc["sl"] or pc["tp"] == pc["tp"] or pc["trail"] == pc["trail"]
 
 
 @ijit
 def run_stops_nb(cfg):
     """Whether the run gives exits for every column: absolute stop levels, an indicator stop, a
-    minimal-ROI table."""
-    return cfg.abs_stops or cfg.ind_stop or cfg.roi
+    minimal-ROI table, time stops."""
+    return cfg.abs_stops or has_option_nb(cfg, EXTRA_EXITS)
+
+
+#: Options whose exits take :func:`intrabar_extra_nb` (plain runs keep :func:`intrabar_phase_nb`).
+EXTRA_EXITS = Option.IND_STOP | Option.ROI | Option.TIME_STOP
 
 
 @ijit
@@ -449,13 +459,14 @@ def simulate_signals_nb(prices, signals, levels, cfg, params, start, books, cash
     # precede any stop fill of the bar and stops precede close orders, so phases run as passes.
     # Accumulation, same-bar re-entry and borrow costs take the phased loop too (the fused one
     # keeps only the rules of plain runs, unchanged).
-    if not (any_stops or cfg.order_type != OrderType.MARKET or cfg.accumulate or cfg.reenter or cfg.borrow):
+    if not (any_stops or cfg.order_type != OrderType.MARKET
+            or has_option_nb(cfg, Option.ACCUMULATE | Option.REENTER | Option.BORROW)):
         done = fused_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, equity_out)
     else:
         done = phased_bars_nb(prices, signals, levels, cfg, params, start, n, books, cash_out, equity_out)
     if done < n:
         return done
-    if cfg.finalize:
+    if has_option_nb(cfg, Option.FINALIZE):
         finalize_nb(prices.close, params, books, cash_out, equity_out)
     close_books_nb(prices.close, books, cfg.order_type)
     return n
@@ -515,12 +526,12 @@ def phased_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cas
         s = i - lag
         if at_open:
             orders_phase_nb(open_, prices, signals, levels, cfg, params, books, i, s)
-        if cfg.ind_stop or cfg.roi:
+        if has_option_nb(cfg, EXTRA_EXITS):
             stop_price, roi = extra_arrays(levels.extra, close)
             intrabar_extra_nb(prices, stop_price, roi, cfg, params, books, i, True, use_range, use_volume)
         else:
             intrabar_phase_nb(prices, cfg, params, books, i, cfg.abs_stops, use_range, use_volume)
-        if cfg.borrow:
+        if has_option_nb(cfg, Option.BORROW):
             borrow_phase_nb(close, params, books, i)
         if not at_open:
             orders_phase_nb(close, prices, signals, levels, cfg, params, books, i, s)
@@ -537,7 +548,8 @@ def orders_phase_nb(px, prices, signals, levels, cfg, params, books, i, s):
         sc = st[c]
         valid = px[i, c] == px[i, c]
         if valid and sc["wait"] < 0:
-            if s >= 0 and wants_nb(signals, s, c, sc["pos"], sc["pend_dir"], cfg.has_short, cfg.accumulate):
+            if s >= 0 and wants_nb(signals, s, c, sc["pos"], sc["pend_dir"], cfg.has_short,
+                                   has_option_nb(cfg, Option.ACCUMULATE)):
                 process_signal_nb(prices.open, prices.close, signals, levels, cfg, params, books, i, c, s)
         else:
             orders_column_nb(prices.open, prices.close, signals, levels, cfg, params, books, i, c, s, valid)
@@ -551,24 +563,24 @@ def intrabar_phase_nb(prices, cfg, params, books, i, abs_stops, use_range, use_v
     close (:func:`close_bar_nb`): nothing reads them in between. Runs with an indicator stop or a
     minimal-ROI table take :func:`intrabar_extra_nb` (this one's arguments stay those of plain runs:
     each array argument is copied on every call)."""
-    intrabar_core_nb(prices, prices.close, prices.close, False, False, cfg, params, books, i, abs_stops, use_range,
-                     use_volume)
+    intrabar_core_nb(prices, prices.close, prices.close, False, False, False, cfg, params, books, i, abs_stops,
+                     use_range, use_volume)
 
 
 @jit_borrow
 def intrabar_extra_nb(prices, stop_price, roi, cfg, params, books, i, abs_stops, use_range, use_volume):
-    """:func:`intrabar_phase_nb` of runs with an indicator stop (``stop_price``, ``cfg.ind_stop``) or a
-    minimal-ROI table (``roi``, ``cfg.roi``)."""
-    intrabar_core_nb(prices, stop_price, roi, cfg.ind_stop, cfg.roi, cfg, params, books, i, abs_stops, use_range,
-                     use_volume)
+    """:func:`intrabar_phase_nb` of runs with an indicator stop (``stop_price``, ``Option.IND_STOP``), a
+    minimal-ROI table (``roi``, ``Option.ROI``) or time stops (``Option.TIME_STOP``)."""
+    intrabar_core_nb(prices, stop_price, roi, has_option_nb(cfg, Option.IND_STOP), has_option_nb(cfg, Option.ROI),
+                     has_option_nb(cfg, Option.TIME_STOP), cfg, params, books, i, abs_stops, use_range, use_volume)
 
 
 @ijit
-def intrabar_core_nb(prices, stop_price, roi, ind_on, roi_on, cfg, params, books, i, abs_stops, use_range,
+def intrabar_core_nb(prices, stop_price, roi, ind_on, roi_on, td_on, cfg, params, books, i, abs_stops, use_range,
                      use_volume):
     """Body of :func:`intrabar_phase_nb` and :func:`intrabar_extra_nb`."""
     open_, high, low, close, volume = prices
-    extra = ind_on or roi_on
+    extra = ind_on or roi_on or td_on
     st = books.state
     at_open = cfg.fill_mode == FillMode.NEXT_OPEN
     optimistic = cfg.intrabar == Intrabar.OPTIMISTIC
@@ -580,7 +592,8 @@ def intrabar_core_nb(prices, stop_price, roi, ind_on, roi_on, cfg, params, books
                 check_pending_nb(prices, cfg, params, books, i, c)
             elif sc["pos"] != 0.0 and has_stops_nb(params, c, abs_stops) and (at_open or sc["entry_idx"] < i):
                 if extra:
-                    check_stops_extra_nb(prices, stop_price, roi, ind_on, roi_on, params, books, i, c, optimistic)
+                    check_stops_extra_nb(prices, stop_price, roi, ind_on, roi_on, td_on, params, books, i, c,
+                                         optimistic)
                 else:
                     check_stops_nb(prices, params, books, i, c, optimistic)
             if use_range or use_volume:
@@ -672,7 +685,8 @@ def orders_column_nb(open_, close, signals, levels, cfg, params, books, i, c, s,
         # resting entry types: a cell holding an entry is placed at once (it needs no price now)
         can_wait = cfg.order_type == OrderType.MARKET or not (entries[s, c] or (has_short and short_entries[s, c]))
     d = wait_for_candle_nb(sc, books.counts, new, valid, i == close.shape[0] - 1, can_wait, False)
-    if d >= 0 and wants_nb(signals, d, c, sc["pos"], sc["pend_dir"], has_short, cfg.accumulate):
+    if d >= 0 and wants_nb(signals, d, c, sc["pos"], sc["pend_dir"], has_short,
+                           has_option_nb(cfg, Option.ACCUMULATE)):
         process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, d)
 
 
@@ -701,34 +715,33 @@ def close_books_nb(close, books, order_type):
 def check_stops_nb(prices, params, books, i, c, optimistic):
     """Exits of column ``c``'s position inside bar ``i`` (:func:`stops_core_nb` without indicator stop
     and minimal ROI)."""
-    stops_core_nb(prices, prices.close, prices.close, False, False, params, books, i, c, optimistic)
+    stops_core_nb(prices, prices.close, prices.close, False, False, False, params, books, i, c, optimistic)
 
 
 @jit_borrow
-def check_stops_extra_nb(prices, stop_price, roi, ind_on, roi_on, params, books, i, c, optimistic):
-    """:func:`check_stops_nb` with the indicator stop (``ind_on``: ``stop_price``) and the minimal-ROI
-    table (``roi_on``: ``roi``)."""
-    stops_core_nb(prices, stop_price, roi, ind_on, roi_on, params, books, i, c, optimistic)
+def check_stops_extra_nb(prices, stop_price, roi, ind_on, roi_on, td_on, params, books, i, c, optimistic):
+    """:func:`check_stops_nb` with the indicator stop (``ind_on``: ``stop_price``), the minimal-ROI
+    table (``roi_on``: ``roi``) and time stops (``td_on``)."""
+    stops_core_nb(prices, stop_price, roi, ind_on, roi_on, td_on, params, books, i, c, optimistic)
 
 
 @ijit
-def stops_core_nb(prices, stop_price, roi, ind_on, roi_on, params, books, i, c, optimistic):
+def stops_core_nb(prices, stop_price, roi, ind_on, roi_on, td_on, params, books, i, c, optimistic):
     """Exits of column ``c``'s position inside bar ``i``: the time stop at the open, then the stops;
     exits on a hit, else moves the trailing extreme and ratchets the indicator stop.
 
     Time stop (``params.td`` > 0): a trade whose age ``i - entry_idx`` (bars, from its first entry)
     reached ``td`` exits at the open (exit reason ``TIME``). Stop side: the tightest of the stop-loss
-    (percent or absolute), the trailing stop and the indicator stop (``cfg.ind_stop``: the level
+    (percent or absolute), the trailing stop and the indicator stop (``Option.IND_STOP``: the level
     ratcheted from ``stop_price``), earlier ones winning ties. Take side: the nearer of the
-    take-profit and the minimal-ROI level ``avg * (1 +/- roi)`` (``cfg.roi``: ``roi`` the table's return
+    take-profit and the minimal-ROI level ``avg * (1 +/- roi)`` (``Option.ROI``: ``roi`` the table's return
     for the trade's age at bar ``i``), the take-profit winning ties. Then ``fills.stop_fill_nb``.
     """
     high = prices.high
     low = prices.low
     sc = books.state[c]
     pc = params[c]
-    td = pc["td"]
-    if td > 0.0 and i - sc["entry_idx"] >= td:
+    if td_on and pc["td"] > 0.0 and i - sc["entry_idx"] >= pc["td"]:
         exit_position_nb(books, params, c, i, prices.open[i, c], OrderType.MARKET, ExitReason.TIME)
         return
     avg = sc["avg"]
@@ -873,9 +886,9 @@ def process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s
             direction = -1
         elif lx:
             do_exit = True
-            if cfg.reenter and long_entry:
+            if has_option_nb(cfg, Option.REENTER) and long_entry:
                 direction = 1
-        elif cfg.accumulate and long_entry:
+        elif has_option_nb(cfg, Option.ACCUMULATE) and long_entry:
             direction = 1
     elif p < 0.0:
         if long_entry:
@@ -883,9 +896,9 @@ def process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s
             direction = 1
         elif sx:
             do_exit = True
-            if cfg.reenter and short_entry:
+            if has_option_nb(cfg, Option.REENTER) and short_entry:
                 direction = -1
-        elif cfg.accumulate and short_entry:
+        elif has_option_nb(cfg, Option.ACCUMULATE) and short_entry:
             direction = -1
     elif long_entry:
         direction = 1
@@ -913,7 +926,7 @@ def process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s
     if direction == 0:
         return
     size = params[c]["size"]
-    if cfg.sizes:  # the entry's own size (NaN: the column's)
+    if has_option_nb(cfg, Option.SIZES):  # the entry's own size (NaN: the column's)
         size = entry_size_at(levels.extra, s, c, size)
     adding = sc["pos"] != 0.0  # accumulation: the add fills at market (one enter_nb call site: inlined)
     if not adding:
@@ -924,7 +937,7 @@ def process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s
         else:
             sc["sl_abs"] = np.nan
             sc["tp_abs"] = np.nan
-        if cfg.ind_stop:  # the signal bar's indicator stop is the trade's first level
+        if has_option_nb(cfg, Option.IND_STOP):  # the signal bar's indicator stop is the trade's first level
             sc["ind_stop"] = stop_price_at(levels.extra, s, c)
         if order_type != OrderType.MARKET:
             sc["pend_dir"] = direction
@@ -945,7 +958,7 @@ def process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s
             v = levels.tp_price[s, c]
             if v == v:
                 sc["tp_abs"] = v
-        if cfg.ind_stop:
+        if has_option_nb(cfg, Option.IND_STOP):
             ratchet_nb(sc, stop_price_at(levels.extra, s, c), direction > 0)
 
 

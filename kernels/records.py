@@ -223,30 +223,46 @@ Books = namedtuple("Books", ["state", "acct", "counts", "orders", "trades"])
 #: Scalar settings of a run: ``size_type`` (``SizeType``), ``leverage``, ``fill_mode`` (``FillMode``),
 #: ``intrabar`` (``Intrabar``), ``order_type`` (``OrderType`` of entries), ``tif`` (bars a resting
 #: entry lives, 0: until filled), ``has_short`` (short signals given), ``abs_stops`` (``sl_price``/
-#: ``tp_price`` given), ``partial`` (``exit_size`` given); the options of :data:`EXTRA_CONFIG` (all
-#: False by default: a run without them takes the paths it took before they existed).
+#: ``tp_price`` given), ``partial`` (``exit_size`` given); ``options``: bits of :data:`Option` (0 by
+#: default: a run without them takes the paths it took before they existed).
 Config = namedtuple("Config", ["size_type", "leverage", "fill_mode", "intrabar", "order_type", "tif", "has_short",
-                               "abs_stops", "partial", "accumulate", "reenter", "finalize", "sizes", "ind_stop",
-                               "roi", "borrow", "time_stop"])
+                               "abs_stops", "partial", "options"])
 
-#: Options of :class:`Config` beyond the first nine, all bools: ``accumulate`` (an entry in the direction
-#: of the position adds to it), ``reenter`` (an exit and an entry of the position's direction on one bar
-#: close it and open a new trade), ``finalize`` (close open positions at the last valid close, exit reason
-#: ``FINAL``), ``sizes`` (``OrderLevels.size`` given), ``ind_stop`` (``OrderLevels.stop_price`` given),
-#: ``roi`` (``OrderLevels.roi`` given), ``borrow`` (a column has ``param_dt.borrow`` > 0), ``time_stop`` (a column has
-#: ``param_dt.td``).
-EXTRA_CONFIG = ("accumulate", "reenter", "finalize", "sizes", "ind_stop", "roi", "borrow", "time_stop")
+
+class OptionT(NamedTuple):
+    ACCUMULATE: int
+    REENTER: int
+    FINALIZE: int
+    SIZES: int
+    IND_STOP: int
+    ROI: int
+    BORROW: int
+    TIME_STOP: int
+
+
+#: Bits of ``Config.options`` (one int: a run passes the kernels one argument for all of them, and
+#: 0 in runs without them): ``ACCUMULATE`` (an entry in the position's direction adds to it),
+#: ``REENTER`` (an exit and an entry of the position's direction on one bar close it and open a new
+#: trade), ``FINALIZE`` (close open positions at the last valid close, exit reason ``FINAL``),
+#: ``SIZES`` (``OrderLevels.size`` given), ``IND_STOP`` (``OrderLevels.stop_price`` given), ``ROI``
+#: (``OrderLevels.roi`` given), ``BORROW`` (a column has ``param_dt.borrow`` > 0), ``TIME_STOP`` (a
+#: column has ``param_dt.td`` > 0).
+Option = OptionT(*(1 << k for k in range(8)))
+
+#: Keyword names of :func:`make_config`'s options, in ``Option`` order.
+EXTRA_CONFIG = tuple(f.lower() for f in OptionT._fields)
 
 
 def make_config(size_type: int, leverage: float, fill_mode: int, intrabar: int, order_type: int, tif: int,
                 has_short: bool, abs_stops: bool, partial: bool, **extra: bool) -> Config:
     """A :class:`Config` with fixed scalar types (one compiled signature whatever the caller passed);
-    ``extra``: the options of :data:`EXTRA_CONFIG` (False unless given)."""
+    ``extra``: the options of :data:`Option` by lower-case name (``accumulate=True``...; False unless given)."""
     unknown = set(extra) - set(EXTRA_CONFIG)
     if unknown:
         raise TypeError(f"make_config: unknown options {sorted(unknown)}")
+    options = sum(bit for name, bit in zip(EXTRA_CONFIG, Option) if extra.get(name, False))
     return Config(int(size_type), float(leverage), int(fill_mode), int(intrabar), int(order_type), int(tif),
-                  bool(has_short), bool(abs_stops), bool(partial), *(bool(extra.get(k, False)) for k in EXTRA_CONFIG))
+                  bool(has_short), bool(abs_stops), bool(partial), int(options))
 
 
 def new_state(groups) -> np.ndarray:
