@@ -1018,8 +1018,7 @@ def enter_nb(px, i, c, base, is_buy, otype, books, params, cfg, size):
         sc["avg"] = price
         sc["entry_idx"] = i
         sc["entry_fees"] = fee
-        sc["extreme"] = price
-        sc["borrow"] = 0.0
+        sc["extreme"] = price  # (``borrow`` is 0: a full exit resets it)
     record_order_nb(orders, counts, c, i, side, units, price, fee, otype, Status.FILLED, RejectReason.NONE)
     return True
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from .panel import Market, align
 
-__all__ = ["OrderOptions", "order_options", "ORDER_KEYWORDS"]
+__all__ = ["OrderOptions", "order_options", "order_levels", "ORDER_KEYWORDS"]
 
 #: Keywords of :func:`nbtrade.backtest` handled here, with their defaults.
 ORDER_KEYWORDS: dict[str, Any] = {
@@ -213,18 +213,17 @@ def order_options(market: Market, *, size_type: str, order_type: str, freq_ms: f
     where set). ``td_stop``: bars (int) or a duration, per symbol as a mapping. ``min_roi``: ``{age:
     return}``, ages in bars (int), durations (``"30min"``, Timedelta) or freqtrade's minute strings
     (``"20"``); returns > -1. ``borrow_rate``: fraction per year (>= 0), per symbol allowed; needs the bar
-    length (``freq``). Options other than the defaults are refused by ``backtest_callback`` (``mode``).
+    length (``freq``). ``mode="callback"`` refuses the bars x symbols inputs (a callback sets them per order).
     """
     syms = list(market.symbols)
     n, m = market.shape
     accumulate = _bool(accumulate, "accumulate")
     reenter = _bool(reenter, "reenter")
     finalize = _bool(finalize_trades, "finalize_trades")
-    given = [k for k, v in (("accumulate", accumulate), ("reenter", reenter), ("finalize_trades", finalize),
-                            ("entry_size", entry_size is not None), ("ind_stop", ind_stop is not None),
-                            ("td_stop", td_stop is not None), ("min_roi", min_roi is not None)) if v]
-    if mode == "callback" and given:
-        raise ValueError(f"{', '.join(given)}: not supported by backtest_callback yet (signals path only)")
+    arrays = [k for k, v in (("entry_size", entry_size), ("ind_stop", ind_stop)) if v is not None]
+    if mode == "callback" and arrays:
+        raise ValueError(f"{', '.join(arrays)}: bars x symbols inputs of the signals path; a callback sets them per "
+                         f"order (nbtrade.kernels.callback.order_nb / trail_stop_nb)")
     if accumulate and size_type == "target_percent":
         raise ValueError("accumulate=True cannot be combined with size_type='target_percent': a target is the "
                          "whole position, not an add; use size_type='percent', 'value' or 'amount' (each add is "
@@ -286,9 +285,20 @@ def order_options(market: Market, *, size_type: str, order_type: str, freq_ms: f
     b_year = b_bar = None
     rates = _per_symbol_rate(borrow_rate, "borrow_rate", syms)
     if (rates > 0).any():
-        if mode == "callback":
-            raise ValueError("borrow_rate: not supported by backtest_callback yet (signals path only)")
         if freq_ms is None:
             raise ValueError("borrow_rate is per year: give freq= (bar length) to charge it per bar")
         b_year, b_bar = rates, rates * (freq_ms / _YEAR_MS)
     return OrderOptions(accumulate, reenter, finalize, es, stops, td, roi, b_year, b_bar)
+
+
+def order_levels(orders: OrderOptions | None) -> Any:
+    """The kernels' ``Levels.extra``: None without per-order arrays (the plain runs' compiled code), else a
+    ``records.OrderLevels`` with placeholders for the fields not given."""
+    if orders is None or (orders.entry_size is None and orders.ind_stop is None and orders.roi is None):
+        return None
+    from .kernels.records import OrderLevels
+
+    nan = np.full((1, 1), np.nan)
+    return OrderLevels(nan if orders.entry_size is None else orders.entry_size,
+                       nan if orders.ind_stop is None else orders.ind_stop,
+                       np.ones((1, 2)) if orders.roi is None else orders.roi)
