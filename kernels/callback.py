@@ -42,10 +42,11 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+import numpy as np
 from numba import types
 from numba.extending import overload
 
-from ._jit import ijit, jit_borrow, jit_uncached
+from ._jit import ijit, jit, jit_borrow, jit_uncached
 from .engine import (EXTRA_EXITS, borrow_phase_nb, close_bar_nb, close_books_nb, extra_arrays, finalize_nb,
                      has_option_nb, intrabar_extra_nb, intrabar_phase_nb, process_signal_nb, quiet_intrabar_nb, room_nb,
                      run_stops_nb, tracking_nb, wait_for_candle_nb)
@@ -256,3 +257,47 @@ def callback_orders_nb(px, prices, signals, levels, cfg, params, books, i, s, to
 
 
 _ = OrderType  # re-exported for strategies: ``OrderType.LIMIT``
+
+
+@jit
+def python_next_orders_nb(ctx, i):
+    """``on_bar`` of class-API strategies with a Python ``next`` and per-order fields: the bridge of
+    ``kernels/python_next.py`` (same flags, same calls) with ``ctx.user`` ending in ``fields``
+    ``(3, n_cols)``: the ``size``, ``sl``, ``tp`` of the entry flagged for each column (NaN: unset),
+    handed to :func:`order_nb` and reset. The run must have per-order fields (``ctx.orders``)."""
+    pos, cash, flags, first, callback, portions, fields = ctx.user
+    if i < first[0]:
+        return
+    m = pos.shape[0]
+    for c in range(m):
+        pos[c] = ctx.position[c]
+    for k in range(cash.shape[0]):
+        cash[k] = ctx.cash[k]
+    r = callback(i)
+    if r < 0:
+        first[0] = ctx.close.shape[0]
+        return
+    if r == 0:
+        return
+    for c in range(m):
+        if flags[0, c]:
+            enter_long_nb(ctx, i, c)
+        if flags[1, c]:
+            if portions[c] < 1.0:
+                reduce_long_nb(ctx, i, c, portions[c])
+            else:
+                exit_long_nb(ctx, i, c)
+        if flags[2, c]:
+            enter_short_nb(ctx, i, c)
+        if flags[3, c]:
+            if portions[c] < 1.0:
+                reduce_short_nb(ctx, i, c, portions[c])
+            else:
+                exit_short_nb(ctx, i, c)
+        if flags[0, c] or flags[2, c]:
+            order_nb(ctx, i, c, fields[0, c], fields[1, c], fields[2, c], np.nan)
+        for k in range(4):
+            flags[k, c] = False
+        for k in range(3):
+            fields[k, c] = np.nan
+        portions[c] = 1.0
