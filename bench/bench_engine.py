@@ -4,7 +4,7 @@
 fill at the bar's close (``fill="close"``) so the three implementations do the
 same arithmetic:
 
-* ``nbtrade``: the public signals path ``nbtrade.backtesting.backtest`` on close prices
+* ``nbtrade``: the public signals path ``nbtrade.backtest`` on close prices
   (validation, engine kernel, order/trade records, Result), arrays in;
 * ``bare_loop``: a bare @njit loop doing only the trading arithmetic (the ceiling);
 * ``vectorbt``: ``Portfolio.from_signals(..., cash_sharing=True, group_by=True)``

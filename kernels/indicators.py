@@ -45,6 +45,6 @@ KERNELS: dict[str, KernelPair] = {
     **_pairs(moving, "sma ema wma dema tema kama"),
     **_pairs(oscillators, "rsi macd bbands trange atr stoch obv adx"),
     **_pairs(rolling, "rolling_sum rolling_mean rolling_var rolling_std rolling_zscore rolling_min rolling_max "
-                      "rolling_corr rolling_beta rolling_cov rolling_vwap"),
+                      "rolling_corr rolling_beta rolling_cov rolling_vwap rolling_moment rolling_sums"),
     **_pairs(returns, "ret"),
 }

@@ -493,6 +493,20 @@ def _rolling_var_impl(x, window, minp, ddof, mode, out):
 
 
 @jit
+def rolling_moment_1d_nb(x, window, minp, ddof, mode, out):
+    """Rolling variance (``mode`` :data:`VAR`), standard deviation (:data:`STD`) or z-score
+    (:data:`ZSCORE`): the one compiled entry behind the three public functions (each
+    entry costs ~2 s of compile on a cold cache; the mode test per bar costs nothing measurable)."""
+    return _rolling_var_core_1d_nb(x, window, minp, ddof, mode, out)
+
+
+@jit
+def rolling_sums_1d_nb(x, window, minp, mean, out):
+    """Rolling sum (``mean=False``) or mean (``True``): one compiled entry for both public functions."""
+    return _rolling_sum_core_1d_nb(x, window, minp, mean, out)
+
+
+@jit
 def rolling_var_1d_nb(x, window, minp, ddof, out):
     """Rolling variance; equals ``pd.Series(x).rolling(window, min_periods=minp).var(ddof=ddof)``.
 
@@ -1032,6 +1046,22 @@ def rolling_mean_nb(x, window, minp, out):
     """Column-wise :func:`rolling_mean_1d_nb`; equals ``pd.DataFrame(x).rolling(window, minp).mean()``."""
     for j in prange(x.shape[1]):
         _rolling_sum_core_1d_nb(x.T[j], window, minp, True, out.T[j])
+    return out
+
+
+@pjit
+def rolling_moment_nb(x, window, minp, ddof, mode, out):
+    """Column-wise :func:`rolling_moment_1d_nb`."""
+    for j in prange(x.shape[1]):
+        _rolling_var_core_1d_nb(x.T[j], window, minp, ddof, mode, out.T[j])
+    return out
+
+
+@pjit
+def rolling_sums_nb(x, window, minp, mean, out):
+    """Column-wise :func:`rolling_sums_1d_nb`."""
+    for j in prange(x.shape[1]):
+        _rolling_sum_core_1d_nb(x.T[j], window, minp, mean, out.T[j])
     return out
 
 

@@ -23,6 +23,7 @@ SUITES = {
     "engine": ["bench_engine", "bench_weights", "bench_strategy"],
     "data": ["bench_data", "bench_data_fetch"],
     "ml": ["bench_ml"],
+    "sweep": ["bench_sweep"],
 }
 
 

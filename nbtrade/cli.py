@@ -26,7 +26,7 @@ def _data_args(p: argparse.ArgumentParser, symbols_default: str = "BTC/USDT,ETH/
 
 
 #: the exchanges with a native adapter (others through ``ccxt:<id>``)
-NATIVE_EXCHANGES = ("binance", "binance_futures", "bybit", "bybit_linear", "okx")
+NATIVE_EXCHANGES = ("binance", "binance_futures", "bybit", "bybit_linear", "okx", "okx_swap")
 
 
 def _exchange(value: str) -> str:
@@ -89,7 +89,10 @@ def _build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--end", default=None, help="end (exclusive, UTC); default: the last closed candle")
     fetch.add_argument("--store", default=None, help="store folder (default $NBTRADE_HOME/data)")
     fetch.add_argument("--base-url", default=None, help="another server with the same API (e.g. the mock)")
-    fetch.add_argument("--funding", action="store_true", help="also fetch funding rates (futures)")
+    fetch.add_argument("--funding", action="store_true",
+                       help="also fetch funding-rate history (perpetuals: binance_futures, bybit_linear, okx_swap)")
+    fetch.add_argument("--mark", action="store_true",
+                       help="also fetch mark-price candles (perpetuals), stored beside the candles")
 
     mock = sub.add_parser("mock-exchange", help="serve the local mock exchange (Binance, Bybit, OKX APIs) on 127.0.0.1")
     mock.add_argument("--port", type=int, default=8080)
@@ -158,7 +161,7 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--title", default="nbtrade backtest")
 
     bench = sub.add_parser("bench", help="benchmark kernels and pipeline against baselines (ratios, medians)")
-    bench.add_argument("suite", nargs="?", default="kernels", choices=["kernels", "engine", "data", "ml", "all"])
+    bench.add_argument("suite", nargs="?", default="kernels", choices=["kernels", "engine", "data", "ml", "sweep", "all"])
     bench.add_argument("--n", type=int, default=None, help="values per series (default 10,000,000; --quick 1,000,000)")
     bench.add_argument("--repeat", type=int, default=5, help="timed runs per case; medians are reported (default 5)")
     bench.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
@@ -188,7 +191,45 @@ def _build_parser() -> argparse.ArgumentParser:
     _data_args(check)
     check.add_argument("--cuts", type=int, default=20, help="cut points for lookahead (default %(default)s)")
     check.add_argument("--max-warmup", type=int, default=500, help="recursive: allowed warm-up bars")
+
+    _sweep_parser(sub)
     return parser
+
+
+SWEEP_HELP = """\
+Parameter sweep of a strategy: every combination of the --param values, on every core (threads)
+or a Dask cluster (--scheduler tcp://host:8786, or NBTRADE_SCHEDULER).
+
+Built-in sma_cross and ema_cross run as sweep-native signal functions (indicators computed once per
+value); a strategy file's strategy(data, **params) gets each combination as keyword arguments.
+A live line shows combinations done, ETA and the best value so far; then the top combinations,
+the heat map of the first two parameters, the deflated Sharpe ratio and PBO.
+"""
+
+
+def _sweep_parser(sub: argparse._SubParsersAction) -> None:
+    """``nbtrade sweep STRATEGY --param fast=5:50:5 --param slow=60:240:20`` (run by ``nbtrade.sweep.command``)."""
+    sw = sub.add_parser("sweep", help="parameter sweep of a strategy on every core or a Dask cluster",
+                        description=SWEEP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sw.add_argument("strategy", help="sma_cross, ema_cross, rsi_reversion, or a file defining strategy(data, **params)")
+    sw.add_argument("--param", action="append", default=[], metavar="NAME=SPEC", required=True,
+                    help="a parameter's values: START:STOP[:STEP] (inclusive) or V1,V2,...; repeat per parameter")
+    _data_args(sw)
+    d = BACKTEST_DEFAULTS
+    sw.add_argument("--maximize", default="Sharpe Ratio", help="stats label to rank by (default %(default)s)")
+    sw.add_argument("--top", type=int, default=10, help="rows shown (default %(default)s)")
+    sw.add_argument("--max-tries", type=int, default=None, help="sample this many combinations at random")
+    sw.add_argument("--jobs", type=int, default=-1, help="threads (default -1: every core)")
+    sw.add_argument("--chunk-size", type=int, default=None, help="combinations per task")
+    sw.add_argument("--scheduler", default=None, help="Dask scheduler address tcp://host:8786 (or NBTRADE_SCHEDULER)")
+    sw.add_argument("--fees", type=float, default=None, help=f"fee per order, fraction (default {d['fees']})")
+    sw.add_argument("--slippage", type=float, default=None, help=f"adverse fraction per fill (default {d['slippage']})")
+    sw.add_argument("--fill", choices=["next_open", "close"], default=None, help=f"default {d['fill']}")
+    sw.add_argument("--sl-stop", type=float, default=None, help="stop-loss, fraction of entry")
+    sw.add_argument("--tp-stop", type=float, default=None, help="take-profit, fraction of entry")
+    sw.add_argument("--cash", type=float, default=None, help=f"initial cash (default {d['init_cash']:,.0f})")
+    sw.add_argument("--csv", default=None, metavar="FILE", help="write the whole table as CSV")
+    sw.add_argument("--report", default=None, metavar="FILE.html", help="write the heat map and top rows as HTML")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -42,7 +42,8 @@ def _fetch(args: argparse.Namespace) -> int:
     from .data.fetch import run_fetch
 
     return run_fetch(args.exchange, _symbols(args.symbols), args.timeframe, args.start, args.end,
-                     store=_store_root(args), base_url=args.base_url, funding=args.funding)
+                     store=_store_root(args), base_url=args.base_url, funding=args.funding,
+                     mark=getattr(args, "mark", False))
 
 
 def _mock(args: argparse.Namespace) -> int:
@@ -65,7 +66,9 @@ def _data(args: argparse.Namespace) -> int:
     if action == "ls":
         rows = st.ls(root, args.exchange)
         table = Table(title=f"series in {root}")
-        cols = ["exchange", "symbol", "timeframe", "rows", "first", "last"]
+        cols = ["exchange", "symbol", "timeframe", "kind", "rows", "first", "last"]
+        for r in rows:  # mark_1h and funding sit beside the candles: say what each series holds
+            r["kind"] = st.series_kind(str(r.get("timeframe")))
         if any(r.get("error") for r in rows):
             cols.append("error")
         for c in cols:
@@ -80,7 +83,10 @@ def _data(args: argparse.Namespace) -> int:
         table.add_column("field")
         table.add_column("value")
         for k, v in info.items():
-            table.add_row(k, f"{v:.3f}" if isinstance(v, float) else _cell(k, v))
+            if k == "ratio":
+                table.add_row("compression ratio", _ratio_text(v))
+            else:
+                table.add_row(k, f"{v:.3f}" if isinstance(v, float) else _cell(k, v))
         console.print(table)
         return 0
     if action == "verify":
@@ -122,6 +128,15 @@ def _data(args: argparse.Namespace) -> int:
                       f"unfinished at the ends left out)", markup=False, highlight=False)
         return 0
     raise AssertionError(action)
+
+
+def _ratio_text(ratio: float) -> str:
+    """``data info``'s compression ratio with what it means: stored / raw bytes."""
+    import math
+
+    if not math.isfinite(ratio) or ratio <= 0:
+        return "– (no rows)"
+    return f"{ratio:.3f} (bytes on disk / uncompressed bytes; the file is {1 / ratio:.1f}x smaller than raw)"
 
 
 def _cell(column: str, value: Any) -> str:
@@ -344,3 +359,12 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _demo, "fetch": _fetch, "mock-exchange": _mock, "data": _data, "backtest": _backtest,
     "bench": _bench, "cache": _cache, "check": _check, "report": _report, "warmup": _warmup,
 }
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .sweep.command import run_sweep_command
+
+    return run_sweep_command(args)
+
+
+_HANDLERS["sweep"] = _sweep

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .lookback import Lookback
-from .panel import Market
+from .panel import Market, _instants
 
 FIELDS = ("open", "high", "low", "close", "volume")
 Spec = str | tuple[str, Any]
@@ -336,18 +336,33 @@ def _assemble(index: pd.Index, symbols: list[str], names: list[str], values: dic
 
 def compute_features(data: "Market | pd.DataFrame | Mapping[str, pd.DataFrame]", specs: Iterable[Spec] | FeatureSet,
                      dtype: Any = np.float64, cache: "FeatureCache | None" = None,
-                     as_array: bool = False) -> pd.DataFrame | np.ndarray:
+                     as_array: bool = False, timeframe: str | None = None,
+                     available: str = "close", incomplete: str = "nan") -> pd.DataFrame | np.ndarray:
     """Compute a feature set on one or many symbols: a :class:`~nbtrade.Market`, or anything it
     accepts (a dict of OHLCV DataFrames, one DataFrame...).
 
     Returns a DataFrame indexed by time with columns ``(symbol, feature)``
     (float64 by default, ``dtype=np.float32`` halves memory), or with
     ``as_array=True`` a ``(n_bars, n_symbols, n_features)`` array.
+
+    ``timeframe="4h"`` computes the set on the data resampled to 4h bars and aligns it back to
+    the data's bars without look-ahead (a 4h bar's features from the lower bar that closes with
+    it on; ``available``/``incomplete``: :func:`nbtrade.resample_apply`); features are then named
+    ``"<name>@4h"`` so they join the lower timeframe's own.
     """
     fs = specs if isinstance(specs, FeatureSet) else FeatureSet(specs)
     if np.dtype(dtype) not in (np.dtype(np.float64), np.dtype(np.float32)):
         raise ValueError(f"dtype must be float64 or float32, got {dtype}")
-    frame = cache.compute(data, fs) if cache is not None else _compute(data, fs)
+    if timeframe is not None:
+        from .multitimeframe import informative, resample_market
+
+        market = _market(data)
+        higher = compute_features(resample_market(market, timeframe, incomplete=incomplete), fs, cache=cache)
+        frame = informative(higher, market, timeframe, available=available)
+        frame.columns = pd.MultiIndex.from_tuples([(s, f"{f}@{timeframe}") for s, f in frame.columns],
+                                                  names=frame.columns.names)
+    else:
+        frame = cache.compute(data, fs) if cache is not None else _compute(data, fs)
     if np.dtype(dtype) != np.float64:
         frame = frame.astype(dtype)
     if as_array:
@@ -387,6 +402,10 @@ class FeatureCache:
         if isinstance(data, Market):
             data = data.to_frames()
         frames = {"data": data} if isinstance(data, pd.DataFrame) else dict(data)
+        # key on instants: the same bars in another zone (or naive = UTC) are the same data
+        frames = {s: f.set_axis(_instants(f.index)) if isinstance(f, pd.DataFrame) and
+                  isinstance(f.index, pd.DatetimeIndex) and not (f.index.tz is not None and str(f.index.tz) == "UTC")
+                  else f for s, f in frames.items()}
         symbols = list(frames)
         full_key = make_key("features", fs.key(), fingerprint(frames))
         hit = self.store.get(full_key)

@@ -32,6 +32,9 @@ from ._arrays import _writeable
 
 FIELDS = ("open", "high", "low", "close", "volume")
 PRICES = ("open", "high", "low", "close")
+#: Perpetual-futures fields (see nbtrade.data.panels.perp_fields): mark-price candles and funding.
+PERP_MARK_FIELDS = ("mark_open", "mark_high", "mark_low", "mark_close")
+PERP_FUNDING_FIELDS = ("funding_rate", "funding_time")
 #: Per-symbol metadata columns, filled by later layers (exchange filters, margin tiers).
 META_COLUMNS = ("kind", "exchange", "tick_size", "lot_size", "min_notional")
 #: Exchange filter columns of ``Market.with_filters`` (``nbtrade.fetch_filters``' table).
@@ -169,6 +172,8 @@ class Market:
     @property
     def timeframe(self) -> str | None:
         """The bar length as a timeframe string (``"1m"``, ``"1h"``...), a pandas offset for others."""
+        if "timeframe" in self._cache:  # set by resample (calendar months have no fixed length)
+            return self._cache["timeframe"]
         f = self.freq_ms
         if f is None:
             return None
@@ -354,6 +359,27 @@ class Market:
         out._checked = set(self._checked)
         return out
 
+    # ---------------------------------------------------------------- higher timeframes
+    def resample(self, timeframe: str, *, incomplete: str = "nan") -> "Market":
+        """The candles on ``timeframe`` bars (``"4h"``, ``"1d"``...: a whole multiple of these bars),
+        labelled by their open time; a higher bar missing lower candles is NaN (``incomplete="nan"``)
+        or built from those there are (``"keep"``); field ``n_candles`` counts them. Cached.
+        See :mod:`nbtrade.multitimeframe`."""
+        from .multitimeframe import resample_market
+
+        return resample_market(self, timeframe, incomplete=incomplete)
+
+    def informative(self, timeframe: str, func: Any = None, *args: Any, field: Any = "close",
+                    available: str = "close", incomplete: str = "nan", **kwargs: Any) -> Any:
+        """``func(self.resample(timeframe).<field>, *args, **kwargs)`` aligned back to these bars without
+        look-ahead: a higher bar's value is used from the lower bar that closes with it on
+        (``available="next"``: one bar later, as backtesting.py). Returns bars x symbols DataFrame(s).
+        See :func:`nbtrade.resample_apply`."""
+        from .multitimeframe import resample_apply
+
+        return resample_apply(timeframe, func, self, *args, field=field, available=available,
+                              incomplete=incomplete, **kwargs)
+
     # ---------------------------------------------------------------- metadata
     def with_filters(self, table: Any) -> "Market":
         """A market sharing this one's arrays whose ``meta`` holds each symbol's exchange filters.
@@ -405,6 +431,53 @@ class Market:
         meta["has_filters"] = np.array([s in table.index for s in self.symbols])
         out.meta = meta
         return out
+
+    # ---------------------------------------------------------------- perpetuals (mark price, funding)
+    # Fields filled by Store.read_market / FetchResult.to_market (nbtrade.data.panels.perp_fields
+    # documents the representation): mark_open/high/low/close, funding_rate, funding_time.
+    @property
+    def has_mark(self) -> bool:
+        """True when the market carries mark-price candles (``mark_open`` .. ``mark_close``)."""
+        return all(f in self.fields for f in PERP_MARK_FIELDS)
+
+    @property
+    def has_funding(self) -> bool:
+        """True when the market carries funding rates (``funding_rate`` and ``funding_time``)."""
+        return all(f in self.fields for f in PERP_FUNDING_FIELDS)
+
+    def mark(self, field: str = "close") -> pd.DataFrame:
+        """Mark-price ``field`` (open/high/low/close) as a bars x symbols frame; NaN where a bar
+        has no mark candle. AttributeError when the market has no mark candles."""
+        if field not in PRICES:
+            raise ValueError(f"field must be one of {', '.join(PRICES)}, got {field!r}")
+        return self.frame("mark_" + field)
+
+    @property
+    def funding_rate(self) -> pd.DataFrame:
+        """Funding rate at the bar containing each funding timestamp (NaN elsewhere), bars x symbols."""
+        return self.frame("funding_rate")
+
+    def funding_events(self, symbol: Any) -> pd.DataFrame:
+        """One symbol's exact funding events inside this market's time span: index ``time`` (UTC),
+        columns ``rate`` and ``mark_price`` (NaN when the exchange gives none). Empty when the
+        symbol has no funding series."""
+        if symbol not in self.symbols:
+            raise KeyError(f"unknown symbol {symbol!r}; the market has {self.symbols}")
+        ev = self.meta["funding_events"].get(symbol) if "funding_events" in self.meta.columns else None
+        from .timeframes import ms_to_index
+
+        if ev is None:
+            return pd.DataFrame({"rate": [], "mark_price": []}, index=ms_to_index(np.empty(0, np.int64)))
+        t, rate, mark = ev[0], ev[1], ev[2]
+        keep = np.ones(t.shape[0], dtype=bool)
+        if self.time_ms is not None and len(self.time_ms):
+            keep = t >= self.time_ms[0]
+            if "funding_time" in self.fields:  # up to the last event placed in a bar of this span
+                last = np.nanmax(self.array("funding_time")[:, self.symbols.index(symbol)], initial=-np.inf)
+                keep &= t <= last
+        frame = pd.DataFrame({"rate": rate[keep], "mark_price": mark[keep]}, index=ms_to_index(t[keep]))
+        frame.index.name = "time"
+        return frame
 
     # ---------------------------------------------------------------- conversions
     def to_frames(self) -> dict[Any, pd.DataFrame]:

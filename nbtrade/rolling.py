@@ -47,8 +47,15 @@ def _ddof(ddof: Any) -> int:
     return check_period(ddof, "ddof", minimum=0)
 
 
-def _run(name: str, inputs: Sequence[tuple[str, Any]], args: tuple, out: np.ndarray | None) -> Any:
-    return apply_kernel(name, inputs, args, out=out, fn=name)
+def _run(name: str, inputs: Sequence[tuple[str, Any]], args: tuple, out: np.ndarray | None,
+         kernel: str | None = None) -> Any:
+    """``kernel``: the table entry when several public functions share one compiled kernel (each
+    entry point costs seconds of compile on a cold cache)."""
+    return apply_kernel(kernel or name, inputs, args, out=out, fn=name)
+
+
+#: modes of the shared second-moment kernel (``kernels.rolling.VAR/STD/ZSCORE``)
+_VAR, _STD, _ZSCORE = 0, 1, 2
 
 
 # --------------------------------------------------------------------------- rolling statistics
@@ -66,7 +73,7 @@ def rolling_sum(x: Any, window: int, minp: int | None = None, out: np.ndarray | 
     array([nan,  3.,  5.,  7.])
     """
     window, minp = _window_args(window, minp)
-    return _run("rolling_sum", [("x", x)], (window, minp), out)
+    return _run("rolling_sum", [("x", x)], (window, minp, False), out, kernel="rolling_sums")
 
 
 @suggest_kwargs
@@ -81,7 +88,7 @@ def rolling_mean(x: Any, window: int, minp: int | None = None, out: np.ndarray |
     array([1. , 1.5, 2. , 4. ])
     """
     window, minp = _window_args(window, minp)
-    return _run("rolling_mean", [("x", x)], (window, minp), out)
+    return _run("rolling_mean", [("x", x)], (window, minp, True), out, kernel="rolling_sums")
 
 
 @suggest_kwargs
@@ -101,7 +108,7 @@ def rolling_var(x: Any, window: int, minp: int | None = None, ddof: int = 1,
     array([nan, 0.5, 2. ])
     """
     window, minp = _window_args(window, minp)
-    return _run("rolling_var", [("x", x)], (window, minp, _ddof(ddof)), out)
+    return _run("rolling_var", [("x", x)], (window, minp, _ddof(ddof), _VAR), out, kernel="rolling_moment")
 
 
 @suggest_kwargs
@@ -117,7 +124,7 @@ def rolling_std(x: Any, window: int, minp: int | None = None, ddof: int = 1,
     array([nan,  1.,  1.])
     """
     window, minp = _window_args(window, minp)
-    return _run("rolling_std", [("x", x)], (window, minp, _ddof(ddof)), out)
+    return _run("rolling_std", [("x", x)], (window, minp, _ddof(ddof), _STD), out, kernel="rolling_moment")
 
 
 @suggest_kwargs
@@ -162,7 +169,7 @@ def rolling_zscore(x: Any, window: int, minp: int | None = None, ddof: int = 1,
     array([   nan,    nan, 1.2247, 0.7071])
     """
     window, minp = _window_args(window, minp)
-    return _run("rolling_zscore", [("x", x)], (window, minp, _ddof(ddof)), out)
+    return _run("rolling_zscore", [("x", x)], (window, minp, _ddof(ddof), _ZSCORE), out, kernel="rolling_moment")
 
 
 @suggest_kwargs
@@ -288,6 +295,18 @@ def _many(kind: str, close: Any, periods: np.ndarray, seed_first: bool, out: np.
             batch.ema_many_1d_nb(arr, uniq, seed_first, res)
         else:
             batch.sma_many_1d_nb(arr, uniq, res)
+    elif arr.size < PARALLEL_MIN_SIZE:
+        # the policy of every indicator (nbtrade._arrays.apply_kernel): small inputs run the 1-D
+        # kernel column by column, so a cold cache compiles no parallel kernel for them (the
+        # parallel twin costs ~3 s more). Each column into a contiguous (n, k) block: the 1-D
+        # path's own specialization.
+        cols = np.empty((arr.shape[1],) + res.shape[:1] + res.shape[2:], dtype=np.float64)
+        for c in range(arr.shape[1]):
+            if kind == "ema":
+                batch.ema_many_1d_nb(arr[:, c], uniq, seed_first, cols[c])
+            else:
+                batch.sma_many_1d_nb(arr[:, c], uniq, cols[c])
+        res[...] = cols.transpose(1, 0, 2)
     else:
         if kind == "ema":
             batch.ema_many_nb(arr, uniq, seed_first, res)

@@ -229,3 +229,33 @@ def test_old_module_name_keeps_working():
     assert old.PARALLEL_MIN_SIZE == S.PARALLEL_MIN_SIZE and old.__all__ == S.__all__
     assert nbtrade.stats.rolling_std is nbtrade.rolling.rolling_std
     assert sorted(dir(old)) == sorted(S.__all__)
+
+
+def test_many_small_and_large_2d_paths_agree():
+    """Small 2-D inputs run the 1-D kernel per column (no parallel kernel to compile on a cold
+    cache), large ones the parallel kernel: the same values either way, NaNs included."""
+    from nbtrade._arrays import PARALLEL_MIN_SIZE
+    from nbtrade.rolling import ema_many, sma_many
+
+    rng = np.random.default_rng(3)
+    n = PARALLEL_MIN_SIZE // 2 + 7
+    x = 100 + rng.standard_normal((n, 2)).cumsum(axis=0)
+    x[50, 0] = np.nan
+    small = x[:500]
+    for f, args in ((ema_many, ([3, 12, 3],)), (sma_many, ([2, 9],))):
+        big = f(x, *args)
+        np.testing.assert_array_equal(f(small, *args), big[:500])
+        np.testing.assert_array_equal(f(np.ascontiguousarray(small), *args), big[:500])
+        np.testing.assert_array_equal(f(small[:, 1], *args), big[:500, 1])
+
+
+def test_shared_moment_kernel_modes_match_public_functions():
+    from nbtrade.rolling import rolling_mean, rolling_std, rolling_sum, rolling_var, rolling_zscore
+
+    s = pd.Series(np.random.default_rng(4).standard_normal(300)).cumsum()
+    r = s.rolling(20, min_periods=5)
+    np.testing.assert_allclose(rolling_var(s, 20, 5), r.var(), rtol=1e-9)
+    np.testing.assert_allclose(rolling_std(s, 20, 5), r.std(), rtol=1e-9)
+    np.testing.assert_allclose(rolling_zscore(s, 20, 20), (s - s.rolling(20).mean()) / s.rolling(20).std(), rtol=1e-9)
+    np.testing.assert_allclose(rolling_sum(s, 20, 5), r.sum(), rtol=1e-9)
+    np.testing.assert_allclose(rolling_mean(s, 20, 5), r.mean(), rtol=1e-9)

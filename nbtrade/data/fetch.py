@@ -22,8 +22,10 @@
 - with a ``sink`` (an object with ``last_time(exchange, symbol, timeframe)`` and
   ``append(exchange, symbol, timeframe, arrays)``, e.g. the HDF5 store or
   :class:`MemorySink`), pages are appended in time order as they arrive and a
-  re-run continues after the last stored candle: an interrupted run loses nothing
-  already appended;
+  re-run continues after the last stored candle; pages that cannot be appended yet
+  (newest-first venues, later segments) wait in the sink's journal
+  (:mod:`nbtrade.data.pending`), so an interrupted run loses at most the pages in
+  flight and a re-run fetches only what no stored or journaled page covers;
 - 429: wait ``Retry-After`` (all requests pause), or without one back off
   exponentially from 0.2 s with jitter, and give up after ``BackoffPolicy.give_up_s``
   (5 minutes) of waiting; 418: raise :class:`~nbtrade.data.ratelimit.IPBanned` at once;
@@ -36,6 +38,11 @@
   clock of its own reply (``Date`` header, Bybit ``time``, OKX ``confirm``);
 - a range that starts before the symbol's first candle reports ``listed`` (one probe
   request finds whether anything exists before ``start``), not a gap.
+
+Perpetuals (``binance_futures``, ``bybit_linear``, ``okx_swap``): :func:`fetch_funding_rates`
+and :func:`fetch_mark_ohlcv`, or ``fetch_ohlcv(..., funding=True, mark=True)`` for candles, funding
+rates and mark-price candles of one range in one call; ``result.to_market()`` carries them as
+panel fields (:func:`nbtrade.data.panels.perp_fields`).
 
 Times are int64 UTC ms inside; ``start``/``end`` accept anything pandas reads
 (naive means UTC) and results convert to frames with a UTC DatetimeIndex.
@@ -53,16 +60,19 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
-from ..timeframes import to_epoch_ms
+from ..timeframes import DAY_MS, to_epoch_ms
 from ._grid import ceil_open, floor_open, next_open, on_grid
 from .exchanges import get_adapter
 from .exchanges.base import Adapter, BadRequest, ExchangeError, MalformedResponse, RawBody, Request, ServerError
+from .layout import mark_timeframe
+from .pending import PageJournal, Walk
 from .ratelimit import BackoffPolicy, IPBanned, RateLimitError, TooManyRequests, WeightLimiter
 
 OHLCV = ("open", "high", "low", "close", "volume")
 FUNDING_TIMEFRAME = "funding"  # the sink's "timeframe" key for funding-rate history
 
 __all__ = ["fetch_ohlcv", "fetch_ohlcv_sync", "fetch_funding_rates", "fetch_funding_rates_sync",
+           "fetch_mark_ohlcv", "fetch_mark_ohlcv_sync",
            "fetch_filters", "fetch_filters_sync",
            "FetchResult", "FetchReport", "SymbolReport", "MemorySink", "Sink", "validate_candles", "find_gaps",
            "run_fetch", "shared_limiters",
@@ -88,6 +98,11 @@ class MemorySink:
 
     def __init__(self) -> None:
         self.batches: dict[tuple[str, str, str], list[dict[str, np.ndarray]]] = {}
+        self.journals: dict[tuple[str, str, str], PageJournal] = {}
+
+    def page_journal(self, exchange: str, symbol: str, timeframe: str) -> PageJournal:
+        """Pages of an unfinished newest-first walk (kept in memory; :mod:`nbtrade.data.pending`)."""
+        return self.journals.setdefault(self._key(exchange, symbol, timeframe), PageJournal())
 
     @staticmethod
     def _key(exchange: str, symbol: str, timeframe: str) -> tuple[str, str, str]:
@@ -143,6 +158,9 @@ class SymbolReport:
     unlisted: bool = False
     #: candles left out because their close was not safely past on the server clock
     open_dropped: int = 0
+    #: pages of an interrupted newest-first walk (Bybit, OKX) taken from the sink's journal
+    #: instead of being fetched again (:mod:`nbtrade.data.pending`)
+    journaled_pages: int = 0
 
     @property
     def missing(self) -> int:
@@ -202,10 +220,19 @@ class FetchReport:
 
 @dataclass
 class FetchResult:
-    """``data[symbol]``: arrays ``time`` (int64 ms) and float64 columns; ``report``: a :class:`FetchReport`."""
+    """``data[symbol]``: arrays ``time`` (int64 ms) and float64 columns; ``report``: a :class:`FetchReport`.
+
+    Perpetuals (``fetch_ohlcv(..., funding=True, mark=True)``): ``funding[symbol]`` (``time, rate,
+    mark_price``) and ``mark[symbol]`` (``time, open, high, low, close``), with their own reports
+    in ``funding_report`` and ``mark_report``; None when not fetched.
+    """
 
     data: dict[str, dict[str, np.ndarray]]
     report: FetchReport
+    funding: dict[str, dict[str, np.ndarray]] | None = None
+    mark: dict[str, dict[str, np.ndarray]] | None = None
+    funding_report: FetchReport | None = None
+    mark_report: FetchReport | None = None
 
     def frame(self, symbol: str):
         """One symbol as a DataFrame with a UTC DatetimeIndex named ``time``."""
@@ -223,12 +250,19 @@ class FetchResult:
     def to_market(self) -> Any:
         """All symbols as one :class:`nbtrade.Market` on the union of their open times (NaN where a
         symbol has no candle, nothing filled; ``meta["exchange"]`` set). Raises ``ValueError`` naming
-        symbols that got no candle."""
+        symbols that got no candle.
+
+        Funding rates and mark-price candles, when fetched, become the panel fields ``funding_rate``,
+        ``funding_time`` and ``mark_open`` .. ``mark_close`` (:func:`nbtrade.data.panels.perp_fields`);
+        nothing is invented where they are missing."""
         from .panels import market_from_series
 
         r = self.report
+        funding = {s: a for s, a in (self.funding or {}).items() if a["time"].shape[0]} or None
+        mark = {s: a for s, a in (self.mark or {}).items() if a["time"].shape[0]} or None
         return market_from_series(self.data, exchange=r.exchange,
-                                  what=f"fetch result {r.exchange} {r.timeframe}")
+                                  what=f"fetch result {r.exchange} {r.timeframe}", funding=funding, mark=mark,
+                                  timeframe=r.timeframe)
 
     def __getitem__(self, symbol: str):
         return self.frame(symbol)
@@ -403,6 +437,11 @@ class _Client:
             except (ExchangeError, RateLimitError) as exc:  # raised by a library client, already mapped
                 limiter.release(ticket, None)
                 error, cause = exc, None
+            except BaseException:
+                # cancelled (an interrupted fetch): the request got no reply; a limiter shared with
+                # the next run must not count it in flight for ever
+                limiter.cancel(ticket)
+                raise
             if error is None:
                 used = self.adapter.used_weight(headers)
                 if req.bucket == "weight":
@@ -494,37 +533,6 @@ class _Client:
 
     def info_key(self) -> dict[str, str]:
         return {"exchange": self.adapter.name, "base_url": self.base_url, "path": self.adapter.exchange_info_path}
-
-
-# ------------------------------------------------------------------------------------------------
-# ordered emission per symbol (segments finish in any order; the sink sees time order)
-class _Ordered:
-    def __init__(self, n: int, emit: Callable[[dict[str, np.ndarray]], Any]) -> None:
-        self.pages: list[list[dict[str, np.ndarray]]] = [[] for _ in range(n)]
-        self.done = [False] * n
-        self.head = 0
-        self.emit = emit
-        self.lock = asyncio.Lock()
-
-    async def add(self, i: int, page: dict[str, np.ndarray]) -> None:
-        self.pages[i].append(page)
-        await self.flush()
-
-    async def finish(self, i: int) -> None:
-        self.done[i] = True
-        await self.flush()
-
-    async def flush(self) -> None:
-        async with self.lock:
-            while self.head < len(self.pages):
-                queue = self.pages[self.head]
-                while queue:
-                    result = self.emit(queue.pop(0))
-                    if inspect.isawaitable(result):
-                        await result
-                if not self.done[self.head]:
-                    break
-                self.head += 1
 
 
 async def _maybe_await(value: Any) -> Any:
@@ -640,12 +648,18 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
             return await _maybe_await(sink.append(exchange, symbol, timeframe, page))
         return None
 
-    if backfill is None:
-        segments = _segments(cursor, end, timeframe, limit, parallel)
-    else:
-        segments = [seg for a, b in ((cursor, min(backfill[0], end)), (backfill[1], end)) if a < b
-                    for seg in _segments(a, b, timeframe, limit, parallel)]
-    ordered = _Ordered(len(segments), emit)
+    ranges = [(cursor, end)] if backfill is None else [(a, b) for a, b in ((cursor, min(backfill[0], end)),
+                                                                           (backfill[1], end)) if a < b]
+    # every page is recorded with the interval it covers and committed in time order as soon as it
+    # joins the last stored candle (nbtrade.data.pending): at once for the first segment of an oldest-
+    # first walk; journaled first for later segments and for newest-first walks (OKX ``after``, Bybit
+    # lists). A resumed fetch takes the journaled pages and fetches only what they do not cover.
+    walk = Walk(_page_journal(sink, exchange, symbol, timeframe), ranges, emit)
+    rep.journaled_pages = walk.loaded
+    # a resumed walk's gaps are what each interrupted segment had left: walked as they are, they make
+    # the very requests the first run would have made next (split again, they would cost extra pages)
+    segments = [seg for a, b in walk.gaps()
+                for seg in ([(a, b)] if walk.loaded else _segments(a, b, timeframe, limit, parallel))]
 
     async def page(lo: int, hi: int) -> tuple[dict[str, np.ndarray], int, np.ndarray]:
         """One page of candles in ``[lo, hi)``: (clean rows, raw row count, raw open times)."""
@@ -658,9 +672,11 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
         if reply_ms is not None and n:
             # never keep a candle whose close is not safely past on the server's own clock
             still_open |= _close_times(t, timeframe) > reply_ms - client.margin_ms
+        cut = None
         if still_open.any():
             rep.open_dropped += int(still_open.sum())
-            state["cut_from"] = min(state["cut_from"], int(t[still_open].min()))
+            cut = int(t[still_open].min())
+            state["cut_from"] = min(state["cut_from"], cut)
             arrays = {k: v[~still_open] for k, v in arrays.items()}
         if adapter.descending:
             # backward paging may overshoot below the range: those rows belong to no page
@@ -672,49 +688,58 @@ async def _fetch_symbol(client: _Client, exchange: str, symbol: str, timeframe: 
         rep.unsorted_pages += int(unsorted)
         kept_t = arrays["time"]
         clean["_raw_times"] = np.unique(kept_t[(kept_t >= lo) & (kept_t < hi) & on_grid(kept_t, timeframe)])
-        return clean, n, t
+        return clean, n, t, cut
 
-    async def run_segment(i: int, lo: int, hi: int) -> None:
-        if adapter.descending:  # newest first (OKX ``after``, Bybit lists): walk back, emit in time order
-            pages = []
+    async def run_segment(lo: int, hi: int) -> None:
+        if adapter.descending:  # newest first (OKX ``after``, Bybit lists): walk back, journal, commit in order
             top = hi
+
+            async def add(a: int, clean: dict[str, np.ndarray], cut: int | None) -> None:
+                # a candle left out as still open is no fact about the history: not covered
+                await walk.add(max(a, lo), top if cut is None else min(top, cut), clean)
+
             while top > lo:
-                clean, n, t = await page(lo, top)
+                clean, n, t, cut = await page(lo, top)
                 # a bounded window (Bybit) returned every candle of [covered, top): a short page is no end
                 covered = adapter.window_start(timeframe, lo, top - 1, limit)
-                if t.shape[0]:
-                    pages.append(clean)
                 if covered is not None and covered > lo:
                     if n == 0 and not await any_candle(lo, covered - 1):
+                        await add(lo, clean, cut)
                         break  # nothing older in the range (before listing, or a gap to ``lo``): stop walking
-                    top = min(covered, int(t.min())) if t.shape[0] else covered
+                    nxt = min(covered, int(t.min())) if t.shape[0] else covered
+                    await add(nxt, clean, cut)
+                    top = nxt
                     continue
                 if n == 0 or t.shape[0] == 0:
+                    await add(lo, clean, cut)
                     break
                 first = int(t.min())
                 if n < limit or first <= lo:
+                    await add(lo, clean, cut)
                     break
+                await add(first, clean, cut)
                 top = first
-            for clean in reversed(pages):
-                await ordered.add(i, clean)
-            await ordered.finish(i)
             return
         cur = lo
         while cur < hi:
-            clean, n, t = await page(cur, hi)
+            clean, n, t, cut = await page(cur, hi)
             if n == 0:
+                await walk.add(cur, hi, clean)  # nothing in [cur, hi)
                 break
-            await ordered.add(i, clean)
             last = int(t.max())
             if last < cur:
+                break  # a server ignoring the cursor
+            nxt = next_open(floor_open(last, timeframe), timeframe)
+            ends = n < limit and getattr(adapter, "short_page_ends", True)
+            b = hi if ends else min(nxt, hi)
+            await walk.add(cur, b if cut is None else min(b, cut), clean)
+            cur = nxt
+            if ends:
                 break
-            cur = next_open(floor_open(last, timeframe), timeframe)
-            if n < limit and getattr(adapter, "short_page_ends", True):
-                break
-        await ordered.finish(i)
 
-    tasks = [asyncio.ensure_future(run_segment(i, a, b)) for i, (a, b) in enumerate(segments)]
+    tasks = [asyncio.ensure_future(run_segment(a, b)) for a, b in segments]
     await _gather_or_cancel(tasks)
+    await walk.finish()
     close_backfill()
     if state["lead"]:  # not one candle in the range
         await settle_lead(None)
@@ -863,7 +888,8 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
                       keep: bool = True, limiter: WeightLimiter | None = None, session: Any = None,
                       concurrency: int = 8, parallel: int | None = None, timeout: float = 30.0,
                       backoff: BackoffPolicy | None = None, max_throttled: int = 20, cache: Any = None,
-                      on_page: Callable[[str, int, int], Any] | None = None) -> FetchResult:
+                      on_page: Callable[[str, int, int], Any] | None = None, funding: bool = False,
+                      mark: bool = False) -> FetchResult:
     """Download closed OHLCV candles with open time in ``[start, end)`` for several symbols.
 
     Parameters
@@ -895,6 +921,10 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
     cache : :class:`~nbtrade.data.metacache.MetaCache`, a directory, None (default
         cache dir) or False (no cache) for exchangeInfo.
     on_page : ``callback(symbol, rows_so_far, last_open_time)`` after each page.
+    funding, mark : perpetual exchanges (``binance_futures``, ``bybit_linear``, ``okx_swap``): also
+        fetch the funding-rate history (:func:`fetch_funding_rates`) and the mark-price candles
+        (:func:`fetch_mark_ohlcv`) of the same symbols over the range the candles cover (into the
+        same ``sink``); they land in ``result.funding`` / ``result.mark`` and in ``to_market()``.
 
     Returns
     -------
@@ -902,6 +932,25 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
         ``data[symbol]`` arrays (``time`` int64 ms, float64 OHLCV) and ``report``
         (gaps, bad rows, requests, retries, throttles).
     """
+    if funding or mark:
+        perp = get_adapter(exchange)
+        if funding and not perp.funding_page_limit or mark and not perp.mark_path:
+            raise ValueError(f"funding/mark need a perpetual exchange (binance_futures, bybit_linear, okx_swap), "
+                             f"got {perp.name!r}")
+        common = dict(base_url=base_url, sink=sink, limiter=limiter, session=session, timeout=timeout,
+                      backoff=backoff, max_throttled=max_throttled, cache=cache)
+        result = await fetch_ohlcv(perp, symbols, timeframe, start, end, keep=keep, concurrency=concurrency,
+                                   parallel=parallel, on_page=on_page, **common)
+        lo, _ = _check_range(timeframe, start, end)
+        stop = result.report.end  # the candles' end: the open-candle cut applies to funding and marks too
+        if funding:
+            fr = await fetch_funding_rates(list(result.data), lo, max(lo, stop), exchange=perp, **common)
+            result.funding, result.funding_report = fr.data, fr.report
+        if mark:
+            mk = await fetch_mark_ohlcv(perp, list(result.data), timeframe, start, max(lo, stop), keep=keep,
+                                        concurrency=concurrency, parallel=parallel, **common)
+            result.mark, result.mark_report = mk.data, mk.report
+        return result
     adapter = get_adapter(exchange)
     names = _symbols(symbols, adapter)
     lo, hi = _check_range(timeframe, start, end)
@@ -936,31 +985,80 @@ async def fetch_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], tim
     return FetchResult(SymbolDict(zip(names, results), adapter.unified), report)
 
 
+def _empty_funding() -> dict[str, np.ndarray]:
+    return {"time": np.empty(0, np.int64), "rate": np.empty(0), "mark_price": np.empty(0)}
+
+
+def _clean_funding(page: dict[str, np.ndarray], lo: int, hi: int, rep: SymbolReport,
+                   descending: bool) -> dict[str, np.ndarray]:
+    """One reply's funding rows, checked: in ``[lo, hi)``, sorted, each time once, finite rate,
+    mark price > 0 or NaN. Dropped rows are listed in ``rep.bad_rows`` naming the field;
+    duplicates are counted (the first copy is kept), a reply out of its documented order counts
+    in ``rep.unsorted_pages`` and is sorted."""
+    t = page["time"]
+    step = np.diff(t)
+    if t.shape[0] > 1 and np.any(step > 0 if descending else step < 0):
+        rep.unsorted_pages += 1
+    order = np.argsort(t, kind="stable")
+    page = {k: v[order] for k, v in page.items()}
+    t = page["time"]
+    dup = np.r_[False, t[1:] == t[:-1]] if t.shape[0] else np.zeros(0, dtype=bool)
+    rep.duplicates += int(dup.sum())
+    keep = ~dup
+    rate, mark = page["rate"], page["mark_price"]
+    for mask, reason in (((t < lo) | (t >= hi), "funding 'time' outside the requested range"),
+                         (~np.isfinite(rate), "funding 'rate' not a finite number"),
+                         (np.isinf(mark) | (mark <= 0), "funding 'mark_price' <= 0 or infinite")):
+        hit = mask & keep
+        if hit.any():
+            rep.bad_rows.extend((int(x), reason) for x in t[hit].tolist())
+            keep &= ~mask
+    return {k: v[keep] for k, v in page.items()}
+
+
 async def fetch_funding_rates(symbols: str | Sequence[str], start: Any = None, end: Any = None, *,
                               exchange: str | Adapter = "binance_futures", base_url: str | None = None,
                               sink: Any = None, limiter: WeightLimiter | None = None, session: Any = None,
                               timeout: float = 30.0, backoff: BackoffPolicy | None = None,
                               max_throttled: int = 20, cache: Any = None) -> FetchResult:
-    """Funding-rate history (USD-M ``/fapi/v1/fundingRate``) with funding time in ``[start, end)``.
+    """Funding-rate history with funding time in ``[start, end)``.
 
-    ``data[symbol]`` holds ``time`` (fundingTime, int64 ms; may stray a few ms from
-    the hour, as on Binance), ``rate`` (fraction per funding interval, paid by longs
-    when positive) and ``mark_price``. Pages of 1000 rows, cursor = last funding
-    time + 1 ms. With a ``sink`` rows go to timeframe key ``"funding"`` and a re-run resumes.
+    Exchanges (each adapter's module docstring cites the docs it follows): Binance USD-M
+    ``/fapi/v1/fundingRate`` (pages of 1000 oldest first, cursor = last funding time + 1 ms,
+    its own budget of 500 requests per 5 min), Bybit linear ``/v5/market/funding/history``
+    (pages of 200 newest first, ``endTime`` = oldest seen - 1) and OKX swaps
+    ``/api/v5/public/funding-rate-history`` (pages of 100 newest first, ``after`` = oldest seen).
+    A short page ends the walk (the start of the history).
+
+    ``data[symbol]`` holds ``time`` (funding time, int64 ms; may stray a few ms from the hour,
+    as on Binance), ``rate`` (fraction of the notional per funding, paid by longs when positive)
+    and ``mark_price`` (the mark price at funding; NaN where the exchange does not give it:
+    Bybit, OKX). Rows out of range, duplicated, with a non-finite rate or a mark price <= 0 are
+    dropped and listed in the report. With a ``sink`` rows go to timeframe key ``"funding"`` in
+    time order and a re-run resumes after the last stored funding time; on the newest-first
+    venues each page waits in the sink's journal (:mod:`nbtrade.data.pending`) until it joins
+    the stored rows, so an interrupted walk resumes with the request it would have made next.
     """
     adapter = get_adapter(exchange)
-    if not hasattr(adapter, "funding_request"):
-        raise ValueError(f"exchange {adapter.name!r} has no funding rates")
+    if not adapter.funding_page_limit:
+        raise ValueError(f"exchange {adapter.name!r} has no funding rates; use one of binance_futures, "
+                         "bybit_linear, okx_swap")
     names = _symbols(symbols, adapter)
     lo, hi = _check_range("8h", start, end)
     report = FetchReport(adapter.name, FUNDING_TIMEFRAME, lo, hi if hi is not None else -1)
     report.symbols = SymbolDict({s: SymbolReport(s, FUNDING_TIMEFRAME) for s in names}, adapter.unified)
     if hi is not None and hi == lo:
-        return FetchResult({s: {"time": np.empty(0, np.int64), "rate": np.empty(0), "mark_price": np.empty(0)}
-                            for s in names}, report)
+        return FetchResult(SymbolDict({s: _empty_funding() for s in names}, adapter.unified), report)
     t0 = time.monotonic()
     client, session, own = await _open(adapter, base_url, limiter, session, 4, timeout, backoff, max_throttled,
                                        report, cache, names, "funding")
+    limit = adapter.funding_page_limit
+
+    async def get_page(symbol: str, a: int, b: int) -> dict[str, np.ndarray]:
+        page = await client.get(adapter.funding_request(symbol, a, b, limit), adapter.parse_funding, symbol,
+                                "funding")
+        report.symbols[symbol].requests += 1
+        return page
 
     async def one(symbol: str) -> dict[str, np.ndarray]:
         rep = report.symbols[symbol]
@@ -971,33 +1069,62 @@ async def fetch_funding_rates(symbols: str | Sequence[str], start: Any = None, e
             if last is not None and int(last) >= cursor:
                 cursor = int(last) + 1
                 rep.resumed_from = int(last)
-        pages = []
-        from .exchanges.binance_futures import FUNDING_MAX_LIMIT
+        pages: list[dict[str, np.ndarray]] = []
 
-        while cursor < end_ms:
-            req = adapter.funding_request(symbol, cursor, end_ms - 1, FUNDING_MAX_LIMIT)
-            page = await client.get(req, adapter.parse_funding, symbol, "funding")
-            rep.requests += 1
-            n = page["time"].shape[0]
-            if n == 0:
-                break
-            t = page["time"]
-            good = (t >= cursor) & (t < end_ms) & np.isfinite(page["rate"]) & np.r_[True, np.diff(t) > 0]
-            rep.bad_rows.extend((int(x), "unsorted, duplicate, non-finite or out of range")
-                                for x in t[~good].tolist())
-            page = {k: v[good] for k, v in page.items()}
-            if page["time"].shape[0]:
-                rep.rows += int(page["time"].shape[0])
-                rep.first = int(page["time"][0]) if rep.first is None else rep.first
-                rep.last = int(page["time"][-1])
-                pages.append(page)
-                if sink is not None:
-                    await _maybe_await(sink.append(adapter.name, symbol, FUNDING_TIMEFRAME, page))
-            cursor = int(t.max()) + 1
-            if n < FUNDING_MAX_LIMIT:
-                break
+        async def keep(page: dict[str, np.ndarray]) -> None:
+            if page["time"].shape[0] and pages and page["time"][0] <= pages[-1]["time"][-1]:
+                page = {k: v[page["time"] > pages[-1]["time"][-1]] for k, v in page.items()}
+            if not page["time"].shape[0]:
+                return
+            rep.rows += int(page["time"].shape[0])
+            rep.first = int(page["time"][0]) if rep.first is None else rep.first
+            rep.last = int(page["time"][-1])
+            pages.append(page)
+            if sink is not None:
+                await _maybe_await(sink.append(adapter.name, symbol, FUNDING_TIMEFRAME, page))
+
+        if adapter.funding_descending:
+            # newest first: each page is journaled with the interval it covers as it arrives and
+            # committed in time order once it joins the last stored row (nbtrade.data.pending); an
+            # interrupted walk resumes from the journal with the very request it would have made next
+            walk = Walk(_page_journal(sink, adapter.name, symbol, FUNDING_TIMEFRAME), [(cursor, end_ms)], keep)
+            rep.journaled_pages = walk.loaded
+            for a, b in walk.gaps():
+                top = b - 1
+                while top >= a:
+                    page = await get_page(symbol, a, top)
+                    t = page["time"]
+                    if t.shape[0] == 0:
+                        await walk.add(a, top + 1, _empty_funding())
+                        break
+                    oldest = int(t.min())
+                    if oldest > top:
+                        break  # a server ignoring the cursor: nothing of this page is trusted
+                    inside = t >= a  # a page reaching below the range is the walk's end, not a fault
+                    clean = _clean_funding({k: v[inside] for k, v in page.items()}, a, top + 1, rep,
+                                           descending=True)
+                    if t.shape[0] < limit or oldest <= a:
+                        await walk.add(a, top + 1, clean)  # the start of the history, or the range covered
+                        break
+                    await walk.add(oldest, top + 1, clean)
+                    top = oldest - 1
+            await walk.finish()
+        else:
+            while cursor < end_ms:
+                page = await get_page(symbol, cursor, end_ms - 1)
+                t = page["time"]
+                n = t.shape[0]
+                if n == 0:
+                    break
+                await keep(_clean_funding(page, cursor, end_ms, rep, descending=False))
+                cursor = int(t.max()) + 1
+                if n < limit:
+                    break
+        if rep.first is not None and rep.resumed_from is None and rep.first - cursor > DAY_MS:
+            # the exchange's history begins after ``start`` (a later listing; OKX keeps three months)
+            rep.listed = rep.first
         if not pages:
-            return {"time": np.empty(0, np.int64), "rate": np.empty(0), "mark_price": np.empty(0)}
+            return _empty_funding()
         return {k: np.concatenate([p[k] for p in pages]) for k in pages[0]}
 
     try:
@@ -1008,6 +1135,62 @@ async def fetch_funding_rates(symbols: str | Sequence[str], start: Any = None, e
         if own:
             await session.close()
     return FetchResult(SymbolDict(zip(names, results), adapter.unified), report)
+
+
+def _page_journal(sink: Any, exchange: str, symbol: str, timeframe: str) -> PageJournal:
+    """The sink's journal of newest-first pages (``sink.page_journal``), or one in memory."""
+    fn = getattr(sink, "page_journal", None) if sink is not None else None
+    return fn(exchange, symbol, timeframe) if fn is not None else PageJournal()
+
+
+class _MarkSink:
+    """A sink view that files mark-price candles under ``"mark_<timeframe>"`` without the volume."""
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+
+    def last_time(self, exchange: str, symbol: str, timeframe: str) -> Any:
+        return self.sink.last_time(exchange, symbol, mark_timeframe(timeframe))
+
+    def first_time(self, exchange: str, symbol: str, timeframe: str) -> Any:
+        fn = getattr(self.sink, "first_time", None)
+        return None if fn is None else fn(exchange, symbol, mark_timeframe(timeframe))
+
+    def append(self, exchange: str, symbol: str, timeframe: str, arrays: dict[str, np.ndarray]) -> Any:
+        return self.sink.append(exchange, symbol, mark_timeframe(timeframe),
+                                {k: v for k, v in arrays.items() if k != "volume"})
+
+    def page_journal(self, exchange: str, symbol: str, timeframe: str) -> PageJournal:
+        return _page_journal(self.sink, exchange, symbol, mark_timeframe(timeframe))
+
+
+async def fetch_mark_ohlcv(exchange: str | Adapter, symbols: str | Sequence[str], timeframe: str = "1m",
+                           start: Any = None, end: Any = None, *, sink: Any = None, **kwargs: Any) -> FetchResult:
+    """Mark-price candles with open time in ``[start, end)``: Binance USD-M ``/fapi/v1/markPriceKlines``,
+    Bybit linear ``/v5/market/mark-price-kline``, OKX swaps ``/api/v5/market/history-mark-price-candles``.
+
+    Everything :func:`fetch_ohlcv` does (paging, limits, open-candle cut, validation, gaps, resume)
+    applies: mark candles page with the candles' own cursor rules (see each adapter). ``data[symbol]``
+    holds ``time`` and ``open, high, low, close`` (mark prices; no volume). A mark price <= 0 is
+    dropped and listed in the report's bad rows (``mark price <= 0``). With a ``sink`` they go to the
+    pseudo-timeframe ``"mark_<timeframe>"`` (:func:`nbtrade.data.layout.mark_timeframe`) and a
+    re-run resumes. Other keyword arguments are those of :func:`fetch_ohlcv`.
+    """
+    adapter = get_adapter(exchange).for_mark()
+    result = await fetch_ohlcv(adapter, symbols, timeframe, start, end,
+                               sink=None if sink is None else _MarkSink(sink), **kwargs)
+    for s, arrays in result.data.items():
+        arrays.pop("volume", None)
+    for rep in result.report.symbols.values():
+        rep.flat_zero_volume = []  # mark candles have no volume: "flat zero-volume" means nothing here
+        rep.bad_rows = [(t, "mark " + reason) for t, reason in rep.bad_rows]
+    result.report.timeframe = mark_timeframe(timeframe)
+    return result
+
+
+def fetch_mark_ohlcv_sync(*args: Any, **kwargs: Any) -> FetchResult:
+    """Blocking :func:`fetch_mark_ohlcv`."""
+    return _run_sync(fetch_mark_ohlcv(*args, **kwargs))
 
 
 async def fetch_filters(exchange: str | Adapter, symbols: str | Sequence[str] | None = None, *,
@@ -1095,23 +1278,25 @@ def fetch_funding_rates_sync(*args: Any, **kwargs: Any) -> FetchResult:
 
 def run_fetch(exchange: str, symbols: str | Sequence[str], timeframe: str = "1h", start: Any = None,
               end: Any = None, store: str | None = None, base_url: str | None = None,
-              funding: bool = False) -> int:
-    """``nbtrade fetch EXCHANGE SYMBOLS --timeframe --start --end [--store PATH] [--base-url URL]``.
+              funding: bool = False, mark: bool = False) -> int:
+    """``nbtrade fetch EXCHANGE SYMBOLS --timeframe --start --end [--store PATH] [--base-url URL]
+    [--funding] [--mark]``.
 
-    Prints the report summary; with ``store`` candles go to the HDF5 store and a
-    re-run resumes. Returns a process exit code (1 if bad rows were found).
+    Prints the report summaries; with ``store`` candles (and funding rates, mark-price candles)
+    go to the HDF5 store and a re-run resumes. Returns a process exit code (1 if bad rows were found).
     """
     sink = None
     if store is not None:
         from .store import Store  # the HDF5 store (nbtrade.data.store)
 
         sink = Store(store)
-    result = fetch_ohlcv_sync(exchange, symbols, timeframe, start, end, base_url=base_url, sink=sink,
-                              keep=store is None)
-    print(result.report.summary())
-    if funding:
-        fr = fetch_funding_rates_sync(symbols, start, end, exchange=exchange, base_url=base_url, sink=sink)
-        print(fr.report.summary())
-    if sink is not None and hasattr(sink, "close"):
-        sink.close()
-    return 0 if result.report.ok else 1
+    try:
+        result = fetch_ohlcv_sync(exchange, symbols, timeframe, start, end, base_url=base_url, sink=sink,
+                                  keep=store is None, funding=funding, mark=mark)
+    finally:
+        if sink is not None and hasattr(sink, "close"):
+            sink.close()
+    reports = [r for r in (result.report, result.funding_report, result.mark_report) if r is not None]
+    for r in reports:
+        print(r.summary())
+    return 0 if all(r.ok for r in reports) else 1

@@ -113,21 +113,25 @@ def import_table(path: str | os.PathLike, store: Any = None, exchange: str | Non
     return res
 
 
-def export_table(data: Any, path: str | os.PathLike, *, chunk_rows: int = 1_000_000) -> io.ExportResult:
+def export_table(data: Any, path: str | os.PathLike, *, chunk_rows: int = 1_000_000,
+                 columns: Any = None) -> io.ExportResult:
     """Write candles (a DataFrame, arrays, or ``Store.iter_blocks``) as parquet or feather, atomically.
 
-    Columns: ``time`` (``datetime64[ms, UTC]``), ``open, high, low, close, volume``;
-    rows its own import would refuse raise ``ValueError`` and nothing is written.
+    Columns: ``time`` (``datetime64[ms, UTC]``), then the value columns the data carries
+    (``open, high, low, close, volume``; mark-price candles without volume; funding
+    ``rate, mark_price``), or ``columns``; rows its own import would refuse raise ``ValueError``
+    and nothing is written.
     """
     path = os.fspath(path)
     kind = format_of(path)
     _pyarrow()
     t0 = _time.perf_counter()
-    blocks = list(io._checked_blocks(io._blocks(data, int(chunk_rows)), path))
+    data, names = io._with_columns(data, columns)
+    blocks = list(io._checked_blocks(io._blocks(data, int(chunk_rows), names), path, names))
     cols = {c: np.concatenate([b[c] for b in blocks]) if blocks else
-            np.empty(0, np.int64 if c == "time" else np.float64) for c in ("time",) + VALUE_COLUMNS}
+            np.empty(0, np.int64 if c == "time" else np.float64) for c in ("time",) + names}
     frame = pd.DataFrame({"time": pd.to_datetime(cols["time"], unit="ms", utc=True).as_unit("ms"),
-                          **{c: cols[c] for c in VALUE_COLUMNS}})
+                          **{c: cols[c] for c in names}})
     res = io.ExportResult(path, rows=len(frame))
     with atomic_path(path) as tmp:
         if kind == "parquet":

@@ -102,7 +102,10 @@ def export_path(store: Any, exchange: str, symbol: str, timeframe: str, path: st
         store = Store(store)
     if os.path.splitext(path)[1].lower() in formats.FORMATS:
         formats.format_of(path)
-        return formats.export_table(store.iter_blocks(exchange, symbol, timeframe, start, end), path)
+        from .layout import value_columns
+
+        return formats.export_table(store.iter_blocks(exchange, symbol, timeframe, start, end), path,
+                                    columns=value_columns(timeframe))
     return io.export_series(store, exchange, symbol, timeframe, path, start, end)
 
 

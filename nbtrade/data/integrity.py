@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .layout import FUNDING_COLUMNS, VALUE_COLUMNS
+from .layout import FUNDING_COLUMNS, MARK_COLUMNS, VALUE_COLUMNS
 
 
 def _iso(ms: int) -> str:
@@ -118,30 +118,63 @@ def candle_problems(a: Mapping[str, np.ndarray], tf_ms: int, limit: int = 5) -> 
 
 
 def funding_problems(a: Mapping[str, np.ndarray], tf_ms: int = 0, limit: int = 5) -> list[str]:
-    """Rule violations of funding-rate arrays: time strictly increasing, finite rate,
-    mark price positive or NaN (unknown)."""
+    """Rule violations of funding-rate arrays: funding ``time`` strictly increasing (no funding
+    timestamp out of order or twice), finite ``rate``, ``mark_price`` positive or NaN (unknown)."""
     t = a["time"]
     problems: list[str] = []
     if t.size > 1:
         d = np.diff(t)
-        for mask, what in ((d < 0, "time not sorted"), (d == 0, "duplicate time")):
+        for mask, what in ((d < 0, "funding 'time' out of order (timestamps must increase)"),
+                           (d == 0, "funding 'time' duplicated (one rate per funding timestamp)")):
             bad = np.flatnonzero(mask)[:limit] + 1
             if bad.size:
                 problems.append(f"{what} at row " + ", ".join(f"{i} ({_iso(t[i])})" for i in bad))
     rate, mark = a[FUNDING_COLUMNS[0]], a[FUNDING_COLUMNS[1]]
-    for mask, what in ((~np.isfinite(rate), "NaN or infinite rate"),
-                       (np.isinf(mark) | (mark <= 0), "non-positive or infinite mark price")):
+    for mask, what in ((~np.isfinite(rate), "funding 'rate' NaN or infinite"),
+                       (np.isinf(mark) | (mark <= 0), "funding 'mark_price' <= 0 or infinite (NaN marks unknown)")):
         bad = np.flatnonzero(mask)[:limit]
         if bad.size:
             problems.append(f"{what} at row " + ", ".join(f"{i} ({_iso(t[i])})" for i in bad))
     return problems
 
 
-def problems_for(timeframe: str):
-    """The rule checker of a series kind: candles or funding rates."""
-    from .layout import FUNDING
+def mark_problems(a: Mapping[str, np.ndarray], tf_ms: int = 0, limit: int = 5) -> list[str]:
+    """Rule violations of mark-price candles (``time, open, high, low, close``): time strictly
+    increasing and on the grid, every mark price finite and > 0, ``low <= open, close <= high``.
+    Each problem names the column (``mark_low`` ...)."""
+    t = a["time"]
+    problems: list[str] = []
 
-    return funding_problems if timeframe == FUNDING else candle_problems
+    def report(mask: np.ndarray, what: str, offset: int = 0) -> None:
+        bad = np.flatnonzero(mask)
+        if bad.size:
+            rows = ", ".join(f"{i + offset} ({_iso(t[i + offset])})" for i in bad[:limit])
+            problems.append(f"{what} at row {rows}" + (f" and {bad.size - limit} more" if bad.size > limit else ""))
+
+    if t.size > 1:
+        d = np.diff(t)
+        report(d < 0, "mark 'time' out of order", 1)
+        report(d == 0, "mark 'time' duplicated", 1)
+    if tf_ms:
+        report(t % tf_ms != 0, f"mark 'time' not on the {tf_ms} ms grid")
+    for c in MARK_COLUMNS:
+        v = a[c]
+        report(~np.isfinite(v), f"'mark_{c}' NaN or infinite")
+        with np.errstate(invalid="ignore"):
+            report(np.isfinite(v) & (v <= 0), f"'mark_{c}' <= 0 (mark prices must be > 0)")
+    o, h, lo, c = (a[k] for k in MARK_COLUMNS)
+    with np.errstate(invalid="ignore"):
+        report((h < np.maximum(o, c)) | (lo > np.minimum(o, c)), "mark candle outside [mark_low, mark_high]")
+    return problems
+
+
+def problems_for(timeframe: str):
+    """The rule checker of a series kind: candles, funding rates or mark-price candles."""
+    from .layout import FUNDING, is_mark
+
+    if timeframe == FUNDING:
+        return funding_problems
+    return mark_problems if is_mark(timeframe) else candle_problems
 
 
 def validate(a: Mapping[str, np.ndarray], tf_ms: int, name: str = "data", timeframe: str = "") -> None:

@@ -46,7 +46,7 @@ import pandas as pd
 from .._files import atomic_path
 from ..timeframes import to_epoch_ms
 from . import integrity
-from .layout import VALUE_COLUMNS, check_timeframe
+from .layout import FUNDING_COLUMNS, MARK_COLUMNS, VALUE_COLUMNS, check_timeframe
 from .memory import MemoryMonitor
 
 COMPRESSIONS = {".csv": None, ".csv.gz": "gzip", ".csv.bz2": "bz2", ".csv.lz4": "lz4"}
@@ -463,27 +463,78 @@ def import_many(paths: Iterable[str | os.PathLike], store: Any = None, *, thread
 
 
 # --- writing -------------------------------------------------------------------
-def _blocks(data: Any, chunk_rows: int) -> Iterator[Mapping[str, np.ndarray]]:
+def _columns_of(keys: Iterable[str]) -> tuple[str, ...]:
+    """The value columns a series' arrays carry: OHLCV candles, OHLC mark-price candles (no volume),
+    or funding rows (``rate, mark_price``)."""
+    keys = set(keys)
+    if "rate" in keys:
+        return FUNDING_COLUMNS
+    if "volume" not in keys and set(MARK_COLUMNS) <= keys:
+        return MARK_COLUMNS
+    return VALUE_COLUMNS
+
+
+def _with_columns(data: Any, columns: Sequence[str] | None) -> tuple[Any, tuple[str, ...]]:
+    """``data`` (re-chained when a first block was peeked) and its value columns (given, or inferred)."""
+    if columns is not None:
+        return data, tuple(columns)
+    if isinstance(data, pd.DataFrame):
+        return data, _columns_of(c for c in data.columns if c != "time")
+    if isinstance(data, Mapping):
+        return data, _columns_of(data)
+    if isinstance(data, Iterable) and not isinstance(data, (str, bytes)):
+        it = iter(data)
+        first = next(it, None)
+        if first is None:
+            return [], VALUE_COLUMNS
+        import itertools
+
+        keys = first.columns if isinstance(first, pd.DataFrame) else first
+        return itertools.chain([first], it), _columns_of(k for k in keys if k != "time")
+    return data, VALUE_COLUMNS
+
+
+def _blocks(data: Any, chunk_rows: int, columns: tuple[str, ...] = VALUE_COLUMNS
+            ) -> Iterator[Mapping[str, np.ndarray]]:
     if isinstance(data, (pd.DataFrame, Mapping)):
-        a = integrity.to_arrays(data)
+        a = integrity.to_arrays(data, value_columns=columns)
         n = a["time"].shape[0]
         for lo in range(0, n, chunk_rows):
             yield {c: v[lo:lo + chunk_rows] for c, v in a.items()}
         return
     if isinstance(data, Iterable) and not isinstance(data, (str, bytes)):
         for block in data:
-            yield integrity.to_arrays(block)
+            yield integrity.to_arrays(block, value_columns=columns)
         return
     raise TypeError(f"data must be a DataFrame, a dict of arrays or an iterable of them "
                     f"(e.g. Store.iter_blocks(...)), got {type(data).__name__}")
 
 
-def _checked_blocks(blocks: Iterable[Mapping[str, np.ndarray]], path: str) -> Iterator[Mapping[str, np.ndarray]]:
+def _problems(block: Mapping[str, np.ndarray], columns: tuple[str, ...]) -> list[str]:
+    """Rule violations of one block: candles (OHLCV), mark candles (OHLC: the candle rules without
+    volume) or funding rows (sorted unique times, finite rate, mark price > 0 where given)."""
+    if columns == VALUE_COLUMNS:
+        return integrity.candle_problems(block, 0)
+    if columns == MARK_COLUMNS:
+        return integrity.candle_problems({**block, "volume": np.zeros(block["time"].shape)}, 0)
+    t, problems = block["time"], []
+    for mask, what in ((np.r_[False, np.diff(t) <= 0], "funding time not sorted or duplicated"),
+                       (~np.isfinite(block["rate"]), "funding rate not a finite number"),
+                       (np.isinf(block["mark_price"]) | (block["mark_price"] <= 0), "funding mark_price <= 0")):
+        bad = np.flatnonzero(mask)
+        if bad.size:
+            problems.append(f"{what} at row " + ", ".join(f"{i} ({integrity._iso(t[i])})" for i in bad[:5]))
+    return problems
+
+
+def _checked_blocks(blocks: Iterable[Mapping[str, np.ndarray]], path: str,
+                    columns: tuple[str, ...] = VALUE_COLUMNS) -> Iterator[Mapping[str, np.ndarray]]:
     """Non-empty blocks, each checked against the rules :func:`iter_csv` applies on import.
 
     An export that its own import would refuse (unsorted, NaN, non-positive,
     high < low, times at or before the epoch) raises ``ValueError`` instead; the
-    caller's temporary file is then removed and ``path`` is untouched.
+    caller's temporary file is then removed and ``path`` is untouched. Mark candles are
+    checked as candles without volume, funding rows by their own rules (:func:`_problems`).
     """
     prev: int | None = None
     row0 = 0
@@ -491,7 +542,8 @@ def _checked_blocks(blocks: Iterable[Mapping[str, np.ndarray]], path: str) -> It
         n = block["time"].shape[0]
         if not n:
             continue
-        problems = integrity.candle_problems(block, 0) + _epoch_problems(block["time"])
+        with np.errstate(invalid="ignore"):
+            problems = _problems(block, columns) + _epoch_problems(block["time"])
         if prev is not None and block["time"][0] <= prev:
             problems.append(f"time not sorted or duplicated at row 0 ({integrity._iso(block['time'][0])})")
         if problems:
@@ -512,18 +564,19 @@ def _epoch_problems(t: np.ndarray, limit: int = 5) -> list[str]:
             + (f" and {bad.size - limit} more" if bad.size > limit else "")]
 
 
-def _format_rows(block: Mapping[str, np.ndarray], time_format: str) -> str:
+def _format_rows(block: Mapping[str, np.ndarray], time_format: str,
+                 columns: tuple[str, ...] = VALUE_COLUMNS) -> str:
     """CSV lines; floats as ``repr`` (shortest round-trip form), twice as fast as ``to_csv``."""
     if time_format == "ms":
         times = block["time"].tolist()
     else:
         times = (np.datetime_as_string(block["time"].astype("datetime64[ms]")).astype(object) + "Z").tolist()
-    cols = [np.asarray(block[c], dtype=np.float64).tolist() for c in VALUE_COLUMNS]
-    return "".join(f"{t},{o!r},{h!r},{lo!r},{c!r},{v!r}\n" for t, o, h, lo, c, v in zip(times, *cols))
+    cols = [np.asarray(block[c], dtype=np.float64).tolist() for c in columns]
+    return "".join(f"{t}," + ",".join(map(repr, row)) + "\n" for t, *row in zip(times, *cols))
 
 
 def export_csv(data: Any, path: str | os.PathLike, *, time_format: str = "ms",
-               chunk_rows: int = 1_000_000) -> ExportResult:
+               chunk_rows: int = 1_000_000, columns: Sequence[str] | None = None) -> ExportResult:
     """Write candles to a CSV (compressed by extension), chunk by chunk, atomically.
 
     Parameters
@@ -534,6 +587,10 @@ def export_csv(data: Any, path: str | os.PathLike, *, time_format: str = "ms",
     time_format : {"ms", "iso"}
         ``timestamp_ms`` integer column, or ``time`` as ISO 8601 UTC
         (``2024-01-01T00:00:00.000Z``).
+    columns : value columns, optional
+        Default: what ``data`` carries. Candles ``open, high, low, close, volume``; mark-price
+        candles ``open, high, low, close`` (no volume: none is invented); funding rows
+        ``rate, mark_price`` (``nan`` where the exchange gives no mark price).
 
     Floats are written in their shortest round-trip form, so import(export(x)) == x.
     """
@@ -543,14 +600,15 @@ def export_csv(data: Any, path: str | os.PathLike, *, time_format: str = "ms",
         raise ValueError(f"time_format must be 'ms' or 'iso', got {time_format!r}")
     if not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
         raise ValueError(f"chunk_rows must be a positive int, got {chunk_rows!r}")
+    data, cols = _with_columns(data, columns)
     res = ExportResult(path)
     t0 = _time.perf_counter()
     tname = "timestamp_ms" if time_format == "ms" else "time"
     with atomic_path(path) as tmp:
         with _open(str(tmp), "wb", comp) as fh:
-            fh.write((",".join((tname,) + VALUE_COLUMNS) + "\n").encode())
-            for block in _checked_blocks(_blocks(data, int(chunk_rows)), path):
-                fh.write(_format_rows(block, time_format).encode())
+            fh.write((",".join((tname,) + cols) + "\n").encode())
+            for block in _checked_blocks(_blocks(data, int(chunk_rows), cols), path, cols):
+                fh.write(_format_rows(block, time_format, cols).encode())
                 res.rows += block["time"].shape[0]
     res.bytes = os.path.getsize(path)
     res.seconds = _time.perf_counter() - t0
@@ -566,8 +624,11 @@ def export_series(store: Any, exchange: str, symbol: str, timeframe: str, path: 
     if not isinstance(store, Store):
         store = Store(store)
     compression_of(path)
+    from .layout import value_columns
+
     blocks = store.iter_blocks(exchange, symbol, timeframe, start, end, rows=chunk_rows)
-    return export_csv(blocks, path, time_format=time_format, chunk_rows=chunk_rows)
+    return export_csv(blocks, path, time_format=time_format, chunk_rows=chunk_rows,
+                      columns=value_columns(timeframe))
 
 
 # --- numpy files ---------------------------------------------------------------

@@ -53,6 +53,22 @@ COLUMNS = ("time",) + VALUE_COLUMNS
 #: (fraction per interval, longs pay when positive), ``mark_price`` (NaN when unknown).
 FUNDING = "funding"
 FUNDING_COLUMNS = ("rate", "mark_price")
+#: Mark-price candles of timeframe ``tf`` are stored under the pseudo-timeframe ``"mark_" + tf``
+#: (``/BTC-USDT_USDT/mark_1h``), beside the last-price candles of the same symbol: ``time``
+#: (open time on the ``tf`` grid) and ``open high low close`` (mark prices, > 0; no volume:
+#: exchanges report none for the mark price).
+MARK_PREFIX = "mark_"
+MARK_COLUMNS = ("open", "high", "low", "close")
+
+
+def mark_timeframe(timeframe: str) -> str:
+    """The store key of mark-price candles of ``timeframe``: ``"1h"`` -> ``"mark_1h"``."""
+    return timeframe if timeframe.startswith(MARK_PREFIX) else MARK_PREFIX + timeframe
+
+
+def is_mark(timeframe: str) -> bool:
+    """True for a mark-price candle key (``"mark_1h"``)."""
+    return isinstance(timeframe, str) and timeframe.startswith(MARK_PREFIX)
 #: Rows per chunk of new series. A 1-day read of 1m candles decompresses (and
 #: checksums) one or two 32 KiB chunks per column. With range reads on h5py's
 #: low-level API, decompression became their main cost: CPU time of a 1-day read
@@ -91,14 +107,20 @@ def check_symbol(symbol: str) -> str:
 
 
 def value_columns(timeframe: str) -> tuple[str, ...]:
-    """Value columns of a series: OHLCV for candles, ``rate, mark_price`` for ``"funding"``."""
-    return FUNDING_COLUMNS if timeframe == FUNDING else VALUE_COLUMNS
+    """Value columns of a series: OHLCV for candles, ``rate, mark_price`` for ``"funding"``,
+    ``open, high, low, close`` for mark-price candles (``"mark_1h"``)."""
+    if timeframe == FUNDING:
+        return FUNDING_COLUMNS
+    return MARK_COLUMNS if is_mark(timeframe) else VALUE_COLUMNS
 
 
 def check_timeframe(timeframe: str) -> int:
-    """Timeframe length in ms; 0 for the calendar month ``1M`` and ``"funding"`` (no grid)."""
+    """Timeframe length in ms; 0 for the calendar month ``1M`` and ``"funding"`` (no grid).
+    A mark-price key (``"mark_1h"``) has the grid of its timeframe."""
     from ..timeframes import TIMEFRAME_MS, TIMEFRAMES
 
+    if is_mark(timeframe) and timeframe != MARK_PREFIX + FUNDING:
+        timeframe = timeframe[len(MARK_PREFIX):]
     if timeframe in ("1M", FUNDING):
         return 0
     if timeframe not in TIMEFRAME_MS:

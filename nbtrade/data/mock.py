@@ -36,6 +36,14 @@ Binance, without the internet:
   ``1m..4H`` and the UTC ones ``6Hutc 12Hutc 1Dutc 1Wutc 1Mutc`` (51000 for others);
   ``{code, msg, data}`` bodies, 51001 unknown instrument; over ``okx_limit`` requests
   per ``okx_window_s`` (20 per 2 s), and in storms, HTTP 429 code 50011.
+- Perpetuals (issue 17; each endpoint's docstring gives the rules it follows): Binance
+  ``/fapi/v1/markPriceKlines`` (kline parameters and weights, mark prices, volumes "0"), Bybit
+  ``/v5/market/mark-price-kline`` (5-string rows) and ``/v5/market/funding/history`` (limit <= 200,
+  newest first, startTime alone refused), OKX swaps ``BTC-USDT-SWAP`` (``instType=SWAP``; candles,
+  ``history-mark-price-candles`` and ``mark-price-candles`` (latest 1440), ``funding-rate-history``
+  (limit <= 400, the last 90 days only); the first and the last charged 2 in the 20-per-2-s window). Mark candles are the
+  futures candles times a small smooth basis; funding is 8-hourly (Binance times a few ms past
+  the hour). ``bad_marks`` and ``funding_dupes`` inject a mark price of 0 and duplicated fundings.
 - Every reply carries a ``Date`` header from the mock's clock (whole seconds); the time
   endpoints can be skewed (``time_skew_s``) to test the open-candle cut.
 - Weights are the mock's own tables, each with its source (not imported from the adapters).
@@ -55,6 +63,7 @@ import math
 import random
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
@@ -73,6 +82,8 @@ DEFAULT_SYMBOLS = ("BTC/USDT", "ETH/USDT", "BNB/USDT", "SOL/USDT", "XRP/USDT")
 #: [1, 100) -> 1, [100, 500) -> 2, [500, 1000] -> 5, > 1000 -> 10. Written here on purpose, not
 #: imported from the adapter: the mock is an independent reading of the docs.
 FUTURES_KLINE_WEIGHT = ((99, 1), (499, 2), (1000, 5), (1500, 10))
+#: OKX funding-rate-history "can return data up to three months" (okx.com/docs-v5, Get funding rate history)
+OKX_FUNDING_DAYS = 90
 #: spot ``/api/v3/klines``: a flat weight of 2 (binance-spot-api-docs rest-api.md, "Kline/Candlestick data")
 SPOT_KLINE_WEIGHT = 2
 #: spot ``/api/v3/exchangeInfo`` weight 20 (rest-api.md); USD-M exchangeInfo 1 ("Exchange Information")
@@ -150,6 +161,8 @@ class MockConfig:
     listed : ``{symbol: time}``: the symbol's first candle (no candles before it on any market).
     time_skew_s : the time endpoints report the server clock plus this many seconds (a client whose
         clock estimate runs ahead); data replies and ``Date`` headers keep the true clock.
+    bad_marks : ``{symbol: [open_time, ...]}`` mark-price candles served with a low of 0 (a mark price <= 0).
+    funding_dupes : ``{symbol: [funding_time, ...]}`` funding rows served twice (a duplicated timestamp).
     """
 
     symbols: Sequence[str] = DEFAULT_SYMBOLS
@@ -178,6 +191,8 @@ class MockConfig:
     okx_window_s: float = 2.0
     listed: dict[str, Any] = field(default_factory=dict)
     time_skew_s: float = 0.0
+    bad_marks: dict[str, Sequence[Any]] = field(default_factory=dict)
+    funding_dupes: dict[str, Sequence[Any]] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
 
 
@@ -252,6 +267,9 @@ class MockExchange:
         self.port = 0
         self._maintenance = [(_ms(a), _ms(b)) for a, b in config.maintenance]
         self.okx_ids = {s.split(":")[0].upper().replace("/", "-"): s for s in config.symbols if "/" in s}
+        #: OKX perpetual swap ids (``BTC-USDT-SWAP``): the futures market's candles
+        self.okx_swap_ids = {i + "-SWAP": s for i, s in self.okx_ids.items()}
+        self._marks: dict[tuple[str, str], dict[str, np.ndarray]] = {}
 
     # -- clock and data --------------------------------------------------------------------------
     def server_ms(self) -> int:
@@ -328,6 +346,69 @@ class MockExchange:
             rate = np.round(rng.normal(1e-4, 1.5e-4, n), 8)
             self._funding[symbol] = {"time": c["time"] + jitter, "rate": rate, "mark_price": c["open"]}
         return self._funding[symbol]
+
+    def mark_candles(self, symbol: str, timeframe: str) -> dict[str, np.ndarray]:
+        """Mark-price candles: the perpetual's candles times a small smooth basis (all four prices by
+        the same factor, so every candle stays consistent), no volume; ``bad_marks`` rows get low 0."""
+        key = (symbol, timeframe)
+        if key not in self._marks:
+            c = self.candles(symbol, timeframe, "futures")
+            i = np.arange(c["time"].shape[0])
+            phase = float(zlib.crc32(symbol.encode()) % 100)
+            f = 1.0 + 2e-4 * np.sin(i / 7.0 + phase)
+            out = {"time": c["time"], **{k: c[k] * f for k in ("open", "high", "low", "close")}}
+            for t in self.config.bad_marks.get(symbol, ()):
+                j = np.searchsorted(out["time"], _ms(t))
+                if j < out["time"].shape[0] and out["time"][j] == _ms(t):
+                    out["low"] = out["low"].copy()
+                    out["low"][j] = 0.0
+            self._marks[key] = out
+        return self._marks[key]
+
+    def expected_mark(self, symbol: str, timeframe: str, start: Any = None, end: Any = None
+                      ) -> dict[str, np.ndarray]:
+        """Closed mark-price candles in ``[start, end)`` as a client parses them (8 decimals, no volume)."""
+        c = self.mark_candles(symbol, timeframe)
+        t = c["time"]
+        lo = t[0] if start is None else _ms(start)
+        hi = np.iinfo(np.int64).max if end is None else _ms(end)
+        now = self.server_ms()
+        mask = (t >= lo) & (t < hi)
+        sel = np.flatnonzero(mask)
+        closes = np.array([next_open(int(x), timeframe) for x in t[sel].tolist()], dtype=np.int64)
+        sel = sel[closes <= now]
+        out = {"time": t[sel].copy()}
+        for col in ("open", "high", "low", "close"):
+            out[col] = np.array([float(f"{x:.8f}") for x in c[col][sel].tolist()])
+        return out
+
+    def funding_rows(self, symbol: str, venue: str = "binance") -> dict[str, np.ndarray]:
+        """Funding events as served: Binance's ``fundingTime`` strays a few ms from the hour, Bybit's
+        and OKX's are on the hour; ``funding_dupes`` rows appear twice."""
+        f = self.funding(symbol)
+        t = f["time"] if venue == "binance" else f["time"] - f["time"] % 3_600_000
+        out = {"time": t, "rate": f["rate"], "mark_price": f["mark_price"]}
+        dupes = [_ms(x) for x in self.config.funding_dupes.get(symbol, ())]
+        if dupes:
+            idx = np.sort(np.r_[np.arange(t.shape[0]), np.flatnonzero(np.isin(t - t % 3_600_000, dupes))])
+            out = {k: v[idx] for k, v in out.items()}
+        return out
+
+    def expected_funding(self, symbol: str, start: Any = None, end: Any = None, venue: str = "binance"
+                         ) -> dict[str, np.ndarray]:
+        """Funding events in ``[start, end)`` (each once) as a client parses them; ``mark_price`` NaN
+        off Binance (Bybit and OKX do not report it)."""
+        f = self.funding_rows(symbol, venue)
+        t = f["time"]
+        lo = -1 if start is None else _ms(start)
+        if venue == "okx":  # OKX serves the last three months only
+            lo = max(lo, self.server_ms() - OKX_FUNDING_DAYS * DAY_MS)
+        hi = self.server_ms() + 1 if end is None else min(_ms(end), self.server_ms() + 1)
+        sel = np.flatnonzero((t >= lo) & (t < hi) & np.r_[True, t[1:] != t[:-1]])
+        out = {"time": t[sel].copy(), "rate": np.array([float(f"{x:.8f}") for x in f["rate"][sel].tolist()])}
+        out["mark_price"] = (np.array([float(f"{x:.8f}") for x in f["mark_price"][sel].tolist()])
+                             if venue == "binance" else np.full(sel.shape[0], np.nan))
+        return out
 
     def expected(self, symbol: str, timeframe: str, start: Any = None, end: Any = None,
                  market: str = "spot", closed_only: bool = True) -> dict[str, np.ndarray]:
@@ -549,10 +630,30 @@ class MockExchange:
         sl = self._select(c["time"], start, end, limit, self.server_ms())
         return _format_klines(c, sl, interval, market)
 
+    def mark_price_klines(self, q: Any) -> str:
+        """``/fapi/v1/markPriceKlines``: the kline parameters and rules, mark prices in fields 1-4, volume
+        fields "0" (the first one "0 ", as in Binance's own example)."""
+        symbol = self._symbol(q)
+        interval = q.get("interval")
+        if not interval:
+            raise _Reply(400, -1102, "Mandatory parameter 'interval' was not sent, was empty/null, or malformed.")
+        if interval not in INTERVALS:
+            raise _Reply(400, -1120, "Invalid interval.")
+        start, end, limit = self._bounds(q, 1500, 500)
+        c = self.mark_candles(symbol, interval)
+        sl = self._select(c["time"], start, end, limit, self.server_ms())
+        t = c["time"][sl]
+        close_t = ([next_open(int(x), "1M") - 1 for x in t.tolist()] if interval == "1M"
+                   else (t + next_open(0, interval) - 1).tolist())
+        o, h, l, cl = (c[k][sl].tolist() for k in ("open", "high", "low", "close"))
+        rows = ['[%d,"%.8f","%.8f","%.8f","%.8f","0 ",%d,"0",60,"0","0","0"]' % (x, o[i], h[i], l[i], cl[i], close_t[i])
+                for i, x in enumerate(t.tolist())]
+        return "[" + ",".join(rows) + "]"
+
     def funding_rate(self, q: Any) -> list[dict[str, Any]]:
         symbol = self._symbol(q)
         start, end, limit = self._bounds(q, 1000, 100)
-        f = self.funding(symbol)
+        f = self.funding_rows(symbol, "binance")
         sl = self._select(f["time"], start, end, limit, self.server_ms())
         sid = _exchange_id(symbol)
         return [{"symbol": sid, "fundingTime": int(t), "fundingRate": f"{r:.8f}", "markPrice": f"{m:.8f}"}
@@ -622,7 +723,7 @@ class MockExchange:
             slot = self._windows.setdefault((ip, venue), _Window())
             if slot.win != win:
                 slot.win, slot.used = win, 0
-            slot.used += 1
+            slot.used += 1 if bybit else _OKX_COST.get(path, 1)
             self.stats.window_weight[(venue, int(win))] = slot.used
             # Bybit's X-Bapi-Limit* headers describe per-UID, per-endpoint, per-second limits of the
             # private endpoints (docs/v5/rate-limit.mdx); public market endpoints are not in that
@@ -722,6 +823,66 @@ class MockExchange:
                                                                              v * (o + cl) * 0.5))
         return self._bybit_ok('{"category":"%s","symbol":"%s","list":[%s]}' % (category, sym, ",".join(rows)))
 
+    def _bybit_linear_symbol(self, q: Any) -> str:
+        """The unified symbol of a ``category=linear`` request (perpetual-only endpoints)."""
+        category = q.get("category") or "linear"
+        if category not in ("linear", "inverse"):  # mark-kline / funding history cover linear and inverse only
+            raise _Reply(200, 10001, "params error: category invalid")
+        sym = q.get("symbol")
+        if not sym:
+            raise _Reply(200, 10001, "params error: symbol is required")
+        sym = self._bybit_symbol(sym, "linear")
+        if sym not in self.ids or category == "inverse":
+            raise _Reply(200, 10001, "params error: symbol invalid")
+        return self.ids[sym]
+
+    def bybit_mark_kline(self, q: Any) -> str:
+        """``/v5/market/mark-price-kline``: as the kline endpoint, rows of 5 strings (no volume), newest first."""
+        unified = self._bybit_linear_symbol(q)
+        tf = _BYBIT_TF.get(q.get("interval", ""))
+        if tf is None:
+            raise _Reply(200, 10001, "params error: interval invalid")
+        start, end = self._venue_int(q, "start", True), self._venue_int(q, "end", True)
+        limit = self._venue_int(q, "limit", True) or 200
+        if not 1 <= limit <= 1000:
+            raise _Reply(200, 10001, "params error: limit invalid")
+        c = self.mark_candles(unified, tf)
+        t = c["time"]
+        hi = int(np.searchsorted(t, self.server_ms(), side="right"))
+        if end is not None:
+            hi = min(hi, int(np.searchsorted(t, end, side="right")))
+        lo = 0 if start is None else int(np.searchsorted(t, start, side="left"))
+        if self.config.bybit_from_start and start is not None:
+            hi = min(hi, lo + limit)
+        else:
+            lo = max(lo, hi - limit)
+        rows = ['["%d","%.8f","%.8f","%.8f","%.8f"]' % (t[i], c["open"][i], c["high"][i], c["low"][i], c["close"][i])
+                for i in range(hi - 1, lo - 1, -1)]
+        return self._bybit_ok('{"category":"linear","symbol":"%s","list":[%s]}'
+                              % (_exchange_id(unified), ",".join(rows)))
+
+    def bybit_funding(self, q: Any) -> str:
+        """``/v5/market/funding/history``: ``limit`` [1, 200] (default 200), newest first; startTime alone
+        is an error, endTime alone gives the ``limit`` records up to it, neither the latest ``limit``."""
+        unified = self._bybit_linear_symbol(q)
+        start, end = self._venue_int(q, "startTime", True), self._venue_int(q, "endTime", True)
+        limit = self._venue_int(q, "limit", True) or 200
+        if not 1 <= limit <= 200:
+            raise _Reply(200, 10001, "params error: limit invalid")
+        if start is not None and end is None:
+            raise _Reply(200, 10001, "params error: endTime is required when startTime is passed")
+        f = self.funding_rows(unified, "bybit")
+        t = f["time"]
+        hi = int(np.searchsorted(t, self.server_ms(), side="right"))
+        if end is not None:
+            hi = min(hi, int(np.searchsorted(t, end, side="right")))
+        lo = 0 if start is None else int(np.searchsorted(t, start, side="left"))
+        lo = max(lo, hi - limit)
+        sid = _exchange_id(unified)
+        rows = ['{"symbol":"%s","fundingRate":"%.8f","fundingRateTimestamp":"%d"}' % (sid, f["rate"][i], t[i])
+                for i in range(hi - 1, lo - 1, -1)]
+        return self._bybit_ok('{"category":"linear","list":[%s]}' % ",".join(rows))
+
     @staticmethod
     def _bybit_symbol(sym: str, category: str) -> str:
         """Bybit's linear USDC perpetuals are ``ETHPERP`` (docs/v5/market/instrument.mdx), not ``ETHUSDC``."""
@@ -764,6 +925,9 @@ class MockExchange:
         if not inst:
             raise _Reply(400, 50014, "Parameter instId can not be empty.")
         unified = self.okx_ids.get(inst)
+        market = "spot"
+        if unified is None and inst in self.okx_swap_ids:
+            unified, market = self.okx_swap_ids[inst], "futures"
         if unified is None:
             raise _Reply(200, 51001, "Instrument ID does not exist")
         tf = _OKX_TF.get(q.get("bar") or "1m")
@@ -773,7 +937,7 @@ class MockExchange:
         limit = self._venue_int(q, "limit", False) or 100
         if not 1 <= limit <= 300:
             raise _Reply(400, 51000, "Parameter limit error")
-        c = self.candles(unified, tf, "spot")
+        c = self.candles(unified, tf, market)
         t = c["time"]
         now = self.server_ms()
         hi = int(np.searchsorted(t, now, side="right"))
@@ -790,6 +954,63 @@ class MockExchange:
                         % (t[i], o, h, l, cl, v, quote, quote, confirm))
         return '{"code":"0","msg":"","data":[%s]}' % ",".join(rows)
 
+    def _okx_swap(self, q: Any) -> str:
+        inst = q.get("instId")
+        if not inst:
+            raise _Reply(400, 50014, "Parameter instId can not be empty.")
+        if inst not in self.okx_swap_ids:
+            raise _Reply(200, 51001, "Instrument ID does not exist")
+        return self.okx_swap_ids[inst]
+
+    def okx_mark_candles(self, q: Any, recent: bool = False) -> str:
+        """``history-mark-price-candles`` (and ``mark-price-candles``: the latest 1440 bars only): rows
+        ``[ts, o, h, l, c, confirm]`` newest first, ``after``/``before`` exclusive, ``limit`` <= 100."""
+        unified = self._okx_swap(q)
+        tf = _OKX_TF.get(q.get("bar") or "1m")
+        if tf is None:
+            raise _Reply(400, 51000, "Parameter bar error")
+        after, before = self._venue_int(q, "after", False), self._venue_int(q, "before", False)
+        limit = self._venue_int(q, "limit", False) or 100
+        if not 1 <= limit <= 100:
+            raise _Reply(400, 51000, "Parameter limit error")
+        c = self.mark_candles(unified, tf)
+        t = c["time"]
+        now = self.server_ms()
+        top = int(np.searchsorted(t, now, side="right"))
+        hi = top if after is None else min(top, int(np.searchsorted(t, after, side="left")))
+        lo = 0 if before is None else int(np.searchsorted(t, before, side="right"))
+        if recent:
+            lo = max(lo, top - 1440)
+        lo = max(lo, hi - limit)
+        rows = []
+        for i in range(hi - 1, lo - 1, -1):
+            confirm = "1" if next_open(int(t[i]), tf) <= now else "0"
+            rows.append('["%d","%.8f","%.8f","%.8f","%.8f","%s"]' % (t[i], c["open"][i], c["high"][i], c["low"][i],
+                                                                   c["close"][i], confirm))
+        return '{"code":"0","msg":"","data":[%s]}' % ",".join(rows)
+
+    def okx_funding(self, q: Any) -> str:
+        """``/api/v5/public/funding-rate-history``: newest first, ``after`` = older than fundingTime,
+        ``before`` = newer (both exclusive), ``limit`` <= 400 (default 400, the current doc)."""
+        unified = self._okx_swap(q)
+        after, before = self._venue_int(q, "after", False), self._venue_int(q, "before", False)
+        limit = self._venue_int(q, "limit", False) or 400
+        if not 1 <= limit <= 400:
+            raise _Reply(400, 51000, "Parameter limit error")
+        f = self.funding_rows(unified, "okx")
+        t = f["time"]
+        hi = int(np.searchsorted(t, self.server_ms(), side="right"))
+        if after is not None:
+            hi = min(hi, int(np.searchsorted(t, after, side="left")))
+        lo = 0 if before is None else int(np.searchsorted(t, before, side="right"))
+        lo = max(lo, int(np.searchsorted(t, self.server_ms() - OKX_FUNDING_DAYS * DAY_MS, side="left")))
+        lo = max(lo, hi - limit)
+        inst = q.get("instId")
+        rows = ['{"instType":"SWAP","instId":"%s","formulaType":"withRate","fundingRate":"%.8f",'
+                '"realizedRate":"%.8f","fundingTime":"%d","method":"current_period"}'
+                % (inst, f["rate"][i], f["rate"][i], t[i]) for i in range(hi - 1, lo - 1, -1)]
+        return '{"code":"0","msg":"","data":[%s]}' % ",".join(rows)
+
     def okx_instruments(self, q: Any) -> str:
         inst_type = q.get("instType")
         if not inst_type:
@@ -801,6 +1022,12 @@ class MockExchange:
                 data.append({"instType": "SPOT", "instId": iid, "baseCcy": base, "quoteCcy": quote, "state": "live",
                              "tickSz": f"{self._tick(unified, 'spot'):.8f}", "lotSz": "0.00000001",
                              "minSz": "0.00001", "maxMktSz": "1000000"})
+        elif inst_type == "SWAP":
+            for iid, unified in self.okx_swap_ids.items():
+                base, quote = iid.split("-")[:2]
+                data.append({"instType": "SWAP", "instId": iid, "uly": f"{base}-{quote}", "settleCcy": quote,
+                             "ctType": "linear", "state": "live", "tickSz": f"{self._tick(unified, 'futures'):.8f}",
+                             "lotSz": "1", "minSz": "1", "maxMktSz": "10000"})
         return json.dumps({"code": "0", "msg": "", "data": data})
 
     def okx_time(self, q: Any) -> str:
@@ -845,6 +1072,8 @@ _ROUTES: dict[str, tuple[Any, Any, bool]] = {
     "/fapi/v1/time": (lambda self, q: {"serverTime": self.reported_ms()}, lambda q: 1, False),
     "/fapi/v1/ping": (lambda self, q: {}, lambda q: 1, False),
     "/fapi/v1/fundingRate": (lambda self, q: self.funding_rate(q), lambda q: 0, True),
+    #: Mark-Price-Kline-Candlestick-Data: the kline weight table by limit (read on that page)
+    "/fapi/v1/markPriceKlines": (lambda self, q: self.mark_price_klines(q), _kline_weight_futures, True),
 }
 
 
@@ -860,7 +1089,15 @@ _VENUE_ROUTES: dict[str, tuple[Any, bool]] = {
     "/api/v5/market/history-candles": (MockExchange.okx_candles, True),
     "/api/v5/public/instruments": (MockExchange.okx_instruments, False),
     "/api/v5/public/time": (MockExchange.okx_time, False),
+    "/v5/market/mark-price-kline": (MockExchange.bybit_mark_kline, True),
+    "/v5/market/funding/history": (MockExchange.bybit_funding, True),
+    "/api/v5/market/history-mark-price-candles": (MockExchange.okx_mark_candles, True),
+    "/api/v5/market/mark-price-candles": (lambda self, q: self.okx_mark_candles(q, recent=True), True),
+    "/api/v5/public/funding-rate-history": (MockExchange.okx_funding, True),
 }
+#: OKX requests charged 2 in the mock's 20-per-2-s IP window (10 per 2 s): history-mark-price-candles
+#: (ccxt okx.py cost 2) and funding-rate-history (OKX: 10 requests per 2 s); the rest 1
+_OKX_COST = {"/api/v5/market/history-mark-price-candles": 2, "/api/v5/public/funding-rate-history": 2}
 
 
 def make_app(mock: MockExchange) -> Any:
@@ -939,7 +1176,10 @@ def run_mock_exchange(port: int = 8080, host: str = "127.0.0.1", **options: Any)
         async with serve(port=port, host=host, **options) as mock:
             print(f"fetch from it: nbtrade fetch binance BTC/USDT,ETH/USDT --base-url {mock.url} "
                   "--start 2024-01-01 --end 2024-03-01", flush=True)
-            print(f"mock exchange on {mock.url} (Binance /api/v3 and /fapi/v1, Bybit /v5, OKX /api/v5); "
+            print(f"perpetuals: nbtrade fetch binance_futures BTC/USDT --base-url {mock.url} --funding --mark "
+                  "(or bybit_linear, okx_swap)", flush=True)
+            print(f"mock exchange on {mock.url} (Binance /api/v3 and /fapi/v1, Bybit /v5, OKX /api/v5; "
+                  "perpetuals: funding history and mark-price candles); "
                   "Ctrl-C to stop", flush=True)
             await asyncio.Event().wait()
 

@@ -59,9 +59,9 @@ from . import integrity
 from .journal import JournaledFile, journal_path, locked
 from ..timeframes import to_epoch_ms
 from .symbols import unified_symbol
-from .layout import (BATCHES_NAME, CHUNK_ROWS, DTYPES, FILE_SUFFIX, FUNDING, INDEX_NAME, SCHEMA_VERSION,
+from .layout import (BATCHES_NAME, CHUNK_ROWS, DTYPES, FILE_SUFFIX, FUNDING, INDEX_NAME, SCHEMA_VERSION, mark_timeframe,
                      check_exchange, check_symbol, check_timeframe, compression, default_root, group_path,
-                     value_columns)
+                     is_mark, value_columns)
 
 FORMAT = "nbtrade-ohlcv"
 LIBVER = ("v110", "v112")
@@ -463,7 +463,10 @@ class Store:
         """Store candles (DataFrame with UTC DatetimeIndex, or dict of ``time`` + OHLCV arrays).
 
         ``timeframe="funding"`` stores funding-rate history instead: ``time``,
-        ``rate``, ``mark_price`` (what the fetcher's funding sink sends).
+        ``rate``, ``mark_price`` (what the fetcher's funding sink sends); ``timeframe="mark_1h"``
+        (:func:`~nbtrade.data.layout.mark_timeframe`) mark-price candles ``time, open, high, low,
+        close``. Funding times out of order or duplicated, and mark prices <= 0, are refused
+        with an error naming the field.
 
         One atomic transaction; see the module docstring for merge rules.
         Returns an :class:`AppendResult`.
@@ -482,6 +485,16 @@ class Store:
             parent = gpath.split("/")[0]
             if len(tx.file[parent]) == 0:
                 del tx.file[parent]
+
+    def page_journal(self, exchange: str, symbol: str, timeframe: str) -> Any:
+        """On-disk journal of an unfinished newest-first fetch (Bybit, OKX) of one series:
+        ``<root>/<exchange>.pending/<symbol>/<timeframe>/`` (:mod:`nbtrade.data.pending`). The fetcher
+        writes each page there as it arrives and commits the pages in time order, so a killed or
+        interrupted fetch resumes without losing or refetching a page."""
+        from .pending import FilePageJournal, journal_dir
+
+        return FilePageJournal(journal_dir(self.root, check_exchange(exchange),
+                                           unified_symbol(symbol, exchange, strict=False), timeframe))
 
     # --- reading --------------------------------------------------------------
     def last_time(self, exchange: str, symbol: str, timeframe: str) -> int | None:
@@ -537,13 +550,22 @@ class Store:
             return {s: r.read(s, timeframe, start, end, columns, as_arrays) for s in symbols}
 
     def read_market(self, exchange: str, symbols: Sequence[str] | str, timeframe: str, start: Any = None,
-                    end: Any = None, columns: Sequence[str] | None = None) -> Any:
+                    end: Any = None, columns: Sequence[str] | None = None, *, funding: bool | None = None,
+                    mark: bool | None = None) -> Any:
         """Candles of several symbols with open time in ``[start, end)`` as one :class:`nbtrade.Market`.
 
         The arrays go from HDF5 straight into preallocated ``(n_bars, n_symbols)`` float64
         arrays on the union of the symbols' open times: NaN where a symbol has no candle
         (nothing is forward-filled), no DataFrame per symbol. Symbols keep the names given;
         ``meta["exchange"]`` is ``exchange``. ``columns`` as in :meth:`read` (close required).
+
+        Perpetuals: the funding-rate history (``"funding"``) and mark-price candles
+        (``"mark_<timeframe>"``) stored beside the candles become the panel fields
+        ``funding_rate``/``funding_time`` and ``mark_open``/``mark_high``/``mark_low``/``mark_close``
+        (see :func:`nbtrade.data.panels.market_from_series` for the representation). ``funding``
+        and ``mark``: None (default) adds them when any symbol has them stored, True requires them
+        for every symbol (``KeyError`` naming the missing ones), False leaves them out. Nothing is
+        invented where they are missing: the fields are NaN there.
 
         Raises ``KeyError`` for a series that is not stored and ``ValueError`` naming the
         symbols without a candle in the range.
@@ -560,10 +582,29 @@ class Store:
             dup = next(s for s in symbols if symbols.count(s) > 1)
             raise ValueError(f"symbols names {dup!r} twice")
         cols = _check_read_columns(columns, timeframe)
+        for name, flag in (("funding", funding), ("mark", mark)):
+            if flag not in (None, True, False):
+                raise ValueError(f"{name} must be None (when stored), True (required) or False, got {flag!r}")
+        extra: dict[str, dict] = {}
         with self._reading(exchange, low_level=True) as (f, cache):
             parts = {s: _read_frame(f, exchange, s, timeframe, start, end, cols, True, cache) for s in symbols}
+            for name, key, flag in (("funding", FUNDING, funding), ("mark", mark_timeframe(timeframe), mark)):
+                if flag is False:
+                    continue
+                got, missing = {}, []
+                for s in symbols:
+                    try:
+                        got[s] = _read_frame(f, exchange, s, key, start, end, None, True, cache)
+                    except NotFound:
+                        missing.append(s)
+                if flag and missing:
+                    raise NotFound(f"{name}={flag}: no {key} series stored for {', '.join(missing)} on {exchange}; "
+                                   f"fetch them first (nbtrade fetch ... --{name})")
+                if got:
+                    extra[name] = got
         span = "" if start is None and end is None else f" [{start}, {end})"
-        return market_from_series(parts, exchange=exchange, columns=cols, what=f"store {exchange} {timeframe}{span}")
+        return market_from_series(parts, exchange=exchange, columns=cols, what=f"store {exchange} {timeframe}{span}",
+                                  funding=extra.get("funding"), mark=extra.get("mark"), timeframe=timeframe)
 
     @contextmanager
     def reader(self, exchange: str) -> Iterator["Reader"]:
@@ -635,16 +676,25 @@ class Store:
             raw = sum(rows * grp[c].dtype.itemsize for c in cols)
             times = _read_rows(grp["time"], 0, rows)
             tf_ms = int(a["timeframe_ms"])
-            gaps = integrity.find_gaps(times, tf_ms)
+            funding = str(a["timeframe"]) == FUNDING
+            gaps = [] if funding else integrity.find_gaps(times, tf_ms)
             batches = grp[BATCHES_NAME].shape[0]
+        kind = series_kind(str(a["timeframe"]))
+        if funding:  # events, not bars: no grid, so no gaps; the spacing says the funding interval
+            spacing = np.diff(times)
+            grid = {"funding_interval": (f"{np.median(spacing) / 3_600_000:g}h (median spacing; "
+                                         f"{np.min(spacing) / 3_600_000:g}h..{np.max(spacing) / 3_600_000:g}h)")
+                    if spacing.size else "-"}
+        else:
+            grid = {"gaps": len(gaps), "missing_bars": int(sum(g[2] for g in gaps))}
         return {
             "exchange": exchange, "symbol": str(a["symbol"]), "timeframe": str(a["timeframe"]),
+            "kind": kind, "columns": ", ".join(cols[1:] if cols and cols[0] == "time" else cols),
             "rows": rows, "first": _opt(a["first"], rows), "last": _opt(a["last"], rows),
             "first_iso": integrity._iso(a["first"]) if rows else None,
             "last_iso": integrity._iso(a["last"]) if rows else None,
             "dtype": str(a["dtype"]), "codec": str(a["codec"]), "chunk_rows": int(a["chunk_rows"]),
-            "schema_version": int(a["schema_version"]), "batches": int(batches),
-            "gaps": len(gaps), "missing_bars": int(sum(g[2] for g in gaps)),
+            "schema_version": int(a["schema_version"]), "batches": int(batches), **grid,
             "stored_bytes": int(stored), "raw_bytes": int(raw),
             "ratio": stored / raw if raw else float("nan"),
             "created_ms": int(a["created_ms"]), "updated_ms": int(a["updated_ms"]),
@@ -802,6 +852,13 @@ class Writer:
 
 
 # --- helpers: preparation ------------------------------------------------------
+def series_kind(timeframe: str) -> str:
+    """What a series holds, for listings: ``candles``, ``mark-price candles`` or ``funding rates``."""
+    if timeframe == FUNDING:
+        return "funding rates"
+    return "mark-price candles" if is_mark(timeframe) else "candles"
+
+
 def _prepare(symbol: str, timeframe: str, data: Any) -> dict[str, np.ndarray]:
     check_symbol(symbol)
     tf_ms = check_timeframe(timeframe)

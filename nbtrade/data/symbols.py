@@ -32,11 +32,13 @@ QUOTES: dict[str | None, tuple[str, ...]] = {
     "bybit": ("USDT", "USDC", "EUR", "BRL", "TRY", "DAI", "BTC", "ETH"),
     "bybit_linear": ("USDT", "USDC"),
     "okx": ("USDT", "USDC", "EUR", "BTC", "ETH"),
+    "okx_swap": ("USDT", "USDC"),
     None: ("USDT", "USDC", "FDUSD", "TUSD", "BUSD", "USDP", "DAI", "USD", "EUR", "TRY", "BRL", "GBP", "JPY", "AUD",
            "BTC", "ETH", "BNB"),
 }
 #: the market each native exchange name serves (perpetual venues are linear: settle = quote)
-MARKETS = {"binance": "spot", "binance_futures": "linear", "bybit": "spot", "bybit_linear": "linear", "okx": "spot"}
+MARKETS = {"binance": "spot", "binance_futures": "linear", "bybit": "spot", "bybit_linear": "linear", "okx": "spot",
+           "okx_swap": "linear"}
 
 _PART = re.compile(r"^[A-Z0-9]{1,20}$")
 

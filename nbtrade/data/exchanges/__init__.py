@@ -2,7 +2,7 @@
 
 ``get_adapter("binance")`` (spot), ``get_adapter("binance_futures")`` (USD-M,
 aliases ``binanceusdm``, ``binance-futures``), ``"bybit"`` (v5 spot),
-``"bybit_linear"`` (v5 USDT perpetuals) and ``"okx"`` (v5 spot); ``"ccxt:<id>"``
+``"bybit_linear"`` (v5 USDT perpetuals), ``"okx"`` (v5 spot) and ``"okx_swap"`` (v5 perpetual swaps); ``"ccxt:<id>"``
 (e.g. ``ccxt:kraken``) reaches any exchange ccxt supports through the optional extra.
 """
 from __future__ import annotations
@@ -16,9 +16,12 @@ _ALIASES = {
     "bybit": "bybit", "bybit_spot": "bybit", "bybit-spot": "bybit",
     "bybit_linear": "bybit_linear", "bybit-linear": "bybit_linear",
     "okx": "okx", "okx_spot": "okx", "okx-spot": "okx",
+    "okx_swap": "okx_swap", "okx-swap": "okx_swap",
 }
 
-EXCHANGES = ("binance", "binance_futures", "bybit", "bybit_linear", "okx")
+EXCHANGES = ("binance", "binance_futures", "bybit", "bybit_linear", "okx", "okx_swap")
+#: exchanges with perpetual data: funding-rate history and mark-price candles (issue 17)
+PERP_EXCHANGES = ("binance_futures", "bybit_linear", "okx_swap")
 
 
 def get_adapter(exchange: "str | Adapter") -> Adapter:
@@ -46,6 +49,10 @@ def get_adapter(exchange: "str | Adapter") -> Adapter:
         from .okx import OKXSpot
 
         return OKXSpot()
+    if key == "okx_swap":
+        from .okx import OKXSwap
+
+        return OKXSwap()
     text = str(exchange)
     if text.lower()[:5] in ("ccxt:", "ccxt-") and len(text) > 5:
         from .ccxt_adapter import CcxtAdapter
@@ -55,4 +62,5 @@ def get_adapter(exchange: "str | Adapter") -> Adapter:
                      "or 'ccxt:<id>' for any exchange ccxt supports (pip install 'nbtrade[ccxt]')")
 
 
-__all__ = ["Adapter", "BadRequest", "ExchangeError", "MalformedResponse", "ServerError", "get_adapter", "EXCHANGES"]
+__all__ = ["Adapter", "BadRequest", "ExchangeError", "MalformedResponse", "ServerError", "get_adapter", "EXCHANGES",
+           "PERP_EXCHANGES"]

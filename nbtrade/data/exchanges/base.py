@@ -180,6 +180,38 @@ class Adapter:
     default_budget: ClassVar[tuple[int, float]] = (1200, 60.0)
     timeframes: ClassVar[tuple[str, ...]] = TIMEFRAMES
 
+    # -- perpetual data (issue 17): mark-price candles and funding-rate history ----------------
+    #: which price the kline methods serve: ``"last"`` (trade prices) or ``"mark"`` (:meth:`for_mark`)
+    price: str = "last"
+    #: the endpoint serving mark-price candles ("" when the exchange has none)
+    mark_path: ClassVar[str] = ""
+    #: funding rows per page (0: no funding endpoint); ``funding_descending``: pages go newest
+    #: first (walk back with :meth:`funding_request` ``end_ms`` = oldest seen - 1), else oldest first
+    funding_page_limit: ClassVar[int] = 0
+    funding_descending: ClassVar[bool] = False
+
+    def for_mark(self) -> "Adapter":
+        """A copy of this adapter whose kline requests and parsing serve mark-price candles (same
+        grid, paging and cursor rules as the candles; rows parse to ``volume`` 0)."""
+        if not self.mark_path:
+            raise ValueError(f"{self.name} serves no mark-price candles; use a perpetual exchange "
+                             "(binance_futures, bybit_linear, okx_swap)")
+        import copy
+
+        out = copy.copy(self)
+        out.price = "mark"
+        return out
+
+    def funding_request(self, symbol: str, start_ms: int, end_ms: int, limit: int) -> Request:
+        """Request for funding rows with funding time in ``[start_ms, end_ms]``: ascending adapters
+        return the oldest ``limit`` from ``start_ms``, descending ones the newest ``limit`` up to ``end_ms``."""
+        raise ValueError(f"{self.name} has no funding-rate history; use a perpetual exchange "
+                         "(binance_futures, bybit_linear, okx_swap)")
+
+    def parse_funding(self, payload: Any) -> dict[str, np.ndarray]:
+        """Arrays ``time`` (int64 ms), ``rate`` and ``mark_price`` (float64, NaN when not given), in reply order."""
+        raise NotImplementedError
+
     def unified(self, symbol: str) -> str:
         """The unified symbol of any spelling on this exchange (:func:`nbtrade.data.symbols.unified_symbol`)."""
         return unified_symbol(symbol, self.name)
@@ -269,3 +301,33 @@ class Adapter:
     def error(self, status: int, payload: Any, headers: Any) -> Exception | None:
         """Classify a reply: a RateLimitError, a BadRequest, a ServerError, or None if fine."""
         raise NotImplementedError
+
+
+def funding_arrays(rows: Any, where: str, time_key: str, rate_keys: tuple[str, ...],
+                   mark_key: str | None = None) -> dict[str, np.ndarray]:
+    """Funding rows (JSON objects) -> ``time, rate, mark_price`` arrays; ``MalformedResponse`` naming
+    the row and the field when one is missing or not a number. ``rate_keys``: the first present,
+    non-empty key is the rate (OKX: ``realizedRate`` then ``fundingRate``)."""
+    if not isinstance(rows, list):
+        raise MalformedResponse(f"{where}: expected a list of funding rows, got {type(rows).__name__}")
+    n = len(rows)
+    time = np.empty(n, dtype=np.int64)
+    rate = np.empty(n)
+    mark = np.full(n, np.nan)
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise MalformedResponse(f"{where}: row {i} is {row!r:.60}; expected an object")
+        time[i] = checked_epoch_ms(row.get(time_key), f"{where}: row {i} field {time_key!r}")
+        key = next((k for k in rate_keys if row.get(k) not in (None, "")), rate_keys[0])
+        try:
+            rate[i] = float(row[key])
+        except (KeyError, TypeError, ValueError):
+            raise MalformedResponse(f"{where}: row {i} field {key!r} is {row.get(key)!r:.40}; expected a decimal "
+                                    "string") from None
+        if mark_key is not None and row.get(mark_key) not in (None, ""):
+            try:
+                mark[i] = float(row[mark_key])
+            except (TypeError, ValueError):
+                raise MalformedResponse(f"{where}: row {i} field {mark_key!r} is {row[mark_key]!r:.40}; expected "
+                                        "a decimal string") from None
+    return {"time": time, "rate": rate, "mark_price": mark}

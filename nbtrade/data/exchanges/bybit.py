@@ -32,6 +32,21 @@ rate-limit.mdx, error.mdx):
   such. The limiter paces by the documented IP budget alone (``probe=1.0``: no header will
   correct it). The reset timestamp still times a 10006 wait.
 - Each body's ``time`` (server ms) times the open-candle cut.
+
+Perpetual data (issue 17), linear only (bybit-exchange.github.io/docs/v5/market/mark-kline and
+/history-fund-rate; ccxt bybit.py fetch_ohlcv ``price="mark"`` and fetch_funding_rate_history):
+
+- ``GET /v5/market/mark-price-kline?category=linear&symbol=&interval=&start=&end=&limit=``: the
+  kline parameters and intervals, ``limit`` [1, 1000] default 200, ``list`` newest first, rows of
+  5 strings ``[startTime, open, high, low, close]`` (no volume). Paged like the klines (windows of
+  at most ``limit`` candles, backwards); cost 1 in the IP budget (ccxt prices it as the kline).
+- ``GET /v5/market/funding/history?category=linear&symbol=&startTime=&endTime=&limit=``:
+  ``limit`` [1, 200] default 200; rows ``{symbol, fundingRate, fundingRateTimestamp}`` (ms as a
+  string, no mark price), newest first. Time rules of the doc: "passing only startTime returns
+  an error; passing only endTime returns 200 records before endTime; passing neither returns the
+  latest 200". So the walk sends ``endTime`` alone and goes back: next ``endTime`` = oldest
+  timestamp seen - 1, until a page is short (the start of the history) or older than ``start``.
+  The funding interval differs by symbol (1, 2, 4 or 8 h): nothing here assumes 8 h.
 """
 from __future__ import annotations
 
@@ -76,6 +91,21 @@ def parse_rows(rows: Any, width: int, where: str) -> dict[str, np.ndarray]:
         time[i] = t
         read_ohlcv_fields(row, i, ohlcv, where)
     return ohlcv_columns(time, ohlcv)
+
+
+def parse_mark_rows(rows: Any, width: int, where: str) -> dict[str, np.ndarray]:
+    """Mark-price rows ``[ts, o, h, l, c, ...]`` (strings) -> arrays with ``volume`` 0 (the mark price
+    has no volume), in the order given; ``MalformedResponse`` naming the row and field."""
+    if not isinstance(rows, list):
+        raise MalformedResponse(f"{where}: expected a list of rows, got {type(rows).__name__}")
+    padded = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) < width:
+            kind = "a JSON object" if isinstance(row, dict) else f"{row!r:.60}"
+            raise MalformedResponse(f"{where}: row {i} is {kind}; expected an array of {width} strings "
+                                    "[ts, open, high, low, close, ...]")
+        padded.append(list(row[:5]) + ["0"])
+    return parse_rows(padded, 6, where)
 
 
 def _int_header(headers: Any, name: str) -> int | None:
@@ -234,6 +264,41 @@ class BybitLinear(BybitSpot):
 
     name = "bybit_linear"
     category = "linear"
+    mark_path = "/v5/market/mark-price-kline"
+    funding_path = "/v5/market/funding/history"
+    funding_page_limit = 200
+    funding_descending = True
+
+    def klines_request(self, symbol: str, timeframe: str, start_ms: int, end_ms: int, limit: int) -> Request:
+        req = super().klines_request(symbol, timeframe, start_ms, end_ms, limit)
+        return Request(self.mark_path, req.params, 1) if self.price == "mark" else req
+
+    def probe_request(self, symbol: str, timeframe: str, start_ms: int, end_ms: int) -> Request:
+        req = super().probe_request(symbol, timeframe, start_ms, end_ms)
+        return Request(self.mark_path, req.params, 1) if self.price == "mark" else req
+
+    def parse_klines(self, payload: Any) -> dict[str, np.ndarray]:
+        if self.price != "mark":
+            return super().parse_klines(payload)
+        result = payload.get("result") if isinstance(payload, dict) else None
+        if not isinstance(result, dict):
+            raise MalformedResponse(f"{self.name} mark-price-kline: no 'result' object in the body")
+        return parse_mark_rows(result.get("list"), 5, f"{self.name} mark-price-kline")
+
+    def funding_request(self, symbol: str, start_ms: int, end_ms: int, limit: int = 200) -> Request:
+        # endTime alone: "the 200 records before endTime" (newest first); startTime alone is an error
+        params = {"category": self.category, "symbol": self.symbol_id(symbol), "endTime": int(end_ms),
+                  "limit": int(limit)}
+        return Request(self.funding_path, params, 1)
+
+    def parse_funding(self, payload: Any) -> dict[str, np.ndarray]:
+        from .base import funding_arrays
+
+        result = payload.get("result") if isinstance(payload, dict) else None
+        if not isinstance(result, dict):
+            raise MalformedResponse(f"{self.name} funding/history: no 'result' object in the body")
+        return funding_arrays(result.get("list"), f"{self.name} funding/history", "fundingRateTimestamp",
+                              ("fundingRate",))
 
     def symbol_id(self, symbol: str) -> str:
         base, quote, settle = split_symbol(self.unified(symbol))

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbtrade.checks import check_lookahead, check_recursive
+from nbtrade.lookahead import check_lookahead, check_recursive
 from nbtrade.synthetic import market
 
 
@@ -58,3 +58,21 @@ def test_bad_subject(data):
         check_lookahead(causal, data, min_bars=10_000)
     with pytest.raises(ValueError, match="share one time index"):
         check_lookahead(causal, {"a": data["BTC/USDT"], "b": data["ETH/USDT"].iloc[:-1]})
+
+
+def test_old_module_names_still_import():
+    """nbtrade.checks and nbtrade.kernels.checks are the former names of nbtrade.lookahead and
+    nbtrade.kernels.input_checks; nbtrade.strategies of nbtrade.builtin_strategies."""
+    import nbtrade
+    import nbtrade.checks as old
+    import nbtrade.kernels.checks as old_kernels
+    import nbtrade.kernels.input_checks as input_checks
+    import nbtrade.strategies as old_strategies
+    from nbtrade import builtin_strategies, lookahead
+
+    assert old.check_lookahead is lookahead.check_lookahead is nbtrade.check_lookahead
+    assert old.LookaheadError is lookahead.LookaheadError and old._differs is lookahead._differs
+    assert old_kernels.check_ohlc_nb is input_checks.check_ohlc_nb and old_kernels.OK == input_checks.OK
+    assert old_strategies.load_strategy is builtin_strategies.load_strategy
+    assert old_strategies.Strategy is builtin_strategies.SignalStrategy  # the type alias, renamed
+    assert old_strategies.ema_cross is builtin_strategies.BUILTIN["ema_cross"]

@@ -7,9 +7,9 @@ import pytest
 from numba import njit
 
 from nbtrade import indicators as ind
-from nbtrade.backtesting import backtest
+from nbtrade.engine import backtest
 from nbtrade.kernels.callback import enter_long_nb, enter_short_nb, exit_long_nb, exit_short_nb
-from nbtrade.strategy import Backtest, Strategy, crossover
+from nbtrade.engine.classapi import Backtest, Strategy, crossover
 from nbtrade.synthetic import market
 
 pytestmark = pytest.mark.filterwarnings("ignore::nbtrade.backtesting.RejectedOrdersWarning")
@@ -394,9 +394,9 @@ def test_one_symbol_frame_and_multi_output_indicator():
 
 
 _SCRIPT = r"""
-from nbtrade.strategy import Backtest
+from nbtrade.engine.classapi import Backtest
 from nbtrade.synthetic import market
-from tests.engine.test_strategy import NbCross, PyCross
+from tests.engine.test_classapi import NbCross, PyCross
 
 d = market(["A", "B", "C"], "2024-01-01", "2024-01-21", "1h", seed=11)
 for S in (PyCross, NbCross):
@@ -511,7 +511,7 @@ def test_python_next_cash_and_equity_per_account(data):
 
 
 def test_ctx_user_field_names(data):
-    from nbtrade.strategy import _user_tuple
+    from nbtrade.engine.classapi import _user_tuple
 
     class Names(Strategy):
         n = 3
@@ -535,7 +535,7 @@ def test_ctx_user_field_names(data):
 
 
 def test_engine_warnings_point_at_the_callers_line(data):
-    from nbtrade.backtesting import RejectedOrdersWarning
+    from nbtrade.engine import RejectedOrdersWarning
 
     with pytest.warns(RejectedOrdersWarning) as rec:
         Backtest(data, PyCross, size=1.0).run()  # all-in on 3 symbols: later entries lack cash

@@ -1,0 +1,242 @@
+"""Sweep benchmark: a 10 x 10 SMA-cross grid (fast 5..50, slow 60..240) over 20 symbols sharing cash.
+
+``n`` counts the bar-steps of the whole sweep: ``n // 2000`` one-minute bars of 20 symbols for each
+of the 100 combinations (the default 10,000,000 is 5,000 bars; the issue's 50,000 bars is
+``--n 100000000``). vectorbt is left out above 2,000,000 bar-steps per combination (its
+broadcast holds every combination's arrays at once: 2.8 GB at the issue's size). Long-only, all-in (``size=1``), 0.1 % fee,
+fills at the close on close prices, entries/exits where SMA(fast) crosses SMA(slow):
+
+* ``nbtrade``: ``nbtrade.sweep`` on 2 threads (every core here), SMAs memoised per chunk,
+  one metrics row per combination;
+* ``sweep_1thread``: the same on one thread (parallel efficiency = its time / nbtrade's);
+* ``loop_prepared``: today's loop: ``prepare`` once, then per combination pandas signal
+  logic (SMA frames, crossings) and ``nbtrade.backtest``, final equity kept;
+* ``loop_prepared_stats``: the same plus ``Result.stats()`` (what ranking needs);
+* ``vectorbt`` (when importable): signals for the 100 combinations broadcast to 2,000
+  columns and one ``Portfolio.from_signals(..., cash_sharing=True, group_by=combination)``.
+
+Outputs (final equity per combination, grid order) must agree to 1e-9 relative. Run directly
+for the table, peak traced memory of each implementation against the inputs, and a Dask
+LocalCluster comparison (2 single-threaded workers vs 1)::
+
+    python bench/bench_sweep.py --n 10000000          # 5,000 bars x 20 symbols x 100 combinations
+    NBTRADE_BENCH_VECTORBT=0 python bench/bench_sweep.py --n 100000000 --repeat 5   # 50,000 bars
+    python bench/bench_sweep.py --n 100000000 --dask  # only: LocalCluster 2 vs 1 worker
+    python bench/bench_sweep.py --big 5000            # 10,000 combinations: time and peak RSS
+    nbtrade bench sweep --repeat 3
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import tracemalloc
+import warnings
+
+import numpy as np
+
+from nbtrade.bench import Case
+
+N_SYMBOLS = 20
+FEE = 0.001
+INIT_CASH = 100_000.0
+FAST = list(range(5, 55, 5))
+SLOW = list(range(60, 260, 20))
+N_COMBOS = len(FAST) * len(SLOW)
+#: vectorbt runs only up to this many bar-steps per combination (its broadcast holds them all at once)
+VBT_MAX = 2_000_000
+OPTS = dict(size=1.0, size_type="percent", fees=FEE, init_cash=INIT_CASH, fill="close", freq="1m", on_gap="skip")
+
+
+def make_close(n_bars: int, n_symbols: int = N_SYMBOLS, seed: int = 0) -> np.ndarray:
+    """Random-walk closes ``(n_bars, n_symbols)``."""
+    rng = np.random.default_rng(seed)
+    return 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.002, (n_bars, n_symbols)), axis=0))
+
+
+def sma_cross(market, fast, slow):
+    """Crossing events of two memoised SMAs (the sweep-native ``sma_cross``)."""
+    from nbtrade.sweep.native import sma_cross as native
+
+    return native(market, fast, slow)
+
+
+def _market(close: np.ndarray):
+    import pandas as pd
+
+    import nbtrade
+
+    idx = pd.date_range("2024-01-01", periods=close.shape[0], freq="1min", tz="UTC")
+    return nbtrade.prepare(pd.DataFrame(close, index=idx, columns=[f"S{i}" for i in range(close.shape[1])]))
+
+
+def _run_sweep(market, n_jobs: int, client=None) -> np.ndarray:
+    import nbtrade
+
+    res = nbtrade.sweep(market, sma_cross, {"fast": FAST, "slow": SLOW}, n_jobs=n_jobs, client=client, **OPTS)
+    return res.table.sort_index()["Equity Final [$]"].to_numpy()
+
+
+def _run_loop(market, stats: bool = False) -> np.ndarray:
+    import nbtrade
+    from nbtrade.indicators import sma
+
+    close = market.close
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for fast in FAST:
+            for slow in SLOW:
+                f, s = sma(close, fast), sma(close, slow)
+                above = f > s
+                was = above.shift(1, fill_value=False)
+                res = nbtrade.backtest(market, entries=above & ~was & s.notna(), exits=~above & was, **OPTS)
+                if stats:
+                    res.stats()
+                out.append(res.equity.iloc[-1])
+    return np.array(out)
+
+
+def _vectorbt(close: np.ndarray):
+    try:
+        import vectorbt as vbt
+    except ImportError:
+        return None
+    from nbtrade.rolling import sma_many
+
+    def run() -> np.ndarray:
+        # the grid broadcast: combination k owns columns [20k, 20k + 20)
+        smas = {w: sma_many(close, [w])[..., 0] for w in sorted(set(FAST) | set(SLOW))}
+        ent, ex = [], []
+        for fast in FAST:
+            for slow in SLOW:
+                e, x = sma_cross_arrays(smas[fast], smas[slow])
+                ent.append(e)
+                ex.append(x)
+        ent, ex = np.hstack(ent), np.hstack(ex)
+        wide = np.tile(close, (1, len(ent[0]) // close.shape[1]))
+        groups = np.repeat(np.arange(len(FAST) * len(SLOW)), close.shape[1])
+        pf = vbt.Portfolio.from_signals(wide, ent, ex, size=np.inf, fees=FEE, init_cash=INIT_CASH,
+                                        cash_sharing=True, group_by=groups, freq="1min")
+        return pf.value().to_numpy()[-1]
+
+    return run
+
+
+def sma_cross_arrays(f: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from nbtrade.sweep.native import _crossings
+
+    return _crossings(f, s)
+
+
+def n_bars(n: int) -> int:
+    """Bars per symbol for ``n`` bar-steps over the whole sweep (100 combinations x 20 symbols)."""
+    return max(n // (N_SYMBOLS * N_COMBOS), 300)
+
+
+def _setup(n: int, with_vbt: bool | None = None):
+    if with_vbt is None:  # NBTRADE_BENCH_VECTORBT=0 leaves vectorbt out (its broadcast is the slow part)
+        with_vbt = os.environ.get("NBTRADE_BENCH_VECTORBT", "1") != "0" and n_bars(n) * N_SYMBOLS <= VBT_MAX
+    close = make_close(n_bars(n))
+    market = _market(close)
+    market.validate()
+    impls = {
+        "nbtrade": lambda: _run_sweep(market, -1),
+        "sweep_1thread": lambda: _run_sweep(market, 1),
+        "loop_prepared": lambda: _run_loop(market),
+        "loop_prepared_stats": lambda: _run_loop(market, stats=True),
+    }
+    vbt = _vectorbt(close) if with_vbt else None
+    if vbt is not None:
+        impls["vectorbt"] = vbt
+    return impls
+
+
+def _check(ref, other):
+    np.testing.assert_allclose(np.asarray(other).ravel(), ref, rtol=1e-9, atol=1e-9 * INIT_CASH)
+
+
+CASES = [
+    Case("sweep_sma_cross_10x10_20sym", _setup, unit="bar-step", units=lambda n: n_bars(n) * N_SYMBOLS * N_COMBOS,
+         check=_check, target=">= 5x loop_prepared, >= 100x vectorbt, >= 1.7x sweep_1thread"),
+]
+
+
+def _peak(fn) -> float:
+    """Peak traced allocation (MiB) of one call."""
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def _dask(n: int, repeat: int) -> None:
+    """LocalCluster of 1 vs 2 single-threaded worker processes; warm-up (first sweep) apart."""
+    import distributed
+
+    close = make_close(n_bars(n))
+    market = _market(close)
+    market.validate()
+    ref = _run_sweep(market, 1)
+    for workers in (1, 2):
+        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                      dashboard_address=None, silence_logs=40) as cl, \
+                distributed.Client(cl, set_as_default=False) as client:
+            t0 = time.perf_counter()
+            got = _run_sweep(market, 1, client)
+            warm = time.perf_counter() - t0
+            assert np.array_equal(got, ref), "Dask sweep differs from the local one"
+            runs = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                _run_sweep(market, 1, client)
+                runs.append(time.perf_counter() - t0)
+            print(f"dask LocalCluster {workers} worker(s): first {warm:.2f} s (warm-up), median "
+                  f"{float(np.median(runs)):.3f} s of {repeat}; identical to local: yes")
+
+
+def _big(n_bars: int, n_jobs: int = -1) -> None:
+    """A 10,000-combination sweep (fast 1..100 x slow 101..200) over 20 symbols x ``n_bars``:
+    time and peak RSS of the process (inputs, then after)."""
+    import resource
+
+    import nbtrade
+
+    close = make_close(n_bars)
+    market = _market(close)
+    market.validate()
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    t0 = time.perf_counter()
+    res = nbtrade.sweep(market, sma_cross, {"fast": list(range(1, 101)), "slow": list(range(101, 201))},
+                        n_jobs=n_jobs, **OPTS)
+    secs = time.perf_counter() - t0
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    steps = 10_000 * n_bars * N_SYMBOLS
+    print(f"10,000 combinations x {n_bars:,} bars x {N_SYMBOLS} symbols: {secs:.1f} s "
+          f"(warm-up {res.timings['warmup_s']:.2f} s, {steps / secs / 1e6:.0f} M bar-steps/s), peak RSS "
+          f"{rss1:.0f} MiB (after loading the inputs: {rss0:.0f} MiB; close {close.nbytes / 2**20:.1f} MiB); "
+          f"best {res.best_params}, DSR {res.deflated_sharpe():.3f}")
+
+
+if __name__ == "__main__":
+    from nbtrade.bench import script_main
+
+    if "--big" in sys.argv:
+        _big(int(sys.argv[sys.argv.index("--big") + 1]))
+        sys.exit(0)
+    if "--dask" in sys.argv:  # only the LocalCluster comparison
+        n_dask = int(sys.argv[sys.argv.index("--n") + 1]) if "--n" in sys.argv else 10_000_000
+        _dask(n_dask, 3)
+        sys.exit(0)
+    argv = [a for a in sys.argv[1:] if a not in ("--dask", "--memory")]
+    rows, n = script_main(CASES, "nbtrade.sweep vs loops and vectorbt", __doc__, argv=argv, default_n=10_000_000,
+                          quick_n=2_000_000)
+    row = rows[0]["impls"]
+    print(f"parallel efficiency (sweep_1thread / nbtrade on {os.cpu_count()} cores): "
+          f"{row['sweep_1thread']['median_s'] / row['nbtrade']['median_s']:.2f}x")
+    if "--memory" in sys.argv:
+        impls = _setup(n)
+        inputs = n_bars(n) * N_SYMBOLS * 8 / 2**20
+        for name, fn in impls.items():
+            print(f"peak traced memory {name}: {_peak(fn):.1f} MiB (close input {inputs:.1f} MiB)")

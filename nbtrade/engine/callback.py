@@ -1,0 +1,124 @@
+"""Callback front end: :func:`backtest_callback` = market + :class:`RunConfig` + a numba ``on_bar(ctx, i)``
+-> kernel -> Result (the class API's runs use :func:`run_callback` with a config built once)."""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from .._names import check_kwargs
+from ..kernels.records import order_dt, trade_dt
+from ..panel import Market
+from ..result import Result
+from .options import MODE_OPTIONS, RunConfig
+from .run import RunData, checked_volume, grow, prepare_data, run_prices, warn_no_candles, warn_rejected
+
+__all__ = ["backtest_callback", "run_callback"]
+
+#: Initial record buffer of the callback path (orders); grown by doubling as needed.
+_CALLBACK_BUFFER = 1024
+
+
+def backtest_callback(data: Any, on_bar: Any, *, user: tuple = (), **kwargs: Any) -> Result:
+    """Backtest a strategy written as a numba-compiled callback ``on_bar(ctx, i)``.
+
+    After each bar's intrabar phase (stops) the engine calls ``on_bar(ctx, i)``; it reads
+    prices up to bar ``i``, live positions and cash, and your arrays in ``ctx.user``, and
+    sets signals for bar ``i`` with ``enter_long_nb(ctx, i, c)``, ``exit_long_nb``,
+    ``enter_short_nb``, ``exit_short_nb`` and, to close a part, ``reduce_long_nb(ctx, i, c,
+    fraction)`` / ``reduce_short_nb`` (from ``nbtrade.kernels.callback``). Those act
+    exactly like precomputed signals given to :func:`backtest` (same fill timing, stops,
+    costs, sizing and records); the signals written are in ``Result.signals``.
+
+    Parameters
+    ----------
+    data
+        As for :func:`backtest`.
+    on_bar : numba ``@njit`` function ``(ctx, i) -> None``
+        Compiled together with the engine (first run of a new callback compiles: seconds).
+        With ``NUMBA_DISABLE_JIT=1`` the same strategy runs as plain Python, for debugging.
+    user : tuple of arrays
+        Handed to the callback as ``ctx.user``.
+    **kwargs
+        Any keyword of :func:`backtest` except the signals.
+
+    Examples
+    --------
+    >>> from numba import njit
+    >>> from nbtrade.kernels.callback import enter_long_nb, exit_long_nb
+    >>> @njit
+    ... def on_bar(ctx, i):
+    ...     fast, slow = ctx.user
+    ...     for c in range(ctx.close.shape[1]):
+    ...         if ctx.position[c] == 0.0 and fast[i, c] > slow[i, c]:
+    ...             enter_long_nb(ctx, i, c)
+    ...         elif ctx.position[c] > 0.0 and fast[i, c] < slow[i, c]:
+    ...             exit_long_nb(ctx, i, c)
+    """
+    for key in ("entries", "exits", "short_entries", "short_exits"):
+        if key in kwargs:
+            raise TypeError(f"backtest_callback takes no {key}: on_bar writes the signals")
+    if not callable(on_bar):
+        raise TypeError(f"on_bar must be a numba @njit function (ctx, i) -> None, got {type(on_bar).__name__}")
+    if not isinstance(user, tuple):
+        raise TypeError("user must be a tuple of arrays (use (arr,) for one)")
+    check_kwargs("backtest_callback()", kwargs, _keywords())
+    market = prepare_data(data)
+    return run_callback(market, RunConfig.build(market, "callback", **kwargs), on_bar, user)
+
+
+def _keywords() -> list[str]:
+    """Keywords of :func:`backtest_callback` besides ``user``: those of :func:`nbtrade.backtest` but the signals,
+    in its order (for "did you mean")."""
+    from .signals import backtest
+
+    return [k for k in inspect.signature(backtest).parameters if k in MODE_OPTIONS["callback"]]
+
+
+def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple) -> Result:
+    """One callback run on ``market`` with a validated ``cfg`` (mode ``"callback"``)."""
+    from ..kernels import callback
+    from ..kernels.records import Books, Levels, Prices as PriceArrays, Signals, counts_dt, new_state
+
+    cfg.check_market(market, "callback")
+    n, m = market.shape
+    # the callback writes the signals as the bars go by
+    sig = {k: np.zeros((n, m), dtype=np.bool_) for k in ("entries", "exits", "short_entries", "short_exits")}
+    cfg.check_stops(True)
+    data = RunData(market, cfg)
+    inputs = run_prices(market, cfg)
+    oprice = inputs.close if cfg.order_price is None else cfg.order_price
+    volume = checked_volume(inputs) if cfg.reads_volume else inputs.close  # else never read
+    cash = np.empty(n)
+    equity = np.empty(n)
+    state, acct, counts = new_state(cfg.groups), np.full(cfg.n_groups, cfg.init_cash), np.zeros(1, dtype=counts_dt)
+    touched = np.zeros(n, dtype=np.bool_)  # bars where the callback set a signal
+    exit_frac, handed = np.ones(m), np.ones((1, m))  # partial closes: ctx.exit_size, what the handler reads
+    nan = np.full((1, 1), np.nan)
+    prices = PriceArrays(inputs.open, inputs.high, inputs.low, inputs.close, volume)
+    signals = Signals(sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"])
+    levels = Levels(oprice, nan, nan, nan, handed)
+    kcfg = cfg.kernel_config(True, True)
+    # the number of orders is unknown beforehand: start at one per 64 bar-steps (untouched pages
+    # of np.empty cost nothing), so that long runs do not copy their records over and over
+    orders = np.empty(max(_CALLBACK_BUFFER, 16 * m, n * m // 64), dtype=order_dt)
+    trades = np.empty(max(_CALLBACK_BUFFER // 2, 8 * m, n * m // 128), dtype=trade_dt)
+    start = 0
+    while True:
+        start = callback.simulate_callback_nb(on_bar, user, prices, signals, levels, kcfg, cfg.params, touched,
+                                              exit_frac, start, Books(state, acct, counts, orders, trades), cash,
+                                              equity)
+        if start >= n:
+            break
+        orders, trades = grow(orders, trades, counts, m)
+    k = counts[0]
+    orders, trades = orders[:k["orders"]], trades[:k["trades"]]
+    assumptions = cfg.assumptions(gaps=len(data.gaps), delayed=int(k["delayed"]), no_candles=data.no_candles)
+    res = Result(inputs=inputs, orders=orders, trades=trades, cash=cash, equity=equity,
+                 init_cash=cfg.init_cash * cfg.n_groups, freq_ms=cfg.freq_ms, gaps=data.gaps,
+                 assumptions=assumptions, symbol_init_cash=None if cfg.n_groups == 1 else cfg.init_cash)
+    res._signal_arrays = sig  # DataFrames built on first access of Result.signals
+    warn_no_candles(data.no_candles)
+    warn_rejected(res.order_records, k["rejected"], cfg.size_type, market_only=cfg.order_type == "market")
+    return res

@@ -1,0 +1,311 @@
+"""Signals front end: :func:`backtest` = market + :class:`RunConfig` + boolean signals -> kernel -> Result."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._names import suggest_kwargs
+from ..kernels.records import order_dt, trade_dt
+from ..panel import Market, Prices, align, as_market
+from ..result import Result
+from .options import RunConfig, check_exit_fractions
+from .run import RunData, checked_volume, grow, prepare_data, round_tick, run_prices, warn_no_candles, warn_rejected
+
+__all__ = ["backtest", "run_signals", "prepare_signals"]
+
+#: Largest initial order buffer of the signals path (records); grown by doubling as needed.
+_SIGNAL_BUFFER = 1 << 18
+
+
+@suggest_kwargs
+def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: Any = None,
+             short_exits: Any = None, *, size: Any = None, size_type: str = "percent",
+             sl_stop: Any = None, tp_stop: Any = None, trail_stop: Any = None,
+             fees: Any = 0.0, fixed_fees: Any = 0.0, slippage: Any = 0.0, init_cash: float = 10_000.0,
+             fill: str = "next_open", intrabar: str = "pessimistic", freq: Any = None,
+             lot_size: Any = 0.0, min_qty: Any = 0.0, min_notional: Any = 0.0, leverage: float = 1.0,
+             cash_sharing: Any = True, order_type: str = "market", order_price: Any = None,
+             limit_price: Any = None, tif: int = 0, maker_fees: Any = None, slippage_range: Any = 0.0,
+             slippage_volume: Any = 0.0, sl_price: Any = None, tp_price: Any = None, exit_size: Any = 1.0,
+             on_gap: str = "warn", filters: Any = None) -> Result:
+    """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
+
+    Parameters
+    ----------
+    data : Market, dict of DataFrames, DataFrame, dict of fields, or close prices
+        OHLC candles keyed by open time (see :class:`nbtrade.Market`; build one beforehand
+        to reuse its converted, checked arrays across runs). A run converts only the fields
+        it reads: a market-order run filling at the close without stops reads closes alone.
+    entries, exits, short_entries, short_exits : bool DataFrame (bars x symbols) or array
+        Signals; a signal at bar ``t`` uses information up to ``t``'s close. ``None`` means
+        never. DataFrames are matched to ``data`` by label: columns by symbol in any order
+        (a subset of the symbols is allowed, the others get no signal; an unknown symbol is
+        an error), rows by instant (any time zone or resolution; tz-naive means UTC; every
+        bar of the data must be there). Arrays are matched by position. The same rule holds
+        for every bars x symbols input (``order_price``, ``sl_price``, ``exit_size``,
+        weights...; symbols left out get NaN there).
+    size : float, per symbol allowed
+        Entry size, read according to ``size_type``. Must be > 0; at most 1 with
+        ``"percent"`` and at most ``leverage`` with ``"target_percent"``. Default:
+        ``1 / k`` for a symbol whose account ``k`` symbols share (``cash_sharing``), read
+        as ``"percent"`` (of the free margin, fees included) or ``"target_percent"``, and
+        1 unit for ``"amount"`` / ``"value"``; so a lone symbol goes all-in and symbols
+        sharing cash each find some free cash for their entries.
+    size_type : {"percent", "amount", "value", "target_percent"}
+    sl_stop, tp_stop, trail_stop : float, per symbol allowed
+        Stop-loss, take-profit and trailing stop as fractions of the entry price
+        (0.05 = 5 %); ``None`` disables. Must be > 0; ``sl_stop`` must be < 1 unless
+        short signals are given (a long's stop would sit at or below 0).
+    fees : float
+        Fee per order as a fraction of notional (0.001 = 10 bp), both legs; in [0, 1).
+    fixed_fees : float
+        Fee per order in quote currency; below ``init_cash``.
+    slippage : float
+        Adverse fraction applied to every fill price, stops included.
+    slippage_range : float, per symbol allowed
+        Extra adverse slippage as a fraction of the last complete bar's ``high - low``
+        (the previous bar for fills at the open or intrabar, the bar itself for fills at
+        its close): wider bars, worse fills. 0 (default) disables.
+    slippage_volume : float, per symbol allowed
+        Market impact by the square-root law: every fill moves a further
+        ``slippage_volume * sqrt(quantity / volume)`` of the price against you, ``volume``
+        being the last complete bar's (the previous bar for fills at the open or
+        intrabar, the bar itself for fills at its close; bars with zero volume are
+        skipped; none seen yet: no impact), capped at 50 % of the price. Typical
+        values 0.1-1. Buys sized in quote terms (``value``, ``percent``,
+        ``target_percent``) get the quantity whose impacted price spends the budget.
+        Needs a ``volume`` field in ``data``. 0 (default) disables.
+    init_cash : float
+        Starting cash in quote currency (per account when ``cash_sharing`` splits them).
+    fill : {"next_open", "close"}
+        When signals fill (see :mod:`nbtrade.engine`). Governs entries, exits and stops alike.
+    intrabar : {"pessimistic", "optimistic"}
+        Stop-loss or take-profit first when one bar touches both.
+    freq : str or Timedelta, optional
+        Bar length for annualisation (``"1h"``); inferred from a DatetimeIndex.
+    lot_size, min_qty, min_notional : float, per symbol allowed
+        Exchange filters: sizes round down to ``lot_size`` (0 = none); smaller orders
+        than ``min_qty`` (base) or ``min_notional`` (quote) are rejected.
+    leverage : float
+        Margin per unit of notional is ``1 / leverage`` (1 = cash account). Must be > 0.
+    cash_sharing : bool, or a group label per symbol (dict or sequence)
+        True (default): all symbols trade one cash balance, in column order. False:
+        each symbol is an isolated account with its own ``init_cash`` (like running
+        one backtest per symbol). Labels (``{"BTC": "majors", "ETH": "majors", "DOGE":
+        "memes"}``): symbols with the same label share one account of ``init_cash``.
+        The portfolio is the sum of the accounts.
+    order_type : {"market", "limit", "stop", "stop_limit"}
+        How entries execute. ``"limit"``/``"stop"``: an entry signal at bar ``t`` places a
+        resting order at ``order_price`` (bar ``t``'s value), eligible from bar ``t + 1``
+        in both fill modes: a limit buy fills at ``min(open, price)`` once ``low <= price``,
+        a stop buy at ``max(open, price)`` once ``high >= price`` (sells mirror). A new
+        entry signal replaces it, an exit signal of its side cancels it; both are
+        recorded (status ``cancelled``), as are expiries and orders left open at the end.
+        Exits and attached stops are unaffected. ``"stop_limit"``: arms at ``order_price``
+        (the stop), then rests as a limit at ``limit_price``; armed intrabar, it fills at
+        the stop if the limit allows, else waits for later bars (the path inside the bar
+        is unknown: pessimistic); armed at the open, that bar acts as a limit.
+    order_price : DataFrame (bars x symbols) or array
+        Limit/stop prices; must be finite and > 0 wherever an entry signal is set.
+    limit_price : DataFrame (bars x symbols) or array
+        Limit prices of ``"stop_limit"`` entries (same rules as ``order_price``).
+    tif : int
+        Time in force of resting entries in bars (0 = good till cancelled).
+    maker_fees : float, per symbol allowed, optional
+        Fee rate of filled ``"limit"`` entries (they provide liquidity); ``fees`` (taker)
+        applies to every other order. Default: ``fees`` for all.
+    sl_price, tp_price : DataFrame (bars x symbols) or array, optional
+        Absolute stop-loss / take-profit levels (quote currency) for the entry signalled
+        at each bar; where set (not NaN) they replace ``sl_stop`` / ``tp_stop`` for that
+        trade. Same trigger and gap rules.
+    exit_size : float in (0, 1], per symbol, or DataFrame (bars x symbols)
+        Fraction of the open position an exit signal closes (partial close); per bar, the
+        value at the exit signal's bar counts. 1 (default) closes all. A partial exit rounds
+        down to ``lot_size`` and is rejected (recorded) below one lot, ``min_qty`` or
+        ``min_notional``; one that rounds to the whole position closes it. Each partial exit
+        is a trade of its own (its share of the entry fees included); the rest keeps its
+        average entry price, entry bar and stops. Reversals, stops and the end close all.
+    on_gap : {"warn", "error", "skip"}
+        What to do when the input has gaps (listed in ``Result.gaps`` in any case).
+    filters : None, "exchange" or a filters table
+        None (default): only the filters given by hand (``lot_size``, ``min_qty``,
+        ``min_notional``). ``"exchange"``: each symbol's exchange filters from the market's
+        metadata (``Market(data).with_filters(nbtrade.fetch_filters_sync(exchange, symbols))``;
+        a table here attaches it in one go): quantities round down to ``step_size``, orders
+        below ``min_qty`` or ``min_notional`` are rejected, and the order prices
+        (``order_price``, ``limit_price``, ``sl_price``, ``tp_price``) round to ``tick_size``
+        in the direction that does not improve the order (buy limits and short take-profits
+        down, sell limits and long take-profits up, buy stops up, sell stops down); fill prices
+        after slippage are not rounded. A symbol without filters is refused, by name.
+        ``max_qty`` is listed but not enforced. ``Result.assumptions["filters"]`` lists them.
+
+    Returns
+    -------
+    Result
+        Equity, positions, orders, trades, ``stats()`` and the ``assumptions`` made.
+
+    Examples
+    --------
+    >>> import nbtrade
+    >>> df = nbtrade.market("BTC/USDT", "2024-01-01", "2024-01-03", "1h", seed=1)
+    >>> fast, slow = df.close.rolling(5).mean(), df.close.rolling(20).mean()
+    >>> res = backtest(df, entries=fast > slow, exits=fast < slow, fees=0.001)
+    >>> res.equity.shape
+    (48,)
+    """
+    market = prepare_data(data)
+    cfg = RunConfig.build(
+        market, "signals", size=size, size_type=size_type, sl_stop=sl_stop, tp_stop=tp_stop, trail_stop=trail_stop,
+        fees=fees, fixed_fees=fixed_fees, slippage=slippage, init_cash=init_cash, fill=fill, intrabar=intrabar,
+        freq=freq, lot_size=lot_size, min_qty=min_qty, min_notional=min_notional, leverage=leverage,
+        cash_sharing=cash_sharing, order_type=order_type, order_price=order_price, limit_price=limit_price,
+        tif=tif, maker_fees=maker_fees, slippage_range=slippage_range, slippage_volume=slippage_volume,
+        sl_price=sl_price, tp_price=tp_price, exit_size=exit_size, on_gap=on_gap, filters=filters)
+    return run_signals(market, cfg, entries, exits, short_entries, short_exits)
+
+
+def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any = None, short_entries: Any = None,
+                short_exits: Any = None) -> Result:
+    """One signals run on ``market`` with a validated ``cfg``: the signals are aligned and checked, the
+    kernel runs, the records become a :class:`Result`."""
+    from ..kernels import engine
+    from ..kernels.records import Books, Levels, Prices as PriceArrays, Signals, counts_dt, new_state
+
+    cfg.check_market(market, "signals")
+    n, m = market.shape
+    syms = market.symbols
+    sig, counts, has_short = prepare_signals(
+        market, entries=entries, exits=exits, short_entries=short_entries, short_exits=short_exits)
+    cfg.check_stops(has_short)
+    data = RunData(market, cfg)
+    inputs = run_prices(market, cfg)
+    at_entry = None
+    if cfg.order_type != "market" or cfg.filters is not None:
+        at_entry = sig["entries"] | (sig["short_entries"] if has_short else False)
+    lprice = inputs.close if cfg.limit_price is None else cfg.limit_price
+    if cfg.limit_price is not None:
+        with np.errstate(invalid="ignore"):
+            bad = at_entry & ~(lprice > 0)
+        if bad.any():
+            raise ValueError("limit_price must be finite and > 0 at every entry signal")
+    oprice = inputs.close if cfg.order_price is None else cfg.order_price
+    if cfg.order_price is not None:
+        with np.errstate(invalid="ignore"):
+            bad = at_entry & ~(oprice > 0)
+        if bad.any():
+            t, j = np.argwhere(bad)[0]
+            raise ValueError(f"order_price must be finite and > 0 at every entry signal; got {oprice[t, j]} at "
+                             f"{inputs.index[t]} ({syms[j]})")
+    volume = checked_volume(inputs) if cfg.reads_volume else inputs.close  # else never read
+    abs_stops = cfg.abs_stops
+    nan = np.full((1, 1), np.nan)
+    sl_abs = nan if cfg.sl_price is None else cfg.sl_price
+    tp_abs = nan if cfg.tp_price is None else cfg.tp_price
+    if cfg.filters is not None:
+        long_side = sig["entries"] if has_short else None
+        tick = cfg.filters["tick_size"]
+        order_type = cfg.order_type
+        if order_type != "market":  # the entry's own price: limit buys down, stop buys up (sells mirror)
+            oprice = round_tick(oprice, tick, long_side, up_for_long=order_type != "limit", symbols=syms)
+        if order_type == "stop_limit":
+            lprice = round_tick(lprice, tick, long_side, up_for_long=False, name="limit_price", symbols=syms)
+        if abs_stops:  # a long's stop-loss is a sell stop (down), its take-profit a sell limit (up)
+            sl_abs = round_tick(sl_abs, tick, long_side, up_for_long=False, name="sl_price", symbols=syms)
+            tp_abs = round_tick(tp_abs, tick, long_side, up_for_long=True, name="tp_price", symbols=syms)
+    at_exit = (sig["exits"] | (sig["short_exits"] if has_short else False)) if cfg.exit_size_per_bar else None
+    partial, exit_frac = check_exit_fractions(cfg, market, at_exit)
+    n_entry = counts["entries"] + counts["short_entries"]
+    n_exit = counts["exits"] + counts["short_exits"]
+    # an upper bound of the records (an entry signal makes at most an exit and an entry, or
+    # with resting entries a cancel, an exit and an entry; a stop exit follows an entry),
+    # capped at about half the input's bytes: state-like signals (True on half the bars)
+    # would reserve ~160 bytes per bar-step for orders that mostly never happen. Growing
+    # the buffer copies it (~20 ms for 20M bar-steps), so the cap is generous.
+    per_entry = (2 if cfg.order_type == "market" else 4) + (1 if cfg.has_stops else 0)
+    cap = max(_SIGNAL_BUFFER, (n * m * 8) // (2 * order_dt.itemsize)) + 8 * m
+    orders = np.empty(min(per_entry * n_entry + n_exit + 4 * m, cap), dtype=order_dt)
+    trades = np.empty(min(n_entry + (n_exit if partial else 0) + 3 * m, cap // 2), dtype=trade_dt)
+    cash = np.empty(n)
+    equity = np.empty(n)
+    prices = PriceArrays(inputs.open, inputs.high, inputs.low, inputs.close, volume)
+    signals = Signals(sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"])
+    levels = Levels(oprice, lprice, sl_abs, tp_abs, exit_frac)
+    kcfg = cfg.kernel_config(has_short, partial)
+    state, acct, done = new_state(cfg.groups), np.full(cfg.n_groups, cfg.init_cash), np.zeros(1, dtype=counts_dt)
+    start = 0
+    while True:
+        start = engine.simulate_signals_nb(prices, signals, levels, kcfg, cfg.params, start,
+                                           Books(state, acct, done, orders, trades), cash, equity)
+        if start >= n:
+            break
+        orders, trades = grow(orders, trades, done, m)
+    k = done[0]
+    n_orders, n_trades = int(k["orders"]), int(k["trades"])
+    assumptions = cfg.assumptions(gaps=len(data.gaps), delayed=int(k["delayed"]),
+                                  exit_frac=exit_frac if partial else None,
+                                  no_candles=data.no_candles)
+    res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
+                 init_cash=cfg.init_cash * cfg.n_groups, freq_ms=cfg.freq_ms, gaps=data.gaps,
+                 assumptions=assumptions, symbol_init_cash=None if cfg.n_groups == 1 else cfg.init_cash)
+    warn_no_candles(data.no_candles)
+    warn_rejected(res.order_records, k["rejected"], cfg.size_type, market_only=cfg.order_type == "market")
+    return res
+
+
+# --------------------------------------------------------------------------------------------
+# signals
+
+def _signal(x: Any, name: str, market: Market) -> np.ndarray:
+    """A signal as a ``(n_bars, n_symbols)`` bool array matched to the data by label (see ``panel.align``)."""
+    return align(x, market, name, "bool")
+
+
+def prepare_signals(inputs: Market | Prices, **signals: Any) -> tuple[dict[str, np.ndarray], dict[str, int], bool]:
+    """Convert, align and check the four signal arrays; count their True values.
+
+    Missing short signals are not allocated: the engine does not read them
+    (``has_short`` False) and gets ``entries`` as a stand-in. Exits on a bar with no
+    candle are dropped (nothing can be computed or exited there); an entry there is an
+    error. (Signals whose fill bar has no candle wait for the next one in the engine.)
+    """
+    from ..kernels.input_checks import signal_stats_nb
+
+    market = inputs.market if isinstance(inputs, Prices) else as_market(inputs)
+    n, m = market.shape
+    arrays = {}
+    for key in ("entries", "exits", "short_entries", "short_exits"):
+        x = signals.get(key)
+        if x is None and key in ("entries", "exits"):
+            arrays[key] = np.zeros((n, m), dtype=np.bool_)
+        elif x is not None:
+            arrays[key] = _signal(x, key, market)
+    has_short = "short_entries" in arrays or "short_exits" in arrays
+    if has_short:
+        for key in ("short_entries", "short_exits"):
+            arrays.setdefault(key, np.zeros((n, m), dtype=np.bool_))
+    else:
+        arrays["short_entries"] = arrays["short_exits"] = arrays["entries"]
+    names = ("entries", "exits", "short_entries", "short_exits")
+    if market.n_missing != 0:
+        counts = np.zeros(4, dtype=np.int64)
+        n_bad, k, t, j = signal_stats_nb(arrays["entries"], arrays["exits"], arrays["short_entries"],
+                                         arrays["short_exits"], has_short, market.array("close"), counts)
+        missing = market.missing
+        if n_bad:
+            for key in (("exits", "short_exits") if has_short else ("exits",)):
+                if (arrays[key] & missing).any():  # e.g. exits=~entries: nothing to exit on a missing bar
+                    arrays[key] = arrays[key] & ~missing
+            for key in (("entries", "short_entries") if has_short else ("entries",)):
+                bad = arrays[key] & missing
+                if bad.any():
+                    t, j = np.argwhere(bad)[0]
+                    raise ValueError(
+                        f"{key} is True on a bar with no candle (NaN prices) at {market.index[t]} "
+                        f"({market.symbols[j]}); {int(bad.sum())} such {key} in all (symbol not listed yet, "
+                        f"delisted, or a gap). A signal needs a candle to be computed from: mask them, e.g. "
+                        f"{key} & close.notna() (exits on such bars are ignored)")
+        counts = [np.count_nonzero(arrays[key]) if (has_short or key in names[:2]) else 0 for key in names]
+    else:  # no missing bar: counting is all there is to do (SIMD count_nonzero)
+        counts = [np.count_nonzero(arrays[key]) if (has_short or key in names[:2]) else 0 for key in names]
+    return arrays, {key: int(v) for key, v in zip(names, counts)}, has_short

@@ -1,0 +1,81 @@
+"""Sweeps on a Dask cluster: the market scattered once, chunks of combinations as tasks.
+
+``dask`` and ``distributed`` come with the ``[dask]`` extra (``pip install -e ".[dask]"``)
+and are imported only when a client or scheduler address is given. Workers compile
+(or load from their numba cache) the kernels on their first task. A worker that dies
+mid-sweep: the scheduler reruns its tasks on the others (``distributed``'s own
+recovery, up to its ``allowed-failures``); a task's result does not depend on where it
+ran, so the table is the same.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+#: Seconds to wait for a scheduler before giving up.
+CONNECT_TIMEOUT = 5.0
+#: Environment variable naming the scheduler when no client is given.
+SCHEDULER_ENV = "NBTRADE_SCHEDULER"
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError as e:  # pragma: no cover - the [dask] extra is in the test extra
+        raise ImportError("running on a Dask cluster needs dask and distributed: "
+                          "pip install 'nbtrade[dask]'") from e
+    return distributed
+
+
+def connect(address: str, timeout: float | None = None) -> Any:
+    """A ``distributed.Client`` connected to the scheduler at ``address``; ``ConnectionError``
+    naming the address when it does not answer within ``timeout`` seconds (``CONNECT_TIMEOUT``)."""
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError(f"a scheduler address must be a string like 'tcp://host:8786', got {address!r}")
+    distributed = _import_distributed()
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
+    try:
+        return distributed.Client(address, timeout=f"{timeout}s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise ConnectionError(f"cannot reach the Dask scheduler at {address!r} within {timeout:g} s "
+                              f"({type(e).__name__}: {e}); start one with `dask scheduler` and workers with "
+                              f"`dask worker {address}`") from None
+
+
+def resolve_client(client: Any) -> tuple[Any, bool]:
+    """``(client or None, whether we opened it)`` from a Client, an address, or ``NBTRADE_SCHEDULER``."""
+    if client is None:
+        address = os.environ.get(SCHEDULER_ENV, "").strip()
+        if not address:
+            return None, False
+        return connect(address), True
+    if isinstance(client, str):
+        return connect(client), True
+    if not (hasattr(client, "submit") and hasattr(client, "scatter")):
+        raise TypeError(f"client must be a dask.distributed.Client or a scheduler address, got {client!r}")
+    return client, False
+
+
+def run_on_dask(client: Any, market: Any, fn: Callable, chunks: list, spec: Any, collect: Callable) -> None:
+    """Scatter ``market`` to every worker once, submit one task per chunk, ``collect`` each result."""
+    distributed = _import_distributed()
+    from .run import run_chunk
+
+    if not chunks:
+        return
+    data = client.scatter(market, broadcast=True)
+    futures = [client.submit(run_chunk, data, fn, chunk, start, spec, True, pure=False) for start, chunk in chunks]
+    try:
+        for fut in distributed.as_completed(futures, loop=client.loop):
+            collect(fut.result())
+    finally:
+        for f in futures:
+            f.release()
+        data.release()
+        if spec.token is not None:
+            from .memo import release
+
+            try:
+                client.run(release, spec.token)  # drop the workers' indicator memos of this sweep
+            except Exception:  # noqa: BLE001 - a worker gone: its memo went with it
+                pass
