@@ -184,3 +184,181 @@ def test_parity_with_backtesting_py_atr_trailing_stop_and_finalize():
     np.testing.assert_allclose(ours.trades["exit_price"], t["ExitPrice"], rtol=1e-9)
     np.testing.assert_allclose(ours.trades["pnl"], t["PnL"], rtol=1e-9, atol=1e-6)
     assert ours.equity.iloc[-1] == pytest.approx(theirs["Equity Final [$]"], rel=1e-9)
+
+
+def test_class_api_close_and_buy_on_one_bar_reopens_as_backtesting_py():
+    from nbtrade import Backtest, Strategy
+
+    class CloseAndBuy(Strategy):
+        def init(self):
+            pass
+
+        def next(self):
+            if self.i == 0:
+                self.buy()
+            elif self.i == 2:
+                self.position.close()
+                self.buy()
+
+    data = _ohlc([10.0, 10, 11, 12, 13, 14])
+    res = Backtest(data, CloseAndBuy, size=1.0, size_type="amount").run()
+    assert [(t.entry_time.hour, t.exit_reason) for t in res.trades.itertuples()] == [(1, "signal"), (3, "end")]
+    res = Backtest(data, CloseAndBuy, size=1.0, size_type="amount", reenter=False).run()
+    assert len(res.trades) == 1 and res.trades.exit_reason.iloc[0] == "signal"
+
+
+def test_class_api_per_order_size_sl_tp_and_bad_values():
+    from nbtrade import Backtest, Strategy
+
+    class PerOrder(Strategy):
+        def init(self):
+            pass
+
+        def next(self):
+            if self.i == 0:
+                self.buy(size=3.0, sl=9.0, tp=13.5)
+
+    closes = [10.0, 10, 11, 12, 13, 14, 15]
+    data = _ohlc(closes)
+    res = Backtest(data, PerOrder, size=1.0, size_type="amount").run()
+    t = res.trades.iloc[0]
+    assert t["size"] == 3.0 and t.exit_reason == "tp" and t.exit_price == 13.5
+
+    class WrongSide(Strategy):
+        def init(self):
+            pass
+
+        def next(self):
+            self.buy(sl=11.0)
+
+    with pytest.raises(ValueError, match=r"buy\(sl=11.0\) is on the wrong side.*below the close \(10.0\) at "
+                                         r"2024-01-01 00:00:00\+00:00 \(A\)"):
+        Backtest(data, WrongSide).run()
+
+    class BadSize(Strategy):
+        def init(self):
+            pass
+
+        def next(self):
+            self.sell(size=-1)
+
+    with pytest.raises(ValueError, match=r"sell\(size=...\) must be a finite number > 0, got -1"):
+        Backtest(data, BadSize).run()
+
+    class Limit(Strategy):
+        def init(self):
+            pass
+
+        def next(self):
+            self.buy(limit=9.0)
+
+    with pytest.raises(TypeError, match="per-order limit/stop entries are not supported"):
+        Backtest(data, Limit).run()
+
+
+def test_class_api_per_order_stops_agree_with_backtesting_py():
+    """buy(size=10, sl=, tp=) per order on backtesting.py's GOOG, trade for trade."""
+    bt = pytest.importorskip("backtesting")
+    from backtesting.lib import crossover as bcross
+    from backtesting.test import GOOG, SMA
+
+    from nbtrade import Backtest, Strategy, crossover
+    from nbtrade import indicators as ind
+
+    class Theirs(bt.Strategy):
+        def init(self):
+            self.s1 = self.I(SMA, self.data.Close, 10)
+            self.s2 = self.I(SMA, self.data.Close, 30)
+
+        def next(self):
+            c = self.data.Close[-1]
+            if bcross(self.s1, self.s2) and not self.position:
+                self.buy(size=10, sl=c * 0.95, tp=c * 1.15)
+
+    class Ours(Strategy):
+        def init(self):
+            self.s1 = self.I(ind.sma, self.data.close, 10)
+            self.s2 = self.I(ind.sma, self.data.close, 30)
+
+        def next(self):
+            c = float(self.data.close[-1])
+            if crossover(self.s1, self.s2) and not self.position:
+                self.buy(size=10, sl=c * 0.95, tp=c * 1.15)
+
+    theirs = bt.Backtest(GOOG, Theirs, cash=100_000).run()
+    ours = Backtest(GOOG, Ours, cash=100_000, size_type="amount", on_gap="skip").run()
+    t = theirs._trades
+    closed = ours.trades[ours.trades.exit_reason != "end"]
+    assert len(closed) == len(t)
+    np.testing.assert_allclose(closed["entry_price"], t["EntryPrice"], rtol=1e-9)
+    np.testing.assert_allclose(closed["exit_price"], t["ExitPrice"], rtol=1e-9)
+
+
+def test_finalize_trades_against_backtesting_py_documented_difference():
+    """A position still open at the end: backtesting.py's finalize_trades=True re-runs its broker on the last
+    bar ("HACK" in its source), so the close fills at the last bar's *open*; here it fills at the last
+    close (the run's last price). Same trade otherwise: entry, exit bar, commission on both legs."""
+    bt = pytest.importorskip("backtesting")
+    from backtesting.test import GOOG
+
+    class Hold(bt.Strategy):
+        def init(self):
+            pass
+
+        def next(self):
+            if len(self.data) == 50:
+                self.buy(size=7)
+
+    theirs = bt.Backtest(GOOG, Hold, cash=100_000, commission=0.002, finalize_trades=True).run()
+    entries = np.zeros(len(GOOG), dtype=bool)
+    entries[49] = True
+    ours = backtest(GOOG.rename(columns=str.lower), entries=entries, size=7.0, size_type="amount", fees=0.002,
+                    init_cash=100_000, finalize_trades=True, on_gap="skip")
+    t, o = theirs._trades.iloc[0], ours.trades.iloc[0]
+    assert len(theirs._trades) == len(ours.trades) == 1 and o.exit_reason == "final"
+    assert o.entry_price == t.EntryPrice and o.exit_time.tz_localize(None) == t.ExitTime
+    assert t.ExitPrice == GOOG["Open"].iloc[-1] and o.exit_price == GOOG["Close"].iloc[-1]
+    fees = 0.002 * 7 * (t.EntryPrice + o.exit_price)
+    assert o.pnl == pytest.approx(7 * (o.exit_price - o.entry_price) - fees, rel=1e-12)
+    assert t.PnL == pytest.approx(7 * (t.ExitPrice - t.EntryPrice) - 0.002 * 7 * (t.EntryPrice + t.ExitPrice),
+                                  rel=1e-12)
+
+
+def test_compiled_callback_per_order_fields_equal_the_signals_path():
+    """A compiled on_bar giving each entry its size and stops (order_nb) and ratcheting an indicator stop
+    (trail_stop_nb) equals the signals path with entry_size, sl_price/tp_price and ind_stop."""
+    from numba import njit
+
+    from nbtrade import backtest_callback
+    from nbtrade.kernels.callback import enter_long_nb, exit_long_nb, order_nb, trail_stop_nb
+
+    @njit
+    def on_bar(ctx, i):
+        le, lx, size, sl, tp, stop = ctx.user
+        for c in range(ctx.close.shape[1]):
+            trail_stop_nb(ctx, i, c, stop[i, c])
+            if le[i, c]:
+                enter_long_nb(ctx, i, c)
+                order_nb(ctx, i, c, size[i, c], sl[i, c], tp[i, c], np.nan)
+            if lx[i, c]:
+                exit_long_nb(ctx, i, c)
+
+    rng = np.random.default_rng(4)
+    n = 60
+    steps = rng.normal(0, 0.02, (n, 2)).cumsum(axis=0)
+    c = 100 * np.exp(steps)
+    o = np.vstack([c[:1], c[:-1]])
+    data = {"open": o, "high": np.maximum(o, c) * 1.01, "low": np.minimum(o, c) * 0.99, "close": c}
+    le, lx = rng.random((n, 2)) < 0.15, rng.random((n, 2)) < 0.1
+    size = np.where(rng.random((n, 2)) < 0.5, np.nan, rng.uniform(1, 3, (n, 2)))
+    sl = np.where(rng.random((n, 2)) < 0.3, np.nan, c * 0.96)
+    tp = np.where(rng.random((n, 2)) < 0.3, np.nan, c * 1.05)
+    stop = c * 0.97
+    kw = dict(size=1.0, size_type="amount", fees=0.001, init_cash=10_000.0)
+    got = backtest_callback(data, on_bar, user=(le, lx, size, sl, tp, stop), per_order=True, **kw)
+    want = backtest(data, le, lx, entry_size=size, sl_price=sl, tp_price=tp, ind_stop=np.where(le, stop, stop), **kw)
+    pd.testing.assert_frame_equal(got.trades, want.trades)
+    np.testing.assert_allclose(got.equity.to_numpy(), want.equity.to_numpy(), rtol=1e-12)
+    assert set(got.trades.exit_reason) >= {"ind_stop"}
+    with pytest.raises(TypeError, match="per_order must be True or False"):
+        backtest_callback(data, on_bar, user=(le, lx, size, sl, tp, stop), per_order="yes", **kw)

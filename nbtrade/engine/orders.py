@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from .panel import Market, align
+from ..panel import Market, align
 
 __all__ = ["OrderOptions", "order_options", "order_levels", "ORDER_KEYWORDS"]
 
@@ -296,7 +296,7 @@ def order_levels(orders: OrderOptions | None) -> Any:
     ``records.OrderLevels`` with placeholders for the fields not given."""
     if orders is None or (orders.entry_size is None and orders.ind_stop is None and orders.roi is None):
         return None
-    from .kernels.records import OrderLevels
+    from ..kernels.records import OrderLevels
 
     nan = np.full((1, 1), np.nan)
     return OrderLevels(nan if orders.entry_size is None else orders.entry_size,
