@@ -24,6 +24,17 @@ rejected ``NO_DATA`` if none comes before the last bar). ``ctx`` is a :data:`Bar
 ``exit_size``
     ``(n_cols,)`` fraction of the position the column's pending exit signal closes: 1 unless
     ``reduce_long_nb``/``reduce_short_nb`` set it (back to 1 once the signal is acted on).
+``orders``
+    None, or when the run has per-order fields (``Levels.extra`` given) an :data:`OrderFields`:
+    ``size``, ``sl_price``, ``tp_price``, ``stop_price`` ``(n_bars, n_cols)`` written by
+    :func:`order_nb` / :func:`trail_stop_nb` for the entries signalled at bar ``i``, and
+    ``ind_stop`` ``(n_cols,)``, the live indicator stop levels of the open positions (NaN: none).
+    Without them (None: no cost to runs that do not use them) the helpers do not compile.
+
+Options of the signals engine that also hold here (``records.Config``): ``accumulate`` (an entry
+signal in the position's direction adds), ``reenter`` (an exit and an entry of the position's
+direction on one bar close it and open a new trade: backtesting.py's ``position.close(); buy()``),
+``finalize``, ``borrow``, ``time_stop``, ``roi``.
 
 The same strategy runs in plain Python with ``NUMBA_DISABLE_JIT=1`` for debugging.
 """
@@ -31,13 +42,79 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from ._jit import ijit, jit_borrow, jit_uncached
-from .engine import (close_bar_nb, close_books_nb, intrabar_phase_nb, process_signal_nb, quiet_intrabar_nb, room_nb,
-                     tracking_nb, wait_for_candle_nb)
-from .records import FillMode, OrderType
+import numpy as np
+from numba import types
+from numba.extending import overload
+
+from ._jit import ijit, jit, jit_borrow, jit_uncached
+from .engine import (EXTRA_EXITS, borrow_phase_nb, close_bar_nb, close_books_nb, extra_arrays, finalize_nb,
+                     has_option_nb, intrabar_extra_nb, intrabar_phase_nb, process_signal_nb, quiet_intrabar_nb, room_nb,
+                     run_stops_nb, tracking_nb, wait_for_candle_nb)
+from .records import FillMode, Option, OrderType
 
 BarContext = namedtuple("BarContext", ["open", "high", "low", "close", "position", "cash", "entries", "exits",
-                                       "short_entries", "short_exits", "user", "touched", "exit_size"])
+                                       "short_entries", "short_exits", "user", "touched", "exit_size", "orders"])
+#: ``ctx.orders`` of a run with per-order fields.
+OrderFields = namedtuple("OrderFields", ["size", "sl_price", "tp_price", "stop_price", "ind_stop"])
+
+
+def order_fields(extra, sl_price, tp_price, ind_stop):
+    """``ctx.orders``: None without per-order fields (``extra`` None), else an :data:`OrderFields`."""
+    if extra is None:
+        return None
+    return OrderFields(extra.size, sl_price, tp_price, extra.stop_price, ind_stop)
+
+
+@overload(order_fields)
+def _order_fields_ov(extra, sl_price, tp_price, ind_stop):
+    if isinstance(extra, types.NoneType):
+        return lambda extra, sl_price, tp_price, ind_stop: None
+    return lambda extra, sl_price, tp_price, ind_stop: OrderFields(extra.size, sl_price, tp_price, extra.stop_price,
+                                                                   ind_stop)
+
+
+@ijit
+def order_nb(ctx, i, c, size, sl, tp, stop):
+    """Per-order fields of column ``c``'s entry signalled at bar ``i`` (call it with the entry
+    helper; NaN: unset): ``size`` (read as the run's ``size_type``; NaN: the column's size), absolute
+    stop-loss ``sl`` and take-profit ``tp`` levels (quote), and the first indicator stop level
+    ``stop``. Setting a field the run did not allocate (``(n_bars, n_cols)`` arrays in ``ctx.levels``)
+    raises."""
+    lv = ctx.orders
+    if size == size:
+        if not size > 0.0:
+            raise ValueError("order_nb: size must be > 0 (NaN: the run's size)")
+        if lv.size.shape[0] <= i:
+            raise ValueError("order_nb: per-order sizes are not enabled for this run")
+        lv.size[i, c] = size
+    if sl == sl or tp == tp:
+        if lv.sl_price.shape[0] <= i:
+            raise ValueError("order_nb: per-order sl/tp are not enabled for this run")
+        lv.sl_price[i, c] = sl
+        lv.tp_price[i, c] = tp
+    if stop == stop:
+        if lv.stop_price.shape[0] <= i:
+            raise ValueError("order_nb: indicator stops are not enabled for this run")
+        lv.stop_price[i, c] = stop
+
+
+@ijit
+def trail_stop_nb(ctx, i, c, level):
+    """Indicator stop of column ``c`` at bar ``i``: ratchets the open position's level to ``level``
+    if tighter (up for a long, down for a short), effective from bar ``i + 1``; also the first level
+    of an entry signalled at bar ``i``. Needs the run's indicator stops enabled."""
+    lv = ctx.orders
+    if lv.stop_price.shape[0] <= i:
+        raise ValueError("trail_stop_nb: indicator stops are not enabled for this run")
+    lv.stop_price[i, c] = level
+    p = ctx.position[c]
+    if level == level and p != 0.0:
+        cur = lv.ind_stop[c]
+        if p > 0.0:
+            if not level <= cur:
+                lv.ind_stop[c] = level
+        elif not level >= cur:
+            lv.ind_stop[c] = level
 
 
 @ijit
@@ -111,12 +188,13 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
     entries, exits, short_entries, short_exits = signals
     st, acct, counts, orders, trades = books
     n, m = close.shape
-    quiet = quiet_intrabar_nb(params, cfg, False)
+    run_stops = run_stops_nb(cfg)
+    quiet = quiet_intrabar_nb(params, cfg, run_stops)
     use_range, use_volume = tracking_nb(params)
     at_open = cfg.fill_mode == FillMode.NEXT_OPEN
     lag = 1 if at_open else 0
     ctx = BarContext(open_, high, low, close, st["pos"], acct, entries, exits, short_entries, short_exits, user,
-                     touched, exit_frac)
+                     touched, exit_frac, order_fields(levels.extra, levels.sl_price, levels.tp_price, st["ind_stop"]))
     cnt = counts[0]
     for i in range(start, n):
         if not room_nb(counts, orders, trades, m):
@@ -125,11 +203,19 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
         if at_open and s >= 0 and (touched[s] or cnt["waiting"] > 0):
             callback_orders_nb(open_, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
         if not quiet:
-            intrabar_phase_nb(prices, cfg, params, books, i, False, use_range, use_volume)
+            if has_option_nb(cfg, EXTRA_EXITS):
+                stop_price, roi = extra_arrays(levels.extra, close)
+                intrabar_extra_nb(prices, stop_price, roi, cfg, params, books, i, True, use_range, use_volume)
+            else:
+                intrabar_phase_nb(prices, cfg, params, books, i, run_stops, use_range, use_volume)
+        if has_option_nb(cfg, Option.BORROW):
+            borrow_phase_nb(close, params, books, i)
         on_bar(ctx, i)
         if not at_open and (touched[s] or cnt["waiting"] > 0):
             callback_orders_nb(close, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
         close_bar_nb(close, st, acct, i, cash_out, equity_out)
+    if has_option_nb(cfg, Option.FINALIZE):
+        finalize_nb(close, params, books, cash_out, equity_out)
     close_books_nb(close, books, cfg.order_type)
     return n
 
@@ -171,3 +257,47 @@ def callback_orders_nb(px, prices, signals, levels, cfg, params, books, i, s, to
 
 
 _ = OrderType  # re-exported for strategies: ``OrderType.LIMIT``
+
+
+@jit
+def python_next_orders_nb(ctx, i):
+    """``on_bar`` of class-API strategies with a Python ``next`` and per-order fields: the bridge of
+    ``kernels/python_next.py`` (same flags, same calls) with ``ctx.user`` ending in ``fields``
+    ``(3, n_cols)``: the ``size``, ``sl``, ``tp`` of the entry flagged for each column (NaN: unset),
+    handed to :func:`order_nb` and reset. The run must have per-order fields (``ctx.orders``)."""
+    pos, cash, flags, first, callback, portions, fields = ctx.user
+    if i < first[0]:
+        return
+    m = pos.shape[0]
+    for c in range(m):
+        pos[c] = ctx.position[c]
+    for k in range(cash.shape[0]):
+        cash[k] = ctx.cash[k]
+    r = callback(i)
+    if r < 0:
+        first[0] = ctx.close.shape[0]
+        return
+    if r == 0:
+        return
+    for c in range(m):
+        if flags[0, c]:
+            enter_long_nb(ctx, i, c)
+        if flags[1, c]:
+            if portions[c] < 1.0:
+                reduce_long_nb(ctx, i, c, portions[c])
+            else:
+                exit_long_nb(ctx, i, c)
+        if flags[2, c]:
+            enter_short_nb(ctx, i, c)
+        if flags[3, c]:
+            if portions[c] < 1.0:
+                reduce_short_nb(ctx, i, c, portions[c])
+            else:
+                exit_short_nb(ctx, i, c)
+        if flags[0, c] or flags[2, c]:
+            order_nb(ctx, i, c, fields[0, c], fields[1, c], fields[2, c], np.nan)
+        for k in range(4):
+            flags[k, c] = False
+        for k in range(3):
+            fields[k, c] = np.nan
+        portions[c] = 1.0

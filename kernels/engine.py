@@ -26,10 +26,50 @@ Signals: when long, a short entry reverses and an exit closes (all of the positi
 fraction ``exit_size`` gives: a partial close, a trade of its own); when short,
 mirrored; when flat, an entry opens (exits are ignored). Long and short entry
 together cancel each other. An entry while already in the same direction is
-ignored (no pyramiding). Sizing of an entry values the portfolio at the price
+ignored (no pyramiding) unless ``Option.ACCUMULATE``. Sizing of an entry values the portfolio at the price
 of the moment (the bar's opens, or its closes) and the last valid close for a
 symbol with no candle. Equity at bar ``i`` is ``cash + sum(position * mark)``,
 ``mark`` being the last valid close (valuation only; never a fill price).
+
+Options (:class:`records.Config`, all off by default; a run without them takes the same paths and
+gives the same records as before they existed):
+
+``accumulate``
+    An entry signal in the position's direction adds a market order to it (a resting entry type
+    does not apply to adds: the front end refuses ``accumulate`` with resting entries). The
+    combined position: average entry price = size-weighted mean of the fill prices (fees apart),
+    entry fees summed, entry bar and borrow kept (time exits and ROI count from the first entry),
+    trailing extreme = the better of the extreme and the new fill; percent stops follow the new
+    average; absolute levels given with the add replace the old ones (NaN keeps them); partial
+    exits (``exit_size``) take their share of the fees and borrow, the rest keeps the average.
+    Each add is sized alone (``size_type`` of its own size; ``TARGET_PERCENT`` is refused upstream).
+``reenter``
+    When in a position, an exit signal with an entry of the position's direction on the same bar
+    closes all of it and opens a new trade (backtesting.py's ``position.close(); buy()``); without
+    it the exit alone acts.
+``sizes``
+    ``levels.extra.size[s, c]``: the size of the entry signalled at bar ``s`` (NaN: the column's size).
+``ind_stop``
+    Indicator stop: ``levels.extra.stop_price[s, c]`` of the entry's signal bar starts the level; after
+    each bar's stop check the bar's own value ratchets it (up for a long, down for a short; NaN is
+    skipped), so bar ``i``'s value applies from bar ``i + 1``. On the stop side with the stop-loss
+    and the trailing stop: the tightest rules (exit reason ``IND_STOP``, a ``STOP_LOSS`` order).
+``time_stop`` (``params.td`` > 0)
+    A trade aged ``i - entry_idx >= td`` bars exits at bar ``i``'s open (reason ``TIME``), before
+    other stops of that bar.
+``roi``
+    Minimal-ROI table ``levels.extra.roi`` (rows ``(age in bars, return)``, increasing age): the row of
+    the largest age ``<= i - entry_idx`` gives a take-side level ``avg * (1 + r)`` (long) or
+    ``avg * (1 - r)`` (short), gross of fees; the nearer of it and the take-profit rules (the
+    take-profit on ties); reason ``ROI``, a ``TAKE_PROFIT`` order.
+``borrow`` (``params.borrow`` > 0, a rate per bar)
+    At each bar's close, before the orders at that close, a short pays ``|pos| * close * rate``
+    (the mark without a candle) from its cash account; the trade carries it (``trade_dt.borrow``,
+    pro rata to partial exits) and its ``pnl`` is net of it.
+``finalize``
+    After the last bar open positions close with a market order at their last valid close
+    (slippage and fees apply), recorded at the last bar with reason ``FINAL``; the last bar's
+    cash and equity are recorded again. Without it they are reported as ``END`` trades.
 
 Missing candles: a signal at bar ``s`` whose fill bar has no candle waits for the column's
 next candle and acts there, with bar ``s``'s values (exit fraction, absolute stops);
@@ -39,11 +79,76 @@ orders are rejected ``NO_DATA`` there.
 from __future__ import annotations
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from ._jit import ijit, jit, jit_borrow
 from .fills import (EPS, entry_size_nb, exchange_filter_nb, impact_price_nb, order_fees_nb, pending_fill_nb,
                     slip_price_nb, stop_fill_nb, stop_limit_fill_nb)
-from .records import Direction, ExitReason, FillMode, Intrabar, OrderType, RejectReason, Side, Status
+from .records import Direction, ExitReason, FillMode, Intrabar, Option, OrderType, RejectReason, Side, Status
+
+
+# ------------------------------------------------------------------------------------------------
+# per-order inputs (``Levels.extra``): None in runs without them, an ``OrderLevels`` otherwise. The
+# readers below are overloaded on that type, so a run without them compiles without the reads (and
+# passes no extra arguments); in plain Python (NUMBA_DISABLE_JIT) the Python bodies run.
+# Not ``@overload(..., inline="always")``: with numba 0.68 that inlining made the callers' inlined
+# ``counts[0]["rejected"][reason] += 1`` (reject_order_nb) a no-op (rejections went uncounted).
+
+def entry_size_at(extra, s, c, default):
+    """Size of the entry signalled at bar ``s`` for column ``c``: ``extra.size[s, c]``, or ``default``
+    where that is NaN or ``extra`` is None."""
+    if extra is None:
+        return default
+    v = extra.size[s, c]
+    return v if v == v else default
+
+
+def stop_price_at(extra, s, c):
+    """Indicator stop value of bar ``s`` for column ``c`` (NaN when ``extra`` is None)."""
+    if extra is None:
+        return np.nan
+    return extra.stop_price[s, c]
+
+
+def extra_arrays(extra, fallback):
+    """``(stop_price, roi)`` of ``extra``, or ``(fallback, fallback)`` when it is None."""
+    if extra is None:
+        return fallback, fallback
+    return extra.stop_price, extra.roi
+
+
+@overload(entry_size_at)
+def _entry_size_at_ov(extra, s, c, default):
+    if isinstance(extra, types.NoneType):
+        return lambda extra, s, c, default: default
+
+    def impl(extra, s, c, default):
+        v = extra.size[s, c]
+        if v == v:
+            return v
+        return default
+    return impl
+
+
+@overload(stop_price_at)
+def _stop_price_at_ov(extra, s, c):
+    if isinstance(extra, types.NoneType):
+        return lambda extra, s, c: np.nan
+    return lambda extra, s, c: extra.stop_price[s, c]
+
+
+@overload(extra_arrays)
+def _extra_arrays_ov(extra, fallback):
+    if isinstance(extra, types.NoneType):
+        return lambda extra, fallback: (fallback, fallback)
+    return lambda extra, fallback: (extra.stop_price, extra.roi)
+
+
+@ijit
+def has_option_nb(cfg, bit):
+    """Whether the run's ``Config.options`` has the :data:`records.Option` ``bit``."""
+    return (cfg.options & bit) != 0
 
 
 @ijit
@@ -125,14 +230,14 @@ def reject_order_nb(orders, counts, col, idx, side, size, price, otype, reason):
 
 @ijit
 def record_trade_nb(trades, counts, col, entry_idx, exit_idx, pos, entry_price, exit_price,
-                    entry_fees, exit_fees, exit_reason):
-    """Append a round trip of signed size ``pos`` and count it."""
+                    entry_fees, exit_fees, exit_reason, borrow=0.0):
+    """Append a round trip of signed size ``pos`` and count it (``borrow``: its borrow cost, quote)."""
     cnt = counts[0]
     k = cnt["trades"]
     rec = trades[k]
     size = abs(pos)
     sign = 1.0 if pos > 0.0 else -1.0
-    pnl = sign * (exit_price - entry_price) * size - entry_fees - exit_fees
+    pnl = sign * (exit_price - entry_price) * size - entry_fees - exit_fees - borrow
     rec["id"] = k
     rec["col"] = col
     rec["entry_idx"] = entry_idx
@@ -146,6 +251,7 @@ def record_trade_nb(trades, counts, col, entry_idx, exit_idx, pos, entry_price, 
     rec["pnl"] = pnl
     rec["ret"] = pnl / (entry_price * size)
     rec["exit_reason"] = exit_reason
+    rec["borrow"] = borrow
     cnt["trades"] = k + 1
 
 
@@ -270,33 +376,51 @@ def exit_position_nb(books, params, c, i, base_price, otype, exit_reason, fracti
         acct[ci] += size * price - fees
     record_order_nb(orders, counts, c, i, side, size, price, fees, otype, Status.FILLED, RejectReason.NONE)
     entry_fees = sc["entry_fees"]
+    borrow = sc["borrow"]
     if size == held:
-        record_trade_nb(trades, counts, c, sc["entry_idx"], i, p, sc["avg"], price, entry_fees, fees, exit_reason)
+        record_trade_nb(trades, counts, c, sc["entry_idx"], i, p, sc["avg"], price, entry_fees, fees, exit_reason,
+                        borrow)
         sc["pos"] = 0.0
+        sc["borrow"] = 0.0
     else:
         share = entry_fees * (size / held)
+        bshare = borrow * (size / held)
         record_trade_nb(trades, counts, c, sc["entry_idx"], i, size if p > 0.0 else -size, sc["avg"], price, share,
-                        fees, exit_reason)
+                        fees, exit_reason, bshare)
         sc["entry_fees"] = entry_fees - share
+        sc["borrow"] = borrow - bshare
         sc["pos"] = p - size if p > 0.0 else p + size
 
 
 @ijit
 def has_stops_nb(params, c, abs_stops):
-    """Whether column ``c`` has attached stops (percent, trailing, or absolute levels)."""
+    """Whether column ``c`` has attached exits checked inside a bar (percent, trailing, or run-level
+    ones: ``abs_stops`` is :func:`run_stops_nb`)."""
     pc = params[c]
     return abs_stops or pc["sl"] == pc["sl"] or pc["tp"] == pc["tp"] or pc["trail"] == pc["trail"]
 
 
 @ijit
-def wants_nb(signals, s, c, pos, pend, has_short):
+def run_stops_nb(cfg):
+    """Whether the run gives exits for every column: absolute stop levels, an indicator stop, a
+    minimal-ROI table, time stops."""
+    return cfg.abs_stops or has_option_nb(cfg, EXTRA_EXITS)
+
+
+#: Options whose exits take :func:`intrabar_extra_nb` (plain runs keep :func:`intrabar_phase_nb`).
+EXTRA_EXITS = Option.IND_STOP | Option.ROI | Option.TIME_STOP
+
+
+@ijit
+def wants_nb(signals, s, c, pos, pend, has_short, accumulate=False):
     """Whether column ``c``'s signals of bar ``s`` can act on its position ``pos`` (or on a
-    resting entry ``pend`` != 0, which an exit of its side cancels)."""
+    resting entry ``pend`` != 0, which an exit of its side cancels); ``accumulate``: an entry of
+    the position's direction adds to it."""
     entries, exits, short_entries, short_exits = signals
     if pos > 0.0:
-        return exits[s, c] or (has_short and short_entries[s, c])
+        return exits[s, c] or (has_short and short_entries[s, c]) or (accumulate and entries[s, c])
     if pos < 0.0:
-        return entries[s, c] or short_exits[s, c]
+        return entries[s, c] or short_exits[s, c] or (accumulate and has_short and short_entries[s, c])
     want = entries[s, c] or (has_short and short_entries[s, c])
     if pend != 0:
         want = want or exits[s, c] or (has_short and short_exits[s, c])
@@ -327,19 +451,62 @@ def simulate_signals_nb(prices, signals, levels, cfg, params, start, books, cash
     """
     n, m = prices.close.shape
     any_stops = False
+    run_stops = run_stops_nb(cfg)
     for c in range(m):
-        any_stops = any_stops or has_stops_nb(params, c, cfg.abs_stops)
+        any_stops = any_stops or has_stops_nb(params, c, run_stops)
     # Without stops nothing happens intrabar, so the phases of a bar fuse into one pass over the
     # columns with identical results (fused_bars_nb). With stops, every column's open orders must
     # precede any stop fill of the bar and stops precede close orders, so phases run as passes.
-    if not (any_stops or cfg.order_type != OrderType.MARKET):
+    # Accumulation, same-bar re-entry and borrow costs take the phased loop too (the fused one
+    # keeps only the rules of plain runs, unchanged).
+    if not (any_stops or cfg.order_type != OrderType.MARKET
+            or has_option_nb(cfg, Option.ACCUMULATE | Option.REENTER | Option.BORROW)):
         done = fused_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, equity_out)
     else:
         done = phased_bars_nb(prices, signals, levels, cfg, params, start, n, books, cash_out, equity_out)
     if done < n:
         return done
+    if has_option_nb(cfg, Option.FINALIZE):
+        finalize_nb(prices.close, params, books, cash_out, equity_out)
     close_books_nb(prices.close, books, cfg.order_type)
     return n
+
+
+@jit_borrow
+def finalize_nb(close, params, books, cash_out, equity_out):
+    """``finalize_trades``: close every open position with a market order at its last valid close
+    (its mark; slippage and fees apply), recorded at the last bar with exit reason ``FINAL``; the
+    last bar's cash and equity are recorded again."""
+    st, acct, counts, orders, trades = books
+    n = close.shape[0]
+    for c in range(st.shape[0]):
+        sc = st[c]
+        if sc["pos"] != 0.0:
+            exit_position_nb(books, params, c, n - 1, sc["mark"], OrderType.MARKET, ExitReason.FINAL)
+    value = 0.0
+    for c in range(st.shape[0]):
+        value += st[c]["pos"] * st[c]["mark"]
+    record_equity_nb(acct, n - 1, value, cash_out, equity_out)
+
+
+@jit_borrow
+def borrow_phase_nb(close, params, books, i):
+    """Borrow cost of the shorts held at bar ``i``'s close (before the orders at that close):
+    ``|position| * close * params.borrow`` (the last valid close on a bar with no candle), paid
+    from the column's cash account and accrued on the position (``state.borrow``, then the trade's)."""
+    st = books.state
+    acct = books.acct
+    for c in range(st.shape[0]):
+        sc = st[c]
+        p = sc["pos"]
+        rate = params[c]["borrow"]
+        if p < 0.0 and rate > 0.0:
+            px = close[i, c]
+            if px != px:
+                px = sc["mark"]
+            cost = -p * px * rate
+            acct[sc["group"]] -= cost
+            sc["borrow"] += cost
 
 
 @jit_borrow
@@ -359,7 +526,13 @@ def phased_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cas
         s = i - lag
         if at_open:
             orders_phase_nb(open_, prices, signals, levels, cfg, params, books, i, s)
-        intrabar_phase_nb(prices, cfg, params, books, i, cfg.abs_stops, use_range, use_volume)
+        if has_option_nb(cfg, EXTRA_EXITS):
+            stop_price, roi = extra_arrays(levels.extra, close)
+            intrabar_extra_nb(prices, stop_price, roi, cfg, params, books, i, True, use_range, use_volume)
+        else:
+            intrabar_phase_nb(prices, cfg, params, books, i, cfg.abs_stops, use_range, use_volume)
+        if has_option_nb(cfg, Option.BORROW):
+            borrow_phase_nb(close, params, books, i)
         if not at_open:
             orders_phase_nb(close, prices, signals, levels, cfg, params, books, i, s)
         close_bar_nb(close, st, acct, i, cash_out, equity_out)
@@ -375,7 +548,8 @@ def orders_phase_nb(px, prices, signals, levels, cfg, params, books, i, s):
         sc = st[c]
         valid = px[i, c] == px[i, c]
         if valid and sc["wait"] < 0:
-            if s >= 0 and wants_nb(signals, s, c, sc["pos"], sc["pend_dir"], cfg.has_short):
+            if s >= 0 and wants_nb(signals, s, c, sc["pos"], sc["pend_dir"], cfg.has_short,
+                                   has_option_nb(cfg, Option.ACCUMULATE)):
                 process_signal_nb(prices.open, prices.close, signals, levels, cfg, params, books, i, c, s)
         else:
             orders_column_nb(prices.open, prices.close, signals, levels, cfg, params, books, i, c, s, valid)
@@ -386,8 +560,27 @@ def intrabar_phase_nb(prices, cfg, params, books, i, abs_stops, use_range, use_v
     """Bar ``i`` inside, every column with a candle: resting entries expire or fill, stops of open
     positions fire (with fills at the close only for positions entered before bar ``i``), then
     the bar's range/volume are remembered (slippage models; ``tracking_nb``). Marks move at the
-    close (:func:`close_bar_nb`): nothing reads them in between."""
+    close (:func:`close_bar_nb`): nothing reads them in between. Runs with an indicator stop or a
+    minimal-ROI table take :func:`intrabar_extra_nb` (this one's arguments stay those of plain runs:
+    each array argument is copied on every call)."""
+    intrabar_core_nb(prices, prices.close, prices.close, False, False, False, cfg, params, books, i, abs_stops,
+                     use_range, use_volume)
+
+
+@jit_borrow
+def intrabar_extra_nb(prices, stop_price, roi, cfg, params, books, i, abs_stops, use_range, use_volume):
+    """:func:`intrabar_phase_nb` of runs with an indicator stop (``stop_price``, ``Option.IND_STOP``), a
+    minimal-ROI table (``roi``, ``Option.ROI``) or time stops (``Option.TIME_STOP``)."""
+    intrabar_core_nb(prices, stop_price, roi, has_option_nb(cfg, Option.IND_STOP), has_option_nb(cfg, Option.ROI),
+                     has_option_nb(cfg, Option.TIME_STOP), cfg, params, books, i, abs_stops, use_range, use_volume)
+
+
+@ijit
+def intrabar_core_nb(prices, stop_price, roi, ind_on, roi_on, td_on, cfg, params, books, i, abs_stops, use_range,
+                     use_volume):
+    """Body of :func:`intrabar_phase_nb` and :func:`intrabar_extra_nb`."""
     open_, high, low, close, volume = prices
+    extra = ind_on or roi_on or td_on
     st = books.state
     at_open = cfg.fill_mode == FillMode.NEXT_OPEN
     optimistic = cfg.intrabar == Intrabar.OPTIMISTIC
@@ -398,7 +591,11 @@ def intrabar_phase_nb(prices, cfg, params, books, i, abs_stops, use_range, use_v
             if sc["pend_dir"] != 0:
                 check_pending_nb(prices, cfg, params, books, i, c)
             elif sc["pos"] != 0.0 and has_stops_nb(params, c, abs_stops) and (at_open or sc["entry_idx"] < i):
-                check_stops_nb(prices, params, books, i, c, optimistic)
+                if extra:
+                    check_stops_extra_nb(prices, stop_price, roi, ind_on, roi_on, td_on, params, books, i, c,
+                                         optimistic)
+                else:
+                    check_stops_nb(prices, params, books, i, c, optimistic)
             if use_range or use_volume:
                 track_bar_nb(high, low, volume, i, c, st, use_range, use_volume)
 
@@ -488,7 +685,8 @@ def orders_column_nb(open_, close, signals, levels, cfg, params, books, i, c, s,
         # resting entry types: a cell holding an entry is placed at once (it needs no price now)
         can_wait = cfg.order_type == OrderType.MARKET or not (entries[s, c] or (has_short and short_entries[s, c]))
     d = wait_for_candle_nb(sc, books.counts, new, valid, i == close.shape[0] - 1, can_wait, False)
-    if d >= 0 and wants_nb(signals, d, c, sc["pos"], sc["pend_dir"], has_short):
+    if d >= 0 and wants_nb(signals, d, c, sc["pos"], sc["pend_dir"], has_short,
+                           has_option_nb(cfg, Option.ACCUMULATE)):
         process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, d)
 
 
@@ -510,16 +708,42 @@ def close_books_nb(close, books, order_type):
             while close[last, c] != close[last, c]:
                 last -= 1
             record_trade_nb(trades, counts, c, sc["entry_idx"], last, sc["pos"], sc["avg"], sc["mark"],
-                            sc["entry_fees"], 0.0, ExitReason.END)
+                            sc["entry_fees"], 0.0, ExitReason.END, sc["borrow"])
 
 
 @jit_borrow
 def check_stops_nb(prices, params, books, i, c, optimistic):
-    """Stops of column ``c`` at bar ``i``; exits on a hit, else moves the trailing extreme."""
+    """Exits of column ``c``'s position inside bar ``i`` (:func:`stops_core_nb` without indicator stop
+    and minimal ROI)."""
+    stops_core_nb(prices, prices.close, prices.close, False, False, False, params, books, i, c, optimistic)
+
+
+@jit_borrow
+def check_stops_extra_nb(prices, stop_price, roi, ind_on, roi_on, td_on, params, books, i, c, optimistic):
+    """:func:`check_stops_nb` with the indicator stop (``ind_on``: ``stop_price``), the minimal-ROI
+    table (``roi_on``: ``roi``) and time stops (``td_on``)."""
+    stops_core_nb(prices, stop_price, roi, ind_on, roi_on, td_on, params, books, i, c, optimistic)
+
+
+@ijit
+def stops_core_nb(prices, stop_price, roi, ind_on, roi_on, td_on, params, books, i, c, optimistic):
+    """Exits of column ``c``'s position inside bar ``i``: the time stop at the open, then the stops;
+    exits on a hit, else moves the trailing extreme and ratchets the indicator stop.
+
+    Time stop (``params.td`` > 0): a trade whose age ``i - entry_idx`` (bars, from its first entry)
+    reached ``td`` exits at the open (exit reason ``TIME``). Stop side: the tightest of the stop-loss
+    (percent or absolute), the trailing stop and the indicator stop (``Option.IND_STOP``: the level
+    ratcheted from ``stop_price``), earlier ones winning ties. Take side: the nearer of the
+    take-profit and the minimal-ROI level ``avg * (1 +/- roi)`` (``Option.ROI``: ``roi`` the table's return
+    for the trade's age at bar ``i``), the take-profit winning ties. Then ``fills.stop_fill_nb``.
+    """
     high = prices.high
     low = prices.low
     sc = books.state[c]
     pc = params[c]
+    if td_on and pc["td"] > 0.0 and i - sc["entry_idx"] >= pc["td"]:
+        exit_position_nb(books, params, c, i, prices.open[i, c], OrderType.MARKET, ExitReason.TIME)
+        return
     avg = sc["avg"]
     extreme = sc["extreme"]
     is_long = sc["pos"] > 0.0
@@ -535,21 +759,97 @@ def check_stops_nb(prices, params, books, i, c, optimistic):
         sl_level = sc["sl_abs"]
     if sc["tp_abs"] == sc["tp_abs"]:
         tp_level = sc["tp_abs"]
-    price, reason = stop_fill_nb(is_long, prices.open[i, c], high[i, c], low[i, c], sl_level, tp_level,
-                                 tr_level, optimistic)
+    if ind_on or roi_on:
+        price, reason = extra_stops_nb(prices, stop_price, roi, ind_on, roi_on, sc, i, c, is_long, sl_level,
+                                       tp_level, tr_level, optimistic)
+    else:
+        price, reason = stop_fill_nb(is_long, prices.open[i, c], high[i, c], low[i, c], sl_level, tp_level,
+                                     tr_level, optimistic)
     if reason >= 0:
-        if reason == ExitReason.SL:
+        if reason == ExitReason.SL or reason == ExitReason.IND_STOP:
             otype = OrderType.STOP_LOSS
-        elif reason == ExitReason.TP:
+        elif reason == ExitReason.TP or reason == ExitReason.ROI:
             otype = OrderType.TAKE_PROFIT
         else:
             otype = OrderType.TRAILING_STOP
         exit_position_nb(books, params, c, i, price, otype, reason)
-    elif is_long:
+        return
+    if is_long:
         if high[i, c] > extreme:
             sc["extreme"] = high[i, c]
     elif low[i, c] < extreme:
         sc["extreme"] = low[i, c]
+    if ind_on:  # bar i's indicator stop (known at its close) applies from bar i + 1
+        ratchet_nb(sc, stop_price[i, c], is_long)
+
+
+@ijit
+def ratchet_nb(sc, level, is_long):
+    """Move the indicator stop of state ``sc`` to ``level`` if it is set (not NaN) and tighter: up
+    for a long, down for a short (never back)."""
+    if level == level:
+        cur = sc["ind_stop"]
+        if is_long:
+            if not level <= cur:
+                sc["ind_stop"] = level
+        elif not level >= cur:
+            sc["ind_stop"] = level
+
+
+@ijit
+def roi_level_nb(roi, age, avg, is_long):
+    """Minimal-ROI exit level of a trade of age ``age`` (bars) and average entry price ``avg``: the
+    return of the table's last row ``(age_k, roi_k)`` with ``age_k <= age`` (rows by increasing age),
+    as ``avg * (1 + roi_k)`` for a long, ``avg * (1 - roi_k)`` for a short; NaN before the first row."""
+    r = np.nan
+    for k in range(roi.shape[0]):
+        if roi[k, 0] <= age:
+            r = roi[k, 1]
+        else:
+            break
+    if is_long:
+        return avg * (1.0 + r)
+    return avg * (1.0 - r)
+
+
+@ijit
+def extra_stops_nb(prices, stop_price, roi_table, ind_on, roi_on, sc, i, c, is_long, sl_level, tp_level, tr_level,
+                   optimistic):
+    """:func:`fills.stop_fill_nb` with the indicator stop on the stop side and the minimal-ROI level
+    on the take side (rules in :func:`check_stops_nb`); returns ``(price, exit reason)``."""
+    stop = sl_level
+    sreason = ExitReason.SL
+    take = tp_level
+    treason = ExitReason.TP
+    ind = sc["ind_stop"] if ind_on else np.nan
+    roi = roi_level_nb(roi_table, i - sc["entry_idx"], sc["avg"], is_long) if roi_on else np.nan
+    if is_long:
+        if tr_level == tr_level and not tr_level <= stop:
+            stop = tr_level
+            sreason = ExitReason.TRAIL
+        if ind == ind and not ind <= stop:
+            stop = ind
+            sreason = ExitReason.IND_STOP
+        if roi == roi and not roi >= take:
+            take = roi
+            treason = ExitReason.ROI
+    else:
+        if tr_level == tr_level and not tr_level >= stop:
+            stop = tr_level
+            sreason = ExitReason.TRAIL
+        if ind == ind and not ind >= stop:
+            stop = ind
+            sreason = ExitReason.IND_STOP
+        if roi == roi and not roi <= take:
+            take = roi
+            treason = ExitReason.ROI
+    price, reason = stop_fill_nb(is_long, prices.open[i, c], prices.high[i, c], prices.low[i, c], stop, take,
+                                 np.nan, optimistic)
+    if reason == ExitReason.SL:
+        reason = sreason
+    elif reason == ExitReason.TP:
+        reason = treason
+    return price, reason
 
 
 @jit_borrow
@@ -586,12 +886,20 @@ def process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s
             direction = -1
         elif lx:
             do_exit = True
+            if has_option_nb(cfg, Option.REENTER) and long_entry:
+                direction = 1
+        elif has_option_nb(cfg, Option.ACCUMULATE) and long_entry:
+            direction = 1
     elif p < 0.0:
         if long_entry:
             do_exit = True
             direction = 1
         elif sx:
             do_exit = True
+            if has_option_nb(cfg, Option.REENTER) and short_entry:
+                direction = -1
+        elif has_option_nb(cfg, Option.ACCUMULATE) and short_entry:
+            direction = -1
     elif long_entry:
         direction = 1
     elif short_entry:
@@ -617,27 +925,53 @@ def process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s
         exit_position_nb(books, params, c, i, base, OrderType.MARKET, ExitReason.SIGNAL, fraction)
     if direction == 0:
         return
-    # absolute stop levels travel with the entry signal (to a resting order's fill too)
-    if cfg.abs_stops:
-        sc["sl_abs"] = levels.sl_price[s, c]
-        sc["tp_abs"] = levels.tp_price[s, c]
-    else:
-        sc["sl_abs"] = np.nan
-        sc["tp_abs"] = np.nan
-    if order_type != OrderType.MARKET:
-        sc["pend_dir"] = direction
-        sc["pend_price"] = levels.order_price[s, c]
-        sc["pend_bar"] = s
-        sc["pend_limit"] = levels.limit_price[s, c] if order_type == OrderType.STOP_LIMIT else np.nan
-        sc["pend_trig"] = False
-        return
-    enter_nb(px, i, c, base, direction > 0, OrderType.MARKET, books, params, cfg)
+    size = params[c]["size"]
+    if has_option_nb(cfg, Option.SIZES):  # the entry's own size (NaN: the column's)
+        size = entry_size_at(levels.extra, s, c, size)
+    adding = sc["pos"] != 0.0  # accumulation: the add fills at market (one enter_nb call site: inlined)
+    if not adding:
+        # absolute stop levels travel with the entry signal (to a resting order's fill too)
+        if cfg.abs_stops:
+            sc["sl_abs"] = levels.sl_price[s, c]
+            sc["tp_abs"] = levels.tp_price[s, c]
+        else:
+            sc["sl_abs"] = np.nan
+            sc["tp_abs"] = np.nan
+        if has_option_nb(cfg, Option.IND_STOP):  # the signal bar's indicator stop is the trade's first level
+            sc["ind_stop"] = stop_price_at(levels.extra, s, c)
+        if order_type != OrderType.MARKET:
+            sc["pend_dir"] = direction
+            sc["pend_price"] = levels.order_price[s, c]
+            sc["pend_bar"] = s
+            sc["pend_limit"] = levels.limit_price[s, c] if order_type == OrderType.STOP_LIMIT else np.nan
+            sc["pend_trig"] = False
+            sc["pend_size"] = size
+            return
+    filled = enter_nb(px, i, c, base, direction > 0, OrderType.MARKET, books, params, cfg, size)
+    if adding and filled:
+        # the combined position keeps its stops unless this entry brings its own (absolute levels
+        # given replace, the indicator stop ratchets)
+        if cfg.abs_stops:
+            v = levels.sl_price[s, c]
+            if v == v:
+                sc["sl_abs"] = v
+            v = levels.tp_price[s, c]
+            if v == v:
+                sc["tp_abs"] = v
+        if has_option_nb(cfg, Option.IND_STOP):
+            ratchet_nb(sc, stop_price_at(levels.extra, s, c), direction > 0)
 
 
 @ijit
-def enter_nb(px, i, c, base, is_buy, otype, books, params, cfg):
-    """Size, check and fill (or reject) an entry of column ``c`` at ``base`` (before slippage);
-    other positions are valued at ``px[i]``."""
+def enter_nb(px, i, c, base, is_buy, otype, books, params, cfg, size):
+    """Size, check and fill (or reject) an entry of ``size`` (read as ``cfg.size_type``) of column
+    ``c`` at ``base`` (before slippage); other positions are valued at ``px[i]``. Returns whether it
+    filled.
+
+    Column ``c`` flat: the entry opens a trade. In a position of the entry's direction
+    (accumulation): the units add to it; its average entry price becomes the size-weighted mean of
+    the fill prices, its entry fees the sum; its entry bar (age of time exits and ROI) and its borrow
+    stay; its trailing extreme becomes the better of the extreme and this fill price."""
     st, acct, counts, orders, trades = books
     sc = st[c]
     pc = params[c]
@@ -646,7 +980,8 @@ def enter_nb(px, i, c, base, is_buy, otype, books, params, cfg):
     ci = sc["group"]
     cash = acct[ci]
     leverage = cfg.leverage
-    if acct.shape[0] == st.shape[0]:
+    held = sc["pos"]
+    if acct.shape[0] == st.shape[0] and held == 0.0:
         # one account per column and this column is flat: nothing else to value
         equity, available = cash, cash
     else:
@@ -655,24 +990,37 @@ def enter_nb(px, i, c, base, is_buy, otype, books, params, cfg):
     if otype == OrderType.LIMIT and pc["maker_fees"] == pc["maker_fees"]:
         fee_rate = pc["maker_fees"]
     fixed = pc["fixed_fees"]
-    units, price, reason = entry_size_nb(pc["size"], cfg.size_type, price, fee_rate, fixed, leverage, available,
+    units, price, reason = entry_size_nb(size, cfg.size_type, price, fee_rate, fixed, leverage, available,
                                          equity, pc["lot"], pc["min_qty"], pc["min_notional"], base, impact, is_buy)
     side = Side.BUY if is_buy else Side.SELL
     if reason != RejectReason.NONE:
         reject_order_nb(orders, counts, c, i, side, units, price, otype, reason)
-        return
+        return False
     fee = order_fees_nb(units, price, fee_rate, fixed)
     if is_buy:
         acct[ci] = cash - units * price - fee
-        sc["pos"] = units
     else:
         acct[ci] = cash + units * price - fee
-        sc["pos"] = -units
-    sc["avg"] = price
-    sc["entry_idx"] = i
-    sc["entry_fees"] = fee
-    sc["extreme"] = price
+    if held != 0.0:
+        q = abs(held)
+        sc["avg"] = (sc["avg"] * q + price * units) / (q + units)
+        sc["entry_fees"] += fee
+        if is_buy:
+            sc["pos"] = held + units
+            if price > sc["extreme"]:
+                sc["extreme"] = price
+        else:
+            sc["pos"] = held - units
+            if price < sc["extreme"]:
+                sc["extreme"] = price
+    else:
+        sc["pos"] = units if is_buy else -units
+        sc["avg"] = price
+        sc["entry_idx"] = i
+        sc["entry_fees"] = fee
+        sc["extreme"] = price  # (``borrow`` is 0: a full exit resets it)
     record_order_nb(orders, counts, c, i, side, units, price, fee, otype, Status.FILLED, RejectReason.NONE)
+    return True
 
 
 @jit_borrow
@@ -701,7 +1049,7 @@ def check_pending_nb(prices, cfg, params, books, i, c):
                                prices.low[i, c], level)
     if base == base:
         sc["pend_dir"] = 0
-        enter_nb(open_, i, c, base, is_buy, order_type, books, params, cfg)
+        enter_nb(open_, i, c, base, is_buy, order_type, books, params, cfg, sc["pend_size"])
 
 
 @jit

@@ -93,10 +93,17 @@ class ExitReasonT(NamedTuple):
     TP: int
     TRAIL: int
     END: int
+    TIME: int
+    ROI: int
+    IND_STOP: int
+    FINAL: int
 
 
-#: Why a trade closed; ``END``: still open at the last bar, marked to the last valid close.
-ExitReason = ExitReasonT(*range(5))
+#: Why a trade closed; ``END``: still open at the last bar, marked to the last valid close (no
+#: order); ``TIME``: its age reached ``td_stop``; ``ROI``: the minimal-ROI table's return for its
+#: age was reached; ``IND_STOP``: the indicator stop (``stop_price``) was hit; ``FINAL``: closed by
+#: a market order at the last valid close (``finalize_trades``).
+ExitReason = ExitReasonT(*range(9))
 
 
 class FillModeT(NamedTuple):
@@ -139,27 +146,31 @@ order_dt = np.dtype([
 trade_dt = np.dtype([
     ("id", i8), ("col", i8), ("entry_idx", i8), ("exit_idx", i8), ("direction", i8),
     ("size", f8), ("entry_price", f8), ("exit_price", f8), ("entry_fees", f8), ("exit_fees", f8),
-    ("pnl", f8), ("ret", f8), ("exit_reason", i8),
+    ("pnl", f8), ("ret", f8), ("exit_reason", i8), ("borrow", f8),
 ], align=True)
-"""One round trip: entry to full exit. ``pnl`` is net of both legs' fees,
-``ret`` = ``pnl / (entry_price * size)``."""
+"""One round trip: entry to full exit. ``pnl`` is net of both legs' fees and of the ``borrow`` cost
+of a short (quote currency, charged bar by bar while it was open), ``ret`` = ``pnl / (entry_price * size)``.
+With accumulation (``accumulate``) ``entry_idx`` is the first entry's bar and ``entry_price`` the
+size-weighted average entry price (fees excluded) of the combined position."""
 
 
 param_dt = np.dtype([
     ("size", f8), ("fees", f8), ("fixed_fees", f8), ("slippage", f8), ("sl", f8), ("tp", f8), ("trail", f8),
     ("lot", f8), ("min_qty", f8), ("min_notional", f8), ("maker_fees", f8), ("slip_range", f8),
-    ("slip_volume", f8),
+    ("slip_volume", f8), ("td", f8), ("borrow", f8),
 ], align=True)
 """Order parameters of one column. Stops ``sl``, ``tp``, ``trail`` are fractions of the entry price
 (NaN: unset); ``maker_fees``: fee rate of resting limit entries (NaN: use ``fees``); ``slip_range``:
 extra adverse slippage as a fraction of the last complete bar's high - low; ``slip_volume``: volume
-impact coefficient (square-root law, ``fills.impact_price_nb``)."""
+impact coefficient (square-root law, ``fills.impact_price_nb``); ``td``: time stop, bars a trade may
+stay open (NaN: unset); ``borrow``: borrow rate of a short per bar (fraction of the short's notional at
+each close, 0: none)."""
 
 col_state_dt = np.dtype([
     ("pos", f8), ("mark", f8), ("group", i8), ("wait", i8), ("pend_dir", i8),  # read every bar: one cache line
     ("avg", f8), ("extreme", f8), ("entry_fees", f8), ("entry_idx", i8), ("sl_abs", f8), ("tp_abs", f8),
     ("pend_bar", i8), ("pend_trig", np.bool_), ("pend_price", f8), ("pend_limit", f8),
-    ("range", f8), ("volume", f8), ("wait_frac", f8),
+    ("range", f8), ("volume", f8), ("wait_frac", f8), ("ind_stop", f8), ("borrow", f8), ("pend_size", f8),
 ], align=True)
 """State of one column in the signals and callback loops: signed position ``pos``; ``mark``, the
 last valid close (valuation only); ``avg``, ``entry_idx``, ``entry_fees`` of the open position;
@@ -168,7 +179,9 @@ levels of the current/next entry (NaN: use the percent stops). Resting entry: ``
 +1/-1), ``pend_bar`` (signal bar), ``pend_trig`` (stop-limit armed), ``pend_price``, ``pend_limit``.
 ``range``/``volume``: high - low and volume (> 0) of the last complete bar (slippage models);
 ``group``: the column's cash account (index into ``acct``); ``wait``: the signal bar of an order
-waiting for the column's next candle (-1: none), ``wait_frac`` its exit fraction (callback)."""
+waiting for the column's next candle (-1: none), ``wait_frac`` its exit fraction (callback).
+``ind_stop``: the indicator stop level of the open position (ratcheted, NaN: none); ``borrow``: borrow
+cost accrued by the open short (quote); ``pend_size``: the size of the resting entry."""
 
 rebalance_state_dt = np.dtype([
     ("pos", f8), ("mark", f8), ("entry_idx", i8), ("entry_notional", f8), ("entry_qty", f8),
@@ -192,7 +205,16 @@ Signals = namedtuple("Signals", ["entries", "exits", "short_entries", "short_exi
 #: Per-bar order inputs read at a signal's bar ``s``: resting entries' ``order_price`` and
 #: ``limit_price`` (stop-limit), absolute ``sl_price``/``tp_price`` (NaN: unset) and ``exit_size``,
 #: the fraction an exit closes (one row: per column). Unused ones may be ``(1, 1)`` placeholders.
-Levels = namedtuple("Levels", ["order_price", "limit_price", "sl_price", "tp_price", "exit_size"])
+#: ``extra``: None (default), or the :class:`OrderLevels` of a run using them. None has no size:
+#: a run without them passes the kernels the same arguments as before they existed (each array
+#: argument of a kernel call is copied on every call), and numba compiles it apart.
+Levels = namedtuple("Levels", ["order_price", "limit_price", "sl_price", "tp_price", "exit_size", "extra"],
+                    defaults=(None,))
+#: Per-order inputs of issue 15: ``size``, the entry's size at its signal bar (NaN: the column's
+#: ``param_dt.size``; read with ``Config.sizes``); ``stop_price``, the indicator stop read at every bar
+#: (``Config.ind_stop``); ``roi``, the minimal-ROI table, ``(k, 2)`` rows ``(age in bars, return)`` by
+#: increasing age (``Config.roi``). Unused ones may be ``(1, 1)`` placeholders.
+OrderLevels = namedtuple("OrderLevels", ["size", "stop_price", "roi"])
 #: A run's mutable books: per-column ``state`` (:data:`col_state_dt` or :data:`rebalance_state_dt`),
 #: ``acct`` cash per account, ``counts`` (one :data:`counts_dt` record), ``orders`` and ``trades``
 #: record buffers (``order_dt``, ``trade_dt``). Kept by the caller so that a run can resume with
@@ -201,16 +223,46 @@ Books = namedtuple("Books", ["state", "acct", "counts", "orders", "trades"])
 #: Scalar settings of a run: ``size_type`` (``SizeType``), ``leverage``, ``fill_mode`` (``FillMode``),
 #: ``intrabar`` (``Intrabar``), ``order_type`` (``OrderType`` of entries), ``tif`` (bars a resting
 #: entry lives, 0: until filled), ``has_short`` (short signals given), ``abs_stops`` (``sl_price``/
-#: ``tp_price`` given), ``partial`` (``exit_size`` given).
+#: ``tp_price`` given), ``partial`` (``exit_size`` given); ``options``: bits of :data:`Option` (0 by
+#: default: a run without them takes the paths it took before they existed).
 Config = namedtuple("Config", ["size_type", "leverage", "fill_mode", "intrabar", "order_type", "tif", "has_short",
-                               "abs_stops", "partial"])
+                               "abs_stops", "partial", "options"])
+
+
+class OptionT(NamedTuple):
+    ACCUMULATE: int
+    REENTER: int
+    FINALIZE: int
+    SIZES: int
+    IND_STOP: int
+    ROI: int
+    BORROW: int
+    TIME_STOP: int
+
+
+#: Bits of ``Config.options`` (one int: a run passes the kernels one argument for all of them, and
+#: 0 in runs without them): ``ACCUMULATE`` (an entry in the position's direction adds to it),
+#: ``REENTER`` (an exit and an entry of the position's direction on one bar close it and open a new
+#: trade), ``FINALIZE`` (close open positions at the last valid close, exit reason ``FINAL``),
+#: ``SIZES`` (``OrderLevels.size`` given), ``IND_STOP`` (``OrderLevels.stop_price`` given), ``ROI``
+#: (``OrderLevels.roi`` given), ``BORROW`` (a column has ``param_dt.borrow`` > 0), ``TIME_STOP`` (a
+#: column has ``param_dt.td`` > 0).
+Option = OptionT(*(1 << k for k in range(8)))
+
+#: Keyword names of :func:`make_config`'s options, in ``Option`` order.
+EXTRA_CONFIG = tuple(f.lower() for f in OptionT._fields)
 
 
 def make_config(size_type: int, leverage: float, fill_mode: int, intrabar: int, order_type: int, tif: int,
-                has_short: bool, abs_stops: bool, partial: bool) -> Config:
-    """A :class:`Config` with fixed scalar types (one compiled signature whatever the caller passed)."""
+                has_short: bool, abs_stops: bool, partial: bool, **extra: bool) -> Config:
+    """A :class:`Config` with fixed scalar types (one compiled signature whatever the caller passed);
+    ``extra``: the options of :data:`Option` by lower-case name (``accumulate=True``...; False unless given)."""
+    unknown = set(extra) - set(EXTRA_CONFIG)
+    if unknown:
+        raise TypeError(f"make_config: unknown options {sorted(unknown)}")
+    options = sum(bit for name, bit in zip(EXTRA_CONFIG, Option) if extra.get(name, False))
     return Config(int(size_type), float(leverage), int(fill_mode), int(intrabar), int(order_type), int(tif),
-                  bool(has_short), bool(abs_stops), bool(partial))
+                  bool(has_short), bool(abs_stops), bool(partial), int(options))
 
 
 def new_state(groups) -> np.ndarray:
@@ -219,4 +271,5 @@ def new_state(groups) -> np.ndarray:
     st["group"] = groups
     st["wait"] = -1
     st["wait_frac"] = 1.0
+    st["ind_stop"] = np.nan
     return st

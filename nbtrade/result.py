@@ -124,7 +124,7 @@ class Result:
             "entry_price": r["entry_price"], "exit_price": r["exit_price"],
             "fees": r["entry_fees"] + r["exit_fees"],
             "pnl": r["pnl"], "return": r["ret"],
-            "exit_reason": _names(ExitReason)[r["exit_reason"]],
+            "exit_reason": _names(ExitReason)[r["exit_reason"]], "borrow": r["borrow"],
         }, index=pd.Index(r["id"], name="id"))
         df.insert(5, "duration", np.asarray(exit_time - entry_time))  # vectorised (no Timestamp objects)
         return df
@@ -201,7 +201,8 @@ class Result:
             durations = tr["exit_idx"] - tr["entry_idx"]
         s = compute_stats(equity, self.index, init, self.freq_ms, tr["pnl"],
                           tr["exit_reason"] != ExitReason.END, float(orders["fees"].sum()), exposure,
-                          returns=tr["ret"], durations=durations, market=self.market(symbol).to_numpy())
+                          returns=tr["ret"], durations=durations, market=self.market(symbol).to_numpy(),
+                          borrow_paid=float(tr["borrow"].sum()))
         rejected = self.order_records["status"] == Status.REJECTED
         if symbol is not None:
             rejected &= self.order_records["col"] == c

@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 
 from .._names import check_kwargs
-from ..kernels.records import order_dt, trade_dt
+from ..kernels.records import Option, order_dt, trade_dt
 from ..panel import Market
 from ..result import Result
 from .options import MODE_OPTIONS, RunConfig
+from .orders import order_levels
 from .run import RunData, checked_volume, grow, prepare_data, run_prices, warn_no_candles, warn_rejected
 
 __all__ = ["backtest_callback", "run_callback"]
@@ -20,7 +21,8 @@ __all__ = ["backtest_callback", "run_callback"]
 _CALLBACK_BUFFER = 1024
 
 
-def backtest_callback(data: Any, on_bar: Any, *, user: tuple = (), **kwargs: Any) -> Result:
+def backtest_callback(data: Any, on_bar: Any, *, user: tuple = (), per_order: bool = False,
+                      **kwargs: Any) -> Result:
     """Backtest a strategy written as a numba-compiled callback ``on_bar(ctx, i)``.
 
     After each bar's intrabar phase (stops) the engine calls ``on_bar(ctx, i)``; it reads
@@ -40,6 +42,11 @@ def backtest_callback(data: Any, on_bar: Any, *, user: tuple = (), **kwargs: Any
         With ``NUMBA_DISABLE_JIT=1`` the same strategy runs as plain Python, for debugging.
     user : tuple of arrays
         Handed to the callback as ``ctx.user``.
+    per_order : bool
+        True: ``on_bar`` may give each entry its own size and absolute stop-loss / take-profit
+        (``order_nb(ctx, i, c, size, sl, tp, stop)``) and move an indicator stop
+        (``trail_stop_nb(ctx, i, c, level)``), from ``nbtrade.kernels.callback``; costs four bars x
+        symbols float arrays. False (default): those helpers do not compile (``ctx.orders`` is None).
     **kwargs
         Any keyword of :func:`backtest` except the signals.
 
@@ -65,7 +72,9 @@ def backtest_callback(data: Any, on_bar: Any, *, user: tuple = (), **kwargs: Any
         raise TypeError("user must be a tuple of arrays (use (arr,) for one)")
     check_kwargs("backtest_callback()", kwargs, _keywords())
     market = prepare_data(data)
-    return run_callback(market, RunConfig.build(market, "callback", **kwargs), on_bar, user)
+    if not isinstance(per_order, (bool, np.bool_)):
+        raise TypeError(f"per_order must be True or False, got {per_order!r}")
+    return run_callback(market, RunConfig.build(market, "callback", **kwargs), on_bar, user, bool(per_order))
 
 
 def _keywords() -> list[str]:
@@ -76,8 +85,10 @@ def _keywords() -> list[str]:
     return [k for k in inspect.signature(backtest).parameters if k in MODE_OPTIONS["callback"]]
 
 
-def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple) -> Result:
-    """One callback run on ``market`` with a validated ``cfg`` (mode ``"callback"``)."""
+def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_order: bool = False) -> Result:
+    """One callback run on ``market`` with a validated ``cfg`` (mode ``"callback"``); ``per_order``: the
+    callback writes per-order sizes and absolute stop levels (``kernels.callback.order_nb``; bars x symbols
+    arrays are allocated for them)."""
     from ..kernels import callback
     from ..kernels.records import Books, Levels, Prices as PriceArrays, Signals, counts_dt, new_state
 
@@ -98,8 +109,18 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple) -> Re
     nan = np.full((1, 1), np.nan)
     prices = PriceArrays(inputs.open, inputs.high, inputs.low, inputs.close, volume)
     signals = Signals(sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"])
-    levels = Levels(oprice, nan, nan, nan, handed)
-    kcfg = cfg.kernel_config(True, True)
+    extra = order_levels(cfg.orders)
+    if per_order:
+        from ..kernels.records import OrderLevels
+
+        full = np.full((n, m), np.nan)
+        extra = OrderLevels(full, np.full((n, m), np.nan), np.ones((1, 2)) if extra is None else extra.roi)
+        levels = Levels(oprice, nan, np.full((n, m), np.nan), np.full((n, m), np.nan), handed, extra)
+    else:
+        levels = Levels(oprice, nan, nan, nan, handed, extra)
+    kcfg = cfg.kernel_config(True, True, per_order)
+    if per_order:
+        kcfg = kcfg._replace(options=kcfg.options | Option.IND_STOP)
     # the number of orders is unknown beforehand: start at one per 64 bar-steps (untouched pages
     # of np.empty cost nothing), so that long runs do not copy their records over and over
     orders = np.empty(max(_CALLBACK_BUFFER, 16 * m, n * m // 64), dtype=order_dt)

@@ -284,6 +284,7 @@ class Strategy:
         self._members: list[np.ndarray] = []
         self._flags = np.zeros((4, self._m), dtype=np.bool_)
         self._portions = np.ones(self._m)  # fraction closed by an exit flag (Position.close(portion))
+        self._fields = np.full((3, self._m), np.nan)  # size, sl, tp of the entry flagged per column
         self._flagged = False
         self._marks: np.ndarray | None = None
         self.position = _Position(self)
@@ -329,18 +330,45 @@ class Strategy:
     def next(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def buy(self, **kwargs: Any) -> None:
-        """Signal a long entry for the current symbol (a reversal when short)."""
-        if kwargs:
-            _no_order_args("buy", kwargs)
-        self._flags[0, self._cur.c] = True
-        self._flagged = True
+    def buy(self, *, size: float | None = None, sl: float | None = None, tp: float | None = None,
+            **kwargs: Any) -> None:
+        """Signal a long entry for the current symbol (a reversal when short; with ``accumulate=True``
+        an add when long).
 
-    def sell(self, **kwargs: Any) -> None:
-        """Signal a short entry for the current symbol (a reversal when long)."""
+        ``size`` (read as the run's ``size_type``; default the run's ``size``), ``sl`` and ``tp``
+        (absolute stop-loss / take-profit prices of this trade; default the run's ``sl_stop`` /
+        ``tp_stop``) apply to this order only: ``sl`` must be below the current close and ``tp``
+        above it. ``limit=`` / ``stop=`` per order are not supported: use ``Backtest(...,
+        order_type="limit", ...)``."""
+        self._order(0, "buy", size, sl, tp, kwargs)
+
+    def sell(self, *, size: float | None = None, sl: float | None = None, tp: float | None = None,
+             **kwargs: Any) -> None:
+        """Signal a short entry for the current symbol (a reversal when long); ``size``, ``sl``, ``tp``
+        as for :meth:`buy`, mirrored (``sl`` above the current close, ``tp`` below)."""
+        self._order(2, "sell", size, sl, tp, kwargs)
+
+    def _order(self, row: int, name: str, size: Any, sl: Any, tp: Any, kwargs: dict) -> None:
         if kwargs:
-            _no_order_args("sell", kwargs)
-        self._flags[2, self._cur.c] = True
+            _no_order_args(name, kwargs)
+        c = self._cur.c
+        if size is not None or sl is not None or tp is not None:
+            where = f"at {self.time} ({self.symbol})"
+            close = float(self.data.close[-1])
+            for key, v in (("size", size), ("sl", sl), ("tp", tp)):
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))
+                                      or not np.isfinite(v) or v <= 0):
+                    raise ValueError(f"{name}({key}=...) must be a finite number > 0, got {v!r} {where}")
+            long = row == 0
+            if sl is not None and (sl >= close if long else sl <= close):
+                raise ValueError(f"{name}(sl={sl!r}) is on the wrong side: a {'long' if long else 'short'}'s "
+                                 f"stop-loss must be {'below' if long else 'above'} the close ({close}) {where}")
+            if tp is not None and (tp <= close if long else tp >= close):
+                raise ValueError(f"{name}(tp={tp!r}) is on the wrong side: a {'long' if long else 'short'}'s "
+                                 f"take-profit must be {'above' if long else 'below'} the close ({close}) {where}")
+            self._fields[:, c] = (np.nan if size is None else size, np.nan if sl is None else sl,
+                                  np.nan if tp is None else tp)
+        self._flags[row, c] = True
         self._flagged = True
 
     def cancel(self) -> None:
@@ -396,9 +424,9 @@ def _engine_keys() -> list[str]:
 
 
 def _no_order_args(name: str, kwargs: dict) -> None:
-    raise TypeError(f"{name}() takes no arguments (got {', '.join(kwargs)}): size, size_type, sl_stop, tp_stop "
-                    f"and trail_stop apply to every entry and are set per run, e.g. "
-                    f"Backtest(data, MyStrategy, size=0.5, sl_stop=0.02)")
+    raise TypeError(f"{name}() takes size=, sl=, tp= (got {', '.join(kwargs)}): per-order limit/stop entries "
+                    f"are not supported yet; resting entries are set per run, e.g. "
+                    f"Backtest(data, MyStrategy, order_type='limit', order_price=...)")
 
 
 def crossover(a: Any, b: Any) -> Any:
@@ -598,9 +626,9 @@ def _python_on_bar() -> Any:
     """The compiled on_bar of Python strategies (built on first use: no compilation at import)."""
     global _ON_BAR
     if _ON_BAR is None:
-        from ..kernels.python_next import python_next_nb
+        from ..kernels.callback import python_next_orders_nb
 
-        _ON_BAR = python_next_nb
+        _ON_BAR = python_next_orders_nb
     return _ON_BAR
 
 
@@ -667,7 +695,8 @@ class Backtest:
         ``fill``, ``init_cash``...) except the signals. backtesting.py names are
         accepted: ``cash`` (``init_cash``), ``commission`` (``fees``),
         ``trade_on_close=True`` (``fill="close"``), ``margin`` (``leverage = 1 /
-        margin``).
+        margin``). ``reenter`` defaults to True here: ``self.position.close(); self.buy()``
+        while long closes the trade and opens a new one on the same bar, as in backtesting.py.
 
     Examples
     --------
@@ -695,6 +724,10 @@ class Backtest:
         self._defaults = _params(strategy)
         allowed = set(MODE_OPTIONS["callback"])
         kw: dict[str, Any] = {}
+        # a compiled next giving entries their own size/sl/tp (kernels.callback.order_nb): bars x symbols arrays
+        self._per_order = kwargs.pop("per_order", False)
+        if not isinstance(self._per_order, (bool, np.bool_)):
+            raise TypeError(f"per_order must be True or False, got {self._per_order!r}")
         for k, v in kwargs.items():
             if k in _SIGNAL_KEYS:
                 raise TypeError(f"Backtest takes no {k}: the strategy's next() writes the signals")
@@ -722,7 +755,8 @@ class Backtest:
         self._inputs = self._market.prices(ohlc=True)
         self._volume = self._market.array("volume") if self._market.has("volume") and \
             not self._market.close_only else None
-        self.config = _check_options(self._market, kw)
+        # backtesting.py: position.close(); buy() on one bar closes and re-buys (reenter=False: the close only)
+        self.config = _check_options(self._market, {"reenter": True, **kw})
         self._frames: dict[str, pd.DataFrame] = {}  # Strategy.data's DataFrames, shared by the runs
         self._marks: np.ndarray | None = None
 
@@ -745,7 +779,8 @@ class Backtest:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if self.mode == "compiled":
-                res = run_callback(self._market, self.config, self._next, _user_tuple(strat))
+                res = run_callback(self._market, self.config, self._next, _user_tuple(strat),
+                                   per_order=bool(self._per_order))
                 note = "compiled next (numba, engine speed)"
             else:
                 res = self._run_python(strat, inp)
@@ -784,9 +819,10 @@ class Backtest:
         driver = _PythonDriver(strat, inp.close, start)
         cb = _py_callback(driver)
         first = np.array([min(int(start.min()), n)], dtype=np.int64)
-        user = (strat._pos, strat._cash, strat._flags, first, cb, strat._portions)
-        # the engine cannot stop early: after an error the callback is no longer called
-        res = run_callback(self._market, self.config, _python_on_bar(), user)
+        user = (strat._pos, strat._cash, strat._flags, first, cb, strat._portions, strat._fields)
+        # the engine cannot stop early: after an error the callback is no longer called; per-order
+        # fields (buy(size=, sl=, tp=)) cost bars x symbols arrays, negligible at Python speed
+        res = run_callback(self._market, self.config, _python_on_bar(), user, per_order=True)
         if driver.error is not None:
             raise driver.error
         return res

@@ -30,6 +30,7 @@ import pandas as pd
 
 from ..kernels.records import FillMode, Intrabar, OrderType, SizeType, param_dt
 from ..panel import FILTER_COLUMNS, Market, align
+from .orders import ORDER_KEYWORDS, OrderOptions, order_options
 
 __all__ = ["RunConfig", "PER_SYMBOL", "MODE_OPTIONS", "PerSymbol"]
 
@@ -79,7 +80,8 @@ PER_SYMBOL: dict[str, PerSymbol] = {
 _SIGNAL_OPTIONS = ("size", "size_type", "sl_stop", "tp_stop", "trail_stop", "fees", "fixed_fees", "slippage",
                    "init_cash", "fill", "intrabar", "freq", "lot_size", "min_qty", "min_notional", "leverage",
                    "cash_sharing", "order_type", "order_price", "limit_price", "tif", "maker_fees",
-                   "slippage_range", "slippage_volume", "sl_price", "tp_price", "exit_size", "on_gap", "filters")
+                   "slippage_range", "slippage_volume", "sl_price", "tp_price", "exit_size", "on_gap", "filters",
+                   *ORDER_KEYWORDS)
 #: Keywords each front end takes (the per-symbol ones among them are read through :data:`PER_SYMBOL`).
 MODE_OPTIONS: dict[str, tuple[str, ...]] = {
     "signals": _SIGNAL_OPTIONS,
@@ -95,7 +97,7 @@ DEFAULTS: dict[str, Any] = {
     "freq": None, "lot_size": 0.0, "min_qty": 0.0, "min_notional": 0.0, "leverage": 1.0, "cash_sharing": True,
     "order_type": "market", "order_price": None, "limit_price": None, "tif": 0, "maker_fees": None,
     "slippage_range": 0.0, "slippage_volume": 0.0, "sl_price": None, "tp_price": None, "exit_size": 1.0,
-    "on_gap": "warn", "filters": None,
+    "on_gap": "warn", "filters": None, **ORDER_KEYWORDS,
 }
 
 #: Largest price a run accepts: fills multiply prices by (1 + slippage) (1 + fees) and sum them into
@@ -139,6 +141,9 @@ class RunConfig:
     #: exit fractions ``(1, n_symbols)`` or ``(n_bars, n_symbols)`` (NaN: 1); None: whole exits only
     exit_size: np.ndarray | None = dataclasses.field(default=None, repr=False)
     exit_size_per_bar: bool = False
+    #: options of issue 15 (accumulate, reenter, finalize_trades, entry_size, ind_stop, td_stop, min_roi,
+    #: borrow_rate), validated (:mod:`nbtrade.engine.orders`); None in weights runs
+    orders: OrderOptions | None = None
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -191,6 +196,10 @@ class RunConfig:
             groups=groups, n_groups=int(groups.max()) + 1 if len(groups) else 1, filters=exch)
         if mode != "weights":
             fields.update(_levels(market, mode, opt))
+            orders = order_options(market, size_type=size_type, order_type=fields["order_type"], freq_ms=freq_ms,
+                                   mode=mode, **{k: opt[k] for k in ORDER_KEYWORDS})
+            fields["orders"] = orders
+            fields["params"] = orders.apply_params(params)
         return cls(**fields)
 
     def check_market(self, market: Market, mode: str) -> None:
@@ -235,6 +244,8 @@ class RunConfig:
     @property
     def has_stops(self) -> bool:
         """Whether any symbol has attached stops (each entry may then end in one more order)."""
+        if self.orders is not None and self.orders.has_stops:
+            return True
         return self.abs_stops or any(bool(np.isfinite(self.values[k]).any())
                                      for k in ("sl_stop", "tp_stop", "trail_stop") if k in self.values)
 
@@ -252,12 +263,16 @@ class RunConfig:
         return (self.mode == "callback" or self.fill != "close" or self.order_type != "market" or self.has_stops
                 or bool((self.values.get("slippage_range", np.zeros(1)) != 0).any()))
 
-    def kernel_config(self, has_short: bool, partial: bool) -> Any:
-        """The kernels' ``Config`` record of a run (``has_short``, ``partial`` depend on its signals)."""
+    def kernel_config(self, has_short: bool, partial: bool, per_order: bool = False) -> Any:
+        """The kernels' ``Config`` record of a run (``has_short``, ``partial`` depend on its signals;
+        ``per_order``: a callback run writing per-order sizes and absolute stops)."""
         from ..kernels.records import make_config
 
+        extra = self.orders.config() if self.orders is not None else {}
+        if per_order:
+            extra["sizes"] = True
         return make_config(self.size_type_id, self.leverage, self.fill_id, self.intrabar_id, self.order_type_id,
-                           self.tif, has_short, self.abs_stops, partial)
+                           self.tif, has_short, self.abs_stops or per_order, partial, **extra)
 
     def check_stops(self, has_short: bool) -> None:
         """``sl_stop >= 1`` puts a long's stop at or below a price of 0: it can never trigger."""
@@ -288,6 +303,8 @@ class RunConfig:
         if self.mode != "weights":
             out["exit_size"] = ("all" if exit_frac is None else "per bar" if exit_frac.shape[0] > 1
                                 else describe(exit_frac[0], list(self.symbols)))
+        if self.orders is not None:
+            out.update(self.orders.describe(list(self.symbols)))
         if no_candles:
             out["symbols_without_candles"] = list(no_candles)
         if self.filters is not None:

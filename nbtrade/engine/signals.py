@@ -10,6 +10,7 @@ from ..kernels.records import order_dt, trade_dt
 from ..panel import Market, Prices, align, as_market
 from ..result import Result
 from .options import RunConfig, check_exit_fractions
+from .orders import order_levels
 from .run import RunData, checked_volume, grow, prepare_data, round_tick, run_prices, warn_no_candles, warn_rejected
 
 __all__ = ["backtest", "run_signals", "prepare_signals"]
@@ -28,7 +29,9 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
              cash_sharing: Any = True, order_type: str = "market", order_price: Any = None,
              limit_price: Any = None, tif: int = 0, maker_fees: Any = None, slippage_range: Any = 0.0,
              slippage_volume: Any = 0.0, sl_price: Any = None, tp_price: Any = None, exit_size: Any = 1.0,
-             on_gap: str = "warn", filters: Any = None) -> Result:
+             on_gap: str = "warn", filters: Any = None, accumulate: bool = False, reenter: bool = False,
+             finalize_trades: bool = False, entry_size: Any = None, ind_stop: Any = None, td_stop: Any = None,
+             min_roi: Any = None, borrow_rate: Any = 0.0) -> Result:
     """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
 
     Parameters
@@ -139,6 +142,50 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         down, sell limits and long take-profits up, buy stops up, sell stops down); fill prices
         after slippage are not rounded. A symbol without filters is refused, by name.
         ``max_qty`` is listed but not enforced. ``Result.assumptions["filters"]`` lists them.
+    accumulate : bool
+        False (default): an entry signal while in a position of its direction is ignored. True:
+        it adds a market order to the position (pyramiding, DCA). The combined position is one
+        trade: average entry price = size-weighted mean of the fills (fees apart), entry fees
+        summed, entry time (age of ``td_stop`` and ``min_roi``) the first entry's; percent stops
+        follow the average, ``sl_price``/``tp_price`` given with an add replace the old levels;
+        ``exit_size`` closes a part of the combined position at its average. Each add is sized on
+        its own (``size_type`` ``"amount"``, ``"value"`` or ``"percent"``; ``"target_percent"`` is
+        refused, as are resting order types).
+    reenter : bool
+        True: an exit signal and an entry of the position's direction on the same bar close the
+        position and open a new trade (backtesting.py's ``position.close(); buy()``). False
+        (default): the exit alone acts.
+    finalize_trades : bool
+        True: positions still open after the last bar are closed by a market order at their last
+        valid close (fees and slippage apply; exit reason ``"final"``, counted as closed trades),
+        as backtesting.py's ``finalize_trades=True`` (which fills that close at the last bar's open:
+        it re-runs its broker on the last bar). False (default): reported as ``"end"`` trades
+        marked to the last close, without exit fees.
+    entry_size : DataFrame (bars x symbols) or array, optional
+        Size of the entry signalled at each bar, read as ``size_type`` (NaN: ``size``); > 0 at every
+        entry signal where set.
+    ind_stop : DataFrame (bars x symbols) or array, optional
+        Indicator stop, e.g. ``close - 3 * ATR`` (backtesting.py's ``TrailingStrategy``): the value at
+        an entry's signal bar is the trade's first stop level (NaN: none yet), each later bar's
+        value (known at its close) moves it from the next bar on, only in the position's favour
+        (up for a long, down for a short). With ``sl_stop``/``sl_price`` and ``trail_stop`` the
+        tightest level rules; exits are ``"ind_stop"``. At an entry signal it must be below the
+        close (long) or above it (short).
+    td_stop : int, duration or {symbol: ...}, optional
+        Time exit: a trade leaves at the open of the bar where its age (from its first entry)
+        reaches ``td_stop`` bars, or the duration (``"4h"``, Timedelta; rounded up to whole bars);
+        exit reason ``"time"``.
+    min_roi : {age: return}, optional
+        freqtrade's ``minimal_roi``: from each age on (bars as int, durations as ``"30min"`` or
+        Timedelta, or freqtrade's minute strings ``"40"``) a trade exits once its price return
+        (``price / entry - 1``, gross of fees; mirrored for shorts) reaches the return, at that
+        level (or the open if it gaps past it); exit reason ``"roi"``. The take-profit and the ROI
+        level: the nearer rules.
+    borrow_rate : float, per symbol allowed
+        Borrow cost of short positions as a fraction per year (0.05 = 5 %; 365-day years), charged
+        on the short's notional at each bar's close (``rate * bar / year``); in the trades' pnl,
+        the equity and ``stats()["Borrow Paid [$]"]``. Needs the bar length (``freq``). 0 (default):
+        none. Perpetual funding is not this.
 
     Returns
     -------
@@ -161,7 +208,9 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         freq=freq, lot_size=lot_size, min_qty=min_qty, min_notional=min_notional, leverage=leverage,
         cash_sharing=cash_sharing, order_type=order_type, order_price=order_price, limit_price=limit_price,
         tif=tif, maker_fees=maker_fees, slippage_range=slippage_range, slippage_volume=slippage_volume,
-        sl_price=sl_price, tp_price=tp_price, exit_size=exit_size, on_gap=on_gap, filters=filters)
+        sl_price=sl_price, tp_price=tp_price, exit_size=exit_size, on_gap=on_gap, filters=filters,
+        accumulate=accumulate, reenter=reenter, finalize_trades=finalize_trades, entry_size=entry_size,
+        ind_stop=ind_stop, td_stop=td_stop, min_roi=min_roi, borrow_rate=borrow_rate)
     return run_signals(market, cfg, entries, exits, short_entries, short_exits)
 
 
@@ -178,6 +227,8 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     sig, counts, has_short = prepare_signals(
         market, entries=entries, exits=exits, short_entries=short_entries, short_exits=short_exits)
     cfg.check_stops(has_short)
+    if cfg.orders is not None and cfg.orders.used:
+        cfg.orders.check_signals(sig, has_short, market.array("close"), market.index, list(syms))
     data = RunData(market, cfg)
     inputs = run_prices(market, cfg)
     at_entry = None
@@ -230,7 +281,7 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     equity = np.empty(n)
     prices = PriceArrays(inputs.open, inputs.high, inputs.low, inputs.close, volume)
     signals = Signals(sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"])
-    levels = Levels(oprice, lprice, sl_abs, tp_abs, exit_frac)
+    levels = Levels(oprice, lprice, sl_abs, tp_abs, exit_frac, order_levels(cfg.orders))
     kcfg = cfg.kernel_config(has_short, partial)
     state, acct, done = new_state(cfg.groups), np.full(cfg.n_groups, cfg.init_cash), np.zeros(1, dtype=counts_dt)
     start = 0

@@ -6,6 +6,27 @@ the numba kernels so the two can be checked against each other. Slow on purpose.
 
 Input: validated numpy arrays (n_bars, n_cols), per-column parameter lists (NaN =
 stop not set). Output: list of order dicts, list of trade dicts, cash and equity lists.
+
+Rules of the options of issue 15 (restated from ``kernels/engine.py``):
+
+* ``accumulate``: an entry signal of the position's direction adds a market order to it; average
+  entry price = size-weighted mean of the fills, entry fees summed, entry bar (age) kept, trailing
+  extreme = the better of extreme and the new fill; absolute levels given with the add replace,
+  the indicator stop ratchets with the add's ``stop_price``;
+* ``reenter``: exit + entry of the position's direction on one bar: close all, open a new trade;
+* ``entry_size[s][c]``: the entry's size (NaN: the column's);
+* ``stop_price``: indicator stop; the signal bar's value starts the trade's level, each bar's value
+  (after that bar's stop check) ratchets it in the position's favour; on the stop side with SL and
+  trail (the tightest; earlier ones win ties), exit reason ``ind_stop``;
+* ``td_stop[c]`` (bars, 0: none): a trade aged ``i - entry_idx >= td`` exits at bar i's open before
+  other stops, reason ``time``;
+* ``roi``: rows ``(age, r)`` by age: the last row with ``age <= i - entry_idx`` gives the take-side
+  level ``avg * (1 +/- r)`` (nearer of TP and ROI, TP on ties), reason ``roi``;
+* ``borrow[c]``: per bar, after the stops and before the close's orders, a short pays
+  ``|size| * close * rate`` (last close without a candle); carried by the trade (pro rata on partial
+  exits) and subtracted from its pnl;
+* ``finalize``: open positions close at the end with a market order at the last valid close
+  (slippage, fees), at the last bar, reason ``final``; the last equity point is recorded again.
 """
 from __future__ import annotations
 
@@ -22,6 +43,8 @@ class Position:
     entry_idx: int = -1
     entry_fees: float = 0.0
     extreme: float = 0.0       # best price since entry, before the current bar
+    ind_stop: float = math.nan  # indicator stop level (ratcheted)
+    borrow: float = 0.0        # borrow cost accrued (shorts)
 
 
 def run_reference(open_, high, low, close, entries, exits, short_entries, short_exits, *, size,
@@ -29,7 +52,9 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                   lot_size, min_qty, min_notional, leverage=1.0, init_cash=10_000.0,
                   fill="next_open", intrabar="pessimistic", cash_sharing=True, order_type="market",
                   order_price=None, tif=0, sl_price=None, tp_price=None, limit_price=None, maker_fees=None,
-                  slippage_range=None, groups=None, exit_size=None, volume=None, slippage_volume=None):
+                  slippage_range=None, groups=None, exit_size=None, volume=None, slippage_volume=None,
+                  accumulate=False, reenter=False, finalize=False, entry_size=None, stop_price=None, roi=None,
+                  td_stop=None, borrow=None):
     n, m = len(close), len(close[0])
     # one balance, or one per column when isolated; `acct(c)` names the one column c uses
     if groups is None:
@@ -120,14 +145,16 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         add_order(c, i, side, qty, price, fee, otype)
         direction = 1 if pos.size > 0 else -1
         entry_fees = pos.entry_fees if qty == held else pos.entry_fees * (qty / held)
-        pnl = direction * (price - pos.entry_price) * qty - entry_fees - fee
+        paid = pos.borrow if qty == held else pos.borrow * (qty / held)
+        pnl = direction * (price - pos.entry_price) * qty - entry_fees - fee - paid
         trades.append(dict(col=c, entry_idx=pos.entry_idx, exit_idx=i, direction="long" if direction > 0 else "short",
                            size=qty, entry_price=pos.entry_price, exit_price=price, entry_fees=entry_fees,
-                           exit_fees=fee, pnl=pnl, ret=pnl / (pos.entry_price * qty), exit_reason=why))
+                           exit_fees=fee, pnl=pnl, ret=pnl / (pos.entry_price * qty), exit_reason=why, borrow=paid))
         if qty == held:
             positions[c] = Position()
         else:  # the rest keeps its entry price, bar, trailing extreme and its share of the fees
             pos.entry_fees = pos.entry_fees - entry_fees
+            pos.borrow = pos.borrow - paid
             pos.size = pos.size - qty if pos.size > 0 else pos.size + qty
 
     def value_price(i, c, at_open):
@@ -135,10 +162,12 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
             return open_[i][c]
         return last_close[c]
 
-    def open_position(c, i, base, direction, at_open, otype="market"):
+    def open_position(c, i, base, direction, at_open, otype="market", sz=None):
+        """Open (or, with a position of this direction, add to) column c's position; True if filled."""
         buy = direction > 0
         price = fill_price(base, buy, c)
         cash = cash_of[acct(c)]
+        want = size[c] if sz is None else sz
         equity, gross = cash, 0.0
         for j in range(m):
             if positions[j].size != 0 and acct(j) == acct(c):
@@ -150,13 +179,13 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         if otype == "limit" and maker_fees is not None and not math.isnan(maker_fees[c]):
             fee_rate = maker_fees[c]
         if size_type == "amount":
-            qty = size[c]
+            qty = want
         elif size_type == "value":
-            qty = size[c] / price
+            qty = want / price
         elif size_type == "percent":
-            qty = (size[c] * available - fixed) / (1 / leverage + fee_rate) / price
+            qty = (want * available - fixed) / (1 / leverage + fee_rate) / price
         else:
-            qty = size[c] * (equity - fixed) / (1 + size[c] * fee_rate) / price
+            qty = want * (equity - fixed) / (1 + want * fee_rate) / price
         reason = "none"
         imp = impact(c)
         if not qty * price > EPS * max(abs(equity), 1.0):  # nothing, or float dust, to spend
@@ -176,12 +205,27 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         side = "buy" if buy else "sell"
         if reason != "none":
             add_order(c, i, side, qty, price, 0.0, otype, "rejected", reason)
-            return
+            return False
         fee = qty * price * fee_rate + fixed
         cash_of[acct(c)] = cash - qty * price - fee if buy else cash + qty * price - fee
-        positions[c] = Position(size=qty if buy else -qty, entry_price=price, entry_idx=i, entry_fees=fee,
-                                extreme=price)
+        pos = positions[c]
+        if pos.size != 0:  # accumulation
+            held = abs(pos.size)
+            pos.entry_price = (pos.entry_price * held + price * qty) / (held + qty)
+            pos.entry_fees += fee
+            pos.size = pos.size + qty if buy else pos.size - qty
+            pos.extreme = max(pos.extreme, price) if buy else min(pos.extreme, price)
+        else:
+            positions[c] = Position(size=qty if buy else -qty, entry_price=price, entry_idx=i, entry_fees=fee,
+                                    extreme=price, ind_stop=next_ind[c])
         add_order(c, i, side, qty, price, fee, otype)
+        return True
+
+    def ratchet(pos, level):
+        if math.isnan(level):
+            return
+        if math.isnan(pos.ind_stop) or (level > pos.ind_stop if pos.size > 0 else level < pos.ind_stop):
+            pos.ind_stop = level
 
     def flags(s, c):
         # exits on a bar with no candle are ignored (nothing was computed there)
@@ -204,11 +248,19 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 close_it, new_dir = True, -1
             elif lx:
                 close_it = True
+                if reenter and want_long:
+                    new_dir = 1
+            elif accumulate and want_long:
+                new_dir = 1
         elif pos < 0:
             if want_long:
                 close_it, new_dir = True, 1
             elif sx:
                 close_it = True
+                if reenter and want_short:
+                    new_dir = -1
+            elif accumulate and want_short:
+                new_dir = -1
         else:
             new_dir = 1 if want_long else (-1 if want_short else 0)
         if not close_it and new_dir == 0:
@@ -224,14 +276,27 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         if close_it:
             frac = 1.0 if new_dir or exit_size is None else exit_size[s][c]
             close_position(c, i, base, "market", "signal", frac)
-        if new_dir:
-            abs_levels[c] = (math.nan if sl_price is None else sl_price[s][c],
-                             math.nan if tp_price is None else tp_price[s][c])
-        if new_dir and order_type != "market":
+        if not new_dir:
+            return
+        sz = None
+        if entry_size is not None and not math.isnan(entry_size[s][c]):
+            sz = entry_size[s][c]
+        sl_new = math.nan if sl_price is None else sl_price[s][c]
+        tp_new = math.nan if tp_price is None else tp_price[s][c]
+        ind_new = math.nan if stop_price is None else stop_price[s][c]
+        if positions[c].size != 0:  # accumulation: a market add
+            if open_position(c, i, base, new_dir, at_open, sz=sz):
+                old_sl, old_tp = abs_levels[c]
+                abs_levels[c] = (old_sl if math.isnan(sl_new) else sl_new, old_tp if math.isnan(tp_new) else tp_new)
+                ratchet(positions[c], ind_new)
+            return
+        abs_levels[c] = (sl_new, tp_new)
+        next_ind[c] = ind_new
+        if order_type != "market":
             limit = limit_price[s][c] if order_type == "stop_limit" else math.nan
-            pending[c] = [new_dir, order_price[s][c], s, limit, False]
-        elif new_dir:
-            open_position(c, i, base, new_dir, at_open)
+            pending[c] = [new_dir, order_price[s][c], s, limit, False, sz]
+        else:
+            open_position(c, i, base, new_dir, at_open, sz=sz)
 
     def limit_fill(d, o, h, lo, level):
         if d > 0 and lo <= level:
@@ -241,7 +306,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         return None
 
     def resting(i, c):
-        d, level, s, limit, armed = pending[c]
+        d, level, s, limit, armed, sz = pending[c]
         if s >= i:
             return
         if tif > 0 and i > s + tif:
@@ -269,7 +334,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 price = min(o, level)
         if price is not None:
             pending[c] = None
-            open_position(c, i, price, d, True, order_type)
+            open_position(c, i, price, d, True, order_type, sz=sz)
 
     def stops(i, c):
         pos = positions[c]
@@ -277,10 +342,25 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
             return
         if fill == "close" and pos.entry_idx >= i:  # entered at this close: stops start next bar
             return
+        td = 0 if td_stop is None else td_stop[c]
+        if td > 0 and i - pos.entry_idx >= td:  # time stop at the open
+            close_position(c, i, open_[i][c], "market", "time")
             return
         sl, tp, tr = sl_stop[c], tp_stop[c], trail_stop[c]
         sl_abs, tp_abs = abs_levels[c]
-        if math.isnan(sl) and math.isnan(tp) and math.isnan(tr) and math.isnan(sl_abs) and math.isnan(tp_abs):
+        ind = pos.ind_stop
+        roi_level = math.nan
+        if roi is not None:
+            r = None
+            for age, ret in roi:
+                if age <= i - pos.entry_idx:
+                    r = ret
+            if r is not None:
+                roi_level = pos.entry_price * (1 + r) if pos.size > 0 else pos.entry_price * (1 - r)
+        if (math.isnan(sl) and math.isnan(tp) and math.isnan(tr) and math.isnan(sl_abs) and math.isnan(tp_abs)
+                and math.isnan(ind) and math.isnan(roi_level)):
+            if stop_price is not None:
+                ratchet(pos, stop_price[i][c])
             return
         o, h, lo = open_[i][c], high[i][c], low[i][c]
         hit = None  # (price, reason)
@@ -292,6 +372,8 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 candidates.append((pos.entry_price * (1 - sl), "sl"))
             if not math.isnan(tr):
                 candidates.append((pos.extreme * (1 - tr), "trail"))
+            if not math.isnan(ind):
+                candidates.append((ind, "ind_stop"))
             stop = None
             if candidates:
                 # highest level is the tighter one; the fixed stop-loss wins ties
@@ -300,19 +382,22 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                     if cand[0] > stop[0]:
                         stop = cand
             take = tp_abs if not math.isnan(tp_abs) else (pos.entry_price * (1 + tp) if not math.isnan(tp) else None)
+            twhy = "tp"
+            if not math.isnan(roi_level) and (take is None or roi_level < take):
+                take, twhy = roi_level, "roi"
             if stop is not None and o <= stop[0]:
                 hit = (o, stop[1])
             elif take is not None and o >= take:
-                hit = (o, "tp")
+                hit = (o, twhy)
             else:
                 hit_stop = stop is not None and lo <= stop[0]
                 hit_take = take is not None and h >= take
                 if hit_stop and hit_take:
-                    hit = (take, "tp") if intrabar == "optimistic" else stop
+                    hit = (take, twhy) if intrabar == "optimistic" else stop
                 elif hit_stop:
                     hit = stop
                 elif hit_take:
-                    hit = (take, "tp")
+                    hit = (take, twhy)
         else:
             candidates = []
             if not math.isnan(sl_abs):
@@ -321,6 +406,8 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 candidates.append((pos.entry_price * (1 + sl), "sl"))
             if not math.isnan(tr):
                 candidates.append((pos.extreme * (1 + tr), "trail"))
+            if not math.isnan(ind):
+                candidates.append((ind, "ind_stop"))
             stop = None
             if candidates:
                 stop = candidates[0]
@@ -328,29 +415,37 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                     if cand[0] < stop[0]:
                         stop = cand
             take = tp_abs if not math.isnan(tp_abs) else (pos.entry_price * (1 - tp) if not math.isnan(tp) else None)
+            twhy = "tp"
+            if not math.isnan(roi_level) and (take is None or roi_level > take):
+                take, twhy = roi_level, "roi"
             if stop is not None and o >= stop[0]:
                 hit = (o, stop[1])
             elif take is not None and o <= take:
-                hit = (o, "tp")
+                hit = (o, twhy)
             else:
                 hit_stop = stop is not None and h >= stop[0]
                 hit_take = take is not None and lo <= take
                 if hit_stop and hit_take:
-                    hit = (take, "tp") if intrabar == "optimistic" else stop
+                    hit = (take, twhy) if intrabar == "optimistic" else stop
                 elif hit_stop:
                     hit = stop
                 elif hit_take:
-                    hit = (take, "tp")
+                    hit = (take, twhy)
         if hit is not None:
-            otype = {"sl": "stop_loss", "tp": "take_profit", "trail": "trailing_stop"}[hit[1]]
+            otype = {"sl": "stop_loss", "tp": "take_profit", "trail": "trailing_stop", "ind_stop": "stop_loss",
+                     "roi": "take_profit"}[hit[1]]
             close_position(c, i, hit[0], otype, hit[1])
+            return
         elif pos.size > 0:
             pos.extreme = max(pos.extreme, h)
         else:
             pos.extreme = min(pos.extreme, lo)
+        if stop_price is not None:
+            ratchet(pos, stop_price[i][c])
 
     # next_open: signal bar of signals waiting for the column's next candle (None: nothing waits)
     deferred = [None] * m
+    next_ind = [math.nan] * m  # indicator stop level of the column's next fresh entry
 
     def delayable(s, c):
         le, lx, se, sx = flags(s, c)
@@ -381,6 +476,14 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 last_range[c] = high[i][c] - low[i][c]
                 if volume is not None and volume[i][c] > 0:
                     last_volume[c] = volume[i][c]
+        if borrow is not None:  # shorts held at this close pay for the bar
+            for c in range(m):
+                pos = positions[c]
+                if pos.size < 0 and borrow[c] > 0:
+                    px = close[i][c] if not missing(i, c) else last_close[c]
+                    cost = -pos.size * px * borrow[c]
+                    cash_of[acct(c)] -= cost
+                    pos.borrow += cost
         if fill == "close":
             for c in range(m):
                 signals(i, i, c, close, False)
@@ -393,6 +496,12 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         cash_out.append(cash)
         equity_out.append(equity)
 
+    if finalize and n > 0:
+        for c in range(m):
+            if positions[c].size != 0:
+                close_position(c, n - 1, last_close[c], "market", "final")
+        cash_out[-1] = sum(cash_of)
+        equity_out[-1] = cash_out[-1]
     for c in range(m):
         if pending[c] is not None:
             d, level = pending[c][0], pending[c][1]
@@ -401,9 +510,10 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         if pos.size != 0:
             qty = abs(pos.size)
             direction = 1 if pos.size > 0 else -1
-            pnl = direction * (last_close[c] - pos.entry_price) * qty - pos.entry_fees
+            pnl = direction * (last_close[c] - pos.entry_price) * qty - pos.entry_fees - pos.borrow
             trades.append(dict(col=c, entry_idx=pos.entry_idx, exit_idx=last_valid[c],
                                direction="long" if direction > 0 else "short", size=qty,
                                entry_price=pos.entry_price, exit_price=last_close[c], entry_fees=pos.entry_fees,
-                               exit_fees=0.0, pnl=pnl, ret=pnl / (pos.entry_price * qty), exit_reason="end"))
+                               exit_fees=0.0, pnl=pnl, ret=pnl / (pos.entry_price * qty), exit_reason="end",
+                               borrow=pos.borrow))
     return orders, trades, cash_out, equity_out

@@ -281,9 +281,9 @@ def test_errors_in_next_are_raised(data):
             pass
 
         def next(self):
-            self.buy(size=0.5)
+            self.buy(limit=0.5)
 
-    with pytest.raises(TypeError, match="set per run"):
+    with pytest.raises(TypeError, match="per-order limit/stop entries are not supported"):
         Backtest(data, Calls).run()
 
     class LateI(Strategy):
