@@ -30,7 +30,7 @@ from numba import njit
 from nbtrade import indicators as ind
 from nbtrade.bench import Case
 from nbtrade.kernels.callback import enter_long_nb, exit_long_nb
-from nbtrade.strategy import Backtest, Strategy, crossover
+from nbtrade.engine.classapi import Backtest, Strategy, crossover
 
 N_SYMBOLS = 5
 FEE = 0.001
@@ -96,7 +96,7 @@ def _signals(close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _setup(n: int):
-    from nbtrade.backtesting import backtest, backtest_callback
+    from nbtrade.engine import backtest, backtest_callback
 
     data = make_data(max(n // N_SYMBOLS, 100))
     kw = dict(fees=FEE, size=1.0 / N_SYMBOLS)

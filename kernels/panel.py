@@ -9,7 +9,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit, pjit
-from .checks import check_close_nb
+from .input_checks import check_close_nb
 
 
 @pjit

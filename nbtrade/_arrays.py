@@ -181,7 +181,7 @@ def check_high_low(arrays: list[np.ndarray], names: Sequence[str], wrapper: Wrap
     +60 % on TRANGE, +40 % on ATR, +5 % on ADX and STOCH. Kept for every call: swapped
     arguments otherwise give plausible, wrong values.
     """
-    from .kernels.checks import first_below_nb
+    from .kernels.input_checks import first_below_nb
 
     ih, il = names.index("high"), names.index("low")
     high, low = arrays[ih], arrays[il]

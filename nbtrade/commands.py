@@ -214,7 +214,7 @@ def _user_frame(exc: BaseException, path: str) -> str | None:
 
 
 def _strategy(args: argparse.Namespace) -> tuple[Callable, dict[str, Any], str | None]:
-    from .strategies import BUILTIN, load_strategy
+    from .builtin_strategies import BUILTIN, load_strategy
 
     path = None if args.strategy in BUILTIN else args.strategy
     with user_code(path):
@@ -236,10 +236,10 @@ def _backtest(args: argparse.Namespace) -> int:
 
     from rich.table import Table
 
-    from .backtesting import backtest
+    from .engine import backtest
     from .monitor import Monitor
     from .report.dashboard import make_console
-    from .strategies import ClassStrategy
+    from .builtin_strategies import ClassStrategy
 
     as_json = args.json == "-"
     console = make_console(stderr=as_json)  # stdout carries only the JSON then
@@ -342,7 +342,7 @@ def _warmup(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .checks import check_lookahead, check_recursive
+    from .lookahead import check_lookahead, check_recursive
 
     strategy, _, path = _strategy(args)
     data = load_data(args)

@@ -59,7 +59,7 @@ class DemoConfig:
 def run_demo(quick: bool = False, seed: int = 42, home: str | None = None, report: str | None = None,
              live: bool | None = None, console: Any = None) -> int:
     """Run the demo; returns a process exit code. ``home`` overrides ``NBTRADE_HOME``."""
-    from .backtesting import RejectedOrdersWarning
+    from .engine import RejectedOrdersWarning
     from .config import load_settings
     from .monitor import Monitor
     from .report.dashboard import make_console
@@ -211,7 +211,7 @@ def _baselines(frames: dict, first_oos: pd.Timestamp, mon: Any) -> dict[str, Any
     import numpy as np
 
     from . import indicators as ind
-    from .backtesting import backtest
+    from .engine import backtest
 
     close = pd.DataFrame({s: f["close"] for s, f in frames.items()})
     # 0.5 % of equity stays in cash so the last symbol's entry can pay fees and slippage

@@ -265,7 +265,7 @@ class Market:
     def _check(self, what: str, scan: tuple | None = None) -> None:
         if what in self._checked:
             return
-        from .kernels.checks import INCONSISTENT, NOT_FINITE, NOT_POSITIVE
+        from .kernels.input_checks import INCONSISTENT, NOT_FINITE, NOT_POSITIVE
 
         c = self._arrays["close"]
         o, h, l = (c, c, c) if what == "close" else (self._arrays[f] for f in ("open", "high", "low"))
@@ -922,7 +922,7 @@ def _take_source(src: Any, cols: list[int]) -> Any:
 def check_prices(o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray) -> tuple[int, ...]:
     """``(code, bar, column, field, n_missing, n_partial)`` of one scan of the prices (close only
     when all four are one array); large inputs are scanned in blocks on all cores."""
-    from .kernels.checks import check_blocks_nb, check_close_nb, check_ohlc_nb
+    from .kernels.input_checks import check_blocks_nb, check_close_nb, check_ohlc_nb
 
     close_only = o is c and h is c and l is c
     if c.size < PARALLEL_CHECK:
@@ -932,7 +932,7 @@ def check_prices(o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray) -> 
 
 def _reduce_blocks(blocks: np.ndarray) -> tuple[int, ...]:
     """One check result from per-block results (the first block with a problem wins)."""
-    from .kernels.checks import OK
+    from .kernels.input_checks import OK
 
     bad = np.flatnonzero(blocks[:, 0] != OK)
     if len(bad):

@@ -79,13 +79,13 @@ def research(data: Market | Mapping[str, pd.DataFrame] | pd.DataFrame, features:
     size : target share of equity per symbol (default ``0.9 / n_symbols``: 10 % stays free for positions
         that grew, so re-entries are not rejected for cash).
     monitor : a :class:`nbtrade.monitor.Monitor` recording the stages (features, walk-forward, backtest).
-    **backtest_kwargs : fees, slippage, stops... for :func:`nbtrade.backtesting.backtest`; an unknown
+    **backtest_kwargs : fees, slippage, stops... for :func:`nbtrade.backtest`; an unknown
         name is refused before any work (with "did you mean", e.g. ``stop_loss=`` -> ``sl_stop=``).
     """
     import inspect
 
     from ._names import check_kwargs
-    from .backtesting import backtest
+    from .engine import backtest
     from .features import compute_features, stack
     from .model.signals import proba_to_signals
     from .model.walkforward import default_estimator, is_forest, walk_forward
