@@ -42,6 +42,7 @@ processes; later runs in the same process (``run``, ``optimize``) do not compile
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import inspect
 import itertools
 import keyword
@@ -224,6 +225,21 @@ class _Position:
         s._portions[c] = portion
         s._flagged = True
 
+    def set_stop(self, price: float) -> None:
+        """Move the open position's stop to ``price`` (quote), backtesting.py's ``trade.sl = price`` as
+        its ``TrailingStrategy`` uses it: the level only ratchets in the position's favour (up for a
+        long, down for a short; a looser level is ignored), is checked from the next bar on (intrabar,
+        like ``sl_stop``; exit reason ``IND_STOP``) and ends with the trade. Called on the bar of a
+        ``buy()``/``sell()``, it is the new trade's first stop. Python ``next`` only (a compiled
+        ``next`` calls ``trail_stop_nb`` with ``Backtest(..., per_order=True)``)."""
+        s = self._s
+        if isinstance(price, bool) or not isinstance(price, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(price) or price <= 0:
+            raise ValueError(f"set_stop(price) must be a finite number > 0, got {price!r} at {s.time} ({s.symbol})")
+        c = s._cur.c
+        s._fields[3, c] = price
+        s._flagged = True
+
     def __repr__(self) -> str:
         return f"<Position size={self.size}>"
 
@@ -266,9 +282,14 @@ class Strategy:
 
     Orders (both modes) are signals for the current bar: they fill like signals of
     :func:`nbtrade.backtest` (default at the next bar's open) with the run's
-    ``size``, ``size_type``, stops and costs. ``buy()`` while long does nothing (no
-    pyramiding); ``sell()`` while long reverses to short (use ``position.close()``
-    to just exit); ``close()`` then ``buy()`` on one bar while long only closes.
+    ``size``, ``size_type``, stops and costs. ``buy()`` while long does nothing
+    (``accumulate=True``: adds); ``sell()`` while long reverses to short (use
+    ``position.close()`` to just exit); ``close()`` then ``buy()`` on one bar while long
+    closes and opens a new trade (``reenter=True``, the default here).
+    In a Python ``next`` an order may carry its own ``size``, ``sl``, ``tp`` and, in a run
+    with ``order_type="limit"`` / ``"stop"``, its ``limit`` / ``stop`` level
+    (:meth:`buy`); ``self.position.set_stop(price)`` moves a stop that only ratchets in
+    the position's favour (backtesting.py's ``TrailingStrategy``).
     """
 
     def __init__(self, data: _Data, cur: _Cursor, params: dict[str, Any]):
@@ -284,7 +305,11 @@ class Strategy:
         self._members: list[np.ndarray] = []
         self._flags = np.zeros((4, self._m), dtype=np.bool_)
         self._portions = np.ones(self._m)  # fraction closed by an exit flag (Position.close(portion))
-        self._fields = np.full((3, self._m), np.nan)  # size, sl, tp of the entry flagged per column
+        # size, sl, tp of the entry flagged per column, and the indicator stop level (Position.set_stop)
+        self._fields = np.full((4, self._m), np.nan)
+        self._oprice: np.ndarray | None = None  # the run's order_price (limit/stop runs): buy(limit=/stop=)
+        self._otype = "market"
+        self._bt_style = False  # backtesting.py-style code seen (data.Close...): warn on documented differences
         self._flagged = False
         self._marks: np.ndarray | None = None
         self.position = _Position(self)
@@ -330,28 +355,40 @@ class Strategy:
     def next(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def buy(self, *, size: float | None = None, sl: float | None = None, tp: float | None = None,
-            **kwargs: Any) -> None:
+    def buy(self, *, size: float | None = None, limit: float | None = None, stop: float | None = None,
+            sl: float | None = None, tp: float | None = None, **kwargs: Any) -> None:
         """Signal a long entry for the current symbol (a reversal when short; with ``accumulate=True``
         an add when long).
 
         ``size`` (read as the run's ``size_type``; default the run's ``size``), ``sl`` and ``tp``
         (absolute stop-loss / take-profit prices of this trade; default the run's ``sl_stop`` /
         ``tp_stop``) apply to this order only: ``sl`` must be below the current close and ``tp``
-        above it. ``limit=`` / ``stop=`` per order are not supported: use ``Backtest(...,
-        order_type="limit", ...)``."""
-        self._order(0, "buy", size, sl, tp, kwargs)
+        above it.
 
-    def sell(self, *, size: float | None = None, sl: float | None = None, tp: float | None = None,
-             **kwargs: Any) -> None:
-        """Signal a short entry for the current symbol (a reversal when long); ``size``, ``sl``, ``tp``
-        as for :meth:`buy`, mirrored (``sl`` above the current close, ``tp`` below)."""
-        self._order(2, "sell", size, sl, tp, kwargs)
+        ``limit=`` / ``stop=``: this entry rests at that price (a limit buy fills at ``min(open,
+        limit)`` once the low reaches it, a stop buy at ``max(open, stop)`` once the high does) from
+        the next bar until filled, replaced by a new entry, cancelled (:meth:`cancel`) or expired
+        (``tif``). The engine's order type is one per run: ``limit=`` needs ``Backtest(...,
+        order_type="limit")``, ``stop=`` ``order_type="stop"`` (without ``order_price`` every entry
+        then names its level; with it, an entry without one rests at ``order_price``); both at once
+        (a stop-limit) are not supported.
+        """
+        self._order(0, "buy", size, sl, tp, limit, stop, kwargs)
 
-    def _order(self, row: int, name: str, size: Any, sl: Any, tp: Any, kwargs: dict) -> None:
+    def sell(self, *, size: float | None = None, limit: float | None = None, stop: float | None = None,
+             sl: float | None = None, tp: float | None = None, **kwargs: Any) -> None:
+        """Signal a short entry for the current symbol (a reversal when long); ``size``, ``limit``, ``stop``,
+        ``sl``, ``tp`` as for :meth:`buy`, mirrored (``sl`` above the current close, ``tp`` below; a limit
+        sell fills at ``max(open, limit)`` once the high reaches it, a stop sell at ``min(open, stop)``)."""
+        self._order(2, "sell", size, sl, tp, limit, stop, kwargs)
+
+    def _order(self, row: int, name: str, size: Any, sl: Any, tp: Any, limit: Any, stop: Any,
+               kwargs: dict) -> None:
         if kwargs:
             _no_order_args(name, kwargs)
         c = self._cur.c
+        if limit is not None or stop is not None or self._otype != "market":
+            self._resting(name, limit, stop)
         if size is not None or sl is not None or tp is not None:
             where = f"at {self.time} ({self.symbol})"
             close = float(self.data.close[-1])
@@ -366,10 +403,33 @@ class Strategy:
             if tp is not None and (tp <= close if long else tp >= close):
                 raise ValueError(f"{name}(tp={tp!r}) is on the wrong side: a {'long' if long else 'short'}'s "
                                  f"take-profit must be {'above' if long else 'below'} the close ({close}) {where}")
-            self._fields[:, c] = (np.nan if size is None else size, np.nan if sl is None else sl,
+            self._fields[:3, c] = (np.nan if size is None else size, np.nan if sl is None else sl,
                                   np.nan if tp is None else tp)
         self._flags[row, c] = True
         self._flagged = True
+
+    def _resting(self, name: str, limit: Any, stop: Any) -> None:
+        """Write a per-order limit/stop level into the run's ``order_price`` at the current bar."""
+        where = f"at {self.time} ({self.symbol})"
+        if limit is not None and stop is not None:
+            raise ValueError(f"{name}(limit=, stop=) together (a stop-limit entry) is not supported by the class API "
+                             f"{where}: give one of them")
+        key, v = ("limit", limit) if limit is not None else ("stop", stop)
+        if v is not None:
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                    or not np.isfinite(v) or v <= 0:
+                raise ValueError(f"{name}({key}=...) must be a finite number > 0, got {v!r} {where}")
+            if self._otype != key:
+                raise ValueError(f"{name}({key}=...) needs Backtest(..., order_type={key!r}) {where}: the engine's "
+                                 f"order type is one per run (market, limit or stop), its level per order"
+                                 + ("" if self._otype == "market" else f"; this run's is {self._otype!r}"))
+            if self._oprice is None:  # compiled next: no order_price to write
+                raise ValueError(f"{name}({key}=...) per order needs a Python next")
+            self._oprice[self._cur.i, self._cur.c] = v
+        elif self._oprice is not None and not self._oprice[self._cur.i, self._cur.c] == \
+                self._oprice[self._cur.i, self._cur.c]:
+            raise ValueError(f"{name}() in a run with order_type={self._otype!r} and no order_price needs its level "
+                             f"{where}: {name}({self._otype}=price)")
 
     def cancel(self) -> None:
         """Cancel the current symbol's resting limit/stop entry (``order_type``), if any.
@@ -424,9 +484,10 @@ def _engine_keys() -> list[str]:
 
 
 def _no_order_args(name: str, kwargs: dict) -> None:
-    raise TypeError(f"{name}() takes size=, sl=, tp= (got {', '.join(kwargs)}): per-order limit/stop entries "
-                    f"are not supported yet; resting entries are set per run, e.g. "
-                    f"Backtest(data, MyStrategy, order_type='limit', order_price=...)")
+    hint = ""
+    if "exectime" in kwargs or "tag" in kwargs:
+        hint = ": backtesting.py's exectime/tag are not supported"
+    raise TypeError(f"{name}() takes size=, limit=, stop=, sl=, tp= (got {', '.join(kwargs)}){hint}")
 
 
 def crossover(a: Any, b: Any) -> Any:
@@ -626,9 +687,9 @@ def _python_on_bar() -> Any:
     """The compiled on_bar of Python strategies (built on first use: no compilation at import)."""
     global _ON_BAR
     if _ON_BAR is None:
-        from ..kernels.callback import python_next_orders_nb
+        from ..kernels.python_next import python_next_stops_nb
 
-        _ON_BAR = python_next_orders_nb
+        _ON_BAR = python_next_stops_nb
     return _ON_BAR
 
 
@@ -747,6 +808,11 @@ class Backtest:
             kw[k] = v
         if kw.get("order_type", "market") == "stop_limit":
             raise ValueError("order_type='stop_limit' is not supported by the class API (nor backtest_callback)")
+        if kw.get("order_type") in ("limit", "stop") and kw.get("order_price") is None:
+            if self.mode == "compiled":
+                raise ValueError(f"order_type={kw['order_type']!r} needs order_price (bars x symbols) with a "
+                                 f"compiled next")
+            kw["order_price"] = None  # every entry names its level: buy(limit=...) / buy(stop=...)
         self._kwargs = kw
         # the panel and the run configuration are built, converted and checked once; every run (and
         # optimize) reuses them: a run costs the strategy's init, the kernel and the Result
@@ -756,6 +822,8 @@ class Backtest:
         self._volume = self._market.array("volume") if self._market.has("volume") and \
             not self._market.close_only else None
         # backtesting.py: position.close(); buy() on one bar closes and re-buys (reenter=False: the close only)
+        if "order_price" in kw and kw["order_price"] is None:
+            kw["order_price"] = np.full(self._market.shape, np.nan)
         self.config = _check_options(self._market, {"reenter": True, **kw})
         self._frames: dict[str, pd.DataFrame] = {}  # Strategy.data's DataFrames, shared by the runs
         self._marks: np.ndarray | None = None
@@ -820,9 +888,14 @@ class Backtest:
         cb = _py_callback(driver)
         first = np.array([min(int(start.min()), n)], dtype=np.int64)
         user = (strat._pos, strat._cash, strat._flags, first, cb, strat._portions, strat._fields)
+        cfg = self.config
+        strat._otype = cfg.order_type
+        if cfg.order_type != "market":  # buy(limit=/stop=) writes its level: a copy per run
+            cfg = dataclasses.replace(cfg, order_price=cfg.order_price.copy())
+            strat._oprice = cfg.order_price
         # the engine cannot stop early: after an error the callback is no longer called; per-order
-        # fields (buy(size=, sl=, tp=)) cost bars x symbols arrays, negligible at Python speed
-        res = run_callback(self._market, self.config, _python_on_bar(), user, per_order=True)
+        # fields (buy(size=, sl=, tp=), set_stop) cost bars x symbols arrays, negligible at Python speed
+        res = run_callback(self._market, cfg, _python_on_bar(), user, per_order=True)
         if driver.error is not None:
             raise driver.error
         return res
