@@ -46,6 +46,7 @@ import dataclasses
 import inspect
 import itertools
 import keyword
+import sys
 import types
 import warnings
 from collections import namedtuple
@@ -62,7 +63,42 @@ from .callback import run_callback
 from .options import MODE_OPTIONS, RunConfig
 from .run import user_stacklevel
 
-__all__ = ["Strategy", "Backtest", "crossover"]
+__all__ = ["Strategy", "Backtest", "crossover", "BacktestingPyDifference"]
+
+
+class BacktestingPyDifference(UserWarning):
+    """Code written for backtesting.py met a documented difference of nbtrade's class API (issued once
+    per strategy class and difference, at the user's line; see :class:`Strategy`)."""
+
+
+#: (difference, strategy class) pairs already warned about in this process
+_WARNED: set = set()
+
+
+def _bt_difference(strategy: Any, kind: str, message: str, where: Any) -> None:
+    """Warn once per strategy class about a backtesting.py difference ``kind``; ``where``: the user's frame,
+    or a ``(filename, lineno)`` pair."""
+    key = (kind, type(strategy) if not isinstance(strategy, type) else strategy)
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    if isinstance(where, tuple):
+        filename, lineno = where
+    else:
+        filename, lineno = where.f_code.co_filename, where.f_lineno
+    # (no module=None: warn_explicit then matches no filter and shows nothing)
+    warnings.warn_explicit(f"backtesting.py difference: {message}", BacktestingPyDifference, filename, lineno,
+                           registry={})
+
+
+def _from_backtesting_py(cls: type) -> bool:
+    """Whether the module defining ``cls`` uses backtesting.py (it holds something imported from it)."""
+    mod = sys.modules.get(cls.__module__)
+    for v in vars(mod).values() if mod is not None else ():
+        m = v.__name__ if isinstance(v, types.ModuleType) else getattr(v, "__module__", None)
+        if isinstance(m, str) and (m == "backtesting" or m.startswith("backtesting.")):
+            return True
+    return False
 
 _SIGNAL_KEYS = ("entries", "exits", "short_entries", "short_exits")
 #: ``Backtest`` keywords of backtesting.py mapped to nbtrade's.
@@ -162,9 +198,12 @@ class _Data:
         self.symbols = symbols
         self._cur = cur
         self._views = {k: _Indicator(v, cur, k) for k, v in arrays.items() if v is not None}
+        self._bt_style = False  # backtesting.py's capitalised names (data.Close) were read
 
     def __getattr__(self, name: str) -> Any:
         key = name.lower()
+        if key != name and name[:1].isupper():
+            self.__dict__["_bt_style"] = True
         if key not in ("open", "high", "low", "close", "volume"):
             raise AttributeError(f"data has no attribute {name!r} (open, high, low, close, volume, index, symbols)")
         if self._arrays.get(key) is None:
@@ -224,6 +263,10 @@ class _Position:
             return
         s._portions[c] = portion
         s._flagged = True
+        if portion < 1.0 and (s._bt_style or s.data._bt_style):
+            _bt_difference(s, "partial", "position.close(portion) closes portion x size here, rounded down to "
+                           "lot_size when set (fractional units otherwise); backtesting.py rounds the closed size "
+                           "to whole units", sys._getframe(1))
 
     def set_stop(self, price: float) -> None:
         """Move the open position's stop to ``price`` (quote), backtesting.py's ``trade.sl = price`` as
@@ -290,6 +333,23 @@ class Strategy:
     with ``order_type="limit"`` / ``"stop"``, its ``limit`` / ``stop`` level
     (:meth:`buy`); ``self.position.set_stop(price)`` moves a stop that only ratchets in
     the position's favour (backtesting.py's ``TrailingStrategy``).
+
+    Coming from backtesting.py (``self.data.Close`` reads, capitalised names, work here):
+    where both mean the same thing the trades agree (tests/engine/test_parity_backtesting.py).
+    Documented differences, each met by code written for backtesting.py (its module imports
+    ``backtesting``, or ``next`` reads capitalised names) raises one
+    :class:`BacktestingPyDifference` warning per strategy class, at the user's line:
+
+    * warm-up: ``next`` is first called on the first bar where every indicator is defined;
+      backtesting.py calls it one bar later;
+    * partial closes: ``position.close(portion)`` closes ``portion x size`` rounded down to
+      ``lot_size`` (fractional units without one); backtesting.py rounds to whole units;
+    * ``finalize_trades=True`` closes at the last bar's close; backtesting.py at its open.
+
+    Other differences, not warned about: sizes are fractional unless ``lot_size`` is set
+    (backtesting.py buys whole units: ``size=0.9999`` of equity rounded down), a new entry
+    replaces a resting limit/stop entry (backtesting.py keeps a list of orders), and
+    ``buy()`` while long adds only with ``accumulate=True``.
     """
 
     def __init__(self, data: _Data, cur: _Cursor, params: dict[str, Any]):
@@ -826,6 +886,7 @@ class Backtest:
             kw["order_price"] = np.full(self._market.shape, np.nan)
         self.config = _check_options(self._market, {"reenter": True, **kw})
         self._frames: dict[str, pd.DataFrame] = {}  # Strategy.data's DataFrames, shared by the runs
+        self._bt_module = _from_backtesting_py(strategy)  # written for backtesting.py: warn on differences
         self._marks: np.ndarray | None = None
 
     def run(self, **params: Any) -> Result:
@@ -842,7 +903,10 @@ class Backtest:
         data = _Data(arrays, inp.index, list(inp.symbols), cur, self._market, self._frames)
         used = {**self._defaults, **params}
         strat = self.strategy(data, cur, used)
+        strat._bt_style = self._bt_module
         strat.init()
+        if strat._bt_style or data._bt_style:
+            self._bt_warnings(strat)
         # the engine's warnings (rejected orders, gaps) are re-issued at the caller's line
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -854,12 +918,32 @@ class Backtest:
                 res = self._run_python(strat, inp)
                 note = "Python next (bar by bar, Python speed)"
         for w in caught:
-            warnings.warn(w.message, w.category, stacklevel=user_stacklevel())
+            if issubclass(w.category, BacktestingPyDifference):  # already at the user's line
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, registry={})
+            else:
+                warnings.warn(w.message, w.category, stacklevel=user_stacklevel())
         cur.i = None  # after the run the indicators read as whole arrays again
         res.strategy = strat
         res.params = used
         res.assumptions["strategy"] = f"{strat!r}: {note}"
         return res
+
+    def _bt_warnings(self, strat: Strategy) -> None:
+        """Differences met by code written for backtesting.py, known before the bars run (once each)."""
+        if self.mode == "python":
+            fn = inspect.getattr_static(self.strategy, "next")
+            code = getattr(fn, "__code__", None)
+            where = (code.co_filename, code.co_firstlineno) if code is not None else \
+                (__file__, 0)
+            start = _warmup(strat._indicators, strat._m, strat._n)
+            first = int(start.min()) if len(start) else 0
+            _bt_difference(strat, "warmup", f"{self.strategy.__name__}.next is first called at bar {first}, the first "
+                           f"bar where every indicator is defined; backtesting.py calls it one bar later (bar "
+                           f"{first + 1}): an order on the first call comes one bar earlier here", where)
+        if self.config.orders is not None and self.config.orders.finalize:
+            frame = sys._getframe(user_stacklevel() - 1)
+            _bt_difference(strat, "finalize", "finalize_trades=True closes open trades at the last bar's close here; "
+                           "backtesting.py fills them at the last bar's open", frame)
 
     def _check_params(self, params: Mapping[str, Any]) -> None:
         """Strategy parameters must be its class attributes; a near miss gets "did you mean"."""

@@ -223,3 +223,55 @@ def test_unsupported_options_are_refused_at_construction():
         Backtest(data, S, exit_size=0.5)
     with pytest.raises(ValueError, match="stop_limit"):
         Backtest(data, S, order_type="stop_limit", order_price=lv, limit_price=lv)
+
+
+def test_backtesting_py_code_is_warned_once_at_the_users_line(recwarn):
+    """Code reading backtesting.py's capitalised names meets the documented differences: one warning each,
+    once per strategy class, pointing at the user's line."""
+    import warnings
+
+    from nbtrade.engine import classapi
+    from nbtrade.engine.classapi import BacktestingPyDifference
+
+    class Ported(Strategy):
+        def init(self):
+            self.sma = self.I(ind.sma, self.data.Close, 2)
+
+        def next(self):
+            if not self.position:
+                self.buy()
+            else:
+                self.position.close(0.5)  # the partial-close line
+
+    classapi._WARNED.clear()
+    data = _ohlc([10.0, 11, 12, 13, 14, 15])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Backtest(data, Ported, finalize_trades=True).run()
+        Backtest(data, Ported, finalize_trades=True).run()
+    ours = [w for w in caught if issubclass(w.category, BacktestingPyDifference)]
+    assert len(ours) == 3
+    text = {str(w.message).split(":")[1].strip()[:20]: w for w in ours}
+    src = open(__file__).read().splitlines()
+    by_kind = {k: w for w in ours for k in ("first called", "close(portion)", "finalize_trades") if k in str(w.message)}
+    assert set(by_kind) == {"first called", "close(portion)", "finalize_trades"}, text
+    assert all(w.filename == __file__ for w in ours)
+    assert "def next(self)" in src[by_kind["first called"].lineno - 1]
+    assert "the partial-close line" in src[by_kind["close(portion)"].lineno - 1]
+    assert "Backtest(data, Ported, finalize_trades=True).run()" in src[by_kind["finalize_trades"].lineno - 1]
+    assert "bar 1" in str(by_kind["first called"].message) and "(bar 2)" in str(by_kind["first called"].message)
+
+    class Native(Strategy):
+        def init(self):
+            self.sma = self.I(ind.sma, self.data.close, 2)
+
+        def next(self):
+            if not self.position:
+                self.buy()
+            else:
+                self.position.close(0.5)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Backtest(data, Native, finalize_trades=True).run()
+    assert not [w for w in caught if issubclass(w.category, BacktestingPyDifference)]
