@@ -106,6 +106,7 @@ def test_per_order_limit_fills_at_its_level_and_bad_levels():
 
 
 def test_per_order_levels_do_not_leak_between_runs_or_into_order_price():
+    """buy(limit=) writes into a per-run copy of order_price: the next run's buy() rests at the user's level."""
     class Dip(Strategy):
         lvl = 8.6
 
@@ -114,16 +115,15 @@ def test_per_order_levels_do_not_leak_between_runs_or_into_order_price():
 
         def next(self):
             if self.i == 0:
-                self.buy()
-            if self.i == 1 and self.lvl:
-                self.buy(limit=self.lvl)
+                self.buy(limit=self.lvl) if self.lvl else self.buy()
 
     data = _ohlc([10.0, 10, 9, 8, 9, 10])
     price = pd.DataFrame({"asset": np.full(len(data), 9.5)}, index=data.index)
     bt = Backtest(data, Dip, size=1.0, size_type="amount", order_type="limit", order_price=price)
     first = bt.run().orders
-    assert list(first.price) == [9.5, 8.6] or first.price.iloc[0] == 9.5
-    assert bt.run(lvl=0).orders.price.iloc[0] == 9.5
+    assert list(first.price) == [8.6] and first.time.iloc[0] == data.index[2]
+    second = bt.run(lvl=0).orders
+    assert list(second.price) == [9.5] and second.time.iloc[0] == data.index[1]
     assert (price["asset"] == 9.5).all()
 
 
