@@ -818,6 +818,11 @@ class Backtest:
         ``trade_on_close=True`` (``fill="close"``), ``margin`` (``leverage = 1 /
         margin``). ``reenter`` defaults to True here: ``self.position.close(); self.buy()``
         while long closes the trade and opens a new one on the same bar, as in backtesting.py.
+        ``order_type="limit"`` / ``"stop"`` without ``order_price`` (Python ``next``): every entry
+        names its level, ``self.buy(limit=...)`` / ``self.buy(stop=...)``. Options the class API cannot
+        honour are refused here, not in ``run()``: ``sl_price`` / ``tp_price`` / ``limit_price``
+        (give ``sl=`` / ``tp=`` per order), ``exit_size`` (``position.close(portion)``),
+        ``order_type="stop_limit"``.
 
     Examples
     --------
