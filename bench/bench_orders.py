@@ -10,18 +10,23 @@
   is the same, so outputs are not compared);
 * ``per_order_unused``: ``per_order=True`` with the plain ``next`` (what enabling per-order fields costs
   before a strategy writes one);
+* ``per_order_arrays``: ``nbtrade``'s strategy with ``ctx.orders.sl_price`` / ``tp_price`` read once at the
+  top of ``next`` and written as arrays in the loop (no ``OrderFields`` tuple inside it);
 * ``no_stops``: the crossover alone (what any stop costs).
 
-Target (issue 15): ``nbtrade`` >= 0.8x ``run_level``. Not met. Measured (``--quick``, 100,000 bar-steps,
-shared 2-core VM, medians of 7-9 interleaved runs): run_level 4.5 ms, per_order_unused 6.9 ms (0.65x),
-nbtrade 15.6 ms (0.29x; the harness: 6.2 vs 22.4 M bar-steps/s, 0.28x). Two costs, neither the size of
-the helpers: (1) ``per_order=True`` turns on the indicator-stop phase and allocates four bars x symbols
-arrays (``nbtrade/engine/callback.py run_callback``), whether or not ``next`` uses them; (2) reading
-``ctx.orders`` in ``next`` at all: writing the levels directly (``ctx.orders.sl_price[i, c] = ...``, no
-helper) was no faster than ``order_nb``, a non-inlined writer taking the two arrays 16 ms, the same ``next``
-compiled with ``_nrt=False`` 11.9 ms (so reference counting of the ``ctx.orders`` arrays is part of it).
-Both fixes are in the engine's files (a per-order option without the indicator stop; ``ctx.orders`` fields
-handed to ``next`` as borrowed arrays). Run directly::
+Target (issue 15): ``nbtrade`` >= 0.8x ``run_level``. Not met. Measured (``python bench/bench_orders.py
+--quick --repeat 9``, 100,000 bar-steps, shared 2-core VM): run_level 19.8 M bar-steps/s, per_order_unused
+13.2 (0.67x), per_order_arrays 12.3 (0.62x), nbtrade 5.7 (0.29x). Two costs, neither the size of the
+helpers (the same loop writing ``ctx.orders.sl_price[i, c]`` directly, without ``order_nb``, was as slow):
+
+1. reading ``ctx.orders`` (the ``OrderFields`` tuple of five arrays) inside the column loop, or handing
+   the tuple to a function: reading the two arrays once at the top of ``next`` (``per_order_arrays``) takes
+   the strategy from 0.29x to 0.62x. A class-API fix needs a helper taking arrays, not ``ctx``;
+2. ``per_order=True`` itself: the indicator-stop phase on every bar and four bars x symbols arrays
+   (``nbtrade/engine/callback.py run_callback``), used or not: 0.67x before any order. Engine-side fix: a
+   per-order option without the indicator stop.
+
+Run directly::
 
     python bench/bench_orders.py --quick        # 100,000 bar-steps
 """
@@ -70,6 +75,23 @@ def _cross_orders_nb(ctx, i, sma1, sma2):
             exit_long_nb(ctx, i, c)
 
 
+@njit(cache=True)
+def _cross_arrays_nb(ctx, i, sma1, sma2, sl_price, tp_price):
+    """:func:`_cross_orders_nb` writing the levels into ``ctx.orders.sl_price`` / ``tp_price`` handed in as
+    arrays (read once at the top of ``next``): no ``OrderFields`` tuple inside the loop."""
+    if i == 0:
+        return
+    for c in range(ctx.close.shape[1]):
+        if sma1[i - 1, c] < sma2[i - 1, c] and sma1[i, c] > sma2[i, c]:
+            if ctx.position[c] == 0.0:
+                enter_long_nb(ctx, i, c)
+                px = ctx.close[i, c]
+                sl_price[i, c] = 0.97 * px
+                tp_price[i, c] = 1.06 * px
+        elif sma2[i - 1, c] < sma1[i - 1, c] and sma2[i, c] > sma1[i, c]:
+            exit_long_nb(ctx, i, c)
+
+
 class RunLevel(Strategy):
     fast = 10
     slow = 50
@@ -91,6 +113,14 @@ class PerOrder(RunLevel):
         _cross_orders_nb(ctx, i, ctx.user.sma1, ctx.user.sma2)
 
 
+class PerOrderArrays(RunLevel):
+    @staticmethod
+    @njit(cache=True)
+    def next(ctx, i):
+        lv = ctx.orders
+        _cross_arrays_nb(ctx, i, ctx.user.sma1, ctx.user.sma2, lv.sl_price, lv.tp_price)
+
+
 def _setup(n: int):
     data = make_data(max(n // N_SYMBOLS, 100))
     kw = dict(fees=FEE, size=1.0 / N_SYMBOLS, on_gap="skip")
@@ -98,10 +128,12 @@ def _setup(n: int):
     run = Backtest(data, RunLevel, sl_stop=0.03, tp_stop=0.06, **kw)
     bare = Backtest(data, RunLevel, **kw)
     unused = Backtest(data, RunLevel, per_order=True, **kw)
+    arrays = Backtest(data, PerOrderArrays, per_order=True, **kw)
     return {
         "nbtrade": lambda: per.run().equity.to_numpy(),
         "run_level": lambda: run.run().equity.to_numpy(),
         "per_order_unused": lambda: unused.run().equity.to_numpy(),
+        "per_order_arrays": lambda: arrays.run().equity.to_numpy(),
         "no_stops": lambda: bare.run().equity.to_numpy(),
     }
 
