@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 SUITES = {
     "kernels": ["bench_indicators", "bench_rolling"],
-    "engine": ["bench_engine", "bench_weights", "bench_strategy"],
+    "engine": ["bench_engine", "bench_weights", "bench_strategy", "bench_orders"],
     "data": ["bench_data", "bench_data_fetch"],
     "ml": ["bench_ml"],
     "sweep": ["bench_sweep"],

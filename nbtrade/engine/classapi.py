@@ -42,9 +42,11 @@ processes; later runs in the same process (``run``, ``optimize``) do not compile
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import inspect
 import itertools
 import keyword
+import sys
 import types
 import warnings
 from collections import namedtuple
@@ -61,7 +63,42 @@ from .callback import run_callback
 from .options import MODE_OPTIONS, RunConfig
 from .run import user_stacklevel
 
-__all__ = ["Strategy", "Backtest", "crossover"]
+__all__ = ["Strategy", "Backtest", "crossover", "BacktestingPyDifference"]
+
+
+class BacktestingPyDifference(UserWarning):
+    """Code written for backtesting.py met a documented difference of nbtrade's class API (issued once
+    per strategy class and difference, at the user's line; see :class:`Strategy`)."""
+
+
+#: (difference, strategy class) pairs already warned about in this process
+_WARNED: set = set()
+
+
+def _bt_difference(strategy: Any, kind: str, message: str, where: Any) -> None:
+    """Warn once per strategy class about a backtesting.py difference ``kind``; ``where``: the user's frame,
+    or a ``(filename, lineno)`` pair."""
+    key = (kind, type(strategy) if not isinstance(strategy, type) else strategy)
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    if isinstance(where, tuple):
+        filename, lineno = where
+    else:
+        filename, lineno = where.f_code.co_filename, where.f_lineno
+    # (no module=None: warn_explicit then matches no filter and shows nothing)
+    warnings.warn_explicit(f"backtesting.py difference: {message}", BacktestingPyDifference, filename, lineno,
+                           registry={})
+
+
+def _from_backtesting_py(cls: type) -> bool:
+    """Whether the module defining ``cls`` uses backtesting.py (it holds something imported from it)."""
+    mod = sys.modules.get(cls.__module__)
+    for v in vars(mod).values() if mod is not None else ():
+        m = v.__name__ if isinstance(v, types.ModuleType) else getattr(v, "__module__", None)
+        if isinstance(m, str) and (m == "backtesting" or m.startswith("backtesting.")):
+            return True
+    return False
 
 _SIGNAL_KEYS = ("entries", "exits", "short_entries", "short_exits")
 #: ``Backtest`` keywords of backtesting.py mapped to nbtrade's.
@@ -161,9 +198,12 @@ class _Data:
         self.symbols = symbols
         self._cur = cur
         self._views = {k: _Indicator(v, cur, k) for k, v in arrays.items() if v is not None}
+        self._bt_style = False  # backtesting.py's capitalised names (data.Close) were read
 
     def __getattr__(self, name: str) -> Any:
         key = name.lower()
+        if key != name and name[:1].isupper():
+            self.__dict__["_bt_style"] = True
         if key not in ("open", "high", "low", "close", "volume"):
             raise AttributeError(f"data has no attribute {name!r} (open, high, low, close, volume, index, symbols)")
         if self._arrays.get(key) is None:
@@ -223,6 +263,25 @@ class _Position:
             return
         s._portions[c] = portion
         s._flagged = True
+        if portion < 1.0 and (s._bt_style or s.data._bt_style):
+            _bt_difference(s, "partial", "position.close(portion) closes portion x size here, rounded down to "
+                           "lot_size when set (fractional units otherwise); backtesting.py rounds the closed size "
+                           "to whole units", sys._getframe(1))
+
+    def set_stop(self, price: float) -> None:
+        """Move the open position's stop to ``price`` (quote), backtesting.py's ``trade.sl = price`` as
+        its ``TrailingStrategy`` uses it: the level only ratchets in the position's favour (up for a
+        long, down for a short; a looser level is ignored), is checked from the next bar on (intrabar,
+        like ``sl_stop``; exit reason ``IND_STOP``) and ends with the trade. Called on the bar of a
+        ``buy()``/``sell()``, it is the new trade's first stop. Python ``next`` only (a compiled
+        ``next`` calls ``trail_stop_nb`` with ``Backtest(..., per_order=True)``)."""
+        s = self._s
+        if isinstance(price, bool) or not isinstance(price, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(price) or price <= 0:
+            raise ValueError(f"set_stop(price) must be a finite number > 0, got {price!r} at {s.time} ({s.symbol})")
+        c = s._cur.c
+        s._fields[3, c] = price
+        s._flagged = True
 
     def __repr__(self) -> str:
         return f"<Position size={self.size}>"
@@ -266,9 +325,31 @@ class Strategy:
 
     Orders (both modes) are signals for the current bar: they fill like signals of
     :func:`nbtrade.backtest` (default at the next bar's open) with the run's
-    ``size``, ``size_type``, stops and costs. ``buy()`` while long does nothing (no
-    pyramiding); ``sell()`` while long reverses to short (use ``position.close()``
-    to just exit); ``close()`` then ``buy()`` on one bar while long only closes.
+    ``size``, ``size_type``, stops and costs. ``buy()`` while long does nothing
+    (``accumulate=True``: adds); ``sell()`` while long reverses to short (use
+    ``position.close()`` to just exit); ``close()`` then ``buy()`` on one bar while long
+    closes and opens a new trade (``reenter=True``, the default here).
+    In a Python ``next`` an order may carry its own ``size``, ``sl``, ``tp`` and, in a run
+    with ``order_type="limit"`` / ``"stop"``, its ``limit`` / ``stop`` level
+    (:meth:`buy`); ``self.position.set_stop(price)`` moves a stop that only ratchets in
+    the position's favour (backtesting.py's ``TrailingStrategy``).
+
+    Coming from backtesting.py (``self.data.Close`` reads, capitalised names, work here):
+    where both mean the same thing the trades agree (tests/engine/test_parity_backtesting.py).
+    Documented differences, each met by code written for backtesting.py (its module imports
+    ``backtesting``, or ``next`` reads capitalised names) raises one
+    :class:`BacktestingPyDifference` warning per strategy class, at the user's line:
+
+    * warm-up: ``next`` is first called on the first bar where every indicator is defined;
+      backtesting.py calls it one bar later;
+    * partial closes: ``position.close(portion)`` closes ``portion x size`` rounded down to
+      ``lot_size`` (fractional units without one); backtesting.py rounds to whole units;
+    * ``finalize_trades=True`` closes at the last bar's close; backtesting.py at its open.
+
+    Other differences, not warned about: sizes are fractional unless ``lot_size`` is set
+    (backtesting.py buys whole units: ``size=0.9999`` of equity rounded down), a new entry
+    replaces a resting limit/stop entry (backtesting.py keeps a list of orders), and
+    ``buy()`` while long adds only with ``accumulate=True``.
     """
 
     def __init__(self, data: _Data, cur: _Cursor, params: dict[str, Any]):
@@ -284,7 +365,11 @@ class Strategy:
         self._members: list[np.ndarray] = []
         self._flags = np.zeros((4, self._m), dtype=np.bool_)
         self._portions = np.ones(self._m)  # fraction closed by an exit flag (Position.close(portion))
-        self._fields = np.full((3, self._m), np.nan)  # size, sl, tp of the entry flagged per column
+        # size, sl, tp of the entry flagged per column, and the indicator stop level (Position.set_stop)
+        self._fields = np.full((4, self._m), np.nan)
+        self._oprice: np.ndarray | None = None  # the run's order_price (limit/stop runs): buy(limit=/stop=)
+        self._otype = "market"
+        self._bt_style = False  # backtesting.py-style code seen (data.Close...): warn on documented differences
         self._flagged = False
         self._marks: np.ndarray | None = None
         self.position = _Position(self)
@@ -330,28 +415,40 @@ class Strategy:
     def next(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def buy(self, *, size: float | None = None, sl: float | None = None, tp: float | None = None,
-            **kwargs: Any) -> None:
+    def buy(self, *, size: float | None = None, limit: float | None = None, stop: float | None = None,
+            sl: float | None = None, tp: float | None = None, **kwargs: Any) -> None:
         """Signal a long entry for the current symbol (a reversal when short; with ``accumulate=True``
         an add when long).
 
         ``size`` (read as the run's ``size_type``; default the run's ``size``), ``sl`` and ``tp``
         (absolute stop-loss / take-profit prices of this trade; default the run's ``sl_stop`` /
         ``tp_stop``) apply to this order only: ``sl`` must be below the current close and ``tp``
-        above it. ``limit=`` / ``stop=`` per order are not supported: use ``Backtest(...,
-        order_type="limit", ...)``."""
-        self._order(0, "buy", size, sl, tp, kwargs)
+        above it.
 
-    def sell(self, *, size: float | None = None, sl: float | None = None, tp: float | None = None,
-             **kwargs: Any) -> None:
-        """Signal a short entry for the current symbol (a reversal when long); ``size``, ``sl``, ``tp``
-        as for :meth:`buy`, mirrored (``sl`` above the current close, ``tp`` below)."""
-        self._order(2, "sell", size, sl, tp, kwargs)
+        ``limit=`` / ``stop=``: this entry rests at that price (a limit buy fills at ``min(open,
+        limit)`` once the low reaches it, a stop buy at ``max(open, stop)`` once the high does) from
+        the next bar until filled, replaced by a new entry, cancelled (:meth:`cancel`) or expired
+        (``tif``). The engine's order type is one per run: ``limit=`` needs ``Backtest(...,
+        order_type="limit")``, ``stop=`` ``order_type="stop"`` (without ``order_price`` every entry
+        then names its level; with it, an entry without one rests at ``order_price``); both at once
+        (a stop-limit) are not supported.
+        """
+        self._order(0, "buy", size, sl, tp, limit, stop, kwargs)
 
-    def _order(self, row: int, name: str, size: Any, sl: Any, tp: Any, kwargs: dict) -> None:
+    def sell(self, *, size: float | None = None, limit: float | None = None, stop: float | None = None,
+             sl: float | None = None, tp: float | None = None, **kwargs: Any) -> None:
+        """Signal a short entry for the current symbol (a reversal when long); ``size``, ``limit``, ``stop``,
+        ``sl``, ``tp`` as for :meth:`buy`, mirrored (``sl`` above the current close, ``tp`` below; a limit
+        sell fills at ``max(open, limit)`` once the high reaches it, a stop sell at ``min(open, stop)``)."""
+        self._order(2, "sell", size, sl, tp, limit, stop, kwargs)
+
+    def _order(self, row: int, name: str, size: Any, sl: Any, tp: Any, limit: Any, stop: Any,
+               kwargs: dict) -> None:
         if kwargs:
             _no_order_args(name, kwargs)
         c = self._cur.c
+        if limit is not None or stop is not None or self._otype != "market":
+            self._resting(name, limit, stop)
         if size is not None or sl is not None or tp is not None:
             where = f"at {self.time} ({self.symbol})"
             close = float(self.data.close[-1])
@@ -366,10 +463,33 @@ class Strategy:
             if tp is not None and (tp <= close if long else tp >= close):
                 raise ValueError(f"{name}(tp={tp!r}) is on the wrong side: a {'long' if long else 'short'}'s "
                                  f"take-profit must be {'above' if long else 'below'} the close ({close}) {where}")
-            self._fields[:, c] = (np.nan if size is None else size, np.nan if sl is None else sl,
+            self._fields[:3, c] = (np.nan if size is None else size, np.nan if sl is None else sl,
                                   np.nan if tp is None else tp)
         self._flags[row, c] = True
         self._flagged = True
+
+    def _resting(self, name: str, limit: Any, stop: Any) -> None:
+        """Write a per-order limit/stop level into the run's ``order_price`` at the current bar."""
+        where = f"at {self.time} ({self.symbol})"
+        if limit is not None and stop is not None:
+            raise ValueError(f"{name}(limit=, stop=) together (a stop-limit entry) is not supported by the class API "
+                             f"{where}: give one of them")
+        key, v = ("limit", limit) if limit is not None else ("stop", stop)
+        if v is not None:
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                    or not np.isfinite(v) or v <= 0:
+                raise ValueError(f"{name}({key}=...) must be a finite number > 0, got {v!r} {where}")
+            if self._otype != key:
+                raise ValueError(f"{name}({key}=...) needs Backtest(..., order_type={key!r}) {where}: the engine's "
+                                 f"order type is one per run (market, limit or stop), its level per order"
+                                 + ("" if self._otype == "market" else f"; this run's is {self._otype!r}"))
+            if self._oprice is None:  # compiled next: no order_price to write
+                raise ValueError(f"{name}({key}=...) per order needs a Python next")
+            self._oprice[self._cur.i, self._cur.c] = v
+        elif self._oprice is not None and not self._oprice[self._cur.i, self._cur.c] == \
+                self._oprice[self._cur.i, self._cur.c]:
+            raise ValueError(f"{name}() in a run with order_type={self._otype!r} and no order_price needs its level "
+                             f"{where}: {name}({self._otype}=price)")
 
     def cancel(self) -> None:
         """Cancel the current symbol's resting limit/stop entry (``order_type``), if any.
@@ -424,9 +544,10 @@ def _engine_keys() -> list[str]:
 
 
 def _no_order_args(name: str, kwargs: dict) -> None:
-    raise TypeError(f"{name}() takes size=, sl=, tp= (got {', '.join(kwargs)}): per-order limit/stop entries "
-                    f"are not supported yet; resting entries are set per run, e.g. "
-                    f"Backtest(data, MyStrategy, order_type='limit', order_price=...)")
+    hint = ""
+    if "exectime" in kwargs or "tag" in kwargs:
+        hint = ": backtesting.py's exectime/tag are not supported"
+    raise TypeError(f"{name}() takes size=, limit=, stop=, sl=, tp= (got {', '.join(kwargs)}){hint}")
 
 
 def crossover(a: Any, b: Any) -> Any:
@@ -626,9 +747,9 @@ def _python_on_bar() -> Any:
     """The compiled on_bar of Python strategies (built on first use: no compilation at import)."""
     global _ON_BAR
     if _ON_BAR is None:
-        from ..kernels.callback import python_next_orders_nb
+        from ..kernels.python_next import python_next_stops_nb
 
-        _ON_BAR = python_next_orders_nb
+        _ON_BAR = python_next_stops_nb
     return _ON_BAR
 
 
@@ -697,6 +818,11 @@ class Backtest:
         ``trade_on_close=True`` (``fill="close"``), ``margin`` (``leverage = 1 /
         margin``). ``reenter`` defaults to True here: ``self.position.close(); self.buy()``
         while long closes the trade and opens a new one on the same bar, as in backtesting.py.
+        ``order_type="limit"`` / ``"stop"`` without ``order_price`` (Python ``next``): every entry
+        names its level, ``self.buy(limit=...)`` / ``self.buy(stop=...)``. Options the class API cannot
+        honour are refused here, not in ``run()``: ``sl_price`` / ``tp_price`` / ``limit_price``
+        (give ``sl=`` / ``tp=`` per order), ``exit_size`` (``position.close(portion)``),
+        ``order_type="stop_limit"``.
 
     Examples
     --------
@@ -747,6 +873,11 @@ class Backtest:
             kw[k] = v
         if kw.get("order_type", "market") == "stop_limit":
             raise ValueError("order_type='stop_limit' is not supported by the class API (nor backtest_callback)")
+        if kw.get("order_type") in ("limit", "stop") and kw.get("order_price") is None:
+            if self.mode == "compiled":
+                raise ValueError(f"order_type={kw['order_type']!r} needs order_price (bars x symbols) with a "
+                                 f"compiled next")
+            kw["order_price"] = None  # every entry names its level: buy(limit=...) / buy(stop=...)
         self._kwargs = kw
         # the panel and the run configuration are built, converted and checked once; every run (and
         # optimize) reuses them: a run costs the strategy's init, the kernel and the Result
@@ -756,8 +887,11 @@ class Backtest:
         self._volume = self._market.array("volume") if self._market.has("volume") and \
             not self._market.close_only else None
         # backtesting.py: position.close(); buy() on one bar closes and re-buys (reenter=False: the close only)
+        if "order_price" in kw and kw["order_price"] is None:
+            kw["order_price"] = np.full(self._market.shape, np.nan)
         self.config = _check_options(self._market, {"reenter": True, **kw})
         self._frames: dict[str, pd.DataFrame] = {}  # Strategy.data's DataFrames, shared by the runs
+        self._bt_module = _from_backtesting_py(strategy)  # written for backtesting.py: warn on differences
         self._marks: np.ndarray | None = None
 
     def run(self, **params: Any) -> Result:
@@ -774,7 +908,10 @@ class Backtest:
         data = _Data(arrays, inp.index, list(inp.symbols), cur, self._market, self._frames)
         used = {**self._defaults, **params}
         strat = self.strategy(data, cur, used)
+        strat._bt_style = self._bt_module
         strat.init()
+        if strat._bt_style or data._bt_style:
+            self._bt_warnings(strat)
         # the engine's warnings (rejected orders, gaps) are re-issued at the caller's line
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -786,12 +923,32 @@ class Backtest:
                 res = self._run_python(strat, inp)
                 note = "Python next (bar by bar, Python speed)"
         for w in caught:
-            warnings.warn(w.message, w.category, stacklevel=user_stacklevel())
+            if issubclass(w.category, BacktestingPyDifference):  # already at the user's line
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, registry={})
+            else:
+                warnings.warn(w.message, w.category, stacklevel=user_stacklevel())
         cur.i = None  # after the run the indicators read as whole arrays again
         res.strategy = strat
         res.params = used
         res.assumptions["strategy"] = f"{strat!r}: {note}"
         return res
+
+    def _bt_warnings(self, strat: Strategy) -> None:
+        """Differences met by code written for backtesting.py, known before the bars run (once each)."""
+        if self.mode == "python":
+            fn = inspect.getattr_static(self.strategy, "next")
+            code = getattr(fn, "__code__", None)
+            where = (code.co_filename, code.co_firstlineno) if code is not None else \
+                (__file__, 0)
+            start = _warmup(strat._indicators, strat._m, strat._n)
+            first = int(start.min()) if len(start) else 0
+            _bt_difference(strat, "warmup", f"{self.strategy.__name__}.next is first called at bar {first}, the first "
+                           f"bar where every indicator is defined; backtesting.py calls it one bar later (bar "
+                           f"{first + 1}): an order on the first call comes one bar earlier here", where)
+        if self.config.orders is not None and self.config.orders.finalize:
+            frame = sys._getframe(user_stacklevel() - 1)
+            _bt_difference(strat, "finalize", "finalize_trades=True closes open trades at the last bar's close here; "
+                           "backtesting.py fills them at the last bar's open", frame)
 
     def _check_params(self, params: Mapping[str, Any]) -> None:
         """Strategy parameters must be its class attributes; a near miss gets "did you mean"."""
@@ -820,9 +977,14 @@ class Backtest:
         cb = _py_callback(driver)
         first = np.array([min(int(start.min()), n)], dtype=np.int64)
         user = (strat._pos, strat._cash, strat._flags, first, cb, strat._portions, strat._fields)
+        cfg = self.config
+        strat._otype = cfg.order_type
+        if cfg.order_type != "market":  # buy(limit=/stop=) writes its level: a copy per run
+            cfg = dataclasses.replace(cfg, order_price=cfg.order_price.copy())
+            strat._oprice = cfg.order_price
         # the engine cannot stop early: after an error the callback is no longer called; per-order
-        # fields (buy(size=, sl=, tp=)) cost bars x symbols arrays, negligible at Python speed
-        res = run_callback(self._market, self.config, _python_on_bar(), user, per_order=True)
+        # fields (buy(size=, sl=, tp=), set_stop) cost bars x symbols arrays, negligible at Python speed
+        res = run_callback(self._market, cfg, _python_on_bar(), user, per_order=True)
         if driver.error is not None:
             raise driver.error
         return res

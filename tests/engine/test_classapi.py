@@ -283,7 +283,7 @@ def test_errors_in_next_are_raised(data):
         def next(self):
             self.buy(limit=0.5)
 
-    with pytest.raises(TypeError, match="per-order limit/stop entries are not supported"):
+    with pytest.raises(ValueError, match=r"buy\(limit=...\) needs Backtest\(..., order_type='limit'\)"):
         Backtest(data, Calls).run()
 
     class LateI(Strategy):

@@ -252,7 +252,7 @@ def test_class_api_per_order_size_sl_tp_and_bad_values():
         def next(self):
             self.buy(limit=9.0)
 
-    with pytest.raises(TypeError, match="per-order limit/stop entries are not supported"):
+    with pytest.raises(ValueError, match=r"buy\(limit=...\) needs Backtest\(..., order_type='limit'\)"):
         Backtest(data, Limit).run()
 
 

@@ -1,0 +1,155 @@
+"""Per-order stops in a compiled class-API ``next`` (issue 15): the same SMA(10/50) crossover, long-only,
+5 symbols sharing cash, each entry with a stop-loss 3 % and a take-profit 6 % from the signal bar's close.
+
+``n`` counts bar-steps (bars x symbols). Implementations:
+
+* ``nbtrade``: ``Backtest(data, PerOrder, per_order=True)``; ``next`` gives each entry its levels with
+  ``order_nb(ctx, i, c, nan, 0.97 * close, 1.06 * close, nan)``;
+* ``run_level``: the same ``next`` without ``order_nb``, ``Backtest(..., sl_stop=0.03, tp_stop=0.06)``
+  (levels from the entry's fill price rather than the signal close: the trades differ slightly, the work
+  is the same, so outputs are not compared);
+* ``per_order_unused``: ``per_order=True`` with the plain ``next`` (what enabling per-order fields costs
+  before a strategy writes one);
+* ``per_order_arrays``: ``nbtrade``'s strategy with ``ctx.orders.sl_price`` / ``tp_price`` read once at the
+  top of ``next`` and written as arrays in the loop (no ``OrderFields`` tuple inside it);
+* ``no_stops``: the crossover alone (what any stop costs).
+
+Target (issue 15): ``nbtrade`` >= 0.8x ``run_level``. Not met. Measured (``python bench/bench_orders.py
+--quick --repeat 9``, 100,000 bar-steps, shared 2-core VM): run_level 19.8 M bar-steps/s, per_order_unused
+13.2 (0.67x), per_order_arrays 12.3 (0.62x), nbtrade 5.7 (0.29x). Two costs, neither the size of the
+helpers (the same loop writing ``ctx.orders.sl_price[i, c]`` directly, without ``order_nb``, was as slow):
+
+1. reading ``ctx.orders`` (the ``OrderFields`` tuple of five arrays) inside the column loop, or handing
+   the tuple to a function: reading the two arrays once at the top of ``next`` (``per_order_arrays``) takes
+   the strategy from 0.29x to 0.62x. A class-API fix needs a helper taking arrays, not ``ctx``;
+2. ``per_order=True`` itself: the indicator-stop phase on every bar and four bars x symbols arrays
+   (``nbtrade/engine/callback.py run_callback``), used or not: 0.67x before any order. Engine-side fix: a
+   per-order option without the indicator stop.
+
+Run directly::
+
+    python bench/bench_orders.py --quick        # 100,000 bar-steps
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from numba import njit
+
+from nbtrade import indicators as ind
+from nbtrade.bench import Case
+from nbtrade.kernels.callback import enter_long_nb, exit_long_nb, order_nb
+from nbtrade.strategy import Backtest, Strategy
+
+from nbtrade.benchsuite.bench_strategy import N_SYMBOLS, make_data
+
+FEE = 0.001
+
+
+@njit(cache=True)
+def _cross_nb(ctx, i, sma1, sma2):
+    if i == 0:
+        return
+    for c in range(ctx.close.shape[1]):
+        if sma1[i - 1, c] < sma2[i - 1, c] and sma1[i, c] > sma2[i, c]:
+            if ctx.position[c] == 0.0:
+                enter_long_nb(ctx, i, c)
+        elif sma2[i - 1, c] < sma1[i - 1, c] and sma2[i, c] > sma1[i, c]:
+            exit_long_nb(ctx, i, c)
+
+
+@njit(cache=True)
+def _cross_orders_nb(ctx, i, sma1, sma2):
+    """:func:`_cross_nb` with each entry's own levels (``ctx.orders`` must exist: a separate function, as
+    numba types the helpers of every branch)."""
+    if i == 0:
+        return
+    for c in range(ctx.close.shape[1]):
+        if sma1[i - 1, c] < sma2[i - 1, c] and sma1[i, c] > sma2[i, c]:
+            if ctx.position[c] == 0.0:
+                enter_long_nb(ctx, i, c)
+                px = ctx.close[i, c]
+                order_nb(ctx, i, c, np.nan, 0.97 * px, 1.06 * px, np.nan)
+        elif sma2[i - 1, c] < sma1[i - 1, c] and sma2[i, c] > sma1[i, c]:
+            exit_long_nb(ctx, i, c)
+
+
+@njit(cache=True)
+def _cross_arrays_nb(ctx, i, sma1, sma2, sl_price, tp_price):
+    """:func:`_cross_orders_nb` writing the levels into ``ctx.orders.sl_price`` / ``tp_price`` handed in as
+    arrays (read once at the top of ``next``): no ``OrderFields`` tuple inside the loop."""
+    if i == 0:
+        return
+    for c in range(ctx.close.shape[1]):
+        if sma1[i - 1, c] < sma2[i - 1, c] and sma1[i, c] > sma2[i, c]:
+            if ctx.position[c] == 0.0:
+                enter_long_nb(ctx, i, c)
+                px = ctx.close[i, c]
+                sl_price[i, c] = 0.97 * px
+                tp_price[i, c] = 1.06 * px
+        elif sma2[i - 1, c] < sma1[i - 1, c] and sma2[i, c] > sma1[i, c]:
+            exit_long_nb(ctx, i, c)
+
+
+class RunLevel(Strategy):
+    fast = 10
+    slow = 50
+
+    def init(self):
+        self.sma1 = self.I(ind.sma, self.data.close, self.fast)
+        self.sma2 = self.I(ind.sma, self.data.close, self.slow)
+
+    @staticmethod
+    @njit(cache=True)
+    def next(ctx, i):
+        _cross_nb(ctx, i, ctx.user.sma1, ctx.user.sma2)
+
+
+class PerOrder(RunLevel):
+    @staticmethod
+    @njit(cache=True)
+    def next(ctx, i):
+        _cross_orders_nb(ctx, i, ctx.user.sma1, ctx.user.sma2)
+
+
+class PerOrderArrays(RunLevel):
+    @staticmethod
+    @njit(cache=True)
+    def next(ctx, i):
+        lv = ctx.orders
+        _cross_arrays_nb(ctx, i, ctx.user.sma1, ctx.user.sma2, lv.sl_price, lv.tp_price)
+
+
+def _setup(n: int):
+    data = make_data(max(n // N_SYMBOLS, 100))
+    kw = dict(fees=FEE, size=1.0 / N_SYMBOLS, on_gap="skip")
+    per = Backtest(data, PerOrder, per_order=True, **kw)
+    run = Backtest(data, RunLevel, sl_stop=0.03, tp_stop=0.06, **kw)
+    bare = Backtest(data, RunLevel, **kw)
+    unused = Backtest(data, RunLevel, per_order=True, **kw)
+    arrays = Backtest(data, PerOrderArrays, per_order=True, **kw)
+    return {
+        "nbtrade": lambda: per.run().equity.to_numpy(),
+        "run_level": lambda: run.run().equity.to_numpy(),
+        "per_order_unused": lambda: unused.run().equity.to_numpy(),
+        "per_order_arrays": lambda: arrays.run().equity.to_numpy(),
+        "no_stops": lambda: bare.run().equity.to_numpy(),
+    }
+
+
+CASES = [
+    Case("class_api_per_order_stops_5sym", _setup, unit="bar-step",
+         target=">= 0.8x run_level (the same strategy with run-level sl_stop/tp_stop)"),
+]
+
+
+def main(argv=None) -> int:
+    from nbtrade.bench import script_main
+
+    script_main(CASES, "nbtrade bench orders", __doc__.split("\n")[0], argv, default_n=500_000, quick_n=100_000)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
