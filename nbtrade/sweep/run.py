@@ -81,6 +81,18 @@ def _evaluate(market: Any, options: Mapping[str, Any], signals: Mapping[str, Any
     return backtest(market, **signals, **options)
 
 
+def _is_result(x: Any) -> bool:
+    from ..result import Result
+
+    return isinstance(x, Result)
+
+
+def run_combo(market: Any, fn: Callable, options: Mapping[str, Any], p: Mapping[str, Any]) -> Any:
+    """One combination's Result: ``fn`` returns signals (run here) or, for the class API, a Result."""
+    got = fn(market, **p)
+    return got if _is_result(got) else _evaluate(market, options, as_signals(got))
+
+
 def as_signals(out: Any) -> dict[str, Any]:
     """A signal function's output -> ``{"entries": ..., "exits": ..., ...}`` (a tuple of 2 or 4, or a
     dict of them), or ``{"weights": ...}`` (target weights: a DataFrame or array, or that dict)."""
@@ -136,7 +148,11 @@ def run_chunk(market: Any, fn: Callable, combos: Sequence[dict], start: int, spe
         engine = _fast_engine(market, spec)
         for j, p in enumerate(combos):
             try:
-                signals = as_signals(fn(market, **p))
+                got = fn(market, **p)
+                if _is_result(got):  # the class API: the Backtest ran the combination
+                    _reduce(got, spec, out, j)
+                    continue
+                signals = as_signals(got)
                 if engine is not None and "weights" not in signals:  # validated once: signals and kernels only
                     equity, orders, trades = engine.run(signals)
                     sweep_metrics_nb(equity, spec.init_cash, spec.bpy, spec.years, orders, trades, spec.n_cols,
@@ -220,7 +236,7 @@ def _n_jobs(n_jobs: Any) -> int:
     return (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
 
 
-def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,
+def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None, *,
           constraint: Callable[[Any], bool] | None = None, max_tries: int | None = None, seed: int | None = 0,
           maximize: str | Callable[[Any], float] = "Sharpe Ratio", top: int = 10, n_jobs: int = -1,
           client: Any = None, chunk_size: int | None = None, progress: Callable | None = None,
@@ -238,6 +254,11 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
         symbols, a DataFrame or array), run by :func:`nbtrade.backtest_weights`. Use ``nbtrade.sweep.sma`` /
         ``ema`` inside for indicators computed once per distinct value in a chunk.
         Must be picklable (cloudpickle) with ``client``.
+        The class API: ``sweep(bt, params)`` with a :class:`nbtrade.Backtest` (its engine settings),
+        or ``sweep(data, StrategyClass, params, **backtest_options)``; each combination is
+        ``bt.run(**combination)`` reduced to the metrics row (a compiled ``next`` runs in the
+        ``nogil`` kernel: threads run side by side). See also
+        :func:`nbtrade.sweep.optimize_class` (``Backtest.optimize``'s full-statistics table).
     params : dict of value lists, or list of dicts
         The grid (:func:`nbtrade.sweep.grid`): ``{"fast": range(5, 55, 5), "slow": [60, 120]}``.
     constraint, max_tries, seed
@@ -295,6 +316,27 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
     from .distributed import resolve_client
     from .result import SweepResult
 
+    from .classopt import ClassRunner, is_backtest, is_strategy_class
+
+    classapi = False
+    if is_backtest(market) or is_strategy_class(signals_fn):
+        # the class API: nbtrade.sweep(bt, params) or nbtrade.sweep(data, StrategyClass, params, **options)
+        if is_backtest(market):
+            if params is not None:
+                raise TypeError("nbtrade.sweep(bt, params): a Backtest takes the grid second (its engine settings "
+                                "are the Backtest's)")
+            bt, params = market, signals_fn
+            if backtest_options:
+                raise TypeError(f"nbtrade.sweep(bt, ...) takes no engine settings ({', '.join(backtest_options)}): "
+                                "give them to Backtest(data, strategy, ...)")
+        else:
+            from ..engine.classapi import Backtest
+
+            bt = Backtest(market, signals_fn, **backtest_options)
+            backtest_options = {}
+        market, signals_fn, classapi = bt, ClassRunner(), True
+    if params is None:
+        raise TypeError("sweep() missing the parameter grid: sweep(market, signals_fn, params)")
     if not callable(signals_fn):
         raise TypeError(f"signals_fn must be a callable signals_fn(market, **params), got {signals_fn!r}")
     if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
@@ -306,8 +348,11 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
     if isinstance(memo_bytes, bool) or not isinstance(memo_bytes, (int, np.integer)) or memo_bytes < 0:
         raise ValueError(f"memo_bytes must be an integer >= 0 (bytes), got {memo_bytes!r}")
     col, extra = _check_maximize(maximize)
-    market = prepare(market)
-    n_bars, n_cols = market.shape
+    if classapi:
+        n_bars, n_cols = market._market.shape
+    else:
+        market = prepare(market)
+        n_bars, n_cols = market.shape
     if n_jobs == -1 and n_bars * n_cols < THREADS_MIN_STEPS:
         jobs = 1
 
@@ -318,8 +363,11 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
 
     combos = grid(params, constraint=constraint, max_tries=max_tries, seed=seed, estimate=estimate)
     names = list(dict.fromkeys(k for p in combos for k in p))
-    check_names(signals_fn, names)
-    market.validate()  # convert and check once, before threads or workers share it
+    if classapi:
+        market._check_params(dict.fromkeys(names))
+    else:
+        check_names(signals_fn, names)
+        market.validate()  # convert and check once, before threads or workers share it
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -333,7 +381,7 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
             warnings.simplefilter("ignore", RejectedOrdersWarning)
             for i, p in enumerate(combos):
                 try:
-                    probe = (i, _evaluate(market, backtest_options, as_signals(signals_fn(market, **p))))
+                    probe = (i, run_combo(market, signals_fn, backtest_options, p))
                     break
                 except Exception as e:  # noqa: BLE001
                     errors.append((i, f"{type(e).__name__}: {e}"))
@@ -345,7 +393,7 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
             first, res0 = probe
             bpy, years = _annualisation(res0)
             spec = Spec(dict(backtest_options), extra, float(res0.init_cash), bpy, years, n_cols, token=token,
-                        memo_bytes=memo_bytes)
+                        memo_bytes=memo_bytes, fast=not classapi)
             head = _empty(1, spec)
             head.start = first
             try:

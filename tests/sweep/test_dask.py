@@ -1,5 +1,6 @@
 """Sweeps on a Dask LocalCluster (2 single-threaded worker processes): identical to the local run."""
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -105,3 +106,21 @@ def test_walk_forward_optimize_on_dask(small_market, client):
     got = nbtrade.walk_forward_optimize(*args, client=client, fees=0.001)
     pd.testing.assert_frame_equal(got.folds, local.folds)
     pd.testing.assert_series_equal(got.oos_equity, local.oos_equity)
+
+
+def test_optimize_class_on_dask(small_market, client):
+    from nbtrade.sweep.classopt import optimize_class
+
+    from .conftest import NbCross
+
+    bt = nbtrade.Backtest(small_market, NbCross, fees=0.001)
+    grid = {"fast": [3, 5], "slow": [12, 20]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = bt.optimize(**grid)
+        best, table = optimize_class(bt, client=client, chunk_size=1, **grid)
+    pd.testing.assert_frame_equal(table, ref[1])
+    assert best.params == ref[0].params
+    got = nbtrade.sweep(bt, grid, client=client, chunk_size=1)
+    assert got.on_dask and len(got.table) == 4 and got.best_params == {k: ref[0].params[k] for k in grid}
+
