@@ -240,7 +240,8 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
           constraint: Callable[[Any], bool] | None = None, max_tries: int | None = None, seed: int | None = 0,
           maximize: str | Callable[[Any], float] = "Sharpe Ratio", top: int = 10, n_jobs: int = -1,
           client: Any = None, chunk_size: int | None = None, progress: Callable | None = None,
-          memo_bytes: int = MAX_BYTES, **backtest_options: Any) -> "SweepResult":
+          memo_bytes: int = MAX_BYTES, sampler: str = "grid", n_trials: int | None = None,
+          **backtest_options: Any) -> "SweepResult":
     """Backtest every combination of a parameter grid; one row of metrics per combination.
 
     Parameters
@@ -282,6 +283,14 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
         a local run.
     chunk_size : int, optional
         Combinations per task (default: the grid split in about 4 tasks per worker).
+    sampler : "grid" or "optuna"
+        ``"grid"``: every combination (or ``max_tries`` drawn at random). ``"optuna"``: Bayesian
+        search (optuna's TPE sampler, seeded by ``seed``; the ``[optuna]`` extra) of ``n_trials``
+        distinct combinations of the grid, asked in batches of ``chunk_size`` (default
+        :data:`nbtrade.sweep.bayes.BATCH`) and run on the threads or workers: reproducible, the same
+        on any number of them (:mod:`nbtrade.sweep.bayes`). The table lists the combinations tried.
+    n_trials : int
+        Combinations tried with ``sampler="optuna"``.
     progress : callable, optional
         ``progress(done, total, best_so_far)`` after each chunk.
     memo_bytes : int
@@ -361,7 +370,24 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
         return (f"about {secs / 3600:,.1f} h of engine time at 300 M bar-steps/s on {jobs} core(s), "
                 f"{count * (len(METRICS) + 4 + 3 * N_BLOCKS) * 8 / 2**30:,.1f} GiB of result rows")
 
-    combos = grid(params, constraint=constraint, max_tries=max_tries, seed=seed, estimate=estimate)
+    search = None
+    if sampler == "optuna":
+        from .bayes import BATCH, OptunaSearch
+
+        if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
+            raise ValueError(f"sampler='optuna' needs n_trials, an integer >= 1, got {n_trials!r}")
+        if max_tries is not None:
+            raise ValueError("max_tries is for sampler='grid'; with sampler='optuna' give n_trials")
+        search = OptunaSearch(params, constraint, seed, int(n_trials), chunk_size or BATCH)
+        combos = search.next_batch()
+        if not combos:
+            raise ValueError("constraint rejects every combination optuna drew from the grid")
+    elif sampler != "grid":
+        raise ValueError(f"sampler must be 'grid' or 'optuna', got {sampler!r}")
+    else:
+        if n_trials is not None:
+            raise ValueError("n_trials is for sampler='optuna' (with sampler='grid' use max_tries)")
+        combos = grid(params, constraint=constraint, max_tries=max_tries, seed=seed, estimate=estimate)
     names = list(dict.fromkeys(k for p in combos for k in p))
     if classapi:
         market._check_params(dict.fromkeys(names))
@@ -404,17 +430,22 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
             del res0, probe
         timings["warmup_s"] = time.perf_counter() - t0
 
-        total = len(combos)
+        total = len(combos) if search is None else search.n_trials
         outs = [head]
-        rest = list(range(first + 1, total))
+        rest = list(range(first + 1, len(combos)))
         workers = jobs if client_obj is None else max(1, sum(client_obj.nthreads().values()))
         size = chunk_size or max(1, math.ceil(len(rest) / (4 * workers)))
+        if search is not None:  # a batch of trials split over the workers
+            size = max(1, math.ceil(len(rest) / workers))
         chunks = [(rest[a], combos[rest[a]:rest[a] + size]) for a in range(0, len(rest), size)]
         best = [np.nan]
         done = [1 + first]
 
         def collect(out: ChunkOut) -> None:
             outs.append(out)
+            if search is not None:
+                vals = out.extra if extra is not None else out.rows[:, METRICS.index(col)]
+                values.update({out.start + j: float(v) for j, v in enumerate(vals)})
             done[0] += len(out.rows)
             if progress is not None:
                 vals = out.extra if extra is not None else out.rows[:, METRICS.index(col)]
@@ -426,18 +457,37 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
         # rejected orders are counted in the table: silenced here, for the worker threads too
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RejectedOrdersWarning)
-            if client_obj is not None:
-                from .distributed import run_on_dask
+            def execute(chunks: list) -> None:
+                if client_obj is not None:
+                    from .distributed import run_on_dask
 
-                run_on_dask(client_obj, market, signals_fn, chunks, spec, collect)
-            elif jobs == 1 or len(chunks) <= 1:
-                for start, chunk in chunks:
-                    collect(run_chunk(market, signals_fn, chunk, start, spec))
-            else:
-                with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nbtrade-sweep") as pool:
-                    futs = [pool.submit(run_chunk, market, signals_fn, chunk, start, spec) for start, chunk in chunks]
-                    for f in futs:
-                        collect(f.result())
+                    run_on_dask(client_obj, market, signals_fn, chunks, spec, collect)
+                elif jobs == 1 or len(chunks) <= 1:
+                    for start, chunk in chunks:
+                        collect(run_chunk(market, signals_fn, chunk, start, spec))
+                else:
+                    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nbtrade-sweep") as pool:
+                        futs = [pool.submit(run_chunk, market, signals_fn, chunk, start, spec)
+                                for start, chunk in chunks]
+                        for f in futs:
+                            collect(f.result())
+
+            values: dict[int, float] = {}
+            if search is None:
+                execute(chunks)
+            else:  # ask a batch, run it, tell its values; until n_trials combinations ran
+                values.update({first: float(head.extra[0] if extra is not None else head.rows[0, METRICS.index(col)])})
+                while True:
+                    execute(chunks)
+                    search.tell(values)
+                    new = search.next_batch()
+                    if not new:
+                        break
+                    a = len(combos)
+                    combos.extend(new)
+                    size = max(1, math.ceil(len(new) / workers))
+                    chunks = [(a + k, combos[a + k:a + k + size]) for k in range(0, len(new), size)]
+                total = len(combos)
     finally:
         release(token)
         if owned:

@@ -160,3 +160,12 @@ def test_features_per_symbol_on_dask(small_market, client):
     pd.testing.assert_frame_equal(got, local)
     pd.testing.assert_frame_equal(compute_features(small_market, specs, timeframe="1h", client=client),
                                   compute_features(small_market, specs, timeframe="1h"))
+
+
+def test_optuna_on_dask_equals_local(small_market, client):
+    pytest.importorskip("optuna")
+    grid = {"fast": list(range(2, 30, 2)), "slow": list(range(30, 120, 10))}
+    kw = dict(sampler="optuna", n_trials=10, seed=5, fees=0.001)
+    local = nbtrade.sweep(small_market, cross, grid, n_jobs=1, **kw)
+    got = nbtrade.sweep(small_market, cross, grid, client=client, **kw)
+    pd.testing.assert_frame_equal(got.table, local.table)
