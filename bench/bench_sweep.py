@@ -23,6 +23,7 @@ LocalCluster comparison (2 single-threaded workers vs 1)::
     NBTRADE_BENCH_VECTORBT=0 python bench/bench_sweep.py --n 100000000 --repeat 5   # 50,000 bars
     python bench/bench_sweep.py --n 100000000 --dask  # only: LocalCluster 2 vs 1 worker
     python bench/bench_sweep.py --big 5000            # 10,000 combinations: time and peak RSS
+    python bench/bench_sweep.py --n 100000000 --memo  # peak memory vs inputs per indicator-memo budget
     nbtrade bench sweep --repeat 3
 """
 from __future__ import annotations
@@ -196,6 +197,31 @@ def _dask(n: int, repeat: int) -> None:
                   f"{float(np.median(runs)):.3f} s of {repeat}; identical to local: yes")
 
 
+def _memo(n: int, repeat: int = 3) -> None:
+    """Peak traced memory above the inputs (the close array) and median time of the 100-combination
+    sweep on one thread, at the default indicator-memo budget and at budgets relative to the inputs."""
+    import nbtrade
+
+    close = make_close(n_bars(n))
+    market = _market(close)
+    market.validate()
+    _run_sweep(market, 1)  # warm-up
+    for label, budget in (("default (1 GiB)", None), ("4x inputs", 4), ("1x inputs", 1), ("0 (no memo)", 0)):
+        kw = {} if budget is None else {"memo_bytes": int(budget * close.nbytes)}
+
+        def run() -> None:
+            nbtrade.sweep(market, sma_cross, {"fast": FAST, "slow": SLOW}, n_jobs=1, **OPTS, **kw)
+
+        ts = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            run()
+            ts.append(time.perf_counter() - t0)
+        peak = _peak(run) * 2**20
+        print(f"memo {label:>16}: median {float(np.median(ts)):.3f} s, peak extra {peak / 2**20:.1f} MiB = "
+              f"{peak / close.nbytes:.1f}x the inputs ({close.nbytes / 2**20:.1f} MiB)")
+
+
 def _big(n_bars: int, n_jobs: int = -1) -> None:
     """A 10,000-combination sweep (fast 1..100 x slow 101..200) over 20 symbols x ``n_bars``:
     time and peak RSS of the process (inputs, then after)."""
@@ -224,6 +250,9 @@ if __name__ == "__main__":
 
     if "--big" in sys.argv:
         _big(int(sys.argv[sys.argv.index("--big") + 1]))
+        sys.exit(0)
+    if "--memo" in sys.argv:  # only the memory of the indicator memo budgets
+        _memo(int(sys.argv[sys.argv.index("--n") + 1]) if "--n" in sys.argv else 10_000_000)
         sys.exit(0)
     if "--dask" in sys.argv:  # only the LocalCluster comparison
         n_dask = int(sys.argv[sys.argv.index("--n") + 1]) if "--n" in sys.argv else 10_000_000

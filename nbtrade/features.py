@@ -337,7 +337,8 @@ def _assemble(index: pd.Index, symbols: list[str], names: list[str], values: dic
 def compute_features(data: "Market | pd.DataFrame | Mapping[str, pd.DataFrame]", specs: Iterable[Spec] | FeatureSet,
                      dtype: Any = np.float64, cache: "FeatureCache | None" = None,
                      as_array: bool = False, timeframe: str | None = None,
-                     available: str = "close", incomplete: str = "nan") -> pd.DataFrame | np.ndarray:
+                     available: str = "close", incomplete: str = "nan",
+                     client: Any = None) -> pd.DataFrame | np.ndarray:
     """Compute a feature set on one or many symbols: a :class:`~nbtrade.Market`, or anything it
     accepts (a dict of OHLCV DataFrames, one DataFrame...).
 
@@ -349,6 +350,11 @@ def compute_features(data: "Market | pd.DataFrame | Mapping[str, pd.DataFrame]",
     the data's bars without look-ahead (a 4h bar's features from the lower bar that closes with
     it on; ``available``/``incomplete``: :func:`nbtrade.resample_apply`); features are then named
     ``"<name>@4h"`` so they join the lower timeframe's own.
+
+    ``client`` (a ``dask.distributed.Client`` or a scheduler address; ``[dask]`` extra): symbols are
+    computed in groups on the cluster (the market scattered once to every worker, one task per
+    group; a ``corr`` feature's reference symbol goes with every group); the frame equals the local
+    one. Not combined with ``cache`` (a cache computes here).
     """
     fs = specs if isinstance(specs, FeatureSet) else FeatureSet(specs)
     if np.dtype(dtype) not in (np.dtype(np.float64), np.dtype(np.float32)):
@@ -357,10 +363,13 @@ def compute_features(data: "Market | pd.DataFrame | Mapping[str, pd.DataFrame]",
         from .multitimeframe import informative, resample_market
 
         market = _market(data)
-        higher = compute_features(resample_market(market, timeframe, incomplete=incomplete), fs, cache=cache)
+        higher = compute_features(resample_market(market, timeframe, incomplete=incomplete), fs, cache=cache,
+                                  client=client)
         frame = informative(higher, market, timeframe, available=available)
         frame.columns = pd.MultiIndex.from_tuples([(s, f"{f}@{timeframe}") for s, f in frame.columns],
                                                   names=frame.columns.names)
+    elif client is not None and cache is None:
+        frame = _compute_dask(data, fs, client)
     else:
         frame = cache.compute(data, fs) if cache is not None else _compute(data, fs)
     if np.dtype(dtype) != np.float64:
@@ -374,6 +383,62 @@ def compute_features(data: "Market | pd.DataFrame | Mapping[str, pd.DataFrame]",
 def _compute(data: Any, fs: FeatureSet) -> pd.DataFrame:
     index, symbols, panel = to_panel(data)
     return _assemble(index, symbols, fs.names(), fs.compute_panel(panel, symbols), np.float64)
+
+
+class _SubPanel(_Panel):
+    """The panel of some columns of a market (a Dask task's symbols)."""
+
+    def __init__(self, market: Market, cols: list[int]):
+        super().__init__(market)
+        self.cols = cols
+
+    def __getitem__(self, field: str) -> np.ndarray:
+        if field not in self._arrays:
+            self._arrays[field] = np.asfortranarray(self.market.array(field)[:, self.cols])
+        return self._arrays[field]
+
+
+def _compute_columns(market: Market, fs: FeatureSet, cols: list[int], keep: int) -> dict[str, np.ndarray]:
+    """Features of the market's columns ``cols`` (a Dask task); the first ``keep`` are returned (the others
+    are references of ``corr`` features)."""
+    symbols = [market.symbols[c] for c in cols]
+    values = fs.compute_panel(_SubPanel(market, cols), symbols)
+    return {k: np.ascontiguousarray(v[:, :keep]) for k, v in values.items()}
+
+
+def _compute_dask(data: Any, fs: FeatureSet, client: Any) -> pd.DataFrame:
+    """:func:`_compute` with groups of symbols as tasks on a Dask cluster (equal frames)."""
+    from .sweep.distributed import map_on_dask, resolve_client
+
+    market = _market(data)
+    index, symbols = market.index, list(market.symbols)
+    refs = list(dict.fromkeys(f.kw["to"] for f in fs.features if f.kind == "corr"))
+    missing = [r for r in refs if r not in symbols]
+    if missing:
+        raise ValueError(f"corr feature refers to symbol {missing[0]!r}, which is not in the data ({symbols})")
+    client_obj, owned = resolve_client(client)
+    try:
+        workers = max(1, sum(client_obj.nthreads().values()))
+        size = max(1, -(-len(symbols) // (2 * workers)))
+        groups = [list(range(a, min(a + size, len(symbols)))) for a in range(0, len(symbols), size)]
+        tasks = [(g + [symbols.index(r) for r in refs if symbols.index(r) not in g], len(g)) for g in groups]
+        parts: dict[int, dict[str, np.ndarray]] = {}
+
+        def collect(got: tuple[int, dict]) -> None:
+            parts[got[0]] = got[1]
+
+        map_on_dask(client_obj, market, _numbered_columns, [(k, fs, c, keep) for k, (c, keep) in enumerate(tasks)],
+                    collect)
+    finally:
+        if owned:
+            client_obj.close()
+    names = fs.names()
+    values = {name: np.hstack([parts[k][name] for k in range(len(tasks))]) for name in names}
+    return _assemble(index, symbols, names, values, np.float64)
+
+
+def _numbered_columns(market: Market, k: int, fs: FeatureSet, cols: list[int], keep: int) -> tuple[int, dict]:
+    return k, _compute_columns(market, fs, cols, keep)
 
 
 def stack(features: pd.DataFrame) -> pd.DataFrame:

@@ -135,12 +135,22 @@ def _engine() -> None:
     backtest(frames, up, ~up, fees=0.001, size=0.5, size_type="target_percent")
 
 
+def _sweep() -> None:
+    """The sweep kernels (``kernels/sweep.py``): memoised SMA/EMA, the crossing pass, the metrics row."""
+    from . import sweep
+    from .sweep.native import ema_cross, sma_cross
+
+    market = _market(2)
+    sweep(market, sma_cross, {"fast": [3], "slow": [8, 12]}, n_jobs=1, fees=0.001)
+    sweep(market, ema_cross, {"fast": [3], "slow": [8]}, n_jobs=1)
+
+
 #: name -> a step compiling the kernels one part of a run uses. Steps may share kernels (a shared one
 #: compiles in each process running it, and two processes may each rewrite its cache index without
 #: the other's entry: a later run then compiles that one again; nothing is wrong, only slower)
 STEPS: dict[str, Callable[[], None]] = {
     "features": _features, "backtests": _backtests, "control market": _control_market,
-    "indicators": _indicators, "engine paths": _engine,
+    "indicators": _indicators, "engine paths": _engine, "sweep": _sweep,
     "features (averages, volatility)": _features_a, "features (oscillators, correlation)": _features_b,
 }
 #: what ``nbtrade demo`` calls, slowest first: two workers take the engine and the first half of the

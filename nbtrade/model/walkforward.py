@@ -210,13 +210,74 @@ def _impute_ffill(Xv: np.ndarray, index: pd.Index) -> np.ndarray:
 
 
 @suggest_kwargs
+def _fold_bounds(s: int, train_w: int, test_w: int, purge: int, embargo: int, window: str,
+                 T: int) -> tuple[int, int, int]:
+    """``(a, b, e)``: training times ``[a, b)`` and test times ``[s, e)`` of the fold testing from ``s``."""
+    e = min(s + test_w, T)
+    b = s - purge - embargo
+    a = max(0, b - train_w) if window == "rolling" else 0
+    return a, b, e
+
+
+def _train_set(arrays: tuple, impute: str | None, r0: int,
+               r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Usable training rows ``[r0, r1)``: ``(X, y, kept mask, training medians or None)``."""
+    Xv, yv, x_ok, y_ok = arrays
+    keep = y_ok[r0:r1] & x_ok[r0:r1]
+    Xtr, ytr = Xv[r0:r1][keep], yv[r0:r1][keep]
+    med = None
+    if impute == "median" and len(Xtr):
+        med = np.nanmedian(Xtr, axis=0)
+        med = np.where(np.isnan(med), 0.0, med)
+        Xtr = np.where(np.isnan(Xtr), med, Xtr)
+    return Xtr, ytr, keep, med
+
+
+def _test_set(arrays: tuple, impute: str | None, med: np.ndarray | None, q0: int,
+              q1: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the test segment ``[q0, q1)`` that get a prediction, and their features."""
+    Xv, _, x_ok, _ = arrays
+    Xte = Xv[q0:q1]
+    ok_te = x_ok[q0:q1]
+    if impute == "median":
+        Xte = np.where(np.isnan(Xte), med if med is not None else 0.0, Xte)
+        ok_te = np.ones(q1 - q0, dtype=bool)
+    return np.flatnonzero(ok_te) + q0, Xte[ok_te]
+
+
+def _predict(model: Any, Xq: np.ndarray, task: str) -> dict[str, Any]:
+    out = {"imp": fast_importances(model)}
+    if len(Xq):
+        if task == "classification" and hasattr(model, "predict_proba"):
+            P = fast_predict_proba(model, Xq)
+            out["P"] = model.predict_proba(Xq) if P is None else P
+            out["classes"] = np.asarray(model.classes_)
+        else:
+            out["p"] = model.predict(Xq)
+    return out
+
+
+def _fit_predict(arrays: tuple, base: Any, impute: str | None, task: str, r0: int, r1: int, q0: int,
+                 q1: int) -> tuple[Any, dict, float, float]:
+    """One full-refit fold (a Dask task): ``(model, outputs, fit seconds, predict seconds)``."""
+    from sklearn.base import clone
+
+    Xtr, ytr, _, med = _train_set(arrays, impute, r0, r1)
+    t0 = time.perf_counter()
+    model = clone(base).fit(Xtr, ytr)
+    t1 = time.perf_counter()
+    out = _predict(model, _test_set(arrays, impute, med, q0, q1)[1], task)
+    return model, out, t1 - t0, time.perf_counter() - t1
+
+
 def walk_forward(estimator: Any, X: Any, y: Any, train_window: int | str, test_window: int | str,
                  step: int | str | None = None, purge: int | None = None, embargo: int = 0,
                  window: str = "rolling", retrain: str = "full", horizon: int | None = None,
                  seed: int | None = 0, cache: ModelCache | bool | str | None = None,
                  progress: Callable[[dict[str, Any]], None] | None = None, *,
                  impute: str | None = None, refresh: int | float = 0.2, policy: DriftPolicy | None = None,
-                 on_short_purge: str = "error", features: Any = None, min_train: int = 20) -> WalkForwardResult:
+                 on_short_purge: str = "error", features: Any = None, min_train: int = 20,
+                 client: Any = None) -> WalkForwardResult:
     """Train, step forward, predict: out-of-sample predictions for every bar after the first window.
 
     Parameters
@@ -256,6 +317,12 @@ def walk_forward(estimator: Any, X: Any, y: Any, train_window: int | str, test_w
     on_short_purge : 'error' (default) or 'warn' when ``purge < horizon``.
     features : feature-set spec, recorded in cache keys and meta.
     min_train : fewest usable training rows a fold needs.
+    client : dask.distributed.Client or str, optional
+        Fit the folds on a Dask cluster (a Client or a scheduler address; ``[dask]`` extra): the
+        features and labels are scattered once to every worker, each fold's fit and test-segment
+        prediction is one task, and the result equals the local run (same seeds, same data). Only
+        ``retrain="full"`` without ``policy``: incremental and drift-triggered folds depend on the
+        previous fold's model and stay sequential (a warning says so and they run here).
 
     Returns
     -------
@@ -280,6 +347,11 @@ def walk_forward(estimator: Any, X: Any, y: Any, train_window: int | str, test_w
         raise ValueError(f"on_short_purge must be 'error' or 'warn', got {on_short_purge!r}")
     if policy is not None and not isinstance(policy, DriftPolicy):
         raise TypeError("policy must be a DriftPolicy or None")
+    if client is not None and (retrain != "full" or policy is not None):
+        warnings.warn("walk_forward(client=...): incremental and drift-triggered folds depend on the previous "
+                      "fold's model and run sequentially here; only retrain='full' without policy runs folds on "
+                      "the cluster", UserWarning, stacklevel=2)
+        client = None
 
     Xv, yv, index, columns, ys = _prepare_xy(X, y)
     tpos, times = _time_positions(index)
@@ -355,15 +427,10 @@ def walk_forward(estimator: Any, X: Any, y: Any, train_window: int | str, test_w
     specs: dict[str, tuple[str, str | None, int, int]] = {}  # model key -> (kind, parent key, r0, r1)
     loaded: dict[str, Any] = {}                                # the chain head, in memory
 
+    arrays = (Xv, yv, x_ok, y_ok)
+
     def train_set(r0: int, r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-        keep = y_ok[r0:r1] & x_ok[r0:r1]
-        Xtr, ytr = Xv[r0:r1][keep], yv[r0:r1][keep]
-        med = None
-        if impute == "median" and len(Xtr):
-            med = np.nanmedian(Xtr, axis=0)
-            med = np.where(np.isnan(med), 0.0, med)
-            Xtr = np.where(np.isnan(Xtr), med, Xtr)
-        return Xtr, ytr, keep, med
+        return _train_set(arrays, impute, r0, r1)
 
     def fit(key: str) -> Any:
         """Fit the model of ``key`` from its spec (an update first materializes its parent) and cache it."""
@@ -411,101 +478,116 @@ def walk_forward(estimator: Any, X: Any, y: Any, train_window: int | str, test_w
             return fit(key), False
         return model, hit or bool(steps)
 
+    # Dask: every fold's fit and prediction submitted at once (full refits are independent)
+    remote: dict[int, Any] = {}
+    client_obj, owned, shared = None, False, None
+    if client is not None:
+        from ..sweep.distributed import resolve_client
+
+        client_obj, owned = resolve_client(client)
+        shared = tuple(client_obj.scatter(list(arrays), broadcast=True))
+        for k, s in enumerate(starts):
+            a, b, e = _fold_bounds(s, train_w, test_w, purge, embargo, window, T)
+            remote[k] = client_obj.submit(_fit_predict, shared, base, impute, task, int(bounds[a]),
+                                          int(bounds[b]), int(bounds[s]), int(bounds[e]), pure=False)
+
     model_key: str | None = None
-    for k, s in enumerate(starts):
-        e = min(s + test_w, T)
-        b = s - purge - embargo
-        a = max(0, b - train_w) if window == "rolling" else 0
-        r0, r1 = int(bounds[a]), int(bounds[b])
-        q0, q1 = int(bounds[s]), int(bounds[e])
-        Xtr, ytr, keep, med = train_set(r0, r1)
-        if len(ytr) < min_train:
-            raise ValueError(f"fold {k}: only {len(ytr)} usable training rows (< min_train={min_train}); "
-                             "use a longer train_window or fewer NaN labels/features")
-        if task == "classification" and len(np.unique(ytr)) < 2:
-            raise ValueError(f"fold {k}: training labels hold a single class; a classifier needs two or more")
+    try:
+        for k, s in enumerate(starts):
+            a, b, e = _fold_bounds(s, train_w, test_w, purge, embargo, window, T)
+            r0, r1 = int(bounds[a]), int(bounds[b])
+            q0, q1 = int(bounds[s]), int(bounds[e])
+            Xtr, ytr, keep, med = train_set(r0, r1)
+            if len(ytr) < min_train:
+                raise ValueError(f"fold {k}: only {len(ytr)} usable training rows (< min_train={min_train}); "
+                                 "use a longer train_window or fewer NaN labels/features")
+            if task == "classification" and len(np.unique(ytr)) < 2:
+                raise ValueError(f"fold {k}: training labels hold a single class; a classifier needs two or more")
 
-        # retrain decision (the policy sees training windows and already-known outcomes only)
-        retrained, reason = True, "first" if model_key is None else "scheduled"
-        if model_key is not None and policy is not None:
-            known_rows = np.arange(int(bounds[starts[fit_fold]]), r1)
-            known_rows = known_rows[pred_set[known_rows] & y_ok[known_rows]]
-            hits = (pred[known_rows] == yv[known_rows]).astype(float) if task == "classification" else \
-                -np.abs(pred[known_rows].astype(float) - yv[known_rows].astype(float))
-            retrained, reason = policy.decide(ref_X, Xtr, k - fit_fold, hits)
-        if retrained:
-            # by time (epoch ms, any resolution or zone), so prepending history still hits
-            win = (_stamp_key(times[a]), _stamp_key(times[b - 1]))
-            if retrain == "full" or model_key is None:
-                kind, parent = ("sliding", None) if retrain == "incremental" else ("full", None)
-            else:
-                kind, parent = "update", model_key
-            if cache is not None:
-                model_key = cache.key(base, Xtr, ytr, times=tpos[r0:r1][keep], features=feat_fp, window=win,
-                                      extra=(kind, parent, refresh if retrain == "incremental" else None,
-                                             seed, impute))
-            else:
-                model_key = make_key(kind, parent, k)
-            specs[model_key] = (kind, parent, r0, r1)
-            ref_X, fit_fold = Xtr, k
+            # retrain decision (the policy sees training windows and already-known outcomes only)
+            retrained, reason = True, "first" if model_key is None else "scheduled"
+            if model_key is not None and policy is not None:
+                known_rows = np.arange(int(bounds[starts[fit_fold]]), r1)
+                known_rows = known_rows[pred_set[known_rows] & y_ok[known_rows]]
+                hits = (pred[known_rows] == yv[known_rows]).astype(float) if task == "classification" else \
+                    -np.abs(pred[known_rows].astype(float) - yv[known_rows].astype(float))
+                retrained, reason = policy.decide(ref_X, Xtr, k - fit_fold, hits)
+            if retrained:
+                # by time (epoch ms, any resolution or zone), so prepending history still hits
+                win = (_stamp_key(times[a]), _stamp_key(times[b - 1]))
+                if retrain == "full" or model_key is None:
+                    kind, parent = ("sliding", None) if retrain == "incremental" else ("full", None)
+                else:
+                    kind, parent = "update", model_key
+                if cache is not None:
+                    model_key = cache.key(base, Xtr, ytr, times=tpos[r0:r1][keep], features=feat_fp, window=win,
+                                          extra=(kind, parent, refresh if retrain == "incremental" else None,
+                                                 seed, impute))
+                else:
+                    model_key = make_key(kind, parent, k)
+                specs[model_key] = (kind, parent, r0, r1)
+                ref_X, fit_fold = Xtr, k
 
-        # one batched prediction for the test segment (outputs cached too: a warm run loads no model)
-        Xte = Xv[q0:q1]
-        ok_te = x_ok[q0:q1]
-        if impute == "median":
-            Xte = np.where(np.isnan(Xte), med if med is not None else 0.0, Xte)
-            ok_te = np.ones(q1 - q0, dtype=bool)
-        sel = np.flatnonzero(ok_te) + q0
-        Xq = Xte[ok_te]
-        out_key = make_key("wf-out", model_key, fingerprint(Xq), task) if cache is not None else None
-        out = cache.outputs.get(out_key) if cache is not None else None
-        fit_s = predict_s = 0.0
-        if out is not None:
-            hit = True
-        else:
-            t0 = time.perf_counter()
-            model, hit = materialize(model_key)
-            loaded = {model_key: model}
-            fit_s = time.perf_counter() - t0
-            t1 = time.perf_counter()
-            out = {"imp": fast_importances(model)}
+            # one batched prediction for the test segment (outputs cached too: a warm run loads no model)
+            sel, Xq = _test_set(arrays, impute, med, q0, q1)
+            out_key = make_key("wf-out", model_key, fingerprint(Xq), task) if cache is not None else None
+            out = cache.outputs.get(out_key) if cache is not None else None
+            fit_s = predict_s = 0.0
+            if out is not None:
+                hit = True
+            else:
+                t0 = time.perf_counter()
+                if k in remote:  # fitted and predicted on a worker (the same fit, the same numbers)
+                    model, out, fit_s, predict_s = remote.pop(k).result()
+                    hit = False
+                    if cache is not None:
+                        cache.put(model_key, model, cost=fit_s)
+                        cache.outputs.set(out_key, out, cost=fit_s + predict_s)
+                if out is None:
+                    model, hit = materialize(model_key)
+                    loaded = {model_key: model}
+                    fit_s = time.perf_counter() - t0
+                    t1 = time.perf_counter()
+                    out = _predict(model, Xq, task)
+                    predict_s = time.perf_counter() - t1
+                    if cache is not None:
+                        cache.outputs.set(out_key, out, cost=fit_s + predict_s)
+            score = float("nan")
             if sel.size:
-                if task == "classification" and hasattr(model, "predict_proba"):
-                    P = fast_predict_proba(model, Xq)
-                    out["P"] = model.predict_proba(Xq) if P is None else P
-                    out["classes"] = np.asarray(model.classes_)
+                if "P" in out:
+                    cls, P = out["classes"], out["P"]
+                    p = cls[np.argmax(P, axis=1)]
+                    proba_parts.append((sel, cls, P))
+                    classes_all.extend(c for c in cls.tolist() if c not in classes_all)
                 else:
-                    out["p"] = model.predict(Xq)
-            predict_s = time.perf_counter() - t1
-            if cache is not None:
-                cache.outputs.set(out_key, out, cost=fit_s + predict_s)
-        score = float("nan")
-        if sel.size:
-            if "P" in out:
-                cls, P = out["classes"], out["P"]
-                p = cls[np.argmax(P, axis=1)]
-                proba_parts.append((sel, cls, P))
-                classes_all.extend(c for c in cls.tolist() if c not in classes_all)
-            else:
-                p = out["p"]
-            pred[sel] = p
-            pred_set[sel] = True
-            known = y_ok[sel]
-            if known.any():
-                if task == "classification":
-                    score = float(np.mean(p[known] == yv[sel][known]))
-                else:
-                    t_ = yv[sel][known].astype(float)
-                    denom = np.sum((t_ - t_.mean()) ** 2)
-                    score = float(1 - np.sum((t_ - p[known]) ** 2) / denom) if denom > 0 else float("nan")
-        importances.append(out["imp"] if out.get("imp") is not None else np.full(len(columns), np.nan))
-        row = {"fold": k, "train_start": times[a], "train_end": times[b - 1], "test_start": times[s],
-               "test_end": times[e - 1], "n_train": int(len(ytr)), "n_test": int(sel.size), "score": score,
-               "fit_s": fit_s, "predict_s": predict_s, "cache_hit": bool(hit), "retrained": bool(retrained),
-               "reason": reason}
-        rows.append(row)
-        if progress is not None:
-            progress({**row, "folds": len(starts)})
+                    p = out["p"]
+                pred[sel] = p
+                pred_set[sel] = True
+                known = y_ok[sel]
+                if known.any():
+                    if task == "classification":
+                        score = float(np.mean(p[known] == yv[sel][known]))
+                    else:
+                        t_ = yv[sel][known].astype(float)
+                        denom = np.sum((t_ - t_.mean()) ** 2)
+                        score = float(1 - np.sum((t_ - p[known]) ** 2) / denom) if denom > 0 else float("nan")
+            importances.append(out["imp"] if out.get("imp") is not None else np.full(len(columns), np.nan))
+            row = {"fold": k, "train_start": times[a], "train_end": times[b - 1], "test_start": times[s],
+                   "test_end": times[e - 1], "n_train": int(len(ytr)), "n_test": int(sel.size), "score": score,
+                   "fit_s": fit_s, "predict_s": predict_s, "cache_hit": bool(hit), "retrained": bool(retrained),
+                   "reason": reason}
+            rows.append(row)
+            if progress is not None:
+                progress({**row, "folds": len(starts)})
+
+    finally:
+        for f in remote.values():
+            f.release()
+        if client_obj is not None:
+            for f in shared:  # a tuple of futures (one per array)
+                f.release()
+            if owned:
+                client_obj.close()
 
     # assemble outputs
     if task == "classification":

@@ -22,7 +22,7 @@ from .overfit import PBO, block_stats, deflated_sharpe_ratio, expected_max_sharp
 
 # pandas-facing ones, loaded on first use
 _EXPORTS = {"sweep": "run", "SweepResult": "result", "walk_forward_optimize": "walkforward",
-            "WalkForwardOptimizeResult": "walkforward"}
+            "WalkForwardOptimizeResult": "walkforward", "optimize_class": "classopt"}
 
 __all__ = sorted([*_EXPORTS, "MAX_COMBINATIONS", "grid", "parse_param", "ema", "sma", "PBO", "block_stats",
                   "deflated_sharpe_ratio", "expected_max_sharpe", "pbo_cscv"])

@@ -79,3 +79,20 @@ def run_on_dask(client: Any, market: Any, fn: Callable, chunks: list, spec: Any,
                 client.run(release, spec.token)  # drop the workers' indicator memos of this sweep
             except Exception:  # noqa: BLE001 - a worker gone: its memo went with it
                 pass
+
+
+def map_on_dask(client: Any, shared: Any, task: Callable, args: list, collect: Callable) -> None:
+    """Scatter ``shared`` to every worker once, run ``task(shared, *a)`` for each ``a`` of ``args``
+    as one task each, and ``collect`` each result (in completion order)."""
+    distributed = _import_distributed()
+    if not args:
+        return
+    data = client.scatter(shared, broadcast=True)
+    futures = [client.submit(task, data, *a, pure=False) for a in args]
+    try:
+        for fut in distributed.as_completed(futures, loop=client.loop):
+            collect(fut.result())
+    finally:
+        for f in futures:
+            f.release()
+        data.release()

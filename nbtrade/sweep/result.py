@@ -52,7 +52,7 @@ class SweepResult:
                  col: str, maximize: Any, top: int, timings: dict, n_workers: int = 1,
                  on_dask: bool = False) -> "SweepResult":
         from ..kernels.sweep import METRICS
-        from .run import _evaluate, as_signals
+        from .run import run_combo
 
         n = len(combos)
         rows = np.full((n, len(METRICS)), np.nan)
@@ -91,7 +91,7 @@ class SweepResult:
                           "(all in SweepResult.errors)", RuntimeWarning, stacklevel=3)
 
         def rebuild(p: dict) -> Any:
-            return _evaluate(market, spec.options, as_signals(fn(market, **p)))
+            return run_combo(market, fn, spec.options, p)
 
         return cls(table, names, col, python_cols, err_df, moments, blocks, timings, top, rebuild,
                    n_workers, on_dask, combos)

@@ -81,6 +81,18 @@ def _evaluate(market: Any, options: Mapping[str, Any], signals: Mapping[str, Any
     return backtest(market, **signals, **options)
 
 
+def _is_result(x: Any) -> bool:
+    from ..result import Result
+
+    return isinstance(x, Result)
+
+
+def run_combo(market: Any, fn: Callable, options: Mapping[str, Any], p: Mapping[str, Any]) -> Any:
+    """One combination's Result: ``fn`` returns signals (run here) or, for the class API, a Result."""
+    got = fn(market, **p)
+    return got if _is_result(got) else _evaluate(market, options, as_signals(got))
+
+
 def as_signals(out: Any) -> dict[str, Any]:
     """A signal function's output -> ``{"entries": ..., "exits": ..., ...}`` (a tuple of 2 or 4, or a
     dict of them), or ``{"weights": ...}`` (target weights: a DataFrame or array, or that dict)."""
@@ -136,7 +148,11 @@ def run_chunk(market: Any, fn: Callable, combos: Sequence[dict], start: int, spe
         engine = _fast_engine(market, spec)
         for j, p in enumerate(combos):
             try:
-                signals = as_signals(fn(market, **p))
+                got = fn(market, **p)
+                if _is_result(got):  # the class API: the Backtest ran the combination
+                    _reduce(got, spec, out, j)
+                    continue
+                signals = as_signals(got)
                 if engine is not None and "weights" not in signals:  # validated once: signals and kernels only
                     equity, orders, trades = engine.run(signals)
                     sweep_metrics_nb(equity, spec.init_cash, spec.bpy, spec.years, orders, trades, spec.n_cols,
@@ -220,11 +236,12 @@ def _n_jobs(n_jobs: Any) -> int:
     return (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
 
 
-def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,
+def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None, *,
           constraint: Callable[[Any], bool] | None = None, max_tries: int | None = None, seed: int | None = 0,
           maximize: str | Callable[[Any], float] = "Sharpe Ratio", top: int = 10, n_jobs: int = -1,
           client: Any = None, chunk_size: int | None = None, progress: Callable | None = None,
-          memo_bytes: int = MAX_BYTES, **backtest_options: Any) -> "SweepResult":
+          memo_bytes: int = MAX_BYTES, sampler: str = "grid", n_trials: int | None = None,
+          **backtest_options: Any) -> "SweepResult":
     """Backtest every combination of a parameter grid; one row of metrics per combination.
 
     Parameters
@@ -238,6 +255,11 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
         symbols, a DataFrame or array), run by :func:`nbtrade.backtest_weights`. Use ``nbtrade.sweep.sma`` /
         ``ema`` inside for indicators computed once per distinct value in a chunk.
         Must be picklable (cloudpickle) with ``client``.
+        The class API: ``sweep(bt, params)`` with a :class:`nbtrade.Backtest` (its engine settings),
+        or ``sweep(data, StrategyClass, params, **backtest_options)``; each combination is
+        ``bt.run(**combination)`` reduced to the metrics row (a compiled ``next`` runs in the
+        ``nogil`` kernel: threads run side by side). See also
+        :func:`nbtrade.sweep.optimize_class` (``Backtest.optimize``'s full-statistics table).
     params : dict of value lists, or list of dicts
         The grid (:func:`nbtrade.sweep.grid`): ``{"fast": range(5, 55, 5), "slow": [60, 120]}``.
     constraint, max_tries, seed
@@ -261,6 +283,14 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
         a local run.
     chunk_size : int, optional
         Combinations per task (default: the grid split in about 4 tasks per worker).
+    sampler : "grid" or "optuna"
+        ``"grid"``: every combination (or ``max_tries`` drawn at random). ``"optuna"``: Bayesian
+        search (optuna's TPE sampler, seeded by ``seed``; the ``[optuna]`` extra) of ``n_trials``
+        distinct combinations of the grid, asked in batches of ``chunk_size`` (default
+        :data:`nbtrade.sweep.bayes.BATCH`) and run on the threads or workers: reproducible, the same
+        on any number of them (:mod:`nbtrade.sweep.bayes`). The table lists the combinations tried.
+    n_trials : int
+        Combinations tried with ``sampler="optuna"``.
     progress : callable, optional
         ``progress(done, total, best_so_far)`` after each chunk.
     memo_bytes : int
@@ -295,6 +325,27 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
     from .distributed import resolve_client
     from .result import SweepResult
 
+    from .classopt import ClassRunner, is_backtest, is_strategy_class
+
+    classapi = False
+    if is_backtest(market) or is_strategy_class(signals_fn):
+        # the class API: nbtrade.sweep(bt, params) or nbtrade.sweep(data, StrategyClass, params, **options)
+        if is_backtest(market):
+            if params is not None:
+                raise TypeError("nbtrade.sweep(bt, params): a Backtest takes the grid second (its engine settings "
+                                "are the Backtest's)")
+            bt, params = market, signals_fn
+            if backtest_options:
+                raise TypeError(f"nbtrade.sweep(bt, ...) takes no engine settings ({', '.join(backtest_options)}): "
+                                "give them to Backtest(data, strategy, ...)")
+        else:
+            from ..engine.classapi import Backtest
+
+            bt = Backtest(market, signals_fn, **backtest_options)
+            backtest_options = {}
+        market, signals_fn, classapi = bt, ClassRunner(), True
+    if params is None:
+        raise TypeError("sweep() missing the parameter grid: sweep(market, signals_fn, params)")
     if not callable(signals_fn):
         raise TypeError(f"signals_fn must be a callable signals_fn(market, **params), got {signals_fn!r}")
     if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
@@ -306,8 +357,11 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
     if isinstance(memo_bytes, bool) or not isinstance(memo_bytes, (int, np.integer)) or memo_bytes < 0:
         raise ValueError(f"memo_bytes must be an integer >= 0 (bytes), got {memo_bytes!r}")
     col, extra = _check_maximize(maximize)
-    market = prepare(market)
-    n_bars, n_cols = market.shape
+    if classapi:
+        n_bars, n_cols = market._market.shape
+    else:
+        market = prepare(market)
+        n_bars, n_cols = market.shape
     if n_jobs == -1 and n_bars * n_cols < THREADS_MIN_STEPS:
         jobs = 1
 
@@ -316,10 +370,30 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
         return (f"about {secs / 3600:,.1f} h of engine time at 300 M bar-steps/s on {jobs} core(s), "
                 f"{count * (len(METRICS) + 4 + 3 * N_BLOCKS) * 8 / 2**30:,.1f} GiB of result rows")
 
-    combos = grid(params, constraint=constraint, max_tries=max_tries, seed=seed, estimate=estimate)
+    search = None
+    if sampler == "optuna":
+        from .bayes import BATCH, OptunaSearch
+
+        if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
+            raise ValueError(f"sampler='optuna' needs n_trials, an integer >= 1, got {n_trials!r}")
+        if max_tries is not None:
+            raise ValueError("max_tries is for sampler='grid'; with sampler='optuna' give n_trials")
+        search = OptunaSearch(params, constraint, seed, int(n_trials), chunk_size or BATCH)
+        combos = search.next_batch()
+        if not combos:
+            raise ValueError("constraint rejects every combination optuna drew from the grid")
+    elif sampler != "grid":
+        raise ValueError(f"sampler must be 'grid' or 'optuna', got {sampler!r}")
+    else:
+        if n_trials is not None:
+            raise ValueError("n_trials is for sampler='optuna' (with sampler='grid' use max_tries)")
+        combos = grid(params, constraint=constraint, max_tries=max_tries, seed=seed, estimate=estimate)
     names = list(dict.fromkeys(k for p in combos for k in p))
-    check_names(signals_fn, names)
-    market.validate()  # convert and check once, before threads or workers share it
+    if classapi:
+        market._check_params(dict.fromkeys(names))
+    else:
+        check_names(signals_fn, names)
+        market.validate()  # convert and check once, before threads or workers share it
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -333,7 +407,7 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
             warnings.simplefilter("ignore", RejectedOrdersWarning)
             for i, p in enumerate(combos):
                 try:
-                    probe = (i, _evaluate(market, backtest_options, as_signals(signals_fn(market, **p))))
+                    probe = (i, run_combo(market, signals_fn, backtest_options, p))
                     break
                 except Exception as e:  # noqa: BLE001
                     errors.append((i, f"{type(e).__name__}: {e}"))
@@ -345,7 +419,7 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
             first, res0 = probe
             bpy, years = _annualisation(res0)
             spec = Spec(dict(backtest_options), extra, float(res0.init_cash), bpy, years, n_cols, token=token,
-                        memo_bytes=memo_bytes)
+                        memo_bytes=memo_bytes, fast=not classapi)
             head = _empty(1, spec)
             head.start = first
             try:
@@ -356,17 +430,22 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
             del res0, probe
         timings["warmup_s"] = time.perf_counter() - t0
 
-        total = len(combos)
+        total = len(combos) if search is None else search.n_trials
         outs = [head]
-        rest = list(range(first + 1, total))
+        rest = list(range(first + 1, len(combos)))
         workers = jobs if client_obj is None else max(1, sum(client_obj.nthreads().values()))
         size = chunk_size or max(1, math.ceil(len(rest) / (4 * workers)))
+        if search is not None:  # a batch of trials split over the workers
+            size = max(1, math.ceil(len(rest) / workers))
         chunks = [(rest[a], combos[rest[a]:rest[a] + size]) for a in range(0, len(rest), size)]
         best = [np.nan]
         done = [1 + first]
 
         def collect(out: ChunkOut) -> None:
             outs.append(out)
+            if search is not None:
+                vals = out.extra if extra is not None else out.rows[:, METRICS.index(col)]
+                values.update({out.start + j: float(v) for j, v in enumerate(vals)})
             done[0] += len(out.rows)
             if progress is not None:
                 vals = out.extra if extra is not None else out.rows[:, METRICS.index(col)]
@@ -378,18 +457,37 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
         # rejected orders are counted in the table: silenced here, for the worker threads too
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RejectedOrdersWarning)
-            if client_obj is not None:
-                from .distributed import run_on_dask
+            def execute(chunks: list) -> None:
+                if client_obj is not None:
+                    from .distributed import run_on_dask
 
-                run_on_dask(client_obj, market, signals_fn, chunks, spec, collect)
-            elif jobs == 1 or len(chunks) <= 1:
-                for start, chunk in chunks:
-                    collect(run_chunk(market, signals_fn, chunk, start, spec))
-            else:
-                with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nbtrade-sweep") as pool:
-                    futs = [pool.submit(run_chunk, market, signals_fn, chunk, start, spec) for start, chunk in chunks]
-                    for f in futs:
-                        collect(f.result())
+                    run_on_dask(client_obj, market, signals_fn, chunks, spec, collect)
+                elif jobs == 1 or len(chunks) <= 1:
+                    for start, chunk in chunks:
+                        collect(run_chunk(market, signals_fn, chunk, start, spec))
+                else:
+                    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nbtrade-sweep") as pool:
+                        futs = [pool.submit(run_chunk, market, signals_fn, chunk, start, spec)
+                                for start, chunk in chunks]
+                        for f in futs:
+                            collect(f.result())
+
+            values: dict[int, float] = {}
+            if search is None:
+                execute(chunks)
+            else:  # ask a batch, run it, tell its values; until n_trials combinations ran
+                values.update({first: float(head.extra[0] if extra is not None else head.rows[0, METRICS.index(col)])})
+                while True:
+                    execute(chunks)
+                    search.tell(values)
+                    new = search.next_batch()
+                    if not new:
+                        break
+                    a = len(combos)
+                    combos.extend(new)
+                    size = max(1, math.ceil(len(new) / workers))
+                    chunks = [(a + k, combos[a + k:a + k + size]) for k in range(0, len(new), size)]
+                total = len(combos)
     finally:
         release(token)
         if owned:

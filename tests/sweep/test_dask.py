@@ -1,5 +1,6 @@
 """Sweeps on a Dask LocalCluster (2 single-threaded worker processes): identical to the local run."""
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -105,3 +106,66 @@ def test_walk_forward_optimize_on_dask(small_market, client):
     got = nbtrade.walk_forward_optimize(*args, client=client, fees=0.001)
     pd.testing.assert_frame_equal(got.folds, local.folds)
     pd.testing.assert_series_equal(got.oos_equity, local.oos_equity)
+
+
+def test_optimize_class_on_dask(small_market, client):
+    from nbtrade.sweep.classopt import optimize_class
+
+    from .conftest import NbCross
+
+    bt = nbtrade.Backtest(small_market, NbCross, fees=0.001)
+    grid = {"fast": [3, 5], "slow": [12, 20]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = bt.optimize(**grid)
+        best, table = optimize_class(bt, client=client, chunk_size=1, **grid)
+    pd.testing.assert_frame_equal(table, ref[1])
+    assert best.params == ref[0].params
+    got = nbtrade.sweep(bt, grid, client=client, chunk_size=1)
+    assert got.on_dask and len(got.table) == 4 and got.best_params == {k: ref[0].params[k] for k in grid}
+
+
+
+def test_walk_forward_folds_on_dask(client):
+    from sklearn.ensemble import RandomForestClassifier
+
+    from nbtrade.model.labels import sign_label
+    from nbtrade.model.walkforward import walk_forward
+    from nbtrade.synthetic import planted_features, planted_market
+
+    df = planted_market("BTC/USDT", "2024-01-01", "2024-01-21", "1h", seed=11, strength=1.0)
+    X, y = planted_features(df, extra=2).iloc[48:], sign_label(df["close"], 1).iloc[48:]
+    rf = RandomForestClassifier(n_estimators=5, max_depth=3, n_jobs=1)
+    kw = dict(train_window=200, test_window=40, seed=3)
+    local = walk_forward(rf, X, y, **kw)
+    got = walk_forward(rf, X, y, client=client, **kw)
+    assert len(local.folds) >= 5
+    pd.testing.assert_frame_equal(got.proba, local.proba)
+    pd.testing.assert_series_equal(got.predictions, local.predictions)
+    cols = ["fold", "train_start", "test_end", "n_train", "n_test", "score"]
+    pd.testing.assert_frame_equal(got.folds[cols], local.folds[cols])
+    # incremental folds depend on the previous one: they run here, and say so
+    with pytest.warns(UserWarning, match="run sequentially"):
+        inc = walk_forward(rf, X, y, retrain="incremental", refresh=2, client=client, **kw)
+    pd.testing.assert_frame_equal(inc.proba, walk_forward(rf, X, y, retrain="incremental", refresh=2, **kw).proba)
+
+
+def test_features_per_symbol_on_dask(small_market, client):
+    from nbtrade.features import compute_features
+
+    specs = [("ema", 12), ("sma", 20), ("sma", 50), ("rsi", 14), ("vol", 24),
+             ("corr", {"window": 72, "to": "ETH/USDT"})]
+    local = compute_features(small_market, specs)
+    got = compute_features(small_market, specs, client=client)
+    pd.testing.assert_frame_equal(got, local)
+    pd.testing.assert_frame_equal(compute_features(small_market, specs, timeframe="1h", client=client),
+                                  compute_features(small_market, specs, timeframe="1h"))
+
+
+def test_optuna_on_dask_equals_local(small_market, client):
+    pytest.importorskip("optuna")
+    grid = {"fast": list(range(2, 30, 2)), "slow": list(range(30, 120, 10))}
+    kw = dict(sampler="optuna", n_trials=10, seed=5, fees=0.001)
+    local = nbtrade.sweep(small_market, cross, grid, n_jobs=1, **kw)
+    got = nbtrade.sweep(small_market, cross, grid, client=client, **kw)
+    pd.testing.assert_frame_equal(got.table, local.table)

@@ -92,3 +92,9 @@ def test_doctests():
 
     assert doctest.testmod(grid_module).failed == 0
     assert doctest.testmod(run).failed == 0
+
+
+def test_warmup_has_a_sweep_step():
+    from nbtrade import warmup
+
+    assert "sweep" in warmup.STEPS
