@@ -991,7 +991,8 @@ class Backtest:
 
     def optimize(self, *, maximize: str | Callable[[Result], float] = "Sharpe Ratio",
                  constraint: Callable[[Any], bool] | None = None, max_tries: int | None = None,
-                 random_state: int | None = None, **grid: Any) -> tuple[Result, pd.DataFrame]:
+                 random_state: int | None = None, n_jobs: int = 1, client: Any = None,
+                 **grid: Any) -> tuple[Result, pd.DataFrame]:
         """Run every combination of the parameter ``grid`` and keep the best.
 
         Parameters
@@ -1002,6 +1003,9 @@ class Backtest:
         constraint : callable, optional
             ``constraint(p) -> bool`` on the parameters as attributes (``lambda p: p.fast
             < p.slow``); combinations failing it are skipped.
+        n_jobs, client : threads (``-1``: every core) or a Dask ``Client`` / scheduler address:
+            the combinations run through :func:`nbtrade.sweep.optimize_class`, with the same
+            result as the serial loop (default: serial, in this thread).
         **grid
             Parameter name to a sequence of values (a scalar is one value).
 
@@ -1012,6 +1016,11 @@ class Backtest:
             sorted best first. In-sample: the best of many runs is optimistic (validate
             out of sample, e.g. walk-forward).
         """
+        if n_jobs != 1 or client is not None:
+            from ..sweep.classopt import optimize_class
+
+            return optimize_class(self, maximize=maximize, constraint=constraint, max_tries=max_tries,
+                                  random_state=random_state, n_jobs=n_jobs, client=client, **grid)
         if not grid:
             raise ValueError("optimize needs a parameter grid, e.g. optimize(fast=[5, 10], slow=[20, 50])")
         self._check_params(grid)

@@ -78,3 +78,9 @@ def test_sweep_takes_a_backtest(bt, small_market, serial):
         nbtrade.sweep(bt, GRID, fees=0.01)
     with pytest.raises(TypeError, match="has no parameter 'fsat'"):
         nbtrade.sweep(bt, {"fsat": [3]})
+
+
+def test_backtest_optimize_n_jobs_runs_the_parallel_path(bt, serial):
+    """``Backtest.optimize(n_jobs=...)`` hands the grid to optimize_class: same result as serial."""
+    _same(bt.optimize(n_jobs=2, **GRID), serial)
+    _same(bt.optimize(n_jobs=-1, **GRID), serial)
