@@ -85,6 +85,8 @@ from numba.extending import overload
 from ._jit import ijit, jit, jit_borrow
 from .fills import (EPS, entry_size_nb, exchange_filter_nb, impact_price_nb, order_fees_nb, pending_fill_nb,
                     slip_price_nb, stop_fill_nb, stop_limit_fill_nb)
+from .margin import liquidation_fill_nb, liquidation_first_nb, liquidation_price_nb, maintenance_margin_nb, \
+    settle_isolated_nb
 from .records import Direction, ExitReason, FillMode, Intrabar, Option, OrderType, RejectReason, Side, Status
 
 
@@ -382,6 +384,7 @@ def exit_position_nb(books, params, c, i, base_price, otype, exit_reason, fracti
                         borrow)
         sc["pos"] = 0.0
         sc["borrow"] = 0.0
+        sc["margin"] = 0.0
     else:
         share = entry_fees * (size / held)
         bshare = borrow * (size / held)
@@ -389,6 +392,8 @@ def exit_position_nb(books, params, c, i, base_price, otype, exit_reason, fracti
                         fees, exit_reason, bshare)
         sc["entry_fees"] = entry_fees - share
         sc["borrow"] = borrow - bshare
+        sc["margin"] -= sc["margin"] * (size / held)  # margin released in proportion (nbtrade.margin)
+        sc["liq"] = np.nan
         sc["pos"] = p - size if p > 0.0 else p + size
 
 
@@ -460,7 +465,7 @@ def simulate_signals_nb(prices, signals, levels, cfg, params, start, books, cash
     # Accumulation, same-bar re-entry and borrow costs take the phased loop too (the fused one
     # keeps only the rules of plain runs, unchanged).
     if not (any_stops or cfg.order_type != OrderType.MARKET
-            or has_option_nb(cfg, Option.ACCUMULATE | Option.REENTER | Option.BORROW)):
+            or has_option_nb(cfg, Option.ACCUMULATE | Option.REENTER | Option.BORROW | Option.MARGIN)):
         done = fused_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, equity_out)
     else:
         done = phased_bars_nb(prices, signals, levels, cfg, params, start, n, books, cash_out, equity_out)
@@ -524,8 +529,13 @@ def phased_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cas
         if not room_nb(counts, orders, trades, m):
             return i
         s = i - lag
+        margin_on = has_option_nb(cfg, Option.MARGIN)
+        if margin_on and at_open:  # liquidation at the open comes before the orders there
+            margin_phase_nb(prices, params, books, i, True, True)
         if at_open:
             orders_phase_nb(open_, prices, signals, levels, cfg, params, books, i, s)
+        if margin_on:
+            margin_phase_nb(prices, params, books, i, at_open, False)
         if has_option_nb(cfg, EXTRA_EXITS):
             stop_price, roi = extra_arrays(levels.extra, close)
             intrabar_extra_nb(prices, stop_price, roi, cfg, params, books, i, True, use_range, use_volume)
@@ -1001,6 +1011,9 @@ def enter_nb(px, i, c, base, is_buy, otype, books, params, cfg, size):
         acct[ci] = cash - units * price - fee
     else:
         acct[ci] = cash + units * price - fee
+    if has_option_nb(cfg, Option.MARGIN):  # isolated margin: initial margin of the fill (nbtrade.margin)
+        sc["margin"] = (sc["margin"] if held != 0.0 else 0.0) + units * price / leverage
+        sc["liq"] = np.nan
     if held != 0.0:
         q = abs(held)
         sc["avg"] = (sc["avg"] * q + price * units) / (q + units)
@@ -1070,3 +1083,110 @@ def positions_from_orders_nb(idx, col, signed_size, out):
         for c in range(m):
             out[i, c] = pos[c]
     return out
+
+
+@ijit
+def liquidation_level_nb(sc, pc):
+    """Liquidation price of the open position of state ``sc`` (isolated margin ``sc.margin``, tiers of
+    ``pc``), computed once per change of the position (``sc.liq`` NaN: stale)."""
+    liq = sc["liq"]
+    if liq != liq:
+        p = sc["pos"]
+        side = 1.0 if p > 0.0 else -1.0
+        liq = liquidation_price_nb(side, abs(p), sc["avg"], sc["margin"], 0.0, pc["t_floor"], pc["t_cap"],
+                                   pc["t_mmr"], pc["t_cum"], pc["t_n"])
+        sc["liq"] = liq
+    return liq
+
+
+@ijit
+def stop_side_level_nb(sc, pc, is_long):
+    """The tightest stop-side level of a position (stop-loss, absolute or percent; trailing stop;
+    indicator stop), NaN when none: what :func:`kernels.margin.liquidation_first_nb` compares."""
+    avg = sc["avg"]
+    if is_long:
+        stop = sc["sl_abs"] if sc["sl_abs"] == sc["sl_abs"] else avg * (1.0 - pc["sl"])
+        tr = sc["extreme"] * (1.0 - pc["trail"])
+        if tr == tr and not tr <= stop:
+            stop = tr
+        ind = sc["ind_stop"]
+        if ind == ind and not ind <= stop:
+            stop = ind
+    else:
+        stop = sc["sl_abs"] if sc["sl_abs"] == sc["sl_abs"] else avg * (1.0 + pc["sl"])
+        tr = sc["extreme"] * (1.0 + pc["trail"])
+        if tr == tr and not tr >= stop:
+            stop = tr
+        ind = sc["ind_stop"]
+        if ind == ind and not ind >= stop:
+            stop = ind
+    return stop
+
+
+@jit_borrow
+def margin_phase_nb(prices, params, books, i, at_open, open_only):
+    """Liquidation of isolated positions at bar ``i`` (``Option.MARGIN``; rules in :mod:`nbtrade.margin`).
+
+    ``open_only``: the check at the open, before the orders there (a position whose open is at or
+    through its liquidation price closes at the open). Else the intrabar check, before the stops:
+    the candle's low (long) or high (short) against the liquidation price; a stop-side level strictly
+    between the open and the liquidation price fills first (the stops then take it), ties go to the
+    liquidation. With fills at the close, positions entered at this close are not checked. Spot has
+    no mark price: the price candle is the mark.
+    """
+    st = books.state
+    open_ = prices.open
+    close = prices.close
+    for c in range(close.shape[1]):
+        sc = st[c]
+        p = sc["pos"]
+        if p == 0.0 or close[i, c] != close[i, c]:
+            continue
+        if not (at_open or sc["entry_idx"] < i):
+            continue
+        pc = params[c]
+        liq = liquidation_level_nb(sc, pc)
+        side = 1.0 if p > 0.0 else -1.0
+        o = open_[i, c]
+        if open_only:
+            fill = o if (side > 0.0 and o <= liq) or (side < 0.0 and o >= liq) else np.nan
+        else:
+            fill = liquidation_fill_nb(side, liq, o, prices.high[i, c], prices.low[i, c])
+            if fill == fill and fill != o:
+                stop = stop_side_level_nb(sc, pc, side > 0.0)
+                if not liquidation_first_nb(side, liq, stop):
+                    continue  # the stop lies between the open and the liquidation price: it fills first
+        if fill == fill:
+            liquidate_nb(books, params, c, i, fill)
+
+
+@ijit
+def liquidate_nb(books, params, c, i, fill):
+    """Close column ``c``'s isolated position at ``fill`` by liquidation (``settle_isolated_nb``): the
+    fee (``param_dt.liq_fee``; NaN: the maintenance margin at the fill) is the exit fee, a loss past the
+    margin is absorbed (added back: the balance never pays more than the margin), exit reason
+    ``LIQUIDATION``; the trade's ``pnl`` includes the absorbed part."""
+    st, acct, counts, orders, trades = books
+    sc = st[c]
+    pc = params[c]
+    p = sc["pos"]
+    qty = abs(p)
+    maint = maintenance_margin_nb(pc["t_floor"], pc["t_cap"], pc["t_mmr"], pc["t_cum"], pc["t_n"], qty * fill)
+    returned, pnl, fee, absorbed = settle_isolated_nb(p, sc["avg"], sc["margin"], fill, pc["liq_fee"], maint)
+    ci = sc["group"]
+    if p > 0.0:
+        acct[ci] += qty * fill - fee + absorbed
+    else:
+        acct[ci] -= qty * fill + fee - absorbed
+    record_order_nb(orders, counts, c, i, Side.SELL if p > 0.0 else Side.BUY, qty, fill, fee, OrderType.MARKET,
+                    Status.FILLED, RejectReason.NONE)
+    k = counts[0]["trades"]
+    record_trade_nb(trades, counts, c, sc["entry_idx"], i, p, sc["avg"], fill, sc["entry_fees"], fee,
+                    ExitReason.LIQUIDATION, sc["borrow"])
+    if absorbed > 0.0:
+        trades[k]["pnl"] += absorbed
+        trades[k]["ret"] = trades[k]["pnl"] / (sc["avg"] * qty)
+    sc["pos"] = 0.0
+    sc["borrow"] = 0.0
+    sc["margin"] = 0.0
+    sc["liq"] = np.nan

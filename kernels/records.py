@@ -97,13 +97,15 @@ class ExitReasonT(NamedTuple):
     ROI: int
     IND_STOP: int
     FINAL: int
+    LIQUIDATION: int
 
 
 #: Why a trade closed; ``END``: still open at the last bar, marked to the last valid close (no
 #: order); ``TIME``: its age reached ``td_stop``; ``ROI``: the minimal-ROI table's return for its
 #: age was reached; ``IND_STOP``: the indicator stop (``stop_price``) was hit; ``FINAL``: closed by
-#: a market order at the last valid close (``finalize_trades``).
-ExitReason = ExitReasonT(*range(9))
+#: a market order at the last valid close (``finalize_trades``); ``LIQUIDATION``: the position reached
+#: its liquidation price (margin rule of ``nbtrade.margin``, ``Option.MARGIN``).
+ExitReason = ExitReasonT(*range(10))
 
 
 class FillModeT(NamedTuple):
@@ -154,23 +156,31 @@ With accumulation (``accumulate``) ``entry_idx`` is the first entry's bar and ``
 size-weighted average entry price (fees excluded) of the combined position."""
 
 
+#: Most maintenance tiers a symbol's table may have (``param_dt.t_*``).
+MAX_TIERS = 16
+
 param_dt = np.dtype([
     ("size", f8), ("fees", f8), ("fixed_fees", f8), ("slippage", f8), ("sl", f8), ("tp", f8), ("trail", f8),
     ("lot", f8), ("min_qty", f8), ("min_notional", f8), ("maker_fees", f8), ("slip_range", f8),
     ("slip_volume", f8), ("td", f8), ("borrow", f8),
+    ("liq_fee", f8), ("t_n", i8), ("t_floor", f8, (MAX_TIERS,)), ("t_cap", f8, (MAX_TIERS,)),
+    ("t_mmr", f8, (MAX_TIERS,)), ("t_cum", f8, (MAX_TIERS,)),
 ], align=True)
 """Order parameters of one column. Stops ``sl``, ``tp``, ``trail`` are fractions of the entry price
 (NaN: unset); ``maker_fees``: fee rate of resting limit entries (NaN: use ``fees``); ``slip_range``:
 extra adverse slippage as a fraction of the last complete bar's high - low; ``slip_volume``: volume
 impact coefficient (square-root law, ``fills.impact_price_nb``); ``td``: time stop, bars a trade may
 stay open (NaN: unset); ``borrow``: borrow rate of a short per bar (fraction of the short's notional at
-each close, 0: none)."""
+each close, 0: none). Margin rule (``Option.MARGIN``, ``nbtrade.margin``): ``liq_fee`` the liquidation fee
+rate (NaN: the remaining maintenance margin is forfeited), ``t_n`` tiers of the maintenance table in
+``t_floor``, ``t_cap``, ``t_mmr``, ``t_cum`` (padded to :data:`MAX_TIERS`)."""
 
 col_state_dt = np.dtype([
     ("pos", f8), ("mark", f8), ("group", i8), ("wait", i8), ("pend_dir", i8),  # read every bar: one cache line
     ("avg", f8), ("extreme", f8), ("entry_fees", f8), ("entry_idx", i8), ("sl_abs", f8), ("tp_abs", f8),
     ("pend_bar", i8), ("pend_trig", np.bool_), ("pend_price", f8), ("pend_limit", f8),
     ("range", f8), ("volume", f8), ("wait_frac", f8), ("ind_stop", f8), ("borrow", f8), ("pend_size", f8),
+    ("margin", f8), ("liq", f8),
 ], align=True)
 """State of one column in the signals and callback loops: signed position ``pos``; ``mark``, the
 last valid close (valuation only); ``avg``, ``entry_idx``, ``entry_fees`` of the open position;
@@ -181,7 +191,9 @@ levels of the current/next entry (NaN: use the percent stops). Resting entry: ``
 ``group``: the column's cash account (index into ``acct``); ``wait``: the signal bar of an order
 waiting for the column's next candle (-1: none), ``wait_frac`` its exit fraction (callback).
 ``ind_stop``: the indicator stop level of the open position (ratcheted, NaN: none); ``borrow``: borrow
-cost accrued by the open short (quote); ``pend_size``: the size of the resting entry."""
+cost accrued by the open short (quote); ``pend_size``: the size of the resting entry; ``margin``: the
+isolated margin of the open position (entry notional / leverage, quote); ``liq``: its liquidation
+price (NaN: to be computed; ``Option.MARGIN`` runs only)."""
 
 rebalance_state_dt = np.dtype([
     ("pos", f8), ("mark", f8), ("entry_idx", i8), ("entry_notional", f8), ("entry_qty", f8),
@@ -238,6 +250,7 @@ class OptionT(NamedTuple):
     ROI: int
     BORROW: int
     TIME_STOP: int
+    MARGIN: int
 
 
 #: Bits of ``Config.options`` (one int: a run passes the kernels one argument for all of them, and
@@ -246,8 +259,9 @@ class OptionT(NamedTuple):
 #: trade), ``FINALIZE`` (close open positions at the last valid close, exit reason ``FINAL``),
 #: ``SIZES`` (``OrderLevels.size`` given), ``IND_STOP`` (``OrderLevels.stop_price`` given), ``ROI``
 #: (``OrderLevels.roi`` given), ``BORROW`` (a column has ``param_dt.borrow`` > 0), ``TIME_STOP`` (a
-#: column has ``param_dt.td`` > 0).
-Option = OptionT(*(1 << k for k in range(8)))
+#: column has ``param_dt.td`` > 0), ``MARGIN`` (spot leverage > 1 or shorts: isolated margin rule,
+#: liquidation at the liquidation price, ``nbtrade.margin``).
+Option = OptionT(*(1 << k for k in range(9)))
 
 #: Keyword names of :func:`make_config`'s options, in ``Option`` order.
 EXTRA_CONFIG = tuple(f.lower() for f in OptionT._fields)
@@ -272,4 +286,5 @@ def new_state(groups) -> np.ndarray:
     st["wait"] = -1
     st["wait_frac"] = 1.0
     st["ind_stop"] = np.nan
+    st["liq"] = np.nan
     return st

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from .._names import suggest_kwargs
-from ..kernels.records import order_dt, trade_dt
+from ..kernels.records import Option, order_dt, trade_dt
 from ..panel import Market, Prices, align, as_market
 from ..result import Result
 from .options import RunConfig, check_exit_fractions
@@ -214,6 +214,35 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     return run_signals(market, cfg, entries, exits, short_entries, short_exits)
 
 
+def spot_margin(leverage: float, has_short: bool) -> bool:
+    """Whether a spot run follows the isolated margin rule of :mod:`nbtrade.margin` (leverage > 1, or
+    shorts): each position has margin ``entry notional / leverage`` and is liquidated at its
+    liquidation price (default maintenance tiers, no funding). A 1x long is never liquidated."""
+    return leverage > 1.0 or has_short
+
+
+def margin_params(params: np.ndarray, tiers: Any = None, liquidation_fee: float = float("nan")) -> np.ndarray:
+    """A copy of the ``param_dt`` records with the maintenance ``tiers`` (one :class:`nbtrade.margin.Tiers`
+    for all columns or a sequence of them per column; None: ``DEFAULT_TIERS``) and the liquidation fee
+    rate (NaN: the remaining maintenance margin is forfeited) filled in."""
+    from ..kernels.records import MAX_TIERS
+    from ..margin import DEFAULT_TIERS
+
+    out = params.copy()
+    m = len(out)
+    per = [DEFAULT_TIERS] * m if tiers is None else (list(tiers) if isinstance(tiers, (list, tuple)) else [tiers] * m)
+    for j, t in enumerate(per):
+        k = len(t)
+        if k > MAX_TIERS:
+            raise ValueError(f"maintenance: at most {MAX_TIERS} tiers per symbol; got {k}")
+        for field, col in (("t_floor", t.floor), ("t_cap", t.cap), ("t_mmr", t.mmr), ("t_cum", t.cum)):
+            out[field][j, :k] = col
+            out[field][j, k:] = col[-1]
+        out["t_n"][j] = k
+    out["liq_fee"] = liquidation_fee
+    return out
+
+
 def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any = None, short_entries: Any = None,
                 short_exits: Any = None) -> Result:
     """One signals run on ``market`` with a validated ``cfg``: the signals are aligned and checked, the
@@ -230,7 +259,10 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     if cfg.orders is not None and cfg.orders.used:
         cfg.orders.check_signals(sig, has_short, market.array("close"), market.index, list(syms))
     data = RunData(market, cfg)
+    margin_on = spot_margin(cfg.leverage, has_short)
     inputs = run_prices(market, cfg)
+    if margin_on and not cfg.reads_ohlc():  # liquidation is checked on the candle's low and high
+        inputs = market.prices(ohlc=True, volume=cfg.reads_volume)
     at_entry = None
     if cfg.order_type != "market" or cfg.filters is not None:
         at_entry = sig["entries"] | (sig["short_entries"] if has_short else False)
@@ -283,10 +315,14 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     signals = Signals(sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"])
     levels = Levels(oprice, lprice, sl_abs, tp_abs, exit_frac, order_levels(cfg.orders))
     kcfg = cfg.kernel_config(has_short, partial)
+    params = cfg.params
+    if margin_on:
+        kcfg = kcfg._replace(options=kcfg.options | Option.MARGIN)
+        params = margin_params(params)
     state, acct, done = new_state(cfg.groups), np.full(cfg.n_groups, cfg.init_cash), np.zeros(1, dtype=counts_dt)
     start = 0
     while True:
-        start = engine.simulate_signals_nb(prices, signals, levels, kcfg, cfg.params, start,
+        start = engine.simulate_signals_nb(prices, signals, levels, kcfg, params, start,
                                            Books(state, acct, done, orders, trades), cash, equity)
         if start >= n:
             break
