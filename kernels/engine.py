@@ -86,7 +86,7 @@ from ._jit import ijit, jit, jit_borrow
 from .fills import (EPS, entry_size_nb, exchange_filter_nb, impact_price_nb, order_fees_nb, pending_fill_nb,
                     slip_price_nb, stop_fill_nb, stop_limit_fill_nb)
 from .margin import liquidation_fill_nb, liquidation_first_nb, liquidation_price_nb, maintenance_margin_nb, \
-    settle_isolated_nb
+    max_leverage_nb, settle_isolated_nb
 from .records import Direction, ExitReason, FillMode, Intrabar, Option, OrderType, RejectReason, Side, Status
 
 
@@ -1003,6 +1003,10 @@ def enter_nb(px, i, c, base, is_buy, otype, books, params, cfg, size):
     units, price, reason = entry_size_nb(size, cfg.size_type, price, fee_rate, fixed, leverage, available,
                                          equity, pc["lot"], pc["min_qty"], pc["min_notional"], base, impact, is_buy)
     side = Side.BUY if is_buy else Side.SELL
+    if reason == RejectReason.NONE and has_option_nb(cfg, Option.MARGIN):
+        # the tier of the resulting position must allow the run's leverage (nbtrade.margin)
+        if max_leverage_nb(pc["t_floor"], pc["t_cap"], pc["t_lev"], pc["t_n"], (abs(held) + units) * price) < leverage:
+            reason = RejectReason.LEVERAGE
     if reason != RejectReason.NONE:
         reject_order_nb(orders, counts, c, i, side, units, price, otype, reason)
         return False

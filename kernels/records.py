@@ -67,6 +67,7 @@ class RejectReasonT(NamedTuple):
     LOT_SIZE: int
     MIN_QTY: int
     MIN_NOTIONAL: int
+    LEVERAGE: int
 
 
 #: Why an order was rejected (``NONE`` for filled orders).
@@ -74,8 +75,9 @@ class RejectReasonT(NamedTuple):
 #: for the next one (none before the data ends, a reversal with resting entries, a rebalance);
 #: ``INSUFFICIENT_CASH``: cost + fees exceed the available margin;
 #: ``LOT_SIZE``: the size rounds down to zero lots; ``MIN_QTY`` / ``MIN_NOTIONAL``:
-#: below the exchange filters.
-RejectReason = RejectReasonT(*range(6))
+#: below the exchange filters; ``LEVERAGE``: the run's leverage is above the ``max_leverage`` of the
+#: maintenance tier of the resulting position's notional (margin rule, ``Option.MARGIN``).
+RejectReason = RejectReasonT(*range(7))
 
 
 class DirectionT(NamedTuple):
@@ -164,7 +166,7 @@ param_dt = np.dtype([
     ("lot", f8), ("min_qty", f8), ("min_notional", f8), ("maker_fees", f8), ("slip_range", f8),
     ("slip_volume", f8), ("td", f8), ("borrow", f8),
     ("liq_fee", f8), ("t_n", i8), ("t_floor", f8, (MAX_TIERS,)), ("t_cap", f8, (MAX_TIERS,)),
-    ("t_mmr", f8, (MAX_TIERS,)), ("t_cum", f8, (MAX_TIERS,)),
+    ("t_mmr", f8, (MAX_TIERS,)), ("t_cum", f8, (MAX_TIERS,)), ("t_lev", f8, (MAX_TIERS,)),
 ], align=True)
 """Order parameters of one column. Stops ``sl``, ``tp``, ``trail`` are fractions of the entry price
 (NaN: unset); ``maker_fees``: fee rate of resting limit entries (NaN: use ``fees``); ``slip_range``:
@@ -173,7 +175,7 @@ impact coefficient (square-root law, ``fills.impact_price_nb``); ``td``: time st
 stay open (NaN: unset); ``borrow``: borrow rate of a short per bar (fraction of the short's notional at
 each close, 0: none). Margin rule (``Option.MARGIN``, ``nbtrade.margin``): ``liq_fee`` the liquidation fee
 rate (NaN: the remaining maintenance margin is forfeited), ``t_n`` tiers of the maintenance table in
-``t_floor``, ``t_cap``, ``t_mmr``, ``t_cum`` (padded to :data:`MAX_TIERS`)."""
+``t_floor``, ``t_cap``, ``t_mmr``, ``t_cum``, ``t_lev`` (max leverage; padded to :data:`MAX_TIERS`)."""
 
 col_state_dt = np.dtype([
     ("pos", f8), ("mark", f8), ("group", i8), ("wait", i8), ("pend_dir", i8),  # read every bar: one cache line

@@ -31,7 +31,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
              slippage_volume: Any = 0.0, sl_price: Any = None, tp_price: Any = None, exit_size: Any = 1.0,
              on_gap: str = "warn", filters: Any = None, accumulate: bool = False, reenter: bool = False,
              finalize_trades: bool = False, entry_size: Any = None, ind_stop: Any = None, td_stop: Any = None,
-             min_roi: Any = None, borrow_rate: Any = 0.0) -> Result:
+             min_roi: Any = None, borrow_rate: Any = 0.0, maintenance: Any = None,
+             liquidation_fee: Any = None) -> Result:
     """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
 
     Parameters
@@ -91,7 +92,18 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         Exchange filters: sizes round down to ``lot_size`` (0 = none); smaller orders
         than ``min_qty`` (base) or ``min_notional`` (quote) are rejected.
     leverage : float
-        Margin per unit of notional is ``1 / leverage`` (1 = cash account). Must be > 0.
+        Margin per unit of notional is ``1 / leverage`` (1 = cash account). Must be > 0 and at most
+        the first maintenance tier's ``max_leverage``. With ``leverage > 1`` or shorts every
+        position follows the isolated margin rule of :mod:`nbtrade.margin`: its margin is its
+        entry notional / ``leverage``, it is liquidated (exit reason ``"liquidation"``) when the
+        candle's low (long) or high (short) reaches its liquidation price (at the open when the
+        bar opens through it), and it never loses more than its margin. A 1x long is never
+        liquidated.
+    maintenance : nbtrade.margin.Tiers, rows, or {symbol: those}, optional
+        Maintenance-margin tiers of the margin rule (default :data:`nbtrade.margin.DEFAULT_TIERS`).
+    liquidation_fee : float, optional
+        Liquidation fee rate of the notional; None (default): the remaining maintenance margin is
+        forfeited (closing at the bankruptcy price).
     cash_sharing : bool, or a group label per symbol (dict or sequence)
         True (default): all symbols trade one cash balance, in column order. False:
         each symbol is an isolated account with its own ``init_cash`` (like running
@@ -210,7 +222,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         tif=tif, maker_fees=maker_fees, slippage_range=slippage_range, slippage_volume=slippage_volume,
         sl_price=sl_price, tp_price=tp_price, exit_size=exit_size, on_gap=on_gap, filters=filters,
         accumulate=accumulate, reenter=reenter, finalize_trades=finalize_trades, entry_size=entry_size,
-        ind_stop=ind_stop, td_stop=td_stop, min_roi=min_roi, borrow_rate=borrow_rate)
+        ind_stop=ind_stop, td_stop=td_stop, min_roi=min_roi, borrow_rate=borrow_rate, maintenance=maintenance,
+        liquidation_fee=liquidation_fee)
     return run_signals(market, cfg, entries, exits, short_entries, short_exits)
 
 
@@ -235,7 +248,8 @@ def margin_params(params: np.ndarray, tiers: Any = None, liquidation_fee: float 
         k = len(t)
         if k > MAX_TIERS:
             raise ValueError(f"maintenance: at most {MAX_TIERS} tiers per symbol; got {k}")
-        for field, col in (("t_floor", t.floor), ("t_cap", t.cap), ("t_mmr", t.mmr), ("t_cum", t.cum)):
+        for field, col in (("t_floor", t.floor), ("t_cap", t.cap), ("t_mmr", t.mmr), ("t_cum", t.cum),
+                           ("t_lev", t.max_leverage)):
             out[field][j, :k] = col
             out[field][j, k:] = col[-1]
         out["t_n"][j] = k
@@ -318,7 +332,9 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     params = cfg.params
     if margin_on:
         kcfg = kcfg._replace(options=kcfg.options | Option.MARGIN)
-        params = margin_params(params)
+        ms = cfg.margin
+        params = margin_params(params, None if ms is None else list(ms.tiers),
+                               float("nan") if ms is None else ms.liquidation_fee)
     state, acct, done = new_state(cfg.groups), np.full(cfg.n_groups, cfg.init_cash), np.zeros(1, dtype=counts_dt)
     start = 0
     while True:
@@ -332,6 +348,11 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     assumptions = cfg.assumptions(gaps=len(data.gaps), delayed=int(k["delayed"]),
                                   exit_frac=exit_frac if partial else None,
                                   no_candles=data.no_candles)
+    if margin_on:
+        assumptions["margin"] = ("isolated margin rule (nbtrade.margin; leverage > 1 or shorts): margin = entry "
+                                 "notional / leverage, liquidation at the liquidation price against the candle's "
+                                 "low (long) / high (short), at the open through a gap; spot has no mark price: "
+                                 "the price candle is the mark; no funding, no borrow interest unless borrow_rate")
     res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
                  init_cash=cfg.init_cash * cfg.n_groups, freq_ms=cfg.freq_ms, gaps=data.gaps,
                  assumptions=assumptions, symbol_init_cash=None if cfg.n_groups == 1 else cfg.init_cash)

@@ -213,6 +213,8 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 cost = qty * price / leverage + qty * price * fee_rate + fixed
                 if cost - available > EPS * max(abs(available), 1.0):
                     reason = "insufficient_cash"
+            if reason == "none" and margin and rm.max_leverage(tiers, (abs(positions[c].size) + qty) * price) < leverage:
+                reason = "leverage"  # the resulting position's tier does not allow the run's leverage
         side = "buy" if buy else "sell"
         if reason != "none":
             add_order(c, i, side, qty, price, 0.0, otype, "rejected", reason)

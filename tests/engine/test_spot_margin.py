@@ -3,6 +3,7 @@ issue #14 finding: a 50x short drove equity to -98,679)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import pandas as pd
 
 import nbtrade
@@ -75,3 +76,64 @@ def test_unlevered_long_never_liquidated():
     le.iloc[0] = True
     r = nbtrade.backtest({"BTC": df}, entries=le, size=1.0)
     assert list(r.trades["exit_reason"]) == ["end"]
+
+
+def _long_10x(**kw):
+    close = [100.0, 100.0, 99.0, 85.0, 85.0]
+    df, idx = _frame(close, spread=0.0)
+    df.loc[idx[3], ["open", "high"]] = 99.0
+    le = pd.Series(False, idx)
+    le.iloc[0] = True
+    return nbtrade.backtest({"BTC": df}, entries=le, leverage=10, size=1.0, init_cash=1000.0, **kw)
+
+
+def test_maintenance_and_liquidation_fee_options():
+    from nbtrade.margin import Tiers
+
+    r = _long_10x(maintenance=Tiers.flat(0.05, 10), liquidation_fee=0.01)
+    tr = r.trades.iloc[0]
+    qty = tr["size"]
+    lp = (qty * 10.0 - qty * 100.0) / (qty * 0.05 - qty)  # flat mmr 5 %, cum 0
+    assert tr["exit_reason"] == "liquidation"
+    assert abs(tr["exit_price"] - lp) < 1e-9
+    remaining = qty * 10.0 + qty * (lp - 100.0)
+    assert abs(tr["fees"] - min(0.01 * qty * lp, remaining)) < 1e-9
+    assert "margin" in r.assumptions
+
+
+def test_margin_bad_input_names_the_argument():
+    import pytest
+
+    with pytest.raises(ValueError, match="leverage"):
+        _long_10x(maintenance=[(0.0, float("inf"), 0.05, 0.0, 5.0)])  # 10x above the tier's 5x
+    with pytest.raises(ValueError, match="maintenance"):
+        _long_10x(maintenance=[(0.0, 100.0, 0.05, 0.0, 10.0), (50.0, 200.0, 0.1, 5.0, 5.0)])  # overlap
+    with pytest.raises(ValueError, match="liquidation_fee"):
+        _long_10x(liquidation_fee=1.5)
+
+
+def test_entry_beyond_the_tiers_max_leverage_is_rejected():
+    # 100x is allowed below 250,000 notional (DEFAULT_TIERS); 5,000 x 100 = 500,000 lands in the
+    # 250k-1M tier (max 50x): rejected with reason "leverage"; 2,000 x 100 = 200,000 fills
+    close = [100.0] * 5
+    df, idx = _frame(close, spread=0.0)
+    le = pd.Series(False, idx)
+    le.iloc[0] = True
+    with pytest.warns(UserWarning):
+        r = nbtrade.backtest({"BTC": df}, entries=le, leverage=100, size=1.0, init_cash=5000.0)
+    o = r.orders
+    assert list(o["status"]) == ["rejected"] and list(o["reason"]) == ["leverage"]
+    r = nbtrade.backtest({"BTC": df}, entries=le, leverage=100, size=1.0, init_cash=2000.0)
+    assert list(r.orders["status"]) == ["filled"]
+
+
+def test_next_tier_liquidation_price():
+    # 20x long of 200,000 notional: entry tier 2 (mmr 0.5 %, cum 50); the liquidation price is solved
+    # with the tier of the notional at that price (still tier 2 here, 190k)
+    from nbtrade.margin import liquidation_price
+
+    qty, ep = 2000.0, 100.0
+    wb = qty * ep / 20
+    lp = liquidation_price(1, qty, ep, wb)
+    assert abs(lp - (wb + 50.0 - qty * ep) / (qty * 0.005 - qty)) < 1e-9
+    assert 50_000 < qty * lp <= 250_000
