@@ -120,6 +120,21 @@ def extra_arrays(extra, fallback):
     return extra.stop_price, extra.roi
 
 
+def mark_candle(marks, prices):
+    """``(open, high, low)`` arrays liquidation is checked on: ``marks`` (a ``records.Marks``), or the price
+    candles when it is None."""
+    if marks is None:
+        return prices.open, prices.high, prices.low
+    return marks.open, marks.high, marks.low
+
+
+@overload(mark_candle)
+def _mark_candle_ov(marks, prices):
+    if isinstance(marks, types.NoneType):
+        return lambda marks, prices: (prices.open, prices.high, prices.low)
+    return lambda marks, prices: (marks.open, marks.high, marks.low)
+
+
 @overload(entry_size_at)
 def _entry_size_at_ov(extra, s, c, default):
     if isinstance(extra, types.NoneType):
@@ -531,11 +546,11 @@ def phased_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cas
         s = i - lag
         margin_on = has_option_nb(cfg, Option.MARGIN)
         if margin_on and at_open:  # liquidation at the open comes before the orders there
-            margin_phase_nb(prices, params, books, i, True, True)
+            margin_phase_nb(prices, levels.marks, params, books, i, True, True)
         if at_open:
             orders_phase_nb(open_, prices, signals, levels, cfg, params, books, i, s)
         if margin_on:
-            margin_phase_nb(prices, params, books, i, at_open, False)
+            margin_phase_nb(prices, levels.marks, params, books, i, at_open, False)
         if has_option_nb(cfg, EXTRA_EXITS):
             stop_price, roi = extra_arrays(levels.extra, close)
             intrabar_extra_nb(prices, stop_price, roi, cfg, params, books, i, True, use_range, use_volume)
@@ -1128,23 +1143,24 @@ def stop_side_level_nb(sc, pc, is_long):
 
 
 @jit_borrow
-def margin_phase_nb(prices, params, books, i, at_open, open_only):
+def margin_phase_nb(prices, marks, params, books, i, at_open, open_only):
     """Liquidation of isolated positions at bar ``i`` (``Option.MARGIN``; rules in :mod:`nbtrade.margin`).
 
     ``open_only``: the check at the open, before the orders there (a position whose open is at or
     through its liquidation price closes at the open). Else the intrabar check, before the stops:
     the candle's low (long) or high (short) against the liquidation price; a stop-side level strictly
     between the open and the liquidation price fills first (the stops then take it), ties go to the
-    liquidation. With fills at the close, positions entered at this close are not checked. Spot has
-    no mark price: the price candle is the mark.
+    liquidation. With fills at the close, positions entered at this close are not checked. ``marks``:
+    the mark candles (``records.Marks``; a bar without one liquidates nothing) or None: the price
+    candles are the mark (spot).
     """
     st = books.state
-    open_ = prices.open
+    open_, mhigh, mlow = mark_candle(marks, prices)
     close = prices.close
     for c in range(close.shape[1]):
         sc = st[c]
         p = sc["pos"]
-        if p == 0.0 or close[i, c] != close[i, c]:
+        if p == 0.0 or close[i, c] != close[i, c] or open_[i, c] != open_[i, c]:
             continue
         if not (at_open or sc["entry_idx"] < i):
             continue
@@ -1155,7 +1171,7 @@ def margin_phase_nb(prices, params, books, i, at_open, open_only):
         if open_only:
             fill = o if (side > 0.0 and o <= liq) or (side < 0.0 and o >= liq) else np.nan
         else:
-            fill = liquidation_fill_nb(side, liq, o, prices.high[i, c], prices.low[i, c])
+            fill = liquidation_fill_nb(side, liq, o, mhigh[i, c], mlow[i, c])
             if fill == fill and fill != o:
                 stop = stop_side_level_nb(sc, pc, side > 0.0)
                 if not liquidation_first_nb(side, liq, stop):

@@ -222,8 +222,13 @@ Signals = namedtuple("Signals", ["entries", "exits", "short_entries", "short_exi
 #: ``extra``: None (default), or the :class:`OrderLevels` of a run using them. None has no size:
 #: a run without them passes the kernels the same arguments as before they existed (each array
 #: argument of a kernel call is copied on every call), and numba compiles it apart.
-Levels = namedtuple("Levels", ["order_price", "limit_price", "sl_price", "tp_price", "exit_size", "extra"],
-                    defaults=(None,))
+#: ``marks``: None (the price candles are the mark), or the :class:`Marks` a perpetual run checks
+#: liquidation against (``Option.MARGIN``).
+Levels = namedtuple("Levels", ["order_price", "limit_price", "sl_price", "tp_price", "exit_size", "extra", "marks"],
+                    defaults=(None, None))
+#: Mark-price candles ``(n_bars, n_cols)`` (open, high, low; NaN: no mark candle at that bar) of a
+#: perpetual run; spot columns carry their price candles.
+Marks = namedtuple("Marks", ["open", "high", "low"])
 #: Per-order inputs of issue 15: ``size``, the entry's size at its signal bar (NaN: the column's
 #: ``param_dt.size``; read with ``Config.sizes``); ``stop_price``, the indicator stop read at every bar
 #: (``Config.ind_stop``); ``roi``, the minimal-ROI table, ``(k, 2)`` rows ``(age in bars, return)`` by

@@ -84,7 +84,7 @@ _SIGNAL_OPTIONS = ("size", "size_type", "sl_stop", "tp_stop", "trail_stop", "fee
                    *ORDER_KEYWORDS)
 #: Keywords each front end takes (the per-symbol ones among them are read through :data:`PER_SYMBOL`).
 MODE_OPTIONS: dict[str, tuple[str, ...]] = {
-    "signals": (*_SIGNAL_OPTIONS, "maintenance", "liquidation_fee"),
+    "signals": (*_SIGNAL_OPTIONS, "maintenance", "liquidation_fee", "instrument"),
     "callback": _SIGNAL_OPTIONS,
     "weights": ("fees", "fixed_fees", "slippage", "init_cash", "fill", "freq", "lot_size", "min_qty",
                 "min_notional", "leverage", "on_gap", "filters"),
@@ -98,6 +98,7 @@ DEFAULTS: dict[str, Any] = {
     "order_type": "market", "order_price": None, "limit_price": None, "tif": 0, "maker_fees": None,
     "slippage_range": 0.0, "slippage_volume": 0.0, "sl_price": None, "tp_price": None, "exit_size": 1.0,
     "on_gap": "warn", "filters": None, **ORDER_KEYWORDS, "maintenance": None, "liquidation_fee": None,
+    "instrument": "spot",
 }
 
 #: Largest price a run accepts: fills multiply prices by (1 + slippage) (1 + fees) and sum them into
@@ -196,7 +197,7 @@ class RunConfig:
         if "maintenance" in allowed:  # validates the tiers and leverage <= the first tier's max_leverage
             from ..margin import margin_settings
 
-            margin = margin_settings(syms, leverage=leverage, maintenance=opt["maintenance"],
+            margin = margin_settings(syms, instrument=opt["instrument"], leverage=leverage, maintenance=opt["maintenance"],
                                      liquidation_fee=opt["liquidation_fee"])
         params = param_records(values, len(syms))
         fields: dict[str, Any] = dict(

@@ -32,7 +32,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
              on_gap: str = "warn", filters: Any = None, accumulate: bool = False, reenter: bool = False,
              finalize_trades: bool = False, entry_size: Any = None, ind_stop: Any = None, td_stop: Any = None,
              min_roi: Any = None, borrow_rate: Any = 0.0, maintenance: Any = None,
-             liquidation_fee: Any = None) -> Result:
+             liquidation_fee: Any = None, instrument: Any = "spot") -> Result:
     """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
 
     Parameters
@@ -101,6 +101,11 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         liquidated.
     maintenance : nbtrade.margin.Tiers, rows, or {symbol: those}, optional
         Maintenance-margin tiers of the margin rule (default :data:`nbtrade.margin.DEFAULT_TIERS`).
+    instrument : {"spot", "perp"} or {symbol: kind}
+        ``"perp"``: a USD-margined linear perpetual, always under the isolated margin rule (any
+        leverage, both sides), its liquidation checked against the market's mark-price candles
+        (``mark_open`` .. ``mark_close`` fields; without them the price candles, said in
+        ``Result.assumptions["mark"]``). Funding is not applied yet (issue 17, next slice).
     liquidation_fee : float, optional
         Liquidation fee rate of the notional; None (default): the remaining maintenance margin is
         forfeited (closing at the bankruptcy price).
@@ -223,7 +228,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         sl_price=sl_price, tp_price=tp_price, exit_size=exit_size, on_gap=on_gap, filters=filters,
         accumulate=accumulate, reenter=reenter, finalize_trades=finalize_trades, entry_size=entry_size,
         ind_stop=ind_stop, td_stop=td_stop, min_roi=min_roi, borrow_rate=borrow_rate, maintenance=maintenance,
-        liquidation_fee=liquidation_fee)
+        liquidation_fee=liquidation_fee, instrument=instrument)
     return run_signals(market, cfg, entries, exits, short_entries, short_exits)
 
 
@@ -257,6 +262,24 @@ def margin_params(params: np.ndarray, tiers: Any = None, liquidation_fee: float 
     return out
 
 
+def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[Any, str]:
+    """``levels`` with the mark candles of the perpetual columns (spot columns keep their price
+    candles), and the assumption that says which candles the liquidation check reads."""
+    from ..kernels.records import Marks
+    from ..margin import check_mark
+
+    if not market.has_mark:
+        return levels, ("no mark-price candles in the data: the liquidation of perpetuals is checked on the "
+                        "price candles (the last price stands for the mark)")
+    mo, mh, ml, mc = (market.array(f) for f in ("mark_open", "mark_high", "mark_low", "mark_close"))
+    check_mark(mo, mh, ml, mc, argument="mark")
+    perp = ms.is_perp()[None, :]
+    marks = Marks(*(np.ascontiguousarray(np.where(perp, mk, px))
+                    for mk, px in ((mo, inputs.open), (mh, inputs.high), (ml, inputs.low))))
+    return levels._replace(marks=marks), ("perpetuals: liquidation checked on the mark-price candles (mark low for "
+                                          "longs, high for shorts); a bar without a mark candle liquidates nothing")
+
+
 def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any = None, short_entries: Any = None,
                 short_exits: Any = None) -> Result:
     """One signals run on ``market`` with a validated ``cfg``: the signals are aligned and checked, the
@@ -273,7 +296,9 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     if cfg.orders is not None and cfg.orders.used:
         cfg.orders.check_signals(sig, has_short, market.array("close"), market.index, list(syms))
     data = RunData(market, cfg)
-    margin_on = spot_margin(cfg.leverage, has_short)
+    ms = cfg.margin
+    any_perp = ms is not None and ms.any_perp
+    margin_on = spot_margin(cfg.leverage, has_short) or any_perp
     inputs = run_prices(market, cfg)
     if margin_on and not cfg.reads_ohlc():  # liquidation is checked on the candle's low and high
         inputs = market.prices(ohlc=True, volume=cfg.reads_volume)
@@ -328,6 +353,9 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     prices = PriceArrays(inputs.open, inputs.high, inputs.low, inputs.close, volume)
     signals = Signals(sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"])
     levels = Levels(oprice, lprice, sl_abs, tp_abs, exit_frac, order_levels(cfg.orders))
+    mark_note = None
+    if any_perp:
+        levels, mark_note = perp_marks(market, inputs, ms, levels)
     kcfg = cfg.kernel_config(has_short, partial)
     params = cfg.params
     if margin_on:
@@ -348,6 +376,8 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     assumptions = cfg.assumptions(gaps=len(data.gaps), delayed=int(k["delayed"]),
                                   exit_frac=exit_frac if partial else None,
                                   no_candles=data.no_candles)
+    if mark_note is not None:
+        assumptions["mark"] = mark_note
     if margin_on:
         assumptions["margin"] = ("isolated margin rule (nbtrade.margin; leverage > 1 or shorts): margin = entry "
                                  "notional / leverage, liquidation at the liquidation price against the candle's "

@@ -58,7 +58,9 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                   order_price=None, tif=0, sl_price=None, tp_price=None, limit_price=None, maker_fees=None,
                   slippage_range=None, groups=None, exit_size=None, volume=None, slippage_volume=None,
                   accumulate=False, reenter=False, finalize=False, entry_size=None, stop_price=None, roi=None,
-                  td_stop=None, borrow=None, margin=None, tiers=None, liquidation_fee=math.nan):
+                  td_stop=None, borrow=None, margin=None, tiers=None, liquidation_fee=math.nan,
+                  marks=None):
+    # marks: (open, high, low) mark candles liquidation is checked on (None: the price candles)
     # margin rule of nbtrade.margin (spot): on with leverage > 1 or shorts unless `margin` says
     n, m = len(close), len(close[0])
     if margin is None:
@@ -501,7 +503,10 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
             return
         sgn = 1 if pos.size > 0 else -1
         liq = rm.liquidation_price(sgn, abs(pos.size), pos.entry_price, pos.margin, 0.0, tiers)
-        o, h, lo = open_[i][c], high[i][c], low[i][c]
+        o, h, lo = (open_[i][c], high[i][c], low[i][c]) if marks is None else (
+            marks[0][i][c], marks[1][i][c], marks[2][i][c])
+        if math.isnan(o):  # no mark candle: nothing is liquidated there
+            return
         if (sgn > 0 and o <= liq) or (sgn < 0 and o >= liq):
             liquidate(c, i, o)
             return
