@@ -135,6 +135,25 @@ def _mark_candle_ov(marks, prices):
     return lambda marks, prices: (marks.open, marks.high, marks.low)
 
 
+def funding_nb(marks, books, i, inside):
+    """Funding of bar ``i`` (``inside``: the events strictly inside it, else those at its open) on the
+    positions open now: each pays ``size * rate * mark`` (receives when negative), from its cash account
+    and its isolated margin; recorded in ``marks.flows``. No-op when ``marks`` is None."""
+    if marks is None:
+        return
+    funding_phase_nb(marks.f_in if inside else marks.f_open, marks.flows, books, i)
+
+
+@overload(funding_nb)
+def _funding_nb_ov(marks, books, i, inside):
+    if isinstance(marks, types.NoneType):
+        return lambda marks, books, i, inside: None
+
+    def impl(marks, books, i, inside):
+        funding_phase_nb(marks.f_in if inside else marks.f_open, marks.flows, books, i)
+    return impl
+
+
 @overload(entry_size_at)
 def _entry_size_at_ov(extra, s, c, default):
     if isinstance(extra, types.NoneType):
@@ -545,6 +564,8 @@ def phased_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cas
             return i
         s = i - lag
         margin_on = has_option_nb(cfg, Option.MARGIN)
+        if margin_on:  # funding due at the open, on the positions carried in (before any fill)
+            funding_nb(levels.marks, books, i, False)
         if margin_on and at_open:  # liquidation at the open comes before the orders there
             margin_phase_nb(prices, levels.marks, params, books, i, True, True)
         if at_open:
@@ -556,6 +577,8 @@ def phased_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cas
             intrabar_extra_nb(prices, stop_price, roi, cfg, params, books, i, True, use_range, use_volume)
         else:
             intrabar_phase_nb(prices, cfg, params, books, i, cfg.abs_stops, use_range, use_volume)
+        if margin_on:  # funding inside the bar: booked at its close on the positions still open
+            funding_nb(levels.marks, books, i, True)
         if has_option_nb(cfg, Option.BORROW):
             borrow_phase_nb(close, params, books, i)
         if not at_open:
@@ -1210,3 +1233,22 @@ def liquidate_nb(books, params, c, i, fill):
     sc["borrow"] = 0.0
     sc["margin"] = 0.0
     sc["liq"] = np.nan
+
+
+@jit
+def funding_phase_nb(f, flows, books, i):
+    """Body of :func:`funding_nb`: ``f[i, c]`` the bar's sum of ``rate * mark`` per column; a position
+    ``p`` receives ``-p * f[i, c]`` (``kernels.margin.funding_flow_nb`` summed over the events)."""
+    st = books.state
+    acct = books.acct
+    for c in range(st.shape[0]):
+        v = f[i, c]
+        if v != 0.0:
+            sc = st[c]
+            p = sc["pos"]
+            if p != 0.0:
+                flow = -p * v
+                acct[sc["group"]] += flow
+                sc["margin"] += flow  # isolated: funding moves the position's margin (and its liquidation price)
+                sc["liq"] = np.nan
+                flows[i, c] += flow

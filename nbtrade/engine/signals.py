@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .._names import suggest_kwargs
 from ..kernels.records import Option, order_dt, trade_dt
@@ -268,16 +269,45 @@ def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[An
     from ..kernels.records import Marks
     from ..margin import check_mark
 
-    if not market.has_mark:
-        return levels, ("no mark-price candles in the data: the liquidation of perpetuals is checked on the "
-                        "price candles (the last price stands for the mark)")
-    mo, mh, ml, mc = (market.array(f) for f in ("mark_open", "mark_high", "mark_low", "mark_close"))
-    check_mark(mo, mh, ml, mc, argument="mark")
     perp = ms.is_perp()[None, :]
-    marks = Marks(*(np.ascontiguousarray(np.where(perp, mk, px))
-                    for mk, px in ((mo, inputs.open), (mh, inputs.high), (ml, inputs.low))))
-    return levels._replace(marks=marks), ("perpetuals: liquidation checked on the mark-price candles (mark low for "
-                                          "longs, high for shorts); a bar without a mark candle liquidates nothing")
+    if not market.has_mark:
+        mo, mh, ml, mc = inputs.open, inputs.high, inputs.low, inputs.close
+        note = ("no mark-price candles in the data: the liquidation of perpetuals is checked on the price candles "
+                "(the last price stands for the mark)")
+    else:
+        mo, mh, ml, mc = (market.array(f) for f in ("mark_open", "mark_high", "mark_low", "mark_close"))
+        check_mark(mo, mh, ml, mc, argument="mark")
+        mo, mh, ml = (np.ascontiguousarray(np.where(perp, mk, px))
+                      for mk, px in ((mo, inputs.open), (mh, inputs.high), (ml, inputs.low)))
+        note = ("perpetuals: liquidation checked on the mark-price candles (mark low for longs, high for shorts); "
+                "a bar without a mark candle liquidates nothing")
+    n, m = inputs.close.shape
+    f_open, f_in = np.zeros((n, m)), np.zeros((n, m))
+    ev = funding_events(market)
+    if len(ev["bar"]):
+        bar, col = ev["bar"], ev["symbol"]
+        keep = perp[0, col]
+        bar, col, rate, mk, t = bar[keep], col[keep], ev["rate"][keep], ev["mark_price"][keep], ev["time"][keep]
+        # the mark of an event without one: the mark open of its bar, else the last valid mark close before
+        last = pd.DataFrame(mc).ffill().shift(1).to_numpy()
+        fallback = np.where(np.isnan(mo[bar, col]), last[bar, col], mo[bar, col])
+        mk = np.where(np.isnan(mk), fallback, mk)
+        amount = np.nan_to_num(rate * mk)
+        at_open = t == np.asarray(market.time_ms)[bar]
+        np.add.at(f_open, (bar[at_open], col[at_open]), amount[at_open])
+        np.add.at(f_in, (bar[~at_open], col[~at_open]), amount[~at_open])
+        note += ("; funding at each funding time of the data: at a bar's open on the positions carried in (before "
+                 "fills), inside a bar at its close on the positions still open then (not on one closed earlier in "
+                 "the bar); it moves the position's isolated margin")
+    marks = Marks(mo, mh, ml, f_open, f_in, np.zeros((n, m)))
+    return levels._replace(marks=marks), note
+
+
+def funding_events(market: Market) -> dict:
+    """The market's funding events flattened by bar (``nbtrade.data.panels.funding_schedule``)."""
+    from ..data.panels import funding_schedule
+
+    return funding_schedule(market)
 
 
 def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any = None, short_entries: Any = None,
@@ -378,6 +408,7 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
                                   no_candles=data.no_candles)
     if mark_note is not None:
         assumptions["mark"] = mark_note
+    funding = levels.marks.flows if levels.marks is not None else None
     if margin_on:
         assumptions["margin"] = ("isolated margin rule (nbtrade.margin; leverage > 1 or shorts): margin = entry "
                                  "notional / leverage, liquidation at the liquidation price against the candle's "
@@ -386,6 +417,7 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
                  init_cash=cfg.init_cash * cfg.n_groups, freq_ms=cfg.freq_ms, gaps=data.gaps,
                  assumptions=assumptions, symbol_init_cash=None if cfg.n_groups == 1 else cfg.init_cash)
+    res.funding_flows = funding
     warn_no_candles(data.no_candles)
     warn_rejected(res.order_records, k["rejected"], cfg.size_type, market_only=cfg.order_type == "market")
     return res

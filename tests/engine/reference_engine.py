@@ -59,7 +59,9 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                   slippage_range=None, groups=None, exit_size=None, volume=None, slippage_volume=None,
                   accumulate=False, reenter=False, finalize=False, entry_size=None, stop_price=None, roi=None,
                   td_stop=None, borrow=None, margin=None, tiers=None, liquidation_fee=math.nan,
-                  marks=None):
+                  marks=None, funding=None):
+    # funding: (f_open, f_in) n x m lists, sum of rate * mark of the funding events at bar i's open / inside
+    # bar i; a position p receives -p * f (at the open before fills; inside: at the close if still open)
     # marks: (open, high, low) mark candles liquidation is checked on (None: the price candles)
     # margin rule of nbtrade.margin (spot): on with leverage > 1 or shorts unless `margin` says
     n, m = len(close), len(close[0])
@@ -528,7 +530,18 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
             return le or lx or se or sx
         return (lx or sx) and not (le or se)  # resting entries: only exits wait
 
+    def pay_funding(i, k):
+        for c in range(m):
+            pos = positions[c]
+            v = funding[k][i][c]
+            if v != 0.0 and pos.size != 0:
+                flow = -pos.size * v
+                cash_of[acct(c)] += flow
+                pos.margin += flow
+
     for i in range(n):
+        if margin and funding is not None:
+            pay_funding(i, 0)
         if margin and fill == "next_open":
             for c in range(m):
                 liquidation(i, c, True)
@@ -557,6 +570,8 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 last_range[c] = high[i][c] - low[i][c]
                 if volume is not None and volume[i][c] > 0:
                     last_volume[c] = volume[i][c]
+        if margin and funding is not None:
+            pay_funding(i, 1)
         if borrow is not None:  # shorts held at this close pay for the bar
             for c in range(m):
                 pos = positions[c]
