@@ -164,6 +164,8 @@ class Result:
         flow = np.where(r["side"] == Side.BUY, -r["size"] * r["price"], r["size"] * r["price"]) - r["fees"]
         cash = np.zeros(len(self.index))
         np.add.at(cash, r["idx"], flow)
+        if self.funding_flows is not None:  # perpetuals: funding is a cash flow of the symbol
+            cash += self.funding_flows[:, c]
         eq = self.symbol_init_cash + np.cumsum(cash) + self.value.iloc[:, c].to_numpy()
         return pd.Series(eq, index=self.index, name=symbol)
 

@@ -163,3 +163,16 @@ def test_random_perp_runs_with_funding_equal_the_reference(seed, fill):
     np.testing.assert_allclose(r.cash.to_numpy(), cash, rtol=1e-9, atol=1e-9)
     assert [t["exit_reason"] for t in trades] == list(r.trades["exit_reason"])
     np.testing.assert_allclose(r.trades["pnl"].to_numpy(), [t["pnl"] for t in trades], rtol=1e-9, atol=1e-9)
+
+
+def test_symbol_equity_includes_funding():
+    from nbtrade.data.panels import _attach_events
+    from nbtrade.engine.run import prepare_data
+
+    df, idx = _frame([100.0] * 5)
+    market = prepare_data({"BTC": df})
+    t0 = int(idx[2].value // 1_000_000)
+    _attach_events(market, {"BTC": {"time": np.array([t0]), "rate": np.array([1e-3])}})
+    r = nbtrade.backtest(market, entries=_entry(idx), instrument="perp", leverage=2, size=1.0, init_cash=1000.0)
+    np.testing.assert_allclose(r.symbol_equity("BTC").to_numpy(), r.equity.to_numpy(), atol=1e-9)
+    assert r.equity.iloc[-1] == pytest.approx(1000.0 - 2.0)  # 20 units x 100 x 0.1 %
