@@ -329,6 +329,15 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     ms = cfg.margin
     any_perp = ms is not None and ms.any_perp
     margin_on = spot_margin(cfg.leverage, has_short) or any_perp
+    if not margin_on and ms is not None:
+        from ..margin import DEFAULT_TIERS
+
+        given = [k for k, v in (("maintenance", any(t is not DEFAULT_TIERS for t in ms.tiers)),
+                                ("liquidation_fee", not np.isnan(ms.liquidation_fee))) if v]
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to margined positions (leverage > 1, shorts, or "
+                             f"instrument='perp'), and this run is unlevered spot with long signals only: drop "
+                             f"{' and '.join(given)}, or raise leverage / pass instrument='perp'")
     inputs = run_prices(market, cfg)
     if margin_on and not cfg.reads_ohlc():  # liquidation is checked on the candle's low and high
         inputs = market.prices(ohlc=True, volume=cfg.reads_volume)

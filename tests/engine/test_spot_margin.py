@@ -137,3 +137,16 @@ def test_next_tier_liquidation_price():
     lp = liquidation_price(1, qty, ep, wb)
     assert abs(lp - (wb + 50.0 - qty * ep) / (qty * 0.005 - qty)) < 1e-9
     assert 50_000 < qty * lp <= 250_000
+
+
+def test_margin_options_on_an_unmargined_spot_run_are_refused():
+    from nbtrade.margin import Tiers
+
+    df, idx = _frame([100.0] * 4)
+    le = pd.Series(False, idx)
+    le.iloc[0] = True
+    with pytest.raises(ValueError, match="maintenance apply to margined positions"):
+        nbtrade.backtest({"BTC": df}, entries=le, maintenance=Tiers.flat(0.01, 10))
+    with pytest.raises(ValueError, match="liquidation_fee apply"):
+        nbtrade.backtest({"BTC": df}, entries=le, liquidation_fee=0.01)
+    nbtrade.backtest({"BTC": df}, entries=le, leverage=2, liquidation_fee=0.01)  # margined: fine
