@@ -289,9 +289,14 @@ def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[An
         keep = perp[0, col]
         bar, col, rate, mk, t = bar[keep], col[keep], ev["rate"][keep], ev["mark_price"][keep], ev["time"][keep]
         # the mark of an event without one: the mark open of its bar, else the last valid mark close before
-        last = pd.DataFrame(mc).ffill().shift(1).to_numpy()
-        fallback = np.where(np.isnan(mo[bar, col]), last[bar, col], mo[bar, col])
-        mk = np.where(np.isnan(mk), fallback, mk)
+        need = np.isnan(mk)
+        if need.any():
+            fallback = mo[bar, col]
+            gone = need & np.isnan(fallback)
+            if gone.any():  # no mark candle at the event's bar: the last valid mark close before it
+                last = pd.DataFrame(mc).ffill().shift(1).to_numpy()
+                fallback = np.where(np.isnan(fallback), last[bar, col], fallback)
+            mk = np.where(need, fallback, mk)
         amount = np.nan_to_num(rate * mk)
         at_open = t == np.asarray(market.time_ms)[bar]
         np.add.at(f_open, (bar[at_open], col[at_open]), amount[at_open])
