@@ -176,3 +176,15 @@ def test_symbol_equity_includes_funding():
     r = nbtrade.backtest(market, entries=_entry(idx), instrument="perp", leverage=2, size=1.0, init_cash=1000.0)
     np.testing.assert_allclose(r.symbol_equity("BTC").to_numpy(), r.equity.to_numpy(), atol=1e-9)
     assert r.equity.iloc[-1] == pytest.approx(1000.0 - 2.0)  # 20 units x 100 x 0.1 %
+
+
+def test_mark_gap_through_liquidation_fills_at_the_mark_open():
+    close = [100.0, 100.0, 100.0, 100.0]
+    df, idx = _frame(close, mark_low=[100.0, 100.0, 70.0, 100.0], mark_high=[100.0, 100.0, 100.0, 100.0])
+    df.loc[idx[2], "mark_open"] = 75.0  # the mark opens bar 2 below the 10x long's liquidation price (~90.4)
+    df.loc[idx[2], "mark_close"] = 80.0
+    r = nbtrade.backtest({"BTC": df}, entries=_entry(idx), instrument="perp", leverage=10, size=1.0,
+                         init_cash=1000.0)
+    tr = r.trades.iloc[0]
+    assert tr["exit_reason"] == "liquidation" and tr["exit_price"] == 75.0
+    assert abs(r.equity.iloc[-1]) < 1e-9  # the loss past the bankruptcy price (90) is absorbed
