@@ -150,13 +150,17 @@ def test_random_perp_runs_with_funding_equal_the_reference(seed, fill):
     le, lx = rng.random((n, m)) < 0.15, rng.random((n, m)) < 0.08
     se, sx = rng.random((n, m)) < 0.15, rng.random((n, m)) < 0.08
     lev = float(rng.choice([1.0, 3.0, 10.0]))
+    # stops on some seeds: a stop-side level between the open and the liquidation price fills first
+    sl = float(rng.choice([np.nan, 0.03, 0.2])) if seed % 2 else np.nan
+    tr_ = float(rng.choice([np.nan, 0.05])) if seed % 3 == 0 else np.nan
     r = nbtrade.backtest(market, entries=le, exits=lx, short_entries=se, short_exits=sx, instrument="perp",
-                         leverage=lev, size=0.4, fees=0.001, init_cash=1000.0, fill=fill)
+                         leverage=lev, size=0.4, fees=0.001, init_cash=1000.0, fill=fill,
+                         sl_stop=None if np.isnan(sl) else sl, trail_stop=None if np.isnan(tr_) else tr_)
     c2 = close.tolist()
     nan = [float("nan")] * m
     _, trades, cash, equity = run_reference(
         c2, c2, c2, c2, le.tolist(), lx.tolist(), se.tolist(), sx.tolist(), size=[0.4] * m, fees=[0.001] * m,
-        fixed_fees=[0.0] * m, slippage=[0.0] * m, sl_stop=nan, tp_stop=nan, trail_stop=nan, lot_size=[0.0] * m,
+        fixed_fees=[0.0] * m, slippage=[0.0] * m, sl_stop=[sl] * m, tp_stop=nan, trail_stop=[tr_] * m, lot_size=[0.0] * m,
         min_qty=[0.0] * m, min_notional=[0.0] * m, leverage=lev, init_cash=1000.0, fill=fill, margin=True,
         marks=(c2, high.tolist(), low.tolist()), funding=(f_open.tolist(), f_in.tolist()))
     np.testing.assert_allclose(r.equity.to_numpy(), equity, rtol=1e-9, atol=1e-9)
