@@ -85,6 +85,8 @@ from numba.extending import overload
 from ._jit import ijit, jit, jit_borrow
 from .fills import (EPS, entry_size_nb, exchange_filter_nb, impact_price_nb, order_fees_nb, pending_fill_nb,
                     slip_price_nb, stop_fill_nb, stop_limit_fill_nb)
+from .margin import liquidation_fill_nb, liquidation_first_nb, liquidation_price_nb, maintenance_margin_nb, \
+    max_leverage_nb, settle_isolated_nb
 from .records import Direction, ExitReason, FillMode, Intrabar, Option, OrderType, RejectReason, Side, Status
 
 
@@ -116,6 +118,40 @@ def extra_arrays(extra, fallback):
     if extra is None:
         return fallback, fallback
     return extra.stop_price, extra.roi
+
+
+def mark_candle(marks, prices):
+    """``(open, high, low)`` arrays liquidation is checked on: ``marks`` (a ``records.Marks``), or the price
+    candles when it is None."""
+    if marks is None:
+        return prices.open, prices.high, prices.low
+    return marks.open, marks.high, marks.low
+
+
+@overload(mark_candle)
+def _mark_candle_ov(marks, prices):
+    if isinstance(marks, types.NoneType):
+        return lambda marks, prices: (prices.open, prices.high, prices.low)
+    return lambda marks, prices: (marks.open, marks.high, marks.low)
+
+
+def funding_nb(marks, books, i, inside):
+    """Funding of bar ``i`` (``inside``: the events strictly inside it, else those at its open) on the
+    positions open now: each pays ``size * rate * mark`` (receives when negative), from its cash account
+    and its isolated margin; recorded in ``marks.flows``. No-op when ``marks`` is None."""
+    if marks is None:
+        return
+    funding_phase_nb(marks.f_in if inside else marks.f_open, marks.flows, books, i)
+
+
+@overload(funding_nb)
+def _funding_nb_ov(marks, books, i, inside):
+    if isinstance(marks, types.NoneType):
+        return lambda marks, books, i, inside: None
+
+    def impl(marks, books, i, inside):
+        funding_phase_nb(marks.f_in if inside else marks.f_open, marks.flows, books, i)
+    return impl
 
 
 @overload(entry_size_at)
@@ -382,6 +418,7 @@ def exit_position_nb(books, params, c, i, base_price, otype, exit_reason, fracti
                         borrow)
         sc["pos"] = 0.0
         sc["borrow"] = 0.0
+        sc["margin"] = 0.0
     else:
         share = entry_fees * (size / held)
         bshare = borrow * (size / held)
@@ -389,6 +426,8 @@ def exit_position_nb(books, params, c, i, base_price, otype, exit_reason, fracti
                         fees, exit_reason, bshare)
         sc["entry_fees"] = entry_fees - share
         sc["borrow"] = borrow - bshare
+        sc["margin"] -= sc["margin"] * (size / held)  # margin released in proportion (nbtrade.margin)
+        sc["liq"] = np.nan
         sc["pos"] = p - size if p > 0.0 else p + size
 
 
@@ -460,7 +499,7 @@ def simulate_signals_nb(prices, signals, levels, cfg, params, start, books, cash
     # Accumulation, same-bar re-entry and borrow costs take the phased loop too (the fused one
     # keeps only the rules of plain runs, unchanged).
     if not (any_stops or cfg.order_type != OrderType.MARKET
-            or has_option_nb(cfg, Option.ACCUMULATE | Option.REENTER | Option.BORROW)):
+            or has_option_nb(cfg, Option.ACCUMULATE | Option.REENTER | Option.BORROW | Option.MARGIN)):
         done = fused_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, equity_out)
     else:
         done = phased_bars_nb(prices, signals, levels, cfg, params, start, n, books, cash_out, equity_out)
@@ -524,13 +563,22 @@ def phased_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cas
         if not room_nb(counts, orders, trades, m):
             return i
         s = i - lag
+        margin_on = has_option_nb(cfg, Option.MARGIN)
+        if margin_on:  # funding due at the open, on the positions carried in (before any fill)
+            funding_nb(levels.marks, books, i, False)
+        if margin_on and at_open:  # liquidation at the open comes before the orders there
+            margin_phase_nb(prices, levels.marks, params, books, i, True, True)
         if at_open:
             orders_phase_nb(open_, prices, signals, levels, cfg, params, books, i, s)
+        if margin_on:
+            margin_phase_nb(prices, levels.marks, params, books, i, at_open, False)
         if has_option_nb(cfg, EXTRA_EXITS):
             stop_price, roi = extra_arrays(levels.extra, close)
             intrabar_extra_nb(prices, stop_price, roi, cfg, params, books, i, True, use_range, use_volume)
         else:
             intrabar_phase_nb(prices, cfg, params, books, i, cfg.abs_stops, use_range, use_volume)
+        if margin_on:  # funding inside the bar: booked at its close on the positions still open
+            funding_nb(levels.marks, books, i, True)
         if has_option_nb(cfg, Option.BORROW):
             borrow_phase_nb(close, params, books, i)
         if not at_open:
@@ -993,6 +1041,10 @@ def enter_nb(px, i, c, base, is_buy, otype, books, params, cfg, size):
     units, price, reason = entry_size_nb(size, cfg.size_type, price, fee_rate, fixed, leverage, available,
                                          equity, pc["lot"], pc["min_qty"], pc["min_notional"], base, impact, is_buy)
     side = Side.BUY if is_buy else Side.SELL
+    if reason == RejectReason.NONE and has_option_nb(cfg, Option.MARGIN):
+        # the tier of the resulting position must allow the run's leverage (nbtrade.margin)
+        if max_leverage_nb(pc["t_floor"], pc["t_cap"], pc["t_lev"], pc["t_n"], (abs(held) + units) * price) < leverage:
+            reason = RejectReason.LEVERAGE
     if reason != RejectReason.NONE:
         reject_order_nb(orders, counts, c, i, side, units, price, otype, reason)
         return False
@@ -1001,6 +1053,9 @@ def enter_nb(px, i, c, base, is_buy, otype, books, params, cfg, size):
         acct[ci] = cash - units * price - fee
     else:
         acct[ci] = cash + units * price - fee
+    if has_option_nb(cfg, Option.MARGIN):  # isolated margin: initial margin of the fill (nbtrade.margin)
+        sc["margin"] = (sc["margin"] if held != 0.0 else 0.0) + units * price / leverage
+        sc["liq"] = np.nan
     if held != 0.0:
         q = abs(held)
         sc["avg"] = (sc["avg"] * q + price * units) / (q + units)
@@ -1070,3 +1125,130 @@ def positions_from_orders_nb(idx, col, signed_size, out):
         for c in range(m):
             out[i, c] = pos[c]
     return out
+
+
+@ijit
+def liquidation_level_nb(sc, pc):
+    """Liquidation price of the open position of state ``sc`` (isolated margin ``sc.margin``, tiers of
+    ``pc``), computed once per change of the position (``sc.liq`` NaN: stale)."""
+    liq = sc["liq"]
+    if liq != liq:
+        p = sc["pos"]
+        side = 1.0 if p > 0.0 else -1.0
+        liq = liquidation_price_nb(side, abs(p), sc["avg"], sc["margin"], 0.0, pc["t_floor"], pc["t_cap"],
+                                   pc["t_mmr"], pc["t_cum"], pc["t_n"])
+        sc["liq"] = liq
+    return liq
+
+
+@ijit
+def stop_side_level_nb(sc, pc, is_long):
+    """The tightest stop-side level of a position (stop-loss, absolute or percent; trailing stop;
+    indicator stop), NaN when none: what :func:`kernels.margin.liquidation_first_nb` compares."""
+    avg = sc["avg"]
+    if is_long:
+        stop = sc["sl_abs"] if sc["sl_abs"] == sc["sl_abs"] else avg * (1.0 - pc["sl"])
+        tr = sc["extreme"] * (1.0 - pc["trail"])
+        if tr == tr and not tr <= stop:
+            stop = tr
+        ind = sc["ind_stop"]
+        if ind == ind and not ind <= stop:
+            stop = ind
+    else:
+        stop = sc["sl_abs"] if sc["sl_abs"] == sc["sl_abs"] else avg * (1.0 + pc["sl"])
+        tr = sc["extreme"] * (1.0 + pc["trail"])
+        if tr == tr and not tr >= stop:
+            stop = tr
+        ind = sc["ind_stop"]
+        if ind == ind and not ind >= stop:
+            stop = ind
+    return stop
+
+
+@jit_borrow
+def margin_phase_nb(prices, marks, params, books, i, at_open, open_only):
+    """Liquidation of isolated positions at bar ``i`` (``Option.MARGIN``; rules in :mod:`nbtrade.margin`).
+
+    ``open_only``: the check at the open, before the orders there (a position whose open is at or
+    through its liquidation price closes at the open). Else the intrabar check, before the stops:
+    the candle's low (long) or high (short) against the liquidation price; a stop-side level strictly
+    between the open and the liquidation price fills first (the stops then take it), ties go to the
+    liquidation. With fills at the close, positions entered at this close are not checked. ``marks``:
+    the mark candles (``records.Marks``; a bar without one liquidates nothing) or None: the price
+    candles are the mark (spot).
+    """
+    st = books.state
+    open_, mhigh, mlow = mark_candle(marks, prices)
+    close = prices.close
+    for c in range(close.shape[1]):
+        sc = st[c]
+        p = sc["pos"]
+        if p == 0.0 or close[i, c] != close[i, c] or open_[i, c] != open_[i, c]:
+            continue
+        if not (at_open or sc["entry_idx"] < i):
+            continue
+        pc = params[c]
+        liq = liquidation_level_nb(sc, pc)
+        side = 1.0 if p > 0.0 else -1.0
+        o = open_[i, c]
+        if open_only:
+            fill = o if (side > 0.0 and o <= liq) or (side < 0.0 and o >= liq) else np.nan
+        else:
+            fill = liquidation_fill_nb(side, liq, o, mhigh[i, c], mlow[i, c])
+            if fill == fill and fill != o:
+                stop = stop_side_level_nb(sc, pc, side > 0.0)
+                if not liquidation_first_nb(side, liq, stop):
+                    continue  # the stop lies between the open and the liquidation price: it fills first
+        if fill == fill:
+            liquidate_nb(books, params, c, i, fill)
+
+
+@ijit
+def liquidate_nb(books, params, c, i, fill):
+    """Close column ``c``'s isolated position at ``fill`` by liquidation (``settle_isolated_nb``): the
+    fee (``param_dt.liq_fee``; NaN: the maintenance margin at the fill) is the exit fee, a loss past the
+    margin is absorbed (added back: the balance never pays more than the margin), exit reason
+    ``LIQUIDATION``; the trade's ``pnl`` includes the absorbed part."""
+    st, acct, counts, orders, trades = books
+    sc = st[c]
+    pc = params[c]
+    p = sc["pos"]
+    qty = abs(p)
+    maint = maintenance_margin_nb(pc["t_floor"], pc["t_cap"], pc["t_mmr"], pc["t_cum"], pc["t_n"], qty * fill)
+    returned, pnl, fee, absorbed = settle_isolated_nb(p, sc["avg"], sc["margin"], fill, pc["liq_fee"], maint)
+    ci = sc["group"]
+    if p > 0.0:
+        acct[ci] += qty * fill - fee + absorbed
+    else:
+        acct[ci] -= qty * fill + fee - absorbed
+    record_order_nb(orders, counts, c, i, Side.SELL if p > 0.0 else Side.BUY, qty, fill, fee, OrderType.MARKET,
+                    Status.FILLED, RejectReason.NONE)
+    k = counts[0]["trades"]
+    record_trade_nb(trades, counts, c, sc["entry_idx"], i, p, sc["avg"], fill, sc["entry_fees"], fee,
+                    ExitReason.LIQUIDATION, sc["borrow"])
+    if absorbed > 0.0:
+        trades[k]["pnl"] += absorbed
+        trades[k]["ret"] = trades[k]["pnl"] / (sc["avg"] * qty)
+    sc["pos"] = 0.0
+    sc["borrow"] = 0.0
+    sc["margin"] = 0.0
+    sc["liq"] = np.nan
+
+
+@jit
+def funding_phase_nb(f, flows, books, i):
+    """Body of :func:`funding_nb`: ``f[i, c]`` the bar's sum of ``rate * mark`` per column; a position
+    ``p`` receives ``-p * f[i, c]`` (``kernels.margin.funding_flow_nb`` summed over the events)."""
+    st = books.state
+    acct = books.acct
+    for c in range(st.shape[0]):
+        v = f[i, c]
+        if v != 0.0:
+            sc = st[c]
+            p = sc["pos"]
+            if p != 0.0:
+                flow = -p * v
+                acct[sc["group"]] += flow
+                sc["margin"] += flow  # isolated: funding moves the position's margin (and its liquidation price)
+                sc["liq"] = np.nan
+                flows[i, c] += flow

@@ -67,6 +67,7 @@ class RejectReasonT(NamedTuple):
     LOT_SIZE: int
     MIN_QTY: int
     MIN_NOTIONAL: int
+    LEVERAGE: int
 
 
 #: Why an order was rejected (``NONE`` for filled orders).
@@ -74,8 +75,9 @@ class RejectReasonT(NamedTuple):
 #: for the next one (none before the data ends, a reversal with resting entries, a rebalance);
 #: ``INSUFFICIENT_CASH``: cost + fees exceed the available margin;
 #: ``LOT_SIZE``: the size rounds down to zero lots; ``MIN_QTY`` / ``MIN_NOTIONAL``:
-#: below the exchange filters.
-RejectReason = RejectReasonT(*range(6))
+#: below the exchange filters; ``LEVERAGE``: the run's leverage is above the ``max_leverage`` of the
+#: maintenance tier of the resulting position's notional (margin rule, ``Option.MARGIN``).
+RejectReason = RejectReasonT(*range(7))
 
 
 class DirectionT(NamedTuple):
@@ -97,13 +99,15 @@ class ExitReasonT(NamedTuple):
     ROI: int
     IND_STOP: int
     FINAL: int
+    LIQUIDATION: int
 
 
 #: Why a trade closed; ``END``: still open at the last bar, marked to the last valid close (no
 #: order); ``TIME``: its age reached ``td_stop``; ``ROI``: the minimal-ROI table's return for its
 #: age was reached; ``IND_STOP``: the indicator stop (``stop_price``) was hit; ``FINAL``: closed by
-#: a market order at the last valid close (``finalize_trades``).
-ExitReason = ExitReasonT(*range(9))
+#: a market order at the last valid close (``finalize_trades``); ``LIQUIDATION``: the position reached
+#: its liquidation price (margin rule of ``nbtrade.margin``, ``Option.MARGIN``).
+ExitReason = ExitReasonT(*range(10))
 
 
 class FillModeT(NamedTuple):
@@ -154,23 +158,31 @@ With accumulation (``accumulate``) ``entry_idx`` is the first entry's bar and ``
 size-weighted average entry price (fees excluded) of the combined position."""
 
 
+#: Most maintenance tiers a symbol's table may have (``param_dt.t_*``).
+MAX_TIERS = 16
+
 param_dt = np.dtype([
     ("size", f8), ("fees", f8), ("fixed_fees", f8), ("slippage", f8), ("sl", f8), ("tp", f8), ("trail", f8),
     ("lot", f8), ("min_qty", f8), ("min_notional", f8), ("maker_fees", f8), ("slip_range", f8),
     ("slip_volume", f8), ("td", f8), ("borrow", f8),
+    ("liq_fee", f8), ("t_n", i8), ("t_floor", f8, (MAX_TIERS,)), ("t_cap", f8, (MAX_TIERS,)),
+    ("t_mmr", f8, (MAX_TIERS,)), ("t_cum", f8, (MAX_TIERS,)), ("t_lev", f8, (MAX_TIERS,)),
 ], align=True)
 """Order parameters of one column. Stops ``sl``, ``tp``, ``trail`` are fractions of the entry price
 (NaN: unset); ``maker_fees``: fee rate of resting limit entries (NaN: use ``fees``); ``slip_range``:
 extra adverse slippage as a fraction of the last complete bar's high - low; ``slip_volume``: volume
 impact coefficient (square-root law, ``fills.impact_price_nb``); ``td``: time stop, bars a trade may
 stay open (NaN: unset); ``borrow``: borrow rate of a short per bar (fraction of the short's notional at
-each close, 0: none)."""
+each close, 0: none). Margin rule (``Option.MARGIN``, ``nbtrade.margin``): ``liq_fee`` the liquidation fee
+rate (NaN: the remaining maintenance margin is forfeited), ``t_n`` tiers of the maintenance table in
+``t_floor``, ``t_cap``, ``t_mmr``, ``t_cum``, ``t_lev`` (max leverage; padded to :data:`MAX_TIERS`)."""
 
 col_state_dt = np.dtype([
     ("pos", f8), ("mark", f8), ("group", i8), ("wait", i8), ("pend_dir", i8),  # read every bar: one cache line
     ("avg", f8), ("extreme", f8), ("entry_fees", f8), ("entry_idx", i8), ("sl_abs", f8), ("tp_abs", f8),
     ("pend_bar", i8), ("pend_trig", np.bool_), ("pend_price", f8), ("pend_limit", f8),
     ("range", f8), ("volume", f8), ("wait_frac", f8), ("ind_stop", f8), ("borrow", f8), ("pend_size", f8),
+    ("margin", f8), ("liq", f8),
 ], align=True)
 """State of one column in the signals and callback loops: signed position ``pos``; ``mark``, the
 last valid close (valuation only); ``avg``, ``entry_idx``, ``entry_fees`` of the open position;
@@ -181,7 +193,9 @@ levels of the current/next entry (NaN: use the percent stops). Resting entry: ``
 ``group``: the column's cash account (index into ``acct``); ``wait``: the signal bar of an order
 waiting for the column's next candle (-1: none), ``wait_frac`` its exit fraction (callback).
 ``ind_stop``: the indicator stop level of the open position (ratcheted, NaN: none); ``borrow``: borrow
-cost accrued by the open short (quote); ``pend_size``: the size of the resting entry."""
+cost accrued by the open short (quote); ``pend_size``: the size of the resting entry; ``margin``: the
+isolated margin of the open position (entry notional / leverage, quote); ``liq``: its liquidation
+price (NaN: to be computed; ``Option.MARGIN`` runs only)."""
 
 rebalance_state_dt = np.dtype([
     ("pos", f8), ("mark", f8), ("entry_idx", i8), ("entry_notional", f8), ("entry_qty", f8),
@@ -208,8 +222,15 @@ Signals = namedtuple("Signals", ["entries", "exits", "short_entries", "short_exi
 #: ``extra``: None (default), or the :class:`OrderLevels` of a run using them. None has no size:
 #: a run without them passes the kernels the same arguments as before they existed (each array
 #: argument of a kernel call is copied on every call), and numba compiles it apart.
-Levels = namedtuple("Levels", ["order_price", "limit_price", "sl_price", "tp_price", "exit_size", "extra"],
-                    defaults=(None,))
+#: ``marks``: None (the price candles are the mark), or the :class:`Marks` a perpetual run checks
+#: liquidation against (``Option.MARGIN``).
+Levels = namedtuple("Levels", ["order_price", "limit_price", "sl_price", "tp_price", "exit_size", "extra", "marks"],
+                    defaults=(None, None))
+#: Mark-price candles ``(n_bars, n_cols)`` (open, high, low; NaN: no mark candle at that bar) of a
+#: perpetual run (spot columns carry their price candles), and its funding: ``f_open[i, c]`` the sum of
+#: ``rate * mark`` of the funding events at bar ``i``'s open time, ``f_in`` of those strictly inside
+#: bar ``i`` (0: none); ``flows`` (output, zeroed by the caller) the funding cash flows booked.
+Marks = namedtuple("Marks", ["open", "high", "low", "f_open", "f_in", "flows"])
 #: Per-order inputs of issue 15: ``size``, the entry's size at its signal bar (NaN: the column's
 #: ``param_dt.size``; read with ``Config.sizes``); ``stop_price``, the indicator stop read at every bar
 #: (``Config.ind_stop``); ``roi``, the minimal-ROI table, ``(k, 2)`` rows ``(age in bars, return)`` by
@@ -238,6 +259,7 @@ class OptionT(NamedTuple):
     ROI: int
     BORROW: int
     TIME_STOP: int
+    MARGIN: int
 
 
 #: Bits of ``Config.options`` (one int: a run passes the kernels one argument for all of them, and
@@ -246,8 +268,9 @@ class OptionT(NamedTuple):
 #: trade), ``FINALIZE`` (close open positions at the last valid close, exit reason ``FINAL``),
 #: ``SIZES`` (``OrderLevels.size`` given), ``IND_STOP`` (``OrderLevels.stop_price`` given), ``ROI``
 #: (``OrderLevels.roi`` given), ``BORROW`` (a column has ``param_dt.borrow`` > 0), ``TIME_STOP`` (a
-#: column has ``param_dt.td`` > 0).
-Option = OptionT(*(1 << k for k in range(8)))
+#: column has ``param_dt.td`` > 0), ``MARGIN`` (spot leverage > 1 or shorts: isolated margin rule,
+#: liquidation at the liquidation price, ``nbtrade.margin``).
+Option = OptionT(*(1 << k for k in range(9)))
 
 #: Keyword names of :func:`make_config`'s options, in ``Option`` order.
 EXTRA_CONFIG = tuple(f.lower() for f in OptionT._fields)
@@ -272,4 +295,5 @@ def new_state(groups) -> np.ndarray:
     st["wait"] = -1
     st["wait_frac"] = 1.0
     st["ind_stop"] = np.nan
+    st["liq"] = np.nan
     return st

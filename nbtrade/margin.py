@@ -1,11 +1,23 @@
 """Margin rules of leveraged positions: maintenance tiers, liquidation, funding (issue #17).
 
-Building blocks, not yet wired into the bar loops: :class:`Tiers` (a validated maintenance
-table per symbol), the option resolver (:func:`margin_settings`), input checks
-(:func:`check_funding`, :func:`check_mark`), the funding-to-bar mapping
-(:func:`funding_schedule`) and, in ``nbtrade.kernels.margin``, the scalar kernels the loops
-will call. The pure-Python twin of the rules is ``tests/engine/reference_margin.py``. This
-docstring is the spec the integration follows.
+Building blocks: :class:`Tiers` (a validated maintenance table per symbol), the option
+resolver (:func:`margin_settings`), input checks (:func:`check_funding`, :func:`check_mark`),
+the funding-to-bar mapping (:func:`funding_schedule`) and, in ``nbtrade.kernels.margin``, the
+scalar kernels the loops call. The pure-Python twin of the rules is
+``tests/engine/reference_margin.py``. This docstring is the spec the integration follows.
+
+Wired so far (signals path, ``nbtrade.backtest``; ``kernels/engine.py`` ``margin_phase_nb``,
+``funding_nb``; reference ``tests/engine/reference_engine.py``): isolated margin for spot
+leverage > 1 or shorts and for ``instrument="perp"`` (``maintenance=``, ``liquidation_fee=``),
+liquidation on the mark candles (price candles without them), the tier's max leverage at entry
+(reject reason ``leverage``), funding from the panel's funding events. Differences from the
+order below, for now: funding strictly inside a bar is booked at the bar's close on the
+positions still open then (a position closed earlier in the bar pays none of it) and the
+intrabar liquidation check does not deduct it in advance; the take side of stops (take-profit,
+ROI) and time stops are not ordered against the liquidation (the liquidation, checked first,
+wins when both happen in one bar unless a stop-side level lies between the open and the
+liquidation price). Not wired yet: cross margin, per-symbol leverage, the weights and callback
+paths, the class API.
 
 Instruments and modes
     Each symbol is ``"spot"`` or ``"perp"`` (a USD-margined linear perpetual). A perpetual

@@ -29,7 +29,7 @@ ORDER = (
     "Max. Drawdown [%]", "Avg. Drawdown [%]", "Max. Drawdown Duration", "Avg. Drawdown Duration",
     "# Trades", "Win Rate [%]", "Best Trade [%]", "Worst Trade [%]", "Avg. Trade [%]",
     "Max. Trade Duration", "Avg. Trade Duration", "Profit Factor", "Expectancy [%]", "Expectancy [$]",
-    "SQN", "Kelly Criterion", "Best Trade [$]", "Worst Trade [$]", "Fees Paid [$]", "Borrow Paid [$]",
+    "SQN", "Kelly Criterion", "Best Trade [$]", "Worst Trade [$]", "Fees Paid [$]", "Borrow Paid [$]", "Funding Paid [$]",
     "# Rejected Orders",
 )
 
@@ -199,7 +199,8 @@ def _beta(equity: np.ndarray, market: np.ndarray) -> float:
 def compute_stats(equity: np.ndarray, index: pd.Index, init_cash: float, freq_ms: float | None,
                   pnl: np.ndarray, closed: np.ndarray, fees_paid: float, exposure: np.ndarray, *,
                   returns: np.ndarray | None = None, durations: np.ndarray | None = None,
-                  market: np.ndarray | None = None, borrow_paid: float = 0.0) -> Stats:
+                  market: np.ndarray | None = None, borrow_paid: float = 0.0,
+                  funding_paid: float = 0.0) -> Stats:
     """Statistics with unit-carrying labels.
 
     Parameters
@@ -218,6 +219,9 @@ def compute_stats(equity: np.ndarray, index: pd.Index, init_cash: float, freq_ms
     borrow_paid : float
         Borrow cost of short positions (``borrow_rate``) over the run [$], shown as
         ``Borrow Paid [$]`` (0 without borrow costs; already in the equity and the trades' pnl).
+    funding_paid : float
+        Funding paid by perpetual positions minus funding received [$], shown as ``Funding Paid [$]``
+        (0 without perpetuals; already in the equity, not in the trades' pnl).
 
     Definitions (``r`` bar returns, ``bpy`` bars per 365-day year, "same" = as backtesting.py 0.6.6):
 
@@ -333,6 +337,7 @@ def compute_stats(equity: np.ndarray, index: pd.Index, init_cash: float, freq_ms
     out["Worst Trade [$]"] = float(done.min()) if len(done) else np.nan
     out["Fees Paid [$]"] = float(fees_paid)
     out["Borrow Paid [$]"] = float(borrow_paid)
+    out["Funding Paid [$]"] = float(funding_paid)
     s = Stats(out, dtype=np.float64)
     s.times = pd.Series(times, dtype=object)
     return s

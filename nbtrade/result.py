@@ -55,6 +55,22 @@ class Result:
         self.cash = pd.Series(cash, index=self.index, name="cash", copy=False)
         self.equity = pd.Series(equity, index=self.index, name="equity", copy=False)
         self._signal_arrays: dict[str, np.ndarray] | None = None  # backtest_callback: the signals written
+        #: funding cash flows of perpetuals (bars x symbols, quote, + received), None: no perpetuals
+        self.funding_flows: np.ndarray | None = None
+
+    @property
+    def funding(self) -> pd.DataFrame:
+        """Funding cash flows per bar and symbol (quote currency; positive = received, negative = paid;
+        all zero without perpetuals). Already in the cash and equity curves."""
+        flows = self.funding_flows if self.funding_flows is not None else np.zeros((len(self.index), len(self.symbols)))
+        return pd.DataFrame(flows, index=self.index, columns=self.symbols)
+
+    def _funding_paid(self, symbol: Any = None) -> float:
+        """Funding paid [$] (minus the flows received) of the run or of ``symbol``."""
+        if self.funding_flows is None:
+            return 0.0
+        f = self.funding_flows if symbol is None else self.funding_flows[:, self._col(symbol)]
+        return -float(f.sum())
 
     @cached_property
     def signals(self) -> dict[str, pd.DataFrame] | None:
@@ -148,6 +164,8 @@ class Result:
         flow = np.where(r["side"] == Side.BUY, -r["size"] * r["price"], r["size"] * r["price"]) - r["fees"]
         cash = np.zeros(len(self.index))
         np.add.at(cash, r["idx"], flow)
+        if self.funding_flows is not None:  # perpetuals: funding is a cash flow of the symbol
+            cash += self.funding_flows[:, c]
         eq = self.symbol_init_cash + np.cumsum(cash) + self.value.iloc[:, c].to_numpy()
         return pd.Series(eq, index=self.index, name=symbol)
 
@@ -202,7 +220,8 @@ class Result:
         s = compute_stats(equity, self.index, init, self.freq_ms, tr["pnl"],
                           tr["exit_reason"] != ExitReason.END, float(orders["fees"].sum()), exposure,
                           returns=tr["ret"], durations=durations, market=self.market(symbol).to_numpy(),
-                          borrow_paid=float(tr["borrow"].sum()))
+                          borrow_paid=float(tr["borrow"].sum()),
+                          funding_paid=self._funding_paid(symbol))
         rejected = self.order_records["status"] == Status.REJECTED
         if symbol is not None:
             rejected &= self.order_records["col"] == c

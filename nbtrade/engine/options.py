@@ -84,7 +84,7 @@ _SIGNAL_OPTIONS = ("size", "size_type", "sl_stop", "tp_stop", "trail_stop", "fee
                    *ORDER_KEYWORDS)
 #: Keywords each front end takes (the per-symbol ones among them are read through :data:`PER_SYMBOL`).
 MODE_OPTIONS: dict[str, tuple[str, ...]] = {
-    "signals": _SIGNAL_OPTIONS,
+    "signals": (*_SIGNAL_OPTIONS, "maintenance", "liquidation_fee", "instrument"),
     "callback": _SIGNAL_OPTIONS,
     "weights": ("fees", "fixed_fees", "slippage", "init_cash", "fill", "freq", "lot_size", "min_qty",
                 "min_notional", "leverage", "on_gap", "filters"),
@@ -97,7 +97,8 @@ DEFAULTS: dict[str, Any] = {
     "freq": None, "lot_size": 0.0, "min_qty": 0.0, "min_notional": 0.0, "leverage": 1.0, "cash_sharing": True,
     "order_type": "market", "order_price": None, "limit_price": None, "tif": 0, "maker_fees": None,
     "slippage_range": 0.0, "slippage_volume": 0.0, "sl_price": None, "tp_price": None, "exit_size": 1.0,
-    "on_gap": "warn", "filters": None, **ORDER_KEYWORDS,
+    "on_gap": "warn", "filters": None, **ORDER_KEYWORDS, "maintenance": None, "liquidation_fee": None,
+    "instrument": "spot",
 }
 
 #: Largest price a run accepts: fills multiply prices by (1 + slippage) (1 + fees) and sum them into
@@ -144,6 +145,9 @@ class RunConfig:
     #: options of issue 15 (accumulate, reenter, finalize_trades, entry_size, ind_stop, td_stop, min_roi,
     #: borrow_rate), validated (:mod:`nbtrade.engine.orders`); None in weights runs
     orders: OrderOptions | None = None
+    #: margin settings (``nbtrade.margin.MarginSettings``: maintenance tiers per symbol, liquidation fee) of
+    #: runs taking ``maintenance``/``liquidation_fee`` (signals); None elsewhere (default tiers)
+    margin: Any = dataclasses.field(default=None, repr=False)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -189,11 +193,17 @@ class RunConfig:
         if "size" in values:
             check_sizing(values["size"], size_type, leverage, syms)
         freq_ms = resolve_freq_ms(opt["freq"], market)
+        margin = None
+        if "maintenance" in allowed:  # validates the tiers and leverage <= the first tier's max_leverage
+            from ..margin import margin_settings
+
+            margin = margin_settings(syms, instrument=opt["instrument"], leverage=leverage, maintenance=opt["maintenance"],
+                                     liquidation_fee=opt["liquidation_fee"])
         params = param_records(values, len(syms))
         fields: dict[str, Any] = dict(
             mode=mode, symbols=tuple(syms), params=params, values=types.MappingProxyType(values), size_type=size_type, fill=fill,
             intrabar=intrabar, on_gap=on_gap, init_cash=init_cash, leverage=leverage, freq_ms=freq_ms,
-            groups=groups, n_groups=int(groups.max()) + 1 if len(groups) else 1, filters=exch)
+            groups=groups, n_groups=int(groups.max()) + 1 if len(groups) else 1, filters=exch, margin=margin)
         if mode != "weights":
             fields.update(_levels(market, mode, opt))
             orders = order_options(market, size_type=size_type, order_type=fields["order_type"], freq_ms=freq_ms,

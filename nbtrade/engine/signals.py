@@ -4,9 +4,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .._names import suggest_kwargs
-from ..kernels.records import order_dt, trade_dt
+from ..kernels.records import Option, order_dt, trade_dt
 from ..panel import Market, Prices, align, as_market
 from ..result import Result
 from .options import RunConfig, check_exit_fractions
@@ -31,7 +32,8 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
              slippage_volume: Any = 0.0, sl_price: Any = None, tp_price: Any = None, exit_size: Any = 1.0,
              on_gap: str = "warn", filters: Any = None, accumulate: bool = False, reenter: bool = False,
              finalize_trades: bool = False, entry_size: Any = None, ind_stop: Any = None, td_stop: Any = None,
-             min_roi: Any = None, borrow_rate: Any = 0.0) -> Result:
+             min_roi: Any = None, borrow_rate: Any = 0.0, maintenance: Any = None,
+             liquidation_fee: Any = None, instrument: Any = "spot") -> Result:
     """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
 
     Parameters
@@ -91,7 +93,23 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         Exchange filters: sizes round down to ``lot_size`` (0 = none); smaller orders
         than ``min_qty`` (base) or ``min_notional`` (quote) are rejected.
     leverage : float
-        Margin per unit of notional is ``1 / leverage`` (1 = cash account). Must be > 0.
+        Margin per unit of notional is ``1 / leverage`` (1 = cash account). Must be > 0 and at most
+        the first maintenance tier's ``max_leverage``. With ``leverage > 1`` or shorts every
+        position follows the isolated margin rule of :mod:`nbtrade.margin`: its margin is its
+        entry notional / ``leverage``, it is liquidated (exit reason ``"liquidation"``) when the
+        candle's low (long) or high (short) reaches its liquidation price (at the open when the
+        bar opens through it), and it never loses more than its margin. A 1x long is never
+        liquidated.
+    maintenance : nbtrade.margin.Tiers, rows, or {symbol: those}, optional
+        Maintenance-margin tiers of the margin rule (default :data:`nbtrade.margin.DEFAULT_TIERS`).
+    instrument : {"spot", "perp"} or {symbol: kind}
+        ``"perp"``: a USD-margined linear perpetual, always under the isolated margin rule (any
+        leverage, both sides), its liquidation checked against the market's mark-price candles
+        (``mark_open`` .. ``mark_close`` fields; without them the price candles, said in
+        ``Result.assumptions["mark"]``). Funding is not applied yet (issue 17, next slice).
+    liquidation_fee : float, optional
+        Liquidation fee rate of the notional; None (default): the remaining maintenance margin is
+        forfeited (closing at the bankruptcy price).
     cash_sharing : bool, or a group label per symbol (dict or sequence)
         True (default): all symbols trade one cash balance, in column order. False:
         each symbol is an isolated account with its own ``init_cash`` (like running
@@ -210,8 +228,91 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         tif=tif, maker_fees=maker_fees, slippage_range=slippage_range, slippage_volume=slippage_volume,
         sl_price=sl_price, tp_price=tp_price, exit_size=exit_size, on_gap=on_gap, filters=filters,
         accumulate=accumulate, reenter=reenter, finalize_trades=finalize_trades, entry_size=entry_size,
-        ind_stop=ind_stop, td_stop=td_stop, min_roi=min_roi, borrow_rate=borrow_rate)
+        ind_stop=ind_stop, td_stop=td_stop, min_roi=min_roi, borrow_rate=borrow_rate, maintenance=maintenance,
+        liquidation_fee=liquidation_fee, instrument=instrument)
     return run_signals(market, cfg, entries, exits, short_entries, short_exits)
+
+
+def spot_margin(leverage: float, has_short: bool) -> bool:
+    """Whether a spot run follows the isolated margin rule of :mod:`nbtrade.margin` (leverage > 1, or
+    shorts): each position has margin ``entry notional / leverage`` and is liquidated at its
+    liquidation price (default maintenance tiers, no funding). A 1x long is never liquidated."""
+    return leverage > 1.0 or has_short
+
+
+def margin_params(params: np.ndarray, tiers: Any = None, liquidation_fee: float = float("nan")) -> np.ndarray:
+    """A copy of the ``param_dt`` records with the maintenance ``tiers`` (one :class:`nbtrade.margin.Tiers`
+    for all columns or a sequence of them per column; None: ``DEFAULT_TIERS``) and the liquidation fee
+    rate (NaN: the remaining maintenance margin is forfeited) filled in."""
+    from ..kernels.records import MAX_TIERS
+    from ..margin import DEFAULT_TIERS
+
+    out = params.copy()
+    m = len(out)
+    per = [DEFAULT_TIERS] * m if tiers is None else (list(tiers) if isinstance(tiers, (list, tuple)) else [tiers] * m)
+    for j, t in enumerate(per):
+        k = len(t)
+        if k > MAX_TIERS:
+            raise ValueError(f"maintenance: at most {MAX_TIERS} tiers per symbol; got {k}")
+        for field, col in (("t_floor", t.floor), ("t_cap", t.cap), ("t_mmr", t.mmr), ("t_cum", t.cum),
+                           ("t_lev", t.max_leverage)):
+            out[field][j, :k] = col
+            out[field][j, k:] = col[-1]
+        out["t_n"][j] = k
+    out["liq_fee"] = liquidation_fee
+    return out
+
+
+def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[Any, str]:
+    """``levels`` with the mark candles of the perpetual columns (spot columns keep their price
+    candles), and the assumption that says which candles the liquidation check reads."""
+    from ..kernels.records import Marks
+    from ..margin import check_mark
+
+    perp = ms.is_perp()[None, :]
+    if not market.has_mark:
+        mo, mh, ml, mc = inputs.open, inputs.high, inputs.low, inputs.close
+        note = ("no mark-price candles in the data: the liquidation of perpetuals is checked on the price candles "
+                "(the last price stands for the mark)")
+    else:
+        mo, mh, ml, mc = (market.array(f) for f in ("mark_open", "mark_high", "mark_low", "mark_close"))
+        check_mark(mo, mh, ml, mc, argument="mark")
+        mo, mh, ml = (np.ascontiguousarray(np.where(perp, mk, px))
+                      for mk, px in ((mo, inputs.open), (mh, inputs.high), (ml, inputs.low)))
+        note = ("perpetuals: liquidation checked on the mark-price candles (mark low for longs, high for shorts); "
+                "a bar without a mark candle liquidates nothing")
+    n, m = inputs.close.shape
+    f_open, f_in = np.zeros((n, m)), np.zeros((n, m))
+    ev = funding_events(market)
+    if len(ev["bar"]):
+        bar, col = ev["bar"], ev["symbol"]
+        keep = perp[0, col]
+        bar, col, rate, mk, t = bar[keep], col[keep], ev["rate"][keep], ev["mark_price"][keep], ev["time"][keep]
+        # the mark of an event without one: the mark open of its bar, else the last valid mark close before
+        need = np.isnan(mk)
+        if need.any():
+            fallback = mo[bar, col]
+            gone = need & np.isnan(fallback)
+            if gone.any():  # no mark candle at the event's bar: the last valid mark close before it
+                last = pd.DataFrame(mc).ffill().shift(1).to_numpy()
+                fallback = np.where(np.isnan(fallback), last[bar, col], fallback)
+            mk = np.where(need, fallback, mk)
+        amount = np.nan_to_num(rate * mk)
+        at_open = t == np.asarray(market.time_ms)[bar]
+        np.add.at(f_open, (bar[at_open], col[at_open]), amount[at_open])
+        np.add.at(f_in, (bar[~at_open], col[~at_open]), amount[~at_open])
+        note += ("; funding at each funding time of the data: at a bar's open on the positions carried in (before "
+                 "fills), inside a bar at its close on the positions still open then (not on one closed earlier in "
+                 "the bar); it moves the position's isolated margin")
+    marks = Marks(mo, mh, ml, f_open, f_in, np.zeros((n, m)))
+    return levels._replace(marks=marks), note
+
+
+def funding_events(market: Market) -> dict:
+    """The market's funding events flattened by bar (``nbtrade.data.panels.funding_schedule``)."""
+    from ..data.panels import funding_schedule
+
+    return funding_schedule(market)
 
 
 def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any = None, short_entries: Any = None,
@@ -230,7 +331,21 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     if cfg.orders is not None and cfg.orders.used:
         cfg.orders.check_signals(sig, has_short, market.array("close"), market.index, list(syms))
     data = RunData(market, cfg)
+    ms = cfg.margin
+    any_perp = ms is not None and ms.any_perp
+    margin_on = spot_margin(cfg.leverage, has_short) or any_perp
+    if not margin_on and ms is not None:
+        from ..margin import DEFAULT_TIERS
+
+        given = [k for k, v in (("maintenance", any(t is not DEFAULT_TIERS for t in ms.tiers)),
+                                ("liquidation_fee", not np.isnan(ms.liquidation_fee))) if v]
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to margined positions (leverage > 1, shorts, or "
+                             f"instrument='perp'), and this run is unlevered spot with long signals only: drop "
+                             f"{' and '.join(given)}, or raise leverage / pass instrument='perp'")
     inputs = run_prices(market, cfg)
+    if margin_on and not cfg.reads_ohlc():  # liquidation is checked on the candle's low and high
+        inputs = market.prices(ohlc=True, volume=cfg.reads_volume)
     at_entry = None
     if cfg.order_type != "market" or cfg.filters is not None:
         at_entry = sig["entries"] | (sig["short_entries"] if has_short else False)
@@ -282,11 +397,20 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     prices = PriceArrays(inputs.open, inputs.high, inputs.low, inputs.close, volume)
     signals = Signals(sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"])
     levels = Levels(oprice, lprice, sl_abs, tp_abs, exit_frac, order_levels(cfg.orders))
+    mark_note = None
+    if any_perp:
+        levels, mark_note = perp_marks(market, inputs, ms, levels)
     kcfg = cfg.kernel_config(has_short, partial)
+    params = cfg.params
+    if margin_on:
+        kcfg = kcfg._replace(options=kcfg.options | Option.MARGIN)
+        ms = cfg.margin
+        params = margin_params(params, None if ms is None else list(ms.tiers),
+                               float("nan") if ms is None else ms.liquidation_fee)
     state, acct, done = new_state(cfg.groups), np.full(cfg.n_groups, cfg.init_cash), np.zeros(1, dtype=counts_dt)
     start = 0
     while True:
-        start = engine.simulate_signals_nb(prices, signals, levels, kcfg, cfg.params, start,
+        start = engine.simulate_signals_nb(prices, signals, levels, kcfg, params, start,
                                            Books(state, acct, done, orders, trades), cash, equity)
         if start >= n:
             break
@@ -296,9 +420,18 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     assumptions = cfg.assumptions(gaps=len(data.gaps), delayed=int(k["delayed"]),
                                   exit_frac=exit_frac if partial else None,
                                   no_candles=data.no_candles)
+    if mark_note is not None:
+        assumptions["mark"] = mark_note
+    funding = levels.marks.flows if levels.marks is not None else None
+    if margin_on:
+        assumptions["margin"] = ("isolated margin rule (nbtrade.margin; leverage > 1 or shorts): margin = entry "
+                                 "notional / leverage, liquidation at the liquidation price against the candle's "
+                                 "low (long) / high (short), at the open through a gap; spot has no mark price: "
+                                 "the price candle is the mark; no funding, no borrow interest unless borrow_rate")
     res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
                  init_cash=cfg.init_cash * cfg.n_groups, freq_ms=cfg.freq_ms, gaps=data.gaps,
                  assumptions=assumptions, symbol_init_cash=None if cfg.n_groups == 1 else cfg.init_cash)
+    res.funding_flows = funding
     warn_no_candles(data.no_candles)
     warn_rejected(res.order_records, k["rejected"], cfg.size_type, market_only=cfg.order_type == "market")
     return res

@@ -31,6 +31,9 @@ Rules of the options of issue 15 (restated from ``kernels/engine.py``):
 from __future__ import annotations
 
 import math
+
+from . import reference_margin as rm
+
 from dataclasses import dataclass
 
 EPS = 1e-9
@@ -45,6 +48,7 @@ class Position:
     extreme: float = 0.0       # best price since entry, before the current bar
     ind_stop: float = math.nan  # indicator stop level (ratcheted)
     borrow: float = 0.0        # borrow cost accrued (shorts)
+    margin: float = 0.0        # isolated margin (margin rule: entry notional / leverage)
 
 
 def run_reference(open_, high, low, close, entries, exits, short_entries, short_exits, *, size,
@@ -54,8 +58,18 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                   order_price=None, tif=0, sl_price=None, tp_price=None, limit_price=None, maker_fees=None,
                   slippage_range=None, groups=None, exit_size=None, volume=None, slippage_volume=None,
                   accumulate=False, reenter=False, finalize=False, entry_size=None, stop_price=None, roi=None,
-                  td_stop=None, borrow=None):
+                  td_stop=None, borrow=None, margin=None, tiers=None, liquidation_fee=math.nan,
+                  marks=None, funding=None):
+    # funding: (f_open, f_in) n x m lists, sum of rate * mark of the funding events at bar i's open / inside
+    # bar i; a position p receives -p * f (at the open before fills; inside: at the close if still open)
+    # marks: (open, high, low) mark candles liquidation is checked on (None: the price candles)
+    # margin rule of nbtrade.margin (spot): on with leverage > 1 or shorts unless `margin` says
     n, m = len(close), len(close[0])
+    if margin is None:
+        margin = leverage > 1.0 or any(any(row) for row in short_entries)
+    if tiers is None:
+        from nbtrade.margin import DEFAULT_TIERS
+        tiers = DEFAULT_TIERS.rows()
     # one balance, or one per column when isolated; `acct(c)` names the one column c uses
     if groups is None:
         groups = [0] * m if cash_sharing else list(range(m))
@@ -152,9 +166,10 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                            exit_fees=fee, pnl=pnl, ret=pnl / (pos.entry_price * qty), exit_reason=why, borrow=paid))
         if qty == held:
             positions[c] = Position()
-        else:  # the rest keeps its entry price, bar, trailing extreme and its share of the fees
+        else:  # the rest keeps its margin share, its entry price, bar, trailing extreme and its share of the fees
             pos.entry_fees = pos.entry_fees - entry_fees
             pos.borrow = pos.borrow - paid
+            pos.margin = pos.margin - pos.margin * (qty / held)
             pos.size = pos.size - qty if pos.size > 0 else pos.size + qty
 
     def value_price(i, c, at_open):
@@ -202,6 +217,8 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 cost = qty * price / leverage + qty * price * fee_rate + fixed
                 if cost - available > EPS * max(abs(available), 1.0):
                     reason = "insufficient_cash"
+            if reason == "none" and margin and rm.max_leverage(tiers, (abs(positions[c].size) + qty) * price) < leverage:
+                reason = "leverage"  # the resulting position's tier does not allow the run's leverage
         side = "buy" if buy else "sell"
         if reason != "none":
             add_order(c, i, side, qty, price, 0.0, otype, "rejected", reason)
@@ -209,7 +226,9 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         fee = qty * price * fee_rate + fixed
         cash_of[acct(c)] = cash - qty * price - fee if buy else cash + qty * price - fee
         pos = positions[c]
+        add_margin = qty * price / leverage
         if pos.size != 0:  # accumulation
+            pos.margin += add_margin
             held = abs(pos.size)
             pos.entry_price = (pos.entry_price * held + price * qty) / (held + qty)
             pos.entry_fees += fee
@@ -217,7 +236,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
             pos.extreme = max(pos.extreme, price) if buy else min(pos.extreme, price)
         else:
             positions[c] = Position(size=qty if buy else -qty, entry_price=price, entry_idx=i, entry_fees=fee,
-                                    extreme=price, ind_stop=next_ind[c])
+                                    extreme=price, ind_stop=next_ind[c], margin=add_margin)
         add_order(c, i, side, qty, price, fee, otype)
         return True
 
@@ -443,6 +462,64 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         if stop_price is not None:
             ratchet(pos, stop_price[i][c])
 
+    def stop_level(pos, c):
+        # tightest stop-side level (stop-loss absolute or percent, trailing, indicator), None: none
+        sl_abs = abs_levels[c][0]
+        cands = []
+        sgn = 1 if pos.size > 0 else -1
+        if not math.isnan(sl_abs):
+            cands.append(sl_abs)
+        elif not math.isnan(sl_stop[c]):
+            cands.append(pos.entry_price * (1 - sgn * sl_stop[c]))
+        if not math.isnan(trail_stop[c]):
+            cands.append(pos.extreme * (1 - sgn * trail_stop[c]))
+        if not math.isnan(pos.ind_stop):
+            cands.append(pos.ind_stop)
+        if not cands:
+            return None
+        return max(cands) if sgn > 0 else min(cands)
+
+    def liquidate(c, i, fill_px):
+        pos = positions[c]
+        qty = abs(pos.size)
+        sgn = 1 if pos.size > 0 else -1
+        pnl = pos.size * (fill_px - pos.entry_price)
+        remaining = pos.margin + pnl
+        fee = rm.maintenance(tiers, qty * fill_px) if math.isnan(liquidation_fee) else liquidation_fee * qty * fill_px
+        fee = min(max(fee, 0.0), max(remaining, 0.0))
+        absorbed = max(-remaining, 0.0)
+        cash_of[acct(c)] += sgn * qty * fill_px - fee + absorbed
+        add_order(c, i, "sell" if sgn > 0 else "buy", qty, fill_px, fee, "market")
+        tpnl = pnl - pos.entry_fees - fee - pos.borrow + absorbed
+        trades.append(dict(col=c, entry_idx=pos.entry_idx, exit_idx=i, direction="long" if sgn > 0 else "short",
+                           size=qty, entry_price=pos.entry_price, exit_price=fill_px, entry_fees=pos.entry_fees,
+                           exit_fees=fee, pnl=tpnl, ret=tpnl / (pos.entry_price * qty), exit_reason="liquidation",
+                           borrow=pos.borrow))
+        positions[c] = Position()
+
+    def liquidation(i, c, open_only):
+        pos = positions[c]
+        if pos.size == 0 or missing(i, c):
+            return
+        if fill == "close" and pos.entry_idx >= i:
+            return
+        sgn = 1 if pos.size > 0 else -1
+        liq = rm.liquidation_price(sgn, abs(pos.size), pos.entry_price, pos.margin, 0.0, tiers)
+        o, h, lo = (open_[i][c], high[i][c], low[i][c]) if marks is None else (
+            marks[0][i][c], marks[1][i][c], marks[2][i][c])
+        if math.isnan(o):  # no mark candle: nothing is liquidated there
+            return
+        if (sgn > 0 and o <= liq) or (sgn < 0 and o >= liq):
+            liquidate(c, i, o)
+            return
+        if open_only:
+            return
+        if (sgn > 0 and lo <= liq) or (sgn < 0 and h >= liq):
+            stop = stop_level(pos, c)
+            if stop is not None and ((sgn > 0 and stop > liq) or (sgn < 0 and stop < liq)):
+                return  # the stop comes first along the path from the open
+            liquidate(c, i, liq)
+
     # next_open: signal bar of signals waiting for the column's next candle (None: nothing waits)
     deferred = [None] * m
     next_ind = [math.nan] * m  # indicator stop level of the column's next fresh entry
@@ -453,7 +530,21 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
             return le or lx or se or sx
         return (lx or sx) and not (le or se)  # resting entries: only exits wait
 
+    def pay_funding(i, k):
+        for c in range(m):
+            pos = positions[c]
+            v = funding[k][i][c]
+            if v != 0.0 and pos.size != 0:
+                flow = -pos.size * v
+                cash_of[acct(c)] += flow
+                pos.margin += flow
+
     for i in range(n):
+        if margin and funding is not None:
+            pay_funding(i, 0)
+        if margin and fill == "next_open":
+            for c in range(m):
+                liquidation(i, c, True)
         if fill == "next_open" and i > 0:
             for c in range(m):
                 if deferred[c] is not None:
@@ -465,6 +556,9 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                     deferred[c] = i - 1
                 else:
                     signals(i - 1, i, c, open_, True)
+        if margin:
+            for c in range(m):
+                liquidation(i, c, False)
         for c in range(m):
             if pending[c] is not None and not missing(i, c):
                 resting(i, c)
@@ -476,6 +570,8 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 last_range[c] = high[i][c] - low[i][c]
                 if volume is not None and volume[i][c] > 0:
                     last_volume[c] = volume[i][c]
+        if margin and funding is not None:
+            pay_funding(i, 1)
         if borrow is not None:  # shorts held at this close pay for the bar
             for c in range(m):
                 pos = positions[c]

@@ -74,6 +74,11 @@ def run_kernel(o, h, l, c, le, lx, se=None, sx=None, *, size=1.0, size_type="amo
                       tif, has_short, abs_stops, partial, accumulate=accumulate, reenter=reenter, finalize=finalize,
                       sizes=entry_size is not None, ind_stop=stop_price is not None, roi=roi is not None,
                       borrow=bool(np.any(np.asarray(borrow) > 0)), time_stop=bool(np.any(np.asarray(td_stop) > 0)))
+    if leverage > 1.0 or has_short:  # spot margin rule (nbtrade.engine.signals.spot_margin)
+        from nbtrade.engine.signals import margin_params
+        from nbtrade.kernels.records import Option
+        cfg = cfg._replace(options=cfg.options | Option.MARGIN)
+        params = margin_params(params)
     orders = np.empty(8 * n * m + 16 * m, dtype=order_dt)
     trades = np.empty(4 * n * m + 8 * m, dtype=trade_dt)
     state, acct, counts = new_state(groups), np.full(int(groups.max()) + 1, float(init_cash)), np.zeros(1, counts_dt)

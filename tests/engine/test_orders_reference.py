@@ -32,7 +32,7 @@ case = st.fixed_dictionaries({
     "trail_stop": st.sampled_from([np.nan, np.nan, 0.03]),
     "lot_size": st.sampled_from([0.0, 0.0, 0.01]),
     "min_notional": st.sampled_from([0.0, 0.0, 30.0]),
-    "leverage": st.sampled_from([1.0, 1.0, 2.0]),
+    "leverage": st.sampled_from([1.0, 1.0, 2.0, 20.0]),
     "groups": st.sampled_from(["shared", "shared", "isolated"]),
     "order_type": st.sampled_from(["market", "market", "market", "limit", "stop"]),
     "abs_stops": st.sampled_from([False, False, True]),

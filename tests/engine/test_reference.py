@@ -42,7 +42,7 @@ case = st.fixed_dictionaries({
     "lot_size": st.sampled_from([0.0, 0.01, 0.5]),
     "min_qty": st.sampled_from([0.0, 0.2]),
     "min_notional": st.sampled_from([0.0, 30.0]),
-    "leverage": st.sampled_from([1.0, 1.0, 2.0, 0.5]),
+    "leverage": st.sampled_from([1.0, 1.0, 2.0, 0.5, 10.0, 50.0]),
     "cash_sharing": st.sampled_from([True, True, False, "groups"]),
     "order_type": st.sampled_from(["market", "market", "limit", "stop", "stop_limit"]),
     "tif": st.sampled_from([0, 1, 3]),
