@@ -209,7 +209,6 @@ def _impute_ffill(Xv: np.ndarray, index: pd.Index) -> np.ndarray:
     return df.ffill().to_numpy()
 
 
-@suggest_kwargs
 def _fold_bounds(s: int, train_w: int, test_w: int, purge: int, embargo: int, window: str,
                  T: int) -> tuple[int, int, int]:
     """``(a, b, e)``: training times ``[a, b)`` and test times ``[s, e)`` of the fold testing from ``s``."""
@@ -270,6 +269,7 @@ def _fit_predict(arrays: tuple, base: Any, impute: str | None, task: str, r0: in
     return model, out, t1 - t0, time.perf_counter() - t1
 
 
+@suggest_kwargs
 def walk_forward(estimator: Any, X: Any, y: Any, train_window: int | str, test_window: int | str,
                  step: int | str | None = None, purge: int | None = None, embargo: int = 0,
                  window: str = "rolling", retrain: str = "full", horizon: int | None = None,
