@@ -27,9 +27,22 @@ class AliasModule(types.ModuleType):
         for target in self.__dict__.get("__alias_of__", ()):
             mod = import_module(target)
             if name in vars(mod):
+                # the target's value before the first forwarded write, for __delattr__ to restore
+                self.__dict__.setdefault("__alias_saved__", {}).setdefault((target, name), vars(mod)[name])
                 setattr(mod, name, value)
                 return
         super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        # Deleting a forwarded name undoes the forwarded writes: the target gets its value back.
+        # (pytest >= 9.1's monkeypatch.undo() deletes a name the module's own __dict__ did not hold.)
+        if name not in self.__dict__:
+            saved = self.__dict__.get("__alias_saved__", {})
+            for (target, n) in list(saved):
+                if n == name:
+                    setattr(import_module(target), name, saved.pop((target, n)))
+                    return
+        super().__delattr__(name)
 
     def __dir__(self) -> list[str]:
         names = set(self.__dict__)

@@ -177,6 +177,8 @@ def test_old_paths_are_aliases(monkeypatch):
     assert sig._SIGNAL_BUFFER == 4
     monkeypatch.setattr(old, "_CALLBACK_BUFFER", 8)
     assert cb._CALLBACK_BUFFER == 8
+    monkeypatch.undo()  # deleting a forwarded name (pytest >= 9.1's undo) gives the engine its value back
+    assert sig._SIGNAL_BUFFER > 4 and cb._CALLBACK_BUFFER > 8
     assert callable(nbtrade.backtest) and nbtrade.backtest is backtest  # not shadowed by the package
     assert "backtest" in dir(old)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
