@@ -950,6 +950,28 @@ class Backtest:
             _bt_difference(strat, "finalize", "finalize_trades=True closes open trades at the last bar's close here; "
                            "backtesting.py fills them at the last bar's open", frame)
 
+    def _combinations(self, grid: Mapping[str, Any], constraint: Callable[[Any], bool] | None,
+                      max_tries: int | None, random_state: int | None) -> list[dict]:
+        """The combinations :meth:`optimize` runs, in order: the grid's product, the constraint on
+        the strategy's defaults plus the combination, ``max_tries`` drawn with ``random_state``."""
+        values = {k: (list(v) if isinstance(v, (list, tuple, range, np.ndarray, pd.Index)) else [v])
+                  for k, v in grid.items()}
+        for k, v in values.items():
+            if not v:
+                raise ValueError(f"optimize grid for {k!r} is empty")
+        combos = [dict(zip(values, c)) for c in itertools.product(*values.values())]
+        if constraint is not None:
+            combos = [p for p in combos if constraint(types.SimpleNamespace(**{**self._defaults, **p}))]
+            if not combos:
+                raise ValueError("constraint rejects every combination of the grid")
+        if max_tries is not None:
+            if isinstance(max_tries, bool) or not isinstance(max_tries, (int, np.integer)) or max_tries < 1:
+                raise ValueError(f"max_tries must be an integer >= 1, got {max_tries!r}")
+            if max_tries < len(combos):
+                pick = np.random.default_rng(random_state).choice(len(combos), int(max_tries), replace=False)
+                combos = [combos[k] for k in sorted(pick)]
+        return combos
+
     def _check_params(self, params: Mapping[str, Any]) -> None:
         """Strategy parameters must be its class attributes; a near miss gets "did you mean"."""
         for k in params:
@@ -1026,22 +1048,7 @@ class Backtest:
         self._check_params(grid)
         if not (isinstance(maximize, str) or callable(maximize)):
             raise TypeError(f"maximize must be a stats label or a callable, got {maximize!r}")
-        values = {k: (list(v) if isinstance(v, (list, tuple, range, np.ndarray, pd.Index)) else [v])
-                  for k, v in grid.items()}
-        for k, v in values.items():
-            if not v:
-                raise ValueError(f"optimize grid for {k!r} is empty")
-        combos = [dict(zip(values, c)) for c in itertools.product(*values.values())]
-        if constraint is not None:
-            combos = [p for p in combos if constraint(types.SimpleNamespace(**{**self._defaults, **p}))]
-            if not combos:
-                raise ValueError("constraint rejects every combination of the grid")
-        if max_tries is not None:
-            if isinstance(max_tries, bool) or not isinstance(max_tries, (int, np.integer)) or max_tries < 1:
-                raise ValueError(f"max_tries must be an integer >= 1, got {max_tries!r}")
-            if max_tries < len(combos):
-                pick = np.random.default_rng(random_state).choice(len(combos), int(max_tries), replace=False)
-                combos = [combos[k] for k in sorted(pick)]
+        combos = self._combinations(grid, constraint, max_tries, random_state)
         rows, best, best_score = [], None, -np.inf
         for p in combos:
             res = self.run(**p)

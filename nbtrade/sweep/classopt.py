@@ -18,8 +18,6 @@ a kernel taking a function argument across processes).
 from __future__ import annotations
 
 import math
-import time
-import types
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping
@@ -81,30 +79,11 @@ class ClassRunner:
 
 
 def _combos(bt: Any, grid: Mapping[str, Any], constraint: Any, max_tries: Any, random_state: Any) -> list[dict]:
-    """The combinations exactly as ``Backtest.optimize`` lists them (product order, constraint on the
-    strategy's defaults plus the combination, ``max_tries`` drawn with ``random_state``)."""
-    import itertools
-
+    """The combinations exactly as ``Backtest.optimize`` lists them (its own method)."""
     if not grid:
         raise ValueError("optimize needs a parameter grid, e.g. optimize(fast=[5, 10], slow=[20, 50])")
     bt._check_params(grid)
-    values = {k: (list(v) if isinstance(v, (list, tuple, range, np.ndarray, pd.Index)) else [v])
-              for k, v in grid.items()}
-    for k, v in values.items():
-        if not v:
-            raise ValueError(f"optimize grid for {k!r} is empty")
-    combos = [dict(zip(values, c)) for c in itertools.product(*values.values())]
-    if constraint is not None:
-        combos = [p for p in combos if constraint(types.SimpleNamespace(**{**bt._defaults, **p}))]
-        if not combos:
-            raise ValueError("constraint rejects every combination of the grid")
-    if max_tries is not None:
-        if isinstance(max_tries, bool) or not isinstance(max_tries, (int, np.integer)) or max_tries < 1:
-            raise ValueError(f"max_tries must be an integer >= 1, got {max_tries!r}")
-        if max_tries < len(combos):
-            pick = np.random.default_rng(random_state).choice(len(combos), int(max_tries), replace=False)
-            combos = [combos[k] for k in sorted(pick)]
-    return combos
+    return bt._combinations(grid, constraint, max_tries, random_state)
 
 
 def _score(res: Any, stats: pd.Series, maximize: Any) -> float:
