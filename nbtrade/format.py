@@ -102,6 +102,20 @@ def price(v: Any) -> str:
     return _sig(float(v), 6)
 
 
+def param(v: Any) -> str:
+    """A parameter value as a user wrote it: up to 6 significant digits, separators, no trailing
+    zeros, no exponent (``0.5``, ``20``, ``1,000``, ``0.00125``); strings and other values as they are."""
+    bad = _bad(v)
+    if bad:
+        return bad
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return str(v)
+    if isinstance(v, (int, np.integer)):
+        return f"{int(v):,}"
+    text = _sig(float(v), 6)
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def duration(v: Any) -> str:
     """``12d 4h``, ``3h 15m``, ``45m 10s``, ``12s`` (the two largest units); bar counts as ``N bars``."""
     if v is None or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):

@@ -171,11 +171,17 @@ def render_html(equity: pd.Series, *, title: str = "nbtrade report", benchmarks:
         parts.append(_section("Performance monitor", _frame_table(mon[keep])))
     span = f"{F.timestamp(equity.index[0])} → {F.timestamp(equity.index[-1])}" if len(equity) else "empty"
     sub = f"{html.escape(subtitle)}<br>" if subtitle else ""
-    css = _CSS + (_ix_css() if interactive else "")
+    return page(title, "".join(parts), header=f"{sub}{html.escape(span)}",
+                extra_css=_ix_css() if interactive else "")
+
+
+def page(title: str, body: str, *, header: str = "", extra_css: str = "") -> str:
+    """The report's page frame (styles, title bar, main column) around ``body`` (HTML sections);
+    ``header``: HTML under the title. Shared by backtest and sweep reports."""
+    sub = f"<p>{header}</p>" if header else ""
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{css}</style></head>'
-            f'<body><header><h1>{html.escape(title)}</h1><p>{sub}{html.escape(span)}</p></header>'
-            f'<main>{"".join(parts)}</main></body></html>')
+            f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{_CSS}{extra_css}</style>'
+            f'</head><body><header><h1>{html.escape(title)}</h1>{sub}</header><main>{body}</main></body></html>')
 
 
 def _ix_css() -> str:

@@ -188,14 +188,19 @@ class SweepResult:
         """The heat map as a ``rich`` Table (cells shaded from red, worst, to green, best)."""
         from rich.table import Table
 
+        from .. import format as F
+        from ..report.heatmap import label
+
         hm, shades = self._shaded(x, y, metric)
         t = Table(title=f"{metric or self.maximize} by {hm.index.name} (rows) x {hm.columns.name} (columns)")
         t.add_column(f"{hm.index.name} \\ {hm.columns.name}", justify="right", style="bold")
         for c in hm.columns:
-            t.add_column(str(c), justify="right")
+            t.add_column(label(hm.columns.name, c), justify="right")
+        metric = metric or self.maximize
         for r, row in zip(hm.index, shades):
-            t.add_row(str(r), *("" if f is None else f"[black on rgb({int(255 * (1 - f))},{int(255 * f)},80)]{v:.3g}[/]"
-                                for v, f in row))
+            t.add_row(label(hm.index.name, r),
+                      *("" if f is None else f"[black on rgb({int(255 * (1 - f))},{int(255 * f)},80)]"
+                        f"{F.stat(metric, v)}[/]" for v, f in row))
         return t
 
     def _shaded(self, x: str | None, y: str | None, metric: str | None) -> tuple[pd.DataFrame, list]:
@@ -218,30 +223,38 @@ class SweepResult:
 
     def to_html(self, *, title: str = "nbtrade sweep", x: str | None = None, y: str | None = None,
                 metric: str | None = None) -> str:
-        """A self-contained HTML page: summary, the heat map of two parameters (cells shaded worst red
-        to best green) and the top rows."""
+        """A self-contained HTML page in the report's layout: summary, the heat map of two parameters
+        (drawn on a canvas by the report's chart layer, a tooltip per cell with the parameter pair and
+        the metric; a shaded table when scripts are off; cells from red, worst, to green, best) and the
+        top rows. Every number is formatted by :mod:`nbtrade.format`."""
         import html
 
+        from .. import format as F
+        from ..report import heatmap
+        from ..report.html import _frame_table, page
+
         s = self.summary()
-        parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
-                 "<style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
-                 "td,th{padding:3px 8px;border:1px solid #ddd;text-align:right}th{background:#f4f4f4}</style>",
-                 f"<h1>{html.escape(title)}</h1><p>{len(self.table)} combinations of {html.escape(', '.join(self.params))}"
-                 f" ranked by {html.escape(self.maximize)}; best {html.escape(str(self.best_params))}; deflated Sharpe "
-                 f"ratio {s['deflated_sharpe']:.3f}; PBO {s['pbo'] if s['pbo'] is None else round(s['pbo'], 3)}; "
-                 f"{len(self.errors)} failed.</p>"]
+        pbo = F.NA if s["pbo"] is None else F.number(s["pbo"])
+        best = ", ".join(f"{k}={heatmap.label(k, v)}" for k, v in self.best_params.items())
+        text = (f"{len(self.table):,} combinations of {', '.join(self.params)} ranked by {self.maximize}; best "
+                f"{best} ({self.maximize} {F.stat(self.maximize, self.table[self.maximize].iloc[0])}); deflated "
+                f"Sharpe ratio {F.number(s['deflated_sharpe'])}; PBO {pbo}; {len(self.errors):,} failed.")
+        parts = [f"<section><h2>Summary</h2><p>{html.escape(text)}</p></section>"]
+        scripts = ""
         if len(self.params) >= 2 or (x and y):
-            hm, shades = self._shaded(x, y, metric)
-            rows = ["<table class='heatmap'><tr><th>" + html.escape(f"{hm.index.name} \\ {hm.columns.name}") + "</th>"
-                    + "".join(f"<th>{html.escape(str(c))}</th>" for c in hm.columns) + "</tr>"]
-            for r, row in zip(hm.index, shades):
-                cells = ("<td></td>" if f is None else
-                         f"<td style='background:rgb({int(255 * (1 - f))},{int(200 * f + 55)},90)'>{v:.3g}</td>"
-                         for v, f in row)
-                rows.append(f"<tr><th>{html.escape(str(r))}</th>{''.join(cells)}</tr>")
-            parts.append(f"<h2>{html.escape(metric or self.maximize)}</h2>" + "".join(rows) + "</table>")
-        parts.append("<h2>Top combinations</h2>" + self.head().to_html(float_format=lambda v: f"{v:.4g}"))
-        return "".join(parts)
+            hm = self.heatmap(x, y, metric)
+            others = [p for p in self.params if p not in (hm.index.name, hm.columns.name)]
+            agg = f"best over {', '.join(others)} (max)" if others else None
+            name = metric or self.maximize
+            parts.append(f"<section><h2>{html.escape(name)} by {html.escape(str(hm.index.name))} and "
+                         f"{html.escape(str(hm.columns.name))}</h2>{heatmap.section(hm, name, agg)}</section>")
+            scripts = heatmap.script()
+        head = self.head().copy()
+        for p in self.params:  # as the user wrote them (a row of floats would show 13 as 13.0)
+            head[p] = [heatmap.label(p, v) for v in head[p].tolist()]
+        parts.append("<section><h2>Top combinations</h2><div style='overflow-x:auto'>"
+                     + _frame_table(head, what="combinations") + "</div></section>")
+        return page(title, "".join(parts) + scripts, extra_css=heatmap.CSS)
 
     def report(self, path: str, **kwargs: Any) -> str:
         """Write :meth:`to_html` to ``path``; returns the path."""

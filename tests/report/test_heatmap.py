@@ -1,0 +1,103 @@
+"""The sweep's parameter heat map: drawn by the report's chart layer (canvas, tooltip per cell), a
+shaded table without scripts, numbers through nbtrade.format (page and terminal)."""
+import asyncio
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import nbtrade
+from nbtrade.report import heatmap
+
+from .cdp import Page, chromium
+
+GRID = {"fast": [3, 5, 8, 13], "slow": [20, 40, 60]}
+
+
+def _cross(market, fast, slow):
+    f, s = nbtrade.sweep.sma(market, fast), nbtrade.sweep.sma(market, slow)
+    return f > s, f < s
+
+
+@pytest.fixture(scope="module")
+def swept():
+    data = nbtrade.prepare(nbtrade.market(["BTC/USDT", "ETH/USDT"], "2024-01-01", "2024-01-15", "1h", seed=4))
+    return nbtrade.sweep(data, _cross, GRID, fees=0.001, maximize="Total Return [%]")
+
+
+def test_payload_and_static_table_format_every_number():
+    hm = pd.DataFrame([[1234.5678, np.nan], [-2.0, 0.123456]], index=pd.Index([0.5, 1.0], name="sl"),
+                      columns=pd.Index([10, 20], name="window"))
+    data = heatmap.payload(hm, "Total Return [%]", "best over x (max)")
+    assert data["xs"] == ["10", "20"] and data["ys"] == ["0.5", "1"]
+    assert data["text"] == [["1,234.57%", "–"], ["-2.00%", "0.12%"]]
+    assert data["shade"][0] == [1.0, None] and data["shade"][1][0] == 0.0
+    assert data["lo"] == "-2.00%" and data["hi"] == "1,234.57%"
+    table = heatmap.table(hm, "Total Return [%]")
+    assert "1,234.57%" in table and "<td></td>" in table and "e+" not in table
+    assert heatmap.table(hm, "Sharpe Ratio").count("1,235") == 1  # ratios: whole numbers above 1,000
+
+
+def test_sweep_page_and_terminal_use_the_formatter(swept):
+    page = swept.to_html(title="grid")
+    assert "<h1>grid</h1>" in page and "class='heatmap'" in page and "<canvas>" in page
+    noscript = re.search(r"<noscript>(.*?)</noscript>", page, re.S).group(1)
+    assert noscript.count("<td style=") == 12 and "%" in noscript  # the metric is a percentage
+    assert "Top combinations" in page and "deflated Sharpe" in page
+    assert "LightweightCharts" not in page  # the heat map needs only its own small script
+    top = swept.table["Total Return [%]"].iloc[0]
+    assert nbtrade.format.stat("Total Return [%]", top) in page
+    from rich.console import Console
+
+    con = Console(record=True, width=120)
+    swept.print_heatmap(console=con)
+    out = con.export_text()
+    assert nbtrade.format.stat("Total Return [%]", top) in out and "e+" not in out
+
+
+def test_heatmap_in_headless_chromium(swept, tmp_path):
+    browser = chromium()
+    if browser is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium); browser test skipped")
+    pytest.importorskip("PIL")
+    path = tmp_path / "sweep.html"
+    swept.report(str(path), title="grid")
+    hm = swept.heatmap()
+
+    async def drive():
+        async with Page(browser, tmp_path / "profile") as page:
+            await page.goto(path.as_uri())
+            await page.eval("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+            box = await page.eval("(() => { const r = window.nbtradeHeatmaps[0].canvas.getBoundingClientRect();"
+                                  " return [r.left, r.top, r.right, r.bottom]; })()")
+            await page.send("Emulation.setDeviceMetricsOverride", width=1280, height=int(box[3]) + 200,
+                            deviceScaleFactor=1, mobile=False)
+            await asyncio.sleep(0.3)
+            box = await page.eval("(() => { const r = window.nbtradeHeatmaps[0].canvas.getBoundingClientRect();"
+                                  " return [r.left, r.top, r.right, r.bottom]; })()")
+            shot = await page.screenshot(tmp_path / "shot.png")
+            tip = "document.querySelector('.hm-tooltip')"
+            hidden = await page.eval(f"getComputedStyle({tip}).display")
+            x, y = await page.eval("window.nbtradeHeatmaps[0].cellCenter(1, 2)")
+            await page.move_mouse(x, y)
+            await page.wait_for(f"getComputedStyle({tip}).display === 'block'")
+            text = await page.eval(f"{tip}.innerText")
+            await page.move_mouse(box[0] - 40 if box[0] > 60 else 5, box[3] + 100)
+            await page.wait_for(f"getComputedStyle({tip}).display === 'none'")
+            after = await page.eval(f"getComputedStyle({tip}).display")
+            return page.errors, page.requests, shot, box, hidden, text, after
+
+    errors, requests, shot, box, hidden, text, after = asyncio.run(drive())
+    assert errors == []
+    assert all(u.startswith(("file:", "about:", "data:")) for u in requests), requests
+    from PIL import Image
+
+    img = np.asarray(Image.open(shot).convert("RGB").crop(tuple(int(v) for v in box))).astype(int)
+    # shaded cells: blue channel 90, red and green varying (not the white page nor grey text)
+    cells = (abs(img[..., 2] - 90) < 6) & (img[..., 0] + img[..., 1] > 200)
+    assert cells.sum() > 2000, cells.sum()
+    assert hidden == "none" and after == "none"
+    row, col = hm.index[1], hm.columns[2]
+    value = nbtrade.format.stat("Total Return [%]", hm.iloc[1, 2])
+    assert f"fast {col}" in text and f"slow {row}" in text and f"Total Return [%] {value}" in text, text
