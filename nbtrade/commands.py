@@ -272,6 +272,10 @@ def _backtest(args: argparse.Namespace) -> int:
         for k, v in stats.formatted().items():
             table.add_row(str(k), v)
         console.print(table)
+        if result.is_margined:  # perpetuals, leverage or shorts: funding, liquidations, margin usage
+            from .report.perp import perp_table
+
+            console.print(perp_table(result))
     report = args.report or str(_settings(args).reports / "backtest.html")
     os.makedirs(os.path.dirname(os.path.abspath(report)), exist_ok=True)
     result.report(report, title=f"nbtrade backtest: {args.strategy}", monitor=mon.summary(),

@@ -72,6 +72,56 @@ class Result:
         f = self.funding_flows if symbol is None else self.funding_flows[:, self._col(symbol)]
         return -float(f.sum())
 
+    def funding_paid(self) -> pd.DataFrame:
+        """Cumulative funding paid per symbol and for the portfolio (column ``"portfolio"``) per bar
+        [quote currency]: positive = paid, negative = received on balance (``-cumsum`` of :attr:`funding`).
+        The last row per symbol equals ``stats(symbol)["Funding Paid [$]"]``."""
+        paid = -self.funding.cumsum()
+        paid.insert(0, "portfolio", paid.sum(axis=1))
+        return paid
+
+    @property
+    def is_margined(self) -> bool:
+        """Whether the run followed the margin rule (perpetuals, leverage > 1 or shorts: see
+        :mod:`nbtrade.margin`): its positions hold margin and can be liquidated."""
+        return "margin" in self.assumptions or self.funding_flows is not None
+
+    def leverage(self) -> pd.Series:
+        """Leverage per symbol as the run used it (``Result.assumptions["leverage"]``; 1 unlevered)."""
+        lev = self.assumptions.get("leverage", 1.0)
+        if isinstance(lev, dict):
+            vals = [float(lev.get(s, lev.get(str(s), 1.0))) for s in self.symbols]
+        elif isinstance(lev, (list, tuple, np.ndarray)):
+            vals = [float(v) for v in lev]
+        else:
+            vals = [float(lev)] * len(self.symbols)
+        return pd.Series(vals, index=self.symbols, name="leverage")
+
+    def margin_used(self) -> pd.DataFrame:
+        """Initial margin held per symbol and bar [quote currency]: ``|position| x mark / leverage``
+        (the position's notional at the bar's valuation price over its leverage, as Binance's
+        ``positionInitialMargin``). The valuation price is the last close (:attr:`marks`), not the
+        mark-price candle, which the result does not keep."""
+        lev = self.leverage().to_numpy()
+        used = np.abs(self._positions) * self.marks.fillna(0.0).to_numpy() / lev
+        return pd.DataFrame(used, index=self.index, columns=self.symbols)
+
+    def margin_usage(self) -> pd.Series:
+        """Margin used over equity per bar [%]: ``sum over symbols of margin_used() / equity x 100``.
+        100 % means the positions tie up the whole equity; at 10x leverage that is 1,000 % exposure.
+        0 without positions; NaN where positions are open and equity is <= 0."""
+        used = self.margin_used().sum(axis=1).to_numpy()
+        eq = self.equity.to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pct = np.where(used == 0, 0.0, np.where(eq > 0, used / eq * 100.0, np.nan))
+        return pd.Series(pct, index=self.index, name="margin usage")
+
+    @property
+    def liquidations(self) -> pd.DataFrame:
+        """The trades closed by liquidation (exit reason ``"liquidation"``), as in :attr:`trades`."""
+        t = self.trades
+        return t[t["exit_reason"] == "liquidation"]
+
     @cached_property
     def signals(self) -> dict[str, pd.DataFrame] | None:
         """Signals an ``on_bar`` callback wrote (``entries``, ``exits``, ``short_entries``,
@@ -257,6 +307,10 @@ class Result:
             benchmarks = {"buy & hold": self.market() * self.init_cash}
         kwargs = dict(stats=self.stats(), trades=self.trades, candles=candles, exposure=self.exposure(),
                       assumptions=self.assumptions, interactive=interactive)
+        if self.funding_flows is not None:  # perpetuals: funding paid over time, portfolio and per symbol
+            kwargs["funding"] = self.funding_paid()
+        if self.is_margined:
+            kwargs["margin"] = self.margin_usage()
         kwargs.update(extra)
         label = kwargs.pop("label", "strategy")  # the equity curve's name in the charts
         return render_html(self.equity.rename(label), title=title, benchmarks=benchmarks, **kwargs)
@@ -269,7 +323,9 @@ class Result:
         marked (tooltips), equity against ``benchmarks`` (default: equal-weight buy and
         hold), drawdown and exposure panes with linked zoom, a symbol selector; static
         pictures when scripts are off; monthly returns, statistics, all trades and the
-        assumptions. ``symbol`` picks the symbol shown first; other keywords go to
+        assumptions. Perpetual and other margined runs add a pane of cumulative funding paid
+        (portfolio and per symbol), one of margin used over equity, liquidations marked on the
+        price chart (red squares) and listed in their own table. ``symbol`` picks the symbol shown first; other keywords go to
         :func:`nbtrade.report.html.render_html` (``interactive=False`` for a page without scripts).
         """
         text = self.to_html(title=title, benchmarks=benchmarks, symbol=symbol, **extra)

@@ -30,6 +30,7 @@ th:first-child,td:first-child{text-align:left}
 .cell{font-size:10px;fill:#0f172a}.boxes{display:grid;grid-template-columns:1fr 1fr;gap:14px}
 .kv td{text-align:left}.kv td:first-child{color:#475569;width:40%}
 .pos{color:#15803d}.neg{color:#b91c1c}.scroll{max-height:420px;overflow:auto}
+tr.liq td{background:#fee2e2}
 """
 
 
@@ -69,7 +70,8 @@ def _display(df: pd.DataFrame) -> pd.DataFrame:
 
 def _frame_table(df: pd.DataFrame, max_rows: int = 500, what: str = "rows") -> str:
     """An HTML table; values through :mod:`nbtrade.format`, row labels as the stat labels when a
-    column holds one statistic per row (the Statistics table)."""
+    column holds one statistic per row (the Statistics table). Trades closed by liquidation (exit
+    reason ``liquidation``) are rows of class ``liq`` (shaded red)."""
     df = _display(df)
     shown = df.head(max_rows)
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in [shown.index.name or ""] + list(shown.columns))
@@ -82,7 +84,8 @@ def _frame_table(df: pd.DataFrame, max_rows: int = 500, what: str = "rows") -> s
             cls = F.tone(label, v)
             cls = f' class="{cls}"' if cls else ""
             cells.append(f"<td{cls}>{html.escape(_fmt_value(v, label))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
+        liq = row.get("exit_reason") == "liquidation" if "exit_reason" in row.index else False
+        body.append(("<tr class=\"liq\">" if liq else "<tr>") + "".join(cells) + "</tr>")
     more = (f"<p>First {max_rows:,} of {len(df):,} {what} shown.</p>" if len(df) > max_rows else "")
     wrap = "scroll" if len(shown) > 40 else "plain"  # short tables (statistics) are shown whole
     return f'<div class="{wrap}"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>{more}'
@@ -118,19 +121,23 @@ def render_html(equity: pd.Series, *, title: str = "nbtrade report", benchmarks:
                 importances: pd.Series | None = None, folds: pd.DataFrame | None = None,
                 assumptions: Mapping[str, Any] | None = None, reproducibility: Mapping[str, Any] | None = None,
                 monitor: list[dict[str, Any]] | None = None, candles: Mapping[str, pd.DataFrame] | None = None,
-                interactive: bool = True, subtitle: str | None = None) -> str:
+                interactive: bool = True, subtitle: str | None = None, funding: pd.DataFrame | None = None,
+                margin: pd.Series | None = None) -> str:
     """Build the report page as a string. See :func:`write_report`."""
     parts = []
     if price is None and candles:
         sym, frame = next(iter(candles.items()))
         price = frame["close"].rename(str(sym))
-    static = _static_charts(equity, benchmarks, price, trades, exposure)
+    static = _static_charts(equity, benchmarks, price, trades, exposure, funding, margin)
     if interactive:
         from . import interactive as ix
 
         data = ix.payload(equity, benchmarks=benchmarks, candles=candles, price=price, trades=trades,
-                          exposure=exposure)
-        parts.append(_section("Price, trades, equity, drawdown and exposure", ix.section(data)))
+                          exposure=exposure, funding=funding, margin=margin)
+        heading = "Price, trades, equity, drawdown and exposure" + (
+            ", funding and margin" if funding is not None and margin is not None else
+            ", funding" if funding is not None else ", margin" if margin is not None else "")
+        parts.append(_section(heading, ix.section(data)))
         # scripts off: the same views as static pictures
         parts.append(f"<noscript>{static}</noscript>")
     else:
@@ -157,6 +164,10 @@ def render_html(equity: pd.Series, *, title: str = "nbtrade report", benchmarks:
                 y_fmt=lambda v: f"{v:.2f}")))
         parts.append(_section("Walk-forward folds", _frame_table(folds)))
     if trades is not None:
+        liq = trades[trades["exit_reason"] == "liquidation"] if "exit_reason" in trades.columns else trades.iloc[:0]
+        if len(liq):  # every liquidation, wherever it falls in a long trades table
+            parts.append(_section(f"Liquidations ({len(liq):,} of {len(trades):,} trades)",
+                                  _frame_table(liq, what="liquidations")))
         parts.append(_section(f"Trades ({len(trades):,})", _frame_table(trades, what="trades")))
     boxes = []
     if assumptions:
@@ -191,8 +202,10 @@ def _ix_css() -> str:
 
 
 def _static_charts(equity: pd.Series, benchmarks: Mapping[str, pd.Series] | None, price: pd.Series | None,
-                   trades: pd.DataFrame | None, exposure: pd.Series | None) -> str:
-    """Equity, drawdown, exposure and price with trades as inline SVG (no scripts needed)."""
+                   trades: pd.DataFrame | None, exposure: pd.Series | None, funding: pd.DataFrame | None = None,
+                   margin: pd.Series | None = None) -> str:
+    """Equity, drawdown, exposure, funding paid, margin usage and price with trades as inline SVG
+    (no scripts needed); liquidations are marked apart from the other exits."""
     parts = []
     t = _t_ns(equity.index)
     lines = {str(equity.name or "strategy"): equity.to_numpy(float)}
@@ -205,6 +218,13 @@ def _static_charts(equity: pd.Series, benchmarks: Mapping[str, pd.Series] | None
         parts.append(_section("Exposure [% of equity]", svg.line_chart(
             _t_ns(exposure.index), {"exposure": exposure.to_numpy(float)}, "exposure", fill_zero=True,
             y_fmt=svg.pct)))
+    if funding is not None and len(funding.columns):
+        parts.append(_section("Funding paid, cumulative [$] (negative: received)", svg.line_chart(
+            _t_ns(funding.index), {str(c): funding[c].to_numpy(float) for c in funding.columns}, "funding paid")))
+    if margin is not None:
+        parts.append(_section("Margin used / equity [%]", svg.line_chart(
+            _t_ns(margin.index), {"margin usage": margin.to_numpy(float)}, "margin usage", fill_zero=True,
+            y_fmt=svg.pct)))
     if price is not None:
         markers, cut = [], ""
         if trades is not None and len(trades) and {"entry_time", "exit_time"} <= set(trades.columns):
@@ -214,8 +234,13 @@ def _static_charts(equity: pd.Series, benchmarks: Mapping[str, pd.Series] | None
                 mine = mine.iloc[:STATIC_MARKERS]
             ent = mine.dropna(subset=["entry_time"])
             ext = mine.dropna(subset=["exit_time"])
+            is_liq = (ext["exit_reason"] == "liquidation").to_numpy() if "exit_reason" in ext.columns else \
+                np.zeros(len(ext), bool)
             markers = [("entry", _t_ns(ent["entry_time"]), ent["entry_price"].to_numpy(float), "^"),
-                       ("exit", _t_ns(ext["exit_time"]), ext["exit_price"].to_numpy(float), "v")]
+                       ("exit", _t_ns(ext["exit_time"][~is_liq]), ext["exit_price"].to_numpy(float)[~is_liq], "v")]
+            if is_liq.any():
+                markers.append(("liquidation", _t_ns(ext["exit_time"][is_liq]),
+                                ext["exit_price"].to_numpy(float)[is_liq], "x"))
         parts.append(_section(f"Price and trades: {price.name or ''}{cut}", svg.line_chart(
             _t_ns(price.index), {str(price.name or "price"): price.to_numpy(float)}, "price", markers=markers)))
     return "".join(parts)

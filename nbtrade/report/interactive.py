@@ -138,8 +138,14 @@ def _trade_texts(trades: pd.DataFrame, symbol: str) -> list[str]:
 def payload(equity: pd.Series, *, benchmarks: Mapping[str, pd.Series] | None = None,
             candles: Mapping[str, pd.DataFrame] | None = None, price: pd.Series | None = None,
             trades: pd.DataFrame | None = None, exposure: pd.Series | None = None,
+            funding: pd.DataFrame | None = None, margin: pd.Series | None = None,
             max_bars: int = 20_000, max_values: int = 600_000, max_trades: int = 20_000) -> dict[str, Any]:
     """The chart data as plain JSON-ready lists (times in UTC seconds, one row per merged bar).
+
+    ``funding``: cumulative funding paid [quote] per bar, one column per symbol and optionally a
+    ``"portfolio"`` column (:meth:`Result.funding_paid`): a pane of lines. ``margin``: margin used
+    over equity [%] (:meth:`Result.margin_usage`): a pane. Liquidated trades (exit reason
+    ``liquidation``) get their own exit marker, shown even when the others are clustered.
 
     Budgets keep the page light: at most ``max_bars`` bars on the time axis, fewer when the
     candles of all symbols would exceed ``max_values`` numbers, and markers for the first
@@ -166,6 +172,11 @@ def payload(equity: pd.Series, *, benchmarks: Mapping[str, pd.Series] | None = N
         unit = F.duration(index[window] - index[0]) if isinstance(index, pd.DatetimeIndex) and window < len(index) \
             else f"{window} bars"
         out["exposure_title"] = f"exposure, mean of {unit}" if window > 1 else "exposure"
+    if funding is not None and len(funding.columns):
+        fund = funding.reindex(index)
+        out["funding"] = {str(c): _values(bins.last(fund[c].to_numpy(float)), 6) for c in fund.columns}
+    if margin is not None:
+        out["margin"] = _values(bins.max(margin.reindex(index).to_numpy(float)), 4)  # the peak of merged bars
     if candles is None and price is not None:
         candles = {str(price.name or "price"): pd.DataFrame({"close": price})}
     candles = dict(candles or {})
@@ -203,6 +214,7 @@ def payload(equity: pd.Series, *, benchmarks: Mapping[str, pd.Series] | None = N
                 "entry_t": bar_time(mine["entry_time"]), "entry_p": _values(mine["entry_price"]),
                 "exit_t": [None if o else e for o, e in zip(is_open, exit_t)], "exit_p": _values(mine["exit_price"]),
                 "long": (mine["direction"].astype(str) != "short").tolist() if "direction" in mine else [True] * len(mine),
+                "liq": mine.get("exit_reason", pd.Series("", index=mine.index)).astype(str).eq("liquidation").tolist(),
                 "text": _trade_texts(mine, str(sym)),
             }
             keep = [e is not None for e in out["trades"][str(sym)]["entry_t"]]
@@ -233,10 +245,17 @@ def section(data: dict[str, Any]) -> str:
         notes.append(f"markers for every {step}th trade ({shown:,} of {total:,})")
     if notes:
         note = f'<span class="ix-note">{html.escape("; ".join(notes))}, to keep the page light</span>'
+    panes = ["price and volume", "equity", "drawdown"] + (["exposure"] if "exposure" in data else [])
+    panes += (["funding paid (cumulative)"] if "funding" in data else []) + (["margin usage"] if "margin" in data else [])
+    liq = sum(sum(tr.get("liq", [])) for tr in data.get("trades", {}).values())
     help_text = ('<span class="ix-note">drag to pan, wheel to zoom (all panes follow); point at a trade '
-                 'marker for its details; panes: price and volume, equity, drawdown, exposure</span>')
+                 f'marker for its details; panes: {", ".join(panes)}'
+                 + (f"; {liq:,} liquidation{'s' if liq != 1 else ''} marked with red squares" if liq else "")
+                 + '</span>')
+    extra = ("funding" in data) + ("margin" in data)
+    height = f' style="height:{760 + 150 * extra}px"' if extra else ""
     return (f'<div class="ix"><div class="ix-bar">{selector}{help_text}{note}</div>'
-            f'<div id="nbtrade-legend"></div><div id="nbtrade-chart"><div id="nbtrade-tooltip"></div></div></div>'
+            f'<div id="nbtrade-legend"></div><div id="nbtrade-chart"{height}><div id="nbtrade-tooltip"></div></div></div>'
             f'<script type="application/json" id="nbtrade-data">{_json_for_script(data)}</script>'
             f'<script>/* lightweight-charts {LWC_VERSION}, Apache-2.0, TradingView, Inc. */\n{_library()}</script>'
             f'<script>{_app()}</script>')

@@ -15,7 +15,8 @@
   const t = D.t;
   // the browser's side of nbtrade.format.price: 6 significant digits, thousands separators
   const num = (v) => (v === null || v === undefined ? "–" : v.toLocaleString("en-US", { maximumSignificantDigits: 6 }));
-  const pct = (v) => (v === null || v === undefined ? "–" : v.toFixed(Math.abs(v) >= 10 ? 0 : 1) + "%");
+  const pct = (v) => (v === null || v === undefined ? "–" : (Math.abs(v) >= 10
+    ? v.toLocaleString("en-US", { maximumFractionDigits: 0 }) : v.toFixed(1)) + "%");
 
   const numFormat = { type: "custom", formatter: num, minMove: 1e-8 };
   const chart = LWC.createChart(box, {
@@ -62,12 +63,37 @@
                                                  priceLineVisible: false }, 3);
     ex.setData(line(D.exposure));
   }
+  // perpetuals and margined runs: cumulative funding paid [quote] and margin used / equity [%]
+  let nextPane = D.exposure ? 4 : 3;
+  const symbolPalette = ["#10b981", "#f59e0b", "#0ea5e9", "#ec4899", "#84cc16", "#64748b"];
+  const extraPanes = [];
+  if (D.funding) {
+    const fpane = nextPane++;
+    extraPanes.push(fpane);
+    Object.entries(D.funding).forEach(([name, values], k) => {
+      const s = chart.addSeries(LWC.LineSeries, { color: k ? symbolPalette[(k - 1) % symbolPalette.length] : "#7c3aed",
+                                                  lineWidth: k ? 1 : 2, title: `funding paid: ${name}`,
+                                                  priceLineVisible: false, priceFormat: numFormat }, fpane);
+      s.setData(line(values));
+    });
+  }
+  if (D.margin) {
+    const mpane = nextPane++;
+    extraPanes.push(mpane);
+    const mg = chart.addSeries(LWC.AreaSeries, { lineColor: "#0891b2", topColor: "rgba(8,145,178,0.35)",
+                                                 bottomColor: "rgba(8,145,178,0.05)", lineWidth: 1,
+                                                 title: "margin used / equity", priceFormat: pctFormat,
+                                                 priceLineVisible: false }, mpane);
+    mg.setData(line(D.margin));
+  }
   const panes = chart.panes();
   [4, 2, 1, 1].forEach((f, i) => panes[i] && panes[i].setStretchFactor(f));
+  extraPanes.forEach((i) => panes[i] && panes[i].setStretchFactor(1.2));
 
   // trades of the selected symbol: events sorted by bar, each pointing at its trade's tooltip text
   let sym = D.symbols[0];
-  let events = [];   // {bar, time, price, kind: 0 entry | 1 exit, trade}
+  let events = [];   // {bar, time, price, kind: 0 entry | 1 exit, trade, liq: closed by liquidation}
+  let liquidations = [];  // the liquidation exits: always marked (red squares), clustered or not
   let shown = { mode: "none", byTime: new Map(), byId: new Map() };
   const barOf = new Map(t.map((v, i) => [v, i]));
 
@@ -84,11 +110,14 @@
       time, value: c.v[i], color: c.c[i] >= c.o[i] ? "rgba(22,163,74,0.3)" : "rgba(220,38,38,0.3)" })) : []);
     const tr = D.trades[name] || { entry_t: [], exit_t: [], entry_p: [], exit_p: [], long: [], text: [] };
     events = [];
+    liquidations = [];
     tr.entry_t.forEach((et, k) => {
       events.push({ bar: barOf.get(et), time: et, price: tr.entry_p[k], kind: 0, trade: k, long: tr.long[k] });
       if (tr.exit_t[k] !== null) {
-        events.push({ bar: barOf.get(tr.exit_t[k]), time: tr.exit_t[k], price: tr.exit_p[k], kind: 1, trade: k,
-                      long: tr.long[k] });
+        const e = { bar: barOf.get(tr.exit_t[k]), time: tr.exit_t[k], price: tr.exit_p[k], kind: 1, trade: k,
+                    long: tr.long[k], liq: !!(tr.liq && tr.liq[k]) };
+        events.push(e);
+        if (e.liq) liquidations.push(e);
       }
     });
     events.sort((a, b) => a.bar - b.bar || a.kind - b.kind);
@@ -101,6 +130,9 @@
     return lo;
   }
 
+  const liqMarker = (e) => ({ time: e.time, position: "atPriceMiddle", price: e.price, id: `1:${e.trade}`,
+                              shape: "square", color: "#b91c1c", size: 1.2 });
+
   // every event when few are in view; otherwise one marker per cluster of bars, labelled with its count
   function updateMarkers() {
     const range = chart.timeScale().getVisibleLogicalRange() || { from: 0, to: t.length };
@@ -112,8 +144,9 @@
       for (let k = a; k < b; k++) {
         const e = events[k];
         const up = (e.kind === 0) === e.long;
-        list.push({ time: e.time, position: "atPriceMiddle", price: e.price, id: `${e.kind}:${e.trade}`,
-                    shape: up ? "arrowUp" : "arrowDown", color: e.kind === 0 ? "#2563eb" : "#f59e0b", size: 1 });
+        list.push(e.liq ? liqMarker(e)
+          : { time: e.time, position: "atPriceMiddle", price: e.price, id: `${e.kind}:${e.trade}`,
+              shape: up ? "arrowUp" : "arrowDown", color: e.kind === 0 ? "#2563eb" : "#f59e0b", size: 1 });
         if (!byTime.has(e.time)) byTime.set(e.time, []);
         byTime.get(e.time).push(e);
         byId.set(`${e.kind}:${e.trade}`, e);
@@ -133,6 +166,14 @@
         byId.set(`c:${first.time}`, cluster);
         k = j;
       }
+      // liquidations stay visible among the clusters (rare, and what a leveraged run is read for)
+      for (let k = a; k < b; k++) {
+        const e = events[k];
+        if (!e.liq) continue;
+        list.push(liqMarker(e));
+        byId.set(`1:${e.trade}`, e);
+      }
+      list.sort((p, q) => p.time - q.time);
       shown = { mode: "clusters", byTime, byId };
     }
     markers.setMarkers(list);
@@ -150,7 +191,8 @@
       const what = D.trades_cut ? `marked trade events (every ${D.trades_cut[0]}th trade)` : "trade events";
       return `<b>${e.count} ${what}</b><br>${fmtTime(e.from)} – ${fmtTime(e.to)}<br><i>zoom in to see each</i>`;
     }
-    return `<b>${e.kind === 0 ? "entry" : "exit"}</b> · ${esc(D.trades[sym].text[e.trade])}`;
+    const what = e.kind === 0 ? "entry" : (e.liq ? "liquidation" : "exit");
+    return `<b>${what}</b> · ${esc(D.trades[sym].text[e.trade])}`;
   }
 
   chart.subscribeCrosshairMove((p) => {
@@ -189,5 +231,6 @@
   setSymbol(sym);
   chart.timeScale().fitContent();
   // for tests and the console: the chart, the price series and the events of the selected symbol
-  window.nbtradeReport = { chart, candle, events: () => events, mode: () => shown.mode, setSymbol };
+  window.nbtradeReport = { chart, candle, events: () => events, liquidations: () => liquidations,
+                           mode: () => shown.mode, setSymbol };
 })();

@@ -113,7 +113,8 @@ def _svg(body: str, title: str, legend: Sequence[tuple[str, str]] = (), width: i
 
 def line_chart(t_ns: np.ndarray, lines: dict[str, np.ndarray], title: str, fill_zero: bool = False,
                y_fmt=_fmt, markers: Sequence[tuple[str, np.ndarray, np.ndarray, str]] = ()) -> str:
-    """Lines sharing a time axis (int64 ns). ``markers``: (name, t_ns, y, shape) with shape '^' or 'v'."""
+    """Lines sharing a time axis (int64 ns). ``markers``: (name, t_ns, y, shape) with shape '^', 'v' or 'x'
+    (a square: liquidations)."""
     t_ns = np.asarray(t_ns, dtype=np.int64)
     ys = [np.asarray(v, float) for v in lines.values()]
     finite = [v[np.isfinite(v)] for v in ys]
@@ -141,9 +142,12 @@ def line_chart(t_ns: np.ndarray, lines: dict[str, np.ndarray], title: str, fill_
         body.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="1.4"/>')
     for name, mt, my, shape in markers:
         mt, my = np.asarray(mt, float), np.asarray(my, float)
-        color = "#16a34a" if shape == "^" else "#dc2626"
+        color = {"^": "#16a34a", "x": "#7f1d1d"}.get(shape, "#dc2626")
         legend.append((name, color))
         for a, b in zip(frame.px(mt), frame.py(my)):
+            if shape == "x":  # liquidations: a dark red square
+                body.append(f'<rect x="{a - 5:.1f}" y="{b - 5:.1f}" width="10" height="10" fill="{color}"/>')
+                continue
             d = 5 if shape == "^" else -5
             body.append(f'<polygon points="{a:.1f},{b - d:.1f} {a - 4:.1f},{b + d:.1f} {a + 4:.1f},{b + d:.1f}" '
                         f'fill="{color}"/>')
