@@ -12,7 +12,13 @@
    to learn;
 6. backtest both, a classic indicator strategy and buy-and-hold with fees and
    slippage, fills at the next open;
-7. print a comparison table and the performance monitor, write an HTML report.
+7. the same indicator strategy long/short on the symbols' USD-M perpetuals at 3x
+   (candles, funding history and mark-price candles fetched from the mock's
+   Binance futures endpoints): isolated margin, funding paid or received every
+   8 hours, liquidation checked on the mark candles;
+8. print a comparison table, the perpetual run's funding, liquidations and margin
+   usage, and the performance monitor; write an HTML report (the perpetual run's
+   own report beside it).
 
 The forest's figures on the planted market are not what to expect on real
 candles: the table, the report and the README say so, and the control column
@@ -35,6 +41,8 @@ FEATURES = [*DEFAULT_FEATURES, ("corr", {"window": 72, "to": "BTC/USDT"})]
 FEES, SLIPPAGE = 0.001, 0.0005
 MAIN = "random forest (planted signal)"
 CONTROL = "same forest, no planted signal"
+PERP = "ema cross, 3x perp"
+PERP_LEVERAGE = 3.0
 HONESTY = ("The demo market carries a planted, learnable signal (strength {strength}): the forest's figures "
            "show the pipeline finds it, not what to expect on real candles. The column '" + CONTROL + "' is "
            "the same forest on the same noise with the planted component off.")
@@ -74,7 +82,7 @@ def run_demo(quick: bool = False, seed: int = 42, home: str | None = None, repor
     console.rule("[bold]nbtrade demo[/bold]: mock exchange → HDF5 → features → walk-forward forest → backtest")
 
     warm = _start_warmup()  # compiles in other processes while this one fetches
-    frames, fetch_summary = _fetch(cfg, work, mon, console, live)
+    frames, perps, fetch_summary = _fetch(cfg, work, mon, console, live)
     if warm is not None:
         _finish_warmup(warm, mon, console, live)
     with warnings.catch_warnings():
@@ -86,20 +94,37 @@ def run_demo(quick: bool = False, seed: int = 42, home: str | None = None, repor
             control = _research(cfg, _without_signal(cfg, frames), settings, None, console, live,
                                 label="no planted signal")
         results = {MAIN: run.backtest, CONTROL: control.backtest, **_baselines(frames, run.first_oos, mon)}
+        results[PERP] = _perp_run(perps, run.first_oos, mon)
     wf = run.walk_forward
     elapsed = time.perf_counter() - t0
 
     table = _comparison(results, cfg.strength)
     console.print(table)
+    from .report.perp import perp_table
+
+    console.print(perp_table(results[PERP], title=f"{PERP}: funding, liquidations, margin (USD-M perpetuals, "
+                                                  f"isolated margin, funding every 8h)"))
     console.print(mon.table("Where the time went"))
     out = Path(report) if report else settings.reports / "demo.html"
     out.parent.mkdir(parents=True, exist_ok=True)
-    _report(out, cfg, results, frames, wf, mon, fetch_summary)
-    console.print(f"report: [bold]{out}[/bold]   total {elapsed:.1f} s")
+    perp_out = out.with_name(out.stem + "-perp" + out.suffix)
+    _report(out, cfg, results, frames, wf, mon, fetch_summary, perp_out.name)
+    results[PERP].report(str(perp_out), title=f"nbtrade demo: {PERP}",
+                         subtitle=PERP_NOTE + " " + HONESTY.format(strength=cfg.strength))
+    console.print(f"report: [bold]{out}[/bold] (perpetuals: {perp_out.name})   total {elapsed:.1f} s")
     return 0
 
 
-def _fetch(cfg: DemoConfig, work: Path, mon: Any, console: Any, live: bool | None) -> tuple[dict, str]:
+def perp_symbol(symbol: str) -> str:
+    """The unified symbol of a spot pair's linear (USD-M) perpetual: ``BTC/USDT`` -> ``BTC/USDT:USDT``."""
+    return f"{symbol}:{symbol.split('/')[1]}"
+
+
+def _fetch(cfg: DemoConfig, work: Path, mon: Any, console: Any, live: bool | None) -> tuple[dict, Any, str]:
+    """Spot candles (frames per symbol) and the same symbols' perpetuals (a Market with funding and
+    mark-price candles), both fetched from the mock through the real fetcher into the HDF5 store."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from .data.fetch import fetch_ohlcv_sync
     from .data.mock import serve_in_thread
     from .data.store import Store
@@ -111,28 +136,39 @@ def _fetch(cfg: DemoConfig, work: Path, mon: Any, console: Any, live: bool | Non
     end = pd.Timestamp(cfg.now, tz="UTC").floor(cfg.timeframe.replace("m", "min"))
     expected = int((end - start).value // 1_000_000 // timeframe_ms(cfg.timeframe))
     store = Store(store_root)
+    perps = [perp_symbol(s) for s in cfg.symbols]
     with serve_in_thread(symbols=list(cfg.symbols), origin=cfg.origin, now=cfg.now, seed=cfg.seed,
                          strength=cfg.strength) as mock, \
             Dashboard("fetch", fields=("candles",), console=console, live=live, interval=2.0) as dash:
         console.print(f"mock exchange: {mock.url}  store: {store_root}")
-        for s in cfg.symbols:
+        for s in [*cfg.symbols, *perps]:
             dash.add(s, total=expected)
 
-        def on_page(symbol: str, rows: int, last_open: int) -> None:
-            have = store.last_time("binance", symbol, cfg.timeframe)
-            done = 0 if have is None else int((have - start.value // 1_000_000) // timeframe_ms(cfg.timeframe)) + 1
-            dash.update(symbol, completed=max(done, rows), candles=rows)
+        def on_page(exchange: str) -> Any:
+            def update(symbol: str, rows: int, last_open: int) -> None:
+                have = store.last_time(exchange, symbol, cfg.timeframe)
+                done = 0 if have is None else int((have - start.value // 1_000_000) // timeframe_ms(cfg.timeframe)) + 1
+                dash.update(symbol, completed=max(done, rows), candles=rows)
+            return update
 
-        with mon.stage("fetch"):
+        with mon.stage("fetch"), ThreadPoolExecutor(1) as pool:
+            # the perpetuals meanwhile (their own rate limits): candles, the funding-rate history and the
+            # mark-price candles from the USD-M endpoints
+            futures = pool.submit(fetch_ohlcv_sync, "binance_futures", perps, cfg.timeframe, start, end,
+                                  base_url=mock.url, sink=store, keep=False, on_page=on_page("binance_futures"),
+                                  cache=False, funding=True, mark=True)
             result = fetch_ohlcv_sync("binance", list(cfg.symbols), cfg.timeframe, start, end, base_url=mock.url,
-                                      sink=store, keep=False, on_page=on_page, cache=False)
-        for s in cfg.symbols:
+                                      sink=store, keep=False, on_page=on_page("binance"), cache=False)
+            futures.result()
+        for s in [*cfg.symbols, *perps]:
             dash.finish(s)
         summary = result.report.summary()
         dash.note(summary.splitlines()[0] if summary else "")
         with mon.stage("store read"):
             frames = {s: store.read("binance", s, cfg.timeframe, start, end) for s in cfg.symbols}
-    return frames, summary
+            perp_market = store.read_market("binance_futures", perps, cfg.timeframe, start, end, funding=True,
+                                            mark=True)
+    return frames, perp_market, summary
 
 
 def _start_warmup() -> Any:
@@ -235,32 +271,64 @@ def _baselines(frames: dict, first_oos: pd.Timestamp, mon: Any) -> dict[str, Any
     return results
 
 
+PERP_NOTE = (f"'{PERP}': the ema 12/48 cross long and short on the same symbols' USD-M perpetuals (the mock's "
+             f"futures candles, not the spot ones), {PERP_LEVERAGE:g}x isolated margin, funding every 8 hours, "
+             "liquidation on the mark-price candles.")
+
+
+def _perp_run(perps: Any, first_oos: pd.Timestamp, mon: Any) -> Any:
+    """The ema 12/48 cross long/short on the perpetuals over the out-of-sample period: 3x, isolated,
+    funding from the fetched history, liquidation checked on the fetched mark candles; each symbol's
+    margin a share of equity like the spot runs' positions (0.9 / n), so notionals are 3x that."""
+    import numpy as np
+
+    from . import indicators as ind
+    from .engine import backtest
+
+    close = perps.close
+    with mon.stage("backtest"):
+        fast, slow = ind.ema(close, 12), ind.ema(close, 48)
+        up = ((fast > slow) & (fast.shift(1) <= slow.shift(1))).loc[first_oos:]
+        down = ((fast < slow) & (fast.shift(1) >= slow.shift(1))).loc[first_oos:]
+        up, down = (pd.DataFrame(np.ascontiguousarray(x.to_numpy()), index=x.index, columns=x.columns, copy=False)
+                    for x in (up, down))
+        return backtest(perps[first_oos:], up, down, down, up, fees=FEES, slippage=SLIPPAGE, fill="next_open",
+                        size=0.9 * PERP_LEVERAGE / close.shape[1], size_type="target_percent", instrument="perp",
+                        leverage=PERP_LEVERAGE)
+
+
 def _comparison(results: dict[str, Any], strength: float) -> Any:
     from rich.table import Table
 
     from .format import stat
 
     rows = ["Total Return [%]", "CAGR [%]", "Sharpe Ratio", "Sortino Ratio", "Max. Drawdown [%]", "Win Rate [%]",
-            "Profit Factor", "# Trades", "# Rejected Orders", "Exposure Time [%]", "Fees Paid [$]"]
+            "Profit Factor", "# Trades", "# Rejected Orders", "Exposure Time [%]", "Fees Paid [$]",
+            "Funding Paid [$]", "# Liquidations"]
     stats = {name: r.stats() for name, r in results.items()}
     table = Table(title="Strategies on the out-of-sample period (fees 10 bp, slippage 5 bp, next-open fills)",
-                  caption=HONESTY.format(strength=strength), caption_justify="left")
+                  caption=HONESTY.format(strength=strength) + " " + PERP_NOTE, caption_justify="left")
     table.add_column("metric")
     for name in results:
         table.add_column(name, justify="right")
+    for name, r in results.items():
+        stats[name]["# Liquidations"] = len(r.liquidations)
     for row in rows:
         table.add_row(row, *(stat(row, stats[name].get(row, float("nan"))) for name in results))
     return table
 
 
-def _report(path: Path, cfg: DemoConfig, results: dict, frames: dict, wf: Any, mon: Any, fetch_summary: str) -> None:
+def _report(path: Path, cfg: DemoConfig, results: dict, frames: dict, wf: Any, mon: Any, fetch_summary: str,
+            perp_report: str | None = None) -> None:
     from . import __version__
     from .cache import fingerprint
 
     main = results[MAIN]
     main.report(
         str(path), title="nbtrade demo: walk-forward random forest on a market with a planted, learnable signal",
-        subtitle=HONESTY.format(strength=cfg.strength), label=MAIN,
+        subtitle=HONESTY.format(strength=cfg.strength) + " " + PERP_NOTE + (
+            f" Its funding, liquidations and margin usage: {perp_report} beside this file." if perp_report else ""),
+        label=MAIN,
         benchmarks={k: r.equity for k, r in results.items() if k != MAIN},
         stats=pd.DataFrame({name: r.stats().full() for name, r in results.items()}),
         importances=wf.mean_importances, folds=wf.folds,
