@@ -279,7 +279,8 @@ PERP_NOTE = (f"'{PERP}': the ema 12/48 cross long and short on the same symbols'
 def _perp_run(perps: Any, first_oos: pd.Timestamp, mon: Any) -> Any:
     """The ema 12/48 cross long/short on the perpetuals over the out-of-sample period: 3x, isolated,
     funding from the fetched history, liquidation checked on the fetched mark candles; each symbol's
-    margin a share of equity like the spot runs' positions (0.9 / n), so notionals are 3x that."""
+    margin 0.8 / n of equity (a flip from long to short needs free margin while the other positions
+    may have grown: 0.9 / n had some rejected), so notionals are 3x that."""
     import numpy as np
 
     from . import indicators as ind
@@ -293,8 +294,25 @@ def _perp_run(perps: Any, first_oos: pd.Timestamp, mon: Any) -> Any:
         up, down = (pd.DataFrame(np.ascontiguousarray(x.to_numpy()), index=x.index, columns=x.columns, copy=False)
                     for x in (up, down))
         return backtest(perps[first_oos:], up, down, down, up, fees=FEES, slippage=SLIPPAGE, fill="next_open",
-                        size=0.9 * PERP_LEVERAGE / close.shape[1], size_type="target_percent", instrument="perp",
+                        size=0.8 * PERP_LEVERAGE / close.shape[1], size_type="target_percent", instrument="perp",
                         leverage=PERP_LEVERAGE)
+
+
+def warm_perp() -> None:
+    """Compile what :func:`_perp_run` uses (the engine with mark candles and funding: its own
+    specialization) on a small synthetic market shaped like the demo's perpetuals; for ``nbtrade.warmup``."""
+    from .engine.run import prepare_data
+    from .monitor import Monitor
+    from .synthetic import market
+
+    frames = market(["BTC/USDT:USDT", "ETH/USDT:USDT"], "2024-01-01", "2024-01-21", "1h", seed=1)
+    for f in frames.values():
+        for k in ("open", "high", "low", "close"):
+            f["mark_" + k] = f[k]
+    perps = prepare_data(frames)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _perp_run(perps, perps.index[100], Monitor(enabled=False))
 
 
 def _comparison(results: dict[str, Any], strength: float) -> Any:

@@ -87,6 +87,13 @@ def _backtests() -> None:
     demo_baselines(frames, run.first_oos, Monitor(enabled=False))
 
 
+def _perpetuals() -> None:
+    """The demo's perpetual run (the engine with mark candles and funding)."""
+    from .demo import warm_perp
+
+    warm_perp()
+
+
 def _control_market() -> None:
     from .synthetic import planted_market
 
@@ -152,12 +159,13 @@ STEPS: dict[str, Callable[[], None]] = {
     "features": _features, "backtests": _backtests, "control market": _control_market,
     "indicators": _indicators, "engine paths": _engine, "sweep": _sweep,
     "features (averages, volatility)": _features_a, "features (oscillators, correlation)": _features_b,
+    "perpetuals": _perpetuals,
 }
 #: what ``nbtrade demo`` calls, slowest first: two workers take the engine and the first half of the
 #: features, the first free one the second half (measured: backtests ~11 s, each half ~6 s of CPU);
 #: these steps compile disjoint kernels
 DEMO_STEPS: tuple[str, ...] = ("backtests", "features (averages, volatility)", "features (oscillators, correlation)",
-                               "control market")
+                               "perpetuals", "control market")
 
 #: kernels the demo always calls: when one has no cache entry, the cache is cold
 _PROBES = ("nbtrade.kernels.engine", "nbtrade.kernels.rolling", "nbtrade.kernels.moving")
