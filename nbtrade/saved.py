@@ -1,8 +1,9 @@
 """Saving a backtest :class:`~nbtrade.result.Result` to one ``.npz`` file and loading it back.
 
 The file holds arrays only (``numpy.savez_compressed``, read with ``allow_pickle=False``): the
-order and trade records, cash and equity, the OHLCV the engine saw, the time index, and a JSON
-header (format version, symbols, cash, bar length, assumptions, gaps). No Python object or code
+order and trade records, cash and equity, the OHLCV the engine saw, the time index, perpetuals'
+funding cash flows, and a JSON header (format version, symbols, cash, bar length, assumptions,
+gaps). No Python object or code
 is pickled, so a file from someone else cannot run anything when loaded, and every statistic
 and the full report can be rebuilt from it.
 """
@@ -86,6 +87,8 @@ def save_result(result: Any, path: str | os.PathLike) -> Path:
         a = getattr(inputs, f, None)
         if a is not None:
             arrays[f] = np.ascontiguousarray(a, dtype=float)
+    if getattr(result, "funding_flows", None) is not None:  # perpetuals: funding cash flows (bars x symbols)
+        arrays["funding"] = np.ascontiguousarray(result.funding_flows, dtype=float)
     signals = getattr(result, "_signal_arrays", None) or {}
     for k, v in signals.items():
         arrays[f"signal_{k}"] = np.asarray(v)
@@ -138,6 +141,8 @@ def load_result(path: str | os.PathLike) -> Any:
                      equity=npz["equity"], init_cash=header["init_cash"], freq_ms=header["freq_ms"],
                      gaps=_frame_from_json(header["gaps"]), assumptions=header["assumptions"],
                      symbol_init_cash=header["symbol_init_cash"])
+        if "funding" in npz.files:
+            res.funding_flows = npz["funding"]
         if header["signals"]:
             res._signal_arrays = {k: npz[f"signal_{k}"] for k in header["signals"]}
     return res

@@ -200,3 +200,13 @@ def test_cli_backtest_prints_the_perp_table(tmp_path, capsys, monkeypatch):
     assert code == 0
     assert "Perpetuals: funding, liquidations, margin" in out and "5x" in out and "Max. Margin" in out
     assert "margin usage" in (tmp_path / "r.html").read_text()
+
+
+def test_saved_perp_result_keeps_funding_and_its_report_views(perp, tmp_path):
+    loaded = nbtrade.load_result(perp.save(str(tmp_path / "perp.npz")))
+    np.testing.assert_array_equal(loaded.funding.to_numpy(), perp.funding.to_numpy())
+    assert loaded.stats()["Funding Paid [$]"] == perp.stats()["Funding Paid [$]"]
+    pd.testing.assert_series_equal(loaded.margin_usage(), perp.margin_usage())
+    assert len(loaded.liquidations) == len(perp.liquidations)
+    page = loaded.to_html()
+    assert "funding paid (cumulative)" in page and "margin usage" in page and "Liquidations (" in page
