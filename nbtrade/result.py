@@ -325,8 +325,9 @@ class Result:
         pictures when scripts are off; monthly returns, statistics, all trades and the
         assumptions. Perpetual and other margined runs add a pane of cumulative funding paid
         (portfolio and per symbol), one of margin used over equity, liquidations marked on the
-        price chart (red squares) and listed in their own table. ``symbol`` picks the symbol shown first; other keywords go to
-        :func:`nbtrade.report.html.render_html` (``interactive=False`` for a page without scripts).
+        price chart (red squares) and listed in their own table. ``symbol`` picks the symbol
+        shown first; other keywords go to :func:`nbtrade.report.html.render_html`
+        (``interactive=False`` for a page without scripts).
         """
         text = self.to_html(title=title, benchmarks=benchmarks, symbol=symbol, **extra)
         Path(path).write_text(text, encoding="utf-8")

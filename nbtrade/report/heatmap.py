@@ -82,8 +82,8 @@ def table(hm: pd.DataFrame, metric: str) -> str:
             + "".join(f"<th>{html.escape(label(hm.columns.name, c))}</th>" for c in hm.columns) + "</tr>")
     rows = [head]
     for r, vrow, frow in zip(hm.index, vals, f):
-        cells = ("<td></td>" if np.isnan(s) else f"<td style='background:{rgb(s)}'>{html.escape(F.stat(metric, v))}</td>"
-                 for v, s in zip(vrow, frow))
+        cells = ("<td></td>" if np.isnan(s) else
+                 f"<td style='background:{rgb(s)}'>{html.escape(F.stat(metric, v))}</td>" for v, s in zip(vrow, frow))
         rows.append(f"<tr><th>{html.escape(label(hm.index.name, r))}</th>{''.join(cells)}</tr>")
     return "<table class='heatmap'>" + "".join(rows) + "</table>"
 

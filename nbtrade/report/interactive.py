@@ -246,7 +246,8 @@ def section(data: dict[str, Any]) -> str:
     if notes:
         note = f'<span class="ix-note">{html.escape("; ".join(notes))}, to keep the page light</span>'
     panes = ["price and volume", "equity", "drawdown"] + (["exposure"] if "exposure" in data else [])
-    panes += (["funding paid (cumulative)"] if "funding" in data else []) + (["margin usage"] if "margin" in data else [])
+    panes += ["funding paid (cumulative)"] if "funding" in data else []
+    panes += ["margin usage"] if "margin" in data else []
     liq = sum(sum(tr.get("liq", [])) for tr in data.get("trades", {}).values())
     help_text = ('<span class="ix-note">drag to pan, wheel to zoom (all panes follow); point at a trade '
                  f'marker for its details; panes: {", ".join(panes)}'

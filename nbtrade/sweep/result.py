@@ -256,6 +256,13 @@ class SweepResult:
                      + _frame_table(head, what="combinations") + "</div></section>")
         return page(title, "".join(parts) + scripts, extra_css=heatmap.CSS)
 
+    def _repr_html_(self) -> str:
+        """Notebooks: :meth:`to_html` (summary, heat map with tooltips, top rows) in an isolated frame."""
+        import html
+
+        return (f'<iframe srcdoc="{html.escape(self.to_html(), quote=True)}" style="width:100%;height:760px;'
+                f'border:0" sandbox="allow-scripts"></iframe>')
+
     def report(self, path: str, **kwargs: Any) -> str:
         """Write :meth:`to_html` to ``path``; returns the path."""
         with open(path, "w", encoding="utf-8") as fh:

@@ -101,3 +101,8 @@ def test_heatmap_in_headless_chromium(swept, tmp_path):
     row, col = hm.index[1], hm.columns[2]
     value = nbtrade.format.stat("Total Return [%]", hm.iloc[1, 2])
     assert f"fast {col}" in text and f"slow {row}" in text and f"Total Return [%] {value}" in text, text
+
+
+def test_notebook_display_of_a_sweep(swept):
+    text = swept._repr_html_()
+    assert text.startswith("<iframe srcdoc=") and "nbtrade-heatmap" in text and "<script" not in text
