@@ -34,6 +34,7 @@ from typing import Any
 
 import pandas as pd
 
+from . import format as F
 from .pipeline import DEFAULT_FEATURES
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT")
@@ -111,7 +112,7 @@ def run_demo(quick: bool = False, seed: int = 42, home: str | None = None, repor
     _report(out, cfg, results, frames, wf, mon, fetch_summary, perp_out.name)
     results[PERP].report(str(perp_out), title=f"nbtrade demo: {PERP}",
                          subtitle=PERP_NOTE + " " + HONESTY.format(strength=cfg.strength))
-    console.print(f"report: [bold]{out}[/bold] (perpetuals: {perp_out.name})   total {elapsed:.1f} s")
+    console.print(f"report: [bold]{out}[/bold] (perpetuals: {perp_out.name})   total {F.seconds(elapsed)}")
     return 0
 
 
@@ -193,7 +194,8 @@ def _finish_warmup(warm: Any, mon: Any, console: Any, live: bool | None) -> None
                   "load them from the cache (`nbtrade warmup` compiles every kernel ahead)")
         seconds = warm.wait(lambda name, done, total, compiled: dash.update("steps", completed=done,
                                                                             kernels=compiled))
-        dash.note(f"{warm.compiled} kernels compiled and cached in {seconds:.1f} s ({warm.cpu:.1f} s of CPU)")
+        dash.note(f"{warm.compiled} kernels compiled and cached in {F.seconds(seconds)} "
+                  f"({F.seconds(warm.cpu)} of CPU)")
 
 
 def _without_signal(cfg: DemoConfig, frames: dict) -> dict:
@@ -233,8 +235,8 @@ def _research(cfg: DemoConfig, frames: dict, settings: Any, mon: Any, console: A
     n_feat = run.features.shape[1] // len(frames)
     s = run.walk_forward.summary()
     console.print(f"features: {n_feat} per symbol x {len(frames)} symbols, {len(run.features):,} bars")
-    console.print(f"walk-forward ({label}): {s['folds']} folds, out-of-sample accuracy {s['score']:.3f}, "
-                  f"fit {s['fit_s']:.1f} s, {s['cache_hits']} cache hits")
+    console.print(f"walk-forward ({label}): {s['folds']} folds, out-of-sample accuracy {number(s['score'])}, "
+                  f"fit {seconds(s['fit_s'])}, {s['cache_hits']} cache hits")
     return run
 
 

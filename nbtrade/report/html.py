@@ -155,13 +155,13 @@ def render_html(equity: pd.Series, *, title: str = "nbtrade report", benchmarks:
     if importances is not None and len(importances):
         top = importances.sort_values(ascending=False).head(30)
         parts.append(_section("Feature importances", svg.bar_chart(list(map(str, top.index)), top.to_numpy(float),
-                                                                   "feature importances", y_fmt=lambda v: f"{v:.3f}")))
+                                                                   "feature importances", y_fmt=F.number)))
     if folds is not None and len(folds):
         score_col = next((c for c in ("score", "accuracy") if c in folds.columns), None)
         if score_col:
             parts.append(_section("Walk-forward fold scores", svg.bar_chart(
                 [str(i) for i in folds.index], folds[score_col].to_numpy(float), "fold scores",
-                y_fmt=lambda v: f"{v:.2f}")))
+                y_fmt=F.number)))
         parts.append(_section("Walk-forward folds", _frame_table(folds)))
     if trades is not None:
         liq = trades[trades["exit_reason"] == "liquidation"] if "exit_reason" in trades.columns else trades.iloc[:0]
