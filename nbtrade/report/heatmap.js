@@ -98,10 +98,10 @@
       tip.innerHTML = `${esc(D.x)} <b>${esc(D.xs[c])}</b> · ${esc(D.y)} <b>${esc(D.ys[r])}</b><br>` +
         `${esc(D.metric)} <b>${esc(D.text[r][c])}</b>` + (D.agg ? `<br><i>${esc(D.agg)}</i>` : "");
       tip.style.display = "block";
-      const brect = box.getBoundingClientRect();
-      const left = ev.clientX - brect.left + 14;
-      tip.style.left = Math.min(left, box.clientWidth - tip.offsetWidth - 4) + "px";
-      tip.style.top = Math.max(ev.clientY - brect.top - 10, 0) + "px";
+      const rrect = root.getBoundingClientRect();  // the tooltip sits outside the scrolling box
+      const left = ev.clientX - rrect.left + 14;
+      tip.style.left = Math.max(0, Math.min(left, root.clientWidth - tip.offsetWidth - 4)) + "px";
+      tip.style.top = Math.max(ev.clientY - rrect.top - 10, 0) + "px";
     });
     canvas.addEventListener("mouseleave", () => { tip.style.display = "none"; });
     // for tests and the console: a cell's centre in page pixels

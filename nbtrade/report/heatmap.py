@@ -20,7 +20,7 @@ import pandas as pd
 from .. import format as F
 
 CSS = """
-.nbtrade-heatmap{position:relative}.hm-box{display:none;position:relative}
+.nbtrade-heatmap{position:relative}.hm-box{display:none;position:relative;overflow-x:auto}
 .hm-tooltip{display:none;position:absolute;z-index:10;background:#0f172a;color:#f8fafc;padding:6px 8px;
  border-radius:6px;font-size:12px;max-width:340px;pointer-events:none;line-height:1.4;white-space:nowrap}
 table.heatmap{width:auto}table.heatmap td,table.heatmap th{border:1px solid #e2e8f0;padding:3px 8px}
@@ -92,7 +92,7 @@ def section(hm: pd.DataFrame, metric: str, agg: str | None = None) -> str:
     """The interactive heat map (canvas, tooltips) with the static table as its no-script fallback."""
     from .interactive import _json_for_script
 
-    return (f"<div class='nbtrade-heatmap'><div class='hm-box'><canvas></canvas><div class='hm-tooltip'></div></div>"
+    return (f"<div class='nbtrade-heatmap'><div class='hm-box'><canvas></canvas></div><div class='hm-tooltip'></div>"
             f"<script type='application/json' class='nbtrade-heatmap-data'>"
             f"{_json_for_script(payload(hm, metric, agg))}</script>"
             f"<noscript>{table(hm, metric)}</noscript></div>")

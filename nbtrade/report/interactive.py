@@ -1,4 +1,5 @@
-"""The interactive part of the HTML report: candles, volume, trades, equity, drawdown, exposure.
+"""The interactive part of the HTML report: candles, volume, trades, equity, drawdown, exposure
+(funding and margin for perpetuals).
 
 One `TradingView Lightweight Charts <https://github.com/tradingview/lightweight-charts>`_ chart
 (Apache-2.0, vendored unmodified in ``vendor/``, inlined so the page needs no network) with four
@@ -7,7 +8,9 @@ a marker at its fill price with a tooltip (time, price, size, PnL, exit reason);
 150 events are in view they are clustered into counted dots. A symbol selector switches the
 candles and markers of multi-symbol runs. Series longer than ``max_bars`` are merged into
 coarser bars (OHLC: first/max/min/last, volume summed, drawdown: deepest, exposure: mean) so the
-page stays light; the header says so.
+page stays light; the header says so. Perpetual and other margined runs add two panes on the
+same axis: cumulative funding paid (portfolio and per symbol) and margin used over equity; their
+liquidations are red squares, shown even among clustered markers.
 """
 from __future__ import annotations
 

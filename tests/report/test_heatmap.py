@@ -106,3 +106,37 @@ def test_heatmap_in_headless_chromium(swept, tmp_path):
 def test_notebook_display_of_a_sweep(swept):
     text = swept._repr_html_()
     assert text.startswith("<iframe srcdoc=") and "nbtrade-heatmap" in text and "<script" not in text
+
+
+def test_wide_grid_scrolls_and_keeps_its_tooltips(tmp_path):
+    browser = chromium()
+    if browser is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium); browser test skipped")
+    from nbtrade.report.html import page
+
+    rng = np.random.default_rng(0)
+    hm = pd.DataFrame(rng.normal(1.0, 1.0, (30, 80)), index=pd.Index(np.arange(30) * 0.25, name="sl_stop"),
+                      columns=pd.Index(np.arange(80) + 2, name="window"))
+    hm.iloc[3, 5] = np.nan
+    path = tmp_path / "wide.html"
+    path.write_text(page("wide", heatmap.section(hm, "Sharpe Ratio") + heatmap.script(), extra_css=heatmap.CSS))
+
+    async def drive():
+        async with Page(browser, tmp_path / "profile") as page_:
+            await page_.goto(path.as_uri())
+            sizes = await page_.eval("(() => { const c = window.nbtradeHeatmaps[0].canvas;"
+                                     " return [c.clientWidth, c.parentElement.clientWidth]; })()")
+            x, y = await page_.eval("window.nbtradeHeatmaps[0].cellCenter(10, 4)")
+            await page_.move_mouse(x, y)
+            await page_.wait_for("getComputedStyle(document.querySelector('.hm-tooltip')).display === 'block'")
+            text = await page_.eval("document.querySelector('.hm-tooltip').innerText")
+            x, y = await page_.eval("window.nbtradeHeatmaps[0].cellCenter(3, 5)")
+            await page_.move_mouse(x, y)
+            await page_.wait_for("document.querySelector('.hm-tooltip').innerText.includes('window 7')")
+            empty = await page_.eval("document.querySelector('.hm-tooltip').innerText")
+            return page_.errors, sizes, text, empty
+
+    errors, (canvas_w, box_w), text, empty = asyncio.run(drive())
+    assert errors == [] and canvas_w > box_w  # 80 columns: the box scrolls sideways
+    assert "window 6" in text and "sl_stop 2.5" in text and nbtrade.format.number(hm.iloc[10, 4]) in text
+    assert "Sharpe Ratio –" in empty  # a missing cell says so
