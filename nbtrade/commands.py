@@ -39,11 +39,19 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
+    from .data.exchanges.base import ServerError
     from .data.fetch import run_fetch
 
-    return run_fetch(args.exchange, _symbols(args.symbols), args.timeframe, args.start, args.end,
-                     store=_store_root(args), base_url=args.base_url, funding=args.funding,
-                     mark=getattr(args, "mark", False))
+    try:
+        return run_fetch(args.exchange, _symbols(args.symbols), args.timeframe, args.start, args.end,
+                         store=_store_root(args), base_url=args.base_url, funding=args.funding,
+                         mark=getattr(args, "mark", False))
+    except ServerError as exc:  # no network: say how to work offline
+        if args.base_url is not None or "network error" not in str(exc):
+            raise
+        raise ServerError(f"{exc}. Offline? `nbtrade mock-exchange` serves the same API on 127.0.0.1 and prints "
+                          f"the fetch command to use with it (--base-url URL)", exchange=exc.exchange,
+                          symbol=exc.symbol, timeframe=exc.timeframe) from exc
 
 
 def _mock(args: argparse.Namespace) -> int:
