@@ -210,3 +210,15 @@ def test_saved_perp_result_keeps_funding_and_its_report_views(perp, tmp_path):
     assert len(loaded.liquidations) == len(perp.liquidations)
     page = loaded.to_html()
     assert "funding paid (cumulative)" in page and "margin usage" in page and "Liquidations (" in page
+
+
+def test_leveraged_spot_shows_margin_without_funding():
+    df, idx = _frame([100.0, 101.0, 102.0, 101.0, 100.0])
+    entries = pd.Series([True, False, False, False, False], idx)
+    r = nbtrade.backtest({"BTC": df}, entries=entries, leverage=2, size=1.0, init_cash=1000.0)
+    assert r.is_margined and r.funding_flows is None
+    usage = r.margin_usage()
+    assert usage.iloc[1] == pytest.approx(100.0)  # notional 2,000 at 2x: margin 1,000 = the equity
+    data = ix.payload(r.equity, candles=r._candles(), trades=r.trades, margin=usage)
+    page = r.to_html()
+    assert "margin" in data and '"margin":' in page and '"funding":' not in page
