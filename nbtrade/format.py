@@ -38,7 +38,7 @@ _UNTONED = ("volatility", "exposure", "fees", "beta", "drawdown", "duration", "k
 
 
 def _bad(v: Any) -> str | None:
-    if v is None or v is pd.NaT:
+    if v is None or v is pd.NaT or v is pd.NA:
         return NA
     if isinstance(v, (float, np.floating)):
         if math.isnan(v):
@@ -198,7 +198,7 @@ def unit_of(label: Any) -> str:
 
 def stat(label: Any, value: Any) -> str:
     """Format ``value`` by the unit its ``label`` implies (see :func:`unit_of`)."""
-    if value is None or value is pd.NaT:
+    if value is None or value is pd.NaT or value is pd.NA:
         return NA
     if isinstance(value, (pd.Timestamp, np.datetime64)):
         return timestamp(value)

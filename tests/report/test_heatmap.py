@@ -140,3 +140,9 @@ def test_wide_grid_scrolls_and_keeps_its_tooltips(tmp_path):
     assert errors == [] and canvas_w > box_w  # 80 columns: the box scrolls sideways
     assert "window 6" in text and "sl_stop 2.5" in text and nbtrade.format.number(hm.iloc[10, 4]) in text
     assert "Sharpe Ratio –" in empty  # a missing cell says so
+
+
+def test_missing_values_of_nullable_columns_print_as_a_dash():
+    # a failed combination's "# Trades" is pandas.NA in an Int64 column
+    assert nbtrade.format.stat("# Trades", pd.NA) == "–" and nbtrade.format.number(pd.NA) == "–"
+    assert nbtrade.format.param(pd.NA) == "–"
