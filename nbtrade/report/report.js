@@ -18,7 +18,11 @@
   const pct = (v) => (v === null || v === undefined ? "–" : (Math.abs(v) >= 10
     ? v.toLocaleString("en-US", { maximumFractionDigits: 0 }) : v.toFixed(1)) + "%");
 
+  // nbtrade.format.money: separators and 2 decimals (funding paid)
+  const money = (v) => (v === null || v === undefined ? "–"
+    : v.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 }));
   const numFormat = { type: "custom", formatter: num, minMove: 1e-8 };
+  const moneyFormat = { type: "custom", formatter: money, minMove: 0.01 };
   const chart = LWC.createChart(box, {
     autoSize: true,
     layout: { background: { color: "#ffffff" }, textColor: "#334155", fontSize: 11,
@@ -65,6 +69,8 @@
   }
   // perpetuals and margined runs: cumulative funding paid [quote] and margin used / equity [%]
   let nextPane = D.exposure ? 4 : 3;
+  const fundingSeries = [];  // [name, series]: their values join the legend under the pointer
+  let marginSeries = null;
   const symbolPalette = ["#10b981", "#f59e0b", "#0ea5e9", "#ec4899", "#84cc16", "#64748b"];
   const extraPanes = [];
   if (D.funding) {
@@ -73,8 +79,9 @@
     Object.entries(D.funding).forEach(([name, values], k) => {
       const s = chart.addSeries(LWC.LineSeries, { color: k ? symbolPalette[(k - 1) % symbolPalette.length] : "#7c3aed",
                                                   lineWidth: k ? 1 : 2, title: `funding paid: ${name}`,
-                                                  priceLineVisible: false, priceFormat: numFormat }, fpane);
+                                                  priceLineVisible: false, priceFormat: moneyFormat }, fpane);
       s.setData(line(values));
+      fundingSeries.push([name, s]);
     });
   }
   if (D.margin) {
@@ -85,6 +92,7 @@
                                                  title: "margin used / equity", priceFormat: pctFormat,
                                                  priceLineVisible: false }, mpane);
     mg.setData(line(D.margin));
+    marginSeries = mg;
   }
   const panes = chart.panes();
   [4, 2, 1, 1].forEach((f, i) => panes[i] && panes[i].setStretchFactor(f));
@@ -200,8 +208,14 @@
     if (!p.time || !p.point) { legend.textContent = ""; return; }
     const bar = p.seriesData.get(candle);
     if (bar) {
-      legend.textContent = `${sym}  ${fmtTime(p.time)}  ` + (bar.open !== undefined
+      let text = `${sym}  ${fmtTime(p.time)}  ` + (bar.open !== undefined
         ? `O ${num(bar.open)}  H ${num(bar.high)}  L ${num(bar.low)}  C ${num(bar.close)}` : num(bar.value));
+      const paid = fundingSeries.map(([name, s]) => [name, p.seriesData.get(s)])
+        .filter(([, v]) => v && v.value !== undefined);
+      if (paid.length) text += "  ·  funding paid " + paid.map(([name, v]) => `${name} ${money(v.value)}`).join(", ");
+      const m = marginSeries && p.seriesData.get(marginSeries);
+      if (m && m.value !== undefined) text += `  ·  margin used ${pct(m.value)} of equity`;
+      legend.textContent = text;
     }
     if (p.paneIndex !== 0) return;
     // the marker under the pointer (its id), else the events on the bar under the crosshair

@@ -126,6 +126,11 @@ def test_perp_report_in_headless_chromium(perp, tmp_path):
                 const el = p.getHTMLElement(); const r = el.getBoundingClientRect();
                 return [r.left, r.top, r.right, r.bottom]; })""")
             shot = await page.screenshot(tmp_path / "shot.png")
+            # the pointer over the funding pane: the legend gives the funding paid and the margin used then
+            fx, fy = (pane_boxes[4][0] + pane_boxes[4][2]) / 2, (pane_boxes[4][1] + pane_boxes[4][3]) / 2
+            await page.move_mouse(fx, fy)
+            legend = await page.wait_for("(t => t.includes('funding paid') && t)"
+                                         "(document.getElementById('nbtrade-legend').textContent)")
             # zoom onto the first liquidation, then point at its marker
             liq = await page.eval("window.nbtradeReport.liquidations()[0]")
             await page.eval(f"window.nbtradeReport.chart.timeScale().setVisibleLogicalRange("
@@ -141,9 +146,9 @@ def test_perp_report_in_headless_chromium(perp, tmp_path):
             shown = "getComputedStyle(document.getElementById('nbtrade-tooltip')).display === 'block'"
             await page.wait_for(shown)
             tip = await page.eval("document.getElementById('nbtrade-tooltip').innerText")
-            return page.errors, n_panes, pane_boxes, shot, tip
+            return page.errors, n_panes, pane_boxes, shot, tip, legend
 
-    errors, n_panes, pane_boxes, shot, tip = asyncio.run(drive())
+    errors, n_panes, pane_boxes, shot, tip, legend = asyncio.run(drive())
     assert errors == []
     assert n_panes == 6  # price, equity, drawdown, exposure, funding, margin
     from PIL import Image
@@ -158,6 +163,8 @@ def test_perp_report_in_headless_chromium(perp, tmp_path):
     assert pixels(pane_boxes[4], (0x7C, 0x3A, 0xED)) > 100  # the portfolio's funding line (purple)
     assert pixels(pane_boxes[5], (0x08, 0x91, 0xB2)) > 100  # the margin usage line (cyan)
     assert tip.startswith("liquidation") and "(liquidation)" in tip and "PnL" in tip, tip
+    assert re.search(r"funding paid portfolio -?[\d,]+\.\d\d, BTC/USDT -?[\d,]+\.\d\d", legend), legend
+    assert re.search(r"margin used [\d,.]+% of equity", legend), legend
 
 
 def test_perp_summary_and_rich_table(perp):
