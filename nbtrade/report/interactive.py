@@ -28,6 +28,8 @@ import pandas as pd
 from .. import format as F
 
 LWC_VERSION = "5.2.1"
+#: funding pane: the portfolio's line and at most this many symbols' (those with the largest amounts)
+MAX_FUNDING_LINES = 8
 _HERE = Path(__file__).parent
 
 CSS = """
@@ -177,7 +179,14 @@ def payload(equity: pd.Series, *, benchmarks: Mapping[str, pd.Series] | None = N
         out["exposure_title"] = f"exposure, mean of {unit}" if window > 1 else "exposure"
     if funding is not None and len(funding.columns):
         fund = funding.reindex(index)
-        out["funding"] = {str(c): _values(bins.last(fund[c].to_numpy(float)), 6) for c in fund.columns}
+        cols = list(fund.columns)
+        symbols = [c for c in cols if c != "portfolio"]
+        if len(symbols) > MAX_FUNDING_LINES:  # the symbols that paid or received the most, by |final amount|
+            last = fund[symbols].ffill().iloc[-1].abs().fillna(0.0)
+            keep = set(last.sort_values(ascending=False, kind="stable").index[:MAX_FUNDING_LINES])
+            cols = [c for c in cols if c == "portfolio" or c in keep]
+            out["funding_cut"] = [MAX_FUNDING_LINES, len(symbols)]
+        out["funding"] = {str(c): _values(bins.last(fund[c].to_numpy(float)), 6) for c in cols}
     if margin is not None:
         out["margin"] = _values(bins.max(margin.reindex(index).to_numpy(float)), 4)  # the peak of merged bars
     if candles is None and price is not None:
@@ -243,6 +252,9 @@ def section(data: dict[str, Any]) -> str:
     notes = []
     if data.get("merged", 1) > 1:
         notes.append(f"every {data['merged']} bars merged into one")
+    if data.get("funding_cut"):
+        shown, total = data["funding_cut"]
+        notes.append(f"funding lines of the {shown} of {total:,} symbols with the largest amounts")
     if data.get("trades_cut"):
         step, shown, total = data["trades_cut"]
         notes.append(f"markers for every {step}th trade ({shown:,} of {total:,})")

@@ -229,3 +229,13 @@ def test_leveraged_spot_shows_margin_without_funding():
     data = ix.payload(r.equity, candles=r._candles(), trades=r.trades, margin=usage)
     page = r.to_html()
     assert "margin" in data and '"margin":' in page and '"funding":' not in page
+
+
+def test_funding_pane_keeps_the_largest_symbols_of_many():
+    idx = pd.date_range("2024-01-01", periods=10, freq="h", tz="UTC")
+    paid = pd.DataFrame({f"S{j}": np.linspace(0, j - 6, 10) for j in range(12)}, index=idx)
+    paid.insert(0, "portfolio", paid.sum(axis=1))
+    data = ix.payload(pd.Series(1000.0, index=idx), funding=paid)
+    # final |amounts| 6, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5: the 8 largest (S4 before S8 on the tie), in column order
+    assert list(data["funding"]) == ["portfolio", "S0", "S1", "S2", "S3", "S4", "S9", "S10", "S11"]
+    assert data["funding_cut"] == [8, 12] and "8 of 12 symbols" in ix.section(data)
