@@ -219,8 +219,13 @@ def _static_charts(equity: pd.Series, benchmarks: Mapping[str, pd.Series] | None
             _t_ns(exposure.index), {"exposure": exposure.to_numpy(float)}, "exposure", fill_zero=True,
             y_fmt=svg.pct)))
     if funding is not None and len(funding.columns):
-        parts.append(_section("Funding paid, cumulative [$] (negative: received)", svg.line_chart(
-            _t_ns(funding.index), {str(c): funding[c].to_numpy(float) for c in funding.columns}, "funding paid")))
+        from .interactive import funding_columns
+
+        cols = funding_columns(funding)
+        cut = (f" (the portfolio and {len(cols) - 1} of {funding.shape[1] - 1} symbols)"
+               if len(cols) < funding.shape[1] else "")
+        parts.append(_section(f"Funding paid, cumulative [$] (negative: received){cut}", svg.line_chart(
+            _t_ns(funding.index), {str(c): funding[c].to_numpy(float) for c in cols}, "funding paid")))
     if margin is not None:
         parts.append(_section("Margin used / equity [%]", svg.line_chart(
             _t_ns(margin.index), {"margin usage": margin.to_numpy(float)}, "margin usage", fill_zero=True,

@@ -74,6 +74,19 @@ def _values(a: Any, digits: int = 8) -> list:
     return out
 
 
+def funding_columns(funding: pd.DataFrame, max_lines: int | None = None) -> list:
+    """The columns of a funding-paid frame to draw: ``"portfolio"`` and at most ``max_lines``
+    (default :data:`MAX_FUNDING_LINES`) symbols, those with the largest final |amount|, in column order."""
+    max_lines = MAX_FUNDING_LINES if max_lines is None else max_lines
+    cols = list(funding.columns)
+    symbols = [c for c in cols if c != "portfolio"]
+    if len(symbols) <= max_lines:
+        return cols
+    last = funding[symbols].ffill().iloc[-1].abs().fillna(0.0)
+    keep = set(last.sort_values(ascending=False, kind="stable").index[:max_lines])
+    return [c for c in cols if c == "portfolio" or c in keep]
+
+
 class _Bins:
     """Merges every ``k`` consecutive bars into one (``k = 1``: nothing to do)."""
 
@@ -179,13 +192,10 @@ def payload(equity: pd.Series, *, benchmarks: Mapping[str, pd.Series] | None = N
         out["exposure_title"] = f"exposure, mean of {unit}" if window > 1 else "exposure"
     if funding is not None and len(funding.columns):
         fund = funding.reindex(index)
-        cols = list(fund.columns)
-        symbols = [c for c in cols if c != "portfolio"]
-        if len(symbols) > MAX_FUNDING_LINES:  # the symbols that paid or received the most, by |final amount|
-            last = fund[symbols].ffill().iloc[-1].abs().fillna(0.0)
-            keep = set(last.sort_values(ascending=False, kind="stable").index[:MAX_FUNDING_LINES])
-            cols = [c for c in cols if c == "portfolio" or c in keep]
-            out["funding_cut"] = [MAX_FUNDING_LINES, len(symbols)]
+        cols = funding_columns(fund)
+        n_symbols = sum(c != "portfolio" for c in fund.columns)
+        if n_symbols > MAX_FUNDING_LINES:
+            out["funding_cut"] = [MAX_FUNDING_LINES, n_symbols]
         out["funding"] = {str(c): _values(bins.last(fund[c].to_numpy(float)), 6) for c in cols}
     if margin is not None:
         out["margin"] = _values(bins.max(margin.reindex(index).to_numpy(float)), 4)  # the peak of merged bars

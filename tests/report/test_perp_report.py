@@ -239,3 +239,5 @@ def test_funding_pane_keeps_the_largest_symbols_of_many():
     # final |amounts| 6, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5: the 8 largest (S4 before S8 on the tie), in column order
     assert list(data["funding"]) == ["portfolio", "S0", "S1", "S2", "S3", "S4", "S9", "S10", "S11"]
     assert data["funding_cut"] == [8, 12] and "8 of 12 symbols" in ix.section(data)
+    static = nbtrade.report.html._static_charts(pd.Series(1000.0, index=idx), None, None, None, None, funding=paid)
+    assert "the portfolio and 8 of 12 symbols" in static
