@@ -138,10 +138,13 @@ def _mark_candle_ov(marks, prices):
 def funding_nb(marks, books, i, inside):
     """Funding of bar ``i`` (``inside``: the events strictly inside it, else those at its open) on the
     positions open now: each pays ``size * rate * mark`` (receives when negative), from its cash account
-    and its isolated margin; recorded in ``marks.flows``. No-op when ``marks`` is None."""
+    and its isolated margin; recorded in ``marks.flows``. No-op when ``marks`` is None or bar ``i`` has
+    no funding row (``marks.f_bar``)."""
     if marks is None:
         return
-    funding_phase_nb(marks.f_in if inside else marks.f_open, marks.flows, books, i)
+    r = funding_row_nb(marks.f_bar, i)
+    if r >= 0:
+        funding_phase_nb(marks.f_in if inside else marks.f_open, marks.flows, books, i, r)
 
 
 @overload(funding_nb)
@@ -150,7 +153,28 @@ def _funding_nb_ov(marks, books, i, inside):
         return lambda marks, books, i, inside: None
 
     def impl(marks, books, i, inside):
-        funding_phase_nb(marks.f_in if inside else marks.f_open, marks.flows, books, i)
+        r = funding_row_nb(marks.f_bar, i)
+        if r >= 0:
+            funding_phase_nb(marks.f_in if inside else marks.f_open, marks.flows, books, i, r)
+    return impl
+
+
+def next_funding_nb(marks, a, n):
+    """The first bar ``>= a`` with a funding row (``n``: none, or ``marks`` None)."""
+    if marks is None:
+        return n
+    r = np.searchsorted(marks.f_bar, a)
+    return marks.f_bar[r] if r < marks.f_bar.shape[0] else n
+
+
+@overload(next_funding_nb)
+def _next_funding_nb_ov(marks, a, n):
+    if isinstance(marks, types.NoneType):
+        return lambda marks, a, n: n
+
+    def impl(marks, a, n):
+        r = np.searchsorted(marks.f_bar, a)
+        return marks.f_bar[r] if r < marks.f_bar.shape[0] else n
     return impl
 
 
@@ -499,7 +523,7 @@ def simulate_signals_nb(prices, signals, levels, cfg, params, start, books, cash
     # Accumulation, same-bar re-entry and borrow costs take the phased loop too (the fused one
     # keeps only the rules of plain runs, unchanged).
     if not (any_stops or cfg.order_type != OrderType.MARKET
-            or has_option_nb(cfg, Option.ACCUMULATE | Option.REENTER | Option.BORROW | Option.MARGIN)):
+            or has_option_nb(cfg, Option.ACCUMULATE | Option.REENTER | Option.BORROW)):
         done = fused_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, equity_out)
     else:
         done = phased_bars_nb(prices, signals, levels, cfg, params, start, n, books, cash_out, equity_out)
@@ -677,15 +701,30 @@ def fused_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, 
     track = use_range or use_volume
     at_open = cfg.fill_mode == FillMode.NEXT_OPEN
     lag = 1 if at_open else 0
+    # margin runs (Option.MARGIN): bars with funding (the next at bar nf) or a mark candle reaching a
+    # liquidation trigger (trigger_nb) take the phased loop; on the others margin does nothing
+    margin_on = has_option_nb(cfg, Option.MARGIN)
+    mo, mh, ml = mark_candle(levels.marks, prices)
+    lo = np.full(m, -np.inf)
+    hi = np.full(m, np.inf)
+    nf = n
+    if margin_on:
+        triggers_nb(st, params, lo, hi)
+        nf = next_funding_nb(levels.marks, start, n)
     for i in range(start, n):
         if not room_nb(counts, orders, trades, m):
             return i
         s = i - lag
-        if counts[0]["waiting"] > 0:
+        due = margin_on and (i == nf or triggered_nb(mo, mh, ml, i, lo, hi))
+        if due or counts[0]["waiting"] > 0:
             # rare: a column waits for a candle since an earlier bar; phases give the same results
             # (a column's orders read only its own range and volume), without a test per bar-step
             phased_bars_nb(prices, signals, levels, cfg, params, i, i + 1, books, cash_out, equity_out)
+            if margin_on:
+                triggers_nb(st, params, lo, hi)
+                nf = next_funding_nb(levels.marks, i + 1, n)
             continue
+        moved = False
         value = 0.0
         for c in range(m):
             sc = st[c]
@@ -708,13 +747,27 @@ def fused_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, 
                         want = entries[s, c] or (has_short and short_entries[s, c])
                     if want:
                         process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s)
+                        if margin_on and (sc["pos"] != p or sc["liq"] != sc["liq"]):
+                            trigger_nb(st, params, c, lo, hi)
+                            moved = True
             else:  # no candle to fill on: the order waits for the next one (or is rejected)
                 orders_column_nb(open_, close, signals, levels, cfg, params, books, i, c, s, valid)
+                if margin_on:
+                    trigger_nb(st, params, c, lo, hi)
+                    moved = True
             if valid and at_open:
                 sc["mark"] = cl
                 if track:
                     track_bar_nb(high, low, volume, i, c, st, use_range, use_volume)
             value += sc["pos"] * sc["mark"]
+        if moved and at_open and triggered_nb(mo, mh, ml, i, lo, hi):
+            # a position entered at this open reaches its trigger in the bar: checked after every
+            # column's orders, as in the phased loop (the other columns did not trigger at this bar)
+            margin_phase_nb(prices, levels.marks, params, books, i, at_open, False)
+            triggers_nb(st, params, lo, hi)
+            value = 0.0
+            for c in range(m):
+                value += st[c]["pos"] * st[c]["mark"]
         record_equity_nb(acct, i, value, cash_out, equity_out)
     return n
 
@@ -1235,14 +1288,24 @@ def liquidate_nb(books, params, c, i, fill):
     sc["liq"] = np.nan
 
 
+@ijit
+def funding_row_nb(f_bar, i):
+    """Row of bar ``i`` in the sparse funding arrays (``Marks.f_bar`` sorted bars), -1: no funding at ``i``."""
+    r = np.searchsorted(f_bar, i)
+    if r < f_bar.shape[0] and f_bar[r] == i:
+        return r
+    return -1
+
+
 @jit
-def funding_phase_nb(f, flows, books, i):
-    """Body of :func:`funding_nb`: ``f[i, c]`` the bar's sum of ``rate * mark`` per column; a position
-    ``p`` receives ``-p * f[i, c]`` (``kernels.margin.funding_flow_nb`` summed over the events)."""
+def funding_phase_nb(f, flows, books, i, r):
+    """Body of :func:`funding_nb`: ``f[r, c]`` the sum of ``rate * mark`` per column of bar ``i``'s
+    funding row ``r``; a position ``p`` receives ``-p * f[r, c]`` (``kernels.margin.funding_flow_nb``
+    summed over the events), booked in ``flows[r, c]``."""
     st = books.state
     acct = books.acct
     for c in range(st.shape[0]):
-        v = f[i, c]
+        v = f[r, c]
         if v != 0.0:
             sc = st[c]
             p = sc["pos"]
@@ -1251,4 +1314,38 @@ def funding_phase_nb(f, flows, books, i):
                 acct[sc["group"]] += flow
                 sc["margin"] += flow  # isolated: funding moves the position's margin (and its liquidation price)
                 sc["liq"] = np.nan
-                flows[i, c] += flow
+                flows[r, c] += flow
+
+
+@ijit
+def trigger_nb(st, params, c, lo, hi):
+    """Column ``c``'s liquidation trigger for the fused signals loop (``Option.MARGIN``): ``lo[c]`` the
+    liquidation price of a long (a mark open or low at or below it may liquidate), ``hi[c]`` that of a
+    short (a mark open or high at or above it), ``-inf`` / ``+inf`` otherwise. The isolated liquidation
+    price changes only when the position or its margin does: set anew then."""
+    sc = st[c]
+    p = sc["pos"]
+    lo[c] = -np.inf
+    hi[c] = np.inf
+    if p > 0.0:
+        lo[c] = liquidation_level_nb(sc, params[c])
+    elif p < 0.0:
+        hi[c] = liquidation_level_nb(sc, params[c])
+
+
+@ijit
+def triggers_nb(st, params, lo, hi):
+    """Every column's liquidation trigger (:func:`trigger_nb`)."""
+    for c in range(st.shape[0]):
+        trigger_nb(st, params, c, lo, hi)
+
+
+@ijit
+def triggered_nb(mo, mh, ml, i, lo, hi):
+    """Whether some column's mark candle of bar ``i`` reaches its trigger (:func:`trigger_nb`): a superset
+    of the bars :func:`margin_phase_nb` liquidates at (NaN marks never trigger, nor liquidate). One
+    branch-free pass over the row."""
+    hit = False
+    for c in range(lo.shape[0]):
+        hit |= (ml[i, c] <= lo[c]) | (mo[i, c] <= lo[c]) | (mh[i, c] >= hi[c]) | (mo[i, c] >= hi[c])
+    return hit

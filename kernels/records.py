@@ -227,10 +227,12 @@ Signals = namedtuple("Signals", ["entries", "exits", "short_entries", "short_exi
 Levels = namedtuple("Levels", ["order_price", "limit_price", "sl_price", "tp_price", "exit_size", "extra", "marks"],
                     defaults=(None, None))
 #: Mark-price candles ``(n_bars, n_cols)`` (open, high, low; NaN: no mark candle at that bar) of a
-#: perpetual run (spot columns carry their price candles), and its funding: ``f_open[i, c]`` the sum of
-#: ``rate * mark`` of the funding events at bar ``i``'s open time, ``f_in`` of those strictly inside
-#: bar ``i`` (0: none); ``flows`` (output, zeroed by the caller) the funding cash flows booked.
-Marks = namedtuple("Marks", ["open", "high", "low", "f_open", "f_in", "flows"])
+#: perpetual run (spot columns carry their price candles), and its funding, one row per bar holding a
+#: funding event: ``f_bar`` ``(k,)`` int64 those bars (sorted, unique); ``f_open[r, c]`` the sum of
+#: ``rate * mark`` of the events at bar ``f_bar[r]``'s open time, ``f_in[r, c]`` of those strictly
+#: inside it (``(k, n_cols)``); ``flows`` (output ``(k, n_cols)``, zeroed by the caller) the funding
+#: cash flows booked.
+Marks = namedtuple("Marks", ["open", "high", "low", "f_bar", "f_open", "f_in", "flows"])
 #: Per-order inputs of issue 15: ``size``, the entry's size at its signal bar (NaN: the column's
 #: ``param_dt.size``; read with ``Config.sizes``); ``stop_price``, the indicator stop read at every bar
 #: (``Config.ind_stop``); ``roi``, the minimal-ROI table, ``(k, 2)`` rows ``(age in bars, return)`` by

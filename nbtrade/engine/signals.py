@@ -282,7 +282,7 @@ def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[An
         note = ("perpetuals: liquidation checked on the mark-price candles (mark low for longs, high for shorts); "
                 "a bar without a mark candle liquidates nothing")
     n, m = inputs.close.shape
-    f_open, f_in = np.zeros((n, m)), np.zeros((n, m))
+    f_bar, f_open, f_in = np.zeros(0, np.int64), np.zeros((0, m)), np.zeros((0, m))
     ev = funding_events(market)
     if len(ev["bar"]):
         bar, col = ev["bar"], ev["symbol"]
@@ -299,12 +299,16 @@ def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[An
             mk = np.where(need, fallback, mk)
         amount = np.nan_to_num(rate * mk)
         at_open = t == np.asarray(market.time_ms)[bar]
-        np.add.at(f_open, (bar[at_open], col[at_open]), amount[at_open])
-        np.add.at(f_in, (bar[~at_open], col[~at_open]), amount[~at_open])
+        # sparse by bar: one row per bar holding an event (records.Marks)
+        f_bar, row = np.unique(bar, return_inverse=True)
+        f_open, f_in = np.zeros((len(f_bar), m)), np.zeros((len(f_bar), m))
+        np.add.at(f_open, (row[at_open], col[at_open]), amount[at_open])
+        np.add.at(f_in, (row[~at_open], col[~at_open]), amount[~at_open])
+        f_bar = f_bar.astype(np.int64)
         note += ("; funding at each funding time of the data: at a bar's open on the positions carried in (before "
                  "fills), inside a bar at its close on the positions still open then (not on one closed earlier in "
                  "the bar); it moves the position's isolated margin")
-    marks = Marks(mo, mh, ml, f_open, f_in, np.zeros((n, m)))
+    marks = Marks(mo, mh, ml, f_bar, f_open, f_in, np.zeros_like(f_open))
     return levels._replace(marks=marks), note
 
 
@@ -422,7 +426,10 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
                                   no_candles=data.no_candles)
     if mark_note is not None:
         assumptions["mark"] = mark_note
-    funding = levels.marks.flows if levels.marks is not None else None
+    funding = None
+    if levels.marks is not None:  # the sparse funding rows as bars x symbols
+        funding = np.zeros((n, m))
+        funding[levels.marks.f_bar] = levels.marks.flows
     if margin_on:
         assumptions["margin"] = ("isolated margin rule (nbtrade.margin; leverage > 1 or shorts): margin = entry "
                                  "notional / leverage, liquidation at the liquidation price against the candle's "
