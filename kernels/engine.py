@@ -379,11 +379,15 @@ def wait_for_candle_nb(sc, counts, s, valid, last, can_wait, replace):
 
 
 @ijit
-def margin_state_nb(st, px, i, cash, leverage, group):
+def margin_state_nb(st, px, i, cash, leverage, group, params, per_col):
     """Equity and free margin of cash account ``group``, valuing each of its positions at
-    ``px[i]`` (the price of the moment) if valid, else at its mark (last valid close)."""
+    ``px[i]`` (the price of the moment) if valid, else at its mark (last valid close). The margin
+    used is ``|size| * price / leverage``: ``leverage`` for every column, or with ``per_col`` (margin
+    runs) each column's ``params[j].lev`` (columns at ``leverage`` summed first, as before per-symbol
+    leverage existed)."""
     equity = cash
     gross = 0.0
+    used = 0.0
     for j in range(st.shape[0]):
         sj = st[j]
         q = sj["pos"]
@@ -392,8 +396,12 @@ def margin_state_nb(st, px, i, cash, leverage, group):
             if p != p:
                 p = sj["mark"]
             equity += q * p
-            gross += abs(q) * p
-    return equity, equity - gross / leverage
+            lev = params[j]["lev"] if per_col else leverage
+            if lev == leverage:
+                gross += abs(q) * p
+            else:
+                used += abs(q) * p / lev
+    return equity, equity - gross / leverage - used
 
 
 @ijit
@@ -1080,13 +1088,14 @@ def enter_nb(px, i, c, base, is_buy, otype, books, params, cfg, size):
     impact = impact_nb(sc, pc)
     ci = sc["group"]
     cash = acct[ci]
-    leverage = cfg.leverage
+    margin_on = has_option_nb(cfg, Option.MARGIN)
+    leverage = pc["lev"] if margin_on else cfg.leverage  # margin runs: per column (nbtrade.margin)
     held = sc["pos"]
     if acct.shape[0] == st.shape[0] and held == 0.0:
         # one account per column and this column is flat: nothing else to value
         equity, available = cash, cash
     else:
-        equity, available = margin_state_nb(st, px, i, cash, leverage, ci)
+        equity, available = margin_state_nb(st, px, i, cash, leverage, ci, params, margin_on)
     fee_rate = pc["fees"]
     if otype == OrderType.LIMIT and pc["maker_fees"] == pc["maker_fees"]:
         fee_rate = pc["maker_fees"]

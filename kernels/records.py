@@ -165,7 +165,7 @@ param_dt = np.dtype([
     ("size", f8), ("fees", f8), ("fixed_fees", f8), ("slippage", f8), ("sl", f8), ("tp", f8), ("trail", f8),
     ("lot", f8), ("min_qty", f8), ("min_notional", f8), ("maker_fees", f8), ("slip_range", f8),
     ("slip_volume", f8), ("td", f8), ("borrow", f8),
-    ("liq_fee", f8), ("t_n", i8), ("t_floor", f8, (MAX_TIERS,)), ("t_cap", f8, (MAX_TIERS,)),
+    ("liq_fee", f8), ("lev", f8), ("t_n", i8), ("t_floor", f8, (MAX_TIERS,)), ("t_cap", f8, (MAX_TIERS,)),
     ("t_mmr", f8, (MAX_TIERS,)), ("t_cum", f8, (MAX_TIERS,)), ("t_lev", f8, (MAX_TIERS,)),
 ], align=True)
 """Order parameters of one column. Stops ``sl``, ``tp``, ``trail`` are fractions of the entry price
@@ -174,7 +174,8 @@ extra adverse slippage as a fraction of the last complete bar's high - low; ``sl
 impact coefficient (square-root law, ``fills.impact_price_nb``); ``td``: time stop, bars a trade may
 stay open (NaN: unset); ``borrow``: borrow rate of a short per bar (fraction of the short's notional at
 each close, 0: none). Margin rule (``Option.MARGIN``, ``nbtrade.margin``): ``liq_fee`` the liquidation fee
-rate (NaN: the remaining maintenance margin is forfeited), ``t_n`` tiers of the maintenance table in
+rate (NaN: the remaining maintenance margin is forfeited), ``lev`` the column's leverage (margin runs read
+it instead of ``Config.leverage``), ``t_n`` tiers of the maintenance table in
 ``t_floor``, ``t_cap``, ``t_mmr``, ``t_cum``, ``t_lev`` (max leverage; padded to :data:`MAX_TIERS`)."""
 
 col_state_dt = np.dtype([

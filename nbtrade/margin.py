@@ -424,9 +424,10 @@ def margin_settings(symbols: Sequence[str], *, instrument: Any = "spot", margin:
         raise ValueError(f"margin must be one of {MARGIN_MODES}; got {margin!r}")
     else:
         mode = margin
-    if mode == "cross" and "perp" not in kinds:
-        raise ValueError("margin='cross' applies to perpetuals, and every symbol is spot: pass instrument='perp' "
-                         "(or a mapping naming the perpetual symbols), or drop margin")
+    if margin is not None and "perp" not in kinds:
+        raise ValueError(f"margin={margin!r} applies to perpetuals, and every symbol is spot (spot leverage and "
+                         f"shorts always follow the isolated rule): pass instrument='perp' (or a mapping naming the "
+                         f"perpetual symbols), or drop margin")
     tiers = []
     for s, t in zip(symbols, _per_symbol(maintenance, symbols, "maintenance")):
         arg = f"maintenance[{s!r}]" if isinstance(maintenance, Mapping) else "maintenance"

@@ -26,14 +26,14 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
              sl_stop: Any = None, tp_stop: Any = None, trail_stop: Any = None,
              fees: Any = 0.0, fixed_fees: Any = 0.0, slippage: Any = 0.0, init_cash: float = 10_000.0,
              fill: str = "next_open", intrabar: str = "pessimistic", freq: Any = None,
-             lot_size: Any = 0.0, min_qty: Any = 0.0, min_notional: Any = 0.0, leverage: float = 1.0,
+             lot_size: Any = 0.0, min_qty: Any = 0.0, min_notional: Any = 0.0, leverage: Any = 1.0,
              cash_sharing: Any = True, order_type: str = "market", order_price: Any = None,
              limit_price: Any = None, tif: int = 0, maker_fees: Any = None, slippage_range: Any = 0.0,
              slippage_volume: Any = 0.0, sl_price: Any = None, tp_price: Any = None, exit_size: Any = 1.0,
              on_gap: str = "warn", filters: Any = None, accumulate: bool = False, reenter: bool = False,
              finalize_trades: bool = False, entry_size: Any = None, ind_stop: Any = None, td_stop: Any = None,
              min_roi: Any = None, borrow_rate: Any = 0.0, maintenance: Any = None,
-             liquidation_fee: Any = None, instrument: Any = "spot") -> Result:
+             liquidation_fee: Any = None, instrument: Any = "spot", margin: str | None = None) -> Result:
     """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
 
     Parameters
@@ -92,9 +92,9 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     lot_size, min_qty, min_notional : float, per symbol allowed
         Exchange filters: sizes round down to ``lot_size`` (0 = none); smaller orders
         than ``min_qty`` (base) or ``min_notional`` (quote) are rejected.
-    leverage : float
+    leverage : float, or {symbol: leverage} / Series by symbol (missing symbols: 1)
         Margin per unit of notional is ``1 / leverage`` (1 = cash account). Must be > 0 and at most
-        the first maintenance tier's ``max_leverage``. With ``leverage > 1`` or shorts every
+        the first maintenance tier's ``max_leverage`` of the symbol (errors name ``leverage['SYM']``). With ``leverage > 1`` or shorts every
         position follows the isolated margin rule of :mod:`nbtrade.margin`: its margin is its
         entry notional / ``leverage``, it is liquidated (exit reason ``"liquidation"``) when the
         candle's low (long) or high (short) reaches its liquidation price (at the open when the
@@ -229,7 +229,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         sl_price=sl_price, tp_price=tp_price, exit_size=exit_size, on_gap=on_gap, filters=filters,
         accumulate=accumulate, reenter=reenter, finalize_trades=finalize_trades, entry_size=entry_size,
         ind_stop=ind_stop, td_stop=td_stop, min_roi=min_roi, borrow_rate=borrow_rate, maintenance=maintenance,
-        liquidation_fee=liquidation_fee, instrument=instrument)
+        liquidation_fee=liquidation_fee, instrument=instrument, margin=margin)
     return run_signals(market, cfg, entries, exits, short_entries, short_exits)
 
 
@@ -316,7 +316,17 @@ def funding_events(market: Market) -> dict:
     """The market's funding events flattened by bar (``nbtrade.data.panels.funding_schedule``)."""
     from ..data.panels import funding_schedule
 
-    return funding_schedule(market)
+    # computed once per market and events table (a sweep runs the same market many times)
+    events = market.meta["funding_events"] if "funding_events" in market.meta.columns else None
+    cached = getattr(market, "_funding_schedule", None)
+    if cached is not None and cached[0] is events and cached[1] is market.time_ms:
+        return cached[2]
+    out = funding_schedule(market)
+    try:
+        market._funding_schedule = (events, market.time_ms, out)
+    except AttributeError:  # a market type without instance attributes: not cached
+        pass
+    return out
 
 
 def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any = None, short_entries: Any = None,
@@ -337,7 +347,8 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     data = RunData(market, cfg)
     ms = cfg.margin
     any_perp = ms is not None and ms.any_perp
-    margin_on = spot_margin(cfg.leverage, has_short) or any_perp
+    # per-symbol leverages that differ: the margin rule (each column's leverage is read by the kernel)
+    margin_on = spot_margin(cfg.leverage, has_short) or any_perp or bool(np.ptp(cfg.leverages) > 0)
     if not margin_on and ms is not None:
         from ..margin import DEFAULT_TIERS
 
@@ -426,10 +437,7 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
                                   no_candles=data.no_candles)
     if mark_note is not None:
         assumptions["mark"] = mark_note
-    funding = None
-    if levels.marks is not None:  # the sparse funding rows as bars x symbols
-        funding = np.zeros((n, m))
-        funding[levels.marks.f_bar] = levels.marks.flows
+    funding = None if levels.marks is None else (levels.marks.f_bar, levels.marks.flows)  # sparse rows
     if margin_on:
         assumptions["margin"] = ("isolated margin rule (nbtrade.margin; leverage > 1 or shorts): margin = entry "
                                  "notional / leverage, liquidation at the liquidation price against the candle's "
@@ -438,7 +446,7 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
                  init_cash=cfg.init_cash * cfg.n_groups, freq_ms=cfg.freq_ms, gaps=data.gaps,
                  assumptions=assumptions, symbol_init_cash=None if cfg.n_groups == 1 else cfg.init_cash)
-    res.funding_flows = funding
+    res.funding_rows = funding
     warn_no_candles(data.no_candles)
     warn_rejected(res.order_records, k["rejected"], cfg.size_type, market_only=cfg.order_type == "market")
     return res
