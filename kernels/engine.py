@@ -85,7 +85,7 @@ from numba.extending import overload
 from ._jit import ijit, jit, jit_borrow
 from .fills import (EPS, entry_size_nb, exchange_filter_nb, impact_price_nb, order_fees_nb, pending_fill_nb,
                     slip_price_nb, stop_fill_nb, stop_limit_fill_nb)
-from .margin import liquidation_fill_nb, liquidation_first_nb, liquidation_price_nb, maintenance_margin_nb, \
+from .margin import cross_event_nb, liquidation_fill_nb, liquidation_first_nb, liquidation_price_nb, maintenance_margin_nb, \
     max_leverage_nb, settle_isolated_nb
 from .records import Direction, ExitReason, FillMode, Intrabar, Option, OrderType, RejectReason, Side, Status
 
@@ -176,6 +176,20 @@ def _next_funding_nb_ov(marks, a, n):
         r = np.searchsorted(marks.f_bar, a)
         return marks.f_bar[r] if r < marks.f_bar.shape[0] else n
     return impl
+
+
+def cross_mode_nb(marks):
+    """Whether the run's perpetuals share one cross wallet (``marks.cross``; False when ``marks`` is None)."""
+    if marks is None:
+        return False
+    return marks.cross
+
+
+@overload(cross_mode_nb)
+def _cross_mode_nb_ov(marks):
+    if isinstance(marks, types.NoneType):
+        return lambda marks: False
+    return lambda marks: marks.cross
 
 
 @overload(entry_size_at)
@@ -716,6 +730,7 @@ def fused_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, 
     lo = np.full(m, -np.inf)
     hi = np.full(m, np.inf)
     nf = n
+    cross = cross_mode_nb(levels.marks)  # cross margin: every bar takes the phased loop (cross_phase_nb)
     if margin_on:
         triggers_nb(st, params, lo, hi)
         nf = next_funding_nb(levels.marks, start, n)
@@ -723,7 +738,7 @@ def fused_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, 
         if not room_nb(counts, orders, trades, m):
             return i
         s = i - lag
-        due = margin_on and (i == nf or triggered_nb(mo, mh, ml, i, lo, hi))
+        due = margin_on and (cross or i == nf or triggered_nb(mo, mh, ml, i, lo, hi))
         if due or counts[0]["waiting"] > 0:
             # rare: a column waits for a candle since an earlier bar; phases give the same results
             # (a column's orders read only its own range and volume), without a test per bar-step
@@ -1239,6 +1254,9 @@ def margin_phase_nb(prices, marks, params, books, i, at_open, open_only):
     the mark candles (``records.Marks``; a bar without one liquidates nothing) or None: the price
     candles are the mark (spot).
     """
+    if cross_mode_nb(marks):
+        cross_phase_nb(prices, marks, params, books, i, open_only)
+        return
     st = books.state
     open_, mhigh, mlow = mark_candle(marks, prices)
     close = prices.close
@@ -1271,13 +1289,23 @@ def liquidate_nb(books, params, c, i, fill):
     fee (``param_dt.liq_fee``; NaN: the maintenance margin at the fill) is the exit fee, a loss past the
     margin is absorbed (added back: the balance never pays more than the margin), exit reason
     ``LIQUIDATION``; the trade's ``pnl`` includes the absorbed part."""
-    st, acct, counts, orders, trades = books
-    sc = st[c]
+    sc = books.state[c]
     pc = params[c]
     p = sc["pos"]
     qty = abs(p)
     maint = maintenance_margin_nb(pc["t_floor"], pc["t_cap"], pc["t_mmr"], pc["t_cum"], pc["t_n"], qty * fill)
     returned, pnl, fee, absorbed = settle_isolated_nb(p, sc["avg"], sc["margin"], fill, pc["liq_fee"], maint)
+    close_liquidated_nb(books, c, i, fill, fee, absorbed)
+
+
+@ijit
+def close_liquidated_nb(books, c, i, fill, fee, absorbed):
+    """Book column ``c``'s liquidation at ``fill``: the close and ``fee`` from its cash account, ``absorbed``
+    added back; order and trade (exit reason ``LIQUIDATION``, ``pnl`` including ``absorbed``) recorded."""
+    st, acct, counts, orders, trades = books
+    sc = st[c]
+    p = sc["pos"]
+    qty = abs(p)
     ci = sc["group"]
     if p > 0.0:
         acct[ci] += qty * fill - fee + absorbed
@@ -1295,6 +1323,45 @@ def liquidate_nb(books, params, c, i, fill):
     sc["borrow"] = 0.0
     sc["margin"] = 0.0
     sc["liq"] = np.nan
+
+
+@jit_borrow
+def cross_phase_nb(prices, marks, params, books, i, open_only):
+    """Cross margin at bar ``i`` (``marks.cross``; one wallet, the cash account 0 that every column shares):
+    the wallet check at the mark opens (``open_only``, before the orders at the open) or at every
+    position's adverse mark extreme, and when it is liquidated every position closes
+    (``kernels.margin.cross_event_nb``, rule and sources there). The wallet balance is ``cash +
+    sum(size * entry)``; a column without a candle (price or mark) keeps its last mark (the last valid
+    close). Checked before the stops of the bar: a liquidation cancels them."""
+    st = books.state
+    m = st.shape[0]
+    close = prices.close
+    buf = marks.scratch  # (10, m) rows: no allocation in the bar loop
+    sizes, entries, last, mo, mh, ml = buf[0], buf[1], buf[2], buf[3], buf[4], buf[5]
+    wallet = books.acct[0]
+    any_open = False
+    for c in range(m):
+        sc = st[c]
+        q = sc["pos"]
+        sizes[c] = q
+        entries[c] = sc["avg"] if q != 0.0 else 0.0
+        last[c] = sc["mark"]
+        valid = close[i, c] == close[i, c]
+        mo[c] = marks.open[i, c] if valid else np.nan
+        mh[c] = marks.high[i, c]
+        ml[c] = marks.low[i, c]
+        if q != 0.0:
+            wallet += q * sc["avg"]
+            any_open = True
+    if not any_open:
+        return
+    fills, fees, absorbed = buf[6], buf[7], buf[8]
+    if cross_event_nb(sizes, entries, wallet, mo, mh, ml, last, params["t_floor"], params["t_cap"], params["t_mmr"],
+                      params["t_cum"], params["t_n"], params[0]["liq_fee"], open_only, fills, fees, absorbed,
+                      buf[9]):
+        for c in range(m):
+            if sizes[c] != 0.0:
+                close_liquidated_nb(books, c, i, fills[c], fees[c], absorbed[c])
 
 
 @ijit

@@ -232,8 +232,10 @@ Levels = namedtuple("Levels", ["order_price", "limit_price", "sl_price", "tp_pri
 #: funding event: ``f_bar`` ``(k,)`` int64 those bars (sorted, unique); ``f_open[r, c]`` the sum of
 #: ``rate * mark`` of the events at bar ``f_bar[r]``'s open time, ``f_in[r, c]`` of those strictly
 #: inside it (``(k, n_cols)``); ``flows`` (output ``(k, n_cols)``, zeroed by the caller) the funding
-#: cash flows booked.
-Marks = namedtuple("Marks", ["open", "high", "low", "f_bar", "f_open", "f_in", "flows"])
+#: cash flows booked; ``cross``: the perpetuals share one cross wallet (else isolated margin), ``scratch``
+#: a ``(10, n_cols)`` float64 work array of the cross check (the bar loops do not allocate).
+Marks = namedtuple("Marks", ["open", "high", "low", "f_bar", "f_open", "f_in", "flows", "cross", "scratch"],
+                   defaults=(False, None))
 #: Per-order inputs of issue 15: ``size``, the entry's size at its signal bar (NaN: the column's
 #: ``param_dt.size``; read with ``Config.sizes``); ``stop_price``, the indicator stop read at every bar
 #: (``Config.ind_stop``); ``roi``, the minimal-ROI table, ``(k, 2)`` rows ``(age in bars, return)`` by

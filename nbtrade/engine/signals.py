@@ -107,6 +107,12 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         leverage, both sides), its liquidation checked against the market's mark-price candles
         (``mark_open`` .. ``mark_close`` fields; without them the price candles, said in
         ``Result.assumptions["mark"]``). Funding is not applied yet (issue 17, next slice).
+    margin : {"isolated", "cross"}, optional
+        Margin mode of the perpetuals (default ``"isolated"``: each position's loss is capped at its
+        margin). ``"cross"``: one wallet (the shared cash) backs every position; when its margin
+        balance at the bar's adverse marks falls to the sum of maintenance margins, every position
+        closes (exit reason ``"liquidation"``; rule in :mod:`nbtrade.margin`). Needs every symbol a
+        perpetual and one cash account; an error on spot-only runs.
     liquidation_fee : float, optional
         Liquidation fee rate of the notional; None (default): the remaining maintenance margin is
         forfeited (closing at the bankruptcy price).
@@ -263,6 +269,19 @@ def margin_params(params: np.ndarray, tiers: Any = None, liquidation_fee: float 
     return out
 
 
+def check_cross(cfg: Any, ms: Any) -> None:
+    """``margin="cross"``: one wallet backs every position, so every symbol is a perpetual and the run
+    shares one cash account (errors name the argument that says otherwise)."""
+    spot = [s for s, k in zip(cfg.symbols, ms.instrument) if k != "perp"]
+    if spot:
+        raise ValueError(f"margin='cross' backs perpetual positions with one wallet; instrument makes {spot} spot: "
+                         f"pass instrument='perp' for every symbol, or margin='isolated'")
+    if cfg.n_groups != 1:
+        raise ValueError("margin='cross' backs every position with one wallet, and cash_sharing splits the cash "
+                         "into several accounts (isolated per symbol or group): drop cash_sharing, or use "
+                         "margin='isolated'")
+
+
 def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[Any, str]:
     """``levels`` with the mark candles of the perpetual columns (spot columns keep their price
     candles), and the assumption that says which candles the liquidation check reads."""
@@ -308,7 +327,7 @@ def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[An
         note += ("; funding at each funding time of the data: at a bar's open on the positions carried in (before "
                  "fills), inside a bar at its close on the positions still open then (not on one closed earlier in "
                  "the bar); it moves the position's isolated margin")
-    marks = Marks(mo, mh, ml, f_bar, f_open, f_in, np.zeros_like(f_open))
+    marks = Marks(mo, mh, ml, f_bar, f_open, f_in, np.zeros_like(f_open), ms.margin == "cross", np.zeros((10, m)))
     return levels._replace(marks=marks), note
 
 
@@ -358,6 +377,8 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
             raise ValueError(f"{', '.join(given)} apply to margined positions (leverage > 1, shorts, or "
                              f"instrument='perp'), and this run is unlevered spot with long signals only: drop "
                              f"{' and '.join(given)}, or raise leverage / pass instrument='perp'")
+    if ms is not None and ms.margin == "cross":
+        check_cross(cfg, ms)
     inputs = run_prices(market, cfg)
     if margin_on and not cfg.reads_ohlc():  # liquidation is checked on the candle's low and high
         inputs = market.prices(ohlc=True, volume=cfg.reads_volume)
@@ -438,7 +459,14 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     if mark_note is not None:
         assumptions["mark"] = mark_note
     funding = None if levels.marks is None else (levels.marks.f_bar, levels.marks.flows)  # sparse rows
-    if margin_on:
+    if margin_on and ms is not None and ms.margin == "cross":
+        assumptions["margin"] = ("cross margin (nbtrade.margin): one wallet backs every perpetual; liquidated when "
+                                 "its margin balance (cash + unrealised PnL, every position at its adverse mark "
+                                 "extreme of the bar, at the mark open before the open's orders) is at or below the "
+                                 "sum of maintenance margins: every position then closes at its cross liquidation "
+                                 "price (the mark open through a gap), fees from the wallet, a wallet below zero "
+                                 "brought back to zero; checked before the bar's stops")
+    elif margin_on:
         assumptions["margin"] = ("isolated margin rule (nbtrade.margin; leverage > 1 or shorts): margin = entry "
                                  "notional / leverage, liquidation at the liquidation price against the candle's "
                                  "low (long) / high (short), at the open through a gap; spot has no mark price: "
