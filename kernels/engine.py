@@ -192,6 +192,28 @@ def _cross_mode_nb_ov(marks):
     return lambda marks: marks.cross
 
 
+def cross_margin_nb(prices, marks, params, books, i, open_only):
+    """Cross margin at bar ``i`` when the run has it (:func:`cross_phase_nb`); returns whether it did (False
+    when ``marks`` is None or isolated: the caller then runs the isolated check)."""
+    if marks is None or not marks.cross:
+        return False
+    cross_phase_nb(prices, marks, params, books, i, open_only)
+    return True
+
+
+@overload(cross_margin_nb)
+def _cross_margin_nb_ov(prices, marks, params, books, i, open_only):
+    if isinstance(marks, types.NoneType):
+        return lambda prices, marks, params, books, i, open_only: False
+
+    def impl(prices, marks, params, books, i, open_only):
+        if not marks.cross:
+            return False
+        cross_phase_nb(prices, marks, params, books, i, open_only)
+        return True
+    return impl
+
+
 @overload(entry_size_at)
 def _entry_size_at_ov(extra, s, c, default):
     if isinstance(extra, types.NoneType):
@@ -397,8 +419,8 @@ def margin_state_nb(st, px, i, cash, leverage, group, params, per_col):
     """Equity and free margin of cash account ``group``, valuing each of its positions at
     ``px[i]`` (the price of the moment) if valid, else at its mark (last valid close). The margin
     used is ``|size| * price / leverage``: ``leverage`` for every column, or with ``per_col`` (margin
-    runs) each column's ``params[j].lev`` (columns at ``leverage`` summed first, as before per-symbol
-    leverage existed)."""
+    runs) each column's ``params[j].lev`` (columns at ``leverage`` or unset (0) summed first, as before
+    per-symbol leverage existed)."""
     equity = cash
     gross = 0.0
     used = 0.0
@@ -411,7 +433,7 @@ def margin_state_nb(st, px, i, cash, leverage, group, params, per_col):
                 p = sj["mark"]
             equity += q * p
             lev = params[j]["lev"] if per_col else leverage
-            if lev == leverage:
+            if lev == leverage or not lev > 0.0:
                 gross += abs(q) * p
             else:
                 used += abs(q) * p / lev
@@ -1104,7 +1126,9 @@ def enter_nb(px, i, c, base, is_buy, otype, books, params, cfg, size):
     ci = sc["group"]
     cash = acct[ci]
     margin_on = has_option_nb(cfg, Option.MARGIN)
-    leverage = pc["lev"] if margin_on else cfg.leverage  # margin runs: per column (nbtrade.margin)
+    leverage = cfg.leverage
+    if margin_on and pc["lev"] > 0.0:  # margin runs: per column (nbtrade.margin; 0: unset, the run's)
+        leverage = pc["lev"]
     held = sc["pos"]
     if acct.shape[0] == st.shape[0] and held == 0.0:
         # one account per column and this column is flat: nothing else to value
@@ -1254,8 +1278,7 @@ def margin_phase_nb(prices, marks, params, books, i, at_open, open_only):
     the mark candles (``records.Marks``; a bar without one liquidates nothing) or None: the price
     candles are the mark (spot).
     """
-    if cross_mode_nb(marks):
-        cross_phase_nb(prices, marks, params, books, i, open_only)
+    if cross_margin_nb(prices, marks, params, books, i, open_only):
         return
     st = books.state
     open_, mhigh, mlow = mark_candle(marks, prices)

@@ -175,7 +175,7 @@ impact coefficient (square-root law, ``fills.impact_price_nb``); ``td``: time st
 stay open (NaN: unset); ``borrow``: borrow rate of a short per bar (fraction of the short's notional at
 each close, 0: none). Margin rule (``Option.MARGIN``, ``nbtrade.margin``): ``liq_fee`` the liquidation fee
 rate (NaN: the remaining maintenance margin is forfeited), ``lev`` the column's leverage (margin runs read
-it instead of ``Config.leverage``), ``t_n`` tiers of the maintenance table in
+it instead of ``Config.leverage``; 0: unset, ``Config.leverage``), ``t_n`` tiers of the maintenance table in
 ``t_floor``, ``t_cap``, ``t_mmr``, ``t_cum``, ``t_lev`` (max leverage; padded to :data:`MAX_TIERS`)."""
 
 col_state_dt = np.dtype([
