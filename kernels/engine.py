@@ -1134,7 +1134,7 @@ def enter_nb(px, i, c, base, is_buy, otype, books, params, cfg, size):
         # one account per column and this column is flat: nothing else to value
         equity, available = cash, cash
     else:
-        equity, available = margin_state_nb(st, px, i, cash, leverage, ci, params, margin_on)
+        equity, available = margin_state_nb(st, px, i, cash, leverage, ci, params, margin_on and pc["lev"] > 0.0)
     fee_rate = pc["fees"]
     if otype == OrderType.LIMIT and pc["maker_fees"] == pc["maker_fees"]:
         fee_rate = pc["maker_fees"]

@@ -206,7 +206,8 @@ class RunConfig:
                                      maintenance=opt["maintenance"], liquidation_fee=opt["liquidation_fee"],
                                      margin=opt["margin"])
         params = param_records(values, len(syms))
-        params["lev"] = leverages
+        # per column only when they differ (0: the run's leverage; the kernel then skips the per-column reads)
+        params["lev"] = leverages if len(leverages) and np.ptp(leverages) > 0 else 0.0
         fields: dict[str, Any] = dict(
             mode=mode, symbols=tuple(syms), params=params, values=types.MappingProxyType(values), size_type=size_type, fill=fill,
             intrabar=intrabar, on_gap=on_gap, init_cash=init_cash, leverage=leverage, leverages=leverages,

@@ -335,17 +335,23 @@ def funding_events(market: Market) -> dict:
     """The market's funding events flattened by bar (``nbtrade.data.panels.funding_schedule``)."""
     from ..data.panels import funding_schedule
 
-    # computed once per market and events table (a sweep runs the same market many times)
-    events = market.meta["funding_events"] if "funding_events" in market.meta.columns else None
-    cached = getattr(market, "_funding_schedule", None)
-    if cached is not None and cached[0] is events and cached[1] is market.time_ms:
-        return cached[2]
+    # computed once per events and bar grid (a sweep or a benchmark runs the same market many times; each
+    # run prepares its own Market around the same events): the last schedule is kept
+    if "funding_events" not in market.meta.columns or market.time_ms is None:
+        return funding_schedule(market)
+    events = tuple(market.meta["funding_events"].tolist())
+    grid = np.asarray(market.time_ms)
+    hit = _SCHEDULE[0]
+    if hit is not None and len(hit[0]) == len(events) and all(a is b for a, b in zip(hit[0], events)) \
+            and hit[2] == market.timeframe and (hit[1] is grid or np.array_equal(hit[1], grid)):
+        return hit[3]
     out = funding_schedule(market)
-    try:
-        market._funding_schedule = (events, market.time_ms, out)
-    except AttributeError:  # a market type without instance attributes: not cached
-        pass
+    _SCHEDULE[0] = (events, grid, market.timeframe, out)
     return out
+
+
+#: the last funding schedule (events, bar grid, timeframe, schedule) of :func:`funding_events`
+_SCHEDULE: list = [None]
 
 
 def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any = None, short_entries: Any = None,
