@@ -89,3 +89,16 @@ def test_per_symbol_leverage_is_for_signals_runs():
     w = pd.DataFrame(0.5, index=data["A"].index, columns=["A", "B"])
     with pytest.raises(TypeError, match="leverage must be a number in this mode"):
         nbtrade.backtest_weights(data, w, leverage={"A": 2})
+
+
+def test_spot_per_symbol_leverage_equals_each_symbol_alone():
+    """Spot margin (leverage > 1, shorts) takes the per-symbol leverage too (price candles as the mark)."""
+    data, le, lx = _data(seed=9)
+    kw = dict(entries=le, exits=lx, short_entries=lx, short_exits=le, size=0.5, fees=0.001, init_cash=1000.0)
+    both = nbtrade.backtest(data, leverage={"A": 2, "B": 8}, cash_sharing=False, **kw)
+    for s, lev in (("A", 2.0), ("B", 8.0)):
+        one = {k: v[[s]] for k, v in kw.items() if isinstance(v, pd.DataFrame)}
+        alone = nbtrade.backtest({s: data[s]}, leverage=lev, size=0.5, fees=0.001, init_cash=1000.0, **one)
+        got = both.trades[both.trades["symbol"] == s].reset_index(drop=True)
+        np.testing.assert_allclose(got["pnl"].to_numpy(), alone.trades["pnl"].to_numpy(), rtol=1e-12, atol=1e-12)
+        assert list(got["exit_reason"]) == list(alone.trades["exit_reason"])
