@@ -124,3 +124,39 @@ def test_margin_on_a_spot_run_is_an_error(margin):
     with pytest.raises(ValueError, match=f"margin='{margin}' applies to perpetuals"):
         nbtrade.backtest(data, entries=le, short_entries=se, leverage=10, size=size, size_type="amount",
                          init_cash=1000.0, margin=margin)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_cross_runs_close_the_whole_wallet_and_never_go_below_zero(seed):
+    """Random 3-symbol cross runs with deep mark wicks and funding: a liquidation closes every open position
+    at that bar (none spans it), and equity never goes below zero (the wallet is floored)."""
+    from nbtrade.data.panels import _attach_events
+    from nbtrade.engine.run import prepare_data
+
+    rng = np.random.default_rng(seed)
+    n, syms = 80, ("A", "B", "C")
+    idx = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC")
+    data = {}
+    for s in syms:
+        c = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
+        wick = rng.uniform(0, 0.25, n) * (rng.random(n) < 0.1)
+        data[s] = pd.DataFrame({"open": c, "high": c, "low": c, "close": c, "volume": 1.0, "mark_open": c,
+                                "mark_high": c * (1 + wick), "mark_low": c * (1 - wick), "mark_close": c},
+                               index=idx)
+    market = prepare_data(data)
+    t = np.asarray(market.time_ms)
+    _attach_events(market, {s: {"time": t[5::8], "rate": rng.normal(0, 0.003, len(t[5::8]))} for s in syms})
+    le = pd.DataFrame(rng.random((n, 3)) < 0.15, idx, list(syms))
+    lx = pd.DataFrame(rng.random((n, 3)) < 0.05, idx, list(syms))
+    se = pd.DataFrame(rng.random((n, 3)) < 0.1, idx, list(syms))
+    r = nbtrade.backtest(market, entries=le, exits=lx, short_entries=se, short_exits=lx, instrument="perp",
+                         leverage=float(rng.choice([10.0, 20.0])), margin="cross", size=0.3, fees=0.001,
+                         init_cash=1000.0, fill=str(rng.choice(["next_open", "close"])))
+    assert (r.equity.to_numpy() >= -1e-9).all()
+    tr = r.trades
+    for when in tr.loc[tr["exit_reason"] == "liquidation", "exit_time"].unique():
+        spans = tr[(tr["entry_time"] <= when) & (tr["exit_time"] > when)]
+        assert spans.empty, spans  # nothing stays open through a wallet liquidation
+        closed = tr[tr["exit_time"] == when]
+        assert (closed["exit_reason"] == "liquidation").all() or \
+            (closed.loc[closed["exit_reason"] != "liquidation", "entry_time"] == when).all()
