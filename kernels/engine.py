@@ -85,7 +85,7 @@ from numba.extending import overload
 from ._jit import ijit, jit, jit_borrow
 from .fills import (EPS, entry_size_nb, exchange_filter_nb, impact_price_nb, order_fees_nb, pending_fill_nb,
                     slip_price_nb, stop_fill_nb, stop_limit_fill_nb)
-from .margin import liquidation_fill_nb, liquidation_first_nb, liquidation_price_nb, maintenance_margin_nb, \
+from .margin import cross_event_nb, liquidation_fill_nb, liquidation_first_nb, liquidation_price_nb, maintenance_margin_nb, \
     max_leverage_nb, settle_isolated_nb
 from .records import Direction, ExitReason, FillMode, Intrabar, Option, OrderType, RejectReason, Side, Status
 
@@ -138,10 +138,13 @@ def _mark_candle_ov(marks, prices):
 def funding_nb(marks, books, i, inside):
     """Funding of bar ``i`` (``inside``: the events strictly inside it, else those at its open) on the
     positions open now: each pays ``size * rate * mark`` (receives when negative), from its cash account
-    and its isolated margin; recorded in ``marks.flows``. No-op when ``marks`` is None."""
+    and its isolated margin; recorded in ``marks.flows``. No-op when ``marks`` is None or bar ``i`` has
+    no funding row (``marks.f_bar``)."""
     if marks is None:
         return
-    funding_phase_nb(marks.f_in if inside else marks.f_open, marks.flows, books, i)
+    r = funding_row_nb(marks.f_bar, i)
+    if r >= 0:
+        funding_phase_nb(marks.f_in if inside else marks.f_open, marks.flows, books, i, r)
 
 
 @overload(funding_nb)
@@ -150,7 +153,64 @@ def _funding_nb_ov(marks, books, i, inside):
         return lambda marks, books, i, inside: None
 
     def impl(marks, books, i, inside):
-        funding_phase_nb(marks.f_in if inside else marks.f_open, marks.flows, books, i)
+        r = funding_row_nb(marks.f_bar, i)
+        if r >= 0:
+            funding_phase_nb(marks.f_in if inside else marks.f_open, marks.flows, books, i, r)
+    return impl
+
+
+def next_funding_nb(marks, a, n):
+    """The first bar ``>= a`` with a funding row (``n``: none, or ``marks`` None)."""
+    if marks is None:
+        return n
+    r = np.searchsorted(marks.f_bar, a)
+    return marks.f_bar[r] if r < marks.f_bar.shape[0] else n
+
+
+@overload(next_funding_nb)
+def _next_funding_nb_ov(marks, a, n):
+    if isinstance(marks, types.NoneType):
+        return lambda marks, a, n: n
+
+    def impl(marks, a, n):
+        r = np.searchsorted(marks.f_bar, a)
+        return marks.f_bar[r] if r < marks.f_bar.shape[0] else n
+    return impl
+
+
+def cross_mode_nb(marks):
+    """Whether the run's perpetuals share one cross wallet (``marks.cross``; False when ``marks`` is None)."""
+    if marks is None:
+        return False
+    return marks.cross
+
+
+@overload(cross_mode_nb)
+def _cross_mode_nb_ov(marks):
+    if isinstance(marks, types.NoneType):
+        return lambda marks: False
+    return lambda marks: marks.cross
+
+
+def cross_margin_nb(prices, marks, params, books, i, open_only):
+    """Cross margin at bar ``i`` when the run has it (:func:`cross_phase_nb`); returns whether it did (False
+    when ``marks`` is None or isolated: the caller then runs the isolated check)."""
+    if marks is None or not marks.cross:
+        return False
+    cross_phase_nb(prices, marks, params, books, i, open_only)
+    return True
+
+
+@overload(cross_margin_nb)
+def _cross_margin_nb_ov(prices, marks, params, books, i, open_only):
+    if isinstance(marks, types.NoneType):
+        return lambda prices, marks, params, books, i, open_only: False
+
+    def impl(prices, marks, params, books, i, open_only):
+        if not marks.cross:
+            return False
+        cross_phase_nb(prices, marks, params, books, i, open_only)
+        return True
     return impl
 
 
@@ -355,11 +415,15 @@ def wait_for_candle_nb(sc, counts, s, valid, last, can_wait, replace):
 
 
 @ijit
-def margin_state_nb(st, px, i, cash, leverage, group):
+def margin_state_nb(st, px, i, cash, leverage, group, params, per_col):
     """Equity and free margin of cash account ``group``, valuing each of its positions at
-    ``px[i]`` (the price of the moment) if valid, else at its mark (last valid close)."""
+    ``px[i]`` (the price of the moment) if valid, else at its mark (last valid close). The margin
+    used is ``|size| * price / leverage``: ``leverage`` for every column, or with ``per_col`` (margin
+    runs) each column's ``params[j].lev`` (columns at ``leverage`` or unset (0) summed first, as before
+    per-symbol leverage existed)."""
     equity = cash
     gross = 0.0
+    used = 0.0
     for j in range(st.shape[0]):
         sj = st[j]
         q = sj["pos"]
@@ -368,8 +432,12 @@ def margin_state_nb(st, px, i, cash, leverage, group):
             if p != p:
                 p = sj["mark"]
             equity += q * p
-            gross += abs(q) * p
-    return equity, equity - gross / leverage
+            lev = params[j]["lev"] if per_col else leverage
+            if lev == leverage or not lev > 0.0:
+                gross += abs(q) * p
+            else:
+                used += abs(q) * p / lev
+    return equity, equity - gross / leverage - used
 
 
 @ijit
@@ -499,7 +567,7 @@ def simulate_signals_nb(prices, signals, levels, cfg, params, start, books, cash
     # Accumulation, same-bar re-entry and borrow costs take the phased loop too (the fused one
     # keeps only the rules of plain runs, unchanged).
     if not (any_stops or cfg.order_type != OrderType.MARKET
-            or has_option_nb(cfg, Option.ACCUMULATE | Option.REENTER | Option.BORROW | Option.MARGIN)):
+            or has_option_nb(cfg, Option.ACCUMULATE | Option.REENTER | Option.BORROW)):
         done = fused_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, equity_out)
     else:
         done = phased_bars_nb(prices, signals, levels, cfg, params, start, n, books, cash_out, equity_out)
@@ -677,15 +745,31 @@ def fused_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, 
     track = use_range or use_volume
     at_open = cfg.fill_mode == FillMode.NEXT_OPEN
     lag = 1 if at_open else 0
+    # margin runs (Option.MARGIN): bars with funding (the next at bar nf) or a mark candle reaching a
+    # liquidation trigger (trigger_nb) take the phased loop; on the others margin does nothing
+    margin_on = has_option_nb(cfg, Option.MARGIN)
+    mo, mh, ml = mark_candle(levels.marks, prices)
+    lo = np.full(m, -np.inf)
+    hi = np.full(m, np.inf)
+    nf = n
+    cross = cross_mode_nb(levels.marks)  # cross margin: every bar takes the phased loop (cross_phase_nb)
+    if margin_on:
+        triggers_nb(st, params, lo, hi)
+        nf = next_funding_nb(levels.marks, start, n)
     for i in range(start, n):
         if not room_nb(counts, orders, trades, m):
             return i
         s = i - lag
-        if counts[0]["waiting"] > 0:
+        due = margin_on and (cross or i == nf or triggered_nb(mo, mh, ml, i, lo, hi))
+        if due or counts[0]["waiting"] > 0:
             # rare: a column waits for a candle since an earlier bar; phases give the same results
             # (a column's orders read only its own range and volume), without a test per bar-step
             phased_bars_nb(prices, signals, levels, cfg, params, i, i + 1, books, cash_out, equity_out)
+            if margin_on:
+                triggers_nb(st, params, lo, hi)
+                nf = next_funding_nb(levels.marks, i + 1, n)
             continue
+        moved = False
         value = 0.0
         for c in range(m):
             sc = st[c]
@@ -708,13 +792,27 @@ def fused_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, 
                         want = entries[s, c] or (has_short and short_entries[s, c])
                     if want:
                         process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s)
+                        if margin_on and (sc["pos"] != p or sc["liq"] != sc["liq"]):
+                            trigger_nb(st, params, c, lo, hi)
+                            moved = True
             else:  # no candle to fill on: the order waits for the next one (or is rejected)
                 orders_column_nb(open_, close, signals, levels, cfg, params, books, i, c, s, valid)
+                if margin_on:
+                    trigger_nb(st, params, c, lo, hi)
+                    moved = True
             if valid and at_open:
                 sc["mark"] = cl
                 if track:
                     track_bar_nb(high, low, volume, i, c, st, use_range, use_volume)
             value += sc["pos"] * sc["mark"]
+        if moved and at_open and triggered_nb(mo, mh, ml, i, lo, hi):
+            # a position entered at this open reaches its trigger in the bar: checked after every
+            # column's orders, as in the phased loop (the other columns did not trigger at this bar)
+            margin_phase_nb(prices, levels.marks, params, books, i, at_open, False)
+            triggers_nb(st, params, lo, hi)
+            value = 0.0
+            for c in range(m):
+                value += st[c]["pos"] * st[c]["mark"]
         record_equity_nb(acct, i, value, cash_out, equity_out)
     return n
 
@@ -1027,13 +1125,16 @@ def enter_nb(px, i, c, base, is_buy, otype, books, params, cfg, size):
     impact = impact_nb(sc, pc)
     ci = sc["group"]
     cash = acct[ci]
+    margin_on = has_option_nb(cfg, Option.MARGIN)
     leverage = cfg.leverage
+    if margin_on and pc["lev"] > 0.0:  # margin runs: per column (nbtrade.margin; 0: unset, the run's)
+        leverage = pc["lev"]
     held = sc["pos"]
     if acct.shape[0] == st.shape[0] and held == 0.0:
         # one account per column and this column is flat: nothing else to value
         equity, available = cash, cash
     else:
-        equity, available = margin_state_nb(st, px, i, cash, leverage, ci)
+        equity, available = margin_state_nb(st, px, i, cash, leverage, ci, params, margin_on and pc["lev"] > 0.0)
     fee_rate = pc["fees"]
     if otype == OrderType.LIMIT and pc["maker_fees"] == pc["maker_fees"]:
         fee_rate = pc["maker_fees"]
@@ -1177,6 +1278,8 @@ def margin_phase_nb(prices, marks, params, books, i, at_open, open_only):
     the mark candles (``records.Marks``; a bar without one liquidates nothing) or None: the price
     candles are the mark (spot).
     """
+    if cross_margin_nb(prices, marks, params, books, i, open_only):
+        return
     st = books.state
     open_, mhigh, mlow = mark_candle(marks, prices)
     close = prices.close
@@ -1209,13 +1312,23 @@ def liquidate_nb(books, params, c, i, fill):
     fee (``param_dt.liq_fee``; NaN: the maintenance margin at the fill) is the exit fee, a loss past the
     margin is absorbed (added back: the balance never pays more than the margin), exit reason
     ``LIQUIDATION``; the trade's ``pnl`` includes the absorbed part."""
-    st, acct, counts, orders, trades = books
-    sc = st[c]
+    sc = books.state[c]
     pc = params[c]
     p = sc["pos"]
     qty = abs(p)
     maint = maintenance_margin_nb(pc["t_floor"], pc["t_cap"], pc["t_mmr"], pc["t_cum"], pc["t_n"], qty * fill)
     returned, pnl, fee, absorbed = settle_isolated_nb(p, sc["avg"], sc["margin"], fill, pc["liq_fee"], maint)
+    close_liquidated_nb(books, c, i, fill, fee, absorbed)
+
+
+@ijit
+def close_liquidated_nb(books, c, i, fill, fee, absorbed):
+    """Book column ``c``'s liquidation at ``fill``: the close and ``fee`` from its cash account, ``absorbed``
+    added back; order and trade (exit reason ``LIQUIDATION``, ``pnl`` including ``absorbed``) recorded."""
+    st, acct, counts, orders, trades = books
+    sc = st[c]
+    p = sc["pos"]
+    qty = abs(p)
     ci = sc["group"]
     if p > 0.0:
         acct[ci] += qty * fill - fee + absorbed
@@ -1235,14 +1348,63 @@ def liquidate_nb(books, params, c, i, fill):
     sc["liq"] = np.nan
 
 
+@jit_borrow
+def cross_phase_nb(prices, marks, params, books, i, open_only):
+    """Cross margin at bar ``i`` (``marks.cross``; one wallet, the cash account 0 that every column shares):
+    the wallet check at the mark opens (``open_only``, before the orders at the open) or at every
+    position's adverse mark extreme, and when it is liquidated every position closes
+    (``kernels.margin.cross_event_nb``, rule and sources there). The wallet balance is ``cash +
+    sum(size * entry)``; a column without a candle (price or mark) keeps its last mark (the last valid
+    close). Checked before the stops of the bar: a liquidation cancels them."""
+    st = books.state
+    m = st.shape[0]
+    close = prices.close
+    buf = marks.scratch  # (10, m) rows: no allocation in the bar loop
+    sizes, entries, last, mo, mh, ml = buf[0], buf[1], buf[2], buf[3], buf[4], buf[5]
+    wallet = books.acct[0]
+    any_open = False
+    for c in range(m):
+        sc = st[c]
+        q = sc["pos"]
+        sizes[c] = q
+        entries[c] = sc["avg"] if q != 0.0 else 0.0
+        last[c] = sc["mark"]
+        valid = close[i, c] == close[i, c]
+        mo[c] = marks.open[i, c] if valid else np.nan
+        mh[c] = marks.high[i, c]
+        ml[c] = marks.low[i, c]
+        if q != 0.0:
+            wallet += q * sc["avg"]
+            any_open = True
+    if not any_open:
+        return
+    fills, fees, absorbed = buf[6], buf[7], buf[8]
+    if cross_event_nb(sizes, entries, wallet, mo, mh, ml, last, params["t_floor"], params["t_cap"], params["t_mmr"],
+                      params["t_cum"], params["t_n"], params[0]["liq_fee"], open_only, fills, fees, absorbed,
+                      buf[9]):
+        for c in range(m):
+            if sizes[c] != 0.0:
+                close_liquidated_nb(books, c, i, fills[c], fees[c], absorbed[c])
+
+
+@ijit
+def funding_row_nb(f_bar, i):
+    """Row of bar ``i`` in the sparse funding arrays (``Marks.f_bar`` sorted bars), -1: no funding at ``i``."""
+    r = np.searchsorted(f_bar, i)
+    if r < f_bar.shape[0] and f_bar[r] == i:
+        return r
+    return -1
+
+
 @jit
-def funding_phase_nb(f, flows, books, i):
-    """Body of :func:`funding_nb`: ``f[i, c]`` the bar's sum of ``rate * mark`` per column; a position
-    ``p`` receives ``-p * f[i, c]`` (``kernels.margin.funding_flow_nb`` summed over the events)."""
+def funding_phase_nb(f, flows, books, i, r):
+    """Body of :func:`funding_nb`: ``f[r, c]`` the sum of ``rate * mark`` per column of bar ``i``'s
+    funding row ``r``; a position ``p`` receives ``-p * f[r, c]`` (``kernels.margin.funding_flow_nb``
+    summed over the events), booked in ``flows[r, c]``."""
     st = books.state
     acct = books.acct
     for c in range(st.shape[0]):
-        v = f[i, c]
+        v = f[r, c]
         if v != 0.0:
             sc = st[c]
             p = sc["pos"]
@@ -1251,4 +1413,38 @@ def funding_phase_nb(f, flows, books, i):
                 acct[sc["group"]] += flow
                 sc["margin"] += flow  # isolated: funding moves the position's margin (and its liquidation price)
                 sc["liq"] = np.nan
-                flows[i, c] += flow
+                flows[r, c] += flow
+
+
+@ijit
+def trigger_nb(st, params, c, lo, hi):
+    """Column ``c``'s liquidation trigger for the fused signals loop (``Option.MARGIN``): ``lo[c]`` the
+    liquidation price of a long (a mark open or low at or below it may liquidate), ``hi[c]`` that of a
+    short (a mark open or high at or above it), ``-inf`` / ``+inf`` otherwise. The isolated liquidation
+    price changes only when the position or its margin does: set anew then."""
+    sc = st[c]
+    p = sc["pos"]
+    lo[c] = -np.inf
+    hi[c] = np.inf
+    if p > 0.0:
+        lo[c] = liquidation_level_nb(sc, params[c])
+    elif p < 0.0:
+        hi[c] = liquidation_level_nb(sc, params[c])
+
+
+@ijit
+def triggers_nb(st, params, lo, hi):
+    """Every column's liquidation trigger (:func:`trigger_nb`)."""
+    for c in range(st.shape[0]):
+        trigger_nb(st, params, c, lo, hi)
+
+
+@ijit
+def triggered_nb(mo, mh, ml, i, lo, hi):
+    """Whether some column's mark candle of bar ``i`` reaches its trigger (:func:`trigger_nb`): a superset
+    of the bars :func:`margin_phase_nb` liquidates at (NaN marks never trigger, nor liquidate). One
+    branch-free pass over the row."""
+    hit = False
+    for c in range(lo.shape[0]):
+        hit |= (ml[i, c] <= lo[c]) | (mo[i, c] <= lo[c]) | (mh[i, c] >= hi[c]) | (mo[i, c] >= hi[c])
+    return hit

@@ -260,3 +260,97 @@ def funding_check_margin_nb(margin, flows, n):
         if flows[k] < 0.0:
             m += flows[k]
     return m
+
+
+@jit
+def cross_event_nb(sizes, entries, wallet, mark_open, mark_high, mark_low, last, floor, cap, mmr, cum, counts,
+                   fee_rate, open_only, fills, fees, absorbed, work):
+    """One cross wallet's liquidation check at one moment of a bar and, when it is liquidated, the close
+    of every position of the wallet. Returns whether it was liquidated (``fills``, ``fees``, ``absorbed``
+    then hold, per position, the close price, the liquidation fee and the loss past the wallet's zero
+    taken by the insurance fund; flat positions get 0).
+
+    ``sizes``/``entries``: ``(m,)`` signed size (0: flat) and entry price; ``wallet``: the wallet
+    balance ``WB`` (cash + sum(size * entry) in the engine's bookkeeping); ``mark_open``/``high``/
+    ``low``: this bar's mark candle per position (open NaN: no candle, the position keeps its ``last``
+    mark); tiers as 2-D tables (one row per position). ``open_only``: the check at the open, every
+    position at its mark open; else at the adverse extremes together (low for longs, high for shorts).
+
+    The rule (nbtrade.margin, "Liquidation"; Binance's cross mode: "all positions will be closed" when
+    the margin balance falls to the maintenance margin, liquidation protocol in the Binance FAQ
+    "Liquidation Protocols" 360033525271): liquidated when the margin balance ``WB + sum(UPNL)`` is at
+    or below the sum of maintenance margins (inclusive, as stops trigger). Every open position closes:
+    at the open check at its mark open; intrabar at its cross liquidation price with the other positions
+    at their adverse extremes (``cross_liquidation_price_nb``: where the wallet crosses its
+    maintenance margin along this position's path), filled by the gap rule (``liquidation_fill_nb``:
+    the mark open when the bar opens through it; the adverse extreme if rounding puts it outside
+    the bar); a position without a candle closes at its last mark. Fees: ``fee_rate`` NaN forfeits
+    each position's maintenance margin at its fill, else ``fee_rate * notional``; taken in column
+    order, each capped at what is left of the wallet. A wallet ending below zero is brought back to
+    zero (Binance: the insurance fund balances a bankrupt account to 0); that amount is ``absorbed``,
+    split over the positions in proportion to their losses (by notional when none lost). ``work``: an
+    ``(m,)`` scratch array (the marks of the check; the bar loops do not allocate).
+    """
+    m = sizes.shape[0]
+    marks = work
+    any_open = False
+    for j in range(m):
+        o = mark_open[j]
+        if o != o:
+            marks[j] = last[j]
+        elif open_only:
+            marks[j] = o
+        else:
+            marks[j] = mark_high[j] if sizes[j] < 0.0 else mark_low[j]
+        any_open = any_open or sizes[j] != 0.0
+        fills[j] = 0.0
+        fees[j] = 0.0
+        absorbed[j] = 0.0
+    if not any_open:
+        return False
+    if not cross_liquidated_nb(sizes, entries, marks, wallet, floor, cap, mmr, cum, counts):
+        return False
+    for j in range(m):
+        q = sizes[j]
+        if q == 0.0:
+            continue
+        o = mark_open[j]
+        if o != o:
+            fill = last[j]
+        elif open_only:
+            fill = o
+        else:
+            side = 1.0 if q > 0.0 else -1.0
+            lp = cross_liquidation_price_nb(j, sizes, entries, marks, wallet, floor, cap, mmr, cum, counts)
+            fill = liquidation_fill_nb(side, lp, o, mark_high[j], mark_low[j])
+            if fill != fill:
+                fill = marks[j]
+        fills[j] = fill
+    bal = wallet  # the wallet after closing every position at its fill, before fees
+    loss = 0.0
+    gross = 0.0
+    for j in range(m):
+        q = sizes[j]
+        if q != 0.0:
+            pnl = q * (fills[j] - entries[j])
+            bal += pnl
+            loss += max(-pnl, 0.0)
+            gross += abs(q) * fills[j]
+    lost = max(-bal, 0.0)
+    for j in range(m):
+        q = sizes[j]
+        if q == 0.0:
+            continue
+        qty = abs(q)
+        if fee_rate != fee_rate:
+            raw = maintenance_margin_nb(floor[j], cap[j], mmr[j], cum[j], counts[j], qty * fills[j])
+        else:
+            raw = fee_rate * qty * fills[j]
+        fee = min(max(raw, 0.0), max(bal, 0.0))
+        bal -= fee
+        fees[j] = fee
+        if lost > 0.0 and loss > 0.0:
+            absorbed[j] = lost * max(-q * (fills[j] - entries[j]), 0.0) / loss
+        elif lost > 0.0 and gross > 0.0:  # a wallet below zero without a losing position: by notional
+            absorbed[j] = lost * qty * fills[j] / gross
+    return True

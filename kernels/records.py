@@ -165,7 +165,7 @@ param_dt = np.dtype([
     ("size", f8), ("fees", f8), ("fixed_fees", f8), ("slippage", f8), ("sl", f8), ("tp", f8), ("trail", f8),
     ("lot", f8), ("min_qty", f8), ("min_notional", f8), ("maker_fees", f8), ("slip_range", f8),
     ("slip_volume", f8), ("td", f8), ("borrow", f8),
-    ("liq_fee", f8), ("t_n", i8), ("t_floor", f8, (MAX_TIERS,)), ("t_cap", f8, (MAX_TIERS,)),
+    ("liq_fee", f8), ("lev", f8), ("t_n", i8), ("t_floor", f8, (MAX_TIERS,)), ("t_cap", f8, (MAX_TIERS,)),
     ("t_mmr", f8, (MAX_TIERS,)), ("t_cum", f8, (MAX_TIERS,)), ("t_lev", f8, (MAX_TIERS,)),
 ], align=True)
 """Order parameters of one column. Stops ``sl``, ``tp``, ``trail`` are fractions of the entry price
@@ -174,7 +174,8 @@ extra adverse slippage as a fraction of the last complete bar's high - low; ``sl
 impact coefficient (square-root law, ``fills.impact_price_nb``); ``td``: time stop, bars a trade may
 stay open (NaN: unset); ``borrow``: borrow rate of a short per bar (fraction of the short's notional at
 each close, 0: none). Margin rule (``Option.MARGIN``, ``nbtrade.margin``): ``liq_fee`` the liquidation fee
-rate (NaN: the remaining maintenance margin is forfeited), ``t_n`` tiers of the maintenance table in
+rate (NaN: the remaining maintenance margin is forfeited), ``lev`` the column's leverage (margin runs read
+it instead of ``Config.leverage``; 0: unset, ``Config.leverage``), ``t_n`` tiers of the maintenance table in
 ``t_floor``, ``t_cap``, ``t_mmr``, ``t_cum``, ``t_lev`` (max leverage; padded to :data:`MAX_TIERS`)."""
 
 col_state_dt = np.dtype([
@@ -227,10 +228,14 @@ Signals = namedtuple("Signals", ["entries", "exits", "short_entries", "short_exi
 Levels = namedtuple("Levels", ["order_price", "limit_price", "sl_price", "tp_price", "exit_size", "extra", "marks"],
                     defaults=(None, None))
 #: Mark-price candles ``(n_bars, n_cols)`` (open, high, low; NaN: no mark candle at that bar) of a
-#: perpetual run (spot columns carry their price candles), and its funding: ``f_open[i, c]`` the sum of
-#: ``rate * mark`` of the funding events at bar ``i``'s open time, ``f_in`` of those strictly inside
-#: bar ``i`` (0: none); ``flows`` (output, zeroed by the caller) the funding cash flows booked.
-Marks = namedtuple("Marks", ["open", "high", "low", "f_open", "f_in", "flows"])
+#: perpetual run (spot columns carry their price candles), and its funding, one row per bar holding a
+#: funding event: ``f_bar`` ``(k,)`` int64 those bars (sorted, unique); ``f_open[r, c]`` the sum of
+#: ``rate * mark`` of the events at bar ``f_bar[r]``'s open time, ``f_in[r, c]`` of those strictly
+#: inside it (``(k, n_cols)``); ``flows`` (output ``(k, n_cols)``, zeroed by the caller) the funding
+#: cash flows booked; ``cross``: the perpetuals share one cross wallet (else isolated margin), ``scratch``
+#: a ``(10, n_cols)`` float64 work array of the cross check (the bar loops do not allocate).
+Marks = namedtuple("Marks", ["open", "high", "low", "f_bar", "f_open", "f_in", "flows", "cross", "scratch"],
+                   defaults=(False, None))
 #: Per-order inputs of issue 15: ``size``, the entry's size at its signal bar (NaN: the column's
 #: ``param_dt.size``; read with ``Config.sizes``); ``stop_price``, the indicator stop read at every bar
 #: (``Config.ind_stop``); ``roi``, the minimal-ROI table, ``(k, 2)`` rows ``(age in bars, return)`` by

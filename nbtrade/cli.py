@@ -25,6 +25,27 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cash", type=float, default=None, help=f"initial cash (default {d['init_cash']:,.0f})")
 
 
+def _leverage(value: str) -> float:
+    """``--leverage``: a number > 0 (its tier maximum is checked by the run, naming the symbol)."""
+    try:
+        lev = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"leverage must be a number > 0, got {value!r}") from None
+    if not lev > 0 or lev == float("inf"):
+        raise argparse.ArgumentTypeError(f"leverage must be a number > 0, got {value!r}")
+    return lev
+
+
+def _perp_args(p: argparse.ArgumentParser) -> None:
+    """Perpetual futures options of ``backtest`` (nbtrade.backtest's instrument, leverage, margin)."""
+    p.add_argument("--instrument", choices=["spot", "perp"], default=None,
+                   help="spot (default) or perp: USD-margined linear perpetuals (margin, liquidation, funding)")
+    p.add_argument("--leverage", type=_leverage, default=None,
+                   help="leverage of every symbol (default 1; at most the first maintenance tier's maximum)")
+    p.add_argument("--margin", choices=["isolated", "cross"], default=None,
+                   help="margin mode of perpetuals (default isolated; cross: one wallet backs every position)")
+
+
 def _data_args(p: argparse.ArgumentParser, symbols_default: str = "BTC/USDT,ETH/USDT") -> None:
     """Where a command's candles come from: the HDF5 store, or the synthetic market."""
     p.add_argument("--symbols", default=symbols_default, help="comma-separated symbols (default %(default)s)")
@@ -69,6 +90,7 @@ short_exits. A signal at bar t may use bars up to t only; it fills at bar t+1's 
 Optionally the file sets
 
     BACKTEST = {"sl_stop": 0.05, "size": 0.5}   # keyword arguments of nbtrade.backtest
+    BACKTEST = {"instrument": "perp", "leverage": 10, "margin": "cross"}   # perpetuals
 
 as its defaults. Precedence: flags given here > the file's BACKTEST > nbtrade's defaults.
 An error in the file is reported with its file name and line.
@@ -154,6 +176,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                     "Strategy subclass")
     _data_args(bt)
     _run_args(bt)
+    _perp_args(bt)
     bt.add_argument("--report", default=None, help="HTML report path (default $NBTRADE_HOME/reports/backtest.html)")
     bt.add_argument("--save", default=None, metavar="FILE.npz", help="also save the result (nbtrade.load_result)")
     bt.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",

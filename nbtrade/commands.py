@@ -235,6 +235,8 @@ def backtest_params(args: argparse.Namespace, file_kwargs: dict[str, Any], n_sym
     params = {**BACKTEST_DEFAULTS, "size": 1.0 / n_symbols, **file_kwargs}
     flags = {"fees": args.fees, "slippage": args.slippage, "fill": args.fill, "sl_stop": args.sl_stop,
              "tp_stop": args.tp_stop, "init_cash": args.cash}
+    for key in ("instrument", "leverage", "margin"):  # perpetuals (backtest only)
+        flags[key] = getattr(args, key, None)
     params.update({k: v for k, v in flags.items() if v is not None})
     return params
 

@@ -7,17 +7,24 @@ scalar kernels the loops call. The pure-Python twin of the rules is
 ``tests/engine/reference_margin.py``. This docstring is the spec the integration follows.
 
 Wired so far (signals path, ``nbtrade.backtest``; ``kernels/engine.py`` ``margin_phase_nb``,
-``funding_nb``; reference ``tests/engine/reference_engine.py``): isolated margin for spot
+``cross_phase_nb``, ``funding_nb``; reference ``tests/engine/reference_engine.py`` for isolated runs,
+``tests/engine/reference_margin.py`` for the events of both modes): isolated margin for spot
 leverage > 1 or shorts and for ``instrument="perp"`` (``maintenance=``, ``liquidation_fee=``),
-liquidation on the mark candles (price candles without them), the tier's max leverage at entry
-(reject reason ``leverage``), funding from the panel's funding events. Differences from the
-order below, for now: funding strictly inside a bar is booked at the bar's close on the
-positions still open then (a position closed earlier in the bar pays none of it) and the
-intrabar liquidation check does not deduct it in advance; the take side of stops (take-profit,
-ROI) and time stops are not ordered against the liquidation (the liquidation, checked first,
-wins when both happen in one bar unless a stop-side level lies between the open and the
-liquidation price). Not wired yet: cross margin, per-symbol leverage, the weights and callback
-paths, the class API.
+cross margin for perpetuals (``margin="cross"``: every symbol a perpetual, one cash account),
+leverage per symbol (``leverage={symbol: x}``), liquidation on the mark candles (price candles
+without them), the tier's max leverage at entry (reject reason ``leverage``), funding from the
+panel's funding events. Differences from the order below, for now: funding strictly inside a bar
+is booked at the bar's close on the positions still open then (a position closed earlier in the
+bar pays none of it) and the intrabar liquidation check does not deduct it in advance; the take
+side of stops (take-profit, ROI) and time stops are not ordered against the liquidation (the
+liquidation, checked first, wins when both happen in one bar unless a stop-side level lies
+between the open and the liquidation price; in cross mode the wallet check always comes before
+the bar's stops). Not wired yet: the weights and callback paths, the class API.
+
+Speed (the fused signals loop): an isolated liquidation price changes only when its position or
+margin does, so it is cached per position and each bar compares the mark candle's row to it in
+one branch-free pass (``triggered_nb``); only bars with funding or a mark reaching a position's
+liquidation price run the phased margin logic. Cross runs take the phased loop on every bar.
 
 Instruments and modes
     Each symbol is ``"spot"`` or ``"perp"`` (a USD-margined linear perpetual). A perpetual
@@ -424,9 +431,10 @@ def margin_settings(symbols: Sequence[str], *, instrument: Any = "spot", margin:
         raise ValueError(f"margin must be one of {MARGIN_MODES}; got {margin!r}")
     else:
         mode = margin
-    if mode == "cross" and "perp" not in kinds:
-        raise ValueError("margin='cross' applies to perpetuals, and every symbol is spot: pass instrument='perp' "
-                         "(or a mapping naming the perpetual symbols), or drop margin")
+    if margin is not None and "perp" not in kinds:
+        raise ValueError(f"margin={margin!r} applies to perpetuals, and every symbol is spot (spot leverage and "
+                         f"shorts always follow the isolated rule): pass instrument='perp' (or a mapping naming the "
+                         f"perpetual symbols), or drop margin")
     tiers = []
     for s, t in zip(symbols, _per_symbol(maintenance, symbols, "maintenance")):
         arg = f"maintenance[{s!r}]" if isinstance(maintenance, Mapping) else "maintenance"

@@ -56,7 +56,24 @@ class Result:
         self.equity = pd.Series(equity, index=self.index, name="equity", copy=False)
         self._signal_arrays: dict[str, np.ndarray] | None = None  # backtest_callback: the signals written
         #: funding cash flows of perpetuals (bars x symbols, quote, + received), None: no perpetuals
-        self.funding_flows: np.ndarray | None = None
+        self._funding_flows: np.ndarray | None = None
+        #: the same, sparse: ``(bars, flows)`` rows of the bars holding funding (expanded when first read)
+        self.funding_rows: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def funding_flows(self) -> np.ndarray | None:
+        """Funding cash flows (bars x symbols, quote, + received); None without perpetuals."""
+        if self._funding_flows is None and self.funding_rows is not None:
+            bars, flows = self.funding_rows
+            full = np.zeros((len(self.index), len(self.symbols)))
+            full[bars] = flows
+            self._funding_flows = full
+        return self._funding_flows
+
+    @funding_flows.setter
+    def funding_flows(self, value: np.ndarray | None) -> None:
+        self._funding_flows = value
+        self.funding_rows = None
 
     @property
     def funding(self) -> pd.DataFrame:

@@ -84,7 +84,7 @@ _SIGNAL_OPTIONS = ("size", "size_type", "sl_stop", "tp_stop", "trail_stop", "fee
                    *ORDER_KEYWORDS)
 #: Keywords each front end takes (the per-symbol ones among them are read through :data:`PER_SYMBOL`).
 MODE_OPTIONS: dict[str, tuple[str, ...]] = {
-    "signals": (*_SIGNAL_OPTIONS, "maintenance", "liquidation_fee", "instrument"),
+    "signals": (*_SIGNAL_OPTIONS, "maintenance", "liquidation_fee", "instrument", "margin"),
     "callback": _SIGNAL_OPTIONS,
     "weights": ("fees", "fixed_fees", "slippage", "init_cash", "fill", "freq", "lot_size", "min_qty",
                 "min_notional", "leverage", "on_gap", "filters"),
@@ -98,7 +98,7 @@ DEFAULTS: dict[str, Any] = {
     "order_type": "market", "order_price": None, "limit_price": None, "tif": 0, "maker_fees": None,
     "slippage_range": 0.0, "slippage_volume": 0.0, "sl_price": None, "tp_price": None, "exit_size": 1.0,
     "on_gap": "warn", "filters": None, **ORDER_KEYWORDS, "maintenance": None, "liquidation_fee": None,
-    "instrument": "spot",
+    "instrument": "spot", "margin": None,
 }
 
 #: Largest price a run accepts: fills multiply prices by (1 + slippage) (1 + fees) and sum them into
@@ -127,7 +127,10 @@ class RunConfig:
     on_gap: str = "warn"
     tif: int = 0
     init_cash: float = 10_000.0
+    #: the highest leverage of the run (``Config.leverage``); per symbol in ``leverages`` (signals runs
+    #: take a mapping; margin runs read ``param_dt.lev``)
     leverage: float = 1.0
+    leverages: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0), repr=False)
     freq_ms: float | None = None
     #: cash account per symbol (0..k-1) and their number
     groups: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
@@ -189,20 +192,26 @@ class RunConfig:
             if key == "fixed_fees":
                 check_fixed_fees(values[key], scalar(opt["init_cash"], "init_cash"), syms)
         init_cash = scalar(opt["init_cash"], "init_cash")
-        leverage = scalar(opt["leverage"], "leverage")
+        leverages = per_symbol_leverage(opt["leverage"], syms, per_symbol="maintenance" in allowed)
+        leverage = float(leverages.max()) if len(leverages) else 1.0
         if "size" in values:
-            check_sizing(values["size"], size_type, leverage, syms)
+            check_sizing(values["size"], size_type, leverages if len(leverages) else leverage, syms)
         freq_ms = resolve_freq_ms(opt["freq"], market)
         margin = None
         if "maintenance" in allowed:  # validates the tiers and leverage <= the first tier's max_leverage
             from ..margin import margin_settings
 
-            margin = margin_settings(syms, instrument=opt["instrument"], leverage=leverage, maintenance=opt["maintenance"],
-                                     liquidation_fee=opt["liquidation_fee"])
+            lev_arg = opt["leverage"].to_dict() if isinstance(opt["leverage"], pd.Series) else opt["leverage"]
+            margin = margin_settings(syms, instrument=opt["instrument"], leverage=lev_arg,
+                                     maintenance=opt["maintenance"], liquidation_fee=opt["liquidation_fee"],
+                                     margin=opt["margin"])
         params = param_records(values, len(syms))
+        # per column only when they differ (0: the run's leverage; the kernel then skips the per-column reads)
+        params["lev"] = leverages if len(leverages) and np.ptp(leverages) > 0 else 0.0
         fields: dict[str, Any] = dict(
             mode=mode, symbols=tuple(syms), params=params, values=types.MappingProxyType(values), size_type=size_type, fill=fill,
-            intrabar=intrabar, on_gap=on_gap, init_cash=init_cash, leverage=leverage, freq_ms=freq_ms,
+            intrabar=intrabar, on_gap=on_gap, init_cash=init_cash, leverage=leverage, leverages=leverages,
+            freq_ms=freq_ms,
             groups=groups, n_groups=int(groups.max()) + 1 if len(groups) else 1, filters=exch, margin=margin)
         if mode != "weights":
             fields.update(_levels(market, mode, opt))
@@ -371,7 +380,7 @@ class RunConfig:
                 "slippage_range": self.describe("slippage_range"),
                 "slippage_volume": self.describe("slippage_volume"),
                 "size": self.describe("size"), "size_type": self.size_type,
-                "leverage": self.leverage, "init_cash": self.init_cash,
+                "leverage": describe(self.leverages, list(self.symbols)) if len(self.leverages) else self.leverage, "init_cash": self.init_cash,
                 "cash_sharing": (True if self.n_groups == 1 else
                                  {s: int(g) for s, g in zip(self.symbols, self.groups)} if self.n_groups < m
                                  else False),
@@ -498,6 +507,22 @@ def choice(value: Any, name: str, options: Mapping | tuple) -> Any:
     return options[value] if isinstance(options, Mapping) else value
 
 
+def per_symbol_leverage(value: Any, symbols: list, *, per_symbol: bool) -> np.ndarray:
+    """``leverage`` per symbol: one number for all, or (``per_symbol``: signals runs) a mapping or Series
+    symbol -> leverage (symbols it lacks: 1). Each a finite number > 0; errors name ``leverage[symbol]``."""
+    if isinstance(value, (Mapping, pd.Series)):
+        if not per_symbol:
+            raise TypeError(f"leverage must be a number in this mode (a mapping per symbol is for signals runs); "
+                            f"got {type(value).__name__}")
+        items = dict(value.items())
+        unknown = [k for k in items if k not in symbols]
+        if unknown:
+            raise ValueError(f"leverage names symbols not in the data: {unknown}; symbols: {list(symbols)}")
+        return np.array([scalar(items[s], f"leverage[{s!r}]") if s in items else 1.0 for s in symbols],
+                        dtype=np.float64)
+    return np.full(len(symbols), scalar(value, "leverage"))
+
+
 def scalar(x: Any, name: str) -> float:
     """A finite number > 0."""
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
@@ -561,7 +586,8 @@ def check_sizing(size: np.ndarray, size_type: str, leverage: float, symbols: lis
                          f"For more exposure raise leverage")
     if size_type == "target_percent" and (size > leverage).any():
         j = int(np.argmax(size > leverage))
-        raise ValueError(f"size must be <= leverage ({leverage}) with size_type='target_percent'; got {size[j]} "
+        lev = float(np.broadcast_to(leverage, size.shape)[j])
+        raise ValueError(f"size must be <= leverage ({lev}) with size_type='target_percent'; got {size[j]} "
                          f"({symbols[j]}): such a position needs more margin than the equity and every entry "
                          f"would be rejected. Raise leverage or lower size")
 

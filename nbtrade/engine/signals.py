@@ -26,14 +26,14 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
              sl_stop: Any = None, tp_stop: Any = None, trail_stop: Any = None,
              fees: Any = 0.0, fixed_fees: Any = 0.0, slippage: Any = 0.0, init_cash: float = 10_000.0,
              fill: str = "next_open", intrabar: str = "pessimistic", freq: Any = None,
-             lot_size: Any = 0.0, min_qty: Any = 0.0, min_notional: Any = 0.0, leverage: float = 1.0,
+             lot_size: Any = 0.0, min_qty: Any = 0.0, min_notional: Any = 0.0, leverage: Any = 1.0,
              cash_sharing: Any = True, order_type: str = "market", order_price: Any = None,
              limit_price: Any = None, tif: int = 0, maker_fees: Any = None, slippage_range: Any = 0.0,
              slippage_volume: Any = 0.0, sl_price: Any = None, tp_price: Any = None, exit_size: Any = 1.0,
              on_gap: str = "warn", filters: Any = None, accumulate: bool = False, reenter: bool = False,
              finalize_trades: bool = False, entry_size: Any = None, ind_stop: Any = None, td_stop: Any = None,
              min_roi: Any = None, borrow_rate: Any = 0.0, maintenance: Any = None,
-             liquidation_fee: Any = None, instrument: Any = "spot") -> Result:
+             liquidation_fee: Any = None, instrument: Any = "spot", margin: str | None = None) -> Result:
     """Backtest boolean entry/exit signals on one or many symbols sharing one cash balance.
 
     Parameters
@@ -92,9 +92,9 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     lot_size, min_qty, min_notional : float, per symbol allowed
         Exchange filters: sizes round down to ``lot_size`` (0 = none); smaller orders
         than ``min_qty`` (base) or ``min_notional`` (quote) are rejected.
-    leverage : float
+    leverage : float, or {symbol: leverage} / Series by symbol (missing symbols: 1)
         Margin per unit of notional is ``1 / leverage`` (1 = cash account). Must be > 0 and at most
-        the first maintenance tier's ``max_leverage``. With ``leverage > 1`` or shorts every
+        the first maintenance tier's ``max_leverage`` of the symbol (errors name ``leverage['SYM']``). With ``leverage > 1`` or shorts every
         position follows the isolated margin rule of :mod:`nbtrade.margin`: its margin is its
         entry notional / ``leverage``, it is liquidated (exit reason ``"liquidation"``) when the
         candle's low (long) or high (short) reaches its liquidation price (at the open when the
@@ -107,6 +107,12 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         leverage, both sides), its liquidation checked against the market's mark-price candles
         (``mark_open`` .. ``mark_close`` fields; without them the price candles, said in
         ``Result.assumptions["mark"]``). Funding is not applied yet (issue 17, next slice).
+    margin : {"isolated", "cross"}, optional
+        Margin mode of the perpetuals (default ``"isolated"``: each position's loss is capped at its
+        margin). ``"cross"``: one wallet (the shared cash) backs every position; when its margin
+        balance at the bar's adverse marks falls to the sum of maintenance margins, every position
+        closes (exit reason ``"liquidation"``; rule in :mod:`nbtrade.margin`). Needs every symbol a
+        perpetual and one cash account; an error on spot-only runs.
     liquidation_fee : float, optional
         Liquidation fee rate of the notional; None (default): the remaining maintenance margin is
         forfeited (closing at the bankruptcy price).
@@ -229,7 +235,7 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         sl_price=sl_price, tp_price=tp_price, exit_size=exit_size, on_gap=on_gap, filters=filters,
         accumulate=accumulate, reenter=reenter, finalize_trades=finalize_trades, entry_size=entry_size,
         ind_stop=ind_stop, td_stop=td_stop, min_roi=min_roi, borrow_rate=borrow_rate, maintenance=maintenance,
-        liquidation_fee=liquidation_fee, instrument=instrument)
+        liquidation_fee=liquidation_fee, instrument=instrument, margin=margin)
     return run_signals(market, cfg, entries, exits, short_entries, short_exits)
 
 
@@ -263,6 +269,19 @@ def margin_params(params: np.ndarray, tiers: Any = None, liquidation_fee: float 
     return out
 
 
+def check_cross(cfg: Any, ms: Any) -> None:
+    """``margin="cross"``: one wallet backs every position, so every symbol is a perpetual and the run
+    shares one cash account (errors name the argument that says otherwise)."""
+    spot = [s for s, k in zip(cfg.symbols, ms.instrument) if k != "perp"]
+    if spot:
+        raise ValueError(f"margin='cross' backs perpetual positions with one wallet; instrument makes {spot} spot: "
+                         f"pass instrument='perp' for every symbol, or margin='isolated'")
+    if cfg.n_groups != 1:
+        raise ValueError("margin='cross' backs every position with one wallet, and cash_sharing splits the cash "
+                         "into several accounts (isolated per symbol or group): drop cash_sharing, or use "
+                         "margin='isolated'")
+
+
 def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[Any, str]:
     """``levels`` with the mark candles of the perpetual columns (spot columns keep their price
     candles), and the assumption that says which candles the liquidation check reads."""
@@ -282,7 +301,7 @@ def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[An
         note = ("perpetuals: liquidation checked on the mark-price candles (mark low for longs, high for shorts); "
                 "a bar without a mark candle liquidates nothing")
     n, m = inputs.close.shape
-    f_open, f_in = np.zeros((n, m)), np.zeros((n, m))
+    f_bar, f_open, f_in = np.zeros(0, np.int64), np.zeros((0, m)), np.zeros((0, m))
     ev = funding_events(market)
     if len(ev["bar"]):
         bar, col = ev["bar"], ev["symbol"]
@@ -299,12 +318,16 @@ def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[An
             mk = np.where(need, fallback, mk)
         amount = np.nan_to_num(rate * mk)
         at_open = t == np.asarray(market.time_ms)[bar]
-        np.add.at(f_open, (bar[at_open], col[at_open]), amount[at_open])
-        np.add.at(f_in, (bar[~at_open], col[~at_open]), amount[~at_open])
+        # sparse by bar: one row per bar holding an event (records.Marks)
+        f_bar, row = np.unique(bar, return_inverse=True)
+        f_open, f_in = np.zeros((len(f_bar), m)), np.zeros((len(f_bar), m))
+        np.add.at(f_open, (row[at_open], col[at_open]), amount[at_open])
+        np.add.at(f_in, (row[~at_open], col[~at_open]), amount[~at_open])
+        f_bar = f_bar.astype(np.int64)
         note += ("; funding at each funding time of the data: at a bar's open on the positions carried in (before "
                  "fills), inside a bar at its close on the positions still open then (not on one closed earlier in "
                  "the bar); it moves the position's isolated margin")
-    marks = Marks(mo, mh, ml, f_open, f_in, np.zeros((n, m)))
+    marks = Marks(mo, mh, ml, f_bar, f_open, f_in, np.zeros_like(f_open), ms.margin == "cross", np.zeros((10, m)))
     return levels._replace(marks=marks), note
 
 
@@ -312,7 +335,23 @@ def funding_events(market: Market) -> dict:
     """The market's funding events flattened by bar (``nbtrade.data.panels.funding_schedule``)."""
     from ..data.panels import funding_schedule
 
-    return funding_schedule(market)
+    # computed once per events and bar grid (a sweep or a benchmark runs the same market many times; each
+    # run prepares its own Market around the same events): the last schedule is kept
+    if "funding_events" not in market.meta.columns or market.time_ms is None:
+        return funding_schedule(market)
+    events = tuple(market.meta["funding_events"].tolist())
+    grid = np.asarray(market.time_ms)
+    hit = _SCHEDULE[0]
+    if hit is not None and len(hit[0]) == len(events) and all(a is b for a, b in zip(hit[0], events)) \
+            and hit[2] == market.timeframe and (hit[1] is grid or np.array_equal(hit[1], grid)):
+        return hit[3]
+    out = funding_schedule(market)
+    _SCHEDULE[0] = (events, grid, market.timeframe, out)
+    return out
+
+
+#: the last funding schedule (events, bar grid, timeframe, schedule) of :func:`funding_events`
+_SCHEDULE: list = [None]
 
 
 def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any = None, short_entries: Any = None,
@@ -333,7 +372,8 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     data = RunData(market, cfg)
     ms = cfg.margin
     any_perp = ms is not None and ms.any_perp
-    margin_on = spot_margin(cfg.leverage, has_short) or any_perp
+    # per-symbol leverages that differ: the margin rule (each column's leverage is read by the kernel)
+    margin_on = spot_margin(cfg.leverage, has_short) or any_perp or bool(np.ptp(cfg.leverages) > 0)
     if not margin_on and ms is not None:
         from ..margin import DEFAULT_TIERS
 
@@ -343,6 +383,8 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
             raise ValueError(f"{', '.join(given)} apply to margined positions (leverage > 1, shorts, or "
                              f"instrument='perp'), and this run is unlevered spot with long signals only: drop "
                              f"{' and '.join(given)}, or raise leverage / pass instrument='perp'")
+    if ms is not None and ms.margin == "cross":
+        check_cross(cfg, ms)
     inputs = run_prices(market, cfg)
     if margin_on and not cfg.reads_ohlc():  # liquidation is checked on the candle's low and high
         inputs = market.prices(ohlc=True, volume=cfg.reads_volume)
@@ -422,8 +464,15 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
                                   no_candles=data.no_candles)
     if mark_note is not None:
         assumptions["mark"] = mark_note
-    funding = levels.marks.flows if levels.marks is not None else None
-    if margin_on:
+    funding = None if levels.marks is None else (levels.marks.f_bar, levels.marks.flows)  # sparse rows
+    if margin_on and ms is not None and ms.margin == "cross":
+        assumptions["margin"] = ("cross margin (nbtrade.margin): one wallet backs every perpetual; liquidated when "
+                                 "its margin balance (cash + unrealised PnL, every position at its adverse mark "
+                                 "extreme of the bar, at the mark open before the open's orders) is at or below the "
+                                 "sum of maintenance margins: every position then closes at its cross liquidation "
+                                 "price (the mark open through a gap), fees from the wallet, a wallet below zero "
+                                 "brought back to zero; checked before the bar's stops")
+    elif margin_on:
         assumptions["margin"] = ("isolated margin rule (nbtrade.margin; leverage > 1 or shorts): margin = entry "
                                  "notional / leverage, liquidation at the liquidation price against the candle's "
                                  "low (long) / high (short), at the open through a gap; spot has no mark price: "
@@ -431,7 +480,7 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
                  init_cash=cfg.init_cash * cfg.n_groups, freq_ms=cfg.freq_ms, gaps=data.gaps,
                  assumptions=assumptions, symbol_init_cash=None if cfg.n_groups == 1 else cfg.init_cash)
-    res.funding_flows = funding
+    res.funding_rows = funding
     warn_no_candles(data.no_candles)
     warn_rejected(res.order_records, k["rejected"], cfg.size_type, market_only=cfg.order_type == "market")
     return res

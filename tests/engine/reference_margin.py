@@ -132,6 +132,56 @@ def settle_isolated(size, entry, margin, fill, fee_rate, maint):
     return max(remaining - fee, 0.0), pnl, fee, max(-remaining, 0.0)
 
 
+def cross_event(positions, wallet, open_only, fee_rate):
+    """A cross wallet's check and liquidation at one moment of a bar (``kernels.margin.cross_event_nb``).
+
+    ``positions``: dicts with ``size`` (0: flat), ``entry``, ``open``/``high``/``low`` (the bar's mark
+    candle; open NaN: none), ``last`` (last mark) and ``tiers``. Returns None when the wallet survives,
+    else ``(fill, fee, absorbed)`` per position (zeros for flat ones)."""
+    def mark_now(p):
+        if math.isnan(p["open"]):
+            return p["last"]
+        return p["open"] if open_only else adverse_mark(p["size"], p["high"], p["low"])
+
+    snap = [dict(p, mark=mark_now(p)) for p in positions]
+    if not cross_liquidated(snap, wallet):
+        return None
+    fills = []
+    for j, p in enumerate(snap):
+        if p["size"] == 0:
+            fills.append(0.0)
+        elif math.isnan(p["open"]):
+            fills.append(p["last"])
+        elif open_only:
+            fills.append(p["open"])
+        else:
+            side = 1 if p["size"] > 0 else -1
+            f = liquidation_fill(side, cross_liquidation_price(j, snap, wallet), p["open"], p["high"], p["low"])
+            fills.append(p["mark"] if math.isnan(f) else f)
+    pnls = [p["size"] * (f - p["entry"]) if p["size"] != 0 else 0.0 for p, f in zip(snap, fills)]
+    balance = wallet + sum(pnls)
+    lost = max(-balance, 0.0)
+    losses = sum(max(-x, 0.0) for x in pnls)
+    out = []
+    for p, f, pnl in zip(snap, fills, pnls):
+        if p["size"] == 0:
+            out.append((0.0, 0.0, 0.0))
+            continue
+        qty = abs(p["size"])
+        raw = maintenance(p["tiers"], qty * f) if math.isnan(fee_rate) else fee_rate * qty * f
+        fee = min(max(raw, 0.0), max(balance, 0.0))
+        balance -= fee
+        if lost > 0 and losses > 0:
+            share = lost * max(-pnl, 0.0) / losses
+        elif lost > 0:
+            notionals = sum(abs(q["size"]) * g for q, g in zip(snap, fills) if q["size"] != 0)
+            share = lost * qty * f / notionals if notionals > 0 else 0.0
+        else:
+            share = 0.0
+        out.append((f, fee, share))
+    return out
+
+
 def funding_flow(size, mark, rate):
     """Cash to the account: a long (size > 0) pays a positive rate."""
     return -(size * mark * rate)
