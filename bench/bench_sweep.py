@@ -23,6 +23,7 @@ LocalCluster comparison (2 single-threaded workers vs 1)::
     NBTRADE_BENCH_VECTORBT=0 python bench/bench_sweep.py --n 100000000 --repeat 5   # 50,000 bars
     python bench/bench_sweep.py --n 100000000 --dask  # only: LocalCluster 2 vs 1 worker
     python bench/bench_sweep.py --big 5000            # 10,000 combinations: time and peak RSS
+    python bench/bench_sweep.py --n 100000000 --memory  # peak extra RSS / traced memory vs the inputs
     python bench/bench_sweep.py --n 100000000 --memo  # peak memory vs inputs per indicator-memo budget
     nbtrade bench sweep --repeat 3
 """
@@ -56,10 +57,20 @@ def make_close(n_bars: int, n_symbols: int = N_SYMBOLS, seed: int = 0) -> np.nda
 
 
 def sma_cross(market, fast, slow):
-    """Crossing events of two memoised SMAs (the sweep-native ``sma_cross``)."""
+    """Crossing events of SMA(fast) and SMA(slow) (the sweep-native ``sma_cross``: one pass over the
+    close, both averages as running sums, no indicator array stored)."""
     from nbtrade.sweep.native import sma_cross as native
 
     return native(market, fast, slow)
+
+
+def sma_cross_memo(market, fast, slow):
+    """The same signals from two memoised SMA arrays (``nbtrade.sweep.sma``: what a user's signal
+    function does); the ``--memo`` mode measures its memory per memo budget."""
+    import nbtrade
+    from nbtrade.sweep.native import _crossings
+
+    return _crossings(nbtrade.sweep.sma(market, fast), nbtrade.sweep.sma(market, slow))
 
 
 def _market(close: np.ndarray):
@@ -206,11 +217,13 @@ def _memo(n: int, repeat: int = 3) -> None:
     market = _market(close)
     market.validate()
     _run_sweep(market, 1)  # warm-up
-    for label, budget in (("default (1 GiB)", None), ("4x inputs", 4), ("1x inputs", 1), ("0 (no memo)", 0)):
+    for label, budget in (("native sma_cross", None), ("default (1x inputs)", None), ("20x inputs", 20),
+                          ("4x inputs", 4), ("0 (no memo)", 0)):
         kw = {} if budget is None else {"memo_bytes": int(budget * close.nbytes)}
+        fn = sma_cross if label.startswith("native") else sma_cross_memo
 
         def run() -> None:
-            nbtrade.sweep(market, sma_cross, {"fast": FAST, "slow": SLOW}, n_jobs=1, **OPTS, **kw)
+            nbtrade.sweep(market, fn, {"fast": FAST, "slow": SLOW}, n_jobs=1, **OPTS, **kw)
 
         ts = []
         for _ in range(repeat):
@@ -220,6 +233,62 @@ def _memo(n: int, repeat: int = 3) -> None:
         peak = _peak(run) * 2**20
         print(f"memo {label:>16}: median {float(np.median(ts)):.3f} s, peak extra {peak / 2**20:.1f} MiB = "
               f"{peak / close.nbytes:.1f}x the inputs ({close.nbytes / 2**20:.1f} MiB)")
+
+
+_RSS_CHILD = r"""
+import os, sys, time, tracemalloc
+sys.path.insert(0, {here!r})
+import bench_sweep as b
+import nbtrade
+
+def rss():
+    d = {{}}
+    for line in open("/proc/self/status"):
+        k, _, v = line.partition(":")
+        if k in ("VmRSS", "VmHWM"):
+            d[k] = int(v.split()[0]) * 1024
+    return d
+
+jobs, traced = {jobs}, {traced}
+close = b.make_close(b.n_bars({n}))
+market = b._market(close)
+market.validate()
+small = b._market(b.make_close(2000))  # warm-up: loads the kernels (on as many threads) without growing the heap
+small.validate()
+nbtrade.sweep(small, b.sma_cross, {{"fast": b.FAST, "slow": b.SLOW}}, n_jobs=jobs if jobs > 0 else os.cpu_count(),
+              **b.OPTS)
+if traced:
+    tracemalloc.start()
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
+base = rss()["VmRSS"]
+nbtrade.sweep(market, b.sma_cross, {{"fast": b.FAST, "slow": b.SLOW}}, n_jobs=jobs, **b.OPTS)
+peak = rss()["VmHWM"] - base
+traced_peak = tracemalloc.get_traced_memory()[1] if traced else float("nan")
+print(peak, traced_peak, close.nbytes)
+"""
+
+
+def _memory(n: int, repeat: int = 3) -> None:
+    """Peak extra memory of the 100-combination sweep against its inputs (the close prices, float64):
+    in a fresh process per run (warm-up on a small market first, so the kernels are loaded and the
+    heap is not grown by an earlier big run), the peak RSS above the RSS before the sweep (Linux
+    ``VmHWM`` reset through ``/proc/self/clear_refs``), and separately numpy's traced peak
+    (``tracemalloc``: reserved buffers count in full, touched or not)."""
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for jobs in (1, -1):
+        for traced in (False, True):
+            got = []
+            for _ in range(repeat):
+                code = _RSS_CHILD.format(here=here, jobs=jobs, traced=traced, n=n)
+                out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+                rss, tm, inputs = (float(v) for v in out.stdout.split()[-3:])
+                got.append(tm if traced else rss)
+            what = "tracemalloc peak" if traced else "peak RSS above the start"
+            med = float(np.median(got))
+            print(f"n_jobs={jobs:>2}: {what}: median {med / 2**20:.1f} MiB = {med / inputs:.2f}x the inputs "
+                  f"({inputs / 2**20:.1f} MiB) over {repeat} fresh processes")
 
 
 def _big(n_bars: int, n_jobs: int = -1) -> None:
@@ -254,17 +323,20 @@ if __name__ == "__main__":
     if "--memo" in sys.argv:  # only the memory of the indicator memo budgets
         _memo(int(sys.argv[sys.argv.index("--n") + 1]) if "--n" in sys.argv else 10_000_000)
         sys.exit(0)
+    if "--memory" in sys.argv:  # only the peak extra memory of the 100-combination sweep
+        _memory(int(sys.argv[sys.argv.index("--n") + 1]) if "--n" in sys.argv else 10_000_000)
+        sys.exit(0)
     if "--dask" in sys.argv:  # only the LocalCluster comparison
         n_dask = int(sys.argv[sys.argv.index("--n") + 1]) if "--n" in sys.argv else 10_000_000
         _dask(n_dask, 3)
         sys.exit(0)
-    argv = [a for a in sys.argv[1:] if a not in ("--dask", "--memory")]
+    argv = [a for a in sys.argv[1:] if a not in ("--dask", "--traced")]
     rows, n = script_main(CASES, "nbtrade.sweep vs loops and vectorbt", __doc__, argv=argv, default_n=10_000_000,
                           quick_n=2_000_000)
     row = rows[0]["impls"]
     print(f"parallel efficiency (sweep_1thread / nbtrade on {os.cpu_count()} cores): "
           f"{row['sweep_1thread']['median_s'] / row['nbtrade']['median_s']:.2f}x")
-    if "--memory" in sys.argv:
+    if "--traced" in sys.argv:
         impls = _setup(n)
         inputs = n_bars(n) * N_SYMBOLS * 8 / 2**20
         for name, fn in impls.items():

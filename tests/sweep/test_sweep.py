@@ -105,11 +105,25 @@ def test_memo_computes_each_distinct_window_once(small_market):
         seen.append((memo.current().misses, memo.current().hits))
         return out
 
-    nbtrade.sweep(small_market, fn, {"fast": [5, 10, 15], "slow": [30, 40, 50]}, n_jobs=1, chunk_size=3)
+    nbtrade.sweep(small_market, fn, {"fast": [5, 10, 15], "slow": [30, 40, 50]}, n_jobs=1, chunk_size=3,
+                  memo_bytes=1 << 30)
     # the sweep's chunks share one memo: 18 window lookups, 6 computed
     misses, hits = seen[-1]
     assert len(seen) == 9 and (misses, hits) == (6, 18 - 6)
     assert not memo._shared  # released when the sweep ended
+
+
+def test_default_memo_budget_is_one_price_panel(small_market):
+    held = []
+
+    def fn(market, fast, slow):
+        out = cross(market, fast, slow)
+        held.append(memo.current().nbytes)
+        return out
+
+    nbtrade.sweep(small_market, fn, {"fast": [5, 10, 15], "slow": [30, 40, 50]}, n_jobs=1)
+    n, m = small_market.shape
+    assert len(held) == 9 and max(held) <= n * m * 8  # bounded by the close's size, whatever the grid
 
 
 def test_memo_values_equal_indicators(small_market):
