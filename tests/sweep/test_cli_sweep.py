@@ -87,3 +87,15 @@ def test_cli_sweep_sampler_bad_input(capsys):
     with pytest.raises(SystemExit):
         main([*base, "--sampler", "random"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--param", "fast=1:2000", "--param", "slow=1:1000"], r"2,000,000 combinations.*h of engine time.*GiB"),
+    (["--param", "fast=5,10", "--param", "slow=30", "--maximize", "Sharp Ratio"], "'Sharp Ratio' is not a statistic"),
+    (["--param", "fast="], "fast"),
+])
+def test_cli_sweep_bad_input(extra, match, capsys):
+    import re
+
+    assert main(["sweep", "sma_cross", *extra, *ARGS]) == 1
+    assert re.search(match, capsys.readouterr().err)

@@ -176,7 +176,11 @@ def test_every_combination_failing(small_market):
     (dict(chunk_size=0), ValueError, "chunk_size"),
     (dict(memo_bytes=-1), ValueError, "memo_bytes"),
     (dict(constraint=lambda p: False), ValueError, "constraint rejects every"),
-    (dict(params={"fast": range(1, 2001), "slow": range(1, 1001)}), ValueError, r"2,000,000 combinations.*GiB"),
+    (dict(params={"fast": range(1, 2001), "slow": range(1, 1001)}), ValueError,
+     r"2,000,000 combinations.*h of engine time.*GiB of result rows.*max_tries"),
+    (dict(params={"fast": [], "slow": [30]}), ValueError, r"params\['fast'\] has no values"),
+    (dict(params=[]), ValueError, "empty list"),
+    (dict(params=[{"fast": 5, "slwo": 30}]), ValueError, "unknown parameter 'slwo'"),
 ])
 def test_bad_input(small_market, kwargs, exc, match):
     args = dict(params=GRID)
