@@ -22,6 +22,7 @@ LocalCluster comparison (2 single-threaded workers vs 1)::
     python bench/bench_sweep.py --n 10000000          # 5,000 bars x 20 symbols x 100 combinations
     NBTRADE_BENCH_VECTORBT=0 python bench/bench_sweep.py --n 100000000 --repeat 5   # 50,000 bars
     python bench/bench_sweep.py --n 100000000 --dask  # only: LocalCluster 2 vs 1 worker
+    python bench/bench_sweep.py --n 100000000 --dask --long  # the same on 4,000 combinations (~30 s/worker)
     python bench/bench_sweep.py --big 5000            # 10,000 combinations: time and peak RSS
     python bench/bench_sweep.py --n 100000000 --memory  # peak extra RSS / traced memory vs the inputs
     python bench/bench_sweep.py --n 100000000 --memo  # peak memory vs inputs per indicator-memo budget
@@ -183,29 +184,49 @@ def _peak(fn) -> float:
     return peak / 2**20
 
 
-def _dask(n: int, repeat: int) -> None:
-    """LocalCluster of 1 vs 2 single-threaded worker processes; warm-up (first sweep) apart."""
+#: ``--dask --long``: 40 x 100 = 4,000 combinations (fast 2..80 step 2, slow 60..258 step 2), about 30 s
+#: of engine work on one worker at the issue's 50,000 bars x 20 symbols.
+LONG_GRID = {"fast": list(range(2, 82, 2)), "slow": list(range(60, 260, 2))}
+
+
+def _dask(n: int, repeat: int, grid: dict | None = None) -> None:
+    """LocalCluster of 1 vs 2 single-threaded worker processes; warm-up (first sweep) apart. ``grid``
+    (default the 10 x 10 one) is swept over ``n_bars(n)`` bars x 20 symbols; results must be identical
+    to the local run. Prints each cluster's medians and the ratio."""
     import distributed
 
+    import nbtrade
+
+    grid = grid or {"fast": FAST, "slow": SLOW}
     close = make_close(n_bars(n))
     market = _market(close)
     market.validate()
-    ref = _run_sweep(market, 1)
+
+    def run(client=None, n_jobs=1) -> tuple[np.ndarray, float]:
+        t0 = time.perf_counter()
+        res = nbtrade.sweep(market, sma_cross, grid, n_jobs=n_jobs, client=client, **OPTS)
+        return res.table.sort_index()["Equity Final [$]"].to_numpy(), time.perf_counter() - t0
+
+    ref, local_s = run()
+    combos = len(ref)
+    print(f"{combos:,} combinations x {close.shape[0]:,} bars x {close.shape[1]} symbols "
+          f"({combos * close.size / 1e9:.1f} G bar-steps); local, 1 thread: {local_s:.1f} s")
+    medians = {}
     for workers in (1, 2):
         with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                       dashboard_address=None, silence_logs=40) as cl, \
                 distributed.Client(cl, set_as_default=False) as client:
-            t0 = time.perf_counter()
-            got = _run_sweep(market, 1, client)
-            warm = time.perf_counter() - t0
+            got, warm = run(client)
             assert np.array_equal(got, ref), "Dask sweep differs from the local one"
             runs = []
             for _ in range(repeat):
-                t0 = time.perf_counter()
-                _run_sweep(market, 1, client)
-                runs.append(time.perf_counter() - t0)
+                got, secs = run(client)
+                assert np.array_equal(got, ref), "Dask sweep differs from the local one"
+                runs.append(secs)
+            medians[workers] = float(np.median(runs))
             print(f"dask LocalCluster {workers} worker(s): first {warm:.2f} s (warm-up), median "
-                  f"{float(np.median(runs)):.3f} s of {repeat}; identical to local: yes")
+                  f"{medians[workers]:.2f} s of {repeat} {[round(r, 2) for r in runs]}; identical to local: yes")
+    print(f"2 workers vs 1: {medians[1] / medians[2]:.2f}x (load {os.getloadavg()[0]:.1f})")
 
 
 def _memo(n: int, repeat: int = 3) -> None:
@@ -328,7 +349,8 @@ if __name__ == "__main__":
         sys.exit(0)
     if "--dask" in sys.argv:  # only the LocalCluster comparison
         n_dask = int(sys.argv[sys.argv.index("--n") + 1]) if "--n" in sys.argv else 10_000_000
-        _dask(n_dask, 3)
+        reps = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 3
+        _dask(n_dask, reps, LONG_GRID if "--long" in sys.argv else None)
         sys.exit(0)
     argv = [a for a in sys.argv[1:] if a not in ("--dask", "--traced")]
     rows, n = script_main(CASES, "nbtrade.sweep vs loops and vectorbt", __doc__, argv=argv, default_n=10_000_000,
