@@ -211,21 +211,29 @@ def _dask(n: int, repeat: int, grid: dict | None = None) -> None:
     combos = len(ref)
     print(f"{combos:,} combinations x {close.shape[0]:,} bars x {close.shape[1]} symbols "
           f"({combos * close.size / 1e9:.1f} G bar-steps); local, 1 thread: {local_s:.1f} s")
-    medians = {}
-    for workers in (1, 2):
-        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                      dashboard_address=None, silence_logs=40) as cl, \
-                distributed.Client(cl, set_as_default=False) as client:
+    # both clusters up at once, runs alternated (1, 2, 1, 2...): on a shared machine both see the same load
+    clusters = {w: distributed.LocalCluster(n_workers=w, threads_per_worker=1, processes=True,
+                                            dashboard_address=None, silence_logs=40) for w in (1, 2)}
+    clients = {w: distributed.Client(cl, set_as_default=False) for w, cl in clusters.items()}
+    runs: dict[int, list] = {1: [], 2: []}
+    try:
+        for w, client in clients.items():
             got, warm = run(client)
             assert np.array_equal(got, ref), "Dask sweep differs from the local one"
-            runs = []
-            for _ in range(repeat):
+            print(f"dask LocalCluster {w} worker(s): first sweep {warm:.2f} s (warm-up: workers load the kernels)")
+        for _ in range(repeat):
+            for w, client in clients.items():
                 got, secs = run(client)
                 assert np.array_equal(got, ref), "Dask sweep differs from the local one"
-                runs.append(secs)
-            medians[workers] = float(np.median(runs))
-            print(f"dask LocalCluster {workers} worker(s): first {warm:.2f} s (warm-up), median "
-                  f"{medians[workers]:.2f} s of {repeat} {[round(r, 2) for r in runs]}; identical to local: yes")
+                runs[w].append(secs)
+    finally:
+        for w in clients:
+            clients[w].close()
+            clusters[w].close()
+    medians = {w: float(np.median(r)) for w, r in runs.items()}
+    for w, r in runs.items():
+        print(f"dask LocalCluster {w} worker(s): median {medians[w]:.2f} s of {repeat} {[round(x, 2) for x in r]}; "
+              "identical to local: yes")
     print(f"2 workers vs 1: {medians[1] / medians[2]:.2f}x (load {os.getloadavg()[0]:.1f})")
 
 
