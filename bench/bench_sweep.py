@@ -6,7 +6,8 @@ of the 100 combinations (the default 10,000,000 is 5,000 bars; the issue's 50,00
 broadcast holds every combination's arrays at once: 2.8 GB at the issue's size). Long-only, all-in (``size=1``), 0.1 % fee,
 fills at the close on close prices, entries/exits where SMA(fast) crosses SMA(slow):
 
-* ``nbtrade``: ``nbtrade.sweep`` on 2 threads (every core here), SMAs memoised per chunk,
+* ``nbtrade``: ``nbtrade.sweep`` on 2 threads (every core here), the built-in ``sma_cross`` (both SMAs as
+  running sums inside its crossing pass, no indicator array stored),
   one metrics row per combination;
 * ``sweep_1thread``: the same on one thread (parallel efficiency = its time / nbtrade's);
 * ``loop_prepared``: today's loop: ``prepare`` once, then per combination pandas signal
