@@ -58,12 +58,7 @@ def make_close(n_bars: int, n_symbols: int = N_SYMBOLS, seed: int = 0) -> np.nda
     return 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.002, (n_bars, n_symbols)), axis=0))
 
 
-def sma_cross(market, fast, slow):
-    """Crossing events of SMA(fast) and SMA(slow) (the sweep-native ``sma_cross``: one pass over the
-    close, both averages as running sums, no indicator array stored)."""
-    from nbtrade.sweep.native import sma_cross as native
-
-    return native(market, fast, slow)
+from nbtrade.sweep.native import sma_cross  # noqa: E402 - both SMAs as running sums in the crossing pass
 
 
 def sma_cross_memo(market, fast, slow):
