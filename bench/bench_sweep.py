@@ -212,6 +212,7 @@ def _dask(n: int, repeat: int, grid: dict | None = None) -> None:
                                             dashboard_address=None, silence_logs=40) for w in (1, 2)}
     clients = {w: distributed.Client(cl, set_as_default=False) for w, cl in clusters.items()}
     runs: dict[int, list] = {1: [], 2: []}
+    cpu: dict[int, list] = {1: [], 2: []}  # worker CPU seconds per run: the work split, and the CPU the machine gave
     try:
         for w, client in clients.items():
             got, warm = run(client)
@@ -219,17 +220,22 @@ def _dask(n: int, repeat: int, grid: dict | None = None) -> None:
             print(f"dask LocalCluster {w} worker(s): first sweep {warm:.2f} s (warm-up: workers load the kernels)")
         for _ in range(repeat):
             for w, client in clients.items():
+                c0 = client.run(time.process_time)
                 got, secs = run(client)
+                c1 = client.run(time.process_time)
                 assert np.array_equal(got, ref), "Dask sweep differs from the local one"
                 runs[w].append(secs)
+                cpu[w].append(sum(c1[k] - c0[k] for k in c0))
     finally:
         for w in clients:
             clients[w].close()
             clusters[w].close()
     medians = {w: float(np.median(r)) for w, r in runs.items()}
     for w, r in runs.items():
+        share = float(np.median(np.array(cpu[w]) / np.array(r)))
         print(f"dask LocalCluster {w} worker(s): median {medians[w]:.2f} s of {repeat} {[round(x, 2) for x in r]}; "
-              "identical to local: yes")
+              f"identical to local: yes; workers' CPU {float(np.median(cpu[w])):.2f} s, i.e. {share:.2f} of a core "
+              "on average during the sweep (the rest: waiting for a core on a shared machine, the client's own work)")
     print(f"2 workers vs 1: {medians[1] / medians[2]:.2f}x (load {os.getloadavg()[0]:.1f})")
 
 
