@@ -6,7 +6,8 @@ of the 100 combinations (the default 10,000,000 is 5,000 bars; the issue's 50,00
 broadcast holds every combination's arrays at once: 2.8 GB at the issue's size). Long-only, all-in (``size=1``), 0.1 % fee,
 fills at the close on close prices, entries/exits where SMA(fast) crosses SMA(slow):
 
-* ``nbtrade``: ``nbtrade.sweep`` on 2 threads (every core here), SMAs memoised per chunk,
+* ``nbtrade``: ``nbtrade.sweep`` on 2 threads (every core here), the built-in ``sma_cross`` (both SMAs as
+  running sums inside its crossing pass, no indicator array stored),
   one metrics row per combination;
 * ``sweep_1thread``: the same on one thread (parallel efficiency = its time / nbtrade's);
 * ``loop_prepared``: today's loop: ``prepare`` once, then per combination pandas signal
@@ -22,7 +23,9 @@ LocalCluster comparison (2 single-threaded workers vs 1)::
     python bench/bench_sweep.py --n 10000000          # 5,000 bars x 20 symbols x 100 combinations
     NBTRADE_BENCH_VECTORBT=0 python bench/bench_sweep.py --n 100000000 --repeat 5   # 50,000 bars
     python bench/bench_sweep.py --n 100000000 --dask  # only: LocalCluster 2 vs 1 worker
+    python bench/bench_sweep.py --n 100000000 --dask --long  # the same on 4,000 combinations (~30 s/worker)
     python bench/bench_sweep.py --big 5000            # 10,000 combinations: time and peak RSS
+    python bench/bench_sweep.py --n 100000000 --memory  # peak extra RSS / traced memory vs the inputs
     python bench/bench_sweep.py --n 100000000 --memo  # peak memory vs inputs per indicator-memo budget
     nbtrade bench sweep --repeat 3
 """
@@ -55,11 +58,16 @@ def make_close(n_bars: int, n_symbols: int = N_SYMBOLS, seed: int = 0) -> np.nda
     return 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.002, (n_bars, n_symbols)), axis=0))
 
 
-def sma_cross(market, fast, slow):
-    """Crossing events of two memoised SMAs (the sweep-native ``sma_cross``)."""
-    from nbtrade.sweep.native import sma_cross as native
+from nbtrade.sweep.native import sma_cross  # noqa: E402 - both SMAs as running sums in the crossing pass
 
-    return native(market, fast, slow)
+
+def sma_cross_memo(market, fast, slow):
+    """The same signals from two memoised SMA arrays (``nbtrade.sweep.sma``: what a user's signal
+    function does); the ``--memo`` mode measures its memory per memo budget."""
+    import nbtrade
+    from nbtrade.sweep.native import _crossings
+
+    return _crossings(nbtrade.sweep.sma(market, fast), nbtrade.sweep.sma(market, slow))
 
 
 def _market(close: np.ndarray):
@@ -172,29 +180,63 @@ def _peak(fn) -> float:
     return peak / 2**20
 
 
-def _dask(n: int, repeat: int) -> None:
-    """LocalCluster of 1 vs 2 single-threaded worker processes; warm-up (first sweep) apart."""
+#: ``--dask --long``: 40 x 100 = 4,000 combinations (fast 2..80 step 2, slow 60..258 step 2), about 30 s
+#: of engine work on one worker at the issue's 50,000 bars x 20 symbols.
+LONG_GRID = {"fast": list(range(2, 82, 2)), "slow": list(range(60, 260, 2))}
+
+
+def _dask(n: int, repeat: int, grid: dict | None = None) -> None:
+    """LocalCluster of 1 vs 2 single-threaded worker processes; warm-up (first sweep) apart. ``grid``
+    (default the 10 x 10 one) is swept over ``n_bars(n)`` bars x 20 symbols; results must be identical
+    to the local run. Prints each cluster's medians and the ratio."""
     import distributed
 
+    import nbtrade
+
+    grid = grid or {"fast": FAST, "slow": SLOW}
     close = make_close(n_bars(n))
     market = _market(close)
     market.validate()
-    ref = _run_sweep(market, 1)
-    for workers in (1, 2):
-        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                      dashboard_address=None, silence_logs=40) as cl, \
-                distributed.Client(cl, set_as_default=False) as client:
-            t0 = time.perf_counter()
-            got = _run_sweep(market, 1, client)
-            warm = time.perf_counter() - t0
+
+    def run(client=None, n_jobs=1) -> tuple[np.ndarray, float]:
+        t0 = time.perf_counter()
+        res = nbtrade.sweep(market, sma_cross, grid, n_jobs=n_jobs, client=client, **OPTS)
+        return res.table.sort_index()["Equity Final [$]"].to_numpy(), time.perf_counter() - t0
+
+    ref, local_s = run()
+    combos = len(ref)
+    print(f"{combos:,} combinations x {close.shape[0]:,} bars x {close.shape[1]} symbols "
+          f"({combos * close.size / 1e9:.1f} G bar-steps); local, 1 thread: {local_s:.1f} s")
+    # both clusters up at once, runs alternated (1, 2, 1, 2...): on a shared machine both see the same load
+    clusters = {w: distributed.LocalCluster(n_workers=w, threads_per_worker=1, processes=True,
+                                            dashboard_address=None, silence_logs=40) for w in (1, 2)}
+    clients = {w: distributed.Client(cl, set_as_default=False) for w, cl in clusters.items()}
+    runs: dict[int, list] = {1: [], 2: []}
+    cpu: dict[int, list] = {1: [], 2: []}  # worker CPU seconds per run: the work split, and the CPU the machine gave
+    try:
+        for w, client in clients.items():
+            got, warm = run(client)
             assert np.array_equal(got, ref), "Dask sweep differs from the local one"
-            runs = []
-            for _ in range(repeat):
-                t0 = time.perf_counter()
-                _run_sweep(market, 1, client)
-                runs.append(time.perf_counter() - t0)
-            print(f"dask LocalCluster {workers} worker(s): first {warm:.2f} s (warm-up), median "
-                  f"{float(np.median(runs)):.3f} s of {repeat}; identical to local: yes")
+            print(f"dask LocalCluster {w} worker(s): first sweep {warm:.2f} s (warm-up: workers load the kernels)")
+        for _ in range(repeat):
+            for w, client in clients.items():
+                c0 = client.run(time.process_time)
+                got, secs = run(client)
+                c1 = client.run(time.process_time)
+                assert np.array_equal(got, ref), "Dask sweep differs from the local one"
+                runs[w].append(secs)
+                cpu[w].append(sum(c1[k] - c0[k] for k in c0))
+    finally:
+        for w in clients:
+            clients[w].close()
+            clusters[w].close()
+    medians = {w: float(np.median(r)) for w, r in runs.items()}
+    for w, r in runs.items():
+        share = float(np.median(np.array(cpu[w]) / np.array(r)))
+        print(f"dask LocalCluster {w} worker(s): median {medians[w]:.2f} s of {repeat} {[round(x, 2) for x in r]}; "
+              f"identical to local: yes; workers' CPU {float(np.median(cpu[w])):.2f} s, i.e. {share:.2f} of a core "
+              "on average during the sweep (the rest: waiting for a core on a shared machine, the client's own work)")
+    print(f"2 workers vs 1: {medians[1] / medians[2]:.2f}x (load {os.getloadavg()[0]:.1f})")
 
 
 def _memo(n: int, repeat: int = 3) -> None:
@@ -206,11 +248,13 @@ def _memo(n: int, repeat: int = 3) -> None:
     market = _market(close)
     market.validate()
     _run_sweep(market, 1)  # warm-up
-    for label, budget in (("default (1 GiB)", None), ("4x inputs", 4), ("1x inputs", 1), ("0 (no memo)", 0)):
+    for label, budget in (("native sma_cross", None), ("default (1x inputs)", None), ("20x inputs", 20),
+                          ("4x inputs", 4), ("0 (no memo)", 0)):
         kw = {} if budget is None else {"memo_bytes": int(budget * close.nbytes)}
+        fn = sma_cross if label.startswith("native") else sma_cross_memo
 
         def run() -> None:
-            nbtrade.sweep(market, sma_cross, {"fast": FAST, "slow": SLOW}, n_jobs=1, **OPTS, **kw)
+            nbtrade.sweep(market, fn, {"fast": FAST, "slow": SLOW}, n_jobs=1, **OPTS, **kw)
 
         ts = []
         for _ in range(repeat):
@@ -220,6 +264,62 @@ def _memo(n: int, repeat: int = 3) -> None:
         peak = _peak(run) * 2**20
         print(f"memo {label:>16}: median {float(np.median(ts)):.3f} s, peak extra {peak / 2**20:.1f} MiB = "
               f"{peak / close.nbytes:.1f}x the inputs ({close.nbytes / 2**20:.1f} MiB)")
+
+
+_RSS_CHILD = r"""
+import os, sys, time, tracemalloc
+sys.path.insert(0, {here!r})
+import bench_sweep as b
+import nbtrade
+
+def rss():
+    d = {{}}
+    for line in open("/proc/self/status"):
+        k, _, v = line.partition(":")
+        if k in ("VmRSS", "VmHWM"):
+            d[k] = int(v.split()[0]) * 1024
+    return d
+
+jobs, traced = {jobs}, {traced}
+close = b.make_close(b.n_bars({n}))
+market = b._market(close)
+market.validate()
+small = b._market(b.make_close(2000))  # warm-up: loads the kernels (on as many threads) without growing the heap
+small.validate()
+nbtrade.sweep(small, b.sma_cross, {{"fast": b.FAST, "slow": b.SLOW}}, n_jobs=jobs if jobs > 0 else os.cpu_count(),
+              **b.OPTS)
+if traced:
+    tracemalloc.start()
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
+base = rss()["VmRSS"]
+nbtrade.sweep(market, b.sma_cross, {{"fast": b.FAST, "slow": b.SLOW}}, n_jobs=jobs, **b.OPTS)
+peak = rss()["VmHWM"] - base
+traced_peak = tracemalloc.get_traced_memory()[1] if traced else float("nan")
+print(peak, traced_peak, close.nbytes)
+"""
+
+
+def _memory(n: int, repeat: int = 3) -> None:
+    """Peak extra memory of the 100-combination sweep against its inputs (the close prices, float64):
+    in a fresh process per run (warm-up on a small market first, so the kernels are loaded and the
+    heap is not grown by an earlier big run), the peak RSS above the RSS before the sweep (Linux
+    ``VmHWM`` reset through ``/proc/self/clear_refs``), and separately numpy's traced peak
+    (``tracemalloc``: reserved buffers count in full, touched or not)."""
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for jobs in (1, -1):
+        for traced in (False, True):
+            got = []
+            for _ in range(repeat):
+                code = _RSS_CHILD.format(here=here, jobs=jobs, traced=traced, n=n)
+                out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+                rss, tm, inputs = (float(v) for v in out.stdout.split()[-3:])
+                got.append(tm if traced else rss)
+            what = "tracemalloc peak" if traced else "peak RSS above the start"
+            med = float(np.median(got))
+            print(f"n_jobs={jobs:>2}: {what}: median {med / 2**20:.1f} MiB = {med / inputs:.2f}x the inputs "
+                  f"({inputs / 2**20:.1f} MiB) over {repeat} fresh processes")
 
 
 def _big(n_bars: int, n_jobs: int = -1) -> None:
@@ -254,17 +354,21 @@ if __name__ == "__main__":
     if "--memo" in sys.argv:  # only the memory of the indicator memo budgets
         _memo(int(sys.argv[sys.argv.index("--n") + 1]) if "--n" in sys.argv else 10_000_000)
         sys.exit(0)
+    if "--memory" in sys.argv:  # only the peak extra memory of the 100-combination sweep
+        _memory(int(sys.argv[sys.argv.index("--n") + 1]) if "--n" in sys.argv else 10_000_000)
+        sys.exit(0)
     if "--dask" in sys.argv:  # only the LocalCluster comparison
         n_dask = int(sys.argv[sys.argv.index("--n") + 1]) if "--n" in sys.argv else 10_000_000
-        _dask(n_dask, 3)
+        reps = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 3
+        _dask(n_dask, reps, LONG_GRID if "--long" in sys.argv else None)
         sys.exit(0)
-    argv = [a for a in sys.argv[1:] if a not in ("--dask", "--memory")]
+    argv = [a for a in sys.argv[1:] if a not in ("--dask", "--traced")]
     rows, n = script_main(CASES, "nbtrade.sweep vs loops and vectorbt", __doc__, argv=argv, default_n=10_000_000,
                           quick_n=2_000_000)
     row = rows[0]["impls"]
     print(f"parallel efficiency (sweep_1thread / nbtrade on {os.cpu_count()} cores): "
           f"{row['sweep_1thread']['median_s'] / row['nbtrade']['median_s']:.2f}x")
-    if "--memory" in sys.argv:
+    if "--traced" in sys.argv:
         impls = _setup(n)
         inputs = n_bars(n) * N_SYMBOLS * 8 / 2**20
         for name, fn in impls.items():

@@ -248,3 +248,104 @@ def sma_rows_nb(x, timeperiod, out):
                 total[c] += v - x[i - p, c]
                 out[i, c] = total[c] * inv
     return out
+
+
+@jit
+def sma_cross_rows_nb(x, fast, slow, entries, exits):
+    """:func:`crossings_nb` of ``SMA(x, fast)`` and ``SMA(x, slow)`` in one row-major pass, without the
+    averages: both are running sums kept per column (:func:`sma_rows_nb`'s state machine and additions,
+    so the same values bit for bit), compared as they are formed; only ``entries``/``exits`` (bool,
+    ``(n_bars, n_cols)`` like ``x``) are written. A sweep's memory then holds no indicator array."""
+    n, m = x.shape
+    inv_f = 1.0 / fast
+    inv_s = 1.0 / slow
+    start = np.full(m, -1, dtype=np.int64)  # first bar of the current valid run (-1: none)
+    tot_f = np.zeros(m)
+    tot_s = np.zeros(m)
+    prev = np.zeros(m, dtype=np.bool_)
+    nan = np.nan
+    for i in range(n):
+        for c in range(m):
+            v = x[i, c]
+            if is_missing(v):
+                start[c] = -1
+                entries[i, c] = False
+                exits[i, c] = prev[c]  # ~above & above[t-1]: NaN compares False
+                prev[c] = False
+                continue
+            if start[c] < 0:
+                start[c] = i
+                tot_f[c] = 0.0
+                tot_s[c] = 0.0
+            k = i - start[c]
+            if k < fast - 1:
+                tot_f[c] += v
+                f = nan
+            elif k == fast - 1:
+                tot_f[c] += v
+                f = tot_f[c] * inv_f
+            else:
+                tot_f[c] += v - x[i - fast, c]
+                f = tot_f[c] * inv_f
+            if k < slow - 1:
+                tot_s[c] += v
+                s = nan
+            elif k == slow - 1:
+                tot_s[c] += v
+                s = tot_s[c] * inv_s
+            else:
+                tot_s[c] += v - x[i - slow, c]
+                s = tot_s[c] * inv_s
+            a = f > s
+            p = prev[c]
+            entries[i, c] = a and not p and s == s
+            exits[i, c] = p and not a
+            prev[c] = a
+    return entries, exits
+
+
+@jit
+def sma_cross_clean_nb(x, fast, slow, entries, exits):
+    """:func:`sma_cross_rows_nb` for an ``x`` without missing values (every value finite): the same
+    additions in the same order, with the warm-up rows apart so the steady state has no branch."""
+    n, m = x.shape
+    inv_f = 1.0 / fast
+    inv_s = 1.0 / slow
+    tot_f = np.zeros(m)
+    tot_s = np.zeros(m)
+    prev = np.zeros(m, dtype=np.bool_)
+    nan = np.nan
+    warm = min(max(fast, slow), n)
+    for i in range(warm):
+        for c in range(m):
+            v = x[i, c]
+            if i < fast:
+                tot_f[c] += v
+                f = tot_f[c] * inv_f if i == fast - 1 else nan
+            else:
+                tot_f[c] += v - x[i - fast, c]
+                f = tot_f[c] * inv_f
+            if i < slow:
+                tot_s[c] += v
+                s = tot_s[c] * inv_s if i == slow - 1 else nan
+            else:
+                tot_s[c] += v - x[i - slow, c]
+                s = tot_s[c] * inv_s
+            a = f > s
+            p = prev[c]
+            entries[i, c] = a and not p and s == s
+            exits[i, c] = p and not a
+            prev[c] = a
+    for i in range(warm, n):
+        for c in range(m):
+            v = x[i, c]
+            tf = tot_f[c] + (v - x[i - fast, c])
+            ts = tot_s[c] + (v - x[i - slow, c])
+            tot_f[c] = tf
+            tot_s[c] = ts
+            a = tf * inv_f > ts * inv_s
+            p = prev[c]
+            entries[i, c] = a and not p
+            exits[i, c] = p and not a
+            prev[c] = a
+    return entries, exits

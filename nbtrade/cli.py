@@ -246,6 +246,10 @@ def _sweep_parser(sub: argparse._SubParsersAction) -> None:
     sw.add_argument("--maximize", default="Sharpe Ratio", help="stats label to rank by (default %(default)s)")
     sw.add_argument("--top", type=int, default=10, help="rows shown (default %(default)s)")
     sw.add_argument("--max-tries", type=int, default=None, help="sample this many combinations at random")
+    sw.add_argument("--sampler", choices=["grid", "optuna"], default="grid",
+                    help="grid: every combination (or --max-tries at random); optuna: Bayesian search (TPE) of "
+                         "--trials combinations of the grid (the [optuna] extra)")
+    sw.add_argument("--trials", type=int, default=None, help="combinations tried with --sampler optuna")
     sw.add_argument("--jobs", type=int, default=-1, help="threads (default -1: every core)")
     sw.add_argument("--chunk-size", type=int, default=None, help="combinations per task")
     sw.add_argument("--scheduler", default=None, help="Dask scheduler address tcp://host:8786 (or NBTRADE_SCHEDULER)")

@@ -4,7 +4,8 @@
 Built-in ``sma_cross`` and ``ema_cross`` run as sweep-native signal functions (indicators
 memoised per chunk, arrays in); a strategy file's ``strategy(data, **params)`` runs as it is
 (its parameters are keyword arguments). A live line shows combinations done, rate, ETA and
-the best value so far; then the top combinations, the heat map of the first two
+the best value so far (``--sampler optuna --trials N``: a Bayesian search of N combinations of
+the grid instead of all of them); then the top combinations, the heat map of the first two
 parameters, the deflated Sharpe ratio and PBO; ``--csv`` writes the whole table.
 """
 from __future__ import annotations
@@ -33,6 +34,20 @@ class FileStrategy:
         return self.fn(self.frames, **params)
 
 
+def _sampler_kwargs(args: argparse.Namespace) -> dict:
+    """``--sampler``/``--trials`` as :func:`nbtrade.sweep` arguments (checked before any data is loaded)."""
+    sampler, trials = getattr(args, "sampler", "grid"), getattr(args, "trials", None)
+    if sampler == "optuna":
+        if trials is None or trials < 1:
+            raise ValueError(f"--sampler optuna needs --trials N (N >= 1), got {trials!r}")
+        if args.max_tries is not None:
+            raise ValueError("--max-tries is for --sampler grid; with --sampler optuna give --trials")
+        return {"sampler": "optuna", "n_trials": trials}
+    if trials is not None:
+        raise ValueError("--trials is for --sampler optuna (with the grid sampler use --max-tries)")
+    return {}
+
+
 def run_sweep_command(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
@@ -44,6 +59,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from .run import sweep
 
     params = dict(parse_param(p) for p in args.param)
+    sampler = _sampler_kwargs(args)
     data = load_data(args)
     if args.strategy in NATIVE:
         fn, file_kwargs, path = NATIVE[args.strategy], {}, None
@@ -68,7 +84,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         with user_code(path):
             res = sweep(market, fn, params, maximize=args.maximize, top=args.top, max_tries=args.max_tries,
                         n_jobs=args.jobs, client=args.scheduler, chunk_size=args.chunk_size, progress=progress,
-                        **opts)
+                        **sampler, **opts)
     head = res.head(args.top)
     cols = [*res.params, res.maximize, *[c for c in ("Total Return [%]", "Sharpe Ratio", "Max. Drawdown [%]",
                                                      "# Trades", "Win Rate [%]") if c != res.maximize]]

@@ -5,8 +5,8 @@ fast)`` returns the memoised array when another combination already asked for it
 10 x 10 grid of SMA crosses computes 20 averages, not 200. Outside a sweep the same
 calls simply compute. The chunks of one sweep running in one process (its threads,
 or the tasks a Dask worker runs) share one memo, dropped when the sweep ends (on a
-worker: when a newer sweep arrives or the sweep releases it); its size is bounded by
-``MAX_BYTES``: once full it keeps what it holds and computes the rest on demand (a grid scan
+worker: when a newer sweep arrives or the sweep releases it); its size is bounded by the
+sweep's ``memo_bytes`` (default: one float64 price panel, the size of the close): once full it keeps what it holds and computes the rest on demand (a grid scan
 revisits values cyclically, where evicting old entries would always miss), so memory stays the
 inputs plus that budget.
 
@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-#: Byte budget of one chunk's memo; beyond it the oldest entries are dropped.
+#: Byte budget of a memo made outside :func:`nbtrade.sweep` (which sizes its own from the inputs).
 MAX_BYTES = 1 << 30
 
 _local = threading.local()

@@ -1,5 +1,11 @@
 """Sweep-native built-in strategies: ``nbtrade.strategies``' ``sma_cross``/``ema_cross`` as signal
-functions of a sweep (indicators memoised per value, arrays in, one compiled crossing pass)."""
+functions of a sweep (arrays in, one compiled pass).
+
+``sma_cross`` forms both averages as running sums inside its crossing pass
+(``kernels.sweep.sma_cross_rows_nb``): no indicator array is stored, so a combination's working set
+is its two bool signal arrays (a quarter of the float64 close), whatever the grid; recomputing the
+two sums costs about what reading two stored averages would. ``ema_cross`` uses the memoised EMAs
+(:mod:`nbtrade.sweep.memo`)."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -19,10 +25,22 @@ def _crossings(f: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sma_cross(market: Any, fast: int = 10, slow: int = 50) -> tuple[np.ndarray, np.ndarray]:
-    """``nbtrade.strategies.sma_cross`` as a sweep signal function (same signals)."""
-    from .memo import sma
+    """``nbtrade.strategies.sma_cross`` as a sweep signal function (same signals): ``(entries, exits)``,
+    bool arrays shaped like the close ``(n_bars, n_symbols)``, from one pass over the close."""
+    from .._arrays import check_period
+    from ..kernels.sweep import sma_cross_clean_nb, sma_cross_rows_nb
+    from ..panel import Market
+    from .memo import _as_float, _source
 
-    return _crossings(sma(market, fast), sma(market, slow))
+    fast = check_period(fast, "fast", 1)
+    slow = check_period(slow, "slow", 1)
+    a = _as_float(_source(market))
+    x = np.ascontiguousarray(a if a.ndim == 2 else a[:, None])
+    entries, exits = np.empty(x.shape, dtype=np.bool_), np.empty(x.shape, dtype=np.bool_)
+    # a Market holds no inf (validated): no NaN close means every value is finite
+    clean = market.n_missing == 0 if isinstance(market, Market) else bool(np.isfinite(x).all())
+    (sma_cross_clean_nb if clean else sma_cross_rows_nb)(x, fast, slow, entries, exits)
+    return (entries, exits) if a.ndim == 2 else (entries[:, 0], exits[:, 0])
 
 
 def ema_cross(market: Any, fast: int = 12, slow: int = 48) -> tuple[np.ndarray, np.ndarray]:

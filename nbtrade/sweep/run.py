@@ -137,7 +137,6 @@ def run_chunk(market: Any, fn: Callable, combos: Sequence[dict], start: int, spe
     here (a Dask task; local threads are silenced once by the caller: ``catch_warnings`` is
     process-wide, not thread-safe)."""
     from ..backtesting import RejectedOrdersWarning
-    from ..kernels.sweep import sweep_metrics_nb
 
     t0 = time.perf_counter()
     out = _empty(len(combos), spec)
@@ -148,22 +147,35 @@ def run_chunk(market: Any, fn: Callable, combos: Sequence[dict], start: int, spe
         engine = _fast_engine(market, spec)
         for j, p in enumerate(combos):
             try:
-                got = fn(market, **p)
-                if _is_result(got):  # the class API: the Backtest ran the combination
-                    _reduce(got, spec, out, j)
-                    continue
-                signals = as_signals(got)
-                if engine is not None and "weights" not in signals:  # validated once: signals and kernels only
-                    equity, orders, trades = engine.run(signals)
-                    sweep_metrics_nb(equity, spec.init_cash, spec.bpy, spec.years, orders, trades, spec.n_cols,
-                                     out.rows[j], out.moments[j], out.blocks[j])
-                else:
-                    _reduce(_evaluate(market, spec.options, signals), spec, out, j)
+                _run_one(market, fn, p, engine, spec, out, j)
             except Exception as e:  # noqa: BLE001 - reported with the combination's parameters
                 out.rows[j] = np.nan
                 out.errors.append((start + j, f"{type(e).__name__}: {e}"))
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _run_one(market: Any, fn: Callable, p: Mapping[str, Any], engine: Any, spec: Spec, out: ChunkOut,
+             j: int) -> None:
+    """Row ``j`` of ``out`` from combination ``p``. A function of its own so that the combination's
+    signals, equity and record buffers are freed when it returns, before the next combination
+    allocates its own (in the loop's scope they lived on until reassigned: two combinations' arrays
+    per thread at the peak)."""
+    from ..kernels.sweep import sweep_metrics_nb
+
+    got = fn(market, **p)
+    if _is_result(got):  # the class API: the Backtest ran the combination
+        _reduce(got, spec, out, j)
+        return
+    signals = as_signals(got)
+    del got
+    if engine is not None and "weights" not in signals:  # validated once: signals and kernels only
+        equity, orders, trades = engine.run(signals)
+        del signals
+        sweep_metrics_nb(equity, spec.init_cash, spec.bpy, spec.years, orders, trades, spec.n_cols,
+                         out.rows[j], out.moments[j], out.blocks[j])
+    else:
+        _reduce(_evaluate(market, spec.options, signals), spec, out, j)
 
 
 def _fast_engine(market: Any, spec: Spec) -> Any:
@@ -240,7 +252,7 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
           constraint: Callable[[Any], bool] | None = None, max_tries: int | None = None, seed: int | None = 0,
           maximize: str | Callable[[Any], float] = "Sharpe Ratio", top: int = 10, n_jobs: int = -1,
           client: Any = None, chunk_size: int | None = None, progress: Callable | None = None,
-          memo_bytes: int = MAX_BYTES, sampler: str = "grid", n_trials: int | None = None,
+          memo_bytes: int | None = None, sampler: str = "grid", n_trials: int | None = None,
           **backtest_options: Any) -> "SweepResult":
     """Backtest every combination of a parameter grid; one row of metrics per combination.
 
@@ -293,11 +305,12 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
         Combinations tried with ``sampler="optuna"``.
     progress : callable, optional
         ``progress(done, total, best_so_far)`` after each chunk.
-    memo_bytes : int
+    memo_bytes : int, optional
         Budget of the indicator memo per process (bytes; once full, further indicators are
-        computed on demand): peak memory is about the inputs plus this plus, per thread, one
-        run's arrays.
-        A smaller budget trades memory for recomputed indicators.
+        computed on demand). Default: the size of one float64 price panel (``n_bars x n_symbols x
+        8``, the close), so peak memory is about the inputs, plus this, plus per thread one run's
+        arrays. A larger budget trades memory for fewer recomputed indicators. (The built-in
+        ``sma_cross`` stores no indicator: ``nbtrade.sweep.native``.)
     **backtest_options
         Passed to :func:`nbtrade.backtest` (``fees=0.001``, ``init_cash``, ``size``...), or to
         :func:`nbtrade.backtest_weights` (``rebalance_every``...) for target weights.
@@ -354,14 +367,17 @@ def sweep(market: Any, signals_fn: Callable, params: Mapping[str, Any] | Sequenc
                                    or chunk_size < 1):
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
     jobs = _n_jobs(n_jobs)
-    if isinstance(memo_bytes, bool) or not isinstance(memo_bytes, (int, np.integer)) or memo_bytes < 0:
-        raise ValueError(f"memo_bytes must be an integer >= 0 (bytes), got {memo_bytes!r}")
+    if memo_bytes is not None and (isinstance(memo_bytes, bool) or not isinstance(memo_bytes, (int, np.integer))
+                                   or memo_bytes < 0):
+        raise ValueError(f"memo_bytes must be an integer >= 0 (bytes) or None, got {memo_bytes!r}")
     col, extra = _check_maximize(maximize)
     if classapi:
         n_bars, n_cols = market._market.shape
     else:
         market = prepare(market)
         n_bars, n_cols = market.shape
+    if memo_bytes is None:  # one float64 panel: the memo holds about as much as the close prices
+        memo_bytes = int(n_bars) * int(n_cols) * 8
     if n_jobs == -1 and n_bars * n_cols < THREADS_MIN_STEPS:
         jobs = 1
 

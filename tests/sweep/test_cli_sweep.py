@@ -60,3 +60,42 @@ def test_cli_unreachable_scheduler(capsys, monkeypatch):
     assert main(["sweep", "sma_cross", "--param", "fast=5,10", "--param", "slow=30", *ARGS,
                  "--scheduler", "tcp://127.0.0.1:9"]) == 1
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
+
+
+def test_cli_sweep_optuna(tmp_path, capsys):
+    pytest.importorskip("optuna")
+    out = tmp_path / "t.csv"
+    argv = ["sweep", "sma_cross", "--param", "fast=2:20:2", "--param", "slow=30:90:10", *ARGS,
+            "--sampler", "optuna", "--trials", "6", "--csv", str(out)]
+    assert main(argv) == 0
+    assert "top 6 of 6 combinations" in " ".join(capsys.readouterr().out.split())
+    table = pd.read_csv(out, index_col=0)
+    assert len(table) == 6 and len(table.drop_duplicates(["fast", "slow"])) == 6  # 6 of the 70 tried
+    assert main(argv) == 0  # seeded: the same combinations again
+    again = pd.read_csv(out, index_col=0)
+    pd.testing.assert_frame_equal(table, again)
+
+
+def test_cli_sweep_sampler_bad_input(capsys):
+    base = ["sweep", "sma_cross", "--param", "fast=5,10", "--param", "slow=30", *ARGS]
+    assert main([*base, "--sampler", "optuna"]) == 1
+    assert "--sampler optuna needs --trials" in capsys.readouterr().err
+    assert main([*base, "--trials", "5"]) == 1
+    assert "--trials is for --sampler optuna" in capsys.readouterr().err
+    assert main([*base, "--sampler", "optuna", "--trials", "3", "--max-tries", "2"]) == 1
+    assert "--max-tries is for --sampler grid" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*base, "--sampler", "random"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--param", "fast=1:2000", "--param", "slow=1:1000"], r"2,000,000 combinations.*h of engine time.*GiB"),
+    (["--param", "fast=5,10", "--param", "slow=30", "--maximize", "Sharp Ratio"], "'Sharp Ratio' is not a statistic"),
+    (["--param", "fast="], "fast"),
+])
+def test_cli_sweep_bad_input(extra, match, capsys):
+    import re
+
+    assert main(["sweep", "sma_cross", *extra, *ARGS]) == 1
+    assert re.search(match, capsys.readouterr().err)

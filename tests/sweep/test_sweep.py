@@ -105,11 +105,25 @@ def test_memo_computes_each_distinct_window_once(small_market):
         seen.append((memo.current().misses, memo.current().hits))
         return out
 
-    nbtrade.sweep(small_market, fn, {"fast": [5, 10, 15], "slow": [30, 40, 50]}, n_jobs=1, chunk_size=3)
+    nbtrade.sweep(small_market, fn, {"fast": [5, 10, 15], "slow": [30, 40, 50]}, n_jobs=1, chunk_size=3,
+                  memo_bytes=1 << 30)
     # the sweep's chunks share one memo: 18 window lookups, 6 computed
     misses, hits = seen[-1]
     assert len(seen) == 9 and (misses, hits) == (6, 18 - 6)
     assert not memo._shared  # released when the sweep ended
+
+
+def test_default_memo_budget_is_one_price_panel(small_market):
+    held = []
+
+    def fn(market, fast, slow):
+        out = cross(market, fast, slow)
+        held.append(memo.current().nbytes)
+        return out
+
+    nbtrade.sweep(small_market, fn, {"fast": [5, 10, 15], "slow": [30, 40, 50]}, n_jobs=1)
+    n, m = small_market.shape
+    assert len(held) == 9 and max(held) <= n * m * 8  # bounded by the close's size, whatever the grid
 
 
 def test_memo_values_equal_indicators(small_market):
@@ -162,7 +176,11 @@ def test_every_combination_failing(small_market):
     (dict(chunk_size=0), ValueError, "chunk_size"),
     (dict(memo_bytes=-1), ValueError, "memo_bytes"),
     (dict(constraint=lambda p: False), ValueError, "constraint rejects every"),
-    (dict(params={"fast": range(1, 2001), "slow": range(1, 1001)}), ValueError, r"2,000,000 combinations.*GiB"),
+    (dict(params={"fast": range(1, 2001), "slow": range(1, 1001)}), ValueError,
+     r"2,000,000 combinations.*h of engine time.*GiB of result rows.*max_tries"),
+    (dict(params={"fast": [], "slow": [30]}), ValueError, r"params\['fast'\] has no values"),
+    (dict(params=[]), ValueError, "empty list"),
+    (dict(params=[{"fast": 5, "slwo": 30}]), ValueError, "unknown parameter 'slwo'"),
 ])
 def test_bad_input(small_market, kwargs, exc, match):
     args = dict(params=GRID)
