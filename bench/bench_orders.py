@@ -76,7 +76,7 @@ def _cross_orders_nb(ctx, i, sma1, sma2):
 
 
 @njit(cache=True)
-def _cross_arrays_nb(ctx, i, sma1, sma2, sl_price, tp_price):
+def _cross_arrays_nb(ctx, i, sma1, sma2, sl_price, tp_price, live):
     """:func:`_cross_orders_nb` writing the levels into ``ctx.orders.sl_price`` / ``tp_price`` handed in as
     arrays (read once at the top of ``next``): no ``OrderFields`` tuple inside the loop."""
     if i == 0:
@@ -88,6 +88,7 @@ def _cross_arrays_nb(ctx, i, sma1, sma2, sl_price, tp_price):
                 px = ctx.close[i, c]
                 sl_price[i, c] = 0.97 * px
                 tp_price[i, c] = 1.06 * px
+                live[0] = True  # what order_nb sets: the engine checks per-order stops from now on
         elif sma2[i - 1, c] < sma1[i - 1, c] and sma2[i, c] > sma1[i, c]:
             exit_long_nb(ctx, i, c)
 
@@ -118,7 +119,7 @@ class PerOrderArrays(RunLevel):
     @njit(cache=True)
     def next(ctx, i):
         lv = ctx.orders
-        _cross_arrays_nb(ctx, i, ctx.user.sma1, ctx.user.sma2, lv.sl_price, lv.tp_price)
+        _cross_arrays_nb(ctx, i, ctx.user.sma1, ctx.user.sma2, lv.sl_price, lv.tp_price, lv.live)
 
 
 def _setup(n: int):

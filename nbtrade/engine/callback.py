@@ -119,8 +119,11 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
     else:
         levels = Levels(oprice, nan, nan, nan, handed, extra)
     kcfg = cfg.kernel_config(True, True, per_order)
+    live = None
     if per_order:
         kcfg = kcfg._replace(options=kcfg.options | Option.IND_STOP)
+        # the kernel skips the stop checks of per-order stops until an order sets one (ctx.orders.live)
+        live = np.zeros(2, dtype=np.bool_)
     # the number of orders is unknown beforehand: start at one per 64 bar-steps (untouched pages
     # of np.empty cost nothing), so that long runs do not copy their records over and over
     orders = np.empty(max(_CALLBACK_BUFFER, 16 * m, n * m // 64), dtype=order_dt)
@@ -129,7 +132,7 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
     while True:
         start = callback.simulate_callback_nb(on_bar, user, prices, signals, levels, kcfg, cfg.params, touched,
                                               exit_frac, start, Books(state, acct, counts, orders, trades), cash,
-                                              equity)
+                                              equity, live)
         if start >= n:
             break
         orders, trades = grow(orders, trades, counts, m)
