@@ -30,7 +30,8 @@ rejected ``NO_DATA`` if none comes before the last bar). ``ctx`` is a :data:`Bar
     :func:`order_nb` / :func:`trail_stop_nb` for the entries signalled at bar ``i``, and
     ``ind_stop`` ``(n_cols,)``, the live indicator stop levels of the open positions (NaN: none), and
     ``live`` ``(2,)`` bool, set by the helpers (an absolute stop, an indicator stop given yet: the engine
-    checks per-order stops from the first one on).
+    checks per-order stops from the first one on), and ``order_price``, the resting entries' levels of
+    a limit/stop run (:func:`entry_level_nb`).
     Without them (None: no cost to runs that do not use them) the helpers do not compile.
 
 Options of the signals engine that also hold here (``records.Config``): ``accumulate`` (an entry
@@ -58,22 +59,25 @@ from .records import FillMode, Option, OrderType
 BarContext = namedtuple("BarContext", ["open", "high", "low", "close", "position", "cash", "entries", "exits",
                                        "short_entries", "short_exits", "user", "touched", "exit_size", "orders"])
 #: ``ctx.orders`` of a run with per-order fields.
-OrderFields = namedtuple("OrderFields", ["size", "sl_price", "tp_price", "stop_price", "ind_stop", "live"])
+OrderFields = namedtuple("OrderFields", ["size", "sl_price", "tp_price", "stop_price", "ind_stop", "live",
+                                         "order_price"])
 
 
-def order_fields(extra, sl_price, tp_price, ind_stop, live):
-    """``ctx.orders``: None without per-order fields (``extra`` None), else an :data:`OrderFields`."""
+def order_fields(extra, levels, ind_stop, live):
+    """``ctx.orders``: None without per-order fields (``extra`` None), else an :data:`OrderFields` of
+    ``levels`` (its ``order_price``: the resting entries' levels, ``(1, 1)`` in market runs)."""
     if extra is None:
         return None
-    return OrderFields(extra.size, sl_price, tp_price, extra.stop_price, ind_stop, live)
+    return OrderFields(extra.size, levels.sl_price, levels.tp_price, extra.stop_price, ind_stop, live,
+                       levels.order_price)
 
 
 @overload(order_fields)
-def _order_fields_ov(extra, sl_price, tp_price, ind_stop, live):
+def _order_fields_ov(extra, levels, ind_stop, live):
     if isinstance(extra, types.NoneType):
-        return lambda extra, sl_price, tp_price, ind_stop, live: None
-    return lambda extra, sl_price, tp_price, ind_stop, live: OrderFields(extra.size, sl_price, tp_price,
-                                                                         extra.stop_price, ind_stop, live)
+        return lambda extra, levels, ind_stop, live: None
+    return lambda extra, levels, ind_stop, live: OrderFields(extra.size, levels.sl_price, levels.tp_price,
+                                                             extra.stop_price, ind_stop, live, levels.order_price)
 
 
 def live_flags(live):
@@ -158,6 +162,22 @@ def order_nb(ctx, i, c, size, sl, tp, stop):
             raise ValueError("order_nb: indicator stops are not enabled for this run")
         lv.stop_price[i, c] = stop
         lv.live[1] = True
+
+
+@ijit
+def entry_level_nb(ctx, i, c, level):
+    """Level (quote) of column ``c``'s resting entry signalled at bar ``i`` in a run with
+    ``order_type="limit"`` or ``"stop"``: backtesting.py's ``buy(limit=...)`` / ``buy(stop=...)`` (call
+    it with the entry helper). A limit buy fills at ``min(open, level)`` once the low reaches it, a stop
+    buy at ``max(open, level)`` once the high does; mirrored for sells. Without a level the entry rests
+    at the run's ``order_price`` (NaN there: it never fills and expires with ``tif``). A market run
+    has no resting entries: the helper raises."""
+    lv = ctx.orders
+    if lv.order_price.shape[0] <= i:
+        raise ValueError("entry_level_nb: per-order entry levels need order_type='limit' or 'stop'")
+    if not (level > 0.0 and level < np.inf):
+        raise ValueError("entry_level_nb: level must be a finite price > 0")
+    lv.order_price[i, c] = level
 
 
 @ijit
@@ -272,7 +292,7 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
     # NULL-meminfo views (:func:`borrowed`): a user's on_bar never pays reference counting on them
     ctx = borrowed(BarContext(open_, high, low, close, st["pos"], acct, entries, exits, short_entries, short_exits,
                               user, touched, exit_frac,
-                              order_fields(levels.extra, levels.sl_price, levels.tp_price, st["ind_stop"], flags)))
+                              order_fields(levels.extra, levels, st["ind_stop"], flags)))
     cnt = counts[0]
     for i in range(start, n):
         if not room_nb(counts, orders, trades, m):
