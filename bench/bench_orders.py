@@ -10,21 +10,27 @@
   is the same, so outputs are not compared);
 * ``per_order_unused``: ``per_order=True`` with the plain ``next`` (what enabling per-order fields costs
   before a strategy writes one);
-* ``per_order_arrays``: ``nbtrade``'s strategy with ``ctx.orders.sl_price`` / ``tp_price`` read once at the
-  top of ``next`` and written as arrays in the loop (no ``OrderFields`` tuple inside it);
+* ``per_order_arrays``: ``nbtrade``'s strategy with ``ctx.orders.sl_price`` / ``tp_price`` / ``live`` read
+  once at the top of ``next`` and written as arrays in the loop (no ``OrderFields`` tuple inside it);
 * ``no_stops``: the crossover alone (what any stop costs).
 
-Target (issue 15): ``nbtrade`` >= 0.8x ``run_level``. Not met. Measured (``python bench/bench_orders.py
---quick --repeat 9``, 100,000 bar-steps, shared 2-core VM): run_level 19.8 M bar-steps/s, per_order_unused
-13.2 (0.67x), per_order_arrays 12.3 (0.62x), nbtrade 5.7 (0.29x). Two costs, neither the size of the
-helpers (the same loop writing ``ctx.orders.sl_price[i, c]`` directly, without ``order_nb``, was as slow):
+Target (issue 15): ``nbtrade`` >= 0.8x ``run_level``. Not met: 0.65x (``python bench/bench_orders.py
+--quick --repeat 9``, 100,000 bar-steps, shared 2-core VM at load 8; 0.29x, then 0.15x at load 5, before
+the two fixes below). What was found (``perf``: 35 % of the time in ``NRT_incref`` / ``NRT_decref``):
 
-1. reading ``ctx.orders`` (the ``OrderFields`` tuple of five arrays) inside the column loop, or handing
-   the tuple to a function: reading the two arrays once at the top of ``next`` (``per_order_arrays``) takes
-   the strategy from 0.29x to 0.62x. A class-API fix needs a helper taking arrays, not ``ctx``;
-2. ``per_order=True`` itself: the indicator-stop phase on every bar and four bars x symbols arrays
-   (``nbtrade/engine/callback.py run_callback``), used or not: 0.67x before any order. Engine-side fix: a
-   per-order option without the indicator stop.
+1. reference counting in the user's function: numba increfs every array of ``ctx`` (~20) on entry and
+   decrefs them on exit unless its pruning removes the pairs, and it fails as soon as the function
+   calls a helper taking ``ctx`` that LLVM does not inline (here ``_cross_orders_nb``), or LLVM merges
+   the decrefs of two branches of the loop (an entry branch writing ``ctx.orders``, an exit branch
+   writing ``ctx.touched``) into one of a phi pointer: ~90 atomic operations per bar. Fix
+   (``kernels/callback.py borrowed``): the engine hands ``on_bar`` views whose NRT meminfo is NULL, so
+   those calls return at once; what is left is ~90 calls of a null test per bar, the remaining gap to
+   ``run_level`` (whose ``next`` has none: LLVM inlines its helper and numba prunes everything);
+2. ``per_order=True`` turned the indicator-stop phase and absolute-stop checks on for every bar: now
+   they start with the first order that sets a level (``ctx.orders.live``, set by ``order_nb`` /
+   ``trail_stop_nb``); ``per_order_unused`` costs about ``no_stops``.
+
+Not tried (time): compiling the user's ``next`` without NRT (``_nrt=False``) when it allocates nothing.
 
 Run directly::
 

@@ -332,7 +332,10 @@ class Strategy:
     In a Python ``next`` an order may carry its own ``size``, ``sl``, ``tp`` and, in a run
     with ``order_type="limit"`` / ``"stop"``, its ``limit`` / ``stop`` level
     (:meth:`buy`); ``self.position.set_stop(price)`` moves a stop that only ratchets in
-    the position's favour (backtesting.py's ``TrailingStrategy``).
+    the position's favour (backtesting.py's ``TrailingStrategy``). A compiled ``next`` says the
+    same with ``Backtest(..., per_order=True)`` and ``order_nb`` (size, sl, tp), ``entry_level_nb``
+    (limit/stop level) and ``trail_stop_nb`` (``set_stop``) from ``nbtrade.kernels.callback``: the
+    same orders as the Python ``next``. One order type per run (market, limit or stop).
 
     Coming from backtesting.py (``self.data.Close`` reads, capitalised names, work here):
     where both mean the same thing the trades agree (tests/engine/test_parity_backtesting.py).
