@@ -46,7 +46,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from numba import types
+from numba import config as numba_config, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
@@ -136,14 +136,17 @@ def _borrowed_ov(x):
     return lambda x: _borrowed_intr(x)
 
 
-@ijit
 def order_nb(ctx, i, c, size, sl, tp, stop):
     """Per-order fields of column ``c``'s entry signalled at bar ``i`` (call it with the entry
     helper; NaN: unset): ``size`` (read as the run's ``size_type``; NaN: the column's size), absolute
     stop-loss ``sl`` and take-profit ``tp`` levels (quote), and the first indicator stop level
     ``stop``. Setting a field the run did not allocate (``(n_bars, n_cols)`` arrays in ``ctx.levels``)
     raises. Write the fields through it (or :func:`trail_stop_nb`), not into ``ctx.orders`` directly:
-    it also sets ``ctx.orders.live``, which turns the engine's per-order stop checks on."""
+    it also sets ``ctx.orders.live``, which turns the engine's per-order stop checks on.
+
+    Compiled, it is an intrinsic (:func:`_order_intr`): it reads ``ctx.orders`` without numba
+    variables, so the caller's loop keeps no reference counting (with a variable holding
+    ``ctx.orders``, numba's pruning failed in a typical ``next`` and every call paid ~50 NRT calls)."""
     lv = ctx.orders
     if size == size:
         if not size > 0.0:
@@ -162,6 +165,69 @@ def order_nb(ctx, i, c, size, sl, tp, stop):
             raise ValueError("order_nb: indicator stops are not enabled for this run")
         lv.stop_price[i, c] = stop
         lv.live[1] = True
+
+
+_ORDERS = BarContext._fields.index("orders")
+
+
+@intrinsic
+def _order_intr(typingctx, ctx, i, c, size, sl, tp, stop):
+    """:func:`order_nb` in LLVM IR (same checks and messages)."""
+    if not isinstance(ctx, types.BaseTuple) or len(ctx.types) <= _ORDERS \
+            or not isinstance(ctx.types[_ORDERS], types.BaseTuple):
+        return None  # ctx.orders is None: per-order fields not enabled for this run
+
+    def codegen(context, builder, sig, args):
+        ctx_ty = sig.args[0]
+        oty = ctx_ty.types[_ORDERS]
+        orders = builder.extract_value(args[0], _ORDERS)
+        ii = context.cast(builder, args[1], sig.args[1], types.intp)
+        cc = context.cast(builder, args[2], sig.args[2], types.intp)
+        size_, sl_, tp_, stop_ = (context.cast(builder, args[k], sig.args[k], types.float64) for k in range(3, 7))
+
+        def array(k):
+            aty = oty.types[k]
+            return aty, context.make_array(aty)(context, builder, value=builder.extract_value(orders, k))
+
+        def check_rows(k, msg):
+            aty, ary = array(k)
+            rows = cgutils.unpack_tuple(builder, ary.shape)[0]
+            with builder.if_then(builder.icmp_signed("<=", rows, ii), likely=False):
+                context.call_conv.return_user_exc(builder, ValueError, (msg,))
+            return aty, ary
+
+        def store(k, inds, value, vty):
+            aty, ary = array(k)
+            ptr = cgutils.get_item_pointer(context, builder, aty, ary, inds, wraparound=False)
+            context.pack_value(builder, aty.dtype, context.cast(builder, value, vty, aty.dtype), ptr)
+
+        def isset(x):
+            return builder.fcmp_ordered("==", x, x)
+
+        true = context.get_constant(types.boolean, True)
+        with builder.if_then(isset(size_)):
+            with builder.if_then(builder.not_(builder.fcmp_ordered(">", size_, size_.type(0.0))), likely=False):
+                context.call_conv.return_user_exc(builder, ValueError,
+                                                  ("order_nb: size must be > 0 (NaN: the run's size)",))
+            check_rows(0, "order_nb: per-order sizes are not enabled for this run")
+            store(0, [ii, cc], size_, types.float64)
+        with builder.if_then(builder.or_(isset(sl_), isset(tp_))):
+            check_rows(1, "order_nb: per-order sl/tp are not enabled for this run")
+            store(1, [ii, cc], sl_, types.float64)
+            store(2, [ii, cc], tp_, types.float64)
+            store(5, [context.get_constant(types.intp, 0)], true, types.boolean)
+        with builder.if_then(isset(stop_)):
+            check_rows(3, "order_nb: indicator stops are not enabled for this run")
+            store(3, [ii, cc], stop_, types.float64)
+            store(5, [context.get_constant(types.intp, 1)], true, types.boolean)
+        return context.get_dummy_value()
+
+    return types.void(ctx, i, c, size, sl, tp, stop), codegen
+
+
+_order_py = order_nb
+if not numba_config.DISABLE_JIT:  # the intrinsic itself: no overload in between (its inlined body copied ctx)
+    order_nb = _order_intr  # noqa: F811
 
 
 @ijit
