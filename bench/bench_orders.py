@@ -14,23 +14,25 @@
   once at the top of ``next`` and written as arrays in the loop (no ``OrderFields`` tuple inside it);
 * ``no_stops``: the crossover alone (what any stop costs).
 
-Target (issue 15): ``nbtrade`` >= 0.8x ``run_level``. Not met: 0.65x (``python bench/bench_orders.py
---quick --repeat 9``, 100,000 bar-steps, shared 2-core VM at load 8; 0.29x, then 0.15x at load 5, before
-the two fixes below). What was found (``perf``: 35 % of the time in ``NRT_incref`` / ``NRT_decref``):
+Target (issue 15): ``nbtrade`` >= 0.8x ``run_level``. Measured (``python bench/bench_orders.py --quick
+--repeat 9``, 100,000 bar-steps, shared 2-core VM, load 3.7-4.2): 0.85x (run_level 6.8 M bar-steps/s,
+nbtrade 5.8); before the fixes below 0.29x (0.15x at load 5). ``perf`` showed 35 % of the time in
+``NRT_incref`` / ``NRT_decref``:
 
 1. reference counting in the user's function: numba increfs every array of ``ctx`` (~20) on entry and
-   decrefs them on exit unless its pruning removes the pairs, and it fails as soon as the function
-   calls a helper taking ``ctx`` that LLVM does not inline (here ``_cross_orders_nb``), or LLVM merges
-   the decrefs of two branches of the loop (an entry branch writing ``ctx.orders``, an exit branch
-   writing ``ctx.touched``) into one of a phi pointer: ~90 atomic operations per bar. Fix
-   (``kernels/callback.py borrowed``): the engine hands ``on_bar`` views whose NRT meminfo is NULL, so
-   those calls return at once; what is left is ~90 calls of a null test per bar, the remaining gap to
-   ``run_level`` (whose ``next`` has none: LLVM inlines its helper and numba prunes everything);
+   decrefs them on exit unless its pruning removes the pairs, and it failed as soon as a variable held
+   ``ctx.orders`` in the loop (``order_nb`` inlined: LLVM merged the decrefs of the entry and exit
+   branches into one of a phi pointer, which numba cannot pair): ~50 atomic operations per call, in
+   ``next`` and again in its helper. Fixes (``kernels/callback.py``): ``order_nb`` compiles to an
+   intrinsic that writes ``ctx.orders`` without numba variables (the helper's loop keeps no reference
+   counting), and the engine hands ``on_bar`` NULL-meminfo views (``borrowed``), so the calls that
+   remain (``next`` calling a helper LLVM does not inline) return at once;
 2. ``per_order=True`` turned the indicator-stop phase and absolute-stop checks on for every bar: now
    they start with the first order that sets a level (``ctx.orders.live``, set by ``order_nb`` /
-   ``trail_stop_nb``); ``per_order_unused`` costs about ``no_stops``.
+   ``trail_stop_nb``); ``per_order_unused`` costs about ``no_stops`` plus the context's larger size.
 
-Not tried (time): compiling the user's ``next`` without NRT (``_nrt=False``) when it allocates nothing.
+``trail_stop_nb`` and ``entry_level_nb`` are still inlined numba functions (a ``next`` calling them
+in its loop may pay the reference counting of 1.).
 
 Run directly::
 
