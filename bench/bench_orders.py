@@ -101,7 +101,7 @@ def _cross_arrays_nb(ctx, i, sma1, sma2, sl_price, tp_price, live):
                 px = ctx.close[i, c]
                 sl_price[i, c] = 0.97 * px
                 tp_price[i, c] = 1.06 * px
-                live[0] = True  # what order_nb sets: the engine checks per-order stops from now on
+                live[0] = 1  # what order_nb sets: the engine checks per-order stops from now on
         elif sma2[i - 1, c] < sma1[i - 1, c] and sma2[i, c] > sma1[i, c]:
             exit_long_nb(ctx, i, c)
 

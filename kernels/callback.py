@@ -29,8 +29,8 @@ rejected ``NO_DATA`` if none comes before the last bar). ``ctx`` is a :data:`Bar
     ``size``, ``sl_price``, ``tp_price``, ``stop_price`` ``(n_bars, n_cols)`` written by
     :func:`order_nb` / :func:`trail_stop_nb` for the entries signalled at bar ``i``, and
     ``ind_stop`` ``(n_cols,)``, the live indicator stop levels of the open positions (NaN: none), and
-    ``live`` ``(2,)`` bool, set by the helpers (an absolute stop, an indicator stop given yet: the engine
-    checks per-order stops from the first one on), and ``order_price``, the resting entries' levels of
+    ``live`` ``(3,)`` int64, set by the helpers (an absolute stop, an indicator stop given yet: the engine
+    checks per-order stops from the first one on; ``order_nb``'s error code), and ``order_price``, the resting entries' levels of
     a limit/stop run (:func:`entry_level_nb`).
     Without them (None: no cost to runs that do not use them) the helpers do not compile.
 
@@ -81,17 +81,22 @@ def _order_fields_ov(extra, levels, ind_stop, live):
 
 
 def live_flags(live):
-    """``(2,)`` bool flags of a callback run: ``[0]`` an order set an absolute stop level, ``[1]`` an
-    indicator stop; ``live`` itself, or all True when None (the stop phases always on)."""
+    """``(3,)`` int64 flags of a callback run: ``[0]`` an order set an absolute stop level, ``[1]`` an
+    indicator stop (nonzero: yes), ``[2]`` :func:`order_nb`'s error code (:data:`ORDER_ERRORS`);
+    ``live`` itself, or ``[1, 1, 0]`` when None (the stop phases always on)."""
     if live is None:
-        return np.ones(2, dtype=np.bool_)
+        return np.array([1, 1, 0], dtype=np.int64)
     return live
 
 
 @overload(live_flags)
 def _live_flags_ov(live):
     if isinstance(live, types.NoneType):
-        return lambda live: np.ones(2, dtype=np.bool_)
+        def impl(live):
+            out = np.ones(3, dtype=np.int64)
+            out[2] = 0
+            return out
+        return impl
     return lambda live: live
 
 
@@ -159,20 +164,27 @@ def order_nb(ctx, i, c, size, sl, tp, stop):
             raise ValueError("order_nb: per-order sl/tp are not enabled for this run")
         lv.sl_price[i, c] = sl
         lv.tp_price[i, c] = tp
-        lv.live[0] = True
+        lv.live[0] = 1
     if stop == stop:
         if lv.stop_price.shape[0] <= i:
             raise ValueError("order_nb: indicator stops are not enabled for this run")
         lv.stop_price[i, c] = stop
-        lv.live[1] = True
+        lv.live[1] = 1
 
 
 _ORDERS = BarContext._fields.index("orders")
+#: Messages of :func:`order_nb`'s error codes (``ctx.orders.live[2]``).
+ORDER_ERRORS = ("", "order_nb: size must be > 0 (NaN: the run's size)",
+                "order_nb: per-order sizes are not enabled for this run",
+                "order_nb: per-order sl/tp are not enabled for this run",
+                "order_nb: indicator stops are not enabled for this run")
 
 
 @intrinsic
 def _order_intr(typingctx, ctx, i, c, size, sl, tp, stop):
-    """:func:`order_nb` in LLVM IR (same checks and messages)."""
+    """:func:`order_nb` in LLVM IR: the same checks, reported as a code in ``ctx.orders.live[2]`` (see
+    :data:`ORDER_ERRORS`; the fields are then left as they were) that the engine raises on after the
+    callback returns."""
     if not isinstance(ctx, types.BaseTuple) or len(ctx.types) <= _ORDERS \
             or not isinstance(ctx.types[_ORDERS], types.BaseTuple):
         return None  # ctx.orders is None: per-order fields not enabled for this run
@@ -189,12 +201,9 @@ def _order_intr(typingctx, ctx, i, c, size, sl, tp, stop):
             aty = oty.types[k]
             return aty, context.make_array(aty)(context, builder, value=builder.extract_value(orders, k))
 
-        def check_rows(k, msg):
-            aty, ary = array(k)
-            rows = cgutils.unpack_tuple(builder, ary.shape)[0]
-            with builder.if_then(builder.icmp_signed("<=", rows, ii), likely=False):
-                context.call_conv.return_user_exc(builder, ValueError, (msg,))
-            return aty, ary
+        def too_few_rows(k):
+            _, ary = array(k)
+            return builder.icmp_signed("<=", cgutils.unpack_tuple(builder, ary.shape)[0], ii)
 
         def store(k, inds, value, vty):
             aty, ary = array(k)
@@ -204,22 +213,35 @@ def _order_intr(typingctx, ctx, i, c, size, sl, tp, stop):
         def isset(x):
             return builder.fcmp_ordered("==", x, x)
 
-        true = context.get_constant(types.boolean, True)
-        with builder.if_then(isset(size_)):
-            with builder.if_then(builder.not_(builder.fcmp_ordered(">", size_, size_.type(0.0))), likely=False):
-                context.call_conv.return_user_exc(builder, ValueError,
-                                                  ("order_nb: size must be > 0 (NaN: the run's size)",))
-            check_rows(0, "order_nb: per-order sizes are not enabled for this run")
-            store(0, [ii, cc], size_, types.float64)
-        with builder.if_then(builder.or_(isset(sl_), isset(tp_))):
-            check_rows(1, "order_nb: per-order sl/tp are not enabled for this run")
-            store(1, [ii, cc], sl_, types.float64)
-            store(2, [ii, cc], tp_, types.float64)
-            store(5, [context.get_constant(types.intp, 0)], true, types.boolean)
-        with builder.if_then(isset(stop_)):
-            check_rows(3, "order_nb: indicator stops are not enabled for this run")
-            store(3, [ii, cc], stop_, types.float64)
-            store(5, [context.get_constant(types.intp, 1)], true, types.boolean)
+        def index(k):
+            return [context.get_constant(types.intp, k)]
+
+        def code(k):
+            return context.get_constant(types.int64, k)
+
+        # no raise here: an error code in live[2] that the engine raises on after on_bar returns (a raise site
+        # made the caller too large for LLVM to inline into next, which then kept reference counting)
+        has_size, has_levels, has_stop = isset(size_), builder.or_(isset(sl_), isset(tp_)), isset(stop_)
+        err = builder.select(builder.and_(has_stop, too_few_rows(3)), code(4), code(0))
+        err = builder.select(builder.and_(has_levels, too_few_rows(1)), code(3), err)
+        err = builder.select(builder.and_(has_size, too_few_rows(0)), code(2), err)
+        err = builder.select(builder.and_(has_size, builder.not_(builder.fcmp_ordered(">", size_, size_.type(0.0)))),
+                             code(1), err)
+        ok = builder.icmp_signed("==", err, code(0))
+        with builder.if_else(ok, likely=True) as (then, otherwise):
+            with then:
+                one = code(1)
+                with builder.if_then(has_size):
+                    store(0, [ii, cc], size_, types.float64)
+                with builder.if_then(has_levels):
+                    store(1, [ii, cc], sl_, types.float64)
+                    store(2, [ii, cc], tp_, types.float64)
+                    store(5, index(0), one, types.int64)
+                with builder.if_then(has_stop):
+                    store(3, [ii, cc], stop_, types.float64)
+                    store(5, index(1), one, types.int64)
+            with otherwise:
+                store(5, index(2), err, types.int64)
         return context.get_dummy_value()
 
     return types.void(ctx, i, c, size, sl, tp, stop), codegen
@@ -256,7 +278,7 @@ def trail_stop_nb(ctx, i, c, level):
         raise ValueError("trail_stop_nb: indicator stops are not enabled for this run")
     lv.stop_price[i, c] = level
     if level == level:
-        lv.live[1] = True
+        lv.live[1] = 1
         p = ctx.position[c]
         if p != 0.0:
             cur = lv.ind_stop[c]
@@ -334,9 +356,10 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
     The books live in caller arrays so a run can resume with larger buffers. Returns the next
     bar to run (``n_bars`` when done).
 
-    ``live`` ``(2,)`` bool (``ctx.orders.live``), for runs with per-order fields: whether an order has
-    set an absolute stop level yet (``[0]``) and an indicator stop (``[1]``), False at the start (the
-    caller's array: a resumed run keeps them). Until then the bars skip the stop checks those fields
+    ``live`` ``(3,)`` int64 (``ctx.orders.live``), for runs with per-order fields: whether an order has
+    set an absolute stop level yet (``[0]``) and an indicator stop (``[1]``), 0 at the start (the
+    caller's array: a resumed run keeps them), and ``[2]`` the error code :func:`order_nb` leaves
+    (raised after the callback returns). Until then the bars skip the stop checks those fields
     would need (``cfg.abs_stops`` and ``Option.IND_STOP`` are the run's, set for fields that may come):
     a strategy pays for per-order stops from its first one, with the same records. None: always on.
     """
@@ -366,7 +389,7 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
         s = i - lag
         if at_open and s >= 0 and (touched[s] or cnt["waiting"] > 0):
             callback_orders_nb(open_, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
-        on = flags[0] or flags[1]
+        on = flags[0] != 0 or flags[1] != 0
         if not (quiet if on else quiet0):
             if other_exits or (ind_opt and flags[1]):
                 stop_price, roi = extra_arrays(levels.extra, close)
@@ -377,6 +400,8 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
         if has_option_nb(cfg, Option.BORROW):
             borrow_phase_nb(close, params, books, i)
         on_bar(ctx, i)
+        if flags[2] != 0:
+            raise_order_error_nb(flags[2])
         if not at_open and (touched[s] or cnt["waiting"] > 0):
             callback_orders_nb(close, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
         close_bar_nb(close, st, acct, i, cash_out, equity_out)
@@ -384,6 +409,18 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
         finalize_nb(close, params, books, cash_out, equity_out)
     close_books_nb(close, books, cfg.order_type)
     return n
+
+
+@ijit
+def raise_order_error_nb(code):
+    """Raise :func:`order_nb`'s error ``code`` (:data:`ORDER_ERRORS`)."""
+    if code == 1:
+        raise ValueError("order_nb: size must be > 0 (NaN: the run's size)")
+    if code == 2:
+        raise ValueError("order_nb: per-order sizes are not enabled for this run")
+    if code == 3:
+        raise ValueError("order_nb: per-order sl/tp are not enabled for this run")
+    raise ValueError("order_nb: indicator stops are not enabled for this run")
 
 
 @jit_borrow

@@ -132,7 +132,7 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
     if per_order:
         kcfg = kcfg._replace(options=kcfg.options | Option.IND_STOP)
         # the kernel skips the stop checks of per-order stops until an order sets one (ctx.orders.live)
-        live = np.zeros(2, dtype=np.bool_)
+        live = np.zeros(3, dtype=np.int64)
     # the number of orders is unknown beforehand: start at one per 64 bar-steps (untouched pages
     # of np.empty cost nothing), so that long runs do not copy their records over and over
     orders = np.empty(max(_CALLBACK_BUFFER, 16 * m, n * m // 64), dtype=order_dt)

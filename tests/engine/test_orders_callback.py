@@ -59,7 +59,7 @@ def run_callback(o, h, l, c, le, lx, se, sx, *, size, entry_size, sl_price, tp_p
     user = (le, lx, se, sx, entry_size, sl_price, tp_price, stop, use)
     done = simulate_callback_nb(replay_on_bar, user, Prices(o, h, l, c, c), sig, levels, cfg, params,
                                 np.zeros(n, dtype=np.bool_), np.ones(m), 0, Books(state, acct, counts, orders, trades),
-                                cash, equity, np.zeros(2, dtype=np.bool_) if gated else None)
+                                cash, equity, np.zeros(3, dtype=np.int64) if gated else None)
     assert done == n
     k = counts[0]
     out_o = [dict(col=int(r["col"]), idx=int(r["idx"]), side=_NAMES["side"][r["side"]], size=float(r["size"]),
@@ -136,3 +136,19 @@ def test_order_nb_refuses_fields_the_run_did_not_allocate():
 
     with pytest.raises(TypingError):
         run(Levels(c, c, nan, nan, np.ones((1, m))))
+
+
+def test_order_nb_bad_size_raises_after_the_callback_and_writes_nothing():
+    """Compiled, order_nb reports its error as a code (no raise site in the user's loop): the engine raises it
+    once the callback returns, with order_nb's message."""
+    from nbtrade import backtest_callback
+
+    @njit
+    def bad_size(ctx, i):
+        if i == 2:
+            enter_long_nb(ctx, i, 0)
+            order_nb(ctx, i, 0, -1.0, np.nan, np.nan, np.nan)
+
+    c = np.full((6, 1), 10.0)
+    with pytest.raises(ValueError, match=r"order_nb: size must be > 0 \(NaN: the run's size\)"):
+        backtest_callback({"open": c, "high": c, "low": c, "close": c}, bad_size, per_order=True)
