@@ -15,11 +15,10 @@
 * ``no_stops``: the crossover alone (what any stop costs).
 
 Target (issue 15): ``nbtrade`` >= 0.8x ``run_level``. Measured (``python bench/bench_orders.py --quick
---repeat 9`` and ``--repeat 15``, 100,000 bar-steps, shared 2-core VM): 0.85x at load 3.7-4.2 (run_level
-6.8 M bar-steps/s, nbtrade 5.8), 0.66-0.73x in three runs at load 4.6-6.4: the target holds only on a
-quieter machine. Before the fixes below: 0.29x (0.15x at load 5).
-``perf`` showed 35 % of the time in
-``NRT_incref`` / ``NRT_decref``:
+--repeat 9``, 100,000 bar-steps, shared 2-core VM): three runs at load 1.1-1.4 gave 0.80x, 0.76x, 0.89x
+(median 0.80x; nbtrade 11.7-12.8 M bar-steps/s, run_level 14.3-15.7); at load 4-5 0.66-0.97x. Borderline
+at the target, noisy on this machine. Before the fixes below: 0.29x (0.15x at load 5). ``perf`` showed
+35 % of the time in ``NRT_incref`` / ``NRT_decref``:
 
 1. reference counting in the user's function: numba increfs every array of ``ctx`` (~20) on entry and
    decrefs them on exit unless its pruning removes the pairs, and it failed as soon as a variable held
@@ -31,13 +30,15 @@ quieter machine. Before the fixes below: 0.29x (0.15x at load 5).
    remain (``next`` calling a helper LLVM does not inline) return at once;
 2. ``per_order=True`` turned the indicator-stop phase and absolute-stop checks on for every bar: now
    they start with the first order that sets a level (``ctx.orders.live``, set by ``order_nb`` /
-   ``trail_stop_nb``); ``per_order_unused`` costs about ``no_stops`` plus the context's larger size.
+   ``trail_stop_nb``); ``per_order_unused`` costs about ``no_stops`` plus the context's larger size;
+3. ``order_nb``'s raise sites (one was enough) made ``_cross_orders_nb`` too large for LLVM to inline
+   into ``next``, which then kept an incref/decref of each of ctx's ~23 arrays around the call: the
+   intrinsic raises nothing, it leaves an error code in ``ctx.orders.live[2]`` that the engine raises
+   on when the callback returns (same messages). The generated ``next`` now has no NRT call at all.
 
-What is left: ``order_nb``'s raise sites (any raise, one is enough) make ``_cross_orders_nb`` too large
-for LLVM to inline into ``next`` (``_cross_nb`` of ``run_level`` is inlined), so ``next`` keeps an
-incref/decref of each of ctx's ~23 arrays around the call: NULL tests now, ~100 ns a bar. A strategy
-written in ``next`` itself has none. ``trail_stop_nb`` and ``entry_level_nb`` are still inlined numba
-functions (a ``next`` calling them in its loop may pay the reference counting of 1.).
+What is left is the per-order work itself (reading the levels at each entry, the wider context).
+``trail_stop_nb`` and ``entry_level_nb`` are still inlined numba functions (a ``next`` calling them in
+its loop may pay the reference counting of 1.).
 
 Run directly::
 
