@@ -10,21 +10,35 @@
   is the same, so outputs are not compared);
 * ``per_order_unused``: ``per_order=True`` with the plain ``next`` (what enabling per-order fields costs
   before a strategy writes one);
-* ``per_order_arrays``: ``nbtrade``'s strategy with ``ctx.orders.sl_price`` / ``tp_price`` read once at the
-  top of ``next`` and written as arrays in the loop (no ``OrderFields`` tuple inside it);
+* ``per_order_arrays``: ``nbtrade``'s strategy with ``ctx.orders.sl_price`` / ``tp_price`` / ``live`` read
+  once at the top of ``next`` and written as arrays in the loop (no ``OrderFields`` tuple inside it);
 * ``no_stops``: the crossover alone (what any stop costs).
 
-Target (issue 15): ``nbtrade`` >= 0.8x ``run_level``. Not met. Measured (``python bench/bench_orders.py
---quick --repeat 9``, 100,000 bar-steps, shared 2-core VM): run_level 19.8 M bar-steps/s, per_order_unused
-13.2 (0.67x), per_order_arrays 12.3 (0.62x), nbtrade 5.7 (0.29x). Two costs, neither the size of the
-helpers (the same loop writing ``ctx.orders.sl_price[i, c]`` directly, without ``order_nb``, was as slow):
+Target (issue 15): ``nbtrade`` >= 0.8x ``run_level``. Measured (``python bench/bench_orders.py --quick
+--repeat 9``, 100,000 bar-steps, shared 2-core VM): three runs at load 1.1-1.4 gave 0.80x, 0.76x, 0.89x
+(median 0.80x; nbtrade 11.7-12.8 M bar-steps/s, run_level 14.3-15.7); at load 4-5 0.66-0.97x. Borderline
+at the target, noisy on this machine. Before the fixes below: 0.29x (0.15x at load 5). ``perf`` showed
+35 % of the time in ``NRT_incref`` / ``NRT_decref``:
 
-1. reading ``ctx.orders`` (the ``OrderFields`` tuple of five arrays) inside the column loop, or handing
-   the tuple to a function: reading the two arrays once at the top of ``next`` (``per_order_arrays``) takes
-   the strategy from 0.29x to 0.62x. A class-API fix needs a helper taking arrays, not ``ctx``;
-2. ``per_order=True`` itself: the indicator-stop phase on every bar and four bars x symbols arrays
-   (``nbtrade/engine/callback.py run_callback``), used or not: 0.67x before any order. Engine-side fix: a
-   per-order option without the indicator stop.
+1. reference counting in the user's function: numba increfs every array of ``ctx`` (~20) on entry and
+   decrefs them on exit unless its pruning removes the pairs, and it failed as soon as a variable held
+   ``ctx.orders`` in the loop (``order_nb`` inlined: LLVM merged the decrefs of the entry and exit
+   branches into one of a phi pointer, which numba cannot pair): ~50 atomic operations per call, in
+   ``next`` and again in its helper. Fixes (``kernels/callback.py``): ``order_nb`` compiles to an
+   intrinsic that writes ``ctx.orders`` without numba variables (the helper's loop keeps no reference
+   counting), and the engine hands ``on_bar`` NULL-meminfo views (``borrowed``), so the calls that
+   remain (``next`` calling a helper LLVM does not inline) return at once;
+2. ``per_order=True`` turned the indicator-stop phase and absolute-stop checks on for every bar: now
+   they start with the first order that sets a level (``ctx.orders.live``, set by ``order_nb`` /
+   ``trail_stop_nb``); ``per_order_unused`` costs about ``no_stops`` plus the context's larger size;
+3. ``order_nb``'s raise sites (one was enough) made ``_cross_orders_nb`` too large for LLVM to inline
+   into ``next``, which then kept an incref/decref of each of ctx's ~23 arrays around the call: the
+   intrinsic raises nothing, it leaves an error code in ``ctx.orders.live[2]`` that the engine raises
+   on when the callback returns (same messages). The generated ``next`` now has no NRT call at all.
+
+What is left is the per-order work itself (reading the levels at each entry, the wider context).
+``trail_stop_nb`` and ``entry_level_nb`` are still inlined numba functions (a ``next`` calling them in
+its loop may pay the reference counting of 1.).
 
 Run directly::
 
@@ -76,7 +90,7 @@ def _cross_orders_nb(ctx, i, sma1, sma2):
 
 
 @njit(cache=True)
-def _cross_arrays_nb(ctx, i, sma1, sma2, sl_price, tp_price):
+def _cross_arrays_nb(ctx, i, sma1, sma2, sl_price, tp_price, live):
     """:func:`_cross_orders_nb` writing the levels into ``ctx.orders.sl_price`` / ``tp_price`` handed in as
     arrays (read once at the top of ``next``): no ``OrderFields`` tuple inside the loop."""
     if i == 0:
@@ -88,6 +102,7 @@ def _cross_arrays_nb(ctx, i, sma1, sma2, sl_price, tp_price):
                 px = ctx.close[i, c]
                 sl_price[i, c] = 0.97 * px
                 tp_price[i, c] = 1.06 * px
+                live[0] = 1  # what order_nb sets: the engine checks per-order stops from now on
         elif sma2[i - 1, c] < sma1[i - 1, c] and sma2[i, c] > sma1[i, c]:
             exit_long_nb(ctx, i, c)
 
@@ -118,7 +133,7 @@ class PerOrderArrays(RunLevel):
     @njit(cache=True)
     def next(ctx, i):
         lv = ctx.orders
-        _cross_arrays_nb(ctx, i, ctx.user.sma1, ctx.user.sma2, lv.sl_price, lv.tp_price)
+        _cross_arrays_nb(ctx, i, ctx.user.sma1, ctx.user.sma2, lv.sl_price, lv.tp_price, lv.live)
 
 
 def _setup(n: int):

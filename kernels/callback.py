@@ -28,7 +28,10 @@ rejected ``NO_DATA`` if none comes before the last bar). ``ctx`` is a :data:`Bar
     None, or when the run has per-order fields (``Levels.extra`` given) an :data:`OrderFields`:
     ``size``, ``sl_price``, ``tp_price``, ``stop_price`` ``(n_bars, n_cols)`` written by
     :func:`order_nb` / :func:`trail_stop_nb` for the entries signalled at bar ``i``, and
-    ``ind_stop`` ``(n_cols,)``, the live indicator stop levels of the open positions (NaN: none).
+    ``ind_stop`` ``(n_cols,)``, the live indicator stop levels of the open positions (NaN: none), and
+    ``live`` ``(3,)`` int64, set by the helpers (an absolute stop, an indicator stop given yet: the engine
+    checks per-order stops from the first one on; ``order_nb``'s error code), and ``order_price``, the resting entries' levels of
+    a limit/stop run (:func:`entry_level_nb`).
     Without them (None: no cost to runs that do not use them) the helpers do not compile.
 
 Options of the signals engine that also hold here (``records.Config``): ``accumulate`` (an entry
@@ -43,8 +46,9 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from numba import types
-from numba.extending import overload
+from numba import config as numba_config, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 from ._jit import ijit, jit, jit_borrow, jit_uncached
 from .engine import (EXTRA_EXITS, borrow_phase_nb, close_bar_nb, close_books_nb, extra_arrays, finalize_nb,
@@ -55,31 +59,99 @@ from .records import FillMode, Option, OrderType
 BarContext = namedtuple("BarContext", ["open", "high", "low", "close", "position", "cash", "entries", "exits",
                                        "short_entries", "short_exits", "user", "touched", "exit_size", "orders"])
 #: ``ctx.orders`` of a run with per-order fields.
-OrderFields = namedtuple("OrderFields", ["size", "sl_price", "tp_price", "stop_price", "ind_stop"])
+OrderFields = namedtuple("OrderFields", ["size", "sl_price", "tp_price", "stop_price", "ind_stop", "live",
+                                         "order_price"])
 
 
-def order_fields(extra, sl_price, tp_price, ind_stop):
-    """``ctx.orders``: None without per-order fields (``extra`` None), else an :data:`OrderFields`."""
+def order_fields(extra, levels, ind_stop, live):
+    """``ctx.orders``: None without per-order fields (``extra`` None), else an :data:`OrderFields` of
+    ``levels`` (its ``order_price``: the resting entries' levels, ``(1, 1)`` in market runs)."""
     if extra is None:
         return None
-    return OrderFields(extra.size, sl_price, tp_price, extra.stop_price, ind_stop)
+    return OrderFields(extra.size, levels.sl_price, levels.tp_price, extra.stop_price, ind_stop, live,
+                       levels.order_price)
 
 
 @overload(order_fields)
-def _order_fields_ov(extra, sl_price, tp_price, ind_stop):
+def _order_fields_ov(extra, levels, ind_stop, live):
     if isinstance(extra, types.NoneType):
-        return lambda extra, sl_price, tp_price, ind_stop: None
-    return lambda extra, sl_price, tp_price, ind_stop: OrderFields(extra.size, sl_price, tp_price, extra.stop_price,
-                                                                   ind_stop)
+        return lambda extra, levels, ind_stop, live: None
+    return lambda extra, levels, ind_stop, live: OrderFields(extra.size, levels.sl_price, levels.tp_price,
+                                                             extra.stop_price, ind_stop, live, levels.order_price)
 
 
-@ijit
+def live_flags(live):
+    """``(3,)`` int64 flags of a callback run: ``[0]`` an order set an absolute stop level, ``[1]`` an
+    indicator stop (nonzero: yes), ``[2]`` :func:`order_nb`'s error code (:data:`ORDER_ERRORS`);
+    ``live`` itself, or ``[1, 1, 0]`` when None (the stop phases always on)."""
+    if live is None:
+        return np.array([1, 1, 0], dtype=np.int64)
+    return live
+
+
+@overload(live_flags)
+def _live_flags_ov(live):
+    if isinstance(live, types.NoneType):
+        def impl(live):
+            out = np.ones(3, dtype=np.int64)
+            out[2] = 0
+            return out
+        return impl
+    return lambda live: live
+
+
+def borrowed(x):
+    """``x`` with every array in it (nested tuples included) a view whose NRT meminfo is NULL: the same
+    type, data, shape and strides, but numba does not count references to it.
+
+    The context handed to ``on_bar`` holds ~20 arrays. When numba's reference-count pruning fails in a
+    user's function (a helper taking ``ctx`` that LLVM does not inline; LLVM merging the decrefs of two
+    branches of a loop into one of a phi pointer), each call increfs and decrefs every one of them with
+    atomic instructions: 2-3x the run time of issue 15's benchmark. With NULL meminfos those calls
+    return at once (a call and a test each). The arrays stay owned by the engine's caller, alive for the
+    whole run; a view boxed back to Python (``print(ctx.close)``) is its parent array or borrows the
+    data. In plain Python (``NUMBA_DISABLE_JIT``) ``x`` itself."""
+    return x
+
+
+def _borrow_value(context, builder, ty, val):
+    if isinstance(ty, types.Array):
+        ary = context.make_array(ty)(context, builder, value=val)
+        ary.meminfo = cgutils.get_null_value(ary.meminfo.type)
+        return ary._getvalue()
+    if isinstance(ty, types.BaseTuple):
+        out = val
+        for k, t in enumerate(ty.types):
+            out = builder.insert_value(out, _borrow_value(context, builder, t, builder.extract_value(val, k)), k)
+        return out
+    context.nrt.incref(builder, ty, val)  # other members: a new reference, as numba expects of a result
+    return val
+
+
+@intrinsic
+def _borrowed_intr(typingctx, x):
+    def codegen(context, builder, sig, args):
+        return _borrow_value(context, builder, sig.args[0], args[0])
+
+    return x(x), codegen
+
+
+@overload(borrowed)
+def _borrowed_ov(x):
+    return lambda x: _borrowed_intr(x)
+
+
 def order_nb(ctx, i, c, size, sl, tp, stop):
     """Per-order fields of column ``c``'s entry signalled at bar ``i`` (call it with the entry
     helper; NaN: unset): ``size`` (read as the run's ``size_type``; NaN: the column's size), absolute
     stop-loss ``sl`` and take-profit ``tp`` levels (quote), and the first indicator stop level
     ``stop``. Setting a field the run did not allocate (``(n_bars, n_cols)`` arrays in ``ctx.levels``)
-    raises."""
+    raises. Write the fields through it (or :func:`trail_stop_nb`), not into ``ctx.orders`` directly:
+    it also sets ``ctx.orders.live``, which turns the engine's per-order stop checks on.
+
+    Compiled, it is an intrinsic (:func:`_order_intr`): it reads ``ctx.orders`` without numba
+    variables, so the caller's loop keeps no reference counting (with a variable holding
+    ``ctx.orders``, numba's pruning failed in a typical ``next`` and every call paid ~50 NRT calls)."""
     lv = ctx.orders
     if size == size:
         if not size > 0.0:
@@ -92,10 +164,108 @@ def order_nb(ctx, i, c, size, sl, tp, stop):
             raise ValueError("order_nb: per-order sl/tp are not enabled for this run")
         lv.sl_price[i, c] = sl
         lv.tp_price[i, c] = tp
+        lv.live[0] = 1
     if stop == stop:
         if lv.stop_price.shape[0] <= i:
             raise ValueError("order_nb: indicator stops are not enabled for this run")
         lv.stop_price[i, c] = stop
+        lv.live[1] = 1
+
+
+_ORDERS = BarContext._fields.index("orders")
+#: Messages of :func:`order_nb`'s error codes (``ctx.orders.live[2]``).
+ORDER_ERRORS = ("", "order_nb: size must be > 0 (NaN: the run's size)",
+                "order_nb: per-order sizes are not enabled for this run",
+                "order_nb: per-order sl/tp are not enabled for this run",
+                "order_nb: indicator stops are not enabled for this run")
+
+
+@intrinsic
+def _order_intr(typingctx, ctx, i, c, size, sl, tp, stop):
+    """:func:`order_nb` in LLVM IR: the same checks, reported as a code in ``ctx.orders.live[2]`` (see
+    :data:`ORDER_ERRORS`; the fields are then left as they were) that the engine raises on after the
+    callback returns."""
+    if not isinstance(ctx, types.BaseTuple) or len(ctx.types) <= _ORDERS \
+            or not isinstance(ctx.types[_ORDERS], types.BaseTuple):
+        return None  # ctx.orders is None: per-order fields not enabled for this run
+
+    def codegen(context, builder, sig, args):
+        ctx_ty = sig.args[0]
+        oty = ctx_ty.types[_ORDERS]
+        orders = builder.extract_value(args[0], _ORDERS)
+        ii = context.cast(builder, args[1], sig.args[1], types.intp)
+        cc = context.cast(builder, args[2], sig.args[2], types.intp)
+        size_, sl_, tp_, stop_ = (context.cast(builder, args[k], sig.args[k], types.float64) for k in range(3, 7))
+
+        def array(k):
+            aty = oty.types[k]
+            return aty, context.make_array(aty)(context, builder, value=builder.extract_value(orders, k))
+
+        def too_few_rows(k):
+            _, ary = array(k)
+            return builder.icmp_signed("<=", cgutils.unpack_tuple(builder, ary.shape)[0], ii)
+
+        def store(k, inds, value, vty):
+            aty, ary = array(k)
+            ptr = cgutils.get_item_pointer(context, builder, aty, ary, inds, wraparound=False)
+            context.pack_value(builder, aty.dtype, context.cast(builder, value, vty, aty.dtype), ptr)
+
+        def isset(x):
+            return builder.fcmp_ordered("==", x, x)
+
+        def index(k):
+            return [context.get_constant(types.intp, k)]
+
+        def code(k):
+            return context.get_constant(types.int64, k)
+
+        # no raise here: an error code in live[2] that the engine raises on after on_bar returns (a raise site
+        # made the caller too large for LLVM to inline into next, which then kept reference counting)
+        has_size, has_levels, has_stop = isset(size_), builder.or_(isset(sl_), isset(tp_)), isset(stop_)
+        err = builder.select(builder.and_(has_stop, too_few_rows(3)), code(4), code(0))
+        err = builder.select(builder.and_(has_levels, too_few_rows(1)), code(3), err)
+        err = builder.select(builder.and_(has_size, too_few_rows(0)), code(2), err)
+        err = builder.select(builder.and_(has_size, builder.not_(builder.fcmp_ordered(">", size_, size_.type(0.0)))),
+                             code(1), err)
+        ok = builder.icmp_signed("==", err, code(0))
+        with builder.if_else(ok, likely=True) as (then, otherwise):
+            with then:
+                one = code(1)
+                with builder.if_then(has_size):
+                    store(0, [ii, cc], size_, types.float64)
+                with builder.if_then(has_levels):
+                    store(1, [ii, cc], sl_, types.float64)
+                    store(2, [ii, cc], tp_, types.float64)
+                    store(5, index(0), one, types.int64)
+                with builder.if_then(has_stop):
+                    store(3, [ii, cc], stop_, types.float64)
+                    store(5, index(1), one, types.int64)
+            with otherwise:
+                store(5, index(2), err, types.int64)
+        return context.get_dummy_value()
+
+    return types.void(ctx, i, c, size, sl, tp, stop), codegen
+
+
+_order_py = order_nb
+if not numba_config.DISABLE_JIT:  # the intrinsic itself: no overload in between (its inlined body copied ctx)
+    order_nb = _order_intr  # noqa: F811
+
+
+@ijit
+def entry_level_nb(ctx, i, c, level):
+    """Level (quote) of column ``c``'s resting entry signalled at bar ``i`` in a run with
+    ``order_type="limit"`` or ``"stop"``: backtesting.py's ``buy(limit=...)`` / ``buy(stop=...)`` (call
+    it with the entry helper). A limit buy fills at ``min(open, level)`` once the low reaches it, a stop
+    buy at ``max(open, level)`` once the high does; mirrored for sells. Without a level the entry rests
+    at the run's ``order_price`` (NaN there: it never fills and expires with ``tif``). A market run
+    has no resting entries: the helper raises."""
+    lv = ctx.orders
+    if lv.order_price.shape[0] <= i:
+        raise ValueError("entry_level_nb: per-order entry levels need order_type='limit' or 'stop'")
+    if not (level > 0.0 and level < np.inf):
+        raise ValueError("entry_level_nb: level must be a finite price > 0")
+    lv.order_price[i, c] = level
 
 
 @ijit
@@ -107,14 +277,16 @@ def trail_stop_nb(ctx, i, c, level):
     if lv.stop_price.shape[0] <= i:
         raise ValueError("trail_stop_nb: indicator stops are not enabled for this run")
     lv.stop_price[i, c] = level
-    p = ctx.position[c]
-    if level == level and p != 0.0:
-        cur = lv.ind_stop[c]
-        if p > 0.0:
-            if not level <= cur:
+    if level == level:
+        lv.live[1] = 1
+        p = ctx.position[c]
+        if p != 0.0:
+            cur = lv.ind_stop[c]
+            if p > 0.0:
+                if not level <= cur:
+                    lv.ind_stop[c] = level
+            elif not level >= cur:
                 lv.ind_stop[c] = level
-        elif not level >= cur:
-            lv.ind_stop[c] = level
 
 
 @ijit
@@ -173,7 +345,7 @@ def reduce_short_nb(ctx, i, c, fraction):
 
 @jit_uncached
 def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, touched, exit_frac, start, books,
-                         cash_out, equity_out):
+                         cash_out, equity_out, live=None):
     """Run bars ``start..`` until the end or until the record buffers might overflow.
 
     Inputs are grouped as for ``engine.simulate_signals_nb``; ``signals`` are the (zeroed)
@@ -183,18 +355,33 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
     latest exit signal), copied to the column's ``wait_frac`` when its signal waits for a candle.
     The books live in caller arrays so a run can resume with larger buffers. Returns the next
     bar to run (``n_bars`` when done).
+
+    ``live`` ``(3,)`` int64 (``ctx.orders.live``), for runs with per-order fields: whether an order has
+    set an absolute stop level yet (``[0]``) and an indicator stop (``[1]``), 0 at the start (the
+    caller's array: a resumed run keeps them), and ``[2]`` the error code :func:`order_nb` leaves
+    (raised after the callback returns). Until then the bars skip the stop checks those fields
+    would need (``cfg.abs_stops`` and ``Option.IND_STOP`` are the run's, set for fields that may come):
+    a strategy pays for per-order stops from its first one, with the same records. None: always on.
     """
     open_, high, low, close, volume = prices
     entries, exits, short_entries, short_exits = signals
     st, acct, counts, orders, trades = books
     n, m = close.shape
+    flags = live_flags(live)
+    # the stop phases with the per-order stops live (run_stops, quiet) and before any (run_stops0, quiet0)
     run_stops = run_stops_nb(cfg)
     quiet = quiet_intrabar_nb(params, cfg, run_stops)
+    other_exits = has_option_nb(cfg, Option.ROI | Option.TIME_STOP)
+    run_stops0 = other_exits
+    quiet0 = quiet_intrabar_nb(params, cfg, run_stops0)
+    ind_opt = has_option_nb(cfg, Option.IND_STOP)
     use_range, use_volume = tracking_nb(params)
     at_open = cfg.fill_mode == FillMode.NEXT_OPEN
     lag = 1 if at_open else 0
-    ctx = BarContext(open_, high, low, close, st["pos"], acct, entries, exits, short_entries, short_exits, user,
-                     touched, exit_frac, order_fields(levels.extra, levels.sl_price, levels.tp_price, st["ind_stop"]))
+    # NULL-meminfo views (:func:`borrowed`): a user's on_bar never pays reference counting on them
+    ctx = borrowed(BarContext(open_, high, low, close, st["pos"], acct, entries, exits, short_entries, short_exits,
+                              user, touched, exit_frac,
+                              order_fields(levels.extra, levels, st["ind_stop"], flags)))
     cnt = counts[0]
     for i in range(start, n):
         if not room_nb(counts, orders, trades, m):
@@ -202,15 +389,19 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
         s = i - lag
         if at_open and s >= 0 and (touched[s] or cnt["waiting"] > 0):
             callback_orders_nb(open_, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
-        if not quiet:
-            if has_option_nb(cfg, EXTRA_EXITS):
+        on = flags[0] != 0 or flags[1] != 0
+        if not (quiet if on else quiet0):
+            if other_exits or (ind_opt and flags[1]):
                 stop_price, roi = extra_arrays(levels.extra, close)
                 intrabar_extra_nb(prices, stop_price, roi, cfg, params, books, i, True, use_range, use_volume)
             else:
-                intrabar_phase_nb(prices, cfg, params, books, i, run_stops, use_range, use_volume)
+                intrabar_phase_nb(prices, cfg, params, books, i, run_stops if on else run_stops0, use_range,
+                                  use_volume)
         if has_option_nb(cfg, Option.BORROW):
             borrow_phase_nb(close, params, books, i)
         on_bar(ctx, i)
+        if flags[2] != 0:
+            raise_order_error_nb(flags[2])
         if not at_open and (touched[s] or cnt["waiting"] > 0):
             callback_orders_nb(close, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
         close_bar_nb(close, st, acct, i, cash_out, equity_out)
@@ -218,6 +409,18 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
         finalize_nb(close, params, books, cash_out, equity_out)
     close_books_nb(close, books, cfg.order_type)
     return n
+
+
+@ijit
+def raise_order_error_nb(code):
+    """Raise :func:`order_nb`'s error ``code`` (:data:`ORDER_ERRORS`)."""
+    if code == 1:
+        raise ValueError("order_nb: size must be > 0 (NaN: the run's size)")
+    if code == 2:
+        raise ValueError("order_nb: per-order sizes are not enabled for this run")
+    if code == 3:
+        raise ValueError("order_nb: per-order sl/tp are not enabled for this run")
+    raise ValueError("order_nb: indicator stops are not enabled for this run")
 
 
 @jit_borrow

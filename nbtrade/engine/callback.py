@@ -2,6 +2,7 @@
 -> kernel -> Result (the class API's runs use :func:`run_callback` with a config built once)."""
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from typing import Any
 
@@ -45,8 +46,9 @@ def backtest_callback(data: Any, on_bar: Any, *, user: tuple = (), per_order: bo
     per_order : bool
         True: ``on_bar`` may give each entry its own size and absolute stop-loss / take-profit
         (``order_nb(ctx, i, c, size, sl, tp, stop)``) and move an indicator stop
-        (``trail_stop_nb(ctx, i, c, level)``), from ``nbtrade.kernels.callback``; costs four bars x
-        symbols float arrays. False (default): those helpers do not compile (``ctx.orders`` is None).
+        (``trail_stop_nb(ctx, i, c, level)``) and, with ``order_type="limit"`` / ``"stop"``, give a
+        resting entry its level (``entry_level_nb(ctx, i, c, level)``), from ``nbtrade.kernels.callback``;
+        costs four bars x symbols float arrays. False (default): those helpers do not compile (``ctx.orders`` is None).
     **kwargs
         Any keyword of :func:`backtest` except the signals.
 
@@ -74,7 +76,10 @@ def backtest_callback(data: Any, on_bar: Any, *, user: tuple = (), per_order: bo
     market = prepare_data(data)
     if not isinstance(per_order, (bool, np.bool_)):
         raise TypeError(f"per_order must be True or False, got {per_order!r}")
-    return run_callback(market, RunConfig.build(market, "callback", **kwargs), on_bar, user, bool(per_order))
+    cfg = RunConfig.build(market, "callback", **kwargs)
+    if per_order and cfg.order_type != "market":  # entry_level_nb writes levels: never into the caller's array
+        cfg = dataclasses.replace(cfg, order_price=cfg.order_price.copy())
+    return run_callback(market, cfg, on_bar, user, bool(per_order))
 
 
 def _keywords() -> list[str]:
@@ -111,6 +116,10 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
     signals = Signals(sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"])
     extra = order_levels(cfg.orders)
     if per_order:
+        # entry_level_nb writes the resting entries' levels into cfg.order_price (the front ends hand a copy
+        # per run); market runs have none
+        if cfg.order_type == "market":
+            oprice = np.full((1, 1), np.nan)
         from ..kernels.records import OrderLevels
 
         full = np.full((n, m), np.nan)
@@ -119,8 +128,11 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
     else:
         levels = Levels(oprice, nan, nan, nan, handed, extra)
     kcfg = cfg.kernel_config(True, True, per_order)
+    live = None
     if per_order:
         kcfg = kcfg._replace(options=kcfg.options | Option.IND_STOP)
+        # the kernel skips the stop checks of per-order stops until an order sets one (ctx.orders.live)
+        live = np.zeros(3, dtype=np.int64)
     # the number of orders is unknown beforehand: start at one per 64 bar-steps (untouched pages
     # of np.empty cost nothing), so that long runs do not copy their records over and over
     orders = np.empty(max(_CALLBACK_BUFFER, 16 * m, n * m // 64), dtype=order_dt)
@@ -129,7 +141,7 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
     while True:
         start = callback.simulate_callback_nb(on_bar, user, prices, signals, levels, kcfg, cfg.params, touched,
                                               exit_frac, start, Books(state, acct, counts, orders, trades), cash,
-                                              equity)
+                                              equity, live)
         if start >= n:
             break
         orders, trades = grow(orders, trades, counts, m)

@@ -332,7 +332,10 @@ class Strategy:
     In a Python ``next`` an order may carry its own ``size``, ``sl``, ``tp`` and, in a run
     with ``order_type="limit"`` / ``"stop"``, its ``limit`` / ``stop`` level
     (:meth:`buy`); ``self.position.set_stop(price)`` moves a stop that only ratchets in
-    the position's favour (backtesting.py's ``TrailingStrategy``).
+    the position's favour (backtesting.py's ``TrailingStrategy``). A compiled ``next`` says the
+    same with ``Backtest(..., per_order=True)`` and ``order_nb`` (size, sl, tp), ``entry_level_nb``
+    (limit/stop level) and ``trail_stop_nb`` (``set_stop``) from ``nbtrade.kernels.callback``: the
+    same orders as the Python ``next``. One order type per run (market, limit or stop).
 
     Coming from backtesting.py (``self.data.Close`` reads, capitalised names, work here):
     where both mean the same thing the trades agree (tests/engine/test_parity_backtesting.py).
@@ -874,10 +877,12 @@ class Backtest:
         if kw.get("order_type", "market") == "stop_limit":
             raise ValueError("order_type='stop_limit' is not supported by the class API (nor backtest_callback)")
         if kw.get("order_type") in ("limit", "stop") and kw.get("order_price") is None:
-            if self.mode == "compiled":
+            if self.mode == "compiled" and not self._per_order:
                 raise ValueError(f"order_type={kw['order_type']!r} needs order_price (bars x symbols) with a "
-                                 f"compiled next")
-            kw["order_price"] = None  # every entry names its level: buy(limit=...) / buy(stop=...)
+                                 f"compiled next, or per_order=True and each entry's level from "
+                                 f"entry_level_nb(ctx, i, c, level)")
+            # every entry names its level: buy(limit=...) / buy(stop=...), entry_level_nb in a compiled next
+            kw["order_price"] = None
         self._kwargs = kw
         # the panel and the run configuration are built, converted and checked once; every run (and
         # optimize) reuses them: a run costs the strategy's init, the kernel and the Result
@@ -916,8 +921,10 @@ class Backtest:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if self.mode == "compiled":
-                res = run_callback(self._market, self.config, self._next, _user_tuple(strat),
-                                   per_order=bool(self._per_order))
+                cfg = self.config
+                if self._per_order and cfg.order_type != "market":  # entry_level_nb writes: a copy per run
+                    cfg = dataclasses.replace(cfg, order_price=cfg.order_price.copy())
+                res = run_callback(self._market, cfg, self._next, _user_tuple(strat), per_order=bool(self._per_order))
                 note = "compiled next (numba, engine speed)"
             else:
                 res = self._run_python(strat, inp)

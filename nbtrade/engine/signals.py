@@ -145,7 +145,11 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
     sl_price, tp_price : DataFrame (bars x symbols) or array, optional
         Absolute stop-loss / take-profit levels (quote currency) for the entry signalled
         at each bar; where set (not NaN) they replace ``sl_stop`` / ``tp_stop`` for that
-        trade. Same trigger and gap rules.
+        trade. Same trigger and gap rules. A level on the wrong side of the entry's fill (a
+        long's stop-loss at or above it, its take-profit at or below it; mirrored for a short)
+        is not refused, as the fill price is not known when the signals are given: the first
+        stop check exits at once, at the open of the fill bar (fills at the open) or of the
+        next bar (fills at the close), reason ``sl`` / ``tp``. backtesting.py raises at order time.
     exit_size : float in (0, 1], per symbol, or DataFrame (bars x symbols)
         Fraction of the open position an exit signal closes (partial close); per bar, the
         value at the exit signal's bar counts. 1 (default) closes all. A partial exit rounds

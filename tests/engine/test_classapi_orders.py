@@ -275,3 +275,143 @@ def test_backtesting_py_code_is_warned_once_at_the_users_line(recwarn):
         warnings.simplefilter("always")
         Backtest(data, Native, finalize_trades=True).run()
     assert not [w for w in caught if issubclass(w.category, BacktestingPyDifference)]
+
+
+# ------------------------------------------------------------------ compiled next: the same orders
+from numba import njit  # noqa: E402
+
+from nbtrade.kernels.callback import (enter_long_nb, enter_short_nb, entry_level_nb, exit_long_nb,  # noqa: E402
+                                      exit_short_nb, order_nb)
+
+
+class _PyLevels(Strategy):
+    """Each entry a resting order 1 % through the close, with its own size, stop-loss and take-profit."""
+    fast = 3
+    slow = 8
+
+    def init(self):
+        self.f = self.I(ind.sma, self.data.close, self.fast)
+        self.s = self.I(ind.sma, self.data.close, self.slow)
+
+    def next(self):
+        c = float(self.data.close[-1])
+        f0, f1 = self.f[-2], self.f[-1]
+        s0, s1 = self.s[-2], self.s[-1]
+        up = f0 < s0 and f1 > s1
+        down = f0 > s0 and f1 < s1
+        limit = self._otype == "limit"
+        if up:
+            if self.position.is_short:
+                self.position.close()
+            lvl = c * (0.99 if limit else 1.01)
+            kw = {"limit" if limit else "stop": lvl}
+            self.buy(size=2.0, sl=c * 0.95, tp=c * 1.08, **kw)
+        elif down:
+            if self.position.is_long:
+                self.position.close()
+            lvl = c * (1.01 if limit else 0.99)
+            kw = {"limit" if limit else "stop": lvl}
+            self.sell(size=1.0, sl=c * 1.05, tp=c * 0.92, **kw)
+
+
+@njit
+def _levels_next_nb(ctx, i, f, s, limit):
+    if i == 0:
+        return
+    for c in range(ctx.close.shape[1]):
+        if f[i - 1, c] != f[i - 1, c] or s[i - 1, c] != s[i - 1, c]:
+            continue
+        px = ctx.close[i, c]
+        if f[i - 1, c] < s[i - 1, c] and f[i, c] > s[i, c]:
+            if ctx.position[c] < 0.0:
+                exit_short_nb(ctx, i, c)
+            enter_long_nb(ctx, i, c)
+            entry_level_nb(ctx, i, c, px * (0.99 if limit else 1.01))
+            order_nb(ctx, i, c, 2.0, px * 0.95, px * 1.08, np.nan)
+        elif f[i - 1, c] > s[i - 1, c] and f[i, c] < s[i, c]:
+            if ctx.position[c] > 0.0:
+                exit_long_nb(ctx, i, c)
+            enter_short_nb(ctx, i, c)
+            entry_level_nb(ctx, i, c, px * (1.01 if limit else 0.99))
+            order_nb(ctx, i, c, 1.0, px * 1.05, px * 0.92, np.nan)
+
+
+class _NbLevelsLimit(_PyLevels):
+    @staticmethod
+    @njit
+    def next(ctx, i):
+        _levels_next_nb(ctx, i, ctx.user.f, ctx.user.s, True)
+
+
+class _NbLevelsStop(_PyLevels):
+    @staticmethod
+    @njit
+    def next(ctx, i):
+        _levels_next_nb(ctx, i, ctx.user.f, ctx.user.s, False)
+
+
+@pytest.mark.parametrize("kind", ["limit", "stop"])
+def test_compiled_next_per_order_entry_levels_equal_the_python_next(kind):
+    """buy(limit=/stop=, size=, sl=, tp=) in a Python next and entry_level_nb + order_nb in a compiled next:
+    the same orders and trades (the Python next starts after the warm-up; the compiled one skips NaN)."""
+    rng = np.random.default_rng(5)
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (160, 2)), axis=0))
+    idx = pd.date_range("2024-01-01", periods=len(c), freq="1h", tz="UTC")
+    o = np.vstack([c[:1], c[:-1]])
+    hi, lo = np.maximum(o, c) * 1.004, np.minimum(o, c) * 0.996
+    data = {k: pd.DataFrame(v, index=idx, columns=["A", "B"]) for k, v in
+            (("open", o), ("high", hi), ("low", lo), ("close", c))}
+    kw = dict(size=1.0, size_type="amount", order_type=kind, fees=0.001, tif=3)
+    py = Backtest(data, _PyLevels, **kw).run()
+    nb_cls = _NbLevelsLimit if kind == "limit" else _NbLevelsStop
+    nb = Backtest(data, nb_cls, per_order=True, **kw).run()
+    assert len(py.trades) > 5
+    pd.testing.assert_frame_equal(nb.orders.reset_index(drop=True), py.orders.reset_index(drop=True))
+    pd.testing.assert_frame_equal(nb.trades.reset_index(drop=True), py.trades.reset_index(drop=True))
+    np.testing.assert_allclose(nb.equity.to_numpy(), py.equity.to_numpy(), rtol=1e-12)
+    # the levels went into a copy: a second run gives the same result
+    again = Backtest(data, nb_cls, per_order=True, **kw).run()
+    np.testing.assert_allclose(again.equity.to_numpy(), nb.equity.to_numpy(), rtol=0)
+
+
+def test_entry_level_nb_refuses_market_runs_and_bad_levels():
+    @njit
+    def lvl_next(ctx, i, level):
+        if i == 2:
+            enter_long_nb(ctx, i, 0)
+            entry_level_nb(ctx, i, 0, level)
+
+    class M(Strategy):
+        level = 9.0
+
+        def init(self):
+            pass
+
+        @staticmethod
+        @njit
+        def next(ctx, i):
+            lvl_next(ctx, i, ctx.user.params.level)
+
+    data = _ohlc([10.0, 10, 10, 9, 9, 10])
+    with pytest.raises(ValueError, match="entry_level_nb: per-order entry levels need order_type='limit' or 'stop'"):
+        Backtest(data, M, per_order=True).run()
+    with pytest.raises(ValueError, match="entry_level_nb: level must be a finite price > 0"):
+        Backtest(data, M, per_order=True, order_type="limit").run(level=-1.0)
+    with pytest.raises(ValueError, match="per_order=True and each entry's level from entry_level_nb"):
+        Backtest(data, M, order_type="limit")
+    res = Backtest(data, M, per_order=True, order_type="limit", size=1.0, size_type="amount").run()
+    assert res.orders.iloc[0].price == 9.0
+
+
+@pytest.mark.parametrize("bad", ["2", True, float("nan"), float("inf"), 0.0])
+def test_per_order_size_of_the_wrong_kind_is_refused_naming_bar_and_symbol(bad):
+    class S(Strategy):
+        def init(self):
+            pass
+
+        def next(self):
+            self.buy(size=bad)
+
+    with pytest.raises(ValueError, match=r"buy\(size=...\) must be a finite number > 0, got .* at 2024-01-01 "
+                                         r"00:00:00\+00:00 \(asset\)"):
+        Backtest(_ohlc([10.0, 10, 11]), S).run()

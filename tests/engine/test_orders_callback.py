@@ -34,7 +34,7 @@ def replay_on_bar(ctx, i):
 
 
 def run_callback(o, h, l, c, le, lx, se, sx, *, size, entry_size, sl_price, tp_price, stop_price, fill, td, borrow,
-                 roi, accumulate, reenter, finalize, size_type="amount", init_cash=1000.0):
+                 roi, accumulate, reenter, finalize, size_type="amount", init_cash=1000.0, gated=True):
     n, m = c.shape
     params = np.zeros(m, dtype=param_dt)
     params["size"] = size
@@ -59,7 +59,7 @@ def run_callback(o, h, l, c, le, lx, se, sx, *, size, entry_size, sl_price, tp_p
     user = (le, lx, se, sx, entry_size, sl_price, tp_price, stop, use)
     done = simulate_callback_nb(replay_on_bar, user, Prices(o, h, l, c, c), sig, levels, cfg, params,
                                 np.zeros(n, dtype=np.bool_), np.ones(m), 0, Books(state, acct, counts, orders, trades),
-                                cash, equity)
+                                cash, equity, np.zeros(3, dtype=np.int64) if gated else None)
     assert done == n
     k = counts[0]
     out_o = [dict(col=int(r["col"]), idx=int(r["idx"]), side=_NAMES["side"][r["side"]], size=float(r["size"]),
@@ -88,11 +88,16 @@ def test_callback_with_per_order_fields_equals_the_signals_kernel(seed):
     if long_only:
         se[:] = sx[:] = False
     stop_price = c * (1 - rng.uniform(0.01, 0.05, c.shape)) if long_only and seed % 2 == 0 else None
+    if seed % 3 == 2:  # no per-order stop in the first half: the gated stop phases start late
+        sl_price[: n // 2] = tp_price[: n // 2] = np.nan
+    if stop_price is not None and seed % 4 == 0:
+        stop_price[: n // 2] = np.nan
     opts = dict(fill=["next_open", "close"][seed % 2], td=[0.0, 6.0][seed % 4 == 1],
                 borrow=[0.0, 0.002][seed % 5 == 2], roi=[None, [[0, 0.08], [4, 0.01]]][seed % 6 == 3],
                 accumulate=seed % 2 == 1, reenter=seed % 4 >= 2, finalize=seed % 3 == 1)
+    # gated (the front end's way): the stop phases of per-order stops start with the first one
     got = run_callback(o, h, l, c, le, lx, se, sx, size=1.0, entry_size=entry_size, sl_price=sl_price,
-                       tp_price=tp_price, stop_price=stop_price, **opts)
+                       tp_price=tp_price, stop_price=stop_price, gated=seed % 5 != 4, **opts)
     ref = run_kernel(o, h, l, c, le, lx, se, sx, size=1.0, fees=0.001, entry_size=entry_size, sl_price=sl_price,
                      tp_price=tp_price, stop_price=stop_price, fill=opts["fill"], td_stop=opts["td"],
                      borrow=opts["borrow"], roi=opts["roi"], accumulate=opts["accumulate"], reenter=opts["reenter"],
@@ -131,3 +136,19 @@ def test_order_nb_refuses_fields_the_run_did_not_allocate():
 
     with pytest.raises(TypingError):
         run(Levels(c, c, nan, nan, np.ones((1, m))))
+
+
+def test_order_nb_bad_size_raises_after_the_callback_and_writes_nothing():
+    """Compiled, order_nb reports its error as a code (no raise site in the user's loop): the engine raises it
+    once the callback returns, with order_nb's message."""
+    from nbtrade import backtest_callback
+
+    @njit
+    def bad_size(ctx, i):
+        if i == 2:
+            enter_long_nb(ctx, i, 0)
+            order_nb(ctx, i, 0, -1.0, np.nan, np.nan, np.nan)
+
+    c = np.full((6, 1), 10.0)
+    with pytest.raises(ValueError, match=r"order_nb: size must be > 0 \(NaN: the run's size\)"):
+        backtest_callback({"open": c, "high": c, "low": c, "close": c}, bad_size, per_order=True)

@@ -362,3 +362,22 @@ def test_compiled_callback_per_order_fields_equal_the_signals_path():
     assert set(got.trades.exit_reason) >= {"ind_stop"}
     with pytest.raises(TypeError, match="per_order must be True or False"):
         backtest_callback(data, on_bar, user=(le, lx, size, sl, tp, stop), per_order="yes", **kw)
+
+
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+@pytest.mark.parametrize("key", ["sl_price", "tp_price"])
+def test_absolute_level_on_the_wrong_side_of_the_fill_exits_at_the_first_check(fill, key):
+    """Signals path: the fill price is unknown when the levels are given, so a level on the wrong side is
+    not refused; as documented in backtest(sl_price=...), the first stop check exits at the open."""
+    idx = pd.date_range("2024", periods=6, freq="1h", tz="UTC")
+    c = np.full(6, 10.0)
+    data = pd.DataFrame(dict(open=c, high=c * 1.01, low=c * 0.99, close=c), index=idx)
+    e = np.zeros(6, dtype=bool)
+    e[0] = True
+    level = np.where(e, 11.0 if key == "sl_price" else 9.0, np.nan)
+    res = backtest(data, entries=e, size=1.0, size_type="amount", fees=0.001, fill=fill, **{key: level})
+    t = res.trades
+    assert len(t) == 1
+    assert t["exit_reason"].iloc[0] == ("sl" if key == "sl_price" else "tp")
+    assert t["exit_time"].iloc[0] == idx[1]  # the fill bar's open (next_open) or the next bar's (close)
+    assert t["exit_price"].iloc[0] == 10.0
