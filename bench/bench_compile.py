@@ -42,12 +42,12 @@ class L(event.Listener):
         self.depth = 0; self.t0 = 0.0; self.total = 0.0; self.n = 0; self.per = {}
     def on_start(self, ev):
         if self.depth == 0:
-            self.t0 = time.perf_counter()
+            self.t0 = time.process_time()
         self.depth += 1
     def on_end(self, ev):
         self.depth -= 1
         if self.depth == 0:
-            dt = time.perf_counter() - self.t0
+            dt = time.process_time() - self.t0
             self.total += dt; self.n += 1
             d = ev.data.get("dispatcher")
             name = getattr(getattr(d, "py_func", None), "__qualname__", str(d))

@@ -571,9 +571,10 @@ def margin_state_nb(st, px, i, cash, leverage, group):
     return equity, equity - gross / leverage
 
 
-@ijit
-def exit_position_nb(books, params, c, i, base_price, otype, exit_reason, fraction=1.0):
-    """Close column ``c``'s position, or ``fraction`` of it, at ``base_price`` (before slippage).
+@jit_borrow
+def exit_position_nb(books, params, c, i, base_price, otype, exit_reason, fraction):
+    """Close column ``c``'s position, or ``fraction`` of it (1: all), at ``base_price`` (before slippage).
+    Compiled once and called (not inlined): its callers (signals, stops, finalize) share it.
 
     A partial exit (``fraction < 1``) rounds down to the lot size and is rejected below one lot,
     ``min_qty`` or ``min_notional``; if it rounds to the whole position it closes it. It is a
@@ -720,10 +721,30 @@ def run_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cash_o
     # precede any stop fill of the bar and stops precede close orders, so phases run as passes.
     # Accumulation, same-bar re-entry and borrow costs take the phased loop too (the fused one
     # keeps only the rules of plain runs, unchanged).
-    if not (any_stops or cfg.order_type != OrderType.MARKET
-            or has_option_nb(cfg, Option.ACCUMULATE | Option.REENTER | Option.BORROW | Option.MARGIN)):
+    fused = not (any_stops or cfg.order_type != OrderType.MARKET
+                 or has_option_nb(cfg, Option.ACCUMULATE | Option.REENTER | Option.BORROW | Option.MARGIN))
+    return bars_loop_nb(fused, prices, signals, levels, cfg, params, start, stop, books, cash_out, equity_out)
+
+
+def bars_loop_nb(fused, prices, signals, levels, cfg, params, start, stop, books, cash_out, equity_out):
+    """:func:`fused_bars_nb` when ``fused``, else :func:`phased_bars_nb`. A variant whose capabilities
+    always take the phased loop (stops, resting entries, extra exits, margin, borrow) compiles only that."""
+    if fused:
         return fused_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cash_out, equity_out)
     return phased_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cash_out, equity_out)
+
+
+@overload(bars_loop_nb)
+def _bars_loop_ov(fused, prices, signals, levels, cfg, params, start, stop, books, cash_out, equity_out):
+    if _caps(cfg) & (Cap.STOPS | Cap.PENDING | Cap.EXTRA | Cap.MARGIN | Cap.BORROW):
+        return lambda fused, prices, signals, levels, cfg, params, start, stop, books, cash_out, equity_out: \
+            phased_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cash_out, equity_out)
+
+    def impl(fused, prices, signals, levels, cfg, params, start, stop, books, cash_out, equity_out):
+        if fused:
+            return fused_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cash_out, equity_out)
+        return phased_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cash_out, equity_out)
+    return impl
 
 
 @jit_borrow
@@ -736,7 +757,7 @@ def finalize_nb(close, params, books, cash_out, equity_out):
     for c in range(st.shape[0]):
         sc = st[c]
         if sc["pos"] != 0.0:
-            exit_position_nb(books, params, c, n - 1, sc["mark"], OrderType.MARKET, ExitReason.FINAL)
+            exit_position_nb(books, params, c, n - 1, sc["mark"], OrderType.MARKET, ExitReason.FINAL, 1.0)
     value = 0.0
     for c in range(st.shape[0]):
         value += st[c]["pos"] * st[c]["mark"]
@@ -1001,7 +1022,7 @@ def stops_core_nb(prices, stop_price, roi, ind_on, roi_on, td_on, params, books,
     sc = books.state[c]
     pc = params[c]
     if td_on and pc["td"] > 0.0 and i - sc["entry_idx"] >= pc["td"]:
-        exit_position_nb(books, params, c, i, prices.open[i, c], OrderType.MARKET, ExitReason.TIME)
+        exit_position_nb(books, params, c, i, prices.open[i, c], OrderType.MARKET, ExitReason.TIME, 1.0)
         return
     avg = sc["avg"]
     extreme = sc["extreme"]
@@ -1031,7 +1052,7 @@ def stops_core_nb(prices, stop_price, roi, ind_on, roi_on, td_on, params, books,
             otype = OrderType.TAKE_PROFIT
         else:
             otype = OrderType.TRAILING_STOP
-        exit_position_nb(books, params, c, i, price, otype, reason)
+        exit_position_nb(books, params, c, i, price, otype, reason, 1.0)
         return
     if is_long:
         if high[i, c] > extreme:
