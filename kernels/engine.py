@@ -1252,3 +1252,22 @@ def funding_phase_nb(f, flows, books, i):
                 sc["margin"] += flow  # isolated: funding moves the position's margin (and its liquidation price)
                 sc["liq"] = np.nan
                 flows[i, c] += flow
+
+
+@jit
+def run_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cash_out, equity_out):
+    """Bars ``start..stop - 1`` of :func:`simulate_signals_nb` (same loop choice) without the end of
+    the run (no ``finalize_nb``, no ``close_books_nb``): for runs in chunks that carry ``books``
+    from one call to the next. Returns the bar to resume from when the record buffers may
+    overflow, else ``stop``. (Stand-in of the chunked runs until the kernel restructuring lands:
+    the fused loop runs to the end of the arrays, so ``stop < n_bars`` takes the phased loop,
+    which gives the same results.)"""
+    n, m = prices.close.shape
+    any_stops = False
+    run_stops = run_stops_nb(cfg)
+    for c in range(m):
+        any_stops = any_stops or has_stops_nb(params, c, run_stops)
+    if stop == n and not (any_stops or cfg.order_type != OrderType.MARKET
+                          or has_option_nb(cfg, Option.ACCUMULATE | Option.REENTER | Option.BORROW | Option.MARGIN)):
+        return fused_bars_nb(prices, signals, levels, cfg, params, start, books, cash_out, equity_out)
+    return phased_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cash_out, equity_out)
