@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..kernels.records import Option, order_dt, trade_dt
+from ..kernels.records import ExitReason, Option, order_dt, trade_dt
 
 __all__ = ["backtest_chunked"]
 
@@ -103,6 +103,10 @@ def backtest_chunked(store: Any, symbols: Sequence[str] | str, signals_fn: Calla
     if not isinstance(timeframe, str):
         raise TypeError(f"timeframe must be a string like '1m', got {timeframe!r}")
     options.setdefault("freq", timeframe)
+    if client is not None and options.get("cash_sharing", True) is not False:
+        raise ValueError(f"client= splits the symbols across workers only with isolated cash "
+                         f"(cash_sharing=False): shared cash ({options.get('cash_sharing', True)!r}) couples the "
+                         f"symbols bar by bar")
     times, sym_times = [], []
     grid = None
     for s in symbols:
@@ -115,14 +119,11 @@ def backtest_chunked(store: Any, symbols: Sequence[str] | str, signals_fn: Calla
                              f"import them first, or leave it out")
         grid = t if grid is None else (grid if np.array_equal(grid, t) else np.union1d(grid, t))
         times.append(t)
-    plan = _Plan(str(store.root), exchange, list(symbols), timeframe, grid, chunk_bars, lookback)
+    last_rows = np.searchsorted(grid, [t[-1] for t in times]).astype(np.int64)
+    plan = _Plan(str(store.root), exchange, list(symbols), timeframe, grid, chunk_bars, lookback, last_rows)
     gaps = _gaps(grid, times, symbols, options, plan)
     del times, sym_times
     if client is not None:
-        cash_sharing = options.get("cash_sharing", True)
-        if cash_sharing is not False:
-            raise ValueError(f"client= splits the symbols across workers only with isolated cash "
-                             f"(cash_sharing=False): shared cash ({cash_sharing!r}) couples the symbols bar by bar")
         return _run_distributed(client, plan, signals_fn, options, gaps)
     out = _run_plan(plan, signals_fn, options)
     return _result(plan, out, options, gaps)
@@ -178,6 +179,15 @@ def _check_sizes(chunk_bars: Any, lookback: Any, signals_fn: Callable) -> tuple[
 
 
 def _check_options(options: dict) -> None:
+    from .options import MODE_OPTIONS
+
+    unknown = [k for k in options if k not in MODE_OPTIONS["signals"]]
+    if unknown:
+        from .._names import check_kwargs
+
+        check_kwargs("backtest_chunked", unknown, list(MODE_OPTIONS["signals"]) + [
+            "store", "symbols", "signals_fn", "timeframe", "exchange", "start", "end", "chunk_bars", "lookback",
+            "client"])
     per_bar = [k for k in PER_BAR_OPTIONS if options.get(k) is not None]
     if per_bar:
         raise ValueError(f"{', '.join(per_bar)}: per-bar inputs of a chunked run come from signals_fn, chunk by "
@@ -204,16 +214,20 @@ class _Plan:
     """Where a chunked run reads (a picklable description: workers rebuild the store from ``root``)."""
 
     def __init__(self, root: str, exchange: str, symbols: list, timeframe: str, grid: np.ndarray,
-                 chunk_bars: int, lookback: int):
+                 chunk_bars: int, lookback: int, last_rows: np.ndarray):
         self.root, self.exchange, self.symbols, self.timeframe = root, exchange, symbols, timeframe
         self.grid, self.chunk_bars, self.lookback = grid, chunk_bars, lookback
+        #: each symbol's last bar with a candle (where an open trade's END record ends)
+        self.last_rows = last_rows
 
     @property
     def n(self) -> int:
         return len(self.grid)
 
     def part(self, symbols: list) -> "_Plan":
-        return _Plan(self.root, self.exchange, symbols, self.timeframe, self.grid, self.chunk_bars, self.lookback)
+        rows = self.last_rows[[self.symbols.index(s) for s in symbols]]
+        return _Plan(self.root, self.exchange, symbols, self.timeframe, self.grid, self.chunk_bars, self.lookback,
+                     rows)
 
     def store(self) -> Any:
         from ..data.store import Store
@@ -507,6 +521,10 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
         t["id"] += n_trades
         t["entry_idx"] += offset
         t["exit_idx"] += offset
+        if last:  # an open trade ends at its symbol's last candle, maybe in an earlier chunk (the kernel
+            # looks for it in the chunk's rows: the sentinel row stops it there)
+            end = t["exit_reason"] == ExitReason.END
+            t["exit_idx"][end] = plan.last_rows[t["col"][end]]
         order_parts.append(o)
         trade_parts.append(t)
         n_orders += k_o
