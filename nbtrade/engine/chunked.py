@@ -107,22 +107,9 @@ def backtest_chunked(store: Any, symbols: Sequence[str] | str, signals_fn: Calla
         raise ValueError(f"client= splits the symbols across workers only with isolated cash "
                          f"(cash_sharing=False): shared cash ({options.get('cash_sharing', True)!r}) couples the "
                          f"symbols bar by bar")
-    times, sym_times = [], []
-    grid = None
-    for s in symbols:
-        try:
-            t = store.times(exchange, s, timeframe, start, end)
-        except NotFound as e:
-            raise ValueError(f"symbols: {s!r} has no {timeframe} series in the store for {exchange} ({e})") from None
-        if len(t) == 0:
-            raise ValueError(f"symbols: no candles for {s!r} in the requested range; widen start/end, fetch or "
-                             f"import them first, or leave it out")
-        grid = t if grid is None else (grid if np.array_equal(grid, t) else np.union1d(grid, t))
-        times.append(t)
-    last_rows = np.searchsorted(grid, [t[-1] for t in times]).astype(np.int64)
+    grid, last_rows = _scan(store, exchange, symbols, timeframe, start, end)
     plan = _Plan(str(store.root), exchange, list(symbols), timeframe, grid, chunk_bars, lookback, last_rows)
-    gaps = _gaps(grid, times, symbols, options, plan)
-    del times, sym_times
+    gaps = _gaps(store, plan, options, start, end)
     if client is not None:
         return _run_distributed(client, plan, signals_fn, options, gaps)
     out = _run_plan(plan, signals_fn, options)
@@ -234,11 +221,18 @@ class _Plan:
 
         return Store(self.root)
 
-    def read(self, lo: int, hi: int, columns: Sequence[str] | None = None, store: Any = None) -> Any:
+    def read(self, lo: int, hi: int, store: Any = None) -> Any:
         """Bars ``[lo, hi)`` of the grid as a :class:`Market` (NaN where a symbol has no candle); only
         those rows are read from HDF5."""
-        from ..data.layout import value_columns
         from ..panel import Market
+
+        market = Market.from_arrays(self.grid[lo:hi], self.symbols, **self.arrays(lo, hi, store=store))
+        market.meta["exchange"] = self.exchange
+        return market
+
+    def arrays(self, lo: int, hi: int, columns: Sequence[str] | None = None, store: Any = None) -> dict:
+        """``{column: (hi - lo, n_symbols) float64}`` of bars ``[lo, hi)`` (NaN where a symbol has no candle)."""
+        from ..data.layout import value_columns
 
         store = store or self.store()
         grid = self.grid[lo:hi]
@@ -252,13 +246,34 @@ class _Plan:
             rows = slice(None) if len(p["time"]) == n else np.searchsorted(grid, p["time"])
             for c in cols:
                 out[c][rows, j] = p[c]
-        market = Market.from_arrays(grid, self.symbols, **out)
-        market.meta["exchange"] = self.exchange
-        return market
+            del parts[s]
+        return out
 
 
-def _gaps(grid: np.ndarray, times: list, symbols: list, options: dict, plan: _Plan) -> pd.DataFrame:
-    """The run's gaps as ``Market.gaps`` finds them on the whole panel (from the open times alone)."""
+def _scan(store: Any, exchange: str, symbols: list, timeframe: str, start: Any, end: Any
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """The run's bars (the union of the symbols' open times, int64 ms) and each symbol's last bar; reads
+    the time columns alone, one symbol at a time."""
+    from ..data.store import NotFound
+
+    grid, last = None, []
+    for s in symbols:
+        try:
+            t = store.times(exchange, s, timeframe, start, end)
+        except NotFound as e:
+            raise ValueError(f"symbols: {s!r} has no {timeframe} series in the store for {exchange} ({e})") from None
+        if len(t) == 0:
+            raise ValueError(f"symbols: no candles for {s!r} in the requested range; widen start/end, fetch or "
+                             f"import them first, or leave it out")
+        grid = t if grid is None else (grid if np.array_equal(grid, t) else np.union1d(grid, t))
+        last.append(t[-1])
+    return grid, np.searchsorted(grid, last).astype(np.int64)
+
+
+def _gaps(store: Any, plan: _Plan, options: dict, start: Any, end: Any) -> pd.DataFrame:
+    """The run's gaps as ``Market.gaps`` finds them on the whole panel (from the open times alone, one
+    symbol at a time)."""
+    grid, symbols = plan.grid, plan.symbols
     from ..panel import _GAP_COLUMNS
     from ..timeframes import ms_to_index
     from .options import resolve_freq_ms
@@ -274,7 +289,10 @@ def _gaps(grid: np.ndarray, times: list, symbols: list, options: dict, plan: _Pl
             parts.append(pd.DataFrame({"symbol": [None] * len(k), "kind": "missing_time", "start": index[k] + td,
                                        "end": index[k + 1] - td,
                                        "bars": np.round(step[k] / freq_ms).astype(np.int64) - 1}))
-    for s, t in zip(symbols, times):
+    for s in symbols:
+        t = store.times(plan.exchange, s, plan.timeframe, start, end)
+        if len(t) == len(grid):
+            continue
         rows = np.searchsorted(grid, t)
         d = np.diff(rows)
         k = np.flatnonzero(d > 1)
@@ -583,28 +601,25 @@ class _StoreInputs:
         from ..timeframes import ms_to_index
 
         self._plan = plan
-        self._market = None
+        self._fields: dict = {}
         self.index = ms_to_index(plan.grid)
         self.symbols = list(plan.symbols)
         self.shape = (plan.n, len(plan.symbols))
 
     def _field(self, name: str) -> np.ndarray | None:
-        if self._market is None:
-            self._market = self._plan.read(0, self._plan.n)
-        if name == "volume" and "volume" not in self._market.fields:
+        from ..data.layout import value_columns
+
+        if name not in value_columns(self._plan.timeframe):
             return None
-        return self._market.array(name)
+        if name not in self._fields:
+            self._fields[name] = self._plan.arrays(0, self._plan.n, [name])[name]
+        return self._fields[name]
 
     open = property(lambda self: self._field("open"))
     high = property(lambda self: self._field("high"))
     low = property(lambda self: self._field("low"))
     close = property(lambda self: self._field("close"))
     volume = property(lambda self: self._field("volume"))
-
-    @property
-    def market(self) -> Any:
-        self._field("close")
-        return self._market
 
 
 def _result(plan: _Plan, out: dict, options: dict, gaps: pd.DataFrame) -> Any:
@@ -713,7 +728,7 @@ def _merge(plan: _Plan, results: list, options: dict) -> dict:
     t = t[np.lexsort((t["col"], t["exit_idx"]))]
     t["id"] = np.arange(len(t))
     # the whole run's configuration (its assumptions), built on one bar of every symbol
-    cfg = RunConfig.build(plan.read(0, min(plan.n, 2)), "signals", **options)
+    cfg = RunConfig.build(plan.read(0, min(plan.n, 2)), "signals", **options)  # noqa: E501
     first = results[0][1]
     return dict(orders=o, trades=t, cash=cash, equity=equity, counts=counts, cfg=cfg, exit_frac=first["exit_frac"],
                 partial=first["partial"], margin_on=first["margin_on"])
