@@ -439,8 +439,16 @@ def _stack(d: dict, n: int, carry: dict | None) -> dict:
     """``d``'s per-bar arrays with the sentinel row and the carried rows before their rows."""
     new = {g: list(d[g]) for g in ("prices", "signals", "levels")}
     extra = list(d["levels"][5]) if d["levels"][5] is not None else None
+    done: dict[int, np.ndarray] = {}  # one copy of an array passed twice (the close as order price...)
     for group, k, arr in _per_bar(d, n):
         key = (group, k)
+        if id(arr) in done:
+            stacked = done[id(arr)]
+            if group == "extra":
+                extra[k] = stacked
+            else:
+                new[group][k] = stacked
+            continue
         if arr.dtype == np.bool_:
             sentinel = np.zeros((1, arr.shape[1]), dtype=np.bool_)
         elif group == "prices":
@@ -451,12 +459,13 @@ def _stack(d: dict, n: int, carry: dict | None) -> dict:
         if carry is not None and carry["rows"]:
             rows.append(carry["arrays"][key])
         rows.append(arr)
-        stacked = np.ascontiguousarray(np.concatenate(rows, axis=0))
+        stacked = done[id(arr)] = np.ascontiguousarray(np.concatenate(rows, axis=0))
         if group == "extra":
             extra[k] = stacked
         else:
             new[group][k] = stacked
     out = dict(d)
+    out.pop("inputs", None)  # the chunk's market: its arrays are copied above, let them go
     if extra is not None:
         new["levels"][5] = type(d["levels"][5])(*extra)
     for g in ("prices", "signals", "levels"):
@@ -485,11 +494,13 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
         last = b == n
         lo, hi = max(0, a - 1 - lb), min(n, b + 1)
         r0 = max(0, a - 1)
+        d = warm = market = sig_in = level_in = cfg = None  # the previous chunk's arrays go before the next read
         warm = plan.read(lo, hi, store=store)
         sig_in, level_in = _signal_inputs(signals_fn(warm), warm, r0 - lo)
         market = warm[r0 - lo:] if r0 > lo else warm
         cfg = RunConfig.build(market, "signals", **options, **level_in)
         d = _prepare(market, cfg, sig_in)
+        del warm, market, sig_in, level_in
         n_run = hi - r0
         if n_run < 2:
             raise ValueError("a chunked run needs at least 2 bars")
@@ -497,6 +508,7 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
             state = new_state(cfg.groups)
             acct = np.full(cfg.n_groups, cfg.init_cash)
         d = _stack(d, n_run, carry)
+        tail = dict(exit_frac=d["exit_frac"], partial=d["partial"], margin_on=d["margin_on"])
         n_carry = len(carry["rows"]) if carry is not None else 0
         rowmap = np.concatenate([[-1], carry["rows"] if n_carry else np.zeros(0, np.int64),
                                  np.arange(r0, hi)]).astype(np.int64)
@@ -555,12 +567,10 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
         if waiting.any():
             state["wait"][waiting] = rowmap[w[waiting]]
         carry = None if last else _carry(d, n_run, n_carry, rowmap, state, b)
-    assert d is not None and cfg is not None
     orders = np.concatenate(order_parts)
     trades = np.concatenate(trade_parts)
     counts[0]["orders"], counts[0]["trades"] = n_orders, n_trades
-    return dict(orders=orders, trades=trades, cash=cash, equity=equity, counts=counts, cfg=cfg,
-                exit_frac=d["exit_frac"], partial=d["partial"], margin_on=d["margin_on"])
+    return dict(orders=orders, trades=trades, cash=cash, equity=equity, counts=counts, cfg=cfg, **tail)
 
 
 def _buffer(d: dict, cfg: Any, m: int, n_run: int) -> tuple[int, int]:
