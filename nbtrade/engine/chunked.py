@@ -23,7 +23,6 @@ there with its own bar's values: the row of that bar comes along with the next c
 """
 from __future__ import annotations
 
-import math
 import os
 from typing import Any, Callable, Sequence
 
@@ -73,7 +72,8 @@ def backtest_chunked(store: Any, symbols: Sequence[str] | str, signals_fn: Calla
     lookback : int
         Bars of history a signal needs before its own bar (e.g. ``slow - 1`` for a ``slow``-bar moving
         average): every chunk's signals are computed with that many bars of warm-up before it. Default:
-        ``signals_fn.lookback`` when it declares one. Signals with unbounded memory (EMA seeded at the
+        ``signals_fn.lookback`` when it declares one (bars, or an :class:`nbtrade.lookback.Lookback`,
+        whose ``settle`` counts). Signals with unbounded memory (EMA seeded at the
         first bar) differ slightly from the in-memory run's unless the lookback covers their memory.
     client : dask.distributed.Client or scheduler address, optional
         With isolated cash (``cash_sharing=False``) the symbols are split across the cluster's
@@ -91,7 +91,7 @@ def backtest_chunked(store: Any, symbols: Sequence[str] | str, signals_fn: Calla
         As :func:`nbtrade.backtest`; its price panel (``marks``, ``stats()``'s buy & hold, the report)
         is read from the store on first use, the whole range at once.
     """
-    from ..data.store import NotFound, Store
+    from ..data.store import Store
 
     if not callable(signals_fn):
         raise TypeError(f"signals_fn must be a callable (market) -> (entries, exits, ...), got {signals_fn!r}")
@@ -102,7 +102,8 @@ def backtest_chunked(store: Any, symbols: Sequence[str] | str, signals_fn: Calla
     _check_options(options)
     if not isinstance(timeframe, str):
         raise TypeError(f"timeframe must be a string like '1m', got {timeframe!r}")
-    options.setdefault("freq", timeframe)
+    if options.get("freq") is None:
+        options["freq"] = timeframe
     if client is not None and options.get("cash_sharing", True) is not False:
         raise ValueError(f"client= splits the symbols across workers only with isolated cash "
                          f"(cash_sharing=False): shared cash ({options.get('cash_sharing', True)!r}) couples the "
@@ -122,9 +123,10 @@ def backtest_chunked(store: Any, symbols: Sequence[str] | str, signals_fn: Calla
 def _path(store: Any) -> str:
     if not isinstance(store, (str, os.PathLike)):
         raise TypeError(f"store must be an nbtrade.data.Store or the path of its folder, got {store!r}")
-    if not os.path.isdir(store):
-        raise ValueError(f"store: no store folder at {str(store)!r}")
-    return os.fspath(store)
+    path = os.path.expanduser(os.fspath(store))
+    if not os.path.isdir(path):
+        raise ValueError(f"store: no store folder at {path!r}")
+    return path
 
 
 def _check_symbols(symbols: Any) -> list:
@@ -155,6 +157,8 @@ def _check_sizes(chunk_bars: Any, lookback: Any, signals_fn: Callable) -> tuple[
         if lookback is None:
             raise ValueError("lookback: give the bars of history the signals need before their own bar "
                              "(lookback=..., 0 for none), or declare it on signals_fn (signals_fn.lookback)")
+    if hasattr(lookback, "settle"):  # an nbtrade.lookback.Lookback: the bars after which values no longer move
+        lookback = lookback.settle
     if isinstance(lookback, bool) or not isinstance(lookback, (int, np.integer)) or lookback < 0:
         raise ValueError(f"lookback must be an int >= 0 (bars), got {lookback!r}")
     if isinstance(chunk_bars, bool) or not isinstance(chunk_bars, (int, np.integer)) or chunk_bars <= 0:
@@ -325,7 +329,8 @@ def _signal_inputs(out: Any, market: Any, skip: int) -> tuple[dict, dict]:
     if isinstance(out, dict):
         bad = [k for k in out if k not in SIGNAL_KEYS + LEVEL_KEYS]
         if bad:
-            raise ValueError(f"signals_fn returned unknown keys {bad}; expected some of {list(SIGNAL_KEYS + LEVEL_KEYS)}")
+            raise ValueError(f"signals_fn returned unknown keys {bad}; expected some of "
+                             f"{list(SIGNAL_KEYS + LEVEL_KEYS)}")
         items = dict(out)
     elif isinstance(out, (tuple, list)) and len(out) in (2, 4):
         items = dict(zip(SIGNAL_KEYS, out))
@@ -738,7 +743,7 @@ def _merge(plan: _Plan, results: list, options: dict) -> dict:
     t = t[np.lexsort((t["col"], t["exit_idx"]))]
     t["id"] = np.arange(len(t))
     # the whole run's configuration (its assumptions), built on one bar of every symbol
-    cfg = RunConfig.build(plan.read(0, min(plan.n, 2)), "signals", **options)  # noqa: E501
+    cfg = RunConfig.build(plan.read(0, min(plan.n, 2)), "signals", **options)
     first = results[0][1]
     return dict(orders=o, trades=t, cash=cash, equity=equity, counts=counts, cfg=cfg, exit_frac=first["exit_frac"],
                 partial=first["partial"], margin_on=first["margin_on"])

@@ -54,6 +54,10 @@ def clock(m):
     return ok & ((h == 0) | before_gap), h == 5, ok & (h == 7), (h == 9) | before_gap
 
 
+def clock_long(m):
+    return clock(m)[:2]
+
+
 def limits(m):
     """Limit entries 1 % below the close with per-bar stop levels (dict form)."""
     e, x, _, _ = cross(m)
@@ -118,11 +122,7 @@ def test_resting_orders_and_per_bar_levels(store, full, chunk_bars):
 ])
 @pytest.mark.parametrize("chunk_bars", [3, 11])
 def test_options(store, full, opts, chunk_bars):
-    fn = clock
-    if opts.get("accumulate"):
-        def fn(m):  # no shorts with accumulation of longs
-            e, x, _, _ = clock(m)
-            return e, x
+    fn = clock_long if opts.get("accumulate") else clock  # no shorts with accumulation of longs
     got, ref = run_both(store, full, fn, chunk_bars, lookback=0, fees=0.0005, **opts)
     check_same(got, ref)
 
@@ -235,3 +235,17 @@ def test_isolated_cash_on_a_local_cluster(store, full):
             assert s1[k] == pytest.approx(s2[k], rel=1e-9, nan_ok=True), k
         else:
             assert s1[k] == s2[k], k
+
+
+def test_declared_lookback_object_and_freq_none(store, full):
+    from nbtrade.lookback import Lookback
+
+    def fn(m):
+        return cross(m)[:2]
+
+    fn.lookback = Lookback(5, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = nbtrade.backtest_chunked(store, SYMS, fn, timeframe="1h", chunk_bars=8, freq=None, td_stop="5h")
+        ref = nbtrade.backtest(full, *fn(full), td_stop="5h")
+    check_same(got, ref)
