@@ -735,7 +735,7 @@ def _merge(plan: _Plan, results: list, options: dict) -> dict:
             counts = c.copy()
         else:
             for f in ("orders", "trades", "delayed", "waiting", "rejected"):
-                counts[0][f] = counts[0][f] + c[0][f]
+                counts[f] += c[f]
     o = np.concatenate(orders)
     o = o[np.lexsort((o["col"], o["idx"]))]
     o["id"] = np.arange(len(o))
