@@ -249,3 +249,20 @@ def test_declared_lookback_object_and_freq_none(store, full):
         got = nbtrade.backtest_chunked(store, SYMS, fn, timeframe="1h", chunk_bars=8, freq=None, td_stop="5h")
         ref = nbtrade.backtest(full, *fn(full), td_stop="5h")
     check_same(got, ref)
+
+
+def clock_levels(m):
+    """clock's signals with per-bar absolute stops and entry sizes: an order waiting for B's candle acts
+    with its signal bar's levels, carried across chunks."""
+    e, x, se, sx = clock(m)
+    c = m.close
+    return {"entries": e, "exits": x, "short_entries": se, "short_exits": sx, "sl_price": c * 0.985,
+            "tp_price": c * 1.02,
+            "entry_size": np.where((m.index.hour % 2 == 0)[:, None], 0.3, 0.2) * np.ones(m.shape)}
+
+
+@pytest.mark.parametrize("chunk_bars", [1, 2, 5])
+def test_waiting_orders_keep_their_signal_bar_levels(store, full, chunk_bars):
+    got, ref = run_both(store, full, clock_levels, chunk_bars, lookback=0, fees=0.001, trail_stop=0.03)
+    assert ref.assumptions["delayed_signals"] > 0
+    check_same(got, ref)
