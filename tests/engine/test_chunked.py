@@ -266,3 +266,17 @@ def test_waiting_orders_keep_their_signal_bar_levels(store, full, chunk_bars):
     got, ref = run_both(store, full, clock_levels, chunk_bars, lookback=0, fees=0.001, trail_stop=0.03)
     assert ref.assumptions["delayed_signals"] > 0
     check_same(got, ref)
+
+
+def test_readme_block_runs(store):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text[text.index("## Larger than memory"):], re.S).group(1)
+    code = code.replace('"~/.nbtrade/data"', repr(str(store.root))).replace('"1m"', '"1h"')
+    env = {"symbols": SYMS}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exec(compile(code, "README", "exec"), env)
+    assert env["res"].equity.shape == (336,)
