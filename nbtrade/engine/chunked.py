@@ -67,8 +67,10 @@ def backtest_chunked(store: Any, symbols: Sequence[str] | str, signals_fn: Calla
     start, end : epoch ms, ISO string or Timestamp, optional
         Open-time range ``[start, end)``; default: everything stored.
     chunk_bars : int
-        Bars run per chunk (peak memory grows with it: about ``chunk_bars * n_symbols * 8`` bytes per
-        field read, a few fields, plus the signals). At least ``lookback`` and 1.
+        Bars run per chunk. Peak memory grows with it, not with the history: about 15 panels of
+        ``chunk_bars * n_symbols * 8`` bytes (the fields read, the signals' intermediates, the kernel's
+        inputs; measured with ``bench/bench_chunked.py``), plus the run's curves and records. At least
+        ``lookback`` and 1.
     lookback : int
         Bars of history a signal needs before its own bar (e.g. ``slow - 1`` for a ``slow``-bar moving
         average): every chunk's signals are computed with that many bars of warm-up before it. Default:
@@ -194,8 +196,6 @@ def _check_options(options: dict) -> None:
     if kinds != {"spot"}:
         raise ValueError(f"instrument={inst!r}: chunked runs trade spot only (perpetuals' funding events and mark "
                          f"candles are not read in chunks)")
-    if "data" in options:
-        raise ValueError("data: a chunked run reads its data from the store (store, symbols, timeframe)")
 
 
 # ------------------------------------------------------------------------------------------------
