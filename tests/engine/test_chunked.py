@@ -208,6 +208,7 @@ def test_bad_symbol_and_lookback_missing(store):
 
 # ---------------------------------------------------------------------------------------------- Dask
 
+@pytest.mark.filterwarnings("ignore:Port .* is already in use")
 def test_isolated_cash_on_a_local_cluster(store, full):
     """Symbols split across 2 worker processes reading the same store path: same records, same curves
     up to the rounding of the parts' sum."""
