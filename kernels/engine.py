@@ -71,6 +71,15 @@ gives the same records as before they existed):
     (slippage and fees apply), recorded at the last bar with reason ``FINAL``; the last bar's
     cash and equity are recorded again. Without it they are reported as ``END`` trades.
 
+Entry order types: ``cfg.order_type`` is the type of every entry (``MARKET``, or a resting ``LIMIT``,
+``STOP``, ``STOP_LIMIT`` at ``levels.order_price[s, c]``, stop-limit's limit at ``levels.limit_price[s, c]``).
+``entry_types`` (``Option.ENTRY_TYPES``): ``levels.extra.entry_type[s, c]`` (int64 ``OrderType`` codes, < 0:
+the run's type) gives each entry signalled at bar ``s`` its own type, so one run mixes market, limit, stop
+and stop-limit entries (backtesting.py's ``buy()``, ``buy(limit=)``, ``buy(stop=)``, ``buy(stop=, limit=)``).
+A resting entry keeps its type (``col_state_dt.pend_type``) until it fills (maker fees for a limit),
+expires (``cfg.tif``), is cancelled or is left open; the rules of each type are those of a run-level
+type. Runs without it (``extra`` None or its ``entry_type`` None) compile without the reads.
+
 Missing candles: a signal at bar ``s`` whose fill bar has no candle waits for the column's
 next candle and acts there, with bar ``s``'s values (exit fraction, absolute stops);
 resting entry types place at once (only exits wait). With no candle up to the last bar its
@@ -105,6 +114,38 @@ def entry_size_at(extra, s, c, default):
         return default
     v = extra.size[s, c]
     return v if v == v else default
+
+
+def entry_type_at(extra, s, c, default):
+    """``OrderType`` of the entry signalled at bar ``s`` for column ``c``: ``extra.entry_type[s, c]``, or
+    ``default`` (the run's ``Config.order_type``) where that is < 0 or ``extra`` / its ``entry_type`` is None."""
+    if extra is None or extra.entry_type is None:
+        return default
+    v = extra.entry_type[s, c]
+    return v if v >= 0 else default
+
+
+def _no_entry_types(extra) -> bool:
+    """Whether a numba ``Levels.extra`` type carries no per-entry types (None, or ``entry_type`` None)."""
+    if isinstance(extra, types.NoneType):
+        return True
+    fields = getattr(extra, "fields", ())
+    if "entry_type" not in fields:
+        return True
+    return isinstance(extra.types[fields.index("entry_type")], types.NoneType)
+
+
+@overload(entry_type_at)
+def _entry_type_at_ov(extra, s, c, default):
+    if _no_entry_types(extra):
+        return lambda extra, s, c, default: default
+
+    def impl(extra, s, c, default):
+        v = extra.entry_type[s, c]
+        if v >= 0:
+            return v
+        return default
+    return impl
 
 
 def stop_price_at(extra, s, c):
@@ -790,7 +831,7 @@ def run_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cash_o
     # Accumulation, same-bar re-entry and borrow costs take the phased loop too (the fused one
     # keeps only the rules of plain runs, unchanged).
     fused = not (any_stops or cfg.order_type != OrderType.MARKET
-                 or has_option_nb(cfg, Option.ACCUMULATE | Option.REENTER | Option.BORROW))
+                 or has_option_nb(cfg, Option.ACCUMULATE | Option.REENTER | Option.BORROW | Option.ENTRY_TYPES))
     return bars_loop_nb(fused, prices, signals, levels, cfg, params, start, stop, books, cash_out, equity_out)
 
 
@@ -956,7 +997,8 @@ def quiet_intrabar_nb(params, cfg, abs_stops):
     for c in range(params.shape[0]):
         any_stops = any_stops or has_stops_nb(params, c, abs_stops)
     use_range, use_volume = tracking_nb(params)
-    return not (any_stops or use_range or use_volume or cfg.order_type != OrderType.MARKET)
+    return not (any_stops or use_range or use_volume or cfg.order_type != OrderType.MARKET
+                or has_option_nb(cfg, Option.ENTRY_TYPES))
 
 
 @jit
@@ -1062,7 +1104,8 @@ def orders_column_nb(open_, close, signals, levels, cfg, params, books, i, c, s,
     if s >= 0 and (entries[s, c] or exits[s, c] or (has_short and (short_entries[s, c] or short_exits[s, c]))):
         new = s
         # resting entry types: a cell holding an entry is placed at once (it needs no price now)
-        can_wait = cfg.order_type == OrderType.MARKET or not (entries[s, c] or (has_short and short_entries[s, c]))
+        can_wait = (entry_type_at(levels.extra, s, c, cfg.order_type) == OrderType.MARKET
+                    or not (entries[s, c] or (has_short and short_entries[s, c])))
     d = wait_for_candle_nb(sc, books.counts, new, valid, i == close.shape[0] - 1, can_wait, False)
     if d >= 0 and wants_nb(signals, d, c, sc["pos"], sc["pend_dir"], has_short,
                            has_option_nb(cfg, Option.ACCUMULATE)):
@@ -1081,7 +1124,7 @@ def close_books_nb(close, books, order_type):
         sc = st[c]
         if sc["pend_dir"] != 0:
             record_order_nb(orders, counts, c, n - 1, Side.BUY if sc["pend_dir"] > 0 else Side.SELL, np.nan,
-                            sc["pend_price"], 0.0, order_type, Status.OPEN, RejectReason.NONE)
+                            sc["pend_price"], 0.0, pending_type_nb(sc, order_type), Status.OPEN, RejectReason.NONE)
         if sc["pos"] != 0.0:
             last = n - 1
             while close[last, c] != close[last, c]:
@@ -1237,9 +1280,10 @@ def process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s
     ``open[i, c]`` (fills at the open) or ``close[i, c]``; a limit/stop entry becomes a resting
     order at ``levels.order_price[s, c]`` instead. An exit signal closes all of the position, or
     with ``cfg.partial`` the fraction ``levels.exit_size[s, c]`` of it (one row: per column); a
-    reversal closes all of it."""
+    reversal closes all of it. The entry's type is ``cfg.order_type``, or with per-entry types
+    (``levels.extra.entry_type``, :func:`entry_type_at`) the one of its signal bar ``s``."""
     entries, exits, short_entries, short_exits = signals
-    order_type = cfg.order_type
+    order_type = entry_type_at(levels.extra, s, c, cfg.order_type)
     has_short = cfg.has_short
     st, acct, counts, orders, trades = books
     sc = st[c]
@@ -1255,7 +1299,7 @@ def process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s
     if pend != 0 and (long_entry or short_entry or (pend > 0 and lx) or (pend < 0 and sx)):
         # a new entry replaces the resting one; an exit signal of its side cancels it
         record_order_nb(orders, counts, c, i, Side.BUY if pend > 0 else Side.SELL, np.nan, sc["pend_price"], 0.0,
-                        order_type, Status.CANCELLED, RejectReason.NONE)
+                        pending_type_nb(sc, cfg.order_type), Status.CANCELLED, RejectReason.NONE)
         sc["pend_dir"] = 0
     do_exit = False
     direction = 0
@@ -1325,6 +1369,7 @@ def process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s
             sc["pend_limit"] = levels.limit_price[s, c] if order_type == OrderType.STOP_LIMIT else np.nan
             sc["pend_trig"] = False
             sc["pend_size"] = size
+            sc["pend_type"] = order_type
             return
     filled = enter_nb(px, i, c, base, direction > 0, OrderType.MARKET, books, params, cfg, size)
     if adding and filled:
@@ -1412,11 +1457,19 @@ def enter_nb(px, i, c, base, is_buy, otype, books, params, cfg, size):
     return True
 
 
+@ijit
+def pending_type_nb(sc, default):
+    """``OrderType`` of the resting entry of a column with state ``sc`` (``pend_type``; -1: ``default``, the
+    run's type, for loops that do not set it)."""
+    t = sc["pend_type"]
+    return t if t >= 0 else default
+
+
 @jit_borrow
 def check_pending_nb(prices, cfg, params, books, i, c):
     """Expire, or fill intrabar, column ``c``'s resting entry at bar ``i`` (a valid bar)."""
     sc = books.state[c]
-    order_type = cfg.order_type
+    order_type = pending_type_nb(sc, cfg.order_type)
     s = sc["pend_bar"]
     if s >= i:
         return  # placed at this bar's close or open: eligible from the next bar

@@ -183,7 +183,7 @@ col_state_dt = np.dtype([
     ("avg", f8), ("extreme", f8), ("entry_fees", f8), ("entry_idx", i8), ("sl_abs", f8), ("tp_abs", f8),
     ("pend_bar", i8), ("pend_trig", np.bool_), ("pend_price", f8), ("pend_limit", f8),
     ("range", f8), ("volume", f8), ("wait_frac", f8), ("ind_stop", f8), ("borrow", f8), ("pend_size", f8),
-    ("margin", f8), ("liq", f8),
+    ("margin", f8), ("liq", f8), ("pend_type", i8),
 ], align=True)
 """State of one column in the signals and callback loops: signed position ``pos``; ``mark``, the
 last valid close (valuation only); ``avg``, ``entry_idx``, ``entry_fees`` of the open position;
@@ -196,7 +196,8 @@ waiting for the column's next candle (-1: none), ``wait_frac`` its exit fraction
 ``ind_stop``: the indicator stop level of the open position (ratcheted, NaN: none); ``borrow``: borrow
 cost accrued by the open short (quote); ``pend_size``: the size of the resting entry; ``margin``: the
 isolated margin of the open position (entry notional / leverage, quote); ``liq``: its liquidation
-price (NaN: to be computed; ``Option.MARGIN`` runs only)."""
+price (NaN: to be computed; ``Option.MARGIN`` runs only); ``pend_type``: the ``OrderType`` of the resting
+entry (set by the signals loop; -1: the run's ``Config.order_type``, as loops that do not set it)."""
 
 rebalance_state_dt = np.dtype([
     ("pos", f8), ("mark", f8), ("entry_idx", i8), ("entry_notional", f8), ("entry_qty", f8),
@@ -239,8 +240,11 @@ Marks = namedtuple("Marks", ["open", "high", "low", "f_bar", "f_open", "f_in", "
 #: Per-order inputs of issue 15: ``size``, the entry's size at its signal bar (NaN: the column's
 #: ``param_dt.size``; read with ``Config.sizes``); ``stop_price``, the indicator stop read at every bar
 #: (``Config.ind_stop``); ``roi``, the minimal-ROI table, ``(k, 2)`` rows ``(age in bars, return)`` by
-#: increasing age (``Config.roi``). Unused ones may be ``(1, 1)`` placeholders.
-OrderLevels = namedtuple("OrderLevels", ["size", "stop_price", "roi"])
+#: increasing age (``Config.roi``). Unused ones may be ``(1, 1)`` placeholders. ``entry_type``: None (default:
+#: every entry has the run's ``Config.order_type``), or ``(n_bars, n_cols)`` int64 ``OrderType`` codes
+#: (``MARKET``..``STOP_LIMIT``; < 0: the run's type), the type of the entry signalled at bar ``s``
+#: (``Option.ENTRY_TYPES``; a run without it compiles without the reads).
+OrderLevels = namedtuple("OrderLevels", ["size", "stop_price", "roi", "entry_type"], defaults=(None,))
 #: A run's mutable books: per-column ``state`` (:data:`col_state_dt` or :data:`rebalance_state_dt`),
 #: ``acct`` cash per account, ``counts`` (one :data:`counts_dt` record), ``orders`` and ``trades``
 #: record buffers (``order_dt``, ``trade_dt``). Kept by the caller so that a run can resume with
@@ -265,6 +269,7 @@ class OptionT(NamedTuple):
     BORROW: int
     TIME_STOP: int
     MARGIN: int
+    ENTRY_TYPES: int
 
 
 #: Bits of ``Config.options`` (one int: a run passes the kernels one argument for all of them, and
@@ -274,8 +279,9 @@ class OptionT(NamedTuple):
 #: ``SIZES`` (``OrderLevels.size`` given), ``IND_STOP`` (``OrderLevels.stop_price`` given), ``ROI``
 #: (``OrderLevels.roi`` given), ``BORROW`` (a column has ``param_dt.borrow`` > 0), ``TIME_STOP`` (a
 #: column has ``param_dt.td`` > 0), ``MARGIN`` (spot leverage > 1 or shorts: isolated margin rule,
-#: liquidation at the liquidation price, ``nbtrade.margin``).
-Option = OptionT(*(1 << k for k in range(9)))
+#: liquidation at the liquidation price, ``nbtrade.margin``), ``ENTRY_TYPES`` (``OrderLevels.entry_type``
+#: given: each entry's own order type).
+Option = OptionT(*(1 << k for k in range(10)))
 
 class CapT(NamedTuple):
     STOPS: int
@@ -320,7 +326,7 @@ def run_caps(cfg: Config, params: np.ndarray) -> int:
     if cfg.abs_stops or (len(params) and not (np.isnan(params["sl"]).all() and np.isnan(params["tp"]).all()
                                                and np.isnan(params["trail"]).all())):
         caps |= Cap.STOPS
-    if cfg.order_type != OrderType.MARKET:
+    if cfg.order_type != OrderType.MARKET or cfg.options & Option.ENTRY_TYPES:
         caps |= Cap.PENDING
     if cfg.options & (Option.IND_STOP | Option.ROI | Option.TIME_STOP):
         caps |= Cap.EXTRA
@@ -360,4 +366,5 @@ def new_state(groups) -> np.ndarray:
     st["wait_frac"] = 1.0
     st["ind_stop"] = np.nan
     st["liq"] = np.nan
+    st["pend_type"] = -1
     return st

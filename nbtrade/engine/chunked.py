@@ -185,6 +185,9 @@ def _check_options(options: dict) -> None:
     if per_bar:
         raise ValueError(f"{', '.join(per_bar)}: per-bar inputs of a chunked run come from signals_fn, chunk by "
                          f"chunk (return a dict with {', '.join(map(repr, per_bar))} besides the signals)")
+    if not isinstance(options.get("order_type", "market"), str):
+        raise ValueError("order_type per bar is not supported by chunked runs; give one type ('market', 'limit', "
+                         "'stop' or 'stop_limit')")
     xs = options.get("exit_size")
     if xs is not None and (isinstance(xs, (pd.DataFrame, pd.Series)) or np.ndim(xs) == 2):
         raise ValueError("exit_size per bar is not supported by chunked runs; give one fraction, or one per symbol")

@@ -123,6 +123,7 @@ class RunConfig:
     size_type: str = "percent"
     fill: str = "next_open"
     intrabar: str = "pessimistic"
+    #: entries' order type: one of :data:`ORDER_TYPES`, or ``"mixed"`` when given per bar (``entry_types``)
     order_type: str = "market"
     on_gap: str = "warn"
     tif: int = 0
@@ -145,6 +146,8 @@ class RunConfig:
     #: exit fractions ``(1, n_symbols)`` or ``(n_bars, n_symbols)`` (NaN: 1); None: whole exits only
     exit_size: np.ndarray | None = dataclasses.field(default=None, repr=False)
     exit_size_per_bar: bool = False
+    #: ``order_type`` given per bar: ``(n_bars, n_symbols)`` int64 ``OrderType`` codes (None: one type)
+    entry_types: np.ndarray | None = dataclasses.field(default=None, repr=False)
     #: options of issue 15 (accumulate, reenter, finalize_trades, entry_size, ind_stop, td_stop, min_roi,
     #: borrow_rate), validated (:mod:`nbtrade.engine.orders`); None in weights runs
     orders: OrderOptions | None = None
@@ -229,7 +232,7 @@ class RunConfig:
         if self.symbols != tuple(market.symbols):
             raise ValueError(f"this RunConfig was built for symbols {list(self.symbols)[:5]}, the market has "
                              f"{list(market.symbols)[:5]}: build it on the market it runs on")
-        for level in (self.order_price, self.limit_price, self.sl_price, self.tp_price):
+        for level in (self.order_price, self.limit_price, self.sl_price, self.tp_price, self.entry_types):
             if level is not None and level.shape[0] != market.shape[0]:
                 raise ValueError(f"this RunConfig's price levels have {level.shape[0]} bars, the market "
                                  f"{market.shape[0]}: build it on the market it runs on")
@@ -253,7 +256,8 @@ class RunConfig:
 
     @property
     def order_type_id(self) -> int:
-        return int(ORDER_TYPES[self.order_type])
+        """``Config.order_type``: the run's type (``MARKET`` with per-bar types: the codes say each entry's)."""
+        return int(ORDER_TYPES.get(self.order_type, OrderType.MARKET))
 
     @property
     def abs_stops(self) -> bool:
@@ -290,6 +294,8 @@ class RunConfig:
         extra = self.orders.config() if self.orders is not None else {}
         if per_order:
             extra["sizes"] = True
+        if self.entry_types is not None:
+            extra["entry_types"] = True
         return make_config(self.size_type_id, self.leverage, self.fill_id, self.intrabar_id, self.order_type_id,
                            self.tif, has_short, self.abs_stops or per_order, partial, **extra)
 
@@ -384,7 +390,7 @@ class RunConfig:
                 "cash_sharing": (True if self.n_groups == 1 else
                                  {s: int(g) for s, g in zip(self.symbols, self.groups)} if self.n_groups < m
                                  else False),
-                "order_type": self.order_type, "tif": int(self.tif), "absolute_stops": self.abs_stops,
+                "order_type": "per bar" if self.entry_types is not None else self.order_type, "tif": int(self.tif), "absolute_stops": self.abs_stops,
                 "exit_size": ("all" if exit_frac is None else "per bar" if exit_frac.shape[0] > 1
                               else describe(exit_frac[0], list(self.symbols))),
                 "valuation": "last valid close (never used as a fill price)",
@@ -401,13 +407,29 @@ def _levels(market: Market, mode: str, opt: dict) -> dict:
     """Order type, time in force and the bars x symbols price levels and exit fractions, aligned to the
     market (the checks that depend on where the signals are happen in the run)."""
     order_type = opt["order_type"]
-    choice(order_type, "order_type", ORDER_TYPES)
     tif = opt["tif"]
     if isinstance(tif, (bool, np.bool_)) or not isinstance(tif, (int, np.integer)) or tif < 0:
         raise ValueError(f"tif must be an integer >= 0 (bars; 0 = good till cancelled), got {tif!r}")
-    out: dict[str, Any] = {"order_type": order_type, "tif": int(tif)}
     limit_price, order_price = opt["limit_price"], opt["order_price"]
-    if order_type == "stop_limit":
+    if not isinstance(order_type, str):  # one type per entry: bars x symbols names or codes
+        if mode == "callback":
+            raise ValueError("order_type per bar (bars x symbols) is an input of the signals path; a callback "
+                             "places each order with its own type")
+        codes = entry_type_codes(order_type, market)
+        out: dict[str, Any] = {"order_type": "mixed", "tif": int(tif), "entry_types": codes}
+        if order_price is not None:
+            out["order_price"] = float_levels(order_price, market, "order_price")
+        if limit_price is not None:
+            if not (codes == OrderType.STOP_LIMIT).any():
+                raise ValueError("limit_price is only used by 'stop_limit' entries, and order_type has none")
+            out["limit_price"] = float_levels(limit_price, market, "limit_price")
+        order_type = "mixed"
+    else:
+        choice(order_type, "order_type", ORDER_TYPES)
+        out = {"order_type": order_type, "tif": int(tif)}
+    if order_type == "mixed":
+        pass
+    elif order_type == "stop_limit":
         if mode == "callback":
             raise ValueError("order_type='stop_limit' is not supported by backtest_callback")
         if limit_price is None:
@@ -415,7 +437,9 @@ def _levels(market: Market, mode: str, opt: dict) -> dict:
         out["limit_price"] = float_levels(limit_price, market, "limit_price")
     elif limit_price is not None:
         raise ValueError("limit_price is only used with order_type='stop_limit'")
-    if order_type == "market":
+    if order_type == "mixed":
+        pass
+    elif order_type == "market":
         if order_price is not None:
             raise ValueError("order_price is only used with order_type='limit', 'stop' or 'stop_limit'")
     else:
@@ -616,6 +640,53 @@ def describe(arr: np.ndarray, symbols: list) -> Any:
         v = float(arr[0])
         return None if np.isnan(v) else v
     return {s: (None if np.isnan(v) else float(v)) for s, v in zip(symbols, arr)}
+
+
+def entry_type_codes(x: Any, market: Market) -> np.ndarray:
+    """``order_type`` given per bar as ``(n_bars, n_symbols)`` int64 ``OrderType`` codes: a DataFrame (matched
+    by label, ``panel.align``) or array of names (``"market"``, ``"limit"``, ``"stop"``, ``"stop_limit"``) or
+    codes (0-3, as :data:`ORDER_TYPES`); None / NaN (and symbols left out): ``"market"``. Only the cells of
+    entry signals are read. An unknown name or code is refused, naming its bar and symbol."""
+    names = ", ".join(map(repr, ORDER_TYPES))
+    frame = x.to_frame() if isinstance(x, pd.Series) else x
+    vals = np.asarray(frame.values if isinstance(frame, pd.DataFrame) else frame)
+    if vals.dtype.kind in "OUS":
+        codes = np.full(vals.shape, np.nan)
+        for v in pd.unique(vals.ravel()):
+            cells = vals == v
+            if v is None or (isinstance(v, float) and v != v):
+                continue
+            if isinstance(v, str) and v in ORDER_TYPES:
+                codes[cells] = float(ORDER_TYPES[v])
+            elif not isinstance(v, str) and isinstance(v, (int, float, np.integer, np.floating)) \
+                    and not isinstance(v, (bool, np.bool_)):
+                codes[cells] = float(v)
+            else:
+                codes[cells] = -1.0  # refused below, with its place
+                bad = np.argwhere(cells)[0]
+                raise ValueError(f"order_type: unknown order type {v!r}{_place(frame, market, bad)}; expected one "
+                                 f"of {names} (or their codes 0-{len(ORDER_TYPES) - 1}), None / NaN: 'market'")
+        x = pd.DataFrame(codes, index=frame.index, columns=frame.columns) if isinstance(frame, pd.DataFrame) \
+            else codes
+    elif vals.dtype.kind == "b":
+        raise ValueError(f"order_type per bar must hold order type names ({names}) or codes, got booleans")
+    arr = align(x, market, "order_type", "float")
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isnan(arr) & ~np.isin(arr, np.arange(len(ORDER_TYPES), dtype=np.float64))
+    if bad.any():
+        t, j = np.argwhere(bad)[0]
+        raise ValueError(f"order_type: unknown order type code {arr[t, j]!r} at {market.index[t]} "
+                         f"({market.symbols[j]}); expected {names} or codes 0-{len(ORDER_TYPES) - 1}")
+    return np.ascontiguousarray(np.where(np.isnan(arr), float(OrderType.MARKET), arr).astype(np.int64))
+
+
+def _place(frame: Any, market: Market, cell: np.ndarray) -> str:
+    """`` at <bar> (<symbol>)`` of a cell of an input (labels of a DataFrame, else the market's)."""
+    t, j = (int(cell[0]), int(cell[1])) if len(cell) > 1 else (int(cell[0]), 0)
+    if isinstance(frame, pd.DataFrame):
+        return f" at {frame.index[t]} ({frame.columns[j]})"
+    syms = list(market.symbols)
+    return f" at {market.index[t]} ({syms[j] if j < len(syms) else j})" if t < market.shape[0] else ""
 
 
 def float_levels(x: Any, market: Market, name: str) -> np.ndarray:

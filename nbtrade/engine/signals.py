@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 
 from .._names import suggest_kwargs
-from ..kernels.records import Option, order_dt, trade_dt
+from ..kernels.records import Option, OrderType, order_dt, trade_dt
 from ..panel import Market, Prices, align, as_market
 from ..result import Result
-from .options import RunConfig, check_exit_fractions
+from .options import ORDER_TYPES, RunConfig, check_exit_fractions
 from .orders import order_levels
 from .run import RunData, checked_volume, grow, prepare_data, round_tick, run_prices, warn_no_candles, warn_rejected
 
@@ -133,8 +133,18 @@ def backtest(data: Any, entries: Any = None, exits: Any = None, short_entries: A
         (the stop), then rests as a limit at ``limit_price``; armed intrabar, it fills at
         the stop if the limit allows, else waits for later bars (the path inside the bar
         is unknown: pessimistic); armed at the open, that bar acts as a limit.
+
+        Per entry (backtesting.py's ``buy()``, ``buy(limit=)``, ``buy(stop=)``, ``buy(stop=, limit=)``
+        in one run): a DataFrame (bars x symbols, matched by label) or array of those names, or of
+        their codes 0-3 (``nbtrade.kernels.records.OrderType``); the cell of an entry signal's bar
+        ``t`` is that entry's type (None / NaN, and symbols left out: ``"market"``; other cells are
+        not read). Each type follows its rules above; a resting entry keeps its type until it
+        fills, expires, is cancelled or is left open (the order records say which). Unknown
+        names or codes are refused. ``accumulate`` is refused with it (adds fill at market).
     order_price : DataFrame (bars x symbols) or array
-        Limit/stop prices; must be finite and > 0 wherever an entry signal is set.
+        Limit/stop prices; must be finite and > 0 wherever an entry signal is set (with
+        ``order_type`` per bar: at every limit, stop or stop-limit entry, refused naming the bar
+        and symbol; market entries do not read it, NaN allowed there).
     limit_price : DataFrame (bars x symbols) or array
         Limit prices of ``"stop_limit"`` entries (same rules as ``order_price``).
     tif : int
@@ -417,14 +427,17 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     at_entry = None
     if cfg.order_type != "market" or cfg.filters is not None:
         at_entry = sig["entries"] | (sig["short_entries"] if has_short else False)
+    types = cfg.entry_types
+    if types is not None:  # each entry's own type: its prices are needed at the resting ones only
+        check_entry_prices(types, at_entry, cfg, inputs.index, syms)
     lprice = inputs.close if cfg.limit_price is None else cfg.limit_price
-    if cfg.limit_price is not None:
+    if cfg.limit_price is not None and types is None:
         with np.errstate(invalid="ignore"):
             bad = at_entry & ~(lprice > 0)
         if bad.any():
             raise ValueError("limit_price must be finite and > 0 at every entry signal")
     oprice = inputs.close if cfg.order_price is None else cfg.order_price
-    if cfg.order_price is not None:
+    if cfg.order_price is not None and types is None:
         with np.errstate(invalid="ignore"):
             bad = at_entry & ~(oprice > 0)
         if bad.any():
@@ -440,9 +453,13 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
         long_side = sig["entries"] if has_short else None
         tick = cfg.filters["tick_size"]
         order_type = cfg.order_type
-        if order_type != "market":  # the entry's own price: limit buys down, stop buys up (sells mirror)
+        if types is not None:  # per entry: a limit's price rounds down for a buy, a stop's up
+            oprice = np.where(types == OrderType.LIMIT,
+                              round_tick(oprice, tick, long_side, up_for_long=False, symbols=syms),
+                              round_tick(oprice, tick, long_side, up_for_long=True, symbols=syms))
+        elif order_type != "market":  # the entry's own price: limit buys down, stop buys up (sells mirror)
             oprice = round_tick(oprice, tick, long_side, up_for_long=order_type != "limit", symbols=syms)
-        if order_type == "stop_limit":
+        if order_type == "stop_limit" or (types is not None and cfg.limit_price is not None):
             lprice = round_tick(lprice, tick, long_side, up_for_long=False, name="limit_price", symbols=syms)
         if abs_stops:  # a long's stop-loss is a sell stop (down), its take-profit a sell limit (up)
             sl_abs = round_tick(sl_abs, tick, long_side, up_for_long=False, name="sl_price", symbols=syms)
@@ -464,7 +481,7 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     equity = np.empty(n)
     prices = PriceArrays(inputs.open, inputs.high, inputs.low, inputs.close, volume)
     signals = Signals(sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"])
-    levels = Levels(oprice, lprice, sl_abs, tp_abs, exit_frac, order_levels(cfg.orders))
+    levels = Levels(oprice, lprice, sl_abs, tp_abs, exit_frac, with_entry_types(order_levels(cfg.orders), types))
     mark_note = None
     if any_perp:
         levels, mark_note = perp_marks(market, inputs, ms, levels)
@@ -511,6 +528,43 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     warn_no_candles(data.no_candles)
     warn_rejected(res.order_records, k["rejected"], cfg.size_type, market_only=cfg.order_type == "market")
     return res
+
+
+# --------------------------------------------------------------------------------------------
+# per-entry order types
+
+def check_entry_prices(types: np.ndarray, at_entry: np.ndarray, cfg: RunConfig, index: Any, syms: Any) -> None:
+    """Refuse an entry signal whose own type (``order_type`` per bar) rests without its price at that bar:
+    ``order_price`` (limit, stop, stop-limit) and ``limit_price`` (stop-limit) finite and > 0; names the
+    bar and symbol."""
+
+    names = {int(v): k for k, v in ORDER_TYPES.items()}
+    for key, arr, need in (("order_price", cfg.order_price, at_entry & (types != OrderType.MARKET)),
+                           ("limit_price", cfg.limit_price, at_entry & (types == OrderType.STOP_LIMIT))):
+        if not need.any():
+            continue
+        if arr is None:
+            t, j = np.argwhere(need)[0]
+            raise ValueError(f"{key} is needed by the {names[int(types[t, j])]!r} entry at {index[t]} ({syms[j]}) "
+                             f"(order_type per bar): give {key} (bars x symbols)")
+        with np.errstate(invalid="ignore"):
+            bad = need & ~(arr > 0) | need & np.isinf(arr)
+        if bad.any():
+            t, j = np.argwhere(bad)[0]
+            raise ValueError(f"{key} must be finite and > 0 at every {names[int(types[t, j])]!r} entry (order_type "
+                             f"per bar); got {arr[t, j]} at {index[t]} ({syms[j]})")
+
+
+def with_entry_types(extra: Any, types: np.ndarray | None) -> Any:
+    """``Levels.extra`` carrying the per-entry types ``types`` (None: ``extra`` unchanged)."""
+    if types is None:
+        return extra
+    from ..kernels.records import OrderLevels
+
+    if extra is None:
+        nan = np.full((1, 1), np.nan)
+        extra = OrderLevels(nan, nan, np.ones((1, 2)))
+    return extra._replace(entry_type=types)
 
 
 # --------------------------------------------------------------------------------------------

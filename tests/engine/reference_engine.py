@@ -25,6 +25,9 @@ Rules of the options of issue 15 (restated from ``kernels/engine.py``):
 * ``borrow[c]``: per bar, after the stops and before the close's orders, a short pays
   ``|size| * close * rate`` (last close without a candle); carried by the trade (pro rata on partial
   exits) and subtracted from its pnl;
+* ``order_types[s][c]`` (names; None: ``order_type`` for every entry): the type of the entry signalled at
+  bar ``s`` (market, limit, stop, stop_limit), each with the rules of that run-level type; a resting
+  entry keeps its type until it fills, expires, is cancelled or is left open;
 * ``finalize``: open positions close at the end with a market order at the last valid close
   (slippage, fees), at the last bar, reason ``final``; the last equity point is recorded again.
 """
@@ -59,7 +62,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                   slippage_range=None, groups=None, exit_size=None, volume=None, slippage_volume=None,
                   accumulate=False, reenter=False, finalize=False, entry_size=None, stop_price=None, roi=None,
                   td_stop=None, borrow=None, margin=None, tiers=None, liquidation_fee=math.nan,
-                  marks=None, funding=None):
+                  marks=None, funding=None, order_types=None):
     # funding: (f_open, f_in) n x m lists, sum of rate * mark of the funding events at bar i's open / inside
     # bar i; a position p receives -p * f (at the open before fills; inside: at the close if still open)
     # marks: (open, high, low) mark candles liquidation is checked on (None: the price candles)
@@ -246,6 +249,10 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         if math.isnan(pos.ind_stop) or (level > pos.ind_stop if pos.size > 0 else level < pos.ind_stop):
             pos.ind_stop = level
 
+    def etype(s, c):
+        # the entry type of bar s: per entry when given, else the run's
+        return order_type if order_types is None else order_types[s][c]
+
     def flags(s, c):
         # exits on a bar with no candle are ignored (nothing was computed there)
         ok = not missing(s, c)
@@ -258,7 +265,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         if pending[c] is not None:
             d, level = pending[c][0], pending[c][1]
             if want_long or want_short or (d > 0 and lx) or (d < 0 and sx):
-                add_order(c, i, "buy" if d > 0 else "sell", math.nan, level, 0.0, order_type, "cancelled")
+                add_order(c, i, "buy" if d > 0 else "sell", math.nan, level, 0.0, pending[c][6], "cancelled")
                 pending[c] = None
         pos = positions[c].size
         close_it, new_dir = False, 0
@@ -285,11 +292,12 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         if not close_it and new_dir == 0:
             return
         base = prices[i][c]
-        if math.isnan(base) and (close_it or order_type == "market"):  # a lone resting entry is placed
+        otype = etype(s, c)
+        if math.isnan(base) and (close_it or otype == "market"):  # a lone resting entry is placed
             if close_it:
                 add_order(c, i, "buy" if pos < 0 else "sell", abs(pos), math.nan, 0.0, "market", "rejected", "no_data")
             if new_dir:
-                add_order(c, i, "buy" if new_dir > 0 else "sell", math.nan, math.nan, 0.0, order_type, "rejected",
+                add_order(c, i, "buy" if new_dir > 0 else "sell", math.nan, math.nan, 0.0, otype, "rejected",
                           "no_data")
             return
         if close_it:
@@ -311,9 +319,9 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
             return
         abs_levels[c] = (sl_new, tp_new)
         next_ind[c] = ind_new
-        if order_type != "market":
-            limit = limit_price[s][c] if order_type == "stop_limit" else math.nan
-            pending[c] = [new_dir, order_price[s][c], s, limit, False, sz]
+        if otype != "market":
+            limit = limit_price[s][c] if otype == "stop_limit" else math.nan
+            pending[c] = [new_dir, order_price[s][c], s, limit, False, sz, otype]
         else:
             open_position(c, i, base, new_dir, at_open, sz=sz)
 
@@ -325,16 +333,16 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         return None
 
     def resting(i, c):
-        d, level, s, limit, armed, sz = pending[c]
+        d, level, s, limit, armed, sz, otype = pending[c]
         if s >= i:
             return
         if tif > 0 and i > s + tif:
-            add_order(c, i, "buy" if d > 0 else "sell", math.nan, level, 0.0, order_type, "expired")
+            add_order(c, i, "buy" if d > 0 else "sell", math.nan, level, 0.0, otype, "expired")
             pending[c] = None
             return
         o, h, lo = open_[i][c], high[i][c], low[i][c]
         price = None
-        if order_type == "stop_limit":
+        if otype == "stop_limit":
             if armed:
                 price = limit_fill(d, o, h, lo, limit)
             elif (d > 0 and o >= level) or (d < 0 and o <= level):  # armed at the open
@@ -344,7 +352,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 pending[c][4] = True
                 if (d > 0 and limit >= level) or (d < 0 and limit <= level):
                     price = level
-        elif order_type == "limit":
+        elif otype == "limit":
             price = limit_fill(d, o, h, lo, level)
         else:
             if d > 0 and h >= level:
@@ -353,7 +361,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 price = min(o, level)
         if price is not None:
             pending[c] = None
-            open_position(c, i, price, d, True, order_type, sz=sz)
+            open_position(c, i, price, d, True, otype, sz=sz)
 
     def stops(i, c):
         pos = positions[c]
@@ -526,7 +534,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
 
     def delayable(s, c):
         le, lx, se, sx = flags(s, c)
-        if order_type == "market":
+        if etype(s, c) == "market":
             return le or lx or se or sx
         return (lx or sx) and not (le or se)  # resting entries: only exits wait
 
@@ -601,7 +609,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
     for c in range(m):
         if pending[c] is not None:
             d, level = pending[c][0], pending[c][1]
-            add_order(c, n - 1, "buy" if d > 0 else "sell", math.nan, level, 0.0, order_type, "open")
+            add_order(c, n - 1, "buy" if d > 0 else "sell", math.nan, level, 0.0, pending[c][6], "open")
         pos = positions[c]
         if pos.size != 0:
             qty = abs(pos.size)

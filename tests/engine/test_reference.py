@@ -44,7 +44,7 @@ case = st.fixed_dictionaries({
     "min_notional": st.sampled_from([0.0, 30.0]),
     "leverage": st.sampled_from([1.0, 1.0, 2.0, 0.5, 10.0, 50.0]),
     "cash_sharing": st.sampled_from([True, True, False, "groups"]),
-    "order_type": st.sampled_from(["market", "market", "limit", "stop", "stop_limit"]),
+    "order_type": st.sampled_from(["market", "market", "limit", "stop", "stop_limit", "mixed"]),
     "tif": st.sampled_from([0, 1, 3]),
     "abs_stops": st.sampled_from([False, False, True]),
     "exit_size": st.sampled_from([None, None, "scalar", "per_bar"]),
@@ -81,12 +81,16 @@ def test_engine_matches_reference(cfg):
         with pytest.raises(ValueError, match="no candle at all"):
             backtest({"open": o, "high": h, "low": l, "close": c}, entries=le, exits=lx, **kw)
         return
-    order_price = None
+    order_price = types = None
     if cfg["order_type"] != "market":
         # resting entries a little away from the close, on either side
         order_price = np.where(np.isnan(c), np.nan, c * rng.uniform(0.95, 1.05, c.shape))
         kw.update(order_type=cfg["order_type"], order_price=order_price, tif=cfg["tif"], maker_fees=0.0002)
-        if cfg["order_type"] == "stop_limit":
+        if cfg["order_type"] == "mixed":  # each entry its own type (names per bar); market ones need no price
+            types = rng.choice(np.array(["market", "limit", "stop", "stop_limit"], dtype=object), c.shape)
+            order_price = np.where((types == "market") & (rng.random(c.shape) < 0.5), np.nan, order_price)
+            kw.update(order_type=types, order_price=order_price)
+        if cfg["order_type"] == "stop_limit" or (types is not None and (types == "stop_limit").any()):
             kw["limit_price"] = np.where(np.isnan(c), np.nan, order_price * rng.uniform(0.97, 1.03, c.shape))
     exit_size = None
     if cfg["exit_size"] == "scalar":
@@ -106,6 +110,8 @@ def test_engine_matches_reference(cfg):
     nan = float("nan")
     extra = {} if order_price is None else dict(order_type=cfg["order_type"], order_price=order_price.tolist(),
                                                 tif=cfg["tif"])
+    if types is not None:
+        extra.update(order_type="market", order_types=types.tolist())
     if "maker_fees" in kw:
         extra["maker_fees"] = [0.0002] * m
     if "limit_price" in kw:
