@@ -664,6 +664,7 @@ def entry_type_codes(x: Any, market: Market) -> np.ndarray:
             else:
                 codes[cells] = -1.0  # refused below, with its place
                 bad = np.argwhere(cells)[0]
+                v = v.item() if isinstance(v, np.generic) else v
                 raise ValueError(f"order_type: unknown order type {v!r}{_place(frame, market, bad)}; expected one "
                                  f"of {names} (or their codes 0-{len(ORDER_TYPES) - 1}), None / NaN: 'market'")
         x = pd.DataFrame(codes, index=frame.index, columns=frame.columns) if isinstance(frame, pd.DataFrame) \
@@ -675,7 +676,7 @@ def entry_type_codes(x: Any, market: Market) -> np.ndarray:
         bad = ~np.isnan(arr) & ~np.isin(arr, np.arange(len(ORDER_TYPES), dtype=np.float64))
     if bad.any():
         t, j = np.argwhere(bad)[0]
-        raise ValueError(f"order_type: unknown order type code {arr[t, j]!r} at {market.index[t]} "
+        raise ValueError(f"order_type: unknown order type code {float(arr[t, j])!r} at {market.index[t]} "
                          f"({market.symbols[j]}); expected {names} or codes 0-{len(ORDER_TYPES) - 1}")
     return np.ascontiguousarray(np.where(np.isnan(arr), float(OrderType.MARKET), arr).astype(np.int64))
 
