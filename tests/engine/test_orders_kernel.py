@@ -37,11 +37,11 @@ def run_kernel(o, h, l, c, le, lx, se=None, sx=None, *, size=1.0, size_type="amo
                fill="next_open", intrabar="pessimistic", groups=None, order_type="market", order_price=None,
                limit_price=None, tif=0, sl_price=None, tp_price=None, exit_size=None, entry_size=None,
                stop_price=None, roi=None, td_stop=0.0, borrow=0.0, accumulate=False, reenter=False,
-               finalize=False):
+               finalize=False, order_types=None):
     """Run ``simulate_signals_nb`` on ``(n, m)`` arrays; per-column options are scalars or length-m lists.
 
     Returns ``(orders, trades, cash, equity)``: orders and trades as lists of dicts with enum names
-    (the reference engine's form)."""
+    (the reference engine's form). ``order_types``: each entry's type by name, per bar (``Option.ENTRY_TYPES``)."""
     o, h, l, c = (np.ascontiguousarray(np.asarray(a, dtype=np.float64)) for a in (o, h, l, c))
     n, m = c.shape
     le, lx = np.asarray(le, dtype=bool), np.asarray(lx, dtype=bool)
@@ -65,6 +65,11 @@ def run_kernel(o, h, l, c, le, lx, se=None, sx=None, *, size=1.0, size_type="amo
         levels = levels._replace(extra=OrderLevels(
             _arr(entry_size, n, m), _arr(stop_price, n, m),
             np.ones((1, 2)) if roi is None else np.ascontiguousarray(np.asarray(roi, dtype=np.float64))))
+    if order_types is not None:
+        codes = np.array([[_OTYPE[t] for t in row] for row in order_types], dtype=np.int64).reshape(n, m)
+        ex = levels.extra if levels.extra is not None else OrderLevels(_arr(None, n, m), _arr(None, n, m),
+                                                                       np.ones((1, 2)))
+        levels = levels._replace(extra=ex._replace(entry_type=codes))
     abs_stops = sl_price is not None or tp_price is not None
     if abs_stops:
         levels = levels._replace(sl_price=np.full((n, m), np.nan) if sl_price is None else levels.sl_price,
@@ -73,7 +78,8 @@ def run_kernel(o, h, l, c, le, lx, se=None, sx=None, *, size=1.0, size_type="amo
                       Intrabar.OPTIMISTIC if intrabar == "optimistic" else Intrabar.PESSIMISTIC, _OTYPE[order_type],
                       tif, has_short, abs_stops, partial, accumulate=accumulate, reenter=reenter, finalize=finalize,
                       sizes=entry_size is not None, ind_stop=stop_price is not None, roi=roi is not None,
-                      borrow=bool(np.any(np.asarray(borrow) > 0)), time_stop=bool(np.any(np.asarray(td_stop) > 0)))
+                      borrow=bool(np.any(np.asarray(borrow) > 0)), time_stop=bool(np.any(np.asarray(td_stop) > 0)),
+                      entry_types=order_types is not None)
     if leverage > 1.0 or has_short:  # spot margin rule (nbtrade.engine.signals.spot_margin)
         from nbtrade.engine.signals import margin_params
         from nbtrade.kernels.records import Option

@@ -34,7 +34,7 @@ case = st.fixed_dictionaries({
     "min_notional": st.sampled_from([0.0, 0.0, 30.0]),
     "leverage": st.sampled_from([1.0, 1.0, 2.0, 20.0]),
     "groups": st.sampled_from(["shared", "shared", "isolated"]),
-    "order_type": st.sampled_from(["market", "market", "market", "limit", "stop"]),
+    "order_type": st.sampled_from(["market", "market", "market", "limit", "stop", "mixed"]),
     "abs_stops": st.sampled_from([False, False, True]),
     "exit_size": st.sampled_from([False, False, True]),
     # issue 15
@@ -78,7 +78,13 @@ def test_kernel_matches_reference_with_issue15_options(cfg):
                min_qty=[0.0] * m, min_notional=[cfg["min_notional"]] * m)
     arrays = {}
     groups = list(range(m)) if cfg["groups"] == "isolated" else [0] * m
-    if order_type != "market":
+    types = None
+    if order_type == "mixed":  # each entry its own type: market, limit, stop, stop-limit
+        types = rng.choice(np.array(["market", "limit", "stop", "stop_limit"], dtype=object), c.shape).tolist()
+        arrays["order_price"] = np.where(np.isnan(c), np.nan, c * rng.uniform(0.95, 1.05, c.shape))
+        arrays["limit_price"] = arrays["order_price"] * rng.uniform(0.97, 1.03, c.shape)
+        kw.update(tif=2)
+    elif order_type != "market":
         arrays["order_price"] = np.where(np.isnan(c), np.nan, c * rng.uniform(0.95, 1.05, c.shape))
         kw.update(order_type=order_type, tif=2)
     if cfg["abs_stops"]:
@@ -100,11 +106,11 @@ def test_kernel_matches_reference_with_issue15_options(cfg):
     td = [float(cfg["td_stop"])] * m
     borrow = [cfg["borrow"] * (1 + j) for j in range(m)]
     got = run_kernel(o, h, l, c, le, lx, se, sx, groups=groups, roi=roi, td_stop=td, borrow=borrow,
-                     **per, **arrays, **kw)
+                     order_types=types, **per, **arrays, **kw)
     zeros = np.zeros_like(le)
     ref = run_reference(o.tolist(), h.tolist(), l.tolist(), c.tolist(), le.tolist(), lx.tolist(),
                         (zeros if se is None else se).tolist(), (zeros if sx is None else sx).tolist(),
-                        groups=groups, roi=roi, td_stop=td, borrow=borrow,
+                        groups=groups, roi=roi, td_stop=td, borrow=borrow, order_types=types,
                         **per, **{k: v.tolist() for k, v in arrays.items()}, **kw)
     assert_same(got, ref)
 
