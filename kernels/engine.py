@@ -1104,8 +1104,8 @@ def orders_column_nb(open_, close, signals, levels, cfg, params, books, i, c, s,
     if s >= 0 and (entries[s, c] or exits[s, c] or (has_short and (short_entries[s, c] or short_exits[s, c]))):
         new = s
         # resting entry types: a cell holding an entry is placed at once (it needs no price now)
-        can_wait = (entry_type_at(levels.extra, s, c, cfg.order_type) == OrderType.MARKET
-                    or not (entries[s, c] or (has_short and short_entries[s, c])))
+        if entries[s, c] or (has_short and short_entries[s, c]):
+            can_wait = entry_type_at(levels.extra, s, c, cfg.order_type) == OrderType.MARKET
     d = wait_for_candle_nb(sc, books.counts, new, valid, i == close.shape[0] - 1, can_wait, False)
     if d >= 0 and wants_nb(signals, d, c, sc["pos"], sc["pend_dir"], has_short,
                            has_option_nb(cfg, Option.ACCUMULATE)):
@@ -1298,9 +1298,7 @@ def process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s
     pend = sc["pend_dir"]
     if pend != 0 and (long_entry or short_entry or (pend > 0 and lx) or (pend < 0 and sx)):
         # a new entry replaces the resting one; an exit signal of its side cancels it
-        record_order_nb(orders, counts, c, i, Side.BUY if pend > 0 else Side.SELL, np.nan, sc["pend_price"], 0.0,
-                        pending_type_nb(sc, cfg.order_type), Status.CANCELLED, RejectReason.NONE)
-        sc["pend_dir"] = 0
+        cancel_pending_nb(books, c, i, cfg.order_type)
     do_exit = False
     direction = 0
     if p > 0.0:
@@ -1363,13 +1361,7 @@ def process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s
         if has_option_nb(cfg, Option.IND_STOP):  # the signal bar's indicator stop is the trade's first level
             sc["ind_stop"] = stop_price_at(levels.extra, s, c)
         if order_type != OrderType.MARKET:
-            sc["pend_dir"] = direction
-            sc["pend_price"] = levels.order_price[s, c]
-            sc["pend_bar"] = s
-            sc["pend_limit"] = levels.limit_price[s, c] if order_type == OrderType.STOP_LIMIT else np.nan
-            sc["pend_trig"] = False
-            sc["pend_size"] = size
-            sc["pend_type"] = order_type
+            place_pending_nb(sc, levels.order_price, levels.limit_price, s, c, direction, order_type, size)
             return
     filled = enter_nb(px, i, c, base, direction > 0, OrderType.MARKET, books, params, cfg, size)
     if adding and filled:
@@ -1384,6 +1376,30 @@ def process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s
                 sc["tp_abs"] = v
         if has_option_nb(cfg, Option.IND_STOP):
             ratchet_nb(sc, stop_price_at(levels.extra, s, c), direction > 0)
+
+
+@jit_borrow
+def cancel_pending_nb(books, c, i, default):
+    """Record column ``c``'s resting entry as cancelled at bar ``i`` (its own type; ``default``: the run's) and
+    remove it. Kept out of :func:`process_signal_nb` (rare path: the common one stays small)."""
+    sc = books.state[c]
+    pend = sc["pend_dir"]
+    record_order_nb(books.orders, books.counts, c, i, Side.BUY if pend > 0 else Side.SELL, np.nan, sc["pend_price"],
+                    0.0, pending_type_nb(sc, default), Status.CANCELLED, RejectReason.NONE)
+    sc["pend_dir"] = 0
+
+
+@jit_borrow
+def place_pending_nb(sc, order_price, limit_price, s, c, direction, order_type, size):
+    """Place a resting entry of ``order_type`` (``direction`` +1/-1, ``size``) signalled at bar ``s`` in column
+    state ``sc``: its level ``order_price[s, c]`` (stop-limit: limit ``limit_price[s, c]``)."""
+    sc["pend_dir"] = direction
+    sc["pend_price"] = order_price[s, c]
+    sc["pend_bar"] = s
+    sc["pend_limit"] = limit_price[s, c] if order_type == OrderType.STOP_LIMIT else np.nan
+    sc["pend_trig"] = False
+    sc["pend_size"] = size
+    sc["pend_type"] = order_type
 
 
 @ijit

@@ -181,9 +181,9 @@ it instead of ``Config.leverage``; 0: unset, ``Config.leverage``), ``t_n`` tiers
 col_state_dt = np.dtype([
     ("pos", f8), ("mark", f8), ("group", i8), ("wait", i8), ("pend_dir", i8),  # read every bar: one cache line
     ("avg", f8), ("extreme", f8), ("entry_fees", f8), ("entry_idx", i8), ("sl_abs", f8), ("tp_abs", f8),
-    ("pend_bar", i8), ("pend_trig", np.bool_), ("pend_price", f8), ("pend_limit", f8),
+    ("pend_bar", i8), ("pend_trig", np.bool_), ("pend_type", np.int8), ("pend_price", f8), ("pend_limit", f8),
     ("range", f8), ("volume", f8), ("wait_frac", f8), ("ind_stop", f8), ("borrow", f8), ("pend_size", f8),
-    ("margin", f8), ("liq", f8), ("pend_type", i8),
+    ("margin", f8), ("liq", f8),
 ], align=True)
 """State of one column in the signals and callback loops: signed position ``pos``; ``mark``, the
 last valid close (valuation only); ``avg``, ``entry_idx``, ``entry_fees`` of the open position;
@@ -197,7 +197,8 @@ waiting for the column's next candle (-1: none), ``wait_frac`` its exit fraction
 cost accrued by the open short (quote); ``pend_size``: the size of the resting entry; ``margin``: the
 isolated margin of the open position (entry notional / leverage, quote); ``liq``: its liquidation
 price (NaN: to be computed; ``Option.MARGIN`` runs only); ``pend_type``: the ``OrderType`` of the resting
-entry (set by the signals loop; -1: the run's ``Config.order_type``, as loops that do not set it)."""
+entry (int8 in ``pend_trig``'s padding: the record keeps its size; set where an entry is placed, -1: the
+run's ``Config.order_type``)."""
 
 rebalance_state_dt = np.dtype([
     ("pos", f8), ("mark", f8), ("entry_idx", i8), ("entry_notional", f8), ("entry_qty", f8),
