@@ -88,21 +88,23 @@ def map_on_dask(client: Any, shared: Any, task: Callable, args: list, collect: C
     distributed = _import_distributed()
     if not args:
         return
-    data = [client.scatter(shared, broadcast=True)]
-    todo = {client.submit(task, data[0], *a, pure=False): (a, 0) for a in args}
+    # hash=False: a key of its own per call. With the content's hash, a sweep scattering the market
+    # that the previous sweep just released raced that release ("lost dependencies").
+    data = [client.scatter(shared, broadcast=True, hash=False)]
+    todo = {client.submit(task, data[0], *a, pure=False): (a, 0, 0) for a in args}  # (args, tries, copy)
     done = distributed.as_completed(list(todo), loop=client.loop)
     try:
         for fut in done:
-            a, tries = todo.pop(fut)
+            a, tries, copy = todo.pop(fut)
             try:
                 out = fut.result()
             except CancelledError:
                 if tries >= retries:
                     raise
-                if data[-1].status != "finished":
-                    data.append(client.scatter(shared, broadcast=True))
+                if copy == len(data) - 1:  # the newest copy is lost too: scatter anew
+                    data.append(client.scatter(shared, broadcast=True, hash=False))
                 again = client.submit(task, data[-1], *a, pure=False)
-                todo[again] = (a, tries + 1)
+                todo[again] = (a, tries + 1, len(data) - 1)
                 done.add(again)
                 continue
             collect(out)
