@@ -173,10 +173,24 @@ def column_leverage_nb(params, c, leverage):
 
 
 @jit
-def free_margin_nb(st, prices, i, cash, params, leverage):
-    """Equity and free margin at ``prices[i]`` (a column without a candle at its mark): ``equity - sum(|q| p
-    / lev)``, the initial margin of each open position at the price of the moment with its column's
-    leverage (:func:`column_leverage_nb`); the rule of ``engine.margin_state_nb`` on one cash account."""
+def free_margin_nb(st, prices, i, cash, params, leverage, isolated):
+    """Free margin at ``prices[i]`` (a column without a candle at its mark).
+
+    Plain and cross runs: ``equity - sum(|q| p / lev)``, the initial margin of each open position at the
+    price of the moment with its column's leverage (:func:`column_leverage_nb`); the rule of
+    ``engine.margin_state_nb`` on one cash account. ``isolated`` (perpetuals, ``nbtrade.margin``
+    "Accounting"): ``wallet - sum(margin)`` with ``wallet = cash + sum(q * avg)`` (equity less the
+    unrealised PnL): an isolated position's profit is not free until closed and its loss stays inside
+    its margin, so the positions' margins never exceed the wallet and equity never goes below zero."""
+    if isolated:
+        wallet = cash
+        held = 0.0
+        for j in range(st.shape[0]):
+            qj = st[j]["pos"]
+            if qj != 0.0:
+                wallet += qj * st[j]["avg"]
+                held += st[j]["margin"]
+        return wallet - held
     equity = cash
     gross = 0.0  # notional at the run's leverage (all of it without per-symbol leverage)
     used = 0.0
@@ -192,14 +206,15 @@ def free_margin_nb(st, prices, i, cash, params, leverage):
                 gross += abs(qj) * pj
             else:
                 used += initial_margin_nb(abs(qj) * pj, lev)
-    return equity, equity - initial_margin_nb(gross, leverage) - used
+    return equity - initial_margin_nb(gross, leverage) - used
 
 
 @jit
-def rebalance_nb(prices, i, s, weights, books, params, leverage, margin_on):
+def rebalance_nb(prices, i, s, weights, books, params, leverage, margin_mode):
     """Move every column towards its target weight (bar ``s``'s, or a waiting one), filling at
-    ``prices[i]`` (see :func:`targets_nb`). ``margin_on``: an increase whose resulting notional lies in a
-    tier allowing less than the column's leverage is rejected ``LEVERAGE``."""
+    ``prices[i]`` (see :func:`targets_nb`). ``margin_mode`` (0 plain, 1 isolated, 2 cross): the free
+    margin of :func:`free_margin_nb`; in margin runs an increase whose resulting notional lies in a tier
+    allowing less than the column's leverage is rejected ``LEVERAGE``."""
     targets_nb(prices, i, s, weights, books)
     st, acct, counts, orders, trades = books
     m = st.shape[0]
@@ -245,12 +260,12 @@ def rebalance_nb(prices, i, s, weights, books, params, leverage, margin_on):
                 reason = exchange_filter_nb(q, p, lot, pc["min_qty"], pc["min_notional"])
                 if reason == RejectReason.NONE and phase == 1:
                     # free margin at this moment: equity less the margin of open positions
-                    eq, available = free_margin_nb(st, prices, i, acct[0], params, leverage)
+                    available = free_margin_nb(st, prices, i, acct[0], params, leverage, margin_mode == 1)
                     fill = slip_price_nb(p, is_buy, pc["slippage"])
                     required = initial_margin_nb(q * fill, lev) + order_fees_nb(q, fill, pc["fees"], pc["fixed_fees"])
                     if required - available > EPS * max(abs(available), 1.0):
                         reason = RejectReason.INSUFFICIENT_CASH
-                    elif margin_on and max_leverage_nb(pc["t_floor"], pc["t_cap"], pc["t_lev"], pc["t_n"],
+                    elif margin_mode > 0 and max_leverage_nb(pc["t_floor"], pc["t_cap"], pc["t_lev"], pc["t_n"],
                                                        (abs(pos) + q) * fill) < lev:
                         reason = RejectReason.LEVERAGE  # the tier of the resulting position allows less
                 if reason != RejectReason.NONE:
@@ -296,7 +311,7 @@ def liquidation_nb(prices, marks, params, books, i, at_open, open_only):
 
 
 @jit
-def simulate_weights_nb(prices, weights, rebalance, params, leverage, fill_mode, margin_on, marks, books, cash_out,
+def simulate_weights_nb(prices, weights, rebalance, params, leverage, fill_mode, margin_mode, marks, books, cash_out,
                         equity_out):
     """Run the weights backtest, filling ``books`` (:func:`new_weights_state` state, one cash account, a
     zeroed ``counts_dt`` record, record buffers) and ``cash_out``, ``equity_out``.
@@ -307,7 +322,8 @@ def simulate_weights_nb(prices, weights, rebalance, params, leverage, fill_mode,
     non-NaN weight of a rebalance bar plus one per column and liquidation event, ``trades`` half that
     plus one per column.
 
-    Margin runs (``margin_on``; perpetuals, rules in :mod:`nbtrade.margin`): ``marks`` is the
+    Margin runs (``margin_mode`` 1 isolated, 2 cross; 0: plain; perpetuals, rules in :mod:`nbtrade.margin`;
+    sizing in :func:`rebalance_nb`, free margin in :func:`free_margin_nb`): ``marks`` is the
     ``records.Marks`` of the run (mark candles, funding rows, cross flag) or None (the price candles are
     the mark, no funding). Each position has an isolated margin (its entries' notional / leverage) and
     is liquidated on the mark candle (exit reason ``LIQUIDATION``), or the cross wallet as a whole
@@ -335,6 +351,7 @@ def simulate_weights_nb(prices, weights, rebalance, params, leverage, fill_mode,
     lag = 1 if at_open else 0
     px = prices.open if at_open else close
     cnt = counts[0]
+    margin_on = margin_mode > 0
     for i in range(n):
         s = i - lag
         if margin_on:
@@ -350,12 +367,12 @@ def simulate_weights_nb(prices, weights, rebalance, params, leverage, fill_mode,
                     run = True
                     break
         if run and at_open:
-            rebalance_nb(px, i, s if due else -1, weights, books, params, leverage, margin_on)
+            rebalance_nb(px, i, s if due else -1, weights, books, params, leverage, margin_mode)
         if margin_on:
             liquidation_nb(prices, marks, params, books, i, at_open, False)
             funding_nb(marks, books, i, True)
         if run and not at_open:
-            rebalance_nb(px, i, s if due else -1, weights, books, params, leverage, margin_on)
+            rebalance_nb(px, i, s if due else -1, weights, books, params, leverage, margin_mode)
         close_bar_nb(close, st, acct, i, cash_out, equity_out)
     for c in range(m):
         sc = st[c]

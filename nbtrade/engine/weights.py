@@ -178,7 +178,8 @@ def run_weights(market: Market, cfg: RunConfig, weights: Any, rebalance_every: A
     equity = np.empty(n)
     state, counts = rebalance.new_weights_state(m), np.zeros(1, dtype=counts_dt)
     prices = PriceArrays(inputs.open, inputs.high, inputs.low, inputs.close, inputs.close)
-    rebalance.simulate_weights_nb(prices, w, mask, cfg.params, float(cfg.leverage), cfg.fill_id, margin_on, marks,
+    mode = 0 if not margin_on else (2 if ms.margin == "cross" else 1)
+    rebalance.simulate_weights_nb(prices, w, mask, cfg.params, float(cfg.leverage), cfg.fill_id, mode, marks,
                                   Books(state, np.full(1, cfg.init_cash), counts, orders, trades), cash, equity)
     k = counts[0]
     assumptions = cfg.assumptions(gaps=len(data.gaps), delayed=int(k["delayed"]), no_candles=data.no_candles)
