@@ -14,6 +14,8 @@ from nbtrade.data.panels import _attach_events
 from nbtrade.engine.run import prepare_data
 from nbtrade.margin import Tiers
 
+pytestmark = pytest.mark.filterwarnings("ignore::nbtrade.RejectedOrdersWarning")
+
 
 def _frame(close, mark_low=None, mark_high=None, mark_open=None):
     idx = pd.date_range("2024-01-01", periods=len(close), freq="h", tz="UTC")
@@ -321,3 +323,37 @@ def test_bad_liquidation_fee_and_margin_mode():
         nbtrade.backtest_weights({"BTC": df}, w, instrument="perp", liquidation_fee=1.5)
     with pytest.raises(ValueError, match="margin must be one of"):
         nbtrade.backtest_weights({"BTC": df}, w, instrument="perp", margin="portfolio")
+
+
+# ------------------------------------------------------------------------------------------------
+# no look-ahead
+
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+def test_perturbing_after_bar_t_changes_nothing_up_to_t(fill):
+    """Prices, mark candles and funding after bar ``t`` (weights too) leave every record up to ``t`` as it was."""
+    n, t = 60, 35
+    base, idx, syms, rng = _perp_market(5, n=n, m=2, wick=0.2)
+    w = rng.uniform(-6, 6, (n, 2))
+    runs = []
+    for perturb in (False, True):
+        market, _, _, _ = _perp_market(5, n=n, m=2, wick=0.2)
+        ww = w.copy()
+        if perturb:
+            k = 1.0 + rng.uniform(-0.2, 0.2, (n - t - 1, 2))  # one factor per candle: candles stay consistent
+            for f in ("open", "high", "low", "close", "mark_open", "mark_high", "mark_low", "mark_close"):
+                market.array(f)[t + 1:] *= k
+            ev = market.meta["funding_events"].tolist()
+            cut = np.asarray(market.time_ms)[t + 1]
+            for e in ev:
+                e.rate[e.time >= cut] *= -3.0
+            ww[t + 1:] = rng.uniform(-6, 6, (n - t - 1, 2))
+        r = nbtrade.backtest_weights(market, pd.DataFrame(ww, idx, syms), rebalance_every=4, instrument="perp",
+                                     leverage=8, init_cash=1000.0, fill=fill, fees=0.0005)
+        runs.append(r)
+    a, b = runs
+    np.testing.assert_array_equal(a.equity.to_numpy()[:t + 1], b.equity.to_numpy()[:t + 1])
+    np.testing.assert_array_equal(a.funding.to_numpy()[:t + 1], b.funding.to_numpy()[:t + 1])
+    oa, ob = a.orders[a.orders["time"] <= idx[t]], b.orders[b.orders["time"] <= idx[t]]
+    pd.testing.assert_frame_equal(oa, ob)
+    assert not np.array_equal(a.equity.to_numpy()[t + 1:], b.equity.to_numpy()[t + 1:])  # the change took
+    assert not np.array_equal(a.funding.to_numpy()[t + 1:], b.funding.to_numpy()[t + 1:])
