@@ -357,3 +357,20 @@ def test_perturbing_after_bar_t_changes_nothing_up_to_t(fill):
     pd.testing.assert_frame_equal(oa, ob)
     assert not np.array_equal(a.equity.to_numpy()[t + 1:], b.equity.to_numpy()[t + 1:])  # the change took
     assert not np.array_equal(a.funding.to_numpy()[t + 1:], b.funding.to_numpy()[t + 1:])
+
+
+def test_weights_perp_result_feeds_the_margin_views_and_report(tmp_path):
+    """The weights Result carries what the signals one does: liquidations, funding paid, per-symbol leverage,
+    margin usage, the HTML report's margin panes."""
+    market, idx, syms, rng = _perp_market(3, n=80, m=2, wick=0.15)
+    w = pd.DataFrame(rng.uniform(-5, 5, (80, 2)), idx, syms)
+    r = nbtrade.backtest_weights(market, w, rebalance_every=5, instrument="perp", leverage={"S0": 5, "S1": 10},
+                                 init_cash=1000.0)
+    assert r.is_margined
+    assert len(r.liquidations) == int((r.trades["exit_reason"] == "liquidation").sum()) > 0
+    assert r.leverage().to_dict() == {"S0": 5.0, "S1": 10.0}
+    paid = r.funding_paid()
+    assert paid["portfolio"].iloc[-1] == pytest.approx(r.stats()["Funding Paid [$]"], rel=1e-12)
+    assert (r.margin_usage() >= 0).all()
+    html = open(r.report(str(tmp_path / "r.html"))).read()
+    assert "funding" in html.lower()
