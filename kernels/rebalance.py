@@ -31,6 +31,8 @@ Trades are round trips from flat to flat: ``size`` is the quantity entered,
 from __future__ import annotations
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from ._jit import jit
 from .engine import (close_bar_nb, funding_nb, margin_phase_nb, record_order_nb, record_trade_nb, reject_order_nb,
@@ -310,6 +312,23 @@ def liquidation_nb(prices, marks, params, books, i, at_open, open_only):
     counts[0]["trades"] = k1
 
 
+def margin_events_nb(marks, prices, params, books, i, at_open, open_only):
+    """:func:`liquidation_nb` in perpetual runs (``marks`` a ``records.Marks``); nothing when ``marks`` is None
+    (plain runs: overloaded on the type, so they compile none of the margin code)."""
+    if marks is not None:
+        liquidation_nb(prices, marks, params, books, i, at_open, open_only)
+
+
+@overload(margin_events_nb)
+def _margin_events_ov(marks, prices, params, books, i, at_open, open_only):
+    if isinstance(marks, types.NoneType):
+        return lambda marks, prices, params, books, i, at_open, open_only: None
+
+    def impl(marks, prices, params, books, i, at_open, open_only):
+        liquidation_nb(prices, marks, params, books, i, at_open, open_only)
+    return impl
+
+
 @jit
 def simulate_weights_nb(prices, weights, rebalance, params, leverage, fill_mode, margin_mode, marks, books, cash_out,
                         equity_out):
@@ -319,16 +338,17 @@ def simulate_weights_nb(prices, weights, rebalance, params, leverage, fill_mode,
     ``prices``: ``records.Prices`` (open, high and low read by fills at the open and by margin runs);
     ``params`` is ``(n_cols,)`` ``param_dt`` (fees, fixed fees, slippage, lot, min qty, min notional,
     and in margin runs ``lev``, the maintenance tiers, ``liq_fee``). ``orders`` must hold 2 orders per
-    non-NaN weight of a rebalance bar plus one per column and liquidation event, ``trades`` half that
-    plus one per column.
+    non-NaN weight of a rebalance bar (margin runs: 3, a liquidation per opened position, plus one per
+    column), ``trades`` half that plus one per column (margin runs: one per weight plus one per column).
 
     Margin runs (``margin_mode`` 1 isolated, 2 cross; 0: plain; perpetuals, rules in :mod:`nbtrade.margin`;
     sizing in :func:`rebalance_nb`, free margin in :func:`free_margin_nb`): ``marks`` is the
-    ``records.Marks`` of the run (mark candles, funding rows, cross flag) or None (the price candles are
-    the mark, no funding). Each position has an isolated margin (its entries' notional / leverage) and
-    is liquidated on the mark candle (exit reason ``LIQUIDATION``), or the cross wallet as a whole
-    (``marks.cross``). Events of bar ``i``, in this order (those of the signals loop, phase by phase over
-    all columns; the functions are ``engine.py``'s):
+    ``records.Marks`` of the run (mark candles, or the price candles of columns without them; funding
+    rows; the cross flag); plain runs pass None and compile no margin code. Each position has an
+    isolated margin (its entries' notional / leverage) and is liquidated on the mark candle (exit reason
+    ``LIQUIDATION``), or the cross wallet as a whole (``marks.cross``). Events of bar ``i``, in this
+    order (those of the signals loop, phase by phase over all columns; the functions are ``engine.py``'s,
+    through :func:`margin_events_nb` / :func:`liquidation_nb`):
 
     ``fill_mode == NEXT_OPEN``
         1. funding due at the bar's open, on the positions carried in (``funding_nb``);
@@ -357,7 +377,7 @@ def simulate_weights_nb(prices, weights, rebalance, params, leverage, fill_mode,
         if margin_on:
             funding_nb(marks, books, i, False)
             if at_open:
-                liquidation_nb(prices, marks, params, books, i, True, True)
+                margin_events_nb(marks, prices, params, books, i, True, True)
         due = s >= 0 and rebalance[s]
         run = due or (cnt["waiting"] > 0 and i == n - 1)
         if not run and cnt["waiting"] > 0:
@@ -369,7 +389,7 @@ def simulate_weights_nb(prices, weights, rebalance, params, leverage, fill_mode,
         if run and at_open:
             rebalance_nb(px, i, s if due else -1, weights, books, params, leverage, margin_mode)
         if margin_on:
-            liquidation_nb(prices, marks, params, books, i, at_open, False)
+            margin_events_nb(marks, prices, params, books, i, at_open, False)
             funding_nb(marks, books, i, True)
         if run and not at_open:
             rebalance_nb(px, i, s if due else -1, weights, books, params, leverage, margin_mode)
