@@ -374,3 +374,25 @@ def test_weights_perp_result_feeds_the_margin_views_and_report(tmp_path):
     assert (r.margin_usage() >= 0).all()
     html = open(r.report(str(tmp_path / "r.html"))).read()
     assert "funding" in html.lower()
+
+
+def test_cross_wallet_with_two_positions_liquidates_both():
+    """Cross, 1,000 of wallet: A long 50 at 100 and B short 50 at 100 (weights 5 and -5 at 10x). A's mark
+    low of 80 takes the margin balance to 1000 - 1000 = 0, below the maintenance of both (16 + 20): every
+    position closes. A at its cross price with B held at its adverse mark (100, UPNL 0, MM 20):
+    (1000 - 20 - 5000) / (0.2 - 50) = 4020 / 49.8; B's cross price with A at 80 (UPNL -1000, MM 16) is
+    (1000 - 1016 + 5000) / (0.2 + 50) ~ 99.28, below B's mark open of 100: it fills at the open (gap rule).
+    The fees forfeit both maintenance margins: equity 0."""
+    df, idx = _frame([100.0] * 5, mark_low=[100, 100, 100, 100, 100])
+    dfa = df.copy()
+    dfa.loc[idx[2], "mark_low"] = 80.0
+    w = pd.DataFrame({"A": [5.0] + [np.nan] * 4, "B": [-5.0] + [np.nan] * 4}, index=idx)
+    r = nbtrade.backtest_weights({"A": dfa, "B": df}, w, instrument="perp", leverage=10, margin="cross",
+                                 init_cash=1000.0)
+    tr = r.trades.set_index("symbol")
+    assert list(tr["exit_reason"]) == ["liquidation", "liquidation"]
+    assert (tr["exit_time"] == idx[2]).all()
+    assert tr.loc["A", "exit_price"] == pytest.approx(4020 / 49.8, abs=1e-9)
+    assert tr.loc["B", "exit_price"] == 100.0
+    assert r.equity.iloc[-1] == pytest.approx(0.0, abs=1e-9)
+    assert "cross margin" in r.assumptions["margin"]
