@@ -34,9 +34,9 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from ._jit import jit
-from .engine import (close_bar_nb, funding_nb, margin_phase_nb, record_order_nb, record_trade_nb, reject_order_nb,
-                     wait_for_candle_nb)
+from ._jit import jit, jit_borrow
+from .engine import (close_bar_nb, cross_mode_nb, funding_nb, margin_phase_nb, mark_candle, next_funding_nb,
+                     record_order_nb, record_trade_nb, reject_order_nb, triggered_nb, triggers_nb, wait_for_candle_nb)
 from .fills import EPS, exchange_filter_nb, order_fees_nb, slip_price_nb
 from .margin import initial_margin_nb, max_leverage_nb
 from .records import Direction, ExitReason, FillMode, OrderType, RejectReason, Side, Status, rebalance_state_dt
@@ -277,7 +277,7 @@ def rebalance_nb(prices, i, s, weights, books, params, leverage, margin_mode):
             fill_change_nb(books, params, c, i, p, q, is_buy, lev)
 
 
-@jit
+@jit_borrow
 def liquidation_nb(prices, marks, params, books, i, at_open, open_only):
     """Adapter of ``engine.margin_phase_nb`` (isolated, or cross with ``marks.cross``) to the weights books.
 
@@ -372,12 +372,29 @@ def simulate_weights_nb(prices, weights, rebalance, params, leverage, fill_mode,
     px = prices.open if at_open else close
     cnt = counts[0]
     margin_on = margin_mode > 0
+    # margin runs: the liquidation phases run only on bars where some mark reaches a position's
+    # liquidation price (engine.triggers_nb / triggered_nb, the fused signals loop's test; every bar in
+    # cross mode), funding only on bars with a funding row (the next at bar nf); the triggers are set
+    # anew after anything that moves a position or its margin (dirty)
+    mo, mh, ml = mark_candle(marks, prices)
+    lo = np.full(m, -np.inf)
+    hi = np.full(m, np.inf)
+    cross = cross_mode_nb(marks)
+    nf = next_funding_nb(marks, 0, n)
+    dirty = True
     for i in range(n):
         s = i - lag
-        if margin_on:
+        fund = margin_on and i == nf
+        if fund:
             funding_nb(marks, books, i, False)
-            if at_open:
+            dirty = True
+        if margin_on and at_open:
+            if dirty:
+                triggers_nb(st, params, lo, hi)
+                dirty = False
+            if cross or triggered_nb(mo, mh, ml, i, lo, hi):
                 margin_events_nb(marks, prices, params, books, i, True, True)
+                dirty = True
         due = s >= 0 and rebalance[s]
         run = due or (cnt["waiting"] > 0 and i == n - 1)
         if not run and cnt["waiting"] > 0:
@@ -388,11 +405,21 @@ def simulate_weights_nb(prices, weights, rebalance, params, leverage, fill_mode,
                     break
         if run and at_open:
             rebalance_nb(px, i, s if due else -1, weights, books, params, leverage, margin_mode)
+            dirty = True
         if margin_on:
-            margin_events_nb(marks, prices, params, books, i, at_open, False)
-            funding_nb(marks, books, i, True)
+            if dirty:
+                triggers_nb(st, params, lo, hi)
+                dirty = False
+            if cross or triggered_nb(mo, mh, ml, i, lo, hi):
+                margin_events_nb(marks, prices, params, books, i, at_open, False)
+                dirty = True
+            if fund:
+                funding_nb(marks, books, i, True)
+                nf = next_funding_nb(marks, i + 1, n)
+                dirty = True
         if run and not at_open:
             rebalance_nb(px, i, s if due else -1, weights, books, params, leverage, margin_mode)
+            dirty = True
         close_bar_nb(close, st, acct, i, cash_out, equity_out)
     for c in range(m):
         sc = st[c]
