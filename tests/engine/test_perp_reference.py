@@ -1,0 +1,176 @@
+"""Whole runs of the margin rules (issue 17): the numba engine equals the pure-Python reference engine
+(``reference_engine.run_reference`` with ``reference_perp``) on random cases of spot with leverage,
+isolated perpetuals and cross-margined perpetuals: per-symbol leverage and maintenance tiers, mark
+candles with wicks that liquidate and gaps through the liquidation price, funding of both signs at bar
+opens and inside bars, stops, both fill modes. Orders, trades (exit reason ``liquidation`` included),
+cash, equity and funding flows agree within 1e-9."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import nbtrade
+from nbtrade.margin import Tiers
+
+from .helpers import compare_with_reference, random_market, random_signals
+from .reference_engine import run_reference
+
+pytestmark = pytest.mark.filterwarnings("ignore::nbtrade.backtesting.RejectedOrdersWarning")
+
+MODES = ("spot", "isolated", "cross")
+CASES_PER_MODE = 350  # 1,050 cases in all
+SYMBOLS = ("A", "B", "C")
+HOUR_MS = 3_600_000
+
+
+def _tiers(rng):
+    """A small maintenance table whose tiers random positions reach (cum by Binance's recurrence)."""
+    base = float(rng.choice([300.0, 2_000.0, 10_000.0]))
+    last = math.inf if rng.random() < 0.5 else 200 * base
+    return Tiers.build([(0, base, 0.01, 50), (base, 5 * base, 0.02, 25), (5 * base, 25 * base, 0.04, 12),
+                        (25 * base, last, 0.08, 6)])
+
+
+def make_case(mode, seed):
+    """Inputs of one random run: ``(market, backtest kwargs, reference kwargs)``."""
+    from nbtrade.data.panels import _attach_events
+    from nbtrade.engine.run import prepare_data
+
+    rng = np.random.default_rng([MODES.index(mode), seed])
+    n, m = int(rng.integers(6, 26)), int(rng.integers(1, 4))
+    syms = list(SYMBOLS[:m])
+    o, h, l, c = random_market(rng, n, m)
+    if rng.random() < 0.3:  # missing candles (never on the first bar)
+        gone = rng.random((n, m)) < 0.12
+        gone[0] = False
+        for a in (o, h, l, c):
+            a[gone] = np.nan
+    valid = ~np.isnan(c)
+    # instruments
+    if mode == "spot":
+        perp = [False] * m
+        instrument = "spot"
+    elif mode == "cross":
+        perp = [True] * m
+        instrument = "perp"
+    else:
+        perp = [bool(x) for x in rng.random(m) < 0.75]
+        perp[int(rng.integers(m))] = True
+        instrument = "perp" if all(perp) else {s: ("perp" if p else "spot") for s, p in zip(syms, perp)}
+    # mark candles: a basis around the price, wicks that sometimes go deep, gaps of the mark open
+    marks = None
+    if mode != "spot" and rng.random() < 0.8:
+        mo = o * np.exp(rng.normal(0, 0.004, (n, m)))
+        gap = rng.random((n, m)) < 0.06
+        mo[gap] *= np.exp(rng.choice([-1.0, 1.0], gap.sum()) * rng.uniform(0.05, 0.2, gap.sum()))
+        mc = c * np.exp(rng.normal(0, 0.004, (n, m)))
+        deep = rng.random((n, m)) < 0.2
+        up = np.where(deep & (rng.random((n, m)) < 0.5), rng.uniform(0.02, 0.3, (n, m)), rng.uniform(0, 0.01, (n, m)))
+        down = np.where(deep & (rng.random((n, m)) < 0.5), rng.uniform(0.02, 0.3, (n, m)),
+                        rng.uniform(0, 0.01, (n, m)))
+        mh = np.fmax(mo, mc) * (1 + up)
+        ml = np.fmin(mo, mc) * (1 - down)
+        no_mark = rng.random((n, m)) < 0.04  # a price candle without a mark candle
+        for a in (mo, mh, ml, mc):
+            a[~valid | no_mark] = np.nan
+        marks = (mo, mh, ml, mc)
+    idx = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC")
+    data = {}
+    for j, s in enumerate(syms):
+        cols = {"open": o[:, j], "high": h[:, j], "low": l[:, j], "close": c[:, j], "volume": 1.0}
+        if marks is not None:
+            cols.update(mark_open=marks[0][:, j], mark_high=marks[1][:, j], mark_low=marks[2][:, j],
+                        mark_close=marks[3][:, j])
+        data[s] = pd.DataFrame(cols, index=idx)
+    market = prepare_data(data)
+    # funding events of the perpetuals: at bar opens and inside bars, both signs, with or without a mark
+    events, rows = {}, []
+    if mode != "spot":
+        t0 = np.asarray(market.time_ms)
+        for j, s in enumerate(syms):
+            k = int(rng.integers(0, n // 2 + 1))
+            bars = np.sort(rng.choice(np.arange(n), k, replace=False))
+            offset = np.where(rng.random(k) < 0.5, 0, int(rng.integers(1, 60)) * 60_000)
+            rate = rng.normal(0, 0.004, k) * np.where(rng.random(k) < 0.2, 5.0, 1.0)
+            mark = np.where(rng.random(k) < 0.5, np.nan, c[bars, j] * rng.uniform(0.98, 1.02, k))
+            events[s] = {"time": t0[bars] + offset, "rate": rate, "mark_price": mark}
+            rows += [(int(b), j, int(off) == 0, float(r), float(mk), int(b) * HOUR_MS + int(off))
+                     for b, off, r, mk in zip(bars, offset, rate, mark)]
+        _attach_events(market, events)
+    rows.sort(key=lambda r: (r[5], r[1]))  # time order, ties by column
+    # signals
+    p = float(rng.choice([0.1, 0.25, 0.4]))
+    shorts = mode != "spot" or rng.random() < 0.6
+    le, lx = random_signals(rng, c, p), rng.random((n, m)) < p / 2
+    se, sx = (random_signals(rng, c, p), rng.random((n, m)) < p / 2) if shorts else (None, None)
+    # leverage and tiers per symbol
+    lev = [float(x) for x in rng.choice([1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 25.0, 50.0], m)]
+    if rng.random() < 0.3:
+        lev = [lev[0]] * m
+    if mode == "spot" and not shorts and max(lev) <= 1.0:
+        lev[0] = 3.0  # spot with leverage (an unlevered long-only run has no margin rule)
+    leverage = lev[0] if len(set(lev)) == 1 and rng.random() < 0.5 else dict(zip(syms, lev))
+    tier_kind = rng.choice(["default", "one", "per_symbol"])
+    if tier_kind == "default":
+        maintenance, tiers = None, None
+    elif tier_kind == "one":
+        t = _tiers(rng)
+        maintenance, tiers = t, [t.rows()] * m
+    else:
+        ts = [_tiers(rng) for _ in syms]
+        maintenance, tiers = dict(zip(syms, ts)), [t.rows() for t in ts]
+    liq_fee = rng.choice([None, None, 0.005, 0.02])
+    size_type = str(rng.choice(["percent", "value", "amount", "target_percent"]))
+    size = {"percent": rng.uniform(0.1, 1.0), "value": rng.uniform(50, 3000), "amount": rng.uniform(0.5, 30),
+            "target_percent": rng.uniform(0.1, min(lev))}[size_type]
+    fees = float(rng.choice([0.0, 0.0004, 0.001]))
+    fixed = float(rng.choice([0.0, 0.0, 0.5]))
+    slip = float(rng.choice([0.0, 0.001]))
+    sl = rng.choice([np.nan, np.nan, 0.02, 0.06, 0.2])
+    tp = rng.choice([np.nan, np.nan, 0.03, 0.1])
+    trail = rng.choice([np.nan, np.nan, np.nan, 0.04])
+    fill = str(rng.choice(["next_open", "close"]))
+    intrabar = str(rng.choice(["pessimistic", "optimistic"]))
+    cash_sharing = mode == "cross" or bool(rng.random() < 0.6)
+    margin = {"cross": "cross", "isolated": rng.choice([None, "isolated"]), "spot": None}[mode]
+    kw = dict(entries=le, exits=lx, size=float(size), size_type=size_type, fees=fees, fixed_fees=fixed,
+              slippage=slip, sl_stop=None if np.isnan(sl) else float(sl), tp_stop=None if np.isnan(tp) else float(tp),
+              trail_stop=None if np.isnan(trail) else float(trail), leverage=leverage, init_cash=1000.0, fill=fill,
+              intrabar=intrabar, cash_sharing=cash_sharing, instrument=instrument, on_gap="skip")
+    if shorts:
+        kw.update(short_entries=se, short_exits=sx)
+    if maintenance is not None:
+        kw["maintenance"] = maintenance
+    if liq_fee is not None:
+        kw["liquidation_fee"] = float(liq_fee)
+    if margin is not None:
+        kw["margin"] = str(margin)
+    none = np.zeros((n, m), dtype=bool)
+    ref = dict(size=[float(size)] * m, size_type=size_type, fees=[fees] * m, fixed_fees=[fixed] * m,
+               slippage=[slip] * m, sl_stop=[float(sl)] * m, tp_stop=[float(tp)] * m, trail_stop=[float(trail)] * m,
+               lot_size=[0.0] * m, min_qty=[0.0] * m, min_notional=[0.0] * m, leverage=lev, init_cash=1000.0,
+               fill=fill, intrabar=intrabar, cash_sharing=cash_sharing, margin=True, tiers=tiers,
+               liquidation_fee=math.nan if liq_fee is None else float(liq_fee),
+               marks=None if marks is None else tuple(a.tolist() for a in marks), perp=perp,
+               cross=mode == "cross", funding_events=[r[:5] for r in rows])
+    signals = [x.tolist() for x in (le, lx, se if shorts else none, sx if shorts else none)]
+    return market, kw, dict(prices=[x.tolist() for x in (o, h, l, c)], signals=signals, **ref)
+
+
+def run_case(mode, seed):
+    market, kw, ref = make_case(mode, seed)
+    flows = []
+    out = run_reference(*ref.pop("prices"), *ref.pop("signals"), funding_out=flows, **ref)
+    return market, kw, out, flows
+
+
+@pytest.mark.parametrize("seed", range(CASES_PER_MODE))
+@pytest.mark.parametrize("mode", MODES)
+def test_margin_runs_equal_the_reference(mode, seed):
+    market, kw, out, flows = run_case(mode, seed)
+    res = nbtrade.backtest(market, **kw)
+    compare_with_reference(res, *out)
+    np.testing.assert_allclose(res.funding.to_numpy(), np.array(flows), rtol=1e-9, atol=1e-9)
