@@ -78,14 +78,10 @@ def make_case(mode, seed):
             a[~valid | no_mark] = np.nan
         marks = (mo, mh, ml, mc)
     idx = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC")
-    data = {}
-    for j, s in enumerate(syms):
-        cols = {"open": o[:, j], "high": h[:, j], "low": l[:, j], "close": c[:, j], "volume": 1.0}
-        if marks is not None:
-            cols.update(mark_open=marks[0][:, j], mark_high=marks[1][:, j], mark_low=marks[2][:, j],
-                        mark_close=marks[3][:, j])
-        data[s] = pd.DataFrame(cols, index=idx)
-    market = prepare_data(data)
+    fields = {"open": o, "high": h, "low": l, "close": c}
+    if marks is not None:
+        fields.update(mark_open=marks[0], mark_high=marks[1], mark_low=marks[2], mark_close=marks[3])
+    market = prepare_data({k: pd.DataFrame(v, idx, syms) for k, v in fields.items()})
     # funding events of the perpetuals: at bar opens and inside bars, both signs, with or without a mark
     events, rows = {}, []
     if mode != "spot":
@@ -107,7 +103,8 @@ def make_case(mode, seed):
     le, lx = random_signals(rng, c, p), rng.random((n, m)) < p / 2
     se, sx = (random_signals(rng, c, p), rng.random((n, m)) < p / 2) if shorts else (None, None)
     # leverage and tiers per symbol
-    lev = [float(x) for x in rng.choice([1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 25.0, 50.0], m)]
+    choices = [1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 25.0, 50.0]
+    lev = [float(x) for x in rng.choice(choices[3:] if mode == "cross" else choices, m)]
     if rng.random() < 0.3:
         lev = [lev[0]] * m
     if mode == "spot" and not shorts and max(lev) <= 1.0:
@@ -142,6 +139,21 @@ def make_case(mode, seed):
               intrabar=intrabar, cash_sharing=cash_sharing, instrument=instrument, on_gap="skip")
     if shorts:
         kw.update(short_entries=se, short_exits=sx)
+    # the order paths' margin bookkeeping: adds (margin added, entry averaged), partial exits (margin
+    # released pro rata), resting entries (filled inside a bar after the liquidation check), finalize
+    extra = {}
+    path = rng.choice(["plain", "plain", "accumulate", "partial", "limit", "stop"])
+    if path == "accumulate" and size_type != "target_percent":
+        kw["accumulate"] = extra["accumulate"] = True
+    elif path == "partial":
+        kw["exit_size"] = 0.5
+        extra["exit_size"] = np.full((n, m), 0.5).tolist()
+    elif path in ("limit", "stop"):
+        order_price = np.where(valid, c * rng.uniform(0.97, 1.03, (n, m)), np.nan)
+        kw.update(order_type=str(path), order_price=order_price, tif=int(rng.choice([0, 2])))
+        extra.update(order_type=str(path), order_price=order_price.tolist(), tif=kw["tif"])
+    if rng.random() < 0.15:
+        kw["finalize_trades"] = extra["finalize"] = True
     if maintenance is not None:
         kw["maintenance"] = maintenance
     if liq_fee is not None:
@@ -155,22 +167,86 @@ def make_case(mode, seed):
                fill=fill, intrabar=intrabar, cash_sharing=cash_sharing, margin=True, tiers=tiers,
                liquidation_fee=math.nan if liq_fee is None else float(liq_fee),
                marks=None if marks is None else tuple(a.tolist() for a in marks), perp=perp,
-               cross=mode == "cross", funding_events=[r[:5] for r in rows])
+               cross=mode == "cross", funding_events=[r[:5] for r in rows], **extra)
     signals = [x.tolist() for x in (le, lx, se if shorts else none, sx if shorts else none)]
     return market, kw, dict(prices=[x.tolist() for x in (o, h, l, c)], signals=signals, **ref)
 
 
 def run_case(mode, seed):
+    """``(market, backtest kwargs, reference inputs, reference outputs, reference funding flows)``."""
     market, kw, ref = make_case(mode, seed)
     flows = []
-    out = run_reference(*ref.pop("prices"), *ref.pop("signals"), funding_out=flows, **ref)
-    return market, kw, out, flows
+    args = [*ref["prices"], *ref["signals"]]
+    out = run_reference(*args, funding_out=flows, **{k: v for k, v in ref.items() if k not in ("prices", "signals")})
+    return market, kw, ref, out, flows
 
 
-@pytest.mark.parametrize("seed", range(CASES_PER_MODE))
+CHUNK = 25  # cases per test item (fewer items: less pytest overhead; a failure names its case)
+
+
+@pytest.mark.parametrize("chunk", range(CASES_PER_MODE // CHUNK))
 @pytest.mark.parametrize("mode", MODES)
-def test_margin_runs_equal_the_reference(mode, seed):
-    market, kw, out, flows = run_case(mode, seed)
-    res = nbtrade.backtest(market, **kw)
-    compare_with_reference(res, *out)
-    np.testing.assert_allclose(res.funding.to_numpy(), np.array(flows), rtol=1e-9, atol=1e-9)
+def test_margin_runs_equal_the_reference(mode, chunk):
+    for seed in range(chunk * CHUNK, (chunk + 1) * CHUNK):
+        market, kw, _, out, flows = run_case(mode, seed)
+        try:
+            res = nbtrade.backtest(market, **kw)
+            compare_with_reference(res, *out)
+            np.testing.assert_allclose(res.funding.to_numpy(), np.array(flows), rtol=1e-9, atol=1e-9,
+                                       err_msg="funding flows")
+        except AssertionError as e:
+            raise AssertionError(f"case make_case({mode!r}, {seed}): {e}") from e
+
+
+def margin_events(ref, out, flows):
+    """What one case exercises (labels), read from the reference's inputs and records."""
+    orders, trades, _, _ = out
+    o, h, l, _ = ref["prices"]
+    seen = set()
+    for t in trades:
+        if t["exit_reason"] != "liquidation":
+            continue
+        c, i, px = t["col"], t["exit_idx"], t["exit_price"]
+        seen.add(f"liquidation_{t['direction']}")
+        seen.add(f"liquidation_{ref['fill']}")
+        marked = ref["perp"][c] and ref["marks"] is not None
+        mo = ref["marks"][0][i][c] if marked else o[i][c]
+        seen.add("gap" if px == mo else "inside")
+        if marked and (px < l[i][c] if t["direction"] == "long" else px > h[i][c]):
+            seen.add("mark_beyond_price")  # the mark candle liquidates where the price candle does not reach
+        book = (1 if t["direction"] == "long" else -1) * (px - t["entry_price"]) * t["size"] - t["entry_fees"] \
+            - t["exit_fees"]
+        if t["pnl"] - book > 1e-9:
+            seen.add("absorbed")  # a loss past the margin (isolated) or the wallet (cross) taken off
+        if ref["tiers"] is not None and t["size"] * px > ref["tiers"][c][0][1]:
+            seen.add("upper_tier")
+        if len(set(ref["leverage"])) > 1:
+            seen.add("per_symbol_leverage")
+        if sum(u["exit_reason"] == "liquidation" and u["exit_idx"] == i for u in trades) > 1:
+            seen.add("several_at_once")
+        if not math.isnan(ref["liquidation_fee"]):
+            seen.add("fee_rate")
+    if any(x < 0 for row in flows for x in row):
+        seen.add("funding_paid")
+    if any(x > 0 for row in flows for x in row):
+        seen.add("funding_received")
+    if any(x["reason"] == "leverage" for x in orders):
+        seen.add("rejected_leverage")
+    return seen
+
+
+def test_random_cases_reach_every_margin_event():
+    """The compared cases above liquidate longs and shorts in both fill modes, inside bars and through gaps, on
+    mark wicks the price candle does not reach, with losses past the margin absorbed, in upper maintenance tiers
+    and at per-symbol leverage; cross runs close several positions at once; funding is paid and received."""
+    common = {"liquidation_long", "liquidation_short", "liquidation_next_open", "liquidation_close", "gap",
+              "inside", "absorbed", "upper_tier", "per_symbol_leverage", "fee_rate", "rejected_leverage",
+              "several_at_once"}
+    want = {"spot": common, "isolated": common | {"mark_beyond_price", "funding_paid", "funding_received"},
+            "cross": common | {"mark_beyond_price", "funding_paid", "funding_received"}}
+    for mode in MODES:
+        seen = set()
+        for seed in range(CASES_PER_MODE):
+            _, _, ref, out, flows = run_case(mode, seed)
+            seen |= margin_events(ref, out, flows)
+        assert want[mode] <= seen, (mode, want[mode] - seen)
