@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ._jit import jit, pjit
+from ._jit import ijit, jit, pjit
 
 #: A zero typed int64, not a literal: helpers called with a literal ``0`` (or with loop counters
 #: still typed as their literal start value in numba's first typing pass) compile a second
@@ -217,7 +217,7 @@ def _resum(x, lo, hi):
     return s, cnt, k
 
 
-@jit
+@ijit
 def _rolling_sum_core_1d_nb(x, window, minp, mean, out):
     # +-inf are missing values, as in pandas' rolling (which turns them into NaN
     # first); running sums cannot take them (inf - inf), so a pass that meets one
@@ -435,7 +435,7 @@ def _var_steps_nonan(x, window, ddof, mode, lo, hi, s1, s2, k, run, prev, last_a
     return s1, s2, k, run, prev, last_anchor
 
 
-@jit
+@ijit
 def _rolling_var_core_1d_nb(x, window, minp, ddof, mode, out):
     # +-inf are missing values: rerun on a cleaned copy (see _rolling_sum_core_1d_nb)
     if not _rolling_var_impl(x, window, minp, ddof, mode, out):
@@ -539,7 +539,7 @@ def rolling_zscore_1d_nb(x, window, minp, ddof, out):
 # --------------------------------------------------------------------------- min / max
 
 
-@jit
+@ijit
 def _rolling_minmax_core_1d_nb(x, window, minp, sign, out):
     # +-inf are missing values, as in pandas' rolling: rerun on a cleaned copy
     if not _rolling_minmax_impl(x, window, minp, sign, out):
@@ -897,7 +897,7 @@ def _pair_steps_nonan(x, y, window, ddof, mode, lo, hi, st, out):
     return sx, sy, sxx, syy, sxy, cnt, kx, ky, runx, runy, prevx, prevy, last_anchor
 
 
-@jit
+@ijit
 def _rolling_pair_core_1d_nb(x, y, window, minp, ddof, mode, out):
     # +-inf in x or y are missing values: rerun on cleaned copies (see _rolling_sum_core_1d_nb)
     if not _rolling_pair_impl(x, y, window, minp, ddof, mode, out):
