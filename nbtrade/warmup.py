@@ -181,7 +181,8 @@ STEPS: dict[str, Callable[[], None]] = {
 #: features, the first free one the second half; these steps compile disjoint kernels. Measured cold, one
 #: step per fresh process (``python bench/bench_compile.py --steps``, shared 2-core machine, load ~5): backtests
 #: 17 s of CPU (28 s before the signals kernel compiled per capability set: the demo's runs use two, plain
-#: and with a stop-loss), the feature halves ~10 s and ~9 s, the control market ~1 s
+#: and with a stop-loss), the feature halves ~8.8 s and ~7.9 s (10.2 and 9.1 before the rolling kernels'
+#: helpers stopped compiling twice, literal and int64; load 7-10), the control market ~1 s
 DEMO_STEPS: tuple[str, ...] = ("backtests", "features (averages, volatility)", "features (oscillators, correlation)",
                                "perpetuals", "control market")
 
