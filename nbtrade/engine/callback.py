@@ -176,12 +176,30 @@ def margin_inputs(market: Market, inputs: Any, cfg: RunConfig, levels: Any) -> t
     and on spot with leverage > 1 or per-symbol leverages; an unlevered spot run stays a cash account (its
     shorts included: refused options say so). Perpetuals read the mark candles and funding
     (``signals.perp_marks``)."""
-    from ..margin import DEFAULT_TIERS
-    from .signals import check_cross, margin_params, perp_marks, spot_margin
+    from .signals import margin_params, perp_marks
 
     ms = cfg.margin
-    any_perp = ms.any_perp
-    margin_on = spot_margin(cfg.leverage, False) or any_perp or bool(np.ptp(cfg.leverages) > 0)
+    if not check_margin(cfg):
+        return levels, cfg.params, False, None
+    note = None
+    if ms.any_perp:
+        levels, note = perp_marks(market, inputs, ms, levels)
+    params = margin_params(cfg.params, list(ms.tiers), ms.liquidation_fee)
+    return levels, params, True, note
+
+
+def check_margin(cfg: RunConfig) -> bool:
+    """Whether a callback run of ``cfg`` follows the margin rule (see :func:`margin_inputs`); refuses the
+    margin options it cannot honour (maintenance tiers or a liquidation fee on an unlevered spot run; cross
+    margin with spot symbols or split cash), naming the argument. Needs no data: the class API checks at
+    construction."""
+    from ..margin import DEFAULT_TIERS
+    from .signals import check_cross, spot_margin
+
+    ms = cfg.margin
+    if ms is None:
+        return False
+    margin_on = spot_margin(cfg.leverage, False) or ms.any_perp or bool(np.ptp(cfg.leverages) > 0)
     if not margin_on:
         given = [k for k, v in (("maintenance", any(t is not DEFAULT_TIERS for t in ms.tiers)),
                                 ("liquidation_fee", not np.isnan(ms.liquidation_fee))) if v]
@@ -189,14 +207,9 @@ def margin_inputs(market: Market, inputs: Any, cfg: RunConfig, levels: Any) -> t
             raise ValueError(f"{', '.join(given)} apply to margined positions (leverage > 1 or instrument='perp'), "
                              f"and this callback run is unlevered spot: drop {' and '.join(given)}, or raise "
                              f"leverage / pass instrument='perp'")
-        return levels, cfg.params, False, None
     if ms.margin == "cross":
         check_cross(cfg, ms)
-    note = None
-    if any_perp:
-        levels, note = perp_marks(market, inputs, ms, levels)
-    params = margin_params(cfg.params, list(ms.tiers), ms.liquidation_fee)
-    return levels, params, True, note
+    return margin_on
 
 
 def margin_notes(ms: Any, mark_note: str | None) -> dict[str, str]:
