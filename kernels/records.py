@@ -277,6 +277,65 @@ class OptionT(NamedTuple):
 #: liquidation at the liquidation price, ``nbtrade.margin``).
 Option = OptionT(*(1 << k for k in range(9)))
 
+class CapT(NamedTuple):
+    STOPS: int
+    PENDING: int
+    EXTRA: int
+    MARGIN: int
+    BORROW: int
+    FINALIZE: int
+
+
+#: What a signals run may use, as bits of a :class:`Config` class's ``CAPS`` (compile-time: numba compiles
+#: the signals loop once per ``Config`` class, without the phases a class leaves out): ``STOPS`` (percent,
+#: trailing or absolute stops), ``PENDING`` (resting entries), ``EXTRA`` (indicator stop, minimal ROI, time
+#: stops), ``MARGIN``, ``BORROW``, ``FINALIZE`` (the ``Option`` bits of those names). :class:`Config` itself
+#: has them all (any run); :func:`config_variant` gives the class of a run's own set.
+Cap = CapT(*(1 << k for k in range(6)))
+ALL_CAPS = (1 << len(Cap)) - 1
+Config.CAPS = ALL_CAPS
+_VARIANTS: dict[int, type] = {ALL_CAPS: Config}
+
+
+def _variant_class(caps: int) -> type:
+    """The :class:`Config` subclass of ``caps`` (module-level names ``Config_<caps>``: numba's cache pickles
+    a signature's classes by name)."""
+    cls = _VARIANTS.get(caps)
+    if cls is None:
+        name = f"Config_{caps}"
+        cls = type(name, (Config,), {"__slots__": (), "CAPS": caps, "__module__": __name__,
+                                     "__doc__": f"A :class:`Config` whose run uses only the ``Cap`` bits {caps}."})
+        globals()[name] = cls
+        _VARIANTS[caps] = cls
+    return cls
+
+
+for _caps in range(ALL_CAPS):
+    _variant_class(_caps)
+
+
+def run_caps(cfg: Config, params: np.ndarray) -> int:
+    """The :data:`Cap` bits a signals run of ``cfg`` and ``params`` (``param_dt`` per column) uses."""
+    caps = 0
+    if cfg.abs_stops or (len(params) and not (np.isnan(params["sl"]).all() and np.isnan(params["tp"]).all()
+                                               and np.isnan(params["trail"]).all())):
+        caps |= Cap.STOPS
+    if cfg.order_type != OrderType.MARKET:
+        caps |= Cap.PENDING
+    if cfg.options & (Option.IND_STOP | Option.ROI | Option.TIME_STOP):
+        caps |= Cap.EXTRA
+    for bit, cap in ((Option.MARGIN, Cap.MARGIN), (Option.BORROW, Cap.BORROW), (Option.FINALIZE, Cap.FINALIZE)):
+        if cfg.options & bit:
+            caps |= cap
+    return caps
+
+
+def config_variant(cfg: Config, caps: int) -> Config:
+    """``cfg`` as the :class:`Config` class of ``caps`` (same values): kernels given it compile only the
+    phases of those capabilities. ``ALL_CAPS``: a plain :class:`Config`."""
+    return _variant_class(int(caps))(*cfg)
+
+
 #: Keyword names of :func:`make_config`'s options, in ``Option`` order.
 EXTRA_CONFIG = tuple(f.lower() for f in OptionT._fields)
 

@@ -60,6 +60,7 @@ _EXPORTS: dict[str, str] = {
     "backtest": "nbtrade.engine",
     "backtest_weights": "nbtrade.engine",
     "backtest_callback": "nbtrade.engine",
+    "backtest_chunked": "nbtrade.engine.chunked",
     "Strategy": "nbtrade.engine",
     "Backtest": "nbtrade.engine",
     "crossover": "nbtrade.engine",

@@ -41,6 +41,8 @@ META_COLUMNS = ("kind", "exchange", "tick_size", "lot_size", "min_notional")
 FILTER_COLUMNS = ("tick_size", "step_size", "min_qty", "max_qty", "min_notional")
 #: Price arrays of at least this many values are checked in parallel blocks.
 PARALLEL_CHECK = 1 << 20
+#: Bool frames of at least this many values are transposed to bars x symbols by a kernel (numpy's copy below).
+_BYTE_TRANSPOSE = 1 << 18
 
 _SIGNAL_HINT = ("; to turn a -1/0/1 position signal into signals use entries = sig == 1, exits = sig != 1 "
                 "(and short_entries = sig == -1, short_exits = sig != -1)")
@@ -560,6 +562,13 @@ def align(x: Any, market: Market, name: str, kind: str = "float", fill: Any = No
         cols = _columns(x.columns, market, name)
         values = _values(x, name, kind)
         if rows is None and cols is None:  # writeable-typed like the copies below: one kernel specialization
+            if values.dtype == np.bool_ and values.size >= _BYTE_TRANSPOSE and values.T.flags.c_contiguous \
+                    and values.ndim == 2:
+                from .kernels.panel import transpose_bytes_nb  # a frame's (symbols, bars) block: transpose it
+
+                out = np.empty(values.shape, dtype=np.bool_)
+                transpose_bytes_nb(values.T.view(np.uint8), out.view(np.uint8))
+                return out
             return _writeable(np.ascontiguousarray(values))
         out = np.full((n, m), fill, dtype=values.dtype)
         c = np.arange(m) if cols is None else cols

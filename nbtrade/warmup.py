@@ -70,7 +70,8 @@ def _features_b() -> None:
 
 def _backtests() -> None:
     """The demo's backtests, through the demo's own calls (the engine compiles one specialization per
-    argument layout, read-only flags included): the forest's signals via ``research`` (with one
+    argument layout, read-only flags included, and per set of capabilities a run uses:
+    ``records.config_variant``): the forest's signals via ``research`` (with one
     cheap feature and a two-tree forest: the features are the other step's), and the indicator
     baselines (an EMA cross with a stop, buy-and-hold)."""
     from sklearn.ensemble import RandomForestClassifier
@@ -162,8 +163,10 @@ STEPS: dict[str, Callable[[], None]] = {
     "perpetuals": _perpetuals,
 }
 #: what ``nbtrade demo`` calls, slowest first: two workers take the engine and the first half of the
-#: features, the first free one the second half (measured: backtests ~11 s, each half ~6 s of CPU);
-#: these steps compile disjoint kernels
+#: features, the first free one the second half; these steps compile disjoint kernels. Measured cold, one
+#: step per fresh process (``python bench/bench_compile.py --steps``, shared 2-core machine, load ~5): backtests
+#: 17 s of CPU (28 s before the signals kernel compiled per capability set: the demo's runs use two, plain
+#: and with a stop-loss), the feature halves ~10 s and ~9 s, the control market ~1 s
 DEMO_STEPS: tuple[str, ...] = ("backtests", "features (averages, volatility)", "features (oscillators, correlation)",
                                "perpetuals", "control market")
 

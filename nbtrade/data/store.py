@@ -643,6 +643,16 @@ class Store:
             i0, i1 = _row_range(_series(f, exchange, symbol, timeframe), lo, hi)[:2]
         return i1 - i0
 
+    def times(self, exchange: str, symbol: str, timeframe: str, start: Any = None, end: Any = None) -> np.ndarray:
+        """Open times (int64 epoch ms) of the candles in ``[start, end)``; only the time column is read
+        (for planning reads in time chunks: ``read_many``/``read_market`` with ``start``/``end``
+        then read only those rows)."""
+        lo, hi = to_ms(start, "start"), to_ms(end, "end")
+        with self._reading(exchange) as f:
+            grp = _series(f, exchange, symbol, timeframe)
+            i0, i1 = _row_range(grp, lo, hi)[:2]
+            return _read_rows(grp["time"], i0, i1).astype(np.int64, copy=False)
+
     def ls(self, exchange: str | None = None) -> list[dict[str, Any]]:
         """One dict per stored series: exchange, symbol, timeframe, rows, first, last (epoch ms).
 

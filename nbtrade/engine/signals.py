@@ -14,7 +14,7 @@ from .options import RunConfig, check_exit_fractions
 from .orders import order_levels
 from .run import RunData, checked_volume, grow, prepare_data, round_tick, run_prices, warn_no_candles, warn_rejected
 
-__all__ = ["backtest", "run_signals", "prepare_signals"]
+__all__ = ["backtest", "run_signals", "prepare_signals", "kernel_variant", "signals_kernels"]
 
 #: Largest initial order buffer of the signals path (records); grown by doubling as needed.
 _SIGNAL_BUFFER = 1 << 18
@@ -358,6 +358,28 @@ def funding_events(market: Market) -> dict:
 _SCHEDULE: list = [None]
 
 
+def kernel_variant(kcfg: Any, params: np.ndarray) -> Any:
+    """The kernels' ``Config`` of a run as the class of the capabilities it uses (``records.run_caps``:
+    stops, resting entries, extra exits, margin, borrow, finalize): the signals kernels compile once per
+    class and leave out the phases it lacks, so a plain run compiles only the plain loop."""
+    from ..kernels.records import config_variant, run_caps
+
+    return config_variant(kcfg, run_caps(kcfg, params))
+
+
+def signals_kernels(kcfg: Any, params: np.ndarray) -> tuple[Any, Any, Any]:
+    """``(cfg, run_bars, finish)`` of a signals run in pieces (e.g. time chunks): ``cfg`` the run's
+    :func:`kernel_variant`, ``run_bars(prices, signals, levels, cfg, params, start, stop, books, cash_out,
+    equity_out) -> int`` runs bars ``start..stop - 1`` exactly as one ``simulate_signals_nb`` call
+    would (returns the bar to resume from with larger record buffers, else ``stop``), ``finish(prices,
+    cfg, params, books, cash_out, equity_out)`` ends the run after its last bar (``finalize_trades``,
+    open positions and resting orders recorded). Pass them the returned ``cfg`` (its class picks the
+    compiled variant)."""
+    from ..kernels import engine
+
+    return kernel_variant(kcfg, params), engine.run_bars_nb, engine.finish_signals_nb
+
+
 def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any = None, short_entries: Any = None,
                 short_exits: Any = None) -> Result:
     """One signals run on ``market`` with a validated ``cfg``: the signals are aligned and checked, the
@@ -453,6 +475,7 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
         ms = cfg.margin
         params = margin_params(params, None if ms is None else list(ms.tiers),
                                float("nan") if ms is None else ms.liquidation_fee)
+    kcfg = kernel_variant(kcfg, params)
     state, acct, done = new_state(cfg.groups), np.full(cfg.n_groups, cfg.init_cash), np.zeros(1, dtype=counts_dt)
     start = 0
     while True:

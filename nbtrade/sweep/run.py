@@ -179,9 +179,10 @@ def _run_one(market: Any, fn: Callable, p: Mapping[str, Any], engine: Any, spec:
 
 
 def _fast_engine(market: Any, spec: Spec) -> Any:
-    """The validated-once engine call (:class:`nbtrade.sweep.engine.FastEngine`), or None: the
-    options need ``nbtrade.backtest`` itself, or a Python-side objective needs each Result."""
-    from .engine import FastEngine
+    """The validated-once engine call (:class:`nbtrade.sweep.engine.ConfigEngine`), or None: the
+    options are refused (``nbtrade.backtest`` reports it per combination), or a Python-side
+    objective needs each Result."""
+    from .engine import ConfigEngine
 
     if spec.extra is not None or not spec.fast:
         return None
@@ -192,7 +193,7 @@ def _fast_engine(market: Any, spec: Spec) -> Any:
     if holder is not None and key in holder.extras and holder.extras[key][0] is market:
         return holder.extras[key][1]  # built once per sweep and process, shared by its chunks
     try:
-        engine = FastEngine.build(market, spec.options)
+        engine = ConfigEngine(market, spec.options)
     except Exception:  # noqa: BLE001 - backtest() itself reports the problem per combination
         engine = None
     if holder is not None:

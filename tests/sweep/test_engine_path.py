@@ -6,7 +6,7 @@ import pytest
 from numpy.testing import assert_array_equal
 
 import nbtrade
-from nbtrade.sweep.engine import FastEngine
+from nbtrade.sweep.engine import ConfigEngine
 from nbtrade.sweep.run import as_signals
 
 from .conftest import cross, cross_ls
@@ -23,10 +23,9 @@ OPTIONS = [
 
 @pytest.mark.parametrize("k", range(len(OPTIONS)))
 @pytest.mark.parametrize("fn", [cross, cross_ls])
-def test_fast_engine_equals_backtest(small_market, k, fn):
+def test_config_engine_equals_backtest(small_market, k, fn):
     opts = OPTIONS[k]
-    eng = FastEngine.build(small_market, opts)
-    assert eng is not None
+    eng = ConfigEngine(small_market, opts)
     for fast, slow in ((6, 30), (15, 60)):
         sig = as_signals(fn(small_market, fast, slow))
         with warnings.catch_warnings():
@@ -38,13 +37,8 @@ def test_fast_engine_equals_backtest(small_market, k, fn):
         assert_array_equal(trades, res.trade_records)
 
 
-def test_other_options_fall_back_to_backtest(small_market):
-    from nbtrade.sweep.engine import _config_api
-
-    if _config_api() is not None:
-        pytest.skip("the engine's RunConfig path takes every option")
-    assert FastEngine.build(small_market, dict(order_type="limit")) is None
-    assert FastEngine.build(small_market, dict(exit_size=0.5)) is None
+def test_exit_sizes_take_the_config_path(small_market):
+    assert ConfigEngine(small_market, dict(exit_size=0.5)).cfg is not None
 
 
 def test_sweep_with_fallback_options_equals_fast(small_market):
