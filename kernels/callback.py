@@ -53,9 +53,10 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from ._jit import ijit, jit, jit_borrow, jit_uncached
-from .engine import (EXTRA_EXITS, borrow_phase_nb, close_bar_nb, close_books_nb, extra_arrays, finalize_nb, funding_nb,
-                     has_option_nb, intrabar_extra_nb, intrabar_phase_nb, margin_phase_nb, process_signal_nb,
-                     quiet_intrabar_nb, room_nb, run_stops_nb, tracking_nb, wait_for_candle_nb)
+from .engine import (EXTRA_EXITS, borrow_phase_nb, close_bar_nb, close_books_nb, extra_arrays, finalize_nb,
+                     funding_inside_nb, generic_config, has_option_nb, intrabar_extra_nb, intrabar_phase_nb,
+                     margin_intrabar_nb, margin_open_nb, process_signal_nb, quiet_intrabar_nb, room_nb, run_stops_nb,
+                     tracking_nb, wait_for_candle_nb)
 from .records import FillMode, Option, OrderType
 
 BarContext = namedtuple("BarContext", ["open", "high", "low", "close", "position", "cash", "entries", "exits",
@@ -369,6 +370,10 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
     entries, exits, short_entries, short_exits = signals
     st, acct, counts, orders, trades = books
     n, m = close.shape
+    # ``cfg``'s class gates the margin phases (``records.config_variant``: a run without ``Cap.MARGIN`` does not
+    # compile them); the rest of the loop takes the plain Config (one compile of the shared kernels)
+    mcfg = cfg
+    cfg = generic_config(mcfg)
     flags = live_flags(live)
     # the stop phases with the per-order stops live (run_stops, quiet) and before any (run_stops0, quiet0)
     run_stops = run_stops_nb(cfg)
@@ -385,20 +390,16 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
                               user, touched, exit_frac,
                               order_fields(levels.extra, levels, st["ind_stop"], flags)))
     cnt = counts[0]
-    margin_on = has_option_nb(cfg, Option.MARGIN)
     for i in range(start, n):
         if not room_nb(counts, orders, trades, m):
             return i
         s = i - lag
-        # margin and funding at the points of the signals loop's bar (engine.phased_bars_nb)
-        if margin_on:  # funding due at the open, on the positions carried in (before any fill)
-            funding_nb(levels.marks, books, i, False)
-            if at_open:  # liquidation at the open comes before the orders there
-                margin_phase_nb(prices, levels.marks, params, books, i, True, True)
+        # margin and funding at the points of the signals loop's bar (engine.phased_bars_nb): funding due at
+        # the open, then liquidation at the open before the orders there
+        margin_open_nb(mcfg, prices, levels, params, books, i, at_open)
         if at_open and s >= 0 and (touched[s] or cnt["waiting"] > 0):
             callback_orders_nb(open_, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
-        if margin_on:  # liquidation inside the bar, before its stops
-            margin_phase_nb(prices, levels.marks, params, books, i, at_open, False)
+        margin_intrabar_nb(mcfg, prices, levels, params, books, i, at_open)  # liquidation before the stops
         on = flags[0] != 0 or flags[1] != 0
         if not (quiet if on else quiet0):
             if other_exits or (ind_opt and flags[1]):
@@ -407,8 +408,7 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
             else:
                 intrabar_phase_nb(prices, cfg, params, books, i, run_stops if on else run_stops0, use_range,
                                   use_volume)
-        if margin_on:  # funding inside the bar: booked at its close on the positions still open
-            funding_nb(levels.marks, books, i, True)
+        funding_inside_nb(mcfg, levels, books, i)  # booked at the close on the positions still open
         if has_option_nb(cfg, Option.BORROW):
             borrow_phase_nb(close, params, books, i)
         on_bar(ctx, i)

@@ -136,6 +136,10 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
     kcfg = cfg.kernel_config(True, True, per_order)
     if margin_on:
         kcfg = kcfg._replace(options=kcfg.options | Option.MARGIN)
+    else:  # a run without margin does not compile the margin phases (records.config_variant)
+        from ..kernels.records import ALL_CAPS, Cap, config_variant
+
+        kcfg = config_variant(kcfg, ALL_CAPS & ~Cap.MARGIN)
     live = None
     if per_order:
         kcfg = kcfg._replace(options=kcfg.options | Option.IND_STOP)
