@@ -225,3 +225,33 @@ def test_class_api_margin_number_is_still_backtesting_py_margin():
                                                                                 "margin": "cross"}
     with pytest.raises(ValueError, match="margin must be in"):
         Backtest(data, _Idle, margin=2.0)
+
+
+class _Thresh(Strategy):
+    """A parameterised compiled next for the sweep: long while the close is above ``k`` x its first close."""
+
+    k = 1.0
+
+    def init(self):
+        self.first = self.I(lambda c: np.broadcast_to(c[:1], c.shape).copy(), self.data.close)
+
+    @staticmethod
+    @njit
+    def next(ctx, i):
+        u = ctx.user
+        for c in range(ctx.close.shape[1]):
+            above = ctx.close[i, c] > u.params.k * u.first[i, c]
+            if above and ctx.position[c] == 0.0:
+                enter_long_nb(ctx, i, c)
+            elif not above and ctx.position[c] > 0.0:
+                exit_long_nb(ctx, i, c)
+
+
+def test_class_api_sweep_on_perps_equals_single_runs():
+    market, _ = _market(3)
+    bt = Backtest(market, _Thresh, instrument="perp", leverage=20, size=0.45, init_cash=1000.0)
+    best, runs = bt.optimize(k=[0.97, 1.0], maximize="Total Return [%]")
+    assert len(runs) == 2
+    one = bt.run(k=best.params["k"])
+    assert best.is_margined and "mark" in best.assumptions and best.funding.abs().to_numpy().sum() > 0
+    _same(best, one)
