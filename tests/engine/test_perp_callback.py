@@ -249,8 +249,8 @@ class _Thresh(Strategy):
 
 def test_class_api_sweep_on_perps_equals_single_runs():
     market, _ = _market(3)
-    bt = Backtest(market, _Thresh, instrument="perp", leverage=20, size=0.45, init_cash=1000.0)
-    best, runs = bt.optimize(k=[0.97, 1.0], maximize="Total Return [%]")
+    bt = Backtest(market, _Thresh, instrument="perp", leverage=5, size=0.45, init_cash=1000.0)
+    best, runs = bt.optimize(k=[0.95, 0.97], maximize="Total Return [%]")
     assert len(runs) == 2
     one = bt.run(k=best.params["k"])
     assert best.is_margined and "mark" in best.assumptions and best.funding.abs().to_numpy().sum() > 0
