@@ -116,13 +116,14 @@ TRADE_COLS = ["symbol", "direction", "entry_time", "exit_time", "size", "entry_p
               "exit_reason"]
 
 
-def _same(a, b):
+def _same(a, b, stats=True):
     pd.testing.assert_frame_equal(a.trades[TRADE_COLS].reset_index(drop=True),
                                   b.trades[TRADE_COLS].reset_index(drop=True), rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(a.equity.to_numpy(), b.equity.to_numpy(), rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(a.cash.to_numpy(), b.cash.to_numpy(), rtol=1e-12, atol=1e-9)
     pd.testing.assert_frame_equal(a.funding, b.funding, rtol=1e-12, atol=1e-12)
-    for s in (None, *SYMS):
+    pd.testing.assert_frame_equal(a.funding_paid(), b.funding_paid(), rtol=1e-12, atol=1e-12)
+    for s in (None, *SYMS) if stats else ():
         assert a.stats(s)["Funding Paid [$]"] == pytest.approx(b.stats(s)["Funding Paid [$]"], rel=1e-12,
                                                                abs=1e-12)
 
@@ -255,3 +256,22 @@ def test_class_api_sweep_on_perps_equals_single_runs():
     one = bt.run(k=best.params["k"])
     assert best.is_margined and "mark" in best.assumptions and best.funding.abs().to_numpy().sum() > 0
     _same(best, one)
+
+
+@pytest.mark.filterwarnings("ignore::nbtrade.RejectedOrdersWarning")
+@pytest.mark.parametrize("seed", range(3, 11))
+def test_callback_equals_signals_on_random_perp_runs(seed):
+    """More random cases for the callback loop's margin gating (liquidation checks only on bars with funding
+    or a mark candle reaching a trigger): the same records as the signals loop."""
+    market, sig = _market(seed, n=64)
+    rng = np.random.default_rng(seed)
+    kw = dict(instrument="perp", size=float(rng.uniform(0.2, 0.9)), init_cash=1000.0, reenter=True,
+              leverage={"A": float(rng.integers(2, 30)), "B": float(rng.integers(2, 30))},
+              fill=("next_open", "close")[seed % 2], fees=0.0004, margin=("isolated", "cross")[seed % 3 == 0])
+    if kw["margin"] == "cross":
+        kw["leverage"] = float(rng.integers(5, 20))
+    ref = nbtrade.backtest(market, **sig, **kw)
+    cb = nbtrade.backtest_callback(market, _on_bar, user=tuple(sig[k] for k in
+                                                                ("entries", "exits", "short_entries", "short_exits")),
+                                   **kw)
+    _same(ref, cb, stats=False)  # (Return (Ann.) of stats() overflows on some of these 3-day runs)
