@@ -7,8 +7,8 @@ scalar kernels the loops call. The pure-Python twin of the rules is
 ``tests/engine/reference_margin.py``. This docstring is the spec the integration follows.
 
 Wired so far (signals path, ``nbtrade.backtest``; ``kernels/engine.py`` ``margin_phase_nb``,
-``cross_phase_nb``, ``funding_nb``; reference ``tests/engine/reference_engine.py`` for isolated runs,
-``tests/engine/reference_margin.py`` for the events of both modes): isolated margin for spot
+``cross_phase_nb``, ``funding_nb``; reference ``tests/engine/reference_engine.py`` with
+``reference_perp.py`` for whole runs of both modes, ``reference_margin.py`` for single events): isolated margin for spot
 leverage > 1 or shorts and for ``instrument="perp"`` (``maintenance=``, ``liquidation_fee=``),
 cross margin for perpetuals (``margin="cross"``: every symbol a perpetual, one cash account),
 leverage per symbol (``leverage={symbol: x}``), liquidation on the mark candles (price candles
