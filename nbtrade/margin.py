@@ -19,7 +19,8 @@ bar pays none of it) and the intrabar liquidation check does not deduct it in ad
 side of stops (take-profit, ROI) and time stops are not ordered against the liquidation (the
 liquidation, checked first, wins when both happen in one bar unless a stop-side level lies
 between the open and the liquidation price; in cross mode the wallet check always comes before
-the bar's stops). Not wired yet: the weights and callback paths, the class API.
+the bar's stops). The same rules run in every way of driving the engine: signals, target
+weights (``simulate_weights_nb``: no stops), callbacks and the class API.
 
 Speed (the fused signals loop): an isolated liquidation price changes only when its position or
 margin does, so it is cached per position and each bar compares the mark candle's row to it in
