@@ -333,10 +333,10 @@ def _setup_callback(n: int):
     }
 
 
-def _setup_perp(n: int):
-    """The SMA-cross signals as 10x linear perpetuals, isolated margin, 8-hourly funding (one event every
-    480 one-minute bars, random rates), liquidation on the price candles (no mark candles in this data),
-    fills at the open; baseline ``spot``: the same signals and data on spot (1x, same fill). Target: the
+def _setup_perp(n: int, margin: str = "isolated"):
+    """The SMA-cross signals as 10x linear perpetuals, isolated margin (or ``margin``), 8-hourly funding (one
+    event every 480 one-minute bars, random rates), liquidation on the price candles (no mark candles in this
+    data), fills at the open; baseline ``spot``: the same signals and data on spot (1x, same fill). Target: the
     perpetual run at >= 0.75x the spot run's speed."""
     import warnings
 
@@ -357,7 +357,12 @@ def _setup_perp(n: int):
                                    init_cash=INIT_CASH, on_gap="skip", **kw)
         return res.equity.to_numpy()
 
-    return {"nbtrade": lambda: run(instrument="perp", leverage=10), "spot": lambda: run()}
+    return {"nbtrade": lambda: run(instrument="perp", leverage=10, margin=margin), "spot": lambda: run()}
+
+
+def _setup_perp_cross(n: int):
+    """:func:`_setup_perp` with cross margin (one wallet; the wallet check runs on every bar)."""
+    return _setup_perp(n, margin="cross")
 
 
 def _check(ref, other):
@@ -383,6 +388,9 @@ CASES = [
     Case("signals_sma_crossover_20sym_perp", _setup_perp, unit="bar-step",
          units=lambda n: max(n // N_SYMBOLS, 100) * N_SYMBOLS,
          target=">= 0.75x spot (10x perpetuals, isolated margin, 8-hourly funding vs the same signals on spot)"),
+    Case("signals_sma_crossover_20sym_perp_cross", _setup_perp_cross, unit="bar-step",
+         units=lambda n: max(n // N_SYMBOLS, 100) * N_SYMBOLS,
+         target="report vs spot (10x perpetuals, cross margin, 8-hourly funding vs the same signals on spot)"),
     Case("signals_sma_crossover_20sym_isolated", _setup_isolated, unit="bar-step",
          units=lambda n: max(n // N_SYMBOLS, 100) * N_SYMBOLS, check=_check,
          target=">= 0.5x bare_loop speed, >= 10x vectorbt"),

@@ -235,7 +235,7 @@ def ema_many_1d_nb(x, periods, seed_first, out):
     lo = start
     while lo < n:
         hi = min(n, lo + CHUNK)
-        j = 0
+        j = np.int64(0)  # not a literal 0: _ema_one would compile twice (numba's first typing pass)
         while j < k:
             left = k - j
             if left == 1:
@@ -318,11 +318,11 @@ def _sma_many_impl(x, windows, out):
     anchors = np.zeros(k, dtype=np.float64)
     cnts = np.zeros(k, dtype=np.int64)
     last = np.zeros(k, dtype=np.int64)
-    wmax = 0
+    wmax = np.int64(0)
     for j in range(k):
         wmax = max(wmax, windows[j])
     cols = np.empty(GROUP, dtype=np.int64)
-    lo = 0
+    lo = np.int64(0)
     while lo < n:
         hi = min(n, lo + CHUNK)
         if _blocks_have_inf(x, max(0, lo - wmax), hi):

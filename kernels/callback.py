@@ -37,7 +37,9 @@ rejected ``NO_DATA`` if none comes before the last bar). ``ctx`` is a :data:`Bar
 Options of the signals engine that also hold here (``records.Config``): ``accumulate`` (an entry
 signal in the position's direction adds), ``reenter`` (an exit and an entry of the position's
 direction on one bar close it and open a new trade: backtesting.py's ``position.close(); buy()``),
-``finalize``, ``borrow``, ``time_stop``, ``roi``.
+``finalize``, ``borrow``, ``time_stop``, ``roi``, and ``margin`` (``Option.MARGIN``: perpetuals, leverage; the
+funding and liquidation phases of ``engine.phased_bars_nb`` at the same points of the bar, before ``on_bar``:
+the callback sees a liquidated position flat).
 
 The same strategy runs in plain Python with ``NUMBA_DISABLE_JIT=1`` for debugging.
 """
@@ -52,8 +54,10 @@ from numba.extending import intrinsic, overload
 
 from ._jit import ijit, jit, jit_borrow, jit_uncached
 from .engine import (EXTRA_EXITS, borrow_phase_nb, close_bar_nb, close_books_nb, extra_arrays, finalize_nb,
-                     has_option_nb, intrabar_extra_nb, intrabar_phase_nb, process_signal_nb, quiet_intrabar_nb, room_nb,
-                     run_stops_nb, tracking_nb, wait_for_candle_nb)
+                     cross_mode_nb, funding_inside_nb, generic_config, has_option_nb, intrabar_extra_nb,
+                     intrabar_phase_nb, margin_intrabar_nb, margin_open_nb, mark_candle, next_funding_nb,
+                     process_signal_nb, quiet_intrabar_nb, room_nb, run_stops_nb, tracking_nb, triggered_nb,
+                     triggers_nb, wait_for_candle_nb)
 from .records import FillMode, Option, OrderType
 
 BarContext = namedtuple("BarContext", ["open", "high", "low", "close", "position", "cash", "entries", "exits",
@@ -367,6 +371,10 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
     entries, exits, short_entries, short_exits = signals
     st, acct, counts, orders, trades = books
     n, m = close.shape
+    # ``cfg``'s class gates the margin phases (``records.config_variant``: a run without ``Cap.MARGIN`` does not
+    # compile them); the rest of the loop takes the plain Config (one compile of the shared kernels)
+    mcfg = cfg
+    cfg = generic_config(mcfg)
     flags = live_flags(live)
     # the stop phases with the per-order stops live (run_stops, quiet) and before any (run_stops0, quiet0)
     run_stops = run_stops_nb(cfg)
@@ -383,12 +391,34 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
                               user, touched, exit_frac,
                               order_fields(levels.extra, levels, st["ind_stop"], flags)))
     cnt = counts[0]
+    # margin runs: the margin phases run on the bars that can need them, as in engine.fused_bars_nb: bars with
+    # funding (the next at bar nf), every bar in cross margin, and bars whose mark candle reaches a position's
+    # liquidation trigger (engine.trigger_nb; refreshed after the orders at the open and at each bar's end)
+    margin_on = has_option_nb(mcfg, Option.MARGIN)
+    mo, mh, ml = mark_candle(levels.marks, prices)
+    lo = np.full(m, -np.inf)
+    hi = np.full(m, np.inf)
+    nf = n
+    cross = cross_mode_nb(levels.marks)
+    if margin_on:
+        triggers_nb(st, params, lo, hi)
+        nf = next_funding_nb(levels.marks, start, n)
     for i in range(start, n):
         if not room_nb(counts, orders, trades, m):
             return i
         s = i - lag
+        due = margin_on and (cross or i == nf or triggered_nb(mo, mh, ml, i, lo, hi))
+        # margin and funding at the points of the signals loop's bar (engine.phased_bars_nb): funding due at
+        # the open, then liquidation at the open before the orders there
+        if due:
+            margin_open_nb(mcfg, prices, levels, params, books, i, at_open)
         if at_open and s >= 0 and (touched[s] or cnt["waiting"] > 0):
             callback_orders_nb(open_, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
+            if margin_on:  # positions entered at this open
+                triggers_nb(st, params, lo, hi)
+                due = due or triggered_nb(mo, mh, ml, i, lo, hi)
+        if due:
+            margin_intrabar_nb(mcfg, prices, levels, params, books, i, at_open)  # liquidation before the stops
         on = flags[0] != 0 or flags[1] != 0
         if not (quiet if on else quiet0):
             if other_exits or (ind_opt and flags[1]):
@@ -397,6 +427,9 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
             else:
                 intrabar_phase_nb(prices, cfg, params, books, i, run_stops if on else run_stops0, use_range,
                                   use_volume)
+        if margin_on and i == nf:
+            funding_inside_nb(mcfg, levels, books, i)  # booked at the close on the positions still open
+            nf = next_funding_nb(levels.marks, i + 1, n)
         if has_option_nb(cfg, Option.BORROW):
             borrow_phase_nb(close, params, books, i)
         on_bar(ctx, i)
@@ -405,6 +438,8 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
         if not at_open and (touched[s] or cnt["waiting"] > 0):
             callback_orders_nb(close, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
         close_bar_nb(close, st, acct, i, cash_out, equity_out)
+        if margin_on:  # positions, margins (funding) and fills of this bar: next bar's triggers
+            triggers_nb(st, params, lo, hi)
     if has_option_nb(cfg, Option.FINALIZE):
         finalize_nb(close, params, books, cash_out, equity_out)
     close_books_nb(close, books, cfg.order_type)

@@ -521,7 +521,7 @@ def stoch_1d_nb(high, low, close, fastk_period, slowk_period, slowd_period, out_
     sbuf = np.empty(pd)  # the last pd slow-k values
     inv_k = 1.0 / ps
     inv_d = 1.0 / pd
-    i = 0
+    i = np.int64(0)  # int64 zeros, not literals: _tracked_extremes would compile twice (numba's first typing pass)
     while i < n:
         out_slowk[i] = NAN
         out_slowd[i] = NAN
@@ -529,8 +529,8 @@ def stoch_1d_nb(high, low, close, fastk_period, slowk_period, slowd_period, out_
             i += 1
             continue
         start = i
-        hh_idx = -1
-        ll_idx = -1
+        hh_idx = np.int64(-1)
+        ll_idx = np.int64(-1)
         hh = 0.0
         ll = 0.0
         ksum = 0.0

@@ -31,11 +31,35 @@ Trades are round trips from flat to flat: ``size`` is the quantity entered,
 from __future__ import annotations
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
-from ._jit import jit
-from .engine import close_bar_nb, record_order_nb, record_trade_nb, reject_order_nb, wait_for_candle_nb
+from ._jit import jit, jit_borrow
+from .engine import (close_bar_nb, cross_mode_nb, funding_nb, margin_phase_nb, mark_candle, next_funding_nb,
+                     record_order_nb, record_trade_nb, reject_order_nb, triggered_nb, triggers_nb, wait_for_candle_nb)
 from .fills import EPS, exchange_filter_nb, order_fees_nb, slip_price_nb
-from .records import ExitReason, FillMode, OrderType, RejectReason, Side, Status
+from .margin import initial_margin_nb, max_leverage_nb
+from .records import Direction, ExitReason, FillMode, OrderType, RejectReason, Side, Status, rebalance_state_dt
+
+#: State of one column in the weights loop: :data:`records.rebalance_state_dt` and the fields the margin
+#: phase functions of ``engine.py`` read and write on a position (the names of ``records.col_state_dt``):
+#: ``group`` (cash account, always 0), ``avg`` (average entry price of the open position, fees apart),
+#: ``margin`` (its isolated margin), ``liq`` (its liquidation price, NaN: to compute), ``borrow`` (0: weights
+#: have no borrow cost), ``sl_abs``/``extreme``/``ind_stop`` (NaN: weights have no stops). Plain runs carry
+#: them unread.
+weights_state_dt = np.dtype(rebalance_state_dt.descr + [
+    ("group", np.int64), ("avg", np.float64), ("margin", np.float64), ("liq", np.float64), ("borrow", np.float64),
+    ("sl_abs", np.float64), ("extreme", np.float64), ("ind_stop", np.float64),
+], align=True)
+
+
+def new_weights_state(m: int) -> np.ndarray:
+    """Initial :data:`weights_state_dt` state of ``m`` columns (flat, no wait, no stops)."""
+    st = np.zeros(m, dtype=weights_state_dt)
+    st["wait"] = -1
+    for f in ("liq", "sl_abs", "extreme", "ind_stop"):
+        st[f] = np.nan
+    return st
 
 
 @jit
@@ -49,8 +73,13 @@ def close_trade_nb(sc, trades, counts, c, exit_idx, sign, exit_notional, exit_re
 
 
 @jit
-def fill_change_nb(books, params, c, i, base, q, is_buy):
-    """Fill ``q`` units of column ``c`` at ``base`` (before slippage), updating the trade's books."""
+def fill_change_nb(books, params, c, i, base, q, is_buy, lev):
+    """Fill ``q`` units of column ``c`` at ``base`` (before slippage), updating the trade's books.
+
+    Margin books (read by the margin runs only): an entry or increase adds its initial margin
+    ``q * price / lev`` (``kernels.margin.initial_margin_nb``) and averages ``avg`` by size; a partial
+    decrease releases margin in proportion to the size closed (``nbtrade.margin``); any change makes
+    the liquidation price stale (``liq`` NaN)."""
     st, acct, counts, orders, trades = books
     sc = st[c]
     pc = params[c]
@@ -64,6 +93,7 @@ def fill_change_nb(books, params, c, i, base, q, is_buy):
         acct[0] += q * price - fee
     record_order_nb(orders, counts, c, i, Side.BUY if is_buy else Side.SELL, q, price, fee, OrderType.MARKET,
                     Status.FILLED, RejectReason.NONE)
+    sc["liq"] = np.nan
     if pos == 0.0:
         sc["entry_idx"] = i
         sc["entry_notional"] = q * price
@@ -72,19 +102,26 @@ def fill_change_nb(books, params, c, i, base, q, is_buy):
         sc["entry_fees"] = fee
         sc["exit_fees"] = 0.0
         sc["pos"] = signed
+        sc["avg"] = price
+        sc["margin"] = initial_margin_nb(q * price, lev)
     elif (pos > 0.0) == is_buy:  # grows the position
+        held = abs(pos)
         sc["entry_notional"] += q * price
         sc["entry_qty"] += q
         sc["entry_fees"] += fee
         sc["pos"] = pos + signed
+        sc["avg"] = (sc["avg"] * held + price * q) / (held + q)
+        sc["margin"] += initial_margin_nb(q * price, lev)
     else:  # shrinks it (never past zero: flips are split by the caller)
         sc["exit_notional"] += q * price
         sc["exit_fees"] += fee
         if q == abs(pos):
             sc["pos"] = 0.0
+            sc["margin"] = 0.0
             sign = 1.0 if pos > 0.0 else -1.0
             close_trade_nb(sc, trades, counts, c, i, sign, sc["exit_notional"], ExitReason.SIGNAL)
         else:
+            sc["margin"] -= sc["margin"] * (q / abs(pos))
             sc["pos"] = pos + signed
 
 
@@ -130,9 +167,56 @@ def targets_nb(prices, i, s, weights, books):
 
 
 @jit
-def rebalance_nb(prices, i, s, weights, books, params, leverage):
+def column_leverage_nb(params, c, leverage):
+    """Column ``c``'s leverage: ``params[c].lev`` when set (> 0, margin runs with per-symbol leverage), else
+    the run's ``leverage``."""
+    lev = params[c]["lev"]
+    return lev if lev > 0.0 else leverage
+
+
+@jit
+def free_margin_nb(st, prices, i, cash, params, leverage, isolated):
+    """Free margin at ``prices[i]`` (a column without a candle at its mark).
+
+    Plain and cross runs: ``equity - sum(|q| p / lev)``, the initial margin of each open position at the
+    price of the moment with its column's leverage (:func:`column_leverage_nb`); the rule of
+    ``engine.margin_state_nb`` on one cash account. ``isolated`` (perpetuals, ``nbtrade.margin``
+    "Accounting"): ``wallet - sum(margin)`` with ``wallet = cash + sum(q * avg)`` (equity less the
+    unrealised PnL): an isolated position's profit is not free until closed and its loss stays inside
+    its margin, so the positions' margins never exceed the wallet and equity never goes below zero."""
+    if isolated:
+        wallet = cash
+        held = 0.0
+        for j in range(st.shape[0]):
+            qj = st[j]["pos"]
+            if qj != 0.0:
+                wallet += qj * st[j]["avg"]
+                held += st[j]["margin"]
+        return wallet - held
+    equity = cash
+    gross = 0.0  # notional at the run's leverage (all of it without per-symbol leverage)
+    used = 0.0
+    for j in range(st.shape[0]):
+        qj = st[j]["pos"]
+        if qj != 0.0:
+            pj = prices[i, j]
+            if pj != pj:
+                pj = st[j]["mark"]
+            equity += qj * pj
+            lev = column_leverage_nb(params, j, leverage)
+            if lev == leverage:
+                gross += abs(qj) * pj
+            else:
+                used += initial_margin_nb(abs(qj) * pj, lev)
+    return equity - initial_margin_nb(gross, leverage) - used
+
+
+@jit
+def rebalance_nb(prices, i, s, weights, books, params, leverage, margin_mode):
     """Move every column towards its target weight (bar ``s``'s, or a waiting one), filling at
-    ``prices[i]`` (see :func:`targets_nb`)."""
+    ``prices[i]`` (see :func:`targets_nb`). ``margin_mode`` (0 plain, 1 isolated, 2 cross): the free
+    margin of :func:`free_margin_nb`; in margin runs an increase whose resulting notional lies in a tier
+    allowing less than the column's leverage is rejected ``LEVERAGE``."""
     targets_nb(prices, i, s, weights, books)
     st, acct, counts, orders, trades = books
     m = st.shape[0]
@@ -153,6 +237,7 @@ def rebalance_nb(prices, i, s, weights, books, params, leverage):
                 continue
             pos = sc["pos"]
             p = prices[i, c]
+            lev = column_leverage_nb(params, c, leverage)
             target = w * equity / ((1.0 + pc["fees"]) * (1.0 + pc["slippage"]) * p)
             same_side = target * pos > 0.0
             if phase == 0:
@@ -177,55 +262,164 @@ def rebalance_nb(prices, i, s, weights, books, params, leverage):
                 reason = exchange_filter_nb(q, p, lot, pc["min_qty"], pc["min_notional"])
                 if reason == RejectReason.NONE and phase == 1:
                     # free margin at this moment: equity less the margin of open positions
-                    eq = acct[0]
-                    gross = 0.0
-                    for j in range(m):
-                        qj = st[j]["pos"]
-                        if qj != 0.0:
-                            pj = prices[i, j]
-                            if pj != pj:
-                                pj = st[j]["mark"]
-                            eq += qj * pj
-                            gross += abs(qj) * pj
-                    available = eq - gross / leverage
+                    available = free_margin_nb(st, prices, i, acct[0], params, leverage, margin_mode == 1)
                     fill = slip_price_nb(p, is_buy, pc["slippage"])
-                    required = q * fill / leverage + order_fees_nb(q, fill, pc["fees"], pc["fixed_fees"])
+                    required = initial_margin_nb(q * fill, lev) + order_fees_nb(q, fill, pc["fees"], pc["fixed_fees"])
                     if required - available > EPS * max(abs(available), 1.0):
                         reason = RejectReason.INSUFFICIENT_CASH
+                    elif margin_mode > 0 and max_leverage_nb(pc["t_floor"], pc["t_cap"], pc["t_lev"], pc["t_n"],
+                                                       (abs(pos) + q) * fill) < lev:
+                        reason = RejectReason.LEVERAGE  # the tier of the resulting position allows less
                 if reason != RejectReason.NONE:
                     reject_order_nb(orders, counts, c, i, Side.BUY if is_buy else Side.SELL, q,
                                     slip_price_nb(p, is_buy, pc["slippage"]), OrderType.MARKET, reason)
                     continue
-            fill_change_nb(books, params, c, i, p, q, is_buy)
+            fill_change_nb(books, params, c, i, p, q, is_buy, lev)
+
+
+@jit_borrow
+def liquidation_nb(prices, marks, params, books, i, at_open, open_only):
+    """Adapter of ``engine.margin_phase_nb`` (isolated, or cross with ``marks.cross``) to the weights books.
+
+    The phase closes liquidated positions and records their trades as the signals loop does (size =
+    the position, entry price = its average); a round trip with earlier partial decreases is rewritten
+    here as the weights loop's round trip (:func:`close_trade_nb`: the quantity entered, the quantity-
+    weighted exit price over the decreases and the liquidation, every exit fee), the liquidation's
+    absorbed loss (``kernels.margin.settle_isolated_nb``) kept in its ``pnl``."""
+    st, acct, counts, orders, trades = books
+    k0 = counts[0]["trades"]
+    margin_phase_nb(prices, marks, params, books, i, at_open, open_only)
+    k1 = counts[0]["trades"]
+    for k in range(k0, k1):
+        t = trades[k]
+        sc = st[t["col"]]
+        if sc["exit_notional"] == 0.0:
+            continue  # no earlier decrease: the record is the round trip already
+        qty = t["size"]
+        sign = 1.0 if t["direction"] == Direction.LONG else -1.0
+        fill = t["exit_price"]
+        fee = t["exit_fees"]
+        plain = sign * (fill - t["entry_price"]) * qty - t["entry_fees"] - fee - t["borrow"]
+        absorbed = t["pnl"] - plain
+        sc["exit_notional"] += qty * fill
+        sc["exit_fees"] += fee
+        counts[0]["trades"] = k
+        close_trade_nb(sc, trades, counts, t["col"], t["exit_idx"], sign, sc["exit_notional"],
+                       ExitReason.LIQUIDATION)
+        t = trades[k]
+        t["pnl"] += absorbed
+        t["ret"] = t["pnl"] / (t["entry_price"] * t["size"])
+    counts[0]["trades"] = k1
+
+
+def margin_events_nb(marks, prices, params, books, i, at_open, open_only):
+    """:func:`liquidation_nb` in perpetual runs (``marks`` a ``records.Marks``); nothing when ``marks`` is None
+    (plain runs: overloaded on the type, so they compile none of the margin code)."""
+    if marks is not None:
+        liquidation_nb(prices, marks, params, books, i, at_open, open_only)
+
+
+@overload(margin_events_nb)
+def _margin_events_ov(marks, prices, params, books, i, at_open, open_only):
+    if isinstance(marks, types.NoneType):
+        return lambda marks, prices, params, books, i, at_open, open_only: None
+
+    def impl(marks, prices, params, books, i, at_open, open_only):
+        liquidation_nb(prices, marks, params, books, i, at_open, open_only)
+    return impl
 
 
 @jit
-def simulate_weights_nb(open_, close, weights, rebalance, params, leverage, fill_mode, books, cash_out, equity_out):
-    """Run the weights backtest, filling ``books`` (``rebalance_state_dt`` state with ``wait`` -1,
-    one cash account, a zeroed ``counts_dt`` record, record buffers) and ``cash_out``, ``equity_out``.
+def simulate_weights_nb(prices, weights, rebalance, params, leverage, fill_mode, margin_mode, marks, books, cash_out,
+                        equity_out):
+    """Run the weights backtest, filling ``books`` (:func:`new_weights_state` state, one cash account, a
+    zeroed ``counts_dt`` record, record buffers) and ``cash_out``, ``equity_out``.
 
-    ``params`` is ``(n_cols,)`` ``param_dt`` (fees, fixed fees, slippage, lot, min qty, min notional
-    read). ``orders`` must hold 2 orders per non-NaN weight of a rebalance bar, ``trades`` half
-    that plus one per column.
+    ``prices``: ``records.Prices`` (open, high and low read by fills at the open and by margin runs);
+    ``params`` is ``(n_cols,)`` ``param_dt`` (fees, fixed fees, slippage, lot, min qty, min notional,
+    and in margin runs ``lev``, the maintenance tiers, ``liq_fee``). ``orders`` must hold 2 orders per
+    non-NaN weight of a rebalance bar (margin runs: 3, a liquidation per opened position, plus one per
+    column), ``trades`` half that plus one per column (margin runs: one per weight plus one per column).
+
+    Margin runs (``margin_mode`` 1 isolated, 2 cross; 0: plain; perpetuals, rules in :mod:`nbtrade.margin`;
+    sizing in :func:`rebalance_nb`, free margin in :func:`free_margin_nb`): ``marks`` is the
+    ``records.Marks`` of the run (mark candles, or the price candles of columns without them; funding
+    rows; the cross flag); plain runs pass None and compile no margin code. Each position has an
+    isolated margin (its entries' notional / leverage) and is liquidated on the mark candle (exit reason
+    ``LIQUIDATION``), or the cross wallet as a whole (``marks.cross``). Events of bar ``i``, in this
+    order (those of the signals loop, phase by phase over all columns; the functions are ``engine.py``'s,
+    through :func:`margin_events_nb` / :func:`liquidation_nb`):
+
+    ``fill_mode == NEXT_OPEN``
+        1. funding due at the bar's open, on the positions carried in (``funding_nb``);
+        2. liquidation at the open: a mark open at or through a liquidation price closes the position
+           at the mark open (``margin_phase_nb``, open only);
+        3. the rebalance at the open (weights of bar ``i - 1``): sized from the equity after 1-2, so a
+           position liquidated at this open is re-entered when a weight for it is due;
+        4. intrabar liquidation against the mark low (longs) / high (shorts), positions entered or
+           changed at this open included (``margin_phase_nb``); weights have no stops;
+        5. funding strictly inside the bar, on the positions still open (``funding_nb``);
+        6. the close: marks move to the closes, equity is recorded.
+    ``fill_mode == CLOSE``
+        1. funding at the open; 2. intrabar liquidation of positions entered before bar ``i``;
+        3. funding inside the bar; 4. the rebalance at the close (weights of bar ``i``); 5. the close.
     """
     st, acct, counts, orders, trades = books
+    close = prices.close
     n, m = close.shape
     at_open = fill_mode == FillMode.NEXT_OPEN
     lag = 1 if at_open else 0
-    prices = open_ if at_open else close
+    px = prices.open if at_open else close
     cnt = counts[0]
+    margin_on = margin_mode > 0
+    # margin runs: the liquidation phases run only on bars where some mark reaches a position's
+    # liquidation price (engine.triggers_nb / triggered_nb, the fused signals loop's test; every bar in
+    # cross mode), funding only on bars with a funding row (the next at bar nf); the triggers are set
+    # anew after anything that moves a position or its margin (dirty)
+    mo, mh, ml = mark_candle(marks, prices)
+    lo = np.full(m, -np.inf)
+    hi = np.full(m, np.inf)
+    cross = cross_mode_nb(marks)
+    nf = next_funding_nb(marks, 0, n)
+    dirty = True
     for i in range(n):
         s = i - lag
+        fund = margin_on and i == nf
+        if fund:
+            funding_nb(marks, books, i, False)
+            dirty = True
+        if margin_on and at_open:
+            if dirty:
+                triggers_nb(st, params, lo, hi)
+                dirty = False
+            if cross or triggered_nb(mo, mh, ml, i, lo, hi):
+                margin_events_nb(marks, prices, params, books, i, True, True)
+                dirty = True
         due = s >= 0 and rebalance[s]
         run = due or (cnt["waiting"] > 0 and i == n - 1)
         if not run and cnt["waiting"] > 0:
             # the waiting targets alone: a rebalance only when one of their columns has a candle
             for c in range(m):
-                if st[c]["wait"] >= 0 and prices[i, c] == prices[i, c]:
+                if st[c]["wait"] >= 0 and px[i, c] == px[i, c]:
                     run = True
                     break
-        if run:
-            rebalance_nb(prices, i, s if due else -1, weights, books, params, leverage)
+        if run and at_open:
+            rebalance_nb(px, i, s if due else -1, weights, books, params, leverage, margin_mode)
+            dirty = True
+        if margin_on:
+            if dirty:
+                triggers_nb(st, params, lo, hi)
+                dirty = False
+            if cross or triggered_nb(mo, mh, ml, i, lo, hi):
+                margin_events_nb(marks, prices, params, books, i, at_open, False)
+                dirty = True
+            if fund:
+                funding_nb(marks, books, i, True)
+                nf = next_funding_nb(marks, i + 1, n)
+                dirty = True
+        if run and not at_open:
+            rebalance_nb(px, i, s if due else -1, weights, books, params, leverage, margin_mode)
+            dirty = True
         close_bar_nb(close, st, acct, i, cash_out, equity_out)
     for c in range(m):
         sc = st[c]

@@ -29,7 +29,12 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ._jit import jit, pjit
+from ._jit import ijit, jit, pjit
+
+#: A zero typed int64, not a literal: helpers called with a literal ``0`` (or with loop counters
+#: still typed as their literal start value in numba's first typing pass) compile a second
+#: specialization each, ~0.1-0.4 s apiece on a cold cache.
+_ZERO = np.int64(0)
 
 #: Re-anchor second moments when S2 / (S2 - S1^2/n) exceeds this (digits lost ~ log10).
 _REANCHOR_RATIO = 1e4
@@ -57,7 +62,7 @@ def _window_sum(x, lo, hi, k):
     # compensated (TwoSum) sum of x - k and count over the non-NaN values of x[lo:hi]
     s = 0.0
     c = 0.0
-    cnt = 0
+    cnt = np.int64(0)
     for i in range(lo, hi):
         v = x[i]
         if v == v:
@@ -212,7 +217,7 @@ def _resum(x, lo, hi):
     return s, cnt, k
 
 
-@jit
+@ijit
 def _rolling_sum_core_1d_nb(x, window, minp, mean, out):
     # +-inf are missing values, as in pandas' rolling (which turns them into NaN
     # first); running sums cannot take them (inf - inf), so a pass that meets one
@@ -232,12 +237,12 @@ def _rolling_sum_impl(x, window, minp, mean, out):
     # Returns False (unfinished) on meeting +-inf.
     n = x.shape[0]
     every = resum_every(window)
-    if _blocks_have_inf(x, 0, min(window, n)):
+    if _blocks_have_inf(x, _ZERO, min(window, n)):
         return False
     k = _first_valid(x)
     s = 0.0
     c = 0.0
-    cnt = 0
+    cnt = np.int64(0)
     w0 = min(window, n)
     for t in range(w0):
         v = x[t]
@@ -430,7 +435,7 @@ def _var_steps_nonan(x, window, ddof, mode, lo, hi, s1, s2, k, run, prev, last_a
     return s1, s2, k, run, prev, last_anchor
 
 
-@jit
+@ijit
 def _rolling_var_core_1d_nb(x, window, minp, ddof, mode, out):
     # +-inf are missing values: rerun on a cleaned copy (see _rolling_sum_core_1d_nb)
     if not _rolling_var_impl(x, window, minp, ddof, mode, out):
@@ -445,13 +450,13 @@ def _rolling_var_impl(x, window, minp, ddof, mode, out):
     # Returns False (unfinished) on meeting +-inf.
     n = x.shape[0]
     every = resum_every(window)
-    if _blocks_have_inf(x, 0, min(window, n)):
+    if _blocks_have_inf(x, _ZERO, min(window, n)):
         return False
     k = _first_valid(x)
     s1 = 0.0
     s2 = 0.0
-    cnt = 0
-    run = 0  # length of the current run of identical non-NaN values
+    cnt = np.int64(0)
+    run = np.int64(0)  # length of the current run of identical non-NaN values
     prev = np.nan
     last_anchor = -window
     w0 = min(window, n)
@@ -534,7 +539,7 @@ def rolling_zscore_1d_nb(x, window, minp, ddof, out):
 # --------------------------------------------------------------------------- min / max
 
 
-@jit
+@ijit
 def _rolling_minmax_core_1d_nb(x, window, minp, sign, out):
     # +-inf are missing values, as in pandas' rolling: rerun on a cleaned copy
     if not _rolling_minmax_impl(x, window, minp, sign, out):
@@ -634,11 +639,11 @@ def _rolling_minmax_impl(x, window, minp, sign, out):
     inf = np.inf
     hbuf = np.empty(max(1, min(w, n)) + 1, dtype=np.float64)
     hb2 = np.empty(2 * (w + 1) if n >= 3 * w else 0, dtype=np.float64)
-    cnt = 0
-    bs = 0
+    cnt = np.int64(0)
+    bs = np.int64(0)
     # spans of ~16k bars (whole groups, in L2) computed as if finite, then checked
     span = 2 * w * max(1, 8192 // w)
-    retry = 0
+    retry = np.int64(0)
     while bs < n:
         if bs >= w and bs + 2 * w <= n:
             # finite: every window is full (cnt stays w)
@@ -892,7 +897,7 @@ def _pair_steps_nonan(x, y, window, ddof, mode, lo, hi, st, out):
     return sx, sy, sxx, syy, sxy, cnt, kx, ky, runx, runy, prevx, prevy, last_anchor
 
 
-@jit
+@ijit
 def _rolling_pair_core_1d_nb(x, y, window, minp, ddof, mode, out):
     # +-inf in x or y are missing values: rerun on cleaned copies (see _rolling_sum_core_1d_nb)
     if not _rolling_pair_impl(x, y, window, minp, ddof, mode, out):
@@ -908,7 +913,7 @@ def _rolling_pair_impl(x, y, window, minp, ddof, mode, out):
     # two-pass re-sum around the window means (see the module docstring).
     # Returns False (unfinished) on meeting +-inf.
     n = x.shape[0]
-    if _blocks_have_inf(x, 0, min(window, n)) or _blocks_have_inf(y, 0, min(window, n)):
+    if _blocks_have_inf(x, _ZERO, min(window, n)) or _blocks_have_inf(y, _ZERO, min(window, n)):
         return False
     kx = 0.0
     ky = 0.0
@@ -917,10 +922,10 @@ def _rolling_pair_impl(x, y, window, minp, ddof, mode, out):
             kx = x[t]
             ky = y[t]
             break
-    st = (0.0, 0.0, 0.0, 0.0, 0.0, 0, kx, ky, 0, 0, np.nan, np.nan, -window)
+    st = (0.0, 0.0, 0.0, 0.0, 0.0, _ZERO, kx, ky, _ZERO, _ZERO, np.nan, np.nan, -window)
     w0 = min(window, n)
     nans = np.full(w0, np.nan)
-    st = _pair_steps(x, y, nans, nans, window, minp, ddof, mode, 0, w0, st, out)
+    st = _pair_steps(x, y, nans, nans, window, minp, ddof, mode, _ZERO, w0, st, out)
     every = resum_every(window)
     lo = w0
     while lo < n:
@@ -988,7 +993,7 @@ def rolling_vwap_1d_nb(price, volume, window, minp, out):
 @jit
 def _rolling_vwap_impl(price, volume, window, minp, out):
     n = price.shape[0]
-    if _has_inf(price, 0, n) or _has_inf(volume, 0, n):
+    if _has_inf(price, _ZERO, n) or _has_inf(volume, _ZERO, n):
         return False
     spv = 0.0
     sv = 0.0

@@ -254,6 +254,7 @@ def _sweep_parser(sub: argparse._SubParsersAction) -> None:
     sw.add_argument("--chunk-size", type=int, default=None, help="combinations per task")
     sw.add_argument("--scheduler", default=None, help="Dask scheduler address tcp://host:8786 (or NBTRADE_SCHEDULER)")
     _run_args(sw)
+    _perp_args(sw)
     sw.add_argument("--csv", default=None, metavar="FILE", help="write the whole table as CSV")
     sw.add_argument("--report", default=None, metavar="FILE.html", help="write the heat map and top rows as HTML")
 

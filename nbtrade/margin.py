@@ -7,8 +7,8 @@ scalar kernels the loops call. The pure-Python twin of the rules is
 ``tests/engine/reference_margin.py``. This docstring is the spec the integration follows.
 
 Wired so far (signals path, ``nbtrade.backtest``; ``kernels/engine.py`` ``margin_phase_nb``,
-``cross_phase_nb``, ``funding_nb``; reference ``tests/engine/reference_engine.py`` for isolated runs,
-``tests/engine/reference_margin.py`` for the events of both modes): isolated margin for spot
+``cross_phase_nb``, ``funding_nb``; reference ``tests/engine/reference_engine.py`` with
+``reference_perp.py`` for whole runs of both modes, ``reference_margin.py`` for single events): isolated margin for spot
 leverage > 1 or shorts and for ``instrument="perp"`` (``maintenance=``, ``liquidation_fee=``),
 cross margin for perpetuals (``margin="cross"``: every symbol a perpetual, one cash account),
 leverage per symbol (``leverage={symbol: x}``), liquidation on the mark candles (price candles
@@ -19,7 +19,8 @@ bar pays none of it) and the intrabar liquidation check does not deduct it in ad
 side of stops (take-profit, ROI) and time stops are not ordered against the liquidation (the
 liquidation, checked first, wins when both happen in one bar unless a stop-side level lies
 between the open and the liquidation price; in cross mode the wallet check always comes before
-the bar's stops). Not wired yet: the weights and callback paths, the class API.
+the bar's stops). The same rules run in every way of driving the engine: signals, target
+weights (``simulate_weights_nb``: no stops), callbacks and the class API.
 
 Speed (the fused signals loop): an isolated liquidation price changes only when its position or
 margin does, so it is cached per position and each bar compares the mark candle's row to it in

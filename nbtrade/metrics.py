@@ -182,7 +182,8 @@ def _annual_return(equity: np.ndarray, index: pd.Index) -> float:
     daily = pd.Series(equity, index=index).resample("D").last().dropna().pct_change().dropna()
     if not len(daily):
         return np.nan
-    return (1.0 + geometric_mean(daily.to_numpy())) ** DAYS_PER_YEAR - 1.0
+    with np.errstate(over="ignore"):  # a huge daily mean compounds to inf (Python floats would raise)
+        return float(np.float64(1.0 + geometric_mean(daily.to_numpy())) ** DAYS_PER_YEAR - 1.0)
 
 
 def _beta(equity: np.ndarray, market: np.ndarray) -> float:

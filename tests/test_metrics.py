@@ -148,3 +148,10 @@ def test_result_market_is_equal_parts_buy_and_hold():
     s = res.stats()
     assert s["Buy & Hold Return [%]"] == pytest.approx(-10.0) and res.stats("A")["Buy & Hold Return [%]"] == pytest.approx(30.0)
     assert s["Beta"] == 0.0 and s["Alpha [%]"] == 0.0  # cash moves with nothing
+
+
+def test_annual_return_of_a_huge_daily_gain_is_inf_not_an_error():
+    from nbtrade.metrics import _annual_return
+
+    idx = pd.date_range("2024-01-01", periods=5, freq="D", tz="UTC")
+    assert _annual_return(np.array([1.0, 10.0, 100.0, 1e3, 1e4]), idx) == np.inf

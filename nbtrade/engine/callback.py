@@ -127,7 +127,19 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
         levels = Levels(oprice, nan, np.full((n, m), np.nan), np.full((n, m), np.nan), handed, extra)
     else:
         levels = Levels(oprice, nan, nan, nan, handed, extra)
+    margin_on, mark_note = False, None
+    params = cfg.params
+    ms = cfg.margin
+    if ms is not None:
+        # (a callback run reads the whole candles: liquidation checks their lows and highs)
+        levels, params, margin_on, mark_note = margin_inputs(market, inputs, cfg, levels)
     kcfg = cfg.kernel_config(True, True, per_order)
+    if margin_on:
+        kcfg = kcfg._replace(options=kcfg.options | Option.MARGIN)
+    else:  # a run without margin does not compile the margin phases (records.config_variant)
+        from ..kernels.records import ALL_CAPS, Cap, config_variant
+
+        kcfg = config_variant(kcfg, ALL_CAPS & ~Cap.MARGIN)
     live = None
     if per_order:
         kcfg = kcfg._replace(options=kcfg.options | Option.IND_STOP)
@@ -139,7 +151,7 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
     trades = np.empty(max(_CALLBACK_BUFFER // 2, 8 * m, n * m // 128), dtype=trade_dt)
     start = 0
     while True:
-        start = callback.simulate_callback_nb(on_bar, user, prices, signals, levels, kcfg, cfg.params, touched,
+        start = callback.simulate_callback_nb(on_bar, user, prices, signals, levels, kcfg, params, touched,
                                               exit_frac, start, Books(state, acct, counts, orders, trades), cash,
                                               equity, live)
         if start >= n:
@@ -151,7 +163,72 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
     res = Result(inputs=inputs, orders=orders, trades=trades, cash=cash, equity=equity,
                  init_cash=cfg.init_cash * cfg.n_groups, freq_ms=cfg.freq_ms, gaps=data.gaps,
                  assumptions=assumptions, symbol_init_cash=None if cfg.n_groups == 1 else cfg.init_cash)
+    if margin_on:
+        assumptions.update(margin_notes(ms, mark_note))
+        if levels.marks is not None:
+            res.funding_rows = (levels.marks.f_bar, levels.marks.flows)  # sparse rows, as the signals path
     res._signal_arrays = sig  # DataFrames built on first access of Result.signals
     warn_no_candles(data.no_candles)
     warn_rejected(res.order_records, k["rejected"], cfg.size_type, market_only=cfg.order_type == "market")
     return res
+
+
+def margin_inputs(market: Market, inputs: Any, cfg: RunConfig, levels: Any) -> tuple[Any, np.ndarray, bool, Any]:
+    """``(levels, params, margin_on, mark note)`` of a callback run with the margin settings ``cfg.margin``:
+    the rule of the signals path (:func:`nbtrade.engine.signals.run_signals`) where the callback cannot know
+    beforehand whether it will go short: the isolated margin rule (or cross) on perpetuals (any leverage)
+    and on spot with leverage > 1 or per-symbol leverages; an unlevered spot run stays a cash account (its
+    shorts included: refused options say so). Perpetuals read the mark candles and funding
+    (``signals.perp_marks``)."""
+    from .signals import margin_params, perp_marks
+
+    ms = cfg.margin
+    if not check_margin(cfg):
+        return levels, cfg.params, False, None
+    note = None
+    if ms.any_perp:
+        levels, note = perp_marks(market, inputs, ms, levels)
+    params = margin_params(cfg.params, list(ms.tiers), ms.liquidation_fee)
+    return levels, params, True, note
+
+
+def check_margin(cfg: RunConfig) -> bool:
+    """Whether a callback run of ``cfg`` follows the margin rule (see :func:`margin_inputs`); refuses the
+    margin options it cannot honour (maintenance tiers or a liquidation fee on an unlevered spot run; cross
+    margin with spot symbols or split cash), naming the argument. Needs no data: the class API checks at
+    construction."""
+    from ..margin import DEFAULT_TIERS
+    from .signals import check_cross, spot_margin
+
+    ms = cfg.margin
+    if ms is None:
+        return False
+    margin_on = spot_margin(cfg.leverage, False) or ms.any_perp or bool(np.ptp(cfg.leverages) > 0)
+    if not margin_on:
+        given = [k for k, v in (("maintenance", any(t is not DEFAULT_TIERS for t in ms.tiers)),
+                                ("liquidation_fee", not np.isnan(ms.liquidation_fee))) if v]
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to margined positions (leverage > 1 or instrument='perp'), "
+                             f"and this callback run is unlevered spot: drop {' and '.join(given)}, or raise "
+                             f"leverage / pass instrument='perp'")
+    if ms.margin == "cross":
+        check_cross(cfg, ms)
+    return margin_on
+
+
+def margin_notes(ms: Any, mark_note: str | None) -> dict[str, str]:
+    """The ``assumptions`` entries of a margined run (``"mark"``, ``"margin"``), worded as the signals path's."""
+    out = {} if mark_note is None else {"mark": mark_note}
+    if ms.margin == "cross":
+        out["margin"] = ("cross margin (nbtrade.margin): one wallet backs every perpetual; liquidated when "
+                         "its margin balance (cash + unrealised PnL, every position at its adverse mark "
+                         "extreme of the bar, at the mark open before the open's orders) is at or below the "
+                         "sum of maintenance margins: every position then closes at its cross liquidation "
+                         "price (the mark open through a gap), fees from the wallet, a wallet below zero "
+                         "brought back to zero; checked before the bar's stops")
+    else:
+        out["margin"] = ("isolated margin rule (nbtrade.margin; leverage > 1 or shorts): margin = entry "
+                         "notional / leverage, liquidation at the liquidation price against the candle's "
+                         "low (long) / high (short), at the open through a gap; spot has no mark price: "
+                         "the price candle is the mark; no funding, no borrow interest unless borrow_rate")
+    return out

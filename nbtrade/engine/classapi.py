@@ -59,7 +59,7 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 from .._names import check_kwargs, did_you_mean
 from ..panel import Market, align
 from ..result import Result
-from .callback import run_callback
+from .callback import check_margin, run_callback
 from .options import MODE_OPTIONS, RunConfig
 from .run import user_stacklevel
 
@@ -818,8 +818,12 @@ class Backtest:
         Keywords of :func:`nbtrade.backtest` (``fees``, ``size``, ``sl_stop``,
         ``fill``, ``init_cash``...) except the signals. backtesting.py names are
         accepted: ``cash`` (``init_cash``), ``commission`` (``fees``),
-        ``trade_on_close=True`` (``fill="close"``), ``margin`` (``leverage = 1 /
-        margin``). ``reenter`` defaults to True here: ``self.position.close(); self.buy()``
+        ``trade_on_close=True`` (``fill="close"``), ``margin`` (a number: ``leverage = 1 /
+        margin``; ``"isolated"`` / ``"cross"``: the margin mode of perpetuals). Perpetuals:
+        ``instrument="perp"``, ``leverage`` (a number or per symbol), ``margin``, ``maintenance``,
+        ``liquidation_fee`` as for :func:`nbtrade.backtest` (validated here): liquidation at the mark
+        candles (exit reason ``"liquidation"``; ``self.position`` is flat afterwards) and funding
+        (``Result.funding``) as on the signals path. ``reenter`` defaults to True here: ``self.position.close(); self.buy()``
         while long closes the trade and opens a new one on the same bar, as in backtesting.py.
         ``order_type="limit"`` / ``"stop"`` without ``order_price`` (Python ``next``): every entry
         names its level, ``self.buy(limit=...)`` / ``self.buy(stop=...)``. Options the class API cannot
@@ -862,9 +866,10 @@ class Backtest:
                 raise TypeError(f"Backtest takes no {k}: the strategy's next() writes the signals")
             if k == "trade_on_close":
                 k, v = "fill", "close" if v else "next_open"
-            elif k == "margin":
+            elif k == "margin" and not isinstance(v, str):  # backtesting.py's margin; a string: the margin mode
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
-                    raise ValueError(f"margin must be in (0, 1] (1 / leverage), got {v!r}")
+                    raise ValueError(f"margin must be in (0, 1] (1 / leverage, backtesting.py) or a margin mode "
+                                     f"('isolated', 'cross'), got {v!r}")
                 k, v = "leverage", 1.0 / v
             else:
                 k = _ALIASES.get(k, k)
@@ -1087,4 +1092,6 @@ def _check_options(market: Market, kw: dict) -> RunConfig:
     if not (isinstance(exit_size, (int, float)) and not isinstance(exit_size, bool) and exit_size == 1.0):
         raise ValueError("Backtest does not take exit_size: close a part with self.position.close(portion) "
                          "(or reduce_long_nb / reduce_short_nb in a compiled next)")
-    return RunConfig.build(market, "callback", **kw)
+    cfg = RunConfig.build(market, "callback", **kw)
+    check_margin(cfg)  # perpetual / margin options: refused here, not in run()
+    return cfg

@@ -85,7 +85,7 @@ _SIGNAL_OPTIONS = ("size", "size_type", "sl_stop", "tp_stop", "trail_stop", "fee
 #: Keywords each front end takes (the per-symbol ones among them are read through :data:`PER_SYMBOL`).
 MODE_OPTIONS: dict[str, tuple[str, ...]] = {
     "signals": (*_SIGNAL_OPTIONS, "maintenance", "liquidation_fee", "instrument", "margin"),
-    "callback": _SIGNAL_OPTIONS,
+    "callback": (*_SIGNAL_OPTIONS, "maintenance", "liquidation_fee", "instrument", "margin"),
     "weights": ("fees", "fixed_fees", "slippage", "init_cash", "fill", "freq", "lot_size", "min_qty",
                 "min_notional", "leverage", "on_gap", "filters"),
 }

@@ -20,8 +20,9 @@ __all__ = ["backtest_weights", "run_weights"]
 def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees: Any = 0.0,
                      fixed_fees: Any = 0.0, slippage: Any = 0.0, init_cash: float = 10_000.0,
                      fill: str = "next_open", freq: Any = None, lot_size: Any = 0.0, min_qty: Any = 0.0,
-                     min_notional: Any = 0.0, leverage: float = 1.0, on_gap: str = "warn",
-                     filters: Any = None) -> Result:
+                     min_notional: Any = 0.0, leverage: Any = 1.0, on_gap: str = "warn",
+                     filters: Any = None, instrument: Any = "spot", margin: str | None = None,
+                     maintenance: Any = None, liquidation_fee: Any = None) -> Result:
     """Backtest target portfolio weights, rebalanced on a schedule (one shared cash balance).
 
     Parameters
@@ -35,8 +36,21 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
     rebalance_every : int or bool array
         Act on the weights every that many bars (from bar 0), or on the bars where a
         boolean array (n_bars,) is True.
-    fees, fixed_fees, slippage, init_cash, fill, freq, lot_size, min_qty, min_notional, leverage, on_gap
+    fees, fixed_fees, slippage, init_cash, fill, freq, lot_size, min_qty, min_notional, on_gap
         As for :func:`backtest`.
+    leverage : float, or (perpetual runs) {symbol: leverage} / Series by symbol (missing symbols: 1)
+        Margin per unit of notional is ``1 / leverage``: a weight up to ``leverage`` (in absolute
+        value, summed over the symbols) fits the equity. Spot runs take one number (no liquidation).
+    instrument, margin, maintenance, liquidation_fee
+        Perpetuals, as for :func:`backtest`: ``instrument="perp"`` (or a mapping symbol -> kind) makes
+        each position an isolated-margin position (margin = entry notional / the symbol's leverage,
+        an increase adds its own) liquidated on the mark-price candles (exit reason
+        ``"liquidation"``; the price candles without them), paying or receiving funding at the
+        data's funding times (``Result.funding``, ``Funding Paid [$]``); ``margin="cross"``: one
+        wallet backs every position. Event order inside a bar: ``nbtrade.kernels.rebalance``
+        (``simulate_weights_nb``). A weight of ``leverage`` on one symbol is the signals run's
+        ``size=1`` all-in entry at that leverage. ``maintenance``/``liquidation_fee``/``margin``
+        on a spot-only run are an error.
     filters : None, "exchange" or a filters table
         As for :func:`backtest` (weights place market orders: step size, ``min_qty`` and
         ``min_notional`` apply; there is no order price to round).
@@ -70,10 +84,50 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
     True
     """
     market = prepare_data(data)
+    perp = perp_settings(market, leverage, instrument=instrument, margin=margin, maintenance=maintenance,
+                         liquidation_fee=liquidation_fee)
     cfg = RunConfig.build(market, "weights", fees=fees, fixed_fees=fixed_fees, slippage=slippage,
                           init_cash=init_cash, fill=fill, freq=freq, lot_size=lot_size, min_qty=min_qty,
-                          min_notional=min_notional, leverage=leverage, on_gap=on_gap, filters=filters)
+                          min_notional=min_notional, leverage=1.0 if perp is not None else leverage,
+                          on_gap=on_gap, filters=filters)
+    if perp is not None:
+        cfg = with_margin(cfg, perp)
     return run_weights(market, cfg, weights, rebalance_every)
+
+
+def perp_settings(market: Market, leverage: Any, *, instrument: Any = "spot", margin: Any = None,
+                  maintenance: Any = None, liquidation_fee: Any = None) -> Any:
+    """The ``nbtrade.margin.MarginSettings`` of a weights run with perpetuals (None: a spot run, which then
+    takes none of the perpetual options: errors name the option given)."""
+    from ..margin import margin_settings
+    from .options import per_symbol_leverage
+
+    syms = list(market.symbols)
+    lev_arg = leverage.to_dict() if isinstance(leverage, pd.Series) else leverage
+    ms = margin_settings(syms, instrument=instrument, margin=margin, leverage=1.0, maintenance=maintenance,
+                         liquidation_fee=liquidation_fee)
+    if not ms.any_perp:
+        given = [k for k, v in (("maintenance", maintenance), ("liquidation_fee", liquidation_fee)) if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to perpetual positions (instrument='perp'), and this weights "
+                             f"run is spot only: drop {' and '.join(given)}, or pass instrument='perp'")
+        return None
+    per_symbol_leverage(lev_arg, syms, per_symbol=True)  # numbers > 0, known symbols (errors name leverage[sym])
+    return margin_settings(syms, instrument=instrument, margin=margin, leverage=lev_arg, maintenance=maintenance,
+                           liquidation_fee=liquidation_fee)
+
+
+def with_margin(cfg: RunConfig, ms: Any) -> RunConfig:
+    """``cfg`` of a perpetual weights run: the per-symbol leverage (``param_dt.lev`` when they differ), the
+    tiers and the liquidation fee in ``params`` (``signals.margin_params``), the settings kept."""
+    from .signals import margin_params
+
+    levs = np.asarray(ms.leverage, dtype=np.float64)
+    params = margin_params(cfg.params, list(ms.tiers), ms.liquidation_fee)
+    params["lev"] = levs if np.ptp(levs) > 0 else 0.0
+    for f in ("sl", "tp", "trail"):  # no stops: the liquidation never gives way to one (margin_phase_nb)
+        params[f] = np.nan
+    return cfg.replace(margin=ms, leverage=float(levs.max()), leverages=levs, params=params)
 
 
 def rebalance_mask(rebalance_every: Any, n: int) -> np.ndarray:
@@ -93,26 +147,56 @@ def rebalance_mask(rebalance_every: Any, n: int) -> np.ndarray:
 def run_weights(market: Market, cfg: RunConfig, weights: Any, rebalance_every: Any = 1) -> Result:
     """One weights run on ``market`` with a validated ``cfg`` (mode ``"weights"``)."""
     from ..kernels import rebalance
-    from ..kernels.records import Books, counts_dt, rebalance_state_dt
+    from ..kernels.records import Books, Levels, counts_dt
+    from ..kernels.records import Prices as PriceArrays
 
     cfg.check_market(market, "weights")
     n, m = market.shape
     w = float_levels(weights, market, "weights")
     mask = rebalance_mask(rebalance_every, n)
     data = RunData(market, cfg)
+    ms = cfg.margin
+    margin_on = ms is not None and ms.any_perp
     inputs = run_prices(market, cfg)  # fills at the close read no open
-    bound = 2 * int(np.count_nonzero(~np.isnan(w[mask])))
-    orders = np.empty(bound, dtype=order_dt)
-    trades = np.empty(bound // 2 + m, dtype=trade_dt)
+    if margin_on and not cfg.reads_ohlc():  # liquidation is checked on the candle's low and high
+        inputs = market.prices(ohlc=True)
+    marks, mark_note = None, None
+    if margin_on:
+        from .signals import check_cross, perp_marks
+
+        if ms.margin == "cross":
+            check_cross(cfg, ms)
+        nan = np.full((1, 1), np.nan)
+        levels, mark_note = perp_marks(market, inputs, ms, Levels(nan, nan, nan, nan, nan, None))
+        marks = levels.marks
+    n_weights = int(np.count_nonzero(~np.isnan(w[mask])))
+    # each weight: at most a close and an open (a flip); margin runs: a liquidation per opened position
+    bound = (3 if margin_on else 2) * n_weights
+    orders = np.empty(bound + (m if margin_on else 0), dtype=order_dt)
+    trades = np.empty((n_weights if margin_on else bound // 2) + m, dtype=trade_dt)
     cash = np.empty(n)
     equity = np.empty(n)
-    state, counts = np.zeros(m, dtype=rebalance_state_dt), np.zeros(1, dtype=counts_dt)
-    state["wait"] = -1
-    rebalance.simulate_weights_nb(inputs.open, inputs.close, w, mask, cfg.params, float(cfg.leverage), cfg.fill_id,
+    state, counts = rebalance.new_weights_state(m), np.zeros(1, dtype=counts_dt)
+    prices = PriceArrays(inputs.open, inputs.high, inputs.low, inputs.close, inputs.close)
+    mode = 0 if not margin_on else (2 if ms.margin == "cross" else 1)
+    rebalance.simulate_weights_nb(prices, w, mask, cfg.params, float(cfg.leverage), cfg.fill_id, mode, marks,
                                   Books(state, np.full(1, cfg.init_cash), counts, orders, trades), cash, equity)
     k = counts[0]
     assumptions = cfg.assumptions(gaps=len(data.gaps), delayed=int(k["delayed"]), no_candles=data.no_candles)
+    if margin_on:
+        assumptions["mark"] = mark_note
+        assumptions["margin"] = (
+            "cross margin (nbtrade.margin): one wallet backs every perpetual, liquidated as a whole when its margin "
+            "balance at the bar's adverse marks is at or below the sum of maintenance margins" if ms.margin == "cross"
+            else "isolated margin (nbtrade.margin): margin = entry notional / leverage (an increase adds its own, a "
+                 "decrease releases its share, funding moves it); liquidation at the liquidation price against the "
+                 "mark low (long) / high (short), at the mark open through a gap")
+        assumptions["leverage"] = ({s: float(v) for s, v in zip(market.symbols, cfg.leverages)}
+                                   if np.ptp(cfg.leverages) > 0 else float(cfg.leverage))
     warn_no_candles(data.no_candles)
     warn_rejected(orders[:k["orders"]], k["rejected"], market_only=True)
-    return Result(inputs=inputs, orders=orders[:k["orders"]], trades=trades[:k["trades"]], cash=cash, equity=equity,
-                  init_cash=cfg.init_cash, freq_ms=cfg.freq_ms, gaps=data.gaps, assumptions=assumptions)
+    res = Result(inputs=inputs, orders=orders[:k["orders"]], trades=trades[:k["trades"]], cash=cash, equity=equity,
+                 init_cash=cfg.init_cash, freq_ms=cfg.freq_ms, gaps=data.gaps, assumptions=assumptions)
+    if marks is not None:
+        res.funding_rows = (marks.f_bar, marks.flows)  # sparse rows, as the signals path records them
+    return res

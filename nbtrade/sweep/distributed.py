@@ -4,8 +4,10 @@
 and are imported only when a client or scheduler address is given. Workers compile
 (or load from their numba cache) the kernels on their first task. A worker that dies
 mid-sweep: the scheduler reruns its tasks on the others (``distributed``'s own
-recovery, up to its ``allowed-failures``); a task's result does not depend on where it
-ran, so the table is the same.
+recovery, up to its ``allowed-failures``), and a task cancelled because the dead worker
+held the copy of the scattered market it read is submitted again on a fresh scatter
+(:func:`map_on_dask`); a task's result does not depend on where it ran, so the table is
+the same.
 """
 from __future__ import annotations
 
@@ -58,20 +60,13 @@ def resolve_client(client: Any) -> tuple[Any, bool]:
 
 def run_on_dask(client: Any, market: Any, fn: Callable, chunks: list, spec: Any, collect: Callable) -> None:
     """Scatter ``market`` to every worker once, submit one task per chunk, ``collect`` each result."""
-    distributed = _import_distributed()
     from .run import run_chunk
 
     if not chunks:
         return
-    data = client.scatter(market, broadcast=True)
-    futures = [client.submit(run_chunk, data, fn, chunk, start, spec, True, pure=False) for start, chunk in chunks]
     try:
-        for fut in distributed.as_completed(futures, loop=client.loop):
-            collect(fut.result())
+        map_on_dask(client, market, run_chunk, [(fn, chunk, start, spec, True) for start, chunk in chunks], collect)
     finally:
-        for f in futures:
-            f.release()
-        data.release()
         if spec.token is not None:
             from .memo import release
 
@@ -81,18 +76,40 @@ def run_on_dask(client: Any, market: Any, fn: Callable, chunks: list, spec: Any,
                 pass
 
 
-def map_on_dask(client: Any, shared: Any, task: Callable, args: list, collect: Callable) -> None:
+def map_on_dask(client: Any, shared: Any, task: Callable, args: list, collect: Callable, retries: int = 3) -> None:
     """Scatter ``shared`` to every worker once, run ``task(shared, *a)`` for each ``a`` of ``args``
-    as one task each, and ``collect`` each result (in completion order)."""
+    as one task each, and ``collect`` each result (in completion order).
+
+    A task cancelled by the cluster (its worker died with the copy of ``shared`` it read: scattered
+    data cannot be recomputed, so the scheduler cancels what needs it) is submitted again on a fresh
+    scatter, up to ``retries`` times; an error raised by ``task`` itself is not retried."""
+    from concurrent.futures import CancelledError
+
     distributed = _import_distributed()
     if not args:
         return
-    data = client.scatter(shared, broadcast=True)
-    futures = [client.submit(task, data, *a, pure=False) for a in args]
+    # hash=False: a key of its own per call. With the content's hash, a sweep scattering the market
+    # that the previous sweep just released raced that release ("lost dependencies").
+    data = [client.scatter(shared, broadcast=True, hash=False)]
+    todo = {client.submit(task, data[0], *a, pure=False): (a, 0, 0) for a in args}  # (args, tries, copy)
+    done = distributed.as_completed(list(todo), loop=client.loop)
     try:
-        for fut in distributed.as_completed(futures, loop=client.loop):
-            collect(fut.result())
+        for fut in done:
+            a, tries, copy = todo.pop(fut)
+            try:
+                out = fut.result()
+            except CancelledError:
+                if tries >= retries:
+                    raise
+                if copy == len(data) - 1:  # the newest copy is lost too: scatter anew
+                    data.append(client.scatter(shared, broadcast=True, hash=False))
+                again = client.submit(task, data[-1], *a, pure=False)
+                todo[again] = (a, tries + 1, len(data) - 1)
+                done.add(again)
+                continue
+            collect(out)
     finally:
-        for f in futures:
+        for f in todo:
             f.release()
-        data.release()
+        for d in data:
+            d.release()

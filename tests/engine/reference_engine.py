@@ -62,17 +62,38 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                   slippage_range=None, groups=None, exit_size=None, volume=None, slippage_volume=None,
                   accumulate=False, reenter=False, finalize=False, entry_size=None, stop_price=None, roi=None,
                   td_stop=None, borrow=None, margin=None, tiers=None, liquidation_fee=math.nan,
-                  marks=None, funding=None, order_types=None):
+                  marks=None, funding=None, perp=None, cross=False, funding_events=None, funding_out=None,
+                  order_types=None):
+    # Margin and perpetuals (rules of nbtrade.margin; restated in reference_perp.py's docstring):
+    # leverage: one number or one per column; tiers: one table of (floor, cap, mmr, cum, max_leverage) rows
+    #   or one table per column (None: DEFAULT_TIERS)
+    # margin: whether the margin rule applies (None: leverage > 1 anywhere, differing leverages, shorts or
+    #   a perpetual column)
+    # perp: per column, whether it is a perpetual (None: every column when `marks` is given, else none);
+    #   perpetuals are liquidated on the mark candles and pay funding, spot columns on their price candles
+    # marks: (open, high, low[, close]) mark candles n x m (None: the price candles)
+    # cross: one wallet (one cash account) backs every position: reference_perp.cross_check
     # funding: (f_open, f_in) n x m lists, sum of rate * mark of the funding events at bar i's open / inside
-    # bar i; a position p receives -p * f (at the open before fills; inside: at the close if still open)
-    # marks: (open, high, low) mark candles liquidation is checked on (None: the price candles)
-    # margin rule of nbtrade.margin (spot): on with leverage > 1 or shorts unless `margin` says
+    #   bar i; a position p receives -p * f (at the open before fills; inside: at the close if still open)
+    # funding_events: (bar, col, at_open, rate, mark) rows in time order instead of `funding` (mark NaN:
+    #   the bar's mark open, else the last valid mark close before the bar)
+    # funding_out: a list that receives the n x m funding cash flows (+ received)
+    from . import reference_perp as rp
+
     n, m = len(close), len(close[0])
+    lev = [float(x) for x in leverage] if isinstance(leverage, (list, tuple)) else [float(leverage)] * m
+    if perp is None:
+        perp = [marks is not None] * m
     if margin is None:
-        margin = leverage > 1.0 or any(any(row) for row in short_entries)
+        margin = (max(lev) > 1.0 or min(lev) != max(lev) or any(perp)
+                  or any(any(row) for row in short_entries))
     if tiers is None:
         from nbtrade.margin import DEFAULT_TIERS
         tiers = DEFAULT_TIERS.rows()
+    col_tiers = list(tiers) if isinstance(tiers[0][0], (list, tuple)) else [tiers] * m
+    if funding_events is not None:
+        funding = rp.funding_by_bar(funding_events, n, m, perp, open_, close, marks)
+    flows = [[0.0] * m for _ in range(n)]  # funding cash flows per bar and column
     # one balance, or one per column when isolated; `acct(c)` names the one column c uses
     if groups is None:
         groups = [0] * m if cash_sharing else list(range(m))
@@ -186,13 +207,14 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         price = fill_price(base, buy, c)
         cash = cash_of[acct(c)]
         want = size[c] if sz is None else sz
-        equity, gross = cash, 0.0
+        leverage = lev[c]
+        equity, used = cash, 0.0
         for j in range(m):
             if positions[j].size != 0 and acct(j) == acct(c):
                 pj = value_price(i, j, at_open)
                 equity += positions[j].size * pj
-                gross += abs(positions[j].size) * pj
-        available = equity - gross / leverage
+                used += abs(positions[j].size) * pj / lev[j]  # each position's initial margin at the price
+        available = equity - used
         fee_rate, fixed = fees[c], fixed_fees[c]
         if otype == "limit" and maker_fees is not None and not math.isnan(maker_fees[c]):
             fee_rate = maker_fees[c]
@@ -220,7 +242,8 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 cost = qty * price / leverage + qty * price * fee_rate + fixed
                 if cost - available > EPS * max(abs(available), 1.0):
                     reason = "insufficient_cash"
-            if reason == "none" and margin and rm.max_leverage(tiers, (abs(positions[c].size) + qty) * price) < leverage:
+            if reason == "none" and margin and rm.max_leverage(col_tiers[c],
+                                                               (abs(positions[c].size) + qty) * price) < leverage:
                 reason = "leverage"  # the resulting position's tier does not allow the run's leverage
         side = "buy" if buy else "sell"
         if reason != "none":
@@ -490,12 +513,20 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
     def liquidate(c, i, fill_px):
         pos = positions[c]
         qty = abs(pos.size)
-        sgn = 1 if pos.size > 0 else -1
         pnl = pos.size * (fill_px - pos.entry_price)
         remaining = pos.margin + pnl
-        fee = rm.maintenance(tiers, qty * fill_px) if math.isnan(liquidation_fee) else liquidation_fee * qty * fill_px
+        fee = (rm.maintenance(col_tiers[c], qty * fill_px) if math.isnan(liquidation_fee)
+               else liquidation_fee * qty * fill_px)
         fee = min(max(fee, 0.0), max(remaining, 0.0))
         absorbed = max(-remaining, 0.0)
+        book_liquidation(c, i, fill_px, fee, absorbed)
+
+    def book_liquidation(c, i, fill_px, fee, absorbed):
+        # the close at fill_px and the fee from the column's account, the loss past zero added back
+        pos = positions[c]
+        qty = abs(pos.size)
+        sgn = 1 if pos.size > 0 else -1
+        pnl = pos.size * (fill_px - pos.entry_price)
         cash_of[acct(c)] += sgn * qty * fill_px - fee + absorbed
         add_order(c, i, "sell" if sgn > 0 else "buy", qty, fill_px, fee, "market")
         tpnl = pnl - pos.entry_fees - fee - pos.borrow + absorbed
@@ -505,6 +536,27 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                            borrow=pos.borrow))
         positions[c] = Position()
 
+    def mark_candle(i, c):
+        # (open, high, low) liquidation is checked on: a perpetual's mark candle, else the price candle
+        if marks is not None and perp[c]:
+            return marks[0][i][c], marks[1][i][c], marks[2][i][c]
+        return open_[i][c], high[i][c], low[i][c]
+
+    def cross_check(i, open_only):
+        held = [c for c in range(m) if positions[c].size != 0]
+        if not held:
+            return
+        candles = []
+        for c in range(m):
+            o, h, lo = mark_candle(i, c)
+            candles.append((math.nan if missing(i, c) else o, h, lo))
+        out = rp.cross_check(cash_of[0], [positions[c].size for c in range(m)],
+                             [positions[c].entry_price for c in range(m)], candles, last_close, col_tiers,
+                             liquidation_fee, open_only)
+        if out is not None:
+            for c in held:
+                book_liquidation(c, i, *out[c])
+
     def liquidation(i, c, open_only):
         pos = positions[c]
         if pos.size == 0 or missing(i, c):
@@ -512,9 +564,8 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         if fill == "close" and pos.entry_idx >= i:
             return
         sgn = 1 if pos.size > 0 else -1
-        liq = rm.liquidation_price(sgn, abs(pos.size), pos.entry_price, pos.margin, 0.0, tiers)
-        o, h, lo = (open_[i][c], high[i][c], low[i][c]) if marks is None else (
-            marks[0][i][c], marks[1][i][c], marks[2][i][c])
+        liq = rm.liquidation_price(sgn, abs(pos.size), pos.entry_price, pos.margin, 0.0, col_tiers[c])
+        o, h, lo = mark_candle(i, c)
         if math.isnan(o):  # no mark candle: nothing is liquidated there
             return
         if (sgn > 0 and o <= liq) or (sgn < 0 and o >= liq):
@@ -546,13 +597,17 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 flow = -pos.size * v
                 cash_of[acct(c)] += flow
                 pos.margin += flow
+                flows[i][c] += flow
 
     for i in range(n):
         if margin and funding is not None:
             pay_funding(i, 0)
         if margin and fill == "next_open":
-            for c in range(m):
-                liquidation(i, c, True)
+            if cross:
+                cross_check(i, True)
+            else:
+                for c in range(m):
+                    liquidation(i, c, True)
         if fill == "next_open" and i > 0:
             for c in range(m):
                 if deferred[c] is not None:
@@ -565,8 +620,11 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 else:
                     signals(i - 1, i, c, open_, True)
         if margin:
-            for c in range(m):
-                liquidation(i, c, False)
+            if cross:
+                cross_check(i, False)
+            else:
+                for c in range(m):
+                    liquidation(i, c, False)
         for c in range(m):
             if pending[c] is not None and not missing(i, c):
                 resting(i, c)
@@ -620,4 +678,6 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                                entry_price=pos.entry_price, exit_price=last_close[c], entry_fees=pos.entry_fees,
                                exit_fees=0.0, pnl=pnl, ret=pnl / (pos.entry_price * qty), exit_reason="end",
                                borrow=pos.borrow))
+    if funding_out is not None:
+        funding_out[:] = flows
     return orders, trades, cash_out, equity_out
