@@ -390,8 +390,8 @@ def record_buffers(counts: dict, n: int, m: int, cfg: RunConfig, has_short: bool
     entry and per exit; else an entry can also make a reversal's exit, a cancel, a stop exit or a
     liquidation), capped at about half the input's bytes: state-like signals (True on half the bars)
     would reserve ~160 bytes per bar-step for orders that mostly never happen. Trades: a trade per filled
-    entry (plus partial exits), and entries are often refused (all-in sizing, one position at a time):
-    started at a quarter of that bound, doubled as needed (a copy of the records written, ~0.1 ms per MB).
+    entry (plus partial exits): that bound, capped at half the orders' cap (pages never written cost no
+    memory). Below the caps the first buffers hold the whole run (one kernel call).
     """
     n_entry = counts["entries"] + counts["short_entries"]
     n_exit = counts["exits"] + counts["short_exits"]
@@ -400,7 +400,7 @@ def record_buffers(counts: dict, n: int, m: int, cfg: RunConfig, has_short: bool
     cap = max(_SIGNAL_BUFFER, (n * m * 8) // (2 * order_dt.itemsize)) + 8 * m
     orders = np.empty(min(per_entry * n_entry + n_exit + 4 * m, cap), dtype=order_dt)
     n_trades = n_entry + (n_exit if partial else 0)
-    trades = np.empty(min(n_trades // 4 + 4 * m, cap // 2), dtype=trade_dt)
+    trades = np.empty(min(n_trades + 3 * m, cap // 2), dtype=trade_dt)
     return orders, trades
 
 
