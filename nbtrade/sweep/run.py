@@ -149,11 +149,31 @@ def run_chunk(market: Any, fn: Callable, combos: Sequence[dict], start: int, spe
         for j, p in enumerate(combos):
             try:
                 _run_one(market, fn, p, engine, spec, out, j, bufs)
+                _trim()
             except Exception as e:  # noqa: BLE001 - reported with the combination's parameters
                 out.rows[j] = np.nan
                 out.errors.append((start + j, f"{type(e).__name__}: {e}"))
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _trim() -> None:
+    """Return the freed heap of the last combination to the system (glibc ``malloc_trim``): per-thread
+    malloc arenas otherwise keep a run's freed arrays resident, one run's worth per thread."""
+    f = _TRIM[0]
+    if f is None:
+        try:
+            import ctypes
+
+            f = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            f = False
+        _TRIM[0] = f
+    if f:
+        f(0)
+
+
+_TRIM: list = [None]
 
 
 def _signal_buffers(market: Any, fn: Callable, engine: Any) -> tuple[np.ndarray, np.ndarray] | None:
