@@ -390,6 +390,30 @@ def signals_kernels(kcfg: Any, params: np.ndarray) -> tuple[Any, Any, Any]:
     return kernel_variant(kcfg, params), engine.run_bars_nb, engine.finish_signals_nb
 
 
+def record_buffers(counts: dict, n: int, m: int, cfg: RunConfig, has_short: bool, margin_on: bool,
+                   partial: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The initial order and trade record buffers of a signals run, from its signal counts; the run grows
+    them (:func:`nbtrade.engine.run.grow`) when they may overflow, so these are estimates, sized to fit
+    most runs without reserving memory they never touch (each thread of a sweep holds one run's buffers).
+
+    Orders: an upper bound when it is small (a long-only market run without stops or margin: one order per
+    entry and per exit; else an entry can also make a reversal's exit, a cancel, a stop exit or a
+    liquidation), capped at about half the input's bytes: state-like signals (True on half the bars)
+    would reserve ~160 bytes per bar-step for orders that mostly never happen. Trades: a trade per filled
+    entry (plus partial exits): that bound, capped at half the orders' cap (pages never written cost no
+    memory). Below the caps the first buffers hold the whole run (one kernel call).
+    """
+    n_entry = counts["entries"] + counts["short_entries"]
+    n_exit = counts["exits"] + counts["short_exits"]
+    plain = cfg.order_type == "market" and not cfg.has_stops and not has_short and not margin_on
+    per_entry = 1 if plain else (2 if cfg.order_type == "market" else 4) + (1 if cfg.has_stops else 0)
+    cap = max(_SIGNAL_BUFFER, (n * m * 8) // (2 * order_dt.itemsize)) + 8 * m
+    orders = np.empty(min(per_entry * n_entry + n_exit + 4 * m, cap), dtype=order_dt)
+    n_trades = n_entry + (n_exit if partial else 0)
+    trades = np.empty(min(n_trades + 3 * m, cap // 2), dtype=trade_dt)
+    return orders, trades
+
+
 def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any = None, short_entries: Any = None,
                 short_exits: Any = None) -> Result:
     """One signals run on ``market`` with a validated ``cfg``: the signals are aligned and checked, the
@@ -466,17 +490,7 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
             tp_abs = round_tick(tp_abs, tick, long_side, up_for_long=True, name="tp_price", symbols=syms)
     at_exit = (sig["exits"] | (sig["short_exits"] if has_short else False)) if cfg.exit_size_per_bar else None
     partial, exit_frac = check_exit_fractions(cfg, market, at_exit)
-    n_entry = counts["entries"] + counts["short_entries"]
-    n_exit = counts["exits"] + counts["short_exits"]
-    # an upper bound of the records (an entry signal makes at most an exit and an entry, or
-    # with resting entries a cancel, an exit and an entry; a stop exit follows an entry),
-    # capped at about half the input's bytes: state-like signals (True on half the bars)
-    # would reserve ~160 bytes per bar-step for orders that mostly never happen. Growing
-    # the buffer copies it (~20 ms for 20M bar-steps), so the cap is generous.
-    per_entry = (2 if cfg.order_type == "market" else 4) + (1 if cfg.has_stops else 0)
-    cap = max(_SIGNAL_BUFFER, (n * m * 8) // (2 * order_dt.itemsize)) + 8 * m
-    orders = np.empty(min(per_entry * n_entry + n_exit + 4 * m, cap), dtype=order_dt)
-    trades = np.empty(min(n_entry + (n_exit if partial else 0) + 3 * m, cap // 2), dtype=trade_dt)
+    orders, trades = record_buffers(counts, n, m, cfg, has_short, margin_on, partial)
     cash = np.empty(n)
     equity = np.empty(n)
     prices = PriceArrays(inputs.open, inputs.high, inputs.low, inputs.close, volume)
