@@ -369,12 +369,24 @@ _SCHEDULE: list = [None]
 
 
 def kernel_variant(kcfg: Any, params: np.ndarray) -> Any:
-    """The kernels' ``Config`` of a run as the class of the capabilities it uses (``records.run_caps``:
-    stops, resting entries, extra exits, margin, borrow, finalize): the signals kernels compile once per
-    class and leave out the phases it lacks, so a plain run compiles only the plain loop."""
+    """The kernels' ``Config`` of a run as the class of the capabilities it may use: the first of
+    :func:`compiled_caps` that covers what the run uses (``records.run_caps``: stops, resting entries,
+    extra exits, margin, borrow, finalize). The signals kernels compile once per class and leave out
+    the phases it lacks, so a plain run compiles only the plain loop."""
     from ..kernels.records import config_variant, run_caps
 
-    return config_variant(kcfg, run_caps(kcfg, params))
+    caps = run_caps(kcfg, params)
+    return config_variant(kcfg, next(v for v in compiled_caps() if not caps & ~v))
+
+
+def compiled_caps() -> tuple[int, ...]:
+    """The ``Cap`` sets the signals kernels are compiled for, smallest first. Each set is one cold compile
+    of the bar loop (10-20 s of CPU), so there are few: plain runs, runs with stops, margined runs
+    (perpetuals, spot shorts or leverage: the fused loop with its liquidation triggers) and every other
+    run (all phases; the plain ``Config``)."""
+    from ..kernels.records import ALL_CAPS, Cap
+
+    return (0, int(Cap.STOPS), int(Cap.MARGIN), ALL_CAPS)
 
 
 def signals_kernels(kcfg: Any, params: np.ndarray) -> tuple[Any, Any, Any]:
