@@ -447,10 +447,7 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     # per-symbol leverages that differ: the margin rule (each column's leverage is read by the kernel)
     margin_on = spot_margin(cfg.leverage, has_short) or any_perp or bool(np.ptp(cfg.leverages) > 0)
     if not margin_on and ms is not None:
-        from ..margin import DEFAULT_TIERS
-
-        given = [k for k, v in (("maintenance", any(t is not DEFAULT_TIERS for t in ms.tiers)),
-                                ("liquidation_fee", not np.isnan(ms.liquidation_fee))) if v]
+        given = ms.margin_only_options()
         if given:
             raise ValueError(f"{', '.join(given)} apply to margined positions (leverage > 1, shorts, or "
                              f"instrument='perp'), and this run is unlevered spot with long signals only: drop "
