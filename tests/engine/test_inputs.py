@@ -206,6 +206,49 @@ def test_large_inputs_are_checked_in_parallel_blocks_with_the_same_answers():
         backtest(np.where(np.arange(n)[:, None] == n - 5, -1.0, c))
 
 
+def _first_problem(o, h, l, c):
+    """Plain-Python oracle of the price scan: (code, bar, column, field) of the first problem."""
+    for i in range(c.shape[0]):
+        for j in range(c.shape[1]):
+            v = (o[i, j], h[i, j], l[i, j], c[i, j])
+            if any(x != x for x in v):
+                continue
+            if not all(abs(x) < np.inf for x in v):
+                return (1, i, j, 0)
+            if any(x <= 0 for x in v):
+                return (2, i, j, next(f for f, x in enumerate(v) if x <= 0))
+            if v[1] < v[2] or v[0] > v[1] or v[0] < v[2] or v[3] > v[1] or v[3] < v[2]:
+                return (3, i, j, 0)
+    return (0, -1, -1, 0)
+
+
+def test_block_scans_find_the_first_problem_in_time_order():
+    # the scans run branch-free over blocks of ROWS bars and rescan a block with a problem
+    from nbtrade.kernels.checks import check_close_nb, check_ohlc_nb
+
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        n, m = int(rng.integers(1, 200)), int(rng.integers(1, 6))
+        c = 100 + rng.random((n, m))
+        o, h, l = c * 0.999, c * 1.01, c * 0.99
+        arrays = [o, h, l, c]
+        for _ in range(int(rng.integers(0, 4))):
+            a = arrays[int(rng.integers(0, 4))]
+            a[rng.integers(0, n), rng.integers(0, m)] = rng.choice([np.nan, np.inf, -np.inf, -1.0, 0.0, 150.0, 50.0])
+        c[rng.random((n, m)) < 0.05] = np.nan
+        code = tuple(check_ohlc_nb(o, h, l, c))
+        assert code[:4] == _first_problem(o, h, l, c), trial
+        if code[0] == 0:
+            nans = np.isnan(o).astype(int) + np.isnan(h) + np.isnan(l) + np.isnan(c)
+            assert code[4:] == ((nans > 0).sum(), ((nans > 0) & (nans < 4)).sum())
+        close = tuple(check_close_nb(c))
+        first = next(((1 if x == np.inf else 2, i, j, 3) for (i, j), x in np.ndenumerate(c)
+                      if x == x and not 0 < x < np.inf), (0, -1, -1, 0))  # -inf counts as <= 0 here
+        assert close[:4] == first
+        if close[0] == 0:
+            assert close[4] == np.isnan(c).sum()
+
+
 def test_float_inputs_refuse_booleans_and_text(df):
     from nbtrade.backtesting import backtest_weights
 
