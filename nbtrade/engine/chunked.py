@@ -34,11 +34,12 @@ from ..kernels.records import ExitReason, Option, order_dt, trade_dt
 __all__ = ["backtest_chunked"]
 
 #: Per-bar order inputs ``signals_fn`` may return (by name, in a dict) besides the four signals.
-LEVEL_KEYS = ("order_price", "limit_price", "sl_price", "tp_price", "entry_size", "ind_stop")
+LEVEL_KEYS = ("order_price", "limit_price", "sl_price", "tp_price", "entry_size", "ind_stop", "exit_size",
+              "order_type")
 SIGNAL_KEYS = ("entries", "exits", "short_entries", "short_exits")
-#: Options of :func:`nbtrade.backtest` a chunked run refuses: per-bar arrays (they come from
-#: ``signals_fn`` chunk by chunk), perpetuals (funding events and mark candles are not read in chunks).
-PER_BAR_OPTIONS = LEVEL_KEYS
+#: Options of :func:`nbtrade.backtest` a chunked run refuses as options: per-bar arrays (they come from
+#: ``signals_fn``, chunk by chunk; so do ``exit_size`` and ``order_type`` per bar).
+PER_BAR_OPTIONS = LEVEL_KEYS[:6]
 
 
 def backtest_chunked(store: Any, symbols: Sequence[str] | str, signals_fn: Callable, *, timeframe: str,
@@ -56,7 +57,8 @@ def backtest_chunked(store: Any, symbols: Sequence[str] | str, signals_fn: Calla
         ``[start, end)``.
     signals_fn : callable ``(market) -> (entries, exits)`` or ``(entries, exits, short_entries,
         short_exits)``, or a dict of those names and per-bar order inputs (``order_price``,
-        ``limit_price``, ``sl_price``, ``tp_price``, ``entry_size``, ``ind_stop``)
+        ``limit_price``, ``sl_price``, ``tp_price``, ``entry_size``, ``ind_stop``, ``exit_size``,
+        ``order_type``: each entry's own type, as :func:`nbtrade.backtest` takes it per bar)
         Called once per chunk on a :class:`nbtrade.Market` of the chunk's bars plus the ``lookback``
         bars before them (and one bar after: it must not look ahead); returns bars x symbols values
         of that market (DataFrames or arrays) like the sweep's signal functions.
@@ -84,8 +86,9 @@ def backtest_chunked(store: Any, symbols: Sequence[str] | str, signals_fn: Calla
         run up to float rounding of the sum).
     **options
         Options of :func:`nbtrade.backtest` (fees, stops, order_type, cash_sharing, ...). Refused
-        (by name): per-bar arrays (return them from ``signals_fn``), ``exit_size`` per bar,
-        ``filters="exchange"`` and ``instrument`` other than ``"spot"``.
+        (by name): per-bar arrays (``exit_size`` and ``order_type`` per bar included: return them from
+        ``signals_fn``), an input given both here and by ``signals_fn``, ``filters="exchange"`` and
+        ``instrument`` other than ``"spot"``.
 
     Returns
     -------
@@ -186,11 +189,14 @@ def _check_options(options: dict) -> None:
         raise ValueError(f"{', '.join(per_bar)}: per-bar inputs of a chunked run come from signals_fn, chunk by "
                          f"chunk (return a dict with {', '.join(map(repr, per_bar))} besides the signals)")
     if not isinstance(options.get("order_type", "market"), str):
-        raise ValueError("order_type per bar is not supported by chunked runs; give one type ('market', 'limit', "
-                         "'stop' or 'stop_limit')")
+        raise ValueError("order_type per bar: per-bar inputs of a chunked run come from signals_fn, chunk by chunk "
+                         "(return a dict with 'order_type' besides the signals); as an option give one type "
+                         "('market', 'limit', 'stop' or 'stop_limit')")
     xs = options.get("exit_size")
-    if xs is not None and (isinstance(xs, (pd.DataFrame, pd.Series)) or np.ndim(xs) == 2):
-        raise ValueError("exit_size per bar is not supported by chunked runs; give one fraction, or one per symbol")
+    if xs is not None and (isinstance(xs, pd.DataFrame) or np.ndim(xs) == 2):
+        raise ValueError("exit_size per bar: per-bar inputs of a chunked run come from signals_fn, chunk by chunk "
+                         "(return a dict with 'exit_size' besides the signals); as an option give one fraction, "
+                         "or one per symbol")
     if isinstance(options.get("filters"), str):
         raise ValueError("filters='exchange' reads the filters from a market's metadata, which chunked runs do not "
                          "have: pass the filters table (nbtrade.fetch_filters_sync(exchange, symbols))")
@@ -359,68 +365,43 @@ def _signal_inputs(out: Any, market: Any, skip: int) -> tuple[dict, dict]:
             {k: v for k, v in sliced.items() if k in LEVEL_KEYS})
 
 
-def _prepare(market: Any, cfg: Any, sig_in: dict) -> dict:
-    """The kernel's inputs of one chunk: :func:`nbtrade.engine.signals.run_signals`'s preparation."""
-    from ..kernels.records import Levels, Prices as PriceArrays, Signals
-    from .options import check_exit_fractions
-    from .orders import order_levels
-    from .run import checked_volume, round_tick, run_prices
-    from .signals import margin_params, prepare_signals, spot_margin
+def _chunk_levels(level_in: dict, options: dict, market: Any) -> dict:
+    """``signals_fn``'s per-bar order inputs of one chunk as :func:`nbtrade.backtest` takes them. Refused:
+    one given both as an option and by ``signals_fn``. ``order_type`` per bar becomes its codes; a chunk
+    without a stop-limit entry type drops ``limit_price`` (only stop-limit entries read it; the whole run's
+    check that some entry is one is not made)."""
+    from ..kernels.records import OrderType
+    from .options import entry_type_codes
 
-    syms = market.symbols
-    sig, counts, has_short = prepare_signals(market, **sig_in)
-    cfg.check_stops(has_short)
-    if cfg.orders is not None and cfg.orders.used:
-        cfg.orders.check_signals(sig, has_short, market.array("close"), market.index, list(syms))
-    ms = cfg.margin
-    margin_on = spot_margin(cfg.leverage, has_short)
-    if not margin_on and ms is not None:
-        given = ms.margin_only_options()
-        if given:
-            raise ValueError(f"{', '.join(given)} apply to margined positions (leverage > 1 or shorts), and this "
-                             f"run is unlevered spot with long signals only: drop {' and '.join(given)}")
-    inputs = run_prices(market, cfg)
-    if margin_on and not cfg.reads_ohlc():
-        inputs = market.prices(ohlc=True, volume=cfg.reads_volume)
-    at_entry = None
-    if cfg.order_type != "market" or cfg.filters is not None:
-        at_entry = sig["entries"] | (sig["short_entries"] if has_short else False)
-    lprice = inputs.close if cfg.limit_price is None else cfg.limit_price
-    oprice = inputs.close if cfg.order_price is None else cfg.order_price
-    for name, given, arr in (("limit_price", cfg.limit_price, lprice), ("order_price", cfg.order_price, oprice)):
-        if given is not None:
-            with np.errstate(invalid="ignore"):
-                bad = at_entry & ~(arr > 0)
-            if bad.any():
-                t, j = np.argwhere(bad)[0]
-                raise ValueError(f"{name} must be finite and > 0 at every entry signal; got {arr[t, j]} at "
-                                 f"{inputs.index[t]} ({syms[j]})")
-    volume = checked_volume(inputs) if cfg.reads_volume else inputs.close
-    nan = np.full((1, 1), np.nan)
-    sl_abs = nan if cfg.sl_price is None else cfg.sl_price
-    tp_abs = nan if cfg.tp_price is None else cfg.tp_price
-    if cfg.filters is not None:
-        long_side = sig["entries"] if has_short else None
-        tick = cfg.filters["tick_size"]
-        if cfg.order_type != "market":
-            oprice = round_tick(oprice, tick, long_side, up_for_long=cfg.order_type != "limit", symbols=syms)
-        if cfg.order_type == "stop_limit":
-            lprice = round_tick(lprice, tick, long_side, up_for_long=False, name="limit_price", symbols=syms)
-        if cfg.abs_stops:
-            sl_abs = round_tick(sl_abs, tick, long_side, up_for_long=False, name="sl_price", symbols=syms)
-            tp_abs = round_tick(tp_abs, tick, long_side, up_for_long=True, name="tp_price", symbols=syms)
-    partial, exit_frac = check_exit_fractions(cfg, market, None)
-    kcfg = cfg.kernel_config(has_short, partial)
-    params = cfg.params
-    if margin_on:
-        kcfg = kcfg._replace(options=kcfg.options | Option.MARGIN)
-        params = margin_params(params, None if ms is None else list(ms.tiers),
-                               float("nan") if ms is None else ms.liquidation_fee)
-    return dict(inputs=inputs, counts=counts, has_short=has_short, partial=partial, exit_frac=exit_frac,
-                kcfg=kcfg, params=params, margin_on=margin_on,
-                prices=PriceArrays(inputs.open, inputs.high, inputs.low, inputs.close, volume),
-                signals=Signals(sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"]),
-                levels=Levels(oprice, lprice, sl_abs, tp_abs, exit_frac, order_levels(cfg.orders), None))
+    both = [k for k in level_in if k in options]
+    if both:
+        raise ValueError(f"{', '.join(both)} given twice: as an option of backtest_chunked and by signals_fn; give "
+                         f"{'it' if len(both) == 1 else 'them'} once")
+    if "order_type" in level_in and not isinstance(level_in["order_type"], str):
+        codes = entry_type_codes(level_in["order_type"], market)
+        level_in = dict(level_in, order_type=codes)
+        if level_in.get("limit_price") is not None and not (codes == OrderType.STOP_LIMIT).any():
+            del level_in["limit_price"]
+    return level_in
+
+
+def _prepare(market: Any, cfg: Any, sig_in: dict) -> dict:
+    """The kernel's inputs of one chunk: :func:`nbtrade.engine.signals.signals_inputs`, the preparation of
+    :func:`nbtrade.backtest` (gaps are found once for the whole run, not per chunk). Exit fractions given per
+    bar stay per bar in every chunk (a chunk whose exits all close whole positions still has its rows: an
+    exit waiting for a candle may act in a later chunk with them); a fraction of 1 closes the whole position
+    either way, so the records equal the in-memory run's."""
+    from .signals import signals_inputs
+
+    p = signals_inputs(market, cfg, **sig_in, run_data=False)
+    partial, exit_frac, kcfg, levels = p.partial, p.exit_frac, p.kcfg, p.levels
+    if cfg.exit_size_per_bar and exit_frac.shape[0] == 1:
+        exit_frac = np.ones(market.shape)
+        kcfg = kcfg._replace(partial=True)
+        levels = levels._replace(exit_size=exit_frac)
+    return dict(inputs=p.inputs, counts=p.counts, has_short=p.has_short, partial=p.partial, exit_frac=p.exit_frac,
+                kcfg=kcfg, params=p.params, margin_on=p.margin_on, prices=p.prices, signals=p.signals,
+                levels=levels)
 
 
 #: Tuple fields (in order) of the kernel's per-bar inputs: prices, signals, levels (``extra``: size, stop_price).
@@ -430,9 +411,9 @@ def _per_bar(d: dict, n: int) -> list[tuple[str, int, np.ndarray]]:
         for k, arr in enumerate(d[group]):
             if group == "levels" and k == 5:  # extra: per-order arrays; the ROI table is not per bar
                 if arr is not None:
-                    for kk in (0, 1):
-                        a = arr[kk]
-                        if a.ndim == 2 and a.shape[0] == n and n > 1:
+                    for kk in (0, 1, 3):  # size, stop_price, entry_type (roi is a table)
+                        a = arr[kk] if kk < len(arr) else None
+                        if a is not None and a.ndim == 2 and a.shape[0] == n and n > 1:
                             out.append(("extra", kk, a))
                 continue
             if isinstance(arr, np.ndarray) and arr.ndim == 2 and arr.shape[0] == n and n > 1:
@@ -456,6 +437,8 @@ def _stack(d: dict, n: int, carry: dict | None) -> dict:
             continue
         if arr.dtype == np.bool_:
             sentinel = np.zeros((1, arr.shape[1]), dtype=np.bool_)
+        elif arr.dtype.kind == "i":  # entry types: < 0 is the run's type (no signal reads it)
+            sentinel = np.full((1, arr.shape[1]), -1, dtype=arr.dtype)
         elif group == "prices":
             sentinel = np.ones((1, arr.shape[1]))
         else:
@@ -493,7 +476,7 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
     order_parts, trade_parts = [], []
     carry = None  # {"rows": [global bars], "arrays": {key: rows}}
     n_orders = n_trades = 0
-    cfg = d = None
+    cfg = d = tail = None
     for a in range(0, n, plan.chunk_bars):
         b = min(n, a + plan.chunk_bars)
         last = b == n
@@ -503,6 +486,7 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
         warm = plan.read(lo, hi, store=store)
         sig_in, level_in = _signal_inputs(signals_fn(warm), warm, r0 - lo)
         market = warm[r0 - lo:] if r0 > lo else warm
+        level_in = _chunk_levels(level_in, options, market)
         cfg = RunConfig.build(market, "signals", **options, **level_in)
         d = _prepare(market, cfg, sig_in)
         del warm, market, sig_in, level_in
@@ -514,7 +498,8 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
             acct = np.full(cfg.n_groups, cfg.init_cash)
         d = _stack(d, n_run, carry)
         vcfg, run_bars, finish = signals_kernels(d["kcfg"], d["params"])  # the variant one call would compile
-        tail = dict(exit_frac=d["exit_frac"], partial=d["partial"], margin_on=d["margin_on"])
+        if tail is None or (d["partial"] and not tail["partial"]):  # exits closing parts somewhere: say so
+            tail = dict(exit_frac=d["exit_frac"], partial=d["partial"], margin_on=d["margin_on"])
         n_carry = len(carry["rows"]) if carry is not None else 0
         rowmap = np.concatenate([[-1], carry["rows"] if n_carry else np.zeros(0, np.int64),
                                  np.arange(r0, hi)]).astype(np.int64)
