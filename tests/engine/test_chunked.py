@@ -269,6 +269,48 @@ def test_waiting_orders_keep_their_signal_bar_levels(store, full, chunk_bars):
     check_same(got, ref)
 
 
+def clock_partial(m):
+    """clock's signals with exit fractions per bar: whole exits (1.0) before bar 150, then halves and quarters
+    (chunks whose exits all close whole positions keep the per-bar rows)."""
+    e, x, se, sx = clock(m)
+    t = m.index.asi8 // 10**6
+    frac = np.where((t < T0 + 150 * H)[:, None], 1.0, np.where((m.index.hour % 2 == 0)[:, None], 0.5, 0.25))
+    return {"entries": e, "exits": x, "short_entries": se, "short_exits": sx, "exit_size": frac * np.ones(m.shape)}
+
+
+def test_exit_size_per_bar(store, full):
+    """Per-bar exit_size from signals_fn (the stops mix of test_clock_signals_with_stops_and_gaps: no new
+    compile); exits waiting for B's candle carry their signal bar's fraction across chunks."""
+    for chunk_bars in (2, 7):
+        got, ref = run_both(store, full, clock_partial, chunk_bars, lookback=0, fees=0.001, sl_stop=0.01,
+                            tp_stop=0.02, trail_stop=0.015)
+        assert ref.assumptions["exit_size"] == "per bar" and got.assumptions["exit_size"] == "per bar"
+        assert (ref.trade_records["exit_idx"] >= 150).any()
+        check_same(got, ref)
+
+
+def clock_types(m):
+    """clock's signals with an order type per entry (market, limit, stop, stop-limit by the hour) and their
+    prices: chunks without a stop-limit entry drop limit_price."""
+    e, x, se, sx = clock(m)
+    c = m.close.to_numpy()
+    h = (m.index.hour % 4).to_numpy()[:, None] * np.ones(m.shape, dtype=np.int64)
+    types = np.array(["market", "limit", "stop", "stop_limit"], dtype=object)[h]
+    return {"entries": e, "exits": x, "short_entries": se, "short_exits": sx, "order_type": types,
+            "order_price": np.where(h == 1, c * 0.995, c * 1.004), "limit_price": c * 1.01}
+
+
+def test_order_type_per_entry(store, full):
+    """order_type per bar from signals_fn (one new compile of the chunked kernels: entry types)."""
+    for chunk_bars in (3, 10):
+        got, ref = run_both(store, full, clock_types, chunk_bars, lookback=0, fees=0.001, tif=3)
+        assert len(set(ref.order_records["type"].tolist())) == 4  # every type placed
+        check_same(got, ref)
+    with pytest.raises(ValueError, match="order_type given twice"):
+        nbtrade.backtest_chunked(store, SYMS, clock_types, timeframe="1h", chunk_bars=10, lookback=0,
+                                 order_type="market", on_gap="skip")
+
+
 def test_readme_block_runs(store):
     import re
     from pathlib import Path
