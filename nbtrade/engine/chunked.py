@@ -114,7 +114,8 @@ def backtest_chunked(store: Any, symbols: Sequence[str] | str, signals_fn: Calla
                          f"(cash_sharing=False): shared cash ({options.get('cash_sharing', True)!r}) couples the "
                          f"symbols bar by bar")
     grid, last_rows = _scan(store, exchange, symbols, timeframe, start, end)
-    plan = _Plan(str(store.root), exchange, list(symbols), timeframe, grid, chunk_bars, lookback, last_rows)
+    plan = _Plan(str(store.root), exchange, list(symbols), timeframe, grid, chunk_bars, lookback, last_rows,
+                 _any_perp(options.get("instrument", "spot")))
     gaps = _gaps(store, plan, options, start, end)
     if client is not None:
         return _run_distributed(client, plan, signals_fn, options, gaps)
@@ -200,11 +201,14 @@ def _check_options(options: dict) -> None:
     if isinstance(options.get("filters"), str):
         raise ValueError("filters='exchange' reads the filters from a market's metadata, which chunked runs do not "
                          "have: pass the filters table (nbtrade.fetch_filters_sync(exchange, symbols))")
-    inst = options.get("instrument", "spot")
-    kinds = set(inst.values()) if isinstance(inst, dict) else {inst}
-    if kinds != {"spot"}:
-        raise ValueError(f"instrument={inst!r}: chunked runs trade spot only (perpetuals' funding events and mark "
-                         f"candles are not read in chunks)")
+
+
+def _any_perp(instrument: Any) -> bool:
+    """Whether ``instrument`` (one kind or ``{symbol: kind}``) makes any symbol a perpetual (the run's
+    configuration checks the names)."""
+    kinds = set(instrument.values()) if isinstance(instrument, dict) else {instrument} \
+        if isinstance(instrument, str) else set()
+    return "perp" in kinds
 
 
 # ------------------------------------------------------------------------------------------------
@@ -214,11 +218,13 @@ class _Plan:
     """Where a chunked run reads (a picklable description: workers rebuild the store from ``root``)."""
 
     def __init__(self, root: str, exchange: str, symbols: list, timeframe: str, grid: np.ndarray,
-                 chunk_bars: int, lookback: int, last_rows: np.ndarray):
+                 chunk_bars: int, lookback: int, last_rows: np.ndarray, perp: bool = False):
         self.root, self.exchange, self.symbols, self.timeframe = root, exchange, symbols, timeframe
         self.grid, self.chunk_bars, self.lookback = grid, chunk_bars, lookback
         #: each symbol's last bar with a candle (where an open trade's END record ends)
         self.last_rows = last_rows
+        #: perpetuals traded: chunks also read the mark-price candles and funding events stored
+        self.perp = perp
 
     @property
     def n(self) -> int:
@@ -227,7 +233,7 @@ class _Plan:
     def part(self, symbols: list) -> "_Plan":
         rows = self.last_rows[[self.symbols.index(s) for s in symbols]]
         return _Plan(self.root, self.exchange, symbols, self.timeframe, self.grid, self.chunk_bars, self.lookback,
-                     rows)
+                     rows, self.perp)
 
     def store(self) -> Any:
         from ..data.store import Store
@@ -239,6 +245,13 @@ class _Plan:
         those rows are read from HDF5."""
         from ..panel import Market
 
+        if self.perp:  # candles, mark candles and funding events of the bars (those stored)
+            grid = self.grid[lo:hi]
+            market = (store or self.store()).read_market(self.exchange, self.symbols, self.timeframe, int(grid[0]),
+                                                         int(grid[-1]) + 1)
+            if market.shape[0] != hi - lo:  # the union of the symbols' open times: the grid's rows
+                raise RuntimeError(f"chunk read {market.shape[0]} bars, expected {hi - lo}")
+            return market
         market = Market.from_arrays(self.grid[lo:hi], self.symbols, **self.arrays(lo, hi, store=store))
         market.meta["exchange"] = self.exchange
         return market
@@ -401,7 +414,7 @@ def _prepare(market: Any, cfg: Any, sig_in: dict) -> dict:
         levels = levels._replace(exit_size=exit_frac)
     return dict(inputs=p.inputs, counts=p.counts, has_short=p.has_short, partial=p.partial, exit_frac=p.exit_frac,
                 kcfg=kcfg, params=p.params, margin_on=p.margin_on, prices=p.prices, signals=p.signals,
-                levels=levels)
+                levels=levels, mark_note=p.mark_note)
 
 
 #: Tuple fields (in order) of the kernel's per-bar inputs: prices, signals, levels (``extra``: size, stop_price).
@@ -409,6 +422,12 @@ def _per_bar(d: dict, n: int) -> list[tuple[str, int, np.ndarray]]:
     out = []
     for group in ("prices", "signals", "levels"):
         for k, arr in enumerate(d[group]):
+            if group == "levels" and k == 6:  # marks: the mark candles are per bar (funding rows are sparse)
+                if arr is not None:
+                    for kk in (0, 1, 2):
+                        if arr[kk].ndim == 2 and arr[kk].shape[0] == n and n > 1:
+                            out.append(("marks", kk, arr[kk]))
+                continue
             if group == "levels" and k == 5:  # extra: per-order arrays; the ROI table is not per bar
                 if arr is not None:
                     for kk in (0, 1, 3):  # size, stop_price, entry_type (roi is a table)
@@ -425,15 +444,14 @@ def _stack(d: dict, n: int, carry: dict | None) -> dict:
     """``d``'s per-bar arrays with the sentinel row and the carried rows before their rows."""
     new = {g: list(d[g]) for g in ("prices", "signals", "levels")}
     extra = list(d["levels"][5]) if d["levels"][5] is not None else None
+    marks = list(d["levels"][6]) if d["levels"][6] is not None else None
+    subs = {"extra": extra, "marks": marks}
     done: dict[int, np.ndarray] = {}  # one copy of an array passed twice (the close as order price...)
     for group, k, arr in _per_bar(d, n):
         key = (group, k)
         if id(arr) in done:
             stacked = done[id(arr)]
-            if group == "extra":
-                extra[k] = stacked
-            else:
-                new[group][k] = stacked
+            (subs[group] if group in subs else new[group])[k] = stacked
             continue
         if arr.dtype == np.bool_:
             sentinel = np.zeros((1, arr.shape[1]), dtype=np.bool_)
@@ -448,14 +466,15 @@ def _stack(d: dict, n: int, carry: dict | None) -> dict:
             rows.append(carry["arrays"][key])
         rows.append(arr)
         stacked = done[id(arr)] = np.ascontiguousarray(np.concatenate(rows, axis=0))
-        if group == "extra":
-            extra[k] = stacked
-        else:
-            new[group][k] = stacked
+        (subs[group] if group in subs else new[group])[k] = stacked
     out = dict(d)
     out.pop("inputs", None)  # the chunk's market: its arrays are copied above, let them go
     if extra is not None:
         new["levels"][5] = type(d["levels"][5])(*extra)
+    if marks is not None:  # funding rows: bars to local rows (after the sentinel and the carried rows)
+        shift = 1 + (len(carry["rows"]) if carry is not None else 0)
+        marks[3] = marks[3] + shift
+        new["levels"][6] = type(d["levels"][6])(*marks)
     for g in ("prices", "signals", "levels"):
         out[g] = type(d[g])(*new[g])
     return out
@@ -473,7 +492,7 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
     cash, equity = np.empty(n), np.empty(n)
     state = acct = None
     counts = np.zeros(1, dtype=counts_dt)
-    order_parts, trade_parts = [], []
+    order_parts, trade_parts, funding_parts = [], [], []
     carry = None  # {"rows": [global bars], "arrays": {key: rows}}
     n_orders = n_trades = 0
     cfg = d = tail = None
@@ -499,7 +518,8 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
         d = _stack(d, n_run, carry)
         vcfg, run_bars, finish = signals_kernels(d["kcfg"], d["params"])  # the variant one call would compile
         if tail is None or (d["partial"] and not tail["partial"]):  # exits closing parts somewhere: say so
-            tail = dict(exit_frac=d["exit_frac"], partial=d["partial"], margin_on=d["margin_on"])
+            tail = dict(exit_frac=d["exit_frac"], partial=d["partial"], margin_on=d["margin_on"],
+                        mark_note=d["mark_note"])
         n_carry = len(carry["rows"]) if carry is not None else 0
         rowmap = np.concatenate([[-1], carry["rows"] if n_carry else np.zeros(0, np.int64),
                                  np.arange(r0, hi)]).astype(np.int64)
@@ -546,6 +566,11 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
             t["exit_idx"][end] = plan.last_rows[t["col"][end]]
         order_parts.append(o)
         trade_parts.append(t)
+        marks = d["levels"].marks
+        if marks is not None:  # funding booked at the bars run (rows of other bars are not run here)
+            g = rowmap[marks.f_bar]
+            run = (g >= a) & (g < b)
+            funding_parts.append((g[run], marks.flows[run]))
         n_orders += k_o
         n_trades += k_t
         # state back to global bars
@@ -559,7 +584,12 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
     orders = np.concatenate(order_parts)
     trades = np.concatenate(trade_parts)
     counts[0]["orders"], counts[0]["trades"] = n_orders, n_trades
-    return dict(orders=orders, trades=trades, cash=cash, equity=equity, counts=counts, cfg=cfg, **tail)
+    funding = None
+    if funding_parts:  # sparse rows of the bars holding funding, as the in-memory run's Result keeps them
+        funding = (np.concatenate([f[0] for f in funding_parts]).astype(np.int64),
+                   np.concatenate([f[1] for f in funding_parts]).reshape(-1, m))
+    return dict(orders=orders, trades=trades, cash=cash, equity=equity, counts=counts, cfg=cfg, funding=funding,
+                **tail)
 
 
 def _buffer(d: dict, cfg: Any, m: int, n_run: int) -> tuple[int, int]:
@@ -624,21 +654,21 @@ class _StoreInputs:
 def _result(plan: _Plan, out: dict, options: dict, gaps: pd.DataFrame) -> Any:
     from ..result import Result
     from .run import warn_rejected
+    from .signals import margin_assumption
 
     cfg, counts = out["cfg"], out["counts"]
     k = counts[0]
     assumptions = cfg.assumptions(gaps=len(gaps), delayed=int(k["delayed"]),
                                   exit_frac=out["exit_frac"] if out["partial"] else None, no_candles=[])
-    if out["margin_on"]:
-        assumptions["margin"] = ("isolated margin rule (nbtrade.margin; leverage > 1 or shorts): margin = entry "
-                                 "notional / leverage, liquidation at the liquidation price against the candle's "
-                                 "low (long) / high (short), at the open through a gap; spot has no mark price: "
-                                 "the price candle is the mark; no funding, no borrow interest unless borrow_rate")
+    if out.get("mark_note") is not None:
+        assumptions["mark"] = out["mark_note"]
+    margin_assumption(assumptions, out["margin_on"], cfg.margin)
     assumptions["chunks"] = (f"run in chunks of {plan.chunk_bars} bars read from the store, signals with a "
                              f"warm-up of {plan.lookback} bars")
     res = Result(inputs=_StoreInputs(plan), orders=out["orders"], trades=out["trades"], cash=out["cash"],
                  equity=out["equity"], init_cash=cfg.init_cash * cfg.n_groups, freq_ms=cfg.freq_ms, gaps=gaps,
                  assumptions=assumptions, symbol_init_cash=None if cfg.n_groups == 1 else cfg.init_cash)
+    res.funding_rows = out.get("funding")
     warn_rejected(res.order_records, k["rejected"], cfg.size_type, market_only=cfg.order_type == "market")
     return res
 
@@ -726,8 +756,18 @@ def _merge(plan: _Plan, results: list, options: dict) -> dict:
     t = np.concatenate(trades)
     t = t[np.lexsort((t["col"], t["exit_idx"]))]
     t["id"] = np.arange(len(t))
+    funding = None
+    parts = [(np.asarray(cols, dtype=np.int64), out["funding"]) for cols, out in results
+             if out.get("funding") is not None]
+    if parts:  # the parts' sparse funding rows on the union of their bars
+        bars = np.unique(np.concatenate([f[0] for _, f in parts]))
+        flows = np.zeros((len(bars), len(plan.symbols)))
+        for cmap, (fb, fl) in parts:
+            flows[np.ix_(np.searchsorted(bars, fb), cmap)] = fl
+        funding = (bars, flows)
     # the whole run's configuration (its assumptions), built on one bar of every symbol
     cfg = RunConfig.build(plan.read(0, min(plan.n, 2)), "signals", **options)
     first = results[0][1]
     return dict(orders=o, trades=t, cash=cash, equity=equity, counts=counts, cfg=cfg, exit_frac=first["exit_frac"],
-                partial=first["partial"], margin_on=first["margin_on"])
+                partial=first["partial"], margin_on=first["margin_on"], mark_note=first.get("mark_note"),
+                funding=funding)

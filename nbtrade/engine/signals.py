@@ -576,6 +576,18 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     if p.mark_note is not None:
         assumptions["mark"] = p.mark_note
     funding = None if levels.marks is None else (levels.marks.f_bar, levels.marks.flows)  # sparse rows
+    margin_assumption(assumptions, margin_on, ms)
+    res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
+                 init_cash=cfg.init_cash * cfg.n_groups, freq_ms=cfg.freq_ms, gaps=data.gaps,
+                 assumptions=assumptions, symbol_init_cash=None if cfg.n_groups == 1 else cfg.init_cash)
+    res.funding_rows = funding
+    warn_no_candles(data.no_candles)
+    warn_rejected(res.order_records, k["rejected"], cfg.size_type, market_only=cfg.order_type == "market")
+    return res
+
+
+def margin_assumption(assumptions: dict, margin_on: bool, ms: Any) -> None:
+    """``assumptions["margin"]``: the margin rule a run followed (cross or isolated; nothing when unmargined)."""
     if margin_on and ms is not None and ms.margin == "cross":
         assumptions["margin"] = ("cross margin (nbtrade.margin): one wallet backs every perpetual; liquidated when "
                                  "its margin balance (cash + unrealised PnL, every position at its adverse mark "
@@ -588,13 +600,6 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
                                  "notional / leverage, liquidation at the liquidation price against the candle's "
                                  "low (long) / high (short), at the open through a gap; spot has no mark price: "
                                  "the price candle is the mark; no funding, no borrow interest unless borrow_rate")
-    res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
-                 init_cash=cfg.init_cash * cfg.n_groups, freq_ms=cfg.freq_ms, gaps=data.gaps,
-                 assumptions=assumptions, symbol_init_cash=None if cfg.n_groups == 1 else cfg.init_cash)
-    res.funding_rows = funding
-    warn_no_candles(data.no_candles)
-    warn_rejected(res.order_records, k["rejected"], cfg.size_type, market_only=cfg.order_type == "market")
-    return res
 
 
 # --------------------------------------------------------------------------------------------

@@ -311,6 +311,50 @@ def test_order_type_per_entry(store, full):
                                  order_type="market", on_gap="skip")
 
 
+PERPS = ["A/USDT:USDT", "B/USDT:USDT"]
+
+
+@pytest.fixture(scope="module")
+def perp_store(tmp_path_factory):
+    """2 perpetuals x 120 hourly bars with mark candles (B's mark lacks bars 50..52) and funding every 8 h
+    (inside the bar, some events without a mark price: the bar's mark open stands in)."""
+    from nbtrade.synthetic import candles
+
+    st = Store(tmp_path_factory.mktemp("chunked_perp") / "store")
+    for j, s in enumerate(PERPS):
+        c = candles(s, T0, T0 + 120 * H, "1h", seed=11 + j)
+        st.append("binance_futures", s, "1h", c)
+        keep = np.ones(120, bool)
+        if j == 1:
+            keep[50:53] = False
+        mark = {"time": c["time"][keep], **{k: c[k][keep] * (1.001 + 0.002 * j) for k in ("open", "close")},
+                "high": c["high"][keep] * 1.004, "low": c["low"][keep] * 0.994}
+        st.append("binance_futures", s, "mark_1h", mark)
+        t = T0 + np.arange(0, 120, 8, dtype=np.int64) * H + 5
+        mp = np.where(np.arange(len(t)) % 3 == 0, np.nan, 100.0 + j)
+        st.append("binance_futures", s, "funding", {"time": t, "rate": np.where(np.arange(len(t)) % 2, 1e-3, -4e-4),
+                                                    "mark_price": mp})
+    return st
+
+
+def test_perpetuals_isolated_and_cross(perp_store):
+    """Perpetuals in chunks: mark candles and funding read per chunk, funding at its global bars, isolated
+    margin and the cross wallet carried between chunks (one new compile: the chunked kernels with marks)."""
+    full = perp_store.read_market("binance_futures", PERPS, "1h")
+    assert full.has_mark
+    for opts, chunk_bars in ((dict(leverage=8.0), 7), (dict(leverage=8.0, margin="cross"), 16)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = nbtrade.backtest(full, *cross(full), instrument="perp", fees=0.0005, **opts)
+            got = nbtrade.backtest_chunked(perp_store, PERPS, cross, timeframe="1h", chunk_bars=chunk_bars,
+                                           instrument="perp", fees=0.0005, **opts)
+        assert (ref.funding_flows != 0).any()
+        check_same(got, ref)
+        np.testing.assert_array_equal(got.funding_flows, ref.funding_flows)
+        assert got.assumptions["mark"] == ref.assumptions["mark"]
+        assert got.assumptions["margin"] == ref.assumptions["margin"]
+
+
 def test_readme_block_runs(store):
     import re
     from pathlib import Path
