@@ -398,6 +398,41 @@ def _chunk_levels(level_in: dict, options: dict, market: Any) -> dict:
     return level_in
 
 
+def _event_marks(market: Any, last_mark: np.ndarray, k: int) -> tuple[Any, np.ndarray]:
+    """``market`` with the mark price of each funding event that has none, lies in a bar without a mark
+    candle and has no valid mark close before it in the chunk set to ``last_mark`` (the column's last valid
+    mark close before the chunk), as the in-memory run takes it from the whole history
+    (:func:`nbtrade.engine.signals.perp_marks`); and the last valid mark closes before the chunk's row ``k``
+    (the next chunk's first row)."""
+    from ..data.panels import FundingEvents, funding_schedule
+
+    mo, mc = market.array("mark_open"), market.array("mark_close")
+    seen = pd.DataFrame(mc).ffill().to_numpy()  # last valid mark close up to each row
+    out = last_mark.copy()
+    if k > 0:
+        out = np.where(np.isnan(seen[k - 1]), last_mark, seen[k - 1])
+    if "funding_events" not in market.meta.columns or not np.isfinite(last_mark).any():
+        return market, out
+    ev = funding_schedule(market)
+    bar, col = ev["bar"], ev["symbol"]
+    before = np.vstack([np.full((1, mc.shape[1]), np.nan), seen[:-1]])[bar, col]
+    fix = np.isnan(ev["mark_price"]) & np.isnan(mo[bar, col]) & np.isnan(before) & np.isfinite(last_mark[col])
+    if not fix.any():
+        return market, out
+    events = list(market.meta["funding_events"])
+    for j in np.unique(col[fix]):
+        e = events[j]
+        mp = e.mark_price.copy()
+        at = np.isin(e.time, ev["time"][fix & (col == j)])
+        mp[at] = last_mark[j]
+        events[j] = FundingEvents(e.time, e.rate, mp)
+    meta = market.meta.copy()
+    meta["funding_events"] = events
+    market = market[0:market.shape[0]]  # a view of the chunk with its own metadata
+    market.meta = meta
+    return market, out
+
+
 def _prepare(market: Any, cfg: Any, sig_in: dict) -> dict:
     """The kernel's inputs of one chunk: :func:`nbtrade.engine.signals.signals_inputs`, the preparation of
     :func:`nbtrade.backtest` (gaps are found once for the whole run, not per chunk). Exit fractions given per
@@ -493,6 +528,7 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
     state = acct = None
     counts = np.zeros(1, dtype=counts_dt)
     order_parts, trade_parts, funding_parts = [], [], []
+    last_mark = np.full(m, np.nan)  # each column's last valid mark close before the chunk (perpetuals)
     carry = None  # {"rows": [global bars], "arrays": {key: rows}}
     n_orders = n_trades = 0
     cfg = d = tail = None
@@ -506,6 +542,8 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
         sig_in, level_in = _signal_inputs(signals_fn(warm), warm, r0 - lo)
         market = warm[r0 - lo:] if r0 > lo else warm
         level_in = _chunk_levels(level_in, options, market)
+        if plan.perp and market.has_mark:
+            market, last_mark = _event_marks(market, last_mark, b - 1 - r0)
         cfg = RunConfig.build(market, "signals", **options, **level_in)
         d = _prepare(market, cfg, sig_in)
         del warm, market, sig_in, level_in

@@ -174,7 +174,7 @@ def test_store_times(store, full):
     (dict(chunk_bars=4, lookback=5), "chunk_bars .4. must be at least lookback"),
     (dict(lookback=-1), "lookback"),
     (dict(sl_price=1.0), "sl_price"),
-    (dict(instrument="perp"), "instrument"),
+    (dict(instrument="future"), "instrument"),
     (dict(filters="exchange"), "filters"),
     (dict(exit_size=np.ones((3, 3))), "exit_size"),
     (dict(client="tcp://x:1"), "client=.*cash_sharing=False"),
@@ -316,7 +316,7 @@ PERPS = ["A/USDT:USDT", "B/USDT:USDT"]
 
 @pytest.fixture(scope="module")
 def perp_store(tmp_path_factory):
-    """2 perpetuals x 120 hourly bars with mark candles (B's mark lacks bars 50..52) and funding every 8 h
+    """2 perpetuals x 120 hourly bars with mark candles (B's mark lacks bars 47..49) and funding every 8 h
     (inside the bar, some events without a mark price: the bar's mark open stands in)."""
     from nbtrade.synthetic import candles
 
@@ -326,7 +326,7 @@ def perp_store(tmp_path_factory):
         st.append("binance_futures", s, "1h", c)
         keep = np.ones(120, bool)
         if j == 1:
-            keep[50:53] = False
+            keep[47:50] = False
         mark = {"time": c["time"][keep], **{k: c[k][keep] * (1.001 + 0.002 * j) for k in ("open", "close")},
                 "high": c["high"][keep] * 1.004, "low": c["low"][keep] * 0.994}
         st.append("binance_futures", s, "mark_1h", mark)
@@ -342,17 +342,25 @@ def test_perpetuals_isolated_and_cross(perp_store):
     margin and the cross wallet carried between chunks (one new compile: the chunked kernels with marks)."""
     full = perp_store.read_market("binance_futures", PERPS, "1h")
     assert full.has_mark
-    for opts, chunk_bars in ((dict(leverage=8.0), 7), (dict(leverage=8.0, margin="cross"), 16)):
+    def hold(m):  # long from bar 3 on: B holds through its mark gap (chunk 3 starts in it at bar 48)
+        e = np.zeros(m.shape, dtype=bool)
+        e[m.index == full.index[3]] = True
+        return e, np.zeros(m.shape, dtype=bool)
+
+    hold.lookback = 0
+    for fn, opts, chunk_bars in ((cross, dict(leverage=8.0), 7), (cross, dict(leverage=8.0, margin="cross"), 16),
+                                 (hold, dict(leverage=2.0, margin="cross", size=0.4), 16)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ref = nbtrade.backtest(full, *cross(full), instrument="perp", fees=0.0005, **opts)
-            got = nbtrade.backtest_chunked(perp_store, PERPS, cross, timeframe="1h", chunk_bars=chunk_bars,
+            ref = nbtrade.backtest(full, *fn(full), instrument="perp", fees=0.0005, **opts)
+            got = nbtrade.backtest_chunked(perp_store, PERPS, fn, timeframe="1h", chunk_bars=chunk_bars,
                                            instrument="perp", fees=0.0005, **opts)
         assert (ref.funding_flows != 0).any()
         check_same(got, ref)
         np.testing.assert_array_equal(got.funding_flows, ref.funding_flows)
         assert got.assumptions["mark"] == ref.assumptions["mark"]
         assert got.assumptions["margin"] == ref.assumptions["margin"]
+    assert ref.funding_flows[48, 1] != 0  # an event without a mark price in a bar without a mark candle
 
 
 def test_readme_block_runs(store):
