@@ -87,8 +87,9 @@ def backtest_chunked(store: Any, symbols: Sequence[str] | str, signals_fn: Calla
     **options
         Options of :func:`nbtrade.backtest` (fees, stops, order_type, cash_sharing, ...). Refused
         (by name): per-bar arrays (``exit_size`` and ``order_type`` per bar included: return them from
-        ``signals_fn``), an input given both here and by ``signals_fn``, ``filters="exchange"`` and
-        ``instrument`` other than ``"spot"``.
+        ``signals_fn``), an input given both here and by ``signals_fn``, and ``filters="exchange"``.
+        Perpetuals (``instrument="perp"``): each chunk also reads the mark-price candles and funding
+        events stored for its bars; funding is booked at its global bar (``Result.funding``).
 
     Returns
     -------
@@ -206,9 +207,10 @@ def _check_options(options: dict) -> None:
 def _any_perp(instrument: Any) -> bool:
     """Whether ``instrument`` (one kind or ``{symbol: kind}``) makes any symbol a perpetual (the run's
     configuration checks the names)."""
-    kinds = set(instrument.values()) if isinstance(instrument, dict) else {instrument} \
-        if isinstance(instrument, str) else set()
-    return "perp" in kinds
+    if isinstance(instrument, str):
+        return instrument == "perp"
+    values = instrument.values() if isinstance(instrument, dict) else instrument  # a Series or sequence
+    return any(isinstance(v, str) and v == "perp" for v in values)
 
 
 # ------------------------------------------------------------------------------------------------
