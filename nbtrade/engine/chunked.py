@@ -405,10 +405,10 @@ def _event_marks(market: Any, last_mark: np.ndarray, k: int) -> tuple[Any, np.nd
     candle and has no valid mark close before it in the chunk set to ``last_mark`` (the column's last valid
     mark close before the chunk), as the in-memory run takes it from the whole history
     (:func:`nbtrade.engine.signals.perp_marks`); and the last valid mark closes before the chunk's row ``k``
-    (the next chunk's first row)."""
+    (the next chunk's first row). Without mark candles the price candles stand for them, as there."""
     from ..data.panels import FundingEvents, funding_schedule
 
-    mo, mc = market.array("mark_open"), market.array("mark_close")
+    mo, mc = (market.array(f) for f in (("mark_open", "mark_close") if market.has_mark else ("open", "close")))
     seen = pd.DataFrame(mc).ffill().to_numpy()  # last valid mark close up to each row
     out = last_mark.copy()
     if k > 0:
@@ -544,7 +544,7 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
         sig_in, level_in = _signal_inputs(signals_fn(warm), warm, r0 - lo)
         market = warm[r0 - lo:] if r0 > lo else warm
         level_in = _chunk_levels(level_in, options, market)
-        if plan.perp and market.has_mark:
+        if plan.perp:
             market, last_mark = _event_marks(market, last_mark, b - 1 - r0)
         cfg = RunConfig.build(market, "signals", **options, **level_in)
         d = _prepare(market, cfg, sig_in)
@@ -559,7 +559,9 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
         vcfg, run_bars, finish = signals_kernels(d["kcfg"], d["params"])  # the variant one call would compile
         if tail is None or (d["partial"] and not tail["partial"]):  # exits closing parts somewhere: say so
             tail = dict(exit_frac=d["exit_frac"], partial=d["partial"], margin_on=d["margin_on"],
-                        mark_note=d["mark_note"])
+                        mark_note=tail["mark_note"] if tail else None)
+        if d["mark_note"] is not None and len(d["mark_note"]) > len(tail["mark_note"] or ""):
+            tail["mark_note"] = d["mark_note"]  # the note of a chunk with funding events says how they apply
         n_carry = len(carry["rows"]) if carry is not None else 0
         rowmap = np.concatenate([[-1], carry["rows"] if n_carry else np.zeros(0, np.int64),
                                  np.arange(r0, hi)]).astype(np.int64)
