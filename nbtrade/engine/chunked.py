@@ -34,11 +34,12 @@ from ..kernels.records import ExitReason, Option, order_dt, trade_dt
 __all__ = ["backtest_chunked"]
 
 #: Per-bar order inputs ``signals_fn`` may return (by name, in a dict) besides the four signals.
-LEVEL_KEYS = ("order_price", "limit_price", "sl_price", "tp_price", "entry_size", "ind_stop")
+LEVEL_KEYS = ("order_price", "limit_price", "sl_price", "tp_price", "entry_size", "ind_stop", "exit_size",
+              "order_type")
 SIGNAL_KEYS = ("entries", "exits", "short_entries", "short_exits")
-#: Options of :func:`nbtrade.backtest` a chunked run refuses: per-bar arrays (they come from
-#: ``signals_fn`` chunk by chunk), perpetuals (funding events and mark candles are not read in chunks).
-PER_BAR_OPTIONS = LEVEL_KEYS
+#: Options of :func:`nbtrade.backtest` a chunked run refuses as options: per-bar arrays (they come from
+#: ``signals_fn``, chunk by chunk; so do ``exit_size`` and ``order_type`` per bar).
+PER_BAR_OPTIONS = LEVEL_KEYS[:6]
 
 
 def backtest_chunked(store: Any, symbols: Sequence[str] | str, signals_fn: Callable, *, timeframe: str,
@@ -56,7 +57,8 @@ def backtest_chunked(store: Any, symbols: Sequence[str] | str, signals_fn: Calla
         ``[start, end)``.
     signals_fn : callable ``(market) -> (entries, exits)`` or ``(entries, exits, short_entries,
         short_exits)``, or a dict of those names and per-bar order inputs (``order_price``,
-        ``limit_price``, ``sl_price``, ``tp_price``, ``entry_size``, ``ind_stop``)
+        ``limit_price``, ``sl_price``, ``tp_price``, ``entry_size``, ``ind_stop``, ``exit_size``,
+        ``order_type``: each entry's own type, as :func:`nbtrade.backtest` takes it per bar)
         Called once per chunk on a :class:`nbtrade.Market` of the chunk's bars plus the ``lookback``
         bars before them (and one bar after: it must not look ahead); returns bars x symbols values
         of that market (DataFrames or arrays) like the sweep's signal functions.
@@ -84,8 +86,10 @@ def backtest_chunked(store: Any, symbols: Sequence[str] | str, signals_fn: Calla
         run up to float rounding of the sum).
     **options
         Options of :func:`nbtrade.backtest` (fees, stops, order_type, cash_sharing, ...). Refused
-        (by name): per-bar arrays (return them from ``signals_fn``), ``exit_size`` per bar,
-        ``filters="exchange"`` and ``instrument`` other than ``"spot"``.
+        (by name): per-bar arrays (``exit_size`` and ``order_type`` per bar included: return them from
+        ``signals_fn``), an input given both here and by ``signals_fn``, and ``filters="exchange"``.
+        Perpetuals (``instrument="perp"``): each chunk also reads the mark-price candles and funding
+        events stored for its bars; funding is booked at its global bar (``Result.funding``).
 
     Returns
     -------
@@ -111,7 +115,8 @@ def backtest_chunked(store: Any, symbols: Sequence[str] | str, signals_fn: Calla
                          f"(cash_sharing=False): shared cash ({options.get('cash_sharing', True)!r}) couples the "
                          f"symbols bar by bar")
     grid, last_rows = _scan(store, exchange, symbols, timeframe, start, end)
-    plan = _Plan(str(store.root), exchange, list(symbols), timeframe, grid, chunk_bars, lookback, last_rows)
+    plan = _Plan(str(store.root), exchange, list(symbols), timeframe, grid, chunk_bars, lookback, last_rows,
+                 _any_perp(options.get("instrument", "spot")))
     gaps = _gaps(store, plan, options, start, end)
     if client is not None:
         return _run_distributed(client, plan, signals_fn, options, gaps)
@@ -186,19 +191,26 @@ def _check_options(options: dict) -> None:
         raise ValueError(f"{', '.join(per_bar)}: per-bar inputs of a chunked run come from signals_fn, chunk by "
                          f"chunk (return a dict with {', '.join(map(repr, per_bar))} besides the signals)")
     if not isinstance(options.get("order_type", "market"), str):
-        raise ValueError("order_type per bar is not supported by chunked runs; give one type ('market', 'limit', "
-                         "'stop' or 'stop_limit')")
+        raise ValueError("order_type per bar: per-bar inputs of a chunked run come from signals_fn, chunk by chunk "
+                         "(return a dict with 'order_type' besides the signals); as an option give one type "
+                         "('market', 'limit', 'stop' or 'stop_limit')")
     xs = options.get("exit_size")
-    if xs is not None and (isinstance(xs, (pd.DataFrame, pd.Series)) or np.ndim(xs) == 2):
-        raise ValueError("exit_size per bar is not supported by chunked runs; give one fraction, or one per symbol")
+    if xs is not None and (isinstance(xs, pd.DataFrame) or np.ndim(xs) == 2):
+        raise ValueError("exit_size per bar: per-bar inputs of a chunked run come from signals_fn, chunk by chunk "
+                         "(return a dict with 'exit_size' besides the signals); as an option give one fraction, "
+                         "or one per symbol")
     if isinstance(options.get("filters"), str):
         raise ValueError("filters='exchange' reads the filters from a market's metadata, which chunked runs do not "
                          "have: pass the filters table (nbtrade.fetch_filters_sync(exchange, symbols))")
-    inst = options.get("instrument", "spot")
-    kinds = set(inst.values()) if isinstance(inst, dict) else {inst}
-    if kinds != {"spot"}:
-        raise ValueError(f"instrument={inst!r}: chunked runs trade spot only (perpetuals' funding events and mark "
-                         f"candles are not read in chunks)")
+
+
+def _any_perp(instrument: Any) -> bool:
+    """Whether ``instrument`` (one kind or ``{symbol: kind}``) makes any symbol a perpetual (the run's
+    configuration checks the names)."""
+    if isinstance(instrument, str):
+        return instrument == "perp"
+    values = instrument.values() if isinstance(instrument, dict) else instrument  # a Series or sequence
+    return any(isinstance(v, str) and v == "perp" for v in values)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -208,11 +220,13 @@ class _Plan:
     """Where a chunked run reads (a picklable description: workers rebuild the store from ``root``)."""
 
     def __init__(self, root: str, exchange: str, symbols: list, timeframe: str, grid: np.ndarray,
-                 chunk_bars: int, lookback: int, last_rows: np.ndarray):
+                 chunk_bars: int, lookback: int, last_rows: np.ndarray, perp: bool = False):
         self.root, self.exchange, self.symbols, self.timeframe = root, exchange, symbols, timeframe
         self.grid, self.chunk_bars, self.lookback = grid, chunk_bars, lookback
         #: each symbol's last bar with a candle (where an open trade's END record ends)
         self.last_rows = last_rows
+        #: perpetuals traded: chunks also read the mark-price candles and funding events stored
+        self.perp = perp
 
     @property
     def n(self) -> int:
@@ -221,7 +235,7 @@ class _Plan:
     def part(self, symbols: list) -> "_Plan":
         rows = self.last_rows[[self.symbols.index(s) for s in symbols]]
         return _Plan(self.root, self.exchange, symbols, self.timeframe, self.grid, self.chunk_bars, self.lookback,
-                     rows)
+                     rows, self.perp)
 
     def store(self) -> Any:
         from ..data.store import Store
@@ -233,6 +247,13 @@ class _Plan:
         those rows are read from HDF5."""
         from ..panel import Market
 
+        if self.perp:  # candles, mark candles and funding events of the bars (those stored)
+            grid = self.grid[lo:hi]
+            market = (store or self.store()).read_market(self.exchange, self.symbols, self.timeframe, int(grid[0]),
+                                                         int(grid[-1]) + 1)
+            if market.shape[0] != hi - lo:  # the union of the symbols' open times: the grid's rows
+                raise RuntimeError(f"chunk read {market.shape[0]} bars, expected {hi - lo}")
+            return market
         market = Market.from_arrays(self.grid[lo:hi], self.symbols, **self.arrays(lo, hi, store=store))
         market.meta["exchange"] = self.exchange
         return market
@@ -359,68 +380,78 @@ def _signal_inputs(out: Any, market: Any, skip: int) -> tuple[dict, dict]:
             {k: v for k, v in sliced.items() if k in LEVEL_KEYS})
 
 
-def _prepare(market: Any, cfg: Any, sig_in: dict) -> dict:
-    """The kernel's inputs of one chunk: :func:`nbtrade.engine.signals.run_signals`'s preparation."""
-    from ..kernels.records import Levels, Prices as PriceArrays, Signals
-    from .options import check_exit_fractions
-    from .orders import order_levels
-    from .run import checked_volume, round_tick, run_prices
-    from .signals import margin_params, prepare_signals, spot_margin
+def _chunk_levels(level_in: dict, options: dict, market: Any) -> dict:
+    """``signals_fn``'s per-bar order inputs of one chunk as :func:`nbtrade.backtest` takes them. Refused:
+    one given both as an option and by ``signals_fn``. ``order_type`` per bar becomes its codes; a chunk
+    without a stop-limit entry type drops ``limit_price`` (only stop-limit entries read it; the whole run's
+    check that some entry is one is not made)."""
+    from ..kernels.records import OrderType
+    from .options import entry_type_codes
 
-    syms = market.symbols
-    sig, counts, has_short = prepare_signals(market, **sig_in)
-    cfg.check_stops(has_short)
-    if cfg.orders is not None and cfg.orders.used:
-        cfg.orders.check_signals(sig, has_short, market.array("close"), market.index, list(syms))
-    ms = cfg.margin
-    margin_on = spot_margin(cfg.leverage, has_short)
-    if not margin_on and ms is not None:
-        given = ms.margin_only_options()
-        if given:
-            raise ValueError(f"{', '.join(given)} apply to margined positions (leverage > 1 or shorts), and this "
-                             f"run is unlevered spot with long signals only: drop {' and '.join(given)}")
-    inputs = run_prices(market, cfg)
-    if margin_on and not cfg.reads_ohlc():
-        inputs = market.prices(ohlc=True, volume=cfg.reads_volume)
-    at_entry = None
-    if cfg.order_type != "market" or cfg.filters is not None:
-        at_entry = sig["entries"] | (sig["short_entries"] if has_short else False)
-    lprice = inputs.close if cfg.limit_price is None else cfg.limit_price
-    oprice = inputs.close if cfg.order_price is None else cfg.order_price
-    for name, given, arr in (("limit_price", cfg.limit_price, lprice), ("order_price", cfg.order_price, oprice)):
-        if given is not None:
-            with np.errstate(invalid="ignore"):
-                bad = at_entry & ~(arr > 0)
-            if bad.any():
-                t, j = np.argwhere(bad)[0]
-                raise ValueError(f"{name} must be finite and > 0 at every entry signal; got {arr[t, j]} at "
-                                 f"{inputs.index[t]} ({syms[j]})")
-    volume = checked_volume(inputs) if cfg.reads_volume else inputs.close
-    nan = np.full((1, 1), np.nan)
-    sl_abs = nan if cfg.sl_price is None else cfg.sl_price
-    tp_abs = nan if cfg.tp_price is None else cfg.tp_price
-    if cfg.filters is not None:
-        long_side = sig["entries"] if has_short else None
-        tick = cfg.filters["tick_size"]
-        if cfg.order_type != "market":
-            oprice = round_tick(oprice, tick, long_side, up_for_long=cfg.order_type != "limit", symbols=syms)
-        if cfg.order_type == "stop_limit":
-            lprice = round_tick(lprice, tick, long_side, up_for_long=False, name="limit_price", symbols=syms)
-        if cfg.abs_stops:
-            sl_abs = round_tick(sl_abs, tick, long_side, up_for_long=False, name="sl_price", symbols=syms)
-            tp_abs = round_tick(tp_abs, tick, long_side, up_for_long=True, name="tp_price", symbols=syms)
-    partial, exit_frac = check_exit_fractions(cfg, market, None)
-    kcfg = cfg.kernel_config(has_short, partial)
-    params = cfg.params
-    if margin_on:
-        kcfg = kcfg._replace(options=kcfg.options | Option.MARGIN)
-        params = margin_params(params, None if ms is None else list(ms.tiers),
-                               float("nan") if ms is None else ms.liquidation_fee)
-    return dict(inputs=inputs, counts=counts, has_short=has_short, partial=partial, exit_frac=exit_frac,
-                kcfg=kcfg, params=params, margin_on=margin_on,
-                prices=PriceArrays(inputs.open, inputs.high, inputs.low, inputs.close, volume),
-                signals=Signals(sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"]),
-                levels=Levels(oprice, lprice, sl_abs, tp_abs, exit_frac, order_levels(cfg.orders), None))
+    both = [k for k in level_in if k in options]
+    if both:
+        raise ValueError(f"{', '.join(both)} given twice: as an option of backtest_chunked and by signals_fn; give "
+                         f"{'it' if len(both) == 1 else 'them'} once")
+    if "order_type" in level_in and not isinstance(level_in["order_type"], str):
+        codes = entry_type_codes(level_in["order_type"], market)
+        level_in = dict(level_in, order_type=codes)
+        if level_in.get("limit_price") is not None and not (codes == OrderType.STOP_LIMIT).any():
+            del level_in["limit_price"]
+    return level_in
+
+
+def _event_marks(market: Any, last_mark: np.ndarray, k: int) -> tuple[Any, np.ndarray]:
+    """``market`` with the mark price of each funding event that has none, lies in a bar without a mark
+    candle and has no valid mark close before it in the chunk set to ``last_mark`` (the column's last valid
+    mark close before the chunk), as the in-memory run takes it from the whole history
+    (:func:`nbtrade.engine.signals.perp_marks`); and the last valid mark closes before the chunk's row ``k``
+    (the next chunk's first row). Without mark candles the price candles stand for them, as there."""
+    from ..data.panels import FundingEvents, funding_schedule
+
+    mo, mc = (market.array(f) for f in (("mark_open", "mark_close") if market.has_mark else ("open", "close")))
+    seen = pd.DataFrame(mc).ffill().to_numpy()  # last valid mark close up to each row
+    out = last_mark.copy()
+    if k > 0:
+        out = np.where(np.isnan(seen[k - 1]), last_mark, seen[k - 1])
+    if "funding_events" not in market.meta.columns or not np.isfinite(last_mark).any():
+        return market, out
+    ev = funding_schedule(market)
+    bar, col = ev["bar"], ev["symbol"]
+    before = np.vstack([np.full((1, mc.shape[1]), np.nan), seen[:-1]])[bar, col]
+    fix = np.isnan(ev["mark_price"]) & np.isnan(mo[bar, col]) & np.isnan(before) & np.isfinite(last_mark[col])
+    if not fix.any():
+        return market, out
+    events = list(market.meta["funding_events"])
+    for j in np.unique(col[fix]):
+        e = events[j]
+        mp = e.mark_price.copy()
+        at = np.isin(e.time, ev["time"][fix & (col == j)])
+        mp[at] = last_mark[j]
+        events[j] = FundingEvents(e.time, e.rate, mp)
+    meta = market.meta.copy()
+    meta["funding_events"] = events
+    market = market[0:market.shape[0]]  # a view of the chunk with its own metadata
+    market.meta = meta
+    return market, out
+
+
+def _prepare(market: Any, cfg: Any, sig_in: dict) -> dict:
+    """The kernel's inputs of one chunk: :func:`nbtrade.engine.signals.signals_inputs`, the preparation of
+    :func:`nbtrade.backtest` (gaps are found once for the whole run, not per chunk). Exit fractions given per
+    bar stay per bar in every chunk (a chunk whose exits all close whole positions still has its rows: an
+    exit waiting for a candle may act in a later chunk with them); a fraction of 1 closes the whole position
+    either way, so the records equal the in-memory run's."""
+    from .signals import signals_inputs
+
+    p = signals_inputs(market, cfg, **sig_in, run_data=False)
+    partial, exit_frac, kcfg, levels = p.partial, p.exit_frac, p.kcfg, p.levels
+    if cfg.exit_size_per_bar and exit_frac.shape[0] == 1:
+        exit_frac = np.ones(market.shape)
+        kcfg = kcfg._replace(partial=True)
+        levels = levels._replace(exit_size=exit_frac)
+    return dict(inputs=p.inputs, counts=p.counts, has_short=p.has_short, partial=p.partial, exit_frac=p.exit_frac,
+                kcfg=kcfg, params=p.params, margin_on=p.margin_on, prices=p.prices, signals=p.signals,
+                levels=levels, mark_note=p.mark_note)
 
 
 #: Tuple fields (in order) of the kernel's per-bar inputs: prices, signals, levels (``extra``: size, stop_price).
@@ -428,11 +459,17 @@ def _per_bar(d: dict, n: int) -> list[tuple[str, int, np.ndarray]]:
     out = []
     for group in ("prices", "signals", "levels"):
         for k, arr in enumerate(d[group]):
+            if group == "levels" and k == 6:  # marks: the mark candles are per bar (funding rows are sparse)
+                if arr is not None:
+                    for kk in (0, 1, 2):
+                        if arr[kk].ndim == 2 and arr[kk].shape[0] == n and n > 1:
+                            out.append(("marks", kk, arr[kk]))
+                continue
             if group == "levels" and k == 5:  # extra: per-order arrays; the ROI table is not per bar
                 if arr is not None:
-                    for kk in (0, 1):
-                        a = arr[kk]
-                        if a.ndim == 2 and a.shape[0] == n and n > 1:
+                    for kk in (0, 1, 3):  # size, stop_price, entry_type (roi is a table)
+                        a = arr[kk] if kk < len(arr) else None
+                        if a is not None and a.ndim == 2 and a.shape[0] == n and n > 1:
                             out.append(("extra", kk, a))
                 continue
             if isinstance(arr, np.ndarray) and arr.ndim == 2 and arr.shape[0] == n and n > 1:
@@ -444,18 +481,19 @@ def _stack(d: dict, n: int, carry: dict | None) -> dict:
     """``d``'s per-bar arrays with the sentinel row and the carried rows before their rows."""
     new = {g: list(d[g]) for g in ("prices", "signals", "levels")}
     extra = list(d["levels"][5]) if d["levels"][5] is not None else None
+    marks = list(d["levels"][6]) if d["levels"][6] is not None else None
+    subs = {"extra": extra, "marks": marks}
     done: dict[int, np.ndarray] = {}  # one copy of an array passed twice (the close as order price...)
     for group, k, arr in _per_bar(d, n):
         key = (group, k)
         if id(arr) in done:
             stacked = done[id(arr)]
-            if group == "extra":
-                extra[k] = stacked
-            else:
-                new[group][k] = stacked
+            (subs[group] if group in subs else new[group])[k] = stacked
             continue
         if arr.dtype == np.bool_:
             sentinel = np.zeros((1, arr.shape[1]), dtype=np.bool_)
+        elif arr.dtype.kind == "i":  # entry types: < 0 is the run's type (no signal reads it)
+            sentinel = np.full((1, arr.shape[1]), -1, dtype=arr.dtype)
         elif group == "prices":
             sentinel = np.ones((1, arr.shape[1]))
         else:
@@ -465,14 +503,15 @@ def _stack(d: dict, n: int, carry: dict | None) -> dict:
             rows.append(carry["arrays"][key])
         rows.append(arr)
         stacked = done[id(arr)] = np.ascontiguousarray(np.concatenate(rows, axis=0))
-        if group == "extra":
-            extra[k] = stacked
-        else:
-            new[group][k] = stacked
+        (subs[group] if group in subs else new[group])[k] = stacked
     out = dict(d)
     out.pop("inputs", None)  # the chunk's market: its arrays are copied above, let them go
     if extra is not None:
         new["levels"][5] = type(d["levels"][5])(*extra)
+    if marks is not None:  # funding rows: bars to local rows (after the sentinel and the carried rows)
+        shift = 1 + (len(carry["rows"]) if carry is not None else 0)
+        marks[3] = marks[3] + shift
+        new["levels"][6] = type(d["levels"][6])(*marks)
     for g in ("prices", "signals", "levels"):
         out[g] = type(d[g])(*new[g])
     return out
@@ -490,10 +529,11 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
     cash, equity = np.empty(n), np.empty(n)
     state = acct = None
     counts = np.zeros(1, dtype=counts_dt)
-    order_parts, trade_parts = [], []
+    order_parts, trade_parts, funding_parts = [], [], []
+    last_mark = np.full(m, np.nan)  # each column's last valid mark close before the chunk (perpetuals)
     carry = None  # {"rows": [global bars], "arrays": {key: rows}}
     n_orders = n_trades = 0
-    cfg = d = None
+    cfg = d = tail = None
     for a in range(0, n, plan.chunk_bars):
         b = min(n, a + plan.chunk_bars)
         last = b == n
@@ -503,6 +543,9 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
         warm = plan.read(lo, hi, store=store)
         sig_in, level_in = _signal_inputs(signals_fn(warm), warm, r0 - lo)
         market = warm[r0 - lo:] if r0 > lo else warm
+        level_in = _chunk_levels(level_in, options, market)
+        if plan.perp:
+            market, last_mark = _event_marks(market, last_mark, b - 1 - r0)
         cfg = RunConfig.build(market, "signals", **options, **level_in)
         d = _prepare(market, cfg, sig_in)
         del warm, market, sig_in, level_in
@@ -514,7 +557,11 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
             acct = np.full(cfg.n_groups, cfg.init_cash)
         d = _stack(d, n_run, carry)
         vcfg, run_bars, finish = signals_kernels(d["kcfg"], d["params"])  # the variant one call would compile
-        tail = dict(exit_frac=d["exit_frac"], partial=d["partial"], margin_on=d["margin_on"])
+        if tail is None or (d["partial"] and not tail["partial"]):  # exits closing parts somewhere: say so
+            tail = dict(exit_frac=d["exit_frac"], partial=d["partial"], margin_on=d["margin_on"],
+                        mark_note=tail["mark_note"] if tail else None)
+        if d["mark_note"] is not None and len(d["mark_note"]) > len(tail["mark_note"] or ""):
+            tail["mark_note"] = d["mark_note"]  # the note of a chunk with funding events says how they apply
         n_carry = len(carry["rows"]) if carry is not None else 0
         rowmap = np.concatenate([[-1], carry["rows"] if n_carry else np.zeros(0, np.int64),
                                  np.arange(r0, hi)]).astype(np.int64)
@@ -561,6 +608,11 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
             t["exit_idx"][end] = plan.last_rows[t["col"][end]]
         order_parts.append(o)
         trade_parts.append(t)
+        marks = d["levels"].marks
+        if marks is not None:  # funding booked at the bars run (rows of other bars are not run here)
+            g = rowmap[marks.f_bar]
+            run = (g >= a) & (g < b)
+            funding_parts.append((g[run], marks.flows[run]))
         n_orders += k_o
         n_trades += k_t
         # state back to global bars
@@ -574,7 +626,12 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
     orders = np.concatenate(order_parts)
     trades = np.concatenate(trade_parts)
     counts[0]["orders"], counts[0]["trades"] = n_orders, n_trades
-    return dict(orders=orders, trades=trades, cash=cash, equity=equity, counts=counts, cfg=cfg, **tail)
+    funding = None
+    if funding_parts:  # sparse rows of the bars holding funding, as the in-memory run's Result keeps them
+        funding = (np.concatenate([f[0] for f in funding_parts]).astype(np.int64),
+                   np.concatenate([f[1] for f in funding_parts]).reshape(-1, m))
+    return dict(orders=orders, trades=trades, cash=cash, equity=equity, counts=counts, cfg=cfg, funding=funding,
+                **tail)
 
 
 def _buffer(d: dict, cfg: Any, m: int, n_run: int) -> tuple[int, int]:
@@ -639,21 +696,21 @@ class _StoreInputs:
 def _result(plan: _Plan, out: dict, options: dict, gaps: pd.DataFrame) -> Any:
     from ..result import Result
     from .run import warn_rejected
+    from .signals import margin_assumption
 
     cfg, counts = out["cfg"], out["counts"]
     k = counts[0]
     assumptions = cfg.assumptions(gaps=len(gaps), delayed=int(k["delayed"]),
                                   exit_frac=out["exit_frac"] if out["partial"] else None, no_candles=[])
-    if out["margin_on"]:
-        assumptions["margin"] = ("isolated margin rule (nbtrade.margin; leverage > 1 or shorts): margin = entry "
-                                 "notional / leverage, liquidation at the liquidation price against the candle's "
-                                 "low (long) / high (short), at the open through a gap; spot has no mark price: "
-                                 "the price candle is the mark; no funding, no borrow interest unless borrow_rate")
+    if out.get("mark_note") is not None:
+        assumptions["mark"] = out["mark_note"]
+    margin_assumption(assumptions, out["margin_on"], cfg.margin)
     assumptions["chunks"] = (f"run in chunks of {plan.chunk_bars} bars read from the store, signals with a "
                              f"warm-up of {plan.lookback} bars")
     res = Result(inputs=_StoreInputs(plan), orders=out["orders"], trades=out["trades"], cash=out["cash"],
                  equity=out["equity"], init_cash=cfg.init_cash * cfg.n_groups, freq_ms=cfg.freq_ms, gaps=gaps,
                  assumptions=assumptions, symbol_init_cash=None if cfg.n_groups == 1 else cfg.init_cash)
+    res.funding_rows = out.get("funding")
     warn_rejected(res.order_records, k["rejected"], cfg.size_type, market_only=cfg.order_type == "market")
     return res
 
@@ -741,8 +798,18 @@ def _merge(plan: _Plan, results: list, options: dict) -> dict:
     t = np.concatenate(trades)
     t = t[np.lexsort((t["col"], t["exit_idx"]))]
     t["id"] = np.arange(len(t))
+    funding = None
+    parts = [(np.asarray(cols, dtype=np.int64), out["funding"]) for cols, out in results
+             if out.get("funding") is not None]
+    if parts:  # the parts' sparse funding rows on the union of their bars
+        bars = np.unique(np.concatenate([f[0] for _, f in parts]))
+        flows = np.zeros((len(bars), len(plan.symbols)))
+        for cmap, (fb, fl) in parts:
+            flows[np.ix_(np.searchsorted(bars, fb), cmap)] = fl
+        funding = (bars, flows)
     # the whole run's configuration (its assumptions), built on one bar of every symbol
     cfg = RunConfig.build(plan.read(0, min(plan.n, 2)), "signals", **options)
     first = results[0][1]
     return dict(orders=o, trades=t, cash=cash, equity=equity, counts=counts, cfg=cfg, exit_frac=first["exit_frac"],
-                partial=first["partial"], margin_on=first["margin_on"])
+                partial=first["partial"], margin_on=first["margin_on"], mark_note=first.get("mark_note"),
+                funding=funding)

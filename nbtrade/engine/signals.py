@@ -1,7 +1,7 @@
 """Signals front end: :func:`backtest` = market + :class:`RunConfig` + boolean signals -> kernel -> Result."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -14,7 +14,7 @@ from .options import ORDER_TYPES, RunConfig, check_exit_fractions
 from .orders import order_levels
 from .run import RunData, checked_volume, grow, prepare_data, round_tick, run_prices, warn_no_candles, warn_rejected
 
-__all__ = ["backtest", "run_signals", "prepare_signals", "kernel_variant", "signals_kernels"]
+__all__ = ["backtest", "run_signals", "signals_inputs", "SignalInputs", "prepare_signals", "kernel_variant", "signals_kernels"]
 
 #: Largest initial order buffer of the signals path (records); grown by doubling as needed.
 _SIGNAL_BUFFER = 1 << 18
@@ -426,22 +426,51 @@ def record_buffers(counts: dict, n: int, m: int, cfg: RunConfig, has_short: bool
     return orders, trades
 
 
-def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any = None, short_entries: Any = None,
-                short_exits: Any = None) -> Result:
-    """One signals run on ``market`` with a validated ``cfg``: the signals are aligned and checked, the
-    kernel runs, the records become a :class:`Result`."""
-    from ..kernels import engine
-    from ..kernels.records import Books, Levels, Prices as PriceArrays, Signals, counts_dt, new_state
+class SignalInputs(NamedTuple):
+    """The kernel inputs of one signals run (:func:`signals_inputs`), and what the run reports from them."""
+
+    #: the price panel read (the fields the run needs)
+    inputs: Prices
+    #: signal counts by name, and whether short signals were given
+    counts: dict
+    has_short: bool
+    #: whether positions follow the margin rule (leverage > 1, shorts, perpetuals, per-symbol leverages)
+    margin_on: bool
+    #: whether exits may close a part, and the fractions (``(1, 1)`` ones when not)
+    partial: bool
+    exit_frac: np.ndarray
+    #: the kernel's array arguments (``records.Prices``, ``Signals``, ``Levels``)
+    prices: Any
+    signals: Any
+    levels: Any
+    #: the kernel's ``Config`` (before :func:`kernel_variant`) and ``param_dt`` records
+    kcfg: Any
+    params: np.ndarray
+    #: which candles the liquidation of perpetuals reads (``Result.assumptions["mark"]``), or None
+    mark_note: str | None
+    #: the market's gaps and symbols without candles (None when not asked for)
+    data: RunData | None
+
+
+def signals_inputs(market: Market, cfg: RunConfig, entries: Any = None, exits: Any = None, short_entries: Any = None,
+                   short_exits: Any = None, *, run_data: bool = True) -> SignalInputs:
+    """The kernel inputs of a signals run on ``market`` with a validated ``cfg``: signals aligned and checked,
+    the margin rule switched on where it applies, the price fields read, order prices checked and rounded to
+    the tick, exit fractions, per-entry order types, perpetuals' mark candles and funding, the kernel's
+    ``Config`` and parameters. Every refusal names its argument (and bar and symbol where one is at fault).
+    ``run_data``: also look for gaps and symbols without candles (:class:`nbtrade.engine.run.RunData`:
+    warned about per ``on_gap``); a caller that knows them already (chunked runs) passes False.
+    Shared by :func:`run_signals` and the chunked runs (:mod:`nbtrade.engine.chunked`)."""
+    from ..kernels.records import Levels, Prices as PriceArrays, Signals
 
     cfg.check_market(market, "signals")
-    n, m = market.shape
     syms = market.symbols
     sig, counts, has_short = prepare_signals(
         market, entries=entries, exits=exits, short_entries=short_entries, short_exits=short_exits)
     cfg.check_stops(has_short)
     if cfg.orders is not None and cfg.orders.used:
         cfg.orders.check_signals(sig, has_short, market.array("close"), market.index, list(syms))
-    data = RunData(market, cfg)
+    data = RunData(market, cfg) if run_data else None
     ms = cfg.margin
     any_perp = ms is not None and ms.any_perp
     # per-symbol leverages that differ: the margin rule (each column's leverage is read by the kernel)
@@ -499,9 +528,6 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
             tp_abs = round_tick(tp_abs, tick, long_side, up_for_long=True, name="tp_price", symbols=syms)
     at_exit = (sig["exits"] | (sig["short_exits"] if has_short else False)) if cfg.exit_size_per_bar else None
     partial, exit_frac = check_exit_fractions(cfg, market, at_exit)
-    orders, trades = record_buffers(counts, n, m, cfg, has_short, margin_on, partial)
-    cash = np.empty(n)
-    equity = np.empty(n)
     prices = PriceArrays(inputs.open, inputs.high, inputs.low, inputs.close, volume)
     signals = Signals(sig["entries"], sig["exits"], sig["short_entries"], sig["short_exits"])
     levels = Levels(oprice, lprice, sl_abs, tp_abs, exit_frac, with_entry_types(order_levels(cfg.orders), types))
@@ -515,7 +541,25 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
         ms = cfg.margin
         params = margin_params(params, None if ms is None else list(ms.tiers),
                                float("nan") if ms is None else ms.liquidation_fee)
-    kcfg = kernel_variant(kcfg, params)
+    return SignalInputs(inputs, counts, has_short, margin_on, partial, exit_frac, prices, signals, levels, kcfg, params,
+                        mark_note, data)
+
+
+def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any = None, short_entries: Any = None,
+                short_exits: Any = None) -> Result:
+    """One signals run on ``market`` with a validated ``cfg``: the signals are aligned and checked
+    (:func:`signals_inputs`), the kernel runs, the records become a :class:`Result`."""
+    from ..kernels import engine
+    from ..kernels.records import Books, counts_dt, new_state
+
+    n, m = market.shape
+    p = signals_inputs(market, cfg, entries, exits, short_entries, short_exits)
+    inputs, has_short, margin_on, partial, exit_frac = p.inputs, p.has_short, p.margin_on, p.partial, p.exit_frac
+    prices, signals, levels, params, data, ms = p.prices, p.signals, p.levels, p.params, p.data, cfg.margin
+    orders, trades = record_buffers(p.counts, n, m, cfg, has_short, margin_on, partial)
+    cash = np.empty(n)
+    equity = np.empty(n)
+    kcfg = kernel_variant(p.kcfg, params)
     state, acct, done = new_state(cfg.groups), np.full(cfg.n_groups, cfg.init_cash), np.zeros(1, dtype=counts_dt)
     start = 0
     while True:
@@ -529,9 +573,21 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     assumptions = cfg.assumptions(gaps=len(data.gaps), delayed=int(k["delayed"]),
                                   exit_frac=exit_frac if partial else None,
                                   no_candles=data.no_candles)
-    if mark_note is not None:
-        assumptions["mark"] = mark_note
+    if p.mark_note is not None:
+        assumptions["mark"] = p.mark_note
     funding = None if levels.marks is None else (levels.marks.f_bar, levels.marks.flows)  # sparse rows
+    margin_assumption(assumptions, margin_on, ms)
+    res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
+                 init_cash=cfg.init_cash * cfg.n_groups, freq_ms=cfg.freq_ms, gaps=data.gaps,
+                 assumptions=assumptions, symbol_init_cash=None if cfg.n_groups == 1 else cfg.init_cash)
+    res.funding_rows = funding
+    warn_no_candles(data.no_candles)
+    warn_rejected(res.order_records, k["rejected"], cfg.size_type, market_only=cfg.order_type == "market")
+    return res
+
+
+def margin_assumption(assumptions: dict, margin_on: bool, ms: Any) -> None:
+    """``assumptions["margin"]``: the margin rule a run followed (cross or isolated; nothing when unmargined)."""
     if margin_on and ms is not None and ms.margin == "cross":
         assumptions["margin"] = ("cross margin (nbtrade.margin): one wallet backs every perpetual; liquidated when "
                                  "its margin balance (cash + unrealised PnL, every position at its adverse mark "
@@ -544,13 +600,6 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
                                  "notional / leverage, liquidation at the liquidation price against the candle's "
                                  "low (long) / high (short), at the open through a gap; spot has no mark price: "
                                  "the price candle is the mark; no funding, no borrow interest unless borrow_rate")
-    res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,
-                 init_cash=cfg.init_cash * cfg.n_groups, freq_ms=cfg.freq_ms, gaps=data.gaps,
-                 assumptions=assumptions, symbol_init_cash=None if cfg.n_groups == 1 else cfg.init_cash)
-    res.funding_rows = funding
-    warn_no_candles(data.no_candles)
-    warn_rejected(res.order_records, k["rejected"], cfg.size_type, market_only=cfg.order_type == "market")
-    return res
 
 
 # --------------------------------------------------------------------------------------------

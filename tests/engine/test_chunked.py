@@ -174,7 +174,7 @@ def test_store_times(store, full):
     (dict(chunk_bars=4, lookback=5), "chunk_bars .4. must be at least lookback"),
     (dict(lookback=-1), "lookback"),
     (dict(sl_price=1.0), "sl_price"),
-    (dict(instrument="perp"), "instrument"),
+    (dict(instrument="future"), "instrument"),
     (dict(filters="exchange"), "filters"),
     (dict(exit_size=np.ones((3, 3))), "exit_size"),
     (dict(client="tcp://x:1"), "client=.*cash_sharing=False"),
@@ -267,6 +267,100 @@ def test_waiting_orders_keep_their_signal_bar_levels(store, full, chunk_bars):
     got, ref = run_both(store, full, clock_levels, chunk_bars, lookback=0, fees=0.001, trail_stop=0.03)
     assert ref.assumptions["delayed_signals"] > 0
     check_same(got, ref)
+
+
+def clock_partial(m):
+    """clock's signals with exit fractions per bar: whole exits (1.0) before bar 150, then halves and quarters
+    (chunks whose exits all close whole positions keep the per-bar rows)."""
+    e, x, se, sx = clock(m)
+    t = m.index.asi8 // 10**6
+    frac = np.where((t < T0 + 150 * H)[:, None], 1.0, np.where((m.index.hour % 2 == 0)[:, None], 0.5, 0.25))
+    return {"entries": e, "exits": x, "short_entries": se, "short_exits": sx, "exit_size": frac * np.ones(m.shape)}
+
+
+def test_exit_size_per_bar(store, full):
+    """Per-bar exit_size from signals_fn (the stops mix of test_clock_signals_with_stops_and_gaps: no new
+    compile); exits waiting for B's candle carry their signal bar's fraction across chunks."""
+    for chunk_bars in (2, 7):
+        got, ref = run_both(store, full, clock_partial, chunk_bars, lookback=0, fees=0.001, sl_stop=0.01,
+                            tp_stop=0.02, trail_stop=0.015)
+        assert ref.assumptions["exit_size"] == "per bar" and got.assumptions["exit_size"] == "per bar"
+        assert (ref.trade_records["exit_idx"] >= 150).any()
+        check_same(got, ref)
+
+
+def clock_types(m):
+    """clock's signals with an order type per entry (market, limit, stop, stop-limit by the hour) and their
+    prices: chunks without a stop-limit entry drop limit_price."""
+    e, x, se, sx = clock(m)
+    c = m.close.to_numpy()
+    h = (m.index.hour % 4).to_numpy()[:, None] * np.ones(m.shape, dtype=np.int64)
+    types = np.array(["market", "limit", "stop", "stop_limit"], dtype=object)[h]
+    return {"entries": e, "exits": x, "short_entries": se, "short_exits": sx, "order_type": types,
+            "order_price": np.where(h == 1, c * 0.995, c * 1.004), "limit_price": c * 1.01}
+
+
+def test_order_type_per_entry(store, full):
+    """order_type per bar from signals_fn (one new compile of the chunked kernels: entry types)."""
+    for chunk_bars in (3, 10):
+        got, ref = run_both(store, full, clock_types, chunk_bars, lookback=0, fees=0.001, tif=3)
+        assert len(set(ref.order_records["type"].tolist())) == 4  # every type placed
+        check_same(got, ref)
+    with pytest.raises(ValueError, match="order_type given twice"):
+        nbtrade.backtest_chunked(store, SYMS, clock_types, timeframe="1h", chunk_bars=10, lookback=0,
+                                 order_type="market", on_gap="skip")
+
+
+PERPS = ["A/USDT:USDT", "B/USDT:USDT"]
+
+
+@pytest.fixture(scope="module")
+def perp_store(tmp_path_factory):
+    """2 perpetuals x 120 hourly bars with mark candles (B's mark lacks bars 47..49) and funding every 8 h
+    (inside the bar, some events without a mark price: the bar's mark open stands in)."""
+    from nbtrade.synthetic import candles
+
+    st = Store(tmp_path_factory.mktemp("chunked_perp") / "store")
+    for j, s in enumerate(PERPS):
+        c = candles(s, T0, T0 + 120 * H, "1h", seed=11 + j)
+        st.append("binance_futures", s, "1h", c)
+        keep = np.ones(120, bool)
+        if j == 1:
+            keep[47:50] = False
+        mark = {"time": c["time"][keep], **{k: c[k][keep] * (1.001 + 0.002 * j) for k in ("open", "close")},
+                "high": c["high"][keep] * 1.004, "low": c["low"][keep] * 0.994}
+        st.append("binance_futures", s, "mark_1h", mark)
+        t = T0 + np.arange(0, 120, 8, dtype=np.int64) * H + 5
+        mp = np.where(np.arange(len(t)) % 3 == 0, np.nan, 100.0 + j)
+        st.append("binance_futures", s, "funding", {"time": t, "rate": np.where(np.arange(len(t)) % 2, 1e-3, -4e-4),
+                                                    "mark_price": mp})
+    return st
+
+
+def test_perpetuals_isolated_and_cross(perp_store):
+    """Perpetuals in chunks: mark candles and funding read per chunk, funding at its global bars, isolated
+    margin and the cross wallet carried between chunks (one new compile: the chunked kernels with marks)."""
+    full = perp_store.read_market("binance_futures", PERPS, "1h")
+    assert full.has_mark
+    def hold(m):  # long from bar 3 on: B holds through its mark gap (chunk 3 starts in it at bar 48)
+        e = np.zeros(m.shape, dtype=bool)
+        e[m.index == full.index[3]] = True
+        return e, np.zeros(m.shape, dtype=bool)
+
+    hold.lookback = 0
+    for fn, opts, chunk_bars in ((cross, dict(leverage=8.0), 7), (cross, dict(leverage=8.0, margin="cross"), 16),
+                                 (hold, dict(leverage=2.0, margin="cross", size=0.4), 16)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = nbtrade.backtest(full, *fn(full), instrument="perp", fees=0.0005, **opts)
+            got = nbtrade.backtest_chunked(perp_store, PERPS, fn, timeframe="1h", chunk_bars=chunk_bars,
+                                           instrument="perp", fees=0.0005, **opts)
+        assert (ref.funding_flows != 0).any()
+        check_same(got, ref)
+        np.testing.assert_array_equal(got.funding_flows, ref.funding_flows)
+        assert got.assumptions["mark"] == ref.assumptions["mark"]
+        assert got.assumptions["margin"] == ref.assumptions["margin"]
+    assert ref.funding_flows[48, 1] != 0  # an event without a mark price in a bar without a mark candle
 
 
 def test_readme_block_runs(store):

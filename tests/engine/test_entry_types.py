@@ -199,7 +199,7 @@ def test_per_bar_types_are_refused_where_they_do_not_apply():
         backtest(candles(), en, ex, order_type=types, order_price=price, accumulate=True)
     from nbtrade.engine.chunked import _check_options  # backtest_chunked's option checks
 
-    with pytest.raises(ValueError, match="order_type per bar is not supported by chunked runs"):
+    with pytest.raises(ValueError, match="order_type per bar: per-bar inputs of a chunked run come from signals_fn"):
         _check_options({"order_type": types})
     from nbtrade.engine.callback import backtest_callback
 
