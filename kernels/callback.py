@@ -53,7 +53,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from ._jit import ijit, jit, jit_borrow, jit_uncached
-from .engine import (EXTRA_EXITS, borrow_phase_nb, close_bar_nb, close_books_nb, extra_arrays, finalize_nb,
+from .engine import (EXTRA_EXITS, borrow_phase_nb, close_bar_nb, close_books_nb, entry_type_at, extra_arrays, finalize_nb,
                      cross_mode_nb, funding_inside_nb, generic_config, has_option_nb, intrabar_extra_nb,
                      intrabar_phase_nb, margin_intrabar_nb, margin_open_nb, mark_candle, next_funding_nb,
                      process_signal_nb, quiet_intrabar_nb, room_nb, run_stops_nb, tracking_nb, triggered_nb,
@@ -477,7 +477,8 @@ def callback_orders_nb(px, prices, signals, levels, cfg, params, books, i, s, to
         can_wait = True
         if touched_s and (entries[s, c] or exits[s, c] or short_entries[s, c] or short_exits[s, c]):
             new = s
-            can_wait = cfg.order_type == OrderType.MARKET or not (entries[s, c] or short_entries[s, c])
+            can_wait = not (entries[s, c] or short_entries[s, c]) \
+                or entry_type_at(levels.extra, s, c, cfg.order_type) == OrderType.MARKET
         elif not waiting:
             continue
         d = wait_for_candle_nb(sc, counts, new, px[i, c] == px[i, c], last, can_wait, False)

@@ -90,10 +90,13 @@ def _keywords() -> list[str]:
     return [k for k in inspect.signature(backtest).parameters if k in MODE_OPTIONS["callback"]]
 
 
-def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_order: bool = False) -> Result:
+def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_order: bool = False,
+                 entry_types: np.ndarray | None = None, limit_price: np.ndarray | None = None) -> Result:
     """One callback run on ``market`` with a validated ``cfg`` (mode ``"callback"``); ``per_order``: the
     callback writes per-order sizes and absolute stop levels (``kernels.callback.order_nb``; bars x symbols
-    arrays are allocated for them)."""
+    arrays are allocated for them). ``entry_types`` (with ``per_order``, a market run): each entry's own
+    type, int64 ``OrderType`` codes (bars x symbols, 0 = market) written by the callback as the bars go by,
+    its level in ``cfg.order_price`` and a stop-limit's limit in ``limit_price`` (both bars x symbols)."""
     from ..kernels import callback
     from ..kernels.records import Books, Levels, Prices as PriceArrays, Signals, counts_dt, new_state
 
@@ -118,13 +121,15 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
     if per_order:
         # entry_level_nb writes the resting entries' levels into cfg.order_price (the front ends hand a copy
         # per run); market runs have none
-        if cfg.order_type == "market":
+        if cfg.order_type == "market" and entry_types is None:
             oprice = np.full((1, 1), np.nan)
         from ..kernels.records import OrderLevels
 
         full = np.full((n, m), np.nan)
-        extra = OrderLevels(full, np.full((n, m), np.nan), np.ones((1, 2)) if extra is None else extra.roi)
-        levels = Levels(oprice, nan, np.full((n, m), np.nan), np.full((n, m), np.nan), handed, extra)
+        extra = OrderLevels(full, np.full((n, m), np.nan), np.ones((1, 2)) if extra is None else extra.roi,
+                            entry_types)
+        lprice = nan if entry_types is None else limit_price
+        levels = Levels(oprice, lprice, np.full((n, m), np.nan), np.full((n, m), np.nan), handed, extra)
     else:
         levels = Levels(oprice, nan, nan, nan, handed, extra)
     margin_on, mark_note = False, None
@@ -143,6 +148,8 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
     live = None
     if per_order:
         kcfg = kcfg._replace(options=kcfg.options | Option.IND_STOP)
+        if entry_types is not None:  # the entries' own types (Python next: buy(limit=/stop=) in a market run)
+            kcfg = kcfg._replace(options=kcfg.options | Option.ENTRY_TYPES)
         # the kernel skips the stop checks of per-order stops until an order sets one (ctx.orders.live)
         live = np.zeros(3, dtype=np.int64)
     # the number of orders is unknown beforehand: start at one per 64 bar-steps (untouched pages

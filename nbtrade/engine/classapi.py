@@ -372,6 +372,8 @@ class Strategy:
         self._fields = np.full((4, self._m), np.nan)
         self._oprice: np.ndarray | None = None  # the run's order_price (limit/stop runs): buy(limit=/stop=)
         self._otype = "market"
+        self._otypes: np.ndarray | None = None  # mixed entry types (Python next, no run-level order_type)
+        self._lprice: np.ndarray | None = None  # their stop-limits' limits
         self._bt_style = False  # backtesting.py-style code seen (data.Close...): warn on documented differences
         self._flagged = False
         self._marks: np.ndarray | None = None
@@ -450,7 +452,7 @@ class Strategy:
         if kwargs:
             _no_order_args(name, kwargs)
         c = self._cur.c
-        if limit is not None or stop is not None or self._otype != "market":
+        if limit is not None or stop is not None or self._otype != "market" or self._otypes is not None:
             self._resting(name, limit, stop)
         if size is not None or sl is not None or tp is not None:
             where = f"at {self.time} ({self.symbol})"
@@ -472,25 +474,36 @@ class Strategy:
         self._flagged = True
 
     def _resting(self, name: str, limit: Any, stop: Any) -> None:
-        """Write a per-order limit/stop level into the run's ``order_price`` at the current bar."""
+        """Write a per-order limit/stop level into the run's ``order_price`` at the current bar; in a run
+        without a run-level ``order_type`` (Python ``next``), the entry's own type too (``_otypes``: 0
+        market, 1 limit, 2 stop, 3 stop-limit, its limit in ``_lprice``)."""
         where = f"at {self.time} ({self.symbol})"
+        i, c = self._cur.i, self._cur.c
+        for key, v in (("limit", limit), ("stop", stop)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))
+                                  or not np.isfinite(v) or v <= 0):
+                raise ValueError(f"{name}({key}=...) must be a finite number > 0, got {v!r} {where}")
+        if self._otypes is not None:  # mixed types in one run: each entry names its own
+            code = 3 if (limit is not None and stop is not None) else 1 if limit is not None else \
+                2 if stop is not None else 0
+            self._otypes[i, c] = code
+            self._oprice[i, c] = np.nan if code == 0 else stop if code >= 2 else limit
+            self._lprice[i, c] = limit if code == 3 else np.nan
+            return
         if limit is not None and stop is not None:
-            raise ValueError(f"{name}(limit=, stop=) together (a stop-limit entry) is not supported by the class API "
-                             f"{where}: give one of them")
+            raise ValueError(f"{name}(limit=, stop=) together (a stop-limit entry) is not supported in a run "
+                             f"with order_type={self._otype!r} {where}: drop order_type (each entry then names "
+                             f"its own type), or give one of them")
         key, v = ("limit", limit) if limit is not None else ("stop", stop)
         if v is not None:
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-                    or not np.isfinite(v) or v <= 0:
-                raise ValueError(f"{name}({key}=...) must be a finite number > 0, got {v!r} {where}")
             if self._otype != key:
                 raise ValueError(f"{name}({key}=...) needs Backtest(..., order_type={key!r}) {where}: the engine's "
                                  f"order type is one per run (market, limit or stop), its level per order"
                                  + ("" if self._otype == "market" else f"; this run's is {self._otype!r}"))
             if self._oprice is None:  # compiled next: no order_price to write
                 raise ValueError(f"{name}({key}=...) per order needs a Python next")
-            self._oprice[self._cur.i, self._cur.c] = v
-        elif self._oprice is not None and not self._oprice[self._cur.i, self._cur.c] == \
-                self._oprice[self._cur.i, self._cur.c]:
+            self._oprice[i, c] = v
+        elif self._oprice is not None and not self._oprice[i, c] == self._oprice[i, c]:
             raise ValueError(f"{name}() in a run with order_type={self._otype!r} and no order_price needs its level "
                              f"{where}: {name}({self._otype}=price)")
 
@@ -1013,12 +1026,20 @@ class Backtest:
         user = (strat._pos, strat._cash, strat._flags, first, cb, strat._portions, strat._fields)
         cfg = self.config
         strat._otype = cfg.order_type
+        mixed = {}
         if cfg.order_type != "market":  # buy(limit=/stop=) writes its level: a copy per run
             cfg = dataclasses.replace(cfg, order_price=cfg.order_price.copy())
             strat._oprice = cfg.order_price
+        elif cfg.order_price is None:  # no run-level type: buy(), buy(limit=), buy(stop=) mix in one run
+            shape = self._market.shape
+            strat._otypes = np.zeros(shape, dtype=np.int64)
+            strat._oprice = np.full(shape, np.nan)
+            strat._lprice = np.full(shape, np.nan)
+            cfg = dataclasses.replace(cfg, order_price=strat._oprice)
+            mixed = {"entry_types": strat._otypes, "limit_price": strat._lprice}
         # the engine cannot stop early: after an error the callback is no longer called; per-order
         # fields (buy(size=, sl=, tp=), set_stop) cost bars x symbols arrays, negligible at Python speed
-        res = run_callback(self._market, cfg, _python_on_bar(), user, per_order=True)
+        res = run_callback(self._market, cfg, _python_on_bar(), user, per_order=True, **mixed)
         if driver.error is not None:
             raise driver.error
         return res
