@@ -1,0 +1,134 @@
+"""Class API with a Python ``next``: ``buy()``, ``buy(limit=)``, ``buy(stop=)``, ``buy(stop=, limit=)`` (and
+``sell``) mix in one run without a run-level ``order_type`` (as backtesting.py does): same orders, trades and
+equity as the signals path given the equivalent per-bar ``order_type``; fills as backtesting.py's."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nbtrade.backtesting import backtest
+from nbtrade.engine.classapi import Backtest, Strategy
+
+N = 12
+IDX = pd.date_range("2024-01-01", periods=N, freq="1h", tz="UTC")
+OPEN = np.array([100, 101, 102, 103, 104, 105, 104, 103, 102, 101, 100, 99.0])
+
+
+def candles(o=OPEN):
+    return pd.DataFrame({"open": o, "high": o + 2, "low": o - 2, "close": o + 0.5}, index=IDX)
+
+
+#: bar -> (action, limit, stop): market entry, limit entry, stop entry, stop-limit short, exits between
+PLAN = {1: ("buy", None, None), 3: ("close", None, None), 4: ("buy", 103.5, None), 6: ("close", None, None),
+        8: ("buy", None, 103.0), 9: ("close", None, None)}
+
+
+class Mixed(Strategy):
+    plan = PLAN
+
+    def init(self):
+        pass
+
+    def next(self):
+        act = self.plan.get(len(self.data.close) - 1)
+        if act is None:
+            return
+        kind, limit, stop = act
+        if kind == "close":
+            self.position.close()
+        else:
+            getattr(self, kind)(limit=limit, stop=stop)
+
+
+def signals_path(plan, **kw):
+    en, ex, se, sx = (np.zeros(N, bool) for _ in range(4))
+    types = np.array(["market"] * N, dtype=object)
+    price, lprice = np.full(N, np.nan), np.full(N, np.nan)
+    for i, (kind, limit, stop) in plan.items():
+        if kind == "close":
+            ex[i] = sx[i] = True
+            continue
+        (en if kind == "buy" else se)[i] = True
+        if limit is not None and stop is not None:
+            types[i], price[i], lprice[i] = "stop_limit", stop, limit
+        elif limit is not None:
+            types[i], price[i] = "limit", limit
+        elif stop is not None:
+            types[i], price[i] = "stop", stop
+    if (types == "stop_limit").any():
+        kw = {**kw, "limit_price": lprice}
+    return backtest(candles(), en, ex, short_entries=se, short_exits=sx, order_type=types, order_price=price, **kw)
+
+
+def same(a, b):
+    pd.testing.assert_frame_equal(a.orders, b.orders)
+    pd.testing.assert_frame_equal(a.trades, b.trades)
+    np.testing.assert_allclose(np.asarray(a.equity), np.asarray(b.equity))
+
+
+KW = {"size": 1.0, "size_type": "amount", "fees": 0.001}
+
+
+def test_market_limit_stop_in_one_run_as_signals_path():
+    res = Backtest(candles(), Mixed, **KW).run()
+    o = res.orders
+    assert list(o["type"]) == ["market", "market", "limit", "market", "stop", "market"]
+    assert list(o["price"]) == [102.0, 104.0, 103.5, 103.0, 103.0, 100.0]
+    same(res, signals_path(PLAN, **KW))
+
+
+def test_stop_limit_and_sell_types_mix():
+    plan = {1: ("sell", None, None), 3: ("close", None, None), 4: ("sell", 104.5, None), 6: ("close", None, None),
+            7: ("buy", 103.0, 104.0), 9: ("close", None, None), 10: ("sell", None, 99.5)}
+    res = Backtest(candles(), Mixed, **KW).run(plan=plan)
+    assert set(res.orders["type"]) >= {"market", "limit", "stop_limit"}
+    same(res, signals_path(plan, **KW))
+
+
+def test_market_only_run_unchanged():
+    plan = {1: ("buy", None, None), 3: ("close", None, None), 5: ("sell", None, None)}
+    same(Backtest(candles(), Mixed, **KW).run(plan=plan), signals_path(plan, **KW))
+
+
+def test_bad_levels_still_refused():
+    with pytest.raises(ValueError, match=r"buy\(limit=...\) must be a finite number > 0"):
+        Backtest(candles(), Mixed, **KW).run(plan={2: ("buy", -1.0, None)})
+    with pytest.raises(ValueError, match=r"buy\(stop=...\) must be a finite number > 0"):
+        Backtest(candles(), Mixed, **KW).run(plan={2: ("buy", 100.0, float("nan"))})
+    # a run-level order_type keeps one type per run
+    with pytest.raises(ValueError, match="needs Backtest\(..., order_type='stop'\)"):
+        Backtest(candles(), Mixed, order_type="limit", **KW).run(plan={2: ("buy", None, 101.0)})
+
+
+def test_fills_as_backtesting_py():
+    bt_mod = pytest.importorskip("backtesting")
+    df = candles().rename(columns=str.capitalize)
+    df.index = df.index.tz_localize(None)
+    plan = PLAN
+
+    class BtMixed(bt_mod.Strategy):
+        def init(self):
+            pass
+
+        def next(self):
+            act = plan.get(len(self.data.Close) - 1)
+            if act is None:
+                return
+            kind, limit, stop = act
+            if kind == "close":
+                self.position.close()
+            else:
+                self.buy(size=1, limit=limit, stop=stop)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stats = bt_mod.Backtest(df, BtMixed, cash=10_000, commission=0.0).run()
+    theirs = stats._trades
+    ours = Backtest(candles(), Mixed, size=1.0, size_type="amount").run().trades
+    np.testing.assert_allclose(ours["entry_price"], theirs["EntryPrice"])
+    np.testing.assert_allclose(ours["exit_price"], theirs["ExitPrice"])
+    assert [IDX.get_loc(t) for t in ours["entry_time"]] == list(theirs["EntryBar"])
+
