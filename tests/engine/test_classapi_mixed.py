@@ -99,7 +99,7 @@ def test_bad_levels_still_refused():
     with pytest.raises(ValueError, match=r"buy\(stop=...\) must be a finite number > 0"):
         Backtest(candles(), Mixed, **KW).run(plan={2: ("buy", 100.0, float("nan"))})
     # a run-level order_type keeps one type per run
-    with pytest.raises(ValueError, match="needs Backtest\(..., order_type='stop'\)"):
+    with pytest.raises(ValueError, match=r"needs Backtest\(..., order_type='stop'\)"):
         Backtest(candles(), Mixed, order_type="limit", **KW).run(plan={2: ("buy", None, 101.0)})
 
 
