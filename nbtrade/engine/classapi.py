@@ -433,10 +433,12 @@ class Strategy:
         ``limit=`` / ``stop=``: this entry rests at that price (a limit buy fills at ``min(open,
         limit)`` once the low reaches it, a stop buy at ``max(open, stop)`` once the high does) from
         the next bar until filled, replaced by a new entry, cancelled (:meth:`cancel`) or expired
-        (``tif``). The engine's order type is one per run: ``limit=`` needs ``Backtest(...,
-        order_type="limit")``, ``stop=`` ``order_type="stop"`` (without ``order_price`` every entry
-        then names its level; with it, an entry without one rests at ``order_price``); both at once
-        (a stop-limit) are not supported.
+        (``tif``); both at once: a stop-limit (armed at ``stop``, then a limit at ``limit``).
+        Without a run-level ``order_type`` (Python ``next``) each entry has its own type: ``buy()``,
+        ``buy(limit=)``, ``buy(stop=)`` and ``buy(stop=, limit=)`` mix in one run, as in
+        backtesting.py. With ``Backtest(..., order_type="limit")`` / ``"stop"`` every entry is of that
+        type (without ``order_price`` each names its level; with it, an entry without one rests at
+        ``order_price``).
         """
         self._order(0, "buy", size, sl, tp, limit, stop, kwargs)
 
@@ -838,8 +840,10 @@ class Backtest:
         candles (exit reason ``"liquidation"``; ``self.position`` is flat afterwards) and funding
         (``Result.funding``) as on the signals path. ``reenter`` defaults to True here: ``self.position.close(); self.buy()``
         while long closes the trade and opens a new one on the same bar, as in backtesting.py.
-        ``order_type="limit"`` / ``"stop"`` without ``order_price`` (Python ``next``): every entry
-        names its level, ``self.buy(limit=...)`` / ``self.buy(stop=...)``. Options the class API cannot
+        Without ``order_type`` (Python ``next``) each entry names its own type:
+        ``self.buy()``, ``self.buy(limit=...)``, ``self.buy(stop=...)``, ``self.buy(stop=..., limit=...)``
+        mix in one run. ``order_type="limit"`` / ``"stop"`` without ``order_price`` (Python ``next``):
+        every entry is of that type and names its level, ``self.buy(limit=...)`` / ``self.buy(stop=...)``. Options the class API cannot
         honour are refused here, not in ``run()``: ``sl_price`` / ``tp_price`` / ``limit_price``
         (give ``sl=`` / ``tp=`` per order), ``exit_size`` (``position.close(portion)``),
         ``order_type="stop_limit"``.
