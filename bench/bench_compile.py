@@ -28,15 +28,7 @@ import tempfile
 
 CASES = ("plain", "sl_stop", "options", "perp")
 
-_CHILD = r"""
-import json, sys, time, warnings
-warnings.simplefilter("ignore")
-import numpy as np, pandas as pd
-import nbtrade
-from numba.core import event
-
-case = sys.argv[1]
-
+_LISTENER = r"""
 class L(event.Listener):
     def __init__(self):
         self.depth = 0; self.t0 = 0.0; self.total = 0.0; self.n = 0; self.per = {}
@@ -52,6 +44,18 @@ class L(event.Listener):
             d = ev.data.get("dispatcher")
             name = getattr(getattr(d, "py_func", None), "__qualname__", str(d))
             self.per[name] = self.per.get(name, 0.0) + dt
+"""
+
+_CHILD = r"""
+import json, sys, time, warnings
+warnings.simplefilter("ignore")
+import numpy as np, pandas as pd
+import nbtrade
+from numba.core import event
+
+case = sys.argv[1]
+
+__LISTENER__
 
 n, syms = 200, ["BTC/USDT", "ETH/USDT"]
 frames = nbtrade.market(syms, "2024-01-01", "2024-01-09 08:00", "1h", seed=1)
@@ -87,21 +91,7 @@ warnings.simplefilter("ignore")
 from numba.core import event
 from nbtrade import warmup
 
-class L(event.Listener):
-    def __init__(self):
-        self.depth = 0; self.t0 = 0.0; self.total = 0.0; self.n = 0; self.per = {}
-    def on_start(self, ev):
-        if self.depth == 0:
-            self.t0 = time.process_time()
-        self.depth += 1
-    def on_end(self, ev):
-        self.depth -= 1
-        if self.depth == 0:
-            dt = time.process_time() - self.t0
-            self.total += dt; self.n += 1
-            d = ev.data.get("dispatcher")
-            name = getattr(getattr(d, "py_func", None), "__qualname__", str(d))
-            self.per[name] = self.per.get(name, 0.0) + dt
+__LISTENER__
 
 listener = L()
 event.register("numba:compile", listener)
@@ -111,6 +101,7 @@ cpu = time.process_time() - t0
 top = sorted(listener.per.items(), key=lambda kv: -kv[1])[:8]
 print(json.dumps({"case": sys.argv[1], "cpu": cpu, "compile": listener.total, "n": listener.n, "top": top}))
 """
+_CHILD, _STEP_CHILD = (c.replace("__LISTENER__", _LISTENER) for c in (_CHILD, _STEP_CHILD))  # one listener
 
 
 def run_step(step: str, cache_dir: str) -> dict:

@@ -22,6 +22,7 @@ LocalCluster comparison (2 single-threaded workers vs 1)::
 
     python bench/bench_sweep.py --n 10000000          # 5,000 bars x 20 symbols x 100 combinations
     NBTRADE_BENCH_VECTORBT=0 python bench/bench_sweep.py --n 100000000 --repeat 5   # 50,000 bars
+    NBTRADE_BENCH_VECTORBT=all python bench/bench_sweep.py --n 100000000 --repeat 1  # with vectorbt (~40 s, 2.8 GB)
     python bench/bench_sweep.py --n 100000000 --dask  # only: LocalCluster 2 vs 1 worker
     python bench/bench_sweep.py --n 100000000 --dask --long  # the same on 4,000 combinations (~30 s/worker)
     python bench/bench_sweep.py --big 5000            # 10,000 combinations: time and peak RSS
@@ -145,7 +146,8 @@ def n_bars(n: int) -> int:
 
 def _setup(n: int, with_vbt: bool | None = None):
     if with_vbt is None:  # NBTRADE_BENCH_VECTORBT=0 leaves vectorbt out (its broadcast is the slow part)
-        with_vbt = os.environ.get("NBTRADE_BENCH_VECTORBT", "1") != "0" and n_bars(n) * N_SYMBOLS <= VBT_MAX
+        flag = os.environ.get("NBTRADE_BENCH_VECTORBT", "1")  # "0": never, "all": at any size
+        with_vbt = flag == "all" or (flag != "0" and n_bars(n) * N_SYMBOLS <= VBT_MAX)
     close = make_close(n_bars(n))
     market = _market(close)
     market.validate()

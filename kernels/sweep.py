@@ -336,16 +336,21 @@ def sma_cross_clean_nb(x, fast, slow, entries, exits):
             entries[i, c] = a and not p and s == s
             exits[i, c] = p and not a
             prev[c] = a
+    # steady state: the row's sums in one loop, its comparisons in a second (branch-free: a > p is
+    # "a and not p" on bools); ~15% faster than one fused loop (measured 1.33 vs 1.53 ms, 50,000 x 20)
     for i in range(warm, n):
+        xi = x[i]
+        xf = x[i - fast]
+        xs = x[i - slow]
         for c in range(m):
-            v = x[i, c]
-            tf = tot_f[c] + (v - x[i - fast, c])
-            ts = tot_s[c] + (v - x[i - slow, c])
-            tot_f[c] = tf
-            tot_s[c] = ts
-            a = tf * inv_f > ts * inv_s
+            tot_f[c] = tot_f[c] + (xi[c] - xf[c])
+            tot_s[c] = tot_s[c] + (xi[c] - xs[c])
+        ei = entries[i]
+        qi = exits[i]
+        for c in range(m):
+            a = tot_f[c] * inv_f > tot_s[c] * inv_s
             p = prev[c]
-            entries[i, c] = a and not p
-            exits[i, c] = p and not a
+            ei[c] = a > p
+            qi[c] = p > a
             prev[c] = a
     return entries, exits

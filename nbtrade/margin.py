@@ -400,6 +400,13 @@ class MarginSettings:
     def any_perp(self) -> bool:
         return "perp" in self.instrument
 
+    def margin_only_options(self) -> list[str]:
+        """The options given that only margined positions use: ``maintenance`` (tiers other than the
+        default, compared by value: a pickled copy on a Dask worker is not the same object) and
+        ``liquidation_fee``."""
+        return [k for k, v in (("maintenance", any(t != DEFAULT_TIERS for t in self.tiers)),
+                               ("liquidation_fee", self.liquidation_fee == self.liquidation_fee)) if v]
+
     def is_perp(self):
         """Boolean numpy array: which columns are perpetuals."""
         import numpy as np

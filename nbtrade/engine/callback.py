@@ -204,7 +204,6 @@ def check_margin(cfg: RunConfig) -> bool:
     margin options it cannot honour (maintenance tiers or a liquidation fee on an unlevered spot run; cross
     margin with spot symbols or split cash), naming the argument. Needs no data: the class API checks at
     construction."""
-    from ..margin import DEFAULT_TIERS
     from .signals import check_cross, spot_margin
 
     ms = cfg.margin
@@ -212,8 +211,7 @@ def check_margin(cfg: RunConfig) -> bool:
         return False
     margin_on = spot_margin(cfg.leverage, False) or ms.any_perp or bool(np.ptp(cfg.leverages) > 0)
     if not margin_on:
-        given = [k for k, v in (("maintenance", any(t is not DEFAULT_TIERS for t in ms.tiers)),
-                                ("liquidation_fee", not np.isnan(ms.liquidation_fee))) if v]
+        given = ms.margin_only_options()
         if given:
             raise ValueError(f"{', '.join(given)} apply to margined positions (leverage > 1 or instrument='perp'), "
                              f"and this callback run is unlevered spot: drop {' and '.join(given)}, or raise "

@@ -375,10 +375,7 @@ def _prepare(market: Any, cfg: Any, sig_in: dict) -> dict:
     ms = cfg.margin
     margin_on = spot_margin(cfg.leverage, has_short)
     if not margin_on and ms is not None:
-        from ..margin import DEFAULT_TIERS
-
-        given = [k for k, v in (("maintenance", any(t is not DEFAULT_TIERS for t in ms.tiers)),
-                                ("liquidation_fee", not np.isnan(ms.liquidation_fee))) if v]
+        given = ms.margin_only_options()
         if given:
             raise ValueError(f"{', '.join(given)} apply to margined positions (leverage > 1 or shorts), and this "
                              f"run is unlevered spot with long signals only: drop {' and '.join(given)}")

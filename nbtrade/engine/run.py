@@ -224,11 +224,18 @@ def checked_volume(inputs: Prices) -> np.ndarray:
 
 
 def grow(orders: np.ndarray, trades: np.ndarray, counts: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """Record buffers at least twice as large, keeping the records written so far (``counts``: the
-    kernel's ``counts_dt`` record array)."""
+    """Record buffers with room again, keeping the records written so far (``counts``: the kernel's
+    ``counts_dt`` record array): the buffer short of the kernel's per-bar room (``room_nb``: 4 orders and
+    3 trades per symbol) at least doubles, the other is kept as is (both double when neither is short)."""
     n_orders, n_trades = int(counts[0]["orders"]), int(counts[0]["trades"])
-    orders = np.concatenate([orders[:n_orders], np.empty(max(len(orders), 8 * m), dtype=order_dt)])
-    trades = np.concatenate([trades[:n_trades], np.empty(max(len(trades), 4 * m), dtype=trade_dt)])
+    more_orders = n_orders + 4 * m > len(orders)
+    more_trades = n_trades + 3 * m > len(trades)
+    if not (more_orders or more_trades):
+        more_orders = more_trades = True
+    if more_orders:
+        orders = np.concatenate([orders[:n_orders], np.empty(max(len(orders), 8 * m), dtype=order_dt)])
+    if more_trades:
+        trades = np.concatenate([trades[:n_trades], np.empty(max(len(trades), 4 * m), dtype=trade_dt)])
     return orders, trades
 
 

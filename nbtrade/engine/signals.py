@@ -369,12 +369,24 @@ _SCHEDULE: list = [None]
 
 
 def kernel_variant(kcfg: Any, params: np.ndarray) -> Any:
-    """The kernels' ``Config`` of a run as the class of the capabilities it uses (``records.run_caps``:
-    stops, resting entries, extra exits, margin, borrow, finalize): the signals kernels compile once per
-    class and leave out the phases it lacks, so a plain run compiles only the plain loop."""
+    """The kernels' ``Config`` of a run as the class of the capabilities it may use: the first of
+    :func:`compiled_caps` that covers what the run uses (``records.run_caps``: stops, resting entries,
+    extra exits, margin, borrow, finalize). The signals kernels compile once per class and leave out
+    the phases it lacks, so a plain run compiles only the plain loop."""
     from ..kernels.records import config_variant, run_caps
 
-    return config_variant(kcfg, run_caps(kcfg, params))
+    caps = run_caps(kcfg, params)
+    return config_variant(kcfg, next(v for v in compiled_caps() if not caps & ~v))
+
+
+def compiled_caps() -> tuple[int, ...]:
+    """The ``Cap`` sets the signals kernels are compiled for, smallest first. Each set is one cold compile
+    of the bar loop (10-20 s of CPU), so there are few: plain runs, runs with stops, margined runs
+    (perpetuals, spot shorts or leverage: the fused loop with its liquidation triggers) and every other
+    run (all phases; the plain ``Config``)."""
+    from ..kernels.records import ALL_CAPS, Cap
+
+    return (0, int(Cap.STOPS), int(Cap.MARGIN), ALL_CAPS)
 
 
 def signals_kernels(kcfg: Any, params: np.ndarray) -> tuple[Any, Any, Any]:
@@ -388,6 +400,30 @@ def signals_kernels(kcfg: Any, params: np.ndarray) -> tuple[Any, Any, Any]:
     from ..kernels import engine
 
     return kernel_variant(kcfg, params), engine.run_bars_nb, engine.finish_signals_nb
+
+
+def record_buffers(counts: dict, n: int, m: int, cfg: RunConfig, has_short: bool, margin_on: bool,
+                   partial: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The initial order and trade record buffers of a signals run, from its signal counts; the run grows
+    them (:func:`nbtrade.engine.run.grow`) when they may overflow, so these are estimates, sized to fit
+    most runs without reserving memory they never touch (each thread of a sweep holds one run's buffers).
+
+    Orders: an upper bound when it is small (a long-only market run without stops or margin: one order per
+    entry and per exit; else an entry can also make a reversal's exit, a cancel, a stop exit or a
+    liquidation), capped at about half the input's bytes: state-like signals (True on half the bars)
+    would reserve ~160 bytes per bar-step for orders that mostly never happen. Trades: a trade per filled
+    entry (plus partial exits): that bound, capped at half the orders' cap (pages never written cost no
+    memory). Below the caps the first buffers hold the whole run (one kernel call).
+    """
+    n_entry = counts["entries"] + counts["short_entries"]
+    n_exit = counts["exits"] + counts["short_exits"]
+    plain = cfg.order_type == "market" and not cfg.has_stops and not has_short and not margin_on
+    per_entry = 1 if plain else (2 if cfg.order_type == "market" else 4) + (1 if cfg.has_stops else 0)
+    cap = max(_SIGNAL_BUFFER, (n * m * 8) // (2 * order_dt.itemsize)) + 8 * m
+    orders = np.empty(min(per_entry * n_entry + n_exit + 4 * m, cap), dtype=order_dt)
+    n_trades = n_entry + (n_exit if partial else 0)
+    trades = np.empty(min(n_trades + 3 * m, cap // 2), dtype=trade_dt)
+    return orders, trades
 
 
 def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any = None, short_entries: Any = None,
@@ -411,10 +447,7 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     # per-symbol leverages that differ: the margin rule (each column's leverage is read by the kernel)
     margin_on = spot_margin(cfg.leverage, has_short) or any_perp or bool(np.ptp(cfg.leverages) > 0)
     if not margin_on and ms is not None:
-        from ..margin import DEFAULT_TIERS
-
-        given = [k for k, v in (("maintenance", any(t is not DEFAULT_TIERS for t in ms.tiers)),
-                                ("liquidation_fee", not np.isnan(ms.liquidation_fee))) if v]
+        given = ms.margin_only_options()
         if given:
             raise ValueError(f"{', '.join(given)} apply to margined positions (leverage > 1, shorts, or "
                              f"instrument='perp'), and this run is unlevered spot with long signals only: drop "
@@ -466,17 +499,7 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
             tp_abs = round_tick(tp_abs, tick, long_side, up_for_long=True, name="tp_price", symbols=syms)
     at_exit = (sig["exits"] | (sig["short_exits"] if has_short else False)) if cfg.exit_size_per_bar else None
     partial, exit_frac = check_exit_fractions(cfg, market, at_exit)
-    n_entry = counts["entries"] + counts["short_entries"]
-    n_exit = counts["exits"] + counts["short_exits"]
-    # an upper bound of the records (an entry signal makes at most an exit and an entry, or
-    # with resting entries a cancel, an exit and an entry; a stop exit follows an entry),
-    # capped at about half the input's bytes: state-like signals (True on half the bars)
-    # would reserve ~160 bytes per bar-step for orders that mostly never happen. Growing
-    # the buffer copies it (~20 ms for 20M bar-steps), so the cap is generous.
-    per_entry = (2 if cfg.order_type == "market" else 4) + (1 if cfg.has_stops else 0)
-    cap = max(_SIGNAL_BUFFER, (n * m * 8) // (2 * order_dt.itemsize)) + 8 * m
-    orders = np.empty(min(per_entry * n_entry + n_exit + 4 * m, cap), dtype=order_dt)
-    trades = np.empty(min(n_entry + (n_exit if partial else 0) + 3 * m, cap // 2), dtype=trade_dt)
+    orders, trades = record_buffers(counts, n, m, cfg, has_short, margin_on, partial)
     cash = np.empty(n)
     equity = np.empty(n)
     prices = PriceArrays(inputs.open, inputs.high, inputs.low, inputs.close, volume)

@@ -27,6 +27,13 @@ def _crossings(f: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def sma_cross(market: Any, fast: int = 10, slow: int = 50) -> tuple[np.ndarray, np.ndarray]:
     """``nbtrade.strategies.sma_cross`` as a sweep signal function (same signals): ``(entries, exits)``,
     bool arrays shaped like the close ``(n_bars, n_symbols)``, from one pass over the close."""
+    return sma_cross_into(market, fast, slow)
+
+
+def sma_cross_into(market: Any, fast: int = 10, slow: int = 50,
+                   out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sma_cross` written into ``out`` (two C-ordered bool arrays shaped like the 2-D close), when
+    given: a sweep's chunk reuses one pair per thread instead of faulting in fresh pages per combination."""
     from .._arrays import check_period
     from ..kernels.sweep import sma_cross_clean_nb, sma_cross_rows_nb
     from ..panel import Market
@@ -36,7 +43,10 @@ def sma_cross(market: Any, fast: int = 10, slow: int = 50) -> tuple[np.ndarray, 
     slow = check_period(slow, "slow", 1)
     a = _as_float(_source(market))
     x = np.ascontiguousarray(a if a.ndim == 2 else a[:, None])
-    entries, exits = np.empty(x.shape, dtype=np.bool_), np.empty(x.shape, dtype=np.bool_)
+    if out is not None and a.ndim == 2 and out[0].shape == x.shape:
+        entries, exits = out
+    else:
+        entries, exits = np.empty(x.shape, dtype=np.bool_), np.empty(x.shape, dtype=np.bool_)
     # a Market holds no inf (validated): no NaN close means every value is finite
     clean = market.n_missing == 0 if isinstance(market, Market) else bool(np.isfinite(x).all())
     (sma_cross_clean_nb if clean else sma_cross_rows_nb)(x, fast, slow, entries, exits)

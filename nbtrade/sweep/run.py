@@ -145,9 +145,11 @@ def run_chunk(market: Any, fn: Callable, combos: Sequence[dict], start: int, spe
         if quiet:
             warnings.simplefilter("ignore", RejectedOrdersWarning)  # counted in "# Rejected Orders"
         engine = _fast_engine(market, spec)
+        bufs = _signal_buffers(market, fn, engine)
         for j, p in enumerate(combos):
             try:
-                _run_one(market, fn, p, engine, spec, out, j)
+                _run_one(market, fn, p, engine, spec, out, j, bufs)
+                _trim()
             except Exception as e:  # noqa: BLE001 - reported with the combination's parameters
                 out.rows[j] = np.nan
                 out.errors.append((start + j, f"{type(e).__name__}: {e}"))
@@ -155,15 +157,51 @@ def run_chunk(market: Any, fn: Callable, combos: Sequence[dict], start: int, spe
     return out
 
 
+def _trim() -> None:
+    """Return the freed heap of the last combination to the system (glibc ``malloc_trim``): per-thread
+    malloc arenas otherwise keep a run's freed arrays resident, one run's worth per thread."""
+    f = _TRIM[0]
+    if f is None:
+        try:
+            import ctypes
+
+            f = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            f = False
+        _TRIM[0] = f
+    if f:
+        f(0)
+
+
+_TRIM: list = [None]
+
+
+def _signal_buffers(market: Any, fn: Callable, engine: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """One chunk's ``(entries, exits)`` arrays for the built-in ``sma_cross`` (written in place per
+    combination, read by the engine, dropped with the run), or None for any other signal function (its
+    arrays may be kept by the user's code: each combination allocates its own)."""
+    from .native import sma_cross
+
+    if engine is None or fn is not sma_cross:
+        return None
+    shape = market.shape
+    return np.empty(shape, dtype=np.bool_), np.empty(shape, dtype=np.bool_)
+
+
 def _run_one(market: Any, fn: Callable, p: Mapping[str, Any], engine: Any, spec: Spec, out: ChunkOut,
-             j: int) -> None:
+             j: int, bufs: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Row ``j`` of ``out`` from combination ``p``. A function of its own so that the combination's
     signals, equity and record buffers are freed when it returns, before the next combination
     allocates its own (in the loop's scope they lived on until reassigned: two combinations' arrays
     per thread at the peak)."""
     from ..kernels.sweep import sweep_metrics_nb
 
-    got = fn(market, **p)
+    if bufs is not None:  # the built-in sma_cross, into this chunk's arrays
+        from .native import sma_cross_into
+
+        got = sma_cross_into(market, **p, out=bufs)
+    else:
+        got = fn(market, **p)
     if _is_result(got):  # the class API: the Backtest ran the combination
         _reduce(got, spec, out, j)
         return
