@@ -182,6 +182,13 @@ ORDER_ERRORS = ("", "order_nb: size must be > 0 (NaN: the run's size)",
                 "order_nb: per-order sizes are not enabled for this run",
                 "order_nb: per-order sl/tp are not enabled for this run",
                 "order_nb: indicator stops are not enabled for this run")
+#: ``ctx.orders.live[2]`` set by a callback whose run compiled without per-entry types
+#: (``Levels.extra.entry_type`` None) when an entry of another type than the run's comes: the loop
+#: returns at that bar right after ``on_bar`` (its orders not yet acted on), and the caller resumes it
+#: there with ``entry_type`` given (``Option.ENTRY_TYPES``); that run clears the code. The books
+#: are the caller's arrays, so the run goes on exactly as one run with the types from the start
+#: (every entry before was of the run's type).
+SWITCH_TYPES = -1
 
 
 @intrinsic
@@ -366,6 +373,9 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
     (raised after the callback returns). Until then the bars skip the stop checks those fields
     would need (``cfg.abs_stops`` and ``Option.IND_STOP`` are the run's, set for fields that may come):
     a strategy pays for per-order stops from its first one, with the same records. None: always on.
+    ``[2] == SWITCH_TYPES`` after ``on_bar``: the run returns that bar ``i`` with the code left in place
+    (:data:`SWITCH_TYPES`); called again with ``start = i`` and the code still set, it resumes bar ``i``
+    right after ``on_bar`` and clears it.
     """
     open_, high, low, close, volume = prices
     entries, exits, short_entries, short_exits = signals
@@ -400,41 +410,49 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
     hi = np.full(m, np.inf)
     nf = n
     cross = cross_mode_nb(levels.marks)
+    # resumed right after bar start's on_bar (SWITCH_TYPES): the bar's first half is done
+    mid = flags[2] == SWITCH_TYPES
     if margin_on:
         triggers_nb(st, params, lo, hi)
-        nf = next_funding_nb(levels.marks, start, n)
+        nf = next_funding_nb(levels.marks, start + 1 if mid else start, n)
     for i in range(start, n):
         if not room_nb(counts, orders, trades, m):
             return i
         s = i - lag
-        due = margin_on and (cross or i == nf or triggered_nb(mo, mh, ml, i, lo, hi))
-        # margin and funding at the points of the signals loop's bar (engine.phased_bars_nb): funding due at
-        # the open, then liquidation at the open before the orders there
-        if due:
-            margin_open_nb(mcfg, prices, levels, params, books, i, at_open)
-        if at_open and s >= 0 and (touched[s] or cnt["waiting"] > 0):
-            callback_orders_nb(open_, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
-            if margin_on:  # positions entered at this open
-                triggers_nb(st, params, lo, hi)
-                due = due or triggered_nb(mo, mh, ml, i, lo, hi)
-        if due:
-            margin_intrabar_nb(mcfg, prices, levels, params, books, i, at_open)  # liquidation before the stops
-        on = flags[0] != 0 or flags[1] != 0
-        if not (quiet if on else quiet0):
-            if other_exits or (ind_opt and flags[1]):
-                stop_price, roi = extra_arrays(levels.extra, close)
-                intrabar_extra_nb(prices, stop_price, roi, cfg, params, books, i, True, use_range, use_volume)
-            else:
-                intrabar_phase_nb(prices, cfg, params, books, i, run_stops if on else run_stops0, use_range,
-                                  use_volume)
-        if margin_on and i == nf:
-            funding_inside_nb(mcfg, levels, books, i)  # booked at the close on the positions still open
-            nf = next_funding_nb(levels.marks, i + 1, n)
-        if has_option_nb(cfg, Option.BORROW):
-            borrow_phase_nb(close, params, books, i)
-        on_bar(ctx, i)
-        if flags[2] != 0:
-            raise_order_error_nb(flags[2])
+        if mid:
+            mid = False
+            flags[2] = 0
+        else:
+            due = margin_on and (cross or i == nf or triggered_nb(mo, mh, ml, i, lo, hi))
+            # margin and funding at the points of the signals loop's bar (engine.phased_bars_nb): funding due
+            # at the open, then liquidation at the open before the orders there
+            if due:
+                margin_open_nb(mcfg, prices, levels, params, books, i, at_open)
+            if at_open and s >= 0 and (touched[s] or cnt["waiting"] > 0):
+                callback_orders_nb(open_, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
+                if margin_on:  # positions entered at this open
+                    triggers_nb(st, params, lo, hi)
+                    due = due or triggered_nb(mo, mh, ml, i, lo, hi)
+            if due:
+                margin_intrabar_nb(mcfg, prices, levels, params, books, i, at_open)  # liquidation before stops
+            on = flags[0] != 0 or flags[1] != 0
+            if not (quiet if on else quiet0):
+                if other_exits or (ind_opt and flags[1]):
+                    stop_price, roi = extra_arrays(levels.extra, close)
+                    intrabar_extra_nb(prices, stop_price, roi, cfg, params, books, i, True, use_range, use_volume)
+                else:
+                    intrabar_phase_nb(prices, cfg, params, books, i, run_stops if on else run_stops0, use_range,
+                                      use_volume)
+            if margin_on and i == nf:
+                funding_inside_nb(mcfg, levels, books, i)  # booked at the close on the positions still open
+                nf = next_funding_nb(levels.marks, i + 1, n)
+            if has_option_nb(cfg, Option.BORROW):
+                borrow_phase_nb(close, params, books, i)
+            on_bar(ctx, i)
+            if flags[2] != 0:
+                if flags[2] == SWITCH_TYPES:
+                    return i
+                raise_order_error_nb(flags[2])
         if not at_open and (touched[s] or cnt["waiting"] > 0):
             callback_orders_nb(close, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
         close_bar_nb(close, st, acct, i, cash_out, equity_out)

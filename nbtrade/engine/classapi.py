@@ -374,6 +374,10 @@ class Strategy:
         self._otype = "market"
         self._otypes: np.ndarray | None = None  # mixed entry types (Python next, no run-level order_type)
         self._lprice: np.ndarray | None = None  # their stop-limits' limits
+        # the run's ctx.orders.live (mixed types): live[2] = SWITCH_TYPES at the first entry that is not a
+        # market one switches the engine to per-entry types from that bar (run_callback); _typed: done
+        self._live: np.ndarray | None = None
+        self._typed = False
         self._bt_style = False  # backtesting.py-style code seen (data.Close...): warn on documented differences
         self._flagged = False
         self._marks: np.ndarray | None = None
@@ -491,6 +495,11 @@ class Strategy:
             self._otypes[i, c] = code
             self._oprice[i, c] = np.nan if code == 0 else stop if code >= 2 else limit
             self._lprice[i, c] = limit if code == 3 else np.nan
+            if code and not self._typed:  # the first resting entry of the run: the engine's types from here
+                from ..kernels.callback import SWITCH_TYPES
+
+                self._live[2] = SWITCH_TYPES
+                self._typed = True
             return
         if limit is not None and stop is not None:
             raise ValueError(f"{name}(limit=, stop=) together (a stop-limit entry) is not supported in a run "
@@ -1040,7 +1049,9 @@ class Backtest:
             strat._oprice = np.full(shape, np.nan)
             strat._lprice = np.full(shape, np.nan)
             cfg = dataclasses.replace(cfg, order_price=strat._oprice)
-            mixed = {"entry_types": strat._otypes, "limit_price": strat._lprice}
+            strat._live, strat._typed = np.zeros(3, dtype=np.int64), False
+            # a run that never rests an entry keeps the plain kernel variant (run_callback)
+            mixed = {"entry_types": strat._otypes, "limit_price": strat._lprice, "live": strat._live}
         # the engine cannot stop early: after an error the callback is no longer called; per-order
         # fields (buy(size=, sl=, tp=), set_stop) cost bars x symbols arrays, negligible at Python speed
         res = run_callback(self._market, cfg, _python_on_bar(), user, per_order=True, **mixed)

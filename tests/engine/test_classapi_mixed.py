@@ -93,6 +93,36 @@ def test_market_only_run_unchanged():
     same(Backtest(candles(), Mixed, **KW).run(plan=plan), signals_path(plan, **KW))
 
 
+def test_fill_at_close_switches_before_the_bar_acts():
+    # fill="close": the first resting entry is acted on at its own bar's close, right after the next()
+    # that asked for the per-entry types (the engine resumes that bar with them)
+    kw = {**KW, "fill": "close"}
+    res = Backtest(candles(), Mixed, **kw).run()
+    assert "limit" in set(res.orders["type"]) and "stop" in set(res.orders["type"])
+    same(res, signals_path(PLAN, **kw))
+
+
+def test_only_runs_that_rest_an_entry_take_the_typed_kernel(monkeypatch):
+    # a market-only run keeps the kernel variant of every plain class-API run (no per-entry types: no
+    # extra compile); a run switches at the bar of its first limit/stop entry and resumes there
+    from nbtrade.kernels import callback as kc
+
+    calls = []
+    kernel = kc.simulate_callback_nb
+
+    def spy(on_bar, user, prices, signals, levels, cfg, params, touched, exit_frac, start, *rest):
+        calls.append((start, levels.extra.entry_type is not None))
+        return kernel(on_bar, user, prices, signals, levels, cfg, params, touched, exit_frac, start, *rest)
+
+    monkeypatch.setattr(kc, "simulate_callback_nb", spy)
+    Backtest(candles(), Mixed, **KW).run(plan={1: ("buy", None, None), 3: ("close", None, None),
+                                               5: ("sell", None, None)})
+    assert calls == [(0, False)]
+    calls.clear()
+    Backtest(candles(), Mixed, **KW).run()
+    assert calls == [(0, False), (4, True)]
+
+
 def test_bad_levels_still_refused():
     with pytest.raises(ValueError, match=r"buy\(limit=...\) must be a finite number > 0"):
         Backtest(candles(), Mixed, **KW).run(plan={2: ("buy", -1.0, None)})
