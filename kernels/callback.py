@@ -31,7 +31,9 @@ rejected ``NO_DATA`` if none comes before the last bar). ``ctx`` is a :data:`Bar
     ``ind_stop`` ``(n_cols,)``, the live indicator stop levels of the open positions (NaN: none), and
     ``live`` ``(3,)`` int64, set by the helpers (an absolute stop, an indicator stop given yet: the engine
     checks per-order stops from the first one on; ``order_nb``'s error code), and ``order_price``, the resting entries' levels of
-    a limit/stop run (:func:`entry_level_nb`).
+    a limit/stop run (:func:`entry_level_nb`); in a market run without ``order_price``, ``entry_type``
+    (int64) and ``limit_price`` with it, each entry's own type and levels (:func:`entry_order_nb`:
+    market, limit, stop and stop-limit entries in one run).
     Without them (None: no cost to runs that do not use them) the helpers do not compile.
 
 Options of the signals engine that also hold here (``records.Config``): ``accumulate`` (an entry
@@ -64,24 +66,27 @@ BarContext = namedtuple("BarContext", ["open", "high", "low", "close", "position
                                        "short_entries", "short_exits", "user", "touched", "exit_size", "orders"])
 #: ``ctx.orders`` of a run with per-order fields.
 OrderFields = namedtuple("OrderFields", ["size", "sl_price", "tp_price", "stop_price", "ind_stop", "live",
-                                         "order_price"])
+                                         "order_price", "entry_type", "limit_price"])
 
 
-def order_fields(extra, levels, ind_stop, live):
+def order_fields(extra, levels, ind_stop, live, entry_type):
     """``ctx.orders``: None without per-order fields (``extra`` None), else an :data:`OrderFields` of
-    ``levels`` (its ``order_price``: the resting entries' levels, ``(1, 1)`` in market runs)."""
+    ``levels`` (its ``order_price``: the resting entries' levels, ``(1, 1)`` in market runs) and
+    ``entry_type``, the entries' own types a callback writes (:func:`entry_order_nb`; ``(1, 1)`` in runs
+    that have a run-level type)."""
     if extra is None:
         return None
     return OrderFields(extra.size, levels.sl_price, levels.tp_price, extra.stop_price, ind_stop, live,
-                       levels.order_price)
+                       levels.order_price, entry_type, levels.limit_price)
 
 
 @overload(order_fields)
-def _order_fields_ov(extra, levels, ind_stop, live):
+def _order_fields_ov(extra, levels, ind_stop, live, entry_type):
     if isinstance(extra, types.NoneType):
-        return lambda extra, levels, ind_stop, live: None
-    return lambda extra, levels, ind_stop, live: OrderFields(extra.size, levels.sl_price, levels.tp_price,
-                                                             extra.stop_price, ind_stop, live, levels.order_price)
+        return lambda extra, levels, ind_stop, live, entry_type: None
+    return lambda extra, levels, ind_stop, live, entry_type: OrderFields(
+        extra.size, levels.sl_price, levels.tp_price, extra.stop_price, ind_stop, live, levels.order_price,
+        entry_type, levels.limit_price)
 
 
 def live_flags(live):
@@ -280,6 +285,39 @@ def entry_level_nb(ctx, i, c, level):
 
 
 @ijit
+def entry_order_nb(ctx, i, c, order_type, price, limit):
+    """Type and levels of column ``c``'s entry signalled at bar ``i`` (call it with the entry helper) in a
+    run without a run-level order type (``order_type="market"``, no ``order_price``): backtesting.py's
+    ``buy()`` (``OrderType.MARKET``), ``buy(limit=price)`` (``LIMIT``), ``buy(stop=price)`` (``STOP``),
+    ``buy(stop=price, limit=limit)`` (``STOP_LIMIT``: armed at ``price``, then a limit at ``limit``);
+    ``limit`` is read by stop-limits only. Entries of every type mix in one run. The first entry that is
+    not a market one switches the engine to per-entry types from that bar (``SWITCH_TYPES``): a run that
+    never calls it with another type compiles nothing more."""
+    lv = ctx.orders
+    if lv.entry_type.shape[0] <= i:
+        raise ValueError("entry_order_nb: per-entry order types need a run without order_type/order_price")
+    if order_type == OrderType.MARKET:
+        lv.entry_type[i, c] = OrderType.MARKET
+        lv.order_price[i, c] = np.nan
+        lv.limit_price[i, c] = np.nan
+        return
+    if order_type != OrderType.LIMIT and order_type != OrderType.STOP and order_type != OrderType.STOP_LIMIT:
+        raise ValueError("entry_order_nb: order_type must be OrderType.MARKET, LIMIT, STOP or STOP_LIMIT")
+    if not (price > 0.0 and price < np.inf):
+        raise ValueError("entry_order_nb: price must be a finite price > 0")
+    if order_type == OrderType.STOP_LIMIT:
+        if not (limit > 0.0 and limit < np.inf):
+            raise ValueError("entry_order_nb: a stop-limit's limit must be a finite price > 0")
+        lv.limit_price[i, c] = limit
+    else:
+        lv.limit_price[i, c] = np.nan
+    lv.entry_type[i, c] = order_type
+    lv.order_price[i, c] = price
+    if lv.live[2] == 0:
+        lv.live[2] = SWITCH_TYPES
+
+
+@ijit
 def trail_stop_nb(ctx, i, c, level):
     """Indicator stop of column ``c`` at bar ``i``: ratchets the open position's level to ``level``
     if tighter (up for a long, down for a short), effective from bar ``i + 1``; also the first level
@@ -356,7 +394,7 @@ def reduce_short_nb(ctx, i, c, fraction):
 
 @jit_uncached
 def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, touched, exit_frac, start, books,
-                         cash_out, equity_out, live=None):
+                         cash_out, equity_out, live=None, entry_type=None):
     """Run bars ``start..`` until the end or until the record buffers might overflow.
 
     Inputs are grouped as for ``engine.simulate_signals_nb``; ``signals`` are the (zeroed)
@@ -375,7 +413,10 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
     a strategy pays for per-order stops from its first one, with the same records. None: always on.
     ``[2] == SWITCH_TYPES`` after ``on_bar``: the run returns that bar ``i`` with the code left in place
     (:data:`SWITCH_TYPES`); called again with ``start = i`` and the code still set, it resumes bar ``i``
-    right after ``on_bar`` and clears it.
+    right after ``on_bar`` and clears it; a run that has its types already (``Option.ENTRY_TYPES``) clears
+    it and goes on. ``entry_type``: ``ctx.orders.entry_type`` (with per-order fields), the ``(n_bars,
+    n_cols)`` int64 array :func:`entry_order_nb` writes (the one the caller gives the kernel as
+    ``levels.extra.entry_type`` once asked), ``(1, 1)`` in runs with a run-level type.
     """
     open_, high, low, close, volume = prices
     entries, exits, short_entries, short_exits = signals
@@ -399,7 +440,7 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
     # NULL-meminfo views (:func:`borrowed`): a user's on_bar never pays reference counting on them
     ctx = borrowed(BarContext(open_, high, low, close, st["pos"], acct, entries, exits, short_entries, short_exits,
                               user, touched, exit_frac,
-                              order_fields(levels.extra, levels, st["ind_stop"], flags)))
+                              order_fields(levels.extra, levels, st["ind_stop"], flags, entry_type)))
     cnt = counts[0]
     # margin runs: the margin phases run on the bars that can need them, as in engine.fused_bars_nb: bars with
     # funding (the next at bar nf), every bar in cross margin, and bars whose mark candle reaches a position's
@@ -450,9 +491,11 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
                 borrow_phase_nb(close, params, books, i)
             on_bar(ctx, i)
             if flags[2] != 0:
-                if flags[2] == SWITCH_TYPES:
-                    return i
-                raise_order_error_nb(flags[2])
+                if flags[2] != SWITCH_TYPES:
+                    raise_order_error_nb(flags[2])
+                if not has_option_nb(cfg, Option.ENTRY_TYPES):
+                    return i  # the caller resumes this bar with the entries' types
+                flags[2] = 0
         if not at_open and (touched[s] or cnt["waiting"] > 0):
             callback_orders_nb(close, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
         close_bar_nb(close, st, acct, i, cash_out, equity_out)

@@ -48,7 +48,10 @@ def backtest_callback(data: Any, on_bar: Any, *, user: tuple = (), per_order: bo
         (``order_nb(ctx, i, c, size, sl, tp, stop)``) and move an indicator stop
         (``trail_stop_nb(ctx, i, c, level)``) and, with ``order_type="limit"`` / ``"stop"``, give a
         resting entry its level (``entry_level_nb(ctx, i, c, level)``), from ``nbtrade.kernels.callback``;
-        costs four bars x symbols float arrays. False (default): those helpers do not compile (``ctx.orders`` is None).
+        without ``order_type`` / ``order_price``, give each entry its own type and levels
+        (``entry_order_nb(ctx, i, c, OrderType.LIMIT, price, limit)``: market, limit, stop and stop-limit
+        entries in one run; the engine reads the types from the first entry that is not a market one);
+        costs four bars x symbols float arrays (a market run: three more, the types and levels). False (default): those helpers do not compile (``ctx.orders`` is None).
     **kwargs
         Any keyword of :func:`backtest` except the signals.
 
@@ -97,7 +100,8 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
     callback writes per-order sizes and absolute stop levels (``kernels.callback.order_nb``; bars x symbols
     arrays are allocated for them). ``entry_types`` (with ``per_order``, a market run): each entry's own
     type, int64 ``OrderType`` codes (bars x symbols, 0 = market) written by the callback as the bars go by,
-    its level in ``cfg.order_price`` and a stop-limit's limit in ``limit_price`` (both bars x symbols).
+    its level in ``cfg.order_price`` and a stop-limit's limit in ``limit_price`` (both bars x symbols);
+    allocated here for a per-order market run without ``order_price`` when not given.
 
     Such a run starts as a plain market run (the kernel variant every per-order run compiles) and takes
     the per-entry-type variant (``Option.ENTRY_TYPES``) only once the callback asks for it: it sets
@@ -129,8 +133,12 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
     extra = order_levels(cfg.orders)
     if per_order:
         # entry_level_nb writes the resting entries' levels into cfg.order_price (the front ends hand a copy
-        # per run); market runs have none
-        if cfg.order_type == "market" and entry_types is None:
+        # per run). A market run without order_price may mix entry types (entry_order_nb, Python next's
+        # buy(limit=/stop=)): the types, levels and stop-limits' limits as bars x symbols arrays
+        if cfg.order_type == "market" and entry_types is None and cfg.order_price is None:
+            entry_types = np.zeros((n, m), dtype=np.int64)
+            oprice, limit_price = np.full((n, m), np.nan), np.full((n, m), np.nan)
+        elif cfg.order_type == "market" and entry_types is None:
             oprice = np.full((1, 1), np.nan)
         from ..kernels.records import OrderLevels
 
@@ -161,6 +169,9 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
             live = np.zeros(3, dtype=np.int64)
     else:
         live = None
+    # ctx.orders.entry_type: what entry_order_nb / the Python next write ((1, 1): a run-level type)
+    types_out = None if not per_order else np.full((1, 1), -1, dtype=np.int64) if entry_types is None \
+        else entry_types
     typed = False
     # the number of orders is unknown beforehand: start at one per 64 bar-steps (untouched pages
     # of np.empty cost nothing), so that long runs do not copy their records over and over
@@ -170,7 +181,7 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
     while True:
         start = callback.simulate_callback_nb(on_bar, user, prices, signals, levels, kcfg, params, touched,
                                               exit_frac, start, Books(state, acct, counts, orders, trades), cash,
-                                              equity, live)
+                                              equity, live, types_out)
         if start >= n:
             break
         if not typed and live is not None and live[2] == callback.SWITCH_TYPES:

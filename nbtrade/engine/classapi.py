@@ -329,13 +329,15 @@ class Strategy:
     (``accumulate=True``: adds); ``sell()`` while long reverses to short (use
     ``position.close()`` to just exit); ``close()`` then ``buy()`` on one bar while long
     closes and opens a new trade (``reenter=True``, the default here).
-    In a Python ``next`` an order may carry its own ``size``, ``sl``, ``tp`` and, in a run
-    with ``order_type="limit"`` / ``"stop"``, its ``limit`` / ``stop`` level
-    (:meth:`buy`); ``self.position.set_stop(price)`` moves a stop that only ratchets in
+    In a Python ``next`` an order may carry its own ``size``, ``sl``, ``tp`` and ``limit`` /
+    ``stop`` level (:meth:`buy`: without ``order_type`` market, limit, stop and stop-limit entries
+    mix in one run; with ``order_type="limit"`` / ``"stop"`` every entry is of that type);
+    ``self.position.set_stop(price)`` moves a stop that only ratchets in
     the position's favour (backtesting.py's ``TrailingStrategy``). A compiled ``next`` says the
-    same with ``Backtest(..., per_order=True)`` and ``order_nb`` (size, sl, tp), ``entry_level_nb``
-    (limit/stop level) and ``trail_stop_nb`` (``set_stop``) from ``nbtrade.kernels.callback``: the
-    same orders as the Python ``next``. One order type per run (market, limit or stop).
+    same with ``Backtest(..., per_order=True)`` and ``order_nb`` (size, sl, tp), ``entry_order_nb``
+    (the entry's type and levels, no ``order_type``), ``entry_level_nb`` (the level in a limit/stop
+    run) and ``trail_stop_nb`` (``set_stop``) from ``nbtrade.kernels.callback``: the same orders as
+    the Python ``next``.
 
     Coming from backtesting.py (``self.data.Close`` reads, capitalised names, work here):
     where both mean the same thing the trades agree (tests/engine/test_parity_backtesting.py).
@@ -375,9 +377,9 @@ class Strategy:
         self._otypes: np.ndarray | None = None  # mixed entry types (Python next, no run-level order_type)
         self._lprice: np.ndarray | None = None  # their stop-limits' limits
         # the run's ctx.orders.live (mixed types): live[2] = SWITCH_TYPES at the first entry that is not a
-        # market one switches the engine to per-entry types from that bar (run_callback); _typed: done
+        # market one switches the engine to per-entry types from that bar (run_callback; the typed engine
+        # clears it again)
         self._live: np.ndarray | None = None
-        self._typed = False
         self._bt_style = False  # backtesting.py-style code seen (data.Close...): warn on documented differences
         self._flagged = False
         self._marks: np.ndarray | None = None
@@ -440,7 +442,7 @@ class Strategy:
         (``tif``); both at once: a stop-limit (armed at ``stop``, then a limit at ``limit``).
         Without a run-level ``order_type`` (Python ``next``) each entry has its own type: ``buy()``,
         ``buy(limit=)``, ``buy(stop=)`` and ``buy(stop=, limit=)`` mix in one run, as in
-        backtesting.py. With ``Backtest(..., order_type="limit")`` / ``"stop"`` every entry is of that
+        backtesting.py (a compiled ``next``: ``entry_order_nb``). With ``Backtest(..., order_type="limit")`` / ``"stop"`` every entry is of that
         type (without ``order_price`` each names its level; with it, an entry without one rests at
         ``order_price``).
         """
@@ -495,11 +497,10 @@ class Strategy:
             self._otypes[i, c] = code
             self._oprice[i, c] = np.nan if code == 0 else stop if code >= 2 else limit
             self._lprice[i, c] = limit if code == 3 else np.nan
-            if code and not self._typed:  # the first resting entry of the run: the engine's types from here
+            if code and self._live[2] == 0:  # a resting entry: the engine's per-entry types from this bar
                 from ..kernels.callback import SWITCH_TYPES
 
                 self._live[2] = SWITCH_TYPES
-                self._typed = True
             return
         if limit is not None and stop is not None:
             raise ValueError(f"{name}(limit=, stop=) together (a stop-limit entry) is not supported in a run "
@@ -1049,7 +1050,7 @@ class Backtest:
             strat._oprice = np.full(shape, np.nan)
             strat._lprice = np.full(shape, np.nan)
             cfg = dataclasses.replace(cfg, order_price=strat._oprice)
-            strat._live, strat._typed = np.zeros(3, dtype=np.int64), False
+            strat._live = np.zeros(3, dtype=np.int64)
             # a run that never rests an entry keeps the plain kernel variant (run_callback)
             mixed = {"entry_types": strat._otypes, "limit_price": strat._lprice, "live": strat._live}
         # the engine cannot stop early: after an error the callback is no longer called; per-order

@@ -9,8 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from numba import njit
+
 from nbtrade.backtesting import backtest
 from nbtrade.engine.classapi import Backtest, Strategy
+from nbtrade.kernels.callback import (OrderType, enter_long_nb, enter_short_nb, entry_order_nb, exit_long_nb,
+                                      exit_short_nb)
 
 N = 12
 IDX = pd.date_range("2024-01-01", periods=N, freq="1h", tz="UTC")
@@ -24,6 +28,11 @@ def candles(o=OPEN):
 #: bar -> (action, limit, stop): market entry, limit entry, stop entry, stop-limit short, exits between
 PLAN = {1: ("buy", None, None), 3: ("close", None, None), 4: ("buy", 103.5, None), 6: ("close", None, None),
         8: ("buy", None, 103.0), 9: ("close", None, None)}
+
+
+#: a stop-limit buy, limit and stop sells, market sells
+PLAN2 = {1: ("sell", None, None), 3: ("close", None, None), 4: ("sell", 104.5, None), 6: ("close", None, None),
+         7: ("buy", 103.0, 104.0), 9: ("close", None, None), 10: ("sell", None, 99.5)}
 
 
 class Mixed(Strategy):
@@ -81,8 +90,7 @@ def test_market_limit_stop_in_one_run_as_signals_path():
 
 
 def test_stop_limit_and_sell_types_mix():
-    plan = {1: ("sell", None, None), 3: ("close", None, None), 4: ("sell", 104.5, None), 6: ("close", None, None),
-            7: ("buy", 103.0, 104.0), 9: ("close", None, None), 10: ("sell", None, 99.5)}
+    plan = PLAN2
     res = Backtest(candles(), Mixed, **KW).run(plan=plan)
     assert set(res.orders["type"]) >= {"market", "limit", "stop_limit"}
     same(res, signals_path(plan, **KW))
@@ -162,3 +170,73 @@ def test_fills_as_backtesting_py():
     np.testing.assert_allclose(ours["exit_price"], theirs["ExitPrice"])
     assert [IDX.get_loc(t) for t in ours["entry_time"]] == list(theirs["EntryBar"])
 
+
+
+# compiled next: entry_order_nb(ctx, i, c, type, price, limit) gives each entry its type, as buy(limit=/stop=)
+
+@njit
+def _mixed_nb(ctx, i, kind, lim, stp):
+    for c in range(ctx.close.shape[1]):
+        k = kind[i, c]
+        if k == 3.0:  # position.close()
+            if ctx.position[c] > 0.0:
+                exit_long_nb(ctx, i, c)
+            elif ctx.position[c] < 0.0:
+                exit_short_nb(ctx, i, c)
+        elif k == 1.0 or k == 2.0:
+            if k == 1.0:
+                enter_long_nb(ctx, i, c)
+            else:
+                enter_short_nb(ctx, i, c)
+            lv, sv = lim[i, c], stp[i, c]
+            if lv != 0.0 and sv != 0.0:
+                entry_order_nb(ctx, i, c, OrderType.STOP_LIMIT, sv, lv)
+            elif lv != 0.0:
+                entry_order_nb(ctx, i, c, OrderType.LIMIT, lv, np.nan)
+            elif sv != 0.0:
+                entry_order_nb(ctx, i, c, OrderType.STOP, sv, np.nan)
+            else:
+                entry_order_nb(ctx, i, c, OrderType.MARKET, np.nan, np.nan)
+
+
+def plan_arrays(plan):
+    """The plan as indicators: action (1 buy, 2 sell, 3 close), limit and stop (0: none)."""
+    kind, lim, stp = np.zeros(N), np.zeros(N), np.zeros(N)
+    for i, (k, limit, stop) in plan.items():
+        kind[i] = {"buy": 1.0, "sell": 2.0, "close": 3.0}[k]
+        lim[i] = limit or 0.0
+        stp[i] = stop or 0.0
+    return kind, lim, stp
+
+
+class NbMixed(Strategy):
+    plan = PLAN
+
+    def init(self):
+        kind, lim, stp = plan_arrays(self.plan)
+        self.kind = self.I(lambda: kind)
+        self.lim = self.I(lambda: lim)
+        self.stp = self.I(lambda: stp)
+
+    @staticmethod
+    @njit
+    def next(ctx, i):
+        _mixed_nb(ctx, i, ctx.user.kind, ctx.user.lim, ctx.user.stp)
+
+
+def test_compiled_next_mixes_types_as_the_python_next():
+    # one compiled next (its plain and typed engine variants) for every case below
+    for plan in (PLAN, PLAN2):
+        nb = Backtest(candles(), NbMixed, per_order=True, **KW).run(plan=plan)
+        assert len(set(nb.orders["type"])) >= 3
+        same(nb, Backtest(candles(), Mixed, **KW).run(plan=plan))
+    # a market-only plan never switches: the plain result
+    market = {1: ("buy", None, None), 3: ("close", None, None), 5: ("sell", None, None)}
+    same(Backtest(candles(), NbMixed, per_order=True, **KW).run(plan=market), signals_path(market, **KW))
+    # bad levels, named by the helper; a run-level order type has no per-entry types
+    with pytest.raises(ValueError, match="entry_order_nb: price must be a finite price > 0"):
+        Backtest(candles(), NbMixed, per_order=True, **KW).run(plan={2: ("buy", -1.0, None)})
+    with pytest.raises(ValueError, match="entry_order_nb: a stop-limit's limit must be a finite price > 0"):
+        Backtest(candles(), NbMixed, per_order=True, **KW).run(plan={2: ("buy", -1.0, 101.0)})
+    with pytest.raises(ValueError, match="entry_order_nb: per-entry order types need a run without order_type"):
+        Backtest(candles(), NbMixed, per_order=True, order_type="limit", **KW).run()
