@@ -274,11 +274,12 @@ def entry_level_nb(ctx, i, c, level):
     ``order_type="limit"`` or ``"stop"``: backtesting.py's ``buy(limit=...)`` / ``buy(stop=...)`` (call
     it with the entry helper). A limit buy fills at ``min(open, level)`` once the low reaches it, a stop
     buy at ``max(open, level)`` once the high does; mirrored for sells. Without a level the entry rests
-    at the run's ``order_price`` (NaN there: it never fills and expires with ``tif``). A market run
-    has no resting entries: the helper raises."""
+    at the run's ``order_price`` (NaN there: it never fills and expires with ``tif``). In a market run
+    the helper raises: each entry's type and level there come from :func:`entry_order_nb`."""
     lv = ctx.orders
-    if lv.order_price.shape[0] <= i:
-        raise ValueError("entry_level_nb: per-order entry levels need order_type='limit' or 'stop'")
+    if lv.order_price.shape[0] <= i or lv.entry_type.shape[0] > i:  # a market run (entry_order_nb's)
+        raise ValueError("entry_level_nb: per-order entry levels need order_type='limit' or 'stop' "
+                         "(without one: entry_order_nb)")
     if not (level > 0.0 and level < np.inf):
         raise ValueError("entry_level_nb: level must be a finite price > 0")
     lv.order_price[i, c] = level
