@@ -31,7 +31,9 @@ rejected ``NO_DATA`` if none comes before the last bar). ``ctx`` is a :data:`Bar
     ``ind_stop`` ``(n_cols,)``, the live indicator stop levels of the open positions (NaN: none), and
     ``live`` ``(3,)`` int64, set by the helpers (an absolute stop, an indicator stop given yet: the engine
     checks per-order stops from the first one on; ``order_nb``'s error code), and ``order_price``, the resting entries' levels of
-    a limit/stop run (:func:`entry_level_nb`).
+    a limit/stop run (:func:`entry_level_nb`); in a market run without ``order_price``, ``entry_type``
+    (int64) and ``limit_price`` with it, each entry's own type and levels (:func:`entry_order_nb`:
+    market, limit, stop and stop-limit entries in one run).
     Without them (None: no cost to runs that do not use them) the helpers do not compile.
 
 Options of the signals engine that also hold here (``records.Config``): ``accumulate`` (an entry
@@ -53,7 +55,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from ._jit import ijit, jit, jit_borrow, jit_uncached
-from .engine import (EXTRA_EXITS, borrow_phase_nb, close_bar_nb, close_books_nb, extra_arrays, finalize_nb,
+from .engine import (EXTRA_EXITS, borrow_phase_nb, close_bar_nb, close_books_nb, entry_type_at, extra_arrays, finalize_nb,
                      cross_mode_nb, funding_inside_nb, generic_config, has_option_nb, intrabar_extra_nb,
                      intrabar_phase_nb, margin_intrabar_nb, margin_open_nb, mark_candle, next_funding_nb,
                      process_signal_nb, quiet_intrabar_nb, room_nb, run_stops_nb, tracking_nb, triggered_nb,
@@ -64,24 +66,27 @@ BarContext = namedtuple("BarContext", ["open", "high", "low", "close", "position
                                        "short_entries", "short_exits", "user", "touched", "exit_size", "orders"])
 #: ``ctx.orders`` of a run with per-order fields.
 OrderFields = namedtuple("OrderFields", ["size", "sl_price", "tp_price", "stop_price", "ind_stop", "live",
-                                         "order_price"])
+                                         "order_price", "entry_type", "limit_price"])
 
 
-def order_fields(extra, levels, ind_stop, live):
+def order_fields(extra, levels, ind_stop, live, entry_type):
     """``ctx.orders``: None without per-order fields (``extra`` None), else an :data:`OrderFields` of
-    ``levels`` (its ``order_price``: the resting entries' levels, ``(1, 1)`` in market runs)."""
+    ``levels`` (its ``order_price``: the resting entries' levels, ``(1, 1)`` in market runs) and
+    ``entry_type``, the entries' own types a callback writes (:func:`entry_order_nb`; ``(1, 1)`` in runs
+    that have a run-level type)."""
     if extra is None:
         return None
     return OrderFields(extra.size, levels.sl_price, levels.tp_price, extra.stop_price, ind_stop, live,
-                       levels.order_price)
+                       levels.order_price, entry_type, levels.limit_price)
 
 
 @overload(order_fields)
-def _order_fields_ov(extra, levels, ind_stop, live):
+def _order_fields_ov(extra, levels, ind_stop, live, entry_type):
     if isinstance(extra, types.NoneType):
-        return lambda extra, levels, ind_stop, live: None
-    return lambda extra, levels, ind_stop, live: OrderFields(extra.size, levels.sl_price, levels.tp_price,
-                                                             extra.stop_price, ind_stop, live, levels.order_price)
+        return lambda extra, levels, ind_stop, live, entry_type: None
+    return lambda extra, levels, ind_stop, live, entry_type: OrderFields(
+        extra.size, levels.sl_price, levels.tp_price, extra.stop_price, ind_stop, live, levels.order_price,
+        entry_type, levels.limit_price)
 
 
 def live_flags(live):
@@ -182,6 +187,13 @@ ORDER_ERRORS = ("", "order_nb: size must be > 0 (NaN: the run's size)",
                 "order_nb: per-order sizes are not enabled for this run",
                 "order_nb: per-order sl/tp are not enabled for this run",
                 "order_nb: indicator stops are not enabled for this run")
+#: ``ctx.orders.live[2]`` set by a callback whose run compiled without per-entry types
+#: (``Levels.extra.entry_type`` None) when an entry of another type than the run's comes: the loop
+#: returns at that bar right after ``on_bar`` (its orders not yet acted on), and the caller resumes it
+#: there with ``entry_type`` given (``Option.ENTRY_TYPES``); that run clears the code. The books
+#: are the caller's arrays, so the run goes on exactly as one run with the types from the start
+#: (every entry before was of the run's type).
+SWITCH_TYPES = -1
 
 
 @intrinsic
@@ -262,14 +274,48 @@ def entry_level_nb(ctx, i, c, level):
     ``order_type="limit"`` or ``"stop"``: backtesting.py's ``buy(limit=...)`` / ``buy(stop=...)`` (call
     it with the entry helper). A limit buy fills at ``min(open, level)`` once the low reaches it, a stop
     buy at ``max(open, level)`` once the high does; mirrored for sells. Without a level the entry rests
-    at the run's ``order_price`` (NaN there: it never fills and expires with ``tif``). A market run
-    has no resting entries: the helper raises."""
+    at the run's ``order_price`` (NaN there: it never fills and expires with ``tif``). In a market run
+    the helper raises: each entry's type and level there come from :func:`entry_order_nb`."""
     lv = ctx.orders
-    if lv.order_price.shape[0] <= i:
-        raise ValueError("entry_level_nb: per-order entry levels need order_type='limit' or 'stop'")
+    if lv.order_price.shape[0] <= i or lv.entry_type.shape[0] > i:  # a market run (entry_order_nb's)
+        raise ValueError("entry_level_nb: per-order entry levels need order_type='limit' or 'stop' "
+                         "(without one: entry_order_nb)")
     if not (level > 0.0 and level < np.inf):
         raise ValueError("entry_level_nb: level must be a finite price > 0")
     lv.order_price[i, c] = level
+
+
+@ijit
+def entry_order_nb(ctx, i, c, order_type, price, limit):
+    """Type and levels of column ``c``'s entry signalled at bar ``i`` (call it with the entry helper) in a
+    run without a run-level order type (``order_type="market"``, no ``order_price``): backtesting.py's
+    ``buy()`` (``OrderType.MARKET``), ``buy(limit=price)`` (``LIMIT``), ``buy(stop=price)`` (``STOP``),
+    ``buy(stop=price, limit=limit)`` (``STOP_LIMIT``: armed at ``price``, then a limit at ``limit``);
+    ``limit`` is read by stop-limits only. Entries of every type mix in one run. The first entry that is
+    not a market one switches the engine to per-entry types from that bar (``SWITCH_TYPES``): a run that
+    never calls it with another type compiles nothing more."""
+    lv = ctx.orders
+    if lv.entry_type.shape[0] <= i:
+        raise ValueError("entry_order_nb: per-entry order types need a run without order_type/order_price")
+    if order_type == OrderType.MARKET:
+        lv.entry_type[i, c] = OrderType.MARKET
+        lv.order_price[i, c] = np.nan
+        lv.limit_price[i, c] = np.nan
+        return
+    if order_type != OrderType.LIMIT and order_type != OrderType.STOP and order_type != OrderType.STOP_LIMIT:
+        raise ValueError("entry_order_nb: order_type must be OrderType.MARKET, LIMIT, STOP or STOP_LIMIT")
+    if not (price > 0.0 and price < np.inf):
+        raise ValueError("entry_order_nb: price must be a finite price > 0")
+    if order_type == OrderType.STOP_LIMIT:
+        if not (limit > 0.0 and limit < np.inf):
+            raise ValueError("entry_order_nb: a stop-limit's limit must be a finite price > 0")
+        lv.limit_price[i, c] = limit
+    else:
+        lv.limit_price[i, c] = np.nan
+    lv.entry_type[i, c] = order_type
+    lv.order_price[i, c] = price
+    if lv.live[2] == 0:
+        lv.live[2] = SWITCH_TYPES
 
 
 @ijit
@@ -349,7 +395,7 @@ def reduce_short_nb(ctx, i, c, fraction):
 
 @jit_uncached
 def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, touched, exit_frac, start, books,
-                         cash_out, equity_out, live=None):
+                         cash_out, equity_out, live=None, entry_type=None):
     """Run bars ``start..`` until the end or until the record buffers might overflow.
 
     Inputs are grouped as for ``engine.simulate_signals_nb``; ``signals`` are the (zeroed)
@@ -366,6 +412,12 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
     (raised after the callback returns). Until then the bars skip the stop checks those fields
     would need (``cfg.abs_stops`` and ``Option.IND_STOP`` are the run's, set for fields that may come):
     a strategy pays for per-order stops from its first one, with the same records. None: always on.
+    ``[2] == SWITCH_TYPES`` after ``on_bar``: the run returns that bar ``i`` with the code left in place
+    (:data:`SWITCH_TYPES`); called again with ``start = i`` and the code still set, it resumes bar ``i``
+    right after ``on_bar`` and clears it; a run that has its types already (``Option.ENTRY_TYPES``) clears
+    it and goes on. ``entry_type``: ``ctx.orders.entry_type`` (with per-order fields), the ``(n_bars,
+    n_cols)`` int64 array :func:`entry_order_nb` writes (the one the caller gives the kernel as
+    ``levels.extra.entry_type`` once asked), ``(1, 1)`` in runs with a run-level type.
     """
     open_, high, low, close, volume = prices
     entries, exits, short_entries, short_exits = signals
@@ -389,7 +441,7 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
     # NULL-meminfo views (:func:`borrowed`): a user's on_bar never pays reference counting on them
     ctx = borrowed(BarContext(open_, high, low, close, st["pos"], acct, entries, exits, short_entries, short_exits,
                               user, touched, exit_frac,
-                              order_fields(levels.extra, levels, st["ind_stop"], flags)))
+                              order_fields(levels.extra, levels, st["ind_stop"], flags, entry_type)))
     cnt = counts[0]
     # margin runs: the margin phases run on the bars that can need them, as in engine.fused_bars_nb: bars with
     # funding (the next at bar nf), every bar in cross margin, and bars whose mark candle reaches a position's
@@ -400,41 +452,51 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
     hi = np.full(m, np.inf)
     nf = n
     cross = cross_mode_nb(levels.marks)
+    # resumed right after bar start's on_bar (SWITCH_TYPES): the bar's first half is done
+    mid = flags[2] == SWITCH_TYPES
     if margin_on:
         triggers_nb(st, params, lo, hi)
-        nf = next_funding_nb(levels.marks, start, n)
+        nf = next_funding_nb(levels.marks, start + 1 if mid else start, n)
     for i in range(start, n):
         if not room_nb(counts, orders, trades, m):
             return i
         s = i - lag
-        due = margin_on and (cross or i == nf or triggered_nb(mo, mh, ml, i, lo, hi))
-        # margin and funding at the points of the signals loop's bar (engine.phased_bars_nb): funding due at
-        # the open, then liquidation at the open before the orders there
-        if due:
-            margin_open_nb(mcfg, prices, levels, params, books, i, at_open)
-        if at_open and s >= 0 and (touched[s] or cnt["waiting"] > 0):
-            callback_orders_nb(open_, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
-            if margin_on:  # positions entered at this open
-                triggers_nb(st, params, lo, hi)
-                due = due or triggered_nb(mo, mh, ml, i, lo, hi)
-        if due:
-            margin_intrabar_nb(mcfg, prices, levels, params, books, i, at_open)  # liquidation before the stops
-        on = flags[0] != 0 or flags[1] != 0
-        if not (quiet if on else quiet0):
-            if other_exits or (ind_opt and flags[1]):
-                stop_price, roi = extra_arrays(levels.extra, close)
-                intrabar_extra_nb(prices, stop_price, roi, cfg, params, books, i, True, use_range, use_volume)
-            else:
-                intrabar_phase_nb(prices, cfg, params, books, i, run_stops if on else run_stops0, use_range,
-                                  use_volume)
-        if margin_on and i == nf:
-            funding_inside_nb(mcfg, levels, books, i)  # booked at the close on the positions still open
-            nf = next_funding_nb(levels.marks, i + 1, n)
-        if has_option_nb(cfg, Option.BORROW):
-            borrow_phase_nb(close, params, books, i)
-        on_bar(ctx, i)
-        if flags[2] != 0:
-            raise_order_error_nb(flags[2])
+        if mid:
+            mid = False
+            flags[2] = 0
+        else:
+            due = margin_on and (cross or i == nf or triggered_nb(mo, mh, ml, i, lo, hi))
+            # margin and funding at the points of the signals loop's bar (engine.phased_bars_nb): funding due
+            # at the open, then liquidation at the open before the orders there
+            if due:
+                margin_open_nb(mcfg, prices, levels, params, books, i, at_open)
+            if at_open and s >= 0 and (touched[s] or cnt["waiting"] > 0):
+                callback_orders_nb(open_, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
+                if margin_on:  # positions entered at this open
+                    triggers_nb(st, params, lo, hi)
+                    due = due or triggered_nb(mo, mh, ml, i, lo, hi)
+            if due:
+                margin_intrabar_nb(mcfg, prices, levels, params, books, i, at_open)  # liquidation before stops
+            on = flags[0] != 0 or flags[1] != 0
+            if not (quiet if on else quiet0):
+                if other_exits or (ind_opt and flags[1]):
+                    stop_price, roi = extra_arrays(levels.extra, close)
+                    intrabar_extra_nb(prices, stop_price, roi, cfg, params, books, i, True, use_range, use_volume)
+                else:
+                    intrabar_phase_nb(prices, cfg, params, books, i, run_stops if on else run_stops0, use_range,
+                                      use_volume)
+            if margin_on and i == nf:
+                funding_inside_nb(mcfg, levels, books, i)  # booked at the close on the positions still open
+                nf = next_funding_nb(levels.marks, i + 1, n)
+            if has_option_nb(cfg, Option.BORROW):
+                borrow_phase_nb(close, params, books, i)
+            on_bar(ctx, i)
+            if flags[2] != 0:
+                if flags[2] != SWITCH_TYPES:
+                    raise_order_error_nb(flags[2])
+                if not has_option_nb(cfg, Option.ENTRY_TYPES):
+                    return i  # the caller resumes this bar with the entries' types
+                flags[2] = 0
         if not at_open and (touched[s] or cnt["waiting"] > 0):
             callback_orders_nb(close, prices, signals, levels, cfg, params, books, i, s, touched[s], exit_frac)
         close_bar_nb(close, st, acct, i, cash_out, equity_out)
@@ -477,7 +539,8 @@ def callback_orders_nb(px, prices, signals, levels, cfg, params, books, i, s, to
         can_wait = True
         if touched_s and (entries[s, c] or exits[s, c] or short_entries[s, c] or short_exits[s, c]):
             new = s
-            can_wait = cfg.order_type == OrderType.MARKET or not (entries[s, c] or short_entries[s, c])
+            can_wait = not (entries[s, c] or short_entries[s, c]) \
+                or entry_type_at(levels.extra, s, c, cfg.order_type) == OrderType.MARKET
         elif not waiting:
             continue
         d = wait_for_candle_nb(sc, counts, new, px[i, c] == px[i, c], last, can_wait, False)

@@ -48,7 +48,10 @@ def backtest_callback(data: Any, on_bar: Any, *, user: tuple = (), per_order: bo
         (``order_nb(ctx, i, c, size, sl, tp, stop)``) and move an indicator stop
         (``trail_stop_nb(ctx, i, c, level)``) and, with ``order_type="limit"`` / ``"stop"``, give a
         resting entry its level (``entry_level_nb(ctx, i, c, level)``), from ``nbtrade.kernels.callback``;
-        costs four bars x symbols float arrays. False (default): those helpers do not compile (``ctx.orders`` is None).
+        without ``order_type`` / ``order_price``, give each entry its own type and levels
+        (``entry_order_nb(ctx, i, c, OrderType.LIMIT, price, limit)``: market, limit, stop and stop-limit
+        entries in one run; the engine reads the types from the first entry that is not a market one);
+        costs four bars x symbols float arrays (a market run: three more, the types and levels). False (default): those helpers do not compile (``ctx.orders`` is None).
     **kwargs
         Any keyword of :func:`backtest` except the signals.
 
@@ -90,10 +93,23 @@ def _keywords() -> list[str]:
     return [k for k in inspect.signature(backtest).parameters if k in MODE_OPTIONS["callback"]]
 
 
-def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_order: bool = False) -> Result:
+def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_order: bool = False,
+                 entry_types: np.ndarray | None = None, limit_price: np.ndarray | None = None,
+                 live: np.ndarray | None = None) -> Result:
     """One callback run on ``market`` with a validated ``cfg`` (mode ``"callback"``); ``per_order``: the
     callback writes per-order sizes and absolute stop levels (``kernels.callback.order_nb``; bars x symbols
-    arrays are allocated for them)."""
+    arrays are allocated for them). ``entry_types`` (with ``per_order``, a market run): each entry's own
+    type, int64 ``OrderType`` codes (bars x symbols, 0 = market) written by the callback as the bars go by,
+    its level in ``cfg.order_price`` and a stop-limit's limit in ``limit_price`` (both bars x symbols);
+    allocated here for a per-order market run without ``order_price`` when not given.
+
+    Such a run starts as a plain market run (the kernel variant every per-order run compiles) and takes
+    the per-entry-type variant (``Option.ENTRY_TYPES``) only once the callback asks for it: it sets
+    ``live[2] = kernels.callback.SWITCH_TYPES`` (``live``: the run's ``(3,)`` int64 ``ctx.orders.live``,
+    zeros, the caller's so that its Python code can write it) in the ``on_bar`` call of the first entry of
+    another type; the loop returns right after that call and resumes the same bar with the types. The
+    books are the caller's arrays and every entry before was a market one: the result is the one of a
+    run with the types from the start, and runs that never ask compile nothing more."""
     from ..kernels import callback
     from ..kernels.records import Books, Levels, Prices as PriceArrays, Signals, counts_dt, new_state
 
@@ -117,14 +133,20 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
     extra = order_levels(cfg.orders)
     if per_order:
         # entry_level_nb writes the resting entries' levels into cfg.order_price (the front ends hand a copy
-        # per run); market runs have none
-        if cfg.order_type == "market":
+        # per run). A market run without order_price may mix entry types (entry_order_nb, Python next's
+        # buy(limit=/stop=)): the types, levels and stop-limits' limits as bars x symbols arrays
+        if cfg.order_type == "market" and entry_types is None and cfg.order_price is None:
+            entry_types = np.zeros((n, m), dtype=np.int64)
+            oprice, limit_price = np.full((n, m), np.nan), np.full((n, m), np.nan)
+        elif cfg.order_type == "market" and entry_types is None:
             oprice = np.full((1, 1), np.nan)
         from ..kernels.records import OrderLevels
 
         full = np.full((n, m), np.nan)
+        # entry_types: given to the kernel once the callback asks (below)
         extra = OrderLevels(full, np.full((n, m), np.nan), np.ones((1, 2)) if extra is None else extra.roi)
-        levels = Levels(oprice, nan, np.full((n, m), np.nan), np.full((n, m), np.nan), handed, extra)
+        lprice = nan if entry_types is None else limit_price
+        levels = Levels(oprice, lprice, np.full((n, m), np.nan), np.full((n, m), np.nan), handed, extra)
     else:
         levels = Levels(oprice, nan, nan, nan, handed, extra)
     margin_on, mark_note = False, None
@@ -140,11 +162,17 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
         from ..kernels.records import ALL_CAPS, Cap, config_variant
 
         kcfg = config_variant(kcfg, ALL_CAPS & ~Cap.MARGIN)
-    live = None
     if per_order:
         kcfg = kcfg._replace(options=kcfg.options | Option.IND_STOP)
         # the kernel skips the stop checks of per-order stops until an order sets one (ctx.orders.live)
-        live = np.zeros(3, dtype=np.int64)
+        if live is None:
+            live = np.zeros(3, dtype=np.int64)
+    else:
+        live = None
+    # ctx.orders.entry_type: what entry_order_nb / the Python next write ((1, 1): a run-level type)
+    types_out = None if not per_order else np.full((1, 1), -1, dtype=np.int64) if entry_types is None \
+        else entry_types
+    typed = False
     # the number of orders is unknown beforehand: start at one per 64 bar-steps (untouched pages
     # of np.empty cost nothing), so that long runs do not copy their records over and over
     orders = np.empty(max(_CALLBACK_BUFFER, 16 * m, n * m // 64), dtype=order_dt)
@@ -153,9 +181,18 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
     while True:
         start = callback.simulate_callback_nb(on_bar, user, prices, signals, levels, kcfg, params, touched,
                                               exit_frac, start, Books(state, acct, counts, orders, trades), cash,
-                                              equity, live)
+                                              equity, live, types_out)
         if start >= n:
             break
+        if not typed and live is not None and live[2] == callback.SWITCH_TYPES:
+            if entry_types is None:
+                raise ValueError("run_callback: the callback asked for per-entry order types (SWITCH_TYPES) in "
+                                 "a run without entry_types")
+            # the entries' own types from here on (Python next: buy(limit=/stop=) in a market run)
+            typed = True
+            levels = levels._replace(extra=levels.extra._replace(entry_type=entry_types))
+            kcfg = kcfg._replace(options=kcfg.options | Option.ENTRY_TYPES)
+            continue
         orders, trades = grow(orders, trades, counts, m)
     k = counts[0]
     orders, trades = orders[:k["orders"]], trades[:k["trades"]]
@@ -169,7 +206,7 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
             res.funding_rows = (levels.marks.f_bar, levels.marks.flows)  # sparse rows, as the signals path
     res._signal_arrays = sig  # DataFrames built on first access of Result.signals
     warn_no_candles(data.no_candles)
-    warn_rejected(res.order_records, k["rejected"], cfg.size_type, market_only=cfg.order_type == "market")
+    warn_rejected(res.order_records, k["rejected"], cfg.size_type, market_only=cfg.order_type == "market" and not typed)
     return res
 
 

@@ -329,13 +329,15 @@ class Strategy:
     (``accumulate=True``: adds); ``sell()`` while long reverses to short (use
     ``position.close()`` to just exit); ``close()`` then ``buy()`` on one bar while long
     closes and opens a new trade (``reenter=True``, the default here).
-    In a Python ``next`` an order may carry its own ``size``, ``sl``, ``tp`` and, in a run
-    with ``order_type="limit"`` / ``"stop"``, its ``limit`` / ``stop`` level
-    (:meth:`buy`); ``self.position.set_stop(price)`` moves a stop that only ratchets in
+    In a Python ``next`` an order may carry its own ``size``, ``sl``, ``tp`` and ``limit`` /
+    ``stop`` level (:meth:`buy`: without ``order_type`` market, limit, stop and stop-limit entries
+    mix in one run; with ``order_type="limit"`` / ``"stop"`` every entry is of that type);
+    ``self.position.set_stop(price)`` moves a stop that only ratchets in
     the position's favour (backtesting.py's ``TrailingStrategy``). A compiled ``next`` says the
-    same with ``Backtest(..., per_order=True)`` and ``order_nb`` (size, sl, tp), ``entry_level_nb``
-    (limit/stop level) and ``trail_stop_nb`` (``set_stop``) from ``nbtrade.kernels.callback``: the
-    same orders as the Python ``next``. One order type per run (market, limit or stop).
+    same with ``Backtest(..., per_order=True)`` and ``order_nb`` (size, sl, tp), ``entry_order_nb``
+    (the entry's type and levels, no ``order_type``), ``entry_level_nb`` (the level in a limit/stop
+    run) and ``trail_stop_nb`` (``set_stop``) from ``nbtrade.kernels.callback``: the same orders as
+    the Python ``next``.
 
     Coming from backtesting.py (``self.data.Close`` reads, capitalised names, work here):
     where both mean the same thing the trades agree (tests/engine/test_parity_backtesting.py).
@@ -372,6 +374,12 @@ class Strategy:
         self._fields = np.full((4, self._m), np.nan)
         self._oprice: np.ndarray | None = None  # the run's order_price (limit/stop runs): buy(limit=/stop=)
         self._otype = "market"
+        self._otypes: np.ndarray | None = None  # mixed entry types (Python next, no run-level order_type)
+        self._lprice: np.ndarray | None = None  # their stop-limits' limits
+        # the run's ctx.orders.live (mixed types): live[2] = SWITCH_TYPES at the first entry that is not a
+        # market one switches the engine to per-entry types from that bar (run_callback; the typed engine
+        # clears it again)
+        self._live: np.ndarray | None = None
         self._bt_style = False  # backtesting.py-style code seen (data.Close...): warn on documented differences
         self._flagged = False
         self._marks: np.ndarray | None = None
@@ -431,10 +439,12 @@ class Strategy:
         ``limit=`` / ``stop=``: this entry rests at that price (a limit buy fills at ``min(open,
         limit)`` once the low reaches it, a stop buy at ``max(open, stop)`` once the high does) from
         the next bar until filled, replaced by a new entry, cancelled (:meth:`cancel`) or expired
-        (``tif``). The engine's order type is one per run: ``limit=`` needs ``Backtest(...,
-        order_type="limit")``, ``stop=`` ``order_type="stop"`` (without ``order_price`` every entry
-        then names its level; with it, an entry without one rests at ``order_price``); both at once
-        (a stop-limit) are not supported.
+        (``tif``); both at once: a stop-limit (armed at ``stop``, then a limit at ``limit``).
+        Without a run-level ``order_type`` (Python ``next``) each entry has its own type: ``buy()``,
+        ``buy(limit=)``, ``buy(stop=)`` and ``buy(stop=, limit=)`` mix in one run, as in
+        backtesting.py (a compiled ``next``: ``entry_order_nb``). With ``Backtest(..., order_type="limit")`` / ``"stop"`` every entry is of that
+        type (without ``order_price`` each names its level; with it, an entry without one rests at
+        ``order_price``).
         """
         self._order(0, "buy", size, sl, tp, limit, stop, kwargs)
 
@@ -450,7 +460,7 @@ class Strategy:
         if kwargs:
             _no_order_args(name, kwargs)
         c = self._cur.c
-        if limit is not None or stop is not None or self._otype != "market":
+        if limit is not None or stop is not None or self._otype != "market" or self._otypes is not None:
             self._resting(name, limit, stop)
         if size is not None or sl is not None or tp is not None:
             where = f"at {self.time} ({self.symbol})"
@@ -472,25 +482,40 @@ class Strategy:
         self._flagged = True
 
     def _resting(self, name: str, limit: Any, stop: Any) -> None:
-        """Write a per-order limit/stop level into the run's ``order_price`` at the current bar."""
+        """Write a per-order limit/stop level into the run's ``order_price`` at the current bar; in a run
+        without a run-level ``order_type`` (Python ``next``), the entry's own type too (``_otypes``: 0
+        market, 1 limit, 2 stop, 3 stop-limit, its limit in ``_lprice``)."""
         where = f"at {self.time} ({self.symbol})"
+        i, c = self._cur.i, self._cur.c
+        for key, v in (("limit", limit), ("stop", stop)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))
+                                  or not np.isfinite(v) or v <= 0):
+                raise ValueError(f"{name}({key}=...) must be a finite number > 0, got {v!r} {where}")
+        if self._otypes is not None:  # mixed types in one run: each entry names its own
+            code = 3 if (limit is not None and stop is not None) else 1 if limit is not None else \
+                2 if stop is not None else 0
+            self._otypes[i, c] = code
+            self._oprice[i, c] = np.nan if code == 0 else stop if code >= 2 else limit
+            self._lprice[i, c] = limit if code == 3 else np.nan
+            if code and self._live[2] == 0:  # a resting entry: the engine's per-entry types from this bar
+                from ..kernels.callback import SWITCH_TYPES
+
+                self._live[2] = SWITCH_TYPES
+            return
         if limit is not None and stop is not None:
-            raise ValueError(f"{name}(limit=, stop=) together (a stop-limit entry) is not supported by the class API "
-                             f"{where}: give one of them")
+            raise ValueError(f"{name}(limit=, stop=) together (a stop-limit entry) is not supported in a run "
+                             f"with order_type={self._otype!r} {where}: drop order_type (each entry then names "
+                             f"its own type), or give one of them")
         key, v = ("limit", limit) if limit is not None else ("stop", stop)
         if v is not None:
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-                    or not np.isfinite(v) or v <= 0:
-                raise ValueError(f"{name}({key}=...) must be a finite number > 0, got {v!r} {where}")
             if self._otype != key:
                 raise ValueError(f"{name}({key}=...) needs Backtest(..., order_type={key!r}) {where}: the engine's "
                                  f"order type is one per run (market, limit or stop), its level per order"
                                  + ("" if self._otype == "market" else f"; this run's is {self._otype!r}"))
             if self._oprice is None:  # compiled next: no order_price to write
                 raise ValueError(f"{name}({key}=...) per order needs a Python next")
-            self._oprice[self._cur.i, self._cur.c] = v
-        elif self._oprice is not None and not self._oprice[self._cur.i, self._cur.c] == \
-                self._oprice[self._cur.i, self._cur.c]:
+            self._oprice[i, c] = v
+        elif self._oprice is not None and not self._oprice[i, c] == self._oprice[i, c]:
             raise ValueError(f"{name}() in a run with order_type={self._otype!r} and no order_price needs its level "
                              f"{where}: {name}({self._otype}=price)")
 
@@ -825,8 +850,10 @@ class Backtest:
         candles (exit reason ``"liquidation"``; ``self.position`` is flat afterwards) and funding
         (``Result.funding``) as on the signals path. ``reenter`` defaults to True here: ``self.position.close(); self.buy()``
         while long closes the trade and opens a new one on the same bar, as in backtesting.py.
-        ``order_type="limit"`` / ``"stop"`` without ``order_price`` (Python ``next``): every entry
-        names its level, ``self.buy(limit=...)`` / ``self.buy(stop=...)``. Options the class API cannot
+        Without ``order_type`` (Python ``next``) each entry names its own type:
+        ``self.buy()``, ``self.buy(limit=...)``, ``self.buy(stop=...)``, ``self.buy(stop=..., limit=...)``
+        mix in one run. ``order_type="limit"`` / ``"stop"`` without ``order_price`` (Python ``next``):
+        every entry is of that type and names its level, ``self.buy(limit=...)`` / ``self.buy(stop=...)``. Options the class API cannot
         honour are refused here, not in ``run()``: ``sl_price`` / ``tp_price`` / ``limit_price``
         (give ``sl=`` / ``tp=`` per order), ``exit_size`` (``position.close(portion)``),
         ``order_type="stop_limit"``.
@@ -1013,12 +1040,22 @@ class Backtest:
         user = (strat._pos, strat._cash, strat._flags, first, cb, strat._portions, strat._fields)
         cfg = self.config
         strat._otype = cfg.order_type
+        mixed = {}
         if cfg.order_type != "market":  # buy(limit=/stop=) writes its level: a copy per run
             cfg = dataclasses.replace(cfg, order_price=cfg.order_price.copy())
             strat._oprice = cfg.order_price
+        elif cfg.order_price is None:  # no run-level type: buy(), buy(limit=), buy(stop=) mix in one run
+            shape = self._market.shape
+            strat._otypes = np.zeros(shape, dtype=np.int64)
+            strat._oprice = np.full(shape, np.nan)
+            strat._lprice = np.full(shape, np.nan)
+            cfg = dataclasses.replace(cfg, order_price=strat._oprice)
+            strat._live = np.zeros(3, dtype=np.int64)
+            # a run that never rests an entry keeps the plain kernel variant (run_callback)
+            mixed = {"entry_types": strat._otypes, "limit_price": strat._lprice, "live": strat._live}
         # the engine cannot stop early: after an error the callback is no longer called; per-order
         # fields (buy(size=, sl=, tp=), set_stop) cost bars x symbols arrays, negligible at Python speed
-        res = run_callback(self._market, cfg, _python_on_bar(), user, per_order=True)
+        res = run_callback(self._market, cfg, _python_on_bar(), user, per_order=True, **mixed)
         if driver.error is not None:
             raise driver.error
         return res

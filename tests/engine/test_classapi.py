@@ -284,7 +284,7 @@ def test_errors_in_next_are_raised(data):
             self.buy(limit=0.5)
 
     with pytest.raises(ValueError, match=r"buy\(limit=...\) needs Backtest\(..., order_type='limit'\)"):
-        Backtest(data, Calls).run()
+        Backtest(data, Calls, order_type="stop").run()  # no run-level type: mixed, allowed
 
     class LateI(Strategy):
         def init(self):

@@ -91,7 +91,7 @@ def test_per_order_limit_fills_at_its_level_and_bad_levels():
         return S
 
     with pytest.raises(ValueError, match=r"buy\(limit=...\) needs Backtest\(..., order_type='limit'\)"):
-        Backtest(data, strat(limit=9.0)).run()
+        Backtest(data, strat(limit=9.0), order_type="stop").run()  # no order_type: allowed (mixed)
     with pytest.raises(ValueError, match=r"buy\(stop=...\) needs Backtest\(..., order_type='stop'\).*this run's "
                                          r"is 'limit'"):
         Backtest(data, strat(stop=11.0), order_type="limit").run()

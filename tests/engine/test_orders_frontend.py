@@ -253,7 +253,7 @@ def test_class_api_per_order_size_sl_tp_and_bad_values():
             self.buy(limit=9.0)
 
     with pytest.raises(ValueError, match=r"buy\(limit=...\) needs Backtest\(..., order_type='limit'\)"):
-        Backtest(data, Limit).run()
+        Backtest(data, Limit, order_type="stop").run()  # no order_type: allowed (mixed)
 
 
 def test_class_api_per_order_stops_agree_with_backtesting_py():
