@@ -144,7 +144,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 __all__ = ["Tiers", "DEFAULT_TIERS", "MarginSettings", "margin_settings", "pack_tiers", "liquidation_price",
-           "check_funding", "check_mark", "funding_schedule", "INSTRUMENTS", "MARGIN_MODES"]
+           "check_funding", "check_mark", "funding_schedule", "mark_or_price", "INSTRUMENTS", "MARGIN_MODES"]
 
 INSTRUMENTS = ("spot", "perp")
 MARGIN_MODES = ("isolated", "cross")
@@ -562,6 +562,26 @@ def check_mark(open_, high, low, close, *, argument: str = "mark") -> None:
         at = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(f"{argument} candle at {at} is inconsistent: open {o[at]}, high {h[at]}, low {lo[at]}, "
                          f"close {c[at]}")
+
+
+def mark_or_price(perp, mark, price):
+    """The candles liquidation and funding read: ``((open, high, low, close), n_fallback)``.
+
+    ``perp``: ``(m,)`` booleans (perpetual columns); ``mark`` and ``price``: ``(open, high, low, close)``
+    ``(n, m)`` float arrays. A perpetual column takes its mark candle where it has one (mark open not
+    NaN), else its price candle (the issue's rule: "when mark candles are absent, the engine may use the
+    last price candles", bar by bar: a bar with a price candle but no mark candle is checked on the price
+    candle, never skipped); spot columns take their price candles. ``n_fallback``: how many perpetual
+    bars with a price candle took it for want of a mark candle (the result's assumptions say so).
+    Returned arrays are C-contiguous float64."""
+    import numpy as np
+    perp = np.asarray(perp, dtype=np.bool_)[None, :]
+    mark = [np.asarray(a, dtype=np.float64) for a in mark]
+    price = [np.asarray(a, dtype=np.float64) for a in price]
+    use = perp & ~np.isnan(mark[0])
+    fallback = perp & np.isnan(mark[0]) & ~np.isnan(price[3])
+    out = tuple(np.ascontiguousarray(np.where(use, mk, px)) for mk, px in zip(mark, price))
+    return out, int(np.count_nonzero(fallback))
 
 
 def funding_schedule(bar_open, bar_ns: int, times):

@@ -300,7 +300,7 @@ def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[An
     """``levels`` with the mark candles of the perpetual columns (spot columns keep their price
     candles), and the assumption that says which candles the liquidation check reads."""
     from ..kernels.records import Marks
-    from ..margin import check_mark
+    from ..margin import check_mark, mark_or_price
 
     perp = ms.is_perp()[None, :]
     if not market.has_mark:
@@ -308,12 +308,12 @@ def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[An
         note = ("no mark-price candles in the data: the liquidation of perpetuals is checked on the price candles "
                 "(the last price stands for the mark)")
     else:
-        mo, mh, ml, mc = (market.array(f) for f in ("mark_open", "mark_high", "mark_low", "mark_close"))
-        check_mark(mo, mh, ml, mc, argument="mark")
-        mo, mh, ml = (np.ascontiguousarray(np.where(perp, mk, px))
-                      for mk, px in ((mo, inputs.open), (mh, inputs.high), (ml, inputs.low)))
-        note = ("perpetuals: liquidation checked on the mark-price candles (mark low for longs, high for shorts); "
-                "a bar without a mark candle liquidates nothing")
+        mark = tuple(market.array(f) for f in ("mark_open", "mark_high", "mark_low", "mark_close"))
+        check_mark(*mark, argument="mark")
+        (mo, mh, ml, mc), gone = mark_or_price(perp[0], mark, (inputs.open, inputs.high, inputs.low, inputs.close))
+        note = ("perpetuals: liquidation checked on the mark-price candles (mark low for longs, high for shorts)"
+                + (f"; {gone} bar(s) with a price candle but no mark candle checked on the price candle" if gone
+                   else ""))
     n, m = inputs.close.shape
     f_bar, f_open, f_in = np.zeros(0, np.int64), np.zeros((0, m)), np.zeros((0, m))
     ev = funding_events(market)

@@ -91,6 +91,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         from nbtrade.margin import DEFAULT_TIERS
         tiers = DEFAULT_TIERS.rows()
     col_tiers = list(tiers) if isinstance(tiers[0][0], (list, tuple)) else [tiers] * m
+    marks = rp.marks_or_prices(marks, perp, open_, high, low, close)
     if funding_events is not None:
         funding = rp.funding_by_bar(funding_events, n, m, perp, open_, close, marks)
     flows = [[0.0] * m for _ in range(n)]  # funding cash flows per bar and column
@@ -566,8 +567,6 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         sgn = 1 if pos.size > 0 else -1
         liq = rm.liquidation_price(sgn, abs(pos.size), pos.entry_price, pos.margin, 0.0, col_tiers[c])
         o, h, lo = mark_candle(i, c)
-        if math.isnan(o):  # no mark candle: nothing is liquidated there
-            return
         if (sgn > 0 and o <= liq) or (sgn < 0 and o >= liq):
             liquidate(c, i, o)
             return

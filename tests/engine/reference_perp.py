@@ -16,8 +16,8 @@ Rules of a run (what ``run_reference`` does with ``margin``, ``perp``, ``cross``
   modes; ``nbtrade.margin``'s "Accounting" paragraph states a different isolated free margin,
   ``wallet - sum(WB)``, which the kernel does not implement).
 * Marks: a perpetual's liquidation is checked on its mark candle (the price candle without mark
-  candles); a spot column's on its price candle. A bar without a price candle, or (isolated) without
-  a mark open, liquidates nothing there.
+  candles, and on a bar with a price candle but no mark candle: ``marks_or_prices``); a spot column's
+  on its price candle. A bar without a price candle liquidates nothing there.
 * Funding (perpetuals only): an event at a bar's open time is paid at the open (before liquidation
   and orders) on the positions carried in; one strictly inside a bar is booked at the close (before
   the orders at the close) on the positions still open then. A position ``p`` receives
@@ -47,6 +47,25 @@ from __future__ import annotations
 import math
 
 from . import reference_margin as rm
+
+
+def marks_or_prices(marks, perp, open_, high, low, close):
+    """The mark candles a run reads, ``(open, high, low, close)`` lists: each perpetual bar's mark candle,
+    its price candle where the mark open is NaN (a bar with a price candle and no mark candle is checked
+    on the price candle); spot columns' price candles. ``marks`` None: None (the price candles)."""
+    if marks is None:
+        return None
+    n, m = len(close), len(close[0])
+    mc = marks[3] if len(marks) > 3 else close
+    out = ([], [], [], [])
+    for i in range(n):
+        for rows in out:
+            rows.append([])
+        for c in range(m):
+            own = perp[c] and not math.isnan(marks[0][i][c])
+            for k, (mk, px) in enumerate(zip((marks[0], marks[1], marks[2], mc), (open_, high, low, close))):
+                out[k][i].append(mk[i][c] if own else px[i][c])
+    return out
 
 
 def funding_by_bar(events, n, m, perp, open_, close, marks):

@@ -53,6 +53,39 @@ def test_perp_without_mark_candles_uses_price_candles_and_says_so():
     assert "no mark-price candles" in r.assumptions["mark"]
 
 
+def test_bar_with_a_price_candle_but_no_mark_candle_is_checked_on_the_price_candle():
+    """10x long of 10 units at 100 (margin 100): LP = (100 - 1000) / (10 * 0.004 - 10) = 900 / 9.96. Bar 2
+    has a price candle (low 85) and no mark candle: it is checked on the price candle and liquidates
+    there at LP (it used to be skipped, and bar 3's mark open of 60 then closed the position through the
+    bankruptcy price; an isolated balance would have gone below zero but for the absorbed loss). The
+    result's assumptions count the bar."""
+    df, idx = _frame([100.0] * 5, mark_low=[100.0] * 5)
+    df.loc[idx[2], "low"] = 85.0
+    for f in ("mark_open", "mark_high", "mark_low", "mark_close"):
+        df.loc[idx[2], f] = np.nan
+    df.loc[idx[3], ["mark_open", "mark_low"]] = 60.0
+    r = nbtrade.backtest({"BTC": df}, entries=_entry(idx), instrument="perp", leverage=10, size=10.0,
+                         size_type="amount", init_cash=1000.0)
+    tr = r.trades.iloc[0]
+    lp = 900 / 9.96
+    assert tr["exit_reason"] == "liquidation" and tr["exit_time"] == idx[2]
+    assert tr["exit_price"] == pytest.approx(lp, abs=1e-9)
+    assert "1 bar(s) with a price candle but no mark candle" in r.assumptions["mark"]
+    # the forfeited maintenance margin is the fee: the account keeps its 900 of free cash
+    assert r.equity.iloc[-1] == pytest.approx(900.0, abs=1e-9)
+    o, h, lo, c = (df[k].to_numpy()[:, None].tolist() for k in ("open", "high", "low", "close"))
+    marks = tuple(df[k].to_numpy()[:, None].tolist() for k in ("mark_open", "mark_high", "mark_low", "mark_close"))
+    e = np.zeros((5, 1), bool)
+    e[0] = True
+    one = [0.0]
+    ref = run_reference(o, h, lo, c, e.tolist(), np.zeros((5, 1), bool).tolist(), np.zeros((5, 1), bool).tolist(),
+                        np.zeros((5, 1), bool).tolist(), size=[10.0], size_type="amount", fees=one, fixed_fees=one,
+                        slippage=one, sl_stop=[np.nan], tp_stop=[np.nan], trail_stop=[np.nan], lot_size=one,
+                        min_qty=one, min_notional=one, leverage=10.0, init_cash=1000.0, marks=marks, perp=[True])
+    assert [t["exit_reason"] for t in ref[1]] == ["liquidation"]
+    assert ref[1][0]["exit_idx"] == 2 and ref[1][0]["exit_price"] == pytest.approx(lp, abs=1e-9)
+
+
 def test_perp_mark_wicks_kernel_equals_reference():
     rng = np.random.default_rng(3)
     n = 60
