@@ -407,6 +407,15 @@ class MarginSettings:
         return [k for k, v in (("maintenance", any(t != DEFAULT_TIERS for t in self.tiers)),
                                ("liquidation_fee", self.liquidation_fee == self.liquidation_fee)) if v]
 
+    def refuse_margin_only(self) -> None:
+        """Refuse the :meth:`margin_only_options` given to a run without margined positions (unlevered spot,
+        long only): the one message of every way of driving the engine, naming the options."""
+        given = self.margin_only_options()
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to margined positions (leverage > 1, shorts, or "
+                             f"instrument='perp'), and this run is unlevered spot with long positions only: drop "
+                             f"{' and '.join(given)}, or raise leverage / pass instrument='perp'")
+
     def is_perp(self):
         """Boolean numpy array: which columns are perpetuals."""
         import numpy as np

@@ -375,10 +375,7 @@ def _prepare(market: Any, cfg: Any, sig_in: dict) -> dict:
     ms = cfg.margin
     margin_on = spot_margin(cfg.leverage, has_short)
     if not margin_on and ms is not None:
-        given = ms.margin_only_options()
-        if given:
-            raise ValueError(f"{', '.join(given)} apply to margined positions (leverage > 1 or shorts), and this "
-                             f"run is unlevered spot with long signals only: drop {' and '.join(given)}")
+        ms.refuse_margin_only()
     inputs = run_prices(market, cfg)
     if margin_on and not cfg.reads_ohlc():
         inputs = market.prices(ohlc=True, volume=cfg.reads_volume)

@@ -447,11 +447,7 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     # per-symbol leverages that differ: the margin rule (each column's leverage is read by the kernel)
     margin_on = spot_margin(cfg.leverage, has_short) or any_perp or bool(np.ptp(cfg.leverages) > 0)
     if not margin_on and ms is not None:
-        given = ms.margin_only_options()
-        if given:
-            raise ValueError(f"{', '.join(given)} apply to margined positions (leverage > 1, shorts, or "
-                             f"instrument='perp'), and this run is unlevered spot with long signals only: drop "
-                             f"{' and '.join(given)}, or raise leverage / pass instrument='perp'")
+        ms.refuse_margin_only()
     if ms is not None and ms.margin == "cross":
         check_cross(cfg, ms)
     inputs = run_prices(market, cfg)
