@@ -20,7 +20,8 @@ side of stops (take-profit, ROI) and time stops are not ordered against the liqu
 liquidation, checked first, wins when both happen in one bar unless a stop-side level lies
 between the open and the liquidation price; in cross mode the wallet check always comes before
 the bar's stops). The same rules run in every way of driving the engine: signals, target
-weights (``simulate_weights_nb``: no stops), callbacks and the class API.
+weights (``simulate_weights_nb``: no stops; spot weights with leverage > 1 or a negative weight
+follow the spot rule below), callbacks and the class API.
 
 Speed (the fused signals loop): an isolated liquidation price changes only when its position or
 margin does, so it is cached per position and each bar compares the mark candle's row to it in
@@ -78,9 +79,11 @@ Liquidation
     is liquidated at the adverse extremes, every position of the wallet closes, each at its
     cross liquidation price computed with the others at their adverse extremes (this price
     always lies in its own bar, or beyond the open: then the open), all in one event. A bar
-    with no mark candle for a symbol (NaN) liquidates nothing there, as nothing fills on a
-    missing bar (``liquidation_fill_nb`` gives NaN); the next candle's open applies the gap
-    rule. Cross positions without a candle keep their last valid mark in the wallet check.
+    with a price candle but no mark candle for a perpetual is checked on its price candle
+    (:func:`mark_or_price`; the result's ``assumptions["mark"]`` counts such bars); a bar with
+    no candle at all liquidates nothing there, as nothing fills on a missing bar; the next
+    candle's open applies the gap rule. Cross positions without a candle keep their last valid
+    mark in the wallet check.
     Fee: ``liquidation_fee`` NaN (default) forfeits the remaining maintenance margin, the
     outcome of closing at the bankruptcy price: the pessimistic reading of Binance's
     liquidation protocol (a position still margin-deficient after its IOC orders "will be

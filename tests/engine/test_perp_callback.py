@@ -234,7 +234,8 @@ def test_margin_only_options_refused_with_one_message_everywhere():
     assert msg.startswith("maintenance, liquidation_fee apply to margined positions")
     calls = [lambda: nbtrade.backtest(data, entries=zero[0], **kw),
              lambda: nbtrade.backtest_callback(data, _on_bar, user=zero, **kw),
-             lambda: Backtest(data, _Idle, **kw)]
+             lambda: Backtest(data, _Idle, **kw),
+             lambda: nbtrade.backtest_weights(data, np.full((10, 2), 0.5), **kw)]
     for call in calls:
         with pytest.raises(ValueError) as got:
             call()

@@ -226,6 +226,57 @@ def test_weight_leverage_in_and_out_equals_the_signals_run(seed, fill, margin):
     _compare(rw, rs)
 
 
+def _spot_market(seed, n=60, wick=0.3):
+    """One spot symbol whose price candles wick deep (no marks, no funding): leverage liquidates on them."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.03, n)))
+    opn = np.r_[close[0], close[:-1]] * (1 + rng.normal(0, 0.005, n))
+    low = np.minimum(opn, close) * (1 - rng.uniform(0, wick, n))
+    high = np.maximum(opn, close) * (1 + rng.uniform(0, wick, n))
+    idx = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC")
+    df = pd.DataFrame({"open": opn, "high": high, "low": low, "close": close, "volume": 1.0}, index=idx)
+    return prepare_data({"S0": df}), idx, ["S0"], rng
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+def test_spot_leverage_and_shorts_follow_the_signals_margin_rule(seed, fill):
+    """Spot weights with leverage > 1, or a negative weight (a short), follow the isolated margin rule of the
+    signals path (nbtrade.margin, "Spot with leverage": a perpetual without funding, liquidated on the price
+    candle): all-in weights of +-leverage in and 0 out give the signals run's trades (liquidations
+    included), cash and equity. Before, spot weights at 10x drove equity below zero."""
+    market, idx, syms, rng = _spot_market(seed + 50)
+    n = len(idx)
+    lev = float(rng.choice([1.0, 3.0, 10.0])) if seed % 2 else float(rng.choice([3.0, 10.0]))
+    side = -1.0 if seed % 2 else 1.0
+    le, lx = _alternating(rng, n)
+    w = np.full(n, np.nan)
+    w[le] = side * lev
+    w[lx] = 0.0
+    kw = dict(leverage=lev, init_cash=1000.0, fill=fill)
+    rw = nbtrade.backtest_weights(market, _weights(idx, w, syms[0]), rebalance_every=le | lx, **kw)
+    sig = dict(entries=le, exits=lx) if side > 0 else dict(short_entries=le, short_exits=lx,
+                                                           entries=np.zeros(n, bool))
+    rs = nbtrade.backtest(market, size=1.0, **{k: pd.Series(v, idx) for k, v in sig.items()}, **kw)
+    _compare(rw, rs)
+    assert "isolated margin rule" in rw.assumptions["margin"] and "mark" not in rw.assumptions
+    assert (rw.equity.to_numpy() >= -1e-9).all()
+    if seed == 0:
+        assert "liquidation" in set(rw.trades["exit_reason"])
+
+
+def test_spot_weights_without_leverage_or_shorts_have_no_margin_rule():
+    """1x long weights on spot are a cash account (no liquidation, no margin assumption), as before; the
+    margin options are refused there with the signals path's message."""
+    market, idx, syms, _ = _spot_market(1)
+    w = _weights(idx, [1.0] + [np.nan] * (len(idx) - 1), syms[0])
+    r = nbtrade.backtest_weights(market, w, init_cash=1000.0)
+    assert "margin" not in r.assumptions and list(r.trades["exit_reason"]) == ["end"]
+    r2 = nbtrade.backtest_weights(market, w, init_cash=1000.0, leverage=2, liquidation_fee=0.01,
+                                  maintenance=Tiers.flat(0.02, 20))
+    assert "isolated margin rule" in r2.assumptions["margin"]
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_with_fees_a_single_round_trip_equals_the_signals_run_of_the_same_size(seed):
     """With fees and slippage the weights size differs from the signals' percent sizing: the signals run
