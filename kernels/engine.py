@@ -660,7 +660,8 @@ def margin_state_nb(st, px, i, cash, leverage, group, params, per_col):
     ``px[i]`` (the price of the moment) if valid, else at its mark (last valid close). The margin
     used is ``|size| * price / leverage``: ``leverage`` for every column, or with ``per_col`` (margin
     runs) each column's ``params[j].lev`` (columns at ``leverage`` or unset (0) summed first, as before
-    per-symbol leverage existed)."""
+    per-symbol leverage existed). The one free-margin rule of every path and margin mode (``nbtrade.margin``,
+    "Accounting"; the weights loop calls it through ``rebalance.free_margin_nb``)."""
     equity = cash
     gross = 0.0
     used = 0.0

@@ -35,8 +35,8 @@ from numba import types
 from numba.extending import overload
 
 from ._jit import jit, jit_borrow
-from .engine import (close_bar_nb, cross_mode_nb, funding_nb, margin_phase_nb, mark_candle, next_funding_nb,
-                     record_order_nb, record_trade_nb, reject_order_nb, triggered_nb, triggers_nb, wait_for_candle_nb)
+from .engine import (close_bar_nb, cross_mode_nb, funding_nb, margin_phase_nb, margin_state_nb, mark_candle,
+                     next_funding_nb, record_order_nb, record_trade_nb, reject_order_nb, triggered_nb, triggers_nb, wait_for_candle_nb)
 from .fills import EPS, exchange_filter_nb, order_fees_nb, slip_price_nb
 from .margin import initial_margin_nb, max_leverage_nb
 from .records import Direction, ExitReason, FillMode, OrderType, RejectReason, Side, Status, rebalance_state_dt
@@ -175,40 +175,11 @@ def column_leverage_nb(params, c, leverage):
 
 
 @jit
-def free_margin_nb(st, prices, i, cash, params, leverage, isolated):
-    """Free margin at ``prices[i]`` (a column without a candle at its mark).
-
-    Plain and cross runs: ``equity - sum(|q| p / lev)``, the initial margin of each open position at the
-    price of the moment with its column's leverage (:func:`column_leverage_nb`); the rule of
-    ``engine.margin_state_nb`` on one cash account. ``isolated`` (perpetuals, ``nbtrade.margin``
-    "Accounting"): ``wallet - sum(margin)`` with ``wallet = cash + sum(q * avg)`` (equity less the
-    unrealised PnL): an isolated position's profit is not free until closed and its loss stays inside
-    its margin, so the positions' margins never exceed the wallet and equity never goes below zero."""
-    if isolated:
-        wallet = cash
-        held = 0.0
-        for j in range(st.shape[0]):
-            qj = st[j]["pos"]
-            if qj != 0.0:
-                wallet += qj * st[j]["avg"]
-                held += st[j]["margin"]
-        return wallet - held
-    equity = cash
-    gross = 0.0  # notional at the run's leverage (all of it without per-symbol leverage)
-    used = 0.0
-    for j in range(st.shape[0]):
-        qj = st[j]["pos"]
-        if qj != 0.0:
-            pj = prices[i, j]
-            if pj != pj:
-                pj = st[j]["mark"]
-            equity += qj * pj
-            lev = column_leverage_nb(params, j, leverage)
-            if lev == leverage:
-                gross += abs(qj) * pj
-            else:
-                used += initial_margin_nb(abs(qj) * pj, lev)
-    return equity - initial_margin_nb(gross, leverage) - used
+def free_margin_nb(st, prices, i, cash, params, leverage):
+    """Free margin at ``prices[i]`` (a column without a candle at its mark): ``engine.margin_state_nb``, the
+    one rule of every path and mode (``nbtrade.margin``, "Accounting"): equity less each open position's
+    initial margin at the price of the moment, ``|q| * p / lev`` with its column's leverage."""
+    return margin_state_nb(st, prices, i, cash, leverage, 0, params, True)[1]
 
 
 @jit
@@ -262,7 +233,7 @@ def rebalance_nb(prices, i, s, weights, books, params, leverage, margin_mode):
                 reason = exchange_filter_nb(q, p, lot, pc["min_qty"], pc["min_notional"])
                 if reason == RejectReason.NONE and phase == 1:
                     # free margin at this moment: equity less the margin of open positions
-                    available = free_margin_nb(st, prices, i, acct[0], params, leverage, margin_mode == 1)
+                    available = free_margin_nb(st, prices, i, acct[0], params, leverage)
                     fill = slip_price_nb(p, is_buy, pc["slippage"])
                     required = initial_margin_nb(q * fill, lev) + order_fees_nb(q, fill, pc["fees"], pc["fixed_fees"])
                     if required - available > EPS * max(abs(available), 1.0):

@@ -65,11 +65,21 @@ Accounting
     margin is a constraint, not a cash movement. A liquidation books the close at its fill
     price and the fee like any exit, then adds back ``absorbed`` (``settle_isolated_nb``), so
     an isolated position loses at most its margin; a cross wallet whose balance would end
-    below zero is brought back to zero the same way. Free margin for sizing on perpetuals:
-    isolated, ``wallet - sum(WB)`` with ``wallet = equity - sum(UPNL)`` (an isolated position's
-    profit is not free until closed, its loss stays inside its margin); cross, ``margin
-    balance - sum(initial margins at the mark)``, which is today's ``margin_state_nb`` with one
-    leverage.
+    below zero is brought back to zero the same way.
+
+    Free margin for sizing, one rule in every mode and on every path (signals, callbacks, class
+    API, weights: ``kernels.engine.margin_state_nb``, which ``kernels.rebalance.free_margin_nb``
+    calls; the reference engines restate it): the account's equity (cash + every position at
+    the price of the moment, its last close without a candle) less each open position's initial
+    margin at that price, ``|size| * price / leverage`` with its symbol's leverage. An entry fills
+    when its own initial margin and fees fit in it. This is Binance's cross-margin available
+    balance (margin balance - initial margins at the mark). nbtrade applies it to isolated
+    positions too, where Binance counts neither an isolated position's unrealised profit nor
+    its loss (available = wallet - sum of isolated margins): a known difference. Its
+    consequence: on one cash account with several isolated positions, a position's unrealised
+    profit can back another entry's margin, so the isolated margins may add up to more than the
+    wallet; each position still loses at most its margin, but if that profit goes and every
+    position is then liquidated, the account can end below zero.
 
 Liquidation
     Checked every bar against the mark candle, pessimistically: a long at the mark low, a
