@@ -428,7 +428,7 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
                 intrabar_phase_nb(prices, cfg, params, books, i, run_stops if on else run_stops0, use_range,
                                   use_volume)
         if margin_on and i == nf:
-            funding_inside_nb(mcfg, levels, books, i)  # booked at the close on the positions still open
+            funding_inside_nb(mcfg, levels, books, i)  # receipts inside the bar (payments: margin_intrabar_nb)
             nf = next_funding_nb(levels.marks, i + 1, n)
         if has_option_nb(cfg, Option.BORROW):
             borrow_phase_nb(close, params, books, i)

@@ -36,7 +36,8 @@ from numba.extending import overload
 
 from ._jit import jit, jit_borrow
 from .engine import (close_bar_nb, cross_mode_nb, funding_nb, margin_phase_nb, margin_state_nb, mark_candle,
-                     next_funding_nb, record_order_nb, record_trade_nb, reject_order_nb, triggered_nb, triggers_nb, wait_for_candle_nb)
+                     next_funding_nb, record_order_nb, record_trade_nb, reject_order_nb, triggered_nb, triggers_nb,
+                     wait_for_candle_nb)
 from .fills import EPS, exchange_filter_nb, order_fees_nb, slip_price_nb
 from .margin import initial_margin_nb, max_leverage_nb
 from .records import Direction, ExitReason, FillMode, OrderType, RejectReason, Side, Status, rebalance_state_dt
@@ -327,13 +328,15 @@ def simulate_weights_nb(prices, weights, rebalance, params, leverage, fill_mode,
            at the mark open (``margin_phase_nb``, open only);
         3. the rebalance at the open (weights of bar ``i - 1``): sized from the equity after 1-2, so a
            position liquidated at this open is re-entered when a weight for it is due;
-        4. intrabar liquidation against the mark low (longs) / high (shorts), positions entered or
-           changed at this open included (``margin_phase_nb``); weights have no stops;
-        5. funding strictly inside the bar, on the positions still open (``funding_nb``);
+        4. funding strictly inside the bar: its payments (``funding_nb`` part 1), then intrabar
+           liquidation against the mark low (longs) / high (shorts), positions entered or changed at
+           this open included (``margin_phase_nb``); weights have no stops;
+        5. the receipts of the funding inside the bar, on the positions still open (part 2);
         6. the close: marks move to the closes, equity is recorded.
     ``fill_mode == CLOSE``
-        1. funding at the open; 2. intrabar liquidation of positions entered before bar ``i``;
-        3. funding inside the bar; 4. the rebalance at the close (weights of bar ``i``); 5. the close.
+        1. funding at the open; 2. payments of the funding inside the bar, then intrabar liquidation of
+        positions entered before bar ``i``; 3. its receipts; 4. the rebalance at the close (weights of
+        bar ``i``); 5. the close.
     """
     st, acct, counts, orders, trades = books
     close = prices.close
@@ -357,7 +360,7 @@ def simulate_weights_nb(prices, weights, rebalance, params, leverage, fill_mode,
         s = i - lag
         fund = margin_on and i == nf
         if fund:
-            funding_nb(marks, books, i, False)
+            funding_nb(marks, books, i, 0)
             dirty = True
         if margin_on and at_open:
             if dirty:
@@ -378,14 +381,17 @@ def simulate_weights_nb(prices, weights, rebalance, params, leverage, fill_mode,
             rebalance_nb(px, i, s if due else -1, weights, books, params, leverage, margin_mode)
             dirty = True
         if margin_on:
+            if fund:  # payments of the funding inside the bar, before the intrabar check
+                funding_nb(marks, books, i, 1)
+                dirty = True
             if dirty:
                 triggers_nb(st, params, lo, hi)
                 dirty = False
             if cross or triggered_nb(mo, mh, ml, i, lo, hi):
                 margin_events_nb(marks, prices, params, books, i, at_open, False)
                 dirty = True
-            if fund:
-                funding_nb(marks, books, i, True)
+            if fund:  # its receipts, on the positions still open
+                funding_nb(marks, books, i, 2)
                 nf = next_funding_nb(marks, i + 1, n)
                 dirty = True
         if run and not at_open:

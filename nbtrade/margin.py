@@ -12,11 +12,9 @@ Wired so far (signals path, ``nbtrade.backtest``; ``kernels/engine.py`` ``margin
 leverage > 1 or shorts and for ``instrument="perp"`` (``maintenance=``, ``liquidation_fee=``),
 cross margin for perpetuals (``margin="cross"``: every symbol a perpetual, one cash account),
 leverage per symbol (``leverage={symbol: x}``), liquidation on the mark candles (price candles
-without them), the tier's max leverage at entry (reject reason ``leverage``), funding from the
-panel's funding events. Differences from the order below, for now: funding strictly inside a bar
-is booked at the bar's close on the positions still open then (a position closed earlier in the
-bar pays none of it) and the intrabar liquidation check does not deduct it in advance; the take
-side of stops (take-profit, ROI) and time stops are not ordered against the liquidation (the
+without them, and on a bar without a mark candle), the tier's max leverage at entry (reject reason
+``leverage``), funding from the panel's funding events. Differences from the order below, for now:
+the take side of stops (take-profit, ROI) and time stops are not ordered against the liquidation (the
 liquidation, checked first, wins when both happen in one bar unless a stop-side level lies
 between the open and the liquidation price; in cross mode the wallet check always comes before
 the bar's stops). The same rules run in every way of driving the engine: signals, target
@@ -128,15 +126,26 @@ Per-bar order of events (``fill="next_open"``; bar ``i`` spans ``[T, T + dt)``)
        price (``kernels.margin.liquidation_first_nb``: ties, and a stop at or beyond the
        liquidation price, go to liquidation, which cancels the position's open orders); a
        take-profit comes after both under ``intrabar="pessimistic"``. Funding timestamps
-       strictly inside the bar: the liquidation check uses the margin with the bar's funding
-       payments deducted and its receipts left out (the path is unknown: pessimistic,
-       ``funding_check_margin_nb``); a position still open at the close then books all of
-       them, one closed intrabar books its payments only;
+       strictly inside the bar (step 4a, before these checks; 4b after them): see below;
     5. at the close: marks move to the mark close, equity is recorded.
     With ``fill="close"`` steps 1, 2, 4 run before the close fills and 3 becomes the fills
-    at the close. Why liquidation first at ties: exchanges trigger it on the mark price the
-    moment it crosses, and the liquidation engine cancels all open orders before closing
-    (Binance's liquidation protocol), so a stop at the same level never gets to fill.
+    at the close (after 4b). Why liquidation first at ties: exchanges trigger it on the mark
+    price the moment it crosses, and the liquidation engine cancels all open orders before
+    closing (Binance's liquidation protocol), so a stop at the same level never gets to fill.
+
+    Funding strictly inside a bar. OHLC does not say whether the funding instant came before or
+    after a stop, a liquidation or a resting entry inside the bar, so the rule is pessimistic,
+    per position and per bar (the events inside one bar of a symbol summed: their net flow):
+    4a. before the intrabar checks, a position open then (carried into the bar, or filled at its
+        open) whose flow is a payment pays it: the liquidation check sees the margin after it,
+        and a position stopped or liquidated inside the bar has paid (it may have been open at
+        the instant);
+    4b. after them, a position whose flow is a receipt receives it only if it is still open (it
+        may have closed before the instant). A position entered inside the bar (a resting entry)
+        neither pays nor receives, and one entered at the close (``fill="close"``) comes after
+        the instant. (Before: every flow was booked at the close on the positions still open, so
+        a payer stopped inside the bar paid nothing and the liquidation check ignored the
+        payment.) ``kernels.engine.funding_phase_nb``; the reference restates it.
 
 Spot with leverage (margin trading, shorts)
     Today ``leverage`` on spot is a cash account with no liquidation (a 50x short drove

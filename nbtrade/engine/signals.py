@@ -339,9 +339,10 @@ def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[An
         np.add.at(f_in, (row[~at_open], col[~at_open]), amount[~at_open])
         f_bar = f_bar.astype(np.int64)
         note += ("; funding at each funding time of the data: at a bar's open on the positions carried in (before "
-                 "fills), inside a bar at its close on the positions still open then (not on one closed earlier in "
-                 "the bar); it moves the position's isolated margin")
-    marks = Marks(mo, mh, ml, f_bar, f_open, f_in, np.zeros_like(f_open), ms.margin == "cross", np.zeros((10, m)))
+                 "fills); inside a bar (net per symbol), a payment before the intrabar checks on the positions open "
+                 "then (one closed inside the bar has paid), a receipt at the close on those still open; it moves "
+                 "the position's isolated margin")
+    marks = Marks(mo, mh, ml, f_bar, f_open, f_in, np.zeros_like(f_open), ms.margin == "cross", np.zeros((11, m)))
     return levels._replace(marks=marks), note
 
 

@@ -588,15 +588,28 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
             return le or lx or se or sx
         return (lx or sx) and not (le or se)  # resting entries: only exits wait
 
-    def pay_funding(i, k):
+    receipt = [0.0] * m  # size of a position due a receipt of this bar's inside funding (0: none)
+
+    def pay_funding(i, part):
+        # part 0: the events at the bar's open, on every position; inside the bar: 1, before the intrabar
+        # checks, the payments (a position closed inside the bar has paid); 2, at the close, the receipts
+        # of the positions noted at 1 and still open (one entered inside the bar neither pays nor receives)
         for c in range(m):
             pos = positions[c]
-            v = funding[k][i][c]
-            if v != 0.0 and pos.size != 0:
-                flow = -pos.size * v
-                cash_of[acct(c)] += flow
-                pos.margin += flow
-                flows[i][c] += flow
+            v = funding[0 if part == 0 else 1][i][c]
+            if part == 1:
+                receipt[c] = 0.0
+            if v == 0.0 or pos.size == 0:
+                continue
+            flow = -pos.size * v
+            if part == 1 and flow > 0:
+                receipt[c] = pos.size
+                continue
+            if part == 2 and receipt[c] != pos.size:
+                continue
+            cash_of[acct(c)] += flow
+            pos.margin += flow
+            flows[i][c] += flow
 
     for i in range(n):
         if margin and funding is not None:
@@ -619,6 +632,8 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 else:
                     signals(i - 1, i, c, open_, True)
         if margin:
+            if funding is not None:
+                pay_funding(i, 1)
             if cross:
                 cross_check(i, False)
             else:
@@ -636,7 +651,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 if volume is not None and volume[i][c] > 0:
                     last_volume[c] = volume[i][c]
         if margin and funding is not None:
-            pay_funding(i, 1)
+            pay_funding(i, 2)
         if borrow is not None:  # shorts held at this close pay for the bar
             for c in range(m):
                 pos = positions[c]

@@ -18,8 +18,10 @@ Rules of a run (what ``run_reference`` does with ``margin``, ``perp``, ``cross``
   candles, and on a bar with a price candle but no mark candle: ``marks_or_prices``); a spot column's
   on its price candle. A bar without a price candle liquidates nothing there.
 * Funding (perpetuals only): an event at a bar's open time is paid at the open (before liquidation
-  and orders) on the positions carried in; one strictly inside a bar is booked at the close (before
-  the orders at the close) on the positions still open then. A position ``p`` receives
+  and orders) on the positions carried in; the events strictly inside a bar (their net per column):
+  a payment is booked before the intrabar liquidation check on the positions open then, a receipt at
+  the close (before the orders at the close) on those of them still open (``nbtrade.margin``,
+  "Funding strictly inside a bar"). A position ``p`` receives
   ``-p * rate * mark`` per event, the mark being the event's own, else the bar's mark open, else the
   last valid mark close before the bar (none: nothing). It goes to the account's cash and, isolated,
   into the position's margin.
@@ -27,9 +29,10 @@ Rules of a run (what ``run_reference`` does with ``margin``, ``perp``, ``cross``
   at or through the position's liquidation price closes it there; cross: the wallet at the mark
   opens); orders at the open; liquidation inside the bar (isolated: the adverse mark extreme
   reaches the liquidation price; a stop-side level strictly between the open and it fills first
-  instead; cross: the wallet at every position's adverse extreme, before any stop); stops; funding
-  inside the bar; the close. ``fill="close"``: no check at the open; the intrabar one (gaps fill at the
-  mark open) comes before the stops, and orders fill at the close after the funding inside the bar.
+  instead; cross: the wallet at every position's adverse extreme, before any stop), after the
+  payments of the funding inside the bar; stops; its receipts; the close. ``fill="close"``: no check
+  at the open; the intrabar one (gaps fill at the mark open) comes before the stops, and orders fill at
+  the close after the funding inside the bar.
 * Isolated liquidation at ``fill``: fee = the maintenance margin at the fill (``liquidation_fee``
   NaN) or ``rate * notional``, capped at what is left of the margin; a loss past the margin is
   added back (the account never pays more than the margin).
