@@ -665,11 +665,15 @@ def margin_state_nb(st, px, i, cash, leverage, group, params, per_col):
     ``px[i]`` (the price of the moment) if valid, else at its mark (last valid close). The margin
     used is ``|size| * price / leverage``: ``leverage`` for every column, or with ``per_col`` (margin
     runs) each column's ``params[j].lev`` (columns at ``leverage`` or unset (0) summed first, as before
-    per-symbol leverage existed). The one free-margin rule of every path and margin mode (``nbtrade.margin``,
-    "Accounting"; the weights loop calls it through ``rebalance.free_margin_nb``)."""
+    per-symbol leverage existed). Margined positions (``margin`` > 0, margin runs) also cap it at the wallet
+    less their margins, ``cash + sum(size * avg) - sum(margin)``: the one free-margin rule of every path and
+    margin mode (``nbtrade.margin``, "Accounting"; the weights loop calls it through
+    ``rebalance.free_margin_nb``)."""
     equity = cash
     gross = 0.0
     used = 0.0
+    wallet = cash
+    held = 0.0
     for j in range(st.shape[0]):
         sj = st[j]
         q = sj["pos"]
@@ -678,12 +682,17 @@ def margin_state_nb(st, px, i, cash, leverage, group, params, per_col):
             if p != p:
                 p = sj["mark"]
             equity += q * p
+            wallet += q * sj["avg"]
+            held += sj["margin"]
             lev = params[j]["lev"] if per_col else leverage
             if lev == leverage or not lev > 0.0:
                 gross += abs(q) * p
             else:
                 used += abs(q) * p / lev
-    return equity, equity - gross / leverage - used
+    free = equity - gross / leverage - used
+    if held > 0.0 and wallet - held < free:
+        free = wallet - held
+    return equity, free
 
 
 @jit_borrow

@@ -67,17 +67,19 @@ Accounting
 
     Free margin for sizing, one rule in every mode and on every path (signals, callbacks, class
     API, weights: ``kernels.engine.margin_state_nb``, which ``kernels.rebalance.free_margin_nb``
-    calls; the reference engines restate it): the account's equity (cash + every position at
-    the price of the moment, its last close without a candle) less each open position's initial
-    margin at that price, ``|size| * price / leverage`` with its symbol's leverage. An entry fills
-    when its own initial margin and fees fit in it. This is Binance's cross-margin available
-    balance (margin balance - initial margins at the mark). nbtrade applies it to isolated
-    positions too, where Binance counts neither an isolated position's unrealised profit nor
-    its loss (available = wallet - sum of isolated margins): a known difference. Its
-    consequence: on one cash account with several isolated positions, a position's unrealised
-    profit can back another entry's margin, so the isolated margins may add up to more than the
-    wallet; each position still loses at most its margin, but if that profit goes and every
-    position is then liquidated, the account can end below zero.
+    calls; the reference engines restate it): the smaller of
+    (a) the account's equity (cash + every position at the price of the moment, its last close
+        without a candle) less each open position's initial margin at that price,
+        ``|size| * price / leverage`` with its symbol's leverage: Binance's cross-margin
+        available balance (margin balance - initial margins at the mark), where a loss counts;
+    (b) the wallet less the positions' margins, ``cash + sum(size * entry) - sum(WB)``:
+        Binance's isolated available balance, where an unrealised profit does not count.
+    An entry fills when its own initial margin and fees fit in it. Taking both keeps the
+    isolated margins within the wallet (each position loses at most its margin, so liquidating
+    every one leaves the wallet at or above zero) and never lets an unrealised loss back a new
+    entry. It
+    is stricter than Binance in each mode alone (cross: a profit does not back a new entry;
+    isolated: a loss reduces what is free): nbtrade's choice for one rule.
 
 Liquidation
     Checked every bar against the mark candle, pessimistically: a long at the mark low, a

@@ -209,13 +209,17 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         cash = cash_of[acct(c)]
         want = size[c] if sz is None else sz
         leverage = lev[c]
-        equity, used = cash, 0.0
+        equity, used, wallet, held = cash, 0.0, cash, 0.0
         for j in range(m):
             if positions[j].size != 0 and acct(j) == acct(c):
                 pj = value_price(i, j, at_open)
                 equity += positions[j].size * pj
                 used += abs(positions[j].size) * pj / lev[j]  # each position's initial margin at the price
+                wallet += positions[j].size * positions[j].entry_price
+                held += positions[j].margin
         available = equity - used
+        if margin and held > 0:  # margined positions: at most the wallet less their margins
+            available = min(available, wallet - held)
         fee_rate, fixed = fees[c], fixed_fees[c]
         if otype == "limit" and maker_fees is not None and not math.isnan(maker_fees[c]):
             fee_rate = maker_fees[c]

@@ -296,32 +296,31 @@ def test_with_fees_a_single_round_trip_equals_the_signals_run_of_the_same_size(s
     _compare(rw, rs)
 
 
-def test_free_margin_is_one_rule_in_weights_and_signals():
+@pytest.mark.parametrize("a_price, fits", [(120.0, 40.0), (90.0, 36.0)])
+def test_free_margin_is_one_rule_in_weights_and_signals(a_price, fits):
     """Free margin for sizing is one rule on every path (``engine.margin_state_nb``, nbtrade.margin
-    "Accounting"): equity less each position's initial margin at the price of the moment. A: 10 units at
-    100, 5x (margin 200); at 120 the equity is 1,200 and the free margin 1,200 - 10 * 120 / 5 = 960, so
-    B's 47 units at 100 (margin 940) fill on both paths. (The weights path used ``wallet - sum(margins)``
-    = 800 and rejected them, while the signals path filled them.)"""
+    "Accounting"): the smaller of equity less each position's initial margin at the price of the moment and
+    the wallet less the positions' margins. A: 10 units at 100, 5x (margin 200, wallet 1,000). At 120:
+    equity 1,200, 1,200 - 10 * 120 / 5 = 960, wallet rule 1,000 - 200 = 800: 800 (A's unrealised profit
+    does not back B). At 90: 900 - 180 = 720 < 800: 720 (its loss counts). B (price 100, 5x) gets ``fits``
+    units (margin 800 or 720) on both paths, one more is rejected. (The weights path used the wallet rule
+    alone, the signals path the equity rule alone.)"""
     idx = pd.date_range("2024-01-01", periods=4, freq="h", tz="UTC")
-    prices = {"A": [100.0, 110.0, 120.0, 120.0], "B": [100.0] * 4}
+    prices = {"A": [100.0, 100.0, a_price, a_price], "B": [100.0] * 4}
     data = {s: pd.DataFrame({"open": v, "high": v, "low": v, "close": v}, index=idx) for s, v in prices.items()}
-    w = pd.DataFrame({"A": [1.0, np.nan, np.nan, np.nan], "B": [np.nan, np.nan, 4700 / 1200, np.nan]}, idx)
-    kw = dict(instrument="perp", leverage=5, init_cash=1000.0, fill="close")
-    rw = nbtrade.backtest_weights(data, w, rebalance_every=1, **kw)
     le = pd.DataFrame({"A": [True, False, False, False], "B": [False, False, True, False]}, idx)
-    rs = nbtrade.backtest(data, entries=le, size={"A": 1000.0, "B": 4700.0}, size_type="value", **kw)
-    for r in (rw, rs):
-        o = r.orders
-        assert list(o["status"]) == ["filled", "filled"], o
-        assert o["size"].to_numpy() == pytest.approx([10.0, 47.0], abs=1e-9)
-    np.testing.assert_allclose(rw.equity.to_numpy(), rs.equity.to_numpy(), rtol=1e-12)
-    # 48 units need 960.0... of margin at 100 / 5 = 960: still fits; 49 do not (980 > 960)
-    for units, ok in ((48.0, True), (49.0, False)):
-        w.iloc[2, 1] = units * 100 / 1200
+    kw = dict(instrument="perp", leverage=5, init_cash=1000.0, fill="close")
+    equity = 1000.0 + 10 * (a_price - 100)
+    for units, ok in ((fits, True), (fits + 1, False)):
+        w = pd.DataFrame({"A": [1.0, np.nan, np.nan, np.nan], "B": [np.nan, np.nan, units * 100 / equity, np.nan]},
+                         idx)
         rw = nbtrade.backtest_weights(data, w, rebalance_every=1, **kw)
         rs = nbtrade.backtest(data, entries=le, size={"A": 1000.0, "B": units * 100}, size_type="value", **kw)
         for r in (rw, rs):
-            assert list(r.orders["status"]) == ["filled", "filled" if ok else "rejected"]
+            o = r.orders
+            assert list(o["status"]) == ["filled", "filled" if ok else "rejected"], o
+            assert o["size"].to_numpy() == pytest.approx([10.0, units], abs=1e-9)
+        np.testing.assert_allclose(rw.equity.to_numpy(), rs.equity.to_numpy(), rtol=1e-12)
 
 
 # ------------------------------------------------------------------------------------------------
