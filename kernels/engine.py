@@ -665,10 +665,10 @@ def margin_state_nb(st, px, i, cash, leverage, group, params, per_col):
     ``px[i]`` (the price of the moment) if valid, else at its mark (last valid close). The margin
     used is ``|size| * price / leverage``: ``leverage`` for every column, or with ``per_col`` (margin
     runs) each column's ``params[j].lev`` (columns at ``leverage`` or unset (0) summed first, as before
-    per-symbol leverage existed). Margined positions (``margin`` > 0, margin runs) also cap it at the wallet
-    less their margins, ``cash + sum(size * avg) - sum(margin)``: the one free-margin rule of every path and
-    margin mode (``nbtrade.margin``, "Accounting"; the weights loop calls it through
-    ``rebalance.free_margin_nb``)."""
+    per-symbol leverage existed). It is at most the wallet less the positions' margins, ``cash +
+    sum(size * avg) - sum(margin)`` (a position's ``margin``; where none is kept, runs without the margin
+    rule, its entry notional / leverage): the one free-margin rule of every path and margin mode
+    (``nbtrade.margin``, "Accounting"; the weights loop calls it through ``rebalance.free_margin_nb``)."""
     equity = cash
     gross = 0.0
     used = 0.0
@@ -683,14 +683,16 @@ def margin_state_nb(st, px, i, cash, leverage, group, params, per_col):
                 p = sj["mark"]
             equity += q * p
             wallet += q * sj["avg"]
-            held += sj["margin"]
             lev = params[j]["lev"] if per_col else leverage
             if lev == leverage or not lev > 0.0:
                 gross += abs(q) * p
+                lev = leverage
             else:
                 used += abs(q) * p / lev
+            mj = sj["margin"]
+            held += mj if mj > 0.0 else abs(q) * sj["avg"] / lev
     free = equity - gross / leverage - used
-    if held > 0.0 and wallet - held < free:
+    if wallet - held < free:
         free = wallet - held
     return equity, free
 

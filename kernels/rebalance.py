@@ -179,8 +179,8 @@ def column_leverage_nb(params, c, leverage):
 def free_margin_nb(st, prices, i, cash, params, leverage):
     """Free margin at ``prices[i]`` (a column without a candle at its mark): ``engine.margin_state_nb``, the
     one rule of every path and mode (``nbtrade.margin``, "Accounting"): equity less each open position's
-    initial margin at the price of the moment, ``|q| * p / lev`` with its column's leverage, and in margin
-    runs at most the wallet less the positions' margins."""
+    initial margin at the price of the moment, ``|q| * p / lev`` with its column's leverage, and at most
+    the wallet less the positions' margins."""
     return margin_state_nb(st, prices, i, cash, leverage, 0, params, True)[1]
 
 

@@ -73,7 +73,9 @@ Accounting
         ``|size| * price / leverage`` with its symbol's leverage: Binance's cross-margin
         available balance (margin balance - initial margins at the mark), where a loss counts;
     (b) the wallet less the positions' margins, ``cash + sum(size * entry) - sum(WB)``:
-        Binance's isolated available balance, where an unrealised profit does not count.
+        Binance's isolated available balance, where an unrealised profit does not count (a run
+        without the margin rule, 1x spot, keeps no ``WB``: each position's entry notional /
+        leverage stands for it; with long positions only (b) then equals (a), the free cash).
     An entry fills when its own initial margin and fees fit in it. Taking both keeps the
     isolated margins within the wallet (each position loses at most its margin, so liquidating
     every one leaves the wallet at or above zero) and never lets an unrealised loss back a new

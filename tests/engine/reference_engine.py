@@ -216,10 +216,9 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 equity += positions[j].size * pj
                 used += abs(positions[j].size) * pj / lev[j]  # each position's initial margin at the price
                 wallet += positions[j].size * positions[j].entry_price
-                held += positions[j].margin
-        available = equity - used
-        if margin and held > 0:  # margined positions: at most the wallet less their margins
-            available = min(available, wallet - held)
+                mj = positions[j].margin  # (kept in every run: entry notional / leverage, funding)
+                held += mj if mj > 0 else abs(positions[j].size) * positions[j].entry_price / lev[j]
+        available = min(equity - used, wallet - held)  # at most the wallet less the positions' margins
         fee_rate, fixed = fees[c], fixed_fees[c]
         if otype == "limit" and maker_fees is not None and not math.isnan(maker_fees[c]):
             fee_rate = maker_fees[c]

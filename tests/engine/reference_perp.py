@@ -12,8 +12,8 @@ Rules of a run (what ``run_reference`` does with ``margin``, ``perp``, ``cross``
   an entry is refused (reason ``leverage``) when the tier of the resulting position's notional allows
   less than that leverage (0 above the last cap).
 * Sizing: the free margin of an account is its equity (positions valued at the price of the moment)
-  minus every position's ``|size| * price / leverage``, and with margined positions at most the wallet
-  ``cash + sum(size * entry)`` less their margins (``nbtrade.margin``, "Accounting": one rule in both
+  minus every position's ``|size| * price / leverage``, and at most the wallet ``cash + sum(size * entry)``
+  less the positions' margins (``nbtrade.margin``, "Accounting": one rule in both
   modes and on every path, the kernel's ``margin_state_nb``).
 * Marks: a perpetual's liquidation is checked on its mark candle (the price candle without mark
   candles, and on a bar with a price candle but no mark candle: ``marks_or_prices``); a spot column's

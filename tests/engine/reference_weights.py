@@ -11,13 +11,13 @@ EPS = 1e-9
 
 
 def run_reference_weights(open_, close, weights, rebalance, *, fees, fixed_fees, slippage, lot_size, min_qty,
-                          min_notional, leverage=1.0, init_cash=10_000.0, fill="next_open", margin=False):
+                          min_notional, leverage=1.0, init_cash=10_000.0, fill="next_open"):
     """Returns ``(orders, trades, cash, equity, n_delayed)``: records as dicts, curves as lists.
 
-    ``margin`` (spot with leverage > 1 or a negative weight: the isolated margin rule, ``nbtrade.margin``):
-    each position holds a margin (its entries' notional / leverage; a decrease releases its share) and the
-    free margin is at most ``cash + sum(size * avg entry) - sum(margins)`` (sizing only: liquidations are
-    not modelled here, the cases compared do not reach one)."""
+    Free margin (``nbtrade.margin``, "Accounting"): the smaller of equity less ``|size| * price / leverage``
+    and the wallet ``cash + sum(size * avg entry)`` less the positions' margins (their entries' notional /
+    leverage; a decrease releases its share). Spot with leverage > 1 or shorts follows the margin rule:
+    its liquidations are not modelled here (the cases compared do not reach one)."""
     n, m = len(close), len(close[0])
     cash = init_cash
     pos = [0.0] * m
@@ -149,11 +149,9 @@ def run_reference_weights(open_, close, weights, rebalance, *, fees, fixed_fees,
                                 eq += pos[j] * v
                                 gross += abs(pos[j]) * v
                         available = eq - gross / leverage
-                        if margin:
-                            wallet = cash + sum(pos[j] * avg[j] for j in range(m) if pos[j] != 0)
-                            held = sum(held_margin[j] for j in range(m) if pos[j] != 0)
-                            if held > 0:
-                                available = min(available, wallet - held)
+                        wallet = cash + sum(pos[j] * avg[j] for j in range(m) if pos[j] != 0)
+                        held = sum(held_margin[j] for j in range(m) if pos[j] != 0)
+                        available = min(available, wallet - held)
                         required = q * fill_price / leverage + q * fill_price * fees[c] + fixed_fees[c]
                         if required - available > EPS * max(abs(available), 1.0):
                             reject(c, i, side, q, fill_price, "insufficient_cash")

@@ -109,9 +109,8 @@ def test_weights_engine_matches_reference(cfg):
                            **{k: cfg[k] for k in per})
     mask = np.zeros(n, dtype=bool)
     mask[::cfg["every"]] = True
-    margined = cfg["leverage"] > 1 or bool((w < 0).any())  # spot leverage or shorts: the margin rule
     ref = run_reference_weights(o.tolist(), c.tolist(), w.tolist(), mask.tolist(), init_cash=1000.0,
-                                fill=cfg["fill"], leverage=cfg["leverage"], margin=margined, **per)
+                                fill=cfg["fill"], leverage=cfg["leverage"], **per)
     compare_with_reference(res, *ref[:4])
     assert res.assumptions["delayed_orders"] == ref[4]
     # positions rebuilt from the orders agree with the engine's equity
