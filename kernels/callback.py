@@ -476,7 +476,7 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
                     triggers_nb(st, params, lo, hi)
                     due = due or triggered_nb(mo, mh, ml, i, lo, hi)
             if due:
-                margin_intrabar_nb(mcfg, prices, levels, params, books, i, at_open)  # liquidation before stops
+                margin_intrabar_nb(mcfg, prices, levels, params, books, i, at_open)  # liquidation before the stops
             on = flags[0] != 0 or flags[1] != 0
             if not (quiet if on else quiet0):
                 if other_exits or (ind_opt and flags[1]):
@@ -486,7 +486,7 @@ def simulate_callback_nb(on_bar, user, prices, signals, levels, cfg, params, tou
                     intrabar_phase_nb(prices, cfg, params, books, i, run_stops if on else run_stops0, use_range,
                                       use_volume)
             if margin_on and i == nf:
-                funding_inside_nb(mcfg, levels, books, i)  # booked at the close on the positions still open
+                funding_inside_nb(mcfg, levels, books, i)  # receipts inside the bar (payments: margin_intrabar_nb)
                 nf = next_funding_nb(levels.marks, i + 1, n)
             if has_option_nb(cfg, Option.BORROW):
                 borrow_phase_nb(close, params, books, i)

@@ -177,27 +177,30 @@ def _mark_candle_ov(marks, prices):
     return lambda marks, prices: (marks.open, marks.high, marks.low)
 
 
-def funding_nb(marks, books, i, inside):
-    """Funding of bar ``i`` (``inside``: the events strictly inside it, else those at its open) on the
-    positions open now: each pays ``size * rate * mark`` (receives when negative), from its cash account
-    and its isolated margin; recorded in ``marks.flows``. No-op when ``marks`` is None or bar ``i`` has
-    no funding row (``marks.f_bar``)."""
+def funding_nb(marks, books, i, part):
+    """Funding of bar ``i`` on the positions open now: each pays ``size * rate * mark`` (receives when
+    negative), from its cash account and its isolated margin; recorded in ``marks.flows``. ``part`` 0: the
+    events at the bar's open; 1: the payments of those strictly inside it (before the intrabar checks), 2:
+    their receipts (at the close, positions open at 1 and still open; :func:`funding_phase_nb`). No-op
+    when ``marks`` is None or bar ``i`` has no funding row (``marks.f_bar``)."""
     if marks is None:
         return
     r = funding_row_nb(marks.f_bar, i)
     if r >= 0:
-        funding_phase_nb(marks.f_in if inside else marks.f_open, marks.flows, books, i, r)
+        funding_phase_nb(marks.f_open if part == 0 else marks.f_in, marks.flows, books, i, r, part,
+                         marks.scratch[10])
 
 
 @overload(funding_nb)
-def _funding_nb_ov(marks, books, i, inside):
+def _funding_nb_ov(marks, books, i, part):
     if isinstance(marks, types.NoneType):
-        return lambda marks, books, i, inside: None
+        return lambda marks, books, i, part: None
 
-    def impl(marks, books, i, inside):
+    def impl(marks, books, i, part):
         r = funding_row_nb(marks.f_bar, i)
         if r >= 0:
-            funding_phase_nb(marks.f_in if inside else marks.f_open, marks.flows, books, i, r)
+            funding_phase_nb(marks.f_open if part == 0 else marks.f_in, marks.flows, books, i, r, part,
+                             marks.scratch[10])
     return impl
 
 
@@ -315,7 +318,7 @@ def margin_open_nb(cfg, prices, levels, params, books, i, at_open):
     """``Option.MARGIN``: funding due at bar ``i``'s open on the positions carried in (before any fill),
     then with fills at the open liquidation at the open (before the orders there)."""
     if has_option_nb(cfg, Option.MARGIN):
-        funding_nb(levels.marks, books, i, False)
+        funding_nb(levels.marks, books, i, 0)
         if at_open:
             margin_phase_nb(prices, levels.marks, params, books, i, True, True)
 
@@ -327,15 +330,16 @@ def _margin_open_ov(cfg, prices, levels, params, books, i, at_open):
 
     def impl(cfg, prices, levels, params, books, i, at_open):
         if has_option_nb(cfg, Option.MARGIN):
-            funding_nb(levels.marks, books, i, False)
+            funding_nb(levels.marks, books, i, 0)
             if at_open:
                 margin_phase_nb(prices, levels.marks, params, books, i, True, True)
     return impl
 
 
 def margin_intrabar_nb(cfg, prices, levels, params, books, i, at_open):
-    """``Option.MARGIN``: liquidation inside bar ``i`` (before the stops)."""
+    """``Option.MARGIN``: the payments of funding inside bar ``i``, then liquidation inside it (before the stops)."""
     if has_option_nb(cfg, Option.MARGIN):
+        funding_nb(levels.marks, books, i, 1)
         margin_phase_nb(prices, levels.marks, params, books, i, at_open, False)
 
 
@@ -346,14 +350,15 @@ def _margin_intrabar_ov(cfg, prices, levels, params, books, i, at_open):
 
     def impl(cfg, prices, levels, params, books, i, at_open):
         if has_option_nb(cfg, Option.MARGIN):
+            funding_nb(levels.marks, books, i, 1)
             margin_phase_nb(prices, levels.marks, params, books, i, at_open, False)
     return impl
 
 
 def funding_inside_nb(cfg, levels, books, i):
-    """``Option.MARGIN``: funding inside bar ``i``, booked at its close on the positions still open."""
+    """``Option.MARGIN``: the receipts of funding inside bar ``i``, at its close (:func:`funding_phase_nb`)."""
     if has_option_nb(cfg, Option.MARGIN):
-        funding_nb(levels.marks, books, i, True)
+        funding_nb(levels.marks, books, i, 2)
 
 
 @overload(funding_inside_nb)
@@ -363,7 +368,7 @@ def _funding_inside_ov(cfg, levels, books, i):
 
     def impl(cfg, levels, books, i):
         if has_option_nb(cfg, Option.MARGIN):
-            funding_nb(levels.marks, books, i, True)
+            funding_nb(levels.marks, books, i, 2)
     return impl
 
 
@@ -660,10 +665,15 @@ def margin_state_nb(st, px, i, cash, leverage, group, params, per_col):
     ``px[i]`` (the price of the moment) if valid, else at its mark (last valid close). The margin
     used is ``|size| * price / leverage``: ``leverage`` for every column, or with ``per_col`` (margin
     runs) each column's ``params[j].lev`` (columns at ``leverage`` or unset (0) summed first, as before
-    per-symbol leverage existed)."""
+    per-symbol leverage existed). It is at most the wallet less the positions' margins, ``cash +
+    sum(size * avg) - sum(margin)`` (a position's ``margin``; where none is kept, runs without the margin
+    rule, its entry notional / leverage): the one free-margin rule of every path and margin mode
+    (``nbtrade.margin``, "Accounting"; the weights loop calls it through ``rebalance.free_margin_nb``)."""
     equity = cash
     gross = 0.0
     used = 0.0
+    wallet = cash
+    held = 0.0
     for j in range(st.shape[0]):
         sj = st[j]
         q = sj["pos"]
@@ -672,12 +682,19 @@ def margin_state_nb(st, px, i, cash, leverage, group, params, per_col):
             if p != p:
                 p = sj["mark"]
             equity += q * p
+            wallet += q * sj["avg"]
             lev = params[j]["lev"] if per_col else leverage
             if lev == leverage or not lev > 0.0:
                 gross += abs(q) * p
+                lev = leverage
             else:
                 used += abs(q) * p / lev
-    return equity, equity - gross / leverage - used
+            mj = sj["margin"]
+            held += mj if mj > 0.0 else abs(q) * sj["avg"] / lev
+    free = equity - gross / leverage - used
+    if wallet - held < free:
+        free = wallet - held
+    return equity, free
 
 
 @jit_borrow
@@ -916,7 +933,7 @@ def phased_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cas
             orders_phase_nb(open_, prices, signals, levels, g, params, books, i, s)
         margin_intrabar_nb(cfg, prices, levels, params, books, i, at_open)
         intrabar_step_nb(cfg, g, prices, levels, params, books, i, use_range, use_volume)
-        funding_inside_nb(cfg, levels, books, i)  # booked at the close on the positions still open
+        funding_inside_nb(cfg, levels, books, i)  # receipts inside the bar (payments: margin_intrabar_nb)
         borrow_step_nb(cfg, close, params, books, i)
         if not at_open:
             orders_phase_nb(close, prices, signals, levels, g, params, books, i, s)
@@ -1661,7 +1678,7 @@ def cross_phase_nb(prices, marks, params, books, i, open_only):
     st = books.state
     m = st.shape[0]
     close = prices.close
-    buf = marks.scratch  # (10, m) rows: no allocation in the bar loop
+    buf = marks.scratch  # (11, m) rows (row 10: funding_phase_nb's): no allocation in the bar loop
     sizes, entries, last, mo, mh, ml = buf[0], buf[1], buf[2], buf[3], buf[4], buf[5]
     wallet = books.acct[0]
     any_open = False
@@ -1699,23 +1716,36 @@ def funding_row_nb(f_bar, i):
 
 
 @jit
-def funding_phase_nb(f, flows, books, i, r):
+def funding_phase_nb(f, flows, books, i, r, part, held):
     """Body of :func:`funding_nb`: ``f[r, c]`` the sum of ``rate * mark`` per column of bar ``i``'s
     funding row ``r``; a position ``p`` receives ``-p * f[r, c]`` (``kernels.margin.funding_flow_nb``
-    summed over the events), booked in ``flows[r, c]``."""
+    summed over the events), booked in ``flows[r, c]``.
+
+    ``part`` 0 (events at the open): every open position. Events strictly inside the bar (the order of
+    the funding instant and the bar's intrabar events is unknown; ``nbtrade.margin``, "Per-bar order"):
+    ``part`` 1, before the intrabar checks: a position whose flow is a payment pays it now (so the
+    liquidation check and an exit inside the bar see it paid); one whose flow is a receipt has its size
+    noted in ``held[c]`` (0: none); ``part`` 2, at the close: a noted position still open (same size)
+    receives it. A position entered inside the bar (a resting entry) neither pays nor receives."""
     st = books.state
     acct = books.acct
     for c in range(st.shape[0]):
         v = f[r, c]
-        if v != 0.0:
-            sc = st[c]
-            p = sc["pos"]
-            if p != 0.0:
-                flow = -p * v
-                acct[sc["group"]] += flow
-                sc["margin"] += flow  # isolated: funding moves the position's margin (and its liquidation price)
-                sc["liq"] = np.nan
-                flows[r, c] += flow
+        sc = st[c]
+        p = sc["pos"]
+        if part == 1:
+            held[c] = 0.0
+        if v != 0.0 and p != 0.0:
+            flow = -p * v
+            if part == 1 and flow > 0.0:
+                held[c] = p  # a receipt: booked at the close if the position is still open
+                continue
+            if part == 2 and held[c] != p:
+                continue
+            acct[sc["group"]] += flow
+            sc["margin"] += flow  # isolated: funding moves the position's margin (and its liquidation price)
+            sc["liq"] = np.nan
+            flows[r, c] += flow
 
 
 @ijit

@@ -35,8 +35,9 @@ from numba import types
 from numba.extending import overload
 
 from ._jit import jit, jit_borrow
-from .engine import (close_bar_nb, cross_mode_nb, funding_nb, margin_phase_nb, mark_candle, next_funding_nb,
-                     record_order_nb, record_trade_nb, reject_order_nb, triggered_nb, triggers_nb, wait_for_candle_nb)
+from .engine import (close_bar_nb, cross_mode_nb, funding_nb, margin_phase_nb, margin_state_nb, mark_candle,
+                     next_funding_nb, record_order_nb, record_trade_nb, reject_order_nb, triggered_nb, triggers_nb,
+                     wait_for_candle_nb)
 from .fills import EPS, exchange_filter_nb, order_fees_nb, slip_price_nb
 from .margin import initial_margin_nb, max_leverage_nb
 from .records import Direction, ExitReason, FillMode, OrderType, RejectReason, Side, Status, rebalance_state_dt
@@ -175,40 +176,12 @@ def column_leverage_nb(params, c, leverage):
 
 
 @jit
-def free_margin_nb(st, prices, i, cash, params, leverage, isolated):
-    """Free margin at ``prices[i]`` (a column without a candle at its mark).
-
-    Plain and cross runs: ``equity - sum(|q| p / lev)``, the initial margin of each open position at the
-    price of the moment with its column's leverage (:func:`column_leverage_nb`); the rule of
-    ``engine.margin_state_nb`` on one cash account. ``isolated`` (perpetuals, ``nbtrade.margin``
-    "Accounting"): ``wallet - sum(margin)`` with ``wallet = cash + sum(q * avg)`` (equity less the
-    unrealised PnL): an isolated position's profit is not free until closed and its loss stays inside
-    its margin, so the positions' margins never exceed the wallet and equity never goes below zero."""
-    if isolated:
-        wallet = cash
-        held = 0.0
-        for j in range(st.shape[0]):
-            qj = st[j]["pos"]
-            if qj != 0.0:
-                wallet += qj * st[j]["avg"]
-                held += st[j]["margin"]
-        return wallet - held
-    equity = cash
-    gross = 0.0  # notional at the run's leverage (all of it without per-symbol leverage)
-    used = 0.0
-    for j in range(st.shape[0]):
-        qj = st[j]["pos"]
-        if qj != 0.0:
-            pj = prices[i, j]
-            if pj != pj:
-                pj = st[j]["mark"]
-            equity += qj * pj
-            lev = column_leverage_nb(params, j, leverage)
-            if lev == leverage:
-                gross += abs(qj) * pj
-            else:
-                used += initial_margin_nb(abs(qj) * pj, lev)
-    return equity - initial_margin_nb(gross, leverage) - used
+def free_margin_nb(st, prices, i, cash, params, leverage):
+    """Free margin at ``prices[i]`` (a column without a candle at its mark): ``engine.margin_state_nb``, the
+    one rule of every path and mode (``nbtrade.margin``, "Accounting"): equity less each open position's
+    initial margin at the price of the moment, ``|q| * p / lev`` with its column's leverage, and at most
+    the wallet less the positions' margins."""
+    return margin_state_nb(st, prices, i, cash, leverage, 0, params, True)[1]
 
 
 @jit
@@ -262,7 +235,7 @@ def rebalance_nb(prices, i, s, weights, books, params, leverage, margin_mode):
                 reason = exchange_filter_nb(q, p, lot, pc["min_qty"], pc["min_notional"])
                 if reason == RejectReason.NONE and phase == 1:
                     # free margin at this moment: equity less the margin of open positions
-                    available = free_margin_nb(st, prices, i, acct[0], params, leverage, margin_mode == 1)
+                    available = free_margin_nb(st, prices, i, acct[0], params, leverage)
                     fill = slip_price_nb(p, is_buy, pc["slippage"])
                     required = initial_margin_nb(q * fill, lev) + order_fees_nb(q, fill, pc["fees"], pc["fixed_fees"])
                     if required - available > EPS * max(abs(available), 1.0):
@@ -356,13 +329,15 @@ def simulate_weights_nb(prices, weights, rebalance, params, leverage, fill_mode,
            at the mark open (``margin_phase_nb``, open only);
         3. the rebalance at the open (weights of bar ``i - 1``): sized from the equity after 1-2, so a
            position liquidated at this open is re-entered when a weight for it is due;
-        4. intrabar liquidation against the mark low (longs) / high (shorts), positions entered or
-           changed at this open included (``margin_phase_nb``); weights have no stops;
-        5. funding strictly inside the bar, on the positions still open (``funding_nb``);
+        4. funding strictly inside the bar: its payments (``funding_nb`` part 1), then intrabar
+           liquidation against the mark low (longs) / high (shorts), positions entered or changed at
+           this open included (``margin_phase_nb``); weights have no stops;
+        5. the receipts of the funding inside the bar, on the positions still open (part 2);
         6. the close: marks move to the closes, equity is recorded.
     ``fill_mode == CLOSE``
-        1. funding at the open; 2. intrabar liquidation of positions entered before bar ``i``;
-        3. funding inside the bar; 4. the rebalance at the close (weights of bar ``i``); 5. the close.
+        1. funding at the open; 2. payments of the funding inside the bar, then intrabar liquidation of
+        positions entered before bar ``i``; 3. its receipts; 4. the rebalance at the close (weights of
+        bar ``i``); 5. the close.
     """
     st, acct, counts, orders, trades = books
     close = prices.close
@@ -386,7 +361,7 @@ def simulate_weights_nb(prices, weights, rebalance, params, leverage, fill_mode,
         s = i - lag
         fund = margin_on and i == nf
         if fund:
-            funding_nb(marks, books, i, False)
+            funding_nb(marks, books, i, 0)
             dirty = True
         if margin_on and at_open:
             if dirty:
@@ -407,14 +382,17 @@ def simulate_weights_nb(prices, weights, rebalance, params, leverage, fill_mode,
             rebalance_nb(px, i, s if due else -1, weights, books, params, leverage, margin_mode)
             dirty = True
         if margin_on:
+            if fund:  # payments of the funding inside the bar, before the intrabar check
+                funding_nb(marks, books, i, 1)
+                dirty = True
             if dirty:
                 triggers_nb(st, params, lo, hi)
                 dirty = False
             if cross or triggered_nb(mo, mh, ml, i, lo, hi):
                 margin_events_nb(marks, prices, params, books, i, at_open, False)
                 dirty = True
-            if fund:
-                funding_nb(marks, books, i, True)
+            if fund:  # its receipts, on the positions still open
+                funding_nb(marks, books, i, 2)
                 nf = next_funding_nb(marks, i + 1, n)
                 dirty = True
         if run and not at_open:

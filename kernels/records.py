@@ -235,7 +235,7 @@ Levels = namedtuple("Levels", ["order_price", "limit_price", "sl_price", "tp_pri
 #: ``rate * mark`` of the events at bar ``f_bar[r]``'s open time, ``f_in[r, c]`` of those strictly
 #: inside it (``(k, n_cols)``); ``flows`` (output ``(k, n_cols)``, zeroed by the caller) the funding
 #: cash flows booked; ``cross``: the perpetuals share one cross wallet (else isolated margin), ``scratch``
-#: a ``(10, n_cols)`` float64 work array of the cross check (the bar loops do not allocate).
+#: a ``(11, n_cols)`` float64 work array of the cross check and funding (the bar loops do not allocate).
 Marks = namedtuple("Marks", ["open", "high", "low", "f_bar", "f_open", "f_in", "flows", "cross", "scratch"],
                    defaults=(False, None))
 #: Per-order inputs of issue 15: ``size``, the entry's size at its signal bar (NaN: the column's

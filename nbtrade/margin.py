@@ -12,15 +12,14 @@ Wired so far (signals path, ``nbtrade.backtest``; ``kernels/engine.py`` ``margin
 leverage > 1 or shorts and for ``instrument="perp"`` (``maintenance=``, ``liquidation_fee=``),
 cross margin for perpetuals (``margin="cross"``: every symbol a perpetual, one cash account),
 leverage per symbol (``leverage={symbol: x}``), liquidation on the mark candles (price candles
-without them), the tier's max leverage at entry (reject reason ``leverage``), funding from the
-panel's funding events. Differences from the order below, for now: funding strictly inside a bar
-is booked at the bar's close on the positions still open then (a position closed earlier in the
-bar pays none of it) and the intrabar liquidation check does not deduct it in advance; the take
-side of stops (take-profit, ROI) and time stops are not ordered against the liquidation (the
+without them, and on a bar without a mark candle), the tier's max leverage at entry (reject reason
+``leverage``), funding from the panel's funding events. Differences from the order below, for now:
+the take side of stops (take-profit, ROI) and time stops are not ordered against the liquidation (the
 liquidation, checked first, wins when both happen in one bar unless a stop-side level lies
 between the open and the liquidation price; in cross mode the wallet check always comes before
 the bar's stops). The same rules run in every way of driving the engine: signals, target
-weights (``simulate_weights_nb``: no stops), callbacks and the class API.
+weights (``simulate_weights_nb``: no stops; spot weights with leverage > 1 or a negative weight
+follow the spot rule below), callbacks and the class API.
 
 Speed (the fused signals loop): an isolated liquidation price changes only when its position or
 margin does, so it is cached per position and each bar compares the mark candle's row to it in
@@ -64,11 +63,25 @@ Accounting
     margin is a constraint, not a cash movement. A liquidation books the close at its fill
     price and the fee like any exit, then adds back ``absorbed`` (``settle_isolated_nb``), so
     an isolated position loses at most its margin; a cross wallet whose balance would end
-    below zero is brought back to zero the same way. Free margin for sizing on perpetuals:
-    isolated, ``wallet - sum(WB)`` with ``wallet = equity - sum(UPNL)`` (an isolated position's
-    profit is not free until closed, its loss stays inside its margin); cross, ``margin
-    balance - sum(initial margins at the mark)``, which is today's ``margin_state_nb`` with one
-    leverage.
+    below zero is brought back to zero the same way.
+
+    Free margin for sizing, one rule in every mode and on every path (signals, callbacks, class
+    API, weights: ``kernels.engine.margin_state_nb``, which ``kernels.rebalance.free_margin_nb``
+    calls; the reference engines restate it): the smaller of
+    (a) the account's equity (cash + every position at the price of the moment, its last close
+        without a candle) less each open position's initial margin at that price,
+        ``|size| * price / leverage`` with its symbol's leverage: Binance's cross-margin
+        available balance (margin balance - initial margins at the mark), where a loss counts;
+    (b) the wallet less the positions' margins, ``cash + sum(size * entry) - sum(WB)``:
+        Binance's isolated available balance, where an unrealised profit does not count (a run
+        without the margin rule, 1x spot, keeps no ``WB``: each position's entry notional /
+        leverage stands for it; with long positions only (b) then equals (a), the free cash).
+    An entry fills when its own initial margin and fees fit in it. Taking both keeps the
+    isolated margins within the wallet (each position loses at most its margin, so liquidating
+    every one leaves the wallet at or above zero) and never lets an unrealised loss back a new
+    entry. It
+    is stricter than Binance in each mode alone (cross: a profit does not back a new entry;
+    isolated: a loss reduces what is free): nbtrade's choice for one rule.
 
 Liquidation
     Checked every bar against the mark candle, pessimistically: a long at the mark low, a
@@ -78,9 +91,11 @@ Liquidation
     is liquidated at the adverse extremes, every position of the wallet closes, each at its
     cross liquidation price computed with the others at their adverse extremes (this price
     always lies in its own bar, or beyond the open: then the open), all in one event. A bar
-    with no mark candle for a symbol (NaN) liquidates nothing there, as nothing fills on a
-    missing bar (``liquidation_fill_nb`` gives NaN); the next candle's open applies the gap
-    rule. Cross positions without a candle keep their last valid mark in the wallet check.
+    with a price candle but no mark candle for a perpetual is checked on its price candle
+    (:func:`mark_or_price`; the result's ``assumptions["mark"]`` counts such bars); a bar with
+    no candle at all liquidates nothing there, as nothing fills on a missing bar; the next
+    candle's open applies the gap rule. Cross positions without a candle keep their last valid
+    mark in the wallet check.
     Fee: ``liquidation_fee`` NaN (default) forfeits the remaining maintenance margin, the
     outcome of closing at the bankruptcy price: the pessimistic reading of Binance's
     liquidation protocol (a position still margin-deficient after its IOC orders "will be
@@ -115,15 +130,26 @@ Per-bar order of events (``fill="next_open"``; bar ``i`` spans ``[T, T + dt)``)
        price (``kernels.margin.liquidation_first_nb``: ties, and a stop at or beyond the
        liquidation price, go to liquidation, which cancels the position's open orders); a
        take-profit comes after both under ``intrabar="pessimistic"``. Funding timestamps
-       strictly inside the bar: the liquidation check uses the margin with the bar's funding
-       payments deducted and its receipts left out (the path is unknown: pessimistic,
-       ``funding_check_margin_nb``); a position still open at the close then books all of
-       them, one closed intrabar books its payments only;
+       strictly inside the bar (step 4a, before these checks; 4b after them): see below;
     5. at the close: marks move to the mark close, equity is recorded.
     With ``fill="close"`` steps 1, 2, 4 run before the close fills and 3 becomes the fills
-    at the close. Why liquidation first at ties: exchanges trigger it on the mark price the
-    moment it crosses, and the liquidation engine cancels all open orders before closing
-    (Binance's liquidation protocol), so a stop at the same level never gets to fill.
+    at the close (after 4b). Why liquidation first at ties: exchanges trigger it on the mark
+    price the moment it crosses, and the liquidation engine cancels all open orders before
+    closing (Binance's liquidation protocol), so a stop at the same level never gets to fill.
+
+    Funding strictly inside a bar. OHLC does not say whether the funding instant came before or
+    after a stop, a liquidation or a resting entry inside the bar, so the rule is pessimistic,
+    per position and per bar (the events inside one bar of a symbol summed: their net flow):
+    4a. before the intrabar checks, a position open then (carried into the bar, or filled at its
+        open) whose flow is a payment pays it: the liquidation check sees the margin after it,
+        and a position stopped or liquidated inside the bar has paid (it may have been open at
+        the instant);
+    4b. after them, a position whose flow is a receipt receives it only if it is still open (it
+        may have closed before the instant). A position entered inside the bar (a resting entry)
+        neither pays nor receives, and one entered at the close (``fill="close"``) comes after
+        the instant. (Before: every flow was booked at the close on the positions still open, so
+        a payer stopped inside the bar paid nothing and the liquidation check ignored the
+        payment.) ``kernels.engine.funding_phase_nb``; the reference restates it.
 
 Spot with leverage (margin trading, shorts)
     Today ``leverage`` on spot is a cash account with no liquidation (a 50x short drove
@@ -144,7 +170,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 __all__ = ["Tiers", "DEFAULT_TIERS", "MarginSettings", "margin_settings", "pack_tiers", "liquidation_price",
-           "check_funding", "check_mark", "funding_schedule", "INSTRUMENTS", "MARGIN_MODES"]
+           "check_funding", "check_mark", "funding_schedule", "mark_or_price", "INSTRUMENTS", "MARGIN_MODES"]
 
 INSTRUMENTS = ("spot", "perp")
 MARGIN_MODES = ("isolated", "cross")
@@ -407,6 +433,15 @@ class MarginSettings:
         return [k for k, v in (("maintenance", any(t != DEFAULT_TIERS for t in self.tiers)),
                                ("liquidation_fee", self.liquidation_fee == self.liquidation_fee)) if v]
 
+    def refuse_margin_only(self) -> None:
+        """Refuse the :meth:`margin_only_options` given to a run without margined positions (unlevered spot,
+        long only): the one message of every way of driving the engine, naming the options."""
+        given = self.margin_only_options()
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to margined positions (leverage > 1, shorts, or "
+                             f"instrument='perp'), and this run is unlevered spot with long positions only: drop "
+                             f"{' and '.join(given)}, or raise leverage / pass instrument='perp'")
+
     def is_perp(self):
         """Boolean numpy array: which columns are perpetuals."""
         import numpy as np
@@ -562,6 +597,26 @@ def check_mark(open_, high, low, close, *, argument: str = "mark") -> None:
         at = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(f"{argument} candle at {at} is inconsistent: open {o[at]}, high {h[at]}, low {lo[at]}, "
                          f"close {c[at]}")
+
+
+def mark_or_price(perp, mark, price):
+    """The candles liquidation and funding read: ``((open, high, low, close), n_fallback)``.
+
+    ``perp``: ``(m,)`` booleans (perpetual columns); ``mark`` and ``price``: ``(open, high, low, close)``
+    ``(n, m)`` float arrays. A perpetual column takes its mark candle where it has one (mark open not
+    NaN), else its price candle (the issue's rule: "when mark candles are absent, the engine may use the
+    last price candles", bar by bar: a bar with a price candle but no mark candle is checked on the price
+    candle, never skipped); spot columns take their price candles. ``n_fallback``: how many perpetual
+    bars with a price candle took it for want of a mark candle (the result's assumptions say so).
+    Returned arrays are C-contiguous float64."""
+    import numpy as np
+    perp = np.asarray(perp, dtype=np.bool_)[None, :]
+    mark = [np.asarray(a, dtype=np.float64) for a in mark]
+    price = [np.asarray(a, dtype=np.float64) for a in price]
+    use = perp & ~np.isnan(mark[0])
+    fallback = perp & np.isnan(mark[0]) & ~np.isnan(price[3])
+    out = tuple(np.ascontiguousarray(np.where(use, mk, px)) for mk, px in zip(mark, price))
+    return out, int(np.count_nonzero(fallback))
 
 
 def funding_schedule(bar_open, bar_ns: int, times):

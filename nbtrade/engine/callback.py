@@ -241,11 +241,7 @@ def check_margin(cfg: RunConfig) -> bool:
         return False
     margin_on = spot_margin(cfg.leverage, False) or ms.any_perp or bool(np.ptp(cfg.leverages) > 0)
     if not margin_on:
-        given = ms.margin_only_options()
-        if given:
-            raise ValueError(f"{', '.join(given)} apply to margined positions (leverage > 1 or instrument='perp'), "
-                             f"and this callback run is unlevered spot: drop {' and '.join(given)}, or raise "
-                             f"leverage / pass instrument='perp'")
+        ms.refuse_margin_only()
     if ms.margin == "cross":
         check_cross(cfg, ms)
     return margin_on

@@ -300,7 +300,7 @@ def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[An
     """``levels`` with the mark candles of the perpetual columns (spot columns keep their price
     candles), and the assumption that says which candles the liquidation check reads."""
     from ..kernels.records import Marks
-    from ..margin import check_mark
+    from ..margin import check_mark, mark_or_price
 
     perp = ms.is_perp()[None, :]
     if not market.has_mark:
@@ -308,12 +308,12 @@ def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[An
         note = ("no mark-price candles in the data: the liquidation of perpetuals is checked on the price candles "
                 "(the last price stands for the mark)")
     else:
-        mo, mh, ml, mc = (market.array(f) for f in ("mark_open", "mark_high", "mark_low", "mark_close"))
-        check_mark(mo, mh, ml, mc, argument="mark")
-        mo, mh, ml = (np.ascontiguousarray(np.where(perp, mk, px))
-                      for mk, px in ((mo, inputs.open), (mh, inputs.high), (ml, inputs.low)))
-        note = ("perpetuals: liquidation checked on the mark-price candles (mark low for longs, high for shorts); "
-                "a bar without a mark candle liquidates nothing")
+        mark = tuple(market.array(f) for f in ("mark_open", "mark_high", "mark_low", "mark_close"))
+        check_mark(*mark, argument="mark")
+        (mo, mh, ml, mc), gone = mark_or_price(perp[0], mark, (inputs.open, inputs.high, inputs.low, inputs.close))
+        note = ("perpetuals: liquidation checked on the mark-price candles (mark low for longs, high for shorts)"
+                + (f"; {gone} bar(s) with a price candle but no mark candle checked on the price candle" if gone
+                   else ""))
     n, m = inputs.close.shape
     f_bar, f_open, f_in = np.zeros(0, np.int64), np.zeros((0, m)), np.zeros((0, m))
     ev = funding_events(market)
@@ -339,9 +339,10 @@ def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[An
         np.add.at(f_in, (row[~at_open], col[~at_open]), amount[~at_open])
         f_bar = f_bar.astype(np.int64)
         note += ("; funding at each funding time of the data: at a bar's open on the positions carried in (before "
-                 "fills), inside a bar at its close on the positions still open then (not on one closed earlier in "
-                 "the bar); it moves the position's isolated margin")
-    marks = Marks(mo, mh, ml, f_bar, f_open, f_in, np.zeros_like(f_open), ms.margin == "cross", np.zeros((10, m)))
+                 "fills); inside a bar (net per symbol), a payment before the intrabar checks on the positions open "
+                 "then (one closed inside the bar has paid), a receipt at the close on those still open; it moves "
+                 "the position's isolated margin")
+    marks = Marks(mo, mh, ml, f_bar, f_open, f_in, np.zeros_like(f_open), ms.margin == "cross", np.zeros((11, m)))
     return levels._replace(marks=marks), note
 
 
@@ -476,11 +477,7 @@ def signals_inputs(market: Market, cfg: RunConfig, entries: Any = None, exits: A
     # per-symbol leverages that differ: the margin rule (each column's leverage is read by the kernel)
     margin_on = spot_margin(cfg.leverage, has_short) or any_perp or bool(np.ptp(cfg.leverages) > 0)
     if not margin_on and ms is not None:
-        given = ms.margin_only_options()
-        if given:
-            raise ValueError(f"{', '.join(given)} apply to margined positions (leverage > 1, shorts, or "
-                             f"instrument='perp'), and this run is unlevered spot with long signals only: drop "
-                             f"{' and '.join(given)}, or raise leverage / pass instrument='perp'")
+        ms.refuse_margin_only()
     if ms is not None and ms.margin == "cross":
         check_cross(cfg, ms)
     inputs = run_prices(market, cfg)

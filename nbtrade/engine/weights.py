@@ -40,7 +40,10 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
         As for :func:`backtest`.
     leverage : float, or (perpetual runs) {symbol: leverage} / Series by symbol (missing symbols: 1)
         Margin per unit of notional is ``1 / leverage``: a weight up to ``leverage`` (in absolute
-        value, summed over the symbols) fits the equity. Spot runs take one number (no liquidation).
+        value, summed over the symbols) fits the equity. Spot runs take one number; spot with
+        leverage > 1 or a negative weight (a short) follows the isolated margin rule of a perpetual
+        without funding (``nbtrade.margin``, "Spot with leverage"): each position is liquidated at its
+        liquidation price against the candle's low (long) / high (short), as in :func:`backtest`.
     instrument, margin, maintenance, liquidation_fee
         Perpetuals, as for :func:`backtest`: ``instrument="perp"`` (or a mapping symbol -> kind) makes
         each position an isolated-margin position (margin = entry notional / the symbol's leverage,
@@ -49,8 +52,8 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
         data's funding times (``Result.funding``, ``Funding Paid [$]``); ``margin="cross"``: one
         wallet backs every position. Event order inside a bar: ``nbtrade.kernels.rebalance``
         (``simulate_weights_nb``). A weight of ``leverage`` on one symbol is the signals run's
-        ``size=1`` all-in entry at that leverage. ``maintenance``/``liquidation_fee``/``margin``
-        on a spot-only run are an error.
+        ``size=1`` all-in entry at that leverage. ``margin`` on a spot-only run is an error, and
+        so are ``maintenance``/``liquidation_fee`` on an unmargined one (1x, no negative weight).
     filters : None, "exchange" or a filters table
         As for :func:`backtest` (weights place market orders: step size, ``min_qty`` and
         ``min_notional`` apply; there is no order price to round).
@@ -86,19 +89,23 @@ def backtest_weights(data: Any, weights: Any, *, rebalance_every: Any = 1, fees:
     market = prepare_data(data)
     perp = perp_settings(market, leverage, instrument=instrument, margin=margin, maintenance=maintenance,
                          liquidation_fee=liquidation_fee)
+    is_perp = perp is not None and perp.any_perp
     cfg = RunConfig.build(market, "weights", fees=fees, fixed_fees=fixed_fees, slippage=slippage,
                           init_cash=init_cash, fill=fill, freq=freq, lot_size=lot_size, min_qty=min_qty,
-                          min_notional=min_notional, leverage=1.0 if perp is not None else leverage,
+                          min_notional=min_notional, leverage=1.0 if is_perp else leverage,
                           on_gap=on_gap, filters=filters)
-    if perp is not None:
+    if is_perp:
         cfg = with_margin(cfg, perp)
+    elif perp is not None:  # spot with maintenance / liquidation_fee: used if the run is margined
+        cfg = cfg.replace(margin=perp)
     return run_weights(market, cfg, weights, rebalance_every)
 
 
 def perp_settings(market: Market, leverage: Any, *, instrument: Any = "spot", margin: Any = None,
                   maintenance: Any = None, liquidation_fee: Any = None) -> Any:
-    """The ``nbtrade.margin.MarginSettings`` of a weights run with perpetuals (None: a spot run, which then
-    takes none of the perpetual options: errors name the option given)."""
+    """The ``nbtrade.margin.MarginSettings`` of a weights run with perpetuals, or of a spot run given
+    ``maintenance``/``liquidation_fee`` (used when it is margined: leverage > 1 or a negative weight;
+    refused by :func:`run_weights` otherwise); None: a spot run without margin options."""
     from ..margin import margin_settings
     from .options import per_symbol_leverage
 
@@ -107,14 +114,33 @@ def perp_settings(market: Market, leverage: Any, *, instrument: Any = "spot", ma
     ms = margin_settings(syms, instrument=instrument, margin=margin, leverage=1.0, maintenance=maintenance,
                          liquidation_fee=liquidation_fee)
     if not ms.any_perp:
-        given = [k for k, v in (("maintenance", maintenance), ("liquidation_fee", liquidation_fee)) if v is not None]
-        if given:
-            raise ValueError(f"{', '.join(given)} apply to perpetual positions (instrument='perp'), and this weights "
-                             f"run is spot only: drop {' and '.join(given)}, or pass instrument='perp'")
-        return None
+        return ms if ms.margin_only_options() else None
     per_symbol_leverage(lev_arg, syms, per_symbol=True)  # numbers > 0, known symbols (errors name leverage[sym])
     return margin_settings(syms, instrument=instrument, margin=margin, leverage=lev_arg, maintenance=maintenance,
                            liquidation_fee=liquidation_fee)
+
+
+def spot_margin_settings(cfg: RunConfig, market: Market, w: np.ndarray) -> Any:
+    """The margin settings of a spot weights run that follows the margin rule (``signals.spot_margin``:
+    leverage > 1, or a negative weight, i.e. a short), else None. Spot leverage is the isolated rule of a
+    perpetual without funding (``nbtrade.margin``, "Spot with leverage"): the run's leverage for every
+    symbol, its ``maintenance`` (default tiers) and ``liquidation_fee``. An unmargined run given those
+    options is refused (``MarginSettings.refuse_margin_only``)."""
+    from ..margin import MarginSettings, margin_settings
+    from .signals import spot_margin
+
+    ms = cfg.margin
+    with np.errstate(invalid="ignore"):
+        shorts = bool((w < 0).any())
+    if not spot_margin(float(cfg.leverage), shorts):
+        if ms is not None:
+            ms.refuse_margin_only()
+        return None
+    syms = list(market.symbols)
+    if ms is None:
+        return margin_settings(syms, leverage=float(cfg.leverage))
+    lev = tuple(t.check_leverage(float(cfg.leverage)) for t in ms.tiers)
+    return MarginSettings(ms.instrument, ms.margin, lev, ms.tiers, ms.liquidation_fee)
 
 
 def with_margin(cfg: RunConfig, ms: Any) -> RunConfig:
@@ -156,7 +182,12 @@ def run_weights(market: Market, cfg: RunConfig, weights: Any, rebalance_every: A
     mask = rebalance_mask(rebalance_every, n)
     data = RunData(market, cfg)
     ms = cfg.margin
-    margin_on = ms is not None and ms.any_perp
+    any_perp = ms is not None and ms.any_perp
+    if not any_perp:  # spot: leverage > 1 or shorts follow the isolated rule without funding
+        ms = spot_margin_settings(cfg, market, w)
+        if ms is not None:
+            cfg = with_margin(cfg, ms)
+    margin_on = ms is not None
     inputs = run_prices(market, cfg)  # fills at the close read no open
     if margin_on and not cfg.reads_ohlc():  # liquidation is checked on the candle's low and high
         inputs = market.prices(ohlc=True)
@@ -183,7 +214,12 @@ def run_weights(market: Market, cfg: RunConfig, weights: Any, rebalance_every: A
                                   Books(state, np.full(1, cfg.init_cash), counts, orders, trades), cash, equity)
     k = counts[0]
     assumptions = cfg.assumptions(gaps=len(data.gaps), delayed=int(k["delayed"]), no_candles=data.no_candles)
-    if margin_on:
+    if margin_on and not any_perp:
+        assumptions["margin"] = ("isolated margin rule (nbtrade.margin; leverage > 1 or shorts): margin = entry "
+                                 "notional / leverage, liquidation at the liquidation price against the candle's "
+                                 "low (long) / high (short), at the open through a gap; spot has no mark price: "
+                                 "the price candle is the mark; no funding, no borrow interest")
+    elif margin_on:
         assumptions["mark"] = mark_note
         assumptions["margin"] = (
             "cross margin (nbtrade.margin): one wallet backs every perpetual, liquidated as a whole when its margin "
@@ -197,6 +233,6 @@ def run_weights(market: Market, cfg: RunConfig, weights: Any, rebalance_every: A
     warn_rejected(orders[:k["orders"]], k["rejected"], market_only=True)
     res = Result(inputs=inputs, orders=orders[:k["orders"]], trades=trades[:k["trades"]], cash=cash, equity=equity,
                  init_cash=cfg.init_cash, freq_ms=cfg.freq_ms, gaps=data.gaps, assumptions=assumptions)
-    if marks is not None:
+    if any_perp:
         res.funding_rows = (marks.f_bar, marks.flows)  # sparse rows, as the signals path records them
     return res

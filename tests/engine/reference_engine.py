@@ -91,6 +91,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         from nbtrade.margin import DEFAULT_TIERS
         tiers = DEFAULT_TIERS.rows()
     col_tiers = list(tiers) if isinstance(tiers[0][0], (list, tuple)) else [tiers] * m
+    marks = rp.marks_or_prices(marks, perp, open_, high, low, close)
     if funding_events is not None:
         funding = rp.funding_by_bar(funding_events, n, m, perp, open_, close, marks)
     flows = [[0.0] * m for _ in range(n)]  # funding cash flows per bar and column
@@ -208,13 +209,16 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         cash = cash_of[acct(c)]
         want = size[c] if sz is None else sz
         leverage = lev[c]
-        equity, used = cash, 0.0
+        equity, used, wallet, held = cash, 0.0, cash, 0.0
         for j in range(m):
             if positions[j].size != 0 and acct(j) == acct(c):
                 pj = value_price(i, j, at_open)
                 equity += positions[j].size * pj
                 used += abs(positions[j].size) * pj / lev[j]  # each position's initial margin at the price
-        available = equity - used
+                wallet += positions[j].size * positions[j].entry_price
+                mj = positions[j].margin  # (kept in every run: entry notional / leverage, funding)
+                held += mj if mj > 0 else abs(positions[j].size) * positions[j].entry_price / lev[j]
+        available = min(equity - used, wallet - held)  # at most the wallet less the positions' margins
         fee_rate, fixed = fees[c], fixed_fees[c]
         if otype == "limit" and maker_fees is not None and not math.isnan(maker_fees[c]):
             fee_rate = maker_fees[c]
@@ -566,8 +570,6 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
         sgn = 1 if pos.size > 0 else -1
         liq = rm.liquidation_price(sgn, abs(pos.size), pos.entry_price, pos.margin, 0.0, col_tiers[c])
         o, h, lo = mark_candle(i, c)
-        if math.isnan(o):  # no mark candle: nothing is liquidated there
-            return
         if (sgn > 0 and o <= liq) or (sgn < 0 and o >= liq):
             liquidate(c, i, o)
             return
@@ -589,15 +591,28 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
             return le or lx or se or sx
         return (lx or sx) and not (le or se)  # resting entries: only exits wait
 
-    def pay_funding(i, k):
+    receipt = [0.0] * m  # size of a position due a receipt of this bar's inside funding (0: none)
+
+    def pay_funding(i, part):
+        # part 0: the events at the bar's open, on every position; inside the bar: 1, before the intrabar
+        # checks, the payments (a position closed inside the bar has paid); 2, at the close, the receipts
+        # of the positions noted at 1 and still open (one entered inside the bar neither pays nor receives)
         for c in range(m):
             pos = positions[c]
-            v = funding[k][i][c]
-            if v != 0.0 and pos.size != 0:
-                flow = -pos.size * v
-                cash_of[acct(c)] += flow
-                pos.margin += flow
-                flows[i][c] += flow
+            v = funding[0 if part == 0 else 1][i][c]
+            if part == 1:
+                receipt[c] = 0.0
+            if v == 0.0 or pos.size == 0:
+                continue
+            flow = -pos.size * v
+            if part == 1 and flow > 0:
+                receipt[c] = pos.size
+                continue
+            if part == 2 and receipt[c] != pos.size:
+                continue
+            cash_of[acct(c)] += flow
+            pos.margin += flow
+            flows[i][c] += flow
 
     for i in range(n):
         if margin and funding is not None:
@@ -620,6 +635,8 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 else:
                     signals(i - 1, i, c, open_, True)
         if margin:
+            if funding is not None:
+                pay_funding(i, 1)
             if cross:
                 cross_check(i, False)
             else:
@@ -637,7 +654,7 @@ def run_reference(open_, high, low, close, entries, exits, short_entries, short_
                 if volume is not None and volume[i][c] > 0:
                     last_volume[c] = volume[i][c]
         if margin and funding is not None:
-            pay_funding(i, 1)
+            pay_funding(i, 2)
         if borrow is not None:  # shorts held at this close pay for the bar
             for c in range(m):
                 pos = positions[c]

@@ -12,15 +12,17 @@ Rules of a run (what ``run_reference`` does with ``margin``, ``perp``, ``cross``
   an entry is refused (reason ``leverage``) when the tier of the resulting position's notional allows
   less than that leverage (0 above the last cap).
 * Sizing: the free margin of an account is its equity (positions valued at the price of the moment)
-  minus every position's ``|size| * price / leverage`` (the kernel's ``margin_state_nb``, in both
-  modes; ``nbtrade.margin``'s "Accounting" paragraph states a different isolated free margin,
-  ``wallet - sum(WB)``, which the kernel does not implement).
+  minus every position's ``|size| * price / leverage``, and at most the wallet ``cash + sum(size * entry)``
+  less the positions' margins (``nbtrade.margin``, "Accounting": one rule in both
+  modes and on every path, the kernel's ``margin_state_nb``).
 * Marks: a perpetual's liquidation is checked on its mark candle (the price candle without mark
-  candles); a spot column's on its price candle. A bar without a price candle, or (isolated) without
-  a mark open, liquidates nothing there.
+  candles, and on a bar with a price candle but no mark candle: ``marks_or_prices``); a spot column's
+  on its price candle. A bar without a price candle liquidates nothing there.
 * Funding (perpetuals only): an event at a bar's open time is paid at the open (before liquidation
-  and orders) on the positions carried in; one strictly inside a bar is booked at the close (before
-  the orders at the close) on the positions still open then. A position ``p`` receives
+  and orders) on the positions carried in; the events strictly inside a bar (their net per column):
+  a payment is booked before the intrabar liquidation check on the positions open then, a receipt at
+  the close (before the orders at the close) on those of them still open (``nbtrade.margin``,
+  "Funding strictly inside a bar"). A position ``p`` receives
   ``-p * rate * mark`` per event, the mark being the event's own, else the bar's mark open, else the
   last valid mark close before the bar (none: nothing). It goes to the account's cash and, isolated,
   into the position's margin.
@@ -28,9 +30,10 @@ Rules of a run (what ``run_reference`` does with ``margin``, ``perp``, ``cross``
   at or through the position's liquidation price closes it there; cross: the wallet at the mark
   opens); orders at the open; liquidation inside the bar (isolated: the adverse mark extreme
   reaches the liquidation price; a stop-side level strictly between the open and it fills first
-  instead; cross: the wallet at every position's adverse extreme, before any stop); stops; funding
-  inside the bar; the close. ``fill="close"``: no check at the open; the intrabar one (gaps fill at the
-  mark open) comes before the stops, and orders fill at the close after the funding inside the bar.
+  instead; cross: the wallet at every position's adverse extreme, before any stop), after the
+  payments of the funding inside the bar; stops; its receipts; the close. ``fill="close"``: no check
+  at the open; the intrabar one (gaps fill at the mark open) comes before the stops, and orders fill at
+  the close after the funding inside the bar.
 * Isolated liquidation at ``fill``: fee = the maintenance margin at the fill (``liquidation_fee``
   NaN) or ``rate * notional``, capped at what is left of the margin; a loss past the margin is
   added back (the account never pays more than the margin).
@@ -47,6 +50,25 @@ from __future__ import annotations
 import math
 
 from . import reference_margin as rm
+
+
+def marks_or_prices(marks, perp, open_, high, low, close):
+    """The mark candles a run reads, ``(open, high, low, close)`` lists: each perpetual bar's mark candle,
+    its price candle where the mark open is NaN (a bar with a price candle and no mark candle is checked
+    on the price candle); spot columns' price candles. ``marks`` None: None (the price candles)."""
+    if marks is None:
+        return None
+    n, m = len(close), len(close[0])
+    mc = marks[3] if len(marks) > 3 else close
+    out = ([], [], [], [])
+    for i in range(n):
+        for rows in out:
+            rows.append([])
+        for c in range(m):
+            own = perp[c] and not math.isnan(marks[0][i][c])
+            for k, (mk, px) in enumerate(zip((marks[0], marks[1], marks[2], mc), (open_, high, low, close))):
+                out[k][i].append(mk[i][c] if own else px[i][c])
+    return out
 
 
 def funding_by_bar(events, n, m, perp, open_, close, marks):

@@ -12,12 +12,19 @@ EPS = 1e-9
 
 def run_reference_weights(open_, close, weights, rebalance, *, fees, fixed_fees, slippage, lot_size, min_qty,
                           min_notional, leverage=1.0, init_cash=10_000.0, fill="next_open"):
-    """Returns ``(orders, trades, cash, equity, n_delayed)``: records as dicts, curves as lists."""
+    """Returns ``(orders, trades, cash, equity, n_delayed)``: records as dicts, curves as lists.
+
+    Free margin (``nbtrade.margin``, "Accounting"): the smaller of equity less ``|size| * price / leverage``
+    and the wallet ``cash + sum(size * avg entry)`` less the positions' margins (their entries' notional /
+    leverage; a decrease releases its share). Spot with leverage > 1 or shorts follows the margin rule:
+    its liquidations are not modelled here (the cases compared do not reach one)."""
     n, m = len(close), len(close[0])
     cash = init_cash
     pos = [0.0] * m
     mark = [0.0] * m
     book = [None] * m  # open trade per column: dict of entry/exit totals
+    avg = [0.0] * m  # average entry price of the open position (margin runs)
+    held_margin = [0.0] * m  # its margin
     waiting = [None] * m  # target weight waiting for the column's next candle
     delayed = 0
     orders, trades, cash_out, equity_out = [], [], [], []
@@ -47,7 +54,10 @@ def run_reference_weights(open_, close, weights, rebalance, *, fees, fixed_fees,
             book[c] = dict(idx=i, entry_notional=q * price, qty=q, exit_notional=0.0, entry_fees=fee,
                            exit_fees=0.0, long=buy)
             pos[c] = q if buy else -q
+            avg[c], held_margin[c] = price, q * price / leverage
         elif (pos[c] > 0) == buy:
+            avg[c] = (avg[c] * abs(pos[c]) + price * q) / (abs(pos[c]) + q)
+            held_margin[c] += q * price / leverage
             b = book[c]
             b["entry_notional"] += q * price
             b["qty"] += q
@@ -59,9 +69,11 @@ def run_reference_weights(open_, close, weights, rebalance, *, fees, fixed_fees,
             b["exit_fees"] += fee
             if q == abs(pos[c]):
                 pos[c] = 0.0
+                held_margin[c] = 0.0
                 write_trade(c, i, b["exit_notional"], "signal")
                 book[c] = None
             else:
+                held_margin[c] -= held_margin[c] * (q / abs(pos[c]))
                 pos[c] = pos[c] + (q if buy else -q)
 
     def reject(c, i, side, q, price, reason):
@@ -137,6 +149,9 @@ def run_reference_weights(open_, close, weights, rebalance, *, fees, fixed_fees,
                                 eq += pos[j] * v
                                 gross += abs(pos[j]) * v
                         available = eq - gross / leverage
+                        wallet = cash + sum(pos[j] * avg[j] for j in range(m) if pos[j] != 0)
+                        held = sum(held_margin[j] for j in range(m) if pos[j] != 0)
+                        available = min(available, wallet - held)
                         required = q * fill_price / leverage + q * fill_price * fees[c] + fixed_fees[c]
                         if required - available > EPS * max(abs(available), 1.0):
                             reject(c, i, side, q, fill_price, "insufficient_cash")

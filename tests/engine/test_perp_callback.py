@@ -219,6 +219,29 @@ def test_bad_perp_input_names_the_argument(kw, err, match):
         Backtest(data, _Idle, **kw)
 
 
+def test_margin_only_options_refused_with_one_message_everywhere():
+    """Signals, callback, class API and weights word the refusal of ``maintenance``/``liquidation_fee`` on an
+    unlevered spot run alike: one message, from ``MarginSettings.refuse_margin_only`` (the chunked path
+    calls the same helper)."""
+    from nbtrade.margin import margin_settings
+
+    data = _spot()
+    zero = (np.zeros((10, 2), bool),) * 4
+    kw = dict(maintenance=Tiers([(0, math.inf, 0.01, 0, 50)]), liquidation_fee=0.01)
+    with pytest.raises(ValueError) as want:
+        margin_settings(["A", "B"], **kw).refuse_margin_only()
+    msg = str(want.value)
+    assert msg.startswith("maintenance, liquidation_fee apply to margined positions")
+    calls = [lambda: nbtrade.backtest(data, entries=zero[0], **kw),
+             lambda: nbtrade.backtest_callback(data, _on_bar, user=zero, **kw),
+             lambda: Backtest(data, _Idle, **kw),
+             lambda: nbtrade.backtest_weights(data, np.full((10, 2), 0.5), **kw)]
+    for call in calls:
+        with pytest.raises(ValueError) as got:
+            call()
+        assert str(got.value) == msg
+
+
 def test_class_api_margin_number_is_still_backtesting_py_margin():
     data = _spot()
     assert Backtest(data, _Idle, margin=0.5)._kwargs == {"leverage": 2.0}

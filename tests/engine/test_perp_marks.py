@@ -53,6 +53,39 @@ def test_perp_without_mark_candles_uses_price_candles_and_says_so():
     assert "no mark-price candles" in r.assumptions["mark"]
 
 
+def test_bar_with_a_price_candle_but_no_mark_candle_is_checked_on_the_price_candle():
+    """10x long of 10 units at 100 (margin 100): LP = (100 - 1000) / (10 * 0.004 - 10) = 900 / 9.96. Bar 2
+    has a price candle (low 85) and no mark candle: it is checked on the price candle and liquidates
+    there at LP (it used to be skipped, and bar 3's mark open of 60 then closed the position through the
+    bankruptcy price; an isolated balance would have gone below zero but for the absorbed loss). The
+    result's assumptions count the bar."""
+    df, idx = _frame([100.0] * 5, mark_low=[100.0] * 5)
+    df.loc[idx[2], "low"] = 85.0
+    for f in ("mark_open", "mark_high", "mark_low", "mark_close"):
+        df.loc[idx[2], f] = np.nan
+    df.loc[idx[3], ["mark_open", "mark_low"]] = 60.0
+    r = nbtrade.backtest({"BTC": df}, entries=_entry(idx), instrument="perp", leverage=10, size=10.0,
+                         size_type="amount", init_cash=1000.0)
+    tr = r.trades.iloc[0]
+    lp = 900 / 9.96
+    assert tr["exit_reason"] == "liquidation" and tr["exit_time"] == idx[2]
+    assert tr["exit_price"] == pytest.approx(lp, abs=1e-9)
+    assert "1 bar(s) with a price candle but no mark candle" in r.assumptions["mark"]
+    # the forfeited maintenance margin is the fee: the account keeps its 900 of free cash
+    assert r.equity.iloc[-1] == pytest.approx(900.0, abs=1e-9)
+    o, h, lo, c = (df[k].to_numpy()[:, None].tolist() for k in ("open", "high", "low", "close"))
+    marks = tuple(df[k].to_numpy()[:, None].tolist() for k in ("mark_open", "mark_high", "mark_low", "mark_close"))
+    e = np.zeros((5, 1), bool)
+    e[0] = True
+    one = [0.0]
+    ref = run_reference(o, h, lo, c, e.tolist(), np.zeros((5, 1), bool).tolist(), np.zeros((5, 1), bool).tolist(),
+                        np.zeros((5, 1), bool).tolist(), size=[10.0], size_type="amount", fees=one, fixed_fees=one,
+                        slippage=one, sl_stop=[np.nan], tp_stop=[np.nan], trail_stop=[np.nan], lot_size=one,
+                        min_qty=one, min_notional=one, leverage=10.0, init_cash=1000.0, marks=marks, perp=[True])
+    assert [t["exit_reason"] for t in ref[1]] == ["liquidation"]
+    assert ref[1][0]["exit_idx"] == 2 and ref[1][0]["exit_price"] == pytest.approx(lp, abs=1e-9)
+
+
 def test_perp_mark_wicks_kernel_equals_reference():
     rng = np.random.default_rng(3)
     n = 60
@@ -106,6 +139,54 @@ def test_funding_long_short_positive_negative_rate(side, expected):
     assert r.stats()["Funding Paid [$]"] == pytest.approx(-sum(expected))
     assert r.equity.iloc[-1] == pytest.approx(1000.0 + sum(expected))
     assert "funding" in r.assumptions["mark"]
+
+
+def _inside_funding_run(rate, side=1, low=100.0, sl_stop=None, fill="next_open"):
+    """10 units at 100, 10x (margin 100) entered at bar 1 (next_open: signal at bar 0); funding of ``rate`` 30
+    minutes into bar 2 at a mark of 100 (flow ``-side * 10 * 100 * rate``); bar 2's low (price and mark)
+    ``low``, its open and close 100."""
+    from nbtrade.data.panels import _attach_events
+    from nbtrade.engine.run import prepare_data
+
+    df, idx = _frame([100.0] * 5, mark_low=[100.0] * 5, mark_high=[100.0] * 5)
+    df.loc[idx[2], ["low", "mark_low"]] = low
+    market = prepare_data({"BTC": df})
+    t = int(idx[2].value // 1_000_000) + 30 * 60_000
+    _attach_events(market, {"BTC": {"time": np.array([t]), "rate": np.array([rate]), "mark_price": np.array([100.0])}})
+    sig = _entry(idx)
+    kw = dict(entries=sig) if side > 0 else dict(entries=pd.Series(False, idx), short_entries=sig)
+    if sl_stop is not None:
+        kw["sl_stop"] = sl_stop
+    return nbtrade.backtest(market, instrument="perp", leverage=10, size=10.0, size_type="amount", init_cash=1000.0,
+                            fill=fill, **kw), idx
+
+
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+def test_funding_inside_a_bar_pays_before_the_intrabar_checks_and_receives_at_the_close(fill):
+    """Funding strictly inside a bar (nbtrade.margin, "Funding strictly inside a bar"), hand-computed:
+
+    * a long paying 10 (rate +1 %) and stopped inside the bar (stop-loss 5 %: low 94) has paid it;
+    * a long due to receive 10 (rate -1 %) and stopped inside the bar receives nothing; one still open at the
+      close receives it;
+    * the liquidation check sees the payment: LP of the 10x long = (100 - 1000) / (10 * 0.004 - 10) = 90.36;
+      after paying 10 of its margin, (90 - 1000) / -9.96 = 91.37: a low of 91 liquidates it at 91.37 (it did
+      not before the payment counted)."""
+    r, idx = _inside_funding_run(0.01, low=94.0, sl_stop=0.05, fill=fill)
+    assert list(r.trades["exit_reason"]) == ["sl"] and r.trades["exit_time"].iloc[0] == idx[2]
+    assert r.funding["BTC"].iloc[2] == pytest.approx(-10.0)
+    assert r.equity.iloc[-1] == pytest.approx(1000.0 - 10 * 5.0 - 10.0)
+    r, _ = _inside_funding_run(-0.01, low=94.0, sl_stop=0.05, fill=fill)
+    assert list(r.trades["exit_reason"]) == ["sl"] and (r.funding.to_numpy() == 0).all()
+    r, _ = _inside_funding_run(-0.01, low=99.0, sl_stop=0.05, fill=fill)
+    assert list(r.trades["exit_reason"]) == ["end"] and r.funding["BTC"].iloc[2] == pytest.approx(10.0)
+    assert r.equity.iloc[-1] == pytest.approx(1010.0)
+    r, _ = _inside_funding_run(0.01, low=91.0, fill=fill)
+    lp = 910 / 9.96
+    assert list(r.trades["exit_reason"]) == ["liquidation"]
+    assert r.trades["exit_price"].iloc[0] == pytest.approx(lp, abs=1e-9)
+    assert r.funding["BTC"].iloc[2] == pytest.approx(-10.0)
+    r, _ = _inside_funding_run(-0.01, low=91.0, fill=fill)  # a receipt does not help the check: not reached
+    assert list(r.trades["exit_reason"]) == ["end"]
 
 
 def test_spot_run_has_no_funding():

@@ -209,6 +209,9 @@ def margin_events(ref, out, flows):
         seen.add(f"liquidation_{t['direction']}")
         seen.add(f"liquidation_{ref['fill']}")
         marked = ref["perp"][c] and ref["marks"] is not None
+        if marked and math.isnan(ref["marks"][0][i][c]):
+            seen.add("price_fallback")  # a price candle without a mark candle: checked on the price candle
+            marked = False
         mo = ref["marks"][0][i][c] if marked else o[i][c]
         seen.add("gap" if px == mo else "inside")
         if marked and (px < l[i][c] if t["direction"] == "long" else px > h[i][c]):
@@ -236,13 +239,13 @@ def margin_events(ref, out, flows):
 
 def test_random_cases_reach_every_margin_event():
     """The compared cases above liquidate longs and shorts in both fill modes, inside bars and through gaps, on
-    mark wicks the price candle does not reach, with losses past the margin absorbed, in upper maintenance tiers
+    mark wicks the price candle does not reach, on price candles of bars without a mark candle, with losses past the margin absorbed, in upper maintenance tiers
     and at per-symbol leverage; cross runs close several positions at once; funding is paid and received."""
     common = {"liquidation_long", "liquidation_short", "liquidation_next_open", "liquidation_close", "gap",
               "inside", "absorbed", "upper_tier", "per_symbol_leverage", "fee_rate", "rejected_leverage",
               "several_at_once"}
-    want = {"spot": common, "isolated": common | {"mark_beyond_price", "funding_paid", "funding_received"},
-            "cross": common | {"mark_beyond_price", "funding_paid", "funding_received"}}
+    perp = {"mark_beyond_price", "funding_paid", "funding_received", "price_fallback"}
+    want = {"spot": common, "isolated": common | perp, "cross": common | perp}
     for mode in MODES:
         seen = set()
         for seed in range(CASES_PER_MODE):

@@ -226,6 +226,57 @@ def test_weight_leverage_in_and_out_equals_the_signals_run(seed, fill, margin):
     _compare(rw, rs)
 
 
+def _spot_market(seed, n=60, wick=0.3):
+    """One spot symbol whose price candles wick deep (no marks, no funding): leverage liquidates on them."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.03, n)))
+    opn = np.r_[close[0], close[:-1]] * (1 + rng.normal(0, 0.005, n))
+    low = np.minimum(opn, close) * (1 - rng.uniform(0, wick, n))
+    high = np.maximum(opn, close) * (1 + rng.uniform(0, wick, n))
+    idx = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC")
+    df = pd.DataFrame({"open": opn, "high": high, "low": low, "close": close, "volume": 1.0}, index=idx)
+    return prepare_data({"S0": df}), idx, ["S0"], rng
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+def test_spot_leverage_and_shorts_follow_the_signals_margin_rule(seed, fill):
+    """Spot weights with leverage > 1, or a negative weight (a short), follow the isolated margin rule of the
+    signals path (nbtrade.margin, "Spot with leverage": a perpetual without funding, liquidated on the price
+    candle): all-in weights of +-leverage in and 0 out give the signals run's trades (liquidations
+    included), cash and equity. Before, spot weights at 10x drove equity below zero."""
+    market, idx, syms, rng = _spot_market(seed + 50)
+    n = len(idx)
+    lev = float(rng.choice([1.0, 3.0, 10.0])) if seed % 2 else float(rng.choice([3.0, 10.0]))
+    side = -1.0 if seed % 2 else 1.0
+    le, lx = _alternating(rng, n)
+    w = np.full(n, np.nan)
+    w[le] = side * lev
+    w[lx] = 0.0
+    kw = dict(leverage=lev, init_cash=1000.0, fill=fill)
+    rw = nbtrade.backtest_weights(market, _weights(idx, w, syms[0]), rebalance_every=le | lx, **kw)
+    sig = dict(entries=le, exits=lx) if side > 0 else dict(short_entries=le, short_exits=lx,
+                                                           entries=np.zeros(n, bool))
+    rs = nbtrade.backtest(market, size=1.0, **{k: pd.Series(v, idx) for k, v in sig.items()}, **kw)
+    _compare(rw, rs)
+    assert "isolated margin rule" in rw.assumptions["margin"] and "mark" not in rw.assumptions
+    assert (rw.equity.to_numpy() >= -1e-9).all()
+    if seed == 0:
+        assert "liquidation" in set(rw.trades["exit_reason"])
+
+
+def test_spot_weights_without_leverage_or_shorts_have_no_margin_rule():
+    """1x long weights on spot are a cash account (no liquidation, no margin assumption), as before; the
+    margin options are refused there with the signals path's message."""
+    market, idx, syms, _ = _spot_market(1)
+    w = _weights(idx, [1.0] + [np.nan] * (len(idx) - 1), syms[0])
+    r = nbtrade.backtest_weights(market, w, init_cash=1000.0)
+    assert "margin" not in r.assumptions and list(r.trades["exit_reason"]) == ["end"]
+    r2 = nbtrade.backtest_weights(market, w, init_cash=1000.0, leverage=2, liquidation_fee=0.01,
+                                  maintenance=Tiers.flat(0.02, 20))
+    assert "isolated margin rule" in r2.assumptions["margin"]
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_with_fees_a_single_round_trip_equals_the_signals_run_of_the_same_size(seed):
     """With fees and slippage the weights size differs from the signals' percent sizing: the signals run
@@ -243,6 +294,33 @@ def test_with_fees_a_single_round_trip_equals_the_signals_run_of_the_same_size(s
     rs = nbtrade.backtest(market, entries=pd.Series(le, idx), exits=pd.Series(lx, idx), size=size,
                           size_type="amount", **kw)
     _compare(rw, rs)
+
+
+@pytest.mark.parametrize("a_price, fits", [(120.0, 40.0), (90.0, 36.0)])
+def test_free_margin_is_one_rule_in_weights_and_signals(a_price, fits):
+    """Free margin for sizing is one rule on every path (``engine.margin_state_nb``, nbtrade.margin
+    "Accounting"): the smaller of equity less each position's initial margin at the price of the moment and
+    the wallet less the positions' margins. A: 10 units at 100, 5x (margin 200, wallet 1,000). At 120:
+    equity 1,200, 1,200 - 10 * 120 / 5 = 960, wallet rule 1,000 - 200 = 800: 800 (A's unrealised profit
+    does not back B). At 90: 900 - 180 = 720 < 800: 720 (its loss counts). B (price 100, 5x) gets ``fits``
+    units (margin 800 or 720) on both paths, one more is rejected. (The weights path used the wallet rule
+    alone, the signals path the equity rule alone.)"""
+    idx = pd.date_range("2024-01-01", periods=4, freq="h", tz="UTC")
+    prices = {"A": [100.0, 100.0, a_price, a_price], "B": [100.0] * 4}
+    data = {s: pd.DataFrame({"open": v, "high": v, "low": v, "close": v}, index=idx) for s, v in prices.items()}
+    le = pd.DataFrame({"A": [True, False, False, False], "B": [False, False, True, False]}, idx)
+    kw = dict(instrument="perp", leverage=5, init_cash=1000.0, fill="close")
+    equity = 1000.0 + 10 * (a_price - 100)
+    for units, ok in ((fits, True), (fits + 1, False)):
+        w = pd.DataFrame({"A": [1.0, np.nan, np.nan, np.nan], "B": [np.nan, np.nan, units * 100 / equity, np.nan]},
+                         idx)
+        rw = nbtrade.backtest_weights(data, w, rebalance_every=1, **kw)
+        rs = nbtrade.backtest(data, entries=le, size={"A": 1000.0, "B": units * 100}, size_type="value", **kw)
+        for r in (rw, rs):
+            o = r.orders
+            assert list(o["status"]) == ["filled", "filled" if ok else "rejected"], o
+            assert o["size"].to_numpy() == pytest.approx([10.0, units], abs=1e-9)
+        np.testing.assert_allclose(rw.equity.to_numpy(), rs.equity.to_numpy(), rtol=1e-12)
 
 
 # ------------------------------------------------------------------------------------------------
