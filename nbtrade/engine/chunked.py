@@ -409,6 +409,9 @@ def _event_marks(market: Any, last_mark: np.ndarray, k: int) -> tuple[Any, np.nd
     from ..data.panels import FundingEvents, funding_schedule
 
     mo, mc = (market.array(f) for f in (("mark_open", "mark_close") if market.has_mark else ("open", "close")))
+    if market.has_mark:  # a bar without a mark candle reads its price candle (nbtrade.margin.mark_or_price)
+        gone = np.isnan(mo)
+        mo, mc = np.where(gone, market.array("open"), mo), np.where(gone, market.array("close"), mc)
     seen = pd.DataFrame(mc).ffill().to_numpy()  # last valid mark close up to each row
     out = last_mark.copy()
     if k > 0:
@@ -522,7 +525,7 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
     from ..kernels.records import Books, counts_dt, new_state
     from .options import RunConfig
     from .run import grow
-    from .signals import signals_kernels
+    from .signals import mark_fallback_note, signals_kernels
 
     store = plan.store()
     n, m, lb = plan.n, len(plan.symbols), plan.lookback
@@ -534,6 +537,7 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
     carry = None  # {"rows": [global bars], "arrays": {key: rows}}
     n_orders = n_trades = 0
     cfg = d = tail = None
+    n_fallback = 0
     for a in range(0, n, plan.chunk_bars):
         b = min(n, a + plan.chunk_bars)
         last = b == n
@@ -547,6 +551,10 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
         if plan.perp:
             market, last_mark = _event_marks(market, last_mark, b - 1 - r0)
         cfg = RunConfig.build(market, "signals", **options, **level_in)
+        if plan.perp and market.has_mark:  # the chunk's own bars checked on the price candle (no mark candle)
+            rows = slice(a - r0, b - r0)
+            n_fallback += int(np.count_nonzero(cfg.margin.is_perp()[None, :] & np.isnan(market.array("mark_open")[rows])
+                                               & ~np.isnan(market.array("close")[rows])))
         d = _prepare(market, cfg, sig_in)
         del warm, market, sig_in, level_in
         n_run = hi - r0
@@ -560,8 +568,8 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
         if tail is None or (d["partial"] and not tail["partial"]):  # exits closing parts somewhere: say so
             tail = dict(exit_frac=d["exit_frac"], partial=d["partial"], margin_on=d["margin_on"],
                         mark_note=tail["mark_note"] if tail else None)
-        if d["mark_note"] is not None and len(d["mark_note"]) > len(tail["mark_note"] or ""):
-            tail["mark_note"] = d["mark_note"]  # the note of a chunk with funding events says how they apply
+        if d["mark_note"] is not None and len(mark_fallback_note(d["mark_note"], 0)) > len(tail["mark_note"] or ""):
+            tail["mark_note"] = mark_fallback_note(d["mark_note"], 0)  # a chunk with funding says how it applies
         n_carry = len(carry["rows"]) if carry is not None else 0
         rowmap = np.concatenate([[-1], carry["rows"] if n_carry else np.zeros(0, np.int64),
                                  np.arange(r0, hi)]).astype(np.int64)
@@ -631,7 +639,7 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
         funding = (np.concatenate([f[0] for f in funding_parts]).astype(np.int64),
                    np.concatenate([f[1] for f in funding_parts]).reshape(-1, m))
     return dict(orders=orders, trades=trades, cash=cash, equity=equity, counts=counts, cfg=cfg, funding=funding,
-                **tail)
+                n_fallback=n_fallback, **tail)
 
 
 def _buffer(d: dict, cfg: Any, m: int, n_run: int) -> tuple[int, int]:
@@ -696,14 +704,14 @@ class _StoreInputs:
 def _result(plan: _Plan, out: dict, options: dict, gaps: pd.DataFrame) -> Any:
     from ..result import Result
     from .run import warn_rejected
-    from .signals import margin_assumption
+    from .signals import margin_assumption, mark_fallback_note
 
     cfg, counts = out["cfg"], out["counts"]
     k = counts[0]
     assumptions = cfg.assumptions(gaps=len(gaps), delayed=int(k["delayed"]),
                                   exit_frac=out["exit_frac"] if out["partial"] else None, no_candles=[])
     if out.get("mark_note") is not None:
-        assumptions["mark"] = out["mark_note"]
+        assumptions["mark"] = mark_fallback_note(out["mark_note"], out.get("n_fallback", 0))
     margin_assumption(assumptions, out["margin_on"], cfg.margin)
     assumptions["chunks"] = (f"run in chunks of {plan.chunk_bars} bars read from the store, signals with a "
                              f"warm-up of {plan.lookback} bars")
@@ -812,4 +820,5 @@ def _merge(plan: _Plan, results: list, options: dict) -> dict:
     first = results[0][1]
     return dict(orders=o, trades=t, cash=cash, equity=equity, counts=counts, cfg=cfg, exit_frac=first["exit_frac"],
                 partial=first["partial"], margin_on=first["margin_on"], mark_note=first.get("mark_note"),
+                n_fallback=sum(out.get("n_fallback", 0) for _, out in results),
                 funding=funding)

@@ -296,6 +296,21 @@ def check_cross(cfg: Any, ms: Any) -> None:
                          "margin='isolated'")
 
 
+MARK_NOTE = "perpetuals: liquidation checked on the mark-price candles (mark low for longs, high for shorts)"
+_FALLBACK = "; {} bar(s) with a price candle but no mark candle checked on the price candle"
+
+
+def mark_fallback_note(note: str, n_fallback: int) -> str:
+    """``note`` (a :func:`perp_marks` note) saying that ``n_fallback`` bars were checked on the price candle for
+    want of a mark candle (a chunked run counts each chunk's own bars and sets the total)."""
+    import re
+
+    note = re.sub(re.escape(_FALLBACK).replace(r"\{\}", r"\d+"), "", note)
+    if n_fallback and note.startswith(MARK_NOTE):
+        note = MARK_NOTE + _FALLBACK.format(n_fallback) + note[len(MARK_NOTE):]
+    return note
+
+
 def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[Any, str]:
     """``levels`` with the mark candles of the perpetual columns (spot columns keep their price
     candles), and the assumption that says which candles the liquidation check reads."""
@@ -311,9 +326,7 @@ def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[An
         mark = tuple(market.array(f) for f in ("mark_open", "mark_high", "mark_low", "mark_close"))
         check_mark(*mark, argument="mark")
         (mo, mh, ml, mc), gone = mark_or_price(perp[0], mark, (inputs.open, inputs.high, inputs.low, inputs.close))
-        note = ("perpetuals: liquidation checked on the mark-price candles (mark low for longs, high for shorts)"
-                + (f"; {gone} bar(s) with a price candle but no mark candle checked on the price candle" if gone
-                   else ""))
+        note = mark_fallback_note(MARK_NOTE, gone)
     n, m = inputs.close.shape
     f_bar, f_open, f_in = np.zeros(0, np.int64), np.zeros((0, m)), np.zeros((0, m))
     ev = funding_events(market)
