@@ -110,6 +110,14 @@ def _perpetuals() -> None:
     warm_perp()
 
 
+def _backtests_and_perpetuals() -> None:
+    """:func:`_backtests`, then :func:`_perpetuals` in the same process: the perpetual run's per-order
+    kernels are the spot runs' (``kernels.engine.order_levels_nb``), so it compiles only its bar loop; and
+    no other process compiles another signature of the same kernels meanwhile (see :data:`DEMO_STEPS`)."""
+    _backtests()
+    _perpetuals()
+
+
 def _control_market() -> None:
     from .synthetic import planted_market
 
@@ -168,23 +176,31 @@ def _sweep() -> None:
     sweep(market, ema_cross, {"fast": [3], "slow": [8]}, n_jobs=1)
 
 
-#: name -> a step compiling the kernels one part of a run uses. Steps may share kernels (a shared one
-#: compiles in each process running it, and two processes may each rewrite its cache index without
-#: the other's entry: a later run then compiles that one again; nothing is wrong, only slower)
+#: name -> a step compiling the kernels one part of a run uses. Steps may share a kernel with the same
+#: signature (it compiles in each process running it; harmless, only slower); two steps compiling different
+#: signatures of one kernel at the same time are unsafe (see :data:`DEMO_STEPS`): "engine paths" still does
+#: so beside "backtests and perpetuals" in a full ``nbtrade warmup``
 STEPS: dict[str, Callable[[], None]] = {
-    "features": _features, "backtests": _backtests, "control market": _control_market,
+    "features": _features, "control market": _control_market,
     "indicators": _indicators, "engine paths": _engine, "sweep": _sweep,
     "features (averages, volatility)": _features_a, "features (oscillators, correlation)": _features_b,
-    "perpetuals": _perpetuals,
+    "backtests and perpetuals": _backtests_and_perpetuals,
 }
-#: what ``nbtrade demo`` calls, slowest first: two workers take the engine and the first half of the
-#: features, the first free one the second half; these steps compile disjoint kernels. Measured cold, one
-#: step per fresh process (``python bench/bench_compile.py --steps``, shared 2-core machine, load ~5): backtests
-#: 17 s of CPU (28 s before the signals kernel compiled per capability set: the demo's runs use two, plain
-#: and with a stop-loss), the feature halves ~8.8 s and ~7.9 s (10.2 and 9.1 before the rolling kernels'
-#: helpers stopped compiling twice, literal and int64; load 7-10), the control market ~1 s
-DEMO_STEPS: tuple[str, ...] = ("backtests", "features (averages, volatility)", "features (oscillators, correlation)",
-                               "perpetuals", "control market")
+#: what ``nbtrade demo`` calls, slowest first: one worker takes the engine (spot and perpetual runs in one
+#: process: the perpetual run loads the spot runs' per-order kernels instead of compiling them, ~7 s of CPU),
+#: the other the two feature halves and the control market; these steps compile disjoint kernels.
+#: Two processes must not compile *different* signatures of one kernel at the same time: numba's cache
+#: (``numba.core.caching.IndexDataCacheFile.save``) reads the index, picks the first free data file name,
+#: writes the data, then the index (each through a temporary file and ``os.replace``), so two such saves in the
+#: same few milliseconds can leave an index entry pointing at the other signature's data. The same signature
+#: twice is harmless (same key, same name). The signals kernels compile one signature per capability set
+#: (spot plain, stops, margin), hence one step for all of the engine's runs.
+#: Measured cold, one step per fresh process (``python bench/bench_compile.py --steps``, shared 2-core
+#: machine): "backtests and perpetuals" 54 s of CPU at load ~5.5 where "backtests" took 31 s and "perpetuals"
+#: 30 s (before: two steps, 17 s and 24 s at load ~1.5); the feature halves ~8.8 s and ~7.9 s (load 7-10), the
+#: control market ~1 s
+DEMO_STEPS: tuple[str, ...] = ("backtests and perpetuals", "features (averages, volatility)",
+                               "features (oscillators, correlation)", "control market")
 
 #: kernels the demo always calls: when one has no cache entry, the cache is cold
 _PROBES = ("nbtrade.kernels.engine", "nbtrade.kernels.rolling", "nbtrade.kernels.moving")
