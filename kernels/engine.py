@@ -96,8 +96,8 @@ from .fills import (EPS, entry_size_nb, exchange_filter_nb, impact_price_nb, ord
                     slip_price_nb, stop_fill_nb, stop_limit_fill_nb)
 from .margin import cross_event_nb, liquidation_fill_nb, liquidation_first_nb, liquidation_price_nb, maintenance_margin_nb, \
     max_leverage_nb, settle_isolated_nb
-from .records import (ALL_CAPS, Cap, Config, Direction, ExitReason, FillMode, Intrabar, Option, OrderType, RejectReason,
-                      Side, Status)
+from .records import (ALL_CAPS, Cap, Config, Direction, ExitReason, FillMode, Intrabar, Levels, Option, OrderType,
+                      RejectReason, Side, Status)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -223,6 +223,27 @@ def _next_funding_nb_ov(marks, a, n):
     return impl
 
 
+def order_levels_nb(levels):
+    """``levels`` without its ``marks`` (None): what the per-order kernels (:func:`process_signal_nb`,
+    :func:`orders_phase_nb`, :func:`orders_column_nb`) take. They never read the marks, so a perpetual run
+    calls the very signatures a spot run compiled (one compile, ~7 s of CPU cold, shared through the cache)
+    instead of its own."""
+    if levels.marks is None:
+        return levels
+    return levels._replace(marks=None)
+
+
+@overload(order_levels_nb)
+def _order_levels_ov(levels):
+    if isinstance(levels.types[levels.fields.index("marks")], types.NoneType):
+        return lambda levels: levels
+
+    def impl(levels):
+        return Levels(levels.order_price, levels.limit_price, levels.sl_price, levels.tp_price, levels.exit_size,
+                      levels.extra, None)
+    return impl
+
+
 def cross_mode_nb(marks):
     """Whether the run's perpetuals share one cross wallet (``marks.cross``; False when ``marks`` is None)."""
     if marks is None:
@@ -331,8 +352,8 @@ def _margin_open_ov(cfg, prices, levels, params, books, i, at_open):
     def impl(cfg, prices, levels, params, books, i, at_open):
         if has_option_nb(cfg, Option.MARGIN):
             funding_nb(levels.marks, books, i, 0)
-            if at_open:
-                margin_phase_nb(prices, levels.marks, params, books, i, True, True)
+            if at_open:  # (at_open, at_open): True as a plain bool, see below
+                margin_phase_nb(prices, levels.marks, params, books, i, at_open, at_open)
     return impl
 
 
@@ -351,7 +372,9 @@ def _margin_intrabar_ov(cfg, prices, levels, params, books, i, at_open):
     def impl(cfg, prices, levels, params, books, i, at_open):
         if has_option_nb(cfg, Option.MARGIN):
             funding_nb(levels.marks, books, i, 1)
-            margin_phase_nb(prices, levels.marks, params, books, i, at_open, False)
+            # ``i < 0``: False as a plain bool. A literal True or False argument is its own signature
+            # (``Literal[bool]``): the two calls compiled margin_phase_nb twice (~1 s of CPU each)
+            margin_phase_nb(prices, levels.marks, params, books, i, at_open, i < 0)
     return impl
 
 
@@ -822,7 +845,7 @@ def simulate_signals_nb(prices, signals, levels, cfg, params, start, books, cash
     return n
 
 
-@jit
+@ijit
 def finish_signals_nb(prices, cfg, params, books, cash_out, equity_out):
     """End of a signals run after its last bar: ``Option.FINALIZE`` closes the open positions, then the
     books close (:func:`close_books_nb`)."""
@@ -830,7 +853,7 @@ def finish_signals_nb(prices, cfg, params, books, cash_out, equity_out):
     close_books_nb(prices.close, books, cfg.order_type)
 
 
-@jit
+@ijit
 def run_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cash_out, equity_out):
     """Bars ``start..stop - 1`` of the signals loop (:func:`simulate_signals_nb` without its end:
     :func:`finish_signals_nb`). Returns the bar to resume from when the record buffers may overflow
@@ -923,6 +946,7 @@ def phased_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cas
     lag = 1 if at_open else 0
     use_range, use_volume = tracking_nb(params)
     g = generic_config(cfg)  # the per-order kernels: one compile for every variant
+    lv = order_levels_nb(levels)  # ... and for spot and perpetual runs (no marks)
     for i in range(start, stop):
         if not room_nb(counts, orders, trades, m):
             return i
@@ -930,13 +954,13 @@ def phased_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cas
         # margin: funding due at the open, then liquidation at the open before the orders there
         margin_open_nb(cfg, prices, levels, params, books, i, at_open)
         if at_open:
-            orders_phase_nb(open_, prices, signals, levels, g, params, books, i, s)
+            orders_phase_nb(open_, prices, signals, lv, g, params, books, i, s)
         margin_intrabar_nb(cfg, prices, levels, params, books, i, at_open)
         intrabar_step_nb(cfg, g, prices, levels, params, books, i, use_range, use_volume)
         funding_inside_nb(cfg, levels, books, i)  # receipts inside the bar (payments: margin_intrabar_nb)
         borrow_step_nb(cfg, close, params, books, i)
         if not at_open:
-            orders_phase_nb(close, prices, signals, levels, g, params, books, i, s)
+            orders_phase_nb(close, prices, signals, lv, g, params, books, i, s)
         close_bar_nb(close, st, acct, i, cash_out, equity_out)
     return stop
 
@@ -1037,6 +1061,7 @@ def fused_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cash
     at_open = cfg.fill_mode == FillMode.NEXT_OPEN
     lag = 1 if at_open else 0
     g = generic_config(cfg)  # the per-order kernels: one compile for every variant
+    lv = order_levels_nb(levels)  # ... and for spot and perpetual runs (no marks)
     # margin runs (Option.MARGIN): bars with funding (the next at bar nf) or a mark candle reaching a
     # liquidation trigger (trigger_nb) take the phased loop; on the others margin does nothing
     margin_on = has_option_nb(cfg, Option.MARGIN)
@@ -1083,12 +1108,12 @@ def fused_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cash
                     else:
                         want = entries[s, c] or (has_short and short_entries[s, c])
                     if want:
-                        process_signal_nb(open_, close, signals, levels, g, params, books, i, c, s)
+                        process_signal_nb(open_, close, signals, lv, g, params, books, i, c, s)
                         if margin_on and (sc["pos"] != p or sc["liq"] != sc["liq"]):
                             trigger_nb(st, params, c, lo, hi)
                             moved = True
             else:  # no candle to fill on: the order waits for the next one (or is rejected)
-                orders_column_nb(open_, close, signals, levels, g, params, books, i, c, s, valid)
+                orders_column_nb(open_, close, signals, lv, g, params, books, i, c, s, valid)
                 if margin_on:
                     trigger_nb(st, params, c, lo, hi)
                     moved = True

@@ -110,6 +110,14 @@ def _perpetuals() -> None:
     warm_perp()
 
 
+def _backtests_and_perpetuals() -> None:
+    """:func:`_backtests`, then :func:`_perpetuals` in the same process: the perpetual run's per-order
+    kernels are the spot runs' (``kernels.engine.order_levels_nb``), so it compiles only its bar loop (least
+    CPU; on two idle cores the two steps apart finish sooner: see :data:`DEMO_STEPS`)."""
+    _backtests()
+    _perpetuals()
+
+
 def _control_market() -> None:
     from .synthetic import planted_market
 
@@ -169,22 +177,27 @@ def _sweep() -> None:
 
 
 #: name -> a step compiling the kernels one part of a run uses. Steps may share kernels (a shared one
-#: compiles in each process running it, and two processes may each rewrite its cache index without
-#: the other's entry: a later run then compiles that one again; nothing is wrong, only slower)
+#: compiles in each process running it, harmless, only slower; cache saves are serialized across the
+#: worker processes: :func:`_serialize_cache_saves`)
 STEPS: dict[str, Callable[[], None]] = {
     "features": _features, "backtests": _backtests, "control market": _control_market,
     "indicators": _indicators, "engine paths": _engine, "sweep": _sweep,
     "features (averages, volatility)": _features_a, "features (oscillators, correlation)": _features_b,
-    "perpetuals": _perpetuals,
+    "perpetuals": _perpetuals, "backtests and perpetuals": _backtests_and_perpetuals,
 }
-#: what ``nbtrade demo`` calls, slowest first: two workers take the engine and the first half of the
-#: features, the first free one the second half; these steps compile disjoint kernels. Measured cold, one
-#: step per fresh process (``python bench/bench_compile.py --steps``, shared 2-core machine, load ~5): backtests
-#: 17 s of CPU (28 s before the signals kernel compiled per capability set: the demo's runs use two, plain
-#: and with a stop-loss), the feature halves ~8.8 s and ~7.9 s (10.2 and 9.1 before the rolling kernels'
-#: helpers stopped compiling twice, literal and int64; load 7-10), the control market ~1 s
-DEMO_STEPS: tuple[str, ...] = ("backtests", "features (averages, volatility)", "features (oscillators, correlation)",
-                               "perpetuals", "control market")
+#: what ``nbtrade demo`` calls, in the order two workers take them: one takes the spot backtests, the other the
+#: first half of the features, then the perpetual run: by then the spot runs' per-order kernels are in the
+#: on-disk cache and the perpetual run loads them instead of compiling them (``kernels.engine.order_levels_nb``,
+#: ~7 s of CPU); the first free worker takes the second half of the features, then the control market.
+#: Backtests and perpetuals compile different signatures of the same signals kernels (one per capability
+#: set), possibly at the same time: workers save cache entries one at a time (:func:`_serialize_cache_saves`).
+#: Measured cold, one step per fresh process (``python bench/bench_compile.py --steps``, shared 2-core
+#: machine, load ~5.5): backtests 31 s of CPU, perpetuals 30 s alone (17 s and 24 s at load ~1.5 before the
+#: per-order kernels were shared), both in one process 54 s (one step on one worker: ~14 % less CPU but
+#: measured 2m 5s of wall against 1m 24s for two steps on two workers); the feature halves ~8.8 s and
+#: ~7.9 s (load 7-10), the control market ~1 s
+DEMO_STEPS: tuple[str, ...] = ("backtests", "features (averages, volatility)", "perpetuals",
+                               "features (oscillators, correlation)", "control market")
 
 #: kernels the demo always calls: when one has no cache entry, the cache is cold
 _PROBES = ("nbtrade.kernels.engine", "nbtrade.kernels.rolling", "nbtrade.kernels.moving")
@@ -227,9 +240,43 @@ def idle_jobs(most: int) -> int:
     return n if n >= 2 else 0
 
 
+def _serialize_cache_saves() -> None:
+    """Make numba's cache saves in this process take an exclusive lock (``fcntl.flock``) on a file of the
+    kernel module's cache folder, so worker processes save one entry at a time.
+
+    ``numba.core.caching.IndexDataCacheFile.save`` reads the function's index, picks the first free data
+    file name, writes the data, then the index (each through a temporary file and ``os.replace``): two
+    processes saving *different* signatures of one kernel within those milliseconds could leave the index
+    pointing one signature at the other's data. The same signature twice is harmless (same key). No-op
+    where ``fcntl`` is missing (Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    from numba.core import caching
+
+    cls = caching.IndexDataCacheFile
+    if getattr(cls.save, "_nbtrade_locked", False):
+        return
+    save = cls.save
+
+    def locked_save(self, key, data):
+        with open(os.path.join(self._cache_path, "nbtrade-save.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                return save(self, key, data)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    locked_save._nbtrade_locked = True
+    cls.save = locked_save
+
+
 def _run_step(name: str) -> tuple[str, float, int]:
     """Run one step (in a worker process); returns its name, CPU seconds and kernels compiled."""
     import warnings
+
+    _serialize_cache_saves()
 
     from numba.core import event
 
