@@ -52,7 +52,7 @@ class Mixed(Strategy):
             getattr(self, kind)(limit=limit, stop=stop)
 
 
-def signals_path(plan, **kw):
+def signals_path(plan, data=None, **kw):
     en, ex, se, sx = (np.zeros(N, bool) for _ in range(4))
     types = np.array(["market"] * N, dtype=object)
     price, lprice = np.full(N, np.nan), np.full(N, np.nan)
@@ -69,7 +69,8 @@ def signals_path(plan, **kw):
             types[i], price[i] = "stop", stop
     if (types == "stop_limit").any():
         kw = {**kw, "limit_price": lprice}
-    return backtest(candles(), en, ex, short_entries=se, short_exits=sx, order_type=types, order_price=price, **kw)
+    return backtest(candles() if data is None else data, en, ex, short_entries=se, short_exits=sx, order_type=types,
+                    order_price=price, **kw)
 
 
 def same(a, b):
@@ -108,6 +109,33 @@ def test_fill_at_close_switches_before_the_bar_acts():
     res = Backtest(candles(), Mixed, **kw).run()
     assert "limit" in set(res.orders["type"]) and "stop" in set(res.orders["type"])
     same(res, signals_path(PLAN, **kw))
+
+
+def perp_market():
+    """``candles()`` as a 3x perpetual with mark candles and funding at bar 4's open and inside bar 4 (the
+    bar whose ``next`` first rests an entry: the engine switches kernels there) and inside bar 7."""
+    from nbtrade.data.panels import _attach_events
+    from nbtrade.engine.run import prepare_data
+
+    c = candles()
+    c = c.assign(mark_open=c["open"], mark_high=c["high"] + 1, mark_low=c["low"] - 1, mark_close=c["close"])
+    market = prepare_data({"X": c})
+    t = np.asarray(market.time_ms)
+    _attach_events(market, {"X": {"time": np.array([t[4], t[4] + 1_800_000, t[7] + 60_000]),
+                                  "rate": np.array([0.01, -0.004, 0.002])}})
+    return market
+
+
+def test_switch_on_a_perpetual_run_books_funding_once():
+    # the resumed bar keeps the funding booked in its first half (at the open) and books the rest once
+    kw = {**KW, "instrument": "perp", "leverage": 3.0}
+    for plan in (PLAN, PLAN2):
+        market = perp_market()
+        res = Backtest(market, Mixed, **kw).run(plan=plan)
+        ref = signals_path(plan, data=market, **kw)
+        same(res, ref)
+        np.testing.assert_array_equal(np.asarray(res.funding_flows), np.asarray(ref.funding_flows))
+        assert np.asarray(ref.funding_flows)[4, 0] != 0  # paid on the switch bar by the position carried in
 
 
 def test_only_runs_that_rest_an_entry_take_the_typed_kernel(monkeypatch):
