@@ -136,8 +136,10 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
         # per run). A market run without order_price may mix entry types (entry_order_nb, Python next's
         # buy(limit=/stop=)): the types, levels and stop-limits' limits as bars x symbols arrays
         if cfg.order_type == "market" and entry_types is None and cfg.order_price is None:
+            # zeros: calloc'd pages stay untouched (free) until an entry writes its cell; every cell an entry
+            # reads is written with it (type, level, limit; NaN where unused), unwritten cells are never read
             entry_types = np.zeros((n, m), dtype=np.int64)
-            oprice, limit_price = np.full((n, m), np.nan), np.full((n, m), np.nan)
+            oprice, limit_price = np.zeros((n, m)), np.zeros((n, m))
         elif cfg.order_type == "market" and entry_types is None:
             oprice = np.full((1, 1), np.nan)
         from ..kernels.records import OrderLevels
