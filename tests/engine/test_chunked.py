@@ -209,16 +209,29 @@ def test_bad_symbol_and_lookback_missing(store):
 # ---------------------------------------------------------------------------------------------- Dask
 
 @pytest.mark.filterwarnings("ignore:Port .* is already in use")
-def test_isolated_cash_on_a_local_cluster(store, full):
+def test_isolated_cash_on_a_local_cluster(store, full, perp_store):
     """Symbols split across 2 worker processes reading the same store path: same records, same curves
-    up to the rounding of the parts' sum."""
+    up to the rounding of the parts' sum; perpetuals too (funding merged from the parts)."""
     distributed = pytest.importorskip("distributed")
     opts = dict(cash_sharing=False, fees=0.001, sl_stop=0.02, on_gap="skip")
     ref = nbtrade.backtest(full, *cross(full), **opts)
+    perp_full = perp_store.read_market("binance_futures", PERPS, "1h")
+    perp_opts = dict(cash_sharing=False, instrument="perp", leverage=8.0, fees=0.0005)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        perp_ref = nbtrade.backtest(perp_full, *cross(perp_full), **perp_opts)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=40) as cluster, \
             distributed.Client(cluster, set_as_default=False) as client:
         got = nbtrade.backtest_chunked(store, SYMS, cross, timeframe="1h", chunk_bars=13, client=client, **opts)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            perp_got = nbtrade.backtest_chunked(perp_store, PERPS, cross, timeframe="1h", chunk_bars=16,
+                                                client=client, **perp_opts)
+    np.testing.assert_allclose(perp_got.equity.to_numpy(), perp_ref.equity.to_numpy(), rtol=1e-13)
+    assert (perp_ref.funding_flows != 0).any()
+    np.testing.assert_array_equal(perp_got.funding_flows, perp_ref.funding_flows)
+    assert perp_got.assumptions["mark"] == perp_ref.assumptions["mark"]
     np.testing.assert_allclose(got.equity.to_numpy(), ref.equity.to_numpy(), rtol=1e-13)
     np.testing.assert_allclose(got.cash.to_numpy(), ref.cash.to_numpy(), rtol=1e-13)
 
