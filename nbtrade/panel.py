@@ -955,18 +955,33 @@ def _reduce_blocks(blocks: np.ndarray) -> tuple[int, ...]:
 _GAP_COLUMNS = ["symbol", "kind", "start", "end", "bars"]
 
 
+def missing_time_gaps(time_ms: np.ndarray, index: pd.DatetimeIndex, freq_ms: float) -> list[pd.DataFrame]:
+    """The ``missing_time`` rows of a gaps table: open times more than 1.5 bars apart (``[]`` or one frame)."""
+    if len(time_ms) < 2:
+        return []
+    step = np.diff(time_ms).astype(np.float64)
+    k = np.flatnonzero(step > freq_ms * 1.5)
+    if not len(k):
+        return []
+    td = pd.Timedelta(milliseconds=freq_ms)
+    return [pd.DataFrame({"symbol": [None] * len(k), "kind": "missing_time", "start": index[k] + td,
+                          "end": index[k + 1] - td, "bars": np.round(step[k] / freq_ms).astype(np.int64) - 1})]
+
+
+def gaps_table(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """One gaps table (``_GAP_COLUMNS``) from its parts, empty when there are none."""
+    if not parts:
+        return pd.DataFrame(columns=_GAP_COLUMNS)
+    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    return out[_GAP_COLUMNS]
+
+
 def _find_gaps(market: Market, freq_ms: float | None) -> pd.DataFrame:
     """Missing timestamps and inner NaN runs, vectorised (one pass over the mask, no row loop)."""
     index = market.index
     parts = []
-    if isinstance(index, pd.DatetimeIndex) and freq_ms and len(index) > 1:
-        step = np.diff(market.time_ms).astype(np.float64)
-        k = np.flatnonzero(step > freq_ms * 1.5)
-        if len(k):
-            td = pd.Timedelta(milliseconds=freq_ms)
-            parts.append(pd.DataFrame({"symbol": [None] * len(k), "kind": "missing_time", "start": index[k] + td,
-                                       "end": index[k + 1] - td,
-                                       "bars": np.round(step[k] / freq_ms).astype(np.int64) - 1}))
+    if isinstance(index, pd.DatetimeIndex) and freq_ms:
+        parts += missing_time_gaps(market.time_ms, index, freq_ms)
     if market.n_missing:
         miss = market.missing
         n = miss.shape[0]
@@ -987,7 +1002,4 @@ def _find_gaps(market: Market, freq_ms: float | None) -> pd.DataFrame:
             syms[:] = [market.symbols[j] for j in cs]
             parts.append(pd.DataFrame({"symbol": syms, "kind": "nan", "start": index[rs], "end": index[re],
                                        "bars": (re - rs + 1).astype(np.int64)}))
-    if not parts:
-        return pd.DataFrame(columns=_GAP_COLUMNS)
-    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    return out[_GAP_COLUMNS]
+    return gaps_table(parts)

@@ -302,21 +302,13 @@ def _gaps(store: Any, plan: _Plan, options: dict, start: Any, end: Any) -> pd.Da
     """The run's gaps as ``Market.gaps`` finds them on the whole panel (from the open times alone, one
     symbol at a time)."""
     grid, symbols = plan.grid, plan.symbols
-    from ..panel import _GAP_COLUMNS
+    from ..panel import gaps_table, missing_time_gaps
     from ..timeframes import ms_to_index
     from .options import resolve_freq_ms
 
     freq_ms = resolve_freq_ms(options["freq"], None)
     index = ms_to_index(grid)
-    parts = []
-    if len(grid) > 1:
-        step = np.diff(grid).astype(np.float64)
-        k = np.flatnonzero(step > freq_ms * 1.5)
-        if len(k):
-            td = pd.Timedelta(milliseconds=freq_ms)
-            parts.append(pd.DataFrame({"symbol": [None] * len(k), "kind": "missing_time", "start": index[k] + td,
-                                       "end": index[k + 1] - td,
-                                       "bars": np.round(step[k] / freq_ms).astype(np.int64) - 1}))
+    parts = missing_time_gaps(grid, index, freq_ms)
     for s in symbols:
         t = store.times(plan.exchange, s, plan.timeframe, start, end)
         if len(t) == len(grid):
@@ -329,19 +321,12 @@ def _gaps(store: Any, plan: _Plan, options: dict, start: Any, end: Any) -> pd.Da
             syms[:] = [s] * len(k)
             parts.append(pd.DataFrame({"symbol": syms, "kind": "nan", "start": index[rows[k] + 1],
                                        "end": index[rows[k + 1] - 1], "bars": (d[k] - 1).astype(np.int64)}))
-    if not parts:
-        gaps = pd.DataFrame(columns=_GAP_COLUMNS)
-    else:
-        gaps = (pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0])[_GAP_COLUMNS]
+    gaps = gaps_table(parts)
     on_gap = options.get("on_gap", "warn")
     if on_gap in ("warn", "error", "skip"):
-        from .run import handle_gaps
+        from .run import report_gaps
 
-        class _Gaps:  # handle_gaps asks the market for its gaps
-            def gaps(self, _freq):
-                return gaps
-
-        handle_gaps(_Gaps(), freq_ms, on_gap)
+        report_gaps(gaps, on_gap)
     return gaps
 
 

@@ -151,7 +151,11 @@ def warn_no_candles(symbols: list) -> None:
 
 def handle_gaps(market: Market, freq_ms: float | None, on_gap: str) -> pd.DataFrame:
     """The market's gaps; an error or a warning when there are some (``on_gap``)."""
-    gaps = market.gaps(freq_ms)
+    return report_gaps(market.gaps(freq_ms), on_gap)
+
+
+def report_gaps(gaps: pd.DataFrame, on_gap: str) -> pd.DataFrame:
+    """``gaps`` (a ``Market.gaps`` table), after the error or warning ``on_gap`` asks for when there are some."""
     if len(gaps) and on_gap != "skip":
         msg = (f"data has {len(gaps)} gap(s) ({int(gaps['bars'].sum())} bars); nothing fills on a missing bar. "
                f"First: {gaps.iloc[0].to_dict()}.")
