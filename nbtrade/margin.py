@@ -614,9 +614,15 @@ def mark_or_price(perp, mark, price):
     mark = [np.asarray(a, dtype=np.float64) for a in mark]
     price = [np.asarray(a, dtype=np.float64) for a in price]
     use = perp & ~np.isnan(mark[0])
-    fallback = perp & np.isnan(mark[0]) & ~np.isnan(price[3])
     out = tuple(np.ascontiguousarray(np.where(use, mk, px)) for mk, px in zip(mark, price))
-    return out, int(np.count_nonzero(fallback))
+    return out, n_mark_fallbacks(perp[0], mark[0], price[3])
+
+
+def n_mark_fallbacks(perp, mark_open, close) -> int:
+    """How many perpetual bars (``perp``: ``(m,)`` booleans) have a price candle (``close`` not NaN) but no
+    mark candle (``mark_open`` NaN): the bars :func:`mark_or_price` checks on the price candle."""
+    import numpy as np
+    return int(np.count_nonzero(np.asarray(perp, dtype=np.bool_)[None, :] & np.isnan(mark_open) & ~np.isnan(close)))
 
 
 def funding_schedule(bar_open, bar_ns: int, times):

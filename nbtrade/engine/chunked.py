@@ -510,6 +510,7 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
     from ..kernels.records import Books, counts_dt, new_state
     from .options import RunConfig
     from .run import grow
+    from ..margin import n_mark_fallbacks
     from .signals import mark_fallback_note, signals_kernels
 
     store = plan.store()
@@ -538,8 +539,8 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
         cfg = RunConfig.build(market, "signals", **options, **level_in)
         if plan.perp and market.has_mark:  # the chunk's own bars checked on the price candle (no mark candle)
             rows = slice(a - r0, b - r0)
-            n_fallback += int(np.count_nonzero(cfg.margin.is_perp()[None, :] & np.isnan(market.array("mark_open")[rows])
-                                               & ~np.isnan(market.array("close")[rows])))
+            n_fallback += n_mark_fallbacks(cfg.margin.is_perp(), market.array("mark_open")[rows],
+                                           market.array("close")[rows])
         d = _prepare(market, cfg, sig_in)
         del warm, market, sig_in, level_in
         n_run = hi - r0
