@@ -335,6 +335,20 @@ def _generic_config_ov(cfg):
     return impl
 
 
+def margin_on_nb(cfg):
+    """Whether the run has ``Option.MARGIN``: a compile-time False in a variant without ``Cap.MARGIN``, so its
+    loops carry no liquidation-trigger code (less to compile; the fused loop's common path keeps its
+    registers: ~5 % faster on 20 symbols)."""
+    return has_option_nb(cfg, Option.MARGIN)
+
+
+@overload(margin_on_nb)
+def _margin_on_ov(cfg):
+    if not _caps(cfg) & Cap.MARGIN:
+        return lambda cfg: False
+    return lambda cfg: has_option_nb(cfg, Option.MARGIN)
+
+
 def margin_open_nb(cfg, prices, levels, params, books, i, at_open):
     """``Option.MARGIN``: funding due at bar ``i``'s open on the positions carried in (before any fill),
     then with fills at the open liquidation at the open (before the orders there)."""
@@ -1064,7 +1078,7 @@ def fused_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cash
     lv = order_levels_nb(levels)  # ... and for spot and perpetual runs (no marks)
     # margin runs (Option.MARGIN): bars with funding (the next at bar nf) or a mark candle reaching a
     # liquidation trigger (trigger_nb) take the phased loop; on the others margin does nothing
-    margin_on = has_option_nb(cfg, Option.MARGIN)
+    margin_on = margin_on_nb(cfg)
     mo, mh, ml = mark_candle(levels.marks, prices)
     lo = np.full(m, -np.inf)
     hi = np.full(m, np.inf)
