@@ -1100,6 +1100,28 @@ def fused_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cash
                 triggers_nb(st, params, lo, hi)
                 nf = next_funding_nb(levels.marks, i + 1, n)
             continue
+        # most bars: every close valid and no signal; the column loop below would only move the marks
+        # and sum the positions (same order, same values). Branch-free passes (``|``, not ``or``) the
+        # compiler vectorises; written out here: an inlined helper taking the arrays costs NRT
+        # increfs per call
+        busy = track
+        for c in range(m):
+            busy |= close[i, c] != close[i, c]
+        if s >= 0:
+            for c in range(m):
+                busy |= entries[s, c] | exits[s, c]
+            if has_short:
+                for c in range(m):
+                    busy |= short_entries[s, c] | short_exits[s, c]
+        if not busy:
+            value = 0.0
+            for c in range(m):
+                sc = st[c]
+                cl = close[i, c]
+                sc["mark"] = cl
+                value += sc["pos"] * cl
+            record_equity_nb(acct, i, value, cash_out, equity_out)
+            continue
         moved = False
         value = 0.0
         for c in range(m):
