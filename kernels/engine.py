@@ -1128,6 +1128,11 @@ def fused_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cash
             sc = st[c]
             cl = close[i, c]
             valid = cl == cl
+            if valid and not track and (s < 0 or not (entries[s, c] | exits[s, c] | (
+                    has_short & (short_entries[s, c] | short_exits[s, c])))):
+                sc["mark"] = cl  # the quiet columns of a busy bar, as above
+                value += sc["pos"] * cl
+                continue
             if valid and not at_open:  # fills at this close see this bar's range and volume
                 sc["mark"] = cl
                 if track:
