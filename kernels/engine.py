@@ -1064,6 +1064,9 @@ def fused_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cash
     columns at the bar's prices (their mark only where the bar has no candle, which leaves
     the mark as it was). Returns the bar to resume from when the record buffers may
     overflow, else ``stop``.
+
+    A column with a valid close and no signal only moves its mark and adds its position to the
+    equity; a bar where every column is like that (most bars) skips the order logic altogether.
     """
     open_, high, low, close, volume = prices
     entries, exits, short_entries, short_exits = signals
