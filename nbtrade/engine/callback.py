@@ -249,9 +249,10 @@ def check_margin(cfg: RunConfig) -> bool:
     return margin_on
 
 
-def margin_notes(ms: Any, mark_note: str | None) -> dict[str, str]:
-    """The ``assumptions`` entries of a margined run (``"mark"``, ``"margin"``), worded as the signals path's."""
-    out = {} if mark_note is None else {"mark": mark_note}
+def margin_notes(ms: Any, mark_note: Any) -> dict[str, str]:
+    """The ``assumptions`` entries of a margined run (``"mark"``: a ``signals.MarkNote``; ``"margin"``), worded
+    as the signals path's."""
+    out = {} if mark_note is None else {"mark": str(mark_note)}
     if ms.margin == "cross":
         out["margin"] = ("cross margin (nbtrade.margin): one wallet backs every perpetual; liquidated when "
                          "its margin balance (cash + unrealised PnL, every position at its adverse mark "

@@ -511,7 +511,7 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
     from .options import RunConfig
     from .run import grow
     from ..margin import n_mark_fallbacks
-    from .signals import mark_fallback_note, signals_kernels
+    from .signals import signals_kernels
 
     store = plan.store()
     n, m, lb = plan.n, len(plan.symbols), plan.lookback
@@ -554,8 +554,8 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
         if tail is None or (d["partial"] and not tail["partial"]):  # exits closing parts somewhere: say so
             tail = dict(exit_frac=d["exit_frac"], partial=d["partial"], margin_on=d["margin_on"],
                         mark_note=tail["mark_note"] if tail else None)
-        if d["mark_note"] is not None and len(mark_fallback_note(d["mark_note"], 0)) > len(tail["mark_note"] or ""):
-            tail["mark_note"] = mark_fallback_note(d["mark_note"], 0)  # a chunk with funding says how it applies
+        if d["mark_note"] is not None:  # the chunk's own fallback bars are counted apart (n_fallback)
+            tail["mark_note"] = d["mark_note"]._replace(n_fallback=0).merge(tail["mark_note"])
         n_carry = len(carry["rows"]) if carry is not None else 0
         rowmap = np.concatenate([[-1], carry["rows"] if n_carry else np.zeros(0, np.int64),
                                  np.arange(r0, hi)]).astype(np.int64)
@@ -687,17 +687,26 @@ class _StoreInputs:
     volume = property(lambda self: self._field("volume"))
 
 
+def _merged_notes(results: list) -> Any:
+    """The mark note of parts run apart (``signals.MarkNote``; fallback bars are summed apart), or None."""
+    note = None
+    for _, out in results:
+        if out.get("mark_note") is not None:
+            note = out["mark_note"].merge(note)
+    return note
+
+
 def _result(plan: _Plan, out: dict, options: dict, gaps: pd.DataFrame) -> Any:
     from ..result import Result
     from .run import warn_rejected
-    from .signals import margin_assumption, mark_fallback_note
+    from .signals import margin_assumption
 
     cfg, counts = out["cfg"], out["counts"]
     k = counts[0]
     assumptions = cfg.assumptions(gaps=len(gaps), delayed=int(k["delayed"]),
                                   exit_frac=out["exit_frac"] if out["partial"] else None, no_candles=[])
     if out.get("mark_note") is not None:
-        assumptions["mark"] = mark_fallback_note(out["mark_note"], out.get("n_fallback", 0))
+        assumptions["mark"] = str(out["mark_note"]._replace(n_fallback=out.get("n_fallback", 0)))
     margin_assumption(assumptions, out["margin_on"], cfg.margin)
     assumptions["chunks"] = (f"run in chunks of {plan.chunk_bars} bars read from the store, signals with a "
                              f"warm-up of {plan.lookback} bars")
@@ -805,6 +814,6 @@ def _merge(plan: _Plan, results: list, options: dict) -> dict:
     cfg = RunConfig.build(plan.read(0, min(plan.n, 2)), "signals", **options)
     first = results[0][1]
     return dict(orders=o, trades=t, cash=cash, equity=equity, counts=counts, cfg=cfg, exit_frac=first["exit_frac"],
-                partial=first["partial"], margin_on=first["margin_on"], mark_note=first.get("mark_note"),
+                partial=first["partial"], margin_on=first["margin_on"], mark_note=_merged_notes(results),
                 n_fallback=sum(out.get("n_fallback", 0) for _, out in results),
                 funding=funding)

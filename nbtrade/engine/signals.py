@@ -296,37 +296,53 @@ def check_cross(cfg: Any, ms: Any) -> None:
                          "margin='isolated'")
 
 
-MARK_NOTE = "perpetuals: liquidation checked on the mark-price candles (mark low for longs, high for shorts)"
-_FALLBACK = "; {} bar(s) with a price candle but no mark candle checked on the price candle"
+class MarkNote(NamedTuple):
+    """Which candles a perpetual run's liquidation check reads, and how funding applies: ``str()`` is its
+    ``Result.assumptions["mark"]``. ``has_mark``: the data has mark-price candles; ``n_fallback``: perpetual
+    bars with a price candle but no mark candle, checked on the price candle; ``funding``: the data has
+    funding events. A chunked run merges its chunks' notes (:meth:`merge`) and counts its own bars."""
+
+    has_mark: bool
+    n_fallback: int = 0
+    funding: bool = False
+
+    def merge(self, other: "MarkNote | None") -> "MarkNote":
+        """The note of a run made of this part and ``other`` (fallback bars summed, funding if either has it)."""
+        if other is None:
+            return self
+        return MarkNote(self.has_mark, self.n_fallback + other.n_fallback, self.funding or other.funding)
+
+    def __str__(self) -> str:
+        if self.has_mark:
+            text = "perpetuals: liquidation checked on the mark-price candles (mark low for longs, high for shorts)"
+            if self.n_fallback:
+                text += f"; {self.n_fallback} bar(s) with a price candle but no mark candle checked on the price candle"
+        else:
+            text = ("no mark-price candles in the data: the liquidation of perpetuals is checked on the price candles "
+                    "(the last price stands for the mark)")
+        if self.funding:
+            text += ("; funding at each funding time of the data: at a bar's open on the positions carried in (before "
+                     "fills); inside a bar (net per symbol), a payment before the intrabar checks on the positions open "
+                     "then (one closed inside the bar has paid), a receipt at the close on those still open; it moves "
+                     "the position's isolated margin")
+        return text
 
 
-def mark_fallback_note(note: str, n_fallback: int) -> str:
-    """``note`` (a :func:`perp_marks` note) saying that ``n_fallback`` bars were checked on the price candle for
-    want of a mark candle (a chunked run counts each chunk's own bars and sets the total)."""
-    import re
-
-    note = re.sub(re.escape(_FALLBACK).replace(r"\{\}", r"\d+"), "", note)
-    if n_fallback and note.startswith(MARK_NOTE):
-        note = MARK_NOTE + _FALLBACK.format(n_fallback) + note[len(MARK_NOTE):]
-    return note
-
-
-def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[Any, str]:
+def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[Any, MarkNote]:
     """``levels`` with the mark candles of the perpetual columns (spot columns keep their price
-    candles), and the assumption that says which candles the liquidation check reads."""
+    candles), and the note that says which candles the liquidation check reads (:class:`MarkNote`)."""
     from ..kernels.records import Marks
     from ..margin import check_mark, mark_or_price
 
     perp = ms.is_perp()[None, :]
     if not market.has_mark:
         mo, mh, ml, mc = inputs.open, inputs.high, inputs.low, inputs.close
-        note = ("no mark-price candles in the data: the liquidation of perpetuals is checked on the price candles "
-                "(the last price stands for the mark)")
+        note = MarkNote(False)
     else:
         mark = tuple(market.array(f) for f in ("mark_open", "mark_high", "mark_low", "mark_close"))
         check_mark(*mark, argument="mark")
         (mo, mh, ml, mc), gone = mark_or_price(perp[0], mark, (inputs.open, inputs.high, inputs.low, inputs.close))
-        note = mark_fallback_note(MARK_NOTE, gone)
+        note = MarkNote(True, gone)
     n, m = inputs.close.shape
     f_bar, f_open, f_in = np.zeros(0, np.int64), np.zeros((0, m)), np.zeros((0, m))
     ev = funding_events(market)
@@ -351,10 +367,7 @@ def perp_marks(market: Market, inputs: Prices, ms: Any, levels: Any) -> tuple[An
         np.add.at(f_open, (row[at_open], col[at_open]), amount[at_open])
         np.add.at(f_in, (row[~at_open], col[~at_open]), amount[~at_open])
         f_bar = f_bar.astype(np.int64)
-        note += ("; funding at each funding time of the data: at a bar's open on the positions carried in (before "
-                 "fills); inside a bar (net per symbol), a payment before the intrabar checks on the positions open "
-                 "then (one closed inside the bar has paid), a receipt at the close on those still open; it moves "
-                 "the position's isolated margin")
+        note = note._replace(funding=True)
     marks = Marks(mo, mh, ml, f_bar, f_open, f_in, np.zeros_like(f_open), ms.margin == "cross", np.zeros((11, m)))
     return levels._replace(marks=marks), note
 
@@ -461,7 +474,7 @@ class SignalInputs(NamedTuple):
     kcfg: Any
     params: np.ndarray
     #: which candles the liquidation of perpetuals reads (``Result.assumptions["mark"]``), or None
-    mark_note: str | None
+    mark_note: MarkNote | None
     #: the market's gaps and symbols without candles (None when not asked for)
     data: RunData | None
 
@@ -584,7 +597,7 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
                                   exit_frac=exit_frac if partial else None,
                                   no_candles=data.no_candles)
     if p.mark_note is not None:
-        assumptions["mark"] = p.mark_note
+        assumptions["mark"] = str(p.mark_note)
     funding = None if levels.marks is None else (levels.marks.f_bar, levels.marks.flows)  # sparse rows
     margin_assumption(assumptions, margin_on, ms)
     res = Result(inputs=inputs, orders=orders[:n_orders], trades=trades[:n_trades], cash=cash, equity=equity,

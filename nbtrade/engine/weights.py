@@ -220,7 +220,7 @@ def run_weights(market: Market, cfg: RunConfig, weights: Any, rebalance_every: A
                                  "low (long) / high (short), at the open through a gap; spot has no mark price: "
                                  "the price candle is the mark; no funding, no borrow interest")
     elif margin_on:
-        assumptions["mark"] = mark_note
+        assumptions["mark"] = str(mark_note)
         assumptions["margin"] = (
             "cross margin (nbtrade.margin): one wallet backs every perpetual, liquidated as a whole when its margin "
             "balance at the bar's adverse marks is at or below the sum of maintenance margins" if ms.margin == "cross"
