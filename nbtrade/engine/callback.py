@@ -98,7 +98,7 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
                  live: np.ndarray | None = None) -> Result:
     """One callback run on ``market`` with a validated ``cfg`` (mode ``"callback"``); ``per_order``: the
     callback writes per-order sizes and absolute stop levels (``kernels.callback.order_nb``; bars x symbols
-    arrays are allocated for them). ``entry_types`` (with ``per_order``, a market run): each entry's own
+    arrays are allocated for them, zeros: 0 reads as unset). ``entry_types`` (with ``per_order``, a market run): each entry's own
     type, int64 ``OrderType`` codes (bars x symbols, 0 = market) written by the callback as the bars go by,
     its level in ``cfg.order_price`` and a stop-limit's limit in ``limit_price`` (both bars x symbols);
     allocated here for a per-order market run without ``order_price`` when not given.
@@ -134,21 +134,25 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
     if per_order:
         # entry_level_nb writes the resting entries' levels into cfg.order_price (the front ends hand a copy
         # per run). A market run without order_price may mix entry types (entry_order_nb, Python next's
-        # buy(limit=/stop=)): the types, levels and stop-limits' limits as bars x symbols arrays
-        if cfg.order_type == "market" and entry_types is None and cfg.order_price is None:
-            # zeros: calloc'd pages stay untouched (free) until an entry writes its cell; every cell an entry
-            # reads is written with it (type, level, limit; NaN where unused), unwritten cells are never read
-            entry_types = np.zeros((n, m), dtype=np.int64)
-            oprice, limit_price = np.zeros((n, m)), np.zeros((n, m))
+        # buy(limit=/stop=)): the types, levels and stop-limits' limits as bars x symbols arrays.
+        # The per-order fields (size, indicator stop, sl, tp) and those are zeros, views of one np.zeros
+        # block: calloc'd pages stay untouched until an order writes its cell. The kernels read a field's 0
+        # (and NaN, the signals path's) as unset (kernels.engine.level_at; order_nb / trail_stop_nb refuse
+        # values <= 0); every type/level/limit cell an entry reads is written with it (NaN where unused).
+        # NaN-filled arrays cost a write of every cell per run, and separate arrays of a few MB come back
+        # from glibc's heap, memset or page-faulted again each run (~20 % of a run of issue 15's benchmark)
+        mixed = cfg.order_type == "market" and entry_types is None and cfg.order_price is None
+        block = np.zeros((7 if mixed else 4, n, m))
+        if mixed:
+            oprice, limit_price, entry_types = block[4], block[5], block[6].view(np.int64)
         elif cfg.order_type == "market" and entry_types is None:
             oprice = np.full((1, 1), np.nan)
         from ..kernels.records import OrderLevels
 
-        full = np.full((n, m), np.nan)
         # entry_types: given to the kernel once the callback asks (below)
-        extra = OrderLevels(full, np.full((n, m), np.nan), np.ones((1, 2)) if extra is None else extra.roi)
+        extra = OrderLevels(block[0], block[1], np.ones((1, 2)) if extra is None else extra.roi)
         lprice = nan if entry_types is None else limit_price
-        levels = Levels(oprice, lprice, np.full((n, m), np.nan), np.full((n, m), np.nan), handed, extra)
+        levels = Levels(oprice, lprice, block[2], block[3], handed, extra)
     else:
         levels = Levels(oprice, nan, nan, nan, handed, extra)
     margin_on, mark_note = False, None
