@@ -34,7 +34,9 @@ rejected ``NO_DATA`` if none comes before the last bar). ``ctx`` is a :data:`Bar
     checks per-order stops from the first one on; ``order_nb``'s error code), and ``order_price``, the resting entries' levels of
     a limit/stop run (:func:`entry_level_nb`); in a market run without ``order_price``, ``entry_type``
     (int64) and ``limit_price`` with it, each entry's own type and levels (:func:`entry_order_nb`:
-    market, limit, stop and stop-limit entries in one run).
+    market, limit, stop and stop-limit entries in one run; unwritten types are 0, market, and unwritten
+    levels undefined: the front end allocates them with ``np.empty``, and they are read only where
+    ``entry_order_nb`` wrote a resting type).
     Without them (None: no cost to runs that do not use them) the helpers do not compile.
 
 Options of the signals engine that also hold here (``records.Config``): ``accumulate`` (an entry
@@ -157,8 +159,8 @@ def order_nb(ctx, i, c, size, sl, tp, stop):
     stop-loss ``sl`` and take-profit ``tp`` levels (quote), and the first indicator stop level
     ``stop``; each set one must be > 0 (the arrays behind ``ctx.orders`` start as zeros, which the
     engine reads as unset, as NaN). Setting a field the run did not allocate (``(n_bars, n_cols)``
-    arrays in ``ctx.levels``) raises. Write the fields through it (or :func:`trail_stop_nb`), not into ``ctx.orders`` directly:
-    it also sets ``ctx.orders.live``, which turns the engine's per-order stop checks on.
+    arrays in ``ctx.levels``) raises. Write the fields through it (or :func:`trail_stop_nb`), not into
+    ``ctx.orders`` directly: it also sets ``ctx.orders.live``, which turns the engine's per-order stop checks on.
 
     Compiled, it is an intrinsic (:func:`_order_intr`): it reads ``ctx.orders`` without numba
     variables, so the caller's loop keeps no reference counting (with a variable holding
@@ -245,6 +247,7 @@ def _order_intr(typingctx, ctx, i, c, size, sl, tp, stop):
         # no raise here: an error code in live[2] that the engine raises on after on_bar returns (a raise site
         # made the caller too large for LLVM to inline into next, which then kept reference counting)
         has_size, has_levels, has_stop = isset(size_), builder.or_(isset(sl_), isset(tp_)), isset(stop_)
+
         def not_positive(x):  # set and <= 0 (ordered: False for NaN)
             return builder.fcmp_ordered("<=", x, x.type(0.0))
 

@@ -135,16 +135,17 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
         # entry_level_nb writes the resting entries' levels into cfg.order_price (the front ends hand a copy
         # per run). A market run without order_price may mix entry types (entry_order_nb, Python next's
         # buy(limit=/stop=)): the types, levels and stop-limits' limits as bars x symbols arrays.
-        # The per-order fields (size, indicator stop, sl, tp) and those are zeros, views of one np.zeros
-        # block: calloc'd pages stay untouched until an order writes its cell. The kernels read a field's 0
-        # (and NaN, the signals path's) as unset (kernels.engine.level_at; order_nb / trail_stop_nb refuse
-        # values <= 0); every type/level/limit cell an entry reads is written with it (NaN where unused).
-        # NaN-filled arrays cost a write of every cell per run, and separate arrays of a few MB come back
-        # from glibc's heap, memset or page-faulted again each run (~20 % of a run of issue 15's benchmark)
+        # The per-order fields (size, indicator stop, sl, tp) and the types are zeros, views of one np.zeros
+        # block: the kernels read a field's 0 (and NaN, the signals path's) as unset (kernels.engine.level_at;
+        # order_nb / trail_stop_nb refuse values <= 0) and a type's 0 as market. NaN-filled arrays cost a write
+        # of every cell per run (~4 ms of issue 15's benchmark, 500,000 bar-steps); separate zeroed arrays
+        # came back from glibc's heap page-faulted or cleared again each run. The levels and limits of resting
+        # entries are np.empty: only the cells entry_order_nb writes with a non-market type are ever read
         mixed = cfg.order_type == "market" and entry_types is None and cfg.order_price is None
-        block = np.zeros((7 if mixed else 4, n, m))
+        block = np.zeros((5 if mixed else 4, n, m))
         if mixed:
-            oprice, limit_price, entry_types = block[4], block[5], block[6].view(np.int64)
+            entry_types = block[4].view(np.int64)
+            oprice, limit_price = np.empty((2, n, m))
         elif cfg.order_type == "market" and entry_types is None:
             oprice = np.full((1, 1), np.nan)
         from ..kernels.records import OrderLevels
