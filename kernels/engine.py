@@ -53,8 +53,9 @@ gives the same records as before they existed):
 ``ind_stop``
     Indicator stop: ``levels.extra.stop_price[s, c]`` of the entry's signal bar starts the level; after
     each bar's stop check the bar's own value ratchets it (up for a long, down for a short; NaN and
-    <= 0 are skipped: unset, see ``level_at``), so bar ``i``'s value applies from bar ``i + 1``. On the stop side with the stop-loss
-    and the trailing stop: the tightest rules (exit reason ``IND_STOP``, a ``STOP_LOSS`` order).
+    <= 0 are skipped: unset, see ``level_at``), so bar ``i``'s value applies from bar ``i + 1``. On the
+    stop side with the stop-loss and the trailing stop: the tightest rules (exit reason ``IND_STOP``, a
+    ``STOP_LOSS`` order).
 ``time_stop`` (``params.td`` > 0)
     A trade aged ``i - entry_idx >= td`` bars exits at bar ``i``'s open (reason ``TIME``), before
     other stops of that bar.

@@ -98,10 +98,10 @@ def run_callback(market: Market, cfg: RunConfig, on_bar: Any, user: tuple, per_o
                  live: np.ndarray | None = None) -> Result:
     """One callback run on ``market`` with a validated ``cfg`` (mode ``"callback"``); ``per_order``: the
     callback writes per-order sizes and absolute stop levels (``kernels.callback.order_nb``; bars x symbols
-    arrays are allocated for them, zeros: 0 reads as unset). ``entry_types`` (with ``per_order``, a market run): each entry's own
-    type, int64 ``OrderType`` codes (bars x symbols, 0 = market) written by the callback as the bars go by,
-    its level in ``cfg.order_price`` and a stop-limit's limit in ``limit_price`` (both bars x symbols);
-    allocated here for a per-order market run without ``order_price`` when not given.
+    arrays are allocated for them, zeros: 0 reads as unset). ``entry_types`` (with ``per_order``, a market
+    run): each entry's own type, int64 ``OrderType`` codes (bars x symbols, 0 = market) written by the
+    callback as the bars go by, its level in ``cfg.order_price`` and a stop-limit's limit in ``limit_price``
+    (both bars x symbols); allocated here for a per-order market run without ``order_price`` when not given.
 
     Such a run starts as a plain market run (the kernel variant every per-order run compiles) and takes
     the per-entry-type variant (``Option.ENTRY_TYPES``) only once the callback asks for it: it sets
