@@ -27,13 +27,16 @@ rejected ``NO_DATA`` if none comes before the last bar). ``ctx`` is a :data:`Bar
 ``orders``
     None, or when the run has per-order fields (``Levels.extra`` given) an :data:`OrderFields`:
     ``size``, ``sl_price``, ``tp_price``, ``stop_price`` ``(n_bars, n_cols)`` written by
-    :func:`order_nb` / :func:`trail_stop_nb` for the entries signalled at bar ``i``, and
+    :func:`order_nb` / :func:`trail_stop_nb` for the entries signalled at bar ``i`` (unset: 0, as the
+    front end allocates them with ``np.zeros``, or NaN; a value set is > 0), and
     ``ind_stop`` ``(n_cols,)``, the live indicator stop levels of the open positions (NaN: none), and
     ``live`` ``(3,)`` int64, set by the helpers (an absolute stop, an indicator stop given yet: the engine
     checks per-order stops from the first one on; ``order_nb``'s error code), and ``order_price``, the resting entries' levels of
     a limit/stop run (:func:`entry_level_nb`); in a market run without ``order_price``, ``entry_type``
     (int64) and ``limit_price`` with it, each entry's own type and levels (:func:`entry_order_nb`:
-    market, limit, stop and stop-limit entries in one run).
+    market, limit, stop and stop-limit entries in one run; unwritten types are 0, market, and unwritten
+    levels undefined: the front end allocates them with ``np.empty``, and they are read only where
+    ``entry_order_nb`` wrote a resting type).
     Without them (None: no cost to runs that do not use them) the helpers do not compile.
 
 Options of the signals engine that also hold here (``records.Config``): ``accumulate`` (an entry
@@ -154,9 +157,10 @@ def order_nb(ctx, i, c, size, sl, tp, stop):
     """Per-order fields of column ``c``'s entry signalled at bar ``i`` (call it with the entry
     helper; NaN: unset): ``size`` (read as the run's ``size_type``; NaN: the column's size), absolute
     stop-loss ``sl`` and take-profit ``tp`` levels (quote), and the first indicator stop level
-    ``stop``. Setting a field the run did not allocate (``(n_bars, n_cols)`` arrays in ``ctx.levels``)
-    raises. Write the fields through it (or :func:`trail_stop_nb`), not into ``ctx.orders`` directly:
-    it also sets ``ctx.orders.live``, which turns the engine's per-order stop checks on.
+    ``stop``; each set one must be > 0 (the arrays behind ``ctx.orders`` start as zeros, which the
+    engine reads as unset, as NaN). Setting a field the run did not allocate (``(n_bars, n_cols)``
+    arrays in ``ctx.levels``) raises. Write the fields through it (or :func:`trail_stop_nb`), not into
+    ``ctx.orders`` directly: it also sets ``ctx.orders.live``, which turns the engine's per-order stop checks on.
 
     Compiled, it is an intrinsic (:func:`_order_intr`): it reads ``ctx.orders`` without numba
     variables, so the caller's loop keeps no reference counting (with a variable holding
@@ -169,12 +173,16 @@ def order_nb(ctx, i, c, size, sl, tp, stop):
             raise ValueError("order_nb: per-order sizes are not enabled for this run")
         lv.size[i, c] = size
     if sl == sl or tp == tp:
+        if sl <= 0.0 or tp <= 0.0:
+            raise ValueError("order_nb: sl and tp must be > 0 (NaN: unset)")
         if lv.sl_price.shape[0] <= i:
             raise ValueError("order_nb: per-order sl/tp are not enabled for this run")
         lv.sl_price[i, c] = sl
         lv.tp_price[i, c] = tp
         lv.live[0] = 1
     if stop == stop:
+        if not stop > 0.0:
+            raise ValueError("order_nb: stop must be > 0 (NaN: unset)")
         if lv.stop_price.shape[0] <= i:
             raise ValueError("order_nb: indicator stops are not enabled for this run")
         lv.stop_price[i, c] = stop
@@ -186,7 +194,8 @@ _ORDERS = BarContext._fields.index("orders")
 ORDER_ERRORS = ("", "order_nb: size must be > 0 (NaN: the run's size)",
                 "order_nb: per-order sizes are not enabled for this run",
                 "order_nb: per-order sl/tp are not enabled for this run",
-                "order_nb: indicator stops are not enabled for this run")
+                "order_nb: indicator stops are not enabled for this run",
+                "order_nb: sl and tp must be > 0 (NaN: unset)", "order_nb: stop must be > 0 (NaN: unset)")
 #: ``ctx.orders.live[2]`` set by a callback whose run compiled without per-entry types
 #: (``Levels.extra.entry_type`` None) when an entry of another type than the run's comes: the loop
 #: returns at that bar right after ``on_bar`` (its orders not yet acted on), and the caller resumes it
@@ -238,8 +247,15 @@ def _order_intr(typingctx, ctx, i, c, size, sl, tp, stop):
         # no raise here: an error code in live[2] that the engine raises on after on_bar returns (a raise site
         # made the caller too large for LLVM to inline into next, which then kept reference counting)
         has_size, has_levels, has_stop = isset(size_), builder.or_(isset(sl_), isset(tp_)), isset(stop_)
+
+        def not_positive(x):  # set and <= 0 (ordered: False for NaN)
+            return builder.fcmp_ordered("<=", x, x.type(0.0))
+
+        # the first error of the Python body (order_nb) wins: the last select
         err = builder.select(builder.and_(has_stop, too_few_rows(3)), code(4), code(0))
+        err = builder.select(not_positive(stop_), code(6), err)
         err = builder.select(builder.and_(has_levels, too_few_rows(1)), code(3), err)
+        err = builder.select(builder.or_(not_positive(sl_), not_positive(tp_)), code(5), err)
         err = builder.select(builder.and_(has_size, too_few_rows(0)), code(2), err)
         err = builder.select(builder.and_(has_size, builder.not_(builder.fcmp_ordered(">", size_, size_.type(0.0)))),
                              code(1), err)
@@ -322,10 +338,13 @@ def entry_order_nb(ctx, i, c, order_type, price, limit):
 def trail_stop_nb(ctx, i, c, level):
     """Indicator stop of column ``c`` at bar ``i``: ratchets the open position's level to ``level``
     if tighter (up for a long, down for a short), effective from bar ``i + 1``; also the first level
-    of an entry signalled at bar ``i``. Needs the run's indicator stops enabled."""
+    of an entry signalled at bar ``i``. ``level`` > 0 (NaN: none at this bar; <= 0 raises). Needs the
+    run's indicator stops enabled."""
     lv = ctx.orders
     if lv.stop_price.shape[0] <= i:
         raise ValueError("trail_stop_nb: indicator stops are not enabled for this run")
+    if level <= 0.0:
+        raise ValueError("trail_stop_nb: level must be > 0 (NaN: none)")
     lv.stop_price[i, c] = level
     if level == level:
         lv.live[1] = 1
@@ -517,6 +536,10 @@ def raise_order_error_nb(code):
         raise ValueError("order_nb: per-order sizes are not enabled for this run")
     if code == 3:
         raise ValueError("order_nb: per-order sl/tp are not enabled for this run")
+    if code == 5:
+        raise ValueError("order_nb: sl and tp must be > 0 (NaN: unset)")
+    if code == 6:
+        raise ValueError("order_nb: stop must be > 0 (NaN: unset)")
     raise ValueError("order_nb: indicator stops are not enabled for this run")
 
 

@@ -48,12 +48,14 @@ gives the same records as before they existed):
     closes all of it and opens a new trade (backtesting.py's ``position.close(); buy()``); without
     it the exit alone acts.
 ``sizes``
-    ``levels.extra.size[s, c]``: the size of the entry signalled at bar ``s`` (NaN: the column's size).
+    ``levels.extra.size[s, c]``: the size of the entry signalled at bar ``s`` (NaN or <= 0: the column's
+    size; a callback run's arrays start as zeros).
 ``ind_stop``
     Indicator stop: ``levels.extra.stop_price[s, c]`` of the entry's signal bar starts the level; after
-    each bar's stop check the bar's own value ratchets it (up for a long, down for a short; NaN is
-    skipped), so bar ``i``'s value applies from bar ``i + 1``. On the stop side with the stop-loss
-    and the trailing stop: the tightest rules (exit reason ``IND_STOP``, a ``STOP_LOSS`` order).
+    each bar's stop check the bar's own value ratchets it (up for a long, down for a short; NaN and
+    <= 0 are skipped: unset, see ``level_at``), so bar ``i``'s value applies from bar ``i + 1``. On the
+    stop side with the stop-loss and the trailing stop: the tightest rules (exit reason ``IND_STOP``, a
+    ``STOP_LOSS`` order).
 ``time_stop`` (``params.td`` > 0)
     A trade aged ``i - entry_idx >= td`` bars exits at bar ``i``'s open (reason ``TIME``), before
     other stops of that bar.
@@ -109,11 +111,12 @@ from .records import (ALL_CAPS, Cap, Config, Direction, ExitReason, FillMode, In
 
 def entry_size_at(extra, s, c, default):
     """Size of the entry signalled at bar ``s`` for column ``c``: ``extra.size[s, c]``, or ``default``
-    where that is NaN or ``extra`` is None."""
+    where that is unset or ``extra`` is None. Unset: NaN (the signals path's ``entry_size``) or <= 0 (a
+    callback run's arrays start as zeros, see :func:`level_at`; a size set is always > 0)."""
     if extra is None:
         return default
     v = extra.size[s, c]
-    return v if v == v else default
+    return v if v > 0.0 else default
 
 
 def entry_type_at(extra, s, c, default):
@@ -148,11 +151,24 @@ def _entry_type_at_ov(extra, s, c, default):
     return impl
 
 
+@ijit
+def level_at(a, s, c):
+    """``a[s, c]``, a per-order price level (``sl_price``, ``tp_price``, ``stop_price``), or NaN where unset.
+
+    Unset is NaN or <= 0: the signals path's arrays hold NaN where unset (their levels set are > 0, refused
+    otherwise), a callback run's arrays are allocated with ``np.zeros`` (calloc: the pages no order writes
+    are never touched, where NaN-filled arrays cost a write of every cell per run) and ``order_nb`` /
+    ``trail_stop_nb`` refuse levels <= 0, so 0 means "no level" in both."""
+    v = a[s, c]
+    return v if v > 0.0 else np.nan
+
+
 def stop_price_at(extra, s, c):
-    """Indicator stop value of bar ``s`` for column ``c`` (NaN when ``extra`` is None)."""
+    """Indicator stop value of bar ``s`` for column ``c`` (NaN when unset, see :func:`level_at`, or when
+    ``extra`` is None)."""
     if extra is None:
         return np.nan
-    return extra.stop_price[s, c]
+    return level_at(extra.stop_price, s, c)
 
 
 def extra_arrays(extra, fallback):
@@ -287,7 +303,7 @@ def _entry_size_at_ov(extra, s, c, default):
 
     def impl(extra, s, c, default):
         v = extra.size[s, c]
-        if v == v:
+        if v > 0.0:
             return v
         return default
     return impl
@@ -297,7 +313,7 @@ def _entry_size_at_ov(extra, s, c, default):
 def _stop_price_at_ov(extra, s, c):
     if isinstance(extra, types.NoneType):
         return lambda extra, s, c: np.nan
-    return lambda extra, s, c: extra.stop_price[s, c]
+    return lambda extra, s, c: level_at(extra.stop_price, s, c)
 
 
 @overload(extra_arrays)
@@ -1293,9 +1309,9 @@ def stops_core_nb(prices, stop_price, roi, ind_on, roi_on, td_on, params, books,
 
 @ijit
 def ratchet_nb(sc, level, is_long):
-    """Move the indicator stop of state ``sc`` to ``level`` if it is set (not NaN) and tighter: up
-    for a long, down for a short (never back)."""
-    if level == level:
+    """Move the indicator stop of state ``sc`` to ``level`` if it is set (> 0; NaN or <= 0: unset, see
+    :func:`level_at`) and tighter: up for a long, down for a short (never back)."""
+    if level > 0.0:
         cur = sc["ind_stop"]
         if is_long:
             if not level <= cur:
@@ -1438,9 +1454,9 @@ def process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s
     adding = sc["pos"] != 0.0  # accumulation: the add fills at market (one enter_nb call site: inlined)
     if not adding:
         # absolute stop levels travel with the entry signal (to a resting order's fill too)
-        if cfg.abs_stops:
-            sc["sl_abs"] = levels.sl_price[s, c]
-            sc["tp_abs"] = levels.tp_price[s, c]
+        if cfg.abs_stops:  # (NaN or <= 0: unset, see level_at)
+            sc["sl_abs"] = level_at(levels.sl_price, s, c)
+            sc["tp_abs"] = level_at(levels.tp_price, s, c)
         else:
             sc["sl_abs"] = np.nan
             sc["tp_abs"] = np.nan
@@ -1455,10 +1471,10 @@ def process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s
         # given replace, the indicator stop ratchets)
         if cfg.abs_stops:
             v = levels.sl_price[s, c]
-            if v == v:
+            if v > 0.0:
                 sc["sl_abs"] = v
             v = levels.tp_price[s, c]
-            if v == v:
+            if v > 0.0:
                 sc["tp_abs"] = v
         if has_option_nb(cfg, Option.IND_STOP):
             ratchet_nb(sc, stop_price_at(levels.extra, s, c), direction > 0)

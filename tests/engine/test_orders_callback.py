@@ -152,3 +152,55 @@ def test_order_nb_bad_size_raises_after_the_callback_and_writes_nothing():
     c = np.full((6, 1), 10.0)
     with pytest.raises(ValueError, match=r"order_nb: size must be > 0 \(NaN: the run's size\)"):
         backtest_callback({"open": c, "high": c, "low": c, "close": c}, bad_size, per_order=True)
+
+
+def _orders_ctx(n=4, m=1):
+    """A bar context with per-order fields as a callback run allocates them (zeros: unset)."""
+    from nbtrade.kernels.callback import BarContext, OrderFields
+
+    z, b = np.zeros((n, m)), np.zeros((n, m), dtype=np.bool_)
+    orders = OrderFields(np.zeros((n, m)), np.zeros((n, m)), np.zeros((n, m)), np.zeros((n, m)), np.full(m, np.nan),
+                         np.zeros(3, dtype=np.int64), np.full((1, 1), np.nan), np.full((1, 1), -1, dtype=np.int64),
+                         np.full((1, 1), np.nan))
+    return BarContext(z, z, z, z, np.zeros(m), np.zeros(1), b, b, b, b, (), np.zeros(n, dtype=np.bool_), np.ones(m),
+                      orders)
+
+
+@njit
+def _order_at_1(ctx, size, sl, tp, stop):
+    order_nb(ctx, 1, 0, size, sl, tp, stop)
+
+
+@njit
+def _trail_at_1(ctx, level):
+    trail_stop_nb(ctx, 1, 0, level)
+
+
+@pytest.mark.parametrize("fields, code", [
+    ((np.nan, 0.0, np.nan, np.nan), 5), ((np.nan, 90.0, -1.0, np.nan), 5), ((np.nan, np.nan, np.nan, 0.0), 6),
+    ((-1.0, 0.0, np.nan, -2.0), 1), ((2.0, 90.0, 110.0, 95.0), 0)])
+def test_order_nb_refuses_levels_le_0_which_its_zeroed_arrays_read_as_unset(fields, code):
+    """A callback run's per-order arrays start as zeros, read as unset: a level <= 0 (before: accepted, a stop
+    that never triggers or exits at once) is refused with order_nb's error, compiled (a code the engine raises
+    on after on_bar) and in plain Python alike, and writes nothing; trail_stop_nb refuses a level <= 0."""
+    import re
+
+    from nbtrade.kernels.callback import ORDER_ERRORS, _order_py, raise_order_error_nb
+
+    ctx = _orders_ctx()
+    _order_at_1(ctx, *fields)
+    lv = ctx.orders
+    assert lv.live[2] == code
+    got = (lv.size[1, 0], lv.sl_price[1, 0], lv.tp_price[1, 0], lv.stop_price[1, 0])
+    if code:
+        assert got == (0.0, 0.0, 0.0, 0.0)
+        with pytest.raises(ValueError, match=re.escape(ORDER_ERRORS[code])):
+            raise_order_error_nb(code)
+        with pytest.raises(ValueError, match=re.escape(ORDER_ERRORS[code])):
+            _order_py(_orders_ctx(), 1, 0, *fields)
+    else:
+        assert got == fields
+        with pytest.raises(ValueError, match=r"trail_stop_nb: level must be > 0 \(NaN: none\)"):
+            _trail_at_1(ctx, 0.0)
+        _trail_at_1(ctx, 96.0)
+        assert lv.stop_price[1, 0] == 96.0
