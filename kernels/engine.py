@@ -245,15 +245,21 @@ def _order_levels_ov(levels):
 
 
 def cross_mode_nb(marks):
-    """Whether the run's perpetuals share one cross wallet (``marks.cross``; False when ``marks`` is None)."""
+    """Whether the run's perpetuals share one cross wallet (``marks.cross``; False when ``marks`` or it is None)."""
     if marks is None:
         return False
     return marks.cross
 
 
+def _isolated(marks) -> bool:
+    """Whether a numba ``Marks`` type (or None) cannot be cross margin: None, or its ``cross`` None (the
+    isolated runs of ``nbtrade.one_variant``: the cross-margin code is then not compiled)."""
+    return isinstance(marks, types.NoneType) or isinstance(marks[7], types.NoneType)
+
+
 @overload(cross_mode_nb)
 def _cross_mode_nb_ov(marks):
-    if isinstance(marks, types.NoneType):
+    if _isolated(marks):
         return lambda marks: False
     return lambda marks: marks.cross
 
@@ -269,7 +275,7 @@ def cross_margin_nb(prices, marks, params, books, i, open_only):
 
 @overload(cross_margin_nb)
 def _cross_margin_nb_ov(prices, marks, params, books, i, open_only):
-    if isinstance(marks, types.NoneType):
+    if _isolated(marks):
         return lambda prices, marks, params, books, i, open_only: False
 
     def impl(prices, marks, params, books, i, open_only):
