@@ -407,7 +407,7 @@ def margin_trigger_nb(cfg, st, params, c, lo, hi):
     trigger_nb(st, params, c, lo, hi)
 
 
-@overload(margin_trigger_nb)
+@overload(margin_trigger_nb, inline="always")
 def _margin_trigger_ov(cfg, st, params, c, lo, hi):
     if not _caps(cfg) & Cap.MARGIN:
         return lambda cfg, st, params, c, lo, hi: None
@@ -419,7 +419,7 @@ def margin_triggers_nb(cfg, st, params, lo, hi):
     triggers_nb(st, params, lo, hi)
 
 
-@overload(margin_triggers_nb)
+@overload(margin_triggers_nb, inline="always")
 def _margin_triggers_ov(cfg, st, params, lo, hi):
     if not _caps(cfg) & Cap.MARGIN:
         return lambda cfg, st, params, lo, hi: None
@@ -431,7 +431,7 @@ def margin_triggered_nb(cfg, mo, mh, ml, i, lo, hi):
     return triggered_nb(mo, mh, ml, i, lo, hi)
 
 
-@overload(margin_triggered_nb)
+@overload(margin_triggered_nb, inline="always")
 def _margin_triggered_ov(cfg, mo, mh, ml, i, lo, hi):
     if not _caps(cfg) & Cap.MARGIN:
         return lambda cfg, mo, mh, ml, i, lo, hi: False
