@@ -406,8 +406,9 @@ def one_variant(caps: int | None = None) -> Iterator[None]:
     """Within the block, signals runs (spot and perpetual) share one compiled variant of the bar loop, so
     a cold process compiles it once instead of once per capability set and instrument (10-20 s of CPU
     each; ``nbtrade demo`` runs its backtests in one). ``caps``: the ``records.Cap`` bits of that variant
-    (default ``Cap.STOPS | Cap.MARGIN``: market-order runs with or without stops, spot or perpetual); a
-    run needing more takes its own variant as outside the block. Results are identical (bit for bit)
+    (default ``Cap.STOPS | Cap.MARGIN``: market-order runs with or without stops, spot or perpetual on
+    isolated margin); a run needing more takes its own variant as outside the block, and a cross-margin run
+    compiles the variant with the cross-margin code (isolated runs leave it out: ``records.Marks.cross``). Results are identical (bit for bit)
     on every variant; a run may be slower by a few percent on a wider one (it takes the phased bar loop).
     Spot runs get their price candles as stand-in mark candles (copies of open, high, low when these are
     read-only) so they pass the kernel the perpetual runs' argument types. Not thread-safe: the setting
