@@ -136,10 +136,14 @@ def _indicators() -> None:
 
 
 def _engine() -> None:
-    """The backtest engine's other paths: shorts, both stops, close fills, fixed sizes."""
+    """The backtest engine's variants outside the demo's shared one (``nbtrade.one_variant``): plain runs, a
+    stop, shorts with both stops, close fills, fixed sizes, a perpetual run."""
     import pandas as pd
 
     from .backtesting import backtest
+    from .demo import warm_perp
+
+    warm_perp()  # outside one_variant: the margin variant a user's perpetual run takes
 
     frames = _market(2)
     close = pd.DataFrame({s: f["close"] for s, f in frames.items()})
@@ -147,6 +151,7 @@ def _engine() -> None:
     backtest(frames, up, ~up, short_entries=~up, short_exits=up, sl_stop=0.02, tp_stop=0.03, fill="close",
              fees=0.001, slippage=0.0005, size=0.4)
     backtest(frames, up, ~up, fees=0.001, size=0.5, size_type="target_percent")
+    backtest(frames, up, ~up, fees=0.001, sl_stop=0.02)
 
 
 def _sweep() -> None:
