@@ -407,7 +407,7 @@ def margin_trigger_nb(cfg, st, params, c, lo, hi):
     trigger_nb(st, params, c, lo, hi)
 
 
-@overload(margin_trigger_nb, inline="always")
+@overload(margin_trigger_nb)
 def _margin_trigger_ov(cfg, st, params, c, lo, hi):
     if not _caps(cfg) & Cap.MARGIN:
         return lambda cfg, st, params, c, lo, hi: None
@@ -419,7 +419,7 @@ def margin_triggers_nb(cfg, st, params, lo, hi):
     triggers_nb(st, params, lo, hi)
 
 
-@overload(margin_triggers_nb, inline="always")
+@overload(margin_triggers_nb)
 def _margin_triggers_ov(cfg, st, params, lo, hi):
     if not _caps(cfg) & Cap.MARGIN:
         return lambda cfg, st, params, lo, hi: None
