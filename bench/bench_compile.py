@@ -17,6 +17,7 @@ timed too (``warm``: the first call loading from the cache)::
     python bench/bench_compile.py                 # all cases
     python bench/bench_compile.py plain sl_stop   # some of them
     python bench/bench_compile.py --steps         # the demo's warm-up steps, each cold (nbtrade.warmup)
+    python bench/bench_compile.py --steps indicators sweep   # some steps (nbtrade.warmup.STEPS)
 """
 from __future__ import annotations
 

@@ -261,15 +261,21 @@ def _order_levels_ov(levels):
 
 
 def cross_mode_nb(marks):
-    """Whether the run's perpetuals share one cross wallet (``marks.cross``; False when ``marks`` is None)."""
+    """Whether the run's perpetuals share one cross wallet (``marks.cross``; False when ``marks`` or it is None)."""
     if marks is None:
         return False
     return marks.cross
 
 
+def _isolated(marks) -> bool:
+    """Whether a numba ``Marks`` type (or None) cannot be cross margin: None, or its ``cross`` None (the
+    isolated runs of ``nbtrade.one_variant``: the cross-margin code is then not compiled)."""
+    return isinstance(marks, types.NoneType) or isinstance(marks[7], types.NoneType)
+
+
 @overload(cross_mode_nb)
 def _cross_mode_nb_ov(marks):
-    if isinstance(marks, types.NoneType):
+    if _isolated(marks):
         return lambda marks: False
     return lambda marks: marks.cross
 
@@ -285,7 +291,7 @@ def cross_margin_nb(prices, marks, params, books, i, open_only):
 
 @overload(cross_margin_nb)
 def _cross_margin_nb_ov(prices, marks, params, books, i, open_only):
-    if isinstance(marks, types.NoneType):
+    if _isolated(marks):
         return lambda prices, marks, params, books, i, open_only: False
 
     def impl(prices, marks, params, books, i, open_only):
@@ -423,6 +429,43 @@ def _funding_inside_ov(cfg, levels, books, i):
         if has_option_nb(cfg, Option.MARGIN):
             funding_nb(levels.marks, books, i, 2)
     return impl
+
+
+def margin_trigger_nb(cfg, st, params, c, lo, hi):
+    """``Cap.MARGIN``: :func:`trigger_nb` (the fused loop's liquidation trigger of column ``c``); a variant
+    without margin compiles none of it (the fused loop's margin lines run only with ``Option.MARGIN``)."""
+    trigger_nb(st, params, c, lo, hi)
+
+
+@overload(margin_trigger_nb)
+def _margin_trigger_ov(cfg, st, params, c, lo, hi):
+    if not _caps(cfg) & Cap.MARGIN:
+        return lambda cfg, st, params, c, lo, hi: None
+    return lambda cfg, st, params, c, lo, hi: trigger_nb(st, params, c, lo, hi)
+
+
+def margin_triggers_nb(cfg, st, params, lo, hi):
+    """``Cap.MARGIN``: :func:`triggers_nb` (every column's trigger)."""
+    triggers_nb(st, params, lo, hi)
+
+
+@overload(margin_triggers_nb)
+def _margin_triggers_ov(cfg, st, params, lo, hi):
+    if not _caps(cfg) & Cap.MARGIN:
+        return lambda cfg, st, params, lo, hi: None
+    return lambda cfg, st, params, lo, hi: triggers_nb(st, params, lo, hi)
+
+
+def margin_triggered_nb(cfg, mo, mh, ml, i, lo, hi):
+    """``Cap.MARGIN``: :func:`triggered_nb` (False in a variant without margin)."""
+    return triggered_nb(mo, mh, ml, i, lo, hi)
+
+
+@overload(margin_triggered_nb, inline="always")
+def _margin_triggered_ov(cfg, mo, mh, ml, i, lo, hi):
+    if not _caps(cfg) & Cap.MARGIN:
+        return lambda cfg, mo, mh, ml, i, lo, hi: False
+    return lambda cfg, mo, mh, ml, i, lo, hi: triggered_nb(mo, mh, ml, i, lo, hi)
 
 
 def borrow_step_nb(cfg, close, params, books, i):
@@ -1104,19 +1147,19 @@ def fused_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cash
     nf = n
     cross = cross_mode_nb(levels.marks)  # cross margin: every bar takes the phased loop (cross_phase_nb)
     if margin_on:
-        triggers_nb(st, params, lo, hi)
+        margin_triggers_nb(cfg, st, params, lo, hi)
         nf = next_funding_nb(levels.marks, start, n)
     for i in range(start, stop):
         if not room_nb(counts, orders, trades, m):
             return i
         s = i - lag
-        due = margin_on and (cross or i == nf or triggered_nb(mo, mh, ml, i, lo, hi))
+        due = margin_on and (cross or i == nf or margin_triggered_nb(cfg, mo, mh, ml, i, lo, hi))
         if due or counts[0]["waiting"] > 0:
             # rare: a column waits for a candle since an earlier bar; phases give the same results
             # (a column's orders read only its own range and volume), without a test per bar-step
             phased_bars_nb(prices, signals, levels, cfg, params, i, i + 1, books, cash_out, equity_out)
             if margin_on:
-                triggers_nb(st, params, lo, hi)
+                margin_triggers_nb(cfg, st, params, lo, hi)
                 nf = next_funding_nb(levels.marks, i + 1, n)
             continue
         # most bars: every close valid and no signal; the column loop below would only move the marks
@@ -1170,23 +1213,23 @@ def fused_bars_nb(prices, signals, levels, cfg, params, start, stop, books, cash
                     if want:
                         process_signal_nb(open_, close, signals, lv, g, params, books, i, c, s)
                         if margin_on and (sc["pos"] != p or sc["liq"] != sc["liq"]):
-                            trigger_nb(st, params, c, lo, hi)
+                            margin_trigger_nb(cfg, st, params, c, lo, hi)
                             moved = True
             else:  # no candle to fill on: the order waits for the next one (or is rejected)
                 orders_column_nb(open_, close, signals, lv, g, params, books, i, c, s, valid)
                 if margin_on:
-                    trigger_nb(st, params, c, lo, hi)
+                    margin_trigger_nb(cfg, st, params, c, lo, hi)
                     moved = True
             if valid and at_open:
                 sc["mark"] = cl
                 if track:
                     track_bar_nb(high, low, volume, i, c, st, use_range, use_volume)
             value += sc["pos"] * sc["mark"]  # unconditional: a test for flat columns measured ~15 % slower
-        if moved and at_open and triggered_nb(mo, mh, ml, i, lo, hi):
+        if moved and at_open and margin_triggered_nb(cfg, mo, mh, ml, i, lo, hi):
             # a position entered at this open reaches its trigger in the bar: checked after every
             # column's orders, as in the phased loop (the other columns did not trigger at this bar)
             margin_intrabar_nb(cfg, prices, levels, params, books, i, at_open)
-            triggers_nb(st, params, lo, hi)
+            margin_triggers_nb(cfg, st, params, lo, hi)
             value = 0.0
             for c in range(m):
                 value += st[c]["pos"] * st[c]["mark"]

@@ -234,7 +234,8 @@ Levels = namedtuple("Levels", ["order_price", "limit_price", "sl_price", "tp_pri
 #: funding event: ``f_bar`` ``(k,)`` int64 those bars (sorted, unique); ``f_open[r, c]`` the sum of
 #: ``rate * mark`` of the events at bar ``f_bar[r]``'s open time, ``f_in[r, c]`` of those strictly
 #: inside it (``(k, n_cols)``); ``flows`` (output ``(k, n_cols)``, zeroed by the caller) the funding
-#: cash flows booked; ``cross``: the perpetuals share one cross wallet (else isolated margin), ``scratch``
+#: cash flows booked; ``cross``: the perpetuals share one cross wallet (else isolated margin; None: isolated, and
+#: the kernels compile without the cross-margin code, as ``nbtrade.one_variant`` passes it), ``scratch``
 #: a ``(11, n_cols)`` float64 work array of the cross check and funding (the bar loops do not allocate).
 Marks = namedtuple("Marks", ["open", "high", "low", "f_bar", "f_open", "f_in", "flows", "cross", "scratch"],
                    defaults=(False, None))

@@ -61,6 +61,7 @@ _EXPORTS: dict[str, str] = {
     "backtest_weights": "nbtrade.engine",
     "backtest_callback": "nbtrade.engine",
     "backtest_chunked": "nbtrade.engine.chunked",
+    "one_variant": "nbtrade.engine.signals",
     "Strategy": "nbtrade.engine",
     "Backtest": "nbtrade.engine",
     "crossover": "nbtrade.engine",

@@ -69,6 +69,7 @@ def run_demo(quick: bool = False, seed: int = 42, home: str | None = None, repor
              live: bool | None = None, console: Any = None) -> int:
     """Run the demo; returns a process exit code. ``home`` overrides ``NBTRADE_HOME``."""
     from .engine import RejectedOrdersWarning
+    from .engine.signals import one_variant
     from .config import load_settings
     from .monitor import Monitor
     from .report.dashboard import make_console
@@ -86,9 +87,10 @@ def run_demo(quick: bool = False, seed: int = 42, home: str | None = None, repor
     frames, perps, fetch_summary = _fetch(cfg, work, mon, console, live)
     if warm is not None:
         _finish_warmup(warm, mon, console, live)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), one_variant():
         # rejected orders (an entry that cash no longer covers once other positions gained) are
-        # counted in the comparison table instead
+        # counted in the comparison table instead. All backtests, spot and perpetual, take one compiled
+        # variant of the engine (a first run compiles it once; identical results)
         warnings.simplefilter("ignore", RejectedOrdersWarning)
         run = _research(cfg, frames, settings, mon, console, live)
         with mon.stage("control: no planted signal"):
@@ -301,8 +303,9 @@ def _perp_run(perps: Any, first_oos: pd.Timestamp, mon: Any) -> Any:
 
 
 def warm_perp() -> None:
-    """Compile what :func:`_perp_run` uses (the engine with mark candles and funding: its own
-    specialization) on a small synthetic market shaped like the demo's perpetuals; for ``nbtrade.warmup``."""
+    """Run :func:`_perp_run` (the engine with mark candles and funding) on a small synthetic market shaped like
+    the demo's perpetuals, compiling what it uses; for ``nbtrade.warmup``, inside the demo's
+    :func:`nbtrade.one_variant` block."""
     from .engine.run import prepare_data
     from .monitor import Monitor
     from .synthetic import market

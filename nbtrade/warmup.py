@@ -60,12 +60,6 @@ def _demo_features(first_half: bool) -> list:
     return [f for f in FEATURES if (kind(f) in _FEATURES_A) == first_half]
 
 
-def _features() -> None:
-    """The demo's features and labels."""
-    _features_a()
-    _features_b()
-
-
 def _features_a() -> None:
     """The demo's features: returns, volatility, moving averages, RSI, z-score, ATR, stochastic."""
     from .features import compute_features
@@ -83,39 +77,28 @@ def _features_b() -> None:
     pooled_labels(frames, 1)
 
 
-def _backtests() -> None:
-    """The demo's backtests, through the demo's own calls (the engine compiles one specialization per
-    argument layout, read-only flags included, and per set of capabilities a run uses:
-    ``records.config_variant``): the forest's signals via ``research`` (with one
-    cheap feature and a two-tree forest: the features are the other step's), and the indicator
-    baselines (an EMA cross with a stop, buy-and-hold)."""
+def _backtests_and_perpetuals() -> None:
+    """The demo's backtests, through the demo's own calls and in its :func:`nbtrade.one_variant` block (one
+    compiled variant of the bar loop for all of them, spot and perpetual): the forest's signals via
+    ``research`` (with one cheap feature and a two-tree forest: the features are the other steps'), the
+    indicator baselines (an EMA cross with a stop, buy-and-hold) and the perpetual run (mark candles,
+    funding). The engine compiles one specialization per argument layout, read-only flags included: these
+    are the demo's."""
     from sklearn.ensemble import RandomForestClassifier
 
-    from .demo import FEES, SLIPPAGE
+    from .demo import FEES, SLIPPAGE, warm_perp
     from .demo import _baselines as demo_baselines
+    from .engine.signals import one_variant
     from .monitor import Monitor
     from .pipeline import research
 
     frames = _market()
-    run = research(frames, [("ret", 1)], horizon=1, train_window=200, test_window=100, retrain="incremental",
-                   seed=0, estimator=RandomForestClassifier(n_estimators=2, max_depth=2, random_state=0),
-                   fees=FEES, slippage=SLIPPAGE)
-    demo_baselines(frames, run.first_oos, Monitor(enabled=False))
-
-
-def _perpetuals() -> None:
-    """The demo's perpetual run (the engine with mark candles and funding)."""
-    from .demo import warm_perp
-
-    warm_perp()
-
-
-def _backtests_and_perpetuals() -> None:
-    """:func:`_backtests`, then :func:`_perpetuals` in the same process: the perpetual run's per-order
-    kernels are the spot runs' (``kernels.engine.order_levels_nb``), so it compiles only its bar loop (least
-    CPU; on two idle cores the two steps apart finish sooner: see :data:`DEMO_STEPS`)."""
-    _backtests()
-    _perpetuals()
+    with one_variant():
+        run = research(frames, [("ret", 1)], horizon=1, train_window=200, test_window=100, retrain="incremental",
+                       seed=0, estimator=RandomForestClassifier(n_estimators=2, max_depth=2, random_state=0),
+                       fees=FEES, slippage=SLIPPAGE)
+        demo_baselines(frames, run.first_oos, Monitor(enabled=False))
+        warm_perp()
 
 
 def _control_market() -> None:
@@ -153,10 +136,14 @@ def _indicators() -> None:
 
 
 def _engine() -> None:
-    """The backtest engine's other paths: shorts, both stops, close fills, fixed sizes."""
+    """The backtest engine's variants outside the demo's shared one (``nbtrade.one_variant``): plain runs, a
+    stop, shorts with both stops, close fills, fixed sizes, a perpetual run."""
     import pandas as pd
 
     from .backtesting import backtest
+    from .demo import warm_perp
+
+    warm_perp()  # outside one_variant: the margin variant a user's perpetual run takes
 
     frames = _market(2)
     close = pd.DataFrame({s: f["close"] for s, f in frames.items()})
@@ -164,6 +151,7 @@ def _engine() -> None:
     backtest(frames, up, ~up, short_entries=~up, short_exits=up, sl_stop=0.02, tp_stop=0.03, fill="close",
              fees=0.001, slippage=0.0005, size=0.4)
     backtest(frames, up, ~up, fees=0.001, size=0.5, size_type="target_percent")
+    backtest(frames, up, ~up, fees=0.001, sl_stop=0.02)
 
 
 def _sweep() -> None:
@@ -176,27 +164,19 @@ def _sweep() -> None:
     sweep(market, ema_cross, {"fast": [3], "slow": [8]}, n_jobs=1)
 
 
-#: name -> a step compiling the kernels one part of a run uses. Steps may share kernels (a shared one
-#: compiles in each process running it, harmless, only slower; cache saves are serialized across the
-#: worker processes: :func:`_serialize_cache_saves`)
+#: name -> a step compiling the kernels one part of a run uses (``nbtrade warmup`` runs them all). Steps may
+#: share kernels (a shared one compiles in each process running it, harmless, only slower; cache saves are
+#: serialized across the worker processes: :func:`_serialize_cache_saves`)
 STEPS: dict[str, Callable[[], None]] = {
-    "features": _features, "backtests": _backtests, "control market": _control_market,
-    "indicators": _indicators, "engine paths": _engine, "sweep": _sweep,
+    "backtests and perpetuals": _backtests_and_perpetuals,
     "features (averages, volatility)": _features_a, "features (oscillators, correlation)": _features_b,
-    "perpetuals": _perpetuals, "backtests and perpetuals": _backtests_and_perpetuals,
+    "control market": _control_market, "indicators": _indicators, "engine paths": _engine, "sweep": _sweep,
 }
-#: what ``nbtrade demo`` calls, in the order two workers take them: one takes the spot backtests, the other the
-#: first half of the features, then the perpetual run: by then the spot runs' per-order kernels are in the
-#: on-disk cache and the perpetual run loads them instead of compiling them (``kernels.engine.order_levels_nb``,
-#: ~7 s of CPU); the first free worker takes the second half of the features, then the control market.
-#: Backtests and perpetuals compile different signatures of the same signals kernels (one per capability
-#: set), possibly at the same time: workers save cache entries one at a time (:func:`_serialize_cache_saves`).
-#: Measured cold, one step per fresh process (``python bench/bench_compile.py --steps``, shared 2-core
-#: machine, load ~5.5): backtests 31 s of CPU, perpetuals 30 s alone (17 s and 24 s at load ~1.5 before the
-#: per-order kernels were shared), both in one process 54 s (one step on one worker: ~14 % less CPU but
-#: measured 2m 5s of wall against 1m 24s for two steps on two workers); the feature halves ~8.8 s and
-#: ~7.9 s (load 7-10), the control market ~1 s
-DEMO_STEPS: tuple[str, ...] = ("backtests", "features (averages, volatility)", "perpetuals",
+#: what ``nbtrade demo`` calls, in the order two workers take them: one takes the backtests (one compiled
+#: variant for the spot and perpetual runs: :func:`nbtrade.one_variant`), the other the two halves of the
+#: features, then the first free one the control market. Measured cold, one step per fresh process
+#: (``python bench/bench_compile.py --steps``, shared 2-core machine): see the README's cold-start lines
+DEMO_STEPS: tuple[str, ...] = ("backtests and perpetuals", "features (averages, volatility)",
                                "features (oscillators, correlation)", "control market")
 
 #: kernels the demo always calls: when one has no cache entry, the cache is cold

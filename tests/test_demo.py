@@ -1,5 +1,7 @@
 import io
 
+import pytest
+
 from rich.console import Console
 
 from nbtrade.demo import run_demo
@@ -36,3 +38,47 @@ def test_demo_quick_runs_the_pipeline(tmp_path, capsys):
 
     rows = {r["cache"]: r for r in disk_summary(load_settings(flags={"home": str(tmp_path)}).cache)}
     assert any(r["hits"] > 0 for name, r in rows.items() if name.startswith("models")), rows
+
+
+def test_one_variant_gives_the_same_results():
+    """The demo runs its backtests in ``nbtrade.one_variant()`` (one compile of the bar loop for spot and
+    perpetual runs): the spot runs (market orders, a stop) and the perpetual run equal their own variants' bit
+    for bit, and all of them take one compiled signature."""
+    import warnings
+
+    import numpy as np
+
+    import nbtrade
+    from nbtrade import demo, warmup
+    from nbtrade.engine.run import prepare_data
+    from nbtrade.kernels import engine
+    from nbtrade.monitor import Monitor
+
+    frames = warmup._market(2)
+    perps = {demo.perp_symbol(s): f.assign(**{"mark_" + k: f[k] * 1.001 for k in ("open", "high", "low", "close")})
+             for s, f in frames.items()}
+    perps = prepare_data(perps)
+    start = frames["BTC/USDT"].index[100]
+
+    def runs():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = demo._baselines(frames, start, Monitor(enabled=False))
+            out["perp"] = demo._perp_run(perps, start, Monitor(enabled=False))
+        return out
+
+    own = runs()
+    before = set(engine.simulate_signals_nb.signatures)
+    with nbtrade.one_variant():
+        shared = runs()
+    assert len(set(engine.simulate_signals_nb.signatures) - before) <= 1
+    for name, r in own.items():
+        s = shared[name]
+        np.testing.assert_array_equal(r.equity.to_numpy(), s.equity.to_numpy(), err_msg=name)
+        for a, b in ((r.order_records, s.order_records), (r.trade_records, s.trade_records)):
+            assert a.dtype == b.dtype and len(a) == len(b) and len(a), name
+            for f in a.dtype.names:
+                np.testing.assert_array_equal(a[f], b[f], err_msg=f"{name} {f}")
+    with pytest.raises(ValueError, match="one_variant: caps must be an int"):
+        with nbtrade.one_variant(caps=1.5):
+            pass

@@ -9,7 +9,7 @@ from nbtrade import warmup
 
 def test_steps_are_known_and_unknown_steps_are_refused():
     assert set(warmup.DEMO_STEPS) <= set(warmup.STEPS)
-    with pytest.raises(ValueError, match="unknown warm-up step.*nope.*known: features"):
+    with pytest.raises(ValueError, match="unknown warm-up step.*nope.*known: backtests and perpetuals, features"):
         warmup.Warmup(["nope"], jobs=1)
 
 

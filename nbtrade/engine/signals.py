@@ -1,7 +1,8 @@
 """Signals front end: :func:`backtest` = market + :class:`RunConfig` + boolean signals -> kernel -> Result."""
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from contextlib import contextmanager
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,8 @@ from .options import ORDER_TYPES, RunConfig, check_exit_fractions
 from .orders import order_levels
 from .run import RunData, checked_volume, grow, prepare_data, round_tick, run_prices, warn_no_candles, warn_rejected
 
-__all__ = ["backtest", "run_signals", "signals_inputs", "SignalInputs", "prepare_signals", "kernel_variant", "signals_kernels"]
+__all__ = ["backtest", "run_signals", "signals_inputs", "SignalInputs", "prepare_signals", "kernel_variant", "signals_kernels",
+           "one_variant"]
 
 #: Largest initial order buffer of the signals path (records); grown by doubling as needed.
 _SIGNAL_BUFFER = 1 << 18
@@ -399,11 +401,72 @@ def kernel_variant(kcfg: Any, params: np.ndarray) -> Any:
     """The kernels' ``Config`` of a run as the class of the capabilities it may use: the first of
     :func:`compiled_caps` that covers what the run uses (``records.run_caps``: stops, resting entries,
     extra exits, margin, borrow, finalize). The signals kernels compile once per class and leave out
-    the phases it lacks, so a plain run compiles only the plain loop."""
+    the phases it lacks, so a plain run compiles only the plain loop. Inside :func:`one_variant`, that
+    block's set when it covers the run."""
     from ..kernels.records import config_variant, run_caps
 
     caps = run_caps(kcfg, params)
-    return config_variant(kcfg, next(v for v in compiled_caps() if not caps & ~v))
+    sets = compiled_caps() if _ONE[0] is None else (_ONE[0], *compiled_caps())
+    return config_variant(kcfg, next(v for v in sets if not caps & ~v))
+
+
+#: the ``Cap`` set of the :func:`one_variant` block being run (None: outside one)
+_ONE: list = [None]
+
+
+@contextmanager
+def one_variant(caps: int | None = None) -> Iterator[None]:
+    """Within the block, signals runs (spot and perpetual) share one compiled variant of the bar loop, so
+    a cold process compiles it once instead of once per capability set and instrument (10-20 s of CPU
+    each; ``nbtrade demo`` runs its backtests in one). ``caps``: the ``records.Cap`` bits of that variant
+    (default ``Cap.STOPS | Cap.MARGIN``: market-order runs with or without stops, spot or perpetual on
+    isolated margin); a run needing more takes its own variant as outside the block, and a cross-margin run
+    compiles the variant with the cross-margin code (isolated runs leave it out: ``records.Marks.cross``). Results are identical (bit for bit)
+    on every variant; a run may be slower by a few percent on a wider one (it takes the phased bar loop).
+    Spot runs get their price candles as stand-in mark candles (copies of open, high, low when these are
+    read-only) so they pass the kernel the perpetual runs' argument types. Not thread-safe: the setting
+    is process-wide while the block runs.
+
+    >>> import nbtrade
+    >>> with nbtrade.one_variant():       # doctest: +SKIP
+    ...     spot = nbtrade.backtest(frames, entries, exits, sl_stop=0.02)
+    ...     perp = nbtrade.backtest(perps, entries, exits, exits, entries, instrument="perp", leverage=3)
+    """
+    from ..kernels.records import ALL_CAPS, Cap
+
+    caps = int(Cap.STOPS | Cap.MARGIN) if caps is None else caps
+    if not isinstance(caps, (int, np.integer)) or isinstance(caps, bool) or not 0 <= int(caps) <= ALL_CAPS:
+        raise ValueError(f"one_variant: caps must be an int of records.Cap bits in [0, {ALL_CAPS}]; got {caps!r}")
+    before = _ONE[0]
+    _ONE[0] = int(caps)
+    try:
+        yield
+    finally:
+        _ONE[0] = before
+
+
+def _writable_c(a: np.ndarray) -> np.ndarray:
+    return a if a.flags.c_contiguous and a.flags.writeable else np.array(a, dtype=np.float64, order="C")
+
+
+def shared_levels(levels: Any, prices: Any, kcfg: Any) -> Any:
+    """``levels`` as the kernel of :func:`one_variant` takes them: mark candles given (a spot run's are
+    its price candles, no funding) as writable C-contiguous arrays, so spot and perpetual runs pass one
+    argument type. Unchanged outside a block, or when ``kcfg``'s variant is not the block's."""
+    from ..kernels.records import Marks
+
+    one = _ONE[0]
+    if one is None or getattr(type(kcfg), "CAPS", None) != one:
+        return levels
+    marks = levels.marks
+    if marks is None:
+        m = prices.close.shape[1]
+        none = np.zeros((0, m))
+        marks = Marks(prices.open, prices.high, prices.low, np.zeros(0, np.int64), none, none, none.copy(), None,
+                      np.zeros((11, m)))
+    # isolated margin: ``cross`` None (not False) leaves the cross-margin code out of the compile (~2 s of CPU)
+    return levels._replace(marks=marks._replace(open=_writable_c(marks.open), high=_writable_c(marks.high),
+                                                low=_writable_c(marks.low), cross=True if marks.cross else None))
 
 
 def compiled_caps() -> tuple[int, ...]:
@@ -583,6 +646,7 @@ def run_signals(market: Market, cfg: RunConfig, entries: Any = None, exits: Any 
     cash = np.empty(n)
     equity = np.empty(n)
     kcfg = kernel_variant(p.kcfg, params)
+    levels = shared_levels(levels, prices, kcfg)
     state, acct, done = new_state(cfg.groups), np.full(cfg.n_groups, cfg.init_cash), np.zeros(1, dtype=counts_dt)
     start = 0
     while True:
