@@ -179,11 +179,23 @@ def _annual_return(equity: np.ndarray, index: pd.Index) -> float:
     """Geometric mean of daily returns (last equity of each UTC day) compounded over 365 days."""
     if not isinstance(index, pd.DatetimeIndex) or len(equity) < 2:
         return np.nan
-    daily = pd.Series(equity, index=index).resample("D").last().dropna().pct_change().dropna()
+    if index.tz is None or str(index.tz) == "UTC":
+        # numpy, as pandas' resample("D").last().dropna(): the last valid equity of each UTC day that has one
+        # (an optimize run ranks every combination by these statistics: ~0.7 ms less per call)
+        eq = np.asarray(equity, dtype=np.float64)
+        ok = ~np.isnan(eq)
+        eq, day = eq[ok], index.as_unit("ns").asi8[ok] // 86_400_000_000_000
+        last = np.flatnonzero(np.append(day[1:] != day[:-1], True)) if len(day) else np.empty(0, np.int64)
+        closes = eq[last]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            daily = closes[1:] / closes[:-1] - 1.0
+        daily = daily[~np.isnan(daily)]
+    else:
+        daily = pd.Series(equity, index=index).resample("D").last().dropna().pct_change().dropna().to_numpy()
     if not len(daily):
         return np.nan
     with np.errstate(over="ignore"):  # a huge daily mean compounds to inf (Python floats would raise)
-        return float(np.float64(1.0 + geometric_mean(daily.to_numpy())) ** DAYS_PER_YEAR - 1.0)
+        return float(np.float64(1.0 + geometric_mean(daily)) ** DAYS_PER_YEAR - 1.0)
 
 
 def _beta(equity: np.ndarray, market: np.ndarray) -> float:
@@ -201,7 +213,7 @@ def compute_stats(equity: np.ndarray, index: pd.Index, init_cash: float, freq_ms
                   pnl: np.ndarray, closed: np.ndarray, fees_paid: float, exposure: np.ndarray, *,
                   returns: np.ndarray | None = None, durations: np.ndarray | None = None,
                   market: np.ndarray | None = None, borrow_paid: float = 0.0,
-                  funding_paid: float = 0.0) -> Stats:
+                  funding_paid: float = 0.0, rejected_orders: int | None = None) -> Stats:
     """Statistics with unit-carrying labels.
 
     Parameters
@@ -223,6 +235,8 @@ def compute_stats(equity: np.ndarray, index: pd.Index, init_cash: float, freq_ms
     funding_paid : float
         Funding paid by perpetual positions minus funding received [$], shown as ``Funding Paid [$]``
         (0 without perpetuals; already in the equity, not in the trades' pnl).
+    rejected_orders : int, optional
+        Orders the run refused, shown as ``# Rejected Orders`` (left out when None).
 
     Definitions (``r`` bar returns, ``bpy`` bars per 365-day year, "same" = as backtesting.py 0.6.6):
 
@@ -339,6 +353,8 @@ def compute_stats(equity: np.ndarray, index: pd.Index, init_cash: float, freq_ms
     out["Fees Paid [$]"] = float(fees_paid)
     out["Borrow Paid [$]"] = float(borrow_paid)
     out["Funding Paid [$]"] = float(funding_paid)
+    if rejected_orders is not None:
+        out["# Rejected Orders"] = int(rejected_orders)
     s = Stats(out, dtype=np.float64)
     s.times = pd.Series(times, dtype=object)
     return s

@@ -280,19 +280,18 @@ class Result:
             orders = orders[orders["col"] == c]
         init = self.init_cash if symbol is None else self.symbol_init_cash
         if isinstance(self.index, pd.DatetimeIndex):
-            ns = self.index.asi8  # int64 ns: an object array of Timestamps would cost seconds per 100k trades
+            ns = self.index.as_unit("ns").asi8  # int64 ns: an object array of Timestamps would cost seconds per 100k trades
             durations = (ns[tr["exit_idx"]] - ns[tr["entry_idx"]]).astype("timedelta64[ns]")
         else:
             durations = tr["exit_idx"] - tr["entry_idx"]
+        rejected = self.order_records["status"] == Status.REJECTED
+        if symbol is not None:
+            rejected &= self.order_records["col"] == c
         s = compute_stats(equity, self.index, init, self.freq_ms, tr["pnl"],
                           tr["exit_reason"] != ExitReason.END, float(orders["fees"].sum()), exposure,
                           returns=tr["ret"], durations=durations, market=self.market(symbol).to_numpy(),
                           borrow_paid=float(tr["borrow"].sum()),
-                          funding_paid=self._funding_paid(symbol))
-        rejected = self.order_records["status"] == Status.REJECTED
-        if symbol is not None:
-            rejected &= self.order_records["col"] == c
-        s["# Rejected Orders"] = int(np.count_nonzero(rejected))
+                          funding_paid=self._funding_paid(symbol), rejected_orders=int(np.count_nonzero(rejected)))
         s.name = "portfolio" if symbol is None else symbol
         return s
 
