@@ -155,3 +155,32 @@ def test_annual_return_of_a_huge_daily_gain_is_inf_not_an_error():
 
     idx = pd.date_range("2024-01-01", periods=5, freq="D", tz="UTC")
     assert _annual_return(np.array([1.0, 10.0, 100.0, 1e3, 1e4]), idx) == np.inf
+
+
+def test_annual_return_days_equal_pandas_resample():
+    """The annual return's UTC days (numpy) equal pandas' ``resample("D").last().dropna()``: gaps, NaN
+    equity, zero equity (inf daily returns), indexes of any unit, naive or UTC."""
+    from nbtrade.metrics import DAYS_PER_YEAR, _annual_return, geometric_mean
+
+    def reference(equity, index):
+        daily = pd.Series(equity, index=index).resample("D").last().dropna().pct_change().dropna()
+        if not len(daily):
+            return np.nan
+        with np.errstate(over="ignore"):
+            return float(np.float64(1.0 + geometric_mean(daily.to_numpy())) ** DAYS_PER_YEAR - 1.0)
+
+    rng = np.random.default_rng(0)
+    for k in range(60):
+        n = int(rng.integers(2, 300))
+        start = pd.Timestamp("2020-01-01 05:00") + pd.Timedelta(minutes=int(rng.integers(0, 3000)))
+        index = pd.date_range(start, periods=n, freq=str(rng.choice(["1h", "4h", "1D", "15min", "3D"])),
+                              tz="UTC" if k % 2 else None, unit=str(rng.choice(["s", "ms", "us", "ns"])))
+        if k % 3 == 0:
+            index = index[np.sort(rng.choice(n, size=max(2, n // 2), replace=False))]
+        equity = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, len(index))))
+        if k % 5 == 0:
+            equity[rng.integers(0, len(equity), 3)] = np.nan
+        if k % 7 == 0:
+            equity[: len(equity) // 2] = 0.0
+        got, want = _annual_return(equity, index), reference(equity, index)
+        assert got == want or (np.isnan(got) and np.isnan(want)), (k, got, want)
