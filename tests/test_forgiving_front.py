@@ -143,7 +143,7 @@ def test_class_api_refuses_bad_fees_at_construction(df):
 def test_research_default_size_trips_no_rejection():
     data = nbtrade.planted_market(["BTC/USDT", "ETH/USDT"], "2024-01-01", "2024-03-01", "1h", seed=1)
     with warnings.catch_warnings():
-        warnings.simplefilter("error", nbtrade.backtesting.RejectedOrdersWarning)
+        warnings.simplefilter("error", nbtrade.RejectedOrdersWarning)
         run = nbtrade.research(data, features=[("ret", 1), ("rsi", 6)], train_window="20D", test_window="10D",
                                fees=0.001, slippage=0.0005)
     assert run.backtest.assumptions["size"] == pytest.approx(0.45)
