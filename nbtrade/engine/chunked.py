@@ -523,7 +523,6 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
     carry = None  # {"rows": [global bars], "arrays": {key: rows}}
     n_orders = n_trades = 0
     cfg = d = tail = None
-    n_fallback = 0
     for a in range(0, n, plan.chunk_bars):
         b = min(n, a + plan.chunk_bars)
         last = b == n
@@ -537,10 +536,10 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
         if plan.perp:
             market, last_mark = _event_marks(market, last_mark, b - 1 - r0)
         cfg = RunConfig.build(market, "signals", **options, **level_in)
-        if plan.perp and market.has_mark:  # the chunk's own bars checked on the price candle (no mark candle)
+        own = 0  # the chunk's own bars checked on the price candle (no mark candle), not its warm-up's
+        if plan.perp and market.has_mark:
             rows = slice(a - r0, b - r0)
-            n_fallback += n_mark_fallbacks(cfg.margin.is_perp(), market.array("mark_open")[rows],
-                                           market.array("close")[rows])
+            own = n_mark_fallbacks(cfg.margin.is_perp(), market.array("mark_open")[rows], market.array("close")[rows])
         d = _prepare(market, cfg, sig_in)
         del warm, market, sig_in, level_in
         n_run = hi - r0
@@ -554,8 +553,8 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
         if tail is None or (d["partial"] and not tail["partial"]):  # exits closing parts somewhere: say so
             tail = dict(exit_frac=d["exit_frac"], partial=d["partial"], margin_on=d["margin_on"],
                         mark_note=tail["mark_note"] if tail else None)
-        if d["mark_note"] is not None:  # the chunk's own fallback bars are counted apart (n_fallback)
-            tail["mark_note"] = d["mark_note"]._replace(n_fallback=0).merge(tail["mark_note"])
+        if d["mark_note"] is not None:
+            tail["mark_note"] = d["mark_note"]._replace(n_fallback=own).merge(tail["mark_note"])
         n_carry = len(carry["rows"]) if carry is not None else 0
         rowmap = np.concatenate([[-1], carry["rows"] if n_carry else np.zeros(0, np.int64),
                                  np.arange(r0, hi)]).astype(np.int64)
@@ -625,7 +624,7 @@ def _run_plan(plan: _Plan, signals_fn: Callable, options: dict) -> dict:
         funding = (np.concatenate([f[0] for f in funding_parts]).astype(np.int64),
                    np.concatenate([f[1] for f in funding_parts]).reshape(-1, m))
     return dict(orders=orders, trades=trades, cash=cash, equity=equity, counts=counts, cfg=cfg, funding=funding,
-                n_fallback=n_fallback, **tail)
+                **tail)
 
 
 def _buffer(d: dict, cfg: Any, m: int, n_run: int) -> tuple[int, int]:
@@ -688,7 +687,7 @@ class _StoreInputs:
 
 
 def _merged_notes(results: list) -> Any:
-    """The mark note of parts run apart (``signals.MarkNote``; fallback bars are summed apart), or None."""
+    """The mark note of parts run apart (``signals.MarkNote``: fallback bars summed), or None."""
     note = None
     for _, out in results:
         if out.get("mark_note") is not None:
@@ -706,7 +705,7 @@ def _result(plan: _Plan, out: dict, options: dict, gaps: pd.DataFrame) -> Any:
     assumptions = cfg.assumptions(gaps=len(gaps), delayed=int(k["delayed"]),
                                   exit_frac=out["exit_frac"] if out["partial"] else None, no_candles=[])
     if out.get("mark_note") is not None:
-        assumptions["mark"] = str(out["mark_note"]._replace(n_fallback=out.get("n_fallback", 0)))
+        assumptions["mark"] = str(out["mark_note"])
     margin_assumption(assumptions, out["margin_on"], cfg.margin)
     assumptions["chunks"] = (f"run in chunks of {plan.chunk_bars} bars read from the store, signals with a "
                              f"warm-up of {plan.lookback} bars")
@@ -815,5 +814,4 @@ def _merge(plan: _Plan, results: list, options: dict) -> dict:
     first = results[0][1]
     return dict(orders=o, trades=t, cash=cash, equity=equity, counts=counts, cfg=cfg, exit_frac=first["exit_frac"],
                 partial=first["partial"], margin_on=first["margin_on"], mark_note=_merged_notes(results),
-                n_fallback=sum(out.get("n_fallback", 0) for _, out in results),
                 funding=funding)
