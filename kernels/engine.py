@@ -270,7 +270,7 @@ def cross_mode_nb(marks):
 def _isolated(marks) -> bool:
     """Whether a numba ``Marks`` type (or None) cannot be cross margin: None, or its ``cross`` None (the
     isolated runs of ``nbtrade.one_variant``: the cross-margin code is then not compiled)."""
-    return isinstance(marks, types.NoneType) or isinstance(marks[7], types.NoneType)
+    return isinstance(marks, types.NoneType) or isinstance(marks.types[marks.fields.index("cross")], types.NoneType)
 
 
 @overload(cross_mode_nb)
@@ -1513,11 +1513,11 @@ def process_signal_nb(open_, close, signals, levels, cfg, params, books, i, c, s
         # the combined position keeps its stops unless this entry brings its own (absolute levels
         # given replace, the indicator stop ratchets)
         if cfg.abs_stops:
-            v = levels.sl_price[s, c]
-            if v > 0.0:
+            v = level_at(levels.sl_price, s, c)
+            if v == v:
                 sc["sl_abs"] = v
-            v = levels.tp_price[s, c]
-            if v > 0.0:
+            v = level_at(levels.tp_price, s, c)
+            if v == v:
                 sc["tp_abs"] = v
         if has_option_nb(cfg, Option.IND_STOP):
             ratchet_nb(sc, stop_price_at(levels.extra, s, c), direction > 0)
