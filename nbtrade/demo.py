@@ -304,8 +304,8 @@ def _perp_run(perps: Any, first_oos: pd.Timestamp, mon: Any) -> Any:
 
 def warm_perp() -> None:
     """Run :func:`_perp_run` (the engine with mark candles and funding) on a small synthetic market shaped like
-    the demo's perpetuals, compiling what it uses; for ``nbtrade.warmup``, inside the demo's
-    :func:`nbtrade.one_variant` block."""
+    the demo's perpetuals, compiling what it uses; for ``nbtrade.warmup``: inside the demo's
+    :func:`nbtrade.one_variant` block (the demo's variant) and outside it (the one a user's perpetual run takes)."""
     from .engine.run import prepare_data
     from .monitor import Monitor
     from .synthetic import market
